@@ -1,0 +1,266 @@
+//===- HybridAttrs.cpp - Hybrid attribute verifiers and helpers ---------===//
+
+#include "hybrid/Dialect/Hybrid/IR/HybridAttrs.h"
+#include "hybrid/Dialect/Hybrid/IR/HybridDialect.h"
+#include "mlir/IR/Builders.h"
+#include "llvm/ADT/TypeSwitch.h"
+#include "llvm/Support/Format.h"
+#include "llvm/Support/FormatVariadic.h"
+
+#include <cmath>
+#include <cstdlib>
+
+#include <algorithm>
+
+using namespace mlir;
+using namespace hybrid;
+
+#include "hybrid/Dialect/Hybrid/IR/HybridEnums.cpp.inc"
+
+#define GET_ATTRDEF_CLASSES
+#include "hybrid/Dialect/Hybrid/IR/HybridAttrs.cpp.inc"
+
+void HybridDialect::registerAttributes() {
+  addAttributes<
+#define GET_ATTRDEF_LIST
+#include "hybrid/Dialect/Hybrid/IR/HybridAttrs.cpp.inc"
+      >();
+}
+
+FailureOr<bool> hybrid::parseBoolParameter(AsmParser &parser) {
+  if (succeeded(parser.parseOptionalKeyword("true")))
+    return true;
+  if (succeeded(parser.parseOptionalKeyword("false")))
+    return false;
+  return parser.emitError(parser.getCurrentLocation(),
+                          "expected 'true' or 'false'");
+}
+
+void hybrid::printReal(AsmPrinter &printer, double value) {
+  std::string text;
+  if (value == std::trunc(value) && std::abs(value) < 1e15) {
+    text = llvm::formatv("{0:F1}", value).str();
+  } else {
+    for (int precision = 1; precision <= 17; ++precision) {
+      text = llvm::formatv("{0}", llvm::format("%.*g", precision, value)).str();
+      if (std::strtod(text.c_str(), nullptr) == value)
+        break;
+    }
+    // MLIR float literals need a '.' before any exponent.
+    if (std::isfinite(value) && text.find('.') == std::string::npos)
+      text.insert(std::min(text.find('e'), text.size()), ".0");
+  }
+  printer << text;
+}
+
+int64_t hybrid::getStorageBytes(StorageType type) {
+  switch (type) {
+  case StorageType::f32:
+    return 4;
+  case StorageType::f16:
+  case StorageType::bf16:
+    return 2;
+  case StorageType::f8:
+    return 1;
+  }
+  llvm_unreachable("unknown storage type");
+}
+
+//===----------------------------------------------------------------------===//
+// MaskAttr
+//===----------------------------------------------------------------------===//
+
+LogicalResult MaskAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                               MaskKind kind, int64_t window, int64_t chunk,
+                               bool causal) {
+  if (kind == MaskKind::sliding_window && window <= 0)
+    return emitError() << "sliding_window mask needs a positive window, got "
+                       << window;
+  if (kind != MaskKind::sliding_window && window != 0)
+    return emitError() << "window is only meaningful for a sliding_window mask";
+  if (kind == MaskKind::chunked && chunk <= 0)
+    return emitError() << "chunked mask needs a positive chunk, got " << chunk;
+  if (kind != MaskKind::chunked && chunk != 0)
+    return emitError() << "chunk is only meaningful for a chunked mask";
+  return success();
+}
+
+bool MaskAttr::isVisible(int64_t queryPos, int64_t keyPos) const {
+  if (getCausal() && keyPos > queryPos)
+    return false;
+  switch (getKind()) {
+  case MaskKind::full:
+    return true;
+  case MaskKind::sliding_window:
+    return std::abs(queryPos - keyPos) < getWindow();
+  case MaskKind::chunked:
+    return keyPos / getChunk() == queryPos / getChunk();
+  }
+  llvm_unreachable("unknown mask kind");
+}
+
+std::pair<int64_t, int64_t> MaskAttr::getKeyRange(int64_t queryPos,
+                                                  int64_t numKeys) const {
+  int64_t begin = 0, end = numKeys;
+  if (getCausal())
+    end = std::min(end, queryPos + 1);
+  switch (getKind()) {
+  case MaskKind::full:
+    break;
+  case MaskKind::sliding_window:
+    begin = std::max<int64_t>(0, queryPos - getWindow() + 1);
+    end = std::min(end, queryPos + getWindow());
+    break;
+  case MaskKind::chunked: {
+    int64_t chunkBegin = queryPos / getChunk() * getChunk();
+    begin = chunkBegin;
+    end = std::min(end, chunkBegin + getChunk());
+    break;
+  }
+  }
+  return {begin, std::max(begin, end)};
+}
+
+//===----------------------------------------------------------------------===//
+// Positional encodings
+//===----------------------------------------------------------------------===//
+
+LogicalResult
+RopeScalingAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                        RopeScalingKind kind, Real factor,
+                        int64_t originalMaxPosition, Real lowFreqFactor,
+                        Real highFreqFactor, Real betaFast, Real betaSlow,
+                        Real attentionFactor) {
+  if (!(factor > 0))
+    return emitError() << "rope scaling factor must be positive, got "
+                       << double(factor);
+  if (originalMaxPosition < 0)
+    return emitError() << "original_max_position must not be negative";
+  if (kind == RopeScalingKind::llama3) {
+    if (originalMaxPosition == 0)
+      return emitError() << "llama3 rope scaling needs original_max_position";
+    if (!(lowFreqFactor > 0) || !(highFreqFactor > lowFreqFactor))
+      return emitError() << "llama3 rope scaling needs 0 < low_freq_factor < "
+                            "high_freq_factor";
+  }
+  if (kind == RopeScalingKind::yarn && originalMaxPosition == 0)
+    return emitError() << "yarn rope scaling needs original_max_position";
+  if (kind != RopeScalingKind::llama3 && (lowFreqFactor != 0 || highFreqFactor != 0))
+    return emitError() << "low_freq_factor and high_freq_factor belong to "
+                          "llama3 rope scaling";
+  if (kind != RopeScalingKind::yarn &&
+      (betaFast != 0 || betaSlow != 0 || attentionFactor != 0))
+    return emitError()
+           << "beta_fast, beta_slow and attention_factor belong to yarn";
+  return success();
+}
+
+LogicalResult
+PositionalAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                       PositionalKind kind, Real theta, int64_t rotaryDim,
+                       Real fraction, RopeScalingAttr scaling) {
+  if (kind == PositionalKind::none) {
+    if (theta != 0 || rotaryDim != 0 || fraction != 0 || scaling)
+      return emitError() << "positional kind none takes no parameters";
+    return success();
+  }
+  if (!(theta > 0))
+    return emitError() << "rotary positional encoding needs a positive theta";
+  if (kind == PositionalKind::partial) {
+    if (rotaryDim <= 0 || rotaryDim % 2 != 0)
+      return emitError() << "partial rotary encoding needs a positive even "
+                            "rotary_dim, got "
+                         << rotaryDim;
+  } else if (rotaryDim != 0) {
+    return emitError() << "rotary_dim is only meaningful for partial rotary";
+  }
+  if (kind == PositionalKind::proportional) {
+    if (!(fraction > 0 && fraction <= 1))
+      return emitError() << "proportional rotary encoding needs a fraction in "
+                            "(0, 1], got "
+                         << double(fraction);
+  } else if (fraction != 0) {
+    return emitError() << "fraction is only meaningful for proportional rotary";
+  }
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Score modifiers
+//===----------------------------------------------------------------------===//
+
+LogicalResult TemperatureTuningAttr::verify(
+    function_ref<InFlightDiagnostic()> emitError, Real floorScale,
+    Real attnScale) {
+  if (!(floorScale > 0))
+    return emitError() << "temperature floor_scale must be positive";
+  if (!(attnScale >= 0))
+    return emitError() << "temperature attn_scale must not be negative";
+  return success();
+}
+
+LogicalResult ScoreAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                                Real scale, Real softcap, bool sinks,
+                                TemperatureTuningAttr temperature) {
+  if (!(scale > 0) || !std::isfinite(double(scale)))
+    return emitError() << "score scale must be positive and finite, got "
+                       << double(scale);
+  if (softcap < 0 || !std::isfinite(double(softcap)))
+    return emitError() << "softcap must be positive when set, got " << double(softcap);
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Caches and states
+//===----------------------------------------------------------------------===//
+
+LogicalResult CacheAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                                CachePolicy policy, int64_t window,
+                                int64_t chunk, int64_t sourceLayer,
+                                bool kEqV) {
+  if (policy == CachePolicy::ring && window <= 0)
+    return emitError() << "ring cache needs a positive window, got " << window;
+  if (policy != CachePolicy::ring && window != 0)
+    return emitError() << "window is only meaningful for a ring cache";
+  if (policy == CachePolicy::chunk && chunk <= 0)
+    return emitError() << "chunk cache needs a positive chunk, got " << chunk;
+  if (policy != CachePolicy::chunk && chunk != 0)
+    return emitError() << "chunk is only meaningful for a chunk cache";
+  if (policy == CachePolicy::shared && sourceLayer < 0)
+    return emitError() << "shared cache needs a source_layer";
+  if (policy != CachePolicy::shared && sourceLayer != -1)
+    return emitError() << "source_layer is only meaningful for a shared cache";
+  if (policy == CachePolicy::none && kEqV)
+    return emitError() << "k_eq_v needs a cache to store";
+  return success();
+}
+
+LogicalResult StateAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                                int64_t recurrent, int64_t conv) {
+  if (recurrent < 0 || conv < 0)
+    return emitError() << "state sizes must not be negative";
+  return success();
+}
+
+LogicalResult
+CachePlanAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                      int64_t bytesPerToken, int64_t tokens, int64_t stateBytes,
+                      int64_t bytes) {
+  if (bytesPerToken < 0 || tokens < 0 || stateBytes < 0)
+    return emitError() << "cache plan sizes must not be negative";
+  if (bytes != bytesPerToken * tokens + stateBytes)
+    return emitError() << "cache plan bytes must equal bytes_per_token * "
+                          "tokens + state_bytes";
+  return success();
+}
+
+LogicalResult
+CacheSummaryAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                         int64_t maxSeq, StorageType storage, int64_t total,
+                         int64_t allFullBaseline) {
+  if (maxSeq <= 0)
+    return emitError() << "cache summary needs a positive max_seq";
+  if (total < 0 || allFullBaseline < 0)
+    return emitError() << "cache summary sizes must not be negative";
+  return success();
+}

@@ -1,0 +1,36 @@
+# -*- Python -*-
+# lit configuration of the hybrid regression tests.
+
+import os
+import shutil
+
+import lit.formats
+from lit.llvm import llvm_config
+
+config.name = "HYBRID"
+config.test_format = lit.formats.ShTest(not llvm_config.use_lit_shell)
+config.suffixes = [".mlir", ".json", ".test"]
+config.excludes = ["CMakeLists.txt", "README.md", "lit.cfg.py", "lit.site.cfg.py",
+                   "Inputs", "configs"]
+config.test_source_root = os.path.dirname(__file__)
+config.test_exec_root = os.path.join(config.hybrid_obj_root, "test")
+
+config.substitutions.append(("%PATH%", config.environment["PATH"]))
+config.substitutions.append(("%hybrid_src", config.hybrid_src_root))
+config.substitutions.append(("%hybrid_obj", config.hybrid_obj_root))
+config.substitutions.append(("%shared", config.hybrid_shared_dir))
+
+llvm_config.with_system_environment(["HOME", "INCLUDE", "LIB", "TMP", "TEMP"])
+llvm_config.use_default_substitutions()
+
+tool_dirs = [config.hybrid_tools_dir, config.llvm_tools_dir]
+tools = ["hybrid-opt", "hybrid-compile"]
+llvm_config.add_tool_substitutions(tools, tool_dirs)
+
+# GPU tests need a usable driver; compile-only GPU tests need ptxas.
+if config.enable_cuda and os.path.exists("/dev/nvidiactl"):
+    config.available_features.add("cuda")
+if shutil.which("ptxas") or os.path.exists("/usr/local/cuda/bin/ptxas"):
+    config.available_features.add("ptxas")
+if os.path.isdir(config.hybrid_shared_dir):
+    config.available_features.add("shared-configs")
