@@ -11,7 +11,7 @@ config.name = "HYBRID"
 config.test_format = lit.formats.ShTest(not llvm_config.use_lit_shell)
 config.suffixes = [".mlir", ".json", ".test"]
 config.excludes = ["CMakeLists.txt", "README.md", "lit.cfg.py", "lit.site.cfg.py",
-                   "Inputs", "configs"]
+                   "Inputs", "configs", "Unit"]
 config.test_source_root = os.path.dirname(__file__)
 config.test_exec_root = os.path.join(config.hybrid_obj_root, "test")
 
@@ -24,7 +24,7 @@ llvm_config.with_system_environment(["HOME", "INCLUDE", "LIB", "TMP", "TEMP"])
 llvm_config.use_default_substitutions()
 
 tool_dirs = [config.hybrid_tools_dir, config.llvm_tools_dir]
-tools = ["hybrid-opt", "hybrid-compile"]
+tools = ["hybrid-opt"]
 llvm_config.add_tool_substitutions(tools, tool_dirs)
 
 # GPU tests need a usable driver; compile-only GPU tests need ptxas.

@@ -36,17 +36,18 @@ namespace mlir {
 template <>
 struct FieldParser<hybrid::Real> {
   static FailureOr<hybrid::Real> parse(AsmParser &parser) {
-    int64_t integer;
+    double sign = succeeded(parser.parseOptionalMinus()) ? -1.0 : 1.0;
+    uint64_t integer;
     OptionalParseResult isInteger = parser.parseOptionalInteger(integer);
     if (isInteger.has_value()) {
       if (failed(*isInteger))
         return failure();
-      return hybrid::Real(static_cast<double>(integer));
+      return hybrid::Real(sign * static_cast<double>(integer));
     }
     double value;
     if (parser.parseFloat(value))
       return failure();
-    return hybrid::Real(value);
+    return hybrid::Real(sign * value);
   }
 };
 } // namespace mlir

@@ -1,0 +1,177 @@
+// RUN: hybrid-opt %s -split-input-file -verify-diagnostics
+
+// One case for every attribute verifier message.
+
+// expected-error @+1 {{sliding_window mask needs a positive window, got 0}}
+module attributes {test.attr = #hybrid.mask<kind = sliding_window, window = 0>} {}
+
+// -----
+
+// expected-error @+1 {{sliding_window mask needs a positive window, got -4}}
+module attributes {test.attr = #hybrid.mask<kind = sliding_window, window = -4>} {}
+
+// -----
+
+// expected-error @+1 {{window is only meaningful for a sliding_window mask}}
+module attributes {test.attr = #hybrid.mask<kind = full, window = 4>} {}
+
+// -----
+
+// expected-error @+1 {{chunked mask needs a positive chunk, got 0}}
+module attributes {test.attr = #hybrid.mask<kind = chunked>} {}
+
+// -----
+
+// expected-error @+1 {{chunk is only meaningful for a chunked mask}}
+module attributes {test.attr = #hybrid.mask<kind = full, chunk = 4>} {}
+
+// -----
+
+// expected-error @+2 {{expected 'true' or 'false'}}
+// expected-error @+1 {{failed to parse Hybrid_MaskAttr parameter 'causal'}}
+module attributes {test.attr = #hybrid.mask<kind = full, causal = maybe>} {}
+
+// -----
+
+// expected-error @+1 {{rope scaling factor must be positive, got 0}}
+module attributes {test.attr = #hybrid.rope_scaling<kind = linear, factor = 0.0>} {}
+
+// -----
+
+// expected-error @+1 {{original_max_position must not be negative}}
+module attributes {test.attr = #hybrid.rope_scaling<kind = linear, factor = 2.0, original_max_position = -1>} {}
+
+// -----
+
+// expected-error @+1 {{llama3 rope scaling needs original_max_position}}
+module attributes {test.attr = #hybrid.rope_scaling<kind = llama3, factor = 8.0, low_freq_factor = 1.0, high_freq_factor = 4.0>} {}
+
+// -----
+
+// expected-error @+1 {{llama3 rope scaling needs 0 < low_freq_factor < high_freq_factor}}
+module attributes {test.attr = #hybrid.rope_scaling<kind = llama3, factor = 8.0, original_max_position = 8192, low_freq_factor = 4.0, high_freq_factor = 1.0>} {}
+
+// -----
+
+// expected-error @+1 {{yarn rope scaling needs original_max_position}}
+module attributes {test.attr = #hybrid.rope_scaling<kind = yarn, factor = 4.0>} {}
+
+// -----
+
+// expected-error @+1 {{low_freq_factor and high_freq_factor belong to llama3 rope scaling}}
+module attributes {test.attr = #hybrid.rope_scaling<kind = linear, factor = 4.0, low_freq_factor = 1.0>} {}
+
+// -----
+
+// expected-error @+1 {{beta_fast, beta_slow and attention_factor belong to yarn}}
+module attributes {test.attr = #hybrid.rope_scaling<kind = linear, factor = 4.0, beta_fast = 32.0>} {}
+
+// -----
+
+// expected-error @+1 {{positional kind none takes no parameters}}
+module attributes {test.attr = #hybrid.positional<kind = none, theta = 10000.0>} {}
+
+// -----
+
+// expected-error @+1 {{rotary positional encoding needs a positive theta}}
+module attributes {test.attr = #hybrid.positional<kind = rope>} {}
+
+// -----
+
+// expected-error @+1 {{partial rotary encoding needs a positive even rotary_dim, got 3}}
+module attributes {test.attr = #hybrid.positional<kind = partial, theta = 10000.0, rotary_dim = 3>} {}
+
+// -----
+
+// expected-error @+1 {{rotary_dim is only meaningful for partial rotary}}
+module attributes {test.attr = #hybrid.positional<kind = rope, theta = 10000.0, rotary_dim = 32>} {}
+
+// -----
+
+// expected-error @+1 {{proportional rotary encoding needs a fraction in (0, 1], got 1.5}}
+module attributes {test.attr = #hybrid.positional<kind = proportional, theta = 10000.0, fraction = 1.5>} {}
+
+// -----
+
+// expected-error @+1 {{fraction is only meaningful for proportional rotary}}
+module attributes {test.attr = #hybrid.positional<kind = rope, theta = 10000.0, fraction = 0.5>} {}
+
+// -----
+
+// expected-error @+1 {{temperature floor_scale must be positive}}
+module attributes {test.attr = #hybrid.temperature_tuning<floor_scale = 0.0, attn_scale = 0.1>} {}
+
+// -----
+
+// expected-error @+1 {{temperature attn_scale must not be negative}}
+module attributes {test.attr = #hybrid.temperature_tuning<floor_scale = 8192.0, attn_scale = -0.1>} {}
+
+// -----
+
+// expected-error @+1 {{score scale must be positive and finite, got 0}}
+module attributes {test.attr = #hybrid.score<scale = 0.0>} {}
+
+// -----
+
+// expected-error @+1 {{softcap must be positive when set, got -1}}
+module attributes {test.attr = #hybrid.score<scale = 0.125, softcap = -1.0>} {}
+
+// -----
+
+// expected-error @+1 {{ring cache needs a positive window, got 0}}
+module attributes {test.attr = #hybrid.cache<policy = ring>} {}
+
+// -----
+
+// expected-error @+1 {{window is only meaningful for a ring cache}}
+module attributes {test.attr = #hybrid.cache<policy = full, window = 8>} {}
+
+// -----
+
+// expected-error @+1 {{chunk cache needs a positive chunk, got 0}}
+module attributes {test.attr = #hybrid.cache<policy = chunk>} {}
+
+// -----
+
+// expected-error @+1 {{chunk is only meaningful for a chunk cache}}
+module attributes {test.attr = #hybrid.cache<policy = full, chunk = 8>} {}
+
+// -----
+
+// expected-error @+1 {{shared cache needs a source_layer}}
+module attributes {test.attr = #hybrid.cache<policy = shared>} {}
+
+// -----
+
+// expected-error @+1 {{source_layer is only meaningful for a shared cache}}
+module attributes {test.attr = #hybrid.cache<policy = full, source_layer = 2>} {}
+
+// -----
+
+// expected-error @+1 {{k_eq_v needs a cache to store}}
+module attributes {test.attr = #hybrid.cache<policy = none, k_eq_v = true>} {}
+
+// -----
+
+// expected-error @+1 {{state sizes must not be negative}}
+module attributes {test.attr = #hybrid.state<recurrent = -1>} {}
+
+// -----
+
+// expected-error @+1 {{cache plan sizes must not be negative}}
+module attributes {test.attr = #hybrid.cache_plan<bytes_per_token = -1>} {}
+
+// -----
+
+// expected-error @+1 {{cache plan bytes must equal bytes_per_token * tokens + state_bytes}}
+module attributes {test.attr = #hybrid.cache_plan<bytes_per_token = 4, tokens = 2, bytes = 9>} {}
+
+// -----
+
+// expected-error @+1 {{cache summary needs a positive max_seq}}
+module attributes {test.attr = #hybrid.cache_summary<max_seq = 0, storage = bf16>} {}
+
+// -----
+
+// expected-error @+1 {{cache summary sizes must not be negative}}
+module attributes {test.attr = #hybrid.cache_summary<max_seq = 8, storage = bf16, total = -1>} {}
