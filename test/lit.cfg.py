@@ -18,13 +18,15 @@ config.test_exec_root = os.path.join(config.hybrid_obj_root, "test")
 config.substitutions.append(("%PATH%", config.environment["PATH"]))
 config.substitutions.append(("%hybrid_src", config.hybrid_src_root))
 config.substitutions.append(("%hybrid_obj", config.hybrid_obj_root))
-config.substitutions.append(("%shared", config.hybrid_shared_dir))
+config.substitutions.append(("%configs", os.path.join(config.hybrid_src_root, "examples", "configs")))
+config.substitutions.append(("%test_configs", os.path.join(config.hybrid_src_root, "test", "Import", "configs")))
+config.substitutions.append(("%examples", os.path.join(config.hybrid_src_root, "examples")))
 
 llvm_config.with_system_environment(["HOME", "INCLUDE", "LIB", "TMP", "TEMP"])
 llvm_config.use_default_substitutions()
 
 tool_dirs = [config.hybrid_tools_dir, config.llvm_tools_dir]
-tools = ["hybrid-opt"]
+tools = ["hybrid-opt", "hybrid-compile", "split-file", "not"]
 llvm_config.add_tool_substitutions(tools, tool_dirs)
 
 # GPU tests need a usable driver; compile-only GPU tests need ptxas.
@@ -32,5 +34,3 @@ if config.enable_cuda and os.path.exists("/dev/nvidiactl"):
     config.available_features.add("cuda")
 if shutil.which("ptxas") or os.path.exists("/usr/local/cuda/bin/ptxas"):
     config.available_features.add("ptxas")
-if os.path.isdir(config.hybrid_shared_dir):
-    config.available_features.add("shared-configs")

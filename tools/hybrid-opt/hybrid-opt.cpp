@@ -6,6 +6,7 @@
 
 #include "hybrid/Dialect/Hybrid/IR/HybridDialect.h"
 #include "hybrid/Dialect/Hybrid/Transforms/Passes.h"
+#include "hybrid/Pipelines/Pipelines.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/DialectRegistry.h"
@@ -15,6 +16,7 @@
 int main(int argc, char **argv) {
   mlir::registerTransformsPasses();
   hybrid::registerHybridPasses();
+  hybrid::registerHybridPipelines();
 
   mlir::DialectRegistry registry;
   registry.insert<hybrid::HybridDialect, mlir::func::FuncDialect,

@@ -43,6 +43,9 @@ struct RopeScaling {
   std::optional<double> betaFast;             // yarn
   std::optional<double> betaSlow;             // yarn
   std::optional<double> attentionFactor;      // yarn
+  /// yarn: round the correction range to whole dimensions (floor/ceil), as
+  /// transformers does by default; GPT-OSS sets `truncate: false`.
+  bool truncate = true;
 };
 
 enum class PositionalKind { None, Rope, Partial, Proportional };

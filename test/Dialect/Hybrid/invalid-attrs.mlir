@@ -175,3 +175,8 @@ module attributes {test.attr = #hybrid.cache_summary<max_seq = 0, storage = bf16
 
 // expected-error @+1 {{cache summary sizes must not be negative}}
 module attributes {test.attr = #hybrid.cache_summary<max_seq = 8, storage = bf16, total = -1>} {}
+
+// -----
+
+// expected-error @+1 {{truncate belongs to yarn}}
+module attributes {test.attr = #hybrid.rope_scaling<kind = linear, factor = 4.0, truncate = false>} {}

@@ -28,11 +28,11 @@ hybrid.schedule @every_option layers = 15 attributes {
     pos <kind = rope, theta = 500000.0, scaling = #hybrid.rope_scaling<kind = llama3,
          factor = 8.0, original_max_position = 8192, low_freq_factor = 1.0, high_freq_factor = 4.0>>
     score <scale = 0.0884> cache <policy = chunk, chunk = 8192>
-  // CHECK: hybrid.layer sliding heads 64 kv_heads 8 head_dim 64 mask <kind = sliding_window, window = 128> pos <kind = rope, theta = 150000.0, scaling = <kind = yarn, factor = 32.0, original_max_position = 4096, beta_fast = 32.0, beta_slow = 1.0>> score <scale = 0.125, sinks = true> cache <policy = ring, window = 128>
+  // CHECK: hybrid.layer sliding heads 64 kv_heads 8 head_dim 64 mask <kind = sliding_window, window = 128> pos <kind = rope, theta = 150000.0, scaling = <kind = yarn, factor = 32.0, original_max_position = 4096, beta_fast = 32.0, beta_slow = 1.0, truncate = false>> score <scale = 0.125, sinks = true> cache <policy = ring, window = 128>
   hybrid.layer sliding heads 64 kv_heads 8 head_dim 64
     mask <kind = sliding_window, window = 128>
     pos <kind = rope, theta = 150000.0, scaling = #hybrid.rope_scaling<kind = yarn,
-         factor = 32.0, original_max_position = 4096, beta_fast = 32.0, beta_slow = 1.0>>
+         factor = 32.0, original_max_position = 4096, beta_fast = 32.0, beta_slow = 1.0, truncate = false>>
     score <scale = 0.125, sinks = true> cache <policy = ring, window = 128>
   // CHECK: hybrid.layer full heads 8 kv_heads 2 head_dim 256 mask <kind = full> pos <kind = partial, theta = 10000000.0, rotary_dim = 64> score <scale = 0.0625>
   hybrid.layer full heads 8 kv_heads 2 head_dim 256 mask <kind = full>

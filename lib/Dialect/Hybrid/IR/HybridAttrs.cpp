@@ -130,7 +130,7 @@ RopeScalingAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                         RopeScalingKind kind, Real factor,
                         int64_t originalMaxPosition, Real lowFreqFactor,
                         Real highFreqFactor, Real betaFast, Real betaSlow,
-                        Real attentionFactor) {
+                        Real attentionFactor, bool truncate) {
   if (!(factor > 0))
     return emitError() << "rope scaling factor must be positive, got "
                        << double(factor);
@@ -152,6 +152,8 @@ RopeScalingAttr::verify(function_ref<InFlightDiagnostic()> emitError,
       (betaFast != 0 || betaSlow != 0 || attentionFactor != 0))
     return emitError()
            << "beta_fast, beta_slow and attention_factor belong to yarn";
+  if (kind != RopeScalingKind::yarn && !truncate)
+    return emitError() << "truncate belongs to yarn";
   return success();
 }
 

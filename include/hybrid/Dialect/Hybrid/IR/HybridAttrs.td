@@ -91,7 +91,8 @@ def Hybrid_RopeScalingAttr : Hybrid_Attr<"RopeScaling", "rope_scaling"> {
     Follows transformers' `ROPE_INIT_FUNCTIONS`. `linear` divides positions by
     `factor`; `llama3` needs `original_max_position`, `low_freq_factor` and
     `high_freq_factor`; `yarn` needs `original_max_position` and uses
-    `beta_fast`, `beta_slow` and `attention_factor` (0: transformers' default).
+    `beta_fast`, `beta_slow`, `attention_factor` (0: transformers' default)
+    and `truncate` (false for GPT-OSS).
 
     ```mlir
     #hybrid.rope_scaling<kind = linear, factor = 8.0>
@@ -107,7 +108,8 @@ def Hybrid_RopeScalingAttr : Hybrid_Attr<"RopeScaling", "rope_scaling"> {
     Hybrid_FloatParameter<"llama3 high frequency factor">:$high_freq_factor,
     Hybrid_FloatParameter<"yarn beta_fast">:$beta_fast,
     Hybrid_FloatParameter<"yarn beta_slow">:$beta_slow,
-    Hybrid_FloatParameter<"yarn attention factor">:$attention_factor
+    Hybrid_FloatParameter<"yarn attention factor">:$attention_factor,
+    Hybrid_BoolParameter<"true", "yarn: round the correction range to whole dims">:$truncate
   );
 }
 

@@ -1,0 +1,46 @@
+//===- Pipelines.h - Pass pipelines shared by the tools ---------*- C++ -*-===//
+//
+// hybrid-compile, the tuner and Python build their pass managers with these
+// functions; hybrid-opt registers them, so `hybrid-opt --hybrid-...-pipeline`
+// reproduces exactly what the tools run.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef HYBRID_PIPELINES_PIPELINES_H
+#define HYBRID_PIPELINES_PIPELINES_H
+
+#include "hybrid/Dialect/Hybrid/IR/HybridAttrs.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassOptions.h"
+
+namespace hybrid {
+
+struct SchedulePipelineOptions
+    : public mlir::PassPipelineOptions<SchedulePipelineOptions> {
+  Option<bool> expand{*this, "expand",
+                      llvm::cl::desc("Unroll hybrid.repeat patterns first"),
+                      llvm::cl::init(true)};
+  Option<int64_t> maxSeq{
+      *this, "max-seq",
+      llvm::cl::desc("Context length to plan caches for (0: max_position)"),
+      llvm::cl::init(0)};
+  Option<StorageType> storage{
+      *this, "storage", llvm::cl::desc("Element type of caches and states"),
+      llvm::cl::init(StorageType::bf16),
+      llvm::cl::values(clEnumValN(StorageType::f32, "f32", "4 bytes"),
+                       clEnumValN(StorageType::f16, "f16", "2 bytes"),
+                       clEnumValN(StorageType::bf16, "bf16", "2 bytes"),
+                       clEnumValN(StorageType::f8, "f8", "1 byte"))};
+};
+
+/// Expands patterns (optionally), verifies the schedule as a whole and plans
+/// its caches: every schedule in the module.
+void buildSchedulePipeline(mlir::OpPassManager &pm,
+                           const SchedulePipelineOptions &options);
+
+/// Registers `hybrid-schedule-pipeline` with the pass registry.
+void registerHybridPipelines();
+
+} // namespace hybrid
+
+#endif // HYBRID_PIPELINES_PIPELINES_H

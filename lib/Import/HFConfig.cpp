@@ -1,0 +1,679 @@
+//===- HFConfig.cpp - Hugging Face config.json importer -------------------===//
+//
+// Turns a Hugging Face config into a ModelSpec the way transformers would
+// build the model: the layer schedule comes from HFFamilies.cpp, and this file
+// adds what every attention layer needs (heads, mask, RoPE, score scale,
+// soft-cap, sinks, temperature tuning, KV sharing) and the recurrent state of
+// linear-attention and Mamba layers.
+//
+// RoPE conventions: transformers rotates Cohere 2 and Llama 4 heads in
+// interleaved pairs; ModelSpec (DESIGN.md) always means rotate-half. The two
+// differ by a fixed permutation of the q/k head dims, which an engine folds
+// into its projection weights, so the schedule is the same.
+//
+//===----------------------------------------------------------------------===//
+
+#include "HFFamilies.h"
+#include "JSONUtil.h"
+#include "hybrid/Import/Importer.h"
+
+#include "llvm/ADT/StringExtras.h"
+
+#include <cmath>
+
+using namespace hybrid::spec;
+using namespace hybrid::spec::detail;
+using llvm::Error;
+using llvm::Expected;
+using llvm::StringRef;
+
+/// The RoPE dictionaries transformers assumes when a config states none
+/// (Gemma4TextConfig and GptOssConfig __post_init__).
+static constexpr const char *kGemma4DefaultRope = R"({
+  "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
+  "full_attention": {"rope_type": "proportional",
+                     "partial_rotary_factor": 0.25, "rope_theta": 1000000.0}
+})";
+static constexpr const char *kGptOssDefaultRope = R"({
+  "rope_type": "yarn", "factor": 32.0, "beta_fast": 32.0, "beta_slow": 1.0,
+  "truncate": false, "original_max_position_embeddings": 4096
+})";
+
+static const json &gemma4DefaultRope() {
+  static const json value = json::parse(kGemma4DefaultRope, nullptr, false);
+  return value;
+}
+
+static const json &gptOssDefaultRope() {
+  static const json value = json::parse(kGptOssDefaultRope, nullptr, false);
+  return value;
+}
+
+/// New-style `rope_parameters` are keyed by layer type; old ones are flat.
+static bool isKeyedByLayerType(const json &params) {
+  for (LayerKind kind :
+       {LayerKind::Full, LayerKind::Sliding, LayerKind::Chunked,
+        LayerKind::Linear, LayerKind::Mamba, LayerKind::Hybrid})
+    if (params.contains(layerTypeName(kind).str()))
+      return true;
+  return false;
+}
+
+/// Symbol-safe schedule name from the model type.
+static std::string sanitizeName(StringRef modelType) {
+  std::string name;
+  for (char c : modelType)
+    name += llvm::isAlnum(c) || c == '_' ? c : '_';
+  if (name.empty() || llvm::isDigit(name.front()))
+    name.insert(0, "m_");
+  return name;
+}
+
+namespace {
+/// Where the RoPE parameters of one layer type come from.
+struct RopeSource {
+  std::optional<ObjectView> params;
+  /// Legacy `rope_scaling` dictionaries must name their type.
+  bool typeRequired = false;
+};
+
+class HFImporter {
+public:
+  explicit HFImporter(HFContext context)
+      : ctx(std::move(context)), cfg(ctx.cfg) {}
+  HFImporter(const HFImporter &) = delete;
+
+  Expected<std::vector<LayerSpec>> buildLayers();
+  int64_t maxPositionEmbeddings() const { return ctx.maxPositionEmbeddings; }
+
+private:
+  Error readAttentionShape();
+  Expected<int64_t> readHeadDim();
+  Error checkKVHeads(StringRef key, int64_t kvHeads);
+  Error readFamilyFields();
+  Expected<bool> isBidirectional();
+  Expected<int64_t> slidingWindow();
+  Expected<int64_t> chunkSize();
+  Expected<RopeSource> ropeSource(LayerKind kind);
+  Expected<Positional> rope(LayerKind kind, int64_t headDim,
+                            StringRef headDimKey);
+  Expected<Positional> positional(size_t index, LayerKind kind, int64_t headDim,
+                                  StringRef headDimKey);
+  Expected<double> scale(int64_t headDim);
+  Expected<std::optional<double>> softcap();
+  Expected<LayerSpec> attentionLayer(size_t index, LayerKind kind);
+  Error assignSharedCaches(std::vector<LayerSpec> &layers,
+                           const std::vector<LayerKind> &kinds);
+
+  HFContext ctx;
+  const ObjectView &cfg;
+  int64_t numHeads = 0;
+  int64_t numKVHeads = 0;
+  int64_t headDim = 0;
+  std::optional<int64_t> window;
+  std::optional<int64_t> chunk;
+  std::optional<Positional> ropeByKind[6];
+  // Gemma 4 global (full) layers.
+  int64_t globalHeadDim = 0;
+  int64_t globalKVHeads = 0;
+  bool kEqV = false;
+  // Llama 4.
+  std::vector<bool> ropeLayers;
+  std::optional<TemperatureTuning> temperature;
+  // Zamba 2.
+  bool memRope = false;
+  bool longContext = false;
+};
+} // namespace
+
+Error HFImporter::checkKVHeads(StringRef key, int64_t kvHeads) {
+  if (kvHeads > numHeads || numHeads % kvHeads != 0)
+    return cfg.error(key, "must divide num_attention_heads (" +
+                              llvm::Twine(numHeads) + "), got " +
+                              llvm::Twine(kvHeads));
+  return Error::success();
+}
+
+Expected<int64_t> HFImporter::readHeadDim() {
+  // Cohere 2 derives head_dim from hidden_size; Zamba 2's shared attention
+  // reads the concatenation of two hidden states.
+  int64_t total = ctx.hiddenSize;
+  if (ctx.family == Family::Zamba2)
+    total = 2 * ctx.hiddenSize;
+  if (ctx.family != Family::Cohere2 && ctx.family != Family::Zamba2) {
+    HYBRID_ASSIGN_OR_RETURN(std::optional<int64_t> stated,
+                            cfg.optPositiveInt("head_dim"));
+    if (!stated)
+      stated = defaultHeadDim(ctx);
+    if (stated)
+      return *stated;
+  }
+  if (total % numHeads != 0)
+    return cfg.error("hidden_size", "(" + llvm::Twine(ctx.hiddenSize) +
+                                        ") does not give a whole head dim over "
+                                        "num_attention_heads (" +
+                                        llvm::Twine(numHeads) + ")");
+  return total / numHeads;
+}
+
+Error HFImporter::readAttentionShape() {
+  HYBRID_ASSIGN_OR_RETURN(numHeads, cfg.getPositiveInt("num_attention_heads"));
+  HYBRID_ASSIGN_OR_RETURN(numKVHeads,
+                          cfg.positiveIntOr("num_key_value_heads", numHeads));
+  HYBRID_ASSIGN_OR_RETURN(headDim, readHeadDim());
+  if (numHeads > kMaxDim)
+    return cfg.error("num_attention_heads",
+                     "must be at most " + llvm::Twine(kMaxDim) + ", got " +
+                         llvm::Twine(numHeads));
+  if (headDim > kMaxDim)
+    return cfg.error("head_dim", "must be at most " + llvm::Twine(kMaxDim) +
+                                     ", got " + llvm::Twine(headDim));
+  return checkKVHeads("num_key_value_heads", numKVHeads);
+}
+
+Error HFImporter::readFamilyFields() {
+  switch (ctx.family) {
+  case Family::Gemma4: {
+    // Global layers: transformers' default global_head_dim is 512; a null
+    // one falls back to head_dim. K=V layers use the global KV head count.
+    const json *global = cfg.find("global_head_dim");
+    globalHeadDim = 512;
+    if (global && global->is_null())
+      globalHeadDim = headDim;
+    else if (global) {
+      HYBRID_ASSIGN_OR_RETURN(globalHeadDim,
+                              cfg.getPositiveInt("global_head_dim"));
+    }
+    if (globalHeadDim > kMaxDim)
+      return cfg.error("global_head_dim",
+                       "must be at most " + llvm::Twine(kMaxDim));
+    HYBRID_ASSIGN_OR_RETURN(std::optional<bool> eq,
+                            cfg.optBool("attention_k_eq_v"));
+    kEqV = eq.value_or(false);
+    globalKVHeads = numKVHeads;
+    if (kEqV) {
+      HYBRID_ASSIGN_OR_RETURN(
+          globalKVHeads,
+          cfg.positiveIntOr("num_global_key_value_heads", numKVHeads));
+      HYBRID_RETURN_IF_ERROR(
+          checkKVHeads("num_global_key_value_heads", globalKVHeads));
+    }
+    return Error::success();
+  }
+  case Family::Llama4: {
+    HYBRID_ASSIGN_OR_RETURN(ropeLayers, llama4RopeLayers(ctx));
+    // attn_temperature_tuning is truthy in Python terms: a bool or a number.
+    bool tuning = true;
+    if (const json *flag = cfg.find("attn_temperature_tuning")) {
+      if (flag->is_boolean())
+        tuning = flag->get<bool>();
+      else if (flag->is_number())
+        tuning = flag->get<double>() != 0.0;
+      else if (flag->is_null())
+        tuning = false;
+      else
+        return cfg.error("attn_temperature_tuning",
+                         "must be a boolean or a number, got " +
+                             describe(*flag));
+    }
+    if (tuning) {
+      TemperatureTuning t;
+      HYBRID_ASSIGN_OR_RETURN(t.floorScale,
+                              cfg.positiveNumberOr("floor_scale", 8192.0));
+      HYBRID_ASSIGN_OR_RETURN(std::optional<double> attnScale,
+                              cfg.optNumber("attn_scale"));
+      t.attnScale = attnScale.value_or(0.1);
+      temperature = t;
+    }
+    return Error::success();
+  }
+  case Family::Zamba2: {
+    HYBRID_ASSIGN_OR_RETURN(std::optional<bool> useRope,
+                            cfg.optBool("use_mem_rope"));
+    HYBRID_ASSIGN_OR_RETURN(std::optional<bool> longCtx,
+                            cfg.optBool("use_long_context"));
+    memRope = useRope.value_or(false);
+    longContext = longCtx.value_or(false);
+    // Zamba2Config pins the context of its long-context variant.
+    if (longContext)
+      ctx.maxPositionEmbeddings = 16384;
+    return Error::success();
+  }
+  default:
+    return Error::success();
+  }
+}
+
+Expected<bool> HFImporter::isBidirectional() {
+  // Encoder variants (EmbeddingGemma, Gemma 4 "all") attend both ways.
+  if (ctx.family == Family::Gemma3) {
+    HYBRID_ASSIGN_OR_RETURN(std::optional<bool> bidir,
+                            cfg.optBool("use_bidirectional_attention"));
+    return bidir.value_or(false);
+  }
+  if (ctx.family == Family::Gemma4) {
+    HYBRID_ASSIGN_OR_RETURN(std::optional<std::string> mode,
+                            cfg.optString("use_bidirectional_attention"));
+    if (!mode || *mode == "vision") // Vision tokens only; text stays causal.
+      return false;
+    if (*mode == "all")
+      return true;
+    return cfg.error("use_bidirectional_attention",
+                     "must be 'all', 'vision' or null, got " +
+                         describe(*cfg.find("use_bidirectional_attention")));
+  }
+  return false;
+}
+
+Expected<int64_t> HFImporter::slidingWindow() {
+  if (window)
+    return *window;
+  int64_t w = 0;
+  if (!cfg.find("sliding_window")) {
+    std::optional<int64_t> fallback = defaultSlidingWindow(ctx);
+    if (!fallback)
+      return cfg.missing("sliding_window");
+    w = *fallback;
+  } else {
+    HYBRID_ASSIGN_OR_RETURN(w, cfg.getPositiveInt("sliding_window"));
+  }
+  HYBRID_ASSIGN_OR_RETURN(bool bidirectional, isBidirectional());
+  // transformers stores the half width used by its |q - k| < w mask.
+  if (bidirectional)
+    w = w / 2 + 1;
+  window = w;
+  return w;
+}
+
+Expected<int64_t> HFImporter::chunkSize() {
+  if (chunk)
+    return *chunk;
+  if (!cfg.find("attention_chunk_size") && ctx.family == Family::Llama4)
+    chunk = 8192; // Llama4TextConfig's default.
+  else {
+    HYBRID_ASSIGN_OR_RETURN(chunk, cfg.getPositiveInt("attention_chunk_size"));
+  }
+  return *chunk;
+}
+
+Expected<RopeSource> HFImporter::ropeSource(LayerKind kind) {
+  RopeSource source;
+  std::string typeKey = layerTypeName(kind).str();
+  if (cfg.has("rope_parameters")) {
+    HYBRID_ASSIGN_OR_RETURN(std::optional<ObjectView> params,
+                            cfg.optObject("rope_parameters"));
+    if (!isKeyedByLayerType(params->raw())) {
+      source.params = params;
+      return source;
+    }
+    if (!params->has(typeKey))
+      return params->missing(typeKey);
+    HYBRID_ASSIGN_OR_RETURN(source.params, params->optObject(typeKey));
+    return source;
+  }
+  if (ctx.family == Family::Gemma4) {
+    const json &defaults = gemma4DefaultRope();
+    auto it = defaults.find(typeKey);
+    if (it != defaults.end())
+      source.params = ObjectView(
+          *it, cfg.file(), joinPath(cfg.fieldPath("rope_parameters"), typeKey));
+    return source;
+  }
+  const json *scaling = cfg.find("rope_scaling");
+  // Gemma 3 and 3n scale only their global layers' RoPE.
+  bool localLayer =
+      (ctx.family == Family::Gemma3 || ctx.family == Family::Gemma3n) &&
+      kind == LayerKind::Sliding;
+  if (scaling && !scaling->is_null() && !localLayer) {
+    HYBRID_ASSIGN_OR_RETURN(source.params, cfg.optObject("rope_scaling"));
+    source.typeRequired = true;
+  } else if (!scaling && ctx.family == Family::GptOss) {
+    source.params = ObjectView(gptOssDefaultRope(), cfg.file(),
+                               cfg.fieldPath("rope_scaling"));
+  }
+  return source;
+}
+
+Expected<Positional> HFImporter::rope(LayerKind kind, int64_t dim,
+                                      StringRef headDimKey) {
+  std::optional<Positional> &cached = ropeByKind[static_cast<int>(kind)];
+  if (cached)
+    return *cached;
+  HYBRID_ASSIGN_OR_RETURN(RopeSource source, ropeSource(kind));
+  const std::optional<ObjectView> &params = source.params;
+
+  std::string ropeType = "default";
+  std::string typePath;
+  if (params) {
+    // Older configs name the type "type".
+    StringRef key = params->find("rope_type") ? "rope_type" : "type";
+    HYBRID_ASSIGN_OR_RETURN(std::optional<std::string> stated,
+                            params->optString(key));
+    if (!stated && source.typeRequired)
+      return params->missing("rope_type");
+    if (stated)
+      ropeType = *stated;
+    typePath = params->fieldPath(key);
+  }
+
+  std::optional<double> theta;
+  if (params) {
+    HYBRID_ASSIGN_OR_RETURN(theta, params->optPositiveNumber("rope_theta"));
+  }
+  if (!theta) {
+    bool local =
+        (ctx.family == Family::Gemma3 || ctx.family == Family::Gemma3n) &&
+        kind == LayerKind::Sliding;
+    HYBRID_ASSIGN_OR_RETURN(
+        theta,
+        cfg.optPositiveNumber(local ? "rope_local_base_freq" : "rope_theta"));
+  }
+  if (!theta)
+    theta = defaultRopeTheta(ctx, kind);
+  if (!theta)
+    return cfg.missing("rope_theta");
+
+  std::optional<double> fraction;
+  std::string fractionPath = cfg.fieldPath("partial_rotary_factor");
+  if (params) {
+    HYBRID_ASSIGN_OR_RETURN(fraction,
+                            params->optPositiveNumber("partial_rotary_factor"));
+    if (fraction)
+      fractionPath = params->fieldPath("partial_rotary_factor");
+  }
+  if (!fraction) {
+    HYBRID_ASSIGN_OR_RETURN(fraction,
+                            cfg.optPositiveNumber("partial_rotary_factor"));
+  }
+  if (!fraction && ctx.family == Family::Qwen3Next)
+    fraction = 0.25; // Qwen3NextConfig's default.
+  double f = fraction.value_or(1.0);
+  if (f > 1.0)
+    return fieldError(cfg.file(), fractionPath,
+                      "must be at most 1, got " + describe(json(f)));
+  if (dim % 2 != 0)
+    return cfg.error(headDimKey, "must be even for rotary embeddings, got " +
+                                     llvm::Twine(dim));
+
+  Positional pos;
+  pos.theta = *theta;
+  if (ropeType == "proportional") {
+    // Gemma 4 p-RoPE: frequencies over the full head dim, the tail pairs
+    // left unrotated; `factor` divides every frequency like linear scaling.
+    pos.kind = PositionalKind::Proportional;
+    pos.fraction = f;
+    HYBRID_ASSIGN_OR_RETURN(std::optional<double> factor,
+                            params->optPositiveNumber("factor"));
+    if (factor && *factor != 1.0) {
+      RopeScaling linear;
+      linear.factor = *factor;
+      pos.scaling = linear;
+    }
+  } else {
+    pos.kind = PositionalKind::Rope;
+    if (f < 1.0) {
+      auto rotary = static_cast<int64_t>(static_cast<double>(dim) * f);
+      HYBRID_RETURN_IF_ERROR(
+          checkRotaryDim(cfg.file(), fractionPath, rotary, dim));
+      pos.kind = PositionalKind::Partial;
+      pos.rotaryDim = rotary;
+    }
+    std::optional<RopeScalingKind> scalingKind;
+    if (ropeType == "linear")
+      scalingKind = RopeScalingKind::Linear;
+    else if (ropeType == "llama3")
+      scalingKind = RopeScalingKind::Llama3;
+    else if (ropeType == "yarn")
+      scalingKind = RopeScalingKind::Yarn;
+    else if (ropeType != "default")
+      // dynamic, longrope, ...: we refuse what the kernels cannot honour.
+      return fieldError(cfg.file(), typePath,
+                        "unsupported rope type " + describe(json(ropeType)) +
+                            " (supported: default, linear, llama3, yarn, "
+                            "proportional)");
+    if (scalingKind) {
+      HYBRID_ASSIGN_OR_RETURN(
+          pos.scaling,
+          readRopeScaling(*params, *scalingKind, ctx.maxPositionEmbeddings));
+    }
+  }
+  cached = pos;
+  return pos;
+}
+
+Expected<Positional> HFImporter::positional(size_t index, LayerKind kind,
+                                            int64_t dim, StringRef headDimKey) {
+  bool usesRope = true;
+  switch (ctx.family) {
+  case Family::Jamba: // Jamba's attention has no positional encoding.
+    usesRope = false;
+    break;
+  case Family::Cohere2: // Global layers are NoPE.
+    usesRope = kind == LayerKind::Sliding;
+    break;
+  case Family::Llama4:
+    usesRope = ropeLayers[index];
+    break;
+  case Family::Zamba2:
+    usesRope = memRope;
+    break;
+  default:
+    break;
+  }
+  if (!usesRope)
+    return Positional();
+  HYBRID_ASSIGN_OR_RETURN(Positional pos, rope(kind, dim, headDimKey));
+  if (ctx.family == Family::Zamba2 && longContext) {
+    // Zamba2Config's NTK-style base stretch for the long-context variant.
+    if (dim <= 2)
+      return cfg.error("use_long_context",
+                       "needs an attention head dim above 2");
+    pos.theta *= std::pow(8.0, static_cast<double>(dim) / (dim - 2));
+  }
+  return pos;
+}
+
+Expected<double> HFImporter::scale(int64_t dim) {
+  switch (ctx.family) {
+  case Family::Gemma2:
+  case Family::Gemma3: {
+    HYBRID_ASSIGN_OR_RETURN(double scalar,
+                            cfg.positiveNumberOr("query_pre_attn_scalar", 256));
+    return 1.0 / std::sqrt(scalar);
+  }
+  case Family::Gemma3n:
+  case Family::Gemma4: // q/k are RMS-normalised instead.
+    return 1.0;
+  case Family::Zamba2: // Scaled as if the concatenated input were one.
+    return 1.0 / std::sqrt(static_cast<double>(dim) / 2.0);
+  default:
+    return 1.0 / std::sqrt(static_cast<double>(dim));
+  }
+}
+
+Expected<std::optional<double>> HFImporter::softcap() {
+  if (ctx.family == Family::Gemma2 && !cfg.find("attn_logit_softcapping"))
+    return 50.0; // Gemma2Config's default; null turns it off.
+  if (ctx.family == Family::Gemma2 || ctx.family == Family::Gemma3)
+    return cfg.optPositiveNumber("attn_logit_softcapping");
+  return std::nullopt;
+}
+
+Expected<LayerSpec> HFImporter::attentionLayer(size_t index, LayerKind kind) {
+  LayerSpec layer;
+  layer.kind = kind;
+  layer.numHeads = numHeads;
+  layer.numKVHeads = numKVHeads;
+  int64_t dim = headDim;
+  StringRef headDimKey = "head_dim";
+  if (ctx.family == Family::Gemma4 && kind == LayerKind::Full) {
+    dim = globalHeadDim;
+    headDimKey = "global_head_dim";
+    layer.kEqV = kEqV;
+    layer.numKVHeads = globalKVHeads;
+  }
+  layer.headDim = layer.vHeadDim = dim;
+
+  HYBRID_ASSIGN_OR_RETURN(bool bidirectional, isBidirectional());
+  layer.mask.causal = !bidirectional;
+  if (kind == LayerKind::Sliding) {
+    layer.mask.kind = MaskKind::SlidingWindow;
+    HYBRID_ASSIGN_OR_RETURN(layer.mask.window, slidingWindow());
+  } else if (kind == LayerKind::Chunked) {
+    layer.mask.kind = MaskKind::Chunked;
+    HYBRID_ASSIGN_OR_RETURN(layer.mask.chunk, chunkSize());
+  }
+
+  HYBRID_ASSIGN_OR_RETURN(layer.positional,
+                          positional(index, kind, dim, headDimKey));
+  HYBRID_ASSIGN_OR_RETURN(layer.scale, scale(dim));
+  HYBRID_ASSIGN_OR_RETURN(layer.softcap, softcap());
+  layer.sinks = ctx.family == Family::GptOss;
+  if (ctx.family == Family::Llama4 && !ropeLayers[index])
+    layer.temperature = temperature;
+  return layer;
+}
+
+Error HFImporter::assignSharedCaches(std::vector<LayerSpec> &layers,
+                                     const std::vector<LayerKind> &kinds) {
+  if (ctx.family != Family::Gemma3n && ctx.family != Family::Gemma4)
+    return Error::success();
+  HYBRID_ASSIGN_OR_RETURN(std::optional<int64_t> stated,
+                          cfg.optNonNegativeInt("num_kv_shared_layers"));
+  // Gemma3nTextConfig defaults to 15 shared layers, Gemma 4 to none.
+  int64_t count = stated.value_or(ctx.family == Family::Gemma3n ? 15 : 0);
+  if (count == 0)
+    return Error::success();
+  int64_t n = ctx.numLayers;
+  if (count >= n)
+    return cfg.error("num_kv_shared_layers",
+                     "must be smaller than num_hidden_layers (" +
+                         llvm::Twine(n) + "), got " + llvm::Twine(count));
+  // A shared layer reads the last non-shared layer of its own type
+  // (kv_shared_layer_index in modeling_gemma3n.py / modeling_gemma4.py).
+  int64_t first = n - count;
+  for (int64_t i = first; i < n; ++i) {
+    int64_t source = first - 1;
+    while (source >= 0 && kinds[source] != kinds[i])
+      --source;
+    if (source < 0)
+      return cfg.error("num_kv_shared_layers",
+                       "makes layer " + llvm::Twine(i) + " (" +
+                           layerTypeName(kinds[i]) +
+                           ") share the cache of an earlier layer of its "
+                           "type, but none precedes layer " +
+                           llvm::Twine(first));
+    layers[i].sharedSource = source;
+  }
+  return Error::success();
+}
+
+Expected<std::vector<LayerSpec>> HFImporter::buildLayers() {
+  HYBRID_RETURN_IF_ERROR(readAttentionShape());
+  HYBRID_RETURN_IF_ERROR(readFamilyFields());
+  HYBRID_ASSIGN_OR_RETURN(std::vector<LayerKind> kinds, resolveLayerKinds(ctx));
+
+  std::optional<LinearLayerShape> linear;
+  std::optional<RecurrentState> mamba;
+  std::vector<LayerSpec> layers;
+  layers.reserve(kinds.size());
+  for (size_t i = 0; i < kinds.size(); ++i) {
+    LayerKind kind = kinds[i];
+    LayerSpec layer;
+    if (kind == LayerKind::Linear) {
+      if (!linear) {
+        HYBRID_ASSIGN_OR_RETURN(linear, linearLayerShape(ctx));
+      }
+      layer.kind = kind;
+      layer.numHeads = linear->numHeads;
+      layer.numKVHeads = linear->numKVHeads;
+      layer.headDim = linear->headDim;
+      layer.vHeadDim = linear->vHeadDim;
+      layer.scale = linear->scale;
+      layer.state = linear->state;
+    } else if (kind == LayerKind::Mamba) {
+      layer.kind = kind;
+    } else {
+      HYBRID_ASSIGN_OR_RETURN(layer, attentionLayer(i, kind));
+    }
+    if (kind == LayerKind::Mamba || kind == LayerKind::Hybrid) {
+      if (!mamba) {
+        HYBRID_ASSIGN_OR_RETURN(mamba, mambaState(ctx));
+      }
+      layer.state = mamba;
+    }
+    layers.push_back(std::move(layer));
+  }
+  HYBRID_RETURN_IF_ERROR(assignSharedCaches(layers, kinds));
+  return layers;
+}
+
+Expected<ModelSpec> hybrid::spec::importHFConfig(const json &config,
+                                                 StringRef fileName) {
+  if (!config.is_object())
+    return makeError(fileName +
+                     ": top-level value must be a JSON object, got " +
+                     describe(config));
+  ObjectView root(config, fileName, "");
+  HYBRID_ASSIGN_OR_RETURN(std::string modelType, root.getString("model_type"));
+
+  // Multimodal configs describe their language model in text_config, whose
+  // own model_type (when it names a family) picks the rules.
+  std::optional<Family> family = lookupFamily(modelType);
+  std::string familyType = modelType;
+  HYBRID_ASSIGN_OR_RETURN(std::optional<ObjectView> textConfig,
+                          root.optObject("text_config"));
+  ObjectView cfg = textConfig ? *textConfig : root;
+  if (textConfig) {
+    HYBRID_ASSIGN_OR_RETURN(std::optional<std::string> textType,
+                            textConfig->optString("model_type"));
+    if (textType && lookupFamily(*textType)) {
+      family = lookupFamily(*textType);
+      familyType = *textType;
+    }
+  }
+  if (!family)
+    return root.error("model_type",
+                      "unknown model type " + describe(json(modelType)) +
+                          " (supported: " + supportedModelTypes() + ")");
+
+  HFContext ctx{cfg, *family, familyType};
+  HYBRID_ASSIGN_OR_RETURN(ctx.numLayers,
+                          cfg.getPositiveInt("num_hidden_layers"));
+  if (ctx.numLayers > kMaxLayers)
+    return cfg.error("num_hidden_layers",
+                     "must be at most " + llvm::Twine(kMaxLayers) + ", got " +
+                         llvm::Twine(ctx.numLayers));
+  HYBRID_ASSIGN_OR_RETURN(ctx.hiddenSize, cfg.getPositiveInt("hidden_size"));
+  // Without it the caller must be given the context length (--max-seq).
+  HYBRID_ASSIGN_OR_RETURN(std::optional<int64_t> maxPos,
+                          cfg.optPositiveInt("max_position_embeddings"));
+  ctx.maxPositionEmbeddings = maxPos.value_or(0);
+
+  int64_t hiddenSize = ctx.hiddenSize;
+  HFImporter importer(std::move(ctx));
+  HYBRID_ASSIGN_OR_RETURN(std::vector<LayerSpec> layers,
+                          importer.buildLayers());
+
+  ModelSpec spec;
+  spec.modelType = modelType;
+  spec.name = sanitizeName(modelType);
+  spec.hiddenSize = hiddenSize;
+  spec.maxPositionEmbeddings = importer.maxPositionEmbeddings();
+  spec.layers = std::move(layers);
+  return spec;
+}
+
+Expected<ModelSpec> hybrid::spec::importModel(StringRef jsonText,
+                                              StringRef fileName) {
+  HYBRID_ASSIGN_OR_RETURN(json document, parseJSON(jsonText, fileName));
+  if (document.is_object() && document.contains("format")) {
+    ObjectView root(document, fileName, "");
+    HYBRID_ASSIGN_OR_RETURN(std::string format, root.getString("format"));
+    if (format != "hybrid-schedule")
+      return root.error("format", "unknown format " + describe(json(format)) +
+                                      " (expected 'hybrid-schedule')");
+    return importScheduleSpec(document, fileName);
+  }
+  return importHFConfig(document, fileName);
+}

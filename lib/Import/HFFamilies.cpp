@@ -1,0 +1,601 @@
+//===- HFFamilies.cpp - Per-family rules of Hugging Face configs ----------===//
+//
+// Each rule below mirrors the configuration class of the family in
+// transformers (src/transformers/models/<family>/configuration_<family>.py):
+// the `layer_types` it derives in __post_init__ and the defaults it declares.
+//
+//===----------------------------------------------------------------------===//
+
+#include "HFFamilies.h"
+
+#include "llvm/ADT/STLExtras.h"
+
+#include <cmath>
+#include <limits>
+
+using namespace hybrid::spec;
+using namespace hybrid::spec::detail;
+using llvm::Expected;
+using llvm::StringRef;
+
+namespace {
+struct FamilyName {
+  StringRef modelType;
+  Family family;
+};
+} // namespace
+
+static constexpr FamilyName kFamilies[] = {
+    {"llama", Family::Llama},          {"mistral", Family::MistralLike},
+    {"mixtral", Family::MistralLike},  {"phi3", Family::MistralLike},
+    {"qwen2", Family::Qwen2},          {"qwen3", Family::Qwen3},
+    {"qwen2_moe", Family::Qwen2Moe},   {"qwen3_moe", Family::Qwen3Moe},
+    {"qwen3_next", Family::Qwen3Next}, {"gemma2", Family::Gemma2},
+    {"gemma3", Family::Gemma3},        {"gemma3_text", Family::Gemma3},
+    {"gemma3n", Family::Gemma3n},      {"gemma3n_text", Family::Gemma3n},
+    {"gemma4", Family::Gemma4},        {"gemma4_text", Family::Gemma4},
+    {"cohere2", Family::Cohere2},      {"gpt_oss", Family::GptOss},
+    {"llama4", Family::Llama4},        {"llama4_text", Family::Llama4},
+    {"jamba", Family::Jamba},          {"zamba2", Family::Zamba2},
+    {"falcon_h1", Family::FalconH1},   {"minimax", Family::MiniMax},
+};
+
+std::optional<Family> detail::lookupFamily(StringRef modelType) {
+  for (const FamilyName &entry : kFamilies)
+    if (entry.modelType == modelType)
+      return entry.family;
+  return std::nullopt;
+}
+
+std::string detail::supportedModelTypes() {
+  std::string out;
+  for (const FamilyName &entry : kFamilies) {
+    if (!out.empty())
+      out += ", ";
+    out += entry.modelType.str();
+  }
+  return out;
+}
+
+StringRef detail::layerTypeName(LayerKind kind) {
+  switch (kind) {
+  case LayerKind::Full:
+    return "full_attention";
+  case LayerKind::Sliding:
+    return "sliding_attention";
+  case LayerKind::Chunked:
+    return "chunked_attention";
+  case LayerKind::Linear:
+    return "linear_attention";
+  case LayerKind::Mamba:
+    return "mamba";
+  case LayerKind::Hybrid:
+    return "hybrid";
+  }
+  return "unknown";
+}
+
+/// Layer kinds the family's modeling code can build.
+static bool familyAllows(Family family, LayerKind kind) {
+  switch (family) {
+  case Family::Llama:
+    return kind == LayerKind::Full;
+  case Family::Llama4:
+    return kind == LayerKind::Full || kind == LayerKind::Chunked;
+  case Family::Qwen3Next:
+  case Family::MiniMax:
+    return kind == LayerKind::Full || kind == LayerKind::Linear;
+  case Family::Jamba:
+    return kind == LayerKind::Full || kind == LayerKind::Mamba;
+  case Family::Zamba2:
+    return kind == LayerKind::Mamba || kind == LayerKind::Hybrid;
+  case Family::FalconH1:
+    return kind == LayerKind::Hybrid;
+  default:
+    return kind == LayerKind::Full || kind == LayerKind::Sliding;
+  }
+}
+
+/// transformers now writes the recurrent mixers of Mamba hybrids as
+/// "linear_attention" too (it remaps legacy "mamba"); which mixer that is
+/// depends on the family.
+static LayerKind linearAttentionKind(Family family) {
+  if (family == Family::Jamba || family == Family::Zamba2)
+    return LayerKind::Mamba;
+  return LayerKind::Linear;
+}
+
+/// Parses one entry of `layer_types` (or Zamba2's `layers_block_type`).
+static Expected<LayerKind> parseLayerType(const HFContext &ctx,
+                                          const json &value,
+                                          const std::string &path) {
+  HYBRID_ASSIGN_OR_RETURN(std::string name,
+                          toString(value, ctx.cfg.file(), path));
+  std::optional<LayerKind> kind;
+  if (name == "full_attention" || name == "attention")
+    kind = LayerKind::Full;
+  else if (name == "sliding_attention")
+    kind = LayerKind::Sliding;
+  else if (name == "chunked_attention")
+    kind = LayerKind::Chunked;
+  else if (name == "linear_attention")
+    kind = linearAttentionKind(ctx.family);
+  else if (name == "mamba")
+    kind = LayerKind::Mamba;
+  else if (name == "hybrid")
+    kind = LayerKind::Hybrid;
+  if (!kind)
+    return fieldError(ctx.cfg.file(), path,
+                      "unknown layer type " + describe(value) +
+                          " (supported: full_attention, sliding_attention, "
+                          "chunked_attention, linear_attention, mamba, "
+                          "attention, hybrid)");
+  if (!familyAllows(ctx.family, *kind))
+    return fieldError(ctx.cfg.file(), path,
+                      "layer type " + describe(value) +
+                          " is not supported by model type '" + ctx.modelType +
+                          "'");
+  return *kind;
+}
+
+/// Reads a per-layer list and checks its length against num_hidden_layers.
+static Expected<const json *> readLayerList(const HFContext &ctx,
+                                            StringRef key) {
+  HYBRID_ASSIGN_OR_RETURN(const json *list, ctx.cfg.optArray(key));
+  if (list && static_cast<int64_t>(list->size()) != ctx.numLayers)
+    return ctx.cfg.error(key, "has " + llvm::Twine(list->size()) +
+                                  (list->size() == 1 ? " entry" : " entries") +
+                                  " but '" +
+                                  ctx.cfg.fieldPath("num_hidden_layers") +
+                                  "' is " + llvm::Twine(ctx.numLayers));
+  return list;
+}
+
+static Expected<std::vector<LayerKind>>
+parseLayerList(const HFContext &ctx, const json &list, StringRef key) {
+  std::vector<LayerKind> kinds;
+  kinds.reserve(list.size());
+  for (size_t i = 0; i < list.size(); ++i) {
+    HYBRID_ASSIGN_OR_RETURN(
+        LayerKind kind,
+        parseLayerType(ctx, list[i], indexPath(ctx.cfg.fieldPath(key), i)));
+    kinds.push_back(kind);
+  }
+  return kinds;
+}
+
+/// Whether the config asks for a sliding window: transformers treats an
+/// absent key as the class default and an explicit null as "no window".
+static bool windowConfigured(const HFContext &ctx) {
+  const json *value = ctx.cfg.find("sliding_window");
+  if (!value)
+    return defaultSlidingWindow(ctx).has_value();
+  return !value->is_null();
+}
+
+/// Every layer of kind `whenTrue` where `pred(i)` holds, else `otherwise`.
+template <typename Pred>
+static std::vector<LayerKind> schedule(int64_t n, LayerKind whenTrue,
+                                       LayerKind otherwise, Pred pred) {
+  std::vector<LayerKind> kinds(n);
+  for (int64_t i = 0; i < n; ++i)
+    kinds[i] = pred(i) ? whenTrue : otherwise;
+  return kinds;
+}
+
+/// Gemma 3 / Cohere 2 style: every `pattern`-th layer is full.
+static Expected<std::vector<LayerKind>>
+everyNthFull(const HFContext &ctx, StringRef key, int64_t fallback) {
+  int64_t pattern = fallback;
+  if (!key.empty()) {
+    HYBRID_ASSIGN_OR_RETURN(pattern, ctx.cfg.positiveIntOr(key, fallback));
+  }
+  return schedule(ctx.numLayers, LayerKind::Full, LayerKind::Sliding,
+                  [&](int64_t i) { return (i + 1) % pattern == 0; });
+}
+
+Expected<std::vector<bool>> detail::llama4RopeLayers(const HFContext &ctx) {
+  HYBRID_ASSIGN_OR_RETURN(const json *list, ctx.cfg.optArray("no_rope_layers"));
+  // transformers falls back to the interval for an empty list too.
+  if (!list || list->empty()) {
+    HYBRID_ASSIGN_OR_RETURN(int64_t interval,
+                            ctx.cfg.positiveIntOr("no_rope_layer_interval", 4));
+    std::vector<bool> rope(ctx.numLayers);
+    for (int64_t i = 0; i < ctx.numLayers; ++i)
+      rope[i] = (i + 1) % interval != 0;
+    return rope;
+  }
+  HYBRID_ASSIGN_OR_RETURN(list, readLayerList(ctx, "no_rope_layers"));
+  std::vector<bool> rope;
+  for (size_t i = 0; i < list->size(); ++i) {
+    std::string path = indexPath(ctx.cfg.fieldPath("no_rope_layers"), i);
+    HYBRID_ASSIGN_OR_RETURN(int64_t flag,
+                            toInt((*list)[i], ctx.cfg.file(), path));
+    if (flag != 0 && flag != 1)
+      return fieldError(ctx.cfg.file(), path,
+                        "must be 0 (NoPE) or 1 (RoPE), got " +
+                            describe((*list)[i]));
+    rope.push_back(flag == 1);
+  }
+  return rope;
+}
+
+/// Zamba2's default `layers_block_type` (Zamba2-2.7B, 54 layers).
+static std::vector<LayerKind> zamba2DefaultBlocks() {
+  std::vector<LayerKind> kinds{LayerKind::Mamba};
+  auto append = [&](int mambas, int repeats, bool hybrid) {
+    for (int r = 0; r < repeats; ++r) {
+      kinds.insert(kinds.end(), mambas, LayerKind::Mamba);
+      if (hybrid)
+        kinds.push_back(LayerKind::Hybrid);
+    }
+  };
+  append(5, 7, true);
+  append(4, 1, true);
+  append(3, 1, true);
+  append(2, 1, false);
+  return kinds;
+}
+
+/// The family's own schedule, for configs without `layer_types`.
+static Expected<std::vector<LayerKind>> familySchedule(const HFContext &ctx) {
+  const ObjectView &cfg = ctx.cfg;
+  int64_t n = ctx.numLayers;
+  auto isEven = [](int64_t i) { return i % 2 == 0; };
+  switch (ctx.family) {
+  case Family::Llama:
+  case Family::FalconH1: {
+    LayerKind kind =
+        ctx.family == Family::Llama ? LayerKind::Full : LayerKind::Hybrid;
+    return std::vector<LayerKind>(n, kind);
+  }
+  case Family::MistralLike:
+    return std::vector<LayerKind>(n, windowConfigured(ctx) ? LayerKind::Sliding
+                                                           : LayerKind::Full);
+  case Family::Qwen2:
+  case Family::Qwen3:
+  case Family::Qwen2Moe:
+  case Family::Qwen3Moe: {
+    HYBRID_ASSIGN_OR_RETURN(std::optional<bool> use,
+                            cfg.optBool("use_sliding_window"));
+    HYBRID_ASSIGN_OR_RETURN(std::optional<int64_t> maxWindowLayers,
+                            cfg.optNonNegativeInt("max_window_layers"));
+    int64_t mwl = maxWindowLayers.value_or(28);
+    bool sliding = use.value_or(false);
+    // Qwen2-MoE's rule differs from Qwen2's: alternate layers below
+    // max_window_layers (configuration_qwen2_moe.py).
+    if (ctx.family == Family::Qwen2Moe)
+      return schedule(n, LayerKind::Sliding, LayerKind::Full, [&](int64_t i) {
+        return sliding && isEven(i) && i < mwl;
+      });
+    sliding = sliding && windowConfigured(ctx);
+    // Qwen3-MoE has no layer_types: a window applies to every layer.
+    if (ctx.family == Family::Qwen3Moe)
+      return std::vector<LayerKind>(n, sliding ? LayerKind::Sliding
+                                               : LayerKind::Full);
+    return schedule(n, LayerKind::Sliding, LayerKind::Full,
+                    [&](int64_t i) { return sliding && i >= mwl; });
+  }
+  case Family::Gemma2:
+  case Family::GptOss:
+    return schedule(n, LayerKind::Sliding, LayerKind::Full, isEven);
+  case Family::Gemma3:
+    return everyNthFull(ctx, "sliding_window_pattern", 6);
+  case Family::Gemma3n:
+    return everyNthFull(ctx, "", 5);
+  case Family::Gemma4:
+    return everyNthFull(ctx, "", 6);
+  case Family::Cohere2:
+    return everyNthFull(ctx, "sliding_window_pattern", 4);
+  case Family::Llama4: {
+    HYBRID_ASSIGN_OR_RETURN(std::vector<bool> rope, llama4RopeLayers(ctx));
+    return schedule(n, LayerKind::Chunked, LayerKind::Full,
+                    [&](int64_t i) { return rope[i]; });
+  }
+  case Family::Qwen3Next: {
+    HYBRID_ASSIGN_OR_RETURN(int64_t interval,
+                            cfg.positiveIntOr("full_attention_interval", 4));
+    return schedule(n, LayerKind::Full, LayerKind::Linear,
+                    [&](int64_t i) { return (i + 1) % interval == 0; });
+  }
+  case Family::Jamba: {
+    HYBRID_ASSIGN_OR_RETURN(int64_t period,
+                            cfg.positiveIntOr("attn_layer_period", 8));
+    HYBRID_ASSIGN_OR_RETURN(std::optional<int64_t> offset,
+                            cfg.optNonNegativeInt("attn_layer_offset"));
+    int64_t off = offset.value_or(4);
+    if (off >= period)
+      return cfg.error("attn_layer_offset",
+                       "must be smaller than attn_layer_period (" +
+                           llvm::Twine(period) + "), got " + llvm::Twine(off));
+    return schedule(n, LayerKind::Full, LayerKind::Mamba,
+                    [&](int64_t i) { return i % period == off; });
+  }
+  case Family::Zamba2: {
+    HYBRID_ASSIGN_OR_RETURN(const json *blocks,
+                            readLayerList(ctx, "layers_block_type"));
+    if (blocks)
+      return parseLayerList(ctx, *blocks, "layers_block_type");
+    std::vector<LayerKind> kinds = zamba2DefaultBlocks();
+    if (static_cast<int64_t>(kinds.size()) != n)
+      return cfg.error("layers_block_type",
+                       "missing, and transformers' default schedule has " +
+                           llvm::Twine(kinds.size()) + " layers but '" +
+                           cfg.fieldPath("num_hidden_layers") + "' is " +
+                           llvm::Twine(n));
+    return kinds;
+  }
+  case Family::MiniMax: {
+    // MiniMax's original configs list 0 (lightning) / 1 (softmax) per layer.
+    HYBRID_ASSIGN_OR_RETURN(const json *types,
+                            readLayerList(ctx, "attn_type_list"));
+    if (!types)
+      return schedule(n, LayerKind::Full, LayerKind::Linear, isEven);
+    std::vector<LayerKind> kinds;
+    for (size_t i = 0; i < types->size(); ++i) {
+      std::string path = indexPath(cfg.fieldPath("attn_type_list"), i);
+      HYBRID_ASSIGN_OR_RETURN(int64_t type,
+                              toInt((*types)[i], cfg.file(), path));
+      if (type != 0 && type != 1)
+        return fieldError(cfg.file(), path,
+                          "must be 0 (linear) or 1 (softmax), got " +
+                              describe((*types)[i]));
+      kinds.push_back(type == 1 ? LayerKind::Full : LayerKind::Linear);
+    }
+    return kinds;
+  }
+  }
+  return makeError("unhandled model family");
+}
+
+Expected<std::vector<LayerKind>>
+detail::resolveLayerKinds(const HFContext &ctx) {
+  HYBRID_ASSIGN_OR_RETURN(const json *layerTypes,
+                          readLayerList(ctx, "layer_types"));
+  std::vector<LayerKind> kinds;
+  if (layerTypes) {
+    HYBRID_ASSIGN_OR_RETURN(kinds,
+                            parseLayerList(ctx, *layerTypes, "layer_types"));
+  } else {
+    HYBRID_ASSIGN_OR_RETURN(kinds, familySchedule(ctx));
+  }
+
+  // Gemma 4 forces its last layer to full attention (with a warning).
+  if (ctx.family == Family::Gemma4 && !kinds.empty())
+    kinds.back() = LayerKind::Full;
+  // MiniMax and Jamba build their softmax layers on Mixtral's attention,
+  // which slides whenever `sliding_window` is set.
+  if ((ctx.family == Family::MiniMax || ctx.family == Family::Jamba) &&
+      windowConfigured(ctx))
+    for (LayerKind &kind : kinds)
+      if (kind == LayerKind::Full)
+        kind = LayerKind::Sliding;
+  return kinds;
+}
+
+std::optional<int64_t> detail::defaultSlidingWindow(const HFContext &ctx) {
+  switch (ctx.family) {
+  case Family::MistralLike:
+    // MistralConfig defaults to 4096; Mixtral and Phi-3 to None.
+    if (ctx.modelType == "mistral")
+      return 4096;
+    return std::nullopt;
+  case Family::Qwen2:
+  case Family::Qwen3:
+  case Family::Qwen2Moe:
+  case Family::Qwen3Moe:
+  case Family::Gemma2:
+  case Family::Gemma3:
+  case Family::Cohere2:
+    return 4096;
+  case Family::Gemma3n:
+  case Family::Gemma4:
+    return 512;
+  case Family::GptOss:
+    return 128;
+  default:
+    return std::nullopt;
+  }
+}
+
+std::optional<int64_t> detail::defaultHeadDim(const HFContext &ctx) {
+  switch (ctx.family) {
+  case Family::Gemma2:
+  case Family::Gemma3:
+  case Family::Gemma3n:
+  case Family::Gemma4:
+  case Family::Qwen3Next:
+    return 256;
+  case Family::Qwen3:
+  case Family::Llama4:
+    return 128;
+  case Family::GptOss:
+    return 64;
+  default:
+    return std::nullopt;
+  }
+}
+
+std::optional<double> detail::defaultRopeTheta(const HFContext &ctx,
+                                               LayerKind kind) {
+  switch (ctx.family) {
+  case Family::MistralLike:
+    return ctx.modelType == "mixtral" ? 1e6 : 1e4;
+  case Family::Gemma3:
+  case Family::Gemma3n:
+  case Family::Gemma4:
+    // Local (sliding) and global bases differ.
+    return kind == LayerKind::Sliding ? 1e4 : 1e6;
+  case Family::GptOss:
+    return 150000.0;
+  case Family::Llama4:
+    return 500000.0;
+  case Family::MiniMax:
+    return 1e6;
+  case Family::Jamba:
+  case Family::FalconH1:
+    return std::nullopt;
+  default:
+    return 1e4;
+  }
+}
+
+/// a * b * ..., or an error naming `key` when the product overflows.
+static Expected<int64_t> stateSize(const ObjectView &cfg, StringRef key,
+                                   std::initializer_list<int64_t> factors) {
+  std::optional<int64_t> product = checkedProduct(factors);
+  if (!product)
+    return cfg.error(key, "makes the recurrent state size overflow");
+  return *product;
+}
+
+Expected<LinearLayerShape> detail::linearLayerShape(const HFContext &ctx) {
+  const ObjectView &cfg = ctx.cfg;
+  LinearLayerShape shape;
+  if (ctx.family == Family::MiniMax) {
+    // Lightning attention keeps one head_dim x head_dim matrix per head and
+    // applies no score scale (MiniMaxLightningAttention).
+    HYBRID_ASSIGN_OR_RETURN(int64_t heads,
+                            cfg.getPositiveInt("num_attention_heads"));
+    HYBRID_ASSIGN_OR_RETURN(std::optional<int64_t> headDim,
+                            cfg.optPositiveInt("head_dim"));
+    if (!headDim) {
+      if (ctx.hiddenSize % heads != 0)
+        return cfg.error("hidden_size", "is not divisible by "
+                                        "num_attention_heads and 'head_dim' "
+                                        "is not set");
+      headDim = ctx.hiddenSize / heads;
+    }
+    shape.numHeads = shape.numKVHeads = heads;
+    shape.headDim = shape.vHeadDim = *headDim;
+    shape.scale = 1.0;
+    HYBRID_ASSIGN_OR_RETURN(
+        shape.state.recurrentElements,
+        stateSize(cfg, "head_dim", {heads, *headDim, *headDim}));
+    return shape;
+  }
+
+  // Qwen3-Next gated DeltaNet (Qwen3NextGatedDeltaNet and its cache):
+  //   recurrent = num_v_heads * head_k_dim * head_v_dim,
+  //   conv = conv_dim * linear_conv_kernel_dim with
+  //   conv_dim = 2 * num_k_heads * head_k_dim + num_v_heads * head_v_dim.
+  // The conv state keeps the full kernel width: transformers stores
+  // F.pad(mixed_qkv, (kernel - seq_len, 0)), i.e. `kernel` columns.
+  HYBRID_ASSIGN_OR_RETURN(int64_t keyDim,
+                          cfg.positiveIntOr("linear_key_head_dim", 128));
+  HYBRID_ASSIGN_OR_RETURN(int64_t valueDim,
+                          cfg.positiveIntOr("linear_value_head_dim", 128));
+  HYBRID_ASSIGN_OR_RETURN(int64_t keyHeads,
+                          cfg.positiveIntOr("linear_num_key_heads", 16));
+  HYBRID_ASSIGN_OR_RETURN(int64_t valueHeads,
+                          cfg.positiveIntOr("linear_num_value_heads", 32));
+  HYBRID_ASSIGN_OR_RETURN(int64_t kernel,
+                          cfg.positiveIntOr("linear_conv_kernel_dim", 4));
+  if (valueHeads % keyHeads != 0)
+    return cfg.error("linear_num_value_heads",
+                     "must be a multiple of linear_num_key_heads (" +
+                         llvm::Twine(keyHeads) + "), got " +
+                         llvm::Twine(valueHeads));
+  shape.numHeads = valueHeads;
+  shape.numKVHeads = keyHeads;
+  shape.headDim = keyDim;
+  shape.vHeadDim = valueDim;
+  shape.scale = 1.0 / std::sqrt(static_cast<double>(keyDim));
+  HYBRID_ASSIGN_OR_RETURN(
+      shape.state.recurrentElements,
+      stateSize(cfg, "linear_value_head_dim", {valueHeads, keyDim, valueDim}));
+  HYBRID_ASSIGN_OR_RETURN(int64_t keys, stateSize(cfg, "linear_key_head_dim",
+                                                  {2, keyHeads, keyDim}));
+  HYBRID_ASSIGN_OR_RETURN(
+      int64_t values,
+      stateSize(cfg, "linear_value_head_dim", {valueHeads, valueDim}));
+  if (keys > std::numeric_limits<int64_t>::max() - values)
+    return cfg.error("linear_key_head_dim",
+                     "makes the recurrent state size overflow");
+  HYBRID_ASSIGN_OR_RETURN(
+      shape.state.convElements,
+      stateSize(cfg, "linear_conv_kernel_dim", {keys + values, kernel}));
+  return shape;
+}
+
+Expected<RecurrentState> detail::mambaState(const HFContext &ctx) {
+  const ObjectView &cfg = ctx.cfg;
+  RecurrentState state;
+  if (ctx.family == Family::Jamba) {
+    // HybridMambaAttentionDynamicCache: conv (d_inner, d_conv) and ssm
+    // (d_inner, d_state) per sequence, d_inner = mamba_expand * hidden_size.
+    HYBRID_ASSIGN_OR_RETURN(int64_t expand,
+                            cfg.positiveIntOr("mamba_expand", 2));
+    HYBRID_ASSIGN_OR_RETURN(int64_t dState,
+                            cfg.positiveIntOr("mamba_d_state", 16));
+    HYBRID_ASSIGN_OR_RETURN(int64_t dConv,
+                            cfg.positiveIntOr("mamba_d_conv", 4));
+    HYBRID_ASSIGN_OR_RETURN(int64_t inner, stateSize(cfg, "mamba_expand",
+                                                     {expand, ctx.hiddenSize}));
+    HYBRID_ASSIGN_OR_RETURN(state.recurrentElements,
+                            stateSize(cfg, "mamba_d_state", {inner, dState}));
+    HYBRID_ASSIGN_OR_RETURN(state.convElements,
+                            stateSize(cfg, "mamba_d_conv", {inner, dConv}));
+    return state;
+  }
+
+  // Mamba-2 mixers (Zamba2HybridDynamicCache, FalconHybridMambaAttention-
+  // DynamicCache): conv (d_inner + 2 * n_groups * d_state, d_conv) and ssm
+  // (n_heads, head_dim, d_state), with n_heads * head_dim = d_inner.
+  bool falcon = ctx.family == Family::FalconH1;
+  HYBRID_ASSIGN_OR_RETURN(int64_t expand, cfg.positiveIntOr("mamba_expand", 2));
+  HYBRID_ASSIGN_OR_RETURN(
+      int64_t dState, cfg.positiveIntOr("mamba_d_state", falcon ? 256 : 64));
+  HYBRID_ASSIGN_OR_RETURN(int64_t dConv, cfg.positiveIntOr("mamba_d_conv", 4));
+  StringRef groupsKey = falcon ? "mamba_n_groups" : "mamba_ngroups";
+  HYBRID_ASSIGN_OR_RETURN(int64_t groups, cfg.positiveIntOr(groupsKey, 1));
+  StringRef headsKey = falcon ? "mamba_n_heads" : "n_mamba_heads";
+  HYBRID_ASSIGN_OR_RETURN(int64_t heads,
+                          cfg.positiveIntOr(headsKey, falcon ? 128 : 8));
+
+  int64_t inner = 0;
+  StringRef innerKey = "mamba_expand";
+  if (falcon && cfg.find("mamba_d_ssm") &&
+      !cfg.find("mamba_d_ssm")->is_null()) {
+    HYBRID_ASSIGN_OR_RETURN(inner, cfg.getPositiveInt("mamba_d_ssm"));
+    innerKey = "mamba_d_ssm";
+  } else if (falcon && !cfg.find("mamba_d_ssm")) {
+    inner = 1024; // FalconH1Config's default; an explicit null means expand.
+    innerKey = "mamba_d_ssm";
+  } else {
+    HYBRID_ASSIGN_OR_RETURN(
+        inner, stateSize(cfg, "mamba_expand", {expand, ctx.hiddenSize}));
+  }
+  if (inner % heads != 0)
+    return cfg.error(headsKey, "must divide the Mamba inner size (" +
+                                   llvm::Twine(inner) + " from '" +
+                                   cfg.fieldPath(innerKey) + "'), got " +
+                                   llvm::Twine(heads));
+  int64_t headDim = inner / heads;
+  if (falcon) {
+    // mamba_d_head is "auto" (derived) or must agree with the inner size.
+    const json *dHead = cfg.find("mamba_d_head");
+    if (dHead && !dHead->is_null() &&
+        !(dHead->is_string() &&
+          dHead->get_ref<const std::string &>() == "auto")) {
+      HYBRID_ASSIGN_OR_RETURN(int64_t stated,
+                              cfg.getPositiveInt("mamba_d_head"));
+      if (stated != headDim)
+        return cfg.error("mamba_d_head",
+                         "must equal the Mamba inner size / mamba_n_heads (" +
+                             llvm::Twine(headDim) + "), got " +
+                             llvm::Twine(stated));
+    }
+  }
+  HYBRID_ASSIGN_OR_RETURN(int64_t groupStates,
+                          stateSize(cfg, groupsKey, {2, groups, dState}));
+  if (groupStates > std::numeric_limits<int64_t>::max() - inner)
+    return cfg.error(groupsKey, "makes the recurrent state size overflow");
+  HYBRID_ASSIGN_OR_RETURN(
+      state.convElements,
+      stateSize(cfg, "mamba_d_conv", {inner + groupStates, dConv}));
+  HYBRID_ASSIGN_OR_RETURN(
+      state.recurrentElements,
+      stateSize(cfg, "mamba_d_state", {heads, headDim, dState}));
+  return state;
+}

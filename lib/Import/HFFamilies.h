@@ -1,0 +1,93 @@
+//===- HFFamilies.h - Per-family rules of Hugging Face configs --*- C++ -*-===//
+//
+// What differs between model families in transformers: which layer kind each
+// index gets when `layer_types` is absent, which defaults the configuration
+// classes fill in, and how large the recurrent state of linear-attention and
+// Mamba mixers is. HFConfig.cpp turns these into LayerSpecs.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef HYBRID_LIB_IMPORT_HFFAMILIES_H
+#define HYBRID_LIB_IMPORT_HFFAMILIES_H
+
+#include "JSONUtil.h"
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace hybrid::spec::detail {
+
+enum class Family {
+  Llama,
+  MistralLike, // mistral, mixtral, phi3: every layer sliding when a window is
+               // set
+  Qwen2,
+  Qwen3,
+  Qwen2Moe,
+  Qwen3Moe,
+  Qwen3Next,
+  Gemma2,
+  Gemma3,
+  Gemma3n,
+  Gemma4,
+  Cohere2,
+  GptOss,
+  Llama4,
+  Jamba,
+  Zamba2,
+  FalconH1,
+  MiniMax,
+};
+
+/// The family of a `model_type`, or nullopt when we do not support it.
+std::optional<Family> lookupFamily(llvm::StringRef modelType);
+/// "llama, mistral, ..." for the unknown-model-type message.
+std::string supportedModelTypes();
+
+/// The text config of one model and the fields every family needs.
+struct HFContext {
+  ObjectView cfg;
+  Family family;
+  std::string modelType; // of the text config's family, for messages
+  int64_t numLayers = 0;
+  int64_t hiddenSize = 0;
+  int64_t maxPositionEmbeddings = 0; // 0: not stated
+};
+
+/// transformers' name of a layer kind in `layer_types`.
+llvm::StringRef layerTypeName(LayerKind kind);
+
+/// The kind of every layer: from `layer_types` when present (it wins over
+/// every legacy field), else from the family's own fields and defaults.
+llvm::Expected<std::vector<LayerKind>> resolveLayerKinds(const HFContext &ctx);
+
+/// Llama 4: whether each layer applies RoPE (`no_rope_layers[i]` is 1), with
+/// transformers' default from `no_rope_layer_interval` when the list is absent.
+llvm::Expected<std::vector<bool>> llama4RopeLayers(const HFContext &ctx);
+
+/// transformers' default `sliding_window` of the family, when it has one.
+std::optional<int64_t> defaultSlidingWindow(const HFContext &ctx);
+/// transformers' default `head_dim`, when the configuration class declares one.
+std::optional<int64_t> defaultHeadDim(const HFContext &ctx);
+/// transformers' default RoPE base for layers of `kind`, when it has one.
+std::optional<double> defaultRopeTheta(const HFContext &ctx, LayerKind kind);
+
+/// Shape of a linear-attention layer (Qwen3-Next gated DeltaNet, MiniMax
+/// lightning attention) and its state.
+struct LinearLayerShape {
+  int64_t numHeads = 0;   // value heads
+  int64_t numKVHeads = 0; // key heads
+  int64_t headDim = 0;    // key head dim
+  int64_t vHeadDim = 0;
+  double scale = 1.0;
+  RecurrentState state;
+};
+llvm::Expected<LinearLayerShape> linearLayerShape(const HFContext &ctx);
+
+/// Per-sequence state of the Mamba mixer of Mamba and hybrid layers.
+llvm::Expected<RecurrentState> mambaState(const HFContext &ctx);
+
+} // namespace hybrid::spec::detail
+
+#endif // HYBRID_LIB_IMPORT_HFFAMILIES_H

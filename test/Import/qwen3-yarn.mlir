@@ -1,0 +1,9 @@
+// RUN: hybrid-compile %test_configs/qwen3-yarn.json --emit mlir | FileCheck %s
+
+// The schedule transformers runs for qwen3-yarn, written as its interleaving
+// pattern; each layer line was checked against the family rules.
+
+// CHECK-LABEL: hybrid.schedule @qwen3 layers = 36
+// CHECK-NEXT: hybrid.repeat 36 {
+// CHECK-NEXT: hybrid.layer full heads 32 kv_heads 8 head_dim 128 mask <kind = full> pos <kind = rope, theta = 1000000.0, scaling = <kind = yarn, factor = 4.0, original_max_position = 32768, beta_fast = 32.0, beta_slow = 1.0>> score <scale = 0.08838834764831843> cache <policy = full>
+// CHECK-NEXT: {{^ *}}}{{$}}

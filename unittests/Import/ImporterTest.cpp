@@ -1,0 +1,853 @@
+//===- ImporterTest.cpp - Tests of the Hugging Face importer --------------===//
+//
+// Every family rule of the Hugging Face importer, on the shared real configs,
+// on test/Import/configs and on small inline configs, and every error class.
+// ScheduleSpecTest.cpp covers the project's own format.
+//
+//===----------------------------------------------------------------------===//
+
+#include "ImporterTestUtil.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+
+using namespace hybrid::spec;
+using namespace hybrid::spec::testing;
+
+namespace {
+
+//===----------------------------------------------------------------------===//
+// The shared real configs.
+//===----------------------------------------------------------------------===//
+
+TEST(HFShared, Gemma3OneBillion) {
+  LOAD_FILE(spec, sharedDir(), "gemma-3-1b-it.json");
+  EXPECT_EQ(spec->modelType, "gemma3_text");
+  EXPECT_EQ(spec->name, "gemma3_text");
+  EXPECT_EQ(spec->hiddenSize, 1152);
+  EXPECT_EQ(spec->maxPositionEmbeddings, 32768);
+  ASSERT_EQ(spec->layers.size(), 26u);
+  EXPECT_EQ(indicesOf(*spec, LayerKind::Full),
+            (std::vector<int64_t>{5, 11, 17, 23}));
+  const LayerSpec &local = spec->layers[0];
+  EXPECT_EQ(local.mask.kind, MaskKind::SlidingWindow);
+  EXPECT_EQ(local.mask.window, 512);
+  EXPECT_TRUE(local.mask.causal);
+  EXPECT_EQ(local.positional.kind, PositionalKind::Rope);
+  EXPECT_DOUBLE_EQ(local.positional.theta, 1e4);
+  EXPECT_FALSE(local.positional.scaling);
+  const LayerSpec &global = spec->layers[5];
+  EXPECT_EQ(global.mask.kind, MaskKind::Full);
+  EXPECT_FALSE(global.mask.window);
+  EXPECT_DOUBLE_EQ(global.positional.theta, 1e6);
+  for (const LayerSpec &layer : spec->layers) {
+    EXPECT_EQ(layer.numHeads, 4);
+    EXPECT_EQ(layer.numKVHeads, 1);
+    EXPECT_EQ(layer.headDim, 256);
+    EXPECT_EQ(layer.vHeadDim, 256);
+    EXPECT_DOUBLE_EQ(layer.scale, 1.0 / 16.0); // query_pre_attn_scalar 256
+    EXPECT_FALSE(layer.softcap);
+    EXPECT_FALSE(layer.sinks);
+  }
+}
+
+TEST(HFShared, Gemma3MultimodalUsesTextConfig) {
+  LOAD_FILE(spec, sharedDir(), "gemma-3-27b-it.json");
+  EXPECT_EQ(spec->modelType, "gemma3");
+  ASSERT_EQ(spec->layers.size(), 62u);
+  EXPECT_EQ(spec->hiddenSize, 5376);
+  EXPECT_EQ(spec->maxPositionEmbeddings, 131072);
+  EXPECT_EQ(indicesOf(*spec, LayerKind::Full).size(), 10u);
+  // Linear RoPE scaling x8 applies to the global layers only.
+  const LayerSpec &global = spec->layers[5];
+  ASSERT_TRUE(global.positional.scaling);
+  EXPECT_EQ(global.positional.scaling->kind, RopeScalingKind::Linear);
+  EXPECT_DOUBLE_EQ(global.positional.scaling->factor, 8.0);
+  EXPECT_DOUBLE_EQ(global.positional.theta, 1e6);
+  EXPECT_FALSE(spec->layers[0].positional.scaling);
+  EXPECT_EQ(spec->layers[0].mask.window, 1024);
+  EXPECT_DOUBLE_EQ(spec->layers[0].scale, 1.0 / std::sqrt(168.0));
+  EXPECT_EQ(spec->layers[0].numKVHeads, 16);
+}
+
+TEST(HFShared, Gemma4ProportionalRopeAndSharedCaches) {
+  LOAD_FILE(spec, sharedDir(), "gemma-4-e4b.json");
+  ASSERT_EQ(spec->layers.size(), 42u);
+  EXPECT_EQ(indicesOf(*spec, LayerKind::Full),
+            (std::vector<int64_t>{5, 11, 17, 23, 29, 35, 41}));
+  const LayerSpec &global = spec->layers[5];
+  EXPECT_EQ(global.headDim, 512); // global_head_dim
+  EXPECT_EQ(global.positional.kind, PositionalKind::Proportional);
+  EXPECT_DOUBLE_EQ(*global.positional.fraction, 0.25);
+  EXPECT_DOUBLE_EQ(global.positional.theta, 1e6);
+  EXPECT_FALSE(global.kEqV); // attention_k_eq_v is false
+  const LayerSpec &local = spec->layers[0];
+  EXPECT_EQ(local.headDim, 256);
+  EXPECT_EQ(local.positional.kind, PositionalKind::Rope);
+  EXPECT_DOUBLE_EQ(local.positional.theta, 1e4);
+  for (const LayerSpec &layer : spec->layers)
+    EXPECT_DOUBLE_EQ(layer.scale, 1.0);
+  // The last 18 layers read the last non-shared layer of their type.
+  for (int i = 0; i < 24; ++i)
+    EXPECT_FALSE(spec->layers[i].sharedSource) << i;
+  for (int i = 24; i < 42; ++i)
+    EXPECT_EQ(spec->layers[i].sharedSource,
+              spec->layers[i].kind == LayerKind::Full ? 23 : 22)
+        << i;
+}
+
+TEST(HFShared, MistralEveryLayerSliding) {
+  LOAD_FILE(spec, sharedDir(), "mistral-7b-v0.1.json");
+  ASSERT_EQ(spec->layers.size(), 32u);
+  for (const LayerSpec &layer : spec->layers) {
+    EXPECT_EQ(layer.kind, LayerKind::Sliding);
+    EXPECT_EQ(layer.mask.window, 4096);
+    EXPECT_EQ(layer.headDim, 128); // 4096 / 32
+    EXPECT_EQ(layer.numKVHeads, 8);
+    EXPECT_DOUBLE_EQ(layer.scale, 1.0 / std::sqrt(128.0));
+    EXPECT_DOUBLE_EQ(layer.positional.theta, 1e4);
+  }
+}
+
+TEST(HFShared, Phi3Sliding2047) {
+  LOAD_FILE(spec, sharedDir(), "phi-3-mini-4k-instruct.json");
+  ASSERT_EQ(spec->layers.size(), 32u);
+  EXPECT_EQ(spec->layers[0].kind, LayerKind::Sliding);
+  EXPECT_EQ(spec->layers[0].mask.window, 2047);
+  EXPECT_EQ(spec->layers[0].headDim, 96);
+  EXPECT_EQ(spec->layers[31].mask.window, 2047);
+}
+
+TEST(HFShared, Qwen3NextLinearAndPartialRope) {
+  LOAD_FILE(spec, sharedDir(), "qwen3-next-80b-a3b.json");
+  ASSERT_EQ(spec->layers.size(), 48u);
+  std::vector<int64_t> full = indicesOf(*spec, LayerKind::Full);
+  ASSERT_EQ(full.size(), 12u);
+  EXPECT_EQ(full.front(), 3);
+  EXPECT_EQ(full.back(), 47);
+  const LayerSpec &attn = spec->layers[3];
+  EXPECT_EQ(attn.numHeads, 16);
+  EXPECT_EQ(attn.numKVHeads, 2);
+  EXPECT_EQ(attn.headDim, 256);
+  EXPECT_EQ(attn.positional.kind, PositionalKind::Partial);
+  EXPECT_EQ(attn.positional.rotaryDim, 64); // 256 * 0.25
+  EXPECT_DOUBLE_EQ(attn.positional.theta, 1e7);
+  EXPECT_FALSE(attn.state);
+  const LayerSpec &linear = spec->layers[0];
+  EXPECT_EQ(linear.kind, LayerKind::Linear);
+  EXPECT_EQ(linear.numHeads, 32);   // value heads
+  EXPECT_EQ(linear.numKVHeads, 16); // key heads
+  EXPECT_EQ(linear.headDim, 128);
+  EXPECT_EQ(linear.vHeadDim, 128);
+  EXPECT_EQ(linear.positional.kind, PositionalKind::None);
+  ASSERT_TRUE(linear.state);
+  EXPECT_EQ(linear.state->recurrentElements, 32 * 128 * 128);
+  EXPECT_EQ(linear.state->convElements, (2 * 16 * 128 + 32 * 128) * 4);
+}
+
+TEST(HFShared, JambaAttentionEveryEighth) {
+  LOAD_FILE(spec, sharedDir(), "jamba-v0.1.json");
+  ASSERT_EQ(spec->layers.size(), 32u);
+  EXPECT_EQ(indicesOf(*spec, LayerKind::Full),
+            (std::vector<int64_t>{4, 12, 20, 28}));
+  const LayerSpec &attn = spec->layers[4];
+  EXPECT_EQ(attn.positional.kind, PositionalKind::None); // Jamba has no RoPE
+  EXPECT_EQ(attn.numHeads, 32);
+  EXPECT_EQ(attn.numKVHeads, 8);
+  EXPECT_EQ(attn.mask.kind, MaskKind::Full);
+  EXPECT_FALSE(attn.state);
+  const LayerSpec &mamba = spec->layers[0];
+  EXPECT_EQ(mamba.kind, LayerKind::Mamba);
+  EXPECT_EQ(mamba.numHeads, 0);
+  EXPECT_EQ(mamba.headDim, 0);
+  ASSERT_TRUE(mamba.state);
+  EXPECT_EQ(mamba.state->recurrentElements, 2 * 4096 * 16);
+  EXPECT_EQ(mamba.state->convElements, 2 * 4096 * 4);
+}
+
+//===----------------------------------------------------------------------===//
+// test/Import/configs: published configs of the other families.
+//===----------------------------------------------------------------------===//
+
+TEST(HFConfigs, Llama31WithLlama3Scaling) {
+  LOAD_FILE(spec, testConfigDir(), "llama.json");
+  ASSERT_EQ(spec->layers.size(), 32u);
+  for (const LayerSpec &layer : spec->layers) {
+    EXPECT_EQ(layer.kind, LayerKind::Full);
+    EXPECT_EQ(layer.mask.kind, MaskKind::Full);
+  }
+  const Positional &pos = spec->layers[0].positional;
+  EXPECT_EQ(pos.kind, PositionalKind::Rope);
+  EXPECT_DOUBLE_EQ(pos.theta, 500000.0);
+  ASSERT_TRUE(pos.scaling);
+  EXPECT_EQ(pos.scaling->kind, RopeScalingKind::Llama3);
+  EXPECT_DOUBLE_EQ(pos.scaling->factor, 8.0);
+  EXPECT_DOUBLE_EQ(*pos.scaling->lowFreqFactor, 1.0);
+  EXPECT_DOUBLE_EQ(*pos.scaling->highFreqFactor, 4.0);
+  EXPECT_EQ(pos.scaling->originalMaxPosition, 8192);
+}
+
+TEST(HFConfigs, MixtralNullWindowIsFull) {
+  LOAD_FILE(spec, testConfigDir(), "mixtral.json");
+  ASSERT_EQ(spec->layers.size(), 32u);
+  EXPECT_EQ(indicesOf(*spec, LayerKind::Full).size(), 32u);
+  EXPECT_DOUBLE_EQ(spec->layers[0].positional.theta, 1e6);
+}
+
+TEST(HFConfigs, Qwen2SlidingFromMaxWindowLayers) {
+  LOAD_FILE(spec, testConfigDir(), "qwen2.json");
+  ASSERT_EQ(spec->layers.size(), 28u);
+  for (int i = 0; i < 28; ++i)
+    EXPECT_EQ(spec->layers[i].kind,
+              i >= 21 ? LayerKind::Sliding : LayerKind::Full)
+        << i;
+  EXPECT_EQ(spec->layers[27].mask.window, 32768);
+  EXPECT_EQ(spec->layers[0].headDim, 128);
+}
+
+TEST(HFConfigs, Qwen3PlainAndYarn) {
+  LOAD_FILE(plain, testConfigDir(), "qwen3.json");
+  ASSERT_EQ(plain->layers.size(), 36u);
+  EXPECT_EQ(indicesOf(*plain, LayerKind::Full).size(), 36u);
+  EXPECT_FALSE(plain->layers[0].positional.scaling);
+  EXPECT_EQ(plain->layers[0].headDim, 128);
+
+  LOAD_FILE(yarn, testConfigDir(), "qwen3-yarn.json");
+  const std::optional<RopeScaling> &scaling =
+      yarn->layers[0].positional.scaling;
+  ASSERT_TRUE(scaling);
+  EXPECT_EQ(scaling->kind, RopeScalingKind::Yarn);
+  EXPECT_DOUBLE_EQ(scaling->factor, 4.0);
+  EXPECT_EQ(scaling->originalMaxPosition, 32768);
+  EXPECT_DOUBLE_EQ(*scaling->betaFast, 32.0);
+  EXPECT_DOUBLE_EQ(*scaling->betaSlow, 1.0);
+  EXPECT_FALSE(scaling->attentionFactor);
+  EXPECT_TRUE(scaling->truncate);
+}
+
+TEST(HFConfigs, Gemma2AlternatesWithSoftcap) {
+  LOAD_FILE(spec, testConfigDir(), "gemma2.json");
+  ASSERT_EQ(spec->layers.size(), 42u);
+  for (int i = 0; i < 42; ++i) {
+    const LayerSpec &layer = spec->layers[i];
+    EXPECT_EQ(layer.kind, i % 2 == 0 ? LayerKind::Sliding : LayerKind::Full);
+    EXPECT_EQ(layer.softcap, 50.0);
+    EXPECT_DOUBLE_EQ(layer.scale, 1.0 / 16.0);
+  }
+  EXPECT_EQ(spec->layers[0].mask.window, 4096);
+}
+
+TEST(HFConfigs, Gemma3nSharedCachesAndUnitScale) {
+  LOAD_FILE(spec, testConfigDir(), "gemma3n.json");
+  ASSERT_EQ(spec->layers.size(), 35u);
+  EXPECT_EQ(indicesOf(*spec, LayerKind::Full),
+            (std::vector<int64_t>{4, 9, 14, 19, 24, 29, 34}));
+  for (int i = 0; i < 20; ++i)
+    EXPECT_FALSE(spec->layers[i].sharedSource) << i;
+  for (int i = 20; i < 35; ++i)
+    EXPECT_EQ(spec->layers[i].sharedSource,
+              spec->layers[i].kind == LayerKind::Full ? 19 : 18)
+        << i;
+  EXPECT_DOUBLE_EQ(spec->layers[0].scale, 1.0);
+  EXPECT_EQ(spec->layers[0].mask.window, 512);
+  EXPECT_DOUBLE_EQ(spec->layers[0].positional.theta, 1e4);
+  EXPECT_DOUBLE_EQ(spec->layers[4].positional.theta, 1e6);
+}
+
+TEST(HFConfigs, Cohere2NoPEOnGlobalLayers) {
+  LOAD_FILE(spec, testConfigDir(), "cohere2.json");
+  ASSERT_EQ(spec->layers.size(), 32u);
+  for (int i = 0; i < 32; ++i) {
+    const LayerSpec &layer = spec->layers[i];
+    bool global = (i + 1) % 4 == 0;
+    EXPECT_EQ(layer.kind, global ? LayerKind::Full : LayerKind::Sliding) << i;
+    EXPECT_EQ(layer.positional.kind,
+              global ? PositionalKind::None : PositionalKind::Rope)
+        << i;
+  }
+  EXPECT_DOUBLE_EQ(spec->layers[0].positional.theta, 50000.0);
+  EXPECT_EQ(spec->layers[0].mask.window, 4096);
+}
+
+TEST(HFConfigs, GptOssSinksAndYarnWithoutTruncation) {
+  LOAD_FILE(spec, testConfigDir(), "gpt_oss.json");
+  ASSERT_EQ(spec->layers.size(), 24u);
+  for (int i = 0; i < 24; ++i) {
+    const LayerSpec &layer = spec->layers[i];
+    EXPECT_EQ(layer.kind, i % 2 == 0 ? LayerKind::Sliding : LayerKind::Full);
+    EXPECT_TRUE(layer.sinks);
+    EXPECT_EQ(layer.headDim, 64);
+    EXPECT_EQ(layer.numHeads, 64);
+    EXPECT_EQ(layer.numKVHeads, 8);
+  }
+  EXPECT_EQ(spec->layers[0].mask.window, 128);
+  const std::optional<RopeScaling> &scaling =
+      spec->layers[1].positional.scaling;
+  ASSERT_TRUE(scaling);
+  EXPECT_EQ(scaling->kind, RopeScalingKind::Yarn);
+  EXPECT_DOUBLE_EQ(scaling->factor, 32.0);
+  EXPECT_EQ(scaling->originalMaxPosition, 4096);
+  EXPECT_FALSE(scaling->truncate);
+  EXPECT_DOUBLE_EQ(spec->layers[1].positional.theta, 150000.0);
+}
+
+TEST(HFConfigs, Llama4ChunkedRopeAndNoPETemperature) {
+  LOAD_FILE(spec, testConfigDir(), "llama4.json");
+  ASSERT_EQ(spec->layers.size(), 48u);
+  for (int i = 0; i < 48; ++i) {
+    const LayerSpec &layer = spec->layers[i];
+    bool nope = (i + 1) % 4 == 0; // empty no_rope_layers: interval 4
+    EXPECT_EQ(layer.kind, nope ? LayerKind::Full : LayerKind::Chunked) << i;
+    if (nope) {
+      EXPECT_EQ(layer.positional.kind, PositionalKind::None);
+      ASSERT_TRUE(layer.temperature); // attn_temperature_tuning: 4
+      EXPECT_DOUBLE_EQ(layer.temperature->floorScale, 8192.0);
+      EXPECT_DOUBLE_EQ(layer.temperature->attnScale, 0.1);
+    } else {
+      EXPECT_EQ(layer.mask.chunk, 8192);
+      EXPECT_EQ(layer.positional.kind, PositionalKind::Rope);
+      EXPECT_FALSE(layer.temperature);
+      ASSERT_TRUE(layer.positional.scaling);
+      EXPECT_EQ(layer.positional.scaling->kind, RopeScalingKind::Llama3);
+    }
+  }
+}
+
+TEST(HFConfigs, Zamba2HybridBlocks) {
+  LOAD_FILE(spec, testConfigDir(), "zamba2.json");
+  ASSERT_EQ(spec->layers.size(), 54u);
+  std::vector<int64_t> hybrid = indicesOf(*spec, LayerKind::Hybrid);
+  EXPECT_EQ(hybrid, (std::vector<int64_t>{6, 12, 18, 24, 30, 36, 42, 47, 51}));
+  const LayerSpec &h = spec->layers[6];
+  EXPECT_EQ(h.numHeads, 32);
+  EXPECT_EQ(h.headDim, 160); // 2 * 2560 / 32
+  EXPECT_DOUBLE_EQ(h.scale, 1.0 / std::sqrt(80.0));
+  EXPECT_EQ(h.positional.kind, PositionalKind::Rope); // use_mem_rope
+  ASSERT_TRUE(h.state);
+  // Mamba-2: d_inner 5120 = 80 heads x 64; d_state 64; one group; d_conv 4.
+  EXPECT_EQ(h.state->recurrentElements, 80 * 64 * 64);
+  EXPECT_EQ(h.state->convElements, (5120 + 2 * 64) * 4);
+  EXPECT_EQ(spec->layers[0].kind, LayerKind::Mamba);
+  EXPECT_EQ(spec->layers[0].state->recurrentElements, 80 * 64 * 64);
+}
+
+TEST(HFConfigs, FalconH1AllHybrid) {
+  LOAD_FILE(spec, testConfigDir(), "falcon_h1.json");
+  ASSERT_EQ(spec->layers.size(), 24u);
+  for (const LayerSpec &layer : spec->layers) {
+    EXPECT_EQ(layer.kind, LayerKind::Hybrid);
+    EXPECT_EQ(layer.numHeads, 8);
+    EXPECT_EQ(layer.numKVHeads, 2);
+    EXPECT_EQ(layer.headDim, 128);
+    EXPECT_DOUBLE_EQ(layer.positional.theta, 1e11);
+    ASSERT_TRUE(layer.state);
+    EXPECT_EQ(layer.state->recurrentElements, 48 * 64 * 256);
+    EXPECT_EQ(layer.state->convElements, (3072 + 2 * 256) * 4);
+  }
+}
+
+TEST(HFConfigs, MiniMaxLightningAndSoftmax) {
+  LOAD_FILE(spec, testConfigDir(), "minimax.json");
+  ASSERT_EQ(spec->layers.size(), 80u);
+  EXPECT_EQ(indicesOf(*spec, LayerKind::Full).size(), 10u);
+  const LayerSpec &softmax = spec->layers[7];
+  EXPECT_EQ(softmax.kind, LayerKind::Full);
+  EXPECT_EQ(softmax.positional.kind, PositionalKind::Partial);
+  EXPECT_EQ(softmax.positional.rotaryDim, 64);
+  EXPECT_DOUBLE_EQ(softmax.positional.theta, 1e7);
+  const LayerSpec &lightning = spec->layers[0];
+  EXPECT_EQ(lightning.kind, LayerKind::Linear);
+  EXPECT_EQ(lightning.numHeads, 64);
+  EXPECT_EQ(lightning.numKVHeads, 64);
+  EXPECT_DOUBLE_EQ(lightning.scale, 1.0);
+  ASSERT_TRUE(lightning.state);
+  EXPECT_EQ(lightning.state->recurrentElements, 64 * 128 * 128);
+  EXPECT_EQ(lightning.state->convElements, 0);
+}
+
+//===----------------------------------------------------------------------===//
+// Family rules on small inline configs.
+//===----------------------------------------------------------------------===//
+
+TEST(HFRules, LayerTypesWinOverLegacyFields) {
+  auto spec =
+      importOk(hf("mistral", "\"sliding_window\": 1024, \"layer_types\": "
+                             "[\"full_attention\", \"sliding_attention\", "
+                             "\"full_attention\", \"full_attention\"]"));
+  ASSERT_TRUE(spec);
+  EXPECT_EQ(indicesOf(*spec, LayerKind::Sliding), (std::vector<int64_t>{1}));
+  EXPECT_EQ(spec->layers[1].mask.window, 1024);
+}
+
+TEST(HFRules, GenericMultimodalWrapperUsesTextModelType) {
+  // An unknown wrapper whose text_config names a family we support.
+  auto spec =
+      importOk("{\"model_type\": \"my-vlm\", \"text_config\": "
+               "{\"model_type\": \"mistral\", \"num_hidden_layers\": 2, "
+               "\"hidden_size\": 256, \"num_attention_heads\": 4, "
+               "\"sliding_window\": 64}}");
+  ASSERT_TRUE(spec);
+  EXPECT_EQ(spec->modelType, "my-vlm");
+  EXPECT_EQ(spec->name, "my_vlm"); // sanitised symbol name
+  EXPECT_EQ(spec->hiddenSize, 256);
+  EXPECT_EQ(spec->layers[1].mask.window, 64);
+}
+
+TEST(HFRules, LegacyLayerTypeNames) {
+  auto spec =
+      importOk(hf("jamba", "\"layer_types\": [\"mamba\", \"attention\", "
+                           "\"linear_attention\", \"full_attention\"]"));
+  ASSERT_TRUE(spec);
+  EXPECT_EQ(spec->layers[0].kind, LayerKind::Mamba);
+  EXPECT_EQ(spec->layers[1].kind, LayerKind::Full);
+  EXPECT_EQ(spec->layers[2].kind, LayerKind::Mamba); // remapped mamba
+  EXPECT_EQ(spec->layers[3].kind, LayerKind::Full);
+}
+
+TEST(HFRules, LlamaAllFullWithDefaults) {
+  auto spec = importOk(hf("llama", ""));
+  ASSERT_TRUE(spec);
+  for (const LayerSpec &layer : spec->layers) {
+    EXPECT_EQ(layer.kind, LayerKind::Full);
+    EXPECT_EQ(layer.headDim, 64); // 512 / 8
+    EXPECT_DOUBLE_EQ(layer.positional.theta, 1e4);
+    EXPECT_DOUBLE_EQ(layer.scale, 0.125);
+  }
+  auto mha = importOk("{\"model_type\": \"llama\", \"num_hidden_layers\": 1, "
+                      "\"hidden_size\": 256, \"num_attention_heads\": 4}");
+  ASSERT_TRUE(mha);
+  EXPECT_EQ(mha->layers[0].numKVHeads, 4);
+  EXPECT_EQ(mha->maxPositionEmbeddings, 0); // the caller must ask --max-seq
+}
+
+TEST(HFRules, MistralDefaultWindowAndMixtralNone) {
+  auto mistral = importOk(hf("mistral", ""));
+  ASSERT_TRUE(mistral);
+  EXPECT_EQ(mistral->layers[0].kind, LayerKind::Sliding);
+  EXPECT_EQ(mistral->layers[0].mask.window, 4096); // MistralConfig default
+  auto mixtral = importOk(hf("mixtral", ""));
+  ASSERT_TRUE(mixtral);
+  EXPECT_EQ(mixtral->layers[0].kind, LayerKind::Full);
+  auto phi3 = importOk(hf("phi3", "\"sliding_window\": 2047"));
+  ASSERT_TRUE(phi3);
+  EXPECT_EQ(phi3->layers[3].mask.window, 2047);
+}
+
+TEST(HFRules, WindowLargerThanContextIsKept) {
+  auto spec = importOk(hf("mistral", "\"sliding_window\": 100000"));
+  ASSERT_TRUE(spec);
+  EXPECT_EQ(spec->layers[0].mask.window, 100000);
+}
+
+TEST(HFRules, QwenSlidingNeedsUseSlidingWindow) {
+  auto off = importOk(hf("qwen2", "\"sliding_window\": 1024, "
+                                  "\"max_window_layers\": 1"));
+  ASSERT_TRUE(off);
+  EXPECT_EQ(indicesOf(*off, LayerKind::Full).size(), 4u);
+  auto on =
+      importOk(hf("qwen3", "\"sliding_window\": 1024, \"use_sliding_window\": "
+                           "true, \"max_window_layers\": 1"));
+  ASSERT_TRUE(on);
+  EXPECT_EQ(indicesOf(*on, LayerKind::Sliding),
+            (std::vector<int64_t>{1, 2, 3}));
+  auto nullWindow = importOk(hf("qwen2", "\"sliding_window\": null, "
+                                         "\"use_sliding_window\": true, "
+                                         "\"max_window_layers\": 0"));
+  ASSERT_TRUE(nullWindow);
+  EXPECT_EQ(indicesOf(*nullWindow, LayerKind::Full).size(), 4u);
+}
+
+TEST(HFRules, QwenMoeRulesFollowTransformers) {
+  // Qwen2-MoE alternates below max_window_layers; Qwen3-MoE slides everywhere.
+  auto q2 = importOk(hf("qwen2_moe", "\"sliding_window\": 1024, "
+                                     "\"use_sliding_window\": true, "
+                                     "\"max_window_layers\": 3"));
+  ASSERT_TRUE(q2);
+  EXPECT_EQ(indicesOf(*q2, LayerKind::Sliding), (std::vector<int64_t>{0, 2}));
+  auto q3 = importOk(hf("qwen3_moe", "\"sliding_window\": 1024, "
+                                     "\"use_sliding_window\": true"));
+  ASSERT_TRUE(q3);
+  EXPECT_EQ(indicesOf(*q3, LayerKind::Sliding).size(), 4u);
+}
+
+TEST(HFRules, Gemma3DefaultsAndPatternField) {
+  auto spec = importOk(hf("gemma3_text", "", 12));
+  ASSERT_TRUE(spec);
+  EXPECT_EQ(indicesOf(*spec, LayerKind::Full), (std::vector<int64_t>{5, 11}));
+  EXPECT_EQ(spec->layers[0].mask.window, 4096);
+  EXPECT_EQ(spec->layers[0].headDim, 256); // Gemma3TextConfig default
+  EXPECT_DOUBLE_EQ(spec->layers[0].positional.theta, 1e4);
+  EXPECT_DOUBLE_EQ(spec->layers[5].positional.theta, 1e6);
+  auto pattern = importOk(hf("gemma3_text",
+                             "\"sliding_window_pattern\": 3, "
+                             "\"sliding_window\": 8",
+                             6));
+  ASSERT_TRUE(pattern);
+  EXPECT_EQ(indicesOf(*pattern, LayerKind::Full), (std::vector<int64_t>{2, 5}));
+}
+
+TEST(HFRules, Gemma3BidirectionalEncoder) {
+  auto spec = importOk(hf("gemma3_text",
+                          "\"use_bidirectional_attention\": true, "
+                          "\"sliding_window\": 512",
+                          6));
+  ASSERT_TRUE(spec);
+  EXPECT_FALSE(spec->layers[0].mask.causal);
+  EXPECT_EQ(spec->layers[0].mask.window, 257); // transformers' half width
+  EXPECT_FALSE(spec->layers[5].mask.causal);
+}
+
+TEST(HFRules, Gemma3nDefaultsEveryFifthAndFifteenShared) {
+  auto spec = importOk(hf("gemma3n_text", "", 20));
+  ASSERT_TRUE(spec);
+  EXPECT_EQ(indicesOf(*spec, LayerKind::Full),
+            (std::vector<int64_t>{4, 9, 14, 19}));
+  // 15 shared layers by default: layers 5.. read layer 3 (sliding) or 4.
+  EXPECT_FALSE(spec->layers[4].sharedSource);
+  EXPECT_EQ(spec->layers[5].sharedSource, 3);
+  EXPECT_EQ(spec->layers[9].sharedSource, 4);
+}
+
+TEST(HFRules, Gemma4KEqVAndForcedLastFull) {
+  auto spec = importOk(
+      hf("gemma4_text",
+         "\"layer_types\": [\"sliding_attention\", \"full_attention\", "
+         "\"sliding_attention\", \"sliding_attention\"], \"head_dim\": 64, "
+         "\"global_head_dim\": 128, \"attention_k_eq_v\": true, "
+         "\"num_global_key_value_heads\": 1, \"num_kv_shared_layers\": 1"));
+  ASSERT_TRUE(spec);
+  EXPECT_EQ(spec->layers[3].kind, LayerKind::Full); // forced full
+  const LayerSpec &global = spec->layers[1];
+  EXPECT_TRUE(global.kEqV);
+  EXPECT_EQ(global.numKVHeads, 1);
+  EXPECT_EQ(global.headDim, 128);
+  EXPECT_EQ(global.positional.kind, PositionalKind::Proportional); // default
+  EXPECT_FALSE(spec->layers[0].kEqV);
+  EXPECT_EQ(spec->layers[0].numKVHeads, 2);
+  EXPECT_EQ(spec->layers[3].sharedSource, 1);
+}
+
+TEST(HFRules, Cohere2DefaultPatternFour) {
+  auto spec = importOk(hf("cohere2", "\"sliding_window\": 64", 8));
+  ASSERT_TRUE(spec);
+  EXPECT_EQ(indicesOf(*spec, LayerKind::Full), (std::vector<int64_t>{3, 7}));
+  EXPECT_EQ(spec->layers[3].positional.kind, PositionalKind::None);
+}
+
+TEST(HFRules, GptOssDefaults) {
+  auto spec = importOk(hf("gpt_oss", "\"head_dim\": 64"));
+  ASSERT_TRUE(spec);
+  EXPECT_EQ(indicesOf(*spec, LayerKind::Sliding), (std::vector<int64_t>{0, 2}));
+  EXPECT_EQ(spec->layers[0].mask.window, 128);
+  ASSERT_TRUE(spec->layers[0].positional.scaling); // default YaRN
+  EXPECT_EQ(spec->layers[0].positional.scaling->kind, RopeScalingKind::Yarn);
+  EXPECT_FALSE(spec->layers[0].positional.scaling->truncate);
+  EXPECT_TRUE(spec->layers[3].sinks);
+}
+
+TEST(HFRules, Llama4NoRopeListAndTemperature) {
+  auto spec = importOk(hf("llama4_text", "\"no_rope_layers\": [1, 0, 1, 0], "
+                                         "\"attention_chunk_size\": 2048, "
+                                         "\"attn_temperature_tuning\": false"));
+  ASSERT_TRUE(spec);
+  EXPECT_EQ(spec->layers[0].kind, LayerKind::Chunked);
+  EXPECT_EQ(spec->layers[0].mask.chunk, 2048);
+  EXPECT_EQ(spec->layers[1].kind, LayerKind::Full);
+  EXPECT_EQ(spec->layers[1].positional.kind, PositionalKind::None);
+  EXPECT_FALSE(spec->layers[1].temperature);
+
+  auto tuned = importOk(hf("llama4_text", "\"no_rope_layer_interval\": 2, "
+                                          "\"floor_scale\": 4096, "
+                                          "\"attn_scale\": 0.2"));
+  ASSERT_TRUE(tuned);
+  EXPECT_EQ(indicesOf(*tuned, LayerKind::Full), (std::vector<int64_t>{1, 3}));
+  ASSERT_TRUE(tuned->layers[1].temperature);
+  EXPECT_DOUBLE_EQ(tuned->layers[1].temperature->floorScale, 4096.0);
+  EXPECT_DOUBLE_EQ(tuned->layers[1].temperature->attnScale, 0.2);
+  EXPECT_EQ(tuned->layers[0].mask.chunk, 8192); // Llama4TextConfig default
+}
+
+TEST(HFRules, Qwen3NextDefaults) {
+  auto spec = importOk(hf("qwen3_next", "", 8));
+  ASSERT_TRUE(spec);
+  EXPECT_EQ(indicesOf(*spec, LayerKind::Full), (std::vector<int64_t>{3, 7}));
+  EXPECT_EQ(spec->layers[3].positional.rotaryDim, 64); // 256 * 0.25
+}
+
+TEST(HFRules, RopeParametersKeyedAndFlat) {
+  auto keyed = importOk(hf(
+      "gemma3_text",
+      "\"rope_parameters\": {\"sliding_attention\": {\"rope_type\": "
+      "\"default\", "
+      "\"rope_theta\": 20000}, \"full_attention\": {\"rope_type\": \"linear\", "
+      "\"factor\": 4.0, \"rope_theta\": 2000000}}, \"sliding_window\": 16",
+      6));
+  ASSERT_TRUE(keyed);
+  EXPECT_DOUBLE_EQ(keyed->layers[0].positional.theta, 20000.0);
+  EXPECT_FALSE(keyed->layers[0].positional.scaling);
+  EXPECT_DOUBLE_EQ(keyed->layers[5].positional.theta, 2e6);
+  EXPECT_EQ(keyed->layers[5].positional.scaling->kind, RopeScalingKind::Linear);
+
+  auto flat =
+      importOk(hf("llama", "\"rope_parameters\": {\"rope_type\": \"yarn\", "
+                           "\"factor\": 2.0, \"rope_theta\": 1e6, "
+                           "\"mscale\": 1.0, \"mscale_all_dim\": 0.5}"));
+  ASSERT_TRUE(flat);
+  const Positional &pos = flat->layers[0].positional;
+  EXPECT_DOUBLE_EQ(pos.theta, 1e6);
+  EXPECT_EQ(pos.scaling->kind, RopeScalingKind::Yarn);
+  EXPECT_EQ(pos.scaling->originalMaxPosition, 8192); // max_position_embeddings
+  double expected = (0.1 * std::log(2.0) + 1) / (0.05 * std::log(2.0) + 1);
+  EXPECT_NEAR(*pos.scaling->attentionFactor, expected, 1e-12);
+}
+
+TEST(HFRules, PartialRotaryFactor) {
+  auto spec = importOk(hf("phi3", "\"partial_rotary_factor\": 0.75"));
+  ASSERT_TRUE(spec);
+  EXPECT_EQ(spec->layers[0].positional.kind, PositionalKind::Partial);
+  EXPECT_EQ(spec->layers[0].positional.rotaryDim, 48); // 64 * 0.75
+}
+
+TEST(HFRules, MiniMaxLegacyAttnTypeList) {
+  auto spec = importOk(hf("minimax", "\"attn_type_list\": [0, 0, 0, 1]"));
+  ASSERT_TRUE(spec);
+  EXPECT_EQ(indicesOf(*spec, LayerKind::Linear),
+            (std::vector<int64_t>{0, 1, 2}));
+  EXPECT_EQ(spec->layers[3].kind, LayerKind::Full);
+  auto byDefault = importOk(hf("minimax", ""));
+  ASSERT_TRUE(byDefault);
+  EXPECT_EQ(indicesOf(*byDefault, LayerKind::Full),
+            (std::vector<int64_t>{0, 2}));
+}
+
+TEST(HFRules, Zamba2WithoutMemRopeIsNoPE) {
+  auto spec = importOk(hf("zamba2", "\"layers_block_type\": [\"mamba\", "
+                                    "\"hybrid\", \"mamba\", \"hybrid\"]"));
+  ASSERT_TRUE(spec);
+  EXPECT_EQ(spec->layers[1].kind, LayerKind::Hybrid);
+  EXPECT_EQ(spec->layers[1].positional.kind, PositionalKind::None);
+  EXPECT_EQ(spec->layers[1].headDim, 128); // 2 * 512 / 8
+}
+
+//===----------------------------------------------------------------------===//
+// Error classes.
+//===----------------------------------------------------------------------===//
+
+TEST(HFErrors, MalformedJSONHasLineAndColumn) {
+  EXPECT_EQ(
+      importError("{\n  \"model_type\": \"llama\",\n  \"hidden_size\": ,\n}"),
+      "config.json:3:18: malformed JSON: syntax error while parsing value "
+      "- unexpected ','; expected '[', '{', or a literal");
+  EXPECT_EQ(importError(""), "config.json:1:1: malformed JSON: syntax error "
+                             "while parsing value - unexpected end of input; "
+                             "expected '[', '{', or a literal");
+  // The column is the byte that broke the literal; nlohmann's echo of the
+  // input ("last read: ...") is dropped.
+  EXPECT_EQ(importError("{\"a\": tru}", "x.json"),
+            "x.json:1:10: malformed JSON: syntax error while parsing value - "
+            "invalid literal");
+}
+
+TEST(HFErrors, TopLevelMustBeObject) {
+  EXPECT_EQ(importError("[1, 2]"),
+            "config.json: top-level value must be a JSON object, got an array");
+}
+
+TEST(HFErrors, UnknownOrMissingModelType) {
+  std::string err = importError("{\"model_type\": \"foo\"}");
+  EXPECT_EQ(err.rfind("config.json: field 'model_type': unknown model type "
+                      "'foo' (supported: llama, ",
+                      0),
+            0u)
+      << err;
+  EXPECT_EQ(importError("{\"hidden_size\": 4}"),
+            "config.json: field 'model_type': missing required field");
+}
+
+TEST(HFErrors, UnknownLayerType) {
+  EXPECT_EQ(
+      importError(hf("gemma3_text", "\"layer_types\": [\"sliding_attention\", "
+                                    "\"foo\", \"full_attention\", "
+                                    "\"full_attention\"]")),
+      "config.json: field 'layer_types[1]': unknown layer type 'foo' "
+      "(supported: full_attention, sliding_attention, chunked_attention, "
+      "linear_attention, mamba, attention, hybrid)");
+  EXPECT_EQ(importError(hf("llama", "\"layer_types\": [\"mamba\", "
+                                    "\"full_attention\", \"full_attention\", "
+                                    "\"full_attention\"]")),
+            "config.json: field 'layer_types[0]': layer type 'mamba' is not "
+            "supported by model type 'llama'");
+}
+
+TEST(HFErrors, LayerTypesWrongLength) {
+  std::string types = "[";
+  for (int i = 0; i < 20; ++i)
+    types += std::string(i ? ", " : "") + "\"sliding_attention\"";
+  types += "]";
+  EXPECT_EQ(importError(hf("gemma3_text", "\"layer_types\": " + types, 26)),
+            "config.json: field 'layer_types': has 20 entries but "
+            "'num_hidden_layers' is 26");
+}
+
+TEST(HFErrors, WindowAndPatternMustBePositive) {
+  EXPECT_EQ(importError("{\"model_type\": \"gemma3\", \"text_config\": "
+                        "{\"num_hidden_layers\": 26, \"hidden_size\": 1152, "
+                        "\"num_attention_heads\": 4, \"sliding_window\": 0}}"),
+            "config.json: field 'text_config.sliding_window': must be a "
+            "positive integer, got 0");
+  EXPECT_EQ(importError(hf("gemma3_text", "\"sliding_window_pattern\": 0")),
+            "config.json: field 'sliding_window_pattern': must be a positive "
+            "integer, got 0");
+  EXPECT_EQ(importError(hf("gemma2", "\"sliding_window\": null")),
+            "config.json: field 'sliding_window': must be a positive integer, "
+            "got null");
+  EXPECT_EQ(importError(hf("mistral", "\"sliding_window\": -4")),
+            "config.json: field 'sliding_window': must be a positive integer, "
+            "got -4");
+}
+
+TEST(HFErrors, HeadsNotDivisible) {
+  EXPECT_EQ(importError(hf("llama", "\"num_key_value_heads\": 3")),
+            "config.json: field 'num_key_value_heads': must divide "
+            "num_attention_heads (8), got 3");
+  EXPECT_EQ(
+      importError("{\"model_type\": \"llama\", \"num_hidden_layers\": 1, "
+                  "\"hidden_size\": 500, \"num_attention_heads\": 8}"),
+      "config.json: field 'hidden_size': (500) does not give a whole head "
+      "dim over num_attention_heads (8)");
+  EXPECT_EQ(
+      importError(hf("qwen3_next", "\"linear_num_key_heads\": 5")),
+      "config.json: field 'linear_num_value_heads': must be a multiple of "
+      "linear_num_key_heads (5), got 32");
+}
+
+TEST(HFErrors, MissingRequiredField) {
+  EXPECT_EQ(importError("{\"model_type\": \"llama\", \"hidden_size\": 8, "
+                        "\"num_attention_heads\": 2}"),
+            "config.json: field 'num_hidden_layers': missing required field");
+  EXPECT_EQ(importError("{\"model_type\": \"llama4\", \"text_config\": "
+                        "{\"num_hidden_layers\": 2, \"hidden_size\": 8}}"),
+            "config.json: field 'text_config.num_attention_heads': missing "
+            "required field");
+  EXPECT_EQ(importError(hf("falcon_h1", "")),
+            "config.json: field 'rope_theta': missing required field");
+  EXPECT_EQ(importError(hf("llama4_text", "\"attention_chunk_size\": null")),
+            "config.json: field 'attention_chunk_size': must be a positive "
+            "integer, got null");
+}
+
+TEST(HFErrors, WrongTypesAndRanges) {
+  EXPECT_EQ(
+      importError(hf("llama", "\"hidden_size\": \"big\""))
+          .find("config.json: field 'hidden_size': must be a positive integer, "
+                "got 'big'"),
+      0u);
+  EXPECT_EQ(
+      importError("{\"model_type\": \"llama\", \"num_hidden_layers\": 4.5, "
+                  "\"hidden_size\": 8, \"num_attention_heads\": 2}"),
+      "config.json: field 'num_hidden_layers': must be a positive integer, "
+      "got 4.5");
+  EXPECT_EQ(
+      importError("{\"model_type\": \"llama\", \"num_hidden_layers\": "
+                  "1000000, \"hidden_size\": 8, \"num_attention_heads\": 2}"),
+      "config.json: field 'num_hidden_layers': must be at most 65536, got "
+      "1000000");
+  EXPECT_EQ(importError("{\"model_type\": 7}"),
+            "config.json: field 'model_type': must be a string, got 7");
+  EXPECT_EQ(importError(hf("gemma3_text", "\"text_config\": 3")),
+            "config.json: field 'text_config': must be an object, got 3");
+}
+
+TEST(HFErrors, UnsupportedRope) {
+  EXPECT_EQ(
+      importError(hf("llama", "\"rope_scaling\": {\"rope_type\": "
+                              "\"dynamic\", \"factor\": 2.0}")),
+      "config.json: field 'rope_scaling.rope_type': unsupported rope type "
+      "'dynamic' (supported: default, linear, llama3, yarn, proportional)");
+  EXPECT_EQ(
+      importError(hf("phi3", "\"rope_scaling\": {\"type\": \"longrope\", "
+                             "\"long_factor\": [1.0]}")),
+      "config.json: field 'rope_scaling.type': unsupported rope type "
+      "'longrope' (supported: default, linear, llama3, yarn, proportional)");
+  EXPECT_EQ(
+      importError(hf("llama", "\"rope_scaling\": {\"factor\": 2.0}")),
+      "config.json: field 'rope_scaling.rope_type': missing required field");
+  EXPECT_EQ(
+      importError(hf("llama", "\"rope_scaling\": {\"rope_type\": "
+                              "\"llama3\", \"factor\": 8.0}")),
+      "config.json: field 'rope_scaling.low_freq_factor': missing required "
+      "field");
+  EXPECT_EQ(importError(hf("llama", "\"rope_scaling\": {\"rope_type\": "
+                                    "\"linear\", \"factor\": 0}")),
+            "config.json: field 'rope_scaling.factor': must be a positive "
+            "number, got 0");
+  EXPECT_EQ(
+      importError(hf("llama", "\"head_dim\": 63")),
+      "config.json: field 'head_dim': must be even for rotary embeddings, "
+      "got 63");
+  EXPECT_EQ(
+      importError(hf("llama", "\"partial_rotary_factor\": 1.5")),
+      "config.json: field 'partial_rotary_factor': must be at most 1, got "
+      "1.5");
+  EXPECT_EQ(
+      importError(hf("gemma3_text", "\"rope_parameters\": "
+                                    "{\"full_attention\": {\"rope_theta\": "
+                                    "1e6}}")),
+      "config.json: field 'rope_parameters.sliding_attention': missing "
+      "required field");
+}
+
+TEST(HFErrors, ContradictoryFamilyFields) {
+  EXPECT_EQ(importError(hf("jamba", "\"attn_layer_period\": 4, "
+                                    "\"attn_layer_offset\": 4")),
+            "config.json: field 'attn_layer_offset': must be smaller than "
+            "attn_layer_period (4), got 4");
+  EXPECT_EQ(importError(hf("gemma3n_text", "\"num_kv_shared_layers\": 4")),
+            "config.json: field 'num_kv_shared_layers': must be smaller than "
+            "num_hidden_layers (4), got 4");
+  EXPECT_EQ(importError(hf("gemma4_text",
+                           "\"layer_types\": [\"sliding_attention\", "
+                           "\"sliding_attention\", \"sliding_attention\", "
+                           "\"full_attention\"], \"num_kv_shared_layers\": 1")),
+            "config.json: field 'num_kv_shared_layers': makes layer 3 "
+            "(full_attention) share the cache of an earlier layer of its type, "
+            "but none precedes layer 3");
+  EXPECT_EQ(
+      importError(hf("zamba2", "")),
+      "config.json: field 'layers_block_type': missing, and transformers' "
+      "default schedule has 54 layers but 'num_hidden_layers' is 4");
+  EXPECT_EQ(importError(hf("llama4_text", "\"no_rope_layers\": [1, 2, 1, 0]")),
+            "config.json: field 'no_rope_layers[1]': must be 0 (NoPE) or 1 "
+            "(RoPE), got 2");
+  EXPECT_EQ(importError(hf("gemma4_text", "\"use_bidirectional_attention\": "
+                                          "\"sometimes\"")),
+            "config.json: field 'use_bidirectional_attention': must be 'all', "
+            "'vision' or null, got 'sometimes'");
+  EXPECT_EQ(importError(hf("falcon_h1", "\"rope_theta\": 1e4, \"mamba_d_ssm\": "
+                                        "1000, \"mamba_n_heads\": 7")),
+            "config.json: field 'mamba_n_heads': must divide the Mamba inner "
+            "size (1000 from 'mamba_d_ssm'), got 7");
+}
+
+TEST(HFErrors, UnknownFormat) {
+  EXPECT_EQ(importError("{\"format\": \"onnx\"}", "spec.json"),
+            "spec.json: field 'format': unknown format 'onnx' (expected "
+            "'hybrid-schedule')");
+}
+
+TEST(HFErrors, HostileInputsDoNotCrash) {
+  std::string deep(100000, '[');
+  EXPECT_NE(importError(deep).find("malformed JSON"), std::string::npos);
+  std::string nested = std::string(50000, '[') + std::string(50000, ']');
+  EXPECT_EQ(importError(nested),
+            "config.json: top-level value must be a JSON object, got an array");
+  EXPECT_NE(importError(hf("llama", "\"hidden_size\": 1e400")), "<no error>");
+  EXPECT_NE(
+      importError(hf("falcon_h1", "\"rope_theta\": 1e4, \"mamba_d_ssm\": "
+                                  "4611686018427387904, \"mamba_n_heads\": "
+                                  "1, \"mamba_d_state\": 4611686018427387904")),
+      "<no error>");
+}
+
+} // namespace
