@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
 #===- run-default.sh - The main job on the bundled default model ----------===#
-# Imports the bundled Gemma-3-style schedule, prints its IR after pattern
-# expansion and cache planning, and its cache plan against all-full layers.
+# Imports the bundled Gemma 3 1B config.json, prints its schedule in the hybrid
+# dialect (interleaving written as hybrid.repeat, caches planned) and its
+# KV-cache plan against an all-full-attention model of the same size.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 utils/build.sh >/dev/null
 bin=${BUILD_DIR:-build}/bin
-model=examples/gemma3-1b.mlir
-echo "== $model: schedule after expansion, verification and cache planning"
-"$bin/hybrid-opt" "$model" --hybrid-expand-patterns --hybrid-verify-schedule \
-  --hybrid-plan-caches
-echo "== cache plan"
-"$bin/hybrid-opt" "$model" --hybrid-plan-caches |
-  grep -o 'cache_summary = #hybrid.cache_summary<[^>]*>'
+model=${1:-examples/configs/gemma-3-1b-it.json}
+# MAX_SEQ: context to plan for (default: the model's max_position_embeddings).
+max_seq_flag=()
+[ -z "${MAX_SEQ:-}" ] || max_seq_flag=(--max-seq "$MAX_SEQ")
+
+echo "== $model: schedule in the hybrid dialect, caches planned"
+"$bin/hybrid-compile" "$model" --emit mlir "${max_seq_flag[@]}"
+echo
+echo "== KV-cache plan per sequence (bf16)"
+"$bin/hybrid-compile" "$model" --emit summary "${max_seq_flag[@]}" |
+  python3 utils/cache-table.py

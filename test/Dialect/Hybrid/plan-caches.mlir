@@ -1,6 +1,9 @@
 // RUN: hybrid-opt %s --hybrid-plan-caches | FileCheck %s
 // RUN: hybrid-opt %s --hybrid-plan-caches="max-seq=1024 storage=f32" | FileCheck %s --check-prefix=F32
 // RUN: hybrid-opt %s --hybrid-expand-patterns --hybrid-plan-caches | FileCheck %s --check-prefix=EXPANDED
+// RUN: not hybrid-opt %s --hybrid-plan-caches=max-seq=8192 2>&1 | FileCheck %s --check-prefix=TOO-LONG
+
+// TOO-LONG: error: 'hybrid.schedule' op cannot plan caches for 8192 tokens: the model's context is 4096 (max_position)
 
 // kv_heads 2, head_dim 128, bf16: a token costs 2 * (128 + 128) * 2 = 1024 B.
 // Full layers hold 4096 tokens (4 MiB), ring layers their 512-token window

@@ -40,6 +40,13 @@ struct PlanCachesPass
       schedule.emitOpError("has no max_position: give the pass a max-seq");
       return signalPassFailure();
     }
+    std::optional<int64_t> modelContext = schedule.getMaxPosition();
+    if (modelContext && context > *modelContext) {
+      schedule.emitOpError() << "cannot plan caches for " << context
+                             << " tokens: the model's context is "
+                             << *modelContext << " (max_position)";
+      return signalPassFailure();
+    }
     int64_t elementBytes = getStorageBytes(storage);
     int64_t total = 0, baseline = 0;
     (void)schedule.walkLayers([&](int64_t, LayerOp layer) {
