@@ -15,8 +15,9 @@
 // COMPACT: cache_summary = #hybrid.cache_summary<max_seq = 4096, storage = f32, total = 56623104, all_full_baseline = 218103808>
 // COMPACT-NEXT: hybrid.repeat 4 {
 
+// Passes first, then pipelines.
 // HELP: --hybrid-expand-patterns
 // HELP: --hybrid-extract-attention
 // HELP: --hybrid-plan-caches
-// HELP: --hybrid-schedule-pipeline
 // HELP: --hybrid-verify-schedule
+// HELP: --hybrid-schedule-pipeline
