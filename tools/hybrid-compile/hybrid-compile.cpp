@@ -10,10 +10,12 @@
 
 #include "hybrid/Dialect/Hybrid/IR/HybridDialect.h"
 #include "hybrid/Dialect/Hybrid/IR/HybridOps.h"
+#include "hybrid/Export/Manifest.h"
 #include "hybrid/Export/Summary.h"
 #include "hybrid/Import/Importer.h"
 #include "hybrid/Import/ScheduleBuilder.h"
 #include "hybrid/Pipelines/Pipelines.h"
+#include "hybrid/Target/SharedObject.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/BuiltinOps.h"
@@ -22,6 +24,7 @@
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Support/FileUtilities.h"
 #include "llvm/Support/CommandLine.h"
+#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
@@ -59,6 +62,10 @@ cl::opt<hybrid::StorageType> kvDtype(
                clEnumValN(hybrid::StorageType::f16, "f16", "2 bytes"),
                clEnumValN(hybrid::StorageType::bf16, "bf16", "2 bytes"),
                clEnumValN(hybrid::StorageType::f8, "f8", "1 byte")));
+cl::opt<int64_t> qTile("q-tile", cl::init(32),
+                       cl::desc("CPU kernels: query positions per work item"));
+cl::opt<int64_t> kTile("k-tile", cl::init(64),
+                       cl::desc("CPU kernels: keys per tile"));
 cl::opt<std::string> tuningDb("tuning-db", cl::desc("Tuning database (JSON)"),
                               cl::value_desc("file"));
 
@@ -93,6 +100,55 @@ OwningOpRef<ModuleOp> loadSchedule(MLIRContext &context,
     return nullptr;
   return module;
 }
+bool writeFile(const Twine &path, StringRef text) {
+  std::error_code ec;
+  raw_fd_ostream os(path.str(), ec);
+  if (ec) {
+    fail("cannot write " + path + ": " + ec.message());
+    return false;
+  }
+  os << text;
+  return true;
+}
+
+/// Kernels (libkernels.so), their IR before LLVM lowering (kernels.mlir) and
+/// manifest.json in the output directory.
+int emitArtifacts(MLIRContext &context, ModuleOp module,
+                  hybrid::ScheduleOp schedule) {
+  if (std::error_code ec = sys::fs::create_directories(outputDir))
+    return fail("cannot create " + outputDir + ": " + ec.message());
+  hybrid::CPUPipelineOptions options;
+  options.maxSeq = maxSeq;
+  options.qTile = qTile;
+  options.kTile = kTile;
+  PassManager kernels = PassManager::on<ModuleOp>(&context);
+  hybrid::buildCPUKernelPipeline(kernels, options);
+  if (failed(kernels.run(module)))
+    return 1;
+
+  const char *library = "libkernels.so";
+  nlohmann::ordered_json manifest =
+      hybrid::buildManifest(module, schedule, library, target);
+  manifest["host"] = hybrid::getHostTargetDescription();
+  std::string ir;
+  raw_string_ostream irStream(ir);
+  module.print(irStream);
+  if (!writeFile(outputDir + "/kernels.mlir", ir))
+    return 1;
+
+  // The schedule lives on in manifest.json; the library holds kernels only.
+  schedule.erase();
+  PassManager lowering = PassManager::on<ModuleOp>(&context);
+  hybrid::buildCPUToLLVMPipeline(lowering);
+  if (failed(lowering.run(module)))
+    return 1;
+  std::string error;
+  if (!hybrid::emitHostSharedObject(module, outputDir + "/" + library, error))
+    return fail(error);
+  if (!writeFile(outputDir + "/manifest.json", manifest.dump(2) + "\n"))
+    return 1;
+  return 0;
+}
 } // namespace
 
 int main(int argc, char **argv) {
@@ -110,15 +166,19 @@ int main(int argc, char **argv) {
     return fail("--max-seq: must be positive, got " + Twine(maxSeq));
   if (!tuningDb.empty())
     return fail("--tuning-db: tuning databases are not supported yet");
-  if (emit == Emit::Artifacts)
+  if (emit == Emit::Artifacts && target != "cpu")
     return fail("--emit artifacts: kernel code generation for '" + target +
-                "' is not implemented yet; use --emit mlir or summary");
+                "' is not implemented yet (only cpu)");
+  if (emit == Emit::Artifacts && outputDir.empty())
+    return fail("--emit artifacts needs an output directory: -o DIR");
 
   DialectRegistry registry;
   registry.insert<hybrid::HybridDialect, func::FuncDialect,
                   tensor::TensorDialect>();
   MLIRContext context(registry);
   context.loadAllAvailableDialects();
+  // Users get the message and its location, not a dump of the whole op.
+  context.printOpOnDiagnostic(false);
   SourceMgr sourceMgr;
   SourceMgrDiagnosticHandler diagnostics(sourceMgr, &context);
 
@@ -128,6 +188,9 @@ int main(int argc, char **argv) {
   auto schedules = module->getOps<hybrid::ScheduleOp>();
   if (std::distance(schedules.begin(), schedules.end()) != 1)
     return fail(inputPath + ": expected exactly one hybrid.schedule");
+
+  if (emit == Emit::Artifacts)
+    return emitArtifacts(context, *module, *schedules.begin());
 
   // --emit mlir keeps the compact patterns; the summary lists every layer.
   PassManager pm = PassManager::on<ModuleOp>(&context);

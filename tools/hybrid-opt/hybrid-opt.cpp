@@ -4,6 +4,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "hybrid/Conversion/Passes.h"
 #include "hybrid/Dialect/Hybrid/IR/HybridDialect.h"
 #include "hybrid/Dialect/Hybrid/Transforms/Passes.h"
 #include "hybrid/Pipelines/Pipelines.h"
@@ -11,16 +12,21 @@
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/Tools/mlir-opt/MlirOptMain.h"
+#include "mlir/InitAllDialects.h"
+#include "mlir/InitAllExtensions.h"
+#include "mlir/InitAllPasses.h"
 #include "mlir/Transforms/Passes.h"
 
 int main(int argc, char **argv) {
-  mlir::registerTransformsPasses();
+  mlir::registerAllPasses();
   hybrid::registerHybridPasses();
+  hybrid::registerHybridConversionPasses();
   hybrid::registerHybridPipelines();
 
   mlir::DialectRegistry registry;
-  registry.insert<hybrid::HybridDialect, mlir::func::FuncDialect,
-                  mlir::tensor::TensorDialect>();
+  mlir::registerAllDialects(registry);
+  mlir::registerAllExtensions(registry);
+  registry.insert<hybrid::HybridDialect>();
   return mlir::asMainReturnCode(
       mlir::MlirOptMain(argc, argv, "hybrid optimizer driver\n", registry));
 }

@@ -33,12 +33,37 @@ struct SchedulePipelineOptions
                        clEnumValN(StorageType::f8, "f8", "1 byte"))};
 };
 
+struct CPUPipelineOptions
+    : public mlir::PassPipelineOptions<CPUPipelineOptions> {
+  Option<int64_t> maxSeq{
+      *this, "max-seq",
+      llvm::cl::desc("Context length to plan caches for (0: max_position)"),
+      llvm::cl::init(0)};
+  Option<int64_t> qTile{*this, "q-tile",
+                        llvm::cl::desc("Query positions per work item"),
+                        llvm::cl::init(32)};
+  Option<int64_t> kTile{*this, "k-tile", llvm::cl::desc("Keys per tile"),
+                        llvm::cl::init(64)};
+};
+
 /// Expands patterns (optionally), verifies the schedule as a whole and plans
 /// its caches: every schedule in the module.
 void buildSchedulePipeline(mlir::OpPassManager &pm,
                            const SchedulePipelineOptions &options);
 
-/// Registers `hybrid-schedule-pipeline` with the pass registry.
+/// Schedule pipeline, then one CPU kernel set per distinct layer signature
+/// (`hybrid-extract-attention`, `convert-hybrid-attention-to-cpu`).
+void buildCPUKernelPipeline(mlir::OpPassManager &pm,
+                            const CPUPipelineOptions &options);
+
+/// Lowers CPU kernels (scf, vector, memref, math) to the LLVM dialect.
+void buildCPUToLLVMPipeline(mlir::OpPassManager &pm);
+
+/// Both of the above: what `hybrid-compile --target cpu` runs.
+void buildCPUPipeline(mlir::OpPassManager &pm,
+                      const CPUPipelineOptions &options);
+
+/// Registers `hybrid-schedule-pipeline` and `hybrid-cpu-pipeline`.
 void registerHybridPipelines();
 
 } // namespace hybrid

@@ -1,0 +1,135 @@
+//===- AttentionToCPU.cpp - hybrid.attention kernels to CPU loops --------===//
+
+#include "KernelEmitter.h"
+#include "hybrid/Conversion/Passes.h"
+#include "mlir/IR/SymbolTable.h"
+
+namespace hybrid {
+#define GEN_PASS_DEF_CONVERTHYBRIDATTENTIONTOCPU
+#include "hybrid/Conversion/Passes.h.inc"
+} // namespace hybrid
+
+using namespace mlir;
+using namespace hybrid;
+using namespace hybrid::cpu;
+
+AttentionSignature AttentionSignature::get(AttentionOp op) {
+  auto q = cast<RankedTensorType>(op.getQuery().getType());
+  auto k = cast<RankedTensorType>(op.getKey().getType());
+  auto v = cast<RankedTensorType>(op.getValue().getType());
+  AttentionSignature sig;
+  sig.heads = q.getDimSize(2);
+  sig.kvHeads = k.getDimSize(2);
+  sig.headDim = q.getDimSize(3);
+  sig.vHeadDim = v.getDimSize(3);
+  sig.mask = op.getMask();
+  sig.positional = op.getPositional();
+  sig.score = op.getScore();
+  return sig;
+}
+
+void hybrid::cpu::forLoop(ImplicitLocOpBuilder &b, Value lb, Value ub,
+                          Value step, function_ref<void(Value)> body) {
+  auto loop = scf::ForOp::create(b, lb, ub, step);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPoint(loop.getBody()->getTerminator());
+  body(loop.getInductionVar());
+}
+
+void hybrid::cpu::ifThen(ImplicitLocOpBuilder &b, Value cond,
+                         function_ref<void()> thenBody,
+                         function_ref<void()> elseBody) {
+  auto op = scf::IfOp::create(b, cond, /*withElseRegion=*/bool(elseBody));
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPoint(op.thenBlock()->getTerminator());
+  thenBody();
+  if (elseBody) {
+    b.setInsertionPoint(op.elseBlock()->getTerminator());
+    elseBody();
+  }
+}
+
+func::FuncOp hybrid::cpu::createKernelFunc(ImplicitLocOpBuilder &b,
+                                           StringRef name, TypeRange inputs) {
+  auto func = func::FuncOp::create(b, name, b.getFunctionType(inputs, {}));
+  func->setAttr("llvm.emit_c_interface", b.getUnitAttr());
+  Block *entry = func.addEntryBlock();
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToEnd(entry);
+  func::ReturnOp::create(b);
+  return func;
+}
+
+/// Why the CPU kernels cannot compute `sig`, if they cannot.
+static std::optional<std::string> getUnsupportedReason(
+    const AttentionSignature &sig, const TileSizes &tiles) {
+  if (sig.headDim % kLanes != 0 || sig.vHeadDim % 8 != 0)
+    return "head dims must be multiples of " + std::to_string(kLanes) +
+           " (keys) and 8 (values) for the CPU kernels, got " +
+           std::to_string(sig.headDim) + " and " + std::to_string(sig.vHeadDim);
+  if ((sig.groupSize() * tiles.queries) % 32 != 0)
+    return "q-tile * (heads / kv heads) must be a multiple of 32, got " +
+           std::to_string(sig.groupSize() * tiles.queries);
+  if (tiles.keys <= 0 || tiles.keys % 8 != 0)
+    return "k-tile must be a positive multiple of 8, got " +
+           std::to_string(tiles.keys);
+  return std::nullopt;
+}
+
+namespace {
+struct ConvertAttentionToCPUPass
+    : public hybrid::impl::ConvertHybridAttentionToCPUBase<
+          ConvertAttentionToCPUPass> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    SmallVector<func::FuncOp> kernels;
+    for (auto func : module.getOps<func::FuncOp>())
+      if (!func.getBody().empty() &&
+          llvm::any_of(func.getOps<AttentionOp>(), [](AttentionOp) { return true; }))
+        kernels.push_back(func);
+
+    for (func::FuncOp func : kernels) {
+      auto ops = llvm::to_vector(func.getOps<AttentionOp>());
+      if (ops.size() != 1) {
+        func.emitOpError("expected exactly one hybrid.attention per kernel "
+                         "function (run hybrid-extract-attention)");
+        return signalPassFailure();
+      }
+      AttentionOp op = ops.front();
+      if (!cast<RankedTensorType>(op.getQuery().getType())
+               .getElementType()
+               .isF32()) {
+        op.emitOpError("CPU kernels compute in f32; other element types are "
+                       "not supported yet");
+        return signalPassFailure();
+      }
+      AttentionSignature sig = AttentionSignature::get(op);
+      TileSizes tiles;
+      // Keep at least 32 rows (group * positions) per work item.
+      int64_t group = sig.groupSize();
+      tiles.queries = std::max<int64_t>((qTile + group - 1) / group,
+                                        (32 + group - 1) / group);
+      while ((tiles.queries * group) % 32 != 0)
+        ++tiles.queries;
+      tiles.keys = kTile;
+      if (std::optional<std::string> reason = getUnsupportedReason(sig, tiles)) {
+        op.emitOpError() << *reason;
+        return signalPassFailure();
+      }
+
+      std::string name = func.getSymName().str();
+      ImplicitLocOpBuilder b(func.getLoc(), func);
+      func::FuncOp flash = emitFlashKernel(b, name + "_attention", sig, tiles);
+      flash->setAttr("hybrid.q_tile", b.getI64IntegerAttr(tiles.queries));
+      flash->setAttr("hybrid.k_tile", b.getI64IntegerAttr(tiles.keys));
+      emitPrepareKernel(b, name, sig, /*forQueries=*/true);
+      if (sig.rotates())
+        emitPrepareKernel(b, name, sig, /*forQueries=*/false);
+      func.erase();
+      flash.setSymName(name);
+    }
+  }
+};
+} // namespace

@@ -1,0 +1,465 @@
+//===- FlashKernel.cpp - Fused, mask-aware flash attention for CPUs ------===//
+//
+// One work item computes a tile of query positions for all query heads of one
+// kv head. Its R = group * q_tile rows live along vector lanes: queries are
+// packed transposed once per work item (QT[d][r]) so that both products are
+// broadcast-FMA micro-kernels reading keys and values straight from memory
+// (no per-tile packing), and the online softmax is vertical (no horizontal
+// reductions):
+//
+//   ST[j][r]  = sum_d K[j][d] * QT[d][r]          (scores, transposed)
+//   OT[e][r]  = alpha[r] * OT[e][r] + sum_j V[j][e] * PT[j][r]
+//
+// The key tiles visited are the mask's range for the first and last query of
+// the work item; only tiles not fully visible to every row evaluate the mask
+// per element.
+//
+//===----------------------------------------------------------------------===//
+
+#include "KernelEmitter.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+
+#include <limits>
+
+using namespace mlir;
+using namespace hybrid;
+using namespace hybrid::cpu;
+
+namespace {
+
+// Register blocking of the micro-kernels: kBlock keys (or value dims) by
+// kRowVectors vectors of rows gives 16 accumulators.
+constexpr int64_t kBlock = 8;
+constexpr int64_t kRowVectors = 2;
+
+class FlashEmitter {
+public:
+  FlashEmitter(ImplicitLocOpBuilder &b, const AttentionSignature &sig,
+               const TileSizes &tiles)
+      : b(b), sig(sig), group(sig.groupSize()), qTile(tiles.queries),
+        kTile(tiles.keys), rows(group * tiles.queries),
+        vec(VectorType::get({kLanes}, b.getF32Type())),
+        mask(VectorType::get({kLanes}, b.getI1Type())),
+        ivec(VectorType::get({kLanes}, b.getI32Type())) {}
+
+  func::FuncOp emit(StringRef name);
+
+private:
+  // Visible key range [begin, end) of the query at `position` (index values).
+  Value keyBegin(Value position);
+  Value keyEnd(Value position);
+
+  void packQueries(Value batch, Value group, Value q0, Value valid);
+  void initRows(Value group, Value q0, Value valid);
+  void scores(Value batch, Value group, Value kt, Value count);
+  void softmax(Value kt, Value count, bool masked);
+  void accumulate(Value batch, Value group, Value kt, Value count);
+  void store(Value batch, Value group, Value q0, Value valid);
+
+  Value splat(Value scalar) { return vector::BroadcastOp::create(b, vec, scalar); }
+  Value loadVec(Value memref, ValueRange indices) {
+    return vector::LoadOp::create(b, vec, memref, indices);
+  }
+
+  ImplicitLocOpBuilder &b;
+  const AttentionSignature &sig;
+  int64_t group, qTile, kTile, rows;
+  VectorType vec, mask, ivec;
+
+  // Kernel arguments and per-call values.
+  Value q, k, v, sinks, out, numKeys, offset;
+  // Scratch reused by every work item.
+  Value queriesT, scoresT, outputT, rowMax, rowSum, rowAlpha, rowBegin,
+      rowEnd;
+};
+
+} // namespace
+
+Value FlashEmitter::keyBegin(Value position) {
+  MaskAttr m = sig.mask;
+  switch (m.getKind()) {
+  case MaskKind::full:
+    return index(b, 0);
+  case MaskKind::sliding_window:
+    return arith::MaxSIOp::create(
+        b, index(b, 0),
+        arith::SubIOp::create(b, position, index(b, m.getWindow() - 1)));
+  case MaskKind::chunked: {
+    Value c = index(b, m.getChunk());
+    return arith::MulIOp::create(b, arith::DivSIOp::create(b, position, c), c);
+  }
+  }
+  llvm_unreachable("unknown mask kind");
+}
+
+Value FlashEmitter::keyEnd(Value position) {
+  MaskAttr m = sig.mask;
+  Value end;
+  if (m.getCausal()) {
+    end = arith::AddIOp::create(b, position, index(b, 1));
+  } else if (m.getKind() == MaskKind::full) {
+    end = numKeys;
+  } else if (m.getKind() == MaskKind::sliding_window) {
+    end = arith::AddIOp::create(b, position, index(b, m.getWindow()));
+  } else {
+    Value c = index(b, m.getChunk());
+    Value chunk = arith::DivSIOp::create(b, position, c);
+    end = arith::MulIOp::create(
+        b, arith::AddIOp::create(b, chunk, index(b, 1)), c);
+  }
+  return arith::MinSIOp::create(b, end, numKeys);
+}
+
+/// QT[d][r] = q[b, q0 + r / group, g * group + r % group, d]; rows past the
+/// last query are zero.
+void FlashEmitter::packQueries(Value batch, Value g, Value q0, Value valid) {
+  Value c0 = index(b, 0), c1 = index(b, 1), groupSize = index(b, group);
+  Value zero = f32(b, 0.0);
+  forLoop(b, c0, index(b, rows), c1, [&](Value r) {
+    Value i = arith::DivUIOp::create(b, r, groupSize);
+    Value head = arith::AddIOp::create(
+        b, arith::MulIOp::create(b, g, groupSize),
+        arith::RemUIOp::create(b, r, groupSize));
+    Value isValid =
+        arith::CmpIOp::create(b, arith::CmpIPredicate::ult, i, valid);
+    // Clamped so that padding rows read a real row; their value is dropped.
+    Value position = arith::AddIOp::create(
+        b, q0, arith::MinUIOp::create(
+                   b, i, arith::SubIOp::create(b, valid, c1)));
+    forLoop(b, c0, index(b, sig.headDim), c1, [&](Value d) {
+      Value x = memref::LoadOp::create(b, q, ValueRange{batch, position, head, d});
+      memref::StoreOp::create(b, arith::SelectOp::create(b, isValid, x, zero),
+                              queriesT, ValueRange{d, r});
+    });
+  });
+}
+
+/// Running max and sum per row (a sink starts them at its logit), the
+/// visible key range per row, and a zero accumulator.
+void FlashEmitter::initRows(Value g, Value q0, Value valid) {
+  Value c0 = index(b, 0), c1 = index(b, 1), groupSize = index(b, group);
+  Value negInf = f32(b, -std::numeric_limits<float>::infinity());
+  forLoop(b, c0, index(b, rows), c1, [&](Value r) {
+    Value i = arith::DivUIOp::create(b, r, groupSize);
+    if (sinks) {
+      Value head = arith::AddIOp::create(
+          b, arith::MulIOp::create(b, g, groupSize),
+          arith::RemUIOp::create(b, r, groupSize));
+      memref::StoreOp::create(b, memref::LoadOp::create(b, sinks, head),
+                              rowMax, r);
+      memref::StoreOp::create(b, f32(b, 1.0), rowSum, r);
+    } else {
+      memref::StoreOp::create(b, negInf, rowMax, r);
+      memref::StoreOp::create(b, f32(b, 0.0), rowSum, r);
+    }
+    Value position =
+        arith::AddIOp::create(b, offset, arith::AddIOp::create(b, q0, i));
+    Value isValid =
+        arith::CmpIOp::create(b, arith::CmpIPredicate::ult, i, valid);
+    Value begin = keyBegin(position), end = keyEnd(position);
+    // Padding rows see nothing.
+    end = arith::SelectOp::create(b, isValid, end, begin);
+    auto toI32 = [&](Value x) {
+      return arith::IndexCastOp::create(b, b.getI32Type(), x).getResult();
+    };
+    memref::StoreOp::create(b, toI32(begin), rowBegin, r);
+    memref::StoreOp::create(b, toI32(end), rowEnd, r);
+  });
+  Value zeros = arith::ConstantOp::create(
+      b, vec, DenseElementsAttr::get(vec, b.getF32FloatAttr(0.0)));
+  forLoop(b, c0, index(b, sig.vHeadDim), c1, [&](Value e) {
+    forLoop(b, c0, index(b, rows), index(b, kLanes), [&](Value r) {
+      vector::StoreOp::create(b, zeros, outputT, ValueRange{e, r});
+    });
+  });
+}
+
+/// ST[j][r] for the `count` keys from `kt`: kBlock keys by kRowVectors row
+/// vectors per micro-kernel, the key dim innermost.
+void FlashEmitter::scores(Value batch, Value g, Value kt, Value count) {
+  Value c0 = index(b, 0), c1 = index(b, 1);
+  Value lastKey = arith::SubIOp::create(b, numKeys, c1);
+  forLoop(b, c0, count, index(b, kBlock), [&](Value jb) {
+    // Keys past the tile read the last real key; their scores are ignored.
+    SmallVector<Value> keys;
+    for (int64_t j = 0; j < kBlock; ++j)
+      keys.push_back(arith::MinUIOp::create(
+          b, arith::AddIOp::create(b, kt, arith::AddIOp::create(b, jb, index(b, j))),
+          lastKey));
+    forLoop(b, c0, index(b, rows), index(b, kLanes * kRowVectors), [&](Value rb) {
+      SmallVector<Value> init(
+          kBlock * kRowVectors,
+          arith::ConstantOp::create(
+              b, vec, DenseElementsAttr::get(vec, b.getF32FloatAttr(0.0))));
+      auto loop = scf::ForOp::create(
+          b, c0, index(b, sig.headDim), c1, init,
+          [&](OpBuilder &nested, Location loc, Value d, ValueRange acc) {
+            ImplicitLocOpBuilder ib(loc, nested);
+            SmallVector<Value> qv;
+            for (int64_t n = 0; n < kRowVectors; ++n)
+              qv.push_back(vector::LoadOp::create(
+                  ib, vec, queriesT,
+                  ValueRange{d, arith::AddIOp::create(ib, rb, index(ib, n * kLanes))}));
+            SmallVector<Value> next;
+            for (int64_t j = 0; j < kBlock; ++j) {
+              Value key = memref::LoadOp::create(
+                  ib, k, ValueRange{batch, keys[j], g, d});
+              Value ks = vector::BroadcastOp::create(ib, vec, key);
+              for (int64_t n = 0; n < kRowVectors; ++n)
+                next.push_back(vector::FMAOp::create(
+                    ib, ks, qv[n], acc[j * kRowVectors + n]));
+            }
+            scf::YieldOp::create(ib, next);
+          });
+      for (int64_t j = 0; j < kBlock; ++j)
+        for (int64_t n = 0; n < kRowVectors; ++n)
+          vector::StoreOp::create(
+              b, loop.getResult(j * kRowVectors + n), scoresT,
+              ValueRange{arith::AddIOp::create(b, jb, index(b, j)),
+                         arith::AddIOp::create(b, rb, index(b, n * kLanes))});
+    });
+  });
+}
+
+/// Online softmax over the tile, 16 rows at a time: soft-cap and mask the
+/// scores, update the running max, turn scores into probabilities in place,
+/// rescale the running sum and record the factor for the accumulator.
+void FlashEmitter::softmax(Value kt, Value count, bool masked) {
+  Value c0 = index(b, 0), c1 = index(b, 1);
+  float inf = std::numeric_limits<float>::infinity();
+  Value negInf = splat(f32(b, -inf)), zero = splat(f32(b, 0.0));
+  double cap = sig.score.getSoftcap();
+  forLoop(b, c0, index(b, rows), index(b, kLanes), [&](Value rc) {
+    Value begin, end;
+    if (masked) {
+      begin = vector::LoadOp::create(b, ivec, rowBegin, rc);
+      end = vector::LoadOp::create(b, ivec, rowEnd, rc);
+    }
+    auto visible = [&](Value j) -> Value {
+      Value key = arith::IndexCastOp::create(
+          b, b.getI32Type(), arith::AddIOp::create(b, kt, j));
+      Value keys = vector::BroadcastOp::create(b, ivec, key);
+      return arith::AndIOp::create(
+          b, arith::CmpIOp::create(b, arith::CmpIPredicate::sge, keys, begin),
+          arith::CmpIOp::create(b, arith::CmpIPredicate::slt, keys, end));
+    };
+
+    auto maxLoop = scf::ForOp::create(
+        b, c0, count, c1, ValueRange{negInf},
+        [&](OpBuilder &nested, Location loc, Value j, ValueRange acc) {
+          OpBuilder::InsertionGuard inside(b);
+          b.setInsertionPoint(nested.getInsertionBlock(),
+                              nested.getInsertionPoint());
+          Value s = loadVec(scoresT, {j, rc});
+          if (cap > 0) {
+            Value c = splat(f32(b, cap)), inv = splat(f32(b, 1.0 / cap));
+            s = arith::MulFOp::create(
+                b, c, math::TanhOp::create(b, arith::MulFOp::create(b, s, inv)));
+          }
+          if (masked)
+            s = arith::SelectOp::create(b, visible(j), s, negInf);
+          vector::StoreOp::create(b, s, scoresT, ValueRange{j, rc});
+          scf::YieldOp::create(
+              b, ValueRange{arith::MaximumFOp::create(b, acc[0], s)});
+        });
+    Value oldMax = loadVec(rowMax, {rc});
+    Value newMax = arith::MaximumFOp::create(b, oldMax, maxLoop.getResult(0));
+    // A row that has seen nothing keeps -inf; subtract 0 instead.
+    Value safeMax = arith::SelectOp::create(
+        b, arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, newMax, negInf),
+        zero, newMax);
+    Value alpha = arith::SelectOp::create(
+        b, arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, oldMax, negInf),
+        zero, math::ExpOp::create(b, arith::SubFOp::create(b, oldMax, safeMax)));
+
+    auto sumLoop = scf::ForOp::create(
+        b, c0, count, c1, ValueRange{zero},
+        [&](OpBuilder &nested, Location loc, Value j, ValueRange acc) {
+          OpBuilder::InsertionGuard inside(b);
+          b.setInsertionPoint(nested.getInsertionBlock(),
+                              nested.getInsertionPoint());
+          Value s = loadVec(scoresT, {j, rc});
+          Value p = math::ExpOp::create(b, arith::SubFOp::create(b, s, safeMax));
+          if (masked)
+            p = arith::SelectOp::create(b, visible(j), p, zero);
+          vector::StoreOp::create(b, p, scoresT, ValueRange{j, rc});
+          scf::YieldOp::create(b,
+                               ValueRange{arith::AddFOp::create(b, acc[0], p)});
+        });
+    Value sum = arith::AddFOp::create(
+        b, arith::MulFOp::create(b, loadVec(rowSum, {rc}), alpha),
+        sumLoop.getResult(0));
+    vector::StoreOp::create(b, sum, rowSum, rc);
+    vector::StoreOp::create(b, newMax, rowMax, rc);
+    vector::StoreOp::create(b, alpha, rowAlpha, rc);
+  });
+}
+
+/// OT[e][r] = alpha[r] * OT[e][r] + sum_j V[kt + j][e] * PT[j][r].
+void FlashEmitter::accumulate(Value batch, Value g, Value kt, Value count) {
+  Value c0 = index(b, 0), c1 = index(b, 1);
+  forLoop(b, c0, index(b, sig.vHeadDim), index(b, kBlock), [&](Value eb) {
+    SmallVector<Value> dims;
+    for (int64_t e = 0; e < kBlock; ++e)
+      dims.push_back(arith::AddIOp::create(b, eb, index(b, e)));
+    forLoop(b, c0, index(b, rows), index(b, kLanes * kRowVectors), [&](Value rb) {
+      SmallVector<Value> rowIdx, init;
+      for (int64_t n = 0; n < kRowVectors; ++n)
+        rowIdx.push_back(arith::AddIOp::create(b, rb, index(b, n * kLanes)));
+      for (int64_t e = 0; e < kBlock; ++e)
+        for (int64_t n = 0; n < kRowVectors; ++n)
+          init.push_back(arith::MulFOp::create(
+              b, loadVec(outputT, {dims[e], rowIdx[n]}),
+              loadVec(rowAlpha, {rowIdx[n]})));
+      auto loop = scf::ForOp::create(
+          b, c0, count, c1, init,
+          [&](OpBuilder &nested, Location loc, Value j, ValueRange acc) {
+            ImplicitLocOpBuilder ib(loc, nested);
+            SmallVector<Value> pv;
+            for (int64_t n = 0; n < kRowVectors; ++n)
+              pv.push_back(vector::LoadOp::create(ib, vec, scoresT,
+                                                  ValueRange{j, rowIdx[n]}));
+            Value key = arith::AddIOp::create(ib, kt, j);
+            SmallVector<Value> next;
+            for (int64_t e = 0; e < kBlock; ++e) {
+              Value x = memref::LoadOp::create(
+                  ib, v, ValueRange{batch, key, g, dims[e]});
+              Value xs = vector::BroadcastOp::create(ib, vec, x);
+              for (int64_t n = 0; n < kRowVectors; ++n)
+                next.push_back(vector::FMAOp::create(
+                    ib, xs, pv[n], acc[e * kRowVectors + n]));
+            }
+            scf::YieldOp::create(ib, next);
+          });
+      for (int64_t e = 0; e < kBlock; ++e)
+        for (int64_t n = 0; n < kRowVectors; ++n)
+          vector::StoreOp::create(b, loop.getResult(e * kRowVectors + n),
+                                  outputT, ValueRange{dims[e], rowIdx[n]});
+    });
+  });
+}
+
+/// out[b, q0 + i, head, e] = OT[e][r] / sum[r]; a row without any visible
+/// key (sum 0) writes zeros.
+void FlashEmitter::store(Value batch, Value g, Value q0, Value valid) {
+  Value c0 = index(b, 0), c1 = index(b, 1), groupSize = index(b, group);
+  Value zero = f32(b, 0.0);
+  Value validRows = arith::MulIOp::create(b, valid, groupSize);
+  forLoop(b, c0, validRows, c1, [&](Value r) {
+    Value position =
+        arith::AddIOp::create(b, q0, arith::DivUIOp::create(b, r, groupSize));
+    Value head = arith::AddIOp::create(
+        b, arith::MulIOp::create(b, g, groupSize),
+        arith::RemUIOp::create(b, r, groupSize));
+    Value sum = memref::LoadOp::create(b, rowSum, r);
+    Value inverse = arith::SelectOp::create(
+        b, arith::CmpFOp::create(b, arith::CmpFPredicate::OGT, sum, zero),
+        arith::DivFOp::create(b, f32(b, 1.0), sum), zero);
+    forLoop(b, c0, index(b, sig.vHeadDim), c1, [&](Value e) {
+      Value x = memref::LoadOp::create(b, outputT, ValueRange{e, r});
+      memref::StoreOp::create(b, arith::MulFOp::create(b, x, inverse), out,
+                              ValueRange{batch, position, head, e});
+    });
+  });
+}
+
+func::FuncOp FlashEmitter::emit(StringRef name) {
+  int64_t dyn = ShapedType::kDynamic;
+  Type f32Type = b.getF32Type(), idx = b.getIndexType();
+  auto tensor = [&](int64_t heads, int64_t dim) {
+    return MemRefType::get({dyn, dyn, heads, dim}, f32Type);
+  };
+  SmallVector<Type> inputs = {tensor(sig.heads, sig.headDim),
+                              tensor(sig.kvHeads, sig.headDim),
+                              tensor(sig.kvHeads, sig.vHeadDim)};
+  if (sig.score.getSinks())
+    inputs.push_back(MemRefType::get({sig.heads}, f32Type));
+  inputs.append({tensor(sig.heads, sig.vHeadDim), idx, idx});
+  func::FuncOp func = createKernelFunc(b, name, inputs);
+  OpBuilder::InsertionGuard guard(b);
+  Block *entry = &func.getBody().front();
+  b.setInsertionPointToStart(entry);
+  unsigned arg = 0;
+  q = entry->getArgument(arg++);
+  k = entry->getArgument(arg++);
+  v = entry->getArgument(arg++);
+  if (sig.score.getSinks())
+    sinks = entry->getArgument(arg++);
+  out = entry->getArgument(arg++);
+  Value workBegin = entry->getArgument(arg++), workEnd = entry->getArgument(arg);
+
+  auto scratch = [&](ArrayRef<int64_t> shape, Type type) {
+    return memref::AllocaOp::create(
+               b, MemRefType::get(shape, type), ValueRange(),
+               b.getI64IntegerAttr(64))
+        .getResult();
+  };
+  queriesT = scratch({sig.headDim, rows}, f32Type);
+  scoresT = scratch({kTile, rows}, f32Type);
+  outputT = scratch({sig.vHeadDim, rows}, f32Type);
+  rowMax = scratch({rows}, f32Type);
+  rowSum = scratch({rows}, f32Type);
+  rowAlpha = scratch({rows}, f32Type);
+  rowBegin = scratch({rows}, b.getI32Type());
+  rowEnd = scratch({rows}, b.getI32Type());
+
+  Value c1 = index(b, 1);
+  Value numQueries = memref::DimOp::create(b, q, 1);
+  numKeys = memref::DimOp::create(b, k, 1);
+  offset = arith::SubIOp::create(b, numKeys, numQueries);
+  Value qTileSize = index(b, qTile), kTileSize = index(b, kTile);
+  Value numTiles = arith::CeilDivUIOp::create(b, numQueries, qTileSize);
+  Value kvHeads = index(b, sig.kvHeads);
+
+  forLoop(b, workBegin, workEnd, c1, [&](Value w) {
+    // Heaviest tiles (last queries) first: better balance under causal masks.
+    Value tile = arith::SubIOp::create(
+        b, arith::SubIOp::create(b, numTiles, c1),
+        arith::RemUIOp::create(b, w, numTiles));
+    Value rest = arith::DivUIOp::create(b, w, numTiles);
+    Value g = arith::RemUIOp::create(b, rest, kvHeads);
+    Value batch = arith::DivUIOp::create(b, rest, kvHeads);
+    Value q0 = arith::MulIOp::create(b, tile, qTileSize);
+    Value valid = arith::MinUIOp::create(
+        b, qTileSize, arith::SubIOp::create(b, numQueries, q0));
+
+    packQueries(batch, g, q0, valid);
+    initRows(g, q0, valid);
+    Value first = arith::AddIOp::create(b, offset, q0);
+    Value last = arith::SubIOp::create(b, arith::AddIOp::create(b, first, valid), c1);
+    Value rangeBegin = keyBegin(first), rangeEnd = keyEnd(last);
+    Value lastBegin = keyBegin(last), firstEnd = keyEnd(first);
+    forLoop(b, rangeBegin, rangeEnd, kTileSize, [&](Value kt) {
+      Value count = arith::MinSIOp::create(
+          b, kTileSize, arith::SubIOp::create(b, rangeEnd, kt));
+      scores(batch, g, kt, count);
+      // Interior tiles: every row sees every key of the tile.
+      Value interior = arith::AndIOp::create(
+          b,
+          arith::AndIOp::create(
+              b,
+              arith::CmpIOp::create(b, arith::CmpIPredicate::eq, count,
+                                    kTileSize),
+              arith::CmpIOp::create(b, arith::CmpIPredicate::sle, lastBegin,
+                                    kt)),
+          arith::CmpIOp::create(b, arith::CmpIPredicate::sle,
+                                arith::AddIOp::create(b, kt, kTileSize),
+                                firstEnd));
+      ifThen(
+          b, interior, [&] { softmax(kt, count, /*masked=*/false); },
+          [&] { softmax(kt, count, /*masked=*/true); });
+      accumulate(batch, g, kt, count);
+    });
+    store(batch, g, q0, valid);
+  });
+  return func;
+}
+
+func::FuncOp hybrid::cpu::emitFlashKernel(ImplicitLocOpBuilder &b,
+                                          StringRef name,
+                                          const AttentionSignature &sig,
+                                          const TileSizes &tiles) {
+  return FlashEmitter(b, sig, tiles).emit(name);
+}

@@ -1,0 +1,60 @@
+//===- Manifest.cpp - What the runtime needs to run compiled kernels -----===//
+
+#include "hybrid/Export/Manifest.h"
+#include "hybrid/Export/Summary.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/SymbolTable.h"
+
+using namespace mlir;
+using namespace hybrid;
+using json = nlohmann::ordered_json;
+
+/// The C entry point `llvm.emit_c_interface` gives `symbol`.
+static std::string entryPoint(StringRef symbol) {
+  return ("_mlir_ciface_" + symbol).str();
+}
+
+json hybrid::buildManifest(ModuleOp module, ScheduleOp schedule,
+                           StringRef library, StringRef target) {
+  json summary = buildSummary(schedule);
+  json kernels = json::object();
+  SymbolTable symbols(module);
+  for (json &layer : summary["layers"]) {
+    if (!layer.contains("kernel")) {
+      layer["kernel"] = nullptr;
+      continue;
+    }
+    std::string symbol = layer["kernel"];
+    if (kernels.contains(symbol))
+      continue;
+    auto func = symbols.lookup<func::FuncOp>(symbol);
+    auto tile = [&](StringRef name) {
+      auto attr = func->getAttrOfType<IntegerAttr>(name);
+      return attr ? attr.getInt() : 0;
+    };
+    bool rotates = symbols.lookup(symbol + "_prepare_k") != nullptr;
+    kernels[symbol] = {
+        {"entry", entryPoint(symbol)},
+        {"prepare_q", entryPoint(symbol + "_prepare_q")},
+        {"prepare_k", rotates ? json(entryPoint(symbol + "_prepare_k"))
+                              : json(nullptr)},
+        {"num_heads", layer["num_heads"]},
+        {"num_kv_heads", layer["num_kv_heads"]},
+        {"head_dim", layer["head_dim"]},
+        {"v_head_dim", layer["v_head_dim"]},
+        {"sinks", layer["sinks"]},
+        {"q_tile", tile("hybrid.q_tile")},
+        {"k_tile", tile("hybrid.k_tile")}};
+  }
+  json manifest = {{"version", 1},
+                   {"target", target.str()},
+                   {"library", library.str()},
+                   {"model_type", summary["model_type"]},
+                   {"name", summary["name"]},
+                   {"num_layers", summary["num_layers"]},
+                   {"kernels", std::move(kernels)},
+                   {"layers", std::move(summary["layers"])}};
+  if (summary.contains("kv_cache_bytes"))
+    manifest["kv_cache_bytes"] = std::move(summary["kv_cache_bytes"]);
+  return manifest;
+}
