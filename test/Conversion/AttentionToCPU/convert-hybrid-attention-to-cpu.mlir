@@ -1,0 +1,64 @@
+// RUN: hybrid-opt %s --convert-hybrid-attention-to-cpu | FileCheck %s
+// RUN: hybrid-opt %s --convert-hybrid-attention-to-cpu="q-tile=64 k-tile=128" | FileCheck %s --check-prefix=TILES
+
+// A sliding-window GQA kernel (8 query heads over 2 kv heads) with RoPE,
+// soft-cap and sinks becomes a flash kernel and two prepare kernels, all with
+// the C interface the runtime calls.
+
+// CHECK-LABEL: func.func @sliding(
+// CHECK-SAME: %[[Q:[^:]+]]: memref<?x?x8x64xf32>, %[[K:[^:]+]]: memref<?x?x2x64xf32>, %[[V:[^:]+]]: memref<?x?x2x64xf32>, %[[SINKS:[^:]+]]: memref<8xf32>, %[[OUT:[^:]+]]: memref<?x?x8x64xf32>, %[[BEGIN:[^:]+]]: index, %[[END:[^:]+]]: index)
+// CHECK-SAME: hybrid.k_tile = 64 : i64, hybrid.q_tile = 8 : i64, llvm.emit_c_interface
+// Rows (4 query heads x 8 positions) live along the lanes: QT, ST, OT.
+// CHECK-DAG: memref.alloca() {alignment = 64 : i64} : memref<64x32xf32>
+// CHECK: scf.for %[[W:.+]] = %[[BEGIN]] to %[[END]]
+// The key loop runs over the mask's range only: window 100 reaches back 99.
+// CHECK: arith.subi %{{.+}}, %c99
+// CHECK: scf.for %[[KT:.+]] = %{{.+}} to %{{.+}} step %c64
+// Scores: broadcast-FMA micro-kernel over the key dim.
+// CHECK: scf.for {{.+}} iter_args
+// CHECK-COUNT-16: vector.fma
+// Interior tiles skip the per-element mask.
+// CHECK: scf.if
+// CHECK: math.tanh
+// CHECK-NOT: arith.cmpi sge
+// CHECK: math.exp
+// CHECK: } else {
+// CHECK: math.tanh
+// CHECK: arith.cmpi sge
+// CHECK: math.exp
+// P * V micro-kernel.
+// CHECK: vector.fma
+// CHECK-LABEL: func.func @sliding_prepare_q(
+// CHECK-SAME: llvm.emit_c_interface
+// CHECK: math.cos {{.*}} : f64
+// CHECK-LABEL: func.func @sliding_prepare_k(
+
+// TILES: hybrid.k_tile = 128 : i64, hybrid.q_tile = 16 : i64
+
+func.func @sliding(%q: tensor<?x?x8x64xf32>, %k: tensor<?x?x2x64xf32>,
+                   %v: tensor<?x?x2x64xf32>, %sinks: tensor<8xf32>,
+                   %init: tensor<?x?x8x64xf32>) -> tensor<?x?x8x64xf32> {
+  %o = hybrid.attention ins(%q, %k, %v : tensor<?x?x8x64xf32>,
+           tensor<?x?x2x64xf32>, tensor<?x?x2x64xf32>)
+         sinks(%sinks : tensor<8xf32>) outs(%init : tensor<?x?x8x64xf32>)
+         mask <kind = sliding_window, window = 100>
+         pos <kind = rope, theta = 10000.0>
+         score <scale = 0.125, softcap = 30.0, sinks = true>
+         -> tensor<?x?x8x64xf32>
+  return %o : tensor<?x?x8x64xf32>
+}
+
+// NoPE: no key preparation.
+// CHECK-LABEL: func.func @nope(
+// CHECK-LABEL: func.func @nope_prepare_q(
+// CHECK-NOT: func.func @nope_prepare_k
+func.func @nope(%q: tensor<?x?x4x32xf32>, %k: tensor<?x?x4x32xf32>,
+                %v: tensor<?x?x4x32xf32>, %init: tensor<?x?x4x32xf32>)
+    -> tensor<?x?x4x32xf32> {
+  %o = hybrid.attention ins(%q, %k, %v : tensor<?x?x4x32xf32>,
+           tensor<?x?x4x32xf32>, tensor<?x?x4x32xf32>)
+         outs(%init : tensor<?x?x4x32xf32>)
+         mask <kind = full> pos <kind = none> score <scale = 0.17>
+         -> tensor<?x?x4x32xf32>
+  return %o : tensor<?x?x4x32xf32>
+}
