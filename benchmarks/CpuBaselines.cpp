@@ -1,0 +1,149 @@
+//===- CpuBaselines.cpp - OpenBLAS baselines for the CPU benchmark -------===//
+//
+// Measures, on this machine and in the same run as the compiled kernels:
+//  - OpenBLAS sgemm on large square matrices (the machine's practical peak);
+//  - unfused attention: per head S = Q K^T (sgemm), masked softmax, O = P V
+//    (sgemm), the way a framework without a fused kernel computes it.
+// Prints JSON. Useful FLOP/s count visible query-key pairs only.
+//
+//===----------------------------------------------------------------------===//
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace {
+
+double now() {
+  return std::chrono::duration<double>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+/// Median of `repeats` timed runs after one warm-up.
+template <typename F>
+double medianSeconds(int repeats, F &&run) {
+  run();
+  std::vector<double> times;
+  for (int i = 0; i < repeats; ++i) {
+    double start = now();
+    run();
+    times.push_back(now() - start);
+  }
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
+}
+
+std::vector<float> randomVector(size_t n, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist;
+  std::vector<float> v(n);
+  for (float &x : v)
+    x = dist(rng);
+  return v;
+}
+
+double sgemmGflops(int n) {
+  std::vector<float> a = randomVector(size_t(n) * n, 1),
+                     b = randomVector(size_t(n) * n, 2), c(size_t(n) * n);
+  double seconds = medianSeconds(5, [&] {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f,
+                a.data(), n, b.data(), n, 0.0f, c.data(), n);
+  });
+  return 2.0 * n * n * double(n) / seconds / 1e9;
+}
+
+/// One head at a time: q, k, v are [seq, dim] slices of [1, seq, heads, dim].
+double unfusedSeconds(int seq, int heads, int dim, int window) {
+  std::vector<float> q = randomVector(size_t(seq) * heads * dim, 3),
+                     k = randomVector(size_t(seq) * heads * dim, 4),
+                     v = randomVector(size_t(seq) * heads * dim, 5),
+                     out(size_t(seq) * heads * dim),
+                     scores(size_t(seq) * seq);
+  int ld = heads * dim;
+  float scale = 1.0f / std::sqrt(float(dim));
+  return medianSeconds(3, [&] {
+    for (int h = 0; h < heads; ++h) {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, seq, seq, dim,
+                  scale, q.data() + h * dim, ld, k.data() + h * dim, ld, 0.0f,
+                  scores.data(), seq);
+      for (int i = 0; i < seq; ++i) {
+        float *row = scores.data() + size_t(i) * seq;
+        int begin = window > 0 ? std::max(0, i - window + 1) : 0;
+        float max = -std::numeric_limits<float>::infinity();
+        for (int j = begin; j <= i; ++j)
+          max = std::max(max, row[j]);
+        float sum = 0;
+        for (int j = 0; j < seq; ++j) {
+          float p = (j >= begin && j <= i) ? std::exp(row[j] - max) : 0.0f;
+          row[j] = p;
+          sum += p;
+        }
+        for (int j = begin; j <= i; ++j)
+          row[j] /= sum;
+      }
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, seq, dim, seq,
+                  1.0f, scores.data(), seq, v.data() + h * dim, ld, 0.0f,
+                  out.data() + h * dim, ld);
+    }
+  });
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  int heads = 8, dim = 128, sgemmSize = 2048;
+  std::vector<int> seqs;
+  std::vector<int> windows = {0};
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    auto next = [&]() { return i + 1 < argc ? std::atoi(argv[++i]) : 0; };
+    if (arg == "--heads")
+      heads = next();
+    else if (arg == "--head-dim")
+      dim = next();
+    else if (arg == "--seq-len")
+      seqs.push_back(next());
+    else if (arg == "--window")
+      windows.push_back(next());
+    else if (arg == "--sgemm-size")
+      sgemmSize = next();
+    else {
+      std::fprintf(stderr,
+                   "usage: hybrid-cpu-baselines [--heads H] [--head-dim D] "
+                   "[--seq-len N]... [--window W]... [--sgemm-size N]\n");
+      return 2;
+    }
+  }
+  if (heads <= 0 || dim <= 0 || sgemmSize <= 0) {
+    std::fprintf(stderr, "hybrid-cpu-baselines: sizes must be positive\n");
+    return 2;
+  }
+  std::printf("{\n  \"threads\": %d,\n  \"sgemm\": {\"size\": %d, \"gflops\": %.2f},\n"
+              "  \"unfused\": [",
+              openblas_get_num_threads(), sgemmSize, sgemmGflops(sgemmSize));
+  const char *sep = "";
+  for (int seq : seqs)
+    for (int window : windows) {
+      double seconds = unfusedSeconds(seq, heads, dim, window);
+      double pairs = 0;
+      for (int i = 0; i < seq; ++i)
+        pairs += window > 0 ? std::min(i + 1, window) : i + 1;
+      std::printf("%s\n    {\"seq_len\": %d, \"window\": %d, \"ms\": %.3f, "
+                  "\"gflops\": %.2f}",
+                  sep, seq, window, seconds * 1e3,
+                  4.0 * pairs * dim * heads / seconds / 1e9);
+      sep = ",";
+    }
+  std::printf("\n  ]\n}\n");
+  return 0;
+}
