@@ -1,0 +1,61 @@
+//===- Compiler.h - Input file to schedule, summary and artifacts -*- C++ -*-===//
+//
+// What hybrid-compile does, as a library: hybrid-run, hybrid-bench, the tuner
+// and the Python package compile through exactly this code.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef HYBRID_DRIVER_COMPILER_H
+#define HYBRID_DRIVER_COMPILER_H
+
+#include "hybrid/Dialect/Hybrid/IR/HybridAttrs.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/IR/OwningOpRef.h"
+
+#include <memory>
+#include <string>
+
+namespace hybrid {
+
+struct CompileOptions {
+  std::string target = "cpu";
+  int64_t maxSeq = 0; // 0: the model's max_position_embeddings
+  StorageType kvStorage = StorageType::bf16;
+  int64_t qTile = 32, kTile = 64;
+};
+
+/// An MLIR context with every dialect and translation the compiler uses;
+/// diagnostics go to stderr with their source location.
+class CompilerContext {
+public:
+  CompilerContext();
+  ~CompilerContext();
+  mlir::MLIRContext &get() { return context; }
+
+  /// Reads a Hugging Face config.json, a hybrid-schedule spec or a .mlir
+  /// file into a module holding one hybrid.schedule. Errors are reported
+  /// (one line naming the file and field) and yield null.
+  mlir::OwningOpRef<mlir::ModuleOp> load(llvm::StringRef path);
+
+private:
+  mlir::MLIRContext context;
+  struct Diagnostics;
+  std::unique_ptr<Diagnostics> diagnostics;
+};
+
+/// Checks the target and options; returns an error message or "".
+std::string validate(const CompileOptions &options);
+
+/// Plans the schedule's caches; `expand` lists every layer.
+bool planSchedule(mlir::ModuleOp module, const CompileOptions &options,
+                  bool expand);
+
+/// Compiles the schedule's kernels into `dir`: libkernels.so, kernels.mlir
+/// (the kernels before LLVM lowering) and manifest.json.
+bool emitArtifacts(mlir::ModuleOp module, const CompileOptions &options,
+                   llvm::StringRef dir);
+
+} // namespace hybrid
+
+#endif // HYBRID_DRIVER_COMPILER_H

@@ -1,0 +1,150 @@
+//===- Compiler.cpp - Input file to schedule, summary and artifacts ------===//
+
+#include "hybrid/Driver/Compiler.h"
+#include "hybrid/Dialect/Hybrid/IR/HybridDialect.h"
+#include "hybrid/Dialect/Hybrid/IR/HybridOps.h"
+#include "hybrid/Export/Manifest.h"
+#include "hybrid/Import/Importer.h"
+#include "hybrid/Import/ScheduleBuilder.h"
+#include "hybrid/Pipelines/Pipelines.h"
+#include "hybrid/Target/SharedObject.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Parser/Parser.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Support/FileUtilities.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/SourceMgr.h"
+#include "llvm/Support/WithColor.h"
+#include "llvm/Support/raw_ostream.h"
+
+using namespace mlir;
+using namespace hybrid;
+
+static bool fail(const llvm::Twine &message) {
+  llvm::WithColor::error(llvm::errs(), "hybrid") << message << "\n";
+  return false;
+}
+
+struct CompilerContext::Diagnostics {
+  Diagnostics(MLIRContext &context) : handler(sourceMgr, &context) {}
+  llvm::SourceMgr sourceMgr;
+  SourceMgrDiagnosticHandler handler;
+};
+
+CompilerContext::CompilerContext() {
+  DialectRegistry registry;
+  registry.insert<HybridDialect, func::FuncDialect, tensor::TensorDialect>();
+  context.appendDialectRegistry(registry);
+  context.loadAllAvailableDialects();
+  // Users get the message and its location, not a dump of the whole op.
+  context.printOpOnDiagnostic(false);
+  diagnostics = std::make_unique<Diagnostics>(context);
+}
+
+CompilerContext::~CompilerContext() = default;
+
+OwningOpRef<ModuleOp> CompilerContext::load(StringRef path) {
+  std::string error;
+  std::unique_ptr<llvm::MemoryBuffer> file = openInputFile(path, &error);
+  if (!file) {
+    fail(error);
+    return nullptr;
+  }
+  if (llvm::sys::path::extension(path) == ".mlir") {
+    diagnostics->sourceMgr.AddNewSourceBuffer(std::move(file), llvm::SMLoc());
+    OwningOpRef<ModuleOp> module =
+        parseSourceFile<ModuleOp>(diagnostics->sourceMgr, &context);
+    if (module && std::distance(module->getOps<ScheduleOp>().begin(),
+                                module->getOps<ScheduleOp>().end()) != 1) {
+      fail(path + ": expected exactly one hybrid.schedule");
+      return nullptr;
+    }
+    return module;
+  }
+  llvm::Expected<spec::ModelSpec> model =
+      spec::importModel(file->getBuffer(), path);
+  if (!model) {
+    fail(llvm::toString(model.takeError()));
+    return nullptr;
+  }
+  Location loc = FileLineColLoc::get(&context, path, 1, 1);
+  OwningOpRef<ModuleOp> module = ModuleOp::create(loc);
+  OpBuilder builder = OpBuilder::atBlockEnd(module->getBody());
+  if (failed(buildSchedule(builder, loc, *model)))
+    return nullptr;
+  return module;
+}
+
+std::string hybrid::validate(const CompileOptions &options) {
+  if (options.target != "cpu" && options.target != "cuda:sm_90a" &&
+      options.target != "cuda:sm_80")
+    return "--target: unknown target '" + options.target +
+           "' (expected cpu, cuda:sm_90a or cuda:sm_80)";
+  if (options.maxSeq < 0)
+    return "--max-seq: must be positive, got " + std::to_string(options.maxSeq);
+  if (options.qTile <= 0 || options.kTile <= 0)
+    return "--q-tile and --k-tile must be positive";
+  return "";
+}
+
+bool hybrid::planSchedule(ModuleOp module, const CompileOptions &options,
+                          bool expand) {
+  PassManager pm = PassManager::on<ModuleOp>(module.getContext());
+  SchedulePipelineOptions schedule;
+  schedule.expand = expand;
+  schedule.maxSeq = options.maxSeq;
+  schedule.storage = options.kvStorage;
+  buildSchedulePipeline(pm, schedule);
+  return succeeded(pm.run(module));
+}
+
+static bool writeFile(const llvm::Twine &path, StringRef text) {
+  std::error_code ec;
+  llvm::raw_fd_ostream os(path.str(), ec);
+  if (ec)
+    return fail("cannot write " + path + ": " + ec.message());
+  os << text;
+  return true;
+}
+
+bool hybrid::emitArtifacts(ModuleOp module, const CompileOptions &options,
+                           StringRef dir) {
+  if (options.target != "cpu")
+    return fail("--emit artifacts: kernel code generation for '" +
+                options.target + "' is not implemented yet (only cpu)");
+  if (std::error_code ec = llvm::sys::fs::create_directories(dir))
+    return fail("cannot create " + dir + ": " + ec.message());
+  CPUPipelineOptions cpu;
+  cpu.maxSeq = options.maxSeq;
+  cpu.qTile = options.qTile;
+  cpu.kTile = options.kTile;
+  PassManager kernels = PassManager::on<ModuleOp>(module.getContext());
+  buildCPUKernelPipeline(kernels, cpu);
+  if (failed(kernels.run(module)))
+    return false;
+
+  const char *library = "libkernels.so";
+  ScheduleOp schedule = *module.getOps<ScheduleOp>().begin();
+  nlohmann::ordered_json manifest =
+      buildManifest(module, schedule, library, options.target);
+  manifest["host"] = getHostTargetDescription();
+  std::string ir;
+  llvm::raw_string_ostream irStream(ir);
+  module.print(irStream);
+  if (!writeFile(dir + "/kernels.mlir", ir))
+    return false;
+
+  // The schedule lives on in manifest.json; the library holds kernels only.
+  schedule.erase();
+  PassManager lowering = PassManager::on<ModuleOp>(module.getContext());
+  buildCPUToLLVMPipeline(lowering);
+  if (failed(lowering.run(module)))
+    return false;
+  std::string error;
+  if (!emitHostSharedObject(module, (dir + "/" + library).str(), error))
+    return fail(error);
+  return writeFile(dir + "/manifest.json", manifest.dump(2) + "\n");
+}
