@@ -20,38 +20,46 @@ using namespace mlir;
 using namespace llvm;
 
 namespace {
+cl::OptionCategory toolCategory("hybrid-compile options");
+
 enum class Emit { MLIR, Summary, Artifacts };
 
 cl::opt<std::string> inputPath(cl::Positional, cl::Required,
-                               cl::desc("<config.json | spec.json | .mlir>"));
+                               cl::desc("<config.json | spec.json | .mlir>"),
+                               cl::cat(toolCategory));
 cl::opt<std::string> target("target", cl::init("cpu"),
-                            cl::desc("cpu, cuda:sm_90a or cuda:sm_80"));
-cl::opt<Emit> emit("emit", cl::init(Emit::Summary),
-                   cl::desc("What to produce"),
+                            cl::desc("cpu, cuda:sm_90a or cuda:sm_80"),
+                            cl::cat(toolCategory));
+cl::opt<Emit> emit("emit", cl::init(Emit::Summary), cl::desc("What to produce"),
                    cl::values(clEnumValN(Emit::MLIR, "mlir",
                                          "the schedule in the hybrid dialect"),
                               clEnumValN(Emit::Summary, "summary",
                                          "the JSON summary and cache plan"),
                               clEnumValN(Emit::Artifacts, "artifacts",
-                                         "kernels and manifest.json in -o")));
+                                         "kernels and manifest.json in -o")),
+                   cl::cat(toolCategory));
 cl::opt<std::string> outputDir("o", cl::desc("Output directory (artifacts)"),
-                               cl::value_desc("dir"));
+                               cl::value_desc("dir"), cl::cat(toolCategory));
 cl::opt<int64_t> maxSeq("max-seq", cl::init(0),
                         cl::desc("Context length the cache plan is for "
-                                 "(default: max_position_embeddings)"));
-cl::opt<hybrid::StorageType> kvDtype(
-    "kv-dtype", cl::init(hybrid::StorageType::bf16),
-    cl::desc("Element type of stored caches and states"),
-    cl::values(clEnumValN(hybrid::StorageType::f32, "f32", "4 bytes"),
-               clEnumValN(hybrid::StorageType::f16, "f16", "2 bytes"),
-               clEnumValN(hybrid::StorageType::bf16, "bf16", "2 bytes"),
-               clEnumValN(hybrid::StorageType::f8, "f8", "1 byte")));
+                                 "(default: max_position_embeddings)"),
+                        cl::cat(toolCategory));
+cl::opt<hybrid::StorageType>
+    kvDtype("kv-dtype", cl::init(hybrid::StorageType::bf16),
+            cl::desc("Element type of stored caches and states"),
+            cl::values(clEnumValN(hybrid::StorageType::f32, "f32", "4 bytes"),
+                       clEnumValN(hybrid::StorageType::f16, "f16", "2 bytes"),
+                       clEnumValN(hybrid::StorageType::bf16, "bf16", "2 bytes"),
+                       clEnumValN(hybrid::StorageType::f8, "f8", "1 byte")),
+            cl::cat(toolCategory));
 cl::opt<int64_t> qTile("q-tile", cl::init(32),
-                       cl::desc("CPU kernels: query positions per work item"));
+                       cl::desc("CPU kernels: query positions per work item"),
+                       cl::cat(toolCategory));
 cl::opt<int64_t> kTile("k-tile", cl::init(64),
-                       cl::desc("CPU kernels: keys per tile"));
+                       cl::desc("CPU kernels: keys per tile"),
+                       cl::cat(toolCategory));
 cl::opt<std::string> tuningDb("tuning-db", cl::desc("Tuning database (JSON)"),
-                              cl::value_desc("file"));
+                              cl::value_desc("file"), cl::cat(toolCategory));
 
 int fail(const Twine &message) {
   WithColor::error(errs(), "hybrid-compile") << message << "\n";
@@ -61,6 +69,7 @@ int fail(const Twine &message) {
 
 int main(int argc, char **argv) {
   InitLLVM init(argc, argv);
+  cl::HideUnrelatedOptions(toolCategory);
   cl::ParseCommandLineOptions(
       argc, argv,
       "hybrid-compile: compile a hybrid attention schedule\n\n"

@@ -1,0 +1,91 @@
+//===- Manifest.h - What a compiled schedule's manifest says ----*- C++ -*-===//
+//
+// The C++ view of manifest.json: per layer its mask, positional encoding,
+// score modifiers and cache policy (the semantics of shared/DESIGN.md), and
+// per kernel its entry points and tile sizes. The runtime, the reference and
+// the tools read a compiled schedule only through this.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef HYBRID_RT_MANIFEST_H
+#define HYBRID_RT_MANIFEST_H
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace hybrid::rt {
+
+enum class PositionalKind { none, rope, partial, proportional };
+
+/// transformers' `rope_scaling`; `type` is empty when there is none.
+struct RopeScaling {
+  std::string type; // linear, llama3, yarn
+  double factor = 1;
+  int64_t originalMaxPosition = 0;
+  double lowFreqFactor = 1, highFreqFactor = 4; // llama3
+  double betaFast = 32, betaSlow = 1;           // yarn
+  double attentionFactor = 0;                   // yarn; 0: from factor
+  bool truncate = true;                         // yarn
+};
+
+struct Positional {
+  PositionalKind kind = PositionalKind::none;
+  double theta = 0;
+  int64_t rotaryDim = 0; // dims that rotate
+  double fraction = 0;   // proportional
+  RopeScaling scaling;
+};
+
+/// Llama 4 NoPE layers scale q by log(floor((p+1)/floor_scale)+1)*attn_scale+1.
+struct TemperatureTuning {
+  double floorScale = 0, attnScale = 0;
+};
+
+struct LayerSpec {
+  int64_t index = 0;
+  std::string kind;   // full, sliding, chunked, linear, mamba, hybrid
+  std::string kernel; // empty: no attention kernel
+  int64_t numHeads = 0, numKvHeads = 0, headDim = 0, vHeadDim = 0;
+  int64_t window = 0, chunk = 0; // 0: not used
+  bool causal = true;
+  double scale = 0, softcap = 0;
+  bool sinks = false;
+  std::optional<TemperatureTuning> temperature;
+  Positional positional;
+  std::string cachePolicy;
+  int64_t sourceLayer = -1;
+  bool kEqV = false;
+
+  bool hasKernel() const { return !kernel.empty(); }
+  /// True if the key at position `pk` is visible to the query at `pq`.
+  bool visible(int64_t pq, int64_t pk) const;
+  /// Visible (query, key) pairs for `numQueries` queries at the last
+  /// positions of `numKeys` keys (positions numKeys-numQueries...).
+  int64_t countVisiblePairs(int64_t numQueries, int64_t numKeys) const;
+};
+
+struct KernelSpec {
+  std::string entry, prepareQ, prepareK; // prepareK empty: no rotation
+  int64_t numHeads = 0, numKvHeads = 0, headDim = 0, vHeadDim = 0;
+  bool sinks = false;
+  int64_t qTile = 0, kTile = 0;
+};
+
+struct Manifest {
+  int64_t version = 0;
+  std::string dir, target, library, modelType, name;
+  std::vector<LayerSpec> layers;
+  std::map<std::string, KernelSpec> kernels;
+};
+
+/// Reads `dir`/manifest.json. On failure returns false and sets `error` to
+/// one line naming the file and the field.
+bool loadManifest(const std::string &dir, Manifest &manifest,
+                  std::string &error);
+
+} // namespace hybrid::rt
+
+#endif // HYBRID_RT_MANIFEST_H

@@ -1,0 +1,80 @@
+//===- Runtime.h - Thin C++ wrapper over the hybrid_rt C ABI -----*- C++
+//-*-===//
+//
+// Owns a hybrid_rt_model and turns statuses into a Status that names the
+// failure; no exceptions, so it works in -fno-exceptions code such as the
+// LLVM-based tools.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef HYBRID_RT_RUNTIME_H
+#define HYBRID_RT_RUNTIME_H
+
+#include "hybrid-rt/hybrid_rt.h"
+
+#include <array>
+#include <cstdint>
+#include <string>
+
+namespace hybrid::rt {
+
+struct Status {
+  hybrid_rt_status code = HYBRID_RT_OK;
+  std::string message;
+  explicit operator bool() const { return code == HYBRID_RT_OK; }
+  static Status fromCode(hybrid_rt_status code) {
+    return {code, code == HYBRID_RT_OK ? "" : hybrid_rt_last_error()};
+  }
+};
+
+/// A float32 view of caller-owned memory.
+inline hybrid_rt_tensor view(const float *data, std::array<int64_t, 4> shape) {
+  return {const_cast<float *>(data),
+          HYBRID_RT_F32,
+          4,
+          {shape[0], shape[1], shape[2], shape[3]}};
+}
+inline hybrid_rt_tensor view(const float *data, int64_t size) {
+  return {const_cast<float *>(data), HYBRID_RT_F32, 1, {size, 0, 0, 0}};
+}
+
+class Model {
+public:
+  Model() = default;
+  ~Model() { hybrid_rt_close(model); }
+  Model(Model &&other) noexcept : model(other.model) { other.model = nullptr; }
+  Model &operator=(Model &&other) noexcept {
+    std::swap(model, other.model);
+    return *this;
+  }
+
+  /// Opens `dir` (manifest.json + kernels); numThreads <= 0: the default.
+  Status open(const std::string &dir, int numThreads = 0) {
+    hybrid_rt_close(model);
+    model = nullptr;
+    return Status::fromCode(hybrid_rt_open(dir.c_str(), numThreads, &model));
+  }
+
+  int64_t numLayers() const { return hybrid_rt_num_layers(model); }
+  int numThreads() const { return hybrid_rt_num_threads(model); }
+  Status layerInfo(int64_t layer, hybrid_rt_layer_info &info) const {
+    return Status::fromCode(hybrid_rt_layer_info_get(model, layer, &info));
+  }
+
+  /// See hybrid_rt_prefill; `sinks` is null for layers without sinks.
+  Status prefill(int64_t layer, const hybrid_rt_tensor &q,
+                 const hybrid_rt_tensor &k, const hybrid_rt_tensor &v,
+                 const hybrid_rt_tensor *sinks, hybrid_rt_tensor &out) {
+    return Status::fromCode(
+        hybrid_rt_prefill(model, layer, &q, &k, &v, sinks, &out));
+  }
+
+  hybrid_rt_model *get() { return model; }
+
+private:
+  hybrid_rt_model *model = nullptr;
+};
+
+} // namespace hybrid::rt
+
+#endif // HYBRID_RT_RUNTIME_H

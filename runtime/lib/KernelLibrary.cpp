@@ -1,0 +1,54 @@
+//===- KernelLibrary.cpp - The compiled kernels of one schedule -----------===//
+
+#include "KernelLibrary.h"
+
+#include <dlfcn.h>
+
+using namespace hybrid::rt;
+
+Tensor4 hybrid::rt::makeTensor4(const float *data, const int64_t shape[4]) {
+  auto *p = const_cast<float *>(data);
+  Tensor4 t{p, p, 0, {shape[0], shape[1], shape[2], shape[3]}, {}};
+  t.strides[3] = 1;
+  for (int i = 2; i >= 0; --i)
+    t.strides[i] = t.strides[i + 1] * shape[i + 1];
+  return t;
+}
+
+KernelLibrary::~KernelLibrary() {
+  if (handle)
+    dlclose(handle);
+}
+
+bool KernelLibrary::load(const Manifest &manifest, std::string &error) {
+  std::string path = manifest.library;
+  if (path.empty() || path[0] != '/')
+    path = manifest.dir + "/" + path;
+  handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!handle) {
+    error = "cannot load the kernel library: " + std::string(dlerror());
+    return false;
+  }
+  auto resolve = [&](const std::string &kernel, const std::string &symbol,
+                     auto &fn) {
+    void *address = dlsym(handle, symbol.c_str());
+    if (!address) {
+      error = path + ": kernel " + kernel + " has no symbol " + symbol;
+      return false;
+    }
+    fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(address);
+    return true;
+  };
+  for (const auto &[name, spec] : manifest.kernels) {
+    KernelEntryPoints e;
+    if (!resolve(name, spec.prepareQ, e.prepareQ) ||
+        (!spec.prepareK.empty() && !resolve(name, spec.prepareK, e.prepareK)))
+      return false;
+    bool ok = spec.sinks ? resolve(name, spec.entry, e.attentionWithSinks)
+                         : resolve(name, spec.entry, e.attention);
+    if (!ok)
+      return false;
+    kernels[name] = e;
+  }
+  return true;
+}

@@ -1,0 +1,70 @@
+//===- KernelLibrary.h - The compiled kernels of one schedule ---*- C++ -*-===//
+//
+// dlopens the shared object a manifest names and resolves each kernel's C
+// entry points. Kernels take MLIR's C-interface memref descriptors
+// (`llvm.emit_c_interface`): {allocated, aligned, offset, sizes, strides}.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef HYBRID_RT_LIB_KERNELLIBRARY_H
+#define HYBRID_RT_LIB_KERNELLIBRARY_H
+
+#include "hybrid-rt/Manifest.h"
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+namespace hybrid::rt {
+
+template <int Rank> struct MemRefDescriptor {
+  float *allocated;
+  float *aligned;
+  int64_t offset;
+  int64_t sizes[Rank];
+  int64_t strides[Rank];
+};
+using Tensor4 = MemRefDescriptor<4>;
+using Tensor1 = MemRefDescriptor<1>;
+
+/// A dense row-major [d0, d1, d2, d3] view of `data`.
+Tensor4 makeTensor4(const float *data, const int64_t shape[4]);
+
+/// `K_prepare_q` / `K_prepare_k`: rows [begin, end) of B*S.
+using PrepareFn = void (*)(Tensor4 *in, Tensor4 *out, int64_t firstPosition,
+                           int64_t begin, int64_t end);
+/// `K`: work items [begin, end) of B * Hkv * ceil(Sq / q_tile).
+using AttentionFn = void (*)(Tensor4 *q, Tensor4 *k, Tensor4 *v, Tensor4 *out,
+                             int64_t begin, int64_t end);
+using AttentionWithSinksFn = void (*)(Tensor4 *q, Tensor4 *k, Tensor4 *v,
+                                      Tensor1 *sinks, Tensor4 *out,
+                                      int64_t begin, int64_t end);
+
+struct KernelEntryPoints {
+  PrepareFn prepareQ = nullptr;
+  PrepareFn prepareK = nullptr; // null: the layer does not rotate keys
+  AttentionFn attention = nullptr;
+  AttentionWithSinksFn attentionWithSinks = nullptr;
+};
+
+class KernelLibrary {
+public:
+  KernelLibrary() = default;
+  ~KernelLibrary();
+  KernelLibrary(const KernelLibrary &) = delete;
+  KernelLibrary &operator=(const KernelLibrary &) = delete;
+
+  /// Opens manifest.dir/manifest.library and resolves every kernel.
+  bool load(const Manifest &manifest, std::string &error);
+  const KernelEntryPoints &get(const std::string &kernel) const {
+    return kernels.at(kernel);
+  }
+
+private:
+  void *handle = nullptr;
+  std::map<std::string, KernelEntryPoints> kernels;
+};
+
+} // namespace hybrid::rt
+
+#endif // HYBRID_RT_LIB_KERNELLIBRARY_H

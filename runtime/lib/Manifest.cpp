@@ -1,0 +1,272 @@
+//===- Manifest.cpp - Reading manifest.json -------------------------------===//
+
+#include "hybrid-rt/Manifest.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+using json = nlohmann::json;
+using namespace hybrid::rt;
+
+//===----------------------------------------------------------------------===//
+// Mask geometry
+//===----------------------------------------------------------------------===//
+
+bool LayerSpec::visible(int64_t pq, int64_t pk) const {
+  if (causal && pk > pq)
+    return false;
+  if (window > 0 && (causal ? pq - pk >= window : std::abs(pq - pk) >= window))
+    return false;
+  if (chunk > 0 && pq / chunk != pk / chunk)
+    return false;
+  return true;
+}
+
+int64_t LayerSpec::countVisiblePairs(int64_t numQueries,
+                                     int64_t numKeys) const {
+  int64_t pairs = 0;
+  for (int64_t pq = numKeys - numQueries; pq < numKeys; ++pq) {
+    // The visible keys of one query form one interval [lo, hi).
+    int64_t lo = 0, hi = causal ? pq + 1 : numKeys;
+    if (window > 0) {
+      lo = std::max(lo, pq - window + 1);
+      if (!causal)
+        hi = std::min(hi, pq + window);
+    }
+    if (chunk > 0) {
+      lo = std::max(lo, pq / chunk * chunk);
+      hi = std::min(hi, (pq / chunk + 1) * chunk);
+    }
+    pairs += std::max<int64_t>(0, std::min(hi, numKeys) - lo);
+  }
+  return pairs;
+}
+
+//===----------------------------------------------------------------------===//
+// Parsing
+//===----------------------------------------------------------------------===//
+
+namespace {
+/// A failure naming the JSON path of the offending field.
+struct FieldError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+/// Typed access to one JSON object that names `path` in its errors.
+class Fields {
+public:
+  Fields(const json &object, std::string path)
+      : object(object), path(std::move(path)) {
+    if (!object.is_object())
+      throw FieldError(this->path + ": expected an object");
+  }
+
+  bool has(const char *key) const {
+    return object.contains(key) && !object.at(key).is_null();
+  }
+  const json &at(const char *key) const {
+    if (!object.contains(key))
+      throw FieldError(where(key) + ": missing");
+    return object.at(key);
+  }
+  std::string where(const char *key) const {
+    return path.empty() ? key : path + "." + key;
+  }
+
+  int64_t integer(const char *key, std::optional<int64_t> fallback = {}) const {
+    if (!has(key) && fallback)
+      return *fallback;
+    const json &v = at(key);
+    if (!v.is_number_integer())
+      throw FieldError(where(key) + ": expected an integer");
+    return v.get<int64_t>();
+  }
+  double number(const char *key, std::optional<double> fallback = {}) const {
+    if (!has(key) && fallback)
+      return *fallback;
+    const json &v = at(key);
+    if (!v.is_number())
+      throw FieldError(where(key) + ": expected a number");
+    return v.get<double>();
+  }
+  bool boolean(const char *key, std::optional<bool> fallback = {}) const {
+    if (!has(key) && fallback)
+      return *fallback;
+    const json &v = at(key);
+    if (!v.is_boolean())
+      throw FieldError(where(key) + ": expected true or false");
+    return v.get<bool>();
+  }
+  std::string string(const char *key,
+                     std::optional<std::string> fallback = {}) const {
+    if (!has(key) && fallback)
+      return *fallback;
+    const json &v = at(key);
+    if (!v.is_string())
+      throw FieldError(where(key) + ": expected a string");
+    return v.get<std::string>();
+  }
+  Fields child(const char *key) const { return Fields(at(key), where(key)); }
+
+private:
+  const json &object;
+  std::string path;
+};
+} // namespace
+
+static Positional parsePositional(const Fields &f) {
+  Positional p;
+  std::string type = f.string("type");
+  if (type == "none")
+    return p;
+  if (type == "rope")
+    p.kind = PositionalKind::rope;
+  else if (type == "partial")
+    p.kind = PositionalKind::partial;
+  else if (type == "proportional")
+    p.kind = PositionalKind::proportional;
+  else
+    throw FieldError(f.where("type") + ": unknown positional type '" + type +
+                     "'");
+  p.theta = f.number("theta");
+  p.rotaryDim = f.integer("rotary_dim", 0);
+  p.fraction = f.number("fraction", 0.0);
+  if (f.has("scaling")) {
+    Fields s = f.child("scaling");
+    RopeScaling &r = p.scaling;
+    r.type = s.string("type");
+    if (r.type != "linear" && r.type != "llama3" && r.type != "yarn")
+      throw FieldError(s.where("type") + ": unknown RoPE scaling '" + r.type +
+                       "'");
+    r.factor = s.number("factor");
+    r.originalMaxPosition = s.integer("original_max_position_embeddings", 0);
+    r.lowFreqFactor = s.number("low_freq_factor", r.lowFreqFactor);
+    r.highFreqFactor = s.number("high_freq_factor", r.highFreqFactor);
+    r.betaFast = s.number("beta_fast", r.betaFast);
+    r.betaSlow = s.number("beta_slow", r.betaSlow);
+    r.attentionFactor = s.number("attention_factor", 0.0);
+    r.truncate = s.boolean("truncate", true);
+  }
+  return p;
+}
+
+static LayerSpec parseLayer(const Fields &f) {
+  LayerSpec l;
+  l.index = f.integer("index");
+  l.kind = f.string("kind");
+  l.kernel = f.string("kernel", std::string());
+  if (!l.hasKernel())
+    return l;
+  l.numHeads = f.integer("num_heads");
+  l.numKvHeads = f.integer("num_kv_heads");
+  l.headDim = f.integer("head_dim");
+  l.vHeadDim = f.integer("v_head_dim", l.headDim);
+  l.window = f.integer("window", 0);
+  l.chunk = f.integer("chunk", 0);
+  l.causal = f.boolean("causal", true);
+  l.scale = f.number("scale");
+  l.softcap = f.number("softcap", 0.0);
+  l.sinks = f.boolean("sinks", false);
+  if (f.has("temperature_tuning")) {
+    Fields t = f.child("temperature_tuning");
+    l.temperature =
+        TemperatureTuning{t.number("floor_scale"), t.number("attn_scale")};
+  }
+  if (f.has("positional"))
+    l.positional = parsePositional(f.child("positional"));
+  if (f.has("cache")) {
+    Fields c = f.child("cache");
+    l.cachePolicy = c.string("policy");
+    l.sourceLayer = c.integer("source_layer", -1);
+    l.kEqV = c.boolean("k_eq_v", false);
+  }
+  if (l.numHeads <= 0 || l.numKvHeads <= 0 || l.numHeads % l.numKvHeads)
+    throw FieldError(f.where("num_kv_heads") +
+                     ": must divide num_heads and be positive");
+  return l;
+}
+
+static KernelSpec parseKernel(const Fields &f) {
+  KernelSpec k;
+  k.entry = f.string("entry");
+  k.prepareQ = f.string("prepare_q");
+  k.prepareK = f.string("prepare_k", std::string());
+  k.numHeads = f.integer("num_heads");
+  k.numKvHeads = f.integer("num_kv_heads");
+  k.headDim = f.integer("head_dim");
+  k.vHeadDim = f.integer("v_head_dim", k.headDim);
+  k.sinks = f.boolean("sinks", false);
+  k.qTile = f.integer("q_tile");
+  k.kTile = f.integer("k_tile");
+  if (k.qTile <= 0 || k.kTile <= 0)
+    throw FieldError(f.where("q_tile") + ": tile sizes must be positive");
+  return k;
+}
+
+bool hybrid::rt::loadManifest(const std::string &dir, Manifest &manifest,
+                              std::string &error) {
+  std::string path = dir + "/manifest.json";
+  std::ifstream file(path);
+  if (!file) {
+    error = path + ": cannot be read";
+    return false;
+  }
+  std::stringstream text;
+  text << file.rdbuf();
+  json root = json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
+  if (root.is_discarded()) {
+    error = path + ": not valid JSON";
+    return false;
+  }
+  try {
+    Fields f(root, "");
+    Manifest m;
+    m.dir = dir;
+    m.version = f.integer("version");
+    if (m.version != 1)
+      throw FieldError("version: this runtime reads version 1, not " +
+                       std::to_string(m.version));
+    m.target = f.string("target");
+    m.library = f.string("library");
+    m.modelType = f.string("model_type", std::string());
+    m.name = f.string("name", std::string());
+    const json &kernels = f.at("kernels");
+    if (!kernels.is_object())
+      throw FieldError("kernels: expected an object");
+    for (auto &[symbol, value] : kernels.items())
+      m.kernels[symbol] = parseKernel(Fields(value, "kernels." + symbol));
+    const json &layers = f.at("layers");
+    if (!layers.is_array())
+      throw FieldError("layers: expected an array");
+    for (size_t i = 0; i < layers.size(); ++i) {
+      std::string where = "layers[" + std::to_string(i) + "]";
+      LayerSpec layer = parseLayer(Fields(layers[i], where));
+      if (layer.index != int64_t(i))
+        throw FieldError(where + ".index: expected " + std::to_string(i));
+      if (layer.hasKernel()) {
+        auto it = m.kernels.find(layer.kernel);
+        if (it == m.kernels.end())
+          throw FieldError(where + ".kernel: '" + layer.kernel +
+                           "' is not in kernels");
+        const KernelSpec &k = it->second;
+        if (k.numHeads != layer.numHeads || k.numKvHeads != layer.numKvHeads ||
+            k.headDim != layer.headDim || k.vHeadDim != layer.vHeadDim ||
+            k.sinks != layer.sinks)
+          throw FieldError(where + ".kernel: shapes differ from kernels." +
+                           layer.kernel);
+      }
+      m.layers.push_back(std::move(layer));
+    }
+    manifest = std::move(m);
+    return true;
+  } catch (const FieldError &e) {
+    error = path + ": " + e.what();
+  } catch (const json::exception &e) {
+    error = path + ": " + e.what();
+  }
+  return false;
+}

@@ -1,0 +1,172 @@
+//===- Reference.cpp - Attention as DESIGN.md defines it, in float64 ------===//
+
+#include "hybrid-rt/Reference.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+using namespace hybrid::rt;
+using namespace hybrid::rt::reference;
+
+//===----------------------------------------------------------------------===//
+// RoPE frequencies (transformers' modeling_rope_utils)
+//===----------------------------------------------------------------------===//
+
+static void applyLlama3(std::vector<double> &invFreq, const RopeScaling &s) {
+  double lowWavelen = s.originalMaxPosition / s.lowFreqFactor;
+  double highWavelen = s.originalMaxPosition / s.highFreqFactor;
+  for (double &f : invFreq) {
+    double wavelen = 2 * M_PI / f;
+    if (wavelen > lowWavelen) {
+      f /= s.factor; // low frequencies: interpolate
+    } else if (wavelen >= highWavelen) {
+      double smooth = (s.originalMaxPosition / wavelen - s.lowFreqFactor) /
+                      (s.highFreqFactor - s.lowFreqFactor);
+      f = (1 - smooth) * f / s.factor + smooth * f;
+    } // high frequencies stay
+  }
+}
+
+/// Dim index at which `rotations` full turns fit in the original context.
+static double yarnCorrectionDim(double rotations, double dim, double base,
+                                double maxPosition) {
+  return dim * std::log(maxPosition / (rotations * 2 * M_PI)) /
+         (2 * std::log(base));
+}
+
+static double applyYarn(std::vector<double> &invFreq, const RopeScaling &s,
+                        double base, int64_t dim) {
+  double low = yarnCorrectionDim(s.betaFast, dim, base, s.originalMaxPosition);
+  double high = yarnCorrectionDim(s.betaSlow, dim, base, s.originalMaxPosition);
+  if (s.truncate) {
+    low = std::floor(low);
+    high = std::ceil(high);
+  }
+  low = std::max(low, 0.0);
+  high = std::min(high, double(dim - 1));
+  if (low == high)
+    high += 0.001;
+  for (size_t i = 0; i < invFreq.size(); ++i) {
+    double ramp = std::clamp((double(i) - low) / (high - low), 0.0, 1.0);
+    double extrapolation = 1 - ramp; // weight of the unscaled frequency
+    invFreq[i] = invFreq[i] / s.factor * (1 - extrapolation) +
+                 invFreq[i] * extrapolation;
+  }
+  if (s.attentionFactor != 0)
+    return s.attentionFactor;
+  return s.factor <= 1 ? 1.0 : 0.1 * std::log(s.factor) + 1.0;
+}
+
+Rotation reference::getRotation(const Positional &p, int64_t headDim) {
+  Rotation r;
+  if (p.kind == PositionalKind::none)
+    return r;
+  // Frequencies run over the rotating dims for partial RoPE, over the whole
+  // head otherwise; proportional RoPE rotates only the first pairs.
+  int64_t dim = p.kind == PositionalKind::partial ? p.rotaryDim : headDim;
+  r.half = dim / 2;
+  for (int64_t i = 0; i < r.half; ++i)
+    r.inverseFrequencies.push_back(std::pow(p.theta, -2.0 * i / dim));
+  const RopeScaling &s = p.scaling;
+  if (s.type == "linear")
+    for (double &f : r.inverseFrequencies)
+      f /= s.factor;
+  else if (s.type == "llama3")
+    applyLlama3(r.inverseFrequencies, s);
+  else if (s.type == "yarn")
+    r.attentionFactor = applyYarn(r.inverseFrequencies, s, p.theta, dim);
+  if (p.kind == PositionalKind::proportional)
+    for (int64_t i = p.rotaryDim / 2; i < r.half; ++i)
+      r.inverseFrequencies[i] = 0;
+  return r;
+}
+
+//===----------------------------------------------------------------------===//
+// Attention
+//===----------------------------------------------------------------------===//
+
+/// Rotates every head of `rows` [n, heads, dim] rows in place; row i sits at
+/// position firstPosition + i % seq.
+static void rotate(std::vector<double> &x, int64_t seq, int64_t heads,
+                   int64_t dim, const Rotation &r, int64_t firstPosition) {
+  if (r.half == 0)
+    return;
+  for (size_t row = 0; row < x.size() / (heads * dim); ++row) {
+    double position = double(firstPosition + int64_t(row) % seq);
+    for (int64_t h = 0; h < heads; ++h) {
+      double *v = &x[(row * heads + h) * dim];
+      for (int64_t i = 0; i < r.half; ++i) {
+        double angle = position * r.inverseFrequencies[i];
+        double c = std::cos(angle) * r.attentionFactor;
+        double s = std::sin(angle) * r.attentionFactor;
+        double a = v[i], b = v[i + r.half];
+        v[i] = a * c - b * s;
+        v[i + r.half] = b * c + a * s;
+      }
+    }
+  }
+}
+
+std::vector<double> reference::attention(const LayerSpec &l, int64_t batch,
+                                         int64_t numQueries, int64_t numKeys,
+                                         const float *q, const float *k,
+                                         const float *v, const float *sinks) {
+  const int64_t hq = l.numHeads, hkv = l.numKvHeads, d = l.headDim,
+                dv = l.vHeadDim, group = hq / hkv;
+  const int64_t firstQuery = numKeys - numQueries;
+  std::vector<double> qs(q, q + batch * numQueries * hq * d);
+  std::vector<double> ks(k, k + batch * numKeys * hkv * d);
+  Rotation rotation = getRotation(l.positional, d);
+  rotate(qs, numQueries, hq, d, rotation, firstQuery);
+  rotate(ks, numKeys, hkv, d, rotation, 0);
+
+  std::vector<double> out(batch * numQueries * hq * dv, 0.0);
+  std::vector<double> scores(numKeys);
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t i = 0; i < numQueries; ++i) {
+      int64_t pq = firstQuery + i;
+      double factor = l.scale;
+      if (l.temperature)
+        factor *=
+            std::log(std::floor((pq + 1.0) / l.temperature->floorScale) + 1.0) *
+                l.temperature->attnScale +
+            1.0;
+      for (int64_t h = 0; h < hq; ++h) {
+        const double *qv = &qs[((b * numQueries + i) * hq + h) * d];
+        int64_t kvh = h / group;
+        double max =
+            sinks ? double(sinks[h]) : -std::numeric_limits<double>::infinity();
+        for (int64_t j = 0; j < numKeys; ++j) {
+          scores[j] = -std::numeric_limits<double>::infinity();
+          if (!l.visible(pq, j))
+            continue;
+          const double *kv = &ks[((b * numKeys + j) * hkv + kvh) * d];
+          double s = 0;
+          for (int64_t e = 0; e < d; ++e)
+            s += qv[e] * kv[e];
+          s *= factor;
+          if (l.softcap != 0)
+            s = l.softcap * std::tanh(s / l.softcap);
+          scores[j] = s;
+          max = std::max(max, s);
+        }
+        if (max == -std::numeric_limits<double>::infinity())
+          continue; // no visible key and no sink: zeros
+        double sum = sinks ? std::exp(double(sinks[h]) - max) : 0.0;
+        double *o = &out[((b * numQueries + i) * hq + h) * dv];
+        for (int64_t j = 0; j < numKeys; ++j) {
+          if (scores[j] == -std::numeric_limits<double>::infinity())
+            continue;
+          double p = std::exp(scores[j] - max);
+          sum += p;
+          const float *vv = &v[((b * numKeys + j) * hkv + kvh) * dv];
+          for (int64_t e = 0; e < dv; ++e)
+            o[e] += p * vv[e];
+        }
+        for (int64_t e = 0; e < dv; ++e)
+          o[e] /= sum;
+      }
+    }
+  return out;
+}

@@ -1,0 +1,71 @@
+/*===- CApiCheck.c - The C ABI from C: every misuse gets its message -----===*
+ *
+ * hybrid-rt-c-api-check DIR LAYER: opens DIR's artifacts and calls
+ * hybrid_rt_prefill on LAYER (a layer without sinks) with correct and then
+ * wrong operands, printing the status and message of each call. Written in
+ * C so that the header stays C.
+ *
+ *===----------------------------------------------------------------------===*/
+
+#include "hybrid-rt/hybrid_rt.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+static void report(const char *what, hybrid_rt_status status) {
+  printf("%s: %d %s\n", what, (int)status,
+         status == HYBRID_RT_OK ? "ok" : hybrid_rt_last_error());
+}
+
+int main(int argc, char **argv) {
+  if (argc != 3) {
+    fprintf(stderr, "usage: %s DIR LAYER\n", argv[0]);
+    return 2;
+  }
+  hybrid_rt_model *model = NULL;
+  hybrid_rt_status status = hybrid_rt_open(argv[1], 1, &model);
+  report("open", status);
+  if (status != HYBRID_RT_OK)
+    return 1;
+  int64_t layer = atoll(argv[2]);
+  hybrid_rt_layer_info info;
+  report("info", hybrid_rt_layer_info_get(model, layer, &info));
+  report("info out of range", hybrid_rt_layer_info_get(model, 1000, &info));
+
+  const int64_t b = 2, s = 9, hq = info.num_heads, hkv = info.num_kv_heads,
+                d = info.head_dim, dv = info.v_head_dim;
+  float *q = calloc(b * s * hq * d, sizeof(float));
+  float *k = calloc(b * s * hkv * d, sizeof(float));
+  float *v = calloc(b * s * hkv * dv, sizeof(float));
+  float *o = calloc(b * s * hq * dv, sizeof(float));
+  float sink[64] = {0};
+  hybrid_rt_tensor tq = {q, HYBRID_RT_F32, 4, {b, s, hq, d}};
+  hybrid_rt_tensor tk = {k, HYBRID_RT_F32, 4, {b, s, hkv, d}};
+  hybrid_rt_tensor tv = {v, HYBRID_RT_F32, 4, {b, s, hkv, dv}};
+  hybrid_rt_tensor to = {o, HYBRID_RT_F32, 4, {b, s, hq, dv}};
+  hybrid_rt_tensor ts = {sink, HYBRID_RT_F32, 1, {hq, 0, 0, 0}};
+  report("prefill", hybrid_rt_prefill(model, layer, &tq, &tk, &tv, NULL, &to));
+
+  hybrid_rt_tensor bad = tk;
+  bad.shape[2] = hkv + 1;
+  report("k heads", hybrid_rt_prefill(model, layer, &tq, &bad, &tv, NULL, &to));
+  bad = tv;
+  bad.shape[1] = s + 1;
+  report("v seq", hybrid_rt_prefill(model, layer, &tq, &tk, &bad, NULL, &to));
+  bad = to;
+  bad.rank = 3;
+  report("out rank", hybrid_rt_prefill(model, layer, &tq, &tk, &tv, NULL, &bad));
+  bad = tq;
+  bad.dtype = HYBRID_RT_BF16;
+  report("q dtype", hybrid_rt_prefill(model, layer, &bad, &tk, &tv, NULL, &to));
+  report("k null", hybrid_rt_prefill(model, layer, &tq, NULL, &tv, NULL, &to));
+  report("sinks", hybrid_rt_prefill(model, layer, &tq, &tk, &tv, &ts, &to));
+  report("layer", hybrid_rt_prefill(model, -1, &tq, &tk, &tv, NULL, &to));
+
+  hybrid_rt_close(model);
+  free(q);
+  free(k);
+  free(v);
+  free(o);
+  return 0;
+}

@@ -1,0 +1,114 @@
+//===- ManifestTest.cpp - Reading manifests and counting mask pairs -------===//
+
+#include "hybrid-rt/Manifest.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <fstream>
+
+using namespace hybrid::rt;
+
+namespace {
+/// A fresh directory holding `text` as manifest.json.
+std::string writeManifest(const std::string &text) {
+  char pattern[] = "/tmp/hybrid-rt-test-XXXXXX";
+  std::string dir = mkdtemp(pattern);
+  std::ofstream(dir + "/manifest.json") << text;
+  return dir;
+}
+
+const char *kValid = R"({
+  "version": 1, "target": "cpu", "library": "libkernels.so",
+  "model_type": "test", "name": "t", "num_layers": 2,
+  "kernels": {"attn0": {"entry": "_mlir_ciface_attn0",
+    "prepare_q": "_mlir_ciface_attn0_prepare_q", "prepare_k": null,
+    "num_heads": 4, "num_kv_heads": 2, "head_dim": 64, "v_head_dim": 64,
+    "sinks": false, "q_tile": 16, "k_tile": 64}},
+  "layers": [
+    {"index": 0, "kind": "sliding", "window": 5, "chunk": null,
+     "causal": true, "num_heads": 4, "num_kv_heads": 2, "head_dim": 64,
+     "v_head_dim": 64, "scale": 0.125, "softcap": null, "sinks": false,
+     "temperature_tuning": null, "positional": {"type": "none"},
+     "cache": {"policy": "ring", "source_layer": null, "k_eq_v": false},
+     "kernel": "attn0"},
+    {"index": 1, "kind": "mamba", "kernel": null}
+  ]})";
+} // namespace
+
+TEST(Manifest, ReadsLayersAndKernels) {
+  Manifest m;
+  std::string error;
+  ASSERT_TRUE(loadManifest(writeManifest(kValid), m, error)) << error;
+  ASSERT_EQ(m.layers.size(), 2u);
+  EXPECT_EQ(m.layers[0].window, 5);
+  EXPECT_EQ(m.layers[0].cachePolicy, "ring");
+  EXPECT_FALSE(m.layers[1].hasKernel());
+  EXPECT_EQ(m.kernels.at("attn0").qTile, 16);
+  EXPECT_TRUE(m.kernels.at("attn0").prepareK.empty());
+}
+
+TEST(Manifest, ErrorsNameTheField) {
+  struct Case {
+    std::string from, to, message;
+  } cases[] = {
+      {"\"v_head_dim\": 64, \"scale\"", "\"v_head_dim\": \"x\", \"scale\"",
+       "layers[0].v_head_dim: expected an integer"},
+      {"\"window\": 5", "\"window\": 5.5",
+       "layers[0].window: expected an integer"},
+      {"\"version\": 1", "\"version\": 2",
+       "version: this runtime reads version 1"},
+      {"\"kernel\": \"attn0\"", "\"kernel\": \"attn9\"",
+       "layers[0].kernel: 'attn9' is not in kernels"},
+      {"{\"type\": \"none\"}", "{\"type\": \"alibi\"}",
+       "layers[0].positional.type: unknown positional type 'alibi'"},
+      {"\"q_tile\": 16", "\"q_tile\": 0", "kernels.attn0.q_tile"},
+      {"\"causal\": true, \"num_heads\": 4, \"num_kv_heads\": 2",
+       "\"causal\": true, \"num_heads\": 4, \"num_kv_heads\": 3",
+       "layers[0].num_kv_heads: must divide num_heads"},
+  };
+  for (const Case &c : cases) {
+    std::string text = kValid;
+    size_t at = text.find(c.from);
+    ASSERT_NE(at, std::string::npos) << c.from;
+    text.replace(at, c.from.size(), c.to);
+    Manifest m;
+    std::string error;
+    EXPECT_FALSE(loadManifest(writeManifest(text), m, error)) << c.to;
+    EXPECT_NE(error.find(c.message), std::string::npos) << error;
+  }
+  Manifest m;
+  std::string error;
+  EXPECT_FALSE(loadManifest(writeManifest("{\"version\": "), m, error));
+  EXPECT_NE(error.find("not valid JSON"), std::string::npos) << error;
+  EXPECT_FALSE(loadManifest("/nonexistent", m, error));
+  EXPECT_NE(error.find("cannot be read"), std::string::npos) << error;
+}
+
+// The closed-form pair count agrees with counting visible() one by one.
+TEST(Manifest, VisiblePairsMatchTheMask) {
+  for (bool causal : {true, false})
+    for (auto [window, chunk] : {std::pair<int64_t, int64_t>{0, 0},
+                                 {1, 0},
+                                 {7, 0},
+                                 {0, 1},
+                                 {0, 5},
+                                 {0, 64}})
+      for (auto [nq, nk] : {std::pair<int64_t, int64_t>{1, 1},
+                            {7, 7},
+                            {1, 50},
+                            {13, 40},
+                            {203, 203}}) {
+        LayerSpec l;
+        l.causal = causal;
+        l.window = window;
+        l.chunk = chunk;
+        int64_t expected = 0;
+        for (int64_t pq = nk - nq; pq < nk; ++pq)
+          for (int64_t pk = 0; pk < nk; ++pk)
+            expected += l.visible(pq, pk);
+        EXPECT_EQ(l.countVisiblePairs(nq, nk), expected)
+            << causal << " w" << window << " c" << chunk << " " << nq << "/"
+            << nk;
+      }
+}

@@ -1,0 +1,200 @@
+//===- ToolSupport.cpp - What hybrid-run and hybrid-bench share -----------===//
+
+#include "ToolSupport.h"
+
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/WithColor.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <cstdio>
+#include <random>
+
+using namespace hybrid;
+using namespace hybrid::tools;
+using namespace llvm;
+
+//===----------------------------------------------------------------------===//
+// Options every run tool shares
+//===----------------------------------------------------------------------===//
+
+static cl::OptionCategory runCategory("Run options");
+cl::OptionCategory &hybrid::tools::getRunOptionCategory() {
+  return runCategory;
+}
+static cl::opt<std::string> target("target", cl::init("cpu"),
+                                   cl::desc("Kernel target (cpu)"),
+                                   cl::cat(runCategory));
+static cl::opt<int64_t> batchSize("batch", cl::init(1), cl::desc("Batch size"),
+                                  cl::cat(runCategory));
+static cl::opt<int64_t> seqLength("seq-len", cl::Required,
+                                  cl::desc("Prompt length (prefill tokens)"),
+                                  cl::cat(runCategory));
+static cl::opt<int64_t> decodeSteps("decode-steps", cl::init(0),
+                                    cl::desc("Decode steps after prefill"),
+                                    cl::cat(runCategory));
+static cl::opt<std::string> layerList("layers", cl::value_desc("i,j,..."),
+                                      cl::desc("Only these layers"),
+                                      cl::cat(runCategory));
+static cl::opt<int>
+    numThreads("num-threads", cl::init(0),
+               cl::desc("Threads (default: $HYBRID_NUM_THREADS, else all)"),
+               cl::cat(runCategory));
+static cl::opt<int64_t> qTile("q-tile", cl::init(32),
+                              cl::desc("CPU kernels: query positions per "
+                                       "work item"),
+                              cl::cat(runCategory));
+static cl::opt<int64_t> kTile("k-tile", cl::init(64),
+                              cl::desc("CPU kernels: keys per tile"),
+                              cl::cat(runCategory));
+
+Artifacts::~Artifacts() {
+  if (temporary)
+    (void)llvm::sys::fs::remove_directories(directory);
+}
+
+bool Artifacts::prepare(llvm::StringRef input, const CompileOptions &options) {
+  if (llvm::sys::fs::is_directory(input) &&
+      llvm::sys::fs::exists(input + "/manifest.json")) {
+    directory = input.str();
+    return true;
+  }
+  llvm::SmallString<128> dir;
+  if (std::error_code ec =
+          llvm::sys::fs::createUniqueDirectory("hybrid-artifacts", dir)) {
+    llvm::WithColor::error(llvm::errs(), "hybrid")
+        << "cannot create a temporary directory: " << ec.message() << "\n";
+    return false;
+  }
+  directory = dir.str().str();
+  temporary = true;
+  CompilerContext context;
+  mlir::OwningOpRef<mlir::ModuleOp> module = context.load(input);
+  return module && emitArtifacts(*module, options, directory);
+}
+
+const LayerInputs &InputGenerator::get(const rt::LayerSpec &layer) {
+  if (auto it = made.find(layer.index); it != made.end())
+    return it->second;
+  LayerInputs in;
+  in.qShape = {batch, seq, layer.numHeads, layer.headDim};
+  in.kShape = {batch, seq, layer.numKvHeads, layer.headDim};
+  in.vShape = {batch, seq, layer.numKvHeads, layer.vHeadDim};
+  in.outShape = {batch, seq, layer.numHeads, layer.vHeadDim};
+  std::mt19937_64 random(seed * 1000003 + uint64_t(layer.index));
+  std::normal_distribution<float> normal;
+  auto fill = [&](std::vector<float> &x, std::array<int64_t, 4> shape) {
+    x.resize(shape[0] * shape[1] * shape[2] * shape[3]);
+    for (float &value : x)
+      value = normal(random);
+  };
+  fill(in.q, in.qShape);
+  if (layer.sourceLayer >= 0 && layer.sourceLayer < int64_t(layers.size()) &&
+      layers[layer.sourceLayer].hasKernel()) {
+    const LayerInputs &from = get(layers[layer.sourceLayer]);
+    in.k = from.k;
+    in.v = from.v;
+  } else {
+    fill(in.k, in.kShape);
+    if (layer.kEqV)
+      in.v = in.k;
+    else
+      fill(in.v, in.vShape);
+  }
+  if (layer.sinks) {
+    in.sinks.resize(layer.numHeads);
+    for (float &value : in.sinks)
+      value = normal(random);
+  }
+  return made.emplace(layer.index, std::move(in)).first->second;
+}
+
+bool hybrid::tools::writeNpy(const std::string &path, const float *data,
+                             const std::vector<int64_t> &shape) {
+  std::string dims;
+  int64_t count = 1;
+  for (int64_t d : shape) {
+    dims += std::to_string(d) + ", ";
+    count *= d;
+  }
+  if (shape.size() > 1)
+    dims.resize(dims.size() - 1); // "(2, 3)" but "(2,)"
+  std::string header =
+      "{'descr': '<f4', 'fortran_order': False, 'shape': (" + dims + "), }";
+  // Magic (6) + version (2) + length (2) + header + '\n', 64-byte aligned.
+  size_t total = 10 + header.size() + 1;
+  header.append((64 - total % 64) % 64, ' ');
+  header += '\n';
+  std::FILE *file = std::fopen(path.c_str(), "wb");
+  if (!file) {
+    llvm::WithColor::error(llvm::errs(), "hybrid")
+        << path << ": cannot be written\n";
+    return false;
+  }
+  uint16_t length = uint16_t(header.size());
+  unsigned char lengthBytes[2] = {uint8_t(length & 0xff), uint8_t(length >> 8)};
+  std::fwrite("\x93NUMPY\x01\x00", 1, 8, file);
+  std::fwrite(lengthBytes, 1, 2, file);
+  std::fwrite(header.data(), 1, header.size(), file);
+  std::fwrite(data, sizeof(float), count, file);
+  return std::fclose(file) == 0;
+}
+
+LayerTensors::LayerTensors(const rt::LayerSpec &layer, const LayerInputs &in)
+    : out(in.outShape[0] * in.outShape[1] * in.outShape[2] * in.outShape[3]),
+      q(rt::view(in.q.data(), in.qShape)), k(rt::view(in.k.data(), in.kShape)),
+      v(rt::view(in.v.data(), in.vShape)), o(rt::view(out.data(), in.outShape)),
+      sinks(rt::view(in.sinks.data(), layer.numHeads)),
+      sinksOrNull(layer.sinks ? &sinks : nullptr) {}
+
+int64_t Session::batch() const { return batchSize; }
+int64_t Session::seqLen() const { return seqLength; }
+
+bool Session::selected(int64_t index) const {
+  return only.empty() || is_contained(only, index);
+}
+
+bool Session::open(StringRef tool, StringRef input) {
+  auto fail = [&](const Twine &message) {
+    WithColor::error(errs(), tool) << message << "\n";
+    return false;
+  };
+  if (batchSize <= 0)
+    return fail("--batch must be positive, not " + Twine(batchSize));
+  if (seqLength <= 0)
+    return fail("--seq-len must be positive, not " + Twine(seqLength));
+  if (decodeSteps < 0)
+    return fail("--decode-steps must not be negative");
+  if (decodeSteps > 0)
+    return fail("--decode-steps: decode is not implemented yet (prefill only)");
+  SmallVector<StringRef> parts;
+  StringRef(layerList).split(parts, ',', -1, /*KeepEmpty=*/false);
+  for (StringRef part : parts) {
+    int64_t index;
+    if (part.trim().getAsInteger(10, index) || index < 0)
+      return fail("--layers: '" + part + "' is not a layer index");
+    only.push_back(index);
+  }
+
+  CompileOptions options;
+  options.target = target;
+  options.maxSeq = seqLength + decodeSteps;
+  options.qTile = qTile;
+  options.kTile = kTile;
+  if (std::string error = validate(options); !error.empty())
+    return fail(error);
+  if (target != "cpu")
+    return fail("--target " + target + ": only cpu kernels run here so far");
+  if (!artifacts.prepare(input, options))
+    return false;
+  std::string error;
+  if (!rt::loadManifest(artifacts.dir(), manifest, error))
+    return fail(error);
+  if (rt::Status s = model.open(artifacts.dir(), numThreads); !s)
+    return fail(s.message);
+  for (int64_t index : only)
+    if (index >= int64_t(manifest.layers.size()))
+      return fail("--layers: layer " + Twine(index) + " is out of range (" +
+                  Twine(manifest.layers.size()) + " layers)");
+  return true;
+}

@@ -1,0 +1,100 @@
+//===- ToolSupport.h - What hybrid-run and hybrid-bench share ---*- C++ -*-===//
+//
+// Compiling an input into artifacts the runtime opens, seeded inputs for
+// each attention layer (honouring cache sharing and K=V), and .npy output.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef HYBRID_TOOLS_COMMON_TOOLSUPPORT_H
+#define HYBRID_TOOLS_COMMON_TOOLSUPPORT_H
+
+#include "hybrid-rt/Manifest.h"
+#include "hybrid-rt/Runtime.h"
+#include "hybrid/Driver/Compiler.h"
+#include "llvm/Support/CommandLine.h"
+
+#include <array>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace hybrid::tools {
+
+/// Artifacts in a directory: INPUT itself when it already holds a
+/// manifest.json, else a temporary directory INPUT is compiled into, removed
+/// with this object.
+class Artifacts {
+public:
+  ~Artifacts();
+  /// Errors are reported on stderr.
+  bool prepare(llvm::StringRef input, const CompileOptions &options);
+  const std::string &dir() const { return directory; }
+
+private:
+  std::string directory;
+  bool temporary = false;
+};
+
+/// One attention layer's seeded inputs, [B, S, H, D] row-major.
+struct LayerInputs {
+  std::array<int64_t, 4> qShape, kShape, vShape, outShape;
+  std::vector<float> q, k, v, sinks;
+};
+
+/// Standard-normal q, k, v (and sinks) from (seed, layer index). Layers that
+/// read another layer's cache get that layer's k and v; K=V layers use k as
+/// v.
+class InputGenerator {
+public:
+  InputGenerator(const std::vector<rt::LayerSpec> &layers, uint64_t seed,
+                 int64_t batch, int64_t seq)
+      : layers(layers), seed(seed), batch(batch), seq(seq) {}
+  const LayerInputs &get(const rt::LayerSpec &layer);
+
+private:
+  const std::vector<rt::LayerSpec> &layers;
+  uint64_t seed;
+  int64_t batch, seq;
+  std::map<int64_t, LayerInputs> made;
+};
+
+/// The layer's inputs and an output buffer as runtime tensors.
+struct LayerTensors {
+  LayerTensors(const rt::LayerSpec &layer, const LayerInputs &in);
+  std::vector<float> out;
+  hybrid_rt_tensor q, k, v, o, sinks;
+  const hybrid_rt_tensor *sinksOrNull; // null for layers without sinks
+};
+
+/// What hybrid-run and hybrid-bench do before their per-layer work: check
+/// the options every run tool shares (--batch, --seq-len, --decode-steps,
+/// --target, --layers, --num-threads, --q-tile, --k-tile), compile or open
+/// INPUT, read its manifest and open the runtime on it.
+class Session {
+public:
+  /// Errors go to stderr as "`tool`: error: ..."; false on failure.
+  bool open(llvm::StringRef tool, llvm::StringRef input);
+  /// True if --layers is empty or names `index`.
+  bool selected(int64_t index) const;
+  int64_t batch() const;
+  int64_t seqLen() const;
+
+  rt::Manifest manifest;
+  rt::Model model;
+
+private:
+  Artifacts artifacts;
+  std::vector<int64_t> only;
+};
+
+/// The category of the shared run options; tools show it in --help beside
+/// their own (cl::HideUnrelatedOptions).
+llvm::cl::OptionCategory &getRunOptionCategory();
+
+/// Writes a float32 .npy file (NumPy format 1.0).
+bool writeNpy(const std::string &path, const float *data,
+              const std::vector<int64_t> &shape);
+
+} // namespace hybrid::tools
+
+#endif // HYBRID_TOOLS_COMMON_TOOLSUPPORT_H

@@ -1,0 +1,139 @@
+//===- hybrid-run.cpp - Run a schedule's layers on seeded inputs ----------===//
+//
+// hybrid-run INPUT [--target T] [--batch B] --seq-len N [--decode-steps M]
+//                  [--seed S] [--dump DIR] [--check [--tolerance X]]
+//                  [--layers I,J] [--num-threads T] [--q-tile N] [--k-tile N]
+//
+// Compiles INPUT (or opens a directory of artifacts), makes seeded random
+// inputs for every attention layer, runs prefill through the runtime and,
+// with --check, compares every output with the float64 reference.
+//
+//===----------------------------------------------------------------------===//
+
+#include "../common/ToolSupport.h"
+#include "hybrid-rt/Reference.h"
+#include "hybrid-rt/Runtime.h"
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Format.h"
+#include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/WithColor.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <cmath>
+
+using namespace llvm;
+using namespace hybrid;
+
+namespace {
+cl::OptionCategory toolCategory("Check and dump options");
+cl::opt<std::string> inputPath(cl::Positional, cl::Required,
+                               cl::desc("<config.json | spec.json | .mlir | "
+                                        "artifacts dir>"),
+                               cl::cat(toolCategory));
+cl::opt<uint64_t> seed("seed", cl::init(0), cl::desc("Input seed"),
+                       cl::cat(toolCategory));
+cl::opt<std::string> dumpDir("dump", cl::value_desc("dir"),
+                             cl::desc("Write layer<i>/{q,k,v,out}.npy"),
+                             cl::cat(toolCategory));
+cl::opt<bool> check("check", cl::desc("Compare with the float64 reference"),
+                    cl::cat(toolCategory));
+cl::opt<double> tolerance("tolerance", cl::init(1e-4),
+                          cl::desc("--check: largest accepted error, "
+                                   "max|out - ref| / max|ref| per layer"),
+                          cl::cat(toolCategory));
+
+int fail(const Twine &message) {
+  WithColor::error(errs(), "hybrid-run") << message << "\n";
+  return 1;
+}
+
+/// max|a - b| and max|b|.
+std::pair<double, double> compare(const std::vector<float> &out,
+                                  const std::vector<double> &ref) {
+  double diff = 0, scale = 0;
+  for (size_t i = 0; i < out.size(); ++i) {
+    diff = std::max(diff, std::abs(double(out[i]) - ref[i]));
+    scale = std::max(scale, std::abs(ref[i]));
+    if (std::isnan(out[i]))
+      diff = INFINITY;
+  }
+  return {diff, scale};
+}
+} // namespace
+
+int main(int argc, char **argv) {
+  InitLLVM init(argc, argv);
+  cl::HideUnrelatedOptions({&toolCategory, &tools::getRunOptionCategory()});
+  cl::ParseCommandLineOptions(argc, argv,
+                              "hybrid-run: run a compiled schedule's layers "
+                              "on seeded inputs\n");
+  tools::Session session;
+  if (!session.open("hybrid-run", inputPath))
+    return 1;
+  const rt::Manifest &manifest = session.manifest;
+  rt::Model &model = session.model;
+  int64_t batch = session.batch(), seqLen = session.seqLen();
+
+  outs() << "hybrid-run: " << manifest.name << " (" << manifest.layers.size()
+         << " layers), " << manifest.target << ", batch " << batch << ", seq "
+         << seqLen << ", " << model.numThreads() << " threads\n";
+  tools::InputGenerator inputs(manifest.layers, seed, batch, seqLen);
+  double worst = 0;
+  int64_t ran = 0;
+  for (const rt::LayerSpec &layer : manifest.layers) {
+    if (!session.selected(layer.index))
+      continue;
+    outs() << "layer " << layer.index << " " << layer.kind;
+    if (!layer.hasKernel()) {
+      outs() << ": skipped, no attention kernel for this layer kind\n";
+      continue;
+    }
+    const tools::LayerInputs &in = inputs.get(layer);
+    tools::LayerTensors t(layer, in);
+    if (rt::Status s =
+            model.prefill(layer.index, t.q, t.k, t.v, t.sinksOrNull, t.o);
+        !s)
+      return fail(s.message);
+    ++ran;
+    outs() << ": prefill ok";
+
+    if (check) {
+      std::vector<double> ref = rt::reference::attention(
+          layer, batch, seqLen, seqLen, in.q.data(), in.k.data(), in.v.data(),
+          layer.sinks ? in.sinks.data() : nullptr);
+      auto [diff, scale] = compare(t.out, ref);
+      double relative = scale > 0 ? diff / scale : diff;
+      worst = std::max(worst, relative);
+      outs() << format(", max abs error %.3g, relative %.3g", diff, relative)
+             << (relative <= tolerance ? "" : "  FAILED");
+    }
+    outs() << "\n";
+
+    if (!dumpDir.empty()) {
+      std::string dir = dumpDir + "/layer" + std::to_string(layer.index);
+      if (std::error_code ec = sys::fs::create_directories(dir))
+        return fail(dir + ": " + ec.message());
+      auto shape = [](std::array<int64_t, 4> s) {
+        return std::vector<int64_t>(s.begin(), s.end());
+      };
+      if (!tools::writeNpy(dir + "/q.npy", in.q.data(), shape(in.qShape)) ||
+          !tools::writeNpy(dir + "/k.npy", in.k.data(), shape(in.kShape)) ||
+          !tools::writeNpy(dir + "/v.npy", in.v.data(), shape(in.vShape)) ||
+          !tools::writeNpy(dir + "/out.npy", t.out.data(),
+                           shape(in.outShape)) ||
+          (layer.sinks && !tools::writeNpy(dir + "/sinks.npy", in.sinks.data(),
+                                           {layer.numHeads})))
+        return 1;
+    }
+  }
+  if (check) {
+    bool ok = worst <= tolerance;
+    outs() << "check: " << (ok ? "passed" : "FAILED") << " on " << ran
+           << " layers, max relative error " << format("%.3g", worst)
+           << (ok ? " <= " : " > ") << format("%.3g", double(tolerance))
+           << "\n";
+    return ok ? 0 : 1;
+  }
+  return 0;
+}
