@@ -2,7 +2,9 @@
 #===- run-default.sh - The main job on the bundled default model ----------===#
 # Imports the bundled Gemma 3 1B config.json, prints its schedule in the hybrid
 # dialect (interleaving written as hybrid.repeat, caches planned) and its
-# KV-cache plan against an all-full-attention model of the same size.
+# KV-cache plan against an all-full-attention model of the same size; then
+# compiles every attention layer for this CPU, runs a prefill through the
+# runtime against the float64 reference, and times every layer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 utils/build.sh >/dev/null
@@ -18,3 +20,10 @@ echo
 echo "== KV-cache plan per sequence (bf16)"
 "$bin/hybrid-compile" "$model" --emit summary "${max_seq_flag[@]}" |
   python3 utils/cache-table.py
+echo
+seq=${SEQ_LEN:-512}
+echo "== Every layer compiled for this CPU: prefill of $seq tokens, checked against the float64 reference"
+"$bin/hybrid-run" "$model" --seq-len "$seq" --check
+echo
+echo "== Prefill time per layer at ${BENCH_SEQ_LEN:=4096} tokens (median of 3, useful GFLOP/s)"
+"$bin/hybrid-bench" "$model" --seq-len "$BENCH_SEQ_LEN" --repeat 3
