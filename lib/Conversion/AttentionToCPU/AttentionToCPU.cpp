@@ -107,13 +107,15 @@ struct ConvertAttentionToCPUPass
       }
       AttentionSignature sig = AttentionSignature::get(op);
       TileSizes tiles;
+      // The op's own tile sizes (set by the tuner) win over the options.
+      int64_t queries = op.getQTile().value_or(qTile);
       // Keep at least 32 rows (group * positions) per work item.
       int64_t group = sig.groupSize();
-      tiles.queries = std::max<int64_t>((qTile + group - 1) / group,
+      tiles.queries = std::max<int64_t>((queries + group - 1) / group,
                                         (32 + group - 1) / group);
       while ((tiles.queries * group) % 32 != 0)
         ++tiles.queries;
-      tiles.keys = kTile;
+      tiles.keys = op.getKTile().value_or(kTile);
       if (std::optional<std::string> reason = getUnsupportedReason(sig, tiles)) {
         op.emitOpError() << *reason;
         return signalPassFailure();

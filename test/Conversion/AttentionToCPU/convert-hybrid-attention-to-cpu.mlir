@@ -62,3 +62,19 @@ func.func @nope(%q: tensor<?x?x4x32xf32>, %k: tensor<?x?x4x32xf32>,
          -> tensor<?x?x4x32xf32>
   return %o : tensor<?x?x4x32xf32>
 }
+
+// Tile sizes on the op (the tuner's) win over the pass options.
+// CHECK-LABEL: func.func @tuned(
+// CHECK-SAME: hybrid.k_tile = 32 : i64, hybrid.q_tile = 64 : i64
+// TILES-LABEL: func.func @tuned(
+// TILES-SAME: hybrid.k_tile = 32 : i64, hybrid.q_tile = 64 : i64
+func.func @tuned(%q: tensor<?x?x4x32xf32>, %k: tensor<?x?x4x32xf32>,
+                 %v: tensor<?x?x4x32xf32>, %init: tensor<?x?x4x32xf32>)
+    -> tensor<?x?x4x32xf32> {
+  %o = hybrid.attention ins(%q, %k, %v : tensor<?x?x4x32xf32>,
+           tensor<?x?x4x32xf32>, tensor<?x?x4x32xf32>)
+         outs(%init : tensor<?x?x4x32xf32>)
+         mask <kind = full> pos <kind = none> score <scale = 0.17>
+         {q_tile = 64, k_tile = 32} -> tensor<?x?x4x32xf32>
+  return %o : tensor<?x?x4x32xf32>
+}

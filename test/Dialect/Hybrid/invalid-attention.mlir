@@ -135,3 +135,12 @@ func.func @odd_rope(%q: tensor<1x4x8x63xf32>, %k: tensor<1x4x1x63xf32>, %init: t
     outs(%init : tensor<1x4x8x63xf32>) mask <kind = full> pos <kind = rope, theta = 10000> score <scale = 0.125> -> tensor<1x4x8x63xf32>
   return
 }
+
+// -----
+
+func.func @zero_tile(%q: tensor<1x4x8x64xf32>, %k: tensor<1x4x1x64xf32>, %init: tensor<1x4x8x64xf32>) {
+  // expected-error @+2 {{attribute 'q_tile' failed to satisfy constraint: 64-bit signless integer attribute whose value is positive}}
+  %o = hybrid.attention ins(%q, %k, %k : tensor<1x4x8x64xf32>, tensor<1x4x1x64xf32>, tensor<1x4x1x64xf32>)
+    outs(%init : tensor<1x4x8x64xf32>) mask <kind = full> pos <kind = none> score <scale = 0.125> {q_tile = 0} -> tensor<1x4x8x64xf32>
+  return
+}

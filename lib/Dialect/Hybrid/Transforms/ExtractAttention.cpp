@@ -68,7 +68,8 @@ static func::FuncOp createKernel(OpBuilder &builder, Location loc,
   auto attention = AttentionOp::create(
       body, loc, out, entry->getArgument(0), entry->getArgument(1),
       entry->getArgument(2), sinks, entry->getArguments().back(),
-      *layer.getMask(), *layer.getPositional(), score);
+      *layer.getMask(), *layer.getPositional(), score,
+      /*q_tile=*/nullptr, /*k_tile=*/nullptr);
   func::ReturnOp::create(body, loc, attention.getResult());
   return func;
 }

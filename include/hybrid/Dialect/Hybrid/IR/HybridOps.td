@@ -170,6 +170,10 @@ def Hybrid_AttentionOp : Hybrid_Op<"attention", [
     masked and normalised (with sinks in the denominator); a query that sees
     no key yields zeros. Semantics are those of DESIGN.md.
 
+    `q_tile` and `k_tile`, when present, are the tile sizes a target's
+    lowering uses for this op (query positions per work item, keys per
+    tile), overriding its pass options: the tuner writes them.
+
     ```mlir
     %o = hybrid.attention ins(%q, %k, %v : tensor<2x?x8x128xf32>,
              tensor<2x?x2x128xf32>, tensor<2x?x2x128xf32>)
@@ -187,7 +191,9 @@ def Hybrid_AttentionOp : Hybrid_Op<"attention", [
     AnyRankedTensor:$init,
     Hybrid_MaskAttr:$mask,
     Hybrid_PositionalAttr:$positional,
-    Hybrid_ScoreAttr:$score
+    Hybrid_ScoreAttr:$score,
+    OptionalAttr<ConfinedAttr<I64Attr, [IntPositive]>>:$q_tile,
+    OptionalAttr<ConfinedAttr<I64Attr, [IntPositive]>>:$k_tile
   );
   let results = (outs AnyRankedTensor:$result);
   let assemblyFormat = [{
