@@ -33,6 +33,7 @@ json hybrid::buildManifest(ModuleOp module, ScheduleOp schedule,
       return attr ? attr.getInt() : 0;
     };
     bool rotates = symbols.lookup(symbol + "_prepare_k") != nullptr;
+    auto decode = symbols.lookup<func::FuncOp>(symbol + "_decode");
     kernels[symbol] = {
         {"entry", entryPoint(symbol)},
         {"prepare_q", entryPoint(symbol + "_prepare_q")},
@@ -44,7 +45,13 @@ json hybrid::buildManifest(ModuleOp module, ScheduleOp schedule,
         {"v_head_dim", layer["v_head_dim"]},
         {"sinks", layer["sinks"]},
         {"q_tile", tile("hybrid.q_tile")},
-        {"k_tile", tile("hybrid.k_tile")}};
+        {"k_tile", tile("hybrid.k_tile")},
+        {"decode", decode ? json(entryPoint(symbol + "_decode")) : json(nullptr)},
+        {"decode_combine", decode ? json(entryPoint(symbol + "_decode_combine"))
+                                  : json(nullptr)},
+        {"decode_q_tile",
+         decode ? decode->getAttrOfType<IntegerAttr>("hybrid.q_tile").getInt()
+                : 0}};
   }
   json manifest = {{"version", 1},
                    {"target", target.str()},

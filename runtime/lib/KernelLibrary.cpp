@@ -6,15 +6,6 @@
 
 using namespace hybrid::rt;
 
-Tensor4 hybrid::rt::makeTensor4(const float *data, const int64_t shape[4]) {
-  auto *p = const_cast<float *>(data);
-  Tensor4 t{p, p, 0, {shape[0], shape[1], shape[2], shape[3]}, {}};
-  t.strides[3] = 1;
-  for (int i = 2; i >= 0; --i)
-    t.strides[i] = t.strides[i + 1] * shape[i + 1];
-  return t;
-}
-
 KernelLibrary::~KernelLibrary() {
   if (handle)
     dlclose(handle);
@@ -48,6 +39,12 @@ bool KernelLibrary::load(const Manifest &manifest, std::string &error) {
                          : resolve(name, spec.entry, e.attention);
     if (!ok)
       return false;
+    if (!spec.decode.empty()) {
+      ok = spec.sinks ? resolve(name, spec.decode, e.decodeWithSinks)
+                      : resolve(name, spec.decode, e.decode);
+      if (!ok || !resolve(name, spec.decodeCombine, e.combine))
+        return false;
+    }
     kernels[name] = e;
   }
   return true;

@@ -24,11 +24,26 @@ template <int Rank> struct MemRefDescriptor {
   int64_t sizes[Rank];
   int64_t strides[Rank];
 };
+using Tensor5 = MemRefDescriptor<5>;
 using Tensor4 = MemRefDescriptor<4>;
 using Tensor1 = MemRefDescriptor<1>;
 
-/// A dense row-major [d0, d1, d2, d3] view of `data`.
-Tensor4 makeTensor4(const float *data, const int64_t shape[4]);
+/// A dense row-major view of `data` with `Rank` dims.
+template <int Rank>
+MemRefDescriptor<Rank> makeTensor(const float *data, const int64_t *shape) {
+  auto *p = const_cast<float *>(data);
+  MemRefDescriptor<Rank> t{p, p, 0, {}, {}};
+  int64_t stride = 1;
+  for (int i = Rank - 1; i >= 0; --i) {
+    t.sizes[i] = shape[i];
+    t.strides[i] = stride;
+    stride *= shape[i];
+  }
+  return t;
+}
+inline Tensor4 makeTensor4(const float *data, const int64_t shape[4]) {
+  return makeTensor<4>(data, shape);
+}
 
 /// `K_prepare_q` / `K_prepare_k`: rows [begin, end) of B*S.
 using PrepareFn = void (*)(Tensor4 *in, Tensor4 *out, int64_t firstPosition,
@@ -40,11 +55,32 @@ using AttentionWithSinksFn = void (*)(Tensor4 *q, Tensor4 *k, Tensor4 *v,
                                       Tensor1 *sinks, Tensor4 *out,
                                       int64_t begin, int64_t end);
 
+/// `K_decode`: queries at `position`..., keys and values in a cache of
+/// capacity rows (row = position % capacity); work items [begin, end) of
+/// B * Hkv * ceil(T / decode_q_tile) * numSplits write partial results
+/// [split, B, T, Hq(, Dv)].
+using DecodeFn = void (*)(Tensor4 *q, Tensor4 *k, Tensor4 *v,
+                          Tensor5 *partialOut, Tensor4 *partialMax,
+                          Tensor4 *partialSum, int64_t position,
+                          int64_t numSplits, int64_t begin, int64_t end);
+using DecodeWithSinksFn = void (*)(Tensor4 *q, Tensor4 *k, Tensor4 *v,
+                                   Tensor1 *sinks, Tensor5 *partialOut,
+                                   Tensor4 *partialMax, Tensor4 *partialSum,
+                                   int64_t position, int64_t numSplits,
+                                   int64_t begin, int64_t end);
+/// `K_decode_combine`: rows [begin, end) of B * T.
+using CombineFn = void (*)(Tensor5 *partialOut, Tensor4 *partialMax,
+                           Tensor4 *partialSum, Tensor4 *out, int64_t begin,
+                           int64_t end);
+
 struct KernelEntryPoints {
   PrepareFn prepareQ = nullptr;
   PrepareFn prepareK = nullptr; // null: the layer does not rotate keys
   AttentionFn attention = nullptr;
   AttentionWithSinksFn attentionWithSinks = nullptr;
+  DecodeFn decode = nullptr; // both null: no decode (bidirectional layers)
+  DecodeWithSinksFn decodeWithSinks = nullptr;
+  CombineFn combine = nullptr;
 };
 
 class KernelLibrary {

@@ -202,6 +202,13 @@ static KernelSpec parseKernel(const Fields &f) {
   k.sinks = f.boolean("sinks", false);
   k.qTile = f.integer("q_tile");
   k.kTile = f.integer("k_tile");
+  k.decode = f.string("decode", std::string());
+  if (!k.decode.empty()) {
+    k.decodeCombine = f.string("decode_combine");
+    k.decodeQTile = f.integer("decode_q_tile");
+    if (k.decodeQTile <= 0)
+      throw FieldError(f.where("decode_q_tile") + ": must be positive");
+  }
   if (k.qTile <= 0 || k.kTile <= 0)
     throw FieldError(f.where("q_tile") + ": tile sizes must be positive");
   return k;

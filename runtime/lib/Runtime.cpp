@@ -1,33 +1,13 @@
 //===- Runtime.cpp - The C ABI: open a compiled schedule, run its layers --===//
 
-#include "hybrid-rt/hybrid_rt.h"
+#include "Model.h"
 
-#include "KernelLibrary.h"
-#include "ThreadPool.h"
-#include "hybrid-rt/Manifest.h"
-
-#include <memory>
 #include <sstream>
-#include <string>
-#include <vector>
 
 using namespace hybrid::rt;
 
-struct hybrid_rt_model {
-  Manifest manifest;
-  KernelLibrary kernels;
-  std::unique_ptr<ThreadPool> pool;
-  // Rotated and scaled queries and keys of the current call.
-  std::vector<float> preparedQ, preparedK;
-};
-
 namespace {
 thread_local std::string lastError;
-
-hybrid_rt_status fail(hybrid_rt_status status, std::string message) {
-  lastError = std::move(message);
-  return status;
-}
 
 std::string shapeString(const int64_t *shape, int rank) {
   std::ostringstream os;
@@ -50,9 +30,18 @@ const char *dtypeName(hybrid_rt_dtype dtype) {
   return "unknown";
 }
 
-/// Checks one operand against its expected shape; "" when it matches.
-std::string checkOperand(const char *name, const hybrid_rt_tensor *t,
-                         std::vector<int64_t> expected, const char *layout) {
+} // namespace
+
+hybrid_rt_status hybrid::rt::fail(hybrid_rt_status status,
+                                  std::string message) {
+  lastError = std::move(message);
+  return status;
+}
+
+std::string hybrid::rt::checkOperand(const char *name,
+                                     const hybrid_rt_tensor *t,
+                                     const std::vector<int64_t> &expected,
+                                     const char *layout) {
   std::string what = std::string(name) + " ";
   if (!t)
     return what + "is null";
@@ -69,7 +58,6 @@ std::string checkOperand(const char *name, const hybrid_rt_tensor *t,
            layout;
   return "";
 }
-} // namespace
 
 extern "C" {
 
@@ -134,15 +122,10 @@ hybrid_rt_status hybrid_rt_prefill(hybrid_rt_model *model, int64_t layer,
   if (!model)
     return fail(HYBRID_RT_INVALID_ARGUMENT, "hybrid_rt_prefill: null model");
   std::string where = "hybrid_rt_prefill: layer " + std::to_string(layer);
-  if (layer < 0 || layer >= int64_t(model->manifest.layers.size()))
-    return fail(HYBRID_RT_INVALID_ARGUMENT,
-                where + " is out of range [0, " +
-                    std::to_string(model->manifest.layers.size()) + ")");
-  const LayerSpec &l = model->manifest.layers[layer];
-  if (!l.hasKernel())
-    return fail(HYBRID_RT_UNSUPPORTED,
-                where + " is a '" + l.kind +
-                    "' layer, which has no kernel in this runtime");
+  const LayerSpec *spec = nullptr;
+  if (hybrid_rt_status status = getRunnableLayer(*model, layer, where, spec))
+    return status;
+  const LayerSpec &l = *spec;
   if (!q || q->rank != 4)
     return fail(HYBRID_RT_INVALID_ARGUMENT,
                 where + ": q must be a rank-4 [batch, seq, heads, head_dim] "
@@ -150,71 +133,21 @@ hybrid_rt_status hybrid_rt_prefill(hybrid_rt_model *model, int64_t layer,
   int64_t batch = q->shape[0], seq = q->shape[1];
   if (batch <= 0 || seq <= 0)
     return fail(HYBRID_RT_INVALID_ARGUMENT,
-                where + ": q has shape " + shapeString(q->shape, 4) +
-                    ", batch and seq must be positive");
-  for (std::string error :
-       {checkOperand("q", q, {batch, seq, l.numHeads, l.headDim},
-                     "[batch, seq, heads, head_dim]"),
-        checkOperand("k", k, {batch, seq, l.numKvHeads, l.headDim},
-                     "[batch, seq, kv_heads, head_dim]"),
-        checkOperand("v", v, {batch, seq, l.numKvHeads, l.vHeadDim},
-                     "[batch, seq, kv_heads, v_head_dim]"),
-        checkOperand("out", out, {batch, seq, l.numHeads, l.vHeadDim},
-                     "[batch, seq, heads, v_head_dim]")})
-    if (!error.empty())
-      return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
-  if (l.sinks) {
-    std::string error = checkOperand("sinks", sinks, {l.numHeads}, "[heads]");
-    if (!error.empty())
-      return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
-  } else if (sinks) {
-    return fail(HYBRID_RT_INVALID_ARGUMENT,
-                where + ": sinks given, but the layer has no sinks");
-  }
-
-  const KernelSpec &spec = model->manifest.kernels.at(l.kernel);
-  const KernelEntryPoints &fn = model->kernels.get(l.kernel);
-  ThreadPool &pool = *model->pool;
-  int64_t rows = batch * seq;
-  // Enough rows per chunk to amortise the claim, small enough to balance.
-  int64_t rowGrain = std::max<int64_t>(1, rows / (8 * pool.size()));
-
-  Tensor4 qIn = makeTensor4(static_cast<float *>(q->data), q->shape);
-  Tensor4 kIn = makeTensor4(static_cast<float *>(k->data), k->shape);
-  Tensor4 vIn = makeTensor4(static_cast<float *>(v->data), v->shape);
-  Tensor4 o = makeTensor4(static_cast<float *>(out->data), out->shape);
-
-  model->preparedQ.resize(rows * l.numHeads * l.headDim);
-  Tensor4 qPrepared = makeTensor4(model->preparedQ.data(), q->shape);
-  pool.parallelFor(rows, rowGrain, [&](int64_t begin, int64_t end) {
-    Tensor4 in = qIn, prepared = qPrepared;
-    fn.prepareQ(&in, &prepared, /*firstPosition=*/0, begin, end);
-  });
-  Tensor4 keys = kIn;
-  if (fn.prepareK) {
-    model->preparedK.resize(rows * l.numKvHeads * l.headDim);
-    keys = makeTensor4(model->preparedK.data(), k->shape);
-    pool.parallelFor(rows, rowGrain, [&](int64_t begin, int64_t end) {
-      Tensor4 in = kIn, prepared = keys;
-      fn.prepareK(&in, &prepared, /*firstPosition=*/0, begin, end);
-    });
-  }
-
-  int64_t items = batch * l.numKvHeads * ((seq + spec.qTile - 1) / spec.qTile);
-  Tensor1 sinkLogits{};
-  if (sinks) {
-    auto *data = static_cast<float *>(sinks->data);
-    sinkLogits = {data, data, 0, {l.numHeads}, {1}};
-  }
-  pool.parallelFor(items, 1, [&](int64_t begin, int64_t end) {
-    Tensor4 qa = qPrepared, ka = keys, va = vIn, oa = o;
-    if (fn.attentionWithSinks) {
-      Tensor1 s = sinkLogits;
-      fn.attentionWithSinks(&qa, &ka, &va, &s, &oa, begin, end);
-    } else {
-      fn.attention(&qa, &ka, &va, &oa, begin, end);
-    }
-  });
+                where + ": q has shape [" + std::to_string(batch) + ", " +
+                    std::to_string(seq) + ", ...], batch and seq must be "
+                    "positive");
+  if (std::string error =
+          checkLayerOperands(l, batch, seq, q, k, v, sinks, out, true);
+      !error.empty())
+    return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
+  runPrefill(*model, l, {batch, seq, l.numHeads, l.headDim},
+             static_cast<float *>(q->data),
+             {batch, seq, l.numKvHeads, l.headDim},
+             static_cast<float *>(k->data),
+             {batch, seq, l.numKvHeads, l.vHeadDim},
+             static_cast<float *>(v->data),
+             sinks ? static_cast<float *>(sinks->data) : nullptr,
+             static_cast<float *>(out->data));
   return HYBRID_RT_OK;
 }
 

@@ -30,9 +30,12 @@ static cl::opt<int64_t> batchSize("batch", cl::init(1), cl::desc("Batch size"),
 static cl::opt<int64_t> seqLength("seq-len", cl::Required,
                                   cl::desc("Prompt length (prefill tokens)"),
                                   cl::cat(runCategory));
-static cl::opt<int64_t> decodeSteps("decode-steps", cl::init(0),
+static cl::opt<int64_t> decodeStepCount("decode-steps", cl::init(0),
                                     cl::desc("Decode steps after prefill"),
                                     cl::cat(runCategory));
+static cl::opt<int64_t> stepTokenCount("step-tokens", cl::init(1),
+                                   cl::desc("Tokens per decode step"),
+                                   cl::cat(runCategory));
 static cl::opt<std::string> layerList("layers", cl::value_desc("i,j,..."),
                                       cl::desc("Only these layers"),
                                       cl::cat(runCategory));
@@ -147,14 +150,47 @@ LayerTensors::LayerTensors(const rt::LayerSpec &layer, const LayerInputs &in)
       sinks(rt::view(in.sinks.data(), layer.numHeads)),
       sinksOrNull(layer.sinks ? &sinks : nullptr) {}
 
-int64_t Session::batch() const { return batchSize; }
-int64_t Session::seqLen() const { return seqLength; }
+int64_t CompiledModel::batch() const { return batchSize; }
+int64_t CompiledModel::seqLen() const { return seqLength; }
+int64_t CompiledModel::decodeSteps() const { return decodeStepCount; }
+int64_t CompiledModel::stepTokens() const { return stepTokenCount; }
 
-bool Session::selected(int64_t index) const {
+bool CompiledModel::needed(int64_t index) const {
+  if (selected(index))
+    return true;
+  for (const rt::LayerSpec &layer : manifest.layers)
+    if (layer.sourceLayer == index && layer.cachePolicy == "shared" &&
+        selected(layer.index))
+      return true;
+  return false;
+}
+
+std::vector<float> hybrid::tools::slicePositions(
+    const std::vector<float> &x, const std::array<int64_t, 4> &shape,
+    int64_t begin, int64_t count) {
+  int64_t row = shape[2] * shape[3];
+  std::vector<float> part(shape[0] * count * row);
+  for (int64_t b = 0; b < shape[0]; ++b)
+    std::copy_n(&x[(b * shape[1] + begin) * row], count * row,
+                &part[b * count * row]);
+  return part;
+}
+
+void hybrid::tools::storePositions(std::vector<float> &x,
+                                   const std::array<int64_t, 4> &shape,
+                                   const std::vector<float> &part,
+                                   int64_t begin, int64_t count) {
+  int64_t row = shape[2] * shape[3];
+  for (int64_t b = 0; b < shape[0]; ++b)
+    std::copy_n(&part[b * count * row], count * row,
+                &x[(b * shape[1] + begin) * row]);
+}
+
+bool CompiledModel::selected(int64_t index) const {
   return only.empty() || is_contained(only, index);
 }
 
-bool Session::open(StringRef tool, StringRef input) {
+bool CompiledModel::open(StringRef tool, StringRef input) {
   auto fail = [&](const Twine &message) {
     WithColor::error(errs(), tool) << message << "\n";
     return false;
@@ -163,10 +199,10 @@ bool Session::open(StringRef tool, StringRef input) {
     return fail("--batch must be positive, not " + Twine(batchSize));
   if (seqLength <= 0)
     return fail("--seq-len must be positive, not " + Twine(seqLength));
-  if (decodeSteps < 0)
+  if (decodeStepCount < 0)
     return fail("--decode-steps must not be negative");
-  if (decodeSteps > 0)
-    return fail("--decode-steps: decode is not implemented yet (prefill only)");
+  if (stepTokenCount <= 0)
+    return fail("--step-tokens must be positive, not " + Twine(stepTokenCount));
   SmallVector<StringRef> parts;
   StringRef(layerList).split(parts, ',', -1, /*KeepEmpty=*/false);
   for (StringRef part : parts) {
@@ -178,7 +214,9 @@ bool Session::open(StringRef tool, StringRef input) {
 
   CompileOptions options;
   options.target = target;
-  options.maxSeq = seqLength + decodeSteps;
+  options.maxSeq = totalLength();
+  // The CPU kernels and caches hold f32: plan the caches in f32 too.
+  options.kvStorage = StorageType::f32;
   options.qTile = qTile;
   options.kTile = kTile;
   if (std::string error = validate(options); !error.empty())

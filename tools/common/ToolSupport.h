@@ -68,16 +68,22 @@ struct LayerTensors {
 
 /// What hybrid-run and hybrid-bench do before their per-layer work: check
 /// the options every run tool shares (--batch, --seq-len, --decode-steps,
-/// --target, --layers, --num-threads, --q-tile, --k-tile), compile or open
-/// INPUT, read its manifest and open the runtime on it.
-class Session {
+/// --step-tokens, --target, --layers, --num-threads, --q-tile, --k-tile),
+/// compile or open INPUT, read its manifest and open the runtime on it.
+class CompiledModel {
 public:
   /// Errors go to stderr as "`tool`: error: ..."; false on failure.
   bool open(llvm::StringRef tool, llvm::StringRef input);
   /// True if --layers is empty or names `index`.
   bool selected(int64_t index) const;
+  /// Selected, or the source of a selected layer's shared cache.
+  bool needed(int64_t index) const;
   int64_t batch() const;
-  int64_t seqLen() const;
+  int64_t seqLen() const;      // prompt tokens
+  int64_t decodeSteps() const; // steps after the prompt
+  int64_t stepTokens() const;  // tokens per step
+  /// Prompt and every step: the positions a run covers.
+  int64_t totalLength() const { return seqLen() + decodeSteps() * stepTokens(); }
 
   rt::Manifest manifest;
   rt::Model model;
@@ -90,6 +96,15 @@ private:
 /// The category of the shared run options; tools show it in --help beside
 /// their own (cl::HideUnrelatedOptions).
 llvm::cl::OptionCategory &getRunOptionCategory();
+
+/// Positions [begin, begin + count) of a [B, S, H, D] tensor, contiguous.
+std::vector<float> slicePositions(const std::vector<float> &x,
+                                  const std::array<int64_t, 4> &shape,
+                                  int64_t begin, int64_t count);
+/// Writes `part` [B, count, H, D] at positions [begin, ...) of `x`.
+void storePositions(std::vector<float> &x, const std::array<int64_t, 4> &shape,
+                    const std::vector<float> &part, int64_t begin,
+                    int64_t count);
 
 /// Writes a float32 .npy file (NumPy format 1.0).
 bool writeNpy(const std::string &path, const float *data,

@@ -60,7 +60,7 @@ int main(int argc, char **argv) {
                               "layers\n");
   if (repeat <= 0 || warmup < 0)
     return fail("--repeat must be positive and --warmup not negative");
-  tools::Session session;
+  tools::CompiledModel session;
   if (!session.open("hybrid-bench", inputPath))
     return 1;
   const rt::Manifest &manifest = session.manifest;

@@ -21,6 +21,7 @@
 #include "llvm/Support/raw_ostream.h"
 
 #include <cmath>
+#include <map>
 
 using namespace llvm;
 using namespace hybrid;
@@ -68,41 +69,107 @@ int main(int argc, char **argv) {
   cl::ParseCommandLineOptions(argc, argv,
                               "hybrid-run: run a compiled schedule's layers "
                               "on seeded inputs\n");
-  tools::Session session;
-  if (!session.open("hybrid-run", inputPath))
+  tools::CompiledModel compiled;
+  if (!compiled.open("hybrid-run", inputPath))
     return 1;
-  const rt::Manifest &manifest = session.manifest;
-  rt::Model &model = session.model;
-  int64_t batch = session.batch(), seqLen = session.seqLen();
+  const rt::Manifest &manifest = compiled.manifest;
+  rt::Model &model = compiled.model;
+  int64_t batch = compiled.batch(), prompt = compiled.seqLen(),
+          steps = compiled.decodeSteps(), stepTokens = compiled.stepTokens(),
+          total = compiled.totalLength();
+  rt::Session session;
+  if (rt::Status s = session.create(model, batch, total, stepTokens); !s)
+    return fail(s.message);
 
   outs() << "hybrid-run: " << manifest.name << " (" << manifest.layers.size()
-         << " layers), " << manifest.target << ", batch " << batch << ", seq "
-         << seqLen << ", " << model.numThreads() << " threads\n";
-  tools::InputGenerator inputs(manifest.layers, seed, batch, seqLen);
+         << " layers), " << manifest.target << ", batch " << batch
+         << ", prompt " << prompt;
+  if (steps)
+    outs() << " + " << steps << " decode steps of " << stepTokens << " token"
+           << (stepTokens > 1 ? "s" : "");
+  outs() << ", " << model.numThreads() << " threads\n";
+
+  // Prefill every layer, then each decode step through every layer, in
+  // model order (a shared layer's step follows its source's).
+  tools::InputGenerator inputs(manifest.layers, seed, batch, total);
+  std::vector<const rt::LayerSpec *> layers;
+  std::map<int64_t, std::vector<float>> outputs; // [B, total, Hq, Dv]
+  for (const rt::LayerSpec &layer : manifest.layers)
+    if (layer.hasKernel() && compiled.needed(layer.index)) {
+      layers.push_back(&layer);
+      const tools::LayerInputs &in = inputs.get(layer);
+      outputs[layer.index].resize(in.outShape[0] * in.outShape[1] *
+                                  in.outShape[2] * in.outShape[3]);
+    }
+  auto runPositions = [&](const rt::LayerSpec &layer, int64_t begin,
+                          int64_t count) -> rt::Status {
+    const tools::LayerInputs &in = inputs.get(layer);
+    std::vector<float> q = tools::slicePositions(in.q, in.qShape, begin, count);
+    std::vector<float> k = tools::slicePositions(in.k, in.kShape, begin, count);
+    std::vector<float> v = tools::slicePositions(in.v, in.vShape, begin, count);
+    std::vector<float> out(batch * count * layer.numHeads * layer.vHeadDim);
+    auto shape = [&](const std::array<int64_t, 4> &s) {
+      return std::array<int64_t, 4>{s[0], count, s[2], s[3]};
+    };
+    hybrid_rt_tensor tq = rt::view(q.data(), shape(in.qShape)),
+                     tk = rt::view(k.data(), shape(in.kShape)),
+                     tv = rt::view(v.data(), shape(in.vShape)),
+                     to = rt::view(out.data(), shape(in.outShape)),
+                     ts = rt::view(in.sinks.data(), layer.numHeads);
+    const hybrid_rt_tensor *sinks = layer.sinks ? &ts : nullptr;
+    bool shared = layer.cachePolicy == "shared";
+    rt::Status status =
+        begin == 0 ? session.prefill(layer.index, tq, tk, tv, sinks, to)
+                   : session.decode(layer.index, tq, shared ? nullptr : &tk,
+                                    shared ? nullptr : &tv, sinks, to);
+    if (status)
+      tools::storePositions(outputs[layer.index], in.outShape, out, begin,
+                            count);
+    return status;
+  };
+  for (const rt::LayerSpec *layer : layers)
+    if (rt::Status s = runPositions(*layer, 0, prompt); !s)
+      return fail(s.message);
+  // Bidirectional layers have no decode: they are checked on the prompt.
+  for (int64_t step = 0; step < steps; ++step)
+    for (const rt::LayerSpec *layer : layers)
+      if (!layer->causal)
+        continue;
+      else if (rt::Status s =
+              runPositions(*layer, prompt + step * stepTokens, stepTokens);
+          !s)
+        return fail(s.message);
+
   double worst = 0;
   int64_t ran = 0;
   for (const rt::LayerSpec &layer : manifest.layers) {
-    if (!session.selected(layer.index))
+    if (!compiled.selected(layer.index))
       continue;
     outs() << "layer " << layer.index << " " << layer.kind;
     if (!layer.hasKernel()) {
       outs() << ": skipped, no attention kernel for this layer kind\n";
       continue;
     }
-    const tools::LayerInputs &in = inputs.get(layer);
-    tools::LayerTensors t(layer, in);
-    if (rt::Status s =
-            model.prefill(layer.index, t.q, t.k, t.v, t.sinksOrNull, t.o);
-        !s)
-      return fail(s.message);
     ++ran;
-    outs() << ": prefill ok";
-
+    const tools::LayerInputs &in = inputs.get(layer);
+    const std::vector<float> &out = outputs[layer.index];
+    bool decoded = steps && layer.causal;
+    outs() << (decoded  ? ": prefill + decode ok"
+               : steps ? ": prefill ok (bidirectional: no decode)"
+                       : ": prefill ok");
     if (check) {
+      int64_t n = decoded ? total : prompt;
+      auto positions = [&](const std::vector<float> &x,
+                           const std::array<int64_t, 4> &shape) {
+        return tools::slicePositions(x, shape, 0, n);
+      };
+      std::vector<float> q = positions(in.q, in.qShape),
+                         k = positions(in.k, in.kShape),
+                         v = positions(in.v, in.vShape);
       std::vector<double> ref = rt::reference::attention(
-          layer, batch, seqLen, seqLen, in.q.data(), in.k.data(), in.v.data(),
+          layer, batch, n, n, q.data(), k.data(), v.data(),
           layer.sinks ? in.sinks.data() : nullptr);
-      auto [diff, scale] = compare(t.out, ref);
+      auto [diff, scale] = compare(positions(out, in.outShape), ref);
       double relative = scale > 0 ? diff / scale : diff;
       worst = std::max(worst, relative);
       outs() << format(", max abs error %.3g, relative %.3g", diff, relative)
@@ -120,13 +187,14 @@ int main(int argc, char **argv) {
       if (!tools::writeNpy(dir + "/q.npy", in.q.data(), shape(in.qShape)) ||
           !tools::writeNpy(dir + "/k.npy", in.k.data(), shape(in.kShape)) ||
           !tools::writeNpy(dir + "/v.npy", in.v.data(), shape(in.vShape)) ||
-          !tools::writeNpy(dir + "/out.npy", t.out.data(),
-                           shape(in.outShape)) ||
+          !tools::writeNpy(dir + "/out.npy", out.data(), shape(in.outShape)) ||
           (layer.sinks && !tools::writeNpy(dir + "/sinks.npy", in.sinks.data(),
                                            {layer.numHeads})))
         return 1;
     }
   }
+  outs() << "cache: " << session.cacheBytes() << " bytes (f32, batch " << batch
+         << ", up to " << total << " tokens)\n";
   if (check) {
     bool ok = worst <= tolerance;
     outs() << "check: " << (ok ? "passed" : "FAILED") << " on " << ran

@@ -123,12 +123,27 @@ struct ConvertAttentionToCPUPass
 
       std::string name = func.getSymName().str();
       ImplicitLocOpBuilder b(func.getLoc(), func);
-      func::FuncOp flash = emitFlashKernel(b, name + "_attention", sig, tiles);
+      func::FuncOp flash =
+          emitFlashKernel(b, name + "_attention", sig, tiles, /*decode=*/false);
       flash->setAttr("hybrid.q_tile", b.getI64IntegerAttr(tiles.queries));
       flash->setAttr("hybrid.k_tile", b.getI64IntegerAttr(tiles.keys));
       emitPrepareKernel(b, name, sig, /*forQueries=*/true);
       if (sig.rotates())
         emitPrepareKernel(b, name, sig, /*forQueries=*/false);
+      // Decoding extends a causal context; a bidirectional layer has none.
+      if (sig.mask.getCausal()) {
+        TileSizes decodeTiles = tiles;
+        // A step brings few queries: the fewest positions that fill 32 rows.
+        decodeTiles.queries = (32 + group - 1) / group;
+        while ((decodeTiles.queries * group) % 32 != 0)
+          ++decodeTiles.queries;
+        func::FuncOp decode = emitFlashKernel(b, name + "_decode", sig,
+                                              decodeTiles, /*decode=*/true);
+        decode->setAttr("hybrid.q_tile",
+                        b.getI64IntegerAttr(decodeTiles.queries));
+        decode->setAttr("hybrid.k_tile", b.getI64IntegerAttr(tiles.keys));
+        emitCombineKernel(b, name + "_decode_combine", sig);
+      }
       func.erase();
       flash.setSymName(name);
     }

@@ -14,6 +14,14 @@
 // the work item; only tiles not fully visible to every row evaluate the mask
 // per element.
 //
+// The decode variant runs the same loops over a KV cache: queries sit at
+// positions `position + i`, the key at position p lives in cache row
+// `p % capacity` (a ring buffer wraps once at most within a query tile's
+// range, so the range is visited as at most two contiguous row runs), and
+// the range is split into `num_splits` parts whose unnormalised partial
+// results (accumulator, max, sum) a combine kernel merges by log-sum-exp
+// (flash-decoding), so that a single sequence keeps every core busy.
+//
 //===----------------------------------------------------------------------===//
 
 #include "KernelEmitter.h"
@@ -37,8 +45,9 @@ constexpr int64_t kRowVectors = 2;
 class FlashEmitter {
 public:
   FlashEmitter(ImplicitLocOpBuilder &b, const AttentionSignature &sig,
-               const TileSizes &tiles)
-      : b(b), sig(sig), group(sig.groupSize()), qTile(tiles.queries),
+               const TileSizes &tiles, bool decode)
+      : b(b), sig(sig), decode(decode), group(sig.groupSize()),
+        qTile(tiles.queries),
         kTile(tiles.keys), rows(group * tiles.queries),
         vec(VectorType::get({kLanes}, b.getF32Type())),
         mask(VectorType::get({kLanes}, b.getI1Type())),
@@ -52,11 +61,16 @@ private:
   Value keyEnd(Value position);
 
   void packQueries(Value batch, Value group, Value q0, Value valid);
-  void initRows(Value group, Value q0, Value valid);
-  void scores(Value batch, Value group, Value kt, Value count);
+  void initRows(Value group, Value q0, Value valid, Value withSinks);
+  void scores(Value batch, Value group, Value row, Value count);
   void softmax(Value kt, Value count, bool masked);
-  void accumulate(Value batch, Value group, Value kt, Value count);
+  void accumulate(Value batch, Value group, Value row, Value count);
   void store(Value batch, Value group, Value q0, Value valid);
+  void storePartials(Value split, Value batch, Value group, Value q0,
+                     Value valid);
+  /// Key positions [lo, hi) stored from cache row `lo - base` on.
+  void visitKeys(Value batch, Value group, Value lo, Value hi, Value base,
+                 Value lastBegin, Value firstEnd);
 
   Value splat(Value scalar) { return vector::BroadcastOp::create(b, vec, scalar); }
   Value loadVec(Value memref, ValueRange indices) {
@@ -65,11 +79,15 @@ private:
 
   ImplicitLocOpBuilder &b;
   const AttentionSignature &sig;
+  bool decode;
   int64_t group, qTile, kTile, rows;
   VectorType vec, mask, ivec;
 
-  // Kernel arguments and per-call values.
+  // Kernel arguments and per-call values: `numKeys` positions in all, the
+  // first query at `offset`.
   Value q, k, v, sinks, out, numKeys, offset;
+  // Decode: partial results [split, batch, position, head(, dim)].
+  Value partialOut, partialMax, partialSum;
   // Scratch reused by every work item.
   Value queriesT, scoresT, outputT, rowMax, rowSum, rowAlpha, rowBegin,
       rowEnd;
@@ -138,18 +156,22 @@ void FlashEmitter::packQueries(Value batch, Value g, Value q0, Value valid) {
 
 /// Running max and sum per row (a sink starts them at its logit), the
 /// visible key range per row, and a zero accumulator.
-void FlashEmitter::initRows(Value g, Value q0, Value valid) {
+void FlashEmitter::initRows(Value g, Value q0, Value valid, Value withSinks) {
   Value c0 = index(b, 0), c1 = index(b, 1), groupSize = index(b, group);
   Value negInf = f32(b, -std::numeric_limits<float>::infinity());
   forLoop(b, c0, index(b, rows), c1, [&](Value r) {
     Value i = arith::DivUIOp::create(b, r, groupSize);
     if (sinks) {
+      // A sink counts once: in the first split only.
       Value head = arith::AddIOp::create(
           b, arith::MulIOp::create(b, g, groupSize),
           arith::RemUIOp::create(b, r, groupSize));
-      memref::StoreOp::create(b, memref::LoadOp::create(b, sinks, head),
-                              rowMax, r);
-      memref::StoreOp::create(b, f32(b, 1.0), rowSum, r);
+      Value sink = memref::LoadOp::create(b, sinks, head);
+      memref::StoreOp::create(
+          b, arith::SelectOp::create(b, withSinks, sink, negInf), rowMax, r);
+      memref::StoreOp::create(
+          b, arith::SelectOp::create(b, withSinks, f32(b, 1.0), f32(b, 0.0)),
+          rowSum, r);
     } else {
       memref::StoreOp::create(b, negInf, rowMax, r);
       memref::StoreOp::create(b, f32(b, 0.0), rowSum, r);
@@ -176,18 +198,19 @@ void FlashEmitter::initRows(Value g, Value q0, Value valid) {
   });
 }
 
-/// ST[j][r] for the `count` keys from `kt`: kBlock keys by kRowVectors row
-/// vectors per micro-kernel, the key dim innermost.
-void FlashEmitter::scores(Value batch, Value g, Value kt, Value count) {
+/// ST[j][r] for the `count` keys in rows `row`...: kBlock keys by kRowVectors
+/// row vectors per micro-kernel, the key dim innermost.
+void FlashEmitter::scores(Value batch, Value g, Value row, Value count) {
   Value c0 = index(b, 0), c1 = index(b, 1);
-  Value lastKey = arith::SubIOp::create(b, numKeys, c1);
+  Value lastKey = arith::SubIOp::create(b, count, c1);
   forLoop(b, c0, count, index(b, kBlock), [&](Value jb) {
-    // Keys past the tile read the last real key; their scores are ignored.
+    // Keys past the tile read its last key; their scores are ignored.
     SmallVector<Value> keys;
     for (int64_t j = 0; j < kBlock; ++j)
-      keys.push_back(arith::MinUIOp::create(
-          b, arith::AddIOp::create(b, kt, arith::AddIOp::create(b, jb, index(b, j))),
-          lastKey));
+      keys.push_back(arith::AddIOp::create(
+          b, row,
+          arith::MinUIOp::create(
+              b, arith::AddIOp::create(b, jb, index(b, j)), lastKey)));
     forLoop(b, c0, index(b, rows), index(b, kLanes * kRowVectors), [&](Value rb) {
       SmallVector<Value> init(
           kBlock * kRowVectors,
@@ -297,8 +320,8 @@ void FlashEmitter::softmax(Value kt, Value count, bool masked) {
   });
 }
 
-/// OT[e][r] = alpha[r] * OT[e][r] + sum_j V[kt + j][e] * PT[j][r].
-void FlashEmitter::accumulate(Value batch, Value g, Value kt, Value count) {
+/// OT[e][r] = alpha[r] * OT[e][r] + sum_j V[row + j][e] * PT[j][r].
+void FlashEmitter::accumulate(Value batch, Value g, Value row, Value count) {
   Value c0 = index(b, 0), c1 = index(b, 1);
   forLoop(b, c0, index(b, sig.vHeadDim), index(b, kBlock), [&](Value eb) {
     SmallVector<Value> dims;
@@ -321,7 +344,7 @@ void FlashEmitter::accumulate(Value batch, Value g, Value kt, Value count) {
             for (int64_t n = 0; n < kRowVectors; ++n)
               pv.push_back(vector::LoadOp::create(ib, vec, scoresT,
                                                   ValueRange{j, rowIdx[n]}));
-            Value key = arith::AddIOp::create(ib, kt, j);
+            Value key = arith::AddIOp::create(ib, row, j);
             SmallVector<Value> next;
             for (int64_t e = 0; e < kBlock; ++e) {
               Value x = memref::LoadOp::create(
@@ -365,6 +388,57 @@ void FlashEmitter::store(Value batch, Value g, Value q0, Value valid) {
   });
 }
 
+/// partials[split, batch, q0 + i, head(, e)] = OT[e][r], max[r], sum[r]:
+/// unnormalised, for the combine kernel.
+void FlashEmitter::storePartials(Value split, Value batch, Value g, Value q0,
+                                 Value valid) {
+  Value c0 = index(b, 0), c1 = index(b, 1), groupSize = index(b, group);
+  Value validRows = arith::MulIOp::create(b, valid, groupSize);
+  forLoop(b, c0, validRows, c1, [&](Value r) {
+    Value position =
+        arith::AddIOp::create(b, q0, arith::DivUIOp::create(b, r, groupSize));
+    Value head = arith::AddIOp::create(
+        b, arith::MulIOp::create(b, g, groupSize),
+        arith::RemUIOp::create(b, r, groupSize));
+    SmallVector<Value, 4> at{split, batch, position, head};
+    memref::StoreOp::create(b, memref::LoadOp::create(b, rowMax, r),
+                            partialMax, at);
+    memref::StoreOp::create(b, memref::LoadOp::create(b, rowSum, r),
+                            partialSum, at);
+    forLoop(b, c0, index(b, sig.vHeadDim), c1, [&](Value e) {
+      memref::StoreOp::create(
+          b, memref::LoadOp::create(b, outputT, ValueRange{e, r}), partialOut,
+          ValueRange{split, batch, position, head, e});
+    });
+  });
+}
+
+void FlashEmitter::visitKeys(Value batch, Value g, Value lo, Value hi,
+                             Value base, Value lastBegin, Value firstEnd) {
+  Value kTileSize = index(b, kTile);
+  forLoop(b, lo, hi, kTileSize, [&](Value kt) {
+    Value count =
+        arith::MinSIOp::create(b, kTileSize, arith::SubIOp::create(b, hi, kt));
+    Value row = arith::SubIOp::create(b, kt, base);
+    scores(batch, g, row, count);
+    // Interior tiles: every row sees every key of the tile.
+    Value interior = arith::AndIOp::create(
+        b,
+        arith::AndIOp::create(
+            b,
+            arith::CmpIOp::create(b, arith::CmpIPredicate::eq, count,
+                                  kTileSize),
+            arith::CmpIOp::create(b, arith::CmpIPredicate::sle, lastBegin, kt)),
+        arith::CmpIOp::create(b, arith::CmpIPredicate::sle,
+                              arith::AddIOp::create(b, kt, kTileSize),
+                              firstEnd));
+    ifThen(
+        b, interior, [&] { softmax(kt, count, /*masked=*/false); },
+        [&] { softmax(kt, count, /*masked=*/true); });
+    accumulate(batch, g, row, count);
+  });
+}
+
 func::FuncOp FlashEmitter::emit(StringRef name) {
   int64_t dyn = ShapedType::kDynamic;
   Type f32Type = b.getF32Type(), idx = b.getIndexType();
@@ -376,7 +450,14 @@ func::FuncOp FlashEmitter::emit(StringRef name) {
                               tensor(sig.kvHeads, sig.vHeadDim)};
   if (sig.score.getSinks())
     inputs.push_back(MemRefType::get({sig.heads}, f32Type));
-  inputs.append({tensor(sig.heads, sig.vHeadDim), idx, idx});
+  if (decode)
+    inputs.append(
+        {MemRefType::get({dyn, dyn, dyn, sig.heads, sig.vHeadDim}, f32Type),
+         MemRefType::get({dyn, dyn, dyn, sig.heads}, f32Type),
+         MemRefType::get({dyn, dyn, dyn, sig.heads}, f32Type), idx, idx});
+  else
+    inputs.push_back(tensor(sig.heads, sig.vHeadDim));
+  inputs.append({idx, idx});
   func::FuncOp func = createKernelFunc(b, name, inputs);
   OpBuilder::InsertionGuard guard(b);
   Block *entry = &func.getBody().front();
@@ -387,7 +468,16 @@ func::FuncOp FlashEmitter::emit(StringRef name) {
   v = entry->getArgument(arg++);
   if (sig.score.getSinks())
     sinks = entry->getArgument(arg++);
-  out = entry->getArgument(arg++);
+  Value position, numSplits;
+  if (decode) {
+    partialOut = entry->getArgument(arg++);
+    partialMax = entry->getArgument(arg++);
+    partialSum = entry->getArgument(arg++);
+    position = entry->getArgument(arg++);
+    numSplits = entry->getArgument(arg++);
+  } else {
+    out = entry->getArgument(arg++);
+  }
   Value workBegin = entry->getArgument(arg++), workEnd = entry->getArgument(arg);
 
   auto scratch = [&](ArrayRef<int64_t> shape, Type type) {
@@ -405,15 +495,26 @@ func::FuncOp FlashEmitter::emit(StringRef name) {
   rowBegin = scratch({rows}, b.getI32Type());
   rowEnd = scratch({rows}, b.getI32Type());
 
-  Value c1 = index(b, 1);
+  Value c0 = index(b, 0), c1 = index(b, 1);
   Value numQueries = memref::DimOp::create(b, q, 1);
-  numKeys = memref::DimOp::create(b, k, 1);
-  offset = arith::SubIOp::create(b, numKeys, numQueries);
+  Value capacity = memref::DimOp::create(b, k, 1);
+  if (decode) {
+    offset = position;
+    numKeys = arith::AddIOp::create(b, position, numQueries);
+  } else {
+    numKeys = capacity;
+    offset = arith::SubIOp::create(b, numKeys, numQueries);
+  }
   Value qTileSize = index(b, qTile), kTileSize = index(b, kTile);
   Value numTiles = arith::CeilDivUIOp::create(b, numQueries, qTileSize);
   Value kvHeads = index(b, sig.kvHeads);
 
   forLoop(b, workBegin, workEnd, c1, [&](Value w) {
+    Value split = c0;
+    if (decode) {
+      split = arith::RemUIOp::create(b, w, numSplits);
+      w = arith::DivUIOp::create(b, w, numSplits);
+    }
     // Heaviest tiles (last queries) first: better balance under causal masks.
     Value tile = arith::SubIOp::create(
         b, arith::SubIOp::create(b, numTiles, c1),
@@ -426,33 +527,38 @@ func::FuncOp FlashEmitter::emit(StringRef name) {
         b, qTileSize, arith::SubIOp::create(b, numQueries, q0));
 
     packQueries(batch, g, q0, valid);
-    initRows(g, q0, valid);
+    initRows(g, q0, valid,
+             arith::CmpIOp::create(b, arith::CmpIPredicate::eq, split, c0));
     Value first = arith::AddIOp::create(b, offset, q0);
     Value last = arith::SubIOp::create(b, arith::AddIOp::create(b, first, valid), c1);
     Value rangeBegin = keyBegin(first), rangeEnd = keyEnd(last);
     Value lastBegin = keyBegin(last), firstEnd = keyEnd(first);
-    forLoop(b, rangeBegin, rangeEnd, kTileSize, [&](Value kt) {
-      Value count = arith::MinSIOp::create(
-          b, kTileSize, arith::SubIOp::create(b, rangeEnd, kt));
-      scores(batch, g, kt, count);
-      // Interior tiles: every row sees every key of the tile.
-      Value interior = arith::AndIOp::create(
-          b,
-          arith::AndIOp::create(
-              b,
-              arith::CmpIOp::create(b, arith::CmpIPredicate::eq, count,
-                                    kTileSize),
-              arith::CmpIOp::create(b, arith::CmpIPredicate::sle, lastBegin,
-                                    kt)),
-          arith::CmpIOp::create(b, arith::CmpIPredicate::sle,
-                                arith::AddIOp::create(b, kt, kTileSize),
-                                firstEnd));
-      ifThen(
-          b, interior, [&] { softmax(kt, count, /*masked=*/false); },
-          [&] { softmax(kt, count, /*masked=*/true); });
-      accumulate(batch, g, kt, count);
-    });
-    store(batch, g, q0, valid);
+    if (!decode) {
+      visitKeys(batch, g, rangeBegin, rangeEnd, c0, lastBegin, firstEnd);
+      store(batch, g, q0, valid);
+      return;
+    }
+    // This split's part of the range, in whole key tiles.
+    Value length = arith::SubIOp::create(b, rangeEnd, rangeBegin);
+    Value splitLength = arith::MulIOp::create(
+        b,
+        arith::CeilDivUIOp::create(
+            b, arith::CeilDivUIOp::create(b, length, numSplits), kTileSize),
+        kTileSize);
+    Value lo = arith::MinSIOp::create(
+        b, rangeEnd,
+        arith::AddIOp::create(b, rangeBegin,
+                              arith::MulIOp::create(b, split, splitLength)));
+    Value hi = arith::MinSIOp::create(
+        b, rangeEnd, arith::AddIOp::create(b, lo, splitLength));
+    // Rows run from (lo / capacity) * capacity up to the wrap, then from 0.
+    Value base = arith::MulIOp::create(
+        b, arith::DivUIOp::create(b, lo, capacity), capacity);
+    Value wrap = arith::AddIOp::create(b, base, capacity);
+    visitKeys(batch, g, lo, arith::MinSIOp::create(b, hi, wrap), base,
+              lastBegin, firstEnd);
+    visitKeys(batch, g, wrap, hi, wrap, lastBegin, firstEnd);
+    storePartials(split, batch, g, q0, valid);
   });
   return func;
 }
@@ -460,6 +566,88 @@ func::FuncOp FlashEmitter::emit(StringRef name) {
 func::FuncOp hybrid::cpu::emitFlashKernel(ImplicitLocOpBuilder &b,
                                           StringRef name,
                                           const AttentionSignature &sig,
-                                          const TileSizes &tiles) {
-  return FlashEmitter(b, sig, tiles).emit(name);
+                                          const TileSizes &tiles, bool decode) {
+  return FlashEmitter(b, sig, tiles, decode).emit(name);
+}
+
+func::FuncOp hybrid::cpu::emitCombineKernel(ImplicitLocOpBuilder &b,
+                                            StringRef name,
+                                            const AttentionSignature &sig) {
+  int64_t dyn = ShapedType::kDynamic;
+  Type f32Type = b.getF32Type(), idx = b.getIndexType();
+  auto partialOutType =
+      MemRefType::get({dyn, dyn, dyn, sig.heads, sig.vHeadDim}, f32Type);
+  auto partialType = MemRefType::get({dyn, dyn, dyn, sig.heads}, f32Type);
+  auto outType = MemRefType::get({dyn, dyn, sig.heads, sig.vHeadDim}, f32Type);
+  func::FuncOp func = createKernelFunc(
+      b, name, {partialOutType, partialType, partialType, outType, idx, idx});
+  OpBuilder::InsertionGuard guard(b);
+  Block *entry = &func.getBody().front();
+  b.setInsertionPointToStart(entry);
+  Value partialOut = entry->getArgument(0), partialMax = entry->getArgument(1),
+        partialSum = entry->getArgument(2), out = entry->getArgument(3);
+  Value c0 = index(b, 0), c1 = index(b, 1);
+  Value numSplits = memref::DimOp::create(b, partialMax, 0);
+  Value numQueries = memref::DimOp::create(b, out, 1);
+  Value negInf = f32(b, -std::numeric_limits<float>::infinity());
+  Value zero = f32(b, 0.0);
+  // One work item per (batch, query position) row of the output.
+  forLoop(b, entry->getArgument(4), entry->getArgument(5), c1, [&](Value w) {
+    Value batch = arith::DivUIOp::create(b, w, numQueries);
+    Value position = arith::RemUIOp::create(b, w, numQueries);
+    forLoop(b, c0, index(b, sig.heads), c1, [&](Value h) {
+      auto at = [&](Value split) {
+        return SmallVector<Value>{split, batch, position, h};
+      };
+      auto maxLoop = scf::ForOp::create(
+          b, c0, numSplits, c1, ValueRange{negInf},
+          [&](OpBuilder &nested, Location loc, Value s, ValueRange acc) {
+            ImplicitLocOpBuilder ib(loc, nested);
+            Value m = memref::LoadOp::create(ib, partialMax, at(s));
+            scf::YieldOp::create(
+                ib, ValueRange{arith::MaximumFOp::create(ib, acc[0], m)});
+          });
+      Value max = maxLoop.getResult(0);
+      forLoop(b, c0, index(b, sig.vHeadDim), c1, [&](Value e) {
+        memref::StoreOp::create(b, zero, out, ValueRange{batch, position, h, e});
+      });
+      // weight(split) = e^(max_split - max); splits that saw nothing: 0.
+      auto sumLoop = scf::ForOp::create(
+          b, c0, numSplits, c1, ValueRange{zero},
+          [&](OpBuilder &nested, Location loc, Value s, ValueRange acc) {
+            OpBuilder::InsertionGuard inside(b);
+            b.setInsertionPoint(nested.getInsertionBlock(),
+                                nested.getInsertionPoint());
+            Value m = memref::LoadOp::create(b, partialMax, at(s));
+            Value weight = arith::SelectOp::create(
+                b, arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, m, negInf),
+                zero, math::ExpOp::create(b, arith::SubFOp::create(b, m, max)));
+            forLoop(b, c0, index(b, sig.vHeadDim), c1, [&](Value e) {
+              SmallVector<Value, 4> o{batch, position, h, e};
+              Value x = memref::LoadOp::create(
+                  b, partialOut, ValueRange{s, batch, position, h, e});
+              memref::StoreOp::create(
+                  b,
+                  arith::AddFOp::create(b, memref::LoadOp::create(b, out, o),
+                                        arith::MulFOp::create(b, weight, x)),
+                  out, o);
+            });
+            Value l = memref::LoadOp::create(b, partialSum, at(s));
+            scf::YieldOp::create(
+                b, ValueRange{arith::AddFOp::create(
+                       b, acc[0], arith::MulFOp::create(b, weight, l))});
+          });
+      Value sum = sumLoop.getResult(0);
+      Value inverse = arith::SelectOp::create(
+          b, arith::CmpFOp::create(b, arith::CmpFPredicate::OGT, sum, zero),
+          arith::DivFOp::create(b, f32(b, 1.0), sum), zero);
+      forLoop(b, c0, index(b, sig.vHeadDim), c1, [&](Value e) {
+        SmallVector<Value, 4> o{batch, position, h, e};
+        memref::StoreOp::create(
+            b, arith::MulFOp::create(b, memref::LoadOp::create(b, out, o), inverse),
+            out, o);
+      });
+    });
+  });
+  return func;
 }

@@ -45,11 +45,18 @@ mlir::func::FuncOp emitPrepareKernel(mlir::ImplicitLocOpBuilder &b,
                                      const AttentionSignature &sig,
                                      bool forQueries);
 
-/// Emits the flash-attention kernel `@name`.
+/// Emits the flash-attention kernel `@name`: over the caller's keys
+/// (prefill) or, with `decode`, over a KV cache with split key ranges whose
+/// partial results `@name_combine` (emitCombineKernel) merges.
 mlir::func::FuncOp emitFlashKernel(mlir::ImplicitLocOpBuilder &b,
                                    llvm::StringRef name,
                                    const AttentionSignature &sig,
-                                   const TileSizes &tiles);
+                                   const TileSizes &tiles, bool decode);
+
+/// Emits the log-sum-exp merge of a decode kernel's split partial results.
+mlir::func::FuncOp emitCombineKernel(mlir::ImplicitLocOpBuilder &b,
+                                     llvm::StringRef name,
+                                     const AttentionSignature &sig);
 
 //===----------------------------------------------------------------------===//
 // Small builders

@@ -55,7 +55,7 @@ struct LayerSpec {
   bool sinks = false;
   std::optional<TemperatureTuning> temperature;
   Positional positional;
-  std::string cachePolicy;
+  std::string cachePolicy; // full, ring, chunk, shared, none
   int64_t sourceLayer = -1;
   bool kEqV = false;
 
@@ -69,9 +69,10 @@ struct LayerSpec {
 
 struct KernelSpec {
   std::string entry, prepareQ, prepareK; // prepareK empty: no rotation
+  std::string decode, decodeCombine;     // empty: no decode (bidirectional)
   int64_t numHeads = 0, numKvHeads = 0, headDim = 0, vHeadDim = 0;
   bool sinks = false;
-  int64_t qTile = 0, kTile = 0;
+  int64_t qTile = 0, kTile = 0, decodeQTile = 0;
 };
 
 struct Manifest {

@@ -75,6 +75,55 @@ private:
   hybrid_rt_model *model = nullptr;
 };
 
+/// Per-layer KV caches of a batch of sequences (hybrid_rt_session_*).
+class Session {
+public:
+  Session() = default;
+  ~Session() { hybrid_rt_session_destroy(session); }
+  Session(Session &&other) noexcept : session(other.session) {
+    other.session = nullptr;
+  }
+  Session &operator=(Session &&other) noexcept {
+    std::swap(session, other.session);
+    return *this;
+  }
+
+  Status create(Model &model, int64_t batch, int64_t maxSeq,
+                int64_t maxStepTokens = 1) {
+    hybrid_rt_session_destroy(session);
+    session = nullptr;
+    hybrid_rt_session_options options{batch, maxSeq, maxStepTokens};
+    return Status::fromCode(
+        hybrid_rt_session_create(model.get(), &options, &session));
+  }
+  void reset() { hybrid_rt_session_reset(session); }
+  Status cacheInfo(int64_t layer, hybrid_rt_cache_info &info) const {
+    return Status::fromCode(hybrid_rt_session_cache_info(session, layer, &info));
+  }
+  int64_t cacheBytes() const { return hybrid_rt_session_cache_bytes(session); }
+
+  Status prefill(int64_t layer, const hybrid_rt_tensor &q,
+                 const hybrid_rt_tensor &k, const hybrid_rt_tensor &v,
+                 const hybrid_rt_tensor *sinks, hybrid_rt_tensor &out) {
+    return Status::fromCode(
+        hybrid_rt_session_prefill(session, layer, &q, &k, &v, sinks, &out));
+  }
+  /// `k` and `v` are null for layers that read another layer's cache.
+  Status decode(int64_t layer, const hybrid_rt_tensor &q,
+                const hybrid_rt_tensor *k, const hybrid_rt_tensor *v,
+                const hybrid_rt_tensor *sinks, hybrid_rt_tensor &out) {
+    return Status::fromCode(
+        hybrid_rt_session_decode(session, layer, &q, k, v, sinks, &out));
+  }
+  Status append(int64_t layer, const hybrid_rt_tensor &k,
+                const hybrid_rt_tensor &v) {
+    return Status::fromCode(hybrid_rt_session_append(session, layer, &k, &v));
+  }
+
+private:
+  hybrid_rt_session *session = nullptr;
+};
+
 } // namespace hybrid::rt
 
 #endif // HYBRID_RT_RUNTIME_H

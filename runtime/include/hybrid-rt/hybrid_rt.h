@@ -81,6 +81,79 @@ hybrid_rt_status hybrid_rt_prefill(hybrid_rt_model *model, int64_t layer,
                                    const hybrid_rt_tensor *sinks,
                                    hybrid_rt_tensor *out);
 
+/*===----------------------------------------------------------------------===*
+ * Sessions: per-layer KV caches, prefill then decode
+ *===----------------------------------------------------------------------===*/
+
+/* A batch of sequences that advance together, with every attention layer's
+ * cache allocated by the policy the schedule planned:
+ *   full    max_seq tokens;
+ *   ring    sliding window W: the last W-1 tokens plus the current ones
+ *           (W + max_step_tokens - 1 rows), whatever the context length;
+ *   chunk   chunk C: the current chunk (C + max_step_tokens - 1 rows);
+ *   shared  no storage: the layer reads its source layer's cache;
+ * and K=V layers store one tensor serving as keys and values. Caches hold
+ * f32 (the CPU kernels' type). Each layer advances on its own: call every
+ * layer once per step, a shared layer after its source. */
+typedef struct hybrid_rt_session hybrid_rt_session;
+
+typedef struct hybrid_rt_session_options {
+  int64_t batch;           /* sequences */
+  int64_t max_seq;         /* tokens per sequence, prompt and generated */
+  int64_t max_step_tokens; /* most tokens one decode call brings; >= 1 */
+} hybrid_rt_session_options;
+
+typedef struct hybrid_rt_cache_info {
+  const char *policy;   /* full, ring, chunk, shared, none */
+  int64_t rows;         /* token rows per sequence (0: no storage) */
+  int64_t bytes;        /* for the whole batch */
+  int64_t length;       /* tokens the layer has seen */
+  int64_t source_layer; /* shared: whose cache it reads; else -1 */
+  int32_t k_eq_v;       /* one tensor for keys and values */
+} hybrid_rt_cache_info;
+
+hybrid_rt_status hybrid_rt_session_create(hybrid_rt_model *model,
+                                          const hybrid_rt_session_options *options,
+                                          hybrid_rt_session **session);
+void hybrid_rt_session_destroy(hybrid_rt_session *session);
+/* Empties every cache (allocations are kept). */
+void hybrid_rt_session_reset(hybrid_rt_session *session);
+hybrid_rt_status hybrid_rt_session_cache_info(const hybrid_rt_session *session,
+                                              int64_t layer,
+                                              hybrid_rt_cache_info *info);
+/* Bytes of every layer's cache together. */
+int64_t hybrid_rt_session_cache_bytes(const hybrid_rt_session *session);
+
+/* Prompt of S tokens into an empty layer: as hybrid_rt_prefill, and the
+ * layer's cache keeps what its policy holds. A shared layer takes its
+ * source's k and v (and stores nothing); its source goes first. */
+hybrid_rt_status hybrid_rt_session_prefill(hybrid_rt_session *session,
+                                           int64_t layer,
+                                           const hybrid_rt_tensor *q,
+                                           const hybrid_rt_tensor *k,
+                                           const hybrid_rt_tensor *v,
+                                           const hybrid_rt_tensor *sinks,
+                                           hybrid_rt_tensor *out);
+
+/* T new tokens per sequence (1 <= T <= max_step_tokens): q [B, T, Hq, D],
+ * k [B, T, Hkv, D], v [B, T, Hkv, Dv] at positions length..length+T-1 are
+ * appended to the cache and attend to it; out [B, T, Hq, Dv]. Shared
+ * layers pass k = v = NULL and run after their source's step. */
+hybrid_rt_status hybrid_rt_session_decode(hybrid_rt_session *session,
+                                          int64_t layer,
+                                          const hybrid_rt_tensor *q,
+                                          const hybrid_rt_tensor *k,
+                                          const hybrid_rt_tensor *v,
+                                          const hybrid_rt_tensor *sinks,
+                                          hybrid_rt_tensor *out);
+
+/* Appends T tokens' k [B, T, Hkv, D] and v [B, T, Hkv, Dv] to a layer's
+ * cache without attending, e.g. to restore a saved prompt cache. */
+hybrid_rt_status hybrid_rt_session_append(hybrid_rt_session *session,
+                                          int64_t layer,
+                                          const hybrid_rt_tensor *k,
+                                          const hybrid_rt_tensor *v);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,102 @@
+//===- Model.cpp - Layer checks and the kernel calls sessions share -------===//
+
+#include "Model.h"
+
+using namespace hybrid::rt;
+
+hybrid_rt_status hybrid::rt::getRunnableLayer(const hybrid_rt_model &model,
+                                              int64_t layer,
+                                              const std::string &where,
+                                              const LayerSpec *&spec) {
+  if (layer < 0 || layer >= int64_t(model.manifest.layers.size()))
+    return fail(HYBRID_RT_INVALID_ARGUMENT,
+                where + " is out of range [0, " +
+                    std::to_string(model.manifest.layers.size()) + ")");
+  spec = &model.manifest.layers[layer];
+  if (!spec->hasKernel())
+    return fail(HYBRID_RT_UNSUPPORTED, where + " is a '" + spec->kind +
+                                           "' layer, which has no kernel in "
+                                           "this runtime");
+  return HYBRID_RT_OK;
+}
+
+std::string hybrid::rt::checkLayerOperands(
+    const LayerSpec &l, int64_t batch, int64_t seq, const hybrid_rt_tensor *q,
+    const hybrid_rt_tensor *k, const hybrid_rt_tensor *v,
+    const hybrid_rt_tensor *sinks, const hybrid_rt_tensor *out,
+    bool withKeys) {
+  std::string error = checkOperand("q", q, {batch, seq, l.numHeads, l.headDim},
+                                   "[batch, seq, heads, head_dim]");
+  if (error.empty() && withKeys)
+    error = checkOperand("k", k, {batch, seq, l.numKvHeads, l.headDim},
+                         "[batch, seq, kv_heads, head_dim]");
+  if (error.empty() && withKeys)
+    error = checkOperand("v", v, {batch, seq, l.numKvHeads, l.vHeadDim},
+                         "[batch, seq, kv_heads, v_head_dim]");
+  if (error.empty() && !withKeys && (k || v))
+    error = "k and v must be null: the layer reads layer " +
+            std::to_string(l.sourceLayer) + "'s cache";
+  if (error.empty())
+    error = checkOperand("out", out, {batch, seq, l.numHeads, l.vHeadDim},
+                         "[batch, seq, heads, v_head_dim]");
+  if (error.empty() && l.sinks)
+    error = checkOperand("sinks", sinks, {l.numHeads}, "[heads]");
+  if (error.empty() && !l.sinks && sinks)
+    error = "sinks given, but the layer has no sinks";
+  return error;
+}
+
+void hybrid::rt::prepareRows(hybrid_rt_model &model, PrepareFn prepare,
+                             const float *in, float *out, const Shape &shape,
+                             int64_t firstPosition) {
+  ThreadPool &pool = *model.pool;
+  int64_t rows = shape[0] * shape[1];
+  // Enough rows per chunk to amortise the claim, small enough to balance.
+  int64_t grain = std::max<int64_t>(1, rows / (8 * pool.size()));
+  Tensor4 input = makeTensor4(in, shape.data());
+  Tensor4 output = makeTensor4(out, shape.data());
+  pool.parallelFor(rows, grain, [&](int64_t begin, int64_t end) {
+    Tensor4 i = input, o = output;
+    prepare(&i, &o, firstPosition, begin, end);
+  });
+}
+
+const float *hybrid::rt::runPrefill(hybrid_rt_model &model, const LayerSpec &l,
+                                    const Shape &qShape, const float *q,
+                                    const Shape &kShape, const float *k,
+                                    const Shape &vShape, const float *v,
+                                    const float *sinks, float *out) {
+  const KernelSpec &spec = model.manifest.kernels.at(l.kernel);
+  const KernelEntryPoints &fn = model.kernels.get(l.kernel);
+  int64_t batch = qShape[0], seq = qShape[1];
+  model.preparedQ.resize(batch * seq * l.numHeads * l.headDim);
+  prepareRows(model, fn.prepareQ, q, model.preparedQ.data(), qShape,
+              /*firstPosition=*/0);
+  const float *keys = k;
+  if (fn.prepareK) {
+    model.preparedK.resize(batch * kShape[1] * l.numKvHeads * l.headDim);
+    prepareRows(model, fn.prepareK, k, model.preparedK.data(), kShape, 0);
+    keys = model.preparedK.data();
+  }
+  Shape oShape = {batch, seq, l.numHeads, l.vHeadDim};
+  Tensor4 qa = makeTensor4(model.preparedQ.data(), qShape.data());
+  Tensor4 ka = makeTensor4(keys, kShape.data());
+  Tensor4 va = makeTensor4(v, vShape.data());
+  Tensor4 oa = makeTensor4(out, oShape.data());
+  Tensor1 sa{};
+  if (sinks) {
+    auto *s = const_cast<float *>(sinks);
+    sa = {s, s, 0, {l.numHeads}, {1}};
+  }
+  int64_t items = batch * l.numKvHeads * ((seq + spec.qTile - 1) / spec.qTile);
+  model.pool->parallelFor(items, 1, [&](int64_t begin, int64_t end) {
+    Tensor4 qc = qa, kc = ka, vc = va, oc = oa;
+    if (fn.attentionWithSinks) {
+      Tensor1 sc = sa;
+      fn.attentionWithSinks(&qc, &kc, &vc, &sc, &oc, begin, end);
+    } else {
+      fn.attention(&qc, &kc, &vc, &oc, begin, end);
+    }
+  });
+  return keys;
+}

@@ -1,0 +1,68 @@
+//===- Model.h - What an open model holds, and the calls sessions share -*- C++ -*-===//
+
+#ifndef HYBRID_RT_LIB_MODEL_H
+#define HYBRID_RT_LIB_MODEL_H
+
+#include "KernelLibrary.h"
+#include "ThreadPool.h"
+#include "hybrid-rt/Manifest.h"
+#include "hybrid-rt/hybrid_rt.h"
+
+#include <array>
+#include <memory>
+#include <string>
+#include <vector>
+
+struct hybrid_rt_model {
+  hybrid::rt::Manifest manifest;
+  hybrid::rt::KernelLibrary kernels;
+  std::unique_ptr<hybrid::rt::ThreadPool> pool;
+  // Scratch of the current call: prepared (rotated, scaled) queries and
+  // keys, and decode's split partial results.
+  std::vector<float> preparedQ, preparedK, partialOut, partialMax, partialSum;
+};
+
+namespace hybrid::rt {
+
+using Shape = std::array<int64_t, 4>;
+
+/// Records `message` as the calling thread's last error.
+hybrid_rt_status fail(hybrid_rt_status status, std::string message);
+
+/// "" if `t` is a dense f32 tensor of shape `expected`, else why not.
+std::string checkOperand(const char *name, const hybrid_rt_tensor *t,
+                         const std::vector<int64_t> &expected,
+                         const char *layout);
+
+/// Sets `spec` to layer `layer` if it has a kernel, else records why not.
+hybrid_rt_status getRunnableLayer(const hybrid_rt_model &model, int64_t layer,
+                                  const std::string &where,
+                                  const LayerSpec *&spec);
+
+/// "" if q [B, S, Hq, D], k [B, S, Hkv, D], v [B, S, Hkv, Dv], out
+/// [B, S, Hq, Dv] and sinks [Hq] (exactly when the layer has sinks) fit
+/// the layer, else the first mismatch. With `withKeys` false, k and v must
+/// be null (shared-cache layers).
+std::string checkLayerOperands(const LayerSpec &layer, int64_t batch,
+                               int64_t seq, const hybrid_rt_tensor *q,
+                               const hybrid_rt_tensor *k,
+                               const hybrid_rt_tensor *v,
+                               const hybrid_rt_tensor *sinks,
+                               const hybrid_rt_tensor *out, bool withKeys);
+
+/// Runs `prepare` on every [B, S] row of `in` (positions firstPosition...)
+/// into `out`, on the model's threads.
+void prepareRows(hybrid_rt_model &model, PrepareFn prepare, const float *in,
+                 float *out, const Shape &shape, int64_t firstPosition);
+
+/// Prefill attention of `layer` on [B, S] rows: prepares q (and k when the
+/// layer rotates) and runs the flash kernel. Returns the keys the kernel
+/// read (prepared, or `k` itself).
+const float *runPrefill(hybrid_rt_model &model, const LayerSpec &layer,
+                        const Shape &qShape, const float *q, const Shape &kShape,
+                        const float *k, const Shape &vShape, const float *v,
+                        const float *sinks, float *out);
+
+} // namespace hybrid::rt
+
+#endif // HYBRID_RT_LIB_MODEL_H

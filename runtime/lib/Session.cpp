@@ -1,0 +1,390 @@
+//===- Session.cpp - Per-layer KV caches: prefill, decode, append ---------===//
+//
+// Every layer's cache is a [B, rows, Hkv, D] tensor of prepared (rotated)
+// keys and a [B, rows, Hkv, Dv] tensor of values; the token at position p
+// lives in row p % rows, so full caches (rows = max_seq) never wrap and ring
+// and chunk caches reuse their rows. K=V layers keep the raw keys only and
+// rotate them for each step. The attention itself is the compiler's decode
+// kernel (split over the key range, merged by its combine kernel).
+//
+//===----------------------------------------------------------------------===//
+
+#include "Model.h"
+
+#include <algorithm>
+#include <cstring>
+
+using namespace hybrid::rt;
+
+namespace {
+struct LayerCache {
+  std::string policy;
+  int64_t rows = 0;   // 0: no storage (shared, or not an attention layer)
+  int64_t length = 0; // tokens seen
+  bool kEqV = false;
+  std::vector<float> keys, values;
+};
+} // namespace
+
+struct hybrid_rt_session {
+  hybrid_rt_model *model;
+  int64_t batch, maxSeq, maxStep;
+  std::vector<LayerCache> caches;
+  // Scratch: keys of the current step, and K=V keys rotated for a step.
+  std::vector<float> newKeys, rotatedKeys;
+};
+
+namespace {
+int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+/// Rows a layer's cache needs for its policy.
+int64_t cacheRows(const LayerSpec &l, int64_t maxSeq, int64_t maxStep) {
+  if (l.cachePolicy == "ring")
+    return std::min(maxSeq, l.window + maxStep - 1);
+  if (l.cachePolicy == "chunk")
+    return std::min(maxSeq, l.chunk + maxStep - 1);
+  if (l.cachePolicy == "shared" || l.cachePolicy == "none")
+    return 0;
+  return maxSeq;
+}
+
+/// Copies positions [first, first + count) of `src` [B, count, H, width]
+/// into the rows of `cache` [B, rows, H, width] that hold them; positions
+/// older than the cache's reach are skipped.
+void storeRows(std::vector<float> &cache, int64_t rows, const float *src,
+               int64_t batch, int64_t first, int64_t count, int64_t rowWidth) {
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t t = std::max<int64_t>(0, count - rows); t < count; ++t)
+      std::memcpy(&cache[(b * rows + (first + t) % rows) * rowWidth],
+                  &src[(b * count + t) * rowWidth], rowWidth * sizeof(float));
+}
+
+const float *data(const hybrid_rt_tensor *t) {
+  return t ? static_cast<const float *>(t->data) : nullptr;
+}
+
+std::string layerWhere(const char *call, int64_t layer) {
+  return std::string(call) + ": layer " + std::to_string(layer);
+}
+
+/// Appends `count` tokens of k (and v) at the layer's current length.
+void appendTokens(hybrid_rt_session &s, const LayerSpec &l, LayerCache &c,
+                  const float *k, const float *v, int64_t count) {
+  hybrid_rt_model &model = *s.model;
+  const KernelEntryPoints &fn = model.kernels.get(l.kernel);
+  int64_t keyWidth = l.numKvHeads * l.headDim;
+  const float *keys = k;
+  if (fn.prepareK && !c.kEqV) {
+    s.newKeys.resize(s.batch * count * keyWidth);
+    prepareRows(model, fn.prepareK, k, s.newKeys.data(),
+                {s.batch, count, l.numKvHeads, l.headDim}, c.length);
+    keys = s.newKeys.data();
+  }
+  storeRows(c.keys, c.rows, keys, s.batch, c.length, count, keyWidth);
+  if (!c.kEqV)
+    storeRows(c.values, c.rows, v, s.batch, c.length, count,
+              l.numKvHeads * l.vHeadDim);
+}
+} // namespace
+
+extern "C" {
+
+hybrid_rt_status hybrid_rt_session_create(
+    hybrid_rt_model *model, const hybrid_rt_session_options *options,
+    hybrid_rt_session **session) {
+  if (!model || !options || !session)
+    return fail(HYBRID_RT_INVALID_ARGUMENT,
+                "hybrid_rt_session_create: null argument");
+  *session = nullptr;
+  const hybrid_rt_session_options &o = *options;
+  if (o.batch <= 0 || o.max_seq <= 0 || o.max_step_tokens <= 0)
+    return fail(HYBRID_RT_INVALID_ARGUMENT,
+                "hybrid_rt_session_create: batch (" + std::to_string(o.batch) +
+                    "), max_seq (" + std::to_string(o.max_seq) +
+                    ") and max_step_tokens (" +
+                    std::to_string(o.max_step_tokens) +
+                    ") must be positive");
+  auto s = std::make_unique<hybrid_rt_session>();
+  s->model = model;
+  s->batch = o.batch;
+  s->maxSeq = o.max_seq;
+  s->maxStep = std::min(o.max_step_tokens, o.max_seq);
+  for (const LayerSpec &l : model->manifest.layers) {
+    LayerCache c;
+    c.policy = l.hasKernel() ? (l.cachePolicy.empty() ? "full" : l.cachePolicy)
+                             : "none";
+    c.kEqV = l.kEqV;
+    if (l.hasKernel()) {
+      c.rows = cacheRows(l, s->maxSeq, s->maxStep);
+      bool rotates = !model->manifest.kernels.at(l.kernel).prepareK.empty();
+      if (c.kEqV && rotates && c.rows > 0 && c.rows < s->maxSeq)
+        return fail(HYBRID_RT_UNSUPPORTED,
+                    "hybrid_rt_session_create: layer " +
+                        std::to_string(l.index) +
+                        ": K=V with a rotary encoding needs a full cache "
+                        "(its policy is " +
+                        c.policy + ")");
+      c.keys.assign(s->batch * c.rows * l.numKvHeads * l.headDim, 0.f);
+      if (!c.kEqV)
+        c.values.assign(s->batch * c.rows * l.numKvHeads * l.vHeadDim, 0.f);
+    }
+    s->caches.push_back(std::move(c));
+  }
+  *session = s.release();
+  return HYBRID_RT_OK;
+}
+
+void hybrid_rt_session_destroy(hybrid_rt_session *session) { delete session; }
+
+void hybrid_rt_session_reset(hybrid_rt_session *session) {
+  if (session)
+    for (LayerCache &c : session->caches)
+      c.length = 0;
+}
+
+hybrid_rt_status hybrid_rt_session_cache_info(const hybrid_rt_session *s,
+                                              int64_t layer,
+                                              hybrid_rt_cache_info *info) {
+  if (!s || !info)
+    return fail(HYBRID_RT_INVALID_ARGUMENT,
+                "hybrid_rt_session_cache_info: null argument");
+  if (layer < 0 || layer >= int64_t(s->caches.size()))
+    return fail(HYBRID_RT_INVALID_ARGUMENT,
+                layerWhere("hybrid_rt_session_cache_info", layer) +
+                    " is out of range [0, " +
+                    std::to_string(s->caches.size()) + ")");
+  const LayerCache &c = s->caches[layer];
+  *info = {c.policy.c_str(),
+           c.rows,
+           int64_t((c.keys.size() + c.values.size()) * sizeof(float)),
+           c.length,
+           s->model->manifest.layers[layer].sourceLayer,
+           c.kEqV};
+  return HYBRID_RT_OK;
+}
+
+int64_t hybrid_rt_session_cache_bytes(const hybrid_rt_session *s) {
+  int64_t total = 0;
+  if (s)
+    for (const LayerCache &c : s->caches)
+      total += int64_t((c.keys.size() + c.values.size()) * sizeof(float));
+  return total;
+}
+
+hybrid_rt_status hybrid_rt_session_prefill(hybrid_rt_session *s,
+                                           int64_t layer,
+                                           const hybrid_rt_tensor *q,
+                                           const hybrid_rt_tensor *k,
+                                           const hybrid_rt_tensor *v,
+                                           const hybrid_rt_tensor *sinks,
+                                           hybrid_rt_tensor *out) {
+  if (!s)
+    return fail(HYBRID_RT_INVALID_ARGUMENT,
+                "hybrid_rt_session_prefill: null session");
+  std::string where = layerWhere("hybrid_rt_session_prefill", layer);
+  const LayerSpec *spec = nullptr;
+  if (hybrid_rt_status status =
+          getRunnableLayer(*s->model, layer, where, spec))
+    return status;
+  const LayerSpec &l = *spec;
+  LayerCache &c = s->caches[layer];
+  int64_t seq = q && q->rank == 4 ? q->shape[1] : 0;
+  if (std::string error = checkLayerOperands(l, s->batch, seq, q, k, v, sinks,
+                                             out, /*withKeys=*/true);
+      !error.empty())
+    return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
+  if (seq <= 0)
+    return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": an empty prompt");
+  if (c.length != 0)
+    return fail(HYBRID_RT_INVALID_ARGUMENT,
+                where + " already holds " + std::to_string(c.length) +
+                    " tokens: extend it with hybrid_rt_session_decode");
+  if (seq > s->maxSeq)
+    return fail(HYBRID_RT_INVALID_ARGUMENT,
+                where + ": " + std::to_string(seq) +
+                    " tokens exceed the session's max_seq " +
+                    std::to_string(s->maxSeq));
+  if (c.policy == "shared" && s->caches[l.sourceLayer].length != seq)
+    return fail(HYBRID_RT_INVALID_ARGUMENT,
+                where + " reads layer " + std::to_string(l.sourceLayer) +
+                    "'s cache, which holds " +
+                    std::to_string(s->caches[l.sourceLayer].length) +
+                    " tokens, not " + std::to_string(seq) +
+                    ": prefill the source first");
+  const float *keys = runPrefill(
+      *s->model, l, {s->batch, seq, l.numHeads, l.headDim}, data(q),
+      {s->batch, seq, l.numKvHeads, l.headDim}, data(k),
+      {s->batch, seq, l.numKvHeads, l.vHeadDim}, data(v), data(sinks),
+      static_cast<float *>(out->data));
+  if (c.rows > 0) {
+    storeRows(c.keys, c.rows, c.kEqV ? data(k) : keys, s->batch, 0, seq,
+              l.numKvHeads * l.headDim);
+    if (!c.kEqV)
+      storeRows(c.values, c.rows, data(v), s->batch, 0, seq,
+                l.numKvHeads * l.vHeadDim);
+  }
+  c.length = seq;
+  return HYBRID_RT_OK;
+}
+
+hybrid_rt_status hybrid_rt_session_append(hybrid_rt_session *s, int64_t layer,
+                                          const hybrid_rt_tensor *k,
+                                          const hybrid_rt_tensor *v) {
+  if (!s)
+    return fail(HYBRID_RT_INVALID_ARGUMENT,
+                "hybrid_rt_session_append: null session");
+  std::string where = layerWhere("hybrid_rt_session_append", layer);
+  const LayerSpec *spec = nullptr;
+  if (hybrid_rt_status status =
+          getRunnableLayer(*s->model, layer, where, spec))
+    return status;
+  const LayerSpec &l = *spec;
+  LayerCache &c = s->caches[layer];
+  if (c.rows == 0)
+    return fail(HYBRID_RT_INVALID_ARGUMENT,
+                where + " has no cache of its own (policy " + c.policy + ")");
+  int64_t count = k && k->rank == 4 ? k->shape[1] : 0;
+  std::string error =
+      checkOperand("k", k, {s->batch, count, l.numKvHeads, l.headDim},
+                   "[batch, seq, kv_heads, head_dim]");
+  if (error.empty())
+    error = checkOperand("v", v, {s->batch, count, l.numKvHeads, l.vHeadDim},
+                         "[batch, seq, kv_heads, v_head_dim]");
+  if (!error.empty())
+    return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
+  if (c.length + count > s->maxSeq)
+    return fail(HYBRID_RT_INVALID_ARGUMENT,
+                where + ": " + std::to_string(c.length) + " + " +
+                    std::to_string(count) +
+                    " tokens exceed the session's max_seq " +
+                    std::to_string(s->maxSeq));
+  appendTokens(*s, l, c, data(k), data(v), count);
+  c.length += count;
+  return HYBRID_RT_OK;
+}
+
+hybrid_rt_status hybrid_rt_session_decode(hybrid_rt_session *s, int64_t layer,
+                                          const hybrid_rt_tensor *q,
+                                          const hybrid_rt_tensor *k,
+                                          const hybrid_rt_tensor *v,
+                                          const hybrid_rt_tensor *sinks,
+                                          hybrid_rt_tensor *out) {
+  if (!s)
+    return fail(HYBRID_RT_INVALID_ARGUMENT,
+                "hybrid_rt_session_decode: null session");
+  std::string where = layerWhere("hybrid_rt_session_decode", layer);
+  const LayerSpec *spec = nullptr;
+  if (hybrid_rt_status status =
+          getRunnableLayer(*s->model, layer, where, spec))
+    return status;
+  const LayerSpec &l = *spec;
+  hybrid_rt_model &model = *s->model;
+  const KernelSpec &kernel = model.manifest.kernels.at(l.kernel);
+  const KernelEntryPoints &fn = model.kernels.get(l.kernel);
+  if (kernel.decode.empty())
+    return fail(HYBRID_RT_UNSUPPORTED,
+                where + " is bidirectional: it has no decode");
+  LayerCache &c = s->caches[layer];
+  bool shared = c.policy == "shared";
+  int64_t steps = q && q->rank == 4 ? q->shape[1] : 0;
+  if (std::string error = checkLayerOperands(l, s->batch, steps, q, k, v,
+                                             sinks, out, !shared);
+      !error.empty())
+    return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
+  if (steps < 1 || steps > s->maxStep)
+    return fail(HYBRID_RT_INVALID_ARGUMENT,
+                where + ": a step of " + std::to_string(steps) +
+                    " tokens, the session takes 1 to " +
+                    std::to_string(s->maxStep));
+  int64_t position = c.length;
+  if (position + steps > s->maxSeq)
+    return fail(HYBRID_RT_INVALID_ARGUMENT,
+                where + ": " + std::to_string(position) + " + " +
+                    std::to_string(steps) +
+                    " tokens exceed the session's max_seq " +
+                    std::to_string(s->maxSeq));
+  LayerCache *owner = &c;
+  if (shared) {
+    owner = &s->caches[l.sourceLayer];
+    if (owner->length != position + steps)
+      return fail(HYBRID_RT_INVALID_ARGUMENT,
+                  where + " reads layer " + std::to_string(l.sourceLayer) +
+                      "'s cache, which holds " +
+                      std::to_string(owner->length) + " tokens, not " +
+                      std::to_string(position + steps) +
+                      ": run the source layer's step first");
+  } else {
+    appendTokens(*s, l, c, data(k), data(v), steps);
+  }
+
+  // Queries at their positions; keys and values from the owning cache.
+  Shape qShape = {s->batch, steps, l.numHeads, l.headDim};
+  model.preparedQ.resize(s->batch * steps * l.numHeads * l.headDim);
+  prepareRows(model, fn.prepareQ, data(q), model.preparedQ.data(), qShape,
+              position);
+  const float *keys = owner->keys.data();
+  const float *values = owner->kEqV ? owner->keys.data() : owner->values.data();
+  int64_t rows = owner->rows, total = position + steps;
+  if (owner->kEqV && fn.prepareK) {
+    // One stored tensor: rotate the keys a step reads (a full cache).
+    int64_t width = l.numKvHeads * l.headDim;
+    s->rotatedKeys.resize(s->batch * rows * width);
+    for (int64_t b = 0; b < s->batch; ++b)
+      prepareRows(model, fn.prepareK, keys + b * rows * width,
+                  s->rotatedKeys.data() + b * rows * width,
+                  {1, total, l.numKvHeads, l.headDim}, 0);
+    keys = s->rotatedKeys.data();
+  }
+
+  // Split the key range so that every thread has work at batch 1.
+  int64_t first = 0;
+  if (l.window)
+    first = std::max<int64_t>(0, position - l.window + 1);
+  if (l.chunk)
+    first = position / l.chunk * l.chunk;
+  int64_t items = s->batch * l.numKvHeads * ceilDiv(steps, kernel.decodeQTile);
+  int64_t splits = std::max<int64_t>(
+      1, std::min(ceilDiv(total - first, 4 * kernel.kTile),
+                  ceilDiv(4 * model.pool->size(), items)));
+  int64_t partial = splits * s->batch * steps * l.numHeads;
+  model.partialOut.resize(partial * l.vHeadDim);
+  model.partialMax.resize(partial);
+  model.partialSum.resize(partial);
+
+  Shape kShape = {s->batch, rows, l.numKvHeads, l.headDim};
+  Shape vShape = {s->batch, rows, l.numKvHeads, l.vHeadDim};
+  int64_t oShape[5] = {splits, s->batch, steps, l.numHeads, l.vHeadDim};
+  Tensor4 qa = makeTensor4(model.preparedQ.data(), qShape.data());
+  Tensor4 ka = makeTensor4(keys, kShape.data());
+  Tensor4 va = makeTensor4(values, vShape.data());
+  Tensor5 po = makeTensor<5>(model.partialOut.data(), oShape);
+  Tensor4 pm = makeTensor4(model.partialMax.data(), oShape);
+  Tensor4 ps = makeTensor4(model.partialSum.data(), oShape);
+  Tensor1 sa{};
+  if (sinks) {
+    auto *p = static_cast<float *>(sinks->data);
+    sa = {p, p, 0, {l.numHeads}, {1}};
+  }
+  model.pool->parallelFor(items * splits, 1, [&](int64_t begin, int64_t end) {
+    Tensor4 qc = qa, kc = ka, vc = va, mc = pm, sc = ps;
+    Tensor5 oc = po;
+    if (fn.decodeWithSinks) {
+      Tensor1 sk = sa;
+      fn.decodeWithSinks(&qc, &kc, &vc, &sk, &oc, &mc, &sc, position, splits,
+                         begin, end);
+    } else {
+      fn.decode(&qc, &kc, &vc, &oc, &mc, &sc, position, splits, begin, end);
+    }
+  });
+  Shape outShape = {s->batch, steps, l.numHeads, l.vHeadDim};
+  Tensor4 oa = makeTensor4(static_cast<float *>(out->data), outShape.data());
+  model.pool->parallelFor(s->batch * steps, 1, [&](int64_t begin, int64_t end) {
+    Tensor5 oc = po;
+    Tensor4 mc = pm, sc = ps, out = oa;
+    fn.combine(&oc, &mc, &sc, &out, begin, end);
+  });
+  c.length = total;
+  return HYBRID_RT_OK;
+}
+
+} // extern "C"
