@@ -2,8 +2,10 @@
  *
  * hybrid-rt-c-api-check DIR LAYER: opens DIR's artifacts and calls
  * hybrid_rt_prefill on LAYER (a layer without sinks) with correct and then
- * wrong operands, printing the status and message of each call. Written in
- * C so that the header stays C.
+ * wrong operands, printing the status and message of each call.
+ * hybrid-rt-c-api-check DIR LAYER SHARED: the session calls instead, on
+ * LAYER (causal, no sinks, with a cache) and SHARED (reading LAYER's cache).
+ * Written in C so that the header stays C.
  *
  *===----------------------------------------------------------------------===*/
 
@@ -17,9 +19,12 @@ static void report(const char *what, hybrid_rt_status status) {
          status == HYBRID_RT_OK ? "ok" : hybrid_rt_last_error());
 }
 
+static int checkSession(hybrid_rt_model *model, int64_t layer,
+                        int64_t shared);
+
 int main(int argc, char **argv) {
-  if (argc != 3) {
-    fprintf(stderr, "usage: %s DIR LAYER\n", argv[0]);
+  if (argc != 3 && argc != 4) {
+    fprintf(stderr, "usage: %s DIR LAYER [SHARED]\n", argv[0]);
     return 2;
   }
   hybrid_rt_model *model = NULL;
@@ -28,6 +33,11 @@ int main(int argc, char **argv) {
   if (status != HYBRID_RT_OK)
     return 1;
   int64_t layer = atoll(argv[2]);
+  if (argc == 4) {
+    int rc = checkSession(model, layer, atoll(argv[3]));
+    hybrid_rt_close(model);
+    return rc;
+  }
   hybrid_rt_layer_info info;
   report("info", hybrid_rt_layer_info_get(model, layer, &info));
   report("info out of range", hybrid_rt_layer_info_get(model, 1000, &info));
@@ -63,6 +73,67 @@ int main(int argc, char **argv) {
   report("layer", hybrid_rt_prefill(model, -1, &tq, &tk, &tv, NULL, &to));
 
   hybrid_rt_close(model);
+  free(q);
+  free(k);
+  free(v);
+  free(o);
+  return 0;
+}
+
+/* Prompt of 4, then steps: every misuse of a session is refused. */
+static int checkSession(hybrid_rt_model *model, int64_t layer,
+                        int64_t shared) {
+  hybrid_rt_layer_info info;
+  report("info", hybrid_rt_layer_info_get(model, layer, &info));
+  const int64_t b = 1, n = 4, hq = info.num_heads, hkv = info.num_kv_heads,
+                d = info.head_dim, dv = info.v_head_dim;
+  hybrid_rt_session *session = NULL;
+  hybrid_rt_session_options bad = {1, 0, 1};
+  report("create max_seq 0", hybrid_rt_session_create(model, &bad, &session));
+  hybrid_rt_session_options options = {b, 6, 2};
+  report("create", hybrid_rt_session_create(model, &options, &session));
+  float *q = calloc(b * n * hq * d, sizeof(float));
+  float *k = calloc(b * n * hkv * d, sizeof(float));
+  float *v = calloc(b * n * hkv * dv, sizeof(float));
+  float *o = calloc(b * n * hq * dv, sizeof(float));
+  hybrid_rt_tensor tq = {q, HYBRID_RT_F32, 4, {b, n, hq, d}};
+  hybrid_rt_tensor tk = {k, HYBRID_RT_F32, 4, {b, n, hkv, d}};
+  hybrid_rt_tensor tv = {v, HYBRID_RT_F32, 4, {b, n, hkv, dv}};
+  hybrid_rt_tensor to = {o, HYBRID_RT_F32, 4, {b, n, hq, dv}};
+  report("prefill before the source",
+         hybrid_rt_session_prefill(session, shared, &tq, &tk, &tv, NULL, &to));
+  report("prefill", hybrid_rt_session_prefill(session, layer, &tq, &tk, &tv,
+                                              NULL, &to));
+  report("prefill again", hybrid_rt_session_prefill(session, layer, &tq, &tk,
+                                                    &tv, NULL, &to));
+  report("prefill shared", hybrid_rt_session_prefill(session, shared, &tq, &tk,
+                                                     &tv, NULL, &to));
+  hybrid_rt_tensor sq = tq, sk = tk, sv = tv, so = to;
+  sq.shape[1] = sk.shape[1] = sv.shape[1] = so.shape[1] = 3;
+  report("step of 3", hybrid_rt_session_decode(session, layer, &sq, &sk, &sv,
+                                               NULL, &so));
+  sq.shape[1] = sk.shape[1] = sv.shape[1] = so.shape[1] = 2;
+  report("shared first", hybrid_rt_session_decode(session, shared, &sq, NULL,
+                                                  NULL, NULL, &so));
+  report("step", hybrid_rt_session_decode(session, layer, &sq, &sk, &sv, NULL,
+                                          &so));
+  report("shared with k", hybrid_rt_session_decode(session, shared, &sq, &sk,
+                                                   &sv, NULL, &so));
+  report("shared step", hybrid_rt_session_decode(session, shared, &sq, NULL,
+                                                 NULL, NULL, &so));
+  sq.shape[1] = sk.shape[1] = sv.shape[1] = so.shape[1] = 1;
+  report("past max_seq", hybrid_rt_session_decode(session, layer, &sq, &sk,
+                                                  &sv, NULL, &so));
+  report("append to shared", hybrid_rt_session_append(session, shared, &sk,
+                                                      &sv));
+  hybrid_rt_cache_info cache;
+  report("cache info", hybrid_rt_session_cache_info(session, layer, &cache));
+  printf("cache: %s, %lld rows, %lld tokens seen\n", cache.policy,
+         (long long)cache.rows, (long long)cache.length);
+  hybrid_rt_session_reset(session);
+  report("cache info", hybrid_rt_session_cache_info(session, layer, &cache));
+  printf("after reset: %lld tokens seen\n", (long long)cache.length);
+  hybrid_rt_session_destroy(session);
   free(q);
   free(k);
   free(v);

@@ -91,6 +91,14 @@ int main(int argc, char **argv) {
                 "' is not implemented yet (only cpu)");
   if (emit == Emit::Artifacts && outputDir.empty())
     return fail("--emit artifacts needs an output directory: -o DIR");
+  // The CPU runtime keeps its caches in f32, the kernels' type: plan those.
+  if (emit == Emit::Artifacts && target == "cpu") {
+    if (kvDtype.getNumOccurrences() && kvDtype != hybrid::StorageType::f32)
+      return fail("--kv-dtype " +
+                  hybrid::stringifyStorageType(kvDtype).str() +
+                  ": the CPU runtime stores caches in f32");
+    options.kvStorage = hybrid::StorageType::f32;
+  }
 
   hybrid::CompilerContext context;
   OwningOpRef<ModuleOp> module = context.load(inputPath);

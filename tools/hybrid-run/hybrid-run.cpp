@@ -193,6 +193,15 @@ int main(int argc, char **argv) {
         return 1;
     }
   }
+  // What the session allocated, per layer and in all, for the summary's
+  // plan to be compared with (test/Runtime/cache-plan.test).
+  for (const rt::LayerSpec &layer : manifest.layers) {
+    hybrid_rt_cache_info info;
+    if (!compiled.selected(layer.index) || !session.cacheInfo(layer.index, info))
+      continue;
+    outs() << "cache layer " << layer.index << ": " << info.policy << ", "
+           << info.rows << " rows, " << info.bytes << " bytes\n";
+  }
   outs() << "cache: " << session.cacheBytes() << " bytes (f32, batch " << batch
          << ", up to " << total << " tokens)\n";
   if (check) {
