@@ -23,8 +23,7 @@ hybrid_rt_status hybrid::rt::getRunnableLayer(const hybrid_rt_model &model,
 std::string hybrid::rt::checkLayerOperands(
     const LayerSpec &l, int64_t batch, int64_t seq, const hybrid_rt_tensor *q,
     const hybrid_rt_tensor *k, const hybrid_rt_tensor *v,
-    const hybrid_rt_tensor *sinks, const hybrid_rt_tensor *out,
-    bool withKeys) {
+    const hybrid_rt_tensor *sinks, const hybrid_rt_tensor *out, bool withKeys) {
   std::string error = checkOperand("q", q, {batch, seq, l.numHeads, l.headDim},
                                    "[batch, seq, heads, head_dim]");
   if (error.empty() && withKeys)

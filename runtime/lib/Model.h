@@ -1,4 +1,5 @@
-//===- Model.h - What an open model holds, and the calls sessions share -*- C++ -*-===//
+//===- Model.h - What an open model holds, and the calls sessions share -*- C++
+//-*-===//
 
 #ifndef HYBRID_RT_LIB_MODEL_H
 #define HYBRID_RT_LIB_MODEL_H
@@ -59,9 +60,10 @@ void prepareRows(hybrid_rt_model &model, PrepareFn prepare, const float *in,
 /// layer rotates) and runs the flash kernel. Returns the keys the kernel
 /// read (prepared, or `k` itself).
 const float *runPrefill(hybrid_rt_model &model, const LayerSpec &layer,
-                        const Shape &qShape, const float *q, const Shape &kShape,
-                        const float *k, const Shape &vShape, const float *v,
-                        const float *sinks, float *out);
+                        const Shape &qShape, const float *q,
+                        const Shape &kShape, const float *k,
+                        const Shape &vShape, const float *v, const float *sinks,
+                        float *out);
 
 } // namespace hybrid::rt
 

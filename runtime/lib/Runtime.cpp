@@ -132,22 +132,22 @@ hybrid_rt_status hybrid_rt_prefill(hybrid_rt_model *model, int64_t layer,
                         "tensor");
   int64_t batch = q->shape[0], seq = q->shape[1];
   if (batch <= 0 || seq <= 0)
-    return fail(HYBRID_RT_INVALID_ARGUMENT,
-                where + ": q has shape [" + std::to_string(batch) + ", " +
-                    std::to_string(seq) + ", ...], batch and seq must be "
-                    "positive");
+    return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": q has shape [" +
+                                                std::to_string(batch) + ", " +
+                                                std::to_string(seq) +
+                                                ", ...], batch and seq must be "
+                                                "positive");
   if (std::string error =
           checkLayerOperands(l, batch, seq, q, k, v, sinks, out, true);
       !error.empty())
     return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
-  runPrefill(*model, l, {batch, seq, l.numHeads, l.headDim},
-             static_cast<float *>(q->data),
-             {batch, seq, l.numKvHeads, l.headDim},
-             static_cast<float *>(k->data),
-             {batch, seq, l.numKvHeads, l.vHeadDim},
-             static_cast<float *>(v->data),
-             sinks ? static_cast<float *>(sinks->data) : nullptr,
-             static_cast<float *>(out->data));
+  runPrefill(
+      *model, l, {batch, seq, l.numHeads, l.headDim},
+      static_cast<float *>(q->data), {batch, seq, l.numKvHeads, l.headDim},
+      static_cast<float *>(k->data), {batch, seq, l.numKvHeads, l.vHeadDim},
+      static_cast<float *>(v->data),
+      sinks ? static_cast<float *>(sinks->data) : nullptr,
+      static_cast<float *>(out->data));
   return HYBRID_RT_OK;
 }
 

@@ -89,9 +89,10 @@ void appendTokens(hybrid_rt_session &s, const LayerSpec &l, LayerCache &c,
 
 extern "C" {
 
-hybrid_rt_status hybrid_rt_session_create(
-    hybrid_rt_model *model, const hybrid_rt_session_options *options,
-    hybrid_rt_session **session) {
+hybrid_rt_status
+hybrid_rt_session_create(hybrid_rt_model *model,
+                         const hybrid_rt_session_options *options,
+                         hybrid_rt_session **session) {
   if (!model || !options || !session)
     return fail(HYBRID_RT_INVALID_ARGUMENT,
                 "hybrid_rt_session_create: null argument");
@@ -102,8 +103,7 @@ hybrid_rt_status hybrid_rt_session_create(
                 "hybrid_rt_session_create: batch (" + std::to_string(o.batch) +
                     "), max_seq (" + std::to_string(o.max_seq) +
                     ") and max_step_tokens (" +
-                    std::to_string(o.max_step_tokens) +
-                    ") must be positive");
+                    std::to_string(o.max_step_tokens) + ") must be positive");
   auto s = std::make_unique<hybrid_rt_session>();
   s->model = model;
   s->batch = o.batch;
@@ -151,8 +151,8 @@ hybrid_rt_status hybrid_rt_session_cache_info(const hybrid_rt_session *s,
   if (layer < 0 || layer >= int64_t(s->caches.size()))
     return fail(HYBRID_RT_INVALID_ARGUMENT,
                 layerWhere("hybrid_rt_session_cache_info", layer) +
-                    " is out of range [0, " +
-                    std::to_string(s->caches.size()) + ")");
+                    " is out of range [0, " + std::to_string(s->caches.size()) +
+                    ")");
   const LayerCache &c = s->caches[layer];
   *info = {c.policy.c_str(),
            c.rows,
@@ -171,8 +171,7 @@ int64_t hybrid_rt_session_cache_bytes(const hybrid_rt_session *s) {
   return total;
 }
 
-hybrid_rt_status hybrid_rt_session_prefill(hybrid_rt_session *s,
-                                           int64_t layer,
+hybrid_rt_status hybrid_rt_session_prefill(hybrid_rt_session *s, int64_t layer,
                                            const hybrid_rt_tensor *q,
                                            const hybrid_rt_tensor *k,
                                            const hybrid_rt_tensor *v,
@@ -183,8 +182,7 @@ hybrid_rt_status hybrid_rt_session_prefill(hybrid_rt_session *s,
                 "hybrid_rt_session_prefill: null session");
   std::string where = layerWhere("hybrid_rt_session_prefill", layer);
   const LayerSpec *spec = nullptr;
-  if (hybrid_rt_status status =
-          getRunnableLayer(*s->model, layer, where, spec))
+  if (hybrid_rt_status status = getRunnableLayer(*s->model, layer, where, spec))
     return status;
   const LayerSpec &l = *spec;
   LayerCache &c = s->caches[layer];
@@ -211,11 +209,11 @@ hybrid_rt_status hybrid_rt_session_prefill(hybrid_rt_session *s,
                     std::to_string(s->caches[l.sourceLayer].length) +
                     " tokens, not " + std::to_string(seq) +
                     ": prefill the source first");
-  const float *keys = runPrefill(
-      *s->model, l, {s->batch, seq, l.numHeads, l.headDim}, data(q),
-      {s->batch, seq, l.numKvHeads, l.headDim}, data(k),
-      {s->batch, seq, l.numKvHeads, l.vHeadDim}, data(v), data(sinks),
-      static_cast<float *>(out->data));
+  const float *keys =
+      runPrefill(*s->model, l, {s->batch, seq, l.numHeads, l.headDim}, data(q),
+                 {s->batch, seq, l.numKvHeads, l.headDim}, data(k),
+                 {s->batch, seq, l.numKvHeads, l.vHeadDim}, data(v),
+                 data(sinks), static_cast<float *>(out->data));
   if (c.rows > 0) {
     storeRows(c.keys, c.rows, c.kEqV ? data(k) : keys, s->batch, 0, seq,
               l.numKvHeads * l.headDim);
@@ -235,8 +233,7 @@ hybrid_rt_status hybrid_rt_session_append(hybrid_rt_session *s, int64_t layer,
                 "hybrid_rt_session_append: null session");
   std::string where = layerWhere("hybrid_rt_session_append", layer);
   const LayerSpec *spec = nullptr;
-  if (hybrid_rt_status status =
-          getRunnableLayer(*s->model, layer, where, spec))
+  if (hybrid_rt_status status = getRunnableLayer(*s->model, layer, where, spec))
     return status;
   const LayerSpec &l = *spec;
   LayerCache &c = s->caches[layer];
@@ -274,8 +271,7 @@ hybrid_rt_status hybrid_rt_session_decode(hybrid_rt_session *s, int64_t layer,
                 "hybrid_rt_session_decode: null session");
   std::string where = layerWhere("hybrid_rt_session_decode", layer);
   const LayerSpec *spec = nullptr;
-  if (hybrid_rt_status status =
-          getRunnableLayer(*s->model, layer, where, spec))
+  if (hybrid_rt_status status = getRunnableLayer(*s->model, layer, where, spec))
     return status;
   const LayerSpec &l = *spec;
   hybrid_rt_model &model = *s->model;
@@ -287,8 +283,8 @@ hybrid_rt_status hybrid_rt_session_decode(hybrid_rt_session *s, int64_t layer,
   LayerCache &c = s->caches[layer];
   bool shared = c.policy == "shared";
   int64_t steps = q && q->rank == 4 ? q->shape[1] : 0;
-  if (std::string error = checkLayerOperands(l, s->batch, steps, q, k, v,
-                                             sinks, out, !shared);
+  if (std::string error =
+          checkLayerOperands(l, s->batch, steps, q, k, v, sinks, out, !shared);
       !error.empty())
     return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
   if (steps < 1 || steps > s->maxStep)
@@ -309,9 +305,8 @@ hybrid_rt_status hybrid_rt_session_decode(hybrid_rt_session *s, int64_t layer,
     if (owner->length != position + steps)
       return fail(HYBRID_RT_INVALID_ARGUMENT,
                   where + " reads layer " + std::to_string(l.sourceLayer) +
-                      "'s cache, which holds " +
-                      std::to_string(owner->length) + " tokens, not " +
-                      std::to_string(position + steps) +
+                      "'s cache, which holds " + std::to_string(owner->length) +
+                      " tokens, not " + std::to_string(position + steps) +
                       ": run the source layer's step first");
   } else {
     appendTokens(*s, l, c, data(k), data(v), steps);
@@ -343,9 +338,9 @@ hybrid_rt_status hybrid_rt_session_decode(hybrid_rt_session *s, int64_t layer,
   if (l.chunk)
     first = position / l.chunk * l.chunk;
   int64_t items = s->batch * l.numKvHeads * ceilDiv(steps, kernel.decodeQTile);
-  int64_t splits = std::max<int64_t>(
-      1, std::min(ceilDiv(total - first, 4 * kernel.kTile),
-                  ceilDiv(4 * model.pool->size(), items)));
+  int64_t splits =
+      std::max<int64_t>(1, std::min(ceilDiv(total - first, 4 * kernel.kTile),
+                                    ceilDiv(4 * model.pool->size(), items)));
   int64_t partial = splits * s->batch * steps * l.numHeads;
   model.partialOut.resize(partial * l.vHeadDim);
   model.partialMax.resize(partial);

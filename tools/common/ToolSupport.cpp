@@ -31,11 +31,11 @@ static cl::opt<int64_t> seqLength("seq-len", cl::Required,
                                   cl::desc("Prompt length (prefill tokens)"),
                                   cl::cat(runCategory));
 static cl::opt<int64_t> decodeStepCount("decode-steps", cl::init(0),
-                                    cl::desc("Decode steps after prefill"),
-                                    cl::cat(runCategory));
+                                        cl::desc("Decode steps after prefill"),
+                                        cl::cat(runCategory));
 static cl::opt<int64_t> stepTokenCount("step-tokens", cl::init(1),
-                                   cl::desc("Tokens per decode step"),
-                                   cl::cat(runCategory));
+                                       cl::desc("Tokens per decode step"),
+                                       cl::cat(runCategory));
 static cl::opt<std::string> layerList("layers", cl::value_desc("i,j,..."),
                                       cl::desc("Only these layers"),
                                       cl::cat(runCategory));
@@ -143,12 +143,22 @@ bool hybrid::tools::writeNpy(const std::string &path, const float *data,
   return std::fclose(file) == 0;
 }
 
-LayerTensors::LayerTensors(const rt::LayerSpec &layer, const LayerInputs &in)
-    : out(in.outShape[0] * in.outShape[1] * in.outShape[2] * in.outShape[3]),
-      q(rt::view(in.q.data(), in.qShape)), k(rt::view(in.k.data(), in.kShape)),
-      v(rt::view(in.v.data(), in.vShape)), o(rt::view(out.data(), in.outShape)),
-      sinks(rt::view(in.sinks.data(), layer.numHeads)),
-      sinksOrNull(layer.sinks ? &sinks : nullptr) {}
+LayerSlice::LayerSlice(const rt::LayerSpec &layer, const LayerInputs &in,
+                       int64_t begin, int64_t count)
+    : qData(slicePositions(in.q, in.qShape, begin, count)),
+      kData(slicePositions(in.k, in.kShape, begin, count)),
+      vData(slicePositions(in.v, in.vShape, begin, count)),
+      out(in.outShape[0] * count * in.outShape[2] * in.outShape[3]) {
+  auto shape = [&](const std::array<int64_t, 4> &s) {
+    return std::array<int64_t, 4>{s[0], count, s[2], s[3]};
+  };
+  q = rt::view(qData.data(), shape(in.qShape));
+  k = rt::view(kData.data(), shape(in.kShape));
+  v = rt::view(vData.data(), shape(in.vShape));
+  o = rt::view(out.data(), shape(in.outShape));
+  sinks = rt::view(in.sinks.data(), layer.numHeads);
+  sinksOrNull = layer.sinks ? &sinks : nullptr;
+}
 
 int64_t CompiledModel::batch() const { return batchSize; }
 int64_t CompiledModel::seqLen() const { return seqLength; }
@@ -165,9 +175,10 @@ bool CompiledModel::needed(int64_t index) const {
   return false;
 }
 
-std::vector<float> hybrid::tools::slicePositions(
-    const std::vector<float> &x, const std::array<int64_t, 4> &shape,
-    int64_t begin, int64_t count) {
+std::vector<float>
+hybrid::tools::slicePositions(const std::vector<float> &x,
+                              const std::array<int64_t, 4> &shape,
+                              int64_t begin, int64_t count) {
   int64_t row = shape[2] * shape[3];
   std::vector<float> part(shape[0] * count * row);
   for (int64_t b = 0; b < shape[0]; ++b)

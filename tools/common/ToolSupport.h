@@ -58,10 +58,12 @@ private:
   std::map<int64_t, LayerInputs> made;
 };
 
-/// The layer's inputs and an output buffer as runtime tensors.
-struct LayerTensors {
-  LayerTensors(const rt::LayerSpec &layer, const LayerInputs &in);
-  std::vector<float> out;
+/// Positions [begin, begin + count) of a layer's inputs as runtime tensors,
+/// with an output buffer.
+struct LayerSlice {
+  LayerSlice(const rt::LayerSpec &layer, const LayerInputs &in, int64_t begin,
+             int64_t count);
+  std::vector<float> qData, kData, vData, out;
   hybrid_rt_tensor q, k, v, o, sinks;
   const hybrid_rt_tensor *sinksOrNull; // null for layers without sinks
 };
@@ -83,7 +85,9 @@ public:
   int64_t decodeSteps() const; // steps after the prompt
   int64_t stepTokens() const;  // tokens per step
   /// Prompt and every step: the positions a run covers.
-  int64_t totalLength() const { return seqLen() + decodeSteps() * stepTokens(); }
+  int64_t totalLength() const {
+    return seqLen() + decodeSteps() * stepTokens();
+  }
 
   rt::Manifest manifest;
   rt::Model model;

@@ -15,6 +15,7 @@
 #include "hybrid-rt/Runtime.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/Format.h"
+#include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/WithColor.h"
 #include "llvm/Support/raw_ostream.h"
@@ -23,6 +24,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
+#include <map>
 
 using namespace llvm;
 using namespace hybrid;
@@ -37,6 +40,10 @@ cl::opt<std::string> inputPath(cl::Positional, cl::Required,
 cl::opt<bool> asJson("json", cl::desc("Print JSON"), cl::cat(toolCategory));
 cl::opt<int> repeat("repeat", cl::init(5), cl::desc("Timed runs per layer"),
                     cl::cat(toolCategory));
+cl::opt<bool> decodeOnly("decode-only",
+                         cl::desc("Time decode only; fill the caches without "
+                                  "attending to the prompt"),
+                         cl::cat(toolCategory));
 cl::opt<int> warmup("warmup", cl::init(1), cl::desc("Untimed runs first"),
                     cl::cat(toolCategory));
 
@@ -60,37 +67,51 @@ int main(int argc, char **argv) {
                               "layers\n");
   if (repeat <= 0 || warmup < 0)
     return fail("--repeat must be positive and --warmup not negative");
-  tools::CompiledModel session;
-  if (!session.open("hybrid-bench", inputPath))
+  tools::CompiledModel compiled;
+  if (!compiled.open("hybrid-bench", inputPath))
     return 1;
-  const rt::Manifest &manifest = session.manifest;
-  rt::Model &model = session.model;
-  int64_t batch = session.batch(), seqLen = session.seqLen();
+  const rt::Manifest &manifest = compiled.manifest;
+  rt::Model &model = compiled.model;
+  int64_t batch = compiled.batch(), seqLen = compiled.seqLen(),
+          steps = compiled.decodeSteps(), stepTokens = compiled.stepTokens();
+  int64_t allSteps = steps ? warmup + steps : 0;
+  int64_t total = seqLen + allSteps * stepTokens;
+  if (steps == 0 && decodeOnly)
+    return fail("--decode-only needs --decode-steps");
 
-  tools::InputGenerator inputs(manifest.layers, /*seed=*/0, batch, seqLen);
-  json layers = json::array();
+  tools::InputGenerator inputs(manifest.layers, /*seed=*/0, batch, total);
+  std::vector<const rt::LayerSpec *> timed;
+  std::map<int64_t, json> entries;
   for (const rt::LayerSpec &layer : manifest.layers) {
-    if (!session.selected(layer.index))
+    if (!compiled.needed(layer.index))
       continue;
-    json entry = {{"index", layer.index},     {"kind", layer.kind},
-                  {"window", nullptr},        {"chunk", nullptr},
-                  {"prefill_ms", nullptr},    {"prefill_gflops", nullptr},
-                  {"visible_pairs", nullptr}, {"decode_ms", nullptr}};
-    if (!layer.hasKernel()) {
-      layers.push_back(std::move(entry));
-      continue;
-    }
+    json entry = {{"index", layer.index},
+                  {"kind", layer.kind},
+                  {"window", nullptr},
+                  {"chunk", nullptr},
+                  {"prefill_ms", nullptr},
+                  {"prefill_gflops", nullptr},
+                  {"visible_pairs", nullptr},
+                  {"decode_ms", nullptr},
+                  {"decode_gbytes_per_s", nullptr}};
     if (layer.window)
       entry["window"] = layer.window;
     if (layer.chunk)
       entry["chunk"] = layer.chunk;
-    const tools::LayerInputs &in = inputs.get(layer);
-    tools::LayerTensors t(layer, in);
+    entries[layer.index] = std::move(entry);
+    if (layer.hasKernel())
+      timed.push_back(&layer);
+  }
+
+  // Prefill: the stateless call on the prompt, timed.
+  for (const rt::LayerSpec *layer : decodeOnly ? decltype(timed){} : timed) {
+    const tools::LayerInputs &in = inputs.get(*layer);
+    tools::LayerSlice prompt(*layer, in, 0, seqLen);
     std::vector<double> times;
     for (int run = 0; run < warmup + repeat; ++run) {
       auto start = std::chrono::steady_clock::now();
-      if (rt::Status s =
-              model.prefill(layer.index, t.q, t.k, t.v, t.sinksOrNull, t.o);
+      if (rt::Status s = model.prefill(layer->index, prompt.q, prompt.k,
+                                       prompt.v, prompt.sinksOrNull, prompt.o);
           !s)
         return fail(s.message);
       std::chrono::duration<double, std::milli> elapsed =
@@ -99,15 +120,73 @@ int main(int argc, char **argv) {
         times.push_back(elapsed.count());
     }
     double ms = median(times);
-    int64_t pairs = layer.countVisiblePairs(seqLen, seqLen);
+    int64_t pairs = layer->countVisiblePairs(seqLen, seqLen);
     double flops = 2.0 * double(pairs) *
-                   double(layer.headDim + layer.vHeadDim) *
-                   double(layer.numHeads) * double(batch);
+                   double(layer->headDim + layer->vHeadDim) *
+                   double(layer->numHeads) * double(batch);
+    json &entry = entries[layer->index];
     entry["prefill_ms"] = ms;
     entry["prefill_gflops"] = flops / (ms * 1e6);
     entry["visible_pairs"] = pairs;
-    layers.push_back(std::move(entry));
   }
+
+  // Decode: a session through the prompt, then every layer once per step.
+  if (steps) {
+    rt::Session session;
+    if (rt::Status s = session.create(model, batch, total, stepTokens); !s)
+      return fail(s.message);
+    std::map<int64_t, std::vector<double>> times;
+    for (const rt::LayerSpec *layer : timed) {
+      const tools::LayerInputs &in = inputs.get(*layer);
+      tools::LayerSlice prompt(*layer, in, 0, seqLen);
+      rt::Status s =
+          decodeOnly && layer->cachePolicy != "shared"
+              ? session.append(layer->index, prompt.k, prompt.v)
+              : session.prefill(layer->index, prompt.q, prompt.k, prompt.v,
+                                prompt.sinksOrNull, prompt.o);
+      if (!s)
+        return fail(s.message);
+    }
+    for (int64_t step = 0; step < allSteps; ++step)
+      for (const rt::LayerSpec *layer : timed) {
+        if (!layer->causal)
+          continue;
+        tools::LayerSlice next(*layer, inputs.get(*layer),
+                               seqLen + step * stepTokens, stepTokens);
+        bool shared = layer->cachePolicy == "shared";
+        auto start = std::chrono::steady_clock::now();
+        if (rt::Status s = session.decode(
+                layer->index, next.q, shared ? nullptr : &next.k,
+                shared ? nullptr : &next.v, next.sinksOrNull, next.o);
+            !s)
+          return fail(s.message);
+        std::chrono::duration<double, std::milli> elapsed =
+            std::chrono::steady_clock::now() - start;
+        if (step >= warmup)
+          times[layer->index].push_back(elapsed.count());
+      }
+    for (auto &[index, layerTimes] : times) {
+      const rt::LayerSpec &layer = manifest.layers[index];
+      double ms = median(layerTimes);
+      // The keys the step's first query can see, each read once.
+      int64_t first = 0;
+      if (layer.window)
+        first = std::max<int64_t>(0, seqLen - layer.window + 1);
+      if (layer.chunk)
+        first = seqLen / layer.chunk * layer.chunk;
+      int64_t keys = seqLen + stepTokens - first;
+      double bytes = double(batch) * double(keys) * double(layer.numKvHeads) *
+                     double(layer.headDim + (layer.kEqV ? 0 : layer.vHeadDim)) *
+                     sizeof(float);
+      entries[index]["decode_ms"] = ms;
+      entries[index]["decode_gbytes_per_s"] = bytes / (ms * 1e6);
+    }
+  }
+
+  json layers = json::array();
+  for (auto &[index, entry] : entries)
+    if (compiled.selected(index))
+      layers.push_back(std::move(entry));
 
   if (asJson) {
     json result = {{"model_type", manifest.modelType},
@@ -115,6 +194,8 @@ int main(int argc, char **argv) {
                    {"target", manifest.target},
                    {"batch", int64_t(batch)},
                    {"seq_len", int64_t(seqLen)},
+                   {"decode_steps", int64_t(steps)},
+                   {"step_tokens", int64_t(stepTokens)},
                    {"threads", model.numThreads()},
                    {"repeat", int(repeat)},
                    {"layers", std::move(layers)}};
@@ -124,15 +205,22 @@ int main(int argc, char **argv) {
   outs() << "hybrid-bench: " << manifest.name << ", " << manifest.target
          << ", batch " << batch << ", seq " << seqLen << ", "
          << model.numThreads() << " threads, median of " << repeat << "\n";
-  outs() << "layer  kind      prefill ms   GFLOP/s\n";
+  outs() << "layer  kind      prefill ms   GFLOP/s   decode ms    GB/s\n";
+  auto cell = [](const json &value, const char *style) {
+    return value.is_null() ? std::string(std::strlen(style) ? 10 : 0, ' ')
+                           : std::string(formatv(style, value.get<double>()));
+  };
   for (const json &entry : layers) {
     outs() << format("%5lld  %-8s", (long long)entry["index"].get<int64_t>(),
                      entry["kind"].get<std::string>().c_str());
-    if (entry["prefill_ms"].is_null())
-      outs() << "  (no kernel)\n";
-    else
-      outs() << format("  %10.3f  %8.1f\n", entry["prefill_ms"].get<double>(),
-                       entry["prefill_gflops"].get<double>());
+    if (entry["prefill_ms"].is_null() && entry["decode_ms"].is_null()) {
+      outs() << "  -\n";
+      continue;
+    }
+    outs() << "  " << cell(entry["prefill_ms"], "{0,10:f3}")
+           << cell(entry["prefill_gflops"], "{0,10:f1}") << "  "
+           << cell(entry["decode_ms"], "{0,10:f3}")
+           << cell(entry["decode_gbytes_per_s"], "{0,8:f1}") << "\n";
   }
   return 0;
 }

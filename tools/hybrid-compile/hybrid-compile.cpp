@@ -94,8 +94,7 @@ int main(int argc, char **argv) {
   // The CPU runtime keeps its caches in f32, the kernels' type: plan those.
   if (emit == Emit::Artifacts && target == "cpu") {
     if (kvDtype.getNumOccurrences() && kvDtype != hybrid::StorageType::f32)
-      return fail("--kv-dtype " +
-                  hybrid::stringifyStorageType(kvDtype).str() +
+      return fail("--kv-dtype " + hybrid::stringifyStorageType(kvDtype).str() +
                   ": the CPU runtime stores caches in f32");
     options.kvStorage = hybrid::StorageType::f32;
   }

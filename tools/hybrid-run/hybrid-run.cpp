@@ -104,26 +104,15 @@ int main(int argc, char **argv) {
   auto runPositions = [&](const rt::LayerSpec &layer, int64_t begin,
                           int64_t count) -> rt::Status {
     const tools::LayerInputs &in = inputs.get(layer);
-    std::vector<float> q = tools::slicePositions(in.q, in.qShape, begin, count);
-    std::vector<float> k = tools::slicePositions(in.k, in.kShape, begin, count);
-    std::vector<float> v = tools::slicePositions(in.v, in.vShape, begin, count);
-    std::vector<float> out(batch * count * layer.numHeads * layer.vHeadDim);
-    auto shape = [&](const std::array<int64_t, 4> &s) {
-      return std::array<int64_t, 4>{s[0], count, s[2], s[3]};
-    };
-    hybrid_rt_tensor tq = rt::view(q.data(), shape(in.qShape)),
-                     tk = rt::view(k.data(), shape(in.kShape)),
-                     tv = rt::view(v.data(), shape(in.vShape)),
-                     to = rt::view(out.data(), shape(in.outShape)),
-                     ts = rt::view(in.sinks.data(), layer.numHeads);
-    const hybrid_rt_tensor *sinks = layer.sinks ? &ts : nullptr;
+    tools::LayerSlice t(layer, in, begin, count);
     bool shared = layer.cachePolicy == "shared";
     rt::Status status =
-        begin == 0 ? session.prefill(layer.index, tq, tk, tv, sinks, to)
-                   : session.decode(layer.index, tq, shared ? nullptr : &tk,
-                                    shared ? nullptr : &tv, sinks, to);
+        begin == 0
+            ? session.prefill(layer.index, t.q, t.k, t.v, t.sinksOrNull, t.o)
+            : session.decode(layer.index, t.q, shared ? nullptr : &t.k,
+                             shared ? nullptr : &t.v, t.sinksOrNull, t.o);
     if (status)
-      tools::storePositions(outputs[layer.index], in.outShape, out, begin,
+      tools::storePositions(outputs[layer.index], in.outShape, t.out, begin,
                             count);
     return status;
   };
@@ -136,8 +125,8 @@ int main(int argc, char **argv) {
       if (!layer->causal)
         continue;
       else if (rt::Status s =
-              runPositions(*layer, prompt + step * stepTokens, stepTokens);
-          !s)
+                   runPositions(*layer, prompt + step * stepTokens, stepTokens);
+               !s)
         return fail(s.message);
 
   double worst = 0;
@@ -154,7 +143,7 @@ int main(int argc, char **argv) {
     const tools::LayerInputs &in = inputs.get(layer);
     const std::vector<float> &out = outputs[layer.index];
     bool decoded = steps && layer.causal;
-    outs() << (decoded  ? ": prefill + decode ok"
+    outs() << (decoded ? ": prefill + decode ok"
                : steps ? ": prefill ok (bidirectional: no decode)"
                        : ": prefill ok");
     if (check) {
@@ -197,7 +186,8 @@ int main(int argc, char **argv) {
   // plan to be compared with (test/Runtime/cache-plan.test).
   for (const rt::LayerSpec &layer : manifest.layers) {
     hybrid_rt_cache_info info;
-    if (!compiled.selected(layer.index) || !session.cacheInfo(layer.index, info))
+    if (!compiled.selected(layer.index) ||
+        !session.cacheInfo(layer.index, info))
       continue;
     outs() << "cache layer " << layer.index << ": " << info.policy << ", "
            << info.rows << " rows, " << info.bytes << " bytes\n";

@@ -49,6 +49,40 @@ void hybrid::cpu::ifThen(ImplicitLocOpBuilder &b, Value cond,
   }
 }
 
+Value hybrid::cpu::getKeyBegin(ImplicitLocOpBuilder &b, MaskAttr m,
+                               Value position) {
+  switch (m.getKind()) {
+  case MaskKind::full:
+    return index(b, 0);
+  case MaskKind::sliding_window:
+    return arith::MaxSIOp::create(
+        b, index(b, 0),
+        arith::SubIOp::create(b, position, index(b, m.getWindow() - 1)));
+  case MaskKind::chunked: {
+    Value c = index(b, m.getChunk());
+    return arith::MulIOp::create(b, arith::DivSIOp::create(b, position, c), c);
+  }
+  }
+  llvm_unreachable("unknown mask kind");
+}
+
+MemRefType hybrid::cpu::getRowsType(ImplicitLocOpBuilder &b, int64_t heads,
+                                    int64_t dim) {
+  int64_t dyn = ShapedType::kDynamic;
+  return MemRefType::get({dyn, dyn, heads, dim}, b.getF32Type());
+}
+
+SmallVector<Type>
+hybrid::cpu::getAttentionInputTypes(ImplicitLocOpBuilder &b,
+                                    const AttentionSignature &sig) {
+  SmallVector<Type> types = {getRowsType(b, sig.heads, sig.headDim),
+                             getRowsType(b, sig.kvHeads, sig.headDim),
+                             getRowsType(b, sig.kvHeads, sig.vHeadDim)};
+  if (sig.score.getSinks())
+    types.push_back(MemRefType::get({sig.heads}, b.getF32Type()));
+  return types;
+}
+
 func::FuncOp hybrid::cpu::createKernelFunc(ImplicitLocOpBuilder &b,
                                            StringRef name, TypeRange inputs) {
   auto func = func::FuncOp::create(b, name, b.getFunctionType(inputs, {}));
@@ -61,8 +95,8 @@ func::FuncOp hybrid::cpu::createKernelFunc(ImplicitLocOpBuilder &b,
 }
 
 /// Why the CPU kernels cannot compute `sig`, if they cannot.
-static std::optional<std::string> getUnsupportedReason(
-    const AttentionSignature &sig, const TileSizes &tiles) {
+static std::optional<std::string>
+getUnsupportedReason(const AttentionSignature &sig, const TileSizes &tiles) {
   if (sig.headDim % kLanes != 0 || sig.vHeadDim % 8 != 0)
     return "head dims must be multiples of " + std::to_string(kLanes) +
            " (keys) and 8 (values) for the CPU kernels, got " +
@@ -87,7 +121,8 @@ struct ConvertAttentionToCPUPass
     SmallVector<func::FuncOp> kernels;
     for (auto func : module.getOps<func::FuncOp>())
       if (!func.getBody().empty() &&
-          llvm::any_of(func.getOps<AttentionOp>(), [](AttentionOp) { return true; }))
+          llvm::any_of(func.getOps<AttentionOp>(),
+                       [](AttentionOp) { return true; }))
         kernels.push_back(func);
 
     for (func::FuncOp func : kernels) {
@@ -116,15 +151,15 @@ struct ConvertAttentionToCPUPass
       while ((tiles.queries * group) % 32 != 0)
         ++tiles.queries;
       tiles.keys = op.getKTile().value_or(kTile);
-      if (std::optional<std::string> reason = getUnsupportedReason(sig, tiles)) {
+      if (std::optional<std::string> reason =
+              getUnsupportedReason(sig, tiles)) {
         op.emitOpError() << *reason;
         return signalPassFailure();
       }
 
       std::string name = func.getSymName().str();
       ImplicitLocOpBuilder b(func.getLoc(), func);
-      func::FuncOp flash =
-          emitFlashKernel(b, name + "_attention", sig, tiles, /*decode=*/false);
+      func::FuncOp flash = emitFlashKernel(b, name + "_attention", sig, tiles);
       flash->setAttr("hybrid.q_tile", b.getI64IntegerAttr(tiles.queries));
       flash->setAttr("hybrid.k_tile", b.getI64IntegerAttr(tiles.keys));
       emitPrepareKernel(b, name, sig, /*forQueries=*/true);
@@ -132,15 +167,10 @@ struct ConvertAttentionToCPUPass
         emitPrepareKernel(b, name, sig, /*forQueries=*/false);
       // Decoding extends a causal context; a bidirectional layer has none.
       if (sig.mask.getCausal()) {
-        TileSizes decodeTiles = tiles;
-        // A step brings few queries: the fewest positions that fill 32 rows.
-        decodeTiles.queries = (32 + group - 1) / group;
-        while ((decodeTiles.queries * group) % 32 != 0)
-          ++decodeTiles.queries;
-        func::FuncOp decode = emitFlashKernel(b, name + "_decode", sig,
-                                              decodeTiles, /*decode=*/true);
-        decode->setAttr("hybrid.q_tile",
-                        b.getI64IntegerAttr(decodeTiles.queries));
+        // One query position per work item.
+        func::FuncOp decode =
+            emitDecodeKernel(b, name + "_decode", sig, tiles.keys);
+        decode->setAttr("hybrid.q_tile", b.getI64IntegerAttr(1));
         decode->setAttr("hybrid.k_tile", b.getI64IntegerAttr(tiles.keys));
         emitCombineKernel(b, name + "_decode_combine", sig);
       }

@@ -14,13 +14,8 @@
 // the work item; only tiles not fully visible to every row evaluate the mask
 // per element.
 //
-// The decode variant runs the same loops over a KV cache: queries sit at
-// positions `position + i`, the key at position p lives in cache row
-// `p % capacity` (a ring buffer wraps once at most within a query tile's
-// range, so the range is visited as at most two contiguous row runs), and
-// the range is split into `num_splits` parts whose unnormalised partial
-// results (accumulator, max, sum) a combine kernel merges by log-sum-exp
-// (flash-decoding), so that a single sequence keeps every core busy.
+// Decode steps, which bring few queries, have their own kernel
+// (DecodeKernel.cpp).
 //
 //===----------------------------------------------------------------------===//
 
@@ -45,9 +40,8 @@ constexpr int64_t kRowVectors = 2;
 class FlashEmitter {
 public:
   FlashEmitter(ImplicitLocOpBuilder &b, const AttentionSignature &sig,
-               const TileSizes &tiles, bool decode)
-      : b(b), sig(sig), decode(decode), group(sig.groupSize()),
-        qTile(tiles.queries),
+               const TileSizes &tiles)
+      : b(b), sig(sig), group(sig.groupSize()), qTile(tiles.queries),
         kTile(tiles.keys), rows(group * tiles.queries),
         vec(VectorType::get({kLanes}, b.getF32Type())),
         mask(VectorType::get({kLanes}, b.getI1Type())),
@@ -61,55 +55,38 @@ private:
   Value keyEnd(Value position);
 
   void packQueries(Value batch, Value group, Value q0, Value valid);
-  void initRows(Value group, Value q0, Value valid, Value withSinks);
+  void initRows(Value group, Value q0, Value valid);
   void scores(Value batch, Value group, Value row, Value count);
   void softmax(Value kt, Value count, bool masked);
   void accumulate(Value batch, Value group, Value row, Value count);
   void store(Value batch, Value group, Value q0, Value valid);
-  void storePartials(Value split, Value batch, Value group, Value q0,
-                     Value valid);
-  /// Key positions [lo, hi) stored from cache row `lo - base` on.
-  void visitKeys(Value batch, Value group, Value lo, Value hi, Value base,
-                 Value lastBegin, Value firstEnd);
+  /// Key tiles over positions [lo, hi).
+  void visitKeys(Value batch, Value group, Value lo, Value hi, Value lastBegin,
+                 Value firstEnd);
 
-  Value splat(Value scalar) { return vector::BroadcastOp::create(b, vec, scalar); }
+  Value splat(Value scalar) {
+    return vector::BroadcastOp::create(b, vec, scalar);
+  }
   Value loadVec(Value memref, ValueRange indices) {
     return vector::LoadOp::create(b, vec, memref, indices);
   }
 
   ImplicitLocOpBuilder &b;
   const AttentionSignature &sig;
-  bool decode;
   int64_t group, qTile, kTile, rows;
   VectorType vec, mask, ivec;
 
   // Kernel arguments and per-call values: `numKeys` positions in all, the
   // first query at `offset`.
   Value q, k, v, sinks, out, numKeys, offset;
-  // Decode: partial results [split, batch, position, head(, dim)].
-  Value partialOut, partialMax, partialSum;
   // Scratch reused by every work item.
-  Value queriesT, scoresT, outputT, rowMax, rowSum, rowAlpha, rowBegin,
-      rowEnd;
+  Value queriesT, scoresT, outputT, rowMax, rowSum, rowAlpha, rowBegin, rowEnd;
 };
 
 } // namespace
 
 Value FlashEmitter::keyBegin(Value position) {
-  MaskAttr m = sig.mask;
-  switch (m.getKind()) {
-  case MaskKind::full:
-    return index(b, 0);
-  case MaskKind::sliding_window:
-    return arith::MaxSIOp::create(
-        b, index(b, 0),
-        arith::SubIOp::create(b, position, index(b, m.getWindow() - 1)));
-  case MaskKind::chunked: {
-    Value c = index(b, m.getChunk());
-    return arith::MulIOp::create(b, arith::DivSIOp::create(b, position, c), c);
-  }
-  }
-  llvm_unreachable("unknown mask kind");
+  return getKeyBegin(b, sig.mask, position);
 }
 
 Value FlashEmitter::keyEnd(Value position) {
@@ -124,8 +101,8 @@ Value FlashEmitter::keyEnd(Value position) {
   } else {
     Value c = index(b, m.getChunk());
     Value chunk = arith::DivSIOp::create(b, position, c);
-    end = arith::MulIOp::create(
-        b, arith::AddIOp::create(b, chunk, index(b, 1)), c);
+    end = arith::MulIOp::create(b, arith::AddIOp::create(b, chunk, index(b, 1)),
+                                c);
   }
   return arith::MinSIOp::create(b, end, numKeys);
 }
@@ -137,17 +114,18 @@ void FlashEmitter::packQueries(Value batch, Value g, Value q0, Value valid) {
   Value zero = f32(b, 0.0);
   forLoop(b, c0, index(b, rows), c1, [&](Value r) {
     Value i = arith::DivUIOp::create(b, r, groupSize);
-    Value head = arith::AddIOp::create(
-        b, arith::MulIOp::create(b, g, groupSize),
-        arith::RemUIOp::create(b, r, groupSize));
+    Value head =
+        arith::AddIOp::create(b, arith::MulIOp::create(b, g, groupSize),
+                              arith::RemUIOp::create(b, r, groupSize));
     Value isValid =
         arith::CmpIOp::create(b, arith::CmpIPredicate::ult, i, valid);
     // Clamped so that padding rows read a real row; their value is dropped.
     Value position = arith::AddIOp::create(
-        b, q0, arith::MinUIOp::create(
-                   b, i, arith::SubIOp::create(b, valid, c1)));
+        b, q0,
+        arith::MinUIOp::create(b, i, arith::SubIOp::create(b, valid, c1)));
     forLoop(b, c0, index(b, sig.headDim), c1, [&](Value d) {
-      Value x = memref::LoadOp::create(b, q, ValueRange{batch, position, head, d});
+      Value x =
+          memref::LoadOp::create(b, q, ValueRange{batch, position, head, d});
       memref::StoreOp::create(b, arith::SelectOp::create(b, isValid, x, zero),
                               queriesT, ValueRange{d, r});
     });
@@ -156,22 +134,18 @@ void FlashEmitter::packQueries(Value batch, Value g, Value q0, Value valid) {
 
 /// Running max and sum per row (a sink starts them at its logit), the
 /// visible key range per row, and a zero accumulator.
-void FlashEmitter::initRows(Value g, Value q0, Value valid, Value withSinks) {
+void FlashEmitter::initRows(Value g, Value q0, Value valid) {
   Value c0 = index(b, 0), c1 = index(b, 1), groupSize = index(b, group);
   Value negInf = f32(b, -std::numeric_limits<float>::infinity());
   forLoop(b, c0, index(b, rows), c1, [&](Value r) {
     Value i = arith::DivUIOp::create(b, r, groupSize);
     if (sinks) {
-      // A sink counts once: in the first split only.
-      Value head = arith::AddIOp::create(
-          b, arith::MulIOp::create(b, g, groupSize),
-          arith::RemUIOp::create(b, r, groupSize));
-      Value sink = memref::LoadOp::create(b, sinks, head);
-      memref::StoreOp::create(
-          b, arith::SelectOp::create(b, withSinks, sink, negInf), rowMax, r);
-      memref::StoreOp::create(
-          b, arith::SelectOp::create(b, withSinks, f32(b, 1.0), f32(b, 0.0)),
-          rowSum, r);
+      Value head =
+          arith::AddIOp::create(b, arith::MulIOp::create(b, g, groupSize),
+                                arith::RemUIOp::create(b, r, groupSize));
+      memref::StoreOp::create(b, memref::LoadOp::create(b, sinks, head), rowMax,
+                              r);
+      memref::StoreOp::create(b, f32(b, 1.0), rowSum, r);
     } else {
       memref::StoreOp::create(b, negInf, rowMax, r);
       memref::StoreOp::create(b, f32(b, 0.0), rowSum, r);
@@ -209,40 +183,43 @@ void FlashEmitter::scores(Value batch, Value g, Value row, Value count) {
     for (int64_t j = 0; j < kBlock; ++j)
       keys.push_back(arith::AddIOp::create(
           b, row,
-          arith::MinUIOp::create(
-              b, arith::AddIOp::create(b, jb, index(b, j)), lastKey)));
-    forLoop(b, c0, index(b, rows), index(b, kLanes * kRowVectors), [&](Value rb) {
-      SmallVector<Value> init(
-          kBlock * kRowVectors,
-          arith::ConstantOp::create(
-              b, vec, DenseElementsAttr::get(vec, b.getF32FloatAttr(0.0))));
-      auto loop = scf::ForOp::create(
-          b, c0, index(b, sig.headDim), c1, init,
-          [&](OpBuilder &nested, Location loc, Value d, ValueRange acc) {
-            ImplicitLocOpBuilder ib(loc, nested);
-            SmallVector<Value> qv;
+          arith::MinUIOp::create(b, arith::AddIOp::create(b, jb, index(b, j)),
+                                 lastKey)));
+    forLoop(
+        b, c0, index(b, rows), index(b, kLanes * kRowVectors), [&](Value rb) {
+          SmallVector<Value> init(
+              kBlock * kRowVectors,
+              arith::ConstantOp::create(
+                  b, vec, DenseElementsAttr::get(vec, b.getF32FloatAttr(0.0))));
+          auto loop = scf::ForOp::create(
+              b, c0, index(b, sig.headDim), c1, init,
+              [&](OpBuilder &nested, Location loc, Value d, ValueRange acc) {
+                ImplicitLocOpBuilder ib(loc, nested);
+                SmallVector<Value> qv;
+                for (int64_t n = 0; n < kRowVectors; ++n)
+                  qv.push_back(vector::LoadOp::create(
+                      ib, vec, queriesT,
+                      ValueRange{d, arith::AddIOp::create(
+                                        ib, rb, index(ib, n * kLanes))}));
+                SmallVector<Value> next;
+                for (int64_t j = 0; j < kBlock; ++j) {
+                  Value key = memref::LoadOp::create(
+                      ib, k, ValueRange{batch, keys[j], g, d});
+                  Value ks = vector::BroadcastOp::create(ib, vec, key);
+                  for (int64_t n = 0; n < kRowVectors; ++n)
+                    next.push_back(vector::FMAOp::create(
+                        ib, ks, qv[n], acc[j * kRowVectors + n]));
+                }
+                scf::YieldOp::create(ib, next);
+              });
+          for (int64_t j = 0; j < kBlock; ++j)
             for (int64_t n = 0; n < kRowVectors; ++n)
-              qv.push_back(vector::LoadOp::create(
-                  ib, vec, queriesT,
-                  ValueRange{d, arith::AddIOp::create(ib, rb, index(ib, n * kLanes))}));
-            SmallVector<Value> next;
-            for (int64_t j = 0; j < kBlock; ++j) {
-              Value key = memref::LoadOp::create(
-                  ib, k, ValueRange{batch, keys[j], g, d});
-              Value ks = vector::BroadcastOp::create(ib, vec, key);
-              for (int64_t n = 0; n < kRowVectors; ++n)
-                next.push_back(vector::FMAOp::create(
-                    ib, ks, qv[n], acc[j * kRowVectors + n]));
-            }
-            scf::YieldOp::create(ib, next);
-          });
-      for (int64_t j = 0; j < kBlock; ++j)
-        for (int64_t n = 0; n < kRowVectors; ++n)
-          vector::StoreOp::create(
-              b, loop.getResult(j * kRowVectors + n), scoresT,
-              ValueRange{arith::AddIOp::create(b, jb, index(b, j)),
-                         arith::AddIOp::create(b, rb, index(b, n * kLanes))});
-    });
+              vector::StoreOp::create(
+                  b, loop.getResult(j * kRowVectors + n), scoresT,
+                  ValueRange{
+                      arith::AddIOp::create(b, jb, index(b, j)),
+                      arith::AddIOp::create(b, rb, index(b, n * kLanes))});
+        });
   });
 }
 
@@ -261,8 +238,8 @@ void FlashEmitter::softmax(Value kt, Value count, bool masked) {
       end = vector::LoadOp::create(b, ivec, rowEnd, rc);
     }
     auto visible = [&](Value j) -> Value {
-      Value key = arith::IndexCastOp::create(
-          b, b.getI32Type(), arith::AddIOp::create(b, kt, j));
+      Value key = arith::IndexCastOp::create(b, b.getI32Type(),
+                                             arith::AddIOp::create(b, kt, j));
       Value keys = vector::BroadcastOp::create(b, ivec, key);
       return arith::AndIOp::create(
           b, arith::CmpIOp::create(b, arith::CmpIPredicate::sge, keys, begin),
@@ -279,7 +256,8 @@ void FlashEmitter::softmax(Value kt, Value count, bool masked) {
           if (cap > 0) {
             Value c = splat(f32(b, cap)), inv = splat(f32(b, 1.0 / cap));
             s = arith::MulFOp::create(
-                b, c, math::TanhOp::create(b, arith::MulFOp::create(b, s, inv)));
+                b, c,
+                math::TanhOp::create(b, arith::MulFOp::create(b, s, inv)));
           }
           if (masked)
             s = arith::SelectOp::create(b, visible(j), s, negInf);
@@ -295,7 +273,8 @@ void FlashEmitter::softmax(Value kt, Value count, bool masked) {
         zero, newMax);
     Value alpha = arith::SelectOp::create(
         b, arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, oldMax, negInf),
-        zero, math::ExpOp::create(b, arith::SubFOp::create(b, oldMax, safeMax)));
+        zero,
+        math::ExpOp::create(b, arith::SubFOp::create(b, oldMax, safeMax)));
 
     auto sumLoop = scf::ForOp::create(
         b, c0, count, c1, ValueRange{zero},
@@ -304,7 +283,8 @@ void FlashEmitter::softmax(Value kt, Value count, bool masked) {
           b.setInsertionPoint(nested.getInsertionBlock(),
                               nested.getInsertionPoint());
           Value s = loadVec(scoresT, {j, rc});
-          Value p = math::ExpOp::create(b, arith::SubFOp::create(b, s, safeMax));
+          Value p =
+              math::ExpOp::create(b, arith::SubFOp::create(b, s, safeMax));
           if (masked)
             p = arith::SelectOp::create(b, visible(j), p, zero);
           vector::StoreOp::create(b, p, scoresT, ValueRange{j, rc});
@@ -327,40 +307,42 @@ void FlashEmitter::accumulate(Value batch, Value g, Value row, Value count) {
     SmallVector<Value> dims;
     for (int64_t e = 0; e < kBlock; ++e)
       dims.push_back(arith::AddIOp::create(b, eb, index(b, e)));
-    forLoop(b, c0, index(b, rows), index(b, kLanes * kRowVectors), [&](Value rb) {
-      SmallVector<Value> rowIdx, init;
-      for (int64_t n = 0; n < kRowVectors; ++n)
-        rowIdx.push_back(arith::AddIOp::create(b, rb, index(b, n * kLanes)));
-      for (int64_t e = 0; e < kBlock; ++e)
-        for (int64_t n = 0; n < kRowVectors; ++n)
-          init.push_back(arith::MulFOp::create(
-              b, loadVec(outputT, {dims[e], rowIdx[n]}),
-              loadVec(rowAlpha, {rowIdx[n]})));
-      auto loop = scf::ForOp::create(
-          b, c0, count, c1, init,
-          [&](OpBuilder &nested, Location loc, Value j, ValueRange acc) {
-            ImplicitLocOpBuilder ib(loc, nested);
-            SmallVector<Value> pv;
+    forLoop(
+        b, c0, index(b, rows), index(b, kLanes * kRowVectors), [&](Value rb) {
+          SmallVector<Value> rowIdx, init;
+          for (int64_t n = 0; n < kRowVectors; ++n)
+            rowIdx.push_back(
+                arith::AddIOp::create(b, rb, index(b, n * kLanes)));
+          for (int64_t e = 0; e < kBlock; ++e)
             for (int64_t n = 0; n < kRowVectors; ++n)
-              pv.push_back(vector::LoadOp::create(ib, vec, scoresT,
-                                                  ValueRange{j, rowIdx[n]}));
-            Value key = arith::AddIOp::create(ib, row, j);
-            SmallVector<Value> next;
-            for (int64_t e = 0; e < kBlock; ++e) {
-              Value x = memref::LoadOp::create(
-                  ib, v, ValueRange{batch, key, g, dims[e]});
-              Value xs = vector::BroadcastOp::create(ib, vec, x);
-              for (int64_t n = 0; n < kRowVectors; ++n)
-                next.push_back(vector::FMAOp::create(
-                    ib, xs, pv[n], acc[e * kRowVectors + n]));
-            }
-            scf::YieldOp::create(ib, next);
-          });
-      for (int64_t e = 0; e < kBlock; ++e)
-        for (int64_t n = 0; n < kRowVectors; ++n)
-          vector::StoreOp::create(b, loop.getResult(e * kRowVectors + n),
-                                  outputT, ValueRange{dims[e], rowIdx[n]});
-    });
+              init.push_back(arith::MulFOp::create(
+                  b, loadVec(outputT, {dims[e], rowIdx[n]}),
+                  loadVec(rowAlpha, {rowIdx[n]})));
+          auto loop = scf::ForOp::create(
+              b, c0, count, c1, init,
+              [&](OpBuilder &nested, Location loc, Value j, ValueRange acc) {
+                ImplicitLocOpBuilder ib(loc, nested);
+                SmallVector<Value> pv;
+                for (int64_t n = 0; n < kRowVectors; ++n)
+                  pv.push_back(vector::LoadOp::create(
+                      ib, vec, scoresT, ValueRange{j, rowIdx[n]}));
+                Value key = arith::AddIOp::create(ib, row, j);
+                SmallVector<Value> next;
+                for (int64_t e = 0; e < kBlock; ++e) {
+                  Value x = memref::LoadOp::create(
+                      ib, v, ValueRange{batch, key, g, dims[e]});
+                  Value xs = vector::BroadcastOp::create(ib, vec, x);
+                  for (int64_t n = 0; n < kRowVectors; ++n)
+                    next.push_back(vector::FMAOp::create(
+                        ib, xs, pv[n], acc[e * kRowVectors + n]));
+                }
+                scf::YieldOp::create(ib, next);
+              });
+          for (int64_t e = 0; e < kBlock; ++e)
+            for (int64_t n = 0; n < kRowVectors; ++n)
+              vector::StoreOp::create(b, loop.getResult(e * kRowVectors + n),
+                                      outputT, ValueRange{dims[e], rowIdx[n]});
+        });
   });
 }
 
@@ -373,9 +355,9 @@ void FlashEmitter::store(Value batch, Value g, Value q0, Value valid) {
   forLoop(b, c0, validRows, c1, [&](Value r) {
     Value position =
         arith::AddIOp::create(b, q0, arith::DivUIOp::create(b, r, groupSize));
-    Value head = arith::AddIOp::create(
-        b, arith::MulIOp::create(b, g, groupSize),
-        arith::RemUIOp::create(b, r, groupSize));
+    Value head =
+        arith::AddIOp::create(b, arith::MulIOp::create(b, g, groupSize),
+                              arith::RemUIOp::create(b, r, groupSize));
     Value sum = memref::LoadOp::create(b, rowSum, r);
     Value inverse = arith::SelectOp::create(
         b, arith::CmpFOp::create(b, arith::CmpFPredicate::OGT, sum, zero),
@@ -388,39 +370,13 @@ void FlashEmitter::store(Value batch, Value g, Value q0, Value valid) {
   });
 }
 
-/// partials[split, batch, q0 + i, head(, e)] = OT[e][r], max[r], sum[r]:
-/// unnormalised, for the combine kernel.
-void FlashEmitter::storePartials(Value split, Value batch, Value g, Value q0,
-                                 Value valid) {
-  Value c0 = index(b, 0), c1 = index(b, 1), groupSize = index(b, group);
-  Value validRows = arith::MulIOp::create(b, valid, groupSize);
-  forLoop(b, c0, validRows, c1, [&](Value r) {
-    Value position =
-        arith::AddIOp::create(b, q0, arith::DivUIOp::create(b, r, groupSize));
-    Value head = arith::AddIOp::create(
-        b, arith::MulIOp::create(b, g, groupSize),
-        arith::RemUIOp::create(b, r, groupSize));
-    SmallVector<Value, 4> at{split, batch, position, head};
-    memref::StoreOp::create(b, memref::LoadOp::create(b, rowMax, r),
-                            partialMax, at);
-    memref::StoreOp::create(b, memref::LoadOp::create(b, rowSum, r),
-                            partialSum, at);
-    forLoop(b, c0, index(b, sig.vHeadDim), c1, [&](Value e) {
-      memref::StoreOp::create(
-          b, memref::LoadOp::create(b, outputT, ValueRange{e, r}), partialOut,
-          ValueRange{split, batch, position, head, e});
-    });
-  });
-}
-
 void FlashEmitter::visitKeys(Value batch, Value g, Value lo, Value hi,
-                             Value base, Value lastBegin, Value firstEnd) {
+                             Value lastBegin, Value firstEnd) {
   Value kTileSize = index(b, kTile);
   forLoop(b, lo, hi, kTileSize, [&](Value kt) {
     Value count =
         arith::MinSIOp::create(b, kTileSize, arith::SubIOp::create(b, hi, kt));
-    Value row = arith::SubIOp::create(b, kt, base);
-    scores(batch, g, row, count);
+    scores(batch, g, kt, count);
     // Interior tiles: every row sees every key of the tile.
     Value interior = arith::AndIOp::create(
         b,
@@ -435,29 +391,14 @@ void FlashEmitter::visitKeys(Value batch, Value g, Value lo, Value hi,
     ifThen(
         b, interior, [&] { softmax(kt, count, /*masked=*/false); },
         [&] { softmax(kt, count, /*masked=*/true); });
-    accumulate(batch, g, row, count);
+    accumulate(batch, g, kt, count);
   });
 }
 
 func::FuncOp FlashEmitter::emit(StringRef name) {
-  int64_t dyn = ShapedType::kDynamic;
   Type f32Type = b.getF32Type(), idx = b.getIndexType();
-  auto tensor = [&](int64_t heads, int64_t dim) {
-    return MemRefType::get({dyn, dyn, heads, dim}, f32Type);
-  };
-  SmallVector<Type> inputs = {tensor(sig.heads, sig.headDim),
-                              tensor(sig.kvHeads, sig.headDim),
-                              tensor(sig.kvHeads, sig.vHeadDim)};
-  if (sig.score.getSinks())
-    inputs.push_back(MemRefType::get({sig.heads}, f32Type));
-  if (decode)
-    inputs.append(
-        {MemRefType::get({dyn, dyn, dyn, sig.heads, sig.vHeadDim}, f32Type),
-         MemRefType::get({dyn, dyn, dyn, sig.heads}, f32Type),
-         MemRefType::get({dyn, dyn, dyn, sig.heads}, f32Type), idx, idx});
-  else
-    inputs.push_back(tensor(sig.heads, sig.vHeadDim));
-  inputs.append({idx, idx});
+  SmallVector<Type> inputs = getAttentionInputTypes(b, sig);
+  inputs.append({getRowsType(b, sig.heads, sig.vHeadDim), idx, idx});
   func::FuncOp func = createKernelFunc(b, name, inputs);
   OpBuilder::InsertionGuard guard(b);
   Block *entry = &func.getBody().front();
@@ -468,22 +409,13 @@ func::FuncOp FlashEmitter::emit(StringRef name) {
   v = entry->getArgument(arg++);
   if (sig.score.getSinks())
     sinks = entry->getArgument(arg++);
-  Value position, numSplits;
-  if (decode) {
-    partialOut = entry->getArgument(arg++);
-    partialMax = entry->getArgument(arg++);
-    partialSum = entry->getArgument(arg++);
-    position = entry->getArgument(arg++);
-    numSplits = entry->getArgument(arg++);
-  } else {
-    out = entry->getArgument(arg++);
-  }
-  Value workBegin = entry->getArgument(arg++), workEnd = entry->getArgument(arg);
+  out = entry->getArgument(arg++);
+  Value workBegin = entry->getArgument(arg++),
+        workEnd = entry->getArgument(arg);
 
   auto scratch = [&](ArrayRef<int64_t> shape, Type type) {
-    return memref::AllocaOp::create(
-               b, MemRefType::get(shape, type), ValueRange(),
-               b.getI64IntegerAttr(64))
+    return memref::AllocaOp::create(b, MemRefType::get(shape, type),
+                                    ValueRange(), b.getI64IntegerAttr(64))
         .getResult();
   };
   queriesT = scratch({sig.headDim, rows}, f32Type);
@@ -495,30 +427,19 @@ func::FuncOp FlashEmitter::emit(StringRef name) {
   rowBegin = scratch({rows}, b.getI32Type());
   rowEnd = scratch({rows}, b.getI32Type());
 
-  Value c0 = index(b, 0), c1 = index(b, 1);
+  Value c1 = index(b, 1);
   Value numQueries = memref::DimOp::create(b, q, 1);
-  Value capacity = memref::DimOp::create(b, k, 1);
-  if (decode) {
-    offset = position;
-    numKeys = arith::AddIOp::create(b, position, numQueries);
-  } else {
-    numKeys = capacity;
-    offset = arith::SubIOp::create(b, numKeys, numQueries);
-  }
-  Value qTileSize = index(b, qTile), kTileSize = index(b, kTile);
+  numKeys = memref::DimOp::create(b, k, 1);
+  offset = arith::SubIOp::create(b, numKeys, numQueries);
+  Value qTileSize = index(b, qTile);
   Value numTiles = arith::CeilDivUIOp::create(b, numQueries, qTileSize);
   Value kvHeads = index(b, sig.kvHeads);
 
   forLoop(b, workBegin, workEnd, c1, [&](Value w) {
-    Value split = c0;
-    if (decode) {
-      split = arith::RemUIOp::create(b, w, numSplits);
-      w = arith::DivUIOp::create(b, w, numSplits);
-    }
     // Heaviest tiles (last queries) first: better balance under causal masks.
-    Value tile = arith::SubIOp::create(
-        b, arith::SubIOp::create(b, numTiles, c1),
-        arith::RemUIOp::create(b, w, numTiles));
+    Value tile =
+        arith::SubIOp::create(b, arith::SubIOp::create(b, numTiles, c1),
+                              arith::RemUIOp::create(b, w, numTiles));
     Value rest = arith::DivUIOp::create(b, w, numTiles);
     Value g = arith::RemUIOp::create(b, rest, kvHeads);
     Value batch = arith::DivUIOp::create(b, rest, kvHeads);
@@ -527,38 +448,14 @@ func::FuncOp FlashEmitter::emit(StringRef name) {
         b, qTileSize, arith::SubIOp::create(b, numQueries, q0));
 
     packQueries(batch, g, q0, valid);
-    initRows(g, q0, valid,
-             arith::CmpIOp::create(b, arith::CmpIPredicate::eq, split, c0));
+    initRows(g, q0, valid);
     Value first = arith::AddIOp::create(b, offset, q0);
-    Value last = arith::SubIOp::create(b, arith::AddIOp::create(b, first, valid), c1);
+    Value last =
+        arith::SubIOp::create(b, arith::AddIOp::create(b, first, valid), c1);
     Value rangeBegin = keyBegin(first), rangeEnd = keyEnd(last);
     Value lastBegin = keyBegin(last), firstEnd = keyEnd(first);
-    if (!decode) {
-      visitKeys(batch, g, rangeBegin, rangeEnd, c0, lastBegin, firstEnd);
-      store(batch, g, q0, valid);
-      return;
-    }
-    // This split's part of the range, in whole key tiles.
-    Value length = arith::SubIOp::create(b, rangeEnd, rangeBegin);
-    Value splitLength = arith::MulIOp::create(
-        b,
-        arith::CeilDivUIOp::create(
-            b, arith::CeilDivUIOp::create(b, length, numSplits), kTileSize),
-        kTileSize);
-    Value lo = arith::MinSIOp::create(
-        b, rangeEnd,
-        arith::AddIOp::create(b, rangeBegin,
-                              arith::MulIOp::create(b, split, splitLength)));
-    Value hi = arith::MinSIOp::create(
-        b, rangeEnd, arith::AddIOp::create(b, lo, splitLength));
-    // Rows run from (lo / capacity) * capacity up to the wrap, then from 0.
-    Value base = arith::MulIOp::create(
-        b, arith::DivUIOp::create(b, lo, capacity), capacity);
-    Value wrap = arith::AddIOp::create(b, base, capacity);
-    visitKeys(batch, g, lo, arith::MinSIOp::create(b, hi, wrap), base,
-              lastBegin, firstEnd);
-    visitKeys(batch, g, wrap, hi, wrap, lastBegin, firstEnd);
-    storePartials(split, batch, g, q0, valid);
+    visitKeys(batch, g, rangeBegin, rangeEnd, lastBegin, firstEnd);
+    store(batch, g, q0, valid);
   });
   return func;
 }
@@ -566,88 +463,6 @@ func::FuncOp FlashEmitter::emit(StringRef name) {
 func::FuncOp hybrid::cpu::emitFlashKernel(ImplicitLocOpBuilder &b,
                                           StringRef name,
                                           const AttentionSignature &sig,
-                                          const TileSizes &tiles, bool decode) {
-  return FlashEmitter(b, sig, tiles, decode).emit(name);
-}
-
-func::FuncOp hybrid::cpu::emitCombineKernel(ImplicitLocOpBuilder &b,
-                                            StringRef name,
-                                            const AttentionSignature &sig) {
-  int64_t dyn = ShapedType::kDynamic;
-  Type f32Type = b.getF32Type(), idx = b.getIndexType();
-  auto partialOutType =
-      MemRefType::get({dyn, dyn, dyn, sig.heads, sig.vHeadDim}, f32Type);
-  auto partialType = MemRefType::get({dyn, dyn, dyn, sig.heads}, f32Type);
-  auto outType = MemRefType::get({dyn, dyn, sig.heads, sig.vHeadDim}, f32Type);
-  func::FuncOp func = createKernelFunc(
-      b, name, {partialOutType, partialType, partialType, outType, idx, idx});
-  OpBuilder::InsertionGuard guard(b);
-  Block *entry = &func.getBody().front();
-  b.setInsertionPointToStart(entry);
-  Value partialOut = entry->getArgument(0), partialMax = entry->getArgument(1),
-        partialSum = entry->getArgument(2), out = entry->getArgument(3);
-  Value c0 = index(b, 0), c1 = index(b, 1);
-  Value numSplits = memref::DimOp::create(b, partialMax, 0);
-  Value numQueries = memref::DimOp::create(b, out, 1);
-  Value negInf = f32(b, -std::numeric_limits<float>::infinity());
-  Value zero = f32(b, 0.0);
-  // One work item per (batch, query position) row of the output.
-  forLoop(b, entry->getArgument(4), entry->getArgument(5), c1, [&](Value w) {
-    Value batch = arith::DivUIOp::create(b, w, numQueries);
-    Value position = arith::RemUIOp::create(b, w, numQueries);
-    forLoop(b, c0, index(b, sig.heads), c1, [&](Value h) {
-      auto at = [&](Value split) {
-        return SmallVector<Value>{split, batch, position, h};
-      };
-      auto maxLoop = scf::ForOp::create(
-          b, c0, numSplits, c1, ValueRange{negInf},
-          [&](OpBuilder &nested, Location loc, Value s, ValueRange acc) {
-            ImplicitLocOpBuilder ib(loc, nested);
-            Value m = memref::LoadOp::create(ib, partialMax, at(s));
-            scf::YieldOp::create(
-                ib, ValueRange{arith::MaximumFOp::create(ib, acc[0], m)});
-          });
-      Value max = maxLoop.getResult(0);
-      forLoop(b, c0, index(b, sig.vHeadDim), c1, [&](Value e) {
-        memref::StoreOp::create(b, zero, out, ValueRange{batch, position, h, e});
-      });
-      // weight(split) = e^(max_split - max); splits that saw nothing: 0.
-      auto sumLoop = scf::ForOp::create(
-          b, c0, numSplits, c1, ValueRange{zero},
-          [&](OpBuilder &nested, Location loc, Value s, ValueRange acc) {
-            OpBuilder::InsertionGuard inside(b);
-            b.setInsertionPoint(nested.getInsertionBlock(),
-                                nested.getInsertionPoint());
-            Value m = memref::LoadOp::create(b, partialMax, at(s));
-            Value weight = arith::SelectOp::create(
-                b, arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, m, negInf),
-                zero, math::ExpOp::create(b, arith::SubFOp::create(b, m, max)));
-            forLoop(b, c0, index(b, sig.vHeadDim), c1, [&](Value e) {
-              SmallVector<Value, 4> o{batch, position, h, e};
-              Value x = memref::LoadOp::create(
-                  b, partialOut, ValueRange{s, batch, position, h, e});
-              memref::StoreOp::create(
-                  b,
-                  arith::AddFOp::create(b, memref::LoadOp::create(b, out, o),
-                                        arith::MulFOp::create(b, weight, x)),
-                  out, o);
-            });
-            Value l = memref::LoadOp::create(b, partialSum, at(s));
-            scf::YieldOp::create(
-                b, ValueRange{arith::AddFOp::create(
-                       b, acc[0], arith::MulFOp::create(b, weight, l))});
-          });
-      Value sum = sumLoop.getResult(0);
-      Value inverse = arith::SelectOp::create(
-          b, arith::CmpFOp::create(b, arith::CmpFPredicate::OGT, sum, zero),
-          arith::DivFOp::create(b, f32(b, 1.0), sum), zero);
-      forLoop(b, c0, index(b, sig.vHeadDim), c1, [&](Value e) {
-        SmallVector<Value, 4> o{batch, position, h, e};
-        memref::StoreOp::create(
-            b, arith::MulFOp::create(b, memref::LoadOp::create(b, out, o), inverse),
-            out, o);
-      });
-    });
-  });
-  return func;
+                                          const TileSizes &tiles) {
+  return FlashEmitter(b, sig, tiles).emit(name);
 }

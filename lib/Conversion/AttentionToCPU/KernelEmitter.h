@@ -29,9 +29,7 @@ struct AttentionSignature {
 
   static AttentionSignature get(AttentionOp op);
   int64_t groupSize() const { return heads / kvHeads; }
-  bool rotates() const {
-    return positional.getKind() != PositionalKind::none;
-  }
+  bool rotates() const { return positional.getKind() != PositionalKind::none; }
 };
 
 struct TileSizes {
@@ -45,13 +43,19 @@ mlir::func::FuncOp emitPrepareKernel(mlir::ImplicitLocOpBuilder &b,
                                      const AttentionSignature &sig,
                                      bool forQueries);
 
-/// Emits the flash-attention kernel `@name`: over the caller's keys
-/// (prefill) or, with `decode`, over a KV cache with split key ranges whose
-/// partial results `@name_combine` (emitCombineKernel) merges.
+/// Emits the flash-attention kernel `@name` (prefill: all queries of a
+/// prompt over its keys).
 mlir::func::FuncOp emitFlashKernel(mlir::ImplicitLocOpBuilder &b,
                                    llvm::StringRef name,
                                    const AttentionSignature &sig,
-                                   const TileSizes &tiles, bool decode);
+                                   const TileSizes &tiles);
+
+/// Emits the decode kernel `@name`: one query position of T per work item,
+/// over a KV cache, with split key ranges (see DecodeKernel.cpp).
+mlir::func::FuncOp emitDecodeKernel(mlir::ImplicitLocOpBuilder &b,
+                                    llvm::StringRef name,
+                                    const AttentionSignature &sig,
+                                    int64_t keyTile);
 
 /// Emits the log-sum-exp merge of a decode kernel's split partial results.
 mlir::func::FuncOp emitCombineKernel(mlir::ImplicitLocOpBuilder &b,
@@ -78,6 +82,20 @@ void forLoop(mlir::ImplicitLocOpBuilder &b, mlir::Value lb, mlir::Value ub,
 void ifThen(mlir::ImplicitLocOpBuilder &b, mlir::Value cond,
             llvm::function_ref<void()> thenBody,
             llvm::function_ref<void()> elseBody = nullptr);
+
+/// The first key position visible to the query at `position` under `mask`.
+mlir::Value getKeyBegin(mlir::ImplicitLocOpBuilder &b, MaskAttr mask,
+                        mlir::Value position);
+
+/// `memref<?x?x{heads}x{dim}xf32>`: [batch, seq, heads, dim] rows.
+mlir::MemRefType getRowsType(mlir::ImplicitLocOpBuilder &b, int64_t heads,
+                             int64_t dim);
+
+/// q, k, v and (with sinks) the sink logits: the inputs every attention
+/// kernel starts with.
+llvm::SmallVector<mlir::Type>
+getAttentionInputTypes(mlir::ImplicitLocOpBuilder &b,
+                       const AttentionSignature &sig);
 
 /// A function with the C interface the runtime calls.
 mlir::func::FuncOp createKernelFunc(mlir::ImplicitLocOpBuilder &b,

@@ -71,8 +71,8 @@ func::FuncOp hybrid::cpu::emitPrepareKernel(ImplicitLocOpBuilder &b,
   RopeTable rope = computeRopeTable(sig.positional, dim);
   Value invFreq;
   if (!rope.inverseFrequencies.empty())
-    invFreq = getF64Table(b, func, fullName + "_inv_freq",
-                          rope.inverseFrequencies);
+    invFreq =
+        getF64Table(b, func, fullName + "_inv_freq", rope.inverseFrequencies);
 
   auto vecType = VectorType::get({kLanes}, b.getF32Type());
   Value c0 = index(b, 0), c1 = index(b, 1);
@@ -82,14 +82,14 @@ func::FuncOp hybrid::cpu::emitPrepareKernel(ImplicitLocOpBuilder &b,
     Value s = arith::RemUIOp::create(b, w, seq);
     Value position = arith::UIToFPOp::create(
         b, b.getF64Type(),
-        arith::IndexCastUIOp::create(b, b.getI64Type(),
-                                     arith::AddIOp::create(b, firstPosition, s)));
+        arith::IndexCastUIOp::create(
+            b, b.getI64Type(), arith::AddIOp::create(b, firstPosition, s)));
 
     // Queries carry the score scale (and temperature) from here on.
     Value factor;
     if (forQueries) {
-      factor = arith::ConstantOp::create(
-          b, b.getF64FloatAttr(sig.score.getScale()));
+      factor =
+          arith::ConstantOp::create(b, b.getF64FloatAttr(sig.score.getScale()));
       if (TemperatureTuningAttr tuning = sig.score.getTemperature())
         factor = arith::MulFOp::create(b, factor,
                                        getTemperature(b, position, tuning));
@@ -98,17 +98,18 @@ func::FuncOp hybrid::cpu::emitPrepareKernel(ImplicitLocOpBuilder &b,
     auto scaled = [&](Value v) {
       if (!factor)
         return v;
-      Value f = v.getType() == vecType
-                    ? vector::BroadcastOp::create(b, vecType, factor).getResult()
-                    : factor;
+      Value f =
+          v.getType() == vecType
+              ? vector::BroadcastOp::create(b, vecType, factor).getResult()
+              : factor;
       return arith::MulFOp::create(b, v, f).getResult();
     };
 
     // Every dim scaled; the rotating pairs are overwritten below.
     forLoop(b, c0, index(b, heads), c1, [&](Value h) {
       forLoop(b, c0, index(b, dim), index(b, kLanes), [&](Value d) {
-        Value v = vector::LoadOp::create(b, vecType, in,
-                                         ValueRange{batch, s, h, d});
+        Value v =
+            vector::LoadOp::create(b, vecType, in, ValueRange{batch, s, h, d});
         vector::StoreOp::create(b, scaled(v), out, ValueRange{batch, s, h, d});
       });
     });
@@ -120,8 +121,8 @@ func::FuncOp hybrid::cpu::emitPrepareKernel(ImplicitLocOpBuilder &b,
     forLoop(b, c0, pairs, c1, [&](Value i) {
       Value angle = arith::MulFOp::create(
           b, position, memref::LoadOp::create(b, invFreq, ValueRange{i}));
-      Value attention = arith::ConstantOp::create(
-          b, b.getF64FloatAttr(rope.attentionFactor));
+      Value attention =
+          arith::ConstantOp::create(b, b.getF64FloatAttr(rope.attentionFactor));
       auto trig = [&](Value v) {
         return arith::TruncFOp::create(b, b.getF32Type(),
                                        arith::MulFOp::create(b, v, attention))

@@ -98,7 +98,8 @@ public:
   }
   void reset() { hybrid_rt_session_reset(session); }
   Status cacheInfo(int64_t layer, hybrid_rt_cache_info &info) const {
-    return Status::fromCode(hybrid_rt_session_cache_info(session, layer, &info));
+    return Status::fromCode(
+        hybrid_rt_session_cache_info(session, layer, &info));
   }
   int64_t cacheBytes() const { return hybrid_rt_session_cache_bytes(session); }
 

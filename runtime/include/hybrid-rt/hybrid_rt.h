@@ -112,9 +112,10 @@ typedef struct hybrid_rt_cache_info {
   int32_t k_eq_v;       /* one tensor for keys and values */
 } hybrid_rt_cache_info;
 
-hybrid_rt_status hybrid_rt_session_create(hybrid_rt_model *model,
-                                          const hybrid_rt_session_options *options,
-                                          hybrid_rt_session **session);
+hybrid_rt_status
+hybrid_rt_session_create(hybrid_rt_model *model,
+                         const hybrid_rt_session_options *options,
+                         hybrid_rt_session **session);
 void hybrid_rt_session_destroy(hybrid_rt_session *session);
 /* Empties every cache (allocations are kept). */
 void hybrid_rt_session_reset(hybrid_rt_session *session);
@@ -127,25 +128,21 @@ int64_t hybrid_rt_session_cache_bytes(const hybrid_rt_session *session);
 /* Prompt of S tokens into an empty layer: as hybrid_rt_prefill, and the
  * layer's cache keeps what its policy holds. A shared layer takes its
  * source's k and v (and stores nothing); its source goes first. */
-hybrid_rt_status hybrid_rt_session_prefill(hybrid_rt_session *session,
-                                           int64_t layer,
-                                           const hybrid_rt_tensor *q,
-                                           const hybrid_rt_tensor *k,
-                                           const hybrid_rt_tensor *v,
-                                           const hybrid_rt_tensor *sinks,
-                                           hybrid_rt_tensor *out);
+hybrid_rt_status
+hybrid_rt_session_prefill(hybrid_rt_session *session, int64_t layer,
+                          const hybrid_rt_tensor *q, const hybrid_rt_tensor *k,
+                          const hybrid_rt_tensor *v,
+                          const hybrid_rt_tensor *sinks, hybrid_rt_tensor *out);
 
 /* T new tokens per sequence (1 <= T <= max_step_tokens): q [B, T, Hq, D],
  * k [B, T, Hkv, D], v [B, T, Hkv, Dv] at positions length..length+T-1 are
  * appended to the cache and attend to it; out [B, T, Hq, Dv]. Shared
  * layers pass k = v = NULL and run after their source's step. */
-hybrid_rt_status hybrid_rt_session_decode(hybrid_rt_session *session,
-                                          int64_t layer,
-                                          const hybrid_rt_tensor *q,
-                                          const hybrid_rt_tensor *k,
-                                          const hybrid_rt_tensor *v,
-                                          const hybrid_rt_tensor *sinks,
-                                          hybrid_rt_tensor *out);
+hybrid_rt_status
+hybrid_rt_session_decode(hybrid_rt_session *session, int64_t layer,
+                         const hybrid_rt_tensor *q, const hybrid_rt_tensor *k,
+                         const hybrid_rt_tensor *v,
+                         const hybrid_rt_tensor *sinks, hybrid_rt_tensor *out);
 
 /* Appends T tokens' k [B, T, Hkv, D] and v [B, T, Hkv, Dv] to a layer's
  * cache without attending, e.g. to restore a saved prompt cache. */

@@ -32,6 +32,21 @@
 // CHECK-SAME: llvm.emit_c_interface
 // CHECK: math.cos {{.*}} : f64
 // CHECK-LABEL: func.func @sliding_prepare_k(
+// Decode: one query position for the 4 query heads of a kv head per work
+// item, vectors along the head dim, partial results per key-range split.
+// CHECK-LABEL: func.func @sliding_decode(
+// CHECK-SAME: memref<?x?x?x8x64xf32>, %{{.+}}: memref<?x?x?x8xf32>, %{{.+}}: memref<?x?x?x8xf32>, %[[POS:.+]]: index, %[[SPLITS:.+]]: index, %{{.+}}: index, %{{.+}}: index)
+// CHECK-SAME: hybrid.q_tile = 1 : i64
+// CHECK: memref.alloca() {alignment = 64 : i64} : memref<4x64xf32>
+// The key row of a position: p - (p / capacity) * capacity (a ring wraps).
+// CHECK: arith.divui %{{.+}}, %{{.+}} : index
+// CHECK: vector.reduction <add>
+// CHECK-NOT: arith.cmpi sge
+// CHECK: vector.reduction <maximumf>
+// CHECK: math.tanh
+// CHECK: math.exp
+// CHECK-LABEL: func.func @sliding_decode_combine(
+// CHECK-SAME: memref<?x?x?x8x64xf32>, %{{.+}}: memref<?x?x?x8xf32>, %{{.+}}: memref<?x?x?x8xf32>, %{{.+}}: memref<?x?x8x64xf32>
 
 // TILES: hybrid.k_tile = 128 : i64, hybrid.q_tile = 16 : i64
 
@@ -52,6 +67,7 @@ func.func @sliding(%q: tensor<?x?x8x64xf32>, %k: tensor<?x?x2x64xf32>,
 // CHECK-LABEL: func.func @nope(
 // CHECK-LABEL: func.func @nope_prepare_q(
 // CHECK-NOT: func.func @nope_prepare_k
+// CHECK-LABEL: func.func @nope_decode(
 func.func @nope(%q: tensor<?x?x4x32xf32>, %k: tensor<?x?x4x32xf32>,
                 %v: tensor<?x?x4x32xf32>, %init: tensor<?x?x4x32xf32>)
     -> tensor<?x?x4x32xf32> {
@@ -76,5 +92,22 @@ func.func @tuned(%q: tensor<?x?x4x32xf32>, %k: tensor<?x?x4x32xf32>,
          outs(%init : tensor<?x?x4x32xf32>)
          mask <kind = full> pos <kind = none> score <scale = 0.17>
          {q_tile = 64, k_tile = 32} -> tensor<?x?x4x32xf32>
+  return %o : tensor<?x?x4x32xf32>
+}
+
+// Bidirectional attention has no decode kernel: decoding extends a causal
+// context.
+// CHECK-LABEL: func.func @bidirectional(
+// CHECK-NOT: func.func @bidirectional_decode
+// CHECK-LABEL: func.func @bidirectional_prepare_q(
+// CHECK-NOT: func.func @bidirectional_decode
+func.func @bidirectional(%q: tensor<?x?x4x32xf32>, %k: tensor<?x?x4x32xf32>,
+                         %v: tensor<?x?x4x32xf32>, %init: tensor<?x?x4x32xf32>)
+    -> tensor<?x?x4x32xf32> {
+  %o = hybrid.attention ins(%q, %k, %v : tensor<?x?x4x32xf32>,
+           tensor<?x?x4x32xf32>, tensor<?x?x4x32xf32>)
+         outs(%init : tensor<?x?x4x32xf32>)
+         mask <kind = full, causal = false> pos <kind = none> score <scale = 0.17>
+         -> tensor<?x?x4x32xf32>
   return %o : tensor<?x?x4x32xf32>
 }
