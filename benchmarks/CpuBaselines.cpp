@@ -3,7 +3,10 @@
 // Measures, on this machine and in the same run as the compiled kernels:
 //  - OpenBLAS sgemm on large square matrices (the machine's practical peak);
 //  - unfused attention: per head S = Q K^T (sgemm), masked softmax, O = P V
-//    (sgemm), the way a framework without a fused kernel computes it.
+//    (sgemm), the way a framework without a fused kernel computes it;
+//  - a large memcpy split over the same number of threads (the bandwidth a
+//    decode step, which reads its cache once, can hope for): bytes copied
+//    per second.
 // Prints JSON. Useful FLOP/s count visible query-key pairs only.
 //
 //===----------------------------------------------------------------------===//
@@ -19,6 +22,7 @@
 #include <limits>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -98,10 +102,27 @@ double unfusedSeconds(int seq, int heads, int dim, int window) {
   });
 }
 
+/// GB/s of copying `megabytes` MB, each of `threads` threads its own part.
+double memcpyGbps(int megabytes, int threads) {
+  size_t bytes = size_t(megabytes) << 20;
+  std::vector<char> from(bytes, 1), to(bytes, 0);
+  auto copy = [&] {
+    std::vector<std::thread> workers;
+    size_t part = bytes / threads;
+    for (int t = 0; t < threads; ++t)
+      workers.emplace_back([&, t] {
+        std::memcpy(to.data() + t * part, from.data() + t * part, part);
+      });
+    for (std::thread &w : workers)
+      w.join();
+  };
+  return double(bytes) / medianSeconds(5, copy) / 1e9;
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
-  int heads = 8, dim = 128, sgemmSize = 2048;
+  int heads = 8, dim = 128, sgemmSize = 2048, memcpyMegabytes = 512;
   std::vector<int> seqs;
   std::vector<int> windows = {0};
   for (int i = 1; i < argc; ++i) {
@@ -117,20 +138,26 @@ int main(int argc, char **argv) {
       windows.push_back(next());
     else if (arg == "--sgemm-size")
       sgemmSize = next();
+    else if (arg == "--memcpy-mb")
+      memcpyMegabytes = next();
     else {
       std::fprintf(stderr,
                    "usage: hybrid-cpu-baselines [--heads H] [--head-dim D] "
-                   "[--seq-len N]... [--window W]... [--sgemm-size N]\n");
+                   "[--seq-len N]... [--window W]... [--sgemm-size N] "
+                   "[--memcpy-mb N]\n");
       return 2;
     }
   }
-  if (heads <= 0 || dim <= 0 || sgemmSize <= 0) {
+  if (heads <= 0 || dim <= 0 || sgemmSize <= 0 || memcpyMegabytes <= 0) {
     std::fprintf(stderr, "hybrid-cpu-baselines: sizes must be positive\n");
     return 2;
   }
+  int threads = openblas_get_num_threads();
   std::printf("{\n  \"threads\": %d,\n  \"sgemm\": {\"size\": %d, \"gflops\": %.2f},\n"
+              "  \"memcpy\": {\"megabytes\": %d, \"gbytes_per_s\": %.2f},\n"
               "  \"unfused\": [",
-              openblas_get_num_threads(), sgemmSize, sgemmGflops(sgemmSize));
+              threads, sgemmSize, sgemmGflops(sgemmSize), memcpyMegabytes,
+              memcpyGbps(memcpyMegabytes, threads));
   const char *sep = "";
   for (int seq : seqs)
     for (int window : windows) {

@@ -2,10 +2,11 @@
 """CPU benchmark of the compiled attention kernels, in one run on this machine.
 
 Measures with hybrid-bench (fused kernels through the runtime) and
-hybrid-cpu-baselines (OpenBLAS sgemm, unfused GEMM + masked softmax + GEMM)
-on benchmarks/attention-8x128.json (float32, 8 heads, head dim 128, RoPE),
-causal and sliding window 1024, at N = 4096 and 16384, and writes
-docs/benchmarks.md (table, targets) and docs/benchmarks.svg (plot).
+hybrid-cpu-baselines (OpenBLAS sgemm, unfused GEMM + masked softmax + GEMM,
+a large multi-threaded memcpy) on benchmarks/attention-8x128.json (float32,
+8 heads, head dim 128, RoPE), causal and sliding window 1024: prefill at
+N = 4096 and 16384, decode steps (batch 1, one token) at contexts 4096 and
+65536; writes docs/benchmarks.md (tables, targets) and docs/benchmarks.svg.
 
 Usage: utils/benchmark-cpu.py [--build-dir build] [--repeat 3] [--quick]
 """
@@ -20,6 +21,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPEC = os.path.join(ROOT, "benchmarks", "attention-8x128.json")
 WINDOW = 1024
+DECODE_CONTEXTS = [4096, 65536]
 
 
 def run_json(cmd):
@@ -58,12 +60,24 @@ def main():
         threads = result["threads"]
         for layer in result["layers"]:
             fused[(n, layer["window"] or 0)] = layer
+    # Decode: each layer on its own (its step time, not its neighbours'
+    # cache traffic), caches filled without attending to the prompt.
+    contexts = [1024, 8192] if args.quick else DECODE_CONTEXTS
+    decode = {}  # (context, window) -> hybrid-bench layer entry
+    for n in contexts:
+        for layer, steps in (("0", 16), ("1", 64)):
+            result = run_json([os.path.join(bin_dir, "hybrid-bench"), SPEC,
+                               "--seq-len", str(n), "--decode-steps", str(steps),
+                               "--decode-only", "--layers", layer, "--json"])
+            entry = result["layers"][0]
+            decode[(n, entry["window"] or 0)] = entry
     cmd = [os.path.join(bin_dir, "hybrid-cpu-baselines"), "--heads", "8",
            "--head-dim", "128", "--window", str(WINDOW), "--sgemm-size", "2048"]
     for n in lengths:
         cmd += ["--seq-len", str(n)]
     baselines = run_json(cmd)
     sgemm = baselines["sgemm"]["gflops"]
+    memcpy = baselines["memcpy"]["gbytes_per_s"]
     unfused = {(u["seq_len"], u["window"]): u for u in baselines["unfused"]}
 
     small, large = lengths
@@ -71,6 +85,9 @@ def main():
     ratio_sgemm = causal["prefill_gflops"] / sgemm
     sliding_growth = fused[(large, WINDOW)]["prefill_ms"] / fused[(small, WINDOW)]["prefill_ms"]
     causal_over_sliding = fused[(large, 0)]["prefill_ms"] / fused[(large, WINDOW)]["prefill_ms"]
+    short, long = contexts
+    decode_growth = decode[(long, WINDOW)]["decode_ms"] / decode[(short, WINDOW)]["decode_ms"]
+    full_bandwidth = decode[(long, 0)]["decode_gbytes_per_s"] / memcpy
     targets = [] if args.quick else [
         (f"causal N={small}: fused GFLOP/s / OpenBLAS sgemm GFLOP/s",
          f"{ratio_sgemm:.0%}", ">= 50% (aim 70%)", ratio_sgemm >= 0.5),
@@ -78,6 +95,10 @@ def main():
          f"{sliding_growth:.2f}", "<= 4.6 (linear)", sliding_growth <= 4.6),
         (f"N={large}: causal time / sliding time",
          f"{causal_over_sliding:.1f}x", ">= 5x", causal_over_sliding >= 5),
+        (f"decode, sliding W={WINDOW}: step time at context {long} / at {short}",
+         f"{decode_growth:.2f}", "<= 1.2 (flat)", decode_growth <= 1.2),
+        (f"decode, causal at context {long}: cache read GB/s / memcpy GB/s",
+         f"{full_bandwidth:.0%}", ">= 50%", full_bandwidth >= 0.5),
     ]
 
     rows = []
@@ -109,30 +130,50 @@ def main():
     for n, mask, pairs, fms, fg, ums, ug, speedup in rows:
         md.append(f"| {n} | {mask} | {pairs:,} | {fms:.1f} | {fg:.1f} | "
                   f"{ums:.1f} | {ug:.1f} | {speedup:.1f}x |")
+    md.append("\n## Decode\n")
+    md.append("One step of one token per sequence, batch 1, after a context of "
+              "the given length (caches filled by `hybrid_rt_session_append`; "
+              "each layer timed on its own, median of the steps after a warm-up "
+              "one). GB/s: the keys and values the step's query can see, read "
+              "once, per second; the memcpy baseline copies "
+              f"{baselines['memcpy']['megabytes']} MB on {threads} threads in the "
+              f"same run: **{memcpy:.1f} GB/s**.\n")
+    md.append("| context | layer | cache rows read | step ms | GB/s | of memcpy |")
+    md.append("|---:|---|---:|---:|---:|---:|")
+    for n in contexts:
+        for window in (0, WINDOW):
+            d = decode[(n, window)]
+            rows = n + 1 - max(0, n - window + 1) if window else n + 1
+            md.append(f"| {n} | {'causal' if window == 0 else f'sliding {window}'} | "
+                      f"{rows:,} | {d['decode_ms']:.3f} | "
+                      f"{d['decode_gbytes_per_s']:.1f} | "
+                      f"{d['decode_gbytes_per_s'] / memcpy:.0%} |")
     if targets:
-        md.append("\n## Targets (issue 4)\n")
+        md.append("\n## Targets (issues 4 and 5)\n")
         md.append("| measure | value | target | |")
         md.append("|---|---:|---|---|")
     for name, value, target, ok in targets:
         md.append(f"| {name} | {value} | {target} | {'met' if ok else 'MISSED'} |")
-    md.append("\n![fused and unfused attention time against N](benchmarks.svg)\n")
-    md.append("Reproduce: `utils/build.sh && utils/benchmark-cpu.py` (about two "
+    md.append("\n![prefill time and GFLOP/s, decode step time](benchmarks.svg)\n")
+    md.append("Reproduce: `utils/build.sh && utils/benchmark-cpu.py` (about four "
               "minutes on 2 cores). The machines are shared: compare ratios "
               "within one run, not absolute times across runs.")
     with open(os.path.join(out_dir, "benchmarks.md"), "w") as f:
         f.write("\n".join(md) + "\n")
 
-    plot(out_dir, lengths, fused, unfused, sgemm, threads)
+    plot(out_dir, lengths, fused, unfused, sgemm, threads, contexts, decode,
+         memcpy)
     print("\n".join(md))
     return 0 if all(t[3] for t in targets) else 1
 
 
-def plot(out_dir, lengths, fused, unfused, sgemm, threads):
+def plot(out_dir, lengths, fused, unfused, sgemm, threads, contexts, decode,
+         memcpy):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     matplotlib.rcParams["svg.hashsalt"] = "hybrid"  # stable ids
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (left, right, third) = plt.subplots(1, 3, figsize=(15, 4))
     for window, label, style in ((0, "causal", "o-"), (WINDOW, f"sliding {WINDOW}", "s-")):
         left.plot(lengths, [fused[(n, window)]["prefill_ms"] for n in lengths],
                   style, label=f"fused {label}")
@@ -154,6 +195,15 @@ def plot(out_dir, lengths, fused, unfused, sgemm, threads):
     right.set_ylabel("useful GFLOP/s")
     right.set_title(f"useful GFLOP/s ({threads} threads)")
     right.legend(fontsize=8)
+    for window, label, style in ((0, "causal", "o-"), (WINDOW, f"sliding {WINDOW}", "s-")):
+        third.plot(contexts, [decode[(n, window)]["decode_ms"] for n in contexts],
+                   style, label=label)
+    third.set_xscale("log", base=2)
+    third.set_yscale("log")
+    third.set_xlabel("context length")
+    third.set_ylabel("decode step time (ms)")
+    third.set_title(f"decode, batch 1 (memcpy {memcpy:.1f} GB/s)")
+    third.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(os.path.join(out_dir, "benchmarks.svg"), metadata={"Date": None})
 
