@@ -3,8 +3,10 @@
 # Imports the bundled Gemma 3 1B config.json, prints its schedule in the hybrid
 # dialect (interleaving written as hybrid.repeat, caches planned) and its
 # KV-cache plan against an all-full-attention model of the same size; then
-# compiles every attention layer for this CPU, runs a prefill through the
-# runtime against the float64 reference, and times every layer.
+# compiles every attention layer for this CPU and serves a batch through the
+# runtime: prefill, then decode steps over the caches the plan sized (checked
+# at every position against the float64 reference), the memory those caches
+# take against an all-full model, and per-layer prefill and decode timings.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 utils/build.sh >/dev/null
@@ -22,8 +24,10 @@ echo "== KV-cache plan per sequence (bf16)"
   python3 utils/cache-table.py
 echo
 seq=${SEQ_LEN:-512}
-echo "== Every layer compiled for this CPU: prefill of $seq tokens, checked against the float64 reference"
-"$bin/hybrid-run" "$model" --seq-len "$seq" --check
+steps=${DECODE_STEPS:-64}
+echo "== Every layer compiled for this CPU: batch 2, prefill of $seq tokens and $steps decode steps, checked against the float64 reference at every position"
+"$bin/hybrid-run" "$model" --batch 2 --seq-len "$seq" --decode-steps "$steps" --check
 echo
-echo "== Prefill time per layer at ${BENCH_SEQ_LEN:=4096} tokens (median of 3, useful GFLOP/s)"
-"$bin/hybrid-bench" "$model" --seq-len "$BENCH_SEQ_LEN" --repeat 3
+bench_seq=${BENCH_SEQ_LEN:-4096}
+echo "== Timings per layer, batch 1: prefill of $bench_seq tokens, then decode steps at that context (medians)"
+"$bin/hybrid-bench" "$model" --seq-len "$bench_seq" --decode-steps 16 --repeat 3

@@ -26,6 +26,8 @@ void hybrid::buildCPUKernelPipeline(OpPassManager &pm,
                                     const CPUPipelineOptions &options) {
   SchedulePipelineOptions schedule;
   schedule.maxSeq = options.maxSeq;
+  // The CPU runtime keeps its caches in f32, the kernels' type.
+  schedule.storage = StorageType::f32;
   buildSchedulePipeline(pm, schedule);
   pm.addPass(createHybridExtractAttention());
   ConvertHybridAttentionToCPUOptions tiles;

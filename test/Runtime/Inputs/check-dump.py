@@ -9,8 +9,12 @@ import numpy as np
 artifacts, dump = sys.argv[1], sys.argv[2]
 manifest = json.load(open(f"{artifacts}/manifest.json"))
 worst = 0.0
+import os
+
 for layer in manifest["layers"]:
     i = layer["index"]
+    if not os.path.isdir(f"{dump}/layer{i}"):
+        continue
     assert layer["positional"]["type"] == "none", "NoPE layers only"
     q, k, v, out = (np.load(f"{dump}/layer{i}/{n}.npy").astype(np.float64)
                     for n in ("q", "k", "v", "out"))
