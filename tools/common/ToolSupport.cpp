@@ -4,6 +4,7 @@
 
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FileSystem.h"
+#include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/WithColor.h"
 #include "llvm/Support/raw_ostream.h"
 
@@ -110,6 +111,27 @@ const LayerInputs &InputGenerator::get(const rt::LayerSpec &layer) {
       value = normal(random);
   }
   return made.emplace(layer.index, std::move(in)).first->second;
+}
+
+int64_t hybrid::tools::getAllFullCacheBytes(const rt::Manifest &manifest,
+                                            int64_t batch, int64_t tokens) {
+  int64_t bytes = 0;
+  for (const rt::LayerSpec &layer : manifest.layers)
+    if (layer.hasKernel())
+      bytes += batch * tokens * layer.numKvHeads *
+               (layer.headDim + layer.vHeadDim) * int64_t(sizeof(float));
+  return bytes;
+}
+
+std::string hybrid::tools::describeCache(const rt::Manifest &manifest,
+                                         int64_t bytes, int64_t batch,
+                                         int64_t tokens) {
+  int64_t full = getAllFullCacheBytes(manifest, batch, tokens);
+  return formatv("cache: {0} bytes (f32, batch {1}, up to {2} tokens); every "
+                 "layer full: {3} bytes; this schedule needs {4:f1}% of that",
+                 bytes, batch, tokens, full,
+                 full ? 100.0 * double(bytes) / double(full) : 0.0)
+      .str();
 }
 
 bool hybrid::tools::writeNpy(const std::string &path, const float *data,

@@ -131,6 +131,7 @@ int main(int argc, char **argv) {
   }
 
   // Decode: a session through the prompt, then every layer once per step.
+  int64_t cacheBytes = 0;
   if (steps) {
     rt::Session session;
     if (rt::Status s = session.create(model, batch, total, stepTokens); !s)
@@ -165,6 +166,7 @@ int main(int argc, char **argv) {
         if (step >= warmup)
           times[layer->index].push_back(elapsed.count());
       }
+    cacheBytes = session.cacheBytes();
     for (auto &[index, layerTimes] : times) {
       const rt::LayerSpec &layer = manifest.layers[index];
       double ms = median(layerTimes);
@@ -199,6 +201,11 @@ int main(int argc, char **argv) {
                    {"threads", model.numThreads()},
                    {"repeat", int(repeat)},
                    {"layers", std::move(layers)}};
+    if (steps) {
+      result["cache_bytes"] = cacheBytes;
+      result["all_full_cache_bytes"] =
+          tools::getAllFullCacheBytes(manifest, batch, total);
+    }
     outs() << result.dump(2) << "\n";
     return 0;
   }
@@ -222,5 +229,7 @@ int main(int argc, char **argv) {
            << cell(entry["decode_ms"], "{0,10:f3}")
            << cell(entry["decode_gbytes_per_s"], "{0,8:f1}") << "\n";
   }
+  if (steps)
+    outs() << tools::describeCache(manifest, cacheBytes, batch, total) << "\n";
   return 0;
 }

@@ -192,16 +192,8 @@ int main(int argc, char **argv) {
     outs() << "cache layer " << layer.index << ": " << info.policy << ", "
            << info.rows << " rows, " << info.bytes << " bytes\n";
   }
-  int64_t bytes = session.cacheBytes();
-  outs() << "cache: " << bytes << " bytes (f32, batch " << batch << ", up to "
-         << total << " tokens)";
-  // The plan is for the run's length when hybrid-run compiled the input.
-  if (manifest.planAllFullBytes > 0 && manifest.planMaxSeq == total)
-    outs() << format("; every layer full: %lld bytes; this schedule needs "
-                     "%.1f%% of that",
-                     (long long)(manifest.planAllFullBytes * batch),
-                     100.0 * bytes / (manifest.planAllFullBytes * batch));
-  outs() << "\n";
+  outs() << tools::describeCache(manifest, session.cacheBytes(), batch, total)
+         << "\n";
   if (check) {
     bool ok = worst <= tolerance;
     outs() << "check: " << (ok ? "passed" : "FAILED") << " on " << ran
