@@ -8,6 +8,7 @@
 #include "hybrid/Import/ScheduleBuilder.h"
 #include "hybrid/Pipelines/Pipelines.h"
 #include "hybrid/Target/SharedObject.h"
+#include "hybrid/Tuning/ApplyTuning.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Parser/Parser.h"
@@ -117,19 +118,48 @@ bool hybrid::emitArtifacts(ModuleOp module, const CompileOptions &options,
                 options.target + "' is not implemented yet (only cpu)");
   if (std::error_code ec = llvm::sys::fs::create_directories(dir))
     return fail("cannot create " + dir + ": " + ec.message());
+  TuningDatabase database;
+  std::string error;
+  if (!options.tuningDb.empty() && !database.load(options.tuningDb, error))
+    return fail(error);
   CPUPipelineOptions cpu;
   cpu.maxSeq = options.maxSeq;
   cpu.qTile = options.qTile;
   cpu.kTile = options.kTile;
-  PassManager kernels = PassManager::on<ModuleOp>(module.getContext());
-  buildCPUKernelPipeline(kernels, cpu);
-  if (failed(kernels.run(module)))
+  PassManager extract = PassManager::on<ModuleOp>(module.getContext());
+  buildCPUExtractPipeline(extract, cpu);
+  if (failed(extract.run(module)))
+    return false;
+  ScheduleOp schedule = *module.getOps<ScheduleOp>().begin();
+  // Entries are looked up for the context the caches are planned for.
+  int64_t seqLen = schedule.getCacheSummaryAttr()
+                       ? schedule.getCacheSummaryAttr().getMaxSeq()
+                       : options.maxSeq;
+  std::vector<TuningDecision> decisions =
+      applyTuning(module, database, getHostTuningTarget(), seqLen);
+  PassManager convert = PassManager::on<ModuleOp>(module.getContext());
+  buildCPUConvertPipeline(convert, cpu);
+  if (failed(convert.run(module)))
     return false;
 
   const char *library = "libkernels.so";
-  ScheduleOp schedule = *module.getOps<ScheduleOp>().begin();
   nlohmann::ordered_json manifest =
       buildManifest(module, schedule, library, options.target);
+  for (const TuningDecision &d : decisions) {
+    nlohmann::ordered_json tuning = {{"signature", d.signature}};
+    if (d.entry) {
+      tuning["source"] = "database";
+      tuning["seq_bucket"] = d.entry->seqBucket;
+    } else {
+      tuning["source"] =
+          options.tuningDb.empty() ? "default" : "default (no entry)";
+      if (!options.tuningDb.empty())
+        llvm::WithColor::note(llvm::errs(), "hybrid")
+            << "no tuning entry for kernel " << d.kernel << " (" << d.signature
+            << ") on " << getHostTuningTarget() << ": default tile sizes\n";
+    }
+    manifest["kernels"][d.kernel]["tuning"] = std::move(tuning);
+  }
   manifest["host"] = getHostTargetDescription();
   std::string ir;
   llvm::raw_string_ostream irStream(ir);
@@ -143,7 +173,6 @@ bool hybrid::emitArtifacts(ModuleOp module, const CompileOptions &options,
   buildCPUToLLVMPipeline(lowering);
   if (failed(lowering.run(module)))
     return false;
-  std::string error;
   if (!emitHostSharedObject(module, (dir + "/" + library).str(), error))
     return fail(error);
   return writeFile(dir + "/manifest.json", manifest.dump(2) + "\n");

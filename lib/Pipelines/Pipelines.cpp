@@ -22,18 +22,28 @@ void hybrid::buildSchedulePipeline(OpPassManager &pm,
   schedule.addPass(createHybridPlanCaches(plan));
 }
 
-void hybrid::buildCPUKernelPipeline(OpPassManager &pm,
-                                    const CPUPipelineOptions &options) {
+void hybrid::buildCPUExtractPipeline(OpPassManager &pm,
+                                     const CPUPipelineOptions &options) {
   SchedulePipelineOptions schedule;
   schedule.maxSeq = options.maxSeq;
   // The CPU runtime keeps its caches in f32, the kernels' type.
   schedule.storage = StorageType::f32;
   buildSchedulePipeline(pm, schedule);
   pm.addPass(createHybridExtractAttention());
+}
+
+void hybrid::buildCPUConvertPipeline(OpPassManager &pm,
+                                     const CPUPipelineOptions &options) {
   ConvertHybridAttentionToCPUOptions tiles;
   tiles.qTile = options.qTile;
   tiles.kTile = options.kTile;
   pm.addPass(createConvertHybridAttentionToCPU(tiles));
+}
+
+void hybrid::buildCPUKernelPipeline(OpPassManager &pm,
+                                    const CPUPipelineOptions &options) {
+  buildCPUExtractPipeline(pm, options);
+  buildCPUConvertPipeline(pm, options);
 }
 
 void hybrid::buildCPUToLLVMPipeline(OpPassManager &pm) {

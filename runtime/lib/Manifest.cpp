@@ -202,6 +202,11 @@ static KernelSpec parseKernel(const Fields &f) {
   k.sinks = f.boolean("sinks", false);
   k.qTile = f.integer("q_tile");
   k.kTile = f.integer("k_tile");
+  if (f.has("tuning")) {
+    Fields tuning = f.child("tuning");
+    k.signature = tuning.string("signature");
+    k.tuningSource = tuning.string("source");
+  }
   k.decode = f.string("decode", std::string());
   if (!k.decode.empty()) {
     k.decodeCombine = f.string("decode_combine");

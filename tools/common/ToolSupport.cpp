@@ -15,43 +15,6 @@ using namespace hybrid;
 using namespace hybrid::tools;
 using namespace llvm;
 
-//===----------------------------------------------------------------------===//
-// Options every run tool shares
-//===----------------------------------------------------------------------===//
-
-static cl::OptionCategory runCategory("Run options");
-cl::OptionCategory &hybrid::tools::getRunOptionCategory() {
-  return runCategory;
-}
-static cl::opt<std::string> target("target", cl::init("cpu"),
-                                   cl::desc("Kernel target (cpu)"),
-                                   cl::cat(runCategory));
-static cl::opt<int64_t> batchSize("batch", cl::init(1), cl::desc("Batch size"),
-                                  cl::cat(runCategory));
-static cl::opt<int64_t> seqLength("seq-len", cl::Required,
-                                  cl::desc("Prompt length (prefill tokens)"),
-                                  cl::cat(runCategory));
-static cl::opt<int64_t> decodeStepCount("decode-steps", cl::init(0),
-                                        cl::desc("Decode steps after prefill"),
-                                        cl::cat(runCategory));
-static cl::opt<int64_t> stepTokenCount("step-tokens", cl::init(1),
-                                       cl::desc("Tokens per decode step"),
-                                       cl::cat(runCategory));
-static cl::opt<std::string> layerList("layers", cl::value_desc("i,j,..."),
-                                      cl::desc("Only these layers"),
-                                      cl::cat(runCategory));
-static cl::opt<int>
-    numThreads("num-threads", cl::init(0),
-               cl::desc("Threads (default: $HYBRID_NUM_THREADS, else all)"),
-               cl::cat(runCategory));
-static cl::opt<int64_t> qTile("q-tile", cl::init(32),
-                              cl::desc("CPU kernels: query positions per "
-                                       "work item"),
-                              cl::cat(runCategory));
-static cl::opt<int64_t> kTile("k-tile", cl::init(64),
-                              cl::desc("CPU kernels: keys per tile"),
-                              cl::cat(runCategory));
-
 Artifacts::~Artifacts() {
   if (temporary)
     (void)llvm::sys::fs::remove_directories(directory);
@@ -182,21 +145,6 @@ LayerSlice::LayerSlice(const rt::LayerSpec &layer, const LayerInputs &in,
   sinksOrNull = layer.sinks ? &sinks : nullptr;
 }
 
-int64_t CompiledModel::batch() const { return batchSize; }
-int64_t CompiledModel::seqLen() const { return seqLength; }
-int64_t CompiledModel::decodeSteps() const { return decodeStepCount; }
-int64_t CompiledModel::stepTokens() const { return stepTokenCount; }
-
-bool CompiledModel::needed(int64_t index) const {
-  if (selected(index))
-    return true;
-  for (const rt::LayerSpec &layer : manifest.layers)
-    if (layer.sourceLayer == index && layer.cachePolicy == "shared" &&
-        selected(layer.index))
-      return true;
-  return false;
-}
-
 std::vector<float>
 hybrid::tools::slicePositions(const std::vector<float> &x,
                               const std::array<int64_t, 4> &shape,
@@ -217,55 +165,4 @@ void hybrid::tools::storePositions(std::vector<float> &x,
   for (int64_t b = 0; b < shape[0]; ++b)
     std::copy_n(&part[b * count * row], count * row,
                 &x[(b * shape[1] + begin) * row]);
-}
-
-bool CompiledModel::selected(int64_t index) const {
-  return only.empty() || is_contained(only, index);
-}
-
-bool CompiledModel::open(StringRef tool, StringRef input) {
-  auto fail = [&](const Twine &message) {
-    WithColor::error(errs(), tool) << message << "\n";
-    return false;
-  };
-  if (batchSize <= 0)
-    return fail("--batch must be positive, not " + Twine(batchSize));
-  if (seqLength <= 0)
-    return fail("--seq-len must be positive, not " + Twine(seqLength));
-  if (decodeStepCount < 0)
-    return fail("--decode-steps must not be negative");
-  if (stepTokenCount <= 0)
-    return fail("--step-tokens must be positive, not " + Twine(stepTokenCount));
-  SmallVector<StringRef> parts;
-  StringRef(layerList).split(parts, ',', -1, /*KeepEmpty=*/false);
-  for (StringRef part : parts) {
-    int64_t index;
-    if (part.trim().getAsInteger(10, index) || index < 0)
-      return fail("--layers: '" + part + "' is not a layer index");
-    only.push_back(index);
-  }
-
-  CompileOptions options;
-  options.target = target;
-  options.maxSeq = totalLength();
-  // The CPU kernels and caches hold f32: plan the caches in f32 too.
-  options.kvStorage = StorageType::f32;
-  options.qTile = qTile;
-  options.kTile = kTile;
-  if (std::string error = validate(options); !error.empty())
-    return fail(error);
-  if (target != "cpu")
-    return fail("--target " + target + ": only cpu kernels run here so far");
-  if (!artifacts.prepare(input, options))
-    return false;
-  std::string error;
-  if (!rt::loadManifest(artifacts.dir(), manifest, error))
-    return fail(error);
-  if (rt::Status s = model.open(artifacts.dir(), numThreads); !s)
-    return fail(s.message);
-  for (int64_t index : only)
-    if (index >= int64_t(manifest.layers.size()))
-      return fail("--layers: layer " + Twine(index) + " is out of range (" +
-                  Twine(manifest.layers.size()) + " layers)");
-  return true;
 }

@@ -84,8 +84,10 @@ int main(int argc, char **argv) {
   options.kTile = kTile;
   if (std::string error = hybrid::validate(options); !error.empty())
     return fail(error);
-  if (!tuningDb.empty())
-    return fail("--tuning-db: tuning databases are not supported yet");
+  if (!tuningDb.empty() && emit != Emit::Artifacts)
+    return fail("--tuning-db: only with --emit artifacts (it sets kernel tile "
+                "sizes)");
+  options.tuningDb = tuningDb;
   if (emit == Emit::Artifacts && target != "cpu")
     return fail("--emit artifacts: kernel code generation for '" + target +
                 "' is not implemented yet (only cpu)");

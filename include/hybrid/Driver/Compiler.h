@@ -23,6 +23,9 @@ struct CompileOptions {
   int64_t maxSeq = 0; // 0: the model's max_position_embeddings
   StorageType kvStorage = StorageType::bf16;
   int64_t qTile = 32, kTile = 64;
+  /// A tuning database (hybrid-tune) whose entries set each kernel's tiles;
+  /// kernels without an entry keep qTile and kTile.
+  std::string tuningDb;
 };
 
 /// An MLIR context with every dialect and translation the compiler uses;
@@ -52,7 +55,8 @@ bool planSchedule(mlir::ModuleOp module, const CompileOptions &options,
                   bool expand);
 
 /// Compiles the schedule's kernels into `dir`: libkernels.so, kernels.mlir
-/// (the kernels before LLVM lowering) and manifest.json.
+/// (the kernels before LLVM lowering) and manifest.json, whose kernels say
+/// where their tile sizes came from ("tuning": database entry or default).
 bool emitArtifacts(mlir::ModuleOp module, const CompileOptions &options,
                    llvm::StringRef dir);
 

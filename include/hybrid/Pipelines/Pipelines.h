@@ -51,8 +51,17 @@ struct CPUPipelineOptions
 void buildSchedulePipeline(mlir::OpPassManager &pm,
                            const SchedulePipelineOptions &options);
 
+/// Schedule pipeline (caches planned in f32, the CPU runtime's type), then
+/// `hybrid-extract-attention`: one func per distinct attention layer.
+void buildCPUExtractPipeline(mlir::OpPassManager &pm,
+                             const CPUPipelineOptions &options);
+
+/// `convert-hybrid-attention-to-cpu` with the options' tile sizes.
+void buildCPUConvertPipeline(mlir::OpPassManager &pm,
+                             const CPUPipelineOptions &options);
+
 /// Schedule pipeline, then one CPU kernel set per distinct layer signature
-/// (`hybrid-extract-attention`, `convert-hybrid-attention-to-cpu`).
+/// (buildCPUExtractPipeline, then buildCPUConvertPipeline).
 void buildCPUKernelPipeline(mlir::OpPassManager &pm,
                             const CPUPipelineOptions &options);
 

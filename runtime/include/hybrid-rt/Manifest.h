@@ -73,6 +73,9 @@ struct KernelSpec {
   int64_t numHeads = 0, numKvHeads = 0, headDim = 0, vHeadDim = 0;
   bool sinks = false;
   int64_t qTile = 0, kTile = 0, decodeQTile = 0;
+  // Where the tile sizes came from: the tuning signature and "database",
+  // "default" or "default (no entry)"; empty in older manifests.
+  std::string signature, tuningSource;
 };
 
 struct Manifest {

@@ -1,0 +1,87 @@
+//===- TuningDatabaseTest.cpp - Round trip, buckets, lookup, errors -------===//
+
+#include "hybrid/Tuning/TuningDatabase.h"
+
+#include "llvm/Support/FileSystem.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+using namespace hybrid;
+
+namespace {
+std::string tempPath(const char *name) {
+  llvm::SmallString<128> path;
+  llvm::sys::fs::createTemporaryFile(name, "json", path);
+  return path.str().str();
+}
+} // namespace
+
+TEST(TuningDatabase, Buckets) {
+  EXPECT_EQ(TuningDatabase::getBucket(1), 256);
+  EXPECT_EQ(TuningDatabase::getBucket(256), 256);
+  EXPECT_EQ(TuningDatabase::getBucket(257), 512);
+  EXPECT_EQ(TuningDatabase::getBucket(4096), 4096);
+  EXPECT_EQ(TuningDatabase::getBucket(100000), 131072);
+}
+
+TEST(TuningDatabase, RoundTripAndReplace) {
+  TuningDatabase db;
+  db.add({"cpu:x", "sig", 4096, 64, 128, 1.5, 2.0});
+  db.add({"cpu:x", "sig", 1024, 32, 64, 0.5, 0.5});
+  db.add({"cpu:x", "sig", 4096, 128, 64, 1.2, 2.0}); // replaces the first
+  ASSERT_EQ(db.getEntries().size(), 2u);
+  std::string path = tempPath("tuning"), error;
+  ASSERT_TRUE(db.save(path, error)) << error;
+  TuningDatabase back;
+  ASSERT_TRUE(back.load(path, error)) << error;
+  ASSERT_EQ(back.getEntries().size(), 2u);
+  const TuningEntry *e = back.lookup("cpu:x", "sig", 4000);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->qTile, 128);
+  EXPECT_EQ(e->kTile, 64);
+  EXPECT_DOUBLE_EQ(e->ms, 1.2);
+  EXPECT_DOUBLE_EQ(e->defaultMs, 2.0);
+}
+
+TEST(TuningDatabase, LookupPicksNearestBucketAndFallsBack) {
+  TuningDatabase db;
+  db.add({"cpu:x", "sig", 1024, 16, 32, 0, 0});
+  db.add({"cpu:x", "sig", 16384, 128, 64, 0, 0});
+  db.add({"cpu:y", "sig", 4096, 64, 64, 0, 0});
+  EXPECT_EQ(db.lookup("cpu:x", "sig", 1000)->qTile, 16);    // same bucket
+  EXPECT_EQ(db.lookup("cpu:x", "sig", 2048)->qTile, 16);    // 1 vs 3 away
+  EXPECT_EQ(db.lookup("cpu:x", "sig", 4096)->qTile, 128);   // 2 vs 2: larger
+  EXPECT_EQ(db.lookup("cpu:x", "sig", 131072)->qTile, 128); // beyond
+  EXPECT_EQ(db.lookup("cpu:x", "other", 1024), nullptr);    // fallback
+  EXPECT_EQ(db.lookup("cpu:z", "sig", 1024), nullptr);      // other machine
+}
+
+TEST(TuningDatabase, ErrorsNameTheField) {
+  struct Case {
+    const char *text, *message;
+  } cases[] = {
+      {"{", "(file): not valid JSON"},
+      {"{\"entries\": []}", "version: missing or not an integer"},
+      {"{\"version\": 2, \"entries\": []}",
+       "version: this compiler reads version 1, not 2"},
+      {"{\"version\": 1}", "entries: missing or not an array"},
+      {"{\"version\": 1, \"entries\": [{\"target\": \"t\", \"kernel\": \"k\", "
+       "\"seq_bucket\": 256, \"q_tile\": 0, \"k_tile\": 64}]}",
+       "entries[0].q_tile: missing or not a positive integer"},
+      {"{\"version\": 1, \"entries\": [{\"kernel\": \"k\"}]}",
+       "entries[0].target: missing or not a string"},
+  };
+  for (const Case &c : cases) {
+    std::string path = tempPath("bad"), error;
+    std::ofstream(path) << c.text;
+    TuningDatabase db;
+    EXPECT_FALSE(db.load(path, error)) << c.text;
+    EXPECT_NE(error.find(c.message), std::string::npos) << error;
+  }
+  TuningDatabase db;
+  std::string error;
+  EXPECT_FALSE(db.load("/nonexistent/tuning.json", error));
+  EXPECT_NE(error.find("cannot be read"), std::string::npos) << error;
+}
