@@ -56,6 +56,11 @@ cl::opt<std::string> outputPath("o",
                                 cl::desc("Tuning database to write (merged)"),
                                 cl::value_desc("tuning.json"),
                                 cl::cat(toolCategory));
+// A testing aid: proves that a wrong kernel is rejected, however fast.
+cl::opt<std::string> corruptCandidate(
+    "debug-corrupt-candidate", cl::Hidden, cl::value_desc("q/k"),
+    cl::desc("Scale this candidate's outputs by 1.01 before the check"),
+    cl::cat(toolCategory));
 cl::opt<std::string> reportDir("report", cl::value_desc("dir"),
                                cl::desc("Write tuning-report.md and .svg"),
                                cl::cat(toolCategory));
@@ -290,6 +295,10 @@ int main(int argc, char **argv) {
       }
       std::sort(times.begin(), times.end());
       trial.ms = times[times.size() / 2];
+      if (corruptCandidate ==
+          formatv("{0}/{1}", candidate.qTile, candidate.kTile).str())
+        for (float &x : t.out)
+          x *= 1.01f;
       if (c == 0)
         k.reference = t.out;
       double diff = 0, scale = 0;
