@@ -29,6 +29,13 @@ tool_dirs = [config.hybrid_tools_dir, config.llvm_tools_dir]
 tools = ["hybrid-opt", "hybrid-compile", "hybrid-run", "hybrid-bench", "hybrid-tune", "hybrid-rt-c-api-check", "split-file", "not"]
 llvm_config.add_tool_substitutions(tools, tool_dirs)
 
+# The hybrid_attn package is in the build tree when HYBRID_ENABLE_PYTHON=ON.
+if config.enable_python:
+    config.available_features.add("python-bindings")
+    config.substitutions.append(("%hybrid_python_packages", os.path.join(config.hybrid_obj_root, "python_packages")))
+    # The interpreter the extension was built for.
+    config.substitutions.append(("%hybrid_python", config.python_executable))
+
 # GPU tests need a usable driver; compile-only GPU tests need ptxas.
 if config.enable_cuda and os.path.exists("/dev/nvidiactl"):
     config.available_features.add("cuda")

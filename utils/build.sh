@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 build_dir=${BUILD_DIR:-build}
 if [ ! -f "$build_dir/build.ninja" ] || [ $# -gt 0 ]; then
-  cmake -G Ninja -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release "$@"
+  cmake -G Ninja -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release \
+    -DHYBRID_ENABLE_PYTHON="${HYBRID_ENABLE_PYTHON:-ON}" "$@"
 fi
 ninja -C "$build_dir" -j "${JOBS:-2}"

@@ -37,6 +37,6 @@ esac
 # Python packages (tests and tools); pip only when something is missing.
 python3 - <<'PY' || python3 -m pip install -q --disable-pip-version-check -r utils/requirements.txt
 import importlib.util, sys
-sys.exit(any(importlib.util.find_spec(m) is None for m in ("numpy", "pytest")))
+sys.exit(any(importlib.util.find_spec(m) is None for m in ("numpy", "pytest", "matplotlib", "nanobind", "scikit_build_core")))
 PY
 echo "setup: ok (LLVM $llvm_version)"

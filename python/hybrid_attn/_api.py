@@ -1,0 +1,178 @@
+"""The Python layer: compile through hybrid-compile, run through _runtime."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from typing import Any, Optional, Union
+
+import numpy as np
+
+from . import _runtime
+
+
+class HybridError(RuntimeError):
+    """A compile or runtime failure, with the compiler's or runtime's message."""
+
+
+def _find_compiler() -> str:
+    """hybrid-compile: $HYBRID_COMPILE, next to the package (installed or in
+    the build tree), or on PATH."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    candidates = [os.environ.get("HYBRID_COMPILE"),
+                  os.path.join(here, "bin", "hybrid-compile"),
+                  os.path.join(here, "..", "..", "bin", "hybrid-compile"),
+                  shutil.which("hybrid-compile")]
+    for path in candidates:
+        if path and os.path.isfile(path) and os.access(path, os.X_OK):
+            return os.path.abspath(path)
+    raise HybridError("hybrid-compile not found: set HYBRID_COMPILE or put it on PATH")
+
+
+def _run_compiler(args: list[str]) -> str:
+    result = subprocess.run([_find_compiler()] + args, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise HybridError(result.stderr.strip() or f"hybrid-compile failed ({result.returncode})")
+    return result.stdout
+
+
+def _wrap(call, *args):
+    try:
+        return call(*args)
+    except RuntimeError as error:
+        raise HybridError(str(error)) from None
+
+
+def _as_array(x: Any, name: str) -> Any:
+    """NumPy arrays pass as they are; DLPack tensors are viewed (no copy)."""
+    if x is None or isinstance(x, np.ndarray):
+        return x
+    if hasattr(x, "__dlpack__"):
+        return np.from_dlpack(x)
+    raise TypeError(f"{name}: expected a NumPy array or a DLPack tensor, got {type(x).__name__}")
+
+
+class Schedule:
+    """A compiled schedule: its summary and cache plan, its IR, its kernels."""
+
+    def __init__(self, source: str, artifacts_dir: str, max_seq: Optional[int],
+                 owned_dir: Optional[tempfile.TemporaryDirectory]):
+        self._source = source
+        self._max_seq = max_seq
+        self._owned = owned_dir
+        self.artifacts_dir = artifacts_dir
+        with open(os.path.join(artifacts_dir, "manifest.json")) as f:
+            self.manifest: dict = json.load(f)
+        self._model = _wrap(_runtime.Model, artifacts_dir, 0)
+        self._ir: Optional[str] = None
+
+    @property
+    def layers(self) -> list[dict]:
+        """Per layer: kind, heads, dims, mask, positional, scores, cache plan."""
+        return self.manifest["layers"]
+
+    @property
+    def cache_plan(self) -> dict:
+        """kv_cache_bytes: max_seq, storage, total, all_full_baseline."""
+        return self.manifest.get("kv_cache_bytes", {})
+
+    @property
+    def ir(self) -> str:
+        """The schedule in the hybrid dialect (caches planned)."""
+        if self._ir is None:
+            args = [self._source, "--emit", "mlir"]
+            if self._max_seq:
+                args += ["--max-seq", str(self._max_seq)]
+            self._ir = _run_compiler(args)
+        return self._ir
+
+    @property
+    def kernels_ir(self) -> str:
+        """The kernels before LLVM lowering (scf + vector + memref)."""
+        with open(os.path.join(self.artifacts_dir, "kernels.mlir")) as f:
+            return f.read()
+
+    def session(self, batch: int, max_seq: int, max_step_tokens: int = 1) -> "Session":
+        """Per-layer KV caches for `batch` sequences of up to `max_seq` tokens."""
+        return Session(self, batch, max_seq, max_step_tokens)
+
+
+class Session:
+    """Prefill then decode, the runtime owning every layer's cache."""
+
+    def __init__(self, schedule: Schedule, batch: int, max_seq: int, max_step_tokens: int):
+        self.schedule = schedule
+        self._session = _wrap(_runtime.Session, schedule._model, batch, max_seq,
+                              max_step_tokens)
+
+    def _out(self, layer: int, q: np.ndarray, out: Any) -> np.ndarray:
+        if out is not None:
+            return _as_array(out, "out")
+        spec = self.schedule.layers[layer] if 0 <= layer < len(self.schedule.layers) else {}
+        value_dim = spec.get("v_head_dim") or spec.get("head_dim") or q.shape[-1]
+        return np.empty(q.shape[:-1] + (value_dim,), dtype=np.float32)
+
+    def _run(self, method, layer, q, k, v, sinks, out, torch_out):
+        q, k, v, sinks = (_as_array(x, n) for x, n in ((q, "q"), (k, "k"), (v, "v"),
+                                                      (sinks, "sinks")))
+        result = self._out(layer, q, out)
+        _wrap(method, layer, q, k, v, sinks, result)
+        if torch_out and out is None:
+            import torch
+            return torch.from_numpy(result)
+        return result if out is None else out
+
+    def prefill(self, layer: int, q, k, v, sinks=None, out=None):
+        """Attention of a prompt q [B, S, Hq, D], k [B, S, Hkv, D], v [B, S, Hkv, Dv]
+        (sinks [Hq] for layers with sinks); the layer's cache keeps what its policy
+        holds. Returns out [B, S, Hq, Dv] (written into `out` when given)."""
+        return self._run(self._session.prefill, layer, q, k, v, sinks, out,
+                         not isinstance(q, np.ndarray) and hasattr(q, "__dlpack__"))
+
+    def decode(self, layer: int, q, k=None, v=None, sinks=None, out=None):
+        """T new tokens per sequence (q [B, T, Hq, D]; k, v None for layers that
+        read another layer's cache): appended to the cache, attending to it."""
+        return self._run(self._session.decode, layer, q, k, v, sinks, out,
+                         not isinstance(q, np.ndarray) and hasattr(q, "__dlpack__"))
+
+    def reset(self) -> None:
+        """Empties every cache (allocations are kept)."""
+        self._session.reset()
+
+    @property
+    def cache_bytes(self) -> int:
+        """Bytes of every layer's cache together."""
+        return self._session.cache_bytes()
+
+    def cache_info(self, layer: int) -> dict:
+        """policy, rows, bytes, length (tokens seen), source_layer, k_eq_v."""
+        return _wrap(self._session.cache_info, layer)
+
+
+def compile(model: Union[str, os.PathLike, dict], target: str = "cpu",
+            tuning_db: Optional[str] = None, max_seq: Optional[int] = None,
+            output_dir: Optional[str] = None) -> Schedule:
+    """Compiles a Hugging Face config.json, a hybrid-schedule spec (a path, or
+    the spec itself as a dict) or a .mlir schedule into kernels for `target`."""
+    owned = None
+    scratch = tempfile.TemporaryDirectory(prefix="hybrid_attn_")
+    if isinstance(model, dict):
+        source = os.path.join(scratch.name, "model.json")
+        with open(source, "w") as f:
+            json.dump(model, f)
+    else:
+        source = os.fspath(model)
+    if output_dir is None:
+        owned = scratch
+        output_dir = os.path.join(scratch.name, "artifacts")
+    args = [source, "--target", target, "--emit", "artifacts", "-o", output_dir]
+    if max_seq:
+        args += ["--max-seq", str(max_seq)]
+    if tuning_db:
+        args += ["--tuning-db", os.fspath(tuning_db)]
+    _run_compiler(args)
+    schedule = Schedule(source, output_dir, max_seq, owned or scratch)
+    return schedule

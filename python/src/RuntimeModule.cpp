@@ -1,0 +1,148 @@
+//===- RuntimeModule.cpp - hybrid_attn._runtime: the runtime in Python ----===//
+//
+// Binds the MLIR-free runtime's C++ wrapper: models and sessions taking
+// float32 [B, S, H, D] arrays from NumPy or any DLPack producer (PyTorch)
+// without copies when they are C-contiguous, writing outputs into arrays
+// the caller provides. Failures raise RuntimeError with the runtime's
+// message.
+//
+//===----------------------------------------------------------------------===//
+
+#include "hybrid-rt/Runtime.h"
+
+#include <nanobind/nanobind.h>
+#include <nanobind/ndarray.h>
+#include <nanobind/stl/optional.h>
+#include <nanobind/stl/string.h>
+
+#include <array>
+#include <optional>
+#include <stdexcept>
+
+namespace nb = nanobind;
+using namespace hybrid;
+
+namespace {
+using Input = nb::ndarray<const float, nb::c_contig, nb::device::cpu>;
+using Output = nb::ndarray<float, nb::c_contig, nb::device::cpu>;
+
+void check(const rt::Status &status) {
+  if (!status)
+    throw std::runtime_error(status.message);
+}
+
+/// A runtime view of `a` (no copy); rank 1 or 4 as the array has.
+hybrid_rt_tensor view(const float *data, size_t ndim, const int64_t *shape) {
+  hybrid_rt_tensor t{
+      const_cast<float *>(data), HYBRID_RT_F32, int32_t(ndim), {0, 0, 0, 0}};
+  for (size_t i = 0; i < ndim && i < 4; ++i)
+    t.shape[i] = shape[i];
+  return t;
+}
+hybrid_rt_tensor view(const Input &a) {
+  return view(a.data(), a.ndim(), a.shape_ptr());
+}
+hybrid_rt_tensor view(Output &a) {
+  return view(a.data(), a.ndim(), a.shape_ptr());
+}
+
+struct Model {
+  rt::Model model;
+};
+
+struct Session {
+  rt::Session session;
+  nb::object owner; // keeps the Model alive
+};
+
+void run(Session &s, int64_t layer, bool decode, const Input &q,
+         const std::optional<Input> &k, const std::optional<Input> &v,
+         const std::optional<Input> &sinks, Output &out) {
+  hybrid_rt_tensor tq = view(q), to = view(out);
+  std::optional<hybrid_rt_tensor> tk, tv, ts;
+  if (k)
+    tk = view(*k);
+  if (v)
+    tv = view(*v);
+  if (sinks)
+    ts = view(*sinks);
+  rt::Status status;
+  {
+    nb::gil_scoped_release release;
+    if (decode)
+      status = s.session.decode(layer, tq, tk ? &*tk : nullptr,
+                                tv ? &*tv : nullptr, ts ? &*ts : nullptr, to);
+    else if (!tk || !tv)
+      status = {HYBRID_RT_INVALID_ARGUMENT,
+                "prefill: layer " + std::to_string(layer) +
+                    ": k and v are "
+                    "required (a shared layer takes its source's)"};
+    else
+      status = s.session.prefill(layer, tq, *tk, *tv, ts ? &*ts : nullptr, to);
+  }
+  check(status);
+}
+} // namespace
+
+NB_MODULE(_runtime, m) {
+  m.doc() = "The hybrid attention runtime (no MLIR): models and sessions.";
+
+  nb::class_<Model>(m, "Model")
+      .def(
+          "__init__",
+          [](Model *self, const std::string &dir, int threads) {
+            new (self) Model();
+            check(self->model.open(dir, threads));
+          },
+          nb::arg("artifacts_dir"), nb::arg("threads") = 0,
+          "Opens the artifacts hybrid-compile wrote into `artifacts_dir`.")
+      .def_prop_ro("num_layers",
+                   [](const Model &m) { return m.model.numLayers(); })
+      .def_prop_ro("num_threads",
+                   [](const Model &m) { return m.model.numThreads(); });
+
+  nb::class_<Session>(m, "Session")
+      .def(
+          "__init__",
+          [](Session *self, nb::handle model, int64_t batch, int64_t maxSeq,
+             int64_t maxStepTokens) {
+            new (self) Session();
+            self->owner = nb::borrow(model);
+            check(self->session.create(nb::cast<Model &>(model).model, batch,
+                                       maxSeq, maxStepTokens));
+          },
+          nb::arg("model"), nb::arg("batch"), nb::arg("max_seq"),
+          nb::arg("max_step_tokens") = 1)
+      .def(
+          "prefill",
+          [](Session &s, int64_t layer, const Input &q, const Input &k,
+             const Input &v, const std::optional<Input> &sinks, Output out) {
+            run(s, layer, /*decode=*/false, q, k, v, sinks, out);
+          },
+          nb::arg("layer"), nb::arg("q"), nb::arg("k"), nb::arg("v"),
+          nb::arg("sinks").none(), nb::arg("out"))
+      .def(
+          "decode",
+          [](Session &s, int64_t layer, const Input &q,
+             const std::optional<Input> &k, const std::optional<Input> &v,
+             const std::optional<Input> &sinks, Output out) {
+            run(s, layer, /*decode=*/true, q, k, v, sinks, out);
+          },
+          nb::arg("layer"), nb::arg("q"), nb::arg("k").none(),
+          nb::arg("v").none(), nb::arg("sinks").none(), nb::arg("out"))
+      .def("reset", [](Session &s) { s.session.reset(); })
+      .def("cache_bytes",
+           [](const Session &s) { return s.session.cacheBytes(); })
+      .def("cache_info", [](const Session &s, int64_t layer) {
+        hybrid_rt_cache_info info;
+        check(s.session.cacheInfo(layer, info));
+        nb::dict d;
+        d["policy"] = std::string(info.policy);
+        d["rows"] = info.rows;
+        d["bytes"] = info.bytes;
+        d["length"] = info.length;
+        d["source_layer"] = info.source_layer;
+        d["k_eq_v"] = bool(info.k_eq_v);
+        return d;
+      });
+}

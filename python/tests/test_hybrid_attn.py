@@ -1,0 +1,136 @@
+"""hybrid_attn against a NumPy reference: compile, prefill, decode, caches,
+no copies, errors."""
+import os
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import hybrid_attn
+from reference import attention
+
+SPEC = {
+    "format": "hybrid-schedule", "version": 1, "name": "pytest", "hidden_size": 256,
+    "max_position_embeddings": 4096,
+    "defaults": {"num_heads": 4, "num_kv_heads": 2, "head_dim": 64,
+                 "positional": {"type": "rope", "theta": 10000}},
+    "layers": [
+        {"kind": "sliding", "window": 8},
+        {"kind": "full", "softcap": 20.0, "sinks": True},
+        {"kind": "chunked", "chunk": 16, "positional": {"type": "none"}},
+        {"kind": "sliding", "window": 8, "shared_source": 0},
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def schedule():
+    return hybrid_attn.compile(SPEC, max_seq=256)
+
+
+def inputs(rng, layer, batch, length):
+    q = rng.standard_normal((batch, length, layer["num_heads"], layer["head_dim"]), np.float32)
+    k = rng.standard_normal((batch, length, layer["num_kv_heads"], layer["head_dim"]), np.float32)
+    v = rng.standard_normal((batch, length, layer["num_kv_heads"], layer["v_head_dim"]), np.float32)
+    return q, k, v
+
+
+def relative_error(out, ref):
+    return np.abs(out - ref).max() / np.abs(ref).max()
+
+
+def test_compile_reports_schedule(schedule):
+    kinds = [layer["kind"] for layer in schedule.layers]
+    assert kinds == ["sliding", "full", "chunked", "sliding"]
+    assert schedule.layers[0]["cache"]["policy"] == "ring"
+    assert schedule.layers[3]["cache"]["policy"] == "shared"
+    assert schedule.cache_plan["storage"] == "f32"
+    assert schedule.cache_plan["total"] < schedule.cache_plan["all_full_baseline"]
+    assert "hybrid.schedule @pytest" in schedule.ir
+    assert "func.func @pytest_sliding_l0_decode" in schedule.kernels_ir
+
+
+@pytest.mark.parametrize("step", [1, 3])
+def test_prefill_then_decode_match_reference(schedule, step):
+    rng = np.random.default_rng(step)
+    batch, prompt, steps = 2, 21, 6
+    total = prompt + steps * step
+    session = schedule.session(batch, total, max_step_tokens=step)
+    sinks = rng.standard_normal(4, np.float32)
+    data = {i: inputs(rng, layer, batch, total) for i, layer in enumerate(schedule.layers)}
+    data[3] = (data[3][0],) + data[0][1:]  # the shared layer reads layer 0's k, v
+    outs = {i: np.zeros((batch, total, 4, 64), np.float32) for i in data}
+    layer_sinks = {1: sinks}
+    for i, (q, k, v) in data.items():
+        outs[i][:, :prompt] = session.prefill(i, q[:, :prompt], k[:, :prompt], v[:, :prompt],
+                                              layer_sinks.get(i))
+    for s in range(steps):
+        at = slice(prompt + s * step, prompt + (s + 1) * step)
+        for i, (q, k, v) in data.items():
+            shared = i == 3
+            outs[i][:, at] = session.decode(i, np.ascontiguousarray(q[:, at]),
+                                            None if shared else np.ascontiguousarray(k[:, at]),
+                                            None if shared else np.ascontiguousarray(v[:, at]),
+                                            layer_sinks.get(i))
+    for i, (q, k, v) in data.items():
+        ref = attention(schedule.layers[i], q, k, v, layer_sinks.get(i))
+        assert relative_error(outs[i], ref) < 1e-4, i
+    assert session.cache_info(0)["rows"] == 8 + step - 1  # the ring
+    assert session.cache_info(3)["bytes"] == 0  # shared: no storage
+    assert session.cache_info(0)["length"] == total
+    session.reset()
+    assert session.cache_info(0)["length"] == 0
+
+
+def test_arrays_are_used_in_place(schedule):
+    rng = np.random.default_rng(0)
+    session = schedule.session(1, 2048)
+    q, k, v = inputs(rng, schedule.layers[0], 1, 2048)
+    out = np.empty((1, 2048, 4, 64), np.float32)
+    tracemalloc.start()
+    result = session.prefill(0, q, k, v, out=out)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert result is out  # written in place
+    assert peak < q.nbytes // 4, peak  # no input was copied (q alone is 2 MiB)
+
+
+def test_non_contiguous_inputs_are_accepted(schedule):
+    rng = np.random.default_rng(1)
+    session = schedule.session(1, 64)
+    q, k, v = inputs(rng, schedule.layers[0], 1, 64)
+    q_strided = np.asfortranarray(q)  # a copy is what the layout requires
+    out = session.prefill(0, q_strided, k, v)
+    ref = attention(schedule.layers[0], q, k, v)
+    assert relative_error(out, ref) < 1e-4
+
+
+def test_errors_are_exceptions_with_the_runtime_message(schedule):
+    rng = np.random.default_rng(2)
+    session = schedule.session(2, 16)
+    q, k, v = inputs(rng, schedule.layers[0], 2, 10)
+    with pytest.raises(hybrid_attn.HybridError, match=r"k has shape \[2, 10, 1, 64\], expected \[2, 10, 2, 64\]"):
+        session.prefill(0, q, k[:, :, :1].copy(), v)
+    with pytest.raises(hybrid_attn.HybridError, match="sinks given, but the layer has no sinks"):
+        session.prefill(0, q, k, v, np.zeros(4, np.float32))
+    session.prefill(0, q, k, v)
+    q1, k1, v1 = inputs(rng, schedule.layers[0], 2, 7)
+    with pytest.raises(hybrid_attn.HybridError, match="a step of 7 tokens, the session takes 1 to 1"):
+        session.decode(0, q1, k1, v1)
+    with pytest.raises(hybrid_attn.HybridError, match="reads layer 0's cache"):
+        session.decode(3, q1[:, :1].copy(), None, None)
+    with pytest.raises(hybrid_attn.HybridError, match="layers\\[0\\].window"):
+        hybrid_attn.compile({**SPEC, "layers": [{"kind": "sliding", "window": 0}]})
+    with pytest.raises(hybrid_attn.HybridError, match="cannot open input file"):
+        hybrid_attn.compile("/nonexistent/config.json")
+
+
+def test_torch_tensors_without_copies(schedule):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(3)
+    session = schedule.session(1, 32)
+    q, k, v = (torch.from_numpy(x) for x in inputs(rng, schedule.layers[2], 1, 32))
+    out = session.prefill(2, q, k, v)
+    assert isinstance(out, torch.Tensor)
+    ref = attention(schedule.layers[2], q.numpy(), k.numpy(), v.numpy())
+    assert relative_error(out.numpy(), ref) < 1e-4
