@@ -55,6 +55,10 @@ def _as_array(x: Any, name: str) -> Any:
     raise TypeError(f"{name}: expected a NumPy array or a DLPack tensor, got {type(x).__name__}")
 
 
+def _is_torch(x: Any) -> bool:
+    return type(x).__module__.split(".")[0] == "torch"
+
+
 class Schedule:
     """A compiled schedule: its summary and cache plan, its IR, its kernels."""
 
@@ -129,14 +133,12 @@ class Session:
         """Attention of a prompt q [B, S, Hq, D], k [B, S, Hkv, D], v [B, S, Hkv, Dv]
         (sinks [Hq] for layers with sinks); the layer's cache keeps what its policy
         holds. Returns out [B, S, Hq, Dv] (written into `out` when given)."""
-        return self._run(self._session.prefill, layer, q, k, v, sinks, out,
-                         not isinstance(q, np.ndarray) and hasattr(q, "__dlpack__"))
+        return self._run(self._session.prefill, layer, q, k, v, sinks, out, _is_torch(q))
 
     def decode(self, layer: int, q, k=None, v=None, sinks=None, out=None):
         """T new tokens per sequence (q [B, T, Hq, D]; k, v None for layers that
         read another layer's cache): appended to the cache, attending to it."""
-        return self._run(self._session.decode, layer, q, k, v, sinks, out,
-                         not isinstance(q, np.ndarray) and hasattr(q, "__dlpack__"))
+        return self._run(self._session.decode, layer, q, k, v, sinks, out, _is_torch(q))
 
     def reset(self) -> None:
         """Empties every cache (allocations are kept)."""

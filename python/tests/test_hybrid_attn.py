@@ -125,6 +125,29 @@ def test_errors_are_exceptions_with_the_runtime_message(schedule):
         hybrid_attn.compile("/nonexistent/config.json")
 
 
+class DLPackOnly:
+    """A tensor known only through the DLPack protocol (as PyTorch's are)."""
+
+    def __init__(self, array):
+        self.array = array
+
+    def __dlpack__(self, **kwargs):
+        return self.array.__dlpack__(**kwargs)
+
+    def __dlpack_device__(self):
+        return self.array.__dlpack_device__()
+
+
+def test_dlpack_tensors_are_viewed_not_copied(schedule):
+    rng = np.random.default_rng(4)
+    session = schedule.session(1, 32)
+    q, k, v = inputs(rng, schedule.layers[2], 1, 32)
+    seen = hybrid_attn._api._as_array(DLPackOnly(q), "q")
+    assert np.shares_memory(seen, q)  # a view of the producer's memory
+    out = session.prefill(2, DLPackOnly(q), DLPackOnly(k), DLPackOnly(v))
+    assert relative_error(out, attention(schedule.layers[2], q, k, v)) < 1e-4
+
+
 def test_torch_tensors_without_copies(schedule):
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(3)
