@@ -91,8 +91,26 @@ std::string hybrid::validate(const CompileOptions &options) {
   return "";
 }
 
+/// CompileOptions::externalPositional: positional none, no temperature.
+static void makePositionalExternal(ModuleOp module) {
+  MLIRContext *ctx = module.getContext();
+  auto none = PositionalAttr::get(ctx, PositionalKind::none, Real(), 0, Real(),
+                                  RopeScalingAttr());
+  module.walk([&](LayerOp layer) {
+    if (layer.getPositional())
+      layer->setAttr(layer.getPositionalAttrName(), none);
+    if (std::optional<ScoreAttr> score = layer.getScore())
+      layer->setAttr(layer.getScoreAttrName(),
+                     ScoreAttr::get(ctx, score->getScale(),
+                                    score->getSoftcap(), score->getSinks(),
+                                    TemperatureTuningAttr()));
+  });
+}
+
 bool hybrid::planSchedule(ModuleOp module, const CompileOptions &options,
                           bool expand) {
+  if (options.externalPositional)
+    makePositionalExternal(module);
   PassManager pm = PassManager::on<ModuleOp>(module.getContext());
   SchedulePipelineOptions schedule;
   schedule.expand = expand;
@@ -118,6 +136,8 @@ bool hybrid::emitArtifacts(ModuleOp module, const CompileOptions &options,
                 options.target + "' is not implemented yet (only cpu)");
   if (std::error_code ec = llvm::sys::fs::create_directories(dir))
     return fail("cannot create " + dir + ": " + ec.message());
+  if (options.externalPositional)
+    makePositionalExternal(module);
   TuningDatabase database;
   std::string error;
   if (!options.tuningDb.empty() && !database.load(options.tuningDb, error))

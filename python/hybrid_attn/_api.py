@@ -72,6 +72,7 @@ class Schedule:
             self.manifest: dict = json.load(f)
         self._model = _wrap(_runtime.Model, artifacts_dir, 0)
         self._ir: Optional[str] = None
+        self._extra_args: list[str] = []
 
     @property
     def layers(self) -> list[dict]:
@@ -87,7 +88,7 @@ class Schedule:
     def ir(self) -> str:
         """The schedule in the hybrid dialect (caches planned)."""
         if self._ir is None:
-            args = [self._source, "--emit", "mlir"]
+            args = [self._source, "--emit", "mlir"] + self._extra_args
             if self._max_seq:
                 args += ["--max-seq", str(self._max_seq)]
             self._ir = _run_compiler(args)
@@ -156,9 +157,12 @@ class Session:
 
 def compile(model: Union[str, os.PathLike, dict], target: str = "cpu",
             tuning_db: Optional[str] = None, max_seq: Optional[int] = None,
-            output_dir: Optional[str] = None) -> Schedule:
+            output_dir: Optional[str] = None,
+            external_positional: bool = False) -> Schedule:
     """Compiles a Hugging Face config.json, a hybrid-schedule spec (a path, or
-    the spec itself as a dict) or a .mlir schedule into kernels for `target`."""
+    the spec itself as a dict) or a .mlir schedule into kernels for `target`.
+    With `external_positional`, q and k are expected already rotated (and
+    temperature-scaled), as Hugging Face attention modules pass them."""
     owned = None
     scratch = tempfile.TemporaryDirectory(prefix="hybrid_attn_")
     if isinstance(model, dict):
@@ -175,6 +179,9 @@ def compile(model: Union[str, os.PathLike, dict], target: str = "cpu",
         args += ["--max-seq", str(max_seq)]
     if tuning_db:
         args += ["--tuning-db", os.fspath(tuning_db)]
+    if external_positional:
+        args += ["--external-positional"]
     _run_compiler(args)
     schedule = Schedule(source, output_dir, max_seq, owned or scratch)
+    schedule._extra_args = ["--external-positional"] if external_positional else []
     return schedule

@@ -58,6 +58,12 @@ cl::opt<int64_t> qTile("q-tile", cl::init(32),
 cl::opt<int64_t> kTile("k-tile", cl::init(64),
                        cl::desc("CPU kernels: keys per tile"),
                        cl::cat(toolCategory));
+cl::opt<bool> externalPositional(
+    "external-positional",
+    cl::desc("q and k arrive rotated by the caller (as Hugging Face "
+             "attention modules pass them): compile without positional "
+             "encoding or temperature tuning"),
+    cl::cat(toolCategory));
 cl::opt<std::string> tuningDb("tuning-db", cl::desc("Tuning database (JSON)"),
                               cl::value_desc("file"), cl::cat(toolCategory));
 
@@ -88,6 +94,7 @@ int main(int argc, char **argv) {
     return fail("--tuning-db: only with --emit artifacts (it sets kernel tile "
                 "sizes)");
   options.tuningDb = tuningDb;
+  options.externalPositional = externalPositional;
   if (emit == Emit::Artifacts && target != "cpu")
     return fail("--emit artifacts: kernel code generation for '" + target +
                 "' is not implemented yet (only cpu)");

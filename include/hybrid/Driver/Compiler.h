@@ -26,6 +26,10 @@ struct CompileOptions {
   /// A tuning database (hybrid-tune) whose entries set each kernel's tiles;
   /// kernels without an entry keep qTile and kTile.
   std::string tuningDb;
+  /// q and k arrive rotated (and temperature-scaled) by the caller, as
+  /// Hugging Face attention modules pass them: every layer is compiled
+  /// without positional encoding or temperature tuning.
+  bool externalPositional = false;
 };
 
 /// An MLIR context with every dialect and translation the compiler uses;

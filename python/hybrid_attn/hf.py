@@ -1,0 +1,78 @@
+"""Hugging Face transformers integration: a session as an attention function.
+
+    schedule = hybrid_attn.compile("config.json", max_seq=4096, external_positional=True)
+    attention = hybrid_attn.hf.register(schedule, max_seq=4096)   # name "hybrid"
+    model.config._attn_implementation = "hybrid"    # or from_pretrained(..., attn_implementation="hybrid")
+    ... model(...) / model.generate(...) ...
+    attention.reset()                                # before the next sequence
+
+The model's attention modules rotate q and k before calling the attention
+function, so the schedule must be compiled with `external_positional=True`.
+Each call passes the keys of the model's own cache; the function takes the
+new positions (the last S, S = the query length) and keeps its session's
+caches by the schedule's policies: the first call of a layer is its prefill,
+later calls are decode steps. Needs torch and transformers.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from ._api import HybridError, Schedule, Session
+
+
+class HybridAttention:
+    """The attention function: module, query [B, Hq, S, D], key/value
+    [B, Hkv, Skv, D] -> ([B, S, Hq, Dv], None)."""
+
+    def __init__(self, schedule: Schedule, max_seq: int, max_step_tokens: int = 1):
+        self.schedule = schedule
+        self.max_seq = max_seq
+        self.max_step_tokens = max_step_tokens
+        self.session: Optional[Session] = None
+
+    def reset(self) -> None:
+        """Forgets every sequence (call between generations)."""
+        self.session = None
+
+    def __call__(self, module, query, key, value, attention_mask=None, scaling=None,
+                 dropout=0.0, **kwargs):
+        import torch
+
+        if dropout:
+            raise HybridError("hybrid attention does not apply dropout (use model.eval())")
+        layer = module.layer_idx
+        batch, _, steps, _ = query.shape
+        if self.session is None:
+            self.session = self.schedule.session(batch, self.max_seq, self.max_step_tokens)
+        spec = self.schedule.layers[layer]
+        # [B, H, S, D] -> [B, S, H, D]: a copy the layout requires.
+        as_rows = lambda x: x.detach().transpose(1, 2).to(torch.float32).contiguous()  # noqa: E731
+        q = as_rows(query)
+        sinks = kwargs.get("s_aux")
+        if sinks is not None:
+            sinks = sinks.detach().to(torch.float32).contiguous()
+        first = self.session.cache_info(layer)["length"] == 0
+        shared = (spec.get("cache") or {}).get("policy") == "shared"
+        k = v = None
+        if first or not shared:
+            k, v = as_rows(key[:, :, -steps:]), as_rows(value[:, :, -steps:])
+        with torch.no_grad():
+            if first:
+                out = self.session.prefill(layer, q, k, v, sinks)
+            else:
+                out = self.session.decode(layer, q, k, v, sinks)
+        return out.to(query.dtype), None
+
+
+def register(schedule: Schedule, max_seq: int, max_step_tokens: int = 1,
+             name: str = "hybrid") -> HybridAttention:
+    """Registers a HybridAttention with transformers' AttentionInterface under
+    `name` and returns it."""
+    from transformers import AttentionInterface
+
+    attention = HybridAttention(schedule, max_seq, max_step_tokens)
+    AttentionInterface.register(name, attention)
+    return attention
