@@ -111,6 +111,8 @@ def test_errors_are_exceptions_with_the_runtime_message(schedule):
     q, k, v = inputs(rng, schedule.layers[0], 2, 10)
     with pytest.raises(hybrid_attn.HybridError, match=r"k has shape \[2, 10, 1, 64\], expected \[2, 10, 2, 64\]"):
         session.prefill(0, q, k[:, :, :1].copy(), v)
+    with pytest.raises(hybrid_attn.HybridError, match="q must be a rank-4 .* tensor, got rank 3"):
+        session.prefill(0, q[0], k, v)
     with pytest.raises(hybrid_attn.HybridError, match="sinks given, but the layer has no sinks"):
         session.prefill(0, q, k, v, np.zeros(4, np.float32))
     session.prefill(0, q, k, v)

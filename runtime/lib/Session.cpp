@@ -63,6 +63,17 @@ const float *data(const hybrid_rt_tensor *t) {
   return t ? static_cast<const float *>(t->data) : nullptr;
 }
 
+/// "" if q is a rank-4 tensor, so that its seq dim can be read.
+std::string checkQueryRank(const hybrid_rt_tensor *q) {
+  if (!q)
+    return "q is null";
+  if (q->rank != 4)
+    return "q must be a rank-4 [batch, seq, heads, head_dim] tensor, got "
+           "rank " +
+           std::to_string(q->rank);
+  return "";
+}
+
 std::string layerWhere(const char *call, int64_t layer) {
   return std::string(call) + ": layer " + std::to_string(layer);
 }
@@ -186,7 +197,9 @@ hybrid_rt_status hybrid_rt_session_prefill(hybrid_rt_session *s, int64_t layer,
     return status;
   const LayerSpec &l = *spec;
   LayerCache &c = s->caches[layer];
-  int64_t seq = q && q->rank == 4 ? q->shape[1] : 0;
+  if (std::string error = checkQueryRank(q); !error.empty())
+    return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
+  int64_t seq = q->shape[1];
   if (std::string error = checkLayerOperands(l, s->batch, seq, q, k, v, sinks,
                                              out, /*withKeys=*/true);
       !error.empty())
@@ -282,7 +295,9 @@ hybrid_rt_status hybrid_rt_session_decode(hybrid_rt_session *s, int64_t layer,
                 where + " is bidirectional: it has no decode");
   LayerCache &c = s->caches[layer];
   bool shared = c.policy == "shared";
-  int64_t steps = q && q->rank == 4 ? q->shape[1] : 0;
+  if (std::string error = checkQueryRank(q); !error.empty())
+    return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
+  int64_t steps = q->shape[1];
   if (std::string error =
           checkLayerOperands(l, s->batch, steps, q, k, v, sinks, out, !shared);
       !error.empty())
