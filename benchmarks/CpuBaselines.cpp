@@ -34,8 +34,7 @@ double now() {
 }
 
 /// Median of `repeats` timed runs after one warm-up.
-template <typename F>
-double medianSeconds(int repeats, F &&run) {
+template <typename F> double medianSeconds(int repeats, F &&run) {
   run();
   std::vector<double> times;
   for (int i = 0; i < repeats; ++i) {
@@ -71,14 +70,13 @@ double unfusedSeconds(int seq, int heads, int dim, int window) {
   std::vector<float> q = randomVector(size_t(seq) * heads * dim, 3),
                      k = randomVector(size_t(seq) * heads * dim, 4),
                      v = randomVector(size_t(seq) * heads * dim, 5),
-                     out(size_t(seq) * heads * dim),
-                     scores(size_t(seq) * seq);
+                     out(size_t(seq) * heads * dim), scores(size_t(seq) * seq);
   int ld = heads * dim;
   float scale = 1.0f / std::sqrt(float(dim));
   return medianSeconds(3, [&] {
     for (int h = 0; h < heads; ++h) {
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, seq, seq, dim,
-                  scale, q.data() + h * dim, ld, k.data() + h * dim, ld, 0.0f,
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, seq, seq, dim, scale,
+                  q.data() + h * dim, ld, k.data() + h * dim, ld, 0.0f,
                   scores.data(), seq);
       for (int i = 0; i < seq; ++i) {
         float *row = scores.data() + size_t(i) * seq;
@@ -153,11 +151,12 @@ int main(int argc, char **argv) {
     return 2;
   }
   int threads = openblas_get_num_threads();
-  std::printf("{\n  \"threads\": %d,\n  \"sgemm\": {\"size\": %d, \"gflops\": %.2f},\n"
-              "  \"memcpy\": {\"megabytes\": %d, \"gbytes_per_s\": %.2f},\n"
-              "  \"unfused\": [",
-              threads, sgemmSize, sgemmGflops(sgemmSize), memcpyMegabytes,
-              memcpyGbps(memcpyMegabytes, threads));
+  std::printf(
+      "{\n  \"threads\": %d,\n  \"sgemm\": {\"size\": %d, \"gflops\": %.2f},\n"
+      "  \"memcpy\": {\"megabytes\": %d, \"gbytes_per_s\": %.2f},\n"
+      "  \"unfused\": [",
+      threads, sgemmSize, sgemmGflops(sgemmSize), memcpyMegabytes,
+      memcpyGbps(memcpyMegabytes, threads));
   const char *sep = "";
   for (int seq : seqs)
     for (int window : windows) {

@@ -246,13 +246,6 @@ bool hybrid::rt::loadManifest(const std::string &dir, Manifest &manifest,
     m.library = f.string("library");
     m.modelType = f.string("model_type", std::string());
     m.name = f.string("name", std::string());
-    if (f.has("kv_cache_bytes")) {
-      Fields plan = f.child("kv_cache_bytes");
-      m.planMaxSeq = plan.integer("max_seq");
-      m.planBytes = plan.integer("total");
-      m.planAllFullBytes = plan.integer("all_full_baseline");
-      m.planStorage = plan.string("storage");
-    }
     const json &kernels = f.at("kernels");
     if (!kernels.is_object())
       throw FieldError("kernels: expected an object");

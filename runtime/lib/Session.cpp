@@ -78,6 +78,32 @@ std::string layerWhere(const char *call, int64_t layer) {
   return std::string(call) + ": layer " + std::to_string(layer);
 }
 
+int64_t getBytes(const LayerCache &c) {
+  return int64_t((c.keys.size() + c.values.size()) * sizeof(float));
+}
+
+/// What every per-layer session call checks first: a session, a layer with
+/// a kernel. Sets `where` ("CALL: layer N") for the call's messages.
+hybrid_rt_status enterLayer(const hybrid_rt_session *s, const char *call,
+                            int64_t layer, std::string &where,
+                            const LayerSpec *&spec) {
+  if (!s)
+    return fail(HYBRID_RT_INVALID_ARGUMENT,
+                std::string(call) + ": null session");
+  where = layerWhere(call, layer);
+  return getRunnableLayer(*s->model, layer, where, spec);
+}
+
+/// "" if `count` more tokens after `length` fit the session's max_seq.
+std::string checkRoom(const hybrid_rt_session &s, int64_t length,
+                      int64_t count) {
+  if (length + count <= s.maxSeq)
+    return "";
+  return (length ? std::to_string(length) + " + " : std::string()) +
+         std::to_string(count) + " tokens exceed the session's max_seq " +
+         std::to_string(s.maxSeq);
+}
+
 /// Appends `count` tokens of k (and v) at the layer's current length.
 void appendTokens(hybrid_rt_session &s, const LayerSpec &l, LayerCache &c,
                   const float *k, const float *v, int64_t count) {
@@ -167,7 +193,7 @@ hybrid_rt_status hybrid_rt_session_cache_info(const hybrid_rt_session *s,
   const LayerCache &c = s->caches[layer];
   *info = {c.policy.c_str(),
            c.rows,
-           int64_t((c.keys.size() + c.values.size()) * sizeof(float)),
+           getBytes(c),
            c.length,
            s->model->manifest.layers[layer].sourceLayer,
            c.kEqV};
@@ -178,7 +204,7 @@ int64_t hybrid_rt_session_cache_bytes(const hybrid_rt_session *s) {
   int64_t total = 0;
   if (s)
     for (const LayerCache &c : s->caches)
-      total += int64_t((c.keys.size() + c.values.size()) * sizeof(float));
+      total += getBytes(c);
   return total;
 }
 
@@ -188,12 +214,10 @@ hybrid_rt_status hybrid_rt_session_prefill(hybrid_rt_session *s, int64_t layer,
                                            const hybrid_rt_tensor *v,
                                            const hybrid_rt_tensor *sinks,
                                            hybrid_rt_tensor *out) {
-  if (!s)
-    return fail(HYBRID_RT_INVALID_ARGUMENT,
-                "hybrid_rt_session_prefill: null session");
-  std::string where = layerWhere("hybrid_rt_session_prefill", layer);
+  std::string where;
   const LayerSpec *spec = nullptr;
-  if (hybrid_rt_status status = getRunnableLayer(*s->model, layer, where, spec))
+  if (hybrid_rt_status status =
+          enterLayer(s, "hybrid_rt_session_prefill", layer, where, spec))
     return status;
   const LayerSpec &l = *spec;
   LayerCache &c = s->caches[layer];
@@ -210,11 +234,8 @@ hybrid_rt_status hybrid_rt_session_prefill(hybrid_rt_session *s, int64_t layer,
     return fail(HYBRID_RT_INVALID_ARGUMENT,
                 where + " already holds " + std::to_string(c.length) +
                     " tokens: extend it with hybrid_rt_session_decode");
-  if (seq > s->maxSeq)
-    return fail(HYBRID_RT_INVALID_ARGUMENT,
-                where + ": " + std::to_string(seq) +
-                    " tokens exceed the session's max_seq " +
-                    std::to_string(s->maxSeq));
+  if (std::string error = checkRoom(*s, 0, seq); !error.empty())
+    return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
   if (c.policy == "shared" && s->caches[l.sourceLayer].length != seq)
     return fail(HYBRID_RT_INVALID_ARGUMENT,
                 where + " reads layer " + std::to_string(l.sourceLayer) +
@@ -241,12 +262,10 @@ hybrid_rt_status hybrid_rt_session_prefill(hybrid_rt_session *s, int64_t layer,
 hybrid_rt_status hybrid_rt_session_append(hybrid_rt_session *s, int64_t layer,
                                           const hybrid_rt_tensor *k,
                                           const hybrid_rt_tensor *v) {
-  if (!s)
-    return fail(HYBRID_RT_INVALID_ARGUMENT,
-                "hybrid_rt_session_append: null session");
-  std::string where = layerWhere("hybrid_rt_session_append", layer);
+  std::string where;
   const LayerSpec *spec = nullptr;
-  if (hybrid_rt_status status = getRunnableLayer(*s->model, layer, where, spec))
+  if (hybrid_rt_status status =
+          enterLayer(s, "hybrid_rt_session_append", layer, where, spec))
     return status;
   const LayerSpec &l = *spec;
   LayerCache &c = s->caches[layer];
@@ -262,12 +281,8 @@ hybrid_rt_status hybrid_rt_session_append(hybrid_rt_session *s, int64_t layer,
                          "[batch, seq, kv_heads, v_head_dim]");
   if (!error.empty())
     return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
-  if (c.length + count > s->maxSeq)
-    return fail(HYBRID_RT_INVALID_ARGUMENT,
-                where + ": " + std::to_string(c.length) + " + " +
-                    std::to_string(count) +
-                    " tokens exceed the session's max_seq " +
-                    std::to_string(s->maxSeq));
+  if (std::string error = checkRoom(*s, c.length, count); !error.empty())
+    return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
   appendTokens(*s, l, c, data(k), data(v), count);
   c.length += count;
   return HYBRID_RT_OK;
@@ -279,12 +294,10 @@ hybrid_rt_status hybrid_rt_session_decode(hybrid_rt_session *s, int64_t layer,
                                           const hybrid_rt_tensor *v,
                                           const hybrid_rt_tensor *sinks,
                                           hybrid_rt_tensor *out) {
-  if (!s)
-    return fail(HYBRID_RT_INVALID_ARGUMENT,
-                "hybrid_rt_session_decode: null session");
-  std::string where = layerWhere("hybrid_rt_session_decode", layer);
+  std::string where;
   const LayerSpec *spec = nullptr;
-  if (hybrid_rt_status status = getRunnableLayer(*s->model, layer, where, spec))
+  if (hybrid_rt_status status =
+          enterLayer(s, "hybrid_rt_session_decode", layer, where, spec))
     return status;
   const LayerSpec &l = *spec;
   hybrid_rt_model &model = *s->model;
@@ -308,12 +321,8 @@ hybrid_rt_status hybrid_rt_session_decode(hybrid_rt_session *s, int64_t layer,
                     " tokens, the session takes 1 to " +
                     std::to_string(s->maxStep));
   int64_t position = c.length;
-  if (position + steps > s->maxSeq)
-    return fail(HYBRID_RT_INVALID_ARGUMENT,
-                where + ": " + std::to_string(position) + " + " +
-                    std::to_string(steps) +
-                    " tokens exceed the session's max_seq " +
-                    std::to_string(s->maxSeq));
+  if (std::string error = checkRoom(*s, position, steps); !error.empty())
+    return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
   LayerCache *owner = &c;
   if (shared) {
     owner = &s->caches[l.sourceLayer];

@@ -102,6 +102,13 @@ static int checkSession(hybrid_rt_model *model, int64_t layer,
   hybrid_rt_tensor to = {o, HYBRID_RT_F32, 4, {b, n, hq, dv}};
   report("prefill before the source",
          hybrid_rt_session_prefill(session, shared, &tq, &tk, &tv, NULL, &to));
+  {
+    /* Shapes only: the call fails before reading any data. */
+    hybrid_rt_tensor lq = tq, lk = tk, lv = tv, lo = to;
+    lq.shape[1] = lk.shape[1] = lv.shape[1] = lo.shape[1] = 7;
+    report("prompt past max_seq", hybrid_rt_session_prefill(
+                                      session, layer, &lq, &lk, &lv, NULL, &lo));
+  }
   report("prefill", hybrid_rt_session_prefill(session, layer, &tq, &tk, &tv,
                                               NULL, &to));
   report("prefill again", hybrid_rt_session_prefill(session, layer, &tq, &tk,
@@ -126,6 +133,8 @@ static int checkSession(hybrid_rt_model *model, int64_t layer,
                                                   &sv, NULL, &so));
   report("append to shared", hybrid_rt_session_append(session, shared, &sk,
                                                       &sv));
+  report("append past max_seq",
+         hybrid_rt_session_append(session, layer, &sk, &sv));
   hybrid_rt_cache_info cache;
   report("cache info", hybrid_rt_session_cache_info(session, layer, &cache));
   printf("cache: %s, %lld rows, %lld tokens seen\n", cache.policy,

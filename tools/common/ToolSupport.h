@@ -13,7 +13,9 @@
 #include "hybrid/Driver/Compiler.h"
 #include "llvm/Support/CommandLine.h"
 
+#include <algorithm>
 #include <array>
+#include <cmath>
 #include <map>
 #include <string>
 #include <vector>
@@ -100,6 +102,24 @@ private:
 /// The category of the shared run options; tools show it in --help beside
 /// their own (cl::HideUnrelatedOptions).
 llvm::cl::OptionCategory &getRunOptionCategory();
+
+/// How far kernel outputs are from a reference: max|out - ref| and that over
+/// max|ref| (a NaN output counts as infinitely far).
+struct Deviation {
+  double absolute = 0, relative = 0;
+};
+template <typename T>
+Deviation compareOutputs(const std::vector<float> &out,
+                         const std::vector<T> &ref) {
+  double diff = 0, scale = 0;
+  for (size_t i = 0; i < out.size(); ++i) {
+    diff = std::max(diff, std::abs(double(out[i]) - double(ref[i])));
+    scale = std::max(scale, std::abs(double(ref[i])));
+    if (std::isnan(out[i]))
+      diff = INFINITY;
+  }
+  return {diff, scale > 0 ? diff / scale : diff};
+}
 
 /// Positions [begin, begin + count) of a [B, S, H, D] tensor, contiguous.
 std::vector<float> slicePositions(const std::vector<float> &x,

@@ -49,18 +49,6 @@ int fail(const Twine &message) {
   return 1;
 }
 
-/// max|a - b| and max|b|.
-std::pair<double, double> compare(const std::vector<float> &out,
-                                  const std::vector<double> &ref) {
-  double diff = 0, scale = 0;
-  for (size_t i = 0; i < out.size(); ++i) {
-    diff = std::max(diff, std::abs(double(out[i]) - ref[i]));
-    scale = std::max(scale, std::abs(ref[i]));
-    if (std::isnan(out[i]))
-      diff = INFINITY;
-  }
-  return {diff, scale};
-}
 } // namespace
 
 int main(int argc, char **argv) {
@@ -158,8 +146,9 @@ int main(int argc, char **argv) {
       std::vector<double> ref = rt::reference::attention(
           layer, batch, n, n, q.data(), k.data(), v.data(),
           layer.sinks ? in.sinks.data() : nullptr);
-      auto [diff, scale] = compare(positions(out, in.outShape), ref);
-      double relative = scale > 0 ? diff / scale : diff;
+      tools::Deviation d =
+          tools::compareOutputs(positions(out, in.outShape), ref);
+      double diff = d.absolute, relative = d.relative;
       worst = std::max(worst, relative);
       outs() << format(", max abs error %.3g, relative %.3g", diff, relative)
              << (relative <= tolerance ? "" : "  FAILED");

@@ -15,6 +15,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "../common/ToolSupport.h"
+#include "TuningResults.h"
 #include "hybrid-rt/Runtime.h"
 #include "hybrid/Tuning/TuningDatabase.h"
 #include "llvm/Support/CommandLine.h"
@@ -32,6 +33,7 @@
 
 using namespace llvm;
 using namespace hybrid;
+using namespace hybrid::tune;
 
 namespace {
 cl::OptionCategory toolCategory("hybrid-tune options");
@@ -75,26 +77,6 @@ double secondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-struct Candidate {
-  int64_t qTile, kTile; // what the compiler is asked for
-};
-
-/// One candidate's result for one kernel.
-struct Trial {
-  Candidate candidate;
-  int64_t qTile = 0, kTile = 0; // what the kernel got (manifest)
-  double ms = 0, error = 0;
-  bool passed = false;
-  std::string status; // "", "pruned", "failed numerics", ...
-};
-
-struct KernelResult {
-  std::string symbol, signature;
-  int64_t layer = 0, headDim = 0, vHeadDim = 0, rowsPerQuery = 1;
-  std::vector<float> reference; // the default candidate's output
-  std::vector<Trial> trials;
-};
-
 /// Scratch of one work item (queries, scores, accumulator), which the cost
 /// model keeps within half a 1 MiB L2 next to the key and value tiles.
 bool fitsCache(const KernelResult &k, const Candidate &c) {
@@ -112,73 +94,6 @@ void progress(size_t done, size_t total, const Candidate &c, double left) {
          << format("  %.0f s left   ", left);
 }
 
-void writeReport(const std::vector<KernelResult> &kernels) {
-  if (std::error_code ec = sys::fs::create_directories(reportDir)) {
-    WithColor::error(errs(), "hybrid-tune")
-        << reportDir << ": " << ec.message();
-    return;
-  }
-  std::error_code ec;
-  raw_fd_ostream md(reportDir + "/tuning-report.md", ec);
-  md << "# Tuning report\n\nTarget " << getHostTuningTarget() << ", prompt "
-     << seqLen << " tokens, median of " << repeat
-     << " runs. Every candidate's output is checked against the default "
-        "kernel's (max |diff| / max |default| <= 1e-4).\n";
-  for (const KernelResult &k : kernels) {
-    md << "\n## " << k.symbol << " (" << k.signature << ", layer " << k.layer
-       << ")\n\n| q-tile | k-tile | kernel tiles | ms | vs default | |\n"
-       << "|---:|---:|---|---:|---:|---|\n";
-    double base = k.trials.empty() ? 0 : k.trials.front().ms;
-    for (const Trial &t : k.trials)
-      md << "| " << t.candidate.qTile << " | " << t.candidate.kTile << " | "
-         << (t.qTile ? formatv("{0} x {1}", t.qTile, t.kTile).str() : "-")
-         << " | " << (t.ms > 0 ? formatv("{0:f2}", t.ms).str() : "-") << " | "
-         << (t.ms > 0 && base > 0 ? formatv("{0:f2}x", base / t.ms).str() : "-")
-         << " | " << (t.status.empty() ? "ok" : t.status) << " |\n";
-  }
-  // One row of bars per kernel: candidate time, the winner filled.
-  raw_fd_ostream svg(reportDir + "/tuning-report.svg", ec);
-  int barWidth = 26, rowHeight = 150, left = 60;
-  size_t most = 0;
-  for (const KernelResult &k : kernels)
-    most = std::max(most, k.trials.size());
-  int width = left + int(most) * (barWidth + 6) + 20;
-  int height = int(kernels.size()) * rowHeight + 20;
-  svg << "<svg xmlns='http://www.w3.org/2000/svg' width='" << width
-      << "' height='" << height
-      << "' font-family='sans-serif' font-size='9'>\n";
-  for (size_t i = 0; i < kernels.size(); ++i) {
-    const KernelResult &k = kernels[i];
-    int top = int(i) * rowHeight + 20, base = top + rowHeight - 40;
-    double maxMs = 0;
-    for (const Trial &t : k.trials)
-      maxMs = std::max(maxMs, t.ms);
-    const Trial *best = nullptr;
-    for (const Trial &t : k.trials)
-      if (t.passed && (!best || t.ms < best->ms))
-        best = &t;
-    svg << "<text x='4' y='" << top - 4 << "' font-size='11'>" << k.symbol
-        << " (" << k.signature << "): ms per prefill of " << seqLen
-        << " tokens</text>\n";
-    for (size_t j = 0; j < k.trials.size(); ++j) {
-      const Trial &t = k.trials[j];
-      int x = left + int(j) * (barWidth + 6);
-      int h = maxMs > 0 ? int((base - top - 10) * t.ms / maxMs) : 0;
-      svg << "<rect x='" << x << "' y='" << base - h << "' width='" << barWidth
-          << "' height='" << h << "' fill='"
-          << (&t == best ? "#1f77b4"
-              : t.passed ? "#aec7e8"
-                         : "#d62728")
-          << "'/>\n<text x='" << x << "' y='" << base + 12 << "'>"
-          << t.candidate.qTile << "/" << t.candidate.kTile << "</text>\n";
-      if (t.ms > 0)
-        svg << "<text x='" << x << "' y='" << base - h - 2 << "'>"
-            << formatv("{0:f1}", t.ms) << "</text>\n";
-    }
-    svg << "<text x='4' y='" << base + 24 << "'>q-tile/k-tile</text>\n";
-  }
-  svg << "</svg>\n";
-}
 } // namespace
 
 int main(int argc, char **argv) {
@@ -301,14 +216,7 @@ int main(int argc, char **argv) {
           x *= 1.01f;
       if (c == 0)
         k.reference = t.out;
-      double diff = 0, scale = 0;
-      for (size_t i = 0; i < t.out.size(); ++i) {
-        diff = std::max(diff, double(std::abs(t.out[i] - k.reference[i])));
-        scale = std::max(scale, double(std::abs(k.reference[i])));
-        if (std::isnan(t.out[i]))
-          diff = INFINITY;
-      }
-      trial.error = scale > 0 ? diff / scale : diff;
+      trial.error = tools::compareOutputs(t.out, k.reference).relative;
       trial.passed = trial.error <= 1e-4;
       if (!trial.passed)
         trial.status = formatv("failed numerics ({0:e1})", trial.error).str();
@@ -325,10 +233,7 @@ int main(int argc, char **argv) {
   outs() << "kernel                          signature                        "
             "       default ms  best q/k   ms      gain\n";
   for (const KernelResult &k : kernels) {
-    const Trial *best = nullptr;
-    for (const Trial &t : k.trials)
-      if (t.passed && (!best || t.ms < best->ms))
-        best = &t;
+    const Trial *best = getBest(k);
     if (!best)
       return fail("kernel " + k.symbol + ": no candidate passed");
     double base = k.trials.front().ms;
@@ -342,8 +247,9 @@ int main(int argc, char **argv) {
   }
   if (!database.save(outputPath, error))
     return fail(error);
-  if (!reportDir.empty())
-    writeReport(kernels);
+  if (!reportDir.empty() &&
+      !writeReport(reportDir, getHostTuningTarget(), seqLen, repeat, kernels))
+    return 1;
   outs() << format("tuned %zu kernels in %.0f s; wrote ", kernels.size(),
                    secondsSince(start))
          << outputPath << "\n";

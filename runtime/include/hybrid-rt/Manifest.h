@@ -83,9 +83,6 @@ struct Manifest {
   std::string dir, target, library, modelType, name;
   std::vector<LayerSpec> layers;
   std::map<std::string, KernelSpec> kernels;
-  // The compiler's cache plan per sequence ("kv_cache_bytes"), if any.
-  int64_t planMaxSeq = 0, planBytes = 0, planAllFullBytes = 0;
-  std::string planStorage;
 };
 
 /// Reads `dir`/manifest.json. On failure returns false and sets `error` to
