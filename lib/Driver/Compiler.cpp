@@ -7,6 +7,7 @@
 #include "hybrid/Import/Importer.h"
 #include "hybrid/Import/ScheduleBuilder.h"
 #include "hybrid/Pipelines/Pipelines.h"
+#include "hybrid/Target/PTX.h"
 #include "hybrid/Target/SharedObject.h"
 #include "hybrid/Tuning/ApplyTuning.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -38,6 +39,7 @@ struct CompilerContext::Diagnostics {
 CompilerContext::CompilerContext() {
   DialectRegistry registry;
   registry.insert<HybridDialect, func::FuncDialect, tensor::TensorDialect>();
+  registerCUDAPipelineDependencies(registry);
   context.appendDialectRegistry(registry);
   context.loadAllAvailableDialects();
   // Users get the message and its location, not a dump of the whole op.
@@ -129,15 +131,66 @@ static bool writeFile(const llvm::Twine &path, StringRef text) {
   return true;
 }
 
+/// emitArtifacts for `cuda:<chip>`: kernels.ptx, kernels.cubin when ptxas is
+/// found, kernels.mlir and manifest.json.
+static bool emitCUDAArtifacts(ModuleOp module, const CompileOptions &options,
+                              StringRef dir) {
+  if (!options.tuningDb.empty())
+    return fail("--tuning-db: tuning databases hold CPU tile sizes; not "
+                "supported for " +
+                options.target);
+  CUDAPipelineOptions cuda;
+  cuda.chip = StringRef(options.target).drop_front(strlen("cuda:")).str();
+  cuda.maxSeq = options.maxSeq;
+  cuda.kTile = options.kTile;
+  cuda.toolkit = options.cudaToolkit;
+  PassManager convert = PassManager::on<ModuleOp>(module.getContext());
+  buildCPUExtractPipeline(convert, CPUPipelineOptions());
+  buildCUDAConvertPipeline(convert, cuda);
+  if (failed(convert.run(module)))
+    return false;
+  ScheduleOp schedule = *module.getOps<ScheduleOp>().begin();
+  const char *ptxFile = "kernels.ptx";
+  nlohmann::ordered_json manifest =
+      buildManifest(module, schedule, ptxFile, options.target);
+  std::string ir;
+  llvm::raw_string_ostream irStream(ir);
+  module.print(irStream);
+  if (!writeFile(dir + "/kernels.mlir", ir))
+    return false;
+
+  schedule.erase();
+  PassManager lowering = PassManager::on<ModuleOp>(module.getContext());
+  buildCUDAToNVVMPipeline(lowering, cuda);
+  if (failed(lowering.run(module)))
+    return false;
+  std::string error;
+  std::optional<std::string> ptx = emitPTX(module, cuda.toolkit, error);
+  if (!ptx)
+    return fail(error);
+  std::string ptxPath = (dir + "/" + ptxFile).str();
+  if (!writeFile(ptxPath, *ptx))
+    return false;
+  // The cubin loads without JIT on the chip itself; other (newer) GPUs JIT
+  // the PTX.
+  manifest["cubin"] = nullptr;
+  if (std::optional<std::string> ptxas = findPtxas(cuda.toolkit)) {
+    std::string cubinPath = (dir + "/kernels.cubin").str();
+    if (!assembleCubin(*ptxas, ptxPath, cuda.chip, cubinPath, error))
+      return fail(error);
+    manifest["cubin"] = "kernels.cubin";
+  }
+  return writeFile(dir + "/manifest.json", manifest.dump(2) + "\n");
+}
+
 bool hybrid::emitArtifacts(ModuleOp module, const CompileOptions &options,
                            StringRef dir) {
-  if (options.target != "cpu")
-    return fail("--emit artifacts: kernel code generation for '" +
-                options.target + "' is not implemented yet (only cpu)");
   if (std::error_code ec = llvm::sys::fs::create_directories(dir))
     return fail("cannot create " + dir + ": " + ec.message());
   if (options.externalPositional)
     makePositionalExternal(module);
+  if (StringRef(options.target).starts_with("cuda:"))
+    return emitCUDAArtifacts(module, options, dir);
   TuningDatabase database;
   std::string error;
   if (!options.tuningDb.empty() && !database.load(options.tuningDb, error))

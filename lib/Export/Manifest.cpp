@@ -3,6 +3,7 @@
 #include "hybrid/Export/Manifest.h"
 #include "hybrid/Export/Summary.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/IR/SymbolTable.h"
 
 using namespace mlir;
@@ -18,7 +19,18 @@ json hybrid::buildManifest(ModuleOp module, ScheduleOp schedule,
                            StringRef library, StringRef target) {
   json summary = buildSummary(schedule);
   json kernels = json::object();
-  SymbolTable symbols(module);
+  // CPU kernels are C-interface functions of the module; GPU kernels are
+  // PTX entries of its gpu.module.
+  Operation *scope = module;
+  for (auto kernels : module.getOps<gpu::GPUModuleOp>())
+    scope = kernels;
+  bool onGPU = scope != module.getOperation();
+  SymbolTable symbols(scope);
+  auto entry = [&](const std::string &symbol) -> json {
+    if (!symbols.lookup(symbol))
+      return nullptr;
+    return onGPU ? symbol : entryPoint(symbol);
+  };
   for (json &layer : summary["layers"]) {
     if (!layer.contains("kernel")) {
       layer["kernel"] = nullptr;
@@ -27,18 +39,16 @@ json hybrid::buildManifest(ModuleOp module, ScheduleOp schedule,
     std::string symbol = layer["kernel"];
     if (kernels.contains(symbol))
       continue;
-    auto func = symbols.lookup<func::FuncOp>(symbol);
+    Operation *func = symbols.lookup(symbol);
     auto tile = [&](StringRef name) {
       auto attr = func->getAttrOfType<IntegerAttr>(name);
       return attr ? attr.getInt() : 0;
     };
-    bool rotates = symbols.lookup(symbol + "_prepare_k") != nullptr;
-    auto decode = symbols.lookup<func::FuncOp>(symbol + "_decode");
+    Operation *decode = symbols.lookup(symbol + "_decode");
     kernels[symbol] = {
-        {"entry", entryPoint(symbol)},
-        {"prepare_q", entryPoint(symbol + "_prepare_q")},
-        {"prepare_k", rotates ? json(entryPoint(symbol + "_prepare_k"))
-                              : json(nullptr)},
+        {"entry", entry(symbol)},
+        {"prepare_q", entry(symbol + "_prepare_q")},
+        {"prepare_k", entry(symbol + "_prepare_k")},
         {"num_heads", layer["num_heads"]},
         {"num_kv_heads", layer["num_kv_heads"]},
         {"head_dim", layer["head_dim"]},
@@ -46,12 +56,17 @@ json hybrid::buildManifest(ModuleOp module, ScheduleOp schedule,
         {"sinks", layer["sinks"]},
         {"q_tile", tile("hybrid.q_tile")},
         {"k_tile", tile("hybrid.k_tile")},
-        {"decode", decode ? json(entryPoint(symbol + "_decode")) : json(nullptr)},
-        {"decode_combine", decode ? json(entryPoint(symbol + "_decode_combine"))
-                                  : json(nullptr)},
+        {"decode", entry(symbol + "_decode")},
+        {"decode_combine", entry(symbol + "_decode_combine")},
         {"decode_q_tile",
          decode ? decode->getAttrOfType<IntegerAttr>("hybrid.q_tile").getInt()
                 : 0}};
+    if (onGPU) {
+      json &kernel = kernels[symbol];
+      kernel["prepare_v"] = entry(symbol + "_prepare_v");
+      kernel["threads"] =
+          cast<gpu::GPUFuncOp>(func).getKnownBlockSizeAttr()[0];
+    }
   }
   json manifest = {{"version", 1},
                    {"target", target.str()},

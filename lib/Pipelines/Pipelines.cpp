@@ -3,7 +3,18 @@
 #include "hybrid/Pipelines/Pipelines.h"
 #include "hybrid/Conversion/Passes.h"
 #include "hybrid/Dialect/Hybrid/Transforms/Passes.h"
+#include "mlir/Conversion/ArithToLLVM/ArithToLLVM.h"
+#include "mlir/Conversion/ControlFlowToLLVM/ControlFlowToLLVM.h"
+#include "mlir/Conversion/FuncToLLVM/ConvertFuncToLLVM.h"
+#include "mlir/Conversion/IndexToLLVM/IndexToLLVM.h"
+#include "mlir/Conversion/MathToLLVM/MathToLLVM.h"
+#include "mlir/Conversion/MemRefToLLVM/MemRefToLLVM.h"
+#include "mlir/Conversion/NVVMToLLVM/NVVMToLLVM.h"
 #include "mlir/Conversion/Passes.h"
+#include "mlir/Conversion/UBToLLVM/UBToLLVM.h"
+#include "mlir/Conversion/VectorToLLVM/ConvertVectorToLLVM.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/GPU/Transforms/Passes.h"
 #include "mlir/Dialect/MemRef/Transforms/Passes.h"
 #include "mlir/Pass/PassRegistry.h"
 #include "mlir/Transforms/Passes.h"
@@ -72,6 +83,68 @@ void hybrid::buildCPUPipeline(OpPassManager &pm,
   buildCPUToLLVMPipeline(pm);
 }
 
+void hybrid::buildCUDAConvertPipeline(OpPassManager &pm,
+                                      const CUDAPipelineOptions &options) {
+  ConvertHybridAttentionToGPUOptions tiles;
+  tiles.kTile = options.kTile;
+  pm.addPass(createConvertHybridAttentionToGPU(tiles));
+}
+
+std::string hybrid::getPTXFeatures(StringRef chip) {
+  // sm_90a instructions (wgmma, TMA) need PTX 8.0; the default +ptx60 is
+  // too old for cp.async and bf16 mma.
+  return chip == "sm_90a" ? "+ptx80" : "+ptx70";
+}
+
+void hybrid::buildCUDAToNVVMPipeline(OpPassManager &pm,
+                                     const CUDAPipelineOptions &options) {
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+  pm.addPass(createLoopInvariantCodeMotionPass());
+  GpuNVVMAttachTargetOptions target;
+  target.chip = options.chip;
+  target.features = getPTXFeatures(options.chip);
+  target.optLevel = 3;
+  pm.addPass(createGpuNVVMAttachTarget(target));
+  OpPassManager &kernels = pm.nest<gpu::GPUModuleOp>();
+  kernels.addPass(createConvertVectorToSCFPass());
+  kernels.addPass(createSCFToControlFlowPass());
+  kernels.addPass(createConvertNVGPUToNVVMPass());
+  kernels.addPass(memref::createExpandStridedMetadataPass());
+  kernels.addPass(createLowerAffinePass());
+  kernels.addPass(createConvertGpuOpsToNVVMOps());
+  kernels.addPass(createCanonicalizerPass());
+  kernels.addPass(createCSEPass());
+  pm.addPass(createReconcileUnrealizedCastsPass());
+}
+
+void hybrid::registerCUDAPipelineDependencies(DialectRegistry &registry) {
+  // convert-gpu-to-nvvm lowers the other dialects in a kernel through their
+  // ConvertToLLVM interfaces: without them, e.g. cf.br stays half-converted.
+  arith::registerConvertArithToLLVMInterface(registry);
+  cf::registerConvertControlFlowToLLVMInterface(registry);
+  registerConvertFuncToLLVMInterface(registry);
+  index::registerConvertIndexToLLVMInterface(registry);
+  registerConvertMathToLLVMInterface(registry);
+  registerConvertMemRefToLLVMInterface(registry);
+  registerConvertNVVMToLLVMInterface(registry);
+  ub::registerConvertUBToLLVMInterface(registry);
+  vector::registerConvertVectorToLLVMInterface(registry);
+}
+
+void hybrid::buildCUDAPipeline(OpPassManager &pm,
+                               const CUDAPipelineOptions &options) {
+  CPUPipelineOptions extract;
+  extract.maxSeq = options.maxSeq;
+  buildCPUExtractPipeline(pm, extract);
+  buildCUDAConvertPipeline(pm, options);
+  buildCUDAToNVVMPipeline(pm, options);
+  GpuModuleToBinaryPassOptions binary;
+  binary.compilationTarget = "isa";
+  binary.toolkitPath = options.toolkit;
+  pm.addPass(createGpuModuleToBinaryPass(binary));
+}
+
 void hybrid::registerHybridPipelines() {
   PassPipelineRegistration<CPUPipelineOptions>(
       "hybrid-cpu-pipeline",
@@ -82,4 +155,9 @@ void hybrid::registerHybridPipelines() {
       "hybrid-schedule-pipeline",
       "Expand, verify and plan the caches of every hybrid.schedule",
       buildSchedulePipeline);
+  PassPipelineRegistration<CUDAPipelineOptions>(
+      "hybrid-cuda-pipeline",
+      "Schedule to PTX for NVIDIA GPUs: plan, extract, lower to tensor-core "
+      "flash kernels, to NVVM, to PTX (gpu.binary)",
+      buildCUDAPipeline);
 }

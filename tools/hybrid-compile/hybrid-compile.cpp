@@ -55,9 +55,13 @@ cl::opt<hybrid::StorageType>
 cl::opt<int64_t> qTile("q-tile", cl::init(32),
                        cl::desc("CPU kernels: query positions per work item"),
                        cl::cat(toolCategory));
-cl::opt<int64_t> kTile("k-tile", cl::init(64),
-                       cl::desc("CPU kernels: keys per tile"),
+cl::opt<int64_t> kTile("k-tile", cl::init(64), cl::desc("Keys per tile"),
                        cl::cat(toolCategory));
+cl::opt<std::string> cudaToolkit(
+    "cuda-toolkit",
+    cl::desc("CUDA toolkit for cuda targets: libdevice, and ptxas for a "
+             "cubin (default: $CUDA_HOME, else /usr/local/cuda)"),
+    cl::value_desc("dir"), cl::cat(toolCategory));
 cl::opt<bool> externalPositional(
     "external-positional",
     cl::desc("q and k arrive rotated by the caller (as Hugging Face "
@@ -95,16 +99,21 @@ int main(int argc, char **argv) {
                 "sizes)");
   options.tuningDb = tuningDb;
   options.externalPositional = externalPositional;
-  if (emit == Emit::Artifacts && target != "cpu")
-    return fail("--emit artifacts: kernel code generation for '" + target +
-                "' is not implemented yet (only cpu)");
+  if (!cudaToolkit.empty())
+    options.cudaToolkit = cudaToolkit;
+  else if (const char *home = std::getenv("CUDA_HOME"))
+    options.cudaToolkit = home;
+  if (target != "cpu" && qTile.getNumOccurrences())
+    return fail("--q-tile: the GPU kernels' query tile is fixed (64 rows: 4 "
+                "warps of 16)");
   if (emit == Emit::Artifacts && outputDir.empty())
     return fail("--emit artifacts needs an output directory: -o DIR");
-  // The CPU runtime keeps its caches in f32, the kernels' type: plan those.
-  if (emit == Emit::Artifacts && target == "cpu") {
+  // The runtime keeps its caches in f32 (the CPU kernels' type; the CUDA
+  // backend has no caches yet): plan those.
+  if (emit == Emit::Artifacts) {
     if (kvDtype.getNumOccurrences() && kvDtype != hybrid::StorageType::f32)
       return fail("--kv-dtype " + hybrid::stringifyStorageType(kvDtype).str() +
-                  ": the CPU runtime stores caches in f32");
+                  ": the runtime stores caches in f32");
     options.kvStorage = hybrid::StorageType::f32;
   }
 

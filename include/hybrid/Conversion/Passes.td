@@ -43,6 +43,47 @@ def ConvertHybridAttentionToCPU
   ];
 }
 
+def ConvertHybridAttentionToGPU
+    : Pass<"convert-hybrid-attention-to-gpu", "::mlir::ModuleOp"> {
+  let summary = "Lower hybrid.attention kernels to tensor-core flash kernels "
+                "for NVIDIA GPUs";
+  let description = [{
+    Rewrites every function that `hybrid-extract-attention` created into
+    kernels of one `gpu.module @kernels` (bf16 inputs, f32 accumulation;
+    sm_80 and newer):
+
+    - `@K_prepare_q(q, q_out, first_position)`, `@K_prepare_k(k, k_out,
+      first_position)`: f32 rows to bf16 rows, rotated by the layer's RoPE;
+      queries also carry the score scale and the Llama 4 temperature. One
+      CTA per (batch, position) row.
+    - `@K_prepare_v(v, v_out)`: f32 value rows to bf16.
+    - `@K(q, k, v, [sinks,] out)`: flash attention, one CTA of 4 warps per
+      (64-query tile, query head, batch); GQA reads the query head's kv head.
+      Each warp owns 16 query rows: `Q K^T` and `P V` are
+      `mma.sync.m16n8k16` (bf16 in, f32 accumulate) with Q and P in
+      registers (the scores' accumulator layout is P's operand layout), the
+      online softmax stays in registers (quad shuffles for row maxima). Key
+      and value tiles are staged in shared memory with `cp.async`: V(j)
+      loads while `Q K(j)^T` runs, K(j+1) while softmax and `P V(j)` run.
+      The key tiles visited are the mask's range for the tile's first and
+      last query; only boundary tiles evaluate the mask per element.
+
+    Launch geometry and argument order are in the manifest; memrefs use the
+    default (descriptor) calling convention.
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect", "::mlir::gpu::GPUDialect",
+    "::mlir::math::MathDialect", "::mlir::memref::MemRefDialect",
+    "::mlir::nvgpu::NVGPUDialect", "::mlir::NVVM::NVVMDialect",
+    "::mlir::scf::SCFDialect", "::mlir::vector::VectorDialect",
+    "::mlir::LLVM::LLVMDialect"
+  ];
+  let options = [
+    Option<"kTile", "k-tile", "int64_t", /*default=*/"64",
+           "Keys per tile (a multiple of 16; halved for head dims over 128)">
+  ];
+}
+
 def HybridApproximateMath : Pass<"hybrid-approximate-math"> {
   let summary = "Replace f32 math (exp, tanh, ...) by polynomial approximations";
   let description = [{

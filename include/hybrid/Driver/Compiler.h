@@ -30,6 +30,8 @@ struct CompileOptions {
   /// Hugging Face attention modules pass them: every layer is compiled
   /// without positional encoding or temperature tuning.
   bool externalPositional = false;
+  /// CUDA toolkit for cuda targets: libdevice, and ptxas for a cubin.
+  std::string cudaToolkit = "/usr/local/cuda";
 };
 
 /// An MLIR context with every dialect and translation the compiler uses;
@@ -58,9 +60,11 @@ std::string validate(const CompileOptions &options);
 bool planSchedule(mlir::ModuleOp module, const CompileOptions &options,
                   bool expand);
 
-/// Compiles the schedule's kernels into `dir`: libkernels.so, kernels.mlir
-/// (the kernels before LLVM lowering) and manifest.json, whose kernels say
-/// where their tile sizes came from ("tuning": database entry or default).
+/// Compiles the schedule's kernels into `dir`: libkernels.so (cpu) or
+/// kernels.ptx and, when ptxas is found, kernels.cubin (cuda:<chip>);
+/// kernels.mlir (the kernels before LLVM lowering) and manifest.json, whose
+/// CPU kernels say where their tile sizes came from ("tuning": database
+/// entry or default).
 bool emitArtifacts(mlir::ModuleOp module, const CompileOptions &options,
                    llvm::StringRef dir);
 

@@ -46,6 +46,23 @@ struct CPUPipelineOptions
                         llvm::cl::init(64)};
 };
 
+struct CUDAPipelineOptions
+    : public mlir::PassPipelineOptions<CUDAPipelineOptions> {
+  Option<std::string> chip{
+      *this, "chip", llvm::cl::desc("GPU architecture: sm_80 or sm_90a"),
+      llvm::cl::init("sm_80")};
+  Option<int64_t> maxSeq{
+      *this, "max-seq",
+      llvm::cl::desc("Context length to plan caches for (0: max_position)"),
+      llvm::cl::init(0)};
+  Option<int64_t> kTile{*this, "k-tile", llvm::cl::desc("Keys per tile"),
+                        llvm::cl::init(64)};
+  Option<std::string> toolkit{
+      *this, "toolkit",
+      llvm::cl::desc("CUDA toolkit (libdevice for exp, tanh, cos)"),
+      llvm::cl::init("/usr/local/cuda")};
+};
+
 /// Expands patterns (optionally), verifies the schedule as a whole and plans
 /// its caches: every schedule in the module.
 void buildSchedulePipeline(mlir::OpPassManager &pm,
@@ -72,7 +89,30 @@ void buildCPUToLLVMPipeline(mlir::OpPassManager &pm);
 void buildCPUPipeline(mlir::OpPassManager &pm,
                       const CPUPipelineOptions &options);
 
-/// Registers `hybrid-schedule-pipeline` and `hybrid-cpu-pipeline`.
+/// `convert-hybrid-attention-to-gpu` with the options' key tile.
+void buildCUDAConvertPipeline(mlir::OpPassManager &pm,
+                              const CUDAPipelineOptions &options);
+
+/// Attaches the NVVM target (chip, PTX ISA) and lowers the gpu.module's
+/// kernels (gpu, nvgpu, scf, vector, memref, math) to the NVVM/LLVM dialects.
+void buildCUDAToNVVMPipeline(mlir::OpPassManager &pm,
+                             const CUDAPipelineOptions &options);
+
+/// What buildCUDAToNVVMPipeline needs registered in its context (hybrid-opt
+/// registers everything anyway).
+void registerCUDAPipelineDependencies(mlir::DialectRegistry &registry);
+
+/// Schedule pipeline, extraction, GPU kernels, NVVM, then PTX
+/// (`gpu-module-to-binary{format=isa}`): what `hybrid-compile --target
+/// cuda:<chip>` runs before assembling the PTX.
+void buildCUDAPipeline(mlir::OpPassManager &pm,
+                       const CUDAPipelineOptions &options);
+
+/// The PTX ISA version `chip` needs (sm_90a: 8.0, else 7.0).
+std::string getPTXFeatures(llvm::StringRef chip);
+
+/// Registers `hybrid-schedule-pipeline`, `hybrid-cpu-pipeline` and
+/// `hybrid-cuda-pipeline`.
 void registerHybridPipelines();
 
 } // namespace hybrid

@@ -13,59 +13,6 @@ using namespace mlir;
 using namespace hybrid;
 using namespace hybrid::cpu;
 
-AttentionSignature AttentionSignature::get(AttentionOp op) {
-  auto q = cast<RankedTensorType>(op.getQuery().getType());
-  auto k = cast<RankedTensorType>(op.getKey().getType());
-  auto v = cast<RankedTensorType>(op.getValue().getType());
-  AttentionSignature sig;
-  sig.heads = q.getDimSize(2);
-  sig.kvHeads = k.getDimSize(2);
-  sig.headDim = q.getDimSize(3);
-  sig.vHeadDim = v.getDimSize(3);
-  sig.mask = op.getMask();
-  sig.positional = op.getPositional();
-  sig.score = op.getScore();
-  return sig;
-}
-
-void hybrid::cpu::forLoop(ImplicitLocOpBuilder &b, Value lb, Value ub,
-                          Value step, function_ref<void(Value)> body) {
-  auto loop = scf::ForOp::create(b, lb, ub, step);
-  OpBuilder::InsertionGuard guard(b);
-  b.setInsertionPoint(loop.getBody()->getTerminator());
-  body(loop.getInductionVar());
-}
-
-void hybrid::cpu::ifThen(ImplicitLocOpBuilder &b, Value cond,
-                         function_ref<void()> thenBody,
-                         function_ref<void()> elseBody) {
-  auto op = scf::IfOp::create(b, cond, /*withElseRegion=*/bool(elseBody));
-  OpBuilder::InsertionGuard guard(b);
-  b.setInsertionPoint(op.thenBlock()->getTerminator());
-  thenBody();
-  if (elseBody) {
-    b.setInsertionPoint(op.elseBlock()->getTerminator());
-    elseBody();
-  }
-}
-
-Value hybrid::cpu::getKeyBegin(ImplicitLocOpBuilder &b, MaskAttr m,
-                               Value position) {
-  switch (m.getKind()) {
-  case MaskKind::full:
-    return index(b, 0);
-  case MaskKind::sliding_window:
-    return arith::MaxSIOp::create(
-        b, index(b, 0),
-        arith::SubIOp::create(b, position, index(b, m.getWindow() - 1)));
-  case MaskKind::chunked: {
-    Value c = index(b, m.getChunk());
-    return arith::MulIOp::create(b, arith::DivSIOp::create(b, position, c), c);
-  }
-  }
-  llvm_unreachable("unknown mask kind");
-}
-
 MemRefType hybrid::cpu::getRowsType(ImplicitLocOpBuilder &b, int64_t heads,
                                     int64_t dim) {
   int64_t dyn = ShapedType::kDynamic;
@@ -118,21 +65,13 @@ struct ConvertAttentionToCPUPass
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    SmallVector<func::FuncOp> kernels;
-    for (auto func : module.getOps<func::FuncOp>())
-      if (!func.getBody().empty() &&
-          llvm::any_of(func.getOps<AttentionOp>(),
-                       [](AttentionOp) { return true; }))
-        kernels.push_back(func);
+    FailureOr<SmallVector<std::pair<Operation *, AttentionOp>>> kernels =
+        getAttentionKernels(module);
+    if (failed(kernels))
+      return signalPassFailure();
 
-    for (func::FuncOp func : kernels) {
-      auto ops = llvm::to_vector(func.getOps<AttentionOp>());
-      if (ops.size() != 1) {
-        func.emitOpError("expected exactly one hybrid.attention per kernel "
-                         "function (run hybrid-extract-attention)");
-        return signalPassFailure();
-      }
-      AttentionOp op = ops.front();
+    for (auto [kernel, op] : *kernels) {
+      auto func = cast<func::FuncOp>(kernel);
       if (!cast<RankedTensorType>(op.getQuery().getType())
                .getElementType()
                .isF32()) {

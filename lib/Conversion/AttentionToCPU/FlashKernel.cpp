@@ -90,21 +90,7 @@ Value FlashEmitter::keyBegin(Value position) {
 }
 
 Value FlashEmitter::keyEnd(Value position) {
-  MaskAttr m = sig.mask;
-  Value end;
-  if (m.getCausal()) {
-    end = arith::AddIOp::create(b, position, index(b, 1));
-  } else if (m.getKind() == MaskKind::full) {
-    end = numKeys;
-  } else if (m.getKind() == MaskKind::sliding_window) {
-    end = arith::AddIOp::create(b, position, index(b, m.getWindow()));
-  } else {
-    Value c = index(b, m.getChunk());
-    Value chunk = arith::DivSIOp::create(b, position, c);
-    end = arith::MulIOp::create(b, arith::AddIOp::create(b, chunk, index(b, 1)),
-                                c);
-  }
-  return arith::MinSIOp::create(b, end, numKeys);
+  return getKeyEnd(b, sig.mask, position, numKeys);
 }
 
 /// QT[d][r] = q[b, q0 + r / group, g * group + r % group, d]; rows past the

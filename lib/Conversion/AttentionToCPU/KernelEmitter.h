@@ -1,36 +1,21 @@
 //===- KernelEmitter.h - Building blocks of the CPU kernels -----*- C++ -*-===//
 //
-// Shared by the prepare and flash-attention emitters: the signature of one
-// attention kernel and small builders for constants and loops.
+// Shared by the prepare, flash-attention and decode emitters for CPUs: tile
+// sizes, kernel entry points and the memref types of their operands.
 //
 //===----------------------------------------------------------------------===//
 
 #ifndef HYBRID_LIB_CONVERSION_ATTENTIONTOCPU_KERNELEMITTER_H
 #define HYBRID_LIB_CONVERSION_ATTENTIONTOCPU_KERNELEMITTER_H
 
-#include "hybrid/Dialect/Hybrid/IR/HybridOps.h"
-#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "../Utils/KernelBuilders.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
-#include "mlir/Dialect/SCF/IR/SCF.h"
-#include "mlir/IR/ImplicitLocOpBuilder.h"
 
 namespace hybrid::cpu {
 
 /// Lanes of the vector registers the kernels are written for (AVX-512 f32;
 /// LLVM splits them in two on AVX2 machines).
 constexpr int64_t kLanes = 16;
-
-/// What one kernel computes; uniqued per layer signature upstream.
-struct AttentionSignature {
-  int64_t heads = 0, kvHeads = 0, headDim = 0, vHeadDim = 0;
-  MaskAttr mask;
-  PositionalAttr positional;
-  ScoreAttr score;
-
-  static AttentionSignature get(AttentionOp op);
-  int64_t groupSize() const { return heads / kvHeads; }
-  bool rotates() const { return positional.getKind() != PositionalKind::none; }
-};
 
 struct TileSizes {
   int64_t queries = 32; // positions per work item
@@ -65,27 +50,6 @@ mlir::func::FuncOp emitCombineKernel(mlir::ImplicitLocOpBuilder &b,
 //===----------------------------------------------------------------------===//
 // Small builders
 //===----------------------------------------------------------------------===//
-
-inline mlir::Value index(mlir::ImplicitLocOpBuilder &b, int64_t value) {
-  return mlir::arith::ConstantIndexOp::create(b, value);
-}
-
-inline mlir::Value f32(mlir::ImplicitLocOpBuilder &b, double value) {
-  return mlir::arith::ConstantOp::create(b, b.getF32FloatAttr(value));
-}
-
-/// `scf.for iv = lb to ub step step` without results; `body` builds inside.
-void forLoop(mlir::ImplicitLocOpBuilder &b, mlir::Value lb, mlir::Value ub,
-             mlir::Value step, llvm::function_ref<void(mlir::Value)> body);
-
-/// `scf.if cond` without results.
-void ifThen(mlir::ImplicitLocOpBuilder &b, mlir::Value cond,
-            llvm::function_ref<void()> thenBody,
-            llvm::function_ref<void()> elseBody = nullptr);
-
-/// The first key position visible to the query at `position` under `mask`.
-mlir::Value getKeyBegin(mlir::ImplicitLocOpBuilder &b, MaskAttr mask,
-                        mlir::Value position);
 
 /// `memref<?x?x{heads}x{dim}xf32>`: [batch, seq, heads, dim] rows.
 mlir::MemRefType getRowsType(mlir::ImplicitLocOpBuilder &b, int64_t heads,

@@ -19,36 +19,6 @@ using namespace mlir;
 using namespace hybrid;
 using namespace hybrid::cpu;
 
-/// A private constant global holding `values` (f64), next to `func`.
-static Value getF64Table(ImplicitLocOpBuilder &b, func::FuncOp func,
-                         StringRef name, ArrayRef<double> values) {
-  auto type = MemRefType::get({int64_t(values.size())}, b.getF64Type());
-  auto tensorType =
-      RankedTensorType::get({int64_t(values.size())}, b.getF64Type());
-  {
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPoint(func);
-    memref::GlobalOp::create(b, name, b.getStringAttr("private"), type,
-                             DenseElementsAttr::get(tensorType, values),
-                             /*constant=*/true, /*alignment=*/IntegerAttr());
-  }
-  return memref::GetGlobalOp::create(b, type, name);
-}
-
-/// `log(floor((p + 1) / floor_scale) + 1) * attn_scale + 1` in f64.
-static Value getTemperature(ImplicitLocOpBuilder &b, Value position,
-                            TemperatureTuningAttr tuning) {
-  auto cst = [&](double v) {
-    return arith::ConstantOp::create(b, b.getF64FloatAttr(v));
-  };
-  Value next = arith::AddFOp::create(b, position, cst(1.0));
-  Value bucket = math::FloorOp::create(
-      b, arith::DivFOp::create(b, next, cst(tuning.getFloorScale())));
-  Value log = math::LogOp::create(b, arith::AddFOp::create(b, bucket, cst(1)));
-  return arith::AddFOp::create(
-      b, arith::MulFOp::create(b, log, cst(tuning.getAttnScale())), cst(1.0));
-}
-
 func::FuncOp hybrid::cpu::emitPrepareKernel(ImplicitLocOpBuilder &b,
                                             StringRef name,
                                             const AttentionSignature &sig,

@@ -1,0 +1,84 @@
+//===- AttentionToGPU.cpp - hybrid.attention kernels to NVIDIA GPUs ------===//
+
+#include "GPUKernelEmitter.h"
+#include "hybrid/Conversion/Passes.h"
+
+namespace hybrid {
+#define GEN_PASS_DEF_CONVERTHYBRIDATTENTIONTOGPU
+#include "hybrid/Conversion/Passes.h.inc"
+} // namespace hybrid
+
+using namespace mlir;
+using namespace hybrid;
+using namespace hybrid::gpu;
+
+/// Why the GPU kernels cannot compute `sig` with `keyTile`, if they cannot.
+static std::optional<std::string>
+getUnsupportedReason(const AttentionSignature &sig, int64_t keyTile) {
+  if (sig.headDim % 16 != 0 || sig.vHeadDim % 16 != 0 || sig.headDim > 256 ||
+      sig.vHeadDim > 256)
+    return "head dims must be multiples of 16 up to 256 for the GPU "
+           "kernels (mma.sync m16n8k16), got " +
+           std::to_string(sig.headDim) + " and " +
+           std::to_string(sig.vHeadDim);
+  if (keyTile <= 0 || keyTile % 16 != 0)
+    return "k-tile must be a positive multiple of 16 for the GPU kernels, "
+           "got " +
+           std::to_string(keyTile);
+  return std::nullopt;
+}
+
+namespace {
+struct ConvertAttentionToGPUPass
+    : public hybrid::impl::ConvertHybridAttentionToGPUBase<
+          ConvertAttentionToGPUPass> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    FailureOr<SmallVector<std::pair<Operation *, AttentionOp>>> kernels =
+        getAttentionKernels(module);
+    if (failed(kernels))
+      return signalPassFailure();
+    if (kernels->empty())
+      return;
+
+    ImplicitLocOpBuilder b(module.getLoc(), module.getContext());
+    module->setAttr(mlir::gpu::GPUDialect::getContainerModuleAttrName(),
+                    b.getUnitAttr());
+    b.setInsertionPointToEnd(module.getBody());
+    auto gpuModule = mlir::gpu::GPUModuleOp::create(b, "kernels");
+    b.setInsertionPointToStart(gpuModule.getBody());
+
+    for (auto [kernel, op] : *kernels) {
+      if (!cast<RankedTensorType>(op.getQuery().getType())
+               .getElementType()
+               .isF32()) {
+        op.emitOpError("GPU kernels take f32 rows (computing in bf16); other "
+                       "element types are not supported yet");
+        return signalPassFailure();
+      }
+      AttentionSignature sig = AttentionSignature::get(op);
+      int64_t tile = op.getKTile().value_or(kTile);
+      // Two 64-key tiles of 256-wide bf16 rows would not fit the 48 KiB of
+      // static shared memory.
+      if (std::max(sig.headDim, sig.vHeadDim) > 128 && tile > 32)
+        tile = 32;
+      if (std::optional<std::string> reason = getUnsupportedReason(sig, tile)) {
+        op.emitOpError() << *reason;
+        return signalPassFailure();
+      }
+      std::string name =
+          cast<SymbolOpInterface>(kernel).getName().str();
+      b.setLoc(kernel->getLoc());
+      auto flash = emitFlashKernel(b, name, sig, tile);
+      flash->setAttr("hybrid.q_tile", b.getI64IntegerAttr(kQueryTile));
+      flash->setAttr("hybrid.k_tile", b.getI64IntegerAttr(tile));
+      emitPrepareKernel(b, name, sig, /*forQueries=*/true);
+      emitPrepareKernel(b, name, sig, /*forQueries=*/false);
+      emitConvertKernel(b, name, sig);
+      kernel->erase();
+    }
+  }
+};
+} // namespace

@@ -1,0 +1,459 @@
+//===- FlashKernel.cpp - Tensor-core flash attention for NVIDIA GPUs -----===//
+//
+// One CTA of 4 warps computes 64 query positions of one query head; warp w
+// owns rows 16w .. 16w+15 and every thread of it, in mma.sync's fragment
+// layout, rows g = lane / 4 and g + 8 and columns 2t, 2t + 1 (t = lane % 4) of
+// each 8-column block. Per key tile:
+//
+//   S  = Q K^T      mma.sync m16n8k16, Q fragments kept in registers
+//   m' = max(m, rowmax S)      quad shuffles (the 4 threads of a row)
+//   P  = exp(S - m'), l = l e^(m - m') + rowsum P, O = O e^(m - m')
+//   O += P V        P's accumulator layout is exactly the A operand layout
+//
+// K and V tiles are staged in shared memory (rows padded by 8 elements so the
+// fragment reads hit 32 distinct banks) with cp.async: V(j) is in flight
+// during Q K(j)^T, K(j+1) during softmax and P V(j). Rows past the last key
+// read the last key (their scores are masked).
+//
+// The key tiles visited are the mask's range for the tile's first and last
+// query; only tiles not fully visible to every row evaluate the mask.
+//
+//===----------------------------------------------------------------------===//
+
+#include "GPUKernelEmitter.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+
+#include <limits>
+
+using namespace mlir;
+using namespace hybrid;
+using namespace hybrid::gpu;
+
+namespace {
+
+/// Shared-memory rows are padded by this many elements (16 bytes).
+constexpr int64_t kPad = 8;
+
+/// One thread's part of a 16x8 f32 accumulator: rows g (c0, c1) and g + 8
+/// (c2, c3), columns 2t and 2t + 1.
+using Accumulator = std::array<Value, 4>;
+
+class FlashEmitter {
+public:
+  FlashEmitter(ImplicitLocOpBuilder &b, const AttentionSignature &sig,
+               int64_t keyTile)
+      : b(b), sig(sig), kTile(keyTile) {}
+
+  mlir::gpu::GPUFuncOp emit(StringRef name);
+
+private:
+  /// Issues the cp.async copies of `dim`-wide rows kt .. kt + kTile - 1 of
+  /// `src` (kv head `kvHead`) into `dst` and commits them as one group.
+  /// Returns the group's token.
+  Value stageTile(Value src, Value dst, int64_t dim, Value kt);
+  void waitGroups(int32_t pending);
+
+  /// Two bf16 values packed in the i32 an mma operand register holds.
+  Value pack(Value lo, Value hi);
+  /// The i32 holding `memref[indices]` and the next element.
+  Value loadPair(Value memref, ValueRange indices);
+  Accumulator mma(ArrayRef<Value> a, ArrayRef<Value> bFrag,
+                  const Accumulator &c);
+
+  /// Max (or sum) over the 4 threads of a row.
+  Value quadReduce(Value x, bool max);
+
+  ImplicitLocOpBuilder &b;
+  const AttentionSignature &sig;
+  int64_t kTile;
+
+  Value q, k, v, sinks, out, sK, sV;
+  Value batch, head, kvHead, numKeys, lastKey;
+  Value lane, g, t, warpRow;
+  Value firstGroup; // the first key tile's cp.async group
+};
+
+} // namespace
+
+Value FlashEmitter::stageTile(Value src, Value dst, int64_t dim, Value kt) {
+  // 16-byte chunks of 8 bf16; every thread issues the same number of copies
+  // (the last round's spare threads repeat the last chunk) so that cp.async
+  // group counts agree across the CTA.
+  int64_t chunksPerRow = dim / 8, chunks = kTile * chunksPerRow;
+  Value tid = mlir::gpu::ThreadIdOp::create(b, mlir::gpu::Dimension::x);
+  SmallVector<Value> tokens;
+  for (int64_t c = 0; c < chunks; c += kThreads) {
+    Value i = arith::AddIOp::create(b, tid, index(b, c));
+    if (c + kThreads > chunks)
+      i = arith::MinUIOp::create(b, i, index(b, chunks - 1));
+    Value row = arith::DivUIOp::create(b, i, index(b, chunksPerRow));
+    Value col = arith::MulIOp::create(
+        b, arith::RemUIOp::create(b, i, index(b, chunksPerRow)), index(b, 8));
+    Value key =
+        arith::MinUIOp::create(b, arith::AddIOp::create(b, kt, row), lastKey);
+    tokens.push_back(nvgpu::DeviceAsyncCopyOp::create(
+        b, dst, ValueRange{row, col}, src,
+        ValueRange{batch, key, kvHead, col}, b.getIndexAttr(8),
+        /*srcElements=*/Value(), /*bypassL1=*/b.getUnitAttr()));
+  }
+  return nvgpu::DeviceAsyncCreateGroupOp::create(b, tokens);
+}
+
+void FlashEmitter::waitGroups(int32_t pending) {
+  // cp.async.wait_group counts this thread's committed groups; the token
+  // operand only ties the wait to the copies in the IR.
+  nvgpu::DeviceAsyncWaitOp::create(b, firstGroup,
+                                   b.getI32IntegerAttr(pending));
+}
+
+Value FlashEmitter::pack(Value lo, Value hi) {
+  Type bf16 = b.getBF16Type();
+  auto truncate = [&](Value x) -> Value {
+    return x.getType() == bf16 ? x : arith::TruncFOp::create(b, bf16, x);
+  };
+  Value pair = vector::FromElementsOp::create(
+      b, VectorType::get({2}, bf16), ValueRange{truncate(lo), truncate(hi)});
+  Value word = vector::BitCastOp::create(
+      b, VectorType::get({1}, b.getI32Type()), pair);
+  return vector::ExtractOp::create(b, word, ArrayRef<int64_t>{0});
+}
+
+Value FlashEmitter::loadPair(Value memref, ValueRange indices) {
+  Value pair = vector::LoadOp::create(
+      b, VectorType::get({2}, b.getBF16Type()), memref, indices);
+  Value word = vector::BitCastOp::create(
+      b, VectorType::get({1}, b.getI32Type()), pair);
+  return vector::ExtractOp::create(b, word, ArrayRef<int64_t>{0});
+}
+
+Accumulator FlashEmitter::mma(ArrayRef<Value> a, ArrayRef<Value> bFrag,
+                              const Accumulator &c) {
+  Type f32Type = b.getF32Type();
+  auto resultType = LLVM::LLVMStructType::getLiteral(
+      b.getContext(), {f32Type, f32Type, f32Type, f32Type});
+  Value d = NVVM::MmaOp::create(
+      b, resultType, a, bFrag, ArrayRef<Value>(c), {16, 8, 16},
+      /*b1Op=*/std::nullopt, /*intOverflow=*/std::nullopt,
+      std::array<NVVM::MMATypes, 2>{NVVM::MMATypes::bf16,
+                                    NVVM::MMATypes::bf16},
+      std::array<NVVM::MMALayout, 2>{NVVM::MMALayout::row,
+                                     NVVM::MMALayout::col});
+  Accumulator result;
+  for (int64_t i = 0; i < 4; ++i)
+    result[i] = LLVM::ExtractValueOp::create(b, d, ArrayRef<int64_t>{i});
+  return result;
+}
+
+Value FlashEmitter::quadReduce(Value x, bool max) {
+  Value width = arith::ConstantOp::create(b, b.getI32IntegerAttr(kThreadsPerWarp));
+  for (int32_t offset : {1, 2}) {
+    Value other =
+        mlir::gpu::ShuffleOp::create(
+            b, x, arith::ConstantOp::create(b, b.getI32IntegerAttr(offset)),
+            width, mlir::gpu::ShuffleMode::XOR)
+            .getShuffleResult();
+    x = max ? Value(arith::MaximumFOp::create(b, x, other))
+            : Value(arith::AddFOp::create(b, x, other));
+  }
+  return x;
+}
+
+mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
+  Type bf16 = b.getBF16Type(), f32Type = b.getF32Type();
+  int64_t dim = sig.headDim, vDim = sig.vHeadDim;
+  SmallVector<Type> inputs = {getRowsType(bf16, sig.heads, dim),
+                              getRowsType(bf16, sig.kvHeads, dim),
+                              getRowsType(bf16, sig.kvHeads, vDim)};
+  if (sig.score.getSinks())
+    inputs.push_back(MemRefType::get({sig.heads}, f32Type));
+  inputs.push_back(getRowsType(f32Type, sig.heads, vDim));
+  auto workgroup = mlir::gpu::AddressSpaceAttr::get(
+      b.getContext(), mlir::gpu::AddressSpace::Workgroup);
+  Type keysType = MemRefType::get({kTile, dim + kPad}, bf16,
+                                  MemRefLayoutAttrInterface(), workgroup);
+  Type valuesType = MemRefType::get({kTile, vDim + kPad}, bf16,
+                                    MemRefLayoutAttrInterface(), workgroup);
+
+  OpBuilder::InsertionGuard guard(b);
+  auto func = createKernel(b, name, inputs, {keysType, valuesType});
+  unsigned arg = 0;
+  q = func.getArgument(arg++);
+  k = func.getArgument(arg++);
+  v = func.getArgument(arg++);
+  if (sig.score.getSinks())
+    sinks = func.getArgument(arg++);
+  out = func.getArgument(arg);
+  // cp.async writes 16-byte chunks.
+  for (unsigned i = 0; i < 2; ++i)
+    func.setWorkgroupAttributionAttr(i, LLVM::LLVMDialect::getAlignAttrName(),
+                                     b.getI64IntegerAttr(16));
+  sK = func.getWorkgroupAttributions()[0];
+  sV = func.getWorkgroupAttributions()[1];
+
+  Value c1 = index(b, 1);
+  using mlir::gpu::Dimension;
+  Value numTiles = mlir::gpu::GridDimOp::create(b, Dimension::x);
+  // Heaviest tiles (last queries) first: better balance under causal masks.
+  Value tile = arith::SubIOp::create(
+      b, arith::SubIOp::create(b, numTiles, c1),
+      mlir::gpu::BlockIdOp::create(b, Dimension::x));
+  head = mlir::gpu::BlockIdOp::create(b, Dimension::y);
+  batch = mlir::gpu::BlockIdOp::create(b, Dimension::z);
+  kvHead = arith::DivUIOp::create(b, head, index(b, sig.groupSize()));
+  Value tid = mlir::gpu::ThreadIdOp::create(b, Dimension::x);
+  Value warp = arith::DivUIOp::create(b, tid, index(b, kThreadsPerWarp));
+  lane = arith::RemUIOp::create(b, tid, index(b, kThreadsPerWarp));
+  g = arith::DivUIOp::create(b, lane, index(b, 4));
+  t = arith::RemUIOp::create(b, lane, index(b, 4));
+
+  Value numQueries = memref::DimOp::create(b, q, 1);
+  numKeys = memref::DimOp::create(b, k, 1);
+  lastKey = arith::SubIOp::create(b, numKeys, c1);
+  Value offset = arith::SubIOp::create(b, numKeys, numQueries);
+  Value q0 = arith::MulIOp::create(b, tile, index(b, kQueryTile));
+  Value valid = arith::MinUIOp::create(
+      b, index(b, kQueryTile), arith::SubIOp::create(b, numQueries, q0));
+
+  // This thread's two rows (tile-relative), their positions and key ranges.
+  warpRow = arith::MulIOp::create(b, warp, index(b, 16));
+  Value rows[2], rowValid[2], rowBegin[2], rowEnd[2], rowPosition[2];
+  for (int r = 0; r < 2; ++r) {
+    rows[r] = arith::AddIOp::create(b, arith::AddIOp::create(b, warpRow, g),
+                                    index(b, 8 * r));
+    rowValid[r] =
+        arith::CmpIOp::create(b, arith::CmpIPredicate::ult, rows[r], valid);
+    // Padding rows read the tile's last query; they are never stored.
+    rowPosition[r] = arith::AddIOp::create(
+        b, q0,
+        arith::MinUIOp::create(b, rows[r],
+                               arith::SubIOp::create(b, valid, c1)));
+    Value position = arith::AddIOp::create(b, offset, rowPosition[r]);
+    rowBegin[r] = getKeyBegin(b, sig.mask, position);
+    // Padding rows see nothing.
+    rowEnd[r] = arith::SelectOp::create(
+        b, rowValid[r], getKeyEnd(b, sig.mask, position, numKeys),
+        rowBegin[r]);
+  }
+
+  // Q fragments for every 16-wide slice of the head dim: rows g and g + 8,
+  // columns 2t (+1) and 2t + 8 (+1).
+  SmallVector<std::array<Value, 4>> queryFrags;
+  for (int64_t kd = 0; kd < dim; kd += 16) {
+    Value col = arith::AddIOp::create(
+        b, arith::MulIOp::create(b, t, index(b, 2)), index(b, kd));
+    Value col8 = arith::AddIOp::create(b, col, index(b, 8));
+    auto at = [&](int r, Value c) {
+      return loadPair(q, ValueRange{batch, rowPosition[r], head, c});
+    };
+    queryFrags.push_back({at(0, col), at(1, col), at(0, col8), at(1, col8)});
+  }
+
+  Value first = arith::AddIOp::create(b, offset, q0);
+  Value last =
+      arith::SubIOp::create(b, arith::AddIOp::create(b, first, valid), c1);
+  Value lo = getKeyBegin(b, sig.mask, first);
+  Value hi = getKeyEnd(b, sig.mask, last, numKeys);
+  Value lastBegin = getKeyBegin(b, sig.mask, last);
+  Value firstEnd = getKeyEnd(b, sig.mask, first, numKeys);
+
+  float inf = std::numeric_limits<float>::infinity();
+  Value negInf = f32(b, -inf), zero = f32(b, 0.0);
+  Value sink;
+  if (sinks)
+    sink = memref::LoadOp::create(b, sinks, head);
+  // Loop state: running max and (this thread's partial) sum per row, then
+  // the output accumulators, 4 values per 8 value dims.
+  SmallVector<Value> init = {sink ? sink : negInf, sink ? sink : negInf, zero,
+                             zero};
+  int64_t vBlocks = vDim / 8, kBlocks = kTile / 8;
+  init.append(vBlocks * 4, zero);
+
+  Value kTileSize = index(b, kTile);
+  firstGroup = stageTile(k, sK, dim, lo);
+  auto loop = scf::ForOp::create(b, lo, hi, kTileSize, init);
+  {
+    OpBuilder::InsertionGuard inLoop(b);
+    b.setInsertionPointToStart(loop.getBody());
+    Value kt = loop.getInductionVar();
+    ValueRange state = loop.getRegionIterArgs();
+    Value nextKt = arith::AddIOp::create(b, kt, kTileSize);
+    Value hasNext =
+        arith::CmpIOp::create(b, arith::CmpIPredicate::slt, nextKt, hi);
+
+    waitGroups(0);
+    mlir::gpu::BarrierOp::create(b);
+    stageTile(v, sV, vDim, kt);
+
+    // S = Q K^T: B operand rows are keys (g), columns head dims.
+    SmallVector<Accumulator> scores;
+    for (int64_t nb = 0; nb < kBlocks; ++nb) {
+      Accumulator acc = {zero, zero, zero, zero};
+      Value key = arith::AddIOp::create(b, g, index(b, nb * 8));
+      for (int64_t kd = 0; kd < dim; kd += 16) {
+        Value col = arith::AddIOp::create(
+            b, arith::MulIOp::create(b, t, index(b, 2)), index(b, kd));
+        Value col8 = arith::AddIOp::create(b, col, index(b, 8));
+        acc = mma(queryFrags[kd / 16],
+                  {loadPair(sK, ValueRange{key, col}),
+                   loadPair(sK, ValueRange{key, col8})},
+                  acc);
+      }
+      scores.push_back(acc);
+    }
+
+    // Every warp is done with sK: prefetch the next key tile.
+    mlir::gpu::BarrierOp::create(b);
+    ifThen(b, hasNext, [&] { stageTile(k, sK, dim, nextKt); });
+
+    // Soft-cap, then mask boundary tiles.
+    double cap = sig.score.getSoftcap();
+    if (cap > 0)
+      for (Accumulator &acc : scores)
+        for (Value &s : acc)
+          s = arith::MulFOp::create(
+              b, f32(b, cap),
+              math::TanhOp::create(b,
+                                   arith::MulFOp::create(b, s, f32(b, 1 / cap))));
+    Value interior = arith::AndIOp::create(
+        b,
+        arith::CmpIOp::create(b, arith::CmpIPredicate::sle, lastBegin, kt),
+        arith::CmpIOp::create(b, arith::CmpIPredicate::sle, nextKt, firstEnd));
+    SmallVector<Type> scoreTypes(kBlocks * 4, f32Type);
+    auto masked = scf::IfOp::create(b, scoreTypes, interior,
+                                    /*withElseRegion=*/true);
+    {
+      OpBuilder::InsertionGuard inIf(b);
+      SmallVector<Value> flat;
+      for (const Accumulator &acc : scores)
+        flat.append(acc.begin(), acc.end());
+      b.setInsertionPointToStart(masked.thenBlock());
+      scf::YieldOp::create(b, flat);
+      b.setInsertionPointToStart(masked.elseBlock());
+      for (int64_t nb = 0; nb < kBlocks; ++nb)
+        for (int64_t i = 0; i < 4; ++i) {
+          int r = i / 2;
+          Value key = arith::AddIOp::create(
+              b, kt,
+              arith::AddIOp::create(b, arith::MulIOp::create(b, t, index(b, 2)),
+                                    index(b, nb * 8 + i % 2)));
+          Value visible = arith::AndIOp::create(
+              b,
+              arith::CmpIOp::create(b, arith::CmpIPredicate::sge, key,
+                                    rowBegin[r]),
+              arith::CmpIOp::create(b, arith::CmpIPredicate::slt, key,
+                                    rowEnd[r]));
+          Value &s = flat[nb * 4 + i];
+          s = arith::SelectOp::create(b, visible, s, negInf);
+        }
+      scf::YieldOp::create(b, flat);
+    }
+    for (int64_t nb = 0; nb < kBlocks; ++nb)
+      for (int64_t i = 0; i < 4; ++i)
+        scores[nb][i] = masked.getResult(nb * 4 + i);
+
+    // Online softmax per row: row r holds accumulator entries 2r and 2r + 1.
+    SmallVector<Value> next(state.begin(), state.end());
+    Value alpha[2];
+    for (int r = 0; r < 2; ++r) {
+      Value tileMax = negInf;
+      for (const Accumulator &acc : scores)
+        tileMax = arith::MaximumFOp::create(
+            b, tileMax, arith::MaximumFOp::create(b, acc[2 * r], acc[2 * r + 1]));
+      tileMax = quadReduce(tileMax, /*max=*/true);
+      Value oldMax = state[r];
+      Value newMax = arith::MaximumFOp::create(b, oldMax, tileMax);
+      // A row that has seen nothing keeps -inf; subtract 0 instead.
+      Value safeMax = arith::SelectOp::create(
+          b,
+          arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, newMax, negInf),
+          zero, newMax);
+      alpha[r] = math::ExpOp::create(
+          b, arith::SubFOp::create(b, oldMax, safeMax));
+      Value sum = arith::MulFOp::create(b, state[2 + r], alpha[r]);
+      for (Accumulator &acc : scores)
+        for (int i = 2 * r; i < 2 * r + 2; ++i) {
+          acc[i] = math::ExpOp::create(
+              b, arith::SubFOp::create(b, acc[i], safeMax));
+          sum = arith::AddFOp::create(b, sum, acc[i]);
+        }
+      next[r] = newMax;
+      next[2 + r] = sum;
+    }
+    // P as A operands, 16 keys (two accumulator blocks) per k step.
+    SmallVector<std::array<Value, 4>> probFrags;
+    for (int64_t kk = 0; kk < kBlocks / 2; ++kk) {
+      const Accumulator &lo8 = scores[2 * kk], &hi8 = scores[2 * kk + 1];
+      probFrags.push_back({pack(lo8[0], lo8[1]), pack(lo8[2], lo8[3]),
+                           pack(hi8[0], hi8[1]), pack(hi8[2], hi8[3])});
+    }
+
+    // V(j) has landed (K(j+1) may still be in flight).
+    ifThen(
+        b, hasNext, [&] { waitGroups(1); }, [&] { waitGroups(0); });
+    mlir::gpu::BarrierOp::create(b);
+
+    // O = O * alpha + P V: B operand rows are keys 2t (+1), 2t + 8 (+1),
+    // columns value dims g.
+    Value twoT = arith::MulIOp::create(b, t, index(b, 2));
+    for (int64_t vb = 0; vb < vBlocks; ++vb) {
+      Accumulator acc;
+      for (int i = 0; i < 4; ++i)
+        acc[i] = arith::MulFOp::create(b, state[4 + vb * 4 + i], alpha[i / 2]);
+      Value col = arith::AddIOp::create(b, g, index(b, vb * 8));
+      for (int64_t kk = 0; kk < kBlocks / 2; ++kk) {
+        auto value = [&](int64_t keyOffset) -> Value {
+          Value key =
+              arith::AddIOp::create(b, twoT, index(b, kk * 16 + keyOffset));
+          return memref::LoadOp::create(b, sV, ValueRange{key, col});
+        };
+        acc = mma(probFrags[kk],
+                  {pack(value(0), value(1)), pack(value(8), value(9))}, acc);
+      }
+      for (int i = 0; i < 4; ++i)
+        next[4 + vb * 4 + i] = acc[i];
+    }
+    // Every warp is done with sV before the next tile overwrites it.
+    mlir::gpu::BarrierOp::create(b);
+    scf::YieldOp::create(b, next);
+  }
+  // A loop that ran no tile left its first K tile in flight.
+  waitGroups(0);
+
+  // out = O / l; a sink adds e^(sink - m) to l; a row without any visible
+  // key (l = 0) writes zeros.
+  ValueRange result = loop.getResults();
+  Value twoT = arith::MulIOp::create(b, t, index(b, 2));
+  for (int r = 0; r < 2; ++r) {
+    Value sum = quadReduce(result[2 + r], /*max=*/false);
+    if (sink)
+      sum = arith::AddFOp::create(
+          b, sum,
+          math::ExpOp::create(b, arith::SubFOp::create(b, sink, result[r])));
+    Value inverse = arith::SelectOp::create(
+        b, arith::CmpFOp::create(b, arith::CmpFPredicate::OGT, sum, zero),
+        arith::DivFOp::create(b, f32(b, 1.0), sum), zero);
+    ifThen(b, rowValid[r], [&] {
+      for (int64_t vb = 0; vb < vBlocks; ++vb)
+        for (int i = 0; i < 2; ++i) {
+          Value col = arith::AddIOp::create(b, twoT, index(b, vb * 8 + i));
+          memref::StoreOp::create(
+              b,
+              arith::MulFOp::create(b, result[4 + vb * 4 + 2 * r + i], inverse),
+              out, ValueRange{batch, rowPosition[r], head, col});
+        }
+    });
+  }
+  return func;
+}
+
+mlir::gpu::GPUFuncOp hybrid::gpu::emitFlashKernel(ImplicitLocOpBuilder &b,
+                                                  StringRef name,
+                                                  const AttentionSignature &sig,
+                                                  int64_t keyTile) {
+  return FlashEmitter(b, sig, keyTile).emit(name);
+}

@@ -1,0 +1,51 @@
+//===- GPUKernelEmitter.h - Building blocks of the GPU kernels --*- C++ -*-===//
+//
+// Shared by the prepare and flash-attention emitters for NVIDIA GPUs: the
+// launch geometry and small builders for gpu.func kernels.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef HYBRID_LIB_CONVERSION_ATTENTIONTOGPU_GPUKERNELEMITTER_H
+#define HYBRID_LIB_CONVERSION_ATTENTIONTOGPU_GPUKERNELEMITTER_H
+
+#include "../Utils/KernelBuilders.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+
+namespace hybrid::gpu {
+
+/// Threads of every kernel's CTA: four warps.
+constexpr int64_t kThreads = 128;
+constexpr int64_t kThreadsPerWarp = 32;
+/// Query rows per flash CTA: 16 (one mma tile) per warp.
+constexpr int64_t kQueryTile = 64;
+
+/// `memref<?x?x{heads}x{dim}x{type}>`: [batch, seq, heads, dim] rows.
+mlir::MemRefType getRowsType(mlir::Type element, int64_t heads, int64_t dim);
+
+/// An empty `gpu.func` kernel of kThreads threads with `inputs` and shared
+/// memory `workgroup`; the builder is left inside it.
+mlir::gpu::GPUFuncOp createKernel(mlir::ImplicitLocOpBuilder &b,
+                                  llvm::StringRef name, mlir::TypeRange inputs,
+                                  mlir::TypeRange workgroup = {});
+
+/// Emits `@name_prepare_q` (forQueries) or `@name_prepare_k`: f32 rows to
+/// rotated (and, for queries, scaled) bf16 rows.
+mlir::gpu::GPUFuncOp emitPrepareKernel(mlir::ImplicitLocOpBuilder &b,
+                                       llvm::StringRef name,
+                                       const AttentionSignature &sig,
+                                       bool forQueries);
+
+/// Emits `@name_prepare_v`: f32 value rows to bf16.
+mlir::gpu::GPUFuncOp emitConvertKernel(mlir::ImplicitLocOpBuilder &b,
+                                       llvm::StringRef name,
+                                       const AttentionSignature &sig);
+
+/// Emits the tensor-core flash-attention kernel `@name`.
+mlir::gpu::GPUFuncOp emitFlashKernel(mlir::ImplicitLocOpBuilder &b,
+                                     llvm::StringRef name,
+                                     const AttentionSignature &sig,
+                                     int64_t keyTile);
+
+} // namespace hybrid::gpu
+
+#endif // HYBRID_LIB_CONVERSION_ATTENTIONTOGPU_GPUKERNELEMITTER_H

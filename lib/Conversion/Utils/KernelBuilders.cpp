@@ -1,0 +1,126 @@
+//===- KernelBuilders.cpp - What every attention kernel emitter shares ---===//
+
+#include "KernelBuilders.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+
+using namespace mlir;
+using namespace hybrid;
+
+AttentionSignature AttentionSignature::get(AttentionOp op) {
+  auto q = cast<RankedTensorType>(op.getQuery().getType());
+  auto k = cast<RankedTensorType>(op.getKey().getType());
+  auto v = cast<RankedTensorType>(op.getValue().getType());
+  AttentionSignature sig;
+  sig.heads = q.getDimSize(2);
+  sig.kvHeads = k.getDimSize(2);
+  sig.headDim = q.getDimSize(3);
+  sig.vHeadDim = v.getDimSize(3);
+  sig.mask = op.getMask();
+  sig.positional = op.getPositional();
+  sig.score = op.getScore();
+  return sig;
+}
+
+FailureOr<SmallVector<std::pair<Operation *, AttentionOp>>>
+hybrid::getAttentionKernels(ModuleOp module) {
+  SmallVector<std::pair<Operation *, AttentionOp>> kernels;
+  for (Operation &op : module.getOps()) {
+    if (op.getNumRegions() != 1 || op.getRegion(0).empty())
+      continue;
+    SmallVector<AttentionOp> ops;
+    op.getRegion(0).walk([&](AttentionOp a) { ops.push_back(a); });
+    if (ops.empty())
+      continue;
+    if (ops.size() != 1)
+      return op.emitOpError("expected exactly one hybrid.attention per "
+                            "kernel function (run hybrid-extract-attention)");
+    kernels.push_back({&op, ops.front()});
+  }
+  return kernels;
+}
+
+void hybrid::forLoop(ImplicitLocOpBuilder &b, Value lb, Value ub, Value step,
+                     function_ref<void(Value)> body) {
+  auto loop = scf::ForOp::create(b, lb, ub, step);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPoint(loop.getBody()->getTerminator());
+  body(loop.getInductionVar());
+}
+
+void hybrid::ifThen(ImplicitLocOpBuilder &b, Value cond,
+                    function_ref<void()> thenBody,
+                    function_ref<void()> elseBody) {
+  auto op = scf::IfOp::create(b, cond, /*withElseRegion=*/bool(elseBody));
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPoint(op.thenBlock()->getTerminator());
+  thenBody();
+  if (elseBody) {
+    b.setInsertionPoint(op.elseBlock()->getTerminator());
+    elseBody();
+  }
+}
+
+Value hybrid::getKeyBegin(ImplicitLocOpBuilder &b, MaskAttr m,
+                          Value position) {
+  switch (m.getKind()) {
+  case MaskKind::full:
+    return index(b, 0);
+  case MaskKind::sliding_window:
+    return arith::MaxSIOp::create(
+        b, index(b, 0),
+        arith::SubIOp::create(b, position, index(b, m.getWindow() - 1)));
+  case MaskKind::chunked: {
+    Value c = index(b, m.getChunk());
+    return arith::MulIOp::create(b, arith::DivSIOp::create(b, position, c), c);
+  }
+  }
+  llvm_unreachable("unknown mask kind");
+}
+
+Value hybrid::getKeyEnd(ImplicitLocOpBuilder &b, MaskAttr m, Value position,
+                        Value numKeys) {
+  Value end;
+  if (m.getCausal()) {
+    end = arith::AddIOp::create(b, position, index(b, 1));
+  } else if (m.getKind() == MaskKind::full) {
+    return numKeys;
+  } else if (m.getKind() == MaskKind::sliding_window) {
+    end = arith::AddIOp::create(b, position, index(b, m.getWindow()));
+  } else {
+    Value c = index(b, m.getChunk());
+    Value chunk = arith::DivSIOp::create(b, position, c);
+    end = arith::MulIOp::create(b, arith::AddIOp::create(b, chunk, index(b, 1)),
+                                c);
+  }
+  return arith::MinSIOp::create(b, end, numKeys);
+}
+
+Value hybrid::getF64Table(ImplicitLocOpBuilder &b, Operation *func,
+                         StringRef name, ArrayRef<double> values) {
+  auto type = MemRefType::get({int64_t(values.size())}, b.getF64Type());
+  auto tensorType =
+      RankedTensorType::get({int64_t(values.size())}, b.getF64Type());
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPoint(func);
+    memref::GlobalOp::create(b, name, b.getStringAttr("private"), type,
+                             DenseElementsAttr::get(tensorType, values),
+                             /*constant=*/true, /*alignment=*/IntegerAttr());
+  }
+  return memref::GetGlobalOp::create(b, type, name);
+}
+
+Value hybrid::getTemperature(ImplicitLocOpBuilder &b, Value position,
+                            TemperatureTuningAttr tuning) {
+  auto cst = [&](double v) {
+    return arith::ConstantOp::create(b, b.getF64FloatAttr(v));
+  };
+  Value next = arith::AddFOp::create(b, position, cst(1.0));
+  Value bucket = math::FloorOp::create(
+      b, arith::DivFOp::create(b, next, cst(tuning.getFloorScale())));
+  Value log = math::LogOp::create(b, arith::AddFOp::create(b, bucket, cst(1)));
+  return arith::AddFOp::create(
+      b, arith::MulFOp::create(b, log, cst(tuning.getAttnScale())), cst(1.0));
+}
+

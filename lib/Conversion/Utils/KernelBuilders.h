@@ -1,0 +1,74 @@
+//===- KernelBuilders.h - What every attention kernel emitter shares -*- C++ -*-===//
+//
+// The CPU and GPU emitters compute the same attention: one signature per
+// layer kind, the mask's visible key range per query, and small builders for
+// constants and structured control flow.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef HYBRID_LIB_CONVERSION_UTILS_KERNELBUILDERS_H
+#define HYBRID_LIB_CONVERSION_UTILS_KERNELBUILDERS_H
+
+#include "hybrid/Dialect/Hybrid/IR/HybridOps.h"
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/IR/ImplicitLocOpBuilder.h"
+
+namespace hybrid {
+
+/// What one kernel computes; uniqued per layer signature upstream.
+struct AttentionSignature {
+  int64_t heads = 0, kvHeads = 0, headDim = 0, vHeadDim = 0;
+  MaskAttr mask;
+  PositionalAttr positional;
+  ScoreAttr score;
+
+  static AttentionSignature get(AttentionOp op);
+  int64_t groupSize() const { return heads / kvHeads; }
+  bool rotates() const { return positional.getKind() != PositionalKind::none; }
+};
+
+/// The functions holding exactly one hybrid.attention
+/// (hybrid-extract-attention's output); an error names any with more.
+mlir::FailureOr<llvm::SmallVector<std::pair<mlir::Operation *, AttentionOp>>>
+getAttentionKernels(mlir::ModuleOp module);
+
+inline mlir::Value index(mlir::ImplicitLocOpBuilder &b, int64_t value) {
+  return mlir::arith::ConstantIndexOp::create(b, value);
+}
+
+inline mlir::Value f32(mlir::ImplicitLocOpBuilder &b, double value) {
+  return mlir::arith::ConstantOp::create(b, b.getF32FloatAttr(value));
+}
+
+/// `scf.for iv = lb to ub step step` without results; `body` builds inside.
+void forLoop(mlir::ImplicitLocOpBuilder &b, mlir::Value lb, mlir::Value ub,
+             mlir::Value step, llvm::function_ref<void(mlir::Value)> body);
+
+/// `scf.if cond` without results.
+void ifThen(mlir::ImplicitLocOpBuilder &b, mlir::Value cond,
+            llvm::function_ref<void()> thenBody,
+            llvm::function_ref<void()> elseBody = nullptr);
+
+/// The first key position visible to the query at `position` under `mask`.
+mlir::Value getKeyBegin(mlir::ImplicitLocOpBuilder &b, MaskAttr mask,
+                        mlir::Value position);
+
+/// One past the last key position visible to the query at `position`, at
+/// most `numKeys`.
+mlir::Value getKeyEnd(mlir::ImplicitLocOpBuilder &b, MaskAttr mask,
+                      mlir::Value position, mlir::Value numKeys);
+
+/// A private constant global holding `values` (f64), placed before `func`
+/// (a func.func or gpu.func), and its value inside the function.
+mlir::Value getF64Table(mlir::ImplicitLocOpBuilder &b, mlir::Operation *func,
+                        llvm::StringRef name, llvm::ArrayRef<double> values);
+
+/// Llama 4's attention temperature at f64 `position`:
+/// `log(floor((p + 1) / floor_scale) + 1) * attn_scale + 1`.
+mlir::Value getTemperature(mlir::ImplicitLocOpBuilder &b, mlir::Value position,
+                           TemperatureTuningAttr tuning);
+
+} // namespace hybrid
+
+#endif // HYBRID_LIB_CONVERSION_UTILS_KERNELBUILDERS_H
