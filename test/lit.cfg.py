@@ -37,7 +37,11 @@ if config.enable_python:
     config.substitutions.append(("%hybrid_python", config.python_executable))
 
 # GPU tests need a usable driver; compile-only GPU tests need ptxas.
-if config.enable_cuda and os.path.exists("/dev/nvidiactl"):
-    config.available_features.add("cuda")
-if shutil.which("ptxas") or os.path.exists("/usr/local/cuda/bin/ptxas"):
+if config.enable_cuda:
+    config.available_features.add("cuda-runtime")
+    if os.path.exists("/dev/nvidiactl"):
+        config.available_features.add("cuda")
+ptxas = shutil.which("ptxas") or "/usr/local/cuda/bin/ptxas"
+if os.path.exists(ptxas):
     config.available_features.add("ptxas")
+    config.substitutions.append(("%ptxas", ptxas))

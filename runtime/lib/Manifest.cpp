@@ -216,6 +216,8 @@ static KernelSpec parseKernel(const Fields &f) {
   }
   if (k.qTile <= 0 || k.kTile <= 0)
     throw FieldError(f.where("q_tile") + ": tile sizes must be positive");
+  k.prepareV = f.string("prepare_v", std::string());
+  k.threads = f.integer("threads", 0);
   return k;
 }
 
@@ -244,6 +246,7 @@ bool hybrid::rt::loadManifest(const std::string &dir, Manifest &manifest,
                        std::to_string(m.version));
     m.target = f.string("target");
     m.library = f.string("library");
+    m.cubin = f.string("cubin", std::string());
     m.modelType = f.string("model_type", std::string());
     m.name = f.string("name", std::string());
     const json &kernels = f.at("kernels");

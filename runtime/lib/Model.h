@@ -8,6 +8,9 @@
 #include "ThreadPool.h"
 #include "hybrid-rt/Manifest.h"
 #include "hybrid-rt/hybrid_rt.h"
+#ifdef HYBRID_RT_CUDA
+#include "cuda/CudaBackend.h"
+#endif
 
 #include <array>
 #include <memory>
@@ -18,6 +21,11 @@ struct hybrid_rt_model {
   hybrid::rt::Manifest manifest;
   hybrid::rt::KernelLibrary kernels;
   std::unique_ptr<hybrid::rt::ThreadPool> pool;
+#ifdef HYBRID_RT_CUDA
+  // Set for cuda manifests: every kernel runs there.
+  std::unique_ptr<hybrid::rt::cuda::Backend> cuda;
+#endif
+  bool onGPU = false;
   // Scratch of the current call: prepared (rotated, scaled) queries and
   // keys, and decode's split partial results.
   std::vector<float> preparedQ, preparedK, partialOut, partialMax, partialSum;

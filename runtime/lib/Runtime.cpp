@@ -72,13 +72,26 @@ hybrid_rt_status hybrid_rt_open(const char *dir, int32_t numThreads,
   std::string error;
   if (!loadManifest(dir, m->manifest, error))
     return fail(HYBRID_RT_LOAD_ERROR, error);
-  if (m->manifest.target != "cpu")
+  const std::string &target = m->manifest.target;
+  if (target.rfind("cuda:", 0) == 0) {
+#ifdef HYBRID_RT_CUDA
+    m->cuda = cuda::Backend::open(m->manifest, error);
+    if (!m->cuda)
+      return fail(HYBRID_RT_LOAD_ERROR, std::string(dir) + ": " + error);
+    m->onGPU = true;
+#else
     return fail(HYBRID_RT_UNSUPPORTED,
-                std::string(dir) + "/manifest.json: target '" +
-                    m->manifest.target +
-                    "' is not supported by this runtime (cpu only)");
-  if (!m->kernels.load(m->manifest, error))
+                std::string(dir) + "/manifest.json: target '" + target +
+                    "' needs the CUDA backend; this runtime was built without "
+                    "it (HYBRID_ENABLE_CUDA=OFF)");
+#endif
+  } else if (target != "cpu") {
+    return fail(HYBRID_RT_UNSUPPORTED,
+                std::string(dir) + "/manifest.json: target '" + target +
+                    "' is not supported by this runtime (cpu, cuda:<chip>)");
+  } else if (!m->kernels.load(m->manifest, error)) {
     return fail(HYBRID_RT_LOAD_ERROR, error);
+  }
   m->pool = std::make_unique<ThreadPool>(numThreads > 0 ? numThreads
                                                         : defaultNumThreads());
   *model = m.release();
@@ -141,6 +154,19 @@ hybrid_rt_status hybrid_rt_prefill(hybrid_rt_model *model, int64_t layer,
           checkLayerOperands(l, batch, seq, q, k, v, sinks, out, true);
       !error.empty())
     return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
+#ifdef HYBRID_RT_CUDA
+  if (model->cuda) {
+    std::string error = model->cuda->prefill(
+        l, model->manifest.kernels.at(l.kernel), batch, seq,
+        static_cast<const float *>(q->data), static_cast<const float *>(k->data),
+        static_cast<const float *>(v->data),
+        sinks ? static_cast<const float *>(sinks->data) : nullptr,
+        static_cast<float *>(out->data));
+    if (!error.empty())
+      return fail(HYBRID_RT_LOAD_ERROR, where + ": " + error);
+    return HYBRID_RT_OK;
+  }
+#endif
   runPrefill(
       *model, l, {batch, seq, l.numHeads, l.headDim},
       static_cast<float *>(q->data), {batch, seq, l.numKvHeads, l.headDim},
@@ -149,6 +175,32 @@ hybrid_rt_status hybrid_rt_prefill(hybrid_rt_model *model, int64_t layer,
       sinks ? static_cast<float *>(sinks->data) : nullptr,
       static_cast<float *>(out->data));
   return HYBRID_RT_OK;
+}
+
+const char *hybrid_rt_device_name(const hybrid_rt_model *model) {
+  if (!model)
+    return "";
+#ifdef HYBRID_RT_CUDA
+  if (model->cuda)
+    return model->cuda->deviceName().c_str();
+#endif
+  return "cpu";
+}
+
+hybrid_rt_status hybrid_rt_device_time_get(const hybrid_rt_model *model,
+                                           hybrid_rt_device_time *time) {
+  if (!model || !time)
+    return fail(HYBRID_RT_INVALID_ARGUMENT,
+                "hybrid_rt_device_time_get: null argument");
+#ifdef HYBRID_RT_CUDA
+  if (model->cuda) {
+    *time = {model->cuda->lastPrepareMs(), model->cuda->lastAttentionMs()};
+    return HYBRID_RT_OK;
+  }
+#endif
+  return fail(HYBRID_RT_UNSUPPORTED,
+              "hybrid_rt_device_time_get: the model runs on the CPU (time "
+              "its calls on the host)");
 }
 
 } // extern "C"

@@ -134,6 +134,10 @@ hybrid_rt_session_create(hybrid_rt_model *model,
     return fail(HYBRID_RT_INVALID_ARGUMENT,
                 "hybrid_rt_session_create: null argument");
   *session = nullptr;
+  if (model->onGPU)
+    return fail(HYBRID_RT_UNSUPPORTED,
+                "hybrid_rt_session_create: sessions (KV caches, decode) are "
+                "not implemented on GPUs yet; hybrid_rt_prefill runs there");
   const hybrid_rt_session_options &o = *options;
   if (o.batch <= 0 || o.max_seq <= 0 || o.max_step_tokens <= 0)
     return fail(HYBRID_RT_INVALID_ARGUMENT,

@@ -70,6 +70,8 @@ struct LayerSpec {
 struct KernelSpec {
   std::string entry, prepareQ, prepareK; // prepareK empty: no rotation
   std::string decode, decodeCombine;     // empty: no decode (bidirectional)
+  std::string prepareV; // GPU targets: value rows to the kernels' bf16
+  int64_t threads = 0;  // GPU targets: threads per CTA
   int64_t numHeads = 0, numKvHeads = 0, headDim = 0, vHeadDim = 0;
   bool sinks = false;
   int64_t qTile = 0, kTile = 0, decodeQTile = 0;
@@ -81,6 +83,7 @@ struct KernelSpec {
 struct Manifest {
   int64_t version = 0;
   std::string dir, target, library, modelType, name;
+  std::string cubin; // GPU targets: assembled kernels, empty if none
   std::vector<LayerSpec> layers;
   std::map<std::string, KernelSpec> kernels;
 };

@@ -56,7 +56,10 @@ typedef struct hybrid_rt_layer_info {
 typedef struct hybrid_rt_model hybrid_rt_model;
 
 /* Opens DIR/manifest.json and its kernel library. `num_threads` <= 0 takes
- * $HYBRID_NUM_THREADS, else the number of hardware threads. */
+ * $HYBRID_NUM_THREADS, else the number of hardware threads. A cuda:<chip>
+ * manifest runs on GPU $HYBRID_CUDA_DEVICE (default 0) through libcuda.so.1,
+ * loaded at this call: HYBRID_RT_UNSUPPORTED if the runtime was built
+ * without CUDA, HYBRID_RT_LOAD_ERROR if there is no driver or GPU. */
 hybrid_rt_status hybrid_rt_open(const char *dir, int32_t num_threads,
                                 hybrid_rt_model **model);
 void hybrid_rt_close(hybrid_rt_model *model);
@@ -80,6 +83,18 @@ hybrid_rt_status hybrid_rt_prefill(hybrid_rt_model *model, int64_t layer,
                                    const hybrid_rt_tensor *v,
                                    const hybrid_rt_tensor *sinks,
                                    hybrid_rt_tensor *out);
+
+/* Where a model runs: "cpu", or the GPU's name. */
+const char *hybrid_rt_device_name(const hybrid_rt_model *model);
+
+/* GPU models: device milliseconds of the last prefill's kernels, measured
+ * with CUDA events (host copies excluded). */
+typedef struct hybrid_rt_device_time {
+  double prepare_ms;   /* RoPE, scale and bf16 conversion of q, k, v */
+  double attention_ms; /* the flash-attention kernel */
+} hybrid_rt_device_time;
+hybrid_rt_status hybrid_rt_device_time_get(const hybrid_rt_model *model,
+                                           hybrid_rt_device_time *time);
 
 /*===----------------------------------------------------------------------===*
  * Sessions: per-layer KV caches, prefill then decode

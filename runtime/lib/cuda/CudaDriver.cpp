@@ -1,0 +1,43 @@
+//===- CudaDriver.cpp - The CUDA driver API, loaded at run time ----------===//
+
+#include "CudaDriver.h"
+
+#include <dlfcn.h>
+
+using namespace hybrid::rt::cuda;
+
+// Two levels so that macro names (cuMemAlloc) become their symbols
+// (cuMemAlloc_v2).
+#define HYBRID_CUDA_STRINGIFY_(x) #x
+#define HYBRID_CUDA_STRINGIFY(x) HYBRID_CUDA_STRINGIFY_(x)
+
+Driver::~Driver() {
+  if (handle)
+    dlclose(handle);
+}
+
+std::string Driver::load() {
+  handle = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+  if (!handle)
+    return std::string("cannot load the CUDA driver (") + dlerror() +
+           "): is an NVIDIA driver installed?";
+#define HYBRID_CUDA_RESOLVE(name)                                              \
+  name = reinterpret_cast<decltype(name)>(                                     \
+      dlsym(handle, HYBRID_CUDA_STRINGIFY(name)));                             \
+  if (!name)                                                                   \
+    return "the CUDA driver lacks " HYBRID_CUDA_STRINGIFY(                     \
+        name) ": it is older than this runtime needs";
+  HYBRID_CUDA_DRIVER_FUNCTIONS(HYBRID_CUDA_RESOLVE)
+#undef HYBRID_CUDA_RESOLVE
+  return "";
+}
+
+std::string Driver::describe(const std::string &what, CUresult result) const {
+  const char *name = nullptr, *text = nullptr;
+  if (cuGetErrorName)
+    cuGetErrorName(result, &name);
+  if (cuGetErrorString)
+    cuGetErrorString(result, &text);
+  return what + ": " + (name ? name : "CUDA error " + std::to_string(result)) +
+         (text ? std::string(" (") + text + ")" : "");
+}
