@@ -26,7 +26,7 @@ llvm_config.with_system_environment(["HOME", "INCLUDE", "LIB", "TMP", "TEMP"])
 llvm_config.use_default_substitutions()
 
 tool_dirs = [config.hybrid_tools_dir, config.llvm_tools_dir]
-tools = ["hybrid-opt", "hybrid-compile", "hybrid-run", "hybrid-bench", "hybrid-tune", "hybrid-rt-c-api-check", "split-file", "not"]
+tools = ["hybrid-opt", "hybrid-compile", "hybrid-run", "hybrid-bench", "hybrid-tune", "hybrid-rt-c-api-check", "hybrid-rt-check", "split-file", "not"]
 llvm_config.add_tool_substitutions(tools, tool_dirs)
 
 # The hybrid_attn package is in the build tree when HYBRID_ENABLE_PYTHON=ON.

@@ -139,6 +139,12 @@ static bool emitCUDAArtifacts(ModuleOp module, const CompileOptions &options,
     return fail("--tuning-db: tuning databases hold CPU tile sizes; not "
                 "supported for " +
                 options.target);
+  std::string libdevice = options.cudaToolkit + "/nvvm/libdevice/libdevice.10.bc";
+  if (!llvm::sys::fs::exists(libdevice))
+    return fail("--cuda-toolkit: " + options.cudaToolkit +
+                " has no nvvm/libdevice/libdevice.10.bc, which provides exp, "
+                "tanh and cos to the GPU kernels (set --cuda-toolkit or "
+                "CUDA_HOME)");
   CUDAPipelineOptions cuda;
   cuda.chip = StringRef(options.target).drop_front(strlen("cuda:")).str();
   cuda.maxSeq = options.maxSeq;

@@ -103,7 +103,10 @@ bool CompiledModel::open(StringRef tool, StringRef input) {
   if (std::string error = validate(options); !error.empty())
     return fail(error);
   if (target != "cpu")
-    return fail("--target " + target + ": only cpu kernels run here so far");
+    return fail("--target " + target +
+                ": sessions (KV caches, decode) run on cpu only so far; check "
+                "GPU kernels with hybrid-rt-check on hybrid-compile --target " +
+                target + " --emit artifacts");
   if (!artifacts.prepare(input, options))
     return false;
   std::string error;

@@ -1,0 +1,76 @@
+// RUN: hybrid-opt %s --convert-hybrid-attention-to-gpu | FileCheck %s
+// RUN: hybrid-opt %s --convert-hybrid-attention-to-gpu="k-tile=32" | FileCheck %s --check-prefix=TILE
+// RUN: not hybrid-opt %s --convert-hybrid-attention-to-gpu="k-tile=24" 2>&1 | FileCheck %s --check-prefix=BADTILE
+
+// A sliding-window GQA layer (4 query heads over 2 kv heads) with RoPE,
+// soft-cap and sinks becomes a tensor-core flash kernel and three prepare
+// kernels in one gpu.module.
+
+// CHECK: module attributes {gpu.container_module}
+// CHECK: gpu.module @kernels
+// Keys and values are staged in shared memory, rows padded by 8 elements
+// (16 bytes) and 16-byte aligned for cp.async.
+// CHECK-LABEL: gpu.func @sliding(
+// CHECK-SAME: memref<?x?x4x32xbf16>, %{{.+}}: memref<?x?x2x32xbf16>, %{{.+}}: memref<?x?x2x32xbf16>, %{{.+}}: memref<4xf32>, %{{.+}}: memref<?x?x4x32xf32>)
+// CHECK-SAME: workgroup(%[[SK:.+]] : memref<64x40xbf16, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %[[SV:.+]] : memref<64x40xbf16, #gpu.address_space<workgroup>> {llvm.align = 16 : i64})
+// CHECK-SAME: kernel attributes {hybrid.k_tile = 64 : i64, hybrid.q_tile = 64 : i64, known_block_size = array<i32: 128, 1, 1>}
+// GQA: query head (block y) / 2 is the kv head.
+// CHECK: %[[HEAD:.+]] = gpu.block_id y
+// CHECK: arith.divui %[[HEAD]], %c2
+// The key range is the mask's: window 100 reaches back 99.
+// CHECK: arith.subi %{{.+}}, %c99
+// The first key tile is in flight before the loop.
+// CHECK: nvgpu.device_async_copy {{.+}}, %[[SK]][{{.+}}], 8 {bypassL1}
+// CHECK: nvgpu.device_async_create_group
+// CHECK: scf.for %[[KT:.+]] = %{{.+}} to %{{.+}} step %c64
+// CHECK: nvgpu.device_async_wait %{{.+}} {numGroups = 0 : i32}
+// CHECK: gpu.barrier
+// V(j) loads during Q K(j)^T.
+// CHECK: nvgpu.device_async_copy {{.+}}, %[[SV]]
+// S = Q K^T: 8 key blocks x 2 head-dim steps.
+// CHECK-COUNT-16: nvvm.mma.sync {{.+}} {layoutA = #nvvm.mma_layout<row>, layoutB = #nvvm.mma_layout<col>, multiplicandAPtxType = #nvvm.mma_type<bf16>, multiplicandBPtxType = #nvvm.mma_type<bf16>, shape = #nvvm.shape<m = 16, n = 8, k = 16>} : (i32, i32, f32) -> !llvm.struct<(f32, f32, f32, f32)>
+// K(j+1) loads during softmax and P V(j).
+// CHECK: scf.if
+// CHECK: nvgpu.device_async_copy {{.+}}, %[[SK]]
+// CHECK: math.tanh
+// Interior tiles skip the per-element mask.
+// CHECK: scf.if
+// CHECK-NOT: arith.cmpi sge
+// CHECK: } else {
+// CHECK: arith.cmpi sge
+// Row maxima across the 4 threads of a row.
+// CHECK: gpu.shuffle xor
+// CHECK: math.exp
+// P V: 4 value blocks x 4 key steps.
+// CHECK: numGroups = 1
+// CHECK-COUNT-16: nvvm.mma.sync
+// CHECK: scf.yield
+// The sink joins the final sum.
+// CHECK: gpu.shuffle xor
+// CHECK: math.exp
+// CHECK: memref.store {{.+}} : memref<?x?x4x32xf32>
+// CHECK-LABEL: gpu.func @sliding_prepare_q(
+// CHECK-SAME: memref<?x?x4x32xf32>, %{{.+}}: memref<?x?x4x32xbf16>, %{{.+}}: index)
+// CHECK: math.cos {{.*}} : f64
+// CHECK: arith.truncf {{.+}} : f32 to bf16
+// CHECK-LABEL: gpu.func @sliding_prepare_k(
+// CHECK-LABEL: gpu.func @sliding_prepare_v(
+// CHECK-NOT: func.func
+
+// BADTILE: error: 'hybrid.attention' op k-tile must be a positive multiple of 16 for the GPU kernels, got 24
+
+// TILE: hybrid.k_tile = 32 : i64
+// TILE: scf.for {{.+}} step %c32
+
+func.func @sliding(%q: tensor<?x?x4x32xf32>, %k: tensor<?x?x2x32xf32>,
+                   %v: tensor<?x?x2x32xf32>, %sinks: tensor<4xf32>,
+                   %init: tensor<?x?x4x32xf32>) -> tensor<?x?x4x32xf32> {
+  %o = hybrid.attention ins(%q, %k, %v : tensor<?x?x4x32xf32>,
+           tensor<?x?x2x32xf32>, tensor<?x?x2x32xf32>)
+         sinks(%sinks : tensor<4xf32>) outs(%init : tensor<?x?x4x32xf32>)
+         mask <kind = sliding_window, window = 100>
+         pos <kind = rope, theta = 10000.0>
+         score <scale = 0.125, softcap = 50.0, sinks = true>
+         -> tensor<?x?x4x32xf32>
+  return %o : tensor<?x?x4x32xf32>
+}

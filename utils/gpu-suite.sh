@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# The GPU suite in two halves, because GPU machines have no MLIR:
+#
+#   utils/gpu-suite.sh prepare [DIR]  here (after utils/build.sh): compiles the
+#       test and benchmark schedules for cuda:sm_90a into DIR (default
+#       gpu-suite/) and copies the runtime's header-only dependency;
+#   utils/gpu-suite.sh run [DIR]      on the GPU machine (cmake, ninja, CUDA
+#       driver, torch): builds the runtime with CUDA, checks every kernel of
+#       every schedule against the float64 reference (batch 2, lengths 1 to
+#       1000, not multiples of the tiles), then benchmarks our kernels and the
+#       PyTorch baselines in the same run. Results in DIR/results/.
+#
+# Exit status non-zero if any check fails.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+mode="${1:?usage: gpu-suite.sh prepare|run [DIR]}"
+dir="$(realpath -m "${2:-$root/gpu-suite}")"
+chip="${HYBRID_GPU_CHIP:-sm_90a}"
+
+if [[ "$mode" == prepare ]]; then
+  compile="$root/build/bin/hybrid-compile"
+  rm -rf "$dir" && mkdir -p "$dir/artifacts" "$dir/deps"
+  inputs="$root/test/Runtime/Inputs"
+  python3 "$inputs/make-cross.py" > "$dir/cross.json"
+  for spec in "$inputs"/{masks,positional,scores,gqa,nope,caches}.json \
+              "$dir/cross.json" "$root/examples/configs/gemma-3-1b-it.json" \
+              "$root/benchmarks/gpu-attention-32x128.json"; do
+    name="$(basename "$spec" .json)"
+    "$compile" "$spec" --target "cuda:$chip" --emit artifacts \
+      -o "$dir/artifacts/$name"
+  done
+  # nlohmann_json (headers and CMake package) for the runtime's build there.
+  mkdir -p "$dir/deps/include" "$dir/deps/share/cmake"
+  cp -r /usr/include/nlohmann "$dir/deps/include/"
+  cp -r /usr/share/cmake/nlohmann_json "$dir/deps/share/cmake/"
+  rm -f "$dir"/artifacts/*/kernels.mlir # only PTX and cubin travel
+  du -sh "$dir"
+  exit 0
+fi
+
+[[ "$mode" == run ]] || { echo "usage: gpu-suite.sh prepare|run [DIR]" >&2; exit 2; }
+build="${HYBRID_GPU_BUILD:-/tmp/hybrid-runtime-cuda}"
+cmake -S "$root/runtime" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+  -DHYBRID_ENABLE_CUDA=ON -DCMAKE_PREFIX_PATH="$dir/deps" > "$build.log"
+ninja -C "$build" hybrid-rt-check >> "$build.log"
+check="$build/bin/hybrid-rt-check"
+results="$dir/results" && mkdir -p "$results"
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader \
+  > "$results/gpu.txt" || true
+
+status=0
+for a in "$dir"/artifacts/*; do
+  [[ "$(basename "$a")" == gpu-attention-32x128 ]] && continue
+  "$check" "$a" --batch 2 --seq 1,7,64,65,203,1000 \
+    | tee -a "$results/checks.txt" || status=1
+done
+"$check" "$dir/artifacts/gpu-attention-32x128" --seq 1000 \
+  | tee -a "$results/checks.txt" || status=1
+
+# Benchmarks: ours (device time of the attention kernel), then the baselines.
+"$check" "$dir/artifacts/gpu-attention-32x128" --seq 8192,32768 --repeat 10 \
+  --no-check | tee "$results/ours.txt" || status=1
+python3 "$root/utils/gpu-baselines.py" --seq 8192 32768 \
+  | tee "$results/baselines.jsonl" || status=1
+exit $status
