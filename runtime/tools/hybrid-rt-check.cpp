@@ -161,20 +161,35 @@ int main(int argc, char **argv) {
         std::vector<double> ref = reference::attention(
             l, b, seq, seq, q.data(), k.data(), v.data(),
             l.sinks ? sinks.data() : nullptr);
-        double diff = 0, scale = 0;
-        bool nan = false;
+        double diff = -1, scale = 0;
+        size_t worst = 0;
         for (size_t i = 0; i < out.size(); ++i) {
-          nan |= std::isnan(out[i]);
-          diff = std::max(diff, std::abs(double(out[i]) - ref[i]));
+          double d = std::isnan(out[i]) ? HUGE_VAL
+                                        : std::abs(double(out[i]) - ref[i]);
+          if (d > diff)
+            diff = d, worst = i;
           scale = std::max(scale, std::abs(ref[i]));
         }
         double relative = diff / std::max(scale, 1e-30);
-        bool ok = !nan && relative <= tolerance;
+        bool ok = relative <= tolerance;
         failed |= !ok;
-        char text[96];
+        char text[256];
         std::snprintf(text, sizeof(text), ": error %.3g %s", relative,
                       ok ? "ok" : "FAILED");
         line += text;
+        if (!ok) {
+          // Where it is worst: kernel layout bugs show as patterns in these
+          // coordinates (a row of 16, a column block of 8, a tile edge).
+          int64_t e = worst % l.vHeadDim, h = worst / l.vHeadDim % l.numHeads,
+                  s = worst / (l.vHeadDim * l.numHeads) % seq,
+                  bb = worst / (l.vHeadDim * l.numHeads * seq);
+          std::snprintf(text, sizeof(text),
+                        " (worst at [b %lld, s %lld, h %lld, e %lld]: %g, "
+                        "expected %g)",
+                        (long long)bb, (long long)s, (long long)h,
+                        (long long)e, double(out[worst]), ref[worst]);
+          line += text;
+        }
       }
       if (o.repeat > 0) {
         std::vector<double> times;
