@@ -62,6 +62,10 @@ private:
   Value pack(Value lo, Value hi);
   /// The i32 holding `memref[indices]` and the next element.
   Value loadPair(Value memref, ValueRange indices);
+  /// ldmatrix of `tiles` 8x8 bf16 tiles of shared `memref`, this lane
+  /// addressing [row, col]: one i32 operand register per tile.
+  SmallVector<Value> loadMatrix(Value memref, Value row, Value col,
+                                int64_t tiles, bool transpose);
   Accumulator mma(ArrayRef<Value> a, ArrayRef<Value> bFrag,
                   const Accumulator &c);
 
@@ -124,11 +128,31 @@ Value FlashEmitter::pack(Value lo, Value hi) {
 }
 
 Value FlashEmitter::loadPair(Value memref, ValueRange indices) {
+  // Pairs start at even columns of rows with an even number of elements.
   Value pair = vector::LoadOp::create(
-      b, VectorType::get({2}, b.getBF16Type()), memref, indices);
+      b, VectorType::get({2}, b.getBF16Type()), memref, indices,
+      /*nontemporal=*/false, llvm::MaybeAlign(4));
   Value word = vector::BitCastOp::create(
       b, VectorType::get({1}, b.getI32Type()), pair);
   return vector::ExtractOp::create(b, word, ArrayRef<int64_t>{0});
+}
+
+SmallVector<Value> FlashEmitter::loadMatrix(Value memref, Value row,
+                                            Value col, int64_t tiles,
+                                            bool transpose) {
+  Type bf16 = b.getBF16Type();
+  Value matrix = nvgpu::LdMatrixOp::create(
+      b, VectorType::get({tiles, 2}, bf16), memref, ValueRange{row, col},
+      transpose, tiles);
+  SmallVector<Value> registers;
+  for (int64_t i = 0; i < tiles; ++i) {
+    Value pair = vector::ExtractOp::create(b, matrix, ArrayRef<int64_t>{i});
+    Value word = vector::BitCastOp::create(
+        b, VectorType::get({1}, b.getI32Type()), pair);
+    registers.push_back(
+        vector::ExtractOp::create(b, word, ArrayRef<int64_t>{0}));
+  }
+  return registers;
 }
 
 Accumulator FlashEmitter::mma(ArrayRef<Value> a, ArrayRef<Value> bFrag,
@@ -289,19 +313,23 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
     mlir::gpu::BarrierOp::create(b);
     stageTile(v, sV, vDim, kt);
 
-    // S = Q K^T: B operand rows are keys (g), columns head dims.
+    // S = Q K^T. B operands (rows: keys g, columns: head dims 2t, 2t + 1)
+    // come from ldmatrix: 8x8 tiles of sK (key rows, dim columns), lane L
+    // addressing row L % 8 of tile L / 8; x4 loads two 16-dim steps.
     SmallVector<Accumulator> scores;
+    Value laneRow = arith::RemUIOp::create(b, lane, index(b, 8));
+    Value laneTile = arith::DivUIOp::create(b, lane, index(b, 8));
     for (int64_t nb = 0; nb < kBlocks; ++nb) {
       Accumulator acc = {zero, zero, zero, zero};
-      Value key = arith::AddIOp::create(b, g, index(b, nb * 8));
-      for (int64_t kd = 0; kd < dim; kd += 16) {
+      Value key = arith::AddIOp::create(b, laneRow, index(b, nb * 8));
+      for (int64_t kd = 0; kd < dim; kd += 32) {
+        int64_t tiles = kd + 32 <= dim ? 4 : 2;
         Value col = arith::AddIOp::create(
-            b, arith::MulIOp::create(b, t, index(b, 2)), index(b, kd));
-        Value col8 = arith::AddIOp::create(b, col, index(b, 8));
-        acc = mma(queryFrags[kd / 16],
-                  {loadPair(sK, ValueRange{key, col}),
-                   loadPair(sK, ValueRange{key, col8})},
-                  acc);
+            b, arith::MulIOp::create(b, laneTile, index(b, 8)), index(b, kd));
+        SmallVector<Value> frags = loadMatrix(sK, key, col, tiles, false);
+        for (int64_t step = 0; step < tiles / 2; ++step)
+          acc = mma(queryFrags[kd / 16 + step],
+                    {frags[2 * step], frags[2 * step + 1]}, acc);
       }
       scores.push_back(acc);
     }
@@ -397,25 +425,33 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
         b, hasNext, [&] { waitGroups(1); }, [&] { waitGroups(0); });
     mlir::gpu::BarrierOp::create(b);
 
-    // O = O * alpha + P V: B operand rows are keys 2t (+1), 2t + 8 (+1),
-    // columns value dims g.
-    Value twoT = arith::MulIOp::create(b, t, index(b, 2));
-    for (int64_t vb = 0; vb < vBlocks; ++vb) {
-      Accumulator acc;
-      for (int i = 0; i < 4; ++i)
-        acc[i] = arith::MulFOp::create(b, state[4 + vb * 4 + i], alpha[i / 2]);
-      Value col = arith::AddIOp::create(b, g, index(b, vb * 8));
+    // O = O * alpha + P V. B operands (rows: keys 2t, 2t + 1, columns:
+    // value dims g) come from transposing ldmatrix on sV (key rows, dim
+    // columns): per 16 keys, x4 gives two 8-dim blocks, lane L addressing
+    // key row 8 (L / 8 % 2) + L % 8 of dim block L / 16.
+    Value keyHalf = arith::MulIOp::create(
+        b, arith::RemUIOp::create(b, laneTile, index(b, 2)), index(b, 8));
+    Value dimHalf = arith::MulIOp::create(
+        b, arith::DivUIOp::create(b, lane, index(b, 16)), index(b, 8));
+    for (int64_t vb = 0; vb < vBlocks; vb += 2) {
+      Accumulator acc[2];
+      for (int64_t half = 0; half < 2; ++half)
+        for (int i = 0; i < 4; ++i)
+          acc[half][i] = arith::MulFOp::create(
+              b, state[4 + (vb + half) * 4 + i], alpha[i / 2]);
+      Value col = arith::AddIOp::create(b, dimHalf, index(b, vb * 8));
       for (int64_t kk = 0; kk < kBlocks / 2; ++kk) {
-        auto value = [&](int64_t keyOffset) -> Value {
-          Value key =
-              arith::AddIOp::create(b, twoT, index(b, kk * 16 + keyOffset));
-          return memref::LoadOp::create(b, sV, ValueRange{key, col});
-        };
-        acc = mma(probFrags[kk],
-                  {pack(value(0), value(1)), pack(value(8), value(9))}, acc);
+        Value key = arith::AddIOp::create(
+            b, arith::AddIOp::create(b, keyHalf, laneRow),
+            index(b, kk * 16));
+        SmallVector<Value> frags = loadMatrix(sV, key, col, 4, true);
+        for (int64_t half = 0; half < 2; ++half)
+          acc[half] = mma(probFrags[kk],
+                          {frags[2 * half], frags[2 * half + 1]}, acc[half]);
       }
-      for (int i = 0; i < 4; ++i)
-        next[4 + vb * 4 + i] = acc[i];
+      for (int64_t half = 0; half < 2; ++half)
+        for (int i = 0; i < 4; ++i)
+          next[4 + (vb + half) * 4 + i] = acc[half][i];
     }
     // Every warp is done with sV before the next tile overwrites it.
     mlir::gpu::BarrierOp::create(b);

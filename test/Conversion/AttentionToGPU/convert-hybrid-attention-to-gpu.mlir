@@ -27,7 +27,8 @@
 // CHECK: gpu.barrier
 // V(j) loads during Q K(j)^T.
 // CHECK: nvgpu.device_async_copy {{.+}}, %[[SV]]
-// S = Q K^T: 8 key blocks x 2 head-dim steps.
+// S = Q K^T: 8 key blocks x 2 head-dim steps, K operands from ldmatrix.
+// CHECK: nvgpu.ldmatrix %[[SK]][{{.+}}] {numTiles = 4 : i32, transpose = false}
 // CHECK-COUNT-16: nvvm.mma.sync {{.+}} {layoutA = #nvvm.mma_layout<row>, layoutB = #nvvm.mma_layout<col>, multiplicandAPtxType = #nvvm.mma_type<bf16>, multiplicandBPtxType = #nvvm.mma_type<bf16>, shape = #nvvm.shape<m = 16, n = 8, k = 16>} : (i32, i32, f32) -> !llvm.struct<(f32, f32, f32, f32)>
 // K(j+1) loads during softmax and P V(j).
 // CHECK: scf.if
@@ -41,8 +42,9 @@
 // Row maxima across the 4 threads of a row.
 // CHECK: gpu.shuffle xor
 // CHECK: math.exp
-// P V: 4 value blocks x 4 key steps.
+// P V: 4 value blocks x 4 key steps, V operands from transposing ldmatrix.
 // CHECK: numGroups = 1
+// CHECK: nvgpu.ldmatrix %[[SV]][{{.+}}] {numTiles = 4 : i32, transpose = true}
 // CHECK-COUNT-16: nvvm.mma.sync
 // CHECK: scf.yield
 // The sink joins the final sum.
