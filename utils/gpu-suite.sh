@@ -51,15 +51,25 @@ nvidia-smi --query-gpu=name,driver_version --format=csv,noheader \
 status=0
 for a in "$dir"/artifacts/*; do
   [[ "$(basename "$a")" == gpu-attention-32x128 ]] && continue
+  # Prefill of every kernel, then every layer through its cache (prompt,
+  # then decode steps of 1 and of 3 tokens).
   "$check" "$a" --batch 2 --seq 1,7,64,65,203,1000 \
+    | tee -a "$results/checks.txt" || status=1
+  "$check" "$a" --batch 2 --seq 1,70,300 --decode-steps 6 \
+    | tee -a "$results/checks.txt" || status=1
+  "$check" "$a" --batch 1 --seq 129 --decode-steps 4 --step-tokens 3 \
     | tee -a "$results/checks.txt" || status=1
 done
 "$check" "$dir/artifacts/gpu-attention-32x128" --seq 1000 \
   | tee -a "$results/checks.txt" || status=1
 
-# Benchmarks: ours (device time of the attention kernel), then the baselines.
+# Benchmarks: ours (device time of the attention kernel; decode: per step
+# over 32K and 128K contexts), then the baselines.
 "$check" "$dir/artifacts/gpu-attention-32x128" --seq 8192,32768 --repeat 10 \
   --no-check | tee "$results/ours.txt" || status=1
+"$check" "$dir/artifacts/gpu-attention-32x128" --seq 32760,131064 \
+  --decode-steps 8 --repeat 1 --no-check | tee -a "$results/ours.txt" \
+  || status=1
 python3 "$root/utils/gpu-baselines.py" --seq 8192 32768 \
   | tee "$results/baselines.jsonl" || status=1
 exit $status

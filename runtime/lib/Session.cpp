@@ -23,6 +23,16 @@ struct LayerCache {
   int64_t length = 0; // tokens seen
   bool kEqV = false;
   std::vector<float> keys, values;
+#ifdef HYBRID_RT_CUDA
+  cuda::DeviceCache device; // GPU models: the cache lives here
+#endif
+  int64_t deviceBytes() const {
+#ifdef HYBRID_RT_CUDA
+    return device.bytes();
+#else
+    return 0;
+#endif
+  }
 };
 } // namespace
 
@@ -30,6 +40,13 @@ struct hybrid_rt_session {
   hybrid_rt_model *model;
   int64_t batch, maxSeq, maxStep;
   std::vector<LayerCache> caches;
+#ifdef HYBRID_RT_CUDA
+  ~hybrid_rt_session() {
+    for (LayerCache &c : caches)
+      if (model->cuda)
+        model->cuda->release(c.device);
+  }
+#endif
   // Scratch: keys of the current step, and K=V keys rotated for a step.
   std::vector<float> newKeys, rotatedKeys;
 };
@@ -79,7 +96,8 @@ std::string layerWhere(const char *call, int64_t layer) {
 }
 
 int64_t getBytes(const LayerCache &c) {
-  return int64_t((c.keys.size() + c.values.size()) * sizeof(float));
+  return int64_t((c.keys.size() + c.values.size()) * sizeof(float)) +
+         c.deviceBytes();
 }
 
 /// What every per-layer session call checks first: a session, a layer with
@@ -134,10 +152,6 @@ hybrid_rt_session_create(hybrid_rt_model *model,
     return fail(HYBRID_RT_INVALID_ARGUMENT,
                 "hybrid_rt_session_create: null argument");
   *session = nullptr;
-  if (model->onGPU)
-    return fail(HYBRID_RT_UNSUPPORTED,
-                "hybrid_rt_session_create: sessions (KV caches, decode) are "
-                "not implemented on GPUs yet; hybrid_rt_prefill runs there");
   const hybrid_rt_session_options &o = *options;
   if (o.batch <= 0 || o.max_seq <= 0 || o.max_step_tokens <= 0)
     return fail(HYBRID_RT_INVALID_ARGUMENT,
@@ -157,6 +171,20 @@ hybrid_rt_session_create(hybrid_rt_model *model,
     c.kEqV = l.kEqV;
     if (l.hasKernel()) {
       c.rows = cacheRows(l, s->maxSeq, s->maxStep);
+#ifdef HYBRID_RT_CUDA
+      if (model->cuda) {
+        // bf16 on the device; K=V layers keep their raw keys as values.
+        s->caches.push_back(std::move(c));
+        LayerCache &added = s->caches.back();
+        if (added.rows > 0)
+          if (std::string e = model->cuda->allocate(l, s->batch, added.rows,
+                                                    added.device);
+              !e.empty())
+            return fail(HYBRID_RT_LOAD_ERROR,
+                        "hybrid_rt_session_create: " + e);
+        continue;
+      }
+#endif
       bool rotates = !model->manifest.kernels.at(l.kernel).prepareK.empty();
       if (c.kEqV && rotates && c.rows > 0 && c.rows < s->maxSeq)
         return fail(HYBRID_RT_UNSUPPORTED,
@@ -247,6 +275,18 @@ hybrid_rt_status hybrid_rt_session_prefill(hybrid_rt_session *s, int64_t layer,
                     std::to_string(s->caches[l.sourceLayer].length) +
                     " tokens, not " + std::to_string(seq) +
                     ": prefill the source first");
+#ifdef HYBRID_RT_CUDA
+  if (hybrid_rt_model &model = *s->model; model.cuda) {
+    if (std::string e = model.cuda->prefill(
+            l, model.manifest.kernels.at(l.kernel), s->batch, seq, data(q),
+            data(k), data(v), data(sinks), static_cast<float *>(out->data),
+            c.rows > 0 ? &c.device : nullptr);
+        !e.empty())
+      return fail(HYBRID_RT_LOAD_ERROR, where + ": " + e);
+    c.length = seq;
+    return HYBRID_RT_OK;
+  }
+#endif
   const float *keys =
       runPrefill(*s->model, l, {s->batch, seq, l.numHeads, l.headDim}, data(q),
                  {s->batch, seq, l.numKvHeads, l.headDim}, data(k),
@@ -287,6 +327,17 @@ hybrid_rt_status hybrid_rt_session_append(hybrid_rt_session *s, int64_t layer,
     return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
   if (std::string error = checkRoom(*s, c.length, count); !error.empty())
     return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
+#ifdef HYBRID_RT_CUDA
+  if (hybrid_rt_model &model = *s->model; model.cuda) {
+    if (std::string e = model.cuda->append(
+            l, model.manifest.kernels.at(l.kernel), c.device, s->batch,
+            c.length, count, data(k), data(v));
+        !e.empty())
+      return fail(HYBRID_RT_LOAD_ERROR, where + ": " + e);
+    c.length += count;
+    return HYBRID_RT_OK;
+  }
+#endif
   appendTokens(*s, l, c, data(k), data(v), count);
   c.length += count;
   return HYBRID_RT_OK;
@@ -306,7 +357,6 @@ hybrid_rt_status hybrid_rt_session_decode(hybrid_rt_session *s, int64_t layer,
   const LayerSpec &l = *spec;
   hybrid_rt_model &model = *s->model;
   const KernelSpec &kernel = model.manifest.kernels.at(l.kernel);
-  const KernelEntryPoints &fn = model.kernels.get(l.kernel);
   if (kernel.decode.empty())
     return fail(HYBRID_RT_UNSUPPORTED,
                 where + " is bidirectional: it has no decode");
@@ -336,11 +386,24 @@ hybrid_rt_status hybrid_rt_session_decode(hybrid_rt_session *s, int64_t layer,
                       "'s cache, which holds " + std::to_string(owner->length) +
                       " tokens, not " + std::to_string(position + steps) +
                       ": run the source layer's step first");
-  } else {
-    appendTokens(*s, l, c, data(k), data(v), steps);
   }
+#ifdef HYBRID_RT_CUDA
+  if (model.cuda) {
+    if (std::string e = model.cuda->decode(
+            l, kernel, shared ? nullptr : &c.device, owner->device, s->batch,
+            position, steps, data(q), data(k), data(v), data(sinks),
+            static_cast<float *>(out->data));
+        !e.empty())
+      return fail(HYBRID_RT_LOAD_ERROR, where + ": " + e);
+    c.length = position + steps;
+    return HYBRID_RT_OK;
+  }
+#endif
+  if (!shared)
+    appendTokens(*s, l, c, data(k), data(v), steps);
 
   // Queries at their positions; keys and values from the owning cache.
+  const KernelEntryPoints &fn = model.kernels.get(l.kernel);
   Shape qShape = {s->batch, steps, l.numHeads, l.headDim};
   model.preparedQ.resize(s->batch * steps * l.numHeads * l.headDim);
   prepareRows(model, fn.prepareQ, data(q), model.preparedQ.data(), qShape,

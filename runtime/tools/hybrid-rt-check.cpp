@@ -1,14 +1,18 @@
 //===- hybrid-rt-check.cpp - Check and time compiled kernels, no MLIR ----===//
 //
 // hybrid-rt-check DIR [--batch B] [--seq S[,S...]] [--tolerance T]
-//                     [--repeat N] [--no-check]
+//                     [--repeat N] [--no-check] [--decode-steps N
+//                     [--step-tokens T]]
 //
 // Runs every distinct attention kernel of the artifacts in DIR (CPU or GPU)
 // on seeded random inputs through the C ABI, compares each output with the
 // float64 reference (normwise: max|out - ref| / max|ref|) and, with
 // --repeat, reports the median time and useful TFLOP/s (visible query-key
-// pairs only; device time on GPUs). Built with the runtime alone, so it runs
-// on GPU machines that have no MLIR. Exit status 1 if any check fails.
+// pairs only; device time on GPUs). With --decode-steps, every layer instead
+// runs in a session: the prompt, then N steps of T tokens through its KV
+// cache (each cache policy, shared layers after their source), all positions
+// checked. Built with the runtime alone, so it runs on GPU machines that
+// have no MLIR. Exit status 1 if any check fails.
 //
 //===----------------------------------------------------------------------===//
 
@@ -22,6 +26,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <random>
 #include <set>
 #include <sstream>
@@ -39,12 +44,14 @@ struct Options {
   double tolerance = -1; // per target unless given
   int repeat = 0;
   bool check = true;
+  int64_t decodeSteps = 0, stepTokens = 1;
 };
 
 [[noreturn]] void usage(const std::string &error) {
   std::fprintf(stderr,
                "hybrid-rt-check: %s\nusage: hybrid-rt-check DIR [--batch B] "
-               "[--seq S[,S...]] [--tolerance T] [--repeat N] [--no-check]\n",
+               "[--seq S[,S...]] [--tolerance T] [--repeat N] [--no-check] "
+               "[--decode-steps N [--step-tokens T]]\n",
                error.c_str());
   std::exit(2);
 }
@@ -81,6 +88,10 @@ Options parse(int argc, char **argv) {
         usage("--tolerance: expected a positive number, got '" + text + "'");
     } else if (arg == "--repeat") {
       o.repeat = int(parsePositive(arg, value()));
+    } else if (arg == "--decode-steps") {
+      o.decodeSteps = parsePositive(arg, value());
+    } else if (arg == "--step-tokens") {
+      o.stepTokens = parsePositive(arg, value());
     } else if (arg == "--no-check") {
       o.check = false;
     } else if (!arg.empty() && arg[0] == '-') {
@@ -102,6 +113,195 @@ std::vector<float> random(std::mt19937 &rng, size_t count) {
   for (float &x : data)
     x = dist(rng);
   return data;
+}
+
+/// ": error E ok|FAILED[ (worst at ...)]" for `out` against `ref`, both
+/// [B, S, H, Dv]; sets `failed` on a failure.
+std::string compare(const std::vector<float> &out,
+                    const std::vector<double> &ref, int64_t seq,
+                    int64_t heads, int64_t vHeadDim, double tolerance,
+                    bool &failed) {
+  double diff = -1, scale = 0;
+  size_t worst = 0;
+  for (size_t i = 0; i < out.size(); ++i) {
+    double d = std::isnan(out[i]) ? HUGE_VAL : std::abs(double(out[i]) - ref[i]);
+    if (d > diff)
+      diff = d, worst = i;
+    scale = std::max(scale, std::abs(ref[i]));
+  }
+  double relative = diff / std::max(scale, 1e-30);
+  bool ok = relative <= tolerance;
+  failed |= !ok;
+  char text[256];
+  std::snprintf(text, sizeof(text), ": error %.3g %s", relative,
+                ok ? "ok" : "FAILED");
+  std::string line = text;
+  if (!ok) {
+    // Where it is worst: kernel layout bugs show as patterns in these
+    // coordinates (a row of 16, a column block of 8, a tile edge).
+    int64_t e = worst % vHeadDim, h = worst / vHeadDim % heads,
+            s = worst / (vHeadDim * heads) % seq,
+            b = worst / (vHeadDim * heads * seq);
+    std::snprintf(text, sizeof(text),
+                  " (worst at [b %lld, s %lld, h %lld, e %lld]: %g, expected "
+                  "%g)",
+                  (long long)b, (long long)s, (long long)h, (long long)e,
+                  double(out[worst]), ref[worst]);
+    line += text;
+  }
+  return line;
+}
+
+/// Positions [begin, begin + count) of `all` [B, total, width].
+std::vector<float> slice(const std::vector<float> &all, int64_t batch,
+                         int64_t total, int64_t width, int64_t begin,
+                         int64_t count) {
+  std::vector<float> part(batch * count * width);
+  for (int64_t b = 0; b < batch; ++b)
+    std::copy_n(all.begin() + (b * total + begin) * width, count * width,
+                part.begin() + b * count * width);
+  return part;
+}
+
+/// One layer's inputs over the whole sequence, and its output assembled
+/// from the session's calls.
+struct LayerRun {
+  std::vector<float> q, k, v, sinks, out;
+  std::vector<double> stepMs; // decode steps (device time on GPUs)
+};
+
+/// Every layer in a session: the prompt, then the decode steps; returns
+/// false if a call fails or an output differs from the reference.
+bool checkSession(Model &model, const Manifest &manifest, const Options &o,
+                  int64_t prompt, double tolerance) {
+  int64_t b = o.batch, total = prompt + o.decodeSteps * o.stepTokens;
+  Session session;
+  if (Status s = session.create(model, b, total, o.stepTokens); !s) {
+    std::printf("session: FAILED: %s\n", s.message.c_str());
+    return false;
+  }
+  std::map<int64_t, LayerRun> runs;
+  for (const LayerSpec &l : manifest.layers) {
+    if (!l.hasKernel())
+      continue;
+    std::mt19937 rng(uint32_t(l.index * 7919 + total));
+    LayerRun &r = runs[l.index];
+    r.q = random(rng, b * total * l.numHeads * l.headDim);
+    r.k = random(rng, b * total * l.numKvHeads * l.headDim);
+    r.v = random(rng, b * total * l.numKvHeads * l.vHeadDim);
+    r.sinks = random(rng, l.numHeads);
+    // A shared layer attends over its source's keys and values; K=V layers
+    // use their keys as values.
+    if (l.cachePolicy == "shared" && runs.count(l.sourceLayer)) {
+      r.k = runs[l.sourceLayer].k;
+      r.v = runs[l.sourceLayer].v;
+    } else if (l.kEqV) {
+      r.v = r.k;
+    }
+    r.out.assign(b * total * l.numHeads * l.vHeadDim, 0.f);
+  }
+  // Prompt, then each step through every layer, in model order.
+  bool failed = false;
+  for (int64_t begin = 0; begin < total;
+       begin += begin ? o.stepTokens : prompt) {
+    int64_t count = begin ? o.stepTokens : prompt;
+    for (const LayerSpec &l : manifest.layers) {
+      if (!l.hasKernel() || (begin && !l.causal))
+        continue;
+      LayerRun &r = runs[l.index];
+      std::vector<float> q = slice(r.q, b, total, l.numHeads * l.headDim, begin,
+                                   count),
+                         k = slice(r.k, b, total, l.numKvHeads * l.headDim,
+                                   begin, count),
+                         v = slice(r.v, b, total, l.numKvHeads * l.vHeadDim,
+                                   begin, count),
+                         out(b * count * l.numHeads * l.vHeadDim);
+      hybrid_rt_tensor tq = view(q.data(), {b, count, l.numHeads, l.headDim});
+      hybrid_rt_tensor tk =
+          view(k.data(), {b, count, l.numKvHeads, l.headDim});
+      hybrid_rt_tensor tv =
+          view(v.data(), {b, count, l.numKvHeads, l.vHeadDim});
+      hybrid_rt_tensor ts = view(r.sinks.data(), l.numHeads);
+      hybrid_rt_tensor to =
+          view(out.data(), {b, count, l.numHeads, l.vHeadDim});
+      bool shared = l.cachePolicy == "shared";
+      auto start = std::chrono::steady_clock::now();
+      Status s = begin == 0
+                     ? session.prefill(l.index, tq, tk, tv,
+                                       l.sinks ? &ts : nullptr, to)
+                     : session.decode(l.index, tq, shared ? nullptr : &tk,
+                                      shared ? nullptr : &tv,
+                                      l.sinks ? &ts : nullptr, to);
+      if (!s) {
+        std::printf("layer %lld (%s) at %lld: FAILED: %s\n",
+                    (long long)l.index, l.kernel.c_str(), (long long)begin,
+                    s.message.c_str());
+        return false;
+      }
+      if (begin) {
+        hybrid_rt_device_time device;
+        r.stepMs.push_back(
+            hybrid_rt_device_time_get(model.get(), &device) == HYBRID_RT_OK
+                ? device.attention_ms
+                : std::chrono::duration<double, std::milli>(
+                      std::chrono::steady_clock::now() - start)
+                      .count());
+      }
+      int64_t width = l.numHeads * l.vHeadDim;
+      for (int64_t bb = 0; bb < b; ++bb)
+        std::copy_n(out.begin() + bb * count * width, count * width,
+                    r.out.begin() + (bb * total + begin) * width);
+    }
+  }
+  for (const LayerSpec &l : manifest.layers) {
+    if (!l.hasKernel())
+      continue;
+    LayerRun &r = runs[l.index];
+    hybrid_rt_cache_info info;
+    session.cacheInfo(l.index, info);
+    std::string line =
+        "layer " + std::to_string(l.index) + " (" + l.kernel + ", cache " +
+        info.policy + ", " + std::to_string(info.rows) + " rows) prompt " +
+        std::to_string(prompt) + " + " +
+        std::to_string(l.causal ? o.decodeSteps : 0) + " x " +
+        std::to_string(o.stepTokens);
+    if (o.check) {
+      // Bidirectional layers ran the prompt only.
+      int64_t length = l.causal ? total : prompt;
+      int64_t qw = l.numHeads * l.headDim, kw = l.numKvHeads * l.headDim,
+              vw = l.numKvHeads * l.vHeadDim, ow = l.numHeads * l.vHeadDim;
+      std::vector<float> q = slice(r.q, b, total, qw, 0, length),
+                         k = slice(r.k, b, total, kw, 0, length),
+                         v = slice(r.v, b, total, vw, 0, length),
+                         out = slice(r.out, b, total, ow, 0, length);
+      std::vector<double> ref = reference::attention(
+          l, b, length, length, q.data(), k.data(), v.data(),
+          l.sinks ? r.sinks.data() : nullptr);
+      line += compare(out, ref, length, l.numHeads, l.vHeadDim, tolerance,
+                      failed);
+    }
+    if (o.repeat > 0 && !r.stepMs.empty()) {
+      // A step reads the visible keys and values of its last query once:
+      // bf16 on GPUs, f32 on CPUs.
+      std::vector<double> ms = r.stepMs;
+      std::sort(ms.begin(), ms.end());
+      double median = ms[ms.size() / 2];
+      int64_t visible = total;
+      if (l.window)
+        visible = std::min(total, l.window);
+      if (l.chunk)
+        visible = (total - 1) % l.chunk + 1;
+      double element = manifest.target == "cpu" ? 4 : 2;
+      double bytes = double(b) * double(visible) * double(l.numKvHeads) *
+                     double(l.headDim + l.vHeadDim) * element;
+      char text[128];
+      std::snprintf(text, sizeof(text), ": decode %.4f ms, %.1f GB/s",
+                    median, bytes / (median * 1e-3) / 1e9);
+      line += text;
+    }
+    std::printf("%s\n", line.c_str());
+  }
+  return !failed;
 }
 
 } // namespace
@@ -127,6 +327,11 @@ int main(int argc, char **argv) {
               tolerance);
 
   bool failed = false;
+  if (o.decodeSteps > 0) {
+    for (int64_t seq : o.seqs)
+      failed |= !checkSession(model, manifest, o, seq, tolerance);
+    return failed ? 1 : 0;
+  }
   std::set<std::string> seen;
   for (const LayerSpec &l : manifest.layers) {
     if (!l.hasKernel() || !seen.insert(l.kernel).second)
@@ -161,35 +366,8 @@ int main(int argc, char **argv) {
         std::vector<double> ref = reference::attention(
             l, b, seq, seq, q.data(), k.data(), v.data(),
             l.sinks ? sinks.data() : nullptr);
-        double diff = -1, scale = 0;
-        size_t worst = 0;
-        for (size_t i = 0; i < out.size(); ++i) {
-          double d = std::isnan(out[i]) ? HUGE_VAL
-                                        : std::abs(double(out[i]) - ref[i]);
-          if (d > diff)
-            diff = d, worst = i;
-          scale = std::max(scale, std::abs(ref[i]));
-        }
-        double relative = diff / std::max(scale, 1e-30);
-        bool ok = relative <= tolerance;
-        failed |= !ok;
-        char text[256];
-        std::snprintf(text, sizeof(text), ": error %.3g %s", relative,
-                      ok ? "ok" : "FAILED");
-        line += text;
-        if (!ok) {
-          // Where it is worst: kernel layout bugs show as patterns in these
-          // coordinates (a row of 16, a column block of 8, a tile edge).
-          int64_t e = worst % l.vHeadDim, h = worst / l.vHeadDim % l.numHeads,
-                  s = worst / (l.vHeadDim * l.numHeads) % seq,
-                  bb = worst / (l.vHeadDim * l.numHeads * seq);
-          std::snprintf(text, sizeof(text),
-                        " (worst at [b %lld, s %lld, h %lld, e %lld]: %g, "
-                        "expected %g)",
-                        (long long)bb, (long long)s, (long long)h,
-                        (long long)e, double(out[worst]), ref[worst]);
-          line += text;
-        }
+        line += compare(out, ref, seq, l.numHeads, l.vHeadDim, tolerance,
+                        failed);
       }
       if (o.repeat > 0) {
         std::vector<double> times;

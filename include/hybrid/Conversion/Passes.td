@@ -67,9 +67,14 @@ def ConvertHybridAttentionToGPU
       loads while `Q K(j)^T` runs, K(j+1) while softmax and `P V(j)` run.
       The key tiles visited are the mask's range for the tile's first and
       last query; only boundary tiles evaluate the mask per element.
+    - `@K_decode(q, k_cache, v_cache, [sinks,] partial_out, partial_max,
+      partial_sum, position)` (causal layers): a decode step over a bf16 KV
+      cache (position p in row p % rows), one CTA per (split, query and kv
+      head, batch), 128 keys per tile (one per thread), split over the key
+      range; `@K_decode_combine` merges the splits by log-sum-exp.
 
-    Launch geometry and argument order are in the manifest; memrefs use the
-    default (descriptor) calling convention.
+    Every kernel runs 128 threads; memrefs use the default (descriptor)
+    calling convention. docs/GPUCodegen.md has the details.
   }];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::gpu::GPUDialect",

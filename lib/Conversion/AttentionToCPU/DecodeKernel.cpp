@@ -44,7 +44,6 @@ public:
   func::FuncOp emit(StringRef name);
 
 private:
-  Value keyBegin(Value position);
   /// Keys at positions [lo, hi), stored from cache row `lo - base` on.
   void visitKeys(Value lo, Value hi, Value base);
   void scores(Value row, Value count);
@@ -75,10 +74,6 @@ private:
 };
 
 } // namespace
-
-Value DecodeEmitter::keyBegin(Value position) {
-  return getKeyBegin(b, sig.mask, position);
-}
 
 /// s[r][j] for the `count` keys from cache row `row`; the key vectors are
 /// loaded once for all G rows.
@@ -304,22 +299,9 @@ func::FuncOp DecodeEmitter::emit(StringRef name) {
       memref::StoreOp::create(b, sum, rowSum, rIdx);
     }
 
-    // This split's part of the query's keys, in whole tiles.
-    Value p = arith::AddIOp::create(b, position, query);
-    Value rangeBegin = keyBegin(p);
-    Value rangeEnd = arith::AddIOp::create(b, p, c1);
-    Value length = arith::SubIOp::create(b, rangeEnd, rangeBegin);
-    Value splitLength = arith::MulIOp::create(
-        b,
-        arith::CeilDivUIOp::create(
-            b, arith::CeilDivUIOp::create(b, length, numSplits), kTileSize),
-        kTileSize);
-    Value lo = arith::MinSIOp::create(
-        b, rangeEnd,
-        arith::AddIOp::create(b, rangeBegin,
-                              arith::MulIOp::create(b, split, splitLength)));
-    Value hi = arith::MinSIOp::create(
-        b, rangeEnd, arith::AddIOp::create(b, lo, splitLength));
+    auto [lo, hi] = getSplitKeyRange(
+        b, sig.mask, arith::AddIOp::create(b, position, query), split,
+        numSplits, kTileSize);
     // Rows run from (lo / capacity) * capacity up to the wrap, then from 0.
     Value base = arith::MulIOp::create(
         b, arith::DivUIOp::create(b, lo, capacity), capacity);
@@ -382,15 +364,7 @@ func::FuncOp hybrid::cpu::emitCombineKernel(ImplicitLocOpBuilder &b,
       auto at = [&](Value split) {
         return SmallVector<Value>{split, batch, position, h};
       };
-      auto maxLoop = scf::ForOp::create(
-          b, c0, numSplits, c1, ValueRange{negInf},
-          [&](OpBuilder &nested, Location loc, Value s, ValueRange acc) {
-            ImplicitLocOpBuilder ib(loc, nested);
-            Value m = memref::LoadOp::create(ib, partialMax, at(s));
-            scf::YieldOp::create(
-                ib, ValueRange{arith::MaximumFOp::create(ib, acc[0], m)});
-          });
-      Value max = maxLoop.getResult(0);
+      Value max = getMaxOverSplits(b, partialMax, numSplits, at);
       forLoop(b, c0, index(b, sig.vHeadDim), c1, [&](Value e) {
         memref::StoreOp::create(b, zero, out,
                                 ValueRange{batch, position, h, e});

@@ -77,6 +77,12 @@ struct ConvertAttentionToGPUPass
       emitPrepareKernel(b, name, sig, /*forQueries=*/true);
       emitPrepareKernel(b, name, sig, /*forQueries=*/false);
       emitConvertKernel(b, name, sig);
+      // Decoding extends a causal context; a bidirectional layer has none.
+      if (sig.mask.getCausal()) {
+        auto decode = emitDecodeKernel(b, name + "_decode", sig);
+        decode->setAttr("hybrid.q_tile", b.getI64IntegerAttr(1));
+        emitCombineKernel(b, name + "_decode_combine", sig);
+      }
       kernel->erase();
     }
   }

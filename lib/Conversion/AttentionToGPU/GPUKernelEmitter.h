@@ -46,6 +46,17 @@ mlir::gpu::GPUFuncOp emitFlashKernel(mlir::ImplicitLocOpBuilder &b,
                                      const AttentionSignature &sig,
                                      int64_t keyTile);
 
+/// Emits `@name`, the decode kernel: the queries of a step over a KV cache,
+/// split over the key range (partial results per split).
+mlir::gpu::GPUFuncOp emitDecodeKernel(mlir::ImplicitLocOpBuilder &b,
+                                      llvm::StringRef name,
+                                      const AttentionSignature &sig);
+
+/// Emits the log-sum-exp merge of the decode kernel's splits.
+mlir::gpu::GPUFuncOp emitCombineKernel(mlir::ImplicitLocOpBuilder &b,
+                                       llvm::StringRef name,
+                                       const AttentionSignature &sig);
+
 } // namespace hybrid::gpu
 
 #endif // HYBRID_LIB_CONVERSION_ATTENTIONTOGPU_GPUKERNELEMITTER_H

@@ -4,6 +4,8 @@
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 
+#include <limits>
+
 using namespace mlir;
 using namespace hybrid;
 
@@ -94,6 +96,42 @@ Value hybrid::getKeyEnd(ImplicitLocOpBuilder &b, MaskAttr m, Value position,
                                 c);
   }
   return arith::MinSIOp::create(b, end, numKeys);
+}
+
+std::pair<Value, Value> hybrid::getSplitKeyRange(ImplicitLocOpBuilder &b,
+                                                 MaskAttr mask, Value position,
+                                                 Value split, Value numSplits,
+                                                 Value tile) {
+  Value rangeBegin = getKeyBegin(b, mask, position);
+  Value rangeEnd = arith::AddIOp::create(b, position, index(b, 1));
+  Value length = arith::SubIOp::create(b, rangeEnd, rangeBegin);
+  Value splitLength = arith::MulIOp::create(
+      b,
+      arith::CeilDivUIOp::create(
+          b, arith::CeilDivUIOp::create(b, length, numSplits), tile),
+      tile);
+  Value lo = arith::MinSIOp::create(
+      b, rangeEnd,
+      arith::AddIOp::create(b, rangeBegin,
+                            arith::MulIOp::create(b, split, splitLength)));
+  Value hi = arith::MinSIOp::create(
+      b, rangeEnd, arith::AddIOp::create(b, lo, splitLength));
+  return {lo, hi};
+}
+
+Value hybrid::getMaxOverSplits(
+    ImplicitLocOpBuilder &b, Value partialMax, Value numSplits,
+    function_ref<SmallVector<Value>(Value)> at) {
+  Value negInf = f32(b, -std::numeric_limits<float>::infinity());
+  auto loop = scf::ForOp::create(
+      b, index(b, 0), numSplits, index(b, 1), ValueRange{negInf},
+      [&](OpBuilder &nested, Location loc, Value s, ValueRange acc) {
+        ImplicitLocOpBuilder ib(loc, nested);
+        Value m = memref::LoadOp::create(ib, partialMax, at(s));
+        scf::YieldOp::create(
+            ib, ValueRange{arith::MaximumFOp::create(ib, acc[0], m)});
+      });
+  return loop.getResult(0);
 }
 
 Value hybrid::getF64Table(ImplicitLocOpBuilder &b, Operation *func,

@@ -59,6 +59,22 @@ mlir::Value getKeyBegin(mlir::ImplicitLocOpBuilder &b, MaskAttr mask,
 mlir::Value getKeyEnd(mlir::ImplicitLocOpBuilder &b, MaskAttr mask,
                       mlir::Value position, mlir::Value numKeys);
 
+/// Split `split` of `numSplits` of the keys visible to the query at
+/// `position` (an interval ending at the query), in whole tiles of `tile`:
+/// [lo, hi), empty for splits past the range.
+std::pair<mlir::Value, mlir::Value>
+getSplitKeyRange(mlir::ImplicitLocOpBuilder &b, MaskAttr mask,
+                 mlir::Value position, mlir::Value split,
+                 mlir::Value numSplits, mlir::Value tile);
+
+/// The largest of partialMax[at(s)] over splits s < numSplits (-inf when
+/// every split saw nothing): where a decode combine starts.
+mlir::Value
+getMaxOverSplits(mlir::ImplicitLocOpBuilder &b, mlir::Value partialMax,
+                 mlir::Value numSplits,
+                 llvm::function_ref<llvm::SmallVector<mlir::Value>(mlir::Value)>
+                     at);
+
 /// A private constant global holding `values` (f64), placed before `func`
 /// (a func.func or gpu.func), and its value inside the function.
 mlir::Value getF64Table(mlir::ImplicitLocOpBuilder &b, mlir::Operation *func,

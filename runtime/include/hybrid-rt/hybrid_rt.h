@@ -108,8 +108,10 @@ hybrid_rt_status hybrid_rt_device_time_get(const hybrid_rt_model *model,
  *   chunk   chunk C: the current chunk (C + max_step_tokens - 1 rows);
  *   shared  no storage: the layer reads its source layer's cache;
  * and K=V layers store one tensor serving as keys and values. Caches hold
- * f32 (the CPU kernels' type). Each layer advances on its own: call every
- * layer once per step, a shared layer after its source. */
+ * f32 (the CPU kernels' type); on GPUs they live in device memory as bf16,
+ * and K=V layers keep their raw keys as values as well. Each layer advances
+ * on its own: call every layer once per step, a shared layer after its
+ * source. */
 typedef struct hybrid_rt_session hybrid_rt_session;
 
 typedef struct hybrid_rt_session_options {

@@ -5,7 +5,9 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <algorithm>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <vector>
 
@@ -73,8 +75,10 @@ struct Backend::State {
   CUevent events[3] = {};
   std::string name;
   std::map<std::string, CUfunction> functions;
-  // q, k, v and sinks in f32, q, k, v prepared (bf16), out in f32.
+  // q, k, v and sinks in f32, q, k, v prepared (bf16), out in f32, and
+  // decode's partial results per split.
   DeviceBuffer qIn, kIn, vIn, sinksIn, qBf16, kBf16, vBf16, out;
+  DeviceBuffer partialOut, partialMax, partialSum;
   float prepareMs = 0, attentionMs = 0;
 
   std::string check(const std::string &what, CUresult result) {
@@ -118,6 +122,65 @@ struct Backend::State {
                                        /*sharedMemBytes=*/0, stream, args.get(),
                                        nullptr));
   }
+
+  /// `count` floats of host `data` into `buffer`.
+  std::string upload(DeviceBuffer &buffer, const float *data, size_t count) {
+    if (std::string e = ensure(buffer, count * 4); !e.empty())
+      return e;
+    return check("copying operands to the GPU",
+                 driver.cuMemcpyHtoDAsync(buffer.ptr, data, count * 4, stream));
+  }
+  /// Runs prepare kernel `symbol` on [B, S] rows of `in` (f32, `shape`)
+  /// into `out` (bf16); queries and keys take their first position.
+  std::string prepare(const KernelSpec &kernel, const std::string &symbol,
+                      DeviceBuffer &in, DeviceBuffer &out,
+                      const std::vector<int64_t> &shape,
+                      std::optional<int64_t> firstPosition) {
+    size_t count = shape[0] * shape[1] * shape[2] * shape[3];
+    if (std::string e = ensure(out, count * 2); !e.empty())
+      return e;
+    LaunchArgs args;
+    args.memref(in.ptr, shape);
+    args.memref(out.ptr, shape);
+    if (firstPosition)
+      args.scalar(*firstPosition);
+    return launch(symbol, unsigned(shape[0] * shape[1]), 1, 1,
+                  unsigned(kernel.threads), args);
+  }
+  /// Copies positions [first, first + count) of `src` [B, count, row] into
+  /// the rows of `cache` [B, rows, row] that hold them (p % rows);
+  /// positions older than the cache's reach are skipped.
+  std::string storeRows(CUdeviceptr cache, int64_t rows, CUdeviceptr src,
+                        int64_t batch, int64_t first, int64_t count,
+                        int64_t rowBytes) {
+    int64_t begin = std::max<int64_t>(0, count - rows);
+    for (int64_t b = 0; b < batch; ++b)
+      for (int64_t t = begin; t < count;) {
+        int64_t row = (first + t) % rows;
+        int64_t run = std::min(count - t, rows - row); // up to the wrap
+        if (std::string e = check(
+                "copying into the KV cache",
+                driver.cuMemcpyDtoDAsync(cache + (b * rows + row) * rowBytes,
+                                         src + (b * count + t) * rowBytes,
+                                         run * rowBytes, stream));
+            !e.empty())
+          return e;
+        t += run;
+      }
+    return "";
+  }
+  /// Copies `count` floats of `buffer` to host `out` and waits for the
+  /// stream: errors of earlier launches surface here.
+  std::string finish(float *out, DeviceBuffer &buffer, size_t count,
+                     const std::string &what) {
+    if (std::string e = check("copying the output from the GPU",
+                              driver.cuMemcpyDtoHAsync(out, buffer.ptr,
+                                                       count * 4, stream));
+        !e.empty())
+      return e;
+    return check("running " + what, driver.cuStreamSynchronize(stream));
+  }
+  int multiprocessors = 1;
 };
 
 Backend::Backend() : state(std::make_unique<State>()) {}
@@ -130,7 +193,8 @@ Backend::~Backend() {
     d.cuCtxSetCurrent(state->context);
   for (DeviceBuffer *b : {&state->qIn, &state->kIn, &state->vIn,
                           &state->sinksIn, &state->qBf16, &state->kBf16,
-                          &state->vBf16, &state->out})
+                          &state->vBf16, &state->out, &state->partialOut,
+                          &state->partialMax, &state->partialSum})
     if (b->ptr)
       d.cuMemFree(b->ptr);
   for (CUevent e : state->events)
@@ -174,6 +238,8 @@ std::unique_ptr<Backend> Backend::open(const Manifest &manifest,
     return failed(e);
   d.cuDeviceGetName(name, sizeof(name), s.device);
   s.name = name;
+  d.cuDeviceGetAttribute(&s.multiprocessors,
+                         CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, s.device);
   if (std::string e =
           s.check("cuDevicePrimaryCtxRetain",
                   d.cuDevicePrimaryCtxRetain(&s.context, s.device));
@@ -217,67 +283,48 @@ std::unique_ptr<Backend> Backend::open(const Manifest &manifest,
   return backend;
 }
 
+int64_t DeviceCache::bytes() const { return keyBytes + valueBytes; }
+
 std::string Backend::prefill(const LayerSpec &l, const KernelSpec &kernel,
                              int64_t batch, int64_t seq, const float *q,
                              const float *k, const float *v,
                              const float *sinks, float *out) {
+  return prefill(l, kernel, batch, seq, q, k, v, sinks, out, nullptr);
+}
+
+std::string Backend::prefill(const LayerSpec &l, const KernelSpec &kernel,
+                             int64_t batch, int64_t seq, const float *q,
+                             const float *k, const float *v,
+                             const float *sinks, float *out,
+                             DeviceCache *cache) {
   State &s = *state;
   Driver &d = s.driver;
   d.cuCtxSetCurrent(s.context);
-  int64_t rows = batch * seq;
-  size_t qCount = rows * l.numHeads * l.headDim;
-  size_t kCount = rows * l.numKvHeads * l.headDim;
-  size_t vCount = rows * l.numKvHeads * l.vHeadDim;
-  size_t outCount = rows * l.numHeads * l.vHeadDim;
+  std::vector<int64_t> qShape = {batch, seq, l.numHeads, l.headDim},
+                       kShape = {batch, seq, l.numKvHeads, l.headDim},
+                       vShape = {batch, seq, l.numKvHeads, l.vHeadDim},
+                       outShape = {batch, seq, l.numHeads, l.vHeadDim};
+  size_t outCount = batch * seq * l.numHeads * l.vHeadDim;
   std::string e;
   auto step = [&](const std::string &result) {
     if (e.empty())
       e = result;
     return e.empty();
   };
-  step(s.ensure(s.qIn, qCount * 4));
-  step(s.ensure(s.kIn, kCount * 4));
-  step(s.ensure(s.vIn, vCount * 4));
-  step(s.ensure(s.qBf16, qCount * 2));
-  step(s.ensure(s.kBf16, kCount * 2));
-  step(s.ensure(s.vBf16, vCount * 2));
+  step(s.upload(s.qIn, q, batch * seq * l.numHeads * l.headDim));
+  step(s.upload(s.kIn, k, batch * seq * l.numKvHeads * l.headDim));
+  step(s.upload(s.vIn, v, batch * seq * l.numKvHeads * l.vHeadDim));
+  if (sinks)
+    step(s.upload(s.sinksIn, sinks, l.numHeads));
   step(s.ensure(s.out, outCount * 4));
-  if (sinks)
-    step(s.ensure(s.sinksIn, l.numHeads * 4));
-  if (!e.empty())
-    return e;
-  auto copyIn = [&](DeviceBuffer &b, const float *data, size_t count) {
-    return step(s.check("copying operands to the GPU",
-                        d.cuMemcpyHtoDAsync(b.ptr, data, count * 4, s.stream)));
-  };
-  copyIn(s.qIn, q, qCount);
-  copyIn(s.kIn, k, kCount);
-  copyIn(s.vIn, v, vCount);
-  if (sinks)
-    copyIn(s.sinksIn, sinks, l.numHeads);
-  if (!e.empty())
-    return e;
-
-  unsigned threads = unsigned(kernel.threads);
-  std::vector<int64_t> qShape = {batch, seq, l.numHeads, l.headDim},
-                       kShape = {batch, seq, l.numKvHeads, l.headDim},
-                       vShape = {batch, seq, l.numKvHeads, l.vHeadDim},
-                       outShape = {batch, seq, l.numHeads, l.vHeadDim};
-  auto prepare = [&](const std::string &symbol, DeviceBuffer &in,
-                     DeviceBuffer &prepared, const std::vector<int64_t> &shape,
-                     bool withPosition) {
-    LaunchArgs args;
-    args.memref(in.ptr, shape);
-    args.memref(prepared.ptr, shape);
-    if (withPosition)
-      args.scalar(0); // prefill: the first position is 0
-    return step(s.launch(symbol, unsigned(rows), 1, 1, threads, args));
-  };
   step(s.check("cuEventRecord", d.cuEventRecord(s.events[0], s.stream)));
-  prepare(kernel.prepareQ, s.qIn, s.qBf16, qShape, true);
-  prepare(kernel.prepareK, s.kIn, s.kBf16, kShape, true);
-  prepare(kernel.prepareV, s.vIn, s.vBf16, vShape, false);
+  step(s.prepare(kernel, kernel.prepareQ, s.qIn, s.qBf16, qShape, 0));
+  step(s.prepare(kernel, kernel.prepareK, s.kIn, s.kBf16, kShape, 0));
+  step(s.prepare(kernel, kernel.prepareV, s.vIn, s.vBf16, vShape,
+                 std::nullopt));
   step(s.check("cuEventRecord", d.cuEventRecord(s.events[1], s.stream)));
+  if (!e.empty())
+    return e;
   LaunchArgs args;
   args.memref(s.qBf16.ptr, qShape);
   args.memref(s.kBf16.ptr, kShape);
@@ -287,14 +334,160 @@ std::string Backend::prefill(const LayerSpec &l, const KernelSpec &kernel,
   args.memref(s.out.ptr, outShape);
   int64_t tiles = (seq + kernel.qTile - 1) / kernel.qTile;
   step(s.launch(kernel.entry, unsigned(tiles), unsigned(l.numHeads),
-                unsigned(batch), threads, args));
+                unsigned(batch), unsigned(kernel.threads), args));
   step(s.check("cuEventRecord", d.cuEventRecord(s.events[2], s.stream)));
-  step(s.check("copying the output from the GPU",
-               d.cuMemcpyDtoHAsync(out, s.out.ptr, outCount * 4, s.stream)));
-  step(s.check("running " + kernel.entry, d.cuStreamSynchronize(s.stream)));
+  if (cache && cache->rows > 0) {
+    step(s.storeRows(cache->keys, cache->rows, s.kBf16.ptr, batch, 0, seq,
+                     l.numKvHeads * l.headDim * 2));
+    // K=V: the values are the raw keys.
+    if (l.kEqV)
+      step(s.prepare(kernel, kernel.prepareV, s.kIn, s.vBf16, vShape,
+                     std::nullopt));
+    step(s.storeRows(cache->values, cache->rows, s.vBf16.ptr, batch, 0, seq,
+                     l.numKvHeads * l.vHeadDim * 2));
+  }
+  step(s.finish(out, s.out, outCount, kernel.entry));
   if (!e.empty())
     return e;
   d.cuEventElapsedTime(&s.prepareMs, s.events[0], s.events[1]);
+  d.cuEventElapsedTime(&s.attentionMs, s.events[1], s.events[2]);
+  return "";
+}
+
+std::string Backend::allocate(const LayerSpec &l, int64_t batch, int64_t rows,
+                              DeviceCache &cache) {
+  State &s = *state;
+  s.driver.cuCtxSetCurrent(s.context);
+  cache.rows = rows;
+  cache.keyBytes = batch * rows * l.numKvHeads * l.headDim * 2;
+  cache.valueBytes = batch * rows * l.numKvHeads * l.vHeadDim * 2;
+  CUdeviceptr keys = 0, values = 0;
+  std::string what = "allocating the KV cache of layer " +
+                     std::to_string(l.index) + " (" +
+                     std::to_string(cache.keyBytes + cache.valueBytes) +
+                     " bytes)";
+  if (std::string e =
+          s.check(what, s.driver.cuMemAlloc(&keys, cache.keyBytes));
+      !e.empty())
+    return e;
+  cache.keys = keys;
+  if (std::string e =
+          s.check(what, s.driver.cuMemAlloc(&values, cache.valueBytes));
+      !e.empty())
+    return e;
+  cache.values = values;
+  return "";
+}
+
+void Backend::release(DeviceCache &cache) {
+  State &s = *state;
+  s.driver.cuCtxSetCurrent(s.context);
+  if (cache.keys)
+    s.driver.cuMemFree(CUdeviceptr(cache.keys));
+  if (cache.values)
+    s.driver.cuMemFree(CUdeviceptr(cache.values));
+  cache = {};
+}
+
+std::string Backend::append(const LayerSpec &l, const KernelSpec &kernel,
+                            DeviceCache &cache, int64_t batch, int64_t first,
+                            int64_t count, const float *k, const float *v) {
+  State &s = *state;
+  s.driver.cuCtxSetCurrent(s.context);
+  std::vector<int64_t> kShape = {batch, count, l.numKvHeads, l.headDim},
+                       vShape = {batch, count, l.numKvHeads, l.vHeadDim};
+  std::string e;
+  auto step = [&](const std::string &result) {
+    if (e.empty())
+      e = result;
+    return e.empty();
+  };
+  step(s.upload(s.kIn, k, batch * count * l.numKvHeads * l.headDim));
+  if (!l.kEqV)
+    step(s.upload(s.vIn, v, batch * count * l.numKvHeads * l.vHeadDim));
+  step(s.prepare(kernel, kernel.prepareK, s.kIn, s.kBf16, kShape, first));
+  // K=V: the values are the raw keys.
+  step(s.prepare(kernel, kernel.prepareV, l.kEqV ? s.kIn : s.vIn, s.vBf16,
+                 vShape, std::nullopt));
+  step(s.storeRows(cache.keys, cache.rows, s.kBf16.ptr, batch, first, count,
+                   l.numKvHeads * l.headDim * 2));
+  step(s.storeRows(cache.values, cache.rows, s.vBf16.ptr, batch, first, count,
+                   l.numKvHeads * l.vHeadDim * 2));
+  return e;
+}
+
+std::string Backend::decode(const LayerSpec &l, const KernelSpec &kernel,
+                            DeviceCache *own, const DeviceCache &owner,
+                            int64_t batch, int64_t position, int64_t steps,
+                            const float *q, const float *k, const float *v,
+                            const float *sinks, float *out) {
+  State &s = *state;
+  Driver &d = s.driver;
+  d.cuCtxSetCurrent(s.context);
+  std::string e;
+  auto step = [&](const std::string &result) {
+    if (e.empty())
+      e = result;
+    return e.empty();
+  };
+  if (own)
+    step(append(l, kernel, *own, batch, position, steps, k, v));
+  std::vector<int64_t> qShape = {batch, steps, l.numHeads, l.headDim};
+  step(s.upload(s.qIn, q, batch * steps * l.numHeads * l.headDim));
+  if (sinks)
+    step(s.upload(s.sinksIn, sinks, l.numHeads));
+  step(s.prepare(kernel, kernel.prepareQ, s.qIn, s.qBf16, qShape, position));
+
+  // Enough splits of the last query's key range to fill the GPU twice.
+  int64_t total = position + steps, first = 0;
+  if (l.window)
+    first = std::max<int64_t>(0, total - l.window);
+  if (l.chunk)
+    first = (total - 1) / l.chunk * l.chunk;
+  int64_t items = batch * steps * l.numKvHeads;
+  int64_t tiles = (total - first + kernel.threads - 1) / kernel.threads;
+  int64_t splits = std::clamp<int64_t>(
+      (2 * s.multiprocessors + items - 1) / items, 1, std::max<int64_t>(1, tiles));
+  size_t partial = splits * batch * steps * l.numHeads;
+  size_t outCount = batch * steps * l.numHeads * l.vHeadDim;
+  step(s.ensure(s.partialOut, partial * l.vHeadDim * 4));
+  step(s.ensure(s.partialMax, partial * 4));
+  step(s.ensure(s.partialSum, partial * 4));
+  step(s.ensure(s.out, outCount * 4));
+  step(s.check("cuEventRecord", d.cuEventRecord(s.events[1], s.stream)));
+  if (!e.empty())
+    return e;
+
+  LaunchArgs args;
+  args.memref(s.qBf16.ptr, qShape);
+  args.memref(CUdeviceptr(owner.keys),
+              {batch, owner.rows, l.numKvHeads, l.headDim});
+  args.memref(CUdeviceptr(owner.values),
+              {batch, owner.rows, l.numKvHeads, l.vHeadDim});
+  if (sinks)
+    args.memref(s.sinksIn.ptr, {l.numHeads});
+  std::vector<int64_t> partialShape = {splits, batch, steps, l.numHeads};
+  args.memref(s.partialOut.ptr,
+              {splits, batch, steps, l.numHeads, l.vHeadDim});
+  args.memref(s.partialMax.ptr, partialShape);
+  args.memref(s.partialSum.ptr, partialShape);
+  args.scalar(position);
+  step(s.launch(kernel.decode, unsigned(splits),
+                unsigned(steps * l.numKvHeads), unsigned(batch),
+                unsigned(kernel.threads), args));
+  LaunchArgs combine;
+  combine.memref(s.partialOut.ptr,
+                 {splits, batch, steps, l.numHeads, l.vHeadDim});
+  combine.memref(s.partialMax.ptr, partialShape);
+  combine.memref(s.partialSum.ptr, partialShape);
+  combine.memref(s.out.ptr, {batch, steps, l.numHeads, l.vHeadDim});
+  step(s.launch(kernel.decodeCombine, unsigned(batch * steps), 1, 1,
+                unsigned(kernel.threads), combine));
+  step(s.check("cuEventRecord", d.cuEventRecord(s.events[2], s.stream)));
+  step(s.finish(out, s.out, outCount, kernel.decode));
+  if (!e.empty())
+    return e;
+  s.prepareMs = 0;
   d.cuEventElapsedTime(&s.attentionMs, s.events[1], s.events[2]);
   return "";
 }

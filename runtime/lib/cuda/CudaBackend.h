@@ -18,6 +18,17 @@
 
 namespace hybrid::rt::cuda {
 
+/// One layer's cache on the device: prepared (rotated) keys
+/// [B, rows, Hkv, D] and values [B, rows, Hkv, Dv], bf16, the token at
+/// position p in row p % rows. K=V layers keep their values too (raw keys),
+/// so that no step rotates the whole cache again.
+struct DeviceCache {
+  uint64_t keys = 0, values = 0; // CUdeviceptr
+  int64_t rows = 0;
+  int64_t bytes() const;
+  int64_t keyBytes = 0, valueBytes = 0;
+};
+
 class Backend {
 public:
   /// Loads the driver and the manifest's cubin (or, where the cubin is
@@ -35,6 +46,34 @@ public:
                       int64_t batch, int64_t seq, const float *q,
                       const float *k, const float *v, const float *sinks,
                       float *out);
+
+  /// The same, also storing the prompt's keys and values in `cache` (null:
+  /// no cache of its own).
+  std::string prefill(const LayerSpec &layer, const KernelSpec &kernel,
+                      int64_t batch, int64_t seq, const float *q,
+                      const float *k, const float *v, const float *sinks,
+                      float *out, DeviceCache *cache);
+
+  /// Allocates (and zeroes nothing: rows are written before they are read)
+  /// `rows` rows of `layer` for `batch` sequences.
+  std::string allocate(const LayerSpec &layer, int64_t batch, int64_t rows,
+                       DeviceCache &cache);
+  void release(DeviceCache &cache);
+
+  /// Stores `count` tokens of host k [B, count, Hkv, D] and v (ignored for
+  /// K=V layers) at positions first.. in `cache`.
+  std::string append(const LayerSpec &layer, const KernelSpec &kernel,
+                     DeviceCache &cache, int64_t batch, int64_t first,
+                     int64_t count, const float *k, const float *v);
+
+  /// A decode step of `steps` queries at positions position..: appends k
+  /// and v to `own` (null for shared layers), then attends over `owner`'s
+  /// cache with the decode and combine kernels.
+  std::string decode(const LayerSpec &layer, const KernelSpec &kernel,
+                     DeviceCache *own, const DeviceCache &owner,
+                     int64_t batch, int64_t position, int64_t steps,
+                     const float *q, const float *k, const float *v,
+                     const float *sinks, float *out);
 
   /// Device milliseconds of the last prefill: prepare kernels, and the
   /// attention kernel alone.

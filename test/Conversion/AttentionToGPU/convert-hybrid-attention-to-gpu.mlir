@@ -57,6 +57,24 @@
 // CHECK: arith.truncf {{.+}} : f32 to bf16
 // CHECK-LABEL: gpu.func @sliding_prepare_k(
 // CHECK-LABEL: gpu.func @sliding_prepare_v(
+// Decode: SIMT flash-decoding over the cache, one key per thread per tile of
+// 128, split over the key range (grid x), partial results per split.
+// CHECK-LABEL: gpu.func @sliding_decode(
+// CHECK-SAME: %{{.+}}: memref<?x?x?x4x32xf32>, %{{.+}}: memref<?x?x?x4xf32>, %{{.+}}: memref<?x?x?x4xf32>, %[[POS:.+]]: index)
+// CHECK-SAME: workgroup(%{{.+}} : memref<2x32xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %{{.+}} : memref<2x128xf32, #gpu.address_space<workgroup>>, %{{.+}} : memref<128xindex, #gpu.address_space<workgroup>>, %{{.+}} : memref<4x2xf32, #gpu.address_space<workgroup>>)
+// CHECK-SAME: hybrid.q_tile = 1 : i64
+// CHECK: gpu.grid_dim x
+// CHECK: arith.subi %{{.+}}, %c99
+// CHECK: scf.for {{.+}} step %c128
+// The key at position p is in cache row p % rows.
+// CHECK: arith.remui
+// CHECK: vector.load {{.+}} {alignment = 16 : i64} : memref<?x?x2x32xbf16>, vector<8xbf16>
+// CHECK: vector.fma
+// CHECK: math.tanh
+// CHECK: gpu.shuffle xor
+// CHECK: gpu.barrier
+// CHECK: math.fma
+// CHECK-LABEL: gpu.func @sliding_decode_combine(
 // CHECK-NOT: func.func
 
 // BADTILE: error: 'hybrid.attention' op k-tile must be a positive multiple of 16 for the GPU kernels, got 24

@@ -1,0 +1,390 @@
+//===- DecodeKernel.cpp - Attention of a few new tokens over a GPU cache --===//
+//
+// A decode step reads the whole visible cache once for G = Hq / Hkv query
+// rows: memory-bound, so plain SIMT code, split across CTAs over the key
+// range (flash-decoding) and merged by the combine kernel. One CTA of 128
+// threads per (split, query position and kv head, batch); per tile of 128
+// keys:
+//
+//   thread j:  s[r] = q[r] . K[key j]        G dot products, q in shared
+//   CTA:       m' = max(m, max_j s)          warp shuffles, then 4 warps
+//   thread j:  p[r][j] = e^(s[r] - m'), its share of the running sum
+//   thread e:  O[r][e] = O[r][e] e^(m - m') + sum_j p[r][j] V[key j][e]
+//
+// The key at position p lives in cache row p % rows (ring and chunk caches
+// wrap); a query's visible keys are one interval, so only the tile past the
+// range's end masks anything. Each split writes its unnormalised
+// accumulator, max and sum; a sink counts once, in split 0.
+//
+//===----------------------------------------------------------------------===//
+
+#include "GPUKernelEmitter.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+
+#include <limits>
+
+using namespace mlir;
+using namespace hybrid;
+using namespace hybrid::gpu;
+
+namespace {
+
+/// Keys per tile: one per thread.
+constexpr int64_t kDecodeTile = kThreads;
+constexpr int64_t kWarps = kThreads / kThreadsPerWarp;
+
+class DecodeEmitter {
+public:
+  DecodeEmitter(ImplicitLocOpBuilder &b, const AttentionSignature &sig)
+      : b(b), sig(sig), group(sig.groupSize()),
+        valueSlots((sig.vHeadDim + kThreads - 1) / kThreads) {}
+
+  mlir::gpu::GPUFuncOp emit(StringRef name);
+
+private:
+  /// Max (or sum) of `x` over the CTA; every thread gets the result.
+  /// `slot` picks this row's column of the shared scratch.
+  Value reduceCTA(Value x, bool max, int64_t slot);
+  /// G dot products of the shared queries with the key at cache `row`.
+  SmallVector<Value> scores(Value row);
+
+  ImplicitLocOpBuilder &b;
+  const AttentionSignature &sig;
+  int64_t group, valueSlots;
+
+  Value k, batch, kvHead, tid, lane, warp;
+  Value sQ, sP, sRow, sRed;
+};
+
+} // namespace
+
+Value DecodeEmitter::reduceCTA(Value x, bool max, int64_t slot) {
+  Value width =
+      arith::ConstantOp::create(b, b.getI32IntegerAttr(kThreadsPerWarp));
+  auto combine = [&](Value a, Value c) -> Value {
+    return max ? Value(arith::MaximumFOp::create(b, a, c))
+               : Value(arith::AddFOp::create(b, a, c));
+  };
+  for (int32_t offset = kThreadsPerWarp / 2; offset > 0; offset /= 2)
+    x = combine(
+        x, mlir::gpu::ShuffleOp::create(
+               b, x, arith::ConstantOp::create(b, b.getI32IntegerAttr(offset)),
+               width, mlir::gpu::ShuffleMode::XOR)
+               .getShuffleResult());
+  Value slotIndex = index(b, slot);
+  ifThen(b,
+         arith::CmpIOp::create(b, arith::CmpIPredicate::eq, lane, index(b, 0)),
+         [&] { memref::StoreOp::create(b, x, sRed, ValueRange{warp, slotIndex}); });
+  mlir::gpu::BarrierOp::create(b);
+  Value result = memref::LoadOp::create(b, sRed, ValueRange{index(b, 0), slotIndex});
+  for (int64_t w = 1; w < kWarps; ++w)
+    result = combine(result, memref::LoadOp::create(
+                                 b, sRed, ValueRange{index(b, w), slotIndex}));
+  return result;
+}
+
+SmallVector<Value> DecodeEmitter::scores(Value row) {
+  // 8 dims (16 bytes of bf16) per step; head dims are multiples of 16.
+  auto vec8 = VectorType::get({8}, b.getF32Type());
+  Value zeros = arith::ConstantOp::create(
+      b, vec8, DenseElementsAttr::get(vec8, b.getF32FloatAttr(0.0)));
+  SmallVector<Value> init(group, zeros);
+  auto loop = scf::ForOp::create(
+      b, index(b, 0), index(b, sig.headDim), index(b, 8), init,
+      [&](OpBuilder &nested, Location loc, Value d, ValueRange acc) {
+        ImplicitLocOpBuilder ib(loc, nested);
+        Value key = vector::LoadOp::create(
+            ib, VectorType::get({8}, ib.getBF16Type()), k,
+            ValueRange{batch, row, kvHead, d}, /*nontemporal=*/false,
+            llvm::MaybeAlign(16));
+        Value keyF32 = arith::ExtFOp::create(ib, vec8, key);
+        SmallVector<Value> next;
+        for (int64_t r = 0; r < group; ++r) {
+          Value q = vector::LoadOp::create(ib, vec8, sQ,
+                                           ValueRange{index(ib, r), d});
+          next.push_back(vector::FMAOp::create(ib, q, keyF32, acc[r]));
+        }
+        scf::YieldOp::create(ib, next);
+      });
+  SmallVector<Value> result;
+  for (Value acc : loop.getResults())
+    result.push_back(
+        vector::ReductionOp::create(b, vector::CombiningKind::ADD, acc));
+  return result;
+}
+
+mlir::gpu::GPUFuncOp DecodeEmitter::emit(StringRef name) {
+  Type bf16 = b.getBF16Type(), f32Type = b.getF32Type();
+  int64_t dim = sig.headDim, vDim = sig.vHeadDim, dyn = ShapedType::kDynamic;
+  SmallVector<Type> inputs = {getRowsType(bf16, sig.heads, dim),
+                              getRowsType(bf16, sig.kvHeads, dim),
+                              getRowsType(bf16, sig.kvHeads, vDim)};
+  if (sig.score.getSinks())
+    inputs.push_back(MemRefType::get({sig.heads}, f32Type));
+  inputs.append({MemRefType::get({dyn, dyn, dyn, sig.heads, vDim}, f32Type),
+                 MemRefType::get({dyn, dyn, dyn, sig.heads}, f32Type),
+                 MemRefType::get({dyn, dyn, dyn, sig.heads}, f32Type),
+                 b.getIndexType()});
+  auto shared = [&](ArrayRef<int64_t> shape, Type type) -> Type {
+    return MemRefType::get(shape, type, MemRefLayoutAttrInterface(),
+                           mlir::gpu::AddressSpaceAttr::get(
+                               b.getContext(),
+                               mlir::gpu::AddressSpace::Workgroup));
+  };
+  OpBuilder::InsertionGuard guard(b);
+  auto func = createKernel(b, name, inputs,
+                           {shared({group, dim}, f32Type),
+                            shared({group, kDecodeTile}, f32Type),
+                            shared({kDecodeTile}, b.getIndexType()),
+                            shared({kWarps, group}, f32Type)});
+  func.setWorkgroupAttributionAttr(0, LLVM::LLVMDialect::getAlignAttrName(),
+                                   b.getI64IntegerAttr(16));
+  unsigned arg = 0;
+  Value q = func.getArgument(arg++);
+  k = func.getArgument(arg++);
+  Value v = func.getArgument(arg++);
+  Value sinks = sig.score.getSinks() ? func.getArgument(arg++) : Value();
+  Value partialOut = func.getArgument(arg++);
+  Value partialMax = func.getArgument(arg++);
+  Value partialSum = func.getArgument(arg++);
+  Value position = func.getArgument(arg);
+  sQ = func.getWorkgroupAttributions()[0];
+  sP = func.getWorkgroupAttributions()[1];
+  sRow = func.getWorkgroupAttributions()[2];
+  sRed = func.getWorkgroupAttributions()[3];
+
+  using mlir::gpu::Dimension;
+  Value c0 = index(b, 0), c1 = index(b, 1);
+  Value split = mlir::gpu::BlockIdOp::create(b, Dimension::x);
+  Value numSplits = mlir::gpu::GridDimOp::create(b, Dimension::x);
+  Value queryAndHead = mlir::gpu::BlockIdOp::create(b, Dimension::y);
+  Value query =
+      arith::DivUIOp::create(b, queryAndHead, index(b, sig.kvHeads));
+  kvHead = arith::RemUIOp::create(b, queryAndHead, index(b, sig.kvHeads));
+  batch = mlir::gpu::BlockIdOp::create(b, Dimension::z);
+  tid = mlir::gpu::ThreadIdOp::create(b, Dimension::x);
+  lane = arith::RemUIOp::create(b, tid, index(b, kThreadsPerWarp));
+  warp = arith::DivUIOp::create(b, tid, index(b, kThreadsPerWarp));
+  Value firstHead = arith::MulIOp::create(b, kvHead, index(b, group));
+  Value rows = memref::DimOp::create(b, k, 1);
+
+  // The group's queries, in f32, shared by every thread.
+  forLoop(b, tid, index(b, group * dim), index(b, kThreads), [&](Value i) {
+    Value r = arith::DivUIOp::create(b, i, index(b, dim));
+    Value d = arith::RemUIOp::create(b, i, index(b, dim));
+    Value x = memref::LoadOp::create(
+        b, q,
+        ValueRange{batch, query, arith::AddIOp::create(b, firstHead, r), d});
+    memref::StoreOp::create(b, arith::ExtFOp::create(b, f32Type, x), sQ,
+                            ValueRange{r, d});
+  });
+  mlir::gpu::BarrierOp::create(b);
+
+  Value tile = index(b, kDecodeTile);
+  auto [lo, hi] = getSplitKeyRange(
+      b, sig.mask, arith::AddIOp::create(b, position, query), split,
+      numSplits, tile);
+
+  float inf = std::numeric_limits<float>::infinity();
+  Value negInf = f32(b, -inf), zero = f32(b, 0.0);
+  Value firstSplit =
+      arith::CmpIOp::create(b, arith::CmpIPredicate::eq, split, c0);
+  // State: max per row (the same in every thread), this thread's share of
+  // the sum per row, and its accumulators (rows x value dims tid + 128 c).
+  SmallVector<Value> init;
+  SmallVector<Value> sinkLogits;
+  for (int64_t r = 0; r < group; ++r) {
+    Value max = negInf;
+    if (sinks) {
+      sinkLogits.push_back(memref::LoadOp::create(
+          b, sinks, ValueRange{arith::AddIOp::create(b, firstHead, index(b, r))}));
+      max = arith::SelectOp::create(b, firstSplit, sinkLogits.back(), negInf);
+    }
+    init.push_back(max);
+  }
+  init.append(group, zero);
+  init.append(group * valueSlots, zero);
+  double cap = sig.score.getSoftcap();
+
+  auto loop = scf::ForOp::create(b, lo, hi, tile, init);
+  {
+    OpBuilder::InsertionGuard inLoop(b);
+    b.setInsertionPointToStart(loop.getBody());
+    Value kt = loop.getInductionVar();
+    ValueRange state = loop.getRegionIterArgs();
+    Value count = arith::MinSIOp::create(b, tile, arith::SubIOp::create(b, hi, kt));
+    Value key = arith::AddIOp::create(b, kt, tid);
+    Value valid = arith::CmpIOp::create(b, arith::CmpIPredicate::slt, tid, count);
+    // Threads past the range read the tile's first key; their scores are
+    // masked.
+    Value row = arith::RemUIOp::create(
+        b, arith::SelectOp::create(b, valid, key, kt), rows);
+    SmallVector<Value> s = scores(row);
+    SmallVector<Value> next(state.begin(), state.end());
+    SmallVector<Value> alpha;
+    for (int64_t r = 0; r < group; ++r) {
+      Value x = s[r];
+      if (cap > 0)
+        x = arith::MulFOp::create(
+            b, f32(b, cap),
+            math::TanhOp::create(b, arith::MulFOp::create(b, x, f32(b, 1 / cap))));
+      x = arith::SelectOp::create(b, valid, x, negInf);
+      Value newMax = arith::MaximumFOp::create(
+          b, state[r], reduceCTA(x, /*max=*/true, r));
+      Value safeMax = arith::SelectOp::create(
+          b,
+          arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, newMax, negInf),
+          zero, newMax);
+      alpha.push_back(
+          math::ExpOp::create(b, arith::SubFOp::create(b, state[r], safeMax)));
+      Value prob =
+          math::ExpOp::create(b, arith::SubFOp::create(b, x, safeMax));
+      memref::StoreOp::create(b, prob, sP, ValueRange{index(b, r), tid});
+      next[r] = newMax;
+      next[group + r] = arith::AddFOp::create(
+          b, arith::MulFOp::create(b, state[group + r], alpha[r]), prob);
+    }
+    memref::StoreOp::create(b, row, sRow, ValueRange{tid});
+    mlir::gpu::BarrierOp::create(b);
+
+    // O[r][e] = alpha[r] O[r][e] + sum_j p[r][j] V[row j][e].
+    SmallVector<Value> accInit;
+    for (int64_t r = 0; r < group; ++r)
+      for (int64_t c = 0; c < valueSlots; ++c)
+        accInit.push_back(arith::MulFOp::create(
+            b, state[2 * group + r * valueSlots + c], alpha[r]));
+    SmallVector<Value> dims;
+    for (int64_t c = 0; c < valueSlots; ++c)
+      // Threads past the last dim read it again; their sums are dropped.
+      dims.push_back(arith::MinUIOp::create(
+          b, arith::AddIOp::create(b, tid, index(b, c * kThreads)),
+          index(b, vDim - 1)));
+    auto accumulate = scf::ForOp::create(
+        b, c0, count, c1, accInit,
+        [&](OpBuilder &nested, Location loc, Value j, ValueRange acc) {
+          ImplicitLocOpBuilder ib(loc, nested);
+          Value keyRow = memref::LoadOp::create(ib, sRow, ValueRange{j});
+          SmallVector<Value> values;
+          for (int64_t c = 0; c < valueSlots; ++c)
+            values.push_back(arith::ExtFOp::create(
+                ib, ib.getF32Type(),
+                memref::LoadOp::create(
+                    ib, v, ValueRange{batch, keyRow, kvHead, dims[c]})
+                    .getResult()));
+          SmallVector<Value> result;
+          for (int64_t r = 0; r < group; ++r) {
+            Value prob =
+                memref::LoadOp::create(ib, sP, ValueRange{index(ib, r), j});
+            for (int64_t c = 0; c < valueSlots; ++c)
+              result.push_back(math::FmaOp::create(
+                  ib, prob, values[c], acc[r * valueSlots + c]));
+          }
+          scf::YieldOp::create(ib, result);
+        });
+    for (int64_t i = 0; i < group * valueSlots; ++i)
+      next[2 * group + i] = accumulate.getResult(i);
+    // sP, sRow and sRed are rewritten by the next tile.
+    mlir::gpu::BarrierOp::create(b);
+    scf::YieldOp::create(b, next);
+  }
+
+  ValueRange result = loop.getResults();
+  for (int64_t r = 0; r < group; ++r) {
+    Value head = arith::AddIOp::create(b, firstHead, index(b, r));
+    SmallVector<Value> at = {split, batch, query, head};
+    Value sum = reduceCTA(result[group + r], /*max=*/false, r);
+    if (sinks)
+      sum = arith::SelectOp::create(
+          b, firstSplit,
+          arith::AddFOp::create(
+              b, sum,
+              math::ExpOp::create(
+                  b, arith::SubFOp::create(b, sinkLogits[r], result[r]))),
+          sum);
+    ifThen(b,
+           arith::CmpIOp::create(b, arith::CmpIPredicate::eq, tid, c0), [&] {
+             memref::StoreOp::create(b, result[r], partialMax, at);
+             memref::StoreOp::create(b, sum, partialSum, at);
+           });
+    for (int64_t c = 0; c < valueSlots; ++c) {
+      Value e = arith::AddIOp::create(b, tid, index(b, c * kThreads));
+      ifThen(b,
+             arith::CmpIOp::create(b, arith::CmpIPredicate::ult, e,
+                                   index(b, vDim)),
+             [&] {
+               memref::StoreOp::create(
+                   b, result[2 * group + r * valueSlots + c], partialOut,
+                   ValueRange{split, batch, query, head, e});
+             });
+    }
+    // sRed is reused by the next row's reduction.
+    mlir::gpu::BarrierOp::create(b);
+  }
+  return func;
+}
+
+mlir::gpu::GPUFuncOp
+hybrid::gpu::emitDecodeKernel(ImplicitLocOpBuilder &b, StringRef name,
+                              const AttentionSignature &sig) {
+  return DecodeEmitter(b, sig).emit(name);
+}
+
+mlir::gpu::GPUFuncOp
+hybrid::gpu::emitCombineKernel(ImplicitLocOpBuilder &b, StringRef name,
+                               const AttentionSignature &sig) {
+  int64_t dyn = ShapedType::kDynamic, vDim = sig.vHeadDim;
+  Type f32Type = b.getF32Type();
+  OpBuilder::InsertionGuard guard(b);
+  auto func = createKernel(
+      b, name,
+      {MemRefType::get({dyn, dyn, dyn, sig.heads, vDim}, f32Type),
+       MemRefType::get({dyn, dyn, dyn, sig.heads}, f32Type),
+       MemRefType::get({dyn, dyn, dyn, sig.heads}, f32Type),
+       getRowsType(f32Type, sig.heads, vDim)});
+  Value partialOut = func.getArgument(0), partialMax = func.getArgument(1),
+        partialSum = func.getArgument(2), out = func.getArgument(3);
+  using mlir::gpu::Dimension;
+  Value c0 = index(b, 0), c1 = index(b, 1);
+  Value numSplits = memref::DimOp::create(b, partialMax, 0);
+  Value numQueries = memref::DimOp::create(b, out, 1);
+  // One CTA per (batch, query position); threads over heads x value dims.
+  Value rowIndex = mlir::gpu::BlockIdOp::create(b, Dimension::x);
+  Value batch = arith::DivUIOp::create(b, rowIndex, numQueries);
+  Value query = arith::RemUIOp::create(b, rowIndex, numQueries);
+  Value tid = mlir::gpu::ThreadIdOp::create(b, Dimension::x);
+  Value negInf = f32(b, -std::numeric_limits<float>::infinity());
+  Value zero = f32(b, 0.0);
+  forLoop(b, tid, index(b, sig.heads * vDim), index(b, kThreads), [&](Value i) {
+    Value h = arith::DivUIOp::create(b, i, index(b, vDim));
+    Value e = arith::RemUIOp::create(b, i, index(b, vDim));
+    auto at = [&](Value s) { return SmallVector<Value>{s, batch, query, h}; };
+    Value max = getMaxOverSplits(b, partialMax, numSplits, at);
+    // weight(split) = e^(max_split - max); splits that saw nothing: 0.
+    auto sumLoop = scf::ForOp::create(
+        b, c0, numSplits, c1, ValueRange{zero, zero},
+        [&](OpBuilder &nested, Location loc, Value s, ValueRange acc) {
+          ImplicitLocOpBuilder ib(loc, nested);
+          Value m = memref::LoadOp::create(ib, partialMax, at(s));
+          Value weight = arith::SelectOp::create(
+              ib,
+              arith::CmpFOp::create(ib, arith::CmpFPredicate::OEQ, m, negInf),
+              f32(ib, 0.0),
+              math::ExpOp::create(ib, arith::SubFOp::create(ib, m, max)));
+          Value x = memref::LoadOp::create(
+              ib, partialOut, ValueRange{s, batch, query, h, e});
+          Value l = memref::LoadOp::create(ib, partialSum, at(s));
+          scf::YieldOp::create(
+              ib, ValueRange{math::FmaOp::create(ib, weight, x, acc[0]),
+                             math::FmaOp::create(ib, weight, l, acc[1])});
+        });
+    Value numerator = sumLoop.getResult(0), sum = sumLoop.getResult(1);
+    Value result = arith::SelectOp::create(
+        b, arith::CmpFOp::create(b, arith::CmpFPredicate::OGT, sum, zero),
+        arith::DivFOp::create(b, numerator, sum), zero);
+    memref::StoreOp::create(b, result, out, ValueRange{batch, query, h, e});
+  });
+  return func;
+}
