@@ -41,7 +41,8 @@ cl::opt<bool> check("check", cl::desc("Compare with the float64 reference"),
                     cl::cat(toolCategory));
 cl::opt<double> tolerance("tolerance", cl::init(1e-4),
                           cl::desc("--check: largest accepted error, "
-                                   "max|out - ref| / max|ref| per layer"),
+                                   "max|out - ref| / max|ref| per layer "
+                                   "(GPU targets, bf16: 2e-2)"),
                           cl::cat(toolCategory));
 
 int fail(const Twine &message) {
@@ -65,6 +66,10 @@ int main(int argc, char **argv) {
   int64_t batch = compiled.batch(), prompt = compiled.seqLen(),
           steps = compiled.decodeSteps(), stepTokens = compiled.stepTokens(),
           total = compiled.totalLength();
+  // bf16 tensor-core inputs on GPUs, f32 throughout on CPUs.
+  double limit = tolerance.getNumOccurrences() || manifest.target == "cpu"
+                     ? double(tolerance)
+                     : 2e-2;
   rt::Session session;
   if (rt::Status s = session.create(model, batch, total, stepTokens); !s)
     return fail(s.message);
@@ -151,7 +156,7 @@ int main(int argc, char **argv) {
       double diff = d.absolute, relative = d.relative;
       worst = std::max(worst, relative);
       outs() << format(", max abs error %.3g, relative %.3g", diff, relative)
-             << (relative <= tolerance ? "" : "  FAILED");
+             << (relative <= limit ? "" : "  FAILED");
     }
     outs() << "\n";
 
@@ -184,10 +189,10 @@ int main(int argc, char **argv) {
   outs() << tools::describeCache(manifest, session.cacheBytes(), batch, total)
          << "\n";
   if (check) {
-    bool ok = worst <= tolerance;
+    bool ok = worst <= limit;
     outs() << "check: " << (ok ? "passed" : "FAILED") << " on " << ran
            << " layers, max relative error " << format("%.3g", worst)
-           << (ok ? " <= " : " > ") << format("%.3g", double(tolerance))
+           << (ok ? " <= " : " > ") << format("%.3g", limit)
            << "\n";
     return ok ? 0 : 1;
   }
