@@ -8,7 +8,8 @@
 #       driver, torch): builds the runtime with CUDA, checks every kernel of
 #       every schedule against the float64 reference (batch 2, lengths 1 to
 #       1000, not multiples of the tiles), then benchmarks our kernels and the
-#       PyTorch baselines in the same run. Results in DIR/results/.
+#       PyTorch baselines in the same run. Results in DIR/results/
+#       (benchmarks.md: the table docs/benchmarks.md takes).
 #
 # Exit status non-zero if any check fails.
 set -euo pipefail
@@ -66,10 +67,11 @@ done
 # Benchmarks: ours (device time of the attention kernel; decode: per step
 # over 32K and 128K contexts), then the baselines.
 "$check" "$dir/artifacts/gpu-attention-32x128" --seq 8192,32768 --repeat 10 \
-  --no-check | tee "$results/ours.txt" || status=1
+  --no-check --json | tee "$results/ours.jsonl" || status=1
 "$check" "$dir/artifacts/gpu-attention-32x128" --seq 32760,131064 \
-  --decode-steps 8 --repeat 1 --no-check | tee -a "$results/ours.txt" \
-  || status=1
+  --decode-steps 8 --repeat 1 --no-check --json \
+  | tee -a "$results/ours.jsonl" || status=1
 python3 "$root/utils/gpu-baselines.py" --seq 8192 32768 \
   | tee "$results/baselines.jsonl" || status=1
+python3 "$root/utils/gpu-report.py" "$dir" | tee "$results/benchmarks.md"
 exit $status

@@ -103,8 +103,8 @@ static void makePositionalExternal(ModuleOp module) {
       layer->setAttr(layer.getPositionalAttrName(), none);
     if (std::optional<ScoreAttr> score = layer.getScore())
       layer->setAttr(layer.getScoreAttrName(),
-                     ScoreAttr::get(ctx, score->getScale(),
-                                    score->getSoftcap(), score->getSinks(),
+                     ScoreAttr::get(ctx, score->getScale(), score->getSoftcap(),
+                                    score->getSinks(),
                                     TemperatureTuningAttr()));
   });
 }
@@ -139,7 +139,8 @@ static bool emitCUDAArtifacts(ModuleOp module, const CompileOptions &options,
     return fail("--tuning-db: tuning databases hold CPU tile sizes; not "
                 "supported for " +
                 options.target);
-  std::string libdevice = options.cudaToolkit + "/nvvm/libdevice/libdevice.10.bc";
+  std::string libdevice =
+      options.cudaToolkit + "/nvvm/libdevice/libdevice.10.bc";
   if (!llvm::sys::fs::exists(libdevice))
     return fail("--cuda-toolkit: " + options.cudaToolkit +
                 " has no nvvm/libdevice/libdevice.10.bc, which provides exp, "

@@ -64,8 +64,7 @@ json hybrid::buildManifest(ModuleOp module, ScheduleOp schedule,
     if (onGPU) {
       json &kernel = kernels[symbol];
       kernel["prepare_v"] = entry(symbol + "_prepare_v");
-      kernel["threads"] =
-          cast<gpu::GPUFuncOp>(func).getKnownBlockSizeAttr()[0];
+      kernel["threads"] = cast<gpu::GPUFuncOp>(func).getKnownBlockSizeAttr()[0];
     }
   }
   json manifest = {{"version", 1},

@@ -158,7 +158,8 @@ hybrid_rt_status hybrid_rt_prefill(hybrid_rt_model *model, int64_t layer,
   if (model->cuda) {
     std::string error = model->cuda->prefill(
         l, model->manifest.kernels.at(l.kernel), batch, seq,
-        static_cast<const float *>(q->data), static_cast<const float *>(k->data),
+        static_cast<const float *>(q->data),
+        static_cast<const float *>(k->data),
         static_cast<const float *>(v->data),
         sinks ? static_cast<const float *>(sinks->data) : nullptr,
         static_cast<float *>(out->data));

@@ -177,11 +177,10 @@ hybrid_rt_session_create(hybrid_rt_model *model,
         s->caches.push_back(std::move(c));
         LayerCache &added = s->caches.back();
         if (added.rows > 0)
-          if (std::string e = model->cuda->allocate(l, s->batch, added.rows,
-                                                    added.device);
+          if (std::string e =
+                  model->cuda->allocate(l, s->batch, added.rows, added.device);
               !e.empty())
-            return fail(HYBRID_RT_LOAD_ERROR,
-                        "hybrid_rt_session_create: " + e);
+            return fail(HYBRID_RT_LOAD_ERROR, "hybrid_rt_session_create: " + e);
         continue;
       }
 #endif
@@ -329,9 +328,9 @@ hybrid_rt_status hybrid_rt_session_append(hybrid_rt_session *s, int64_t layer,
     return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
 #ifdef HYBRID_RT_CUDA
   if (hybrid_rt_model &model = *s->model; model.cuda) {
-    if (std::string e = model.cuda->append(
-            l, model.manifest.kernels.at(l.kernel), c.device, s->batch,
-            c.length, count, data(k), data(v));
+    if (std::string e =
+            model.cuda->append(l, model.manifest.kernels.at(l.kernel), c.device,
+                               s->batch, c.length, count, data(k), data(v));
         !e.empty())
       return fail(HYBRID_RT_LOAD_ERROR, where + ": " + e);
     c.length += count;

@@ -2,7 +2,7 @@
 //
 // hybrid-rt-check DIR [--batch B] [--seq S[,S...]] [--tolerance T]
 //                     [--repeat N] [--no-check] [--decode-steps N
-//                     [--step-tokens T]]
+//                     [--step-tokens T]] [--json]
 //
 // Runs every distinct attention kernel of the artifacts in DIR (CPU or GPU)
 // on seeded random inputs through the C ABI, compares each output with the
@@ -11,7 +11,8 @@
 // pairs only; device time on GPUs). With --decode-steps, every layer instead
 // runs in a session: the prompt, then N steps of T tokens through its KV
 // cache (each cache policy, shared layers after their source), all positions
-// checked. Built with the runtime alone, so it runs on GPU machines that
+// checked. --json prints one JSON object per line instead. Built with the
+// runtime alone, so it runs on GPU machines that
 // have no MLIR. Exit status 1 if any check fails.
 //
 //===----------------------------------------------------------------------===//
@@ -19,6 +20,8 @@
 #include "hybrid-rt/Manifest.h"
 #include "hybrid-rt/Reference.h"
 #include "hybrid-rt/Runtime.h"
+
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -34,6 +37,7 @@
 #include <vector>
 
 using namespace hybrid::rt;
+using json = nlohmann::ordered_json;
 
 namespace {
 
@@ -45,13 +49,14 @@ struct Options {
   int repeat = 0;
   bool check = true;
   int64_t decodeSteps = 0, stepTokens = 1;
+  bool jsonLines = false;
 };
 
 [[noreturn]] void usage(const std::string &error) {
   std::fprintf(stderr,
                "hybrid-rt-check: %s\nusage: hybrid-rt-check DIR [--batch B] "
                "[--seq S[,S...]] [--tolerance T] [--repeat N] [--no-check] "
-               "[--decode-steps N [--step-tokens T]]\n",
+               "[--decode-steps N [--step-tokens T]] [--json]\n",
                error.c_str());
   std::exit(2);
 }
@@ -92,6 +97,8 @@ Options parse(int argc, char **argv) {
       o.decodeSteps = parsePositive(arg, value());
     } else if (arg == "--step-tokens") {
       o.stepTokens = parsePositive(arg, value());
+    } else if (arg == "--json") {
+      o.jsonLines = true;
     } else if (arg == "--no-check") {
       o.check = false;
     } else if (!arg.empty() && arg[0] == '-') {
@@ -116,15 +123,16 @@ std::vector<float> random(std::mt19937 &rng, size_t count) {
 }
 
 /// ": error E ok|FAILED[ (worst at ...)]" for `out` against `ref`, both
-/// [B, S, H, Dv]; sets `failed` on a failure.
+/// [B, S, H, Dv], also recorded in `record`; sets `failed` on a failure.
 std::string compare(const std::vector<float> &out,
-                    const std::vector<double> &ref, int64_t seq,
-                    int64_t heads, int64_t vHeadDim, double tolerance,
-                    bool &failed) {
+                    const std::vector<double> &ref, int64_t seq, int64_t heads,
+                    int64_t vHeadDim, double tolerance, bool &failed,
+                    json &record) {
   double diff = -1, scale = 0;
   size_t worst = 0;
   for (size_t i = 0; i < out.size(); ++i) {
-    double d = std::isnan(out[i]) ? HUGE_VAL : std::abs(double(out[i]) - ref[i]);
+    double d =
+        std::isnan(out[i]) ? HUGE_VAL : std::abs(double(out[i]) - ref[i]);
     if (d > diff)
       diff = d, worst = i;
     scale = std::max(scale, std::abs(ref[i]));
@@ -132,6 +140,8 @@ std::string compare(const std::vector<float> &out,
   double relative = diff / std::max(scale, 1e-30);
   bool ok = relative <= tolerance;
   failed |= !ok;
+  record["error"] = relative;
+  record["ok"] = ok;
   char text[256];
   std::snprintf(text, sizeof(text), ": error %.3g %s", relative,
                 ok ? "ok" : "FAILED");
@@ -148,8 +158,21 @@ std::string compare(const std::vector<float> &out,
                   (long long)b, (long long)s, (long long)h, (long long)e,
                   double(out[worst]), ref[worst]);
     line += text;
+    record["worst"] = {b, s, h, e};
   }
   return line;
+}
+
+/// What a text line says about `l`, as JSON.
+json describe(const LayerSpec &l) {
+  return {{"layer", l.index},
+          {"kernel", l.kernel},
+          {"kind", l.kind},
+          {"window", l.window ? json(l.window) : json(nullptr)},
+          {"chunk", l.chunk ? json(l.chunk) : json(nullptr)},
+          {"heads", l.numHeads},
+          {"kv_heads", l.numKvHeads},
+          {"head_dim", l.headDim}};
 }
 
 /// Positions [begin, begin + count) of `all` [B, total, width].
@@ -217,8 +240,7 @@ bool checkSession(Model &model, const Manifest &manifest, const Options &o,
                                    begin, count),
                          out(b * count * l.numHeads * l.vHeadDim);
       hybrid_rt_tensor tq = view(q.data(), {b, count, l.numHeads, l.headDim});
-      hybrid_rt_tensor tk =
-          view(k.data(), {b, count, l.numKvHeads, l.headDim});
+      hybrid_rt_tensor tk = view(k.data(), {b, count, l.numKvHeads, l.headDim});
       hybrid_rt_tensor tv =
           view(v.data(), {b, count, l.numKvHeads, l.vHeadDim});
       hybrid_rt_tensor ts = view(r.sinks.data(), l.numHeads);
@@ -233,19 +255,18 @@ bool checkSession(Model &model, const Manifest &manifest, const Options &o,
                                       shared ? nullptr : &tv,
                                       l.sinks ? &ts : nullptr, to);
       if (!s) {
-        std::printf("layer %lld (%s) at %lld: FAILED: %s\n",
-                    (long long)l.index, l.kernel.c_str(), (long long)begin,
-                    s.message.c_str());
+        std::printf("layer %lld (%s) at %lld: FAILED: %s\n", (long long)l.index,
+                    l.kernel.c_str(), (long long)begin, s.message.c_str());
         return false;
       }
       if (begin) {
         hybrid_rt_device_time device;
-        r.stepMs.push_back(
-            hybrid_rt_device_time_get(model.get(), &device) == HYBRID_RT_OK
-                ? device.attention_ms
-                : std::chrono::duration<double, std::milli>(
-                      std::chrono::steady_clock::now() - start)
-                      .count());
+        r.stepMs.push_back(hybrid_rt_device_time_get(model.get(), &device) ==
+                                   HYBRID_RT_OK
+                               ? device.attention_ms
+                               : std::chrono::duration<double, std::milli>(
+                                     std::chrono::steady_clock::now() - start)
+                                     .count());
       }
       int64_t width = l.numHeads * l.vHeadDim;
       for (int64_t bb = 0; bb < b; ++bb)
@@ -259,12 +280,19 @@ bool checkSession(Model &model, const Manifest &manifest, const Options &o,
     LayerRun &r = runs[l.index];
     hybrid_rt_cache_info info;
     session.cacheInfo(l.index, info);
-    std::string line =
-        "layer " + std::to_string(l.index) + " (" + l.kernel + ", cache " +
-        info.policy + ", " + std::to_string(info.rows) + " rows) prompt " +
-        std::to_string(prompt) + " + " +
-        std::to_string(l.causal ? o.decodeSteps : 0) + " x " +
-        std::to_string(o.stepTokens);
+    std::string line = "layer " + std::to_string(l.index) + " (" + l.kernel +
+                       ", cache " + info.policy + ", " +
+                       std::to_string(info.rows) + " rows) prompt " +
+                       std::to_string(prompt) + " + " +
+                       std::to_string(l.causal ? o.decodeSteps : 0) + " x " +
+                       std::to_string(o.stepTokens);
+    json record = describe(l);
+    record.update({{"cache", info.policy},
+                   {"rows", info.rows},
+                   {"batch", b},
+                   {"prompt", prompt},
+                   {"steps", l.causal ? o.decodeSteps : 0},
+                   {"step_tokens", o.stepTokens}});
     if (o.check) {
       // Bidirectional layers ran the prompt only.
       int64_t length = l.causal ? total : prompt;
@@ -274,11 +302,11 @@ bool checkSession(Model &model, const Manifest &manifest, const Options &o,
                          k = slice(r.k, b, total, kw, 0, length),
                          v = slice(r.v, b, total, vw, 0, length),
                          out = slice(r.out, b, total, ow, 0, length);
-      std::vector<double> ref = reference::attention(
-          l, b, length, length, q.data(), k.data(), v.data(),
-          l.sinks ? r.sinks.data() : nullptr);
+      std::vector<double> ref =
+          reference::attention(l, b, length, length, q.data(), k.data(),
+                               v.data(), l.sinks ? r.sinks.data() : nullptr);
       line += compare(out, ref, length, l.numHeads, l.vHeadDim, tolerance,
-                      failed);
+                      failed, record);
     }
     if (o.repeat > 0 && !r.stepMs.empty()) {
       // A step reads the visible keys and values of its last query once:
@@ -295,11 +323,15 @@ bool checkSession(Model &model, const Manifest &manifest, const Options &o,
       double bytes = double(b) * double(visible) * double(l.numKvHeads) *
                      double(l.headDim + l.vHeadDim) * element;
       char text[128];
-      std::snprintf(text, sizeof(text), ": decode %.4f ms, %.1f GB/s",
-                    median, bytes / (median * 1e-3) / 1e9);
+      double rate = bytes / (median * 1e-3) / 1e9;
+      std::snprintf(text, sizeof(text), ": decode %.4f ms, %.1f GB/s", median,
+                    rate);
       line += text;
+      record["context"] = total;
+      record["decode_ms"] = median;
+      record["decode_gbytes_per_s"] = rate;
     }
-    std::printf("%s\n", line.c_str());
+    std::printf("%s\n", o.jsonLines ? record.dump().c_str() : line.c_str());
   }
   return !failed;
 }
@@ -322,9 +354,10 @@ int main(int argc, char **argv) {
   bool onGPU = manifest.target != "cpu";
   // bf16 tensor-core inputs (GPU) versus f32 throughout (CPU).
   double tolerance = o.tolerance > 0 ? o.tolerance : onGPU ? 2e-2 : 1e-4;
-  std::printf("# %s on %s, batch %lld, tolerance %g\n", manifest.name.c_str(),
-              hybrid_rt_device_name(model.get()), (long long)o.batch,
-              tolerance);
+  if (!o.jsonLines)
+    std::printf("# %s on %s, batch %lld, tolerance %g\n", manifest.name.c_str(),
+                hybrid_rt_device_name(model.get()), (long long)o.batch,
+                tolerance);
 
   bool failed = false;
   if (o.decodeSteps > 0) {
@@ -348,8 +381,7 @@ int main(int argc, char **argv) {
       hybrid_rt_tensor tk = view(k.data(), {b, seq, l.numKvHeads, l.headDim});
       hybrid_rt_tensor tv = view(v.data(), {b, seq, l.numKvHeads, l.vHeadDim});
       hybrid_rt_tensor ts = view(sinks.data(), l.numHeads);
-      hybrid_rt_tensor to =
-          view(out.data(), {b, seq, l.numHeads, l.vHeadDim});
+      hybrid_rt_tensor to = view(out.data(), {b, seq, l.numHeads, l.vHeadDim});
       auto run = [&] {
         return model.prefill(l.index, tq, tk, tv, l.sinks ? &ts : nullptr, to);
       };
@@ -360,14 +392,16 @@ int main(int argc, char **argv) {
         failed = true;
         continue;
       }
-      std::string line = "layer " + std::to_string(l.index) + " (" +
-                         l.kernel + ") seq " + std::to_string(seq);
+      std::string line = "layer " + std::to_string(l.index) + " (" + l.kernel +
+                         ") seq " + std::to_string(seq);
+      json record = describe(l);
+      record.update({{"batch", b}, {"seq", seq}});
       if (o.check) {
-        std::vector<double> ref = reference::attention(
-            l, b, seq, seq, q.data(), k.data(), v.data(),
-            l.sinks ? sinks.data() : nullptr);
+        std::vector<double> ref =
+            reference::attention(l, b, seq, seq, q.data(), k.data(), v.data(),
+                                 l.sinks ? sinks.data() : nullptr);
         line += compare(out, ref, seq, l.numHeads, l.vHeadDim, tolerance,
-                        failed);
+                        failed, record);
       }
       if (o.repeat > 0) {
         std::vector<double> times;
@@ -391,12 +425,15 @@ int main(int argc, char **argv) {
         double flops = 2.0 * double(l.countVisiblePairs(seq, seq)) *
                        double(l.headDim + l.vHeadDim) * double(l.numHeads) *
                        double(b);
+        double tflops = flops / (median * 1e-3) / 1e12;
         char text[128];
         std::snprintf(text, sizeof(text), ": %.4f ms, %.2f TFLOP/s", median,
-                      flops / (median * 1e-3) / 1e12);
+                      tflops);
         line += text;
+        record["ms"] = median;
+        record["tflops"] = tflops;
       }
-      std::printf("%s\n", line.c_str());
+      std::printf("%s\n", o.jsonLines ? record.dump().c_str() : line.c_str());
     }
   }
   return failed ? 1 : 0;

@@ -192,8 +192,7 @@ int main(int argc, char **argv) {
     bool ok = worst <= limit;
     outs() << "check: " << (ok ? "passed" : "FAILED") << " on " << ran
            << " layers, max relative error " << format("%.3g", worst)
-           << (ok ? " <= " : " > ") << format("%.3g", limit)
-           << "\n";
+           << (ok ? " <= " : " > ") << format("%.3g", limit) << "\n";
     return ok ? 0 : 1;
   }
   return 0;

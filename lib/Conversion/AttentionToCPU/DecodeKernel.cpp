@@ -299,9 +299,9 @@ func::FuncOp DecodeEmitter::emit(StringRef name) {
       memref::StoreOp::create(b, sum, rowSum, rIdx);
     }
 
-    auto [lo, hi] = getSplitKeyRange(
-        b, sig.mask, arith::AddIOp::create(b, position, query), split,
-        numSplits, kTileSize);
+    auto [lo, hi] =
+        getSplitKeyRange(b, sig.mask, arith::AddIOp::create(b, position, query),
+                         split, numSplits, kTileSize);
     // Rows run from (lo / capacity) * capacity up to the wrap, then from 0.
     Value base = arith::MulIOp::create(
         b, arith::DivUIOp::create(b, lo, capacity), capacity);

@@ -19,8 +19,7 @@ getUnsupportedReason(const AttentionSignature &sig, int64_t keyTile) {
       sig.vHeadDim > 256)
     return "head dims must be multiples of 16 up to 256 for the GPU "
            "kernels (mma.sync m16n8k16), got " +
-           std::to_string(sig.headDim) + " and " +
-           std::to_string(sig.vHeadDim);
+           std::to_string(sig.headDim) + " and " + std::to_string(sig.vHeadDim);
   if (keyTile <= 0 || keyTile % 16 != 0)
     return "k-tile must be a positive multiple of 16 for the GPU kernels, "
            "got " +
@@ -68,8 +67,7 @@ struct ConvertAttentionToGPUPass
         op.emitOpError() << *reason;
         return signalPassFailure();
       }
-      std::string name =
-          cast<SymbolOpInterface>(kernel).getName().str();
+      std::string name = cast<SymbolOpInterface>(kernel).getName().str();
       b.setLoc(kernel->getLoc());
       auto flash = emitFlashKernel(b, name, sig, tile);
       flash->setAttr("hybrid.q_tile", b.getI64IntegerAttr(kQueryTile));

@@ -77,9 +77,12 @@ Value DecodeEmitter::reduceCTA(Value x, bool max, int64_t slot) {
   Value slotIndex = index(b, slot);
   ifThen(b,
          arith::CmpIOp::create(b, arith::CmpIPredicate::eq, lane, index(b, 0)),
-         [&] { memref::StoreOp::create(b, x, sRed, ValueRange{warp, slotIndex}); });
+         [&] {
+           memref::StoreOp::create(b, x, sRed, ValueRange{warp, slotIndex});
+         });
   mlir::gpu::BarrierOp::create(b);
-  Value result = memref::LoadOp::create(b, sRed, ValueRange{index(b, 0), slotIndex});
+  Value result =
+      memref::LoadOp::create(b, sRed, ValueRange{index(b, 0), slotIndex});
   for (int64_t w = 1; w < kWarps; ++w)
     result = combine(result, memref::LoadOp::create(
                                  b, sRed, ValueRange{index(b, w), slotIndex}));
@@ -96,15 +99,15 @@ SmallVector<Value> DecodeEmitter::scores(Value row) {
       b, index(b, 0), index(b, sig.headDim), index(b, 8), init,
       [&](OpBuilder &nested, Location loc, Value d, ValueRange acc) {
         ImplicitLocOpBuilder ib(loc, nested);
-        Value key = vector::LoadOp::create(
-            ib, VectorType::get({8}, ib.getBF16Type()), k,
-            ValueRange{batch, row, kvHead, d}, /*nontemporal=*/false,
-            llvm::MaybeAlign(16));
+        Value key =
+            vector::LoadOp::create(ib, VectorType::get({8}, ib.getBF16Type()),
+                                   k, ValueRange{batch, row, kvHead, d},
+                                   /*nontemporal=*/false, llvm::MaybeAlign(16));
         Value keyF32 = arith::ExtFOp::create(ib, vec8, key);
         SmallVector<Value> next;
         for (int64_t r = 0; r < group; ++r) {
-          Value q = vector::LoadOp::create(ib, vec8, sQ,
-                                           ValueRange{index(ib, r), d});
+          Value q =
+              vector::LoadOp::create(ib, vec8, sQ, ValueRange{index(ib, r), d});
           next.push_back(vector::FMAOp::create(ib, q, keyF32, acc[r]));
         }
         scf::YieldOp::create(ib, next);
@@ -129,10 +132,10 @@ mlir::gpu::GPUFuncOp DecodeEmitter::emit(StringRef name) {
                  MemRefType::get({dyn, dyn, dyn, sig.heads}, f32Type),
                  b.getIndexType()});
   auto shared = [&](ArrayRef<int64_t> shape, Type type) -> Type {
-    return MemRefType::get(shape, type, MemRefLayoutAttrInterface(),
-                           mlir::gpu::AddressSpaceAttr::get(
-                               b.getContext(),
-                               mlir::gpu::AddressSpace::Workgroup));
+    return MemRefType::get(
+        shape, type, MemRefLayoutAttrInterface(),
+        mlir::gpu::AddressSpaceAttr::get(b.getContext(),
+                                         mlir::gpu::AddressSpace::Workgroup));
   };
   OpBuilder::InsertionGuard guard(b);
   auto func = createKernel(b, name, inputs,
@@ -161,8 +164,7 @@ mlir::gpu::GPUFuncOp DecodeEmitter::emit(StringRef name) {
   Value split = mlir::gpu::BlockIdOp::create(b, Dimension::x);
   Value numSplits = mlir::gpu::GridDimOp::create(b, Dimension::x);
   Value queryAndHead = mlir::gpu::BlockIdOp::create(b, Dimension::y);
-  Value query =
-      arith::DivUIOp::create(b, queryAndHead, index(b, sig.kvHeads));
+  Value query = arith::DivUIOp::create(b, queryAndHead, index(b, sig.kvHeads));
   kvHead = arith::RemUIOp::create(b, queryAndHead, index(b, sig.kvHeads));
   batch = mlir::gpu::BlockIdOp::create(b, Dimension::z);
   tid = mlir::gpu::ThreadIdOp::create(b, Dimension::x);
@@ -184,9 +186,9 @@ mlir::gpu::GPUFuncOp DecodeEmitter::emit(StringRef name) {
   mlir::gpu::BarrierOp::create(b);
 
   Value tile = index(b, kDecodeTile);
-  auto [lo, hi] = getSplitKeyRange(
-      b, sig.mask, arith::AddIOp::create(b, position, query), split,
-      numSplits, tile);
+  auto [lo, hi] =
+      getSplitKeyRange(b, sig.mask, arith::AddIOp::create(b, position, query),
+                       split, numSplits, tile);
 
   float inf = std::numeric_limits<float>::infinity();
   Value negInf = f32(b, -inf), zero = f32(b, 0.0);
@@ -200,7 +202,8 @@ mlir::gpu::GPUFuncOp DecodeEmitter::emit(StringRef name) {
     Value max = negInf;
     if (sinks) {
       sinkLogits.push_back(memref::LoadOp::create(
-          b, sinks, ValueRange{arith::AddIOp::create(b, firstHead, index(b, r))}));
+          b, sinks,
+          ValueRange{arith::AddIOp::create(b, firstHead, index(b, r))}));
       max = arith::SelectOp::create(b, firstSplit, sinkLogits.back(), negInf);
     }
     init.push_back(max);
@@ -215,9 +218,11 @@ mlir::gpu::GPUFuncOp DecodeEmitter::emit(StringRef name) {
     b.setInsertionPointToStart(loop.getBody());
     Value kt = loop.getInductionVar();
     ValueRange state = loop.getRegionIterArgs();
-    Value count = arith::MinSIOp::create(b, tile, arith::SubIOp::create(b, hi, kt));
+    Value count =
+        arith::MinSIOp::create(b, tile, arith::SubIOp::create(b, hi, kt));
     Value key = arith::AddIOp::create(b, kt, tid);
-    Value valid = arith::CmpIOp::create(b, arith::CmpIPredicate::slt, tid, count);
+    Value valid =
+        arith::CmpIOp::create(b, arith::CmpIPredicate::slt, tid, count);
     // Threads past the range read the tile's first key; their scores are
     // masked.
     Value row = arith::RemUIOp::create(
@@ -230,18 +235,18 @@ mlir::gpu::GPUFuncOp DecodeEmitter::emit(StringRef name) {
       if (cap > 0)
         x = arith::MulFOp::create(
             b, f32(b, cap),
-            math::TanhOp::create(b, arith::MulFOp::create(b, x, f32(b, 1 / cap))));
+            math::TanhOp::create(b,
+                                 arith::MulFOp::create(b, x, f32(b, 1 / cap))));
       x = arith::SelectOp::create(b, valid, x, negInf);
-      Value newMax = arith::MaximumFOp::create(
-          b, state[r], reduceCTA(x, /*max=*/true, r));
+      Value newMax =
+          arith::MaximumFOp::create(b, state[r], reduceCTA(x, /*max=*/true, r));
       Value safeMax = arith::SelectOp::create(
           b,
           arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, newMax, negInf),
           zero, newMax);
       alpha.push_back(
           math::ExpOp::create(b, arith::SubFOp::create(b, state[r], safeMax)));
-      Value prob =
-          math::ExpOp::create(b, arith::SubFOp::create(b, x, safeMax));
+      Value prob = math::ExpOp::create(b, arith::SubFOp::create(b, x, safeMax));
       memref::StoreOp::create(b, prob, sP, ValueRange{index(b, r), tid});
       next[r] = newMax;
       next[group + r] = arith::AddFOp::create(
@@ -279,8 +284,8 @@ mlir::gpu::GPUFuncOp DecodeEmitter::emit(StringRef name) {
             Value prob =
                 memref::LoadOp::create(ib, sP, ValueRange{index(ib, r), j});
             for (int64_t c = 0; c < valueSlots; ++c)
-              result.push_back(math::FmaOp::create(
-                  ib, prob, values[c], acc[r * valueSlots + c]));
+              result.push_back(math::FmaOp::create(ib, prob, values[c],
+                                                   acc[r * valueSlots + c]));
           }
           scf::YieldOp::create(ib, result);
         });
@@ -304,11 +309,10 @@ mlir::gpu::GPUFuncOp DecodeEmitter::emit(StringRef name) {
               math::ExpOp::create(
                   b, arith::SubFOp::create(b, sinkLogits[r], result[r]))),
           sum);
-    ifThen(b,
-           arith::CmpIOp::create(b, arith::CmpIPredicate::eq, tid, c0), [&] {
-             memref::StoreOp::create(b, result[r], partialMax, at);
-             memref::StoreOp::create(b, sum, partialSum, at);
-           });
+    ifThen(b, arith::CmpIOp::create(b, arith::CmpIPredicate::eq, tid, c0), [&] {
+      memref::StoreOp::create(b, result[r], partialMax, at);
+      memref::StoreOp::create(b, sum, partialSum, at);
+    });
     for (int64_t c = 0; c < valueSlots; ++c) {
       Value e = arith::AddIOp::create(b, tid, index(b, c * kThreads));
       ifThen(b,
@@ -338,12 +342,12 @@ hybrid::gpu::emitCombineKernel(ImplicitLocOpBuilder &b, StringRef name,
   int64_t dyn = ShapedType::kDynamic, vDim = sig.vHeadDim;
   Type f32Type = b.getF32Type();
   OpBuilder::InsertionGuard guard(b);
-  auto func = createKernel(
-      b, name,
-      {MemRefType::get({dyn, dyn, dyn, sig.heads, vDim}, f32Type),
-       MemRefType::get({dyn, dyn, dyn, sig.heads}, f32Type),
-       MemRefType::get({dyn, dyn, dyn, sig.heads}, f32Type),
-       getRowsType(f32Type, sig.heads, vDim)});
+  auto func =
+      createKernel(b, name,
+                   {MemRefType::get({dyn, dyn, dyn, sig.heads, vDim}, f32Type),
+                    MemRefType::get({dyn, dyn, dyn, sig.heads}, f32Type),
+                    MemRefType::get({dyn, dyn, dyn, sig.heads}, f32Type),
+                    getRowsType(f32Type, sig.heads, vDim)});
   Value partialOut = func.getArgument(0), partialMax = func.getArgument(1),
         partialSum = func.getArgument(2), out = func.getArgument(3);
   using mlir::gpu::Dimension;
@@ -373,8 +377,8 @@ hybrid::gpu::emitCombineKernel(ImplicitLocOpBuilder &b, StringRef name,
               arith::CmpFOp::create(ib, arith::CmpFPredicate::OEQ, m, negInf),
               f32(ib, 0.0),
               math::ExpOp::create(ib, arith::SubFOp::create(ib, m, max)));
-          Value x = memref::LoadOp::create(
-              ib, partialOut, ValueRange{s, batch, query, h, e});
+          Value x = memref::LoadOp::create(ib, partialOut,
+                                           ValueRange{s, batch, query, h, e});
           Value l = memref::LoadOp::create(ib, partialSum, at(s));
           scf::YieldOp::create(
               ib, ValueRange{math::FmaOp::create(ib, weight, x, acc[0]),

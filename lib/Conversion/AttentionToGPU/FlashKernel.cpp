@@ -101,8 +101,8 @@ Value FlashEmitter::stageTile(Value src, Value dst, int64_t dim, Value kt) {
     Value key =
         arith::MinUIOp::create(b, arith::AddIOp::create(b, kt, row), lastKey);
     tokens.push_back(nvgpu::DeviceAsyncCopyOp::create(
-        b, dst, ValueRange{row, col}, src,
-        ValueRange{batch, key, kvHead, col}, b.getIndexAttr(8),
+        b, dst, ValueRange{row, col}, src, ValueRange{batch, key, kvHead, col},
+        b.getIndexAttr(8),
         /*srcElements=*/Value(), /*bypassL1=*/b.getUnitAttr()));
   }
   return nvgpu::DeviceAsyncCreateGroupOp::create(b, tokens);
@@ -111,8 +111,7 @@ Value FlashEmitter::stageTile(Value src, Value dst, int64_t dim, Value kt) {
 void FlashEmitter::waitGroups(int32_t pending) {
   // cp.async.wait_group counts this thread's committed groups; the token
   // operand only ties the wait to the copies in the IR.
-  nvgpu::DeviceAsyncWaitOp::create(b, firstGroup,
-                                   b.getI32IntegerAttr(pending));
+  nvgpu::DeviceAsyncWaitOp::create(b, firstGroup, b.getI32IntegerAttr(pending));
 }
 
 Value FlashEmitter::pack(Value lo, Value hi) {
@@ -122,8 +121,8 @@ Value FlashEmitter::pack(Value lo, Value hi) {
   };
   Value pair = vector::FromElementsOp::create(
       b, VectorType::get({2}, bf16), ValueRange{truncate(lo), truncate(hi)});
-  Value word = vector::BitCastOp::create(
-      b, VectorType::get({1}, b.getI32Type()), pair);
+  Value word =
+      vector::BitCastOp::create(b, VectorType::get({1}, b.getI32Type()), pair);
   return vector::ExtractOp::create(b, word, ArrayRef<int64_t>{0});
 }
 
@@ -132,18 +131,17 @@ Value FlashEmitter::loadPair(Value memref, ValueRange indices) {
   Value pair = vector::LoadOp::create(
       b, VectorType::get({2}, b.getBF16Type()), memref, indices,
       /*nontemporal=*/false, llvm::MaybeAlign(4));
-  Value word = vector::BitCastOp::create(
-      b, VectorType::get({1}, b.getI32Type()), pair);
+  Value word =
+      vector::BitCastOp::create(b, VectorType::get({1}, b.getI32Type()), pair);
   return vector::ExtractOp::create(b, word, ArrayRef<int64_t>{0});
 }
 
-SmallVector<Value> FlashEmitter::loadMatrix(Value memref, Value row,
-                                            Value col, int64_t tiles,
-                                            bool transpose) {
+SmallVector<Value> FlashEmitter::loadMatrix(Value memref, Value row, Value col,
+                                            int64_t tiles, bool transpose) {
   Type bf16 = b.getBF16Type();
-  Value matrix = nvgpu::LdMatrixOp::create(
-      b, VectorType::get({tiles, 2}, bf16), memref, ValueRange{row, col},
-      transpose, tiles);
+  Value matrix =
+      nvgpu::LdMatrixOp::create(b, VectorType::get({tiles, 2}, bf16), memref,
+                                ValueRange{row, col}, transpose, tiles);
   SmallVector<Value> registers;
   for (int64_t i = 0; i < tiles; ++i) {
     Value pair = vector::ExtractOp::create(b, matrix, ArrayRef<int64_t>{i});
@@ -163,8 +161,7 @@ Accumulator FlashEmitter::mma(ArrayRef<Value> a, ArrayRef<Value> bFrag,
   Value d = NVVM::MmaOp::create(
       b, resultType, a, bFrag, ArrayRef<Value>(c), {16, 8, 16},
       /*b1Op=*/std::nullopt, /*intOverflow=*/std::nullopt,
-      std::array<NVVM::MMATypes, 2>{NVVM::MMATypes::bf16,
-                                    NVVM::MMATypes::bf16},
+      std::array<NVVM::MMATypes, 2>{NVVM::MMATypes::bf16, NVVM::MMATypes::bf16},
       std::array<NVVM::MMALayout, 2>{NVVM::MMALayout::row,
                                      NVVM::MMALayout::col});
   Accumulator result;
@@ -174,7 +171,8 @@ Accumulator FlashEmitter::mma(ArrayRef<Value> a, ArrayRef<Value> bFrag,
 }
 
 Value FlashEmitter::quadReduce(Value x, bool max) {
-  Value width = arith::ConstantOp::create(b, b.getI32IntegerAttr(kThreadsPerWarp));
+  Value width =
+      arith::ConstantOp::create(b, b.getI32IntegerAttr(kThreadsPerWarp));
   for (int32_t offset : {1, 2}) {
     Value other =
         mlir::gpu::ShuffleOp::create(
@@ -223,9 +221,9 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
   using mlir::gpu::Dimension;
   Value numTiles = mlir::gpu::GridDimOp::create(b, Dimension::x);
   // Heaviest tiles (last queries) first: better balance under causal masks.
-  Value tile = arith::SubIOp::create(
-      b, arith::SubIOp::create(b, numTiles, c1),
-      mlir::gpu::BlockIdOp::create(b, Dimension::x));
+  Value tile =
+      arith::SubIOp::create(b, arith::SubIOp::create(b, numTiles, c1),
+                            mlir::gpu::BlockIdOp::create(b, Dimension::x));
   head = mlir::gpu::BlockIdOp::create(b, Dimension::y);
   batch = mlir::gpu::BlockIdOp::create(b, Dimension::z);
   kvHead = arith::DivUIOp::create(b, head, index(b, sig.groupSize()));
@@ -260,8 +258,7 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
     rowBegin[r] = getKeyBegin(b, sig.mask, position);
     // Padding rows see nothing.
     rowEnd[r] = arith::SelectOp::create(
-        b, rowValid[r], getKeyEnd(b, sig.mask, position, numKeys),
-        rowBegin[r]);
+        b, rowValid[r], getKeyEnd(b, sig.mask, position, numKeys), rowBegin[r]);
   }
 
   // Q fragments for every 16-wide slice of the head dim: rows g and g + 8,
@@ -345,11 +342,10 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
         for (Value &s : acc)
           s = arith::MulFOp::create(
               b, f32(b, cap),
-              math::TanhOp::create(b,
-                                   arith::MulFOp::create(b, s, f32(b, 1 / cap))));
+              math::TanhOp::create(
+                  b, arith::MulFOp::create(b, s, f32(b, 1 / cap))));
     Value interior = arith::AndIOp::create(
-        b,
-        arith::CmpIOp::create(b, arith::CmpIPredicate::sle, lastBegin, kt),
+        b, arith::CmpIOp::create(b, arith::CmpIPredicate::sle, lastBegin, kt),
         arith::CmpIOp::create(b, arith::CmpIPredicate::sle, nextKt, firstEnd));
     SmallVector<Type> scoreTypes(kBlocks * 4, f32Type);
     auto masked = scf::IfOp::create(b, scoreTypes, interior,
@@ -391,7 +387,8 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
       Value tileMax = negInf;
       for (const Accumulator &acc : scores)
         tileMax = arith::MaximumFOp::create(
-            b, tileMax, arith::MaximumFOp::create(b, acc[2 * r], acc[2 * r + 1]));
+            b, tileMax,
+            arith::MaximumFOp::create(b, acc[2 * r], acc[2 * r + 1]));
       tileMax = quadReduce(tileMax, /*max=*/true);
       Value oldMax = state[r];
       Value newMax = arith::MaximumFOp::create(b, oldMax, tileMax);
@@ -400,13 +397,13 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
           b,
           arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, newMax, negInf),
           zero, newMax);
-      alpha[r] = math::ExpOp::create(
-          b, arith::SubFOp::create(b, oldMax, safeMax));
+      alpha[r] =
+          math::ExpOp::create(b, arith::SubFOp::create(b, oldMax, safeMax));
       Value sum = arith::MulFOp::create(b, state[2 + r], alpha[r]);
       for (Accumulator &acc : scores)
         for (int i = 2 * r; i < 2 * r + 2; ++i) {
-          acc[i] = math::ExpOp::create(
-              b, arith::SubFOp::create(b, acc[i], safeMax));
+          acc[i] =
+              math::ExpOp::create(b, arith::SubFOp::create(b, acc[i], safeMax));
           sum = arith::AddFOp::create(b, sum, acc[i]);
         }
       next[r] = newMax;
@@ -442,12 +439,11 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
       Value col = arith::AddIOp::create(b, dimHalf, index(b, vb * 8));
       for (int64_t kk = 0; kk < kBlocks / 2; ++kk) {
         Value key = arith::AddIOp::create(
-            b, arith::AddIOp::create(b, keyHalf, laneRow),
-            index(b, kk * 16));
+            b, arith::AddIOp::create(b, keyHalf, laneRow), index(b, kk * 16));
         SmallVector<Value> frags = loadMatrix(sV, key, col, 4, true);
         for (int64_t half = 0; half < 2; ++half)
-          acc[half] = mma(probFrags[kk],
-                          {frags[2 * half], frags[2 * half + 1]}, acc[half]);
+          acc[half] = mma(probFrags[kk], {frags[2 * half], frags[2 * half + 1]},
+                          acc[half]);
       }
       for (int64_t half = 0; half < 2; ++half)
         for (int i = 0; i < 4; ++i)

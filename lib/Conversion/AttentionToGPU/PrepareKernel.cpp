@@ -23,8 +23,7 @@ MemRefType hybrid::gpu::getRowsType(Type element, int64_t heads, int64_t dim) {
 }
 
 mlir::gpu::GPUFuncOp hybrid::gpu::createKernel(ImplicitLocOpBuilder &b,
-                                               StringRef name,
-                                               TypeRange inputs,
+                                               StringRef name, TypeRange inputs,
                                                TypeRange workgroup) {
   auto func = mlir::gpu::GPUFuncOp::create(
       b, name, b.getFunctionType(inputs, {}), workgroup);
@@ -40,8 +39,7 @@ mlir::gpu::GPUFuncOp hybrid::gpu::createKernel(ImplicitLocOpBuilder &b,
 /// Calls `body(batch, s, h, d)` for every element of the CTA's row of
 /// `rows` ([B, S, heads, dim]), the row being block x.
 static void forEachElement(ImplicitLocOpBuilder &b, Value rows, int64_t heads,
-                           int64_t dim,
-                           function_ref<void(ValueRange)> body) {
+                           int64_t dim, function_ref<void(ValueRange)> body) {
   Value row = mlir::gpu::BlockIdOp::create(b, mlir::gpu::Dimension::x);
   Value seq = memref::DimOp::create(b, rows, 1);
   Value batch = arith::DivUIOp::create(b, row, seq);
@@ -54,9 +52,9 @@ static void forEachElement(ImplicitLocOpBuilder &b, Value rows, int64_t heads,
   });
 }
 
-mlir::gpu::GPUFuncOp hybrid::gpu::emitPrepareKernel(
-    ImplicitLocOpBuilder &b, StringRef name, const AttentionSignature &sig,
-    bool forQueries) {
+mlir::gpu::GPUFuncOp
+hybrid::gpu::emitPrepareKernel(ImplicitLocOpBuilder &b, StringRef name,
+                               const AttentionSignature &sig, bool forQueries) {
   int64_t heads = forQueries ? sig.heads : sig.kvHeads, dim = sig.headDim;
   std::string fullName =
       (name + (forQueries ? "_prepare_q" : "_prepare_k")).str();
@@ -90,7 +88,8 @@ mlir::gpu::GPUFuncOp hybrid::gpu::emitPrepareKernel(
       // other dims (partial rotary) pass through.
       Value half = index(b, rope.half);
       Value pairs = index(b, rope.inverseFrequencies.size());
-      Value first = arith::CmpIOp::create(b, arith::CmpIPredicate::ult, d, pairs);
+      Value first =
+          arith::CmpIOp::create(b, arith::CmpIPredicate::ult, d, pairs);
       Value shifted = arith::SubIOp::create(b, d, half);
       Value second = arith::AndIOp::create(
           b, arith::CmpIOp::create(b, arith::CmpIPredicate::uge, d, half),
@@ -136,8 +135,8 @@ mlir::gpu::GPUFuncOp hybrid::gpu::emitPrepareKernel(
       y = arith::MulFOp::create(b, y,
                                 arith::TruncFOp::create(b, f32Type, factor));
     }
-    memref::StoreOp::create(
-        b, arith::TruncFOp::create(b, b.getBF16Type(), y), out, at);
+    memref::StoreOp::create(b, arith::TruncFOp::create(b, b.getBF16Type(), y),
+                            out, at);
   });
   return func;
 }
@@ -146,15 +145,15 @@ mlir::gpu::GPUFuncOp
 hybrid::gpu::emitConvertKernel(ImplicitLocOpBuilder &b, StringRef name,
                                const AttentionSignature &sig) {
   OpBuilder::InsertionGuard guard(b);
-  auto func = createKernel(
-      b, (name + "_prepare_v").str(),
-      {getRowsType(b.getF32Type(), sig.kvHeads, sig.vHeadDim),
-       getRowsType(b.getBF16Type(), sig.kvHeads, sig.vHeadDim)});
+  auto func =
+      createKernel(b, (name + "_prepare_v").str(),
+                   {getRowsType(b.getF32Type(), sig.kvHeads, sig.vHeadDim),
+                    getRowsType(b.getBF16Type(), sig.kvHeads, sig.vHeadDim)});
   Value in = func.getArgument(0), out = func.getArgument(1);
   forEachElement(b, in, sig.kvHeads, sig.vHeadDim, [&](ValueRange at) {
     Value x = memref::LoadOp::create(b, in, at);
-    memref::StoreOp::create(
-        b, arith::TruncFOp::create(b, b.getBF16Type(), x), out, at);
+    memref::StoreOp::create(b, arith::TruncFOp::create(b, b.getBF16Type(), x),
+                            out, at);
   });
   return func;
 }

@@ -63,8 +63,7 @@ void hybrid::ifThen(ImplicitLocOpBuilder &b, Value cond,
   }
 }
 
-Value hybrid::getKeyBegin(ImplicitLocOpBuilder &b, MaskAttr m,
-                          Value position) {
+Value hybrid::getKeyBegin(ImplicitLocOpBuilder &b, MaskAttr m, Value position) {
   switch (m.getKind()) {
   case MaskKind::full:
     return index(b, 0);
@@ -114,14 +113,14 @@ std::pair<Value, Value> hybrid::getSplitKeyRange(ImplicitLocOpBuilder &b,
       b, rangeEnd,
       arith::AddIOp::create(b, rangeBegin,
                             arith::MulIOp::create(b, split, splitLength)));
-  Value hi = arith::MinSIOp::create(
-      b, rangeEnd, arith::AddIOp::create(b, lo, splitLength));
+  Value hi = arith::MinSIOp::create(b, rangeEnd,
+                                    arith::AddIOp::create(b, lo, splitLength));
   return {lo, hi};
 }
 
-Value hybrid::getMaxOverSplits(
-    ImplicitLocOpBuilder &b, Value partialMax, Value numSplits,
-    function_ref<SmallVector<Value>(Value)> at) {
+Value hybrid::getMaxOverSplits(ImplicitLocOpBuilder &b, Value partialMax,
+                               Value numSplits,
+                               function_ref<SmallVector<Value>(Value)> at) {
   Value negInf = f32(b, -std::numeric_limits<float>::infinity());
   auto loop = scf::ForOp::create(
       b, index(b, 0), numSplits, index(b, 1), ValueRange{negInf},
@@ -135,7 +134,7 @@ Value hybrid::getMaxOverSplits(
 }
 
 Value hybrid::getF64Table(ImplicitLocOpBuilder &b, Operation *func,
-                         StringRef name, ArrayRef<double> values) {
+                          StringRef name, ArrayRef<double> values) {
   auto type = MemRefType::get({int64_t(values.size())}, b.getF64Type());
   auto tensorType =
       RankedTensorType::get({int64_t(values.size())}, b.getF64Type());
@@ -150,7 +149,7 @@ Value hybrid::getF64Table(ImplicitLocOpBuilder &b, Operation *func,
 }
 
 Value hybrid::getTemperature(ImplicitLocOpBuilder &b, Value position,
-                            TemperatureTuningAttr tuning) {
+                             TemperatureTuningAttr tuning) {
   auto cst = [&](double v) {
     return arith::ConstantOp::create(b, b.getF64FloatAttr(v));
   };
@@ -161,4 +160,3 @@ Value hybrid::getTemperature(ImplicitLocOpBuilder &b, Value position,
   return arith::AddFOp::create(
       b, arith::MulFOp::create(b, log, cst(tuning.getAttnScale())), cst(1.0));
 }
-

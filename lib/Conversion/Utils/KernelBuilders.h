@@ -1,4 +1,5 @@
-//===- KernelBuilders.h - What every attention kernel emitter shares -*- C++ -*-===//
+//===- KernelBuilders.h - What every attention kernel emitter shares -*- C++
+//-*-===//
 //
 // The CPU and GPU emitters compute the same attention: one signature per
 // layer kind, the mask's visible key range per query, and small builders for
@@ -64,16 +65,15 @@ mlir::Value getKeyEnd(mlir::ImplicitLocOpBuilder &b, MaskAttr mask,
 /// [lo, hi), empty for splits past the range.
 std::pair<mlir::Value, mlir::Value>
 getSplitKeyRange(mlir::ImplicitLocOpBuilder &b, MaskAttr mask,
-                 mlir::Value position, mlir::Value split,
-                 mlir::Value numSplits, mlir::Value tile);
+                 mlir::Value position, mlir::Value split, mlir::Value numSplits,
+                 mlir::Value tile);
 
 /// The largest of partialMax[at(s)] over splits s < numSplits (-inf when
 /// every split saw nothing): where a decode combine starts.
-mlir::Value
-getMaxOverSplits(mlir::ImplicitLocOpBuilder &b, mlir::Value partialMax,
-                 mlir::Value numSplits,
-                 llvm::function_ref<llvm::SmallVector<mlir::Value>(mlir::Value)>
-                     at);
+mlir::Value getMaxOverSplits(
+    mlir::ImplicitLocOpBuilder &b, mlir::Value partialMax,
+    mlir::Value numSplits,
+    llvm::function_ref<llvm::SmallVector<mlir::Value>(mlir::Value)> at);
 
 /// A private constant global holding `values` (f64), placed before `func`
 /// (a func.func or gpu.func), and its value inside the function.

@@ -3,9 +3,9 @@
 #include "CudaBackend.h"
 #include "CudaDriver.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
-#include <algorithm>
 #include <map>
 #include <optional>
 #include <sstream>
@@ -101,10 +101,9 @@ struct Backend::State {
     auto it = functions.find(symbol);
     if (it == functions.end()) {
       CUfunction loaded = nullptr;
-      if (std::string e =
-              check("kernel " + symbol,
-                    driver.cuModuleGetFunction(&loaded, module,
-                                               symbol.c_str()));
+      if (std::string e = check(
+              "kernel " + symbol,
+              driver.cuModuleGetFunction(&loaded, module, symbol.c_str()));
           !e.empty())
         return e;
       it = functions.emplace(symbol, loaded).first;
@@ -173,9 +172,9 @@ struct Backend::State {
   /// stream: errors of earlier launches surface here.
   std::string finish(float *out, DeviceBuffer &buffer, size_t count,
                      const std::string &what) {
-    if (std::string e = check("copying the output from the GPU",
-                              driver.cuMemcpyDtoHAsync(out, buffer.ptr,
-                                                       count * 4, stream));
+    if (std::string e =
+            check("copying the output from the GPU",
+                  driver.cuMemcpyDtoHAsync(out, buffer.ptr, count * 4, stream));
         !e.empty())
       return e;
     return check("running " + what, driver.cuStreamSynchronize(stream));
@@ -191,10 +190,10 @@ Backend::~Backend() {
   Driver &d = state->driver;
   if (state->context)
     d.cuCtxSetCurrent(state->context);
-  for (DeviceBuffer *b : {&state->qIn, &state->kIn, &state->vIn,
-                          &state->sinksIn, &state->qBf16, &state->kBf16,
-                          &state->vBf16, &state->out, &state->partialOut,
-                          &state->partialMax, &state->partialSum})
+  for (DeviceBuffer *b :
+       {&state->qIn, &state->kIn, &state->vIn, &state->sinksIn, &state->qBf16,
+        &state->kBf16, &state->vBf16, &state->out, &state->partialOut,
+        &state->partialMax, &state->partialSum})
     if (b->ptr)
       d.cuMemFree(b->ptr);
   for (CUevent e : state->events)
@@ -240,9 +239,8 @@ std::unique_ptr<Backend> Backend::open(const Manifest &manifest,
   s.name = name;
   d.cuDeviceGetAttribute(&s.multiprocessors,
                          CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, s.device);
-  if (std::string e =
-          s.check("cuDevicePrimaryCtxRetain",
-                  d.cuDevicePrimaryCtxRetain(&s.context, s.device));
+  if (std::string e = s.check("cuDevicePrimaryCtxRetain",
+                              d.cuDevicePrimaryCtxRetain(&s.context, s.device));
       !e.empty())
     return failed(e);
   d.cuCtxSetCurrent(s.context);
@@ -263,16 +261,15 @@ std::unique_ptr<Backend> Backend::open(const Manifest &manifest,
     bool ok = false;
     std::string ptx = readFile(manifest.dir + "/" + manifest.library, ok);
     if (!ok)
-      return failed(manifest.dir + "/" + manifest.library +
-                    ": cannot be read");
-    if (std::string e = s.check("loading " + manifest.library + " on " +
-                                    s.name,
+      return failed(manifest.dir + "/" + manifest.library + ": cannot be read");
+    if (std::string e = s.check("loading " + manifest.library + " on " + s.name,
                                 d.cuModuleLoadData(&s.module, ptx.c_str()));
         !e.empty())
       return failed(cubinError.empty() ? e : cubinError + "; " + e);
   }
-  if (std::string e = s.check("cuStreamCreate",
-                              d.cuStreamCreate(&s.stream, CU_STREAM_NON_BLOCKING));
+  if (std::string e =
+          s.check("cuStreamCreate",
+                  d.cuStreamCreate(&s.stream, CU_STREAM_NON_BLOCKING));
       !e.empty())
     return failed(e);
   for (CUevent &event : s.events)
@@ -287,16 +284,15 @@ int64_t DeviceCache::bytes() const { return keyBytes + valueBytes; }
 
 std::string Backend::prefill(const LayerSpec &l, const KernelSpec &kernel,
                              int64_t batch, int64_t seq, const float *q,
-                             const float *k, const float *v,
-                             const float *sinks, float *out) {
+                             const float *k, const float *v, const float *sinks,
+                             float *out) {
   return prefill(l, kernel, batch, seq, q, k, v, sinks, out, nullptr);
 }
 
 std::string Backend::prefill(const LayerSpec &l, const KernelSpec &kernel,
                              int64_t batch, int64_t seq, const float *q,
-                             const float *k, const float *v,
-                             const float *sinks, float *out,
-                             DeviceCache *cache) {
+                             const float *k, const float *v, const float *sinks,
+                             float *out, DeviceCache *cache) {
   State &s = *state;
   Driver &d = s.driver;
   d.cuCtxSetCurrent(s.context);
@@ -320,8 +316,8 @@ std::string Backend::prefill(const LayerSpec &l, const KernelSpec &kernel,
   step(s.check("cuEventRecord", d.cuEventRecord(s.events[0], s.stream)));
   step(s.prepare(kernel, kernel.prepareQ, s.qIn, s.qBf16, qShape, 0));
   step(s.prepare(kernel, kernel.prepareK, s.kIn, s.kBf16, kShape, 0));
-  step(s.prepare(kernel, kernel.prepareV, s.vIn, s.vBf16, vShape,
-                 std::nullopt));
+  step(
+      s.prepare(kernel, kernel.prepareV, s.vIn, s.vBf16, vShape, std::nullopt));
   step(s.check("cuEventRecord", d.cuEventRecord(s.events[1], s.stream)));
   if (!e.empty())
     return e;
@@ -362,12 +358,10 @@ std::string Backend::allocate(const LayerSpec &l, int64_t batch, int64_t rows,
   cache.keyBytes = batch * rows * l.numKvHeads * l.headDim * 2;
   cache.valueBytes = batch * rows * l.numKvHeads * l.vHeadDim * 2;
   CUdeviceptr keys = 0, values = 0;
-  std::string what = "allocating the KV cache of layer " +
-                     std::to_string(l.index) + " (" +
-                     std::to_string(cache.keyBytes + cache.valueBytes) +
-                     " bytes)";
-  if (std::string e =
-          s.check(what, s.driver.cuMemAlloc(&keys, cache.keyBytes));
+  std::string what =
+      "allocating the KV cache of layer " + std::to_string(l.index) + " (" +
+      std::to_string(cache.keyBytes + cache.valueBytes) + " bytes)";
+  if (std::string e = s.check(what, s.driver.cuMemAlloc(&keys, cache.keyBytes));
       !e.empty())
     return e;
   cache.keys = keys;
@@ -446,8 +440,9 @@ std::string Backend::decode(const LayerSpec &l, const KernelSpec &kernel,
     first = (total - 1) / l.chunk * l.chunk;
   int64_t items = batch * steps * l.numKvHeads;
   int64_t tiles = (total - first + kernel.threads - 1) / kernel.threads;
-  int64_t splits = std::clamp<int64_t>(
-      (2 * s.multiprocessors + items - 1) / items, 1, std::max<int64_t>(1, tiles));
+  int64_t splits =
+      std::clamp<int64_t>((2 * s.multiprocessors + items - 1) / items, 1,
+                          std::max<int64_t>(1, tiles));
   size_t partial = splits * batch * steps * l.numHeads;
   size_t outCount = batch * steps * l.numHeads * l.vHeadDim;
   step(s.ensure(s.partialOut, partial * l.vHeadDim * 4));
@@ -467,14 +462,12 @@ std::string Backend::decode(const LayerSpec &l, const KernelSpec &kernel,
   if (sinks)
     args.memref(s.sinksIn.ptr, {l.numHeads});
   std::vector<int64_t> partialShape = {splits, batch, steps, l.numHeads};
-  args.memref(s.partialOut.ptr,
-              {splits, batch, steps, l.numHeads, l.vHeadDim});
+  args.memref(s.partialOut.ptr, {splits, batch, steps, l.numHeads, l.vHeadDim});
   args.memref(s.partialMax.ptr, partialShape);
   args.memref(s.partialSum.ptr, partialShape);
   args.scalar(position);
-  step(s.launch(kernel.decode, unsigned(splits),
-                unsigned(steps * l.numKvHeads), unsigned(batch),
-                unsigned(kernel.threads), args));
+  step(s.launch(kernel.decode, unsigned(splits), unsigned(steps * l.numKvHeads),
+                unsigned(batch), unsigned(kernel.threads), args));
   LaunchArgs combine;
   combine.memref(s.partialOut.ptr,
                  {splits, batch, steps, l.numHeads, l.vHeadDim});

@@ -70,10 +70,10 @@ public:
   /// and v to `own` (null for shared layers), then attends over `owner`'s
   /// cache with the decode and combine kernels.
   std::string decode(const LayerSpec &layer, const KernelSpec &kernel,
-                     DeviceCache *own, const DeviceCache &owner,
-                     int64_t batch, int64_t position, int64_t steps,
-                     const float *q, const float *k, const float *v,
-                     const float *sinks, float *out);
+                     DeviceCache *own, const DeviceCache &owner, int64_t batch,
+                     int64_t position, int64_t steps, const float *q,
+                     const float *k, const float *v, const float *sinks,
+                     float *out);
 
   /// Device milliseconds of the last prefill: prepare kernels, and the
   /// attention kernel alone.

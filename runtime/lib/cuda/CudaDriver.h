@@ -17,7 +17,7 @@
 
 namespace hybrid::rt::cuda {
 
-#define HYBRID_CUDA_DRIVER_FUNCTIONS(X)                                       \
+#define HYBRID_CUDA_DRIVER_FUNCTIONS(X)                                        \
   X(cuInit)                                                                    \
   X(cuGetErrorName)                                                            \
   X(cuGetErrorString)                                                          \

@@ -1,0 +1,61 @@
+#!/usr/bin/env python3
+"""The GPU benchmark's table, from one run of utils/gpu-suite.sh.
+
+Reads DIR/results/ours.jsonl (hybrid-rt-check --json: prefill device time of
+the attention kernel, decode per step) and DIR/results/baselines.jsonl
+(utils/gpu-baselines.py), measured in the same run, and prints the markdown
+section docs/benchmarks.md takes: useful TFLOP/s (visible query-key pairs
+only) with ratios against FlexAttention (same mask) and SDPA's flash backend
+(causal), and decode bandwidth against a device-to-device copy.
+"""
+import json
+import pathlib
+import sys
+
+
+def load(path):
+    return [json.loads(line) for line in path.read_text().splitlines()
+            if line.startswith("{")]
+
+
+def main():
+    results = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else "gpu-suite") / "results"
+    ours = load(results / "ours.jsonl")
+    base = load(results / "baselines.jsonl")
+    gpu = (results / "gpu.txt").read_text().strip() if (results / "gpu.txt").exists() else "?"
+    by = {(b["name"], b.get("seq")): b for b in base}
+    copy = next((b for b in base if b["name"] == "copy"), None)
+
+    print(f"### GPU ({gpu}), bf16, 32 heads of dim 128, batch 1\n")
+    print("| layer | N | ours TFLOP/s | FlexAttention | ours / Flex | SDPA flash (causal) | ours / SDPA |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for r in ours:
+        if "tflops" not in r:
+            continue
+        n, sliding = r["seq"], r["kind"] == "sliding"
+        flex = by.get(("flex_sliding" if sliding else "flex_causal", n))
+        sdpa = by.get(("sdpa_flash", n))
+        name = f"sliding {r['window']}" if sliding else "causal"
+        cells = [name, str(n), f"{r['tflops']:.1f}"]
+        cells += [f"{flex['tflops']:.1f}", f"{r['tflops'] / flex['tflops']:.2f}"] if flex else ["-", "-"]
+        if sdpa and not sliding:
+            cells += [f"{sdpa['tflops']:.1f}", f"{r['tflops'] / sdpa['tflops']:.2f}"]
+        else:
+            cells += ["-", "-"]
+        print("| " + " | ".join(cells) + " |")
+
+    print("\n| decode layer | context | ms per step | GB/s | of copy |")
+    print("| --- | --- | --- | --- | --- |")
+    for r in ours:
+        if "decode_gbytes_per_s" not in r:
+            continue
+        name = f"sliding {r['window']}" if r["kind"] == "sliding" else r["kind"]
+        share = f"{r['decode_gbytes_per_s'] / copy['gbytes_per_s']:.0%}" if copy else "-"
+        print(f"| {name} | {r['context']} | {r['decode_ms']:.4f} | "
+              f"{r['decode_gbytes_per_s']:.0f} | {share} |")
+    if copy:
+        print(f"\nCopy: {copy['gbytes_per_s']:.0f} GB/s (read + write of {copy['bytes'] / 2**30:.0f} GiB).")
+
+
+if __name__ == "__main__":
+    main()
