@@ -20,6 +20,17 @@ getUnsupportedReason(const AttentionSignature &sig, int64_t keyTile) {
     return "head dims must be multiples of 16 up to 256 for the GPU "
            "kernels (mma.sync m16n8k16), got " +
            std::to_string(sig.headDim) + " and " + std::to_string(sig.vHeadDim);
+  // The decode kernel keeps a kv head's G query rows and their
+  // probabilities for a 128-key tile in static shared memory.
+  int64_t group = sig.groupSize();
+  int64_t decodeBytes = group * (sig.headDim + kThreads) * 4 + kThreads * 8 +
+                        (kThreads / kThreadsPerWarp) * group * 4;
+  if (sig.mask.getCausal() && decodeBytes > 48 * 1024)
+    return "the GPU decode kernel keeps the " + std::to_string(group) +
+           " query heads of a kv head in shared memory: " +
+           std::to_string(decodeBytes) +
+           " bytes at head dim " + std::to_string(sig.headDim) +
+           ", over the 49152 available";
   if (keyTile <= 0 || keyTile % 16 != 0)
     return "k-tile must be a positive multiple of 16 for the GPU kernels, "
            "got " +
