@@ -25,10 +25,11 @@ if [[ "$mode" == prepare ]]; then
   python3 "$inputs/make-cross.py" > "$dir/cross.json"
   for spec in "$inputs"/{masks,positional,scores,gqa,nope,caches}.json \
               "$dir/cross.json" "$root/examples/configs/gemma-3-1b-it.json" \
+              "$root/examples/configs/gemma-4-e4b.json" \
               "$root/benchmarks/gpu-attention-32x128.json"; do
     name="$(basename "$spec" .json)"
     "$compile" "$spec" --target "cuda:$chip" --emit artifacts \
-      -o "$dir/artifacts/$name"
+      --max-seq 8192 -o "$dir/artifacts/$name"
   done
   # nlohmann_json (headers and CMake package) for the runtime's build there.
   mkdir -p "$dir/deps/include" "$dir/deps/share/cmake"

@@ -65,6 +65,7 @@ json hybrid::buildManifest(ModuleOp module, ScheduleOp schedule,
       json &kernel = kernels[symbol];
       kernel["prepare_v"] = entry(symbol + "_prepare_v");
       kernel["threads"] = cast<gpu::GPUFuncOp>(func).getKnownBlockSizeAttr()[0];
+      kernel["value_slices"] = tile("hybrid.value_slices");
     }
   }
   json manifest = {{"version", 1},

@@ -218,6 +218,10 @@ static KernelSpec parseKernel(const Fields &f) {
     throw FieldError(f.where("q_tile") + ": tile sizes must be positive");
   k.prepareV = f.string("prepare_v", std::string());
   k.threads = f.integer("threads", 0);
+  k.valueSlices = f.integer("value_slices", 1);
+  if (k.valueSlices <= 0 || k.vHeadDim % k.valueSlices != 0)
+    throw FieldError(f.where("value_slices") +
+                     ": must be a positive divisor of v_head_dim");
   return k;
 }
 

@@ -15,9 +15,9 @@ using namespace hybrid::gpu;
 /// Why the GPU kernels cannot compute `sig` with `keyTile`, if they cannot.
 static std::optional<std::string>
 getUnsupportedReason(const AttentionSignature &sig, int64_t keyTile) {
-  if (sig.headDim % 16 != 0 || sig.vHeadDim % 16 != 0 || sig.headDim > 256 ||
-      sig.vHeadDim > 256)
-    return "head dims must be multiples of 16 up to 256 for the GPU "
+  if (sig.headDim % 16 != 0 || sig.vHeadDim % 16 != 0 || sig.headDim > 512 ||
+      sig.vHeadDim > 512)
+    return "head dims must be multiples of 16 up to 512 for the GPU "
            "kernels (mma.sync m16n8k16), got " +
            std::to_string(sig.headDim) + " and " + std::to_string(sig.vHeadDim);
   // The decode kernel keeps a kv head's G query rows and their
@@ -70,19 +70,19 @@ struct ConvertAttentionToGPUPass
       }
       AttentionSignature sig = AttentionSignature::get(op);
       int64_t tile = op.getKTile().value_or(kTile);
-      // Two 64-key tiles of 256-wide bf16 rows would not fit the 48 KiB of
-      // static shared memory.
-      if (std::max(sig.headDim, sig.vHeadDim) > 128 && tile > 32)
-        tile = 32;
       if (std::optional<std::string> reason = getUnsupportedReason(sig, tile)) {
         op.emitOpError() << *reason;
         return signalPassFailure();
       }
       std::string name = cast<SymbolOpInterface>(kernel).getName().str();
       b.setLoc(kernel->getLoc());
+      tile = getFlashKeyTile(tile, sig.headDim, sig.vHeadDim);
       auto flash = emitFlashKernel(b, name, sig, tile);
       flash->setAttr("hybrid.q_tile", b.getI64IntegerAttr(kQueryTile));
       flash->setAttr("hybrid.k_tile", b.getI64IntegerAttr(tile));
+      flash->setAttr("hybrid.value_slices",
+                     b.getI64IntegerAttr(sig.vHeadDim /
+                                         getValueSlice(sig.vHeadDim)));
       emitPrepareKernel(b, name, sig, /*forQueries=*/true);
       emitPrepareKernel(b, name, sig, /*forQueries=*/false);
       emitConvertKernel(b, name, sig);

@@ -55,7 +55,9 @@ private:
   /// Issues the cp.async copies of `dim`-wide rows kt .. kt + kTile - 1 of
   /// `src` (kv head `kvHead`) into `dst` and commits them as one group.
   /// Returns the group's token.
-  Value stageTile(Value src, Value dst, int64_t dim, Value kt);
+  /// Source columns start at `colOffset` (null: 0), for value-dim slices.
+  Value stageTile(Value src, Value dst, int64_t dim, Value kt,
+                  Value colOffset = Value());
   void waitGroups(int32_t pending);
 
   /// Two bf16 values packed in the i32 an mma operand register holds.
@@ -84,7 +86,8 @@ private:
 
 } // namespace
 
-Value FlashEmitter::stageTile(Value src, Value dst, int64_t dim, Value kt) {
+Value FlashEmitter::stageTile(Value src, Value dst, int64_t dim, Value kt,
+                              Value colOffset) {
   // 16-byte chunks of 8 bf16; every thread issues the same number of copies
   // (the last round's spare threads repeat the last chunk) so that cp.async
   // group counts agree across the CTA.
@@ -100,8 +103,10 @@ Value FlashEmitter::stageTile(Value src, Value dst, int64_t dim, Value kt) {
         b, arith::RemUIOp::create(b, i, index(b, chunksPerRow)), index(b, 8));
     Value key =
         arith::MinUIOp::create(b, arith::AddIOp::create(b, kt, row), lastKey);
+    Value srcCol = colOffset ? arith::AddIOp::create(b, col, colOffset) : col;
     tokens.push_back(nvgpu::DeviceAsyncCopyOp::create(
-        b, dst, ValueRange{row, col}, src, ValueRange{batch, key, kvHead, col},
+        b, dst, ValueRange{row, col}, src,
+        ValueRange{batch, key, kvHead, srcCol},
         b.getIndexAttr(8),
         /*srcElements=*/Value(), /*bypassL1=*/b.getUnitAttr()));
   }
@@ -187,13 +192,18 @@ Value FlashEmitter::quadReduce(Value x, bool max) {
 
 mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
   Type bf16 = b.getBF16Type(), f32Type = b.getF32Type();
-  int64_t dim = sig.headDim, vDim = sig.vHeadDim;
+  // Each CTA accumulates one slice of vDim value dims (all of them up to
+  // 256); queries stay in registers up to head dim 256, beyond that they
+  // are reloaded per key tile (L1-resident).
+  int64_t dim = sig.headDim, vDim = getValueSlice(sig.vHeadDim);
+  int64_t slices = sig.vHeadDim / vDim;
+  bool queriesInRegisters = dim <= 256;
   SmallVector<Type> inputs = {getRowsType(bf16, sig.heads, dim),
                               getRowsType(bf16, sig.kvHeads, dim),
-                              getRowsType(bf16, sig.kvHeads, vDim)};
+                              getRowsType(bf16, sig.kvHeads, sig.vHeadDim)};
   if (sig.score.getSinks())
     inputs.push_back(MemRefType::get({sig.heads}, f32Type));
-  inputs.push_back(getRowsType(f32Type, sig.heads, vDim));
+  inputs.push_back(getRowsType(f32Type, sig.heads, sig.vHeadDim));
   auto workgroup = mlir::gpu::AddressSpaceAttr::get(
       b.getContext(), mlir::gpu::AddressSpace::Workgroup);
   Type keysType = MemRefType::get({kTile, dim + kPad}, bf16,
@@ -224,7 +234,16 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
   Value tile =
       arith::SubIOp::create(b, arith::SubIOp::create(b, numTiles, c1),
                             mlir::gpu::BlockIdOp::create(b, Dimension::x));
-  head = mlir::gpu::BlockIdOp::create(b, Dimension::y);
+  // Block y: query head, and value slice within it.
+  Value headAndSlice = mlir::gpu::BlockIdOp::create(b, Dimension::y);
+  head = headAndSlice;
+  Value valueOffset = index(b, 0);
+  if (slices > 1) {
+    head = arith::DivUIOp::create(b, headAndSlice, index(b, slices));
+    valueOffset = arith::MulIOp::create(
+        b, arith::RemUIOp::create(b, headAndSlice, index(b, slices)),
+        index(b, vDim));
+  }
   batch = mlir::gpu::BlockIdOp::create(b, Dimension::z);
   kvHead = arith::DivUIOp::create(b, head, index(b, sig.groupSize()));
   Value tid = mlir::gpu::ThreadIdOp::create(b, Dimension::x);
@@ -263,16 +282,19 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
 
   // Q fragments for every 16-wide slice of the head dim: rows g and g + 8,
   // columns 2t (+1) and 2t + 8 (+1).
-  SmallVector<std::array<Value, 4>> queryFrags;
-  for (int64_t kd = 0; kd < dim; kd += 16) {
+  auto loadQueryFrag = [&](int64_t kd) -> std::array<Value, 4> {
     Value col = arith::AddIOp::create(
         b, arith::MulIOp::create(b, t, index(b, 2)), index(b, kd));
     Value col8 = arith::AddIOp::create(b, col, index(b, 8));
     auto at = [&](int r, Value c) {
       return loadPair(q, ValueRange{batch, rowPosition[r], head, c});
     };
-    queryFrags.push_back({at(0, col), at(1, col), at(0, col8), at(1, col8)});
-  }
+    return {at(0, col), at(1, col), at(0, col8), at(1, col8)};
+  };
+  SmallVector<std::array<Value, 4>> queryFrags;
+  if (queriesInRegisters)
+    for (int64_t kd = 0; kd < dim; kd += 16)
+      queryFrags.push_back(loadQueryFrag(kd));
 
   Value first = arith::AddIOp::create(b, offset, q0);
   Value last =
@@ -308,27 +330,29 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
 
     waitGroups(0);
     mlir::gpu::BarrierOp::create(b);
-    stageTile(v, sV, vDim, kt);
+    stageTile(v, sV, vDim, kt, slices > 1 ? valueOffset : Value());
 
     // S = Q K^T. B operands (rows: keys g, columns: head dims 2t, 2t + 1)
     // come from ldmatrix: 8x8 tiles of sK (key rows, dim columns), lane L
     // addressing row L % 8 of tile L / 8; x4 loads two 16-dim steps.
-    SmallVector<Accumulator> scores;
     Value laneRow = arith::RemUIOp::create(b, lane, index(b, 8));
     Value laneTile = arith::DivUIOp::create(b, lane, index(b, 8));
-    for (int64_t nb = 0; nb < kBlocks; ++nb) {
-      Accumulator acc = {zero, zero, zero, zero};
-      Value key = arith::AddIOp::create(b, laneRow, index(b, nb * 8));
-      for (int64_t kd = 0; kd < dim; kd += 32) {
-        int64_t tiles = kd + 32 <= dim ? 4 : 2;
-        Value col = arith::AddIOp::create(
-            b, arith::MulIOp::create(b, laneTile, index(b, 8)), index(b, kd));
+    SmallVector<Accumulator> scores(kBlocks, Accumulator{zero, zero, zero, zero});
+    for (int64_t kd = 0; kd < dim; kd += 32) {
+      int64_t tiles = kd + 32 <= dim ? 4 : 2;
+      SmallVector<std::array<Value, 4>> a;
+      for (int64_t step = 0; step < tiles / 2; ++step)
+        a.push_back(queriesInRegisters ? queryFrags[kd / 16 + step]
+                                       : loadQueryFrag(kd + 16 * step));
+      Value col = arith::AddIOp::create(
+          b, arith::MulIOp::create(b, laneTile, index(b, 8)), index(b, kd));
+      for (int64_t nb = 0; nb < kBlocks; ++nb) {
+        Value key = arith::AddIOp::create(b, laneRow, index(b, nb * 8));
         SmallVector<Value> frags = loadMatrix(sK, key, col, tiles, false);
         for (int64_t step = 0; step < tiles / 2; ++step)
-          acc = mma(queryFrags[kd / 16 + step],
-                    {frags[2 * step], frags[2 * step + 1]}, acc);
+          scores[nb] = mma(a[step], {frags[2 * step], frags[2 * step + 1]},
+                           scores[nb]);
       }
-      scores.push_back(acc);
     }
 
     // Every warp is done with sK: prefetch the next key tile.
@@ -472,7 +496,9 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
     ifThen(b, rowValid[r], [&] {
       for (int64_t vb = 0; vb < vBlocks; ++vb)
         for (int i = 0; i < 2; ++i) {
-          Value col = arith::AddIOp::create(b, twoT, index(b, vb * 8 + i));
+          Value col = arith::AddIOp::create(
+              b, valueOffset,
+              arith::AddIOp::create(b, twoT, index(b, vb * 8 + i)));
           memref::StoreOp::create(
               b,
               arith::MulFOp::create(b, result[4 + vb * 4 + 2 * r + i], inverse),

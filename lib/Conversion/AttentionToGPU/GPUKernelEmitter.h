@@ -11,6 +11,8 @@
 #include "../Utils/KernelBuilders.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 
+#include <algorithm>
+
 namespace hybrid::gpu {
 
 /// Threads of every kernel's CTA: four warps.
@@ -18,6 +20,28 @@ constexpr int64_t kThreads = 128;
 constexpr int64_t kThreadsPerWarp = 32;
 /// Query rows per flash CTA: 16 (one mma tile) per warp.
 constexpr int64_t kQueryTile = 64;
+
+/// The value dims one flash CTA accumulates: all of `vHeadDim` up to 256
+/// (64 registers of accumulators per thread), else the largest multiple of
+/// 16 up to 256 that divides it; grid y runs over heads x slices.
+inline int64_t getValueSlice(int64_t vHeadDim) {
+  for (int64_t slice = std::min<int64_t>(vHeadDim, 256); slice > 16;
+       slice -= 16)
+    if (vHeadDim % slice == 0)
+      return slice;
+  return 16;
+}
+
+/// Keys per flash tile: `requested`, halved (down to 16) until a K tile and
+/// a V slice tile, rows padded by 8, fit 48 KiB of static shared memory.
+inline int64_t getFlashKeyTile(int64_t requested, int64_t headDim,
+                               int64_t vHeadDim) {
+  int64_t tile = requested;
+  int64_t rowBytes = (headDim + 8 + getValueSlice(vHeadDim) + 8) * 2;
+  while (tile > 16 && tile * rowBytes > 48 * 1024)
+    tile /= 2;
+  return tile;
+}
 
 /// `memref<?x?x{heads}x{dim}x{type}>`: [batch, seq, heads, dim] rows.
 mlir::MemRefType getRowsType(mlir::Type element, int64_t heads, int64_t dim);

@@ -329,8 +329,9 @@ std::string Backend::prefill(const LayerSpec &l, const KernelSpec &kernel,
     args.memref(s.sinksIn.ptr, {l.numHeads});
   args.memref(s.out.ptr, outShape);
   int64_t tiles = (seq + kernel.qTile - 1) / kernel.qTile;
-  step(s.launch(kernel.entry, unsigned(tiles), unsigned(l.numHeads),
-                unsigned(batch), unsigned(kernel.threads), args));
+  step(s.launch(kernel.entry, unsigned(tiles),
+                unsigned(l.numHeads * kernel.valueSlices), unsigned(batch),
+                unsigned(kernel.threads), args));
   step(s.check("cuEventRecord", d.cuEventRecord(s.events[2], s.stream)));
   if (cache && cache->rows > 0) {
     step(s.storeRows(cache->keys, cache->rows, s.kBf16.ptr, batch, 0, seq,

@@ -13,7 +13,7 @@
 // CHECK-LABEL: gpu.func @sliding(
 // CHECK-SAME: memref<?x?x4x32xbf16>, %{{.+}}: memref<?x?x2x32xbf16>, %{{.+}}: memref<?x?x2x32xbf16>, %{{.+}}: memref<4xf32>, %{{.+}}: memref<?x?x4x32xf32>)
 // CHECK-SAME: workgroup(%[[SK:.+]] : memref<64x40xbf16, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %[[SV:.+]] : memref<64x40xbf16, #gpu.address_space<workgroup>> {llvm.align = 16 : i64})
-// CHECK-SAME: kernel attributes {hybrid.k_tile = 64 : i64, hybrid.q_tile = 64 : i64, known_block_size = array<i32: 128, 1, 1>}
+// CHECK-SAME: kernel attributes {hybrid.k_tile = 64 : i64, hybrid.q_tile = 64 : i64, hybrid.value_slices = 1 : i64, known_block_size = array<i32: 128, 1, 1>}
 // GQA: query head (block y) / 2 is the kv head.
 // CHECK: %[[HEAD:.+]] = gpu.block_id y
 // CHECK: arith.divui %[[HEAD]], %c2
@@ -77,6 +77,17 @@
 // CHECK-LABEL: gpu.func @sliding_decode_combine(
 // CHECK-NOT: func.func
 
+// Head dim 512 (Gemma 4's global layers): 16-key tiles fit shared memory,
+// queries are reloaded per tile, and each CTA accumulates half the value
+// dims (grid y: heads x 2 slices).
+// CHECK-LABEL: gpu.func @wide(
+// CHECK-SAME: workgroup(%{{.+}} : memref<16x520xbf16, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %{{.+}} : memref<16x264xbf16, #gpu.address_space<workgroup>> {llvm.align = 16 : i64})
+// CHECK-SAME: hybrid.k_tile = 16 : i64, hybrid.q_tile = 64 : i64, hybrid.value_slices = 2 : i64
+// CHECK: %[[HS:.+]] = gpu.block_id y
+// CHECK: arith.remui %[[HS]], %c2
+// CHECK: scf.for {{.+}} step %c16
+// CHECK: vector.load %arg0{{.+}} {alignment = 4 : i64} : memref<?x?x2x512xbf16>, vector<2xbf16>
+
 // BADTILE: error: 'hybrid.attention' op k-tile must be a positive multiple of 16 for the GPU kernels, got 24
 
 // TILE: hybrid.k_tile = 32 : i64
@@ -93,4 +104,13 @@ func.func @sliding(%q: tensor<?x?x4x32xf32>, %k: tensor<?x?x2x32xf32>,
          score <scale = 0.125, softcap = 50.0, sinks = true>
          -> tensor<?x?x4x32xf32>
   return %o : tensor<?x?x4x32xf32>
+}
+
+func.func @wide(%q: tensor<?x?x2x512xf32>, %init: tensor<?x?x2x512xf32>) -> tensor<?x?x2x512xf32> {
+  %o = hybrid.attention ins(%q, %q, %q : tensor<?x?x2x512xf32>,
+           tensor<?x?x2x512xf32>, tensor<?x?x2x512xf32>)
+         outs(%init : tensor<?x?x2x512xf32>)
+         mask <kind = full> pos <kind = none> score <scale = 1.0>
+         -> tensor<?x?x2x512xf32>
+  return %o : tensor<?x?x2x512xf32>
 }

@@ -1,7 +1,7 @@
 // RUN: hybrid-opt %s -split-input-file -verify-diagnostics --convert-hybrid-attention-to-gpu
 
 func.func @odd_dim(%q: tensor<?x?x4x40xf32>, %init: tensor<?x?x4x40xf32>) -> tensor<?x?x4x40xf32> {
-  // expected-error @+1 {{head dims must be multiples of 16 up to 256 for the GPU kernels (mma.sync m16n8k16), got 40 and 40}}
+  // expected-error @+1 {{head dims must be multiples of 16 up to 512 for the GPU kernels (mma.sync m16n8k16), got 40 and 40}}
   %o = hybrid.attention ins(%q, %q, %q : tensor<?x?x4x40xf32>, tensor<?x?x4x40xf32>, tensor<?x?x4x40xf32>)
          outs(%init : tensor<?x?x4x40xf32>) mask <kind = full> pos <kind = none> score <scale = 0.1>
          -> tensor<?x?x4x40xf32>
@@ -10,12 +10,12 @@ func.func @odd_dim(%q: tensor<?x?x4x40xf32>, %init: tensor<?x?x4x40xf32>) -> ten
 
 // -----
 
-func.func @too_wide(%q: tensor<?x?x4x512xf32>, %init: tensor<?x?x4x512xf32>) -> tensor<?x?x4x512xf32> {
-  // expected-error @+1 {{head dims must be multiples of 16 up to 256 for the GPU kernels (mma.sync m16n8k16), got 512 and 512}}
-  %o = hybrid.attention ins(%q, %q, %q : tensor<?x?x4x512xf32>, tensor<?x?x4x512xf32>, tensor<?x?x4x512xf32>)
-         outs(%init : tensor<?x?x4x512xf32>) mask <kind = full> pos <kind = none> score <scale = 0.1>
-         -> tensor<?x?x4x512xf32>
-  return %o : tensor<?x?x4x512xf32>
+func.func @too_wide(%q: tensor<?x?x4x1024xf32>, %init: tensor<?x?x4x1024xf32>) -> tensor<?x?x4x1024xf32> {
+  // expected-error @+1 {{head dims must be multiples of 16 up to 512 for the GPU kernels (mma.sync m16n8k16), got 1024 and 1024}}
+  %o = hybrid.attention ins(%q, %q, %q : tensor<?x?x4x1024xf32>, tensor<?x?x4x1024xf32>, tensor<?x?x4x1024xf32>)
+         outs(%init : tensor<?x?x4x1024xf32>) mask <kind = full> pos <kind = none> score <scale = 0.1>
+         -> tensor<?x?x4x1024xf32>
+  return %o : tensor<?x?x4x1024xf32>
 }
 
 // -----
