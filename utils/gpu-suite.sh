@@ -7,14 +7,15 @@
 #   utils/gpu-suite.sh run [DIR]      on the GPU machine (cmake, ninja, CUDA
 #       driver, torch): builds the runtime with CUDA, checks every kernel of
 #       every schedule against the float64 reference (batch 2, lengths 1 to
-#       1000, not multiples of the tiles), then benchmarks our kernels and the
-#       PyTorch baselines in the same run. Results in DIR/results/
-#       (benchmarks.md: the table docs/benchmarks.md takes).
+#       1000, not multiples of the tiles; every layer through its cache),
+#       then benchmarks our kernels and the PyTorch baselines in the same
+#       run. Results in DIR/results/ (benchmarks.md: the table
+#       docs/benchmarks.md takes). `check` and `bench` run either half.
 #
 # Exit status non-zero if any check fails.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-mode="${1:?usage: gpu-suite.sh prepare|run [DIR]}"
+mode="${1:?usage: gpu-suite.sh prepare|run|check|bench [DIR]}"
 dir="$(realpath -m "${2:-$root/gpu-suite}")"
 chip="${HYBRID_GPU_CHIP:-sm_90a}"
 
@@ -40,7 +41,9 @@ if [[ "$mode" == prepare ]]; then
   exit 0
 fi
 
-[[ "$mode" == run ]] || { echo "usage: gpu-suite.sh prepare|run [DIR]" >&2; exit 2; }
+case "$mode" in run|check|bench) ;;
+  *) echo "usage: gpu-suite.sh prepare|run|check|bench [DIR]" >&2; exit 2 ;;
+esac
 build="${HYBRID_GPU_BUILD:-/tmp/hybrid-runtime-cuda}"
 cmake -S "$root/runtime" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DHYBRID_ENABLE_CUDA=ON -DCMAKE_PREFIX_PATH="$dir/deps" > "$build.log"
@@ -51,6 +54,7 @@ nvidia-smi --query-gpu=name,driver_version --format=csv,noheader \
   > "$results/gpu.txt" || true
 
 status=0
+if [[ "$mode" != bench ]]; then
 for a in "$dir"/artifacts/*; do
   [[ "$(basename "$a")" == gpu-attention-32x128 ]] && continue
   # Prefill of every kernel, then every layer through its cache (prompt,
@@ -64,6 +68,8 @@ for a in "$dir"/artifacts/*; do
 done
 "$check" "$dir/artifacts/gpu-attention-32x128" --seq 1000 \
   | tee -a "$results/checks.txt" || status=1
+fi
+[[ "$mode" == check ]] && exit $status
 
 # Benchmarks: ours (device time of the attention kernel; decode: per step
 # over 32K and 128K contexts), then the baselines.
