@@ -68,6 +68,22 @@ for a in "$dir"/artifacts/*; do
 done
 "$check" "$dir/artifacts/gpu-attention-32x128" --seq 1000 \
   | tee -a "$results/checks.txt" || status=1
+# Out-of-bounds accesses and shared-memory races (the cp.async and barrier
+# protocol) on small cases, where compute-sanitizer supports the machine.
+if command -v compute-sanitizer > /dev/null; then
+  for tool in memcheck racecheck synccheck; do
+    rc=0
+    compute-sanitizer --tool "$tool" --error-exitcode 3 \
+      "$check" "$dir/artifacts/masks" --batch 2 --seq 70 \
+      > "$results/sanitizer-$tool.txt" 2>&1 || rc=$?
+    echo "compute-sanitizer $tool: exit $rc (0 clean, 3 errors found)" \
+      | tee -a "$results/checks.txt"
+    if [[ $rc == 3 ]]; then status=1; fi
+  done
+  compute-sanitizer --tool memcheck --error-exitcode 3 \
+    "$check" "$dir/artifacts/caches" --seq 70 --decode-steps 3 \
+    > "$results/sanitizer-decode.txt" 2>&1 || status=1
+fi
 fi
 [[ "$mode" == check ]] && exit $status
 
