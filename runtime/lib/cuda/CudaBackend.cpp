@@ -44,6 +44,7 @@ public:
       scalar(s);
   }
   void scalar(int64_t value) { values.push_back(value); }
+  size_t size() const { return values.size(); }
   void **get() {
     params.clear();
     for (int64_t &value : values)
@@ -74,7 +75,11 @@ struct Backend::State {
   CUstream stream = nullptr;
   CUevent events[3] = {};
   std::string name;
-  std::map<std::string, CUfunction> functions;
+  struct Function {
+    CUfunction handle = nullptr;
+    size_t parameters = 0; // 0: unknown (the driver cannot say)
+  };
+  std::map<std::string, Function> functions;
   // q, k, v and sinks in f32, q, k, v prepared (bf16), out in f32, and
   // decode's partial results per split.
   DeviceBuffer qIn, kIn, vIn, sinksIn, qBf16, kBf16, vBf16, out;
@@ -97,15 +102,22 @@ struct Backend::State {
     buffer.bytes = bytes;
     return "";
   }
-  std::string function(const std::string &symbol, CUfunction &f) {
+  std::string function(const std::string &symbol, Function &f) {
     auto it = functions.find(symbol);
     if (it == functions.end()) {
-      CUfunction loaded = nullptr;
-      if (std::string e = check(
-              "kernel " + symbol,
-              driver.cuModuleGetFunction(&loaded, module, symbol.c_str()));
+      Function loaded;
+      if (std::string e = check("kernel " + symbol,
+                                driver.cuModuleGetFunction(
+                                    &loaded.handle, module, symbol.c_str()));
           !e.empty())
         return e;
+      // Count the kernel's parameters, to catch a launch ABI mismatch
+      // between these artifacts and this runtime before it corrupts memory.
+      size_t offset = 0, size = 0;
+      if (driver.cuFuncGetParamInfo)
+        while (driver.cuFuncGetParamInfo(loaded.handle, loaded.parameters,
+                                         &offset, &size) == CUDA_SUCCESS)
+          ++loaded.parameters;
       it = functions.emplace(symbol, loaded).first;
     }
     f = it->second;
@@ -113,13 +125,17 @@ struct Backend::State {
   }
   std::string launch(const std::string &symbol, unsigned gridX, unsigned gridY,
                      unsigned gridZ, unsigned threads, LaunchArgs &args) {
-    CUfunction f;
+    Function f;
     if (std::string e = function(symbol, f); !e.empty())
       return e;
+    if (f.parameters && f.parameters != args.size())
+      return "kernel " + symbol + " takes " + std::to_string(f.parameters) +
+             " parameters, the runtime passes " + std::to_string(args.size()) +
+             ": the artifacts were compiled for another runtime version";
     return check("launching " + symbol,
-                 driver.cuLaunchKernel(f, gridX, gridY, gridZ, threads, 1, 1,
-                                       /*sharedMemBytes=*/0, stream, args.get(),
-                                       nullptr));
+                 driver.cuLaunchKernel(
+                     f.handle, gridX, gridY, gridZ, threads, 1, 1,
+                     /*sharedMemBytes=*/0, stream, args.get(), nullptr));
   }
 
   /// `count` floats of host `data` into `buffer`.

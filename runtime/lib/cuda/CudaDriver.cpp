@@ -29,6 +29,11 @@ std::string Driver::load() {
         name) ": it is older than this runtime needs";
   HYBRID_CUDA_DRIVER_FUNCTIONS(HYBRID_CUDA_RESOLVE)
 #undef HYBRID_CUDA_RESOLVE
+#define HYBRID_CUDA_RESOLVE_OPTIONAL(name)                                     \
+  name = reinterpret_cast<decltype(name)>(                                     \
+      dlsym(handle, HYBRID_CUDA_STRINGIFY(name)));
+  HYBRID_CUDA_OPTIONAL_FUNCTIONS(HYBRID_CUDA_RESOLVE_OPTIONAL)
+#undef HYBRID_CUDA_RESOLVE_OPTIONAL
   return "";
 }
 

@@ -46,10 +46,15 @@ namespace hybrid::rt::cuda {
   X(cuEventSynchronize)                                                        \
   X(cuEventElapsedTime)
 
+/// Entry points used when the driver has them (newer than the runtime
+/// needs).
+#define HYBRID_CUDA_OPTIONAL_FUNCTIONS(X) X(cuFuncGetParamInfo)
+
 /// The driver's entry points; null until load() succeeds.
 struct Driver {
 #define HYBRID_CUDA_DECLARE(name) decltype(&::name) name = nullptr;
   HYBRID_CUDA_DRIVER_FUNCTIONS(HYBRID_CUDA_DECLARE)
+  HYBRID_CUDA_OPTIONAL_FUNCTIONS(HYBRID_CUDA_DECLARE)
 #undef HYBRID_CUDA_DECLARE
 
   Driver() = default;
