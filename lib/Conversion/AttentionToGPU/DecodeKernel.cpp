@@ -90,32 +90,35 @@ Value DecodeEmitter::reduceCTA(Value x, bool max, int64_t slot) {
 }
 
 SmallVector<Value> DecodeEmitter::scores(Value row) {
-  // 8 dims (16 bytes of bf16) per step; head dims are multiples of 16.
+  // 8 dims (16 bytes of bf16) per load; head dims are multiples of 16. The
+  // loads are unrolled (a batch of 8 at a time) so that each thread keeps
+  // several in flight: one outstanding load per thread cannot cover memory
+  // latency.
   auto vec8 = VectorType::get({8}, b.getF32Type());
   Value zeros = arith::ConstantOp::create(
       b, vec8, DenseElementsAttr::get(vec8, b.getF32FloatAttr(0.0)));
-  SmallVector<Value> init(group, zeros);
-  auto loop = scf::ForOp::create(
-      b, index(b, 0), index(b, sig.headDim), index(b, 8), init,
-      [&](OpBuilder &nested, Location loc, Value d, ValueRange acc) {
-        ImplicitLocOpBuilder ib(loc, nested);
-        Value key =
-            vector::LoadOp::create(ib, VectorType::get({8}, ib.getBF16Type()),
-                                   k, ValueRange{batch, row, kvHead, d},
-                                   /*nontemporal=*/false, llvm::MaybeAlign(16));
-        Value keyF32 = arith::ExtFOp::create(ib, vec8, key);
-        SmallVector<Value> next;
-        for (int64_t r = 0; r < group; ++r) {
-          Value q =
-              vector::LoadOp::create(ib, vec8, sQ, ValueRange{index(ib, r), d});
-          next.push_back(vector::FMAOp::create(ib, q, keyF32, acc[r]));
-        }
-        scf::YieldOp::create(ib, next);
-      });
+  SmallVector<Value> acc(group, zeros);
+  constexpr int64_t kBatch = 8;
+  for (int64_t d0 = 0; d0 < sig.headDim; d0 += 8 * kBatch) {
+    SmallVector<Value> keys;
+    for (int64_t d = d0; d < std::min(sig.headDim, d0 + 8 * kBatch); d += 8)
+      keys.push_back(vector::LoadOp::create(
+          b, VectorType::get({8}, b.getBF16Type()), k,
+          ValueRange{batch, row, kvHead, index(b, d)}, /*nontemporal=*/false,
+          llvm::MaybeAlign(16)));
+    for (auto [i, key] : llvm::enumerate(keys)) {
+      Value keyF32 = arith::ExtFOp::create(b, vec8, key);
+      Value d = index(b, d0 + 8 * int64_t(i));
+      for (int64_t r = 0; r < group; ++r) {
+        Value q = vector::LoadOp::create(b, vec8, sQ, ValueRange{index(b, r), d});
+        acc[r] = vector::FMAOp::create(b, q, keyF32, acc[r]);
+      }
+    }
+  }
   SmallVector<Value> result;
-  for (Value acc : loop.getResults())
+  for (Value a : acc)
     result.push_back(
-        vector::ReductionOp::create(b, vector::CombiningKind::ADD, acc));
+        vector::ReductionOp::create(b, vector::CombiningKind::ADD, a));
   return result;
 }
 
@@ -160,7 +163,7 @@ mlir::gpu::GPUFuncOp DecodeEmitter::emit(StringRef name) {
   sRed = func.getWorkgroupAttributions()[3];
 
   using mlir::gpu::Dimension;
-  Value c0 = index(b, 0), c1 = index(b, 1);
+  Value c0 = index(b, 0);
   Value split = mlir::gpu::BlockIdOp::create(b, Dimension::x);
   Value numSplits = mlir::gpu::GridDimOp::create(b, Dimension::x);
   Value queryAndHead = mlir::gpu::BlockIdOp::create(b, Dimension::y);
@@ -267,26 +270,36 @@ mlir::gpu::GPUFuncOp DecodeEmitter::emit(StringRef name) {
       dims.push_back(arith::MinUIOp::create(
           b, arith::AddIOp::create(b, tid, index(b, c * kThreads)),
           index(b, vDim - 1)));
+    // 8 keys per step, their value loads issued together; entries past
+    // `count` (up to the step's end) hold probability 0 and a real row.
+    constexpr int64_t kUnroll = 8;
     auto accumulate = scf::ForOp::create(
-        b, c0, count, c1, accInit,
-        [&](OpBuilder &nested, Location loc, Value j, ValueRange acc) {
+        b, c0, count, index(b, kUnroll), accInit,
+        [&](OpBuilder &nested, Location loc, Value j0, ValueRange acc) {
           ImplicitLocOpBuilder ib(loc, nested);
-          Value keyRow = memref::LoadOp::create(ib, sRow, ValueRange{j});
-          SmallVector<Value> values;
-          for (int64_t c = 0; c < valueSlots; ++c)
-            values.push_back(arith::ExtFOp::create(
-                ib, ib.getF32Type(),
-                memref::LoadOp::create(
-                    ib, v, ValueRange{batch, keyRow, kvHead, dims[c]})
-                    .getResult()));
-          SmallVector<Value> result;
-          for (int64_t r = 0; r < group; ++r) {
-            Value prob =
-                memref::LoadOp::create(ib, sP, ValueRange{index(ib, r), j});
+          SmallVector<Value> keys;
+          SmallVector<SmallVector<Value>> values;
+          for (int64_t u = 0; u < kUnroll; ++u) {
+            keys.push_back(arith::AddIOp::create(ib, j0, index(ib, u)));
+            Value keyRow = memref::LoadOp::create(ib, sRow, keys.back());
+            values.emplace_back();
             for (int64_t c = 0; c < valueSlots; ++c)
-              result.push_back(math::FmaOp::create(ib, prob, values[c],
-                                                   acc[r * valueSlots + c]));
+              values.back().push_back(memref::LoadOp::create(
+                  ib, v, ValueRange{batch, keyRow, kvHead, dims[c]}));
           }
+          SmallVector<Value> result(acc.begin(), acc.end());
+          for (int64_t u = 0; u < kUnroll; ++u)
+            for (int64_t r = 0; r < group; ++r) {
+              Value prob = memref::LoadOp::create(
+                  ib, sP, ValueRange{index(ib, r), keys[u]});
+              for (int64_t c = 0; c < valueSlots; ++c) {
+                Value &slot = result[r * valueSlots + c];
+                slot = math::FmaOp::create(
+                    ib, prob,
+                    arith::ExtFOp::create(ib, ib.getF32Type(), values[u][c]),
+                    slot);
+              }
+            }
           scf::YieldOp::create(ib, result);
         });
     for (int64_t i = 0; i < group * valueSlots; ++i)
