@@ -28,9 +28,8 @@ getUnsupportedReason(const AttentionSignature &sig, int64_t keyTile) {
   if (sig.mask.getCausal() && decodeBytes > 48 * 1024)
     return "the GPU decode kernel keeps the " + std::to_string(group) +
            " query heads of a kv head in shared memory: " +
-           std::to_string(decodeBytes) +
-           " bytes at head dim " + std::to_string(sig.headDim) +
-           ", over the 49152 available";
+           std::to_string(decodeBytes) + " bytes at head dim " +
+           std::to_string(sig.headDim) + ", over the 49152 available";
   if (keyTile <= 0 || keyTile % 16 != 0)
     return "k-tile must be a positive multiple of 16 for the GPU kernels, "
            "got " +
@@ -80,9 +79,9 @@ struct ConvertAttentionToGPUPass
       auto flash = emitFlashKernel(b, name, sig, tile);
       flash->setAttr("hybrid.q_tile", b.getI64IntegerAttr(kQueryTile));
       flash->setAttr("hybrid.k_tile", b.getI64IntegerAttr(tile));
-      flash->setAttr("hybrid.value_slices",
-                     b.getI64IntegerAttr(sig.vHeadDim /
-                                         getValueSlice(sig.vHeadDim)));
+      flash->setAttr(
+          "hybrid.value_slices",
+          b.getI64IntegerAttr(sig.vHeadDim / getValueSlice(sig.vHeadDim)));
       emitPrepareKernel(b, name, sig, /*forQueries=*/true);
       emitPrepareKernel(b, name, sig, /*forQueries=*/false);
       emitConvertKernel(b, name, sig);

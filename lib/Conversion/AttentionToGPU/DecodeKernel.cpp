@@ -102,15 +102,16 @@ SmallVector<Value> DecodeEmitter::scores(Value row) {
   for (int64_t d0 = 0; d0 < sig.headDim; d0 += 8 * kBatch) {
     SmallVector<Value> keys;
     for (int64_t d = d0; d < std::min(sig.headDim, d0 + 8 * kBatch); d += 8)
-      keys.push_back(vector::LoadOp::create(
-          b, VectorType::get({8}, b.getBF16Type()), k,
-          ValueRange{batch, row, kvHead, index(b, d)}, /*nontemporal=*/false,
-          llvm::MaybeAlign(16)));
+      keys.push_back(
+          vector::LoadOp::create(b, VectorType::get({8}, b.getBF16Type()), k,
+                                 ValueRange{batch, row, kvHead, index(b, d)},
+                                 /*nontemporal=*/false, llvm::MaybeAlign(16)));
     for (auto [i, key] : llvm::enumerate(keys)) {
       Value keyF32 = arith::ExtFOp::create(b, vec8, key);
       Value d = index(b, d0 + 8 * int64_t(i));
       for (int64_t r = 0; r < group; ++r) {
-        Value q = vector::LoadOp::create(b, vec8, sQ, ValueRange{index(b, r), d});
+        Value q =
+            vector::LoadOp::create(b, vec8, sQ, ValueRange{index(b, r), d});
         acc[r] = vector::FMAOp::create(b, q, keyF32, acc[r]);
       }
     }
@@ -247,9 +248,8 @@ mlir::gpu::GPUFuncOp DecodeEmitter::emit(StringRef name) {
           b,
           arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, newMax, negInf),
           zero, newMax);
-      alpha.push_back(
-          math::ExpOp::create(b, arith::SubFOp::create(b, state[r], safeMax)));
-      Value prob = math::ExpOp::create(b, arith::SubFOp::create(b, x, safeMax));
+      alpha.push_back(expOfDifference(b, state[r], safeMax));
+      Value prob = expOfDifference(b, x, safeMax);
       memref::StoreOp::create(b, prob, sP, ValueRange{index(b, r), tid});
       next[r] = newMax;
       next[group + r] = arith::AddFOp::create(
@@ -317,10 +317,8 @@ mlir::gpu::GPUFuncOp DecodeEmitter::emit(StringRef name) {
     if (sinks)
       sum = arith::SelectOp::create(
           b, firstSplit,
-          arith::AddFOp::create(
-              b, sum,
-              math::ExpOp::create(
-                  b, arith::SubFOp::create(b, sinkLogits[r], result[r]))),
+          arith::AddFOp::create(b, sum,
+                                expOfDifference(b, sinkLogits[r], result[r])),
           sum);
     ifThen(b, arith::CmpIOp::create(b, arith::CmpIPredicate::eq, tid, c0), [&] {
       memref::StoreOp::create(b, result[r], partialMax, at);
@@ -388,8 +386,7 @@ hybrid::gpu::emitCombineKernel(ImplicitLocOpBuilder &b, StringRef name,
           Value weight = arith::SelectOp::create(
               ib,
               arith::CmpFOp::create(ib, arith::CmpFPredicate::OEQ, m, negInf),
-              f32(ib, 0.0),
-              math::ExpOp::create(ib, arith::SubFOp::create(ib, m, max)));
+              f32(ib, 0.0), expOfDifference(ib, m, max));
           Value x = memref::LoadOp::create(ib, partialOut,
                                            ValueRange{s, batch, query, h, e});
           Value l = memref::LoadOp::create(ib, partialSum, at(s));

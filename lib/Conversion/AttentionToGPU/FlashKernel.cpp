@@ -106,8 +106,7 @@ Value FlashEmitter::stageTile(Value src, Value dst, int64_t dim, Value kt,
     Value srcCol = colOffset ? arith::AddIOp::create(b, col, colOffset) : col;
     tokens.push_back(nvgpu::DeviceAsyncCopyOp::create(
         b, dst, ValueRange{row, col}, src,
-        ValueRange{batch, key, kvHead, srcCol},
-        b.getIndexAttr(8),
+        ValueRange{batch, key, kvHead, srcCol}, b.getIndexAttr(8),
         /*srcElements=*/Value(), /*bypassL1=*/b.getUnitAttr()));
   }
   return nvgpu::DeviceAsyncCreateGroupOp::create(b, tokens);
@@ -337,7 +336,8 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
     // addressing row L % 8 of tile L / 8; x4 loads two 16-dim steps.
     Value laneRow = arith::RemUIOp::create(b, lane, index(b, 8));
     Value laneTile = arith::DivUIOp::create(b, lane, index(b, 8));
-    SmallVector<Accumulator> scores(kBlocks, Accumulator{zero, zero, zero, zero});
+    SmallVector<Accumulator> scores(kBlocks,
+                                    Accumulator{zero, zero, zero, zero});
     for (int64_t kd = 0; kd < dim; kd += 32) {
       int64_t tiles = kd + 32 <= dim ? 4 : 2;
       SmallVector<std::array<Value, 4>> a;
@@ -350,8 +350,8 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
         Value key = arith::AddIOp::create(b, laneRow, index(b, nb * 8));
         SmallVector<Value> frags = loadMatrix(sK, key, col, tiles, false);
         for (int64_t step = 0; step < tiles / 2; ++step)
-          scores[nb] = mma(a[step], {frags[2 * step], frags[2 * step + 1]},
-                           scores[nb]);
+          scores[nb] =
+              mma(a[step], {frags[2 * step], frags[2 * step + 1]}, scores[nb]);
       }
     }
 
@@ -421,13 +421,16 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
           b,
           arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, newMax, negInf),
           zero, newMax);
-      alpha[r] =
-          math::ExpOp::create(b, arith::SubFOp::create(b, oldMax, safeMax));
+      alpha[r] = expOfDifference(b, oldMax, safeMax);
       Value sum = arith::MulFOp::create(b, state[2 + r], alpha[r]);
+      // p = 2^(s log2 e - max log2 e): one FMA and one ex2 per score.
+      Value log2e = f32(b, 1.4426950408889634);
+      Value scaledMax =
+          arith::NegFOp::create(b, arith::MulFOp::create(b, safeMax, log2e));
       for (Accumulator &acc : scores)
         for (int i = 2 * r; i < 2 * r + 2; ++i) {
-          acc[i] =
-              math::ExpOp::create(b, arith::SubFOp::create(b, acc[i], safeMax));
+          acc[i] = math::Exp2Op::create(
+              b, math::FmaOp::create(b, acc[i], log2e, scaledMax));
           sum = arith::AddFOp::create(b, sum, acc[i]);
         }
       next[r] = newMax;
@@ -487,9 +490,7 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
   for (int r = 0; r < 2; ++r) {
     Value sum = quadReduce(result[2 + r], /*max=*/false);
     if (sink)
-      sum = arith::AddFOp::create(
-          b, sum,
-          math::ExpOp::create(b, arith::SubFOp::create(b, sink, result[r])));
+      sum = arith::AddFOp::create(b, sum, expOfDifference(b, sink, result[r]));
     Value inverse = arith::SelectOp::create(
         b, arith::CmpFOp::create(b, arith::CmpFPredicate::OGT, sum, zero),
         arith::DivFOp::create(b, f32(b, 1.0), sum), zero);

@@ -10,6 +10,7 @@
 
 #include "../Utils/KernelBuilders.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/Math/IR/Math.h"
 
 #include <algorithm>
 
@@ -41,6 +42,16 @@ inline int64_t getFlashKeyTile(int64_t requested, int64_t headDim,
   while (tile > 16 && tile * rowBytes > 48 * 1024)
     tile /= 2;
   return tile;
+}
+
+/// e^(x - y) as 2^((x - y) log2 e): math.exp2 becomes one ex2.approx, where
+/// math.exp becomes libdevice's expf (about 8 instructions).
+inline mlir::Value expOfDifference(mlir::ImplicitLocOpBuilder &b, mlir::Value x,
+                                   mlir::Value y) {
+  mlir::Value log2e = f32(b, 1.4426950408889634);
+  return mlir::math::Exp2Op::create(
+      b, mlir::arith::MulFOp::create(b, mlir::arith::SubFOp::create(b, x, y),
+                                     log2e));
 }
 
 /// `memref<?x?x{heads}x{dim}x{type}>`: [batch, seq, heads, dim] rows.
