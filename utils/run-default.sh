@@ -6,7 +6,8 @@
 # compiles every attention layer for this CPU and serves a batch through the
 # runtime: prefill, then decode steps over the caches the plan sized (checked
 # at every position against the float64 reference), the memory those caches
-# take against an all-full model, and per-layer prefill and decode timings.
+# take against an all-full model, and per-layer prefill and decode timings;
+# last, the same layers compiled for NVIDIA GPUs (and run, where one is).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 utils/build.sh >/dev/null
@@ -31,3 +32,16 @@ echo
 bench_seq=${BENCH_SEQ_LEN:-4096}
 echo "== Timings per layer, batch 1: prefill of $bench_seq tokens, then decode steps at that context (medians)"
 "$bin/hybrid-bench" "$model" --seq-len "$bench_seq" --decode-steps 16 --repeat 3
+echo
+echo "== The same layers compiled for NVIDIA GPUs (cuda:sm_90a): PTX with tensor-core mma.sync, cubin"
+gpu_dir=$(mktemp -d)
+trap 'rm -rf "$gpu_dir"' EXIT
+"$bin/hybrid-compile" "$model" --target cuda:sm_90a --emit artifacts -o "$gpu_dir" "${max_seq_flag[@]}"
+grep -c "mma.sync.aligned.m16n8k16" "$gpu_dir/kernels.ptx" |
+  xargs -I{} echo "kernels.ptx: {} tensor-core mma.sync instructions, $(du -h "$gpu_dir/kernels.ptx" | cut -f1); cubin: $(du -h "$gpu_dir/kernels.cubin" 2>/dev/null | cut -f1 || echo 'none (no ptxas)')"
+if [ -e /dev/nvidiactl ]; then
+  echo "== ... run on this machine's GPU: prompt of $seq tokens and $steps decode steps through device caches, against the reference"
+  "$bin/hybrid-rt-check" "$gpu_dir" --batch 2 --seq "$seq" --decode-steps "$steps"
+else
+  echo "(no NVIDIA GPU here: utils/gpu-suite.sh runs them on one)"
+fi
