@@ -256,8 +256,18 @@ bool hybrid::rt::loadManifest(const std::string &dir, Manifest &manifest,
     const json &kernels = f.at("kernels");
     if (!kernels.is_object())
       throw FieldError("kernels: expected an object");
-    for (auto &[symbol, value] : kernels.items())
-      m.kernels[symbol] = parseKernel(Fields(value, "kernels." + symbol));
+    bool onGPU = m.target.rfind("cuda:", 0) == 0;
+    for (auto &[symbol, value] : kernels.items()) {
+      KernelSpec k = parseKernel(Fields(value, "kernels." + symbol));
+      // GPU kernels launch with a block size and convert values themselves.
+      if (onGPU && k.threads <= 0)
+        throw FieldError("kernels." + symbol +
+                         ".threads: a GPU kernel needs a positive block size");
+      if (onGPU && k.prepareV.empty())
+        throw FieldError("kernels." + symbol +
+                         ".prepare_v: a GPU kernel needs one");
+      m.kernels[symbol] = std::move(k);
+    }
     const json &layers = f.at("layers");
     if (!layers.is_array())
       throw FieldError("layers: expected an array");

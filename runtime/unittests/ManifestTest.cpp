@@ -85,6 +85,36 @@ TEST(Manifest, ErrorsNameTheField) {
   EXPECT_NE(error.find("cannot be read"), std::string::npos) << error;
 }
 
+TEST(Manifest, GPUKernelsNeedLaunchFields) {
+  auto replaced = [](std::string text, const std::string &from,
+                     const std::string &to) {
+    text.replace(text.find(from), from.size(), to);
+    return text;
+  };
+  std::string gpu = replaced(kValid, "\"cpu\"", "\"cuda:sm_90a\"");
+  std::string withFields =
+      replaced(gpu, "\"k_tile\": 64",
+               "\"k_tile\": 64, \"prepare_v\": \"attn0_prepare_v\", "
+               "\"threads\": 128, \"value_slices\": 2");
+  Manifest m;
+  std::string error;
+  ASSERT_TRUE(loadManifest(writeManifest(withFields), m, error)) << error;
+  EXPECT_EQ(m.kernels.at("attn0").threads, 128);
+  EXPECT_EQ(m.kernels.at("attn0").valueSlices, 2);
+  EXPECT_FALSE(loadManifest(writeManifest(gpu), m, error));
+  EXPECT_NE(error.find("kernels.attn0.threads: a GPU kernel needs a positive "
+                       "block size"),
+            std::string::npos)
+      << error;
+  std::string badSlices =
+      replaced(withFields, "\"value_slices\": 2", "\"value_slices\": 3");
+  EXPECT_FALSE(loadManifest(writeManifest(badSlices), m, error));
+  EXPECT_NE(error.find("kernels.attn0.value_slices: must be a positive divisor "
+                       "of v_head_dim"),
+            std::string::npos)
+      << error;
+}
+
 // The closed-form pair count agrees with counting visible() one by one.
 TEST(Manifest, VisiblePairsMatchTheMask) {
   for (bool causal : {true, false})
