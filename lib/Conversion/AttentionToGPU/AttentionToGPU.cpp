@@ -20,6 +20,11 @@ getUnsupportedReason(const AttentionSignature &sig, int64_t keyTile) {
     return "head dims must be multiples of 16 up to 512 for the GPU "
            "kernels (mma.sync m16n8k16), got " +
            std::to_string(sig.headDim) + " and " + std::to_string(sig.vHeadDim);
+  // A flash CTA's 64 rows hold at least one position of every head of a
+  // GQA group.
+  if (sig.groupSize() > kQueryTile)
+    return "the GPU kernels take at most " + std::to_string(kQueryTile) +
+           " query heads per kv head, got " + std::to_string(sig.groupSize());
   // The decode kernel keeps a kv head's G query rows and their
   // probabilities for a 128-key tile in static shared memory.
   int64_t group = sig.groupSize();
@@ -77,7 +82,8 @@ struct ConvertAttentionToGPUPass
       b.setLoc(kernel->getLoc());
       tile = getFlashKeyTile(tile, sig.headDim, sig.vHeadDim);
       auto flash = emitFlashKernel(b, name, sig, tile);
-      flash->setAttr("hybrid.q_tile", b.getI64IntegerAttr(kQueryTile));
+      flash->setAttr("hybrid.q_tile",
+                     b.getI64IntegerAttr(getQueryTile(sig.groupSize())));
       flash->setAttr("hybrid.k_tile", b.getI64IntegerAttr(tile));
       flash->setAttr(
           "hybrid.value_slices",

@@ -1,6 +1,8 @@
 //===- FlashKernel.cpp - Tensor-core flash attention for NVIDIA GPUs -----===//
 //
-// One CTA of 4 warps computes 64 query positions of one query head; warp w
+// One CTA of 4 warps computes 64 rows: 64 / G query positions for each of
+// the G query heads of one kv head (GQA: the group shares every K and V
+// tile; rows are (position, head) pairs, the head fastest). Warp w
 // owns rows 16w .. 16w+15 and every thread of it, in mma.sync's fragment
 // layout, rows g = lane / 4 and g + 8 and columns 2t, 2t + 1 (t = lane % 4) of
 // each 8-column block. Per key tile:
@@ -79,7 +81,7 @@ private:
   int64_t kTile;
 
   Value q, k, v, sinks, out, sK, sV;
-  Value batch, head, kvHead, numKeys, lastKey;
+  Value batch, kvHead, numKeys, lastKey;
   Value lane, g, t, warpRow;
   Value firstGroup; // the first key tile's cp.async group
 };
@@ -233,18 +235,17 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
   Value tile =
       arith::SubIOp::create(b, arith::SubIOp::create(b, numTiles, c1),
                             mlir::gpu::BlockIdOp::create(b, Dimension::x));
-  // Block y: query head, and value slice within it.
+  // Block y: kv head, and value slice within it.
   Value headAndSlice = mlir::gpu::BlockIdOp::create(b, Dimension::y);
-  head = headAndSlice;
+  kvHead = headAndSlice;
   Value valueOffset = index(b, 0);
   if (slices > 1) {
-    head = arith::DivUIOp::create(b, headAndSlice, index(b, slices));
+    kvHead = arith::DivUIOp::create(b, headAndSlice, index(b, slices));
     valueOffset = arith::MulIOp::create(
         b, arith::RemUIOp::create(b, headAndSlice, index(b, slices)),
         index(b, vDim));
   }
   batch = mlir::gpu::BlockIdOp::create(b, Dimension::z);
-  kvHead = arith::DivUIOp::create(b, head, index(b, sig.groupSize()));
   Value tid = mlir::gpu::ThreadIdOp::create(b, Dimension::x);
   Value warp = arith::DivUIOp::create(b, tid, index(b, kThreadsPerWarp));
   lane = arith::RemUIOp::create(b, tid, index(b, kThreadsPerWarp));
@@ -255,23 +256,33 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
   numKeys = memref::DimOp::create(b, k, 1);
   lastKey = arith::SubIOp::create(b, numKeys, c1);
   Value offset = arith::SubIOp::create(b, numKeys, numQueries);
-  Value q0 = arith::MulIOp::create(b, tile, index(b, kQueryTile));
+  // The CTA's 64 rows are (position, query head of the group) pairs, the
+  // head fastest: a GQA group shares every K and V tile.
+  int64_t group = sig.groupSize(), positions = getQueryTile(group);
+  Value q0 = arith::MulIOp::create(b, tile, index(b, positions));
   Value valid = arith::MinUIOp::create(
-      b, index(b, kQueryTile), arith::SubIOp::create(b, numQueries, q0));
+      b, index(b, positions), arith::SubIOp::create(b, numQueries, q0));
+  Value validRows = arith::MulIOp::create(b, valid, index(b, group));
 
-  // This thread's two rows (tile-relative), their positions and key ranges.
+  // This thread's two rows (tile-relative), their positions, heads and key
+  // ranges.
   warpRow = arith::MulIOp::create(b, warp, index(b, 16));
-  Value rows[2], rowValid[2], rowBegin[2], rowEnd[2], rowPosition[2];
+  Value rows[2], rowValid[2], rowBegin[2], rowEnd[2], rowPosition[2],
+      rowHead[2];
   for (int r = 0; r < 2; ++r) {
     rows[r] = arith::AddIOp::create(b, arith::AddIOp::create(b, warpRow, g),
                                     index(b, 8 * r));
     rowValid[r] =
-        arith::CmpIOp::create(b, arith::CmpIPredicate::ult, rows[r], valid);
+        arith::CmpIOp::create(b, arith::CmpIPredicate::ult, rows[r], validRows);
+    rowHead[r] = arith::AddIOp::create(
+        b, arith::MulIOp::create(b, kvHead, index(b, group)),
+        arith::RemUIOp::create(b, rows[r], index(b, group)));
     // Padding rows read the tile's last query; they are never stored.
     rowPosition[r] = arith::AddIOp::create(
         b, q0,
-        arith::MinUIOp::create(b, rows[r],
-                               arith::SubIOp::create(b, valid, c1)));
+        arith::MinUIOp::create(
+            b, arith::DivUIOp::create(b, rows[r], index(b, group)),
+            arith::SubIOp::create(b, valid, c1)));
     Value position = arith::AddIOp::create(b, offset, rowPosition[r]);
     rowBegin[r] = getKeyBegin(b, sig.mask, position);
     // Padding rows see nothing.
@@ -286,7 +297,7 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
         b, arith::MulIOp::create(b, t, index(b, 2)), index(b, kd));
     Value col8 = arith::AddIOp::create(b, col, index(b, 8));
     auto at = [&](int r, Value c) {
-      return loadPair(q, ValueRange{batch, rowPosition[r], head, c});
+      return loadPair(q, ValueRange{batch, rowPosition[r], rowHead[r], c});
     };
     return {at(0, col), at(1, col), at(0, col8), at(1, col8)};
   };
@@ -305,13 +316,15 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
 
   float inf = std::numeric_limits<float>::infinity();
   Value negInf = f32(b, -inf), zero = f32(b, 0.0);
-  Value sink;
+  // A sink logit per row (its query head's), which starts the running max.
+  Value sink[2];
   if (sinks)
-    sink = memref::LoadOp::create(b, sinks, head);
+    for (int r = 0; r < 2; ++r)
+      sink[r] = memref::LoadOp::create(b, sinks, rowHead[r]);
   // Loop state: running max and (this thread's partial) sum per row, then
   // the output accumulators, 4 values per 8 value dims.
-  SmallVector<Value> init = {sink ? sink : negInf, sink ? sink : negInf, zero,
-                             zero};
+  SmallVector<Value> init = {sinks ? sink[0] : negInf, sinks ? sink[1] : negInf,
+                             zero, zero};
   int64_t vBlocks = vDim / 8, kBlocks = kTile / 8;
   init.append(vBlocks * 4, zero);
 
@@ -489,8 +502,9 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
   Value twoT = arith::MulIOp::create(b, t, index(b, 2));
   for (int r = 0; r < 2; ++r) {
     Value sum = quadReduce(result[2 + r], /*max=*/false);
-    if (sink)
-      sum = arith::AddFOp::create(b, sum, expOfDifference(b, sink, result[r]));
+    if (sinks)
+      sum =
+          arith::AddFOp::create(b, sum, expOfDifference(b, sink[r], result[r]));
     Value inverse = arith::SelectOp::create(
         b, arith::CmpFOp::create(b, arith::CmpFPredicate::OGT, sum, zero),
         arith::DivFOp::create(b, f32(b, 1.0), sum), zero);
@@ -503,7 +517,7 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
           memref::StoreOp::create(
               b,
               arith::MulFOp::create(b, result[4 + vb * 4 + 2 * r + i], inverse),
-              out, ValueRange{batch, rowPosition[r], head, col});
+              out, ValueRange{batch, rowPosition[r], rowHead[r], col});
         }
     });
   }

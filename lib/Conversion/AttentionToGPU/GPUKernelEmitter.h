@@ -19,8 +19,14 @@ namespace hybrid::gpu {
 /// Threads of every kernel's CTA: four warps.
 constexpr int64_t kThreads = 128;
 constexpr int64_t kThreadsPerWarp = 32;
-/// Query rows per flash CTA: 16 (one mma tile) per warp.
+/// Rows per flash CTA: 16 (one mma tile) per warp.
 constexpr int64_t kQueryTile = 64;
+
+/// Query positions per flash CTA for a GQA group of `group` heads: the
+/// CTA's rows are (position, head) pairs.
+inline int64_t getQueryTile(int64_t group) {
+  return std::max<int64_t>(1, kQueryTile / group);
+}
 
 /// The value dims one flash CTA accumulates: all of `vHeadDim` up to 256
 /// (64 registers of accumulators per thread), else the largest multiple of

@@ -345,8 +345,10 @@ std::string Backend::prefill(const LayerSpec &l, const KernelSpec &kernel,
     args.memref(s.sinksIn.ptr, {l.numHeads});
   args.memref(s.out.ptr, outShape);
   int64_t tiles = (seq + kernel.qTile - 1) / kernel.qTile;
+  // One CTA per (q_tile positions of a GQA group, kv head x value slice,
+  // batch).
   step(s.launch(kernel.entry, unsigned(tiles),
-                unsigned(l.numHeads * kernel.valueSlices), unsigned(batch),
+                unsigned(l.numKvHeads * kernel.valueSlices), unsigned(batch),
                 unsigned(kernel.threads), args));
   step(s.check("cuEventRecord", d.cuEventRecord(s.events[2], s.stream)));
   if (cache && cache->rows > 0) {

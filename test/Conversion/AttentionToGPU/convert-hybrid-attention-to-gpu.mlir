@@ -13,10 +13,13 @@
 // CHECK-LABEL: gpu.func @sliding(
 // CHECK-SAME: memref<?x?x4x32xbf16>, %{{.+}}: memref<?x?x2x32xbf16>, %{{.+}}: memref<?x?x2x32xbf16>, %{{.+}}: memref<4xf32>, %{{.+}}: memref<?x?x4x32xf32>)
 // CHECK-SAME: workgroup(%[[SK:.+]] : memref<64x40xbf16, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %[[SV:.+]] : memref<64x40xbf16, #gpu.address_space<workgroup>> {llvm.align = 16 : i64})
-// CHECK-SAME: kernel attributes {hybrid.k_tile = 64 : i64, hybrid.q_tile = 64 : i64, hybrid.value_slices = 1 : i64, known_block_size = array<i32: 128, 1, 1>}
-// GQA: query head (block y) / 2 is the kv head.
-// CHECK: %[[HEAD:.+]] = gpu.block_id y
-// CHECK: arith.divui %[[HEAD]], %c2
+// GQA: a CTA's 64 rows are 32 positions x the 2 query heads of kv head
+// block y (row r: head 2 * kv + r % 2, position r / 2).
+// CHECK-SAME: kernel attributes {hybrid.k_tile = 64 : i64, hybrid.q_tile = 32 : i64, hybrid.value_slices = 1 : i64, known_block_size = array<i32: 128, 1, 1>}
+// CHECK: %[[KV:.+]] = gpu.block_id y
+// CHECK: arith.muli %[[KV]], %c2
+// CHECK: arith.remui %{{.+}}, %c2
+// CHECK: arith.divui %{{.+}}, %c2
 // The key range is the mask's: window 100 reaches back 99.
 // CHECK: arith.subi %{{.+}}, %c99
 // The first key tile is in flight before the loop.
