@@ -46,9 +46,16 @@ def _wrap(call, *args):
         raise HybridError(str(error)) from None
 
 
+def _on_gpu(x: Any) -> bool:
+    """A CUDA tensor (torch, CuPy): GPU schedules use it in place."""
+    device = getattr(x, "__dlpack_device__", None)
+    return device is not None and device()[0] == 2  # kDLCUDA
+
+
 def _as_array(x: Any, name: str) -> Any:
-    """NumPy arrays pass as they are; DLPack tensors are viewed (no copy)."""
-    if x is None or isinstance(x, np.ndarray):
+    """NumPy arrays and CUDA tensors pass as they are; other DLPack tensors
+    are viewed as NumPy arrays (no copy)."""
+    if x is None or isinstance(x, np.ndarray) or _on_gpu(x):
         return x
     if hasattr(x, "__dlpack__"):
         return np.from_dlpack(x)
@@ -118,14 +125,21 @@ class Session:
             return _as_array(out, "out")
         spec = self.schedule.layers[layer] if 0 <= layer < len(self.schedule.layers) else {}
         value_dim = spec.get("v_head_dim") or spec.get("head_dim") or q.shape[-1]
-        return np.empty(q.shape[:-1] + (value_dim,), dtype=np.float32)
+        shape = tuple(q.shape[:-1]) + (value_dim,)
+        if _on_gpu(q):
+            if not _is_torch(q):
+                raise TypeError("out: pass an output array for CUDA arrays "
+                                "other than torch tensors")
+            import torch
+            return torch.empty(shape, dtype=torch.float32, device=q.device)
+        return np.empty(shape, dtype=np.float32)
 
     def _run(self, method, layer, q, k, v, sinks, out, torch_out):
         q, k, v, sinks = (_as_array(x, n) for x, n in ((q, "q"), (k, "k"), (v, "v"),
                                                       (sinks, "sinks")))
         result = self._out(layer, q, out)
         _wrap(method, layer, q, k, v, sinks, result)
-        if torch_out and out is None:
+        if torch_out and out is None and not _on_gpu(result):
             import torch
             return torch.from_numpy(result)
         return result if out is None else out

@@ -23,8 +23,10 @@ namespace nb = nanobind;
 using namespace hybrid;
 
 namespace {
-using Input = nb::ndarray<const float, nb::c_contig, nb::device::cpu>;
-using Output = nb::ndarray<float, nb::c_contig, nb::device::cpu>;
+// Host arrays, or CUDA device arrays (torch, CuPy) for GPU schedules: the
+// runtime reads and writes those in place.
+using Input = nb::ndarray<const float, nb::c_contig>;
+using Output = nb::ndarray<float, nb::c_contig>;
 
 void check(const rt::Status &status) {
   if (!status)
@@ -32,18 +34,18 @@ void check(const rt::Status &status) {
 }
 
 /// A runtime view of `a` (no copy); rank 1 or 4 as the array has.
-hybrid_rt_tensor view(const float *data, size_t ndim, const int64_t *shape) {
-  hybrid_rt_tensor t{
-      const_cast<float *>(data), HYBRID_RT_F32, int32_t(ndim), {0, 0, 0, 0}};
-  for (size_t i = 0; i < ndim && i < 4; ++i)
-    t.shape[i] = shape[i];
+template <typename Array> hybrid_rt_tensor view(const Array &a) {
+  if (a.device_type() != nb::device::cpu::value &&
+      a.device_type() != nb::device::cuda::value)
+    throw std::invalid_argument("arrays must be in host or CUDA memory");
+  hybrid_rt_tensor t{const_cast<float *>(a.data()), HYBRID_RT_F32,
+                     int32_t(a.ndim()), {0, 0, 0, 0},
+                     a.device_type() == nb::device::cuda::value
+                         ? HYBRID_RT_DEVICE
+                         : HYBRID_RT_HOST};
+  for (size_t i = 0; i < a.ndim() && i < 4; ++i)
+    t.shape[i] = a.shape(i);
   return t;
-}
-hybrid_rt_tensor view(const Input &a) {
-  return view(a.data(), a.ndim(), a.shape_ptr());
-}
-hybrid_rt_tensor view(Output &a) {
-  return view(a.data(), a.ndim(), a.shape_ptr());
 }
 
 struct Model {

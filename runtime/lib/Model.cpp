@@ -23,23 +23,24 @@ hybrid_rt_status hybrid::rt::getRunnableLayer(const hybrid_rt_model &model,
 std::string hybrid::rt::checkLayerOperands(
     const LayerSpec &l, int64_t batch, int64_t seq, const hybrid_rt_tensor *q,
     const hybrid_rt_tensor *k, const hybrid_rt_tensor *v,
-    const hybrid_rt_tensor *sinks, const hybrid_rt_tensor *out, bool withKeys) {
+    const hybrid_rt_tensor *sinks, const hybrid_rt_tensor *out, bool withKeys,
+    bool onGPU) {
   std::string error = checkOperand("q", q, {batch, seq, l.numHeads, l.headDim},
-                                   "[batch, seq, heads, head_dim]");
+                                   "[batch, seq, heads, head_dim]", onGPU);
   if (error.empty() && withKeys)
     error = checkOperand("k", k, {batch, seq, l.numKvHeads, l.headDim},
-                         "[batch, seq, kv_heads, head_dim]");
+                         "[batch, seq, kv_heads, head_dim]", onGPU);
   if (error.empty() && withKeys)
     error = checkOperand("v", v, {batch, seq, l.numKvHeads, l.vHeadDim},
-                         "[batch, seq, kv_heads, v_head_dim]");
+                         "[batch, seq, kv_heads, v_head_dim]", onGPU);
   if (error.empty() && !withKeys && (k || v))
     error = "k and v must be null: the layer reads layer " +
             std::to_string(l.sourceLayer) + "'s cache";
   if (error.empty())
     error = checkOperand("out", out, {batch, seq, l.numHeads, l.vHeadDim},
-                         "[batch, seq, heads, v_head_dim]");
+                         "[batch, seq, heads, v_head_dim]", onGPU);
   if (error.empty() && l.sinks)
-    error = checkOperand("sinks", sinks, {l.numHeads}, "[heads]");
+    error = checkOperand("sinks", sinks, {l.numHeads}, "[heads]", onGPU);
   if (error.empty() && !l.sinks && sinks)
     error = "sinks given, but the layer has no sinks";
   return error;

@@ -38,10 +38,11 @@ using Shape = std::array<int64_t, 4>;
 /// Records `message` as the calling thread's last error.
 hybrid_rt_status fail(hybrid_rt_status status, std::string message);
 
-/// "" if `t` is a dense f32 tensor of shape `expected`, else why not.
+/// "" if `t` is a dense f32 tensor of shape `expected` in memory the model
+/// reads (host; device memory too on GPUs), else why not.
 std::string checkOperand(const char *name, const hybrid_rt_tensor *t,
                          const std::vector<int64_t> &expected,
-                         const char *layout);
+                         const char *layout, bool onGPU);
 
 /// Sets `spec` to layer `layer` if it has a kernel, else records why not.
 hybrid_rt_status getRunnableLayer(const hybrid_rt_model &model, int64_t layer,
@@ -57,7 +58,8 @@ std::string checkLayerOperands(const LayerSpec &layer, int64_t batch,
                                const hybrid_rt_tensor *k,
                                const hybrid_rt_tensor *v,
                                const hybrid_rt_tensor *sinks,
-                               const hybrid_rt_tensor *out, bool withKeys);
+                               const hybrid_rt_tensor *out, bool withKeys,
+                               bool onGPU);
 
 /// Runs `prepare` on every [B, S] row of `in` (positions firstPosition...)
 /// into `out`, on the model's threads.

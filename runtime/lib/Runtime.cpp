@@ -41,15 +41,20 @@ hybrid_rt_status hybrid::rt::fail(hybrid_rt_status status,
 std::string hybrid::rt::checkOperand(const char *name,
                                      const hybrid_rt_tensor *t,
                                      const std::vector<int64_t> &expected,
-                                     const char *layout) {
+                                     const char *layout, bool onGPU) {
   std::string what = std::string(name) + " ";
   if (!t)
     return what + "is null";
   if (!t->data)
     return what + "has no data";
+  if (t->memory != HYBRID_RT_HOST && t->memory != HYBRID_RT_DEVICE)
+    return what + "has memory " + std::to_string(int(t->memory)) +
+           ", expected HYBRID_RT_HOST or HYBRID_RT_DEVICE";
+  if (t->memory == HYBRID_RT_DEVICE && !onGPU)
+    return what + "is in device memory, but the model runs on the CPU";
   if (t->dtype != HYBRID_RT_F32)
     return what + "has dtype " + dtypeName(t->dtype) +
-           ", but CPU kernels take f32";
+           ", but the runtime takes f32 tensors";
   if (t->rank != int32_t(expected.size()) ||
       !std::equal(expected.begin(), expected.end(), t->shape))
     return what + "has shape " +
@@ -151,18 +156,16 @@ hybrid_rt_status hybrid_rt_prefill(hybrid_rt_model *model, int64_t layer,
                                                 ", ...], batch and seq must be "
                                                 "positive");
   if (std::string error =
-          checkLayerOperands(l, batch, seq, q, k, v, sinks, out, true);
+          checkLayerOperands(l, batch, seq, q, k, v, sinks, out, true,
+                             model->onGPU);
       !error.empty())
     return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
 #ifdef HYBRID_RT_CUDA
   if (model->cuda) {
+    using cuda::Operand;
     std::string error = model->cuda->prefill(
-        l, model->manifest.kernels.at(l.kernel), batch, seq,
-        static_cast<const float *>(q->data),
-        static_cast<const float *>(k->data),
-        static_cast<const float *>(v->data),
-        sinks ? static_cast<const float *>(sinks->data) : nullptr,
-        static_cast<float *>(out->data));
+        l, model->manifest.kernels.at(l.kernel), batch, seq, Operand::of(q),
+        Operand::of(k), Operand::of(v), Operand::of(sinks), Operand::of(out));
     if (!error.empty())
       return fail(HYBRID_RT_LOAD_ERROR, where + ": " + error);
     return HYBRID_RT_OK;

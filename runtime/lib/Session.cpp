@@ -255,8 +255,9 @@ hybrid_rt_status hybrid_rt_session_prefill(hybrid_rt_session *s, int64_t layer,
   if (std::string error = checkQueryRank(q); !error.empty())
     return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
   int64_t seq = q->shape[1];
-  if (std::string error = checkLayerOperands(l, s->batch, seq, q, k, v, sinks,
-                                             out, /*withKeys=*/true);
+  if (std::string error =
+          checkLayerOperands(l, s->batch, seq, q, k, v, sinks, out,
+                             /*withKeys=*/true, s->model->onGPU);
       !error.empty())
     return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
   if (seq <= 0)
@@ -276,10 +277,11 @@ hybrid_rt_status hybrid_rt_session_prefill(hybrid_rt_session *s, int64_t layer,
                     ": prefill the source first");
 #ifdef HYBRID_RT_CUDA
   if (hybrid_rt_model &model = *s->model; model.cuda) {
+    using cuda::Operand;
     if (std::string e = model.cuda->prefill(
-            l, model.manifest.kernels.at(l.kernel), s->batch, seq, data(q),
-            data(k), data(v), data(sinks), static_cast<float *>(out->data),
-            c.rows > 0 ? &c.device : nullptr);
+            l, model.manifest.kernels.at(l.kernel), s->batch, seq,
+            Operand::of(q), Operand::of(k), Operand::of(v), Operand::of(sinks),
+            Operand::of(out), c.rows > 0 ? &c.device : nullptr);
         !e.empty())
       return fail(HYBRID_RT_LOAD_ERROR, where + ": " + e);
     c.length = seq;
@@ -318,19 +320,19 @@ hybrid_rt_status hybrid_rt_session_append(hybrid_rt_session *s, int64_t layer,
   int64_t count = k && k->rank == 4 ? k->shape[1] : 0;
   std::string error =
       checkOperand("k", k, {s->batch, count, l.numKvHeads, l.headDim},
-                   "[batch, seq, kv_heads, head_dim]");
+                   "[batch, seq, kv_heads, head_dim]", s->model->onGPU);
   if (error.empty())
     error = checkOperand("v", v, {s->batch, count, l.numKvHeads, l.vHeadDim},
-                         "[batch, seq, kv_heads, v_head_dim]");
+                         "[batch, seq, kv_heads, v_head_dim]", s->model->onGPU);
   if (!error.empty())
     return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
   if (std::string error = checkRoom(*s, c.length, count); !error.empty())
     return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
 #ifdef HYBRID_RT_CUDA
   if (hybrid_rt_model &model = *s->model; model.cuda) {
-    if (std::string e =
-            model.cuda->append(l, model.manifest.kernels.at(l.kernel), c.device,
-                               s->batch, c.length, count, data(k), data(v));
+    if (std::string e = model.cuda->append(
+            l, model.manifest.kernels.at(l.kernel), c.device, s->batch,
+            c.length, count, cuda::Operand::of(k), cuda::Operand::of(v));
         !e.empty())
       return fail(HYBRID_RT_LOAD_ERROR, where + ": " + e);
     c.length += count;
@@ -365,7 +367,8 @@ hybrid_rt_status hybrid_rt_session_decode(hybrid_rt_session *s, int64_t layer,
     return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
   int64_t steps = q->shape[1];
   if (std::string error =
-          checkLayerOperands(l, s->batch, steps, q, k, v, sinks, out, !shared);
+          checkLayerOperands(l, s->batch, steps, q, k, v, sinks, out, !shared,
+                             model.onGPU);
       !error.empty())
     return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
   if (steps < 1 || steps > s->maxStep)
@@ -388,10 +391,11 @@ hybrid_rt_status hybrid_rt_session_decode(hybrid_rt_session *s, int64_t layer,
   }
 #ifdef HYBRID_RT_CUDA
   if (model.cuda) {
+    using cuda::Operand;
     if (std::string e = model.cuda->decode(
             l, kernel, shared ? nullptr : &c.device, owner->device, s->batch,
-            position, steps, data(q), data(k), data(v), data(sinks),
-            static_cast<float *>(out->data));
+            position, steps, Operand::of(q), Operand::of(k), Operand::of(v),
+            Operand::of(sinks), Operand::of(out));
         !e.empty())
       return fail(HYBRID_RT_LOAD_ERROR, where + ": " + e);
     c.length = position + steps;

@@ -49,11 +49,11 @@ int main(int argc, char **argv) {
   float *v = calloc(b * s * hkv * dv, sizeof(float));
   float *o = calloc(b * s * hq * dv, sizeof(float));
   float sink[64] = {0};
-  hybrid_rt_tensor tq = {q, HYBRID_RT_F32, 4, {b, s, hq, d}};
-  hybrid_rt_tensor tk = {k, HYBRID_RT_F32, 4, {b, s, hkv, d}};
-  hybrid_rt_tensor tv = {v, HYBRID_RT_F32, 4, {b, s, hkv, dv}};
-  hybrid_rt_tensor to = {o, HYBRID_RT_F32, 4, {b, s, hq, dv}};
-  hybrid_rt_tensor ts = {sink, HYBRID_RT_F32, 1, {hq, 0, 0, 0}};
+  hybrid_rt_tensor tq = {q, HYBRID_RT_F32, 4, {b, s, hq, d}, HYBRID_RT_HOST};
+  hybrid_rt_tensor tk = {k, HYBRID_RT_F32, 4, {b, s, hkv, d}, HYBRID_RT_HOST};
+  hybrid_rt_tensor tv = {v, HYBRID_RT_F32, 4, {b, s, hkv, dv}, HYBRID_RT_HOST};
+  hybrid_rt_tensor to = {o, HYBRID_RT_F32, 4, {b, s, hq, dv}, HYBRID_RT_HOST};
+  hybrid_rt_tensor ts = {sink, HYBRID_RT_F32, 1, {hq, 0, 0, 0}, HYBRID_RT_HOST};
   report("prefill", hybrid_rt_prefill(model, layer, &tq, &tk, &tv, NULL, &to));
 
   hybrid_rt_tensor bad = tk;
@@ -68,6 +68,12 @@ int main(int argc, char **argv) {
   bad = tq;
   bad.dtype = HYBRID_RT_BF16;
   report("q dtype", hybrid_rt_prefill(model, layer, &bad, &tk, &tv, NULL, &to));
+  bad = tv;
+  bad.memory = HYBRID_RT_DEVICE;
+  report("v memory", hybrid_rt_prefill(model, layer, &tq, &tk, &bad, NULL, &to));
+  bad.memory = (hybrid_rt_memory)7;
+  report("v memory 7",
+         hybrid_rt_prefill(model, layer, &tq, &tk, &bad, NULL, &to));
   report("k null", hybrid_rt_prefill(model, layer, &tq, NULL, &tv, NULL, &to));
   report("sinks", hybrid_rt_prefill(model, layer, &tq, &tk, &tv, &ts, &to));
   report("layer", hybrid_rt_prefill(model, -1, &tq, &tk, &tv, NULL, &to));
@@ -96,10 +102,10 @@ static int checkSession(hybrid_rt_model *model, int64_t layer,
   float *k = calloc(b * n * hkv * d, sizeof(float));
   float *v = calloc(b * n * hkv * dv, sizeof(float));
   float *o = calloc(b * n * hq * dv, sizeof(float));
-  hybrid_rt_tensor tq = {q, HYBRID_RT_F32, 4, {b, n, hq, d}};
-  hybrid_rt_tensor tk = {k, HYBRID_RT_F32, 4, {b, n, hkv, d}};
-  hybrid_rt_tensor tv = {v, HYBRID_RT_F32, 4, {b, n, hkv, dv}};
-  hybrid_rt_tensor to = {o, HYBRID_RT_F32, 4, {b, n, hq, dv}};
+  hybrid_rt_tensor tq = {q, HYBRID_RT_F32, 4, {b, n, hq, d}, HYBRID_RT_HOST};
+  hybrid_rt_tensor tk = {k, HYBRID_RT_F32, 4, {b, n, hkv, d}, HYBRID_RT_HOST};
+  hybrid_rt_tensor tv = {v, HYBRID_RT_F32, 4, {b, n, hkv, dv}, HYBRID_RT_HOST};
+  hybrid_rt_tensor to = {o, HYBRID_RT_F32, 4, {b, n, hq, dv}, HYBRID_RT_HOST};
   report("prefill before the source",
          hybrid_rt_session_prefill(session, shared, &tq, &tk, &tv, NULL, &to));
   {

@@ -27,15 +27,19 @@ struct Status {
   }
 };
 
-/// A float32 view of caller-owned memory.
-inline hybrid_rt_tensor view(const float *data, std::array<int64_t, 4> shape) {
+/// A float32 view of caller-owned memory (device memory: GPU models).
+inline hybrid_rt_tensor view(const float *data, std::array<int64_t, 4> shape,
+                             hybrid_rt_memory memory = HYBRID_RT_HOST) {
   return {const_cast<float *>(data),
           HYBRID_RT_F32,
           4,
-          {shape[0], shape[1], shape[2], shape[3]}};
+          {shape[0], shape[1], shape[2], shape[3]},
+          memory};
 }
-inline hybrid_rt_tensor view(const float *data, int64_t size) {
-  return {const_cast<float *>(data), HYBRID_RT_F32, 1, {size, 0, 0, 0}};
+inline hybrid_rt_tensor view(const float *data, int64_t size,
+                             hybrid_rt_memory memory = HYBRID_RT_HOST) {
+  return {const_cast<float *>(data), HYBRID_RT_F32, 1, {size, 0, 0, 0},
+          memory};
 }
 
 class Model {

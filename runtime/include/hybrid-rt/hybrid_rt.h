@@ -34,12 +34,19 @@ typedef enum hybrid_rt_dtype {
   HYBRID_RT_BF16 = 2
 } hybrid_rt_dtype;
 
+/* Where a tensor's data lives. */
+typedef enum hybrid_rt_memory {
+  HYBRID_RT_HOST = 0,  /* host memory (the default of a zeroed tensor) */
+  HYBRID_RT_DEVICE = 1 /* CUDA device memory: GPU models only, no copies */
+} hybrid_rt_memory;
+
 /* A dense row-major tensor the caller owns. */
 typedef struct hybrid_rt_tensor {
   void *data;
   hybrid_rt_dtype dtype;
   int32_t rank;
   int64_t shape[4];
+  hybrid_rt_memory memory;
 } hybrid_rt_tensor;
 
 /* What a layer computes, as the manifest describes it. */

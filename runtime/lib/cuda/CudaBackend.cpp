@@ -138,24 +138,43 @@ struct Backend::State {
                      /*sharedMemBytes=*/0, stream, args.get(), nullptr));
   }
 
-  /// `count` floats of host `data` into `buffer`.
-  std::string upload(DeviceBuffer &buffer, const float *data, size_t count) {
-    if (std::string e = ensure(buffer, count * 4); !e.empty())
+  /// Where the kernels read `count` floats of `operand`: in place in
+  /// device memory, else copied into `staging`.
+  std::string input(DeviceBuffer &staging, Operand operand, size_t count,
+                    CUdeviceptr &ptr) {
+    if (operand.onDevice) {
+      ptr = CUdeviceptr(operand.data);
+      return "";
+    }
+    if (std::string e = ensure(staging, count * 4); !e.empty())
       return e;
+    ptr = staging.ptr;
     return check("copying operands to the GPU",
-                 driver.cuMemcpyHtoDAsync(buffer.ptr, data, count * 4, stream));
+                 driver.cuMemcpyHtoDAsync(ptr, operand.data, count * 4, stream));
+  }
+  /// Where the kernels write `count` floats of `operand`: in place in
+  /// device memory, else in `staging` (copied out by finish()).
+  std::string output(DeviceBuffer &staging, Operand operand, size_t count,
+                     CUdeviceptr &ptr) {
+    ptr = operand.onDevice ? CUdeviceptr(operand.data) : 0;
+    if (operand.onDevice)
+      return "";
+    if (std::string e = ensure(staging, count * 4); !e.empty())
+      return e;
+    ptr = staging.ptr;
+    return "";
   }
   /// Runs prepare kernel `symbol` on [B, S] rows of `in` (f32, `shape`)
   /// into `out` (bf16); queries and keys take their first position.
   std::string prepare(const KernelSpec &kernel, const std::string &symbol,
-                      DeviceBuffer &in, DeviceBuffer &out,
+                      CUdeviceptr in, DeviceBuffer &out,
                       const std::vector<int64_t> &shape,
                       std::optional<int64_t> firstPosition) {
     size_t count = shape[0] * shape[1] * shape[2] * shape[3];
     if (std::string e = ensure(out, count * 2); !e.empty())
       return e;
     LaunchArgs args;
-    args.memref(in.ptr, shape);
+    args.memref(in, shape);
     args.memref(out.ptr, shape);
     if (firstPosition)
       args.scalar(*firstPosition);
@@ -184,18 +203,24 @@ struct Backend::State {
       }
     return "";
   }
-  /// Copies `count` floats of `buffer` to host `out` and waits for the
+  /// Copies `count` floats from `ptr` to a host `out` and waits for the
   /// stream: errors of earlier launches surface here.
-  std::string finish(float *out, DeviceBuffer &buffer, size_t count,
+  std::string finish(Operand out, CUdeviceptr ptr, size_t count,
                      const std::string &what) {
-    if (std::string e =
-            check("copying the output from the GPU",
-                  driver.cuMemcpyDtoHAsync(out, buffer.ptr, count * 4, stream));
-        !e.empty())
-      return e;
+    if (!out.onDevice)
+      if (std::string e = check("copying the output from the GPU",
+                                driver.cuMemcpyDtoHAsync(out.data, ptr,
+                                                         count * 4, stream));
+          !e.empty())
+        return e;
     return check("running " + what, driver.cuStreamSynchronize(stream));
   }
   int multiprocessors = 1;
+
+  /// Backend::append without waiting for the stream.
+  std::string appendRows(const LayerSpec &l, const KernelSpec &kernel,
+                         DeviceCache &cache, int64_t batch, int64_t first,
+                         int64_t count, Operand k, Operand v);
 };
 
 Backend::Backend() : state(std::make_unique<State>()) {}
@@ -299,16 +324,9 @@ std::unique_ptr<Backend> Backend::open(const Manifest &manifest,
 int64_t DeviceCache::bytes() const { return keyBytes + valueBytes; }
 
 std::string Backend::prefill(const LayerSpec &l, const KernelSpec &kernel,
-                             int64_t batch, int64_t seq, const float *q,
-                             const float *k, const float *v, const float *sinks,
-                             float *out) {
-  return prefill(l, kernel, batch, seq, q, k, v, sinks, out, nullptr);
-}
-
-std::string Backend::prefill(const LayerSpec &l, const KernelSpec &kernel,
-                             int64_t batch, int64_t seq, const float *q,
-                             const float *k, const float *v, const float *sinks,
-                             float *out, DeviceCache *cache) {
+                             int64_t batch, int64_t seq, Operand q, Operand k,
+                             Operand v, Operand sinks, Operand out,
+                             DeviceCache *cache) {
   State &s = *state;
   Driver &d = s.driver;
   d.cuCtxSetCurrent(s.context);
@@ -323,17 +341,17 @@ std::string Backend::prefill(const LayerSpec &l, const KernelSpec &kernel,
       e = result;
     return e.empty();
   };
-  step(s.upload(s.qIn, q, batch * seq * l.numHeads * l.headDim));
-  step(s.upload(s.kIn, k, batch * seq * l.numKvHeads * l.headDim));
-  step(s.upload(s.vIn, v, batch * seq * l.numKvHeads * l.vHeadDim));
-  if (sinks)
-    step(s.upload(s.sinksIn, sinks, l.numHeads));
-  step(s.ensure(s.out, outCount * 4));
+  CUdeviceptr qPtr = 0, kPtr = 0, vPtr = 0, sinksPtr = 0, outPtr = 0;
+  step(s.input(s.qIn, q, batch * seq * l.numHeads * l.headDim, qPtr));
+  step(s.input(s.kIn, k, batch * seq * l.numKvHeads * l.headDim, kPtr));
+  step(s.input(s.vIn, v, batch * seq * l.numKvHeads * l.vHeadDim, vPtr));
+  if (sinks.data)
+    step(s.input(s.sinksIn, sinks, l.numHeads, sinksPtr));
+  step(s.output(s.out, out, outCount, outPtr));
   step(s.check("cuEventRecord", d.cuEventRecord(s.events[0], s.stream)));
-  step(s.prepare(kernel, kernel.prepareQ, s.qIn, s.qBf16, qShape, 0));
-  step(s.prepare(kernel, kernel.prepareK, s.kIn, s.kBf16, kShape, 0));
-  step(
-      s.prepare(kernel, kernel.prepareV, s.vIn, s.vBf16, vShape, std::nullopt));
+  step(s.prepare(kernel, kernel.prepareQ, qPtr, s.qBf16, qShape, 0));
+  step(s.prepare(kernel, kernel.prepareK, kPtr, s.kBf16, kShape, 0));
+  step(s.prepare(kernel, kernel.prepareV, vPtr, s.vBf16, vShape, std::nullopt));
   step(s.check("cuEventRecord", d.cuEventRecord(s.events[1], s.stream)));
   if (!e.empty())
     return e;
@@ -341,9 +359,9 @@ std::string Backend::prefill(const LayerSpec &l, const KernelSpec &kernel,
   args.memref(s.qBf16.ptr, qShape);
   args.memref(s.kBf16.ptr, kShape);
   args.memref(s.vBf16.ptr, vShape);
-  if (sinks)
-    args.memref(s.sinksIn.ptr, {l.numHeads});
-  args.memref(s.out.ptr, outShape);
+  if (sinks.data)
+    args.memref(sinksPtr, {l.numHeads});
+  args.memref(outPtr, outShape);
   int64_t tiles = (seq + kernel.qTile - 1) / kernel.qTile;
   // One CTA per (q_tile positions of a GQA group, kv head x value slice,
   // batch).
@@ -356,12 +374,12 @@ std::string Backend::prefill(const LayerSpec &l, const KernelSpec &kernel,
                      l.numKvHeads * l.headDim * 2));
     // K=V: the values are the raw keys.
     if (l.kEqV)
-      step(s.prepare(kernel, kernel.prepareV, s.kIn, s.vBf16, vShape,
+      step(s.prepare(kernel, kernel.prepareV, kPtr, s.vBf16, vShape,
                      std::nullopt));
     step(s.storeRows(cache->values, cache->rows, s.vBf16.ptr, batch, 0, seq,
                      l.numKvHeads * l.vHeadDim * 2));
   }
-  step(s.finish(out, s.out, outCount, kernel.entry));
+  step(s.finish(out, outPtr, outCount, kernel.entry));
   if (!e.empty())
     return e;
   d.cuEventElapsedTime(&s.prepareMs, s.events[0], s.events[1]);
@@ -404,9 +422,22 @@ void Backend::release(DeviceCache &cache) {
 
 std::string Backend::append(const LayerSpec &l, const KernelSpec &kernel,
                             DeviceCache &cache, int64_t batch, int64_t first,
-                            int64_t count, const float *k, const float *v) {
+                            int64_t count, Operand k, Operand v) {
   State &s = *state;
   s.driver.cuCtxSetCurrent(s.context);
+  if (std::string e = s.appendRows(l, kernel, cache, batch, first, count, k, v);
+      !e.empty())
+    return e;
+  return s.check("appending to the KV cache",
+                 s.driver.cuStreamSynchronize(s.stream));
+}
+
+std::string Backend::State::appendRows(const LayerSpec &l,
+                                       const KernelSpec &kernel,
+                                       DeviceCache &cache, int64_t batch,
+                                       int64_t first, int64_t count, Operand k,
+                                       Operand v) {
+  State &s = *this;
   std::vector<int64_t> kShape = {batch, count, l.numKvHeads, l.headDim},
                        vShape = {batch, count, l.numKvHeads, l.vHeadDim};
   std::string e;
@@ -415,12 +446,13 @@ std::string Backend::append(const LayerSpec &l, const KernelSpec &kernel,
       e = result;
     return e.empty();
   };
-  step(s.upload(s.kIn, k, batch * count * l.numKvHeads * l.headDim));
+  CUdeviceptr kPtr = 0, vPtr = 0;
+  step(s.input(s.kIn, k, batch * count * l.numKvHeads * l.headDim, kPtr));
   if (!l.kEqV)
-    step(s.upload(s.vIn, v, batch * count * l.numKvHeads * l.vHeadDim));
-  step(s.prepare(kernel, kernel.prepareK, s.kIn, s.kBf16, kShape, first));
+    step(s.input(s.vIn, v, batch * count * l.numKvHeads * l.vHeadDim, vPtr));
+  step(s.prepare(kernel, kernel.prepareK, kPtr, s.kBf16, kShape, first));
   // K=V: the values are the raw keys.
-  step(s.prepare(kernel, kernel.prepareV, l.kEqV ? s.kIn : s.vIn, s.vBf16,
+  step(s.prepare(kernel, kernel.prepareV, l.kEqV ? kPtr : vPtr, s.vBf16,
                  vShape, std::nullopt));
   step(s.storeRows(cache.keys, cache.rows, s.kBf16.ptr, batch, first, count,
                    l.numKvHeads * l.headDim * 2));
@@ -432,8 +464,8 @@ std::string Backend::append(const LayerSpec &l, const KernelSpec &kernel,
 std::string Backend::decode(const LayerSpec &l, const KernelSpec &kernel,
                             DeviceCache *own, const DeviceCache &owner,
                             int64_t batch, int64_t position, int64_t steps,
-                            const float *q, const float *k, const float *v,
-                            const float *sinks, float *out) {
+                            Operand q, Operand k, Operand v, Operand sinks,
+                            Operand out) {
   State &s = *state;
   Driver &d = s.driver;
   d.cuCtxSetCurrent(s.context);
@@ -444,12 +476,13 @@ std::string Backend::decode(const LayerSpec &l, const KernelSpec &kernel,
     return e.empty();
   };
   if (own)
-    step(append(l, kernel, *own, batch, position, steps, k, v));
+    step(s.appendRows(l, kernel, *own, batch, position, steps, k, v));
   std::vector<int64_t> qShape = {batch, steps, l.numHeads, l.headDim};
-  step(s.upload(s.qIn, q, batch * steps * l.numHeads * l.headDim));
-  if (sinks)
-    step(s.upload(s.sinksIn, sinks, l.numHeads));
-  step(s.prepare(kernel, kernel.prepareQ, s.qIn, s.qBf16, qShape, position));
+  CUdeviceptr qPtr = 0, sinksPtr = 0, outPtr = 0;
+  step(s.input(s.qIn, q, batch * steps * l.numHeads * l.headDim, qPtr));
+  if (sinks.data)
+    step(s.input(s.sinksIn, sinks, l.numHeads, sinksPtr));
+  step(s.prepare(kernel, kernel.prepareQ, qPtr, s.qBf16, qShape, position));
 
   // Enough splits of the last query's key range to fill the GPU twice.
   int64_t total = position + steps, first = 0;
@@ -467,7 +500,7 @@ std::string Backend::decode(const LayerSpec &l, const KernelSpec &kernel,
   step(s.ensure(s.partialOut, partial * l.vHeadDim * 4));
   step(s.ensure(s.partialMax, partial * 4));
   step(s.ensure(s.partialSum, partial * 4));
-  step(s.ensure(s.out, outCount * 4));
+  step(s.output(s.out, out, outCount, outPtr));
   step(s.check("cuEventRecord", d.cuEventRecord(s.events[1], s.stream)));
   if (!e.empty())
     return e;
@@ -478,8 +511,8 @@ std::string Backend::decode(const LayerSpec &l, const KernelSpec &kernel,
               {batch, owner.rows, l.numKvHeads, l.headDim});
   args.memref(CUdeviceptr(owner.values),
               {batch, owner.rows, l.numKvHeads, l.vHeadDim});
-  if (sinks)
-    args.memref(s.sinksIn.ptr, {l.numHeads});
+  if (sinks.data)
+    args.memref(sinksPtr, {l.numHeads});
   std::vector<int64_t> partialShape = {splits, batch, steps, l.numHeads};
   args.memref(s.partialOut.ptr, {splits, batch, steps, l.numHeads, l.vHeadDim});
   args.memref(s.partialMax.ptr, partialShape);
@@ -492,11 +525,11 @@ std::string Backend::decode(const LayerSpec &l, const KernelSpec &kernel,
                  {splits, batch, steps, l.numHeads, l.vHeadDim});
   combine.memref(s.partialMax.ptr, partialShape);
   combine.memref(s.partialSum.ptr, partialShape);
-  combine.memref(s.out.ptr, {batch, steps, l.numHeads, l.vHeadDim});
+  combine.memref(outPtr, {batch, steps, l.numHeads, l.vHeadDim});
   step(s.launch(kernel.decodeCombine, unsigned(batch * steps), 1, 1,
                 unsigned(kernel.threads), combine));
   step(s.check("cuEventRecord", d.cuEventRecord(s.events[2], s.stream)));
-  step(s.finish(out, s.out, outCount, kernel.decode));
+  step(s.finish(out, outPtr, outCount, kernel.decode));
   if (!e.empty())
     return e;
   s.prepareMs = 0;

@@ -2,9 +2,9 @@
 //
 // Holds the device side of an open model: the driver, the primary context of
 // one GPU, the kernels' module and a stream, and device scratch for a call's
-// operands. The C ABI stays on host f32 tensors: a prefill copies them in,
-// runs prepare (RoPE, scale, bf16) and flash kernels, and copies the output
-// back.
+// operands. Operands are f32 tensors in host memory (copied in, and the
+// output back) or in device memory (used in place); a prefill runs prepare
+// (RoPE, scale, bf16) and flash kernels.
 //
 //===----------------------------------------------------------------------===//
 
@@ -12,6 +12,7 @@
 #define HYBRID_RT_LIB_CUDA_CUDABACKEND_H
 
 #include "hybrid-rt/Manifest.h"
+#include "hybrid-rt/hybrid_rt.h"
 
 #include <memory>
 #include <string>
@@ -29,6 +30,15 @@ struct DeviceCache {
   int64_t keyBytes = 0, valueBytes = 0;
 };
 
+/// An f32 operand of a call, in host or device memory; null data: absent.
+struct Operand {
+  void *data = nullptr;
+  bool onDevice = false;
+  static Operand of(const hybrid_rt_tensor *t) {
+    return t ? Operand{t->data, t->memory == HYBRID_RT_DEVICE} : Operand{};
+  }
+};
+
 class Backend {
 public:
   /// Loads the driver and the manifest's cubin (or, where the cubin is
@@ -39,20 +49,14 @@ public:
                                        std::string &error);
   ~Backend();
 
-  /// Prefill attention of `layer` on host f32 rows q [B, S, Hq, D],
-  /// k [B, S, Hkv, D], v [B, S, Hkv, Dv], sinks [Hq] (or null) into out
-  /// [B, S, Hq, Dv]. Returns "" or the error.
+  /// Prefill attention of `layer` on f32 rows q [B, S, Hq, D],
+  /// k [B, S, Hkv, D], v [B, S, Hkv, Dv], sinks [Hq] (or absent) into out
+  /// [B, S, Hq, Dv], also storing the prompt's keys and values in `cache`
+  /// (null: none). Returns "" or the error.
   std::string prefill(const LayerSpec &layer, const KernelSpec &kernel,
-                      int64_t batch, int64_t seq, const float *q,
-                      const float *k, const float *v, const float *sinks,
-                      float *out);
-
-  /// The same, also storing the prompt's keys and values in `cache` (null:
-  /// no cache of its own).
-  std::string prefill(const LayerSpec &layer, const KernelSpec &kernel,
-                      int64_t batch, int64_t seq, const float *q,
-                      const float *k, const float *v, const float *sinks,
-                      float *out, DeviceCache *cache);
+                      int64_t batch, int64_t seq, Operand q, Operand k,
+                      Operand v, Operand sinks, Operand out,
+                      DeviceCache *cache = nullptr);
 
   /// Allocates (and zeroes nothing: rows are written before they are read)
   /// `rows` rows of `layer` for `batch` sequences.
@@ -60,20 +64,19 @@ public:
                        DeviceCache &cache);
   void release(DeviceCache &cache);
 
-  /// Stores `count` tokens of host k [B, count, Hkv, D] and v (ignored for
-  /// K=V layers) at positions first.. in `cache`.
+  /// Stores `count` tokens of k [B, count, Hkv, D] and v (ignored for K=V
+  /// layers) at positions first.. in `cache`.
   std::string append(const LayerSpec &layer, const KernelSpec &kernel,
                      DeviceCache &cache, int64_t batch, int64_t first,
-                     int64_t count, const float *k, const float *v);
+                     int64_t count, Operand k, Operand v);
 
   /// A decode step of `steps` queries at positions position..: appends k
   /// and v to `own` (null for shared layers), then attends over `owner`'s
   /// cache with the decode and combine kernels.
   std::string decode(const LayerSpec &layer, const KernelSpec &kernel,
                      DeviceCache *own, const DeviceCache &owner, int64_t batch,
-                     int64_t position, int64_t steps, const float *q,
-                     const float *k, const float *v, const float *sinks,
-                     float *out);
+                     int64_t position, int64_t steps, Operand q, Operand k,
+                     Operand v, Operand sinks, Operand out);
 
   /// Device milliseconds of the last prefill: prepare kernels, and the
   /// attention kernel alone.
