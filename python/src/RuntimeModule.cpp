@@ -38,8 +38,10 @@ template <typename Array> hybrid_rt_tensor view(const Array &a) {
   if (a.device_type() != nb::device::cpu::value &&
       a.device_type() != nb::device::cuda::value)
     throw std::invalid_argument("arrays must be in host or CUDA memory");
-  hybrid_rt_tensor t{const_cast<float *>(a.data()), HYBRID_RT_F32,
-                     int32_t(a.ndim()), {0, 0, 0, 0},
+  hybrid_rt_tensor t{const_cast<float *>(a.data()),
+                     HYBRID_RT_F32,
+                     int32_t(a.ndim()),
+                     {0, 0, 0, 0},
                      a.device_type() == nb::device::cuda::value
                          ? HYBRID_RT_DEVICE
                          : HYBRID_RT_HOST};

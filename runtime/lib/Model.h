@@ -53,13 +53,11 @@ hybrid_rt_status getRunnableLayer(const hybrid_rt_model &model, int64_t layer,
 /// [B, S, Hq, Dv] and sinks [Hq] (exactly when the layer has sinks) fit
 /// the layer, else the first mismatch. With `withKeys` false, k and v must
 /// be null (shared-cache layers).
-std::string checkLayerOperands(const LayerSpec &layer, int64_t batch,
-                               int64_t seq, const hybrid_rt_tensor *q,
-                               const hybrid_rt_tensor *k,
-                               const hybrid_rt_tensor *v,
-                               const hybrid_rt_tensor *sinks,
-                               const hybrid_rt_tensor *out, bool withKeys,
-                               bool onGPU);
+std::string
+checkLayerOperands(const LayerSpec &layer, int64_t batch, int64_t seq,
+                   const hybrid_rt_tensor *q, const hybrid_rt_tensor *k,
+                   const hybrid_rt_tensor *v, const hybrid_rt_tensor *sinks,
+                   const hybrid_rt_tensor *out, bool withKeys, bool onGPU);
 
 /// Runs `prepare` on every [B, S] row of `in` (positions firstPosition...)
 /// into `out`, on the model's threads.

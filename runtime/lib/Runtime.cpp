@@ -155,9 +155,8 @@ hybrid_rt_status hybrid_rt_prefill(hybrid_rt_model *model, int64_t layer,
                                                 std::to_string(seq) +
                                                 ", ...], batch and seq must be "
                                                 "positive");
-  if (std::string error =
-          checkLayerOperands(l, batch, seq, q, k, v, sinks, out, true,
-                             model->onGPU);
+  if (std::string error = checkLayerOperands(l, batch, seq, q, k, v, sinks, out,
+                                             true, model->onGPU);
       !error.empty())
     return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
 #ifdef HYBRID_RT_CUDA

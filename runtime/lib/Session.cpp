@@ -366,9 +366,8 @@ hybrid_rt_status hybrid_rt_session_decode(hybrid_rt_session *s, int64_t layer,
   if (std::string error = checkQueryRank(q); !error.empty())
     return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
   int64_t steps = q->shape[1];
-  if (std::string error =
-          checkLayerOperands(l, s->batch, steps, q, k, v, sinks, out, !shared,
-                             model.onGPU);
+  if (std::string error = checkLayerOperands(l, s->batch, steps, q, k, v, sinks,
+                                             out, !shared, model.onGPU);
       !error.empty())
     return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
   if (steps < 1 || steps > s->maxStep)

@@ -19,8 +19,7 @@ static void report(const char *what, hybrid_rt_status status) {
          status == HYBRID_RT_OK ? "ok" : hybrid_rt_last_error());
 }
 
-static int checkSession(hybrid_rt_model *model, int64_t layer,
-                        int64_t shared);
+static int checkSession(hybrid_rt_model *model, int64_t layer, int64_t shared);
 
 int main(int argc, char **argv) {
   if (argc != 3 && argc != 4) {
@@ -64,13 +63,15 @@ int main(int argc, char **argv) {
   report("v seq", hybrid_rt_prefill(model, layer, &tq, &tk, &bad, NULL, &to));
   bad = to;
   bad.rank = 3;
-  report("out rank", hybrid_rt_prefill(model, layer, &tq, &tk, &tv, NULL, &bad));
+  report("out rank",
+         hybrid_rt_prefill(model, layer, &tq, &tk, &tv, NULL, &bad));
   bad = tq;
   bad.dtype = HYBRID_RT_BF16;
   report("q dtype", hybrid_rt_prefill(model, layer, &bad, &tk, &tv, NULL, &to));
   bad = tv;
   bad.memory = HYBRID_RT_DEVICE;
-  report("v memory", hybrid_rt_prefill(model, layer, &tq, &tk, &bad, NULL, &to));
+  report("v memory",
+         hybrid_rt_prefill(model, layer, &tq, &tk, &bad, NULL, &to));
   bad.memory = (hybrid_rt_memory)7;
   report("v memory 7",
          hybrid_rt_prefill(model, layer, &tq, &tk, &bad, NULL, &to));
@@ -87,8 +88,7 @@ int main(int argc, char **argv) {
 }
 
 /* Prompt of 4, then steps: every misuse of a session is refused. */
-static int checkSession(hybrid_rt_model *model, int64_t layer,
-                        int64_t shared) {
+static int checkSession(hybrid_rt_model *model, int64_t layer, int64_t shared) {
   hybrid_rt_layer_info info;
   report("info", hybrid_rt_layer_info_get(model, layer, &info));
   const int64_t b = 1, n = 4, hq = info.num_heads, hkv = info.num_kv_heads,
@@ -112,33 +112,33 @@ static int checkSession(hybrid_rt_model *model, int64_t layer,
     /* Shapes only: the call fails before reading any data. */
     hybrid_rt_tensor lq = tq, lk = tk, lv = tv, lo = to;
     lq.shape[1] = lk.shape[1] = lv.shape[1] = lo.shape[1] = 7;
-    report("prompt past max_seq", hybrid_rt_session_prefill(
-                                      session, layer, &lq, &lk, &lv, NULL, &lo));
+    report("prompt past max_seq",
+           hybrid_rt_session_prefill(session, layer, &lq, &lk, &lv, NULL, &lo));
   }
-  report("prefill", hybrid_rt_session_prefill(session, layer, &tq, &tk, &tv,
-                                              NULL, &to));
-  report("prefill again", hybrid_rt_session_prefill(session, layer, &tq, &tk,
-                                                    &tv, NULL, &to));
-  report("prefill shared", hybrid_rt_session_prefill(session, shared, &tq, &tk,
-                                                     &tv, NULL, &to));
+  report("prefill",
+         hybrid_rt_session_prefill(session, layer, &tq, &tk, &tv, NULL, &to));
+  report("prefill again",
+         hybrid_rt_session_prefill(session, layer, &tq, &tk, &tv, NULL, &to));
+  report("prefill shared",
+         hybrid_rt_session_prefill(session, shared, &tq, &tk, &tv, NULL, &to));
   hybrid_rt_tensor sq = tq, sk = tk, sv = tv, so = to;
   sq.shape[1] = sk.shape[1] = sv.shape[1] = so.shape[1] = 3;
-  report("step of 3", hybrid_rt_session_decode(session, layer, &sq, &sk, &sv,
-                                               NULL, &so));
+  report("step of 3",
+         hybrid_rt_session_decode(session, layer, &sq, &sk, &sv, NULL, &so));
   sq.shape[1] = sk.shape[1] = sv.shape[1] = so.shape[1] = 2;
-  report("shared first", hybrid_rt_session_decode(session, shared, &sq, NULL,
-                                                  NULL, NULL, &so));
-  report("step", hybrid_rt_session_decode(session, layer, &sq, &sk, &sv, NULL,
-                                          &so));
-  report("shared with k", hybrid_rt_session_decode(session, shared, &sq, &sk,
-                                                   &sv, NULL, &so));
-  report("shared step", hybrid_rt_session_decode(session, shared, &sq, NULL,
-                                                 NULL, NULL, &so));
+  report("shared first",
+         hybrid_rt_session_decode(session, shared, &sq, NULL, NULL, NULL, &so));
+  report("step",
+         hybrid_rt_session_decode(session, layer, &sq, &sk, &sv, NULL, &so));
+  report("shared with k",
+         hybrid_rt_session_decode(session, shared, &sq, &sk, &sv, NULL, &so));
+  report("shared step",
+         hybrid_rt_session_decode(session, shared, &sq, NULL, NULL, NULL, &so));
   sq.shape[1] = sk.shape[1] = sv.shape[1] = so.shape[1] = 1;
-  report("past max_seq", hybrid_rt_session_decode(session, layer, &sq, &sk,
-                                                  &sv, NULL, &so));
-  report("append to shared", hybrid_rt_session_append(session, shared, &sk,
-                                                      &sv));
+  report("past max_seq",
+         hybrid_rt_session_decode(session, layer, &sq, &sk, &sv, NULL, &so));
+  report("append to shared",
+         hybrid_rt_session_append(session, shared, &sk, &sv));
   report("append past max_seq",
          hybrid_rt_session_append(session, layer, &sk, &sv));
   hybrid_rt_cache_info cache;

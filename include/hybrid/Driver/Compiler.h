@@ -1,4 +1,5 @@
-//===- Compiler.h - Input file to schedule, summary and artifacts -*- C++ -*-===//
+//===- Compiler.h - Input file to schedule, summary and artifacts -*- C++
+//-*-===//
 //
 // What hybrid-compile does, as a library: hybrid-run, hybrid-bench, the tuner
 // and the Python package compile through exactly this code.

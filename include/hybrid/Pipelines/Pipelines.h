@@ -48,9 +48,9 @@ struct CPUPipelineOptions
 
 struct CUDAPipelineOptions
     : public mlir::PassPipelineOptions<CUDAPipelineOptions> {
-  Option<std::string> chip{
-      *this, "chip", llvm::cl::desc("GPU architecture: sm_80 or sm_90a"),
-      llvm::cl::init("sm_80")};
+  Option<std::string> chip{*this, "chip",
+                           llvm::cl::desc("GPU architecture: sm_80 or sm_90a"),
+                           llvm::cl::init("sm_80")};
   Option<int64_t> maxSeq{
       *this, "max-seq",
       llvm::cl::desc("Context length to plan caches for (0: max_position)"),

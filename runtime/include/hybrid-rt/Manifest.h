@@ -70,8 +70,8 @@ struct LayerSpec {
 struct KernelSpec {
   std::string entry, prepareQ, prepareK; // prepareK empty: no rotation
   std::string decode, decodeCombine;     // empty: no decode (bidirectional)
-  std::string prepareV; // GPU targets: value rows to the kernels' bf16
-  int64_t threads = 0;  // GPU targets: threads per CTA
+  std::string prepareV;    // GPU targets: value rows to the kernels' bf16
+  int64_t threads = 0;     // GPU targets: threads per CTA
   int64_t valueSlices = 1; // GPU targets: flash CTAs per head (value dims)
   int64_t numHeads = 0, numKvHeads = 0, headDim = 0, vHeadDim = 0;
   bool sinks = false;

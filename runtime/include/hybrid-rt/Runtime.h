@@ -38,8 +38,7 @@ inline hybrid_rt_tensor view(const float *data, std::array<int64_t, 4> shape,
 }
 inline hybrid_rt_tensor view(const float *data, int64_t size,
                              hybrid_rt_memory memory = HYBRID_RT_HOST) {
-  return {const_cast<float *>(data), HYBRID_RT_F32, 1, {size, 0, 0, 0},
-          memory};
+  return {const_cast<float *>(data), HYBRID_RT_F32, 1, {size, 0, 0, 0}, memory};
 }
 
 class Model {

@@ -149,8 +149,9 @@ struct Backend::State {
     if (std::string e = ensure(staging, count * 4); !e.empty())
       return e;
     ptr = staging.ptr;
-    return check("copying operands to the GPU",
-                 driver.cuMemcpyHtoDAsync(ptr, operand.data, count * 4, stream));
+    return check(
+        "copying operands to the GPU",
+        driver.cuMemcpyHtoDAsync(ptr, operand.data, count * 4, stream));
   }
   /// Where the kernels write `count` floats of `operand`: in place in
   /// device memory, else in `staging` (copied out by finish()).
@@ -208,9 +209,9 @@ struct Backend::State {
   std::string finish(Operand out, CUdeviceptr ptr, size_t count,
                      const std::string &what) {
     if (!out.onDevice)
-      if (std::string e = check("copying the output from the GPU",
-                                driver.cuMemcpyDtoHAsync(out.data, ptr,
-                                                         count * 4, stream));
+      if (std::string e =
+              check("copying the output from the GPU",
+                    driver.cuMemcpyDtoHAsync(out.data, ptr, count * 4, stream));
           !e.empty())
         return e;
     return check("running " + what, driver.cuStreamSynchronize(stream));
@@ -452,8 +453,8 @@ std::string Backend::State::appendRows(const LayerSpec &l,
     step(s.input(s.vIn, v, batch * count * l.numKvHeads * l.vHeadDim, vPtr));
   step(s.prepare(kernel, kernel.prepareK, kPtr, s.kBf16, kShape, first));
   // K=V: the values are the raw keys.
-  step(s.prepare(kernel, kernel.prepareV, l.kEqV ? kPtr : vPtr, s.vBf16,
-                 vShape, std::nullopt));
+  step(s.prepare(kernel, kernel.prepareV, l.kEqV ? kPtr : vPtr, s.vBf16, vShape,
+                 std::nullopt));
   step(s.storeRows(cache.keys, cache.rows, s.kBf16.ptr, batch, first, count,
                    l.numKvHeads * l.headDim * 2));
   step(s.storeRows(cache.values, cache.rows, s.vBf16.ptr, batch, first, count,
