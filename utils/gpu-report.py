@@ -21,6 +21,11 @@ def load(path):
 def main():
     results = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else "gpu-suite") / "results"
     ours = load(results / "ours.jsonl")
+    # Variants (ours-<name>.jsonl: e.g. w32, 32 query rows per warp).
+    for path in sorted(results.glob("ours-*.jsonl")):
+        for r in load(path):
+            r["variant"] = path.stem.split("-", 1)[1]
+            ours.append(r)
     base = load(results / "baselines.jsonl")
     gpu = (results / "gpu.txt").read_text().strip() if (results / "gpu.txt").exists() else "?"
     by = {(b["name"], b.get("seq")): b for b in base}
@@ -36,6 +41,8 @@ def main():
         flex = by.get(("flex_sliding" if sliding else "flex_causal", n))
         sdpa = by.get(("sdpa_flash", n))
         name = f"sliding {r['window']}" if sliding else "causal"
+        if "variant" in r:
+            name += f" ({r['variant']})"
         cells = [name, str(n), f"{r['tflops']:.1f}"]
         cells += [f"{flex['tflops']:.1f}", f"{r['tflops'] / flex['tflops']:.2f}"] if flex else ["-", "-"]
         if sdpa and not sliding:

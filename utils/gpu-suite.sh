@@ -36,6 +36,13 @@ if [[ "$mode" == prepare ]]; then
   mkdir -p "$dir/deps/include" "$dir/deps/share/cmake"
   cp -r /usr/include/nlohmann "$dir/deps/include/"
   cp -r /usr/share/cmake/nlohmann_json "$dir/deps/share/cmake/"
+  # The variant with 32 query rows per warp (two mma tiles; more registers),
+  # checked and benchmarked beside the default.
+  "$compile" "$inputs/masks.json" --target "cuda:$chip" --warp-rows 32 \
+    --emit artifacts --max-seq 8192 -o "$dir/artifacts/masks-w32"
+  "$compile" "$root/benchmarks/gpu-attention-32x128.json" --target "cuda:$chip" \
+    --warp-rows 32 --k-tile 32 --emit artifacts --max-seq 8192 \
+    -o "$dir/artifacts/gpu-attention-32x128-w32"
   rm -f "$dir"/artifacts/*/kernels.mlir # only PTX and cubin travel
   du -sh "$dir"
   exit 0
@@ -56,7 +63,7 @@ nvidia-smi --query-gpu=name,driver_version --format=csv,noheader \
 status=0
 if [[ "$mode" != bench ]]; then
 for a in "$dir"/artifacts/*; do
-  [[ "$(basename "$a")" == gpu-attention-32x128 ]] && continue
+  [[ "$(basename "$a")" == gpu-attention-32x128* ]] && continue
   # Prefill of every kernel, then every layer through its cache (prompt,
   # then decode steps of 1 and of 3 tokens).
   "$check" "$a" --batch 2 --seq 1,7,64,65,203,1000 \
@@ -91,6 +98,8 @@ fi
 # over 32K and 128K contexts), then the baselines.
 "$check" "$dir/artifacts/gpu-attention-32x128" --seq 8192,32768 --repeat 10 \
   --no-check --json | tee "$results/ours.jsonl" || status=1
+"$check" "$dir/artifacts/gpu-attention-32x128-w32" --seq 8192,32768 \
+  --repeat 10 --no-check --json | tee "$results/ours-w32.jsonl" || status=1
 "$check" "$dir/artifacts/gpu-attention-32x128" --seq 32760,131064 \
   --decode-steps 8 --repeat 1 --no-check --json \
   | tee -a "$results/ours.jsonl" || status=1

@@ -150,6 +150,7 @@ static bool emitCUDAArtifacts(ModuleOp module, const CompileOptions &options,
   cuda.chip = StringRef(options.target).drop_front(strlen("cuda:")).str();
   cuda.maxSeq = options.maxSeq;
   cuda.kTile = options.kTile;
+  cuda.warpRows = options.warpRows;
   cuda.toolkit = options.cudaToolkit;
   PassManager convert = PassManager::on<ModuleOp>(module.getContext());
   buildCPUExtractPipeline(convert, CPUPipelineOptions());

@@ -87,6 +87,7 @@ void hybrid::buildCUDAConvertPipeline(OpPassManager &pm,
                                       const CUDAPipelineOptions &options) {
   ConvertHybridAttentionToGPUOptions tiles;
   tiles.kTile = options.kTile;
+  tiles.warpRows = options.warpRows;
   pm.addPass(createConvertHybridAttentionToGPU(tiles));
 }
 

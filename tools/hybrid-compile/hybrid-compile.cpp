@@ -57,6 +57,11 @@ cl::opt<int64_t> qTile("q-tile", cl::init(32),
                        cl::cat(toolCategory));
 cl::opt<int64_t> kTile("k-tile", cl::init(64), cl::desc("Keys per tile"),
                        cl::cat(toolCategory));
+cl::opt<int64_t> warpRows(
+    "warp-rows", cl::init(16),
+    cl::desc("GPU targets: query rows per warp of the flash kernel, 16 or 32 "
+             "(32: each K/V fragment feeds two mma tiles, more registers)"),
+    cl::cat(toolCategory));
 cl::opt<std::string> cudaToolkit(
     "cuda-toolkit",
     cl::desc("CUDA toolkit for cuda targets: libdevice, and ptxas for a "
@@ -103,6 +108,10 @@ int main(int argc, char **argv) {
     options.cudaToolkit = cudaToolkit;
   else if (const char *home = std::getenv("CUDA_HOME"))
     options.cudaToolkit = home;
+  options.warpRows = warpRows;
+  if (target == "cpu" && warpRows.getNumOccurrences())
+    return fail("--warp-rows: only for GPU targets (the CPU kernels take "
+                "--q-tile)");
   if (target != "cpu" && qTile.getNumOccurrences())
     return fail("--q-tile: the GPU kernels' query tile is fixed (64 rows: 4 "
                 "warps of 16)");

@@ -85,7 +85,11 @@ def ConvertHybridAttentionToGPU
   ];
   let options = [
     Option<"kTile", "k-tile", "int64_t", /*default=*/"64",
-           "Keys per tile (a multiple of 16; halved for head dims over 128)">
+           "Keys per tile (a multiple of 16; halved until K and V tiles fit "
+           "48 KiB of shared memory)">,
+    Option<"warpRows", "warp-rows", "int64_t", /*default=*/"16",
+           "Query rows per warp in the flash kernel: 16 or 32 (every K and V "
+           "fragment feeds two mma tiles; more registers)">
   ];
 }
 

@@ -33,6 +33,8 @@ struct CompileOptions {
   bool externalPositional = false;
   /// CUDA toolkit for cuda targets: libdevice, and ptxas for a cubin.
   std::string cudaToolkit = "/usr/local/cuda";
+  /// cuda targets: query rows per warp of the flash kernel (16 or 32).
+  int64_t warpRows = 16;
 };
 
 /// An MLIR context with every dialect and translation the compiler uses;

@@ -57,6 +57,10 @@ struct CUDAPipelineOptions
       llvm::cl::init(0)};
   Option<int64_t> kTile{*this, "k-tile", llvm::cl::desc("Keys per tile"),
                         llvm::cl::init(64)};
+  Option<int64_t> warpRows{
+      *this, "warp-rows",
+      llvm::cl::desc("Query rows per warp in the flash kernel (16 or 32)"),
+      llvm::cl::init(16)};
   Option<std::string> toolkit{
       *this, "toolkit",
       llvm::cl::desc("CUDA toolkit (libdevice for exp, tanh, cos)"),

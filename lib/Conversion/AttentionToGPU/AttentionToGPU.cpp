@@ -12,9 +12,14 @@ using namespace mlir;
 using namespace hybrid;
 using namespace hybrid::gpu;
 
-/// Why the GPU kernels cannot compute `sig` with `keyTile`, if they cannot.
+/// Why the GPU kernels cannot compute `sig` with `keyTile` and `warpRows`,
+/// if they cannot.
 static std::optional<std::string>
-getUnsupportedReason(const AttentionSignature &sig, int64_t keyTile) {
+getUnsupportedReason(const AttentionSignature &sig, int64_t keyTile,
+                     int64_t warpRows) {
+  if (warpRows != 16 && warpRows != 32)
+    return "warp-rows must be 16 or 32 (one or two mma tiles), got " +
+           std::to_string(warpRows);
   if (sig.headDim % 16 != 0 || sig.vHeadDim % 16 != 0 || sig.headDim > 512 ||
       sig.vHeadDim > 512)
     return "head dims must be multiples of 16 up to 512 for the GPU "
@@ -22,8 +27,9 @@ getUnsupportedReason(const AttentionSignature &sig, int64_t keyTile) {
            std::to_string(sig.headDim) + " and " + std::to_string(sig.vHeadDim);
   // A flash CTA's 64 rows hold at least one position of every head of a
   // GQA group.
-  if (sig.groupSize() > kQueryTile)
-    return "the GPU kernels take at most " + std::to_string(kQueryTile) +
+  if (sig.groupSize() > kQueryTile * warpRows / 16)
+    return "the GPU kernels take at most " +
+           std::to_string(kQueryTile * warpRows / 16) +
            " query heads per kv head, got " + std::to_string(sig.groupSize());
   // The decode kernel keeps a kv head's G query rows and their
   // probabilities for a 128-key tile in static shared memory.
@@ -74,16 +80,18 @@ struct ConvertAttentionToGPUPass
       }
       AttentionSignature sig = AttentionSignature::get(op);
       int64_t tile = op.getKTile().value_or(kTile);
-      if (std::optional<std::string> reason = getUnsupportedReason(sig, tile)) {
+      if (std::optional<std::string> reason =
+              getUnsupportedReason(sig, tile, warpRows)) {
         op.emitOpError() << *reason;
         return signalPassFailure();
       }
       std::string name = cast<SymbolOpInterface>(kernel).getName().str();
       b.setLoc(kernel->getLoc());
       tile = getFlashKeyTile(tile, sig.headDim, sig.vHeadDim);
-      auto flash = emitFlashKernel(b, name, sig, tile);
-      flash->setAttr("hybrid.q_tile",
-                     b.getI64IntegerAttr(getQueryTile(sig.groupSize())));
+      int64_t mTiles = warpRows / 16;
+      auto flash = emitFlashKernel(b, name, sig, tile, mTiles);
+      flash->setAttr("hybrid.q_tile", b.getI64IntegerAttr(getQueryTile(
+                                          sig.groupSize(), mTiles)));
       flash->setAttr("hybrid.k_tile", b.getI64IntegerAttr(tile));
       flash->setAttr(
           "hybrid.value_slices",

@@ -48,8 +48,8 @@ using Accumulator = std::array<Value, 4>;
 class FlashEmitter {
 public:
   FlashEmitter(ImplicitLocOpBuilder &b, const AttentionSignature &sig,
-               int64_t keyTile)
-      : b(b), sig(sig), kTile(keyTile) {}
+               int64_t keyTile, int64_t mTiles)
+      : b(b), sig(sig), kTile(keyTile), mTiles(mTiles) {}
 
   mlir::gpu::GPUFuncOp emit(StringRef name);
 
@@ -79,10 +79,11 @@ private:
   ImplicitLocOpBuilder &b;
   const AttentionSignature &sig;
   int64_t kTile;
+  int64_t mTiles; // 16-row mma tiles per warp
 
   Value q, k, v, sinks, out, sK, sV;
   Value batch, kvHead, numKeys, lastKey;
-  Value lane, g, t, warpRow;
+  Value lane, g, t;
   Value firstGroup; // the first key tile's cp.async group
 };
 
@@ -256,20 +257,23 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
   numKeys = memref::DimOp::create(b, k, 1);
   lastKey = arith::SubIOp::create(b, numKeys, c1);
   Value offset = arith::SubIOp::create(b, numKeys, numQueries);
-  // The CTA's 64 rows are (position, query head of the group) pairs, the
-  // head fastest: a GQA group shares every K and V tile.
-  int64_t group = sig.groupSize(), positions = getQueryTile(group);
+  // The CTA's 64 x mTiles rows are (position, query head of the group)
+  // pairs, the head fastest: a GQA group shares every K and V tile.
+  int64_t group = sig.groupSize(), positions = getQueryTile(group, mTiles);
   Value q0 = arith::MulIOp::create(b, tile, index(b, positions));
   Value valid = arith::MinUIOp::create(
       b, index(b, positions), arith::SubIOp::create(b, numQueries, q0));
   Value validRows = arith::MulIOp::create(b, valid, index(b, group));
 
-  // This thread's two rows (tile-relative), their positions, heads and key
-  // ranges.
-  warpRow = arith::MulIOp::create(b, warp, index(b, 16));
-  Value rows[2], rowValid[2], rowBegin[2], rowEnd[2], rowPosition[2],
-      rowHead[2];
-  for (int r = 0; r < 2; ++r) {
+  // This thread's rows (tile-relative): per mma tile m, rows g and g + 8 of
+  // the warp's 16-row slice m (row index 2m and 2m + 1 below); their
+  // positions, heads and key ranges.
+  int64_t threadRows = 2 * mTiles;
+  Value warpRow = arith::MulIOp::create(b, warp, index(b, 16 * mTiles));
+  SmallVector<Value> rows(threadRows), rowValid(threadRows),
+      rowBegin(threadRows), rowEnd(threadRows), rowPosition(threadRows),
+      rowHead(threadRows);
+  for (int64_t r = 0; r < threadRows; ++r) {
     rows[r] = arith::AddIOp::create(b, arith::AddIOp::create(b, warpRow, g),
                                     index(b, 8 * r));
     rowValid[r] =
@@ -290,21 +294,23 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
         b, rowValid[r], getKeyEnd(b, sig.mask, position, numKeys), rowBegin[r]);
   }
 
-  // Q fragments for every 16-wide slice of the head dim: rows g and g + 8,
-  // columns 2t (+1) and 2t + 8 (+1).
-  auto loadQueryFrag = [&](int64_t kd) -> std::array<Value, 4> {
+  // Q fragments of mma tile m for every 16-wide slice of the head dim: rows
+  // g and g + 8, columns 2t (+1) and 2t + 8 (+1).
+  auto loadQueryFrag = [&](int64_t m, int64_t kd) -> std::array<Value, 4> {
     Value col = arith::AddIOp::create(
         b, arith::MulIOp::create(b, t, index(b, 2)), index(b, kd));
     Value col8 = arith::AddIOp::create(b, col, index(b, 8));
-    auto at = [&](int r, Value c) {
+    auto at = [&](int64_t r, Value c) {
       return loadPair(q, ValueRange{batch, rowPosition[r], rowHead[r], c});
     };
-    return {at(0, col), at(1, col), at(0, col8), at(1, col8)};
+    return {at(2 * m, col), at(2 * m + 1, col), at(2 * m, col8),
+            at(2 * m + 1, col8)};
   };
-  SmallVector<std::array<Value, 4>> queryFrags;
+  SmallVector<SmallVector<std::array<Value, 4>>> queryFrags(mTiles);
   if (queriesInRegisters)
-    for (int64_t kd = 0; kd < dim; kd += 16)
-      queryFrags.push_back(loadQueryFrag(kd));
+    for (int64_t m = 0; m < mTiles; ++m)
+      for (int64_t kd = 0; kd < dim; kd += 16)
+        queryFrags[m].push_back(loadQueryFrag(m, kd));
 
   Value first = arith::AddIOp::create(b, offset, q0);
   Value last =
@@ -317,16 +323,22 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
   float inf = std::numeric_limits<float>::infinity();
   Value negInf = f32(b, -inf), zero = f32(b, 0.0);
   // A sink logit per row (its query head's), which starts the running max.
-  Value sink[2];
+  SmallVector<Value> sink(threadRows);
   if (sinks)
-    for (int r = 0; r < 2; ++r)
+    for (int64_t r = 0; r < threadRows; ++r)
       sink[r] = memref::LoadOp::create(b, sinks, rowHead[r]);
   // Loop state: running max and (this thread's partial) sum per row, then
-  // the output accumulators, 4 values per 8 value dims.
-  SmallVector<Value> init = {sinks ? sink[0] : negInf, sinks ? sink[1] : negInf,
-                             zero, zero};
+  // the output accumulators, per mma tile 4 values per 8 value dims.
   int64_t vBlocks = vDim / 8, kBlocks = kTile / 8;
-  init.append(vBlocks * 4, zero);
+  SmallVector<Value> init;
+  for (int64_t r = 0; r < threadRows; ++r)
+    init.push_back(sinks ? sink[r] : negInf);
+  init.append(threadRows, zero);
+  init.append(mTiles * vBlocks * 4, zero);
+  int64_t sumAt = threadRows, outAt = 2 * threadRows;
+  auto outIndex = [&](int64_t m, int64_t vb, int64_t i) {
+    return outAt + (m * vBlocks + vb) * 4 + i;
+  };
 
   Value kTileSize = index(b, kTile);
   firstGroup = stageTile(k, sK, dim, lo);
@@ -349,22 +361,28 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
     // addressing row L % 8 of tile L / 8; x4 loads two 16-dim steps.
     Value laneRow = arith::RemUIOp::create(b, lane, index(b, 8));
     Value laneTile = arith::DivUIOp::create(b, lane, index(b, 8));
-    SmallVector<Accumulator> scores(kBlocks,
-                                    Accumulator{zero, zero, zero, zero});
+    // Each K fragment feeds every mma tile of the warp.
+    SmallVector<SmallVector<Accumulator>> scores(
+        mTiles,
+        SmallVector<Accumulator>(kBlocks, Accumulator{zero, zero, zero, zero}));
     for (int64_t kd = 0; kd < dim; kd += 32) {
       int64_t tiles = kd + 32 <= dim ? 4 : 2;
-      SmallVector<std::array<Value, 4>> a;
-      for (int64_t step = 0; step < tiles / 2; ++step)
-        a.push_back(queriesInRegisters ? queryFrags[kd / 16 + step]
-                                       : loadQueryFrag(kd + 16 * step));
+      SmallVector<SmallVector<std::array<Value, 4>>> a(mTiles);
+      for (int64_t m = 0; m < mTiles; ++m)
+        for (int64_t step = 0; step < tiles / 2; ++step)
+          a[m].push_back(queriesInRegisters
+                             ? queryFrags[m][kd / 16 + step]
+                             : loadQueryFrag(m, kd + 16 * step));
       Value col = arith::AddIOp::create(
           b, arith::MulIOp::create(b, laneTile, index(b, 8)), index(b, kd));
       for (int64_t nb = 0; nb < kBlocks; ++nb) {
         Value key = arith::AddIOp::create(b, laneRow, index(b, nb * 8));
         SmallVector<Value> frags = loadMatrix(sK, key, col, tiles, false);
-        for (int64_t step = 0; step < tiles / 2; ++step)
-          scores[nb] =
-              mma(a[step], {frags[2 * step], frags[2 * step + 1]}, scores[nb]);
+        for (int64_t m = 0; m < mTiles; ++m)
+          for (int64_t step = 0; step < tiles / 2; ++step)
+            scores[m][nb] = mma(a[m][step],
+                                {frags[2 * step], frags[2 * step + 1]},
+                                scores[m][nb]);
       }
     }
 
@@ -375,8 +393,9 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
     // Soft-cap, then mask boundary tiles.
     double cap = sig.score.getSoftcap();
     if (cap > 0)
-      for (Accumulator &acc : scores)
-        for (Value &s : acc)
+      for (auto &tileScores : scores)
+        for (Accumulator &acc : tileScores)
+          for (Value &s : acc)
           s = arith::MulFOp::create(
               b, f32(b, cap),
               math::TanhOp::create(
@@ -384,20 +403,22 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
     Value interior = arith::AndIOp::create(
         b, arith::CmpIOp::create(b, arith::CmpIPredicate::sle, lastBegin, kt),
         arith::CmpIOp::create(b, arith::CmpIPredicate::sle, nextKt, firstEnd));
-    SmallVector<Type> scoreTypes(kBlocks * 4, f32Type);
+    SmallVector<Type> scoreTypes(mTiles * kBlocks * 4, f32Type);
     auto masked = scf::IfOp::create(b, scoreTypes, interior,
                                     /*withElseRegion=*/true);
     {
       OpBuilder::InsertionGuard inIf(b);
       SmallVector<Value> flat;
-      for (const Accumulator &acc : scores)
-        flat.append(acc.begin(), acc.end());
+      for (const auto &tileScores : scores)
+        for (const Accumulator &acc : tileScores)
+          flat.append(acc.begin(), acc.end());
       b.setInsertionPointToStart(masked.thenBlock());
       scf::YieldOp::create(b, flat);
       b.setInsertionPointToStart(masked.elseBlock());
+      for (int64_t m = 0; m < mTiles; ++m)
       for (int64_t nb = 0; nb < kBlocks; ++nb)
         for (int64_t i = 0; i < 4; ++i) {
-          int r = i / 2;
+          int64_t r = 2 * m + i / 2;
           Value key = arith::AddIOp::create(
               b, kt,
               arith::AddIOp::create(b, arith::MulIOp::create(b, t, index(b, 2)),
@@ -408,24 +429,27 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
                                     rowBegin[r]),
               arith::CmpIOp::create(b, arith::CmpIPredicate::slt, key,
                                     rowEnd[r]));
-          Value &s = flat[nb * 4 + i];
+          Value &s = flat[(m * kBlocks + nb) * 4 + i];
           s = arith::SelectOp::create(b, visible, s, negInf);
         }
       scf::YieldOp::create(b, flat);
     }
-    for (int64_t nb = 0; nb < kBlocks; ++nb)
-      for (int64_t i = 0; i < 4; ++i)
-        scores[nb][i] = masked.getResult(nb * 4 + i);
+    for (int64_t m = 0; m < mTiles; ++m)
+      for (int64_t nb = 0; nb < kBlocks; ++nb)
+        for (int64_t i = 0; i < 4; ++i)
+          scores[m][nb][i] = masked.getResult((m * kBlocks + nb) * 4 + i);
 
-    // Online softmax per row: row r holds accumulator entries 2r and 2r + 1.
+    // Online softmax per row: row 2m + h holds entries 2h and 2h + 1 of the
+    // accumulators of mma tile m.
     SmallVector<Value> next(state.begin(), state.end());
-    Value alpha[2];
-    for (int r = 0; r < 2; ++r) {
+    SmallVector<Value> alpha(threadRows);
+    for (int64_t r = 0; r < threadRows; ++r) {
+      int64_t m = r / 2, h = r % 2;
       Value tileMax = negInf;
-      for (const Accumulator &acc : scores)
+      for (const Accumulator &acc : scores[m])
         tileMax = arith::MaximumFOp::create(
             b, tileMax,
-            arith::MaximumFOp::create(b, acc[2 * r], acc[2 * r + 1]));
+            arith::MaximumFOp::create(b, acc[2 * h], acc[2 * h + 1]));
       tileMax = quadReduce(tileMax, /*max=*/true);
       Value oldMax = state[r];
       Value newMax = arith::MaximumFOp::create(b, oldMax, tileMax);
@@ -435,27 +459,28 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
           arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, newMax, negInf),
           zero, newMax);
       alpha[r] = expOfDifference(b, oldMax, safeMax);
-      Value sum = arith::MulFOp::create(b, state[2 + r], alpha[r]);
+      Value sum = arith::MulFOp::create(b, state[sumAt + r], alpha[r]);
       // p = 2^(s log2 e - max log2 e): one FMA and one ex2 per score.
       Value log2e = f32(b, 1.4426950408889634);
       Value scaledMax =
           arith::NegFOp::create(b, arith::MulFOp::create(b, safeMax, log2e));
-      for (Accumulator &acc : scores)
-        for (int i = 2 * r; i < 2 * r + 2; ++i) {
+      for (Accumulator &acc : scores[m])
+        for (int64_t i = 2 * h; i < 2 * h + 2; ++i) {
           acc[i] = math::Exp2Op::create(
               b, math::FmaOp::create(b, acc[i], log2e, scaledMax));
           sum = arith::AddFOp::create(b, sum, acc[i]);
         }
       next[r] = newMax;
-      next[2 + r] = sum;
+      next[sumAt + r] = sum;
     }
     // P as A operands, 16 keys (two accumulator blocks) per k step.
-    SmallVector<std::array<Value, 4>> probFrags;
-    for (int64_t kk = 0; kk < kBlocks / 2; ++kk) {
-      const Accumulator &lo8 = scores[2 * kk], &hi8 = scores[2 * kk + 1];
-      probFrags.push_back({pack(lo8[0], lo8[1]), pack(lo8[2], lo8[3]),
-                           pack(hi8[0], hi8[1]), pack(hi8[2], hi8[3])});
-    }
+    SmallVector<SmallVector<std::array<Value, 4>>> probFrags(mTiles);
+    for (int64_t m = 0; m < mTiles; ++m)
+      for (int64_t kk = 0; kk < kBlocks / 2; ++kk) {
+        const Accumulator &lo8 = scores[m][2 * kk], &hi8 = scores[m][2 * kk + 1];
+        probFrags[m].push_back({pack(lo8[0], lo8[1]), pack(lo8[2], lo8[3]),
+                                pack(hi8[0], hi8[1]), pack(hi8[2], hi8[3])});
+      }
 
     // V(j) has landed (K(j+1) may still be in flight).
     ifThen(
@@ -471,23 +496,28 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
     Value dimHalf = arith::MulIOp::create(
         b, arith::DivUIOp::create(b, lane, index(b, 16)), index(b, 8));
     for (int64_t vb = 0; vb < vBlocks; vb += 2) {
-      Accumulator acc[2];
-      for (int64_t half = 0; half < 2; ++half)
-        for (int i = 0; i < 4; ++i)
-          acc[half][i] = arith::MulFOp::create(
-              b, state[4 + (vb + half) * 4 + i], alpha[i / 2]);
+      // acc[m][half]: value block vb + half of mma tile m.
+      SmallVector<std::array<Accumulator, 2>> acc(mTiles);
+      for (int64_t m = 0; m < mTiles; ++m)
+        for (int64_t half = 0; half < 2; ++half)
+          for (int64_t i = 0; i < 4; ++i)
+            acc[m][half][i] = arith::MulFOp::create(
+                b, state[outIndex(m, vb + half, i)], alpha[2 * m + i / 2]);
       Value col = arith::AddIOp::create(b, dimHalf, index(b, vb * 8));
       for (int64_t kk = 0; kk < kBlocks / 2; ++kk) {
         Value key = arith::AddIOp::create(
             b, arith::AddIOp::create(b, keyHalf, laneRow), index(b, kk * 16));
         SmallVector<Value> frags = loadMatrix(sV, key, col, 4, true);
-        for (int64_t half = 0; half < 2; ++half)
-          acc[half] = mma(probFrags[kk], {frags[2 * half], frags[2 * half + 1]},
-                          acc[half]);
+        for (int64_t m = 0; m < mTiles; ++m)
+          for (int64_t half = 0; half < 2; ++half)
+            acc[m][half] =
+                mma(probFrags[m][kk], {frags[2 * half], frags[2 * half + 1]},
+                    acc[m][half]);
       }
-      for (int64_t half = 0; half < 2; ++half)
-        for (int i = 0; i < 4; ++i)
-          next[4 + (vb + half) * 4 + i] = acc[half][i];
+      for (int64_t m = 0; m < mTiles; ++m)
+        for (int64_t half = 0; half < 2; ++half)
+          for (int64_t i = 0; i < 4; ++i)
+            next[outIndex(m, vb + half, i)] = acc[m][half][i];
     }
     // Every warp is done with sV before the next tile overwrites it.
     mlir::gpu::BarrierOp::create(b);
@@ -500,8 +530,9 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
   // key (l = 0) writes zeros.
   ValueRange result = loop.getResults();
   Value twoT = arith::MulIOp::create(b, t, index(b, 2));
-  for (int r = 0; r < 2; ++r) {
-    Value sum = quadReduce(result[2 + r], /*max=*/false);
+  for (int64_t r = 0; r < threadRows; ++r) {
+    int64_t m = r / 2, h = r % 2;
+    Value sum = quadReduce(result[sumAt + r], /*max=*/false);
     if (sinks)
       sum =
           arith::AddFOp::create(b, sum, expOfDifference(b, sink[r], result[r]));
@@ -510,13 +541,14 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
         arith::DivFOp::create(b, f32(b, 1.0), sum), zero);
     ifThen(b, rowValid[r], [&] {
       for (int64_t vb = 0; vb < vBlocks; ++vb)
-        for (int i = 0; i < 2; ++i) {
+        for (int64_t i = 0; i < 2; ++i) {
           Value col = arith::AddIOp::create(
               b, valueOffset,
               arith::AddIOp::create(b, twoT, index(b, vb * 8 + i)));
           memref::StoreOp::create(
               b,
-              arith::MulFOp::create(b, result[4 + vb * 4 + 2 * r + i], inverse),
+              arith::MulFOp::create(b, result[outIndex(m, vb, 2 * h + i)],
+                                    inverse),
               out, ValueRange{batch, rowPosition[r], rowHead[r], col});
         }
     });
@@ -527,6 +559,7 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
 mlir::gpu::GPUFuncOp hybrid::gpu::emitFlashKernel(ImplicitLocOpBuilder &b,
                                                   StringRef name,
                                                   const AttentionSignature &sig,
-                                                  int64_t keyTile) {
-  return FlashEmitter(b, sig, keyTile).emit(name);
+                                                  int64_t keyTile,
+                                                  int64_t mTiles) {
+  return FlashEmitter(b, sig, keyTile, mTiles).emit(name);
 }

@@ -22,10 +22,10 @@ constexpr int64_t kThreadsPerWarp = 32;
 /// Rows per flash CTA: 16 (one mma tile) per warp.
 constexpr int64_t kQueryTile = 64;
 
-/// Query positions per flash CTA for a GQA group of `group` heads: the
-/// CTA's rows are (position, head) pairs.
-inline int64_t getQueryTile(int64_t group) {
-  return std::max<int64_t>(1, kQueryTile / group);
+/// Query positions per flash CTA for a GQA group of `group` heads, warps of
+/// `mTiles` 16-row mma tiles: the CTA's rows are (position, head) pairs.
+inline int64_t getQueryTile(int64_t group, int64_t mTiles) {
+  return std::max<int64_t>(1, kQueryTile * mTiles / group);
 }
 
 /// The value dims one flash CTA accumulates: all of `vHeadDim` up to 256
@@ -81,11 +81,13 @@ mlir::gpu::GPUFuncOp emitConvertKernel(mlir::ImplicitLocOpBuilder &b,
                                        llvm::StringRef name,
                                        const AttentionSignature &sig);
 
-/// Emits the tensor-core flash-attention kernel `@name`.
+/// Emits the tensor-core flash-attention kernel `@name`: each warp owns
+/// `mTiles` 16-row mma tiles (every K and V fragment it loads feeds all of
+/// them).
 mlir::gpu::GPUFuncOp emitFlashKernel(mlir::ImplicitLocOpBuilder &b,
                                      llvm::StringRef name,
                                      const AttentionSignature &sig,
-                                     int64_t keyTile);
+                                     int64_t keyTile, int64_t mTiles);
 
 /// Emits `@name`, the decode kernel: the queries of a step over a KV cache,
 /// split over the key range (partial results per split).

@@ -1,6 +1,8 @@
 // RUN: hybrid-opt %s --convert-hybrid-attention-to-gpu | FileCheck %s
 // RUN: hybrid-opt %s --convert-hybrid-attention-to-gpu="k-tile=32" | FileCheck %s --check-prefix=TILE
 // RUN: not hybrid-opt %s --convert-hybrid-attention-to-gpu="k-tile=24" 2>&1 | FileCheck %s --check-prefix=BADTILE
+// RUN: hybrid-opt %s --convert-hybrid-attention-to-gpu="warp-rows=32" | FileCheck %s --check-prefix=ROWS32
+// RUN: not hybrid-opt %s --convert-hybrid-attention-to-gpu="warp-rows=24" 2>&1 | FileCheck %s --check-prefix=BADROWS
 
 // A sliding-window GQA layer (4 query heads over 2 kv heads) with RoPE,
 // soft-cap and sinks becomes a tensor-core flash kernel and three prepare
@@ -90,6 +92,15 @@
 // CHECK: arith.remui %[[HS]], %c2
 // CHECK: scf.for {{.+}} step %c16
 // CHECK: vector.load %arg0{{.+}} {alignment = 4 : i64} : memref<?x?x2x512xbf16>, vector<2xbf16>
+
+// 32 rows per warp: 128 rows per CTA (64 positions x 2 heads), each K
+// fragment feeding two mma tiles (32 mma for Q K^T per tile).
+// ROWS32-LABEL: gpu.func @sliding(
+// ROWS32-SAME: hybrid.q_tile = 64 : i64
+// ROWS32: nvgpu.ldmatrix
+// ROWS32-COUNT-32: nvvm.mma.sync
+// ROWS32: gpu.shuffle xor
+// BADROWS: error: 'hybrid.attention' op warp-rows must be 16 or 32 (one or two mma tiles), got 24
 
 // BADTILE: error: 'hybrid.attention' op k-tile must be a positive multiple of 16 for the GPU kernels, got 24
 
