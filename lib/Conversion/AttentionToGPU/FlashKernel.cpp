@@ -370,9 +370,8 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
       SmallVector<SmallVector<std::array<Value, 4>>> a(mTiles);
       for (int64_t m = 0; m < mTiles; ++m)
         for (int64_t step = 0; step < tiles / 2; ++step)
-          a[m].push_back(queriesInRegisters
-                             ? queryFrags[m][kd / 16 + step]
-                             : loadQueryFrag(m, kd + 16 * step));
+          a[m].push_back(queriesInRegisters ? queryFrags[m][kd / 16 + step]
+                                            : loadQueryFrag(m, kd + 16 * step));
       Value col = arith::AddIOp::create(
           b, arith::MulIOp::create(b, laneTile, index(b, 8)), index(b, kd));
       for (int64_t nb = 0; nb < kBlocks; ++nb) {
@@ -380,9 +379,9 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
         SmallVector<Value> frags = loadMatrix(sK, key, col, tiles, false);
         for (int64_t m = 0; m < mTiles; ++m)
           for (int64_t step = 0; step < tiles / 2; ++step)
-            scores[m][nb] = mma(a[m][step],
-                                {frags[2 * step], frags[2 * step + 1]},
-                                scores[m][nb]);
+            scores[m][nb] =
+                mma(a[m][step], {frags[2 * step], frags[2 * step + 1]},
+                    scores[m][nb]);
       }
     }
 
@@ -396,10 +395,10 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
       for (auto &tileScores : scores)
         for (Accumulator &acc : tileScores)
           for (Value &s : acc)
-          s = arith::MulFOp::create(
-              b, f32(b, cap),
-              math::TanhOp::create(
-                  b, arith::MulFOp::create(b, s, f32(b, 1 / cap))));
+            s = arith::MulFOp::create(
+                b, f32(b, cap),
+                math::TanhOp::create(
+                    b, arith::MulFOp::create(b, s, f32(b, 1 / cap))));
     Value interior = arith::AndIOp::create(
         b, arith::CmpIOp::create(b, arith::CmpIPredicate::sle, lastBegin, kt),
         arith::CmpIOp::create(b, arith::CmpIPredicate::sle, nextKt, firstEnd));
@@ -416,22 +415,23 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
       scf::YieldOp::create(b, flat);
       b.setInsertionPointToStart(masked.elseBlock());
       for (int64_t m = 0; m < mTiles; ++m)
-      for (int64_t nb = 0; nb < kBlocks; ++nb)
-        for (int64_t i = 0; i < 4; ++i) {
-          int64_t r = 2 * m + i / 2;
-          Value key = arith::AddIOp::create(
-              b, kt,
-              arith::AddIOp::create(b, arith::MulIOp::create(b, t, index(b, 2)),
-                                    index(b, nb * 8 + i % 2)));
-          Value visible = arith::AndIOp::create(
-              b,
-              arith::CmpIOp::create(b, arith::CmpIPredicate::sge, key,
-                                    rowBegin[r]),
-              arith::CmpIOp::create(b, arith::CmpIPredicate::slt, key,
-                                    rowEnd[r]));
-          Value &s = flat[(m * kBlocks + nb) * 4 + i];
-          s = arith::SelectOp::create(b, visible, s, negInf);
-        }
+        for (int64_t nb = 0; nb < kBlocks; ++nb)
+          for (int64_t i = 0; i < 4; ++i) {
+            int64_t r = 2 * m + i / 2;
+            Value key = arith::AddIOp::create(
+                b, kt,
+                arith::AddIOp::create(b,
+                                      arith::MulIOp::create(b, t, index(b, 2)),
+                                      index(b, nb * 8 + i % 2)));
+            Value visible = arith::AndIOp::create(
+                b,
+                arith::CmpIOp::create(b, arith::CmpIPredicate::sge, key,
+                                      rowBegin[r]),
+                arith::CmpIOp::create(b, arith::CmpIPredicate::slt, key,
+                                      rowEnd[r]));
+            Value &s = flat[(m * kBlocks + nb) * 4 + i];
+            s = arith::SelectOp::create(b, visible, s, negInf);
+          }
       scf::YieldOp::create(b, flat);
     }
     for (int64_t m = 0; m < mTiles; ++m)
@@ -477,7 +477,8 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
     SmallVector<SmallVector<std::array<Value, 4>>> probFrags(mTiles);
     for (int64_t m = 0; m < mTiles; ++m)
       for (int64_t kk = 0; kk < kBlocks / 2; ++kk) {
-        const Accumulator &lo8 = scores[m][2 * kk], &hi8 = scores[m][2 * kk + 1];
+        const Accumulator &lo8 = scores[m][2 * kk],
+                          &hi8 = scores[m][2 * kk + 1];
         probFrags[m].push_back({pack(lo8[0], lo8[1]), pack(lo8[2], lo8[3]),
                                 pack(hi8[0], hi8[1]), pack(hi8[2], hi8[3])});
       }
