@@ -34,6 +34,11 @@ echo "== Timings per layer, batch 1: prefill of $bench_seq tokens, then decode s
 "$bin/hybrid-bench" "$model" --seq-len "$bench_seq" --decode-steps 16 --repeat 3
 echo
 echo "== The same layers compiled for NVIDIA GPUs (cuda:sm_90a): PTX with tensor-core mma.sync, cubin"
+toolkit=${CUDA_HOME:-/usr/local/cuda}
+if [ ! -e "$toolkit/nvvm/libdevice/libdevice.10.bc" ]; then
+  echo "(no CUDA toolkit at $toolkit: set CUDA_HOME to compile for GPUs)"
+  exit 0
+fi
 gpu_dir=$(mktemp -d)
 trap 'rm -rf "$gpu_dir"' EXIT
 "$bin/hybrid-compile" "$model" --target cuda:sm_90a --emit artifacts -o "$gpu_dir" "${max_seq_flag[@]}"
