@@ -496,6 +496,10 @@ std::string Backend::decode(const LayerSpec &l, const KernelSpec &kernel,
   int64_t splits =
       std::clamp<int64_t>((2 * s.multiprocessors + items - 1) / items, 1,
                           std::max<int64_t>(1, tiles));
+  // For tuning experiments: a fixed split count.
+  if (const char *env = std::getenv("HYBRID_CUDA_DECODE_SPLITS"))
+    splits = std::clamp<int64_t>(std::atoll(env), 1,
+                                 std::max<int64_t>(1, tiles));
   size_t partial = splits * batch * steps * l.numHeads;
   size_t outCount = batch * steps * l.numHeads * l.vHeadDim;
   step(s.ensure(s.partialOut, partial * l.vHeadDim * 4));
