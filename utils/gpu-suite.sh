@@ -71,6 +71,7 @@ for a in "$dir"/artifacts/*; do
   # Prefill of every kernel, then every layer through its cache (prompt,
   # then decode steps of 1 and of 3 tokens).
   "$check" "$a" --batch 2 --seq 1,7,64,65,203,1000 \
+    --dump "$results/dumps/$(basename "$a")" \
     | tee -a "$results/checks.txt" || status=1
   "$check" "$a" --batch 2 --seq 1,70,300 --decode-steps 6 \
     | tee -a "$results/checks.txt" || status=1

@@ -12,9 +12,10 @@
 // pairs only; device time on GPUs). With --decode-steps, every layer instead
 // runs in a session: the prompt, then N steps of T tokens through its KV
 // cache (each cache policy, shared layers after their source), all positions
-// checked. --json prints one JSON object per line instead. Built with the
-// runtime alone, so it runs on GPU machines that
-// have no MLIR. Exit status 1 if any check fails.
+// checked. --json prints one JSON object per line instead; --dump DIR keeps
+// the operands, output and reference of failed prefill checks as .npy. Built
+// with the runtime alone, so it runs on GPU machines that have no MLIR. Exit
+// status 1 if any check fails.
 //
 //===----------------------------------------------------------------------===//
 
@@ -30,6 +31,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <map>
 #include <random>
 #include <set>
@@ -51,13 +53,14 @@ struct Options {
   bool check = true;
   int64_t decodeSteps = 0, stepTokens = 1;
   bool jsonLines = false;
+  std::string dump; // directory for the .npy of failed checks
 };
 
 [[noreturn]] void usage(const std::string &error) {
   std::fprintf(stderr,
                "hybrid-rt-check: %s\nusage: hybrid-rt-check DIR [--batch B] "
                "[--seq S[,S...]] [--tolerance T] [--repeat N] [--no-check] "
-               "[--decode-steps N [--step-tokens T]] [--json]\n",
+               "[--decode-steps N [--step-tokens T]] [--json] [--dump DIR]\n",
                error.c_str());
   std::exit(2);
 }
@@ -98,6 +101,8 @@ Options parse(int argc, char **argv) {
       o.decodeSteps = parsePositive(arg, value());
     } else if (arg == "--step-tokens") {
       o.stepTokens = parsePositive(arg, value());
+    } else if (arg == "--dump") {
+      o.dump = value();
     } else if (arg == "--json") {
       o.jsonLines = true;
     } else if (arg == "--no-check") {
@@ -163,6 +168,32 @@ std::string compare(const std::vector<float> &out,
     record["worst"] = {b, s, h, e};
   }
   return line;
+}
+
+/// Writes `data` with `shape` to `path` in NumPy's .npy format (1.0; f32 or
+/// f64 by T).
+template <typename T>
+bool writeNpy(const std::string &path, const std::vector<T> &data,
+              const std::vector<int64_t> &shape) {
+  std::string dims;
+  for (int64_t d : shape)
+    dims += std::to_string(d) + ", ";
+  std::string header = std::string("{'descr': '<") +
+                       (sizeof(T) == 4 ? "f4" : "f8") +
+                       "', 'fortran_order': False, 'shape': (" + dims + "), }";
+  // Magic, version, header length, header padded to 64 bytes with '\n'.
+  size_t total = 10 + header.size() + 1;
+  header.append((64 - total % 64) % 64, ' ');
+  header += '\n';
+  std::FILE *f = std::fopen(path.c_str(), "wb");
+  if (!f)
+    return false;
+  uint16_t length = uint16_t(header.size());
+  std::fwrite("\x93NUMPY\x01\x00", 1, 8, f);
+  std::fwrite(&length, 2, 1, f);
+  std::fwrite(header.data(), 1, header.size(), f);
+  std::fwrite(data.data(), sizeof(T), data.size(), f);
+  return std::fclose(f) == 0;
 }
 
 /// What a text line says about `l`, as JSON.
@@ -417,6 +448,21 @@ int main(int argc, char **argv) {
                                  l.sinks ? sinks.data() : nullptr);
         line += compare(out, ref, seq, l.numHeads, l.vHeadDim, tolerance,
                         failed, record);
+        // Failed checks leave their operands for NumPy or torch to inspect.
+        if (!o.dump.empty() && !record["ok"].get<bool>()) {
+          std::string dir = o.dump + "/layer" + std::to_string(l.index) +
+                            "-seq" + std::to_string(seq);
+          std::filesystem::create_directories(dir);
+          bool written =
+              writeNpy(dir + "/q.npy", q, {b, seq, l.numHeads, l.headDim}) &&
+              writeNpy(dir + "/k.npy", k, {b, seq, l.numKvHeads, l.headDim}) &&
+              writeNpy(dir + "/v.npy", v, {b, seq, l.numKvHeads, l.vHeadDim}) &&
+              writeNpy(dir + "/sinks.npy", sinks, {l.numHeads}) &&
+              writeNpy(dir + "/out.npy", out,
+                       {b, seq, l.numHeads, l.vHeadDim}) &&
+              writeNpy(dir + "/ref.npy", ref, {b, seq, l.numHeads, l.vHeadDim});
+          line += written ? " (dumped to " + dir + ")" : " (dump failed)";
+        }
       }
       if (o.repeat > 0) {
         std::vector<double> times;
