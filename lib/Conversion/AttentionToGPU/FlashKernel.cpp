@@ -1,13 +1,15 @@
 //===- FlashKernel.cpp - Tensor-core flash attention for NVIDIA GPUs -----===//
 //
-// One CTA of 4 warps computes 64 rows: 64 / G query positions for each of
-// the G query heads of one kv head (GQA: the group shares every K and V
-// tile; rows are (position, head) pairs, the head fastest). Warp w
-// owns rows 16w .. 16w+15 and every thread of it, in mma.sync's fragment
-// layout, rows g = lane / 4 and g + 8 and columns 2t, 2t + 1 (t = lane % 4) of
+// One CTA of 4 warps computes 64 M rows (M = 1 or 2 mma tiles per warp):
+// 64 M / G query positions for each of the G query heads of one kv head
+// (GQA: the group shares every K and V tile; rows are (position, head)
+// pairs, the head fastest). Warp w owns rows 16 M w .. 16 M (w + 1) - 1, and
+// every thread of it, in mma.sync's fragment layout, rows g = lane / 4 and
+// g + 8 of each of its 16-row tiles and columns 2t, 2t + 1 (t = lane % 4) of
 // each 8-column block. Per key tile:
 //
-//   S  = Q K^T      mma.sync m16n8k16, Q fragments kept in registers
+//   S  = Q K^T      mma.sync m16n8k16, Q fragments kept in registers (up to
+//                   head dim 256); each K fragment feeds the M tiles
 //   m' = max(m, rowmax S)      quad shuffles (the 4 threads of a row)
 //   P  = exp(S - m'), l = l e^(m - m') + rowsum P, O = O e^(m - m')
 //   O += P V        P's accumulator layout is exactly the A operand layout
