@@ -33,7 +33,6 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
-#include <random>
 #include <set>
 #include <sstream>
 #include <string>
@@ -121,11 +120,25 @@ Options parse(int argc, char **argv) {
 }
 
 /// Uniform in [-limit, limit].
-std::vector<float> random(std::mt19937 &rng, size_t count, float limit = 1) {
-  std::uniform_real_distribution<float> dist(-limit, limit);
+/// A seeded stream of uniform floats: splitmix64, about ten times faster
+/// than std::mt19937 with a distribution, which matters for the GPU
+/// benchmark's inputs (billions of values at 128K tokens).
+struct Random {
+  uint64_t state;
+  explicit Random(uint64_t seed) : state(seed) {}
+  uint64_t next() {
+    uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  }
+};
+
+/// Uniform in [-limit, limit).
+std::vector<float> random(Random &rng, size_t count, float limit = 1) {
   std::vector<float> data(count);
   for (float &x : data)
-    x = dist(rng);
+    x = limit * (float(rng.next() >> 40) * 0x1p-23f - 1.f);
   return data;
 }
 
@@ -251,7 +264,7 @@ bool checkSession(Model &model, const Manifest &manifest, const Options &o,
   for (const LayerSpec &l : manifest.layers) {
     if (!l.hasKernel())
       continue;
-    std::mt19937 rng(uint32_t(l.index * 7919 + total));
+    Random rng(uint64_t(l.index) * 7919 + uint64_t(total));
     LayerRun &r = runs[l.index];
     r.q = random(rng, b * total * l.numHeads * l.headDim,
                  queryRange(l, manifest.target != "cpu"));
@@ -415,7 +428,7 @@ int main(int argc, char **argv) {
     if (!l.hasKernel() || !seen.insert(l.kernel).second)
       continue;
     for (int64_t seq : o.seqs) {
-      std::mt19937 rng(uint32_t(l.index * 7919 + seq));
+      Random rng(uint64_t(l.index) * 7919 + uint64_t(seq));
       int64_t b = o.batch;
       std::vector<float> q =
           random(rng, b * seq * l.numHeads * l.headDim, queryRange(l, onGPU));
