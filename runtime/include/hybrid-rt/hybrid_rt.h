@@ -140,6 +140,8 @@ hybrid_rt_status
 hybrid_rt_session_create(hybrid_rt_model *model,
                          const hybrid_rt_session_options *options,
                          hybrid_rt_session **session);
+/* Frees the session's caches; destroy sessions before closing their model
+ * (on GPUs the caches are the model's device memory). */
 void hybrid_rt_session_destroy(hybrid_rt_session *session);
 /* Empties every cache (allocations are kept). */
 void hybrid_rt_session_reset(hybrid_rt_session *session);
