@@ -17,25 +17,6 @@ using namespace mlir;
 using namespace hybrid;
 using namespace hybrid::gpu;
 
-MemRefType hybrid::gpu::getRowsType(Type element, int64_t heads, int64_t dim) {
-  int64_t dyn = ShapedType::kDynamic;
-  return MemRefType::get({dyn, dyn, heads, dim}, element);
-}
-
-mlir::gpu::GPUFuncOp hybrid::gpu::createKernel(ImplicitLocOpBuilder &b,
-                                               StringRef name, TypeRange inputs,
-                                               TypeRange workgroup) {
-  auto func = mlir::gpu::GPUFuncOp::create(
-      b, name, b.getFunctionType(inputs, {}), workgroup);
-  func->setAttr(mlir::gpu::GPUDialect::getKernelFuncAttrName(),
-                b.getUnitAttr());
-  func.setKnownBlockSizeAttr(b.getDenseI32ArrayAttr({kThreads, 1, 1}));
-  b.setInsertionPointToStart(&func.getBody().front());
-  mlir::gpu::ReturnOp::create(b);
-  b.setInsertionPointToStart(&func.getBody().front());
-  return func;
-}
-
 /// Calls `body(batch, s, h, d)` for every element of the CTA's row of
 /// `rows` ([B, S, heads, dim]), the row being block x.
 static void forEachElement(ImplicitLocOpBuilder &b, Value rows, int64_t heads,
