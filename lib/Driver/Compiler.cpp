@@ -131,6 +131,20 @@ static bool writeFile(const llvm::Twine &path, StringRef text) {
   return true;
 }
 
+/// Writes the kernels before their lowering to `dir`/kernels.mlir, then
+/// drops the schedule: it lives on in manifest.json, and the library (or
+/// PTX) holds kernels only.
+static bool writeKernelsAndDropSchedule(ModuleOp module, ScheduleOp schedule,
+                                        StringRef dir) {
+  std::string ir;
+  llvm::raw_string_ostream irStream(ir);
+  module.print(irStream);
+  if (!writeFile(dir + "/kernels.mlir", ir))
+    return false;
+  schedule.erase();
+  return true;
+}
+
 /// emitArtifacts for `cuda:<chip>`: kernels.ptx, kernels.cubin when ptxas is
 /// found, kernels.mlir and manifest.json.
 static bool emitCUDAArtifacts(ModuleOp module, const CompileOptions &options,
@@ -153,7 +167,7 @@ static bool emitCUDAArtifacts(ModuleOp module, const CompileOptions &options,
   cuda.warpRows = options.warpRows;
   cuda.toolkit = options.cudaToolkit;
   PassManager convert = PassManager::on<ModuleOp>(module.getContext());
-  buildCPUExtractPipeline(convert, CPUPipelineOptions());
+  buildCUDAExtractPipeline(convert, cuda);
   buildCUDAConvertPipeline(convert, cuda);
   if (failed(convert.run(module)))
     return false;
@@ -161,13 +175,8 @@ static bool emitCUDAArtifacts(ModuleOp module, const CompileOptions &options,
   const char *ptxFile = "kernels.ptx";
   nlohmann::ordered_json manifest =
       buildManifest(module, schedule, ptxFile, options.target);
-  std::string ir;
-  llvm::raw_string_ostream irStream(ir);
-  module.print(irStream);
-  if (!writeFile(dir + "/kernels.mlir", ir))
+  if (!writeKernelsAndDropSchedule(module, schedule, dir))
     return false;
-
-  schedule.erase();
   PassManager lowering = PassManager::on<ModuleOp>(module.getContext());
   buildCUDAToNVVMPipeline(lowering, cuda);
   if (failed(lowering.run(module)))
@@ -242,14 +251,8 @@ bool hybrid::emitArtifacts(ModuleOp module, const CompileOptions &options,
     manifest["kernels"][d.kernel]["tuning"] = std::move(tuning);
   }
   manifest["host"] = getHostTargetDescription();
-  std::string ir;
-  llvm::raw_string_ostream irStream(ir);
-  module.print(irStream);
-  if (!writeFile(dir + "/kernels.mlir", ir))
+  if (!writeKernelsAndDropSchedule(module, schedule, dir))
     return false;
-
-  // The schedule lives on in manifest.json; the library holds kernels only.
-  schedule.erase();
   PassManager lowering = PassManager::on<ModuleOp>(module.getContext());
   buildCPUToLLVMPipeline(lowering);
   if (failed(lowering.run(module)))

@@ -83,6 +83,13 @@ void hybrid::buildCPUPipeline(OpPassManager &pm,
   buildCPUToLLVMPipeline(pm);
 }
 
+void hybrid::buildCUDAExtractPipeline(OpPassManager &pm,
+                                      const CUDAPipelineOptions &options) {
+  CPUPipelineOptions extract;
+  extract.maxSeq = options.maxSeq;
+  buildCPUExtractPipeline(pm, extract);
+}
+
 void hybrid::buildCUDAConvertPipeline(OpPassManager &pm,
                                       const CUDAPipelineOptions &options) {
   ConvertHybridAttentionToGPUOptions tiles;
@@ -135,9 +142,7 @@ void hybrid::registerCUDAPipelineDependencies(DialectRegistry &registry) {
 
 void hybrid::buildCUDAPipeline(OpPassManager &pm,
                                const CUDAPipelineOptions &options) {
-  CPUPipelineOptions extract;
-  extract.maxSeq = options.maxSeq;
-  buildCPUExtractPipeline(pm, extract);
+  buildCUDAExtractPipeline(pm, options);
   buildCUDAConvertPipeline(pm, options);
   buildCUDAToNVVMPipeline(pm, options);
   GpuModuleToBinaryPassOptions binary;

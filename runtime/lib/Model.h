@@ -25,7 +25,14 @@ struct hybrid_rt_model {
   // Set for cuda manifests: every kernel runs there.
   std::unique_ptr<hybrid::rt::cuda::Backend> cuda;
 #endif
-  bool onGPU = false;
+  /// True for cuda manifests: every kernel runs on the GPU.
+  bool onGPU() const {
+#ifdef HYBRID_RT_CUDA
+    return cuda != nullptr;
+#else
+    return false;
+#endif
+  }
   // Scratch of the current call: prepared (rotated, scaled) queries and
   // keys, and decode's split partial results.
   std::vector<float> preparedQ, preparedK, partialOut, partialMax, partialSum;

@@ -83,7 +83,6 @@ hybrid_rt_status hybrid_rt_open(const char *dir, int32_t numThreads,
     m->cuda = cuda::Backend::open(m->manifest, error);
     if (!m->cuda)
       return fail(HYBRID_RT_LOAD_ERROR, std::string(dir) + ": " + error);
-    m->onGPU = true;
 #else
     return fail(HYBRID_RT_UNSUPPORTED,
                 std::string(dir) + "/manifest.json: target '" + target +
@@ -156,7 +155,7 @@ hybrid_rt_status hybrid_rt_prefill(hybrid_rt_model *model, int64_t layer,
                                                 ", ...], batch and seq must be "
                                                 "positive");
   if (std::string error = checkLayerOperands(l, batch, seq, q, k, v, sinks, out,
-                                             true, model->onGPU);
+                                             true, model->onGPU());
       !error.empty())
     return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
 #ifdef HYBRID_RT_CUDA

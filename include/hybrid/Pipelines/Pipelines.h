@@ -93,6 +93,11 @@ void buildCPUToLLVMPipeline(mlir::OpPassManager &pm);
 void buildCPUPipeline(mlir::OpPassManager &pm,
                       const CPUPipelineOptions &options);
 
+/// Schedule pipeline (caches planned for the options' max-seq), then
+/// `hybrid-extract-attention`: the CPU extraction, which GPU kernels share.
+void buildCUDAExtractPipeline(mlir::OpPassManager &pm,
+                              const CUDAPipelineOptions &options);
+
 /// `convert-hybrid-attention-to-gpu` with the options' key tile.
 void buildCUDAConvertPipeline(mlir::OpPassManager &pm,
                               const CUDAPipelineOptions &options);

@@ -13,18 +13,13 @@ using namespace mlir;
 using namespace hybrid;
 using namespace hybrid::cpu;
 
-MemRefType hybrid::cpu::getRowsType(ImplicitLocOpBuilder &b, int64_t heads,
-                                    int64_t dim) {
-  int64_t dyn = ShapedType::kDynamic;
-  return MemRefType::get({dyn, dyn, heads, dim}, b.getF32Type());
-}
-
 SmallVector<Type>
 hybrid::cpu::getAttentionInputTypes(ImplicitLocOpBuilder &b,
                                     const AttentionSignature &sig) {
-  SmallVector<Type> types = {getRowsType(b, sig.heads, sig.headDim),
-                             getRowsType(b, sig.kvHeads, sig.headDim),
-                             getRowsType(b, sig.kvHeads, sig.vHeadDim)};
+  SmallVector<Type> types = {
+      getRowsType(b.getF32Type(), sig.heads, sig.headDim),
+      getRowsType(b.getF32Type(), sig.kvHeads, sig.headDim),
+      getRowsType(b.getF32Type(), sig.kvHeads, sig.vHeadDim)};
   if (sig.score.getSinks())
     types.push_back(MemRefType::get({sig.heads}, b.getF32Type()));
   return types;
@@ -66,19 +61,13 @@ struct ConvertAttentionToCPUPass
   void runOnOperation() override {
     ModuleOp module = getOperation();
     FailureOr<SmallVector<std::pair<Operation *, AttentionOp>>> kernels =
-        getAttentionKernels(module);
+        getAttentionKernels(module, "CPU kernels compute in f32; other element "
+                                    "types are not supported yet");
     if (failed(kernels))
       return signalPassFailure();
 
     for (auto [kernel, op] : *kernels) {
       auto func = cast<func::FuncOp>(kernel);
-      if (!cast<RankedTensorType>(op.getQuery().getType())
-               .getElementType()
-               .isF32()) {
-        op.emitOpError("CPU kernels compute in f32; other element types are "
-                       "not supported yet");
-        return signalPassFailure();
-      }
       AttentionSignature sig = AttentionSignature::get(op);
       TileSizes tiles;
       // The op's own tile sizes (set by the tuner) win over the options.

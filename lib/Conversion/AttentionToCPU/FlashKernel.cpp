@@ -387,7 +387,8 @@ void FlashEmitter::visitKeys(Value batch, Value g, Value lo, Value hi,
 func::FuncOp FlashEmitter::emit(StringRef name) {
   Type f32Type = b.getF32Type(), idx = b.getIndexType();
   SmallVector<Type> inputs = getAttentionInputTypes(b, sig);
-  inputs.append({getRowsType(b, sig.heads, sig.vHeadDim), idx, idx});
+  inputs.append(
+      {getRowsType(b.getF32Type(), sig.heads, sig.vHeadDim), idx, idx});
   func::FuncOp func = createKernelFunc(b, name, inputs);
   OpBuilder::InsertionGuard guard(b);
   Block *entry = &func.getBody().front();

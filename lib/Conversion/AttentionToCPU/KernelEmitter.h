@@ -51,10 +51,6 @@ mlir::func::FuncOp emitCombineKernel(mlir::ImplicitLocOpBuilder &b,
 // Small builders
 //===----------------------------------------------------------------------===//
 
-/// `memref<?x?x{heads}x{dim}xf32>`: [batch, seq, heads, dim] rows.
-mlir::MemRefType getRowsType(mlir::ImplicitLocOpBuilder &b, int64_t heads,
-                             int64_t dim);
-
 /// q, k, v and (with sinks) the sink logits: the inputs every attention
 /// kernel starts with.
 llvm::SmallVector<mlir::Type>

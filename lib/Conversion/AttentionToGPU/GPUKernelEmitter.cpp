@@ -6,11 +6,6 @@ using namespace mlir;
 using namespace hybrid;
 using namespace hybrid::gpu;
 
-MemRefType hybrid::gpu::getRowsType(Type element, int64_t heads, int64_t dim) {
-  int64_t dyn = ShapedType::kDynamic;
-  return MemRefType::get({dyn, dyn, heads, dim}, element);
-}
-
 mlir::gpu::GPUFuncOp hybrid::gpu::createKernel(ImplicitLocOpBuilder &b,
                                                StringRef name, TypeRange inputs,
                                                TypeRange workgroup) {

@@ -60,9 +60,6 @@ inline mlir::Value expOfDifference(mlir::ImplicitLocOpBuilder &b, mlir::Value x,
                                      log2e));
 }
 
-/// `memref<?x?x{heads}x{dim}x{type}>`: [batch, seq, heads, dim] rows.
-mlir::MemRefType getRowsType(mlir::Type element, int64_t heads, int64_t dim);
-
 /// An empty `gpu.func` kernel of kThreads threads with `inputs` and shared
 /// memory `workgroup`; the builder is left inside it.
 mlir::gpu::GPUFuncOp createKernel(mlir::ImplicitLocOpBuilder &b,

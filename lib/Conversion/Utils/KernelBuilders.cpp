@@ -24,8 +24,13 @@ AttentionSignature AttentionSignature::get(AttentionOp op) {
   return sig;
 }
 
+MemRefType hybrid::getRowsType(Type element, int64_t heads, int64_t dim) {
+  int64_t dyn = ShapedType::kDynamic;
+  return MemRefType::get({dyn, dyn, heads, dim}, element);
+}
+
 FailureOr<SmallVector<std::pair<Operation *, AttentionOp>>>
-hybrid::getAttentionKernels(ModuleOp module) {
+hybrid::getAttentionKernels(ModuleOp module, StringRef notF32) {
   SmallVector<std::pair<Operation *, AttentionOp>> kernels;
   for (Operation &op : module.getOps()) {
     if (op.getNumRegions() != 1 || op.getRegion(0).empty())
@@ -37,7 +42,12 @@ hybrid::getAttentionKernels(ModuleOp module) {
     if (ops.size() != 1)
       return op.emitOpError("expected exactly one hybrid.attention per "
                             "kernel function (run hybrid-extract-attention)");
-    kernels.push_back({&op, ops.front()});
+    AttentionOp attention = ops.front();
+    if (!cast<RankedTensorType>(attention.getQuery().getType())
+             .getElementType()
+             .isF32())
+      return attention.emitOpError(notF32);
+    kernels.push_back({&op, attention});
   }
   return kernels;
 }

@@ -29,10 +29,15 @@ struct AttentionSignature {
   bool rotates() const { return positional.getKind() != PositionalKind::none; }
 };
 
+/// `memref<?x?x{heads}x{dim}x{element}>`: [batch, seq, heads, dim] rows.
+mlir::MemRefType getRowsType(mlir::Type element, int64_t heads, int64_t dim);
+
 /// The functions holding exactly one hybrid.attention
-/// (hybrid-extract-attention's output); an error names any with more.
+/// (hybrid-extract-attention's output), on f32 rows, the element type every
+/// kernel takes; an error names a function with more, or `notF32` an
+/// attention on other types.
 mlir::FailureOr<llvm::SmallVector<std::pair<mlir::Operation *, AttentionOp>>>
-getAttentionKernels(mlir::ModuleOp module);
+getAttentionKernels(mlir::ModuleOp module, llvm::StringRef notF32);
 
 inline mlir::Value index(mlir::ImplicitLocOpBuilder &b, int64_t value) {
   return mlir::arith::ConstantIndexOp::create(b, value);

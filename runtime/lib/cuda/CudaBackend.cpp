@@ -14,6 +14,15 @@
 using namespace hybrid::rt;
 using namespace hybrid::rt::cuda;
 
+/// Returns the error of `expr` (a std::string, "" on success) if there is
+/// one: nothing after a failed step runs (a launch on a buffer that failed
+/// to allocate would poison the context).
+#define HYBRID_CUDA_TRY(expr)                                                  \
+  do {                                                                         \
+    if (std::string error_ = (expr); !error_.empty())                          \
+      return error_;                                                           \
+  } while (false)
+
 namespace {
 
 /// A grow-only device allocation.
@@ -217,6 +226,8 @@ struct Backend::State {
     return check("running " + what, driver.cuStreamSynchronize(stream));
   }
   int multiprocessors = 1;
+  // $HYBRID_CUDA_DECODE_SPLITS, for tuning experiments (0: automatic).
+  int64_t fixedSplits = 0;
 
   /// Backend::append without waiting for the stream.
   std::string appendRows(const LayerSpec &l, const KernelSpec &kernel,
@@ -279,6 +290,8 @@ std::unique_ptr<Backend> Backend::open(const Manifest &manifest,
     return failed(e);
   d.cuDeviceGetName(name, sizeof(name), s.device);
   s.name = name;
+  if (const char *env = std::getenv("HYBRID_CUDA_DECODE_SPLITS"))
+    s.fixedSplits = std::atoll(env);
   d.cuDeviceGetAttribute(&s.multiprocessors,
                          CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, s.device);
   if (std::string e = s.check("cuDevicePrimaryCtxRetain",
@@ -336,26 +349,24 @@ std::string Backend::prefill(const LayerSpec &l, const KernelSpec &kernel,
                        vShape = {batch, seq, l.numKvHeads, l.vHeadDim},
                        outShape = {batch, seq, l.numHeads, l.vHeadDim};
   size_t outCount = batch * seq * l.numHeads * l.vHeadDim;
-  std::string e;
-  auto step = [&](const std::string &result) {
-    if (e.empty())
-      e = result;
-    return e.empty();
-  };
   CUdeviceptr qPtr = 0, kPtr = 0, vPtr = 0, sinksPtr = 0, outPtr = 0;
-  step(s.input(s.qIn, q, batch * seq * l.numHeads * l.headDim, qPtr));
-  step(s.input(s.kIn, k, batch * seq * l.numKvHeads * l.headDim, kPtr));
-  step(s.input(s.vIn, v, batch * seq * l.numKvHeads * l.vHeadDim, vPtr));
+  HYBRID_CUDA_TRY(
+      s.input(s.qIn, q, batch * seq * l.numHeads * l.headDim, qPtr));
+  HYBRID_CUDA_TRY(
+      s.input(s.kIn, k, batch * seq * l.numKvHeads * l.headDim, kPtr));
+  HYBRID_CUDA_TRY(
+      s.input(s.vIn, v, batch * seq * l.numKvHeads * l.vHeadDim, vPtr));
   if (sinks.data)
-    step(s.input(s.sinksIn, sinks, l.numHeads, sinksPtr));
-  step(s.output(s.out, out, outCount, outPtr));
-  step(s.check("cuEventRecord", d.cuEventRecord(s.events[0], s.stream)));
-  step(s.prepare(kernel, kernel.prepareQ, qPtr, s.qBf16, qShape, 0));
-  step(s.prepare(kernel, kernel.prepareK, kPtr, s.kBf16, kShape, 0));
-  step(s.prepare(kernel, kernel.prepareV, vPtr, s.vBf16, vShape, std::nullopt));
-  step(s.check("cuEventRecord", d.cuEventRecord(s.events[1], s.stream)));
-  if (!e.empty())
-    return e;
+    HYBRID_CUDA_TRY(s.input(s.sinksIn, sinks, l.numHeads, sinksPtr));
+  HYBRID_CUDA_TRY(s.output(s.out, out, outCount, outPtr));
+  HYBRID_CUDA_TRY(
+      s.check("cuEventRecord", d.cuEventRecord(s.events[0], s.stream)));
+  HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareQ, qPtr, s.qBf16, qShape, 0));
+  HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareK, kPtr, s.kBf16, kShape, 0));
+  HYBRID_CUDA_TRY(
+      s.prepare(kernel, kernel.prepareV, vPtr, s.vBf16, vShape, std::nullopt));
+  HYBRID_CUDA_TRY(
+      s.check("cuEventRecord", d.cuEventRecord(s.events[1], s.stream)));
   LaunchArgs args;
   args.memref(s.qBf16.ptr, qShape);
   args.memref(s.kBf16.ptr, kShape);
@@ -366,23 +377,22 @@ std::string Backend::prefill(const LayerSpec &l, const KernelSpec &kernel,
   int64_t tiles = (seq + kernel.qTile - 1) / kernel.qTile;
   // One CTA per (q_tile positions of a GQA group, kv head x value slice,
   // batch).
-  step(s.launch(kernel.entry, unsigned(tiles),
-                unsigned(l.numKvHeads * kernel.valueSlices), unsigned(batch),
-                unsigned(kernel.threads), args));
-  step(s.check("cuEventRecord", d.cuEventRecord(s.events[2], s.stream)));
+  HYBRID_CUDA_TRY(s.launch(kernel.entry, unsigned(tiles),
+                           unsigned(l.numKvHeads * kernel.valueSlices),
+                           unsigned(batch), unsigned(kernel.threads), args));
+  HYBRID_CUDA_TRY(
+      s.check("cuEventRecord", d.cuEventRecord(s.events[2], s.stream)));
   if (cache && cache->rows > 0) {
-    step(s.storeRows(cache->keys, cache->rows, s.kBf16.ptr, batch, 0, seq,
-                     l.numKvHeads * l.headDim * 2));
+    HYBRID_CUDA_TRY(s.storeRows(cache->keys, cache->rows, s.kBf16.ptr, batch, 0,
+                                seq, l.numKvHeads * l.headDim * 2));
     // K=V: the values are the raw keys.
     if (l.kEqV)
-      step(s.prepare(kernel, kernel.prepareV, kPtr, s.vBf16, vShape,
-                     std::nullopt));
-    step(s.storeRows(cache->values, cache->rows, s.vBf16.ptr, batch, 0, seq,
-                     l.numKvHeads * l.vHeadDim * 2));
+      HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareV, kPtr, s.vBf16, vShape,
+                                std::nullopt));
+    HYBRID_CUDA_TRY(s.storeRows(cache->values, cache->rows, s.vBf16.ptr, batch,
+                                0, seq, l.numKvHeads * l.vHeadDim * 2));
   }
-  step(s.finish(out, outPtr, outCount, kernel.entry));
-  if (!e.empty())
-    return e;
+  HYBRID_CUDA_TRY(s.finish(out, outPtr, outCount, kernel.entry));
   d.cuEventElapsedTime(&s.prepareMs, s.events[0], s.events[1]);
   d.cuEventElapsedTime(&s.attentionMs, s.events[1], s.events[2]);
   return "";
@@ -441,25 +451,22 @@ std::string Backend::State::appendRows(const LayerSpec &l,
   State &s = *this;
   std::vector<int64_t> kShape = {batch, count, l.numKvHeads, l.headDim},
                        vShape = {batch, count, l.numKvHeads, l.vHeadDim};
-  std::string e;
-  auto step = [&](const std::string &result) {
-    if (e.empty())
-      e = result;
-    return e.empty();
-  };
   CUdeviceptr kPtr = 0, vPtr = 0;
-  step(s.input(s.kIn, k, batch * count * l.numKvHeads * l.headDim, kPtr));
+  HYBRID_CUDA_TRY(
+      s.input(s.kIn, k, batch * count * l.numKvHeads * l.headDim, kPtr));
   if (!l.kEqV)
-    step(s.input(s.vIn, v, batch * count * l.numKvHeads * l.vHeadDim, vPtr));
-  step(s.prepare(kernel, kernel.prepareK, kPtr, s.kBf16, kShape, first));
+    HYBRID_CUDA_TRY(
+        s.input(s.vIn, v, batch * count * l.numKvHeads * l.vHeadDim, vPtr));
+  HYBRID_CUDA_TRY(
+      s.prepare(kernel, kernel.prepareK, kPtr, s.kBf16, kShape, first));
   // K=V: the values are the raw keys.
-  step(s.prepare(kernel, kernel.prepareV, l.kEqV ? kPtr : vPtr, s.vBf16, vShape,
-                 std::nullopt));
-  step(s.storeRows(cache.keys, cache.rows, s.kBf16.ptr, batch, first, count,
-                   l.numKvHeads * l.headDim * 2));
-  step(s.storeRows(cache.values, cache.rows, s.vBf16.ptr, batch, first, count,
-                   l.numKvHeads * l.vHeadDim * 2));
-  return e;
+  HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareV, l.kEqV ? kPtr : vPtr,
+                            s.vBf16, vShape, std::nullopt));
+  HYBRID_CUDA_TRY(s.storeRows(cache.keys, cache.rows, s.kBf16.ptr, batch, first,
+                              count, l.numKvHeads * l.headDim * 2));
+  HYBRID_CUDA_TRY(s.storeRows(cache.values, cache.rows, s.vBf16.ptr, batch,
+                              first, count, l.numKvHeads * l.vHeadDim * 2));
+  return "";
 }
 
 std::string Backend::decode(const LayerSpec &l, const KernelSpec &kernel,
@@ -470,20 +477,17 @@ std::string Backend::decode(const LayerSpec &l, const KernelSpec &kernel,
   State &s = *state;
   Driver &d = s.driver;
   d.cuCtxSetCurrent(s.context);
-  std::string e;
-  auto step = [&](const std::string &result) {
-    if (e.empty())
-      e = result;
-    return e.empty();
-  };
   if (own)
-    step(s.appendRows(l, kernel, *own, batch, position, steps, k, v));
+    HYBRID_CUDA_TRY(
+        s.appendRows(l, kernel, *own, batch, position, steps, k, v));
   std::vector<int64_t> qShape = {batch, steps, l.numHeads, l.headDim};
   CUdeviceptr qPtr = 0, sinksPtr = 0, outPtr = 0;
-  step(s.input(s.qIn, q, batch * steps * l.numHeads * l.headDim, qPtr));
+  HYBRID_CUDA_TRY(
+      s.input(s.qIn, q, batch * steps * l.numHeads * l.headDim, qPtr));
   if (sinks.data)
-    step(s.input(s.sinksIn, sinks, l.numHeads, sinksPtr));
-  step(s.prepare(kernel, kernel.prepareQ, qPtr, s.qBf16, qShape, position));
+    HYBRID_CUDA_TRY(s.input(s.sinksIn, sinks, l.numHeads, sinksPtr));
+  HYBRID_CUDA_TRY(
+      s.prepare(kernel, kernel.prepareQ, qPtr, s.qBf16, qShape, position));
 
   // Enough splits of the last query's key range to fill the GPU twice.
   int64_t total = position + steps, first = 0;
@@ -496,19 +500,16 @@ std::string Backend::decode(const LayerSpec &l, const KernelSpec &kernel,
   int64_t splits =
       std::clamp<int64_t>((2 * s.multiprocessors + items - 1) / items, 1,
                           std::max<int64_t>(1, tiles));
-  // For tuning experiments: a fixed split count.
-  if (const char *env = std::getenv("HYBRID_CUDA_DECODE_SPLITS"))
-    splits = std::clamp<int64_t>(std::atoll(env), 1,
-                                 std::max<int64_t>(1, tiles));
+  if (s.fixedSplits > 0)
+    splits = std::clamp<int64_t>(s.fixedSplits, 1, std::max<int64_t>(1, tiles));
   size_t partial = splits * batch * steps * l.numHeads;
   size_t outCount = batch * steps * l.numHeads * l.vHeadDim;
-  step(s.ensure(s.partialOut, partial * l.vHeadDim * 4));
-  step(s.ensure(s.partialMax, partial * 4));
-  step(s.ensure(s.partialSum, partial * 4));
-  step(s.output(s.out, out, outCount, outPtr));
-  step(s.check("cuEventRecord", d.cuEventRecord(s.events[1], s.stream)));
-  if (!e.empty())
-    return e;
+  HYBRID_CUDA_TRY(s.ensure(s.partialOut, partial * l.vHeadDim * 4));
+  HYBRID_CUDA_TRY(s.ensure(s.partialMax, partial * 4));
+  HYBRID_CUDA_TRY(s.ensure(s.partialSum, partial * 4));
+  HYBRID_CUDA_TRY(s.output(s.out, out, outCount, outPtr));
+  HYBRID_CUDA_TRY(
+      s.check("cuEventRecord", d.cuEventRecord(s.events[1], s.stream)));
 
   LaunchArgs args;
   args.memref(s.qBf16.ptr, qShape);
@@ -523,20 +524,20 @@ std::string Backend::decode(const LayerSpec &l, const KernelSpec &kernel,
   args.memref(s.partialMax.ptr, partialShape);
   args.memref(s.partialSum.ptr, partialShape);
   args.scalar(position);
-  step(s.launch(kernel.decode, unsigned(splits), unsigned(steps * l.numKvHeads),
-                unsigned(batch), unsigned(kernel.threads), args));
+  HYBRID_CUDA_TRY(s.launch(kernel.decode, unsigned(splits),
+                           unsigned(steps * l.numKvHeads), unsigned(batch),
+                           unsigned(kernel.threads), args));
   LaunchArgs combine;
   combine.memref(s.partialOut.ptr,
                  {splits, batch, steps, l.numHeads, l.vHeadDim});
   combine.memref(s.partialMax.ptr, partialShape);
   combine.memref(s.partialSum.ptr, partialShape);
   combine.memref(outPtr, {batch, steps, l.numHeads, l.vHeadDim});
-  step(s.launch(kernel.decodeCombine, unsigned(batch * steps), 1, 1,
-                unsigned(kernel.threads), combine));
-  step(s.check("cuEventRecord", d.cuEventRecord(s.events[2], s.stream)));
-  step(s.finish(out, outPtr, outCount, kernel.decode));
-  if (!e.empty())
-    return e;
+  HYBRID_CUDA_TRY(s.launch(kernel.decodeCombine, unsigned(batch * steps), 1, 1,
+                           unsigned(kernel.threads), combine));
+  HYBRID_CUDA_TRY(
+      s.check("cuEventRecord", d.cuEventRecord(s.events[2], s.stream)));
+  HYBRID_CUDA_TRY(s.finish(out, outPtr, outCount, kernel.decode));
   s.prepareMs = 0;
   d.cuEventElapsedTime(&s.attentionMs, s.events[1], s.events[2]);
   return "";
