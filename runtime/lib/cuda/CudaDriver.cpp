@@ -2,6 +2,7 @@
 
 #include "CudaDriver.h"
 
+#include <cstdlib>
 #include <dlfcn.h>
 
 using namespace hybrid::rt::cuda;
@@ -17,10 +18,13 @@ Driver::~Driver() {
 }
 
 std::string Driver::load() {
-  handle = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+  // HYBRID_CUDA_DRIVER names another implementation of the driver API: the
+  // PTX emulator (runtime/emulator) runs the backend without a GPU.
+  const char *path = std::getenv("HYBRID_CUDA_DRIVER");
+  handle = dlopen(path && *path ? path : "libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
   if (!handle)
     return std::string("cannot load the CUDA driver (") + dlerror() +
-           "): is an NVIDIA driver installed?";
+           (path && *path ? ")" : "): is an NVIDIA driver installed?");
 #define HYBRID_CUDA_RESOLVE(name)                                              \
   name = reinterpret_cast<decltype(name)>(                                     \
       dlsym(handle, HYBRID_CUDA_STRINGIFY(name)));                             \

@@ -1,7 +1,8 @@
 //===- CudaDriver.h - The CUDA driver API, loaded at run time ---*- C++ -*-===//
 //
-// The runtime never links libcuda: it dlopens libcuda.so.1 when a cuda
-// manifest is opened, so one build runs on machines with and without a GPU.
+// The runtime never links libcuda: it dlopens libcuda.so.1 (or the library
+// HYBRID_CUDA_DRIVER names, such as the PTX emulator) when a cuda manifest is
+// opened, so one build runs on machines with and without a GPU.
 // cuda.h provides the types; several entry points are macros for versioned
 // symbols (cuMemAlloc -> cuMemAlloc_v2), which the expanded names below
 // follow.

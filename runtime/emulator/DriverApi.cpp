@@ -1,0 +1,329 @@
+//===- DriverApi.cpp - The CUDA driver API over the PTX interpreter -------===//
+//
+// libhybrid-cuda-emulator.so exports the driver entry points the runtime
+// dlopens (runtime/lib/cuda/CudaDriver.h), so the unmodified CUDA backend
+// runs on machines without a GPU: HYBRID_CUDA_DRIVER=<this library>.
+// "Device" memory is host memory, work runs synchronously at launch, and
+// cubins are refused so that the runtime falls back to the PTX. A kernel
+// fault (out-of-bounds access, shared-memory race, unsupported instruction)
+// fails the launch; cuGetErrorString then returns the fault's description.
+//
+// cuda.h declares every function defined here, so the compiler checks the
+// signatures (its macros map names to versioned symbols: cuMemAlloc_v2).
+//
+//===----------------------------------------------------------------------===//
+
+#include "Interpreter.h"
+
+#include <cuda.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <string>
+
+using namespace hybrid::emu;
+
+namespace {
+
+struct Kernel {
+  const Program *program;
+  int function;
+};
+
+struct LoadedModule {
+  Program program;
+  std::vector<std::unique_ptr<Kernel>> kernels;
+};
+
+struct State {
+  std::mutex mutex;
+  Memory memory;
+  std::string lastFault;
+  int multiprocessors = 4;
+} state;
+
+using Clock = std::chrono::steady_clock;
+
+/// Serialises the driver, like a single stream would.
+std::unique_lock<std::mutex> lock() {
+  return std::unique_lock<std::mutex>(state.mutex);
+}
+
+CUresult faulted(CUresult code, std::string what) {
+  state.lastFault = std::move(what);
+  return code;
+}
+
+} // namespace
+
+extern "C" {
+
+CUresult cuInit(unsigned int flags) {
+  if (flags)
+    return CUDA_ERROR_INVALID_VALUE;
+  if (const char *env = std::getenv("HYBRID_EMULATOR_SMS"))
+    state.multiprocessors = std::max(1, std::atoi(env));
+  return CUDA_SUCCESS;
+}
+
+CUresult cuGetErrorName(CUresult error, const char **name) {
+  switch (error) {
+  case CUDA_SUCCESS: *name = "CUDA_SUCCESS"; break;
+  case CUDA_ERROR_INVALID_VALUE: *name = "CUDA_ERROR_INVALID_VALUE"; break;
+  case CUDA_ERROR_OUT_OF_MEMORY: *name = "CUDA_ERROR_OUT_OF_MEMORY"; break;
+  case CUDA_ERROR_INVALID_IMAGE: *name = "CUDA_ERROR_INVALID_IMAGE"; break;
+  case CUDA_ERROR_INVALID_PTX: *name = "CUDA_ERROR_INVALID_PTX"; break;
+  case CUDA_ERROR_NOT_FOUND: *name = "CUDA_ERROR_NOT_FOUND"; break;
+  case CUDA_ERROR_ILLEGAL_ADDRESS: *name = "CUDA_ERROR_ILLEGAL_ADDRESS"; break;
+  case CUDA_ERROR_LAUNCH_FAILED: *name = "CUDA_ERROR_LAUNCH_FAILED"; break;
+  case CUDA_ERROR_NO_BINARY_FOR_GPU:
+    *name = "CUDA_ERROR_NO_BINARY_FOR_GPU";
+    break;
+  default: *name = nullptr; return CUDA_ERROR_INVALID_VALUE;
+  }
+  return CUDA_SUCCESS;
+}
+
+CUresult cuGetErrorString(CUresult error, const char **text) {
+  switch (error) {
+  case CUDA_SUCCESS: *text = "no error"; break;
+  case CUDA_ERROR_INVALID_PTX:
+  case CUDA_ERROR_LAUNCH_FAILED:
+  case CUDA_ERROR_ILLEGAL_ADDRESS:
+  case CUDA_ERROR_INVALID_VALUE:
+    *text = state.lastFault.empty() ? "invalid value" : state.lastFault.c_str();
+    break;
+  case CUDA_ERROR_NO_BINARY_FOR_GPU:
+    *text = "the PTX emulator runs PTX, not cubins";
+    break;
+  case CUDA_ERROR_NOT_FOUND: *text = "named symbol not found"; break;
+  case CUDA_ERROR_OUT_OF_MEMORY: *text = "out of memory"; break;
+  default: *text = nullptr; return CUDA_ERROR_INVALID_VALUE;
+  }
+  return CUDA_SUCCESS;
+}
+
+CUresult cuDeviceGetCount(int *count) {
+  *count = 1;
+  return CUDA_SUCCESS;
+}
+
+CUresult cuDeviceGet(CUdevice *device, int ordinal) {
+  if (ordinal != 0)
+    return CUDA_ERROR_INVALID_DEVICE;
+  *device = 0;
+  return CUDA_SUCCESS;
+}
+
+CUresult cuDeviceGetName(char *name, int length, CUdevice) {
+  std::snprintf(name, size_t(length), "hybrid PTX emulator");
+  return CUDA_SUCCESS;
+}
+
+CUresult cuDeviceGetAttribute(int *value, CUdevice_attribute attribute,
+                              CUdevice) {
+  switch (attribute) {
+  case CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT:
+    *value = state.multiprocessors;
+    break;
+  case CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR: *value = 9; break;
+  case CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR: *value = 0; break;
+  case CU_DEVICE_ATTRIBUTE_WARP_SIZE: *value = 32; break;
+  case CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK: *value = 1024; break;
+  case CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK: *value = 49152; break;
+  default: *value = 0; break;
+  }
+  return CUDA_SUCCESS;
+}
+
+CUresult cuDevicePrimaryCtxRetain(CUcontext *context, CUdevice) {
+  static int token;
+  *context = reinterpret_cast<CUcontext>(&token);
+  return CUDA_SUCCESS;
+}
+
+CUresult cuDevicePrimaryCtxRelease(CUdevice) { return CUDA_SUCCESS; }
+
+CUresult cuCtxSetCurrent(CUcontext) { return CUDA_SUCCESS; }
+
+CUresult cuModuleLoadData(CUmodule *module, const void *image) {
+  const char *text = static_cast<const char *>(image);
+  if (std::memcmp(text, "\x7f" "ELF", 4) == 0)
+    return CUDA_ERROR_NO_BINARY_FOR_GPU;
+  auto loaded = std::make_unique<LoadedModule>();
+  std::string error;
+  if (!parse(text, loaded->program.module, error))
+    return faulted(CUDA_ERROR_INVALID_PTX, "PTX emulator: " + error);
+  Program &p = loaded->program;
+  p.globalAddress.assign(p.module.symbols.size(), 0);
+  auto guard = lock();
+  for (size_t i = 0; i < p.module.symbols.size(); ++i) {
+    const Symbol &s = p.module.symbols[i];
+    if (s.space != Space::Global)
+      continue;
+    auto bytes = std::make_unique<uint8_t[]>(s.size);
+    std::memset(bytes.get(), 0, s.size);
+    std::memcpy(bytes.get(), s.init.data(), s.init.size());
+    p.globalAddress[i] = reinterpret_cast<uint64_t>(bytes.get());
+    state.memory.add(p.globalAddress[i], s.size);
+    p.storage.push_back(std::move(bytes));
+  }
+  *module = reinterpret_cast<CUmodule>(loaded.release());
+  return CUDA_SUCCESS;
+}
+
+CUresult cuModuleUnload(CUmodule module) {
+  auto *loaded = reinterpret_cast<LoadedModule *>(module);
+  auto guard = lock();
+  for (uint64_t address : loaded->program.globalAddress)
+    if (address)
+      state.memory.remove(address);
+  delete loaded;
+  return CUDA_SUCCESS;
+}
+
+CUresult cuModuleGetFunction(CUfunction *function, CUmodule module,
+                             const char *name) {
+  auto *loaded = reinterpret_cast<LoadedModule *>(module);
+  const Module &m = loaded->program.module;
+  auto it = m.functionIndex.find(name);
+  if (it == m.functionIndex.end() || !m.functions[it->second].entry)
+    return CUDA_ERROR_NOT_FOUND;
+  loaded->kernels.push_back(
+      std::make_unique<Kernel>(Kernel{&loaded->program, it->second}));
+  *function = reinterpret_cast<CUfunction>(loaded->kernels.back().get());
+  return CUDA_SUCCESS;
+}
+
+CUresult cuFuncGetParamInfo(CUfunction function, size_t index, size_t *offset,
+                            size_t *size) {
+  auto *kernel = reinterpret_cast<Kernel *>(function);
+  const Function &f = kernel->program->module.functions[kernel->function];
+  if (index >= f.params.size())
+    return CUDA_ERROR_INVALID_VALUE;
+  const Symbol &s = kernel->program->module.symbols[f.params[index]];
+  *offset = s.offset;
+  *size = s.size;
+  return CUDA_SUCCESS;
+}
+
+CUresult cuMemAlloc(CUdeviceptr *pointer, size_t bytes) {
+  // NaN bytes, so that reads of never-written memory show in results.
+  void *p = std::aligned_alloc(256, (bytes + 255) / 256 * 256);
+  if (!p)
+    return CUDA_ERROR_OUT_OF_MEMORY;
+  std::memset(p, 0xff, bytes);
+  *pointer = reinterpret_cast<CUdeviceptr>(p);
+  auto guard = lock();
+  state.memory.add(*pointer, bytes);
+  return CUDA_SUCCESS;
+}
+
+CUresult cuMemFree(CUdeviceptr pointer) {
+  auto guard = lock();
+  state.memory.remove(pointer);
+  std::free(reinterpret_cast<void *>(pointer));
+  return CUDA_SUCCESS;
+}
+
+namespace {
+CUresult copy(uint64_t dst, bool dstDevice, uint64_t src, bool srcDevice,
+              size_t bytes) {
+  auto guard = lock();
+  if ((dstDevice && !state.memory.contains(dst, bytes)) ||
+      (srcDevice && !state.memory.contains(src, bytes)))
+    return faulted(CUDA_ERROR_INVALID_VALUE,
+                   "PTX emulator: a copy of " + std::to_string(bytes) +
+                       " bytes outside device allocations");
+  std::memmove(reinterpret_cast<void *>(dst),
+               reinterpret_cast<const void *>(src), bytes);
+  return CUDA_SUCCESS;
+}
+} // namespace
+
+CUresult cuMemcpyHtoDAsync(CUdeviceptr dst, const void *src, size_t bytes,
+                           CUstream) {
+  return copy(dst, true, reinterpret_cast<uint64_t>(src), false, bytes);
+}
+
+CUresult cuMemcpyDtoHAsync(void *dst, CUdeviceptr src, size_t bytes,
+                           CUstream) {
+  return copy(reinterpret_cast<uint64_t>(dst), false, src, true, bytes);
+}
+
+CUresult cuMemcpyDtoDAsync(CUdeviceptr dst, CUdeviceptr src, size_t bytes,
+                           CUstream) {
+  return copy(dst, true, src, true, bytes);
+}
+
+CUresult cuLaunchKernel(CUfunction function, unsigned gridX, unsigned gridY,
+                        unsigned gridZ, unsigned blockX, unsigned blockY,
+                        unsigned blockZ, unsigned sharedMemBytes, CUstream,
+                        void **kernelParams, void **extra) {
+  auto *kernel = reinterpret_cast<Kernel *>(function);
+  const Module &m = kernel->program->module;
+  const Function &f = m.functions[kernel->function];
+  if (extra)
+    return faulted(CUDA_ERROR_INVALID_VALUE,
+                   "PTX emulator: launches with `extra` are not supported");
+  if (sharedMemBytes)
+    return faulted(CUDA_ERROR_INVALID_VALUE,
+                   "PTX emulator: dynamic shared memory is not supported");
+  std::vector<uint8_t> params(f.paramBytes);
+  for (size_t i = 0; i < f.params.size(); ++i) {
+    const Symbol &s = m.symbols[f.params[i]];
+    std::memcpy(&params[s.offset], kernelParams[i], s.size);
+  }
+  Grid grid;
+  grid.grid[0] = gridX;
+  grid.grid[1] = gridY;
+  grid.grid[2] = gridZ;
+  grid.block[0] = blockX;
+  grid.block[1] = blockY;
+  grid.block[2] = blockZ;
+  auto guard = lock();
+  std::string fault =
+      launch(*kernel->program, kernel->function, grid, params, state.memory);
+  if (!fault.empty())
+    return faulted(CUDA_ERROR_LAUNCH_FAILED, "PTX emulator: " + fault);
+  return CUDA_SUCCESS;
+}
+
+CUresult cuStreamCreate(CUstream *stream, unsigned int) {
+  static int token;
+  *stream = reinterpret_cast<CUstream>(&token);
+  return CUDA_SUCCESS;
+}
+
+CUresult cuStreamDestroy(CUstream) { return CUDA_SUCCESS; }
+
+CUresult cuStreamSynchronize(CUstream) { return CUDA_SUCCESS; }
+
+CUresult cuEventCreate(CUevent *event, unsigned int) {
+  *event = reinterpret_cast<CUevent>(new Clock::time_point(Clock::now()));
+  return CUDA_SUCCESS;
+}
+
+CUresult cuEventDestroy(CUevent event) {
+  delete reinterpret_cast<Clock::time_point *>(event);
+  return CUDA_SUCCESS;
+}
+
+CUresult cuEventRecord(CUevent event, CUstream) {
+  *reinterpret_cast<Clock::time_point *>(event) = Clock::now();
+  return CUDA_SUCCESS;
+}
+
+CUresult cuEventSynchronize(CUevent) { return CUDA_SUCCESS; }
+
+CUresult cuEventElapsedTime(float *ms, CUevent start, CUevent end) {
+  auto *a = reinterpret_cast<Clock::time_point *>(start);
+  auto *b = reinterpret_cast<Clock::time_point *>(end);
+  *ms = std::chrono::duration<float, std::milli>(*b - *a).count();
+  return CUDA_SUCCESS;
+}
+
+} // extern "C"

@@ -1,0 +1,1143 @@
+//===- Interpreter.cpp - Run PTX kernels on the host ----------------------===//
+//
+// Registers are stored per frame as [register][thread] 64-bit words holding
+// raw bits; each instruction reads them at its own type. A warp runs until
+// all its lanes wait at a barrier or have returned; when every warp of the
+// CTA is there, the barrier releases and a new shared-memory epoch begins.
+// Calls (libdevice's slow paths) run to completion for the calling lanes in
+// a fresh frame.
+//
+//===----------------------------------------------------------------------===//
+
+#include "Interpreter.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <deque>
+
+using namespace hybrid::emu;
+
+bool Memory::contains(uint64_t address, uint64_t size) const {
+  auto it = ranges.upper_bound(address);
+  if (it == ranges.begin())
+    return false;
+  --it;
+  return address >= it->first && address + size <= it->first + it->second;
+}
+
+namespace {
+
+uint64_t widthMask(unsigned bits) {
+  return bits >= 64 ? ~uint64_t(0) : (uint64_t(1) << bits) - 1;
+}
+int64_t signExtend(uint64_t v, unsigned bits) {
+  if (bits >= 64)
+    return int64_t(v);
+  uint64_t sign = uint64_t(1) << (bits - 1);
+  v &= widthMask(bits);
+  return int64_t((v ^ sign) - sign);
+}
+float asF32(uint64_t bits) {
+  uint32_t b = uint32_t(bits);
+  float f;
+  std::memcpy(&f, &b, 4);
+  return f;
+}
+double asF64(uint64_t bits) {
+  double d;
+  std::memcpy(&d, &bits, 8);
+  return d;
+}
+uint64_t fromF32(float f) {
+  uint32_t b;
+  std::memcpy(&b, &f, 4);
+  return b;
+}
+uint64_t fromF64(double d) {
+  uint64_t b;
+  std::memcpy(&b, &d, 8);
+  return b;
+}
+float flushF32(float f) {
+  return std::fpclassify(f) == FP_SUBNORMAL ? std::copysign(0.0f, f) : f;
+}
+/// f32 -> bf16 bits, round to nearest even; NaN stays a (quiet) NaN.
+uint16_t toBF16(float f) {
+  uint32_t b = uint32_t(fromF32(f));
+  if (std::isnan(f))
+    return uint16_t((b >> 16) | 0x40);
+  b += 0x7fff + ((b >> 16) & 1);
+  return uint16_t(b >> 16);
+}
+float fromBF16(uint16_t h) { return asF32(uint64_t(h) << 16); }
+
+enum LaneState : uint8_t { Running, Waiting, Done };
+
+/// Per-byte shared-memory history for the race checks.
+struct Shadow {
+  uint32_t writeEpoch = 0, readEpoch = 0;
+  uint32_t readers = 0; // warps that read in readEpoch
+  uint8_t writer = 0;
+  uint8_t pending = 0; // cp.async copies in flight into this byte
+};
+
+struct AsyncCopy {
+  uint64_t shared, global, size, sourceSize;
+};
+
+struct Frame {
+  const Function *fn = nullptr;
+  std::vector<uint64_t> regs;  // [register][thread]
+  std::vector<uint8_t> params; // [thread][paramBytes]
+  std::vector<uint8_t> local;  // [thread][localBytes]
+  std::vector<uint32_t> pc;
+  std::vector<uint8_t> state;
+};
+
+class Cta {
+public:
+  Cta(const Program &program, int function, const Grid &grid,
+      const std::vector<uint8_t> &params, const Memory &memory)
+      : program(program), kernel(program.module.functions[function]),
+        grid(grid), kernelParams(params), memory(memory) {
+    threads = grid.block[0] * grid.block[1] * grid.block[2];
+    warps = (threads + 31) / 32;
+    sharedBytes = program.module.moduleSharedBytes + kernel.sharedBytes;
+    shared.resize(sharedBytes);
+    shadow.resize(sharedBytes);
+    carry.resize(threads);
+    pendingCopies.resize(threads);
+    groups.resize(threads);
+  }
+
+  std::string run(unsigned x, unsigned y, unsigned z) {
+    ctaid[0] = x;
+    ctaid[1] = y;
+    ctaid[2] = z;
+    std::fill(shared.begin(), shared.end(), 0xff);
+    for (Shadow &s : shadow)
+      s.pending = 0;
+    ++epoch;
+    std::fill(carry.begin(), carry.end(), 0);
+    for (unsigned t = 0; t < threads; ++t) {
+      pendingCopies[t].clear();
+      groups[t].clear();
+    }
+    Frame frame;
+    enter(frame, kernel);
+    for (unsigned t = 0; t < threads; ++t)
+      std::memcpy(&frame.params[t * kernel.paramBytes], kernelParams.data(),
+                  std::min<size_t>(kernelParams.size(), kernel.paramBytes));
+    while (true) {
+      for (unsigned w = 0; w < warps; ++w)
+        if (std::string e = runWarp(frame, w, laneMask(w)); !e.empty())
+          return e;
+      bool waiting = false;
+      for (unsigned t = 0; t < threads; ++t)
+        if (frame.state[t] == Waiting) {
+          frame.state[t] = Running;
+          waiting = true;
+        }
+      if (!waiting)
+        return "";
+      ++epoch; // a barrier: shared accesses before it are ordered
+    }
+  }
+
+private:
+  const Program &program;
+  const Function &kernel;
+  const Grid &grid;
+  const std::vector<uint8_t> &kernelParams;
+  const Memory &memory;
+  unsigned threads = 0, warps = 0;
+  unsigned ctaid[3] = {0, 0, 0};
+  uint64_t sharedBytes = 0;
+  std::vector<uint8_t> shared;
+  std::vector<Shadow> shadow;
+  uint32_t epoch = 0;
+  std::vector<uint8_t> carry;
+  std::vector<std::vector<AsyncCopy>> pendingCopies; // not yet committed
+  std::vector<std::deque<std::vector<AsyncCopy>>> groups;
+  // The instruction being executed, for fault messages.
+  const Function *currentFn = nullptr;
+  const Instruction *current = nullptr;
+  unsigned currentThread = 0;
+
+  uint32_t laneMask(unsigned warp) const {
+    unsigned lanes = std::min(32u, threads - warp * 32);
+    return lanes == 32 ? ~0u : (1u << lanes) - 1;
+  }
+
+  void enter(Frame &f, const Function &fn) {
+    f.fn = &fn;
+    f.regs.assign(size_t(fn.registers) * threads, 0);
+    f.params.assign(size_t(fn.paramBytes) * threads, 0);
+    f.local.assign(size_t(fn.localBytes) * threads, 0xff);
+    f.pc.assign(threads, 0);
+    f.state.assign(threads, Running);
+  }
+
+  std::string fault(const std::string &what) const {
+    std::string where = "kernel " + kernel.name + ", block (" +
+                        std::to_string(ctaid[0]) + "," +
+                        std::to_string(ctaid[1]) + "," +
+                        std::to_string(ctaid[2]) + "), thread " +
+                        std::to_string(currentThread);
+    if (current)
+      where += ", " + (currentFn && currentFn != &kernel
+                           ? "in " + currentFn->name + ", "
+                           : std::string()) +
+               "PTX line " + std::to_string(current->line) + " `" +
+               current->text + "`";
+    return where + ": " + what;
+  }
+
+  /// Runs the lanes of `warp` in `lanes` until each waits or is done.
+  std::string runWarp(Frame &f, unsigned warp, uint32_t lanes) {
+    const unsigned base = warp * 32;
+    const std::vector<Instruction> &body = f.fn->body;
+    while (true) {
+      uint32_t minPc = UINT32_MAX;
+      for (uint32_t m = lanes; m; m &= m - 1) {
+        unsigned t = base + __builtin_ctz(m);
+        if (f.state[t] == Running && f.pc[t] < minPc)
+          minPc = f.pc[t];
+      }
+      if (minPc == UINT32_MAX)
+        return "";
+      uint32_t active = 0, live = 0;
+      for (uint32_t m = lanes; m; m &= m - 1) {
+        unsigned lane = __builtin_ctz(m);
+        unsigned t = base + lane;
+        if (f.state[t] != Done)
+          live |= 1u << lane;
+        if (f.state[t] == Running && f.pc[t] == minPc)
+          active |= 1u << lane;
+      }
+      currentFn = f.fn;
+      currentThread = base + __builtin_ctz(active);
+      if (minPc >= body.size()) {
+        current = nullptr;
+        return fault("ran past the end of " + f.fn->name);
+      }
+      current = &body[minPc];
+      if (std::string e = execute(f, *current, warp, active, live); !e.empty())
+        return e;
+    }
+  }
+
+  //===--------------------------------------------------------------------===//
+  // Operands
+  //===--------------------------------------------------------------------===//
+
+  uint64_t symbolAddress(int symbol) const {
+    const Symbol &s = program.module.symbols[symbol];
+    switch (s.space) {
+    case Space::Global:
+      return program.globalAddress[symbol];
+    case Space::Shared:
+      return s.function < 0 ? s.offset
+                            : program.module.moduleSharedBytes + s.offset;
+    default:
+      return s.offset; // local and param: frame-relative
+    }
+  }
+
+  uint64_t special(Special s, unsigned t) const {
+    const unsigned *b = grid.block;
+    switch (s) {
+    case Special::TidX: return t % b[0];
+    case Special::TidY: return (t / b[0]) % b[1];
+    case Special::TidZ: return t / (b[0] * b[1]);
+    case Special::NtidX: return b[0];
+    case Special::NtidY: return b[1];
+    case Special::NtidZ: return b[2];
+    case Special::CtaidX: return ctaid[0];
+    case Special::CtaidY: return ctaid[1];
+    case Special::CtaidZ: return ctaid[2];
+    case Special::NctaidX: return grid.grid[0];
+    case Special::NctaidY: return grid.grid[1];
+    case Special::NctaidZ: return grid.grid[2];
+    case Special::LaneId: return t % 32;
+    case Special::WarpId: return t / 32;
+    }
+    return 0;
+  }
+
+  uint64_t read(const Frame &f, const Operand &o, unsigned t) const {
+    switch (o.kind) {
+    case Operand::Kind::Register:
+      return f.regs[size_t(o.reg) * threads + t];
+    case Operand::Kind::Immediate:
+      return o.value;
+    case Operand::Kind::Special:
+      return special(o.special, t);
+    case Operand::Kind::Symbol:
+      return symbolAddress(o.symbol);
+    default:
+      return 0;
+    }
+  }
+  void write(Frame &f, const Operand &o, unsigned t, uint64_t v) {
+    f.regs[size_t(o.reg) * threads + t] = v;
+  }
+  uint64_t address(const Frame &f, const Operand &o, unsigned t) const {
+    uint64_t base = o.reg >= 0      ? f.regs[size_t(o.reg) * threads + t]
+                    : o.symbol >= 0 ? symbolAddress(o.symbol)
+                                    : 0;
+    return base + o.value;
+  }
+
+  //===--------------------------------------------------------------------===//
+  // Memory
+  //===--------------------------------------------------------------------===//
+
+  std::string sharedAccess(uint64_t offset, uint64_t size, unsigned warp,
+                           bool isWrite) {
+    if (offset + size > sharedBytes || offset + size < offset)
+      return fault("shared " + std::string(isWrite ? "write" : "read") +
+                   " of " + std::to_string(size) + " bytes at offset " +
+                   std::to_string(offset) + " is outside the CTA's " +
+                   std::to_string(sharedBytes) + " bytes");
+    for (uint64_t i = offset; i < offset + size; ++i) {
+      Shadow &s = shadow[i];
+      if (s.pending)
+        return fault("shared byte " + std::to_string(i) + " is " +
+                     (isWrite ? "written" : "read") +
+                     " while a cp.async into it is in flight (missing "
+                     "cp.async.wait_group?)");
+      if (s.writeEpoch == epoch && s.writer != warp)
+        return fault("race: warp " + std::to_string(warp) + " " +
+                     (isWrite ? "writes" : "reads") + " shared byte " +
+                     std::to_string(i) + " that warp " +
+                     std::to_string(s.writer) +
+                     " wrote since the last barrier");
+      if (isWrite) {
+        if (s.readEpoch == epoch && (s.readers & ~(1u << warp)))
+          return fault("race: warp " + std::to_string(warp) +
+                       " writes shared byte " + std::to_string(i) +
+                       " that another warp read since the last barrier");
+        s.writeEpoch = epoch;
+        s.writer = uint8_t(warp);
+      } else {
+        if (s.readEpoch != epoch) {
+          s.readEpoch = epoch;
+          s.readers = 0;
+        }
+        s.readers |= 1u << warp;
+      }
+    }
+    return "";
+  }
+
+  /// Where `size` bytes at `addr` in `space` live for thread t, checked.
+  std::string locate(Frame &f, Space space, uint64_t addr, uint64_t size,
+                     unsigned t, unsigned warp, bool isWrite,
+                     uint8_t *&where) {
+    const char *verb = isWrite ? "write" : "read";
+    switch (space) {
+    case Space::Global:
+      if (!memory.contains(addr, size))
+        return fault(std::string("out-of-bounds global ") + verb + " of " +
+                     std::to_string(size) + " bytes at 0x" + hex(addr));
+      if (addr % size)
+        return fault(std::string("misaligned global ") + verb + " at 0x" +
+                     hex(addr));
+      where = reinterpret_cast<uint8_t *>(addr);
+      return "";
+    case Space::Shared:
+      if (addr % size)
+        return fault(std::string("misaligned shared ") + verb +
+                     " at offset " + std::to_string(addr));
+      if (std::string e = sharedAccess(addr, size, warp, isWrite); !e.empty())
+        return e;
+      where = &shared[addr];
+      return "";
+    case Space::Local:
+      if (addr + size > f.fn->localBytes)
+        return fault(std::string("local ") + verb + " outside the frame");
+      where = &f.local[size_t(t) * f.fn->localBytes + addr];
+      return "";
+    case Space::Param:
+      if (addr + size > f.fn->paramBytes)
+        return fault(std::string("param ") + verb + " outside the parameters");
+      where = &f.params[size_t(t) * f.fn->paramBytes + addr];
+      return "";
+    default:
+      return fault("unsupported state space");
+    }
+  }
+
+  static std::string hex(uint64_t v) {
+    char buf[32];
+    std::snprintf(buf, sizeof(buf), "%llx", (unsigned long long)v);
+    return buf;
+  }
+
+  //===--------------------------------------------------------------------===//
+  // Instructions
+  //===--------------------------------------------------------------------===//
+
+  static bool compareInts(Compare c, uint64_t a, uint64_t b, Type type) {
+    unsigned w = bitWidth(type);
+    if (isSigned(type)) {
+      int64_t x = signExtend(a, w), y = signExtend(b, w);
+      switch (c) {
+      case Compare::Eq: return x == y;
+      case Compare::Ne: return x != y;
+      case Compare::Lt: return x < y;
+      case Compare::Le: return x <= y;
+      case Compare::Gt: return x > y;
+      case Compare::Ge: return x >= y;
+      default: break;
+      }
+    }
+    uint64_t x = a & widthMask(w), y = b & widthMask(w);
+    switch (c) {
+    case Compare::Eq: return x == y;
+    case Compare::Ne: return x != y;
+    case Compare::Lt: case Compare::Lo: return x < y;
+    case Compare::Le: case Compare::Ls: return x <= y;
+    case Compare::Gt: case Compare::Hi: return x > y;
+    case Compare::Ge: case Compare::Hs: return x >= y;
+    default: return false;
+    }
+  }
+  static bool compareFloats(Compare c, double x, double y) {
+    bool unordered = std::isnan(x) || std::isnan(y);
+    switch (c) {
+    case Compare::Eq: return !unordered && x == y;
+    case Compare::Ne: return !unordered && x != y;
+    case Compare::Lt: return !unordered && x < y;
+    case Compare::Le: return !unordered && x <= y;
+    case Compare::Gt: return !unordered && x > y;
+    case Compare::Ge: return !unordered && x >= y;
+    case Compare::Equ: return unordered || x == y;
+    case Compare::Neu: return unordered || x != y;
+    case Compare::Ltu: return unordered || x < y;
+    case Compare::Leu: return unordered || x <= y;
+    case Compare::Gtu: return unordered || x > y;
+    case Compare::Geu: return unordered || x >= y;
+    case Compare::Num: return !unordered;
+    case Compare::Nan: return unordered;
+    default: return false;
+    }
+  }
+
+  template <typename T> static T minMax(bool isMax, bool nan, T a, T b) {
+    if (std::isnan(a) || std::isnan(b)) {
+      if (nan || (std::isnan(a) && std::isnan(b)))
+        return std::numeric_limits<T>::quiet_NaN();
+      return std::isnan(a) ? b : a;
+    }
+    if (a == 0 && b == 0) // -0 < +0
+      return isMax ? (std::signbit(a) ? b : a) : (std::signbit(a) ? a : b);
+    return isMax ? std::max(a, b) : std::min(a, b);
+  }
+
+  /// Float arithmetic; `ok` false for what the emulator does not model.
+  uint64_t floatOp(const Instruction &in, uint64_t a, uint64_t b, uint64_t c,
+                   bool &ok) const {
+    ok = true;
+    bool isMax = in.opcode == Opcode::Max;
+    bool nan = in.modifiers & PropagateNaN;
+    if (in.type == Type::F64) {
+      double x = asF64(a), y = asF64(b), z = asF64(c);
+      switch (in.opcode) {
+      case Opcode::Add: return fromF64(x + y);
+      case Opcode::Sub: return fromF64(x - y);
+      case Opcode::Mul: return fromF64(x * y);
+      case Opcode::Fma: case Opcode::Mad: return fromF64(std::fma(x, y, z));
+      case Opcode::Div: return fromF64(x / y);
+      case Opcode::Rcp: return fromF64(1.0 / x);
+      case Opcode::Sqrt: return fromF64(std::sqrt(x));
+      case Opcode::Min: case Opcode::Max:
+        return fromF64(minMax(isMax, nan, x, y));
+      case Opcode::Neg: return a ^ (uint64_t(1) << 63);
+      case Opcode::Abs: return a & ~(uint64_t(1) << 63);
+      case Opcode::Copysign:
+        return (b & ~(uint64_t(1) << 63)) | (a & (uint64_t(1) << 63));
+      default: ok = false; return 0;
+      }
+    }
+    bool ftz = in.modifiers & Ftz;
+    float x = asF32(a), y = asF32(b), z = asF32(c);
+    if (ftz) {
+      x = flushF32(x);
+      y = flushF32(y);
+      z = flushF32(z);
+    }
+    float r;
+    switch (in.opcode) {
+    case Opcode::Add: r = x + y; break;
+    case Opcode::Sub: r = x - y; break;
+    case Opcode::Mul: r = x * y; break;
+    case Opcode::Fma: case Opcode::Mad: r = std::fma(x, y, z); break;
+    case Opcode::Div: r = x / y; break;
+    case Opcode::Rcp: r = 1.0f / x; break;
+    case Opcode::Sqrt: r = std::sqrt(x); break;
+    case Opcode::Ex2: r = std::exp2(x); break;
+    case Opcode::Min: case Opcode::Max: r = minMax(isMax, nan, x, y); break;
+    case Opcode::Neg: return uint32_t(a) ^ 0x80000000u;
+    case Opcode::Abs: return uint32_t(a) & 0x7fffffffu;
+    case Opcode::Copysign:
+      return (uint32_t(b) & 0x7fffffffu) | (uint32_t(a) & 0x80000000u);
+    default: ok = false; return 0;
+    }
+    return fromF32(ftz ? flushF32(r) : r);
+  }
+
+  /// Integer arithmetic on `in.type`; carries through `cf` where asked.
+  uint64_t intOp(const Instruction &in, uint64_t a, uint64_t b, uint64_t c,
+                 uint8_t &cf, bool &ok) const {
+    ok = true;
+    unsigned w = bitWidth(in.type);
+    uint64_t m = widthMask(w);
+    bool s = isSigned(in.type);
+    bool carryOut = in.modifiers & CarryOut;
+    auto product = [&](bool wide, bool hi) -> uint64_t {
+      if (s) {
+        __int128 p = __int128(signExtend(a, w)) * signExtend(b, w);
+        if (wide)
+          return uint64_t(p) & widthMask(2 * w);
+        return hi ? uint64_t(p >> w) & m : uint64_t(p) & m;
+      }
+      unsigned __int128 p = (unsigned __int128)(a & m) * (b & m);
+      if (wide)
+        return uint64_t(p) & widthMask(2 * w);
+      return hi ? uint64_t(p >> w) & m : uint64_t(p) & m;
+    };
+    auto addCarry = [&](uint64_t x, uint64_t y, uint64_t cin) {
+      unsigned __int128 sum = (unsigned __int128)(x & m) + (y & m) + cin;
+      if (carryOut)
+        cf = uint8_t((sum >> w) & 1);
+      return uint64_t(sum) & m;
+    };
+    switch (in.opcode) {
+    case Opcode::Add: return addCarry(a, b, 0);
+    case Opcode::Addc: return addCarry(a, b, cf);
+    case Opcode::Sub:
+    case Opcode::Subc: {
+      uint64_t borrowIn = in.opcode == Opcode::Subc ? cf : 0;
+      unsigned __int128 rhs = (unsigned __int128)(b & m) + borrowIn;
+      if (carryOut)
+        cf = (a & m) < rhs;
+      return uint64_t((a & m) - (b & m) - borrowIn) & m;
+    }
+    case Opcode::Mul:
+      return product(in.modifiers & Wide, in.modifiers & Hi);
+    case Opcode::Mad:
+    case Opcode::Madc: {
+      bool wide = in.modifiers & Wide;
+      uint64_t p = product(wide, in.modifiers & Hi);
+      if (wide)
+        return (p + c) & widthMask(2 * w);
+      return addCarry(p, c, in.opcode == Opcode::Madc ? cf : 0);
+    }
+    case Opcode::Div:
+    case Opcode::Rem: {
+      bool div = in.opcode == Opcode::Div;
+      if ((b & m) == 0)
+        return div ? m : a & m; // undefined in PTX: all ones / the dividend
+      if (s) {
+        int64_t x = signExtend(a, w), y = signExtend(b, w);
+        if (y == -1)
+          return div ? uint64_t(-(unsigned __int128)x) & m : 0;
+        return uint64_t(div ? x / y : x % y) & m;
+      }
+      return div ? (a & m) / (b & m) : (a & m) % (b & m);
+    }
+    case Opcode::Min:
+    case Opcode::Max: {
+      bool less = s ? signExtend(a, w) < signExtend(b, w) : (a & m) < (b & m);
+      bool pickA = (in.opcode == Opcode::Min) == less;
+      return (pickA ? a : b) & m;
+    }
+    case Opcode::Neg: return (uint64_t(0) - a) & m;
+    case Opcode::Abs: {
+      int64_t x = signExtend(a, w);
+      return uint64_t(x < 0 ? -x : x) & m;
+    }
+    case Opcode::Not: return in.type == Type::Pred ? !(a & 1) : ~a & m;
+    case Opcode::And: return a & b & m;
+    case Opcode::Or: return (a | b) & m;
+    case Opcode::Xor: return (a ^ b) & m;
+    case Opcode::Shl: {
+      uint64_t n = b & 0xffffffff;
+      return n >= w ? 0 : (a << n) & m;
+    }
+    case Opcode::Shr: {
+      uint64_t n = b & 0xffffffff;
+      if (s) {
+        int64_t x = signExtend(a, w);
+        return uint64_t(x >> std::min<uint64_t>(n, 63)) & m;
+      }
+      return n >= w ? 0 : ((a & m) >> n);
+    }
+    case Opcode::Bfe: {
+      unsigned pos = unsigned(b & 0xff), len = unsigned(c & 0xff);
+      if (len == 0)
+        return 0;
+      uint64_t field = pos >= w ? 0 : (a & m) >> pos;
+      unsigned have = pos >= w ? 0 : std::min(len, w - pos);
+      field &= widthMask(have);
+      if (s) {
+        unsigned msb = std::min(pos + len - 1, w - 1);
+        bool sign = (a >> msb) & 1;
+        if (sign)
+          field |= ~widthMask(std::min(len, have));
+        if (pos >= w)
+          field = sign ? m : 0;
+        return field & m;
+      }
+      return field;
+    }
+    case Opcode::Clz: {
+      uint64_t x = a & m;
+      return x ? __builtin_clzll(x) - (64 - w) : w;
+    }
+    case Opcode::Shf: {
+      uint64_t n = c & 0xffffffff;
+      n = (in.modifiers & Wrap) ? n & 31 : std::min<uint64_t>(n, 32);
+      uint64_t joined = (uint64_t(uint32_t(b)) << 32) | uint32_t(a);
+      return (in.modifiers & ShiftLeft) ? uint32_t((joined << n) >> 32)
+                                        : uint32_t(joined >> n);
+    }
+    default: ok = false; return 0;
+    }
+  }
+
+  /// cvt between any two scalar types the emulator models.
+  bool convert(const Instruction &in, uint64_t a, uint64_t &out) const {
+    Type to = in.type, from = in.source;
+    unsigned fw = bitWidth(from), tw = bitWidth(to);
+    uint32_t mode = in.modifiers;
+    auto roundInt = [&](double v) {
+      if (mode & RoundZero) return std::trunc(v);
+      if (mode & RoundDown) return std::floor(v);
+      if (mode & RoundUp) return std::ceil(v);
+      return std::nearbyint(v);
+    };
+    if (!isFloat(from) && !isFloat(to)) {
+      out = isSigned(from) ? uint64_t(signExtend(a, fw)) & widthMask(tw)
+                           : a & widthMask(fw) & widthMask(tw);
+      return true;
+    }
+    double v;
+    if (from == Type::F32) v = (mode & Ftz) ? flushF32(asF32(a)) : asF32(a);
+    else if (from == Type::F64) v = asF64(a);
+    else if (from == Type::BF16) v = fromBF16(uint16_t(a));
+    else if (isSigned(from)) v = double(signExtend(a, fw));
+    else if (!isFloat(from)) {
+      // u64 -> f64 rounds once, directly.
+      if (to == Type::F64) {
+        out = fromF64(double(a & widthMask(fw)));
+        return true;
+      }
+      if (to == Type::F32) {
+        out = fromF32(float(a & widthMask(fw)));
+        return true;
+      }
+      v = double(a & widthMask(fw));
+    } else
+      return false;
+    if (isSigned(from) && to == Type::F32) {
+      out = fromF32(float(signExtend(a, fw)));
+      return true;
+    }
+    if (!isFloat(to)) { // float -> integer saturates, NaN -> 0
+      if (std::isnan(v)) {
+        out = 0;
+        return true;
+      }
+      double r = roundInt(v);
+      if (isSigned(to)) {
+        double lo = -std::ldexp(1.0, tw - 1), hi = std::ldexp(1.0, tw - 1) - 1;
+        r = std::min(std::max(r, lo), hi);
+        out = uint64_t(int64_t(r)) & widthMask(tw);
+      } else {
+        double hi = std::ldexp(1.0, tw) - 1;
+        r = std::min(std::max(r, 0.0), hi);
+        out = tw == 64 && r >= 18446744073709551615.0 ? ~uint64_t(0)
+                                                       : uint64_t(r);
+      }
+      return true;
+    }
+    if ((mode & IntegerRound) && isFloat(from) && from == to) {
+      out = to == Type::F64 ? fromF64(roundInt(v))
+                            : fromF32(float(roundInt(v)));
+      return true;
+    }
+    if (to == Type::F64) {
+      out = fromF64(v);
+      return true;
+    }
+    if (to == Type::F32) {
+      if ((mode & (RoundZero | RoundDown | RoundUp)) && from == Type::F64)
+        return false;
+      float f = float(v);
+      out = fromF32((mode & Ftz) ? flushF32(f) : f);
+      return true;
+    }
+    if (to == Type::BF16) {
+      if (mode & (RoundZero | RoundDown | RoundUp))
+        return false;
+      out = toBF16(float(v));
+      return true;
+    }
+    return false;
+  }
+
+  std::string execute(Frame &f, const Instruction &in, unsigned warp,
+                      uint32_t active, uint32_t live) {
+    const unsigned base = warp * 32;
+    uint32_t exec = active;
+    if (in.guard >= 0) {
+      exec = 0;
+      for (uint32_t m = active; m; m &= m - 1) {
+        unsigned lane = __builtin_ctz(m);
+        bool p = f.regs[size_t(in.guard) * threads + base + lane] & 1;
+        if (p != in.guardNegated)
+          exec |= 1u << lane;
+      }
+    }
+    for (uint32_t m = active; m; m &= m - 1)
+      ++f.pc[base + __builtin_ctz(m)];
+    auto each = [&](auto &&body) -> std::string {
+      for (uint32_t m = exec; m; m &= m - 1) {
+        unsigned t = base + __builtin_ctz(m);
+        currentThread = t;
+        if (std::string e = body(t); !e.empty())
+          return e;
+      }
+      return "";
+    };
+    auto collective = [&]() -> std::string {
+      if (exec != live || active != live)
+        return fault("executed by a diverged warp (lanes 0x" + hex(exec) +
+                     " of 0x" + hex(live) + "): .sync.aligned instructions "
+                     "need the whole warp");
+      return "";
+    };
+    const std::vector<Operand> &ops = in.operands;
+    switch (in.opcode) {
+    case Opcode::Bra:
+      for (uint32_t m = exec; m; m &= m - 1)
+        f.pc[base + __builtin_ctz(m)] = uint32_t(ops[0].symbol);
+      return "";
+    case Opcode::Ret:
+    case Opcode::Exit:
+      for (uint32_t m = exec; m; m &= m - 1)
+        f.state[base + __builtin_ctz(m)] = Done;
+      return "";
+    case Opcode::Bar:
+      if (f.fn != &kernel)
+        return fault("bar.sync inside a called function");
+      if (std::string e = collective(); !e.empty())
+        return e;
+      for (uint32_t m = exec; m; m &= m - 1)
+        f.state[base + __builtin_ctz(m)] = Waiting;
+      return "";
+    case Opcode::Call:
+      return call(f, in, warp, exec);
+    case Opcode::Setp:
+      return each([&](unsigned t) -> std::string {
+        uint64_t a = read(f, ops[1], t), b = read(f, ops[2], t);
+        bool r;
+        if (isFloat(in.type)) {
+          double x = in.type == Type::F64 ? asF64(a) : asF32(a);
+          double y = in.type == Type::F64 ? asF64(b) : asF32(b);
+          if ((in.modifiers & Ftz) && in.type == Type::F32) {
+            x = flushF32(float(x));
+            y = flushF32(float(y));
+          }
+          r = compareFloats(in.compare, x, y);
+        } else {
+          r = compareInts(in.compare, a, b, in.type);
+        }
+        bool q = !r;
+        if (in.combines) {
+          bool c = read(f, ops[3], t) & 1;
+          r = in.combine == Compare::Lo ? (r && c) : (r || c);
+          q = in.combine == Compare::Lo ? (q && c) : (q || c);
+        }
+        write(f, ops[0], t, r);
+        if (ops[0].predicateOut >= 0)
+          f.regs[size_t(ops[0].predicateOut) * threads + t] = q;
+        return "";
+      });
+    case Opcode::Selp:
+      return each([&](unsigned t) -> std::string {
+        bool c = read(f, ops[3], t) & 1;
+        write(f, ops[0], t, c ? read(f, ops[1], t) : read(f, ops[2], t));
+        return "";
+      });
+    case Opcode::Cvta:
+      return each([&](unsigned t) -> std::string {
+        write(f, ops[0], t, read(f, ops[1], t));
+        return "";
+      });
+    case Opcode::Cvt:
+      return each([&](unsigned t) -> std::string {
+        uint64_t out;
+        if (in.type == Type::BF16x2) {
+          uint64_t hi = toBF16(asF32(read(f, ops[1], t)));
+          uint64_t lo = toBF16(asF32(read(f, ops[2], t)));
+          write(f, ops[0], t, (hi << 16) | lo);
+          return "";
+        }
+        if (!convert(in, read(f, ops[1], t), out))
+          return fault("unsupported conversion");
+        write(f, ops[0], t, out);
+        return "";
+      });
+    case Opcode::Mov:
+      return each([&](unsigned t) -> std::string {
+        const Operand &d = ops[0], &s = ops[1];
+        unsigned w = bitWidth(in.type);
+        if (s.kind == Operand::Kind::Vector) { // pack, first = low
+          unsigned ew = w / unsigned(s.elements.size());
+          uint64_t v = 0;
+          for (size_t i = 0; i < s.elements.size(); ++i)
+            v |= (read(f, s.elements[i], t) & widthMask(ew)) << (ew * i);
+          write(f, d, t, v);
+        } else if (d.kind == Operand::Kind::Vector) { // unpack
+          unsigned ew = w / unsigned(d.elements.size());
+          uint64_t v = read(f, s, t);
+          for (size_t i = 0; i < d.elements.size(); ++i)
+            write(f, d.elements[i], t, (v >> (ew * i)) & widthMask(ew));
+        } else {
+          write(f, d, t, read(f, s, t) & widthMask(w ? w : 64));
+        }
+        return "";
+      });
+    case Opcode::Ld:
+    case Opcode::St:
+      return each([&](unsigned t) -> std::string {
+        bool isStore = in.opcode == Opcode::St;
+        const Operand &addrOp = isStore ? ops[0] : ops[1];
+        const Operand &valOp = isStore ? ops[1] : ops[0];
+        unsigned bytes = std::max(1u, bitWidth(in.type) / 8);
+        uint64_t addr = address(f, addrOp, t);
+        unsigned n = in.vector;
+        uint8_t *where = nullptr;
+        if (std::string e = locate(f, in.space, addr, uint64_t(bytes) * n, t,
+                                   warp, isStore, where);
+            !e.empty())
+          return e;
+        if (in.space == Space::Global && n > 1 && addr % (bytes * n))
+          return fault("misaligned vector access at 0x" + hex(addr));
+        for (unsigned i = 0; i < n; ++i) {
+          const Operand &v = n > 1 ? valOp.elements[i] : valOp;
+          if (isStore) {
+            uint64_t x = read(f, v, t);
+            std::memcpy(where + i * bytes, &x, bytes);
+          } else {
+            uint64_t x = 0;
+            std::memcpy(&x, where + i * bytes, bytes);
+            if (isSigned(in.type))
+              x = uint64_t(signExtend(x, bytes * 8));
+            write(f, v, t, x);
+          }
+        }
+        return "";
+      });
+    case Opcode::Shfl:
+      return shuffle(f, in, base, exec, collective);
+    case Opcode::Ldmatrix:
+      if (std::string e = collective(); !e.empty())
+        return e;
+      return ldmatrix(f, in, warp);
+    case Opcode::Mma:
+      if (std::string e = collective(); !e.empty())
+        return e;
+      return mma(f, in, base);
+    case Opcode::CpAsync:
+      return each([&](unsigned t) -> std::string {
+        uint64_t dst = address(f, ops[0], t), src = address(f, ops[1], t);
+        uint64_t size = read(f, ops[2], t);
+        uint64_t sourceSize = ops.size() > 3 ? read(f, ops[3], t) : size;
+        if (size != 4 && size != 8 && size != 16)
+          return fault("cp.async size must be 4, 8 or 16");
+        if (sourceSize > size)
+          return fault("cp.async source size exceeds the copy size");
+        if (dst % size || src % size)
+          return fault("misaligned cp.async");
+        if (sourceSize && !memory.contains(src, sourceSize))
+          return fault("cp.async reads out of bounds at 0x" + hex(src));
+        if (dst + size > sharedBytes)
+          return fault("cp.async writes outside shared memory");
+        // The copy may land any time until the wait: it must not race
+        // with reads of other warps in this epoch.
+        for (uint64_t i = dst; i < dst + size; ++i) {
+          Shadow &s = shadow[i];
+          if (s.readEpoch == epoch && (s.readers & ~(1u << warp)))
+            return fault("race: cp.async overwrites shared byte " +
+                         std::to_string(i) +
+                         " that another warp read since the last barrier");
+          if (s.writeEpoch == epoch && s.writer != warp)
+            return fault("race: cp.async overwrites shared byte " +
+                         std::to_string(i) + " that warp " +
+                         std::to_string(s.writer) +
+                         " wrote since the last barrier");
+          if (s.pending == 255)
+            return fault("too many cp.async in flight into one byte");
+          ++s.pending;
+        }
+        pendingCopies[t].push_back({dst, src, size, sourceSize});
+        return "";
+      });
+    case Opcode::CpAsyncCommit:
+      return each([&](unsigned t) -> std::string {
+        groups[t].push_back(std::move(pendingCopies[t]));
+        pendingCopies[t].clear();
+        return "";
+      });
+    case Opcode::CpAsyncWait:
+      return each([&](unsigned t) -> std::string {
+        size_t keep = ops.empty() ? 0 : size_t(read(f, ops[0], t));
+        if (ops.empty()) { // wait_all also completes uncommitted copies
+          groups[t].push_back(std::move(pendingCopies[t]));
+          pendingCopies[t].clear();
+        }
+        while (groups[t].size() > keep) {
+          for (const AsyncCopy &c : groups[t].front()) {
+            for (uint64_t i = c.shared; i < c.shared + c.size; ++i)
+              --shadow[i].pending;
+            if (std::string e = sharedAccess(c.shared, c.size, warp, true);
+                !e.empty())
+              return e;
+            std::memset(&shared[c.shared], 0, c.size);
+            std::memcpy(&shared[c.shared],
+                        reinterpret_cast<const void *>(c.global),
+                        c.sourceSize);
+          }
+          groups[t].pop_front();
+        }
+        return "";
+      });
+    default:
+      break;
+    }
+    // Arithmetic.
+    bool fp = isFloat(in.type) &&
+              !(in.opcode == Opcode::And || in.opcode == Opcode::Or ||
+                in.opcode == Opcode::Xor || in.opcode == Opcode::Not);
+    if (fp && in.type != Type::F32 && in.type != Type::F64)
+      return fault("unsupported float type");
+    if (fp && (in.modifiers & (RoundZero | RoundDown | RoundUp)))
+      return fault("unsupported rounding mode");
+    if (in.opcode == Opcode::Ex2 && in.type != Type::F32)
+      return fault("unsupported ex2 type");
+    return each([&](unsigned t) -> std::string {
+      uint64_t a = ops.size() > 1 ? read(f, ops[1], t) : 0;
+      uint64_t b = ops.size() > 2 ? read(f, ops[2], t) : 0;
+      uint64_t c = ops.size() > 3 ? read(f, ops[3], t) : 0;
+      bool ok;
+      uint64_t r = fp ? floatOp(in, a, b, c, ok) : intOp(in, a, b, c, carry[t], ok);
+      if (!ok)
+        return fault("unsupported instruction");
+      write(f, ops[0], t, r);
+      return "";
+    });
+  }
+
+  template <typename Check>
+  std::string shuffle(Frame &f, const Instruction &in, unsigned base,
+                      uint32_t exec, Check &collective) {
+    const std::vector<Operand> &ops = in.operands;
+    if (std::string e = collective(); !e.empty())
+      return e;
+    uint64_t source[32] = {};
+    for (uint32_t m = exec; m; m &= m - 1) {
+      unsigned lane = __builtin_ctz(m);
+      source[lane] = read(f, ops[1], base + lane);
+    }
+    for (uint32_t m = exec; m; m &= m - 1) {
+      unsigned lane = __builtin_ctz(m), t = base + lane;
+      currentThread = t;
+      uint32_t b = uint32_t(read(f, ops[2], t)), c = uint32_t(read(f, ops[3], t));
+      uint32_t members = uint32_t(read(f, ops[4], t));
+      if ((members & exec) != exec)
+        return fault("shfl.sync member mask 0x" + hex(members) +
+                     " leaves out executing lanes 0x" + hex(exec));
+      uint32_t clamp = c & 0x1f, segmask = (c >> 8) & 0x1f;
+      uint32_t maxLane = (lane & segmask) | (clamp & ~segmask);
+      uint32_t minLane = lane & segmask;
+      int64_t j = lane;
+      bool inRange = false;
+      switch (in.shuffle) {
+      case ShuffleMode::Up: j = int64_t(lane) - b; inRange = j >= minLane; break;
+      case ShuffleMode::Down: j = int64_t(lane) + b; inRange = j <= maxLane; break;
+      case ShuffleMode::Bfly: j = lane ^ b; inRange = j <= maxLane; break;
+      case ShuffleMode::Idx:
+        j = minLane | (b & ~segmask);
+        inRange = j <= maxLane;
+        break;
+      }
+      if (!inRange)
+        j = lane;
+      if (!((members >> j) & 1))
+        return fault("shfl.sync reads lane " + std::to_string(j) +
+                     " outside the member mask");
+      write(f, ops[0], t, source[j] & 0xffffffff);
+      if (ops[0].predicateOut >= 0)
+        f.regs[size_t(ops[0].predicateOut) * threads + t] = inRange;
+    }
+    return "";
+  }
+
+  /// ldmatrix.m8n8.xN[.trans].shared.b16: lanes 8i..8i+7 give the row
+  /// addresses of matrix i; lane t gets row t/4, columns 2(t%4) and
+  /// 2(t%4)+1 of each matrix (of its transpose with .trans).
+  std::string ldmatrix(Frame &f, const Instruction &in, unsigned warp) {
+    const unsigned base = warp * 32;
+    const unsigned count = in.vector;
+    uint16_t tiles[4][8][8];
+    for (unsigned i = 0; i < count; ++i)
+      for (unsigned r = 0; r < 8; ++r) {
+        unsigned t = base + i * 8 + r;
+        currentThread = t;
+        uint64_t addr = address(f, in.operands[1], t);
+        if (addr % 16)
+          return fault("ldmatrix row address " + std::to_string(addr) +
+                       " is not 16-byte aligned");
+        if (std::string e = sharedAccess(addr, 16, warp, false); !e.empty())
+          return e;
+        std::memcpy(tiles[i][r], &shared[addr], 16);
+      }
+    bool trans = in.modifiers & Trans;
+    const Operand &d = in.operands[0];
+    for (unsigned lane = 0; lane < 32; ++lane) {
+      unsigned t = base + lane, row = lane / 4, col = 2 * (lane % 4);
+      for (unsigned i = 0; i < count; ++i) {
+        uint32_t lo = trans ? tiles[i][col][row] : tiles[i][row][col];
+        uint32_t hi = trans ? tiles[i][col + 1][row] : tiles[i][row][col + 1];
+        const Operand &reg = count > 1 ? d.elements[i] : d;
+        write(f, reg, t, lo | (hi << 16));
+      }
+    }
+    return "";
+  }
+
+  /// mma.sync.m16n8k16.row.col.f32.bf16.bf16.f32 with the PTX ISA's
+  /// fragment layouts (g = lane / 4, q = lane % 4):
+  ///   A regs: (g, 2q..2q+1) (g+8, 2q..) (g, 2q+8..) (g+8, 2q+8..)
+  ///   B regs: (k = 2q..2q+1, n = g) (k = 2q+8.., n = g)
+  ///   C/D:    (g, 2q) (g, 2q+1) (g+8, 2q) (g+8, 2q+1)
+  std::string mma(Frame &f, const Instruction &in, unsigned base) {
+    const Operand &D = in.operands[0], &A = in.operands[1],
+                  &B = in.operands[2], &C = in.operands[3];
+    if (D.elements.size() != 4 || A.elements.size() != 4 ||
+        B.elements.size() != 2 || C.elements.size() != 4)
+      return fault("mma.m16n8k16 needs 4, 4, 2 and 4 registers");
+    float a[16][16], b[16][8], c[16][8];
+    for (unsigned lane = 0; lane < 32; ++lane) {
+      unsigned t = base + lane, g = lane / 4, q = lane % 4;
+      for (unsigned r = 0; r < 4; ++r) {
+        uint32_t v = uint32_t(read(f, A.elements[r], t));
+        unsigned row = g + (r & 1) * 8, col = 2 * q + (r >> 1) * 8;
+        a[row][col] = fromBF16(uint16_t(v));
+        a[row][col + 1] = fromBF16(uint16_t(v >> 16));
+      }
+      for (unsigned r = 0; r < 2; ++r) {
+        uint32_t v = uint32_t(read(f, B.elements[r], t));
+        unsigned k = 2 * q + r * 8;
+        b[k][g] = fromBF16(uint16_t(v));
+        b[k + 1][g] = fromBF16(uint16_t(v >> 16));
+      }
+      for (unsigned r = 0; r < 4; ++r)
+        c[g + (r >> 1) * 8][2 * q + (r & 1)] =
+            asF32(read(f, C.elements[r], t));
+    }
+    for (unsigned lane = 0; lane < 32; ++lane) {
+      unsigned t = base + lane, g = lane / 4, q = lane % 4;
+      for (unsigned r = 0; r < 4; ++r) {
+        unsigned row = g + (r >> 1) * 8, col = 2 * q + (r & 1);
+        double sum = c[row][col];
+        for (unsigned k = 0; k < 16; ++k)
+          sum += double(a[row][k]) * b[k][col];
+        write(f, D.elements[r], t, fromF32(float(sum)));
+      }
+    }
+    return "";
+  }
+
+  /// call: the executing lanes run the callee to completion in a new frame;
+  /// arguments and results pass through param space.
+  std::string call(Frame &f, const Instruction &in, unsigned warp,
+                   uint32_t exec) {
+    const Operand &rets = in.operands[0], &target = in.operands[1],
+                  &args = in.operands[2];
+    const Function &callee = program.module.functions[target.symbol];
+    if (!callee.defined)
+      return fault("call to " + callee.name + ", which has no body");
+    if (args.elements.size() != callee.params.size() ||
+        rets.elements.size() != callee.returns.size())
+      return fault("call to " + callee.name + " with the wrong arity");
+    const unsigned base = warp * 32;
+    Frame frame;
+    enter(frame, callee);
+    auto copy = [&](const Frame &from, const Operand &name, Frame &to,
+                    int symbol, unsigned t) -> std::string {
+      if (name.kind != Operand::Kind::Symbol)
+        return fault("call arguments must be .param variables");
+      const Symbol &src = program.module.symbols[name.symbol];
+      const Symbol &dst = program.module.symbols[symbol];
+      std::memcpy(&to.params[size_t(t) * to.fn->paramBytes + dst.offset],
+                  &from.params[size_t(t) * from.fn->paramBytes + src.offset],
+                  std::min(src.size, dst.size));
+      return "";
+    };
+    for (unsigned t = 0; t < threads; ++t)
+      frame.state[t] = Done;
+    for (uint32_t m = exec; m; m &= m - 1) {
+      unsigned t = base + __builtin_ctz(m);
+      frame.state[t] = Running;
+      for (size_t i = 0; i < args.elements.size(); ++i)
+        if (std::string e = copy(f, args.elements[i], frame, callee.params[i], t);
+            !e.empty())
+          return e;
+    }
+    const Instruction *caller = current;
+    const Function *callerFn = currentFn;
+    if (std::string e = runWarp(frame, warp, exec); !e.empty())
+      return e;
+    current = caller;
+    currentFn = callerFn;
+    for (uint32_t m = exec; m; m &= m - 1) {
+      unsigned t = base + __builtin_ctz(m);
+      if (frame.state[t] != Done)
+        return fault(callee.name + " waits at a barrier");
+      for (size_t i = 0; i < rets.elements.size(); ++i) {
+        const Symbol &src = program.module.symbols[callee.returns[i]];
+        const Symbol &dst = program.module.symbols[rets.elements[i].symbol];
+        std::memcpy(&f.params[size_t(t) * f.fn->paramBytes + dst.offset],
+                    &frame.params[size_t(t) * callee.paramBytes + src.offset],
+                    std::min(src.size, dst.size));
+      }
+    }
+    return "";
+  }
+};
+
+} // namespace
+
+std::string hybrid::emu::launch(const Program &program, int function,
+                                const Grid &grid,
+                                const std::vector<uint8_t> &params,
+                                const Memory &memory) {
+  const unsigned threads = grid.block[0] * grid.block[1] * grid.block[2];
+  if (threads == 0 || threads > 1024)
+    return "a block of " + std::to_string(threads) +
+           " threads (1 to 1024 allowed)";
+  Cta cta(program, function, grid, params, memory);
+  for (unsigned z = 0; z < grid.grid[2]; ++z)
+    for (unsigned y = 0; y < grid.grid[1]; ++y)
+      for (unsigned x = 0; x < grid.grid[0]; ++x)
+        if (std::string e = cta.run(x, y, z); !e.empty())
+          return e;
+  return "";
+}

@@ -1,0 +1,63 @@
+//===- Interpreter.h - Run PTX kernels on the host --------------*- C++ -*-===//
+//
+// Executes a parsed PTX kernel over a grid, one CTA at a time, with the
+// semantics of the PTX ISA for the instructions it knows: warps run in
+// lockstep (lanes at the lowest program counter first, so divergent lanes
+// reconverge), bar.sync waits for every live thread of the CTA, cp.async
+// copies land only at cp.async.wait_group, and warp-collective instructions
+// (shfl.sync, ldmatrix, mma.sync) need the whole warp.
+//
+// It also checks what a GPU would not: every global access must fall in an
+// allocation, every shared access in the CTA's shared memory, no warp may
+// read or write shared bytes another warp wrote (or read, for writes) since
+// the last barrier, and no thread may touch shared bytes with a cp.async in
+// flight. Shared memory and fresh allocations start as NaN bytes so reads
+// of unwritten data show up in results.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef HYBRID_EMULATOR_INTERPRETER_H
+#define HYBRID_EMULATOR_INTERPRETER_H
+
+#include "Ptx.h"
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace hybrid::emu {
+
+/// Host memory that kernels may address: allocations and module globals.
+class Memory {
+public:
+  void add(uint64_t base, uint64_t size) { ranges[base] = size; }
+  void remove(uint64_t base) { ranges.erase(base); }
+  /// Whether [address, address + size) lies inside one range.
+  bool contains(uint64_t address, uint64_t size) const;
+
+private:
+  std::map<uint64_t, uint64_t> ranges;
+};
+
+/// A loaded module: the parsed PTX and storage for its globals.
+struct Program {
+  Module module;
+  std::vector<std::unique_ptr<uint8_t[]>> storage;
+  std::vector<uint64_t> globalAddress; // per symbol; 0 unless global
+};
+
+struct Grid {
+  unsigned grid[3] = {1, 1, 1};
+  unsigned block[3] = {1, 1, 1};
+};
+
+/// Runs kernel `function` of `program` over `grid` with the parameter block
+/// `params` (laid out as the kernel's .param symbols). Returns "" or the
+/// first fault: kernel, block, thread, PTX line and what went wrong.
+std::string launch(const Program &program, int function, const Grid &grid,
+                   const std::vector<uint8_t> &params, const Memory &memory);
+
+} // namespace hybrid::emu
+
+#endif // HYBRID_EMULATOR_INTERPRETER_H
