@@ -41,6 +41,12 @@ if config.enable_cuda:
     config.available_features.add("cuda-runtime")
     if os.path.exists("/dev/nvidiactl"):
         config.available_features.add("cuda")
+    # The CUDA driver API over a PTX interpreter (runtime/emulator): GPU
+    # kernels and the CUDA backend run on any machine, slowly.
+    emulator = os.path.join(config.hybrid_obj_root, "lib", "libhybrid-cuda-emulator.so")
+    if os.path.exists(emulator):
+        config.available_features.add("cuda-emulator")
+        config.substitutions.append(("%cuda_emulator", emulator))
 ptxas = shutil.which("ptxas") or "/usr/local/cuda/bin/ptxas"
 if os.path.exists(ptxas):
     config.available_features.add("ptxas")

@@ -78,14 +78,14 @@ Value DecodeEmitter::reduceCTA(Value x, bool max, int64_t slot) {
   ifThen(b,
          arith::CmpIOp::create(b, arith::CmpIPredicate::eq, lane, index(b, 0)),
          [&] {
-           memref::StoreOp::create(b, x, sRed, ValueRange{warp, slotIndex});
+           memref::StoreOp::create(b, x, sRed, ValueRange{slotIndex, warp});
          });
   mlir::gpu::BarrierOp::create(b);
   Value result =
-      memref::LoadOp::create(b, sRed, ValueRange{index(b, 0), slotIndex});
+      memref::LoadOp::create(b, sRed, ValueRange{slotIndex, index(b, 0)});
   for (int64_t w = 1; w < kWarps; ++w)
     result = combine(result, memref::LoadOp::create(
-                                 b, sRed, ValueRange{index(b, w), slotIndex}));
+                                 b, sRed, ValueRange{slotIndex, index(b, w)}));
   return result;
 }
 
@@ -146,9 +146,14 @@ mlir::gpu::GPUFuncOp DecodeEmitter::emit(StringRef name) {
                            {shared({group, dim}, f32Type),
                             shared({group, kDecodeTile}, f32Type),
                             shared({kDecodeTile}, b.getIndexType()),
-                            shared({kWarps, group}, f32Type)});
-  func.setWorkgroupAttributionAttr(0, LLVM::LLVMDialect::getAlignAttrName(),
-                                   b.getI64IntegerAttr(16));
+                            // [row][warp]: a row's partials are one
+                            // 16-byte load that reads no other row's (a
+                            // [warp][row] layout let that vector load race
+                            // with the next row's writes).
+                            shared({group, kWarps}, f32Type)});
+  for (unsigned i : {0u, 3u})
+    func.setWorkgroupAttributionAttr(i, LLVM::LLVMDialect::getAlignAttrName(),
+                                     b.getI64IntegerAttr(16));
   unsigned arg = 0;
   Value q = func.getArgument(arg++);
   k = func.getArgument(arg++);
