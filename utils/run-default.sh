@@ -7,7 +7,8 @@
 # runtime: prefill, then decode steps over the caches the plan sized (checked
 # at every position against the float64 reference), the memory those caches
 # take against an all-full model, and per-layer prefill and decode timings;
-# last, the same layers compiled for NVIDIA GPUs (and run, where one is).
+# last, the same layers compiled for NVIDIA GPUs and run on the GPU, where one
+# is, else under the PTX emulator.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 utils/build.sh >/dev/null
@@ -47,6 +48,12 @@ grep -c "mma.sync.aligned.m16n8k16" "$gpu_dir/kernels.ptx" |
 if [ -e /dev/nvidiactl ]; then
   echo "== ... run on this machine's GPU: prompt of $seq tokens and $steps decode steps through device caches, against the reference"
   "$bin/hybrid-rt-check" "$gpu_dir" --batch 2 --seq "$seq" --decode-steps "$steps"
+elif [ -e "${BUILD_DIR:-build}/lib/libhybrid-cuda-emulator.so" ]; then
+  emu_seq=${EMULATED_SEQ_LEN:-70}
+  echo "== ... no GPU here: run under the PTX emulator instead (slow; the same kernels and CUDA backend), prompt of $emu_seq tokens and 4 decode steps, against the reference"
+  HYBRID_CUDA_DRIVER="${BUILD_DIR:-build}/lib/libhybrid-cuda-emulator.so" \
+    "$bin/hybrid-rt-check" "$gpu_dir" --seq "$emu_seq" --decode-steps 4
+  echo "(utils/gpu-suite.sh runs them, and the GPU benchmark, on an NVIDIA GPU)"
 else
   echo "(no NVIDIA GPU here: utils/gpu-suite.sh runs them on one)"
 fi
