@@ -43,6 +43,21 @@ struct State {
   Memory memory;
   std::string lastFault;
   int multiprocessors = 4;
+  // HYBRID_EMULATOR_PROFILE=FILE ("-": stderr): counts written at exit.
+  std::unique_ptr<Profile> profile;
+  std::string profilePath;
+  ~State() {
+    if (!profile)
+      return;
+    std::string text = profile->report();
+    FILE *out = profilePath == "-" ? stderr
+                                   : std::fopen(profilePath.c_str(), "w");
+    if (!out)
+      return;
+    std::fputs(text.c_str(), out);
+    if (out != stderr)
+      std::fclose(out);
+  }
 } state;
 
 using Clock = std::chrono::steady_clock;
@@ -66,6 +81,11 @@ CUresult cuInit(unsigned int flags) {
     return CUDA_ERROR_INVALID_VALUE;
   if (const char *env = std::getenv("HYBRID_EMULATOR_SMS"))
     state.multiprocessors = std::max(1, std::atoi(env));
+  if (const char *env = std::getenv("HYBRID_EMULATOR_PROFILE");
+      env && *env && !state.profile) {
+    state.profile = std::make_unique<Profile>();
+    state.profilePath = env;
+  }
   return CUDA_SUCCESS;
 }
 
@@ -286,7 +306,8 @@ CUresult cuLaunchKernel(CUfunction function, unsigned gridX, unsigned gridY,
   grid.block[2] = blockZ;
   auto guard = lock();
   std::string fault =
-      launch(*kernel->program, kernel->function, grid, params, state.memory);
+      launch(*kernel->program, kernel->function, grid, params, state.memory,
+             state.profile.get());
   if (!fault.empty())
     return faulted(CUDA_ERROR_LAUNCH_FAILED, "PTX emulator: " + fault);
   return CUDA_SUCCESS;

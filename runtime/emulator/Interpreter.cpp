@@ -98,9 +98,10 @@ struct Frame {
 class Cta {
 public:
   Cta(const Program &program, int function, const Grid &grid,
-      const std::vector<uint8_t> &params, const Memory &memory)
+      const std::vector<uint8_t> &params, const Memory &memory,
+      KernelProfile *stats)
       : program(program), kernel(program.module.functions[function]),
-        grid(grid), kernelParams(params), memory(memory) {
+        grid(grid), kernelParams(params), memory(memory), stats(stats) {
     threads = grid.block[0] * grid.block[1] * grid.block[2];
     warps = (threads + 31) / 32;
     sharedBytes = program.module.moduleSharedBytes + kernel.sharedBytes;
@@ -151,6 +152,7 @@ private:
   const Grid &grid;
   const std::vector<uint8_t> &kernelParams;
   const Memory &memory;
+  KernelProfile *stats; // null unless profiling
   unsigned threads = 0, warps = 0;
   unsigned ctaid[3] = {0, 0, 0};
   uint64_t sharedBytes = 0;
@@ -164,6 +166,10 @@ private:
   const Function *currentFn = nullptr;
   const Instruction *current = nullptr;
   unsigned currentThread = 0;
+  // What the instruction did, for the profile.
+  uint32_t executed = 0;
+  uint64_t globalAddress[32] = {}, sharedAddress[32] = {};
+  unsigned accessBytes = 0;
 
   uint32_t laneMask(unsigned warp) const {
     unsigned lanes = std::min(32u, threads - warp * 32);
@@ -223,8 +229,51 @@ private:
         return fault("ran past the end of " + f.fn->name);
       }
       current = &body[minPc];
-      if (std::string e = execute(f, *current, warp, active, live); !e.empty())
+      const Instruction &in = *current;
+      if (std::string e = execute(f, in, warp, active, live); !e.empty())
         return e;
+      if (stats)
+        account(in, active);
+    }
+  }
+
+  void account(const Instruction &in, uint32_t active) {
+    ++stats->warpInstructions;
+    stats->threadInstructions += __builtin_popcount(active);
+    Kind kind = Profile::classify(in);
+    ++stats->byKind[unsigned(kind)];
+    unsigned lanes = __builtin_popcount(executed);
+    if (in.opcode == Opcode::Bra && executed && executed != active)
+      ++stats->divergentBranches;
+    if (!lanes)
+      return;
+    auto shared = [&](const uint64_t *addresses, unsigned bytes) {
+      stats->sharedWavefronts +=
+          Profile::sharedWavefronts(addresses, executed, bytes);
+      stats->sharedIdealWavefronts += (uint64_t(lanes) * bytes + 127) / 128;
+    };
+    auto global = [&](unsigned bytes) {
+      stats->globalSectors +=
+          Profile::globalSectors(globalAddress, executed, bytes);
+      stats->globalIdealSectors += (uint64_t(lanes) * bytes + 31) / 32;
+    };
+    switch (kind) {
+    case Kind::SharedLoad:
+    case Kind::SharedStore:
+      shared(sharedAddress, accessBytes);
+      break;
+    case Kind::GlobalLoad:
+    case Kind::GlobalStore:
+      global(accessBytes);
+      break;
+    case Kind::AsyncCopy:
+      if (in.opcode == Opcode::CpAsync) {
+        global(accessBytes);
+        shared(sharedAddress, accessBytes);
+      }
+      break;
+    default:
+      break;
     }
   }
 
@@ -703,6 +752,7 @@ private:
           exec |= 1u << lane;
       }
     }
+    executed = exec;
     for (uint32_t m = active; m; m &= m - 1)
       ++f.pc[base + __builtin_ctz(m)];
     auto each = [&](auto &&body) -> std::string {
@@ -829,6 +879,9 @@ private:
           return e;
         if (in.space == Space::Global && n > 1 && addr % (bytes * n))
           return fault("misaligned vector access at 0x" + hex(addr));
+        (in.space == Space::Shared ? sharedAddress : globalAddress)[t - base] =
+            addr;
+        accessBytes = bytes * n;
         for (unsigned i = 0; i < n; ++i) {
           const Operand &v = n > 1 ? valOp.elements[i] : valOp;
           if (isStore) {
@@ -887,6 +940,9 @@ private:
           ++s.pending;
         }
         pendingCopies[t].push_back({dst, src, size, sourceSize});
+        globalAddress[t - base] = src;
+        sharedAddress[t - base] = dst;
+        accessBytes = unsigned(size);
         return "";
       });
     case Opcode::CpAsyncCommit:
@@ -1007,6 +1063,12 @@ private:
         if (std::string e = sharedAccess(addr, 16, warp, false); !e.empty())
           return e;
         std::memcpy(tiles[i][r], &shared[addr], 16);
+        sharedAddress[r] = addr;
+        if (stats && r == 7) { // one 128-byte phase per 8x8 matrix
+          stats->sharedWavefronts +=
+              Profile::sharedWavefronts(sharedAddress, 0xff, 16);
+          ++stats->sharedIdealWavefronts;
+        }
       }
     bool trans = in.modifiers & Trans;
     const Operand &d = in.operands[0];
@@ -1128,12 +1190,19 @@ private:
 std::string hybrid::emu::launch(const Program &program, int function,
                                 const Grid &grid,
                                 const std::vector<uint8_t> &params,
-                                const Memory &memory) {
+                                const Memory &memory, Profile *profile) {
   const unsigned threads = grid.block[0] * grid.block[1] * grid.block[2];
   if (threads == 0 || threads > 1024)
     return "a block of " + std::to_string(threads) +
            " threads (1 to 1024 allowed)";
-  Cta cta(program, function, grid, params, memory);
+  KernelProfile *stats =
+      profile ? &profile->kernel(program.module.functions[function].name)
+              : nullptr;
+  if (stats) {
+    ++stats->launches;
+    stats->ctas += uint64_t(grid.grid[0]) * grid.grid[1] * grid.grid[2];
+  }
+  Cta cta(program, function, grid, params, memory, stats);
   for (unsigned z = 0; z < grid.grid[2]; ++z)
     for (unsigned y = 0; y < grid.grid[1]; ++y)
       for (unsigned x = 0; x < grid.grid[0]; ++x)

@@ -19,6 +19,7 @@
 #ifndef HYBRID_EMULATOR_INTERPRETER_H
 #define HYBRID_EMULATOR_INTERPRETER_H
 
+#include "Profile.h"
 #include "Ptx.h"
 
 #include <map>
@@ -54,9 +55,11 @@ struct Grid {
 
 /// Runs kernel `function` of `program` over `grid` with the parameter block
 /// `params` (laid out as the kernel's .param symbols). Returns "" or the
-/// first fault: kernel, block, thread, PTX line and what went wrong.
+/// first fault: kernel, block, thread, PTX line and what went wrong. With a
+/// `profile`, counts what the kernel executed into it.
 std::string launch(const Program &program, int function, const Grid &grid,
-                   const std::vector<uint8_t> &params, const Memory &memory);
+                   const std::vector<uint8_t> &params, const Memory &memory,
+                   Profile *profile = nullptr);
 
 } // namespace hybrid::emu
 

@@ -66,7 +66,7 @@
 // 128, split over the key range (grid x), partial results per split.
 // CHECK-LABEL: gpu.func @sliding_decode(
 // CHECK-SAME: %{{.+}}: memref<?x?x?x4x32xf32>, %{{.+}}: memref<?x?x?x4xf32>, %{{.+}}: memref<?x?x?x4xf32>, %[[POS:.+]]: index)
-// CHECK-SAME: workgroup(%{{.+}} : memref<2x32xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %{{.+}} : memref<2x128xf32, #gpu.address_space<workgroup>>, %{{.+}} : memref<128xindex, #gpu.address_space<workgroup>>, %{{.+}} : memref<4x2xf32, #gpu.address_space<workgroup>>)
+// CHECK-SAME: workgroup(%{{.+}} : memref<2x32xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %{{.+}} : memref<2x128xf32, #gpu.address_space<workgroup>>, %{{.+}} : memref<128xindex, #gpu.address_space<workgroup>>, %{{.+}} : memref<2x4xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64})
 // CHECK-SAME: hybrid.q_tile = 1 : i64
 // CHECK: gpu.grid_dim x
 // CHECK: arith.subi %{{.+}}, %c99

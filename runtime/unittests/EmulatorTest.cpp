@@ -1,0 +1,479 @@
+//===- EmulatorTest.cpp - PTX emulator semantics --------------------------===//
+//
+// Hand-written PTX kernels with results worked out from the PTX ISA: the
+// integer and conversion corners libdevice relies on, warp shuffles,
+// ldmatrix layouts, mma.sync fed by ldmatrix against a plain matrix
+// product, and the faults (races, cp.async without a wait, out-of-bounds
+// accesses, diverged warps) the emulator must report.
+//
+//===----------------------------------------------------------------------===//
+
+#include "emulator/Interpreter.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+using namespace hybrid::emu;
+
+namespace {
+
+constexpr const char *kHeader = ".version 8.0\n.target sm_90a\n"
+                                ".address_size 64\n";
+
+/// Runs kernel `k` of `body` (one .u64 parameter: `out`) with `threads`
+/// threads in one CTA; "" or the fault.
+std::string run(const std::string &body, std::vector<uint64_t> &out,
+                unsigned threads = 32) {
+  Program program;
+  std::string error;
+  if (!parse(std::string(kHeader) + body, program.module, error))
+    return "parse: " + error;
+  program.globalAddress.assign(program.module.symbols.size(), 0);
+  Memory memory;
+  memory.add(reinterpret_cast<uint64_t>(out.data()), out.size() * 8);
+  uint64_t pointer = reinterpret_cast<uint64_t>(out.data());
+  std::vector<uint8_t> params(8);
+  std::memcpy(params.data(), &pointer, 8);
+  Grid grid;
+  grid.block[0] = threads;
+  return launch(program, program.module.functionIndex.at("k"), grid, params,
+                memory);
+}
+
+/// A kernel computing `ops` (PTX using %a, %b, %c as inputs loaded from
+/// out[0..2] and writing %d) per test case, storing %d to out[3].
+uint64_t compute(const std::string &type, const std::string &ops, uint64_t a,
+                 uint64_t b = 0, uint64_t c = 0) {
+  std::string body = R"(
+.visible .entry k(.param .u64 k_param_0) {
+  .reg .b64 %p0;
+  .reg .)" + type + R"( %a, %b, %c, %d;
+  .reg .pred %q<4>;
+  .reg .b32 %t<8>;
+  .reg .b64 %w<8>;
+  ld.param.u64 %p0, [k_param_0];
+  ld.global.)" + type + R"( %a, [%p0];
+  ld.global.)" + type + R"( %b, [%p0+8];
+  ld.global.)" + type + R"( %c, [%p0+16];
+  )" + ops + R"(
+  st.global.)" + type + R"( [%p0+24], %d;
+  ret;
+})";
+  std::vector<uint64_t> out = {a, b, c, 0};
+  std::string fault = run(body, out, 1);
+  EXPECT_EQ(fault, "");
+  return out[3];
+}
+
+uint32_t f32Bits(float f) {
+  uint32_t b;
+  std::memcpy(&b, &f, 4);
+  return b;
+}
+uint64_t f64Bits(double d) {
+  uint64_t b;
+  std::memcpy(&b, &d, 8);
+  return b;
+}
+
+TEST(Emulator, IntegerCorners) {
+  // bfe: unsigned field, signed field sign-extends from its top bit.
+  EXPECT_EQ(compute("b32", "bfe.u32 %d, %a, 4, 8;", 0xabcd), 0xbcu);
+  EXPECT_EQ(compute("b32", "bfe.s32 %d, %a, 4, 8;", 0xabcd), 0xffffffbcu);
+  // Funnel shift left: high word of ({b, a} << n).
+  EXPECT_EQ(compute("b32", "shf.l.wrap.b32 %d, %a, %b, 36;", 0x80000001,
+                    0x1),
+            0x18u);
+  EXPECT_EQ(compute("b64", "mul.hi.s64 %d, %a, %b;", uint64_t(-3),
+                    uint64_t(1) << 62),
+            uint64_t(-1));
+  EXPECT_EQ(compute("b64", "clz.b64 %t0, %a; cvt.u64.u32 %d, %t0;", 1), 63u);
+  EXPECT_EQ(compute("b64", "shr.s64 %d, %a, 70;", uint64_t(-8)),
+            uint64_t(-1));
+  EXPECT_EQ(compute("b64", "shl.b64 %d, %a, 64;", 1), 0u);
+}
+
+TEST(Emulator, CarryChainMultipliesTo128Bits) {
+  // libdevice's 64 x 64 -> 128-bit product (its trig reduction).
+  std::string ops = R"(
+  {
+  .reg .u32 r0, r1, r2, r3, alo, ahi, blo, bhi;
+  mov.b64 {alo,ahi}, %a;
+  mov.b64 {blo,bhi}, %b;
+  mul.lo.u32 r0, alo, blo;
+  mul.hi.u32 r1, alo, blo;
+  mad.lo.cc.u32 r1, alo, bhi, r1;
+  madc.hi.u32 r2, alo, bhi, 0;
+  mad.lo.cc.u32 r1, ahi, blo, r1;
+  madc.hi.cc.u32 r2, ahi, blo, r2;
+  madc.hi.u32 r3, ahi, bhi, 0;
+  mad.lo.cc.u32 r2, ahi, bhi, r2;
+  addc.u32 r3, r3, 0;
+  mov.b64 %d, {r2,r3};
+  })";
+  uint64_t a = 0xfedcba9876543210ull, b = 0xf0e1d2c3b4a59687ull;
+  unsigned __int128 p = (unsigned __int128)a * b;
+  EXPECT_EQ(compute("b64", ops, a, b), uint64_t(p >> 64));
+  // Borrow through sub.cc / subc.
+  std::string sub = R"(
+  {
+  .reg .u32 alo, ahi, blo, bhi, lo, hi;
+  mov.b64 {alo,ahi}, %a;
+  mov.b64 {blo,bhi}, %b;
+  sub.cc.u32 lo, alo, blo;
+  subc.u32 hi, ahi, bhi;
+  mov.b64 %d, {lo,hi};
+  })";
+  EXPECT_EQ(compute("b64", sub, 0x100000000ull, 1), 0xffffffffull);
+}
+
+TEST(Emulator, Conversions) {
+  auto rni = [](double x) {
+    return uint32_t(
+        compute("b64", "cvt.rni.s32.f64 %t0, %a; cvt.u64.u32 %d, %t0;",
+                f64Bits(x)));
+  };
+  EXPECT_EQ(rni(2.5), 2u);
+  EXPECT_EQ(rni(-2.5), uint32_t(-2));
+  EXPECT_EQ(rni(1e20), 0x7fffffffu);
+  EXPECT_EQ(rni(NAN), 0u);
+  // bf16 rounds to nearest even; bf16x2 puts its first source high.
+  auto bf16 = [](uint32_t bits) {
+    return compute("b32", "cvt.rn.bf16.f32 %t0, %a; mov.b32 %d, %t0;", bits) &
+           0xffff;
+  };
+  EXPECT_EQ(bf16(0x3f808000), 0x3f80u);
+  EXPECT_EQ(bf16(0x3f818000), 0x3f82u);
+  EXPECT_EQ(bf16(0x3f808001), 0x3f81u);
+  EXPECT_EQ(compute("b32", "cvt.rn.bf16x2.f32 %d, %a, %b;", f32Bits(1.0f),
+                    f32Bits(2.0f)),
+            0x3f804000u);
+  EXPECT_EQ(compute("b32", "cvt.f32.bf16 %d, %a;", 0x4040), f32Bits(3.0f));
+  EXPECT_EQ(compute("b64", "cvt.rmi.f64.f64 %d, %a;", f64Bits(-1.5)),
+            f64Bits(-2.0));
+}
+
+TEST(Emulator, FloatNaNAndSigns) {
+  uint32_t nan = 0x7fc00000, one = f32Bits(1.0f);
+  EXPECT_EQ(compute("b32", "max.f32 %d, %a, %b;", nan, one), one);
+  EXPECT_TRUE(std::isnan([&] {
+    float f;
+    uint32_t b = uint32_t(compute("b32", "max.NaN.f32 %d, %a, %b;", nan, one));
+    std::memcpy(&f, &b, 4);
+    return f;
+  }()));
+  EXPECT_EQ(compute("b32", "setp.lt.f32 %q0, %a, %b; selp.b32 %d, 1, 0, %q0;",
+                    nan, one),
+            0u);
+  EXPECT_EQ(compute("b32", "setp.ltu.f32 %q0, %a, %b; selp.b32 %d, 1, 0, %q0;",
+                    nan, one),
+            1u);
+  // copysign d, a, b: b's magnitude, a's sign.
+  EXPECT_EQ(compute("b32", "copysign.f32 %d, %a, %b;", f32Bits(-1.0f),
+                    f32Bits(3.0f)),
+            f32Bits(-3.0f));
+  EXPECT_EQ(compute("b32", "max.f32 %d, %a, %b;", f32Bits(-0.0f),
+                    f32Bits(0.0f)),
+            f32Bits(0.0f));
+}
+
+/// out[lane] = shfl.MODE(lane * 10, b, c) over one warp.
+std::vector<uint64_t> shuffle(const std::string &mode, int b, int c) {
+  std::string body = R"(
+.visible .entry k(.param .u64 k_param_0) {
+  .reg .b32 %r<4>;
+  .reg .b64 %rd<4>;
+  ld.param.u64 %rd0, [k_param_0];
+  mov.u32 %r0, %tid.x;
+  mul.lo.u32 %r1, %r0, 10;
+  shfl.sync.)" + mode + ".b32 %r2, %r1, " + std::to_string(b) + ", " +
+                     std::to_string(c) + R"(, -1;
+  mul.wide.u32 %rd1, %r0, 8;
+  add.s64 %rd2, %rd0, %rd1;
+  cvt.u64.u32 %rd3, %r2;
+  st.global.b64 [%rd2], %rd3;
+  ret;
+})";
+  std::vector<uint64_t> out(32);
+  EXPECT_EQ(run(body, out), "");
+  return out;
+}
+
+TEST(Emulator, Shuffles) {
+  std::vector<uint64_t> bfly = shuffle("bfly", 1, 31);
+  std::vector<uint64_t> idx = shuffle("idx", 5, 31);
+  std::vector<uint64_t> down = shuffle("down", 4, 31);
+  std::vector<uint64_t> up = shuffle("up", 4, 0);
+  for (unsigned lane = 0; lane < 32; ++lane) {
+    EXPECT_EQ(bfly[lane], (lane ^ 1) * 10u);
+    EXPECT_EQ(idx[lane], 50u);
+    EXPECT_EQ(down[lane], (lane + 4 <= 31 ? lane + 4 : lane) * 10u);
+    EXPECT_EQ(up[lane], (lane >= 4 ? lane - 4 : lane) * 10u);
+  }
+}
+
+/// Shared memory holds a 16 x 16 bf16 row-major matrix M[r][c] = r * 16 + c
+/// (as raw 16-bit values); every lane stores its ldmatrix registers.
+std::vector<uint64_t> ldmatrix(bool trans) {
+  std::string body = R"(
+.visible .entry k(.param .u64 k_param_0) {
+  .shared .align 16 .b8 tile[512];
+  .reg .b32 %r<12>;
+  .reg .b64 %rd<12>;
+  .reg .pred %p<2>;
+  ld.param.u64 %rd0, [k_param_0];
+  mov.u32 %r0, %tid.x;
+  mov.u32 %r1, 0;
+$fill:
+  shl.b32 %r2, %r1, 5;
+  add.s32 %r2, %r2, %r0;
+  setp.lt.u32 %p0, %r2, 256;
+  @!%p0 bra $done;
+  cvt.u64.u32 %rd1, %r2;
+  shl.b64 %rd1, %rd1, 1;
+  mov.b64 %rd2, tile;
+  add.s64 %rd2, %rd2, %rd1;
+  cvt.u16.u32 %r3, %r2;
+  st.shared.b16 [%rd2], %r2;
+  add.s32 %r1, %r1, 1;
+  bra $fill;
+$done:
+  bar.sync 0;
+  // Lane l points at row l % 16, column 8 * (l / 16): matrices 0..3 are
+  // the quadrants (top-left, bottom-left, top-right, bottom-right).
+  and.b32 %r4, %r0, 15;
+  shr.u32 %r5, %r0, 4;
+  shl.b32 %r4, %r4, 5;
+  shl.b32 %r5, %r5, 4;
+  add.s32 %r4, %r4, %r5;
+  cvt.u64.u32 %rd3, %r4;
+  mov.b64 %rd4, tile;
+  add.s64 %rd4, %rd4, %rd3;
+  ldmatrix.sync.aligned.m8n8.x4)" + std::string(trans ? ".trans" : "") +
+                     R"(.shared.b16 {%r6, %r7, %r8, %r9}, [%rd4];
+  mul.wide.u32 %rd5, %r0, 32;
+  add.s64 %rd6, %rd0, %rd5;
+  cvt.u64.u32 %rd7, %r6;
+  st.global.b64 [%rd6], %rd7;
+  cvt.u64.u32 %rd7, %r7;
+  st.global.b64 [%rd6+8], %rd7;
+  cvt.u64.u32 %rd7, %r8;
+  st.global.b64 [%rd6+16], %rd7;
+  cvt.u64.u32 %rd7, %r9;
+  st.global.b64 [%rd6+24], %rd7;
+  ret;
+})";
+  std::vector<uint64_t> out(32 * 4);
+  EXPECT_EQ(run(body, out), "");
+  return out;
+}
+
+TEST(Emulator, LdmatrixLayouts) {
+  std::vector<uint64_t> plain = ldmatrix(false), trans = ldmatrix(true);
+  for (unsigned lane = 0; lane < 32; ++lane)
+    for (unsigned i = 0; i < 4; ++i) {
+      unsigned row0 = (i % 2) * 8, col0 = (i / 2) * 8;
+      unsigned r = lane / 4, c = 2 * (lane % 4);
+      auto at = [&](unsigned rr, unsigned cc) {
+        return uint64_t((row0 + rr) * 16 + col0 + cc);
+      };
+      EXPECT_EQ(plain[lane * 4 + i], at(r, c) | at(r, c + 1) << 16)
+          << "lane " << lane << " matrix " << i;
+      EXPECT_EQ(trans[lane * 4 + i], at(c, r) | at(c + 1, r) << 16)
+          << "lane " << lane << " matrix " << i;
+    }
+}
+
+/// D = A B (16x16 by 16x8, bf16 in, f32 out) with A row-major and B as
+/// [k][n] rows in shared memory, fragments loaded the way the flash kernel
+/// loads them: ldmatrix.x4 for A, ldmatrix.x2.trans for B.
+TEST(Emulator, MmaFromLdmatrixIsAMatrixProduct) {
+  std::string body = R"(
+.visible .entry k(.param .u64 k_param_0) {
+  .shared .align 16 .b8 a[768];
+  .reg .b32 %r<32>;
+  .reg .b64 %rd<16>;
+  .reg .pred %p<2>;
+  ld.param.u64 %rd0, [k_param_0];
+  mov.u32 %r0, %tid.x;
+  // out[0..383] holds A (256 values) then B (128 values) as bf16 bits;
+  // shared memory the same, B from byte 512.
+  mov.u32 %r1, %r0;
+$copy:
+  setp.lt.u32 %p0, %r1, 384;
+  @!%p0 bra $copied;
+  mul.wide.u32 %rd1, %r1, 8;
+  add.s64 %rd2, %rd0, %rd1;
+  ld.global.b64 %rd3, [%rd2];
+  mul.wide.u32 %rd4, %r1, 2;
+  mov.b64 %rd5, a;
+  add.s64 %rd5, %rd5, %rd4;
+  st.shared.b16 [%rd5], %rd3;
+  add.s32 %r1, %r1, 32;
+  bra $copy;
+$copied:
+  bar.sync 0;
+  // A: lane l -> row l % 16, column 8 * (l / 16).
+  and.b32 %r2, %r0, 15;
+  shr.u32 %r3, %r0, 4;
+  shl.b32 %r2, %r2, 5;
+  shl.b32 %r3, %r3, 4;
+  add.s32 %r2, %r2, %r3;
+  cvt.u64.u32 %rd6, %r2;
+  mov.b64 %rd7, a;
+  add.s64 %rd7, %rd7, %rd6;
+  ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%r4, %r5, %r6, %r7}, [%rd7];
+  // B: lane l < 16 -> row k = l of b.
+  and.b32 %r8, %r0, 15;
+  shl.b32 %r8, %r8, 4;
+  cvt.u64.u32 %rd8, %r8;
+  mov.b64 %rd9, a;
+  add.s64 %rd9, %rd9, %rd8;
+  add.s64 %rd9, %rd9, 512;
+  ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%r9, %r10}, [%rd9];
+  mov.b32 %r11, 0;
+  mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32
+    {%r12, %r13, %r14, %r15}, {%r4, %r5, %r6, %r7}, {%r9, %r10},
+    {%r11, %r11, %r11, %r11};
+  // D[g][2q..2q+1] and D[g+8][2q..2q+1] to out[384 + row * 8 + col].
+  shr.u32 %r16, %r0, 2;
+  and.b32 %r17, %r0, 3;
+  shl.b32 %r17, %r17, 1;
+  shl.b32 %r18, %r16, 3;
+  add.s32 %r18, %r18, %r17;
+  add.s32 %r18, %r18, 384;
+  mul.wide.u32 %rd10, %r18, 8;
+  add.s64 %rd11, %rd0, %rd10;
+  cvt.u64.u32 %rd12, %r12;
+  st.global.b64 [%rd11], %rd12;
+  cvt.u64.u32 %rd12, %r13;
+  st.global.b64 [%rd11+8], %rd12;
+  cvt.u64.u32 %rd12, %r14;
+  st.global.b64 [%rd11+512], %rd12;
+  cvt.u64.u32 %rd12, %r15;
+  st.global.b64 [%rd11+520], %rd12;
+  ret;
+})";
+  // Small integers: exact in bf16, products and sums exact in f32.
+  float A[16][16], B[16][8];
+  std::vector<uint64_t> out(384 + 128);
+  for (int r = 0; r < 16; ++r)
+    for (int c = 0; c < 16; ++c) {
+      A[r][c] = float((r * 7 + c * 3) % 11 - 5);
+      out[r * 16 + c] = f32Bits(A[r][c]) >> 16;
+    }
+  for (int k = 0; k < 16; ++k)
+    for (int n = 0; n < 8; ++n) {
+      B[k][n] = float((k * 5 + n * 9) % 13 - 6);
+      out[256 + k * 8 + n] = f32Bits(B[k][n]) >> 16;
+    }
+  ASSERT_EQ(run(body, out), "");
+  for (int m = 0; m < 16; ++m)
+    for (int n = 0; n < 8; ++n) {
+      float expected = 0;
+      for (int k = 0; k < 16; ++k)
+        expected += A[m][k] * B[k][n];
+      EXPECT_EQ(out[384 + m * 8 + n], f32Bits(expected))
+          << "D[" << m << "][" << n << "]";
+    }
+}
+
+TEST(Emulator, RejectsWhatItDoesNotModel) {
+  std::vector<uint64_t> out(1);
+  std::string fault = run(R"(
+.visible .entry k(.param .u64 k_param_0) {
+  .reg .b32 %r<2>;
+  lg2.approx.f32 %r0, %r1;
+  ret;
+})",
+                          out);
+  EXPECT_NE(fault.find("unsupported instruction `lg2.approx.f32`"),
+            std::string::npos)
+      << fault;
+}
+
+/// Warp 0 writes a shared word that warp 1 then reads, with or without a
+/// barrier between.
+std::string crossWarp(bool barrier) {
+  std::string body = R"(
+.visible .entry k(.param .u64 k_param_0) {
+  .shared .align 4 .b8 word[4];
+  .reg .b32 %r<4>;
+  .reg .pred %p<2>;
+  mov.u32 %r0, %tid.x;
+  setp.eq.u32 %p0, %r0, 0;
+  @%p0 st.shared.b32 [word], %r0;
+  )" + std::string(barrier ? "bar.sync 0;" : "") + R"(
+  setp.eq.u32 %p1, %r0, 32;
+  @%p1 ld.shared.b32 %r1, [word];
+  ret;
+})";
+  std::vector<uint64_t> out(1);
+  return run(body, out, 64);
+}
+
+TEST(Emulator, ReportsSharedMemoryRaces) {
+  EXPECT_EQ(crossWarp(true), "");
+  std::string fault = crossWarp(false);
+  EXPECT_NE(fault.find("race: warp 1 reads shared byte 0 that warp 0 wrote "
+                       "since the last barrier"),
+            std::string::npos)
+      << fault;
+}
+
+TEST(Emulator, ReportsReadsBeforeAsyncCopiesLand) {
+  std::string body = R"(
+.visible .entry k(.param .u64 k_param_0) {
+  .shared .align 16 .b8 tile[16];
+  .reg .b64 %rd<2>;
+  .reg .b32 %r<2>;
+  ld.param.u64 %rd0, [k_param_0];
+  cp.async.cg.shared.global [tile], [%rd0], 16;
+  cp.async.commit_group;
+  WAIT
+  ld.shared.b32 %r0, [tile];
+  ret;
+})";
+  std::vector<uint64_t> out(2);
+  auto with = [&](const std::string &wait) {
+    std::string b = body;
+    b.replace(b.find("WAIT"), 4, wait);
+    return run(b, out, 1);
+  };
+  EXPECT_EQ(with("cp.async.wait_group 0;"), "");
+  EXPECT_NE(with("cp.async.wait_group 1;").find("in flight"),
+            std::string::npos);
+}
+
+TEST(Emulator, ReportsOutOfBoundsAndDivergence) {
+  std::vector<uint64_t> out(1);
+  std::string oob = run(R"(
+.visible .entry k(.param .u64 k_param_0) {
+  .reg .b64 %rd<2>;
+  ld.param.u64 %rd0, [k_param_0];
+  ld.global.b64 %rd1, [%rd0+8];
+  ret;
+})",
+                        out);
+  EXPECT_NE(oob.find("out-of-bounds global read of 8 bytes"),
+            std::string::npos)
+      << oob;
+  std::string diverged = run(R"(
+.visible .entry k(.param .u64 k_param_0) {
+  .reg .b32 %r<4>;
+  .reg .pred %p<2>;
+  mov.u32 %r0, %tid.x;
+  setp.lt.u32 %p0, %r0, 16;
+  @%p0 bra $skip;
+  shfl.sync.bfly.b32 %r1, %r0, 1, 31, -1;
+$skip:
+  ret;
+})",
+                             out);
+  EXPECT_NE(diverged.find("diverged warp"), std::string::npos) << diverged;
+}
+
+} // namespace
