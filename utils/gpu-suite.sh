@@ -9,8 +9,9 @@
 #       every schedule against the float64 reference (batch 2, lengths 1 to
 #       1000, not multiples of the tiles; every layer through its cache),
 #       then benchmarks our kernels and the PyTorch baselines in the same
-#       run. Results in DIR/results/ (benchmarks.md: the table
-#       docs/benchmarks.md takes). `check` and `bench` run either half.
+#       run and profiles the prefill and decode kernels with ncu. Results
+#       in DIR/results/ (benchmarks.md: the table docs/benchmarks.md takes;
+#       ncu-*.txt). `check` and `bench` run either half.
 #
 # Exit status non-zero if any check fails.
 set -euo pipefail
@@ -113,5 +114,23 @@ done
   | tee -a "$results/ours.jsonl" || status=1
 python3 "$root/utils/gpu-baselines.py" --seq 8192 32768 \
   | tee "$results/baselines.jsonl" || status=1
+# What limits the kernels, from the hardware counters (where ncu can read
+# them; clocks left alone): the causal prefill at 8K (default and
+# --warp-rows 32) and one decode step over 32K.
+if command -v ncu > /dev/null; then
+  sections=(--section SpeedOfLight --section Occupancy --section LaunchStats
+            --section SchedulerStats --section WarpStateStats
+            --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis)
+  profile() { # name, kernel regex, hybrid-rt-check arguments...
+    local name=$1 kernel=$2; shift 2
+    ncu --clock-control none "${sections[@]}" --kernel-name "regex:$kernel" \
+      --launch-count 1 "$check" "$@" --no-check > "$results/ncu-$name.txt" 2>&1 ||
+      echo "ncu $name: failed (see results/ncu-$name.txt)"
+  }
+  profile prefill 'full_l0$' "$dir/artifacts/gpu-attention-32x128" --seq 8192
+  profile prefill-w32 'full_l0$' "$dir/artifacts/gpu-attention-32x128-w32" --seq 8192
+  profile decode 'full_l0_decode$' "$dir/artifacts/gpu-attention-32x128" \
+    --seq 32760 --decode-steps 1
+fi
 python3 "$root/utils/gpu-report.py" "$dir" | tee "$results/benchmarks.md"
 exit $status
