@@ -72,7 +72,13 @@ uint16_t toBF16(float f) {
 }
 float fromBF16(uint16_t h) { return asF32(uint64_t(h) << 16); }
 
-enum LaneState : uint8_t { Running, Waiting, Done };
+/// Parked: at a warp-collective instruction, until the warp's other
+/// running lanes get there.
+enum LaneState : uint8_t { Running, Parked, Waiting, Done };
+
+bool isCollective(Opcode op) {
+  return op == Opcode::Shfl || op == Opcode::Ldmatrix || op == Opcode::Mma;
+}
 
 /// Per-byte shared-memory history for the race checks.
 struct Shadow {
@@ -200,29 +206,63 @@ private:
     return where + ": " + what;
   }
 
-  /// Runs the lanes of `warp` in `lanes` until each waits or is done.
+  /// Runs the lanes of `warp` in `lanes` until each waits at a barrier or
+  /// is done. Lanes at the lowest program counter run first, so divergent
+  /// paths reconverge; lanes that reach a warp-collective instruction park
+  /// there until the warp's other running lanes arrive (LLVM may place the
+  /// reconvergence block above the branch that diverged, where lowest-first
+  /// alone would split the warp).
   std::string runWarp(Frame &f, unsigned warp, uint32_t lanes) {
     const unsigned base = warp * 32;
     const std::vector<Instruction> &body = f.fn->body;
     while (true) {
       uint32_t minPc = UINT32_MAX;
+      uint32_t pending = 0, parked = 0, waiting = 0;
       for (uint32_t m = lanes; m; m &= m - 1) {
-        unsigned t = base + __builtin_ctz(m);
-        if (f.state[t] == Running && f.pc[t] < minPc)
+        unsigned lane = __builtin_ctz(m), t = base + lane;
+        uint8_t state = f.state[t];
+        if (state == Running || state == Parked)
+          pending |= 1u << lane;
+        if (state == Parked)
+          parked |= 1u << lane;
+        if (state == Waiting)
+          waiting |= 1u << lane;
+        if (state == Running && f.pc[t] < minPc)
           minPc = f.pc[t];
       }
-      if (minPc == UINT32_MAX)
+      if (!pending)
         return "";
-      uint32_t active = 0, live = 0;
-      for (uint32_t m = lanes; m; m &= m - 1) {
-        unsigned lane = __builtin_ctz(m);
-        unsigned t = base + lane;
-        if (f.state[t] != Done)
-          live |= 1u << lane;
-        if (f.state[t] == Running && f.pc[t] == minPc)
-          active |= 1u << lane;
-      }
       currentFn = f.fn;
+      uint32_t active = 0;
+      if (minPc == UINT32_MAX) {
+        // Every pending lane is parked: they must be at one instruction,
+        // with no lane of the warp waiting at a barrier.
+        minPc = f.pc[base + __builtin_ctz(parked)];
+        current = &body[minPc];
+        currentThread = base + __builtin_ctz(parked);
+        for (uint32_t m = parked; m; m &= m - 1)
+          if (f.pc[base + __builtin_ctz(m)] != minPc) {
+            const Instruction &other = body[f.pc[base + __builtin_ctz(m)]];
+            return fault("warp " + std::to_string(warp) +
+                         " diverged: its lanes wait at two warp-collective "
+                         "instructions (this one and PTX line " +
+                         std::to_string(other.line) + ")");
+          }
+        if (waiting)
+          return fault("warp " + std::to_string(warp) +
+                       " diverged: lanes 0x" + hex(waiting) +
+                       " wait at a barrier while lanes 0x" + hex(parked) +
+                       " wait here");
+        for (uint32_t m = parked; m; m &= m - 1)
+          f.state[base + __builtin_ctz(m)] = Running;
+        active = parked;
+      } else {
+        for (uint32_t m = lanes; m; m &= m - 1) {
+          unsigned t = base + __builtin_ctz(m);
+          if (f.state[t] == Running && f.pc[t] == minPc)
+            active |= 1u << (t - base);
+        }
+      }
       currentThread = base + __builtin_ctz(active);
       if (minPc >= body.size()) {
         current = nullptr;
@@ -230,7 +270,12 @@ private:
       }
       current = &body[minPc];
       const Instruction &in = *current;
-      if (std::string e = execute(f, in, warp, active, live); !e.empty())
+      if (isCollective(in.opcode) && active != pending) {
+        for (uint32_t m = active; m; m &= m - 1)
+          f.state[base + __builtin_ctz(m)] = Parked;
+        continue;
+      }
+      if (std::string e = execute(f, in, warp, active); !e.empty())
         return e;
       if (stats)
         account(in, active);
@@ -740,7 +785,7 @@ private:
   }
 
   std::string execute(Frame &f, const Instruction &in, unsigned warp,
-                      uint32_t active, uint32_t live) {
+                      uint32_t active) {
     const unsigned base = warp * 32;
     uint32_t exec = active;
     if (in.guard >= 0) {
@@ -764,10 +809,13 @@ private:
       }
       return "";
     };
+    // .sync.aligned instructions need every thread of the warp, exited
+    // ones included (exiting first is undefined behaviour on a GPU).
     auto collective = [&]() -> std::string {
-      if (exec != live || active != live)
+      uint32_t whole = laneMask(warp);
+      if (exec != whole || active != whole)
         return fault("executed by a diverged warp (lanes 0x" + hex(exec) +
-                     " of 0x" + hex(live) + "): .sync.aligned instructions "
+                     " of 0x" + hex(whole) + "): .sync.aligned instructions "
                      "need the whole warp");
       return "";
     };
@@ -783,10 +831,10 @@ private:
         f.state[base + __builtin_ctz(m)] = Done;
       return "";
     case Opcode::Bar:
+      // Lanes may arrive from different paths (ptxas reconverges them);
+      // the barrier releases once every live thread of the CTA waits.
       if (f.fn != &kernel)
         return fault("bar.sync inside a called function");
-      if (std::string e = collective(); !e.empty())
-        return e;
       for (uint32_t m = exec; m; m &= m - 1)
         f.state[base + __builtin_ctz(m)] = Waiting;
       return "";

@@ -381,6 +381,39 @@ $copied:
     }
 }
 
+/// LLVM may lay a reconvergence block out above the branch that diverged:
+/// lanes 1-31 jump back to the shuffle while lane 0 still has work; the
+/// shuffle must wait for lane 0, not fault or run without it.
+TEST(Emulator, ReconvergesAboveTheDivergentBranch) {
+  std::string body = R"(
+.visible .entry k(.param .u64 k_param_0) {
+  .reg .b32 %r<4>;
+  .reg .b64 %rd<4>;
+  .reg .pred %p<2>;
+  ld.param.u64 %rd0, [k_param_0];
+  mov.u32 %r0, %tid.x;
+  setp.eq.u32 %p0, %r0, 0;
+  bra.uni $start;
+$join:
+  shfl.sync.bfly.b32 %r2, %r1, 1, 31, -1;
+  mul.wide.u32 %rd1, %r0, 8;
+  add.s64 %rd2, %rd0, %rd1;
+  cvt.u64.u32 %rd3, %r2;
+  st.global.b64 [%rd2], %rd3;
+  ret;
+$start:
+  mov.u32 %r1, 7;
+  @!%p0 bra $join;
+  mov.u32 %r1, 9;
+  bra.uni $join;
+})";
+  std::vector<uint64_t> out(32);
+  ASSERT_EQ(run(body, out), "");
+  EXPECT_EQ(out[0], 7u);
+  EXPECT_EQ(out[1], 9u);
+  EXPECT_EQ(out[2], 7u);
+}
+
 TEST(Emulator, RejectsWhatItDoesNotModel) {
   std::vector<uint64_t> out(1);
   std::string fault = run(R"(

@@ -32,10 +32,12 @@ getUnsupportedReason(const AttentionSignature &sig, int64_t keyTile,
            std::to_string(kQueryTile * warpRows / 16) +
            " query heads per kv head, got " + std::to_string(sig.groupSize());
   // The decode kernel keeps a kv head's G query rows and their
-  // probabilities for a 128-key tile in static shared memory.
+  // probabilities for a 128-key tile in static shared memory, beside its
+  // row indices, reduction scratch and the key subsets' value sums.
   int64_t group = sig.groupSize();
   int64_t decodeBytes = group * (sig.headDim + kThreads) * 4 + kThreads * 8 +
-                        (kThreads / kThreadsPerWarp) * group * 4;
+                        (kThreads / kThreadsPerWarp) * group * 4 +
+                        kThreads / (sig.vHeadDim / 8) * sig.vHeadDim * 4;
   if (sig.mask.getCausal() && decodeBytes > 48 * 1024)
     return "the GPU decode kernel keeps the " + std::to_string(group) +
            " query heads of a kv head in shared memory: " +

@@ -9,7 +9,13 @@
 //   thread j:  s[r] = q[r] . K[key j]        G dot products, q in shared
 //   CTA:       m' = max(m, max_j s)          warp shuffles, then 4 warps
 //   thread j:  p[r][j] = e^(s[r] - m'), its share of the running sum
-//   thread e:  O[r][e] = O[r][e] e^(m - m') + sum_j p[r][j] V[key j][e]
+//   thread t:  O_t[r][8c..8c+7] = O_t[r][..] e^(m - m')
+//                                 + sum_{j in its keys} p[r][j] V[key j][8c..]
+//
+// where c = t % (Dv / 8) picks 16 bytes of a value row (one vector load per
+// key) and t / (Dv / 8) one of 128 / (Dv / 8) interleaved subsets of the
+// tile's keys; the subsets' partial sums are added once per split, through
+// shared memory.
 //
 // The key at position p lives in cache row p % rows (ring and chunk caches
 // wrap); a query's visible keys are one interval, so only the tile past the
@@ -40,7 +46,8 @@ class DecodeEmitter {
 public:
   DecodeEmitter(ImplicitLocOpBuilder &b, const AttentionSignature &sig)
       : b(b), sig(sig), group(sig.groupSize()),
-        valueSlots((sig.vHeadDim + kThreads - 1) / kThreads) {}
+        valueSlots((sig.vHeadDim + kThreads - 1) / kThreads),
+        chunks(sig.vHeadDim / 8), keyGroups(kThreads / chunks) {}
 
   mlir::gpu::GPUFuncOp emit(StringRef name);
 
@@ -54,9 +61,11 @@ private:
   ImplicitLocOpBuilder &b;
   const AttentionSignature &sig;
   int64_t group, valueSlots;
+  /// 16-byte chunks of a value row; key subsets that many threads cover.
+  int64_t chunks, keyGroups;
 
   Value k, batch, kvHead, tid, lane, warp;
-  Value sQ, sP, sRow, sRed;
+  Value sQ, sP, sRow, sRed, sAcc;
 };
 
 } // namespace
@@ -150,8 +159,9 @@ mlir::gpu::GPUFuncOp DecodeEmitter::emit(StringRef name) {
                             // 16-byte load that reads no other row's (a
                             // [warp][row] layout let that vector load race
                             // with the next row's writes).
-                            shared({group, kWarps}, f32Type)});
-  for (unsigned i : {0u, 3u})
+                            shared({group, kWarps}, f32Type),
+                            shared({keyGroups, vDim}, f32Type)});
+  for (unsigned i : {0u, 3u, 4u})
     func.setWorkgroupAttributionAttr(i, LLVM::LLVMDialect::getAlignAttrName(),
                                      b.getI64IntegerAttr(16));
   unsigned arg = 0;
@@ -167,6 +177,7 @@ mlir::gpu::GPUFuncOp DecodeEmitter::emit(StringRef name) {
   sP = func.getWorkgroupAttributions()[1];
   sRow = func.getWorkgroupAttributions()[2];
   sRed = func.getWorkgroupAttributions()[3];
+  sAcc = func.getWorkgroupAttributions()[4];
 
   using mlir::gpu::Dimension;
   Value c0 = index(b, 0);
@@ -204,7 +215,7 @@ mlir::gpu::GPUFuncOp DecodeEmitter::emit(StringRef name) {
   Value firstSplit =
       arith::CmpIOp::create(b, arith::CmpIPredicate::eq, split, c0);
   // State: max per row (the same in every thread), this thread's share of
-  // the sum per row, and its accumulators (rows x value dims tid + 128 c).
+  // the sum per row, and its partial accumulator per row (8 value dims).
   SmallVector<Value> init;
   SmallVector<Value> sinkLogits;
   for (int64_t r = 0; r < group; ++r) {
@@ -218,7 +229,13 @@ mlir::gpu::GPUFuncOp DecodeEmitter::emit(StringRef name) {
     init.push_back(max);
   }
   init.append(group, zero);
-  init.append(group * valueSlots, zero);
+  auto vec8 = VectorType::get({8}, f32Type);
+  Value zeros8 = arith::ConstantOp::create(
+      b, vec8, DenseElementsAttr::get(vec8, b.getF32FloatAttr(0.0)));
+  init.append(group, zeros8);
+  Value chunk = arith::RemUIOp::create(b, tid, index(b, chunks));
+  Value keyGroup = arith::DivUIOp::create(b, tid, index(b, chunks));
+  Value firstDim = arith::MulIOp::create(b, chunk, index(b, 8));
   double cap = sig.score.getSoftcap();
 
   auto loop = scf::ForOp::create(b, lo, hi, tile, init);
@@ -263,52 +280,60 @@ mlir::gpu::GPUFuncOp DecodeEmitter::emit(StringRef name) {
     memref::StoreOp::create(b, row, sRow, ValueRange{tid});
     mlir::gpu::BarrierOp::create(b);
 
-    // O[r][e] = alpha[r] O[r][e] + sum_j p[r][j] V[row j][e].
+    // O_t[r] = alpha[r] O_t[r] + sum over this thread's keys j of
+    // p[r][j] V[row j][8c..8c+7]. Every key of the tile is visited: past
+    // `count`, p is 0 and the row a real one.
     SmallVector<Value> accInit;
     for (int64_t r = 0; r < group; ++r)
-      for (int64_t c = 0; c < valueSlots; ++c)
-        accInit.push_back(arith::MulFOp::create(
-            b, state[2 * group + r * valueSlots + c], alpha[r]));
-    SmallVector<Value> dims;
-    for (int64_t c = 0; c < valueSlots; ++c)
-      // Threads past the last dim read it again; their sums are dropped.
-      dims.push_back(arith::MinUIOp::create(
-          b, arith::AddIOp::create(b, tid, index(b, c * kThreads)),
-          index(b, vDim - 1)));
-    // 8 keys per step, their value loads issued together; entries past
-    // `count` (up to the step's end) hold probability 0 and a real row.
-    constexpr int64_t kUnroll = 8;
+      accInit.push_back(arith::MulFOp::create(
+          b, state[2 * group + r],
+          vector::BroadcastOp::create(b, vec8, alpha[r])));
+    int64_t keysPerGroup = (kDecodeTile + keyGroups - 1) / keyGroups;
+    bool ragged = kDecodeTile % keyGroups != 0;
+    int64_t unroll = 8;
+    while (keysPerGroup % unroll)
+      unroll /= 2;
     auto accumulate = scf::ForOp::create(
-        b, c0, count, index(b, kUnroll), accInit,
-        [&](OpBuilder &nested, Location loc, Value j0, ValueRange acc) {
+        b, c0, index(b, keysPerGroup), index(b, unroll), accInit,
+        [&](OpBuilder &nested, Location loc, Value i0, ValueRange acc) {
           ImplicitLocOpBuilder ib(loc, nested);
-          SmallVector<Value> keys;
-          SmallVector<SmallVector<Value>> values;
-          for (int64_t u = 0; u < kUnroll; ++u) {
-            keys.push_back(arith::AddIOp::create(ib, j0, index(ib, u)));
-            Value keyRow = memref::LoadOp::create(ib, sRow, keys.back());
-            values.emplace_back();
-            for (int64_t c = 0; c < valueSlots; ++c)
-              values.back().push_back(memref::LoadOp::create(
-                  ib, v, ValueRange{batch, keyRow, kvHead, dims[c]}));
+          // The batch's value loads are issued together.
+          SmallVector<Value> keys, inTile, values;
+          for (int64_t u = 0; u < unroll; ++u) {
+            Value j = arith::AddIOp::create(
+                ib, keyGroup,
+                arith::MulIOp::create(
+                    ib, arith::AddIOp::create(ib, i0, index(ib, u)),
+                    index(ib, keyGroups)));
+            if (ragged) {
+              inTile.push_back(arith::CmpIOp::create(
+                  ib, arith::CmpIPredicate::ult, j, index(ib, kDecodeTile)));
+              j = arith::MinUIOp::create(ib, j, index(ib, kDecodeTile - 1));
+            }
+            keys.push_back(j);
+            Value keyRow = memref::LoadOp::create(ib, sRow, j);
+            Value value = vector::LoadOp::create(
+                ib, VectorType::get({8}, ib.getBF16Type()), v,
+                ValueRange{batch, keyRow, kvHead, firstDim},
+                /*nontemporal=*/false, llvm::MaybeAlign(16));
+            values.push_back(arith::ExtFOp::create(ib, vec8, value));
           }
           SmallVector<Value> result(acc.begin(), acc.end());
-          for (int64_t u = 0; u < kUnroll; ++u)
+          for (int64_t u = 0; u < unroll; ++u)
             for (int64_t r = 0; r < group; ++r) {
               Value prob = memref::LoadOp::create(
                   ib, sP, ValueRange{index(ib, r), keys[u]});
-              for (int64_t c = 0; c < valueSlots; ++c) {
-                Value &slot = result[r * valueSlots + c];
-                slot = math::FmaOp::create(
-                    ib, prob,
-                    arith::ExtFOp::create(ib, ib.getF32Type(), values[u][c]),
-                    slot);
-              }
+              if (ragged)
+                prob = arith::SelectOp::create(ib, inTile[u], prob,
+                                               f32(ib, 0.0));
+              result[r] = vector::FMAOp::create(
+                  ib, vector::BroadcastOp::create(ib, vec8, prob), values[u],
+                  result[r]);
             }
           scf::YieldOp::create(ib, result);
         });
-    for (int64_t i = 0; i < group * valueSlots; ++i)
-      next[2 * group + i] = accumulate.getResult(i);
+    for (int64_t r = 0; r < group; ++r)
+      next[2 * group + r] = accumulate.getResult(r);
     // sP, sRow and sRed are rewritten by the next tile.
     mlir::gpu::BarrierOp::create(b);
     scf::YieldOp::create(b, next);
@@ -329,18 +354,31 @@ mlir::gpu::GPUFuncOp DecodeEmitter::emit(StringRef name) {
       memref::StoreOp::create(b, result[r], partialMax, at);
       memref::StoreOp::create(b, sum, partialSum, at);
     });
+    // The key subsets' partial sums, added up through shared memory.
+    ifThen(b,
+           arith::CmpIOp::create(b, arith::CmpIPredicate::ult, keyGroup,
+                                 index(b, keyGroups)),
+           [&] {
+             vector::StoreOp::create(b, result[2 * group + r], sAcc,
+                                     ValueRange{keyGroup, firstDim});
+           });
+    mlir::gpu::BarrierOp::create(b);
     for (int64_t c = 0; c < valueSlots; ++c) {
       Value e = arith::AddIOp::create(b, tid, index(b, c * kThreads));
       ifThen(b,
              arith::CmpIOp::create(b, arith::CmpIPredicate::ult, e,
                                    index(b, vDim)),
              [&] {
-               memref::StoreOp::create(
-                   b, result[2 * group + r * valueSlots + c], partialOut,
-                   ValueRange{split, batch, query, head, e});
+               Value total = memref::LoadOp::create(b, sAcc, ValueRange{c0, e});
+               for (int64_t g = 1; g < keyGroups; ++g)
+                 total = arith::AddFOp::create(
+                     b, total,
+                     memref::LoadOp::create(b, sAcc, ValueRange{index(b, g), e}));
+               memref::StoreOp::create(b, total, partialOut,
+                                       ValueRange{split, batch, query, head, e});
              });
     }
-    // sRed is reused by the next row's reduction.
+    // sRed and sAcc are reused by the next row.
     mlir::gpu::BarrierOp::create(b);
   }
   return func;

@@ -66,7 +66,7 @@
 // 128, split over the key range (grid x), partial results per split.
 // CHECK-LABEL: gpu.func @sliding_decode(
 // CHECK-SAME: %{{.+}}: memref<?x?x?x4x32xf32>, %{{.+}}: memref<?x?x?x4xf32>, %{{.+}}: memref<?x?x?x4xf32>, %[[POS:.+]]: index)
-// CHECK-SAME: workgroup(%{{.+}} : memref<2x32xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %{{.+}} : memref<2x128xf32, #gpu.address_space<workgroup>>, %{{.+}} : memref<128xindex, #gpu.address_space<workgroup>>, %{{.+}} : memref<2x4xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64})
+// CHECK-SAME: workgroup(%{{.+}} : memref<2x32xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %{{.+}} : memref<2x128xf32, #gpu.address_space<workgroup>>, %{{.+}} : memref<128xindex, #gpu.address_space<workgroup>>, %{{.+}} : memref<2x4xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %{{.+}} : memref<32x32xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64})
 // CHECK-SAME: hybrid.q_tile = 1 : i64
 // CHECK: gpu.grid_dim x
 // CHECK: arith.subi %{{.+}}, %c99
@@ -78,7 +78,11 @@
 // CHECK: math.tanh
 // CHECK: gpu.shuffle xor
 // CHECK: gpu.barrier
-// CHECK: math.fma
+// Values: 16 bytes per lane and key; the key subsets' sums meet in shared
+// memory once per split.
+// CHECK: vector.load {{.+}} {alignment = 16 : i64} : memref<?x?x2x32xbf16>, vector<8xbf16>
+// CHECK: vector.fma
+// CHECK: vector.store {{.+}} : memref<32x32xf32, #gpu.address_space<workgroup>>, vector<8xf32>
 // CHECK-LABEL: gpu.func @sliding_decode_combine(
 // CHECK-NOT: func.func
 
