@@ -38,27 +38,17 @@ int64_t signExtend(uint64_t v, unsigned bits) {
   v &= widthMask(bits);
   return int64_t((v ^ sign) - sign);
 }
-float asF32(uint64_t bits) {
-  uint32_t b = uint32_t(bits);
-  float f;
-  std::memcpy(&f, &b, 4);
-  return f;
+/// Registers hold raw bits; floats are read and written through these.
+template <typename To, typename From> To bitCast(From value) {
+  static_assert(sizeof(To) == sizeof(From));
+  To to;
+  std::memcpy(&to, &value, sizeof(To));
+  return to;
 }
-double asF64(uint64_t bits) {
-  double d;
-  std::memcpy(&d, &bits, 8);
-  return d;
-}
-uint64_t fromF32(float f) {
-  uint32_t b;
-  std::memcpy(&b, &f, 4);
-  return b;
-}
-uint64_t fromF64(double d) {
-  uint64_t b;
-  std::memcpy(&b, &d, 8);
-  return b;
-}
+float asF32(uint64_t bits) { return bitCast<float>(uint32_t(bits)); }
+double asF64(uint64_t bits) { return bitCast<double>(bits); }
+uint64_t fromF32(float f) { return bitCast<uint32_t>(f); }
+uint64_t fromF64(double d) { return bitCast<uint64_t>(d); }
 float flushF32(float f) {
   return std::fpclassify(f) == FP_SUBNORMAL ? std::copysign(0.0f, f) : f;
 }
