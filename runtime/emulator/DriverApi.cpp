@@ -17,6 +17,7 @@
 
 #include <cuda.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -232,7 +233,7 @@ CUresult cuFuncGetParamInfo(CUfunction function, size_t index, size_t *offset,
 
 CUresult cuMemAlloc(CUdeviceptr *pointer, size_t bytes) {
   // NaN bytes, so that reads of never-written memory show in results.
-  void *p = std::aligned_alloc(256, (bytes + 255) / 256 * 256);
+  void *p = std::aligned_alloc(256, (std::max<size_t>(bytes, 1) + 255) / 256 * 256);
   if (!p)
     return CUDA_ERROR_OUT_OF_MEMORY;
   std::memset(p, 0xff, bytes);
