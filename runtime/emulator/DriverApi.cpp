@@ -51,8 +51,8 @@ struct State {
     if (!profile)
       return;
     std::string text = profile->report();
-    FILE *out = profilePath == "-" ? stderr
-                                   : std::fopen(profilePath.c_str(), "w");
+    FILE *out =
+        profilePath == "-" ? stderr : std::fopen(profilePath.c_str(), "w");
     if (!out)
       return;
     std::fputs(text.c_str(), out);
@@ -92,25 +92,45 @@ CUresult cuInit(unsigned int flags) {
 
 CUresult cuGetErrorName(CUresult error, const char **name) {
   switch (error) {
-  case CUDA_SUCCESS: *name = "CUDA_SUCCESS"; break;
-  case CUDA_ERROR_INVALID_VALUE: *name = "CUDA_ERROR_INVALID_VALUE"; break;
-  case CUDA_ERROR_OUT_OF_MEMORY: *name = "CUDA_ERROR_OUT_OF_MEMORY"; break;
-  case CUDA_ERROR_INVALID_IMAGE: *name = "CUDA_ERROR_INVALID_IMAGE"; break;
-  case CUDA_ERROR_INVALID_PTX: *name = "CUDA_ERROR_INVALID_PTX"; break;
-  case CUDA_ERROR_NOT_FOUND: *name = "CUDA_ERROR_NOT_FOUND"; break;
-  case CUDA_ERROR_ILLEGAL_ADDRESS: *name = "CUDA_ERROR_ILLEGAL_ADDRESS"; break;
-  case CUDA_ERROR_LAUNCH_FAILED: *name = "CUDA_ERROR_LAUNCH_FAILED"; break;
+  case CUDA_SUCCESS:
+    *name = "CUDA_SUCCESS";
+    break;
+  case CUDA_ERROR_INVALID_VALUE:
+    *name = "CUDA_ERROR_INVALID_VALUE";
+    break;
+  case CUDA_ERROR_OUT_OF_MEMORY:
+    *name = "CUDA_ERROR_OUT_OF_MEMORY";
+    break;
+  case CUDA_ERROR_INVALID_IMAGE:
+    *name = "CUDA_ERROR_INVALID_IMAGE";
+    break;
+  case CUDA_ERROR_INVALID_PTX:
+    *name = "CUDA_ERROR_INVALID_PTX";
+    break;
+  case CUDA_ERROR_NOT_FOUND:
+    *name = "CUDA_ERROR_NOT_FOUND";
+    break;
+  case CUDA_ERROR_ILLEGAL_ADDRESS:
+    *name = "CUDA_ERROR_ILLEGAL_ADDRESS";
+    break;
+  case CUDA_ERROR_LAUNCH_FAILED:
+    *name = "CUDA_ERROR_LAUNCH_FAILED";
+    break;
   case CUDA_ERROR_NO_BINARY_FOR_GPU:
     *name = "CUDA_ERROR_NO_BINARY_FOR_GPU";
     break;
-  default: *name = nullptr; return CUDA_ERROR_INVALID_VALUE;
+  default:
+    *name = nullptr;
+    return CUDA_ERROR_INVALID_VALUE;
   }
   return CUDA_SUCCESS;
 }
 
 CUresult cuGetErrorString(CUresult error, const char **text) {
   switch (error) {
-  case CUDA_SUCCESS: *text = "no error"; break;
+  case CUDA_SUCCESS:
+    *text = "no error";
+    break;
   case CUDA_ERROR_INVALID_PTX:
   case CUDA_ERROR_LAUNCH_FAILED:
   case CUDA_ERROR_ILLEGAL_ADDRESS:
@@ -120,9 +140,15 @@ CUresult cuGetErrorString(CUresult error, const char **text) {
   case CUDA_ERROR_NO_BINARY_FOR_GPU:
     *text = "the PTX emulator runs PTX, not cubins";
     break;
-  case CUDA_ERROR_NOT_FOUND: *text = "named symbol not found"; break;
-  case CUDA_ERROR_OUT_OF_MEMORY: *text = "out of memory"; break;
-  default: *text = nullptr; return CUDA_ERROR_INVALID_VALUE;
+  case CUDA_ERROR_NOT_FOUND:
+    *text = "named symbol not found";
+    break;
+  case CUDA_ERROR_OUT_OF_MEMORY:
+    *text = "out of memory";
+    break;
+  default:
+    *text = nullptr;
+    return CUDA_ERROR_INVALID_VALUE;
   }
   return CUDA_SUCCESS;
 }
@@ -150,12 +176,24 @@ CUresult cuDeviceGetAttribute(int *value, CUdevice_attribute attribute,
   case CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT:
     *value = state.multiprocessors;
     break;
-  case CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR: *value = 9; break;
-  case CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR: *value = 0; break;
-  case CU_DEVICE_ATTRIBUTE_WARP_SIZE: *value = 32; break;
-  case CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK: *value = 1024; break;
-  case CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK: *value = 49152; break;
-  default: *value = 0; break;
+  case CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR:
+    *value = 9;
+    break;
+  case CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR:
+    *value = 0;
+    break;
+  case CU_DEVICE_ATTRIBUTE_WARP_SIZE:
+    *value = 32;
+    break;
+  case CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK:
+    *value = 1024;
+    break;
+  case CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK:
+    *value = 49152;
+    break;
+  default:
+    *value = 0;
+    break;
   }
   return CUDA_SUCCESS;
 }
@@ -172,7 +210,10 @@ CUresult cuCtxSetCurrent(CUcontext) { return CUDA_SUCCESS; }
 
 CUresult cuModuleLoadData(CUmodule *module, const void *image) {
   const char *text = static_cast<const char *>(image);
-  if (std::memcmp(text, "\x7f" "ELF", 4) == 0)
+  if (std::memcmp(text,
+                  "\x7f"
+                  "ELF",
+                  4) == 0)
     return CUDA_ERROR_NO_BINARY_FOR_GPU;
   auto loaded = std::make_unique<LoadedModule>();
   std::string error;
@@ -233,7 +274,8 @@ CUresult cuFuncGetParamInfo(CUfunction function, size_t index, size_t *offset,
 
 CUresult cuMemAlloc(CUdeviceptr *pointer, size_t bytes) {
   // NaN bytes, so that reads of never-written memory show in results.
-  void *p = std::aligned_alloc(256, (std::max<size_t>(bytes, 1) + 255) / 256 * 256);
+  void *p =
+      std::aligned_alloc(256, (std::max<size_t>(bytes, 1) + 255) / 256 * 256);
   if (!p)
     return CUDA_ERROR_OUT_OF_MEMORY;
   std::memset(p, 0xff, bytes);
@@ -270,8 +312,7 @@ CUresult cuMemcpyHtoDAsync(CUdeviceptr dst, const void *src, size_t bytes,
   return copy(dst, true, reinterpret_cast<uint64_t>(src), false, bytes);
 }
 
-CUresult cuMemcpyDtoHAsync(void *dst, CUdeviceptr src, size_t bytes,
-                           CUstream) {
+CUresult cuMemcpyDtoHAsync(void *dst, CUdeviceptr src, size_t bytes, CUstream) {
   return copy(reinterpret_cast<uint64_t>(dst), false, src, true, bytes);
 }
 
@@ -306,9 +347,8 @@ CUresult cuLaunchKernel(CUfunction function, unsigned gridX, unsigned gridY,
   grid.block[1] = blockY;
   grid.block[2] = blockZ;
   auto guard = lock();
-  std::string fault =
-      launch(*kernel->program, kernel->function, grid, params, state.memory,
-             state.profile.get());
+  std::string fault = launch(*kernel->program, kernel->function, grid, params,
+                             state.memory, state.profile.get());
   if (!fault.empty())
     return faulted(CUDA_ERROR_LAUNCH_FAILED, "PTX emulator: " + fault);
   return CUDA_SUCCESS;

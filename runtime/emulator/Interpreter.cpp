@@ -182,17 +182,17 @@ private:
   }
 
   std::string fault(const std::string &what) const {
-    std::string where = "kernel " + kernel.name + ", block (" +
-                        std::to_string(ctaid[0]) + "," +
-                        std::to_string(ctaid[1]) + "," +
-                        std::to_string(ctaid[2]) + "), thread " +
-                        std::to_string(currentThread);
+    std::string where =
+        "kernel " + kernel.name + ", block (" + std::to_string(ctaid[0]) + "," +
+        std::to_string(ctaid[1]) + "," + std::to_string(ctaid[2]) +
+        "), thread " + std::to_string(currentThread);
     if (current)
-      where += ", " + (currentFn && currentFn != &kernel
-                           ? "in " + currentFn->name + ", "
-                           : std::string()) +
-               "PTX line " + std::to_string(current->line) + " `" +
-               current->text + "`";
+      where +=
+          ", " +
+          (currentFn && currentFn != &kernel ? "in " + currentFn->name + ", "
+                                             : std::string()) +
+          "PTX line " + std::to_string(current->line) + " `" + current->text +
+          "`";
     return where + ": " + what;
   }
 
@@ -239,10 +239,9 @@ private:
                          std::to_string(other.line) + ")");
           }
         if (waiting)
-          return fault("warp " + std::to_string(warp) +
-                       " diverged: lanes 0x" + hex(waiting) +
-                       " wait at a barrier while lanes 0x" + hex(parked) +
-                       " wait here");
+          return fault("warp " + std::to_string(warp) + " diverged: lanes 0x" +
+                       hex(waiting) + " wait at a barrier while lanes 0x" +
+                       hex(parked) + " wait here");
         for (uint32_t m = parked; m; m &= m - 1)
           f.state[base + __builtin_ctz(m)] = Running;
         active = parked;
@@ -332,20 +331,34 @@ private:
   uint64_t special(Special s, unsigned t) const {
     const unsigned *b = grid.block;
     switch (s) {
-    case Special::TidX: return t % b[0];
-    case Special::TidY: return (t / b[0]) % b[1];
-    case Special::TidZ: return t / (b[0] * b[1]);
-    case Special::NtidX: return b[0];
-    case Special::NtidY: return b[1];
-    case Special::NtidZ: return b[2];
-    case Special::CtaidX: return ctaid[0];
-    case Special::CtaidY: return ctaid[1];
-    case Special::CtaidZ: return ctaid[2];
-    case Special::NctaidX: return grid.grid[0];
-    case Special::NctaidY: return grid.grid[1];
-    case Special::NctaidZ: return grid.grid[2];
-    case Special::LaneId: return t % 32;
-    case Special::WarpId: return t / 32;
+    case Special::TidX:
+      return t % b[0];
+    case Special::TidY:
+      return (t / b[0]) % b[1];
+    case Special::TidZ:
+      return t / (b[0] * b[1]);
+    case Special::NtidX:
+      return b[0];
+    case Special::NtidY:
+      return b[1];
+    case Special::NtidZ:
+      return b[2];
+    case Special::CtaidX:
+      return ctaid[0];
+    case Special::CtaidY:
+      return ctaid[1];
+    case Special::CtaidZ:
+      return ctaid[2];
+    case Special::NctaidX:
+      return grid.grid[0];
+    case Special::NctaidY:
+      return grid.grid[1];
+    case Special::NctaidZ:
+      return grid.grid[2];
+    case Special::LaneId:
+      return t % 32;
+    case Special::WarpId:
+      return t / 32;
     }
     return 0;
   }
@@ -418,8 +431,7 @@ private:
 
   /// Where `size` bytes at `addr` in `space` live for thread t, checked.
   std::string locate(Frame &f, Space space, uint64_t addr, uint64_t size,
-                     unsigned t, unsigned warp, bool isWrite,
-                     uint8_t *&where) {
+                     unsigned t, unsigned warp, bool isWrite, uint8_t *&where) {
     const char *verb = isWrite ? "write" : "read";
     switch (space) {
     case Space::Global:
@@ -433,8 +445,8 @@ private:
       return "";
     case Space::Shared:
       if (addr % size)
-        return fault(std::string("misaligned shared ") + verb +
-                     " at offset " + std::to_string(addr));
+        return fault(std::string("misaligned shared ") + verb + " at offset " +
+                     std::to_string(addr));
       if (std::string e = sharedAccess(addr, size, warp, isWrite); !e.empty())
         return e;
       where = &shared[addr];
@@ -469,44 +481,77 @@ private:
     if (isSigned(type)) {
       int64_t x = signExtend(a, w), y = signExtend(b, w);
       switch (c) {
-      case Compare::Eq: return x == y;
-      case Compare::Ne: return x != y;
-      case Compare::Lt: return x < y;
-      case Compare::Le: return x <= y;
-      case Compare::Gt: return x > y;
-      case Compare::Ge: return x >= y;
-      default: break;
+      case Compare::Eq:
+        return x == y;
+      case Compare::Ne:
+        return x != y;
+      case Compare::Lt:
+        return x < y;
+      case Compare::Le:
+        return x <= y;
+      case Compare::Gt:
+        return x > y;
+      case Compare::Ge:
+        return x >= y;
+      default:
+        break;
       }
     }
     uint64_t x = a & widthMask(w), y = b & widthMask(w);
     switch (c) {
-    case Compare::Eq: return x == y;
-    case Compare::Ne: return x != y;
-    case Compare::Lt: case Compare::Lo: return x < y;
-    case Compare::Le: case Compare::Ls: return x <= y;
-    case Compare::Gt: case Compare::Hi: return x > y;
-    case Compare::Ge: case Compare::Hs: return x >= y;
-    default: return false;
+    case Compare::Eq:
+      return x == y;
+    case Compare::Ne:
+      return x != y;
+    case Compare::Lt:
+    case Compare::Lo:
+      return x < y;
+    case Compare::Le:
+    case Compare::Ls:
+      return x <= y;
+    case Compare::Gt:
+    case Compare::Hi:
+      return x > y;
+    case Compare::Ge:
+    case Compare::Hs:
+      return x >= y;
+    default:
+      return false;
     }
   }
   static bool compareFloats(Compare c, double x, double y) {
     bool unordered = std::isnan(x) || std::isnan(y);
     switch (c) {
-    case Compare::Eq: return !unordered && x == y;
-    case Compare::Ne: return !unordered && x != y;
-    case Compare::Lt: return !unordered && x < y;
-    case Compare::Le: return !unordered && x <= y;
-    case Compare::Gt: return !unordered && x > y;
-    case Compare::Ge: return !unordered && x >= y;
-    case Compare::Equ: return unordered || x == y;
-    case Compare::Neu: return unordered || x != y;
-    case Compare::Ltu: return unordered || x < y;
-    case Compare::Leu: return unordered || x <= y;
-    case Compare::Gtu: return unordered || x > y;
-    case Compare::Geu: return unordered || x >= y;
-    case Compare::Num: return !unordered;
-    case Compare::Nan: return unordered;
-    default: return false;
+    case Compare::Eq:
+      return !unordered && x == y;
+    case Compare::Ne:
+      return !unordered && x != y;
+    case Compare::Lt:
+      return !unordered && x < y;
+    case Compare::Le:
+      return !unordered && x <= y;
+    case Compare::Gt:
+      return !unordered && x > y;
+    case Compare::Ge:
+      return !unordered && x >= y;
+    case Compare::Equ:
+      return unordered || x == y;
+    case Compare::Neu:
+      return unordered || x != y;
+    case Compare::Ltu:
+      return unordered || x < y;
+    case Compare::Leu:
+      return unordered || x <= y;
+    case Compare::Gtu:
+      return unordered || x > y;
+    case Compare::Geu:
+      return unordered || x >= y;
+    case Compare::Num:
+      return !unordered;
+    case Compare::Nan:
+      return unordered;
+    default:
+      return false;
     }
   }
 
@@ -530,20 +575,33 @@ private:
     if (in.type == Type::F64) {
       double x = asF64(a), y = asF64(b), z = asF64(c);
       switch (in.opcode) {
-      case Opcode::Add: return fromF64(x + y);
-      case Opcode::Sub: return fromF64(x - y);
-      case Opcode::Mul: return fromF64(x * y);
-      case Opcode::Fma: case Opcode::Mad: return fromF64(std::fma(x, y, z));
-      case Opcode::Div: return fromF64(x / y);
-      case Opcode::Rcp: return fromF64(1.0 / x);
-      case Opcode::Sqrt: return fromF64(std::sqrt(x));
-      case Opcode::Min: case Opcode::Max:
+      case Opcode::Add:
+        return fromF64(x + y);
+      case Opcode::Sub:
+        return fromF64(x - y);
+      case Opcode::Mul:
+        return fromF64(x * y);
+      case Opcode::Fma:
+      case Opcode::Mad:
+        return fromF64(std::fma(x, y, z));
+      case Opcode::Div:
+        return fromF64(x / y);
+      case Opcode::Rcp:
+        return fromF64(1.0 / x);
+      case Opcode::Sqrt:
+        return fromF64(std::sqrt(x));
+      case Opcode::Min:
+      case Opcode::Max:
         return fromF64(minMax(isMax, nan, x, y));
-      case Opcode::Neg: return a ^ (uint64_t(1) << 63);
-      case Opcode::Abs: return a & ~(uint64_t(1) << 63);
+      case Opcode::Neg:
+        return a ^ (uint64_t(1) << 63);
+      case Opcode::Abs:
+        return a & ~(uint64_t(1) << 63);
       case Opcode::Copysign:
         return (b & ~(uint64_t(1) << 63)) | (a & (uint64_t(1) << 63));
-      default: ok = false; return 0;
+      default:
+        ok = false;
+        return 0;
       }
     }
     bool ftz = in.modifiers & Ftz;
@@ -555,20 +613,44 @@ private:
     }
     float r;
     switch (in.opcode) {
-    case Opcode::Add: r = x + y; break;
-    case Opcode::Sub: r = x - y; break;
-    case Opcode::Mul: r = x * y; break;
-    case Opcode::Fma: case Opcode::Mad: r = std::fma(x, y, z); break;
-    case Opcode::Div: r = x / y; break;
-    case Opcode::Rcp: r = 1.0f / x; break;
-    case Opcode::Sqrt: r = std::sqrt(x); break;
-    case Opcode::Ex2: r = std::exp2(x); break;
-    case Opcode::Min: case Opcode::Max: r = minMax(isMax, nan, x, y); break;
-    case Opcode::Neg: return uint32_t(a) ^ 0x80000000u;
-    case Opcode::Abs: return uint32_t(a) & 0x7fffffffu;
+    case Opcode::Add:
+      r = x + y;
+      break;
+    case Opcode::Sub:
+      r = x - y;
+      break;
+    case Opcode::Mul:
+      r = x * y;
+      break;
+    case Opcode::Fma:
+    case Opcode::Mad:
+      r = std::fma(x, y, z);
+      break;
+    case Opcode::Div:
+      r = x / y;
+      break;
+    case Opcode::Rcp:
+      r = 1.0f / x;
+      break;
+    case Opcode::Sqrt:
+      r = std::sqrt(x);
+      break;
+    case Opcode::Ex2:
+      r = std::exp2(x);
+      break;
+    case Opcode::Min:
+    case Opcode::Max:
+      r = minMax(isMax, nan, x, y);
+      break;
+    case Opcode::Neg:
+      return uint32_t(a) ^ 0x80000000u;
+    case Opcode::Abs:
+      return uint32_t(a) & 0x7fffffffu;
     case Opcode::Copysign:
       return (uint32_t(b) & 0x7fffffffu) | (uint32_t(a) & 0x80000000u);
-    default: ok = false; return 0;
+    default:
+      ok = false;
+      return 0;
     }
     return fromF32(ftz ? flushF32(r) : r);
   }
@@ -600,8 +682,10 @@ private:
       return uint64_t(sum) & m;
     };
     switch (in.opcode) {
-    case Opcode::Add: return addCarry(a, b, 0);
-    case Opcode::Addc: return addCarry(a, b, cf);
+    case Opcode::Add:
+      return addCarry(a, b, 0);
+    case Opcode::Addc:
+      return addCarry(a, b, cf);
     case Opcode::Sub:
     case Opcode::Subc: {
       uint64_t borrowIn = in.opcode == Opcode::Subc ? cf : 0;
@@ -639,15 +723,20 @@ private:
       bool pickA = (in.opcode == Opcode::Min) == less;
       return (pickA ? a : b) & m;
     }
-    case Opcode::Neg: return (uint64_t(0) - a) & m;
+    case Opcode::Neg:
+      return (uint64_t(0) - a) & m;
     case Opcode::Abs: {
       int64_t x = signExtend(a, w);
       return uint64_t(x < 0 ? -x : x) & m;
     }
-    case Opcode::Not: return in.type == Type::Pred ? !(a & 1) : ~a & m;
-    case Opcode::And: return a & b & m;
-    case Opcode::Or: return (a | b) & m;
-    case Opcode::Xor: return (a ^ b) & m;
+    case Opcode::Not:
+      return in.type == Type::Pred ? !(a & 1) : ~a & m;
+    case Opcode::And:
+      return a & b & m;
+    case Opcode::Or:
+      return (a | b) & m;
+    case Opcode::Xor:
+      return (a ^ b) & m;
     case Opcode::Shl: {
       uint64_t n = b & 0xffffffff;
       return n >= w ? 0 : (a << n) & m;
@@ -689,7 +778,9 @@ private:
       return (in.modifiers & ShiftLeft) ? uint32_t((joined << n) >> 32)
                                         : uint32_t(joined >> n);
     }
-    default: ok = false; return 0;
+    default:
+      ok = false;
+      return 0;
     }
   }
 
@@ -699,9 +790,12 @@ private:
     unsigned fw = bitWidth(from), tw = bitWidth(to);
     uint32_t mode = in.modifiers;
     auto roundInt = [&](double v) {
-      if (mode & RoundZero) return std::trunc(v);
-      if (mode & RoundDown) return std::floor(v);
-      if (mode & RoundUp) return std::ceil(v);
+      if (mode & RoundZero)
+        return std::trunc(v);
+      if (mode & RoundDown)
+        return std::floor(v);
+      if (mode & RoundUp)
+        return std::ceil(v);
       return std::nearbyint(v);
     };
     if (!isFloat(from) && !isFloat(to)) {
@@ -710,10 +804,14 @@ private:
       return true;
     }
     double v;
-    if (from == Type::F32) v = (mode & Ftz) ? flushF32(asF32(a)) : asF32(a);
-    else if (from == Type::F64) v = asF64(a);
-    else if (from == Type::BF16) v = fromBF16(uint16_t(a));
-    else if (isSigned(from)) v = double(signExtend(a, fw));
+    if (from == Type::F32)
+      v = (mode & Ftz) ? flushF32(asF32(a)) : asF32(a);
+    else if (from == Type::F64)
+      v = asF64(a);
+    else if (from == Type::BF16)
+      v = fromBF16(uint16_t(a));
+    else if (isSigned(from))
+      v = double(signExtend(a, fw));
     else if (!isFloat(from)) {
       // u64 -> f64 rounds once, directly.
       if (to == Type::F64) {
@@ -745,13 +843,13 @@ private:
         double hi = std::ldexp(1.0, tw) - 1;
         r = std::min(std::max(r, 0.0), hi);
         out = tw == 64 && r >= 18446744073709551615.0 ? ~uint64_t(0)
-                                                       : uint64_t(r);
+                                                      : uint64_t(r);
       }
       return true;
     }
     if ((mode & IntegerRound) && isFloat(from) && from == to) {
-      out = to == Type::F64 ? fromF64(roundInt(v))
-                            : fromF32(float(roundInt(v)));
+      out =
+          to == Type::F64 ? fromF64(roundInt(v)) : fromF32(float(roundInt(v)));
       return true;
     }
     if (to == Type::F64) {
@@ -805,7 +903,8 @@ private:
       uint32_t whole = laneMask(warp);
       if (exec != whole || active != whole)
         return fault("executed by a diverged warp (lanes 0x" + hex(exec) +
-                     " of 0x" + hex(whole) + "): .sync.aligned instructions "
+                     " of 0x" + hex(whole) +
+                     "): .sync.aligned instructions "
                      "need the whole warp");
       return "";
     };
@@ -1005,8 +1104,7 @@ private:
               return e;
             std::memset(&shared[c.shared], 0, c.size);
             std::memcpy(&shared[c.shared],
-                        reinterpret_cast<const void *>(c.global),
-                        c.sourceSize);
+                        reinterpret_cast<const void *>(c.global), c.sourceSize);
           }
           groups[t].pop_front();
         }
@@ -1030,7 +1128,8 @@ private:
       uint64_t b = ops.size() > 2 ? read(f, ops[2], t) : 0;
       uint64_t c = ops.size() > 3 ? read(f, ops[3], t) : 0;
       bool ok;
-      uint64_t r = fp ? floatOp(in, a, b, c, ok) : intOp(in, a, b, c, carry[t], ok);
+      uint64_t r =
+          fp ? floatOp(in, a, b, c, ok) : intOp(in, a, b, c, carry[t], ok);
       if (!ok)
         return fault("unsupported instruction");
       write(f, ops[0], t, r);
@@ -1052,7 +1151,8 @@ private:
     for (uint32_t m = exec; m; m &= m - 1) {
       unsigned lane = __builtin_ctz(m), t = base + lane;
       currentThread = t;
-      uint32_t b = uint32_t(read(f, ops[2], t)), c = uint32_t(read(f, ops[3], t));
+      uint32_t b = uint32_t(read(f, ops[2], t)),
+               c = uint32_t(read(f, ops[3], t));
       uint32_t members = uint32_t(read(f, ops[4], t));
       if ((members & exec) != exec)
         return fault("shfl.sync member mask 0x" + hex(members) +
@@ -1063,9 +1163,18 @@ private:
       int64_t j = lane;
       bool inRange = false;
       switch (in.shuffle) {
-      case ShuffleMode::Up: j = int64_t(lane) - b; inRange = j >= minLane; break;
-      case ShuffleMode::Down: j = int64_t(lane) + b; inRange = j <= maxLane; break;
-      case ShuffleMode::Bfly: j = lane ^ b; inRange = j <= maxLane; break;
+      case ShuffleMode::Up:
+        j = int64_t(lane) - b;
+        inRange = j >= minLane;
+        break;
+      case ShuffleMode::Down:
+        j = int64_t(lane) + b;
+        inRange = j <= maxLane;
+        break;
+      case ShuffleMode::Bfly:
+        j = lane ^ b;
+        inRange = j <= maxLane;
+        break;
       case ShuffleMode::Idx:
         j = minLane | (b & ~segmask);
         inRange = j <= maxLane;
@@ -1128,8 +1237,8 @@ private:
   ///   B regs: (k = 2q..2q+1, n = g) (k = 2q+8.., n = g)
   ///   C/D:    (g, 2q) (g, 2q+1) (g+8, 2q) (g+8, 2q+1)
   std::string mma(Frame &f, const Instruction &in, unsigned base) {
-    const Operand &D = in.operands[0], &A = in.operands[1],
-                  &B = in.operands[2], &C = in.operands[3];
+    const Operand &D = in.operands[0], &A = in.operands[1], &B = in.operands[2],
+                  &C = in.operands[3];
     if (D.elements.size() != 4 || A.elements.size() != 4 ||
         B.elements.size() != 2 || C.elements.size() != 4)
       return fault("mma.m16n8k16 needs 4, 4, 2 and 4 registers");
@@ -1149,8 +1258,7 @@ private:
         b[k + 1][g] = fromBF16(uint16_t(v >> 16));
       }
       for (unsigned r = 0; r < 4; ++r)
-        c[g + (r >> 1) * 8][2 * q + (r & 1)] =
-            asF32(read(f, C.elements[r], t));
+        c[g + (r >> 1) * 8][2 * q + (r & 1)] = asF32(read(f, C.elements[r], t));
     }
     for (unsigned lane = 0; lane < 32; ++lane) {
       unsigned t = base + lane, g = lane / 4, q = lane % 4;
@@ -1197,7 +1305,8 @@ private:
       unsigned t = base + __builtin_ctz(m);
       frame.state[t] = Running;
       for (size_t i = 0; i < args.elements.size(); ++i)
-        if (std::string e = copy(f, args.elements[i], frame, callee.params[i], t);
+        if (std::string e =
+                copy(f, args.elements[i], frame, callee.params[i], t);
             !e.empty())
           return e;
     }

@@ -13,8 +13,10 @@ using namespace hybrid::emu;
 
 Kind Profile::classify(const Instruction &in) {
   switch (in.opcode) {
-  case Opcode::Mma: return Kind::Mma;
-  case Opcode::Ldmatrix: return Kind::Ldmatrix;
+  case Opcode::Mma:
+    return Kind::Mma;
+  case Opcode::Ldmatrix:
+    return Kind::Ldmatrix;
   case Opcode::Ld:
   case Opcode::St: {
     bool load = in.opcode == Opcode::Ld;
@@ -26,22 +28,31 @@ Kind Profile::classify(const Instruction &in) {
   }
   case Opcode::CpAsync:
   case Opcode::CpAsyncCommit:
-  case Opcode::CpAsyncWait: return Kind::AsyncCopy;
-  case Opcode::Bar: return Kind::Barrier;
-  case Opcode::Shfl: return Kind::Shuffle;
+  case Opcode::CpAsyncWait:
+    return Kind::AsyncCopy;
+  case Opcode::Bar:
+    return Kind::Barrier;
+  case Opcode::Shfl:
+    return Kind::Shuffle;
   case Opcode::Ex2:
   case Opcode::Rcp:
-  case Opcode::Sqrt: return Kind::Special;
-  case Opcode::Cvt: return Kind::Convert;
+  case Opcode::Sqrt:
+    return Kind::Special;
+  case Opcode::Cvt:
+    return Kind::Convert;
   case Opcode::Mov:
-  case Opcode::Cvta: return Kind::Move;
+  case Opcode::Cvta:
+    return Kind::Move;
   case Opcode::Setp:
-  case Opcode::Selp: return Kind::CompareSelect;
+  case Opcode::Selp:
+    return Kind::CompareSelect;
   case Opcode::Bra:
   case Opcode::Ret:
   case Opcode::Exit:
-  case Opcode::Call: return Kind::Branch;
-  default: break;
+  case Opcode::Call:
+    return Kind::Branch;
+  default:
+    break;
   }
   if (in.type == Type::F64)
     return Kind::Float64;
@@ -116,10 +127,10 @@ std::string ratio(double v) {
 
 std::string Profile::report() const {
   static const char *names[] = {
-      "mma.sync", "ldmatrix", "ld.shared", "st.shared", "ld.global",
-      "st.global", "cp.async", "bar.sync", "shfl", "ex2/rcp/sqrt",
-      "int64", "int32", "f32", "f64", "cvt", "mov", "setp/selp", "branch",
-      "other"};
+      "mma.sync",  "ldmatrix",  "ld.shared", "st.shared", "ld.global",
+      "st.global", "cp.async",  "bar.sync",  "shfl",      "ex2/rcp/sqrt",
+      "int64",     "int32",     "f32",       "f64",       "cvt",
+      "mov",       "setp/selp", "branch",    "other"};
   std::string out;
   for (const auto &[name, k] : kernels) {
     double mma = double(k.byKind[unsigned(Kind::Mma)]);
@@ -137,17 +148,15 @@ std::string Profile::report() const {
              (mma > 0 ? ratio(v / mma)
                       : ratio(100.0 * v / double(k.warpInstructions)) + "%");
     }
-    out += "\n  shared wavefronts " + count(double(k.sharedWavefronts)) +
-           " (" +
-           ratio(k.sharedIdealWavefronts
-                     ? double(k.sharedWavefronts) /
-                           double(k.sharedIdealWavefronts)
-                     : 0) +
+    out += "\n  shared wavefronts " + count(double(k.sharedWavefronts)) + " (" +
+           ratio(k.sharedIdealWavefronts ? double(k.sharedWavefronts) /
+                                               double(k.sharedIdealWavefronts)
+                                         : 0) +
            "x the conflict-free minimum), global sectors " +
            count(double(k.globalSectors)) + " (" +
-           ratio(k.globalIdealSectors ? double(k.globalSectors) /
-                                            double(k.globalIdealSectors)
-                                      : 0) +
+           ratio(k.globalIdealSectors
+                     ? double(k.globalSectors) / double(k.globalIdealSectors)
+                     : 0) +
            "x the bytes' minimum), divergent branches " +
            count(double(k.divergentBranches)) + "\n";
   }

@@ -24,9 +24,26 @@ struct Instruction;
 
 /// Instruction kinds counted separately.
 enum class Kind : uint8_t {
-  Mma, Ldmatrix, SharedLoad, SharedStore, GlobalLoad, GlobalStore, AsyncCopy,
-  Barrier, Shuffle, Special, Integer64, Integer32, Float32, Float64, Convert,
-  Move, CompareSelect, Branch, Other, Count
+  Mma,
+  Ldmatrix,
+  SharedLoad,
+  SharedStore,
+  GlobalLoad,
+  GlobalStore,
+  AsyncCopy,
+  Barrier,
+  Shuffle,
+  Special,
+  Integer64,
+  Integer32,
+  Float32,
+  Float64,
+  Convert,
+  Move,
+  CompareSelect,
+  Branch,
+  Other,
+  Count
 };
 
 struct KernelProfile {

@@ -18,8 +18,26 @@
 namespace hybrid::emu {
 
 enum class Type : uint8_t {
-  None, Pred, B8, B16, B32, B64, U8, U16, U32, U64, S8, S16, S32, S64,
-  F16, F16x2, BF16, BF16x2, F32, F64
+  None,
+  Pred,
+  B8,
+  B16,
+  B32,
+  B64,
+  U8,
+  U16,
+  U32,
+  U64,
+  S8,
+  S16,
+  S32,
+  S64,
+  F16,
+  F16x2,
+  BF16,
+  BF16x2,
+  F32,
+  F64
 };
 unsigned bitWidth(Type type);
 bool isFloat(Type type);
@@ -28,42 +46,130 @@ bool isSigned(Type type);
 enum class Space : uint8_t { None, Global, Shared, Local, Param };
 
 enum class Opcode : uint8_t {
-  Add, Sub, Mul, Mad, Fma, Div, Rem, Min, Max, Neg, Abs, Not, And, Or, Xor,
-  Shl, Shr, Bfe, Clz, Shf, Copysign, Rcp, Ex2, Sqrt, Setp, Selp, Cvt, Cvta,
-  Mov, Ld, St, Bra, Ret, Exit, Call, Bar, Shfl, Ldmatrix, Mma, CpAsync,
-  CpAsyncCommit, CpAsyncWait, Addc, Subc, Madc
+  Add,
+  Sub,
+  Mul,
+  Mad,
+  Fma,
+  Div,
+  Rem,
+  Min,
+  Max,
+  Neg,
+  Abs,
+  Not,
+  And,
+  Or,
+  Xor,
+  Shl,
+  Shr,
+  Bfe,
+  Clz,
+  Shf,
+  Copysign,
+  Rcp,
+  Ex2,
+  Sqrt,
+  Setp,
+  Selp,
+  Cvt,
+  Cvta,
+  Mov,
+  Ld,
+  St,
+  Bra,
+  Ret,
+  Exit,
+  Call,
+  Bar,
+  Shfl,
+  Ldmatrix,
+  Mma,
+  CpAsync,
+  CpAsyncCommit,
+  CpAsyncWait,
+  Addc,
+  Subc,
+  Madc
 };
 
 /// Instruction modifiers that change semantics.
 enum Modifier : uint32_t {
-  Lo = 1 << 0, Hi = 1 << 1, Wide = 1 << 2, CarryOut = 1 << 3, Ftz = 1 << 4,
-  Approx = 1 << 5, PropagateNaN = 1 << 6, Trans = 1 << 7, RoundNearest = 1 << 8,
-  RoundZero = 1 << 9, RoundDown = 1 << 10, RoundUp = 1 << 11,
-  IntegerRound = 1 << 12, Wrap = 1 << 13, ShiftLeft = 1 << 14, Sat = 1 << 15
+  Lo = 1 << 0,
+  Hi = 1 << 1,
+  Wide = 1 << 2,
+  CarryOut = 1 << 3,
+  Ftz = 1 << 4,
+  Approx = 1 << 5,
+  PropagateNaN = 1 << 6,
+  Trans = 1 << 7,
+  RoundNearest = 1 << 8,
+  RoundZero = 1 << 9,
+  RoundDown = 1 << 10,
+  RoundUp = 1 << 11,
+  IntegerRound = 1 << 12,
+  Wrap = 1 << 13,
+  ShiftLeft = 1 << 14,
+  Sat = 1 << 15
 };
 
 enum class Compare : uint8_t {
-  Eq, Ne, Lt, Le, Gt, Ge, Lo, Ls, Hi, Hs, Equ, Neu, Ltu, Leu, Gtu, Geu, Num,
+  Eq,
+  Ne,
+  Lt,
+  Le,
+  Gt,
+  Ge,
+  Lo,
+  Ls,
+  Hi,
+  Hs,
+  Equ,
+  Neu,
+  Ltu,
+  Leu,
+  Gtu,
+  Geu,
+  Num,
   Nan
 };
 enum class ShuffleMode : uint8_t { Up, Down, Bfly, Idx };
 
 enum class Special : uint8_t {
-  TidX, TidY, TidZ, NtidX, NtidY, NtidZ, CtaidX, CtaidY, CtaidZ, NctaidX,
-  NctaidY, NctaidZ, LaneId, WarpId
+  TidX,
+  TidY,
+  TidZ,
+  NtidX,
+  NtidY,
+  NtidZ,
+  CtaidX,
+  CtaidY,
+  CtaidZ,
+  NctaidX,
+  NctaidY,
+  NctaidZ,
+  LaneId,
+  WarpId
 };
 
 struct Operand {
   enum class Kind : uint8_t {
-    None, Register, Immediate, Special, Symbol, Address, Vector, Label,
+    None,
+    Register,
+    Immediate,
+    Special,
+    Symbol,
+    Address,
+    Vector,
+    Label,
     Function
   };
   Kind kind = Kind::None;
-  int reg = -1;          // Register; Address base register (-1: none)
-  int symbol = -1;       // Symbol; Address base symbol; Label/Function index
-  uint64_t value = 0;    // Immediate bits; Address byte offset
+  int reg = -1;       // Register; Address base register (-1: none)
+  int symbol = -1;    // Symbol; Address base symbol; Label/Function index
+  uint64_t value = 0; // Immediate bits; Address byte offset
   Special special = Special::TidX;
-  int predicateOut = -1; // "%r|%p": the extra predicate destination
+  int predicateOut = -1;         // "%r|%p": the extra predicate destination
   std::vector<Operand> elements; // Vector; Call argument lists
 };
 
@@ -104,7 +210,7 @@ struct Function {
   std::vector<Instruction> body;
   unsigned registers = 0;
   uint64_t paramBytes = 0, localBytes = 0, sharedBytes = 0;
-  std::vector<int> shared;  // shared symbols declared in this function
+  std::vector<int> shared; // shared symbols declared in this function
   unsigned line = 0;
 };
 

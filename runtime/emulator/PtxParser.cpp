@@ -18,14 +18,32 @@ using namespace hybrid::emu;
 
 unsigned hybrid::emu::bitWidth(Type type) {
   switch (type) {
-  case Type::Pred: return 1;
-  case Type::B8: case Type::U8: case Type::S8: return 8;
-  case Type::B16: case Type::U16: case Type::S16: case Type::F16:
-  case Type::BF16: return 16;
-  case Type::B32: case Type::U32: case Type::S32: case Type::F32:
-  case Type::F16x2: case Type::BF16x2: return 32;
-  case Type::B64: case Type::U64: case Type::S64: case Type::F64: return 64;
-  case Type::None: return 0;
+  case Type::Pred:
+    return 1;
+  case Type::B8:
+  case Type::U8:
+  case Type::S8:
+    return 8;
+  case Type::B16:
+  case Type::U16:
+  case Type::S16:
+  case Type::F16:
+  case Type::BF16:
+    return 16;
+  case Type::B32:
+  case Type::U32:
+  case Type::S32:
+  case Type::F32:
+  case Type::F16x2:
+  case Type::BF16x2:
+    return 32;
+  case Type::B64:
+  case Type::U64:
+  case Type::S64:
+  case Type::F64:
+    return 64;
+  case Type::None:
+    return 0;
   }
   return 0;
 }
@@ -52,28 +70,50 @@ const std::unordered_map<std::string, Type> kTypes = {
     {"f64", Type::F64}};
 
 const std::unordered_map<std::string, Opcode> kOpcodes = {
-    {"add", Opcode::Add},       {"sub", Opcode::Sub},
-    {"mul", Opcode::Mul},       {"mad", Opcode::Mad},
-    {"fma", Opcode::Fma},       {"div", Opcode::Div},
-    {"rem", Opcode::Rem},       {"min", Opcode::Min},
-    {"max", Opcode::Max},       {"neg", Opcode::Neg},
-    {"abs", Opcode::Abs},       {"not", Opcode::Not},
-    {"and", Opcode::And},       {"or", Opcode::Or},
-    {"xor", Opcode::Xor},       {"shl", Opcode::Shl},
-    {"shr", Opcode::Shr},       {"bfe", Opcode::Bfe},
-    {"clz", Opcode::Clz},       {"shf", Opcode::Shf},
-    {"copysign", Opcode::Copysign}, {"rcp", Opcode::Rcp},
-    {"ex2", Opcode::Ex2},       {"sqrt", Opcode::Sqrt},
-    {"setp", Opcode::Setp},     {"selp", Opcode::Selp},
-    {"cvt", Opcode::Cvt},       {"cvta", Opcode::Cvta},
-    {"mov", Opcode::Mov},       {"ld", Opcode::Ld},
-    {"st", Opcode::St},         {"bra", Opcode::Bra},
-    {"ret", Opcode::Ret},       {"exit", Opcode::Exit},
-    {"call", Opcode::Call},     {"bar", Opcode::Bar},
-    {"barrier", Opcode::Bar},   {"shfl", Opcode::Shfl},
-    {"ldmatrix", Opcode::Ldmatrix}, {"mma", Opcode::Mma},
-    {"cp", Opcode::CpAsync},    {"addc", Opcode::Addc},
-    {"subc", Opcode::Subc},     {"madc", Opcode::Madc}};
+    {"add", Opcode::Add},
+    {"sub", Opcode::Sub},
+    {"mul", Opcode::Mul},
+    {"mad", Opcode::Mad},
+    {"fma", Opcode::Fma},
+    {"div", Opcode::Div},
+    {"rem", Opcode::Rem},
+    {"min", Opcode::Min},
+    {"max", Opcode::Max},
+    {"neg", Opcode::Neg},
+    {"abs", Opcode::Abs},
+    {"not", Opcode::Not},
+    {"and", Opcode::And},
+    {"or", Opcode::Or},
+    {"xor", Opcode::Xor},
+    {"shl", Opcode::Shl},
+    {"shr", Opcode::Shr},
+    {"bfe", Opcode::Bfe},
+    {"clz", Opcode::Clz},
+    {"shf", Opcode::Shf},
+    {"copysign", Opcode::Copysign},
+    {"rcp", Opcode::Rcp},
+    {"ex2", Opcode::Ex2},
+    {"sqrt", Opcode::Sqrt},
+    {"setp", Opcode::Setp},
+    {"selp", Opcode::Selp},
+    {"cvt", Opcode::Cvt},
+    {"cvta", Opcode::Cvta},
+    {"mov", Opcode::Mov},
+    {"ld", Opcode::Ld},
+    {"st", Opcode::St},
+    {"bra", Opcode::Bra},
+    {"ret", Opcode::Ret},
+    {"exit", Opcode::Exit},
+    {"call", Opcode::Call},
+    {"bar", Opcode::Bar},
+    {"barrier", Opcode::Bar},
+    {"shfl", Opcode::Shfl},
+    {"ldmatrix", Opcode::Ldmatrix},
+    {"mma", Opcode::Mma},
+    {"cp", Opcode::CpAsync},
+    {"addc", Opcode::Addc},
+    {"subc", Opcode::Subc},
+    {"madc", Opcode::Madc}};
 
 const std::unordered_map<std::string, Compare> kCompares = {
     {"eq", Compare::Eq},   {"ne", Compare::Ne},   {"lt", Compare::Lt},
@@ -94,8 +134,8 @@ const std::unordered_map<std::string, Special> kSpecials = {
 
 /// Modifiers that carry no semantics the emulator needs.
 const std::set<std::string> kNeutral = {
-    "sync", "aligned", "uni", "nc", "to", "cg", "ca", "async", "m8n8",
-    "m16n8k16", "row", "col", "ptr", "ftz"};
+    "sync",  "aligned", "uni",      "nc",  "to",  "cg",  "ca",
+    "async", "m8n8",    "m16n8k16", "row", "col", "ptr", "ftz"};
 
 std::string trim(const std::string &s) {
   size_t b = s.find_first_not_of(" \t\r\n");
@@ -308,13 +348,18 @@ private:
     uint64_t element = 0;
     for (size_t i = 0; i < words.size(); ++i) {
       const std::string &w = words[i];
-      if (w == ".global") sym.space = Space::Global;
-      else if (w == ".shared") sym.space = Space::Shared;
-      else if (w == ".local") sym.space = Space::Local;
-      else if (w == ".param") sym.space = Space::Param;
+      if (w == ".global")
+        sym.space = Space::Global;
+      else if (w == ".shared")
+        sym.space = Space::Shared;
+      else if (w == ".local")
+        sym.space = Space::Local;
+      else if (w == ".param")
+        sym.space = Space::Param;
       else if (w == ".align" && i + 1 < words.size())
         sym.align = std::strtoull(words[++i].c_str(), nullptr, 10);
-      else if (w == ".ptr" || w == ".visible" || w == ".extern") continue;
+      else if (w == ".ptr" || w == ".visible" || w == ".extern")
+        continue;
       else if (w[0] == '.' && kTypes.count(w.substr(1)))
         element = std::max<unsigned>(8, bitWidth(kTypes.at(w.substr(1)))) / 8;
       else if (sym.name.empty()) {
@@ -357,8 +402,8 @@ private:
                  int *index) {
     int idx = int(m.symbols.size());
     if (sym.space == Space::Shared && function < 0) {
-      m.moduleSharedBytes = (m.moduleSharedBytes + sym.align - 1) /
-                            sym.align * sym.align;
+      m.moduleSharedBytes =
+          (m.moduleSharedBytes + sym.align - 1) / sym.align * sym.align;
       sym.offset = m.moduleSharedBytes;
       m.moduleSharedBytes += sym.size;
     }
@@ -603,8 +648,8 @@ private:
     }
     if (std::isdigit(static_cast<unsigned char>(t[0])) || t[0] == '-') {
       o.kind = Operand::Kind::Immediate;
-      if (t.size() > 2 && t[0] == '0' && (t[1] == 'f' || t[1] == 'F' ||
-                                          t[1] == 'd' || t[1] == 'D')) {
+      if (t.size() > 2 && t[0] == '0' &&
+          (t[1] == 'f' || t[1] == 'F' || t[1] == 'd' || t[1] == 'D')) {
         o.value = std::strtoull(t.c_str() + 2, nullptr, 16);
         return true;
       }
@@ -663,31 +708,83 @@ private:
       if (inst.opcode == Opcode::Ld || inst.opcode == Opcode::St ||
           inst.opcode == Opcode::Cvta || inst.opcode == Opcode::Ldmatrix ||
           inst.opcode == Opcode::CpAsync) {
-        if (t == "global") { if (inst.space == Space::None) inst.space = Space::Global; continue; }
-        if (t == "shared") { inst.space = Space::Shared; continue; }
-        if (t == "local") { inst.space = Space::Local; continue; }
-        if (t == "param") { inst.space = Space::Param; continue; }
-        if (t == "v2" || t == "x2") { inst.vector = 2; continue; }
-        if (t == "v4" || t == "x4") { inst.vector = 4; continue; }
-        if (t == "x1") { inst.vector = 1; continue; }
+        if (t == "global") {
+          if (inst.space == Space::None)
+            inst.space = Space::Global;
+          continue;
+        }
+        if (t == "shared") {
+          inst.space = Space::Shared;
+          continue;
+        }
+        if (t == "local") {
+          inst.space = Space::Local;
+          continue;
+        }
+        if (t == "param") {
+          inst.space = Space::Param;
+          continue;
+        }
+        if (t == "v2" || t == "x2") {
+          inst.vector = 2;
+          continue;
+        }
+        if (t == "v4" || t == "x4") {
+          inst.vector = 4;
+          continue;
+        }
+        if (t == "x1") {
+          inst.vector = 1;
+          continue;
+        }
       }
       if (inst.opcode == Opcode::CpAsync) {
-        if (t == "commit_group") { inst.opcode = Opcode::CpAsyncCommit; continue; }
-        if (t == "wait_group") { inst.opcode = Opcode::CpAsyncWait; continue; }
-        if (t == "wait_all") { inst.opcode = Opcode::CpAsyncWait; continue; }
+        if (t == "commit_group") {
+          inst.opcode = Opcode::CpAsyncCommit;
+          continue;
+        }
+        if (t == "wait_group") {
+          inst.opcode = Opcode::CpAsyncWait;
+          continue;
+        }
+        if (t == "wait_all") {
+          inst.opcode = Opcode::CpAsyncWait;
+          continue;
+        }
       }
       if (inst.opcode == Opcode::Shfl) {
-        if (t == "bfly") { inst.shuffle = ShuffleMode::Bfly; continue; }
-        if (t == "up") { inst.shuffle = ShuffleMode::Up; continue; }
-        if (t == "down") { inst.shuffle = ShuffleMode::Down; continue; }
-        if (t == "idx") { inst.shuffle = ShuffleMode::Idx; continue; }
+        if (t == "bfly") {
+          inst.shuffle = ShuffleMode::Bfly;
+          continue;
+        }
+        if (t == "up") {
+          inst.shuffle = ShuffleMode::Up;
+          continue;
+        }
+        if (t == "down") {
+          inst.shuffle = ShuffleMode::Down;
+          continue;
+        }
+        if (t == "idx") {
+          inst.shuffle = ShuffleMode::Idx;
+          continue;
+        }
       }
       static const std::unordered_map<std::string, uint32_t> modifiers = {
-          {"lo", Lo},           {"hi", Hi},           {"wide", Wide},
-          {"cc", CarryOut},     {"approx", Approx},   {"NaN", PropagateNaN},
-          {"trans", Trans},     {"rn", RoundNearest}, {"rz", RoundZero},
-          {"rm", RoundDown},    {"rp", RoundUp},      {"wrap", Wrap},
-          {"l", ShiftLeft},     {"sat", Sat},
+          {"lo", Lo},
+          {"hi", Hi},
+          {"wide", Wide},
+          {"cc", CarryOut},
+          {"approx", Approx},
+          {"NaN", PropagateNaN},
+          {"trans", Trans},
+          {"rn", RoundNearest},
+          {"rz", RoundZero},
+          {"rm", RoundDown},
+          {"rp", RoundUp},
+          {"wrap", Wrap},
+          {"l", ShiftLeft},
+          {"sat", Sat},
           {"rni", RoundNearest | IntegerRound},
           {"rzi", RoundZero | IntegerRound},
           {"rmi", RoundDown | IntegerRound},

@@ -55,11 +55,15 @@ uint64_t compute(const std::string &type, const std::string &ops, uint64_t a,
   .reg .b32 %t<8>;
   .reg .b64 %w<8>;
   ld.param.u64 %p0, [k_param_0];
-  ld.global.)" + type + R"( %a, [%p0];
-  ld.global.)" + type + R"( %b, [%p0+8];
-  ld.global.)" + type + R"( %c, [%p0+16];
+  ld.global.)" + type +
+                     R"( %a, [%p0];
+  ld.global.)" + type +
+                     R"( %b, [%p0+8];
+  ld.global.)" + type +
+                     R"( %c, [%p0+16];
   )" + ops + R"(
-  st.global.)" + type + R"( [%p0+24], %d;
+  st.global.)" + type +
+                     R"( [%p0+24], %d;
   ret;
 })";
   std::vector<uint64_t> out = {a, b, c, 0};
@@ -84,15 +88,13 @@ TEST(Emulator, IntegerCorners) {
   EXPECT_EQ(compute("b32", "bfe.u32 %d, %a, 4, 8;", 0xabcd), 0xbcu);
   EXPECT_EQ(compute("b32", "bfe.s32 %d, %a, 4, 8;", 0xabcd), 0xffffffbcu);
   // Funnel shift left: high word of ({b, a} << n).
-  EXPECT_EQ(compute("b32", "shf.l.wrap.b32 %d, %a, %b, 36;", 0x80000001,
-                    0x1),
+  EXPECT_EQ(compute("b32", "shf.l.wrap.b32 %d, %a, %b, 36;", 0x80000001, 0x1),
             0x18u);
-  EXPECT_EQ(compute("b64", "mul.hi.s64 %d, %a, %b;", uint64_t(-3),
-                    uint64_t(1) << 62),
-            uint64_t(-1));
+  EXPECT_EQ(
+      compute("b64", "mul.hi.s64 %d, %a, %b;", uint64_t(-3), uint64_t(1) << 62),
+      uint64_t(-1));
   EXPECT_EQ(compute("b64", "clz.b64 %t0, %a; cvt.u64.u32 %d, %t0;", 1), 63u);
-  EXPECT_EQ(compute("b64", "shr.s64 %d, %a, 70;", uint64_t(-8)),
-            uint64_t(-1));
+  EXPECT_EQ(compute("b64", "shr.s64 %d, %a, 70;", uint64_t(-8)), uint64_t(-1));
   EXPECT_EQ(compute("b64", "shl.b64 %d, %a, 64;", 1), 0u);
 }
 
@@ -132,9 +134,8 @@ TEST(Emulator, CarryChainMultipliesTo128Bits) {
 
 TEST(Emulator, Conversions) {
   auto rni = [](double x) {
-    return uint32_t(
-        compute("b64", "cvt.rni.s32.f64 %t0, %a; cvt.u64.u32 %d, %t0;",
-                f64Bits(x)));
+    return uint32_t(compute(
+        "b64", "cvt.rni.s32.f64 %t0, %a; cvt.u64.u32 %d, %t0;", f64Bits(x)));
   };
   EXPECT_EQ(rni(2.5), 2u);
   EXPECT_EQ(rni(-2.5), uint32_t(-2));
@@ -172,12 +173,12 @@ TEST(Emulator, FloatNaNAndSigns) {
                     nan, one),
             1u);
   // copysign d, a, b: b's magnitude, a's sign.
-  EXPECT_EQ(compute("b32", "copysign.f32 %d, %a, %b;", f32Bits(-1.0f),
-                    f32Bits(3.0f)),
-            f32Bits(-3.0f));
-  EXPECT_EQ(compute("b32", "max.f32 %d, %a, %b;", f32Bits(-0.0f),
-                    f32Bits(0.0f)),
-            f32Bits(0.0f));
+  EXPECT_EQ(
+      compute("b32", "copysign.f32 %d, %a, %b;", f32Bits(-1.0f), f32Bits(3.0f)),
+      f32Bits(-3.0f));
+  EXPECT_EQ(
+      compute("b32", "max.f32 %d, %a, %b;", f32Bits(-0.0f), f32Bits(0.0f)),
+      f32Bits(0.0f));
 }
 
 /// out[lane] = shfl.MODE(lane * 10, b, c) over one warp.
@@ -189,7 +190,8 @@ std::vector<uint64_t> shuffle(const std::string &mode, int b, int c) {
   ld.param.u64 %rd0, [k_param_0];
   mov.u32 %r0, %tid.x;
   mul.lo.u32 %r1, %r0, 10;
-  shfl.sync.)" + mode + ".b32 %r2, %r1, " + std::to_string(b) + ", " +
+  shfl.sync.)" + mode +
+                     ".b32 %r2, %r1, " + std::to_string(b) + ", " +
                      std::to_string(c) + R"(, -1;
   mul.wide.u32 %rd1, %r0, 8;
   add.s64 %rd2, %rd0, %rd1;
@@ -252,7 +254,8 @@ $done:
   cvt.u64.u32 %rd3, %r4;
   mov.b64 %rd4, tile;
   add.s64 %rd4, %rd4, %rd3;
-  ldmatrix.sync.aligned.m8n8.x4)" + std::string(trans ? ".trans" : "") +
+  ldmatrix.sync.aligned.m8n8.x4)" +
+                     std::string(trans ? ".trans" : "") +
                      R"(.shared.b16 {%r6, %r7, %r8, %r9}, [%rd4];
   mul.wide.u32 %rd5, %r0, 32;
   add.s64 %rd6, %rd0, %rd5;
@@ -439,7 +442,8 @@ std::string crossWarp(bool barrier) {
   mov.u32 %r0, %tid.x;
   setp.eq.u32 %p0, %r0, 0;
   @%p0 st.shared.b32 [word], %r0;
-  )" + std::string(barrier ? "bar.sync 0;" : "") + R"(
+  )" + std::string(barrier ? "bar.sync 0;" : "") +
+                     R"(
   setp.eq.u32 %p1, %r0, 32;
   @%p1 ld.shared.b32 %r1, [word];
   ret;
@@ -491,8 +495,7 @@ TEST(Emulator, ReportsOutOfBoundsAndDivergence) {
   ret;
 })",
                         out);
-  EXPECT_NE(oob.find("out-of-bounds global read of 8 bytes"),
-            std::string::npos)
+  EXPECT_NE(oob.find("out-of-bounds global read of 8 bytes"), std::string::npos)
       << oob;
   std::string diverged = run(R"(
 .visible .entry k(.param .u64 k_param_0) {

@@ -151,16 +151,15 @@ mlir::gpu::GPUFuncOp DecodeEmitter::emit(StringRef name) {
                                          mlir::gpu::AddressSpace::Workgroup));
   };
   OpBuilder::InsertionGuard guard(b);
-  auto func = createKernel(b, name, inputs,
-                           {shared({group, dim}, f32Type),
-                            shared({group, kDecodeTile}, f32Type),
-                            shared({kDecodeTile}, b.getIndexType()),
-                            // [row][warp]: a row's partials are one
-                            // 16-byte load that reads no other row's (a
-                            // [warp][row] layout let that vector load race
-                            // with the next row's writes).
-                            shared({group, kWarps}, f32Type),
-                            shared({keyGroups, vDim}, f32Type)});
+  auto func = createKernel(
+      b, name, inputs,
+      {shared({group, dim}, f32Type), shared({group, kDecodeTile}, f32Type),
+       shared({kDecodeTile}, b.getIndexType()),
+       // [row][warp]: a row's partials are one
+       // 16-byte load that reads no other row's (a
+       // [warp][row] layout let that vector load race
+       // with the next row's writes).
+       shared({group, kWarps}, f32Type), shared({keyGroups, vDim}, f32Type)});
   for (unsigned i : {0u, 3u, 4u})
     func.setWorkgroupAttributionAttr(i, LLVM::LLVMDialect::getAlignAttrName(),
                                      b.getI64IntegerAttr(16));
@@ -324,8 +323,8 @@ mlir::gpu::GPUFuncOp DecodeEmitter::emit(StringRef name) {
               Value prob = memref::LoadOp::create(
                   ib, sP, ValueRange{index(ib, r), keys[u]});
               if (ragged)
-                prob = arith::SelectOp::create(ib, inTile[u], prob,
-                                               f32(ib, 0.0));
+                prob =
+                    arith::SelectOp::create(ib, inTile[u], prob, f32(ib, 0.0));
               result[r] = vector::FMAOp::create(
                   ib, vector::BroadcastOp::create(ib, vec8, prob), values[u],
                   result[r]);
@@ -365,18 +364,19 @@ mlir::gpu::GPUFuncOp DecodeEmitter::emit(StringRef name) {
     mlir::gpu::BarrierOp::create(b);
     for (int64_t c = 0; c < valueSlots; ++c) {
       Value e = arith::AddIOp::create(b, tid, index(b, c * kThreads));
-      ifThen(b,
-             arith::CmpIOp::create(b, arith::CmpIPredicate::ult, e,
-                                   index(b, vDim)),
-             [&] {
-               Value total = memref::LoadOp::create(b, sAcc, ValueRange{c0, e});
-               for (int64_t g = 1; g < keyGroups; ++g)
-                 total = arith::AddFOp::create(
-                     b, total,
-                     memref::LoadOp::create(b, sAcc, ValueRange{index(b, g), e}));
-               memref::StoreOp::create(b, total, partialOut,
-                                       ValueRange{split, batch, query, head, e});
-             });
+      ifThen(
+          b,
+          arith::CmpIOp::create(b, arith::CmpIPredicate::ult, e,
+                                index(b, vDim)),
+          [&] {
+            Value total = memref::LoadOp::create(b, sAcc, ValueRange{c0, e});
+            for (int64_t g = 1; g < keyGroups; ++g)
+              total = arith::AddFOp::create(
+                  b, total,
+                  memref::LoadOp::create(b, sAcc, ValueRange{index(b, g), e}));
+            memref::StoreOp::create(b, total, partialOut,
+                                    ValueRange{split, batch, query, head, e});
+          });
     }
     // sRed and sAcc are reused by the next row.
     mlir::gpu::BarrierOp::create(b);
