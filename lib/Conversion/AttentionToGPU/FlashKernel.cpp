@@ -98,23 +98,43 @@ Value FlashEmitter::stageTile(Value src, Value dst, int64_t dim, Value kt,
   // group counts agree across the CTA.
   int64_t chunksPerRow = dim / 8, chunks = kTile * chunksPerRow;
   Value tid = mlir::gpu::ThreadIdOp::create(b, mlir::gpu::Dimension::x);
-  SmallVector<Value> tokens;
-  for (int64_t c = 0; c < chunks; c += kThreads) {
-    Value i = arith::AddIOp::create(b, tid, index(b, c));
-    if (c + kThreads > chunks)
-      i = arith::MinUIOp::create(b, i, index(b, chunks - 1));
-    Value row = arith::DivUIOp::create(b, i, index(b, chunksPerRow));
-    Value col = arith::MulIOp::create(
-        b, arith::RemUIOp::create(b, i, index(b, chunksPerRow)), index(b, 8));
-    Value key =
-        arith::MinUIOp::create(b, arith::AddIOp::create(b, kt, row), lastKey);
-    Value srcCol = colOffset ? arith::AddIOp::create(b, col, colOffset) : col;
-    tokens.push_back(nvgpu::DeviceAsyncCopyOp::create(
-        b, dst, ValueRange{row, col}, src,
-        ValueRange{batch, key, kvHead, srcCol}, b.getIndexAttr(8),
-        /*srcElements=*/Value(), /*bypassL1=*/b.getUnitAttr()));
+  auto issue = [&](bool pastTheEnd) -> Value {
+    SmallVector<Value> tokens;
+    for (int64_t c = 0; c < chunks; c += kThreads) {
+      Value i = arith::AddIOp::create(b, tid, index(b, c));
+      if (c + kThreads > chunks)
+        i = arith::MinUIOp::create(b, i, index(b, chunks - 1));
+      Value row = arith::DivUIOp::create(b, i, index(b, chunksPerRow));
+      Value col = arith::MulIOp::create(
+          b, arith::RemUIOp::create(b, i, index(b, chunksPerRow)),
+          index(b, 8));
+      Value key = arith::AddIOp::create(b, kt, row);
+      if (pastTheEnd) // rows past the last key repeat it
+        key = arith::MinUIOp::create(b, key, lastKey);
+      Value srcCol = colOffset ? arith::AddIOp::create(b, col, colOffset) : col;
+      tokens.push_back(nvgpu::DeviceAsyncCopyOp::create(
+          b, dst, ValueRange{row, col}, src,
+          ValueRange{batch, key, kvHead, srcCol}, b.getIndexAttr(8),
+          /*srcElements=*/Value(), /*bypassL1=*/b.getUnitAttr()));
+    }
+    return nvgpu::DeviceAsyncCreateGroupOp::create(b, tokens);
+  };
+  // Only the tile that crosses the last key clamps its rows: elsewhere the
+  // copies' addresses are one base plus constant offsets.
+  Value whole = arith::CmpIOp::create(
+      b, arith::CmpIPredicate::ule,
+      arith::AddIOp::create(b, kt, index(b, kTile)), numKeys);
+  auto branch = scf::IfOp::create(
+      b, TypeRange{nvgpu::DeviceAsyncTokenType::get(b.getContext())}, whole,
+      /*withElseRegion=*/true);
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(&branch.getThenRegion().front());
+    scf::YieldOp::create(b, issue(false));
+    b.setInsertionPointToStart(&branch.getElseRegion().front());
+    scf::YieldOp::create(b, issue(true));
   }
-  return nvgpu::DeviceAsyncCreateGroupOp::create(b, tokens);
+  return branch.getResult(0);
 }
 
 void FlashEmitter::waitGroups(int32_t pending) {
