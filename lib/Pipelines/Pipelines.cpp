@@ -30,17 +30,29 @@ void hybrid::buildSchedulePipeline(OpPassManager &pm,
   HybridPlanCachesOptions plan;
   plan.maxSeq = options.maxSeq;
   plan.storage = options.storage;
+  plan.shareKEqV = options.shareKEqV;
   schedule.addPass(createHybridPlanCaches(plan));
+}
+
+/// Plans the caches the target's runtime backend keeps (element type; K=V
+/// layers in one tensor or two), then extracts the attention kernels.
+static void buildExtractPipeline(OpPassManager &pm, int64_t maxSeq,
+                                 hybrid::StorageType storage,
+                                 bool shareKEqV) {
+  hybrid::SchedulePipelineOptions schedule;
+  schedule.maxSeq = maxSeq;
+  schedule.storage = storage;
+  schedule.shareKEqV = shareKEqV;
+  hybrid::buildSchedulePipeline(pm, schedule);
+  pm.addPass(hybrid::createHybridExtractAttention());
 }
 
 void hybrid::buildCPUExtractPipeline(OpPassManager &pm,
                                      const CPUPipelineOptions &options) {
-  SchedulePipelineOptions schedule;
-  schedule.maxSeq = options.maxSeq;
-  // The CPU runtime keeps its caches in f32, the kernels' type.
-  schedule.storage = StorageType::f32;
-  buildSchedulePipeline(pm, schedule);
-  pm.addPass(createHybridExtractAttention());
+  // The CPU runtime keeps its caches in f32, the kernels' type, and K=V
+  // layers' raw keys once (the kernels apply RoPE).
+  buildExtractPipeline(pm, options.maxSeq, StorageType::f32,
+                       /*shareKEqV=*/true);
 }
 
 void hybrid::buildCPUConvertPipeline(OpPassManager &pm,
@@ -85,9 +97,10 @@ void hybrid::buildCPUPipeline(OpPassManager &pm,
 
 void hybrid::buildCUDAExtractPipeline(OpPassManager &pm,
                                       const CUDAPipelineOptions &options) {
-  CPUPipelineOptions extract;
-  extract.maxSeq = options.maxSeq;
-  buildCPUExtractPipeline(pm, extract);
+  // The CUDA backend keeps its caches in bf16, the tensor cores' input, and
+  // K=V layers' keys after RoPE beside their raw keys as values.
+  buildExtractPipeline(pm, options.maxSeq, StorageType::bf16,
+                       /*shareKEqV=*/false);
 }
 
 void hybrid::buildCUDAConvertPipeline(OpPassManager &pm,

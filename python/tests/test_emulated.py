@@ -56,3 +56,26 @@ def test_session_matches_reference(schedule, step):
         ref = attention(schedule.layers[i], q, k, v, sinks.get(i))
         assert relative_error(outs[i], ref) < 2e-2, i
     assert session.cache_info(3)["bytes"] == 0  # shared: no storage
+    # The manifest's plan (bf16; K=V layers keep two tensors on GPUs) is
+    # what the device caches take.
+    for i, layer in enumerate(schedule.layers):
+        info = session.cache_info(i)
+        assert info["bytes"] == batch * info["rows"] * layer["cache"]["bytes_per_token"], i
+    assert schedule.cache_plan["storage"] == "bf16"
+
+
+def test_k_eq_v_cache_is_planned_as_allocated():
+    spec = dict(SPEC, name="keqv", layers=[{"kind": "full", "k_eq_v": True}])
+    schedule = hybrid_attn.compile(spec, target="cuda:sm_90a", max_seq=64)
+    layer = schedule.layers[0]
+    assert layer["cache"]["k_eq_v"]
+    session = schedule.session(1, 16)
+    rng = np.random.default_rng(0)
+    q = rng.uniform(-0.5, 0.5, (1, 16, 4, 64)).astype(np.float32)
+    k = rng.uniform(-1, 1, (1, 16, 2, 64)).astype(np.float32)
+    out = session.prefill(0, q, k, k)
+    assert relative_error(out, attention(layer, q, k, k)) < 2e-2
+    info = session.cache_info(0)
+    # Keys after RoPE and raw keys as values: two bf16 tensors.
+    assert layer["cache"]["bytes_per_token"] == 2 * 2 * 64 * 2
+    assert info["bytes"] == info["rows"] * layer["cache"]["bytes_per_token"]

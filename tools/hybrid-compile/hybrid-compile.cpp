@@ -117,13 +117,16 @@ int main(int argc, char **argv) {
                 "warps of 16)");
   if (emit == Emit::Artifacts && outputDir.empty())
     return fail("--emit artifacts needs an output directory: -o DIR");
-  // The runtime keeps its caches in f32 (the CPU kernels' type; the CUDA
-  // backend has no caches yet): plan those.
+  // Artifacts plan the caches the runtime keeps: f32 on CPUs (the kernels'
+  // type), bf16 on GPUs (the tensor cores' input).
   if (emit == Emit::Artifacts) {
-    if (kvDtype.getNumOccurrences() && kvDtype != hybrid::StorageType::f32)
+    hybrid::StorageType kept = target == "cpu" ? hybrid::StorageType::f32
+                                               : hybrid::StorageType::bf16;
+    if (kvDtype.getNumOccurrences() && kvDtype != kept)
       return fail("--kv-dtype " + hybrid::stringifyStorageType(kvDtype).str() +
-                  ": the runtime stores caches in f32");
-    options.kvStorage = hybrid::StorageType::f32;
+                  ": the runtime stores " + (target == "cpu" ? "CPU" : "GPU") +
+                  " caches in " + hybrid::stringifyStorageType(kept).str());
+    options.kvStorage = kept;
   }
 
   hybrid::CompilerContext context;

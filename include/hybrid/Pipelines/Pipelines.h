@@ -31,6 +31,11 @@ struct SchedulePipelineOptions
                        clEnumValN(StorageType::f16, "f16", "2 bytes"),
                        clEnumValN(StorageType::bf16, "bf16", "2 bytes"),
                        clEnumValN(StorageType::f8, "f8", "1 byte"))};
+  Option<bool> shareKEqV{
+      *this, "share-k-eq-v",
+      llvm::cl::desc("K=V layers store one tensor (false: keys after RoPE "
+                     "and raw keys as values)"),
+      llvm::cl::init(true)};
 };
 
 struct CPUPipelineOptions

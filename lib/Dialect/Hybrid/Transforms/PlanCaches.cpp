@@ -59,7 +59,8 @@ struct PlanCachesPass
       if (StateAttr state = layer.getStateAttr())
         stateBytes = (state.getRecurrent() + state.getConv()) * elementBytes;
 
-      // Keys and values of one token; K=V layers store a single tensor.
+      // Keys and values of one token; K=V layers store a single tensor
+      // unless the runtime keeps keys after RoPE apart (share-k-eq-v).
       int64_t fullBytesPerToken = 0;
       if (layer.hasAttention())
         fullBytesPerToken = *layer.getNumKvHeads() *
@@ -81,7 +82,7 @@ struct PlanCachesPass
         break;
       }
       if (tokens > 0)
-        bytesPerToken = cache.getKEqV()
+        bytesPerToken = cache.getKEqV() && shareKEqV
                             ? *layer.getNumKvHeads() * *layer.getHeadDim() *
                                   elementBytes
                             : fullBytesPerToken;
