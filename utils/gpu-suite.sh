@@ -13,6 +13,11 @@
 #       in DIR/results/ (benchmarks.md: the table docs/benchmarks.md takes;
 #       ncu-*.txt). `check` and `bench` run either half.
 #
+# HYBRID_GPU_SUITE_SMOKE=1 shrinks every size (and skips the PyTorch
+# baselines when torch has no GPU), so that the whole `run` flow can be
+# tried under the PTX emulator (HYBRID_CUDA_DRIVER; lit:
+# test/Runtime/gpu-suite-smoke.test) before a GPU machine's time is spent.
+#
 # Exit status non-zero if any check fails.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -52,6 +57,11 @@ if [[ "$mode" == prepare ]]; then
   "$compile" "$root/benchmarks/gpu-attention-32x128.json" --target "cuda:$chip" \
     --k-tile 32 --emit artifacts \
     -o "$dir/artifacts/gpu-attention-32x128-k32"
+  # ... and the default held to 3 CTAs per SM (168 registers, 32 bytes of
+  # spill at head dim 128, against 174 registers and 2 CTAs).
+  "$compile" "$root/benchmarks/gpu-attention-32x128.json" --target "cuda:$chip" \
+    --min-ctas-per-sm 3 --emit artifacts \
+    -o "$dir/artifacts/gpu-attention-32x128-m3"
   rm -f "$dir"/artifacts/*/kernels.mlir # only PTX and cubin travel
   du -sh "$dir"
   exit 0
@@ -61,13 +71,24 @@ case "$mode" in run|check|bench) ;;
   *) echo "usage: gpu-suite.sh prepare|run|check|bench [DIR]" >&2; exit 2 ;;
 esac
 build="${HYBRID_GPU_BUILD:-/tmp/hybrid-runtime-cuda}"
+if [[ -n "${HYBRID_GPU_SUITE_SMOKE:-}" ]]; then
+  prefill=(--batch 1 --seq 7,65) sessions=(--batch 1 --seq 70 --decode-steps 2)
+  steps=(--seq 33 --decode-steps 2) bench_check=(--seq 65)
+  bench=(--seq 128) repeat=1 decode=(--seq 130) baseline_seqs=(128)
+else
+  prefill=(--batch 2 --seq 1,7,64,65,203,1000)
+  sessions=(--batch 2 --seq 1,70,300 --decode-steps 6)
+  steps=(--seq 129 --decode-steps 4) bench_check=(--seq 1000)
+  bench=(--seq 8192,32768) repeat=10 decode=(--seq 32760,131064)
+  baseline_seqs=(8192 32768)
+fi
 cmake -S "$root/runtime" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DHYBRID_ENABLE_CUDA=ON -DCMAKE_PREFIX_PATH="$dir/deps" > "$build.log"
 ninja -C "$build" hybrid-rt-check >> "$build.log"
 check="$build/bin/hybrid-rt-check"
 results="$dir/results" && mkdir -p "$results"
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader \
-  > "$results/gpu.txt" || true
+  > "$results/gpu.txt" 2> /dev/null || rm -f "$results/gpu.txt"
 
 status=0
 if [[ "$mode" != bench ]]; then
@@ -75,15 +96,13 @@ for a in "$dir"/artifacts/*; do
   [[ "$(basename "$a")" == gpu-attention-32x128* ]] && continue
   # Prefill of every kernel, then every layer through its cache (prompt,
   # then decode steps of 1 and of 3 tokens).
-  "$check" "$a" --batch 2 --seq 1,7,64,65,203,1000 \
-    --dump "$results/dumps/$(basename "$a")" \
+  "$check" "$a" "${prefill[@]}" --dump "$results/dumps/$(basename "$a")" \
     | tee -a "$results/checks.txt" || status=1
-  "$check" "$a" --batch 2 --seq 1,70,300 --decode-steps 6 \
-    | tee -a "$results/checks.txt" || status=1
-  "$check" "$a" --batch 1 --seq 129 --decode-steps 4 --step-tokens 3 \
+  "$check" "$a" "${sessions[@]}" | tee -a "$results/checks.txt" || status=1
+  "$check" "$a" --batch 1 "${steps[@]}" --step-tokens 3 \
     | tee -a "$results/checks.txt" || status=1
 done
-"$check" "$dir/artifacts/gpu-attention-32x128" --seq 1000 \
+"$check" "$dir/artifacts/gpu-attention-32x128" "${bench_check[@]}" \
   | tee -a "$results/checks.txt" || status=1
 # Out-of-bounds accesses and shared-memory races (the cp.async and barrier
 # protocol) on small cases, where compute-sanitizer supports the machine.
@@ -106,18 +125,24 @@ fi
 
 # Benchmarks: ours (device time of the attention kernel; decode: per step
 # over 32K and 128K contexts), then the baselines.
-"$check" "$dir/artifacts/gpu-attention-32x128" --seq 8192,32768 --repeat 10 \
+"$check" "$dir/artifacts/gpu-attention-32x128" "${bench[@]}" --repeat "$repeat" \
   --no-check --json | tee "$results/ours.jsonl" || status=1
-for variant in w32 k32; do
-  "$check" "$dir/artifacts/gpu-attention-32x128-$variant" --seq 8192,32768 \
-    --repeat 10 --no-check --json | tee "$results/ours-$variant.jsonl" \
+for variant in w32 k32 m3; do
+  "$check" "$dir/artifacts/gpu-attention-32x128-$variant" "${bench[@]}" \
+    --repeat "$repeat" --no-check --json | tee "$results/ours-$variant.jsonl" \
     || status=1
 done
-"$check" "$dir/artifacts/gpu-attention-32x128" --seq 32760,131064 \
+"$check" "$dir/artifacts/gpu-attention-32x128" "${decode[@]}" \
   --decode-steps 8 --repeat 1 --no-check --json \
   | tee -a "$results/ours.jsonl" || status=1
-python3 "$root/utils/gpu-baselines.py" --seq 8192 32768 \
-  | tee "$results/baselines.jsonl" || status=1
+if [[ -n "${HYBRID_GPU_SUITE_SMOKE:-}" ]] &&
+   ! python3 -c "import torch; assert torch.cuda.is_available()" 2> /dev/null; then
+  echo "(smoke run without a torch GPU: no baselines)"
+  : > "$results/baselines.jsonl"
+else
+  python3 "$root/utils/gpu-baselines.py" --seq "${baseline_seqs[@]}" \
+    | tee "$results/baselines.jsonl" || status=1
+fi
 # What limits the kernels, from the hardware counters (where ncu can read
 # them; clocks left alone): the causal prefill at 8K (default and
 # --warp-rows 32) and one decode step over 32K.

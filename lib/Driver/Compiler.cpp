@@ -165,6 +165,7 @@ static bool emitCUDAArtifacts(ModuleOp module, const CompileOptions &options,
   cuda.maxSeq = options.maxSeq;
   cuda.kTile = options.kTile;
   cuda.warpRows = options.warpRows;
+  cuda.minCtasPerSM = options.minCtasPerSM;
   cuda.toolkit = options.cudaToolkit;
   PassManager convert = PassManager::on<ModuleOp>(module.getContext());
   buildCUDAExtractPipeline(convert, cuda);

@@ -108,6 +108,7 @@ void hybrid::buildCUDAConvertPipeline(OpPassManager &pm,
   ConvertHybridAttentionToGPUOptions tiles;
   tiles.kTile = options.kTile;
   tiles.warpRows = options.warpRows;
+  tiles.minCtasPerSM = options.minCtasPerSM;
   pm.addPass(createConvertHybridAttentionToGPU(tiles));
 }
 

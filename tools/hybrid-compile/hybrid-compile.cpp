@@ -62,6 +62,12 @@ cl::opt<int64_t> warpRows(
     cl::desc("GPU targets: query rows per warp of the flash kernel, 16 or 32 "
              "(32: each K/V fragment feeds two mma tiles, more registers)"),
     cl::cat(toolCategory));
+cl::opt<int64_t> minCtasPerSM(
+    "min-ctas-per-sm", cl::init(0),
+    cl::desc("GPU targets: CTAs of a flash kernel each multiprocessor must "
+             "hold at once (ptxas caps registers to fit, spilling if it must; "
+             "0: no bound)"),
+    cl::cat(toolCategory));
 cl::opt<std::string> cudaToolkit(
     "cuda-toolkit",
     cl::desc("CUDA toolkit for cuda targets: libdevice, and ptxas for a "
@@ -109,6 +115,12 @@ int main(int argc, char **argv) {
   else if (const char *home = std::getenv("CUDA_HOME"))
     options.cudaToolkit = home;
   options.warpRows = warpRows;
+  options.minCtasPerSM = minCtasPerSM;
+  if (target == "cpu" && minCtasPerSM.getNumOccurrences())
+    return fail("--min-ctas-per-sm: only for GPU targets");
+  if (minCtasPerSM < 0 || minCtasPerSM > 32)
+    return fail("--min-ctas-per-sm must be 0 (no bound) to 32, got " +
+                std::to_string(minCtasPerSM));
   if (target == "cpu" && warpRows.getNumOccurrences())
     return fail("--warp-rows: only for GPU targets (the CPU kernels take "
                 "--q-tile)");

@@ -89,7 +89,11 @@ def ConvertHybridAttentionToGPU
            "48 KiB of shared memory)">,
     Option<"warpRows", "warp-rows", "int64_t", /*default=*/"16",
            "Query rows per warp in the flash kernel: 16 or 32 (every K and V "
-           "fragment feeds two mma tiles; more registers)">
+           "fragment feeds two mma tiles; more registers)">,
+    Option<"minCtasPerSM", "min-ctas-per-sm", "int64_t", /*default=*/"0",
+           "Flash kernels: CTAs each multiprocessor must hold at once "
+           "(.minnctapersm: ptxas caps registers to fit, spilling if it must; "
+           "0: no bound)">
   ];
 }
 

@@ -35,6 +35,8 @@ struct CompileOptions {
   std::string cudaToolkit = "/usr/local/cuda";
   /// cuda targets: query rows per warp of the flash kernel (16 or 32).
   int64_t warpRows = 16;
+  /// GPU targets: flash kernels' .minnctapersm (0: none).
+  int64_t minCtasPerSM = 0;
 };
 
 /// An MLIR context with every dialect and translation the compiler uses;

@@ -66,6 +66,11 @@ struct CUDAPipelineOptions
       *this, "warp-rows",
       llvm::cl::desc("Query rows per warp in the flash kernel (16 or 32)"),
       llvm::cl::init(16)};
+  Option<int64_t> minCtasPerSM{
+      *this, "min-ctas-per-sm",
+      llvm::cl::desc("Flash kernels: CTAs per multiprocessor to fit "
+                     "(.minnctapersm; 0: no bound)"),
+      llvm::cl::init(0)};
   Option<std::string> toolkit{
       *this, "toolkit",
       llvm::cl::desc("CUDA toolkit (libdevice for exp, tanh, cos)"),

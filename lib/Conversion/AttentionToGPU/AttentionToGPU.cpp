@@ -1,6 +1,7 @@
 //===- AttentionToGPU.cpp - hybrid.attention kernels to NVIDIA GPUs ------===//
 
 #include "GPUKernelEmitter.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "hybrid/Conversion/Passes.h"
 
 namespace hybrid {
@@ -93,6 +94,9 @@ struct ConvertAttentionToGPUPass
       flash->setAttr(
           "hybrid.value_slices",
           b.getI64IntegerAttr(sig.vHeadDim / getValueSlice(sig.vHeadDim)));
+      if (minCtasPerSM > 0)
+        flash->setAttr(NVVM::NVVMDialect::getMinctasmAttrName(),
+                       b.getI32IntegerAttr(minCtasPerSM));
       emitPrepareKernel(b, name, sig, /*forQueries=*/true);
       emitPrepareKernel(b, name, sig, /*forQueries=*/false);
       emitConvertKernel(b, name, sig);
