@@ -329,38 +329,25 @@ private:
   }
 
   uint64_t special(Special s, unsigned t) const {
-    const unsigned *b = grid.block;
-    switch (s) {
-    case Special::TidX:
-      return t % b[0];
-    case Special::TidY:
-      return (t / b[0]) % b[1];
-    case Special::TidZ:
-      return t / (b[0] * b[1]);
-    case Special::NtidX:
-      return b[0];
-    case Special::NtidY:
-      return b[1];
-    case Special::NtidZ:
-      return b[2];
-    case Special::CtaidX:
-      return ctaid[0];
-    case Special::CtaidY:
-      return ctaid[1];
-    case Special::CtaidZ:
-      return ctaid[2];
-    case Special::NctaidX:
-      return grid.grid[0];
-    case Special::NctaidY:
-      return grid.grid[1];
-    case Special::NctaidZ:
-      return grid.grid[2];
-    case Special::LaneId:
+    if (s == Special::LaneId)
       return t % 32;
-    case Special::WarpId:
+    if (s == Special::WarpId)
       return t / 32;
+    // %tid, %ntid, %ctaid, %nctaid, each .x .y .z in enum order.
+    const unsigned *b = grid.block;
+    unsigned axis = unsigned(s) % 3;
+    switch (unsigned(s) / 3) {
+    case 0:
+      return axis == 0   ? t % b[0]
+             : axis == 1 ? (t / b[0]) % b[1]
+                         : t / (b[0] * b[1]);
+    case 1:
+      return b[axis];
+    case 2:
+      return ctaid[axis];
+    default:
+      return grid.grid[axis];
     }
-    return 0;
   }
 
   uint64_t read(const Frame &f, const Operand &o, unsigned t) const {

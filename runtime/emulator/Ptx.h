@@ -135,6 +135,8 @@ enum class Compare : uint8_t {
 };
 enum class ShuffleMode : uint8_t { Up, Down, Bfly, Idx };
 
+/// Special registers; %tid, %ntid, %ctaid and %nctaid come in groups of three
+/// axes, in this order (the interpreter indexes them so).
 enum class Special : uint8_t {
   TidX,
   TidY,

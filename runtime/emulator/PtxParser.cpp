@@ -708,65 +708,42 @@ private:
       if (inst.opcode == Opcode::Ld || inst.opcode == Opcode::St ||
           inst.opcode == Opcode::Cvta || inst.opcode == Opcode::Ldmatrix ||
           inst.opcode == Opcode::CpAsync) {
-        if (t == "global") {
-          if (inst.space == Space::None)
-            inst.space = Space::Global;
+        static const std::unordered_map<std::string, Space> spaces = {
+            {"global", Space::Global},
+            {"shared", Space::Shared},
+            {"local", Space::Local},
+            {"param", Space::Param}};
+        static const std::unordered_map<std::string, unsigned> vectors = {
+            {"v2", 2}, {"x2", 2}, {"v4", 4}, {"x4", 4}, {"x1", 1}};
+        if (auto it = spaces.find(t); it != spaces.end()) {
+          // cp.async.cg.shared.global: the destination's space counts.
+          if (inst.space == Space::None || it->second != Space::Global)
+            inst.space = it->second;
           continue;
         }
-        if (t == "shared") {
-          inst.space = Space::Shared;
-          continue;
-        }
-        if (t == "local") {
-          inst.space = Space::Local;
-          continue;
-        }
-        if (t == "param") {
-          inst.space = Space::Param;
-          continue;
-        }
-        if (t == "v2" || t == "x2") {
-          inst.vector = 2;
-          continue;
-        }
-        if (t == "v4" || t == "x4") {
-          inst.vector = 4;
-          continue;
-        }
-        if (t == "x1") {
-          inst.vector = 1;
+        if (auto it = vectors.find(t); it != vectors.end()) {
+          inst.vector = it->second;
           continue;
         }
       }
       if (inst.opcode == Opcode::CpAsync) {
-        if (t == "commit_group") {
-          inst.opcode = Opcode::CpAsyncCommit;
-          continue;
-        }
-        if (t == "wait_group") {
-          inst.opcode = Opcode::CpAsyncWait;
-          continue;
-        }
-        if (t == "wait_all") {
-          inst.opcode = Opcode::CpAsyncWait;
+        static const std::unordered_map<std::string, Opcode> forms = {
+            {"commit_group", Opcode::CpAsyncCommit},
+            {"wait_group", Opcode::CpAsyncWait},
+            {"wait_all", Opcode::CpAsyncWait}};
+        if (auto it = forms.find(t); it != forms.end()) {
+          inst.opcode = it->second;
           continue;
         }
       }
       if (inst.opcode == Opcode::Shfl) {
-        if (t == "bfly") {
-          inst.shuffle = ShuffleMode::Bfly;
-          continue;
-        }
-        if (t == "up") {
-          inst.shuffle = ShuffleMode::Up;
-          continue;
-        }
-        if (t == "down") {
-          inst.shuffle = ShuffleMode::Down;
-          continue;
-        }
-        if (t == "idx") {
-          inst.shuffle = ShuffleMode::Idx;
+        static const std::unordered_map<std::string, ShuffleMode> modes = {
+            {"bfly", ShuffleMode::Bfly},
+            {"up", ShuffleMode::Up},
+            {"down", ShuffleMode::Down},
+            {"idx", ShuffleMode::Idx}};
+        if (auto it = modes.find(t); it != modes.end()) {
+          inst.shuffle = it->second;
           continue;
         }
       }
