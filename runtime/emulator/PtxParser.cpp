@@ -856,6 +856,14 @@ private:
         return false;
       inst.operands.push_back(o);
     }
+    // Named barriers and partial thread counts would need other semantics.
+    if (inst.opcode == Opcode::Bar &&
+        (inst.operands.size() != 1 ||
+         inst.operands[0].kind != Operand::Kind::Immediate ||
+         inst.operands[0].value != 0))
+      return fail(
+          "only `bar.sync 0` (every thread of the CTA) is supported: `" + text +
+          "`");
     return true;
   }
 };

@@ -429,6 +429,13 @@ TEST(Emulator, RejectsWhatItDoesNotModel) {
   EXPECT_NE(fault.find("unsupported instruction `lg2.approx.f32`"),
             std::string::npos)
       << fault;
+  std::string partial = run(R"(
+.visible .entry k(.param .u64 k_param_0) {
+  bar.sync 0, 64;
+  ret;
+})",
+                            out);
+  EXPECT_NE(partial.find("only `bar.sync 0`"), std::string::npos) << partial;
 }
 
 /// Warp 0 writes a shared word that warp 1 then reads, with or without a
