@@ -12,9 +12,13 @@
 #include "Interpreter.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <mutex>
+#include <thread>
 
 using namespace hybrid::emu;
 
@@ -1329,18 +1333,56 @@ std::string hybrid::emu::launch(const Program &program, int function,
   if (threads == 0 || threads > 1024)
     return "a block of " + std::to_string(threads) +
            " threads (1 to 1024 allowed)";
+  const uint64_t ctas = uint64_t(grid.grid[0]) * grid.grid[1] * grid.grid[2];
   KernelProfile *stats =
       profile ? &profile->kernel(program.module.functions[function].name)
               : nullptr;
   if (stats) {
     ++stats->launches;
-    stats->ctas += uint64_t(grid.grid[0]) * grid.grid[1] * grid.grid[2];
+    stats->ctas += ctas;
   }
-  Cta cta(program, function, grid, params, memory, stats);
-  for (unsigned z = 0; z < grid.grid[2]; ++z)
-    for (unsigned y = 0; y < grid.grid[1]; ++y)
-      for (unsigned x = 0; x < grid.grid[0]; ++x)
-        if (std::string e = cta.run(x, y, z); !e.empty())
-          return e;
-  return "";
+  // CTAs run in parallel on `workers` threads, each with its own state (and
+  // profile counts, merged after). The fault reported is the lowest failing
+  // CTA's, as a sequential run would report.
+  unsigned workers = std::max(1u, std::thread::hardware_concurrency());
+  if (const char *env = std::getenv("HYBRID_EMULATOR_THREADS"))
+    workers = unsigned(std::max(1, std::atoi(env)));
+  workers = unsigned(std::min<uint64_t>(workers, ctas));
+  std::atomic<uint64_t> next{0};
+  std::mutex mutex;
+  uint64_t firstFailed = UINT64_MAX;
+  std::string fault;
+  std::vector<KernelProfile> counts(workers);
+  auto work = [&](unsigned worker) {
+    Cta cta(program, function, grid, params, memory,
+            stats ? &counts[worker] : nullptr);
+    for (uint64_t i = next++; i < ctas; i = next++) {
+      {
+        std::lock_guard<std::mutex> lock(mutex);
+        if (i > firstFailed)
+          return;
+      }
+      unsigned x = unsigned(i % grid.grid[0]);
+      unsigned y = unsigned(i / grid.grid[0] % grid.grid[1]);
+      unsigned z = unsigned(i / grid.grid[0] / grid.grid[1]);
+      if (std::string e = cta.run(x, y, z); !e.empty()) {
+        std::lock_guard<std::mutex> lock(mutex);
+        if (i < firstFailed) {
+          firstFailed = i;
+          fault = std::move(e);
+        }
+        return;
+      }
+    }
+  };
+  std::vector<std::thread> pool;
+  for (unsigned w = 1; w < workers; ++w)
+    pool.emplace_back(work, w);
+  work(0);
+  for (std::thread &t : pool)
+    t.join();
+  if (stats)
+    for (const KernelProfile &c : counts)
+      stats->add(c);
+  return fault;
 }

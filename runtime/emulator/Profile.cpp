@@ -11,6 +11,18 @@
 
 using namespace hybrid::emu;
 
+void KernelProfile::add(const KernelProfile &other) {
+  warpInstructions += other.warpInstructions;
+  threadInstructions += other.threadInstructions;
+  for (unsigned i = 0; i < unsigned(Kind::Count); ++i)
+    byKind[i] += other.byKind[i];
+  sharedWavefronts += other.sharedWavefronts;
+  sharedIdealWavefronts += other.sharedIdealWavefronts;
+  globalSectors += other.globalSectors;
+  globalIdealSectors += other.globalIdealSectors;
+  divergentBranches += other.divergentBranches;
+}
+
 Kind Profile::classify(const Instruction &in) {
   switch (in.opcode) {
   case Opcode::Mma:

@@ -53,6 +53,9 @@ struct KernelProfile {
   uint64_t sharedWavefronts = 0, sharedIdealWavefronts = 0;
   uint64_t globalSectors = 0, globalIdealSectors = 0;
   uint64_t divergentBranches = 0;
+
+  /// Adds another's counts (one worker's), launches and CTAs excepted.
+  void add(const KernelProfile &other);
 };
 
 class Profile {
