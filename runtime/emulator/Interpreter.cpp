@@ -110,12 +110,15 @@ public:
     carry.resize(threads);
     pendingCopies.resize(threads);
     groups.resize(threads);
+    if (const char *env = std::getenv("HYBRID_EMULATOR_MAX_STEPS"))
+      budget = std::strtoull(env, nullptr, 10);
   }
 
   std::string run(unsigned x, unsigned y, unsigned z) {
     ctaid[0] = x;
     ctaid[1] = y;
     ctaid[2] = z;
+    steps = 0;
     std::fill(shared.begin(), shared.end(), 0xff);
     for (Shadow &s : shadow)
       s.pending = 0;
@@ -159,6 +162,9 @@ private:
   std::vector<uint8_t> shared;
   std::vector<Shadow> shadow;
   uint32_t epoch = 0;
+  // Warp-instructions this CTA may execute before the emulator calls it an
+  // endless loop rather than hang (about 100 s of emulation by default).
+  uint64_t steps = 0, budget = 100'000'000;
   std::vector<uint8_t> carry;
   std::vector<std::vector<AsyncCopy>> pendingCopies; // not yet committed
   std::vector<std::deque<std::vector<AsyncCopy>>> groups;
@@ -263,6 +269,10 @@ private:
       }
       current = &body[minPc];
       const Instruction &in = *current;
+      if (++steps > budget)
+        return fault("the CTA ran past " + std::to_string(budget) +
+                     " warp-instructions: an endless loop? "
+                     "(HYBRID_EMULATOR_MAX_STEPS raises the limit)");
       if (isCollective(in.opcode) && active != pending) {
         for (uint32_t m = active; m; m &= m - 1)
           f.state[base + __builtin_ctz(m)] = Parked;

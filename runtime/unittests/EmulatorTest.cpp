@@ -417,6 +417,21 @@ $start:
   EXPECT_EQ(out[2], 7u);
 }
 
+TEST(Emulator, StopsEndlessLoops) {
+  setenv("HYBRID_EMULATOR_MAX_STEPS", "10000", 1);
+  std::vector<uint64_t> out(1);
+  std::string fault = run(R"(
+.visible .entry k(.param .u64 k_param_0) {
+$spin:
+  bra.uni $spin;
+})",
+                          out);
+  unsetenv("HYBRID_EMULATOR_MAX_STEPS");
+  EXPECT_NE(fault.find("ran past 10000 warp-instructions: an endless loop?"),
+            std::string::npos)
+      << fault;
+}
+
 TEST(Emulator, RejectsWhatItDoesNotModel) {
   std::vector<uint64_t> out(1);
   std::string fault = run(R"(
