@@ -946,10 +946,10 @@ private:
           r = compareInts(in.compare, a, b, in.type);
         }
         bool q = !r;
-        if (in.combines) {
+        if (in.combine != BoolOp::None) {
           bool c = read(f, ops[3], t) & 1;
-          r = in.combine == Compare::Lo ? (r && c) : (r || c);
-          q = in.combine == Compare::Lo ? (q && c) : (q || c);
+          r = in.combine == BoolOp::And ? (r && c) : (r || c);
+          q = in.combine == BoolOp::And ? (q && c) : (q || c);
         }
         write(f, ops[0], t, r);
         if (ops[0].predicateOut >= 0)

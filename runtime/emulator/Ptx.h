@@ -133,6 +133,7 @@ enum class Compare : uint8_t {
   Num,
   Nan
 };
+enum class BoolOp : uint8_t { None, And, Or };
 enum class ShuffleMode : uint8_t { Up, Down, Bfly, Idx };
 
 /// Special registers; %tid, %ntid, %ctaid and %nctaid come in groups of three
@@ -181,8 +182,7 @@ struct Instruction {
   Type source = Type::None; // cvt's source type, mma's input type
   uint32_t modifiers = 0;
   Compare compare = Compare::Eq;
-  Compare combine = Compare::Eq; // setp.cmp.and/or: Lo = and, Hi = or
-  bool combines = false;
+  BoolOp combine = BoolOp::None; // setp.cmp.and / .or with a third source
   ShuffleMode shuffle = ShuffleMode::Bfly;
   Space space = Space::None;
   unsigned vector = 1; // ld/st .v2/.v4, ldmatrix .x1/.x2/.x4

@@ -700,8 +700,7 @@ private:
           continue;
         }
         if (compared && (t == "and" || t == "or")) {
-          inst.combines = true;
-          inst.combine = t == "and" ? Compare::Lo : Compare::Hi;
+          inst.combine = t == "and" ? BoolOp::And : BoolOp::Or;
           continue;
         }
       }

@@ -96,6 +96,14 @@ TEST(Emulator, IntegerCorners) {
   EXPECT_EQ(compute("b64", "clz.b64 %t0, %a; cvt.u64.u32 %d, %t0;", 1), 63u);
   EXPECT_EQ(compute("b64", "shr.s64 %d, %a, 70;", uint64_t(-8)), uint64_t(-1));
   EXPECT_EQ(compute("b64", "shl.b64 %d, %a, 64;", 1), 0u);
+  // setp.cmp.and: the comparison, and-ed with a third predicate; the second
+  // destination gets the negated comparison, also and-ed.
+  std::string both = "setp.ne.u32 %q1, %c, 0; setp.lt.and.u32 %q0|%q2, %a, "
+                     "%b, %q1; selp.b32 %t0, 1, 0, %q0; selp.b32 %t1, 2, 0, "
+                     "%q2; or.b32 %d, %t0, %t1;";
+  EXPECT_EQ(compute("b32", both, 1, 2, 1), 1u);
+  EXPECT_EQ(compute("b32", both, 3, 2, 1), 2u);
+  EXPECT_EQ(compute("b32", both, 1, 2, 0), 0u);
 }
 
 TEST(Emulator, CarryChainMultipliesTo128Bits) {
