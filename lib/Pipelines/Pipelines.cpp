@@ -37,8 +37,7 @@ void hybrid::buildSchedulePipeline(OpPassManager &pm,
 /// Plans the caches the target's runtime backend keeps (element type; K=V
 /// layers in one tensor or two), then extracts the attention kernels.
 static void buildExtractPipeline(OpPassManager &pm, int64_t maxSeq,
-                                 hybrid::StorageType storage,
-                                 bool shareKEqV) {
+                                 hybrid::StorageType storage, bool shareKEqV) {
   hybrid::SchedulePipelineOptions schedule;
   schedule.maxSeq = maxSeq;
   schedule.storage = storage;

@@ -11,6 +11,8 @@
 
 #include "Interpreter.h"
 
+#include "Arithmetic.h"
+
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -31,40 +33,6 @@ bool Memory::contains(uint64_t address, uint64_t size) const {
 }
 
 namespace {
-
-uint64_t widthMask(unsigned bits) {
-  return bits >= 64 ? ~uint64_t(0) : (uint64_t(1) << bits) - 1;
-}
-int64_t signExtend(uint64_t v, unsigned bits) {
-  if (bits >= 64)
-    return int64_t(v);
-  uint64_t sign = uint64_t(1) << (bits - 1);
-  v &= widthMask(bits);
-  return int64_t((v ^ sign) - sign);
-}
-/// Registers hold raw bits; floats are read and written through these.
-template <typename To, typename From> To bitCast(From value) {
-  static_assert(sizeof(To) == sizeof(From));
-  To to;
-  std::memcpy(&to, &value, sizeof(To));
-  return to;
-}
-float asF32(uint64_t bits) { return bitCast<float>(uint32_t(bits)); }
-double asF64(uint64_t bits) { return bitCast<double>(bits); }
-uint64_t fromF32(float f) { return bitCast<uint32_t>(f); }
-uint64_t fromF64(double d) { return bitCast<uint64_t>(d); }
-float flushF32(float f) {
-  return std::fpclassify(f) == FP_SUBNORMAL ? std::copysign(0.0f, f) : f;
-}
-/// f32 -> bf16 bits, round to nearest even; NaN stays a (quiet) NaN.
-uint16_t toBF16(float f) {
-  uint32_t b = uint32_t(fromF32(f));
-  if (std::isnan(f))
-    return uint16_t((b >> 16) | 0x40);
-  b += 0x7fff + ((b >> 16) & 1);
-  return uint16_t(b >> 16);
-}
-float fromBF16(uint16_t h) { return asF32(uint64_t(h) << 16); }
 
 /// Parked: at a warp-collective instruction, until the warp's other
 /// running lanes get there.
@@ -477,402 +445,6 @@ private:
   // Instructions
   //===--------------------------------------------------------------------===//
 
-  static bool compareInts(Compare c, uint64_t a, uint64_t b, Type type) {
-    unsigned w = bitWidth(type);
-    if (isSigned(type)) {
-      int64_t x = signExtend(a, w), y = signExtend(b, w);
-      switch (c) {
-      case Compare::Eq:
-        return x == y;
-      case Compare::Ne:
-        return x != y;
-      case Compare::Lt:
-        return x < y;
-      case Compare::Le:
-        return x <= y;
-      case Compare::Gt:
-        return x > y;
-      case Compare::Ge:
-        return x >= y;
-      default:
-        break;
-      }
-    }
-    uint64_t x = a & widthMask(w), y = b & widthMask(w);
-    switch (c) {
-    case Compare::Eq:
-      return x == y;
-    case Compare::Ne:
-      return x != y;
-    case Compare::Lt:
-    case Compare::Lo:
-      return x < y;
-    case Compare::Le:
-    case Compare::Ls:
-      return x <= y;
-    case Compare::Gt:
-    case Compare::Hi:
-      return x > y;
-    case Compare::Ge:
-    case Compare::Hs:
-      return x >= y;
-    default:
-      return false;
-    }
-  }
-  static bool compareFloats(Compare c, double x, double y) {
-    bool unordered = std::isnan(x) || std::isnan(y);
-    switch (c) {
-    case Compare::Eq:
-      return !unordered && x == y;
-    case Compare::Ne:
-      return !unordered && x != y;
-    case Compare::Lt:
-      return !unordered && x < y;
-    case Compare::Le:
-      return !unordered && x <= y;
-    case Compare::Gt:
-      return !unordered && x > y;
-    case Compare::Ge:
-      return !unordered && x >= y;
-    case Compare::Equ:
-      return unordered || x == y;
-    case Compare::Neu:
-      return unordered || x != y;
-    case Compare::Ltu:
-      return unordered || x < y;
-    case Compare::Leu:
-      return unordered || x <= y;
-    case Compare::Gtu:
-      return unordered || x > y;
-    case Compare::Geu:
-      return unordered || x >= y;
-    case Compare::Num:
-      return !unordered;
-    case Compare::Nan:
-      return unordered;
-    default:
-      return false;
-    }
-  }
-
-  template <typename T> static T minMax(bool isMax, bool nan, T a, T b) {
-    if (std::isnan(a) || std::isnan(b)) {
-      if (nan || (std::isnan(a) && std::isnan(b)))
-        return std::numeric_limits<T>::quiet_NaN();
-      return std::isnan(a) ? b : a;
-    }
-    if (a == 0 && b == 0) // -0 < +0
-      return isMax ? (std::signbit(a) ? b : a) : (std::signbit(a) ? a : b);
-    return isMax ? std::max(a, b) : std::min(a, b);
-  }
-
-  /// Float arithmetic; `ok` false for what the emulator does not model.
-  uint64_t floatOp(const Instruction &in, uint64_t a, uint64_t b, uint64_t c,
-                   bool &ok) const {
-    ok = true;
-    bool isMax = in.opcode == Opcode::Max;
-    bool nan = in.modifiers & PropagateNaN;
-    if (in.type == Type::F64) {
-      double x = asF64(a), y = asF64(b), z = asF64(c);
-      switch (in.opcode) {
-      case Opcode::Add:
-        return fromF64(x + y);
-      case Opcode::Sub:
-        return fromF64(x - y);
-      case Opcode::Mul:
-        return fromF64(x * y);
-      case Opcode::Fma:
-      case Opcode::Mad:
-        return fromF64(std::fma(x, y, z));
-      case Opcode::Div:
-        return fromF64(x / y);
-      case Opcode::Rcp:
-        return fromF64(1.0 / x);
-      case Opcode::Sqrt:
-        return fromF64(std::sqrt(x));
-      case Opcode::Min:
-      case Opcode::Max:
-        return fromF64(minMax(isMax, nan, x, y));
-      case Opcode::Neg:
-        return a ^ (uint64_t(1) << 63);
-      case Opcode::Abs:
-        return a & ~(uint64_t(1) << 63);
-      case Opcode::Copysign:
-        return (b & ~(uint64_t(1) << 63)) | (a & (uint64_t(1) << 63));
-      default:
-        ok = false;
-        return 0;
-      }
-    }
-    bool ftz = in.modifiers & Ftz;
-    float x = asF32(a), y = asF32(b), z = asF32(c);
-    if (ftz) {
-      x = flushF32(x);
-      y = flushF32(y);
-      z = flushF32(z);
-    }
-    float r;
-    switch (in.opcode) {
-    case Opcode::Add:
-      r = x + y;
-      break;
-    case Opcode::Sub:
-      r = x - y;
-      break;
-    case Opcode::Mul:
-      r = x * y;
-      break;
-    case Opcode::Fma:
-    case Opcode::Mad:
-      r = std::fma(x, y, z);
-      break;
-    case Opcode::Div:
-      r = x / y;
-      break;
-    case Opcode::Rcp:
-      r = 1.0f / x;
-      break;
-    case Opcode::Sqrt:
-      r = std::sqrt(x);
-      break;
-    case Opcode::Ex2:
-      r = std::exp2(x);
-      break;
-    case Opcode::Min:
-    case Opcode::Max:
-      r = minMax(isMax, nan, x, y);
-      break;
-    case Opcode::Neg:
-      return uint32_t(a) ^ 0x80000000u;
-    case Opcode::Abs:
-      return uint32_t(a) & 0x7fffffffu;
-    case Opcode::Copysign:
-      return (uint32_t(b) & 0x7fffffffu) | (uint32_t(a) & 0x80000000u);
-    default:
-      ok = false;
-      return 0;
-    }
-    return fromF32(ftz ? flushF32(r) : r);
-  }
-
-  /// Integer arithmetic on `in.type`; carries through `cf` where asked.
-  uint64_t intOp(const Instruction &in, uint64_t a, uint64_t b, uint64_t c,
-                 uint8_t &cf, bool &ok) const {
-    ok = true;
-    unsigned w = bitWidth(in.type);
-    uint64_t m = widthMask(w);
-    bool s = isSigned(in.type);
-    bool carryOut = in.modifiers & CarryOut;
-    auto product = [&](bool wide, bool hi) -> uint64_t {
-      if (s) {
-        __int128 p = __int128(signExtend(a, w)) * signExtend(b, w);
-        if (wide)
-          return uint64_t(p) & widthMask(2 * w);
-        return hi ? uint64_t(p >> w) & m : uint64_t(p) & m;
-      }
-      unsigned __int128 p = (unsigned __int128)(a & m) * (b & m);
-      if (wide)
-        return uint64_t(p) & widthMask(2 * w);
-      return hi ? uint64_t(p >> w) & m : uint64_t(p) & m;
-    };
-    auto addCarry = [&](uint64_t x, uint64_t y, uint64_t cin) {
-      unsigned __int128 sum = (unsigned __int128)(x & m) + (y & m) + cin;
-      if (carryOut)
-        cf = uint8_t((sum >> w) & 1);
-      return uint64_t(sum) & m;
-    };
-    switch (in.opcode) {
-    case Opcode::Add:
-      return addCarry(a, b, 0);
-    case Opcode::Addc:
-      return addCarry(a, b, cf);
-    case Opcode::Sub:
-    case Opcode::Subc: {
-      uint64_t borrowIn = in.opcode == Opcode::Subc ? cf : 0;
-      unsigned __int128 rhs = (unsigned __int128)(b & m) + borrowIn;
-      if (carryOut)
-        cf = (a & m) < rhs;
-      return uint64_t((a & m) - (b & m) - borrowIn) & m;
-    }
-    case Opcode::Mul:
-      return product(in.modifiers & Wide, in.modifiers & Hi);
-    case Opcode::Mad:
-    case Opcode::Madc: {
-      bool wide = in.modifiers & Wide;
-      uint64_t p = product(wide, in.modifiers & Hi);
-      if (wide)
-        return (p + c) & widthMask(2 * w);
-      return addCarry(p, c, in.opcode == Opcode::Madc ? cf : 0);
-    }
-    case Opcode::Div:
-    case Opcode::Rem: {
-      bool div = in.opcode == Opcode::Div;
-      if ((b & m) == 0)
-        return div ? m : a & m; // undefined in PTX: all ones / the dividend
-      if (s) {
-        int64_t x = signExtend(a, w), y = signExtend(b, w);
-        if (y == -1)
-          return div ? uint64_t(-(unsigned __int128)x) & m : 0;
-        return uint64_t(div ? x / y : x % y) & m;
-      }
-      return div ? (a & m) / (b & m) : (a & m) % (b & m);
-    }
-    case Opcode::Min:
-    case Opcode::Max: {
-      bool less = s ? signExtend(a, w) < signExtend(b, w) : (a & m) < (b & m);
-      bool pickA = (in.opcode == Opcode::Min) == less;
-      return (pickA ? a : b) & m;
-    }
-    case Opcode::Neg:
-      return (uint64_t(0) - a) & m;
-    case Opcode::Abs: {
-      int64_t x = signExtend(a, w);
-      return uint64_t(x < 0 ? -x : x) & m;
-    }
-    case Opcode::Not:
-      return in.type == Type::Pred ? !(a & 1) : ~a & m;
-    case Opcode::And:
-      return a & b & m;
-    case Opcode::Or:
-      return (a | b) & m;
-    case Opcode::Xor:
-      return (a ^ b) & m;
-    case Opcode::Shl: {
-      uint64_t n = b & 0xffffffff;
-      return n >= w ? 0 : (a << n) & m;
-    }
-    case Opcode::Shr: {
-      uint64_t n = b & 0xffffffff;
-      if (s) {
-        int64_t x = signExtend(a, w);
-        return uint64_t(x >> std::min<uint64_t>(n, 63)) & m;
-      }
-      return n >= w ? 0 : ((a & m) >> n);
-    }
-    case Opcode::Bfe: {
-      unsigned pos = unsigned(b & 0xff), len = unsigned(c & 0xff);
-      if (len == 0)
-        return 0;
-      uint64_t field = pos >= w ? 0 : (a & m) >> pos;
-      unsigned have = pos >= w ? 0 : std::min(len, w - pos);
-      field &= widthMask(have);
-      if (s) {
-        unsigned msb = std::min(pos + len - 1, w - 1);
-        bool sign = (a >> msb) & 1;
-        if (sign)
-          field |= ~widthMask(std::min(len, have));
-        if (pos >= w)
-          field = sign ? m : 0;
-        return field & m;
-      }
-      return field;
-    }
-    case Opcode::Clz: {
-      uint64_t x = a & m;
-      return x ? __builtin_clzll(x) - (64 - w) : w;
-    }
-    case Opcode::Shf: {
-      uint64_t n = c & 0xffffffff;
-      n = (in.modifiers & Wrap) ? n & 31 : std::min<uint64_t>(n, 32);
-      uint64_t joined = (uint64_t(uint32_t(b)) << 32) | uint32_t(a);
-      return (in.modifiers & ShiftLeft) ? uint32_t((joined << n) >> 32)
-                                        : uint32_t(joined >> n);
-    }
-    default:
-      ok = false;
-      return 0;
-    }
-  }
-
-  /// cvt between any two scalar types the emulator models.
-  bool convert(const Instruction &in, uint64_t a, uint64_t &out) const {
-    Type to = in.type, from = in.source;
-    unsigned fw = bitWidth(from), tw = bitWidth(to);
-    uint32_t mode = in.modifiers;
-    auto roundInt = [&](double v) {
-      if (mode & RoundZero)
-        return std::trunc(v);
-      if (mode & RoundDown)
-        return std::floor(v);
-      if (mode & RoundUp)
-        return std::ceil(v);
-      return std::nearbyint(v);
-    };
-    if (!isFloat(from) && !isFloat(to)) {
-      out = isSigned(from) ? uint64_t(signExtend(a, fw)) & widthMask(tw)
-                           : a & widthMask(fw) & widthMask(tw);
-      return true;
-    }
-    double v;
-    if (from == Type::F32)
-      v = (mode & Ftz) ? flushF32(asF32(a)) : asF32(a);
-    else if (from == Type::F64)
-      v = asF64(a);
-    else if (from == Type::BF16)
-      v = fromBF16(uint16_t(a));
-    else if (isSigned(from))
-      v = double(signExtend(a, fw));
-    else if (!isFloat(from)) {
-      // u64 -> f64 rounds once, directly.
-      if (to == Type::F64) {
-        out = fromF64(double(a & widthMask(fw)));
-        return true;
-      }
-      if (to == Type::F32) {
-        out = fromF32(float(a & widthMask(fw)));
-        return true;
-      }
-      v = double(a & widthMask(fw));
-    } else
-      return false;
-    if (isSigned(from) && to == Type::F32) {
-      out = fromF32(float(signExtend(a, fw)));
-      return true;
-    }
-    if (!isFloat(to)) { // float -> integer saturates, NaN -> 0
-      if (std::isnan(v)) {
-        out = 0;
-        return true;
-      }
-      double r = roundInt(v);
-      if (isSigned(to)) {
-        double lo = -std::ldexp(1.0, tw - 1), hi = std::ldexp(1.0, tw - 1) - 1;
-        r = std::min(std::max(r, lo), hi);
-        out = uint64_t(int64_t(r)) & widthMask(tw);
-      } else {
-        double hi = std::ldexp(1.0, tw) - 1;
-        r = std::min(std::max(r, 0.0), hi);
-        out = tw == 64 && r >= 18446744073709551615.0 ? ~uint64_t(0)
-                                                      : uint64_t(r);
-      }
-      return true;
-    }
-    if ((mode & IntegerRound) && isFloat(from) && from == to) {
-      out =
-          to == Type::F64 ? fromF64(roundInt(v)) : fromF32(float(roundInt(v)));
-      return true;
-    }
-    if (to == Type::F64) {
-      out = fromF64(v);
-      return true;
-    }
-    if (to == Type::F32) {
-      if ((mode & (RoundZero | RoundDown | RoundUp)) && from == Type::F64)
-        return false;
-      float f = float(v);
-      out = fromF32((mode & Ftz) ? flushF32(f) : f);
-      return true;
-    }
-    if (to == Type::BF16) {
-      if (mode & (RoundZero | RoundDown | RoundUp))
-        return false;
-      out = toBF16(float(v));
-      return true;
-    }
-    return false;
-  }
-
   std::string execute(Frame &f, const Instruction &in, unsigned warp,
                       uint32_t active) {
     const unsigned base = warp * 32;
@@ -932,19 +504,7 @@ private:
       return call(f, in, warp, exec);
     case Opcode::Setp:
       return each([&](unsigned t) -> std::string {
-        uint64_t a = read(f, ops[1], t), b = read(f, ops[2], t);
-        bool r;
-        if (isFloat(in.type)) {
-          double x = in.type == Type::F64 ? asF64(a) : asF32(a);
-          double y = in.type == Type::F64 ? asF64(b) : asF32(b);
-          if ((in.modifiers & Ftz) && in.type == Type::F32) {
-            x = flushF32(float(x));
-            y = flushF32(float(y));
-          }
-          r = compareFloats(in.compare, x, y);
-        } else {
-          r = compareInts(in.compare, a, b, in.type);
-        }
+        bool r = compare(in, read(f, ops[1], t), read(f, ops[2], t));
         bool q = !r;
         if (in.combine != BoolOp::None) {
           bool c = read(f, ops[3], t) & 1;
@@ -1115,23 +675,14 @@ private:
       break;
     }
     // Arithmetic.
-    bool fp = isFloat(in.type) &&
-              !(in.opcode == Opcode::And || in.opcode == Opcode::Or ||
-                in.opcode == Opcode::Xor || in.opcode == Opcode::Not);
-    if (fp && in.type != Type::F32 && in.type != Type::F64)
-      return fault("unsupported float type");
-    if (fp && (in.modifiers & (RoundZero | RoundDown | RoundUp)))
-      return fault("unsupported rounding mode");
-    if (in.opcode == Opcode::Ex2 && in.type != Type::F32)
-      return fault("unsupported ex2 type");
+    if (std::string why = whyUnsupported(in); !why.empty())
+      return fault(why);
     return each([&](unsigned t) -> std::string {
       uint64_t a = ops.size() > 1 ? read(f, ops[1], t) : 0;
       uint64_t b = ops.size() > 2 ? read(f, ops[2], t) : 0;
       uint64_t c = ops.size() > 3 ? read(f, ops[3], t) : 0;
-      bool ok;
-      uint64_t r =
-          fp ? floatOp(in, a, b, c, ok) : intOp(in, a, b, c, carry[t], ok);
-      if (!ok)
+      uint64_t r;
+      if (!arithmetic(in, a, b, c, carry[t], r))
         return fault("unsupported instruction");
       write(f, ops[0], t, r);
       return "";
@@ -1359,26 +910,23 @@ std::string hybrid::emu::launch(const Program &program, int function,
     workers = unsigned(std::max(1, std::atoi(env)));
   workers = unsigned(std::min<uint64_t>(workers, ctas));
   std::atomic<uint64_t> next{0};
-  std::mutex mutex;
-  uint64_t firstFailed = UINT64_MAX;
+  std::mutex mutex; // guards `fault`; firstFailed only falls under it
+  std::atomic<uint64_t> firstFailed{UINT64_MAX};
   std::string fault;
   std::vector<KernelProfile> counts(workers);
   auto work = [&](unsigned worker) {
     Cta cta(program, function, grid, params, memory,
             stats ? &counts[worker] : nullptr);
     for (uint64_t i = next++; i < ctas; i = next++) {
-      {
-        std::lock_guard<std::mutex> lock(mutex);
-        if (i > firstFailed)
-          return;
-      }
+      if (i > firstFailed.load())
+        return;
       unsigned x = unsigned(i % grid.grid[0]);
       unsigned y = unsigned(i / grid.grid[0] % grid.grid[1]);
       unsigned z = unsigned(i / grid.grid[0] / grid.grid[1]);
       if (std::string e = cta.run(x, y, z); !e.empty()) {
         std::lock_guard<std::mutex> lock(mutex);
-        if (i < firstFailed) {
-          firstFailed = i;
+        if (i < firstFailed.load()) {
+          firstFailed.store(i);
           fault = std::move(e);
         }
         return;

@@ -527,6 +527,36 @@ TEST(Emulator, ReportsOutOfBoundsAndDivergence) {
                         out);
   EXPECT_NE(oob.find("out-of-bounds global read of 8 bytes"), std::string::npos)
       << oob;
+  std::string misaligned = run(R"(
+.visible .entry k(.param .u64 k_param_0) {
+  .reg .b64 %rd<2>;
+  .reg .b32 %r<2>;
+  ld.param.u64 %rd0, [k_param_0];
+  ld.global.b32 %r0, [%rd0+2];
+  ret;
+})",
+                               out);
+  EXPECT_NE(misaligned.find("misaligned global read"), std::string::npos)
+      << misaligned;
+  // Lanes 0-15 wait at the barrier while lanes 16-31 reach a shuffle: the
+  // shuffle can never have the whole warp.
+  std::string split = run(R"(
+.visible .entry k(.param .u64 k_param_0) {
+  .reg .b32 %r<4>;
+  .reg .pred %p<2>;
+  mov.u32 %r0, %tid.x;
+  setp.lt.u32 %p0, %r0, 16;
+  @%p0 bra $wait;
+  shfl.sync.bfly.b32 %r1, %r0, 1, 31, -1;
+  ret;
+$wait:
+  bar.sync 0;
+  ret;
+})",
+                          out);
+  EXPECT_NE(split.find("wait at a barrier while lanes 0xffff0000 wait here"),
+            std::string::npos)
+      << split;
   std::string diverged = run(R"(
 .visible .entry k(.param .u64 k_param_0) {
   .reg .b32 %r<4>;

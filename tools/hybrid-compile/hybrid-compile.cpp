@@ -132,8 +132,8 @@ int main(int argc, char **argv) {
   // Artifacts plan the caches the runtime keeps: f32 on CPUs (the kernels'
   // type), bf16 on GPUs (the tensor cores' input).
   if (emit == Emit::Artifacts) {
-    hybrid::StorageType kept = target == "cpu" ? hybrid::StorageType::f32
-                                               : hybrid::StorageType::bf16;
+    hybrid::StorageType kept =
+        target == "cpu" ? hybrid::StorageType::f32 : hybrid::StorageType::bf16;
     if (kvDtype.getNumOccurrences() && kvDtype != kept)
       return fail("--kv-dtype " + hybrid::stringifyStorageType(kvDtype).str() +
                   ": the runtime stores " + (target == "cpu" ? "CPU" : "GPU") +

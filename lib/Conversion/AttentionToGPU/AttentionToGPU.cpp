@@ -1,8 +1,8 @@
 //===- AttentionToGPU.cpp - hybrid.attention kernels to NVIDIA GPUs ------===//
 
 #include "GPUKernelEmitter.h"
-#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "hybrid/Conversion/Passes.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 
 namespace hybrid {
 #define GEN_PASS_DEF_CONVERTHYBRIDATTENTIONTOGPU

@@ -106,8 +106,7 @@ Value FlashEmitter::stageTile(Value src, Value dst, int64_t dim, Value kt,
         i = arith::MinUIOp::create(b, i, index(b, chunks - 1));
       Value row = arith::DivUIOp::create(b, i, index(b, chunksPerRow));
       Value col = arith::MulIOp::create(
-          b, arith::RemUIOp::create(b, i, index(b, chunksPerRow)),
-          index(b, 8));
+          b, arith::RemUIOp::create(b, i, index(b, chunksPerRow)), index(b, 8));
       Value key = arith::AddIOp::create(b, kt, row);
       if (pastTheEnd) // rows past the last key repeat it
         key = arith::MinUIOp::create(b, key, lastKey);

@@ -34,8 +34,8 @@ struct PlanCachesPass
   void runOnOperation() override {
     ScheduleOp schedule = getOperation();
     MLIRContext *ctx = &getContext();
-    int64_t context = maxSeq > 0 ? int64_t(maxSeq)
-                                 : schedule.getMaxPosition().value_or(0);
+    int64_t context =
+        maxSeq > 0 ? int64_t(maxSeq) : schedule.getMaxPosition().value_or(0);
     if (context <= 0) {
       schedule.emitOpError("has no max_position: give the pass a max-seq");
       return signalPassFailure();
@@ -82,13 +82,13 @@ struct PlanCachesPass
         break;
       }
       if (tokens > 0)
-        bytesPerToken = cache.getKEqV() && shareKEqV
-                            ? *layer.getNumKvHeads() * *layer.getHeadDim() *
-                                  elementBytes
-                            : fullBytesPerToken;
+        bytesPerToken =
+            cache.getKEqV() && shareKEqV
+                ? *layer.getNumKvHeads() * *layer.getHeadDim() * elementBytes
+                : fullBytesPerToken;
       int64_t bytes = bytesPerToken * tokens + stateBytes;
-      layer.setCachePlanAttr(CachePlanAttr::get(ctx, bytesPerToken, tokens,
-                                                stateBytes, bytes));
+      layer.setCachePlanAttr(
+          CachePlanAttr::get(ctx, bytesPerToken, tokens, stateBytes, bytes));
       total += bytes;
       baseline += fullBytesPerToken * context + stateBytes;
       return success();
