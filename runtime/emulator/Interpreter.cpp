@@ -39,7 +39,9 @@ namespace {
 enum LaneState : uint8_t { Running, Parked, Waiting, Done };
 
 bool isCollective(Opcode op) {
-  return op == Opcode::Shfl || op == Opcode::Ldmatrix || op == Opcode::Mma;
+  return op == Opcode::Shfl || op == Opcode::Ldmatrix || op == Opcode::Mma ||
+         op == Opcode::WgmmaFence || op == Opcode::WgmmaMma ||
+         op == Opcode::WgmmaCommit || op == Opcode::WgmmaWait;
 }
 
 /// Per-byte shared-memory history for the race checks.
@@ -47,8 +49,32 @@ struct Shadow {
   uint32_t writeEpoch = 0, readEpoch = 0;
   uint32_t readers = 0; // warps that read in readEpoch
   uint8_t writer = 0;
-  uint8_t pending = 0; // cp.async copies in flight into this byte
+  uint8_t pending = 0;  // cp.async copies in flight into this byte
+  uint8_t unfenced = 0; // written by the generic proxy, no proxy fence since
 };
+
+/// A wgmma.mma_async issued by one warp (its 16 rows of the warpgroup's
+/// 64): results land in its D registers at the wgmma.wait_group that
+/// retires its group. Until then the D registers hold NaN, and what it read
+/// (A registers, B in shared memory) must stay unchanged.
+struct PendingWgmma {
+  std::vector<int> dest;          // D registers
+  std::vector<uint64_t> results;  // [lane][N/2]
+  std::vector<int> sources;       // A registers
+  std::vector<uint64_t> snapshot; // [lane][4] A register values
+  std::vector<std::pair<uint32_t, uint16_t>> reads; // B: offset, value
+  const Instruction *at = nullptr;
+  bool superseded = false; // a later wgmma accumulates onto its results
+};
+
+struct WarpWgmma {
+  bool fenced = false; // wgmma.fence since the last wait_group
+  std::vector<PendingWgmma> open;
+  std::deque<std::vector<PendingWgmma>> groups;
+};
+
+/// D registers of an in-flight wgmma read as this NaN.
+constexpr uint64_t kInFlight = 0x7fc0dead;
 
 struct AsyncCopy {
   uint64_t shared, global, size, sourceSize;
@@ -78,6 +104,7 @@ public:
     carry.resize(threads);
     pendingCopies.resize(threads);
     groups.resize(threads);
+    wgmma.resize(warps);
     if (const char *env = std::getenv("HYBRID_EMULATOR_MAX_STEPS"))
       budget = std::strtoull(env, nullptr, 10);
   }
@@ -89,7 +116,8 @@ public:
     steps = 0;
     std::fill(shared.begin(), shared.end(), 0xff);
     for (Shadow &s : shadow)
-      s.pending = 0;
+      s.pending = s.unfenced = 0;
+    std::fill(wgmma.begin(), wgmma.end(), WarpWgmma());
     ++epoch;
     std::fill(carry.begin(), carry.end(), 0);
     for (unsigned t = 0; t < threads; ++t) {
@@ -111,8 +139,18 @@ public:
           frame.state[t] = Running;
           waiting = true;
         }
-      if (!waiting)
+      if (!waiting) {
+        for (unsigned w = 0; w < warps; ++w)
+          if (!wgmma[w].open.empty() || !wgmma[w].groups.empty()) {
+            current = wgmma[w].open.empty() ? wgmma[w].groups.back()[0].at
+                                            : wgmma[w].open[0].at;
+            currentThread = w * 32;
+            return fault("warp " + std::to_string(w) +
+                         " exits with this wgmma in flight (no "
+                         "wgmma.wait_group retired it)");
+          }
         return "";
+      }
       ++epoch; // a barrier: shared accesses before it are ordered
     }
   }
@@ -136,6 +174,7 @@ private:
   std::vector<uint8_t> carry;
   std::vector<std::vector<AsyncCopy>> pendingCopies; // not yet committed
   std::vector<std::deque<std::vector<AsyncCopy>>> groups;
+  std::vector<WarpWgmma> wgmma; // per warp
   // The instruction being executed, for fault messages.
   const Function *currentFn = nullptr;
   const Instruction *current = nullptr;
@@ -258,6 +297,9 @@ private:
     stats->threadInstructions += __builtin_popcount(active);
     Kind kind = Profile::classify(in);
     ++stats->byKind[unsigned(kind)];
+    // A warp's share of wgmma m64nNk16 is N/8 mma.sync m16n8k16.
+    if (in.opcode == Opcode::WgmmaMma)
+      stats->byKind[unsigned(kind)] += in.n / 8 - 1;
     unsigned lanes = __builtin_popcount(executed);
     if (in.opcode == Opcode::Bra && executed && executed != active)
       ++stats->divergentBranches;
@@ -387,6 +429,7 @@ private:
                        " that another warp read since the last barrier");
         s.writeEpoch = epoch;
         s.writer = uint8_t(warp);
+        s.unfenced = 1;
       } else {
         if (s.readEpoch != epoch) {
           s.readEpoch = epoch;
@@ -643,6 +686,20 @@ private:
         accessBytes = unsigned(size);
         return "";
       });
+    case Opcode::WgmmaFence:
+    case Opcode::WgmmaMma:
+    case Opcode::WgmmaCommit:
+    case Opcode::WgmmaWait:
+      if (std::string e = collective(); !e.empty())
+        return e;
+      return warpgroupMma(f, in, warp);
+    case Opcode::FenceProxyAsync:
+      // Orders this warp's generic-proxy shared writes before later
+      // async-proxy (wgmma, TMA) accesses.
+      for (Shadow &s : shadow)
+        if (s.writer == warp)
+          s.unfenced = 0;
+      return "";
     case Opcode::CpAsyncCommit:
       return each([&](unsigned t) -> std::string {
         groups[t].push_back(std::move(pendingCopies[t]));
@@ -822,6 +879,182 @@ private:
         write(f, D.elements[r], t, fromF32(float(sum)));
       }
     }
+    return "";
+  }
+
+  /// The wgmma instructions of one warp. Each warp's share of a warpgroup
+  /// MMA (rows 16 (warp % 4) .. + 15 of the 64) depends only on its own A
+  /// registers and the shared B, so warps issue theirs independently.
+  std::string warpgroupMma(Frame &f, const Instruction &in, unsigned warp) {
+    WarpWgmma &state = wgmma[warp];
+    const unsigned base = warp * 32;
+    switch (in.opcode) {
+    case Opcode::WgmmaFence:
+      state.fenced = true;
+      return "";
+    case Opcode::WgmmaCommit:
+      state.groups.push_back(std::move(state.open));
+      state.open.clear();
+      return "";
+    case Opcode::WgmmaWait: {
+      size_t keep = size_t(in.operands[0].value);
+      state.fenced = false;
+      while (state.groups.size() > keep) {
+        for (const PendingWgmma &p : state.groups.front())
+          if (std::string e = retire(f, p, base); !e.empty())
+            return e;
+        state.groups.pop_front();
+      }
+      return "";
+    }
+    default:
+      break;
+    }
+    if (!state.fenced)
+      return fault("wgmma.mma_async without a wgmma.fence since the warp's "
+                   "last wgmma.wait_group (the registers it reads may not be "
+                   "ready)");
+    const std::vector<Operand> &ops = in.operands;
+    const unsigned n = in.n, regsPerLane = n / 2;
+    // B (16 x N bf16) through the shared-memory matrix descriptor: start
+    // address, leading and stride byte offsets in 16-byte units; only the
+    // 128-byte swizzle with base offset 0 is emulated.
+    uint64_t desc = read(f, ops[2], base);
+    for (unsigned lane = 1; lane < 32; ++lane)
+      if (read(f, ops[2], base + lane) != desc)
+        return fault("the B descriptor differs between lanes of the warp");
+    uint64_t start = (desc & 0x3fff) << 4, lbo = ((desc >> 16) & 0x3fff) << 4,
+             sbo = ((desc >> 32) & 0x3fff) << 4;
+    unsigned baseOffset = (desc >> 49) & 7, swizzle = unsigned(desc >> 62);
+    if (swizzle != 1 || baseOffset != 0)
+      return fault("B descriptor with swizzle mode " + std::to_string(swizzle) +
+                   " and base offset " + std::to_string(baseOffset) +
+                   ": only the 128-byte swizzle (1) with base offset 0 is "
+                   "emulated");
+    bool nMajor = ops[6].value != 0;
+    if (ops[4].value != 1 || ops[5].value != 1)
+      return fault("negated A or B (imm-scale -1) is not emulated");
+    PendingWgmma p;
+    p.at = current;
+    std::vector<float> b(16 * n);
+    for (unsigned k = 0; k < 16; ++k)
+      for (unsigned col = 0; col < n; ++col) {
+        // Canonical layouts, 128-byte swizzle, 2-byte elements. K-major:
+        // 8-row groups of N at SBO, rows 128 bytes apart, K contiguous.
+        // N-major: 64-wide blocks of N at LBO, K rows 128 bytes apart in
+        // groups of 8 at SBO, N contiguous.
+        uint64_t offset = nMajor ? (col / 64) * lbo + (col % 64) * 2 +
+                                       (k % 8) * 128 + (k / 8) * sbo
+                                 : (col / 8) * sbo + (col % 8) * 128 + k * 2;
+        uint64_t addr = start + offset;
+        addr ^= ((addr >> 7) & 7) << 4; // 16-byte chunks XOR row in atom
+        if (addr + 2 > sharedBytes)
+          return fault("wgmma reads B at shared offset " +
+                       std::to_string(addr) + ", outside the CTA's " +
+                       std::to_string(sharedBytes) + " bytes");
+        Shadow &s = shadow[addr];
+        if (s.unfenced || shadow[addr + 1].unfenced)
+          return fault("wgmma reads shared byte " + std::to_string(addr) +
+                       ", written through the generic proxy with no "
+                       "fence.proxy.async since");
+        if (std::string e = sharedAccess(addr, 2, warp, false); !e.empty())
+          return e;
+        uint16_t bits;
+        std::memcpy(&bits, &shared[addr], 2);
+        p.reads.emplace_back(uint32_t(addr), bits);
+        b[k * n + col] = fromBF16(bits);
+      }
+    const Operand &D = ops[0], &A = ops[1];
+    bool accumulate = read(f, ops[3], base) & 1;
+    for (unsigned lane = 1; lane < 32; ++lane)
+      if (bool(read(f, ops[3], base + lane) & 1) != accumulate)
+        return fault("scale-d differs between lanes of the warp");
+    for (const Operand &d : D.elements)
+      p.dest.push_back(d.reg);
+    // A chain of wgmmas on one accumulator (within or across groups)
+    // accumulates in issue order: the latest in-flight one's results are
+    // this one's C.
+    const PendingWgmma *chained = nullptr;
+    auto find = [&](std::vector<PendingWgmma> &ops) {
+      for (auto it = ops.rbegin(); it != ops.rend() && !chained; ++it)
+        if (!it->superseded && it->dest == p.dest) {
+          it->superseded = true;
+          chained = &*it;
+        }
+    };
+    find(state.open);
+    for (auto g = state.groups.rbegin(); g != state.groups.rend() && !chained;
+         ++g)
+      find(*g);
+    for (const Operand &a : A.elements)
+      p.sources.push_back(a.reg);
+    p.results.resize(32 * regsPerLane);
+    p.snapshot.resize(32 * 4);
+    // A registers: rows g and g + 8 of the warp's 16, columns 2q, 2q + 1
+    // and 2q + 8, 2q + 9 (mma.m16n8k16's A layout); D: register i of lane
+    // holds row g + 8 ((i / 2) % 2), column 8 (i / 4) + 2q + i % 2.
+    float a[16][16];
+    for (unsigned lane = 0; lane < 32; ++lane) {
+      unsigned t = base + lane, g = lane / 4, q = lane % 4;
+      for (unsigned r = 0; r < 4; ++r) {
+        uint64_t v = read(f, A.elements[r], t);
+        p.snapshot[lane * 4 + r] = v;
+        unsigned row = g + (r & 1) * 8, col = 2 * q + (r >> 1) * 8;
+        a[row][col] = fromBF16(uint16_t(v));
+        a[row][col + 1] = fromBF16(uint16_t(v >> 16));
+      }
+    }
+    for (unsigned lane = 0; lane < 32; ++lane) {
+      unsigned t = base + lane, g = lane / 4, q = lane % 4;
+      for (unsigned i = 0; i < regsPerLane; ++i) {
+        unsigned row = g + ((i >> 1) & 1) * 8,
+                 col = 8 * (i >> 2) + 2 * q + (i & 1);
+        double sum = !accumulate ? 0.0
+                     : chained ? asF32(chained->results[lane * regsPerLane + i])
+                               : asF32(read(f, D.elements[i], t));
+        for (unsigned k = 0; k < 16; ++k)
+          sum += double(a[row][k]) * b[k * n + col];
+        p.results[lane * regsPerLane + i] = fromF32(float(sum));
+      }
+    }
+    for (unsigned lane = 0; lane < 32; ++lane)
+      for (const Operand &d : D.elements)
+        write(f, d, base + lane, kInFlight);
+    state.open.push_back(std::move(p));
+    return "";
+  }
+
+  /// Lands a retired wgmma's results, checking that nothing it reads or
+  /// writes was touched while it was in flight.
+  std::string retire(Frame &f, const PendingWgmma &p, unsigned base) {
+    auto at = [&](const char *what) {
+      return fault(std::string(what) + " of the wgmma at PTX line " +
+                   std::to_string(p.at->line) +
+                   " changed while it was in flight (before the "
+                   "wgmma.wait_group that retires it)");
+    };
+    for (unsigned lane = 0; lane < 32; ++lane) {
+      for (size_t r = 0; r < p.sources.size(); ++r)
+        if (f.regs[size_t(p.sources[r]) * threads + base + lane] !=
+            p.snapshot[lane * 4 + r])
+          return at("an A register");
+      for (int d : p.dest)
+        if (f.regs[size_t(d) * threads + base + lane] != kInFlight)
+          return at("an accumulator register");
+    }
+    if (p.superseded) // a later wgmma lands the accumulator
+      return "";
+    for (auto [offset, bits] : p.reads) {
+      uint16_t now;
+      std::memcpy(&now, &shared[offset], 2);
+      if (now != bits)
+        return at("B in shared memory");
+    }
+    size_t regsPerLane = p.dest.size();
+    for (unsigned lane = 0; lane < 32; ++lane)
+      for (size_t i = 0; i < regsPerLane; ++i)
+        f.regs[size_t(p.dest[i]) * threads + base + lane] =
+            p.results[lane * regsPerLane + i];
     return "";
   }
 

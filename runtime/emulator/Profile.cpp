@@ -26,7 +26,13 @@ void KernelProfile::add(const KernelProfile &other) {
 Kind Profile::classify(const Instruction &in) {
   switch (in.opcode) {
   case Opcode::Mma:
+  case Opcode::WgmmaMma:
     return Kind::Mma;
+  case Opcode::WgmmaFence:
+  case Opcode::WgmmaCommit:
+  case Opcode::WgmmaWait:
+  case Opcode::FenceProxyAsync:
+    return Kind::Barrier;
   case Opcode::Ldmatrix:
     return Kind::Ldmatrix;
   case Opcode::Ld:

@@ -2,7 +2,8 @@
 //
 // Dynamic counts per kernel, gathered by the interpreter when
 // HYBRID_EMULATOR_PROFILE is set: warp-level instructions by kind (relative
-// to mma.sync, whose issue rate bounds a tensor-core kernel), shared-memory
+// to mma.sync, whose issue rate bounds a tensor-core kernel; a warp's share
+// of a wgmma m64nNk16 counts as its N/8 m16n8k16 equivalents), shared-memory
 // wavefronts against the conflict-free minimum (32 banks of 4 bytes, one
 // 128-byte wavefront per phase), and global 32-byte sectors against the
 // bytes moved. PTX instructions, not SASS: ptxas folds some address

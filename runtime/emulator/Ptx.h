@@ -90,7 +90,14 @@ enum class Opcode : uint8_t {
   CpAsyncWait,
   Addc,
   Subc,
-  Madc
+  Madc,
+  // Hopper's warpgroup MMA (wgmma.*) and the proxy fence that orders
+  // generic-proxy shared writes before its async-proxy reads.
+  WgmmaFence,
+  WgmmaMma,
+  WgmmaCommit,
+  WgmmaWait,
+  FenceProxyAsync
 };
 
 /// Instruction modifiers that change semantics.
@@ -186,6 +193,7 @@ struct Instruction {
   ShuffleMode shuffle = ShuffleMode::Bfly;
   Space space = Space::None;
   unsigned vector = 1; // ld/st .v2/.v4, ldmatrix .x1/.x2/.x4
+  unsigned n = 0;      // wgmma.mma_async's N (m64nNk16)
   int guard = -1;      // "@%p" / "@!%p" register, -1 when unpredicated
   bool guardNegated = false;
   std::vector<Operand> operands;

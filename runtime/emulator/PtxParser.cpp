@@ -252,7 +252,10 @@ std::vector<Statement> splitStatements(const std::string &text) {
       cur.clear();
       continue;
     }
-    if (c == ':' && isIdentifier(t) && t[0] != '.') {
+    // A label's colon; "::" belongs to a state space (shared::cta).
+    bool scope = (i + 1 < text.size() && text[i + 1] == ':') ||
+                 (!t.empty() && t.back() == ':');
+    if (c == ':' && !scope && isIdentifier(t) && t[0] != '.') {
       out.push_back({t + ":", start});
       cur.clear();
       continue;
@@ -681,6 +684,8 @@ private:
         b = e + 1;
       }
     }
+    if (tokens[0] == "wgmma" || tokens[0] == "fence")
+      return decodeAsync(opcode, inst);
     auto op = kOpcodes.find(tokens[0]);
     if (op == kOpcodes.end())
       return fail("unsupported instruction `" + opcode + "`");
@@ -807,6 +812,42 @@ private:
     return true;
   }
 
+  /// The wgmma forms the flash kernels use, and fence.proxy.async: exact
+  /// spellings, anything else is refused.
+  bool decodeAsync(const std::string &opcode, Instruction &inst) {
+    static const std::unordered_map<std::string, Opcode> forms = {
+        {"wgmma.fence.sync.aligned", Opcode::WgmmaFence},
+        {"wgmma.commit_group.sync.aligned", Opcode::WgmmaCommit},
+        {"wgmma.wait_group.sync.aligned", Opcode::WgmmaWait},
+        {"fence.proxy.async", Opcode::FenceProxyAsync},
+        {"fence.proxy.async.shared::cta", Opcode::FenceProxyAsync}};
+    if (auto it = forms.find(opcode); it != forms.end()) {
+      inst.opcode = it->second;
+      return true;
+    }
+    // wgmma.mma_async.sync.aligned.m64nNk16.f32.bf16.bf16
+    const std::string prefix = "wgmma.mma_async.sync.aligned.m64n",
+                      suffix = "k16.f32.bf16.bf16";
+    if (opcode.rfind(prefix, 0) == 0 &&
+        opcode.size() > prefix.size() + suffix.size() &&
+        opcode.compare(opcode.size() - suffix.size(), suffix.size(), suffix) ==
+            0) {
+      std::string n = opcode.substr(
+          prefix.size(), opcode.size() - prefix.size() - suffix.size());
+      uint64_t value = 0;
+      if (parseInteger(n, value) && value >= 8 && value <= 256 &&
+          value % 8 == 0) {
+        inst.opcode = Opcode::WgmmaMma;
+        inst.n = unsigned(value);
+        inst.type = Type::F32;
+        inst.source = Type::BF16;
+        return true;
+      }
+    }
+    return fail("unsupported instruction `" + opcode +
+                "` (of wgmma, only m64nNk16 f32 += bf16 * bf16 is emulated)");
+  }
+
   bool instruction(const std::string &text, Instruction &inst) {
     inst.line = line;
     inst.text = text;
@@ -855,6 +896,29 @@ private:
         return false;
       inst.operands.push_back(o);
     }
+    // wgmma with A in registers: {d}, {a0..a3}, b-desc, scale-d,
+    // imm-scale-a, imm-scale-b, imm-trans-b. (A from a descriptor would
+    // have one more immediate.)
+    if (inst.opcode == Opcode::WgmmaMma) {
+      const std::vector<Operand> &o = inst.operands;
+      auto isImmediate = [&](size_t i) {
+        return o[i].kind == Operand::Kind::Immediate;
+      };
+      if (o.size() != 7 || o[0].kind != Operand::Kind::Vector ||
+          o[0].elements.size() != inst.n / 2 ||
+          o[1].kind != Operand::Kind::Vector || o[1].elements.size() != 4 ||
+          o[2].kind != Operand::Kind::Register || !isImmediate(4) ||
+          !isImmediate(5) || !isImmediate(6))
+        return fail("unsupported wgmma operands (expected {" +
+                    std::to_string(inst.n / 2) +
+                    " f32}, {4 bf16x2 A registers}, B descriptor, scale-d, "
+                    "3 immediates): `" +
+                    text + "`");
+    }
+    if (inst.opcode == Opcode::WgmmaWait &&
+        (inst.operands.size() != 1 ||
+         inst.operands[0].kind != Operand::Kind::Immediate))
+      return fail("wgmma.wait_group needs an immediate count: `" + text + "`");
     // Named barriers and partial thread counts would need other semantics.
     if (inst.opcode == Opcode::Bar &&
         (inst.operands.size() != 1 ||

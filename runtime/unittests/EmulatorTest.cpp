@@ -573,3 +573,192 @@ $skip:
 }
 
 } // namespace
+
+/// How the wgmma test kernel misbehaves, if it does.
+enum class WgmmaFault {
+  None,
+  NoProxyFence,
+  NoWgmmaFence,
+  WriteInFlight,
+  NoWait
+};
+
+/// D = A B for one warpgroup (128 threads): A (64 x 16) in registers, B
+/// (16 x n) in shared memory in the 128-byte-swizzled layout for K-major
+/// (B stored as n rows of 64 elements, its 16 K values at columns 16..31,
+/// so the descriptor starts 32 bytes into the swizzle atom) or N-major (16
+/// K rows of n elements, 64-wide blocks of N 2048 bytes apart). The layouts
+/// and register fragments are written here from the PTX ISA's pictures, not
+/// from the emulator's formulas.
+std::string wgmmaProduct(unsigned n, bool nMajor, WgmmaFault mistake,
+                         std::vector<float> &d) {
+  constexpr unsigned kImage = 8192; // bytes of shared memory staged
+  float A[64][16];
+  std::vector<float> B(16 * n);
+  for (int r = 0; r < 64; ++r)
+    for (int c = 0; c < 16; ++c)
+      A[r][c] = float((r * 7 + c * 3) % 11 - 5);
+  for (unsigned k = 0; k < 16; ++k)
+    for (unsigned c = 0; c < n; ++c)
+      B[k * n + c] = float(int((k * 5 + c * 9) % 13) - 6);
+  auto bits = [](float f) { return uint16_t(f32Bits(f) >> 16); };
+  // out: [0, 4096) the shared image as 16-bit halves, then 4 A registers
+  // per thread, then the descriptor's LBO/SBO/swizzle bits, then D.
+  const unsigned aAt = kImage / 2, descAt = aAt + 128 * 4, dAt = descAt + 1;
+  std::vector<uint64_t> out(dAt + 128 * n / 2, 0);
+  std::vector<uint16_t> image(kImage / 2, bits(99.0f)); // never read
+  auto place = [&](unsigned byte, float v) { image[byte / 2] = bits(v); };
+  uint64_t lbo = 0, sbo = 1024, start = 0;
+  for (unsigned k = 0; k < 16; ++k)
+    for (unsigned c = 0; c < n; ++c) {
+      unsigned row, col, atom;
+      if (nMajor) { // rows: K; 64-element blocks of N 2048 bytes apart
+        row = k, col = c % 64, atom = (c / 64) * 2048;
+        lbo = 2048;
+      } else { // rows: N; K at columns 16..31
+        row = c, col = 16 + k, atom = 0;
+        start = 32;
+      }
+      unsigned chunk = (col / 8) ^ (row % 8);
+      place(atom + (row / 8) * 1024 + (row % 8) * 128 + chunk * 16 +
+                (col % 8) * 2,
+            B[k * n + c]);
+    }
+  for (unsigned i = 0; i < kImage / 2; ++i)
+    out[i] = image[i];
+  for (unsigned t = 0; t < 128; ++t) {
+    unsigned w = t / 32, g = t % 32 / 4, q = t % 4;
+    for (unsigned r = 0; r < 4; ++r) {
+      unsigned row = 16 * w + g + (r & 1) * 8, col = 2 * q + (r >> 1) * 8;
+      out[aAt + t * 4 + r] = bits(A[row][col]) | bits(A[row][col + 1]) << 16;
+    }
+  }
+  out[descAt] = (lbo >> 4) << 16 | (sbo >> 4) << 32 | uint64_t(1) << 62;
+  std::string dRegs, stores;
+  for (unsigned i = 0; i < n / 2; ++i) {
+    dRegs += (i ? ", %f" : "%f") + std::to_string(i);
+    stores += "  cvt.u64.u32 %rd9, %f" + std::to_string(i) +
+              ";\n  st.global.b64 [%rd8+" + std::to_string(8 * i) +
+              "], %rd9;\n";
+  }
+  std::string body = R"(
+.visible .entry k(.param .u64 k_param_0) {
+  .shared .align 1024 .b8 tile[)" +
+                     std::to_string(kImage) + R"(];
+  .reg .b32 %r<16>;
+  .reg .b32 %f<130>;
+  .reg .b64 %rd<16>;
+  .reg .pred %p<2>;
+  ld.param.u64 %rd0, [k_param_0];
+  mov.u32 %r0, %tid.x;
+  mov.u32 %r1, %r0;
+$copy:
+  setp.lt.u32 %p0, %r1, )" +
+                     std::to_string(kImage / 2) + R"(;
+  @!%p0 bra $copied;
+  mul.wide.u32 %rd1, %r1, 8;
+  add.s64 %rd2, %rd0, %rd1;
+  ld.global.b64 %rd3, [%rd2];
+  mul.wide.u32 %rd4, %r1, 2;
+  mov.b64 %rd5, tile;
+  add.s64 %rd5, %rd5, %rd4;
+  st.shared.b16 [%rd5], %rd3;
+  add.s32 %r1, %r1, 128;
+  bra $copy;
+$copied:
+  PROXYFENCE
+  bar.sync 0;
+  mul.wide.u32 %rd1, %r0, 32;
+  add.s64 %rd2, %rd0, %rd1;
+  ld.global.b32 %r2, [%rd2+)" +
+                     std::to_string(aAt * 8) + R"(];
+  ld.global.b32 %r3, [%rd2+)" +
+                     std::to_string(aAt * 8 + 8) + R"(];
+  ld.global.b32 %r4, [%rd2+)" +
+                     std::to_string(aAt * 8 + 16) + R"(];
+  ld.global.b32 %r5, [%rd2+)" +
+                     std::to_string(aAt * 8 + 24) + R"(];
+  ld.global.b64 %rd6, [%rd0+)" +
+                     std::to_string(descAt * 8) + R"(];
+  mov.b64 %rd7, tile;
+  add.s64 %rd7, %rd7, )" +
+                     std::to_string(start) + R"(;
+  shr.u64 %rd7, %rd7, 4;
+  and.b64 %rd7, %rd7, 16383;
+  or.b64 %rd6, %rd6, %rd7;
+  setp.ne.u32 %p1, 0, 0;
+  WGMMAFENCE
+  wgmma.mma_async.sync.aligned.m64n)" +
+                     std::to_string(n) + R"(k16.f32.bf16.bf16 {)" + dRegs +
+                     R"(}, {%r2, %r3, %r4, %r5}, %rd6, %p1, 1, 1, )" +
+                     (nMajor ? "1" : "0") + R"(;
+  wgmma.commit_group.sync.aligned;
+  CLOBBER
+  WAIT
+  mul.wide.u32 %rd1, %r0, )" +
+                     std::to_string(4 * n) + R"(;
+  add.s64 %rd8, %rd0, %rd1;
+  add.s64 %rd8, %rd8, )" +
+                     std::to_string(dAt * 8) + R"(;
+)" + stores + R"(  ret;
+})";
+  auto set = [&](const std::string &slot, const std::string &text) {
+    body.replace(body.find(slot), slot.size(), text);
+  };
+  set("PROXYFENCE", mistake == WgmmaFault::NoProxyFence
+                        ? ""
+                        : "fence.proxy.async.shared::cta;");
+  set("WGMMAFENCE",
+      mistake == WgmmaFault::NoWgmmaFence ? "" : "wgmma.fence.sync.aligned;");
+  set("CLOBBER", mistake == WgmmaFault::WriteInFlight ? "mov.b32 %f1, 0;" : "");
+  set("WAIT", mistake == WgmmaFault::NoWait
+                  ? "ret;"
+                  : "wgmma.wait_group.sync.aligned 0;");
+  std::string fault = run(body, out, 128);
+  if (!fault.empty())
+    return fault;
+  // Thread t's register i: row 16 w + g + 8 ((i / 2) % 2), column
+  // 8 (i / 4) + 2 q + i % 2; check against the plain product.
+  d.assign(64 * n, NAN);
+  for (unsigned t = 0; t < 128; ++t)
+    for (unsigned i = 0; i < n / 2; ++i) {
+      unsigned w = t / 32, g = t % 32 / 4, q = t % 4;
+      unsigned row = 16 * w + g + 8 * ((i / 2) % 2),
+               col = 8 * (i / 4) + 2 * q + i % 2;
+      uint32_t v = uint32_t(out[dAt + t * n / 2 + i]);
+      std::memcpy(&d[row * n + col], &v, 4);
+    }
+  for (unsigned m = 0; m < 64; ++m)
+    for (unsigned c = 0; c < n; ++c) {
+      float expected = 0;
+      for (unsigned k = 0; k < 16; ++k)
+        expected += A[m][k] * B[k * n + c];
+      if (d[m * n + c] != expected)
+        return "D[" + std::to_string(m) + "][" + std::to_string(c) +
+               "] = " + std::to_string(d[m * n + c]) + ", expected " +
+               std::to_string(expected);
+    }
+  return "";
+}
+
+TEST(Emulator, WgmmaIsAMatrixProduct) {
+  std::vector<float> d;
+  EXPECT_EQ(wgmmaProduct(64, /*nMajor=*/false, WgmmaFault::None, d), "");
+  EXPECT_EQ(wgmmaProduct(128, /*nMajor=*/true, WgmmaFault::None, d), "");
+  EXPECT_EQ(wgmmaProduct(16, /*nMajor=*/true, WgmmaFault::None, d), "");
+}
+
+TEST(Emulator, ReportsWgmmaMisuse) {
+  std::vector<float> d;
+  auto fault = [&](WgmmaFault mistake) {
+    return wgmmaProduct(64, false, mistake, d);
+  };
+  EXPECT_NE(fault(WgmmaFault::NoProxyFence).find("no fence.proxy.async"),
+            std::string::npos);
+  EXPECT_NE(fault(WgmmaFault::NoWgmmaFence).find("without a wgmma.fence"),
+            std::string::npos);
+  EXPECT_NE(fault(WgmmaFault::WriteInFlight)
+                .find("an accumulator register of the wgmma"),
+            std::string::npos);
+  EXPECT_NE(fault(WgmmaFault::NoWait).find("in flight"), std::string::npos);
+}
