@@ -166,6 +166,7 @@ static bool emitCUDAArtifacts(ModuleOp module, const CompileOptions &options,
   cuda.kTile = options.kTile;
   cuda.warpRows = options.warpRows;
   cuda.minCtasPerSM = options.minCtasPerSM;
+  cuda.tensorCores = options.tensorCores;
   cuda.toolkit = options.cudaToolkit;
   PassManager convert = PassManager::on<ModuleOp>(module.getContext());
   buildCUDAExtractPipeline(convert, cuda);

@@ -108,6 +108,7 @@ void hybrid::buildCUDAConvertPipeline(OpPassManager &pm,
   tiles.kTile = options.kTile;
   tiles.warpRows = options.warpRows;
   tiles.minCtasPerSM = options.minCtasPerSM;
+  tiles.tensorCores = options.tensorCores;
   pm.addPass(createConvertHybridAttentionToGPU(tiles));
 }
 

@@ -68,6 +68,12 @@ cl::opt<int64_t> minCtasPerSM(
              "hold at once (ptxas caps registers to fit, spilling if it must; "
              "0: no bound)"),
     cl::cat(toolCategory));
+cl::opt<std::string> tensorCores(
+    "tensor-cores", cl::init("mma.sync"),
+    cl::desc("cuda targets: the flash kernels' tensor-core instructions, "
+             "mma.sync (sm_80 and later) or wgmma (cuda:sm_90a; warp-rows 16, "
+             "head dims multiples of 64)"),
+    cl::value_desc("mma.sync|wgmma"), cl::cat(toolCategory));
 cl::opt<std::string> cudaToolkit(
     "cuda-toolkit",
     cl::desc("CUDA toolkit for cuda targets: libdevice, and ptxas for a "
@@ -121,6 +127,14 @@ int main(int argc, char **argv) {
   if (minCtasPerSM < 0 || minCtasPerSM > 32)
     return fail("--min-ctas-per-sm must be 0 (no bound) to 32, got " +
                 std::to_string(minCtasPerSM));
+  options.tensorCores = tensorCores;
+  if (tensorCores != "mma.sync" && tensorCores != "wgmma")
+    return fail("--tensor-cores must be mma.sync or wgmma, got '" +
+                tensorCores + "'");
+  if (tensorCores == "wgmma" && target != "cuda:sm_90a")
+    return fail("--tensor-cores wgmma: only for --target cuda:sm_90a (wgmma "
+                "is an sm_90a instruction), got " +
+                target);
   if (target == "cpu" && warpRows.getNumOccurrences())
     return fail("--warp-rows: only for GPU targets (the CPU kernels take "
                 "--q-tile)");

@@ -90,6 +90,12 @@ def ConvertHybridAttentionToGPU
     Option<"warpRows", "warp-rows", "int64_t", /*default=*/"16",
            "Query rows per warp in the flash kernel: 16 or 32 (every K and V "
            "fragment feeds two mma tiles; more registers)">,
+    Option<"tensorCores", "tensor-cores", "std::string",
+           /*default=*/"\"mma.sync\"",
+           "Flash kernels' tensor-core instructions: mma.sync (sm_80 and "
+           "later) or wgmma (sm_90a: the 4 warps as one warpgroup, K and V "
+           "tiles 128-byte swizzled; needs warp-rows 16 and head dims that "
+           "are multiples of 64)">,
     Option<"minCtasPerSM", "min-ctas-per-sm", "int64_t", /*default=*/"0",
            "Flash kernels: CTAs each multiprocessor must hold at once "
            "(.minnctapersm: ptxas caps registers to fit, spilling if it must; "

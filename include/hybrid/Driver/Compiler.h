@@ -37,6 +37,9 @@ struct CompileOptions {
   int64_t warpRows = 16;
   /// GPU targets: flash kernels' .minnctapersm (0: none).
   int64_t minCtasPerSM = 0;
+  /// cuda targets: the flash kernels' tensor-core instructions, "mma.sync"
+  /// or "wgmma" (sm_90a).
+  std::string tensorCores = "mma.sync";
 };
 
 /// An MLIR context with every dialect and translation the compiler uses;

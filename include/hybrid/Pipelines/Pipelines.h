@@ -66,6 +66,11 @@ struct CUDAPipelineOptions
       *this, "warp-rows",
       llvm::cl::desc("Query rows per warp in the flash kernel (16 or 32)"),
       llvm::cl::init(16)};
+  Option<std::string> tensorCores{
+      *this, "tensor-cores",
+      llvm::cl::desc("Flash kernels' tensor-core instructions: mma.sync or "
+                     "wgmma (sm_90a)"),
+      llvm::cl::init("mma.sync")};
   Option<int64_t> minCtasPerSM{
       *this, "min-ctas-per-sm",
       llvm::cl::desc("Flash kernels: CTAs per multiprocessor to fit "

@@ -17,7 +17,19 @@ using namespace hybrid::gpu;
 /// if they cannot.
 static std::optional<std::string>
 getUnsupportedReason(const AttentionSignature &sig, int64_t keyTile,
-                     int64_t warpRows) {
+                     int64_t warpRows, TensorCores tensorCores) {
+  if (tensorCores == TensorCores::Wgmma) {
+    // One warpgroup of 64 rows; B tiles in 64-element swizzled rows.
+    if (warpRows != 16)
+      return "tensor-cores=wgmma takes warp-rows 16 (the four warps are one "
+             "64-row warpgroup), got " +
+             std::to_string(warpRows);
+    if (sig.headDim % 64 != 0 || getValueSlice(sig.vHeadDim) % 64 != 0)
+      return "tensor-cores=wgmma needs head dims that are multiples of 64 "
+             "(128-byte swizzled tiles), got " +
+             std::to_string(sig.headDim) + " and " +
+             std::to_string(sig.vHeadDim) + "; use mma.sync";
+  }
   if (warpRows != 16 && warpRows != 32)
     return "warp-rows must be 16 or 32 (one or two mma tiles), got " +
            std::to_string(warpRows);
@@ -48,6 +60,10 @@ getUnsupportedReason(const AttentionSignature &sig, int64_t keyTile,
     return "k-tile must be a positive multiple of 16 for the GPU kernels, "
            "got " +
            std::to_string(keyTile);
+  if (tensorCores == TensorCores::Wgmma && keyTile > 256)
+    return "tensor-cores=wgmma takes k-tile up to 256 (wgmma's largest N), "
+           "got " +
+           std::to_string(keyTile);
   return std::nullopt;
 }
 
@@ -66,6 +82,13 @@ struct ConvertAttentionToGPUPass
     if (failed(kernels))
       return signalPassFailure();
 
+    if (tensorCores != "mma.sync" && tensorCores != "wgmma") {
+      module.emitError() << "tensor-cores must be mma.sync or wgmma, got '"
+                         << tensorCores << "'";
+      return signalPassFailure();
+    }
+    TensorCores instructions =
+        tensorCores == "wgmma" ? TensorCores::Wgmma : TensorCores::MmaSync;
     ImplicitLocOpBuilder b(module.getLoc(), module.getContext());
     module->setAttr(mlir::gpu::GPUDialect::getContainerModuleAttrName(),
                     b.getUnitAttr());
@@ -79,7 +102,7 @@ struct ConvertAttentionToGPUPass
       AttentionSignature sig = AttentionSignature::get(op);
       int64_t tile = op.getKTile().value_or(kTile);
       if (std::optional<std::string> reason =
-              getUnsupportedReason(sig, tile, warpRows)) {
+              getUnsupportedReason(sig, tile, warpRows, instructions)) {
         op.emitOpError() << *reason;
         return signalPassFailure();
       }
@@ -87,7 +110,7 @@ struct ConvertAttentionToGPUPass
       b.setLoc(kernel->getLoc());
       tile = getFlashKeyTile(tile, sig.headDim, sig.vHeadDim);
       int64_t mTiles = warpRows / 16;
-      auto flash = emitFlashKernel(b, name, sig, tile, mTiles);
+      auto flash = emitFlashKernel(b, name, sig, tile, mTiles, instructions);
       flash->setAttr("hybrid.q_tile", b.getI64IntegerAttr(getQueryTile(
                                           sig.groupSize(), mTiles)));
       flash->setAttr("hybrid.k_tile", b.getI64IntegerAttr(tile));

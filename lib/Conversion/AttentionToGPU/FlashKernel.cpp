@@ -25,6 +25,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "GPUKernelEmitter.h"
+#include "WarpgroupMma.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/Math/IR/Math.h"
@@ -50,8 +51,9 @@ using Accumulator = std::array<Value, 4>;
 class FlashEmitter {
 public:
   FlashEmitter(ImplicitLocOpBuilder &b, const AttentionSignature &sig,
-               int64_t keyTile, int64_t mTiles)
-      : b(b), sig(sig), kTile(keyTile), mTiles(mTiles) {}
+               int64_t keyTile, int64_t mTiles, TensorCores tensorCores)
+      : b(b), sig(sig), kTile(keyTile), mTiles(mTiles),
+        wgmma(tensorCores == TensorCores::Wgmma) {}
 
   mlir::gpu::GPUFuncOp emit(StringRef name);
 
@@ -82,6 +84,7 @@ private:
   const AttentionSignature &sig;
   int64_t kTile;
   int64_t mTiles; // 16-row mma tiles per warp
+  bool wgmma;     // warpgroup MMA on swizzled tiles, else mma.sync
 
   Value q, k, v, sinks, out, sK, sV;
   Value batch, kvHead, numKeys, lastKey;
@@ -105,15 +108,20 @@ Value FlashEmitter::stageTile(Value src, Value dst, int64_t dim, Value kt,
       if (c + kThreads > chunks)
         i = arith::MinUIOp::create(b, i, index(b, chunks - 1));
       Value row = arith::DivUIOp::create(b, i, index(b, chunksPerRow));
-      Value col = arith::MulIOp::create(
-          b, arith::RemUIOp::create(b, i, index(b, chunksPerRow)), index(b, 8));
+      Value chunk = arith::RemUIOp::create(b, i, index(b, chunksPerRow));
+      Value col = arith::MulIOp::create(b, chunk, index(b, 8));
       Value key = arith::AddIOp::create(b, kt, row);
       if (pastTheEnd) // rows past the last key repeat it
         key = arith::MinUIOp::create(b, key, lastKey);
       Value srcCol = colOffset ? arith::AddIOp::create(b, col, colOffset) : col;
+      SmallVector<Value> at = {row, col};
+      if (wgmma) {
+        std::array<Value, 3> swizzled = getSwizzledChunk(b, row, chunk);
+        at.assign(swizzled.begin(), swizzled.end());
+      }
       tokens.push_back(nvgpu::DeviceAsyncCopyOp::create(
-          b, dst, ValueRange{row, col}, src,
-          ValueRange{batch, key, kvHead, srcCol}, b.getIndexAttr(8),
+          b, dst, at, src, ValueRange{batch, key, kvHead, srcCol},
+          b.getIndexAttr(8),
           /*srcElements=*/Value(), /*bypassL1=*/b.getUnitAttr()));
     }
     return nvgpu::DeviceAsyncCreateGroupOp::create(b, tokens);
@@ -229,10 +237,15 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
   inputs.push_back(getRowsType(f32Type, sig.heads, sig.vHeadDim));
   auto workgroup = mlir::gpu::AddressSpaceAttr::get(
       b.getContext(), mlir::gpu::AddressSpace::Workgroup);
-  Type keysType = MemRefType::get({kTile, dim + kPad}, bf16,
-                                  MemRefLayoutAttrInterface(), workgroup);
-  Type valuesType = MemRefType::get({kTile, vDim + kPad}, bf16,
-                                    MemRefLayoutAttrInterface(), workgroup);
+  // mma.sync: rows padded against bank conflicts; wgmma: [column block]
+  // [row][64], 128-byte swizzled.
+  auto tileType = [&](int64_t width) -> Type {
+    SmallVector<int64_t> shape = {kTile, width + kPad};
+    if (wgmma)
+      shape = {width / kSwizzleRow, kTile, kSwizzleRow};
+    return MemRefType::get(shape, bf16, MemRefLayoutAttrInterface(), workgroup);
+  };
+  Type keysType = tileType(dim), valuesType = tileType(vDim);
 
   OpBuilder::InsertionGuard guard(b);
   auto func = createKernel(b, name, inputs, {keysType, valuesType});
@@ -243,10 +256,10 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
   if (sig.score.getSinks())
     sinks = func.getArgument(arg++);
   out = func.getArgument(arg);
-  // cp.async writes 16-byte chunks.
+  // cp.async writes 16-byte chunks; swizzle atoms start at 1024 bytes.
   for (unsigned i = 0; i < 2; ++i)
     func.setWorkgroupAttributionAttr(i, LLVM::LLVMDialect::getAlignAttrName(),
-                                     b.getI64IntegerAttr(16));
+                                     b.getI64IntegerAttr(wgmma ? 1024 : 16));
   sK = func.getWorkgroupAttributions()[0];
   sV = func.getWorkgroupAttributions()[1];
 
@@ -374,6 +387,8 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
         arith::CmpIOp::create(b, arith::CmpIPredicate::slt, nextKt, hi);
 
     waitGroups(0);
+    if (wgmma)
+      fenceSharedForAsyncProxy(b);
     mlir::gpu::BarrierOp::create(b);
     stageTile(v, sV, vDim, kt, slices > 1 ? valueOffset : Value());
 
@@ -386,7 +401,28 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
     SmallVector<SmallVector<Accumulator>> scores(
         mTiles,
         SmallVector<Accumulator>(kBlocks, Accumulator{zero, zero, zero, zero}));
-    for (int64_t kd = 0; kd < dim; kd += 32) {
+    if (wgmma) {
+      // One m64nKTILEk16 per 16 head dims: B is the K tile, K-major (rows
+      // of keys); a 16-dim step starts 32 bytes further into its block.
+      SmallVector<std::array<Value, 4>> steps;
+      SmallVector<Value> descriptors;
+      Value keys = getMatrixDescriptor(b, sK, /*leadingBytes=*/16,
+                                       /*strideBytes=*/8 * 2 * kSwizzleRow);
+      for (int64_t kd = 0; kd < dim; kd += 16) {
+        steps.push_back(queriesInRegisters ? queryFrags[0][kd / 16]
+                                           : loadQueryFrag(0, kd));
+        descriptors.push_back(
+            offsetDescriptor(b, keys,
+                             (kd / kSwizzleRow) * kTile * 2 * kSwizzleRow +
+                                 (kd % kSwizzleRow) * 2));
+      }
+      SmallVector<Value> d = warpgroupMma(
+          b, SmallVector<Value>(kTile / 2, zero), steps, descriptors,
+          /*nMajor=*/false);
+      for (int64_t i = 0; i < kTile / 2; ++i)
+        scores[0][i / 4][i % 4] = d[i];
+    }
+    for (int64_t kd = 0; kd < (wgmma ? 0 : dim); kd += 32) {
       int64_t tiles = kd + 32 <= dim ? 4 : 2;
       SmallVector<SmallVector<std::array<Value, 4>>> a(mTiles);
       for (int64_t m = 0; m < mTiles; ++m)
@@ -507,7 +543,29 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
     // V(j) has landed (K(j+1) may still be in flight).
     ifThen(
         b, hasNext, [&] { waitGroups(1); }, [&] { waitGroups(0); });
+    if (wgmma)
+      fenceSharedForAsyncProxy(b);
     mlir::gpu::BarrierOp::create(b);
+
+    if (wgmma) {
+      // One m64nVDIMk16 per 16 keys: B is the V tile, N-major (rows of
+      // keys, value dims contiguous), 64-dim blocks kTile rows apart.
+      Value values =
+          getMatrixDescriptor(b, sV, /*leadingBytes=*/kTile * 2 * kSwizzleRow,
+                              /*strideBytes=*/8 * 2 * kSwizzleRow);
+      SmallVector<Value> acc;
+      for (int64_t i = 0; i < vBlocks * 4; ++i)
+        acc.push_back(arith::MulFOp::create(b, state[outIndex(0, i / 4, i % 4)],
+                                            alpha[i % 4 / 2]));
+      SmallVector<Value> descriptors;
+      for (int64_t kk = 0; kk < kBlocks / 2; ++kk)
+        descriptors.push_back(
+            offsetDescriptor(b, values, kk * 16 * 2 * kSwizzleRow));
+      SmallVector<Value> d = warpgroupMma(b, acc, probFrags[0], descriptors,
+                                          /*nMajor=*/true);
+      for (int64_t i = 0; i < vBlocks * 4; ++i)
+        next[outIndex(0, i / 4, i % 4)] = d[i];
+    }
 
     // O = O * alpha + P V. B operands (rows: keys 2t, 2t + 1, columns:
     // value dims g) come from transposing ldmatrix on sV (key rows, dim
@@ -517,7 +575,7 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
         b, arith::RemUIOp::create(b, laneTile, index(b, 2)), index(b, 8));
     Value dimHalf = arith::MulIOp::create(
         b, arith::DivUIOp::create(b, lane, index(b, 16)), index(b, 8));
-    for (int64_t vb = 0; vb < vBlocks; vb += 2) {
+    for (int64_t vb = 0; vb < (wgmma ? 0 : vBlocks); vb += 2) {
       // acc[m][half]: value block vb + half of mma tile m.
       SmallVector<std::array<Accumulator, 2>> acc(mTiles);
       for (int64_t m = 0; m < mTiles; ++m)
@@ -578,10 +636,9 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
   return func;
 }
 
-mlir::gpu::GPUFuncOp hybrid::gpu::emitFlashKernel(ImplicitLocOpBuilder &b,
-                                                  StringRef name,
-                                                  const AttentionSignature &sig,
-                                                  int64_t keyTile,
-                                                  int64_t mTiles) {
-  return FlashEmitter(b, sig, keyTile, mTiles).emit(name);
+mlir::gpu::GPUFuncOp
+hybrid::gpu::emitFlashKernel(ImplicitLocOpBuilder &b, StringRef name,
+                             const AttentionSignature &sig, int64_t keyTile,
+                             int64_t mTiles, TensorCores tensorCores) {
+  return FlashEmitter(b, sig, keyTile, mTiles, tensorCores).emit(name);
 }

@@ -78,13 +78,23 @@ mlir::gpu::GPUFuncOp emitConvertKernel(mlir::ImplicitLocOpBuilder &b,
                                        llvm::StringRef name,
                                        const AttentionSignature &sig);
 
+/// The tensor-core instructions of the flash kernel.
+enum class TensorCores {
+  /// mma.sync m16n8k16 fed by ldmatrix (sm_80 and later).
+  MmaSync,
+  /// sm_90a's wgmma.mma_async: the four warps as one warpgroup, B operands
+  /// read from 128-byte-swizzled shared tiles.
+  Wgmma
+};
+
 /// Emits the tensor-core flash-attention kernel `@name`: each warp owns
 /// `mTiles` 16-row mma tiles (every K and V fragment it loads feeds all of
-/// them).
+/// them; wgmma takes mTiles = 1).
 mlir::gpu::GPUFuncOp emitFlashKernel(mlir::ImplicitLocOpBuilder &b,
                                      llvm::StringRef name,
                                      const AttentionSignature &sig,
-                                     int64_t keyTile, int64_t mTiles);
+                                     int64_t keyTile, int64_t mTiles,
+                                     TensorCores tensorCores);
 
 /// Emits `@name`, the decode kernel: the queries of a step over a KV cache,
 /// split over the key range (partial results per split).

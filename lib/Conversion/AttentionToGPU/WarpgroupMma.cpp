@@ -1,0 +1,118 @@
+//===- WarpgroupMma.cpp - Hopper warpgroup MMA for the flash kernel -------===//
+//
+// MLIR's nvvm.wgmma.mma_async takes A from shared memory only; the flash
+// kernel's A operands (queries, probabilities) live in registers, so the
+// register-A form is emitted as inline PTX.
+//
+//===----------------------------------------------------------------------===//
+
+#include "WarpgroupMma.h"
+
+#include "../Utils/KernelBuilders.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+
+using namespace mlir;
+using namespace hybrid;
+using namespace hybrid::gpu;
+
+std::array<Value, 3> hybrid::gpu::getSwizzledChunk(ImplicitLocOpBuilder &b,
+                                                   Value row, Value chunk) {
+  Value eight = index(b, 8);
+  Value block = arith::DivUIOp::create(b, chunk, eight);
+  Value position =
+      arith::XOrIOp::create(b, arith::RemUIOp::create(b, chunk, eight),
+                            arith::RemUIOp::create(b, row, eight));
+  return {block, row, arith::MulIOp::create(b, position, eight)};
+}
+
+Value hybrid::gpu::getMatrixDescriptor(ImplicitLocOpBuilder &b, Value tile,
+                                       int64_t leadingBytes,
+                                       int64_t strideBytes) {
+  // Bits 0-13: start address >> 4; 16-29: leading byte offset >> 4; 32-45:
+  // stride byte offset >> 4; 62-63: swizzle mode (1: 128 bytes).
+  Type i64 = b.getI64Type();
+  Value address = arith::IndexCastUIOp::create(
+      b, i64, memref::ExtractAlignedPointerAsIndexOp::create(b, tile));
+  Value start = arith::ShRUIOp::create(
+      b,
+      arith::AndIOp::create(b, address,
+                            arith::ConstantIntOp::create(b, i64, 0x3ffff)),
+      arith::ConstantIntOp::create(b, i64, 4));
+  uint64_t fields = uint64_t(leadingBytes >> 4) << 16 |
+                    uint64_t(strideBytes >> 4) << 32 | uint64_t(1) << 62;
+  return arith::OrIOp::create(
+      b, start, arith::ConstantIntOp::create(b, i64, int64_t(fields)));
+}
+
+Value hybrid::gpu::offsetDescriptor(ImplicitLocOpBuilder &b, Value descriptor,
+                                    int64_t bytes) {
+  if (bytes == 0)
+    return descriptor;
+  return arith::AddIOp::create(
+      b, descriptor,
+      arith::ConstantIntOp::create(b, b.getI64Type(), bytes >> 4));
+}
+
+SmallVector<Value> hybrid::gpu::warpgroupMma(ImplicitLocOpBuilder &b,
+                                             ArrayRef<Value> acc,
+                                             ArrayRef<std::array<Value, 4>> a,
+                                             ArrayRef<Value> descriptors,
+                                             bool nMajor) {
+  int64_t registers = int64_t(acc.size()), n = 2 * registers;
+  // Operands: the accumulators' outputs $0.., the same registers as tied
+  // inputs, then per step four A registers and the B descriptor, then the
+  // scale-d predicate (true: accumulate).
+  std::string text = "wgmma.fence.sync.aligned;\n";
+  std::string constraints;
+  SmallVector<Value> operands(acc.begin(), acc.end());
+  for (int64_t i = 0; i < registers; ++i)
+    constraints += "=f,";
+  for (int64_t i = 0; i < registers; ++i)
+    constraints += std::to_string(i) + ",";
+  int64_t next = 2 * registers;
+  std::string d;
+  for (int64_t i = 0; i < registers; ++i)
+    d += (i ? ", $" : "$") + std::to_string(i);
+  int64_t predicate = next + 5 * int64_t(a.size());
+  for (size_t s = 0; s < a.size(); ++s) {
+    std::string regs;
+    for (int64_t r = 0; r < 4; ++r) {
+      regs += (r ? ", $" : "$") + std::to_string(next++);
+      operands.push_back(a[s][r]);
+      constraints += "r,";
+    }
+    operands.push_back(descriptors[s]);
+    constraints += "l,";
+    text += "wgmma.mma_async.sync.aligned.m64n" + std::to_string(n) +
+            "k16.f32.bf16.bf16 {" + d + "}, {" + regs + "}, $" +
+            std::to_string(next++) + ", $" + std::to_string(predicate) +
+            ", 1, 1, " + (nMajor ? "1" : "0") + ";\n";
+  }
+  operands.push_back(
+      arith::ConstantOp::create(b, b.getBoolAttr(true)).getResult());
+  constraints += "b";
+  text += "wgmma.commit_group.sync.aligned;\n"
+          "wgmma.wait_group.sync.aligned 0;";
+  Type f32 = b.getF32Type();
+  auto resultType = LLVM::LLVMStructType::getLiteral(
+      b.getContext(), SmallVector<Type>(registers, f32));
+  auto asmOp = LLVM::InlineAsmOp::create(
+      b, resultType, operands, text, constraints, /*has_side_effects=*/true,
+      /*is_align_stack=*/false, LLVM::tailcallkind::TailCallKind::None,
+      LLVM::AsmDialectAttr::get(b.getContext(), LLVM::AsmDialect::AD_ATT),
+      /*operand_attrs=*/ArrayAttr());
+  SmallVector<Value> result;
+  for (int64_t i = 0; i < registers; ++i)
+    result.push_back(
+        LLVM::ExtractValueOp::create(b, asmOp.getRes(), ArrayRef<int64_t>{i}));
+  return result;
+}
+
+void hybrid::gpu::fenceSharedForAsyncProxy(ImplicitLocOpBuilder &b) {
+  NVVM::FenceProxyOp::create(
+      b, NVVM::ProxyKind::async_shared,
+      NVVM::SharedSpaceAttr::get(b.getContext(),
+                                 NVVM::SharedSpace::shared_cta));
+}
