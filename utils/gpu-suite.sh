@@ -62,14 +62,18 @@ if [[ "$mode" == prepare ]]; then
   "$compile" "$root/benchmarks/gpu-attention-32x128.json" --target "cuda:$chip" \
     --min-ctas-per-sm 3 --emit artifacts \
     -o "$dir/artifacts/gpu-attention-32x128-m3"
-  # ... and, on sm_90a, Hopper's warpgroup MMA (wgmma) in place of mma.sync:
-  # checked on every mask and on Gemma 4, benchmarked beside the default.
+  # ... and, on sm_90a, Hopper's warpgroup MMA (wgmma) in place of mma.sync,
+  # with K and V tiles by cp.async and by TMA: checked on every mask, the
+  # caches and Gemma 4, benchmarked beside the default.
   if [[ "$chip" == sm_90a ]]; then
     for spec in "$inputs/masks.json" "$inputs/caches.json" \
                 "$root/examples/configs/gemma-4-e4b.json" \
                 "$root/benchmarks/gpu-attention-32x128.json"; do
+      name="$(basename "$spec" .json)"
       "$compile" "$spec" --target "cuda:$chip" --tensor-cores wgmma \
-        --emit artifacts -o "$dir/artifacts/$(basename "$spec" .json)-wgmma"
+        --emit artifacts -o "$dir/artifacts/$name-wgmma"
+      "$compile" "$spec" --target "cuda:$chip" --tensor-cores wgmma --tma \
+        --emit artifacts -o "$dir/artifacts/$name-tma"
     done
   fi
   rm -f "$dir"/artifacts/*/kernels.mlir # only PTX and cubin travel
@@ -112,7 +116,7 @@ for a in "$dir"/artifacts/*; do
   "$check" "$a" --batch 1 "${steps[@]}" --step-tokens 3 \
     | tee -a "$results/checks.txt" || status=1
 done
-for a in "$dir"/artifacts/gpu-attention-32x128{,-wgmma}; do
+for a in "$dir"/artifacts/gpu-attention-32x128{,-wgmma,-tma}; do
   [[ -d "$a" ]] || continue
   "$check" "$a" "${bench_check[@]}" | tee -a "$results/checks.txt" || status=1
 done
@@ -139,7 +143,7 @@ fi
 # over 32K and 128K contexts), then the baselines.
 "$check" "$dir/artifacts/gpu-attention-32x128" "${bench[@]}" --repeat "$repeat" \
   --no-check --json | tee "$results/ours.jsonl" || status=1
-for variant in w32 k32 m3 wgmma; do
+for variant in w32 k32 m3 wgmma tma; do
   [[ -d "$dir/artifacts/gpu-attention-32x128-$variant" ]] || continue
   "$check" "$dir/artifacts/gpu-attention-32x128-$variant" "${bench[@]}" \
     --repeat "$repeat" --no-check --json | tee "$results/ours-$variant.jsonl" \
@@ -171,9 +175,12 @@ if command -v ncu > /dev/null; then
   }
   profile prefill 'full_l0$' "$dir/artifacts/gpu-attention-32x128" --seq 8192
   profile prefill-w32 'full_l0$' "$dir/artifacts/gpu-attention-32x128-w32" --seq 8192
-  if [[ -d "$dir/artifacts/gpu-attention-32x128-wgmma" ]]; then
-    profile prefill-wgmma 'full_l0$' "$dir/artifacts/gpu-attention-32x128-wgmma" --seq 8192
-  fi
+  for variant in wgmma tma; do
+    if [[ -d "$dir/artifacts/gpu-attention-32x128-$variant" ]]; then
+      profile "prefill-$variant" 'full_l0$' \
+        "$dir/artifacts/gpu-attention-32x128-$variant" --seq 8192
+    fi
+  done
   profile decode 'full_l0_decode$' "$dir/artifacts/gpu-attention-32x128" \
     --seq 32760 --decode-steps 1
 fi

@@ -167,6 +167,7 @@ static bool emitCUDAArtifacts(ModuleOp module, const CompileOptions &options,
   cuda.warpRows = options.warpRows;
   cuda.minCtasPerSM = options.minCtasPerSM;
   cuda.tensorCores = options.tensorCores;
+  cuda.tma = options.tma;
   cuda.toolkit = options.cudaToolkit;
   PassManager convert = PassManager::on<ModuleOp>(module.getContext());
   buildCUDAExtractPipeline(convert, cuda);

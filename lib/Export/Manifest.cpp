@@ -66,6 +66,9 @@ json hybrid::buildManifest(ModuleOp module, ScheduleOp schedule,
       kernel["prepare_v"] = entry(symbol + "_prepare_v");
       kernel["threads"] = cast<gpu::GPUFuncOp>(func).getKnownBlockSizeAttr()[0];
       kernel["value_slices"] = tile("hybrid.value_slices");
+      // The flash kernel takes K and V tensor maps (TMA) after its memrefs.
+      if (func->hasAttr("hybrid.tma"))
+        kernel["tma"] = true;
     }
   }
   json manifest = {{"version", 1},

@@ -109,13 +109,15 @@ void hybrid::buildCUDAConvertPipeline(OpPassManager &pm,
   tiles.warpRows = options.warpRows;
   tiles.minCtasPerSM = options.minCtasPerSM;
   tiles.tensorCores = options.tensorCores;
+  tiles.tma = options.tma;
   pm.addPass(createConvertHybridAttentionToGPU(tiles));
 }
 
 std::string hybrid::getPTXFeatures(StringRef chip) {
-  // sm_90a instructions (wgmma, TMA) need PTX 8.0; the default +ptx60 is
+  // sm_90a instructions need PTX 8.0 (wgmma, TMA) and 8.3 (the tensormap
+  // proxy fence TMA kernels take their maps with); the default +ptx60 is
   // too old for cp.async and bf16 mma.
-  return chip == "sm_90a" ? "+ptx80" : "+ptx70";
+  return chip == "sm_90a" ? "+ptx83" : "+ptx70";
 }
 
 void hybrid::buildCUDAToNVVMPipeline(OpPassManager &pm,

@@ -14,6 +14,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "Interpreter.h"
+#include "TensorMap.h"
 
 #include <cuda.h>
 
@@ -319,6 +320,87 @@ CUresult cuMemcpyDtoHAsync(void *dst, CUdeviceptr src, size_t bytes, CUstream) {
 CUresult cuMemcpyDtoDAsync(CUdeviceptr dst, CUdeviceptr src, size_t bytes,
                            CUstream) {
   return copy(dst, true, src, true, bytes);
+}
+
+/// Checks what the CUDA driver documents for tiled tensor maps, then stores
+/// the emulator's TensorMap in the opaque bytes.
+CUresult cuTensorMapEncodeTiled(
+    CUtensorMap *tensorMap, CUtensorMapDataType dataType, cuuint32_t rank,
+    void *globalAddress, const cuuint64_t *globalDim,
+    const cuuint64_t *globalStrides, const cuuint32_t *boxDim,
+    const cuuint32_t *elementStrides, CUtensorMapInterleave interleave,
+    CUtensorMapSwizzle swizzle, CUtensorMapL2promotion,
+    CUtensorMapFloatOOBfill oobFill) {
+  auto refuse = [](const std::string &why) {
+    return faulted(CUDA_ERROR_INVALID_VALUE,
+                   "PTX emulator: cuTensorMapEncodeTiled: " + why);
+  };
+  TensorMap map;
+  switch (dataType) {
+  case CU_TENSOR_MAP_DATA_TYPE_BFLOAT16:
+  case CU_TENSOR_MAP_DATA_TYPE_FLOAT16:
+  case CU_TENSOR_MAP_DATA_TYPE_UINT16:
+    map.elementBytes = 2;
+    break;
+  case CU_TENSOR_MAP_DATA_TYPE_FLOAT32:
+  case CU_TENSOR_MAP_DATA_TYPE_INT32:
+  case CU_TENSOR_MAP_DATA_TYPE_UINT32:
+    map.elementBytes = 4;
+    break;
+  default:
+    return refuse("element type " + std::to_string(int(dataType)) +
+                  " is not emulated");
+  }
+  if (rank < 1 || rank > 5)
+    return refuse("rank " + std::to_string(rank) + " (1 to 5)");
+  uint64_t address = reinterpret_cast<uint64_t>(globalAddress);
+  if (address % 16)
+    return refuse("the global address is not 16-byte aligned");
+  if (interleave != CU_TENSOR_MAP_INTERLEAVE_NONE ||
+      oobFill != CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE)
+    return refuse("only no interleave and zero out-of-bounds fill are "
+                  "emulated");
+  switch (swizzle) {
+  case CU_TENSOR_MAP_SWIZZLE_NONE:
+    map.swizzleBytes = 0;
+    break;
+  case CU_TENSOR_MAP_SWIZZLE_128B:
+    map.swizzleBytes = 128;
+    break;
+  default:
+    return refuse("only no swizzle and the 128-byte swizzle are emulated");
+  }
+  for (cuuint32_t d = 0; d < rank; ++d) {
+    if (globalDim[d] == 0 || globalDim[d] > (uint64_t(1) << 32))
+      return refuse("dimension " + std::to_string(d) + " is " +
+                    std::to_string(globalDim[d]) + " (1 to 2^32)");
+    if (boxDim[d] == 0 || boxDim[d] > 256)
+      return refuse("box dimension " + std::to_string(d) + " is " +
+                    std::to_string(boxDim[d]) + " (1 to 256)");
+    if (elementStrides[d] != 1)
+      return refuse("only element strides of 1 are emulated");
+    map.dims[d] = uint32_t(globalDim[d]);
+    map.box[d] = boxDim[d];
+    if (d + 1 < rank) {
+      if (globalStrides[d] % 16 || globalStrides[d] >= (uint64_t(1) << 40))
+        return refuse("stride " + std::to_string(d) +
+                      " is not a multiple of 16 below 2^40");
+      map.strides[d] = globalStrides[d];
+    }
+  }
+  if (map.swizzleBytes && boxDim[0] * map.elementBytes > map.swizzleBytes)
+    return refuse("the box's inner dimension (" +
+                  std::to_string(boxDim[0] * map.elementBytes) +
+                  " bytes) exceeds the swizzle span");
+  if (boxDim[0] * map.elementBytes % 16)
+    return refuse("the box's inner dimension is not a multiple of 16 bytes");
+  map.magic = TensorMap::kMagic;
+  map.rank = rank;
+  map.address = address;
+  static_assert(sizeof(CUtensorMap) >= sizeof(TensorMap), "opaque size");
+  std::memset(tensorMap, 0, sizeof(CUtensorMap));
+  std::memcpy(tensorMap, &map, sizeof(map));
+  return CUDA_SUCCESS;
 }
 
 CUresult cuLaunchKernel(CUfunction function, unsigned gridX, unsigned gridY,

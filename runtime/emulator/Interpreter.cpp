@@ -12,6 +12,7 @@
 #include "Interpreter.h"
 
 #include "Arithmetic.h"
+#include "TensorMap.h"
 
 #include <algorithm>
 #include <atomic>
@@ -36,7 +37,9 @@ namespace {
 
 /// Parked: at a warp-collective instruction, until the warp's other
 /// running lanes get there.
-enum LaneState : uint8_t { Running, Parked, Waiting, Done };
+/// Yielded: spinning on an mbarrier phase that has not completed; the warp
+/// lets the others run.
+enum LaneState : uint8_t { Running, Parked, Waiting, Done, Yielded };
 
 bool isCollective(Opcode op) {
   return op == Opcode::Shfl || op == Opcode::Ldmatrix || op == Opcode::Mma ||
@@ -49,8 +52,21 @@ struct Shadow {
   uint32_t writeEpoch = 0, readEpoch = 0;
   uint32_t readers = 0; // warps that read in readEpoch
   uint8_t writer = 0;
-  uint8_t pending = 0;  // cp.async copies in flight into this byte
-  uint8_t unfenced = 0; // written by the generic proxy, no proxy fence since
+  uint8_t pending = 0;   // cp.async copies in flight into this byte
+  uint8_t unfenced = 0;  // written by the generic proxy, no proxy fence since
+  uint16_t landedBy = 0; // 1 + the mbarrier whose phase a TMA load landed at
+  uint32_t landedPhase = 0; // ... that barrier's completed phases then
+};
+
+/// An mbarrier object in shared memory. TMA loads attached to the current
+/// phase land (their bytes written, `pending` on them cleared) when it
+/// completes: every expected arrival made, every expected byte delivered.
+struct Mbarrier {
+  uint64_t address = 0;
+  uint32_t expected = 0, arrivalsLeft = 0;
+  int64_t bytesLeft = 0;  // tx-count: expected minus delivered
+  uint32_t completed = 0; // phases completed; the current parity is & 1
+  std::vector<std::pair<uint32_t, uint8_t>> landing; // shared offset, byte
 };
 
 /// A wgmma.mma_async issued by one warp (its 16 rows of the warpgroup's
@@ -118,6 +134,11 @@ public:
     for (Shadow &s : shadow)
       s.pending = s.unfenced = 0;
     std::fill(wgmma.begin(), wgmma.end(), WarpWgmma());
+    barriers.clear();
+    observed.assign(warps, {});
+    barrierEvents = lastEvents = idleRounds = 0;
+    for (Shadow &s : shadow)
+      s.landedBy = 0;
     ++epoch;
     std::fill(carry.begin(), carry.end(), 0);
     for (unsigned t = 0; t < threads; ++t) {
@@ -133,6 +154,28 @@ public:
       for (unsigned w = 0; w < warps; ++w)
         if (std::string e = runWarp(frame, w, laneMask(w)); !e.empty())
           return e;
+      // Lanes spinning on an mbarrier run again after the other warps had
+      // their turn; a barrier cannot release while any spins.
+      bool yielded = false;
+      for (unsigned t = 0; t < threads; ++t)
+        if (frame.state[t] == Yielded) {
+          frame.state[t] = Running;
+          yielded = true;
+        }
+      if (yielded) {
+        // Only an arrival, a TMA load or an init moves a barrier: two
+        // rounds in which every warp spun or waited without one can never
+        // end.
+        idleRounds = barrierEvents == lastEvents ? idleRounds + 1 : 0;
+        lastEvents = barrierEvents;
+        if (idleRounds >= 2) {
+          current = nullptr;
+          return fault("deadlock: every warp waits on an mbarrier phase (or "
+                       "at bar.sync) that nothing left can complete");
+        }
+        continue;
+      }
+      idleRounds = 0;
       bool waiting = false;
       for (unsigned t = 0; t < threads; ++t)
         if (frame.state[t] == Waiting) {
@@ -148,6 +191,14 @@ public:
             return fault("warp " + std::to_string(w) +
                          " exits with this wgmma in flight (no "
                          "wgmma.wait_group retired it)");
+          }
+        for (const Mbarrier &m : barriers)
+          if (!m.landing.empty()) {
+            current = nullptr;
+            return fault("the CTA exits with a TMA load into shared memory "
+                         "in flight (mbarrier at offset " +
+                         std::to_string(m.address) +
+                         ": its phase never completed)");
           }
         return "";
       }
@@ -175,6 +226,12 @@ private:
   std::vector<std::vector<AsyncCopy>> pendingCopies; // not yet committed
   std::vector<std::deque<std::vector<AsyncCopy>>> groups;
   std::vector<WarpWgmma> wgmma; // per warp
+  std::vector<Mbarrier> barriers;
+  uint64_t barrierEvents = 0, lastEvents = 0; // inits, arrivals, TMA loads
+  unsigned idleRounds = 0;
+  // Per warp and mbarrier: the phases completed when the warp last saw
+  // try_wait succeed (what it may read of TMA loads).
+  std::vector<std::vector<uint32_t>> observed;
   // The instruction being executed, for fault messages.
   const Function *currentFn = nullptr;
   const Instruction *current = nullptr;
@@ -414,8 +471,20 @@ private:
       if (s.pending)
         return fault("shared byte " + std::to_string(i) + " is " +
                      (isWrite ? "written" : "read") +
-                     " while a cp.async into it is in flight (missing "
-                     "cp.async.wait_group?)");
+                     " while an async copy into it is in flight (missing "
+                     "cp.async.wait_group or mbarrier wait?)");
+      if (s.landedBy) {
+        const std::vector<uint32_t> &seen = observed[warp];
+        unsigned b = s.landedBy - 1;
+        if (b >= seen.size() || seen[b] < s.landedPhase)
+          return fault("warp " + std::to_string(warp) + " " +
+                       (isWrite ? "writes" : "reads") + " shared byte " +
+                       std::to_string(i) +
+                       " that a TMA load landed, without having waited on "
+                       "the mbarrier phase it completed");
+        if (isWrite)
+          s.landedBy = 0;
+      }
       if (s.writeEpoch == epoch && s.writer != warp)
         return fault("race: warp " + std::to_string(warp) + " " +
                      (isWrite ? "writes" : "reads") + " shared byte " +
@@ -700,6 +769,15 @@ private:
         if (s.writer == warp)
           s.unfenced = 0;
       return "";
+    case Opcode::OrderingFence:
+      return "";
+    case Opcode::MbarrierInit:
+    case Opcode::MbarrierArriveExpectTx:
+    case Opcode::MbarrierTryWait:
+    case Opcode::TensorLoad:
+      return each([&](unsigned t) -> std::string {
+        return asyncBarrier(f, in, t, warp);
+      });
     case Opcode::CpAsyncCommit:
       return each([&](unsigned t) -> std::string {
         groups[t].push_back(std::move(pendingCopies[t]));
@@ -1021,6 +1099,175 @@ private:
       for (const Operand &d : D.elements)
         write(f, d, base + lane, kInFlight);
     state.open.push_back(std::move(p));
+    return "";
+  }
+
+  /// The mbarrier at the shared address `operand` names, if initialised.
+  Mbarrier *findBarrier(uint64_t address) {
+    for (Mbarrier &m : barriers)
+      if (m.address == address)
+        return &m;
+    return nullptr;
+  }
+
+  /// Completes the barrier's phase if nothing is left: lands its TMA loads.
+  void completeIfDone(Mbarrier &m) {
+    if (m.arrivalsLeft || m.bytesLeft)
+      return;
+    uint16_t index = uint16_t(&m - barriers.data() + 1);
+    ++m.completed;
+    for (auto [offset, byte] : m.landing) {
+      Shadow &s = shadow[offset];
+      shared[offset] = byte;
+      --s.pending;
+      s.writeEpoch = 0; // the async proxy's write, not a warp's
+      s.unfenced = 0;
+      s.landedBy = index;
+      s.landedPhase = m.completed;
+    }
+    m.landing.clear();
+    m.arrivalsLeft = m.expected;
+  }
+
+  /// mbarrier.init / arrive.expect_tx / try_wait.parity and TMA tile loads
+  /// (cp.async.bulk.tensor) for thread t.
+  std::string asyncBarrier(Frame &f, const Instruction &in, unsigned t,
+                           unsigned warp) {
+    const std::vector<Operand> &ops = in.operands;
+    const Operand &at = in.opcode == Opcode::MbarrierInit ? ops[0]
+                        : in.opcode == Opcode::TensorLoad ? ops[3]
+                                                          : ops[1];
+    uint64_t address = this->address(f, at, t);
+    if (in.opcode != Opcode::MbarrierTryWait)
+      ++barrierEvents;
+    if (address % 8 || address + 8 > sharedBytes)
+      return fault("mbarrier at shared offset " + std::to_string(address) +
+                   ": not an 8-byte-aligned object in the CTA's shared memory");
+    Mbarrier *m = findBarrier(address);
+    if (in.opcode == Opcode::MbarrierInit) {
+      uint64_t count = read(f, ops[1], t);
+      if (count == 0 || count >= (1u << 20))
+        return fault("mbarrier.init count " + std::to_string(count) +
+                     " (1 to 2^20 - 1)");
+      if (m && !m->landing.empty())
+        return fault("mbarrier.init on a barrier with TMA loads in flight");
+      if (!m) {
+        barriers.push_back({});
+        m = &barriers.back();
+        m->address = address;
+      }
+      m->expected = m->arrivalsLeft = uint32_t(count);
+      m->bytesLeft = 0;
+      m->completed = 0;
+      return "";
+    }
+    if (!m)
+      return fault("mbarrier at shared offset " + std::to_string(address) +
+                   " used before mbarrier.init");
+    unsigned index = unsigned(m - barriers.data());
+    switch (in.opcode) {
+    case Opcode::MbarrierArriveExpectTx: {
+      if (m->arrivalsLeft == 0)
+        return fault("more arrivals on the mbarrier at shared offset " +
+                     std::to_string(address) + " than it expects");
+      m->bytesLeft += int64_t(read(f, ops[2], t));
+      --m->arrivalsLeft;
+      write(f, ops[0], t, m->completed & 1); // the state token: its phase
+      completeIfDone(*m);
+      return "";
+    }
+    case Opcode::MbarrierTryWait: {
+      // The phase of parity p has completed once the current phase's
+      // parity differs from p.
+      bool done = (m->completed & 1) != (read(f, ops[2], t) & 1);
+      write(f, ops[0], t, done);
+      if (done) {
+        std::vector<uint32_t> &seen = observed[warp];
+        if (seen.size() <= index)
+          seen.resize(index + 1, 0);
+        seen[index] = std::max(seen[index], m->completed);
+      } else {
+        f.state[t] = Yielded;
+      }
+      return "";
+    }
+    default:
+      break;
+    }
+    return tensorLoad(f, in, t, warp, *m);
+  }
+
+  /// A TMA tile load: the box at the coordinates, zeros outside the tensor,
+  /// written at the destination in box order (innermost dimension fastest)
+  /// under the map's swizzle, landing when the barrier's phase completes.
+  std::string tensorLoad(Frame &f, const Instruction &in, unsigned t,
+                         unsigned warp, Mbarrier &m) {
+    const std::vector<Operand> &ops = in.operands;
+    uint64_t mapAddress = read(f, ops[1], t);
+    TensorMap map;
+    if (mapAddress % 64 || !memory.contains(mapAddress, sizeof(map)))
+      return fault("the tensor map at 0x" + hex(mapAddress) +
+                   " is not a 64-byte-aligned object in device memory");
+    std::memcpy(&map, reinterpret_cast<const void *>(mapAddress), sizeof(map));
+    if (map.magic != TensorMap::kMagic)
+      return fault("0x" + hex(mapAddress) +
+                   " holds no tensor map made by cuTensorMapEncodeTiled");
+    if (map.rank != in.n)
+      return fault("a " + std::to_string(in.n) + "-d load with a rank-" +
+                   std::to_string(map.rank) + " tensor map");
+    uint64_t dst = address(f, ops[0], t);
+    if (dst % (map.swizzleBytes ? 1024 : 128))
+      return fault("TMA destination at shared offset " + std::to_string(dst) +
+                   (map.swizzleBytes ? " is not 1024-byte aligned (the "
+                                       "128-byte swizzle's atom)"
+                                     : " is not 128-byte aligned"));
+    int64_t at[5] = {};
+    for (unsigned d = 0; d < map.rank; ++d)
+      at[d] = int32_t(read(f, ops[2].elements[d], t));
+    uint64_t boxBytes = map.elementBytes;
+    for (unsigned d = 0; d < map.rank; ++d)
+      boxBytes *= map.box[d];
+    if (dst + boxBytes > sharedBytes)
+      return fault("TMA load of " + std::to_string(boxBytes) +
+                   " bytes at shared offset " + std::to_string(dst) +
+                   " overruns the CTA's shared memory");
+    for (uint64_t e = 0; e < boxBytes / map.elementBytes; ++e) {
+      // Element e of the box: coordinates innermost first.
+      uint64_t rest = e, source = map.address;
+      bool inside = true;
+      for (unsigned d = 0; d < map.rank; ++d) {
+        int64_t c = at[d] + int64_t(rest % map.box[d]);
+        rest /= map.box[d];
+        if (c < 0 || c >= int64_t(map.dims[d]))
+          inside = false;
+        else
+          source += uint64_t(c) * (d ? map.strides[d - 1] : map.elementBytes);
+      }
+      uint64_t offset = dst + e * map.elementBytes;
+      if (map.swizzleBytes) // 16-byte chunk XOR the row within the atom
+        offset ^= ((offset >> 7) & 7) << 4;
+      uint8_t bytes[8] = {};
+      if (inside) {
+        if (!memory.contains(source, map.elementBytes))
+          return fault("TMA load reads outside device memory at 0x" +
+                       hex(source));
+        std::memcpy(bytes, reinterpret_cast<const void *>(source),
+                    map.elementBytes);
+      }
+      for (unsigned i = 0; i < map.elementBytes; ++i) {
+        Shadow &s = shadow[offset + i];
+        if (s.readEpoch == epoch && (s.readers & ~(1u << warp)))
+          return fault("race: a TMA load overwrites shared byte " +
+                       std::to_string(offset + i) +
+                       " that another warp read since the last barrier");
+        if (s.pending == 255)
+          return fault("too many async copies in flight into one byte");
+        ++s.pending;
+        m.landing.emplace_back(uint32_t(offset + i), bytes[i]);
+      }
+    }
+    m.bytesLeft -= int64_t(boxBytes);
+    completeIfDone(m);
     return "";
   }
 

@@ -47,7 +47,13 @@ Kind Profile::classify(const Instruction &in) {
   case Opcode::CpAsync:
   case Opcode::CpAsyncCommit:
   case Opcode::CpAsyncWait:
+  case Opcode::TensorLoad:
     return Kind::AsyncCopy;
+  case Opcode::MbarrierInit:
+  case Opcode::MbarrierArriveExpectTx:
+  case Opcode::MbarrierTryWait:
+  case Opcode::OrderingFence:
+    return Kind::Barrier;
   case Opcode::Bar:
     return Kind::Barrier;
   case Opcode::Shfl:

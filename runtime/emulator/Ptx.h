@@ -97,7 +97,13 @@ enum class Opcode : uint8_t {
   WgmmaMma,
   WgmmaCommit,
   WgmmaWait,
-  FenceProxyAsync
+  FenceProxyAsync,
+  // mbarriers and TMA tile loads (cp.async.bulk.tensor).
+  MbarrierInit,
+  MbarrierArriveExpectTx,
+  MbarrierTryWait,
+  OrderingFence, // fences a sequential interpreter satisfies by construction
+  TensorLoad
 };
 
 /// Instruction modifiers that change semantics.
@@ -193,7 +199,7 @@ struct Instruction {
   ShuffleMode shuffle = ShuffleMode::Bfly;
   Space space = Space::None;
   unsigned vector = 1; // ld/st .v2/.v4, ldmatrix .x1/.x2/.x4
-  unsigned n = 0;      // wgmma.mma_async's N (m64nNk16)
+  unsigned n = 0;      // wgmma.mma_async's N (m64nNk16); a TensorLoad's rank
   int guard = -1;      // "@%p" / "@!%p" register, -1 when unpredicated
   bool guardNegated = false;
   std::vector<Operand> operands;

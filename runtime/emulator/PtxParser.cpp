@@ -684,7 +684,8 @@ private:
         b = e + 1;
       }
     }
-    if (tokens[0] == "wgmma" || tokens[0] == "fence")
+    if (tokens[0] == "wgmma" || tokens[0] == "fence" ||
+        tokens[0] == "mbarrier" || opcode.rfind("cp.async.bulk", 0) == 0)
       return decodeAsync(opcode, inst);
     auto op = kOpcodes.find(tokens[0]);
     if (op == kOpcodes.end())
@@ -713,10 +714,9 @@ private:
           inst.opcode == Opcode::Cvta || inst.opcode == Opcode::Ldmatrix ||
           inst.opcode == Opcode::CpAsync) {
         static const std::unordered_map<std::string, Space> spaces = {
-            {"global", Space::Global},
-            {"shared", Space::Shared},
-            {"local", Space::Local},
-            {"param", Space::Param}};
+            {"global", Space::Global},      {"shared", Space::Shared},
+            {"shared::cta", Space::Shared}, {"shared::cluster", Space::Shared},
+            {"local", Space::Local},        {"param", Space::Param}};
         static const std::unordered_map<std::string, unsigned> vectors = {
             {"v2", 2}, {"x2", 2}, {"v4", 4}, {"x4", 4}, {"x1", 1}};
         if (auto it = spaces.find(t); it != spaces.end()) {
@@ -820,11 +820,39 @@ private:
         {"wgmma.commit_group.sync.aligned", Opcode::WgmmaCommit},
         {"wgmma.wait_group.sync.aligned", Opcode::WgmmaWait},
         {"fence.proxy.async", Opcode::FenceProxyAsync},
-        {"fence.proxy.async.shared::cta", Opcode::FenceProxyAsync}};
+        {"fence.proxy.async.shared::cta", Opcode::FenceProxyAsync},
+        {"fence.mbarrier_init.release.cluster", Opcode::OrderingFence},
+        {"fence.proxy.tensormap::generic.acquire.gpu", Opcode::OrderingFence},
+        {"mbarrier.init.shared.b64", Opcode::MbarrierInit},
+        {"mbarrier.init.shared::cta.b64", Opcode::MbarrierInit},
+        {"mbarrier.arrive.expect_tx.shared.b64",
+         Opcode::MbarrierArriveExpectTx},
+        {"mbarrier.arrive.expect_tx.shared::cta.b64",
+         Opcode::MbarrierArriveExpectTx},
+        {"mbarrier.arrive.expect_tx.release.cta.shared::cta.b64",
+         Opcode::MbarrierArriveExpectTx},
+        {"mbarrier.try_wait.parity.shared.b64", Opcode::MbarrierTryWait},
+        {"mbarrier.try_wait.parity.shared::cta.b64", Opcode::MbarrierTryWait}};
     if (auto it = forms.find(opcode); it != forms.end()) {
       inst.opcode = it->second;
       return true;
     }
+    // cp.async.bulk.tensor.Nd.shared::cluster.global.tile
+    //   .mbarrier::complete_tx::bytes (tile mode, no multicast or hint)
+    const std::string bulk = "cp.async.bulk.tensor.",
+                      form = "d.shared::cluster.global.tile.mbarrier::"
+                             "complete_tx::bytes";
+    for (const std::string &suffix :
+         {form, std::string("d.shared::cluster.global."
+                            "mbarrier::complete_tx::bytes")})
+      if (opcode.size() == bulk.size() + 1 + suffix.size() &&
+          opcode.rfind(bulk, 0) == 0 &&
+          opcode.compare(bulk.size() + 1, suffix.size(), suffix) == 0 &&
+          opcode[bulk.size()] >= '1' && opcode[bulk.size()] <= '5') {
+        inst.opcode = Opcode::TensorLoad;
+        inst.n = unsigned(opcode[bulk.size()] - '0');
+        return true;
+      }
     // wgmma.mma_async.sync.aligned.m64nNk16.f32.bf16.bf16
     const std::string prefix = "wgmma.mma_async.sync.aligned.m64n",
                       suffix = "k16.f32.bf16.bf16";
@@ -887,6 +915,26 @@ private:
       if (i < parts.size() && (parts[i][0] != '(' || !list(parts[i++], args)))
         return false;
       inst.operands = {rets, fn, args};
+      return true;
+    }
+    // [dst], [tensor map, {coordinates}], [mbarrier]
+    if (inst.opcode == Opcode::TensorLoad) {
+      std::vector<std::string> parts = splitTopLevel(rest);
+      Operand dst, map, coordinates, barrier;
+      if (parts.size() != 3 || parts[1].size() < 2 || parts[1][0] != '[' ||
+          !operand(parts[0], dst) || !operand(parts[2], barrier))
+        return fail("unsupported cp.async.bulk.tensor operands: `" + text +
+                    "`");
+      std::vector<std::string> inner =
+          splitTopLevel(parts[1].substr(1, parts[1].size() - 2));
+      if (inner.size() != 2 || !operand(inner[0], map) ||
+          map.kind != Operand::Kind::Register ||
+          !operand(inner[1], coordinates) ||
+          coordinates.kind != Operand::Kind::Vector ||
+          coordinates.elements.size() != inst.n)
+        return fail("cp.async.bulk.tensor needs [map register, {" +
+                    std::to_string(inst.n) + " coordinates}]: `" + text + "`");
+      inst.operands = {dst, map, coordinates, barrier};
       return true;
     }
     for (const std::string &p : splitTopLevel(rest)) {

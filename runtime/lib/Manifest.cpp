@@ -219,6 +219,7 @@ static KernelSpec parseKernel(const Fields &f) {
   k.prepareV = f.string("prepare_v", std::string());
   k.threads = f.integer("threads", 0);
   k.valueSlices = f.integer("value_slices", 1);
+  k.tma = f.boolean("tma", false);
   if (k.valueSlices <= 0 || k.vHeadDim % k.valueSlices != 0)
     throw FieldError(f.where("value_slices") +
                      ": must be a positive divisor of v_head_dim");

@@ -6,7 +6,7 @@
 
 // The schedule stays beside the binary, for the manifest.
 // CHECK: hybrid.schedule @test
-// CHECK: gpu.binary @kernels [#gpu.object<#nvvm.target<O = 3, chip = "sm_90a", features = "+ptx80">
+// CHECK: gpu.binary @kernels [#gpu.object<#nvvm.target<O = 3, chip = "sm_90a", features = "+ptx83">
 // CHECK-SAME: .target sm_90a
 // CHECK-SAME: .visible .entry test_full_l0(
 // CHECK-SAME: mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32

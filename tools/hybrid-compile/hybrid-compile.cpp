@@ -74,6 +74,12 @@ cl::opt<std::string> tensorCores(
              "mma.sync (sm_80 and later) or wgmma (cuda:sm_90a; warp-rows 16, "
              "head dims multiples of 64)"),
     cl::value_desc("mma.sync|wgmma"), cl::cat(toolCategory));
+cl::opt<bool> tma(
+    "tma",
+    cl::desc("cuda:sm_90a with --tensor-cores wgmma: the flash kernels load K "
+             "and V tiles with the Tensor Memory Accelerator (one thread "
+             "issues, mbarriers signal) instead of cp.async"),
+    cl::cat(toolCategory));
 cl::opt<std::string> cudaToolkit(
     "cuda-toolkit",
     cl::desc("CUDA toolkit for cuda targets: libdevice, and ptxas for a "
@@ -135,6 +141,10 @@ int main(int argc, char **argv) {
     return fail("--tensor-cores wgmma: only for --target cuda:sm_90a (wgmma "
                 "is an sm_90a instruction), got " +
                 target);
+  options.tma = tma;
+  if (tma && tensorCores != "wgmma")
+    return fail("--tma: TMA writes the swizzled tiles only the wgmma kernels "
+                "read; add --tensor-cores wgmma");
   if (target == "cpu" && warpRows.getNumOccurrences())
     return fail("--warp-rows: only for GPU targets (the CPU kernels take "
                 "--q-tile)");

@@ -96,6 +96,11 @@ def ConvertHybridAttentionToGPU
            "later) or wgmma (sm_90a: the 4 warps as one warpgroup, K and V "
            "tiles 128-byte swizzled; needs warp-rows 16 and head dims that "
            "are multiples of 64)">,
+    Option<"tma", "tma", "bool", /*default=*/"false",
+           "With tensor-cores=wgmma: K and V tiles by TMA (one thread "
+           "issues cp.async.bulk.tensor, consumers wait on mbarriers); the "
+           "flash kernels take the tiles' tensor maps as two trailing "
+           "pointer arguments">,
     Option<"minCtasPerSM", "min-ctas-per-sm", "int64_t", /*default=*/"0",
            "Flash kernels: CTAs each multiprocessor must hold at once "
            "(.minnctapersm: ptxas caps registers to fit, spilling if it must; "

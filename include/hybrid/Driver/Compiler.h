@@ -40,6 +40,8 @@ struct CompileOptions {
   /// cuda targets: the flash kernels' tensor-core instructions, "mma.sync"
   /// or "wgmma" (sm_90a).
   std::string tensorCores = "mma.sync";
+  /// cuda targets with tensorCores "wgmma": K and V tiles by TMA.
+  bool tma = false;
 };
 
 /// An MLIR context with every dialect and translation the compiler uses;

@@ -71,6 +71,10 @@ struct CUDAPipelineOptions
       llvm::cl::desc("Flash kernels' tensor-core instructions: mma.sync or "
                      "wgmma (sm_90a)"),
       llvm::cl::init("mma.sync")};
+  Option<bool> tma{*this, "tma",
+                   llvm::cl::desc("With tensor-cores=wgmma: K and V tiles by "
+                                  "TMA"),
+                   llvm::cl::init(false)};
   Option<int64_t> minCtasPerSM{
       *this, "min-ctas-per-sm",
       llvm::cl::desc("Flash kernels: CTAs per multiprocessor to fit "

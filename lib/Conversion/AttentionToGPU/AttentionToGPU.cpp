@@ -89,6 +89,12 @@ struct ConvertAttentionToGPUPass
     }
     TensorCores instructions =
         tensorCores == "wgmma" ? TensorCores::Wgmma : TensorCores::MmaSync;
+    if (tma && instructions != TensorCores::Wgmma) {
+      module.emitError() << "tma: TMA writes the swizzled tiles only the "
+                            "wgmma kernels read; use it with "
+                            "tensor-cores=wgmma";
+      return signalPassFailure();
+    }
     ImplicitLocOpBuilder b(module.getLoc(), module.getContext());
     module->setAttr(mlir::gpu::GPUDialect::getContainerModuleAttrName(),
                     b.getUnitAttr());
@@ -110,7 +116,14 @@ struct ConvertAttentionToGPUPass
       b.setLoc(kernel->getLoc());
       tile = getFlashKeyTile(tile, sig.headDim, sig.vHeadDim);
       int64_t mTiles = warpRows / 16;
-      auto flash = emitFlashKernel(b, name, sig, tile, mTiles, instructions);
+      FlashKernelOptions flashOptions;
+      flashOptions.keyTile = tile;
+      flashOptions.mTiles = mTiles;
+      flashOptions.tensorCores = instructions;
+      flashOptions.tma = tma;
+      auto flash = emitFlashKernel(b, name, sig, flashOptions);
+      if (tma)
+        flash->setAttr("hybrid.tma", b.getUnitAttr());
       flash->setAttr("hybrid.q_tile", b.getI64IntegerAttr(getQueryTile(
                                           sig.groupSize(), mTiles)));
       flash->setAttr("hybrid.k_tile", b.getI64IntegerAttr(tile));

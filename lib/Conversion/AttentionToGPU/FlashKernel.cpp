@@ -25,6 +25,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "GPUKernelEmitter.h"
+#include "TensorMemoryAccess.h"
 #include "WarpgroupMma.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
@@ -51,9 +52,9 @@ using Accumulator = std::array<Value, 4>;
 class FlashEmitter {
 public:
   FlashEmitter(ImplicitLocOpBuilder &b, const AttentionSignature &sig,
-               int64_t keyTile, int64_t mTiles, TensorCores tensorCores)
-      : b(b), sig(sig), kTile(keyTile), mTiles(mTiles),
-        wgmma(tensorCores == TensorCores::Wgmma) {}
+               const FlashKernelOptions &options)
+      : b(b), sig(sig), kTile(options.keyTile), mTiles(options.mTiles),
+        wgmma(options.tensorCores == TensorCores::Wgmma), tma(options.tma) {}
 
   mlir::gpu::GPUFuncOp emit(StringRef name);
 
@@ -65,6 +66,9 @@ private:
   Value stageTile(Value src, Value dst, int64_t dim, Value kt,
                   Value colOffset = Value());
   void waitGroups(int32_t pending);
+  /// TMA: thread 0 issues the loads of key (or value) tile kt, 64 columns
+  /// per load, completing bytes on the tile's mbarrier.
+  void issueTileLoads(bool keys, Value kt, Value colOffset);
 
   /// Two bf16 values packed in the i32 an mma operand register holds.
   Value pack(Value lo, Value hi);
@@ -85,11 +89,15 @@ private:
   int64_t kTile;
   int64_t mTiles; // 16-row mma tiles per warp
   bool wgmma;     // warpgroup MMA on swizzled tiles, else mma.sync
+  bool tma;       // K and V tiles by TMA, else cp.async
 
   Value q, k, v, sinks, out, sK, sV;
   Value batch, kvHead, numKeys, lastKey;
   Value lane, g, t;
   Value firstGroup; // the first key tile's cp.async group
+  // TMA: tensor maps of K and V, and the mbarriers their tiles complete.
+  Value keyMap, valueMap, keyBarrier, valueBarrier, isIssuer;
+  Value tileParity; // this key tile's phase parity on both barriers
 };
 
 } // namespace
@@ -142,6 +150,23 @@ Value FlashEmitter::stageTile(Value src, Value dst, int64_t dim, Value kt,
     scf::YieldOp::create(b, issue(true));
   }
   return branch.getResult(0);
+}
+
+void FlashEmitter::issueTileLoads(bool keys, Value kt, Value colOffset) {
+  int64_t width = keys ? sig.headDim : getValueSlice(sig.vHeadDim);
+  Value tile = keys ? sK : sV, barrier = keys ? keyBarrier : valueBarrier;
+  ifThen(b, isIssuer, [&] {
+    arriveExpectingBytes(b, barrier, kTile * width * 2);
+    // Box {64 columns, 1 head, kTile keys, 1 batch} of [B][S][H][D] rows:
+    // keys past the end read as zeros (their scores are masked).
+    for (int64_t block = 0; block < width / kSwizzleRow; ++block) {
+      Value col = arith::AddIOp::create(b, colOffset ? colOffset : index(b, 0),
+                                        index(b, block * kSwizzleRow));
+      loadTile(b, getSharedPointer(b, tile, block * kTile * 2 * kSwizzleRow),
+               keys ? keyMap : valueMap, ValueRange{col, kvHead, kt, batch},
+               barrier);
+    }
+  });
 }
 
 void FlashEmitter::waitGroups(int32_t pending) {
@@ -235,6 +260,8 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
   if (sig.score.getSinks())
     inputs.push_back(MemRefType::get({sig.heads}, f32Type));
   inputs.push_back(getRowsType(f32Type, sig.heads, sig.vHeadDim));
+  if (tma) // CUtensorMap pointers (global memory) of K and V
+    inputs.append(2, LLVM::LLVMPointerType::get(b.getContext()));
   auto workgroup = mlir::gpu::AddressSpaceAttr::get(
       b.getContext(), mlir::gpu::AddressSpace::Workgroup);
   // mma.sync: rows padded against bank conflicts; wgmma: [column block]
@@ -248,14 +275,22 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
   Type keysType = tileType(dim), valuesType = tileType(vDim);
 
   OpBuilder::InsertionGuard guard(b);
-  auto func = createKernel(b, name, inputs, {keysType, valuesType});
+  SmallVector<Type> workgroupTypes = {keysType, valuesType};
+  if (tma) // the K and V tiles' mbarriers
+    workgroupTypes.push_back(MemRefType::get(
+        {2}, b.getI64Type(), MemRefLayoutAttrInterface(), workgroup));
+  auto func = createKernel(b, name, inputs, workgroupTypes);
   unsigned arg = 0;
   q = func.getArgument(arg++);
   k = func.getArgument(arg++);
   v = func.getArgument(arg++);
   if (sig.score.getSinks())
     sinks = func.getArgument(arg++);
-  out = func.getArgument(arg);
+  out = func.getArgument(arg++);
+  if (tma) {
+    keyMap = func.getArgument(arg++);
+    valueMap = func.getArgument(arg++);
+  }
   // cp.async writes 16-byte chunks; swizzle atoms start at 1024 bytes.
   for (unsigned i = 0; i < 2; ++i)
     func.setWorkgroupAttributionAttr(i, LLVM::LLVMDialect::getAlignAttrName(),
@@ -375,7 +410,24 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
   };
 
   Value kTileSize = index(b, kTile);
-  firstGroup = stageTile(k, sK, dim, lo);
+  if (tma) {
+    Value barriers = func.getWorkgroupAttributions()[2];
+    keyBarrier = getSharedPointer(b, barriers);
+    valueBarrier = getSharedPointer(b, barriers, 8);
+    isIssuer =
+        arith::CmpIOp::create(b, arith::CmpIPredicate::eq, tid, index(b, 0));
+    ifThen(b, isIssuer, [&] {
+      initBarrier(b, keyBarrier, 1);
+      initBarrier(b, valueBarrier, 1);
+      acquireTensorMap(b, keyMap);
+      acquireTensorMap(b, valueMap);
+    });
+    mlir::gpu::BarrierOp::create(b);
+    ifThen(b, arith::CmpIOp::create(b, arith::CmpIPredicate::slt, lo, hi),
+           [&] { issueTileLoads(/*keys=*/true, lo, Value()); });
+  } else {
+    firstGroup = stageTile(k, sK, dim, lo);
+  }
   auto loop = scf::ForOp::create(b, lo, hi, kTileSize, init);
   {
     OpBuilder::InsertionGuard inLoop(b);
@@ -386,11 +438,27 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
     Value hasNext =
         arith::CmpIOp::create(b, arith::CmpIPredicate::slt, nextKt, hi);
 
-    waitGroups(0);
-    if (wgmma)
-      fenceSharedForAsyncProxy(b);
-    mlir::gpu::BarrierOp::create(b);
-    stageTile(v, sV, vDim, kt, slices > 1 ? valueOffset : Value());
+    if (tma) {
+      // Each barrier completes one phase per tile: tile j waits for parity
+      // j % 2. sV is free: every warp passed the last tile's closing
+      // barrier.
+      Value parity = arith::IndexCastOp::create(
+          b, b.getI32Type(),
+          arith::RemUIOp::create(
+              b,
+              arith::DivUIOp::create(b, arith::SubIOp::create(b, kt, lo),
+                                     kTileSize),
+              index(b, 2)));
+      tileParity = parity;
+      issueTileLoads(/*keys=*/false, kt, slices > 1 ? valueOffset : Value());
+      waitBarrier(b, keyBarrier, parity);
+    } else {
+      waitGroups(0);
+      if (wgmma)
+        fenceSharedForAsyncProxy(b);
+      mlir::gpu::BarrierOp::create(b);
+      stageTile(v, sV, vDim, kt, slices > 1 ? valueOffset : Value());
+    }
 
     // S = Q K^T. B operands (rows: keys g, columns: head dims 2t, 2t + 1)
     // come from ldmatrix: 8x8 tiles of sK (key rows, dim columns), lane L
@@ -444,7 +512,12 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
 
     // Every warp is done with sK: prefetch the next key tile.
     mlir::gpu::BarrierOp::create(b);
-    ifThen(b, hasNext, [&] { stageTile(k, sK, dim, nextKt); });
+    ifThen(b, hasNext, [&] {
+      if (tma)
+        issueTileLoads(/*keys=*/true, nextKt, Value());
+      else
+        stageTile(k, sK, dim, nextKt);
+    });
 
     // Soft-cap, then mask boundary tiles.
     double cap = sig.score.getSoftcap();
@@ -541,11 +614,15 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
       }
 
     // V(j) has landed (K(j+1) may still be in flight).
-    ifThen(
-        b, hasNext, [&] { waitGroups(1); }, [&] { waitGroups(0); });
-    if (wgmma)
-      fenceSharedForAsyncProxy(b);
-    mlir::gpu::BarrierOp::create(b);
+    if (tma) {
+      waitBarrier(b, valueBarrier, tileParity);
+    } else {
+      ifThen(
+          b, hasNext, [&] { waitGroups(1); }, [&] { waitGroups(0); });
+      if (wgmma)
+        fenceSharedForAsyncProxy(b);
+      mlir::gpu::BarrierOp::create(b);
+    }
 
     if (wgmma) {
       // One m64nVDIMk16 per 16 keys: B is the V tile, N-major (rows of
@@ -603,8 +680,10 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
     mlir::gpu::BarrierOp::create(b);
     scf::YieldOp::create(b, next);
   }
-  // A loop that ran no tile left its first K tile in flight.
-  waitGroups(0);
+  // A loop that ran no tile left its first K tile in flight (TMA issues
+  // none then).
+  if (!tma)
+    waitGroups(0);
 
   // out = O / l; a sink adds e^(sink - m) to l; a row without any visible
   // key (l = 0) writes zeros.
@@ -638,7 +717,7 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
 
 mlir::gpu::GPUFuncOp
 hybrid::gpu::emitFlashKernel(ImplicitLocOpBuilder &b, StringRef name,
-                             const AttentionSignature &sig, int64_t keyTile,
-                             int64_t mTiles, TensorCores tensorCores) {
-  return FlashEmitter(b, sig, keyTile, mTiles, tensorCores).emit(name);
+                             const AttentionSignature &sig,
+                             const FlashKernelOptions &options) {
+  return FlashEmitter(b, sig, options).emit(name);
 }

@@ -87,14 +87,23 @@ enum class TensorCores {
   Wgmma
 };
 
-/// Emits the tensor-core flash-attention kernel `@name`: each warp owns
-/// `mTiles` 16-row mma tiles (every K and V fragment it loads feeds all of
-/// them; wgmma takes mTiles = 1).
+/// How the flash kernel is built.
+struct FlashKernelOptions {
+  int64_t keyTile = 64;
+  /// 16-row mma tiles per warp (every K and V fragment it loads feeds all
+  /// of them; wgmma takes 1).
+  int64_t mTiles = 1;
+  TensorCores tensorCores = TensorCores::MmaSync;
+  /// K and V tiles by TMA (wgmma only): the kernel takes their tensor maps
+  /// as two trailing pointer arguments.
+  bool tma = false;
+};
+
+/// Emits the tensor-core flash-attention kernel `@name`.
 mlir::gpu::GPUFuncOp emitFlashKernel(mlir::ImplicitLocOpBuilder &b,
                                      llvm::StringRef name,
                                      const AttentionSignature &sig,
-                                     int64_t keyTile, int64_t mTiles,
-                                     TensorCores tensorCores);
+                                     const FlashKernelOptions &options);
 
 /// Emits `@name`, the decode kernel: the queries of a step over a KV cache,
 /// split over the key range (partial results per split).

@@ -73,6 +73,10 @@ struct KernelSpec {
   std::string prepareV;    // GPU targets: value rows to the kernels' bf16
   int64_t threads = 0;     // GPU targets: threads per CTA
   int64_t valueSlices = 1; // GPU targets: flash CTAs per head (value dims)
+  /// GPU targets: the flash kernel loads K and V tiles by TMA and takes
+  /// their tensor maps (pointers to CUtensorMap in device memory) as two
+  /// trailing arguments.
+  bool tma = false;
   int64_t numHeads = 0, numKvHeads = 0, headDim = 0, vHeadDim = 0;
   bool sinks = false;
   int64_t qTile = 0, kTile = 0, decodeQTile = 0;

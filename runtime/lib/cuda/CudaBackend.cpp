@@ -93,6 +93,9 @@ struct Backend::State {
   // decode's partial results per split.
   DeviceBuffer qIn, kIn, vIn, sinksIn, qBf16, kBf16, vBf16, out;
   DeviceBuffer partialOut, partialMax, partialSum;
+  // TMA flash kernels: the K and V tensor maps of the current call.
+  DeviceBuffer tensorMaps;
+  CUtensorMap hostMaps[2];
   float prepareMs = 0, attentionMs = 0;
 
   std::string check(const std::string &what, CUresult result) {
@@ -191,6 +194,47 @@ struct Backend::State {
     return launch(symbol, unsigned(shape[0] * shape[1]), 1, 1,
                   unsigned(kernel.threads), args);
   }
+  /// Tensor maps for a TMA flash kernel's K and V tiles (bf16 rows
+  /// [B][S][H][D]; boxes of 64 columns x 1 head x kTile keys x 1 batch,
+  /// 128-byte swizzled, zeros past the end), copied to the device; their
+  /// device pointers join `args`.
+  std::string tensorMapArgs(const KernelSpec &kernel, CUdeviceptr keys,
+                            CUdeviceptr values, int64_t batch, int64_t seq,
+                            int64_t heads, int64_t headDim, int64_t vHeadDim,
+                            LaunchArgs &args) {
+    if (!driver.cuTensorMapEncodeTiled)
+      return "kernel " + kernel.entry +
+             " loads tiles by TMA, which needs cuTensorMapEncodeTiled "
+             "(CUDA 12 or later drivers); this driver lacks it";
+    auto encode = [&](CUtensorMap &map, CUdeviceptr data,
+                      int64_t dim) -> std::string {
+      cuuint64_t dims[4] = {cuuint64_t(dim), cuuint64_t(heads), cuuint64_t(seq),
+                            cuuint64_t(batch)};
+      cuuint64_t strides[3] = {cuuint64_t(dim * 2), cuuint64_t(heads * dim * 2),
+                               cuuint64_t(seq * heads * dim * 2)};
+      cuuint32_t box[4] = {64, 1, cuuint32_t(kernel.kTile), 1};
+      cuuint32_t elementStrides[4] = {1, 1, 1, 1};
+      return check("cuTensorMapEncodeTiled (" + kernel.entry + ")",
+                   driver.cuTensorMapEncodeTiled(
+                       &map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 4,
+                       reinterpret_cast<void *>(data), dims, strides, box,
+                       elementStrides, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                       CU_TENSOR_MAP_SWIZZLE_128B,
+                       CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
+                       CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE));
+    };
+    if (std::string e = encode(hostMaps[0], keys, headDim); !e.empty())
+      return e;
+    if (std::string e = encode(hostMaps[1], values, vHeadDim); !e.empty())
+      return e;
+    if (std::string e = ensure(tensorMaps, sizeof(hostMaps)); !e.empty())
+      return e;
+    args.scalar(int64_t(tensorMaps.ptr));
+    args.scalar(int64_t(tensorMaps.ptr + sizeof(CUtensorMap)));
+    return check("copying tensor maps to the GPU",
+                 driver.cuMemcpyHtoDAsync(tensorMaps.ptr, hostMaps,
+                                          sizeof(hostMaps), stream));
+  }
   /// Copies positions [first, first + count) of `src` [B, count, row] into
   /// the rows of `cache` [B, rows, row] that hold them (p % rows);
   /// positions older than the cache's reach are skipped.
@@ -246,7 +290,7 @@ Backend::~Backend() {
   for (DeviceBuffer *b :
        {&state->qIn, &state->kIn, &state->vIn, &state->sinksIn, &state->qBf16,
         &state->kBf16, &state->vBf16, &state->out, &state->partialOut,
-        &state->partialMax, &state->partialSum})
+        &state->partialMax, &state->partialSum, &state->tensorMaps})
     if (b->ptr)
       d.cuMemFree(b->ptr);
   for (CUevent e : state->events)
@@ -374,6 +418,10 @@ std::string Backend::prefill(const LayerSpec &l, const KernelSpec &kernel,
   if (sinks.data)
     args.memref(sinksPtr, {l.numHeads});
   args.memref(outPtr, outShape);
+  if (kernel.tma)
+    HYBRID_CUDA_TRY(s.tensorMapArgs(kernel, s.kBf16.ptr, s.vBf16.ptr, batch,
+                                    seq, l.numKvHeads, l.headDim, l.vHeadDim,
+                                    args));
   int64_t tiles = (seq + kernel.qTile - 1) / kernel.qTile;
   // One CTA per (q_tile positions of a GQA group, kv head x value slice,
   // batch).

@@ -49,7 +49,9 @@ namespace hybrid::rt::cuda {
 
 /// Entry points used when the driver has them (newer than the runtime
 /// needs).
-#define HYBRID_CUDA_OPTIONAL_FUNCTIONS(X) X(cuFuncGetParamInfo)
+#define HYBRID_CUDA_OPTIONAL_FUNCTIONS(X)                                      \
+  X(cuFuncGetParamInfo)                                                        \
+  X(cuTensorMapEncodeTiled)
 
 /// The driver's entry points; null until load() succeeds.
 struct Driver {

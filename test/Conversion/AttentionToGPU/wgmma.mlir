@@ -1,6 +1,8 @@
 // RUN: hybrid-opt %s --convert-hybrid-attention-to-gpu="tensor-cores=wgmma" | FileCheck %s
 // RUN: not hybrid-opt %s --convert-hybrid-attention-to-gpu="tensor-cores=wgmma warp-rows=32" 2>&1 | FileCheck %s --check-prefix=ROWS
 // RUN: not hybrid-opt %s --convert-hybrid-attention-to-gpu="tensor-cores=wmma" 2>&1 | FileCheck %s --check-prefix=KIND
+// RUN: hybrid-opt %s --convert-hybrid-attention-to-gpu="tensor-cores=wgmma tma=1" | FileCheck %s --check-prefix=TMA
+// RUN: not hybrid-opt %s --convert-hybrid-attention-to-gpu="tma=1" 2>&1 | FileCheck %s --check-prefix=TMAMMA
 
 // tensor-cores=wgmma: the flash kernel's four warps are one warpgroup; both
 // products are wgmma.mma_async with A (queries, probabilities) in registers
@@ -45,3 +47,32 @@ func.func @causal(%q: tensor<?x?x8x128xf32>, %k: tensor<?x?x2x128xf32>, %init: t
 
 // ROWS: tensor-cores=wgmma takes warp-rows 16 (the four warps are one 64-row warpgroup), got 32
 // KIND: tensor-cores must be mma.sync or wgmma, got 'wmma'
+
+// tma=1: the K and V tensor maps arrive as pointers; thread 0 initialises
+// one mbarrier per tile kind, expects 64 keys x 128 dims x 2 bytes per tile
+// and issues one 64-column box per 64 head dims; every thread spins on the
+// tile's phase parity.
+// TMA-LABEL: gpu.func @causal(
+// TMA-SAME: %[[KMAP:[a-z0-9]+]]: !llvm.ptr, %[[VMAP:[a-z0-9]+]]: !llvm.ptr) workgroup(
+// TMA-SAME: memref<2xi64, #gpu.address_space<workgroup>>)
+// TMA-SAME: hybrid.tma
+// TMA: nvvm.mbarrier.init %[[KBAR:.+]], %{{.+}} : !llvm.ptr<3>, i32
+// TMA-NEXT: nvvm.fence.mbarrier.init
+// TMA: nvvm.mbarrier.init %[[VBAR:.+]], %{{.+}} : !llvm.ptr<3>, i32
+// The maps the host wrote become visible to the tensormap proxy.
+// TMA: nvvm.fence.proxy.acquire <gpu> %[[KMAP]], %{{.+}}
+// TMA: nvvm.fence.proxy.acquire <gpu> %[[VMAP]], %{{.+}}
+// TMA: gpu.barrier
+// TMA: nvvm.mbarrier.arrive.expect_tx %[[KBAR]], %c16384_i32
+// TMA-COUNT-2: nvvm.cp.async.bulk.tensor.shared.cluster.global %{{.+}}, %[[KMAP]], %[[KBAR]], box[
+// TMA: scf.for
+// TMA: nvvm.mbarrier.arrive.expect_tx %[[VBAR]], %c16384_i32
+// TMA-COUNT-2: nvvm.cp.async.bulk.tensor.shared.cluster.global %{{.+}}, %[[VMAP]], %[[VBAR]], box[
+// TMA: scf.while
+// TMA: llvm.inline_asm has_side_effects asm_dialect = att "mbarrier.try_wait.parity.shared::cta.b64 $0, [$1], $2;", "=b,l,r" %[[KBAR]]
+// TMA: wgmma.mma_async.sync.aligned.m64n64k16
+// TMA: "mbarrier.try_wait.parity.shared::cta.b64 $0, [$1], $2;", "=b,l,r" %[[VBAR]]
+// TMA: wgmma.mma_async.sync.aligned.m64n128k16
+// TMA-NOT: nvgpu.device_async_copy
+// TMA-LABEL: gpu.func @causal_prepare_q(
+// TMAMMA: tma: TMA writes the swizzled tiles only the wgmma kernels read; use it with tensor-cores=wgmma
