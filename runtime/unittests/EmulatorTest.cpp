@@ -3,12 +3,15 @@
 // Hand-written PTX kernels with results worked out from the PTX ISA: the
 // integer and conversion corners libdevice relies on, warp shuffles,
 // ldmatrix layouts, mma.sync fed by ldmatrix against a plain matrix
-// product, and the faults (races, cp.async without a wait, out-of-bounds
-// accesses, diverged warps) the emulator must report.
+// product, wgmma through swizzled descriptors, TMA loads (box order, 128-byte
+// swizzle, zero fill), and the faults (races, cp.async without a wait,
+// out-of-bounds accesses, diverged warps, wgmma and mbarrier misuse) the
+// emulator must report.
 //
 //===----------------------------------------------------------------------===//
 
 #include "emulator/Interpreter.h"
+#include "emulator/TensorMap.h"
 
 #include <gtest/gtest.h>
 
@@ -761,4 +764,91 @@ TEST(Emulator, ReportsWgmmaMisuse) {
                 .find("an accumulator register of the wgmma"),
             std::string::npos);
   EXPECT_NE(fault(WgmmaFault::NoWait).find("in flight"), std::string::npos);
+}
+
+/// A TMA load of an 8 x 64 bf16 box at rows 5..12 of a 10 x 64 tensor
+/// (element (r, c) = 64 r + c): thread 0 arrives expecting 1024 bytes and
+/// issues the copy; the warp waits on phase 0 (unless `wait` is false) and
+/// copies the 1024 shared bytes out. The CUDA documentation's 128-byte
+/// swizzle puts 16-byte chunk c of box row r at chunk c ^ (r % 8); rows past
+/// the tensor read as zeros.
+std::string tensorLoad(bool wait, std::vector<uint16_t> &tile) {
+  std::vector<uint64_t> out(2048, 0);
+  auto *halves = reinterpret_cast<uint16_t *>(out.data());
+  for (unsigned i = 0; i < 640; ++i) // the tensor: out bytes [0, 1280)
+    halves[i] = uint16_t(i);
+  // The tensor map, 64-byte aligned, after the tensor.
+  uint64_t base = reinterpret_cast<uint64_t>(out.data());
+  uint64_t mapAt = (base + 1280 + 63) / 64 * 64 - base;
+  TensorMap map;
+  map.magic = TensorMap::kMagic;
+  map.rank = 2;
+  map.elementBytes = 2;
+  map.swizzleBytes = 128;
+  map.address = base;
+  map.dims[0] = 64;
+  map.dims[1] = 10;
+  map.box[0] = 64;
+  map.box[1] = 8;
+  map.strides[0] = 128;
+  std::memcpy(reinterpret_cast<uint8_t *>(out.data()) + mapAt, &map,
+              sizeof(map));
+  const unsigned tileAt = 8192; // bytes of out receiving the shared tile
+  std::string body = R"(
+.visible .entry k(.param .u64 k_param_0) {
+  .shared .align 1024 .b8 tile[1024];
+  .shared .align 8 .b8 bar[8];
+  .reg .b32 %r<8>;
+  .reg .b64 %rd<12>;
+  .reg .pred %p<4>;
+  ld.param.u64 %rd0, [k_param_0];
+  mov.u32 %r0, %tid.x;
+  setp.eq.u32 %p0, %r0, 0;
+  @%p0 mbarrier.init.shared.b64 [bar], 1;
+  bar.sync 0;
+  add.s64 %rd1, %rd0, )" + std::to_string(mapAt) +
+                     R"(;
+  mov.u32 %r1, 0;
+  mov.u32 %r2, 5;
+  @%p0 mbarrier.arrive.expect_tx.shared.b64 %rd2, [bar], 1024;
+  @%p0 cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [tile], [%rd1, {%r1, %r2}], [bar];
+$wait:
+  WAIT
+  // Thread t copies bytes 32 t .. 32 t + 31.
+  mul.wide.u32 %rd3, %r0, 32;
+  mov.b64 %rd4, tile;
+  add.s64 %rd4, %rd4, %rd3;
+  add.s64 %rd5, %rd0, %rd3;
+  add.s64 %rd5, %rd5, )" + std::to_string(tileAt) +
+                     R"(;
+  ld.shared.v4.b32 {%r3, %r4, %r5, %r6}, [%rd4];
+  st.global.v4.b32 [%rd5], {%r3, %r4, %r5, %r6};
+  ld.shared.v4.b32 {%r3, %r4, %r5, %r6}, [%rd4+16];
+  st.global.v4.b32 [%rd5+16], {%r3, %r4, %r5, %r6};
+  ret;
+})";
+  body.replace(body.find("WAIT"), 4,
+               wait ? "mbarrier.try_wait.parity.shared::cta.b64 %p1, [bar], "
+                      "0;\n  @!%p1 bra $wait;"
+                    : "");
+  std::string fault = run(body, out, 32);
+  tile.assign(halves + tileAt / 2, halves + tileAt / 2 + 512);
+  return fault;
+}
+
+TEST(Emulator, TensorLoadSwizzlesAndZeroFills) {
+  std::vector<uint16_t> tile;
+  ASSERT_EQ(tensorLoad(/*wait=*/true, tile), "");
+  for (unsigned r = 0; r < 8; ++r)
+    for (unsigned c = 0; c < 64; ++c) {
+      unsigned row = 5 + r;
+      uint16_t expected = row < 10 ? uint16_t(64 * row + c) : 0;
+      unsigned byte = r * 128 + ((c / 8) ^ (r % 8)) * 16 + (c % 8) * 2;
+      EXPECT_EQ(tile[byte / 2], expected) << "box row " << r << " col " << c;
+    }
+  std::string fault = tensorLoad(/*wait=*/false, tile);
+  EXPECT_NE(fault.find("that a TMA load landed, without having waited on the "
+                       "mbarrier phase it completed"),
+            std::string::npos)
+      << fault;
 }
