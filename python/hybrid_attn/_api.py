@@ -172,11 +172,15 @@ class Session:
 def compile(model: Union[str, os.PathLike, dict], target: str = "cpu",
             tuning_db: Optional[str] = None, max_seq: Optional[int] = None,
             output_dir: Optional[str] = None,
-            external_positional: bool = False) -> Schedule:
+            external_positional: bool = False,
+            tensor_cores: Optional[str] = None, tma: bool = False) -> Schedule:
     """Compiles a Hugging Face config.json, a hybrid-schedule spec (a path, or
     the spec itself as a dict) or a .mlir schedule into kernels for `target`.
     With `external_positional`, q and k are expected already rotated (and
-    temperature-scaled), as Hugging Face attention modules pass them."""
+    temperature-scaled), as Hugging Face attention modules pass them.
+    `tensor_cores` ("mma.sync" or "wgmma") and `tma` choose the flash
+    kernels' instructions on "cuda:sm_90a" (hybrid-compile's --tensor-cores
+    and --tma)."""
     owned = None
     scratch = tempfile.TemporaryDirectory(prefix="hybrid_attn_")
     if isinstance(model, dict):
@@ -195,6 +199,10 @@ def compile(model: Union[str, os.PathLike, dict], target: str = "cpu",
         args += ["--tuning-db", os.fspath(tuning_db)]
     if external_positional:
         args += ["--external-positional"]
+    if tensor_cores:
+        args += ["--tensor-cores", tensor_cores]
+    if tma:
+        args += ["--tma"]
     _run_compiler(args)
     schedule = Schedule(source, output_dir, max_seq, owned or scratch)
     schedule._extra_args = ["--external-positional"] if external_positional else []

@@ -17,9 +17,13 @@ pytestmark = pytest.mark.skipif(not os.environ.get("HYBRID_CUDA_DRIVER"),
                                 reason="HYBRID_CUDA_DRIVER not set")
 
 
-@pytest.fixture(scope="module")
-def schedule():
-    return hybrid_attn.compile(SPEC, target="cuda:sm_90a", max_seq=256)
+# The default mma.sync kernels, and Hopper's wgmma with TMA tile loads.
+@pytest.fixture(scope="module", params=["mma.sync", "wgmma+tma"])
+def schedule(request):
+    hopper = request.param == "wgmma+tma"
+    return hybrid_attn.compile(SPEC, target="cuda:sm_90a", max_seq=256,
+                               tensor_cores="wgmma" if hopper else None,
+                               tma=hopper)
 
 
 @pytest.mark.parametrize("step", [1, 3])
