@@ -3,6 +3,7 @@
 // REQUIRES: ptxas
 // RUN: hybrid-opt %s --hybrid-cuda-pipeline="chip=sm_90a max-seq=4096" | FileCheck %s
 // RUN: hybrid-opt %s --hybrid-cuda-pipeline | FileCheck %s --check-prefix=SM80
+// RUN: hybrid-opt %s --hybrid-cuda-pipeline="chip=sm_90a max-seq=4096 tensor-cores=wgmma tma=1" | FileCheck %s --check-prefix=TMA
 
 // The schedule stays beside the binary, for the manifest.
 // CHECK: hybrid.schedule @test
@@ -12,6 +13,11 @@
 // CHECK-SAME: mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32
 // CHECK-SAME: .visible .entry test_full_l0_decode(
 // SM80: #nvvm.target<O = 3, chip = "sm_80", features = "+ptx70">
+// The pipeline's tensor-cores and tma options reach the flash kernel.
+// TMA: .visible .entry test_full_l0(
+// TMA-SAME: cp.async.bulk.tensor.4d.shared::cluster.global.tile.mbarrier::complete_tx::bytes
+// TMA-SAME: wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16
+// TMA-SAME: .visible .entry test_full_l0_decode(
 
 hybrid.schedule @test layers = 1 attributes {
     hidden_size = 256 : i64, max_position = 4096 : i64} {
