@@ -116,6 +116,11 @@ for a in "$dir"/artifacts/*; do
   "$check" "$a" --batch 1 "${steps[@]}" --step-tokens 3 \
     | tee -a "$results/checks.txt" || status=1
 done
+# bf16 tensors at the C ABI (the conversion kernels), prefill and sessions.
+"$check" "$dir/artifacts/masks" "${prefill[@]}" --bf16 \
+  | tee -a "$results/checks.txt" || status=1
+"$check" "$dir/artifacts/caches" "${sessions[@]}" --bf16 \
+  | tee -a "$results/checks.txt" || status=1
 for a in "$dir"/artifacts/gpu-attention-32x128{,-wgmma,-tma}; do
   [[ -d "$a" ]] || continue
   "$check" "$a" "${bench_check[@]}" | tee -a "$results/checks.txt" || status=1

@@ -79,6 +79,15 @@ json hybrid::buildManifest(ModuleOp module, ScheduleOp schedule,
                    {"num_layers", summary["num_layers"]},
                    {"kernels", std::move(kernels)},
                    {"layers", std::move(summary["layers"])}};
+  // GPU modules carry elementwise conversions for bf16 tensors at the API.
+  if (auto conversions =
+          scope->getAttrOfType<DictionaryAttr>("hybrid.conversions")) {
+    json table = json::object();
+    for (NamedAttribute entry : conversions)
+      table[entry.getName().str()] =
+          cast<StringAttr>(entry.getValue()).getValue().str();
+    manifest["conversions"] = std::move(table);
+  }
   if (summary.contains("kv_cache_bytes"))
     manifest["kv_cache_bytes"] = std::move(summary["kv_cache_bytes"]);
   return manifest;

@@ -269,6 +269,11 @@ bool hybrid::rt::loadManifest(const std::string &dir, Manifest &manifest,
                          ".prepare_v: a GPU kernel needs one");
       m.kernels[symbol] = std::move(k);
     }
+    if (f.has("conversions")) {
+      Fields conversions = f.child("conversions");
+      m.convertBF16ToF32 = conversions.string("bf16_to_f32");
+      m.convertF32ToBF16 = conversions.string("f32_to_bf16");
+    }
     const json &layers = f.at("layers");
     if (!layers.is_array())
       throw FieldError("layers: expected an array");

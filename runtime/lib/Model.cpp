@@ -24,23 +24,23 @@ std::string hybrid::rt::checkLayerOperands(
     const LayerSpec &l, int64_t batch, int64_t seq, const hybrid_rt_tensor *q,
     const hybrid_rt_tensor *k, const hybrid_rt_tensor *v,
     const hybrid_rt_tensor *sinks, const hybrid_rt_tensor *out, bool withKeys,
-    bool onGPU) {
+    const hybrid_rt_model &model) {
   std::string error = checkOperand("q", q, {batch, seq, l.numHeads, l.headDim},
-                                   "[batch, seq, heads, head_dim]", onGPU);
+                                   "[batch, seq, heads, head_dim]", model);
   if (error.empty() && withKeys)
     error = checkOperand("k", k, {batch, seq, l.numKvHeads, l.headDim},
-                         "[batch, seq, kv_heads, head_dim]", onGPU);
+                         "[batch, seq, kv_heads, head_dim]", model);
   if (error.empty() && withKeys)
     error = checkOperand("v", v, {batch, seq, l.numKvHeads, l.vHeadDim},
-                         "[batch, seq, kv_heads, v_head_dim]", onGPU);
+                         "[batch, seq, kv_heads, v_head_dim]", model);
   if (error.empty() && !withKeys && (k || v))
     error = "k and v must be null: the layer reads layer " +
             std::to_string(l.sourceLayer) + "'s cache";
   if (error.empty())
     error = checkOperand("out", out, {batch, seq, l.numHeads, l.vHeadDim},
-                         "[batch, seq, heads, v_head_dim]", onGPU);
+                         "[batch, seq, heads, v_head_dim]", model);
   if (error.empty() && l.sinks)
-    error = checkOperand("sinks", sinks, {l.numHeads}, "[heads]", onGPU);
+    error = checkOperand("sinks", sinks, {l.numHeads}, "[heads]", model);
   if (error.empty() && !l.sinks && sinks)
     error = "sinks given, but the layer has no sinks";
   return error;

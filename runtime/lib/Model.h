@@ -33,6 +33,10 @@ struct hybrid_rt_model {
     return false;
 #endif
   }
+  /// GPU models whose artifacts convert bf16 tensors take them too.
+  bool takesBF16() const {
+    return onGPU() && !manifest.convertBF16ToF32.empty();
+  }
   // Scratch of the current call: prepared (rotated, scaled) queries and
   // keys, and decode's split partial results.
   std::vector<float> preparedQ, preparedK, partialOut, partialMax, partialSum;
@@ -45,11 +49,12 @@ using Shape = std::array<int64_t, 4>;
 /// Records `message` as the calling thread's last error.
 hybrid_rt_status fail(hybrid_rt_status status, std::string message);
 
-/// "" if `t` is a dense f32 tensor of shape `expected` in memory the model
-/// reads (host; device memory too on GPUs), else why not.
+/// "" if `t` is a dense f32 tensor (bf16 too on GPU models that take it) of
+/// shape `expected` in memory the model reads (host; device memory too on
+/// GPUs), else why not.
 std::string checkOperand(const char *name, const hybrid_rt_tensor *t,
                          const std::vector<int64_t> &expected,
-                         const char *layout, bool onGPU);
+                         const char *layout, const hybrid_rt_model &model);
 
 /// Sets `spec` to layer `layer` if it has a kernel, else records why not.
 hybrid_rt_status getRunnableLayer(const hybrid_rt_model &model, int64_t layer,
@@ -60,11 +65,13 @@ hybrid_rt_status getRunnableLayer(const hybrid_rt_model &model, int64_t layer,
 /// [B, S, Hq, Dv] and sinks [Hq] (exactly when the layer has sinks) fit
 /// the layer, else the first mismatch. With `withKeys` false, k and v must
 /// be null (shared-cache layers).
-std::string
-checkLayerOperands(const LayerSpec &layer, int64_t batch, int64_t seq,
-                   const hybrid_rt_tensor *q, const hybrid_rt_tensor *k,
-                   const hybrid_rt_tensor *v, const hybrid_rt_tensor *sinks,
-                   const hybrid_rt_tensor *out, bool withKeys, bool onGPU);
+std::string checkLayerOperands(const LayerSpec &layer, int64_t batch,
+                               int64_t seq, const hybrid_rt_tensor *q,
+                               const hybrid_rt_tensor *k,
+                               const hybrid_rt_tensor *v,
+                               const hybrid_rt_tensor *sinks,
+                               const hybrid_rt_tensor *out, bool withKeys,
+                               const hybrid_rt_model &model);
 
 /// Runs `prepare` on every [B, S] row of `in` (positions firstPosition...)
 /// into `out`, on the model's threads.

@@ -41,7 +41,9 @@ hybrid_rt_status hybrid::rt::fail(hybrid_rt_status status,
 std::string hybrid::rt::checkOperand(const char *name,
                                      const hybrid_rt_tensor *t,
                                      const std::vector<int64_t> &expected,
-                                     const char *layout, bool onGPU) {
+                                     const char *layout,
+                                     const hybrid_rt_model &model) {
+  bool onGPU = model.onGPU();
   std::string what = std::string(name) + " ";
   if (!t)
     return what + "is null";
@@ -52,9 +54,14 @@ std::string hybrid::rt::checkOperand(const char *name,
            ", expected HYBRID_RT_HOST or HYBRID_RT_DEVICE";
   if (t->memory == HYBRID_RT_DEVICE && !onGPU)
     return what + "is in device memory, but the model runs on the CPU";
-  if (t->dtype != HYBRID_RT_F32)
+  if (t->dtype == HYBRID_RT_BF16 && onGPU && !model.takesBF16())
+    return what + "has dtype bf16, which these GPU artifacts cannot convert "
+                  "(they predate the conversion kernels: recompile them)";
+  if (t->dtype != HYBRID_RT_F32 &&
+      !(t->dtype == HYBRID_RT_BF16 && model.takesBF16()))
     return what + "has dtype " + dtypeName(t->dtype) +
-           ", but the runtime takes f32 tensors";
+           (onGPU ? ", but GPU models take f32 or bf16 tensors"
+                  : ", but the runtime takes f32 tensors on CPUs");
   if (t->rank != int32_t(expected.size()) ||
       !std::equal(expected.begin(), expected.end(), t->shape))
     return what + "has shape " +
@@ -154,8 +161,8 @@ hybrid_rt_status hybrid_rt_prefill(hybrid_rt_model *model, int64_t layer,
                                                 std::to_string(seq) +
                                                 ", ...], batch and seq must be "
                                                 "positive");
-  if (std::string error = checkLayerOperands(l, batch, seq, q, k, v, sinks, out,
-                                             true, model->onGPU());
+  if (std::string error =
+          checkLayerOperands(l, batch, seq, q, k, v, sinks, out, true, *model);
       !error.empty())
     return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
 #ifdef HYBRID_RT_CUDA

@@ -257,7 +257,7 @@ hybrid_rt_status hybrid_rt_session_prefill(hybrid_rt_session *s, int64_t layer,
   int64_t seq = q->shape[1];
   if (std::string error =
           checkLayerOperands(l, s->batch, seq, q, k, v, sinks, out,
-                             /*withKeys=*/true, s->model->onGPU());
+                             /*withKeys=*/true, *s->model);
       !error.empty())
     return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
   if (seq <= 0)
@@ -320,11 +320,10 @@ hybrid_rt_status hybrid_rt_session_append(hybrid_rt_session *s, int64_t layer,
   int64_t count = k && k->rank == 4 ? k->shape[1] : 0;
   std::string error =
       checkOperand("k", k, {s->batch, count, l.numKvHeads, l.headDim},
-                   "[batch, seq, kv_heads, head_dim]", s->model->onGPU());
+                   "[batch, seq, kv_heads, head_dim]", *s->model);
   if (error.empty())
-    error =
-        checkOperand("v", v, {s->batch, count, l.numKvHeads, l.vHeadDim},
-                     "[batch, seq, kv_heads, v_head_dim]", s->model->onGPU());
+    error = checkOperand("v", v, {s->batch, count, l.numKvHeads, l.vHeadDim},
+                         "[batch, seq, kv_heads, v_head_dim]", *s->model);
   if (!error.empty())
     return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
   if (std::string error = checkRoom(*s, c.length, count); !error.empty())
@@ -368,7 +367,7 @@ hybrid_rt_status hybrid_rt_session_decode(hybrid_rt_session *s, int64_t layer,
     return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
   int64_t steps = q->shape[1];
   if (std::string error = checkLayerOperands(l, s->batch, steps, q, k, v, sinks,
-                                             out, !shared, model.onGPU());
+                                             out, !shared, model);
       !error.empty())
     return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
   if (steps < 1 || steps > s->maxStep)

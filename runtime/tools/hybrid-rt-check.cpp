@@ -2,7 +2,7 @@
 //
 // hybrid-rt-check DIR [--batch B] [--seq S[,S...]] [--tolerance T]
 //                     [--repeat N] [--no-check] [--decode-steps N
-//                     [--step-tokens T]] [--json]
+//                     [--step-tokens T]] [--json] [--bf16]
 //
 // Runs every distinct attention kernel of the artifacts in DIR (CPU or GPU)
 // on seeded random inputs through the C ABI, compares each output with the
@@ -13,7 +13,9 @@
 // runs in a session: the prompt, then N steps of T tokens through its KV
 // cache (each cache policy, shared layers after their source), all positions
 // checked. --json prints one JSON object per line instead; --dump DIR keeps
-// the operands, output and reference of failed prefill checks as .npy. Built
+// the operands, output and reference of failed prefill checks as .npy;
+// --bf16 (GPU artifacts) passes every operand and the output as bf16 tensors,
+// against the reference on the bf16-rounded inputs. Built
 // with the runtime alone, so it runs on GPU machines that have no MLIR. Exit
 // status 1 if any check fails.
 //
@@ -52,14 +54,16 @@ struct Options {
   bool check = true;
   int64_t decodeSteps = 0, stepTokens = 1;
   bool jsonLines = false;
-  std::string dump; // directory for the .npy of failed checks
+  bool bf16 = false; // bf16 operands and outputs at the C ABI
+  std::string dump;  // directory for the .npy of failed checks
 };
 
 [[noreturn]] void usage(const std::string &error) {
   std::fprintf(stderr,
                "hybrid-rt-check: %s\nusage: hybrid-rt-check DIR [--batch B] "
                "[--seq S[,S...]] [--tolerance T] [--repeat N] [--no-check] "
-               "[--decode-steps N [--step-tokens T]] [--json] [--dump DIR]\n",
+               "[--decode-steps N [--step-tokens T]] [--json] [--dump DIR] "
+               "[--bf16]\n",
                error.c_str());
   std::exit(2);
 }
@@ -104,6 +108,8 @@ Options parse(int argc, char **argv) {
       o.dump = value();
     } else if (arg == "--json") {
       o.jsonLines = true;
+    } else if (arg == "--bf16") {
+      o.bf16 = true;
     } else if (arg == "--no-check") {
       o.check = false;
     } else if (!arg.empty() && arg[0] == '-') {
@@ -141,6 +147,56 @@ std::vector<float> random(Random &rng, size_t count, float limit = 1) {
     x = limit * (float(rng.next() >> 40) * 0x1p-23f - 1.f);
   return data;
 }
+
+/// bf16 tensors at the C ABI (--bf16): the f32 values are rounded to bf16
+/// in place (to nearest even), so the reference sees what the kernels see,
+/// and `bits` holds them for the tensor.
+uint16_t toBF16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return uint16_t((u + 0x7fff + ((u >> 16) & 1)) >> 16);
+}
+float fromBF16(uint16_t h) {
+  uint32_t u = uint32_t(h) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+void narrow(std::vector<float> &values, std::vector<uint16_t> &bits,
+            hybrid_rt_tensor &tensor) {
+  bits.resize(values.size());
+  for (size_t i = 0; i < values.size(); ++i) {
+    bits[i] = toBF16(values[i]);
+    values[i] = fromBF16(bits[i]);
+  }
+  tensor.data = bits.data();
+  tensor.dtype = HYBRID_RT_BF16;
+}
+/// Operands of one call, as bf16 tensors when `enabled`: narrow() the
+/// inputs, point the output at bf16 storage, widen() it after the call.
+struct BF16Operands {
+  bool enabled = false;
+  std::vector<uint16_t> q, k, v, sinks, out;
+  void inputs(std::vector<float> &qf, std::vector<float> &kf,
+              std::vector<float> &vf, std::vector<float> &sinksf,
+              hybrid_rt_tensor &tq, hybrid_rt_tensor &tk, hybrid_rt_tensor &tv,
+              hybrid_rt_tensor &ts, hybrid_rt_tensor &to, size_t outCount) {
+    if (!enabled)
+      return;
+    narrow(qf, q, tq);
+    narrow(kf, k, tk);
+    narrow(vf, v, tv);
+    narrow(sinksf, sinks, ts);
+    out.assign(outCount, 0);
+    to.data = out.data();
+    to.dtype = HYBRID_RT_BF16;
+  }
+  void widen(std::vector<float> &outf) const {
+    if (enabled)
+      for (size_t i = 0; i < out.size(); ++i)
+        outf[i] = fromBF16(out[i]);
+  }
+};
 
 /// ": error E ok|FAILED[ (worst at ...)]" for `out` against `ref`, both
 /// [B, S, H, Dv], also recorded in `record`; sets `failed` on a failure.
@@ -280,6 +336,12 @@ bool checkSession(Model &model, const Manifest &manifest, const Options &o,
       r.v = r.k;
     }
     r.out.assign(b * total * l.numHeads * l.vHeadDim, 0.f);
+    if (o.bf16) { // the reference sees the bf16-rounded inputs
+      std::vector<uint16_t> bits;
+      hybrid_rt_tensor ignored{};
+      for (std::vector<float> *values : {&r.q, &r.k, &r.v, &r.sinks})
+        narrow(*values, bits, ignored);
+    }
   }
   // Prompt, then each step through every layer, in model order.
   bool failed = false;
@@ -304,6 +366,9 @@ bool checkSession(Model &model, const Manifest &manifest, const Options &o,
       hybrid_rt_tensor ts = view(r.sinks.data(), l.numHeads);
       hybrid_rt_tensor to =
           view(out.data(), {b, count, l.numHeads, l.vHeadDim});
+      std::vector<float> sinks = r.sinks;
+      BF16Operands wide{o.bf16};
+      wide.inputs(q, k, v, sinks, tq, tk, tv, ts, to, out.size());
       bool shared = l.cachePolicy == "shared";
       auto start = std::chrono::steady_clock::now();
       Status s = begin == 0
@@ -317,6 +382,7 @@ bool checkSession(Model &model, const Manifest &manifest, const Options &o,
                     l.kernel.c_str(), (long long)begin, s.message.c_str());
         return false;
       }
+      wide.widen(out);
       if (begin) {
         hybrid_rt_device_time device;
         r.stepMs.push_back(hybrid_rt_device_time_get(model.get(), &device) ==
@@ -413,9 +479,9 @@ int main(int argc, char **argv) {
   // bf16 tensor-core inputs (GPU) versus f32 throughout (CPU).
   double tolerance = o.tolerance > 0 ? o.tolerance : onGPU ? 2e-2 : 1e-4;
   if (!o.jsonLines)
-    std::printf("# %s on %s, batch %lld, tolerance %g\n", manifest.name.c_str(),
-                hybrid_rt_device_name(model.get()), (long long)o.batch,
-                tolerance);
+    std::printf("# %s on %s, batch %lld, tolerance %g%s\n",
+                manifest.name.c_str(), hybrid_rt_device_name(model.get()),
+                (long long)o.batch, tolerance, o.bf16 ? ", bf16 operands" : "");
 
   bool failed = false;
   if (o.decodeSteps > 0) {
@@ -441,6 +507,8 @@ int main(int argc, char **argv) {
       hybrid_rt_tensor tv = view(v.data(), {b, seq, l.numKvHeads, l.vHeadDim});
       hybrid_rt_tensor ts = view(sinks.data(), l.numHeads);
       hybrid_rt_tensor to = view(out.data(), {b, seq, l.numHeads, l.vHeadDim});
+      BF16Operands wide{o.bf16};
+      wide.inputs(q, k, v, sinks, tq, tk, tv, ts, to, out.size());
       auto run = [&] {
         return model.prefill(l.index, tq, tk, tv, l.sinks ? &ts : nullptr, to);
       };
@@ -451,6 +519,7 @@ int main(int argc, char **argv) {
         failed = true;
         continue;
       }
+      wide.widen(out);
       std::string line = "layer " + std::to_string(l.index) + " (" + l.kernel +
                          ") seq " + std::to_string(seq);
       json record = describe(l);

@@ -66,12 +66,19 @@ def ConvertHybridAttentionToGPU
       and value tiles are staged in shared memory with `cp.async`: V(j)
       loads while `Q K(j)^T` runs, K(j+1) while softmax and `P V(j)` run.
       The key tiles visited are the mask's range for the tile's first and
-      last query; only boundary tiles evaluate the mask per element.
+      last query; only boundary tiles evaluate the mask per element. With
+      `tensor-cores=wgmma` (sm_90a) both products are `wgmma.mma_async` on
+      128-byte-swizzled tiles, and with `tma` those tiles arrive by TMA
+      (the kernel then also takes the K and V tensor maps).
     - `@K_decode(q, k_cache, v_cache, [sinks,] partial_out, partial_max,
       partial_sum, position)` (causal layers): a decode step over a bf16 KV
       cache (position p in row p % rows), one CTA per (split, query and kv
       head, batch), 128 keys per tile (one per thread), split over the key
       range; `@K_decode_combine` merges the splits by log-sum-exp.
+    - `@hybrid_convert_bf16_to_f32(in, out)`,
+      `@hybrid_convert_f32_to_bf16(in, out)`: flat elementwise conversions
+      for bf16 tensors at the runtime's API (named in the module's
+      `hybrid.conversions` and the manifest).
 
     Every kernel runs 128 threads; memrefs use the default (descriptor)
     calling convention. docs/GPUCodegen.md has the details.

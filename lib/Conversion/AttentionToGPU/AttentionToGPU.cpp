@@ -101,6 +101,20 @@ struct ConvertAttentionToGPUPass
     b.setInsertionPointToEnd(module.getBody());
     auto gpuModule = mlir::gpu::GPUModuleOp::create(b, "kernels");
     b.setInsertionPointToStart(gpuModule.getBody());
+    // bf16 tensors at the runtime's API convert through these (a schedule
+    // without attention layers has no operands to convert).
+    if (!kernels->empty()) {
+      emitElementConversionKernel(b, kBF16ToF32Kernel, b.getBF16Type(),
+                                  b.getF32Type());
+      emitElementConversionKernel(b, kF32ToBF16Kernel, b.getF32Type(),
+                                  b.getBF16Type());
+      gpuModule->setAttr(
+          "hybrid.conversions",
+          b.getDictionaryAttr(
+              {b.getNamedAttr("bf16_to_f32", b.getStringAttr(kBF16ToF32Kernel)),
+               b.getNamedAttr("f32_to_bf16",
+                              b.getStringAttr(kF32ToBF16Kernel))}));
+    }
 
     // The module gets its gpu.module even without attention layers (an
     // all-recurrent schedule): the artifacts then hold PTX without entries.

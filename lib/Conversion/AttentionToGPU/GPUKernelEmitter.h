@@ -73,6 +73,18 @@ mlir::gpu::GPUFuncOp emitPrepareKernel(mlir::ImplicitLocOpBuilder &b,
                                        const AttentionSignature &sig,
                                        bool forQueries);
 
+/// Emits `@name`, an elementwise conversion of a flat `from` buffer into a
+/// `to` buffer of the same length (grid-stride loop over any grid): the
+/// runtime's bf16 tensors pass through it on the way in and out.
+mlir::gpu::GPUFuncOp emitElementConversionKernel(mlir::ImplicitLocOpBuilder &b,
+                                                 llvm::StringRef name,
+                                                 mlir::Type from,
+                                                 mlir::Type to);
+
+/// The conversion kernels' names: bf16 to f32 and f32 to bf16.
+constexpr const char *kBF16ToF32Kernel = "hybrid_convert_bf16_to_f32";
+constexpr const char *kF32ToBF16Kernel = "hybrid_convert_f32_to_bf16";
+
 /// Emits `@name_prepare_v`: f32 value rows to bf16.
 mlir::gpu::GPUFuncOp emitConvertKernel(mlir::ImplicitLocOpBuilder &b,
                                        llvm::StringRef name,

@@ -123,6 +123,33 @@ hybrid::gpu::emitPrepareKernel(ImplicitLocOpBuilder &b, StringRef name,
 }
 
 mlir::gpu::GPUFuncOp
+hybrid::gpu::emitElementConversionKernel(ImplicitLocOpBuilder &b,
+                                         StringRef name, Type from, Type to) {
+  OpBuilder::InsertionGuard guard(b);
+  auto func = createKernel(b, name,
+                           {MemRefType::get({ShapedType::kDynamic}, from),
+                            MemRefType::get({ShapedType::kDynamic}, to)});
+  Value in = func.getArgument(0), out = func.getArgument(1);
+  using mlir::gpu::Dimension;
+  Value threads = index(b, kThreads);
+  Value first = arith::AddIOp::create(
+      b,
+      arith::MulIOp::create(b, mlir::gpu::BlockIdOp::create(b, Dimension::x),
+                            threads),
+      mlir::gpu::ThreadIdOp::create(b, Dimension::x));
+  Value stride = arith::MulIOp::create(
+      b, mlir::gpu::GridDimOp::create(b, Dimension::x), threads);
+  forLoop(b, first, memref::DimOp::create(b, in, 0), stride, [&](Value i) {
+    Value x = memref::LoadOp::create(b, in, i);
+    Value y = from.getIntOrFloatBitWidth() < to.getIntOrFloatBitWidth()
+                  ? Value(arith::ExtFOp::create(b, to, x))
+                  : Value(arith::TruncFOp::create(b, to, x));
+    memref::StoreOp::create(b, y, out, i);
+  });
+  return func;
+}
+
+mlir::gpu::GPUFuncOp
 hybrid::gpu::emitConvertKernel(ImplicitLocOpBuilder &b, StringRef name,
                                const AttentionSignature &sig) {
   OpBuilder::InsertionGuard guard(b);

@@ -91,6 +91,9 @@ struct Manifest {
   std::string cubin; // GPU targets: assembled kernels, empty if none
   std::vector<LayerSpec> layers;
   std::map<std::string, KernelSpec> kernels;
+  /// GPU targets: elementwise conversion kernels for bf16 tensors at the
+  /// API (empty in artifacts that predate them).
+  std::string convertBF16ToF32, convertF32ToBF16;
 };
 
 /// Reads `dir`/manifest.json. On failure returns false and sets `error` to

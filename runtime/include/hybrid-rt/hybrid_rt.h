@@ -2,8 +2,9 @@
  *
  * Loads the artifacts `hybrid-compile --emit artifacts -o DIR` writes
  * (DIR/manifest.json and the kernel library it names) and runs attention
- * layers on [batch, seq, heads, head_dim] row-major float32 tensors, on a
- * pool of CPU threads. No MLIR dependency.
+ * layers on [batch, seq, heads, head_dim] row-major float32 tensors (GPU
+ * models: float32 or bfloat16), on a pool of CPU threads or an NVIDIA GPU.
+ * No MLIR dependency.
  *
  * Every call that can fail returns a hybrid_rt_status; the message of the
  * last failure on the calling thread is hybrid_rt_last_error(). A model is

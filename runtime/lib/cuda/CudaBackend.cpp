@@ -93,6 +93,10 @@ struct Backend::State {
   // decode's partial results per split.
   DeviceBuffer qIn, kIn, vIn, sinksIn, qBf16, kBf16, vBf16, out;
   DeviceBuffer partialOut, partialMax, partialSum;
+  // bf16 operands: their 2-byte copies on the device, converted from (or
+  // to) the f32 staging buffers one operand at a time, in stream order.
+  DeviceBuffer narrow;
+  std::string bf16ToF32, f32ToBF16; // the manifest's conversion kernels
   // TMA flash kernels: the K and V tensor maps of the current call.
   DeviceBuffer tensorMaps;
   CUtensorMap hostMaps[2];
@@ -150,10 +154,38 @@ struct Backend::State {
                      /*sharedMemBytes=*/0, stream, args.get(), nullptr));
   }
 
+  /// Converts `count` elements from `src` into `dst` with the conversion
+  /// kernel `symbol`.
+  std::string convert(const std::string &symbol, CUdeviceptr src,
+                      CUdeviceptr dst, size_t count) {
+    LaunchArgs args;
+    args.memref(src, {int64_t(count)});
+    args.memref(dst, {int64_t(count)});
+    size_t blocks = std::min<size_t>((count + 127) / 128, 1 << 16);
+    return launch(symbol, unsigned(blocks), 1, 1, 128, args);
+  }
   /// Where the kernels read `count` floats of `operand`: in place in
-  /// device memory, else copied into `staging`.
+  /// device memory, else copied into `staging`; bf16 operands are
+  /// converted into `staging`.
   std::string input(DeviceBuffer &staging, Operand operand, size_t count,
                     CUdeviceptr &ptr) {
+    if (operand.bf16) {
+      CUdeviceptr source = CUdeviceptr(operand.data);
+      if (!operand.onDevice) {
+        if (std::string e = ensure(narrow, count * 2); !e.empty())
+          return e;
+        source = narrow.ptr;
+        if (std::string e = check("copying operands to the GPU",
+                                  driver.cuMemcpyHtoDAsync(source, operand.data,
+                                                           count * 2, stream));
+            !e.empty())
+          return e;
+      }
+      if (std::string e = ensure(staging, count * 4); !e.empty())
+        return e;
+      ptr = staging.ptr;
+      return convert(bf16ToF32, source, ptr, count);
+    }
     if (operand.onDevice) {
       ptr = CUdeviceptr(operand.data);
       return "";
@@ -166,11 +198,12 @@ struct Backend::State {
         driver.cuMemcpyHtoDAsync(ptr, operand.data, count * 4, stream));
   }
   /// Where the kernels write `count` floats of `operand`: in place in
-  /// device memory, else in `staging` (copied out by finish()).
+  /// device memory, else in `staging` (copied, or for bf16 converted, out
+  /// by finish()).
   std::string output(DeviceBuffer &staging, Operand operand, size_t count,
                      CUdeviceptr &ptr) {
-    ptr = operand.onDevice ? CUdeviceptr(operand.data) : 0;
-    if (operand.onDevice)
+    ptr = operand.onDevice && !operand.bf16 ? CUdeviceptr(operand.data) : 0;
+    if (ptr)
       return "";
     if (std::string e = ensure(staging, count * 4); !e.empty())
       return e;
@@ -261,6 +294,23 @@ struct Backend::State {
   /// stream: errors of earlier launches surface here.
   std::string finish(Operand out, CUdeviceptr ptr, size_t count,
                      const std::string &what) {
+    if (out.bf16) {
+      CUdeviceptr target = CUdeviceptr(out.data);
+      if (!out.onDevice) {
+        if (std::string e = ensure(narrow, count * 2); !e.empty())
+          return e;
+        target = narrow.ptr;
+      }
+      if (std::string e = convert(f32ToBF16, ptr, target, count); !e.empty())
+        return e;
+      if (!out.onDevice)
+        if (std::string e = check(
+                "copying the output from the GPU",
+                driver.cuMemcpyDtoHAsync(out.data, target, count * 2, stream));
+            !e.empty())
+          return e;
+      return check("running " + what, driver.cuStreamSynchronize(stream));
+    }
     if (!out.onDevice)
       if (std::string e =
               check("copying the output from the GPU",
@@ -290,7 +340,8 @@ Backend::~Backend() {
   for (DeviceBuffer *b :
        {&state->qIn, &state->kIn, &state->vIn, &state->sinksIn, &state->qBf16,
         &state->kBf16, &state->vBf16, &state->out, &state->partialOut,
-        &state->partialMax, &state->partialSum, &state->tensorMaps})
+        &state->partialMax, &state->partialSum, &state->tensorMaps,
+        &state->narrow})
     if (b->ptr)
       d.cuMemFree(b->ptr);
   for (CUevent e : state->events)
@@ -334,6 +385,8 @@ std::unique_ptr<Backend> Backend::open(const Manifest &manifest,
     return failed(e);
   d.cuDeviceGetName(name, sizeof(name), s.device);
   s.name = name;
+  s.bf16ToF32 = manifest.convertBF16ToF32;
+  s.f32ToBF16 = manifest.convertF32ToBF16;
   if (const char *env = std::getenv("HYBRID_CUDA_DECODE_SPLITS"))
     s.fixedSplits = std::atoll(env);
   d.cuDeviceGetAttribute(&s.multiprocessors,

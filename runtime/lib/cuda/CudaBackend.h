@@ -30,12 +30,17 @@ struct DeviceCache {
   int64_t keyBytes = 0, valueBytes = 0;
 };
 
-/// An f32 operand of a call, in host or device memory; null data: absent.
+/// An f32 (or bf16) operand of a call, in host or device memory; null
+/// data: absent. bf16 operands pass through the artifacts' conversion
+/// kernels on their way in and out.
 struct Operand {
   void *data = nullptr;
   bool onDevice = false;
+  bool bf16 = false;
   static Operand of(const hybrid_rt_tensor *t) {
-    return t ? Operand{t->data, t->memory == HYBRID_RT_DEVICE} : Operand{};
+    return t ? Operand{t->data, t->memory == HYBRID_RT_DEVICE,
+                       t->dtype == HYBRID_RT_BF16}
+             : Operand{};
   }
 };
 

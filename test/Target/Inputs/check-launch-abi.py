@@ -22,8 +22,8 @@ def main(directory):
     for kernel in manifest["kernels"].values():
         sinks = memref(1) if kernel["sinks"] else 0
         expected = {
-            # q, k, v, [sinks,] out
-            "entry": 4 * memref(4) + sinks,
+            # q, k, v, [sinks,] out, [K and V tensor maps]
+            "entry": 4 * memref(4) + sinks + (2 if kernel.get("tma") else 0),
             # in, out, first position
             "prepare_q": 2 * memref(4) + 1,
             "prepare_k": 2 * memref(4) + 1,
@@ -43,11 +43,18 @@ def main(directory):
             if params[symbol] != count:
                 sys.exit(f"{symbol}: takes {params[symbol]} parameters, the "
                          f"runtime passes {count}")
-            key = (role, bool(kernel["sinks"]))
+            key = (role, bool(kernel["sinks"]), bool(kernel.get("tma")))
             if key not in seen:
                 seen.add(key)
-                print(f"{role}{' (sinks)' if kernel['sinks'] else ''}: "
+                print(f"{role}{' (sinks)' if kernel['sinks'] else ''}"
+                      f"{' (tma)' if role == 'entry' and kernel.get('tma') else ''}: "
                       f"{count} parameters")
+    # bf16 operands: in, out (flat)
+    for role, symbol in manifest.get("conversions", {}).items():
+        if params.get(symbol) != 2 * memref(1):
+            sys.exit(f"{symbol}: takes {params.get(symbol)} parameters, the "
+                     f"runtime passes {2 * memref(1)}")
+        print(f"conversion {role}: {2 * memref(1)} parameters")
 
 
 if __name__ == "__main__":
