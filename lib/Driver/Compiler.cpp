@@ -90,6 +90,16 @@ std::string hybrid::validate(const CompileOptions &options) {
     return "--max-seq: must be positive, got " + std::to_string(options.maxSeq);
   if (options.qTile <= 0 || options.kTile <= 0)
     return "--q-tile and --k-tile must be positive";
+  if (options.tensorCores != "mma.sync" && options.tensorCores != "wgmma")
+    return "--tensor-cores must be mma.sync or wgmma, got '" +
+           options.tensorCores + "'";
+  if (options.tensorCores == "wgmma" && options.target != "cuda:sm_90a")
+    return "--tensor-cores wgmma: only for --target cuda:sm_90a (wgmma is an "
+           "sm_90a instruction), got " +
+           options.target;
+  if (options.tma && options.tensorCores != "wgmma")
+    return "--tma: TMA writes the swizzled tiles only the wgmma kernels "
+           "read; add --tensor-cores wgmma";
   return "";
 }
 

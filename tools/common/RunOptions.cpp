@@ -51,6 +51,14 @@ static cl::opt<int64_t> qTile("q-tile", cl::init(32),
 static cl::opt<int64_t> kTile("k-tile", cl::init(64),
                               cl::desc("CPU kernels: keys per tile"),
                               cl::cat(runCategory));
+static cl::opt<std::string>
+    tensorCores("tensor-cores", cl::init("mma.sync"),
+                cl::desc("cuda targets: mma.sync, or wgmma (cuda:sm_90a)"),
+                cl::cat(runCategory));
+static cl::opt<bool> tma("tma",
+                         cl::desc("cuda:sm_90a with --tensor-cores wgmma: K "
+                                  "and V tiles by TMA"),
+                         cl::cat(runCategory));
 
 int64_t CompiledModel::batch() const { return batchSize; }
 int64_t CompiledModel::seqLen() const { return seqLength; }
@@ -100,6 +108,8 @@ bool CompiledModel::open(StringRef tool, StringRef input) {
   options.kvStorage = StorageType::f32;
   options.qTile = qTile;
   options.kTile = kTile;
+  options.tensorCores = tensorCores;
+  options.tma = tma;
   if (std::string error = validate(options); !error.empty())
     return fail(error);
   // Host timings of GPU calls would include their copies.

@@ -78,11 +78,13 @@ const LayerInputs &InputGenerator::get(const rt::LayerSpec &layer) {
 
 int64_t hybrid::tools::getAllFullCacheBytes(const rt::Manifest &manifest,
                                             int64_t batch, int64_t tokens) {
+  // The runtime's caches: f32 on CPUs, bf16 on GPUs.
+  int64_t element = manifest.target == "cpu" ? 4 : 2;
   int64_t bytes = 0;
   for (const rt::LayerSpec &layer : manifest.layers)
     if (layer.hasKernel())
       bytes += batch * tokens * layer.numKvHeads *
-               (layer.headDim + layer.vHeadDim) * int64_t(sizeof(float));
+               (layer.headDim + layer.vHeadDim) * element;
   return bytes;
 }
 
@@ -90,9 +92,10 @@ std::string hybrid::tools::describeCache(const rt::Manifest &manifest,
                                          int64_t bytes, int64_t batch,
                                          int64_t tokens) {
   int64_t full = getAllFullCacheBytes(manifest, batch, tokens);
-  return formatv("cache: {0} bytes (f32, batch {1}, up to {2} tokens); every "
-                 "layer full: {3} bytes; this schedule needs {4:f1}% of that",
-                 bytes, batch, tokens, full,
+  return formatv("cache: {0} bytes ({1}, batch {2}, up to {3} tokens); every "
+                 "layer full: {4} bytes; this schedule needs {5:f1}% of that",
+                 bytes, manifest.target == "cpu" ? "f32" : "bf16", batch,
+                 tokens, full,
                  full ? 100.0 * double(bytes) / double(full) : 0.0)
       .str();
 }

@@ -130,12 +130,13 @@ void storePositions(std::vector<float> &x, const std::array<int64_t, 4> &shape,
                     const std::vector<float> &part, int64_t begin,
                     int64_t count);
 
-/// Bytes of f32 caches if every attention layer kept its own full K and V
-/// for `tokens` tokens of `batch` sequences (the plan's baseline).
+/// Bytes of caches (f32 on CPUs, bf16 on GPUs) if every attention layer
+/// kept its own full K and V for `tokens` tokens of `batch` sequences (the
+/// plan's baseline).
 int64_t getAllFullCacheBytes(const rt::Manifest &manifest, int64_t batch,
                              int64_t tokens);
 
-/// "cache: X bytes (f32, batch B, up to N tokens); every layer full: Y
+/// "cache: X bytes (f32|bf16, batch B, up to N tokens); every layer full: Y
 /// bytes; this schedule needs Z% of that".
 std::string describeCache(const rt::Manifest &manifest, int64_t bytes,
                           int64_t batch, int64_t tokens);

@@ -115,6 +115,8 @@ int main(int argc, char **argv) {
   options.kvStorage = kvDtype;
   options.qTile = qTile;
   options.kTile = kTile;
+  options.tensorCores = tensorCores;
+  options.tma = tma;
   if (std::string error = hybrid::validate(options); !error.empty())
     return fail(error);
   if (!tuningDb.empty() && emit != Emit::Artifacts)
@@ -133,18 +135,7 @@ int main(int argc, char **argv) {
   if (minCtasPerSM < 0 || minCtasPerSM > 32)
     return fail("--min-ctas-per-sm must be 0 (no bound) to 32, got " +
                 std::to_string(minCtasPerSM));
-  options.tensorCores = tensorCores;
-  if (tensorCores != "mma.sync" && tensorCores != "wgmma")
-    return fail("--tensor-cores must be mma.sync or wgmma, got '" +
-                tensorCores + "'");
-  if (tensorCores == "wgmma" && target != "cuda:sm_90a")
-    return fail("--tensor-cores wgmma: only for --target cuda:sm_90a (wgmma "
-                "is an sm_90a instruction), got " +
-                target);
-  options.tma = tma;
-  if (tma && tensorCores != "wgmma")
-    return fail("--tma: TMA writes the swizzled tiles only the wgmma kernels "
-                "read; add --tensor-cores wgmma");
+
   if (target == "cpu" && warpRows.getNumOccurrences())
     return fail("--warp-rows: only for GPU targets (the CPU kernels take "
                 "--q-tile)");
