@@ -93,38 +93,24 @@ CUresult cuInit(unsigned int flags) {
 
 CUresult cuGetErrorName(CUresult error, const char **name) {
   switch (error) {
-  case CUDA_SUCCESS:
-    *name = "CUDA_SUCCESS";
-    break;
-  case CUDA_ERROR_INVALID_VALUE:
-    *name = "CUDA_ERROR_INVALID_VALUE";
-    break;
-  case CUDA_ERROR_OUT_OF_MEMORY:
-    *name = "CUDA_ERROR_OUT_OF_MEMORY";
-    break;
-  case CUDA_ERROR_INVALID_IMAGE:
-    *name = "CUDA_ERROR_INVALID_IMAGE";
-    break;
-  case CUDA_ERROR_INVALID_PTX:
-    *name = "CUDA_ERROR_INVALID_PTX";
-    break;
-  case CUDA_ERROR_NOT_FOUND:
-    *name = "CUDA_ERROR_NOT_FOUND";
-    break;
-  case CUDA_ERROR_ILLEGAL_ADDRESS:
-    *name = "CUDA_ERROR_ILLEGAL_ADDRESS";
-    break;
-  case CUDA_ERROR_LAUNCH_FAILED:
-    *name = "CUDA_ERROR_LAUNCH_FAILED";
-    break;
-  case CUDA_ERROR_NO_BINARY_FOR_GPU:
-    *name = "CUDA_ERROR_NO_BINARY_FOR_GPU";
-    break;
+#define HYBRID_ERROR_NAME(code)                                                \
+  case code:                                                                   \
+    *name = #code;                                                             \
+    return CUDA_SUCCESS;
+    HYBRID_ERROR_NAME(CUDA_SUCCESS)
+    HYBRID_ERROR_NAME(CUDA_ERROR_INVALID_VALUE)
+    HYBRID_ERROR_NAME(CUDA_ERROR_OUT_OF_MEMORY)
+    HYBRID_ERROR_NAME(CUDA_ERROR_INVALID_IMAGE)
+    HYBRID_ERROR_NAME(CUDA_ERROR_INVALID_PTX)
+    HYBRID_ERROR_NAME(CUDA_ERROR_NOT_FOUND)
+    HYBRID_ERROR_NAME(CUDA_ERROR_ILLEGAL_ADDRESS)
+    HYBRID_ERROR_NAME(CUDA_ERROR_LAUNCH_FAILED)
+    HYBRID_ERROR_NAME(CUDA_ERROR_NO_BINARY_FOR_GPU)
+#undef HYBRID_ERROR_NAME
   default:
     *name = nullptr;
     return CUDA_ERROR_INVALID_VALUE;
   }
-  return CUDA_SUCCESS;
 }
 
 CUresult cuGetErrorString(CUresult error, const char **text) {

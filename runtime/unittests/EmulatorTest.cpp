@@ -806,7 +806,8 @@ std::string tensorLoad(bool wait, std::vector<uint16_t> &tile) {
   setp.eq.u32 %p0, %r0, 0;
   @%p0 mbarrier.init.shared.b64 [bar], 1;
   bar.sync 0;
-  add.s64 %rd1, %rd0, )" + std::to_string(mapAt) +
+  add.s64 %rd1, %rd0, )" +
+                     std::to_string(mapAt) +
                      R"(;
   mov.u32 %r1, 0;
   mov.u32 %r2, 5;
@@ -819,7 +820,8 @@ $wait:
   mov.b64 %rd4, tile;
   add.s64 %rd4, %rd4, %rd3;
   add.s64 %rd5, %rd0, %rd3;
-  add.s64 %rd5, %rd5, )" + std::to_string(tileAt) +
+  add.s64 %rd5, %rd5, )" +
+                     std::to_string(tileAt) +
                      R"(;
   ld.shared.v4.b32 {%r3, %r4, %r5, %r6}, [%rd4];
   st.global.v4.b32 [%rd5], {%r3, %r4, %r5, %r6};

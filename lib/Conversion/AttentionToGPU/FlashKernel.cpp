@@ -97,7 +97,6 @@ private:
   Value firstGroup; // the first key tile's cp.async group
   // TMA: tensor maps of K and V, and the mbarriers their tiles complete.
   Value keyMap, valueMap, keyBarrier, valueBarrier, isIssuer;
-  Value tileParity; // this key tile's phase parity on both barriers
 };
 
 } // namespace
@@ -438,18 +437,18 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
     Value hasNext =
         arith::CmpIOp::create(b, arith::CmpIPredicate::slt, nextKt, hi);
 
+    // TMA: each barrier completes one phase per tile, so tile j waits for
+    // parity j % 2 on both.
+    Value parity;
     if (tma) {
-      // Each barrier completes one phase per tile: tile j waits for parity
-      // j % 2. sV is free: every warp passed the last tile's closing
-      // barrier.
-      Value parity = arith::IndexCastOp::create(
+      // sV is free: every warp passed the last tile's closing barrier.
+      parity = arith::IndexCastOp::create(
           b, b.getI32Type(),
           arith::RemUIOp::create(
               b,
               arith::DivUIOp::create(b, arith::SubIOp::create(b, kt, lo),
                                      kTileSize),
               index(b, 2)));
-      tileParity = parity;
       issueTileLoads(/*keys=*/false, kt, slices > 1 ? valueOffset : Value());
       waitBarrier(b, keyBarrier, parity);
     } else {
@@ -615,7 +614,7 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
 
     // V(j) has landed (K(j+1) may still be in flight).
     if (tma) {
-      waitBarrier(b, valueBarrier, tileParity);
+      waitBarrier(b, valueBarrier, parity);
     } else {
       ifThen(
           b, hasNext, [&] { waitGroups(1); }, [&] { waitGroups(0); });

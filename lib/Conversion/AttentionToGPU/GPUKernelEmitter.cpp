@@ -1,6 +1,8 @@
 //===- GPUKernelEmitter.cpp - Building blocks of the GPU kernels ---------===//
 
 #include "GPUKernelEmitter.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
 
 using namespace mlir;
 using namespace hybrid;
@@ -18,4 +20,23 @@ mlir::gpu::GPUFuncOp hybrid::gpu::createKernel(ImplicitLocOpBuilder &b,
   mlir::gpu::ReturnOp::create(b);
   b.setInsertionPointToStart(&func.getBody().front());
   return func;
+}
+
+Value hybrid::gpu::getSharedAddress(ImplicitLocOpBuilder &b, Value memref) {
+  return arith::IndexCastUIOp::create(
+      b, b.getI64Type(),
+      memref::ExtractAlignedPointerAsIndexOp::create(b, memref));
+}
+
+Value hybrid::gpu::inlinePtx(ImplicitLocOpBuilder &b, Type resultType,
+                             ValueRange operands, StringRef text,
+                             StringRef constraints) {
+  return LLVM::InlineAsmOp::create(
+             b, resultType, operands, text, constraints,
+             /*has_side_effects=*/true, /*is_align_stack=*/false,
+             LLVM::tailcallkind::TailCallKind::None,
+             LLVM::AsmDialectAttr::get(b.getContext(),
+                                       LLVM::AsmDialect::AD_ATT),
+             /*operand_attrs=*/ArrayAttr())
+      .getRes();
 }

@@ -60,6 +60,16 @@ inline mlir::Value expOfDifference(mlir::ImplicitLocOpBuilder &b, mlir::Value x,
                                      log2e));
 }
 
+/// The address of workgroup `memref`'s first element in the shared-memory
+/// window, as an i64.
+mlir::Value getSharedAddress(mlir::ImplicitLocOpBuilder &b, mlir::Value memref);
+
+/// Inline PTX `text` with side effects: operands bound by `constraints`
+/// (LLVM's inline-assembly syntax), results of `resultType` (null: none).
+mlir::Value inlinePtx(mlir::ImplicitLocOpBuilder &b, mlir::Type resultType,
+                      mlir::ValueRange operands, llvm::StringRef text,
+                      llvm::StringRef constraints);
+
 /// An empty `gpu.func` kernel of kThreads threads with `inputs` and shared
 /// memory `workgroup`; the builder is left inside it.
 mlir::gpu::GPUFuncOp createKernel(mlir::ImplicitLocOpBuilder &b,

@@ -9,7 +9,7 @@
 
 #include "TensorMemoryAccess.h"
 
-#include "../Utils/KernelBuilders.h"
+#include "GPUKernelEmitter.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
@@ -21,12 +21,10 @@ using namespace hybrid::gpu;
 
 Value hybrid::gpu::getSharedPointer(ImplicitLocOpBuilder &b, Value memref,
                                     int64_t offset) {
-  Type i64 = b.getI64Type();
-  Value address = arith::IndexCastUIOp::create(
-      b, i64, memref::ExtractAlignedPointerAsIndexOp::create(b, memref));
+  Value address = getSharedAddress(b, memref);
   if (offset)
     address = arith::AddIOp::create(
-        b, address, arith::ConstantIntOp::create(b, i64, offset));
+        b, address, arith::ConstantIntOp::create(b, b.getI64Type(), offset));
   return LLVM::IntToPtrOp::create(
       b, LLVM::LLVMPointerType::get(b.getContext(), /*addressSpace=*/3),
       address);
@@ -77,16 +75,11 @@ void hybrid::gpu::waitBarrier(ImplicitLocOpBuilder &b, Value barrier,
   {
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(b.createBlock(&loop.getBefore()));
-    auto tryWait = LLVM::InlineAsmOp::create(
+    Value done = inlinePtx(
         b, b.getI1Type(), ValueRange{barrier, parity},
-        "mbarrier.try_wait.parity.shared::cta.b64 $0, [$1], $2;", "=b,l,r",
-        /*has_side_effects=*/true, /*is_align_stack=*/false,
-        LLVM::tailcallkind::TailCallKind::None,
-        LLVM::AsmDialectAttr::get(b.getContext(), LLVM::AsmDialect::AD_ATT),
-        /*operand_attrs=*/ArrayAttr());
+        "mbarrier.try_wait.parity.shared::cta.b64 $0, [$1], $2;", "=b,l,r");
     Value pending = arith::XOrIOp::create(
-        b, tryWait.getRes(),
-        arith::ConstantOp::create(b, b.getBoolAttr(true)).getResult());
+        b, done, arith::ConstantOp::create(b, b.getBoolAttr(true)).getResult());
     scf::ConditionOp::create(b, pending, ValueRange());
     b.setInsertionPointToStart(b.createBlock(&loop.getAfter()));
     scf::YieldOp::create(b);

@@ -1,5 +1,4 @@
-//===- TensorMemoryAccess.h - TMA tile loads and mbarriers -------*- C++
-//-*-===//
+//===- TensorMemoryAccess.h - TMA tile loads and mbarriers ------*- C++ -*-===//
 //
 // sm_90a's Tensor Memory Accelerator for the wgmma flash kernel: one thread
 // issues a tile load (cp.async.bulk.tensor) that the hardware writes into

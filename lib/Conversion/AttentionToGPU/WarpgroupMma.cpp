@@ -8,7 +8,7 @@
 
 #include "WarpgroupMma.h"
 
-#include "../Utils/KernelBuilders.h"
+#include "GPUKernelEmitter.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
@@ -33,11 +33,9 @@ Value hybrid::gpu::getMatrixDescriptor(ImplicitLocOpBuilder &b, Value tile,
   // Bits 0-13: start address >> 4; 16-29: leading byte offset >> 4; 32-45:
   // stride byte offset >> 4; 62-63: swizzle mode (1: 128 bytes).
   Type i64 = b.getI64Type();
-  Value address = arith::IndexCastUIOp::create(
-      b, i64, memref::ExtractAlignedPointerAsIndexOp::create(b, tile));
   Value start = arith::ShRUIOp::create(
       b,
-      arith::AndIOp::create(b, address,
+      arith::AndIOp::create(b, getSharedAddress(b, tile),
                             arith::ConstantIntOp::create(b, i64, 0x3ffff)),
       arith::ConstantIntOp::create(b, i64, 4));
   uint64_t fields = uint64_t(leadingBytes >> 4) << 16 |
@@ -98,15 +96,11 @@ SmallVector<Value> hybrid::gpu::warpgroupMma(ImplicitLocOpBuilder &b,
   Type f32 = b.getF32Type();
   auto resultType = LLVM::LLVMStructType::getLiteral(
       b.getContext(), SmallVector<Type>(registers, f32));
-  auto asmOp = LLVM::InlineAsmOp::create(
-      b, resultType, operands, text, constraints, /*has_side_effects=*/true,
-      /*is_align_stack=*/false, LLVM::tailcallkind::TailCallKind::None,
-      LLVM::AsmDialectAttr::get(b.getContext(), LLVM::AsmDialect::AD_ATT),
-      /*operand_attrs=*/ArrayAttr());
+  Value packed = inlinePtx(b, resultType, operands, text, constraints);
   SmallVector<Value> result;
   for (int64_t i = 0; i < registers; ++i)
     result.push_back(
-        LLVM::ExtractValueOp::create(b, asmOp.getRes(), ArrayRef<int64_t>{i}));
+        LLVM::ExtractValueOp::create(b, packed, ArrayRef<int64_t>{i}));
   return result;
 }
 

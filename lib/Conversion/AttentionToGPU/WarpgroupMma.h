@@ -1,5 +1,4 @@
-//===- WarpgroupMma.h - Hopper warpgroup MMA for the flash kernel -*- C++
-//-*-===//
+//===- WarpgroupMma.h - Hopper warpgroup MMA --------------------*- C++ -*-===//
 //
 // sm_90a's wgmma.mma_async: the CTA's four warps multiply a 64-row A held
 // in registers (the mma.sync A fragment layout, one 16-row slice per warp)

@@ -169,33 +169,28 @@ struct Backend::State {
   /// converted into `staging`.
   std::string input(DeviceBuffer &staging, Operand operand, size_t count,
                     CUdeviceptr &ptr) {
-    if (operand.bf16) {
-      CUdeviceptr source = CUdeviceptr(operand.data);
-      if (!operand.onDevice) {
-        if (std::string e = ensure(narrow, count * 2); !e.empty())
-          return e;
-        source = narrow.ptr;
-        if (std::string e = check("copying operands to the GPU",
-                                  driver.cuMemcpyHtoDAsync(source, operand.data,
-                                                           count * 2, stream));
-            !e.empty())
-          return e;
-      }
-      if (std::string e = ensure(staging, count * 4); !e.empty())
+    // Host operands land in `staging` (bf16 ones in `narrow`, then
+    // widened into `staging`).
+    ptr = CUdeviceptr(operand.data);
+    if (!operand.onDevice) {
+      DeviceBuffer &landing = operand.bf16 ? narrow : staging;
+      size_t bytes = count * (operand.bf16 ? 2 : 4);
+      if (std::string e = ensure(landing, bytes); !e.empty())
         return e;
-      ptr = staging.ptr;
-      return convert(bf16ToF32, source, ptr, count);
+      ptr = landing.ptr;
+      if (std::string e =
+              check("copying operands to the GPU",
+                    driver.cuMemcpyHtoDAsync(ptr, operand.data, bytes, stream));
+          !e.empty())
+        return e;
     }
-    if (operand.onDevice) {
-      ptr = CUdeviceptr(operand.data);
+    if (!operand.bf16)
       return "";
-    }
     if (std::string e = ensure(staging, count * 4); !e.empty())
       return e;
+    CUdeviceptr source = ptr;
     ptr = staging.ptr;
-    return check(
-        "copying operands to the GPU",
-        driver.cuMemcpyHtoDAsync(ptr, operand.data, count * 4, stream));
+    return convert(bf16ToF32, source, ptr, count);
   }
   /// Where the kernels write `count` floats of `operand`: in place in
   /// device memory, else in `staging` (copied, or for bf16 converted, out
@@ -294,6 +289,9 @@ struct Backend::State {
   /// stream: errors of earlier launches surface here.
   std::string finish(Operand out, CUdeviceptr ptr, size_t count,
                      const std::string &what) {
+    // bf16 outputs are narrowed in place on the device, else into
+    // `narrow`, which is then copied out.
+    size_t bytes = count * 4;
     if (out.bf16) {
       CUdeviceptr target = CUdeviceptr(out.data);
       if (!out.onDevice) {
@@ -303,18 +301,13 @@ struct Backend::State {
       }
       if (std::string e = convert(f32ToBF16, ptr, target, count); !e.empty())
         return e;
-      if (!out.onDevice)
-        if (std::string e = check(
-                "copying the output from the GPU",
-                driver.cuMemcpyDtoHAsync(out.data, target, count * 2, stream));
-            !e.empty())
-          return e;
-      return check("running " + what, driver.cuStreamSynchronize(stream));
+      ptr = target;
+      bytes = count * 2;
     }
     if (!out.onDevice)
       if (std::string e =
               check("copying the output from the GPU",
-                    driver.cuMemcpyDtoHAsync(out.data, ptr, count * 4, stream));
+                    driver.cuMemcpyDtoHAsync(out.data, ptr, bytes, stream));
           !e.empty())
         return e;
     return check("running " + what, driver.cuStreamSynchronize(stream));
