@@ -5,14 +5,14 @@
 // all its lanes wait at a barrier or have returned; when every warp of the
 // CTA is there, the barrier releases and a new shared-memory epoch begins.
 // Calls (libdevice's slow paths) run to completion for the calling lanes in
-// a fresh frame.
+// a fresh frame. The CTA's state is in Cta.h; wgmma, mbarriers and TMA in
+// HopperAsync.cpp.
 //
 //===----------------------------------------------------------------------===//
 
-#include "Interpreter.h"
+#include "Cta.h"
 
 #include "Arithmetic.h"
-#include "TensorMap.h"
 
 #include <algorithm>
 #include <atomic>
@@ -24,6 +24,7 @@
 #include <thread>
 
 using namespace hybrid::emu;
+using namespace hybrid::emu::detail;
 
 bool Memory::contains(uint64_t address, uint64_t size) const {
   auto it = ranges.upper_bound(address);
@@ -33,1338 +34,833 @@ bool Memory::contains(uint64_t address, uint64_t size) const {
   return address >= it->first && address + size <= it->first + it->second;
 }
 
-namespace {
-
-/// Parked: at a warp-collective instruction, until the warp's other
-/// running lanes get there.
-/// Yielded: spinning on an mbarrier phase that has not completed; the warp
-/// lets the others run.
-enum LaneState : uint8_t { Running, Parked, Waiting, Done, Yielded };
-
-bool isCollective(Opcode op) {
-  return op == Opcode::Shfl || op == Opcode::Ldmatrix || op == Opcode::Mma ||
-         op == Opcode::WgmmaFence || op == Opcode::WgmmaMma ||
-         op == Opcode::WgmmaCommit || op == Opcode::WgmmaWait;
+std::string Cta::run(unsigned x, unsigned y, unsigned z) {
+  ctaid[0] = x;
+  ctaid[1] = y;
+  ctaid[2] = z;
+  steps = 0;
+  std::fill(shared.begin(), shared.end(), 0xff);
+  for (Shadow &s : shadow) {
+    s.pending = s.unfenced = 0;
+    s.landedBy = 0;
+  }
+  std::fill(wgmma.begin(), wgmma.end(), WarpWgmma());
+  barriers.clear();
+  observed.assign(warps, {});
+  barrierEvents = lastEvents = idleRounds = 0;
+  ++epoch;
+  std::fill(carry.begin(), carry.end(), 0);
+  for (unsigned t = 0; t < threads; ++t) {
+    pendingCopies[t].clear();
+    groups[t].clear();
+  }
+  Frame frame;
+  enter(frame, kernel);
+  for (unsigned t = 0; t < threads; ++t)
+    std::memcpy(&frame.params[t * kernel.paramBytes], kernelParams.data(),
+                std::min<size_t>(kernelParams.size(), kernel.paramBytes));
+  while (true) {
+    for (unsigned w = 0; w < warps; ++w)
+      if (std::string e = runWarp(frame, w, laneMask(w)); !e.empty())
+        return e;
+    // Lanes spinning on an mbarrier run again after the other warps had
+    // their turn; a barrier cannot release while any spins.
+    bool yielded = false;
+    for (unsigned t = 0; t < threads; ++t)
+      if (frame.state[t] == Yielded) {
+        frame.state[t] = Running;
+        yielded = true;
+      }
+    if (yielded) {
+      // Only an arrival, a TMA load or an init moves a barrier: two
+      // rounds in which every warp spun or waited without one can never
+      // end.
+      idleRounds = barrierEvents == lastEvents ? idleRounds + 1 : 0;
+      lastEvents = barrierEvents;
+      if (idleRounds >= 2) {
+        current = nullptr;
+        return fault("deadlock: every warp waits on an mbarrier phase (or "
+                     "at bar.sync) that nothing left can complete");
+      }
+      continue;
+    }
+    idleRounds = 0;
+    bool waiting = false;
+    for (unsigned t = 0; t < threads; ++t)
+      if (frame.state[t] == Waiting) {
+        frame.state[t] = Running;
+        waiting = true;
+      }
+    if (!waiting) {
+      for (unsigned w = 0; w < warps; ++w)
+        if (!wgmma[w].open.empty() || !wgmma[w].groups.empty()) {
+          current = wgmma[w].open.empty() ? wgmma[w].groups.back()[0].at
+                                          : wgmma[w].open[0].at;
+          currentThread = w * 32;
+          return fault("warp " + std::to_string(w) +
+                       " exits with this wgmma in flight (no "
+                       "wgmma.wait_group retired it)");
+        }
+      for (const Mbarrier &m : barriers)
+        if (!m.landing.empty()) {
+          current = nullptr;
+          return fault("the CTA exits with a TMA load into shared memory "
+                       "in flight (mbarrier at offset " +
+                       std::to_string(m.address) +
+                       ": its phase never completed)");
+        }
+      return "";
+    }
+    ++epoch; // a barrier: shared accesses before it are ordered
+  }
 }
 
-/// Per-byte shared-memory history for the race checks.
-struct Shadow {
-  uint32_t writeEpoch = 0, readEpoch = 0;
-  uint32_t readers = 0; // warps that read in readEpoch
-  uint8_t writer = 0;
-  uint8_t pending = 0;   // cp.async copies in flight into this byte
-  uint8_t unfenced = 0;  // written by the generic proxy, no proxy fence since
-  uint16_t landedBy = 0; // 1 + the mbarrier whose phase a TMA load landed at
-  uint32_t landedPhase = 0; // ... that barrier's completed phases then
-};
+uint32_t Cta::laneMask(unsigned warp) const {
+  unsigned lanes = std::min(32u, threads - warp * 32);
+  return lanes == 32 ? ~0u : (1u << lanes) - 1;
+}
 
-/// An mbarrier object in shared memory. TMA loads attached to the current
-/// phase land (their bytes written, `pending` on them cleared) when it
-/// completes: every expected arrival made, every expected byte delivered.
-struct Mbarrier {
-  uint64_t address = 0;
-  uint32_t expected = 0, arrivalsLeft = 0;
-  int64_t bytesLeft = 0;  // tx-count: expected minus delivered
-  uint32_t completed = 0; // phases completed; the current parity is & 1
-  std::vector<std::pair<uint32_t, uint8_t>> landing; // shared offset, byte
-};
+void Cta::enter(Frame &f, const Function &fn) {
+  f.fn = &fn;
+  f.regs.assign(size_t(fn.registers) * threads, 0);
+  f.params.assign(size_t(fn.paramBytes) * threads, 0);
+  f.local.assign(size_t(fn.localBytes) * threads, 0xff);
+  f.pc.assign(threads, 0);
+  f.state.assign(threads, Running);
+}
 
-/// A wgmma.mma_async issued by one warp (its 16 rows of the warpgroup's
-/// 64): results land in its D registers at the wgmma.wait_group that
-/// retires its group. Until then the D registers hold NaN, and what it read
-/// (A registers, B in shared memory) must stay unchanged.
-struct PendingWgmma {
-  std::vector<int> dest;          // D registers
-  std::vector<uint64_t> results;  // [lane][N/2]
-  std::vector<int> sources;       // A registers
-  std::vector<uint64_t> snapshot; // [lane][4] A register values
-  std::vector<std::pair<uint32_t, uint16_t>> reads; // B: offset, value
-  const Instruction *at = nullptr;
-  bool superseded = false; // a later wgmma accumulates onto its results
-};
+std::string Cta::fault(const std::string &what) const {
+  std::string where =
+      "kernel " + kernel.name + ", block (" + std::to_string(ctaid[0]) + "," +
+      std::to_string(ctaid[1]) + "," + std::to_string(ctaid[2]) + "), thread " +
+      std::to_string(currentThread);
+  if (current)
+    where += ", " +
+             (currentFn && currentFn != &kernel ? "in " + currentFn->name + ", "
+                                                : std::string()) +
+             "PTX line " + std::to_string(current->line) + " `" +
+             current->text + "`";
+  return where + ": " + what;
+}
 
-struct WarpWgmma {
-  bool fenced = false; // wgmma.fence since the last wait_group
-  std::vector<PendingWgmma> open;
-  std::deque<std::vector<PendingWgmma>> groups;
-};
-
-/// D registers of an in-flight wgmma read as this NaN.
-constexpr uint64_t kInFlight = 0x7fc0dead;
-
-struct AsyncCopy {
-  uint64_t shared, global, size, sourceSize;
-};
-
-struct Frame {
-  const Function *fn = nullptr;
-  std::vector<uint64_t> regs;  // [register][thread]
-  std::vector<uint8_t> params; // [thread][paramBytes]
-  std::vector<uint8_t> local;  // [thread][localBytes]
-  std::vector<uint32_t> pc;
-  std::vector<uint8_t> state;
-};
-
-class Cta {
-public:
-  Cta(const Program &program, int function, const Grid &grid,
-      const std::vector<uint8_t> &params, const Memory &memory,
-      KernelProfile *stats)
-      : program(program), kernel(program.module.functions[function]),
-        grid(grid), kernelParams(params), memory(memory), stats(stats) {
-    threads = grid.block[0] * grid.block[1] * grid.block[2];
-    warps = (threads + 31) / 32;
-    sharedBytes = program.module.moduleSharedBytes + kernel.sharedBytes;
-    shared.resize(sharedBytes);
-    shadow.resize(sharedBytes);
-    carry.resize(threads);
-    pendingCopies.resize(threads);
-    groups.resize(threads);
-    wgmma.resize(warps);
-    if (const char *env = std::getenv("HYBRID_EMULATOR_MAX_STEPS"))
-      budget = std::strtoull(env, nullptr, 10);
-  }
-
-  std::string run(unsigned x, unsigned y, unsigned z) {
-    ctaid[0] = x;
-    ctaid[1] = y;
-    ctaid[2] = z;
-    steps = 0;
-    std::fill(shared.begin(), shared.end(), 0xff);
-    for (Shadow &s : shadow)
-      s.pending = s.unfenced = 0;
-    std::fill(wgmma.begin(), wgmma.end(), WarpWgmma());
-    barriers.clear();
-    observed.assign(warps, {});
-    barrierEvents = lastEvents = idleRounds = 0;
-    for (Shadow &s : shadow)
-      s.landedBy = 0;
-    ++epoch;
-    std::fill(carry.begin(), carry.end(), 0);
-    for (unsigned t = 0; t < threads; ++t) {
-      pendingCopies[t].clear();
-      groups[t].clear();
+std::string Cta::runWarp(Frame &f, unsigned warp, uint32_t lanes) {
+  const unsigned base = warp * 32;
+  const std::vector<Instruction> &body = f.fn->body;
+  while (true) {
+    uint32_t minPc = UINT32_MAX;
+    uint32_t pending = 0, parked = 0, waiting = 0;
+    for (uint32_t m = lanes; m; m &= m - 1) {
+      unsigned lane = __builtin_ctz(m), t = base + lane;
+      uint8_t state = f.state[t];
+      if (state == Running || state == Parked)
+        pending |= 1u << lane;
+      if (state == Parked)
+        parked |= 1u << lane;
+      if (state == Waiting)
+        waiting |= 1u << lane;
+      if (state == Running && f.pc[t] < minPc)
+        minPc = f.pc[t];
     }
-    Frame frame;
-    enter(frame, kernel);
-    for (unsigned t = 0; t < threads; ++t)
-      std::memcpy(&frame.params[t * kernel.paramBytes], kernelParams.data(),
-                  std::min<size_t>(kernelParams.size(), kernel.paramBytes));
-    while (true) {
-      for (unsigned w = 0; w < warps; ++w)
-        if (std::string e = runWarp(frame, w, laneMask(w)); !e.empty())
-          return e;
-      // Lanes spinning on an mbarrier run again after the other warps had
-      // their turn; a barrier cannot release while any spins.
-      bool yielded = false;
-      for (unsigned t = 0; t < threads; ++t)
-        if (frame.state[t] == Yielded) {
-          frame.state[t] = Running;
-          yielded = true;
-        }
-      if (yielded) {
-        // Only an arrival, a TMA load or an init moves a barrier: two
-        // rounds in which every warp spun or waited without one can never
-        // end.
-        idleRounds = barrierEvents == lastEvents ? idleRounds + 1 : 0;
-        lastEvents = barrierEvents;
-        if (idleRounds >= 2) {
-          current = nullptr;
-          return fault("deadlock: every warp waits on an mbarrier phase (or "
-                       "at bar.sync) that nothing left can complete");
-        }
-        continue;
-      }
-      idleRounds = 0;
-      bool waiting = false;
-      for (unsigned t = 0; t < threads; ++t)
-        if (frame.state[t] == Waiting) {
-          frame.state[t] = Running;
-          waiting = true;
-        }
-      if (!waiting) {
-        for (unsigned w = 0; w < warps; ++w)
-          if (!wgmma[w].open.empty() || !wgmma[w].groups.empty()) {
-            current = wgmma[w].open.empty() ? wgmma[w].groups.back()[0].at
-                                            : wgmma[w].open[0].at;
-            currentThread = w * 32;
-            return fault("warp " + std::to_string(w) +
-                         " exits with this wgmma in flight (no "
-                         "wgmma.wait_group retired it)");
-          }
-        for (const Mbarrier &m : barriers)
-          if (!m.landing.empty()) {
-            current = nullptr;
-            return fault("the CTA exits with a TMA load into shared memory "
-                         "in flight (mbarrier at offset " +
-                         std::to_string(m.address) +
-                         ": its phase never completed)");
-          }
-        return "";
-      }
-      ++epoch; // a barrier: shared accesses before it are ordered
-    }
-  }
-
-private:
-  const Program &program;
-  const Function &kernel;
-  const Grid &grid;
-  const std::vector<uint8_t> &kernelParams;
-  const Memory &memory;
-  KernelProfile *stats; // null unless profiling
-  unsigned threads = 0, warps = 0;
-  unsigned ctaid[3] = {0, 0, 0};
-  uint64_t sharedBytes = 0;
-  std::vector<uint8_t> shared;
-  std::vector<Shadow> shadow;
-  uint32_t epoch = 0;
-  // Warp-instructions this CTA may execute before the emulator calls it an
-  // endless loop rather than hang (about 100 s of emulation by default).
-  uint64_t steps = 0, budget = 100'000'000;
-  std::vector<uint8_t> carry;
-  std::vector<std::vector<AsyncCopy>> pendingCopies; // not yet committed
-  std::vector<std::deque<std::vector<AsyncCopy>>> groups;
-  std::vector<WarpWgmma> wgmma; // per warp
-  std::vector<Mbarrier> barriers;
-  uint64_t barrierEvents = 0, lastEvents = 0; // inits, arrivals, TMA loads
-  unsigned idleRounds = 0;
-  // Per warp and mbarrier: the phases completed when the warp last saw
-  // try_wait succeed (what it may read of TMA loads).
-  std::vector<std::vector<uint32_t>> observed;
-  // The instruction being executed, for fault messages.
-  const Function *currentFn = nullptr;
-  const Instruction *current = nullptr;
-  unsigned currentThread = 0;
-  // What the instruction did, for the profile.
-  uint32_t executed = 0;
-  uint64_t globalAddress[32] = {}, sharedAddress[32] = {};
-  unsigned accessBytes = 0;
-
-  uint32_t laneMask(unsigned warp) const {
-    unsigned lanes = std::min(32u, threads - warp * 32);
-    return lanes == 32 ? ~0u : (1u << lanes) - 1;
-  }
-
-  void enter(Frame &f, const Function &fn) {
-    f.fn = &fn;
-    f.regs.assign(size_t(fn.registers) * threads, 0);
-    f.params.assign(size_t(fn.paramBytes) * threads, 0);
-    f.local.assign(size_t(fn.localBytes) * threads, 0xff);
-    f.pc.assign(threads, 0);
-    f.state.assign(threads, Running);
-  }
-
-  std::string fault(const std::string &what) const {
-    std::string where =
-        "kernel " + kernel.name + ", block (" + std::to_string(ctaid[0]) + "," +
-        std::to_string(ctaid[1]) + "," + std::to_string(ctaid[2]) +
-        "), thread " + std::to_string(currentThread);
-    if (current)
-      where +=
-          ", " +
-          (currentFn && currentFn != &kernel ? "in " + currentFn->name + ", "
-                                             : std::string()) +
-          "PTX line " + std::to_string(current->line) + " `" + current->text +
-          "`";
-    return where + ": " + what;
-  }
-
-  /// Runs the lanes of `warp` in `lanes` until each waits at a barrier or
-  /// is done. Lanes at the lowest program counter run first, so divergent
-  /// paths reconverge; lanes that reach a warp-collective instruction park
-  /// there until the warp's other running lanes arrive (LLVM may place the
-  /// reconvergence block above the branch that diverged, where lowest-first
-  /// alone would split the warp).
-  std::string runWarp(Frame &f, unsigned warp, uint32_t lanes) {
-    const unsigned base = warp * 32;
-    const std::vector<Instruction> &body = f.fn->body;
-    while (true) {
-      uint32_t minPc = UINT32_MAX;
-      uint32_t pending = 0, parked = 0, waiting = 0;
-      for (uint32_t m = lanes; m; m &= m - 1) {
-        unsigned lane = __builtin_ctz(m), t = base + lane;
-        uint8_t state = f.state[t];
-        if (state == Running || state == Parked)
-          pending |= 1u << lane;
-        if (state == Parked)
-          parked |= 1u << lane;
-        if (state == Waiting)
-          waiting |= 1u << lane;
-        if (state == Running && f.pc[t] < minPc)
-          minPc = f.pc[t];
-      }
-      if (!pending)
-        return "";
-      currentFn = f.fn;
-      uint32_t active = 0;
-      if (minPc == UINT32_MAX) {
-        // Every pending lane is parked: they must be at one instruction,
-        // with no lane of the warp waiting at a barrier.
-        minPc = f.pc[base + __builtin_ctz(parked)];
-        current = &body[minPc];
-        currentThread = base + __builtin_ctz(parked);
-        for (uint32_t m = parked; m; m &= m - 1)
-          if (f.pc[base + __builtin_ctz(m)] != minPc) {
-            const Instruction &other = body[f.pc[base + __builtin_ctz(m)]];
-            return fault("warp " + std::to_string(warp) +
-                         " diverged: its lanes wait at two warp-collective "
-                         "instructions (this one and PTX line " +
-                         std::to_string(other.line) + ")");
-          }
-        if (waiting)
-          return fault("warp " + std::to_string(warp) + " diverged: lanes 0x" +
-                       hex(waiting) + " wait at a barrier while lanes 0x" +
-                       hex(parked) + " wait here");
-        for (uint32_t m = parked; m; m &= m - 1)
-          f.state[base + __builtin_ctz(m)] = Running;
-        active = parked;
-      } else {
-        for (uint32_t m = lanes; m; m &= m - 1) {
-          unsigned t = base + __builtin_ctz(m);
-          if (f.state[t] == Running && f.pc[t] == minPc)
-            active |= 1u << (t - base);
-        }
-      }
-      currentThread = base + __builtin_ctz(active);
-      if (minPc >= body.size()) {
-        current = nullptr;
-        return fault("ran past the end of " + f.fn->name);
-      }
+    if (!pending)
+      return "";
+    currentFn = f.fn;
+    uint32_t active = 0;
+    if (minPc == UINT32_MAX) {
+      // Every pending lane is parked: they must be at one instruction,
+      // with no lane of the warp waiting at a barrier.
+      minPc = f.pc[base + __builtin_ctz(parked)];
       current = &body[minPc];
-      const Instruction &in = *current;
-      if (++steps > budget)
-        return fault("the CTA ran past " + std::to_string(budget) +
-                     " warp-instructions: an endless loop? "
-                     "(HYBRID_EMULATOR_MAX_STEPS raises the limit)");
-      if (isCollective(in.opcode) && active != pending) {
-        for (uint32_t m = active; m; m &= m - 1)
-          f.state[base + __builtin_ctz(m)] = Parked;
-        continue;
-      }
-      if (std::string e = execute(f, in, warp, active); !e.empty())
-        return e;
-      if (stats)
-        account(in, active);
-    }
-  }
-
-  void account(const Instruction &in, uint32_t active) {
-    ++stats->warpInstructions;
-    stats->threadInstructions += __builtin_popcount(active);
-    Kind kind = Profile::classify(in);
-    ++stats->byKind[unsigned(kind)];
-    // A warp's share of wgmma m64nNk16 is N/8 mma.sync m16n8k16.
-    if (in.opcode == Opcode::WgmmaMma)
-      stats->byKind[unsigned(kind)] += in.n / 8 - 1;
-    unsigned lanes = __builtin_popcount(executed);
-    if (in.opcode == Opcode::Bra && executed && executed != active)
-      ++stats->divergentBranches;
-    if (!lanes)
-      return;
-    auto shared = [&](const uint64_t *addresses, unsigned bytes) {
-      stats->sharedWavefronts +=
-          Profile::sharedWavefronts(addresses, executed, bytes);
-      stats->sharedIdealWavefronts += (uint64_t(lanes) * bytes + 127) / 128;
-    };
-    auto global = [&](unsigned bytes) {
-      stats->globalSectors +=
-          Profile::globalSectors(globalAddress, executed, bytes);
-      stats->globalIdealSectors += (uint64_t(lanes) * bytes + 31) / 32;
-    };
-    switch (kind) {
-    case Kind::SharedLoad:
-    case Kind::SharedStore:
-      shared(sharedAddress, accessBytes);
-      break;
-    case Kind::GlobalLoad:
-    case Kind::GlobalStore:
-      global(accessBytes);
-      break;
-    case Kind::AsyncCopy:
-      if (in.opcode == Opcode::CpAsync) {
-        global(accessBytes);
-        shared(sharedAddress, accessBytes);
-      }
-      break;
-    default:
-      break;
-    }
-  }
-
-  //===--------------------------------------------------------------------===//
-  // Operands
-  //===--------------------------------------------------------------------===//
-
-  uint64_t symbolAddress(int symbol) const {
-    const Symbol &s = program.module.symbols[symbol];
-    switch (s.space) {
-    case Space::Global:
-      return program.globalAddress[symbol];
-    case Space::Shared:
-      return s.function < 0 ? s.offset
-                            : program.module.moduleSharedBytes + s.offset;
-    default:
-      return s.offset; // local and param: frame-relative
-    }
-  }
-
-  uint64_t special(Special s, unsigned t) const {
-    if (s == Special::LaneId)
-      return t % 32;
-    if (s == Special::WarpId)
-      return t / 32;
-    // %tid, %ntid, %ctaid, %nctaid, each .x .y .z in enum order.
-    const unsigned *b = grid.block;
-    unsigned axis = unsigned(s) % 3;
-    switch (unsigned(s) / 3) {
-    case 0:
-      return axis == 0   ? t % b[0]
-             : axis == 1 ? (t / b[0]) % b[1]
-                         : t / (b[0] * b[1]);
-    case 1:
-      return b[axis];
-    case 2:
-      return ctaid[axis];
-    default:
-      return grid.grid[axis];
-    }
-  }
-
-  uint64_t read(const Frame &f, const Operand &o, unsigned t) const {
-    switch (o.kind) {
-    case Operand::Kind::Register:
-      return f.regs[size_t(o.reg) * threads + t];
-    case Operand::Kind::Immediate:
-      return o.value;
-    case Operand::Kind::Special:
-      return special(o.special, t);
-    case Operand::Kind::Symbol:
-      return symbolAddress(o.symbol);
-    default:
-      return 0;
-    }
-  }
-  void write(Frame &f, const Operand &o, unsigned t, uint64_t v) {
-    f.regs[size_t(o.reg) * threads + t] = v;
-  }
-  uint64_t address(const Frame &f, const Operand &o, unsigned t) const {
-    uint64_t base = o.reg >= 0      ? f.regs[size_t(o.reg) * threads + t]
-                    : o.symbol >= 0 ? symbolAddress(o.symbol)
-                                    : 0;
-    return base + o.value;
-  }
-
-  //===--------------------------------------------------------------------===//
-  // Memory
-  //===--------------------------------------------------------------------===//
-
-  std::string sharedAccess(uint64_t offset, uint64_t size, unsigned warp,
-                           bool isWrite) {
-    if (offset + size > sharedBytes || offset + size < offset)
-      return fault("shared " + std::string(isWrite ? "write" : "read") +
-                   " of " + std::to_string(size) + " bytes at offset " +
-                   std::to_string(offset) + " is outside the CTA's " +
-                   std::to_string(sharedBytes) + " bytes");
-    for (uint64_t i = offset; i < offset + size; ++i) {
-      Shadow &s = shadow[i];
-      if (s.pending)
-        return fault("shared byte " + std::to_string(i) + " is " +
-                     (isWrite ? "written" : "read") +
-                     " while an async copy into it is in flight (missing "
-                     "cp.async.wait_group or mbarrier wait?)");
-      if (s.landedBy) {
-        const std::vector<uint32_t> &seen = observed[warp];
-        unsigned b = s.landedBy - 1;
-        if (b >= seen.size() || seen[b] < s.landedPhase)
-          return fault("warp " + std::to_string(warp) + " " +
-                       (isWrite ? "writes" : "reads") + " shared byte " +
-                       std::to_string(i) +
-                       " that a TMA load landed, without having waited on "
-                       "the mbarrier phase it completed");
-        if (isWrite)
-          s.landedBy = 0;
-      }
-      if (s.writeEpoch == epoch && s.writer != warp)
-        return fault("race: warp " + std::to_string(warp) + " " +
-                     (isWrite ? "writes" : "reads") + " shared byte " +
-                     std::to_string(i) + " that warp " +
-                     std::to_string(s.writer) +
-                     " wrote since the last barrier");
-      if (isWrite) {
-        if (s.readEpoch == epoch && (s.readers & ~(1u << warp)))
-          return fault("race: warp " + std::to_string(warp) +
-                       " writes shared byte " + std::to_string(i) +
-                       " that another warp read since the last barrier");
-        s.writeEpoch = epoch;
-        s.writer = uint8_t(warp);
-        s.unfenced = 1;
-      } else {
-        if (s.readEpoch != epoch) {
-          s.readEpoch = epoch;
-          s.readers = 0;
+      currentThread = base + __builtin_ctz(parked);
+      for (uint32_t m = parked; m; m &= m - 1)
+        if (f.pc[base + __builtin_ctz(m)] != minPc) {
+          const Instruction &other = body[f.pc[base + __builtin_ctz(m)]];
+          return fault("warp " + std::to_string(warp) +
+                       " diverged: its lanes wait at two warp-collective "
+                       "instructions (this one and PTX line " +
+                       std::to_string(other.line) + ")");
         }
-        s.readers |= 1u << warp;
+      if (waiting)
+        return fault("warp " + std::to_string(warp) + " diverged: lanes 0x" +
+                     hex(waiting) + " wait at a barrier while lanes 0x" +
+                     hex(parked) + " wait here");
+      for (uint32_t m = parked; m; m &= m - 1)
+        f.state[base + __builtin_ctz(m)] = Running;
+      active = parked;
+    } else {
+      for (uint32_t m = lanes; m; m &= m - 1) {
+        unsigned t = base + __builtin_ctz(m);
+        if (f.state[t] == Running && f.pc[t] == minPc)
+          active |= 1u << (t - base);
       }
+    }
+    currentThread = base + __builtin_ctz(active);
+    if (minPc >= body.size()) {
+      current = nullptr;
+      return fault("ran past the end of " + f.fn->name);
+    }
+    current = &body[minPc];
+    const Instruction &in = *current;
+    if (++steps > budget)
+      return fault("the CTA ran past " + std::to_string(budget) +
+                   " warp-instructions: an endless loop? "
+                   "(HYBRID_EMULATOR_MAX_STEPS raises the limit)");
+    if (isCollective(in.opcode) && active != pending) {
+      for (uint32_t m = active; m; m &= m - 1)
+        f.state[base + __builtin_ctz(m)] = Parked;
+      continue;
+    }
+    if (std::string e = execute(f, in, warp, active); !e.empty())
+      return e;
+    if (stats)
+      account(in, active);
+  }
+}
+
+void Cta::account(const Instruction &in, uint32_t active) {
+  ++stats->warpInstructions;
+  stats->threadInstructions += __builtin_popcount(active);
+  Kind kind = Profile::classify(in);
+  ++stats->byKind[unsigned(kind)];
+  // A warp's share of wgmma m64nNk16 is N/8 mma.sync m16n8k16.
+  if (in.opcode == Opcode::WgmmaMma)
+    stats->byKind[unsigned(kind)] += in.n / 8 - 1;
+  unsigned lanes = __builtin_popcount(executed);
+  if (in.opcode == Opcode::Bra && executed && executed != active)
+    ++stats->divergentBranches;
+  if (!lanes)
+    return;
+  auto shared = [&](const uint64_t *addresses, unsigned bytes) {
+    stats->sharedWavefronts +=
+        Profile::sharedWavefronts(addresses, executed, bytes);
+    stats->sharedIdealWavefronts += (uint64_t(lanes) * bytes + 127) / 128;
+  };
+  auto global = [&](unsigned bytes) {
+    stats->globalSectors +=
+        Profile::globalSectors(globalAddress, executed, bytes);
+    stats->globalIdealSectors += (uint64_t(lanes) * bytes + 31) / 32;
+  };
+  switch (kind) {
+  case Kind::SharedLoad:
+  case Kind::SharedStore:
+    shared(sharedAddress, accessBytes);
+    break;
+  case Kind::GlobalLoad:
+  case Kind::GlobalStore:
+    global(accessBytes);
+    break;
+  case Kind::AsyncCopy:
+    if (in.opcode == Opcode::CpAsync) {
+      global(accessBytes);
+      shared(sharedAddress, accessBytes);
+    }
+    break;
+  default:
+    break;
+  }
+}
+
+uint64_t Cta::symbolAddress(int symbol) const {
+  const Symbol &s = program.module.symbols[symbol];
+  switch (s.space) {
+  case Space::Global:
+    return program.globalAddress[symbol];
+  case Space::Shared:
+    return s.function < 0 ? s.offset
+                          : program.module.moduleSharedBytes + s.offset;
+  default:
+    return s.offset; // local and param: frame-relative
+  }
+}
+
+uint64_t Cta::special(Special s, unsigned t) const {
+  if (s == Special::LaneId)
+    return t % 32;
+  if (s == Special::WarpId)
+    return t / 32;
+  // %tid, %ntid, %ctaid, %nctaid, each .x .y .z in enum order.
+  const unsigned *b = grid.block;
+  unsigned axis = unsigned(s) % 3;
+  switch (unsigned(s) / 3) {
+  case 0:
+    return axis == 0   ? t % b[0]
+           : axis == 1 ? (t / b[0]) % b[1]
+                       : t / (b[0] * b[1]);
+  case 1:
+    return b[axis];
+  case 2:
+    return ctaid[axis];
+  default:
+    return grid.grid[axis];
+  }
+}
+
+uint64_t Cta::read(const Frame &f, const Operand &o, unsigned t) const {
+  switch (o.kind) {
+  case Operand::Kind::Register:
+    return f.regs[size_t(o.reg) * threads + t];
+  case Operand::Kind::Immediate:
+    return o.value;
+  case Operand::Kind::Special:
+    return special(o.special, t);
+  case Operand::Kind::Symbol:
+    return symbolAddress(o.symbol);
+  default:
+    return 0;
+  }
+}
+
+void Cta::write(Frame &f, const Operand &o, unsigned t, uint64_t v) {
+  f.regs[size_t(o.reg) * threads + t] = v;
+}
+
+uint64_t Cta::address(const Frame &f, const Operand &o, unsigned t) const {
+  uint64_t base = o.reg >= 0      ? f.regs[size_t(o.reg) * threads + t]
+                  : o.symbol >= 0 ? symbolAddress(o.symbol)
+                                  : 0;
+  return base + o.value;
+}
+
+std::string Cta::sharedAccess(uint64_t offset, uint64_t size, unsigned warp,
+                              bool isWrite) {
+  if (offset + size > sharedBytes || offset + size < offset)
+    return fault("shared " + std::string(isWrite ? "write" : "read") + " of " +
+                 std::to_string(size) + " bytes at offset " +
+                 std::to_string(offset) + " is outside the CTA's " +
+                 std::to_string(sharedBytes) + " bytes");
+  for (uint64_t i = offset; i < offset + size; ++i) {
+    Shadow &s = shadow[i];
+    if (s.pending)
+      return fault("shared byte " + std::to_string(i) + " is " +
+                   (isWrite ? "written" : "read") +
+                   " while an async copy into it is in flight (missing "
+                   "cp.async.wait_group or mbarrier wait?)");
+    if (s.landedBy) {
+      const std::vector<uint32_t> &seen = observed[warp];
+      unsigned b = s.landedBy - 1;
+      if (b >= seen.size() || seen[b] < s.landedPhase)
+        return fault("warp " + std::to_string(warp) + " " +
+                     (isWrite ? "writes" : "reads") + " shared byte " +
+                     std::to_string(i) +
+                     " that a TMA load landed, without having waited on "
+                     "the mbarrier phase it completed");
+      if (isWrite)
+        s.landedBy = 0;
+    }
+    if (s.writeEpoch == epoch && s.writer != warp)
+      return fault("race: warp " + std::to_string(warp) + " " +
+                   (isWrite ? "writes" : "reads") + " shared byte " +
+                   std::to_string(i) + " that warp " +
+                   std::to_string(s.writer) + " wrote since the last barrier");
+    if (isWrite) {
+      if (s.readEpoch == epoch && (s.readers & ~(1u << warp)))
+        return fault("race: warp " + std::to_string(warp) +
+                     " writes shared byte " + std::to_string(i) +
+                     " that another warp read since the last barrier");
+      s.writeEpoch = epoch;
+      s.writer = uint8_t(warp);
+      s.unfenced = 1;
+    } else {
+      if (s.readEpoch != epoch) {
+        s.readEpoch = epoch;
+        s.readers = 0;
+      }
+      s.readers |= 1u << warp;
+    }
+  }
+  return "";
+}
+
+std::string Cta::locate(Frame &f, Space space, uint64_t addr, uint64_t size,
+                        unsigned t, unsigned warp, bool isWrite,
+                        uint8_t *&where) {
+  const char *verb = isWrite ? "write" : "read";
+  switch (space) {
+  case Space::Global:
+    if (!memory.contains(addr, size))
+      return fault(std::string("out-of-bounds global ") + verb + " of " +
+                   std::to_string(size) + " bytes at 0x" + hex(addr));
+    if (addr % size)
+      return fault(std::string("misaligned global ") + verb + " at 0x" +
+                   hex(addr));
+    where = reinterpret_cast<uint8_t *>(addr);
+    return "";
+  case Space::Shared:
+    if (addr % size)
+      return fault(std::string("misaligned shared ") + verb + " at offset " +
+                   std::to_string(addr));
+    if (std::string e = sharedAccess(addr, size, warp, isWrite); !e.empty())
+      return e;
+    where = &shared[addr];
+    return "";
+  case Space::Local:
+    if (addr + size > f.fn->localBytes)
+      return fault(std::string("local ") + verb + " outside the frame");
+    where = &f.local[size_t(t) * f.fn->localBytes + addr];
+    return "";
+  case Space::Param:
+    if (addr + size > f.fn->paramBytes)
+      return fault(std::string("param ") + verb + " outside the parameters");
+    where = &f.params[size_t(t) * f.fn->paramBytes + addr];
+    return "";
+  default:
+    return fault("unsupported state space");
+  }
+}
+
+std::string Cta::hex(uint64_t v) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%llx", (unsigned long long)v);
+  return buf;
+}
+
+std::string Cta::execute(Frame &f, const Instruction &in, unsigned warp,
+                         uint32_t active) {
+  const unsigned base = warp * 32;
+  uint32_t exec = active;
+  if (in.guard >= 0) {
+    exec = 0;
+    for (uint32_t m = active; m; m &= m - 1) {
+      unsigned lane = __builtin_ctz(m);
+      bool p = f.regs[size_t(in.guard) * threads + base + lane] & 1;
+      if (p != in.guardNegated)
+        exec |= 1u << lane;
+    }
+  }
+  executed = exec;
+  for (uint32_t m = active; m; m &= m - 1)
+    ++f.pc[base + __builtin_ctz(m)];
+  auto each = [&](auto &&body) -> std::string {
+    for (uint32_t m = exec; m; m &= m - 1) {
+      unsigned t = base + __builtin_ctz(m);
+      currentThread = t;
+      if (std::string e = body(t); !e.empty())
+        return e;
     }
     return "";
-  }
-
-  /// Where `size` bytes at `addr` in `space` live for thread t, checked.
-  std::string locate(Frame &f, Space space, uint64_t addr, uint64_t size,
-                     unsigned t, unsigned warp, bool isWrite, uint8_t *&where) {
-    const char *verb = isWrite ? "write" : "read";
-    switch (space) {
-    case Space::Global:
-      if (!memory.contains(addr, size))
-        return fault(std::string("out-of-bounds global ") + verb + " of " +
-                     std::to_string(size) + " bytes at 0x" + hex(addr));
-      if (addr % size)
-        return fault(std::string("misaligned global ") + verb + " at 0x" +
-                     hex(addr));
-      where = reinterpret_cast<uint8_t *>(addr);
-      return "";
-    case Space::Shared:
-      if (addr % size)
-        return fault(std::string("misaligned shared ") + verb + " at offset " +
-                     std::to_string(addr));
-      if (std::string e = sharedAccess(addr, size, warp, isWrite); !e.empty())
-        return e;
-      where = &shared[addr];
-      return "";
-    case Space::Local:
-      if (addr + size > f.fn->localBytes)
-        return fault(std::string("local ") + verb + " outside the frame");
-      where = &f.local[size_t(t) * f.fn->localBytes + addr];
-      return "";
-    case Space::Param:
-      if (addr + size > f.fn->paramBytes)
-        return fault(std::string("param ") + verb + " outside the parameters");
-      where = &f.params[size_t(t) * f.fn->paramBytes + addr];
-      return "";
-    default:
-      return fault("unsupported state space");
-    }
-  }
-
-  static std::string hex(uint64_t v) {
-    char buf[32];
-    std::snprintf(buf, sizeof(buf), "%llx", (unsigned long long)v);
-    return buf;
-  }
-
-  //===--------------------------------------------------------------------===//
-  // Instructions
-  //===--------------------------------------------------------------------===//
-
-  std::string execute(Frame &f, const Instruction &in, unsigned warp,
-                      uint32_t active) {
-    const unsigned base = warp * 32;
-    uint32_t exec = active;
-    if (in.guard >= 0) {
-      exec = 0;
-      for (uint32_t m = active; m; m &= m - 1) {
-        unsigned lane = __builtin_ctz(m);
-        bool p = f.regs[size_t(in.guard) * threads + base + lane] & 1;
-        if (p != in.guardNegated)
-          exec |= 1u << lane;
-      }
-    }
-    executed = exec;
-    for (uint32_t m = active; m; m &= m - 1)
-      ++f.pc[base + __builtin_ctz(m)];
-    auto each = [&](auto &&body) -> std::string {
-      for (uint32_t m = exec; m; m &= m - 1) {
-        unsigned t = base + __builtin_ctz(m);
-        currentThread = t;
-        if (std::string e = body(t); !e.empty())
-          return e;
-      }
-      return "";
-    };
-    // .sync.aligned instructions need every thread of the warp, exited
-    // ones included (exiting first is undefined behaviour on a GPU).
-    auto collective = [&]() -> std::string {
-      uint32_t whole = laneMask(warp);
-      if (exec != whole || active != whole)
-        return fault("executed by a diverged warp (lanes 0x" + hex(exec) +
-                     " of 0x" + hex(whole) +
-                     "): .sync.aligned instructions "
-                     "need the whole warp");
-      return "";
-    };
-    const std::vector<Operand> &ops = in.operands;
-    switch (in.opcode) {
-    case Opcode::Bra:
-      for (uint32_t m = exec; m; m &= m - 1)
-        f.pc[base + __builtin_ctz(m)] = uint32_t(ops[0].symbol);
-      return "";
-    case Opcode::Ret:
-    case Opcode::Exit:
-      for (uint32_t m = exec; m; m &= m - 1)
-        f.state[base + __builtin_ctz(m)] = Done;
-      return "";
-    case Opcode::Bar:
-      // Lanes may arrive from different paths (ptxas reconverges them);
-      // the barrier releases once every live thread of the CTA waits.
-      if (f.fn != &kernel)
-        return fault("bar.sync inside a called function");
-      for (uint32_t m = exec; m; m &= m - 1)
-        f.state[base + __builtin_ctz(m)] = Waiting;
-      return "";
-    case Opcode::Call:
-      return call(f, in, warp, exec);
-    case Opcode::Setp:
-      return each([&](unsigned t) -> std::string {
-        bool r = compare(in, read(f, ops[1], t), read(f, ops[2], t));
-        bool q = !r;
-        if (in.combine != BoolOp::None) {
-          bool c = read(f, ops[3], t) & 1;
-          r = in.combine == BoolOp::And ? (r && c) : (r || c);
-          q = in.combine == BoolOp::And ? (q && c) : (q || c);
-        }
-        write(f, ops[0], t, r);
-        if (ops[0].predicateOut >= 0)
-          f.regs[size_t(ops[0].predicateOut) * threads + t] = q;
-        return "";
-      });
-    case Opcode::Selp:
-      return each([&](unsigned t) -> std::string {
-        bool c = read(f, ops[3], t) & 1;
-        write(f, ops[0], t, c ? read(f, ops[1], t) : read(f, ops[2], t));
-        return "";
-      });
-    case Opcode::Cvta:
-      return each([&](unsigned t) -> std::string {
-        write(f, ops[0], t, read(f, ops[1], t));
-        return "";
-      });
-    case Opcode::Cvt:
-      return each([&](unsigned t) -> std::string {
-        uint64_t out;
-        if (in.type == Type::BF16x2) {
-          uint64_t hi = toBF16(asF32(read(f, ops[1], t)));
-          uint64_t lo = toBF16(asF32(read(f, ops[2], t)));
-          write(f, ops[0], t, (hi << 16) | lo);
-          return "";
-        }
-        if (!convert(in, read(f, ops[1], t), out))
-          return fault("unsupported conversion");
-        write(f, ops[0], t, out);
-        return "";
-      });
-    case Opcode::Mov:
-      return each([&](unsigned t) -> std::string {
-        const Operand &d = ops[0], &s = ops[1];
-        unsigned w = bitWidth(in.type);
-        if (s.kind == Operand::Kind::Vector) { // pack, first = low
-          unsigned ew = w / unsigned(s.elements.size());
-          uint64_t v = 0;
-          for (size_t i = 0; i < s.elements.size(); ++i)
-            v |= (read(f, s.elements[i], t) & widthMask(ew)) << (ew * i);
-          write(f, d, t, v);
-        } else if (d.kind == Operand::Kind::Vector) { // unpack
-          unsigned ew = w / unsigned(d.elements.size());
-          uint64_t v = read(f, s, t);
-          for (size_t i = 0; i < d.elements.size(); ++i)
-            write(f, d.elements[i], t, (v >> (ew * i)) & widthMask(ew));
-        } else {
-          write(f, d, t, read(f, s, t) & widthMask(w ? w : 64));
-        }
-        return "";
-      });
-    case Opcode::Ld:
-    case Opcode::St:
-      return each([&](unsigned t) -> std::string {
-        bool isStore = in.opcode == Opcode::St;
-        const Operand &addrOp = isStore ? ops[0] : ops[1];
-        const Operand &valOp = isStore ? ops[1] : ops[0];
-        unsigned bytes = std::max(1u, bitWidth(in.type) / 8);
-        uint64_t addr = address(f, addrOp, t);
-        unsigned n = in.vector;
-        uint8_t *where = nullptr;
-        if (std::string e = locate(f, in.space, addr, uint64_t(bytes) * n, t,
-                                   warp, isStore, where);
-            !e.empty())
-          return e;
-        if (in.space == Space::Global && n > 1 && addr % (bytes * n))
-          return fault("misaligned vector access at 0x" + hex(addr));
-        (in.space == Space::Shared ? sharedAddress : globalAddress)[t - base] =
-            addr;
-        accessBytes = bytes * n;
-        for (unsigned i = 0; i < n; ++i) {
-          const Operand &v = n > 1 ? valOp.elements[i] : valOp;
-          if (isStore) {
-            uint64_t x = read(f, v, t);
-            std::memcpy(where + i * bytes, &x, bytes);
-          } else {
-            uint64_t x = 0;
-            std::memcpy(&x, where + i * bytes, bytes);
-            if (isSigned(in.type))
-              x = uint64_t(signExtend(x, bytes * 8));
-            write(f, v, t, x);
-          }
-        }
-        return "";
-      });
-    case Opcode::Shfl:
-      return shuffle(f, in, base, exec, collective);
-    case Opcode::Ldmatrix:
-      if (std::string e = collective(); !e.empty())
-        return e;
-      return ldmatrix(f, in, warp);
-    case Opcode::Mma:
-      if (std::string e = collective(); !e.empty())
-        return e;
-      return mma(f, in, base);
-    case Opcode::CpAsync:
-      return each([&](unsigned t) -> std::string {
-        uint64_t dst = address(f, ops[0], t), src = address(f, ops[1], t);
-        uint64_t size = read(f, ops[2], t);
-        uint64_t sourceSize = ops.size() > 3 ? read(f, ops[3], t) : size;
-        if (size != 4 && size != 8 && size != 16)
-          return fault("cp.async size must be 4, 8 or 16");
-        if (sourceSize > size)
-          return fault("cp.async source size exceeds the copy size");
-        if (dst % size || src % size)
-          return fault("misaligned cp.async");
-        if (sourceSize && !memory.contains(src, sourceSize))
-          return fault("cp.async reads out of bounds at 0x" + hex(src));
-        if (dst + size > sharedBytes)
-          return fault("cp.async writes outside shared memory");
-        // The copy may land any time until the wait: it must not race
-        // with reads of other warps in this epoch.
-        for (uint64_t i = dst; i < dst + size; ++i) {
-          Shadow &s = shadow[i];
-          if (s.readEpoch == epoch && (s.readers & ~(1u << warp)))
-            return fault("race: cp.async overwrites shared byte " +
-                         std::to_string(i) +
-                         " that another warp read since the last barrier");
-          if (s.writeEpoch == epoch && s.writer != warp)
-            return fault("race: cp.async overwrites shared byte " +
-                         std::to_string(i) + " that warp " +
-                         std::to_string(s.writer) +
-                         " wrote since the last barrier");
-          if (s.pending == 255)
-            return fault("too many cp.async in flight into one byte");
-          ++s.pending;
-        }
-        pendingCopies[t].push_back({dst, src, size, sourceSize});
-        globalAddress[t - base] = src;
-        sharedAddress[t - base] = dst;
-        accessBytes = unsigned(size);
-        return "";
-      });
-    case Opcode::WgmmaFence:
-    case Opcode::WgmmaMma:
-    case Opcode::WgmmaCommit:
-    case Opcode::WgmmaWait:
-      if (std::string e = collective(); !e.empty())
-        return e;
-      return warpgroupMma(f, in, warp);
-    case Opcode::FenceProxyAsync:
-      // Orders this warp's generic-proxy shared writes before later
-      // async-proxy (wgmma, TMA) accesses.
-      for (Shadow &s : shadow)
-        if (s.writer == warp)
-          s.unfenced = 0;
-      return "";
-    case Opcode::OrderingFence:
-      return "";
-    case Opcode::MbarrierInit:
-    case Opcode::MbarrierArriveExpectTx:
-    case Opcode::MbarrierTryWait:
-    case Opcode::TensorLoad:
-      return each([&](unsigned t) -> std::string {
-        return asyncBarrier(f, in, t, warp);
-      });
-    case Opcode::CpAsyncCommit:
-      return each([&](unsigned t) -> std::string {
-        groups[t].push_back(std::move(pendingCopies[t]));
-        pendingCopies[t].clear();
-        return "";
-      });
-    case Opcode::CpAsyncWait:
-      return each([&](unsigned t) -> std::string {
-        size_t keep = ops.empty() ? 0 : size_t(read(f, ops[0], t));
-        if (ops.empty()) { // wait_all also completes uncommitted copies
-          groups[t].push_back(std::move(pendingCopies[t]));
-          pendingCopies[t].clear();
-        }
-        while (groups[t].size() > keep) {
-          for (const AsyncCopy &c : groups[t].front()) {
-            for (uint64_t i = c.shared; i < c.shared + c.size; ++i)
-              --shadow[i].pending;
-            if (std::string e = sharedAccess(c.shared, c.size, warp, true);
-                !e.empty())
-              return e;
-            std::memset(&shared[c.shared], 0, c.size);
-            std::memcpy(&shared[c.shared],
-                        reinterpret_cast<const void *>(c.global), c.sourceSize);
-          }
-          groups[t].pop_front();
-        }
-        return "";
-      });
-    default:
-      break;
-    }
-    // Arithmetic.
-    if (std::string why = whyUnsupported(in); !why.empty())
-      return fault(why);
+  };
+  // .sync.aligned instructions need every thread of the warp, exited
+  // ones included (exiting first is undefined behaviour on a GPU).
+  auto collective = [&]() -> std::string {
+    uint32_t whole = laneMask(warp);
+    if (exec != whole || active != whole)
+      return fault("executed by a diverged warp (lanes 0x" + hex(exec) +
+                   " of 0x" + hex(whole) +
+                   "): .sync.aligned instructions "
+                   "need the whole warp");
+    return "";
+  };
+  const std::vector<Operand> &ops = in.operands;
+  switch (in.opcode) {
+  case Opcode::Bra:
+    for (uint32_t m = exec; m; m &= m - 1)
+      f.pc[base + __builtin_ctz(m)] = uint32_t(ops[0].symbol);
+    return "";
+  case Opcode::Ret:
+  case Opcode::Exit:
+    for (uint32_t m = exec; m; m &= m - 1)
+      f.state[base + __builtin_ctz(m)] = Done;
+    return "";
+  case Opcode::Bar:
+    // Lanes may arrive from different paths (ptxas reconverges them);
+    // the barrier releases once every live thread of the CTA waits.
+    if (f.fn != &kernel)
+      return fault("bar.sync inside a called function");
+    for (uint32_t m = exec; m; m &= m - 1)
+      f.state[base + __builtin_ctz(m)] = Waiting;
+    return "";
+  case Opcode::Call:
+    return call(f, in, warp, exec);
+  case Opcode::Setp:
     return each([&](unsigned t) -> std::string {
-      uint64_t a = ops.size() > 1 ? read(f, ops[1], t) : 0;
-      uint64_t b = ops.size() > 2 ? read(f, ops[2], t) : 0;
-      uint64_t c = ops.size() > 3 ? read(f, ops[3], t) : 0;
-      uint64_t r;
-      if (!arithmetic(in, a, b, c, carry[t], r))
-        return fault("unsupported instruction");
+      bool r = compare(in, read(f, ops[1], t), read(f, ops[2], t));
+      bool q = !r;
+      if (in.combine != BoolOp::None) {
+        bool c = read(f, ops[3], t) & 1;
+        r = in.combine == BoolOp::And ? (r && c) : (r || c);
+        q = in.combine == BoolOp::And ? (q && c) : (q || c);
+      }
       write(f, ops[0], t, r);
+      if (ops[0].predicateOut >= 0)
+        f.regs[size_t(ops[0].predicateOut) * threads + t] = q;
       return "";
     });
-  }
-
-  template <typename Check>
-  std::string shuffle(Frame &f, const Instruction &in, unsigned base,
-                      uint32_t exec, Check &collective) {
-    const std::vector<Operand> &ops = in.operands;
+  case Opcode::Selp:
+    return each([&](unsigned t) -> std::string {
+      bool c = read(f, ops[3], t) & 1;
+      write(f, ops[0], t, c ? read(f, ops[1], t) : read(f, ops[2], t));
+      return "";
+    });
+  case Opcode::Cvta:
+    return each([&](unsigned t) -> std::string {
+      write(f, ops[0], t, read(f, ops[1], t));
+      return "";
+    });
+  case Opcode::Cvt:
+    return each([&](unsigned t) -> std::string {
+      uint64_t out;
+      if (in.type == Type::BF16x2) {
+        uint64_t hi = toBF16(asF32(read(f, ops[1], t)));
+        uint64_t lo = toBF16(asF32(read(f, ops[2], t)));
+        write(f, ops[0], t, (hi << 16) | lo);
+        return "";
+      }
+      if (!convert(in, read(f, ops[1], t), out))
+        return fault("unsupported conversion");
+      write(f, ops[0], t, out);
+      return "";
+    });
+  case Opcode::Mov:
+    return each([&](unsigned t) -> std::string {
+      const Operand &d = ops[0], &s = ops[1];
+      unsigned w = bitWidth(in.type);
+      if (s.kind == Operand::Kind::Vector) { // pack, first = low
+        unsigned ew = w / unsigned(s.elements.size());
+        uint64_t v = 0;
+        for (size_t i = 0; i < s.elements.size(); ++i)
+          v |= (read(f, s.elements[i], t) & widthMask(ew)) << (ew * i);
+        write(f, d, t, v);
+      } else if (d.kind == Operand::Kind::Vector) { // unpack
+        unsigned ew = w / unsigned(d.elements.size());
+        uint64_t v = read(f, s, t);
+        for (size_t i = 0; i < d.elements.size(); ++i)
+          write(f, d.elements[i], t, (v >> (ew * i)) & widthMask(ew));
+      } else {
+        write(f, d, t, read(f, s, t) & widthMask(w ? w : 64));
+      }
+      return "";
+    });
+  case Opcode::Ld:
+  case Opcode::St:
+    return each([&](unsigned t) -> std::string {
+      bool isStore = in.opcode == Opcode::St;
+      const Operand &addrOp = isStore ? ops[0] : ops[1];
+      const Operand &valOp = isStore ? ops[1] : ops[0];
+      unsigned bytes = std::max(1u, bitWidth(in.type) / 8);
+      uint64_t addr = address(f, addrOp, t);
+      unsigned n = in.vector;
+      uint8_t *where = nullptr;
+      if (std::string e = locate(f, in.space, addr, uint64_t(bytes) * n, t,
+                                 warp, isStore, where);
+          !e.empty())
+        return e;
+      if (in.space == Space::Global && n > 1 && addr % (bytes * n))
+        return fault("misaligned vector access at 0x" + hex(addr));
+      (in.space == Space::Shared ? sharedAddress : globalAddress)[t - base] =
+          addr;
+      accessBytes = bytes * n;
+      for (unsigned i = 0; i < n; ++i) {
+        const Operand &v = n > 1 ? valOp.elements[i] : valOp;
+        if (isStore) {
+          uint64_t x = read(f, v, t);
+          std::memcpy(where + i * bytes, &x, bytes);
+        } else {
+          uint64_t x = 0;
+          std::memcpy(&x, where + i * bytes, bytes);
+          if (isSigned(in.type))
+            x = uint64_t(signExtend(x, bytes * 8));
+          write(f, v, t, x);
+        }
+      }
+      return "";
+    });
+  case Opcode::Shfl:
+    return shuffle(f, in, base, exec, collective);
+  case Opcode::Ldmatrix:
     if (std::string e = collective(); !e.empty())
       return e;
-    uint64_t source[32] = {};
-    for (uint32_t m = exec; m; m &= m - 1) {
-      unsigned lane = __builtin_ctz(m);
-      source[lane] = read(f, ops[1], base + lane);
-    }
-    for (uint32_t m = exec; m; m &= m - 1) {
-      unsigned lane = __builtin_ctz(m), t = base + lane;
-      currentThread = t;
-      uint32_t b = uint32_t(read(f, ops[2], t)),
-               c = uint32_t(read(f, ops[3], t));
-      uint32_t members = uint32_t(read(f, ops[4], t));
-      if ((members & exec) != exec)
-        return fault("shfl.sync member mask 0x" + hex(members) +
-                     " leaves out executing lanes 0x" + hex(exec));
-      uint32_t clamp = c & 0x1f, segmask = (c >> 8) & 0x1f;
-      uint32_t maxLane = (lane & segmask) | (clamp & ~segmask);
-      uint32_t minLane = lane & segmask;
-      int64_t j = lane;
-      bool inRange = false;
-      switch (in.shuffle) {
-      case ShuffleMode::Up:
-        j = int64_t(lane) - b;
-        inRange = j >= minLane;
-        break;
-      case ShuffleMode::Down:
-        j = int64_t(lane) + b;
-        inRange = j <= maxLane;
-        break;
-      case ShuffleMode::Bfly:
-        j = lane ^ b;
-        inRange = j <= maxLane;
-        break;
-      case ShuffleMode::Idx:
-        j = minLane | (b & ~segmask);
-        inRange = j <= maxLane;
-        break;
-      }
-      if (!inRange)
-        j = lane;
-      if (!((members >> j) & 1))
-        return fault("shfl.sync reads lane " + std::to_string(j) +
-                     " outside the member mask");
-      write(f, ops[0], t, source[j] & 0xffffffff);
-      if (ops[0].predicateOut >= 0)
-        f.regs[size_t(ops[0].predicateOut) * threads + t] = inRange;
-    }
-    return "";
-  }
-
-  /// ldmatrix.m8n8.xN[.trans].shared.b16: lanes 8i..8i+7 give the row
-  /// addresses of matrix i; lane t gets row t/4, columns 2(t%4) and
-  /// 2(t%4)+1 of each matrix (of its transpose with .trans).
-  std::string ldmatrix(Frame &f, const Instruction &in, unsigned warp) {
-    const unsigned base = warp * 32;
-    const unsigned count = in.vector;
-    uint16_t tiles[4][8][8];
-    for (unsigned i = 0; i < count; ++i)
-      for (unsigned r = 0; r < 8; ++r) {
-        unsigned t = base + i * 8 + r;
-        currentThread = t;
-        uint64_t addr = address(f, in.operands[1], t);
-        if (addr % 16)
-          return fault("ldmatrix row address " + std::to_string(addr) +
-                       " is not 16-byte aligned");
-        if (std::string e = sharedAccess(addr, 16, warp, false); !e.empty())
-          return e;
-        std::memcpy(tiles[i][r], &shared[addr], 16);
-        sharedAddress[r] = addr;
-        if (stats && r == 7) { // one 128-byte phase per 8x8 matrix
-          stats->sharedWavefronts +=
-              Profile::sharedWavefronts(sharedAddress, 0xff, 16);
-          ++stats->sharedIdealWavefronts;
-        }
-      }
-    bool trans = in.modifiers & Trans;
-    const Operand &d = in.operands[0];
-    for (unsigned lane = 0; lane < 32; ++lane) {
-      unsigned t = base + lane, row = lane / 4, col = 2 * (lane % 4);
-      for (unsigned i = 0; i < count; ++i) {
-        uint32_t lo = trans ? tiles[i][col][row] : tiles[i][row][col];
-        uint32_t hi = trans ? tiles[i][col + 1][row] : tiles[i][row][col + 1];
-        const Operand &reg = count > 1 ? d.elements[i] : d;
-        write(f, reg, t, lo | (hi << 16));
-      }
-    }
-    return "";
-  }
-
-  /// mma.sync.m16n8k16.row.col.f32.bf16.bf16.f32 with the PTX ISA's
-  /// fragment layouts (g = lane / 4, q = lane % 4):
-  ///   A regs: (g, 2q..2q+1) (g+8, 2q..) (g, 2q+8..) (g+8, 2q+8..)
-  ///   B regs: (k = 2q..2q+1, n = g) (k = 2q+8.., n = g)
-  ///   C/D:    (g, 2q) (g, 2q+1) (g+8, 2q) (g+8, 2q+1)
-  std::string mma(Frame &f, const Instruction &in, unsigned base) {
-    const Operand &D = in.operands[0], &A = in.operands[1], &B = in.operands[2],
-                  &C = in.operands[3];
-    if (D.elements.size() != 4 || A.elements.size() != 4 ||
-        B.elements.size() != 2 || C.elements.size() != 4)
-      return fault("mma.m16n8k16 needs 4, 4, 2 and 4 registers");
-    float a[16][16], b[16][8], c[16][8];
-    for (unsigned lane = 0; lane < 32; ++lane) {
-      unsigned t = base + lane, g = lane / 4, q = lane % 4;
-      for (unsigned r = 0; r < 4; ++r) {
-        uint32_t v = uint32_t(read(f, A.elements[r], t));
-        unsigned row = g + (r & 1) * 8, col = 2 * q + (r >> 1) * 8;
-        a[row][col] = fromBF16(uint16_t(v));
-        a[row][col + 1] = fromBF16(uint16_t(v >> 16));
-      }
-      for (unsigned r = 0; r < 2; ++r) {
-        uint32_t v = uint32_t(read(f, B.elements[r], t));
-        unsigned k = 2 * q + r * 8;
-        b[k][g] = fromBF16(uint16_t(v));
-        b[k + 1][g] = fromBF16(uint16_t(v >> 16));
-      }
-      for (unsigned r = 0; r < 4; ++r)
-        c[g + (r >> 1) * 8][2 * q + (r & 1)] = asF32(read(f, C.elements[r], t));
-    }
-    for (unsigned lane = 0; lane < 32; ++lane) {
-      unsigned t = base + lane, g = lane / 4, q = lane % 4;
-      for (unsigned r = 0; r < 4; ++r) {
-        unsigned row = g + (r >> 1) * 8, col = 2 * q + (r & 1);
-        double sum = c[row][col];
-        for (unsigned k = 0; k < 16; ++k)
-          sum += double(a[row][k]) * b[k][col];
-        write(f, D.elements[r], t, fromF32(float(sum)));
-      }
-    }
-    return "";
-  }
-
-  /// The wgmma instructions of one warp. Each warp's share of a warpgroup
-  /// MMA (rows 16 (warp % 4) .. + 15 of the 64) depends only on its own A
-  /// registers and the shared B, so warps issue theirs independently.
-  std::string warpgroupMma(Frame &f, const Instruction &in, unsigned warp) {
-    WarpWgmma &state = wgmma[warp];
-    const unsigned base = warp * 32;
-    switch (in.opcode) {
-    case Opcode::WgmmaFence:
-      state.fenced = true;
-      return "";
-    case Opcode::WgmmaCommit:
-      state.groups.push_back(std::move(state.open));
-      state.open.clear();
-      return "";
-    case Opcode::WgmmaWait: {
-      size_t keep = size_t(in.operands[0].value);
-      state.fenced = false;
-      while (state.groups.size() > keep) {
-        for (const PendingWgmma &p : state.groups.front())
-          if (std::string e = retire(f, p, base); !e.empty())
-            return e;
-        state.groups.pop_front();
-      }
-      return "";
-    }
-    default:
-      break;
-    }
-    if (!state.fenced)
-      return fault("wgmma.mma_async without a wgmma.fence since the warp's "
-                   "last wgmma.wait_group (the registers it reads may not be "
-                   "ready)");
-    const std::vector<Operand> &ops = in.operands;
-    const unsigned n = in.n, regsPerLane = n / 2;
-    // B (16 x N bf16) through the shared-memory matrix descriptor: start
-    // address, leading and stride byte offsets in 16-byte units; only the
-    // 128-byte swizzle with base offset 0 is emulated.
-    uint64_t desc = read(f, ops[2], base);
-    for (unsigned lane = 1; lane < 32; ++lane)
-      if (read(f, ops[2], base + lane) != desc)
-        return fault("the B descriptor differs between lanes of the warp");
-    uint64_t start = (desc & 0x3fff) << 4, lbo = ((desc >> 16) & 0x3fff) << 4,
-             sbo = ((desc >> 32) & 0x3fff) << 4;
-    unsigned baseOffset = (desc >> 49) & 7, swizzle = unsigned(desc >> 62);
-    if (swizzle != 1 || baseOffset != 0)
-      return fault("B descriptor with swizzle mode " + std::to_string(swizzle) +
-                   " and base offset " + std::to_string(baseOffset) +
-                   ": only the 128-byte swizzle (1) with base offset 0 is "
-                   "emulated");
-    bool nMajor = ops[6].value != 0;
-    if (ops[4].value != 1 || ops[5].value != 1)
-      return fault("negated A or B (imm-scale -1) is not emulated");
-    PendingWgmma p;
-    p.at = current;
-    std::vector<float> b(16 * n);
-    for (unsigned k = 0; k < 16; ++k)
-      for (unsigned col = 0; col < n; ++col) {
-        // Canonical layouts, 128-byte swizzle, 2-byte elements. K-major:
-        // 8-row groups of N at SBO, rows 128 bytes apart, K contiguous.
-        // N-major: 64-wide blocks of N at LBO, K rows 128 bytes apart in
-        // groups of 8 at SBO, N contiguous.
-        uint64_t offset = nMajor ? (col / 64) * lbo + (col % 64) * 2 +
-                                       (k % 8) * 128 + (k / 8) * sbo
-                                 : (col / 8) * sbo + (col % 8) * 128 + k * 2;
-        uint64_t addr = start + offset;
-        addr ^= ((addr >> 7) & 7) << 4; // 16-byte chunks XOR row in atom
-        if (addr + 2 > sharedBytes)
-          return fault("wgmma reads B at shared offset " +
-                       std::to_string(addr) + ", outside the CTA's " +
-                       std::to_string(sharedBytes) + " bytes");
-        Shadow &s = shadow[addr];
-        if (s.unfenced || shadow[addr + 1].unfenced)
-          return fault("wgmma reads shared byte " + std::to_string(addr) +
-                       ", written through the generic proxy with no "
-                       "fence.proxy.async since");
-        if (std::string e = sharedAccess(addr, 2, warp, false); !e.empty())
-          return e;
-        uint16_t bits;
-        std::memcpy(&bits, &shared[addr], 2);
-        p.reads.emplace_back(uint32_t(addr), bits);
-        b[k * n + col] = fromBF16(bits);
-      }
-    const Operand &D = ops[0], &A = ops[1];
-    bool accumulate = read(f, ops[3], base) & 1;
-    for (unsigned lane = 1; lane < 32; ++lane)
-      if (bool(read(f, ops[3], base + lane) & 1) != accumulate)
-        return fault("scale-d differs between lanes of the warp");
-    for (const Operand &d : D.elements)
-      p.dest.push_back(d.reg);
-    // A chain of wgmmas on one accumulator (within or across groups)
-    // accumulates in issue order: the latest in-flight one's results are
-    // this one's C.
-    const PendingWgmma *chained = nullptr;
-    auto find = [&](std::vector<PendingWgmma> &ops) {
-      for (auto it = ops.rbegin(); it != ops.rend() && !chained; ++it)
-        if (!it->superseded && it->dest == p.dest) {
-          it->superseded = true;
-          chained = &*it;
-        }
-    };
-    find(state.open);
-    for (auto g = state.groups.rbegin(); g != state.groups.rend() && !chained;
-         ++g)
-      find(*g);
-    for (const Operand &a : A.elements)
-      p.sources.push_back(a.reg);
-    p.results.resize(32 * regsPerLane);
-    p.snapshot.resize(32 * 4);
-    // A registers: rows g and g + 8 of the warp's 16, columns 2q, 2q + 1
-    // and 2q + 8, 2q + 9 (mma.m16n8k16's A layout); D: register i of lane
-    // holds row g + 8 ((i / 2) % 2), column 8 (i / 4) + 2q + i % 2.
-    float a[16][16];
-    for (unsigned lane = 0; lane < 32; ++lane) {
-      unsigned t = base + lane, g = lane / 4, q = lane % 4;
-      for (unsigned r = 0; r < 4; ++r) {
-        uint64_t v = read(f, A.elements[r], t);
-        p.snapshot[lane * 4 + r] = v;
-        unsigned row = g + (r & 1) * 8, col = 2 * q + (r >> 1) * 8;
-        a[row][col] = fromBF16(uint16_t(v));
-        a[row][col + 1] = fromBF16(uint16_t(v >> 16));
-      }
-    }
-    for (unsigned lane = 0; lane < 32; ++lane) {
-      unsigned t = base + lane, g = lane / 4, q = lane % 4;
-      for (unsigned i = 0; i < regsPerLane; ++i) {
-        unsigned row = g + ((i >> 1) & 1) * 8,
-                 col = 8 * (i >> 2) + 2 * q + (i & 1);
-        double sum = !accumulate ? 0.0
-                     : chained ? asF32(chained->results[lane * regsPerLane + i])
-                               : asF32(read(f, D.elements[i], t));
-        for (unsigned k = 0; k < 16; ++k)
-          sum += double(a[row][k]) * b[k * n + col];
-        p.results[lane * regsPerLane + i] = fromF32(float(sum));
-      }
-    }
-    for (unsigned lane = 0; lane < 32; ++lane)
-      for (const Operand &d : D.elements)
-        write(f, d, base + lane, kInFlight);
-    state.open.push_back(std::move(p));
-    return "";
-  }
-
-  /// The mbarrier at the shared address `operand` names, if initialised.
-  Mbarrier *findBarrier(uint64_t address) {
-    for (Mbarrier &m : barriers)
-      if (m.address == address)
-        return &m;
-    return nullptr;
-  }
-
-  /// Completes the barrier's phase if nothing is left: lands its TMA loads.
-  void completeIfDone(Mbarrier &m) {
-    if (m.arrivalsLeft || m.bytesLeft)
-      return;
-    uint16_t index = uint16_t(&m - barriers.data() + 1);
-    ++m.completed;
-    for (auto [offset, byte] : m.landing) {
-      Shadow &s = shadow[offset];
-      shared[offset] = byte;
-      --s.pending;
-      s.writeEpoch = 0; // the async proxy's write, not a warp's
-      s.unfenced = 0;
-      s.landedBy = index;
-      s.landedPhase = m.completed;
-    }
-    m.landing.clear();
-    m.arrivalsLeft = m.expected;
-  }
-
-  /// mbarrier.init / arrive.expect_tx / try_wait.parity and TMA tile loads
-  /// (cp.async.bulk.tensor) for thread t.
-  std::string asyncBarrier(Frame &f, const Instruction &in, unsigned t,
-                           unsigned warp) {
-    const std::vector<Operand> &ops = in.operands;
-    const Operand &at = in.opcode == Opcode::MbarrierInit ? ops[0]
-                        : in.opcode == Opcode::TensorLoad ? ops[3]
-                                                          : ops[1];
-    uint64_t address = this->address(f, at, t);
-    if (in.opcode != Opcode::MbarrierTryWait)
-      ++barrierEvents;
-    if (address % 8 || address + 8 > sharedBytes)
-      return fault("mbarrier at shared offset " + std::to_string(address) +
-                   ": not an 8-byte-aligned object in the CTA's shared memory");
-    Mbarrier *m = findBarrier(address);
-    if (in.opcode == Opcode::MbarrierInit) {
-      uint64_t count = read(f, ops[1], t);
-      if (count == 0 || count >= (1u << 20))
-        return fault("mbarrier.init count " + std::to_string(count) +
-                     " (1 to 2^20 - 1)");
-      if (m && !m->landing.empty())
-        return fault("mbarrier.init on a barrier with TMA loads in flight");
-      if (!m) {
-        barriers.push_back({});
-        m = &barriers.back();
-        m->address = address;
-      }
-      m->expected = m->arrivalsLeft = uint32_t(count);
-      m->bytesLeft = 0;
-      m->completed = 0;
-      return "";
-    }
-    if (!m)
-      return fault("mbarrier at shared offset " + std::to_string(address) +
-                   " used before mbarrier.init");
-    unsigned index = unsigned(m - barriers.data());
-    switch (in.opcode) {
-    case Opcode::MbarrierArriveExpectTx: {
-      if (m->arrivalsLeft == 0)
-        return fault("more arrivals on the mbarrier at shared offset " +
-                     std::to_string(address) + " than it expects");
-      m->bytesLeft += int64_t(read(f, ops[2], t));
-      --m->arrivalsLeft;
-      write(f, ops[0], t, m->completed & 1); // the state token: its phase
-      completeIfDone(*m);
-      return "";
-    }
-    case Opcode::MbarrierTryWait: {
-      // The phase of parity p has completed once the current phase's
-      // parity differs from p.
-      bool done = (m->completed & 1) != (read(f, ops[2], t) & 1);
-      write(f, ops[0], t, done);
-      if (done) {
-        std::vector<uint32_t> &seen = observed[warp];
-        if (seen.size() <= index)
-          seen.resize(index + 1, 0);
-        seen[index] = std::max(seen[index], m->completed);
-      } else {
-        f.state[t] = Yielded;
-      }
-      return "";
-    }
-    default:
-      break;
-    }
-    return tensorLoad(f, in, t, warp, *m);
-  }
-
-  /// A TMA tile load: the box at the coordinates, zeros outside the tensor,
-  /// written at the destination in box order (innermost dimension fastest)
-  /// under the map's swizzle, landing when the barrier's phase completes.
-  std::string tensorLoad(Frame &f, const Instruction &in, unsigned t,
-                         unsigned warp, Mbarrier &m) {
-    const std::vector<Operand> &ops = in.operands;
-    uint64_t mapAddress = read(f, ops[1], t);
-    TensorMap map;
-    if (mapAddress % 64 || !memory.contains(mapAddress, sizeof(map)))
-      return fault("the tensor map at 0x" + hex(mapAddress) +
-                   " is not a 64-byte-aligned object in device memory");
-    std::memcpy(&map, reinterpret_cast<const void *>(mapAddress), sizeof(map));
-    if (map.magic != TensorMap::kMagic)
-      return fault("0x" + hex(mapAddress) +
-                   " holds no tensor map made by cuTensorMapEncodeTiled");
-    if (map.rank != in.n)
-      return fault("a " + std::to_string(in.n) + "-d load with a rank-" +
-                   std::to_string(map.rank) + " tensor map");
-    uint64_t dst = address(f, ops[0], t);
-    if (dst % (map.swizzleBytes ? 1024 : 128))
-      return fault("TMA destination at shared offset " + std::to_string(dst) +
-                   (map.swizzleBytes ? " is not 1024-byte aligned (the "
-                                       "128-byte swizzle's atom)"
-                                     : " is not 128-byte aligned"));
-    int64_t at[5] = {};
-    for (unsigned d = 0; d < map.rank; ++d)
-      at[d] = int32_t(read(f, ops[2].elements[d], t));
-    uint64_t boxBytes = map.elementBytes;
-    for (unsigned d = 0; d < map.rank; ++d)
-      boxBytes *= map.box[d];
-    if (dst + boxBytes > sharedBytes)
-      return fault("TMA load of " + std::to_string(boxBytes) +
-                   " bytes at shared offset " + std::to_string(dst) +
-                   " overruns the CTA's shared memory");
-    for (uint64_t e = 0; e < boxBytes / map.elementBytes; ++e) {
-      // Element e of the box: coordinates innermost first.
-      uint64_t rest = e, source = map.address;
-      bool inside = true;
-      for (unsigned d = 0; d < map.rank; ++d) {
-        int64_t c = at[d] + int64_t(rest % map.box[d]);
-        rest /= map.box[d];
-        if (c < 0 || c >= int64_t(map.dims[d]))
-          inside = false;
-        else
-          source += uint64_t(c) * (d ? map.strides[d - 1] : map.elementBytes);
-      }
-      uint64_t offset = dst + e * map.elementBytes;
-      if (map.swizzleBytes) // 16-byte chunk XOR the row within the atom
-        offset ^= ((offset >> 7) & 7) << 4;
-      uint8_t bytes[8] = {};
-      if (inside) {
-        if (!memory.contains(source, map.elementBytes))
-          return fault("TMA load reads outside device memory at 0x" +
-                       hex(source));
-        std::memcpy(bytes, reinterpret_cast<const void *>(source),
-                    map.elementBytes);
-      }
-      for (unsigned i = 0; i < map.elementBytes; ++i) {
-        Shadow &s = shadow[offset + i];
-        if (s.readEpoch == epoch && (s.readers & ~(1u << warp)))
-          return fault("race: a TMA load overwrites shared byte " +
-                       std::to_string(offset + i) +
-                       " that another warp read since the last barrier");
-        if (s.pending == 255)
-          return fault("too many async copies in flight into one byte");
-        ++s.pending;
-        m.landing.emplace_back(uint32_t(offset + i), bytes[i]);
-      }
-    }
-    m.bytesLeft -= int64_t(boxBytes);
-    completeIfDone(m);
-    return "";
-  }
-
-  /// Lands a retired wgmma's results, checking that nothing it reads or
-  /// writes was touched while it was in flight.
-  std::string retire(Frame &f, const PendingWgmma &p, unsigned base) {
-    auto at = [&](const char *what) {
-      return fault(std::string(what) + " of the wgmma at PTX line " +
-                   std::to_string(p.at->line) +
-                   " changed while it was in flight (before the "
-                   "wgmma.wait_group that retires it)");
-    };
-    for (unsigned lane = 0; lane < 32; ++lane) {
-      for (size_t r = 0; r < p.sources.size(); ++r)
-        if (f.regs[size_t(p.sources[r]) * threads + base + lane] !=
-            p.snapshot[lane * 4 + r])
-          return at("an A register");
-      for (int d : p.dest)
-        if (f.regs[size_t(d) * threads + base + lane] != kInFlight)
-          return at("an accumulator register");
-    }
-    if (p.superseded) // a later wgmma lands the accumulator
-      return "";
-    for (auto [offset, bits] : p.reads) {
-      uint16_t now;
-      std::memcpy(&now, &shared[offset], 2);
-      if (now != bits)
-        return at("B in shared memory");
-    }
-    size_t regsPerLane = p.dest.size();
-    for (unsigned lane = 0; lane < 32; ++lane)
-      for (size_t i = 0; i < regsPerLane; ++i)
-        f.regs[size_t(p.dest[i]) * threads + base + lane] =
-            p.results[lane * regsPerLane + i];
-    return "";
-  }
-
-  /// call: the executing lanes run the callee to completion in a new frame;
-  /// arguments and results pass through param space.
-  std::string call(Frame &f, const Instruction &in, unsigned warp,
-                   uint32_t exec) {
-    const Operand &rets = in.operands[0], &target = in.operands[1],
-                  &args = in.operands[2];
-    const Function &callee = program.module.functions[target.symbol];
-    if (!callee.defined)
-      return fault("call to " + callee.name + ", which has no body");
-    if (args.elements.size() != callee.params.size() ||
-        rets.elements.size() != callee.returns.size())
-      return fault("call to " + callee.name + " with the wrong arity");
-    const unsigned base = warp * 32;
-    Frame frame;
-    enter(frame, callee);
-    auto copy = [&](const Frame &from, const Operand &name, Frame &to,
-                    int symbol, unsigned t) -> std::string {
-      if (name.kind != Operand::Kind::Symbol)
-        return fault("call arguments must be .param variables");
-      const Symbol &src = program.module.symbols[name.symbol];
-      const Symbol &dst = program.module.symbols[symbol];
-      std::memcpy(&to.params[size_t(t) * to.fn->paramBytes + dst.offset],
-                  &from.params[size_t(t) * from.fn->paramBytes + src.offset],
-                  std::min(src.size, dst.size));
-      return "";
-    };
-    for (unsigned t = 0; t < threads; ++t)
-      frame.state[t] = Done;
-    for (uint32_t m = exec; m; m &= m - 1) {
-      unsigned t = base + __builtin_ctz(m);
-      frame.state[t] = Running;
-      for (size_t i = 0; i < args.elements.size(); ++i)
-        if (std::string e =
-                copy(f, args.elements[i], frame, callee.params[i], t);
-            !e.empty())
-          return e;
-    }
-    const Instruction *caller = current;
-    const Function *callerFn = currentFn;
-    if (std::string e = runWarp(frame, warp, exec); !e.empty())
+    return ldmatrix(f, in, warp);
+  case Opcode::Mma:
+    if (std::string e = collective(); !e.empty())
       return e;
-    current = caller;
-    currentFn = callerFn;
-    for (uint32_t m = exec; m; m &= m - 1) {
-      unsigned t = base + __builtin_ctz(m);
-      if (frame.state[t] != Done)
-        return fault(callee.name + " waits at a barrier");
-      for (size_t i = 0; i < rets.elements.size(); ++i) {
-        const Symbol &src = program.module.symbols[callee.returns[i]];
-        const Symbol &dst = program.module.symbols[rets.elements[i].symbol];
-        std::memcpy(&f.params[size_t(t) * f.fn->paramBytes + dst.offset],
-                    &frame.params[size_t(t) * callee.paramBytes + src.offset],
-                    std::min(src.size, dst.size));
+    return mma(f, in, base);
+  case Opcode::CpAsync:
+    return each([&](unsigned t) -> std::string {
+      uint64_t dst = address(f, ops[0], t), src = address(f, ops[1], t);
+      uint64_t size = read(f, ops[2], t);
+      uint64_t sourceSize = ops.size() > 3 ? read(f, ops[3], t) : size;
+      if (size != 4 && size != 8 && size != 16)
+        return fault("cp.async size must be 4, 8 or 16");
+      if (sourceSize > size)
+        return fault("cp.async source size exceeds the copy size");
+      if (dst % size || src % size)
+        return fault("misaligned cp.async");
+      if (sourceSize && !memory.contains(src, sourceSize))
+        return fault("cp.async reads out of bounds at 0x" + hex(src));
+      if (dst + size > sharedBytes)
+        return fault("cp.async writes outside shared memory");
+      // The copy may land any time until the wait: it must not race
+      // with reads of other warps in this epoch.
+      for (uint64_t i = dst; i < dst + size; ++i) {
+        Shadow &s = shadow[i];
+        if (s.readEpoch == epoch && (s.readers & ~(1u << warp)))
+          return fault("race: cp.async overwrites shared byte " +
+                       std::to_string(i) +
+                       " that another warp read since the last barrier");
+        if (s.writeEpoch == epoch && s.writer != warp)
+          return fault("race: cp.async overwrites shared byte " +
+                       std::to_string(i) + " that warp " +
+                       std::to_string(s.writer) +
+                       " wrote since the last barrier");
+        if (s.pending == 255)
+          return fault("too many cp.async in flight into one byte");
+        ++s.pending;
+      }
+      pendingCopies[t].push_back({dst, src, size, sourceSize});
+      globalAddress[t - base] = src;
+      sharedAddress[t - base] = dst;
+      accessBytes = unsigned(size);
+      return "";
+    });
+  case Opcode::WgmmaFence:
+  case Opcode::WgmmaMma:
+  case Opcode::WgmmaCommit:
+  case Opcode::WgmmaWait:
+    if (std::string e = collective(); !e.empty())
+      return e;
+    return warpgroupMma(f, in, warp);
+  case Opcode::FenceProxyAsync:
+    // Orders this warp's generic-proxy shared writes before later
+    // async-proxy (wgmma, TMA) accesses.
+    for (Shadow &s : shadow)
+      if (s.writer == warp)
+        s.unfenced = 0;
+    return "";
+  case Opcode::OrderingFence:
+    return "";
+  case Opcode::MbarrierInit:
+  case Opcode::MbarrierArriveExpectTx:
+  case Opcode::MbarrierTryWait:
+  case Opcode::TensorLoad:
+    return each([&](unsigned t) -> std::string {
+      return asyncBarrier(f, in, t, warp);
+    });
+  case Opcode::CpAsyncCommit:
+    return each([&](unsigned t) -> std::string {
+      groups[t].push_back(std::move(pendingCopies[t]));
+      pendingCopies[t].clear();
+      return "";
+    });
+  case Opcode::CpAsyncWait:
+    return each([&](unsigned t) -> std::string {
+      size_t keep = ops.empty() ? 0 : size_t(read(f, ops[0], t));
+      if (ops.empty()) { // wait_all also completes uncommitted copies
+        groups[t].push_back(std::move(pendingCopies[t]));
+        pendingCopies[t].clear();
+      }
+      while (groups[t].size() > keep) {
+        for (const AsyncCopy &c : groups[t].front()) {
+          for (uint64_t i = c.shared; i < c.shared + c.size; ++i)
+            --shadow[i].pending;
+          if (std::string e = sharedAccess(c.shared, c.size, warp, true);
+              !e.empty())
+            return e;
+          std::memset(&shared[c.shared], 0, c.size);
+          std::memcpy(&shared[c.shared],
+                      reinterpret_cast<const void *>(c.global), c.sourceSize);
+        }
+        groups[t].pop_front();
+      }
+      return "";
+    });
+  default:
+    break;
+  }
+  // Arithmetic.
+  if (std::string why = whyUnsupported(in); !why.empty())
+    return fault(why);
+  return each([&](unsigned t) -> std::string {
+    uint64_t a = ops.size() > 1 ? read(f, ops[1], t) : 0;
+    uint64_t b = ops.size() > 2 ? read(f, ops[2], t) : 0;
+    uint64_t c = ops.size() > 3 ? read(f, ops[3], t) : 0;
+    uint64_t r;
+    if (!arithmetic(in, a, b, c, carry[t], r))
+      return fault("unsupported instruction");
+    write(f, ops[0], t, r);
+    return "";
+  });
+}
+
+template <typename Check>
+std::string Cta::shuffle(Frame &f, const Instruction &in, unsigned base,
+                         uint32_t exec, Check &collective) {
+  const std::vector<Operand> &ops = in.operands;
+  if (std::string e = collective(); !e.empty())
+    return e;
+  uint64_t source[32] = {};
+  for (uint32_t m = exec; m; m &= m - 1) {
+    unsigned lane = __builtin_ctz(m);
+    source[lane] = read(f, ops[1], base + lane);
+  }
+  for (uint32_t m = exec; m; m &= m - 1) {
+    unsigned lane = __builtin_ctz(m), t = base + lane;
+    currentThread = t;
+    uint32_t b = uint32_t(read(f, ops[2], t)), c = uint32_t(read(f, ops[3], t));
+    uint32_t members = uint32_t(read(f, ops[4], t));
+    if ((members & exec) != exec)
+      return fault("shfl.sync member mask 0x" + hex(members) +
+                   " leaves out executing lanes 0x" + hex(exec));
+    uint32_t clamp = c & 0x1f, segmask = (c >> 8) & 0x1f;
+    uint32_t maxLane = (lane & segmask) | (clamp & ~segmask);
+    uint32_t minLane = lane & segmask;
+    int64_t j = lane;
+    bool inRange = false;
+    switch (in.shuffle) {
+    case ShuffleMode::Up:
+      j = int64_t(lane) - b;
+      inRange = j >= minLane;
+      break;
+    case ShuffleMode::Down:
+      j = int64_t(lane) + b;
+      inRange = j <= maxLane;
+      break;
+    case ShuffleMode::Bfly:
+      j = lane ^ b;
+      inRange = j <= maxLane;
+      break;
+    case ShuffleMode::Idx:
+      j = minLane | (b & ~segmask);
+      inRange = j <= maxLane;
+      break;
+    }
+    if (!inRange)
+      j = lane;
+    if (!((members >> j) & 1))
+      return fault("shfl.sync reads lane " + std::to_string(j) +
+                   " outside the member mask");
+    write(f, ops[0], t, source[j] & 0xffffffff);
+    if (ops[0].predicateOut >= 0)
+      f.regs[size_t(ops[0].predicateOut) * threads + t] = inRange;
+  }
+  return "";
+}
+
+std::string Cta::ldmatrix(Frame &f, const Instruction &in, unsigned warp) {
+  const unsigned base = warp * 32;
+  const unsigned count = in.vector;
+  uint16_t tiles[4][8][8];
+  for (unsigned i = 0; i < count; ++i)
+    for (unsigned r = 0; r < 8; ++r) {
+      unsigned t = base + i * 8 + r;
+      currentThread = t;
+      uint64_t addr = address(f, in.operands[1], t);
+      if (addr % 16)
+        return fault("ldmatrix row address " + std::to_string(addr) +
+                     " is not 16-byte aligned");
+      if (std::string e = sharedAccess(addr, 16, warp, false); !e.empty())
+        return e;
+      std::memcpy(tiles[i][r], &shared[addr], 16);
+      sharedAddress[r] = addr;
+      if (stats && r == 7) { // one 128-byte phase per 8x8 matrix
+        stats->sharedWavefronts +=
+            Profile::sharedWavefronts(sharedAddress, 0xff, 16);
+        ++stats->sharedIdealWavefronts;
       }
     }
-    return "";
+  bool trans = in.modifiers & Trans;
+  const Operand &d = in.operands[0];
+  for (unsigned lane = 0; lane < 32; ++lane) {
+    unsigned t = base + lane, row = lane / 4, col = 2 * (lane % 4);
+    for (unsigned i = 0; i < count; ++i) {
+      uint32_t lo = trans ? tiles[i][col][row] : tiles[i][row][col];
+      uint32_t hi = trans ? tiles[i][col + 1][row] : tiles[i][row][col + 1];
+      const Operand &reg = count > 1 ? d.elements[i] : d;
+      write(f, reg, t, lo | (hi << 16));
+    }
   }
-};
+  return "";
+}
 
-} // namespace
+std::string Cta::mma(Frame &f, const Instruction &in, unsigned base) {
+  const Operand &D = in.operands[0], &A = in.operands[1], &B = in.operands[2],
+                &C = in.operands[3];
+  if (D.elements.size() != 4 || A.elements.size() != 4 ||
+      B.elements.size() != 2 || C.elements.size() != 4)
+    return fault("mma.m16n8k16 needs 4, 4, 2 and 4 registers");
+  float a[16][16], b[16][8], c[16][8];
+  for (unsigned lane = 0; lane < 32; ++lane) {
+    unsigned t = base + lane, g = lane / 4, q = lane % 4;
+    for (unsigned r = 0; r < 4; ++r) {
+      uint32_t v = uint32_t(read(f, A.elements[r], t));
+      unsigned row = g + (r & 1) * 8, col = 2 * q + (r >> 1) * 8;
+      a[row][col] = fromBF16(uint16_t(v));
+      a[row][col + 1] = fromBF16(uint16_t(v >> 16));
+    }
+    for (unsigned r = 0; r < 2; ++r) {
+      uint32_t v = uint32_t(read(f, B.elements[r], t));
+      unsigned k = 2 * q + r * 8;
+      b[k][g] = fromBF16(uint16_t(v));
+      b[k + 1][g] = fromBF16(uint16_t(v >> 16));
+    }
+    for (unsigned r = 0; r < 4; ++r)
+      c[g + (r >> 1) * 8][2 * q + (r & 1)] = asF32(read(f, C.elements[r], t));
+  }
+  for (unsigned lane = 0; lane < 32; ++lane) {
+    unsigned t = base + lane, g = lane / 4, q = lane % 4;
+    for (unsigned r = 0; r < 4; ++r) {
+      unsigned row = g + (r >> 1) * 8, col = 2 * q + (r & 1);
+      double sum = c[row][col];
+      for (unsigned k = 0; k < 16; ++k)
+        sum += double(a[row][k]) * b[k][col];
+      write(f, D.elements[r], t, fromF32(float(sum)));
+    }
+  }
+  return "";
+}
+
+std::string Cta::call(Frame &f, const Instruction &in, unsigned warp,
+                      uint32_t exec) {
+  const Operand &rets = in.operands[0], &target = in.operands[1],
+                &args = in.operands[2];
+  const Function &callee = program.module.functions[target.symbol];
+  if (!callee.defined)
+    return fault("call to " + callee.name + ", which has no body");
+  if (args.elements.size() != callee.params.size() ||
+      rets.elements.size() != callee.returns.size())
+    return fault("call to " + callee.name + " with the wrong arity");
+  const unsigned base = warp * 32;
+  Frame frame;
+  enter(frame, callee);
+  auto copy = [&](const Frame &from, const Operand &name, Frame &to, int symbol,
+                  unsigned t) -> std::string {
+    if (name.kind != Operand::Kind::Symbol)
+      return fault("call arguments must be .param variables");
+    const Symbol &src = program.module.symbols[name.symbol];
+    const Symbol &dst = program.module.symbols[symbol];
+    std::memcpy(&to.params[size_t(t) * to.fn->paramBytes + dst.offset],
+                &from.params[size_t(t) * from.fn->paramBytes + src.offset],
+                std::min(src.size, dst.size));
+    return "";
+  };
+  for (unsigned t = 0; t < threads; ++t)
+    frame.state[t] = Done;
+  for (uint32_t m = exec; m; m &= m - 1) {
+    unsigned t = base + __builtin_ctz(m);
+    frame.state[t] = Running;
+    for (size_t i = 0; i < args.elements.size(); ++i)
+      if (std::string e = copy(f, args.elements[i], frame, callee.params[i], t);
+          !e.empty())
+        return e;
+  }
+  const Instruction *caller = current;
+  const Function *callerFn = currentFn;
+  if (std::string e = runWarp(frame, warp, exec); !e.empty())
+    return e;
+  current = caller;
+  currentFn = callerFn;
+  for (uint32_t m = exec; m; m &= m - 1) {
+    unsigned t = base + __builtin_ctz(m);
+    if (frame.state[t] != Done)
+      return fault(callee.name + " waits at a barrier");
+    for (size_t i = 0; i < rets.elements.size(); ++i) {
+      const Symbol &src = program.module.symbols[callee.returns[i]];
+      const Symbol &dst = program.module.symbols[rets.elements[i].symbol];
+      std::memcpy(&f.params[size_t(t) * f.fn->paramBytes + dst.offset],
+                  &frame.params[size_t(t) * callee.paramBytes + src.offset],
+                  std::min(src.size, dst.size));
+    }
+  }
+  return "";
+}
 
 std::string hybrid::emu::launch(const Program &program, int function,
                                 const Grid &grid,

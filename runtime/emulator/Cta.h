@@ -1,0 +1,249 @@
+//===- Cta.h - One CTA's execution state in the PTX interpreter -*- C++ -*-===//
+//
+// The interpreter's per-CTA machine: registers per frame, shared memory and
+// its per-byte history for the race checks, cp.async groups, and Hopper's
+// asynchronous units (wgmma groups per warp, mbarriers, TMA loads).
+// Interpreter.cpp runs warps and executes the SIMT instructions;
+// HopperAsync.cpp holds wgmma, mbarrier and TMA semantics.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef HYBRID_EMULATOR_CTA_H
+#define HYBRID_EMULATOR_CTA_H
+
+#include "Interpreter.h"
+#include "Profile.h"
+
+#include <cstdlib>
+#include <deque>
+#include <string>
+#include <vector>
+
+namespace hybrid::emu::detail {
+
+/// Parked: at a warp-collective instruction, until the warp's other
+/// running lanes get there.
+/// Yielded: spinning on an mbarrier phase that has not completed; the warp
+/// lets the others run.
+enum LaneState : uint8_t { Running, Parked, Waiting, Done, Yielded };
+
+inline bool isCollective(Opcode op) {
+  return op == Opcode::Shfl || op == Opcode::Ldmatrix || op == Opcode::Mma ||
+         op == Opcode::WgmmaFence || op == Opcode::WgmmaMma ||
+         op == Opcode::WgmmaCommit || op == Opcode::WgmmaWait;
+}
+
+/// Per-byte shared-memory history for the race checks.
+struct Shadow {
+  uint32_t writeEpoch = 0, readEpoch = 0;
+  uint32_t readers = 0; // warps that read in readEpoch
+  uint8_t writer = 0;
+  uint8_t pending = 0;   // cp.async copies in flight into this byte
+  uint8_t unfenced = 0;  // written by the generic proxy, no proxy fence since
+  uint16_t landedBy = 0; // 1 + the mbarrier whose phase a TMA load landed at
+  uint32_t landedPhase = 0; // ... that barrier's completed phases then
+};
+
+/// An mbarrier object in shared memory. TMA loads attached to the current
+/// phase land (their bytes written, `pending` on them cleared) when it
+/// completes: every expected arrival made, every expected byte delivered.
+struct Mbarrier {
+  uint64_t address = 0;
+  uint32_t expected = 0, arrivalsLeft = 0;
+  int64_t bytesLeft = 0;  // tx-count: expected minus delivered
+  uint32_t completed = 0; // phases completed; the current parity is & 1
+  std::vector<std::pair<uint32_t, uint8_t>> landing; // shared offset, byte
+};
+
+/// A wgmma.mma_async issued by one warp (its 16 rows of the warpgroup's
+/// 64): results land in its D registers at the wgmma.wait_group that
+/// retires its group. Until then the D registers hold NaN, and what it read
+/// (A registers, B in shared memory) must stay unchanged.
+struct PendingWgmma {
+  std::vector<int> dest;          // D registers
+  std::vector<uint64_t> results;  // [lane][N/2]
+  std::vector<int> sources;       // A registers
+  std::vector<uint64_t> snapshot; // [lane][4] A register values
+  std::vector<std::pair<uint32_t, uint16_t>> reads; // B: offset, value
+  const Instruction *at = nullptr;
+  bool superseded = false; // a later wgmma accumulates onto its results
+};
+
+struct WarpWgmma {
+  bool fenced = false; // wgmma.fence since the last wait_group
+  std::vector<PendingWgmma> open;
+  std::deque<std::vector<PendingWgmma>> groups;
+};
+
+/// D registers of an in-flight wgmma read as this NaN.
+constexpr uint64_t kInFlight = 0x7fc0dead;
+
+struct AsyncCopy {
+  uint64_t shared, global, size, sourceSize;
+};
+
+struct Frame {
+  const Function *fn = nullptr;
+  std::vector<uint64_t> regs;  // [register][thread]
+  std::vector<uint8_t> params; // [thread][paramBytes]
+  std::vector<uint8_t> local;  // [thread][localBytes]
+  std::vector<uint32_t> pc;
+  std::vector<uint8_t> state;
+};
+
+class Cta {
+public:
+  Cta(const Program &program, int function, const Grid &grid,
+      const std::vector<uint8_t> &params, const Memory &memory,
+      KernelProfile *stats)
+      : program(program), kernel(program.module.functions[function]),
+        grid(grid), kernelParams(params), memory(memory), stats(stats) {
+    threads = grid.block[0] * grid.block[1] * grid.block[2];
+    warps = (threads + 31) / 32;
+    sharedBytes = program.module.moduleSharedBytes + kernel.sharedBytes;
+    shared.resize(sharedBytes);
+    shadow.resize(sharedBytes);
+    carry.resize(threads);
+    pendingCopies.resize(threads);
+    groups.resize(threads);
+    wgmma.resize(warps);
+    if (const char *env = std::getenv("HYBRID_EMULATOR_MAX_STEPS"))
+      budget = std::strtoull(env, nullptr, 10);
+  }
+
+  std::string run(unsigned x, unsigned y, unsigned z);
+
+private:
+  const Program &program;
+  const Function &kernel;
+  const Grid &grid;
+  const std::vector<uint8_t> &kernelParams;
+  const Memory &memory;
+  KernelProfile *stats; // null unless profiling
+  unsigned threads = 0, warps = 0;
+  unsigned ctaid[3] = {0, 0, 0};
+  uint64_t sharedBytes = 0;
+  std::vector<uint8_t> shared;
+  std::vector<Shadow> shadow;
+  uint32_t epoch = 0;
+  // Warp-instructions this CTA may execute before the emulator calls it an
+  // endless loop rather than hang (about 100 s of emulation by default).
+  uint64_t steps = 0, budget = 100'000'000;
+  std::vector<uint8_t> carry;
+  std::vector<std::vector<AsyncCopy>> pendingCopies; // not yet committed
+  std::vector<std::deque<std::vector<AsyncCopy>>> groups;
+  std::vector<WarpWgmma> wgmma; // per warp
+  std::vector<Mbarrier> barriers;
+  uint64_t barrierEvents = 0, lastEvents = 0; // inits, arrivals, TMA loads
+  unsigned idleRounds = 0;
+  // Per warp and mbarrier: the phases completed when the warp last saw
+  // try_wait succeed (what it may read of TMA loads).
+  std::vector<std::vector<uint32_t>> observed;
+  // The instruction being executed, for fault messages.
+  const Function *currentFn = nullptr;
+  const Instruction *current = nullptr;
+  unsigned currentThread = 0;
+  // What the instruction did, for the profile.
+  uint32_t executed = 0;
+  uint64_t globalAddress[32] = {}, sharedAddress[32] = {};
+  unsigned accessBytes = 0;
+
+  uint32_t laneMask(unsigned warp) const;
+
+  void enter(Frame &f, const Function &fn);
+
+  std::string fault(const std::string &what) const;
+
+  /// Runs the lanes of `warp` in `lanes` until each waits at a barrier or
+  /// is done. Lanes at the lowest program counter run first, so divergent
+  /// paths reconverge; lanes that reach a warp-collective instruction park
+  /// there until the warp's other running lanes arrive (LLVM may place the
+  /// reconvergence block above the branch that diverged, where lowest-first
+  /// alone would split the warp).
+  std::string runWarp(Frame &f, unsigned warp, uint32_t lanes);
+
+  void account(const Instruction &in, uint32_t active);
+
+  //===--------------------------------------------------------------------===//
+  // Operands
+  //===--------------------------------------------------------------------===//
+
+  uint64_t symbolAddress(int symbol) const;
+
+  uint64_t special(Special s, unsigned t) const;
+
+  uint64_t read(const Frame &f, const Operand &o, unsigned t) const;
+  void write(Frame &f, const Operand &o, unsigned t, uint64_t v);
+  uint64_t address(const Frame &f, const Operand &o, unsigned t) const;
+
+  //===--------------------------------------------------------------------===//
+  // Memory
+  //===--------------------------------------------------------------------===//
+
+  std::string sharedAccess(uint64_t offset, uint64_t size, unsigned warp,
+                           bool isWrite);
+
+  /// Where `size` bytes at `addr` in `space` live for thread t, checked.
+  std::string locate(Frame &f, Space space, uint64_t addr, uint64_t size,
+                     unsigned t, unsigned warp, bool isWrite, uint8_t *&where);
+
+  static std::string hex(uint64_t v);
+
+  //===--------------------------------------------------------------------===//
+  // Instructions
+  //===--------------------------------------------------------------------===//
+
+  std::string execute(Frame &f, const Instruction &in, unsigned warp,
+                      uint32_t active);
+
+  template <typename Check>
+  std::string shuffle(Frame &f, const Instruction &in, unsigned base,
+                      uint32_t exec, Check &collective);
+
+  /// ldmatrix.m8n8.xN[.trans].shared.b16: lanes 8i..8i+7 give the row
+  /// addresses of matrix i; lane t gets row t/4, columns 2(t%4) and
+  /// 2(t%4)+1 of each matrix (of its transpose with .trans).
+  std::string ldmatrix(Frame &f, const Instruction &in, unsigned warp);
+
+  /// mma.sync.m16n8k16.row.col.f32.bf16.bf16.f32 with the PTX ISA's
+  /// fragment layouts (g = lane / 4, q = lane % 4):
+  ///   A regs: (g, 2q..2q+1) (g+8, 2q..) (g, 2q+8..) (g+8, 2q+8..)
+  ///   B regs: (k = 2q..2q+1, n = g) (k = 2q+8.., n = g)
+  ///   C/D:    (g, 2q) (g, 2q+1) (g+8, 2q) (g+8, 2q+1)
+  std::string mma(Frame &f, const Instruction &in, unsigned base);
+
+  /// The wgmma instructions of one warp. Each warp's share of a warpgroup
+  /// MMA (rows 16 (warp % 4) .. + 15 of the 64) depends only on its own A
+  /// registers and the shared B, so warps issue theirs independently.
+  std::string warpgroupMma(Frame &f, const Instruction &in, unsigned warp);
+
+  /// The mbarrier at the shared address `operand` names, if initialised.
+  Mbarrier *findBarrier(uint64_t address);
+
+  /// Completes the barrier's phase if nothing is left: lands its TMA loads.
+  void completeIfDone(Mbarrier &m);
+
+  /// mbarrier.init / arrive.expect_tx / try_wait.parity and TMA tile loads
+  /// (cp.async.bulk.tensor) for thread t.
+  std::string asyncBarrier(Frame &f, const Instruction &in, unsigned t,
+                           unsigned warp);
+
+  /// A TMA tile load: the box at the coordinates, zeros outside the tensor,
+  /// written at the destination in box order (innermost dimension fastest)
+  /// under the map's swizzle, landing when the barrier's phase completes.
+  std::string tensorLoad(Frame &f, const Instruction &in, unsigned t,
+                         unsigned warp, Mbarrier &m);
+
+  /// Lands a retired wgmma's results, checking that nothing it reads or
+  /// writes was touched while it was in flight.
+  std::string retire(Frame &f, const PendingWgmma &p, unsigned base);
+
+  /// call: the executing lanes run the callee to completion in a new frame;
+  /// arguments and results pass through param space.
+  std::string call(Frame &f, const Instruction &in, unsigned warp,
+                   uint32_t exec);
+};
+
+} // namespace hybrid::emu::detail
+
+#endif // HYBRID_EMULATOR_CTA_H
