@@ -62,6 +62,10 @@ if [[ "$mode" == prepare ]]; then
   "$compile" "$root/benchmarks/gpu-attention-32x128.json" --target "cuda:$chip" \
     --min-ctas-per-sm 3 --emit artifacts \
     -o "$dir/artifacts/gpu-attention-32x128-m3"
+  # ... and CTAs of 8 warps (128 rows share each K and V tile: half the
+  # bytes per row).
+  "$compile" "$root/benchmarks/gpu-attention-32x128.json" --target "cuda:$chip" \
+    --warps 8 --emit artifacts -o "$dir/artifacts/gpu-attention-32x128-w8"
   # ... and, on sm_90a, Hopper's warpgroup MMA (wgmma) in place of mma.sync,
   # with K and V tiles by cp.async and by TMA: checked on every mask, the
   # caches and Gemma 4, benchmarked beside the default.
@@ -74,6 +78,27 @@ if [[ "$mode" == prepare ]]; then
         --emit artifacts -o "$dir/artifacts/$name-wgmma"
       "$compile" "$spec" --target "cuda:$chip" --tensor-cores wgmma --tma \
         --emit artifacts -o "$dir/artifacts/$name-tma"
+    done
+    # Hopper variants of wgmma + TMA, by suffix: two warpgroups per CTA
+    # (w8), 128-key tiles (k128: 64 KiB of dynamic shared memory at head
+    # dim 128, no spills; w8-k128 is FlashAttention-3's 128 x 128 tile),
+    # two stages per tile kind (s2: the next tile loads during this one).
+    # All are benchmarked; w8 and s2 are also checked on every mask.
+    declare -A hopper=([tma-w8]="--warps 8" [tma-k128]="--k-tile 128"
+                       [tma-w8-k128]="--warps 8 --k-tile 128"
+                       [tma-s2]="--stages 2"
+                       [tma-w8-k128-s2]="--warps 8 --k-tile 128 --stages 2")
+    for variant in "${!hopper[@]}"; do
+      # shellcheck disable=SC2086 # the flags split on purpose
+      "$compile" "$root/benchmarks/gpu-attention-32x128.json" \
+        --target "cuda:$chip" --tensor-cores wgmma --tma ${hopper[$variant]} \
+        --emit artifacts -o "$dir/artifacts/gpu-attention-32x128-$variant"
+    done
+    for variant in tma-w8 tma-s2; do
+      # shellcheck disable=SC2086
+      "$compile" "$inputs/masks.json" --target "cuda:$chip" \
+        --tensor-cores wgmma --tma ${hopper[$variant]} --emit artifacts \
+        -o "$dir/artifacts/masks-$variant"
     done
   fi
   rm -f "$dir"/artifacts/*/kernels.mlir # only PTX and cubin travel
@@ -121,7 +146,7 @@ done
   | tee -a "$results/checks.txt" || status=1
 "$check" "$dir/artifacts/caches" "${sessions[@]}" --bf16 \
   | tee -a "$results/checks.txt" || status=1
-for a in "$dir"/artifacts/gpu-attention-32x128{,-wgmma,-tma}; do
+for a in "$dir"/artifacts/gpu-attention-32x128{,-wgmma,-tma*}; do
   [[ -d "$a" ]] || continue
   "$check" "$a" "${bench_check[@]}" | tee -a "$results/checks.txt" || status=1
 done
@@ -162,7 +187,8 @@ fi
 # over 32K and 128K contexts), then the baselines.
 "$check" "$dir/artifacts/gpu-attention-32x128" "${bench[@]}" --repeat "$repeat" \
   --no-check --json | tee "$results/ours.jsonl" || status=1
-for variant in w32 k32 m3 wgmma tma; do
+for variant in w32 k32 m3 w8 wgmma tma tma-w8 tma-k128 tma-w8-k128 tma-s2 \
+               tma-w8-k128-s2; do
   [[ -d "$dir/artifacts/gpu-attention-32x128-$variant" ]] || continue
   "$check" "$dir/artifacts/gpu-attention-32x128-$variant" "${bench[@]}" \
     --repeat "$repeat" --no-check --json | tee "$results/ours-$variant.jsonl" \
@@ -194,7 +220,7 @@ if command -v ncu > /dev/null; then
   }
   profile prefill 'full_l0$' "$dir/artifacts/gpu-attention-32x128" --seq 8192
   profile prefill-w32 'full_l0$' "$dir/artifacts/gpu-attention-32x128-w32" --seq 8192
-  for variant in wgmma tma; do
+  for variant in wgmma tma tma-w8 tma-w8-k128 tma-w8-k128-s2; do
     if [[ -d "$dir/artifacts/gpu-attention-32x128-$variant" ]]; then
       profile "prefill-$variant" 'full_l0$' \
         "$dir/artifacts/gpu-attention-32x128-$variant" --seq 8192

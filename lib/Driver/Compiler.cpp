@@ -100,6 +100,15 @@ std::string hybrid::validate(const CompileOptions &options) {
   if (options.tma && options.tensorCores != "wgmma")
     return "--tma: TMA writes the swizzled tiles only the wgmma kernels "
            "read; add --tensor-cores wgmma";
+  if (options.warps != 4 && options.warps != 8)
+    return "--warps must be 4 or 8 (warps per flash CTA), got " +
+           std::to_string(options.warps);
+  if (options.warps != 4 && options.target == "cpu")
+    return "--warps: only for GPU targets";
+  if (options.stages != 1 && options.stages != 2)
+    return "--stages must be 1 or 2, got " + std::to_string(options.stages);
+  if (options.stages == 2 && !options.tma)
+    return "--stages 2: the second stage is loaded by TMA; add --tma";
   return "";
 }
 
@@ -175,6 +184,10 @@ static bool emitCUDAArtifacts(ModuleOp module, const CompileOptions &options,
   cuda.maxSeq = options.maxSeq;
   cuda.kTile = options.kTile;
   cuda.warpRows = options.warpRows;
+  cuda.warps = options.warps;
+  cuda.stages = options.stages;
+  if (options.kTileGiven)
+    cuda.sharedMemory = 0; // the chip's maximum
   cuda.minCtasPerSM = options.minCtasPerSM;
   cuda.tensorCores = options.tensorCores;
   cuda.tma = options.tma;

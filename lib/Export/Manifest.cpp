@@ -64,7 +64,15 @@ json hybrid::buildManifest(ModuleOp module, ScheduleOp schedule,
     if (onGPU) {
       json &kernel = kernels[symbol];
       kernel["prepare_v"] = entry(symbol + "_prepare_v");
-      kernel["threads"] = cast<gpu::GPUFuncOp>(func).getKnownBlockSizeAttr()[0];
+      // The flash kernel's CTA may be larger than the others' (--warps 8).
+      auto threads = [&](StringRef name) {
+        return cast<gpu::GPUFuncOp>(symbols.lookup(name))
+            .getKnownBlockSizeAttr()[0];
+      };
+      kernel["threads"] = threads(symbol + "_prepare_q");
+      kernel["flash_threads"] = threads(symbol);
+      // Dynamic shared memory the flash kernel launches with.
+      kernel["shared_bytes"] = tile("hybrid.shared_bytes");
       kernel["value_slices"] = tile("hybrid.value_slices");
       // The flash kernel takes K and V tensor maps (TMA) after its memrefs.
       if (func->hasAttr("hybrid.tma"))

@@ -107,10 +107,29 @@ void hybrid::buildCUDAConvertPipeline(OpPassManager &pm,
   ConvertHybridAttentionToGPUOptions tiles;
   tiles.kTile = options.kTile;
   tiles.warpRows = options.warpRows;
+  tiles.warps = options.warps;
+  // The budget is per stage (what bounds a tile's registers too), within
+  // the chip's shared memory.
+  int64_t chip = getSharedMemoryPerCTA(options.chip);
+  tiles.sharedMemory =
+      options.sharedMemory > 0
+          ? std::min<int64_t>(options.sharedMemory * options.stages, chip)
+          : chip;
   tiles.minCtasPerSM = options.minCtasPerSM;
   tiles.tensorCores = options.tensorCores;
   tiles.tma = options.tma;
+  tiles.stages = options.stages;
   pm.addPass(createConvertHybridAttentionToGPU(tiles));
+}
+
+int64_t hybrid::getSharedMemoryPerCTA(StringRef chip) {
+  // The opt-in maximum of the chip's flagship (A100: 163 KiB, H100: 227
+  // KiB); the runtime checks the device it runs on.
+  if (chip == "sm_90a")
+    return 227 * 1024;
+  if (chip == "sm_80")
+    return 163 * 1024;
+  return 48 * 1024;
 }
 
 std::string hybrid::getPTXFeatures(StringRef chip) {
@@ -137,6 +156,7 @@ void hybrid::buildCUDAToNVVMPipeline(OpPassManager &pm,
   kernels.addPass(memref::createExpandStridedMetadataPass());
   kernels.addPass(createLowerAffinePass());
   kernels.addPass(createConvertGpuOpsToNVVMOps());
+  kernels.addPass(createHybridExternDynamicSharedMemory());
   kernels.addPass(createCanonicalizerPass());
   kernels.addPass(createCSEPass());
   pm.addPass(createReconcileUnrealizedCastsPass());

@@ -173,14 +173,17 @@ def compile(model: Union[str, os.PathLike, dict], target: str = "cpu",
             tuning_db: Optional[str] = None, max_seq: Optional[int] = None,
             output_dir: Optional[str] = None,
             external_positional: bool = False,
-            tensor_cores: Optional[str] = None, tma: bool = False) -> Schedule:
+            tensor_cores: Optional[str] = None, tma: bool = False,
+            warps: Optional[int] = None,
+            stages: Optional[int] = None) -> Schedule:
     """Compiles a Hugging Face config.json, a hybrid-schedule spec (a path, or
     the spec itself as a dict) or a .mlir schedule into kernels for `target`.
     With `external_positional`, q and k are expected already rotated (and
     temperature-scaled), as Hugging Face attention modules pass them.
     `tensor_cores` ("mma.sync" or "wgmma") and `tma` choose the flash
     kernels' instructions on "cuda:sm_90a" (hybrid-compile's --tensor-cores
-    and --tma)."""
+    and --tma); `warps` (4 or 8) the warps of a flash CTA on GPU targets;
+    `stages` (1 or 2, with `tma`) the buffers per K and V tile."""
     owned = None
     scratch = tempfile.TemporaryDirectory(prefix="hybrid_attn_")
     if isinstance(model, dict):
@@ -203,6 +206,10 @@ def compile(model: Union[str, os.PathLike, dict], target: str = "cpu",
         args += ["--tensor-cores", tensor_cores]
     if tma:
         args += ["--tma"]
+    if warps:
+        args += ["--warps", str(warps)]
+    if stages:
+        args += ["--stages", str(stages)]
     _run_compiler(args)
     schedule = Schedule(source, output_dir, max_seq, owned or scratch)
     schedule._extra_args = ["--external-positional"] if external_positional else []

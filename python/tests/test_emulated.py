@@ -17,13 +17,16 @@ pytestmark = pytest.mark.skipif(not os.environ.get("HYBRID_CUDA_DRIVER"),
                                 reason="HYBRID_CUDA_DRIVER not set")
 
 
-# The default mma.sync kernels, and Hopper's wgmma with TMA tile loads.
-@pytest.fixture(scope="module", params=["mma.sync", "wgmma+tma"])
+# The default mma.sync kernels, and Hopper's wgmma with two-stage TMA tile
+# loads in CTAs of two warpgroups.
+@pytest.fixture(scope="module",
+                params=["mma.sync", "wgmma+tma, 8 warps, 2 stages"])
 def schedule(request):
-    hopper = request.param == "wgmma+tma"
+    hopper = request.param != "mma.sync"
     return hybrid_attn.compile(SPEC, target="cuda:sm_90a", max_seq=256,
                                tensor_cores="wgmma" if hopper else None,
-                               tma=hopper)
+                               tma=hopper, warps=8 if hopper else None,
+                               stages=2 if hopper else None)
 
 
 @pytest.mark.parametrize("step", [1, 3])

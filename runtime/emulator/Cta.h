@@ -100,7 +100,13 @@ public:
         grid(grid), kernelParams(params), memory(memory), stats(stats) {
     threads = grid.block[0] * grid.block[1] * grid.block[2];
     warps = (threads + 31) / 32;
+    // Dynamic shared memory starts after the static variables, at its
+    // arrays' alignment.
     sharedBytes = program.module.moduleSharedBytes + kernel.sharedBytes;
+    uint64_t align = std::max<uint64_t>(16, program.module.dynamicSharedAlign);
+    dynamicSharedBase = (sharedBytes + align - 1) / align * align;
+    if (grid.dynamicSharedBytes)
+      sharedBytes = dynamicSharedBase + grid.dynamicSharedBytes;
     shared.resize(sharedBytes);
     shadow.resize(sharedBytes);
     carry.resize(threads);
@@ -122,7 +128,7 @@ private:
   KernelProfile *stats; // null unless profiling
   unsigned threads = 0, warps = 0;
   unsigned ctaid[3] = {0, 0, 0};
-  uint64_t sharedBytes = 0;
+  uint64_t sharedBytes = 0, dynamicSharedBase = 0;
   std::vector<uint8_t> shared;
   std::vector<Shadow> shadow;
   uint32_t epoch = 0;

@@ -30,9 +30,16 @@ using namespace hybrid::emu;
 
 namespace {
 
+/// Shared memory per CTA: without opting in, and an H100's opt-in maximum.
+constexpr int kDefaultSharedBytes = 48 * 1024;
+constexpr int kOptInSharedBytes = 227 * 1024;
+
 struct Kernel {
   const Program *program;
   int function;
+  /// Dynamic shared memory a launch may ask for (cuFuncSetAttribute raises
+  /// it past the default).
+  int maxDynamicShared = kDefaultSharedBytes;
 };
 
 struct LoadedModule {
@@ -176,7 +183,10 @@ CUresult cuDeviceGetAttribute(int *value, CUdevice_attribute attribute,
     *value = 1024;
     break;
   case CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK:
-    *value = 49152;
+    *value = kDefaultSharedBytes;
+    break;
+  case CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN:
+    *value = kOptInSharedBytes;
     break;
   default:
     *value = 0;
@@ -244,6 +254,27 @@ CUresult cuModuleGetFunction(CUfunction *function, CUmodule module,
   loaded->kernels.push_back(
       std::make_unique<Kernel>(Kernel{&loaded->program, it->second}));
   *function = reinterpret_cast<CUfunction>(loaded->kernels.back().get());
+  return CUDA_SUCCESS;
+}
+
+CUresult cuFuncSetAttribute(CUfunction function, CUfunction_attribute attribute,
+                            int value) {
+  auto *kernel = reinterpret_cast<Kernel *>(function);
+  const Module &m = kernel->program->module;
+  uint64_t staticBytes =
+      m.moduleSharedBytes + m.functions[kernel->function].sharedBytes;
+  if (attribute != CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES)
+    return faulted(CUDA_ERROR_INVALID_VALUE,
+                   "PTX emulator: cuFuncSetAttribute: only "
+                   "CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES");
+  // As the driver: static plus dynamic within the opt-in maximum.
+  if (value < 0 || staticBytes + uint64_t(value) > uint64_t(kOptInSharedBytes))
+    return faulted(CUDA_ERROR_INVALID_VALUE,
+                   "PTX emulator: " + std::to_string(value) +
+                       " bytes of dynamic shared memory beside " +
+                       std::to_string(staticBytes) + " static exceed " +
+                       std::to_string(kOptInSharedBytes));
+  kernel->maxDynamicShared = value;
   return CUDA_SUCCESS;
 }
 
@@ -399,9 +430,17 @@ CUresult cuLaunchKernel(CUfunction function, unsigned gridX, unsigned gridY,
   if (extra)
     return faulted(CUDA_ERROR_INVALID_VALUE,
                    "PTX emulator: launches with `extra` are not supported");
-  if (sharedMemBytes)
+  if (sharedMemBytes > unsigned(kernel->maxDynamicShared))
     return faulted(CUDA_ERROR_INVALID_VALUE,
-                   "PTX emulator: dynamic shared memory is not supported");
+                   "PTX emulator: a launch with " +
+                       std::to_string(sharedMemBytes) +
+                       " bytes of dynamic shared memory, over the function's " +
+                       std::to_string(kernel->maxDynamicShared) +
+                       " (cuFuncSetAttribute raises it)");
+  if (sharedMemBytes && !m.dynamicSharedAlign)
+    return faulted(CUDA_ERROR_INVALID_VALUE,
+                   "PTX emulator: dynamic shared memory for a module without "
+                   "an .extern .shared array");
   std::vector<uint8_t> params(f.paramBytes);
   for (size_t i = 0; i < f.params.size(); ++i) {
     const Symbol &s = m.symbols[f.params[i]];
@@ -414,6 +453,7 @@ CUresult cuLaunchKernel(CUfunction function, unsigned gridX, unsigned gridY,
   grid.block[0] = blockX;
   grid.block[1] = blockY;
   grid.block[2] = blockZ;
+  grid.dynamicSharedBytes = sharedMemBytes;
   auto guard = lock();
   std::string fault = launch(*kernel->program, kernel->function, grid, params,
                              state.memory, state.profile.get());

@@ -281,6 +281,7 @@ std::string Cta::tensorLoad(Frame &f, const Instruction &in, unsigned t,
     return fault("TMA load of " + std::to_string(boxBytes) +
                  " bytes at shared offset " + std::to_string(dst) +
                  " overruns the CTA's shared memory");
+  uint64_t bytesRead = 0;
   for (uint64_t e = 0; e < boxBytes / map.elementBytes; ++e) {
     // Element e of the box: coordinates innermost first.
     uint64_t rest = e, source = map.address;
@@ -303,6 +304,7 @@ std::string Cta::tensorLoad(Frame &f, const Instruction &in, unsigned t,
                      hex(source));
       std::memcpy(bytes, reinterpret_cast<const void *>(source),
                   map.elementBytes);
+      bytesRead += map.elementBytes;
     }
     for (unsigned i = 0; i < map.elementBytes; ++i) {
       Shadow &s = shadow[offset + i];
@@ -315,6 +317,10 @@ std::string Cta::tensorLoad(Frame &f, const Instruction &in, unsigned t,
       ++s.pending;
       m.landing.emplace_back(uint32_t(offset + i), bytes[i]);
     }
+  }
+  if (stats) { // the box's rows are whole sectors
+    stats->globalSectors += (bytesRead + 31) / 32;
+    stats->globalIdealSectors += (bytesRead + 31) / 32;
   }
   m.bytesLeft -= int64_t(boxBytes);
   completeIfDone(m);

@@ -265,6 +265,8 @@ uint64_t Cta::symbolAddress(int symbol) const {
   case Space::Global:
     return program.globalAddress[symbol];
   case Space::Shared:
+    if (s.dynamic)
+      return dynamicSharedBase;
     return s.function < 0 ? s.offset
                           : program.module.moduleSharedBytes + s.offset;
   default:

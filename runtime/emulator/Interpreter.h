@@ -51,6 +51,8 @@ struct Program {
 struct Grid {
   unsigned grid[3] = {1, 1, 1};
   unsigned block[3] = {1, 1, 1};
+  /// Bytes of dynamic shared memory (the module's `.extern .shared` arrays).
+  uint64_t dynamicSharedBytes = 0;
 };
 
 /// Runs kernel `function` of `program` over `grid` with the parameter block

@@ -6,9 +6,9 @@
 // of a wgmma m64nNk16 counts as its N/8 m16n8k16 equivalents), shared-memory
 // wavefronts against the conflict-free minimum (32 banks of 4 bytes, one
 // 128-byte wavefront per phase), and global 32-byte sectors against the
-// bytes moved. PTX instructions, not SASS: ptxas folds some address
-// arithmetic and splits 64-bit integer operations, so the counts are a
-// proxy for issue pressure, not a cycle model.
+// bytes moved (TMA loads: the bytes read, as whole sectors). PTX instructions,
+// not SASS: ptxas folds some address arithmetic and splits 64-bit integer
+// operations, so the counts are a proxy for issue pressure, not a cycle model.
 //
 //===----------------------------------------------------------------------===//
 

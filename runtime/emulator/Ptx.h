@@ -215,6 +215,9 @@ struct Symbol {
   std::vector<uint8_t> init; // global initializers
   int function = -1;         // declaring function, -1 for module scope
   uint64_t offset = 0;       // shared/local/param: offset in its area
+  /// `.extern .shared name[]`: the launch's dynamic shared memory, after
+  /// the static shared variables.
+  bool dynamic = false;
 };
 
 struct Function {
@@ -235,6 +238,8 @@ struct Module {
   std::vector<Function> functions;
   std::map<std::string, int> functionIndex;
   uint64_t moduleSharedBytes = 0; // module-scope shared variables
+  /// The strictest alignment of the dynamic shared arrays (0: none).
+  uint64_t dynamicSharedAlign = 0;
   std::string target;
 };
 

@@ -282,7 +282,8 @@ public:
         m.target = trim(s.text.substr(7));
         continue;
       }
-      if (s.text.rfind(".global", 0) == 0 || s.text.rfind(".shared", 0) == 0) {
+      if (s.text.rfind(".global", 0) == 0 || s.text.rfind(".shared", 0) == 0 ||
+          s.text.rfind(".extern .shared", 0) == 0) {
         if (!declareVariable(s.text, -1))
           return false;
         continue;
@@ -349,6 +350,7 @@ private:
       }
     }
     uint64_t element = 0;
+    bool external = false;
     for (size_t i = 0; i < words.size(); ++i) {
       const std::string &w = words[i];
       if (w == ".global")
@@ -361,7 +363,9 @@ private:
         sym.space = Space::Param;
       else if (w == ".align" && i + 1 < words.size())
         sym.align = std::strtoull(words[++i].c_str(), nullptr, 10);
-      else if (w == ".ptr" || w == ".visible" || w == ".extern")
+      else if (w == ".extern")
+        external = true;
+      else if (w == ".ptr" || w == ".visible")
         continue;
       else if (w[0] == '.' && kTypes.count(w.substr(1)))
         element = std::max<unsigned>(8, bitWidth(kTypes.at(w.substr(1)))) / 8;
@@ -370,9 +374,14 @@ private:
         sym.name = w.substr(0, b);
         uint64_t count = 1;
         if (b != std::string::npos) {
-          if (w.back() != ']' || w.size() == b + 2)
+          // Only `.extern .shared name[]` (dynamic shared memory) may
+          // leave its size to the launch.
+          sym.dynamic = external && sym.space == Space::Shared &&
+                        function < 0 && w.size() == b + 2 && w.back() == ']';
+          if (!sym.dynamic && (w.back() != ']' || w.size() == b + 2))
             return fail("variable `" + w + "` needs an explicit size");
-          count = std::strtoull(w.c_str() + b + 1, nullptr, 10);
+          count =
+              sym.dynamic ? 0 : std::strtoull(w.c_str() + b + 1, nullptr, 10);
         }
         sym.size = count; // times the element size below
       } else {
@@ -404,7 +413,9 @@ private:
   bool addSymbol(Symbol sym, const std::string &text, int function,
                  int *index) {
     int idx = int(m.symbols.size());
-    if (sym.space == Space::Shared && function < 0) {
+    if (sym.dynamic) {
+      m.dynamicSharedAlign = std::max(m.dynamicSharedAlign, sym.align);
+    } else if (sym.space == Space::Shared && function < 0) {
       m.moduleSharedBytes =
           (m.moduleSharedBytes + sym.align - 1) / sym.align * sym.align;
       sym.offset = m.moduleSharedBytes;

@@ -218,6 +218,10 @@ static KernelSpec parseKernel(const Fields &f) {
     throw FieldError(f.where("q_tile") + ": tile sizes must be positive");
   k.prepareV = f.string("prepare_v", std::string());
   k.threads = f.integer("threads", 0);
+  k.flashThreads = f.integer("flash_threads", k.threads);
+  k.sharedBytes = f.integer("shared_bytes", 0);
+  if (k.sharedBytes < 0 || k.sharedBytes > (1 << 30))
+    throw FieldError(f.where("shared_bytes") + ": must be 0 to 2^30");
   k.valueSlices = f.integer("value_slices", 1);
   k.tma = f.boolean("tma", false);
   if (k.valueSlices <= 0 || k.vHeadDim % k.valueSlices != 0)
@@ -264,6 +268,9 @@ bool hybrid::rt::loadManifest(const std::string &dir, Manifest &manifest,
       if (onGPU && k.threads <= 0)
         throw FieldError("kernels." + symbol +
                          ".threads: a GPU kernel needs a positive block size");
+      if (onGPU && (k.flashThreads <= 0 || k.flashThreads % 32))
+        throw FieldError("kernels." + symbol +
+                         ".flash_threads: must be a positive multiple of 32");
       if (onGPU && k.prepareV.empty())
         throw FieldError("kernels." + symbol +
                          ".prepare_v: a GPU kernel needs one");

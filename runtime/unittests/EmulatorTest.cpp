@@ -27,9 +27,10 @@ constexpr const char *kHeader = ".version 8.0\n.target sm_90a\n"
                                 ".address_size 64\n";
 
 /// Runs kernel `k` of `body` (one .u64 parameter: `out`) with `threads`
-/// threads in one CTA; "" or the fault.
+/// threads in one CTA and `dynamicShared` bytes of dynamic shared memory;
+/// "" or the fault.
 std::string run(const std::string &body, std::vector<uint64_t> &out,
-                unsigned threads = 32) {
+                unsigned threads = 32, uint64_t dynamicShared = 0) {
   Program program;
   std::string error;
   if (!parse(std::string(kHeader) + body, program.module, error))
@@ -42,6 +43,7 @@ std::string run(const std::string &body, std::vector<uint64_t> &out,
   std::memcpy(params.data(), &pointer, 8);
   Grid grid;
   grid.block[0] = threads;
+  grid.dynamicSharedBytes = dynamicShared;
   return launch(program, program.module.functionIndex.at("k"), grid, params,
                 memory);
 }
@@ -853,4 +855,31 @@ TEST(Emulator, TensorLoadSwizzlesAndZeroFills) {
                        "mbarrier phase it completed"),
             std::string::npos)
       << fault;
+}
+
+TEST(Emulator, DynamicSharedMemoryFollowsTheStaticVariables) {
+  // `.extern .shared name[]` is the launch's dynamic shared memory: after
+  // the static variables, at the array's alignment, as large as the launch
+  // says; an access past it is out of bounds.
+  std::string body = R"(
+.shared .align 4 .b8 fixed[8];
+.extern .shared .align 1024 .b8 dynamic[];
+.visible .entry k(.param .u64 k_param_0) {
+  .reg .b64 %p0, %a;
+  .reg .b32 %v;
+  ld.param.u64 %p0, [k_param_0];
+  mov.u64 %a, dynamic;
+  st.global.u64 [%p0], %a;
+  mov.u32 %v, 7;
+  st.shared.u32 [dynamic+4092], %v;
+  ld.shared.u32 %v, [dynamic+4092];
+  st.global.u32 [%p0+8], %v;
+  ret;
+})";
+  std::vector<uint64_t> out(2, 0);
+  EXPECT_EQ(run(body, out, 1, 4096), "");
+  EXPECT_EQ(out[0], 1024u);
+  EXPECT_EQ(out[1], 7u);
+  std::string fault = run(body, out, 1, 4092);
+  EXPECT_NE(fault.find("shared"), std::string::npos) << fault;
 }

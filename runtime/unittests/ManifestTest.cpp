@@ -100,7 +100,20 @@ TEST(Manifest, GPUKernelsNeedLaunchFields) {
   std::string error;
   ASSERT_TRUE(loadManifest(writeManifest(withFields), m, error)) << error;
   EXPECT_EQ(m.kernels.at("attn0").threads, 128);
+  // Artifacts from before flash_threads launch every kernel alike.
+  EXPECT_EQ(m.kernels.at("attn0").flashThreads, 128);
   EXPECT_EQ(m.kernels.at("attn0").valueSlices, 2);
+  std::string eightWarps = replaced(withFields, "\"threads\": 128",
+                                    "\"threads\": 128, \"flash_threads\": 256");
+  ASSERT_TRUE(loadManifest(writeManifest(eightWarps), m, error)) << error;
+  EXPECT_EQ(m.kernels.at("attn0").flashThreads, 256);
+  std::string badFlash = replaced(withFields, "\"threads\": 128",
+                                  "\"threads\": 128, \"flash_threads\": 100");
+  EXPECT_FALSE(loadManifest(writeManifest(badFlash), m, error));
+  EXPECT_NE(error.find("kernels.attn0.flash_threads: must be a positive "
+                       "multiple of 32"),
+            std::string::npos)
+      << error;
   EXPECT_FALSE(loadManifest(writeManifest(gpu), m, error));
   EXPECT_NE(error.find("kernels.attn0.threads: a GPU kernel needs a positive "
                        "block size"),

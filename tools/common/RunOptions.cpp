@@ -48,13 +48,20 @@ static cl::opt<int64_t> qTile("q-tile", cl::init(32),
                               cl::desc("CPU kernels: query positions per "
                                        "work item"),
                               cl::cat(runCategory));
-static cl::opt<int64_t> kTile("k-tile", cl::init(64),
-                              cl::desc("CPU kernels: keys per tile"),
+static cl::opt<int64_t> kTile("k-tile", cl::init(64), cl::desc("Keys per tile"),
                               cl::cat(runCategory));
 static cl::opt<std::string>
     tensorCores("tensor-cores", cl::init("mma.sync"),
                 cl::desc("cuda targets: mma.sync, or wgmma (cuda:sm_90a)"),
                 cl::cat(runCategory));
+static cl::opt<int64_t> warps("warps", cl::init(4),
+                              cl::desc("cuda targets: warps per flash CTA, "
+                                       "4 or 8"),
+                              cl::cat(runCategory));
+static cl::opt<int64_t> stages("stages", cl::init(1),
+                               cl::desc("With --tma: buffers per K and V "
+                                        "tile, 1 or 2"),
+                               cl::cat(runCategory));
 static cl::opt<bool> tma("tma",
                          cl::desc("cuda:sm_90a with --tensor-cores wgmma: K "
                                   "and V tiles by TMA"),
@@ -108,8 +115,11 @@ bool CompiledModel::open(StringRef tool, StringRef input) {
   options.kvStorage = StorageType::f32;
   options.qTile = qTile;
   options.kTile = kTile;
+  options.kTileGiven = kTile.getNumOccurrences() > 0;
   options.tensorCores = tensorCores;
   options.tma = tma;
+  options.warps = warps;
+  options.stages = stages;
   if (std::string error = validate(options); !error.empty())
     return fail(error);
   // Host timings of GPU calls would include their copies.

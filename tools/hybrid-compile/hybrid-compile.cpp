@@ -55,13 +55,23 @@ cl::opt<hybrid::StorageType>
 cl::opt<int64_t> qTile("q-tile", cl::init(32),
                        cl::desc("CPU kernels: query positions per work item"),
                        cl::cat(toolCategory));
-cl::opt<int64_t> kTile("k-tile", cl::init(64), cl::desc("Keys per tile"),
-                       cl::cat(toolCategory));
+cl::opt<int64_t>
+    kTile("k-tile", cl::init(64),
+          cl::desc("Keys per tile (GPU targets: halved until the K and V tiles "
+                   "fit 48 KiB of shared memory; when given, until they fit "
+                   "the chip's: 227 KiB on sm_90a, 163 KiB on sm_80)"),
+          cl::cat(toolCategory));
 cl::opt<int64_t> warpRows(
     "warp-rows", cl::init(16),
     cl::desc("GPU targets: query rows per warp of the flash kernel, 16 or 32 "
              "(32: each K/V fragment feeds two mma tiles, more registers)"),
     cl::cat(toolCategory));
+cl::opt<int64_t>
+    warps("warps", cl::init(4),
+          cl::desc("cuda targets: warps per flash CTA, 4 or 8 (8: 128 rows "
+                   "share each K and V tile; with --tensor-cores wgmma, two "
+                   "warpgroups)"),
+          cl::cat(toolCategory));
 cl::opt<int64_t> minCtasPerSM(
     "min-ctas-per-sm", cl::init(0),
     cl::desc("GPU targets: CTAs of a flash kernel each multiprocessor must "
@@ -80,6 +90,12 @@ cl::opt<bool> tma(
              "and V tiles with the Tensor Memory Accelerator (one thread "
              "issues, mbarriers signal) instead of cp.async"),
     cl::cat(toolCategory));
+cl::opt<int64_t>
+    stages("stages", cl::init(1),
+           cl::desc("With --tma: buffers per K and V tile, 1 or 2 (2: the "
+                    "next key tile's K and V load while this one is "
+                    "computed)"),
+           cl::cat(toolCategory));
 cl::opt<std::string> cudaToolkit(
     "cuda-toolkit",
     cl::desc("CUDA toolkit for cuda targets: libdevice, and ptxas for a "
@@ -115,8 +131,11 @@ int main(int argc, char **argv) {
   options.kvStorage = kvDtype;
   options.qTile = qTile;
   options.kTile = kTile;
+  options.kTileGiven = kTile.getNumOccurrences() > 0;
   options.tensorCores = tensorCores;
   options.tma = tma;
+  options.warps = warps;
+  options.stages = stages;
   if (std::string error = hybrid::validate(options); !error.empty())
     return fail(error);
   if (!tuningDb.empty() && emit != Emit::Artifacts)
@@ -140,8 +159,8 @@ int main(int argc, char **argv) {
     return fail("--warp-rows: only for GPU targets (the CPU kernels take "
                 "--q-tile)");
   if (target != "cpu" && qTile.getNumOccurrences())
-    return fail("--q-tile: the GPU kernels' query tile is fixed (64 rows: 4 "
-                "warps of 16)");
+    return fail("--q-tile: the GPU kernels' query tile follows from --warps "
+                "and --warp-rows (16 rows per mma tile)");
   if (emit == Emit::Artifacts && outputDir.empty())
     return fail("--emit artifacts needs an output directory: -o DIR");
   // Artifacts plan the caches the runtime keeps: f32 on CPUs (the kernels'

@@ -3,7 +3,8 @@
 // hybrid-run INPUT [--target T] [--batch B] --seq-len N [--decode-steps M]
 //                  [--seed S] [--dump DIR] [--check [--tolerance X]]
 //                  [--layers I,J] [--num-threads T] [--q-tile N] [--k-tile N]
-//                  [--tensor-cores mma.sync|wgmma] [--tma]
+//                  [--tensor-cores mma.sync|wgmma] [--tma] [--warps 4|8]
+//                  [--stages 1|2]
 //
 // Compiles INPUT (or opens a directory of artifacts), makes seeded random
 // inputs for every attention layer, runs prefill through the runtime and,

@@ -57,8 +57,9 @@ def ConvertHybridAttentionToGPU
       queries also carry the score scale and the Llama 4 temperature. One
       CTA per (batch, position) row.
     - `@K_prepare_v(v, v_out)`: f32 value rows to bf16.
-    - `@K(q, k, v, [sinks,] out)`: flash attention, one CTA of 4 warps per
-      (64-query tile, query head, batch); GQA reads the query head's kv head.
+    - `@K(q, k, v, [sinks,] out)`: flash attention, one CTA of 4 (or 8)
+      warps per (query tile, GQA group, batch); the group's query heads
+      share each K and V tile.
       Each warp owns 16 query rows: `Q K^T` and `P V` are
       `mma.sync.m16n8k16` (bf16 in, f32 accumulate) with Q and P in
       registers (the scores' accumulator layout is P's operand layout), the
@@ -69,7 +70,8 @@ def ConvertHybridAttentionToGPU
       last query; only boundary tiles evaluate the mask per element. With
       `tensor-cores=wgmma` (sm_90a) both products are `wgmma.mma_async` on
       128-byte-swizzled tiles, and with `tma` those tiles arrive by TMA
-      (the kernel then also takes the K and V tensor maps).
+      (the kernel then also takes the K and V tensor maps). The tiles are
+      dynamic shared memory (`hybrid.shared_bytes` on the kernel).
     - `@K_decode(q, k_cache, v_cache, [sinks,] partial_out, partial_max,
       partial_sum, position)` (causal layers): a decode step over a bf16 KV
       cache (position p in row p % rows), one CTA per (split, query and kv
@@ -80,8 +82,9 @@ def ConvertHybridAttentionToGPU
       for bf16 tensors at the runtime's API (named in the module's
       `hybrid.conversions` and the manifest).
 
-    Every kernel runs 128 threads; memrefs use the default (descriptor)
-    calling convention. docs/GPUCodegen.md has the details.
+    Every kernel but the flash kernel runs 128 threads; memrefs use the
+    default (descriptor) calling convention. docs/GPUCodegen.md has the
+    details.
   }];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::gpu::GPUDialect",
@@ -93,14 +96,22 @@ def ConvertHybridAttentionToGPU
   let options = [
     Option<"kTile", "k-tile", "int64_t", /*default=*/"64",
            "Keys per tile (a multiple of 16; halved until K and V tiles fit "
-           "48 KiB of shared memory)">,
+           "shared-memory)">,
+    Option<"sharedMemory", "shared-memory", "int64_t", /*default=*/"49152",
+           "Bytes of shared memory a flash CTA may use (its tiles are dynamic "
+           "shared memory; past 48 KiB the runtime opts the kernel in): "
+           "hybrid-cuda-pipeline sets the chip's maximum">,
     Option<"warpRows", "warp-rows", "int64_t", /*default=*/"16",
            "Query rows per warp in the flash kernel: 16 or 32 (every K and V "
            "fragment feeds two mma tiles; more registers)">,
+    Option<"warps", "warps", "int64_t", /*default=*/"4",
+           "Warps per flash CTA: 4 or 8 (8: twice the rows share each K and V "
+           "tile, halving the bytes loaded per row; with wgmma, two "
+           "warpgroups)">,
     Option<"tensorCores", "tensor-cores", "std::string",
            /*default=*/"\"mma.sync\"",
            "Flash kernels' tensor-core instructions: mma.sync (sm_80 and "
-           "later) or wgmma (sm_90a: the 4 warps as one warpgroup, K and V "
+           "later) or wgmma (sm_90a: each 4 warps one warpgroup, K and V "
            "tiles 128-byte swizzled; needs warp-rows 16 and head dims that "
            "are multiples of 64)">,
     Option<"tma", "tma", "bool", /*default=*/"false",
@@ -108,10 +119,35 @@ def ConvertHybridAttentionToGPU
            "issues cp.async.bulk.tensor, consumers wait on mbarriers); the "
            "flash kernels take the tiles' tensor maps as two trailing "
            "pointer arguments">,
+    Option<"stages", "stages", "int64_t", /*default=*/"1",
+           "With tma: buffers per tile kind, 1 or 2 (2: both tiles of the "
+           "next key tile load while this one is computed; twice the shared "
+           "memory, one CTA barrier per tile instead of two)">,
     Option<"minCtasPerSM", "min-ctas-per-sm", "int64_t", /*default=*/"0",
            "Flash kernels: CTAs each multiprocessor must hold at once "
            "(.minnctapersm: ptxas caps registers to fit, spilling if it must; "
            "0: no bound)">
+  ];
+}
+
+def HybridExternDynamicSharedMemory
+    : Pass<"hybrid-extern-dynamic-shared-memory", "::mlir::gpu::GPUModuleOp"> {
+  let summary = "Make the LLVM globals of gpu.dynamic_shared_memory extern "
+                "shared arrays";
+  let description = [{
+    `convert-gpu-to-nvvm` lowers `gpu.dynamic_shared_memory` to an internal
+    zero-length `llvm.mlir.global` in address space 3, which LLVM 22's NVPTX
+    backend demotes into a one-byte static `.shared` variable of the kernel
+    (accesses past it then land beyond the CTA's static shared memory).
+    Runs after that lowering: gives such globals external linkage, so that
+    they become `.extern .shared .b8 name[]` (the launch's dynamic shared
+    memory), and raises their alignment to `alignment`.
+  }];
+  let dependentDialects = ["::mlir::LLVM::LLVMDialect"];
+  let options = [
+    Option<"alignment", "alignment", "int64_t", /*default=*/"1024",
+           "Alignment of the dynamic shared memory (1024: the 128-byte "
+           "swizzle's atom, which TMA and wgmma tiles start on)">
   ];
 }
 

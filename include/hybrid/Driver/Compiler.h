@@ -35,6 +35,14 @@ struct CompileOptions {
   std::string cudaToolkit = "/usr/local/cuda";
   /// cuda targets: query rows per warp of the flash kernel (16 or 32).
   int64_t warpRows = 16;
+  /// cuda targets: kTile was asked for, so it is halved only until the
+  /// tiles fit the chip's shared memory (else until they fit 48 KiB, which
+  /// also keeps large head dims' registers from spilling).
+  bool kTileGiven = false;
+  /// cuda targets with tma: buffers per tile kind (1 or 2).
+  int64_t stages = 1;
+  /// cuda targets: warps per flash CTA (4 or 8).
+  int64_t warps = 4;
   /// GPU targets: flash kernels' .minnctapersm (0: none).
   int64_t minCtasPerSM = 0;
   /// cuda targets: the flash kernels' tensor-core instructions, "mma.sync"

@@ -66,6 +66,17 @@ struct CUDAPipelineOptions
       *this, "warp-rows",
       llvm::cl::desc("Query rows per warp in the flash kernel (16 or 32)"),
       llvm::cl::init(16)};
+  Option<int64_t> sharedMemory{
+      *this, "shared-memory",
+      llvm::cl::desc("Bytes of shared memory per stage a flash CTA may use: "
+                     "key tiles are halved until a stage fits (0: until "
+                     "all stages fit the chip's maximum)"),
+      llvm::cl::init(48 * 1024)};
+  Option<int64_t> warps{
+      *this, "warps",
+      llvm::cl::desc("Warps per flash CTA (4 or 8: wgmma's one or two "
+                     "warpgroups)"),
+      llvm::cl::init(4)};
   Option<std::string> tensorCores{
       *this, "tensor-cores",
       llvm::cl::desc("Flash kernels' tensor-core instructions: mma.sync or "
@@ -75,6 +86,10 @@ struct CUDAPipelineOptions
                    llvm::cl::desc("With tensor-cores=wgmma: K and V tiles by "
                                   "TMA"),
                    llvm::cl::init(false)};
+  Option<int64_t> stages{
+      *this, "stages",
+      llvm::cl::desc("With tma: buffers per tile kind (1 or 2)"),
+      llvm::cl::init(1)};
   Option<int64_t> minCtasPerSM{
       *this, "min-ctas-per-sm",
       llvm::cl::desc("Flash kernels: CTAs per multiprocessor to fit "
@@ -138,6 +153,9 @@ void buildCUDAPipeline(mlir::OpPassManager &pm,
 
 /// The PTX ISA version `chip` needs (sm_90a: 8.0, else 7.0).
 std::string getPTXFeatures(llvm::StringRef chip);
+
+/// Bytes of shared memory a CTA may use on `chip` (opting in past 48 KiB).
+int64_t getSharedMemoryPerCTA(llvm::StringRef chip);
 
 /// Registers `hybrid-schedule-pipeline`, `hybrid-cpu-pipeline` and
 /// `hybrid-cuda-pipeline`.

@@ -13,16 +13,16 @@ using namespace mlir;
 using namespace hybrid;
 using namespace hybrid::gpu;
 
-/// Why the GPU kernels cannot compute `sig` with `keyTile` and `warpRows`,
-/// if they cannot.
+/// Why the GPU kernels cannot compute `sig` with `keyTile`, `warpRows` and
+/// `warps`, if they cannot.
 static std::optional<std::string>
 getUnsupportedReason(const AttentionSignature &sig, int64_t keyTile,
-                     int64_t warpRows, TensorCores tensorCores) {
+                     int64_t warpRows, int64_t warps, TensorCores tensorCores) {
   if (tensorCores == TensorCores::Wgmma) {
     // One warpgroup of 64 rows; B tiles in 64-element swizzled rows.
     if (warpRows != 16)
-      return "tensor-cores=wgmma takes warp-rows 16 (the four warps are one "
-             "64-row warpgroup), got " +
+      return "tensor-cores=wgmma takes warp-rows 16 (each four warps are "
+             "one 64-row warpgroup), got " +
              std::to_string(warpRows);
     if (sig.headDim % 64 != 0 || getValueSlice(sig.vHeadDim) % 64 != 0)
       return "tensor-cores=wgmma needs head dims that are multiples of 64 "
@@ -38,12 +38,16 @@ getUnsupportedReason(const AttentionSignature &sig, int64_t keyTile,
     return "head dims must be multiples of 16 up to 512 for the GPU "
            "kernels (mma.sync m16n8k16), got " +
            std::to_string(sig.headDim) + " and " + std::to_string(sig.vHeadDim);
-  // A flash CTA's 64 rows hold at least one position of every head of a
-  // GQA group.
-  if (sig.groupSize() > kQueryTile * warpRows / 16)
-    return "the GPU kernels take at most " +
-           std::to_string(kQueryTile * warpRows / 16) +
-           " query heads per kv head, got " + std::to_string(sig.groupSize());
+  if (warps != 4 && warps != 8)
+    return "warps must be 4 or 8 (flash CTAs of 4 or 8 warps), got " +
+           std::to_string(warps);
+  // A flash CTA's rows hold at least one position of every head of a GQA
+  // group.
+  int64_t rows = getFlashRows(warps, warpRows / 16);
+  if (sig.groupSize() > rows)
+    return "the GPU kernels take at most " + std::to_string(rows) +
+           " query heads per kv head (the rows of a flash CTA), got " +
+           std::to_string(sig.groupSize());
   // The decode kernel keeps a kv head's G query rows and their
   // probabilities for a 128-key tile in static shared memory, beside its
   // row indices, reduction scratch and the key subsets' value sums.
@@ -95,6 +99,15 @@ struct ConvertAttentionToGPUPass
                             "tensor-cores=wgmma";
       return signalPassFailure();
     }
+    if (stages != 1 && stages != 2) {
+      module.emitError() << "stages must be 1 or 2, got " << int64_t(stages);
+      return signalPassFailure();
+    }
+    if (stages == 2 && !tma) {
+      module.emitError() << "stages=2: the second stage is loaded by TMA; "
+                            "use it with tma";
+      return signalPassFailure();
+    }
     ImplicitLocOpBuilder b(module.getLoc(), module.getContext());
     module->setAttr(mlir::gpu::GPUDialect::getContainerModuleAttrName(),
                     b.getUnitAttr());
@@ -122,24 +135,40 @@ struct ConvertAttentionToGPUPass
       AttentionSignature sig = AttentionSignature::get(op);
       int64_t tile = op.getKTile().value_or(kTile);
       if (std::optional<std::string> reason =
-              getUnsupportedReason(sig, tile, warpRows, instructions)) {
+              getUnsupportedReason(sig, tile, warpRows, warps, instructions)) {
         op.emitOpError() << *reason;
         return signalPassFailure();
       }
       std::string name = cast<SymbolOpInterface>(kernel).getName().str();
       b.setLoc(kernel->getLoc());
-      tile = getFlashKeyTile(tile, sig.headDim, sig.vHeadDim);
+      bool wgmma = instructions == TensorCores::Wgmma;
+      tile = getFlashKeyTile(tile, sig.headDim, sig.vHeadDim, sharedMemory,
+                             /*swizzled=*/wgmma, tma, stages);
+      int64_t sharedBytes =
+          FlashSharedLayout::get(tile, sig.headDim, getValueSlice(sig.vHeadDim),
+                                 wgmma, tma, stages)
+              .bytes;
+      if (sharedBytes > sharedMemory) {
+        op.emitOpError() << "the flash kernel's K and V tiles need "
+                         << sharedBytes << " bytes of shared memory at " << tile
+                         << " keys, over shared-memory="
+                         << int64_t(sharedMemory);
+        return signalPassFailure();
+      }
       int64_t mTiles = warpRows / 16;
       FlashKernelOptions flashOptions;
       flashOptions.keyTile = tile;
       flashOptions.mTiles = mTiles;
+      flashOptions.warps = warps;
       flashOptions.tensorCores = instructions;
       flashOptions.tma = tma;
+      flashOptions.stages = stages;
       auto flash = emitFlashKernel(b, name, sig, flashOptions);
       if (tma)
         flash->setAttr("hybrid.tma", b.getUnitAttr());
-      flash->setAttr("hybrid.q_tile", b.getI64IntegerAttr(getQueryTile(
-                                          sig.groupSize(), mTiles)));
+      flash->setAttr("hybrid.q_tile",
+                     b.getI64IntegerAttr(getQueryTile(
+                         sig.groupSize(), getFlashRows(warps, mTiles))));
       flash->setAttr("hybrid.k_tile", b.getI64IntegerAttr(tile));
       flash->setAttr(
           "hybrid.value_slices",

@@ -1,9 +1,10 @@
 //===- FlashKernel.cpp - Tensor-core flash attention for NVIDIA GPUs -----===//
 //
-// One CTA of 4 warps computes 64 M rows (M = 1 or 2 mma tiles per warp):
-// 64 M / G query positions for each of the G query heads of one kv head
-// (GQA: the group shares every K and V tile; rows are (position, head)
-// pairs, the head fastest). Warp w owns rows 16 M w .. 16 M (w + 1) - 1, and
+// One CTA of W = 4 or 8 warps computes 16 W M rows (M = 1 or 2 mma tiles
+// per warp): 16 W M / G query positions for each of the G query heads of one
+// kv head (GQA: the group shares every K and V tile; rows are (position,
+// head) pairs, the head fastest). Eight warps halve the K and V bytes each
+// row costs. Warp w owns rows 16 M w .. 16 M (w + 1) - 1, and
 // every thread of it, in mma.sync's fragment layout, rows g = lane / 4 and
 // g + 8 of each of its 16-row tiles and columns 2t, 2t + 1 (t = lane % 4) of
 // each 8-column block. Per key tile:
@@ -54,7 +55,10 @@ public:
   FlashEmitter(ImplicitLocOpBuilder &b, const AttentionSignature &sig,
                const FlashKernelOptions &options)
       : b(b), sig(sig), kTile(options.keyTile), mTiles(options.mTiles),
-        wgmma(options.tensorCores == TensorCores::Wgmma), tma(options.tma) {}
+        threads(options.warps * kThreadsPerWarp),
+        ctaRows(getFlashRows(options.warps, options.mTiles)),
+        wgmma(options.tensorCores == TensorCores::Wgmma), tma(options.tma),
+        stages(options.stages) {}
 
   mlir::gpu::GPUFuncOp emit(StringRef name);
 
@@ -66,9 +70,10 @@ private:
   Value stageTile(Value src, Value dst, int64_t dim, Value kt,
                   Value colOffset = Value());
   void waitGroups(int32_t pending);
-  /// TMA: thread 0 issues the loads of key (or value) tile kt, 64 columns
-  /// per load, completing bytes on the tile's mbarrier.
-  void issueTileLoads(bool keys, Value kt, Value colOffset);
+  /// TMA: thread 0 issues the loads of key (or value) tile kt into `tile`,
+  /// 64 columns per load, completing bytes on `barrier`.
+  void issueTileLoads(bool keys, Value kt, Value colOffset, Value tile,
+                      Value barrier);
 
   /// Two bf16 values packed in the i32 an mma operand register holds.
   Value pack(Value lo, Value hi);
@@ -87,16 +92,21 @@ private:
   ImplicitLocOpBuilder &b;
   const AttentionSignature &sig;
   int64_t kTile;
-  int64_t mTiles; // 16-row mma tiles per warp
-  bool wgmma;     // warpgroup MMA on swizzled tiles, else mma.sync
-  bool tma;       // K and V tiles by TMA, else cp.async
+  int64_t mTiles;  // 16-row mma tiles per warp
+  int64_t threads; // of the CTA
+  int64_t ctaRows; // (position, head) pairs of the CTA
+  bool wgmma;      // warpgroup MMA on swizzled tiles, else mma.sync
+  bool tma;        // K and V tiles by TMA, else cp.async
+  int64_t stages;  // buffers per tile kind (2: TMA loads a tile ahead)
 
   Value q, k, v, sinks, out, sK, sV;
   Value batch, kvHead, numKeys, lastKey;
   Value lane, g, t;
   Value firstGroup; // the first key tile's cp.async group
-  // TMA: tensor maps of K and V, and the mbarriers their tiles complete.
-  Value keyMap, valueMap, keyBarrier, valueBarrier, isIssuer;
+  // TMA: tensor maps of K and V, and per stage the mbarriers their tiles
+  // complete.
+  Value keyMap, valueMap, isIssuer;
+  SmallVector<Value> keyTiles, valueTiles, keyBarriers, valueBarriers;
 };
 
 } // namespace
@@ -110,9 +120,9 @@ Value FlashEmitter::stageTile(Value src, Value dst, int64_t dim, Value kt,
   Value tid = mlir::gpu::ThreadIdOp::create(b, mlir::gpu::Dimension::x);
   auto issue = [&](bool pastTheEnd) -> Value {
     SmallVector<Value> tokens;
-    for (int64_t c = 0; c < chunks; c += kThreads) {
+    for (int64_t c = 0; c < chunks; c += threads) {
       Value i = arith::AddIOp::create(b, tid, index(b, c));
-      if (c + kThreads > chunks)
+      if (c + threads > chunks)
         i = arith::MinUIOp::create(b, i, index(b, chunks - 1));
       Value row = arith::DivUIOp::create(b, i, index(b, chunksPerRow));
       Value chunk = arith::RemUIOp::create(b, i, index(b, chunksPerRow));
@@ -151,9 +161,9 @@ Value FlashEmitter::stageTile(Value src, Value dst, int64_t dim, Value kt,
   return branch.getResult(0);
 }
 
-void FlashEmitter::issueTileLoads(bool keys, Value kt, Value colOffset) {
+void FlashEmitter::issueTileLoads(bool keys, Value kt, Value colOffset,
+                                  Value tile, Value barrier) {
   int64_t width = keys ? sig.headDim : getValueSlice(sig.vHeadDim);
-  Value tile = keys ? sK : sV, barrier = keys ? keyBarrier : valueBarrier;
   ifThen(b, isIssuer, [&] {
     arriveExpectingBytes(b, barrier, kTile * width * 2);
     // Box {64 columns, 1 head, kTile keys, 1 batch} of [B][S][H][D] rows:
@@ -274,11 +284,7 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
   Type keysType = tileType(dim), valuesType = tileType(vDim);
 
   OpBuilder::InsertionGuard guard(b);
-  SmallVector<Type> workgroupTypes = {keysType, valuesType};
-  if (tma) // the K and V tiles' mbarriers
-    workgroupTypes.push_back(MemRefType::get(
-        {2}, b.getI64Type(), MemRefLayoutAttrInterface(), workgroup));
-  auto func = createKernel(b, name, inputs, workgroupTypes);
+  auto func = createKernel(b, name, inputs, /*workgroup=*/{}, threads);
   unsigned arg = 0;
   q = func.getArgument(arg++);
   k = func.getArgument(arg++);
@@ -290,12 +296,26 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
     keyMap = func.getArgument(arg++);
     valueMap = func.getArgument(arg++);
   }
-  // cp.async writes 16-byte chunks; swizzle atoms start at 1024 bytes.
-  for (unsigned i = 0; i < 2; ++i)
-    func.setWorkgroupAttributionAttr(i, LLVM::LLVMDialect::getAlignAttrName(),
-                                     b.getI64IntegerAttr(wgmma ? 1024 : 16));
-  sK = func.getWorkgroupAttributions()[0];
-  sV = func.getWorkgroupAttributions()[1];
+  // The tiles live in dynamic shared memory, whose size the runtime passes
+  // at launch (past 48 KiB, after opting the kernel in): static shared
+  // memory stops at 48 KiB.
+  FlashSharedLayout layout =
+      FlashSharedLayout::get(kTile, dim, vDim, /*swizzled=*/wgmma, tma, stages);
+  func->setAttr("hybrid.shared_bytes", b.getI64IntegerAttr(layout.bytes));
+  Value shared = mlir::gpu::DynamicSharedMemoryOp::create(
+      b, MemRefType::get({ShapedType::kDynamic}, b.getI8Type(),
+                         MemRefLayoutAttrInterface(), workgroup));
+  auto carve = [&](Type type, int64_t offset) -> Value {
+    return memref::ViewOp::create(b, type, shared, index(b, offset),
+                                  ValueRange{});
+  };
+  for (int64_t s = 0; s < stages; ++s) {
+    keyTiles.push_back(carve(keysType, layout.keys + s * layout.keyStage));
+    valueTiles.push_back(
+        carve(valuesType, layout.values + s * layout.valueStage));
+  }
+  sK = keyTiles[0];
+  sV = valueTiles[0];
 
   Value c1 = index(b, 1);
   using mlir::gpu::Dimension;
@@ -314,6 +334,8 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
         b, arith::RemUIOp::create(b, headAndSlice, index(b, slices)),
         index(b, vDim));
   }
+  // Value slices past the first read their columns of V from here.
+  Value valueOffsetOrNull = slices > 1 ? valueOffset : Value();
   batch = mlir::gpu::BlockIdOp::create(b, Dimension::z);
   Value tid = mlir::gpu::ThreadIdOp::create(b, Dimension::x);
   Value warp = arith::DivUIOp::create(b, tid, index(b, kThreadsPerWarp));
@@ -325,9 +347,9 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
   numKeys = memref::DimOp::create(b, k, 1);
   lastKey = arith::SubIOp::create(b, numKeys, c1);
   Value offset = arith::SubIOp::create(b, numKeys, numQueries);
-  // The CTA's 64 x mTiles rows are (position, query head of the group)
-  // pairs, the head fastest: a GQA group shares every K and V tile.
-  int64_t group = sig.groupSize(), positions = getQueryTile(group, mTiles);
+  // The CTA's rows are (position, query head of the group) pairs, the head
+  // fastest: a GQA group shares every K and V tile.
+  int64_t group = sig.groupSize(), positions = getQueryTile(group, ctaRows);
   Value q0 = arith::MulIOp::create(b, tile, index(b, positions));
   Value valid = arith::MinUIOp::create(
       b, index(b, positions), arith::SubIOp::create(b, numQueries, q0));
@@ -410,20 +432,34 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
 
   Value kTileSize = index(b, kTile);
   if (tma) {
-    Value barriers = func.getWorkgroupAttributions()[2];
-    keyBarrier = getSharedPointer(b, barriers);
-    valueBarrier = getSharedPointer(b, barriers, 8);
+    // Per stage: the K tile's mbarrier, then the V tile's.
+    Value barriers =
+        carve(MemRefType::get({2 * stages}, b.getI64Type(),
+                              MemRefLayoutAttrInterface(), workgroup),
+              layout.barriers);
+    for (int64_t s = 0; s < stages; ++s) {
+      keyBarriers.push_back(getSharedPointer(b, barriers, 16 * s));
+      valueBarriers.push_back(getSharedPointer(b, barriers, 16 * s + 8));
+    }
     isIssuer =
         arith::CmpIOp::create(b, arith::CmpIPredicate::eq, tid, index(b, 0));
     ifThen(b, isIssuer, [&] {
-      initBarrier(b, keyBarrier, 1);
-      initBarrier(b, valueBarrier, 1);
+      for (int64_t s = 0; s < stages; ++s) {
+        initBarrier(b, keyBarriers[s], 1);
+        initBarrier(b, valueBarriers[s], 1);
+      }
       acquireTensorMap(b, keyMap);
       acquireTensorMap(b, valueMap);
     });
     mlir::gpu::BarrierOp::create(b);
-    ifThen(b, arith::CmpIOp::create(b, arith::CmpIPredicate::slt, lo, hi),
-           [&] { issueTileLoads(/*keys=*/true, lo, Value()); });
+    // One stage: K(j + 1) loads during softmax and P V(j), V(j) during
+    // Q K(j)^T. Two: both of tile j + 1 load during all of tile j.
+    ifThen(b, arith::CmpIOp::create(b, arith::CmpIPredicate::slt, lo, hi), [&] {
+      issueTileLoads(/*keys=*/true, lo, Value(), keyTiles[0], keyBarriers[0]);
+      if (stages > 1)
+        issueTileLoads(/*keys=*/false, lo, valueOffsetOrNull, valueTiles[0],
+                       valueBarriers[0]);
+    });
   } else {
     firstGroup = stageTile(k, sK, dim, lo);
   }
@@ -437,26 +473,49 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
     Value hasNext =
         arith::CmpIOp::create(b, arith::CmpIPredicate::slt, nextKt, hi);
 
-    // TMA: each barrier completes one phase per tile, so tile j waits for
-    // parity j % 2 on both.
-    Value parity;
+    // TMA: each barrier completes one phase per use, so tile j waits for
+    // parity (j / stages) % 2 on its stage's barriers.
+    Value parity, keyBarrier, valueBarrier;
     if (tma) {
-      // sV is free: every warp passed the last tile's closing barrier.
+      Value j = arith::DivUIOp::create(b, arith::SubIOp::create(b, kt, lo),
+                                       kTileSize);
       parity = arith::IndexCastOp::create(
           b, b.getI32Type(),
           arith::RemUIOp::create(
-              b,
-              arith::DivUIOp::create(b, arith::SubIOp::create(b, kt, lo),
-                                     kTileSize),
-              index(b, 2)));
-      issueTileLoads(/*keys=*/false, kt, slices > 1 ? valueOffset : Value());
+              b, arith::DivUIOp::create(b, j, index(b, stages)), index(b, 2)));
+      keyBarrier = keyBarriers[0];
+      valueBarrier = valueBarriers[0];
+      if (stages == 1) {
+        // sV is free: every warp passed the last tile's closing barrier.
+        issueTileLoads(/*keys=*/false, kt, valueOffsetOrNull, sV, valueBarrier);
+      } else {
+        // Tile j uses stage j % 2; tile j + 1 loads into the other, which
+        // every warp left at the last tile's closing barrier.
+        Value odd = arith::CmpIOp::create(
+            b, arith::CmpIPredicate::ne,
+            arith::RemUIOp::create(b, j, index(b, 2)), index(b, 0));
+        auto pick = [&](ArrayRef<Value> pair, bool next) -> Value {
+          return arith::SelectOp::create(b, odd, pair[next ? 0 : 1],
+                                         pair[next ? 1 : 0]);
+        };
+        ifThen(b, hasNext, [&] {
+          issueTileLoads(/*keys=*/true, nextKt, Value(), pick(keyTiles, true),
+                         pick(keyBarriers, true));
+          issueTileLoads(/*keys=*/false, nextKt, valueOffsetOrNull,
+                         pick(valueTiles, true), pick(valueBarriers, true));
+        });
+        sK = pick(keyTiles, false);
+        sV = pick(valueTiles, false);
+        keyBarrier = pick(keyBarriers, false);
+        valueBarrier = pick(valueBarriers, false);
+      }
       waitBarrier(b, keyBarrier, parity);
     } else {
       waitGroups(0);
       if (wgmma)
         fenceSharedForAsyncProxy(b);
       mlir::gpu::BarrierOp::create(b);
-      stageTile(v, sV, vDim, kt, slices > 1 ? valueOffset : Value());
+      stageTile(v, sV, vDim, kt, valueOffsetOrNull);
     }
 
     // S = Q K^T. B operands (rows: keys g, columns: head dims 2t, 2t + 1)
@@ -509,14 +568,16 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
       }
     }
 
-    // Every warp is done with sK: prefetch the next key tile.
-    mlir::gpu::BarrierOp::create(b);
-    ifThen(b, hasNext, [&] {
-      if (tma)
-        issueTileLoads(/*keys=*/true, nextKt, Value());
-      else
-        stageTile(k, sK, dim, nextKt);
-    });
+    // One stage: every warp is done with sK, prefetch the next key tile.
+    if (stages == 1) {
+      mlir::gpu::BarrierOp::create(b);
+      ifThen(b, hasNext, [&] {
+        if (tma)
+          issueTileLoads(/*keys=*/true, nextKt, Value(), sK, keyBarrier);
+        else
+          stageTile(k, sK, dim, nextKt);
+      });
+    }
 
     // Soft-cap, then mask boundary tiles.
     double cap = sig.score.getSoftcap();

@@ -16,16 +16,20 @@
 
 namespace hybrid::gpu {
 
-/// Threads of every kernel's CTA: four warps.
+/// Threads of every kernel's CTA but the flash kernel's: four warps.
 constexpr int64_t kThreads = 128;
 constexpr int64_t kThreadsPerWarp = 32;
-/// Rows per flash CTA: 16 (one mma tile) per warp.
-constexpr int64_t kQueryTile = 64;
 
-/// Query positions per flash CTA for a GQA group of `group` heads, warps of
-/// `mTiles` 16-row mma tiles: the CTA's rows are (position, head) pairs.
-inline int64_t getQueryTile(int64_t group, int64_t mTiles) {
-  return std::max<int64_t>(1, kQueryTile * mTiles / group);
+/// Rows (query position, head pairs) per flash CTA: `warps` warps of
+/// `mTiles` 16-row mma tiles.
+inline int64_t getFlashRows(int64_t warps, int64_t mTiles) {
+  return 16 * mTiles * warps;
+}
+
+/// Query positions per flash CTA of `rows` rows for a GQA group of `group`
+/// heads: the CTA's rows are (position, head) pairs.
+inline int64_t getQueryTile(int64_t group, int64_t rows) {
+  return std::max<int64_t>(1, rows / group);
 }
 
 /// The value dims one flash CTA accumulates: all of `vHeadDim` up to 256
@@ -39,13 +43,48 @@ inline int64_t getValueSlice(int64_t vHeadDim) {
   return 16;
 }
 
-/// Keys per flash tile: `requested`, halved (down to 16) until a K tile and
-/// a V slice tile, rows padded by 8, fit 48 KiB of static shared memory.
+/// Shared memory a CTA gets without opting in, on every CUDA GPU.
+constexpr int64_t kDefaultSharedBytes = 48 * 1024;
+
+/// Where the flash kernel keeps its tiles in its dynamic shared memory
+/// (byte offsets): `stages` K tiles `keyStage` bytes apart, `stages` V tiles
+/// (value slices) `valueStage` apart, then, with TMA, per stage one mbarrier
+/// per tile kind.
+struct FlashSharedLayout {
+  int64_t keys = 0, keyStage = 0, values = 0, valueStage = 0, barriers = 0,
+          bytes = 0;
+
+  /// mma.sync tiles are rows padded by 8 elements (16 bytes); wgmma tiles
+  /// are 128-byte swizzled and start on the swizzle's 1024-byte atom.
+  static FlashSharedLayout get(int64_t keyTile, int64_t headDim,
+                               int64_t valueSlice, bool swizzled, bool tma,
+                               int64_t stages = 1) {
+    int64_t pad = swizzled ? 0 : 8, align = swizzled ? 1024 : 16;
+    auto alignUp = [](int64_t x, int64_t a) { return (x + a - 1) / a * a; };
+    FlashSharedLayout l;
+    l.keyStage = alignUp(keyTile * (headDim + pad) * 2, align);
+    l.valueStage = alignUp(keyTile * (valueSlice + pad) * 2, align);
+    l.values = stages * l.keyStage;
+    l.bytes = l.values + (stages - 1) * l.valueStage +
+              keyTile * (valueSlice + pad) * 2;
+    if (tma) {
+      l.barriers = alignUp(l.bytes, 8);
+      l.bytes = l.barriers + 16 * stages;
+    }
+    return l;
+  }
+};
+
+/// Keys per flash tile: `requested`, halved (down to 16) until the tiles of
+/// `stages` stages fit `sharedBytes` of shared memory.
 inline int64_t getFlashKeyTile(int64_t requested, int64_t headDim,
-                               int64_t vHeadDim) {
+                               int64_t vHeadDim, int64_t sharedBytes,
+                               bool swizzled, bool tma, int64_t stages = 1) {
   int64_t tile = requested;
-  int64_t rowBytes = (headDim + 8 + getValueSlice(vHeadDim) + 8) * 2;
-  while (tile > 16 && tile * rowBytes > 48 * 1024)
+  while (tile > 16 &&
+         FlashSharedLayout::get(tile, headDim, getValueSlice(vHeadDim),
+                                swizzled, tma, stages)
+                 .bytes > sharedBytes)
     tile /= 2;
   return tile;
 }
@@ -70,11 +109,12 @@ mlir::Value inlinePtx(mlir::ImplicitLocOpBuilder &b, mlir::Type resultType,
                       mlir::ValueRange operands, llvm::StringRef text,
                       llvm::StringRef constraints);
 
-/// An empty `gpu.func` kernel of kThreads threads with `inputs` and shared
+/// An empty `gpu.func` kernel of `threads` threads with `inputs` and shared
 /// memory `workgroup`; the builder is left inside it.
 mlir::gpu::GPUFuncOp createKernel(mlir::ImplicitLocOpBuilder &b,
                                   llvm::StringRef name, mlir::TypeRange inputs,
-                                  mlir::TypeRange workgroup = {});
+                                  mlir::TypeRange workgroup = {},
+                                  int64_t threads = kThreads);
 
 /// Emits `@name_prepare_q` (forQueries) or `@name_prepare_k`: f32 rows to
 /// rotated (and, for queries, scaled) bf16 rows.
@@ -115,10 +155,16 @@ struct FlashKernelOptions {
   /// 16-row mma tiles per warp (every K and V fragment it loads feeds all
   /// of them; wgmma takes 1).
   int64_t mTiles = 1;
+  /// Warps per CTA, 4 or 8 (wgmma: one or two warpgroups); all of them
+  /// share each K and V tile.
+  int64_t warps = 4;
   TensorCores tensorCores = TensorCores::MmaSync;
   /// K and V tiles by TMA (wgmma only): the kernel takes their tensor maps
   /// as two trailing pointer arguments.
   bool tma = false;
+  /// Buffers per tile kind: 1, or 2 (TMA only) to load both tiles of key
+  /// tile j + 1 while tile j is computed.
+  int64_t stages = 1;
 };
 
 /// Emits the tensor-core flash-attention kernel `@name`.

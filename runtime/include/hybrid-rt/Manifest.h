@@ -70,8 +70,12 @@ struct LayerSpec {
 struct KernelSpec {
   std::string entry, prepareQ, prepareK; // prepareK empty: no rotation
   std::string decode, decodeCombine;     // empty: no decode (bidirectional)
-  std::string prepareV;    // GPU targets: value rows to the kernels' bf16
-  int64_t threads = 0;     // GPU targets: threads per CTA
+  std::string prepareV; // GPU targets: value rows to the kernels' bf16
+  int64_t threads = 0;  // GPU targets: threads per CTA (but the flash kernel)
+  int64_t flashThreads = 0; // GPU targets: the flash kernel's threads per CTA
+  /// GPU targets: the flash kernel's dynamic shared memory per CTA (bytes;
+  /// 0: static shared memory only).
+  int64_t sharedBytes = 0;
   int64_t valueSlices = 1; // GPU targets: flash CTAs per head (value dims)
   /// GPU targets: the flash kernel loads K and V tiles by TMA and takes
   /// their tensor maps (pointers to CUtensorMap in device memory) as two

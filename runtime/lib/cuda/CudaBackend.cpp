@@ -87,7 +87,12 @@ struct Backend::State {
   struct Function {
     CUfunction handle = nullptr;
     size_t parameters = 0; // 0: unknown (the driver cannot say)
+    // Dynamic shared memory the function was allowed past the default 48 KiB.
+    unsigned sharedLimit = kDefaultSharedBytes;
   };
+  /// What every CUDA GPU gives a CTA without opting in.
+  static constexpr unsigned kDefaultSharedBytes = 48 * 1024;
+  int sharedOptIn = kDefaultSharedBytes; // the device's opt-in maximum
   std::map<std::string, Function> functions;
   // q, k, v and sinks in f32, q, k, v prepared (bf16), out in f32, and
   // decode's partial results per split.
@@ -140,7 +145,8 @@ struct Backend::State {
     return "";
   }
   std::string launch(const std::string &symbol, unsigned gridX, unsigned gridY,
-                     unsigned gridZ, unsigned threads, LaunchArgs &args) {
+                     unsigned gridZ, unsigned threads, LaunchArgs &args,
+                     unsigned sharedBytes = 0) {
     Function f;
     if (std::string e = function(symbol, f); !e.empty())
       return e;
@@ -148,10 +154,28 @@ struct Backend::State {
       return "kernel " + symbol + " takes " + std::to_string(f.parameters) +
              " parameters, the runtime passes " + std::to_string(args.size()) +
              ": the artifacts were compiled for another runtime version";
+    // Past 48 KiB a kernel's dynamic shared memory needs the function's
+    // opt-in, up to what the device allows.
+    if (sharedBytes > f.sharedLimit) {
+      if (int(sharedBytes) > sharedOptIn)
+        return "kernel " + symbol + " needs " + std::to_string(sharedBytes) +
+               " bytes of shared memory per CTA; " + name + " allows " +
+               std::to_string(sharedOptIn) +
+               " (compile with a smaller --k-tile)";
+      if (std::string e = check(
+              "allowing " + symbol + " " + std::to_string(sharedBytes) +
+                  " bytes of shared memory",
+              driver.cuFuncSetAttribute(
+                  f.handle, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                  int(sharedBytes)));
+          !e.empty())
+        return e;
+      functions[symbol].sharedLimit = sharedBytes;
+    }
     return check("launching " + symbol,
-                 driver.cuLaunchKernel(
-                     f.handle, gridX, gridY, gridZ, threads, 1, 1,
-                     /*sharedMemBytes=*/0, stream, args.get(), nullptr));
+                 driver.cuLaunchKernel(f.handle, gridX, gridY, gridZ, threads,
+                                       1, 1, sharedBytes, stream, args.get(),
+                                       nullptr));
   }
 
   /// Converts `count` elements from `src` into `dst` with the conversion
@@ -384,6 +408,9 @@ std::unique_ptr<Backend> Backend::open(const Manifest &manifest,
     s.fixedSplits = std::atoll(env);
   d.cuDeviceGetAttribute(&s.multiprocessors,
                          CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, s.device);
+  d.cuDeviceGetAttribute(&s.sharedOptIn,
+                         CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN,
+                         s.device);
   if (std::string e = s.check("cuDevicePrimaryCtxRetain",
                               d.cuDevicePrimaryCtxRetain(&s.context, s.device));
       !e.empty())
@@ -473,7 +500,8 @@ std::string Backend::prefill(const LayerSpec &l, const KernelSpec &kernel,
   // batch).
   HYBRID_CUDA_TRY(s.launch(kernel.entry, unsigned(tiles),
                            unsigned(l.numKvHeads * kernel.valueSlices),
-                           unsigned(batch), unsigned(kernel.threads), args));
+                           unsigned(batch), unsigned(kernel.flashThreads), args,
+                           unsigned(kernel.sharedBytes)));
   HYBRID_CUDA_TRY(
       s.check("cuEventRecord", d.cuEventRecord(s.events[2], s.stream)));
   if (cache && cache->rows > 0) {

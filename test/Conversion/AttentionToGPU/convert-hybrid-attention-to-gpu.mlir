@@ -3,6 +3,8 @@
 // RUN: not hybrid-opt %s --convert-hybrid-attention-to-gpu="k-tile=24" 2>&1 | FileCheck %s --check-prefix=BADTILE
 // RUN: hybrid-opt %s --convert-hybrid-attention-to-gpu="warp-rows=32" | FileCheck %s --check-prefix=ROWS32
 // RUN: not hybrid-opt %s --convert-hybrid-attention-to-gpu="warp-rows=24" 2>&1 | FileCheck %s --check-prefix=BADROWS
+// RUN: hybrid-opt %s --convert-hybrid-attention-to-gpu="k-tile=256 shared-memory=232448" | FileCheck %s --check-prefix=BIGTILE
+// RUN: not hybrid-opt %s --convert-hybrid-attention-to-gpu="shared-memory=1024" 2>&1 | FileCheck %s --check-prefix=NOROOM
 
 // A sliding-window GQA layer (4 query heads over 2 kv heads) with RoPE,
 // soft-cap and sinks becomes a tensor-core flash kernel and three prepare
@@ -10,14 +12,17 @@
 
 // CHECK: module attributes {gpu.container_module}
 // CHECK: gpu.module @kernels
-// Keys and values are staged in shared memory, rows padded by 8 elements
-// (16 bytes) and 16-byte aligned for cp.async.
+// Keys and values are staged in dynamic shared memory (the launch passes
+// its size), rows padded by 8 elements (16 bytes), 16-byte aligned for
+// cp.async.
 // CHECK-LABEL: gpu.func @sliding(
 // CHECK-SAME: memref<?x?x4x32xbf16>, %{{.+}}: memref<?x?x2x32xbf16>, %{{.+}}: memref<?x?x2x32xbf16>, %{{.+}}: memref<4xf32>, %{{.+}}: memref<?x?x4x32xf32>)
-// CHECK-SAME: workgroup(%[[SK:.+]] : memref<64x40xbf16, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %[[SV:.+]] : memref<64x40xbf16, #gpu.address_space<workgroup>> {llvm.align = 16 : i64})
 // GQA: a CTA's 64 rows are 32 positions x the 2 query heads of kv head
 // block y (row r: head 2 * kv + r % 2, position r / 2).
-// CHECK-SAME: kernel attributes {hybrid.k_tile = 64 : i64, hybrid.q_tile = 32 : i64, hybrid.value_slices = 1 : i64, known_block_size = array<i32: 128, 1, 1>}
+// CHECK-SAME: kernel attributes {hybrid.k_tile = 64 : i64, hybrid.q_tile = 32 : i64, hybrid.shared_bytes = 10240 : i64, hybrid.value_slices = 1 : i64, known_block_size = array<i32: 128, 1, 1>}
+// CHECK: %[[SHARED:.+]] = gpu.dynamic_shared_memory
+// CHECK: %[[SK:.+]] = memref.view %[[SHARED]][%c0][] : memref<?xi8, #gpu.address_space<workgroup>> to memref<64x40xbf16, #gpu.address_space<workgroup>>
+// CHECK: %[[SV:.+]] = memref.view %[[SHARED]][%c5120][] : memref<?xi8, #gpu.address_space<workgroup>> to memref<64x40xbf16, #gpu.address_space<workgroup>>
 // CHECK: %[[KV:.+]] = gpu.block_id y
 // CHECK: arith.muli %[[KV]], %c2
 // CHECK: arith.remui %{{.+}}, %c2
@@ -86,12 +91,12 @@
 // CHECK-LABEL: gpu.func @sliding_decode_combine(
 // CHECK-NOT: func.func
 
-// Head dim 512 (Gemma 4's global layers): 16-key tiles fit shared memory,
-// queries are reloaded per tile, and each CTA accumulates half the value
-// dims (grid y: heads x 2 slices).
+// Head dim 512 (Gemma 4's global layers): 16-key tiles fit 48 KiB of
+// shared memory, queries are reloaded per tile, and each CTA accumulates
+// half the value dims (grid y: heads x 2 slices).
 // CHECK-LABEL: gpu.func @wide(
-// CHECK-SAME: workgroup(%{{.+}} : memref<16x520xbf16, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %{{.+}} : memref<16x264xbf16, #gpu.address_space<workgroup>> {llvm.align = 16 : i64})
-// CHECK-SAME: hybrid.k_tile = 16 : i64, hybrid.q_tile = 64 : i64, hybrid.value_slices = 2 : i64
+// CHECK-SAME: hybrid.k_tile = 16 : i64, hybrid.q_tile = 64 : i64, hybrid.shared_bytes = 25088 : i64, hybrid.value_slices = 2 : i64
+// CHECK: memref.view %{{.+}}[%c16640][] : memref<?xi8, #gpu.address_space<workgroup>> to memref<16x264xbf16, #gpu.address_space<workgroup>>
 // CHECK: %[[HS:.+]] = gpu.block_id y
 // CHECK: arith.remui %[[HS]], %c2
 // CHECK: scf.for {{.+}} step %c16
@@ -107,6 +112,14 @@
 // BADROWS: error: 'hybrid.attention' op warp-rows must be 16 or 32 (one or two mma tiles), got 24
 
 // BADTILE: error: 'hybrid.attention' op k-tile must be a positive multiple of 16 for the GPU kernels, got 24
+
+// A budget past 48 KiB keeps a large tile whole (the 512-dim layer's
+// halves to fit); none leaves room for no tile.
+// BIGTILE-LABEL: gpu.func @sliding(
+// BIGTILE-SAME: hybrid.k_tile = 256 : i64
+// BIGTILE-LABEL: gpu.func @wide(
+// BIGTILE-SAME: hybrid.k_tile = 128 : i64, hybrid.q_tile = 64 : i64, hybrid.shared_bytes = 200704 : i64
+// NOROOM: error: 'hybrid.attention' op the flash kernel's K and V tiles need {{[0-9]+}} bytes of shared memory at 16 keys, over shared-memory=1024
 
 // TILE: hybrid.k_tile = 32 : i64
 // TILE: scf.for {{.+}} step %c32

@@ -56,7 +56,7 @@ func.func @wide_group(%q: tensor<?x?x64x128xf32>, %k: tensor<?x?x1x128xf32>, %in
 
 // 128 query heads on one kv head do not fit a flash CTA's 64 rows.
 func.func @huge_group(%q: tensor<?x?x128x64xf32>, %k: tensor<?x?x1x64xf32>, %init: tensor<?x?x128x64xf32>) -> tensor<?x?x128x64xf32> {
-  // expected-error @+1 {{the GPU kernels take at most 64 query heads per kv head, got 128}}
+  // expected-error @+1 {{the GPU kernels take at most 64 query heads per kv head (the rows of a flash CTA), got 128}}
   %o = hybrid.attention ins(%q, %k, %k : tensor<?x?x128x64xf32>, tensor<?x?x1x64xf32>, tensor<?x?x1x64xf32>)
          outs(%init : tensor<?x?x128x64xf32>) mask <kind = full, causal = false> pos <kind = none> score <scale = 0.1>
          -> tensor<?x?x128x64xf32>

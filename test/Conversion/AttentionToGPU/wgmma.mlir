@@ -3,6 +3,10 @@
 // RUN: not hybrid-opt %s --convert-hybrid-attention-to-gpu="tensor-cores=wmma" 2>&1 | FileCheck %s --check-prefix=KIND
 // RUN: hybrid-opt %s --convert-hybrid-attention-to-gpu="tensor-cores=wgmma tma=1" | FileCheck %s --check-prefix=TMA
 // RUN: not hybrid-opt %s --convert-hybrid-attention-to-gpu="tma=1" 2>&1 | FileCheck %s --check-prefix=TMAMMA
+// RUN: hybrid-opt %s --convert-hybrid-attention-to-gpu="tensor-cores=wgmma tma=1 warps=8" | FileCheck %s --check-prefix=WARPS8
+// RUN: not hybrid-opt %s --convert-hybrid-attention-to-gpu="tensor-cores=wgmma warps=6" 2>&1 | FileCheck %s --check-prefix=BADWARPS
+// RUN: hybrid-opt %s --convert-hybrid-attention-to-gpu="tensor-cores=wgmma tma=1 stages=2 shared-memory=232448" | FileCheck %s --check-prefix=STAGES
+// RUN: not hybrid-opt %s --convert-hybrid-attention-to-gpu="tensor-cores=wgmma stages=2" 2>&1 | FileCheck %s --check-prefix=STAGESTMA
 
 // tensor-cores=wgmma: the flash kernel's four warps are one warpgroup; both
 // products are wgmma.mma_async with A (queries, probabilities) in registers
@@ -15,9 +19,13 @@ func.func @causal(%q: tensor<?x?x8x128xf32>, %k: tensor<?x?x2x128xf32>, %init: t
   return %o : tensor<?x?x8x128xf32>
 }
 
-// Tiles are [64-dim block][key][64], aligned to the 1024-byte swizzle atom.
+// Tiles are [64-dim block][key][64] in dynamic shared memory, each starting
+// on a 1024-byte swizzle atom.
 // CHECK-LABEL: gpu.func @causal(
-// CHECK-SAME: workgroup(%[[SK:.+]] : memref<2x64x64xbf16, #gpu.address_space<workgroup>> {llvm.align = 1024 : i64}, %[[SV:.+]] : memref<2x64x64xbf16, #gpu.address_space<workgroup>> {llvm.align = 1024 : i64})
+// CHECK-SAME: hybrid.shared_bytes = 32768 : i64
+// CHECK: %[[SHARED:.+]] = gpu.dynamic_shared_memory : memref<?xi8, #gpu.address_space<workgroup>>
+// CHECK: %[[SK:.+]] = memref.view %[[SHARED]][%c0][] : memref<?xi8, #gpu.address_space<workgroup>> to memref<2x64x64xbf16, #gpu.address_space<workgroup>>
+// CHECK: %[[SV:.+]] = memref.view %[[SHARED]][%c16384][] : memref<?xi8, #gpu.address_space<workgroup>> to memref<2x64x64xbf16, #gpu.address_space<workgroup>>
 // cp.async puts 16-byte chunk c of key row r at chunk c ^ (r % 8).
 // CHECK: arith.xori
 // CHECK: nvgpu.device_async_copy {{.+}}, %[[SK]][{{.+}}], 8 {bypassL1}
@@ -45,7 +53,7 @@ func.func @causal(%q: tensor<?x?x8x128xf32>, %k: tensor<?x?x2x128xf32>, %init: t
 // CHECK-NOT: nvvm.mma.sync
 // CHECK-LABEL: gpu.func @causal_prepare_q(
 
-// ROWS: tensor-cores=wgmma takes warp-rows 16 (the four warps are one 64-row warpgroup), got 32
+// ROWS: tensor-cores=wgmma takes warp-rows 16 (each four warps are one 64-row warpgroup), got 32
 // KIND: tensor-cores must be mma.sync or wgmma, got 'wmma'
 
 // tma=1: the K and V tensor maps arrive as pointers; thread 0 initialises
@@ -53,9 +61,9 @@ func.func @causal(%q: tensor<?x?x8x128xf32>, %k: tensor<?x?x2x128xf32>, %init: t
 // and issues one 64-column box per 64 head dims; every thread spins on the
 // tile's phase parity.
 // TMA-LABEL: gpu.func @causal(
-// TMA-SAME: %[[KMAP:[a-z0-9]+]]: !llvm.ptr, %[[VMAP:[a-z0-9]+]]: !llvm.ptr) workgroup(
-// TMA-SAME: memref<2xi64, #gpu.address_space<workgroup>>)
-// TMA-SAME: hybrid.tma
+// TMA-SAME: %[[KMAP:[a-z0-9]+]]: !llvm.ptr, %[[VMAP:[a-z0-9]+]]: !llvm.ptr) kernel
+// TMA-SAME: hybrid.shared_bytes = 32784 : i64, hybrid.tma
+// TMA: memref.view %{{.+}}[%c32768][] : memref<?xi8, #gpu.address_space<workgroup>> to memref<2xi64, #gpu.address_space<workgroup>>
 // TMA: nvvm.mbarrier.init %[[KBAR:.+]], %{{.+}} : !llvm.ptr<3>, i32
 // TMA-NEXT: nvvm.fence.mbarrier.init
 // TMA: nvvm.mbarrier.init %[[VBAR:.+]], %{{.+}} : !llvm.ptr<3>, i32
@@ -76,3 +84,41 @@ func.func @causal(%q: tensor<?x?x8x128xf32>, %k: tensor<?x?x2x128xf32>, %init: t
 // TMA-NOT: nvgpu.device_async_copy
 // TMA-LABEL: gpu.func @causal_prepare_q(
 // TMAMMA: tma: TMA writes the swizzled tiles only the wgmma kernels read; use it with tensor-cores=wgmma
+
+// warps=8: two warpgroups of 64 rows (128 rows: 32 positions x 4 heads)
+// share each K and V tile; the copies and waits are the CTA's, the
+// wgmma instructions each warpgroup's own.
+// WARPS8-LABEL: gpu.func @causal(
+// WARPS8-SAME: hybrid.q_tile = 32 : i64
+// WARPS8-SAME: known_block_size = array<i32: 256, 1, 1>
+// WARPS8: nvvm.mbarrier.arrive.expect_tx %{{.+}}, %c16384_i32
+// WARPS8: wgmma.mma_async.sync.aligned.m64n64k16
+// WARPS8: wgmma.mma_async.sync.aligned.m64n128k16
+// WARPS8-LABEL: gpu.func @causal_prepare_q(
+// WARPS8-SAME: known_block_size = array<i32: 128, 1, 1>
+// BADWARPS: error: 'hybrid.attention' op warps must be 4 or 8 (flash CTAs of 4 or 8 warps), got 6
+
+// stages=2: two K and two V tiles (K0, V0 at 0 and 32768; K1, V1 16384
+// after them), one mbarrier per tile and stage; tile j uses stage j % 2
+// while tile j + 1 loads into the other, so the only CTA barrier in the
+// loop is the one closing each tile.
+// STAGES-LABEL: gpu.func @causal(
+// STAGES-SAME: hybrid.shared_bytes = 65568 : i64
+// STAGES-DAG: %[[K0:.+]] = memref.view %{{.+}}[%c0][] : {{.+}} to memref<2x64x64xbf16
+// STAGES-DAG: %[[K1:.+]] = memref.view %{{.+}}[%c16384][] : {{.+}} to memref<2x64x64xbf16
+// STAGES-DAG: %[[V0:.+]] = memref.view %{{.+}}[%c32768][] : {{.+}} to memref<2x64x64xbf16
+// STAGES-DAG: %[[V1:.+]] = memref.view %{{.+}}[%c49152][] : {{.+}} to memref<2x64x64xbf16
+// STAGES: memref.view %{{.+}}[%c65536][] : {{.+}} to memref<4xi64
+// STAGES-COUNT-4: nvvm.mbarrier.init
+// STAGES: scf.for
+// STAGES: arith.select %{{.+}}, %[[K0]], %[[K1]]
+// STAGES: cp.async.bulk.tensor
+// STAGES: arith.select %{{.+}}, %[[V0]], %[[V1]]
+// STAGES: cp.async.bulk.tensor
+// STAGES: arith.select %{{.+}}, %[[K1]], %[[K0]]
+// STAGES: wgmma.mma_async.sync.aligned.m64n64k16
+// STAGES-NOT: gpu.barrier
+// STAGES: wgmma.mma_async.sync.aligned.m64n128k16
+// STAGES: gpu.barrier
+// STAGES-NEXT: scf.yield
+// STAGESTMA: stages=2: the second stage is loaded by TMA; use it with tma
