@@ -99,7 +99,7 @@ private:
   bool tma;        // K and V tiles by TMA, else cp.async
   int64_t stages;  // buffers per tile kind (2: TMA loads a tile ahead)
 
-  Value q, k, v, sinks, out, sK, sV;
+  Value q, k, v, sinks, out;
   Value batch, kvHead, numKeys, lastKey;
   Value lane, g, t;
   Value firstGroup; // the first key tile's cp.async group
@@ -314,8 +314,6 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
     valueTiles.push_back(
         carve(valuesType, layout.values + s * layout.valueStage));
   }
-  sK = keyTiles[0];
-  sV = valueTiles[0];
 
   Value c1 = index(b, 1);
   using mlir::gpu::Dimension;
@@ -461,7 +459,7 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
                        valueBarriers[0]);
     });
   } else {
-    firstGroup = stageTile(k, sK, dim, lo);
+    firstGroup = stageTile(k, keyTiles[0], dim, lo);
   }
   auto loop = scf::ForOp::create(b, lo, hi, kTileSize, init);
   {
@@ -475,6 +473,8 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
 
     // TMA: each barrier completes one phase per use, so tile j waits for
     // parity (j / stages) % 2 on its stage's barriers.
+    // This tile's K and V buffers (and, with TMA, their mbarriers).
+    Value sK = keyTiles[0], sV = valueTiles[0];
     Value parity, keyBarrier, valueBarrier;
     if (tma) {
       Value j = arith::DivUIOp::create(b, arith::SubIOp::create(b, kt, lo),
