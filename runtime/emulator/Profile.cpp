@@ -151,10 +151,10 @@ std::string ratio(double v) {
 
 std::string Profile::report() const {
   static const char *names[] = {
-      "mma.sync",  "ldmatrix",  "ld.shared", "st.shared", "ld.global",
-      "st.global", "cp.async",  "bar.sync",  "shfl",      "ex2/rcp/sqrt",
-      "int64",     "int32",     "f32",       "f64",       "cvt",
-      "mov",       "setp/selp", "branch",    "other"};
+      "mma.sync",  "ldmatrix",   "ld.shared", "st.shared", "ld.global",
+      "st.global", "async copy", "sync",      "shfl",      "ex2/rcp/sqrt",
+      "int64",     "int32",      "f32",       "f64",       "cvt",
+      "mov",       "setp/selp",  "branch",    "other"};
   std::string out;
   for (const auto &[name, k] : kernels) {
     double mma = double(k.byKind[unsigned(Kind::Mma)]);

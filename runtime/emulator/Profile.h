@@ -31,8 +31,8 @@ enum class Kind : uint8_t {
   SharedStore,
   GlobalLoad,
   GlobalStore,
-  AsyncCopy,
-  Barrier,
+  AsyncCopy, // cp.async and its groups, TMA loads
+  Barrier,   // bar.sync, fences, mbarrier operations, wgmma fence/commit/wait
   Shuffle,
   Special,
   Integer64,
