@@ -82,12 +82,13 @@ if [[ "$mode" == prepare ]]; then
     # Hopper variants of wgmma + TMA, by suffix: two warpgroups per CTA
     # (w8), 128-key tiles (k128: 64 KiB of dynamic shared memory at head
     # dim 128, no spills; w8-k128 is FlashAttention-3's 128 x 128 tile),
-    # two stages per tile kind (s2: the next tile loads during this one).
+    # S stages per tile kind (sS: the next S - 1 tiles load during this one).
     # All are benchmarked; w8 and s2 are also checked on every mask.
     declare -A hopper=([tma-w8]="--warps 8" [tma-k128]="--k-tile 128"
                        [tma-w8-k128]="--warps 8 --k-tile 128"
                        [tma-s2]="--stages 2"
-                       [tma-w8-k128-s2]="--warps 8 --k-tile 128 --stages 2")
+                       [tma-w8-k128-s2]="--warps 8 --k-tile 128 --stages 2"
+                       [tma-w8-k128-s3]="--warps 8 --k-tile 128 --stages 3")
     for variant in "${!hopper[@]}"; do
       # shellcheck disable=SC2086 # the flags split on purpose
       "$compile" "$root/benchmarks/gpu-attention-32x128.json" \
@@ -188,7 +189,7 @@ fi
 "$check" "$dir/artifacts/gpu-attention-32x128" "${bench[@]}" --repeat "$repeat" \
   --no-check --json | tee "$results/ours.jsonl" || status=1
 for variant in w32 k32 m3 w8 wgmma tma tma-w8 tma-k128 tma-w8-k128 tma-s2 \
-               tma-w8-k128-s2; do
+               tma-w8-k128-s2 tma-w8-k128-s3; do
   [[ -d "$dir/artifacts/gpu-attention-32x128-$variant" ]] || continue
   "$check" "$dir/artifacts/gpu-attention-32x128-$variant" "${bench[@]}" \
     --repeat "$repeat" --no-check --json | tee "$results/ours-$variant.jsonl" \

@@ -105,10 +105,11 @@ std::string hybrid::validate(const CompileOptions &options) {
            std::to_string(options.warps);
   if (options.warps != 4 && options.target == "cpu")
     return "--warps: only for GPU targets";
-  if (options.stages != 1 && options.stages != 2)
-    return "--stages must be 1 or 2, got " + std::to_string(options.stages);
-  if (options.stages == 2 && !options.tma)
-    return "--stages 2: the second stage is loaded by TMA; add --tma";
+  if (options.stages < 1 || options.stages > 4)
+    return "--stages must be 1 to 4, got " + std::to_string(options.stages);
+  if (options.stages > 1 && !options.tma)
+    return "--stages " + std::to_string(options.stages) +
+           ": tiles ahead of the current one are loaded by TMA; add --tma";
   return "";
 }
 

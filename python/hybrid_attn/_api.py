@@ -183,7 +183,7 @@ def compile(model: Union[str, os.PathLike, dict], target: str = "cpu",
     `tensor_cores` ("mma.sync" or "wgmma") and `tma` choose the flash
     kernels' instructions on "cuda:sm_90a" (hybrid-compile's --tensor-cores
     and --tma); `warps` (4 or 8) the warps of a flash CTA on GPU targets;
-    `stages` (1 or 2, with `tma`) the buffers per K and V tile."""
+    `stages` (1 to 4, with `tma`) the buffers per K and V tile."""
     owned = None
     scratch = tempfile.TemporaryDirectory(prefix="hybrid_attn_")
     if isinstance(model, dict):

@@ -60,7 +60,7 @@ static cl::opt<int64_t> warps("warps", cl::init(4),
                               cl::cat(runCategory));
 static cl::opt<int64_t> stages("stages", cl::init(1),
                                cl::desc("With --tma: buffers per K and V "
-                                        "tile, 1 or 2"),
+                                        "tile, 1 to 4"),
                                cl::cat(runCategory));
 static cl::opt<bool> tma("tma",
                          cl::desc("cuda:sm_90a with --tensor-cores wgmma: K "

@@ -92,9 +92,9 @@ cl::opt<bool> tma(
     cl::cat(toolCategory));
 cl::opt<int64_t>
     stages("stages", cl::init(1),
-           cl::desc("With --tma: buffers per K and V tile, 1 or 2 (2: the "
-                    "next key tile's K and V load while this one is "
-                    "computed)"),
+           cl::desc("With --tma: buffers per K and V tile, 1 to 4 (S > 1: "
+                    "the next S - 1 key tiles' K and V load while this one "
+                    "is computed)"),
            cl::cat(toolCategory));
 cl::opt<std::string> cudaToolkit(
     "cuda-toolkit",

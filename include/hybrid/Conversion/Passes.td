@@ -120,9 +120,10 @@ def ConvertHybridAttentionToGPU
            "flash kernels take the tiles' tensor maps as two trailing "
            "pointer arguments">,
     Option<"stages", "stages", "int64_t", /*default=*/"1",
-           "With tma: buffers per tile kind, 1 or 2 (2: both tiles of the "
-           "next key tile load while this one is computed; twice the shared "
-           "memory, one CTA barrier per tile instead of two)">,
+           "With tma: buffers per tile kind, 1 to 4 (S > 1: the K and V "
+           "tiles of the next S - 1 key tiles load while this one is "
+           "computed; S times the shared memory, one CTA barrier per tile "
+           "instead of two)">,
     Option<"minCtasPerSM", "min-ctas-per-sm", "int64_t", /*default=*/"0",
            "Flash kernels: CTAs each multiprocessor must hold at once "
            "(.minnctapersm: ptxas caps registers to fit, spilling if it must; "

@@ -39,7 +39,7 @@ struct CompileOptions {
   /// tiles fit the chip's shared memory (else until they fit 48 KiB, which
   /// also keeps large head dims' registers from spilling).
   bool kTileGiven = false;
-  /// cuda targets with tma: buffers per tile kind (1 or 2).
+  /// cuda targets with tma: buffers per tile kind (1 to 4).
   int64_t stages = 1;
   /// cuda targets: warps per flash CTA (4 or 8).
   int64_t warps = 4;

@@ -88,7 +88,7 @@ struct CUDAPipelineOptions
                    llvm::cl::init(false)};
   Option<int64_t> stages{
       *this, "stages",
-      llvm::cl::desc("With tma: buffers per tile kind (1 or 2)"),
+      llvm::cl::desc("With tma: buffers per tile kind (1 to 4)"),
       llvm::cl::init(1)};
   Option<int64_t> minCtasPerSM{
       *this, "min-ctas-per-sm",

@@ -99,13 +99,14 @@ struct ConvertAttentionToGPUPass
                             "tensor-cores=wgmma";
       return signalPassFailure();
     }
-    if (stages != 1 && stages != 2) {
-      module.emitError() << "stages must be 1 or 2, got " << int64_t(stages);
+    if (stages < 1 || stages > 4) {
+      module.emitError() << "stages must be 1 to 4, got " << int64_t(stages);
       return signalPassFailure();
     }
-    if (stages == 2 && !tma) {
-      module.emitError() << "stages=2: the second stage is loaded by TMA; "
-                            "use it with tma";
+    if (stages > 1 && !tma) {
+      module.emitError() << "stages=" << int64_t(stages)
+                         << ": tiles ahead of the current one are loaded by "
+                            "TMA; use it with tma";
       return signalPassFailure();
     }
     ImplicitLocOpBuilder b(module.getLoc(), module.getContext());

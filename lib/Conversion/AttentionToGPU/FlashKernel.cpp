@@ -33,6 +33,7 @@
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 
 #include <limits>
@@ -103,10 +104,8 @@ private:
   Value batch, kvHead, numKeys, lastKey;
   Value lane, g, t;
   Value firstGroup; // the first key tile's cp.async group
-  // TMA: tensor maps of K and V, and per stage the mbarriers their tiles
-  // complete.
+  // TMA: tensor maps of K and V.
   Value keyMap, valueMap, isIssuer;
-  SmallVector<Value> keyTiles, valueTiles, keyBarriers, valueBarriers;
 };
 
 } // namespace
@@ -305,15 +304,39 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
   Value shared = mlir::gpu::DynamicSharedMemoryOp::create(
       b, MemRefType::get({ShapedType::kDynamic}, b.getI8Type(),
                          MemRefLayoutAttrInterface(), workgroup));
-  auto carve = [&](Type type, int64_t offset) -> Value {
-    return memref::ViewOp::create(b, type, shared, index(b, offset),
-                                  ValueRange{});
+  // Stage s's K and V tiles and, with TMA, their mbarriers (s: an index,
+  // constant or not).
+  struct Buffers {
+    Value keys, values, keyBarrier, valueBarrier;
   };
-  for (int64_t s = 0; s < stages; ++s) {
-    keyTiles.push_back(carve(keysType, layout.keys + s * layout.keyStage));
-    valueTiles.push_back(
-        carve(valuesType, layout.values + s * layout.valueStage));
-  }
+  auto bufferAt = [&](Value s) {
+    auto carve = [&](Type type, int64_t base, int64_t stride) -> Value {
+      // Constant stages get constant offsets (no arithmetic to fold).
+      std::optional<int64_t> constant = getConstantIntValue(s);
+      Value offset = constant
+                         ? index(b, base + *constant * stride)
+                         : Value(arith::AddIOp::create(
+                               b, index(b, base),
+                               arith::MulIOp::create(b, s, index(b, stride))));
+      return memref::ViewOp::create(b, type, shared, offset, ValueRange{});
+    };
+    Buffers buffers;
+    buffers.keys = carve(keysType, layout.keys, layout.keyStage);
+    buffers.values = carve(valuesType, layout.values, layout.valueStage);
+    if (tma) {
+      Value barriers =
+          carve(MemRefType::get({2}, b.getI64Type(),
+                                MemRefLayoutAttrInterface(), workgroup),
+                layout.barriers, 16);
+      buffers.keyBarrier = getSharedPointer(b, barriers);
+      buffers.valueBarrier = getSharedPointer(b, barriers, 8);
+    }
+    return buffers;
+  };
+  // Every stage at its constant offsets.
+  SmallVector<Buffers> stageBuffers;
+  for (int64_t st = 0; st < stages; ++st)
+    stageBuffers.push_back(bufferAt(index(b, st)));
 
   Value c1 = index(b, 1);
   using mlir::gpu::Dimension;
@@ -429,37 +452,39 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
   };
 
   Value kTileSize = index(b, kTile);
+  // Issues the TMA loads of key tile kt's K (and V) into `buffers`.
+  auto loadTiles = [&](Value kt, const Buffers &buffers, bool values) {
+    issueTileLoads(/*keys=*/true, kt, Value(), buffers.keys,
+                   buffers.keyBarrier);
+    if (values)
+      issueTileLoads(/*keys=*/false, kt, valueOffsetOrNull, buffers.values,
+                     buffers.valueBarrier);
+  };
   if (tma) {
-    // Per stage: the K tile's mbarrier, then the V tile's.
-    Value barriers =
-        carve(MemRefType::get({2 * stages}, b.getI64Type(),
-                              MemRefLayoutAttrInterface(), workgroup),
-              layout.barriers);
-    for (int64_t s = 0; s < stages; ++s) {
-      keyBarriers.push_back(getSharedPointer(b, barriers, 16 * s));
-      valueBarriers.push_back(getSharedPointer(b, barriers, 16 * s + 8));
-    }
     isIssuer =
         arith::CmpIOp::create(b, arith::CmpIPredicate::eq, tid, index(b, 0));
     ifThen(b, isIssuer, [&] {
-      for (int64_t s = 0; s < stages; ++s) {
-        initBarrier(b, keyBarriers[s], 1);
-        initBarrier(b, valueBarriers[s], 1);
+      for (const Buffers &buffers : stageBuffers) {
+        initBarrier(b, buffers.keyBarrier, 1);
+        initBarrier(b, buffers.valueBarrier, 1);
       }
       acquireTensorMap(b, keyMap);
       acquireTensorMap(b, valueMap);
     });
     mlir::gpu::BarrierOp::create(b);
     // One stage: K(j + 1) loads during softmax and P V(j), V(j) during
-    // Q K(j)^T. Two: both of tile j + 1 load during all of tile j.
-    ifThen(b, arith::CmpIOp::create(b, arith::CmpIPredicate::slt, lo, hi), [&] {
-      issueTileLoads(/*keys=*/true, lo, Value(), keyTiles[0], keyBarriers[0]);
-      if (stages > 1)
-        issueTileLoads(/*keys=*/false, lo, valueOffsetOrNull, valueTiles[0],
-                       valueBarriers[0]);
-    });
+    // Q K(j)^T. S stages: tiles j + 1 .. j + S - 1 load during tile j, the
+    // first S - 1 of them here.
+    if (stages == 1)
+      ifThen(b, arith::CmpIOp::create(b, arith::CmpIPredicate::slt, lo, hi),
+             [&] { loadTiles(lo, stageBuffers[0], /*values=*/false); });
+    for (int64_t s = 0; s + 1 < stages; ++s) {
+      Value kt = arith::AddIOp::create(b, lo, index(b, s * kTile));
+      ifThen(b, arith::CmpIOp::create(b, arith::CmpIPredicate::slt, kt, hi),
+             [&] { loadTiles(kt, stageBuffers[s], /*values=*/true); });
+    }
   } else {
-    firstGroup = stageTile(k, keyTiles[0], dim, lo);
+    firstGroup = stageTile(k, stageBuffers[0].keys, dim, lo);
   }
   auto loop = scf::ForOp::create(b, lo, hi, kTileSize, init);
   {
@@ -471,55 +496,48 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
     Value hasNext =
         arith::CmpIOp::create(b, arith::CmpIPredicate::slt, nextKt, hi);
 
-    // TMA: each barrier completes one phase per use, so tile j waits for
-    // parity (j / stages) % 2 on its stage's barriers.
     // This tile's K and V buffers (and, with TMA, their mbarriers).
-    Value sK = keyTiles[0], sV = valueTiles[0];
-    Value parity, keyBarrier, valueBarrier;
+    Buffers current = stageBuffers[0];
+    Value parity;
     if (tma) {
+      // Tile j uses stage j % S; each barrier completes one phase per use,
+      // so tile j waits for parity (j / S) % 2.
       Value j = arith::DivUIOp::create(b, arith::SubIOp::create(b, kt, lo),
                                        kTileSize);
       parity = arith::IndexCastOp::create(
           b, b.getI32Type(),
           arith::RemUIOp::create(
               b, arith::DivUIOp::create(b, j, index(b, stages)), index(b, 2)));
-      keyBarrier = keyBarriers[0];
-      valueBarrier = valueBarriers[0];
       if (stages == 1) {
-        // sV is free: every warp passed the last tile's closing barrier.
-        issueTileLoads(/*keys=*/false, kt, valueOffsetOrNull, sV, valueBarrier);
+        // V is free: every warp passed the last tile's closing barrier.
+        issueTileLoads(/*keys=*/false, kt, valueOffsetOrNull, current.values,
+                       current.valueBarrier);
       } else {
-        // Tile j uses stage j % 2; tile j + 1 loads into the other, which
-        // every warp left at the last tile's closing barrier.
-        Value odd = arith::CmpIOp::create(
-            b, arith::CmpIPredicate::ne,
-            arith::RemUIOp::create(b, j, index(b, 2)), index(b, 0));
-        auto pick = [&](ArrayRef<Value> pair, bool next) -> Value {
-          return arith::SelectOp::create(b, odd, pair[next ? 0 : 1],
-                                         pair[next ? 1 : 0]);
-        };
-        ifThen(b, hasNext, [&] {
-          issueTileLoads(/*keys=*/true, nextKt, Value(), pick(keyTiles, true),
-                         pick(keyBarriers, true));
-          issueTileLoads(/*keys=*/false, nextKt, valueOffsetOrNull,
-                         pick(valueTiles, true), pick(valueBarriers, true));
-        });
-        sK = pick(keyTiles, false);
-        sV = pick(valueTiles, false);
-        keyBarrier = pick(keyBarriers, false);
-        valueBarrier = pick(valueBarriers, false);
+        current = bufferAt(arith::RemUIOp::create(b, j, index(b, stages)));
+        // Tile j + S - 1 loads into stage (j - 1) % S, which every warp
+        // left at the last tile's closing barrier.
+        Value ahead =
+            arith::AddIOp::create(b, kt, index(b, (stages - 1) * kTile));
+        ifThen(b,
+               arith::CmpIOp::create(b, arith::CmpIPredicate::slt, ahead, hi),
+               [&] {
+                 Value stage = arith::RemUIOp::create(
+                     b, arith::AddIOp::create(b, j, index(b, stages - 1)),
+                     index(b, stages));
+                 loadTiles(ahead, bufferAt(stage), /*values=*/true);
+               });
       }
-      waitBarrier(b, keyBarrier, parity);
+      waitBarrier(b, current.keyBarrier, parity);
     } else {
       waitGroups(0);
       if (wgmma)
         fenceSharedForAsyncProxy(b);
       mlir::gpu::BarrierOp::create(b);
-      stageTile(v, sV, vDim, kt, valueOffsetOrNull);
+      stageTile(v, current.values, vDim, kt, valueOffsetOrNull);
     }
 
     // S = Q K^T. B operands (rows: keys g, columns: head dims 2t, 2t + 1)
-    // come from ldmatrix: 8x8 tiles of sK (key rows, dim columns), lane L
+    // come from ldmatrix: 8x8 tiles of K (key rows, dim columns), lane L
     // addressing row L % 8 of tile L / 8; x4 loads two 16-dim steps.
     Value laneRow = arith::RemUIOp::create(b, lane, index(b, 8));
     Value laneTile = arith::DivUIOp::create(b, lane, index(b, 8));
@@ -532,7 +550,7 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
       // of keys); a 16-dim step starts 32 bytes further into its block.
       SmallVector<std::array<Value, 4>> steps;
       SmallVector<Value> descriptors;
-      Value keys = getMatrixDescriptor(b, sK, /*leadingBytes=*/16,
+      Value keys = getMatrixDescriptor(b, current.keys, /*leadingBytes=*/16,
                                        /*strideBytes=*/8 * 2 * kSwizzleRow);
       for (int64_t kd = 0; kd < dim; kd += 16) {
         steps.push_back(queriesInRegisters ? queryFrags[0][kd / 16]
@@ -559,7 +577,8 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
           b, arith::MulIOp::create(b, laneTile, index(b, 8)), index(b, kd));
       for (int64_t nb = 0; nb < kBlocks; ++nb) {
         Value key = arith::AddIOp::create(b, laneRow, index(b, nb * 8));
-        SmallVector<Value> frags = loadMatrix(sK, key, col, tiles, false);
+        SmallVector<Value> frags =
+            loadMatrix(current.keys, key, col, tiles, false);
         for (int64_t m = 0; m < mTiles; ++m)
           for (int64_t step = 0; step < tiles / 2; ++step)
             scores[m][nb] =
@@ -568,14 +587,15 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
       }
     }
 
-    // One stage: every warp is done with sK, prefetch the next key tile.
+    // One stage: every warp is done with the K tile, prefetch the next one.
     if (stages == 1) {
       mlir::gpu::BarrierOp::create(b);
       ifThen(b, hasNext, [&] {
         if (tma)
-          issueTileLoads(/*keys=*/true, nextKt, Value(), sK, keyBarrier);
+          issueTileLoads(/*keys=*/true, nextKt, Value(), current.keys,
+                         current.keyBarrier);
         else
-          stageTile(k, sK, dim, nextKt);
+          stageTile(k, current.keys, dim, nextKt);
       });
     }
 
@@ -675,7 +695,7 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
 
     // V(j) has landed (K(j+1) may still be in flight).
     if (tma) {
-      waitBarrier(b, valueBarrier, parity);
+      waitBarrier(b, current.valueBarrier, parity);
     } else {
       ifThen(
           b, hasNext, [&] { waitGroups(1); }, [&] { waitGroups(0); });
@@ -688,7 +708,8 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
       // One m64nVDIMk16 per 16 keys: B is the V tile, N-major (rows of
       // keys, value dims contiguous), 64-dim blocks kTile rows apart.
       Value values =
-          getMatrixDescriptor(b, sV, /*leadingBytes=*/kTile * 2 * kSwizzleRow,
+          getMatrixDescriptor(b, current.values,
+                              /*leadingBytes=*/kTile * 2 * kSwizzleRow,
                               /*strideBytes=*/8 * 2 * kSwizzleRow);
       SmallVector<Value> acc;
       for (int64_t i = 0; i < vBlocks * 4; ++i)
@@ -705,7 +726,7 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
     }
 
     // O = O * alpha + P V. B operands (rows: keys 2t, 2t + 1, columns:
-    // value dims g) come from transposing ldmatrix on sV (key rows, dim
+    // value dims g) come from transposing ldmatrix on V (key rows, dim
     // columns): per 16 keys, x4 gives two 8-dim blocks, lane L addressing
     // key row 8 (L / 8 % 2) + L % 8 of dim block L / 16.
     Value keyHalf = arith::MulIOp::create(
@@ -724,7 +745,8 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
       for (int64_t kk = 0; kk < kBlocks / 2; ++kk) {
         Value key = arith::AddIOp::create(
             b, arith::AddIOp::create(b, keyHalf, laneRow), index(b, kk * 16));
-        SmallVector<Value> frags = loadMatrix(sV, key, col, 4, true);
+        SmallVector<Value> frags =
+            loadMatrix(current.values, key, col, 4, true);
         for (int64_t m = 0; m < mTiles; ++m)
           for (int64_t half = 0; half < 2; ++half)
             acc[m][half] =
@@ -736,7 +758,7 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
           for (int64_t i = 0; i < 4; ++i)
             next[outIndex(m, vb + half, i)] = acc[m][half][i];
     }
-    // Every warp is done with sV before the next tile overwrites it.
+    // Every warp is done with the V tile before the next tile overwrites it.
     mlir::gpu::BarrierOp::create(b);
     scf::YieldOp::create(b, next);
   }

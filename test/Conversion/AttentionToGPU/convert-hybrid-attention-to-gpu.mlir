@@ -21,7 +21,7 @@
 // block y (row r: head 2 * kv + r % 2, position r / 2).
 // CHECK-SAME: kernel attributes {hybrid.k_tile = 64 : i64, hybrid.q_tile = 32 : i64, hybrid.shared_bytes = 10240 : i64, hybrid.value_slices = 1 : i64, known_block_size = array<i32: 128, 1, 1>}
 // CHECK: %[[SHARED:.+]] = gpu.dynamic_shared_memory
-// CHECK: %[[SK:.+]] = memref.view %[[SHARED]][%c0][] : memref<?xi8, #gpu.address_space<workgroup>> to memref<64x40xbf16, #gpu.address_space<workgroup>>
+// CHECK: %[[SK:.+]] = memref.view %[[SHARED]][%c0{{(_[0-9]+)?}}][] : memref<?xi8, #gpu.address_space<workgroup>> to memref<64x40xbf16, #gpu.address_space<workgroup>>
 // CHECK: %[[SV:.+]] = memref.view %[[SHARED]][%c5120][] : memref<?xi8, #gpu.address_space<workgroup>> to memref<64x40xbf16, #gpu.address_space<workgroup>>
 // CHECK: %[[KV:.+]] = gpu.block_id y
 // CHECK: arith.muli %[[KV]], %c2

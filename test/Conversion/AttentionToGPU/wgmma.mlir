@@ -24,7 +24,7 @@ func.func @causal(%q: tensor<?x?x8x128xf32>, %k: tensor<?x?x2x128xf32>, %init: t
 // CHECK-LABEL: gpu.func @causal(
 // CHECK-SAME: hybrid.shared_bytes = 32768 : i64
 // CHECK: %[[SHARED:.+]] = gpu.dynamic_shared_memory : memref<?xi8, #gpu.address_space<workgroup>>
-// CHECK: %[[SK:.+]] = memref.view %[[SHARED]][%c0][] : memref<?xi8, #gpu.address_space<workgroup>> to memref<2x64x64xbf16, #gpu.address_space<workgroup>>
+// CHECK: %[[SK:.+]] = memref.view %[[SHARED]][%c0{{(_[0-9]+)?}}][] : memref<?xi8, #gpu.address_space<workgroup>> to memref<2x64x64xbf16, #gpu.address_space<workgroup>>
 // CHECK: %[[SV:.+]] = memref.view %[[SHARED]][%c16384][] : memref<?xi8, #gpu.address_space<workgroup>> to memref<2x64x64xbf16, #gpu.address_space<workgroup>>
 // cp.async puts 16-byte chunk c of key row r at chunk c ^ (r % 8).
 // CHECK: arith.xori
@@ -98,27 +98,28 @@ func.func @causal(%q: tensor<?x?x8x128xf32>, %k: tensor<?x?x2x128xf32>, %init: t
 // WARPS8-SAME: known_block_size = array<i32: 128, 1, 1>
 // BADWARPS: error: 'hybrid.attention' op warps must be 4 or 8 (flash CTAs of 4 or 8 warps), got 6
 
-// stages=2: two K and two V tiles (K0, V0 at 0 and 32768; K1, V1 16384
-// after them), one mbarrier per tile and stage; tile j uses stage j % 2
-// while tile j + 1 loads into the other, so the only CTA barrier in the
-// loop is the one closing each tile.
+// stages=2: two K and two V tiles (K0, K1 at 0 and 16384, V0, V1 at
+// 32768 and 49152), one mbarrier per tile and stage after them; tile j
+// uses stage j % 2 while tile j + 1 loads into the other, so the only CTA
+// barrier in the loop is the one closing each tile.
 // STAGES-LABEL: gpu.func @causal(
 // STAGES-SAME: hybrid.shared_bytes = 65568 : i64
-// STAGES-DAG: %[[K0:.+]] = memref.view %{{.+}}[%c0][] : {{.+}} to memref<2x64x64xbf16
-// STAGES-DAG: %[[K1:.+]] = memref.view %{{.+}}[%c16384][] : {{.+}} to memref<2x64x64xbf16
-// STAGES-DAG: %[[V0:.+]] = memref.view %{{.+}}[%c32768][] : {{.+}} to memref<2x64x64xbf16
-// STAGES-DAG: %[[V1:.+]] = memref.view %{{.+}}[%c49152][] : {{.+}} to memref<2x64x64xbf16
-// STAGES: memref.view %{{.+}}[%c65536][] : {{.+}} to memref<4xi64
 // STAGES-COUNT-4: nvvm.mbarrier.init
+// STAGES: gpu.barrier
 // STAGES: scf.for
-// STAGES: arith.select %{{.+}}, %[[K0]], %[[K1]]
-// STAGES: cp.async.bulk.tensor
-// STAGES: arith.select %{{.+}}, %[[V0]], %[[V1]]
-// STAGES: cp.async.bulk.tensor
-// STAGES: arith.select %{{.+}}, %[[K1]], %[[K0]]
+// The phase parity (j / 2) % 2, then stage j % 2, whose K tile sits 16384
+// bytes per stage further.
+// STAGES: arith.remui %{{.+}}, %c2{{.*}} : index
+// STAGES: %[[STAGE:.+]] = arith.remui %{{.+}}, %c2{{.*}} : index
+// STAGES: arith.muli %[[STAGE]], %c16384{{.*}} : index
+// STAGES: memref.view %{{.+}} : memref<?xi8, #gpu.address_space<workgroup>> to memref<2x64x64xbf16, #gpu.address_space<workgroup>>
+// STAGES: scf.if
+// STAGES: arith.remui %{{.+}}, %c2{{.*}} : index
+// STAGES: nvvm.cp.async.bulk.tensor.shared.cluster.global
+// STAGES: mbarrier.try_wait.parity
 // STAGES: wgmma.mma_async.sync.aligned.m64n64k16
 // STAGES-NOT: gpu.barrier
 // STAGES: wgmma.mma_async.sync.aligned.m64n128k16
 // STAGES: gpu.barrier
 // STAGES-NEXT: scf.yield
-// STAGESTMA: stages=2: the second stage is loaded by TMA; use it with tma
+// STAGESTMA: stages=2: tiles ahead of the current one are loaded by TMA; use it with tma
