@@ -154,15 +154,22 @@ done
 # Out-of-bounds accesses and shared-memory races (the cp.async and barrier
 # protocol) on small cases, where compute-sanitizer supports the machine.
 if command -v compute-sanitizer > /dev/null; then
-  for tool in memcheck racecheck synccheck; do
-    rc=0
-    compute-sanitizer --tool "$tool" --error-exitcode 3 \
-      "$check" "$dir/artifacts/masks" --batch 2 --seq 70 \
-      > "$results/sanitizer-$tool.txt" 2>&1 || rc=$?
-    echo "compute-sanitizer $tool: exit $rc (0 clean, 3 errors found)" \
-      | tee -a "$results/checks.txt"
-    if [[ $rc == 3 ]]; then status=1; fi
-  done
+  # Every sanitizer tool on artifacts $1 (70 positions, batch 2); with $2
+  # "fatal" a tool that finds errors fails the suite.
+  sanitize() { # artifacts name, fatal|informational
+    local name=$1 kind=$2 suffix="" tool rc
+    [[ "$name" != masks ]] && suffix="-${name#masks-}"
+    for tool in memcheck racecheck synccheck; do
+      rc=0
+      compute-sanitizer --tool "$tool" --error-exitcode 3 \
+        "$check" "$dir/artifacts/$name" --batch 2 --seq 70 \
+        > "$results/sanitizer$suffix-$tool.txt" 2>&1 || rc=$?
+      echo "compute-sanitizer $tool on $name: exit $rc (0 clean, 3 errors" \
+        "found; $kind)" | tee -a "$results/checks.txt"
+      if [[ $rc == 3 && $kind == fatal ]]; then status=1; fi
+    done
+  }
+  sanitize masks fatal
   compute-sanitizer --tool memcheck --error-exitcode 3 \
     "$check" "$dir/artifacts/caches" --seq 70 --decode-steps 3 \
     > "$results/sanitizer-decode.txt" 2>&1 || status=1
@@ -171,14 +178,7 @@ if command -v compute-sanitizer > /dev/null; then
   # reports; they do not fail the suite).
   for variant in wgmma tma; do
     [[ -d "$dir/artifacts/masks-$variant" ]] || continue
-    for tool in memcheck racecheck synccheck; do
-      rc=0
-      compute-sanitizer --tool "$tool" --error-exitcode 3 \
-        "$check" "$dir/artifacts/masks-$variant" --batch 2 --seq 70 \
-        > "$results/sanitizer-$variant-$tool.txt" 2>&1 || rc=$?
-      echo "compute-sanitizer $tool on masks-$variant: exit $rc (informational)" \
-        | tee -a "$results/checks.txt"
-    done
+    sanitize "masks-$variant" informational
   done
 fi
 fi

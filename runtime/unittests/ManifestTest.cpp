@@ -114,6 +114,12 @@ TEST(Manifest, GPUKernelsNeedLaunchFields) {
                        "multiple of 32"),
             std::string::npos)
       << error;
+  std::string badShared = replaced(withFields, "\"threads\": 128",
+                                   "\"threads\": 128, \"shared_bytes\": -1");
+  EXPECT_FALSE(loadManifest(writeManifest(badShared), m, error));
+  EXPECT_NE(error.find("kernels.attn0.shared_bytes: must be 0 to 2^30"),
+            std::string::npos)
+      << error;
   EXPECT_FALSE(loadManifest(writeManifest(gpu), m, error));
   EXPECT_NE(error.find("kernels.attn0.threads: a GPU kernel needs a positive "
                        "block size"),

@@ -5,6 +5,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "GPUKernelOptions.h"
 #include "ToolSupport.h"
 
 #include "llvm/Support/CommandLine.h"
@@ -50,23 +51,6 @@ static cl::opt<int64_t> qTile("q-tile", cl::init(32),
                               cl::cat(runCategory));
 static cl::opt<int64_t> kTile("k-tile", cl::init(64), cl::desc("Keys per tile"),
                               cl::cat(runCategory));
-static cl::opt<std::string>
-    tensorCores("tensor-cores", cl::init("mma.sync"),
-                cl::desc("cuda targets: mma.sync, or wgmma (cuda:sm_90a)"),
-                cl::cat(runCategory));
-static cl::opt<int64_t> warps("warps", cl::init(4),
-                              cl::desc("cuda targets: warps per flash CTA, "
-                                       "4 or 8"),
-                              cl::cat(runCategory));
-static cl::opt<int64_t> stages("stages", cl::init(1),
-                               cl::desc("With --tma: buffers per K and V "
-                                        "tile, 1 to 4"),
-                               cl::cat(runCategory));
-static cl::opt<bool> tma("tma",
-                         cl::desc("cuda:sm_90a with --tensor-cores wgmma: K "
-                                  "and V tiles by TMA"),
-                         cl::cat(runCategory));
-
 int64_t CompiledModel::batch() const { return batchSize; }
 int64_t CompiledModel::seqLen() const { return seqLength; }
 int64_t CompiledModel::decodeSteps() const { return decodeStepCount; }
@@ -116,10 +100,7 @@ bool CompiledModel::open(StringRef tool, StringRef input) {
   options.qTile = qTile;
   options.kTile = kTile;
   options.kTileGiven = kTile.getNumOccurrences() > 0;
-  options.tensorCores = tensorCores;
-  options.tma = tma;
-  options.warps = warps;
-  options.stages = stages;
+  applyGPUKernelOptions(options);
   if (std::string error = validate(options); !error.empty())
     return fail(error);
   // Host timings of GPU calls would include their copies.

@@ -8,6 +8,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "../common/GPUKernelOptions.h"
 #include "hybrid/Dialect/Hybrid/IR/HybridOps.h"
 #include "hybrid/Driver/Compiler.h"
 #include "hybrid/Export/Summary.h"
@@ -66,36 +67,12 @@ cl::opt<int64_t> warpRows(
     cl::desc("GPU targets: query rows per warp of the flash kernel, 16 or 32 "
              "(32: each K/V fragment feeds two mma tiles, more registers)"),
     cl::cat(toolCategory));
-cl::opt<int64_t>
-    warps("warps", cl::init(4),
-          cl::desc("cuda targets: warps per flash CTA, 4 or 8 (8: 128 rows "
-                   "share each K and V tile; with --tensor-cores wgmma, two "
-                   "warpgroups)"),
-          cl::cat(toolCategory));
 cl::opt<int64_t> minCtasPerSM(
     "min-ctas-per-sm", cl::init(0),
     cl::desc("GPU targets: CTAs of a flash kernel each multiprocessor must "
              "hold at once (ptxas caps registers to fit, spilling if it must; "
              "0: no bound)"),
     cl::cat(toolCategory));
-cl::opt<std::string> tensorCores(
-    "tensor-cores", cl::init("mma.sync"),
-    cl::desc("cuda targets: the flash kernels' tensor-core instructions, "
-             "mma.sync (sm_80 and later) or wgmma (cuda:sm_90a; warp-rows 16, "
-             "head dims multiples of 64)"),
-    cl::value_desc("mma.sync|wgmma"), cl::cat(toolCategory));
-cl::opt<bool> tma(
-    "tma",
-    cl::desc("cuda:sm_90a with --tensor-cores wgmma: the flash kernels load K "
-             "and V tiles with the Tensor Memory Accelerator (one thread "
-             "issues, mbarriers signal) instead of cp.async"),
-    cl::cat(toolCategory));
-cl::opt<int64_t>
-    stages("stages", cl::init(1),
-           cl::desc("With --tma: buffers per K and V tile, 1 to 4 (S > 1: "
-                    "the next S - 1 key tiles' K and V load while this one "
-                    "is computed)"),
-           cl::cat(toolCategory));
 cl::opt<std::string> cudaToolkit(
     "cuda-toolkit",
     cl::desc("CUDA toolkit for cuda targets: libdevice, and ptxas for a "
@@ -118,7 +95,8 @@ int fail(const Twine &message) {
 
 int main(int argc, char **argv) {
   InitLLVM init(argc, argv);
-  cl::HideUnrelatedOptions(toolCategory);
+  cl::HideUnrelatedOptions(
+      {&toolCategory, &hybrid::tools::getGPUKernelOptionCategory()});
   cl::ParseCommandLineOptions(
       argc, argv,
       "hybrid-compile: compile a hybrid attention schedule\n\n"
@@ -132,10 +110,7 @@ int main(int argc, char **argv) {
   options.qTile = qTile;
   options.kTile = kTile;
   options.kTileGiven = kTile.getNumOccurrences() > 0;
-  options.tensorCores = tensorCores;
-  options.tma = tma;
-  options.warps = warps;
-  options.stages = stages;
+  hybrid::tools::applyGPUKernelOptions(options);
   if (std::string error = hybrid::validate(options); !error.empty())
     return fail(error);
   if (!tuningDb.empty() && emit != Emit::Artifacts)

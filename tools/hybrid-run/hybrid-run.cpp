@@ -12,6 +12,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "../common/GPUKernelOptions.h"
 #include "../common/ToolSupport.h"
 #include "hybrid-rt/Reference.h"
 #include "hybrid-rt/Runtime.h"
@@ -56,7 +57,8 @@ int fail(const Twine &message) {
 
 int main(int argc, char **argv) {
   InitLLVM init(argc, argv);
-  cl::HideUnrelatedOptions({&toolCategory, &tools::getRunOptionCategory()});
+  cl::HideUnrelatedOptions({&toolCategory, &tools::getRunOptionCategory(),
+                            &tools::getGPUKernelOptionCategory()});
   cl::ParseCommandLineOptions(argc, argv,
                               "hybrid-run: run a compiled schedule's layers "
                               "on seeded inputs\n");

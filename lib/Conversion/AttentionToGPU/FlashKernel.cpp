@@ -98,7 +98,7 @@ private:
   int64_t ctaRows; // (position, head) pairs of the CTA
   bool wgmma;      // warpgroup MMA on swizzled tiles, else mma.sync
   bool tma;        // K and V tiles by TMA, else cp.async
-  int64_t stages;  // buffers per tile kind (2: TMA loads a tile ahead)
+  int64_t stages;  // buffers per tile kind (S > 1: TMA loads S - 1 ahead)
 
   Value q, k, v, sinks, out;
   Value batch, kvHead, numKeys, lastKey;

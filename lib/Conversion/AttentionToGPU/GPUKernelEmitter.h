@@ -43,9 +43,6 @@ inline int64_t getValueSlice(int64_t vHeadDim) {
   return 16;
 }
 
-/// Shared memory a CTA gets without opting in, on every CUDA GPU.
-constexpr int64_t kDefaultSharedBytes = 48 * 1024;
-
 /// Where the flash kernel keeps its tiles in its dynamic shared memory
 /// (byte offsets): `stages` K tiles `keyStage` bytes apart, `stages` V tiles
 /// (value slices) `valueStage` apart, then, with TMA, per stage one mbarrier
@@ -162,8 +159,9 @@ struct FlashKernelOptions {
   /// K and V tiles by TMA (wgmma only): the kernel takes their tensor maps
   /// as two trailing pointer arguments.
   bool tma = false;
-  /// Buffers per tile kind: 1, or 2 (TMA only) to load both tiles of key
-  /// tile j + 1 while tile j is computed.
+  /// Buffers per tile kind, 1 to 4 (more than 1: TMA only, the K and V
+  /// tiles of key tiles j + 1 .. j + stages - 1 load while tile j is
+  /// computed).
   int64_t stages = 1;
 };
 

@@ -7,6 +7,7 @@
 // RUN: not hybrid-opt %s --convert-hybrid-attention-to-gpu="tensor-cores=wgmma warps=6" 2>&1 | FileCheck %s --check-prefix=BADWARPS
 // RUN: hybrid-opt %s --convert-hybrid-attention-to-gpu="tensor-cores=wgmma tma=1 stages=2 shared-memory=232448" | FileCheck %s --check-prefix=STAGES
 // RUN: not hybrid-opt %s --convert-hybrid-attention-to-gpu="tensor-cores=wgmma stages=2" 2>&1 | FileCheck %s --check-prefix=STAGESTMA
+// RUN: not hybrid-opt %s --convert-hybrid-attention-to-gpu="tensor-cores=wgmma tma=1 stages=5" 2>&1 | FileCheck %s --check-prefix=BADSTAGES
 
 // tensor-cores=wgmma: the flash kernel's four warps are one warpgroup; both
 // products are wgmma.mma_async with A (queries, probabilities) in registers
@@ -123,3 +124,4 @@ func.func @causal(%q: tensor<?x?x8x128xf32>, %k: tensor<?x?x2x128xf32>, %init: t
 // STAGES: gpu.barrier
 // STAGES-NEXT: scf.yield
 // STAGESTMA: stages=2: tiles ahead of the current one are loaded by TMA; use it with tma
+// BADSTAGES: stages must be 1 to 4, got 5

@@ -1,0 +1,42 @@
+//===- GPUKernelOptions.cpp - Options shaping the CUDA flash kernels ------===//
+
+#include "GPUKernelOptions.h"
+
+using namespace llvm;
+
+static cl::OptionCategory gpuCategory("GPU kernel options");
+cl::OptionCategory &hybrid::tools::getGPUKernelOptionCategory() {
+  return gpuCategory;
+}
+
+static cl::opt<std::string> tensorCores(
+    "tensor-cores", cl::init("mma.sync"),
+    cl::desc("cuda targets: the flash kernels' tensor-core instructions, "
+             "mma.sync (sm_80 and later) or wgmma (cuda:sm_90a; warp-rows 16, "
+             "head dims multiples of 64)"),
+    cl::value_desc("mma.sync|wgmma"), cl::cat(gpuCategory));
+static cl::opt<bool>
+    tma("tma",
+        cl::desc("cuda:sm_90a with --tensor-cores wgmma: the flash kernels "
+                 "load K and V tiles with the Tensor Memory Accelerator (one "
+                 "thread issues, mbarriers signal) instead of cp.async"),
+        cl::cat(gpuCategory));
+static cl::opt<int64_t>
+    warps("warps", cl::init(4),
+          cl::desc("cuda targets: warps per flash CTA, 4 or 8 (8: 128 rows "
+                   "share each K and V tile; with --tensor-cores wgmma, two "
+                   "warpgroups)"),
+          cl::cat(gpuCategory));
+static cl::opt<int64_t>
+    stages("stages", cl::init(1),
+           cl::desc("With --tma: buffers per K and V tile, 1 to 4 (S > 1: "
+                    "the next S - 1 key tiles' K and V load while this one "
+                    "is computed)"),
+           cl::cat(gpuCategory));
+
+void hybrid::tools::applyGPUKernelOptions(CompileOptions &options) {
+  options.tensorCores = tensorCores;
+  options.tma = tma;
+  options.warps = warps;
+  options.stages = stages;
+}

@@ -1,0 +1,25 @@
+//===- GPUKernelOptions.h - Options shaping the CUDA flash kernels -*- C++
+//-*-===//
+//
+// --tensor-cores, --tma, --warps and --stages, shared by hybrid-compile and
+// hybrid-run (one definition, one help text).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef HYBRID_TOOLS_COMMON_GPUKERNELOPTIONS_H
+#define HYBRID_TOOLS_COMMON_GPUKERNELOPTIONS_H
+
+#include "hybrid/Driver/Compiler.h"
+#include "llvm/Support/CommandLine.h"
+
+namespace hybrid::tools {
+
+/// The options' category, for cl::HideUnrelatedOptions.
+llvm::cl::OptionCategory &getGPUKernelOptionCategory();
+
+/// Copies the options' values into `options` (validate() checks them).
+void applyGPUKernelOptions(CompileOptions &options);
+
+} // namespace hybrid::tools
+
+#endif // HYBRID_TOOLS_COMMON_GPUKERNELOPTIONS_H
