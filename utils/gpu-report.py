@@ -14,6 +14,9 @@ import sys
 
 
 def load(path):
+    """The JSON lines of `path`; none when a phase cut short never wrote it."""
+    if not path.exists():
+        return []
     return [json.loads(line) for line in path.read_text().splitlines()
             if line.startswith("{")]
 
@@ -57,6 +60,8 @@ def main():
         if "decode_gbytes_per_s" not in r:
             continue
         name = f"sliding {r['window']}" if r["kind"] == "sliding" else r["kind"]
+        if "variant" in r:
+            name += f" ({r['variant']})"
         share = f"{r['decode_gbytes_per_s'] / copy['gbytes_per_s']:.0%}" if copy else "-"
         print(f"| {name} | {r['context']} | {r['decode_ms']:.4f} | "
               f"{r['decode_gbytes_per_s']:.0f} | {share} |")

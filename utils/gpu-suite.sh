@@ -5,23 +5,41 @@
 #       test and benchmark schedules for cuda:sm_90a into DIR (default
 #       gpu-suite/) and copies the runtime's header-only dependency;
 #   utils/gpu-suite.sh run [DIR]      on the GPU machine (cmake, ninja, CUDA
-#       driver, torch): builds the runtime with CUDA, checks every kernel of
-#       every schedule against the float64 reference (batch 2, lengths 1 to
-#       1000, not multiples of the tiles; every layer through its cache),
-#       then benchmarks our kernels and the PyTorch baselines in the same
-#       run and profiles the prefill and decode kernels with ncu. Results
-#       in DIR/results/ (benchmarks.md: the table docs/benchmarks.md takes;
-#       ncu-*.txt). `check` and `bench` run either half.
+#       driver, torch): builds the runtime with CUDA, then runs four phases:
+#       check   every kernel of every schedule against the float64 reference
+#               (batch 2, lengths 1 to 1000, not multiples of the tiles;
+#               every layer through its cache);
+#       bench   our kernels and the PyTorch baselines, in the same run;
+#       profile the prefill and decode kernels under ncu;
+#       sanitize compute-sanitizer on small cases;
+#     and writes DIR/results/ (benchmarks.md: the table docs/benchmarks.md
+#     takes; checks.txt; ncu-*.txt; sanitizer-*.txt). Each phase also runs
+#     alone (`gpu-suite.sh check`, ...).
+#   utils/gpu-suite.sh pack OUT [DIR] copies benchmarks.md and checks.txt to
+#       OUT with the rest of results/ as results.tar.gz (dumps.tar.gz: the
+#       operands of failed checks, when under 15 MiB).
+#
+# HYBRID_GPU_SUITE_BUDGET=SECONDS bounds `run` (build included) for a machine
+# lent by the minute: each phase gets a share of the time left (check and
+# bench 3, profile and sanitize 2) and is stopped at it, saying so in
+# checks.txt; the report is still written. On a lent device:
+#   HYBRID_GPU_SUITE_BUDGET=420 utils/gpu-suite.sh run; utils/gpu-suite.sh pack "$OUT"
 #
 # HYBRID_GPU_SUITE_SMOKE=1 shrinks every size (and skips the PyTorch
 # baselines when torch has no GPU), so that the whole `run` flow can be
 # tried under the PTX emulator (HYBRID_CUDA_DRIVER; lit:
 # test/Runtime/gpu-suite-smoke.test) before a GPU machine's time is spent.
 #
-# Exit status non-zero if any check fails.
+# Exit status non-zero if any check fails or a phase is cut short.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-mode="${1:?usage: gpu-suite.sh prepare|run|check|bench [DIR]}"
+usage="usage: gpu-suite.sh prepare|run|check|bench|profile|sanitize [DIR]
+       gpu-suite.sh pack OUT [DIR]"
+mode="${1:-}"
+if [[ "$mode" == pack ]]; then
+  out="$(realpath -m "${2:?$usage}")"
+  shift
+fi
 dir="$(realpath -m "${2:-$root/gpu-suite}")"
 chip="${HYBRID_GPU_CHIP:-sm_90a}"
 
@@ -66,6 +84,11 @@ if [[ "$mode" == prepare ]]; then
   # bytes per row).
   "$compile" "$root/benchmarks/gpu-attention-32x128.json" --target "cuda:$chip" \
     --warps 8 --emit artifacts -o "$dir/artifacts/gpu-attention-32x128-w8"
+  # ... and the default rescaling the output on every tile whose row maxima
+  # grow (--rescale-threshold 0), against the lazy default.
+  "$compile" "$root/benchmarks/gpu-attention-32x128.json" --target "cuda:$chip" \
+    --rescale-threshold 0 --emit artifacts \
+    -o "$dir/artifacts/gpu-attention-32x128-eager"
   # ... and, on sm_90a, Hopper's warpgroup MMA (wgmma) in place of mma.sync,
   # with K and V tiles by cp.async and by TMA: checked on every mask, the
   # caches and Gemma 4, benchmarked beside the default.
@@ -82,13 +105,15 @@ if [[ "$mode" == prepare ]]; then
     # Hopper variants of wgmma + TMA, by suffix: two warpgroups per CTA
     # (w8), 128-key tiles (k128: 64 KiB of dynamic shared memory at head
     # dim 128, no spills; w8-k128 is FlashAttention-3's 128 x 128 tile),
-    # S stages per tile kind (sS: the next S - 1 tiles load during this one).
-    # All are benchmarked; w8 and s2 are also checked on every mask.
+    # S stages per tile kind (sS: the next S - 1 tiles load during this one),
+    # eager rescaling (eager: --rescale-threshold 0). All are benchmarked;
+    # w8 and s2 are also checked on every mask.
     declare -A hopper=([tma-w8]="--warps 8" [tma-k128]="--k-tile 128"
                        [tma-w8-k128]="--warps 8 --k-tile 128"
                        [tma-s2]="--stages 2"
                        [tma-w8-k128-s2]="--warps 8 --k-tile 128 --stages 2"
-                       [tma-w8-k128-s3]="--warps 8 --k-tile 128 --stages 3")
+                       [tma-w8-k128-s3]="--warps 8 --k-tile 128 --stages 3"
+                       [tma-eager]="--rescale-threshold 0")
     for variant in "${!hopper[@]}"; do
       # shellcheck disable=SC2086 # the flags split on purpose
       "$compile" "$root/benchmarks/gpu-attention-32x128.json" \
@@ -107,8 +132,28 @@ if [[ "$mode" == prepare ]]; then
   exit 0
 fi
 
-case "$mode" in run|check|bench) ;;
-  *) echo "usage: gpu-suite.sh prepare|run|check|bench [DIR]" >&2; exit 2 ;;
+if [[ "$mode" == pack ]]; then
+  # What a device machine sends back: a few files (benchmarks.md, checks.txt,
+  # results.tar.gz without the dumps; dumps.tar.gz when it is small enough).
+  results="$dir/results"
+  mkdir -p "$out"
+  for f in benchmarks.md checks.txt; do
+    if [[ -f "$results/$f" ]]; then cp "$results/$f" "$out/"; fi
+  done
+  tar czf "$out/results.tar.gz" -C "$dir" --exclude results/dumps results
+  if [[ -d "$results/dumps" ]]; then
+    tar czf "$out/dumps.tar.gz" -C "$dir" results/dumps
+    if (( $(stat -c %s "$out/dumps.tar.gz") > 15 * 2**20 )); then
+      rm "$out/dumps.tar.gz"
+      echo "dumps over 15 MiB: left in $results/dumps"
+    fi
+  fi
+  ls -l "$out"
+  exit 0
+fi
+
+case "$mode" in run|check|bench|profile|sanitize) ;;
+  *) echo "$usage" >&2; exit 2 ;;
 esac
 build="${HYBRID_GPU_BUILD:-/tmp/hybrid-runtime-cuda}"
 if [[ -n "${HYBRID_GPU_SUITE_SMOKE:-}" ]]; then
@@ -122,40 +167,156 @@ else
   bench=(--seq 8192,32768) repeat=10 decode=(--seq 32760,131064)
   baseline_seqs=(8192 32768)
 fi
-cmake -S "$root/runtime" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-  -DHYBRID_ENABLE_CUDA=ON -DCMAKE_PREFIX_PATH="$dir/deps" > "$build.log"
-ninja -C "$build" hybrid-rt-check >> "$build.log"
 check="$build/bin/hybrid-rt-check"
-results="$dir/results" && mkdir -p "$results"
-nvidia-smi --query-gpu=name,driver_version --format=csv,noheader \
-  > "$results/gpu.txt" 2> /dev/null || rm -f "$results/gpu.txt"
+results="$dir/results"
+bench_schedule="$dir/artifacts/gpu-attention-32x128"
+# The benchmark's variants, most promising first (a phase cut at its time
+# limit loses the last ones): wgmma + TMA, then wgmma, then mma.sync.
+variants=(tma-w8-k128-s2 tma-w8-k128 tma-w8 tma tma-w8-k128-s3 tma-k128 tma-s2
+          wgmma w8 w32 k32 m3 tma-eager eager)
 
+if [[ -z "${HYBRID_GPU_SUITE_BUILT:-}" ]]; then
+  cmake -S "$root/runtime" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+    -DHYBRID_ENABLE_CUDA=ON -DCMAKE_PREFIX_PATH="$dir/deps" > "$build.log"
+  ninja -C "$build" hybrid-rt-check >> "$build.log"
+fi
+
+if [[ "$mode" == run ]]; then
+  # Every phase in turn, each in its own process, so that with
+  # HYBRID_GPU_SUITE_BUDGET (seconds for the whole run, build included) a
+  # phase that overruns its share is stopped and the next still runs; time a
+  # phase leaves unused goes to the later ones. The report is always written.
+  start=$SECONDS self="$root/utils/gpu-suite.sh"
+  rm -rf "$results" && mkdir -p "$results"
+  nvidia-smi --query-gpu=name,driver_version --format=csv,noheader \
+    > "$results/gpu.txt" 2> /dev/null || rm -f "$results/gpu.txt"
+  status=0
+  phases=(check bench profile sanitize) weights=(3 3 2 2)
+  for i in "${!phases[@]}"; do
+    phase=${phases[$i]} rc=0
+    if [[ -z "${HYBRID_GPU_SUITE_BUDGET:-}" ]]; then
+      HYBRID_GPU_SUITE_BUILT=1 bash "$self" "$phase" "$dir" || rc=$?
+    else
+      rest=0
+      for w in "${weights[@]:$i}"; do rest=$((rest + w)); done
+      # 10 seconds stay for the report.
+      limit=$(( (HYBRID_GPU_SUITE_BUDGET - (SECONDS - start) - 10) *
+                weights[i] / rest ))
+      if (( limit <= 0 )); then
+        echo "phase $phase: skipped, the budget of" \
+          "${HYBRID_GPU_SUITE_BUDGET} s is spent" | tee -a "$results/checks.txt"
+        status=1
+        continue
+      fi
+      HYBRID_GPU_SUITE_BUILT=1 timeout --kill-after=5 "$limit" \
+        bash "$self" "$phase" "$dir" || rc=$?
+      if (( rc == 124 || rc == 137 )); then
+        echo "phase $phase: stopped at its limit of $limit s;" \
+          "its results are incomplete" | tee -a "$results/checks.txt"
+      fi
+    fi
+    (( rc == 0 )) || status=1
+  done
+  python3 "$root/utils/gpu-report.py" "$dir" | tee "$results/benchmarks.md" ||
+    status=1
+  echo "checks: $(grep -c ' ok$' "$results/checks.txt" || true) ok," \
+    "$(grep -c FAILED "$results/checks.txt" || true) failed;" \
+    "$((SECONDS - start)) s; exit $status"
+  exit $status
+fi
+
+mkdir -p "$results"
 status=0
-if [[ "$mode" != bench ]]; then
-for a in "$dir"/artifacts/*; do
-  [[ "$(basename "$a")" == gpu-attention-32x128* ]] && continue
-  # Prefill of every kernel, then every layer through its cache (prompt,
-  # then decode steps of 1 and of 3 tokens).
-  "$check" "$a" "${prefill[@]}" --dump "$results/dumps/$(basename "$a")" \
-    | tee -a "$results/checks.txt" || status=1
-  "$check" "$a" "${sessions[@]}" | tee -a "$results/checks.txt" || status=1
-  "$check" "$a" --batch 1 "${steps[@]}" --step-tokens 3 \
-    | tee -a "$results/checks.txt" || status=1
-done
-# bf16 tensors at the C ABI (the conversion kernels), prefill and sessions.
-"$check" "$dir/artifacts/masks" "${prefill[@]}" --bf16 \
-  | tee -a "$results/checks.txt" || status=1
-"$check" "$dir/artifacts/caches" "${sessions[@]}" --bf16 \
-  | tee -a "$results/checks.txt" || status=1
-for a in "$dir"/artifacts/gpu-attention-32x128{,-wgmma,-tma*}; do
-  [[ -d "$a" ]] || continue
-  "$check" "$a" "${bench_check[@]}" | tee -a "$results/checks.txt" || status=1
-done
-# Out-of-bounds accesses and shared-memory races (the cp.async and barrier
-# protocol) on small cases, where compute-sanitizer supports the machine.
-if command -v compute-sanitizer > /dev/null; then
-  # Every sanitizer tool on artifacts $1 (70 positions, batch 2); with $2
-  # "fatal" a tool that finds errors fails the suite.
+# hybrid-rt-check with these arguments, its lines (and errors) into
+# checks.txt; a failed run says so there too.
+run_check() {
+  local rc=0
+  "$check" "$@" 2>&1 | tee -a "$results/checks.txt" || rc=$?
+  if (( rc != 0 )); then
+    echo "FAILED: hybrid-rt-check ${*#"$dir/"} exited $rc" |
+      tee -a "$results/checks.txt"
+    status=1
+  fi
+}
+case "$mode" in
+check)
+  # Prefill of every kernel of every schedule first, then the benchmark's
+  # kernels and variants at N = 1000, then every layer through its cache
+  # (prompt, then decode steps of 1 and of 3 tokens), then bf16 tensors at
+  # the C ABI (the conversion kernels).
+  for a in "$dir"/artifacts/*; do
+    [[ "$(basename "$a")" == gpu-attention-32x128* ]] && continue
+    run_check "$a" "${prefill[@]}" --dump "$results/dumps/$(basename "$a")"
+  done
+  for a in "$bench_schedule" "${variants[@]/#/$bench_schedule-}"; do
+    [[ -d "$a" ]] || continue
+    run_check "$a" "${bench_check[@]}"
+  done
+  for a in "$dir"/artifacts/*; do
+    [[ "$(basename "$a")" == gpu-attention-32x128* ]] && continue
+    run_check "$a" "${sessions[@]}"
+    run_check "$a" --batch 1 "${steps[@]}" --step-tokens 3
+  done
+  run_check "$dir/artifacts/masks" "${prefill[@]}" --bf16
+  run_check "$dir/artifacts/caches" "${sessions[@]}" --bf16
+  ;;
+bench)
+  # Ours (device time of the attention kernel; decode: per step over 32K
+  # and 128K contexts), the baselines, then our variants.
+  "$check" "$bench_schedule" "${bench[@]}" --repeat "$repeat" \
+    --no-check --json | tee "$results/ours.jsonl" || status=1
+  "$check" "$bench_schedule" "${decode[@]}" \
+    --decode-steps 8 --repeat 1 --no-check --json \
+    | tee -a "$results/ours.jsonl" || status=1
+  if [[ -n "${HYBRID_GPU_SUITE_SMOKE:-}" ]] &&
+     ! python3 -c "import torch; assert torch.cuda.is_available()" 2> /dev/null; then
+    echo "(smoke run without a torch GPU: no baselines)"
+    : > "$results/baselines.jsonl"
+  else
+    python3 "$root/utils/gpu-baselines.py" --seq "${baseline_seqs[@]}" \
+      | tee "$results/baselines.jsonl" || status=1
+  fi
+  for variant in "${variants[@]}"; do
+    [[ -d "$bench_schedule-$variant" ]] || continue
+    "$check" "$bench_schedule-$variant" "${bench[@]}" \
+      --repeat "$repeat" --no-check --json | tee "$results/ours-$variant.jsonl" \
+      || status=1
+  done
+  # Decode's split count: the runtime picks enough splits of the key range
+  # for two CTAs per SM (9 at 32 kv heads on 132 SMs); fixed counts with
+  # more CTAs in flight, to choose from.
+  for splits in 18 36 72; do
+    HYBRID_CUDA_DECODE_SPLITS=$splits "$check" "$bench_schedule" \
+      "${decode[@]}" --decode-steps 8 --repeat 1 --no-check --json \
+      | tee "$results/ours-splits$splits.jsonl" || status=1
+  done
+  ;;
+profile)
+  # What limits the kernels, from the hardware counters (where ncu can read
+  # them; clocks left alone): the causal prefill at 8K and one decode step
+  # over 32K, then the variants' prefill.
+  command -v ncu > /dev/null || { echo "(no ncu: no profiles)"; exit 0; }
+  sections=(--section SpeedOfLight --section Occupancy --section LaunchStats
+            --section SchedulerStats --section WarpStateStats
+            --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis)
+  profile() { # name, kernel regex, hybrid-rt-check arguments...
+    local name=$1 kernel=$2; shift 2
+    ncu --clock-control none "${sections[@]}" --kernel-name "regex:$kernel" \
+      --launch-count 1 "$check" "$@" --no-check > "$results/ncu-$name.txt" 2>&1 ||
+      echo "ncu $name: failed (see results/ncu-$name.txt)"
+  }
+  profile prefill 'full_l0$' "$bench_schedule" --seq 8192
+  profile decode 'full_l0_decode$' "$bench_schedule" --seq 32760 --decode-steps 1
+  for variant in tma-w8-k128-s2 tma-w8-k128 tma-w8 tma wgmma w32; do
+    [[ -d "$bench_schedule-$variant" ]] || continue
+    profile "prefill-$variant" 'full_l0$' "$bench_schedule-$variant" --seq 8192
+  done
+  ;;
+sanitize)
+  # Out-of-bounds accesses and shared-memory races (the cp.async and barrier
+  # protocol) on small cases, where compute-sanitizer supports the machine.
+  command -v compute-sanitizer > /dev/null ||
+    { echo "(no compute-sanitizer: not run)"; exit 0; }
   sanitize() { # artifacts name, fatal|informational
     local name=$1 kind=$2 suffix="" tool rc
     [[ "$name" != masks ]] && suffix="-${name#masks-}"
@@ -176,59 +337,10 @@ if command -v compute-sanitizer > /dev/null; then
   # The wgmma and TMA kernels too, for information: the sanitizer's view of
   # async-proxy traffic may differ from the emulator's model (read the
   # reports; they do not fail the suite).
-  for variant in wgmma tma; do
+  for variant in tma wgmma; do
     [[ -d "$dir/artifacts/masks-$variant" ]] || continue
     sanitize "masks-$variant" informational
   done
-fi
-fi
-[[ "$mode" == check ]] && exit $status
-
-# Benchmarks: ours (device time of the attention kernel; decode: per step
-# over 32K and 128K contexts), then the baselines.
-"$check" "$dir/artifacts/gpu-attention-32x128" "${bench[@]}" --repeat "$repeat" \
-  --no-check --json | tee "$results/ours.jsonl" || status=1
-for variant in w32 k32 m3 w8 wgmma tma tma-w8 tma-k128 tma-w8-k128 tma-s2 \
-               tma-w8-k128-s2 tma-w8-k128-s3; do
-  [[ -d "$dir/artifacts/gpu-attention-32x128-$variant" ]] || continue
-  "$check" "$dir/artifacts/gpu-attention-32x128-$variant" "${bench[@]}" \
-    --repeat "$repeat" --no-check --json | tee "$results/ours-$variant.jsonl" \
-    || status=1
-done
-"$check" "$dir/artifacts/gpu-attention-32x128" "${decode[@]}" \
-  --decode-steps 8 --repeat 1 --no-check --json \
-  | tee -a "$results/ours.jsonl" || status=1
-if [[ -n "${HYBRID_GPU_SUITE_SMOKE:-}" ]] &&
-   ! python3 -c "import torch; assert torch.cuda.is_available()" 2> /dev/null; then
-  echo "(smoke run without a torch GPU: no baselines)"
-  : > "$results/baselines.jsonl"
-else
-  python3 "$root/utils/gpu-baselines.py" --seq "${baseline_seqs[@]}" \
-    | tee "$results/baselines.jsonl" || status=1
-fi
-# What limits the kernels, from the hardware counters (where ncu can read
-# them; clocks left alone): the causal prefill at 8K (default and
-# --warp-rows 32) and one decode step over 32K.
-if command -v ncu > /dev/null; then
-  sections=(--section SpeedOfLight --section Occupancy --section LaunchStats
-            --section SchedulerStats --section WarpStateStats
-            --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis)
-  profile() { # name, kernel regex, hybrid-rt-check arguments...
-    local name=$1 kernel=$2; shift 2
-    ncu --clock-control none "${sections[@]}" --kernel-name "regex:$kernel" \
-      --launch-count 1 "$check" "$@" --no-check > "$results/ncu-$name.txt" 2>&1 ||
-      echo "ncu $name: failed (see results/ncu-$name.txt)"
-  }
-  profile prefill 'full_l0$' "$dir/artifacts/gpu-attention-32x128" --seq 8192
-  profile prefill-w32 'full_l0$' "$dir/artifacts/gpu-attention-32x128-w32" --seq 8192
-  for variant in wgmma tma tma-w8 tma-w8-k128 tma-w8-k128-s2; do
-    if [[ -d "$dir/artifacts/gpu-attention-32x128-$variant" ]]; then
-      profile "prefill-$variant" 'full_l0$' \
-        "$dir/artifacts/gpu-attention-32x128-$variant" --seq 8192
-    fi
-  done
-  profile decode 'full_l0_decode$' "$dir/artifacts/gpu-attention-32x128" \
-    --seq 32760 --decode-steps 1
-fi
-python3 "$root/utils/gpu-report.py" "$dir" | tee "$results/benchmarks.md"
+  ;;
+esac
 exit $status

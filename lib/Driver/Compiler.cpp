@@ -16,6 +16,7 @@
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Support/FileUtilities.h"
 #include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Format.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/SourceMgr.h"
@@ -110,6 +111,14 @@ std::string hybrid::validate(const CompileOptions &options) {
   if (options.stages > 1 && !options.tma)
     return "--stages " + std::to_string(options.stages) +
            ": tiles ahead of the current one are loaded by TMA; add --tma";
+  if (!(options.rescaleThreshold >= 0 && options.rescaleThreshold <= 32)) {
+    std::string shown;
+    llvm::raw_string_ostream(shown)
+        << llvm::format("%g", options.rescaleThreshold);
+    return "--rescale-threshold must be 0 to 32 (powers of two), got " + shown;
+  }
+  if (options.rescaleThreshold != 8 && options.target == "cpu")
+    return "--rescale-threshold: only for GPU targets";
   return "";
 }
 
@@ -187,6 +196,7 @@ static bool emitCUDAArtifacts(ModuleOp module, const CompileOptions &options,
   cuda.warpRows = options.warpRows;
   cuda.warps = options.warps;
   cuda.stages = options.stages;
+  cuda.rescaleThreshold = options.rescaleThreshold;
   if (options.kTileGiven)
     cuda.sharedMemory = 0; // the chip's maximum
   cuda.minCtasPerSM = options.minCtasPerSM;

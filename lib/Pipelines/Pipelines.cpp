@@ -119,6 +119,7 @@ void hybrid::buildCUDAConvertPipeline(OpPassManager &pm,
   tiles.tensorCores = options.tensorCores;
   tiles.tma = options.tma;
   tiles.stages = options.stages;
+  tiles.rescaleThreshold = options.rescaleThreshold;
   pm.addPass(createConvertHybridAttentionToGPU(tiles));
 }
 

@@ -28,9 +28,10 @@ namespace hybrid::emu::detail {
 enum LaneState : uint8_t { Running, Parked, Waiting, Done, Yielded };
 
 inline bool isCollective(Opcode op) {
-  return op == Opcode::Shfl || op == Opcode::Ldmatrix || op == Opcode::Mma ||
-         op == Opcode::WgmmaFence || op == Opcode::WgmmaMma ||
-         op == Opcode::WgmmaCommit || op == Opcode::WgmmaWait;
+  return op == Opcode::Shfl || op == Opcode::Vote || op == Opcode::Ldmatrix ||
+         op == Opcode::Mma || op == Opcode::WgmmaFence ||
+         op == Opcode::WgmmaMma || op == Opcode::WgmmaCommit ||
+         op == Opcode::WgmmaWait;
 }
 
 /// Per-byte shared-memory history for the race checks.
@@ -205,6 +206,11 @@ private:
   template <typename Check>
   std::string shuffle(Frame &f, const Instruction &in, unsigned base,
                       uint32_t exec, Check &collective);
+
+  /// vote.sync.{any,all,uni}.pred and vote.sync.ballot.b32 over the
+  /// executing lanes of the member mask.
+  std::string vote(Frame &f, const Instruction &in, unsigned base,
+                   uint32_t exec);
 
   /// ldmatrix.m8n8.xN[.trans].shared.b16: lanes 8i..8i+7 give the row
   /// addresses of matrix i; lane t gets row t/4, columns 2(t%4) and

@@ -567,6 +567,10 @@ std::string Cta::execute(Frame &f, const Instruction &in, unsigned warp,
     });
   case Opcode::Shfl:
     return shuffle(f, in, base, exec, collective);
+  case Opcode::Vote:
+    if (std::string e = collective(); !e.empty())
+      return e;
+    return vote(f, in, base, exec);
   case Opcode::Ldmatrix:
     if (std::string e = collective(); !e.empty())
       return e;
@@ -733,6 +737,40 @@ std::string Cta::shuffle(Frame &f, const Instruction &in, unsigned base,
     if (ops[0].predicateOut >= 0)
       f.regs[size_t(ops[0].predicateOut) * threads + t] = inRange;
   }
+  return "";
+}
+
+std::string Cta::vote(Frame &f, const Instruction &in, unsigned base,
+                      uint32_t exec) {
+  const std::vector<Operand> &ops = in.operands;
+  uint32_t ballot = 0;
+  for (uint32_t m = exec; m; m &= m - 1) {
+    unsigned lane = __builtin_ctz(m);
+    currentThread = base + lane;
+    uint32_t members = uint32_t(read(f, ops[2], base + lane));
+    if ((members & exec) != exec)
+      return fault("vote.sync member mask 0x" + hex(members) +
+                   " leaves out executing lanes 0x" + hex(exec));
+    if (read(f, ops[1], base + lane) & 1)
+      ballot |= 1u << lane;
+  }
+  uint64_t result = 0;
+  switch (in.vote) {
+  case VoteMode::Any:
+    result = ballot != 0;
+    break;
+  case VoteMode::All:
+    result = ballot == exec;
+    break;
+  case VoteMode::Uni:
+    result = ballot == 0 || ballot == exec;
+    break;
+  case VoteMode::Ballot:
+    result = ballot;
+    break;
+  }
+  for (uint32_t m = exec; m; m &= m - 1)
+    write(f, ops[0], base + __builtin_ctz(m), result);
   return "";
 }
 

@@ -57,6 +57,7 @@ Kind Profile::classify(const Instruction &in) {
   case Opcode::Bar:
     return Kind::Barrier;
   case Opcode::Shfl:
+  case Opcode::Vote:
     return Kind::Shuffle;
   case Opcode::Ex2:
   case Opcode::Rcp:
@@ -152,7 +153,7 @@ std::string ratio(double v) {
 std::string Profile::report() const {
   static const char *names[] = {
       "mma.sync",  "ldmatrix",   "ld.shared", "st.shared", "ld.global",
-      "st.global", "async copy", "sync",      "shfl",      "ex2/rcp/sqrt",
+      "st.global", "async copy", "sync",      "shfl/vote", "ex2/rcp/sqrt",
       "int64",     "int32",      "f32",       "f64",       "cvt",
       "mov",       "setp/selp",  "branch",    "other"};
   std::string out;

@@ -33,7 +33,7 @@ enum class Kind : uint8_t {
   GlobalStore,
   AsyncCopy, // cp.async and its groups, TMA loads
   Barrier,   // bar.sync, fences, mbarrier operations, wgmma fence/commit/wait
-  Shuffle,
+  Shuffle,   // shfl.sync, vote.sync
   Special,
   Integer64,
   Integer32,

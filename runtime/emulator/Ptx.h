@@ -83,6 +83,7 @@ enum class Opcode : uint8_t {
   Call,
   Bar,
   Shfl,
+  Vote,
   Ldmatrix,
   Mma,
   CpAsync,
@@ -148,6 +149,7 @@ enum class Compare : uint8_t {
 };
 enum class BoolOp : uint8_t { None, And, Or };
 enum class ShuffleMode : uint8_t { Up, Down, Bfly, Idx };
+enum class VoteMode : uint8_t { Any, All, Uni, Ballot };
 
 /// Special registers; %tid, %ntid, %ctaid and %nctaid come in groups of three
 /// axes, in this order (the interpreter indexes them so).
@@ -197,6 +199,7 @@ struct Instruction {
   Compare compare = Compare::Eq;
   BoolOp combine = BoolOp::None; // setp.cmp.and / .or with a third source
   ShuffleMode shuffle = ShuffleMode::Bfly;
+  VoteMode vote = VoteMode::Any;
   Space space = Space::None;
   unsigned vector = 1; // ld/st .v2/.v4, ldmatrix .x1/.x2/.x4
   unsigned n = 0;      // wgmma.mma_async's N (m64nNk16); a TensorLoad's rank

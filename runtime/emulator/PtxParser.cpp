@@ -108,6 +108,7 @@ const std::unordered_map<std::string, Opcode> kOpcodes = {
     {"bar", Opcode::Bar},
     {"barrier", Opcode::Bar},
     {"shfl", Opcode::Shfl},
+    {"vote", Opcode::Vote},
     {"ldmatrix", Opcode::Ldmatrix},
     {"mma", Opcode::Mma},
     {"cp", Opcode::CpAsync},
@@ -759,6 +760,17 @@ private:
             {"idx", ShuffleMode::Idx}};
         if (auto it = modes.find(t); it != modes.end()) {
           inst.shuffle = it->second;
+          continue;
+        }
+      }
+      if (inst.opcode == Opcode::Vote) {
+        static const std::unordered_map<std::string, VoteMode> modes = {
+            {"any", VoteMode::Any},
+            {"all", VoteMode::All},
+            {"uni", VoteMode::Uni},
+            {"ballot", VoteMode::Ballot}};
+        if (auto it = modes.find(t); it != modes.end()) {
+          inst.vote = it->second;
           continue;
         }
       }

@@ -1,6 +1,7 @@
 //===- Reference.cpp - Attention as DESIGN.md defines it, in float64 ------===//
 
 #include "hybrid-rt/Reference.h"
+#include "ThreadPool.h"
 
 #include <algorithm>
 #include <cmath>
@@ -122,9 +123,13 @@ std::vector<double> reference::attention(const LayerSpec &l, int64_t batch,
   rotate(ks, numKeys, hkv, d, rotation, 0);
 
   std::vector<double> out(batch * numQueries * hq * dv, 0.0);
-  std::vector<double> scores(numKeys);
-  for (int64_t b = 0; b < batch; ++b)
-    for (int64_t i = 0; i < numQueries; ++i) {
+  // One (batch, query, head) row per work item: rows are independent, and
+  // the checks of long sequences and caches are dominated by this loop.
+  auto rows = [&](int64_t begin, int64_t end) {
+    std::vector<double> scores(numKeys);
+    for (int64_t item = begin; item < end; ++item) {
+      int64_t b = item / (numQueries * hq), i = item / hq % numQueries,
+              h = item % hq;
       int64_t pq = firstQuery + i;
       double factor = l.scale;
       if (l.temperature)
@@ -132,41 +137,42 @@ std::vector<double> reference::attention(const LayerSpec &l, int64_t batch,
             std::log(std::floor((pq + 1.0) / l.temperature->floorScale) + 1.0) *
                 l.temperature->attnScale +
             1.0;
-      for (int64_t h = 0; h < hq; ++h) {
-        const double *qv = &qs[((b * numQueries + i) * hq + h) * d];
-        int64_t kvh = h / group;
-        double max =
-            sinks ? double(sinks[h]) : -std::numeric_limits<double>::infinity();
-        for (int64_t j = 0; j < numKeys; ++j) {
-          scores[j] = -std::numeric_limits<double>::infinity();
-          if (!l.visible(pq, j))
-            continue;
-          const double *kv = &ks[((b * numKeys + j) * hkv + kvh) * d];
-          double s = 0;
-          for (int64_t e = 0; e < d; ++e)
-            s += qv[e] * kv[e];
-          s *= factor;
-          if (l.softcap != 0)
-            s = l.softcap * std::tanh(s / l.softcap);
-          scores[j] = s;
-          max = std::max(max, s);
-        }
-        if (max == -std::numeric_limits<double>::infinity())
-          continue; // no visible key and no sink: zeros
-        double sum = sinks ? std::exp(double(sinks[h]) - max) : 0.0;
-        double *o = &out[((b * numQueries + i) * hq + h) * dv];
-        for (int64_t j = 0; j < numKeys; ++j) {
-          if (scores[j] == -std::numeric_limits<double>::infinity())
-            continue;
-          double p = std::exp(scores[j] - max);
-          sum += p;
-          const float *vv = &v[((b * numKeys + j) * hkv + kvh) * dv];
-          for (int64_t e = 0; e < dv; ++e)
-            o[e] += p * vv[e];
-        }
-        for (int64_t e = 0; e < dv; ++e)
-          o[e] /= sum;
+      const double *qv = &qs[((b * numQueries + i) * hq + h) * d];
+      int64_t kvh = h / group;
+      double max =
+          sinks ? double(sinks[h]) : -std::numeric_limits<double>::infinity();
+      for (int64_t j = 0; j < numKeys; ++j) {
+        scores[j] = -std::numeric_limits<double>::infinity();
+        if (!l.visible(pq, j))
+          continue;
+        const double *kv = &ks[((b * numKeys + j) * hkv + kvh) * d];
+        double s = 0;
+        for (int64_t e = 0; e < d; ++e)
+          s += qv[e] * kv[e];
+        s *= factor;
+        if (l.softcap != 0)
+          s = l.softcap * std::tanh(s / l.softcap);
+        scores[j] = s;
+        max = std::max(max, s);
       }
+      if (max == -std::numeric_limits<double>::infinity())
+        continue; // no visible key and no sink: zeros
+      double sum = sinks ? std::exp(double(sinks[h]) - max) : 0.0;
+      double *o = &out[((b * numQueries + i) * hq + h) * dv];
+      for (int64_t j = 0; j < numKeys; ++j) {
+        if (scores[j] == -std::numeric_limits<double>::infinity())
+          continue;
+        double p = std::exp(scores[j] - max);
+        sum += p;
+        const float *vv = &v[((b * numKeys + j) * hkv + kvh) * dv];
+        for (int64_t e = 0; e < dv; ++e)
+          o[e] += p * vv[e];
+      }
+      for (int64_t e = 0; e < dv; ++e)
+        o[e] /= sum;
     }
+  };
+  ThreadPool pool(defaultNumThreads());
+  pool.parallelFor(batch * numQueries * hq, /*grain=*/16, rows);
   return out;
 }

@@ -194,18 +194,17 @@ TEST(Emulator, FloatNaNAndSigns) {
       f32Bits(0.0f));
 }
 
-/// out[lane] = shfl.MODE(lane * 10, b, c) over one warp.
-std::vector<uint64_t> shuffle(const std::string &mode, int b, int c) {
+/// Runs one warp of `compute`, PTX that sets %r2 from the lane in %r0
+/// (%r1, %p0 and %p1 are free), and returns every lane's %r2.
+std::vector<uint64_t> eachLane(const std::string &compute) {
   std::string body = R"(
 .visible .entry k(.param .u64 k_param_0) {
   .reg .b32 %r<4>;
   .reg .b64 %rd<4>;
+  .reg .pred %p<2>;
   ld.param.u64 %rd0, [k_param_0];
   mov.u32 %r0, %tid.x;
-  mul.lo.u32 %r1, %r0, 10;
-  shfl.sync.)" + mode +
-                     ".b32 %r2, %r1, " + std::to_string(b) + ", " +
-                     std::to_string(c) + R"(, -1;
+)" + compute + R"(
   mul.wide.u32 %rd1, %r0, 8;
   add.s64 %rd2, %rd0, %rd1;
   cvt.u64.u32 %rd3, %r2;
@@ -215,6 +214,13 @@ std::vector<uint64_t> shuffle(const std::string &mode, int b, int c) {
   std::vector<uint64_t> out(32);
   EXPECT_EQ(run(body, out), "");
   return out;
+}
+
+/// out[lane] = shfl.MODE(lane * 10, b, c) over one warp.
+std::vector<uint64_t> shuffle(const std::string &mode, int b, int c) {
+  return eachLane("  mul.lo.u32 %r1, %r0, 10;\n  shfl.sync." + mode +
+                  ".b32 %r2, %r1, " + std::to_string(b) + ", " +
+                  std::to_string(c) + ", -1;");
 }
 
 TEST(Emulator, Shuffles) {
@@ -228,6 +234,34 @@ TEST(Emulator, Shuffles) {
     EXPECT_EQ(down[lane], (lane + 4 <= 31 ? lane + 4 : lane) * 10u);
     EXPECT_EQ(up[lane], (lane >= 4 ? lane - 4 : lane) * 10u);
   }
+}
+
+/// out[lane] = vote.sync.MODE over one warp of lane % `every` == `is`: the
+/// predicate as 0 or 1, or the ballot.
+std::vector<uint64_t> vote(const std::string &mode, int every, int is) {
+  std::string predicate = "  rem.u32 %r1, %r0, " + std::to_string(every) +
+                          ";\n  setp.eq.u32 %p0, %r1, " + std::to_string(is) +
+                          ";\n";
+  if (mode == "ballot")
+    return eachLane(predicate + "  vote.sync.ballot.b32 %r2, %p0, -1;");
+  return eachLane(predicate + "  vote.sync." + mode +
+                  ".pred %p1, %p0, -1;\n  selp.u32 %r2, 1, 0, %p1;");
+}
+
+TEST(Emulator, Votes) {
+  // Every lane gets the warp's answer.
+  auto warpAnswer = [](const std::vector<uint64_t> &out) {
+    for (uint64_t x : out)
+      EXPECT_EQ(x, out[0]);
+    return out[0];
+  };
+  EXPECT_EQ(warpAnswer(vote("any", 32, 5)), 1u);  // lane 5 alone
+  EXPECT_EQ(warpAnswer(vote("any", 64, 40)), 0u); // no lane
+  EXPECT_EQ(warpAnswer(vote("all", 1, 0)), 1u);
+  EXPECT_EQ(warpAnswer(vote("all", 32, 5)), 0u);
+  EXPECT_EQ(warpAnswer(vote("uni", 64, 40)), 1u);
+  EXPECT_EQ(warpAnswer(vote("uni", 2, 0)), 0u);
+  EXPECT_EQ(warpAnswer(vote("ballot", 4, 1)), 0x22222222u);
 }
 
 /// Shared memory holds a 16 x 16 bf16 row-major matrix M[r][c] = r * 16 + c

@@ -34,9 +34,18 @@ static cl::opt<int64_t>
                     "is computed)"),
            cl::cat(gpuCategory));
 
+static cl::opt<double> rescaleThreshold(
+    "rescale-threshold", cl::init(8),
+    cl::desc("cuda targets: the flash kernels' lazy rescaling; a warp moves "
+             "its rows' running max (rescaling the output and sum) only when "
+             "a score passes it by more than 2^T, 0 to 32 (0: whenever a "
+             "max grows)"),
+    cl::value_desc("T"), cl::cat(gpuCategory));
+
 void hybrid::tools::applyGPUKernelOptions(CompileOptions &options) {
   options.tensorCores = tensorCores;
   options.tma = tma;
   options.warps = warps;
   options.stages = stages;
+  options.rescaleThreshold = rescaleThreshold;
 }

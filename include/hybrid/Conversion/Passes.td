@@ -124,6 +124,12 @@ def ConvertHybridAttentionToGPU
            "tiles of the next S - 1 key tiles load while this one is "
            "computed; S times the shared memory, one CTA barrier per tile "
            "instead of two)">,
+    Option<"rescaleThreshold", "rescale-threshold", "double",
+           /*default=*/"8.0",
+           "Flash kernels' lazy rescaling: a warp moves its rows' running "
+           "max (rescaling O and l) only when some score passes it by more "
+           "than this many powers of two, 0 to 32 (0: whenever a max grows; "
+           "probabilities stay below 2^threshold)">,
     Option<"minCtasPerSM", "min-ctas-per-sm", "int64_t", /*default=*/"0",
            "Flash kernels: CTAs each multiprocessor must hold at once "
            "(.minnctapersm: ptxas caps registers to fit, spilling if it must; "

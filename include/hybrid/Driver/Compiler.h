@@ -41,6 +41,9 @@ struct CompileOptions {
   bool kTileGiven = false;
   /// cuda targets with tma: buffers per tile kind (1 to 4).
   int64_t stages = 1;
+  /// cuda targets: the flash kernels move a row's running max only when a
+  /// score passes it by more than 2^rescaleThreshold (0 to 32).
+  double rescaleThreshold = 8;
   /// cuda targets: warps per flash CTA (4 or 8).
   int64_t warps = 4;
   /// GPU targets: flash kernels' .minnctapersm (0: none).

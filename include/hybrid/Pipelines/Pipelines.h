@@ -95,6 +95,11 @@ struct CUDAPipelineOptions
       llvm::cl::desc("Flash kernels: CTAs per multiprocessor to fit "
                      "(.minnctapersm; 0: no bound)"),
       llvm::cl::init(0)};
+  Option<double> rescaleThreshold{
+      *this, "rescale-threshold",
+      llvm::cl::desc("Flash kernels: powers of two scores may pass the "
+                     "running max before it moves (0 to 32)"),
+      llvm::cl::init(8.0)};
   Option<std::string> toolkit{
       *this, "toolkit",
       llvm::cl::desc("CUDA toolkit (libdevice for exp, tanh, cos)"),

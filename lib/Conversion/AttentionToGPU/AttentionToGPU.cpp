@@ -3,6 +3,7 @@
 #include "GPUKernelEmitter.h"
 #include "hybrid/Conversion/Passes.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "llvm/Support/Format.h"
 
 namespace hybrid {
 #define GEN_PASS_DEF_CONVERTHYBRIDATTENTIONTOGPU
@@ -109,6 +110,13 @@ struct ConvertAttentionToGPUPass
                             "TMA; use it with tma";
       return signalPassFailure();
     }
+    if (!(rescaleThreshold >= 0 && rescaleThreshold <= 32)) {
+      std::string shown;
+      llvm::raw_string_ostream(shown)
+          << llvm::format("%g", double(rescaleThreshold));
+      module.emitError() << "rescale-threshold must be 0 to 32, got " << shown;
+      return signalPassFailure();
+    }
     ImplicitLocOpBuilder b(module.getLoc(), module.getContext());
     module->setAttr(mlir::gpu::GPUDialect::getContainerModuleAttrName(),
                     b.getUnitAttr());
@@ -164,6 +172,7 @@ struct ConvertAttentionToGPUPass
       flashOptions.tensorCores = instructions;
       flashOptions.tma = tma;
       flashOptions.stages = stages;
+      flashOptions.rescaleThreshold = rescaleThreshold;
       auto flash = emitFlashKernel(b, name, sig, flashOptions);
       if (tma)
         flash->setAttr("hybrid.tma", b.getUnitAttr());

@@ -11,8 +11,10 @@
 //
 //   S  = Q K^T      mma.sync m16n8k16, Q fragments kept in registers (up to
 //                   head dim 256); each K fragment feeds the M tiles
-//   m' = max(m, rowmax S)      quad shuffles (the 4 threads of a row)
-//   P  = exp(S - m'), l = l e^(m - m') + rowsum P, O = O e^(m - m')
+//   m' = max(m, rowmax S)      quad shuffles (the 4 threads of a row), but
+//                   only if e^(S - m) > 2^threshold somewhere in the warp
+//                   (else m' = m); then l = l e^(m - m'), O = O e^(m - m')
+//   P  = exp(S - m'), l += rowsum P
 //   O += P V        P's accumulator layout is exactly the A operand layout
 //
 // K and V tiles are staged in shared memory (rows padded by 8 elements so the
@@ -36,6 +38,7 @@
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 
+#include <cmath>
 #include <limits>
 
 using namespace mlir;
@@ -59,7 +62,8 @@ public:
         threads(options.warps * kThreadsPerWarp),
         ctaRows(getFlashRows(options.warps, options.mTiles)),
         wgmma(options.tensorCores == TensorCores::Wgmma), tma(options.tma),
-        stages(options.stages) {}
+        stages(options.stages),
+        rescaleSlack(options.rescaleThreshold * std::log(2.0)) {}
 
   mlir::gpu::GPUFuncOp emit(StringRef name);
 
@@ -93,12 +97,13 @@ private:
   ImplicitLocOpBuilder &b;
   const AttentionSignature &sig;
   int64_t kTile;
-  int64_t mTiles;  // 16-row mma tiles per warp
-  int64_t threads; // of the CTA
-  int64_t ctaRows; // (position, head) pairs of the CTA
-  bool wgmma;      // warpgroup MMA on swizzled tiles, else mma.sync
-  bool tma;        // K and V tiles by TMA, else cp.async
-  int64_t stages;  // buffers per tile kind (S > 1: TMA loads S - 1 ahead)
+  int64_t mTiles;      // 16-row mma tiles per warp
+  int64_t threads;     // of the CTA
+  int64_t ctaRows;     // (position, head) pairs of the CTA
+  bool wgmma;          // warpgroup MMA on swizzled tiles, else mma.sync
+  bool tma;            // K and V tiles by TMA, else cp.async
+  int64_t stages;      // buffers per tile kind (S > 1: TMA loads S - 1 ahead)
+  double rescaleSlack; // how far scores may pass the running max unmoved
 
   Value q, k, v, sinks, out;
   Value batch, kvHead, numKeys, lastKey;
@@ -109,6 +114,15 @@ private:
 };
 
 } // namespace
+
+/// A running max, or 0 for a row that has seen nothing (-inf), so that
+/// e^(s - max) never computes -inf - -inf.
+static Value finiteOrZero(ImplicitLocOpBuilder &b, Value max) {
+  Value negInf = f32(b, -std::numeric_limits<float>::infinity());
+  return arith::SelectOp::create(
+      b, arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, max, negInf),
+      f32(b, 0.0), max);
+}
 
 Value FlashEmitter::stageTile(Value src, Value dst, int64_t dim, Value kt,
                               Value colOffset) {
@@ -560,9 +574,9 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
                              (kd / kSwizzleRow) * kTile * 2 * kSwizzleRow +
                                  (kd % kSwizzleRow) * 2));
       }
-      SmallVector<Value> d = warpgroupMma(
-          b, SmallVector<Value>(kTile / 2, zero), steps, descriptors,
-          /*nMajor=*/false);
+      SmallVector<Value> d =
+          warpgroupMmaFromZero(b, kTile / 2, steps, descriptors,
+                               /*nMajor=*/false);
       for (int64_t i = 0; i < kTile / 2; ++i)
         scores[0][i / 4][i % 4] = d[i];
     }
@@ -652,35 +666,71 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
     // Online softmax per row: row 2m + h holds entries 2h and 2h + 1 of the
     // accumulators of mma tile m.
     SmallVector<Value> next(state.begin(), state.end());
-    SmallVector<Value> alpha(threadRows);
+    SmallVector<Value> tileMax(threadRows);
+    Value grows = arith::ConstantOp::create(b, b.getBoolAttr(false));
     for (int64_t r = 0; r < threadRows; ++r) {
       int64_t m = r / 2, h = r % 2;
-      Value tileMax = negInf;
+      tileMax[r] = negInf;
       for (const Accumulator &acc : scores[m])
-        tileMax = arith::MaximumFOp::create(
-            b, tileMax,
+        tileMax[r] = arith::MaximumFOp::create(
+            b, tileMax[r],
             arith::MaximumFOp::create(b, acc[2 * h], acc[2 * h + 1]));
-      tileMax = quadReduce(tileMax, /*max=*/true);
-      Value oldMax = state[r];
-      Value newMax = arith::MaximumFOp::create(b, oldMax, tileMax);
-      // A row that has seen nothing keeps -inf; subtract 0 instead.
-      Value safeMax = arith::SelectOp::create(
-          b,
-          arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, newMax, negInf),
-          zero, newMax);
-      alpha[r] = expOfDifference(b, oldMax, safeMax);
-      Value sum = arith::MulFOp::create(b, state[sumAt + r], alpha[r]);
+      tileMax[r] = quadReduce(tileMax[r], /*max=*/true);
+      // -inf + slack is -inf: a row's first visible key always moves it.
+      grows = arith::OrIOp::create(
+          b, grows,
+          arith::CmpFOp::create(
+              b, arith::CmpFPredicate::OGT, tileMax[r],
+              arith::AddFOp::create(b, state[r], f32(b, rescaleSlack))));
+    }
+    // Lazy rescaling: the running max m only moves when some row of the
+    // warp sees a score more than `rescaleSlack` above it; then every row
+    // of the warp rescales O and l by e^(m - m'). Otherwise m stays, the
+    // tile's probabilities are e^(s - m) <= e^slack (exact: O and l share
+    // m), and the warp skips the O x alpha multiplies (64 per thread at
+    // value dim 128) -- after the first tiles, almost always.
+    Value warpGrows = NVVM::VoteSyncOp::create(
+        b, b.getI1Type(), arith::ConstantOp::create(b, b.getI32IntegerAttr(-1)),
+        grows, NVVM::VoteSyncKind::any);
+    int64_t outs = mTiles * vBlocks * 4;
+    SmallVector<Type> movedTypes(2 * threadRows + outs, f32Type);
+    auto moved = scf::IfOp::create(b, movedTypes, warpGrows,
+                                   /*withElseRegion=*/true);
+    {
+      OpBuilder::InsertionGuard inIf(b);
+      b.setInsertionPointToStart(moved.elseBlock());
+      scf::YieldOp::create(b, state);
+      b.setInsertionPointToStart(moved.thenBlock());
+      SmallVector<Value> rescaled(state.begin(), state.end());
+      for (int64_t r = 0; r < threadRows; ++r) {
+        Value newMax = arith::MaximumFOp::create(b, state[r], tileMax[r]);
+        // A row that has seen nothing keeps -inf; subtract 0 instead.
+        Value alpha = expOfDifference(b, state[r], finiteOrZero(b, newMax));
+        rescaled[r] = newMax;
+        rescaled[sumAt + r] = arith::MulFOp::create(b, state[sumAt + r], alpha);
+        for (int64_t vb = 0; vb < vBlocks; ++vb)
+          for (int64_t i = 2 * (r % 2); i < 2 * (r % 2) + 2; ++i) {
+            Value &o = rescaled[outIndex(r / 2, vb, i)];
+            o = arith::MulFOp::create(b, o, alpha);
+          }
+      }
+      scf::YieldOp::create(b, rescaled);
+    }
+    for (auto [i, x] : llvm::enumerate(moved.getResults()))
+      next[i] = x;
+    for (int64_t r = 0; r < threadRows; ++r) {
+      int64_t m = r / 2, h = r % 2;
+      Value sum = next[sumAt + r];
       // p = 2^(s log2 e - max log2 e): one FMA and one ex2 per score.
       Value log2e = f32(b, 1.4426950408889634);
-      Value scaledMax =
-          arith::NegFOp::create(b, arith::MulFOp::create(b, safeMax, log2e));
+      Value scaledMax = arith::NegFOp::create(
+          b, arith::MulFOp::create(b, finiteOrZero(b, next[r]), log2e));
       for (Accumulator &acc : scores[m])
         for (int64_t i = 2 * h; i < 2 * h + 2; ++i) {
           acc[i] = math::Exp2Op::create(
               b, math::FmaOp::create(b, acc[i], log2e, scaledMax));
           sum = arith::AddFOp::create(b, sum, acc[i]);
         }
-      next[r] = newMax;
       next[sumAt + r] = sum;
     }
     // P as A operands, 16 keys (two accumulator blocks) per k step.
@@ -713,8 +763,7 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
                               /*strideBytes=*/8 * 2 * kSwizzleRow);
       SmallVector<Value> acc;
       for (int64_t i = 0; i < vBlocks * 4; ++i)
-        acc.push_back(arith::MulFOp::create(b, state[outIndex(0, i / 4, i % 4)],
-                                            alpha[i % 4 / 2]));
+        acc.push_back(next[outIndex(0, i / 4, i % 4)]);
       SmallVector<Value> descriptors;
       for (int64_t kk = 0; kk < kBlocks / 2; ++kk)
         descriptors.push_back(
@@ -725,7 +774,7 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
         next[outIndex(0, i / 4, i % 4)] = d[i];
     }
 
-    // O = O * alpha + P V. B operands (rows: keys 2t, 2t + 1, columns:
+    // O += P V. B operands (rows: keys 2t, 2t + 1, columns:
     // value dims g) come from transposing ldmatrix on V (key rows, dim
     // columns): per 16 keys, x4 gives two 8-dim blocks, lane L addressing
     // key row 8 (L / 8 % 2) + L % 8 of dim block L / 16.
@@ -739,8 +788,7 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
       for (int64_t m = 0; m < mTiles; ++m)
         for (int64_t half = 0; half < 2; ++half)
           for (int64_t i = 0; i < 4; ++i)
-            acc[m][half][i] = arith::MulFOp::create(
-                b, state[outIndex(m, vb + half, i)], alpha[2 * m + i / 2]);
+            acc[m][half][i] = next[outIndex(m, vb + half, i)];
       Value col = arith::AddIOp::create(b, dimHalf, index(b, vb * 8));
       for (int64_t kk = 0; kk < kBlocks / 2; ++kk) {
         Value key = arith::AddIOp::create(

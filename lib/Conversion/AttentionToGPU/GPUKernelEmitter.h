@@ -163,6 +163,10 @@ struct FlashKernelOptions {
   /// tiles of key tiles j + 1 .. j + stages - 1 load while tile j is
   /// computed).
   int64_t stages = 1;
+  /// Lazy rescaling: the running max moves (and O and l are rescaled) only
+  /// when a tile's scores pass it by more than this many powers of two;
+  /// probabilities stay at most 2^threshold (FlashAttention-4's trick).
+  double rescaleThreshold = 8;
 };
 
 /// Emits the tensor-core flash-attention kernel `@name`.

@@ -53,27 +53,30 @@ Value hybrid::gpu::offsetDescriptor(ImplicitLocOpBuilder &b, Value descriptor,
       arith::ConstantIntOp::create(b, b.getI64Type(), bytes >> 4));
 }
 
-SmallVector<Value> hybrid::gpu::warpgroupMma(ImplicitLocOpBuilder &b,
-                                             ArrayRef<Value> acc,
-                                             ArrayRef<std::array<Value, 4>> a,
-                                             ArrayRef<Value> descriptors,
-                                             bool nMajor) {
-  int64_t registers = int64_t(acc.size()), n = 2 * registers;
+/// The wgmma block for `registers` accumulators per thread, accumulating
+/// onto `acc` or, when it is empty, onto nothing.
+static SmallVector<Value>
+emitWarpgroupMma(ImplicitLocOpBuilder &b, int64_t registers,
+                 ArrayRef<Value> acc, ArrayRef<std::array<Value, 4>> a,
+                 ArrayRef<Value> descriptors, bool nMajor) {
+  int64_t n = 2 * registers;
+  bool fromZero = acc.empty();
   // Operands: the accumulators' outputs $0.., the same registers as tied
-  // inputs, then per step four A registers and the B descriptor, then the
-  // scale-d predicate (true: accumulate).
+  // inputs (unless from zero), then per step four A registers and the B
+  // descriptor, then the scale-d predicates (true: accumulate; from zero,
+  // the first step's is false).
   std::string text = "wgmma.fence.sync.aligned;\n";
   std::string constraints;
   SmallVector<Value> operands(acc.begin(), acc.end());
   for (int64_t i = 0; i < registers; ++i)
     constraints += "=f,";
-  for (int64_t i = 0; i < registers; ++i)
+  for (int64_t i = 0; i < int64_t(acc.size()); ++i)
     constraints += std::to_string(i) + ",";
-  int64_t next = 2 * registers;
+  int64_t next = registers + int64_t(acc.size());
   std::string d;
   for (int64_t i = 0; i < registers; ++i)
     d += (i ? ", $" : "$") + std::to_string(i);
-  int64_t predicate = next + 5 * int64_t(a.size());
+  int64_t accumulate = next + 5 * int64_t(a.size()), overwrite = accumulate + 1;
   for (size_t s = 0; s < a.size(); ++s) {
     std::string regs;
     for (int64_t r = 0; r < 4; ++r) {
@@ -83,14 +86,20 @@ SmallVector<Value> hybrid::gpu::warpgroupMma(ImplicitLocOpBuilder &b,
     }
     operands.push_back(descriptors[s]);
     constraints += "l,";
+    int64_t scaleD = fromZero && s == 0 ? overwrite : accumulate;
     text += "wgmma.mma_async.sync.aligned.m64n" + std::to_string(n) +
             "k16.f32.bf16.bf16 {" + d + "}, {" + regs + "}, $" +
-            std::to_string(next++) + ", $" + std::to_string(predicate) +
+            std::to_string(next++) + ", $" + std::to_string(scaleD) +
             ", 1, 1, " + (nMajor ? "1" : "0") + ";\n";
   }
   operands.push_back(
       arith::ConstantOp::create(b, b.getBoolAttr(true)).getResult());
   constraints += "b";
+  if (fromZero) {
+    operands.push_back(
+        arith::ConstantOp::create(b, b.getBoolAttr(false)).getResult());
+    constraints += ",b";
+  }
   text += "wgmma.commit_group.sync.aligned;\n"
           "wgmma.wait_group.sync.aligned 0;";
   Type f32 = b.getF32Type();
@@ -102,6 +111,21 @@ SmallVector<Value> hybrid::gpu::warpgroupMma(ImplicitLocOpBuilder &b,
     result.push_back(
         LLVM::ExtractValueOp::create(b, packed, ArrayRef<int64_t>{i}));
   return result;
+}
+
+SmallVector<Value> hybrid::gpu::warpgroupMma(ImplicitLocOpBuilder &b,
+                                             ArrayRef<Value> acc,
+                                             ArrayRef<std::array<Value, 4>> a,
+                                             ArrayRef<Value> descriptors,
+                                             bool nMajor) {
+  return emitWarpgroupMma(b, int64_t(acc.size()), acc, a, descriptors, nMajor);
+}
+
+SmallVector<Value>
+hybrid::gpu::warpgroupMmaFromZero(ImplicitLocOpBuilder &b, int64_t registers,
+                                  ArrayRef<std::array<Value, 4>> a,
+                                  ArrayRef<Value> descriptors, bool nMajor) {
+  return emitWarpgroupMma(b, registers, {}, a, descriptors, nMajor);
 }
 
 void hybrid::gpu::fenceSharedForAsyncProxy(ImplicitLocOpBuilder &b) {

@@ -46,6 +46,13 @@ warpgroupMma(mlir::ImplicitLocOpBuilder &b, llvm::ArrayRef<mlir::Value> acc,
              llvm::ArrayRef<std::array<mlir::Value, 4>> a,
              llvm::ArrayRef<mlir::Value> descriptors, bool nMajor);
 
+/// D = sum_s A_s B_s into `registers` accumulators per thread: the first
+/// step ignores D (scale-d false), so no zeros are moved into them.
+llvm::SmallVector<mlir::Value>
+warpgroupMmaFromZero(mlir::ImplicitLocOpBuilder &b, int64_t registers,
+                     llvm::ArrayRef<std::array<mlir::Value, 4>> a,
+                     llvm::ArrayRef<mlir::Value> descriptors, bool nMajor);
+
 /// fence.proxy.async.shared::cta: this thread's shared-memory writes
 /// become visible to the async proxy (wgmma's operand reads).
 void fenceSharedForAsyncProxy(mlir::ImplicitLocOpBuilder &b);

@@ -5,6 +5,8 @@
 // RUN: not hybrid-opt %s --convert-hybrid-attention-to-gpu="warp-rows=24" 2>&1 | FileCheck %s --check-prefix=BADROWS
 // RUN: hybrid-opt %s --convert-hybrid-attention-to-gpu="k-tile=256 shared-memory=232448" | FileCheck %s --check-prefix=BIGTILE
 // RUN: not hybrid-opt %s --convert-hybrid-attention-to-gpu="shared-memory=1024" 2>&1 | FileCheck %s --check-prefix=NOROOM
+// RUN: hybrid-opt %s --convert-hybrid-attention-to-gpu="rescale-threshold=0" | FileCheck %s --check-prefix=LAZY0
+// RUN: not hybrid-opt %s --convert-hybrid-attention-to-gpu="rescale-threshold=33" 2>&1 | FileCheck %s --check-prefix=BADLAZY
 
 // A sliding-window GQA layer (4 query heads over 2 kv heads) with RoPE,
 // soft-cap and sinks becomes a tensor-core flash kernel and three prepare
@@ -51,6 +53,18 @@
 // CHECK: arith.cmpi sge
 // Row maxima across the 4 threads of a row.
 // CHECK: gpu.shuffle xor
+// Lazy rescaling: a warp moves its rows' running maxima (and rescales their
+// sums and outputs) only when some score passes one by more than 2^8,
+// i.e. 8 ln 2 = 5.545 (rescale-threshold=0: by anything).
+// CHECK: arith.constant 5.54517746 : f32
+// LAZY0-NOT: 5.54517746
+// LAZY0: nvvm.vote.sync any
+// CHECK: %[[MOVE:.+]] = nvvm.vote.sync any %{{.+}}, %{{.+}} -> i1
+// CHECK-NEXT: scf.if %[[MOVE]] -> (f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32) {
+// CHECK: math.exp2
+// CHECK-COUNT-9: arith.mulf
+// CHECK: } else {
+// CHECK-NEXT: scf.yield %arg{{[0-9]+}}, %arg{{[0-9]+}},
 // CHECK: math.exp
 // P V: 4 value blocks x 4 key steps, V operands from transposing ldmatrix.
 // CHECK: numGroups = 1
@@ -120,6 +134,7 @@
 // BIGTILE-LABEL: gpu.func @wide(
 // BIGTILE-SAME: hybrid.k_tile = 128 : i64, hybrid.q_tile = 64 : i64, hybrid.shared_bytes = 200704 : i64
 // NOROOM: error: 'hybrid.attention' op the flash kernel's K and V tiles need {{[0-9]+}} bytes of shared memory at 16 keys, over shared-memory=1024
+// BADLAZY: error: rescale-threshold must be 0 to 32, got 33
 
 // TILE: hybrid.k_tile = 32 : i64
 // TILE: scf.for {{.+}} step %c32

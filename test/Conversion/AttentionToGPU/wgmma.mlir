@@ -36,13 +36,17 @@ func.func @causal(%q: tensor<?x?x8x128xf32>, %k: tensor<?x?x2x128xf32>, %init: t
 // CHECK-NEXT: nvvm.fence.proxy {kind = #nvvm.proxy_kind<async.shared>, space = #nvvm.shared_space<cta>}
 // CHECK-NEXT: gpu.barrier
 // S = Q K^T: K-major B, SBO 1024 bytes (8 key rows), 128-byte swizzle;
-// 8 steps of 16 head dims, 64 keys each.
+// 8 steps of 16 head dims, 64 keys each. The scores start from nothing:
+// no tied accumulator inputs, and the first step's scale-d ($73) is false
+// (D = A B), the others' ($72) true.
 // CHECK: memref.extract_aligned_pointer_as_index %[[SK]]
 // CHECK: arith.constant 4611686293305360384 : i64
-// CHECK: llvm.inline_asm has_side_effects asm_dialect = att "wgmma.fence.sync.aligned;\0A
-// CHECK-SAME: wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {$0, {{.+}}, $31}, {$64, $65, $66, $67}, $68, $104, 1, 1, 0;
-// CHECK-SAME: {$99, $100, $101, $102}, $103, $104, 1, 1, 0;\0Awgmma.commit_group.sync.aligned;\0Awgmma.wait_group.sync.aligned 0;"
-// CHECK-SAME: "=f,{{.+}},0,1,{{.+}},31,r,r,r,r,l,{{.+}},b"
+// CHECK: %[[TRUE:.+]] = arith.constant true
+// CHECK-NEXT: %[[FALSE:.+]] = arith.constant false
+// CHECK-NEXT: llvm.inline_asm has_side_effects asm_dialect = att "wgmma.fence.sync.aligned;\0A
+// CHECK-SAME: wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {$0, {{.+}}, $31}, {$32, $33, $34, $35}, $36, $73, 1, 1, 0;
+// CHECK-SAME: {$67, $68, $69, $70}, $71, $72, 1, 1, 0;\0Awgmma.commit_group.sync.aligned;\0Awgmma.wait_group.sync.aligned 0;"
+// CHECK-SAME: "=f,{{(=f,)+}}r,r,r,r,l,{{.+}},l,b,b" {{.+}}, %[[TRUE]], %[[FALSE]] :
 // P V: N-major B (value dims contiguous), LBO 8192 bytes between 64-dim
 // blocks; 4 steps of 16 keys into 128 value dims.
 // CHECK: nvgpu.device_async_wait %{{.+}} {numGroups = 1 : i32}
