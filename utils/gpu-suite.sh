@@ -5,7 +5,8 @@
 #       test and benchmark schedules for cuda:sm_90a into DIR (default
 #       gpu-suite/) and copies the runtime's header-only dependency;
 #   utils/gpu-suite.sh run [DIR]      on the GPU machine (cmake, ninja, CUDA
-#       driver, torch): builds the runtime with CUDA, then runs four phases:
+#       driver, torch): builds the runtime with CUDA, then runs five phases:
+#       conformance the emulator's PTX instruction tests on the GPU;
 #       check   every kernel of every schedule against the float64 reference
 #               (batch 2, lengths 1 to 1000, not multiples of the tiles;
 #               every layer through its cache);
@@ -13,15 +14,15 @@
 #       profile the prefill and decode kernels under ncu;
 #       sanitize compute-sanitizer on small cases;
 #     and writes DIR/results/ (benchmarks.md: the table docs/benchmarks.md
-#     takes; checks.txt; ncu-*.txt; sanitizer-*.txt). Each phase also runs
+#     takes; checks.txt; conformance.txt; ncu-*.txt; sanitizer-*.txt). Each phase also runs
 #     alone (`gpu-suite.sh check`, ...).
 #   utils/gpu-suite.sh pack OUT [DIR] copies benchmarks.md and checks.txt to
 #       OUT with the rest of results/ as results.tar.gz (dumps.tar.gz: the
 #       operands of failed checks, when under 15 MiB).
 #
 # HYBRID_GPU_SUITE_BUDGET=SECONDS bounds `run` (build included) for a machine
-# lent by the minute: each phase gets a share of the time left (check and
-# bench 3, profile and sanitize 2) and is stopped at it, saying so in
+# lent by the minute: each phase gets a share of the time left (conformance
+# 1, check and bench 3, profile and sanitize 2) and is stopped at it, saying so in
 # checks.txt; the report is still written. On a lent device:
 #   HYBRID_GPU_SUITE_BUDGET=420 utils/gpu-suite.sh run; utils/gpu-suite.sh pack "$OUT"
 #
@@ -33,7 +34,7 @@
 # Exit status non-zero if any check fails or a phase is cut short.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-usage="usage: gpu-suite.sh prepare|run|check|bench|profile|sanitize [DIR]
+usage="usage: gpu-suite.sh prepare|run|conformance|check|bench|profile|sanitize [DIR]
        gpu-suite.sh pack OUT [DIR]"
 mode="${1:-}"
 if [[ "$mode" == pack ]]; then
@@ -63,6 +64,8 @@ if [[ "$mode" == prepare ]]; then
   # nlohmann_json (headers and CMake package) for the runtime's build there.
   mkdir -p "$dir/deps/include" "$dir/deps/share/cmake"
   cp -r /usr/include/nlohmann "$dir/deps/include/"
+  # GoogleTest sources, for the conformance phase's test binary there.
+  cp -r /usr/src/googletest "$dir/deps/googletest"
   cp -r /usr/share/cmake/nlohmann_json "$dir/deps/share/cmake/"
   # The variant with 32 query rows per warp (two mma tiles; more registers),
   # checked and benchmarked beside the default.
@@ -152,7 +155,7 @@ if [[ "$mode" == pack ]]; then
   exit 0
 fi
 
-case "$mode" in run|check|bench|profile|sanitize) ;;
+case "$mode" in run|conformance|check|bench|profile|sanitize) ;;
   *) echo "$usage" >&2; exit 2 ;;
 esac
 build="${HYBRID_GPU_BUILD:-/tmp/hybrid-runtime-cuda}"
@@ -177,8 +180,12 @@ variants=(tma-w8-k128-s2 tma-w8-k128 tma-w8 tma tma-w8-k128-s3 tma-k128 tma-s2
 
 if [[ -z "${HYBRID_GPU_SUITE_BUILT:-}" ]]; then
   cmake -S "$root/runtime" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-    -DHYBRID_ENABLE_CUDA=ON -DCMAKE_PREFIX_PATH="$dir/deps" > "$build.log"
+    -DHYBRID_ENABLE_CUDA=ON -DCMAKE_PREFIX_PATH="$dir/deps" \
+    -DHYBRID_GTEST_SOURCE_DIR="$dir/deps/googletest" > "$build.log"
   ninja -C "$build" hybrid-rt-check >> "$build.log"
+  # The conformance phase's binary; the rest of the suite runs without it.
+  ninja -C "$build" HybridRuntimeTests >> "$build.log" 2>&1 ||
+    echo "HybridRuntimeTests did not build (see $build.log)"
 fi
 
 if [[ "$mode" == run ]]; then
@@ -191,7 +198,7 @@ if [[ "$mode" == run ]]; then
   nvidia-smi --query-gpu=name,driver_version --format=csv,noheader \
     > "$results/gpu.txt" 2> /dev/null || rm -f "$results/gpu.txt"
   status=0
-  phases=(check bench profile sanitize) weights=(3 3 2 2)
+  phases=(conformance check bench profile sanitize) weights=(1 3 3 2 2)
   for i in "${!phases[@]}"; do
     phase=${phases[$i]} rc=0
     if [[ -z "${HYBRID_GPU_SUITE_BUDGET:-}" ]]; then
@@ -239,6 +246,33 @@ run_check() {
   fi
 }
 case "$mode" in
+conformance)
+  # The emulator's instruction tests (PTX with results worked out from the
+  # ISA: integer and float corners, shuffles, votes, ldmatrix, mma.sync,
+  # wgmma through swizzled descriptors, TMA tile loads with the driver's
+  # tensor map, mbarrier parities, dynamic shared memory) on this GPU:
+  # a failure names the instruction whose emulated model the hardware
+  # contradicts, which every emulated kernel test relied on.
+  tests="$build/unittests/HybridRuntimeTests"
+  log="$results/conformance.txt"
+  rc=0
+  if [[ -x "$tests" ]]; then
+    HYBRID_PTX_ON_DEVICE=1 "$tests" --gtest_filter='Emulator.*' > "$log" 2>&1 ||
+      rc=$?
+  else
+    echo "HybridRuntimeTests was not built" > "$log"
+    rc=1
+  fi
+  {
+    echo "PTX conformance (the emulator's instruction tests on this GPU):" \
+      "$(grep -c '^\[       OK \] Emulator' "$log" || true) passed," \
+      "$(grep -c '^\[  FAILED  \] Emulator\.[^ ]* (' "$log" || true) failed," \
+      "$(grep -c '^\[  SKIPPED \] Emulator\.[^ ]* (' "$log" || true) skipped" \
+      "(emulator-only); exit $rc"
+    grep '^\[  FAILED  \] Emulator\.[^ ]* (' "$log" | sed 's/^/conformance: /' || true
+  } | tee -a "$results/checks.txt"
+  (( rc == 0 )) || status=1
+  ;;
 check)
   # Prefill of every kernel of every schedule first, then the benchmark's
   # kernels and variants at N = 1000, then every layer through its cache

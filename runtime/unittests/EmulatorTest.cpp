@@ -6,10 +6,13 @@
 // product, wgmma through swizzled descriptors, TMA loads (box order, 128-byte
 // swizzle, zero fill), and the faults (races, cp.async without a wait,
 // out-of-bounds accesses, diverged warps, wgmma and mbarrier misuse) the
-// emulator must report.
+// emulator must report. With HYBRID_PTX_ON_DEVICE set the kernels run on a
+// GPU instead (PtxOnDevice.h) and the fault tests skip: the expected results
+// then check the emulator's model against hardware.
 //
 //===----------------------------------------------------------------------===//
 
+#include "PtxOnDevice.h"
 #include "emulator/Interpreter.h"
 #include "emulator/TensorMap.h"
 
@@ -20,17 +23,31 @@
 #include <vector>
 
 using namespace hybrid::emu;
+using hybrid::rt::testing::ptxOnDevice;
 
 namespace {
 
 constexpr const char *kHeader = ".version 8.0\n.target sm_90a\n"
                                 ".address_size 64\n";
 
+/// Tests of what only the emulator reports (its faults) skip on a device.
+#define SKIP_ON_DEVICE(why)                                                    \
+  if (ptxOnDevice())                                                           \
+  GTEST_SKIP() << why
+
 /// Runs kernel `k` of `body` (one .u64 parameter: `out`) with `threads`
 /// threads in one CTA and `dynamicShared` bytes of dynamic shared memory;
-/// "" or the fault.
+/// "" or the fault. `place` writes what depends on `out`'s address.
 std::string run(const std::string &body, std::vector<uint64_t> &out,
-                unsigned threads = 32, uint64_t dynamicShared = 0) {
+                unsigned threads = 32, uint64_t dynamicShared = 0,
+                const hybrid::rt::testing::Placer &place = nullptr) {
+  if (ptxOnDevice())
+    return hybrid::rt::testing::runPtxOnDevice(std::string(kHeader) + body, out,
+                                               threads, dynamicShared, place);
+  if (place)
+    if (std::string e = place(reinterpret_cast<uint64_t>(out.data()), out);
+        !e.empty())
+      return e;
   Program program;
   std::string error;
   if (!parse(std::string(kHeader) + body, program.module, error))
@@ -465,6 +482,7 @@ $start:
 }
 
 TEST(Emulator, StopsEndlessLoops) {
+  SKIP_ON_DEVICE("the emulator's own faults");
   setenv("HYBRID_EMULATOR_MAX_STEPS", "10000", 1);
   std::vector<uint64_t> out(1);
   std::string fault = run(R"(
@@ -480,6 +498,7 @@ $spin:
 }
 
 TEST(Emulator, RejectsWhatItDoesNotModel) {
+  SKIP_ON_DEVICE("the emulator's own faults");
   std::vector<uint64_t> out(1);
   std::string fault = run(R"(
 .visible .entry k(.param .u64 k_param_0) {
@@ -522,6 +541,7 @@ std::string crossWarp(bool barrier) {
 }
 
 TEST(Emulator, ReportsSharedMemoryRaces) {
+  SKIP_ON_DEVICE("the emulator's own faults");
   EXPECT_EQ(crossWarp(true), "");
   std::string fault = crossWarp(false);
   EXPECT_NE(fault.find("race: warp 1 reads shared byte 0 that warp 0 wrote "
@@ -531,6 +551,7 @@ TEST(Emulator, ReportsSharedMemoryRaces) {
 }
 
 TEST(Emulator, ReportsReadsBeforeAsyncCopiesLand) {
+  SKIP_ON_DEVICE("the emulator's own faults");
   std::string body = R"(
 .visible .entry k(.param .u64 k_param_0) {
   .shared .align 16 .b8 tile[16];
@@ -555,6 +576,7 @@ TEST(Emulator, ReportsReadsBeforeAsyncCopiesLand) {
 }
 
 TEST(Emulator, ReportsOutOfBoundsAndDivergence) {
+  SKIP_ON_DEVICE("the emulator's own faults");
   std::vector<uint64_t> out(1);
   std::string oob = run(R"(
 .visible .entry k(.param .u64 k_param_0) {
@@ -788,6 +810,7 @@ TEST(Emulator, WgmmaIsAMatrixProduct) {
 }
 
 TEST(Emulator, ReportsWgmmaMisuse) {
+  SKIP_ON_DEVICE("the emulator's own faults");
   std::vector<float> d;
   auto fault = [&](WgmmaFault mistake) {
     return wgmmaProduct(64, false, mistake, d);
@@ -802,37 +825,81 @@ TEST(Emulator, ReportsWgmmaMisuse) {
   EXPECT_NE(fault(WgmmaFault::NoWait).find("in flight"), std::string::npos);
 }
 
-/// A TMA load of an 8 x 64 bf16 box at rows 5..12 of a 10 x 64 tensor
-/// (element (r, c) = 64 r + c): thread 0 arrives expecting 1024 bytes and
-/// issues the copy; the warp waits on phase 0 (unless `wait` is false) and
-/// copies the 1024 shared bytes out. The CUDA documentation's 128-byte
-/// swizzle puts 16-byte chunk c of box row r at chunk c ^ (r % 8); rows past
-/// the tensor read as zeros.
-std::string tensorLoad(bool wait, std::vector<uint16_t> &tile) {
-  std::vector<uint64_t> out(2048, 0);
+/// TMA loads of 64 x 8 boxes of a bf16 tensor of 10 rows of 64 (element
+/// [r][c] = 64 r + c), box i starting at row `firstRows[i]`, into shared
+/// tile i, all completing on one mbarrier: phase i, waited for with parity
+/// i % 2 (unless `wait` is false), then a CTA barrier, as the flash
+/// kernels' stages do. `tiles[i]` gets tile i as the kernel read it.
+std::string tensorLoads(const std::vector<unsigned> &firstRows, bool wait,
+                        std::vector<std::vector<uint16_t>> &tiles) {
+  std::vector<uint64_t> out(2048 + 128 * firstRows.size(), 0);
   auto *halves = reinterpret_cast<uint16_t *>(out.data());
   for (unsigned i = 0; i < 640; ++i) // the tensor: out bytes [0, 1280)
     halves[i] = uint16_t(i);
-  // The tensor map, 64-byte aligned, after the tensor.
-  uint64_t base = reinterpret_cast<uint64_t>(out.data());
-  uint64_t mapAt = (base + 1280 + 63) / 64 * 64 - base;
-  TensorMap map;
-  map.magic = TensorMap::kMagic;
-  map.rank = 2;
-  map.elementBytes = 2;
-  map.swizzleBytes = 128;
-  map.address = base;
-  map.dims[0] = 64;
-  map.dims[1] = 10;
-  map.box[0] = 64;
-  map.box[1] = 8;
-  map.strides[0] = 128;
-  std::memcpy(reinterpret_cast<uint8_t *>(out.data()) + mapAt, &map,
-              sizeof(map));
-  const unsigned tileAt = 8192; // bytes of out receiving the shared tile
+  // The tensor map, at the first 64-byte boundary after the tensor (where
+  // out lives decides), its address in out[kMapSlot]: the emulator's
+  // encoding, or on a device the driver's.
+  constexpr unsigned kMapSlot = 2047;
+  auto place = [&](uint64_t base, std::vector<uint64_t> &bytes) {
+    uint64_t mapAt = (base + 1280 + 63) / 64 * 64 - base;
+    bytes[kMapSlot] = base + mapAt;
+    void *at = reinterpret_cast<uint8_t *>(bytes.data()) + mapAt;
+    if (ptxOnDevice()) {
+      const uint64_t dims[2] = {64, 10};
+      const uint32_t box[2] = {64, 8};
+      return hybrid::rt::testing::encodeTensorMapOnDevice(at, base, dims, 128,
+                                                          box);
+    }
+    TensorMap map;
+    map.magic = TensorMap::kMagic;
+    map.rank = 2;
+    map.elementBytes = 2;
+    map.swizzleBytes = 128;
+    map.address = base;
+    map.dims[0] = 64;
+    map.dims[1] = 10;
+    map.box[0] = 64;
+    map.box[1] = 8;
+    map.strides[0] = 128;
+    std::memcpy(at, &map, sizeof(map));
+    return std::string();
+  };
+  const unsigned tileAt = 8192; // bytes of out receiving the shared tiles
+  std::string loads;
+  for (size_t i = 0; i < firstRows.size(); ++i) {
+    std::string n = std::to_string(i), at = std::to_string(1024 * i);
+    loads += "  mov.u32 %r2, " + std::to_string(firstRows[i]) +
+             ";\n"
+             "  @%p0 mbarrier.arrive.expect_tx.shared.b64 %rd2, [bar], 1024;\n"
+             "  @%p0 cp.async.bulk.tensor.2d.shared::cluster.global.tile."
+             "mbarrier::complete_tx::bytes [tile+" +
+             at + "], [%rd1, {%r1, %r2}], [bar];\n";
+    if (wait)
+      loads += "$wait" + n +
+               ":\n"
+               "  mbarrier.try_wait.parity.shared::cta.b64 %p1, [bar], " +
+               std::to_string(i % 2) + ";\n  @!%p1 bra $wait" + n + ";\n";
+    // Thread t copies bytes 32 t .. 32 t + 31 of tile i.
+    loads += "  mov.b64 %rd4, tile;\n"
+             "  add.s64 %rd4, %rd4, %rd3;\n"
+             "  add.s64 %rd5, %rd0, %rd3;\n"
+             "  add.s64 %rd5, %rd5, " +
+             std::to_string(tileAt + 1024 * i) +
+             ";\n"
+             "  ld.shared.v4.b32 {%r3, %r4, %r5, %r6}, [%rd4+" +
+             at +
+             "];\n"
+             "  st.global.v4.b32 [%rd5], {%r3, %r4, %r5, %r6};\n"
+             "  ld.shared.v4.b32 {%r3, %r4, %r5, %r6}, [%rd4+" +
+             std::to_string(1024 * i + 16) +
+             "];\n"
+             "  st.global.v4.b32 [%rd5+16], {%r3, %r4, %r5, %r6};\n"
+             "  bar.sync 0;\n";
+  }
   std::string body = R"(
 .visible .entry k(.param .u64 k_param_0) {
-  .shared .align 1024 .b8 tile[1024];
+  .shared .align 1024 .b8 tile[)" +
+                     std::to_string(1024 * firstRows.size()) + R"(];
   .shared .align 8 .b8 bar[8];
   .reg .b32 %r<8>;
   .reg .b64 %rd<12>;
@@ -842,53 +909,55 @@ std::string tensorLoad(bool wait, std::vector<uint16_t> &tile) {
   setp.eq.u32 %p0, %r0, 0;
   @%p0 mbarrier.init.shared.b64 [bar], 1;
   bar.sync 0;
-  add.s64 %rd1, %rd0, )" +
-                     std::to_string(mapAt) +
-                     R"(;
+  ld.global.u64 %rd1, [%rd0+)" +
+                     std::to_string(kMapSlot * 8) + R"(];
+  fence.proxy.tensormap::generic.acquire.gpu [%rd1], 128;
   mov.u32 %r1, 0;
-  mov.u32 %r2, 5;
-  @%p0 mbarrier.arrive.expect_tx.shared.b64 %rd2, [bar], 1024;
-  @%p0 cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [tile], [%rd1, {%r1, %r2}], [bar];
-$wait:
-  WAIT
-  // Thread t copies bytes 32 t .. 32 t + 31.
   mul.wide.u32 %rd3, %r0, 32;
-  mov.b64 %rd4, tile;
-  add.s64 %rd4, %rd4, %rd3;
-  add.s64 %rd5, %rd0, %rd3;
-  add.s64 %rd5, %rd5, )" +
-                     std::to_string(tileAt) +
-                     R"(;
-  ld.shared.v4.b32 {%r3, %r4, %r5, %r6}, [%rd4];
-  st.global.v4.b32 [%rd5], {%r3, %r4, %r5, %r6};
-  ld.shared.v4.b32 {%r3, %r4, %r5, %r6}, [%rd4+16];
-  st.global.v4.b32 [%rd5+16], {%r3, %r4, %r5, %r6};
-  ret;
+)" + loads + R"(  ret;
 })";
-  body.replace(body.find("WAIT"), 4,
-               wait ? "mbarrier.try_wait.parity.shared::cta.b64 %p1, [bar], "
-                      "0;\n  @!%p1 bra $wait;"
-                    : "");
-  std::string fault = run(body, out, 32);
-  tile.assign(halves + tileAt / 2, halves + tileAt / 2 + 512);
+  std::string fault = run(body, out, 32, 0, place);
+  tiles.clear();
+  for (size_t i = 0; i < firstRows.size(); ++i)
+    tiles.emplace_back(halves + (tileAt + 1024 * i) / 2,
+                       halves + (tileAt + 1024 * (i + 1)) / 2);
   return fault;
 }
 
-TEST(Emulator, TensorLoadSwizzlesAndZeroFills) {
-  std::vector<uint16_t> tile;
-  ASSERT_EQ(tensorLoad(/*wait=*/true, tile), "");
+/// Whether `tile` holds the box from row `firstRow` as TMA writes it: 128-byte
+/// rows, 16-byte chunk c of row r at chunk c ^ (r % 8), zeros past row 9.
+void expectBox(const std::vector<uint16_t> &tile, unsigned firstRow) {
   for (unsigned r = 0; r < 8; ++r)
     for (unsigned c = 0; c < 64; ++c) {
-      unsigned row = 5 + r;
+      unsigned row = firstRow + r;
       uint16_t expected = row < 10 ? uint16_t(64 * row + c) : 0;
       unsigned byte = r * 128 + ((c / 8) ^ (r % 8)) * 16 + (c % 8) * 2;
-      EXPECT_EQ(tile[byte / 2], expected) << "box row " << r << " col " << c;
+      EXPECT_EQ(tile[byte / 2], expected)
+          << "box from row " << firstRow << ", row " << r << " col " << c;
     }
-  std::string fault = tensorLoad(/*wait=*/false, tile);
+}
+
+TEST(Emulator, TensorLoadSwizzlesAndZeroFills) {
+  std::vector<std::vector<uint16_t>> tiles;
+  ASSERT_EQ(tensorLoads({5}, /*wait=*/true, tiles), "");
+  expectBox(tiles[0], 5);
+  if (ptxOnDevice())
+    return; // the fault below is the emulator's
+  std::string fault = tensorLoads({5}, /*wait=*/false, tiles);
   EXPECT_NE(fault.find("that a TMA load landed, without having waited on the "
                        "mbarrier phase it completed"),
             std::string::npos)
       << fault;
+}
+
+/// One mbarrier through three phases, waited for with parities 0, 1, 0: the
+/// flash kernels' stage s waits for parity (j / S) % 2 at its j-th use.
+TEST(Emulator, MbarrierPhasesAlternateParity) {
+  std::vector<std::vector<uint16_t>> tiles;
+  ASSERT_EQ(tensorLoads({0, 2, 5}, /*wait=*/true, tiles), "");
+  expectBox(tiles[0], 0);
+  expectBox(tiles[1], 2);
+  expectBox(tiles[2], 5);
 }
 
 TEST(Emulator, DynamicSharedMemoryFollowsTheStaticVariables) {
@@ -912,8 +981,11 @@ TEST(Emulator, DynamicSharedMemoryFollowsTheStaticVariables) {
 })";
   std::vector<uint64_t> out(2, 0);
   EXPECT_EQ(run(body, out, 1, 4096), "");
-  EXPECT_EQ(out[0], 1024u);
+  EXPECT_EQ(out[0] % 1024, 0u) << out[0]; // the kernels rely on this
   EXPECT_EQ(out[1], 7u);
+  if (ptxOnDevice())
+    return; // where a GPU puts it; bounds are the emulator's check
+  EXPECT_EQ(out[0], 1024u);
   std::string fault = run(body, out, 1, 4092);
   EXPECT_NE(fault.find("shared"), std::string::npos) << fault;
 }
