@@ -27,7 +27,7 @@ using hybrid::rt::testing::ptxOnDevice;
 
 namespace {
 
-constexpr const char *kHeader = ".version 8.0\n.target sm_90a\n"
+constexpr const char *kHeader = ".version 8.3\n.target sm_90a\n"
                                 ".address_size 64\n";
 
 /// Tests of what only the emulator reports (its faults) skip on a device.
@@ -74,6 +74,7 @@ uint64_t compute(const std::string &type, const std::string &ops, uint64_t a,
   .reg .b64 %p0;
   .reg .)" + type + R"( %a, %b, %c, %d;
   .reg .pred %q<4>;
+  .reg .b16 %h<8>;
   .reg .b32 %t<8>;
   .reg .b64 %w<8>;
   ld.param.u64 %p0, [k_param_0];
@@ -173,8 +174,8 @@ TEST(Emulator, Conversions) {
   EXPECT_EQ(rni(NAN), 0u);
   // bf16 rounds to nearest even; bf16x2 puts its first source high.
   auto bf16 = [](uint32_t bits) {
-    return compute("b32", "cvt.rn.bf16.f32 %t0, %a; mov.b32 %d, %t0;", bits) &
-           0xffff;
+    return compute("b32", "cvt.rn.bf16.f32 %h0, %a; cvt.u32.u16 %d, %h0;",
+                   bits);
   };
   EXPECT_EQ(bf16(0x3f808000), 0x3f80u);
   EXPECT_EQ(bf16(0x3f818000), 0x3f82u);
@@ -182,7 +183,9 @@ TEST(Emulator, Conversions) {
   EXPECT_EQ(compute("b32", "cvt.rn.bf16x2.f32 %d, %a, %b;", f32Bits(1.0f),
                     f32Bits(2.0f)),
             0x3f804000u);
-  EXPECT_EQ(compute("b32", "cvt.f32.bf16 %d, %a;", 0x4040), f32Bits(3.0f));
+  EXPECT_EQ(
+      compute("b32", "cvt.u16.u32 %h0, %a; cvt.f32.bf16 %d, %h0;", 0x4040),
+      f32Bits(3.0f));
   EXPECT_EQ(compute("b64", "cvt.rmi.f64.f64 %d, %a;", f64Bits(-1.5)),
             f64Bits(-2.0));
 }
@@ -652,7 +655,7 @@ enum class WgmmaFault {
 /// and register fragments are written here from the PTX ISA's pictures, not
 /// from the emulator's formulas.
 std::string wgmmaProduct(unsigned n, bool nMajor, WgmmaFault mistake,
-                         std::vector<float> &d) {
+                         std::vector<float> &d, bool accumulate = false) {
   constexpr unsigned kImage = 8192; // bytes of shared memory staged
   float A[64][16];
   std::vector<float> B(16 * n);
@@ -687,6 +690,18 @@ std::string wgmmaProduct(unsigned n, bool nMajor, WgmmaFault mistake,
     }
   for (unsigned i = 0; i < kImage / 2; ++i)
     out[i] = image[i];
+  // With `accumulate`, D starts as C (scale-d true), each thread's
+  // registers loaded from its slots of out's D region in D's layout.
+  auto C = [&](unsigned row, unsigned col) {
+    return accumulate ? float(int((row * 3 + col) % 7) - 3) : 0.0f;
+  };
+  for (unsigned t = 0; t < 128; ++t)
+    for (unsigned i = 0; i < n / 2; ++i) {
+      unsigned w = t / 32, g = t % 32 / 4, q = t % 4;
+      unsigned row = 16 * w + g + 8 * ((i / 2) % 2),
+               col = 8 * (i / 4) + 2 * q + i % 2;
+      out[dAt + t * n / 2 + i] = f32Bits(C(row, col));
+    }
   for (unsigned t = 0; t < 128; ++t) {
     unsigned w = t / 32, g = t % 32 / 4, q = t % 4;
     for (unsigned r = 0; r < 4; ++r) {
@@ -695,9 +710,11 @@ std::string wgmmaProduct(unsigned n, bool nMajor, WgmmaFault mistake,
     }
   }
   out[descAt] = (lbo >> 4) << 16 | (sbo >> 4) << 32 | uint64_t(1) << 62;
-  std::string dRegs, stores;
+  std::string dRegs, stores, loads;
   for (unsigned i = 0; i < n / 2; ++i) {
     dRegs += (i ? ", %f" : "%f") + std::to_string(i);
+    loads += "  ld.global.b32 %f" + std::to_string(i) + ", [%rd8+" +
+             std::to_string(8 * i) + "];\n";
     stores += "  cvt.u64.u32 %rd9, %f" + std::to_string(i) +
               ";\n  st.global.b64 [%rd8+" + std::to_string(8 * i) +
               "], %rd9;\n";
@@ -747,7 +764,13 @@ $copied:
   shr.u64 %rd7, %rd7, 4;
   and.b64 %rd7, %rd7, 16383;
   or.b64 %rd6, %rd6, %rd7;
-  setp.ne.u32 %p1, 0, 0;
+  mul.wide.u32 %rd1, %r0, )" +
+                     std::to_string(4 * n) + R"(;
+  add.s64 %rd8, %rd0, %rd1;
+  add.s64 %rd8, %rd8, )" +
+                     std::to_string(dAt * 8) + R"(;
+  LOADC
+  mov.pred %p1, ACCUMULATE;
   WGMMAFENCE
   wgmma.mma_async.sync.aligned.m64n)" +
                      std::to_string(n) + R"(k16.f32.bf16.bf16 {)" + dRegs +
@@ -756,16 +779,13 @@ $copied:
   wgmma.commit_group.sync.aligned;
   CLOBBER
   WAIT
-  mul.wide.u32 %rd1, %r0, )" +
-                     std::to_string(4 * n) + R"(;
-  add.s64 %rd8, %rd0, %rd1;
-  add.s64 %rd8, %rd8, )" +
-                     std::to_string(dAt * 8) + R"(;
 )" + stores + R"(  ret;
 })";
   auto set = [&](const std::string &slot, const std::string &text) {
     body.replace(body.find(slot), slot.size(), text);
   };
+  set("LOADC", accumulate ? loads : "");
+  set("ACCUMULATE", accumulate ? "-1" : "0");
   set("PROXYFENCE", mistake == WgmmaFault::NoProxyFence
                         ? ""
                         : "fence.proxy.async.shared::cta;");
@@ -791,7 +811,7 @@ $copied:
     }
   for (unsigned m = 0; m < 64; ++m)
     for (unsigned c = 0; c < n; ++c) {
-      float expected = 0;
+      float expected = C(m, c);
       for (unsigned k = 0; k < 16; ++k)
         expected += A[m][k] * B[k * n + c];
       if (d[m * n + c] != expected)
@@ -807,6 +827,14 @@ TEST(Emulator, WgmmaIsAMatrixProduct) {
   EXPECT_EQ(wgmmaProduct(64, /*nMajor=*/false, WgmmaFault::None, d), "");
   EXPECT_EQ(wgmmaProduct(128, /*nMajor=*/true, WgmmaFault::None, d), "");
   EXPECT_EQ(wgmmaProduct(16, /*nMajor=*/true, WgmmaFault::None, d), "");
+  // scale-d true: D = C + A B, C read from the registers in D's layout (the
+  // flash kernels' steps after the first, and O += P V).
+  EXPECT_EQ(wgmmaProduct(64, /*nMajor=*/false, WgmmaFault::None, d,
+                         /*accumulate=*/true),
+            "");
+  EXPECT_EQ(wgmmaProduct(128, /*nMajor=*/true, WgmmaFault::None, d,
+                         /*accumulate=*/true),
+            "");
 }
 
 TEST(Emulator, ReportsWgmmaMisuse) {

@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 
 #ifdef HYBRID_RT_CUDA
 #include "cuda/CudaDriver.h"
@@ -88,6 +89,13 @@ std::string testing::runPtxOnDevice(const std::string &ptx,
                                     std::vector<uint64_t> &out,
                                     unsigned threads, uint64_t dynamicShared,
                                     const Placer &place) {
+  // HYBRID_PTX_DUMP=DIR keeps every module (k0.ptx, k1.ptx, ...): what the
+  // driver's JIT refused, or ptxas's view of it.
+  if (const char *dump = std::getenv("HYBRID_PTX_DUMP")) {
+    static unsigned modules = 0;
+    std::ofstream(std::string(dump) + "/k" + std::to_string(modules++) + ".ptx")
+        << ptx;
+  }
   Device &device = getDevice();
   if (!device.error.empty())
     return device.error;

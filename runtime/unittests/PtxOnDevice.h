@@ -30,7 +30,7 @@ using Placer =
 /// Runs kernel `k` of module `ptx` (one .u64 parameter: a device copy of
 /// `out`, copied back afterwards; `place` runs before the copy) in one CTA
 /// of `threads` threads with `dynamicShared` bytes of dynamic shared memory;
-/// "" or what failed.
+/// "" or what failed. HYBRID_PTX_DUMP=DIR keeps each module as DIR/kN.ptx.
 std::string runPtxOnDevice(const std::string &ptx, std::vector<uint64_t> &out,
                            unsigned threads, uint64_t dynamicShared,
                            const Placer &place = nullptr);
