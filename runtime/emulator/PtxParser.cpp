@@ -60,6 +60,17 @@ bool hybrid::emu::isSigned(Type type) {
 
 namespace {
 
+/// Sets `field` to `names[name]` if `name` is one of them.
+template <typename T>
+bool assignNamed(const std::unordered_map<std::string, T> &names,
+                 const std::string &name, T &field) {
+  auto it = names.find(name);
+  if (it == names.end())
+    return false;
+  field = it->second;
+  return true;
+}
+
 const std::unordered_map<std::string, Type> kTypes = {
     {"pred", Type::Pred}, {"b8", Type::B8},         {"b16", Type::B16},
     {"b32", Type::B32},   {"b64", Type::B64},       {"u8", Type::U8},
@@ -737,20 +748,16 @@ private:
             inst.space = it->second;
           continue;
         }
-        if (auto it = vectors.find(t); it != vectors.end()) {
-          inst.vector = it->second;
+        if (assignNamed(vectors, t, inst.vector))
           continue;
-        }
       }
       if (inst.opcode == Opcode::CpAsync) {
         static const std::unordered_map<std::string, Opcode> forms = {
             {"commit_group", Opcode::CpAsyncCommit},
             {"wait_group", Opcode::CpAsyncWait},
             {"wait_all", Opcode::CpAsyncWait}};
-        if (auto it = forms.find(t); it != forms.end()) {
-          inst.opcode = it->second;
+        if (assignNamed(forms, t, inst.opcode))
           continue;
-        }
       }
       if (inst.opcode == Opcode::Shfl) {
         static const std::unordered_map<std::string, ShuffleMode> modes = {
@@ -758,10 +765,8 @@ private:
             {"up", ShuffleMode::Up},
             {"down", ShuffleMode::Down},
             {"idx", ShuffleMode::Idx}};
-        if (auto it = modes.find(t); it != modes.end()) {
-          inst.shuffle = it->second;
+        if (assignNamed(modes, t, inst.shuffle))
           continue;
-        }
       }
       if (inst.opcode == Opcode::Vote) {
         static const std::unordered_map<std::string, VoteMode> modes = {
@@ -769,10 +774,8 @@ private:
             {"all", VoteMode::All},
             {"uni", VoteMode::Uni},
             {"ballot", VoteMode::Ballot}};
-        if (auto it = modes.find(t); it != modes.end()) {
-          inst.vote = it->second;
+        if (assignNamed(modes, t, inst.vote))
           continue;
-        }
       }
       static const std::unordered_map<std::string, uint32_t> modifiers = {
           {"lo", Lo},

@@ -172,7 +172,10 @@ std::vector<double> reference::attention(const LayerSpec &l, int64_t batch,
         o[e] /= sum;
     }
   };
-  ThreadPool pool(defaultNumThreads());
-  pool.parallelFor(batch * numQueries * hq, /*grain=*/16, rows);
+  // No more threads than chunks of 16 rows (a decode step has few).
+  const int64_t items = batch * numQueries * hq, grain = 16;
+  ThreadPool pool(int(std::clamp<int64_t>((items + grain - 1) / grain, 1,
+                                          defaultNumThreads())));
+  pool.parallelFor(items, grain, rows);
   return out;
 }

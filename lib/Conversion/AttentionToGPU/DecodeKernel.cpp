@@ -265,10 +265,7 @@ mlir::gpu::GPUFuncOp DecodeEmitter::emit(StringRef name) {
       x = arith::SelectOp::create(b, valid, x, negInf);
       Value newMax =
           arith::MaximumFOp::create(b, state[r], reduceCTA(x, /*max=*/true, r));
-      Value safeMax = arith::SelectOp::create(
-          b,
-          arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, newMax, negInf),
-          zero, newMax);
+      Value safeMax = finiteOrZero(b, newMax);
       alpha.push_back(expOfDifference(b, state[r], safeMax));
       Value prob = expOfDifference(b, x, safeMax);
       memref::StoreOp::create(b, prob, sP, ValueRange{index(b, r), tid});

@@ -115,15 +115,6 @@ private:
 
 } // namespace
 
-/// A running max, or 0 for a row that has seen nothing (-inf), so that
-/// e^(s - max) never computes -inf - -inf.
-static Value finiteOrZero(ImplicitLocOpBuilder &b, Value max) {
-  Value negInf = f32(b, -std::numeric_limits<float>::infinity());
-  return arith::SelectOp::create(
-      b, arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, max, negInf),
-      f32(b, 0.0), max);
-}
-
 Value FlashEmitter::stageTile(Value src, Value dst, int64_t dim, Value kt,
                               Value colOffset) {
   // 16-byte chunks of 8 bf16; every thread issues the same number of copies

@@ -13,6 +13,7 @@
 #include "mlir/Dialect/Math/IR/Math.h"
 
 #include <algorithm>
+#include <limits>
 
 namespace hybrid::gpu {
 
@@ -94,6 +95,18 @@ inline mlir::Value expOfDifference(mlir::ImplicitLocOpBuilder &b, mlir::Value x,
   return mlir::math::Exp2Op::create(
       b, mlir::arith::MulFOp::create(b, mlir::arith::SubFOp::create(b, x, y),
                                      log2e));
+}
+
+/// A running max, or 0 for a row that has seen nothing (-inf), so that
+/// e^(s - max) never computes -inf - -inf.
+inline mlir::Value finiteOrZero(mlir::ImplicitLocOpBuilder &b,
+                                mlir::Value max) {
+  mlir::Value negInf = f32(b, -std::numeric_limits<float>::infinity());
+  return mlir::arith::SelectOp::create(
+      b,
+      mlir::arith::CmpFOp::create(b, mlir::arith::CmpFPredicate::OEQ, max,
+                                  negInf),
+      f32(b, 0.0), max);
 }
 
 /// The address of workgroup `memref`'s first element in the shared-memory
