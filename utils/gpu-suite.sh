@@ -109,21 +109,26 @@ if [[ "$mode" == prepare ]]; then
     # (w8), 128-key tiles (k128: 64 KiB of dynamic shared memory at head
     # dim 128, no spills; w8-k128 is FlashAttention-3's 128 x 128 tile),
     # S stages per tile kind (sS: the next S - 1 tiles load during this one),
-    # eager rescaling (eager: --rescale-threshold 0). All are benchmarked;
-    # w8 and s2 are also checked on every mask.
+    # eager rescaling (eager: --rescale-threshold 0), softmax overlapping
+    # the tensor cores (overlap: FlashAttention-3's intra-warpgroup
+    # pipelining, S >= 2). All are benchmarked; w8, s2 and s2-overlap are
+    # also checked on every mask.
     declare -A hopper=([tma-w8]="--warps 8" [tma-k128]="--k-tile 128"
                        [tma-w8-k128]="--warps 8 --k-tile 128"
                        [tma-s2]="--stages 2"
                        [tma-w8-k128-s2]="--warps 8 --k-tile 128 --stages 2"
                        [tma-w8-k128-s3]="--warps 8 --k-tile 128 --stages 3"
-                       [tma-eager]="--rescale-threshold 0")
+                       [tma-eager]="--rescale-threshold 0"
+                       [tma-s2-overlap]="--stages 2 --softmax-overlap"
+                       [tma-w8-s2-overlap]="--warps 8 --stages 2 --softmax-overlap"
+                       [tma-w8-k128-s2-overlap]="--warps 8 --k-tile 128 --stages 2 --softmax-overlap")
     for variant in "${!hopper[@]}"; do
       # shellcheck disable=SC2086 # the flags split on purpose
       "$compile" "$root/benchmarks/gpu-attention-32x128.json" \
         --target "cuda:$chip" --tensor-cores wgmma --tma ${hopper[$variant]} \
         --emit artifacts -o "$dir/artifacts/gpu-attention-32x128-$variant"
     done
-    for variant in tma-w8 tma-s2; do
+    for variant in tma-w8 tma-s2 tma-s2-overlap; do
       # shellcheck disable=SC2086
       "$compile" "$inputs/masks.json" --target "cuda:$chip" \
         --tensor-cores wgmma --tma ${hopper[$variant]} --emit artifacts \
@@ -175,7 +180,8 @@ results="$dir/results"
 bench_schedule="$dir/artifacts/gpu-attention-32x128"
 # The benchmark's variants, most promising first (a phase cut at its time
 # limit loses the last ones): wgmma + TMA, then wgmma, then mma.sync.
-variants=(tma-w8-k128-s2 tma-w8-k128 tma-w8 tma tma-w8-k128-s3 tma-k128 tma-s2
+variants=(tma-w8-k128-s2-overlap tma-w8-k128-s2 tma-s2-overlap tma-w8-s2-overlap
+          tma-w8-k128 tma-w8 tma tma-w8-k128-s3 tma-k128 tma-s2
           wgmma w8 w32 k32 m3 tma-eager eager)
 
 start=$SECONDS # a budget counts the build
@@ -342,7 +348,8 @@ profile)
   }
   profile prefill 'full_l0$' "$bench_schedule" --seq 8192
   profile decode 'full_l0_decode$' "$bench_schedule" --seq 32760 --decode-steps 1
-  for variant in tma-w8-k128-s2 tma-w8-k128 tma-w8 tma wgmma w32; do
+  for variant in tma-w8-k128-s2-overlap tma-w8-k128-s2 tma-s2-overlap \
+                 tma-w8-k128 tma-w8 tma wgmma w32; do
     [[ -d "$bench_schedule-$variant" ]] || continue
     profile "prefill-$variant" 'full_l0$' "$bench_schedule-$variant" --seq 8192
   done

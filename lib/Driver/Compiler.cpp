@@ -111,6 +111,9 @@ std::string hybrid::validate(const CompileOptions &options) {
   if (options.stages > 1 && !options.tma)
     return "--stages " + std::to_string(options.stages) +
            ": tiles ahead of the current one are loaded by TMA; add --tma";
+  if (options.softmaxOverlap && options.stages < 2)
+    return "--softmax-overlap: the tiles of two key tiles are in use at "
+           "once; add --tma --stages 2 (or more)";
   if (!(options.rescaleThreshold >= 0 && options.rescaleThreshold <= 32)) {
     std::string shown;
     llvm::raw_string_ostream(shown)
@@ -197,6 +200,7 @@ static bool emitCUDAArtifacts(ModuleOp module, const CompileOptions &options,
   cuda.warps = options.warps;
   cuda.stages = options.stages;
   cuda.rescaleThreshold = options.rescaleThreshold;
+  cuda.softmaxOverlap = options.softmaxOverlap;
   if (options.kTileGiven)
     cuda.sharedMemory = 0; // the chip's maximum
   cuda.minCtasPerSM = options.minCtasPerSM;

@@ -120,6 +120,7 @@ void hybrid::buildCUDAConvertPipeline(OpPassManager &pm,
   tiles.tma = options.tma;
   tiles.stages = options.stages;
   tiles.rescaleThreshold = options.rescaleThreshold;
+  tiles.softmaxOverlap = options.softmaxOverlap;
   pm.addPass(createConvertHybridAttentionToGPU(tiles));
 }
 

@@ -176,7 +176,8 @@ def compile(model: Union[str, os.PathLike, dict], target: str = "cpu",
             tensor_cores: Optional[str] = None, tma: bool = False,
             warps: Optional[int] = None,
             stages: Optional[int] = None,
-            rescale_threshold: Optional[float] = None) -> Schedule:
+            rescale_threshold: Optional[float] = None,
+            softmax_overlap: bool = False) -> Schedule:
     """Compiles a Hugging Face config.json, a hybrid-schedule spec (a path, or
     the spec itself as a dict) or a .mlir schedule into kernels for `target`.
     With `external_positional`, q and k are expected already rotated (and
@@ -186,7 +187,9 @@ def compile(model: Union[str, os.PathLike, dict], target: str = "cpu",
     and --tma); `warps` (4 or 8) the warps of a flash CTA on GPU targets;
     `stages` (1 to 4, with `tma`) the buffers per K and V tile;
     `rescale_threshold` (0 to 32, default 8) how many powers of two a score
-    may pass its row's running max before the flash kernels rescale."""
+    may pass its row's running max before the flash kernels rescale;
+    `softmax_overlap` (with `tma` and `stages` >= 2) overlaps each tile's
+    softmax with the tensor cores (hybrid-compile's --softmax-overlap)."""
     owned = None
     scratch = tempfile.TemporaryDirectory(prefix="hybrid_attn_")
     if isinstance(model, dict):
@@ -215,6 +218,8 @@ def compile(model: Union[str, os.PathLike, dict], target: str = "cpu",
         args += ["--stages", str(stages)]
     if rescale_threshold is not None:
         args += ["--rescale-threshold", repr(float(rescale_threshold))]
+    if softmax_overlap:
+        args += ["--softmax-overlap"]
     _run_compiler(args)
     schedule = Schedule(source, output_dir, max_seq, owned or scratch)
     schedule._extra_args = ["--external-positional"] if external_positional else []

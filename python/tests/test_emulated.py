@@ -18,17 +18,20 @@ pytestmark = pytest.mark.skipif(not os.environ.get("HYBRID_CUDA_DRIVER"),
 
 
 # The default mma.sync kernels, and Hopper's wgmma with two-stage TMA tile
-# loads in CTAs of two warpgroups, rescaling whenever a row max grows.
+# loads in CTAs of two warpgroups, softmax overlapping the tensor cores,
+# rescaling whenever a row max grows.
 @pytest.fixture(scope="module",
                 params=["mma.sync",
-                        "wgmma+tma, 8 warps, 2 stages, eager rescaling"])
+                        "wgmma+tma, 8 warps, 2 stages, softmax overlap, "
+                        "eager rescaling"])
 def schedule(request):
     hopper = request.param != "mma.sync"
     return hybrid_attn.compile(SPEC, target="cuda:sm_90a", max_seq=256,
                                tensor_cores="wgmma" if hopper else None,
                                tma=hopper, warps=8 if hopper else None,
                                stages=2 if hopper else None,
-                               rescale_threshold=0 if hopper else None)
+                               rescale_threshold=0 if hopper else None,
+                               softmax_overlap=hopper)
 
 
 @pytest.mark.parametrize("step", [1, 3])

@@ -34,6 +34,13 @@ static cl::opt<int64_t>
                     "is computed)"),
            cl::cat(gpuCategory));
 
+static cl::opt<bool> softmaxOverlap(
+    "softmax-overlap",
+    cl::desc("With --tma --stages 2 or more: each warpgroup issues the next "
+             "tile's Q K^T and this tile's P V without waiting and computes "
+             "the next softmax while P V runs (FlashAttention-3's "
+             "intra-warpgroup overlap)"),
+    cl::cat(gpuCategory));
 static cl::opt<double> rescaleThreshold(
     "rescale-threshold", cl::init(8),
     cl::desc("cuda targets: the flash kernels' lazy rescaling; a warp moves "
@@ -48,4 +55,5 @@ void hybrid::tools::applyGPUKernelOptions(CompileOptions &options) {
   options.warps = warps;
   options.stages = stages;
   options.rescaleThreshold = rescaleThreshold;
+  options.softmaxOverlap = softmaxOverlap;
 }

@@ -1,8 +1,9 @@
 //===- GPUKernelOptions.h - Options shaping the CUDA flash kernels -*- C++
 //-*-===//
 //
-// --tensor-cores, --tma, --warps, --stages and --rescale-threshold, shared
-// by hybrid-compile and hybrid-run (one definition, one help text).
+// --tensor-cores, --tma, --warps, --stages, --softmax-overlap and
+// --rescale-threshold, shared by hybrid-compile and hybrid-run (one
+// definition, one help text).
 //
 //===----------------------------------------------------------------------===//
 

@@ -130,6 +130,12 @@ def ConvertHybridAttentionToGPU
            "max (rescaling O and l) only when some score passes it by more "
            "than this many powers of two, 0 to 32 (0: whenever a max grows; "
            "probabilities stay below 2^threshold)">,
+    Option<"softmaxOverlap", "softmax-overlap", "bool", /*default=*/"false",
+           "With tma and stages >= 2: each warpgroup issues S(j + 1) = "
+           "Q K^T and O += P(j) V without waiting and computes tile "
+           "j + 1's softmax while P V runs (FlashAttention-3's "
+           "intra-warpgroup overlap; registers for two tiles' "
+           "probabilities)">,
     Option<"minCtasPerSM", "min-ctas-per-sm", "int64_t", /*default=*/"0",
            "Flash kernels: CTAs each multiprocessor must hold at once "
            "(.minnctapersm: ptxas caps registers to fit, spilling if it must; "

@@ -44,6 +44,9 @@ struct CompileOptions {
   /// cuda targets: the flash kernels move a row's running max only when a
   /// score passes it by more than 2^rescaleThreshold (0 to 32).
   double rescaleThreshold = 8;
+  /// cuda targets with tma and stages >= 2: softmax overlaps the tensor
+  /// cores (FlashAttention-3's intra-warpgroup pipelining).
+  bool softmaxOverlap = false;
   /// cuda targets: warps per flash CTA (4 or 8).
   int64_t warps = 4;
   /// GPU targets: flash kernels' .minnctapersm (0: none).

@@ -90,6 +90,11 @@ struct CUDAPipelineOptions
       *this, "stages",
       llvm::cl::desc("With tma: buffers per tile kind (1 to 4)"),
       llvm::cl::init(1)};
+  Option<bool> softmaxOverlap{
+      *this, "softmax-overlap",
+      llvm::cl::desc("With tma and stages >= 2: softmax overlaps the "
+                     "warpgroup's tensor cores"),
+      llvm::cl::init(false)};
   Option<int64_t> minCtasPerSM{
       *this, "min-ctas-per-sm",
       llvm::cl::desc("Flash kernels: CTAs per multiprocessor to fit "

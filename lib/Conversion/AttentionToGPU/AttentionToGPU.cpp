@@ -110,6 +110,12 @@ struct ConvertAttentionToGPUPass
                             "TMA; use it with tma";
       return signalPassFailure();
     }
+    if (softmaxOverlap && stages < 2) {
+      module.emitError() << "softmax-overlap: the tiles of two key tiles "
+                            "are in use at once; use it with tma and "
+                            "stages >= 2";
+      return signalPassFailure();
+    }
     if (!(rescaleThreshold >= 0 && rescaleThreshold <= 32)) {
       std::string shown;
       llvm::raw_string_ostream(shown)
@@ -173,6 +179,7 @@ struct ConvertAttentionToGPUPass
       flashOptions.tma = tma;
       flashOptions.stages = stages;
       flashOptions.rescaleThreshold = rescaleThreshold;
+      flashOptions.overlapSoftmax = softmaxOverlap;
       auto flash = emitFlashKernel(b, name, sig, flashOptions);
       if (tma)
         flash->setAttr("hybrid.tma", b.getUnitAttr());

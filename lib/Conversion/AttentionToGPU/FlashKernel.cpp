@@ -25,6 +25,12 @@
 // The key tiles visited are the mask's range for the tile's first and last
 // query; only tiles not fully visible to every row evaluate the mask.
 //
+// wgmma kernels may overlap softmax with the tensor cores (FlashAttention-3's
+// intra-warpgroup pipelining): per tile j, the warpgroup issues S(j) =
+// Q K(j)^T and O += P(j-1) V(j-1) without waiting, waits for S(j) only,
+// computes tile j's softmax while P V runs, then waits for O and rescales
+// it. TMA keeps K(j + S - 1) and V(j + S - 2) in flight (S >= 2 stages).
+//
 //===----------------------------------------------------------------------===//
 
 #include "GPUKernelEmitter.h"
@@ -62,12 +68,70 @@ public:
         threads(options.warps * kThreadsPerWarp),
         ctaRows(getFlashRows(options.warps, options.mTiles)),
         wgmma(options.tensorCores == TensorCores::Wgmma), tma(options.tma),
-        stages(options.stages),
+        stages(options.stages), overlap(options.overlapSoftmax),
         rescaleSlack(options.rescaleThreshold * std::log(2.0)) {}
 
   mlir::gpu::GPUFuncOp emit(StringRef name);
 
 private:
+  /// A stage's K and V tiles and, with TMA, their mbarriers.
+  struct Buffers {
+    Value keys, values, keyBarrier, valueBarrier;
+  };
+  /// S = Q K^T per mma tile, per 8-key block.
+  using Scores = SmallVector<SmallVector<Accumulator>>;
+  /// A operands per mma tile, per 16-key (or 16-dim) step.
+  using Fragments = SmallVector<SmallVector<std::array<Value, 4>>>;
+
+  /// Stage `s`'s buffers (an index, constant or not).
+  Buffers bufferAt(Value s);
+  /// Tile j's stage j % S and the parity (j / S) % 2 of its barriers'
+  /// phase (i32).
+  std::pair<Buffers, Value> stageOfTile(Value j);
+  /// TMA: the K (and V) loads of key tile kt into `buffers`.
+  void loadTiles(Value kt, const Buffers &buffers, bool keys, bool values);
+
+  /// The loop over the key tiles: its final (m, l, O) state.
+  SmallVector<Value> emitTileLoop(ArrayRef<Value> init);
+  /// The same with softmax overlapping the tensor cores (wgmma, TMA,
+  /// stages >= 2).
+  SmallVector<Value> emitOverlappedLoop(ArrayRef<Value> init);
+
+  /// Q fragments of mma tile m, head dims kd .. kd + 15: kept in registers
+  /// or (past head dim 256) loaded.
+  std::array<Value, 4> getQueryFrag(int64_t m, int64_t kd);
+  std::array<Value, 4> loadQueryFrag(int64_t m, int64_t kd);
+  /// S = Q K^T by mma.sync.
+  Scores multiplyKeys(Value keys);
+  /// wgmma's S = Q K^T: the A registers and B descriptors of its steps.
+  void getScoreSteps(Value keys, SmallVector<std::array<Value, 4>> &steps,
+                     SmallVector<Value> &descriptors);
+  Scores toScores(ArrayRef<Value> d);
+  /// Soft-cap, then -inf for hidden keys on tiles not wholly visible.
+  void capAndMask(Scores &scores, Value kt, Value nextKt);
+  /// The rows' tile maxima; whether a row of the warp passes its running
+  /// max by more than the slack (then the warp moves its maxima).
+  Value getTileMaxima(const Scores &scores, ValueRange state,
+                      SmallVector<Value> &tileMax);
+  /// `state` (m, l and, unless `alpha` is given, O) with the maxima moved
+  /// when `grows`: l and O times alpha = e^(m - m'). With `alpha`, O is
+  /// left to rescaleOutputs, which gets the factors (1 where nothing moved).
+  SmallVector<Value> moveMaxima(ValueRange state, ArrayRef<Value> tileMax,
+                                Value grows,
+                                SmallVector<Value> *alpha = nullptr);
+  /// O times alpha per row when `grows`.
+  void rescaleOutputs(MutableArrayRef<Value> outputs, ArrayRef<Value> alpha,
+                      Value grows);
+  /// P = e^(S - m) in place; adds each row's sum to l.
+  void exponentiate(Scores &scores, ArrayRef<Value> maxima,
+                    MutableArrayRef<Value> sums);
+  Fragments packProbabilities(const Scores &scores);
+  /// wgmma's O += P V: B descriptors of the value tile per 16 keys.
+  SmallVector<Value> getValueSteps(Value values);
+  /// O += P V by mma.sync.
+  void multiplyValues(MutableArrayRef<Value> outputs, const Fragments &probs,
+                      Value values);
+
   /// Issues the cp.async copies of `dim`-wide rows kt .. kt + kTile - 1 of
   /// `src` (kv head `kvHead`) into `dst` and commits them as one group.
   /// Returns the group's token.
@@ -103,7 +167,20 @@ private:
   bool wgmma;          // warpgroup MMA on swizzled tiles, else mma.sync
   bool tma;            // K and V tiles by TMA, else cp.async
   int64_t stages;      // buffers per tile kind (S > 1: TMA loads S - 1 ahead)
+  bool overlap;        // softmax overlaps the wgmma groups
   double rescaleSlack; // how far scores may pass the running max unmoved
+
+  // Set up by emit: the shape, shared memory, this thread's rows and the
+  // CTA's key range.
+  int64_t dim, vDim, threadRows, kBlocks, vBlocks;
+  bool queriesInRegisters;
+  Type keysType, valuesType;
+  FlashSharedLayout layout;
+  Value shared, valueOffsetOrNull, kTileSize;
+  SmallVector<Buffers> stageBuffers; // every stage at constant offsets
+  SmallVector<Value> rowBegin, rowEnd, rowPosition, rowHead;
+  Fragments queryFrags;
+  Value lo, hi, lastBegin, firstEnd;
 
   Value q, k, v, sinks, out;
   Value batch, kvHead, numKeys, lastKey;
@@ -259,14 +336,613 @@ Value FlashEmitter::quadReduce(Value x, bool max) {
   return x;
 }
 
+FlashEmitter::Buffers FlashEmitter::bufferAt(Value s) {
+  auto carve = [&](Type type, int64_t base, int64_t stride) -> Value {
+    // Constant stages get constant offsets (no arithmetic to fold).
+    std::optional<int64_t> constant = getConstantIntValue(s);
+    Value offset = constant
+                       ? index(b, base + *constant * stride)
+                       : Value(arith::AddIOp::create(
+                             b, index(b, base),
+                             arith::MulIOp::create(b, s, index(b, stride))));
+    return memref::ViewOp::create(b, type, shared, offset, ValueRange{});
+  };
+  Buffers buffers;
+  buffers.keys = carve(keysType, layout.keys, layout.keyStage);
+  buffers.values = carve(valuesType, layout.values, layout.valueStage);
+  if (tma) {
+    auto workgroup = mlir::gpu::AddressSpaceAttr::get(
+        b.getContext(), mlir::gpu::AddressSpace::Workgroup);
+    Value barriers =
+        carve(MemRefType::get({2}, b.getI64Type(), MemRefLayoutAttrInterface(),
+                              workgroup),
+              layout.barriers, 16);
+    buffers.keyBarrier = getSharedPointer(b, barriers);
+    buffers.valueBarrier = getSharedPointer(b, barriers, 8);
+  }
+  return buffers;
+}
+
+std::pair<FlashEmitter::Buffers, Value> FlashEmitter::stageOfTile(Value j) {
+  // Each barrier completes one phase per use of its stage.
+  Value parity = arith::IndexCastOp::create(
+      b, b.getI32Type(),
+      arith::RemUIOp::create(b, arith::DivUIOp::create(b, j, index(b, stages)),
+                             index(b, 2)));
+  return {bufferAt(arith::RemUIOp::create(b, j, index(b, stages))), parity};
+}
+
+void FlashEmitter::loadTiles(Value kt, const Buffers &buffers, bool keys,
+                             bool values) {
+  if (keys)
+    issueTileLoads(/*keys=*/true, kt, Value(), buffers.keys,
+                   buffers.keyBarrier);
+  if (values)
+    issueTileLoads(/*keys=*/false, kt, valueOffsetOrNull, buffers.values,
+                   buffers.valueBarrier);
+}
+
+std::array<Value, 4> FlashEmitter::getQueryFrag(int64_t m, int64_t kd) {
+  return queriesInRegisters ? queryFrags[m][kd / 16] : loadQueryFrag(m, kd);
+}
+
+std::array<Value, 4> FlashEmitter::loadQueryFrag(int64_t m, int64_t kd) {
+  // Rows g and g + 8, columns 2t (+1) and 2t + 8 (+1).
+  Value col = arith::AddIOp::create(b, arith::MulIOp::create(b, t, index(b, 2)),
+                                    index(b, kd));
+  Value col8 = arith::AddIOp::create(b, col, index(b, 8));
+  auto at = [&](int64_t r, Value c) {
+    return loadPair(q, ValueRange{batch, rowPosition[r], rowHead[r], c});
+  };
+  return {at(2 * m, col), at(2 * m + 1, col), at(2 * m, col8),
+          at(2 * m + 1, col8)};
+}
+
+FlashEmitter::Scores FlashEmitter::multiplyKeys(Value keys) {
+  // B operands (rows: keys g, columns: head dims 2t, 2t + 1) come from
+  // ldmatrix: 8x8 tiles of K (key rows, dim columns), lane L addressing row
+  // L % 8 of tile L / 8; x4 loads two 16-dim steps. Each K fragment feeds
+  // every mma tile of the warp.
+  Value zero = f32(b, 0.0);
+  Value laneRow = arith::RemUIOp::create(b, lane, index(b, 8));
+  Value laneTile = arith::DivUIOp::create(b, lane, index(b, 8));
+  Scores scores(mTiles, SmallVector<Accumulator>(
+                            kBlocks, Accumulator{zero, zero, zero, zero}));
+  for (int64_t kd = 0; kd < dim; kd += 32) {
+    int64_t tiles = kd + 32 <= dim ? 4 : 2;
+    Fragments a(mTiles);
+    for (int64_t m = 0; m < mTiles; ++m)
+      for (int64_t step = 0; step < tiles / 2; ++step)
+        a[m].push_back(getQueryFrag(m, kd + 16 * step));
+    Value col = arith::AddIOp::create(
+        b, arith::MulIOp::create(b, laneTile, index(b, 8)), index(b, kd));
+    for (int64_t nb = 0; nb < kBlocks; ++nb) {
+      Value key = arith::AddIOp::create(b, laneRow, index(b, nb * 8));
+      SmallVector<Value> frags = loadMatrix(keys, key, col, tiles, false);
+      for (int64_t m = 0; m < mTiles; ++m)
+        for (int64_t step = 0; step < tiles / 2; ++step)
+          scores[m][nb] =
+              mma(a[m][step], {frags[2 * step], frags[2 * step + 1]},
+                  scores[m][nb]);
+    }
+  }
+  return scores;
+}
+
+void FlashEmitter::getScoreSteps(Value keys,
+                                 SmallVector<std::array<Value, 4>> &steps,
+                                 SmallVector<Value> &descriptors) {
+  // One m64nKTILEk16 per 16 head dims: B is the K tile, K-major (rows of
+  // keys); a 16-dim step starts 32 bytes further into its block.
+  Value descriptor = getMatrixDescriptor(b, keys, /*leadingBytes=*/16,
+                                         /*strideBytes=*/8 * 2 * kSwizzleRow);
+  for (int64_t kd = 0; kd < dim; kd += 16) {
+    steps.push_back(getQueryFrag(0, kd));
+    descriptors.push_back(offsetDescriptor(
+        b, descriptor,
+        (kd / kSwizzleRow) * kTile * 2 * kSwizzleRow + (kd % kSwizzleRow) * 2));
+  }
+}
+
+FlashEmitter::Scores FlashEmitter::toScores(ArrayRef<Value> d) {
+  // wgmma's accumulators, 4 per 8 columns, in mma.sync's layout.
+  Scores scores(1, SmallVector<Accumulator>(kBlocks));
+  for (int64_t i = 0; i < kTile / 2; ++i)
+    scores[0][i / 4][i % 4] = d[i];
+  return scores;
+}
+
+void FlashEmitter::capAndMask(Scores &scores, Value kt, Value nextKt) {
+  double cap = sig.score.getSoftcap();
+  if (cap > 0)
+    for (auto &tileScores : scores)
+      for (Accumulator &acc : tileScores)
+        for (Value &s : acc)
+          s = arith::MulFOp::create(
+              b, f32(b, cap),
+              math::TanhOp::create(
+                  b, arith::MulFOp::create(b, s, f32(b, 1 / cap))));
+  Value interior = arith::AndIOp::create(
+      b, arith::CmpIOp::create(b, arith::CmpIPredicate::sle, lastBegin, kt),
+      arith::CmpIOp::create(b, arith::CmpIPredicate::sle, nextKt, firstEnd));
+  SmallVector<Value> flat;
+  for (const auto &tileScores : scores)
+    for (const Accumulator &acc : tileScores)
+      flat.append(acc.begin(), acc.end());
+  ValueRange masked = ifThenElse(
+      b, interior, SmallVector<Type>(flat.size(), b.getF32Type()),
+      [&] { return flat; },
+      [&] {
+        SmallVector<Value> hidden = flat;
+        Value negInf = f32(b, -std::numeric_limits<float>::infinity());
+        for (int64_t m = 0; m < mTiles; ++m)
+          for (int64_t nb = 0; nb < kBlocks; ++nb)
+            for (int64_t i = 0; i < 4; ++i) {
+              int64_t r = 2 * m + i / 2;
+              Value key = arith::AddIOp::create(
+                  b, kt,
+                  arith::AddIOp::create(
+                      b, arith::MulIOp::create(b, t, index(b, 2)),
+                      index(b, nb * 8 + i % 2)));
+              Value visible = arith::AndIOp::create(
+                  b,
+                  arith::CmpIOp::create(b, arith::CmpIPredicate::sge, key,
+                                        rowBegin[r]),
+                  arith::CmpIOp::create(b, arith::CmpIPredicate::slt, key,
+                                        rowEnd[r]));
+              Value &s = hidden[(m * kBlocks + nb) * 4 + i];
+              s = arith::SelectOp::create(b, visible, s, negInf);
+            }
+        return hidden;
+      });
+  for (int64_t m = 0; m < mTiles; ++m)
+    for (int64_t nb = 0; nb < kBlocks; ++nb)
+      for (int64_t i = 0; i < 4; ++i)
+        scores[m][nb][i] = masked[(m * kBlocks + nb) * 4 + i];
+}
+
+Value FlashEmitter::getTileMaxima(const Scores &scores, ValueRange state,
+                                  SmallVector<Value> &tileMax) {
+  // Row 2m + h holds entries 2h and 2h + 1 of the accumulators of mma
+  // tile m.
+  Value negInf = f32(b, -std::numeric_limits<float>::infinity());
+  tileMax.assign(threadRows, Value());
+  Value grows = arith::ConstantOp::create(b, b.getBoolAttr(false));
+  for (int64_t r = 0; r < threadRows; ++r) {
+    int64_t m = r / 2, h = r % 2;
+    tileMax[r] = negInf;
+    for (const Accumulator &acc : scores[m])
+      tileMax[r] = arith::MaximumFOp::create(
+          b, tileMax[r],
+          arith::MaximumFOp::create(b, acc[2 * h], acc[2 * h + 1]));
+    tileMax[r] = quadReduce(tileMax[r], /*max=*/true);
+    // -inf + slack is -inf: a row's first visible key always moves it.
+    grows = arith::OrIOp::create(
+        b, grows,
+        arith::CmpFOp::create(
+            b, arith::CmpFPredicate::OGT, tileMax[r],
+            arith::AddFOp::create(b, state[r], f32(b, rescaleSlack))));
+  }
+  // Lazy rescaling: the running max m only moves when some row of the
+  // warp sees a score more than `rescaleSlack` above it; then every row
+  // of the warp rescales O and l by e^(m - m'). Otherwise m stays, the
+  // tile's probabilities are e^(s - m) <= e^slack (exact: O and l share
+  // m), and the warp skips the O x alpha multiplies (64 per thread at
+  // value dim 128) -- after the first tiles, almost always.
+  return NVVM::VoteSyncOp::create(
+      b, b.getI1Type(), arith::ConstantOp::create(b, b.getI32IntegerAttr(-1)),
+      grows, NVVM::VoteSyncKind::any);
+}
+
+SmallVector<Value> FlashEmitter::moveMaxima(ValueRange state,
+                                            ArrayRef<Value> tileMax,
+                                            Value grows,
+                                            SmallVector<Value> *alpha) {
+  int64_t sumAt = threadRows, kept = alpha ? 2 * threadRows : state.size();
+  SmallVector<Value> unmoved(state.begin(), state.begin() + kept);
+  if (alpha)
+    unmoved.append(threadRows, f32(b, 1.0));
+  ValueRange results = ifThenElse(
+      b, grows, SmallVector<Type>(unmoved.size(), b.getF32Type()),
+      [&] {
+        SmallVector<Value> rescaled(state.begin(), state.begin() + kept);
+        for (int64_t r = 0; r < threadRows; ++r) {
+          Value newMax = arith::MaximumFOp::create(b, state[r], tileMax[r]);
+          // A row that has seen nothing keeps -inf; subtract 0 instead.
+          Value factor = expOfDifference(b, state[r], finiteOrZero(b, newMax));
+          rescaled[r] = newMax;
+          rescaled[sumAt + r] =
+              arith::MulFOp::create(b, state[sumAt + r], factor);
+          if (alpha) {
+            rescaled.push_back(factor);
+            continue;
+          }
+          for (int64_t vb = 0; vb < vBlocks; ++vb)
+            for (int64_t i = 2 * (r % 2); i < 2 * (r % 2) + 2; ++i) {
+              Value &o =
+                  rescaled[2 * threadRows + ((r / 2) * vBlocks + vb) * 4 + i];
+              o = arith::MulFOp::create(b, o, factor);
+            }
+        }
+        return rescaled;
+      },
+      [&] { return unmoved; });
+  SmallVector<Value> moved(results.begin(), results.begin() + kept);
+  if (alpha)
+    alpha->assign(results.begin() + kept, results.end());
+  return moved;
+}
+
+void FlashEmitter::rescaleOutputs(MutableArrayRef<Value> outputs,
+                                  ArrayRef<Value> alpha, Value grows) {
+  SmallVector<Value> unmoved(outputs.begin(), outputs.end());
+  ValueRange results = ifThenElse(
+      b, grows, SmallVector<Type>(outputs.size(), b.getF32Type()),
+      [&] {
+        SmallVector<Value> rescaled = unmoved;
+        for (int64_t r = 0; r < threadRows; ++r)
+          for (int64_t vb = 0; vb < vBlocks; ++vb)
+            for (int64_t i = 2 * (r % 2); i < 2 * (r % 2) + 2; ++i) {
+              Value &o = rescaled[((r / 2) * vBlocks + vb) * 4 + i];
+              o = arith::MulFOp::create(b, o, alpha[r]);
+            }
+        return rescaled;
+      },
+      [&] { return unmoved; });
+  llvm::copy(results, outputs.begin());
+}
+
+void FlashEmitter::exponentiate(Scores &scores, ArrayRef<Value> maxima,
+                                MutableArrayRef<Value> sums) {
+  for (int64_t r = 0; r < threadRows; ++r) {
+    int64_t m = r / 2, h = r % 2;
+    Value sum = sums[r];
+    // p = 2^(s log2 e - max log2 e): one FMA and one ex2 per score.
+    Value log2e = f32(b, 1.4426950408889634);
+    Value scaledMax = arith::NegFOp::create(
+        b, arith::MulFOp::create(b, finiteOrZero(b, maxima[r]), log2e));
+    for (Accumulator &acc : scores[m])
+      for (int64_t i = 2 * h; i < 2 * h + 2; ++i) {
+        acc[i] = math::Exp2Op::create(
+            b, math::FmaOp::create(b, acc[i], log2e, scaledMax));
+        sum = arith::AddFOp::create(b, sum, acc[i]);
+      }
+    sums[r] = sum;
+  }
+}
+
+FlashEmitter::Fragments FlashEmitter::packProbabilities(const Scores &scores) {
+  // P as A operands, 16 keys (two accumulator blocks) per k step.
+  Fragments probs(mTiles);
+  for (int64_t m = 0; m < mTiles; ++m)
+    for (int64_t kk = 0; kk < kBlocks / 2; ++kk) {
+      const Accumulator &lo8 = scores[m][2 * kk], &hi8 = scores[m][2 * kk + 1];
+      probs[m].push_back({pack(lo8[0], lo8[1]), pack(lo8[2], lo8[3]),
+                          pack(hi8[0], hi8[1]), pack(hi8[2], hi8[3])});
+    }
+  return probs;
+}
+
+SmallVector<Value> FlashEmitter::getValueSteps(Value values) {
+  // One m64nVDIMk16 per 16 keys: B is the V tile, N-major (rows of keys,
+  // value dims contiguous), 64-dim blocks kTile rows apart.
+  Value descriptor =
+      getMatrixDescriptor(b, values, /*leadingBytes=*/kTile * 2 * kSwizzleRow,
+                          /*strideBytes=*/8 * 2 * kSwizzleRow);
+  SmallVector<Value> descriptors;
+  for (int64_t kk = 0; kk < kBlocks / 2; ++kk)
+    descriptors.push_back(
+        offsetDescriptor(b, descriptor, kk * 16 * 2 * kSwizzleRow));
+  return descriptors;
+}
+
+void FlashEmitter::multiplyValues(MutableArrayRef<Value> outputs,
+                                  const Fragments &probs, Value values) {
+  // B operands (rows: keys 2t, 2t + 1, columns: value dims g) come from
+  // transposing ldmatrix on V (key rows, dim columns): per 16 keys, x4
+  // gives two 8-dim blocks, lane L addressing key row 8 (L / 8 % 2) + L % 8
+  // of dim block L / 16.
+  Value laneRow = arith::RemUIOp::create(b, lane, index(b, 8));
+  Value laneTile = arith::DivUIOp::create(b, lane, index(b, 8));
+  Value keyHalf = arith::MulIOp::create(
+      b, arith::RemUIOp::create(b, laneTile, index(b, 2)), index(b, 8));
+  Value dimHalf = arith::MulIOp::create(
+      b, arith::DivUIOp::create(b, lane, index(b, 16)), index(b, 8));
+  auto at = [&](int64_t m, int64_t vb, int64_t i) -> Value & {
+    return outputs[(m * vBlocks + vb) * 4 + i];
+  };
+  for (int64_t vb = 0; vb < vBlocks; vb += 2) {
+    // acc[m][half]: value block vb + half of mma tile m.
+    SmallVector<std::array<Accumulator, 2>> acc(mTiles);
+    for (int64_t m = 0; m < mTiles; ++m)
+      for (int64_t half = 0; half < 2; ++half)
+        for (int64_t i = 0; i < 4; ++i)
+          acc[m][half][i] = at(m, vb + half, i);
+    Value col = arith::AddIOp::create(b, dimHalf, index(b, vb * 8));
+    for (int64_t kk = 0; kk < kBlocks / 2; ++kk) {
+      Value key = arith::AddIOp::create(
+          b, arith::AddIOp::create(b, keyHalf, laneRow), index(b, kk * 16));
+      SmallVector<Value> frags = loadMatrix(values, key, col, 4, true);
+      for (int64_t m = 0; m < mTiles; ++m)
+        for (int64_t half = 0; half < 2; ++half)
+          acc[m][half] =
+              mma(probs[m][kk], {frags[2 * half], frags[2 * half + 1]},
+                  acc[m][half]);
+    }
+    for (int64_t m = 0; m < mTiles; ++m)
+      for (int64_t half = 0; half < 2; ++half)
+        for (int64_t i = 0; i < 4; ++i)
+          at(m, vb + half, i) = acc[m][half][i];
+  }
+}
+
+SmallVector<Value> FlashEmitter::emitTileLoop(ArrayRef<Value> init) {
+  if (tma) {
+    // One stage: K(j + 1) loads during softmax and P V(j), V(j) during
+    // Q K(j)^T. S stages: tiles j + 1 .. j + S - 1 load during tile j, the
+    // first S - 1 of them here.
+    if (stages == 1)
+      ifThen(b, arith::CmpIOp::create(b, arith::CmpIPredicate::slt, lo, hi),
+             [&] { loadTiles(lo, stageBuffers[0], true, /*values=*/false); });
+    for (int64_t s = 0; s + 1 < stages; ++s) {
+      Value kt = arith::AddIOp::create(b, lo, index(b, s * kTile));
+      ifThen(b, arith::CmpIOp::create(b, arith::CmpIPredicate::slt, kt, hi),
+             [&] { loadTiles(kt, stageBuffers[s], true, /*values=*/true); });
+    }
+  } else {
+    firstGroup = stageTile(k, stageBuffers[0].keys, dim, lo);
+  }
+  auto loop = scf::ForOp::create(b, lo, hi, kTileSize, init);
+  {
+    OpBuilder::InsertionGuard inLoop(b);
+    b.setInsertionPointToStart(loop.getBody());
+    Value kt = loop.getInductionVar();
+    ValueRange state = loop.getRegionIterArgs();
+    Value nextKt = arith::AddIOp::create(b, kt, kTileSize);
+    Value hasNext =
+        arith::CmpIOp::create(b, arith::CmpIPredicate::slt, nextKt, hi);
+
+    // This tile's K and V buffers (and, with TMA, their mbarriers).
+    Buffers current = stageBuffers[0];
+    Value parity;
+    if (tma) {
+      Value j = arith::DivUIOp::create(b, arith::SubIOp::create(b, kt, lo),
+                                       kTileSize);
+      if (stages == 1) {
+        parity = arith::IndexCastOp::create(
+            b, b.getI32Type(), arith::RemUIOp::create(b, j, index(b, 2)));
+        // V is free: every warp passed the last tile's closing barrier.
+        loadTiles(kt, current, /*keys=*/false, /*values=*/true);
+      } else {
+        std::tie(current, parity) = stageOfTile(j);
+        // Tile j + S - 1 loads into stage (j - 1) % S, which every warp
+        // left at the last tile's closing barrier.
+        Value ahead =
+            arith::AddIOp::create(b, kt, index(b, (stages - 1) * kTile));
+        ifThen(b,
+               arith::CmpIOp::create(b, arith::CmpIPredicate::slt, ahead, hi),
+               [&] {
+                 Value stage = arith::RemUIOp::create(
+                     b, arith::AddIOp::create(b, j, index(b, stages - 1)),
+                     index(b, stages));
+                 loadTiles(ahead, bufferAt(stage), true, /*values=*/true);
+               });
+      }
+      waitBarrier(b, current.keyBarrier, parity);
+    } else {
+      waitGroups(0);
+      if (wgmma)
+        fenceSharedForAsyncProxy(b);
+      mlir::gpu::BarrierOp::create(b);
+      stageTile(v, current.values, vDim, kt, valueOffsetOrNull);
+    }
+
+    Scores scores;
+    if (wgmma) {
+      SmallVector<std::array<Value, 4>> steps;
+      SmallVector<Value> descriptors;
+      getScoreSteps(current.keys, steps, descriptors);
+      scores = toScores(warpgroupMmaFromZero(b, kTile / 2, steps, descriptors,
+                                             /*nMajor=*/false));
+    } else {
+      scores = multiplyKeys(current.keys);
+    }
+
+    // One stage: every warp is done with the K tile, prefetch the next one.
+    if (stages == 1) {
+      mlir::gpu::BarrierOp::create(b);
+      ifThen(b, hasNext, [&] {
+        if (tma)
+          issueTileLoads(/*keys=*/true, nextKt, Value(), current.keys,
+                         current.keyBarrier);
+        else
+          stageTile(k, current.keys, dim, nextKt);
+      });
+    }
+
+    capAndMask(scores, kt, nextKt);
+    SmallVector<Value> tileMax;
+    Value grows = getTileMaxima(scores, state, tileMax);
+    SmallVector<Value> next = moveMaxima(state, tileMax, grows);
+    MutableArrayRef<Value> all(next);
+    exponentiate(scores, all.take_front(threadRows),
+                 all.slice(threadRows, threadRows));
+    Fragments probs = packProbabilities(scores);
+
+    // V(j) has landed (K(j+1) may still be in flight).
+    if (tma) {
+      waitBarrier(b, current.valueBarrier, parity);
+    } else {
+      ifThen(
+          b, hasNext, [&] { waitGroups(1); }, [&] { waitGroups(0); });
+      if (wgmma)
+        fenceSharedForAsyncProxy(b);
+      mlir::gpu::BarrierOp::create(b);
+    }
+
+    // O += P V.
+    MutableArrayRef<Value> outputs = all.drop_front(2 * threadRows);
+    if (wgmma)
+      llvm::copy(warpgroupMma(b, outputs, probs[0],
+                              getValueSteps(current.values),
+                              /*nMajor=*/true),
+                 outputs.begin());
+    else
+      multiplyValues(outputs, probs, current.values);
+    // Every warp is done with the V tile before the next tile overwrites it.
+    mlir::gpu::BarrierOp::create(b);
+    scf::YieldOp::create(b, next);
+  }
+  // A loop that ran no tile left its first K tile in flight (TMA issues
+  // none then).
+  if (!tma)
+    waitGroups(0);
+  return SmallVector<Value>(loop.getResults());
+}
+
+SmallVector<Value> FlashEmitter::emitOverlappedLoop(ArrayRef<Value> init) {
+  int64_t stats = 2 * threadRows, outs = vBlocks * 4;
+  auto tileIndex = [&](Value kt) -> Value {
+    return arith::DivUIOp::create(b, arith::SubIOp::create(b, kt, lo),
+                                  kTileSize);
+  };
+  // Tile j's K (or V) load, when there is a tile j.
+  auto loadTile = [&](Value j, bool keys) {
+    Value kt =
+        arith::AddIOp::create(b, lo, arith::MulIOp::create(b, j, kTileSize));
+    ifThen(b, arith::CmpIOp::create(b, arith::CmpIPredicate::slt, kt, hi),
+           [&] { loadTiles(kt, stageOfTile(j).first, keys, !keys); });
+  };
+  auto flatten = [](ArrayRef<std::array<Value, 4>> frags) {
+    SmallVector<Value> flat;
+    for (const std::array<Value, 4> &frag : frags)
+      flat.append(frag.begin(), frag.end());
+    return flat;
+  };
+  auto unflatten = [](ValueRange flat) {
+    SmallVector<std::array<Value, 4>> frags;
+    for (size_t i = 0; i < flat.size(); i += 4)
+      frags.push_back({flat[i], flat[i + 1], flat[i + 2], flat[i + 3]});
+    return frags;
+  };
+  // Tile j's softmax on S(j) landed: the moved (m, l), e^(m - m') and
+  // whether the warp moved, then P in place of S.
+  struct Softmax {
+    SmallVector<Value> stats, alpha;
+    Value grows;
+    Fragments probs;
+  };
+  auto softmax = [&](Scores &scores, Value kt, ValueRange state) {
+    capAndMask(scores, kt, arith::AddIOp::create(b, kt, kTileSize));
+    Softmax result;
+    SmallVector<Value> tileMax;
+    result.grows = getTileMaxima(scores, state, tileMax);
+    result.stats = moveMaxima(state.take_front(stats), tileMax, result.grows,
+                              &result.alpha);
+    MutableArrayRef<Value> all(result.stats);
+    exponentiate(scores, all.take_front(threadRows),
+                 all.drop_front(threadRows));
+    result.probs = packProbabilities(scores);
+    return result;
+  };
+
+  Value any = arith::CmpIOp::create(b, arith::CmpIPredicate::slt, lo, hi);
+  ValueRange result = ifThenElse(
+      b, any, SmallVector<Type>(init.size(), b.getF32Type()),
+      [&] {
+        // Tile 0, with every stage free: K(0 .. S - 1), V(0 .. S - 2) load.
+        for (int64_t s = 0; s < stages; ++s)
+          loadTile(index(b, s), /*keys=*/true);
+        for (int64_t s = 0; s + 1 < stages; ++s)
+          loadTile(index(b, s), /*keys=*/false);
+        SmallVector<std::array<Value, 4>> steps;
+        SmallVector<Value> descriptors;
+        waitBarrier(b, stageBuffers[0].keyBarrier,
+                    arith::ConstantOp::create(b, b.getI32IntegerAttr(0)));
+        getScoreSteps(stageBuffers[0].keys, steps, descriptors);
+        Scores scores = toScores(warpgroupMmaFromZero(
+            b, kTile / 2, steps, descriptors, /*nMajor=*/false));
+        // O is still zero: only l needs rescaling.
+        Softmax first = softmax(scores, lo, init);
+        // Every warp is done with K(0): K(S) loads into its stage next.
+        mlir::gpu::BarrierOp::create(b);
+
+        SmallVector<Value> carried = first.stats;
+        carried.append(init.begin() + stats, init.end());
+        carried.append(flatten(first.probs[0]));
+        auto loop = scf::ForOp::create(
+            b, arith::AddIOp::create(b, lo, kTileSize), hi, kTileSize, carried);
+        {
+          OpBuilder::InsertionGuard inLoop(b);
+          b.setInsertionPointToStart(loop.getBody());
+          Value kt = loop.getInductionVar();
+          ValueRange state = loop.getRegionIterArgs();
+          Value j = tileIndex(kt);
+          // K(j + S - 1) loads into the stage K(j - 1) left (at the last
+          // tile's closing barrier), V(j + S - 2) into the one V(j - 2)
+          // left.
+          loadTile(arith::AddIOp::create(b, j, index(b, stages - 1)),
+                   /*keys=*/true);
+          loadTile(arith::AddIOp::create(b, j, index(b, stages - 2)),
+                   /*keys=*/false);
+          auto [current, parity] = stageOfTile(j);
+          auto [previous, previousParity] =
+              stageOfTile(arith::SubIOp::create(b, j, index(b, 1)));
+
+          // Issue S(j) = Q K(j)^T, then O += P(j - 1) V(j - 1).
+          SmallVector<std::array<Value, 4>> steps;
+          SmallVector<Value> descriptors;
+          waitBarrier(b, current.keyBarrier, parity);
+          getScoreSteps(current.keys, steps, descriptors);
+          SmallVector<Value> pendingScores =
+              warpgroupMmaFromZero(b, kTile / 2, steps, descriptors,
+                                   /*nMajor=*/false, /*wait=*/false);
+          waitBarrier(b, previous.valueBarrier, previousParity);
+          SmallVector<Value> probs(state.drop_front(stats + outs));
+          SmallVector<Value> pendingOutputs =
+              warpgroupMma(b, SmallVector<Value>(state.slice(stats, outs)),
+                           unflatten(probs), getValueSteps(previous.values),
+                           /*nMajor=*/true, /*wait=*/false);
+
+          // S(j) lands; tile j's softmax runs while P V does.
+          Scores scores =
+              toScores(waitWarpgroupMma(b, 1, pendingScores, flatten(steps)));
+          Softmax tile = softmax(scores, kt, state);
+          SmallVector<Value> outputs =
+              waitWarpgroupMma(b, 0, pendingOutputs, probs);
+          rescaleOutputs(outputs, tile.alpha, tile.grows);
+          // Every warp is done with K(j) and V(j - 1).
+          mlir::gpu::BarrierOp::create(b);
+          SmallVector<Value> next = tile.stats;
+          next.append(outputs);
+          next.append(flatten(tile.probs[0]));
+          scf::YieldOp::create(b, next);
+        }
+        // The last tile's P V.
+        ValueRange last = loop.getResults();
+        auto [buffers, parity] =
+            stageOfTile(tileIndex(arith::SubIOp::create(b, hi, index(b, 1))));
+        waitBarrier(b, buffers.valueBarrier, parity);
+        SmallVector<Value> done(last.take_front(stats));
+        done.append(warpgroupMma(b, SmallVector<Value>(last.slice(stats, outs)),
+                                 unflatten(last.drop_front(stats + outs)),
+                                 getValueSteps(buffers.values),
+                                 /*nMajor=*/true));
+        return done;
+      },
+      [&] { return SmallVector<Value>(init); });
+  return SmallVector<Value>(result);
+}
+
 mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
   Type bf16 = b.getBF16Type(), f32Type = b.getF32Type();
   // Each CTA accumulates one slice of vDim value dims (all of them up to
   // 256); queries stay in registers up to head dim 256, beyond that they
   // are reloaded per key tile (L1-resident).
-  int64_t dim = sig.headDim, vDim = getValueSlice(sig.vHeadDim);
+  dim = sig.headDim;
+  vDim = getValueSlice(sig.vHeadDim);
   int64_t slices = sig.vHeadDim / vDim;
-  bool queriesInRegisters = dim <= 256;
+  queriesInRegisters = dim <= 256;
   SmallVector<Type> inputs = {getRowsType(bf16, sig.heads, dim),
                               getRowsType(bf16, sig.kvHeads, dim),
                               getRowsType(bf16, sig.kvHeads, sig.vHeadDim)};
@@ -285,7 +961,8 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
       shape = {width / kSwizzleRow, kTile, kSwizzleRow};
     return MemRefType::get(shape, bf16, MemRefLayoutAttrInterface(), workgroup);
   };
-  Type keysType = tileType(dim), valuesType = tileType(vDim);
+  keysType = tileType(dim);
+  valuesType = tileType(vDim);
 
   OpBuilder::InsertionGuard guard(b);
   auto func = createKernel(b, name, inputs, /*workgroup=*/{}, threads);
@@ -303,43 +980,12 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
   // The tiles live in dynamic shared memory, whose size the runtime passes
   // at launch (past 48 KiB, after opting the kernel in): static shared
   // memory stops at 48 KiB.
-  FlashSharedLayout layout =
+  layout =
       FlashSharedLayout::get(kTile, dim, vDim, /*swizzled=*/wgmma, tma, stages);
   func->setAttr("hybrid.shared_bytes", b.getI64IntegerAttr(layout.bytes));
-  Value shared = mlir::gpu::DynamicSharedMemoryOp::create(
+  shared = mlir::gpu::DynamicSharedMemoryOp::create(
       b, MemRefType::get({ShapedType::kDynamic}, b.getI8Type(),
                          MemRefLayoutAttrInterface(), workgroup));
-  // Stage s's K and V tiles and, with TMA, their mbarriers (s: an index,
-  // constant or not).
-  struct Buffers {
-    Value keys, values, keyBarrier, valueBarrier;
-  };
-  auto bufferAt = [&](Value s) {
-    auto carve = [&](Type type, int64_t base, int64_t stride) -> Value {
-      // Constant stages get constant offsets (no arithmetic to fold).
-      std::optional<int64_t> constant = getConstantIntValue(s);
-      Value offset = constant
-                         ? index(b, base + *constant * stride)
-                         : Value(arith::AddIOp::create(
-                               b, index(b, base),
-                               arith::MulIOp::create(b, s, index(b, stride))));
-      return memref::ViewOp::create(b, type, shared, offset, ValueRange{});
-    };
-    Buffers buffers;
-    buffers.keys = carve(keysType, layout.keys, layout.keyStage);
-    buffers.values = carve(valuesType, layout.values, layout.valueStage);
-    if (tma) {
-      Value barriers =
-          carve(MemRefType::get({2}, b.getI64Type(),
-                                MemRefLayoutAttrInterface(), workgroup),
-                layout.barriers, 16);
-      buffers.keyBarrier = getSharedPointer(b, barriers);
-      buffers.valueBarrier = getSharedPointer(b, barriers, 8);
-    }
-    return buffers;
-  };
-  // Every stage at its constant offsets.
-  SmallVector<Buffers> stageBuffers;
   for (int64_t st = 0; st < stages; ++st)
     stageBuffers.push_back(bufferAt(index(b, st)));
 
@@ -361,7 +1007,7 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
         index(b, vDim));
   }
   // Value slices past the first read their columns of V from here.
-  Value valueOffsetOrNull = slices > 1 ? valueOffset : Value();
+  valueOffsetOrNull = slices > 1 ? valueOffset : Value();
   batch = mlir::gpu::BlockIdOp::create(b, Dimension::z);
   Value tid = mlir::gpu::ThreadIdOp::create(b, Dimension::x);
   Value warp = arith::DivUIOp::create(b, tid, index(b, kThreadsPerWarp));
@@ -384,11 +1030,13 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
   // This thread's rows (tile-relative): per mma tile m, rows g and g + 8 of
   // the warp's 16-row slice m (row index 2m and 2m + 1 below); their
   // positions, heads and key ranges.
-  int64_t threadRows = 2 * mTiles;
+  threadRows = 2 * mTiles;
   Value warpRow = arith::MulIOp::create(b, warp, index(b, 16 * mTiles));
-  SmallVector<Value> rows(threadRows), rowValid(threadRows),
-      rowBegin(threadRows), rowEnd(threadRows), rowPosition(threadRows),
-      rowHead(threadRows);
+  SmallVector<Value> rows(threadRows), rowValid(threadRows);
+  rowBegin.resize(threadRows);
+  rowEnd.resize(threadRows);
+  rowPosition.resize(threadRows);
+  rowHead.resize(threadRows);
   for (int64_t r = 0; r < threadRows; ++r) {
     rows[r] = arith::AddIOp::create(b, arith::AddIOp::create(b, warpRow, g),
                                     index(b, 8 * r));
@@ -410,31 +1058,22 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
         b, rowValid[r], getKeyEnd(b, sig.mask, position, numKeys), rowBegin[r]);
   }
 
-  // Q fragments of mma tile m for every 16-wide slice of the head dim: rows
-  // g and g + 8, columns 2t (+1) and 2t + 8 (+1).
-  auto loadQueryFrag = [&](int64_t m, int64_t kd) -> std::array<Value, 4> {
-    Value col = arith::AddIOp::create(
-        b, arith::MulIOp::create(b, t, index(b, 2)), index(b, kd));
-    Value col8 = arith::AddIOp::create(b, col, index(b, 8));
-    auto at = [&](int64_t r, Value c) {
-      return loadPair(q, ValueRange{batch, rowPosition[r], rowHead[r], c});
-    };
-    return {at(2 * m, col), at(2 * m + 1, col), at(2 * m, col8),
-            at(2 * m + 1, col8)};
-  };
-  SmallVector<SmallVector<std::array<Value, 4>>> queryFrags(mTiles);
-  if (queriesInRegisters)
+  // Q fragments of every mma tile for every 16-wide slice of the head dim
+  // (up to head dim 256).
+  if (queriesInRegisters) {
+    queryFrags.resize(mTiles);
     for (int64_t m = 0; m < mTiles; ++m)
       for (int64_t kd = 0; kd < dim; kd += 16)
         queryFrags[m].push_back(loadQueryFrag(m, kd));
+  }
 
   Value first = arith::AddIOp::create(b, offset, q0);
   Value last =
       arith::SubIOp::create(b, arith::AddIOp::create(b, first, valid), c1);
-  Value lo = getKeyBegin(b, sig.mask, first);
-  Value hi = getKeyEnd(b, sig.mask, last, numKeys);
-  Value lastBegin = getKeyBegin(b, sig.mask, last);
-  Value firstEnd = getKeyEnd(b, sig.mask, first, numKeys);
+  lo = getKeyBegin(b, sig.mask, first);
+  hi = getKeyEnd(b, sig.mask, last, numKeys);
+  lastBegin = getKeyBegin(b, sig.mask, last);
+  firstEnd = getKeyEnd(b, sig.mask, first, numKeys);
 
   float inf = std::numeric_limits<float>::infinity();
   Value negInf = f32(b, -inf), zero = f32(b, 0.0);
@@ -445,7 +1084,8 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
       sink[r] = memref::LoadOp::create(b, sinks, rowHead[r]);
   // Loop state: running max and (this thread's partial) sum per row, then
   // the output accumulators, per mma tile 4 values per 8 value dims.
-  int64_t vBlocks = vDim / 8, kBlocks = kTile / 8;
+  vBlocks = vDim / 8;
+  kBlocks = kTile / 8;
   SmallVector<Value> init;
   for (int64_t r = 0; r < threadRows; ++r)
     init.push_back(sinks ? sink[r] : negInf);
@@ -456,15 +1096,7 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
     return outAt + (m * vBlocks + vb) * 4 + i;
   };
 
-  Value kTileSize = index(b, kTile);
-  // Issues the TMA loads of key tile kt's K (and V) into `buffers`.
-  auto loadTiles = [&](Value kt, const Buffers &buffers, bool values) {
-    issueTileLoads(/*keys=*/true, kt, Value(), buffers.keys,
-                   buffers.keyBarrier);
-    if (values)
-      issueTileLoads(/*keys=*/false, kt, valueOffsetOrNull, buffers.values,
-                     buffers.valueBarrier);
-  };
+  kTileSize = index(b, kTile);
   if (tma) {
     isIssuer =
         arith::CmpIOp::create(b, arith::CmpIPredicate::eq, tid, index(b, 0));
@@ -477,338 +1109,12 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
       acquireTensorMap(b, valueMap);
     });
     mlir::gpu::BarrierOp::create(b);
-    // One stage: K(j + 1) loads during softmax and P V(j), V(j) during
-    // Q K(j)^T. S stages: tiles j + 1 .. j + S - 1 load during tile j, the
-    // first S - 1 of them here.
-    if (stages == 1)
-      ifThen(b, arith::CmpIOp::create(b, arith::CmpIPredicate::slt, lo, hi),
-             [&] { loadTiles(lo, stageBuffers[0], /*values=*/false); });
-    for (int64_t s = 0; s + 1 < stages; ++s) {
-      Value kt = arith::AddIOp::create(b, lo, index(b, s * kTile));
-      ifThen(b, arith::CmpIOp::create(b, arith::CmpIPredicate::slt, kt, hi),
-             [&] { loadTiles(kt, stageBuffers[s], /*values=*/true); });
-    }
-  } else {
-    firstGroup = stageTile(k, stageBuffers[0].keys, dim, lo);
   }
-  auto loop = scf::ForOp::create(b, lo, hi, kTileSize, init);
-  {
-    OpBuilder::InsertionGuard inLoop(b);
-    b.setInsertionPointToStart(loop.getBody());
-    Value kt = loop.getInductionVar();
-    ValueRange state = loop.getRegionIterArgs();
-    Value nextKt = arith::AddIOp::create(b, kt, kTileSize);
-    Value hasNext =
-        arith::CmpIOp::create(b, arith::CmpIPredicate::slt, nextKt, hi);
-
-    // This tile's K and V buffers (and, with TMA, their mbarriers).
-    Buffers current = stageBuffers[0];
-    Value parity;
-    if (tma) {
-      // Tile j uses stage j % S; each barrier completes one phase per use,
-      // so tile j waits for parity (j / S) % 2.
-      Value j = arith::DivUIOp::create(b, arith::SubIOp::create(b, kt, lo),
-                                       kTileSize);
-      parity = arith::IndexCastOp::create(
-          b, b.getI32Type(),
-          arith::RemUIOp::create(
-              b, arith::DivUIOp::create(b, j, index(b, stages)), index(b, 2)));
-      if (stages == 1) {
-        // V is free: every warp passed the last tile's closing barrier.
-        issueTileLoads(/*keys=*/false, kt, valueOffsetOrNull, current.values,
-                       current.valueBarrier);
-      } else {
-        current = bufferAt(arith::RemUIOp::create(b, j, index(b, stages)));
-        // Tile j + S - 1 loads into stage (j - 1) % S, which every warp
-        // left at the last tile's closing barrier.
-        Value ahead =
-            arith::AddIOp::create(b, kt, index(b, (stages - 1) * kTile));
-        ifThen(b,
-               arith::CmpIOp::create(b, arith::CmpIPredicate::slt, ahead, hi),
-               [&] {
-                 Value stage = arith::RemUIOp::create(
-                     b, arith::AddIOp::create(b, j, index(b, stages - 1)),
-                     index(b, stages));
-                 loadTiles(ahead, bufferAt(stage), /*values=*/true);
-               });
-      }
-      waitBarrier(b, current.keyBarrier, parity);
-    } else {
-      waitGroups(0);
-      if (wgmma)
-        fenceSharedForAsyncProxy(b);
-      mlir::gpu::BarrierOp::create(b);
-      stageTile(v, current.values, vDim, kt, valueOffsetOrNull);
-    }
-
-    // S = Q K^T. B operands (rows: keys g, columns: head dims 2t, 2t + 1)
-    // come from ldmatrix: 8x8 tiles of K (key rows, dim columns), lane L
-    // addressing row L % 8 of tile L / 8; x4 loads two 16-dim steps.
-    Value laneRow = arith::RemUIOp::create(b, lane, index(b, 8));
-    Value laneTile = arith::DivUIOp::create(b, lane, index(b, 8));
-    // Each K fragment feeds every mma tile of the warp.
-    SmallVector<SmallVector<Accumulator>> scores(
-        mTiles,
-        SmallVector<Accumulator>(kBlocks, Accumulator{zero, zero, zero, zero}));
-    if (wgmma) {
-      // One m64nKTILEk16 per 16 head dims: B is the K tile, K-major (rows
-      // of keys); a 16-dim step starts 32 bytes further into its block.
-      SmallVector<std::array<Value, 4>> steps;
-      SmallVector<Value> descriptors;
-      Value keys = getMatrixDescriptor(b, current.keys, /*leadingBytes=*/16,
-                                       /*strideBytes=*/8 * 2 * kSwizzleRow);
-      for (int64_t kd = 0; kd < dim; kd += 16) {
-        steps.push_back(queriesInRegisters ? queryFrags[0][kd / 16]
-                                           : loadQueryFrag(0, kd));
-        descriptors.push_back(
-            offsetDescriptor(b, keys,
-                             (kd / kSwizzleRow) * kTile * 2 * kSwizzleRow +
-                                 (kd % kSwizzleRow) * 2));
-      }
-      SmallVector<Value> d =
-          warpgroupMmaFromZero(b, kTile / 2, steps, descriptors,
-                               /*nMajor=*/false);
-      for (int64_t i = 0; i < kTile / 2; ++i)
-        scores[0][i / 4][i % 4] = d[i];
-    }
-    for (int64_t kd = 0; kd < (wgmma ? 0 : dim); kd += 32) {
-      int64_t tiles = kd + 32 <= dim ? 4 : 2;
-      SmallVector<SmallVector<std::array<Value, 4>>> a(mTiles);
-      for (int64_t m = 0; m < mTiles; ++m)
-        for (int64_t step = 0; step < tiles / 2; ++step)
-          a[m].push_back(queriesInRegisters ? queryFrags[m][kd / 16 + step]
-                                            : loadQueryFrag(m, kd + 16 * step));
-      Value col = arith::AddIOp::create(
-          b, arith::MulIOp::create(b, laneTile, index(b, 8)), index(b, kd));
-      for (int64_t nb = 0; nb < kBlocks; ++nb) {
-        Value key = arith::AddIOp::create(b, laneRow, index(b, nb * 8));
-        SmallVector<Value> frags =
-            loadMatrix(current.keys, key, col, tiles, false);
-        for (int64_t m = 0; m < mTiles; ++m)
-          for (int64_t step = 0; step < tiles / 2; ++step)
-            scores[m][nb] =
-                mma(a[m][step], {frags[2 * step], frags[2 * step + 1]},
-                    scores[m][nb]);
-      }
-    }
-
-    // One stage: every warp is done with the K tile, prefetch the next one.
-    if (stages == 1) {
-      mlir::gpu::BarrierOp::create(b);
-      ifThen(b, hasNext, [&] {
-        if (tma)
-          issueTileLoads(/*keys=*/true, nextKt, Value(), current.keys,
-                         current.keyBarrier);
-        else
-          stageTile(k, current.keys, dim, nextKt);
-      });
-    }
-
-    // Soft-cap, then mask boundary tiles.
-    double cap = sig.score.getSoftcap();
-    if (cap > 0)
-      for (auto &tileScores : scores)
-        for (Accumulator &acc : tileScores)
-          for (Value &s : acc)
-            s = arith::MulFOp::create(
-                b, f32(b, cap),
-                math::TanhOp::create(
-                    b, arith::MulFOp::create(b, s, f32(b, 1 / cap))));
-    Value interior = arith::AndIOp::create(
-        b, arith::CmpIOp::create(b, arith::CmpIPredicate::sle, lastBegin, kt),
-        arith::CmpIOp::create(b, arith::CmpIPredicate::sle, nextKt, firstEnd));
-    SmallVector<Type> scoreTypes(mTiles * kBlocks * 4, f32Type);
-    auto masked = scf::IfOp::create(b, scoreTypes, interior,
-                                    /*withElseRegion=*/true);
-    {
-      OpBuilder::InsertionGuard inIf(b);
-      SmallVector<Value> flat;
-      for (const auto &tileScores : scores)
-        for (const Accumulator &acc : tileScores)
-          flat.append(acc.begin(), acc.end());
-      b.setInsertionPointToStart(masked.thenBlock());
-      scf::YieldOp::create(b, flat);
-      b.setInsertionPointToStart(masked.elseBlock());
-      for (int64_t m = 0; m < mTiles; ++m)
-        for (int64_t nb = 0; nb < kBlocks; ++nb)
-          for (int64_t i = 0; i < 4; ++i) {
-            int64_t r = 2 * m + i / 2;
-            Value key = arith::AddIOp::create(
-                b, kt,
-                arith::AddIOp::create(b,
-                                      arith::MulIOp::create(b, t, index(b, 2)),
-                                      index(b, nb * 8 + i % 2)));
-            Value visible = arith::AndIOp::create(
-                b,
-                arith::CmpIOp::create(b, arith::CmpIPredicate::sge, key,
-                                      rowBegin[r]),
-                arith::CmpIOp::create(b, arith::CmpIPredicate::slt, key,
-                                      rowEnd[r]));
-            Value &s = flat[(m * kBlocks + nb) * 4 + i];
-            s = arith::SelectOp::create(b, visible, s, negInf);
-          }
-      scf::YieldOp::create(b, flat);
-    }
-    for (int64_t m = 0; m < mTiles; ++m)
-      for (int64_t nb = 0; nb < kBlocks; ++nb)
-        for (int64_t i = 0; i < 4; ++i)
-          scores[m][nb][i] = masked.getResult((m * kBlocks + nb) * 4 + i);
-
-    // Online softmax per row: row 2m + h holds entries 2h and 2h + 1 of the
-    // accumulators of mma tile m.
-    SmallVector<Value> next(state.begin(), state.end());
-    SmallVector<Value> tileMax(threadRows);
-    Value grows = arith::ConstantOp::create(b, b.getBoolAttr(false));
-    for (int64_t r = 0; r < threadRows; ++r) {
-      int64_t m = r / 2, h = r % 2;
-      tileMax[r] = negInf;
-      for (const Accumulator &acc : scores[m])
-        tileMax[r] = arith::MaximumFOp::create(
-            b, tileMax[r],
-            arith::MaximumFOp::create(b, acc[2 * h], acc[2 * h + 1]));
-      tileMax[r] = quadReduce(tileMax[r], /*max=*/true);
-      // -inf + slack is -inf: a row's first visible key always moves it.
-      grows = arith::OrIOp::create(
-          b, grows,
-          arith::CmpFOp::create(
-              b, arith::CmpFPredicate::OGT, tileMax[r],
-              arith::AddFOp::create(b, state[r], f32(b, rescaleSlack))));
-    }
-    // Lazy rescaling: the running max m only moves when some row of the
-    // warp sees a score more than `rescaleSlack` above it; then every row
-    // of the warp rescales O and l by e^(m - m'). Otherwise m stays, the
-    // tile's probabilities are e^(s - m) <= e^slack (exact: O and l share
-    // m), and the warp skips the O x alpha multiplies (64 per thread at
-    // value dim 128) -- after the first tiles, almost always.
-    Value warpGrows = NVVM::VoteSyncOp::create(
-        b, b.getI1Type(), arith::ConstantOp::create(b, b.getI32IntegerAttr(-1)),
-        grows, NVVM::VoteSyncKind::any);
-    int64_t outs = mTiles * vBlocks * 4;
-    SmallVector<Type> movedTypes(2 * threadRows + outs, f32Type);
-    auto moved = scf::IfOp::create(b, movedTypes, warpGrows,
-                                   /*withElseRegion=*/true);
-    {
-      OpBuilder::InsertionGuard inIf(b);
-      b.setInsertionPointToStart(moved.elseBlock());
-      scf::YieldOp::create(b, state);
-      b.setInsertionPointToStart(moved.thenBlock());
-      SmallVector<Value> rescaled(state.begin(), state.end());
-      for (int64_t r = 0; r < threadRows; ++r) {
-        Value newMax = arith::MaximumFOp::create(b, state[r], tileMax[r]);
-        // A row that has seen nothing keeps -inf; subtract 0 instead.
-        Value alpha = expOfDifference(b, state[r], finiteOrZero(b, newMax));
-        rescaled[r] = newMax;
-        rescaled[sumAt + r] = arith::MulFOp::create(b, state[sumAt + r], alpha);
-        for (int64_t vb = 0; vb < vBlocks; ++vb)
-          for (int64_t i = 2 * (r % 2); i < 2 * (r % 2) + 2; ++i) {
-            Value &o = rescaled[outIndex(r / 2, vb, i)];
-            o = arith::MulFOp::create(b, o, alpha);
-          }
-      }
-      scf::YieldOp::create(b, rescaled);
-    }
-    for (auto [i, x] : llvm::enumerate(moved.getResults()))
-      next[i] = x;
-    for (int64_t r = 0; r < threadRows; ++r) {
-      int64_t m = r / 2, h = r % 2;
-      Value sum = next[sumAt + r];
-      // p = 2^(s log2 e - max log2 e): one FMA and one ex2 per score.
-      Value log2e = f32(b, 1.4426950408889634);
-      Value scaledMax = arith::NegFOp::create(
-          b, arith::MulFOp::create(b, finiteOrZero(b, next[r]), log2e));
-      for (Accumulator &acc : scores[m])
-        for (int64_t i = 2 * h; i < 2 * h + 2; ++i) {
-          acc[i] = math::Exp2Op::create(
-              b, math::FmaOp::create(b, acc[i], log2e, scaledMax));
-          sum = arith::AddFOp::create(b, sum, acc[i]);
-        }
-      next[sumAt + r] = sum;
-    }
-    // P as A operands, 16 keys (two accumulator blocks) per k step.
-    SmallVector<SmallVector<std::array<Value, 4>>> probFrags(mTiles);
-    for (int64_t m = 0; m < mTiles; ++m)
-      for (int64_t kk = 0; kk < kBlocks / 2; ++kk) {
-        const Accumulator &lo8 = scores[m][2 * kk],
-                          &hi8 = scores[m][2 * kk + 1];
-        probFrags[m].push_back({pack(lo8[0], lo8[1]), pack(lo8[2], lo8[3]),
-                                pack(hi8[0], hi8[1]), pack(hi8[2], hi8[3])});
-      }
-
-    // V(j) has landed (K(j+1) may still be in flight).
-    if (tma) {
-      waitBarrier(b, current.valueBarrier, parity);
-    } else {
-      ifThen(
-          b, hasNext, [&] { waitGroups(1); }, [&] { waitGroups(0); });
-      if (wgmma)
-        fenceSharedForAsyncProxy(b);
-      mlir::gpu::BarrierOp::create(b);
-    }
-
-    if (wgmma) {
-      // One m64nVDIMk16 per 16 keys: B is the V tile, N-major (rows of
-      // keys, value dims contiguous), 64-dim blocks kTile rows apart.
-      Value values =
-          getMatrixDescriptor(b, current.values,
-                              /*leadingBytes=*/kTile * 2 * kSwizzleRow,
-                              /*strideBytes=*/8 * 2 * kSwizzleRow);
-      SmallVector<Value> acc;
-      for (int64_t i = 0; i < vBlocks * 4; ++i)
-        acc.push_back(next[outIndex(0, i / 4, i % 4)]);
-      SmallVector<Value> descriptors;
-      for (int64_t kk = 0; kk < kBlocks / 2; ++kk)
-        descriptors.push_back(
-            offsetDescriptor(b, values, kk * 16 * 2 * kSwizzleRow));
-      SmallVector<Value> d = warpgroupMma(b, acc, probFrags[0], descriptors,
-                                          /*nMajor=*/true);
-      for (int64_t i = 0; i < vBlocks * 4; ++i)
-        next[outIndex(0, i / 4, i % 4)] = d[i];
-    }
-
-    // O += P V. B operands (rows: keys 2t, 2t + 1, columns:
-    // value dims g) come from transposing ldmatrix on V (key rows, dim
-    // columns): per 16 keys, x4 gives two 8-dim blocks, lane L addressing
-    // key row 8 (L / 8 % 2) + L % 8 of dim block L / 16.
-    Value keyHalf = arith::MulIOp::create(
-        b, arith::RemUIOp::create(b, laneTile, index(b, 2)), index(b, 8));
-    Value dimHalf = arith::MulIOp::create(
-        b, arith::DivUIOp::create(b, lane, index(b, 16)), index(b, 8));
-    for (int64_t vb = 0; vb < (wgmma ? 0 : vBlocks); vb += 2) {
-      // acc[m][half]: value block vb + half of mma tile m.
-      SmallVector<std::array<Accumulator, 2>> acc(mTiles);
-      for (int64_t m = 0; m < mTiles; ++m)
-        for (int64_t half = 0; half < 2; ++half)
-          for (int64_t i = 0; i < 4; ++i)
-            acc[m][half][i] = next[outIndex(m, vb + half, i)];
-      Value col = arith::AddIOp::create(b, dimHalf, index(b, vb * 8));
-      for (int64_t kk = 0; kk < kBlocks / 2; ++kk) {
-        Value key = arith::AddIOp::create(
-            b, arith::AddIOp::create(b, keyHalf, laneRow), index(b, kk * 16));
-        SmallVector<Value> frags =
-            loadMatrix(current.values, key, col, 4, true);
-        for (int64_t m = 0; m < mTiles; ++m)
-          for (int64_t half = 0; half < 2; ++half)
-            acc[m][half] =
-                mma(probFrags[m][kk], {frags[2 * half], frags[2 * half + 1]},
-                    acc[m][half]);
-      }
-      for (int64_t m = 0; m < mTiles; ++m)
-        for (int64_t half = 0; half < 2; ++half)
-          for (int64_t i = 0; i < 4; ++i)
-            next[outIndex(m, vb + half, i)] = acc[m][half][i];
-    }
-    // Every warp is done with the V tile before the next tile overwrites it.
-    mlir::gpu::BarrierOp::create(b);
-    scf::YieldOp::create(b, next);
-  }
-  // A loop that ran no tile left its first K tile in flight (TMA issues
-  // none then).
-  if (!tma)
-    waitGroups(0);
+  SmallVector<Value> result =
+      overlap ? emitOverlappedLoop(init) : emitTileLoop(init);
 
   // out = O / l; a sink adds e^(sink - m) to l; a row without any visible
   // key (l = 0) writes zeros.
-  ValueRange result = loop.getResults();
   Value twoT = arith::MulIOp::create(b, t, index(b, 2));
   for (int64_t r = 0; r < threadRows; ++r) {
     int64_t m = r / 2, h = r % 2;

@@ -180,6 +180,10 @@ struct FlashKernelOptions {
   /// when a tile's scores pass it by more than this many powers of two;
   /// probabilities stay at most 2^threshold (FlashAttention-4's trick).
   double rescaleThreshold = 8;
+  /// wgmma with TMA and stages >= 2: each warpgroup issues S(j + 1) =
+  /// Q K^T and O += P(j) V without waiting and computes tile j + 1's
+  /// softmax while P V runs (FlashAttention-3's intra-warpgroup overlap).
+  bool overlapSoftmax = false;
 };
 
 /// Emits the tensor-core flash-attention kernel `@name`.

@@ -53,12 +53,27 @@ Value hybrid::gpu::offsetDescriptor(ImplicitLocOpBuilder &b, Value descriptor,
       arith::ConstantIntOp::create(b, b.getI64Type(), bytes >> 4));
 }
 
+/// An inline-assembly result of `registers` f32 values.
+static Type getResultType(ImplicitLocOpBuilder &b, int64_t registers) {
+  return LLVM::LLVMStructType::getLiteral(
+      b.getContext(), SmallVector<Type>(registers, b.getF32Type()));
+}
+
+static SmallVector<Value> unpack(ImplicitLocOpBuilder &b, Value packed,
+                                 int64_t registers) {
+  SmallVector<Value> result;
+  for (int64_t i = 0; i < registers; ++i)
+    result.push_back(
+        LLVM::ExtractValueOp::create(b, packed, ArrayRef<int64_t>{i}));
+  return result;
+}
+
 /// The wgmma block for `registers` accumulators per thread, accumulating
-/// onto `acc` or, when it is empty, onto nothing.
+/// onto `acc` or, when it is empty, onto nothing; waiting for it or not.
 static SmallVector<Value>
 emitWarpgroupMma(ImplicitLocOpBuilder &b, int64_t registers,
                  ArrayRef<Value> acc, ArrayRef<std::array<Value, 4>> a,
-                 ArrayRef<Value> descriptors, bool nMajor) {
+                 ArrayRef<Value> descriptors, bool nMajor, bool wait) {
   int64_t n = 2 * registers;
   bool fromZero = acc.empty();
   // Operands: the accumulators' outputs $0.., the same registers as tied
@@ -100,32 +115,55 @@ emitWarpgroupMma(ImplicitLocOpBuilder &b, int64_t registers,
         arith::ConstantOp::create(b, b.getBoolAttr(false)).getResult());
     constraints += ",b";
   }
-  text += "wgmma.commit_group.sync.aligned;\n"
-          "wgmma.wait_group.sync.aligned 0;";
-  Type f32 = b.getF32Type();
-  auto resultType = LLVM::LLVMStructType::getLiteral(
-      b.getContext(), SmallVector<Type>(registers, f32));
-  Value packed = inlinePtx(b, resultType, operands, text, constraints);
-  SmallVector<Value> result;
-  for (int64_t i = 0; i < registers; ++i)
-    result.push_back(
-        LLVM::ExtractValueOp::create(b, packed, ArrayRef<int64_t>{i}));
-  return result;
+  text += "wgmma.commit_group.sync.aligned;";
+  if (wait)
+    text += "\nwgmma.wait_group.sync.aligned 0;";
+  return unpack(
+      b, inlinePtx(b, getResultType(b, registers), operands, text, constraints),
+      registers);
 }
 
 SmallVector<Value> hybrid::gpu::warpgroupMma(ImplicitLocOpBuilder &b,
                                              ArrayRef<Value> acc,
                                              ArrayRef<std::array<Value, 4>> a,
                                              ArrayRef<Value> descriptors,
-                                             bool nMajor) {
-  return emitWarpgroupMma(b, int64_t(acc.size()), acc, a, descriptors, nMajor);
+                                             bool nMajor, bool wait) {
+  return emitWarpgroupMma(b, int64_t(acc.size()), acc, a, descriptors, nMajor,
+                          wait);
 }
 
 SmallVector<Value>
 hybrid::gpu::warpgroupMmaFromZero(ImplicitLocOpBuilder &b, int64_t registers,
                                   ArrayRef<std::array<Value, 4>> a,
-                                  ArrayRef<Value> descriptors, bool nMajor) {
-  return emitWarpgroupMma(b, registers, {}, a, descriptors, nMajor);
+                                  ArrayRef<Value> descriptors, bool nMajor,
+                                  bool wait) {
+  return emitWarpgroupMma(b, registers, {}, a, descriptors, nMajor, wait);
+}
+
+SmallVector<Value> hybrid::gpu::waitWarpgroupMma(ImplicitLocOpBuilder &b,
+                                                 int64_t pending,
+                                                 ArrayRef<Value> inFlight,
+                                                 ArrayRef<Value> inUse) {
+  // The landed values are the in-flight ones tied through the wait: every
+  // reader of them comes after it. The operands still in use are inputs,
+  // so their registers live (unchanged) until here.
+  int64_t registers = int64_t(inFlight.size());
+  std::string constraints;
+  for (int64_t i = 0; i < registers; ++i)
+    constraints += "=f,";
+  for (int64_t i = 0; i < registers; ++i)
+    constraints += std::to_string(i) + ",";
+  for (size_t i = 0; i < inUse.size(); ++i)
+    constraints += "r,";
+  constraints.pop_back();
+  SmallVector<Value> operands(inFlight.begin(), inFlight.end());
+  operands.append(inUse.begin(), inUse.end());
+  return unpack(b,
+                inlinePtx(b, getResultType(b, registers), operands,
+                          "wgmma.wait_group.sync.aligned " +
+                              std::to_string(pending) + ";",
+                          constraints),
+                registers);
 }
 
 void hybrid::gpu::fenceSharedForAsyncProxy(ImplicitLocOpBuilder &b) {

@@ -37,21 +37,34 @@ mlir::Value offsetDescriptor(mlir::ImplicitLocOpBuilder &b,
                              mlir::Value descriptor, int64_t bytes);
 
 /// D = acc + sum_s A_s B_s over the steps s (m64nNk16 each, N = 2 x the
-/// accumulators per thread): wgmma.fence, the steps, commit and wait, as
-/// one inline-assembly block so that no other instruction touches the
-/// registers while they are in flight. `nMajor`: B tiles hold K rows of N
-/// (transposed B); else N rows of K.
+/// accumulators per thread): wgmma.fence, the steps, commit and (`wait`)
+/// wait, as one inline-assembly block so that no other instruction touches
+/// the registers while they are in flight. `nMajor`: B tiles hold K rows of
+/// N (transposed B); else N rows of K. Without `wait` the group stays in
+/// flight: its results and A registers go through waitWarpgroupMma before
+/// anything else touches them.
 llvm::SmallVector<mlir::Value>
 warpgroupMma(mlir::ImplicitLocOpBuilder &b, llvm::ArrayRef<mlir::Value> acc,
              llvm::ArrayRef<std::array<mlir::Value, 4>> a,
-             llvm::ArrayRef<mlir::Value> descriptors, bool nMajor);
+             llvm::ArrayRef<mlir::Value> descriptors, bool nMajor,
+             bool wait = true);
 
 /// D = sum_s A_s B_s into `registers` accumulators per thread: the first
 /// step ignores D (scale-d false), so no zeros are moved into them.
 llvm::SmallVector<mlir::Value>
 warpgroupMmaFromZero(mlir::ImplicitLocOpBuilder &b, int64_t registers,
                      llvm::ArrayRef<std::array<mlir::Value, 4>> a,
-                     llvm::ArrayRef<mlir::Value> descriptors, bool nMajor);
+                     llvm::ArrayRef<mlir::Value> descriptors, bool nMajor,
+                     bool wait = true);
+
+/// wgmma.wait_group `pending`: all but the warp's last `pending` committed
+/// groups have landed. Returns `inFlight` (results of those groups) as
+/// landed values, to be read only through them; `inUse` (A registers the
+/// groups read) stay unchanged until the wait.
+llvm::SmallVector<mlir::Value>
+waitWarpgroupMma(mlir::ImplicitLocOpBuilder &b, int64_t pending,
+                 llvm::ArrayRef<mlir::Value> inFlight,
+                 llvm::ArrayRef<mlir::Value> inUse);
 
 /// fence.proxy.async.shared::cta: this thread's shared-memory writes
 /// become visible to the async proxy (wgmma's operand reads).

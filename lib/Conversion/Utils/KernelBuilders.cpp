@@ -73,6 +73,19 @@ void hybrid::ifThen(ImplicitLocOpBuilder &b, Value cond,
   }
 }
 
+ValueRange hybrid::ifThenElse(ImplicitLocOpBuilder &b, Value cond,
+                              TypeRange types,
+                              function_ref<SmallVector<Value>()> thenBody,
+                              function_ref<SmallVector<Value>()> elseBody) {
+  auto op = scf::IfOp::create(b, types, cond, /*withElseRegion=*/true);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(op.thenBlock());
+  scf::YieldOp::create(b, thenBody());
+  b.setInsertionPointToStart(op.elseBlock());
+  scf::YieldOp::create(b, elseBody());
+  return op.getResults();
+}
+
 Value hybrid::getKeyBegin(ImplicitLocOpBuilder &b, MaskAttr m, Value position) {
   switch (m.getKind()) {
   case MaskKind::full:

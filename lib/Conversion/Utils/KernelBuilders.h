@@ -56,6 +56,14 @@ void ifThen(mlir::ImplicitLocOpBuilder &b, mlir::Value cond,
             llvm::function_ref<void()> thenBody,
             llvm::function_ref<void()> elseBody = nullptr);
 
+/// `scf.if cond -> types`: each body builds its branch and returns what it
+/// yields; the if's results.
+mlir::ValueRange
+ifThenElse(mlir::ImplicitLocOpBuilder &b, mlir::Value cond,
+           mlir::TypeRange types,
+           llvm::function_ref<llvm::SmallVector<mlir::Value>()> thenBody,
+           llvm::function_ref<llvm::SmallVector<mlir::Value>()> elseBody);
+
 /// The first key position visible to the query at `position` under `mask`.
 mlir::Value getKeyBegin(mlir::ImplicitLocOpBuilder &b, MaskAttr mask,
                         mlir::Value position);

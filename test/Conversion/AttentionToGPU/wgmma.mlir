@@ -8,6 +8,8 @@
 // RUN: hybrid-opt %s --convert-hybrid-attention-to-gpu="tensor-cores=wgmma tma=1 stages=2 shared-memory=232448" | FileCheck %s --check-prefix=STAGES
 // RUN: not hybrid-opt %s --convert-hybrid-attention-to-gpu="tensor-cores=wgmma stages=2" 2>&1 | FileCheck %s --check-prefix=STAGESTMA
 // RUN: not hybrid-opt %s --convert-hybrid-attention-to-gpu="tensor-cores=wgmma tma=1 stages=5" 2>&1 | FileCheck %s --check-prefix=BADSTAGES
+// RUN: hybrid-opt %s --convert-hybrid-attention-to-gpu="tensor-cores=wgmma tma=1 stages=2 softmax-overlap=1 shared-memory=232448" | FileCheck %s --check-prefix=OVERLAP
+// RUN: not hybrid-opt %s --convert-hybrid-attention-to-gpu="tensor-cores=wgmma tma=1 softmax-overlap=1" 2>&1 | FileCheck %s --check-prefix=OVERLAPSTAGES
 
 // tensor-cores=wgmma: the flash kernel's four warps are one warpgroup; both
 // products are wgmma.mma_async with A (queries, probabilities) in registers
@@ -129,3 +131,33 @@ func.func @causal(%q: tensor<?x?x8x128xf32>, %k: tensor<?x?x2x128xf32>, %init: t
 // STAGES-NEXT: scf.yield
 // STAGESTMA: stages=2: tiles ahead of the current one are loaded by TMA; use it with tma
 // BADSTAGES: stages must be 1 to 4, got 5
+
+// softmax-overlap=1: tile 0's scores are waited for at once; then per tile
+// j the warpgroup issues S(j) = Q K(j)^T and O += P(j - 1) V(j - 1) (each
+// its own committed group, no wait), waits for S(j) alone (wait_group 1:
+// its 32 accumulators tied through, the 32 Q registers it reads kept
+// live), computes tile j's softmax while P V runs, then waits for O
+// (wait_group 0: 64 accumulators, the 16 P registers) and rescales it only
+// if the warp moved its maxima. The last tile's P V follows the loop.
+// OVERLAP-LABEL: gpu.func @causal(
+// OVERLAP-SAME: hybrid.shared_bytes = 65568 : i64
+// OVERLAP: wgmma.mma_async.sync.aligned.m64n64k16{{.+}}wgmma.commit_group.sync.aligned;\0Awgmma.wait_group.sync.aligned 0;"
+// OVERLAP: nvvm.vote.sync any
+// OVERLAP: gpu.barrier
+// OVERLAP: scf.for
+// OVERLAP: mbarrier.try_wait.parity
+// OVERLAP: "wgmma.fence.sync.aligned;\0Awgmma.mma_async.sync.aligned.m64n64k16{{.+}}wgmma.commit_group.sync.aligned;"
+// OVERLAP: mbarrier.try_wait.parity
+// OVERLAP: "wgmma.fence.sync.aligned;\0Awgmma.mma_async.sync.aligned.m64n128k16{{.+}}wgmma.commit_group.sync.aligned;"
+// OVERLAP: "wgmma.wait_group.sync.aligned 1;", "=f,{{(=f,)+}}0,1,{{([0-9]+,)+}}31,r,r,r,r,r,r,r,r,r,r,r,r,r,r,r,r,r,r,r,r,r,r,r,r,r,r,r,r,r,r,r,r"
+// OVERLAP: nvvm.vote.sync any
+// OVERLAP: math.exp2
+// OVERLAP: "wgmma.wait_group.sync.aligned 0;", "=f,{{(=f,)+}}0,1,{{([0-9]+,)+}}63,r,r,r,r,r,r,r,r,r,r,r,r,r,r,r,r"
+// OVERLAP: scf.if
+// OVERLAP: arith.mulf
+// OVERLAP: gpu.barrier
+// OVERLAP-NEXT: scf.yield
+// OVERLAP: mbarrier.try_wait.parity
+// OVERLAP: wgmma.mma_async.sync.aligned.m64n128k16{{.+}}wgmma.wait_group.sync.aligned 0;"
+// OVERLAP-LABEL: gpu.func @causal_prepare_q(
+// OVERLAPSTAGES: softmax-overlap: the tiles of two key tiles are in use at once; use it with tma and stages >= 2
