@@ -7,10 +7,12 @@
 // Per attention layer: the median prefill time over R runs after W warm-up
 // runs, and the useful GFLOP/s, counting only the query-key pairs the mask
 // shows: 2 * pairs * (D + Dv) * Hq * B (4 * pairs * D * Hq per batch entry
-// when Dv = D).
+// when Dv = D). GPU targets report device time (CUDA events around the
+// attention kernels: the host copies of the arrays are left out).
 //
 //===----------------------------------------------------------------------===//
 
+#include "../common/GPUKernelOptions.h"
 #include "../common/ToolSupport.h"
 #include "hybrid-rt/Runtime.h"
 #include "llvm/Support/CommandLine.h"
@@ -52,6 +54,18 @@ int fail(const Twine &message) {
   return 1;
 }
 
+/// Milliseconds of the call that started at `start`: the device time of its
+/// attention kernels on GPU targets, else the host's.
+double getCallMs(rt::Model &model,
+                 std::chrono::steady_clock::time_point start) {
+  std::chrono::duration<double, std::milli> host =
+      std::chrono::steady_clock::now() - start;
+  hybrid_rt_device_time device;
+  if (hybrid_rt_device_time_get(model.get(), &device) == HYBRID_RT_OK)
+    return device.attention_ms;
+  return host.count();
+}
+
 double median(std::vector<double> values) {
   std::sort(values.begin(), values.end());
   size_t n = values.size();
@@ -61,7 +75,8 @@ double median(std::vector<double> values) {
 
 int main(int argc, char **argv) {
   InitLLVM init(argc, argv);
-  cl::HideUnrelatedOptions({&toolCategory, &tools::getRunOptionCategory()});
+  cl::HideUnrelatedOptions({&toolCategory, &tools::getRunOptionCategory(),
+                            &tools::getGPUKernelOptionCategory()});
   cl::ParseCommandLineOptions(argc, argv,
                               "hybrid-bench: time a compiled schedule's "
                               "layers\n");
@@ -103,6 +118,10 @@ int main(int argc, char **argv) {
       timed.push_back(&layer);
   }
 
+  // GPU caches hold bf16, CPU caches f32.
+  bool onDevice = manifest.target != "cpu";
+  double cacheElementBytes = onDevice ? 2 : 4;
+
   // Prefill: the stateless call on the prompt, timed.
   for (const rt::LayerSpec *layer : decodeOnly ? decltype(timed){} : timed) {
     const tools::LayerInputs &in = inputs.get(*layer);
@@ -114,10 +133,9 @@ int main(int argc, char **argv) {
                                        prompt.v, prompt.sinksOrNull, prompt.o);
           !s)
         return fail(s.message);
-      std::chrono::duration<double, std::milli> elapsed =
-          std::chrono::steady_clock::now() - start;
+      double ms = getCallMs(model, start);
       if (run >= warmup)
-        times.push_back(elapsed.count());
+        times.push_back(ms);
     }
     double ms = median(times);
     int64_t pairs = layer->countVisiblePairs(seqLen, seqLen);
@@ -161,10 +179,9 @@ int main(int argc, char **argv) {
                 shared ? nullptr : &next.v, next.sinksOrNull, next.o);
             !s)
           return fail(s.message);
-        std::chrono::duration<double, std::milli> elapsed =
-            std::chrono::steady_clock::now() - start;
+        double ms = getCallMs(model, start);
         if (step >= warmup)
-          times[layer->index].push_back(elapsed.count());
+          times[layer->index].push_back(ms);
       }
     cacheBytes = session.cacheBytes();
     for (auto &[index, layerTimes] : times) {
@@ -179,7 +196,7 @@ int main(int argc, char **argv) {
       int64_t keys = seqLen + stepTokens - first;
       double bytes = double(batch) * double(keys) * double(layer.numKvHeads) *
                      double(layer.headDim + (layer.kEqV ? 0 : layer.vHeadDim)) *
-                     sizeof(float);
+                     cacheElementBytes;
       entries[index]["decode_ms"] = ms;
       entries[index]["decode_gbytes_per_s"] = bytes / (ms * 1e6);
     }
@@ -199,6 +216,7 @@ int main(int argc, char **argv) {
                    {"decode_steps", int64_t(steps)},
                    {"step_tokens", int64_t(stepTokens)},
                    {"threads", model.numThreads()},
+                   {"timing", onDevice ? "device" : "host"},
                    {"repeat", int(repeat)},
                    {"layers", std::move(layers)}};
     if (steps) {
@@ -211,7 +229,9 @@ int main(int argc, char **argv) {
   }
   outs() << "hybrid-bench: " << manifest.name << ", " << manifest.target
          << ", batch " << batch << ", seq " << seqLen << ", "
-         << model.numThreads() << " threads, median of " << repeat << "\n";
+         << (onDevice ? std::string("device time")
+                      : std::to_string(model.numThreads()) + " threads")
+         << ", median of " << repeat << "\n";
   outs() << "layer  kind      prefill ms   GFLOP/s   decode ms    GB/s\n";
   auto cell = [](const json &value, const char *style) {
     return value.is_null() ? std::string(std::strlen(style) ? 10 : 0, ' ')
