@@ -323,10 +323,10 @@ bench)
       --repeat "$repeat" --no-check --json | tee "$results/ours-$variant.jsonl" \
       || status=1
   done
-  # Decode's split count: the runtime picks enough splits of the key range
-  # for two CTAs per SM (9 at 32 kv heads on 132 SMs); fixed counts with
-  # more CTAs in flight, to choose from.
-  for splits in 18 36 72; do
+  # Decode's split count: the runtime fills one wave of decode CTAs (the
+  # driver's occupancy: 33 splits at 32 kv heads, 8 CTAs per SM on 132
+  # SMs); fixed counts around it, and 9 (the first rule's two CTAs per SM).
+  for splits in 9 18 36 72; do
     HYBRID_CUDA_DECODE_SPLITS=$splits "$check" "$bench_schedule" \
       "${decode[@]}" --decode-steps 8 --repeat 1 --no-check --json \
       | tee "$results/ours-splits$splits.jsonl" || status=1

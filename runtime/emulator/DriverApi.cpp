@@ -278,6 +278,29 @@ CUresult cuFuncSetAttribute(CUfunction function, CUfunction_attribute attribute,
   return CUDA_SUCCESS;
 }
 
+CUresult cuOccupancyMaxActiveBlocksPerMultiprocessor(int *numBlocks,
+                                                     CUfunction function,
+                                                     int blockSize,
+                                                     size_t dynamicSMemSize) {
+  // An H100 multiprocessor's limits: 64 warps, 32 CTAs, 228 KiB of shared
+  // memory of which each CTA reserves 1 KiB. Registers are not counted:
+  // PTX's are virtual (ptxas allocates them), so this is an upper bound.
+  auto *kernel = reinterpret_cast<Kernel *>(function);
+  const Module &m = kernel->program->module;
+  if (blockSize <= 0 || blockSize > 1024)
+    return faulted(CUDA_ERROR_INVALID_VALUE,
+                   "PTX emulator: cuOccupancyMaxActiveBlocksPerMultiprocessor:"
+                   " block size " +
+                       std::to_string(blockSize));
+  uint64_t sharedPerCta = m.moduleSharedBytes +
+                          m.functions[kernel->function].sharedBytes +
+                          dynamicSMemSize + 1024;
+  int byWarps = 64 / ((blockSize + 31) / 32);
+  int byShared = int(228 * 1024 / sharedPerCta);
+  *numBlocks = std::min({32, byWarps, byShared});
+  return CUDA_SUCCESS;
+}
+
 CUresult cuFuncGetParamInfo(CUfunction function, size_t index, size_t *offset,
                             size_t *size) {
   auto *kernel = reinterpret_cast<Kernel *>(function);

@@ -89,6 +89,8 @@ struct Backend::State {
     size_t parameters = 0; // 0: unknown (the driver cannot say)
     // Dynamic shared memory the function was allowed past the default 48 KiB.
     unsigned sharedLimit = kDefaultSharedBytes;
+    // CTAs of it a multiprocessor holds at once (0: not asked yet).
+    int resident = 0;
   };
   /// What every CUDA GPU gives a CTA without opting in.
   static constexpr unsigned kDefaultSharedBytes = 48 * 1024;
@@ -142,6 +144,28 @@ struct Backend::State {
       it = functions.emplace(symbol, loaded).first;
     }
     f = it->second;
+    return "";
+  }
+  /// CTAs of `threads` threads (no dynamic shared memory) of kernel
+  /// `symbol` that one multiprocessor holds at once, by the driver's
+  /// occupancy calculator (its registers, shared memory and threads); 2
+  /// where the driver cannot say.
+  std::string getResidentCtas(const std::string &symbol, unsigned threads,
+                              int &resident) {
+    Function f;
+    if (std::string e = function(symbol, f); !e.empty())
+      return e;
+    Function &cached = functions[symbol];
+    if (!cached.resident) {
+      cached.resident = 2;
+      int n = 0;
+      if (driver.cuOccupancyMaxActiveBlocksPerMultiprocessor &&
+          driver.cuOccupancyMaxActiveBlocksPerMultiprocessor(
+              &n, f.handle, int(threads), 0) == CUDA_SUCCESS &&
+          n > 0)
+        cached.resident = n;
+    }
+    resident = cached.resident;
     return "";
   }
   std::string launch(const std::string &symbol, unsigned gridX, unsigned gridY,
@@ -611,7 +635,9 @@ std::string Backend::decode(const LayerSpec &l, const KernelSpec &kernel,
   HYBRID_CUDA_TRY(
       s.prepare(kernel, kernel.prepareQ, qPtr, s.qBf16, qShape, position));
 
-  // Enough splits of the last query's key range to fill the GPU twice.
+  // Splits of the last query's key range, whole tiles each, for one full
+  // wave: every CTA the GPU holds at once (a memory-bound kernel wants
+  // every warp slot for loads in flight).
   int64_t total = position + steps, first = 0;
   if (l.window)
     first = std::max<int64_t>(0, total - l.window);
@@ -619,9 +645,12 @@ std::string Backend::decode(const LayerSpec &l, const KernelSpec &kernel,
     first = (total - 1) / l.chunk * l.chunk;
   int64_t items = batch * steps * l.numKvHeads;
   int64_t tiles = (total - first + kernel.threads - 1) / kernel.threads;
-  int64_t splits =
-      std::clamp<int64_t>((2 * s.multiprocessors + items - 1) / items, 1,
-                          std::max<int64_t>(1, tiles));
+  int resident = 0;
+  HYBRID_CUDA_TRY(
+      s.getResidentCtas(kernel.decode, unsigned(kernel.threads), resident));
+  int64_t wave = int64_t(s.multiprocessors) * resident;
+  int64_t splits = std::clamp<int64_t>((wave + items - 1) / items, 1,
+                                       std::max<int64_t>(1, tiles));
   if (s.fixedSplits > 0)
     splits = std::clamp<int64_t>(s.fixedSplits, 1, std::max<int64_t>(1, tiles));
   size_t partial = splits * batch * steps * l.numHeads;

@@ -52,6 +52,7 @@ namespace hybrid::rt::cuda {
 /// needs).
 #define HYBRID_CUDA_OPTIONAL_FUNCTIONS(X)                                      \
   X(cuFuncGetParamInfo)                                                        \
+  X(cuOccupancyMaxActiveBlocksPerMultiprocessor)                               \
   X(cuTensorMapEncodeTiled)
 
 /// The driver's entry points; null until load() succeeds.
