@@ -134,6 +134,12 @@ if [[ "$mode" == prepare ]]; then
         --tensor-cores wgmma --tma ${hopper[$variant]} --emit artifacts \
         -o "$dir/artifacts/masks-$variant"
     done
+    # ... and Gemma 4 with the overlap: head dims 256 and 512 (queries
+    # reloaded per tile, kept live through the in-flight product), K = V.
+    # shellcheck disable=SC2086
+    "$compile" "$root/examples/configs/gemma-4-e4b.json" --target "cuda:$chip" \
+      --tensor-cores wgmma --tma ${hopper[tma-s2-overlap]} --emit artifacts \
+      -o "$dir/artifacts/gemma-4-e4b-tma-s2-overlap"
   fi
   rm -f "$dir"/artifacts/*/kernels.mlir # only PTX and cubin travel
   du -sh "$dir"

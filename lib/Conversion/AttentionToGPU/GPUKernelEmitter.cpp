@@ -29,6 +29,13 @@ Value hybrid::gpu::getSharedAddress(ImplicitLocOpBuilder &b, Value memref) {
       memref::ExtractAlignedPointerAsIndexOp::create(b, memref));
 }
 
+Value hybrid::gpu::exp2Flushed(ImplicitLocOpBuilder &b, Value x) {
+  return LLVM::CallIntrinsicOp::create(
+             b, b.getF32Type(), b.getStringAttr("llvm.nvvm.ex2.approx.ftz.f32"),
+             ValueRange{x})
+      .getResult(0);
+}
+
 Value hybrid::gpu::inlinePtx(ImplicitLocOpBuilder &b, Type resultType,
                              ValueRange operands, StringRef text,
                              StringRef constraints) {

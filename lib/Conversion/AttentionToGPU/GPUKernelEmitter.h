@@ -87,14 +87,19 @@ inline int64_t getFlashKeyTile(int64_t requested, int64_t headDim,
   return tile;
 }
 
-/// e^(x - y) as 2^((x - y) log2 e): math.exp2 becomes one ex2.approx, where
-/// math.exp becomes libdevice's expf (about 8 instructions).
+/// 2^x (f32) as ex2.approx.ftz.f32: one MUFU.EX2. math.exp2 becomes the
+/// non-ftz ex2.approx.f32, which ptxas wraps in a range check and two
+/// predicated multiplies to keep denormal results; softmax has no use for
+/// them (below 2^-126 a probability is 0 to bf16 P and to the f32 sums).
+mlir::Value exp2Flushed(mlir::ImplicitLocOpBuilder &b, mlir::Value x);
+
+/// e^(x - y) as 2^((x - y) log2 e): one ex2 (math.exp becomes libdevice's
+/// expf, about 8 instructions).
 inline mlir::Value expOfDifference(mlir::ImplicitLocOpBuilder &b, mlir::Value x,
                                    mlir::Value y) {
   mlir::Value log2e = f32(b, 1.4426950408889634);
-  return mlir::math::Exp2Op::create(
-      b, mlir::arith::MulFOp::create(b, mlir::arith::SubFOp::create(b, x, y),
-                                     log2e));
+  return exp2Flushed(b, mlir::arith::MulFOp::create(
+                            b, mlir::arith::SubFOp::create(b, x, y), log2e));
 }
 
 /// A running max, or 0 for a row that has seen nothing (-inf), so that

@@ -143,7 +143,8 @@ hybrid::gpu::warpgroupMmaFromZero(ImplicitLocOpBuilder &b, int64_t registers,
 SmallVector<Value> hybrid::gpu::waitWarpgroupMma(ImplicitLocOpBuilder &b,
                                                  int64_t pending,
                                                  ArrayRef<Value> inFlight,
-                                                 ArrayRef<Value> inUse) {
+                                                 ArrayRef<Value> inUse,
+                                                 StringRef note) {
   // The landed values are the in-flight ones tied through the wait: every
   // reader of them comes after it. The operands still in use are inputs,
   // so their registers live (unchanged) until here.
@@ -161,7 +162,8 @@ SmallVector<Value> hybrid::gpu::waitWarpgroupMma(ImplicitLocOpBuilder &b,
   return unpack(b,
                 inlinePtx(b, getResultType(b, registers), operands,
                           "wgmma.wait_group.sync.aligned " +
-                              std::to_string(pending) + ";",
+                              std::to_string(pending) + ";" +
+                              (note.empty() ? "" : " // " + note.str()),
                           constraints),
                 registers);
 }

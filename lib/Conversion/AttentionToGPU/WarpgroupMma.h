@@ -64,7 +64,7 @@ warpgroupMmaFromZero(mlir::ImplicitLocOpBuilder &b, int64_t registers,
 llvm::SmallVector<mlir::Value>
 waitWarpgroupMma(mlir::ImplicitLocOpBuilder &b, int64_t pending,
                  llvm::ArrayRef<mlir::Value> inFlight,
-                 llvm::ArrayRef<mlir::Value> inUse);
+                 llvm::ArrayRef<mlir::Value> inUse, llvm::StringRef note = "");
 
 /// fence.proxy.async.shared::cta: this thread's shared-memory writes
 /// become visible to the async proxy (wgmma's operand reads).

@@ -61,11 +61,12 @@
 // LAZY0: nvvm.vote.sync any
 // CHECK: %[[MOVE:.+]] = nvvm.vote.sync any %{{.+}}, %{{.+}} -> i1
 // CHECK-NEXT: scf.if %[[MOVE]] -> (f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32) {
-// CHECK: math.exp2
+// Exponentials are ex2.approx.ftz.f32 (no denormal fix-ups around each).
+// CHECK: llvm.call_intrinsic "llvm.nvvm.ex2.approx.ftz.f32"
 // CHECK-COUNT-9: arith.mulf
 // CHECK: } else {
 // CHECK-NEXT: scf.yield %arg{{[0-9]+}}, %arg{{[0-9]+}},
-// CHECK: math.exp
+// CHECK: llvm.call_intrinsic "llvm.nvvm.ex2.approx.ftz.f32"
 // P V: 4 value blocks x 4 key steps, V operands from transposing ldmatrix.
 // CHECK: numGroups = 1
 // CHECK: nvgpu.ldmatrix %[[SV]][{{.+}}] {numTiles = 4 : i32, transpose = true}
@@ -73,7 +74,7 @@
 // CHECK: scf.yield
 // The sink joins the final sum.
 // CHECK: gpu.shuffle xor
-// CHECK: math.exp
+// CHECK: llvm.call_intrinsic "llvm.nvvm.ex2.approx.ftz.f32"
 // CHECK: memref.store {{.+}} : memref<?x?x4x32xf32>
 // CHECK-LABEL: gpu.func @sliding_prepare_q(
 // CHECK-SAME: memref<?x?x4x32xf32>, %{{.+}}: memref<?x?x4x32xbf16>, %{{.+}}: index)

@@ -137,8 +137,10 @@ func.func @causal(%q: tensor<?x?x8x128xf32>, %k: tensor<?x?x2x128xf32>, %init: t
 // its own committed group, no wait), waits for S(j) alone (wait_group 1:
 // its 32 accumulators tied through, the 32 Q registers it reads kept
 // live), computes tile j's softmax while P V runs, then waits for O
-// (wait_group 0: 64 accumulators, the 16 P registers) and rescales it only
-// if the warp moved its maxima. The last tile's P V follows the loop.
+// (wait_group 0: 64 accumulators, the 16 P registers) in each branch of
+// the rescale (scaled only if the warp moved its maxima): a wait below the
+// exponentials' block, which ptxas cannot hoist above them. The last
+// tile's P V follows the loop.
 // OVERLAP-LABEL: gpu.func @causal(
 // OVERLAP-SAME: hybrid.shared_bytes = 65568 : i64
 // OVERLAP: wgmma.mma_async.sync.aligned.m64n64k16{{.+}}wgmma.commit_group.sync.aligned;\0Awgmma.wait_group.sync.aligned 0;"
@@ -151,12 +153,18 @@ func.func @causal(%q: tensor<?x?x8x128xf32>, %k: tensor<?x?x2x128xf32>, %init: t
 // OVERLAP: "wgmma.fence.sync.aligned;\0Awgmma.mma_async.sync.aligned.m64n128k16{{.+}}wgmma.commit_group.sync.aligned;"
 // OVERLAP: "wgmma.wait_group.sync.aligned 1;", "=f,{{(=f,)+}}0,1,{{([0-9]+,)+}}31,r,r,r,r,r,r,r,r,r,r,r,r,r,r,r,r,r,r,r,r,r,r,r,r,r,r,r,r,r,r,r,r"
 // OVERLAP: nvvm.vote.sync any
-// OVERLAP: math.exp2
-// OVERLAP: "wgmma.wait_group.sync.aligned 0;", "=f,{{(=f,)+}}0,1,{{([0-9]+,)+}}63,r,r,r,r,r,r,r,r,r,r,r,r,r,r,r,r"
-// OVERLAP: scf.if
+// Two rescale factors and the tile's 32 probabilities before O lands.
+// OVERLAP-COUNT-34: llvm.call_intrinsic "llvm.nvvm.ex2.approx.ftz.f32"
+// OVERLAP-NOT: wgmma.wait_group
+// OVERLAP: "wgmma.wait_group.sync.aligned 0; // moved", "=f,{{(=f,)+}}0,1,{{([0-9]+,)+}}63,r,r,r,r,r,r,r,r,r,r,r,r,r,r,r,r"
 // OVERLAP: arith.mulf
+// OVERLAP: } else {
+// OVERLAP-NEXT: "wgmma.wait_group.sync.aligned 0; // kept", "=f,{{(=f,)+}}0,1,{{([0-9]+,)+}}63,r,r,r,r,r,r,r,r,r,r,r,r,r,r,r,r"
+// P is packed into A operands only after the wait (the registers of the
+// P that was in flight are free then).
 // OVERLAP: gpu.barrier
-// OVERLAP-NEXT: scf.yield
+// OVERLAP-NEXT: arith.truncf
+// OVERLAP: scf.yield
 // OVERLAP: mbarrier.try_wait.parity
 // OVERLAP: wgmma.mma_async.sync.aligned.m64n128k16{{.+}}wgmma.wait_group.sync.aligned 0;"
 // OVERLAP-LABEL: gpu.func @causal_prepare_q(

@@ -1,0 +1,188 @@
+//===- FlashEmitter.h - The tensor-core flash-attention emitter -*- C++ -*-===//
+//
+// One CTA of W = 4 or 8 warps computes 16 W M rows (M = 1 or 2 mma tiles
+// per warp): 16 W M / G query positions for each of the G query heads of one
+// kv head (GQA: the group shares every K and V tile; rows are (position,
+// head) pairs, the head fastest). Eight warps halve the K and V bytes each
+// row costs. Warp w owns rows 16 M w .. 16 M (w + 1) - 1, and
+// every thread of it, in mma.sync's fragment layout, rows g = lane / 4 and
+// g + 8 of each of its 16-row tiles and columns 2t, 2t + 1 (t = lane % 4) of
+// each 8-column block. Per key tile:
+//
+//   S  = Q K^T      mma.sync m16n8k16, Q fragments kept in registers (up to
+//                   head dim 256); each K fragment feeds the M tiles
+//   m' = max(m, rowmax S)      quad shuffles (the 4 threads of a row), but
+//                   only if e^(S - m) > 2^threshold somewhere in the warp
+//                   (else m' = m); then l = l e^(m - m'), O = O e^(m - m')
+//   P  = exp(S - m'), l += rowsum P
+//   O += P V        P's accumulator layout is exactly the A operand layout
+//
+// (wgmma: each four warps multiply as one 64-row warpgroup, same layouts.)
+// The key tiles visited are the mask's range for the tile's first and last
+// query; only tiles not fully visible to every row evaluate the mask.
+//
+// FlashKernel.cpp sets the kernel up (operands, rows, key range) and writes
+// O / l; FlashTile.cpp has one tile's products and online softmax;
+// FlashPipeline.cpp stages K and V in shared memory and loops over the
+// tiles.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef HYBRID_LIB_CONVERSION_ATTENTIONTOGPU_FLASHEMITTER_H
+#define HYBRID_LIB_CONVERSION_ATTENTIONTOGPU_FLASHEMITTER_H
+
+#include "GPUKernelEmitter.h"
+
+#include <array>
+#include <cmath>
+
+namespace hybrid::gpu {
+
+/// Shared-memory rows are padded by this many elements (16 bytes).
+constexpr int64_t kPad = 8;
+
+/// One thread's part of a 16x8 f32 accumulator: rows g (c0, c1) and g + 8
+/// (c2, c3), columns 2t and 2t + 1.
+using Accumulator = std::array<mlir::Value, 4>;
+
+/// Builds one flash kernel (emitFlashKernel's work): the setup members
+/// are filled by emit(), then read by the per-tile and loop members.
+class FlashEmitter {
+public:
+  FlashEmitter(mlir::ImplicitLocOpBuilder &b, const AttentionSignature &sig,
+               const FlashKernelOptions &options)
+      : b(b), sig(sig), kTile(options.keyTile), mTiles(options.mTiles),
+        threads(options.warps * kThreadsPerWarp),
+        ctaRows(getFlashRows(options.warps, options.mTiles)),
+        wgmma(options.tensorCores == TensorCores::Wgmma), tma(options.tma),
+        stages(options.stages), overlap(options.overlapSoftmax),
+        rescaleSlack(options.rescaleThreshold * std::log(2.0)) {}
+
+  mlir::gpu::GPUFuncOp emit(llvm::StringRef name);
+
+private:
+  /// A stage's K and V tiles and, with TMA, their mbarriers.
+  struct Buffers {
+    mlir::Value keys, values, keyBarrier, valueBarrier;
+  };
+  /// S = Q K^T per mma tile, per 8-key block.
+  using Scores = llvm::SmallVector<llvm::SmallVector<Accumulator>>;
+  /// A operands per mma tile, per 16-key (or 16-dim) step.
+  using Fragments =
+      llvm::SmallVector<llvm::SmallVector<std::array<mlir::Value, 4>>>;
+
+  /// Stage `s`'s buffers (an index, constant or not).
+  Buffers bufferAt(mlir::Value s);
+  /// Tile j's stage j % S and the parity (j / S) % 2 of its barriers'
+  /// phase (i32).
+  std::pair<Buffers, mlir::Value> stageOfTile(mlir::Value j);
+  /// TMA: the K (and V) loads of key tile kt into `buffers`.
+  void loadTiles(mlir::Value kt, const Buffers &buffers, bool keys,
+                 bool values);
+
+  /// The loop over the key tiles: its final (m, l, O) state.
+  llvm::SmallVector<mlir::Value> emitTileLoop(llvm::ArrayRef<mlir::Value> init);
+  /// The same with softmax overlapping the tensor cores (wgmma, TMA,
+  /// stages >= 2).
+  llvm::SmallVector<mlir::Value>
+  emitOverlappedLoop(llvm::ArrayRef<mlir::Value> init);
+
+  /// Q fragments of mma tile m, head dims kd .. kd + 15: kept in registers
+  /// or (past head dim 256) loaded.
+  std::array<mlir::Value, 4> getQueryFrag(int64_t m, int64_t kd);
+  std::array<mlir::Value, 4> loadQueryFrag(int64_t m, int64_t kd);
+  /// S = Q K^T by mma.sync.
+  Scores multiplyKeys(mlir::Value keys);
+  /// wgmma's S = Q K^T: the A registers and B descriptors of its steps.
+  void getScoreSteps(mlir::Value keys,
+                     llvm::SmallVector<std::array<mlir::Value, 4>> &steps,
+                     llvm::SmallVector<mlir::Value> &descriptors);
+  Scores toScores(llvm::ArrayRef<mlir::Value> d);
+  /// Soft-cap, then -inf for hidden keys on tiles not wholly visible.
+  void capAndMask(Scores &scores, mlir::Value kt, mlir::Value nextKt);
+  /// The rows' tile maxima; whether a row of the warp passes its running
+  /// max by more than the slack (then the warp moves its maxima).
+  mlir::Value getTileMaxima(const Scores &scores, mlir::ValueRange state,
+                            llvm::SmallVector<mlir::Value> &tileMax);
+  /// `state` (m, l and, unless `alpha` is given, O) with the maxima moved
+  /// when `grows`: l and O times alpha = e^(m - m'). With `alpha`, O is
+  /// left to rescaleOutputs, which gets the factors (1 where nothing moved).
+  llvm::SmallVector<mlir::Value>
+  moveMaxima(mlir::ValueRange state, llvm::ArrayRef<mlir::Value> tileMax,
+             mlir::Value grows,
+             llvm::SmallVector<mlir::Value> *alpha = nullptr);
+  /// O times alpha per row when `grows`.
+  void rescaleOutputs(llvm::MutableArrayRef<mlir::Value> outputs,
+                      llvm::ArrayRef<mlir::Value> alpha, mlir::Value grows);
+  /// P = e^(S - m) in place; adds each row's sum to l.
+  void exponentiate(Scores &scores, llvm::ArrayRef<mlir::Value> maxima,
+                    llvm::MutableArrayRef<mlir::Value> sums);
+  Fragments packProbabilities(const Scores &scores);
+  /// wgmma's O += P V: B descriptors of the value tile per 16 keys.
+  llvm::SmallVector<mlir::Value> getValueSteps(mlir::Value values);
+  /// O += P V by mma.sync.
+  void multiplyValues(llvm::MutableArrayRef<mlir::Value> outputs,
+                      const Fragments &probs, mlir::Value values);
+
+  /// Issues the cp.async copies of `dim`-wide rows kt .. kt + kTile - 1 of
+  /// `src` (kv head `kvHead`) into `dst` and commits them as one group.
+  /// Returns the group's token.
+  /// Source columns start at `colOffset` (null: 0), for value-dim slices.
+  mlir::Value stageTile(mlir::Value src, mlir::Value dst, int64_t dim,
+                        mlir::Value kt, mlir::Value colOffset = mlir::Value());
+  void waitGroups(int32_t pending);
+  /// TMA: thread 0 issues the loads of key (or value) tile kt into `tile`,
+  /// 64 columns per load, completing bytes on `barrier`.
+  void issueTileLoads(bool keys, mlir::Value kt, mlir::Value colOffset,
+                      mlir::Value tile, mlir::Value barrier);
+
+  /// Two bf16 values packed in the i32 an mma operand register holds.
+  mlir::Value pack(mlir::Value lo, mlir::Value hi);
+  /// The i32 holding `memref[indices]` and the next element.
+  mlir::Value loadPair(mlir::Value memref, mlir::ValueRange indices);
+  /// ldmatrix of `tiles` 8x8 bf16 tiles of shared `memref`, this lane
+  /// addressing [row, col]: one i32 operand register per tile.
+  llvm::SmallVector<mlir::Value> loadMatrix(mlir::Value memref, mlir::Value row,
+                                            mlir::Value col, int64_t tiles,
+                                            bool transpose);
+  Accumulator mma(llvm::ArrayRef<mlir::Value> a,
+                  llvm::ArrayRef<mlir::Value> bFrag, const Accumulator &c);
+
+  /// Max (or sum) over the 4 threads of a row.
+  mlir::Value quadReduce(mlir::Value x, bool max);
+
+  mlir::ImplicitLocOpBuilder &b;
+  const AttentionSignature &sig;
+  int64_t kTile;
+  int64_t mTiles;      // 16-row mma tiles per warp
+  int64_t threads;     // of the CTA
+  int64_t ctaRows;     // (position, head) pairs of the CTA
+  bool wgmma;          // warpgroup MMA on swizzled tiles, else mma.sync
+  bool tma;            // K and V tiles by TMA, else cp.async
+  int64_t stages;      // buffers per tile kind (S > 1: TMA loads S - 1 ahead)
+  bool overlap;        // softmax overlaps the wgmma groups
+  double rescaleSlack; // how far scores may pass the running max unmoved
+
+  // Set up by emit: the shape, shared memory, this thread's rows and the
+  // CTA's key range.
+  int64_t dim, vDim, threadRows, kBlocks, vBlocks;
+  bool queriesInRegisters;
+  mlir::Type keysType, valuesType;
+  FlashSharedLayout layout;
+  mlir::Value shared, valueOffsetOrNull, kTileSize;
+  llvm::SmallVector<Buffers> stageBuffers; // every stage at constant offsets
+  llvm::SmallVector<mlir::Value> rowBegin, rowEnd, rowPosition, rowHead;
+  Fragments queryFrags;
+  mlir::Value lo, hi, lastBegin, firstEnd;
+
+  mlir::Value q, k, v, sinks, out;
+  mlir::Value batch, kvHead, numKeys, lastKey;
+  mlir::Value lane, g, t;
+  mlir::Value firstGroup; // the first key tile's cp.async group
+  // TMA: tensor maps of K and V.
+  mlir::Value keyMap, valueMap, isIssuer;
+};
+
+} // namespace hybrid::gpu
+
+#endif // HYBRID_LIB_CONVERSION_ATTENTIONTOGPU_FLASHEMITTER_H

@@ -1,0 +1,425 @@
+//===- FlashPipeline.cpp - K and V staging and the loop over key tiles ---===//
+//
+// K and V tiles are staged in shared memory: mma.sync reads rows padded by
+// 8 elements (fragment reads hit 32 distinct banks), wgmma 128-byte-swizzled
+// tiles. With cp.async, V(j) is in flight during Q K(j)^T, K(j+1) during
+// softmax and P V(j); rows past the last key read the last key (their
+// scores are masked). With TMA, one thread issues each tile's loads and
+// every thread waits on the stage's mbarrier phase; S stages keep the next
+// S - 1 tiles loading.
+//
+// wgmma kernels may overlap softmax with the tensor cores (FlashAttention-3's
+// intra-warpgroup pipelining, emitOverlappedLoop): per tile j, the warpgroup
+// issues S(j) = Q K(j)^T and O += P(j-1) V(j-1) without waiting, waits for
+// S(j) only, computes tile j's softmax while P V runs, then waits for O and
+// rescales it. TMA keeps K(j + S - 1) and V(j + S - 2) in flight (S >= 2).
+//
+//===----------------------------------------------------------------------===//
+
+#include "FlashEmitter.h"
+#include "TensorMemoryAccess.h"
+#include "WarpgroupMma.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+
+#include <cmath>
+#include <limits>
+
+using namespace mlir;
+using namespace hybrid;
+using namespace hybrid::gpu;
+
+Value FlashEmitter::stageTile(Value src, Value dst, int64_t dim, Value kt,
+                              Value colOffset) {
+  // 16-byte chunks of 8 bf16; every thread issues the same number of copies
+  // (the last round's spare threads repeat the last chunk) so that cp.async
+  // group counts agree across the CTA.
+  int64_t chunksPerRow = dim / 8, chunks = kTile * chunksPerRow;
+  Value tid = mlir::gpu::ThreadIdOp::create(b, mlir::gpu::Dimension::x);
+  auto issue = [&](bool pastTheEnd) -> Value {
+    SmallVector<Value> tokens;
+    for (int64_t c = 0; c < chunks; c += threads) {
+      Value i = arith::AddIOp::create(b, tid, index(b, c));
+      if (c + threads > chunks)
+        i = arith::MinUIOp::create(b, i, index(b, chunks - 1));
+      Value row = arith::DivUIOp::create(b, i, index(b, chunksPerRow));
+      Value chunk = arith::RemUIOp::create(b, i, index(b, chunksPerRow));
+      Value col = arith::MulIOp::create(b, chunk, index(b, 8));
+      Value key = arith::AddIOp::create(b, kt, row);
+      if (pastTheEnd) // rows past the last key repeat it
+        key = arith::MinUIOp::create(b, key, lastKey);
+      Value srcCol = colOffset ? arith::AddIOp::create(b, col, colOffset) : col;
+      SmallVector<Value> at = {row, col};
+      if (wgmma) {
+        std::array<Value, 3> swizzled = getSwizzledChunk(b, row, chunk);
+        at.assign(swizzled.begin(), swizzled.end());
+      }
+      tokens.push_back(nvgpu::DeviceAsyncCopyOp::create(
+          b, dst, at, src, ValueRange{batch, key, kvHead, srcCol},
+          b.getIndexAttr(8),
+          /*srcElements=*/Value(), /*bypassL1=*/b.getUnitAttr()));
+    }
+    return nvgpu::DeviceAsyncCreateGroupOp::create(b, tokens);
+  };
+  // Only the tile that crosses the last key clamps its rows: elsewhere the
+  // copies' addresses are one base plus constant offsets.
+  Value whole = arith::CmpIOp::create(
+      b, arith::CmpIPredicate::ule,
+      arith::AddIOp::create(b, kt, index(b, kTile)), numKeys);
+  auto branch = scf::IfOp::create(
+      b, TypeRange{nvgpu::DeviceAsyncTokenType::get(b.getContext())}, whole,
+      /*withElseRegion=*/true);
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(&branch.getThenRegion().front());
+    scf::YieldOp::create(b, issue(false));
+    b.setInsertionPointToStart(&branch.getElseRegion().front());
+    scf::YieldOp::create(b, issue(true));
+  }
+  return branch.getResult(0);
+}
+
+void FlashEmitter::issueTileLoads(bool keys, Value kt, Value colOffset,
+                                  Value tile, Value barrier) {
+  int64_t width = keys ? sig.headDim : getValueSlice(sig.vHeadDim);
+  ifThen(b, isIssuer, [&] {
+    arriveExpectingBytes(b, barrier, kTile * width * 2);
+    // Box {64 columns, 1 head, kTile keys, 1 batch} of [B][S][H][D] rows:
+    // keys past the end read as zeros (their scores are masked).
+    for (int64_t block = 0; block < width / kSwizzleRow; ++block) {
+      Value col = arith::AddIOp::create(b, colOffset ? colOffset : index(b, 0),
+                                        index(b, block * kSwizzleRow));
+      loadTile(b, getSharedPointer(b, tile, block * kTile * 2 * kSwizzleRow),
+               keys ? keyMap : valueMap, ValueRange{col, kvHead, kt, batch},
+               barrier);
+    }
+  });
+}
+
+void FlashEmitter::waitGroups(int32_t pending) {
+  // cp.async.wait_group counts this thread's committed groups; the token
+  // operand only ties the wait to the copies in the IR.
+  nvgpu::DeviceAsyncWaitOp::create(b, firstGroup, b.getI32IntegerAttr(pending));
+}
+
+FlashEmitter::Buffers FlashEmitter::bufferAt(Value s) {
+  auto carve = [&](Type type, int64_t base, int64_t stride) -> Value {
+    // Constant stages get constant offsets (no arithmetic to fold).
+    std::optional<int64_t> constant = getConstantIntValue(s);
+    Value offset = constant
+                       ? index(b, base + *constant * stride)
+                       : Value(arith::AddIOp::create(
+                             b, index(b, base),
+                             arith::MulIOp::create(b, s, index(b, stride))));
+    return memref::ViewOp::create(b, type, shared, offset, ValueRange{});
+  };
+  Buffers buffers;
+  buffers.keys = carve(keysType, layout.keys, layout.keyStage);
+  buffers.values = carve(valuesType, layout.values, layout.valueStage);
+  if (tma) {
+    auto workgroup = mlir::gpu::AddressSpaceAttr::get(
+        b.getContext(), mlir::gpu::AddressSpace::Workgroup);
+    Value barriers =
+        carve(MemRefType::get({2}, b.getI64Type(), MemRefLayoutAttrInterface(),
+                              workgroup),
+              layout.barriers, 16);
+    buffers.keyBarrier = getSharedPointer(b, barriers);
+    buffers.valueBarrier = getSharedPointer(b, barriers, 8);
+  }
+  return buffers;
+}
+
+std::pair<FlashEmitter::Buffers, Value> FlashEmitter::stageOfTile(Value j) {
+  // Each barrier completes one phase per use of its stage.
+  Value parity = arith::IndexCastOp::create(
+      b, b.getI32Type(),
+      arith::RemUIOp::create(b, arith::DivUIOp::create(b, j, index(b, stages)),
+                             index(b, 2)));
+  return {bufferAt(arith::RemUIOp::create(b, j, index(b, stages))), parity};
+}
+
+void FlashEmitter::loadTiles(Value kt, const Buffers &buffers, bool keys,
+                             bool values) {
+  if (keys)
+    issueTileLoads(/*keys=*/true, kt, Value(), buffers.keys,
+                   buffers.keyBarrier);
+  if (values)
+    issueTileLoads(/*keys=*/false, kt, valueOffsetOrNull, buffers.values,
+                   buffers.valueBarrier);
+}
+
+SmallVector<Value> FlashEmitter::emitTileLoop(ArrayRef<Value> init) {
+  if (tma) {
+    // One stage: K(j + 1) loads during softmax and P V(j), V(j) during
+    // Q K(j)^T. S stages: tiles j + 1 .. j + S - 1 load during tile j, the
+    // first S - 1 of them here.
+    if (stages == 1)
+      ifThen(b, arith::CmpIOp::create(b, arith::CmpIPredicate::slt, lo, hi),
+             [&] { loadTiles(lo, stageBuffers[0], true, /*values=*/false); });
+    for (int64_t s = 0; s + 1 < stages; ++s) {
+      Value kt = arith::AddIOp::create(b, lo, index(b, s * kTile));
+      ifThen(b, arith::CmpIOp::create(b, arith::CmpIPredicate::slt, kt, hi),
+             [&] { loadTiles(kt, stageBuffers[s], true, /*values=*/true); });
+    }
+  } else {
+    firstGroup = stageTile(k, stageBuffers[0].keys, dim, lo);
+  }
+  auto loop = scf::ForOp::create(b, lo, hi, kTileSize, init);
+  {
+    OpBuilder::InsertionGuard inLoop(b);
+    b.setInsertionPointToStart(loop.getBody());
+    Value kt = loop.getInductionVar();
+    ValueRange state = loop.getRegionIterArgs();
+    Value nextKt = arith::AddIOp::create(b, kt, kTileSize);
+    Value hasNext =
+        arith::CmpIOp::create(b, arith::CmpIPredicate::slt, nextKt, hi);
+
+    // This tile's K and V buffers (and, with TMA, their mbarriers).
+    Buffers current = stageBuffers[0];
+    Value parity;
+    if (tma) {
+      Value j = arith::DivUIOp::create(b, arith::SubIOp::create(b, kt, lo),
+                                       kTileSize);
+      if (stages == 1) {
+        parity = arith::IndexCastOp::create(
+            b, b.getI32Type(), arith::RemUIOp::create(b, j, index(b, 2)));
+        // V is free: every warp passed the last tile's closing barrier.
+        loadTiles(kt, current, /*keys=*/false, /*values=*/true);
+      } else {
+        std::tie(current, parity) = stageOfTile(j);
+        // Tile j + S - 1 loads into stage (j - 1) % S, which every warp
+        // left at the last tile's closing barrier.
+        Value ahead =
+            arith::AddIOp::create(b, kt, index(b, (stages - 1) * kTile));
+        ifThen(b,
+               arith::CmpIOp::create(b, arith::CmpIPredicate::slt, ahead, hi),
+               [&] {
+                 Value stage = arith::RemUIOp::create(
+                     b, arith::AddIOp::create(b, j, index(b, stages - 1)),
+                     index(b, stages));
+                 loadTiles(ahead, bufferAt(stage), true, /*values=*/true);
+               });
+      }
+      waitBarrier(b, current.keyBarrier, parity);
+    } else {
+      waitGroups(0);
+      if (wgmma)
+        fenceSharedForAsyncProxy(b);
+      mlir::gpu::BarrierOp::create(b);
+      stageTile(v, current.values, vDim, kt, valueOffsetOrNull);
+    }
+
+    Scores scores;
+    if (wgmma) {
+      SmallVector<std::array<Value, 4>> steps;
+      SmallVector<Value> descriptors;
+      getScoreSteps(current.keys, steps, descriptors);
+      scores = toScores(warpgroupMmaFromZero(b, kTile / 2, steps, descriptors,
+                                             /*nMajor=*/false));
+    } else {
+      scores = multiplyKeys(current.keys);
+    }
+
+    // One stage: every warp is done with the K tile, prefetch the next one.
+    if (stages == 1) {
+      mlir::gpu::BarrierOp::create(b);
+      ifThen(b, hasNext, [&] {
+        if (tma)
+          issueTileLoads(/*keys=*/true, nextKt, Value(), current.keys,
+                         current.keyBarrier);
+        else
+          stageTile(k, current.keys, dim, nextKt);
+      });
+    }
+
+    capAndMask(scores, kt, nextKt);
+    SmallVector<Value> tileMax;
+    Value grows = getTileMaxima(scores, state, tileMax);
+    SmallVector<Value> next = moveMaxima(state, tileMax, grows);
+    MutableArrayRef<Value> all(next);
+    exponentiate(scores, all.take_front(threadRows),
+                 all.slice(threadRows, threadRows));
+    Fragments probs = packProbabilities(scores);
+
+    // V(j) has landed (K(j+1) may still be in flight).
+    if (tma) {
+      waitBarrier(b, current.valueBarrier, parity);
+    } else {
+      ifThen(
+          b, hasNext, [&] { waitGroups(1); }, [&] { waitGroups(0); });
+      if (wgmma)
+        fenceSharedForAsyncProxy(b);
+      mlir::gpu::BarrierOp::create(b);
+    }
+
+    // O += P V.
+    MutableArrayRef<Value> outputs = all.drop_front(2 * threadRows);
+    if (wgmma)
+      llvm::copy(warpgroupMma(b, outputs, probs[0],
+                              getValueSteps(current.values),
+                              /*nMajor=*/true),
+                 outputs.begin());
+    else
+      multiplyValues(outputs, probs, current.values);
+    // Every warp is done with the V tile before the next tile overwrites it.
+    mlir::gpu::BarrierOp::create(b);
+    scf::YieldOp::create(b, next);
+  }
+  // A loop that ran no tile left its first K tile in flight (TMA issues
+  // none then).
+  if (!tma)
+    waitGroups(0);
+  return SmallVector<Value>(loop.getResults());
+}
+
+SmallVector<Value> FlashEmitter::emitOverlappedLoop(ArrayRef<Value> init) {
+  int64_t stats = 2 * threadRows, outs = vBlocks * 4;
+  auto tileIndex = [&](Value kt) -> Value {
+    return arith::DivUIOp::create(b, arith::SubIOp::create(b, kt, lo),
+                                  kTileSize);
+  };
+  // Tile j's K (or V) load, when there is a tile j.
+  auto loadTile = [&](Value j, bool keys) {
+    Value kt =
+        arith::AddIOp::create(b, lo, arith::MulIOp::create(b, j, kTileSize));
+    ifThen(b, arith::CmpIOp::create(b, arith::CmpIPredicate::slt, kt, hi),
+           [&] { loadTiles(kt, stageOfTile(j).first, keys, !keys); });
+  };
+  auto flatten = [](ArrayRef<std::array<Value, 4>> frags) {
+    SmallVector<Value> flat;
+    for (const std::array<Value, 4> &frag : frags)
+      flat.append(frag.begin(), frag.end());
+    return flat;
+  };
+  auto unflatten = [](ValueRange flat) {
+    SmallVector<std::array<Value, 4>> frags;
+    for (size_t i = 0; i < flat.size(); i += 4)
+      frags.push_back({flat[i], flat[i + 1], flat[i + 2], flat[i + 3]});
+    return frags;
+  };
+  // Tile j's softmax on S(j) landed: the moved (m, l), e^(m - m') and
+  // whether the warp moved, then P (f32) in place of S.
+  struct Softmax {
+    SmallVector<Value> stats, alpha;
+    Value grows;
+  };
+  auto softmax = [&](Scores &scores, Value kt, ValueRange state) {
+    capAndMask(scores, kt, arith::AddIOp::create(b, kt, kTileSize));
+    Softmax result;
+    SmallVector<Value> tileMax;
+    result.grows = getTileMaxima(scores, state, tileMax);
+    result.stats = moveMaxima(state.take_front(stats), tileMax, result.grows,
+                              &result.alpha);
+    MutableArrayRef<Value> all(result.stats);
+    exponentiate(scores, all.take_front(threadRows),
+                 all.drop_front(threadRows));
+    return result;
+  };
+
+  Value any = arith::CmpIOp::create(b, arith::CmpIPredicate::slt, lo, hi);
+  ValueRange result = ifThenElse(
+      b, any, SmallVector<Type>(init.size(), b.getF32Type()),
+      [&] {
+        // Tile 0, with every stage free: K(0 .. S - 1), V(0 .. S - 2) load.
+        for (int64_t s = 0; s < stages; ++s)
+          loadTile(index(b, s), /*keys=*/true);
+        for (int64_t s = 0; s + 1 < stages; ++s)
+          loadTile(index(b, s), /*keys=*/false);
+        SmallVector<std::array<Value, 4>> steps;
+        SmallVector<Value> descriptors;
+        waitBarrier(b, stageBuffers[0].keyBarrier,
+                    arith::ConstantOp::create(b, b.getI32IntegerAttr(0)));
+        getScoreSteps(stageBuffers[0].keys, steps, descriptors);
+        Scores scores = toScores(warpgroupMmaFromZero(
+            b, kTile / 2, steps, descriptors, /*nMajor=*/false));
+        // O is still zero: only l needs rescaling.
+        Softmax first = softmax(scores, lo, init);
+        // Every warp is done with K(0): K(S) loads into its stage next.
+        mlir::gpu::BarrierOp::create(b);
+
+        SmallVector<Value> carried = first.stats;
+        carried.append(init.begin() + stats, init.end());
+        carried.append(flatten(packProbabilities(scores)[0]));
+        auto loop = scf::ForOp::create(
+            b, arith::AddIOp::create(b, lo, kTileSize), hi, kTileSize, carried);
+        {
+          OpBuilder::InsertionGuard inLoop(b);
+          b.setInsertionPointToStart(loop.getBody());
+          Value kt = loop.getInductionVar();
+          ValueRange state = loop.getRegionIterArgs();
+          Value j = tileIndex(kt);
+          // K(j + S - 1) loads into the stage K(j - 1) left (at the last
+          // tile's closing barrier), V(j + S - 2) into the one V(j - 2)
+          // left.
+          loadTile(arith::AddIOp::create(b, j, index(b, stages - 1)),
+                   /*keys=*/true);
+          loadTile(arith::AddIOp::create(b, j, index(b, stages - 2)),
+                   /*keys=*/false);
+          auto [current, parity] = stageOfTile(j);
+          auto [previous, previousParity] =
+              stageOfTile(arith::SubIOp::create(b, j, index(b, 1)));
+
+          // Issue S(j) = Q K(j)^T, then O += P(j - 1) V(j - 1).
+          SmallVector<std::array<Value, 4>> steps;
+          SmallVector<Value> descriptors;
+          waitBarrier(b, current.keyBarrier, parity);
+          getScoreSteps(current.keys, steps, descriptors);
+          SmallVector<Value> pendingScores =
+              warpgroupMmaFromZero(b, kTile / 2, steps, descriptors,
+                                   /*nMajor=*/false, /*wait=*/false);
+          waitBarrier(b, previous.valueBarrier, previousParity);
+          SmallVector<Value> probs(state.drop_front(stats + outs));
+          SmallVector<Value> pendingOutputs =
+              warpgroupMma(b, SmallVector<Value>(state.slice(stats, outs)),
+                           unflatten(probs), getValueSteps(previous.values),
+                           /*nMajor=*/true, /*wait=*/false);
+
+          // S(j) lands; tile j's softmax runs while P V does.
+          Scores scores =
+              toScores(waitWarpgroupMma(b, 1, pendingScores, flatten(steps)));
+          Softmax tile = softmax(scores, kt, state);
+          // O lands in each branch of the rescale. A wait in the
+          // exponentials' own block, ptxas hoisted above them (SASS: the
+          // next P coalesced into the registers the in-flight P V reads),
+          // undoing the overlap; in the branches it stays below them. The
+          // two waits' comments keep LLVM from merging them above the
+          // branch.
+          ValueRange landed = ifThenElse(
+              b, tile.grows, SmallVector<Type>(outs, b.getF32Type()),
+              [&] {
+                SmallVector<Value> o =
+                    waitWarpgroupMma(b, 0, pendingOutputs, probs, "moved");
+                rescaleOutputs(o, tile.alpha, Value());
+                return o;
+              },
+              [&] {
+                return waitWarpgroupMma(b, 0, pendingOutputs, probs, "kept");
+              });
+          SmallVector<Value> outputs(landed);
+          // Every warp is done with K(j) and V(j - 1).
+          mlir::gpu::BarrierOp::create(b);
+          SmallVector<Value> next = tile.stats;
+          next.append(outputs);
+          next.append(flatten(packProbabilities(scores)[0]));
+          scf::YieldOp::create(b, next);
+        }
+        // The last tile's P V.
+        ValueRange last = loop.getResults();
+        auto [buffers, parity] =
+            stageOfTile(tileIndex(arith::SubIOp::create(b, hi, index(b, 1))));
+        waitBarrier(b, buffers.valueBarrier, parity);
+        SmallVector<Value> done(last.take_front(stats));
+        done.append(warpgroupMma(b, SmallVector<Value>(last.slice(stats, outs)),
+                                 unflatten(last.drop_front(stats + outs)),
+                                 getValueSteps(buffers.values),
+                                 /*nMajor=*/true));
+        return done;
+      },
+      [&] { return SmallVector<Value>(init); });
+  return SmallVector<Value>(result);
+}
