@@ -51,3 +51,20 @@ ptxas = shutil.which("ptxas") or "/usr/local/cuda/bin/ptxas"
 if os.path.exists(ptxas):
     config.available_features.add("ptxas")
     config.substitutions.append(("%ptxas", ptxas))
+# cuobjdump (PyPI's nvidia-cuda-cuobjdump and -nvdisasm, utils/requirements.txt)
+# shows the SASS ptxas made of the PTX: what the hardware would run.
+cuobjdump = shutil.which("cuobjdump") if shutil.which("nvdisasm") else None
+if not cuobjdump:
+    import importlib.util
+    try:
+        spec = importlib.util.find_spec("nvidia.cu13")
+    except ModuleNotFoundError:
+        spec = None
+    for path in (spec.submodule_search_locations if spec else []):
+        # cuobjdump -sass runs nvdisasm from its own directory.
+        if all(os.path.exists(os.path.join(path, "bin", tool))
+               for tool in ("cuobjdump", "nvdisasm")):
+            cuobjdump = os.path.join(path, "bin", "cuobjdump")
+if cuobjdump:
+    config.available_features.add("cuobjdump")
+    config.substitutions.append(("%cuobjdump", cuobjdump))

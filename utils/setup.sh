@@ -36,7 +36,14 @@ esac
 
 # Python packages (tests and tools); pip only when something is missing.
 python3 - <<'PY' || python3 -m pip install -q --disable-pip-version-check -r utils/requirements.txt
-import importlib.util, sys
-sys.exit(any(importlib.util.find_spec(m) is None for m in ("numpy", "pytest", "matplotlib", "nanobind", "scikit_build_core")))
+import importlib.util, os, sys
+missing = any(importlib.util.find_spec(m) is None for m in ("numpy", "pytest", "matplotlib", "nanobind", "scikit_build_core"))
+try:  # cuobjdump and nvdisasm: nvidia/cu13/bin
+    import nvidia.cu13
+    bins = [os.path.join(p, "bin") for p in nvidia.cu13.__path__]
+except ImportError:
+    bins = []
+tools = all(any(os.path.exists(os.path.join(b, t)) for b in bins) for t in ("cuobjdump", "nvdisasm"))
+sys.exit(missing or not tools)
 PY
 echo "setup: ok (LLVM $llvm_version)"
