@@ -111,7 +111,7 @@ private:
   moveMaxima(mlir::ValueRange state, llvm::ArrayRef<mlir::Value> tileMax,
              mlir::Value grows,
              llvm::SmallVector<mlir::Value> *alpha = nullptr);
-  /// O times alpha per row when `grows`.
+  /// O times alpha per row when `grows` (null: unconditionally).
   void rescaleOutputs(llvm::MutableArrayRef<mlir::Value> outputs,
                       llvm::ArrayRef<mlir::Value> alpha, mlir::Value grows);
   /// P = e^(S - m) in place; adds each row's sum to l.

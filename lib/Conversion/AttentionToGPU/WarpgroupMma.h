@@ -60,7 +60,8 @@ warpgroupMmaFromZero(mlir::ImplicitLocOpBuilder &b, int64_t registers,
 /// wgmma.wait_group `pending`: all but the warp's last `pending` committed
 /// groups have landed. Returns `inFlight` (results of those groups) as
 /// landed values, to be read only through them; `inUse` (A registers the
-/// groups read) stay unchanged until the wait.
+/// groups read) stay unchanged until the wait. `note` becomes a PTX comment
+/// after it: waits with distinct notes are not merged by LLVM.
 llvm::SmallVector<mlir::Value>
 waitWarpgroupMma(mlir::ImplicitLocOpBuilder &b, int64_t pending,
                  llvm::ArrayRef<mlir::Value> inFlight,
