@@ -24,6 +24,16 @@ def load(path):
             if line.startswith("{")]
 
 
+def layer_name(r, prefill=True):
+    """The table's name of a record's layer: "sliding W", else "causal"
+    (prefill) or the kind (decode); a variant's name in parentheses."""
+    if r["kind"] == "sliding":
+        name = f"sliding {r['window']}"
+    else:
+        name = "causal" if prefill and r["kind"] == "full" else r["kind"]
+    return name + (f" ({r['variant']})" if "variant" in r else "")
+
+
 def main():
     results = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else "gpu-suite") / "results"
     ours = load(results / "ours.jsonl")
@@ -46,10 +56,7 @@ def main():
         n, sliding = r["seq"], r["kind"] == "sliding"
         flex = by.get(("flex_sliding" if sliding else "flex_causal", n))
         sdpa = by.get(("sdpa_flash", n))
-        name = f"sliding {r['window']}" if sliding else "causal"
-        if "variant" in r:
-            name += f" ({r['variant']})"
-        cells = [name, str(n), f"{r['tflops']:.1f}"]
+        cells = [layer_name(r), str(n), f"{r['tflops']:.1f}"]
         cells += [f"{flex['tflops']:.1f}", f"{r['tflops'] / flex['tflops']:.2f}"] if flex else ["-", "-"]
         if sdpa and not sliding:
             cells += [f"{sdpa['tflops']:.1f}", f"{r['tflops'] / sdpa['tflops']:.2f}"]
@@ -62,9 +69,7 @@ def main():
     for r in ours:
         if "decode_gbytes_per_s" not in r:
             continue
-        name = f"sliding {r['window']}" if r["kind"] == "sliding" else r["kind"]
-        if "variant" in r:
-            name += f" ({r['variant']})"
+        name = layer_name(r, prefill=False)
         share = f"{r['decode_gbytes_per_s'] / copy['gbytes_per_s']:.0%}" if copy else "-"
         print(f"| {name} | {r['context']} | {r['decode_ms']:.4f} | "
               f"{r['decode_gbytes_per_s']:.0f} | {share} |")
@@ -90,16 +95,16 @@ def print_targets(ours, by, copy):
         else:
             continue
         if key not in best or value > best[key][0]:
-            best[key] = (value, r.get("variant", "default"))
+            best[key] = (value, r)
     if not best:
         return
     print("\n| fastest | N or context | variant | ours | target | ratio |")
     print("| --- | --- | --- | --- | --- | --- |")
-    for (phase, kind, window, n), (value, variant) in sorted(
+    for (phase, kind, _, n), (value, r) in sorted(
             best.items(), key=lambda item: (item[0][0], item[0][1], item[0][3])):
-        name = f"sliding {window}" if kind == "sliding" else kind
-        if phase == "prefill" and kind == "full":
-            name = "causal"
+        variant = r.get("variant", "default")
+        name = layer_name({k: v for k, v in r.items() if k != "variant"},
+                          prefill=phase == "prefill")
         if phase == "decode":
             ratio = value / copy["gbytes_per_s"] if copy else None
             print(f"| decode {name} | {n} | {variant} | {value:.0f} GB/s | "

@@ -93,10 +93,11 @@ private:
   std::array<mlir::Value, 4> loadQueryFrag(int64_t m, int64_t kd);
   /// S = Q K^T by mma.sync.
   Scores multiplyKeys(mlir::Value keys);
-  /// wgmma's S = Q K^T: the A registers and B descriptors of its steps.
-  void getScoreSteps(mlir::Value keys,
-                     llvm::SmallVector<std::array<mlir::Value, 4>> &steps,
-                     llvm::SmallVector<mlir::Value> &descriptors);
+  /// wgmma's S = Q K^T on `keys`, waited for or (without `wait`) in flight:
+  /// its accumulators, and in `queries` the Q registers it reads.
+  llvm::SmallVector<mlir::Value>
+  multiplyKeysByWarpgroup(mlir::Value keys, bool wait,
+                          llvm::SmallVector<mlir::Value> *queries = nullptr);
   Scores toScores(llvm::ArrayRef<mlir::Value> d);
   /// Soft-cap, then -inf for hidden keys on tiles not wholly visible.
   void capAndMask(Scores &scores, mlir::Value kt, mlir::Value nextKt);
@@ -114,6 +115,13 @@ private:
   /// O times alpha per row when `grows` (null: unconditionally).
   void rescaleOutputs(llvm::MutableArrayRef<mlir::Value> outputs,
                       llvm::ArrayRef<mlir::Value> alpha, mlir::Value grows);
+  /// One tile's online softmax (key tile `kt`): soft-cap and mask, the
+  /// maxima moved where `grows` (as moveMaxima, with or without `alpha`),
+  /// P in place of S. Returns the updated state.
+  llvm::SmallVector<mlir::Value>
+  updateSoftmax(Scores &scores, mlir::Value kt, mlir::ValueRange state,
+                mlir::Value &grows,
+                llvm::SmallVector<mlir::Value> *alpha = nullptr);
   /// P = e^(S - m) in place; adds each row's sum to l.
   void exponentiate(Scores &scores, llvm::ArrayRef<mlir::Value> maxima,
                     llvm::MutableArrayRef<mlir::Value> sums);

@@ -71,17 +71,10 @@ Value FlashEmitter::stageTile(Value src, Value dst, int64_t dim, Value kt,
   Value whole = arith::CmpIOp::create(
       b, arith::CmpIPredicate::ule,
       arith::AddIOp::create(b, kt, index(b, kTile)), numKeys);
-  auto branch = scf::IfOp::create(
-      b, TypeRange{nvgpu::DeviceAsyncTokenType::get(b.getContext())}, whole,
-      /*withElseRegion=*/true);
-  {
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(&branch.getThenRegion().front());
-    scf::YieldOp::create(b, issue(false));
-    b.setInsertionPointToStart(&branch.getElseRegion().front());
-    scf::YieldOp::create(b, issue(true));
-  }
-  return branch.getResult(0);
+  return ifThenElse(
+      b, whole, TypeRange{nvgpu::DeviceAsyncTokenType::get(b.getContext())},
+      [&] { return SmallVector<Value>{issue(false)}; },
+      [&] { return SmallVector<Value>{issue(true)}; })[0];
 }
 
 void FlashEmitter::issueTileLoads(bool keys, Value kt, Value colOffset,
@@ -216,11 +209,7 @@ SmallVector<Value> FlashEmitter::emitTileLoop(ArrayRef<Value> init) {
 
     Scores scores;
     if (wgmma) {
-      SmallVector<std::array<Value, 4>> steps;
-      SmallVector<Value> descriptors;
-      getScoreSteps(current.keys, steps, descriptors);
-      scores = toScores(warpgroupMmaFromZero(b, kTile / 2, steps, descriptors,
-                                             /*nMajor=*/false));
+      scores = toScores(multiplyKeysByWarpgroup(current.keys, /*wait=*/true));
     } else {
       scores = multiplyKeys(current.keys);
     }
@@ -237,13 +226,9 @@ SmallVector<Value> FlashEmitter::emitTileLoop(ArrayRef<Value> init) {
       });
     }
 
-    capAndMask(scores, kt, nextKt);
-    SmallVector<Value> tileMax;
-    Value grows = getTileMaxima(scores, state, tileMax);
-    SmallVector<Value> next = moveMaxima(state, tileMax, grows);
+    Value grows;
+    SmallVector<Value> next = updateSoftmax(scores, kt, state, grows);
     MutableArrayRef<Value> all(next);
-    exponentiate(scores, all.take_front(threadRows),
-                 all.slice(threadRows, threadRows));
     Fragments probs = packProbabilities(scores);
 
     // V(j) has landed (K(j+1) may still be in flight).
@@ -302,25 +287,6 @@ SmallVector<Value> FlashEmitter::emitOverlappedLoop(ArrayRef<Value> init) {
       frags.push_back({flat[i], flat[i + 1], flat[i + 2], flat[i + 3]});
     return frags;
   };
-  // Tile j's softmax on S(j) landed: the moved (m, l), e^(m - m') and
-  // whether the warp moved, then P (f32) in place of S.
-  struct Softmax {
-    SmallVector<Value> stats, alpha;
-    Value grows;
-  };
-  auto softmax = [&](Scores &scores, Value kt, ValueRange state) {
-    capAndMask(scores, kt, arith::AddIOp::create(b, kt, kTileSize));
-    Softmax result;
-    SmallVector<Value> tileMax;
-    result.grows = getTileMaxima(scores, state, tileMax);
-    result.stats = moveMaxima(state.take_front(stats), tileMax, result.grows,
-                              &result.alpha);
-    MutableArrayRef<Value> all(result.stats);
-    exponentiate(scores, all.take_front(threadRows),
-                 all.drop_front(threadRows));
-    return result;
-  };
-
   Value any = arith::CmpIOp::create(b, arith::CmpIPredicate::slt, lo, hi);
   ValueRange result = ifThenElse(
       b, any, SmallVector<Type>(init.size(), b.getF32Type()),
@@ -330,19 +296,18 @@ SmallVector<Value> FlashEmitter::emitOverlappedLoop(ArrayRef<Value> init) {
           loadTile(index(b, s), /*keys=*/true);
         for (int64_t s = 0; s + 1 < stages; ++s)
           loadTile(index(b, s), /*keys=*/false);
-        SmallVector<std::array<Value, 4>> steps;
-        SmallVector<Value> descriptors;
         waitBarrier(b, stageBuffers[0].keyBarrier,
                     arith::ConstantOp::create(b, b.getI32IntegerAttr(0)));
-        getScoreSteps(stageBuffers[0].keys, steps, descriptors);
-        Scores scores = toScores(warpgroupMmaFromZero(
-            b, kTile / 2, steps, descriptors, /*nMajor=*/false));
-        // O is still zero: only l needs rescaling.
-        Softmax first = softmax(scores, lo, init);
+        Scores scores = toScores(
+            multiplyKeysByWarpgroup(stageBuffers[0].keys, /*wait=*/true));
+        // O is still zero: only l needs rescaling (the m, l of the state).
+        Value grows;
+        SmallVector<Value> alpha;
+        SmallVector<Value> carried =
+            updateSoftmax(scores, lo, init, grows, &alpha);
         // Every warp is done with K(0): K(S) loads into its stage next.
         mlir::gpu::BarrierOp::create(b);
 
-        SmallVector<Value> carried = first.stats;
         carried.append(init.begin() + stats, init.end());
         carried.append(flatten(packProbabilities(scores)[0]));
         auto loop = scf::ForOp::create(
@@ -365,13 +330,10 @@ SmallVector<Value> FlashEmitter::emitOverlappedLoop(ArrayRef<Value> init) {
               stageOfTile(arith::SubIOp::create(b, j, index(b, 1)));
 
           // Issue S(j) = Q K(j)^T, then O += P(j - 1) V(j - 1).
-          SmallVector<std::array<Value, 4>> steps;
-          SmallVector<Value> descriptors;
           waitBarrier(b, current.keyBarrier, parity);
-          getScoreSteps(current.keys, steps, descriptors);
+          SmallVector<Value> queries;
           SmallVector<Value> pendingScores =
-              warpgroupMmaFromZero(b, kTile / 2, steps, descriptors,
-                                   /*nMajor=*/false, /*wait=*/false);
+              multiplyKeysByWarpgroup(current.keys, /*wait=*/false, &queries);
           waitBarrier(b, previous.valueBarrier, previousParity);
           SmallVector<Value> probs(state.drop_front(stats + outs));
           SmallVector<Value> pendingOutputs =
@@ -381,8 +343,11 @@ SmallVector<Value> FlashEmitter::emitOverlappedLoop(ArrayRef<Value> init) {
 
           // S(j) lands; tile j's softmax runs while P V does.
           Scores scores =
-              toScores(waitWarpgroupMma(b, 1, pendingScores, flatten(steps)));
-          Softmax tile = softmax(scores, kt, state);
+              toScores(waitWarpgroupMma(b, 1, pendingScores, queries));
+          Value grows;
+          SmallVector<Value> alpha;
+          SmallVector<Value> next =
+              updateSoftmax(scores, kt, state, grows, &alpha);
           // O lands in each branch of the rescale. A wait in the
           // exponentials' own block, ptxas hoisted above them (SASS: the
           // next P coalesced into the registers the in-flight P V reads),
@@ -390,21 +355,19 @@ SmallVector<Value> FlashEmitter::emitOverlappedLoop(ArrayRef<Value> init) {
           // two waits' comments keep LLVM from merging them above the
           // branch.
           ValueRange landed = ifThenElse(
-              b, tile.grows, SmallVector<Type>(outs, b.getF32Type()),
+              b, grows, SmallVector<Type>(outs, b.getF32Type()),
               [&] {
                 SmallVector<Value> o =
                     waitWarpgroupMma(b, 0, pendingOutputs, probs, "moved");
-                rescaleOutputs(o, tile.alpha, Value());
+                rescaleOutputs(o, alpha, Value());
                 return o;
               },
               [&] {
                 return waitWarpgroupMma(b, 0, pendingOutputs, probs, "kept");
               });
-          SmallVector<Value> outputs(landed);
           // Every warp is done with K(j) and V(j - 1).
           mlir::gpu::BarrierOp::create(b);
-          SmallVector<Value> next = tile.stats;
-          next.append(outputs);
+          next.append(landed.begin(), landed.end());
           next.append(flatten(packProbabilities(scores)[0]));
           scf::YieldOp::create(b, next);
         }

@@ -142,19 +142,38 @@ FlashEmitter::Scores FlashEmitter::multiplyKeys(Value keys) {
   return scores;
 }
 
-void FlashEmitter::getScoreSteps(Value keys,
-                                 SmallVector<std::array<Value, 4>> &steps,
-                                 SmallVector<Value> &descriptors) {
+SmallVector<Value>
+FlashEmitter::multiplyKeysByWarpgroup(Value keys, bool wait,
+                                      SmallVector<Value> *queries) {
   // One m64nKTILEk16 per 16 head dims: B is the K tile, K-major (rows of
   // keys); a 16-dim step starts 32 bytes further into its block.
   Value descriptor = getMatrixDescriptor(b, keys, /*leadingBytes=*/16,
                                          /*strideBytes=*/8 * 2 * kSwizzleRow);
+  SmallVector<std::array<Value, 4>> steps;
+  SmallVector<Value> descriptors;
   for (int64_t kd = 0; kd < dim; kd += 16) {
     steps.push_back(getQueryFrag(0, kd));
     descriptors.push_back(offsetDescriptor(
         b, descriptor,
         (kd / kSwizzleRow) * kTile * 2 * kSwizzleRow + (kd % kSwizzleRow) * 2));
+    if (queries)
+      queries->append(steps.back().begin(), steps.back().end());
   }
+  return warpgroupMmaFromZero(b, kTile / 2, steps, descriptors,
+                              /*nMajor=*/false, wait);
+}
+
+SmallVector<Value> FlashEmitter::updateSoftmax(Scores &scores, Value kt,
+                                               ValueRange state, Value &grows,
+                                               SmallVector<Value> *alpha) {
+  capAndMask(scores, kt, arith::AddIOp::create(b, kt, kTileSize));
+  SmallVector<Value> tileMax;
+  grows = getTileMaxima(scores, state, tileMax);
+  SmallVector<Value> next = moveMaxima(state, tileMax, grows, alpha);
+  MutableArrayRef<Value> all(next);
+  exponentiate(scores, all.take_front(threadRows),
+               all.slice(threadRows, threadRows));
+  return next;
 }
 
 FlashEmitter::Scores FlashEmitter::toScores(ArrayRef<Value> d) {

@@ -59,6 +59,17 @@ static Type getResultType(ImplicitLocOpBuilder &b, int64_t registers) {
       b.getContext(), SmallVector<Type>(registers, b.getF32Type()));
 }
 
+/// Constraints of `registers` f32 outputs, the first `tied` of them also
+/// inputs in the same registers: "=f,...,0,1,...,".
+static std::string getAccumulatorConstraints(int64_t registers, int64_t tied) {
+  std::string constraints;
+  for (int64_t i = 0; i < registers; ++i)
+    constraints += "=f,";
+  for (int64_t i = 0; i < tied; ++i)
+    constraints += std::to_string(i) + ",";
+  return constraints;
+}
+
 static SmallVector<Value> unpack(ImplicitLocOpBuilder &b, Value packed,
                                  int64_t registers) {
   SmallVector<Value> result;
@@ -81,12 +92,9 @@ emitWarpgroupMma(ImplicitLocOpBuilder &b, int64_t registers,
   // descriptor, then the scale-d predicates (true: accumulate; from zero,
   // the first step's is false).
   std::string text = "wgmma.fence.sync.aligned;\n";
-  std::string constraints;
+  std::string constraints =
+      getAccumulatorConstraints(registers, int64_t(acc.size()));
   SmallVector<Value> operands(acc.begin(), acc.end());
-  for (int64_t i = 0; i < registers; ++i)
-    constraints += "=f,";
-  for (int64_t i = 0; i < int64_t(acc.size()); ++i)
-    constraints += std::to_string(i) + ",";
   int64_t next = registers + int64_t(acc.size());
   std::string d;
   for (int64_t i = 0; i < registers; ++i)
@@ -149,11 +157,7 @@ SmallVector<Value> hybrid::gpu::waitWarpgroupMma(ImplicitLocOpBuilder &b,
   // reader of them comes after it. The operands still in use are inputs,
   // so their registers live (unchanged) until here.
   int64_t registers = int64_t(inFlight.size());
-  std::string constraints;
-  for (int64_t i = 0; i < registers; ++i)
-    constraints += "=f,";
-  for (int64_t i = 0; i < registers; ++i)
-    constraints += std::to_string(i) + ",";
+  std::string constraints = getAccumulatorConstraints(registers, registers);
   for (size_t i = 0; i < inUse.size(); ++i)
     constraints += "r,";
   constraints.pop_back();
