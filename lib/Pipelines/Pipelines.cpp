@@ -115,6 +115,7 @@ void hybrid::buildCUDAConvertPipeline(OpPassManager &pm,
       options.sharedMemory > 0
           ? std::min<int64_t>(options.sharedMemory * options.stages, chip)
           : chip;
+  tiles.chipSharedMemory = chip;
   tiles.minCtasPerSM = options.minCtasPerSM;
   tiles.tensorCores = options.tensorCores;
   tiles.tma = options.tma;

@@ -101,6 +101,11 @@ def ConvertHybridAttentionToGPU
            "Bytes of shared memory a flash CTA may use (its tiles are dynamic "
            "shared memory; past 48 KiB the runtime opts the kernel in): "
            "hybrid-cuda-pipeline sets the chip's maximum">,
+    Option<"chipSharedMemory", "chip-shared-memory", "int64_t",
+           /*default=*/"0",
+           "Bytes of shared memory a CTA may opt into on the chip (0: "
+           "shared-memory): the budget of ops with a k_tile of their own, "
+           "halved only until the chip holds it">,
     Option<"warpRows", "warp-rows", "int64_t", /*default=*/"16",
            "Query rows per warp in the flash kernel: 16 or 32 (every K and V "
            "fragment feeds two mma tiles; more registers)">,

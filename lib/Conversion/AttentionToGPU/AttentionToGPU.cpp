@@ -14,37 +14,26 @@ using namespace mlir;
 using namespace hybrid;
 using namespace hybrid::gpu;
 
-/// Why the GPU kernels cannot compute `sig` with `keyTile`, `warpRows` and
-/// `warps`, if they cannot.
+/// Why the GPU kernels cannot compute `sig` with `keyTile` and `variant`
+/// (valid by itself: GPUKernelAttr::verify), if they cannot.
 static std::optional<std::string>
 getUnsupportedReason(const AttentionSignature &sig, int64_t keyTile,
-                     int64_t warpRows, int64_t warps, TensorCores tensorCores) {
-  if (tensorCores == TensorCores::Wgmma) {
-    // One warpgroup of 64 rows; B tiles in 64-element swizzled rows.
-    if (warpRows != 16)
-      return "tensor-cores=wgmma takes warp-rows 16 (each four warps are "
-             "one 64-row warpgroup), got " +
-             std::to_string(warpRows);
-    if (sig.headDim % 64 != 0 || getValueSlice(sig.vHeadDim) % 64 != 0)
-      return "tensor-cores=wgmma needs head dims that are multiples of 64 "
-             "(128-byte swizzled tiles), got " +
-             std::to_string(sig.headDim) + " and " +
-             std::to_string(sig.vHeadDim) + "; use mma.sync";
-  }
-  if (warpRows != 16 && warpRows != 32)
-    return "warp-rows must be 16 or 32 (one or two mma tiles), got " +
-           std::to_string(warpRows);
+                     GPUKernelAttr variant) {
+  bool wgmma = variant.getTensorCores() == TensorCores::Wgmma;
+  // wgmma's B tiles are 64-element swizzled rows.
+  if (wgmma && (sig.headDim % 64 != 0 || getValueSlice(sig.vHeadDim) % 64 != 0))
+    return "tensor-cores=wgmma needs head dims that are multiples of 64 "
+           "(128-byte swizzled tiles), got " +
+           std::to_string(sig.headDim) + " and " +
+           std::to_string(sig.vHeadDim) + "; use mma.sync";
   if (sig.headDim % 16 != 0 || sig.vHeadDim % 16 != 0 || sig.headDim > 512 ||
       sig.vHeadDim > 512)
     return "head dims must be multiples of 16 up to 512 for the GPU "
            "kernels (mma.sync m16n8k16), got " +
            std::to_string(sig.headDim) + " and " + std::to_string(sig.vHeadDim);
-  if (warps != 4 && warps != 8)
-    return "warps must be 4 or 8 (flash CTAs of 4 or 8 warps), got " +
-           std::to_string(warps);
   // A flash CTA's rows hold at least one position of every head of a GQA
   // group.
-  int64_t rows = getFlashRows(warps, warpRows / 16);
+  int64_t rows = getFlashRows(variant.getWarps(), variant.getWarpRows() / 16);
   if (sig.groupSize() > rows)
     return "the GPU kernels take at most " + std::to_string(rows) +
            " query heads per kv head (the rows of a flash CTA), got " +
@@ -65,7 +54,7 @@ getUnsupportedReason(const AttentionSignature &sig, int64_t keyTile,
     return "k-tile must be a positive multiple of 16 for the GPU kernels, "
            "got " +
            std::to_string(keyTile);
-  if (tensorCores == TensorCores::Wgmma && keyTile > 256)
+  if (wgmma && keyTile > 256)
     return "tensor-cores=wgmma takes k-tile up to 256 (wgmma's largest N), "
            "got " +
            std::to_string(keyTile);
@@ -87,35 +76,20 @@ struct ConvertAttentionToGPUPass
     if (failed(kernels))
       return signalPassFailure();
 
+    // The options' variant, for ops without a #hybrid.gpu_kernel of their
+    // own; checked as that attribute is.
     if (tensorCores != "mma.sync" && tensorCores != "wgmma") {
       module.emitError() << "tensor-cores must be mma.sync or wgmma, got '"
                          << tensorCores << "'";
       return signalPassFailure();
     }
-    TensorCores instructions =
-        tensorCores == "wgmma" ? TensorCores::Wgmma : TensorCores::MmaSync;
-    if (tma && instructions != TensorCores::Wgmma) {
-      module.emitError() << "tma: TMA writes the swizzled tiles only the "
-                            "wgmma kernels read; use it with "
-                            "tensor-cores=wgmma";
+    GPUKernelAttr defaultVariant = GPUKernelAttr::getChecked(
+        [&] { return module.emitError(); }, module.getContext(),
+        tensorCores == "wgmma" ? TensorCores::Wgmma : TensorCores::MmaSync,
+        bool(tma), int64_t(warps), int64_t(warpRows), int64_t(stages),
+        bool(softmaxOverlap));
+    if (!defaultVariant)
       return signalPassFailure();
-    }
-    if (stages < 1 || stages > 4) {
-      module.emitError() << "stages must be 1 to 4, got " << int64_t(stages);
-      return signalPassFailure();
-    }
-    if (stages > 1 && !tma) {
-      module.emitError() << "stages=" << int64_t(stages)
-                         << ": tiles ahead of the current one are loaded by "
-                            "TMA; use it with tma";
-      return signalPassFailure();
-    }
-    if (softmaxOverlap && stages < 2) {
-      module.emitError() << "softmax-overlap: the tiles of two key tiles "
-                            "are in use at once; use it with tma and "
-                            "stages >= 2";
-      return signalPassFailure();
-    }
     if (!(rescaleThreshold >= 0 && rescaleThreshold <= 32)) {
       std::string shown;
       llvm::raw_string_ostream(shown)
@@ -148,44 +122,53 @@ struct ConvertAttentionToGPUPass
     // all-recurrent schedule): the artifacts then hold PTX without entries.
     for (auto [kernel, op] : *kernels) {
       AttentionSignature sig = AttentionSignature::get(op);
+      GPUKernelAttr variant = op.getGpuKernelAttr();
+      if (!variant)
+        variant = defaultVariant;
       int64_t tile = op.getKTile().value_or(kTile);
       if (std::optional<std::string> reason =
-              getUnsupportedReason(sig, tile, warpRows, warps, instructions)) {
+              getUnsupportedReason(sig, tile, variant)) {
         op.emitOpError() << *reason;
         return signalPassFailure();
       }
       std::string name = cast<SymbolOpInterface>(kernel).getName().str();
       b.setLoc(kernel->getLoc());
-      bool wgmma = instructions == TensorCores::Wgmma;
-      tile = getFlashKeyTile(tile, sig.headDim, sig.vHeadDim, sharedMemory,
-                             /*swizzled=*/wgmma, tma, stages);
+      FlashKernelOptions flashOptions;
+      flashOptions.mTiles = variant.getWarpRows() / 16;
+      flashOptions.warps = variant.getWarps();
+      flashOptions.tensorCores = variant.getTensorCores();
+      flashOptions.tma = variant.getTma();
+      flashOptions.stages = variant.getStages();
+      flashOptions.rescaleThreshold = rescaleThreshold;
+      flashOptions.overlapSoftmax = variant.getSoftmaxOverlap();
+      bool wgmma = flashOptions.tensorCores == TensorCores::Wgmma;
+      // An op's own k_tile (the tuner's) is halved only until the chip holds
+      // it; the options' until it fits their budget.
+      bool ownTile = op.getKTile() && chipSharedMemory > 0;
+      int64_t budget = ownTile ? chipSharedMemory : sharedMemory;
+      tile = getFlashKeyTile(tile, sig.headDim, sig.vHeadDim, budget,
+                             /*swizzled=*/wgmma, flashOptions.tma,
+                             flashOptions.stages);
       int64_t sharedBytes =
           FlashSharedLayout::get(tile, sig.headDim, getValueSlice(sig.vHeadDim),
-                                 wgmma, tma, stages)
+                                 wgmma, flashOptions.tma, flashOptions.stages)
               .bytes;
-      if (sharedBytes > sharedMemory) {
+      if (sharedBytes > budget) {
         op.emitOpError() << "the flash kernel's K and V tiles need "
                          << sharedBytes << " bytes of shared memory at " << tile
-                         << " keys, over shared-memory="
-                         << int64_t(sharedMemory);
+                         << " keys, over "
+                         << (ownTile ? "chip-shared-memory=" : "shared-memory=")
+                         << budget;
         return signalPassFailure();
       }
-      int64_t mTiles = warpRows / 16;
-      FlashKernelOptions flashOptions;
       flashOptions.keyTile = tile;
-      flashOptions.mTiles = mTiles;
-      flashOptions.warps = warps;
-      flashOptions.tensorCores = instructions;
-      flashOptions.tma = tma;
-      flashOptions.stages = stages;
-      flashOptions.rescaleThreshold = rescaleThreshold;
-      flashOptions.overlapSoftmax = softmaxOverlap;
       auto flash = emitFlashKernel(b, name, sig, flashOptions);
-      if (tma)
+      if (flashOptions.tma)
         flash->setAttr("hybrid.tma", b.getUnitAttr());
       flash->setAttr("hybrid.q_tile",
                      b.getI64IntegerAttr(getQueryTile(
-                         sig.groupSize(), getFlashRows(warps, mTiles))));
+                         sig.groupSize(), getFlashRows(flashOptions.warps,
+                                                       flashOptions.mTiles))));
       flash->setAttr("hybrid.k_tile", b.getI64IntegerAttr(tile));
       flash->setAttr(
           "hybrid.value_slices",

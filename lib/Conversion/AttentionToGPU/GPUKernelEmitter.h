@@ -155,15 +155,6 @@ mlir::gpu::GPUFuncOp emitConvertKernel(mlir::ImplicitLocOpBuilder &b,
                                        llvm::StringRef name,
                                        const AttentionSignature &sig);
 
-/// The tensor-core instructions of the flash kernel.
-enum class TensorCores {
-  /// mma.sync m16n8k16 fed by ldmatrix (sm_80 and later).
-  MmaSync,
-  /// sm_90a's wgmma.mma_async: the four warps as one warpgroup, B operands
-  /// read from 128-byte-swizzled shared tiles.
-  Wgmma
-};
-
 /// How the flash kernel is built.
 struct FlashKernelOptions {
   int64_t keyTile = 64;
@@ -173,6 +164,7 @@ struct FlashKernelOptions {
   /// Warps per CTA, 4 or 8 (wgmma: one or two warpgroups); all of them
   /// share each K and V tile.
   int64_t warps = 4;
+  /// The tensor-core instructions (#hybrid.gpu_kernel's tensor_cores).
   TensorCores tensorCores = TensorCores::MmaSync;
   /// K and V tiles by TMA (wgmma only): the kernel takes their tensor maps
   /// as two trailing pointer arguments.

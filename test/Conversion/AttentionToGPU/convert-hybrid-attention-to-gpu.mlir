@@ -124,7 +124,7 @@
 // ROWS32: nvgpu.ldmatrix
 // ROWS32-COUNT-32: nvvm.mma.sync
 // ROWS32: gpu.shuffle xor
-// BADROWS: error: 'hybrid.attention' op warp-rows must be 16 or 32 (one or two mma tiles), got 24
+// BADROWS: error: warp_rows must be 16 or 32 (one or two mma tiles per warp), got 24
 
 // BADTILE: error: 'hybrid.attention' op k-tile must be a positive multiple of 16 for the GPU kernels, got 24
 

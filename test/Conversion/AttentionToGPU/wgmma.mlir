@@ -60,7 +60,7 @@ func.func @causal(%q: tensor<?x?x8x128xf32>, %k: tensor<?x?x2x128xf32>, %init: t
 // CHECK-NOT: nvvm.mma.sync
 // CHECK-LABEL: gpu.func @causal_prepare_q(
 
-// ROWS: tensor-cores=wgmma takes warp-rows 16 (each four warps are one 64-row warpgroup), got 32
+// ROWS: error: tensor_cores = wgmma takes warp_rows 16 (each four warps are one 64-row warpgroup), got 32
 // KIND: tensor-cores must be mma.sync or wgmma, got 'wmma'
 
 // tma=1: the K and V tensor maps arrive as pointers; thread 0 initialises
@@ -90,7 +90,7 @@ func.func @causal(%q: tensor<?x?x8x128xf32>, %k: tensor<?x?x2x128xf32>, %init: t
 // TMA: wgmma.mma_async.sync.aligned.m64n128k16
 // TMA-NOT: nvgpu.device_async_copy
 // TMA-LABEL: gpu.func @causal_prepare_q(
-// TMAMMA: tma: TMA writes the swizzled tiles only the wgmma kernels read; use it with tensor-cores=wgmma
+// TMAMMA: error: tma: TMA writes the swizzled tiles only the wgmma kernels read; needs tensor_cores = wgmma
 
 // warps=8: two warpgroups of 64 rows (128 rows: 32 positions x 4 heads)
 // share each K and V tile; the copies and waits are the CTA's, the
@@ -103,7 +103,7 @@ func.func @causal(%q: tensor<?x?x8x128xf32>, %k: tensor<?x?x2x128xf32>, %init: t
 // WARPS8: wgmma.mma_async.sync.aligned.m64n128k16
 // WARPS8-LABEL: gpu.func @causal_prepare_q(
 // WARPS8-SAME: known_block_size = array<i32: 128, 1, 1>
-// BADWARPS: error: 'hybrid.attention' op warps must be 4 or 8 (flash CTAs of 4 or 8 warps), got 6
+// BADWARPS: error: warps must be 4 or 8 (warps per flash CTA), got 6
 
 // stages=2: two K and two V tiles (K0, K1 at 0 and 16384, V0, V1 at
 // 32768 and 49152), one mbarrier per tile and stage after them; tile j
@@ -129,8 +129,8 @@ func.func @causal(%q: tensor<?x?x8x128xf32>, %k: tensor<?x?x2x128xf32>, %init: t
 // STAGES: wgmma.mma_async.sync.aligned.m64n128k16
 // STAGES: gpu.barrier
 // STAGES-NEXT: scf.yield
-// STAGESTMA: stages=2: tiles ahead of the current one are loaded by TMA; use it with tma
-// BADSTAGES: stages must be 1 to 4, got 5
+// STAGESTMA: error: stages = 2: tiles ahead of the current one are loaded by TMA; needs tma
+// BADSTAGES: error: stages must be 1 to 4, got 5
 
 // softmax-overlap=1: tile 0's scores are waited for at once; then per tile
 // j the warpgroup issues S(j) = Q K(j)^T and O += P(j - 1) V(j - 1) (each
@@ -168,4 +168,4 @@ func.func @causal(%q: tensor<?x?x8x128xf32>, %k: tensor<?x?x2x128xf32>, %init: t
 // OVERLAP: mbarrier.try_wait.parity
 // OVERLAP: wgmma.mma_async.sync.aligned.m64n128k16{{.+}}wgmma.wait_group.sync.aligned 0;"
 // OVERLAP-LABEL: gpu.func @causal_prepare_q(
-// OVERLAPSTAGES: softmax-overlap: the tiles of two key tiles are in use at once; use it with tma and stages >= 2
+// OVERLAPSTAGES: error: softmax_overlap: the tiles of two key tiles are in use at once; needs tma and stages >= 2

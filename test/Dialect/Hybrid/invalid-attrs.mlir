@@ -180,3 +180,44 @@ module attributes {test.attr = #hybrid.cache_summary<max_seq = 8, storage = bf16
 
 // expected-error @+1 {{truncate belongs to yarn}}
 module attributes {test.attr = #hybrid.rope_scaling<kind = linear, factor = 4.0, truncate = false>} {}
+
+// -----
+
+// expected-error @+1 {{warps must be 4 or 8 (warps per flash CTA), got 6}}
+module attributes {test.attr = #hybrid.gpu_kernel<warps = 6>} {}
+
+// -----
+
+// expected-error @+1 {{warp_rows must be 16 or 32 (one or two mma tiles per warp), got 8}}
+module attributes {test.attr = #hybrid.gpu_kernel<warp_rows = 8>} {}
+
+// -----
+
+// expected-error @+1 {{tensor_cores = wgmma takes warp_rows 16 (each four warps are one 64-row warpgroup), got 32}}
+module attributes {test.attr = #hybrid.gpu_kernel<tensor_cores = wgmma, warp_rows = 32>} {}
+
+// -----
+
+// expected-error @+1 {{tma: TMA writes the swizzled tiles only the wgmma kernels read; needs tensor_cores = wgmma}}
+module attributes {test.attr = #hybrid.gpu_kernel<tma = true>} {}
+
+// -----
+
+// expected-error @+1 {{stages must be 1 to 4, got 0}}
+module attributes {test.attr = #hybrid.gpu_kernel<stages = 0>} {}
+
+// -----
+
+// expected-error @+1 {{stages = 3: tiles ahead of the current one are loaded by TMA; needs tma}}
+module attributes {test.attr = #hybrid.gpu_kernel<tensor_cores = wgmma, stages = 3>} {}
+
+// -----
+
+// expected-error @+1 {{softmax_overlap: the tiles of two key tiles are in use at once; needs tma and stages >= 2}}
+module attributes {test.attr = #hybrid.gpu_kernel<tensor_cores = wgmma, tma = true, softmax_overlap = true>} {}
+
+// -----
+
+// expected-error @+2 {{expected ::hybrid::TensorCores to be one of: mma_sync, wgmma}}
+// expected-error @+1 {{failed to parse Hybrid_GPUKernelAttr parameter 'tensor_cores'}}
+module attributes {test.attr = #hybrid.gpu_kernel<tensor_cores = wmma>} {}

@@ -145,7 +145,8 @@ RopeScalingAttr::verify(function_ref<InFlightDiagnostic()> emitError,
   }
   if (kind == RopeScalingKind::yarn && originalMaxPosition == 0)
     return emitError() << "yarn rope scaling needs original_max_position";
-  if (kind != RopeScalingKind::llama3 && (lowFreqFactor != 0 || highFreqFactor != 0))
+  if (kind != RopeScalingKind::llama3 &&
+      (lowFreqFactor != 0 || highFreqFactor != 0))
     return emitError() << "low_freq_factor and high_freq_factor belong to "
                           "llama3 rope scaling";
   if (kind != RopeScalingKind::yarn &&
@@ -191,9 +192,9 @@ PositionalAttr::verify(function_ref<InFlightDiagnostic()> emitError,
 // Score modifiers
 //===----------------------------------------------------------------------===//
 
-LogicalResult TemperatureTuningAttr::verify(
-    function_ref<InFlightDiagnostic()> emitError, Real floorScale,
-    Real attnScale) {
+LogicalResult
+TemperatureTuningAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                              Real floorScale, Real attnScale) {
   if (!(floorScale > 0))
     return emitError() << "temperature floor_scale must be positive";
   if (!(attnScale >= 0))
@@ -208,7 +209,43 @@ LogicalResult ScoreAttr::verify(function_ref<InFlightDiagnostic()> emitError,
     return emitError() << "score scale must be positive and finite, got "
                        << double(scale);
   if (softcap < 0 || !std::isfinite(double(softcap)))
-    return emitError() << "softcap must be positive when set, got " << double(softcap);
+    return emitError() << "softcap must be positive when set, got "
+                       << double(softcap);
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Kernel variants
+//===----------------------------------------------------------------------===//
+
+LogicalResult
+GPUKernelAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                      TensorCores tensorCores, bool tma, int64_t warps,
+                      int64_t warpRows, int64_t stages, bool softmaxOverlap) {
+  bool wgmma = tensorCores == TensorCores::Wgmma;
+  if (warps != 4 && warps != 8)
+    return emitError() << "warps must be 4 or 8 (warps per flash CTA), got "
+                       << warps;
+  if (warpRows != 16 && warpRows != 32)
+    return emitError() << "warp_rows must be 16 or 32 (one or two mma tiles "
+                          "per warp), got "
+                       << warpRows;
+  if (wgmma && warpRows != 16)
+    return emitError() << "tensor_cores = wgmma takes warp_rows 16 (each four "
+                          "warps are one 64-row warpgroup), got "
+                       << warpRows;
+  if (tma && !wgmma)
+    return emitError() << "tma: TMA writes the swizzled tiles only the wgmma "
+                          "kernels read; needs tensor_cores = wgmma";
+  if (stages < 1 || stages > 4)
+    return emitError() << "stages must be 1 to 4, got " << stages;
+  if (stages > 1 && !tma)
+    return emitError() << "stages = " << stages
+                       << ": tiles ahead of the current one are loaded by "
+                          "TMA; needs tma";
+  if (softmaxOverlap && stages < 2)
+    return emitError() << "softmax_overlap: the tiles of two key tiles are in "
+                          "use at once; needs tma and stages >= 2";
   return success();
 }
 
@@ -218,8 +255,7 @@ LogicalResult ScoreAttr::verify(function_ref<InFlightDiagnostic()> emitError,
 
 LogicalResult CacheAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                                 CachePolicy policy, int64_t window,
-                                int64_t chunk, int64_t sourceLayer,
-                                bool kEqV) {
+                                int64_t chunk, int64_t sourceLayer, bool kEqV) {
   if (policy == CachePolicy::ring && window <= 0)
     return emitError() << "ring cache needs a positive window, got " << window;
   if (policy != CachePolicy::ring && window != 0)

@@ -31,12 +31,12 @@ static Type getElementType(MLIRContext *ctx, StorageType type) {
 /// layers share a kernel exactly when their signatures are the same attribute.
 static ArrayAttr getSignature(LayerOp layer) {
   Builder b(layer.getContext());
-  return b.getArrayAttr(
-      {b.getI64IntegerAttr(*layer.getNumHeads()),
-       b.getI64IntegerAttr(*layer.getNumKvHeads()),
-       b.getI64IntegerAttr(*layer.getHeadDim()),
-       b.getI64IntegerAttr(layer.getValueHeadDim()), *layer.getMask(),
-       *layer.getPositional(), *layer.getScore()});
+  return b.getArrayAttr({b.getI64IntegerAttr(*layer.getNumHeads()),
+                         b.getI64IntegerAttr(*layer.getNumKvHeads()),
+                         b.getI64IntegerAttr(*layer.getHeadDim()),
+                         b.getI64IntegerAttr(layer.getValueHeadDim()),
+                         *layer.getMask(), *layer.getPositional(),
+                         *layer.getScore()});
 }
 
 /// Creates `func.func @name(q, k, v, [sinks,] init) -> out` holding one
@@ -69,7 +69,7 @@ static func::FuncOp createKernel(OpBuilder &builder, Location loc,
       body, loc, out, entry->getArgument(0), entry->getArgument(1),
       entry->getArgument(2), sinks, entry->getArguments().back(),
       *layer.getMask(), *layer.getPositional(), score,
-      /*q_tile=*/nullptr, /*k_tile=*/nullptr);
+      /*q_tile=*/nullptr, /*k_tile=*/nullptr, /*gpu_kernel=*/nullptr);
   func::ReturnOp::create(body, loc, attention.getResult());
   return func;
 }
@@ -91,10 +91,10 @@ struct ExtractAttentionPass
         FlatSymbolRefAttr &kernel = kernels[getSignature(layer)];
         if (!kernel) {
           OpBuilder builder(&getContext()); // detached until inserted
-          std::string name = (schedule.getSymName() + "_" +
-                              stringifyLayerKind(layer.getKind()) + "_l" +
-                              Twine(index))
-                                 .str();
+          std::string name =
+              (schedule.getSymName() + "_" +
+               stringifyLayerKind(layer.getKind()) + "_l" + Twine(index))
+                  .str();
           func::FuncOp func =
               createKernel(builder, layer.getLoc(), name, layer, elementType);
           symbols.insert(func); // appends, renaming on a clash

@@ -37,6 +37,12 @@ class Hybrid_BoolParameter<string value, string desc>
   let printer = "$_printer << ($_self ? \"true\" : \"false\")";
 }
 
+// An enum with a default, left out when printed at it.
+class Hybrid_EnumParameter<EnumAttrInfo info, string value>
+    : EnumParameter<info> {
+  let defaultValue = value;
+}
+
 class Hybrid_Attr<string name, string attrMnemonic, list<Trait> traits = []>
     : AttrDef<Hybrid_Dialect, name, traits> {
   let mnemonic = attrMnemonic;
@@ -175,6 +181,38 @@ def Hybrid_ScoreAttr : Hybrid_Attr<"Score", "score"> {
     Hybrid_FloatParameter<"logit soft-cap">:$softcap,
     Hybrid_BoolParameter<"false", "per-head sink logits">:$sinks,
     OptionalParameter<"TemperatureTuningAttr", "query temperature">:$temperature
+  );
+}
+
+//===----------------------------------------------------------------------===//
+// Kernel variants
+//===----------------------------------------------------------------------===//
+
+def Hybrid_GPUKernelAttr : Hybrid_Attr<"GPUKernel", "gpu_kernel"> {
+  let summary = "how the GPU lowering builds an attention op's flash kernel";
+  let description = [{
+    The flash kernel's variant: its tensor-core instructions, whether TMA
+    loads its K and V tiles and into how many buffers (`stages`), warps per
+    CTA, query rows per warp, and whether the softmax overlaps the tensor
+    cores (FlashAttention-3's intra-warpgroup pipelining). On a
+    `hybrid.attention` it overrides the pass options; `hybrid-tune
+    --target cuda:...` writes it. Parameters left out take the pass options'
+    defaults (mma.sync, 4 warps, 16 rows per warp, one stage).
+
+    ```mlir
+    #hybrid.gpu_kernel<warps = 8>
+    #hybrid.gpu_kernel<tensor_cores = wgmma, tma = true, stages = 2,
+                       softmax_overlap = true>
+    ```
+  }];
+  let parameters = (ins
+    Hybrid_EnumParameter<Hybrid_TensorCores,
+        "::hybrid::TensorCores::MmaSync">:$tensor_cores,
+    Hybrid_BoolParameter<"false", "K and V tiles by TMA">:$tma,
+    Hybrid_IntParameter<"4", "warps per CTA: 4 or 8">:$warps,
+    Hybrid_IntParameter<"16", "query rows per warp: 16 or 32">:$warp_rows,
+    Hybrid_IntParameter<"1", "buffers per tile kind: 1 to 4">:$stages,
+    Hybrid_BoolParameter<"false", "softmax during P V">:$softmax_overlap
   );
 }
 

@@ -70,6 +70,18 @@ def Hybrid_CachePolicy : I32EnumAttr<"CachePolicy",
   let genSpecializedAttr = 0;
 }
 
+def Hybrid_TensorCores : I32EnumAttr<"TensorCores",
+    "tensor-core instructions of a GPU flash kernel", [
+    // mma.sync m16n8k16 fed by ldmatrix (sm_80 and later).
+    I32EnumAttrCase<"MmaSync", 0, "mma_sync">,
+    // sm_90a's wgmma.mma_async: each four warps one warpgroup, B operands
+    // (K, V) read from 128-byte swizzled shared memory.
+    I32EnumAttrCase<"Wgmma", 1, "wgmma">
+  ]> {
+  let cppNamespace = "::hybrid";
+  let genSpecializedAttr = 0;
+}
+
 def Hybrid_StorageType : I32EnumAttr<"StorageType",
     "element type of stored caches and states", [
     I32EnumAttrCase<"f32", 0>,

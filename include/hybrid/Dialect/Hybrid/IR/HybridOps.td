@@ -172,7 +172,8 @@ def Hybrid_AttentionOp : Hybrid_Op<"attention", [
 
     `q_tile` and `k_tile`, when present, are the tile sizes a target's
     lowering uses for this op (query positions per work item, keys per
-    tile), overriding its pass options: the tuner writes them.
+    tile), overriding its pass options; `gpu_kernel` is the variant the GPU
+    lowering builds (overriding its options too). The tuner writes them.
 
     ```mlir
     %o = hybrid.attention ins(%q, %k, %v : tensor<2x?x8x128xf32>,
@@ -193,7 +194,8 @@ def Hybrid_AttentionOp : Hybrid_Op<"attention", [
     Hybrid_PositionalAttr:$positional,
     Hybrid_ScoreAttr:$score,
     OptionalAttr<ConfinedAttr<I64Attr, [IntPositive]>>:$q_tile,
-    OptionalAttr<ConfinedAttr<I64Attr, [IntPositive]>>:$k_tile
+    OptionalAttr<ConfinedAttr<I64Attr, [IntPositive]>>:$k_tile,
+    OptionalAttr<Hybrid_GPUKernelAttr>:$gpu_kernel
   );
   let results = (outs AnyRankedTensor:$result);
   let assemblyFormat = [{

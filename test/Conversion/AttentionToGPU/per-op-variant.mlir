@@ -1,0 +1,15 @@
+// RUN: hybrid-opt %s --split-input-file --convert-hybrid-attention-to-gpu="chip-shared-memory=232448" --verify-diagnostics | FileCheck %s
+
+// An op's #hybrid.gpu_kernel and k_tile (hybrid-tune's) choose its flash
+// kernel over the pass options; the op beside it keeps the options' variant.
+// Its own k_tile is halved only until the chip holds it (four stages of 256
+// keys at head dim 128 are 512 KiB; of 64, 128 KiB).
+func.func @huge(%q: tensor<?x?x8x128xf32>, %k: tensor<?x?x2x128xf32>, %init: tensor<?x?x8x128xf32>) -> tensor<?x?x8x128xf32> {
+  %o = hybrid.attention ins(%q, %k, %k : tensor<?x?x8x128xf32>, tensor<?x?x2x128xf32>, tensor<?x?x2x128xf32>)
+         outs(%init : tensor<?x?x8x128xf32>) mask <kind = full, causal = true> pos <kind = none> score <scale = 0.088>
+         {k_tile = 256, gpu_kernel = #hybrid.gpu_kernel<tensor_cores = wgmma, tma = true, stages = 4>}
+         -> tensor<?x?x8x128xf32>
+  return %o : tensor<?x?x8x128xf32>
+}
+// CHECK-LABEL: gpu.func @huge(
+// CHECK-SAME: hybrid.k_tile = 64 : i64, hybrid.q_tile = 16 : i64, hybrid.shared_bytes = 131136 : i64, hybrid.tma
