@@ -36,33 +36,44 @@ using namespace hybrid::gpu;
 
 Value FlashEmitter::stageTile(Value src, Value dst, int64_t dim, Value kt,
                               Value colOffset) {
-  // 16-byte chunks of 8 bf16; every thread issues the same number of copies
-  // (the last round's spare threads repeat the last chunk) so that cp.async
-  // group counts agree across the CTA.
+  // 16-byte chunks of 8 bf16. The last round's spare threads copy nothing
+  // (repeating a chunk would put two copies to one address in flight) but
+  // commit the group like every thread, so that cp.async group counts agree
+  // across the CTA; the group's tokens are the unconditional copies' (a
+  // commit takes all of a thread's copies before it, whatever the IR says).
   int64_t chunksPerRow = dim / 8, chunks = kTile * chunksPerRow;
   Value tid = mlir::gpu::ThreadIdOp::create(b, mlir::gpu::Dimension::x);
+  // Chunk i of the tile: row i / chunksPerRow, 8 elements at chunk i %
+  // chunksPerRow.
+  auto copyChunk = [&](Value i, bool pastTheEnd) -> Value {
+    Value row = arith::DivUIOp::create(b, i, index(b, chunksPerRow));
+    Value chunk = arith::RemUIOp::create(b, i, index(b, chunksPerRow));
+    Value col = arith::MulIOp::create(b, chunk, index(b, 8));
+    Value key = arith::AddIOp::create(b, kt, row);
+    if (pastTheEnd) // rows past the last key repeat it
+      key = arith::MinUIOp::create(b, key, lastKey);
+    Value srcCol = colOffset ? arith::AddIOp::create(b, col, colOffset) : col;
+    SmallVector<Value> at = {row, col};
+    if (wgmma) {
+      std::array<Value, 3> swizzled = getSwizzledChunk(b, row, chunk);
+      at.assign(swizzled.begin(), swizzled.end());
+    }
+    return nvgpu::DeviceAsyncCopyOp::create(
+        b, dst, at, src, ValueRange{batch, key, kvHead, srcCol},
+        b.getIndexAttr(8),
+        /*srcElements=*/Value(), /*bypassL1=*/b.getUnitAttr());
+  };
   auto issue = [&](bool pastTheEnd) -> Value {
     SmallVector<Value> tokens;
     for (int64_t c = 0; c < chunks; c += threads) {
       Value i = arith::AddIOp::create(b, tid, index(b, c));
-      if (c + threads > chunks)
-        i = arith::MinUIOp::create(b, i, index(b, chunks - 1));
-      Value row = arith::DivUIOp::create(b, i, index(b, chunksPerRow));
-      Value chunk = arith::RemUIOp::create(b, i, index(b, chunksPerRow));
-      Value col = arith::MulIOp::create(b, chunk, index(b, 8));
-      Value key = arith::AddIOp::create(b, kt, row);
-      if (pastTheEnd) // rows past the last key repeat it
-        key = arith::MinUIOp::create(b, key, lastKey);
-      Value srcCol = colOffset ? arith::AddIOp::create(b, col, colOffset) : col;
-      SmallVector<Value> at = {row, col};
-      if (wgmma) {
-        std::array<Value, 3> swizzled = getSwizzledChunk(b, row, chunk);
-        at.assign(swizzled.begin(), swizzled.end());
+      if (c + threads > chunks) {
+        Value inTile = arith::CmpIOp::create(b, arith::CmpIPredicate::ult, i,
+                                             index(b, chunks));
+        ifThen(b, inTile, [&] { copyChunk(i, pastTheEnd); });
+      } else {
+        tokens.push_back(copyChunk(i, pastTheEnd));
       }
-      tokens.push_back(nvgpu::DeviceAsyncCopyOp::create(
-          b, dst, at, src, ValueRange{batch, key, kvHead, srcCol},
-          b.getIndexAttr(8),
-          /*srcElements=*/Value(), /*bypassL1=*/b.getUnitAttr()));
     }
     return nvgpu::DeviceAsyncCreateGroupOp::create(b, tokens);
   };
