@@ -177,14 +177,68 @@ static bool writeKernelsAndDropSchedule(ModuleOp module, ScheduleOp schedule,
   return true;
 }
 
+/// Runs the `extract` pipeline, sets the attributes options.tuningDb's
+/// entries (loaded into `database`) give the kernels, looked up for the
+/// context the caches are planned for, then runs `convert`. The decisions
+/// point into `database`.
+static FailureOr<std::vector<TuningDecision>>
+convertTuned(ModuleOp module, const CompileOptions &options,
+             TuningDatabase &database,
+             llvm::function_ref<void(OpPassManager &)> extract,
+             llvm::function_ref<void(OpPassManager &)> convert) {
+  std::string error;
+  if (!options.tuningDb.empty() && !database.load(options.tuningDb, error)) {
+    fail(error);
+    return failure();
+  }
+  PassManager extracting = PassManager::on<ModuleOp>(module.getContext());
+  extract(extracting);
+  if (failed(extracting.run(module)))
+    return failure();
+  ScheduleOp schedule = *module.getOps<ScheduleOp>().begin();
+  int64_t seqLen = schedule.getCacheSummaryAttr()
+                       ? schedule.getCacheSummaryAttr().getMaxSeq()
+                       : options.maxSeq;
+  FailureOr<std::vector<TuningDecision>> decisions =
+      applyTuning(module, database, getTuningTarget(options.target), seqLen);
+  if (failed(decisions))
+    return failure();
+  PassManager converting = PassManager::on<ModuleOp>(module.getContext());
+  convert(converting);
+  if (failed(converting.run(module)))
+    return failure();
+  return decisions;
+}
+
+/// Each kernel's tuning in the manifest: its signature and whether a
+/// database entry set it; a note for kernels a given database lacks.
+static void recordTuning(nlohmann::ordered_json &manifest,
+                         const std::vector<TuningDecision> &decisions,
+                         const CompileOptions &options) {
+  for (const TuningDecision &d : decisions) {
+    nlohmann::ordered_json tuning = {{"signature", d.signature}};
+    if (d.entry) {
+      tuning["source"] = "database";
+      tuning["seq_bucket"] = d.entry->seqBucket;
+      if (d.entry->gpu)
+        tuning["variant"] = d.entry->gpu->getName();
+    } else {
+      tuning["source"] =
+          options.tuningDb.empty() ? "default" : "default (no entry)";
+      if (!options.tuningDb.empty())
+        llvm::WithColor::note(llvm::errs(), "hybrid")
+            << "no tuning entry for kernel " << d.kernel << " (" << d.signature
+            << ") on " << getTuningTarget(options.target) << ": default "
+            << (options.target == "cpu" ? "tile sizes" : "kernel") << "\n";
+    }
+    manifest["kernels"][d.kernel]["tuning"] = std::move(tuning);
+  }
+}
+
 /// emitArtifacts for `cuda:<chip>`: kernels.ptx, kernels.cubin when ptxas is
 /// found, kernels.mlir and manifest.json.
 static bool emitCUDAArtifacts(ModuleOp module, const CompileOptions &options,
                               StringRef dir) {
-  if (!options.tuningDb.empty())
-    return fail("--tuning-db: tuning databases hold CPU tile sizes; not "
-                "supported for " +
-                options.target);
   std::string libdevice =
       options.cudaToolkit + "/nvvm/libdevice/libdevice.10.bc";
   if (!llvm::sys::fs::exists(libdevice))
@@ -207,15 +261,18 @@ static bool emitCUDAArtifacts(ModuleOp module, const CompileOptions &options,
   cuda.tensorCores = options.tensorCores;
   cuda.tma = options.tma;
   cuda.toolkit = options.cudaToolkit;
-  PassManager convert = PassManager::on<ModuleOp>(module.getContext());
-  buildCUDAExtractPipeline(convert, cuda);
-  buildCUDAConvertPipeline(convert, cuda);
-  if (failed(convert.run(module)))
+  TuningDatabase database;
+  FailureOr<std::vector<TuningDecision>> decisions = convertTuned(
+      module, options, database,
+      [&](OpPassManager &pm) { buildCUDAExtractPipeline(pm, cuda); },
+      [&](OpPassManager &pm) { buildCUDAConvertPipeline(pm, cuda); });
+  if (failed(decisions))
     return false;
   ScheduleOp schedule = *module.getOps<ScheduleOp>().begin();
   const char *ptxFile = "kernels.ptx";
   nlohmann::ordered_json manifest =
       buildManifest(module, schedule, ptxFile, options.target);
+  recordTuning(manifest, *decisions, options);
   if (!writeKernelsAndDropSchedule(module, schedule, dir))
     return false;
   PassManager lowering = PassManager::on<ModuleOp>(module.getContext());
@@ -249,48 +306,23 @@ bool hybrid::emitArtifacts(ModuleOp module, const CompileOptions &options,
     makePositionalExternal(module);
   if (StringRef(options.target).starts_with("cuda:"))
     return emitCUDAArtifacts(module, options, dir);
-  TuningDatabase database;
-  std::string error;
-  if (!options.tuningDb.empty() && !database.load(options.tuningDb, error))
-    return fail(error);
   CPUPipelineOptions cpu;
   cpu.maxSeq = options.maxSeq;
   cpu.qTile = options.qTile;
   cpu.kTile = options.kTile;
-  PassManager extract = PassManager::on<ModuleOp>(module.getContext());
-  buildCPUExtractPipeline(extract, cpu);
-  if (failed(extract.run(module)))
-    return false;
-  ScheduleOp schedule = *module.getOps<ScheduleOp>().begin();
-  // Entries are looked up for the context the caches are planned for.
-  int64_t seqLen = schedule.getCacheSummaryAttr()
-                       ? schedule.getCacheSummaryAttr().getMaxSeq()
-                       : options.maxSeq;
-  std::vector<TuningDecision> decisions =
-      applyTuning(module, database, getHostTuningTarget(), seqLen);
-  PassManager convert = PassManager::on<ModuleOp>(module.getContext());
-  buildCPUConvertPipeline(convert, cpu);
-  if (failed(convert.run(module)))
+  TuningDatabase database;
+  FailureOr<std::vector<TuningDecision>> decisions = convertTuned(
+      module, options, database,
+      [&](OpPassManager &pm) { buildCPUExtractPipeline(pm, cpu); },
+      [&](OpPassManager &pm) { buildCPUConvertPipeline(pm, cpu); });
+  if (failed(decisions))
     return false;
 
+  ScheduleOp schedule = *module.getOps<ScheduleOp>().begin();
   const char *library = "libkernels.so";
   nlohmann::ordered_json manifest =
       buildManifest(module, schedule, library, options.target);
-  for (const TuningDecision &d : decisions) {
-    nlohmann::ordered_json tuning = {{"signature", d.signature}};
-    if (d.entry) {
-      tuning["source"] = "database";
-      tuning["seq_bucket"] = d.entry->seqBucket;
-    } else {
-      tuning["source"] =
-          options.tuningDb.empty() ? "default" : "default (no entry)";
-      if (!options.tuningDb.empty())
-        llvm::WithColor::note(llvm::errs(), "hybrid")
-            << "no tuning entry for kernel " << d.kernel << " (" << d.signature
-            << ") on " << getHostTuningTarget() << ": default tile sizes\n";
-    }
-    manifest["kernels"][d.kernel]["tuning"] = std::move(tuning);
-  }
+  recordTuning(manifest, *decisions, options);
   manifest["host"] = getHostTargetDescription();
   if (!writeKernelsAndDropSchedule(module, schedule, dir))
     return false;
@@ -298,6 +330,7 @@ bool hybrid::emitArtifacts(ModuleOp module, const CompileOptions &options,
   buildCPUToLLVMPipeline(lowering);
   if (failed(lowering.run(module)))
     return false;
+  std::string error;
   if (!emitHostSharedObject(module, (dir + "/" + library).str(), error))
     return fail(error);
   return writeFile(dir + "/manifest.json", manifest.dump(2) + "\n");

@@ -26,24 +26,49 @@ std::string hybrid::getKernelSignature(AttentionOp op) {
   return s;
 }
 
-std::vector<TuningDecision> hybrid::applyTuning(ModuleOp module,
-                                                const TuningDatabase &database,
-                                                StringRef target,
-                                                int64_t seqLen) {
+/// `entry`'s variant as the attribute, or null after reporting why not.
+static GPUKernelAttr getVariantAttr(AttentionOp op, const TuningEntry &entry) {
+  const GPUKernelVariant &v = *entry.gpu;
+  return GPUKernelAttr::getChecked(
+      [&] {
+        return op.emitError()
+               << "tuning entry " << entry.kernel << " (" << entry.target
+               << ", bucket " << entry.seqBucket << "): gpu: ";
+      },
+      op.getContext(),
+      v.tensorCores == "wgmma" ? TensorCores::Wgmma : TensorCores::MmaSync,
+      v.tma, v.warps, v.warpRows, v.stages, v.softmaxOverlap);
+}
+
+FailureOr<std::vector<TuningDecision>>
+hybrid::applyTuning(ModuleOp module, const TuningDatabase &database,
+                    StringRef target, int64_t seqLen) {
   std::vector<TuningDecision> decisions;
+  WalkResult walk = WalkResult::advance();
   for (auto func : module.getOps<func::FuncOp>()) {
-    func.walk([&](AttentionOp op) {
+    walk = func.walk([&](AttentionOp op) {
       TuningDecision d;
       d.kernel = func.getSymName().str();
       d.signature = getKernelSignature(op);
       d.entry = database.lookup(target, d.signature, seqLen);
       if (d.entry) {
         Builder b(op.getContext());
-        op.setQTileAttr(b.getI64IntegerAttr(d.entry->qTile));
+        // A GPU kernel's query tile follows from its variant.
+        if (d.entry->gpu) {
+          GPUKernelAttr variant = getVariantAttr(op, *d.entry);
+          if (!variant)
+            return WalkResult::interrupt();
+          op.setGpuKernelAttr(variant);
+        } else {
+          op.setQTileAttr(b.getI64IntegerAttr(d.entry->qTile));
+        }
         op.setKTileAttr(b.getI64IntegerAttr(d.entry->kTile));
       }
       decisions.push_back(std::move(d));
+      return WalkResult::advance();
     });
+    if (walk.wasInterrupted())
+      return failure();
   }
   return decisions;
 }

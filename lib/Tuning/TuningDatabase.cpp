@@ -24,6 +24,30 @@ std::string hybrid::getHostTuningTarget() {
   return ("cpu:" + llvm::sys::getHostCPUName()).str();
 }
 
+std::string GPUKernelVariant::getName() const {
+  std::string name = tensorCores;
+  if (tma)
+    name += ".tma";
+  if (stages > 1)
+    name += ".s" + std::to_string(stages);
+  if (softmaxOverlap)
+    name += ".overlap";
+  name += ".w" + std::to_string(warps);
+  if (warpRows != 16)
+    name += ".r" + std::to_string(warpRows);
+  return name;
+}
+
+bool GPUKernelVariant::operator==(const GPUKernelVariant &o) const {
+  return tensorCores == o.tensorCores && tma == o.tma && warps == o.warps &&
+         warpRows == o.warpRows && stages == o.stages &&
+         softmaxOverlap == o.softmaxOverlap;
+}
+
+std::string hybrid::getTuningTarget(llvm::StringRef target) {
+  return target == "cpu" ? getHostTuningTarget() : target.str();
+}
+
 void TuningDatabase::add(const TuningEntry &entry) {
   for (TuningEntry &e : entries)
     if (e.target == entry.target && e.kernel == entry.kernel &&
@@ -101,6 +125,38 @@ bool TuningDatabase::load(llvm::StringRef path, std::string &error) {
       entry.ms = e["ms"];
     if (e.contains("default_ms") && e["default_ms"].is_number())
       entry.defaultMs = e["default_ms"];
+    if (e.contains("device") && e["device"].is_string())
+      entry.device = e["device"];
+    if (e.contains("gpu")) {
+      const json &g = e["gpu"];
+      std::string gpu = at + ".gpu";
+      if (!g.is_object())
+        return bad(gpu, "not an object");
+      GPUKernelVariant v;
+      if (g.contains("tensor_cores")) {
+        if (!g["tensor_cores"].is_string() ||
+            (g["tensor_cores"] != "mma.sync" && g["tensor_cores"] != "wgmma"))
+          return bad(gpu + ".tensor_cores", "not \"mma.sync\" or \"wgmma\"");
+        v.tensorCores = g["tensor_cores"];
+      }
+      for (auto [key, field] :
+           {std::pair{"tma", &v.tma},
+            std::pair{"softmax_overlap", &v.softmaxOverlap}})
+        if (g.contains(key)) {
+          if (!g[key].is_boolean())
+            return bad(gpu + "." + key, "not a boolean");
+          *field = g[key];
+        }
+      for (auto [key, field] :
+           {std::pair{"warps", &v.warps}, std::pair{"warp_rows", &v.warpRows},
+            std::pair{"stages", &v.stages}})
+        if (g.contains(key)) {
+          if (!g[key].is_number_integer() || g[key].get<int64_t>() <= 0)
+            return bad(gpu + "." + key, "not a positive integer");
+          *field = g[key];
+        }
+      entry.gpu = v;
+    }
     add(entry);
   }
   return true;
@@ -108,14 +164,22 @@ bool TuningDatabase::load(llvm::StringRef path, std::string &error) {
 
 bool TuningDatabase::save(llvm::StringRef path, std::string &error) const {
   json out = {{"version", kVersion}, {"entries", json::array()}};
-  for (const TuningEntry &e : entries)
-    out["entries"].push_back({{"target", e.target},
-                              {"kernel", e.kernel},
-                              {"seq_bucket", e.seqBucket},
-                              {"q_tile", e.qTile},
-                              {"k_tile", e.kTile},
-                              {"ms", e.ms},
-                              {"default_ms", e.defaultMs}});
+  for (const TuningEntry &e : entries) {
+    json entry = {{"target", e.target},        {"kernel", e.kernel},
+                  {"seq_bucket", e.seqBucket}, {"q_tile", e.qTile},
+                  {"k_tile", e.kTile},         {"ms", e.ms},
+                  {"default_ms", e.defaultMs}};
+    if (e.gpu)
+      entry["gpu"] = {{"tensor_cores", e.gpu->tensorCores},
+                      {"tma", e.gpu->tma},
+                      {"warps", e.gpu->warps},
+                      {"warp_rows", e.gpu->warpRows},
+                      {"stages", e.gpu->stages},
+                      {"softmax_overlap", e.gpu->softmaxOverlap}};
+    if (!e.device.empty())
+      entry["device"] = e.device;
+    out["entries"].push_back(std::move(entry));
+  }
   std::error_code ec;
   llvm::raw_fd_ostream os(path, ec);
   if (ec) {

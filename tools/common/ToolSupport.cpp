@@ -169,3 +169,13 @@ void hybrid::tools::storePositions(std::vector<float> &x,
     std::copy_n(&part[b * count * row], count * row,
                 &x[(b * shape[1] + begin) * row]);
 }
+
+double hybrid::tools::getCallMs(rt::Model &model,
+                                std::chrono::steady_clock::time_point start) {
+  std::chrono::duration<double, std::milli> host =
+      std::chrono::steady_clock::now() - start;
+  hybrid_rt_device_time device;
+  if (hybrid_rt_device_time_get(model.get(), &device) == HYBRID_RT_OK)
+    return device.attention_ms;
+  return host.count();
+}

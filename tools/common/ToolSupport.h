@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <cmath>
 #include <map>
 #include <string>
@@ -98,6 +99,11 @@ private:
   Artifacts artifacts;
   std::vector<int64_t> only;
 };
+
+/// Milliseconds of the runtime call that started at `start`: the device
+/// time of its attention kernels on GPU targets (CUDA events; host copies
+/// and RoPE left out), else the host's.
+double getCallMs(rt::Model &model, std::chrono::steady_clock::time_point start);
 
 /// The category of the shared run options; tools show it in --help beside
 /// their own (cl::HideUnrelatedOptions).

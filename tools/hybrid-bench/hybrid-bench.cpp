@@ -54,18 +54,6 @@ int fail(const Twine &message) {
   return 1;
 }
 
-/// Milliseconds of the call that started at `start`: the device time of its
-/// attention kernels on GPU targets, else the host's.
-double getCallMs(rt::Model &model,
-                 std::chrono::steady_clock::time_point start) {
-  std::chrono::duration<double, std::milli> host =
-      std::chrono::steady_clock::now() - start;
-  hybrid_rt_device_time device;
-  if (hybrid_rt_device_time_get(model.get(), &device) == HYBRID_RT_OK)
-    return device.attention_ms;
-  return host.count();
-}
-
 double median(std::vector<double> values) {
   std::sort(values.begin(), values.end());
   size_t n = values.size();
@@ -133,7 +121,7 @@ int main(int argc, char **argv) {
                                        prompt.v, prompt.sinksOrNull, prompt.o);
           !s)
         return fail(s.message);
-      double ms = getCallMs(model, start);
+      double ms = tools::getCallMs(model, start);
       if (run >= warmup)
         times.push_back(ms);
     }
@@ -179,7 +167,7 @@ int main(int argc, char **argv) {
                 shared ? nullptr : &next.v, next.sinksOrNull, next.o);
             !s)
           return fail(s.message);
-        double ms = getCallMs(model, start);
+        double ms = tools::getCallMs(model, start);
         if (step >= warmup)
           times[layer->index].push_back(ms);
       }

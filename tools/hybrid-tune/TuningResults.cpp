@@ -12,6 +12,12 @@
 using namespace llvm;
 using namespace hybrid::tune;
 
+std::string Candidate::getName() const {
+  if (gpu)
+    return gpu->getName() + ".k" + std::to_string(kTile);
+  return std::to_string(qTile) + "/" + std::to_string(kTile);
+}
+
 const Trial *hybrid::tune::getBest(const KernelResult &kernel) {
   const Trial *best = nullptr;
   for (const Trial &t : kernel.trials)
@@ -21,9 +27,9 @@ const Trial *hybrid::tune::getBest(const KernelResult &kernel) {
 }
 
 bool hybrid::tune::writeReport(const std::string &reportDir,
-                               const std::string &target, int64_t seqLen,
-                               int repeat,
+                               const TuningSetup &setup,
                                const std::vector<KernelResult> &kernels) {
+  bool gpu = !setup.device.empty();
   if (std::error_code ec = sys::fs::create_directories(reportDir)) {
     WithColor::error(errs(), "hybrid-tune")
         << reportDir << ": " << ec.message() << "\n";
@@ -31,17 +37,22 @@ bool hybrid::tune::writeReport(const std::string &reportDir,
   }
   std::error_code ec;
   raw_fd_ostream md(reportDir + "/tuning-report.md", ec);
-  md << "# Tuning report\n\nTarget " << target << ", prompt " << seqLen
-     << " tokens, median of " << repeat
-     << " runs. Every candidate's output is checked against the default "
-        "kernel's (max |diff| / max |default| <= 1e-4).\n";
+  md << "# Tuning report\n\nTarget " << setup.target
+     << (gpu ? " (" + setup.device + ")" : "") << ", prompt " << setup.seqLen
+     << " tokens, median of " << setup.repeat << " runs"
+     << (gpu ? " (device time of the attention kernel)" : "") << ". "
+     << setup.check << "\n";
   for (const KernelResult &k : kernels) {
     md << "\n## " << k.symbol << " (" << k.signature << ", layer " << k.layer
-       << ")\n\n| q-tile | k-tile | kernel tiles | ms | vs default | |\n"
+       << ")\n\n| " << (gpu ? "variant" : "q-tile")
+       << " | k-tile | kernel tiles | ms | vs default | |\n"
        << "|---:|---:|---|---:|---:|---|\n";
     double base = k.trials.empty() ? 0 : k.trials.front().ms;
     for (const Trial &t : k.trials)
-      md << "| " << t.candidate.qTile << " | " << t.candidate.kTile << " | "
+      md << "| "
+         << (gpu ? t.candidate.gpu->getName()
+                 : std::to_string(t.candidate.qTile))
+         << " | " << t.candidate.kTile << " | "
          << (t.qTile ? formatv("{0} x {1}", t.qTile, t.kTile).str() : "-")
          << " | " << (t.ms > 0 ? formatv("{0:f2}", t.ms).str() : "-") << " | "
          << (t.ms > 0 && base > 0 ? formatv("{0:f2}x", base / t.ms).str() : "-")
@@ -49,7 +60,8 @@ bool hybrid::tune::writeReport(const std::string &reportDir,
   }
   // One row of bars per kernel: candidate time, the winner filled.
   raw_fd_ostream svg(reportDir + "/tuning-report.svg", ec);
-  int barWidth = 26, rowHeight = 150, left = 60;
+  // GPU names are long: their labels slant.
+  int barWidth = 26, rowHeight = gpu ? 230 : 150, left = 60;
   size_t most = 0;
   for (const KernelResult &k : kernels)
     most = std::max(most, k.trials.size());
@@ -65,9 +77,11 @@ bool hybrid::tune::writeReport(const std::string &reportDir,
     for (const Trial &t : k.trials)
       maxMs = std::max(maxMs, t.ms);
     const Trial *best = getBest(k);
+    if (gpu)
+      base = top + rowHeight - 120;
     svg << "<text x='4' y='" << top - 4 << "' font-size='11'>" << k.symbol
-        << " (" << k.signature << "): ms per prefill of " << seqLen
-        << " tokens</text>\n";
+        << " (" << k.signature << "): " << (gpu ? "device " : "")
+        << "ms per prefill of " << setup.seqLen << " tokens</text>\n";
     for (size_t j = 0; j < k.trials.size(); ++j) {
       const Trial &t = k.trials[j];
       int x = left + int(j) * (barWidth + 6);
@@ -77,13 +91,17 @@ bool hybrid::tune::writeReport(const std::string &reportDir,
           << (&t == best ? "#1f77b4"
               : t.passed ? "#aec7e8"
                          : "#d62728")
-          << "'/>\n<text x='" << x << "' y='" << base + 12 << "'>"
-          << t.candidate.qTile << "/" << t.candidate.kTile << "</text>\n";
+          << "'/>\n<text x='" << x << "' y='" << base + 12 << "'"
+          << (gpu ? formatv(" transform='rotate(60 {0} {1})'", x, base + 12)
+                        .str()
+                  : "")
+          << ">" << t.candidate.getName() << "</text>\n";
       if (t.ms > 0)
         svg << "<text x='" << x << "' y='" << base - h - 2 << "'>"
             << formatv("{0:f1}", t.ms) << "</text>\n";
     }
-    svg << "<text x='4' y='" << base + 24 << "'>q-tile/k-tile</text>\n";
+    if (!gpu)
+      svg << "<text x='4' y='" << base + 24 << "'>q-tile/k-tile</text>\n";
   }
   svg << "</svg>\n";
   return true;

@@ -4,14 +4,23 @@
 #ifndef HYBRID_TOOLS_HYBRID_TUNE_TUNINGRESULTS_H
 #define HYBRID_TOOLS_HYBRID_TUNE_TUNINGRESULTS_H
 
+#include "hybrid/Tuning/TuningDatabase.h"
+
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace hybrid::tune {
 
+/// What the compiler is asked for: CPU tiles, or a GPU kernel variant and
+/// its key tile.
 struct Candidate {
-  int64_t qTile, kTile; // what the compiler is asked for
+  int64_t qTile = 0, kTile = 0;
+  std::optional<GPUKernelVariant> gpu;
+
+  /// "32/64" (q-tile/k-tile) on CPUs, "wgmma.tma.s2.w8.k128" on GPUs.
+  std::string getName() const;
 };
 
 /// One candidate's result for one kernel.
@@ -27,17 +36,25 @@ struct KernelResult {
   std::string symbol, signature;
   int64_t layer = 0, headDim = 0, vHeadDim = 0;
   std::vector<float> reference; // the default candidate's output
+  std::vector<double> exact;    // GPUs: the float64 reference's last rows
   std::vector<Trial> trials;
 };
 
 /// The fastest trial that passed the numerics check, or null.
 const Trial *getBest(const KernelResult &kernel);
 
+/// How a tuning run checked and timed its candidates, for the report.
+struct TuningSetup {
+  std::string target, device; // device: the GPU's name, or ""
+  int64_t seqLen = 0;
+  int repeat = 0;
+  std::string check; // a sentence: what each output was compared with
+};
+
 /// DIR/tuning-report.md (every candidate) and DIR/tuning-report.svg (bars per
 /// candidate, the winner dark, rejected ones red); false after reporting why
 /// on stderr.
-bool writeReport(const std::string &dir, const std::string &target,
-                 int64_t seqLen, int repeat,
+bool writeReport(const std::string &dir, const TuningSetup &setup,
                  const std::vector<KernelResult> &kernels);
 
 } // namespace hybrid::tune

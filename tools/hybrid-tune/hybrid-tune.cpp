@@ -1,21 +1,28 @@
 //===- hybrid-tune.cpp - Measure tile sizes, remember the best ------------===//
 //
-// hybrid-tune INPUT [--target cpu] [--seq-len N] [--budget-seconds S]
-//             [--repeat R] -o tuning.json [--report DIR]
+// hybrid-tune INPUT [--target cpu|cuda:sm_80|cuda:sm_90a] [--seq-len N]
+//             [--budget-seconds S] [--repeat R] [--candidates A,B,...]
+//             -o tuning.json [--report DIR]
 //
-// For each distinct attention kernel of the schedule, tries the tile sizes
-// the CPU lowering exposes (query tile x key tile), pruned by a cache-size
-// cost model: every candidate is compiled through the same pipeline as
-// hybrid-compile, timed with the runtime (warm-up, repeats, median) on the
-// kernel's first layer, and checked against the default kernel's output;
-// the fastest candidate that passes becomes the kernel's entry in the
-// tuning database (merged into -o if it exists). A progress bar shows the
-// search; --report writes every candidate as a table and an SVG plot.
+// For each distinct attention kernel of the schedule, tries what the
+// target's lowering exposes: on CPUs the tile sizes (query tile x key tile),
+// pruned by a cache-size cost model; on GPUs the flash kernel's variants
+// (tensor-core instructions, TMA and stages, softmax overlap, warps, rows per
+// warp) by key tile. Every candidate is compiled through the same pipeline
+// as hybrid-compile, timed with the runtime (warm-up, repeats, median; on
+// GPUs the attention kernel's device time) on the kernel's first layer, and
+// checked: against the default kernel's output on CPUs (f32 throughout), on
+// GPUs (bf16 inputs) against the float64 reference on the last queries and
+// the default kernel's output on all. The fastest candidate that passes
+// becomes the kernel's entry in the tuning database (merged into -o if it
+// exists). A progress bar shows the search; --report writes every candidate
+// as a table and an SVG plot.
 //
 //===----------------------------------------------------------------------===//
 
 #include "../common/ToolSupport.h"
 #include "TuningResults.h"
+#include "hybrid-rt/Reference.h"
 #include "hybrid-rt/Runtime.h"
 #include "hybrid/Tuning/TuningDatabase.h"
 #include "llvm/Support/CommandLine.h"
@@ -44,8 +51,16 @@ cl::opt<bool> printTarget("print-target",
                           cl::desc("Print this machine's tuning target and "
                                    "exit"),
                           cl::cat(toolCategory));
-cl::opt<std::string> target("target", cl::init("cpu"), cl::desc("cpu"),
+cl::opt<std::string> target("target", cl::init("cpu"),
+                            cl::desc("cpu, cuda:sm_80 or cuda:sm_90a (GPU "
+                                     "targets need a GPU, or the emulator)"),
                             cl::cat(toolCategory));
+cl::list<std::string>
+    onlyCandidates("candidates", cl::CommaSeparated, cl::value_desc("name,..."),
+                   cl::desc("Try only these candidates (names as in the "
+                            "report: 32/64 on CPUs, wgmma.tma.s2.w8.k128 on "
+                            "GPUs) after the default"),
+                   cl::cat(toolCategory));
 cl::opt<int64_t> seqLen("seq-len", cl::init(4096),
                         cl::desc("Prompt length the kernels are timed at"),
                         cl::cat(toolCategory));
@@ -61,7 +76,8 @@ cl::opt<std::string> outputPath("o",
 // A testing aid: proves that a wrong kernel is rejected, however fast.
 cl::opt<std::string> corruptCandidate(
     "debug-corrupt-candidate", cl::Hidden, cl::value_desc("q/k"),
-    cl::desc("Scale this candidate's outputs by 1.01 before the check"),
+    cl::desc("Scale this candidate's outputs (its name, as --candidates) "
+             "before the check: by 1.01 on CPUs, 1.1 on GPUs"),
     cl::cat(toolCategory));
 cl::opt<std::string> reportDir("report", cl::value_desc("dir"),
                                cl::desc("Write tuning-report.md and .svg"),
@@ -86,12 +102,53 @@ bool fitsCache(const KernelResult &k, const Candidate &c) {
   return bytes <= 512 * 1024;
 }
 
+/// The candidates of `target`, its defaults first.
+std::vector<Candidate> getCandidates(StringRef target) {
+  std::vector<Candidate> list;
+  if (target == "cpu") {
+    list.push_back({32, 64, std::nullopt});
+    for (int64_t q : {16, 32, 64, 128})
+      for (int64_t k : {32, 64, 128, 256})
+        if (!(q == 32 && k == 64))
+          list.push_back({q, k, std::nullopt});
+    return list;
+  }
+  GPUKernelVariant mma; // mma.sync, 4 warps of 16 rows
+  list.push_back({0, 64, mma});
+  for (int64_t warps : {4, 8})
+    for (int64_t rows : {16, 32})
+      for (int64_t k : {32, 64, 128}) {
+        GPUKernelVariant v = mma;
+        v.warps = warps;
+        v.warpRows = rows;
+        if (!(v == mma && k == 64))
+          list.push_back({0, k, v});
+      }
+  if (target != "cuda:sm_90a")
+    return list;
+  for (int64_t stages : {0, 1, 2, 3}) // 0: wgmma fed by cp.async
+    for (bool overlap : {false, true}) {
+      if (overlap && stages < 2)
+        continue;
+      for (int64_t warps : {4, 8})
+        for (int64_t k : {64, 128}) {
+          GPUKernelVariant v;
+          v.tensorCores = "wgmma";
+          v.tma = stages > 0;
+          v.stages = std::max<int64_t>(stages, 1);
+          v.softmaxOverlap = overlap;
+          v.warps = warps;
+          list.push_back({0, k, v});
+        }
+    }
+  return list;
+}
+
 void progress(size_t done, size_t total, const Candidate &c, double left) {
   int width = 30, filled = int(width * done / std::max<size_t>(total, 1));
   errs() << "\r[" << std::string(filled, '#')
          << std::string(width - filled, '.') << "] " << done << "/" << total
-         << "  q-tile " << c.qTile << " k-tile " << c.kTile
-         << format("  %.0f s left   ", left);
+         << "  " << c.getName() << format("  %.0f s left   ", left);
 }
 
 } // namespace
@@ -107,8 +164,10 @@ int main(int argc, char **argv) {
   }
   if (inputPath.empty() || outputPath.empty())
     return fail("needs an INPUT and -o tuning.json");
-  if (target != "cpu")
-    return fail("--target " + target + ": only cpu kernels can be tuned");
+  if (target != "cpu" && target != "cuda:sm_80" && target != "cuda:sm_90a")
+    return fail("--target: unknown target '" + target +
+                "' (expected cpu, cuda:sm_90a or cuda:sm_80)");
+  bool gpu = target != "cpu";
   if (seqLen <= 0 || repeat <= 0 || budget <= 0)
     return fail("--seq-len, --repeat and --budget-seconds must be positive");
   TuningDatabase database;
@@ -116,11 +175,31 @@ int main(int argc, char **argv) {
   if (sys::fs::exists(outputPath) && !database.load(outputPath, error))
     return fail(error);
 
-  std::vector<Candidate> candidates = {{32, 64}}; // the defaults first
-  for (int64_t q : {16, 32, 64, 128})
-    for (int64_t k : {32, 64, 128, 256})
-      if (!(q == 32 && k == 64))
-        candidates.push_back({q, k});
+  std::vector<Candidate> candidates = getCandidates(target);
+  if (!onlyCandidates.empty()) {
+    std::vector<Candidate> chosen = {candidates.front()};
+    for (const std::string &name : onlyCandidates) {
+      auto it = llvm::find_if(
+          candidates, [&](const Candidate &c) { return c.getName() == name; });
+      if (it == candidates.end()) {
+        std::string known;
+        for (const Candidate &c : candidates)
+          known += (known.empty() ? "" : ", ") + c.getName();
+        return fail("--candidates: no candidate '" + name + "' for " + target +
+                    " (candidates: " + known + ")");
+      }
+      if (it != candidates.begin())
+        chosen.push_back(*it);
+    }
+    candidates = std::move(chosen);
+  }
+  // GPU kernels compute in bf16: their outputs are checked against the
+  // float64 reference on the last queries (every mask boundary and the
+  // longest rows) and against the default kernel's on all, both within the
+  // tolerance hybrid-run uses for them.
+  double tolerance = gpu ? 2e-2 : 1e-4;
+  const int64_t referenceQueries = std::min<int64_t>(seqLen, 256);
+  std::string device;
 
   Clock::time_point start = Clock::now();
   std::vector<KernelResult> kernels;
@@ -133,7 +212,7 @@ int main(int argc, char **argv) {
         k.trials.push_back({candidate, 0, 0, 0, 0, false, "over budget"});
       continue;
     }
-    if (c > 0 && llvm::none_of(kernels, [&](const KernelResult &k) {
+    if (c > 0 && !gpu && llvm::none_of(kernels, [&](const KernelResult &k) {
           return fitsCache(k, candidate);
         })) {
       for (KernelResult &k : kernels)
@@ -141,19 +220,43 @@ int main(int argc, char **argv) {
       continue;
     }
     CompileOptions options;
+    options.target = target;
     options.maxSeq = seqLen;
-    options.qTile = candidate.qTile;
     options.kTile = candidate.kTile;
+    if (candidate.gpu) {
+      // The key tile is halved only until the chip holds it, as the
+      // database's k_tile is when compiled.
+      options.kTileGiven = true;
+      options.tensorCores = candidate.gpu->tensorCores;
+      options.tma = candidate.gpu->tma;
+      options.warps = candidate.gpu->warps;
+      options.warpRows = candidate.gpu->warpRows;
+      options.stages = candidate.gpu->stages;
+      options.softmaxOverlap = candidate.gpu->softmaxOverlap;
+      if (const char *home = std::getenv("CUDA_HOME"))
+        options.cudaToolkit = home;
+    } else {
+      options.qTile = candidate.qTile;
+    }
     tools::Artifacts artifacts;
     rt::Manifest manifest;
     rt::Model model;
-    if (!artifacts.prepare(inputPath, options))
-      return 1;
+    if (!artifacts.prepare(inputPath, options)) {
+      // A variant some kernel's shape cannot take (the error above says
+      // which); the defaults always compile.
+      if (c == 0)
+        return 1;
+      for (KernelResult &k : kernels)
+        k.trials.push_back({candidate, 0, 0, 0, 0, false, "does not compile"});
+      continue;
+    }
     if (!rt::loadManifest(artifacts.dir(), manifest, error))
       return fail(error);
     if (rt::Status s = model.open(artifacts.dir()); !s)
       return fail(s.message);
     if (c == 0) {
+      if (gpu)
+        device = hybrid_rt_device_name(model.get());
       // Kernels and the first layer of each, from the default compile.
       for (const rt::LayerSpec &layer : manifest.layers) {
         if (!layer.hasKernel() ||
@@ -175,25 +278,27 @@ int main(int argc, char **argv) {
       const rt::LayerSpec &layer = manifest.layers[k.layer];
       const rt::KernelSpec &spec = manifest.kernels.at(layer.kernel);
       Trial trial{candidate, spec.qTile, spec.kTile, 0, 0, false, ""};
-      if (c > 0 && !fitsCache(k, candidate)) {
+      if (c > 0 && !gpu && !fitsCache(k, candidate)) {
         trial.status = "pruned (cache)";
         k.trials.push_back(trial);
         continue;
       }
-      // The same kernel again (tile sizes round to the same rows): reuse.
+      // The same kernel again (tile sizes round to the same rows, or a key
+      // tile halved to fit): reuse.
       if (auto same = llvm::find_if(k.trials,
                                     [&](const Trial &t) {
                                       return t.qTile == trial.qTile &&
-                                             t.kTile == trial.kTile && t.ms > 0;
+                                             t.kTile == trial.kTile &&
+                                             t.candidate.gpu == candidate.gpu &&
+                                             t.ms > 0;
                                     });
           same != k.trials.end()) {
         trial.ms = same->ms;
         trial.error = same->error;
         trial.passed = same->passed;
-        trial.status =
-            "same kernel as " +
-            formatv("{0}/{1}", same->candidate.qTile, same->candidate.kTile)
-                .str();
+        trial.status = same->passed
+                           ? "same kernel as " + same->candidate.getName()
+                           : same->status;
         k.trials.push_back(trial);
         continue;
       }
@@ -206,18 +311,37 @@ int main(int argc, char **argv) {
             !s)
           return fail(s.message);
         if (run > 0)
-          times.push_back(secondsSince(begin) * 1e3);
+          times.push_back(tools::getCallMs(model, begin));
       }
       std::sort(times.begin(), times.end());
       trial.ms = times[times.size() / 2];
-      if (corruptCandidate ==
-          formatv("{0}/{1}", candidate.qTile, candidate.kTile).str())
+      if (corruptCandidate == candidate.getName())
         for (float &x : t.out)
-          x *= 1.01f;
-      if (c == 0)
+          x *= gpu ? 1.1f : 1.01f;
+      if (c == 0) {
         k.reference = t.out;
+        if (gpu) {
+          // The last queries against every key, in float64.
+          const tools::LayerInputs &in = inputs.get(layer);
+          std::vector<float> q = tools::slicePositions(
+              in.q, in.qShape, seqLen - referenceQueries, referenceQueries);
+          std::vector<double> ref = rt::reference::attention(
+              layer, /*batch=*/1, referenceQueries, seqLen, q.data(),
+              in.k.data(), in.v.data(),
+              layer.sinks ? in.sinks.data() : nullptr);
+          k.exact.assign(ref.begin(), ref.end());
+        }
+      }
       trial.error = tools::compareOutputs(t.out, k.reference).relative;
-      trial.passed = trial.error <= 1e-4;
+      if (gpu)
+        trial.error = std::max(
+            trial.error, tools::compareOutputs(
+                             tools::slicePositions(
+                                 t.out, inputs.get(layer).outShape,
+                                 seqLen - referenceQueries, referenceQueries),
+                             k.exact)
+                             .relative);
+      trial.passed = trial.error <= tolerance;
       if (!trial.passed)
         trial.status = formatv("failed numerics ({0:e1})", trial.error).str();
       k.trials.push_back(trial);
@@ -230,25 +354,49 @@ int main(int argc, char **argv) {
   progress(candidates.size(), candidates.size(), candidates.back(), 0);
   errs() << "\n";
 
+  std::string tuningTarget = getTuningTarget(target);
   outs() << "kernel                          signature                        "
-            "       default ms  best q/k   ms      gain\n";
+            "       default ms  best "
+         << (gpu ? "variant                      " : "q/k ")
+         << "  ms      gain\n";
   for (const KernelResult &k : kernels) {
     const Trial *best = getBest(k);
     if (!best)
       return fail("kernel " + k.symbol + ": no candidate passed");
     double base = k.trials.front().ms;
-    database.add({getHostTuningTarget(), k.signature,
-                  TuningDatabase::getBucket(seqLen), best->candidate.qTile,
-                  best->candidate.kTile, best->ms, base});
-    outs() << format(
-        "%-31s %-40s %9.2f  %3lld/%-4lld %8.2f  %5.2fx\n", k.symbol.c_str(),
-        k.signature.c_str(), base, (long long)best->candidate.qTile,
-        (long long)best->candidate.kTile, best->ms, base / best->ms);
+    TuningEntry entry;
+    entry.target = tuningTarget;
+    entry.kernel = k.signature;
+    entry.seqBucket = TuningDatabase::getBucket(seqLen);
+    entry.qTile = best->candidate.qTile;
+    entry.kTile = best->candidate.kTile;
+    entry.ms = best->ms;
+    entry.defaultMs = base;
+    if (gpu) {
+      // What the kernel got: compiled from the entry, the same kernel.
+      entry.qTile = best->qTile;
+      entry.kTile = best->kTile;
+      entry.gpu = best->candidate.gpu;
+      entry.device = device;
+    }
+    database.add(entry);
+    outs() << format("%-31s %-40s %9.2f  %-*s %8.2f  %5.2fx\n",
+                     k.symbol.c_str(), k.signature.c_str(), base, gpu ? 29 : 8,
+                     best->candidate.getName().c_str(), best->ms,
+                     base / best->ms);
   }
   if (!database.save(outputPath, error))
     return fail(error);
-  if (!reportDir.empty() &&
-      !writeReport(reportDir, getHostTuningTarget(), seqLen, repeat, kernels))
+  TuningSetup setup{tuningTarget, device, seqLen, repeat, ""};
+  setup.check =
+      gpu ? formatv("Every candidate's output is checked against the float64 "
+                    "reference on the last {0} queries and against the "
+                    "default kernel's on all (max |diff| / max |ref| <= {1}).",
+                    referenceQueries, tolerance)
+                .str()
+          : "Every candidate's output is checked against the default "
+            "kernel's (max |diff| / max |default| <= 1e-4).";
+  if (!reportDir.empty() && !writeReport(reportDir, setup, kernels))
     return 1;
   outs() << format("tuned %zu kernels in %.0f s; wrote ", kernels.size(),
                    secondsSince(start))

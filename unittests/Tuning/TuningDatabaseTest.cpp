@@ -11,6 +11,19 @@
 using namespace hybrid;
 
 namespace {
+TuningEntry entry(const char *target, int64_t bucket, int64_t qTile,
+                  int64_t kTile, double ms = 0, double defaultMs = 0) {
+  TuningEntry e;
+  e.target = target;
+  e.kernel = "sig";
+  e.seqBucket = bucket;
+  e.qTile = qTile;
+  e.kTile = kTile;
+  e.ms = ms;
+  e.defaultMs = defaultMs;
+  return e;
+}
+
 std::string tempPath(const char *name) {
   llvm::SmallString<128> path;
   llvm::sys::fs::createTemporaryFile(name, "json", path);
@@ -28,9 +41,9 @@ TEST(TuningDatabase, Buckets) {
 
 TEST(TuningDatabase, RoundTripAndReplace) {
   TuningDatabase db;
-  db.add({"cpu:x", "sig", 4096, 64, 128, 1.5, 2.0});
-  db.add({"cpu:x", "sig", 1024, 32, 64, 0.5, 0.5});
-  db.add({"cpu:x", "sig", 4096, 128, 64, 1.2, 2.0}); // replaces the first
+  db.add(entry("cpu:x", 4096, 64, 128, 1.5, 2.0));
+  db.add(entry("cpu:x", 1024, 32, 64, 0.5, 0.5));
+  db.add(entry("cpu:x", 4096, 128, 64, 1.2, 2.0)); // replaces the first
   ASSERT_EQ(db.getEntries().size(), 2u);
   std::string path = tempPath("tuning"), error;
   ASSERT_TRUE(db.save(path, error)) << error;
@@ -45,11 +58,39 @@ TEST(TuningDatabase, RoundTripAndReplace) {
   EXPECT_DOUBLE_EQ(e->defaultMs, 2.0);
 }
 
+TEST(TuningDatabase, GPUVariantsRoundTrip) {
+  TuningDatabase db;
+  TuningEntry e = entry("cuda:sm_90a", 8192, 64, 128, 0.8, 1.1);
+  GPUKernelVariant v;
+  v.tensorCores = "wgmma";
+  v.tma = true;
+  v.stages = 2;
+  v.softmaxOverlap = true;
+  v.warps = 8;
+  e.gpu = v;
+  e.device = "NVIDIA H100 80GB HBM3";
+  db.add(e);
+  db.add(entry("cpu:x", 8192, 32, 64)); // no variant
+  std::string path = tempPath("tuning"), error;
+  ASSERT_TRUE(db.save(path, error)) << error;
+  TuningDatabase back;
+  ASSERT_TRUE(back.load(path, error)) << error;
+  const TuningEntry *gpu = back.lookup("cuda:sm_90a", "sig", 8192);
+  ASSERT_TRUE(gpu && gpu->gpu);
+  EXPECT_TRUE(*gpu->gpu == v);
+  EXPECT_EQ(gpu->gpu->getName(), "wgmma.tma.s2.overlap.w8");
+  EXPECT_EQ(gpu->device, "NVIDIA H100 80GB HBM3");
+  EXPECT_FALSE(back.lookup("cpu:x", "sig", 8192)->gpu);
+  GPUKernelVariant rows;
+  rows.warpRows = 32;
+  EXPECT_EQ(rows.getName(), "mma.sync.w4.r32");
+}
+
 TEST(TuningDatabase, LookupPicksNearestBucketAndFallsBack) {
   TuningDatabase db;
-  db.add({"cpu:x", "sig", 1024, 16, 32, 0, 0});
-  db.add({"cpu:x", "sig", 16384, 128, 64, 0, 0});
-  db.add({"cpu:y", "sig", 4096, 64, 64, 0, 0});
+  db.add(entry("cpu:x", 1024, 16, 32, 0, 0));
+  db.add(entry("cpu:x", 16384, 128, 64, 0, 0));
+  db.add(entry("cpu:y", 4096, 64, 64, 0, 0));
   EXPECT_EQ(db.lookup("cpu:x", "sig", 1000)->qTile, 16);    // same bucket
   EXPECT_EQ(db.lookup("cpu:x", "sig", 2048)->qTile, 16);    // 1 vs 3 away
   EXPECT_EQ(db.lookup("cpu:x", "sig", 4096)->qTile, 128);   // 2 vs 2: larger
@@ -72,6 +113,21 @@ TEST(TuningDatabase, ErrorsNameTheField) {
        "entries[0].q_tile: missing or not a positive integer"},
       {"{\"version\": 1, \"entries\": [{\"kernel\": \"k\"}]}",
        "entries[0].target: missing or not a string"},
+      {"{\"version\": 1, \"entries\": [{\"target\": \"t\", \"kernel\": \"k\", "
+       "\"seq_bucket\": 256, \"q_tile\": 64, \"k_tile\": 64, \"gpu\": 1}]}",
+       "entries[0].gpu: not an object"},
+      {"{\"version\": 1, \"entries\": [{\"target\": \"t\", \"kernel\": \"k\", "
+       "\"seq_bucket\": 256, \"q_tile\": 64, \"k_tile\": 64, \"gpu\": "
+       "{\"tensor_cores\": \"wmma\"}}]}",
+       "entries[0].gpu.tensor_cores: not \"mma.sync\" or \"wgmma\""},
+      {"{\"version\": 1, \"entries\": [{\"target\": \"t\", \"kernel\": \"k\", "
+       "\"seq_bucket\": 256, \"q_tile\": 64, \"k_tile\": 64, \"gpu\": "
+       "{\"tma\": 1}}]}",
+       "entries[0].gpu.tma: not a boolean"},
+      {"{\"version\": 1, \"entries\": [{\"target\": \"t\", \"kernel\": \"k\", "
+       "\"seq_bucket\": 256, \"q_tile\": 64, \"k_tile\": 64, \"gpu\": "
+       "{\"stages\": 0}}]}",
+       "entries[0].gpu.stages: not a positive integer"},
   };
   for (const Case &c : cases) {
     std::string path = tempPath("bad"), error;

@@ -25,11 +25,13 @@ struct TuningDecision {
   const TuningEntry *entry = nullptr; // null: no entry, pass defaults
 };
 
-/// Sets q_tile/k_tile on every hybrid.attention of `module` (after
-/// hybrid-extract-attention) that `database` has an entry for.
-std::vector<TuningDecision> applyTuning(mlir::ModuleOp module,
-                                        const TuningDatabase &database,
-                                        llvm::StringRef target, int64_t seqLen);
+/// Sets q_tile/k_tile (and, for entries with a GPU variant, k_tile and
+/// gpu_kernel) on every hybrid.attention of `module` (after
+/// hybrid-extract-attention) that `database` has an entry for. Fails, after
+/// reporting it at the op, on a GPU variant #hybrid.gpu_kernel rejects.
+mlir::FailureOr<std::vector<TuningDecision>>
+applyTuning(mlir::ModuleOp module, const TuningDatabase &database,
+            llvm::StringRef target, int64_t seqLen);
 
 } // namespace hybrid
 

@@ -3,7 +3,8 @@
 // A versioned JSON file of entries keyed by target (CPU model or GPU arch),
 // kernel signature (getKernelSignature) and sequence-length bucket (the next
 // power of two, at least 256). hybrid-tune writes it; hybrid-compile
-// --tuning-db reads it and sets each hybrid.attention's q_tile and k_tile.
+// --tuning-db reads it and sets each hybrid.attention's q_tile and k_tile
+// (and, for GPU targets, its #hybrid.gpu_kernel).
 // Schema: docs/Tuning.md.
 //
 //===----------------------------------------------------------------------===//
@@ -14,17 +15,35 @@
 #include "llvm/ADT/StringRef.h"
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace hybrid {
 
+/// A GPU flash kernel's variant (#hybrid.gpu_kernel; the flags of the same
+/// names).
+struct GPUKernelVariant {
+  std::string tensorCores = "mma.sync"; // or "wgmma"
+  bool tma = false;
+  int64_t warps = 4, warpRows = 16, stages = 1;
+  bool softmaxOverlap = false;
+
+  /// "mma.sync.w4", "wgmma.tma.s2.overlap.w8", ...: its name in reports.
+  std::string getName() const;
+  bool operator==(const GPUKernelVariant &other) const;
+};
+
 struct TuningEntry {
-  std::string target; // e.g. "cpu:znver5"
+  std::string target; // e.g. "cpu:znver5", "cuda:sm_90a"
   std::string kernel; // getKernelSignature
   int64_t seqBucket = 0;
   int64_t qTile = 0, kTile = 0; // what the compiler is asked for
   double ms = 0, defaultMs = 0; // measured median, tuned and default
+  /// cuda targets: the flash kernel's variant, and the GPU it was measured
+  /// on (for the record).
+  std::optional<GPUKernelVariant> gpu;
+  std::string device;
 };
 
 class TuningDatabase {
@@ -55,6 +74,11 @@ private:
 
 /// The tuning target of this machine: "cpu:" and the host CPU's name.
 std::string getHostTuningTarget();
+
+/// The tuning target kernels compiled for `target` (hybrid-compile's
+/// --target) are looked up under: this machine's CPU for "cpu", else the
+/// target itself ("cuda:sm_90a": a GPU architecture, whatever its model).
+std::string getTuningTarget(llvm::StringRef target);
 
 } // namespace hybrid
 
