@@ -9,11 +9,17 @@ only) with ratios against FlexAttention (same mask) and SDPA's flash backend
 (causal), and decode bandwidth against a device-to-device copy; then the
 fastest variant per layer and length against the issue's targets (prefill at
 or above FlexAttention, causal at least 60% of SDPA's flash backend, decode
-at least 70% of the copy's bandwidth).
+at least 70% of the copy's bandwidth). Writes DIR/results/tuning.json too:
+the fastest prefill variant per benchmark kernel and length as a tuning
+database (docs/Tuning.md) that hybrid-compile --tuning-db reads.
 """
 import json
 import pathlib
 import sys
+
+
+# The benchmark schedule's artifacts: DIR/artifacts/<BENCH>[-<variant>].
+BENCH = "gpu-attention-32x128"
 
 
 def load(path):
@@ -76,6 +82,10 @@ def main():
     if copy:
         print(f"\nCopy: {copy['gbytes_per_s']:.0f} GB/s (read + write of {copy['bytes'] / 2**30:.0f} GiB).")
     print_targets(ours, by, copy)
+    device = gpu.split(",")[0]
+    count = write_tuning(pathlib.Path(results).parent, ours, device)
+    print(f"\nTuning database: results/tuning.json, {count} entries (the fastest "
+          "variant per kernel and length; hybrid-compile --tuning-db).")
 
 
 def print_targets(ours, by, copy):
@@ -119,6 +129,43 @@ def print_targets(ours, by, copy):
             ratio = value / sdpa["tflops"] if sdpa else None
             print(f"| {name} | {n} | {variant} | {value:.1f} TFLOP/s | "
                   f">= 0.60 of SDPA flash | {verdict(ratio, 0.6)} |")
+
+
+def write_tuning(root, ours, device):
+    """DIR/results/tuning.json: per benchmark kernel and prompt length, the
+    fastest prefill variant whose manifest records how it was built
+    (gpu_kernel), keyed as hybrid-tune keys its entries; returns the count."""
+    best, default = {}, {}
+    for r in ours:
+        if "tflops" not in r:
+            continue
+        key = (r["kernel"], r["seq"])
+        if "variant" not in r:
+            default[key] = r["ms"]
+        if key not in best or r["ms"] < best[key]["ms"]:
+            best[key] = r
+    entries = []
+    for (kernel, n), r in sorted(best.items()):
+        name = BENCH + (f"-{r['variant']}" if "variant" in r else "")
+        path = root / "artifacts" / name / "manifest.json"
+        if not path.exists():
+            continue
+        manifest = json.loads(path.read_text())
+        k = manifest["kernels"].get(kernel, {})
+        if "gpu_kernel" not in k or "tuning" not in k:
+            continue
+        bucket = 256
+        while bucket < n:
+            bucket *= 2
+        entries.append({"target": manifest["target"],
+                        "kernel": k["tuning"]["signature"],
+                        "seq_bucket": bucket, "q_tile": k["q_tile"],
+                        "k_tile": k["k_tile"], "ms": r["ms"],
+                        "default_ms": default.get((kernel, n), r["ms"]),
+                        "gpu": k["gpu_kernel"], "device": device})
+    (root / "results" / "tuning.json").write_text(
+        json.dumps({"version": 1, "entries": entries}, indent=1) + "\n")
+    return len(entries)
 
 
 if __name__ == "__main__":

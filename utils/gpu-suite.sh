@@ -14,9 +14,12 @@
 #       profile the prefill and decode kernels under ncu;
 #       sanitize compute-sanitizer on small cases;
 #     and writes DIR/results/ (benchmarks.md: the table docs/benchmarks.md
-#     takes; checks.txt; conformance.txt; ncu-*.txt; sanitizer-*.txt). Each phase also runs
-#     alone (`gpu-suite.sh check`, ...).
-#   utils/gpu-suite.sh pack OUT [DIR] copies benchmarks.md and checks.txt to
+#     takes; tuning.json: the fastest variant per kernel and length, a
+#     database for hybrid-compile --tuning-db; checks.txt; conformance.txt;
+#     ncu-*.txt; sanitizer-*.txt). Each phase also runs alone
+#     (`gpu-suite.sh check`, ...).
+#   utils/gpu-suite.sh pack OUT [DIR] copies benchmarks.md, checks.txt and
+#       tuning.json to
 #       OUT with the rest of results/ as results.tar.gz (dumps.tar.gz: the
 #       operands of failed checks, when under 15 MiB).
 #
@@ -148,10 +151,11 @@ fi
 
 if [[ "$mode" == pack ]]; then
   # What a device machine sends back: a few files (benchmarks.md, checks.txt,
-  # results.tar.gz without the dumps; dumps.tar.gz when it is small enough).
+  # tuning.json, results.tar.gz without the dumps; dumps.tar.gz when it is
+  # small enough).
   results="$dir/results"
   mkdir -p "$out"
-  for f in benchmarks.md checks.txt; do
+  for f in benchmarks.md checks.txt tuning.json; do
     if [[ -f "$results/$f" ]]; then cp "$results/$f" "$out/"; fi
   done
   tar czf "$out/results.tar.gz" -C "$dir" --exclude results/dumps results

@@ -77,6 +77,20 @@ json hybrid::buildManifest(ModuleOp module, ScheduleOp schedule,
       // The flash kernel takes K and V tensor maps (TMA) after its memrefs.
       if (func->hasAttr("hybrid.tma"))
         kernel["tma"] = true;
+      // How it was built: a tuning database's "gpu" object (docs/Tuning.md).
+      if (auto variant =
+              func->getAttrOfType<GPUKernelAttr>("hybrid.gpu_kernel"))
+        kernel["gpu_kernel"] = {
+            {"tensor_cores", variant.getTensorCores() == TensorCores::Wgmma
+                                 ? "wgmma"
+                                 : "mma.sync"},
+            {"tma", variant.getTma()},
+            {"warps", variant.getWarps()},
+            {"warp_rows", variant.getWarpRows()},
+            {"stages", variant.getStages()},
+            {"softmax_overlap", variant.getSoftmaxOverlap()},
+            {"rescale_threshold", double(variant.getRescaleThreshold())},
+            {"min_ctas_per_sm", variant.getMinCtasPerSm()}};
     }
   }
   json manifest = {{"version", 1},

@@ -37,7 +37,8 @@ static GPUKernelAttr getVariantAttr(AttentionOp op, const TuningEntry &entry) {
       },
       op.getContext(),
       v.tensorCores == "wgmma" ? TensorCores::Wgmma : TensorCores::MmaSync,
-      v.tma, v.warps, v.warpRows, v.stages, v.softmaxOverlap);
+      v.tma, v.warps, v.warpRows, v.stages, v.softmaxOverlap,
+      Real(v.rescaleThreshold), v.minCtasPerSM);
 }
 
 FailureOr<std::vector<TuningDecision>>

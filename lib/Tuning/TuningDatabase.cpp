@@ -2,6 +2,7 @@
 
 #include "hybrid/Tuning/TuningDatabase.h"
 
+#include "llvm/Support/Format.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/raw_ostream.h"
 #include "llvm/TargetParser/Host.h"
@@ -9,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <tuple>
 
 using namespace hybrid;
 using json = nlohmann::ordered_json;
@@ -35,13 +37,22 @@ std::string GPUKernelVariant::getName() const {
   name += ".w" + std::to_string(warps);
   if (warpRows != 16)
     name += ".r" + std::to_string(warpRows);
+  if (rescaleThreshold != 8) {
+    std::string threshold;
+    llvm::raw_string_ostream(threshold) << llvm::format("%g", rescaleThreshold);
+    name += ".t" + threshold;
+  }
+  if (minCtasPerSM)
+    name += ".m" + std::to_string(minCtasPerSM);
   return name;
 }
 
 bool GPUKernelVariant::operator==(const GPUKernelVariant &o) const {
   return tensorCores == o.tensorCores && tma == o.tma && warps == o.warps &&
          warpRows == o.warpRows && stages == o.stages &&
-         softmaxOverlap == o.softmaxOverlap;
+         softmaxOverlap == o.softmaxOverlap &&
+         rescaleThreshold == o.rescaleThreshold &&
+         minCtasPerSM == o.minCtasPerSM;
 }
 
 std::string hybrid::getTuningTarget(llvm::StringRef target) {
@@ -147,14 +158,22 @@ bool TuningDatabase::load(llvm::StringRef path, std::string &error) {
             return bad(gpu + "." + key, "not a boolean");
           *field = g[key];
         }
-      for (auto [key, field] :
-           {std::pair{"warps", &v.warps}, std::pair{"warp_rows", &v.warpRows},
-            std::pair{"stages", &v.stages}})
+      for (auto [key, field, least] :
+           {std::tuple{"warps", &v.warps, 1},
+            std::tuple{"warp_rows", &v.warpRows, 1},
+            std::tuple{"stages", &v.stages, 1},
+            std::tuple{"min_ctas_per_sm", &v.minCtasPerSM, 0}})
         if (g.contains(key)) {
-          if (!g[key].is_number_integer() || g[key].get<int64_t>() <= 0)
-            return bad(gpu + "." + key, "not a positive integer");
+          if (!g[key].is_number_integer() || g[key].get<int64_t>() < least)
+            return bad(gpu + "." + key, least ? "not a positive integer"
+                                              : "not an integer >= 0");
           *field = g[key];
         }
+      if (g.contains("rescale_threshold")) {
+        if (!g["rescale_threshold"].is_number())
+          return bad(gpu + ".rescale_threshold", "not a number");
+        v.rescaleThreshold = g["rescale_threshold"];
+      }
       entry.gpu = v;
     }
     add(entry);
@@ -175,7 +194,9 @@ bool TuningDatabase::save(llvm::StringRef path, std::string &error) const {
                       {"warps", e.gpu->warps},
                       {"warp_rows", e.gpu->warpRows},
                       {"stages", e.gpu->stages},
-                      {"softmax_overlap", e.gpu->softmaxOverlap}};
+                      {"softmax_overlap", e.gpu->softmaxOverlap},
+                      {"rescale_threshold", e.gpu->rescaleThreshold},
+                      {"min_ctas_per_sm", e.gpu->minCtasPerSM}};
     if (!e.device.empty())
       entry["device"] = e.device;
     out["entries"].push_back(std::move(entry));

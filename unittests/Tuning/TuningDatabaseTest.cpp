@@ -67,6 +67,8 @@ TEST(TuningDatabase, GPUVariantsRoundTrip) {
   v.stages = 2;
   v.softmaxOverlap = true;
   v.warps = 8;
+  v.rescaleThreshold = 4;
+  v.minCtasPerSM = 1;
   e.gpu = v;
   e.device = "NVIDIA H100 80GB HBM3";
   db.add(e);
@@ -78,12 +80,15 @@ TEST(TuningDatabase, GPUVariantsRoundTrip) {
   const TuningEntry *gpu = back.lookup("cuda:sm_90a", "sig", 8192);
   ASSERT_TRUE(gpu && gpu->gpu);
   EXPECT_TRUE(*gpu->gpu == v);
-  EXPECT_EQ(gpu->gpu->getName(), "wgmma.tma.s2.overlap.w8");
+  EXPECT_EQ(gpu->gpu->getName(), "wgmma.tma.s2.overlap.w8.t4.m1");
   EXPECT_EQ(gpu->device, "NVIDIA H100 80GB HBM3");
   EXPECT_FALSE(back.lookup("cpu:x", "sig", 8192)->gpu);
   GPUKernelVariant rows;
   rows.warpRows = 32;
   EXPECT_EQ(rows.getName(), "mma.sync.w4.r32");
+  rows.rescaleThreshold = 0.5;
+  rows.minCtasPerSM = 3;
+  EXPECT_EQ(rows.getName(), "mma.sync.w4.r32.t0.5.m3");
 }
 
 TEST(TuningDatabase, LookupPicksNearestBucketAndFallsBack) {
@@ -128,6 +133,14 @@ TEST(TuningDatabase, ErrorsNameTheField) {
        "\"seq_bucket\": 256, \"q_tile\": 64, \"k_tile\": 64, \"gpu\": "
        "{\"stages\": 0}}]}",
        "entries[0].gpu.stages: not a positive integer"},
+      {"{\"version\": 1, \"entries\": [{\"target\": \"t\", \"kernel\": \"k\", "
+       "\"seq_bucket\": 256, \"q_tile\": 64, \"k_tile\": 64, \"gpu\": "
+       "{\"min_ctas_per_sm\": -1}}]}",
+       "entries[0].gpu.min_ctas_per_sm: not an integer >= 0"},
+      {"{\"version\": 1, \"entries\": [{\"target\": \"t\", \"kernel\": \"k\", "
+       "\"seq_bucket\": 256, \"q_tile\": 64, \"k_tile\": 64, \"gpu\": "
+       "{\"rescale_threshold\": \"8\"}}]}",
+       "entries[0].gpu.rescale_threshold: not a number"},
   };
   for (const Case &c : cases) {
     std::string path = tempPath("bad"), error;

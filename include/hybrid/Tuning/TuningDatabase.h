@@ -28,8 +28,11 @@ struct GPUKernelVariant {
   bool tma = false;
   int64_t warps = 4, warpRows = 16, stages = 1;
   bool softmaxOverlap = false;
+  double rescaleThreshold = 8;
+  int64_t minCtasPerSM = 0; // 0: none
 
-  /// "mma.sync.w4", "wgmma.tma.s2.overlap.w8", ...: its name in reports.
+  /// "mma.sync.w4", "wgmma.tma.s2.overlap.w8", "mma.sync.w4.t0.m3" (rescale
+  /// threshold 0, 3 CTAs per SM), ...: its name in reports.
   std::string getName() const;
   bool operator==(const GPUKernelVariant &other) const;
 };

@@ -3,7 +3,6 @@
 #include "GPUKernelEmitter.h"
 #include "hybrid/Conversion/Passes.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
-#include "llvm/Support/Format.h"
 
 namespace hybrid {
 #define GEN_PASS_DEF_CONVERTHYBRIDATTENTIONTOGPU
@@ -87,16 +86,9 @@ struct ConvertAttentionToGPUPass
         [&] { return module.emitError(); }, module.getContext(),
         tensorCores == "wgmma" ? TensorCores::Wgmma : TensorCores::MmaSync,
         bool(tma), int64_t(warps), int64_t(warpRows), int64_t(stages),
-        bool(softmaxOverlap));
+        bool(softmaxOverlap), Real(rescaleThreshold), int64_t(minCtasPerSM));
     if (!defaultVariant)
       return signalPassFailure();
-    if (!(rescaleThreshold >= 0 && rescaleThreshold <= 32)) {
-      std::string shown;
-      llvm::raw_string_ostream(shown)
-          << llvm::format("%g", double(rescaleThreshold));
-      module.emitError() << "rescale-threshold must be 0 to 32, got " << shown;
-      return signalPassFailure();
-    }
     ImplicitLocOpBuilder b(module.getLoc(), module.getContext());
     module->setAttr(mlir::gpu::GPUDialect::getContainerModuleAttrName(),
                     b.getUnitAttr());
@@ -139,7 +131,7 @@ struct ConvertAttentionToGPUPass
       flashOptions.tensorCores = variant.getTensorCores();
       flashOptions.tma = variant.getTma();
       flashOptions.stages = variant.getStages();
-      flashOptions.rescaleThreshold = rescaleThreshold;
+      flashOptions.rescaleThreshold = variant.getRescaleThreshold();
       flashOptions.overlapSoftmax = variant.getSoftmaxOverlap();
       bool wgmma = flashOptions.tensorCores == TensorCores::Wgmma;
       // An op's own k_tile (the tuner's) is halved only until the chip holds
@@ -173,9 +165,11 @@ struct ConvertAttentionToGPUPass
       flash->setAttr(
           "hybrid.value_slices",
           b.getI64IntegerAttr(sig.vHeadDim / getValueSlice(sig.vHeadDim)));
-      if (minCtasPerSM > 0)
+      if (variant.getMinCtasPerSm() > 0)
         flash->setAttr(NVVM::NVVMDialect::getMinctasmAttrName(),
-                       b.getI32IntegerAttr(minCtasPerSM));
+                       b.getI32IntegerAttr(variant.getMinCtasPerSm()));
+      // What it was built as, for the manifest (and the tuner's records).
+      flash->setAttr("hybrid.gpu_kernel", variant);
       emitPrepareKernel(b, name, sig, /*forQueries=*/true);
       emitPrepareKernel(b, name, sig, /*forQueries=*/false);
       emitConvertKernel(b, name, sig);

@@ -21,7 +21,7 @@
 // CHECK-SAME: memref<?x?x4x32xbf16>, %{{.+}}: memref<?x?x2x32xbf16>, %{{.+}}: memref<?x?x2x32xbf16>, %{{.+}}: memref<4xf32>, %{{.+}}: memref<?x?x4x32xf32>)
 // GQA: a CTA's 64 rows are 32 positions x the 2 query heads of kv head
 // block y (row r: head 2 * kv + r % 2, position r / 2).
-// CHECK-SAME: kernel attributes {hybrid.k_tile = 64 : i64, hybrid.q_tile = 32 : i64, hybrid.shared_bytes = 10240 : i64, hybrid.value_slices = 1 : i64, known_block_size = array<i32: 128, 1, 1>}
+// CHECK-SAME: kernel attributes {hybrid.gpu_kernel = #hybrid.gpu_kernel<>, hybrid.k_tile = 64 : i64, hybrid.q_tile = 32 : i64, hybrid.shared_bytes = 10240 : i64, hybrid.value_slices = 1 : i64, known_block_size = array<i32: 128, 1, 1>}
 // CHECK: %[[SHARED:.+]] = gpu.dynamic_shared_memory
 // CHECK: %[[SK:.+]] = memref.view %[[SHARED]][%c0{{(_[0-9]+)?}}][] : memref<?xi8, #gpu.address_space<workgroup>> to memref<64x40xbf16, #gpu.address_space<workgroup>>
 // CHECK: %[[SV:.+]] = memref.view %[[SHARED]][%c5120][] : memref<?xi8, #gpu.address_space<workgroup>> to memref<64x40xbf16, #gpu.address_space<workgroup>>
@@ -135,7 +135,7 @@
 // BIGTILE-LABEL: gpu.func @wide(
 // BIGTILE-SAME: hybrid.k_tile = 128 : i64, hybrid.q_tile = 64 : i64, hybrid.shared_bytes = 200704 : i64
 // NOROOM: error: 'hybrid.attention' op the flash kernel's K and V tiles need {{[0-9]+}} bytes of shared memory at 16 keys, over shared-memory=1024
-// BADLAZY: error: rescale-threshold must be 0 to 32, got 33
+// BADLAZY: error: rescale_threshold must be 0 to 32 (powers of two), got 33
 
 // TILE: hybrid.k_tile = 32 : i64
 // TILE: scf.for {{.+}} step %c32

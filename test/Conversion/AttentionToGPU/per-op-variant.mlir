@@ -13,3 +13,18 @@ func.func @huge(%q: tensor<?x?x8x128xf32>, %k: tensor<?x?x2x128xf32>, %init: ten
 }
 // CHECK-LABEL: gpu.func @huge(
 // CHECK-SAME: hybrid.k_tile = 64 : i64, hybrid.q_tile = 16 : i64, hybrid.shared_bytes = 131136 : i64, hybrid.tma
+
+// -----
+
+// Each flash kernel carries the variant it was built as (the manifest's
+// gpu_kernel), lazy-rescaling threshold and .minnctapersm included.
+func.func @record(%q: tensor<?x?x8x128xf32>, %k: tensor<?x?x2x128xf32>, %init: tensor<?x?x8x128xf32>) -> tensor<?x?x8x128xf32> {
+  %o = hybrid.attention ins(%q, %k, %k : tensor<?x?x8x128xf32>, tensor<?x?x2x128xf32>, tensor<?x?x2x128xf32>)
+         outs(%init : tensor<?x?x8x128xf32>) mask <kind = full, causal = true> pos <kind = none> score <scale = 0.088>
+         {gpu_kernel = #hybrid.gpu_kernel<warps = 8, rescale_threshold = 0.0, min_ctas_per_sm = 2>}
+         -> tensor<?x?x8x128xf32>
+  return %o : tensor<?x?x8x128xf32>
+}
+// CHECK-LABEL: gpu.func @record(
+// CHECK-SAME: hybrid.gpu_kernel = #hybrid.gpu_kernel<warps = 8, rescale_threshold = 0.0, min_ctas_per_sm = 2>
+// CHECK-SAME: nvvm.minctasm = 2 : i32

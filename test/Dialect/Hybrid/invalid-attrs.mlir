@@ -218,6 +218,16 @@ module attributes {test.attr = #hybrid.gpu_kernel<tensor_cores = wgmma, tma = tr
 
 // -----
 
+// expected-error @+1 {{rescale_threshold must be 0 to 32 (powers of two), got 40}}
+module attributes {test.attr = #hybrid.gpu_kernel<rescale_threshold = 40.0>} {}
+
+// -----
+
+// expected-error @+1 {{min_ctas_per_sm must be 0 (none) or more, got -1}}
+module attributes {test.attr = #hybrid.gpu_kernel<min_ctas_per_sm = -1>} {}
+
+// -----
+
 // expected-error @+2 {{expected ::hybrid::TensorCores to be one of: mma_sync, wgmma}}
 // expected-error @+1 {{failed to parse Hybrid_GPUKernelAttr parameter 'tensor_cores'}}
 module attributes {test.attr = #hybrid.gpu_kernel<tensor_cores = wmma>} {}

@@ -221,7 +221,8 @@ LogicalResult ScoreAttr::verify(function_ref<InFlightDiagnostic()> emitError,
 LogicalResult
 GPUKernelAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                       TensorCores tensorCores, bool tma, int64_t warps,
-                      int64_t warpRows, int64_t stages, bool softmaxOverlap) {
+                      int64_t warpRows, int64_t stages, bool softmaxOverlap,
+                      Real rescaleThreshold, int64_t minCtasPerSM) {
   bool wgmma = tensorCores == TensorCores::Wgmma;
   if (warps != 4 && warps != 8)
     return emitError() << "warps must be 4 or 8 (warps per flash CTA), got "
@@ -246,6 +247,17 @@ GPUKernelAttr::verify(function_ref<InFlightDiagnostic()> emitError,
   if (softmaxOverlap && stages < 2)
     return emitError() << "softmax_overlap: the tiles of two key tiles are in "
                           "use at once; needs tma and stages >= 2";
+  if (!(rescaleThreshold >= 0 && rescaleThreshold <= 32)) {
+    std::string shown;
+    llvm::raw_string_ostream(shown)
+        << llvm::format("%g", double(rescaleThreshold));
+    return emitError() << "rescale_threshold must be 0 to 32 (powers of two), "
+                          "got "
+                       << shown;
+  }
+  if (minCtasPerSM < 0)
+    return emitError() << "min_ctas_per_sm must be 0 (none) or more, got "
+                       << minCtasPerSM;
   return success();
 }
 

@@ -25,11 +25,14 @@ class Hybrid_RealParameter<string desc = "">
   let printer = "::hybrid::printReal($_printer, $_self)";
 }
 
-// An optional real number; 0 means "not set".
-class Hybrid_FloatParameter<string desc>
-    : DefaultValuedParameter<"::hybrid::Real", "0.0", desc> {
+// A real number with a default, left out when printed at it; an optional
+// one (Hybrid_FloatParameter) defaults to 0, "not set".
+class Hybrid_DefaultRealParameter<string value, string desc>
+    : DefaultValuedParameter<"::hybrid::Real", value, desc> {
   let printer = "::hybrid::printReal($_printer, $_self)";
 }
+class Hybrid_FloatParameter<string desc>
+    : Hybrid_DefaultRealParameter<"0.0", desc>;
 
 class Hybrid_BoolParameter<string value, string desc>
     : DefaultValuedParameter<"bool", value, desc> {
@@ -193,11 +196,15 @@ def Hybrid_GPUKernelAttr : Hybrid_Attr<"GPUKernel", "gpu_kernel"> {
   let description = [{
     The flash kernel's variant: its tensor-core instructions, whether TMA
     loads its K and V tiles and into how many buffers (`stages`), warps per
-    CTA, query rows per warp, and whether the softmax overlaps the tensor
-    cores (FlashAttention-3's intra-warpgroup pipelining). On a
-    `hybrid.attention` it overrides the pass options; `hybrid-tune
-    --target cuda:...` writes it. Parameters left out take the pass options'
-    defaults (mma.sync, 4 warps, 16 rows per warp, one stage).
+    CTA, query rows per warp, whether the softmax overlaps the tensor cores
+    (FlashAttention-3's intra-warpgroup pipelining), how lazily it rescales
+    (a row's running max moves only for scores more than
+    2^`rescale_threshold` above it) and the CTAs per SM ptxas must fit
+    (`.minnctapersm`; 0: none). On a `hybrid.attention` it overrides the
+    pass options; `hybrid-tune --target cuda:...` writes it, and the GPU
+    lowering puts the one it built on each flash kernel (`hybrid.gpu_kernel`,
+    the manifest's `gpu_kernel`). Parameters left out take the pass options'
+    defaults (mma.sync, 4 warps, 16 rows per warp, one stage, threshold 8).
 
     ```mlir
     #hybrid.gpu_kernel<warps = 8>
@@ -212,7 +219,9 @@ def Hybrid_GPUKernelAttr : Hybrid_Attr<"GPUKernel", "gpu_kernel"> {
     Hybrid_IntParameter<"4", "warps per CTA: 4 or 8">:$warps,
     Hybrid_IntParameter<"16", "query rows per warp: 16 or 32">:$warp_rows,
     Hybrid_IntParameter<"1", "buffers per tile kind: 1 to 4">:$stages,
-    Hybrid_BoolParameter<"false", "softmax during P V">:$softmax_overlap
+    Hybrid_BoolParameter<"false", "softmax during P V">:$softmax_overlap,
+    Hybrid_DefaultRealParameter<"8.0", "lazy rescaling, powers of two: 0 to 32">:$rescale_threshold,
+    Hybrid_IntParameter<"0", "CTAs per SM ptxas must fit">:$min_ctas_per_sm
   );
 }
 
