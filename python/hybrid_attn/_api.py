@@ -46,19 +46,25 @@ def _wrap(call, *args):
         raise HybridError(str(error)) from None
 
 
-def _on_gpu(x: Any) -> bool:
-    """A CUDA tensor (torch, CuPy): GPU schedules use it in place."""
-    device = getattr(x, "__dlpack_device__", None)
-    return device is not None and device()[0] == 2  # kDLCUDA
-
-
 def _as_array(x: Any, name: str) -> Any:
-    """NumPy arrays and CUDA tensors pass as they are; other DLPack tensors
-    are viewed as NumPy arrays (no copy)."""
-    if x is None or isinstance(x, np.ndarray) or _on_gpu(x):
+    """An operand as the runtime takes it: float32 or bfloat16, C-contiguous.
+    NumPy arrays and torch tensors of other dtypes or layouts are copied once;
+    other DLPack tensors are viewed as NumPy arrays where NumPy can hold them
+    (host, not bfloat16), else pass as they are."""
+    if x is None:
         return x
-    if hasattr(x, "__dlpack__"):
-        return np.from_dlpack(x)
+    if _is_torch(x):
+        import torch
+        if x.dtype not in (torch.float32, torch.bfloat16):
+            x = x.float()
+        return x.contiguous()
+    if not isinstance(x, np.ndarray) and hasattr(x, "__dlpack__"):
+        try:
+            x = np.from_dlpack(x)
+        except (BufferError, TypeError, ValueError, RuntimeError):
+            return x  # CUDA memory, bfloat16: the runtime reads it as it is
+    if isinstance(x, np.ndarray):
+        return np.ascontiguousarray(x, dtype=np.float32)
     raise TypeError(f"{name}: expected a NumPy array or a DLPack tensor, got {type(x).__name__}")
 
 
@@ -120,40 +126,37 @@ class Session:
         self._session = _wrap(_runtime.Session, schedule._model, batch, max_seq,
                               max_step_tokens)
 
-    def _out(self, layer: int, q: np.ndarray, out: Any) -> np.ndarray:
-        if out is not None:
-            return _as_array(out, "out")
+    def _out(self, layer: int, q: Any) -> Any:
+        """An output like q: its device, float32 or (q bfloat16) bfloat16."""
         spec = self.schedule.layers[layer] if 0 <= layer < len(self.schedule.layers) else {}
         value_dim = spec.get("v_head_dim") or spec.get("head_dim") or q.shape[-1]
         shape = tuple(q.shape[:-1]) + (value_dim,)
-        if _on_gpu(q):
-            if not _is_torch(q):
-                raise TypeError("out: pass an output array for CUDA arrays "
-                                "other than torch tensors")
+        if _is_torch(q):
             import torch
-            return torch.empty(shape, dtype=torch.float32, device=q.device)
-        return np.empty(shape, dtype=np.float32)
+            return torch.empty(shape, dtype=q.dtype, device=q.device)
+        if isinstance(q, np.ndarray):
+            return np.empty(shape, dtype=np.float32)
+        raise TypeError(f"out: pass an output array for {type(q).__name__} "
+                        "inputs (outputs are made for NumPy arrays and torch "
+                        "tensors)")
 
-    def _run(self, method, layer, q, k, v, sinks, out, torch_out):
+    def _run(self, method, layer, q, k, v, sinks, out):
         q, k, v, sinks = (_as_array(x, n) for x, n in ((q, "q"), (k, "k"), (v, "v"),
                                                       (sinks, "sinks")))
-        result = self._out(layer, q, out)
+        result = self._out(layer, q) if out is None else out
         _wrap(method, layer, q, k, v, sinks, result)
-        if torch_out and out is None and not _on_gpu(result):
-            import torch
-            return torch.from_numpy(result)
-        return result if out is None else out
+        return result
 
     def prefill(self, layer: int, q, k, v, sinks=None, out=None):
         """Attention of a prompt q [B, S, Hq, D], k [B, S, Hkv, D], v [B, S, Hkv, Dv]
         (sinks [Hq] for layers with sinks); the layer's cache keeps what its policy
         holds. Returns out [B, S, Hq, Dv] (written into `out` when given)."""
-        return self._run(self._session.prefill, layer, q, k, v, sinks, out, _is_torch(q))
+        return self._run(self._session.prefill, layer, q, k, v, sinks, out)
 
     def decode(self, layer: int, q, k=None, v=None, sinks=None, out=None):
         """T new tokens per sequence (q [B, T, Hq, D]; k, v None for layers that
         read another layer's cache): appended to the cache, attending to it."""
-        return self._run(self._session.decode, layer, q, k, v, sinks, out, _is_torch(q))
+        return self._run(self._session.decode, layer, q, k, v, sinks, out)
 
     def reset(self) -> None:
         """Empties every cache (allocations are kept)."""

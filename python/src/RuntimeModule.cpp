@@ -1,10 +1,10 @@
 //===- RuntimeModule.cpp - hybrid_attn._runtime: the runtime in Python ----===//
 //
 // Binds the MLIR-free runtime's C++ wrapper: models and sessions taking
-// float32 [B, S, H, D] arrays from NumPy or any DLPack producer (PyTorch)
-// without copies when they are C-contiguous, writing outputs into arrays
-// the caller provides. Failures raise RuntimeError with the runtime's
-// message.
+// C-contiguous [B, S, H, D] arrays from NumPy or any DLPack producer
+// (PyTorch) without copies, float32 or (GPU schedules) bfloat16, writing
+// outputs into arrays the caller provides. Failures raise RuntimeError with
+// the runtime's message; an operand of another dtype raises TypeError.
 //
 //===----------------------------------------------------------------------===//
 
@@ -24,22 +24,45 @@ using namespace hybrid;
 
 namespace {
 // Host arrays, or CUDA device arrays (torch, CuPy) for GPU schedules: the
-// runtime reads and writes those in place.
-using Input = nb::ndarray<const float, nb::c_contig>;
-using Output = nb::ndarray<float, nb::c_contig>;
+// runtime reads and writes those in place, in their dtype (view()). Outputs
+// are never converted (a copy would take the results).
+using Input = nb::ndarray<nb::ro, nb::c_contig>;
+using Output = nb::ndarray<nb::c_contig>;
 
 void check(const rt::Status &status) {
   if (!status)
     throw std::runtime_error(status.message);
 }
 
+/// The runtime's dtype of `a`'s elements: float32, bfloat16 or float16 (the
+/// runtime says which it takes where); others are a TypeError naming `name`.
+template <typename Array>
+hybrid_rt_dtype getDtype(const Array &a, const char *name) {
+  nb::dlpack::dtype dtype = a.dtype();
+  if (dtype == nb::dtype<float>())
+    return HYBRID_RT_F32;
+  if (dtype.code == uint8_t(nb::dlpack::dtype_code::Bfloat) &&
+      dtype.bits == 16 && dtype.lanes == 1)
+    return HYBRID_RT_BF16;
+  if (dtype.code == uint8_t(nb::dlpack::dtype_code::Float) &&
+      dtype.bits == 16 && dtype.lanes == 1)
+    return HYBRID_RT_F16;
+  throw nb::type_error((std::string(name) +
+                        ": elements must be float32 or bfloat16 (code " +
+                        std::to_string(dtype.code) + ", " +
+                        std::to_string(dtype.bits) + " bits)")
+                           .c_str());
+}
+
 /// A runtime view of `a` (no copy); rank 1 or 4 as the array has.
-template <typename Array> hybrid_rt_tensor view(const Array &a) {
+template <typename Array>
+hybrid_rt_tensor view(const Array &a, const char *name) {
   if (a.device_type() != nb::device::cpu::value &&
       a.device_type() != nb::device::cuda::value)
-    throw std::invalid_argument("arrays must be in host or CUDA memory");
-  hybrid_rt_tensor t{const_cast<float *>(a.data()),
-                     HYBRID_RT_F32,
+    throw std::invalid_argument(std::string(name) +
+                                ": arrays must be in host or CUDA memory");
+  hybrid_rt_tensor t{const_cast<void *>(static_cast<const void *>(a.data())),
+                     getDtype(a, name),
                      int32_t(a.ndim()),
                      {0, 0, 0, 0},
                      a.device_type() == nb::device::cuda::value
@@ -62,14 +85,14 @@ struct Session {
 void run(Session &s, int64_t layer, bool decode, const Input &q,
          const std::optional<Input> &k, const std::optional<Input> &v,
          const std::optional<Input> &sinks, Output &out) {
-  hybrid_rt_tensor tq = view(q), to = view(out);
+  hybrid_rt_tensor tq = view(q, "q"), to = view(out, "out");
   std::optional<hybrid_rt_tensor> tk, tv, ts;
   if (k)
-    tk = view(*k);
+    tk = view(*k, "k");
   if (v)
-    tv = view(*v);
+    tv = view(*v, "v");
   if (sinks)
-    ts = view(*sinks);
+    ts = view(*sinks, "sinks");
   rt::Status status;
   {
     nb::gil_scoped_release release;
@@ -124,7 +147,7 @@ NB_MODULE(_runtime, m) {
             run(s, layer, /*decode=*/false, q, k, v, sinks, out);
           },
           nb::arg("layer"), nb::arg("q"), nb::arg("k"), nb::arg("v"),
-          nb::arg("sinks").none(), nb::arg("out"))
+          nb::arg("sinks").none(), nb::arg("out").noconvert())
       .def(
           "decode",
           [](Session &s, int64_t layer, const Input &q,
@@ -133,7 +156,8 @@ NB_MODULE(_runtime, m) {
             run(s, layer, /*decode=*/true, q, k, v, sinks, out);
           },
           nb::arg("layer"), nb::arg("q"), nb::arg("k").none(),
-          nb::arg("v").none(), nb::arg("sinks").none(), nb::arg("out"))
+          nb::arg("v").none(), nb::arg("sinks").none(),
+          nb::arg("out").noconvert())
       .def("reset", [](Session &s) { s.session.reset(); })
       .def("cache_bytes",
            [](const Session &s) { return s.session.cacheBytes(); })

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import hybrid_attn
+from bfloat16 import BFloat16Array
 from reference import attention
 from test_hybrid_attn import SPEC, relative_error
 
@@ -91,3 +92,31 @@ def test_k_eq_v_cache_is_planned_as_allocated():
     # Keys after RoPE and raw keys as values: two bf16 tensors.
     assert layer["cache"]["bytes_per_token"] == 2 * 2 * 64 * 2
     assert info["bytes"] == info["rows"] * layer["cache"]["bytes_per_token"]
+
+
+def test_bfloat16_arrays_in_and_out(schedule):
+    """bfloat16 operands and outputs (a torch bfloat16 tensor's DLPack dtype)
+    go to the kernels as they are: no float32 copies on the way."""
+    rng = np.random.default_rng(11)
+    batch, prompt = 2, 19
+    session = schedule.session(batch, prompt + 1)
+    layer = schedule.layers[0]
+
+    def operands(length):
+        shape = (batch, length)
+        return (BFloat16Array(rng.uniform(-0.5, 0.5, shape + (4, 64))),
+                BFloat16Array(rng.uniform(-1, 1, shape + (2, 64))),
+                BFloat16Array(rng.uniform(-1, 1, shape + (2, 64))))
+
+    q, k, v = operands(prompt)
+    out = BFloat16Array(np.zeros((batch, prompt, 4, 64)))
+    assert session.prefill(0, q, k, v, out=out) is out
+    ref = attention(layer, q.to_float32(), k.to_float32(), v.to_float32())
+    assert relative_error(out.to_float32(), ref) < 2e-2
+    q1, k1, v1 = operands(1)
+    step = BFloat16Array(np.zeros((batch, 1, 4, 64)))
+    session.decode(0, q1, k1, v1, out=step)
+    whole = [np.concatenate([a.to_float32(), b.to_float32()], axis=1)
+             for a, b in ((q, q1), (k, k1), (v, v1))]
+    ref = attention(layer, *whole)[:, -1:]
+    assert relative_error(step.to_float32(), ref) < 2e-2

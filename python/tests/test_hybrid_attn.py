@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import hybrid_attn
+from bfloat16 import BFloat16Array
 from reference import attention
 
 SPEC = {
@@ -159,3 +160,31 @@ def test_torch_tensors_without_copies(schedule):
     assert isinstance(out, torch.Tensor)
     ref = attention(schedule.layers[2], q.numpy(), k.numpy(), v.numpy())
     assert relative_error(out.numpy(), ref) < 1e-4
+
+
+def test_dtypes_and_outputs(schedule):
+    rng = np.random.default_rng(5)
+    session = schedule.session(1, 16)
+    layer = schedule.layers[2]
+    q, k, v = inputs(rng, layer, 1, 16)
+    ref = attention(layer, q, k, v)
+    # float64 NumPy inputs are copied to float32 once.
+    out = session.prefill(2, q.astype(np.float64), k, v)
+    assert out.dtype == np.float32 and relative_error(out, ref) < 1e-4
+    # bfloat16 operands are for GPU schedules: the runtime says so.
+    out16 = BFloat16Array(np.zeros_like(q))
+    with pytest.raises(hybrid_attn.HybridError,
+                       match="q has dtype bf16, but the runtime takes f32 tensors on CPUs"):
+        session.prefill(2, BFloat16Array(q), BFloat16Array(k), BFloat16Array(v), out=out16)
+    with pytest.raises(TypeError, match="out: pass an output array for BFloat16Array inputs"):
+        session.prefill(2, BFloat16Array(q), BFloat16Array(k), BFloat16Array(v))
+    # A DLPack dtype neither NumPy nor the runtime takes (16-bit complex) is
+    # a TypeError naming the operand.
+    with pytest.raises(TypeError, match=r"k: elements must be float32 or bfloat16 \(code 5, 16 bits\)"):
+        session.prefill(2, q, BFloat16Array(k, code=5), v)
+    # An output the kernels cannot write in place is refused, never copied
+    # (the results would go to the copy).
+    with pytest.raises(TypeError):
+        session.prefill(2, q, k, v, out=np.zeros(q.shape, np.float64))
+    with pytest.raises(TypeError):
+        session.prefill(2, q, k, v, out=np.zeros(q.shape[::-1], np.float32).T)
