@@ -52,6 +52,11 @@ static cl::opt<int64_t> qTile("q-tile", cl::init(32),
                               cl::cat(runCategory));
 static cl::opt<int64_t> kTile("k-tile", cl::init(64), cl::desc("Keys per tile"),
                               cl::cat(runCategory));
+static cl::opt<std::string>
+    tuningDb("tuning-db", cl::value_desc("tuning.json"),
+             cl::desc("Tuning database (hybrid-tune) for the kernels "
+                      "compiled from a config or spec"),
+             cl::cat(runCategory));
 int64_t CompiledModel::batch() const { return batchSize; }
 int64_t CompiledModel::seqLen() const { return seqLength; }
 int64_t CompiledModel::decodeSteps() const { return decodeStepCount; }
@@ -101,6 +106,7 @@ bool CompiledModel::open(StringRef tool, StringRef input) {
   options.qTile = qTile;
   options.kTile = kTile;
   options.kTileGiven = kTile.getNumOccurrences() > 0;
+  options.tuningDb = tuningDb;
   applyGPUKernelOptions(options);
   if (std::string error = validate(options); !error.empty())
     return fail(error);

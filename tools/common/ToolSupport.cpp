@@ -23,6 +23,14 @@ Artifacts::~Artifacts() {
 bool Artifacts::prepare(llvm::StringRef input, const CompileOptions &options) {
   if (llvm::sys::fs::is_directory(input) &&
       llvm::sys::fs::exists(input + "/manifest.json")) {
+    // Compiled already: a database would change nothing.
+    if (!options.tuningDb.empty()) {
+      llvm::WithColor::error(llvm::errs(), "hybrid")
+          << "--tuning-db: " << input
+          << " holds compiled artifacts; give the config or spec (or pass "
+             "the database to hybrid-compile)\n";
+      return false;
+    }
     directory = input.str();
     return true;
   }

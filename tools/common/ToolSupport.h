@@ -73,7 +73,8 @@ struct LayerSlice {
 
 /// What hybrid-run and hybrid-bench do before their per-layer work: check
 /// the options every run tool shares (--batch, --seq-len, --decode-steps,
-/// --step-tokens, --target, --layers, --num-threads, --q-tile, --k-tile),
+/// --step-tokens, --target, --layers, --num-threads, --q-tile, --k-tile,
+/// --tuning-db),
 /// compile or open INPUT, read its manifest and open the runtime on it.
 class CompiledModel {
 public:
