@@ -64,6 +64,9 @@ json hybrid::buildManifest(ModuleOp module, ScheduleOp schedule,
     if (onGPU) {
       json &kernel = kernels[symbol];
       kernel["prepare_v"] = entry(symbol + "_prepare_v");
+      // bf16 operands go to these as they are (values: copied).
+      kernel["prepare_q_bf16"] = entry(symbol + "_prepare_q_bf16");
+      kernel["prepare_k_bf16"] = entry(symbol + "_prepare_k_bf16");
       // The flash kernel's CTA may be larger than the others' (--warps 8).
       auto threads = [&](StringRef name) {
         return cast<gpu::GPUFuncOp>(symbols.lookup(name))

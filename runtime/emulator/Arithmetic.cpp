@@ -127,11 +127,60 @@ template <typename T> T minMax(bool isMax, bool nan, T a, T b) {
 }
 
 /// Float arithmetic; `ok` false for what the emulator does not model.
+/// `v` rounded once to bf16 (nearest, ties to even): truncated to f32 with
+/// its inexactness kept in the last bit (round to odd), then rounded to bf16
+/// (f32 has more than the two extra bits that makes exact).
+uint16_t toBF16Once(double v) {
+  float f = float(v);
+  if (std::isfinite(f) && double(f) != v) {
+    if (std::abs(double(f)) > std::abs(v))
+      f = std::nextafter(f, 0.0f);
+    f = asF32(uint32_t(fromF32(f)) | 1u);
+  }
+  return toBF16(f);
+}
+
+/// bf16 add, sub, mul, fma, min, max, neg, abs on one 16-bit lane: exact in
+/// f64 (products of 8-bit significands, sums of them), rounded once.
+uint16_t bf16Lane(const Instruction &in, uint16_t a, uint16_t b, uint16_t c,
+                  bool &ok) {
+  double x = fromBF16(a), y = fromBF16(b), z = fromBF16(c);
+  switch (in.opcode) {
+  case Opcode::Add:
+    return toBF16Once(x + y);
+  case Opcode::Sub:
+    return toBF16Once(x - y);
+  case Opcode::Mul:
+    return toBF16Once(x * y);
+  case Opcode::Fma:
+    return toBF16Once(std::fma(x, y, z));
+  case Opcode::Min:
+  case Opcode::Max:
+    return toBF16(float(minMax(in.opcode == Opcode::Max,
+                               bool(in.modifiers & PropagateNaN), x, y)));
+  case Opcode::Neg:
+    return a ^ 0x8000u;
+  case Opcode::Abs:
+    return a & 0x7fffu;
+  default:
+    ok = false;
+    return 0;
+  }
+}
+
 uint64_t floatOp(const Instruction &in, uint64_t a, uint64_t b, uint64_t c,
                  bool &ok) {
   ok = true;
   bool isMax = in.opcode == Opcode::Max;
   bool nan = in.modifiers & PropagateNaN;
+  if (in.type == Type::BF16)
+    return bf16Lane(in, uint16_t(a), uint16_t(b), uint16_t(c), ok);
+  if (in.type == Type::BF16x2) {
+    uint64_t lo = bf16Lane(in, uint16_t(a), uint16_t(b), uint16_t(c), ok);
+    uint64_t hi = bf16Lane(in, uint16_t(a >> 16), uint16_t(b >> 16),
+                           uint16_t(c >> 16), ok);
+    return lo | hi << 16;
+  }
   if (in.type == Type::F64) {
     double x = asF64(a), y = asF64(b), z = asF64(c);
     switch (in.opcode) {
@@ -460,8 +509,14 @@ bool isFloatArithmetic(const Instruction &in) {
 
 std::string hybrid::emu::whyUnsupported(const Instruction &in) {
   bool fp = isFloatArithmetic(in);
-  if (fp && in.type != Type::F32 && in.type != Type::F64)
+  bool bf16 = in.type == Type::BF16 || in.type == Type::BF16x2;
+  if (fp && in.type != Type::F32 && in.type != Type::F64 && !bf16)
     return "unsupported float type";
+  if (bf16 && !(in.opcode == Opcode::Add || in.opcode == Opcode::Sub ||
+                in.opcode == Opcode::Mul || in.opcode == Opcode::Fma ||
+                in.opcode == Opcode::Min || in.opcode == Opcode::Max ||
+                in.opcode == Opcode::Neg || in.opcode == Opcode::Abs))
+    return "unsupported bf16 instruction";
   if (fp && (in.modifiers & (RoundZero | RoundDown | RoundUp)))
     return "unsupported rounding mode";
   if (in.opcode == Opcode::Ex2 && in.type != Type::F32)

@@ -190,6 +190,30 @@ TEST(Emulator, Conversions) {
             f64Bits(-2.0));
 }
 
+TEST(Emulator, BFloat16ArithmeticRoundsOnce) {
+  // bf16 bits in, bf16 bits out (16-bit registers %h).
+  auto op = [](const std::string &ops, uint32_t a, uint32_t b = 0,
+               uint32_t c = 0) {
+    return compute("b32",
+                   "cvt.u16.u32 %h0, %a; cvt.u16.u32 %h1, %b; "
+                   "cvt.u16.u32 %h2, %c; " +
+                       ops + " cvt.u32.u16 %d, %h3;",
+                   a, b, c);
+  };
+  // (1 + 2^-7)^2 = 1.0157 rounds to 1.015625.
+  EXPECT_EQ(op("mul.rn.bf16 %h3, %h0, %h1;", 0x3f81, 0x3f81), 0x3f82u);
+  // 1 * 2^-8 + 1: a tie, to even; 1 + 2^-8 + 2^-15: above it, up.
+  EXPECT_EQ(op("fma.rn.bf16 %h3, %h0, %h1, %h2;", 0x3f80, 0x3b80, 0x3f80),
+            0x3f80u);
+  EXPECT_EQ(op("fma.rn.bf16 %h3, %h0, %h1, %h2;", 0x3f81, 0x3b80, 0x3f80),
+            0x3f81u);
+  EXPECT_EQ(op("sub.rn.bf16 %h3, %h0, %h1;", 0x4040, 0x3f80), 0x4000u);
+  EXPECT_EQ(op("neg.bf16 %h3, %h0;", 0x3f80), 0xbf80u);
+  // Two lanes: (1, 2) + (2, 3) = (3, 5).
+  EXPECT_EQ(compute("b32", "add.rn.bf16x2 %d, %a, %b;", 0x3f804000, 0x40004040),
+            0x404040a0u);
+}
+
 TEST(Emulator, FloatNaNAndSigns) {
   uint32_t nan = 0x7fc00000, one = f32Bits(1.0f);
   EXPECT_EQ(compute("b32", "max.f32 %d, %a, %b;", nan, one), one);

@@ -170,8 +170,10 @@ struct ConvertAttentionToGPUPass
                        b.getI32IntegerAttr(variant.getMinCtasPerSm()));
       // What it was built as, for the manifest (and the tuner's records).
       flash->setAttr("hybrid.gpu_kernel", variant);
-      emitPrepareKernel(b, name, sig, /*forQueries=*/true);
-      emitPrepareKernel(b, name, sig, /*forQueries=*/false);
+      for (bool fromBF16 : {false, true}) {
+        emitPrepareKernel(b, name, sig, /*forQueries=*/true, fromBF16);
+        emitPrepareKernel(b, name, sig, /*forQueries=*/false, fromBF16);
+      }
       emitConvertKernel(b, name, sig);
       // Decoding extends a causal context; a bidirectional layer has none.
       if (sig.mask.getCausal()) {

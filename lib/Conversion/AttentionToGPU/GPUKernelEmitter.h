@@ -132,11 +132,13 @@ mlir::gpu::GPUFuncOp createKernel(mlir::ImplicitLocOpBuilder &b,
                                   int64_t threads = kThreads);
 
 /// Emits `@name_prepare_q` (forQueries) or `@name_prepare_k`: f32 rows to
-/// rotated (and, for queries, scaled) bf16 rows.
+/// rotated (and, for queries, scaled) bf16 rows; with `fromBF16`,
+/// `@name_prepare_q_bf16` or `@name_prepare_k_bf16`, which read bf16 rows
+/// (bf16 operands at the runtime's API, without widening them first).
 mlir::gpu::GPUFuncOp emitPrepareKernel(mlir::ImplicitLocOpBuilder &b,
                                        llvm::StringRef name,
                                        const AttentionSignature &sig,
-                                       bool forQueries);
+                                       bool forQueries, bool fromBF16 = false);
 
 /// Emits `@name`, an elementwise conversion of a flat `from` buffer into a
 /// `to` buffer of the same length (grid-stride loop over any grid): the

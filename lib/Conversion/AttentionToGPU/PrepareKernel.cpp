@@ -35,13 +35,16 @@ static void forEachElement(ImplicitLocOpBuilder &b, Value rows, int64_t heads,
 
 mlir::gpu::GPUFuncOp
 hybrid::gpu::emitPrepareKernel(ImplicitLocOpBuilder &b, StringRef name,
-                               const AttentionSignature &sig, bool forQueries) {
+                               const AttentionSignature &sig, bool forQueries,
+                               bool fromBF16) {
   int64_t heads = forQueries ? sig.heads : sig.kvHeads, dim = sig.headDim;
-  std::string fullName =
-      (name + (forQueries ? "_prepare_q" : "_prepare_k")).str();
+  std::string fullName = (name + (forQueries ? "_prepare_q" : "_prepare_k") +
+                          (fromBF16 ? "_bf16" : ""))
+                             .str();
   OpBuilder::InsertionGuard guard(b);
+  Type element = fromBF16 ? Type(b.getBF16Type()) : Type(b.getF32Type());
   auto func = createKernel(b, fullName,
-                           {getRowsType(b.getF32Type(), heads, dim),
+                           {getRowsType(element, heads, dim),
                             getRowsType(b.getBF16Type(), heads, dim),
                             b.getIndexType()});
   Value in = func.getArgument(0), out = func.getArgument(1);
@@ -55,6 +58,11 @@ hybrid::gpu::emitPrepareKernel(ImplicitLocOpBuilder &b, StringRef name,
   auto f64Const = [&](double v) -> Value {
     return arith::ConstantOp::create(b, b.getF64FloatAttr(v));
   };
+  // Rotation and scaling in f32, whatever the rows hold.
+  auto load = [&](ValueRange at) -> Value {
+    Value x = memref::LoadOp::create(b, in, at);
+    return fromBF16 ? Value(arith::ExtFOp::create(b, f32Type, x)) : x;
+  };
 
   forEachElement(b, in, heads, dim, [&](ValueRange at) {
     Value s = at[1], d = at[3];
@@ -62,7 +70,7 @@ hybrid::gpu::emitPrepareKernel(ImplicitLocOpBuilder &b, StringRef name,
         b, f64,
         arith::IndexCastUIOp::create(
             b, b.getI64Type(), arith::AddIOp::create(b, firstPosition, s)));
-    Value x = memref::LoadOp::create(b, in, at);
+    Value x = load(at);
     Value y = x;
     if (invFreq) {
       // d < pairs pairs with d + half; half <= d < half + pairs with d - half;
@@ -93,8 +101,7 @@ hybrid::gpu::emitPrepareKernel(ImplicitLocOpBuilder &b, StringRef name,
         };
         Value cos = trig(math::CosOp::create(b, angle));
         Value sin = trig(math::SinOp::create(b, angle));
-        Value partner = memref::LoadOp::create(
-            b, in, ValueRange{at[0], at[1], at[2], partnerDim});
+        Value partner = load(ValueRange{at[0], at[1], at[2], partnerDim});
         // First half: x cos - x' sin; second half: x cos + x' sin.
         Value signedSin = arith::SelectOp::create(
             b, first, arith::NegFOp::create(b, sin), sin);

@@ -71,7 +71,10 @@ struct KernelSpec {
   std::string entry, prepareQ, prepareK; // prepareK empty: no rotation
   std::string decode, decodeCombine;     // empty: no decode (bidirectional)
   std::string prepareV; // GPU targets: value rows to the kernels' bf16
-  int64_t threads = 0;  // GPU targets: threads per CTA (but the flash kernel)
+  /// GPU targets: prepareQ and prepareK reading bf16 rows (empty in older
+  /// manifests: bf16 operands are then widened to f32 first).
+  std::string prepareQBF16, prepareKBF16;
+  int64_t threads = 0; // GPU targets: threads per CTA (but the flash kernel)
   int64_t flashThreads = 0; // GPU targets: the flash kernel's threads per CTA
   /// GPU targets: the flash kernel's dynamic shared memory per CTA (bytes;
   /// 0: static shared memory only).

@@ -212,16 +212,17 @@ struct Backend::State {
     size_t blocks = std::min<size_t>((count + 127) / 128, 1 << 16);
     return launch(symbol, unsigned(blocks), 1, 1, 128, args);
   }
-  /// Where the kernels read `count` floats of `operand`: in place in
-  /// device memory, else copied into `staging`; bf16 operands are
-  /// converted into `staging`.
+  /// Where the kernels read `count` elements of `operand`: in place in
+  /// device memory, else copied into `staging`. bf16 operands stay bf16 when
+  /// `kernel` prepares bf16 rows as they are (takesBF16Rows), else are
+  /// widened into `staging`.
   std::string input(DeviceBuffer &staging, Operand operand, size_t count,
-                    CUdeviceptr &ptr) {
-    // Host operands land in `staging` (bf16 ones in `narrow`, then
-    // widened into `staging`).
+                    CUdeviceptr &ptr, const KernelSpec *kernel = nullptr) {
+    bool keep = operand.bf16 && kernel && takesBF16Rows(*kernel);
+    // Host operands land in `staging` (bf16 ones to widen in `narrow`).
     ptr = CUdeviceptr(operand.data);
     if (!operand.onDevice) {
-      DeviceBuffer &landing = operand.bf16 ? narrow : staging;
+      DeviceBuffer &landing = operand.bf16 && !keep ? narrow : staging;
       size_t bytes = count * (operand.bf16 ? 2 : 4);
       if (std::string e = ensure(landing, bytes); !e.empty())
         return e;
@@ -232,13 +233,18 @@ struct Backend::State {
           !e.empty())
         return e;
     }
-    if (!operand.bf16)
+    if (!operand.bf16 || keep)
       return "";
     if (std::string e = ensure(staging, count * 4); !e.empty())
       return e;
     CUdeviceptr source = ptr;
     ptr = staging.ptr;
     return convert(bf16ToF32, source, ptr, count);
+  }
+  /// True if `kernel`'s artifacts prepare bf16 query and key rows without
+  /// widening them (values need no preparing but a copy).
+  static bool takesBF16Rows(const KernelSpec &kernel) {
+    return !kernel.prepareQBF16.empty() && !kernel.prepareKBF16.empty();
   }
   /// Where the kernels write `count` floats of `operand`: in place in
   /// device memory, else in `staging` (copied, or for bf16 converted, out
@@ -254,21 +260,30 @@ struct Backend::State {
     return "";
   }
   /// Runs prepare kernel `symbol` on [B, S] rows of `in` (f32, `shape`)
-  /// into `out` (bf16); queries and keys take their first position.
+  /// into `out` (bf16); queries and keys take their first position. `in`
+  /// holding bf16 rows (`operand` bf16 and kept so by input()) goes to
+  /// `bf16Symbol` instead, or, for values (no symbol), is copied.
   std::string prepare(const KernelSpec &kernel, const std::string &symbol,
                       CUdeviceptr in, DeviceBuffer &out,
                       const std::vector<int64_t> &shape,
-                      std::optional<int64_t> firstPosition) {
+                      std::optional<int64_t> firstPosition,
+                      Operand operand = {},
+                      const std::string &bf16Symbol = "") {
     size_t count = shape[0] * shape[1] * shape[2] * shape[3];
     if (std::string e = ensure(out, count * 2); !e.empty())
       return e;
+    bool rowsAreBF16 = operand.bf16 && takesBF16Rows(kernel);
+    if (rowsAreBF16 && bf16Symbol.empty())
+      return check("copying bf16 values",
+                   driver.cuMemcpyDtoDAsync(out.ptr, in, count * 2, stream));
     LaunchArgs args;
     args.memref(in, shape);
     args.memref(out.ptr, shape);
     if (firstPosition)
       args.scalar(*firstPosition);
-    return launch(symbol, unsigned(shape[0] * shape[1]), 1, 1,
-                  unsigned(kernel.threads), args);
+    return launch(rowsAreBF16 ? bf16Symbol : symbol,
+                  unsigned(shape[0] * shape[1]), 1, 1, unsigned(kernel.threads),
+                  args);
   }
   /// Tensor maps for a TMA flash kernel's K and V tiles (bf16 rows
   /// [B][S][H][D]; boxes of 64 columns x 1 head x kTile keys x 1 batch,
@@ -492,20 +507,22 @@ std::string Backend::prefill(const LayerSpec &l, const KernelSpec &kernel,
   size_t outCount = batch * seq * l.numHeads * l.vHeadDim;
   CUdeviceptr qPtr = 0, kPtr = 0, vPtr = 0, sinksPtr = 0, outPtr = 0;
   HYBRID_CUDA_TRY(
-      s.input(s.qIn, q, batch * seq * l.numHeads * l.headDim, qPtr));
+      s.input(s.qIn, q, batch * seq * l.numHeads * l.headDim, qPtr, &kernel));
   HYBRID_CUDA_TRY(
-      s.input(s.kIn, k, batch * seq * l.numKvHeads * l.headDim, kPtr));
-  HYBRID_CUDA_TRY(
-      s.input(s.vIn, v, batch * seq * l.numKvHeads * l.vHeadDim, vPtr));
+      s.input(s.kIn, k, batch * seq * l.numKvHeads * l.headDim, kPtr, &kernel));
+  HYBRID_CUDA_TRY(s.input(s.vIn, v, batch * seq * l.numKvHeads * l.vHeadDim,
+                          vPtr, &kernel));
   if (sinks.data)
     HYBRID_CUDA_TRY(s.input(s.sinksIn, sinks, l.numHeads, sinksPtr));
   HYBRID_CUDA_TRY(s.output(s.out, out, outCount, outPtr));
   HYBRID_CUDA_TRY(
       s.check("cuEventRecord", d.cuEventRecord(s.events[0], s.stream)));
-  HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareQ, qPtr, s.qBf16, qShape, 0));
-  HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareK, kPtr, s.kBf16, kShape, 0));
-  HYBRID_CUDA_TRY(
-      s.prepare(kernel, kernel.prepareV, vPtr, s.vBf16, vShape, std::nullopt));
+  HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareQ, qPtr, s.qBf16, qShape, 0,
+                            q, kernel.prepareQBF16));
+  HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareK, kPtr, s.kBf16, kShape, 0,
+                            k, kernel.prepareKBF16));
+  HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareV, vPtr, s.vBf16, vShape,
+                            std::nullopt, v));
   HYBRID_CUDA_TRY(
       s.check("cuEventRecord", d.cuEventRecord(s.events[1], s.stream)));
   LaunchArgs args;
@@ -534,7 +551,7 @@ std::string Backend::prefill(const LayerSpec &l, const KernelSpec &kernel,
     // K=V: the values are the raw keys.
     if (l.kEqV)
       HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareV, kPtr, s.vBf16, vShape,
-                                std::nullopt));
+                                std::nullopt, k));
     HYBRID_CUDA_TRY(s.storeRows(cache->values, cache->rows, s.vBf16.ptr, batch,
                                 0, seq, l.numKvHeads * l.vHeadDim * 2));
   }
@@ -598,16 +615,16 @@ std::string Backend::State::appendRows(const LayerSpec &l,
   std::vector<int64_t> kShape = {batch, count, l.numKvHeads, l.headDim},
                        vShape = {batch, count, l.numKvHeads, l.vHeadDim};
   CUdeviceptr kPtr = 0, vPtr = 0;
-  HYBRID_CUDA_TRY(
-      s.input(s.kIn, k, batch * count * l.numKvHeads * l.headDim, kPtr));
+  HYBRID_CUDA_TRY(s.input(s.kIn, k, batch * count * l.numKvHeads * l.headDim,
+                          kPtr, &kernel));
   if (!l.kEqV)
-    HYBRID_CUDA_TRY(
-        s.input(s.vIn, v, batch * count * l.numKvHeads * l.vHeadDim, vPtr));
-  HYBRID_CUDA_TRY(
-      s.prepare(kernel, kernel.prepareK, kPtr, s.kBf16, kShape, first));
+    HYBRID_CUDA_TRY(s.input(s.vIn, v, batch * count * l.numKvHeads * l.vHeadDim,
+                            vPtr, &kernel));
+  HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareK, kPtr, s.kBf16, kShape,
+                            first, k, kernel.prepareKBF16));
   // K=V: the values are the raw keys.
   HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareV, l.kEqV ? kPtr : vPtr,
-                            s.vBf16, vShape, std::nullopt));
+                            s.vBf16, vShape, std::nullopt, l.kEqV ? k : v));
   HYBRID_CUDA_TRY(s.storeRows(cache.keys, cache.rows, s.kBf16.ptr, batch, first,
                               count, l.numKvHeads * l.headDim * 2));
   HYBRID_CUDA_TRY(s.storeRows(cache.values, cache.rows, s.vBf16.ptr, batch,
@@ -629,11 +646,11 @@ std::string Backend::decode(const LayerSpec &l, const KernelSpec &kernel,
   std::vector<int64_t> qShape = {batch, steps, l.numHeads, l.headDim};
   CUdeviceptr qPtr = 0, sinksPtr = 0, outPtr = 0;
   HYBRID_CUDA_TRY(
-      s.input(s.qIn, q, batch * steps * l.numHeads * l.headDim, qPtr));
+      s.input(s.qIn, q, batch * steps * l.numHeads * l.headDim, qPtr, &kernel));
   if (sinks.data)
     HYBRID_CUDA_TRY(s.input(s.sinksIn, sinks, l.numHeads, sinksPtr));
-  HYBRID_CUDA_TRY(
-      s.prepare(kernel, kernel.prepareQ, qPtr, s.qBf16, qShape, position));
+  HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareQ, qPtr, s.qBf16, qShape,
+                            position, q, kernel.prepareQBF16));
 
   // Splits of the last query's key range, whole tiles each, for one full
   // wave: every CTA the GPU holds at once (a memory-bound kernel wants
