@@ -48,8 +48,12 @@ class HybridAttention:
         if self.session is None:
             self.session = self.schedule.session(batch, self.max_seq, self.max_step_tokens)
         spec = self.schedule.layers[layer]
-        # [B, H, S, D] -> [B, S, H, D]: a copy the layout requires.
-        as_rows = lambda x: x.detach().transpose(1, 2).to(torch.float32).contiguous()  # noqa: E731
+        # [B, H, S, D] -> [B, S, H, D]: a copy the layout requires. GPU
+        # schedules take bf16 rows as they are; the rest become float32.
+        on_gpu = self.schedule.manifest["target"].startswith("cuda:")
+        rows_dtype = (torch.bfloat16 if on_gpu and query.dtype == torch.bfloat16
+                      else torch.float32)
+        as_rows = lambda x: x.detach().transpose(1, 2).to(rows_dtype).contiguous()  # noqa: E731
         q = as_rows(query)
         sinks = kwargs.get("s_aux")
         if sinks is not None:
