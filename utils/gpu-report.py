@@ -135,6 +135,17 @@ def write_tuning(root, ours, device):
     """DIR/results/tuning.json: per benchmark kernel and prompt length, the
     fastest prefill variant whose manifest records how it was built
     (gpu_kernel), keyed as hybrid-tune keys its entries; returns the count."""
+    def built(r):
+        """The manifest and kernel entry of a record's artifacts, when they
+        record how the kernel was built."""
+        name = BENCH + (f"-{r['variant']}" if "variant" in r else "")
+        path = root / "artifacts" / name / "manifest.json"
+        if not path.exists():
+            return None
+        manifest = json.loads(path.read_text())
+        k = manifest["kernels"].get(r["kernel"], {})
+        return (manifest, k) if "gpu_kernel" in k and "tuning" in k else None
+
     best, default = {}, {}
     for r in ours:
         if "tflops" not in r:
@@ -142,18 +153,11 @@ def write_tuning(root, ours, device):
         key = (r["kernel"], r["seq"])
         if "variant" not in r:
             default[key] = r["ms"]
-        if key not in best or r["ms"] < best[key]["ms"]:
-            best[key] = r
+        found = built(r)
+        if found and (key not in best or r["ms"] < best[key][0]["ms"]):
+            best[key] = (r, found)
     entries = []
-    for (kernel, n), r in sorted(best.items()):
-        name = BENCH + (f"-{r['variant']}" if "variant" in r else "")
-        path = root / "artifacts" / name / "manifest.json"
-        if not path.exists():
-            continue
-        manifest = json.loads(path.read_text())
-        k = manifest["kernels"].get(kernel, {})
-        if "gpu_kernel" not in k or "tuning" not in k:
-            continue
+    for (kernel, n), (r, (manifest, k)) in sorted(best.items()):
         bucket = 256
         while bucket < n:
             bucket *= 2

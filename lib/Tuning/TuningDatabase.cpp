@@ -2,6 +2,7 @@
 
 #include "hybrid/Tuning/TuningDatabase.h"
 
+#include "llvm/ADT/STLExtras.h"
 #include "llvm/Support/Format.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/raw_ostream.h"
@@ -138,11 +139,22 @@ bool TuningDatabase::load(llvm::StringRef path, std::string &error) {
       entry.defaultMs = e["default_ms"];
     if (e.contains("device") && e["device"].is_string())
       entry.device = e["device"];
-    if (e.contains("gpu")) {
+    bool onGPU = llvm::StringRef(entry.target).starts_with("cuda:");
+    if (e.contains("gpu") != onGPU)
+      return bad(at + ".gpu", onGPU ? "missing (a cuda: target's entry names "
+                                      "its kernel variant)"
+                                    : "only for cuda: targets");
+    if (onGPU) {
       const json &g = e["gpu"];
       std::string gpu = at + ".gpu";
       if (!g.is_object())
         return bad(gpu, "not an object");
+      for (auto &[key, value] : g.items())
+        if (!llvm::is_contained({"tensor_cores", "tma", "warps", "warp_rows",
+                                 "stages", "softmax_overlap",
+                                 "rescale_threshold", "min_ctas_per_sm"},
+                                key))
+          return bad(gpu + "." + key, "not a field of a kernel variant");
       GPUKernelVariant v;
       if (g.contains("tensor_cores")) {
         if (!g["tensor_cores"].is_string() ||

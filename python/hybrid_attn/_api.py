@@ -55,6 +55,8 @@ def _as_array(x: Any, name: str) -> Any:
         return x
     if _is_torch(x):
         import torch
+        if x.is_complex():
+            raise TypeError(f"{name}: elements must be real, got {x.dtype}")
         if x.dtype not in (torch.float32, torch.bfloat16):
             x = x.float()
         return x.contiguous()
@@ -64,6 +66,8 @@ def _as_array(x: Any, name: str) -> Any:
         except (BufferError, TypeError, ValueError, RuntimeError):
             return x  # CUDA memory, bfloat16: the runtime reads it as it is
     if isinstance(x, np.ndarray):
+        if x.dtype.kind not in "fiub":
+            raise TypeError(f"{name}: elements must be real, got {x.dtype}")
         return np.ascontiguousarray(x, dtype=np.float32)
     raise TypeError(f"{name}: expected a NumPy array or a DLPack tensor, got {type(x).__name__}")
 

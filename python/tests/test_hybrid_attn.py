@@ -182,6 +182,8 @@ def test_dtypes_and_outputs(schedule):
     # a TypeError naming the operand.
     with pytest.raises(TypeError, match=r"k: elements must be float32 or bfloat16 \(code 5, 16 bits\)"):
         session.prefill(2, q, BFloat16Array(k, code=5), v)
+    with pytest.raises(TypeError, match="q: elements must be real, got complex64"):
+        session.prefill(2, q.astype(np.complex64), k, v)
     # An output the kernels cannot write in place is refused, never copied
     # (the results would go to the copy).
     with pytest.raises(TypeError):

@@ -140,8 +140,9 @@ uint16_t toBF16Once(double v) {
   return toBF16(f);
 }
 
-/// bf16 add, sub, mul, fma, min, max, neg, abs on one 16-bit lane: exact in
-/// f64 (products of 8-bit significands, sums of them), rounded once.
+/// bf16 add, sub, mul, fma, min, max, neg, abs on one 16-bit lane, rounded
+/// once: sums and products of two bf16 values are exact in f64 or, when not,
+/// cannot sit on a bf16 halfway point; fma keeps its lost bits (round to odd).
 uint16_t bf16Lane(const Instruction &in, uint16_t a, uint16_t b, uint16_t c,
                   bool &ok) {
   double x = fromBF16(a), y = fromBF16(b), z = fromBF16(c);
@@ -152,8 +153,18 @@ uint16_t bf16Lane(const Instruction &in, uint16_t a, uint16_t b, uint16_t c,
     return toBF16Once(x - y);
   case Opcode::Mul:
     return toBF16Once(x * y);
-  case Opcode::Fma:
-    return toBF16Once(std::fma(x, y, z));
+  case Opcode::Fma: {
+    // x y is exact; the sum's rounding error (TwoSum) makes the f64 result
+    // round to odd, which the narrowing below keeps exact.
+    double p = x * y, sum = p + z, back = sum - p;
+    double error = (p - (sum - back)) + (z - back);
+    if (error != 0 && std::isfinite(sum)) {
+      if ((error > 0) != (sum > 0))
+        sum = std::nextafter(sum, 0.0);
+      sum = bitCast<double>(bitCast<uint64_t>(sum) | 1u);
+    }
+    return toBF16Once(sum);
+  }
   case Opcode::Min:
   case Opcode::Max:
     return toBF16(float(minMax(in.opcode == Opcode::Max,

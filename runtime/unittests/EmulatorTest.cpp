@@ -207,6 +207,10 @@ TEST(Emulator, BFloat16ArithmeticRoundsOnce) {
             0x3f80u);
   EXPECT_EQ(op("fma.rn.bf16 %h3, %h0, %h1, %h2;", 0x3f81, 0x3b80, 0x3f80),
             0x3f81u);
+  // 1.75 * 0.578125 = 1 + 3 * 2^-8, a halfway point; minus 2^-100 it is
+  // below it (rounding the sum to f64 first would land on it: 0x3f82).
+  EXPECT_EQ(op("fma.rn.bf16 %h3, %h0, %h1, %h2;", 0x3fe0, 0x3f14, 0x8d80),
+            0x3f81u);
   EXPECT_EQ(op("sub.rn.bf16 %h3, %h0, %h1;", 0x4040, 0x3f80), 0x4000u);
   EXPECT_EQ(op("neg.bf16 %h3, %h0;", 0x3f80), 0xbf80u);
   // Two lanes: (1, 2) + (2, 3) = (3, 5).

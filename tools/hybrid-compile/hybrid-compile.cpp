@@ -115,7 +115,7 @@ int main(int argc, char **argv) {
     return fail(error);
   if (!tuningDb.empty() && emit != Emit::Artifacts)
     return fail("--tuning-db: only with --emit artifacts (it sets kernel tile "
-                "sizes)");
+                "sizes and variants)");
   options.tuningDb = tuningDb;
   options.externalPositional = externalPositional;
   if (!cudaToolkit.empty())

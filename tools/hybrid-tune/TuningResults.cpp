@@ -29,7 +29,7 @@ const Trial *hybrid::tune::getBest(const KernelResult &kernel) {
 bool hybrid::tune::writeReport(const std::string &reportDir,
                                const TuningSetup &setup,
                                const std::vector<KernelResult> &kernels) {
-  bool gpu = !setup.device.empty();
+  bool gpu = setup.gpu;
   if (std::error_code ec = sys::fs::create_directories(reportDir)) {
     WithColor::error(errs(), "hybrid-tune")
         << reportDir << ": " << ec.message() << "\n";

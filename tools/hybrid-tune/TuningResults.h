@@ -45,7 +45,8 @@ const Trial *getBest(const KernelResult &kernel);
 
 /// How a tuning run checked and timed its candidates, for the report.
 struct TuningSetup {
-  std::string target, device; // device: the GPU's name, or ""
+  bool gpu = false;
+  std::string target, device; // device: the GPU's name
   int64_t seqLen = 0;
   int repeat = 0;
   std::string check; // a sentence: what each output was compared with

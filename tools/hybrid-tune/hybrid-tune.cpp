@@ -224,9 +224,10 @@ int main(int argc, char **argv) {
     options.maxSeq = seqLen;
     options.kTile = candidate.kTile;
     if (candidate.gpu) {
-      // The key tile is halved only until the chip holds it, as the
-      // database's k_tile is when compiled.
-      options.kTileGiven = true;
+      // The default is hybrid-compile's (its key tile halved to fit 48 KiB
+      // per stage); the others' key tiles are halved only until the chip
+      // holds them, as the database's k_tile is when compiled.
+      options.kTileGiven = c > 0;
       options.tensorCores = candidate.gpu->tensorCores;
       options.tma = candidate.gpu->tma;
       options.warps = candidate.gpu->warps;
@@ -387,7 +388,7 @@ int main(int argc, char **argv) {
   }
   if (!database.save(outputPath, error))
     return fail(error);
-  TuningSetup setup{tuningTarget, device, seqLen, repeat, ""};
+  TuningSetup setup{gpu, tuningTarget, device, seqLen, repeat, ""};
   setup.check =
       gpu ? formatv("Every candidate's output is checked against the float64 "
                     "reference on the last {0} queries and against the "

@@ -118,29 +118,49 @@ TEST(TuningDatabase, ErrorsNameTheField) {
        "entries[0].q_tile: missing or not a positive integer"},
       {"{\"version\": 1, \"entries\": [{\"kernel\": \"k\"}]}",
        "entries[0].target: missing or not a string"},
-      {"{\"version\": 1, \"entries\": [{\"target\": \"t\", \"kernel\": \"k\", "
+      {"{\"version\": 1, \"entries\": [{\"target\": \"cuda:sm_90a\", "
+       "\"kernel\": \"k\", "
        "\"seq_bucket\": 256, \"q_tile\": 64, \"k_tile\": 64, \"gpu\": 1}]}",
        "entries[0].gpu: not an object"},
-      {"{\"version\": 1, \"entries\": [{\"target\": \"t\", \"kernel\": \"k\", "
+      {"{\"version\": 1, \"entries\": [{\"target\": \"cuda:sm_90a\", "
+       "\"kernel\": \"k\", "
        "\"seq_bucket\": 256, \"q_tile\": 64, \"k_tile\": 64, \"gpu\": "
        "{\"tensor_cores\": \"wmma\"}}]}",
        "entries[0].gpu.tensor_cores: not \"mma.sync\" or \"wgmma\""},
-      {"{\"version\": 1, \"entries\": [{\"target\": \"t\", \"kernel\": \"k\", "
+      {"{\"version\": 1, \"entries\": [{\"target\": \"cuda:sm_90a\", "
+       "\"kernel\": \"k\", "
        "\"seq_bucket\": 256, \"q_tile\": 64, \"k_tile\": 64, \"gpu\": "
        "{\"tma\": 1}}]}",
        "entries[0].gpu.tma: not a boolean"},
-      {"{\"version\": 1, \"entries\": [{\"target\": \"t\", \"kernel\": \"k\", "
+      {"{\"version\": 1, \"entries\": [{\"target\": \"cuda:sm_90a\", "
+       "\"kernel\": \"k\", "
        "\"seq_bucket\": 256, \"q_tile\": 64, \"k_tile\": 64, \"gpu\": "
        "{\"stages\": 0}}]}",
        "entries[0].gpu.stages: not a positive integer"},
-      {"{\"version\": 1, \"entries\": [{\"target\": \"t\", \"kernel\": \"k\", "
+      {"{\"version\": 1, \"entries\": [{\"target\": \"cuda:sm_90a\", "
+       "\"kernel\": \"k\", "
        "\"seq_bucket\": 256, \"q_tile\": 64, \"k_tile\": 64, \"gpu\": "
        "{\"min_ctas_per_sm\": -1}}]}",
        "entries[0].gpu.min_ctas_per_sm: not an integer >= 0"},
-      {"{\"version\": 1, \"entries\": [{\"target\": \"t\", \"kernel\": \"k\", "
+      {"{\"version\": 1, \"entries\": [{\"target\": \"cuda:sm_90a\", "
+       "\"kernel\": \"k\", "
        "\"seq_bucket\": 256, \"q_tile\": 64, \"k_tile\": 64, \"gpu\": "
        "{\"rescale_threshold\": \"8\"}}]}",
        "entries[0].gpu.rescale_threshold: not a number"},
+      {"{\"version\": 1, \"entries\": [{\"target\": \"cuda:sm_90a\", "
+       "\"kernel\": \"k\", "
+       "\"seq_bucket\": 256, \"q_tile\": 64, \"k_tile\": 64, \"gpu\": "
+       "{\"warp_row\": 32}}]}",
+       "entries[0].gpu.warp_row: not a field of a kernel variant"},
+      {"{\"version\": 1, \"entries\": [{\"target\": \"cuda:sm_90a\", "
+       "\"kernel\": \"k\", "
+       "\"seq_bucket\": 256, \"q_tile\": 64, \"k_tile\": 64}]}",
+       "entries[0].gpu: missing (a cuda: target's entry names its kernel "
+       "variant)"},
+      {"{\"version\": 1, \"entries\": [{\"target\": \"cpu:x\", \"kernel\": "
+       "\"k\", "
+       "\"seq_bucket\": 256, \"q_tile\": 64, \"k_tile\": 64, \"gpu\": {}}]}",
+       "entries[0].gpu: only for cuda: targets"},
   };
   for (const Case &c : cases) {
     std::string path = tempPath("bad"), error;

@@ -24,8 +24,9 @@ struct CompileOptions {
   int64_t maxSeq = 0; // 0: the model's max_position_embeddings
   StorageType kvStorage = StorageType::bf16;
   int64_t qTile = 32, kTile = 64;
-  /// A tuning database (hybrid-tune) whose entries set each kernel's tiles;
-  /// kernels without an entry keep qTile and kTile.
+  /// A tuning database (hybrid-tune) whose entries set each kernel's tiles
+  /// (and on GPU targets its variant); kernels without an entry keep the
+  /// options'.
   std::string tuningDb;
   /// q and k arrive rotated (and temperature-scaled) by the caller, as
   /// Hugging Face attention modules pass them: every layer is compiled

@@ -203,8 +203,11 @@ def Hybrid_GPUKernelAttr : Hybrid_Attr<"GPUKernel", "gpu_kernel"> {
     (`.minnctapersm`; 0: none). On a `hybrid.attention` it overrides the
     pass options; `hybrid-tune --target cuda:...` writes it, and the GPU
     lowering puts the one it built on each flash kernel (`hybrid.gpu_kernel`,
-    the manifest's `gpu_kernel`). Parameters left out take the pass options'
-    defaults (mma.sync, 4 warps, 16 rows per warp, one stage, threshold 8).
+    the manifest's `gpu_kernel`). Parameters left out take fixed defaults,
+    the pass options' own, whatever the options are set to (mma_sync, no
+    TMA, 4 warps, 16 rows per warp, one stage, no overlap, threshold 8, no
+    CTA bound). `tensor_cores` is spelled `mma_sync` here, `mma.sync` in
+    flags and tuning databases.
 
     ```mlir
     #hybrid.gpu_kernel<warps = 8>
