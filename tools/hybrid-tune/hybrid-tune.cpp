@@ -83,7 +83,12 @@ cl::opt<std::string> reportDir("report", cl::value_desc("dir"),
                                cl::desc("Write tuning-report.md and .svg"),
                                cl::cat(toolCategory));
 
+/// True while the progress bar holds stderr's current line.
+bool midLine = false;
+
 int fail(const Twine &message) {
+  if (midLine)
+    errs() << "\n";
   WithColor::error(errs(), "hybrid-tune") << message << "\n";
   return 1;
 }
@@ -149,6 +154,7 @@ void progress(size_t done, size_t total, const Candidate &c, double left) {
   errs() << "\r[" << std::string(filled, '#')
          << std::string(width - filled, '.') << "] " << done << "/" << total
          << "  " << c.getName() << format("  %.0f s left   ", left);
+  midLine = true;
 }
 
 } // namespace
@@ -354,6 +360,7 @@ int main(int argc, char **argv) {
   }
   progress(candidates.size(), candidates.size(), candidates.back(), 0);
   errs() << "\n";
+  midLine = false;
 
   std::string tuningTarget = getTuningTarget(target);
   outs() << "kernel                          signature                        "
