@@ -109,12 +109,10 @@ void hybrid::buildCUDAConvertPipeline(OpPassManager &pm,
   tiles.warpRows = options.warpRows;
   tiles.warps = options.warps;
   // The budget is per stage (what bounds a tile's registers too), within
-  // the chip's shared memory.
+  // the chip's shared memory (the pass multiplies it by each kernel's
+  // stages).
   int64_t chip = getSharedMemoryPerCTA(options.chip);
-  tiles.sharedMemory =
-      options.sharedMemory > 0
-          ? std::min<int64_t>(options.sharedMemory * options.stages, chip)
-          : chip;
+  tiles.sharedMemory = options.sharedMemory > 0 ? options.sharedMemory : chip;
   tiles.chipSharedMemory = chip;
   tiles.minCtasPerSM = options.minCtasPerSM;
   tiles.tensorCores = options.tensorCores;

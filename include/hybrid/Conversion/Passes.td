@@ -98,14 +98,15 @@ def ConvertHybridAttentionToGPU
            "Keys per tile (a multiple of 16; halved until K and V tiles fit "
            "shared-memory)">,
     Option<"sharedMemory", "shared-memory", "int64_t", /*default=*/"49152",
-           "Bytes of shared memory a flash CTA may use (its tiles are dynamic "
-           "shared memory; past 48 KiB the runtime opts the kernel in): "
-           "hybrid-cuda-pipeline sets the chip's maximum">,
+           "Bytes of shared memory a flash CTA may use per stage, within "
+           "chip-shared-memory (its tiles are dynamic shared memory; past 48 "
+           "KiB the runtime opts the kernel in)">,
     Option<"chipSharedMemory", "chip-shared-memory", "int64_t",
            /*default=*/"0",
            "Bytes of shared memory a CTA may opt into on the chip (0: "
-           "shared-memory): the budget of ops with a k_tile of their own, "
-           "halved only until the chip holds it">,
+           "shared-memory), which hybrid-cuda-pipeline sets: the budget of "
+           "ops with a k_tile of their own (halved only until the chip holds "
+           "it) and the bound of the others'">,
     Option<"warpRows", "warp-rows", "int64_t", /*default=*/"16",
            "Query rows per warp in the flash kernel: 16 or 32 (every K and V "
            "fragment feeds two mma tiles; more registers)">,

@@ -135,9 +135,13 @@ struct ConvertAttentionToGPUPass
       flashOptions.overlapSoftmax = variant.getSoftmaxOverlap();
       bool wgmma = flashOptions.tensorCores == TensorCores::Wgmma;
       // An op's own k_tile (the tuner's) is halved only until the chip holds
-      // it; the options' until it fits their budget.
-      bool ownTile = op.getKTile() && chipSharedMemory > 0;
-      int64_t budget = ownTile ? chipSharedMemory : sharedMemory;
+      // it; the options' until it fits their budget per stage times the
+      // op's stages.
+      int64_t chip = chipSharedMemory > 0 ? chipSharedMemory : sharedMemory;
+      bool ownTile = op.getKTile().has_value();
+      int64_t budget =
+          ownTile ? chip
+                  : std::min<int64_t>(sharedMemory * flashOptions.stages, chip);
       tile = getFlashKeyTile(tile, sig.headDim, sig.vHeadDim, budget,
                              /*swizzled=*/wgmma, flashOptions.tma,
                              flashOptions.stages);
@@ -148,9 +152,9 @@ struct ConvertAttentionToGPUPass
       if (sharedBytes > budget) {
         op.emitOpError() << "the flash kernel's K and V tiles need "
                          << sharedBytes << " bytes of shared memory at " << tile
-                         << " keys, over "
-                         << (ownTile ? "chip-shared-memory=" : "shared-memory=")
-                         << budget;
+                         << " keys, over the " << budget << " available ("
+                         << (ownTile ? "chip-shared-memory" : "shared-memory")
+                         << ")";
         return signalPassFailure();
       }
       flashOptions.keyTile = tile;

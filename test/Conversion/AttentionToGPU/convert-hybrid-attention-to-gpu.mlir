@@ -134,7 +134,7 @@
 // BIGTILE-SAME: hybrid.k_tile = 256 : i64
 // BIGTILE-LABEL: gpu.func @wide(
 // BIGTILE-SAME: hybrid.k_tile = 128 : i64, hybrid.q_tile = 64 : i64, hybrid.shared_bytes = 200704 : i64
-// NOROOM: error: 'hybrid.attention' op the flash kernel's K and V tiles need {{[0-9]+}} bytes of shared memory at 16 keys, over shared-memory=1024
+// NOROOM: error: 'hybrid.attention' op the flash kernel's K and V tiles need {{[0-9]+}} bytes of shared memory at 16 keys, over the 1024 available (shared-memory)
 // BADLAZY: error: rescale_threshold must be 0 to 32 (powers of two), got 33
 
 // TILE: hybrid.k_tile = 32 : i64

@@ -28,3 +28,18 @@ func.func @record(%q: tensor<?x?x8x128xf32>, %k: tensor<?x?x2x128xf32>, %init: t
 // CHECK-LABEL: gpu.func @record(
 // CHECK-SAME: hybrid.gpu_kernel = #hybrid.gpu_kernel<warps = 8, rescale_threshold = 0.0, min_ctas_per_sm = 2>
 // CHECK-SAME: nvvm.minctasm = 2 : i32
+
+// -----
+
+// Without a k_tile of its own, an op's stages scale the options' budget per
+// stage (48 KiB x 3 within the chip's 227 KiB): three stages of 64 keys at
+// head dim 128 fit, unhalved.
+func.func @staged(%q: tensor<?x?x8x128xf32>, %k: tensor<?x?x2x128xf32>, %init: tensor<?x?x8x128xf32>) -> tensor<?x?x8x128xf32> {
+  %o = hybrid.attention ins(%q, %k, %k : tensor<?x?x8x128xf32>, tensor<?x?x2x128xf32>, tensor<?x?x2x128xf32>)
+         outs(%init : tensor<?x?x8x128xf32>) mask <kind = full, causal = true> pos <kind = none> score <scale = 0.088>
+         {gpu_kernel = #hybrid.gpu_kernel<tensor_cores = wgmma, tma = true, stages = 3>}
+         -> tensor<?x?x8x128xf32>
+  return %o : tensor<?x?x8x128xf32>
+}
+// CHECK-LABEL: gpu.func @staged(
+// CHECK-SAME: hybrid.k_tile = 64 : i64
