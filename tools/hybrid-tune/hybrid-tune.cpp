@@ -163,7 +163,7 @@ int main(int argc, char **argv) {
   InitLLVM init(argc, argv);
   cl::HideUnrelatedOptions(toolCategory);
   cl::ParseCommandLineOptions(argc, argv,
-                              "hybrid-tune: measure kernel tile sizes\n");
+                              "hybrid-tune: measure kernel tile sizes (CPU) and variants (GPU)\n");
   if (printTarget) {
     outs() << getHostTuningTarget() << "\n";
     return 0;
