@@ -162,8 +162,9 @@ void progress(size_t done, size_t total, const Candidate &c, double left) {
 int main(int argc, char **argv) {
   InitLLVM init(argc, argv);
   cl::HideUnrelatedOptions(toolCategory);
-  cl::ParseCommandLineOptions(argc, argv,
-                              "hybrid-tune: measure kernel tile sizes (CPU) and variants (GPU)\n");
+  cl::ParseCommandLineOptions(
+      argc, argv,
+      "hybrid-tune: measure kernel tile sizes (CPU) and variants (GPU)\n");
   if (printTarget) {
     outs() << getHostTuningTarget() << "\n";
     return 0;
