@@ -1,7 +1,8 @@
 """A host bfloat16 array known only through DLPack, as a torch bfloat16
 tensor is (NumPy has no bfloat16): the bits live in a uint16 NumPy array, and
 __dlpack__ hands out a DLManagedTensor built with ctypes (dtype code
-kDLBfloat). The tests use it where torch is not installed."""
+kDLBfloat). The tests use it where torch is not installed; dlpack_capsule
+also describes device memory (test_emulated.py's CUDA arrays)."""
 import ctypes
 
 import numpy as np
@@ -33,6 +34,17 @@ _capsule.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p]
 KDL_BFLOAT = 4
 
 
+def dlpack_capsule(data, shape, device, code, bits, keep):
+    """A "dltensor" capsule of a C-contiguous array at address `data`;
+    the structures it points to join `keep` (their owner keeps them alive)."""
+    dims = (ctypes.c_int64 * len(shape))(*shape)
+    managed = _ManagedTensor()
+    managed.dl_tensor = _Tensor(data, _Device(*device), len(shape),
+                                _DataType(code, bits, 1), dims, None, 0)
+    keep.append((dims, managed))
+    return _capsule(ctypes.addressof(managed), b"dltensor", None)
+
+
 class BFloat16Array:
     """`values` rounded to bfloat16 (to nearest, ties to even); `code` and
     `bits` let a test announce another DLPack dtype over the same bytes."""
@@ -53,9 +65,5 @@ class BFloat16Array:
         return (1, 0)  # kDLCPU
 
     def __dlpack__(self, stream=None, **kwargs):
-        shape = (ctypes.c_int64 * self.bits.ndim)(*self.bits.shape)
-        managed = _ManagedTensor()
-        managed.dl_tensor = _Tensor(self.bits.ctypes.data, _Device(1, 0), self.bits.ndim,
-                                    _DataType(self.code, self.width, 1), shape, None, 0)
-        self._keep.append((shape, managed))
-        return _capsule(ctypes.addressof(managed), b"dltensor", None)
+        return dlpack_capsule(self.bits.ctypes.data, self.bits.shape, (1, 0), self.code,
+                              self.width, self._keep)

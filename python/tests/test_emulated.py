@@ -4,13 +4,14 @@ test/Python/emulated.test sets it), host NumPy arrays copied in and out,
 every layer kind of SPEC (ring, chunk and shared caches, softcap, sinks,
 RoPE and NoPE) through prefill and multi-token decode, against the NumPy
 reference at bf16 tolerance. Skipped unless HYBRID_CUDA_DRIVER is set."""
+import ctypes
 import os
 
 import numpy as np
 import pytest
 
 import hybrid_attn
-from bfloat16 import BFloat16Array
+from bfloat16 import KDL_BFLOAT, BFloat16Array, dlpack_capsule
 from reference import attention
 from test_hybrid_attn import SPEC, relative_error
 
@@ -120,3 +121,62 @@ def test_bfloat16_arrays_in_and_out(schedule):
              for a, b in ((q, q1), (k, k1), (v, v1))]
     ref = attention(layer, *whole)[:, -1:]
     assert relative_error(step.to_float32(), ref) < 2e-2
+
+
+class DeviceArray:
+    """An array in the GPU's memory, known through DLPack as a torch CUDA
+    tensor is: allocated with the driver the runtime loads (the emulator's,
+    one instance per process), float32 or (from a BFloat16Array) bfloat16."""
+
+    def __init__(self, host):
+        self.driver = driver = ctypes.CDLL(os.environ["HYBRID_CUDA_DRIVER"])
+        device, context = ctypes.c_int(), ctypes.c_void_p()
+        assert driver.cuInit(0) == 0
+        assert driver.cuDeviceGet(ctypes.byref(device), 0) == 0
+        assert driver.cuDevicePrimaryCtxRetain(ctypes.byref(context), device) == 0
+        assert driver.cuCtxSetCurrent(context) == 0
+        if isinstance(host, BFloat16Array):
+            self.host, self.code, self.width = host.bits, KDL_BFLOAT, 16
+        else:
+            self.host, self.code, self.width = np.ascontiguousarray(host, np.float32), 2, 32
+        self.shape, self._keep = self.host.shape, []
+        self.ptr = ctypes.c_uint64()
+        assert driver.cuMemAlloc_v2(ctypes.byref(self.ptr), ctypes.c_size_t(self.host.nbytes)) == 0
+        assert driver.cuMemcpyHtoDAsync_v2(self.ptr, ctypes.c_void_p(self.host.ctypes.data),
+                                           ctypes.c_size_t(self.host.nbytes), None) == 0
+        assert driver.cuStreamSynchronize(None) == 0
+
+    def to_float32(self):
+        back = np.empty_like(self.host)
+        assert self.driver.cuMemcpyDtoHAsync_v2(ctypes.c_void_p(back.ctypes.data), self.ptr,
+                                                ctypes.c_size_t(back.nbytes), None) == 0
+        assert self.driver.cuStreamSynchronize(None) == 0
+        if self.code == KDL_BFLOAT:
+            return (back.astype(np.uint32) << 16).view(np.float32)
+        return back
+
+    def __dlpack_device__(self):
+        return (2, 0)  # kDLCUDA
+
+    def __dlpack__(self, stream=None, **kwargs):
+        return dlpack_capsule(self.ptr.value, self.shape, (2, 0), self.code, self.width,
+                              self._keep)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_device_arrays_in_place(schedule, dtype):
+    """Operands and the output in device memory (torch CUDA tensors' path):
+    read and written in place, float32 or bfloat16."""
+    rng = np.random.default_rng(13)
+    batch, prompt = 1, 23
+    session = schedule.session(batch, prompt)
+    layer = schedule.layers[2]  # chunked, no positional encoding
+    shape = (batch, prompt)
+    q = rng.uniform(-0.5, 0.5, shape + (4, 64))
+    k, v = (rng.uniform(-1, 1, shape + (2, 64)) for _ in range(2))
+    make = (lambda x: DeviceArray(BFloat16Array(x))) if dtype == "bfloat16" else DeviceArray
+    dq, dk, dv = make(q), make(k), make(v)
+    out = make(np.zeros(shape + (4, 64)))
+    assert session.prefill(2, dq, dk, dv, out=out) is out
+    ref = attention(layer, dq.to_float32(), dk.to_float32(), dv.to_float32())
+    assert relative_error(out.to_float32(), ref) < 2e-2
