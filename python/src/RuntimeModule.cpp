@@ -47,11 +47,12 @@ hybrid_rt_dtype getDtype(const Array &a, const char *name) {
   if (dtype.code == uint8_t(nb::dlpack::dtype_code::Float) &&
       dtype.bits == 16 && dtype.lanes == 1)
     return HYBRID_RT_F16;
-  throw nb::type_error((std::string(name) +
-                        ": elements must be float32 or bfloat16 (code " +
-                        std::to_string(dtype.code) + ", " +
-                        std::to_string(dtype.bits) + " bits)")
-                           .c_str());
+  throw nb::type_error(
+      (std::string(name) +
+       ": elements must be float32, bfloat16 or float16 (code " +
+       std::to_string(dtype.code) + ", " + std::to_string(dtype.bits) +
+       " bits)")
+          .c_str());
 }
 
 /// A runtime view of `a` (no copy); rank 1 or 4 as the array has.

@@ -180,7 +180,7 @@ def test_dtypes_and_outputs(schedule):
         session.prefill(2, BFloat16Array(q), BFloat16Array(k), BFloat16Array(v))
     # A DLPack dtype neither NumPy nor the runtime takes (16-bit complex) is
     # a TypeError naming the operand.
-    with pytest.raises(TypeError, match=r"k: elements must be float32 or bfloat16 \(code 5, 16 bits\)"):
+    with pytest.raises(TypeError, match=r"k: elements must be float32, bfloat16 or float16 \(code 5, 16 bits\)"):
         session.prefill(2, q, BFloat16Array(k, code=5), v)
     with pytest.raises(TypeError, match="q: elements must be real, got complex64"):
         session.prefill(2, q.astype(np.complex64), k, v)

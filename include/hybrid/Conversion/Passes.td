@@ -145,7 +145,11 @@ def ConvertHybridAttentionToGPU
     Option<"minCtasPerSM", "min-ctas-per-sm", "int64_t", /*default=*/"0",
            "Flash kernels: CTAs each multiprocessor must hold at once "
            "(.minnctapersm: ptxas caps registers to fit, spilling if it must; "
-           "0: no bound)">
+           "0: no bound)">,
+    Option<"chip", "chip", "std::string", /*default=*/"\"\"",
+           "The chip the kernels are for (sm_80, sm_90a), which "
+           "hybrid-cuda-pipeline sets: a wgmma variant, the options' or an "
+           "op's own, is an error on any but sm_90a (empty: not checked)">
   ];
 }
 

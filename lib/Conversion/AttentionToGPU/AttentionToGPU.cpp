@@ -14,11 +14,17 @@ using namespace hybrid;
 using namespace hybrid::gpu;
 
 /// Why the GPU kernels cannot compute `sig` with `keyTile` and `variant`
-/// (valid by itself: GPUKernelAttr::verify), if they cannot.
+/// (valid by itself: GPUKernelAttr::verify) on `chip` (empty: any), if they
+/// cannot.
 static std::optional<std::string>
 getUnsupportedReason(const AttentionSignature &sig, int64_t keyTile,
-                     GPUKernelAttr variant) {
+                     GPUKernelAttr variant, StringRef chip) {
   bool wgmma = variant.getTensorCores() == TensorCores::Wgmma;
+  if (wgmma && !chip.empty() && chip != "sm_90a")
+    return ("tensor_cores = wgmma is an sm_90a instruction; the kernels are "
+            "for " +
+            chip + "; use mma.sync")
+        .str();
   // wgmma's B tiles are 64-element swizzled rows.
   if (wgmma && (sig.headDim % 64 != 0 || getValueSlice(sig.vHeadDim) % 64 != 0))
     return "tensor-cores=wgmma needs head dims that are multiples of 64 "
@@ -77,14 +83,14 @@ struct ConvertAttentionToGPUPass
 
     // The options' variant, for ops without a #hybrid.gpu_kernel of their
     // own; checked as that attribute is.
-    if (tensorCores != "mma.sync" && tensorCores != "wgmma") {
+    std::optional<TensorCores> instructions = parseTensorCoresName(tensorCores);
+    if (!instructions) {
       module.emitError() << "tensor-cores must be mma.sync or wgmma, got '"
                          << tensorCores << "'";
       return signalPassFailure();
     }
     GPUKernelAttr defaultVariant = GPUKernelAttr::getChecked(
-        [&] { return module.emitError(); }, module.getContext(),
-        tensorCores == "wgmma" ? TensorCores::Wgmma : TensorCores::MmaSync,
+        [&] { return module.emitError(); }, module.getContext(), *instructions,
         bool(tma), int64_t(warps), int64_t(warpRows), int64_t(stages),
         bool(softmaxOverlap), Real(rescaleThreshold), int64_t(minCtasPerSM));
     if (!defaultVariant)
@@ -119,7 +125,7 @@ struct ConvertAttentionToGPUPass
         variant = defaultVariant;
       int64_t tile = op.getKTile().value_or(kTile);
       if (std::optional<std::string> reason =
-              getUnsupportedReason(sig, tile, variant)) {
+              getUnsupportedReason(sig, tile, variant, chip)) {
         op.emitOpError() << *reason;
         return signalPassFailure();
       }

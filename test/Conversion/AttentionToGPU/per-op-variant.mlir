@@ -1,4 +1,6 @@
 // RUN: hybrid-opt %s --split-input-file --convert-hybrid-attention-to-gpu="chip-shared-memory=232448" --verify-diagnostics | FileCheck %s
+// RUN: not hybrid-opt %s --split-input-file --convert-hybrid-attention-to-gpu="chip=sm_80 chip-shared-memory=232448" 2>&1 | FileCheck %s --check-prefix=CHIP
+// RUN: not hybrid-opt %s --split-input-file --convert-hybrid-attention-to-gpu="chip-shared-memory=1024" 2>&1 | FileCheck %s --check-prefix=NOROOM
 
 // An op's #hybrid.gpu_kernel and k_tile (hybrid-tune's) choose its flash
 // kernel over the pass options; the op beside it keeps the options' variant.
@@ -12,6 +14,7 @@ func.func @huge(%q: tensor<?x?x8x128xf32>, %k: tensor<?x?x2x128xf32>, %init: ten
   return %o : tensor<?x?x8x128xf32>
 }
 // CHECK-LABEL: gpu.func @huge(
+// NOROOM: error: 'hybrid.attention' op the flash kernel's K and V tiles need {{[0-9]+}} bytes of shared memory at 16 keys, over the 1024 available (chip-shared-memory)
 // CHECK-SAME: hybrid.k_tile = 64 : i64, hybrid.q_tile = 16 : i64, hybrid.shared_bytes = 131136 : i64, hybrid.tma
 
 // -----
@@ -43,3 +46,18 @@ func.func @staged(%q: tensor<?x?x8x128xf32>, %k: tensor<?x?x2x128xf32>, %init: t
 }
 // CHECK-LABEL: gpu.func @staged(
 // CHECK-SAME: hybrid.k_tile = 64 : i64
+
+// -----
+
+// wgmma is an sm_90a instruction: an op's own wgmma variant (a .mlir input
+// or a database entry) on sm_80 is the op's error, as the flag is the
+// driver's.
+func.func @wrong_chip(%q: tensor<?x?x8x128xf32>, %k: tensor<?x?x2x128xf32>, %init: tensor<?x?x8x128xf32>) -> tensor<?x?x8x128xf32> {
+  // CHIP: error: 'hybrid.attention' op tensor_cores = wgmma is an sm_90a instruction; the kernels are for sm_80; use mma.sync
+  %o = hybrid.attention ins(%q, %k, %k : tensor<?x?x8x128xf32>, tensor<?x?x2x128xf32>, tensor<?x?x2x128xf32>)
+         outs(%init : tensor<?x?x8x128xf32>) mask <kind = full, causal = true> pos <kind = none> score <scale = 0.088>
+         {gpu_kernel = #hybrid.gpu_kernel<tensor_cores = wgmma>}
+         -> tensor<?x?x8x128xf32>
+  return %o : tensor<?x?x8x128xf32>
+}
+// CHECK-LABEL: gpu.func @wrong_chip(

@@ -218,6 +218,17 @@ LogicalResult ScoreAttr::verify(function_ref<InFlightDiagnostic()> emitError,
 // Kernel variants
 //===----------------------------------------------------------------------===//
 
+StringRef hybrid::getTensorCoresName(TensorCores tensorCores) {
+  return tensorCores == TensorCores::Wgmma ? "wgmma" : "mma.sync";
+}
+
+std::optional<TensorCores> hybrid::parseTensorCoresName(StringRef name) {
+  for (TensorCores value : {TensorCores::MmaSync, TensorCores::Wgmma})
+    if (name == getTensorCoresName(value))
+      return value;
+  return std::nullopt;
+}
+
 LogicalResult
 GPUKernelAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                       TensorCores tensorCores, bool tma, int64_t warps,
