@@ -82,45 +82,54 @@ OwningOpRef<ModuleOp> CompilerContext::load(StringRef path) {
   return module;
 }
 
+std::string hybrid::getDefaultCUDAToolkit() {
+  const char *home = std::getenv("CUDA_HOME");
+  return home && *home ? home : "/usr/local/cuda";
+}
+
+std::string hybrid::validateTarget(StringRef target) {
+  if (target != "cpu" && target != "cuda:sm_90a" && target != "cuda:sm_80")
+    return ("--target: unknown target '" + target +
+            "' (expected cpu, cuda:sm_90a or cuda:sm_80)")
+        .str();
+  return "";
+}
+
 std::string hybrid::validate(const CompileOptions &options) {
-  if (options.target != "cpu" && options.target != "cuda:sm_90a" &&
-      options.target != "cuda:sm_80")
-    return "--target: unknown target '" + options.target +
-           "' (expected cpu, cuda:sm_90a or cuda:sm_80)";
+  if (std::string error = validateTarget(options.target); !error.empty())
+    return error;
   if (options.maxSeq < 0)
     return "--max-seq: must be positive, got " + std::to_string(options.maxSeq);
   if (options.qTile <= 0 || options.kTile <= 0)
     return "--q-tile and --k-tile must be positive";
-  if (options.tensorCores != "mma.sync" && options.tensorCores != "wgmma")
-    return "--tensor-cores must be mma.sync or wgmma, got '" +
-           options.tensorCores + "'";
-  if (options.tensorCores == "wgmma" && options.target != "cuda:sm_90a")
+  const GPUKernelVariant &gpu = options.gpu;
+  bool wgmma = gpu.tensorCores == TensorCores::Wgmma;
+  if (wgmma && options.target != "cuda:sm_90a")
     return "--tensor-cores wgmma: only for --target cuda:sm_90a (wgmma is an "
            "sm_90a instruction), got " +
            options.target;
-  if (options.tma && options.tensorCores != "wgmma")
+  if (gpu.tma && !wgmma)
     return "--tma: TMA writes the swizzled tiles only the wgmma kernels "
            "read; add --tensor-cores wgmma";
-  if (options.warps != 4 && options.warps != 8)
+  if (gpu.warps != 4 && gpu.warps != 8)
     return "--warps must be 4 or 8 (warps per flash CTA), got " +
-           std::to_string(options.warps);
-  if (options.warps != 4 && options.target == "cpu")
+           std::to_string(gpu.warps);
+  if (gpu.warps != 4 && options.target == "cpu")
     return "--warps: only for GPU targets";
-  if (options.stages < 1 || options.stages > 4)
-    return "--stages must be 1 to 4, got " + std::to_string(options.stages);
-  if (options.stages > 1 && !options.tma)
-    return "--stages " + std::to_string(options.stages) +
+  if (gpu.stages < 1 || gpu.stages > 4)
+    return "--stages must be 1 to 4, got " + std::to_string(gpu.stages);
+  if (gpu.stages > 1 && !gpu.tma)
+    return "--stages " + std::to_string(gpu.stages) +
            ": tiles ahead of the current one are loaded by TMA; add --tma";
-  if (options.softmaxOverlap && options.stages < 2)
+  if (gpu.softmaxOverlap && gpu.stages < 2)
     return "--softmax-overlap: the tiles of two key tiles are in use at "
            "once; add --tma --stages 2 (or more)";
-  if (!(options.rescaleThreshold >= 0 && options.rescaleThreshold <= 32)) {
+  if (!(gpu.rescaleThreshold >= 0 && gpu.rescaleThreshold <= 32)) {
     std::string shown;
-    llvm::raw_string_ostream(shown)
-        << llvm::format("%g", options.rescaleThreshold);
+    llvm::raw_string_ostream(shown) << llvm::format("%g", gpu.rescaleThreshold);
     return "--rescale-threshold must be 0 to 32 (powers of two), got " + shown;
   }
-  if (options.rescaleThreshold != 8 && options.target == "cpu")
+  if (gpu.rescaleThreshold != 8 && options.target == "cpu")
     return "--rescale-threshold: only for GPU targets";
   return "";
 }
@@ -177,39 +186,6 @@ static bool writeKernelsAndDropSchedule(ModuleOp module, ScheduleOp schedule,
   return true;
 }
 
-/// Runs the `extract` pipeline, sets the attributes options.tuningDb's
-/// entries (loaded into `database`) give the kernels, looked up for the
-/// context the caches are planned for, then runs `convert`. The decisions
-/// point into `database`.
-static FailureOr<std::vector<TuningDecision>>
-convertTuned(ModuleOp module, const CompileOptions &options,
-             TuningDatabase &database,
-             llvm::function_ref<void(OpPassManager &)> extract,
-             llvm::function_ref<void(OpPassManager &)> convert) {
-  std::string error;
-  if (!options.tuningDb.empty() && !database.load(options.tuningDb, error)) {
-    fail(error);
-    return failure();
-  }
-  PassManager extracting = PassManager::on<ModuleOp>(module.getContext());
-  extract(extracting);
-  if (failed(extracting.run(module)))
-    return failure();
-  ScheduleOp schedule = *module.getOps<ScheduleOp>().begin();
-  int64_t seqLen = schedule.getCacheSummaryAttr()
-                       ? schedule.getCacheSummaryAttr().getMaxSeq()
-                       : options.maxSeq;
-  FailureOr<std::vector<TuningDecision>> decisions =
-      applyTuning(module, database, getTuningTarget(options.target), seqLen);
-  if (failed(decisions))
-    return failure();
-  PassManager converting = PassManager::on<ModuleOp>(module.getContext());
-  convert(converting);
-  if (failed(converting.run(module)))
-    return failure();
-  return decisions;
-}
-
 /// Each kernel's tuning in the manifest: its signature and whether a
 /// database entry set it; a note for kernels a given database lacks.
 static void recordTuning(nlohmann::ordered_json &manifest,
@@ -235,6 +211,46 @@ static void recordTuning(nlohmann::ordered_json &manifest,
   }
 }
 
+/// What both targets do before emitting code: runs `extract`, sets the
+/// attributes options.tuningDb's entries give the kernels (looked up for the
+/// context the caches are planned for), runs `convert`, describes the kernels
+/// (in `kernelFile`) and their tuning in a manifest, writes kernels.mlir to
+/// `dir`, drops the schedule and runs `lower`. Returns the manifest.
+static std::optional<nlohmann::ordered_json>
+lowerKernels(ModuleOp module, const CompileOptions &options, StringRef dir,
+             StringRef kernelFile,
+             llvm::function_ref<void(OpPassManager &)> extract,
+             llvm::function_ref<void(OpPassManager &)> convert,
+             llvm::function_ref<void(OpPassManager &)> lower) {
+  auto run = [&](llvm::function_ref<void(OpPassManager &)> build) {
+    PassManager pm = PassManager::on<ModuleOp>(module.getContext());
+    build(pm);
+    return succeeded(pm.run(module));
+  };
+  TuningDatabase database;
+  std::string error;
+  if (!options.tuningDb.empty() && !database.load(options.tuningDb, error)) {
+    fail(error);
+    return std::nullopt;
+  }
+  if (!run(extract))
+    return std::nullopt;
+  ScheduleOp schedule = *module.getOps<ScheduleOp>().begin();
+  int64_t seqLen = schedule.getCacheSummaryAttr()
+                       ? schedule.getCacheSummaryAttr().getMaxSeq()
+                       : options.maxSeq;
+  FailureOr<std::vector<TuningDecision>> decisions =
+      applyTuning(module, database, getTuningTarget(options.target), seqLen);
+  if (failed(decisions) || !run(convert))
+    return std::nullopt;
+  nlohmann::ordered_json manifest =
+      buildManifest(module, schedule, kernelFile, options.target);
+  recordTuning(manifest, *decisions, options);
+  if (!writeKernelsAndDropSchedule(module, schedule, dir) || !run(lower))
+    return std::nullopt;
+  return manifest;
+}
+
 /// emitArtifacts for `cuda:<chip>`: kernels.ptx, kernels.cubin when ptxas is
 /// found, kernels.mlir and manifest.json.
 static bool emitCUDAArtifacts(ModuleOp module, const CompileOptions &options,
@@ -250,34 +266,25 @@ static bool emitCUDAArtifacts(ModuleOp module, const CompileOptions &options,
   cuda.chip = StringRef(options.target).drop_front(strlen("cuda:")).str();
   cuda.maxSeq = options.maxSeq;
   cuda.kTile = options.kTile;
-  cuda.warpRows = options.warpRows;
-  cuda.warps = options.warps;
-  cuda.stages = options.stages;
-  cuda.rescaleThreshold = options.rescaleThreshold;
-  cuda.softmaxOverlap = options.softmaxOverlap;
   if (options.kTileGiven)
     cuda.sharedMemory = 0; // the chip's maximum
-  cuda.minCtasPerSM = options.minCtasPerSM;
-  cuda.tensorCores = options.tensorCores;
-  cuda.tma = options.tma;
+  const GPUKernelVariant &gpu = options.gpu;
+  cuda.tensorCores = getTensorCoresName(gpu.tensorCores).str();
+  cuda.tma = gpu.tma;
+  cuda.warps = gpu.warps;
+  cuda.warpRows = gpu.warpRows;
+  cuda.stages = gpu.stages;
+  cuda.softmaxOverlap = gpu.softmaxOverlap;
+  cuda.rescaleThreshold = gpu.rescaleThreshold;
+  cuda.minCtasPerSM = gpu.minCtasPerSM;
   cuda.toolkit = options.cudaToolkit;
-  TuningDatabase database;
-  FailureOr<std::vector<TuningDecision>> decisions = convertTuned(
-      module, options, database,
-      [&](OpPassManager &pm) { buildCUDAExtractPipeline(pm, cuda); },
-      [&](OpPassManager &pm) { buildCUDAConvertPipeline(pm, cuda); });
-  if (failed(decisions))
-    return false;
-  ScheduleOp schedule = *module.getOps<ScheduleOp>().begin();
   const char *ptxFile = "kernels.ptx";
-  nlohmann::ordered_json manifest =
-      buildManifest(module, schedule, ptxFile, options.target);
-  recordTuning(manifest, *decisions, options);
-  if (!writeKernelsAndDropSchedule(module, schedule, dir))
-    return false;
-  PassManager lowering = PassManager::on<ModuleOp>(module.getContext());
-  buildCUDAToNVVMPipeline(lowering, cuda);
-  if (failed(lowering.run(module)))
+  std::optional<nlohmann::ordered_json> manifest = lowerKernels(
+      module, options, dir, ptxFile,
+      [&](OpPassManager &pm) { buildCUDAExtractPipeline(pm, cuda); },
+      [&](OpPassManager &pm) { buildCUDAConvertPipeline(pm, cuda); },
+      [&](OpPassManager &pm) { buildCUDAToNVVMPipeline(pm, cuda); });
+  if (!manifest)
     return false;
   std::string error;
   std::optional<std::string> ptx = emitPTX(module, cuda.toolkit, error);
@@ -288,14 +295,14 @@ static bool emitCUDAArtifacts(ModuleOp module, const CompileOptions &options,
     return false;
   // The cubin loads without JIT on the chip itself; other (newer) GPUs JIT
   // the PTX.
-  manifest["cubin"] = nullptr;
+  (*manifest)["cubin"] = nullptr;
   if (std::optional<std::string> ptxas = findPtxas(cuda.toolkit)) {
     std::string cubinPath = (dir + "/kernels.cubin").str();
     if (!assembleCubin(*ptxas, ptxPath, cuda.chip, cubinPath, error))
       return fail(error);
-    manifest["cubin"] = "kernels.cubin";
+    (*manifest)["cubin"] = "kernels.cubin";
   }
-  return writeFile(dir + "/manifest.json", manifest.dump(2) + "\n");
+  return writeFile(dir + "/manifest.json", manifest->dump(2) + "\n");
 }
 
 bool hybrid::emitArtifacts(ModuleOp module, const CompileOptions &options,
@@ -310,28 +317,17 @@ bool hybrid::emitArtifacts(ModuleOp module, const CompileOptions &options,
   cpu.maxSeq = options.maxSeq;
   cpu.qTile = options.qTile;
   cpu.kTile = options.kTile;
-  TuningDatabase database;
-  FailureOr<std::vector<TuningDecision>> decisions = convertTuned(
-      module, options, database,
-      [&](OpPassManager &pm) { buildCPUExtractPipeline(pm, cpu); },
-      [&](OpPassManager &pm) { buildCPUConvertPipeline(pm, cpu); });
-  if (failed(decisions))
-    return false;
-
-  ScheduleOp schedule = *module.getOps<ScheduleOp>().begin();
   const char *library = "libkernels.so";
-  nlohmann::ordered_json manifest =
-      buildManifest(module, schedule, library, options.target);
-  recordTuning(manifest, *decisions, options);
-  manifest["host"] = getHostTargetDescription();
-  if (!writeKernelsAndDropSchedule(module, schedule, dir))
+  std::optional<nlohmann::ordered_json> manifest = lowerKernels(
+      module, options, dir, library,
+      [&](OpPassManager &pm) { buildCPUExtractPipeline(pm, cpu); },
+      [&](OpPassManager &pm) { buildCPUConvertPipeline(pm, cpu); },
+      [&](OpPassManager &pm) { buildCPUToLLVMPipeline(pm); });
+  if (!manifest)
     return false;
-  PassManager lowering = PassManager::on<ModuleOp>(module.getContext());
-  buildCPUToLLVMPipeline(lowering);
-  if (failed(lowering.run(module)))
-    return false;
+  (*manifest)["host"] = getHostTargetDescription();
   std::string error;
   if (!emitHostSharedObject(module, (dir + "/" + library).str(), error))
     return fail(error);
-  return writeFile(dir + "/manifest.json", manifest.dump(2) + "\n");
+  return writeFile(dir + "/manifest.json", manifest->dump(2) + "\n");
 }

@@ -2,6 +2,7 @@
 
 #include "hybrid/Export/Manifest.h"
 #include "hybrid/Export/Summary.h"
+#include "hybrid/Tuning/GPUKernelVariant.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/IR/SymbolTable.h"
@@ -83,17 +84,7 @@ json hybrid::buildManifest(ModuleOp module, ScheduleOp schedule,
       // How it was built: a tuning database's "gpu" object (docs/Tuning.md).
       if (auto variant =
               func->getAttrOfType<GPUKernelAttr>("hybrid.gpu_kernel"))
-        kernel["gpu_kernel"] = {
-            {"tensor_cores", variant.getTensorCores() == TensorCores::Wgmma
-                                 ? "wgmma"
-                                 : "mma.sync"},
-            {"tma", variant.getTma()},
-            {"warps", variant.getWarps()},
-            {"warp_rows", variant.getWarpRows()},
-            {"stages", variant.getStages()},
-            {"softmax_overlap", variant.getSoftmaxOverlap()},
-            {"rescale_threshold", double(variant.getRescaleThreshold())},
-            {"min_ctas_per_sm", variant.getMinCtasPerSm()}};
+        kernel["gpu_kernel"] = GPUKernelVariant::get(variant).toJSON();
     }
   }
   json manifest = {{"version", 1},

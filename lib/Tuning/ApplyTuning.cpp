@@ -26,21 +26,6 @@ std::string hybrid::getKernelSignature(AttentionOp op) {
   return s;
 }
 
-/// `entry`'s variant as the attribute, or null after reporting why not.
-static GPUKernelAttr getVariantAttr(AttentionOp op, const TuningEntry &entry) {
-  const GPUKernelVariant &v = *entry.gpu;
-  return GPUKernelAttr::getChecked(
-      [&] {
-        return op.emitError()
-               << "tuning entry " << entry.kernel << " (" << entry.target
-               << ", bucket " << entry.seqBucket << "): gpu: ";
-      },
-      op.getContext(),
-      v.tensorCores == "wgmma" ? TensorCores::Wgmma : TensorCores::MmaSync,
-      v.tma, v.warps, v.warpRows, v.stages, v.softmaxOverlap,
-      Real(v.rescaleThreshold), v.minCtasPerSM);
-}
-
 FailureOr<std::vector<TuningDecision>>
 hybrid::applyTuning(ModuleOp module, const TuningDatabase &database,
                     StringRef target, int64_t seqLen) {
@@ -56,7 +41,11 @@ hybrid::applyTuning(ModuleOp module, const TuningDatabase &database,
         Builder b(op.getContext());
         // A GPU kernel's query tile follows from its variant.
         if (d.entry->gpu) {
-          GPUKernelAttr variant = getVariantAttr(op, *d.entry);
+          GPUKernelAttr variant = d.entry->gpu->getAttr(op.getContext(), [&] {
+            return op.emitError() << "tuning entry " << d.entry->kernel << " ("
+                                  << d.entry->target << ", bucket "
+                                  << d.entry->seqBucket << "): gpu: ";
+          });
           if (!variant)
             return WalkResult::interrupt();
           op.setGpuKernelAttr(variant);

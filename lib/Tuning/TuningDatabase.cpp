@@ -2,8 +2,6 @@
 
 #include "hybrid/Tuning/TuningDatabase.h"
 
-#include "llvm/ADT/STLExtras.h"
-#include "llvm/Support/Format.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/raw_ostream.h"
 #include "llvm/TargetParser/Host.h"
@@ -11,7 +9,6 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
-#include <tuple>
 
 using namespace hybrid;
 using json = nlohmann::ordered_json;
@@ -25,35 +22,6 @@ int64_t TuningDatabase::getBucket(int64_t seqLen) {
 
 std::string hybrid::getHostTuningTarget() {
   return ("cpu:" + llvm::sys::getHostCPUName()).str();
-}
-
-std::string GPUKernelVariant::getName() const {
-  std::string name = tensorCores;
-  if (tma)
-    name += ".tma";
-  if (stages > 1)
-    name += ".s" + std::to_string(stages);
-  if (softmaxOverlap)
-    name += ".overlap";
-  name += ".w" + std::to_string(warps);
-  if (warpRows != 16)
-    name += ".r" + std::to_string(warpRows);
-  if (rescaleThreshold != 8) {
-    std::string threshold;
-    llvm::raw_string_ostream(threshold) << llvm::format("%g", rescaleThreshold);
-    name += ".t" + threshold;
-  }
-  if (minCtasPerSM)
-    name += ".m" + std::to_string(minCtasPerSM);
-  return name;
-}
-
-bool GPUKernelVariant::operator==(const GPUKernelVariant &o) const {
-  return tensorCores == o.tensorCores && tma == o.tma && warps == o.warps &&
-         warpRows == o.warpRows && stages == o.stages &&
-         softmaxOverlap == o.softmaxOverlap &&
-         rescaleThreshold == o.rescaleThreshold &&
-         minCtasPerSM == o.minCtasPerSM;
 }
 
 std::string hybrid::getTuningTarget(llvm::StringRef target) {
@@ -145,48 +113,11 @@ bool TuningDatabase::load(llvm::StringRef path, std::string &error) {
                                       "its kernel variant)"
                                     : "only for cuda: targets");
     if (onGPU) {
-      const json &g = e["gpu"];
-      std::string gpu = at + ".gpu";
-      if (!g.is_object())
-        return bad(gpu, "not an object");
-      for (auto &[key, value] : g.items())
-        if (!llvm::is_contained({"tensor_cores", "tma", "warps", "warp_rows",
-                                 "stages", "softmax_overlap",
-                                 "rescale_threshold", "min_ctas_per_sm"},
-                                key))
-          return bad(gpu + "." + key, "not a field of a kernel variant");
-      GPUKernelVariant v;
-      if (g.contains("tensor_cores")) {
-        if (!g["tensor_cores"].is_string() ||
-            (g["tensor_cores"] != "mma.sync" && g["tensor_cores"] != "wgmma"))
-          return bad(gpu + ".tensor_cores", "not \"mma.sync\" or \"wgmma\"");
-        v.tensorCores = g["tensor_cores"];
+      entry.gpu = GPUKernelVariant::fromJSON(e["gpu"], at + ".gpu", error);
+      if (!entry.gpu) {
+        error = where + ": " + error;
+        return false;
       }
-      for (auto [key, field] :
-           {std::pair{"tma", &v.tma},
-            std::pair{"softmax_overlap", &v.softmaxOverlap}})
-        if (g.contains(key)) {
-          if (!g[key].is_boolean())
-            return bad(gpu + "." + key, "not a boolean");
-          *field = g[key];
-        }
-      for (auto [key, field, least] :
-           {std::tuple{"warps", &v.warps, 1},
-            std::tuple{"warp_rows", &v.warpRows, 1},
-            std::tuple{"stages", &v.stages, 1},
-            std::tuple{"min_ctas_per_sm", &v.minCtasPerSM, 0}})
-        if (g.contains(key)) {
-          if (!g[key].is_number_integer() || g[key].get<int64_t>() < least)
-            return bad(gpu + "." + key, least ? "not a positive integer"
-                                              : "not an integer >= 0");
-          *field = g[key];
-        }
-      if (g.contains("rescale_threshold")) {
-        if (!g["rescale_threshold"].is_number())
-          return bad(gpu + ".rescale_threshold", "not a number");
-        v.rescaleThreshold = g["rescale_threshold"];
-      }
-      entry.gpu = v;
     }
     add(entry);
   }
@@ -201,14 +132,7 @@ bool TuningDatabase::save(llvm::StringRef path, std::string &error) const {
                   {"k_tile", e.kTile},         {"ms", e.ms},
                   {"default_ms", e.defaultMs}};
     if (e.gpu)
-      entry["gpu"] = {{"tensor_cores", e.gpu->tensorCores},
-                      {"tma", e.gpu->tma},
-                      {"warps", e.gpu->warps},
-                      {"warp_rows", e.gpu->warpRows},
-                      {"stages", e.gpu->stages},
-                      {"softmax_overlap", e.gpu->softmaxOverlap},
-                      {"rescale_threshold", e.gpu->rescaleThreshold},
-                      {"min_ctas_per_sm", e.gpu->minCtasPerSM}};
+      entry["gpu"] = e.gpu->toJSON();
     if (!e.device.empty())
       entry["device"] = e.device;
     out["entries"].push_back(std::move(entry));

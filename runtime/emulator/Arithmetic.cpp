@@ -126,7 +126,6 @@ template <typename T> T minMax(bool isMax, bool nan, T a, T b) {
   return isMax ? std::max(a, b) : std::min(a, b);
 }
 
-/// Float arithmetic; `ok` false for what the emulator does not model.
 /// `v` rounded once to bf16 (nearest, ties to even): truncated to f32 with
 /// its inexactness kept in the last bit (round to odd), then rounded to bf16
 /// (f32 has more than the two extra bits that makes exact).
@@ -179,6 +178,7 @@ uint16_t bf16Lane(const Instruction &in, uint16_t a, uint16_t b, uint16_t c,
   }
 }
 
+/// Float arithmetic; `ok` false for what the emulator does not model.
 uint64_t floatOp(const Instruction &in, uint64_t a, uint64_t b, uint64_t c,
                  bool &ok) {
   ok = true;

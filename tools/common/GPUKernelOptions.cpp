@@ -49,11 +49,16 @@ static cl::opt<double> rescaleThreshold(
              "max grows)"),
     cl::value_desc("T"), cl::cat(gpuCategory));
 
-void hybrid::tools::applyGPUKernelOptions(CompileOptions &options) {
-  options.tensorCores = tensorCores;
-  options.tma = tma;
-  options.warps = warps;
-  options.stages = stages;
-  options.rescaleThreshold = rescaleThreshold;
-  options.softmaxOverlap = softmaxOverlap;
+std::string hybrid::tools::applyGPUKernelOptions(CompileOptions &options) {
+  std::optional<TensorCores> instructions = parseTensorCoresName(tensorCores);
+  if (!instructions)
+    return "--tensor-cores must be mma.sync or wgmma, got '" + tensorCores +
+           "'";
+  options.gpu.tensorCores = *instructions;
+  options.gpu.tma = tma;
+  options.gpu.warps = warps;
+  options.gpu.stages = stages;
+  options.gpu.rescaleThreshold = rescaleThreshold;
+  options.gpu.softmaxOverlap = softmaxOverlap;
+  return "";
 }

@@ -1,5 +1,4 @@
-//===- GPUKernelOptions.h - Options shaping the CUDA flash kernels -*- C++
-//-*-===//
+//===- GPUKernelOptions.h - Flags shaping the CUDA flash kernels *- C++ -*-===//
 //
 // --tensor-cores, --tma, --warps, --stages, --softmax-overlap and
 // --rescale-threshold, shared by hybrid-compile and hybrid-run (one
@@ -18,8 +17,9 @@ namespace hybrid::tools {
 /// The options' category, for cl::HideUnrelatedOptions.
 llvm::cl::OptionCategory &getGPUKernelOptionCategory();
 
-/// Copies the options' values into `options` (validate() checks them).
-void applyGPUKernelOptions(CompileOptions &options);
+/// Copies the options' values into `options` (validate() checks them); an
+/// error when --tensor-cores names no tensor-core instructions.
+std::string applyGPUKernelOptions(CompileOptions &options);
 
 } // namespace hybrid::tools
 

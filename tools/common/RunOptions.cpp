@@ -107,7 +107,8 @@ bool CompiledModel::open(StringRef tool, StringRef input) {
   options.kTile = kTile;
   options.kTileGiven = kTile.getNumOccurrences() > 0;
   options.tuningDb = tuningDb;
-  applyGPUKernelOptions(options);
+  if (std::string error = applyGPUKernelOptions(options); !error.empty())
+    return fail(error);
   if (std::string error = validate(options); !error.empty())
     return fail(error);
   if (!artifacts.prepare(input, options))

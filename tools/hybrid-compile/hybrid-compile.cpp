@@ -110,7 +110,9 @@ int main(int argc, char **argv) {
   options.qTile = qTile;
   options.kTile = kTile;
   options.kTileGiven = kTile.getNumOccurrences() > 0;
-  hybrid::tools::applyGPUKernelOptions(options);
+  if (std::string error = hybrid::tools::applyGPUKernelOptions(options);
+      !error.empty())
+    return fail(error);
   if (std::string error = hybrid::validate(options); !error.empty())
     return fail(error);
   if (!tuningDb.empty() && emit != Emit::Artifacts)
@@ -120,10 +122,8 @@ int main(int argc, char **argv) {
   options.externalPositional = externalPositional;
   if (!cudaToolkit.empty())
     options.cudaToolkit = cudaToolkit;
-  else if (const char *home = std::getenv("CUDA_HOME"))
-    options.cudaToolkit = home;
-  options.warpRows = warpRows;
-  options.minCtasPerSM = minCtasPerSM;
+  options.gpu.warpRows = warpRows;
+  options.gpu.minCtasPerSM = minCtasPerSM;
   if (target == "cpu" && minCtasPerSM.getNumOccurrences())
     return fail("--min-ctas-per-sm: only for GPU targets");
   if (minCtasPerSM < 0 || minCtasPerSM > 32)

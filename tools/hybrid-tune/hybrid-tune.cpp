@@ -138,7 +138,7 @@ std::vector<Candidate> getCandidates(StringRef target) {
       for (int64_t warps : {4, 8})
         for (int64_t k : {64, 128}) {
           GPUKernelVariant v;
-          v.tensorCores = "wgmma";
+          v.tensorCores = TensorCores::Wgmma;
           v.tma = stages > 0;
           v.stages = std::max<int64_t>(stages, 1);
           v.softmaxOverlap = overlap;
@@ -171,9 +171,8 @@ int main(int argc, char **argv) {
   }
   if (inputPath.empty() || outputPath.empty())
     return fail("needs an INPUT and -o tuning.json");
-  if (target != "cpu" && target != "cuda:sm_80" && target != "cuda:sm_90a")
-    return fail("--target: unknown target '" + target +
-                "' (expected cpu, cuda:sm_90a or cuda:sm_80)");
+  if (std::string error = validateTarget(target); !error.empty())
+    return fail(error);
   bool gpu = target != "cpu";
   if (seqLen <= 0 || repeat <= 0 || budget <= 0)
     return fail("--seq-len, --repeat and --budget-seconds must be positive");
@@ -235,14 +234,7 @@ int main(int argc, char **argv) {
       // per stage); the others' key tiles are halved only until the chip
       // holds them, as the database's k_tile is when compiled.
       options.kTileGiven = c > 0;
-      options.tensorCores = candidate.gpu->tensorCores;
-      options.tma = candidate.gpu->tma;
-      options.warps = candidate.gpu->warps;
-      options.warpRows = candidate.gpu->warpRows;
-      options.stages = candidate.gpu->stages;
-      options.softmaxOverlap = candidate.gpu->softmaxOverlap;
-      if (const char *home = std::getenv("CUDA_HOME"))
-        options.cudaToolkit = home;
+      options.gpu = *candidate.gpu;
     } else {
       options.qTile = candidate.qTile;
     }

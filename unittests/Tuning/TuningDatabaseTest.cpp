@@ -62,7 +62,7 @@ TEST(TuningDatabase, GPUVariantsRoundTrip) {
   TuningDatabase db;
   TuningEntry e = entry("cuda:sm_90a", 8192, 64, 128, 0.8, 1.1);
   GPUKernelVariant v;
-  v.tensorCores = "wgmma";
+  v.tensorCores = TensorCores::Wgmma;
   v.tma = true;
   v.stages = 2;
   v.softmaxOverlap = true;

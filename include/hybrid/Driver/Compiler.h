@@ -1,5 +1,4 @@
-//===- Compiler.h - Input file to schedule, summary and artifacts -*- C++
-//-*-===//
+//===- Compiler.h - Input to schedule, summary and artifacts ----*- C++ -*-===//
 //
 // What hybrid-compile does, as a library: hybrid-run, hybrid-bench, the tuner
 // and the Python package compile through exactly this code.
@@ -10,6 +9,7 @@
 #define HYBRID_DRIVER_COMPILER_H
 
 #include "hybrid/Dialect/Hybrid/IR/HybridAttrs.h"
+#include "hybrid/Tuning/GPUKernelVariant.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/IR/OwningOpRef.h"
@@ -18,6 +18,9 @@
 #include <string>
 
 namespace hybrid {
+
+/// $CUDA_HOME, else /usr/local/cuda.
+std::string getDefaultCUDAToolkit();
 
 struct CompileOptions {
   std::string target = "cpu";
@@ -33,30 +36,15 @@ struct CompileOptions {
   /// without positional encoding or temperature tuning.
   bool externalPositional = false;
   /// CUDA toolkit for cuda targets: libdevice, and ptxas for a cubin.
-  std::string cudaToolkit = "/usr/local/cuda";
-  /// cuda targets: query rows per warp of the flash kernel (16 or 32).
-  int64_t warpRows = 16;
+  std::string cudaToolkit = getDefaultCUDAToolkit();
   /// cuda targets: kTile was asked for, so it is halved only until the
   /// tiles fit the chip's shared memory (else until they fit 48 KiB, which
   /// also keeps large head dims' registers from spilling).
   bool kTileGiven = false;
-  /// cuda targets with tma: buffers per tile kind (1 to 4).
-  int64_t stages = 1;
-  /// cuda targets: the flash kernels move a row's running max only when a
-  /// score passes it by more than 2^rescaleThreshold (0 to 32).
-  double rescaleThreshold = 8;
-  /// cuda targets with tma and stages >= 2: softmax overlaps the tensor
-  /// cores (FlashAttention-3's intra-warpgroup pipelining).
-  bool softmaxOverlap = false;
-  /// cuda targets: warps per flash CTA (4 or 8).
-  int64_t warps = 4;
-  /// GPU targets: flash kernels' .minnctapersm (0: none).
-  int64_t minCtasPerSM = 0;
-  /// cuda targets: the flash kernels' tensor-core instructions, "mma.sync"
-  /// or "wgmma" (sm_90a).
-  std::string tensorCores = "mma.sync";
-  /// cuda targets with tensorCores "wgmma": K and V tiles by TMA.
-  bool tma = false;
+  /// cuda targets: the flash kernels' variant (the flags --tensor-cores,
+  /// --tma, --warps, --warp-rows, --stages, --softmax-overlap,
+  /// --rescale-threshold, --min-ctas-per-sm).
+  GPUKernelVariant gpu;
 };
 
 /// An MLIR context with every dialect and translation the compiler uses;
@@ -80,6 +68,10 @@ private:
 
 /// Checks the target and options; returns an error message or "".
 std::string validate(const CompileOptions &options);
+
+/// The error for a --target that is none of cpu, cuda:sm_80, cuda:sm_90a;
+/// empty if it is one.
+std::string validateTarget(llvm::StringRef target);
 
 /// Plans the schedule's caches; `expand` lists every layer.
 bool planSchedule(mlir::ModuleOp module, const CompileOptions &options,

@@ -12,6 +12,7 @@
 #ifndef HYBRID_TUNING_TUNINGDATABASE_H
 #define HYBRID_TUNING_TUNINGDATABASE_H
 
+#include "hybrid/Tuning/GPUKernelVariant.h"
 #include "llvm/ADT/StringRef.h"
 
 #include <cstdint>
@@ -20,22 +21,6 @@
 #include <vector>
 
 namespace hybrid {
-
-/// A GPU flash kernel's variant (#hybrid.gpu_kernel; the flags of the same
-/// names).
-struct GPUKernelVariant {
-  std::string tensorCores = "mma.sync"; // or "wgmma"
-  bool tma = false;
-  int64_t warps = 4, warpRows = 16, stages = 1;
-  bool softmaxOverlap = false;
-  double rescaleThreshold = 8;
-  int64_t minCtasPerSM = 0; // 0: none
-
-  /// "mma.sync.w4", "wgmma.tma.s2.overlap.w8", "mma.sync.w4.t0.m3" (rescale
-  /// threshold 0, 3 CTAs per SM), ...: its name in reports.
-  std::string getName() const;
-  bool operator==(const GPUKernelVariant &other) const;
-};
 
 struct TuningEntry {
   std::string target; // e.g. "cpu:znver5", "cuda:sm_90a"

@@ -112,9 +112,12 @@ private:
   moveMaxima(mlir::ValueRange state, llvm::ArrayRef<mlir::Value> tileMax,
              mlir::Value grows,
              llvm::SmallVector<mlir::Value> *alpha = nullptr);
-  /// O times alpha per row when `grows` (null: unconditionally).
+  /// The thread's row `r` of O (`outputs`) times `factor`.
+  void scaleRowOutputs(llvm::MutableArrayRef<mlir::Value> outputs, int64_t r,
+                       mlir::Value factor);
+  /// O times alpha, row by row.
   void rescaleOutputs(llvm::MutableArrayRef<mlir::Value> outputs,
-                      llvm::ArrayRef<mlir::Value> alpha, mlir::Value grows);
+                      llvm::ArrayRef<mlir::Value> alpha);
   /// One tile's online softmax (key tile `kt`): soft-cap and mask, the
   /// maxima moved where `grows` (as moveMaxima, with or without `alpha`),
   /// P in place of S. Returns the updated state.

@@ -370,7 +370,7 @@ SmallVector<Value> FlashEmitter::emitOverlappedLoop(ArrayRef<Value> init) {
               [&] {
                 SmallVector<Value> o =
                     waitWarpgroupMma(b, 0, pendingOutputs, probs, "moved");
-                rescaleOutputs(o, alpha, Value());
+                rescaleOutputs(o, alpha);
                 return o;
               },
               [&] {

@@ -289,12 +289,8 @@ SmallVector<Value> FlashEmitter::moveMaxima(ValueRange state,
             rescaled.push_back(factor);
             continue;
           }
-          for (int64_t vb = 0; vb < vBlocks; ++vb)
-            for (int64_t i = 2 * (r % 2); i < 2 * (r % 2) + 2; ++i) {
-              Value &o =
-                  rescaled[2 * threadRows + ((r / 2) * vBlocks + vb) * 4 + i];
-              o = arith::MulFOp::create(b, o, factor);
-            }
+          scaleRowOutputs(MutableArrayRef(rescaled).drop_front(2 * threadRows),
+                          r, factor);
         }
         return rescaled;
       },
@@ -305,27 +301,21 @@ SmallVector<Value> FlashEmitter::moveMaxima(ValueRange state,
   return moved;
 }
 
+void FlashEmitter::scaleRowOutputs(MutableArrayRef<Value> outputs, int64_t r,
+                                   Value factor) {
+  // Row r's values: elements 2 (r % 2) and 2 (r % 2) + 1 of each of its
+  // accumulator tile's value blocks.
+  for (int64_t vb = 0; vb < vBlocks; ++vb)
+    for (int64_t i = 2 * (r % 2); i < 2 * (r % 2) + 2; ++i) {
+      Value &o = outputs[((r / 2) * vBlocks + vb) * 4 + i];
+      o = arith::MulFOp::create(b, o, factor);
+    }
+}
+
 void FlashEmitter::rescaleOutputs(MutableArrayRef<Value> outputs,
-                                  ArrayRef<Value> alpha, Value grows) {
-  SmallVector<Value> unmoved(outputs.begin(), outputs.end());
-  auto rescale = [&] {
-    SmallVector<Value> rescaled = unmoved;
-    for (int64_t r = 0; r < threadRows; ++r)
-      for (int64_t vb = 0; vb < vBlocks; ++vb)
-        for (int64_t i = 2 * (r % 2); i < 2 * (r % 2) + 2; ++i) {
-          Value &o = rescaled[((r / 2) * vBlocks + vb) * 4 + i];
-          o = arith::MulFOp::create(b, o, alpha[r]);
-        }
-    return rescaled;
-  };
-  if (!grows) {
-    llvm::copy(rescale(), outputs.begin());
-    return;
-  }
-  ValueRange results =
-      ifThenElse(b, grows, SmallVector<Type>(outputs.size(), b.getF32Type()),
-                 rescale, [&] { return unmoved; });
-  llvm::copy(results, outputs.begin());
+                                  ArrayRef<Value> alpha) {
+  for (int64_t r = 0; r < threadRows; ++r)
+    scaleRowOutputs(outputs, r, alpha[r]);
 }
 
 void FlashEmitter::exponentiate(Scores &scores, ArrayRef<Value> maxima,
