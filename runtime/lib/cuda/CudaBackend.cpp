@@ -31,6 +31,13 @@ struct DeviceBuffer {
   size_t bytes = 0;
 };
 
+/// An operand where the kernels read it: f32 rows, or bf16 rows the
+/// kernels prepare as they are.
+struct DeviceRows {
+  CUdeviceptr ptr = 0;
+  bool bf16 = false;
+};
+
 /// Kernel parameters in the memref descriptor convention the kernels are
 /// lowered with: per memref (allocated, aligned, offset, sizes, strides),
 /// every field 8 bytes.
@@ -212,13 +219,15 @@ struct Backend::State {
     size_t blocks = std::min<size_t>((count + 127) / 128, 1 << 16);
     return launch(symbol, unsigned(blocks), 1, 1, 128, args);
   }
-  /// Where the kernels read `count` elements of `operand`: in place in
-  /// device memory, else copied into `staging`. bf16 operands stay bf16 when
-  /// `kernel` prepares bf16 rows as they are (takesBF16Rows), else are
-  /// widened into `staging`.
+  /// Where the kernels read `count` elements of `operand` (`rows`): in place
+  /// in device memory, else copied into `staging`. bf16 operands stay bf16
+  /// (rows.bf16) when `kernel` prepares bf16 rows as they are
+  /// (takesBF16Rows), else are widened into `staging`.
   std::string input(DeviceBuffer &staging, Operand operand, size_t count,
-                    CUdeviceptr &ptr, const KernelSpec *kernel = nullptr) {
+                    DeviceRows &rows, const KernelSpec *kernel = nullptr) {
     bool keep = operand.bf16 && kernel && takesBF16Rows(*kernel);
+    rows.bf16 = keep;
+    CUdeviceptr &ptr = rows.ptr;
     // Host operands land in `staging` (bf16 ones to widen in `narrow`).
     ptr = CUdeviceptr(operand.data);
     if (!operand.onDevice) {
@@ -261,29 +270,27 @@ struct Backend::State {
   }
   /// Runs prepare kernel `symbol` on [B, S] rows of `in` (f32, `shape`)
   /// into `out` (bf16); queries and keys take their first position. `in`
-  /// holding bf16 rows (`operand` bf16 and kept so by input()) goes to
-  /// `bf16Symbol` instead, or, for values (no symbol), is copied.
+  /// holding bf16 rows (kept so by input()) goes to `bf16Symbol` instead,
+  /// or, for values (no symbol), is copied.
   std::string prepare(const KernelSpec &kernel, const std::string &symbol,
-                      CUdeviceptr in, DeviceBuffer &out,
+                      DeviceRows in, DeviceBuffer &out,
                       const std::vector<int64_t> &shape,
                       std::optional<int64_t> firstPosition,
-                      Operand operand = {},
                       const std::string &bf16Symbol = "") {
     size_t count = shape[0] * shape[1] * shape[2] * shape[3];
     if (std::string e = ensure(out, count * 2); !e.empty())
       return e;
-    bool rowsAreBF16 = operand.bf16 && takesBF16Rows(kernel);
-    if (rowsAreBF16 && bf16Symbol.empty())
-      return check("copying bf16 values",
-                   driver.cuMemcpyDtoDAsync(out.ptr, in, count * 2, stream));
+    if (in.bf16 && bf16Symbol.empty())
+      return check(
+          "copying bf16 values",
+          driver.cuMemcpyDtoDAsync(out.ptr, in.ptr, count * 2, stream));
     LaunchArgs args;
-    args.memref(in, shape);
+    args.memref(in.ptr, shape);
     args.memref(out.ptr, shape);
     if (firstPosition)
       args.scalar(*firstPosition);
-    return launch(rowsAreBF16 ? bf16Symbol : symbol,
-                  unsigned(shape[0] * shape[1]), 1, 1, unsigned(kernel.threads),
-                  args);
+    return launch(in.bf16 ? bf16Symbol : symbol, unsigned(shape[0] * shape[1]),
+                  1, 1, unsigned(kernel.threads), args);
   }
   /// Tensor maps for a TMA flash kernel's K and V tiles (bf16 rows
   /// [B][S][H][D]; boxes of 64 columns x 1 head x kTile keys x 1 batch,
@@ -505,24 +512,25 @@ std::string Backend::prefill(const LayerSpec &l, const KernelSpec &kernel,
                        vShape = {batch, seq, l.numKvHeads, l.vHeadDim},
                        outShape = {batch, seq, l.numHeads, l.vHeadDim};
   size_t outCount = batch * seq * l.numHeads * l.vHeadDim;
-  CUdeviceptr qPtr = 0, kPtr = 0, vPtr = 0, sinksPtr = 0, outPtr = 0;
+  DeviceRows qRows, kRows, vRows, sinksRows;
+  CUdeviceptr outPtr = 0;
   HYBRID_CUDA_TRY(
-      s.input(s.qIn, q, batch * seq * l.numHeads * l.headDim, qPtr, &kernel));
-  HYBRID_CUDA_TRY(
-      s.input(s.kIn, k, batch * seq * l.numKvHeads * l.headDim, kPtr, &kernel));
+      s.input(s.qIn, q, batch * seq * l.numHeads * l.headDim, qRows, &kernel));
+  HYBRID_CUDA_TRY(s.input(s.kIn, k, batch * seq * l.numKvHeads * l.headDim,
+                          kRows, &kernel));
   HYBRID_CUDA_TRY(s.input(s.vIn, v, batch * seq * l.numKvHeads * l.vHeadDim,
-                          vPtr, &kernel));
+                          vRows, &kernel));
   if (sinks.data)
-    HYBRID_CUDA_TRY(s.input(s.sinksIn, sinks, l.numHeads, sinksPtr));
+    HYBRID_CUDA_TRY(s.input(s.sinksIn, sinks, l.numHeads, sinksRows));
   HYBRID_CUDA_TRY(s.output(s.out, out, outCount, outPtr));
   HYBRID_CUDA_TRY(
       s.check("cuEventRecord", d.cuEventRecord(s.events[0], s.stream)));
-  HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareQ, qPtr, s.qBf16, qShape, 0,
-                            q, kernel.prepareQBF16));
-  HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareK, kPtr, s.kBf16, kShape, 0,
-                            k, kernel.prepareKBF16));
-  HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareV, vPtr, s.vBf16, vShape,
-                            std::nullopt, v));
+  HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareQ, qRows, s.qBf16, qShape, 0,
+                            kernel.prepareQBF16));
+  HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareK, kRows, s.kBf16, kShape, 0,
+                            kernel.prepareKBF16));
+  HYBRID_CUDA_TRY(
+      s.prepare(kernel, kernel.prepareV, vRows, s.vBf16, vShape, std::nullopt));
   HYBRID_CUDA_TRY(
       s.check("cuEventRecord", d.cuEventRecord(s.events[1], s.stream)));
   LaunchArgs args;
@@ -530,7 +538,7 @@ std::string Backend::prefill(const LayerSpec &l, const KernelSpec &kernel,
   args.memref(s.kBf16.ptr, kShape);
   args.memref(s.vBf16.ptr, vShape);
   if (sinks.data)
-    args.memref(sinksPtr, {l.numHeads});
+    args.memref(sinksRows.ptr, {l.numHeads});
   args.memref(outPtr, outShape);
   if (kernel.tma)
     HYBRID_CUDA_TRY(s.tensorMapArgs(kernel, s.kBf16.ptr, s.vBf16.ptr, batch,
@@ -550,8 +558,8 @@ std::string Backend::prefill(const LayerSpec &l, const KernelSpec &kernel,
                                 seq, l.numKvHeads * l.headDim * 2));
     // K=V: the values are the raw keys.
     if (l.kEqV)
-      HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareV, kPtr, s.vBf16, vShape,
-                                std::nullopt, k));
+      HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareV, kRows, s.vBf16, vShape,
+                                std::nullopt));
     HYBRID_CUDA_TRY(s.storeRows(cache->values, cache->rows, s.vBf16.ptr, batch,
                                 0, seq, l.numKvHeads * l.vHeadDim * 2));
   }
@@ -614,17 +622,17 @@ std::string Backend::State::appendRows(const LayerSpec &l,
   State &s = *this;
   std::vector<int64_t> kShape = {batch, count, l.numKvHeads, l.headDim},
                        vShape = {batch, count, l.numKvHeads, l.vHeadDim};
-  CUdeviceptr kPtr = 0, vPtr = 0;
+  DeviceRows kRows, vRows;
   HYBRID_CUDA_TRY(s.input(s.kIn, k, batch * count * l.numKvHeads * l.headDim,
-                          kPtr, &kernel));
+                          kRows, &kernel));
   if (!l.kEqV)
     HYBRID_CUDA_TRY(s.input(s.vIn, v, batch * count * l.numKvHeads * l.vHeadDim,
-                            vPtr, &kernel));
-  HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareK, kPtr, s.kBf16, kShape,
-                            first, k, kernel.prepareKBF16));
+                            vRows, &kernel));
+  HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareK, kRows, s.kBf16, kShape,
+                            first, kernel.prepareKBF16));
   // K=V: the values are the raw keys.
-  HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareV, l.kEqV ? kPtr : vPtr,
-                            s.vBf16, vShape, std::nullopt, l.kEqV ? k : v));
+  HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareV, l.kEqV ? kRows : vRows,
+                            s.vBf16, vShape, std::nullopt));
   HYBRID_CUDA_TRY(s.storeRows(cache.keys, cache.rows, s.kBf16.ptr, batch, first,
                               count, l.numKvHeads * l.headDim * 2));
   HYBRID_CUDA_TRY(s.storeRows(cache.values, cache.rows, s.vBf16.ptr, batch,
@@ -644,13 +652,14 @@ std::string Backend::decode(const LayerSpec &l, const KernelSpec &kernel,
     HYBRID_CUDA_TRY(
         s.appendRows(l, kernel, *own, batch, position, steps, k, v));
   std::vector<int64_t> qShape = {batch, steps, l.numHeads, l.headDim};
-  CUdeviceptr qPtr = 0, sinksPtr = 0, outPtr = 0;
-  HYBRID_CUDA_TRY(
-      s.input(s.qIn, q, batch * steps * l.numHeads * l.headDim, qPtr, &kernel));
+  DeviceRows qRows, sinksRows;
+  CUdeviceptr outPtr = 0;
+  HYBRID_CUDA_TRY(s.input(s.qIn, q, batch * steps * l.numHeads * l.headDim,
+                          qRows, &kernel));
   if (sinks.data)
-    HYBRID_CUDA_TRY(s.input(s.sinksIn, sinks, l.numHeads, sinksPtr));
-  HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareQ, qPtr, s.qBf16, qShape,
-                            position, q, kernel.prepareQBF16));
+    HYBRID_CUDA_TRY(s.input(s.sinksIn, sinks, l.numHeads, sinksRows));
+  HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareQ, qRows, s.qBf16, qShape,
+                            position, kernel.prepareQBF16));
 
   // Splits of the last query's key range, whole tiles each, for one full
   // wave: every CTA the GPU holds at once (a memory-bound kernel wants
@@ -686,7 +695,7 @@ std::string Backend::decode(const LayerSpec &l, const KernelSpec &kernel,
   args.memref(CUdeviceptr(owner.values),
               {batch, owner.rows, l.numKvHeads, l.vHeadDim});
   if (sinks.data)
-    args.memref(sinksPtr, {l.numHeads});
+    args.memref(sinksRows.ptr, {l.numHeads});
   std::vector<int64_t> partialShape = {splits, batch, steps, l.numHeads};
   args.memref(s.partialOut.ptr, {splits, batch, steps, l.numHeads, l.vHeadDim});
   args.memref(s.partialMax.ptr, partialShape);
