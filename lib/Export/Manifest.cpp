@@ -68,6 +68,8 @@ json hybrid::buildManifest(ModuleOp module, ScheduleOp schedule,
       // bf16 operands go to these as they are (values: copied).
       kernel["prepare_q_bf16"] = entry(symbol + "_prepare_q_bf16");
       kernel["prepare_k_bf16"] = entry(symbol + "_prepare_k_bf16");
+      // bf16 outputs: the flash kernel's twin writing bf16 rows.
+      kernel["entry_out_bf16"] = entry(symbol + "_out_bf16");
       // The flash kernel's CTA may be larger than the others' (--warps 8).
       auto threads = [&](StringRef name) {
         return cast<gpu::GPUFuncOp>(symbols.lookup(name))

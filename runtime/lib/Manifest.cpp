@@ -219,6 +219,7 @@ static KernelSpec parseKernel(const Fields &f) {
   k.prepareV = f.string("prepare_v", std::string());
   k.prepareQBF16 = f.string("prepare_q_bf16", std::string());
   k.prepareKBF16 = f.string("prepare_k_bf16", std::string());
+  k.entryOutBF16 = f.string("entry_out_bf16", std::string());
   k.threads = f.integer("threads", 0);
   k.flashThreads = f.integer("flash_threads", k.threads);
   k.sharedBytes = f.integer("shared_bytes", 0);

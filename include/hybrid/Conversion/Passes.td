@@ -72,6 +72,8 @@ def ConvertHybridAttentionToGPU
       128-byte-swizzled tiles, and with `tma` those tiles arrive by TMA
       (the kernel then also takes the K and V tensor maps). The tiles are
       dynamic shared memory (`hybrid.shared_bytes` on the kernel).
+    - `@K_out_bf16(q, k, v, [sinks,] out)`: the same kernel writing `out` as
+      bf16 rows (bf16 outputs without an f32 round trip).
     - `@K_decode(q, k_cache, v_cache, [sinks,] partial_out, partial_max,
       partial_sum, position)` (causal layers): a decode step over a bf16 KV
       cache (position p in row p % rows), one CTA per (split, query and kv

@@ -164,22 +164,29 @@ struct ConvertAttentionToGPUPass
         return signalPassFailure();
       }
       flashOptions.keyTile = tile;
-      auto flash = emitFlashKernel(b, name, sig, flashOptions);
-      if (flashOptions.tma)
-        flash->setAttr("hybrid.tma", b.getUnitAttr());
-      flash->setAttr("hybrid.q_tile",
-                     b.getI64IntegerAttr(getQueryTile(
-                         sig.groupSize(), getFlashRows(flashOptions.warps,
-                                                       flashOptions.mTiles))));
-      flash->setAttr("hybrid.k_tile", b.getI64IntegerAttr(tile));
-      flash->setAttr(
-          "hybrid.value_slices",
-          b.getI64IntegerAttr(sig.vHeadDim / getValueSlice(sig.vHeadDim)));
-      if (variant.getMinCtasPerSm() > 0)
-        flash->setAttr(NVVM::NVVMDialect::getMinctasmAttrName(),
-                       b.getI32IntegerAttr(variant.getMinCtasPerSm()));
-      // What it was built as, for the manifest (and the tuner's records).
-      flash->setAttr("hybrid.gpu_kernel", variant);
+      // The flash kernel, and its twin writing bf16 rows (`_out_bf16`),
+      // which bf16 outputs take.
+      for (bool bf16Output : {false, true}) {
+        flashOptions.bf16Output = bf16Output;
+        auto flash = emitFlashKernel(b, bf16Output ? name + "_out_bf16" : name,
+                                     sig, flashOptions);
+        if (flashOptions.tma)
+          flash->setAttr("hybrid.tma", b.getUnitAttr());
+        flash->setAttr(
+            "hybrid.q_tile",
+            b.getI64IntegerAttr(getQueryTile(
+                sig.groupSize(),
+                getFlashRows(flashOptions.warps, flashOptions.mTiles))));
+        flash->setAttr("hybrid.k_tile", b.getI64IntegerAttr(tile));
+        flash->setAttr(
+            "hybrid.value_slices",
+            b.getI64IntegerAttr(sig.vHeadDim / getValueSlice(sig.vHeadDim)));
+        if (variant.getMinCtasPerSm() > 0)
+          flash->setAttr(NVVM::NVVMDialect::getMinctasmAttrName(),
+                         b.getI32IntegerAttr(variant.getMinCtasPerSm()));
+        // What it was built as, for the manifest (and the tuner's records).
+        flash->setAttr("hybrid.gpu_kernel", variant);
+      }
       for (bool fromBF16 : {false, true}) {
         emitPrepareKernel(b, name, sig, /*forQueries=*/true, fromBF16);
         emitPrepareKernel(b, name, sig, /*forQueries=*/false, fromBF16);

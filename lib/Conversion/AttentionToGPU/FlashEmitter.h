@@ -56,6 +56,7 @@ public:
         ctaRows(getFlashRows(options.warps, options.mTiles)),
         wgmma(options.tensorCores == TensorCores::Wgmma), tma(options.tma),
         stages(options.stages), overlap(options.overlapSoftmax),
+        bf16Output(options.bf16Output),
         rescaleSlack(options.rescaleThreshold * std::log(2.0)) {}
 
   mlir::gpu::GPUFuncOp emit(llvm::StringRef name);
@@ -172,6 +173,7 @@ private:
   bool tma;            // K and V tiles by TMA, else cp.async
   int64_t stages;      // buffers per tile kind (S > 1: TMA loads S - 1 ahead)
   bool overlap;        // softmax overlaps the wgmma groups
+  bool bf16Output;     // O written as bf16
   double rescaleSlack; // how far scores may pass the running max unmoved
 
   // Set up by emit: the shape, shared memory, this thread's rows and the

@@ -38,7 +38,8 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
                               getRowsType(bf16, sig.kvHeads, sig.vHeadDim)};
   if (sig.score.getSinks())
     inputs.push_back(MemRefType::get({sig.heads}, f32Type));
-  inputs.push_back(getRowsType(f32Type, sig.heads, sig.vHeadDim));
+  inputs.push_back(
+      getRowsType(bf16Output ? bf16 : f32Type, sig.heads, sig.vHeadDim));
   if (tma) // CUtensorMap pointers (global memory) of K and V
     inputs.append(2, LLVM::LLVMPointerType::get(b.getContext()));
   auto workgroup = mlir::gpu::AddressSpaceAttr::get(
@@ -221,11 +222,12 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
           Value col = arith::AddIOp::create(
               b, valueOffset,
               arith::AddIOp::create(b, twoT, index(b, vb * 8 + i)));
+          Value o = arith::MulFOp::create(b, result[outIndex(m, vb, 2 * h + i)],
+                                          inverse);
+          if (bf16Output)
+            o = arith::TruncFOp::create(b, b.getBF16Type(), o);
           memref::StoreOp::create(
-              b,
-              arith::MulFOp::create(b, result[outIndex(m, vb, 2 * h + i)],
-                                    inverse),
-              out, ValueRange{batch, rowPosition[r], rowHead[r], col});
+              b, o, out, ValueRange{batch, rowPosition[r], rowHead[r], col});
         }
     });
   }

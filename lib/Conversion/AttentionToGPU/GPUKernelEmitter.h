@@ -183,6 +183,10 @@ struct FlashKernelOptions {
   /// Q K^T and O += P(j) V without waiting and computes tile j + 1's
   /// softmax while P V runs (FlashAttention-3's intra-warpgroup overlap).
   bool overlapSoftmax = false;
+  /// O written as bf16 rows (the `_out_bf16` twin): a bf16 output costs
+  /// 2 bytes of device traffic per element instead of 10 (f32 written,
+  /// read and narrowed).
+  bool bf16Output = false;
 };
 
 /// Emits the tensor-core flash-attention kernel `@name`.

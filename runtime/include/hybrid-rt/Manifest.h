@@ -74,6 +74,9 @@ struct KernelSpec {
   /// GPU targets: prepareQ and prepareK reading bf16 rows (empty in older
   /// manifests: bf16 operands are then widened to f32 first).
   std::string prepareQBF16, prepareKBF16;
+  /// GPU targets: the flash kernel writing bf16 rows (empty in older
+  /// manifests: bf16 outputs are then written as f32 and narrowed).
+  std::string entryOutBF16;
   int64_t threads = 0; // GPU targets: threads per CTA (but the flash kernel)
   int64_t flashThreads = 0; // GPU targets: the flash kernel's threads per CTA
   /// GPU targets: the flash kernel's dynamic shared memory per CTA (bytes;

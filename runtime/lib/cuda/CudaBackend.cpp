@@ -255,17 +255,22 @@ struct Backend::State {
   static bool takesBF16Rows(const KernelSpec &kernel) {
     return !kernel.prepareQBF16.empty() && !kernel.prepareKBF16.empty();
   }
-  /// Where the kernels write `count` floats of `operand`: in place in
-  /// device memory, else in `staging` (copied, or for bf16 converted, out
-  /// by finish()).
+  /// Where the kernels write `count` elements of `operand` (`rows`): in
+  /// place in device memory, else in `staging` (copied out by finish()).
+  /// bf16 outputs are written as bf16 (rows.bf16) when `bf16Entry` (a
+  /// kernel writing bf16 rows) is given, else as f32 in `staging`, which
+  /// finish() narrows.
   std::string output(DeviceBuffer &staging, Operand operand, size_t count,
-                     CUdeviceptr &ptr) {
-    ptr = operand.onDevice && !operand.bf16 ? CUdeviceptr(operand.data) : 0;
-    if (ptr)
+                     DeviceRows &rows, const std::string &bf16Entry = "") {
+    rows.bf16 = operand.bf16 && !bf16Entry.empty();
+    bool inPlace = operand.onDevice && operand.bf16 == rows.bf16;
+    rows.ptr = inPlace ? CUdeviceptr(operand.data) : 0;
+    if (inPlace)
       return "";
-    if (std::string e = ensure(staging, count * 4); !e.empty())
+    if (std::string e = ensure(staging, count * (rows.bf16 ? 2 : 4));
+        !e.empty())
       return e;
-    ptr = staging.ptr;
+    rows.ptr = staging.ptr;
     return "";
   }
   /// Runs prepare kernel `symbol` on [B, S] rows of `in` (f32, `shape`)
@@ -355,14 +360,15 @@ struct Backend::State {
       }
     return "";
   }
-  /// Copies `count` floats from `ptr` to a host `out` and waits for the
-  /// stream: errors of earlier launches surface here.
-  std::string finish(Operand out, CUdeviceptr ptr, size_t count,
+  /// Copies `count` elements from `rows` (output()'s) to a host `out` and
+  /// waits for the stream: errors of earlier launches surface here.
+  std::string finish(Operand out, DeviceRows rows, size_t count,
                      const std::string &what) {
-    // bf16 outputs are narrowed in place on the device, else into
-    // `narrow`, which is then copied out.
-    size_t bytes = count * 4;
-    if (out.bf16) {
+    CUdeviceptr ptr = rows.ptr;
+    size_t bytes = count * (rows.bf16 ? 2 : 4);
+    // f32 rows for a bf16 output are narrowed in place on the device, else
+    // into `narrow`, which is then copied out.
+    if (out.bf16 && !rows.bf16) {
       CUdeviceptr target = CUdeviceptr(out.data);
       if (!out.onDevice) {
         if (std::string e = ensure(narrow, count * 2); !e.empty())
@@ -512,8 +518,7 @@ std::string Backend::prefill(const LayerSpec &l, const KernelSpec &kernel,
                        vShape = {batch, seq, l.numKvHeads, l.vHeadDim},
                        outShape = {batch, seq, l.numHeads, l.vHeadDim};
   size_t outCount = batch * seq * l.numHeads * l.vHeadDim;
-  DeviceRows qRows, kRows, vRows, sinksRows;
-  CUdeviceptr outPtr = 0;
+  DeviceRows qRows, kRows, vRows, sinksRows, outRows;
   HYBRID_CUDA_TRY(
       s.input(s.qIn, q, batch * seq * l.numHeads * l.headDim, qRows, &kernel));
   HYBRID_CUDA_TRY(s.input(s.kIn, k, batch * seq * l.numKvHeads * l.headDim,
@@ -522,7 +527,7 @@ std::string Backend::prefill(const LayerSpec &l, const KernelSpec &kernel,
                           vRows, &kernel));
   if (sinks.data)
     HYBRID_CUDA_TRY(s.input(s.sinksIn, sinks, l.numHeads, sinksRows));
-  HYBRID_CUDA_TRY(s.output(s.out, out, outCount, outPtr));
+  HYBRID_CUDA_TRY(s.output(s.out, out, outCount, outRows, kernel.entryOutBF16));
   HYBRID_CUDA_TRY(
       s.check("cuEventRecord", d.cuEventRecord(s.events[0], s.stream)));
   HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareQ, qRows, s.qBf16, qShape, 0,
@@ -539,7 +544,7 @@ std::string Backend::prefill(const LayerSpec &l, const KernelSpec &kernel,
   args.memref(s.vBf16.ptr, vShape);
   if (sinks.data)
     args.memref(sinksRows.ptr, {l.numHeads});
-  args.memref(outPtr, outShape);
+  args.memref(outRows.ptr, outShape);
   if (kernel.tma)
     HYBRID_CUDA_TRY(s.tensorMapArgs(kernel, s.kBf16.ptr, s.vBf16.ptr, batch,
                                     seq, l.numKvHeads, l.headDim, l.vHeadDim,
@@ -547,10 +552,10 @@ std::string Backend::prefill(const LayerSpec &l, const KernelSpec &kernel,
   int64_t tiles = (seq + kernel.qTile - 1) / kernel.qTile;
   // One CTA per (q_tile positions of a GQA group, kv head x value slice,
   // batch).
-  HYBRID_CUDA_TRY(s.launch(kernel.entry, unsigned(tiles),
-                           unsigned(l.numKvHeads * kernel.valueSlices),
-                           unsigned(batch), unsigned(kernel.flashThreads), args,
-                           unsigned(kernel.sharedBytes)));
+  HYBRID_CUDA_TRY(s.launch(
+      outRows.bf16 ? kernel.entryOutBF16 : kernel.entry, unsigned(tiles),
+      unsigned(l.numKvHeads * kernel.valueSlices), unsigned(batch),
+      unsigned(kernel.flashThreads), args, unsigned(kernel.sharedBytes)));
   HYBRID_CUDA_TRY(
       s.check("cuEventRecord", d.cuEventRecord(s.events[2], s.stream)));
   if (cache && cache->rows > 0) {
@@ -563,7 +568,7 @@ std::string Backend::prefill(const LayerSpec &l, const KernelSpec &kernel,
     HYBRID_CUDA_TRY(s.storeRows(cache->values, cache->rows, s.vBf16.ptr, batch,
                                 0, seq, l.numKvHeads * l.vHeadDim * 2));
   }
-  HYBRID_CUDA_TRY(s.finish(out, outPtr, outCount, kernel.entry));
+  HYBRID_CUDA_TRY(s.finish(out, outRows, outCount, kernel.entry));
   d.cuEventElapsedTime(&s.prepareMs, s.events[0], s.events[1]);
   d.cuEventElapsedTime(&s.attentionMs, s.events[1], s.events[2]);
   return "";
@@ -652,8 +657,7 @@ std::string Backend::decode(const LayerSpec &l, const KernelSpec &kernel,
     HYBRID_CUDA_TRY(
         s.appendRows(l, kernel, *own, batch, position, steps, k, v));
   std::vector<int64_t> qShape = {batch, steps, l.numHeads, l.headDim};
-  DeviceRows qRows, sinksRows;
-  CUdeviceptr outPtr = 0;
+  DeviceRows qRows, sinksRows, outRows;
   HYBRID_CUDA_TRY(s.input(s.qIn, q, batch * steps * l.numHeads * l.headDim,
                           qRows, &kernel));
   if (sinks.data)
@@ -684,7 +688,7 @@ std::string Backend::decode(const LayerSpec &l, const KernelSpec &kernel,
   HYBRID_CUDA_TRY(s.ensure(s.partialOut, partial * l.vHeadDim * 4));
   HYBRID_CUDA_TRY(s.ensure(s.partialMax, partial * 4));
   HYBRID_CUDA_TRY(s.ensure(s.partialSum, partial * 4));
-  HYBRID_CUDA_TRY(s.output(s.out, out, outCount, outPtr));
+  HYBRID_CUDA_TRY(s.output(s.out, out, outCount, outRows));
   HYBRID_CUDA_TRY(
       s.check("cuEventRecord", d.cuEventRecord(s.events[1], s.stream)));
 
@@ -709,12 +713,12 @@ std::string Backend::decode(const LayerSpec &l, const KernelSpec &kernel,
                  {splits, batch, steps, l.numHeads, l.vHeadDim});
   combine.memref(s.partialMax.ptr, partialShape);
   combine.memref(s.partialSum.ptr, partialShape);
-  combine.memref(outPtr, {batch, steps, l.numHeads, l.vHeadDim});
+  combine.memref(outRows.ptr, {batch, steps, l.numHeads, l.vHeadDim});
   HYBRID_CUDA_TRY(s.launch(kernel.decodeCombine, unsigned(batch * steps), 1, 1,
                            unsigned(kernel.threads), combine));
   HYBRID_CUDA_TRY(
       s.check("cuEventRecord", d.cuEventRecord(s.events[2], s.stream)));
-  HYBRID_CUDA_TRY(s.finish(out, outPtr, outCount, kernel.decode));
+  HYBRID_CUDA_TRY(s.finish(out, outRows, outCount, kernel.decode));
   s.prepareMs = 0;
   d.cuEventElapsedTime(&s.attentionMs, s.events[1], s.events[2]);
   return "";

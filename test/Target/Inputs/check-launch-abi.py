@@ -21,12 +21,17 @@ def main(directory):
     seen = set()
     for kernel in manifest["kernels"].values():
         sinks = memref(1) if kernel["sinks"] else 0
+        flash = 4 * memref(4) + sinks + (2 if kernel.get("tma") else 0)
         expected = {
-            # q, k, v, [sinks,] out, [K and V tensor maps]
-            "entry": 4 * memref(4) + sinks + (2 if kernel.get("tma") else 0),
-            # in, out, first position
+            # q, k, v, [sinks,] out, [K and V tensor maps]; the twin writing
+            # bf16 rows takes the same
+            "entry": flash,
+            "entry_out_bf16": flash,
+            # in, out, first position (f32 or bf16 rows in)
             "prepare_q": 2 * memref(4) + 1,
             "prepare_k": 2 * memref(4) + 1,
+            "prepare_q_bf16": 2 * memref(4) + 1,
+            "prepare_k_bf16": 2 * memref(4) + 1,
             # in, out
             "prepare_v": 2 * memref(4),
             # q, k cache, v cache, [sinks,] partial out, max, sum, position
@@ -47,7 +52,7 @@ def main(directory):
             if key not in seen:
                 seen.add(key)
                 print(f"{role}{' (sinks)' if kernel['sinks'] else ''}"
-                      f"{' (tma)' if role == 'entry' and kernel.get('tma') else ''}: "
+                      f"{' (tma)' if role.startswith('entry') and kernel.get('tma') else ''}: "
                       f"{count} parameters")
     # bf16 operands: in, out (flat)
     for role, symbol in manifest.get("conversions", {}).items():
