@@ -1,5 +1,4 @@
-//===- Model.h - What an open model holds, and the calls sessions share -*- C++
-//-*-===//
+//===- Model.h - An open model, and the calls sessions share ----*- C++ -*-===//
 
 #ifndef HYBRID_RT_LIB_MODEL_H
 #define HYBRID_RT_LIB_MODEL_H

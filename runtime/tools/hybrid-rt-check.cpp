@@ -367,7 +367,8 @@ bool checkSession(Model &model, const Manifest &manifest, const Options &o,
       hybrid_rt_tensor to =
           view(out.data(), {b, count, l.numHeads, l.vHeadDim});
       std::vector<float> sinks = r.sinks;
-      BF16Operands wide{o.bf16};
+      BF16Operands wide;
+      wide.enabled = o.bf16;
       wide.inputs(q, k, v, sinks, tq, tk, tv, ts, to, out.size());
       bool shared = l.cachePolicy == "shared";
       auto start = std::chrono::steady_clock::now();
@@ -507,7 +508,8 @@ int main(int argc, char **argv) {
       hybrid_rt_tensor tv = view(v.data(), {b, seq, l.numKvHeads, l.vHeadDim});
       hybrid_rt_tensor ts = view(sinks.data(), l.numHeads);
       hybrid_rt_tensor to = view(out.data(), {b, seq, l.numHeads, l.vHeadDim});
-      BF16Operands wide{o.bf16};
+      BF16Operands wide;
+      wide.enabled = o.bf16;
       wide.inputs(q, k, v, sinks, tq, tk, tv, ts, to, out.size());
       auto run = [&] {
         return model.prefill(l.index, tq, tk, tv, l.sinks ? &ts : nullptr, to);

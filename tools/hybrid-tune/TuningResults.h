@@ -1,5 +1,4 @@
-//===- TuningResults.h - What hybrid-tune measured, and its report -*- C++
-//-*-===//
+//===- TuningResults.h - What hybrid-tune measured, its report --*- C++ -*-===//
 
 #ifndef HYBRID_TOOLS_HYBRID_TUNE_TUNINGRESULTS_H
 #define HYBRID_TOOLS_HYBRID_TUNE_TUNINGRESULTS_H

@@ -149,6 +149,59 @@ std::vector<Candidate> getCandidates(StringRef target) {
   return list;
 }
 
+/// The median device time of --repeat prefill calls of `layer` on `t`
+/// (after one untimed call), or the runtime's error.
+std::optional<double> timePrefill(rt::Model &model, const rt::LayerSpec &layer,
+                                  tools::LayerSlice &t, std::string &error) {
+  std::vector<double> times;
+  for (int run = 0; run < 1 + repeat; ++run) {
+    Clock::time_point begin = Clock::now();
+    if (rt::Status s =
+            model.prefill(layer.index, t.q, t.k, t.v, t.sinksOrNull, t.o);
+        !s) {
+      error = s.message;
+      return std::nullopt;
+    }
+    if (run > 0)
+      times.push_back(tools::getCallMs(model, begin));
+  }
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
+}
+
+/// What candidates are checked against: the default kernel's output `out`
+/// and, on GPUs, the float64 reference on the last `referenceQueries`
+/// queries (every mask boundary and the longest rows).
+void setReferences(KernelResult &k, const std::vector<float> &out,
+                   const rt::LayerSpec &layer, const tools::LayerInputs &in,
+                   bool gpu, int64_t referenceQueries) {
+  k.reference = out;
+  if (!gpu)
+    return;
+  std::vector<float> q = tools::slicePositions(
+      in.q, in.qShape, seqLen - referenceQueries, referenceQueries);
+  std::vector<double> ref = rt::reference::attention(
+      layer, /*batch=*/1, referenceQueries, seqLen, q.data(), in.k.data(),
+      in.v.data(), layer.sinks ? in.sinks.data() : nullptr);
+  k.exact.assign(ref.begin(), ref.end());
+}
+
+/// `out`'s relative error (max |diff| / max |ref|) against `k`'s
+/// references, the worse of the two on GPUs.
+double getError(const KernelResult &k, const std::vector<float> &out,
+                const tools::LayerInputs &in, bool gpu,
+                int64_t referenceQueries) {
+  double error = tools::compareOutputs(out, k.reference).relative;
+  if (gpu)
+    error = std::max(error, tools::compareOutputs(
+                                tools::slicePositions(out, in.outShape,
+                                                      seqLen - referenceQueries,
+                                                      referenceQueries),
+                                k.exact)
+                                .relative);
+  return error;
+}
+
 void progress(size_t done, size_t total, const Candidate &c, double left) {
   int width = 30, filled = int(width * done / std::max<size_t>(total, 1));
   errs() << "\r[" << std::string(filled, '#')
@@ -200,9 +253,9 @@ int main(int argc, char **argv) {
     candidates = std::move(chosen);
   }
   // GPU kernels compute in bf16: their outputs are checked against the
-  // float64 reference on the last queries (every mask boundary and the
-  // longest rows) and against the default kernel's on all, both within the
-  // tolerance hybrid-run uses for them.
+  // float64 reference on the last queries and against the default kernel's
+  // on all (setReferences), both within the tolerance hybrid-run uses for
+  // them.
   double tolerance = gpu ? 2e-2 : 1e-4;
   const int64_t referenceQueries = std::min<int64_t>(seqLen, 256);
   std::string device;
@@ -302,45 +355,18 @@ int main(int argc, char **argv) {
         k.trials.push_back(trial);
         continue;
       }
-      tools::LayerSlice t(layer, inputs.get(layer), 0, seqLen);
-      std::vector<double> times;
-      for (int run = 0; run < 1 + repeat; ++run) {
-        Clock::time_point begin = Clock::now();
-        if (rt::Status s =
-                model.prefill(layer.index, t.q, t.k, t.v, t.sinksOrNull, t.o);
-            !s)
-          return fail(s.message);
-        if (run > 0)
-          times.push_back(tools::getCallMs(model, begin));
-      }
-      std::sort(times.begin(), times.end());
-      trial.ms = times[times.size() / 2];
+      const tools::LayerInputs &in = inputs.get(layer);
+      tools::LayerSlice t(layer, in, 0, seqLen);
+      std::optional<double> ms = timePrefill(model, layer, t, error);
+      if (!ms)
+        return fail(error);
+      trial.ms = *ms;
       if (corruptCandidate == candidate.getName())
         for (float &x : t.out)
           x *= gpu ? 1.1f : 1.01f;
-      if (c == 0) {
-        k.reference = t.out;
-        if (gpu) {
-          // The last queries against every key, in float64.
-          const tools::LayerInputs &in = inputs.get(layer);
-          std::vector<float> q = tools::slicePositions(
-              in.q, in.qShape, seqLen - referenceQueries, referenceQueries);
-          std::vector<double> ref = rt::reference::attention(
-              layer, /*batch=*/1, referenceQueries, seqLen, q.data(),
-              in.k.data(), in.v.data(),
-              layer.sinks ? in.sinks.data() : nullptr);
-          k.exact.assign(ref.begin(), ref.end());
-        }
-      }
-      trial.error = tools::compareOutputs(t.out, k.reference).relative;
-      if (gpu)
-        trial.error = std::max(
-            trial.error, tools::compareOutputs(
-                             tools::slicePositions(
-                                 t.out, inputs.get(layer).outShape,
-                                 seqLen - referenceQueries, referenceQueries),
-                             k.exact)
-                             .relative);
+      if (c == 0)
+        setReferences(k, t.out, layer, in, gpu, referenceQueries);
+      trial.error = getError(k, t.out, in, gpu, referenceQueries);
       trial.passed = trial.error <= tolerance;
       if (!trial.passed)
         trial.status = formatv("failed numerics ({0:e1})", trial.error).str();

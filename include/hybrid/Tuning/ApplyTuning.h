@@ -1,5 +1,4 @@
-//===- ApplyTuning.h - Tile sizes from a tuning database onto kernels -*- C++
-//-*-===//
+//===- ApplyTuning.h - A tuning database's tiles onto kernels ---*- C++ -*-===//
 
 #ifndef HYBRID_TUNING_APPLYTUNING_H
 #define HYBRID_TUNING_APPLYTUNING_H

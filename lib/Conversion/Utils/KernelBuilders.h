@@ -1,5 +1,4 @@
-//===- KernelBuilders.h - What every attention kernel emitter shares -*- C++
-//-*-===//
+//===- KernelBuilders.h - What every kernel emitter shares ------*- C++ -*-===//
 //
 // The CPU and GPU emitters compute the same attention: one signature per
 // layer kind, the mask's visible key range per query, and small builders for

@@ -1,5 +1,4 @@
-//===- Reference.h - Attention as DESIGN.md defines it, in float64 -*- C++
-//-*-===//
+//===- Reference.h - Attention as DESIGN.md defines it, float64 -*- C++ -*-===//
 //
 // The independent reference every kernel test compares against: written for
 // clarity from shared/DESIGN.md and transformers' RoPE formulas, sharing no

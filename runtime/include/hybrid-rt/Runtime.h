@@ -1,5 +1,4 @@
-//===- Runtime.h - Thin C++ wrapper over the hybrid_rt C ABI -----*- C++
-//-*-===//
+//===- Runtime.h - Thin C++ wrapper over the hybrid_rt C ABI ----*- C++ -*-===//
 //
 // Owns a hybrid_rt_model and turns statuses into a Status that names the
 // failure; no exceptions, so it works in -fno-exceptions code such as the
