@@ -257,12 +257,12 @@ struct Backend::State {
   }
   /// Where the kernels write `count` elements of `operand` (`rows`): in
   /// place in device memory, else in `staging` (copied out by finish()).
-  /// bf16 outputs are written as bf16 (rows.bf16) when `bf16Entry` (a
-  /// kernel writing bf16 rows) is given, else as f32 in `staging`, which
-  /// finish() narrows.
+  /// bf16 outputs are written as bf16 (rows.bf16) when `kernel` has a
+  /// flash kernel writing bf16 rows (entryOutBF16), else as f32 in
+  /// `staging`, which finish() narrows.
   std::string output(DeviceBuffer &staging, Operand operand, size_t count,
-                     DeviceRows &rows, const std::string &bf16Entry = "") {
-    rows.bf16 = operand.bf16 && !bf16Entry.empty();
+                     DeviceRows &rows, const KernelSpec *kernel = nullptr) {
+    rows.bf16 = operand.bf16 && kernel && !kernel->entryOutBF16.empty();
     bool inPlace = operand.onDevice && operand.bf16 == rows.bf16;
     rows.ptr = inPlace ? CUdeviceptr(operand.data) : 0;
     if (inPlace)
@@ -527,7 +527,7 @@ std::string Backend::prefill(const LayerSpec &l, const KernelSpec &kernel,
                           vRows, &kernel));
   if (sinks.data)
     HYBRID_CUDA_TRY(s.input(s.sinksIn, sinks, l.numHeads, sinksRows));
-  HYBRID_CUDA_TRY(s.output(s.out, out, outCount, outRows, kernel.entryOutBF16));
+  HYBRID_CUDA_TRY(s.output(s.out, out, outCount, outRows, &kernel));
   HYBRID_CUDA_TRY(
       s.check("cuEventRecord", d.cuEventRecord(s.events[0], s.stream)));
   HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareQ, qRows, s.qBf16, qShape, 0,
