@@ -100,8 +100,8 @@ std::string hybrid::validate(const CompileOptions &options) {
     return error;
   if (options.maxSeq < 0)
     return "--max-seq: must be positive, got " + std::to_string(options.maxSeq);
-  if (options.qTile <= 0 || options.kTile <= 0)
-    return "--q-tile and --k-tile must be positive";
+  if (options.qTile < 0 || options.kTile <= 0)
+    return "--q-tile must be positive or 0 (automatic), --k-tile positive";
   const GPUKernelVariant &gpu = options.gpu;
   bool wgmma = gpu.tensorCores == TensorCores::Wgmma;
   if (wgmma && options.target != "cuda:sm_90a")

@@ -89,7 +89,8 @@ json hybrid::buildManifest(ModuleOp module, ScheduleOp schedule,
         kernel["gpu_kernel"] = GPUKernelVariant::get(variant).toJSON();
     }
   }
-  json manifest = {{"version", 1},
+  // Version 2: CPU flash kernels take their query positions per work item.
+  json manifest = {{"version", 2},
                    {"target", target.str()},
                    {"library", library.str()},
                    {"model_type", summary["model_type"]},

@@ -253,9 +253,14 @@ bool hybrid::rt::loadManifest(const std::string &dir, Manifest &manifest,
     Manifest m;
     m.dir = dir;
     m.version = f.integer("version");
-    if (m.version != 1)
-      throw FieldError("version: this runtime reads version 1, not " +
-                       std::to_string(m.version));
+    // Version 2: CPU flash kernels take their query positions per work item
+    // (version 1's have one argument less).
+    if (m.version != 2)
+      throw FieldError("version: this runtime reads version 2, not " +
+                       std::to_string(m.version) +
+                       (m.version < 2 ? " (artifacts of an older "
+                                        "hybrid-compile: compile them again)"
+                                      : ""));
     m.target = f.string("target");
     m.library = f.string("library");
     m.cubin = f.string("cubin", std::string());

@@ -88,14 +88,19 @@ const float *hybrid::rt::runPrefill(hybrid_rt_model &model, const LayerSpec &l,
     auto *s = const_cast<float *>(sinks);
     sa = {s, s, 0, {l.numHeads}, {1}};
   }
-  int64_t items = batch * l.numKvHeads * ((seq + spec.qTile - 1) / spec.qTile);
+  int64_t heads = batch * l.numKvHeads;
+  int64_t tile = model.fixedPrefillTile
+                     ? std::min(model.fixedPrefillTile, spec.qTile)
+                     : choosePrefillTile(spec.qTile, l.numHeads / l.numKvHeads,
+                                         seq, heads, model.pool->size());
+  int64_t items = heads * ((seq + tile - 1) / tile);
   model.pool->parallelFor(items, 1, [&](int64_t begin, int64_t end) {
     Tensor4 qc = qa, kc = ka, vc = va, oc = oa;
     if (fn.attentionWithSinks) {
       Tensor1 sc = sa;
-      fn.attentionWithSinks(&qc, &kc, &vc, &sc, &oc, begin, end);
+      fn.attentionWithSinks(&qc, &kc, &vc, &sc, &oc, tile, begin, end);
     } else {
-      fn.attention(&qc, &kc, &vc, &oc, begin, end);
+      fn.attention(&qc, &kc, &vc, &oc, tile, begin, end);
     }
   });
   return keys;

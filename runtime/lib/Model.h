@@ -4,6 +4,7 @@
 #define HYBRID_RT_LIB_MODEL_H
 
 #include "KernelLibrary.h"
+#include "PrefillTile.h"
 #include "ThreadPool.h"
 #include "hybrid-rt/Manifest.h"
 #include "hybrid-rt/hybrid_rt.h"
@@ -36,6 +37,9 @@ struct hybrid_rt_model {
   bool takesBF16() const {
     return onGPU() && !manifest.convertBF16ToF32.empty();
   }
+  /// CPU prefill's positions per work item when $HYBRID_CPU_Q_TILE fixes
+  /// them, else 0 (the runtime chooses per call).
+  int64_t fixedPrefillTile = 0;
   // Scratch of the current call: prepared (rotated, scaled) queries and
   // keys, and decode's split partial results.
   std::vector<float> preparedQ, preparedK, partialOut, partialMax, partialSum;

@@ -46,10 +46,11 @@ static cl::opt<int>
     numThreads("num-threads", cl::init(0),
                cl::desc("Threads (default: $HYBRID_NUM_THREADS, else all)"),
                cl::cat(runCategory));
-static cl::opt<int64_t> qTile("q-tile", cl::init(32),
-                              cl::desc("CPU kernels: query positions per "
-                                       "work item"),
-                              cl::cat(runCategory));
+static cl::opt<int64_t>
+    qTile("q-tile", cl::init(0),
+          cl::desc("CPU kernels: query rows (positions x GQA group) per "
+                   "work item at most (0: 256)"),
+          cl::cat(runCategory));
 static cl::opt<int64_t> kTile("k-tile", cl::init(64), cl::desc("Keys per tile"),
                               cl::cat(runCategory));
 static cl::opt<std::string>

@@ -53,9 +53,12 @@ cl::opt<hybrid::StorageType>
                        clEnumValN(hybrid::StorageType::bf16, "bf16", "2 bytes"),
                        clEnumValN(hybrid::StorageType::f8, "f8", "1 byte")),
             cl::cat(toolCategory));
-cl::opt<int64_t> qTile("q-tile", cl::init(32),
-                       cl::desc("CPU kernels: query positions per work item"),
-                       cl::cat(toolCategory));
+cl::opt<int64_t>
+    qTile("q-tile", cl::init(0),
+          cl::desc("CPU kernels: query rows (positions x GQA group) per "
+                   "work item at most (the runtime takes fewer when a prompt "
+                   "is short; 0: 256)"),
+          cl::cat(toolCategory));
 cl::opt<int64_t>
     kTile("k-tile", cl::init(64),
           cl::desc("Keys per tile (GPU targets: halved until the K and V tiles "

@@ -15,7 +15,7 @@ using namespace hybrid::tune;
 std::string Candidate::getName() const {
   if (gpu)
     return gpu->getName() + ".k" + std::to_string(kTile);
-  return std::to_string(qTile) + "/" + std::to_string(kTile);
+  return (qTile ? std::to_string(qTile) : "auto") + "/" + std::to_string(kTile);
 }
 
 const Trial *hybrid::tune::getBest(const KernelResult &kernel) {
@@ -50,8 +50,9 @@ bool hybrid::tune::writeReport(const std::string &reportDir,
     double base = k.trials.empty() ? 0 : k.trials.front().ms;
     for (const Trial &t : k.trials)
       md << "| "
-         << (gpu ? t.candidate.gpu->getName()
-                 : std::to_string(t.candidate.qTile))
+         << (gpu                 ? t.candidate.gpu->getName()
+             : t.candidate.qTile ? std::to_string(t.candidate.qTile)
+                                 : std::string("auto"))
          << " | " << t.candidate.kTile << " | "
          << (t.qTile ? formatv("{0} x {1}", t.qTile, t.kTile).str() : "-")
          << " | " << (t.ms > 0 ? formatv("{0:f2}", t.ms).str() : "-") << " | "

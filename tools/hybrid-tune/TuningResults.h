@@ -18,7 +18,8 @@ struct Candidate {
   int64_t qTile = 0, kTile = 0;
   std::optional<GPUKernelVariant> gpu;
 
-  /// "32/64" (q-tile/k-tile) on CPUs, "wgmma.tma.s2.w8.k128" on GPUs.
+  /// "32/64" (q-tile/k-tile; "auto/64": the compiler's q-tile) on CPUs,
+  /// "wgmma.tma.s2.w8.k128" on GPUs.
   std::string getName() const;
 };
 
@@ -34,6 +35,7 @@ struct Trial {
 struct KernelResult {
   std::string symbol, signature;
   int64_t layer = 0, headDim = 0, vHeadDim = 0;
+  int64_t groupSize = 1;        // query heads per kv head
   std::vector<float> reference; // the default candidate's output
   std::vector<double> exact;    // GPUs: the float64 reference's last rows
   std::vector<Trial> trials;

@@ -111,11 +111,10 @@ bool fitsCache(const KernelResult &k, const Candidate &c) {
 std::vector<Candidate> getCandidates(StringRef target) {
   std::vector<Candidate> list;
   if (target == "cpu") {
-    list.push_back({32, 64, std::nullopt});
+    list.push_back({0, 64, std::nullopt}); // q-tile 0: the compiler's rule
     for (int64_t q : {16, 32, 64, 128})
       for (int64_t k : {32, 64, 128, 256})
-        if (!(q == 32 && k == 64))
-          list.push_back({q, k, std::nullopt});
+        list.push_back({q, k, std::nullopt});
     return list;
   }
   GPUKernelVariant mma; // mma.sync, 4 warps of 16 rows
@@ -322,6 +321,7 @@ int main(int argc, char **argv) {
         k.layer = layer.index;
         k.headDim = layer.headDim;
         k.vHeadDim = layer.vHeadDim;
+        k.groupSize = layer.numHeads / layer.numKvHeads;
         kernels.push_back(std::move(k));
       }
     }
@@ -399,6 +399,10 @@ int main(int argc, char **argv) {
     entry.kTile = best->candidate.kTile;
     entry.ms = best->ms;
     entry.defaultMs = base;
+    // The CPU default's q-tile is a rule (0): record the rows its kernel
+    // got, which compile to the same kernel.
+    if (!gpu && entry.qTile == 0)
+      entry.qTile = best->qTile * k.groupSize;
     if (gpu) {
       // What the kernel got: compiled from the entry, the same kernel.
       entry.qTile = best->qTile;

@@ -18,12 +18,15 @@ def ConvertHybridAttentionToCPU
       the Llama 4 temperature; one work item per (batch, position).
     - `@K_prepare_k(k, k_out, first_position, work_begin, work_end)`: rotates
       key rows; only for rotary encodings.
-    - `@K(q, k, v, [sinks,] out, work_begin, work_end)`: flash attention over
-      prepared queries and keys. One work item is a tile of `q-tile` query
-      positions for all query heads of one kv head (GQA: each key tile is
-      packed once for the whole group). The key tiles a work item visits are
-      the mask's range for its first and last query (sliding window: O(W),
-      chunked: O(C)); only boundary tiles evaluate the mask per element.
+    - `@K(q, k, v, [sinks,] out, q_tile, work_begin, work_end)`: flash
+      attention over prepared queries and keys. One work item is a tile of
+      `q_tile` query positions (the caller's choice, at most the pass's
+      `q-tile` rows over the GQA group) for all query heads of one kv head (GQA: each key is loaded
+      once for the whole group). The key tiles a work item visits are the
+      mask's range for its first and last query (sliding window: O(W),
+      chunked: O(C)); per key tile only the blocks of 32 rows that see one of
+      its keys compute, and only rows that do not see all of them evaluate
+      the mask per element.
       Scores and `P * V` are register-blocked FMA micro-kernels on
       `vector<16xf32>`; softmax is online (running max and sum per row).
 
@@ -36,8 +39,9 @@ def ConvertHybridAttentionToCPU
     "::mlir::LLVM::LLVMDialect"
   ];
   let options = [
-    Option<"qTile", "q-tile", "int64_t", /*default=*/"32",
-           "Query positions per work item (a multiple of 8)">,
+    Option<"qTile", "q-tile", "int64_t", /*default=*/"0",
+           "Query rows (positions times the GQA group) per work item at "
+           "most, rounded up to whole blocks of 32 (0: 256)">,
     Option<"kTile", "k-tile", "int64_t", /*default=*/"64",
            "Keys per tile (a multiple of 32)">
   ];

@@ -26,7 +26,7 @@ struct CompileOptions {
   std::string target = "cpu";
   int64_t maxSeq = 0; // 0: the model's max_position_embeddings
   StorageType kvStorage = StorageType::bf16;
-  int64_t qTile = 32, kTile = 64;
+  int64_t qTile = 0, kTile = 64; // qTile: rows; 0: 256
   /// A tuning database (hybrid-tune) whose entries set each kernel's tiles
   /// (and on GPU targets its variant); kernels without an entry keep the
   /// options'.

@@ -44,9 +44,11 @@ struct CPUPipelineOptions
       *this, "max-seq",
       llvm::cl::desc("Context length to plan caches for (0: max_position)"),
       llvm::cl::init(0)};
-  Option<int64_t> qTile{*this, "q-tile",
-                        llvm::cl::desc("Query positions per work item"),
-                        llvm::cl::init(32)};
+  Option<int64_t> qTile{
+      *this, "q-tile",
+      llvm::cl::desc("Query rows (positions x GQA group) per work item at "
+                     "most (0: 256)"),
+      llvm::cl::init(0)};
   Option<int64_t> kTile{*this, "k-tile", llvm::cl::desc("Keys per tile"),
                         llvm::cl::init(64)};
 };

@@ -70,10 +70,13 @@ struct ConvertAttentionToCPUPass
       auto func = cast<func::FuncOp>(kernel);
       AttentionSignature sig = AttentionSignature::get(op);
       TileSizes tiles;
-      // The op's own tile sizes (set by the tuner) win over the options.
-      int64_t queries = op.getQTile().value_or(qTile);
-      // Keep at least 32 rows (group * positions) per work item.
+      // The op's own tile sizes (set by the tuner) win over the options. A
+      // q-tile counts rows: query positions times the GQA group.
       int64_t group = sig.groupSize();
+      int64_t queries = op.getQTile().value_or(qTile);
+      if (queries == 0)
+        queries = kDefaultRows;
+      // Keep at least 32 rows (group * positions) per work item.
       tiles.queries = std::max<int64_t>((queries + group - 1) / group,
                                         (32 + group - 1) / group);
       while ((tiles.queries * group) % 32 != 0)

@@ -11,8 +11,12 @@
 //   OT[e][r]  = alpha[r] * OT[e][r] + sum_j V[j][e] * PT[j][r]
 //
 // The key tiles visited are the mask's range for the first and last query of
-// the work item; only tiles not fully visible to every row evaluate the mask
-// per element.
+// the work item. Each block of 32 rows computes, per key tile, only the keys
+// its rows see (from its first row's begin to its last row's end: ranges grow
+// with the position), and only row vectors that do not see all of them
+// evaluate the mask per element. So a work item of many rows (long prompts:
+// 256) shares each key and value it loads, while the keys a block computes
+// are those of a 32-row work item: what the mask hides is not computed.
 //
 // Decode steps, which bring few queries, have their own kernel
 // (DecodeKernel.cpp).
@@ -36,6 +40,22 @@ namespace {
 // kRowVectors vectors of rows gives 16 accumulators.
 constexpr int64_t kBlock = 8;
 constexpr int64_t kRowVectors = 2;
+constexpr int64_t kRowBlock = kLanes * kRowVectors;
+
+/// One step of both micro-kernels: acc[i * kRowVectors + n] += scalar(i) *
+/// rows[n] for the kBlock scalars (keys' or values' elements), broadcast.
+SmallVector<Value> broadcastFMA(ImplicitLocOpBuilder &b, VectorType vec,
+                                function_ref<Value(int64_t)> scalar,
+                                ArrayRef<Value> rows, ValueRange acc) {
+  SmallVector<Value> next;
+  for (int64_t i = 0; i < kBlock; ++i) {
+    Value x = vector::BroadcastOp::create(b, vec, scalar(i));
+    for (int64_t n = 0; n < kRowVectors; ++n)
+      next.push_back(
+          vector::FMAOp::create(b, x, rows[n], acc[i * kRowVectors + n]));
+  }
+  return next;
+}
 
 class FlashEmitter {
 public:
@@ -54,15 +74,21 @@ private:
   Value keyBegin(Value position);
   Value keyEnd(Value position);
 
-  void packQueries(Value batch, Value group, Value q0, Value valid);
-  void initRows(Value group, Value q0, Value valid);
-  void scores(Value batch, Value group, Value kt, Value count);
-  void softmax(Value kt, Value count, bool masked);
-  void accumulate(Value batch, Value group, Value kt, Value count);
-  void store(Value batch, Value group, Value q0, Value valid);
-  /// Key tiles over positions [lo, hi).
-  void visitKeys(Value batch, Value group, Value lo, Value hi, Value lastBegin,
-                 Value firstEnd);
+  // Both fill the work item's first `usedRows` rows (whole row blocks).
+  void packQueries(Value batch, Value group, Value q0, Value valid,
+                   Value usedRows);
+  void initRows(Value group, Value q0, Value valid, Value usedRows);
+  // One block of kRowBlock rows from `rb` over the keys [kt + jLo, kt + jEnd)
+  // of the tile at kt: the keys some row of the block sees.
+  void scores(Value batch, Value group, Value kt, Value jLo, Value jEnd,
+              Value rb);
+  void softmax(Value kt, Value jLo, Value jEnd, Value rb, Value validRows);
+  void softmaxRows(Value kt, Value jLo, Value jEnd, Value rc, bool masked);
+  void accumulate(Value batch, Value group, Value kt, Value jLo, Value jEnd,
+                  Value rb);
+  void store(Value batch, Value g, Value q0, Value valid);
+  /// Key tiles over positions [lo, hi) for the first `validRows` rows.
+  void visitKeys(Value batch, Value group, Value lo, Value hi, Value validRows);
 
   Value splat(Value scalar) {
     return vector::BroadcastOp::create(b, vec, scalar);
@@ -95,10 +121,11 @@ Value FlashEmitter::keyEnd(Value position) {
 
 /// QT[d][r] = q[b, q0 + r / group, g * group + r % group, d]; rows past the
 /// last query are zero.
-void FlashEmitter::packQueries(Value batch, Value g, Value q0, Value valid) {
+void FlashEmitter::packQueries(Value batch, Value g, Value q0, Value valid,
+                               Value usedRows) {
   Value c0 = index(b, 0), c1 = index(b, 1), groupSize = index(b, group);
   Value zero = f32(b, 0.0);
-  forLoop(b, c0, index(b, rows), c1, [&](Value r) {
+  forLoop(b, c0, usedRows, c1, [&](Value r) {
     Value i = arith::DivUIOp::create(b, r, groupSize);
     Value head =
         arith::AddIOp::create(b, arith::MulIOp::create(b, g, groupSize),
@@ -120,10 +147,10 @@ void FlashEmitter::packQueries(Value batch, Value g, Value q0, Value valid) {
 
 /// Running max and sum per row (a sink starts them at its logit), the
 /// visible key range per row, and a zero accumulator.
-void FlashEmitter::initRows(Value g, Value q0, Value valid) {
+void FlashEmitter::initRows(Value g, Value q0, Value valid, Value usedRows) {
   Value c0 = index(b, 0), c1 = index(b, 1), groupSize = index(b, group);
   Value negInf = f32(b, -std::numeric_limits<float>::infinity());
-  forLoop(b, c0, index(b, rows), c1, [&](Value r) {
+  forLoop(b, c0, usedRows, c1, [&](Value r) {
     Value i = arith::DivUIOp::create(b, r, groupSize);
     if (sinks) {
       Value head =
@@ -152,20 +179,21 @@ void FlashEmitter::initRows(Value g, Value q0, Value valid) {
   Value zeros = arith::ConstantOp::create(
       b, vec, DenseElementsAttr::get(vec, b.getF32FloatAttr(0.0)));
   forLoop(b, c0, index(b, sig.vHeadDim), c1, [&](Value e) {
-    forLoop(b, c0, index(b, rows), index(b, kLanes), [&](Value r) {
+    forLoop(b, c0, usedRows, index(b, kLanes), [&](Value r) {
       vector::StoreOp::create(b, zeros, outputT, ValueRange{e, r});
     });
   });
 }
 
-/// ST[j][r] for the `count` keys from `kt`: kBlock keys by kRowVectors row
-/// vectors per micro-kernel, the key dim innermost.
-void FlashEmitter::scores(Value batch, Value g, Value kt, Value count) {
+/// ST[j][r] of the block's rows for keys kt + [jLo, jEnd): kBlock keys by
+/// kRowVectors row vectors per micro-kernel, the key dim innermost.
+void FlashEmitter::scores(Value batch, Value g, Value kt, Value jLo, Value jEnd,
+                          Value rb) {
   Value c0 = index(b, 0), c1 = index(b, 1);
   // A kernel-wide bound (not the tile's): LLVM keeps the key addresses
   // simple, measured 1.4x faster than clamping to the tile.
   Value lastKey = arith::SubIOp::create(b, numKeys, c1);
-  forLoop(b, c0, count, index(b, kBlock), [&](Value jb) {
+  forLoop(b, jLo, jEnd, index(b, kBlock), [&](Value jb) {
     // Keys past the tile read the last real key; their scores are ignored.
     SmallVector<Value> keys;
     for (int64_t j = 0; j < kBlock; ++j)
@@ -174,53 +202,85 @@ void FlashEmitter::scores(Value batch, Value g, Value kt, Value count) {
           arith::AddIOp::create(b, kt,
                                 arith::AddIOp::create(b, jb, index(b, j))),
           lastKey));
-    forLoop(
-        b, c0, index(b, rows), index(b, kLanes * kRowVectors), [&](Value rb) {
-          SmallVector<Value> init(
-              kBlock * kRowVectors,
-              arith::ConstantOp::create(
-                  b, vec, DenseElementsAttr::get(vec, b.getF32FloatAttr(0.0))));
-          auto loop = scf::ForOp::create(
-              b, c0, index(b, sig.headDim), c1, init,
-              [&](OpBuilder &nested, Location loc, Value d, ValueRange acc) {
-                ImplicitLocOpBuilder ib(loc, nested);
-                SmallVector<Value> qv;
-                for (int64_t n = 0; n < kRowVectors; ++n)
-                  qv.push_back(vector::LoadOp::create(
-                      ib, vec, queriesT,
-                      ValueRange{d, arith::AddIOp::create(
-                                        ib, rb, index(ib, n * kLanes))}));
-                SmallVector<Value> next;
-                for (int64_t j = 0; j < kBlock; ++j) {
-                  Value key = memref::LoadOp::create(
-                      ib, k, ValueRange{batch, keys[j], g, d});
-                  Value ks = vector::BroadcastOp::create(ib, vec, key);
-                  for (int64_t n = 0; n < kRowVectors; ++n)
-                    next.push_back(vector::FMAOp::create(
-                        ib, ks, qv[n], acc[j * kRowVectors + n]));
-                }
-                scf::YieldOp::create(ib, next);
-              });
-          for (int64_t j = 0; j < kBlock; ++j)
+    {
+      SmallVector<Value> init(
+          kBlock * kRowVectors,
+          arith::ConstantOp::create(
+              b, vec, DenseElementsAttr::get(vec, b.getF32FloatAttr(0.0))));
+      auto loop = scf::ForOp::create(
+          b, c0, index(b, sig.headDim), c1, init,
+          [&](OpBuilder &nested, Location loc, Value d, ValueRange acc) {
+            ImplicitLocOpBuilder ib(loc, nested);
+            SmallVector<Value> qv;
             for (int64_t n = 0; n < kRowVectors; ++n)
-              vector::StoreOp::create(
-                  b, loop.getResult(j * kRowVectors + n), scoresT,
-                  ValueRange{
-                      arith::AddIOp::create(b, jb, index(b, j)),
-                      arith::AddIOp::create(b, rb, index(b, n * kLanes))});
-        });
+              qv.push_back(vector::LoadOp::create(
+                  ib, vec, queriesT,
+                  ValueRange{d, arith::AddIOp::create(ib, rb,
+                                                      index(ib, n * kLanes))}));
+            scf::YieldOp::create(
+                ib, broadcastFMA(
+                        ib, vec,
+                        [&](int64_t j) -> Value {
+                          return memref::LoadOp::create(
+                              ib, k, ValueRange{batch, keys[j], g, d});
+                        },
+                        qv, acc));
+          });
+      for (int64_t j = 0; j < kBlock; ++j)
+        for (int64_t n = 0; n < kRowVectors; ++n)
+          vector::StoreOp::create(
+              b, loop.getResult(j * kRowVectors + n), scoresT,
+              ValueRange{arith::AddIOp::create(b, jb, index(b, j)),
+                         arith::AddIOp::create(b, rb, index(b, n * kLanes))});
+    }
   });
 }
 
-/// Online softmax over the tile, 16 rows at a time: soft-cap and mask the
+/// Online softmax over the block's keys, one vector of rows at a time; a
+/// vector whose rows all see every one of them skips the mask.
+void FlashEmitter::softmax(Value kt, Value jLo, Value jEnd, Value rb,
+                           Value validRows) {
+  Value lanes = index(b, kLanes);
+  auto toI32 = [&](Value x) {
+    return arith::IndexCastOp::create(b, b.getI32Type(), x).getResult();
+  };
+  Value keysBegin = toI32(arith::AddIOp::create(b, kt, jLo));
+  Value keysEnd = toI32(arith::AddIOp::create(b, kt, jEnd));
+  forLoop(b, rb, arith::AddIOp::create(b, rb, index(b, kRowBlock)), lanes,
+          [&](Value rc) {
+            // Rows are ordered by position and visible ranges grow with it: the
+            // vector's last row starts latest, its first ends earliest.
+            Value last = arith::SubIOp::create(
+                b, arith::AddIOp::create(b, rc, lanes), index(b, 1));
+            Value interior = arith::AndIOp::create(
+                b,
+                arith::AndIOp::create(
+                    b,
+                    arith::CmpIOp::create(b, arith::CmpIPredicate::ult, last,
+                                          validRows),
+                    arith::CmpIOp::create(
+                        b, arith::CmpIPredicate::sle,
+                        memref::LoadOp::create(b, rowBegin, last), keysBegin)),
+                arith::CmpIOp::create(b, arith::CmpIPredicate::sge,
+                                      memref::LoadOp::create(b, rowEnd, rc),
+                                      keysEnd));
+            ifThen(
+                b, interior,
+                [&] { softmaxRows(kt, jLo, jEnd, rc, /*masked=*/false); },
+                [&] { softmaxRows(kt, jLo, jEnd, rc, /*masked=*/true); });
+          });
+}
+
+/// Online softmax of the vector of rows at `rc`: soft-cap and mask the
 /// scores, update the running max, turn scores into probabilities in place,
 /// rescale the running sum and record the factor for the accumulator.
-void FlashEmitter::softmax(Value kt, Value count, bool masked) {
-  Value c0 = index(b, 0), c1 = index(b, 1);
+void FlashEmitter::softmaxRows(Value kt, Value jLo, Value jEnd, Value rc,
+                               bool masked) {
+  Value c1 = index(b, 1);
   float inf = std::numeric_limits<float>::infinity();
   Value negInf = splat(f32(b, -inf)), zero = splat(f32(b, 0.0));
   double cap = sig.score.getSoftcap();
-  forLoop(b, c0, index(b, rows), index(b, kLanes), [&](Value rc) {
+  {
     Value begin, end;
     if (masked) {
       begin = vector::LoadOp::create(b, ivec, rowBegin, rc);
@@ -236,7 +296,7 @@ void FlashEmitter::softmax(Value kt, Value count, bool masked) {
     };
 
     auto maxLoop = scf::ForOp::create(
-        b, c0, count, c1, ValueRange{negInf},
+        b, jLo, jEnd, c1, ValueRange{negInf},
         [&](OpBuilder &nested, Location loc, Value j, ValueRange acc) {
           OpBuilder::InsertionGuard inside(b);
           b.setInsertionPoint(nested.getInsertionBlock(),
@@ -266,7 +326,7 @@ void FlashEmitter::softmax(Value kt, Value count, bool masked) {
         math::ExpOp::create(b, arith::SubFOp::create(b, oldMax, safeMax)));
 
     auto sumLoop = scf::ForOp::create(
-        b, c0, count, c1, ValueRange{zero},
+        b, jLo, jEnd, c1, ValueRange{zero},
         [&](OpBuilder &nested, Location loc, Value j, ValueRange acc) {
           OpBuilder::InsertionGuard inside(b);
           b.setInsertionPoint(nested.getInsertionBlock(),
@@ -286,52 +346,49 @@ void FlashEmitter::softmax(Value kt, Value count, bool masked) {
     vector::StoreOp::create(b, sum, rowSum, rc);
     vector::StoreOp::create(b, newMax, rowMax, rc);
     vector::StoreOp::create(b, alpha, rowAlpha, rc);
-  });
+  }
 }
 
 /// OT[e][r] = alpha[r] * OT[e][r] + sum_j V[kt + j][e] * PT[j][r].
-void FlashEmitter::accumulate(Value batch, Value g, Value kt, Value count) {
+void FlashEmitter::accumulate(Value batch, Value g, Value kt, Value jLo,
+                              Value jEnd, Value rb) {
   Value c0 = index(b, 0), c1 = index(b, 1);
   forLoop(b, c0, index(b, sig.vHeadDim), index(b, kBlock), [&](Value eb) {
     SmallVector<Value> dims;
     for (int64_t e = 0; e < kBlock; ++e)
       dims.push_back(arith::AddIOp::create(b, eb, index(b, e)));
-    forLoop(
-        b, c0, index(b, rows), index(b, kLanes * kRowVectors), [&](Value rb) {
-          SmallVector<Value> rowIdx, init;
-          for (int64_t n = 0; n < kRowVectors; ++n)
-            rowIdx.push_back(
-                arith::AddIOp::create(b, rb, index(b, n * kLanes)));
-          for (int64_t e = 0; e < kBlock; ++e)
+    {
+      SmallVector<Value> rowIdx, init;
+      for (int64_t n = 0; n < kRowVectors; ++n)
+        rowIdx.push_back(arith::AddIOp::create(b, rb, index(b, n * kLanes)));
+      for (int64_t e = 0; e < kBlock; ++e)
+        for (int64_t n = 0; n < kRowVectors; ++n)
+          init.push_back(
+              arith::MulFOp::create(b, loadVec(outputT, {dims[e], rowIdx[n]}),
+                                    loadVec(rowAlpha, {rowIdx[n]})));
+      auto loop = scf::ForOp::create(
+          b, jLo, jEnd, c1, init,
+          [&](OpBuilder &nested, Location loc, Value j, ValueRange acc) {
+            ImplicitLocOpBuilder ib(loc, nested);
+            SmallVector<Value> pv;
             for (int64_t n = 0; n < kRowVectors; ++n)
-              init.push_back(arith::MulFOp::create(
-                  b, loadVec(outputT, {dims[e], rowIdx[n]}),
-                  loadVec(rowAlpha, {rowIdx[n]})));
-          auto loop = scf::ForOp::create(
-              b, c0, count, c1, init,
-              [&](OpBuilder &nested, Location loc, Value j, ValueRange acc) {
-                ImplicitLocOpBuilder ib(loc, nested);
-                SmallVector<Value> pv;
-                for (int64_t n = 0; n < kRowVectors; ++n)
-                  pv.push_back(vector::LoadOp::create(
-                      ib, vec, scoresT, ValueRange{j, rowIdx[n]}));
-                Value key = arith::AddIOp::create(ib, kt, j);
-                SmallVector<Value> next;
-                for (int64_t e = 0; e < kBlock; ++e) {
-                  Value x = memref::LoadOp::create(
-                      ib, v, ValueRange{batch, key, g, dims[e]});
-                  Value xs = vector::BroadcastOp::create(ib, vec, x);
-                  for (int64_t n = 0; n < kRowVectors; ++n)
-                    next.push_back(vector::FMAOp::create(
-                        ib, xs, pv[n], acc[e * kRowVectors + n]));
-                }
-                scf::YieldOp::create(ib, next);
-              });
-          for (int64_t e = 0; e < kBlock; ++e)
-            for (int64_t n = 0; n < kRowVectors; ++n)
-              vector::StoreOp::create(b, loop.getResult(e * kRowVectors + n),
-                                      outputT, ValueRange{dims[e], rowIdx[n]});
-        });
+              pv.push_back(vector::LoadOp::create(ib, vec, scoresT,
+                                                  ValueRange{j, rowIdx[n]}));
+            Value key = arith::AddIOp::create(ib, kt, j);
+            scf::YieldOp::create(
+                ib, broadcastFMA(
+                        ib, vec,
+                        [&](int64_t e) -> Value {
+                          return memref::LoadOp::create(
+                              ib, v, ValueRange{batch, key, g, dims[e]});
+                        },
+                        pv, acc));
+          });
+      for (int64_t e = 0; e < kBlock; ++e)
+        for (int64_t n = 0; n < kRowVectors; ++n)
+          vector::StoreOp::create(b, loop.getResult(e * kRowVectors + n),
+                                  outputT, ValueRange{dims[e], rowIdx[n]});
+    }
   });
 }
 
@@ -360,27 +417,41 @@ void FlashEmitter::store(Value batch, Value g, Value q0, Value valid) {
 }
 
 void FlashEmitter::visitKeys(Value batch, Value g, Value lo, Value hi,
-                             Value lastBegin, Value firstEnd) {
-  Value kTileSize = index(b, kTile);
+                             Value validRows) {
+  Value c0 = index(b, 0), c1 = index(b, 1), kTileSize = index(b, kTile);
+  Value block = index(b, kRowBlock), keyBlock = index(b, kBlock);
+  Value lastValid = arith::SubIOp::create(b, validRows, c1);
+  auto toIndex = [&](Value x) {
+    return arith::IndexCastOp::create(b, b.getIndexType(), x).getResult();
+  };
   forLoop(b, lo, hi, kTileSize, [&](Value kt) {
     Value count =
         arith::MinSIOp::create(b, kTileSize, arith::SubIOp::create(b, hi, kt));
-    scores(batch, g, kt, count);
-    // Interior tiles: every row sees every key of the tile.
-    Value interior = arith::AndIOp::create(
-        b,
-        arith::AndIOp::create(
-            b,
-            arith::CmpIOp::create(b, arith::CmpIPredicate::eq, count,
-                                  kTileSize),
-            arith::CmpIOp::create(b, arith::CmpIPredicate::sle, lastBegin, kt)),
-        arith::CmpIOp::create(b, arith::CmpIPredicate::sle,
-                              arith::AddIOp::create(b, kt, kTileSize),
-                              firstEnd));
-    ifThen(
-        b, interior, [&] { softmax(kt, count, /*masked=*/false); },
-        [&] { softmax(kt, count, /*masked=*/true); });
-    accumulate(batch, g, kt, count);
+    forLoop(b, c0, validRows, block, [&](Value rb) {
+      // The keys of the tile some row of the block sees: from the first
+      // row's begin (in whole key blocks) to the last valid row's end (rows
+      // are ordered by position, and visible ranges grow with it).
+      Value blockLast = arith::MinUIOp::create(
+          b, arith::AddIOp::create(b, rb, index(b, kRowBlock - 1)), lastValid);
+      Value begin = arith::SubIOp::create(
+          b, toIndex(memref::LoadOp::create(b, rowBegin, rb)), kt);
+      Value jLo = arith::MulIOp::create(
+          b,
+          arith::DivUIOp::create(b, arith::MaxSIOp::create(b, begin, c0),
+                                 keyBlock),
+          keyBlock);
+      Value jEnd = arith::MinSIOp::create(
+          b,
+          arith::SubIOp::create(
+              b, toIndex(memref::LoadOp::create(b, rowEnd, blockLast)), kt),
+          count);
+      ifThen(b, arith::CmpIOp::create(b, arith::CmpIPredicate::slt, jLo, jEnd),
+             [&] {
+               scores(batch, g, kt, jLo, jEnd, rb);
+               softmax(kt, jLo, jEnd, rb, validRows);
+               accumulate(batch, g, kt, jLo, jEnd, rb);
+             });
+    });
   });
 }
 
@@ -388,7 +459,7 @@ func::FuncOp FlashEmitter::emit(StringRef name) {
   Type f32Type = b.getF32Type(), idx = b.getIndexType();
   SmallVector<Type> inputs = getAttentionInputTypes(b, sig);
   inputs.append(
-      {getRowsType(b.getF32Type(), sig.heads, sig.vHeadDim), idx, idx});
+      {getRowsType(b.getF32Type(), sig.heads, sig.vHeadDim), idx, idx, idx});
   func::FuncOp func = createKernelFunc(b, name, inputs);
   OpBuilder::InsertionGuard guard(b);
   Block *entry = &func.getBody().front();
@@ -400,7 +471,8 @@ func::FuncOp FlashEmitter::emit(StringRef name) {
   if (sig.score.getSinks())
     sinks = entry->getArgument(arg++);
   out = entry->getArgument(arg++);
-  Value workBegin = entry->getArgument(arg++),
+  Value tileArg = entry->getArgument(arg++),
+        workBegin = entry->getArgument(arg++),
         workEnd = entry->getArgument(arg);
 
   auto scratch = [&](ArrayRef<int64_t> shape, Type type) {
@@ -408,9 +480,13 @@ func::FuncOp FlashEmitter::emit(StringRef name) {
                                     ValueRange(), b.getI64IntegerAttr(64))
         .getResult();
   };
-  queriesT = scratch({sig.headDim, rows}, f32Type);
-  scoresT = scratch({kTile, rows}, f32Type);
-  outputT = scratch({sig.vHeadDim, rows}, f32Type);
+  // Rows of the transposed scratch are one vector longer than needed: with
+  // a power-of-two stride (256 rows: 1 KiB) a work item of few rows would
+  // map all of QT's, ST's and OT's lines to a quarter of the L1 sets.
+  int64_t stride = rows + kLanes;
+  queriesT = scratch({sig.headDim, stride}, f32Type);
+  scoresT = scratch({kTile, stride}, f32Type);
+  outputT = scratch({sig.vHeadDim, stride}, f32Type);
   rowMax = scratch({rows}, f32Type);
   rowSum = scratch({rows}, f32Type);
   rowAlpha = scratch({rows}, f32Type);
@@ -421,7 +497,11 @@ func::FuncOp FlashEmitter::emit(StringRef name) {
   Value numQueries = memref::DimOp::create(b, q, 1);
   numKeys = memref::DimOp::create(b, k, 1);
   offset = arith::SubIOp::create(b, numKeys, numQueries);
-  Value qTileSize = index(b, qTile);
+  // Positions per work item: the caller's choice, at most the tile the
+  // scratch is sized for (long prompts share each key among more rows, short
+  // ones keep enough work items for every thread).
+  Value qTileSize = arith::MaxUIOp::create(
+      b, c1, arith::MinUIOp::create(b, tileArg, index(b, qTile)));
   Value numTiles = arith::CeilDivUIOp::create(b, numQueries, qTileSize);
   Value kvHeads = index(b, sig.kvHeads);
 
@@ -437,14 +517,16 @@ func::FuncOp FlashEmitter::emit(StringRef name) {
     Value valid = arith::MinUIOp::create(
         b, qTileSize, arith::SubIOp::create(b, numQueries, q0));
 
-    packQueries(batch, g, q0, valid);
-    initRows(g, q0, valid);
+    Value validRows = arith::MulIOp::create(b, valid, index(b, group));
+    Value block = index(b, kRowBlock);
+    Value usedRows = arith::MulIOp::create(
+        b, arith::CeilDivUIOp::create(b, validRows, block), block);
+    packQueries(batch, g, q0, valid, usedRows);
+    initRows(g, q0, valid, usedRows);
     Value first = arith::AddIOp::create(b, offset, q0);
     Value last =
         arith::SubIOp::create(b, arith::AddIOp::create(b, first, valid), c1);
-    Value rangeBegin = keyBegin(first), rangeEnd = keyEnd(last);
-    Value lastBegin = keyBegin(last), firstEnd = keyEnd(first);
-    visitKeys(batch, g, rangeBegin, rangeEnd, lastBegin, firstEnd);
+    visitKeys(batch, g, keyBegin(first), keyEnd(last), validRows);
     store(batch, g, q0, valid);
   });
   return func;

@@ -6,18 +6,26 @@
 // the C interface the runtime calls.
 
 // CHECK-LABEL: func.func @sliding(
-// CHECK-SAME: %[[Q:[^:]+]]: memref<?x?x8x64xf32>, %[[K:[^:]+]]: memref<?x?x2x64xf32>, %[[V:[^:]+]]: memref<?x?x2x64xf32>, %[[SINKS:[^:]+]]: memref<8xf32>, %[[OUT:[^:]+]]: memref<?x?x8x64xf32>, %[[BEGIN:[^:]+]]: index, %[[END:[^:]+]]: index)
-// CHECK-SAME: hybrid.k_tile = 64 : i64, hybrid.q_tile = 8 : i64, llvm.emit_c_interface
-// Rows (4 query heads x 8 positions) live along the lanes: QT, ST, OT.
-// CHECK-DAG: memref.alloca() {alignment = 64 : i64} : memref<64x32xf32>
+// CHECK-SAME: %[[Q:[^:]+]]: memref<?x?x8x64xf32>, %[[K:[^:]+]]: memref<?x?x2x64xf32>, %[[V:[^:]+]]: memref<?x?x2x64xf32>, %[[SINKS:[^:]+]]: memref<8xf32>, %[[OUT:[^:]+]]: memref<?x?x8x64xf32>, %[[TILE:[^:]+]]: index, %[[BEGIN:[^:]+]]: index, %[[END:[^:]+]]: index)
+// CHECK-SAME: hybrid.k_tile = 64 : i64, hybrid.q_tile = 64 : i64, llvm.emit_c_interface
+// Rows (4 query heads x 64 positions: the default 256) live along the lanes:
+// QT, ST, OT, each row one vector longer than needed (no power-of-two stride).
+// CHECK-DAG: memref.alloca() {alignment = 64 : i64} : memref<64x272xf32>
+// The caller's positions per work item, at most the compiled 64.
+// CHECK: %[[MAX:.+]] = arith.constant 64 : index
+// CHECK-NEXT: arith.minui %[[TILE]], %[[MAX]]
 // CHECK: scf.for %[[W:.+]] = %[[BEGIN]] to %[[END]]
 // The key loop runs over the mask's range only: window 100 reaches back 99.
 // CHECK: arith.subi %{{.+}}, %c99
 // CHECK: scf.for %[[KT:.+]] = %{{.+}} to %{{.+}} step %c64
+// Blocks of 32 rows, each over the keys its rows see (none: skipped).
+// CHECK: scf.for %{{.+}} = %{{.+}} to %{{.+}} step %c32
+// CHECK: %[[SEEN:.+]] = arith.cmpi slt
+// CHECK-NEXT: scf.if %[[SEEN]]
 // Scores: broadcast-FMA micro-kernel over the key dim.
 // CHECK: scf.for {{.+}} iter_args
 // CHECK-COUNT-16: vector.fma
-// Interior tiles skip the per-element mask.
+// Vectors of rows that see every key skip the per-element mask.
 // CHECK: scf.if
 // CHECK: math.tanh
 // CHECK-NOT: arith.cmpi sge
@@ -49,6 +57,7 @@
 // CHECK-SAME: memref<?x?x?x8x64xf32>, %{{.+}}: memref<?x?x?x8xf32>, %{{.+}}: memref<?x?x?x8xf32>, %{{.+}}: memref<?x?x8x64xf32>
 
 // TILES: hybrid.k_tile = 128 : i64, hybrid.q_tile = 16 : i64
+// TILES: memref.alloca() {alignment = 64 : i64} : memref<64x80xf32>
 
 func.func @sliding(%q: tensor<?x?x8x64xf32>, %k: tensor<?x?x2x64xf32>,
                    %v: tensor<?x?x2x64xf32>, %sinks: tensor<8xf32>,

@@ -1,0 +1,37 @@
+//===- PrefillTile.h - Query positions per CPU prefill work item -*- C++
+//-*-===//
+//
+// The CPU flash kernel is compiled for at most `q_tile` query positions per
+// work item and takes the number to use per call. More positions share each
+// key and value the work item loads among more rows (at 16K positions, 256
+// rows run 1.6x faster than 32: the keys stop fitting the caches), fewer
+// give the threads more work items to balance.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef HYBRID_RT_LIB_PREFILLTILE_H
+#define HYBRID_RT_LIB_PREFILLTILE_H
+
+#include <cstdint>
+#include <string>
+
+namespace hybrid::rt {
+
+/// Work items per thread below which the tile is halved.
+constexpr int64_t kMinPrefillItemsPerThread = 8;
+
+/// Positions per work item for `seqLen` queries of `heads` kv heads (times
+/// the batch): the largest of `maxTile`, halved in whole row blocks (32
+/// rows of `groupSize` query heads per position), that still gives every
+/// one of `threads` threads kMinPrefillItemsPerThread work items.
+int64_t choosePrefillTile(int64_t maxTile, int64_t groupSize, int64_t seqLen,
+                          int64_t heads, int threads);
+
+/// The positions $HYBRID_CPU_Q_TILE fixes (for tuning experiments and
+/// tests; the kernel takes at most its `q_tile`), 0 when it is unset; sets
+/// `error` for a value that is not a positive integer.
+int64_t getFixedPrefillTile(std::string &error);
+
+} // namespace hybrid::rt
+
+#endif // HYBRID_RT_LIB_PREFILLTILE_H
