@@ -102,8 +102,11 @@ hybrid_rt_status hybrid_rt_open(const char *dir, int32_t numThreads,
                     "' is not supported by this runtime (cpu, cuda:<chip>)");
   } else if (!m->kernels.load(m->manifest, error)) {
     return fail(HYBRID_RT_LOAD_ERROR, error);
-  } else if (m->fixedPrefillTile = getFixedPrefillTile(error); !error.empty()) {
-    return fail(HYBRID_RT_INVALID_ARGUMENT, error);
+  } else {
+    // CPU prefill's positions per work item, when the environment fixes them.
+    m->fixedPrefillTile = getFixedPrefillTile(error);
+    if (!error.empty())
+      return fail(HYBRID_RT_INVALID_ARGUMENT, error);
   }
   m->pool = std::make_unique<ThreadPool>(numThreads > 0 ? numThreads
                                                         : defaultNumThreads());

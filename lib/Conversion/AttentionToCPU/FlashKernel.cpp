@@ -202,37 +202,35 @@ void FlashEmitter::scores(Value batch, Value g, Value kt, Value jLo, Value jEnd,
           arith::AddIOp::create(b, kt,
                                 arith::AddIOp::create(b, jb, index(b, j))),
           lastKey));
-    {
-      SmallVector<Value> init(
-          kBlock * kRowVectors,
-          arith::ConstantOp::create(
-              b, vec, DenseElementsAttr::get(vec, b.getF32FloatAttr(0.0))));
-      auto loop = scf::ForOp::create(
-          b, c0, index(b, sig.headDim), c1, init,
-          [&](OpBuilder &nested, Location loc, Value d, ValueRange acc) {
-            ImplicitLocOpBuilder ib(loc, nested);
-            SmallVector<Value> qv;
-            for (int64_t n = 0; n < kRowVectors; ++n)
-              qv.push_back(vector::LoadOp::create(
-                  ib, vec, queriesT,
-                  ValueRange{d, arith::AddIOp::create(ib, rb,
-                                                      index(ib, n * kLanes))}));
-            scf::YieldOp::create(
-                ib, broadcastFMA(
-                        ib, vec,
-                        [&](int64_t j) -> Value {
-                          return memref::LoadOp::create(
-                              ib, k, ValueRange{batch, keys[j], g, d});
-                        },
-                        qv, acc));
-          });
-      for (int64_t j = 0; j < kBlock; ++j)
-        for (int64_t n = 0; n < kRowVectors; ++n)
-          vector::StoreOp::create(
-              b, loop.getResult(j * kRowVectors + n), scoresT,
-              ValueRange{arith::AddIOp::create(b, jb, index(b, j)),
-                         arith::AddIOp::create(b, rb, index(b, n * kLanes))});
-    }
+    SmallVector<Value> init(
+        kBlock * kRowVectors,
+        arith::ConstantOp::create(
+            b, vec, DenseElementsAttr::get(vec, b.getF32FloatAttr(0.0))));
+    auto loop = scf::ForOp::create(
+        b, c0, index(b, sig.headDim), c1, init,
+        [&](OpBuilder &nested, Location loc, Value d, ValueRange acc) {
+          ImplicitLocOpBuilder ib(loc, nested);
+          SmallVector<Value> qv;
+          for (int64_t n = 0; n < kRowVectors; ++n)
+            qv.push_back(vector::LoadOp::create(
+                ib, vec, queriesT,
+                ValueRange{
+                    d, arith::AddIOp::create(ib, rb, index(ib, n * kLanes))}));
+          scf::YieldOp::create(ib, broadcastFMA(
+                                       ib, vec,
+                                       [&](int64_t j) -> Value {
+                                         return memref::LoadOp::create(
+                                             ib, k,
+                                             ValueRange{batch, keys[j], g, d});
+                                       },
+                                       qv, acc));
+        });
+    for (int64_t j = 0; j < kBlock; ++j)
+      for (int64_t n = 0; n < kRowVectors; ++n)
+        vector::StoreOp::create(
+            b, loop.getResult(j * kRowVectors + n), scoresT,
+            ValueRange{arith::AddIOp::create(b, jb, index(b, j)),
+                       arith::AddIOp::create(b, rb, index(b, n * kLanes))});
   });
 }
 
@@ -280,73 +278,68 @@ void FlashEmitter::softmaxRows(Value kt, Value jLo, Value jEnd, Value rc,
   float inf = std::numeric_limits<float>::infinity();
   Value negInf = splat(f32(b, -inf)), zero = splat(f32(b, 0.0));
   double cap = sig.score.getSoftcap();
-  {
-    Value begin, end;
-    if (masked) {
-      begin = vector::LoadOp::create(b, ivec, rowBegin, rc);
-      end = vector::LoadOp::create(b, ivec, rowEnd, rc);
-    }
-    auto visible = [&](Value j) -> Value {
-      Value key = arith::IndexCastOp::create(b, b.getI32Type(),
-                                             arith::AddIOp::create(b, kt, j));
-      Value keys = vector::BroadcastOp::create(b, ivec, key);
-      return arith::AndIOp::create(
-          b, arith::CmpIOp::create(b, arith::CmpIPredicate::sge, keys, begin),
-          arith::CmpIOp::create(b, arith::CmpIPredicate::slt, keys, end));
-    };
-
-    auto maxLoop = scf::ForOp::create(
-        b, jLo, jEnd, c1, ValueRange{negInf},
-        [&](OpBuilder &nested, Location loc, Value j, ValueRange acc) {
-          OpBuilder::InsertionGuard inside(b);
-          b.setInsertionPoint(nested.getInsertionBlock(),
-                              nested.getInsertionPoint());
-          Value s = loadVec(scoresT, {j, rc});
-          if (cap > 0) {
-            Value c = splat(f32(b, cap)), inv = splat(f32(b, 1.0 / cap));
-            s = arith::MulFOp::create(
-                b, c,
-                math::TanhOp::create(b, arith::MulFOp::create(b, s, inv)));
-          }
-          if (masked)
-            s = arith::SelectOp::create(b, visible(j), s, negInf);
-          vector::StoreOp::create(b, s, scoresT, ValueRange{j, rc});
-          scf::YieldOp::create(
-              b, ValueRange{arith::MaximumFOp::create(b, acc[0], s)});
-        });
-    Value oldMax = loadVec(rowMax, {rc});
-    Value newMax = arith::MaximumFOp::create(b, oldMax, maxLoop.getResult(0));
-    // A row that has seen nothing keeps -inf; subtract 0 instead.
-    Value safeMax = arith::SelectOp::create(
-        b, arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, newMax, negInf),
-        zero, newMax);
-    Value alpha = arith::SelectOp::create(
-        b, arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, oldMax, negInf),
-        zero,
-        math::ExpOp::create(b, arith::SubFOp::create(b, oldMax, safeMax)));
-
-    auto sumLoop = scf::ForOp::create(
-        b, jLo, jEnd, c1, ValueRange{zero},
-        [&](OpBuilder &nested, Location loc, Value j, ValueRange acc) {
-          OpBuilder::InsertionGuard inside(b);
-          b.setInsertionPoint(nested.getInsertionBlock(),
-                              nested.getInsertionPoint());
-          Value s = loadVec(scoresT, {j, rc});
-          Value p =
-              math::ExpOp::create(b, arith::SubFOp::create(b, s, safeMax));
-          if (masked)
-            p = arith::SelectOp::create(b, visible(j), p, zero);
-          vector::StoreOp::create(b, p, scoresT, ValueRange{j, rc});
-          scf::YieldOp::create(b,
-                               ValueRange{arith::AddFOp::create(b, acc[0], p)});
-        });
-    Value sum = arith::AddFOp::create(
-        b, arith::MulFOp::create(b, loadVec(rowSum, {rc}), alpha),
-        sumLoop.getResult(0));
-    vector::StoreOp::create(b, sum, rowSum, rc);
-    vector::StoreOp::create(b, newMax, rowMax, rc);
-    vector::StoreOp::create(b, alpha, rowAlpha, rc);
+  Value begin, end;
+  if (masked) {
+    begin = vector::LoadOp::create(b, ivec, rowBegin, rc);
+    end = vector::LoadOp::create(b, ivec, rowEnd, rc);
   }
+  auto visible = [&](Value j) -> Value {
+    Value key = arith::IndexCastOp::create(b, b.getI32Type(),
+                                           arith::AddIOp::create(b, kt, j));
+    Value keys = vector::BroadcastOp::create(b, ivec, key);
+    return arith::AndIOp::create(
+        b, arith::CmpIOp::create(b, arith::CmpIPredicate::sge, keys, begin),
+        arith::CmpIOp::create(b, arith::CmpIPredicate::slt, keys, end));
+  };
+
+  auto maxLoop = scf::ForOp::create(
+      b, jLo, jEnd, c1, ValueRange{negInf},
+      [&](OpBuilder &nested, Location loc, Value j, ValueRange acc) {
+        OpBuilder::InsertionGuard inside(b);
+        b.setInsertionPoint(nested.getInsertionBlock(),
+                            nested.getInsertionPoint());
+        Value s = loadVec(scoresT, {j, rc});
+        if (cap > 0) {
+          Value c = splat(f32(b, cap)), inv = splat(f32(b, 1.0 / cap));
+          s = arith::MulFOp::create(
+              b, c, math::TanhOp::create(b, arith::MulFOp::create(b, s, inv)));
+        }
+        if (masked)
+          s = arith::SelectOp::create(b, visible(j), s, negInf);
+        vector::StoreOp::create(b, s, scoresT, ValueRange{j, rc});
+        scf::YieldOp::create(
+            b, ValueRange{arith::MaximumFOp::create(b, acc[0], s)});
+      });
+  Value oldMax = loadVec(rowMax, {rc});
+  Value newMax = arith::MaximumFOp::create(b, oldMax, maxLoop.getResult(0));
+  // A row that has seen nothing keeps -inf; subtract 0 instead.
+  Value safeMax = arith::SelectOp::create(
+      b, arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, newMax, negInf),
+      zero, newMax);
+  Value alpha = arith::SelectOp::create(
+      b, arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, oldMax, negInf),
+      zero, math::ExpOp::create(b, arith::SubFOp::create(b, oldMax, safeMax)));
+
+  auto sumLoop = scf::ForOp::create(
+      b, jLo, jEnd, c1, ValueRange{zero},
+      [&](OpBuilder &nested, Location loc, Value j, ValueRange acc) {
+        OpBuilder::InsertionGuard inside(b);
+        b.setInsertionPoint(nested.getInsertionBlock(),
+                            nested.getInsertionPoint());
+        Value s = loadVec(scoresT, {j, rc});
+        Value p = math::ExpOp::create(b, arith::SubFOp::create(b, s, safeMax));
+        if (masked)
+          p = arith::SelectOp::create(b, visible(j), p, zero);
+        vector::StoreOp::create(b, p, scoresT, ValueRange{j, rc});
+        scf::YieldOp::create(b,
+                             ValueRange{arith::AddFOp::create(b, acc[0], p)});
+      });
+  Value sum = arith::AddFOp::create(
+      b, arith::MulFOp::create(b, loadVec(rowSum, {rc}), alpha),
+      sumLoop.getResult(0));
+  vector::StoreOp::create(b, sum, rowSum, rc);
+  vector::StoreOp::create(b, newMax, rowMax, rc);
+  vector::StoreOp::create(b, alpha, rowAlpha, rc);
 }
 
 /// OT[e][r] = alpha[r] * OT[e][r] + sum_j V[kt + j][e] * PT[j][r].
@@ -357,38 +350,36 @@ void FlashEmitter::accumulate(Value batch, Value g, Value kt, Value jLo,
     SmallVector<Value> dims;
     for (int64_t e = 0; e < kBlock; ++e)
       dims.push_back(arith::AddIOp::create(b, eb, index(b, e)));
-    {
-      SmallVector<Value> rowIdx, init;
+    SmallVector<Value> rowIdx, init;
+    for (int64_t n = 0; n < kRowVectors; ++n)
+      rowIdx.push_back(arith::AddIOp::create(b, rb, index(b, n * kLanes)));
+    for (int64_t e = 0; e < kBlock; ++e)
       for (int64_t n = 0; n < kRowVectors; ++n)
-        rowIdx.push_back(arith::AddIOp::create(b, rb, index(b, n * kLanes)));
-      for (int64_t e = 0; e < kBlock; ++e)
-        for (int64_t n = 0; n < kRowVectors; ++n)
-          init.push_back(
-              arith::MulFOp::create(b, loadVec(outputT, {dims[e], rowIdx[n]}),
-                                    loadVec(rowAlpha, {rowIdx[n]})));
-      auto loop = scf::ForOp::create(
-          b, jLo, jEnd, c1, init,
-          [&](OpBuilder &nested, Location loc, Value j, ValueRange acc) {
-            ImplicitLocOpBuilder ib(loc, nested);
-            SmallVector<Value> pv;
-            for (int64_t n = 0; n < kRowVectors; ++n)
-              pv.push_back(vector::LoadOp::create(ib, vec, scoresT,
-                                                  ValueRange{j, rowIdx[n]}));
-            Value key = arith::AddIOp::create(ib, kt, j);
-            scf::YieldOp::create(
-                ib, broadcastFMA(
-                        ib, vec,
-                        [&](int64_t e) -> Value {
-                          return memref::LoadOp::create(
-                              ib, v, ValueRange{batch, key, g, dims[e]});
-                        },
-                        pv, acc));
-          });
-      for (int64_t e = 0; e < kBlock; ++e)
-        for (int64_t n = 0; n < kRowVectors; ++n)
-          vector::StoreOp::create(b, loop.getResult(e * kRowVectors + n),
-                                  outputT, ValueRange{dims[e], rowIdx[n]});
-    }
+        init.push_back(
+            arith::MulFOp::create(b, loadVec(outputT, {dims[e], rowIdx[n]}),
+                                  loadVec(rowAlpha, {rowIdx[n]})));
+    auto loop = scf::ForOp::create(
+        b, jLo, jEnd, c1, init,
+        [&](OpBuilder &nested, Location loc, Value j, ValueRange acc) {
+          ImplicitLocOpBuilder ib(loc, nested);
+          SmallVector<Value> pv;
+          for (int64_t n = 0; n < kRowVectors; ++n)
+            pv.push_back(vector::LoadOp::create(ib, vec, scoresT,
+                                                ValueRange{j, rowIdx[n]}));
+          Value key = arith::AddIOp::create(ib, kt, j);
+          scf::YieldOp::create(
+              ib, broadcastFMA(
+                      ib, vec,
+                      [&](int64_t e) -> Value {
+                        return memref::LoadOp::create(
+                            ib, v, ValueRange{batch, key, g, dims[e]});
+                      },
+                      pv, acc));
+        });
+    for (int64_t e = 0; e < kBlock; ++e)
+      for (int64_t n = 0; n < kRowVectors; ++n)
+        vector::StoreOp::create(b, loop.getResult(e * kRowVectors + n), outputT,
+                                ValueRange{dims[e], rowIdx[n]});
   });
 }
 
