@@ -370,12 +370,8 @@ func::FuncOp hybrid::cpu::emitCombineKernel(ImplicitLocOpBuilder &b,
                                 ValueRange{batch, position, h, e});
       });
       // weight(split) = e^(max_split - max); splits that saw nothing: 0.
-      auto sumLoop = scf::ForOp::create(
-          b, c0, numSplits, c1, ValueRange{zero},
-          [&](OpBuilder &nested, Location loc, Value s, ValueRange acc) {
-            OpBuilder::InsertionGuard inside(b);
-            b.setInsertionPoint(nested.getInsertionBlock(),
-                                nested.getInsertionPoint());
+      Value sum =
+          reduceLoop(b, c0, numSplits, zero, [&](Value s, Value acc) -> Value {
             Value m = memref::LoadOp::create(b, partialMax, at(s));
             Value weight = arith::SelectOp::create(
                 b,
@@ -392,11 +388,9 @@ func::FuncOp hybrid::cpu::emitCombineKernel(ImplicitLocOpBuilder &b,
                   out, o);
             });
             Value l = memref::LoadOp::create(b, partialSum, at(s));
-            scf::YieldOp::create(
-                b, ValueRange{arith::AddFOp::create(
-                       b, acc[0], arith::MulFOp::create(b, weight, l))});
+            return arith::AddFOp::create(b, acc,
+                                         arith::MulFOp::create(b, weight, l));
           });
-      Value sum = sumLoop.getResult(0);
       Value inverse = arith::SelectOp::create(
           b, arith::CmpFOp::create(b, arith::CmpFPredicate::OGT, sum, zero),
           arith::DivFOp::create(b, f32(b, 1.0), sum), zero);

@@ -274,7 +274,6 @@ void FlashEmitter::softmax(Value kt, Value jLo, Value jEnd, Value rb,
 /// rescale the running sum and record the factor for the accumulator.
 void FlashEmitter::softmaxRows(Value kt, Value jLo, Value jEnd, Value rc,
                                bool masked) {
-  Value c1 = index(b, 1);
   float inf = std::numeric_limits<float>::infinity();
   Value negInf = splat(f32(b, -inf)), zero = splat(f32(b, 0.0));
   double cap = sig.score.getSoftcap();
@@ -292,26 +291,20 @@ void FlashEmitter::softmaxRows(Value kt, Value jLo, Value jEnd, Value rc,
         arith::CmpIOp::create(b, arith::CmpIPredicate::slt, keys, end));
   };
 
-  auto maxLoop = scf::ForOp::create(
-      b, jLo, jEnd, c1, ValueRange{negInf},
-      [&](OpBuilder &nested, Location loc, Value j, ValueRange acc) {
-        OpBuilder::InsertionGuard inside(b);
-        b.setInsertionPoint(nested.getInsertionBlock(),
-                            nested.getInsertionPoint());
-        Value s = loadVec(scoresT, {j, rc});
-        if (cap > 0) {
-          Value c = splat(f32(b, cap)), inv = splat(f32(b, 1.0 / cap));
-          s = arith::MulFOp::create(
-              b, c, math::TanhOp::create(b, arith::MulFOp::create(b, s, inv)));
-        }
-        if (masked)
-          s = arith::SelectOp::create(b, visible(j), s, negInf);
-        vector::StoreOp::create(b, s, scoresT, ValueRange{j, rc});
-        scf::YieldOp::create(
-            b, ValueRange{arith::MaximumFOp::create(b, acc[0], s)});
-      });
+  Value tileMax = reduceLoop(b, jLo, jEnd, negInf, [&](Value j, Value acc) {
+    Value s = loadVec(scoresT, {j, rc});
+    if (cap > 0) {
+      Value c = splat(f32(b, cap)), inv = splat(f32(b, 1.0 / cap));
+      s = arith::MulFOp::create(
+          b, c, math::TanhOp::create(b, arith::MulFOp::create(b, s, inv)));
+    }
+    if (masked)
+      s = arith::SelectOp::create(b, visible(j), s, negInf);
+    vector::StoreOp::create(b, s, scoresT, ValueRange{j, rc});
+    return arith::MaximumFOp::create(b, acc, s);
+  });
   Value oldMax = loadVec(rowMax, {rc});
-  Value newMax = arith::MaximumFOp::create(b, oldMax, maxLoop.getResult(0));
+  Value newMax = arith::MaximumFOp::create(b, oldMax, tileMax);
   // A row that has seen nothing keeps -inf; subtract 0 instead.
   Value safeMax = arith::SelectOp::create(
       b, arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, newMax, negInf),
@@ -320,23 +313,16 @@ void FlashEmitter::softmaxRows(Value kt, Value jLo, Value jEnd, Value rc,
       b, arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, oldMax, negInf),
       zero, math::ExpOp::create(b, arith::SubFOp::create(b, oldMax, safeMax)));
 
-  auto sumLoop = scf::ForOp::create(
-      b, jLo, jEnd, c1, ValueRange{zero},
-      [&](OpBuilder &nested, Location loc, Value j, ValueRange acc) {
-        OpBuilder::InsertionGuard inside(b);
-        b.setInsertionPoint(nested.getInsertionBlock(),
-                            nested.getInsertionPoint());
-        Value s = loadVec(scoresT, {j, rc});
-        Value p = math::ExpOp::create(b, arith::SubFOp::create(b, s, safeMax));
-        if (masked)
-          p = arith::SelectOp::create(b, visible(j), p, zero);
-        vector::StoreOp::create(b, p, scoresT, ValueRange{j, rc});
-        scf::YieldOp::create(b,
-                             ValueRange{arith::AddFOp::create(b, acc[0], p)});
-      });
+  Value tileSum = reduceLoop(b, jLo, jEnd, zero, [&](Value j, Value acc) {
+    Value s = loadVec(scoresT, {j, rc});
+    Value p = math::ExpOp::create(b, arith::SubFOp::create(b, s, safeMax));
+    if (masked)
+      p = arith::SelectOp::create(b, visible(j), p, zero);
+    vector::StoreOp::create(b, p, scoresT, ValueRange{j, rc});
+    return arith::AddFOp::create(b, acc, p);
+  });
   Value sum = arith::AddFOp::create(
-      b, arith::MulFOp::create(b, loadVec(rowSum, {rc}), alpha),
-      sumLoop.getResult(0));
+      b, arith::MulFOp::create(b, loadVec(rowSum, {rc}), alpha), tileSum);
   vector::StoreOp::create(b, sum, rowSum, rc);
   vector::StoreOp::create(b, newMax, rowMax, rc);
   vector::StoreOp::create(b, alpha, rowAlpha, rc);

@@ -60,6 +60,17 @@ void hybrid::forLoop(ImplicitLocOpBuilder &b, Value lb, Value ub, Value step,
   body(loop.getInductionVar());
 }
 
+Value hybrid::reduceLoop(ImplicitLocOpBuilder &b, Value lb, Value ub,
+                         Value init, function_ref<Value(Value, Value)> body) {
+  auto loop =
+      scf::ForOp::create(b, lb, ub, arith::ConstantIndexOp::create(b, 1), init);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(loop.getBody());
+  scf::YieldOp::create(
+      b, body(loop.getInductionVar(), loop.getRegionIterArgs()[0]));
+  return loop.getResult(0);
+}
+
 void hybrid::ifThen(ImplicitLocOpBuilder &b, Value cond,
                     function_ref<void()> thenBody,
                     function_ref<void()> elseBody) {

@@ -50,6 +50,13 @@ inline mlir::Value f32(mlir::ImplicitLocOpBuilder &b, double value) {
 void forLoop(mlir::ImplicitLocOpBuilder &b, mlir::Value lb, mlir::Value ub,
              mlir::Value step, llvm::function_ref<void(mlir::Value)> body);
 
+/// `scf.for iv = lb to ub iter_args(acc = init)` (step 1) yielding
+/// `body(iv, acc)`, which builds with `b`; the loop's result.
+mlir::Value
+reduceLoop(mlir::ImplicitLocOpBuilder &b, mlir::Value lb, mlir::Value ub,
+           mlir::Value init,
+           llvm::function_ref<mlir::Value(mlir::Value, mlir::Value)> body);
+
 /// `scf.if cond` without results.
 void ifThen(mlir::ImplicitLocOpBuilder &b, mlir::Value cond,
             llvm::function_ref<void()> thenBody,
