@@ -551,11 +551,12 @@ std::string Backend::prefill(const LayerSpec &l, const KernelSpec &kernel,
                                     args));
   int64_t tiles = (seq + kernel.qTile - 1) / kernel.qTile;
   // One CTA per (q_tile positions of a GQA group, kv head x value slice,
-  // batch).
-  HYBRID_CUDA_TRY(s.launch(
-      outRows.bf16 ? kernel.entryOutBF16 : kernel.entry, unsigned(tiles),
-      unsigned(l.numKvHeads * kernel.valueSlices), unsigned(batch),
-      unsigned(kernel.flashThreads), args, unsigned(kernel.sharedBytes)));
+  // batch); bf16 rows come from the twin writing them.
+  const std::string &flash = outRows.bf16 ? kernel.entryOutBF16 : kernel.entry;
+  HYBRID_CUDA_TRY(s.launch(flash, unsigned(tiles),
+                           unsigned(l.numKvHeads * kernel.valueSlices),
+                           unsigned(batch), unsigned(kernel.flashThreads), args,
+                           unsigned(kernel.sharedBytes)));
   HYBRID_CUDA_TRY(
       s.check("cuEventRecord", d.cuEventRecord(s.events[2], s.stream)));
   if (cache && cache->rows > 0) {
@@ -568,7 +569,7 @@ std::string Backend::prefill(const LayerSpec &l, const KernelSpec &kernel,
     HYBRID_CUDA_TRY(s.storeRows(cache->values, cache->rows, s.vBf16.ptr, batch,
                                 0, seq, l.numKvHeads * l.vHeadDim * 2));
   }
-  HYBRID_CUDA_TRY(s.finish(out, outRows, outCount, kernel.entry));
+  HYBRID_CUDA_TRY(s.finish(out, outRows, outCount, flash));
   d.cuEventElapsedTime(&s.prepareMs, s.events[0], s.events[1]);
   d.cuEventElapsedTime(&s.attentionMs, s.events[1], s.events[2]);
   return "";

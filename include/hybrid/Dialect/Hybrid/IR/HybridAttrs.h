@@ -1,4 +1,4 @@
-//===- HybridAttrs.h - Hybrid enums and attributes ---------------*- C++ -*-===//
+//===- HybridAttrs.h - Hybrid enums and attributes --------------*- C++ -*-===//
 
 #ifndef HYBRID_DIALECT_HYBRID_IR_HYBRIDATTRS_H
 #define HYBRID_DIALECT_HYBRID_IR_HYBRIDATTRS_H
@@ -6,8 +6,8 @@
 #include "mlir/IR/Attributes.h"
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/DialectImplementation.h"
-#include "llvm/ADT/bit.h"
 #include "llvm/ADT/Hashing.h"
+#include "llvm/ADT/bit.h"
 
 #include "hybrid/Dialect/Hybrid/IR/HybridEnums.h.inc"
 
@@ -33,8 +33,7 @@ inline llvm::hash_code hash_value(Real real) {
 namespace mlir {
 /// Real parameters accept integer and float literals (`theta = 10000` or
 /// `theta = 1.0e+04`).
-template <>
-struct FieldParser<hybrid::Real> {
+template <> struct FieldParser<hybrid::Real> {
   static FailureOr<hybrid::Real> parse(AsmParser &parser) {
     double sign = succeeded(parser.parseOptionalMinus()) ? -1.0 : 1.0;
     uint64_t integer;
