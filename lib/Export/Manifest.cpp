@@ -89,8 +89,9 @@ json hybrid::buildManifest(ModuleOp module, ScheduleOp schedule,
         kernel["gpu_kernel"] = GPUKernelVariant::get(variant).toJSON();
     }
   }
-  // Version 2: CPU flash kernels take their query positions per work item.
-  json manifest = {{"version", 2},
+  // Version 2: CPU flash kernels take their query positions per work item;
+  // 3: a CPU decode work item covers every kv head.
+  json manifest = {{"version", 3},
                    {"target", target.str()},
                    {"library", library.str()},
                    {"model_type", summary["model_type"]},

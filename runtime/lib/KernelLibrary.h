@@ -58,8 +58,8 @@ using AttentionWithSinksFn = void (*)(Tensor4 *q, Tensor4 *k, Tensor4 *v,
 
 /// `K_decode`: queries at `position`..., keys and values in a cache of
 /// capacity rows (row = position % capacity); work items [begin, end) of
-/// B * Hkv * ceil(T / decode_q_tile) * numSplits write partial results
-/// [split, B, T, Hq(, Dv)].
+/// B * ceil(T / decode_q_tile) * numSplits (every head in each) write
+/// partial results [split, B, T, Hq(, Dv)].
 using DecodeFn = void (*)(Tensor4 *q, Tensor4 *k, Tensor4 *v,
                           Tensor5 *partialOut, Tensor4 *partialMax,
                           Tensor4 *partialSum, int64_t position,

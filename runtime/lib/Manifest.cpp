@@ -254,11 +254,12 @@ bool hybrid::rt::loadManifest(const std::string &dir, Manifest &manifest,
     m.dir = dir;
     m.version = f.integer("version");
     // Version 2: CPU flash kernels take their query positions per work item
-    // (version 1's have one argument less).
-    if (m.version != 2)
-      throw FieldError("version: this runtime reads version 2, not " +
+    // (version 1's have one argument less); 3: a CPU decode work item covers
+    // every kv head (version 2's, one: the same call would skip heads).
+    if (m.version != 3)
+      throw FieldError("version: this runtime reads version 3, not " +
                        std::to_string(m.version) +
-                       (m.version < 2 ? " (artifacts of an older "
+                       (m.version < 3 ? " (artifacts of an older "
                                         "hybrid-compile: compile them again)"
                                       : ""));
     m.target = f.string("target");

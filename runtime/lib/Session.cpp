@@ -430,7 +430,8 @@ hybrid_rt_status hybrid_rt_session_decode(hybrid_rt_session *s, int64_t layer,
     first = std::max<int64_t>(0, position - l.window + 1);
   if (l.chunk)
     first = position / l.chunk * l.chunk;
-  int64_t items = s->batch * l.numKvHeads * ceilDiv(steps, kernel.decodeQTile);
+  // A work item reads every kv head of its cache rows (front to back).
+  int64_t items = s->batch * ceilDiv(steps, kernel.decodeQTile);
   int64_t splits =
       std::max<int64_t>(1, std::min(ceilDiv(total - first, 4 * kernel.kTile),
                                     ceilDiv(4 * model.pool->size(), items)));

@@ -40,15 +40,23 @@
 // CHECK-SAME: llvm.emit_c_interface
 // CHECK: math.cos {{.*}} : f64
 // CHECK-LABEL: func.func @sliding_prepare_k(
-// Decode: one query position for the 4 query heads of a kv head per work
-// item, vectors along the head dim, partial results per key-range split.
+// Decode: one query position for all 8 query heads per work item, vectors
+// along the head dim, partial results per key-range split.
 // CHECK-LABEL: func.func @sliding_decode(
+// CHECK-SAME: %[[DK:[^:]+]]: memref<?x?x2x64xf32>, %{{.+}}: memref<?x?x2x64xf32>
 // CHECK-SAME: memref<?x?x?x8x64xf32>, %{{.+}}: memref<?x?x?x8xf32>, %{{.+}}: memref<?x?x?x8xf32>, %[[POS:.+]]: index, %[[SPLITS:.+]]: index, %{{.+}}: index, %{{.+}}: index)
 // CHECK-SAME: hybrid.q_tile = 1 : i64
-// CHECK: memref.alloca() {alignment = 64 : i64} : memref<4x64xf32>
+// CHECK: memref.alloca() {alignment = 64 : i64} : memref<8x64xf32>
 // The key row of a position: p - (p / capacity) * capacity (a ring wraps).
 // CHECK: arith.divui %{{.+}}, %{{.+}} : index
-// CHECK: vector.reduction <add>
+// Scores: keys outside, the 2 kv heads inside, so that each cache row is read
+// front to back; each key vector serves its 4 query heads; tree sums.
+// CHECK: %[[COUNT:.+]] = arith.minsi %c64
+// CHECK: scf.for %[[J:.+]] = %{{.+}} to %[[COUNT]] step
+// CHECK-NEXT: %[[ROW:.+]] = arith.addi %{{.+}}, %[[J]]
+// CHECK: scf.for %[[H:.+]] = %{{.+}} to %c2 step
+// CHECK: vector.load %[[DK]][%{{.+}}, %[[ROW]], %[[H]], %{{.+}}]
+// CHECK-COUNT-4: vector.reduction <add>, %{{.+}} fastmath<reassoc>
 // CHECK-NOT: arith.cmpi sge
 // CHECK: vector.reduction <maximumf>
 // CHECK: math.tanh
