@@ -4,9 +4,9 @@
 //  - OpenBLAS sgemm on large square matrices (the machine's practical peak);
 //  - unfused attention: per head S = Q K^T (sgemm), masked softmax, O = P V
 //    (sgemm), the way a framework without a fused kernel computes it;
-//  - a large memcpy split over the same number of threads (the bandwidth a
-//    decode step, which reads its cache once, can hope for): bytes copied
-//    per second.
+//  - a large read and a large memcpy, each split over the same number of
+//    threads: bytes read per second (what a decode step, which reads its
+//    cache once, can hope for) and bytes copied per second.
 // Prints JSON. Useful FLOP/s count visible query-key pairs only.
 //
 //===----------------------------------------------------------------------===//
@@ -16,10 +16,13 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <limits>
+#include <numeric>
 #include <random>
 #include <string>
 #include <thread>
@@ -117,6 +120,39 @@ double memcpyGbps(int megabytes, int threads) {
   return double(bytes) / medianSeconds(5, copy) / 1e9;
 }
 
+/// GB/s of reading `megabytes` MB once, each of `threads` threads its own
+/// part (64-bit words folded by XOR so that nothing is skipped).
+double readGbps(int megabytes, int threads) {
+  size_t words = (size_t(megabytes) << 20) / sizeof(uint64_t);
+  std::vector<uint64_t> data(words);
+  std::iota(data.begin(), data.end(), uint64_t(1));
+  std::vector<uint64_t> folds(threads);
+  auto read = [&] {
+    std::vector<std::thread> workers;
+    size_t part = words / threads;
+    for (int t = 0; t < threads; ++t)
+      workers.emplace_back([&, t] {
+        const uint64_t *p = data.data() + t * part;
+        uint64_t a = 0, b = 0, c = 0, d = 0;
+        for (size_t i = 0; i + 4 <= part; i += 4) {
+          a ^= p[i];
+          b ^= p[i + 1];
+          c ^= p[i + 2];
+          d ^= p[i + 3];
+        }
+        folds[t] = a ^ b ^ c ^ d;
+      });
+    for (std::thread &w : workers)
+      w.join();
+  };
+  double seconds = medianSeconds(5, read);
+  // Use the folds so that the reads are not optimised away.
+  if (std::accumulate(folds.begin(), folds.end(), uint64_t(0),
+                      std::bit_xor<uint64_t>()) == 42)
+    std::fprintf(stderr, "\n");
+  return double(words * sizeof(uint64_t)) / seconds / 1e9;
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -153,9 +189,11 @@ int main(int argc, char **argv) {
   int threads = openblas_get_num_threads();
   std::printf(
       "{\n  \"threads\": %d,\n  \"sgemm\": {\"size\": %d, \"gflops\": %.2f},\n"
+      "  \"read\": {\"megabytes\": %d, \"gbytes_per_s\": %.2f},\n"
       "  \"memcpy\": {\"megabytes\": %d, \"gbytes_per_s\": %.2f},\n"
       "  \"unfused\": [",
       threads, sgemmSize, sgemmGflops(sgemmSize), memcpyMegabytes,
+      readGbps(memcpyMegabytes, threads), memcpyMegabytes,
       memcpyGbps(memcpyMegabytes, threads));
   const char *sep = "";
   for (int seq : seqs)

@@ -3,7 +3,7 @@
 
 Measures with hybrid-bench (fused kernels through the runtime) and
 hybrid-cpu-baselines (OpenBLAS sgemm, unfused GEMM + masked softmax + GEMM,
-a large multi-threaded memcpy) on benchmarks/attention-8x128.json (float32,
+a large multi-threaded read and memcpy) on benchmarks/attention-8x128.json (float32,
 8 heads, head dim 128, RoPE), causal and sliding window 1024: prefill at
 N = 4096 and 16384, decode steps (batch 1, one token) at contexts 4096 and
 65536; writes docs/benchmarks.md (tables, targets) and docs/benchmarks.svg.
@@ -127,6 +127,7 @@ def main():
         cmd += ["--seq-len", str(n)]
     baselines = run_json(cmd)
     sgemm = baselines["sgemm"]["gflops"]
+    read = baselines["read"]["gbytes_per_s"]
     memcpy = baselines["memcpy"]["gbytes_per_s"]
     unfused = {(u["seq_len"], u["window"]): u for u in baselines["unfused"]}
 
@@ -139,7 +140,7 @@ def main():
     short, long = contexts
     worst_tuning = min(d / t for *_, d, t in tuned_rows)
     decode_growth = decode[(long, WINDOW)]["decode_ms"] / decode[(short, WINDOW)]["decode_ms"]
-    full_bandwidth = decode[(long, 0)]["decode_gbytes_per_s"] / memcpy
+    full_bandwidth = decode[(long, 0)]["decode_gbytes_per_s"] / read
     targets = [] if args.quick else [
         (f"causal N={small}: fused GFLOP/s / OpenBLAS sgemm GFLOP/s",
          f"{ratio_sgemm:.0%}", ">= 50% (aim 70%)", ratio_sgemm >= 0.5),
@@ -151,8 +152,8 @@ def main():
          f"{causal_kept:.2f}", ">= 0.8", causal_kept >= 0.8),
         (f"decode, sliding W={WINDOW}: step time at context {long} / at {short}",
          f"{decode_growth:.2f}", "<= 1.2 (flat)", decode_growth <= 1.2),
-        (f"decode, causal at context {long}: cache read GB/s / memcpy GB/s",
-         f"{full_bandwidth:.0%}", ">= 50%", full_bandwidth >= 0.5),
+        (f"decode, causal at context {long}: cache read GB/s / read GB/s",
+         f"{full_bandwidth:.0%}", ">= 60%", full_bandwidth >= 0.6),
         ("tuned / default kernel speed, worst kernel (noise: +-5%)",
          f"{worst_tuning:.2f}x", ">= 1.0x", worst_tuning >= 0.95),
     ]
@@ -192,10 +193,12 @@ def main():
               "each layer timed on its own, median of the steps after a warm-up "
               "one; the contexts alternate over three rounds and each keeps its "
               "median round). GB/s: the keys and values the step's query can see, read "
-              "once, per second; the memcpy baseline copies "
-              f"{baselines['memcpy']['megabytes']} MB on {threads} threads in the "
-              f"same run: **{memcpy:.1f} GB/s**.\n")
-    md.append("| context | layer | cache rows read | step ms | GB/s | of memcpy |")
+              "once, per second; the read baseline reads "
+              f"{baselines['read']['megabytes']} MB once on {threads} threads in the "
+              f"same run: **{read:.1f} GB/s** (a memcpy of as much copies "
+              f"{memcpy:.1f} GB/s). A cache that fits the last-level cache reads "
+              "faster than memory.\n")
+    md.append("| context | layer | cache rows read | step ms | GB/s | of read |")
     md.append("|---:|---|---:|---:|---:|---:|")
     for n in contexts:
         for window in (0, WINDOW):
@@ -204,7 +207,7 @@ def main():
             md.append(f"| {n} | {'causal' if window == 0 else f'sliding {window}'} | "
                       f"{rows:,} | {d['decode_ms']:.3f} | "
                       f"{d['decode_gbytes_per_s']:.1f} | "
-                      f"{d['decode_gbytes_per_s'] / memcpy:.0%} |")
+                      f"{d['decode_gbytes_per_s'] / read:.0%} |")
     md.append("\n## Tuning\n")
     md.append(f"`hybrid-tune examples/configs/gemma-3-1b-it.json --seq-len {tune_len}` "
               "(16 tile candidates per kernel, each checked against the default "
@@ -231,13 +234,13 @@ def main():
         f.write("\n".join(md) + "\n")
 
     plot(out_dir, lengths, fused, unfused, sgemm, threads, contexts, decode,
-         memcpy)
+         read)
     print("\n".join(md))
     return 0 if all(t[3] for t in targets) else 1
 
 
 def plot(out_dir, lengths, fused, unfused, sgemm, threads, contexts, decode,
-         memcpy):
+         read):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -271,7 +274,7 @@ def plot(out_dir, lengths, fused, unfused, sgemm, threads, contexts, decode,
     third.set_yscale("log")
     third.set_xlabel("context length")
     third.set_ylabel("decode step time (ms)")
-    third.set_title(f"decode, batch 1 (memcpy {memcpy:.1f} GB/s)")
+    third.set_title(f"decode, batch 1 (read {read:.1f} GB/s)")
     third.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(os.path.join(out_dir, "benchmarks.svg"), metadata={"Date": None})
