@@ -90,7 +90,8 @@ json hybrid::buildManifest(ModuleOp module, ScheduleOp schedule,
     }
   }
   // Version 2: CPU flash kernels take their query positions per work item;
-  // 3: a CPU decode work item covers every kv head.
+  // 3: a CPU decode work item covers every kv head and decode_q_tile
+  // positions.
   json manifest = {{"version", 3},
                    {"target", target.str()},
                    {"library", library.str()},

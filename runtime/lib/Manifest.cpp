@@ -255,7 +255,8 @@ bool hybrid::rt::loadManifest(const std::string &dir, Manifest &manifest,
     m.version = f.integer("version");
     // Version 2: CPU flash kernels take their query positions per work item
     // (version 1's have one argument less); 3: a CPU decode work item covers
-    // every kv head (version 2's, one: the same call would skip heads).
+    // every kv head and decode_q_tile positions (version 2's, one kv head and
+    // one position: the same call would skip heads).
     if (m.version != 3)
       throw FieldError("version: this runtime reads version 3, not " +
                        std::to_string(m.version) +

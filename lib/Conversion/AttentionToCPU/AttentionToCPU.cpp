@@ -98,10 +98,10 @@ struct ConvertAttentionToCPUPass
         emitPrepareKernel(b, name, sig, /*forQueries=*/false);
       // Decoding extends a causal context; a bidirectional layer has none.
       if (sig.mask.getCausal()) {
-        // One query position per work item.
         func::FuncOp decode =
             emitDecodeKernel(b, name + "_decode", sig, tiles.keys);
-        decode->setAttr("hybrid.q_tile", b.getI64IntegerAttr(1));
+        decode->setAttr("hybrid.q_tile", b.getI64IntegerAttr(getDecodePositions(
+                                             sig, tiles.keys)));
         decode->setAttr("hybrid.k_tile", b.getI64IntegerAttr(tiles.keys));
         emitCombineKernel(b, name + "_decode_combine", sig);
       }

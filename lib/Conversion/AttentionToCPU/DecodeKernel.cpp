@@ -2,22 +2,27 @@
 //
 // A decode step brings one or a few query positions, so the prefill
 // kernel's layout (rows along vector lanes) would leave most lanes idle.
-// Here one work item is one query position for every head, vectors run
-// along the head dims instead, and every key and value vector is loaded once
-// for the G query heads of its kv head:
+// Here one work item is up to P query positions of a step for every head
+// (rows t * Hq + h), vectors run along the head dims instead, and every key
+// and value vector is loaded once for the P * G rows of its kv head:
 //
-//   s[h][j]   = reduce_add(sum_c q[h][c] * K[j][h / G][c])  (c: 16-wide chunks)
-//   OT[h][c]  = alpha[h] * OT[h][c] + sum_j p[h][j] * V[j][h / G][c]
+//   s[t][h][j] = reduce_add(sum_c q[t][h][c] * K[j][h / G][c])   (c: chunks)
+//   OT[t][h]   = alpha[t][h] * OT[t][h] + sum_j p[t][h][j] * V[j][h / G]
+//
+// so a step of several tokens (speculative decoding's draft tokens) reads
+// its cache once, not once per token.
 //
 // A step reads its whole cache once, so the cache's memory order sets its
 // speed: the loops run over keys outside and kv heads inside, reading each
 // [Hkv, D] cache row front to back (a work item per kv head would read
 // 512-byte pieces 4 KiB apart at 8 kv heads: measured 0.55x the bandwidth).
 //
-// The query's visible keys form one interval [begin(p), p + 1), so no
-// element is ever masked. The key at position p lives in cache row
-// p % capacity (ring buffers wrap at most once inside a query's range; the
-// range is visited as two contiguous row runs), and the range is split in
+// A query's visible keys form one interval [begin(p), p + 1); a work item
+// visits the union of its positions' intervals and masks each row's scores
+// outside its own. The key at position p lives in cache row p % capacity
+// (ring buffers wrap at most once inside that union, whose length is at most
+// window + step - 1 = capacity; it is visited as two contiguous row runs),
+// and the range is split in
 // `num_splits` parts whose unnormalised partial results (accumulator, max,
 // sum) the combine kernel merges by log-sum-exp (flash-decoding), so that a
 // single sequence keeps every core busy.
@@ -29,6 +34,7 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 
+#include <algorithm>
 #include <limits>
 
 using namespace mlir;
@@ -44,27 +50,28 @@ public:
       : b(b), sig(sig), group(sig.groupSize()),
         kTile((keyTile + kLanes - 1) / kLanes * kLanes),
         keyWidth(sig.headDim % kLanes == 0 ? kLanes : 8),
-        valueWidth(sig.vHeadDim % kLanes == 0 ? kLanes : 8) {}
+        valueWidth(sig.vHeadDim % kLanes == 0 ? kLanes : 8),
+        positions(getDecodePositions(sig, kTile)) {}
 
   func::FuncOp emit(StringRef name);
 
 private:
   /// Keys at positions [lo, hi), stored from cache row `lo - base` on.
   void visitKeys(Value lo, Value hi, Value base);
-  void scores(Value row, Value count);
+  void scores(Value firstKey, Value row, Value count);
   void softmax();
   void accumulate(Value row, Value count);
 
-  /// body(j, head, chunks) for the `count` cache rows from `row`, key by
-  /// key and kv head by kv head (the cache's memory order), for each query
-  /// head of the kv head: `chunks` are the kv head's `width`-wide vectors of
-  /// `cache`, loaded once for its G query heads.
-  void
-  forEachCacheVector(Value cache, int64_t width, Value row, Value count,
-                     function_ref<void(Value, Value, ArrayRef<Value>)> body);
-  /// body(head) for every query head.
-  void forEachHead(function_ref<void(Value)> body) {
-    forLoop(b, index(b, 0), index(b, sig.heads), index(b, 1), body);
+  /// body(j, t, scratch row, chunks) for the `count` cache rows from `row`,
+  /// key by key and kv head by kv head (the cache's memory order), for each
+  /// position t and query head of the kv head: `chunks` are the kv head's
+  /// `width`-wide vectors of `cache`, loaded once for its P * G rows.
+  void forEachCacheVector(
+      Value cache, int64_t width, Value row, Value count,
+      function_ref<void(Value, Value, Value, ArrayRef<Value>)> body);
+  /// body(scratch row) for every position and query head of the item.
+  void forEachRow(function_ref<void(Value)> body) {
+    forLoop(b, index(b, 0), numRows, index(b, 1), body);
   }
 
   VectorType vector(int64_t width) {
@@ -86,20 +93,24 @@ private:
   ImplicitLocOpBuilder &b;
   const AttentionSignature &sig;
   int64_t group, kTile, keyWidth, valueWidth;
+  int64_t positions;        // P: query positions per work item at most
+  bool onePosition = false; // emitting the branch for items of one position
 
-  // Per work item: batch, and scratch with one row per query head.
+  // Per work item: batch, its positions, and scratch with a row per
+  // position and query head (t * Hq + h).
   Value batch, q, k, v;
-  Value queries; // [Hq, D]: the query rows
-  Value scoresT; // [Hq, kTile]: scores, then probabilities; -inf past count
-  Value outputT; // [Hq, Dv]: unnormalised accumulator
-  Value rowMax, rowSum, rowAlpha; // [Hq]
+  Value firstPosition, numPositions, numRows;
+  Value queries; // [P * Hq, D]: the query rows
+  Value scoresT; // [P * Hq, kTile]: scores, then probabilities; -inf: hidden
+  Value outputT; // [P * Hq, Dv]: unnormalised accumulator
+  Value rowMax, rowSum, rowAlpha; // [P * Hq]
 };
 
 } // namespace
 
 void DecodeEmitter::forEachCacheVector(
     Value cache, int64_t width, Value row, Value count,
-    function_ref<void(Value, Value, ArrayRef<Value>)> body) {
+    function_ref<void(Value, Value, Value, ArrayRef<Value>)> body) {
   Value c0 = index(b, 0), c1 = index(b, 1);
   VectorType type = vector(width);
   int64_t dim = cast<MemRefType>(cache.getType()).getDimSize(3);
@@ -111,40 +122,62 @@ void DecodeEmitter::forEachCacheVector(
         chunks.push_back(vector::LoadOp::create(
             b, type, cache, ValueRange{batch, key, kvHead, index(b, c)}));
       Value firstHead = arith::MulIOp::create(b, kvHead, index(b, group));
-      for (int64_t r = 0; r < group; ++r)
-        body(j, arith::AddIOp::create(b, firstHead, index(b, r)), chunks);
+      auto forPosition = [&](Value t) {
+        Value firstRow = arith::AddIOp::create(
+            b, arith::MulIOp::create(b, t, index(b, sig.heads)), firstHead);
+        for (int64_t r = 0; r < group; ++r)
+          body(j, t, arith::AddIOp::create(b, firstRow, index(b, r)), chunks);
+      };
+      if (onePosition)
+        forPosition(c0);
+      else
+        forLoop(b, c0, numPositions, c1, forPosition);
     });
   });
 }
 
-/// s[h][j] for the `count` keys from cache row `row`.
-void DecodeEmitter::scores(Value row, Value count) {
+/// s[t][h][j] for the `count` keys from position `firstKey` (cache row
+/// `row`); -inf where position t does not see the key (with several).
+void DecodeEmitter::scores(Value firstKey, Value row, Value count) {
   VectorType kv = vector(keyWidth);
+  Value negInf = f32(b, -std::numeric_limits<float>::infinity());
   forEachCacheVector(
-      k, keyWidth, row, count, [&](Value j, Value head, ArrayRef<Value> keys) {
+      k, keyWidth, row, count,
+      [&](Value j, Value t, Value scratchRow, ArrayRef<Value> keys) {
         Value acc = zeros(kv);
         for (auto [c, key] : llvm::enumerate(keys)) {
           Value qc = vector::LoadOp::create(
-              b, kv, queries, ValueRange{head, index(b, c * keyWidth)});
+              b, kv, queries, ValueRange{scratchRow, index(b, c * keyWidth)});
           acc = vector::FMAOp::create(b, qc, key, acc);
         }
-        memref::StoreOp::create(b, sumLanes(acc), scoresT, ValueRange{head, j});
+        Value score = sumLanes(acc);
+        if (!onePosition) {
+          Value key = arith::AddIOp::create(b, firstKey, j);
+          Value query = arith::AddIOp::create(b, firstPosition, t);
+          Value seen = arith::AndIOp::create(
+              b,
+              arith::CmpIOp::create(b, arith::CmpIPredicate::sle, key, query),
+              arith::CmpIOp::create(b, arith::CmpIPredicate::sge, key,
+                                    getKeyBegin(b, sig.mask, query)));
+          score = arith::SelectOp::create(b, seen, score, negInf);
+        }
+        memref::StoreOp::create(b, score, scoresT, ValueRange{scratchRow, j});
       });
 }
 
-/// Per head, vectorised along the tile: soft-cap, running max, p = e^(s -
+/// Per row, vectorised along the tile: soft-cap, running max, p = e^(s -
 /// max) in place, running sum, and the factor the accumulator is scaled by.
 void DecodeEmitter::softmax() {
   VectorType sv = vector(kLanes);
   float inf = std::numeric_limits<float>::infinity();
   Value negInf = f32(b, -inf), zero = f32(b, 0.0);
   double cap = sig.score.getSoftcap();
-  forEachHead([&](Value head) {
+  forEachRow([&](Value row) {
     Value tileMax = splat(sv, negInf);
     SmallVector<Value> chunks;
     for (int64_t j = 0; j < kTile; j += kLanes) {
       Value s =
-          vector::LoadOp::create(b, sv, scoresT, ValueRange{head, index(b, j)});
+          vector::LoadOp::create(b, sv, scoresT, ValueRange{row, index(b, j)});
       if (cap > 0) {
         Value capped = arith::MulFOp::create(
             b, splat(sv, f32(b, cap)),
@@ -160,12 +193,12 @@ void DecodeEmitter::softmax() {
       chunks.push_back(s);
       tileMax = arith::MaximumFOp::create(b, tileMax, s);
     }
-    Value oldMax = memref::LoadOp::create(b, rowMax, head);
+    Value oldMax = memref::LoadOp::create(b, rowMax, row);
     Value newMax = arith::MaximumFOp::create(
         b, oldMax,
         vector::ReductionOp::create(b, vector::CombiningKind::MAXIMUMF,
                                     tileMax));
-    // A head that has seen nothing keeps -inf; subtract 0 instead.
+    // A row that has seen nothing keeps -inf; subtract 0 instead.
     Value safeMax = arith::SelectOp::create(
         b, arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, newMax, negInf),
         zero, newMax);
@@ -178,28 +211,27 @@ void DecodeEmitter::softmax() {
       Value p = math::ExpOp::create(
           b, arith::SubFOp::create(b, chunks[c], splat(sv, safeMax)));
       vector::StoreOp::create(b, p, scoresT,
-                              ValueRange{head, index(b, c * kLanes)});
+                              ValueRange{row, index(b, c * kLanes)});
       sum = arith::AddFOp::create(b, sum, p);
     }
     Value total = arith::AddFOp::create(
         b,
-        arith::MulFOp::create(b, memref::LoadOp::create(b, rowSum, head),
-                              alpha),
+        arith::MulFOp::create(b, memref::LoadOp::create(b, rowSum, row), alpha),
         sumLanes(sum));
-    memref::StoreOp::create(b, total, rowSum, head);
-    memref::StoreOp::create(b, newMax, rowMax, head);
-    memref::StoreOp::create(b, alpha, rowAlpha, head);
+    memref::StoreOp::create(b, total, rowSum, row);
+    memref::StoreOp::create(b, newMax, rowMax, row);
+    memref::StoreOp::create(b, alpha, rowAlpha, row);
   });
 }
 
-/// OT[h] = alpha[h] * OT[h] + sum_j p[h][j] * V[row + j][h / G], key by key
-/// (the cache's order); each value row is loaded once for the G heads.
+/// OT[t][h] = alpha[t][h] * OT[t][h] + sum_j p[t][h][j] * V[row + j][h / G],
+/// key by key (the cache's order).
 void DecodeEmitter::accumulate(Value row, Value count) {
   VectorType vv = vector(valueWidth);
-  forEachHead([&](Value head) {
-    Value alpha = splat(vv, memref::LoadOp::create(b, rowAlpha, head));
+  forEachRow([&](Value scratchRow) {
+    Value alpha = splat(vv, memref::LoadOp::create(b, rowAlpha, scratchRow));
     for (int64_t c = 0; c < sig.vHeadDim; c += valueWidth) {
-      SmallVector<Value, 2> at{head, index(b, c)};
+      SmallVector<Value, 2> at{scratchRow, index(b, c)};
       vector::StoreOp::create(
           b,
           arith::MulFOp::create(b, vector::LoadOp::create(b, vv, outputT, at),
@@ -209,11 +241,11 @@ void DecodeEmitter::accumulate(Value row, Value count) {
   });
   forEachCacheVector(
       v, valueWidth, row, count,
-      [&](Value j, Value head, ArrayRef<Value> values) {
-        Value p =
-            splat(vv, memref::LoadOp::create(b, scoresT, ValueRange{head, j}));
+      [&](Value j, Value, Value scratchRow, ArrayRef<Value> values) {
+        Value p = splat(
+            vv, memref::LoadOp::create(b, scoresT, ValueRange{scratchRow, j}));
         for (auto [c, value] : llvm::enumerate(values)) {
-          SmallVector<Value, 2> at{head, index(b, c * valueWidth)};
+          SmallVector<Value, 2> at{scratchRow, index(b, c * valueWidth)};
           vector::StoreOp::create(
               b,
               vector::FMAOp::create(b, p, value,
@@ -232,12 +264,12 @@ void DecodeEmitter::visitKeys(Value lo, Value hi, Value base) {
         arith::MinSIOp::create(b, kTileSize, arith::SubIOp::create(b, hi, kt));
     Value row = arith::SubIOp::create(b, kt, base);
     // Scores past `count` stay -inf: probability 0.
-    forEachHead([&](Value head) {
+    forEachRow([&](Value scratchRow) {
       for (int64_t j = 0; j < kTile; j += kLanes)
         vector::StoreOp::create(b, negInf, scoresT,
-                                ValueRange{head, index(b, j)});
+                                ValueRange{scratchRow, index(b, j)});
     });
-    scores(row, count);
+    scores(kt, row, count);
     softmax();
     accumulate(row, count);
   });
@@ -275,12 +307,13 @@ func::FuncOp DecodeEmitter::emit(StringRef name) {
                                     ValueRange(), b.getI64IntegerAttr(64))
         .getResult();
   };
-  queries = scratch({sig.heads, sig.headDim});
-  scoresT = scratch({sig.heads, kTile});
-  outputT = scratch({sig.heads, sig.vHeadDim});
-  rowMax = scratch({sig.heads});
-  rowSum = scratch({sig.heads});
-  rowAlpha = scratch({sig.heads});
+  int64_t rows = positions * sig.heads;
+  queries = scratch({rows, sig.headDim});
+  scoresT = scratch({rows, kTile});
+  outputT = scratch({rows, sig.vHeadDim});
+  rowMax = scratch({rows});
+  rowSum = scratch({rows});
+  rowAlpha = scratch({rows});
 
   Value c0 = index(b, 0), c1 = index(b, 1);
   Value numQueries = memref::DimOp::create(b, q, 1);
@@ -288,61 +321,100 @@ func::FuncOp DecodeEmitter::emit(StringRef name) {
   Value negInf = f32(b, -std::numeric_limits<float>::infinity());
   VectorType kv = vector(keyWidth), vv = vector(valueWidth);
 
+  Value heads = index(b, sig.heads), tile = index(b, positions);
+  Value queryTiles = arith::CeilDivUIOp::create(b, numQueries, tile);
+
   forLoop(b, workBegin, workEnd, c1, [&](Value w) {
-    // w = (batch * T + query) * num_splits + split.
+    // w = (batch * ceil(T / P) + query tile) * num_splits + split.
     Value split = arith::RemUIOp::create(b, w, numSplits);
     Value rest = arith::DivUIOp::create(b, w, numSplits);
-    Value query = arith::RemUIOp::create(b, rest, numQueries);
-    batch = arith::DivUIOp::create(b, rest, numQueries);
+    Value firstQuery = arith::MulIOp::create(
+        b, arith::RemUIOp::create(b, rest, queryTiles), tile);
+    batch = arith::DivUIOp::create(b, rest, queryTiles);
+    numPositions = arith::MinUIOp::create(
+        b, tile, arith::SubIOp::create(b, numQueries, firstQuery));
+    numRows = arith::MulIOp::create(b, numPositions, heads);
+    firstPosition = arith::AddIOp::create(b, position, firstQuery);
     Value first = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, split, c0);
+    // Scratch row -> (query, head).
+    auto queryHead = [&](Value row) -> std::pair<Value, Value> {
+      return {arith::AddIOp::create(b, firstQuery,
+                                    arith::DivUIOp::create(b, row, heads)),
+              arith::RemUIOp::create(b, row, heads)};
+    };
 
     // The query rows, and the running state (a sink counts once: in the
     // first split).
-    forEachHead([&](Value head) {
+    forEachRow([&](Value row) {
+      auto [query, head] = queryHead(row);
       for (int64_t c = 0; c < sig.headDim; c += keyWidth)
         vector::StoreOp::create(
             b,
             vector::LoadOp::create(b, kv, q,
                                    ValueRange{batch, query, head, index(b, c)}),
-            queries, ValueRange{head, index(b, c)});
+            queries, ValueRange{row, index(b, c)});
       for (int64_t c = 0; c < sig.vHeadDim; c += valueWidth)
         vector::StoreOp::create(b, zeros(vv), outputT,
-                                ValueRange{head, index(b, c)});
+                                ValueRange{row, index(b, c)});
       Value max = negInf, sum = f32(b, 0.0);
       if (sinks) {
         max = arith::SelectOp::create(
             b, first, memref::LoadOp::create(b, sinks, head), negInf);
         sum = arith::SelectOp::create(b, first, f32(b, 1.0), sum);
       }
-      memref::StoreOp::create(b, max, rowMax, head);
-      memref::StoreOp::create(b, sum, rowSum, head);
+      memref::StoreOp::create(b, max, rowMax, row);
+      memref::StoreOp::create(b, sum, rowSum, row);
     });
 
-    auto [lo, hi] =
-        getSplitKeyRange(b, sig.mask, arith::AddIOp::create(b, position, query),
-                         split, numSplits, index(b, kTile));
+    // The union of the positions' key intervals.
+    Value end = arith::AddIOp::create(b, firstPosition, numPositions);
+    auto [lo, hi] = getSplitKeyRange(b, getKeyBegin(b, sig.mask, firstPosition),
+                                     end, split, numSplits, index(b, kTile));
     // Rows run from (lo / capacity) * capacity up to the wrap, then from 0.
     Value base = arith::MulIOp::create(
         b, arith::DivUIOp::create(b, lo, capacity), capacity);
     Value wrap = arith::AddIOp::create(b, base, capacity);
-    visitKeys(lo, arith::MinSIOp::create(b, hi, wrap), base);
-    visitKeys(wrap, hi, wrap);
+    auto visitRange = [&] {
+      visitKeys(lo, arith::MinSIOp::create(b, hi, wrap), base);
+      visitKeys(wrap, hi, wrap);
+    };
+    // One position (the usual step) sees the whole range: no position loop
+    // and no mask (without this branch Gemma 3 1B's full layer decoded 20%
+    // slower).
+    ifThen(
+        b, arith::CmpIOp::create(b, arith::CmpIPredicate::eq, numPositions, c1),
+        [&] {
+          onePosition = true;
+          visitRange();
+          onePosition = false;
+        },
+        visitRange);
 
-    forEachHead([&](Value head) {
+    forEachRow([&](Value row) {
+      auto [query, head] = queryHead(row);
       SmallVector<Value, 4> at{split, batch, query, head};
-      memref::StoreOp::create(b, memref::LoadOp::create(b, rowMax, head),
+      memref::StoreOp::create(b, memref::LoadOp::create(b, rowMax, row),
                               partialMax, at);
-      memref::StoreOp::create(b, memref::LoadOp::create(b, rowSum, head),
+      memref::StoreOp::create(b, memref::LoadOp::create(b, rowSum, row),
                               partialSum, at);
       for (int64_t c = 0; c < sig.vHeadDim; c += valueWidth)
         vector::StoreOp::create(
             b,
             vector::LoadOp::create(b, vv, outputT,
-                                   ValueRange{head, index(b, c)}),
+                                   ValueRange{row, index(b, c)}),
             partialOut, ValueRange{split, batch, query, head, index(b, c)});
     });
   });
   return func;
+}
+
+int64_t hybrid::cpu::getDecodePositions(const AttentionSignature &sig,
+                                        int64_t keyTile) {
+  constexpr int64_t kMaxPositions = 8, kScratchBytes = 256 << 10;
+  int64_t tile = (keyTile + kLanes - 1) / kLanes * kLanes;
+  int64_t rowBytes = (sig.headDim + sig.vHeadDim + tile) * sizeof(float);
+  return std::clamp<int64_t>(kScratchBytes / (rowBytes * sig.heads), 1,
+                             kMaxPositions);
 }
 
 func::FuncOp hybrid::cpu::emitDecodeKernel(ImplicitLocOpBuilder &b,

@@ -41,8 +41,14 @@ mlir::func::FuncOp emitFlashKernel(mlir::ImplicitLocOpBuilder &b,
                                    const AttentionSignature &sig,
                                    const TileSizes &tiles);
 
-/// Emits the decode kernel `@name`: one query position of T per work item,
-/// over a KV cache, with split key ranges (see DecodeKernel.cpp).
+/// Query positions per decode work item at most: the tokens of a step share
+/// one read of the cache; up to 8, and as many as keep the item's scratch (a
+/// row of D + Dv + k-tile floats per position and query head) in 256 KiB.
+int64_t getDecodePositions(const AttentionSignature &sig, int64_t keyTile);
+
+/// Emits the decode kernel `@name`: up to getDecodePositions() query
+/// positions of T per work item, over a KV cache, with split key ranges (see
+/// DecodeKernel.cpp).
 mlir::func::FuncOp emitDecodeKernel(mlir::ImplicitLocOpBuilder &b,
                                     llvm::StringRef name,
                                     const AttentionSignature &sig,

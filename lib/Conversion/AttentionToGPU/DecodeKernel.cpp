@@ -205,9 +205,10 @@ mlir::gpu::GPUFuncOp DecodeEmitter::emit(StringRef name) {
   mlir::gpu::BarrierOp::create(b);
 
   Value tile = index(b, kDecodeTile);
-  auto [lo, hi] =
-      getSplitKeyRange(b, sig.mask, arith::AddIOp::create(b, position, query),
-                       split, numSplits, tile);
+  Value at = arith::AddIOp::create(b, position, query);
+  auto [lo, hi] = getSplitKeyRange(b, getKeyBegin(b, sig.mask, at),
+                                   arith::AddIOp::create(b, at, index(b, 1)),
+                                   split, numSplits, tile);
 
   float inf = std::numeric_limits<float>::infinity();
   Value negInf = f32(b, -inf), zero = f32(b, 0.0);

@@ -132,11 +132,9 @@ Value hybrid::getKeyEnd(ImplicitLocOpBuilder &b, MaskAttr m, Value position,
 }
 
 std::pair<Value, Value> hybrid::getSplitKeyRange(ImplicitLocOpBuilder &b,
-                                                 MaskAttr mask, Value position,
-                                                 Value split, Value numSplits,
-                                                 Value tile) {
-  Value rangeBegin = getKeyBegin(b, mask, position);
-  Value rangeEnd = arith::AddIOp::create(b, position, index(b, 1));
+                                                 Value rangeBegin,
+                                                 Value rangeEnd, Value split,
+                                                 Value numSplits, Value tile) {
   Value length = arith::SubIOp::create(b, rangeEnd, rangeBegin);
   Value splitLength = arith::MulIOp::create(
       b,

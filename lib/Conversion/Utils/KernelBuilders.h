@@ -79,12 +79,12 @@ mlir::Value getKeyBegin(mlir::ImplicitLocOpBuilder &b, MaskAttr mask,
 mlir::Value getKeyEnd(mlir::ImplicitLocOpBuilder &b, MaskAttr mask,
                       mlir::Value position, mlir::Value numKeys);
 
-/// Split `split` of `numSplits` of the keys visible to the query at
-/// `position` (an interval ending at the query), in whole tiles of `tile`:
-/// [lo, hi), empty for splits past the range.
+/// Split `split` of `numSplits` of the key positions [begin, end) (the keys
+/// a decode work item's queries see), in whole tiles of `tile`: [lo, hi),
+/// empty for splits past the range.
 std::pair<mlir::Value, mlir::Value>
-getSplitKeyRange(mlir::ImplicitLocOpBuilder &b, MaskAttr mask,
-                 mlir::Value position, mlir::Value split, mlir::Value numSplits,
+getSplitKeyRange(mlir::ImplicitLocOpBuilder &b, mlir::Value begin,
+                 mlir::Value end, mlir::Value split, mlir::Value numSplits,
                  mlir::Value tile);
 
 /// The largest of partialMax[at(s)] over splits s < numSplits (-inf when

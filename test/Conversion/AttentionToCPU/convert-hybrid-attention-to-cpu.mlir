@@ -40,24 +40,40 @@
 // CHECK-SAME: llvm.emit_c_interface
 // CHECK: math.cos {{.*}} : f64
 // CHECK-LABEL: func.func @sliding_prepare_k(
-// Decode: one query position for all 8 query heads per work item, vectors
-// along the head dim, partial results per key-range split.
+// Decode: up to 8 query positions of a step for all 8 query heads per work
+// item (64 scratch rows), vectors along the head dim, partial results per
+// key-range split.
 // CHECK-LABEL: func.func @sliding_decode(
 // CHECK-SAME: %[[DK:[^:]+]]: memref<?x?x2x64xf32>, %{{.+}}: memref<?x?x2x64xf32>
 // CHECK-SAME: memref<?x?x?x8x64xf32>, %{{.+}}: memref<?x?x?x8xf32>, %{{.+}}: memref<?x?x?x8xf32>, %[[POS:.+]]: index, %[[SPLITS:.+]]: index, %{{.+}}: index, %{{.+}}: index)
-// CHECK-SAME: hybrid.q_tile = 1 : i64
-// CHECK: memref.alloca() {alignment = 64 : i64} : memref<8x64xf32>
+// CHECK-SAME: hybrid.q_tile = 8 : i64
+// CHECK: memref.alloca() {alignment = 64 : i64} : memref<64x64xf32>
 // The key row of a position: p - (p / capacity) * capacity (a ring wraps).
 // CHECK: arith.divui %{{.+}}, %{{.+}} : index
 // Scores: keys outside, the 2 kv heads inside, so that each cache row is read
-// front to back; each key vector serves its 4 query heads; tree sums.
+// front to back; each key vector serves its positions' 4 query heads; tree
+// sums. An item of one position (the usual step) sees its whole range...
+// CHECK: %[[ONE:.+]] = arith.cmpi eq, %{{.+}}, %c1
+// CHECK-NEXT: scf.if %[[ONE]]
 // CHECK: %[[COUNT:.+]] = arith.minsi %c64
 // CHECK: scf.for %[[J:.+]] = %{{.+}} to %[[COUNT]] step
 // CHECK-NEXT: %[[ROW:.+]] = arith.addi %{{.+}}, %[[J]]
 // CHECK: scf.for %[[H:.+]] = %{{.+}} to %c2 step
 // CHECK: vector.load %[[DK]][%{{.+}}, %[[ROW]], %[[H]], %{{.+}}]
-// CHECK-COUNT-4: vector.reduction <add>, %{{.+}} fastmath<reassoc>
-// CHECK-NOT: arith.cmpi sge
+// CHECK-NOT: arith.cmpi sle
+// CHECK: vector.reduction <add>, %{{.+}} fastmath<reassoc>
+// CHECK-NEXT: memref.store
+// ... several loop over their positions, and a score is -inf unless its
+// position sees the key (key <= query, key >= query - 99).
+// CHECK: } else {
+// CHECK: scf.for %[[H2:.+]] = %{{.+}} to %c2 step
+// CHECK: vector.load %[[DK]][%{{.+}}, %{{.+}}, %[[H2]], %{{.+}}]
+// CHECK: scf.for
+// CHECK: %[[S:.+]] = vector.reduction <add>, %{{.+}} fastmath<reassoc>
+// CHECK: arith.cmpi sle
+// CHECK: arith.subi %{{.+}}, %c99
+// CHECK: arith.cmpi sge
+// CHECK: arith.select %{{.+}}, %[[S]]
 // CHECK: vector.reduction <maximumf>
 // CHECK: math.tanh
 // CHECK: math.exp
