@@ -12,7 +12,7 @@
 // so a step of several tokens (speculative decoding's draft tokens) reads
 // its cache once, not once per token.
 //
-// A step reads its whole cache once, so the cache's memory order sets its
+// Reading the cache is the step's cost, so the cache's memory order sets its
 // speed: the loops run over keys outside and kv heads inside, reading each
 // [Hkv, D] cache row front to back (a work item per kv head would read
 // 512-byte pieces 4 KiB apart at 8 kv heads: measured 0.55x the bandwidth).
@@ -21,11 +21,10 @@
 // visits the union of its positions' intervals and masks each row's scores
 // outside its own. The key at position p lives in cache row p % capacity
 // (ring buffers wrap at most once inside that union, whose length is at most
-// window + step - 1 = capacity; it is visited as two contiguous row runs),
-// and the range is split in
-// `num_splits` parts whose unnormalised partial results (accumulator, max,
-// sum) the combine kernel merges by log-sum-exp (flash-decoding), so that a
-// single sequence keeps every core busy.
+// window + step - 1 = capacity; it is visited as two contiguous row runs).
+// The union is split in `num_splits` parts whose unnormalised partial
+// results (accumulator, max, sum) the combine kernel merges by log-sum-exp
+// (flash-decoding), so that a single sequence keeps every core busy.
 //
 //===----------------------------------------------------------------------===//
 
