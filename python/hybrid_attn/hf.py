@@ -16,6 +16,7 @@ later calls are decode steps. Needs torch and transformers.
 
 from __future__ import annotations
 
+import atexit
 from typing import Optional
 
 import numpy as np
@@ -36,6 +37,11 @@ class HybridAttention:
     def reset(self) -> None:
         """Forgets every sequence (call between generations)."""
         self.session = None
+
+    def release(self) -> None:
+        """Drops the session and the schedule (no calls after this)."""
+        self.session = None
+        self.schedule = None
 
     def __call__(self, module, query, key, value, attention_mask=None, scaling=None,
                  dropout=0.0, **kwargs):
@@ -79,4 +85,8 @@ def register(schedule: Schedule, max_seq: int, max_step_tokens: int = 1,
 
     attention = HybridAttention(schedule, max_seq, max_step_tokens)
     AttentionInterface.register(name, attention)
+    # transformers' registry outlives the interpreter's teardown of modules;
+    # without this its session and schedule would still be alive when the
+    # bindings go, and nanobind would report them as leaked at every exit.
+    atexit.register(attention.release)
     return attention

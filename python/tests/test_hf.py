@@ -1,10 +1,11 @@
-"""The transformers integration: a tiny random Gemma 3 (5 sliding layers, a
-global one) runs prefill and greedy decoding through hybrid attention and
-gives the logits of transformers' own eager attention."""
+"""The transformers integration: tiny random models of every family the
+importer knows run prefill and greedy decoding through hybrid attention and
+give the logits of transformers' own eager attention (Gemma 3: 5 sliding
+layers and a global one, with the cache of the sliding ones checked too).
+Needs torch and transformers (skipped without them)."""
 import json
 import os
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -13,26 +14,22 @@ transformers = pytest.importorskip("transformers")
 import hybrid_attn  # noqa: E402
 import hybrid_attn.hf  # noqa: E402
 
+# A small model: 4 query heads of dim 16 over 2 kv heads.
+SMALL = dict(vocab_size=97, hidden_size=64, intermediate_size=128,
+             num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+             max_position_embeddings=256)
 
-def tiny_gemma3(tmp_path):
-    config = transformers.Gemma3TextConfig(
-        vocab_size=97, hidden_size=64, intermediate_size=128, num_hidden_layers=6,
-        num_attention_heads=4, num_key_value_heads=2, head_dim=16, sliding_window=8,
-        max_position_embeddings=256, query_pre_attn_scalar=16)
+
+def save(tmp_path, config, model_class):
     torch.manual_seed(0)
-    model = transformers.Gemma3ForCausalLM(config).eval()
+    model = model_class(config).eval()
     config.save_pretrained(tmp_path)
     return model, os.path.join(tmp_path, "config.json")
 
 
-def test_gemma3_prefill_and_decode_match_eager(tmp_path):
-    model, config_path = tiny_gemma3(tmp_path)
-    with open(config_path) as f:
-        assert json.load(f)["model_type"] == "gemma3_text"
-    schedule = hybrid_attn.compile(config_path, max_seq=64, external_positional=True)
-    assert [l["kind"] for l in schedule.layers] == ["sliding"] * 5 + ["full"]
-    attention = hybrid_attn.hf.register(schedule, max_seq=64)
-
+def generate_both(model, attention):
+    """Greedy generation of 6 tokens after a 21-token prompt (batch 2), with
+    eager attention and with hybrid attention: (ids, logits) of each."""
     ids = torch.randint(0, 97, (2, 21))
     results = {}
     for implementation in ("eager", "hybrid"):
@@ -42,10 +39,73 @@ def test_gemma3_prefill_and_decode_match_eager(tmp_path):
             out = model.generate(ids, max_new_tokens=6, do_sample=False,
                                  output_logits=True, return_dict_in_generate=True)
         results[implementation] = (out.sequences, torch.stack(out.logits))
-    (eager_ids, eager_logits), (ids_hybrid, hybrid_logits) = results["eager"], results["hybrid"]
-    assert torch.equal(eager_ids, ids_hybrid)
+    return results["eager"], results["hybrid"]
+
+
+def assert_same(eager, hybrid):
+    (eager_ids, eager_logits), (hybrid_ids, hybrid_logits) = eager, hybrid
+    assert torch.equal(eager_ids, hybrid_ids)
     error = (hybrid_logits - eager_logits).abs().max() / eager_logits.abs().max()
     assert error < 1e-4, float(error)
+
+
+def test_gemma3_prefill_and_decode_match_eager(tmp_path):
+    config = transformers.Gemma3TextConfig(
+        **SMALL, num_hidden_layers=6, sliding_window=8, query_pre_attn_scalar=16)
+    model, config_path = save(tmp_path, config, transformers.Gemma3ForCausalLM)
+    with open(config_path) as f:
+        assert json.load(f)["model_type"] == "gemma3_text"
+    schedule = hybrid_attn.compile(config_path, max_seq=64, external_positional=True)
+    assert [l["kind"] for l in schedule.layers] == ["sliding"] * 5 + ["full"]
+    attention = hybrid_attn.hf.register(schedule, max_seq=64)
+    assert_same(*generate_both(model, attention))
     # The ring of the sliding layers stays at the window.
     assert attention.session.cache_info(0)["rows"] == 8
     assert attention.session.cache_info(0)["length"] == 21 + 5
+
+
+def families():
+    """(name, config, model class, layer kinds) per family."""
+    t = transformers
+    no_head_dim = {k: v for k, v in SMALL.items() if k != "head_dim"}
+    moe = dict(num_local_experts=4, num_experts_per_tok=2)
+    return [
+        ("llama", t.LlamaConfig(**SMALL, num_hidden_layers=2),
+         t.LlamaForCausalLM, ["full"] * 2),
+        ("mistral", t.MistralConfig(**SMALL, num_hidden_layers=2, sliding_window=8),
+         t.MistralForCausalLM, ["sliding"] * 2),
+        ("qwen2", t.Qwen2Config(**SMALL, num_hidden_layers=2),
+         t.Qwen2ForCausalLM, ["full"] * 2),
+        ("qwen3", t.Qwen3Config(**SMALL, num_hidden_layers=2),
+         t.Qwen3ForCausalLM, ["full"] * 2),
+        ("phi3", t.Phi3Config(**no_head_dim, num_hidden_layers=2, pad_token_id=0),
+         t.Phi3ForCausalLM, ["full"] * 2),
+        # Soft-capping, alternating sliding and global layers.
+        ("gemma2", t.Gemma2Config(**SMALL, num_hidden_layers=4, sliding_window=8,
+                                  query_pre_attn_scalar=16),
+         t.Gemma2ForCausalLM, ["sliding", "full"] * 2),
+        # Global layers without positional encoding.
+        ("cohere2", t.Cohere2Config(**no_head_dim, num_hidden_layers=4,
+                                    sliding_window=8),
+         t.Cohere2ForCausalLM, ["sliding"] * 3 + ["full"]),
+        # Attention sinks.
+        ("gpt_oss", t.GptOssConfig(**SMALL, num_hidden_layers=4, sliding_window=8,
+                                   **moe),
+         t.GptOssForCausalLM, ["sliding", "full"] * 2),
+        # Chunked attention, NoPE global layers with temperature tuning.
+        ("llama4_text", t.Llama4TextConfig(**SMALL, num_hidden_layers=4,
+                                           attention_chunk_size=8,
+                                           num_local_experts=2,
+                                           intermediate_size_mlp=128),
+         t.Llama4ForCausalLM, ["chunked"] * 3 + ["full"]),
+    ]
+
+
+@pytest.mark.parametrize("name,config,model_class,kinds", families(),
+                         ids=[f[0] for f in families()])
+def test_family_matches_eager(tmp_path, name, config, model_class, kinds):
+    model, config_path = save(tmp_path, config, model_class)
+    schedule = hybrid_attn.compile(config_path, max_seq=64, external_positional=True)
+    assert [l["kind"] for l in schedule.layers] == kinds
+    attention = hybrid_attn.hf.register(schedule, max_seq=64)
+    assert_same(*generate_both(model, attention))
