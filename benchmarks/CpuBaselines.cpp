@@ -49,6 +49,15 @@ template <typename F> double medianSeconds(int repeats, F &&run) {
   return times[times.size() / 2];
 }
 
+/// body(t) on `threads` threads at once, t = 0 .. threads - 1.
+template <typename F> void onThreads(int threads, F &&body) {
+  std::vector<std::thread> workers;
+  for (int t = 0; t < threads; ++t)
+    workers.emplace_back([&, t] { body(t); });
+  for (std::thread &w : workers)
+    w.join();
+}
+
 std::vector<float> randomVector(size_t n, unsigned seed) {
   std::mt19937 rng(seed);
   std::normal_distribution<float> dist;
@@ -107,15 +116,11 @@ double unfusedSeconds(int seq, int heads, int dim, int window) {
 double memcpyGbps(int megabytes, int threads) {
   size_t bytes = size_t(megabytes) << 20;
   std::vector<char> from(bytes, 1), to(bytes, 0);
+  size_t part = bytes / threads;
   auto copy = [&] {
-    std::vector<std::thread> workers;
-    size_t part = bytes / threads;
-    for (int t = 0; t < threads; ++t)
-      workers.emplace_back([&, t] {
-        std::memcpy(to.data() + t * part, from.data() + t * part, part);
-      });
-    for (std::thread &w : workers)
-      w.join();
+    onThreads(threads, [&](int t) {
+      std::memcpy(to.data() + t * part, from.data() + t * part, part);
+    });
   };
   return double(bytes) / medianSeconds(5, copy) / 1e9;
 }
@@ -127,23 +132,19 @@ double readGbps(int megabytes, int threads) {
   std::vector<uint64_t> data(words);
   std::iota(data.begin(), data.end(), uint64_t(1));
   std::vector<uint64_t> folds(threads);
+  size_t part = words / threads;
   auto read = [&] {
-    std::vector<std::thread> workers;
-    size_t part = words / threads;
-    for (int t = 0; t < threads; ++t)
-      workers.emplace_back([&, t] {
-        const uint64_t *p = data.data() + t * part;
-        uint64_t a = 0, b = 0, c = 0, d = 0;
-        for (size_t i = 0; i + 4 <= part; i += 4) {
-          a ^= p[i];
-          b ^= p[i + 1];
-          c ^= p[i + 2];
-          d ^= p[i + 3];
-        }
-        folds[t] = a ^ b ^ c ^ d;
-      });
-    for (std::thread &w : workers)
-      w.join();
+    onThreads(threads, [&](int t) {
+      const uint64_t *p = data.data() + t * part;
+      uint64_t a = 0, b = 0, c = 0, d = 0;
+      for (size_t i = 0; i + 4 <= part; i += 4) {
+        a ^= p[i];
+        b ^= p[i + 1];
+        c ^= p[i + 2];
+        d ^= p[i + 3];
+      }
+      folds[t] = a ^ b ^ c ^ d;
+    });
   };
   double seconds = medianSeconds(5, read);
   // Use the folds so that the reads are not optimised away.
