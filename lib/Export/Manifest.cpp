@@ -92,7 +92,7 @@ json hybrid::buildManifest(ModuleOp module, ScheduleOp schedule,
   // Version 2: CPU flash kernels take their query positions per work item;
   // 3: a CPU decode work item covers every kv head and decode_q_tile
   // positions.
-  json manifest = {{"version", 3},
+  json manifest = {{"version", 4},
                    {"target", target.str()},
                    {"library", library.str()},
                    {"model_type", summary["model_type"]},

@@ -48,12 +48,16 @@ inline Tensor4 makeTensor4(const float *data, const int64_t shape[4]) {
 /// `K_prepare_q` / `K_prepare_k`: rows [begin, end) of B*S.
 using PrepareFn = void (*)(Tensor4 *in, Tensor4 *out, int64_t firstPosition,
                            int64_t begin, int64_t end);
-/// `K`: `tile` query positions per work item (at most the manifest's
-/// q_tile), work items [begin, end) of B * Hkv * ceil(Sq / tile).
+/// `K`: queries at key positions numKeys - Sq..., key position j in row
+/// (firstRow + j) % rows of k and v [B, rows, Hkv, *]; `tile` query
+/// positions per work item (at most the manifest's q_tile), work items
+/// [begin, end) of B * Hkv * ceil(Sq / tile).
 using AttentionFn = void (*)(Tensor4 *q, Tensor4 *k, Tensor4 *v, Tensor4 *out,
-                             int64_t tile, int64_t begin, int64_t end);
+                             int64_t numKeys, int64_t firstRow, int64_t tile,
+                             int64_t begin, int64_t end);
 using AttentionWithSinksFn = void (*)(Tensor4 *q, Tensor4 *k, Tensor4 *v,
                                       Tensor1 *sinks, Tensor4 *out,
+                                      int64_t numKeys, int64_t firstRow,
                                       int64_t tile, int64_t begin, int64_t end);
 
 /// `K_decode`: queries at `position`..., keys and values in a cache of

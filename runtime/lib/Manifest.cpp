@@ -256,11 +256,12 @@ bool hybrid::rt::loadManifest(const std::string &dir, Manifest &manifest,
     // Version 2: CPU flash kernels take their query positions per work item
     // (version 1's have one argument less); 3: a CPU decode work item covers
     // every kv head and decode_q_tile positions (version 2's, one kv head and
-    // one position: the same call would skip heads).
-    if (m.version != 3)
-      throw FieldError("version: this runtime reads version 3, not " +
+    // one position: the same call would skip heads); 4: CPU flash kernels
+    // take the key count and the first key's row (for ring caches).
+    if (m.version != 4)
+      throw FieldError("version: this runtime reads version 4, not " +
                        std::to_string(m.version) +
-                       (m.version < 3 ? " (artifacts of an older "
+                       (m.version < 4 ? " (artifacts of an older "
                                         "hybrid-compile: compile them again)"
                                       : ""));
     m.target = f.string("target");

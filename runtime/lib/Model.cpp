@@ -61,12 +61,39 @@ void hybrid::rt::prepareRows(hybrid_rt_model &model, PrepareFn prepare,
   });
 }
 
+void hybrid::rt::runFlash(hybrid_rt_model &model, const LayerSpec &l, Tensor4 q,
+                          Tensor4 k, Tensor4 v, int64_t numKeys,
+                          int64_t firstRow, const float *sinks, Tensor4 out) {
+  const KernelSpec &spec = model.manifest.kernels.at(l.kernel);
+  const KernelEntryPoints &fn = model.kernels.get(l.kernel);
+  int64_t seq = q.sizes[1], heads = q.sizes[0] * l.numKvHeads;
+  Tensor1 sa{};
+  if (sinks) {
+    auto *s = const_cast<float *>(sinks);
+    sa = {s, s, 0, {l.numHeads}, {1}};
+  }
+  int64_t tile = model.fixedPrefillTile
+                     ? std::min(model.fixedPrefillTile, spec.qTile)
+                     : choosePrefillTile(spec.qTile, l.numHeads / l.numKvHeads,
+                                         seq, heads, model.pool->size());
+  int64_t items = heads * ((seq + tile - 1) / tile);
+  model.pool->parallelFor(items, 1, [&](int64_t begin, int64_t end) {
+    Tensor4 qc = q, kc = k, vc = v, oc = out;
+    if (fn.attentionWithSinks) {
+      Tensor1 sc = sa;
+      fn.attentionWithSinks(&qc, &kc, &vc, &sc, &oc, numKeys, firstRow, tile,
+                            begin, end);
+    } else {
+      fn.attention(&qc, &kc, &vc, &oc, numKeys, firstRow, tile, begin, end);
+    }
+  });
+}
+
 const float *hybrid::rt::runPrefill(hybrid_rt_model &model, const LayerSpec &l,
                                     const Shape &qShape, const float *q,
                                     const Shape &kShape, const float *k,
                                     const Shape &vShape, const float *v,
                                     const float *sinks, float *out) {
-  const KernelSpec &spec = model.manifest.kernels.at(l.kernel);
   const KernelEntryPoints &fn = model.kernels.get(l.kernel);
   int64_t batch = qShape[0], seq = qShape[1];
   model.preparedQ.resize(batch * seq * l.numHeads * l.headDim);
@@ -79,29 +106,9 @@ const float *hybrid::rt::runPrefill(hybrid_rt_model &model, const LayerSpec &l,
     keys = model.preparedK.data();
   }
   Shape oShape = {batch, seq, l.numHeads, l.vHeadDim};
-  Tensor4 qa = makeTensor4(model.preparedQ.data(), qShape.data());
-  Tensor4 ka = makeTensor4(keys, kShape.data());
-  Tensor4 va = makeTensor4(v, vShape.data());
-  Tensor4 oa = makeTensor4(out, oShape.data());
-  Tensor1 sa{};
-  if (sinks) {
-    auto *s = const_cast<float *>(sinks);
-    sa = {s, s, 0, {l.numHeads}, {1}};
-  }
-  int64_t heads = batch * l.numKvHeads;
-  int64_t tile = model.fixedPrefillTile
-                     ? std::min(model.fixedPrefillTile, spec.qTile)
-                     : choosePrefillTile(spec.qTile, l.numHeads / l.numKvHeads,
-                                         seq, heads, model.pool->size());
-  int64_t items = heads * ((seq + tile - 1) / tile);
-  model.pool->parallelFor(items, 1, [&](int64_t begin, int64_t end) {
-    Tensor4 qc = qa, kc = ka, vc = va, oc = oa;
-    if (fn.attentionWithSinks) {
-      Tensor1 sc = sa;
-      fn.attentionWithSinks(&qc, &kc, &vc, &sc, &oc, tile, begin, end);
-    } else {
-      fn.attention(&qc, &kc, &vc, &oc, tile, begin, end);
-    }
-  });
+  runFlash(model, l, makeTensor4(model.preparedQ.data(), qShape.data()),
+           makeTensor4(keys, kShape.data()), makeTensor4(v, vShape.data()),
+           /*numKeys=*/kShape[1], /*firstRow=*/0, sinks,
+           makeTensor4(out, oShape.data()));
   return keys;
 }

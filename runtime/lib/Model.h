@@ -5,6 +5,7 @@
 
 #include "KernelLibrary.h"
 #include "PrefillTile.h"
+#include "StepKernel.h"
 #include "ThreadPool.h"
 #include "hybrid-rt/Manifest.h"
 #include "hybrid-rt/hybrid_rt.h"
@@ -40,6 +41,8 @@ struct hybrid_rt_model {
   /// CPU prefill's positions per work item when $HYBRID_CPU_Q_TILE fixes
   /// them, else 0 (the runtime chooses per call).
   int64_t fixedPrefillTile = 0;
+  /// CPU decode steps' kernel when $HYBRID_CPU_STEP_KERNEL fixes it.
+  hybrid::rt::StepKernel fixedStepKernel = hybrid::rt::StepKernel::Automatic;
   // Scratch of the current call: prepared (rotated, scaled) queries and
   // keys, and decode's split partial results.
   std::vector<float> preparedQ, preparedK, partialOut, partialMax, partialSum;
@@ -80,6 +83,15 @@ std::string checkLayerOperands(const LayerSpec &layer, int64_t batch,
 /// into `out`, on the model's threads.
 void prepareRows(hybrid_rt_model &model, PrepareFn prepare, const float *in,
                  float *out, const Shape &shape, int64_t firstPosition);
+
+/// The flash kernel of `layer` on prepared queries q [B, Sq, Hq, D] over
+/// `numKeys` key positions (>= Sq: query i sits at position numKeys - Sq +
+/// i, so a step of many tokens sees its cache) whose position j is row
+/// (firstRow + j) % rows of k [B, rows, Hkv, D] and v (a ring cache wraps),
+/// writing out [B, Sq, Hq, Dv], on the model's threads.
+void runFlash(hybrid_rt_model &model, const LayerSpec &layer, Tensor4 q,
+              Tensor4 k, Tensor4 v, int64_t numKeys, int64_t firstRow,
+              const float *sinks, Tensor4 out);
 
 /// Prefill attention of `layer` on [B, S] rows: prepares q (and k when the
 /// layer rotates) and runs the flash kernel. Returns the keys the kernel

@@ -103,8 +103,11 @@ hybrid_rt_status hybrid_rt_open(const char *dir, int32_t numThreads,
   } else if (!m->kernels.load(m->manifest, error)) {
     return fail(HYBRID_RT_LOAD_ERROR, error);
   } else {
-    // CPU prefill's positions per work item, when the environment fixes them.
+    // CPU prefill's positions per work item and decode steps' kernel, when
+    // the environment fixes them.
     m->fixedPrefillTile = getFixedPrefillTile(error);
+    if (error.empty())
+      m->fixedStepKernel = getFixedStepKernel(error);
     if (!error.empty())
       return fail(HYBRID_RT_INVALID_ARGUMENT, error);
   }

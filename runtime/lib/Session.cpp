@@ -4,8 +4,10 @@
 // keys and a [B, rows, Hkv, Dv] tensor of values; the token at position p
 // lives in row p % rows, so full caches (rows = max_seq) never wrap and ring
 // and chunk caches reuse their rows. K=V layers keep the raw keys only and
-// rotate them for each step. The attention itself is the compiler's decode
-// kernel (split over the key range, merged by its combine kernel).
+// rotate them for each step. A step's attention is the compiler's decode
+// kernel (split over the key range, merged by its combine kernel), or for
+// steps of many rows (chunked prefill) its flash kernel over the cache's
+// rows in position order (StepKernel.h).
 //
 //===----------------------------------------------------------------------===//
 
@@ -424,12 +426,36 @@ hybrid_rt_status hybrid_rt_session_decode(hybrid_rt_session *s, int64_t layer,
     keys = s->rotatedKeys.data();
   }
 
-  // Split the key range so that every thread has work at batch 1.
+  Shape kShape = {s->batch, rows, l.numKvHeads, l.headDim};
+  Shape vShape = {s->batch, rows, l.numKvHeads, l.vHeadDim};
+  // The first key the step's first query sees.
   int64_t first = 0;
   if (l.window)
     first = std::max<int64_t>(0, position - l.window + 1);
   if (l.chunk)
     first = position / l.chunk * l.chunk;
+  int64_t group = l.numHeads / l.numKvHeads;
+  StepKernel stepKernel = model.fixedStepKernel;
+  if (stepKernel == StepKernel::Automatic)
+    stepKernel = prefersFlashForStep(group, steps, s->batch * l.numKvHeads,
+                                     model.pool->size())
+                     ? StepKernel::Flash
+                     : StepKernel::Decode;
+  if (stepKernel == StepKernel::Flash) {
+    // The kernel reads the cache in place from the step's first visible key
+    // (a ring wraps at most once in between) and puts the step's queries at
+    // the last T of the positions.
+    Shape outShape = {s->batch, steps, l.numHeads, l.vHeadDim};
+    runFlash(model, l, makeTensor4(model.preparedQ.data(), qShape.data()),
+             makeTensor4(keys, kShape.data()),
+             makeTensor4(values, vShape.data()), total - first, first % rows,
+             data(sinks),
+             makeTensor4(static_cast<float *>(out->data), outShape.data()));
+    c.length = total;
+    return HYBRID_RT_OK;
+  }
+
+  // Split the key range so that every thread has work at batch 1.
   // A work item reads every kv head of its cache rows (front to back).
   int64_t items = s->batch * ceilDiv(steps, kernel.decodeQTile);
   int64_t splits =
@@ -440,8 +466,6 @@ hybrid_rt_status hybrid_rt_session_decode(hybrid_rt_session *s, int64_t layer,
   model.partialMax.resize(partial);
   model.partialSum.resize(partial);
 
-  Shape kShape = {s->batch, rows, l.numKvHeads, l.headDim};
-  Shape vShape = {s->batch, rows, l.numKvHeads, l.vHeadDim};
   int64_t oShape[5] = {splits, s->batch, steps, l.numHeads, l.vHeadDim};
   Tensor4 qa = makeTensor4(model.preparedQ.data(), qShape.data());
   Tensor4 ka = makeTensor4(keys, kShape.data());

@@ -7,8 +7,12 @@
 // Per attention layer: the median prefill time over R runs after W warm-up
 // runs, and the useful GFLOP/s, counting only the query-key pairs the mask
 // shows: 2 * pairs * (D + Dv) * Hq * B (4 * pairs * D * Hq per batch entry
-// when Dv = D). GPU targets report device time (CUDA events around the
-// attention kernels: the host copies of the arrays are left out).
+// when Dv = D). With --decode-steps, the median step of T tokens
+// (--step-tokens) after the prompt: the cache bytes its first query sees,
+// read once, per second, and the useful GFLOP/s of the step's pairs (a step
+// of many tokens is a chunk of a prompt). GPU targets report device time
+// (CUDA events around the attention kernels: the host copies of the arrays
+// are left out).
 //
 //===----------------------------------------------------------------------===//
 
@@ -96,7 +100,8 @@ int main(int argc, char **argv) {
                   {"prefill_gflops", nullptr},
                   {"visible_pairs", nullptr},
                   {"decode_ms", nullptr},
-                  {"decode_gbytes_per_s", nullptr}};
+                  {"decode_gbytes_per_s", nullptr},
+                  {"decode_gflops", nullptr}};
     if (layer.window)
       entry["window"] = layer.window;
     if (layer.chunk)
@@ -185,8 +190,15 @@ int main(int argc, char **argv) {
       double bytes = double(batch) * double(keys) * double(layer.numKvHeads) *
                      double(layer.headDim + (layer.kEqV ? 0 : layer.vHeadDim)) *
                      cacheElementBytes;
+      // Useful work: the pairs the step's queries see (steps of many tokens
+      // are a prompt's chunks).
+      int64_t pairs = layer.countVisiblePairs(stepTokens, seqLen + stepTokens);
+      double flops = 2.0 * double(pairs) *
+                     double(layer.headDim + layer.vHeadDim) *
+                     double(layer.numHeads) * double(batch);
       entries[index]["decode_ms"] = ms;
       entries[index]["decode_gbytes_per_s"] = bytes / (ms * 1e6);
+      entries[index]["decode_gflops"] = flops / (ms * 1e6);
     }
   }
 

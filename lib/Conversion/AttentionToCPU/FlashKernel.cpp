@@ -11,12 +11,16 @@
 //   OT[e][r]  = alpha[r] * OT[e][r] + sum_j V[j][e] * PT[j][r]
 //
 // The key tiles visited are the mask's range for the first and last query of
-// the work item. Each block of 32 rows computes, per key tile, only the keys
-// its rows see (from its first row's begin to its last row's end: ranges grow
-// with the position), and only row vectors that do not see all of them
-// evaluate the mask per element. So a work item of many rows (long prompts:
-// 256) shares each key and value it loads, while the keys a block computes
-// are those of a 32-row work item: what the mask hides is not computed.
+// the work item. Keys and values may live in a ring of rows (a decode
+// session's sliding-window or chunk cache, for steps of many tokens): key
+// position j is row (firstRow + j) % rows, so the range is at most two runs
+// of consecutive rows, visited one after the other. Each block of 32 rows
+// computes, per key tile, only the keys its rows see (from its first row's
+// begin to its last row's end: ranges grow with the position), and only row
+// vectors that do not see all of them evaluate the mask per element. So a work
+// item of many rows (long prompts: 256) shares each key and value it loads,
+// while the keys a block computes are those of a 32-row work item: what the
+// mask hides is not computed.
 //
 // Decode steps, which bring few queries, have their own kernel
 // (DecodeKernel.cpp).
@@ -89,6 +93,8 @@ private:
   void store(Value batch, Value g, Value q0, Value valid);
   /// Key tiles over positions [lo, hi) for the first `validRows` rows.
   void visitKeys(Value batch, Value group, Value lo, Value hi, Value validRows);
+  /// The same over positions [lo, hi) of one run of rows (rowShift, runLast).
+  void visitRun(Value batch, Value group, Value lo, Value hi, Value validRows);
 
   Value splat(Value scalar) {
     return vector::BroadcastOp::create(b, vec, scalar);
@@ -103,8 +109,12 @@ private:
   VectorType vec, mask, ivec;
 
   // Kernel arguments and per-call values: `numKeys` positions in all, the
-  // first query at `offset`.
-  Value q, k, v, sinks, out, numKeys, offset;
+  // first query at `offset`; key position j in row (firstRow + j) %
+  // cacheRows.
+  Value q, k, v, sinks, out, numKeys, offset, firstRow, cacheRows;
+  // The run of rows being visited: key position j is row j + rowShift,
+  // positions up to runLast.
+  Value rowShift, runLast;
   // Scratch reused by every work item.
   Value queriesT, scoresT, outputT, rowMax, rowSum, rowAlpha, rowBegin, rowEnd;
 };
@@ -190,18 +200,20 @@ void FlashEmitter::initRows(Value g, Value q0, Value valid, Value usedRows) {
 void FlashEmitter::scores(Value batch, Value g, Value kt, Value jLo, Value jEnd,
                           Value rb) {
   Value c0 = index(b, 0), c1 = index(b, 1);
-  // A kernel-wide bound (not the tile's): LLVM keeps the key addresses
-  // simple, measured 1.4x faster than clamping to the tile.
-  Value lastKey = arith::SubIOp::create(b, numKeys, c1);
   forLoop(b, jLo, jEnd, index(b, kBlock), [&](Value jb) {
-    // Keys past the tile read the last real key; their scores are ignored.
+    // Keys past the tile read the run's last key; their scores are ignored.
+    // (A bound for the whole run, not the tile's: LLVM keeps the key
+    // addresses simple, measured 1.4x faster than clamping to the tile.)
     SmallVector<Value> keys;
     for (int64_t j = 0; j < kBlock; ++j)
-      keys.push_back(arith::MinUIOp::create(
+      keys.push_back(arith::AddIOp::create(
           b,
-          arith::AddIOp::create(b, kt,
-                                arith::AddIOp::create(b, jb, index(b, j))),
-          lastKey));
+          arith::MinUIOp::create(
+              b,
+              arith::AddIOp::create(b, kt,
+                                    arith::AddIOp::create(b, jb, index(b, j))),
+              runLast),
+          rowShift));
     SmallVector<Value> init(
         kBlock * kRowVectors,
         arith::ConstantOp::create(
@@ -352,7 +364,8 @@ void FlashEmitter::accumulate(Value batch, Value g, Value kt, Value jLo,
           for (int64_t n = 0; n < kRowVectors; ++n)
             pv.push_back(vector::LoadOp::create(ib, vec, scoresT,
                                                 ValueRange{j, rowIdx[n]}));
-          Value key = arith::AddIOp::create(ib, kt, j);
+          Value key = arith::AddIOp::create(
+              ib, arith::AddIOp::create(ib, kt, j), rowShift);
           scf::YieldOp::create(
               ib, broadcastFMA(
                       ib, vec,
@@ -395,6 +408,26 @@ void FlashEmitter::store(Value batch, Value g, Value q0, Value valid) {
 
 void FlashEmitter::visitKeys(Value batch, Value g, Value lo, Value hi,
                              Value validRows) {
+  Value c0 = index(b, 0), c1 = index(b, 1);
+  // Positions [lo, hi) as runs of consecutive rows: those before the ring
+  // wraps, then those after (none for a prompt's own keys).
+  Value wrap = arith::SubIOp::create(b, cacheRows, firstRow);
+  forLoop(b, c0, index(b, 2), c1, [&](Value run) {
+    Value beforeWrap =
+        arith::CmpIOp::create(b, arith::CmpIPredicate::eq, run, c0);
+    Value runLo = arith::SelectOp::create(b, beforeWrap, lo,
+                                          arith::MaxSIOp::create(b, lo, wrap));
+    Value runHi = arith::SelectOp::create(
+        b, beforeWrap, arith::MinSIOp::create(b, hi, wrap), hi);
+    rowShift = arith::SelectOp::create(
+        b, beforeWrap, firstRow, arith::SubIOp::create(b, firstRow, cacheRows));
+    runLast = arith::SubIOp::create(b, runHi, c1);
+    visitRun(batch, g, runLo, runHi, validRows);
+  });
+}
+
+void FlashEmitter::visitRun(Value batch, Value g, Value lo, Value hi,
+                            Value validRows) {
   Value c0 = index(b, 0), c1 = index(b, 1), kTileSize = index(b, kTile);
   Value block = index(b, kRowBlock), keyBlock = index(b, kBlock);
   Value lastValid = arith::SubIOp::create(b, validRows, c1);
@@ -435,8 +468,8 @@ void FlashEmitter::visitKeys(Value batch, Value g, Value lo, Value hi,
 func::FuncOp FlashEmitter::emit(StringRef name) {
   Type f32Type = b.getF32Type(), idx = b.getIndexType();
   SmallVector<Type> inputs = getAttentionInputTypes(b, sig);
-  inputs.append(
-      {getRowsType(b.getF32Type(), sig.heads, sig.vHeadDim), idx, idx, idx});
+  inputs.append({getRowsType(b.getF32Type(), sig.heads, sig.vHeadDim), idx, idx,
+                 idx, idx, idx});
   func::FuncOp func = createKernelFunc(b, name, inputs);
   OpBuilder::InsertionGuard guard(b);
   Block *entry = &func.getBody().front();
@@ -448,6 +481,8 @@ func::FuncOp FlashEmitter::emit(StringRef name) {
   if (sig.score.getSinks())
     sinks = entry->getArgument(arg++);
   out = entry->getArgument(arg++);
+  numKeys = entry->getArgument(arg++);
+  firstRow = entry->getArgument(arg++);
   Value tileArg = entry->getArgument(arg++),
         workBegin = entry->getArgument(arg++),
         workEnd = entry->getArgument(arg);
@@ -472,7 +507,7 @@ func::FuncOp FlashEmitter::emit(StringRef name) {
 
   Value c1 = index(b, 1);
   Value numQueries = memref::DimOp::create(b, q, 1);
-  numKeys = memref::DimOp::create(b, k, 1);
+  cacheRows = memref::DimOp::create(b, k, 1);
   offset = arith::SubIOp::create(b, numKeys, numQueries);
   // Positions per work item: the caller's choice, at most the tile the
   // scratch is sized for (long prompts share each key among more rows, short

@@ -6,7 +6,7 @@
 // the C interface the runtime calls.
 
 // CHECK-LABEL: func.func @sliding(
-// CHECK-SAME: %[[Q:[^:]+]]: memref<?x?x8x64xf32>, %[[K:[^:]+]]: memref<?x?x2x64xf32>, %[[V:[^:]+]]: memref<?x?x2x64xf32>, %[[SINKS:[^:]+]]: memref<8xf32>, %[[OUT:[^:]+]]: memref<?x?x8x64xf32>, %[[TILE:[^:]+]]: index, %[[BEGIN:[^:]+]]: index, %[[END:[^:]+]]: index)
+// CHECK-SAME: %[[Q:[^:]+]]: memref<?x?x8x64xf32>, %[[K:[^:]+]]: memref<?x?x2x64xf32>, %[[V:[^:]+]]: memref<?x?x2x64xf32>, %[[SINKS:[^:]+]]: memref<8xf32>, %[[OUT:[^:]+]]: memref<?x?x8x64xf32>, %[[NUMKEYS:[^:]+]]: index, %[[FIRSTROW:[^:]+]]: index, %[[TILE:[^:]+]]: index, %[[BEGIN:[^:]+]]: index, %[[END:[^:]+]]: index)
 // CHECK-SAME: hybrid.k_tile = 64 : i64, hybrid.q_tile = 64 : i64, llvm.emit_c_interface
 // Rows (4 query heads x 64 positions: the default 256) live along the lanes:
 // QT, ST, OT, each row one vector longer than needed (no power-of-two stride).
@@ -17,12 +17,24 @@
 // CHECK: scf.for %[[W:.+]] = %[[BEGIN]] to %[[END]]
 // The key loop runs over the mask's range only: window 100 reaches back 99.
 // CHECK: arith.subi %{{.+}}, %c99
+// Keys may sit in a ring of rows (a decode session's window cache): the
+// range is two runs, before the wrap (row = key + first row) and after it
+// (row = key + first row - rows).
+// CHECK: %[[WRAP:.+]] = arith.subi %[[ROWS:.+]], %[[FIRSTROW]] : index
+// CHECK: scf.for %[[PART:.+]] = %{{.+}} to %c2
+// CHECK: %[[BEFORE:.+]] = arith.cmpi eq, %[[PART]]
+// CHECK: arith.minsi %{{.+}}, %[[WRAP]]
+// CHECK: %[[AFTER:.+]] = arith.subi %[[FIRSTROW]], %[[ROWS]]
+// CHECK-NEXT: %[[SHIFT:.+]] = arith.select %[[BEFORE]], %[[FIRSTROW]], %[[AFTER]]
 // CHECK: scf.for %[[KT:.+]] = %{{.+}} to %{{.+}} step %c64
 // Blocks of 32 rows, each over the keys its rows see (none: skipped).
 // CHECK: scf.for %{{.+}} = %{{.+}} to %{{.+}} step %c32
 // CHECK: %[[SEEN:.+]] = arith.cmpi slt
 // CHECK-NEXT: scf.if %[[SEEN]]
-// Scores: broadcast-FMA micro-kernel over the key dim.
+// Scores: broadcast-FMA micro-kernel over the key dim, keys clamped to the
+// run's last and shifted to their rows.
+// CHECK: arith.minui
+// CHECK-NEXT: arith.addi %{{.+}}, %[[SHIFT]]
 // CHECK: scf.for {{.+}} iter_args
 // CHECK-COUNT-16: vector.fma
 // Vectors of rows that see every key skip the per-element mask.
