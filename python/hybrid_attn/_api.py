@@ -159,7 +159,9 @@ class Session:
 
     def decode(self, layer: int, q, k=None, v=None, sinks=None, out=None):
         """T new tokens per sequence (q [B, T, Hq, D]; k, v None for layers that
-        read another layer's cache): appended to the cache, attending to it."""
+        read another layer's cache): appended to the cache, attending to it.
+        T is at most the session's max_step_tokens; steps of many tokens (a
+        long prompt's later chunks) run at prefill speed."""
         return self._run(self._session.decode, layer, q, k, v, sinks, out)
 
     def reset(self) -> None:

@@ -8,17 +8,34 @@
 
 using namespace hybrid::rt;
 
+namespace {
+/// Positions per block of 32 rows (the kernel's micro-kernels' rows).
+int64_t getBlockPositions(int64_t groupSize) {
+  return 32 / std::gcd<int64_t>(32, std::max<int64_t>(groupSize, 1));
+}
+} // namespace
+
 int64_t hybrid::rt::choosePrefillTile(int64_t maxTile, int64_t groupSize,
                                       int64_t seqLen, int64_t heads,
                                       int threads) {
-  // Positions per block of 32 rows (the kernel's micro-kernels' rows).
-  int64_t step = 32 / std::gcd<int64_t>(32, std::max<int64_t>(groupSize, 1));
+  int64_t step = getBlockPositions(groupSize);
   int64_t tile = std::max<int64_t>(maxTile, 1);
   auto items = [&](int64_t t) { return heads * ((seqLen + t - 1) / t); };
   int64_t wanted = kMinPrefillItemsPerThread * std::max(threads, 1);
   while (tile > step && items(tile) < wanted)
     tile = std::max(step, (tile / 2 + step - 1) / step * step);
   return tile;
+}
+
+int64_t hybrid::rt::chooseStepTile(int64_t maxTile, int64_t groupSize,
+                                   int64_t stepTokens, int64_t heads,
+                                   int threads) {
+  int64_t step = getBlockPositions(groupSize);
+  int64_t heads1 = std::max<int64_t>(heads, 1);
+  int64_t perHead = (std::max(threads, 1) + heads1 - 1) / heads1;
+  int64_t even = (stepTokens + perHead - 1) / perHead;
+  int64_t tile = (even + step - 1) / step * step;
+  return std::max<int64_t>(1, std::min(std::max(maxTile, int64_t(1)), tile));
 }
 
 int64_t hybrid::rt::getFixedPrefillTile(std::string &error) {

@@ -37,12 +37,27 @@ TEST(PrefillTile, TilesAreWholeRowBlocks) {
     for (int64_t seq : {1, 7, 100, 1000, 5000})
       for (int threads : {1, 2, 7, 64}) {
         int64_t max = 256 / group;
-        int64_t tile = choosePrefillTile(max, group, seq, 2, threads);
-        EXPECT_GE(tile, 1);
-        EXPECT_LE(tile, max);
-        EXPECT_EQ(tile * group % 32, 0)
-            << "group " << group << ", seq " << seq << ", threads " << threads;
+        for (int64_t tile : {choosePrefillTile(max, group, seq, 2, threads),
+                             chooseStepTile(max, group, seq, 2, threads)}) {
+          EXPECT_GE(tile, 1);
+          EXPECT_LE(tile, max);
+          EXPECT_EQ(tile * group % 32, 0) << "group " << group << ", seq "
+                                          << seq << ", threads " << threads;
+        }
       }
+}
+
+TEST(PrefillTile, StepsTakeAnItemPerThread) {
+  // 8 kv heads, 2 threads: each head's step in one item (whole blocks).
+  EXPECT_EQ(chooseStepTile(256, 1, 64, 8, 2), 64);
+  EXPECT_EQ(chooseStepTile(256, 1, 20, 8, 2), 32);
+  EXPECT_EQ(chooseStepTile(256, 1, 512, 8, 2), 256);
+  // One kv head at GQA 4 (8 positions per block): two even items.
+  EXPECT_EQ(chooseStepTile(64, 4, 64, 1, 2), 32);
+  EXPECT_EQ(chooseStepTile(64, 4, 40, 1, 2), 24);
+  EXPECT_EQ(chooseStepTile(64, 4, 512, 1, 2), 64);
+  // More threads than kv heads: 4 items per head for 16 threads.
+  EXPECT_EQ(chooseStepTile(256, 1, 128, 4, 16), 32);
 }
 
 TEST(PrefillTile, EnvironmentFixesIt) {

@@ -180,21 +180,25 @@ int main(int argc, char **argv) {
     for (auto &[index, layerTimes] : times) {
       const rt::LayerSpec &layer = manifest.layers[index];
       double ms = median(layerTimes);
-      // The keys the step's first query can see, each read once.
-      int64_t first = 0;
-      if (layer.window)
-        first = std::max<int64_t>(0, seqLen - layer.window + 1);
-      if (layer.chunk)
-        first = seqLen / layer.chunk * layer.chunk;
-      int64_t keys = seqLen + stepTokens - first;
-      double bytes = double(batch) * double(keys) * double(layer.numKvHeads) *
+      // Per timed step (the context grows by T each): the keys its first
+      // query sees, each read once, and the pairs its queries see (steps of
+      // many tokens are a prompt's chunks); their means over the steps.
+      double keys = 0, pairs = 0;
+      for (int64_t step = warmup; step < allSteps; ++step) {
+        int64_t context = seqLen + step * stepTokens, first = 0;
+        if (layer.window)
+          first = std::max<int64_t>(0, context - layer.window + 1);
+        if (layer.chunk)
+          first = context / layer.chunk * layer.chunk;
+        keys += double(context + stepTokens - first) / double(steps);
+        pairs +=
+            double(layer.countVisiblePairs(stepTokens, context + stepTokens)) /
+            double(steps);
+      }
+      double bytes = double(batch) * keys * double(layer.numKvHeads) *
                      double(layer.headDim + (layer.kEqV ? 0 : layer.vHeadDim)) *
                      cacheElementBytes;
-      // Useful work: the pairs the step's queries see (steps of many tokens
-      // are a prompt's chunks).
-      int64_t pairs = layer.countVisiblePairs(stepTokens, seqLen + stepTokens);
-      double flops = 2.0 * double(pairs) *
-                     double(layer.headDim + layer.vHeadDim) *
+      double flops = 2.0 * pairs * double(layer.headDim + layer.vHeadDim) *
                      double(layer.numHeads) * double(batch);
       entries[index]["decode_ms"] = ms;
       entries[index]["decode_gbytes_per_s"] = bytes / (ms * 1e6);
@@ -232,7 +236,8 @@ int main(int argc, char **argv) {
          << (onDevice ? std::string("device time")
                       : std::to_string(model.numThreads()) + " threads")
          << ", median of " << repeat << "\n";
-  outs() << "layer  kind      prefill ms   GFLOP/s   decode ms    GB/s\n";
+  outs() << "layer  kind      prefill ms   GFLOP/s   decode ms    GB/s   "
+            "GFLOP/s\n";
   auto cell = [](const json &value, const char *style) {
     return value.is_null() ? std::string(std::strlen(style) ? 10 : 0, ' ')
                            : std::string(formatv(style, value.get<double>()));
@@ -247,7 +252,8 @@ int main(int argc, char **argv) {
     outs() << "  " << cell(entry["prefill_ms"], "{0,10:f3}")
            << cell(entry["prefill_gflops"], "{0,10:f1}") << "  "
            << cell(entry["decode_ms"], "{0,10:f3}")
-           << cell(entry["decode_gbytes_per_s"], "{0,8:f1}") << "\n";
+           << cell(entry["decode_gbytes_per_s"], "{0,8:f1}")
+           << cell(entry["decode_gflops"], "{0,10:f1}") << "\n";
   }
   if (steps)
     outs() << tools::describeCache(manifest, cacheBytes, batch, total) << "\n";
