@@ -51,7 +51,8 @@ def test_compile_reports_schedule(schedule):
     assert "func.func @pytest_sliding_l0_decode" in schedule.kernels_ir
 
 
-@pytest.mark.parametrize("step", [1, 3])
+# Steps of 32 tokens are chunked prefill (the flash kernel over the caches).
+@pytest.mark.parametrize("step", [1, 3, 32])
 def test_prefill_then_decode_match_reference(schedule, step):
     rng = np.random.default_rng(step)
     batch, prompt, steps = 2, 21, 6
