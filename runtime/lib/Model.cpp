@@ -72,15 +72,14 @@ void hybrid::rt::runFlash(hybrid_rt_model &model, const LayerSpec &l, Tensor4 q,
     auto *s = const_cast<float *>(sinks);
     sa = {s, s, 0, {l.numHeads}, {1}};
   }
-  int64_t group = l.numHeads / l.numKvHeads;
-  // A prompt's causal tiles cost unlike (many items balance them); a
-  // step's queries all see about its cache.
-  int64_t tile =
-      model.fixedPrefillTile ? std::min(model.fixedPrefillTile, spec.qTile)
-      : numKeys > seq
-          ? chooseStepTile(spec.qTile, group, seq, heads, model.pool->size())
-          : choosePrefillTile(spec.qTile, group, seq, heads,
-                              model.pool->size());
+  int64_t group = l.numHeads / l.numKvHeads, tile;
+  int threads = model.pool->size();
+  if (model.fixedPrefillTile)
+    tile = std::min(model.fixedPrefillTile, spec.qTile);
+  else if (numKeys > seq) // a step: its queries all see about its cache
+    tile = chooseStepTile(spec.qTile, group, seq, heads, threads);
+  else // a prompt: causal tiles cost unlike, many items balance them
+    tile = choosePrefillTile(spec.qTile, group, seq, heads, threads);
   int64_t items = heads * ((seq + tile - 1) / tile);
   model.pool->parallelFor(items, 1, [&](int64_t begin, int64_t end) {
     Tensor4 qc = q, kc = k, vc = v, oc = out;

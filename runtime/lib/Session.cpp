@@ -6,8 +6,8 @@
 // and chunk caches reuse their rows. K=V layers keep the raw keys only and
 // rotate them for each step. A step's attention is the compiler's decode
 // kernel (split over the key range, merged by its combine kernel), or for
-// steps of many rows (chunked prefill) its flash kernel over the cache's
-// rows in position order (StepKernel.h).
+// steps of many rows (chunked prefill) its flash kernel, which reads the
+// cache in place too (StepKernel.h).
 //
 //===----------------------------------------------------------------------===//
 
