@@ -91,7 +91,8 @@ json hybrid::buildManifest(ModuleOp module, ScheduleOp schedule,
   }
   // Version 2: CPU flash kernels take their query positions per work item;
   // 3: a CPU decode work item covers every kv head and decode_q_tile
-  // positions.
+  // positions; 4: CPU flash kernels take the key count and the first key's
+  // row (ring caches).
   json manifest = {{"version", 4},
                    {"target", target.str()},
                    {"library", library.str()},

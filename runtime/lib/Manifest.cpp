@@ -26,21 +26,25 @@ bool LayerSpec::visible(int64_t pq, int64_t pk) const {
   return true;
 }
 
+int64_t LayerSpec::firstVisibleKey(int64_t pq) const {
+  int64_t first = 0;
+  if (window > 0)
+    first = std::max(first, pq - window + 1);
+  if (chunk > 0)
+    first = std::max(first, pq / chunk * chunk);
+  return first;
+}
+
 int64_t LayerSpec::countVisiblePairs(int64_t numQueries,
                                      int64_t numKeys) const {
   int64_t pairs = 0;
   for (int64_t pq = numKeys - numQueries; pq < numKeys; ++pq) {
     // The visible keys of one query form one interval [lo, hi).
-    int64_t lo = 0, hi = causal ? pq + 1 : numKeys;
-    if (window > 0) {
-      lo = std::max(lo, pq - window + 1);
-      if (!causal)
-        hi = std::min(hi, pq + window);
-    }
-    if (chunk > 0) {
-      lo = std::max(lo, pq / chunk * chunk);
+    int64_t lo = firstVisibleKey(pq), hi = causal ? pq + 1 : numKeys;
+    if (window > 0 && !causal)
+      hi = std::min(hi, pq + window);
+    if (chunk > 0)
       hi = std::min(hi, (pq / chunk + 1) * chunk);
-    }
     pairs += std::max<int64_t>(0, std::min(hi, numKeys) - lo);
   }
   return pairs;

@@ -8,17 +8,14 @@
 
 using namespace hybrid::rt;
 
-namespace {
-/// Positions per block of 32 rows (the kernel's micro-kernels' rows).
-int64_t getBlockPositions(int64_t groupSize) {
+int64_t hybrid::rt::getPositionsPerBlock(int64_t groupSize) {
   return 32 / std::gcd<int64_t>(32, std::max<int64_t>(groupSize, 1));
 }
-} // namespace
 
 int64_t hybrid::rt::choosePrefillTile(int64_t maxTile, int64_t groupSize,
                                       int64_t seqLen, int64_t heads,
                                       int threads) {
-  int64_t step = getBlockPositions(groupSize);
+  int64_t step = getPositionsPerBlock(groupSize);
   int64_t tile = std::max<int64_t>(maxTile, 1);
   auto items = [&](int64_t t) { return heads * ((seqLen + t - 1) / t); };
   int64_t wanted = kMinPrefillItemsPerThread * std::max(threads, 1);
@@ -30,7 +27,7 @@ int64_t hybrid::rt::choosePrefillTile(int64_t maxTile, int64_t groupSize,
 int64_t hybrid::rt::chooseStepTile(int64_t maxTile, int64_t groupSize,
                                    int64_t stepTokens, int64_t heads,
                                    int threads) {
-  int64_t step = getBlockPositions(groupSize);
+  int64_t step = getPositionsPerBlock(groupSize);
   int64_t heads1 = std::max<int64_t>(heads, 1);
   int64_t perHead = (std::max(threads, 1) + heads1 - 1) / heads1;
   int64_t even = (stepTokens + perHead - 1) / perHead;

@@ -17,6 +17,10 @@
 
 namespace hybrid::rt {
 
+/// Query positions in one 32-row block of the flash kernel's micro-kernels
+/// (rows are positions times the GQA group).
+int64_t getPositionsPerBlock(int64_t groupSize);
+
 /// Work items per thread below which the tile is halved.
 constexpr int64_t kMinPrefillItemsPerThread = 8;
 

@@ -428,12 +428,7 @@ hybrid_rt_status hybrid_rt_session_decode(hybrid_rt_session *s, int64_t layer,
 
   Shape kShape = {s->batch, rows, l.numKvHeads, l.headDim};
   Shape vShape = {s->batch, rows, l.numKvHeads, l.vHeadDim};
-  // The first key the step's first query sees.
-  int64_t first = 0;
-  if (l.window)
-    first = std::max<int64_t>(0, position - l.window + 1);
-  if (l.chunk)
-    first = position / l.chunk * l.chunk;
+  int64_t first = l.firstVisibleKey(position); // of the step's first query
   int64_t group = l.numHeads / l.numKvHeads;
   StepKernel stepKernel = model.fixedStepKernel;
   if (stepKernel == StepKernel::Automatic)

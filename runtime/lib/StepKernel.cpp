@@ -1,10 +1,10 @@
 //===- StepKernel.cpp - Which CPU kernel runs a decode step ---------------===//
 
 #include "StepKernel.h"
+#include "PrefillTile.h"
 
 #include <algorithm>
 #include <cstdlib>
-#include <numeric>
 
 using namespace hybrid::rt;
 
@@ -14,11 +14,9 @@ bool hybrid::rt::prefersFlashForStep(int64_t groupSize, int64_t stepTokens,
   // kv head (half of one of its 32-row blocks) once it has a work item for
   // every thread (it does not split the keys; an item is at least a block,
   // as choosePrefillTile cuts them).
-  int64_t group = std::max<int64_t>(groupSize, 1);
-  int64_t positionsPerBlock = 32 / std::gcd<int64_t>(32, group);
-  int64_t items =
-      heads * ((stepTokens + positionsPerBlock - 1) / positionsPerBlock);
-  return group * stepTokens >= 16 && items >= threads;
+  int64_t block = getPositionsPerBlock(groupSize);
+  int64_t items = heads * ((stepTokens + block - 1) / block);
+  return std::max<int64_t>(groupSize, 1) * stepTokens >= 16 && items >= threads;
 }
 
 StepKernel hybrid::rt::getFixedStepKernel(std::string &error) {

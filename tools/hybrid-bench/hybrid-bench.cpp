@@ -185,12 +185,9 @@ int main(int argc, char **argv) {
       // many tokens are a prompt's chunks); their means over the steps.
       double keys = 0, pairs = 0;
       for (int64_t step = warmup; step < allSteps; ++step) {
-        int64_t context = seqLen + step * stepTokens, first = 0;
-        if (layer.window)
-          first = std::max<int64_t>(0, context - layer.window + 1);
-        if (layer.chunk)
-          first = context / layer.chunk * layer.chunk;
-        keys += double(context + stepTokens - first) / double(steps);
+        int64_t context = seqLen + step * stepTokens;
+        keys += double(context + stepTokens - layer.firstVisibleKey(context)) /
+                double(steps);
         pairs +=
             double(layer.countVisiblePairs(stepTokens, context + stepTokens)) /
             double(steps);

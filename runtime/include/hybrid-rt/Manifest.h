@@ -62,6 +62,9 @@ struct LayerSpec {
   bool hasKernel() const { return !kernel.empty(); }
   /// True if the key at position `pk` is visible to the query at `pq`.
   bool visible(int64_t pq, int64_t pk) const;
+  /// The first key position visible to the query at `pq` (window and chunk
+  /// starts; 0 for full masks).
+  int64_t firstVisibleKey(int64_t pq) const;
   /// Visible (query, key) pairs for `numQueries` queries at the last
   /// positions of `numKeys` keys (positions numKeys-numQueries...).
   int64_t countVisiblePairs(int64_t numQueries, int64_t numKeys) const;
