@@ -73,7 +73,7 @@ def main():
     print("\n| decode layer | context | ms per step | GB/s | of copy |")
     print("| --- | --- | --- | --- | --- |")
     for r in ours:
-        if "decode_gbytes_per_s" not in r:
+        if "decode_gbytes_per_s" not in r or is_chunk(r):
             continue
         name = layer_name(r, prefill=False)
         share = f"{r['decode_gbytes_per_s'] / copy['gbytes_per_s']:.0%}" if copy else "-"
@@ -81,11 +81,33 @@ def main():
               f"{r['decode_gbytes_per_s']:.0f} | {share} |")
     if copy:
         print(f"\nCopy: {copy['gbytes_per_s']:.0f} GB/s (read + write of {copy['bytes'] / 2**30:.0f} GiB).")
+    print_chunks(ours)
     print_targets(ours, by, copy)
     device = gpu.split(",")[0]
     count = write_tuning(pathlib.Path(results).parent, ours, device)
     print(f"\nTuning database: results/tuning.json, {count} entries (the fastest "
           "variant per kernel and length; hybrid-compile --tuning-db).")
+
+
+def is_chunk(r):
+    """A step of many tokens (chunked prefill), rated in FLOP/s."""
+    return r.get("step_tokens", 1) > 1 and "decode_tflops" in r
+
+
+def print_chunks(ours):
+    """Chunked prefill through each kernel (variant steps-<kernel>), so
+    that the runtime's choice between them (runtime/lib/StepKernel.h) can be
+    checked against the measure."""
+    chunks = [r for r in ours if is_chunk(r)]
+    if not chunks:
+        return
+    print("\n| chunked prefill layer | context | step tokens | kernel | ms per step | TFLOP/s |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for r in sorted(chunks, key=lambda r: (r["kind"], r["step_tokens"], r.get("variant", ""))):
+        kernel = r.get("variant", "default").removeprefix("steps-")
+        name = layer_name({k: v for k, v in r.items() if k != "variant"}, prefill=False)
+        print(f"| {name} | {r['context']} | {r['step_tokens']} | {kernel} | "
+              f"{r['decode_ms']:.4f} | {r['decode_tflops']:.1f} |")
 
 
 def print_targets(ours, by, copy):
@@ -99,7 +121,7 @@ def print_targets(ours, by, copy):
         if "tflops" in r:
             key = ("prefill", r["kind"], r.get("window"), r["seq"])
             value = r["tflops"]
-        elif "decode_gbytes_per_s" in r:
+        elif "decode_gbytes_per_s" in r and not is_chunk(r):
             key = ("decode", r["kind"], r.get("window"), r["context"])
             value = r["decode_gbytes_per_s"]
         else:

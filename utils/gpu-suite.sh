@@ -178,12 +178,15 @@ if [[ -n "${HYBRID_GPU_SUITE_SMOKE:-}" ]]; then
   prefill=(--batch 1 --seq 7,65) sessions=(--batch 1 --seq 70 --decode-steps 2)
   steps=(--seq 33 --decode-steps 2) bench_check=(--seq 65)
   bench=(--seq 128) repeat=1 decode=(--seq 130) baseline_seqs=(128)
+  chunks=(--seq 66) chunk_tokens=(32)
 else
   prefill=(--batch 2 --seq 1,7,64,65,203,1000)
   sessions=(--batch 2 --seq 1,70,300 --decode-steps 6)
   steps=(--seq 129 --decode-steps 4) bench_check=(--seq 1000)
   bench=(--seq 8192,32768) repeat=10 decode=(--seq 32760,131064)
   baseline_seqs=(8192 32768)
+  # Chunked prefill: two steps of T tokens after a prompt, ending at 32K.
+  chunks=(--seq 31744) chunk_tokens=(64 512)
 fi
 check="$build/bin/hybrid-rt-check"
 results="$dir/results"
@@ -307,6 +310,9 @@ check)
     [[ "$(basename "$a")" == gpu-attention-32x128* ]] && continue
     run_check "$a" "${sessions[@]}"
     run_check "$a" --batch 1 "${steps[@]}" --step-tokens 3
+    # Steps of many tokens through the flash kernel over the caches.
+    HYBRID_CUDA_STEP_KERNEL=flash run_check "$a" --batch 1 "${steps[@]}" \
+      --step-tokens 40
   done
   run_check "$dir/artifacts/masks" "${prefill[@]}" --bf16
   run_check "$dir/artifacts/caches" "${sessions[@]}" --bf16
@@ -332,6 +338,16 @@ bench)
     "$check" "$bench_schedule-$variant" "${bench[@]}" \
       --repeat "$repeat" --no-check --json | tee "$results/ours-$variant.jsonl" \
       || status=1
+  done
+  # Chunked prefill (steps of many tokens over a long cache) through each
+  # kernel: the runtime's choice between them is a model until this
+  # measures it (runtime/lib/StepKernel.h).
+  for kernel in flash decode; do
+    for tokens in "${chunk_tokens[@]}"; do
+      HYBRID_CUDA_STEP_KERNEL=$kernel "$check" "$bench_schedule" \
+        "${chunks[@]}" --decode-steps 2 --step-tokens "$tokens" --repeat 1 \
+        --no-check --json
+    done | tee "$results/ours-steps-$kernel.jsonl" || status=1
   done
   # Decode's split count: the runtime fills one wave of decode CTAs (the
   # driver's occupancy: 33 splits at 32 kv heads, 8 CTAs per SM on 132

@@ -92,8 +92,9 @@ json hybrid::buildManifest(ModuleOp module, ScheduleOp schedule,
   // Version 2: CPU flash kernels take their query positions per work item;
   // 3: a CPU decode work item covers every kv head and decode_q_tile
   // positions; 4: CPU flash kernels take the key count and the first key's
-  // row (ring caches).
-  json manifest = {{"version", 4},
+  // row (ring caches); 5: so do GPU flash kernels, with the ring's rows, and
+  // GPU decode kernels take the ring's rows (caches hold mirror rows).
+  json manifest = {{"version", 5},
                    {"target", target.str()},
                    {"library", library.str()},
                    {"model_type", summary["model_type"]},

@@ -174,7 +174,9 @@ class Session:
         return self._session.cache_bytes()
 
     def cache_info(self, layer: int) -> dict:
-        """policy, rows, bytes, length (tokens seen), source_layer, k_eq_v."""
+        """policy, rows, bytes, length (tokens seen), source_layer, k_eq_v,
+        mirror_rows (GPU rings: rows past `rows` repeating their first, for
+        the flash kernel's key tiles; `bytes` counts them)."""
         return _wrap(self._session.cache_info, layer)
 
 

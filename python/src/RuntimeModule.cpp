@@ -172,6 +172,7 @@ NB_MODULE(_runtime, m) {
         d["length"] = info.length;
         d["source_layer"] = info.source_layer;
         d["k_eq_v"] = bool(info.k_eq_v);
+        d["mirror_rows"] = info.mirror_rows;
         return d;
       });
 }

@@ -71,10 +71,11 @@ def test_session_matches_reference(schedule, step):
         assert relative_error(outs[i], ref) < 2e-2, i
     assert session.cache_info(3)["bytes"] == 0  # shared: no storage
     # The manifest's plan (bf16; K=V layers keep two tensors on GPUs) is
-    # what the device caches take.
+    # what the device caches take per row, mirror rows of rings included.
     for i, layer in enumerate(schedule.layers):
         info = session.cache_info(i)
-        assert info["bytes"] == batch * info["rows"] * layer["cache"]["bytes_per_token"], i
+        rows = info["rows"] + info["mirror_rows"]
+        assert info["bytes"] == batch * rows * layer["cache"]["bytes_per_token"], i
     assert schedule.cache_plan["storage"] == "bf16"
 
 

@@ -362,6 +362,17 @@ CUresult cuMemcpyDtoDAsync(CUdeviceptr dst, CUdeviceptr src, size_t bytes,
   return copy(dst, true, src, true, bytes);
 }
 
+CUresult cuMemsetD8Async(CUdeviceptr dst, unsigned char value, size_t bytes,
+                         CUstream) {
+  auto guard = lock();
+  if (!state.memory.contains(dst, bytes))
+    return faulted(CUDA_ERROR_INVALID_VALUE,
+                   "PTX emulator: a memset of " + std::to_string(bytes) +
+                       " bytes outside device allocations");
+  std::memset(reinterpret_cast<void *>(dst), value, bytes);
+  return CUDA_SUCCESS;
+}
+
 /// Checks what the CUDA driver documents for tiled tensor maps, then stores
 /// the emulator's TensorMap in the opaque bytes.
 CUresult cuTensorMapEncodeTiled(

@@ -261,11 +261,13 @@ bool hybrid::rt::loadManifest(const std::string &dir, Manifest &manifest,
     // (version 1's have one argument less); 3: a CPU decode work item covers
     // every kv head and decode_q_tile positions (version 2's, one kv head and
     // one position: the same call would skip heads); 4: CPU flash kernels
-    // take the key count and the first key's row (for ring caches).
-    if (m.version != 4)
-      throw FieldError("version: this runtime reads version 4, not " +
+    // take the key count and the first key's row (for ring caches); 5: so
+    // do GPU flash kernels, with the ring's rows, and GPU decode kernels
+    // take the ring's rows (device caches hold mirror rows past them).
+    if (m.version != 5)
+      throw FieldError("version: this runtime reads version 5, not " +
                        std::to_string(m.version) +
-                       (m.version < 4 ? " (artifacts of an older "
+                       (m.version < 5 ? " (artifacts of an older "
                                         "hybrid-compile: compile them again)"
                                       : ""));
     m.target = f.string("target");

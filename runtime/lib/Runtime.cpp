@@ -107,7 +107,7 @@ hybrid_rt_status hybrid_rt_open(const char *dir, int32_t numThreads,
     // the environment fixes them.
     m->fixedPrefillTile = getFixedPrefillTile(error);
     if (error.empty())
-      m->fixedStepKernel = getFixedStepKernel(error);
+      m->fixedStepKernel = getFixedStepKernel("HYBRID_CPU_STEP_KERNEL", error);
     if (!error.empty())
       return fail(HYBRID_RT_INVALID_ARGUMENT, error);
   }

@@ -35,6 +35,13 @@ struct LayerCache {
     return 0;
 #endif
   }
+  int64_t mirrorRows() const {
+#ifdef HYBRID_RT_CUDA
+    return device.mirror;
+#else
+    return 0;
+#endif
+  }
 };
 } // namespace
 
@@ -176,11 +183,18 @@ hybrid_rt_session_create(hybrid_rt_model *model,
 #ifdef HYBRID_RT_CUDA
       if (model->cuda) {
         // bf16 on the device; K=V layers keep their raw keys as values.
+        // Caches that wrap mirror their first rows for the flash kernels'
+        // key tiles (of any layer: shared layers read their source's): a
+        // tile's rows, or all of a ring shorter than that.
+        int64_t mirror = 0;
+        if (c.rows < s->maxSeq)
+          for (const auto &[name, kernel] : model->manifest.kernels)
+            mirror = std::max(mirror, std::min(kernel.kTile, c.rows));
         s->caches.push_back(std::move(c));
         LayerCache &added = s->caches.back();
         if (added.rows > 0)
-          if (std::string e =
-                  model->cuda->allocate(l, s->batch, added.rows, added.device);
+          if (std::string e = model->cuda->allocate(l, s->batch, added.rows,
+                                                    mirror, added.device);
               !e.empty())
             return fail(HYBRID_RT_LOAD_ERROR, "hybrid_rt_session_create: " + e);
         continue;
@@ -229,7 +243,8 @@ hybrid_rt_status hybrid_rt_session_cache_info(const hybrid_rt_session *s,
            getBytes(c),
            c.length,
            s->model->manifest.layers[layer].sourceLayer,
-           c.kEqV};
+           c.kEqV,
+           c.mirrorRows()};
   return HYBRID_RT_OK;
 }
 

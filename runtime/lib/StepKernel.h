@@ -1,6 +1,8 @@
-//===- StepKernel.h - Which CPU kernel runs a decode step -------*- C++ -*-===//
+//===- StepKernel.h - Which kernel runs a decode step -----------*- C++ -*-===//
 //
-// A decode step of T tokens can run either CPU kernel. The decode kernel
+// A decode step of T tokens can run either kernel, on CPUs and on GPUs.
+//
+// CPUs: the decode kernel The decode kernel
 // keeps vectors along the head dim: each key and value vector it loads
 // serves the step's rows through per-row dot products and lane sums, and
 // the key range splits across threads, which suits the usual steps of one
@@ -8,6 +10,12 @@
 // (broadcast-FMA micro-kernels, no lane sums) but gives each thread whole
 // query tiles of one kv head: it suits steps of many rows, i.e. chunked
 // prefill and a follow-up prompt appended to a cache.
+//
+// GPUs: the decode kernel (SIMT, split across CTAs over the key range)
+// reads every cached key and value once per query position of the step;
+// the flash kernel (tensor cores) reads them once per CTA of ctaRows
+// (position, head) rows, but does not split the keys, so a step of few
+// tiles leaves most multiprocessors idle.
 //
 //===----------------------------------------------------------------------===//
 
@@ -26,10 +34,17 @@ enum class StepKernel { Automatic, Decode, Flash };
 bool prefersFlashForStep(int64_t groupSize, int64_t stepTokens, int64_t heads,
                          int threads);
 
-/// The kernel $HYBRID_CPU_STEP_KERNEL fixes ("decode" or "flash", for
-/// experiments and tests), Automatic when it is unset; sets `error` for any
-/// other value.
-StepKernel getFixedStepKernel(std::string &error);
+/// Whether a GPU step of `stepTokens` tokens over `heads` kv heads times
+/// the batch runs the flash kernel, whose CTAs take `ctaRows` rows of
+/// `queryTile` positions each, on `multiprocessors` SMs.
+bool prefersFlashForGpuStep(int64_t stepTokens, int64_t heads,
+                            int64_t queryTile, int64_t ctaRows,
+                            int64_t multiprocessors);
+
+/// The kernel environment variable `variable` fixes ("decode" or "flash",
+/// for experiments and tests), Automatic when it is unset; sets `error` for
+/// any other value.
+StepKernel getFixedStepKernel(const char *variable, std::string &error);
 
 } // namespace hybrid::rt
 

@@ -455,6 +455,17 @@ bool checkSession(Model &model, const Manifest &manifest, const Options &o,
       record["context"] = total;
       record["decode_ms"] = median;
       record["decode_gbytes_per_s"] = rate;
+      if (o.stepTokens > 1) {
+        // Steps of many tokens (chunked prefill) are rated as prefill is:
+        // useful FLOP/s of the last step's visible (query, key) pairs.
+        double flops = 2.0 * double(b) * double(l.numHeads) *
+                       double(l.headDim + l.vHeadDim) *
+                       double(l.countVisiblePairs(o.stepTokens, total));
+        double tflops = flops / (median * 1e-3) / 1e12;
+        std::snprintf(text, sizeof(text), ", %.2f TFLOP/s", tflops);
+        line += text;
+        record["decode_tflops"] = tflops;
+      }
     }
     std::printf("%s\n", o.jsonLines ? record.dump().c_str() : line.c_str());
   }

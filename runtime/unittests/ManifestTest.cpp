@@ -19,7 +19,7 @@ std::string writeManifest(const std::string &text) {
 }
 
 const char *kValid = R"({
-  "version": 4, "target": "cpu", "library": "libkernels.so",
+  "version": 5, "target": "cpu", "library": "libkernels.so",
   "model_type": "test", "name": "t", "num_layers": 2,
   "kernels": {"attn0": {"entry": "_mlir_ciface_attn0",
     "prepare_q": "_mlir_ciface_attn0_prepare_q", "prepare_k": null,
@@ -56,11 +56,11 @@ TEST(Manifest, ErrorsNameTheField) {
        "layers[0].v_head_dim: expected an integer"},
       {"\"window\": 5", "\"window\": 5.5",
        "layers[0].window: expected an integer"},
-      {"\"version\": 4", "\"version\": 3",
-       "version: this runtime reads version 4, not 3 (artifacts of an older "
+      {"\"version\": 5", "\"version\": 4",
+       "version: this runtime reads version 5, not 4 (artifacts of an older "
        "hybrid-compile: compile them again)"},
-      {"\"version\": 4", "\"version\": 5",
-       "version: this runtime reads version 4, not 5"},
+      {"\"version\": 5", "\"version\": 6",
+       "version: this runtime reads version 5, not 6"},
       {"\"kernel\": \"attn0\"", "\"kernel\": \"attn9\"",
        "layers[0].kernel: 'attn9' is not in kernels"},
       {"{\"type\": \"none\"}", "{\"type\": \"alibi\"}",

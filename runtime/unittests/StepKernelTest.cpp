@@ -1,4 +1,4 @@
-//===- StepKernelTest.cpp - Which CPU kernel runs a decode step -----------===//
+//===- StepKernelTest.cpp - Which kernel runs a decode step ---------------===//
 
 #include "StepKernel.h"
 
@@ -39,16 +39,34 @@ TEST(StepKernel, TheFlashKernelNeedsAnItemPerThread) {
 TEST(StepKernel, EnvironmentFixesIt) {
   std::string error;
   unsetenv("HYBRID_CPU_STEP_KERNEL");
-  EXPECT_EQ(getFixedStepKernel(error), StepKernel::Automatic);
+  EXPECT_EQ(getFixedStepKernel("HYBRID_CPU_STEP_KERNEL", error),
+            StepKernel::Automatic);
   setenv("HYBRID_CPU_STEP_KERNEL", "flash", 1);
-  EXPECT_EQ(getFixedStepKernel(error), StepKernel::Flash);
+  EXPECT_EQ(getFixedStepKernel("HYBRID_CPU_STEP_KERNEL", error),
+            StepKernel::Flash);
   setenv("HYBRID_CPU_STEP_KERNEL", "decode", 1);
-  EXPECT_EQ(getFixedStepKernel(error), StepKernel::Decode);
+  EXPECT_EQ(getFixedStepKernel("HYBRID_CPU_STEP_KERNEL", error),
+            StepKernel::Decode);
   EXPECT_TRUE(error.empty());
   setenv("HYBRID_CPU_STEP_KERNEL", "Flash", 1);
-  EXPECT_EQ(getFixedStepKernel(error), StepKernel::Automatic);
+  EXPECT_EQ(getFixedStepKernel("HYBRID_CPU_STEP_KERNEL", error),
+            StepKernel::Automatic);
   EXPECT_EQ(
       error,
       "HYBRID_CPU_STEP_KERNEL: expected 'decode' or 'flash', got 'Flash'");
   unsetenv("HYBRID_CPU_STEP_KERNEL");
+}
+
+TEST(StepKernel, GpuStepsOfManyRowsPerSmTakeTheFlashKernel) {
+  // H100: 132 SMs; GQA 4 in 128-row CTAs (32 positions each).
+  // One token, and a step of 16 over 8 kv heads (128 rows a position).
+  EXPECT_FALSE(prefersFlashForGpuStep(1, 8, 32, 128, 132));
+  EXPECT_FALSE(prefersFlashForGpuStep(16, 8, 32, 128, 132));
+  EXPECT_TRUE(prefersFlashForGpuStep(32, 8, 32, 128, 132));
+  // One kv head (Gemma 3 1B): 64 tokens are two CTAs, each reading every
+  // key for 128 rows; 512 tokens are 16.
+  EXPECT_FALSE(prefersFlashForGpuStep(64, 1, 32, 128, 132));
+  EXPECT_TRUE(prefersFlashForGpuStep(512, 1, 32, 128, 132));
+  // Many waves: a 4096-token chunk over 8 kv heads.
+  EXPECT_TRUE(prefersFlashForGpuStep(4096, 8, 32, 128, 132));
 }

@@ -188,7 +188,10 @@ int main(int argc, char **argv) {
         !session.cacheInfo(layer.index, info))
       continue;
     outs() << "cache layer " << layer.index << ": " << info.policy << ", "
-           << info.rows << " rows, " << info.bytes << " bytes\n";
+           << info.rows << " rows, " << info.bytes << " bytes";
+    if (info.mirror_rows > 0)
+      outs() << " (with " << info.mirror_rows << " mirror rows)";
+    outs() << "\n";
   }
   outs() << tools::describeCache(manifest, session.cacheBytes(), batch, total)
          << "\n";

@@ -18,9 +18,10 @@
 // shared memory.
 //
 // The key at position p lives in cache row p % rows (ring and chunk caches
-// wrap); a query's visible keys are one interval, so only the tile past the
-// range's end masks anything. Each split writes its unnormalised
-// accumulator, max and sum; a sink counts once, in split 0.
+// wrap; `rows`, an argument: a cache may hold mirror rows past the ring); a
+// query's visible keys are one interval, so only the tile past the range's end
+// masks anything. Each split writes its unnormalised accumulator, max and sum;
+// a sink counts once, in split 0.
 //
 //===----------------------------------------------------------------------===//
 
@@ -143,7 +144,7 @@ mlir::gpu::GPUFuncOp DecodeEmitter::emit(StringRef name) {
   inputs.append({MemRefType::get({dyn, dyn, dyn, sig.heads, vDim}, f32Type),
                  MemRefType::get({dyn, dyn, dyn, sig.heads}, f32Type),
                  MemRefType::get({dyn, dyn, dyn, sig.heads}, f32Type),
-                 b.getIndexType()});
+                 b.getIndexType(), b.getIndexType()});
   auto shared = [&](ArrayRef<int64_t> shape, Type type) -> Type {
     return MemRefType::get(
         shape, type, MemRefLayoutAttrInterface(),
@@ -171,7 +172,10 @@ mlir::gpu::GPUFuncOp DecodeEmitter::emit(StringRef name) {
   Value partialOut = func.getArgument(arg++);
   Value partialMax = func.getArgument(arg++);
   Value partialSum = func.getArgument(arg++);
-  Value position = func.getArgument(arg);
+  Value position = func.getArgument(arg++);
+  // The ring's rows: the cache's rows past them mirror its first (for the
+  // flash kernel's tiles), and none of them is read here.
+  Value rows = func.getArgument(arg);
   sQ = func.getWorkgroupAttributions()[0];
   sP = func.getWorkgroupAttributions()[1];
   sRow = func.getWorkgroupAttributions()[2];
@@ -190,7 +194,6 @@ mlir::gpu::GPUFuncOp DecodeEmitter::emit(StringRef name) {
   lane = arith::RemUIOp::create(b, tid, index(b, kThreadsPerWarp));
   warp = arith::DivUIOp::create(b, tid, index(b, kThreadsPerWarp));
   Value firstHead = arith::MulIOp::create(b, kvHead, index(b, group));
-  Value rows = memref::DimOp::create(b, k, 1);
 
   // The group's queries, in f32, shared by every thread.
   forLoop(b, tid, index(b, group * dim), index(b, kThreads), [&](Value i) {

@@ -136,8 +136,13 @@ private:
   void multiplyValues(llvm::MutableArrayRef<mlir::Value> outputs,
                       const Fragments &probs, mlir::Value values);
 
-  /// Issues the cp.async copies of `dim`-wide rows kt .. kt + kTile - 1 of
-  /// `src` (kv head `kvHead`) into `dst` and commits them as one group.
+  /// The row of k and v holding key position `key` (firstRow + key, less
+  /// ringRows past the ring's end): a tile's first row.
+  mlir::Value getKeyRow(mlir::Value key);
+
+  /// Issues the cp.async copies of the `dim`-wide rows of keys kt .. kt +
+  /// kTile - 1 (getKeyRow's) of `src` (kv head `kvHead`) into `dst` and
+  /// commits them as one group.
   /// Returns the group's token.
   /// Source columns start at `colOffset` (null: 0), for value-dim slices.
   mlir::Value stageTile(mlir::Value src, mlir::Value dst, int64_t dim,
@@ -189,7 +194,7 @@ private:
   mlir::Value lo, hi, lastBegin, firstEnd;
 
   mlir::Value q, k, v, sinks, out;
-  mlir::Value batch, kvHead, numKeys, lastKey;
+  mlir::Value batch, kvHead, numKeys, lastKey, firstRow, ringRows;
   mlir::Value lane, g, t;
   mlir::Value firstGroup; // the first key tile's cp.async group
   // TMA: tensor maps of K and V.

@@ -40,6 +40,8 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
     inputs.push_back(MemRefType::get({sig.heads}, f32Type));
   inputs.push_back(
       getRowsType(bf16Output ? bf16 : f32Type, sig.heads, sig.vHeadDim));
+  // numKeys, firstRow, ringRows: where the keys are (see emit's use).
+  inputs.append(3, b.getIndexType());
   if (tma) // CUtensorMap pointers (global memory) of K and V
     inputs.append(2, LLVM::LLVMPointerType::get(b.getContext()));
   auto workgroup = mlir::gpu::AddressSpaceAttr::get(
@@ -64,6 +66,9 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
   if (sig.score.getSinks())
     sinks = func.getArgument(arg++);
   out = func.getArgument(arg++);
+  numKeys = func.getArgument(arg++);
+  firstRow = func.getArgument(arg++);
+  ringRows = func.getArgument(arg++);
   if (tma) {
     keyMap = func.getArgument(arg++);
     valueMap = func.getArgument(arg++);
@@ -106,8 +111,12 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
   g = arith::DivUIOp::create(b, lane, index(b, 4));
   t = arith::RemUIOp::create(b, lane, index(b, 4));
 
+  // The queries are the last of numKeys key positions; key j lives in row
+  // firstRow + j of k and v, less ringRows past the ring's end (a KV cache
+  // read in place; a prompt's keys: 0 and numKeys). A wrapping range needs
+  // kTile rows past ringRows that repeat the ring's first (the runtime's
+  // mirror rows), so that every whole tile is kTile consecutive rows.
   Value numQueries = memref::DimOp::create(b, q, 1);
-  numKeys = memref::DimOp::create(b, k, 1);
   lastKey = arith::SubIOp::create(b, numKeys, c1);
   Value offset = arith::SubIOp::create(b, numKeys, numQueries);
   // The CTA's rows are (position, query head of the group) pairs, the head

@@ -45,13 +45,15 @@ Value FlashEmitter::stageTile(Value src, Value dst, int64_t dim, Value kt,
   Value tid = mlir::gpu::ThreadIdOp::create(b, mlir::gpu::Dimension::x);
   // Chunk i of the tile: row i / chunksPerRow, 8 elements at chunk i %
   // chunksPerRow.
-  auto copyChunk = [&](Value i, bool pastTheEnd) -> Value {
+  auto copyChunk = [&](Value i, Value tileRow) -> Value {
     Value row = arith::DivUIOp::create(b, i, index(b, chunksPerRow));
     Value chunk = arith::RemUIOp::create(b, i, index(b, chunksPerRow));
     Value col = arith::MulIOp::create(b, chunk, index(b, 8));
-    Value key = arith::AddIOp::create(b, kt, row);
-    if (pastTheEnd) // rows past the last key repeat it
-      key = arith::MinUIOp::create(b, key, lastKey);
+    // Rows past the last key repeat it (`tileRow` null: the tile crosses
+    // it).
+    Value key = tileRow ? arith::AddIOp::create(b, tileRow, row)
+                        : getKeyRow(arith::MinUIOp::create(
+                              b, arith::AddIOp::create(b, kt, row), lastKey));
     Value srcCol = colOffset ? arith::AddIOp::create(b, col, colOffset) : col;
     SmallVector<Value> at = {row, col};
     if (wgmma) {
@@ -63,29 +65,30 @@ Value FlashEmitter::stageTile(Value src, Value dst, int64_t dim, Value kt,
         b.getIndexAttr(8),
         /*srcElements=*/Value(), /*bypassL1=*/b.getUnitAttr());
   };
-  auto issue = [&](bool pastTheEnd) -> Value {
+  auto issue = [&](Value tileRow) -> Value {
     SmallVector<Value> tokens;
     for (int64_t c = 0; c < chunks; c += threads) {
       Value i = arith::AddIOp::create(b, tid, index(b, c));
       if (c + threads > chunks) {
         Value inTile = arith::CmpIOp::create(b, arith::CmpIPredicate::ult, i,
                                              index(b, chunks));
-        ifThen(b, inTile, [&] { copyChunk(i, pastTheEnd); });
+        ifThen(b, inTile, [&] { copyChunk(i, tileRow); });
       } else {
-        tokens.push_back(copyChunk(i, pastTheEnd));
+        tokens.push_back(copyChunk(i, tileRow));
       }
     }
     return nvgpu::DeviceAsyncCreateGroupOp::create(b, tokens);
   };
-  // Only the tile that crosses the last key clamps its rows: elsewhere the
-  // copies' addresses are one base plus constant offsets.
+  // Only the tile that crosses the last key maps and clamps its rows one by
+  // one: elsewhere the copies' addresses are one base plus constant offsets
+  // (a tile across the ring's end reads the mirror rows).
   Value whole = arith::CmpIOp::create(
       b, arith::CmpIPredicate::ule,
       arith::AddIOp::create(b, kt, index(b, kTile)), numKeys);
   return ifThenElse(
       b, whole, TypeRange{nvgpu::DeviceAsyncTokenType::get(b.getContext())},
-      [&] { return SmallVector<Value>{issue(false)}; },
-      [&] { return SmallVector<Value>{issue(true)}; })[0];
+      [&] { return SmallVector<Value>{issue(getKeyRow(kt))}; },
+      [&] { return SmallVector<Value>{issue(Value())}; })[0];
 }
 
 void FlashEmitter::issueTileLoads(bool keys, Value kt, Value colOffset,
@@ -93,16 +96,27 @@ void FlashEmitter::issueTileLoads(bool keys, Value kt, Value colOffset,
   int64_t width = keys ? sig.headDim : getValueSlice(sig.vHeadDim);
   ifThen(b, isIssuer, [&] {
     arriveExpectingBytes(b, barrier, kTile * width * 2);
-    // Box {64 columns, 1 head, kTile keys, 1 batch} of [B][S][H][D] rows:
-    // keys past the end read as zeros (their scores are masked).
+    // Box {64 columns, 1 head, kTile keys, 1 batch} of [B][S][H][D] rows
+    // from the tile's first row (a tile across a ring's end reads the
+    // mirror rows): keys past the end read as zeros or as stale rows (their
+    // scores are masked; the runtime zeroes caches, so nothing reads NaNs).
+    Value row = getKeyRow(kt);
     for (int64_t block = 0; block < width / kSwizzleRow; ++block) {
       Value col = arith::AddIOp::create(b, colOffset ? colOffset : index(b, 0),
                                         index(b, block * kSwizzleRow));
       loadTile(b, getSharedPointer(b, tile, block * kTile * 2 * kSwizzleRow),
-               keys ? keyMap : valueMap, ValueRange{col, kvHead, kt, batch},
+               keys ? keyMap : valueMap, ValueRange{col, kvHead, row, batch},
                barrier);
     }
   });
+}
+
+Value FlashEmitter::getKeyRow(Value key) {
+  Value row = arith::AddIOp::create(b, firstRow, key);
+  Value wrapped =
+      arith::CmpIOp::create(b, arith::CmpIPredicate::uge, row, ringRows);
+  return arith::SelectOp::create(b, wrapped,
+                                 arith::SubIOp::create(b, row, ringRows), row);
 }
 
 void FlashEmitter::waitGroups(int32_t pending) {

@@ -135,6 +135,8 @@ typedef struct hybrid_rt_cache_info {
   int64_t length;       /* tokens the layer has seen */
   int64_t source_layer; /* shared: whose cache it reads; else -1 */
   int32_t k_eq_v;       /* one tensor for keys and values */
+  int64_t mirror_rows;  /* GPU rings: rows past `rows` repeating their first
+                           (the flash kernel's key tiles); in `bytes` */
 } hybrid_rt_cache_info;
 
 hybrid_rt_status

@@ -2,6 +2,7 @@
 
 #include "CudaBackend.h"
 #include "CudaDriver.h"
+#include "StepKernel.h"
 
 #include <algorithm>
 #include <cstdlib>
@@ -339,26 +340,65 @@ struct Backend::State {
                                           sizeof(hostMaps), stream));
   }
   /// Copies positions [first, first + count) of `src` [B, count, row] into
-  /// the rows of `cache` [B, rows, row] that hold them (p % rows);
-  /// positions older than the cache's reach are skipped.
-  std::string storeRows(CUdeviceptr cache, int64_t rows, CUdeviceptr src,
-                        int64_t batch, int64_t first, int64_t count,
-                        int64_t rowBytes) {
+  /// the rows of `cache` that hold them (p % rows, and the mirror rows past
+  /// the ring for its first rows); positions older than the cache's reach
+  /// are skipped.
+  std::string storeRows(const DeviceCache &cache, CUdeviceptr data,
+                        CUdeviceptr src, int64_t batch, int64_t first,
+                        int64_t count, int64_t rowBytes) {
+    int64_t rows = cache.rows, stride = rows + cache.mirror;
+    auto copy = [&](int64_t b, int64_t row, int64_t t, int64_t run) {
+      return check(
+          "copying into the KV cache",
+          driver.cuMemcpyDtoDAsync(data + (b * stride + row) * rowBytes,
+                                   src + (b * count + t) * rowBytes,
+                                   run * rowBytes, stream));
+    };
     int64_t begin = std::max<int64_t>(0, count - rows);
     for (int64_t b = 0; b < batch; ++b)
       for (int64_t t = begin; t < count;) {
         int64_t row = (first + t) % rows;
         int64_t run = std::min(count - t, rows - row); // up to the wrap
-        if (std::string e = check(
-                "copying into the KV cache",
-                driver.cuMemcpyDtoDAsync(cache + (b * rows + row) * rowBytes,
-                                         src + (b * count + t) * rowBytes,
-                                         run * rowBytes, stream));
-            !e.empty())
-          return e;
+        HYBRID_CUDA_TRY(copy(b, row, t, run));
+        if (row < cache.mirror)
+          HYBRID_CUDA_TRY(
+              copy(b, rows + row, t, std::min(run, cache.mirror - row)));
         t += run;
       }
     return "";
+  }
+  /// Launches `kernel`'s flash kernel (its bf16-writing twin for bf16
+  /// `outRows`) on the prepared queries [B, seq, Hq, D] in qBf16 over
+  /// `numKeys` keys of `keys` and `values` ([B, rows, Hkv, D] bf16) from
+  /// row `firstRow` of a ring of `ringRows` (see FlashKernel.cpp). Returns
+  /// "" or the error; `flash` names the kernel launched.
+  std::string launchFlash(const LayerSpec &l, const KernelSpec &kernel,
+                          int64_t batch, int64_t seq, CUdeviceptr keys,
+                          CUdeviceptr values, int64_t rows, int64_t numKeys,
+                          int64_t firstRow, int64_t ringRows,
+                          const DeviceRows *sinks, const DeviceRows &outRows,
+                          std::string &flash) {
+    LaunchArgs args;
+    args.memref(qBf16.ptr, {batch, seq, l.numHeads, l.headDim});
+    args.memref(keys, {batch, rows, l.numKvHeads, l.headDim});
+    args.memref(values, {batch, rows, l.numKvHeads, l.vHeadDim});
+    if (sinks)
+      args.memref(sinks->ptr, {l.numHeads});
+    args.memref(outRows.ptr, {batch, seq, l.numHeads, l.vHeadDim});
+    args.scalar(numKeys);
+    args.scalar(firstRow);
+    args.scalar(ringRows);
+    if (kernel.tma)
+      HYBRID_CUDA_TRY(tensorMapArgs(kernel, keys, values, batch, rows,
+                                    l.numKvHeads, l.headDim, l.vHeadDim, args));
+    int64_t tiles = (seq + kernel.qTile - 1) / kernel.qTile;
+    // One CTA per (q_tile positions of a GQA group, kv head x value slice,
+    // batch).
+    flash = outRows.bf16 ? kernel.entryOutBF16 : kernel.entry;
+    return launch(flash, unsigned(tiles),
+                  unsigned(l.numKvHeads * kernel.valueSlices), unsigned(batch),
+                  unsigned(kernel.flashThreads), args,
+                  unsigned(kernel.sharedBytes));
   }
   /// Copies `count` elements from `rows` (output()'s) to a host `out` and
   /// waits for the stream: errors of earlier launches surface here.
@@ -391,6 +431,8 @@ struct Backend::State {
   int multiprocessors = 1;
   // $HYBRID_CUDA_DECODE_SPLITS, for tuning experiments (0: automatic).
   int64_t fixedSplits = 0;
+  // $HYBRID_CUDA_STEP_KERNEL: decode steps' kernel, when fixed.
+  StepKernel fixedStepKernel = StepKernel::Automatic;
 
   /// Backend::append without waiting for the stream.
   std::string appendRows(const LayerSpec &l, const KernelSpec &kernel,
@@ -463,6 +505,10 @@ std::unique_ptr<Backend> Backend::open(const Manifest &manifest,
   d.cuDeviceGetAttribute(&s.sharedOptIn,
                          CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN,
                          s.device);
+  std::string stepError;
+  s.fixedStepKernel = getFixedStepKernel("HYBRID_CUDA_STEP_KERNEL", stepError);
+  if (!stepError.empty())
+    return failed(stepError);
   if (std::string e = s.check("cuDevicePrimaryCtxRetain",
                               d.cuDevicePrimaryCtxRetain(&s.context, s.device));
       !e.empty())
@@ -538,36 +584,21 @@ std::string Backend::prefill(const LayerSpec &l, const KernelSpec &kernel,
       s.prepare(kernel, kernel.prepareV, vRows, s.vBf16, vShape, std::nullopt));
   HYBRID_CUDA_TRY(
       s.check("cuEventRecord", d.cuEventRecord(s.events[1], s.stream)));
-  LaunchArgs args;
-  args.memref(s.qBf16.ptr, qShape);
-  args.memref(s.kBf16.ptr, kShape);
-  args.memref(s.vBf16.ptr, vShape);
-  if (sinks.data)
-    args.memref(sinksRows.ptr, {l.numHeads});
-  args.memref(outRows.ptr, outShape);
-  if (kernel.tma)
-    HYBRID_CUDA_TRY(s.tensorMapArgs(kernel, s.kBf16.ptr, s.vBf16.ptr, batch,
-                                    seq, l.numKvHeads, l.headDim, l.vHeadDim,
-                                    args));
-  int64_t tiles = (seq + kernel.qTile - 1) / kernel.qTile;
-  // One CTA per (q_tile positions of a GQA group, kv head x value slice,
-  // batch); bf16 rows come from the twin writing them.
-  const std::string &flash = outRows.bf16 ? kernel.entryOutBF16 : kernel.entry;
-  HYBRID_CUDA_TRY(s.launch(flash, unsigned(tiles),
-                           unsigned(l.numKvHeads * kernel.valueSlices),
-                           unsigned(batch), unsigned(kernel.flashThreads), args,
-                           unsigned(kernel.sharedBytes)));
+  std::string flash;
+  HYBRID_CUDA_TRY(
+      s.launchFlash(l, kernel, batch, seq, s.kBf16.ptr, s.vBf16.ptr, seq, seq,
+                    0, seq, sinks.data ? &sinksRows : nullptr, outRows, flash));
   HYBRID_CUDA_TRY(
       s.check("cuEventRecord", d.cuEventRecord(s.events[2], s.stream)));
   if (cache && cache->rows > 0) {
-    HYBRID_CUDA_TRY(s.storeRows(cache->keys, cache->rows, s.kBf16.ptr, batch, 0,
-                                seq, l.numKvHeads * l.headDim * 2));
+    HYBRID_CUDA_TRY(s.storeRows(*cache, cache->keys, s.kBf16.ptr, batch, 0, seq,
+                                l.numKvHeads * l.headDim * 2));
     // K=V: the values are the raw keys.
     if (l.kEqV)
       HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareV, kRows, s.vBf16, vShape,
                                 std::nullopt));
-    HYBRID_CUDA_TRY(s.storeRows(cache->values, cache->rows, s.vBf16.ptr, batch,
-                                0, seq, l.numKvHeads * l.vHeadDim * 2));
+    HYBRID_CUDA_TRY(s.storeRows(*cache, cache->values, s.vBf16.ptr, batch, 0,
+                                seq, l.numKvHeads * l.vHeadDim * 2));
   }
   HYBRID_CUDA_TRY(s.finish(out, outRows, outCount, flash));
   d.cuEventElapsedTime(&s.prepareMs, s.events[0], s.events[1]);
@@ -576,12 +607,13 @@ std::string Backend::prefill(const LayerSpec &l, const KernelSpec &kernel,
 }
 
 std::string Backend::allocate(const LayerSpec &l, int64_t batch, int64_t rows,
-                              DeviceCache &cache) {
+                              int64_t mirror, DeviceCache &cache) {
   State &s = *state;
   s.driver.cuCtxSetCurrent(s.context);
   cache.rows = rows;
-  cache.keyBytes = batch * rows * l.numKvHeads * l.headDim * 2;
-  cache.valueBytes = batch * rows * l.numKvHeads * l.vHeadDim * 2;
+  cache.mirror = mirror;
+  cache.keyBytes = batch * (rows + mirror) * l.numKvHeads * l.headDim * 2;
+  cache.valueBytes = batch * (rows + mirror) * l.numKvHeads * l.vHeadDim * 2;
   CUdeviceptr keys = 0, values = 0;
   std::string what =
       "allocating the KV cache of layer " + std::to_string(l.index) + " (" +
@@ -595,7 +627,12 @@ std::string Backend::allocate(const LayerSpec &l, int64_t batch, int64_t rows,
       !e.empty())
     return e;
   cache.values = values;
-  return "";
+  if (std::string e = s.check(
+          what, s.driver.cuMemsetD8Async(keys, 0, cache.keyBytes, s.stream));
+      !e.empty())
+    return e;
+  return s.check(
+      what, s.driver.cuMemsetD8Async(values, 0, cache.valueBytes, s.stream));
 }
 
 void Backend::release(DeviceCache &cache) {
@@ -639,10 +676,10 @@ std::string Backend::State::appendRows(const LayerSpec &l,
   // K=V: the values are the raw keys.
   HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareV, l.kEqV ? kRows : vRows,
                             s.vBf16, vShape, std::nullopt));
-  HYBRID_CUDA_TRY(s.storeRows(cache.keys, cache.rows, s.kBf16.ptr, batch, first,
+  HYBRID_CUDA_TRY(s.storeRows(cache, cache.keys, s.kBf16.ptr, batch, first,
                               count, l.numKvHeads * l.headDim * 2));
-  HYBRID_CUDA_TRY(s.storeRows(cache.values, cache.rows, s.vBf16.ptr, batch,
-                              first, count, l.numKvHeads * l.vHeadDim * 2));
+  HYBRID_CUDA_TRY(s.storeRows(cache, cache.values, s.vBf16.ptr, batch, first,
+                              count, l.numKvHeads * l.vHeadDim * 2));
   return "";
 }
 
@@ -665,15 +702,49 @@ std::string Backend::decode(const LayerSpec &l, const KernelSpec &kernel,
     HYBRID_CUDA_TRY(s.input(s.sinksIn, sinks, l.numHeads, sinksRows));
   HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareQ, qRows, s.qBf16, qShape,
                             position, kernel.prepareQBF16));
+  int64_t total = position + steps;
+  size_t outCount = batch * steps * l.numHeads * l.vHeadDim;
+  int64_t cacheRows = owner.rows + owner.mirror;
+
+  // Steps of many rows: the flash kernel over the cache in place, from the
+  // step's first visible key (relative positions are exact for every mask:
+  // chunk starts are multiples of the chunk), its queries the last `steps`
+  // of the keys. A range across the ring's end needs a mirror as deep as
+  // the kernel's key tiles, or as the ring (the session allocates one):
+  // past it, TMA reads zeros and cp.async clamps, for masked keys only.
+  int64_t firstKey = l.firstVisibleKey(position);
+  int64_t numKeys = total - firstKey, firstRow = firstKey % owner.rows;
+  bool flashFits = firstRow + numKeys <= owner.rows ||
+                   owner.mirror >= std::min(kernel.kTile, owner.rows);
+  StepKernel stepKernel = s.fixedStepKernel;
+  if (stepKernel == StepKernel::Automatic)
+    stepKernel =
+        prefersFlashForGpuStep(steps, batch * l.numKvHeads, kernel.qTile,
+                               kernel.qTile * (l.numHeads / l.numKvHeads),
+                               s.multiprocessors)
+            ? StepKernel::Flash
+            : StepKernel::Decode;
+  if (stepKernel == StepKernel::Flash && flashFits) {
+    HYBRID_CUDA_TRY(s.output(s.out, out, outCount, outRows, &kernel));
+    HYBRID_CUDA_TRY(
+        s.check("cuEventRecord", d.cuEventRecord(s.events[1], s.stream)));
+    std::string flash;
+    HYBRID_CUDA_TRY(s.launchFlash(
+        l, kernel, batch, steps, CUdeviceptr(owner.keys),
+        CUdeviceptr(owner.values), cacheRows, numKeys, firstRow, owner.rows,
+        sinks.data ? &sinksRows : nullptr, outRows, flash));
+    HYBRID_CUDA_TRY(
+        s.check("cuEventRecord", d.cuEventRecord(s.events[2], s.stream)));
+    HYBRID_CUDA_TRY(s.finish(out, outRows, outCount, flash));
+    s.prepareMs = 0;
+    d.cuEventElapsedTime(&s.attentionMs, s.events[1], s.events[2]);
+    return "";
+  }
 
   // Splits of the last query's key range, whole tiles each, for one full
   // wave: every CTA the GPU holds at once (a memory-bound kernel wants
   // every warp slot for loads in flight).
-  int64_t total = position + steps, first = 0;
-  if (l.window)
-    first = std::max<int64_t>(0, total - l.window);
-  if (l.chunk)
-    first = (total - 1) / l.chunk * l.chunk;
+  int64_t first = l.firstVisibleKey(total - 1);
   int64_t items = batch * steps * l.numKvHeads;
   int64_t tiles = (total - first + kernel.threads - 1) / kernel.threads;
   int resident = 0;
@@ -685,7 +756,6 @@ std::string Backend::decode(const LayerSpec &l, const KernelSpec &kernel,
   if (s.fixedSplits > 0)
     splits = std::clamp<int64_t>(s.fixedSplits, 1, std::max<int64_t>(1, tiles));
   size_t partial = splits * batch * steps * l.numHeads;
-  size_t outCount = batch * steps * l.numHeads * l.vHeadDim;
   HYBRID_CUDA_TRY(s.ensure(s.partialOut, partial * l.vHeadDim * 4));
   HYBRID_CUDA_TRY(s.ensure(s.partialMax, partial * 4));
   HYBRID_CUDA_TRY(s.ensure(s.partialSum, partial * 4));
@@ -696,9 +766,9 @@ std::string Backend::decode(const LayerSpec &l, const KernelSpec &kernel,
   LaunchArgs args;
   args.memref(s.qBf16.ptr, qShape);
   args.memref(CUdeviceptr(owner.keys),
-              {batch, owner.rows, l.numKvHeads, l.headDim});
+              {batch, cacheRows, l.numKvHeads, l.headDim});
   args.memref(CUdeviceptr(owner.values),
-              {batch, owner.rows, l.numKvHeads, l.vHeadDim});
+              {batch, cacheRows, l.numKvHeads, l.vHeadDim});
   if (sinks.data)
     args.memref(sinksRows.ptr, {l.numHeads});
   std::vector<int64_t> partialShape = {splits, batch, steps, l.numHeads};
@@ -706,6 +776,7 @@ std::string Backend::decode(const LayerSpec &l, const KernelSpec &kernel,
   args.memref(s.partialMax.ptr, partialShape);
   args.memref(s.partialSum.ptr, partialShape);
   args.scalar(position);
+  args.scalar(owner.rows);
   HYBRID_CUDA_TRY(s.launch(kernel.decode, unsigned(splits),
                            unsigned(steps * l.numKvHeads), unsigned(batch),
                            unsigned(kernel.threads), args));

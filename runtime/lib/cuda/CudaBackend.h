@@ -20,12 +20,15 @@
 namespace hybrid::rt::cuda {
 
 /// One layer's cache on the device: prepared (rotated) keys
-/// [B, rows, Hkv, D] and values [B, rows, Hkv, Dv], bf16, the token at
-/// position p in row p % rows. K=V layers keep their values too (raw keys),
-/// so that no step rotates the whole cache again.
+/// [B, rows + mirror, Hkv, D] and values [B, rows + mirror, Hkv, Dv], bf16,
+/// the token at position p in row p % rows, and rows rows.. again in rows
+/// 0.. (the mirror: a flash kernel's key tile across the ring's end is
+/// consecutive rows). K=V layers keep their values too (raw keys), so that
+/// no step rotates the whole cache again. Allocated zeroed: rows read
+/// before they are written (past a step's last key) hold no NaNs.
 struct DeviceCache {
   uint64_t keys = 0, values = 0; // CUdeviceptr
-  int64_t rows = 0;
+  int64_t rows = 0, mirror = 0;
   int64_t bytes() const;
   int64_t keyBytes = 0, valueBytes = 0;
 };
@@ -63,10 +66,11 @@ public:
                       Operand v, Operand sinks, Operand out,
                       DeviceCache *cache = nullptr);
 
-  /// Allocates (and zeroes nothing: rows are written before they are read)
-  /// `rows` rows of `layer` for `batch` sequences.
+  /// Allocates `rows` rows of `layer` and `mirror` rows past them (ring
+  /// caches: the largest key tile of the flash kernels reading it, or
+  /// `rows` if fewer) for `batch` sequences, zeroed.
   std::string allocate(const LayerSpec &layer, int64_t batch, int64_t rows,
-                       DeviceCache &cache);
+                       int64_t mirror, DeviceCache &cache);
   void release(DeviceCache &cache);
 
   /// Stores `count` tokens of k [B, count, Hkv, D] and v (ignored for K=V
@@ -77,7 +81,9 @@ public:
 
   /// A decode step of `steps` queries at positions position..: appends k
   /// and v to `own` (null for shared layers), then attends over `owner`'s
-  /// cache with the decode and combine kernels.
+  /// cache with the decode and combine kernels or, for steps of many rows
+  /// (chunked prefill; $HYBRID_CUDA_STEP_KERNEL=decode|flash forces one),
+  /// with the flash kernel reading the cache in place.
   std::string decode(const LayerSpec &layer, const KernelSpec &kernel,
                      DeviceCache *own, const DeviceCache &owner, int64_t batch,
                      int64_t position, int64_t steps, Operand q, Operand k,

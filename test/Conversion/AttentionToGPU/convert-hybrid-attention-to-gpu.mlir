@@ -18,7 +18,10 @@
 // its size), rows padded by 8 elements (16 bytes), 16-byte aligned for
 // cp.async.
 // CHECK-LABEL: gpu.func @sliding(
-// CHECK-SAME: memref<?x?x4x32xbf16>, %{{.+}}: memref<?x?x2x32xbf16>, %{{.+}}: memref<?x?x2x32xbf16>, %{{.+}}: memref<4xf32>, %{{.+}}: memref<?x?x4x32xf32>)
+// CHECK-SAME: memref<?x?x4x32xbf16>, %[[K:.+]]: memref<?x?x2x32xbf16>, %{{.+}}: memref<?x?x2x32xbf16>, %{{.+}}: memref<4xf32>, %{{.+}}: memref<?x?x4x32xf32>,
+// Then where the keys are: their count, the first one's row, the ring's
+// rows (a prompt: S, 0, S).
+// CHECK-SAME: %[[NUMKEYS:.+]]: index, %[[FIRSTROW:.+]]: index, %[[RINGROWS:.+]]: index)
 // GQA: a CTA's 64 rows are 32 positions x the 2 query heads of kv head
 // block y (row r: head 2 * kv + r % 2, position r / 2).
 // CHECK-SAME: kernel attributes {hybrid.gpu_kernel = #hybrid.gpu_kernel<>, hybrid.k_tile = 64 : i64, hybrid.q_tile = 32 : i64, hybrid.shared_bytes = 10240 : i64, hybrid.value_slices = 1 : i64, known_block_size = array<i32: 128, 1, 1>}
@@ -26,13 +29,26 @@
 // CHECK: %[[SK:.+]] = memref.view %[[SHARED]][%c0{{(_[0-9]+)?}}][] : memref<?xi8, #gpu.address_space<workgroup>> to memref<64x40xbf16, #gpu.address_space<workgroup>>
 // CHECK: %[[SV:.+]] = memref.view %[[SHARED]][%c5120][] : memref<?xi8, #gpu.address_space<workgroup>> to memref<64x40xbf16, #gpu.address_space<workgroup>>
 // CHECK: %[[KV:.+]] = gpu.block_id y
+// The queries are the last Sq of the keys.
+// CHECK: arith.subi %[[NUMKEYS]], %dim
 // CHECK: arith.muli %[[KV]], %c2
 // CHECK: arith.remui %{{.+}}, %c2
 // CHECK: arith.divui %{{.+}}, %c2
 // The key range is the mask's: window 100 reaches back 99.
 // CHECK: arith.subi %{{.+}}, %c99
-// The first key tile is in flight before the loop.
-// CHECK: nvgpu.device_async_copy {{.+}}, %[[SK]][{{.+}}], 8 {bypassL1}
+// The first key tile is in flight before the loop: a whole tile is
+// consecutive rows from key kt's, firstRow + kt less ringRows past the end.
+// CHECK: %[[TILEROW:.+]] = arith.addi %[[FIRSTROW]], %{{.+}}
+// CHECK: %[[WRAPS:.+]] = arith.cmpi uge, %[[TILEROW]], %[[RINGROWS]]
+// CHECK: %[[BACK:.+]] = arith.subi %[[TILEROW]], %[[RINGROWS]]
+// CHECK: %[[FIRST:.+]] = arith.select %[[WRAPS]], %[[BACK]], %[[TILEROW]]
+// CHECK: %[[ROW:.+]] = arith.addi %[[FIRST]], %{{.+}}
+// CHECK: nvgpu.device_async_copy %[[K]][%{{.+}}, %[[ROW]], %{{.+}}, %{{.+}}], %[[SK]][{{.+}}], 8 {bypassL1}
+// The tile across the last key maps and clamps each row.
+// CHECK: } else {
+// CHECK: %[[KEY:.+]] = arith.minui %{{.+}}, %{{.+}}
+// CHECK: %[[LAST:.+]] = arith.addi %[[FIRSTROW]], %[[KEY]]
+// CHECK: arith.cmpi uge, %[[LAST]], %[[RINGROWS]]
 // CHECK: nvgpu.device_async_create_group
 // CHECK: scf.for %[[KT:.+]] = %{{.+}} to %{{.+}} step %c64
 // CHECK: nvgpu.device_async_wait %{{.+}} {numGroups = 0 : i32}

@@ -21,10 +21,10 @@ def main(directory):
     seen = set()
     for kernel in manifest["kernels"].values():
         sinks = memref(1) if kernel["sinks"] else 0
-        flash = 4 * memref(4) + sinks + (2 if kernel.get("tma") else 0)
+        flash = 4 * memref(4) + sinks + 3 + (2 if kernel.get("tma") else 0)
         expected = {
-            # q, k, v, [sinks,] out, [K and V tensor maps]; the twin writing
-            # bf16 rows takes the same
+            # q, k, v, [sinks,] out, key count, first row, ring rows, [K and
+            # V tensor maps]; the twin writing bf16 rows takes the same
             "entry": flash,
             "entry_out_bf16": flash,
             # in, out, first position (f32 or bf16 rows in)
@@ -34,8 +34,9 @@ def main(directory):
             "prepare_k_bf16": 2 * memref(4) + 1,
             # in, out
             "prepare_v": 2 * memref(4),
-            # q, k cache, v cache, [sinks,] partial out, max, sum, position
-            "decode": 3 * memref(4) + sinks + memref(5) + 2 * memref(4) + 1,
+            # q, k cache, v cache, [sinks,] partial out, max, sum, position,
+            # ring rows
+            "decode": 3 * memref(4) + sinks + memref(5) + 2 * memref(4) + 2,
             # partial out, max, sum, out
             "decode_combine": memref(5) + 3 * memref(4),
         }
