@@ -186,7 +186,7 @@ else
   bench=(--seq 8192,32768) repeat=10 decode=(--seq 32760,131064)
   baseline_seqs=(8192 32768)
   # Chunked prefill: two steps of T tokens after a prompt, ending at 32K.
-  chunks=(--seq 31744) chunk_tokens=(64 512)
+  chunks=(--seq 31744) chunk_tokens=(4 64 512)
 fi
 check="$build/bin/hybrid-rt-check"
 results="$dir/results"
