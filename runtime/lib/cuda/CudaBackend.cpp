@@ -299,11 +299,12 @@ struct Backend::State {
                   1, 1, unsigned(kernel.threads), args);
   }
   /// Tensor maps for a TMA flash kernel's K and V tiles (bf16 rows
-  /// [B][S][H][D]; boxes of 64 columns x 1 head x kTile keys x 1 batch,
-  /// 128-byte swizzled, zeros past the end), copied to the device; their
-  /// device pointers join `args`.
+  /// [B][rows][H][D]: a prompt's, or a cache's with its mirror rows; boxes
+  /// of 64 columns x 1 head x kTile keys x 1 batch, 128-byte swizzled,
+  /// zeros past the end), copied to the device; their device pointers join
+  /// `args`.
   std::string tensorMapArgs(const KernelSpec &kernel, CUdeviceptr keys,
-                            CUdeviceptr values, int64_t batch, int64_t seq,
+                            CUdeviceptr values, int64_t batch, int64_t rows,
                             int64_t heads, int64_t headDim, int64_t vHeadDim,
                             LaunchArgs &args) {
     if (!driver.cuTensorMapEncodeTiled)
@@ -312,10 +313,10 @@ struct Backend::State {
              "(CUDA 12 or later drivers); this driver lacks it";
     auto encode = [&](CUtensorMap &map, CUdeviceptr data,
                       int64_t dim) -> std::string {
-      cuuint64_t dims[4] = {cuuint64_t(dim), cuuint64_t(heads), cuuint64_t(seq),
-                            cuuint64_t(batch)};
+      cuuint64_t dims[4] = {cuuint64_t(dim), cuuint64_t(heads),
+                            cuuint64_t(rows), cuuint64_t(batch)};
       cuuint64_t strides[3] = {cuuint64_t(dim * 2), cuuint64_t(heads * dim * 2),
-                               cuuint64_t(seq * heads * dim * 2)};
+                               cuuint64_t(rows * heads * dim * 2)};
       cuuint32_t box[4] = {64, 1, cuuint32_t(kernel.kTile), 1};
       cuuint32_t elementStrides[4] = {1, 1, 1, 1};
       return check("cuTensorMapEncodeTiled (" + kernel.entry + ")",
@@ -561,8 +562,7 @@ std::string Backend::prefill(const LayerSpec &l, const KernelSpec &kernel,
   d.cuCtxSetCurrent(s.context);
   std::vector<int64_t> qShape = {batch, seq, l.numHeads, l.headDim},
                        kShape = {batch, seq, l.numKvHeads, l.headDim},
-                       vShape = {batch, seq, l.numKvHeads, l.vHeadDim},
-                       outShape = {batch, seq, l.numHeads, l.vHeadDim};
+                       vShape = {batch, seq, l.numKvHeads, l.vHeadDim};
   size_t outCount = batch * seq * l.numHeads * l.vHeadDim;
   DeviceRows qRows, kRows, vRows, sinksRows, outRows;
   HYBRID_CUDA_TRY(
