@@ -167,7 +167,8 @@ hybrid_rt_session_prefill(hybrid_rt_session *session, int64_t layer,
  * k [B, T, Hkv, D], v [B, T, Hkv, Dv] at positions length..length+T-1 are
  * appended to the cache and attend to it; out [B, T, Hq, Dv]. Shared
  * layers pass k = v = NULL and run after their source's step. Steps of
- * many tokens are chunked prefill: on CPUs they run the flash kernel. */
+ * many tokens are chunked prefill: they run the flash kernel over the
+ * cache (on GPUs when the step has enough rows per multiprocessor). */
 hybrid_rt_status
 hybrid_rt_session_decode(hybrid_rt_session *session, int64_t layer,
                          const hybrid_rt_tensor *q, const hybrid_rt_tensor *k,
