@@ -173,6 +173,9 @@ hybrid_rt_session_create(hybrid_rt_model *model,
   s->batch = o.batch;
   s->maxSeq = o.max_seq;
   s->maxStep = std::min(o.max_step_tokens, o.max_seq);
+  int64_t maxKeyTile = 0; // GPU rings' mirror rows (below)
+  for (const auto &[name, kernel] : model->manifest.kernels)
+    maxKeyTile = std::max(maxKeyTile, kernel.kTile);
   for (const LayerSpec &l : model->manifest.layers) {
     LayerCache c;
     c.policy = l.hasKernel() ? (l.cachePolicy.empty() ? "full" : l.cachePolicy)
@@ -186,10 +189,7 @@ hybrid_rt_session_create(hybrid_rt_model *model,
         // Caches that wrap mirror their first rows for the flash kernels'
         // key tiles (of any layer: shared layers read their source's): a
         // tile's rows, or all of a ring shorter than that.
-        int64_t mirror = 0;
-        if (c.rows < s->maxSeq)
-          for (const auto &[name, kernel] : model->manifest.kernels)
-            mirror = std::max(mirror, std::min(kernel.kTile, c.rows));
+        int64_t mirror = c.rows < s->maxSeq ? std::min(maxKeyTile, c.rows) : 0;
         s->caches.push_back(std::move(c));
         LayerCache &added = s->caches.back();
         if (added.rows > 0)

@@ -2,12 +2,11 @@
 //
 // A decode step of T tokens can run either kernel, on CPUs and on GPUs.
 //
-// CPUs: the decode kernel The decode kernel
-// keeps vectors along the head dim: each key and value vector it loads
-// serves the step's rows through per-row dot products and lane sums, and
-// the key range splits across threads, which suits the usual steps of one
-// to a few tokens. The flash kernel keeps rows along vector lanes
-// (broadcast-FMA micro-kernels, no lane sums) but gives each thread whole
+// CPUs: the decode kernel keeps vectors along the head dim: each key and
+// value vector it loads serves the step's rows through per-row dot products
+// and lane sums, and the key range splits across threads, which suits the
+// usual steps of one to a few tokens. The flash kernel keeps rows along vector
+// lanes (broadcast-FMA micro-kernels, no lane sums) but gives each thread whole
 // query tiles of one kv head: it suits steps of many rows, i.e. chunked
 // prefill and a follow-up prompt appended to a cache.
 //

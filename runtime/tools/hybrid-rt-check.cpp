@@ -458,9 +458,8 @@ bool checkSession(Model &model, const Manifest &manifest, const Options &o,
       if (o.stepTokens > 1) {
         // Steps of many tokens (chunked prefill) are rated as prefill is:
         // useful FLOP/s of the last step's visible (query, key) pairs.
-        double flops = 2.0 * double(b) * double(l.numHeads) *
-                       double(l.headDim + l.vHeadDim) *
-                       double(l.countVisiblePairs(o.stepTokens, total));
+        double flops = double(l.countVisiblePairs(o.stepTokens, total)) *
+                       l.getFlopsPerVisiblePair() * double(b);
         double tflops = flops / (median * 1e-3) / 1e12;
         std::snprintf(text, sizeof(text), ", %.2f TFLOP/s", tflops);
         line += text;
@@ -578,9 +577,8 @@ int main(int argc, char **argv) {
         }
         std::sort(times.begin(), times.end());
         double median = times[times.size() / 2];
-        double flops = 2.0 * double(l.countVisiblePairs(seq, seq)) *
-                       double(l.headDim + l.vHeadDim) * double(l.numHeads) *
-                       double(b);
+        double flops = double(l.countVisiblePairs(seq, seq)) *
+                       l.getFlopsPerVisiblePair() * double(b);
         double tflops = flops / (median * 1e-3) / 1e12;
         char text[128];
         std::snprintf(text, sizeof(text), ": %.4f ms, %.2f TFLOP/s", median,

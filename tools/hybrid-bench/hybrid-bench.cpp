@@ -132,9 +132,8 @@ int main(int argc, char **argv) {
     }
     double ms = median(times);
     int64_t pairs = layer->countVisiblePairs(seqLen, seqLen);
-    double flops = 2.0 * double(pairs) *
-                   double(layer->headDim + layer->vHeadDim) *
-                   double(layer->numHeads) * double(batch);
+    double flops =
+        double(pairs) * layer->getFlopsPerVisiblePair() * double(batch);
     json &entry = entries[layer->index];
     entry["prefill_ms"] = ms;
     entry["prefill_gflops"] = flops / (ms * 1e6);
@@ -195,8 +194,7 @@ int main(int argc, char **argv) {
       double bytes = double(batch) * keys * double(layer.numKvHeads) *
                      double(layer.headDim + (layer.kEqV ? 0 : layer.vHeadDim)) *
                      cacheElementBytes;
-      double flops = 2.0 * pairs * double(layer.headDim + layer.vHeadDim) *
-                     double(layer.numHeads) * double(batch);
+      double flops = pairs * layer.getFlopsPerVisiblePair() * double(batch);
       entries[index]["decode_ms"] = ms;
       entries[index]["decode_gbytes_per_s"] = bytes / (ms * 1e6);
       entries[index]["decode_gflops"] = flops / (ms * 1e6);

@@ -68,6 +68,11 @@ struct LayerSpec {
   /// Visible (query, key) pairs for `numQueries` queries at the last
   /// positions of `numKeys` keys (positions numKeys-numQueries...).
   int64_t countVisiblePairs(int64_t numQueries, int64_t numKeys) const;
+  /// Useful FLOPs per visible pair over every query head: Q K^T and P V,
+  /// 2 (D + Dv) Hq (the rate benchmarks report).
+  double getFlopsPerVisiblePair() const {
+    return 2.0 * double(headDim + vHeadDim) * double(numHeads);
+  }
 };
 
 struct KernelSpec {
