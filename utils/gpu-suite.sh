@@ -186,7 +186,7 @@ else
   bench=(--seq 8192,32768) repeat=10 decode=(--seq 32760,131064)
   baseline_seqs=(8192 32768)
   # Chunked prefill: two steps of T tokens after a prompt, ending at 32K.
-  chunks=(--seq 31744) chunk_tokens=(4 64 512)
+  chunks=(--seq 31744) chunk_tokens=(4 16 64 512)
 fi
 check="$build/bin/hybrid-rt-check"
 results="$dir/results"
@@ -340,11 +340,15 @@ bench)
       || status=1
   done
   # Chunked prefill (steps of many tokens over a long cache) through each
-  # kernel: the runtime's choice between them is a model until this
-  # measures it (runtime/lib/StepKernel.h).
-  for kernel in flash decode; do
+  # kernel, the flash kernel with its split-K twin (automatic) and without
+  # (one split): the runtime's choices are models until this measures them
+  # (runtime/lib/StepKernel.h).
+  for kernel in flash flash-unsplit decode; do
+    splits=0
+    [[ $kernel == flash-unsplit ]] && splits=1
     for tokens in "${chunk_tokens[@]}"; do
-      HYBRID_CUDA_STEP_KERNEL=$kernel "$check" "$bench_schedule" \
+      HYBRID_CUDA_STEP_KERNEL=${kernel%-unsplit} \
+        HYBRID_CUDA_FLASH_SPLITS=$splits "$check" "$bench_schedule" \
         "${chunks[@]}" --decode-steps 2 --step-tokens "$tokens" --repeat 1 \
         --no-check --json
     done | tee "$results/ours-steps-$kernel.jsonl" || status=1

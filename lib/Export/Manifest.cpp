@@ -70,6 +70,9 @@ json hybrid::buildManifest(ModuleOp module, ScheduleOp schedule,
       kernel["prepare_k_bf16"] = entry(symbol + "_prepare_k_bf16");
       // bf16 outputs: the flash kernel's twin writing bf16 rows.
       kernel["entry_out_bf16"] = entry(symbol + "_out_bf16");
+      // Causal layers: the flash kernel's split-K twin, writing partials for
+      // decode_combine (null: none).
+      kernel["entry_split"] = entry(symbol + "_split");
       // The flash kernel's CTA may be larger than the others' (--warps 8).
       auto threads = [&](StringRef name) {
         return cast<gpu::GPUFuncOp>(symbols.lookup(name))

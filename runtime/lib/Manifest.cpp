@@ -224,6 +224,10 @@ static KernelSpec parseKernel(const Fields &f) {
   k.prepareQBF16 = f.string("prepare_q_bf16", std::string());
   k.prepareKBF16 = f.string("prepare_k_bf16", std::string());
   k.entryOutBF16 = f.string("entry_out_bf16", std::string());
+  k.entrySplit = f.string("entry_split", std::string());
+  if (!k.entrySplit.empty() && k.decodeCombine.empty())
+    throw FieldError(f.where("entry_split") +
+                     ": a split-K flash kernel needs decode_combine");
   k.threads = f.integer("threads", 0);
   k.flashThreads = f.integer("flash_threads", k.threads);
   k.sharedBytes = f.integer("shared_bytes", 0);

@@ -11,10 +11,12 @@
 // prefill and a follow-up prompt appended to a cache.
 //
 // GPUs: the decode kernel (SIMT, split across CTAs over the key range)
-// reads every cached key and value once per query position of the step;
-// the flash kernel (tensor cores) reads them once per CTA of ctaRows
-// (position, head) rows, but does not split the keys, so a step of few
-// tiles leaves most multiprocessors idle.
+// reads every cached key and value once per query position of the step and
+// computes every row's products on the CUDA cores; the flash kernel (tensor
+// cores) reads them once per CTA of ctaRows (position, head) rows. Its
+// split-K twin splits the keys of few query tiles across CTAs too; without
+// one (a bidirectional layer, older artifacts), a step of few tiles leaves
+// most multiprocessors idle.
 //
 //===----------------------------------------------------------------------===//
 
@@ -33,12 +35,24 @@ enum class StepKernel { Automatic, Decode, Flash };
 bool prefersFlashForStep(int64_t groupSize, int64_t stepTokens, int64_t heads,
                          int threads);
 
-/// Whether a GPU step of `stepTokens` tokens over `heads` kv heads times
-/// the batch runs the flash kernel, whose CTAs take `ctaRows` rows of
-/// `queryTile` positions each, on `multiprocessors` SMs.
-bool prefersFlashForGpuStep(int64_t stepTokens, int64_t heads,
-                            int64_t queryTile, int64_t ctaRows,
-                            int64_t multiprocessors);
+/// Whether a GPU step of `stepTokens` tokens of `groupSize` query heads per
+/// kv head, over `heads` kv heads times the batch, runs the flash kernel,
+/// whose CTAs take `ctaRows` rows of `queryTile` positions each, on
+/// `multiprocessors` SMs; `splitKeys`: it has a split-K twin.
+bool prefersFlashForGpuStep(int64_t stepTokens, int64_t groupSize,
+                            int64_t heads, int64_t queryTile, int64_t ctaRows,
+                            int64_t multiprocessors, bool splitKeys);
+
+/// Splits of each query tile's key range for a flash launch of `ctas` CTAs
+/// whose heaviest query tile visits `keyTiles` key tiles, on a GPU that
+/// holds `wave` of them at once: as many as keep the launch within one
+/// wave, each at least kMinTilesPerSplit tiles; 1 for a launch of more
+/// than half a wave.
+int64_t getFlashKeySplits(int64_t ctas, int64_t keyTiles, int64_t wave);
+
+/// Key tiles a split of the flash kernel covers at least: its partials
+/// (written, then read by the combine kernel) cost about one tile's loads.
+constexpr int64_t kMinTilesPerSplit = 4;
 
 /// The kernel environment variable `variable` fixes ("decode" or "flash",
 /// for experiments and tests), Automatic when it is unset; sets `error` for

@@ -57,16 +57,42 @@ TEST(StepKernel, EnvironmentFixesIt) {
   unsetenv("HYBRID_CPU_STEP_KERNEL");
 }
 
-TEST(StepKernel, GpuStepsOfManyRowsPerSmTakeTheFlashKernel) {
+TEST(StepKernel, GpuStepsWithoutSplitKTakeTheFlashKernelForManyRowsPerSm) {
   // H100: 132 SMs; GQA 4 in 128-row CTAs (32 positions each).
   // One token, and a step of 16 over 8 kv heads (128 rows a position).
-  EXPECT_FALSE(prefersFlashForGpuStep(1, 8, 32, 128, 132));
-  EXPECT_FALSE(prefersFlashForGpuStep(16, 8, 32, 128, 132));
-  EXPECT_TRUE(prefersFlashForGpuStep(32, 8, 32, 128, 132));
+  EXPECT_FALSE(prefersFlashForGpuStep(1, 4, 8, 32, 128, 132, false));
+  EXPECT_FALSE(prefersFlashForGpuStep(16, 4, 8, 32, 128, 132, false));
+  EXPECT_TRUE(prefersFlashForGpuStep(32, 4, 8, 32, 128, 132, false));
   // One kv head (Gemma 3 1B): 64 tokens are two CTAs, each reading every
   // key for 128 rows; 512 tokens are 16.
-  EXPECT_FALSE(prefersFlashForGpuStep(64, 1, 32, 128, 132));
-  EXPECT_TRUE(prefersFlashForGpuStep(512, 1, 32, 128, 132));
+  EXPECT_FALSE(prefersFlashForGpuStep(64, 4, 1, 32, 128, 132, false));
+  EXPECT_TRUE(prefersFlashForGpuStep(512, 4, 1, 32, 128, 132, false));
   // Many waves: a 4096-token chunk over 8 kv heads.
-  EXPECT_TRUE(prefersFlashForGpuStep(4096, 8, 32, 128, 132));
+  EXPECT_TRUE(prefersFlashForGpuStep(4096, 4, 8, 32, 128, 132, false));
+}
+
+TEST(StepKernel, GpuStepsWithSplitKTakeTheFlashKernelFrom16RowsPerKvHead) {
+  // GQA 4: one token and a 3-token step stay on the decode kernel, a
+  // 4-token speculative step (16 rows) takes the flash kernel, whatever
+  // the heads.
+  EXPECT_FALSE(prefersFlashForGpuStep(1, 4, 8, 32, 128, 132, true));
+  EXPECT_FALSE(prefersFlashForGpuStep(3, 4, 8, 32, 128, 132, true));
+  EXPECT_TRUE(prefersFlashForGpuStep(4, 4, 8, 32, 128, 132, true));
+  EXPECT_TRUE(prefersFlashForGpuStep(4, 4, 1, 32, 128, 132, true));
+  // Multi-head attention (G = 1): from 16 tokens.
+  EXPECT_FALSE(prefersFlashForGpuStep(15, 1, 32, 64, 64, 132, true));
+  EXPECT_TRUE(prefersFlashForGpuStep(16, 1, 32, 64, 64, 132, true));
+}
+
+TEST(StepKernel, FlashSplitsFillOneWaveOfWholeTileRuns) {
+  // 8 CTAs (one query tile over 8 kv heads) on 132 SMs holding 2 each:
+  // 33 splits, when the keys have 4 tiles for each.
+  EXPECT_EQ(getFlashKeySplits(8, 512, 264), 33);
+  // Fewer tiles: 4 per split at least (and never 0 splits).
+  EXPECT_EQ(getFlashKeySplits(8, 40, 264), 10);
+  EXPECT_EQ(getFlashKeySplits(8, 3, 264), 1);
+  // A launch of more than half a wave is not split.
+  EXPECT_EQ(getFlashKeySplits(133, 512, 264), 1);
+  EXPECT_EQ(getFlashKeySplits(132, 512, 264), 2);
+  EXPECT_EQ(getFlashKeySplits(1000, 512, 264), 1);
 }

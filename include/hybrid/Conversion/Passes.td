@@ -78,6 +78,11 @@ def ConvertHybridAttentionToGPU
       dynamic shared memory (`hybrid.shared_bytes` on the kernel).
     - `@K_out_bf16(q, k, v, [sinks,] out)`: the same kernel writing `out` as
       bf16 rows (bf16 outputs without an f32 round trip).
+    - `@K_split(q, k, v, [sinks,] partial_out, partial_max, partial_sum)`
+      (causal layers): the same kernel split over each query tile's key
+      tiles (grid y: split, kv head, value slice), writing unnormalized
+      partials that `@K_decode_combine` merges, for launches of few query
+      tiles.
     - `@K_decode(q, k_cache, v_cache, [sinks,] partial_out, partial_max,
       partial_sum, position)` (causal layers): a decode step over a bf16 KV
       cache (position p in row p % rows), one CTA per (split, query and kv

@@ -164,12 +164,22 @@ struct ConvertAttentionToGPUPass
         return signalPassFailure();
       }
       flashOptions.keyTile = tile;
-      // The flash kernel, and its twin writing bf16 rows (`_out_bf16`),
-      // which bf16 outputs take.
-      for (bool bf16Output : {false, true}) {
-        flashOptions.bf16Output = bf16Output;
-        auto flash = emitFlashKernel(b, bf16Output ? name + "_out_bf16" : name,
-                                     sig, flashOptions);
+      // The flash kernel, its twin writing bf16 rows (`_out_bf16`), which
+      // bf16 outputs take, and for causal layers (which have the decode
+      // combine kernel) its split-K twin (`_split`), which launches of few
+      // query tiles take.
+      struct Twin {
+        const char *suffix;
+        bool bf16Output, splitKeys;
+      };
+      SmallVector<Twin> twins = {{"", false, false},
+                                 {"_out_bf16", true, false}};
+      if (sig.mask.getCausal())
+        twins.push_back({"_split", false, true});
+      for (const Twin &twin : twins) {
+        flashOptions.bf16Output = twin.bf16Output;
+        flashOptions.splitKeys = twin.splitKeys;
+        auto flash = emitFlashKernel(b, name + twin.suffix, sig, flashOptions);
         if (flashOptions.tma)
           flash->setAttr("hybrid.tma", b.getUnitAttr());
         flash->setAttr(

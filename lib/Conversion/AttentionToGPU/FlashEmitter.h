@@ -21,9 +21,13 @@
 // The key tiles visited are the mask's range for the tile's first and last
 // query; only tiles not fully visible to every row evaluate the mask.
 //
+// A split-K kernel (`_split`) covers one split of each query tile's key
+// tiles per CTA and writes the unnormalized O, the running max and the sum
+// for the decode combine kernel to merge.
+//
 // FlashKernel.cpp sets the kernel up (operands, rows, key range) and writes
-// O / l; FlashTile.cpp has one tile's products and online softmax;
-// FlashPipeline.cpp stages K and V in shared memory and loops over the
+// O / l (or the partials); FlashTile.cpp has one tile's products and online
+// softmax; FlashPipeline.cpp stages K and V in shared memory and loops over the
 // tiles.
 //
 //===----------------------------------------------------------------------===//
@@ -56,7 +60,7 @@ public:
         ctaRows(getFlashRows(options.warps, options.mTiles)),
         wgmma(options.tensorCores == TensorCores::Wgmma), tma(options.tma),
         stages(options.stages), overlap(options.overlapSoftmax),
-        bf16Output(options.bf16Output),
+        bf16Output(options.bf16Output), splitKeys(options.splitKeys),
         rescaleSlack(options.rescaleThreshold * std::log(2.0)) {}
 
   mlir::gpu::GPUFuncOp emit(llvm::StringRef name);
@@ -179,6 +183,7 @@ private:
   int64_t stages;      // buffers per tile kind (S > 1: TMA loads S - 1 ahead)
   bool overlap;        // softmax overlaps the wgmma groups
   bool bf16Output;     // O written as bf16
+  bool splitKeys;      // partials per split of the key range (`_split`)
   double rescaleSlack; // how far scores may pass the running max unmoved
 
   // Set up by emit: the shape, shared memory, this thread's rows and the
@@ -194,6 +199,7 @@ private:
   mlir::Value lo, hi, lastBegin, firstEnd;
 
   mlir::Value q, k, v, sinks, out;
+  mlir::Value partialMax, partialSum; // split-K: out holds the partial O
   mlir::Value batch, kvHead, numKeys, lastKey, firstRow, ringRows;
   mlir::Value lane, g, t;
   mlir::Value firstGroup; // the first key tile's cp.async group

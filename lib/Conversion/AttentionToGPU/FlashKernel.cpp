@@ -38,8 +38,17 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
                               getRowsType(bf16, sig.kvHeads, sig.vHeadDim)};
   if (sig.score.getSinks())
     inputs.push_back(MemRefType::get({sig.heads}, f32Type));
-  inputs.push_back(
-      getRowsType(bf16Output ? bf16 : f32Type, sig.heads, sig.vHeadDim));
+  if (splitKeys) {
+    // The decode combine kernel's partials: [split, B, S, Hq, Dv] O and
+    // [split, B, S, Hq] max and sum.
+    int64_t dyn = ShapedType::kDynamic;
+    inputs.push_back(
+        MemRefType::get({dyn, dyn, dyn, sig.heads, sig.vHeadDim}, f32Type));
+    inputs.append(2, MemRefType::get({dyn, dyn, dyn, sig.heads}, f32Type));
+  } else {
+    inputs.push_back(
+        getRowsType(bf16Output ? bf16 : f32Type, sig.heads, sig.vHeadDim));
+  }
   // numKeys, firstRow, ringRows: where the keys are (see emit's use).
   inputs.append(3, b.getIndexType());
   if (tma) // CUtensorMap pointers (global memory) of K and V
@@ -66,6 +75,10 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
   if (sig.score.getSinks())
     sinks = func.getArgument(arg++);
   out = func.getArgument(arg++);
+  if (splitKeys) {
+    partialMax = func.getArgument(arg++);
+    partialSum = func.getArgument(arg++);
+  }
   numKeys = func.getArgument(arg++);
   firstRow = func.getArgument(arg++);
   ringRows = func.getArgument(arg++);
@@ -92,8 +105,17 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
   Value tile =
       arith::SubIOp::create(b, arith::SubIOp::create(b, numTiles, c1),
                             mlir::gpu::BlockIdOp::create(b, Dimension::x));
-  // Block y: kv head, and value slice within it.
+  // Block y: kv head, and value slice within it (split-K: split, then
+  // those).
   Value headAndSlice = mlir::gpu::BlockIdOp::create(b, Dimension::y);
+  Value split, numSplits;
+  if (splitKeys) {
+    Value perSplit = index(b, sig.kvHeads * slices);
+    split = arith::DivUIOp::create(b, headAndSlice, perSplit);
+    numSplits = arith::DivUIOp::create(
+        b, mlir::gpu::GridDimOp::create(b, Dimension::y), perSplit);
+    headAndSlice = arith::RemUIOp::create(b, headAndSlice, perSplit);
+  }
   kvHead = headAndSlice;
   Value valueOffset = index(b, 0);
   if (slices > 1) {
@@ -174,11 +196,26 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
   hi = getKeyEnd(b, sig.mask, last, numKeys);
   lastBegin = getKeyBegin(b, sig.mask, last);
   firstEnd = getKeyEnd(b, sig.mask, first, numKeys);
+  // Split-K: this CTA's whole tiles of the range (the same tiles as
+  // without splits; a split past the range is empty).
+  if (splitKeys)
+    std::tie(lo, hi) =
+        getSplitKeyRange(b, lo, arith::MaxSIOp::create(b, lo, hi), split,
+                         numSplits, index(b, kTile));
 
   float inf = std::numeric_limits<float>::infinity();
   Value negInf = f32(b, -inf), zero = f32(b, 0.0);
-  // A sink logit per row (its query head's), which starts the running max.
+  // A sink logit per row (its query head's), which starts the running max
+  // (split-K: of the first split only, which adds it to the sum).
   SmallVector<Value> sink(threadRows);
+  Value firstSplit = splitKeys
+                         ? arith::CmpIOp::create(b, arith::CmpIPredicate::eq,
+                                                 split, index(b, 0))
+                         : Value();
+  auto inFirstSplit = [&](Value x, Value otherwise) -> Value {
+    return firstSplit ? arith::SelectOp::create(b, firstSplit, x, otherwise)
+                      : x;
+  };
   if (sinks)
     for (int64_t r = 0; r < threadRows; ++r)
       sink[r] = memref::LoadOp::create(b, sinks, rowHead[r]);
@@ -188,7 +225,7 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
   kBlocks = kTile / 8;
   SmallVector<Value> init;
   for (int64_t r = 0; r < threadRows; ++r)
-    init.push_back(sinks ? sink[r] : negInf);
+    init.push_back(sinks ? inFirstSplit(sink[r], negInf) : negInf);
   init.append(threadRows, zero);
   init.append(mTiles * vBlocks * 4, zero);
   int64_t sumAt = threadRows, outAt = 2 * threadRows;
@@ -214,23 +251,50 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
       overlap ? emitOverlappedLoop(init) : emitTileLoop(init);
 
   // out = O / l; a sink adds e^(sink - m) to l; a row without any visible
-  // key (l = 0) writes zeros.
+  // key (l = 0) writes zeros. Split-K writes O, m and l as they are.
   Value twoT = arith::MulIOp::create(b, t, index(b, 2));
+  auto getColumn = [&](int64_t vb, int64_t i) -> Value {
+    return arith::AddIOp::create(
+        b, valueOffset, arith::AddIOp::create(b, twoT, index(b, vb * 8 + i)));
+  };
+  // One thread per row writes its max and sum (every value slice has them).
+  Value writesStats =
+      splitKeys
+          ? arith::CmpIOp::create(b, arith::CmpIPredicate::eq,
+                                  arith::AddIOp::create(b, t, valueOffset),
+                                  index(b, 0))
+          : Value();
   for (int64_t r = 0; r < threadRows; ++r) {
     int64_t m = r / 2, h = r % 2;
     Value sum = quadReduce(result[sumAt + r], /*max=*/false);
     if (sinks)
-      sum =
-          arith::AddFOp::create(b, sum, expOfDifference(b, sink[r], result[r]));
+      sum = inFirstSplit(
+          arith::AddFOp::create(b, sum, expOfDifference(b, sink[r], result[r])),
+          sum);
+    if (splitKeys) {
+      ifThen(b, rowValid[r], [&] {
+        SmallVector<Value> at = {split, batch, rowPosition[r], rowHead[r]};
+        for (int64_t vb = 0; vb < vBlocks; ++vb)
+          for (int64_t i = 0; i < 2; ++i) {
+            SmallVector<Value> element = at;
+            element.push_back(getColumn(vb, i));
+            memref::StoreOp::create(b, result[outIndex(m, vb, 2 * h + i)], out,
+                                    element);
+          }
+        ifThen(b, writesStats, [&] {
+          memref::StoreOp::create(b, result[r], partialMax, at);
+          memref::StoreOp::create(b, sum, partialSum, at);
+        });
+      });
+      continue;
+    }
     Value inverse = arith::SelectOp::create(
         b, arith::CmpFOp::create(b, arith::CmpFPredicate::OGT, sum, zero),
         arith::DivFOp::create(b, f32(b, 1.0), sum), zero);
     ifThen(b, rowValid[r], [&] {
       for (int64_t vb = 0; vb < vBlocks; ++vb)
         for (int64_t i = 0; i < 2; ++i) {
-          Value col = arith::AddIOp::create(
-              b, valueOffset,
-              arith::AddIOp::create(b, twoT, index(b, vb * 8 + i)));
+          Value col = getColumn(vb, i);
           Value o = arith::MulFOp::create(b, result[outIndex(m, vb, 2 * h + i)],
                                           inverse);
           if (bf16Output)

@@ -187,6 +187,11 @@ struct FlashKernelOptions {
   /// 2 bytes of device traffic per element instead of 10 (f32 written,
   /// read and narrowed).
   bool bf16Output = false;
+  /// Split-K (the `_split` kernel): grid y is (split, kv head, value slice)
+  /// and each CTA covers its split of the query tile's key tiles, writing
+  /// unnormalized (O, max, sum) partials for the decode combine kernel, so
+  /// that a launch of few query tiles still fills the GPU.
+  bool splitKeys = false;
 };
 
 /// Emits the tensor-core flash-attention kernel `@name`.

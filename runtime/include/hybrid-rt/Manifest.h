@@ -85,6 +85,10 @@ struct KernelSpec {
   /// GPU targets: the flash kernel writing bf16 rows (empty in older
   /// manifests: bf16 outputs are then written as f32 and narrowed).
   std::string entryOutBF16;
+  /// GPU targets, causal layers: the flash kernel's split-K twin (grid y:
+  /// split, kv head, value slice), writing partials that decodeCombine
+  /// merges (empty: launches never split the keys).
+  std::string entrySplit;
   int64_t threads = 0; // GPU targets: threads per CTA (but the flash kernel)
   int64_t flashThreads = 0; // GPU targets: the flash kernel's threads per CTA
   /// GPU targets: the flash kernel's dynamic shared memory per CTA (bytes;

@@ -168,7 +168,8 @@ hybrid_rt_session_prefill(hybrid_rt_session *session, int64_t layer,
  * appended to the cache and attend to it; out [B, T, Hq, Dv]. Shared
  * layers pass k = v = NULL and run after their source's step. Steps of
  * many tokens are chunked prefill: they run the flash kernel over the
- * cache (on GPUs when the step has enough rows per multiprocessor). */
+ * cache (on GPUs from 16 rows per kv head, tokens times query heads per kv
+ * head: its split-K twin spreads the keys over the multiprocessors). */
 hybrid_rt_status
 hybrid_rt_session_decode(hybrid_rt_session *session, int64_t layer,
                          const hybrid_rt_tensor *q, const hybrid_rt_tensor *k,

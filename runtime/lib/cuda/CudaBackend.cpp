@@ -154,26 +154,47 @@ struct Backend::State {
     f = it->second;
     return "";
   }
-  /// CTAs of `threads` threads (no dynamic shared memory) of kernel
-  /// `symbol` that one multiprocessor holds at once, by the driver's
-  /// occupancy calculator (its registers, shared memory and threads); 2
-  /// where the driver cannot say.
+  /// CTAs of `threads` threads and `sharedBytes` of dynamic shared memory
+  /// of kernel `symbol` that one multiprocessor holds at once, by the
+  /// driver's occupancy calculator (its registers, shared memory and
+  /// threads); `fallback` where the driver cannot say.
   std::string getResidentCtas(const std::string &symbol, unsigned threads,
+                              unsigned sharedBytes, int fallback,
                               int &resident) {
     Function f;
     if (std::string e = function(symbol, f); !e.empty())
       return e;
-    Function &cached = functions[symbol];
-    if (!cached.resident) {
-      cached.resident = 2;
+    if (!f.resident) {
+      HYBRID_CUDA_TRY(allowSharedBytes(symbol, f, sharedBytes));
       int n = 0;
+      f.resident = fallback;
       if (driver.cuOccupancyMaxActiveBlocksPerMultiprocessor &&
           driver.cuOccupancyMaxActiveBlocksPerMultiprocessor(
-              &n, f.handle, int(threads), 0) == CUDA_SUCCESS &&
+              &n, f.handle, int(threads), sharedBytes) == CUDA_SUCCESS &&
           n > 0)
-        cached.resident = n;
+        f.resident = n;
+      functions[symbol].resident = f.resident;
     }
-    resident = cached.resident;
+    resident = f.resident;
+    return "";
+  }
+  /// Past 48 KiB a kernel's dynamic shared memory needs the function's
+  /// opt-in, up to what the device allows.
+  std::string allowSharedBytes(const std::string &symbol, const Function &f,
+                               unsigned sharedBytes) {
+    if (sharedBytes <= f.sharedLimit)
+      return "";
+    if (int(sharedBytes) > sharedOptIn)
+      return "kernel " + symbol + " needs " + std::to_string(sharedBytes) +
+             " bytes of shared memory per CTA; " + name + " allows " +
+             std::to_string(sharedOptIn) + " (compile with a smaller --k-tile)";
+    HYBRID_CUDA_TRY(
+        check("allowing " + symbol + " " + std::to_string(sharedBytes) +
+                  " bytes of shared memory",
+              driver.cuFuncSetAttribute(
+                  f.handle, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                  int(sharedBytes))));
+    functions[symbol].sharedLimit = sharedBytes;
     return "";
   }
   std::string launch(const std::string &symbol, unsigned gridX, unsigned gridY,
@@ -186,24 +207,7 @@ struct Backend::State {
       return "kernel " + symbol + " takes " + std::to_string(f.parameters) +
              " parameters, the runtime passes " + std::to_string(args.size()) +
              ": the artifacts were compiled for another runtime version";
-    // Past 48 KiB a kernel's dynamic shared memory needs the function's
-    // opt-in, up to what the device allows.
-    if (sharedBytes > f.sharedLimit) {
-      if (int(sharedBytes) > sharedOptIn)
-        return "kernel " + symbol + " needs " + std::to_string(sharedBytes) +
-               " bytes of shared memory per CTA; " + name + " allows " +
-               std::to_string(sharedOptIn) +
-               " (compile with a smaller --k-tile)";
-      if (std::string e = check(
-              "allowing " + symbol + " " + std::to_string(sharedBytes) +
-                  " bytes of shared memory",
-              driver.cuFuncSetAttribute(
-                  f.handle, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-                  int(sharedBytes)));
-          !e.empty())
-        return e;
-      functions[symbol].sharedLimit = sharedBytes;
-    }
+    HYBRID_CUDA_TRY(allowSharedBytes(symbol, f, sharedBytes));
     return check("launching " + symbol,
                  driver.cuLaunchKernel(f.handle, gridX, gridY, gridZ, threads,
                                        1, 1, sharedBytes, stream, args.get(),
@@ -368,15 +372,67 @@ struct Backend::State {
       }
     return "";
   }
+  /// Splits of each query tile's key range for a flash launch of `seq`
+  /// queries, the last of which sees `keys` keys: 1 without a split-K
+  /// kernel, else enough to fill one wave (getFlashKeySplits), or
+  /// $HYBRID_CUDA_FLASH_SPLITS's count.
+  std::string getFlashSplits(const LayerSpec &l, const KernelSpec &kernel,
+                             int64_t batch, int64_t seq, int64_t keys,
+                             int64_t &splits) {
+    splits = 1;
+    if (kernel.entrySplit.empty())
+      return "";
+    if (fixedFlashSplits > 0) {
+      splits = fixedFlashSplits;
+      return "";
+    }
+    int resident = 0;
+    HYBRID_CUDA_TRY(getResidentCtas(
+        kernel.entrySplit, unsigned(kernel.flashThreads),
+        unsigned(kernel.sharedBytes), /*fallback=*/1, resident));
+    int64_t ctas = (seq + kernel.qTile - 1) / kernel.qTile * l.numKvHeads *
+                   kernel.valueSlices * batch;
+    splits = getFlashKeySplits(ctas, (keys + kernel.kTile - 1) / kernel.kTile,
+                               int64_t(multiprocessors) * resident);
+    return "";
+  }
+  /// The decode combine kernel: `splits` partials of [B, seq, Hq, Dv] rows
+  /// (in partialOut, partialMax, partialSum) merged into f32 `outRows`.
+  std::string combine(const LayerSpec &l, const KernelSpec &kernel,
+                      int64_t splits, int64_t batch, int64_t seq,
+                      const DeviceRows &outRows) {
+    LaunchArgs args;
+    addPartialArgs(l, splits, batch, seq, args);
+    args.memref(outRows.ptr, {batch, seq, l.numHeads, l.vHeadDim});
+    return launch(kernel.decodeCombine, unsigned(batch * seq), 1, 1,
+                  unsigned(kernel.threads), args);
+  }
+  /// Partial buffers for `splits` splits of [B, seq, Hq, Dv] rows.
+  std::string ensurePartials(const LayerSpec &l, int64_t splits, int64_t batch,
+                             int64_t seq) {
+    size_t partial = splits * batch * seq * l.numHeads;
+    HYBRID_CUDA_TRY(ensure(partialOut, partial * l.vHeadDim * 4));
+    HYBRID_CUDA_TRY(ensure(partialMax, partial * 4));
+    return ensure(partialSum, partial * 4);
+  }
+  /// The partial buffers' memrefs: O [splits, B, seq, Hq, Dv], max and sum
+  /// [splits, B, seq, Hq].
+  void addPartialArgs(const LayerSpec &l, int64_t splits, int64_t batch,
+                      int64_t seq, LaunchArgs &args) {
+    args.memref(partialOut.ptr, {splits, batch, seq, l.numHeads, l.vHeadDim});
+    args.memref(partialMax.ptr, {splits, batch, seq, l.numHeads});
+    args.memref(partialSum.ptr, {splits, batch, seq, l.numHeads});
+  }
   /// Launches `kernel`'s flash kernel (its bf16-writing twin for bf16
-  /// `outRows`) on the prepared queries [B, seq, Hq, D] in qBf16 over
-  /// `numKeys` keys of `keys` and `values` ([B, rows, Hkv, D] bf16) from
-  /// row `firstRow` of a ring of `ringRows` (see FlashKernel.cpp). Returns
-  /// "" or the error; `flash` names the kernel launched.
+  /// `outRows`; with `splits` > 1 its split-K twin and the combine kernel,
+  /// into f32 `outRows`) on the prepared queries [B, seq, Hq, D] in qBf16
+  /// over `numKeys` keys of `keys` and `values` ([B, rows, Hkv, D] bf16)
+  /// from row `firstRow` of a ring of `ringRows` (see FlashKernel.cpp).
+  /// Returns "" or the error; `flash` names the kernel launched.
   std::string launchFlash(const LayerSpec &l, const KernelSpec &kernel,
                           int64_t batch, int64_t seq, CUdeviceptr keys,
                           CUdeviceptr values, int64_t rows, int64_t numKeys,
-                          int64_t firstRow, int64_t ringRows,
+                          int64_t firstRow, int64_t ringRows, int64_t splits,
                           const DeviceRows *sinks, const DeviceRows &outRows,
                           std::string &flash) {
     LaunchArgs args;
@@ -385,7 +441,12 @@ struct Backend::State {
     args.memref(values, {batch, rows, l.numKvHeads, l.vHeadDim});
     if (sinks)
       args.memref(sinks->ptr, {l.numHeads});
-    args.memref(outRows.ptr, {batch, seq, l.numHeads, l.vHeadDim});
+    if (splits > 1) {
+      HYBRID_CUDA_TRY(ensurePartials(l, splits, batch, seq));
+      addPartialArgs(l, splits, batch, seq, args);
+    } else {
+      args.memref(outRows.ptr, {batch, seq, l.numHeads, l.vHeadDim});
+    }
     args.scalar(numKeys);
     args.scalar(firstRow);
     args.scalar(ringRows);
@@ -393,13 +454,16 @@ struct Backend::State {
       HYBRID_CUDA_TRY(tensorMapArgs(kernel, keys, values, batch, rows,
                                     l.numKvHeads, l.headDim, l.vHeadDim, args));
     int64_t tiles = (seq + kernel.qTile - 1) / kernel.qTile;
-    // One CTA per (q_tile positions of a GQA group, kv head x value slice,
-    // batch).
-    flash = outRows.bf16 ? kernel.entryOutBF16 : kernel.entry;
-    return launch(flash, unsigned(tiles),
-                  unsigned(l.numKvHeads * kernel.valueSlices), unsigned(batch),
-                  unsigned(kernel.flashThreads), args,
-                  unsigned(kernel.sharedBytes));
+    // One CTA per (q_tile positions of a GQA group, [split,] kv head x
+    // value slice, batch).
+    flash = splits > 1     ? kernel.entrySplit
+            : outRows.bf16 ? kernel.entryOutBF16
+                           : kernel.entry;
+    HYBRID_CUDA_TRY(launch(flash, unsigned(tiles),
+                           unsigned(splits * l.numKvHeads * kernel.valueSlices),
+                           unsigned(batch), unsigned(kernel.flashThreads), args,
+                           unsigned(kernel.sharedBytes)));
+    return splits > 1 ? combine(l, kernel, splits, batch, seq, outRows) : "";
   }
   /// Copies `count` elements from `rows` (output()'s) to a host `out` and
   /// waits for the stream: errors of earlier launches surface here.
@@ -432,6 +496,9 @@ struct Backend::State {
   int multiprocessors = 1;
   // $HYBRID_CUDA_DECODE_SPLITS, for tuning experiments (0: automatic).
   int64_t fixedSplits = 0;
+  // $HYBRID_CUDA_FLASH_SPLITS, for tuning experiments and tests (0:
+  // automatic).
+  int64_t fixedFlashSplits = 0;
   // $HYBRID_CUDA_STEP_KERNEL: decode steps' kernel, when fixed.
   StepKernel fixedStepKernel = StepKernel::Automatic;
 
@@ -501,6 +568,8 @@ std::unique_ptr<Backend> Backend::open(const Manifest &manifest,
   s.f32ToBF16 = manifest.convertF32ToBF16;
   if (const char *env = std::getenv("HYBRID_CUDA_DECODE_SPLITS"))
     s.fixedSplits = std::atoll(env);
+  if (const char *env = std::getenv("HYBRID_CUDA_FLASH_SPLITS"))
+    s.fixedFlashSplits = std::clamp<int64_t>(std::atoll(env), 0, 1024);
   d.cuDeviceGetAttribute(&s.multiprocessors,
                          CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, s.device);
   d.cuDeviceGetAttribute(&s.sharedOptIn,
@@ -573,7 +642,12 @@ std::string Backend::prefill(const LayerSpec &l, const KernelSpec &kernel,
                           vRows, &kernel));
   if (sinks.data)
     HYBRID_CUDA_TRY(s.input(s.sinksIn, sinks, l.numHeads, sinksRows));
-  HYBRID_CUDA_TRY(s.output(s.out, out, outCount, outRows, &kernel));
+  // Split-K writes f32 rows (the combine kernel's), narrowed after.
+  int64_t splits = 1;
+  HYBRID_CUDA_TRY(s.getFlashSplits(l, kernel, batch, seq,
+                                   seq - l.firstVisibleKey(seq - 1), splits));
+  HYBRID_CUDA_TRY(
+      s.output(s.out, out, outCount, outRows, splits > 1 ? nullptr : &kernel));
   HYBRID_CUDA_TRY(
       s.check("cuEventRecord", d.cuEventRecord(s.events[0], s.stream)));
   HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareQ, qRows, s.qBf16, qShape, 0,
@@ -585,9 +659,9 @@ std::string Backend::prefill(const LayerSpec &l, const KernelSpec &kernel,
   HYBRID_CUDA_TRY(
       s.check("cuEventRecord", d.cuEventRecord(s.events[1], s.stream)));
   std::string flash;
-  HYBRID_CUDA_TRY(
-      s.launchFlash(l, kernel, batch, seq, s.kBf16.ptr, s.vBf16.ptr, seq, seq,
-                    0, seq, sinks.data ? &sinksRows : nullptr, outRows, flash));
+  HYBRID_CUDA_TRY(s.launchFlash(
+      l, kernel, batch, seq, s.kBf16.ptr, s.vBf16.ptr, seq, seq, 0, seq, splits,
+      sinks.data ? &sinksRows : nullptr, outRows, flash));
   HYBRID_CUDA_TRY(
       s.check("cuEventRecord", d.cuEventRecord(s.events[2], s.stream)));
   if (cache && cache->rows > 0) {
@@ -718,21 +792,25 @@ std::string Backend::decode(const LayerSpec &l, const KernelSpec &kernel,
                    owner.mirror >= std::min(kernel.kTile, owner.rows);
   StepKernel stepKernel = s.fixedStepKernel;
   if (stepKernel == StepKernel::Automatic)
-    stepKernel =
-        prefersFlashForGpuStep(steps, batch * l.numKvHeads, kernel.qTile,
-                               kernel.qTile * (l.numHeads / l.numKvHeads),
-                               s.multiprocessors)
-            ? StepKernel::Flash
-            : StepKernel::Decode;
+    stepKernel = prefersFlashForGpuStep(
+                     steps, l.numHeads / l.numKvHeads, batch * l.numKvHeads,
+                     kernel.qTile, kernel.qTile * (l.numHeads / l.numKvHeads),
+                     s.multiprocessors, !kernel.entrySplit.empty())
+                     ? StepKernel::Flash
+                     : StepKernel::Decode;
   if (stepKernel == StepKernel::Flash && flashFits) {
-    HYBRID_CUDA_TRY(s.output(s.out, out, outCount, outRows, &kernel));
+    int64_t splits = 1;
+    HYBRID_CUDA_TRY(s.getFlashSplits(
+        l, kernel, batch, steps, total - l.firstVisibleKey(total - 1), splits));
+    HYBRID_CUDA_TRY(s.output(s.out, out, outCount, outRows,
+                             splits > 1 ? nullptr : &kernel));
     HYBRID_CUDA_TRY(
         s.check("cuEventRecord", d.cuEventRecord(s.events[1], s.stream)));
     std::string flash;
     HYBRID_CUDA_TRY(s.launchFlash(
         l, kernel, batch, steps, CUdeviceptr(owner.keys),
         CUdeviceptr(owner.values), cacheRows, numKeys, firstRow, owner.rows,
-        sinks.data ? &sinksRows : nullptr, outRows, flash));
+        splits, sinks.data ? &sinksRows : nullptr, outRows, flash));
     HYBRID_CUDA_TRY(
         s.check("cuEventRecord", d.cuEventRecord(s.events[2], s.stream)));
     HYBRID_CUDA_TRY(s.finish(out, outRows, outCount, flash));
@@ -748,17 +826,14 @@ std::string Backend::decode(const LayerSpec &l, const KernelSpec &kernel,
   int64_t items = batch * steps * l.numKvHeads;
   int64_t tiles = (total - first + kernel.threads - 1) / kernel.threads;
   int resident = 0;
-  HYBRID_CUDA_TRY(
-      s.getResidentCtas(kernel.decode, unsigned(kernel.threads), resident));
+  HYBRID_CUDA_TRY(s.getResidentCtas(kernel.decode, unsigned(kernel.threads), 0,
+                                    /*fallback=*/2, resident));
   int64_t wave = int64_t(s.multiprocessors) * resident;
   int64_t splits = std::clamp<int64_t>((wave + items - 1) / items, 1,
                                        std::max<int64_t>(1, tiles));
   if (s.fixedSplits > 0)
     splits = std::clamp<int64_t>(s.fixedSplits, 1, std::max<int64_t>(1, tiles));
-  size_t partial = splits * batch * steps * l.numHeads;
-  HYBRID_CUDA_TRY(s.ensure(s.partialOut, partial * l.vHeadDim * 4));
-  HYBRID_CUDA_TRY(s.ensure(s.partialMax, partial * 4));
-  HYBRID_CUDA_TRY(s.ensure(s.partialSum, partial * 4));
+  HYBRID_CUDA_TRY(s.ensurePartials(l, splits, batch, steps));
   HYBRID_CUDA_TRY(s.output(s.out, out, outCount, outRows));
   HYBRID_CUDA_TRY(
       s.check("cuEventRecord", d.cuEventRecord(s.events[1], s.stream)));
@@ -771,23 +846,13 @@ std::string Backend::decode(const LayerSpec &l, const KernelSpec &kernel,
               {batch, cacheRows, l.numKvHeads, l.vHeadDim});
   if (sinks.data)
     args.memref(sinksRows.ptr, {l.numHeads});
-  std::vector<int64_t> partialShape = {splits, batch, steps, l.numHeads};
-  args.memref(s.partialOut.ptr, {splits, batch, steps, l.numHeads, l.vHeadDim});
-  args.memref(s.partialMax.ptr, partialShape);
-  args.memref(s.partialSum.ptr, partialShape);
+  s.addPartialArgs(l, splits, batch, steps, args);
   args.scalar(position);
   args.scalar(owner.rows);
   HYBRID_CUDA_TRY(s.launch(kernel.decode, unsigned(splits),
                            unsigned(steps * l.numKvHeads), unsigned(batch),
                            unsigned(kernel.threads), args));
-  LaunchArgs combine;
-  combine.memref(s.partialOut.ptr,
-                 {splits, batch, steps, l.numHeads, l.vHeadDim});
-  combine.memref(s.partialMax.ptr, partialShape);
-  combine.memref(s.partialSum.ptr, partialShape);
-  combine.memref(outRows.ptr, {batch, steps, l.numHeads, l.vHeadDim});
-  HYBRID_CUDA_TRY(s.launch(kernel.decodeCombine, unsigned(batch * steps), 1, 1,
-                           unsigned(kernel.threads), combine));
+  HYBRID_CUDA_TRY(s.combine(l, kernel, splits, batch, steps, outRows));
   HYBRID_CUDA_TRY(
       s.check("cuEventRecord", d.cuEventRecord(s.events[2], s.stream)));
   HYBRID_CUDA_TRY(s.finish(out, outRows, outCount, kernel.decode));

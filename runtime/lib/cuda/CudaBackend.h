@@ -83,7 +83,8 @@ public:
   /// and v to `own` (null for shared layers), then attends over `owner`'s
   /// cache with the decode and combine kernels or, for steps of many rows
   /// (chunked prefill; $HYBRID_CUDA_STEP_KERNEL=decode|flash forces one),
-  /// with the flash kernel reading the cache in place.
+  /// with the flash kernel reading the cache in place (split-K and the
+  /// combine kernel where its query tiles would leave SMs idle).
   std::string decode(const LayerSpec &layer, const KernelSpec &kernel,
                      DeviceCache *own, const DeviceCache &owner, int64_t batch,
                      int64_t position, int64_t steps, Operand q, Operand k,

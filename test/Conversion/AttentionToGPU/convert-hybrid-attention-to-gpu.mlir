@@ -92,6 +92,25 @@
 // CHECK: gpu.shuffle xor
 // CHECK: llvm.call_intrinsic "llvm.nvvm.ex2.approx.ftz.f32"
 // CHECK: memref.store {{.+}} : memref<?x?x4x32xf32>
+// The split-K twin (causal layers) writes partials for the decode combine
+// kernel: grid y is (split, kv head), each CTA covers its split of the
+// query tile's key tiles (whole tiles from the range's first), only the
+// first split starts from the sink, and O, max and sum are written as they
+// are.
+// CHECK-LABEL: gpu.func @sliding_split(
+// CHECK-SAME: memref<4xf32>, %[[PO:.+]]: memref<?x?x?x4x32xf32>, %[[PM:.+]]: memref<?x?x?x4xf32>, %[[PS:.+]]: memref<?x?x?x4xf32>, %{{.+}}: index, %{{.+}}: index, %{{.+}}: index)
+// CHECK: %[[Y:.+]] = gpu.block_id y
+// CHECK: %[[SPLIT:.+]] = arith.divui %[[Y]], %c2
+// CHECK: %[[GY:.+]] = gpu.grid_dim y
+// CHECK: arith.divui %[[GY]], %c2
+// CHECK: arith.remui %[[Y]], %c2
+// CHECK: arith.ceildivui
+// CHECK: %[[FIRSTSPLIT:.+]] = arith.cmpi eq, %[[SPLIT]], %c0
+// CHECK: arith.select %[[FIRSTSPLIT]]
+// CHECK: scf.for {{.+}} step %c64
+// CHECK: memref.store %{{.+}}, %[[PO]][%[[SPLIT]],
+// CHECK: memref.store %{{.+}}, %[[PM]][%[[SPLIT]],
+// CHECK: memref.store %{{.+}}, %[[PS]][%[[SPLIT]],
 // CHECK-LABEL: gpu.func @sliding_prepare_q(
 // CHECK-SAME: memref<?x?x4x32xf32>, %{{.+}}: memref<?x?x4x32xbf16>, %{{.+}}: index)
 // CHECK: math.cos {{.*}} : f64

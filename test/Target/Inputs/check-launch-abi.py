@@ -21,12 +21,16 @@ def main(directory):
     seen = set()
     for kernel in manifest["kernels"].values():
         sinks = memref(1) if kernel["sinks"] else 0
-        flash = 4 * memref(4) + sinks + 3 + (2 if kernel.get("tma") else 0)
+        scalars = 3 + (2 if kernel.get("tma") else 0)
+        flash = 4 * memref(4) + sinks + scalars
         expected = {
             # q, k, v, [sinks,] out, key count, first row, ring rows, [K and
             # V tensor maps]; the twin writing bf16 rows takes the same
             "entry": flash,
             "entry_out_bf16": flash,
+            # split-K: q, k, v, [sinks,] partial out, max, sum, then the same
+            "entry_split": 3 * memref(4) + sinks + memref(5) + 2 * memref(4)
+            + scalars,
             # in, out, first position (f32 or bf16 rows in)
             "prepare_q": 2 * memref(4) + 1,
             "prepare_k": 2 * memref(4) + 1,
