@@ -90,24 +90,36 @@ def main():
 
 
 def is_chunk(r):
-    """A step of many tokens (chunked prefill), rated in FLOP/s."""
-    return r.get("step_tokens", 1) > 1 and "decode_tflops" in r
+    """A step of many tokens (chunked prefill), rated in FLOP/s, or any step
+    of the kernel-choice runs (variants steps-<kernel>, gqa-steps-<kernel>),
+    which the decode table and the targets leave out."""
+    return (r.get("step_tokens", 1) > 1 and "decode_tflops" in r) or \
+        "steps-" in r.get("variant", "")
 
 
 def print_chunks(ours):
-    """Chunked prefill through each kernel (variant steps-<kernel>), so
-    that the runtime's choice between them (runtime/lib/StepKernel.h) can be
-    checked against the measure."""
+    """Steps of several tokens (speculative steps, chunked prefill) through
+    each kernel (variants steps-<kernel> and, over 4 kv heads,
+    gqa-steps-<kernel>), so that the runtime's choice between them
+    (runtime/lib/StepKernel.h) can be checked against the measure: rows per
+    kv head are step tokens x heads / kv heads."""
     chunks = [r for r in ours if is_chunk(r)]
     if not chunks:
         return
-    print("\n| chunked prefill layer | context | step tokens | kernel | ms per step | TFLOP/s |")
-    print("| --- | --- | --- | --- | --- | --- |")
-    for r in sorted(chunks, key=lambda r: (r["kind"], r["step_tokens"], r.get("variant", ""))):
-        kernel = r.get("variant", "default").removeprefix("steps-")
+    print("\n| step layer | heads / kv | context | step tokens | rows per kv head | kernel | ms per step | TFLOP/s | GB/s |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+
+    def order(r):
+        return (r["kv_heads"], r["kind"], r["step_tokens"], r.get("variant", ""))
+
+    for r in sorted(chunks, key=order):
+        kernel = r.get("variant", "default").split("steps-", 1)[-1]
         name = layer_name({k: v for k, v in r.items() if k != "variant"}, prefill=False)
-        print(f"| {name} | {r['context']} | {r['step_tokens']} | {kernel} | "
-              f"{r['decode_ms']:.4f} | {r['decode_tflops']:.1f} |")
+        rows = r["step_tokens"] * r["heads"] // r["kv_heads"]
+        tflops = f"{r['decode_tflops']:.1f}" if "decode_tflops" in r else "-"
+        print(f"| {name} | {r['heads']} / {r['kv_heads']} | {r['context']} | "
+              f"{r['step_tokens']} | {rows} | {kernel} | {r['decode_ms']:.4f} | "
+              f"{tflops} | {r['decode_gbytes_per_s']:.0f} |")
 
 
 def print_targets(ours, by, copy):

@@ -57,7 +57,8 @@ if [[ "$mode" == prepare ]]; then
   for spec in "$inputs"/{masks,positional,scores,gqa,nope,caches}.json \
               "$dir/cross.json" "$root/examples/configs/gemma-3-1b-it.json" \
               "$root/examples/configs/gemma-4-e4b.json" \
-              "$root/benchmarks/gpu-attention-32x128.json"; do
+              "$root/benchmarks/gpu-attention-32x128.json" \
+              "$root/benchmarks/gpu-steps-gqa8.json"; do
     name="$(basename "$spec" .json)"
     # Caches are planned for each schedule's own context (the benchmark's
     # decode runs at 128K).
@@ -178,7 +179,7 @@ if [[ -n "${HYBRID_GPU_SUITE_SMOKE:-}" ]]; then
   prefill=(--batch 1 --seq 7,65) sessions=(--batch 1 --seq 70 --decode-steps 2)
   steps=(--seq 33 --decode-steps 2) bench_check=(--seq 65)
   bench=(--seq 128) repeat=1 decode=(--seq 130) baseline_seqs=(128)
-  chunks=(--seq 66) chunk_tokens=(32)
+  chunks=(--seq 66) chunk_tokens=(32) gqa_tokens=(2) unsplit=(masks)
 else
   prefill=(--batch 2 --seq 1,7,64,65,203,1000)
   sessions=(--batch 2 --seq 1,70,300 --decode-steps 6)
@@ -187,6 +188,10 @@ else
   baseline_seqs=(8192 32768)
   # Chunked prefill: two steps of T tokens after a prompt, ending at 32K.
   chunks=(--seq 31744) chunk_tokens=(4 16 64 512)
+  # Decode steps at GQA 8: 8, 16 and 32 rows per kv head.
+  gqa_tokens=(1 2 4)
+  # Prefill checked again with the flash kernel unsplit.
+  unsplit=(masks scores caches)
 fi
 check="$build/bin/hybrid-rt-check"
 results="$dir/results"
@@ -299,15 +304,20 @@ check)
   # (prompt, then decode steps of 1 and of 3 tokens), then bf16 tensors at
   # the C ABI (the conversion kernels).
   for a in "$dir"/artifacts/*; do
-    [[ "$(basename "$a")" == gpu-attention-32x128* ]] && continue
+    [[ "$(basename "$a")" == gpu-@(attention-32x128|steps)* ]] && continue
     run_check "$a" "${prefill[@]}" --dump "$results/dumps/$(basename "$a")"
+  done
+  # Short prompts over few kv heads take the split-K twin: the flash kernel
+  # itself, unsplit, on every mask and score option too.
+  for a in "${unsplit[@]}"; do
+    HYBRID_CUDA_FLASH_SPLITS=1 run_check "$dir/artifacts/$a" "${prefill[@]}"
   done
   for a in "$bench_schedule" "${variants[@]/#/$bench_schedule-}"; do
     [[ -d "$a" ]] || continue
     run_check "$a" "${bench_check[@]}"
   done
   for a in "$dir"/artifacts/*; do
-    [[ "$(basename "$a")" == gpu-attention-32x128* ]] && continue
+    [[ "$(basename "$a")" == gpu-@(attention-32x128|steps)* ]] && continue
     run_check "$a" "${sessions[@]}"
     run_check "$a" --batch 1 "${steps[@]}" --step-tokens 3
     # Steps of many tokens through the flash kernel over the caches.
@@ -352,6 +362,12 @@ bench)
         "${chunks[@]}" --decode-steps 2 --step-tokens "$tokens" --repeat 1 \
         --no-check --json
     done | tee "$results/ours-steps-$kernel.jsonl" || status=1
+    [[ $kernel == flash-unsplit ]] && continue
+    for tokens in "${gqa_tokens[@]}"; do
+      HYBRID_CUDA_STEP_KERNEL=$kernel "$check" "$dir/artifacts/gpu-steps-gqa8" \
+        "${chunks[@]}" --decode-steps 2 --step-tokens "$tokens" --repeat 1 \
+        --no-check --json
+    done | tee "$results/ours-gqa-steps-$kernel.jsonl" || status=1
   done
   # Decode's split count: the runtime fills one wave of decode CTAs (the
   # driver's occupancy: 33 splits at 32 kv heads, 8 CTAs per SM on 132
