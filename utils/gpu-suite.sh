@@ -3,7 +3,8 @@
 #
 #   utils/gpu-suite.sh prepare [DIR]  here (after utils/build.sh): compiles the
 #       test and benchmark schedules for cuda:sm_90a into DIR (default
-#       gpu-suite/) and copies the runtime's header-only dependency;
+#       gpu-suite/; artifacts.tar.gz, unpacked by the other modes) and copies
+#       the runtime's dependencies;
 #   utils/gpu-suite.sh run [DIR]      on the GPU machine (cmake, ninja, CUDA
 #       driver, torch): builds the runtime with CUDA, then runs five phases:
 #       conformance the emulator's PTX instruction tests on the GPU;
@@ -146,6 +147,11 @@ if [[ "$mode" == prepare ]]; then
       -o "$dir/artifacts/gemma-4-e4b-tma-s2-overlap"
   fi
   rm -f "$dir"/artifacts/*/kernels.mlir # only PTX and cubin travel
+  # The tree that travels to a lent GPU machine is limited (64 MiB): PTX and
+  # cubins of every schedule and variant take about 80 MiB, compressed 17.
+  # The other modes unpack them.
+  tar czf "$dir/artifacts.tar.gz" -C "$dir" artifacts
+  rm -rf "$dir/artifacts"
   du -sh "$dir"
   exit 0
 fi
@@ -174,6 +180,9 @@ fi
 case "$mode" in run|conformance|check|bench|profile|sanitize) ;;
   *) echo "$usage" >&2; exit 2 ;;
 esac
+if [[ ! -d "$dir/artifacts" && -f "$dir/artifacts.tar.gz" ]]; then
+  tar xzf "$dir/artifacts.tar.gz" -C "$dir"
+fi
 build="${HYBRID_GPU_BUILD:-/tmp/hybrid-runtime-cuda}"
 if [[ -n "${HYBRID_GPU_SUITE_SMOKE:-}" ]]; then
   prefill=(--batch 1 --seq 7,65) sessions=(--batch 1 --seq 70 --decode-steps 2)
