@@ -135,6 +135,15 @@ TEST(Manifest, GPUKernelsNeedLaunchFields) {
                        "of v_head_dim"),
             std::string::npos)
       << error;
+  // A split-K twin writes partials only the decode combine kernel merges.
+  std::string splitWithoutCombine =
+      replaced(withFields, "\"threads\": 128",
+               "\"threads\": 128, \"entry_split\": \"attn0_split\"");
+  EXPECT_FALSE(loadManifest(writeManifest(splitWithoutCombine), m, error));
+  EXPECT_NE(error.find("kernels.attn0.entry_split: a split-K flash kernel "
+                       "needs decode_combine"),
+            std::string::npos)
+      << error;
 }
 
 // The closed-form pair count agrees with counting visible() one by one.
