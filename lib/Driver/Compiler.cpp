@@ -251,8 +251,8 @@ lowerKernels(ModuleOp module, const CompileOptions &options, StringRef dir,
   return manifest;
 }
 
-/// emitArtifacts for `cuda:<chip>`: kernels.ptx, kernels.cubin when ptxas is
-/// found, kernels.mlir and manifest.json.
+/// emitArtifacts for `cuda:<chip>`: kernels.ptx, kernels.cubin when asked
+/// for (the default) and ptxas is found, kernels.mlir and manifest.json.
 static bool emitCUDAArtifacts(ModuleOp module, const CompileOptions &options,
                               StringRef dir) {
   std::string libdevice =
@@ -296,7 +296,10 @@ static bool emitCUDAArtifacts(ModuleOp module, const CompileOptions &options,
   // The cubin loads without JIT on the chip itself; other (newer) GPUs JIT
   // the PTX.
   (*manifest)["cubin"] = nullptr;
-  if (std::optional<std::string> ptxas = findPtxas(cuda.toolkit)) {
+  std::optional<std::string> ptxas;
+  if (options.cubin)
+    ptxas = findPtxas(cuda.toolkit);
+  if (ptxas) {
     std::string cubinPath = (dir + "/kernels.cubin").str();
     if (!assembleCubin(*ptxas, ptxPath, cuda.chip, cubinPath, error))
       return fail(error);

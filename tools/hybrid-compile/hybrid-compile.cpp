@@ -81,6 +81,13 @@ cl::opt<std::string> cudaToolkit(
     cl::desc("CUDA toolkit for cuda targets: libdevice, and ptxas for a "
              "cubin (default: $CUDA_HOME, else /usr/local/cuda)"),
     cl::value_desc("dir"), cl::cat(toolCategory));
+cl::opt<bool> cubin(
+    "cubin", cl::init(true),
+    cl::desc("cuda targets: assemble kernels.cubin with the toolkit's ptxas "
+             "when it is found (--cubin=false: PTX only, which the driver "
+             "JITs at load and the PTX emulator runs; about half the compile "
+             "time)"),
+    cl::cat(toolCategory));
 cl::opt<bool> externalPositional(
     "external-positional",
     cl::desc("q and k arrive rotated by the caller (as Hugging Face "
@@ -125,8 +132,11 @@ int main(int argc, char **argv) {
   options.externalPositional = externalPositional;
   if (!cudaToolkit.empty())
     options.cudaToolkit = cudaToolkit;
+  options.cubin = cubin;
   options.gpu.warpRows = warpRows;
   options.gpu.minCtasPerSM = minCtasPerSM;
+  if (target == "cpu" && cubin.getNumOccurrences())
+    return fail("--cubin: only for cuda targets");
   if (target == "cpu" && minCtasPerSM.getNumOccurrences())
     return fail("--min-ctas-per-sm: only for GPU targets");
   if (minCtasPerSM < 0 || minCtasPerSM > 32)

@@ -37,6 +37,9 @@ struct CompileOptions {
   bool externalPositional = false;
   /// CUDA toolkit for cuda targets: libdevice, and ptxas for a cubin.
   std::string cudaToolkit = getDefaultCUDAToolkit();
+  /// cuda targets: assemble kernels.cubin when ptxas is found (false: the
+  /// PTX only, which the driver JITs at load and the PTX emulator runs).
+  bool cubin = true;
   /// cuda targets: kTile was asked for, so it is halved only until the
   /// tiles fit the chip's shared memory (else until they fit 48 KiB, which
   /// also keeps large head dims' registers from spilling).
