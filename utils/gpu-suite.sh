@@ -189,6 +189,7 @@ if [[ -n "${HYBRID_GPU_SUITE_SMOKE:-}" ]]; then
   steps=(--seq 33 --decode-steps 2) bench_check=(--seq 65)
   bench=(--seq 128) repeat=1 decode=(--seq 130) baseline_seqs=(128)
   chunks=(--seq 66) chunk_tokens=(32) gqa_tokens=(2) unsplit=(masks)
+  probe_prefill=(masks) probe_sessions=(caches)
 else
   prefill=(--batch 2 --seq 1,7,64,65,203,1000)
   sessions=(--batch 2 --seq 1,70,300 --decode-steps 6)
@@ -201,6 +202,9 @@ else
   gqa_tokens=(1 2 4)
   # Prefill checked again with the flash kernel unsplit.
   unsplit=(masks scores caches)
+  # Probe inputs (exact key ranges): every mask and cache policy.
+  probe_prefill=(masks masks-tma-s2-overlap masks-w32)
+  probe_sessions=(caches caches-tma)
 fi
 check="$build/bin/hybrid-rt-check"
 results="$dir/results"
@@ -311,7 +315,7 @@ check)
   # Prefill of every kernel of every schedule first, then the benchmark's
   # kernels and variants at N = 1000, then every layer through its cache
   # (prompt, then decode steps of 1 and of 3 tokens), then bf16 tensors at
-  # the C ABI (the conversion kernels).
+  # the C ABI (the conversion kernels), then probe inputs.
   for a in "$dir"/artifacts/*; do
     [[ "$(basename "$a")" == gpu-@(attention-32x128|steps)* ]] && continue
     run_check "$a" "${prefill[@]}" --dump "$results/dumps/$(basename "$a")"
@@ -335,6 +339,18 @@ check)
   done
   run_check "$dir/artifacts/masks" "${prefill[@]}" --bf16
   run_check "$dir/artifacts/caches" "${sessions[@]}" --bf16
+  # Probe inputs: zero queries, 0/1 keys and values, so each row's output
+  # is its visible keys' mean value and one key too many or too few fails
+  # (at 1e-5; random inputs hide it in bf16 rounding past a few dozen keys).
+  for a in "${probe_prefill[@]}"; do
+    [[ -d "$dir/artifacts/$a" ]] && run_check "$dir/artifacts/$a" "${prefill[@]}" --probe
+  done
+  for a in "${probe_sessions[@]}"; do
+    [[ -d "$dir/artifacts/$a" ]] || continue
+    run_check "$dir/artifacts/$a" "${sessions[@]}" --probe
+    HYBRID_CUDA_STEP_KERNEL=flash run_check "$dir/artifacts/$a" --batch 1 \
+      "${steps[@]}" --step-tokens 40 --probe
+  done
   ;;
 bench)
   # Ours (device time of the attention kernel; decode: per step over 32K

@@ -2,7 +2,7 @@
 //
 // hybrid-rt-check DIR [--batch B] [--seq S[,S...]] [--tolerance T]
 //                     [--repeat N] [--no-check] [--decode-steps N
-//                     [--step-tokens T]] [--json] [--bf16]
+//                     [--step-tokens T]] [--json] [--bf16] [--probe]
 //
 // Runs every distinct attention kernel of the artifacts in DIR (CPU or GPU)
 // on seeded random inputs through the C ABI, compares each output with the
@@ -15,7 +15,8 @@
 // checked. --json prints one JSON object per line instead; --dump DIR keeps
 // the operands, output and reference of failed prefill checks as .npy;
 // --bf16 (GPU artifacts) passes every operand and the output as bf16 tensors,
-// against the reference on the bf16-rounded inputs. Built
+// against the reference on the bf16-rounded inputs. --probe checks which keys
+// each row attends to, exactly (see drawInputs). Built
 // with the runtime alone, so it runs on GPU machines that have no MLIR. Exit
 // status 1 if any check fails.
 //
@@ -54,8 +55,9 @@ struct Options {
   bool check = true;
   int64_t decodeSteps = 0, stepTokens = 1;
   bool jsonLines = false;
-  bool bf16 = false; // bf16 operands and outputs at the C ABI
-  std::string dump;  // directory for the .npy of failed checks
+  bool bf16 = false;  // bf16 operands and outputs at the C ABI
+  bool probe = false; // zero queries, 0/1 keys and values (drawInputs)
+  std::string dump;   // directory for the .npy of failed checks
 };
 
 [[noreturn]] void usage(const std::string &error) {
@@ -63,7 +65,7 @@ struct Options {
                "hybrid-rt-check: %s\nusage: hybrid-rt-check DIR [--batch B] "
                "[--seq S[,S...]] [--tolerance T] [--repeat N] [--no-check] "
                "[--decode-steps N [--step-tokens T]] [--json] [--dump DIR] "
-               "[--bf16]\n",
+               "[--bf16] [--probe]\n",
                error.c_str());
   std::exit(2);
 }
@@ -110,6 +112,8 @@ Options parse(int argc, char **argv) {
       o.jsonLines = true;
     } else if (arg == "--bf16") {
       o.bf16 = true;
+    } else if (arg == "--probe") {
+      o.probe = true;
     } else if (arg == "--no-check") {
       o.check = false;
     } else if (!arg.empty() && arg[0] == '-') {
@@ -288,6 +292,45 @@ float queryRange(const LayerSpec &l, bool bf16) {
   return bf16 && std > 2 ? float(2 / std) : 1.f;
 }
 
+/// A layer's operands for `positions` positions of each of `batch`
+/// sequences.
+struct Inputs {
+  std::vector<float> q, k, v, sinks;
+};
+
+/// Random operands (queries in queryRange), or with `probe` zero queries
+/// and keys and values of random 0s and 1s: every visible key then scores
+/// 0 whatever the positional encoding, scale or soft-cap, so each output row
+/// is the mean of its visible keys' value rows (less the sink's share),
+/// which a kernel computes exactly but for f32 rounding (bf16 holds 0, 1
+/// and the probabilities, powers of 2). A key attended that the mask hides,
+/// or one missed, moves a row by about 1/n of a value; rows read from the
+/// wrong cache row, head or batch by more. So mask ranges, tile skipping,
+/// key splits, ring and mirror rows and GQA mapping are checked at a
+/// tolerance far below bf16 rounding, where random inputs hide a one-key
+/// error past a few dozen keys.
+Inputs drawInputs(Random &rng, const LayerSpec &l, int64_t batch,
+                  int64_t positions, bool onGPU, bool probe, bool bf16) {
+  Inputs in;
+  size_t rows = size_t(batch * positions);
+  in.q = random(rng, rows * l.numHeads * l.headDim, queryRange(l, onGPU));
+  in.k = random(rng, rows * l.numKvHeads * l.headDim);
+  in.v = random(rng, rows * l.numKvHeads * l.vHeadDim);
+  in.sinks = random(rng, l.numHeads);
+  if (probe) {
+    std::fill(in.q.begin(), in.q.end(), 0.f);
+    for (std::vector<float> *values : {&in.k, &in.v})
+      for (float &x : *values)
+        x = x < 0 ? 0.f : 1.f;
+    // Sink logits of k ln 2 (k = -2 .. 2), so that whichever of 0 and the
+    // sink is the running max, the probabilities are powers of 2, which bf16
+    // holds; bf16 sinks (which cannot hold ln 2) are 0.
+    for (float &x : in.sinks)
+      x = bf16 ? 0.f : float(std::nearbyint(2 * x) * std::log(2.0));
+  }
+  return in;
+}
+
 /// Positions [begin, begin + count) of `all` [B, total, width].
 std::vector<float> slice(const std::vector<float> &all, int64_t batch,
                          int64_t total, int64_t width, int64_t begin,
@@ -322,11 +365,12 @@ bool checkSession(Model &model, const Manifest &manifest, const Options &o,
       continue;
     Random rng(uint64_t(l.index) * 7919 + uint64_t(total));
     LayerRun &r = runs[l.index];
-    r.q = random(rng, b * total * l.numHeads * l.headDim,
-                 queryRange(l, manifest.target != "cpu"));
-    r.k = random(rng, b * total * l.numKvHeads * l.headDim);
-    r.v = random(rng, b * total * l.numKvHeads * l.vHeadDim);
-    r.sinks = random(rng, l.numHeads);
+    Inputs in =
+        drawInputs(rng, l, b, total, manifest.target != "cpu", o.probe, o.bf16);
+    r.q = std::move(in.q);
+    r.k = std::move(in.k);
+    r.v = std::move(in.v);
+    r.sinks = std::move(in.sinks);
     // A shared layer attends over its source's keys and values; K=V layers
     // use their keys as values.
     if (l.cachePolicy == "shared" && runs.count(l.sourceLayer)) {
@@ -487,12 +531,17 @@ int main(int argc, char **argv) {
     return 1;
   }
   bool onGPU = manifest.target != "cpu";
-  // bf16 tensor-core inputs (GPU) versus f32 throughout (CPU).
-  double tolerance = o.tolerance > 0 ? o.tolerance : onGPU ? 2e-2 : 1e-4;
+  // bf16 tensor-core inputs (GPU) versus f32 throughout (CPU); probes are
+  // exact but for f32 rounding, or bf16 outputs' (a relative 2^-9).
+  double tolerance = o.tolerance > 0 ? o.tolerance
+                     : o.probe       ? (o.bf16 ? 4e-3 : 1e-5)
+                     : onGPU         ? 2e-2
+                                     : 1e-4;
   if (!o.jsonLines)
-    std::printf("# %s on %s, batch %lld, tolerance %g%s\n",
+    std::printf("# %s on %s, batch %lld, tolerance %g%s%s\n",
                 manifest.name.c_str(), hybrid_rt_device_name(model.get()),
-                (long long)o.batch, tolerance, o.bf16 ? ", bf16 operands" : "");
+                (long long)o.batch, tolerance, o.bf16 ? ", bf16 operands" : "",
+                o.probe ? ", probe inputs" : "");
 
   bool failed = false;
   if (o.decodeSteps > 0) {
@@ -507,11 +556,8 @@ int main(int argc, char **argv) {
     for (int64_t seq : o.seqs) {
       Random rng(uint64_t(l.index) * 7919 + uint64_t(seq));
       int64_t b = o.batch;
-      std::vector<float> q =
-          random(rng, b * seq * l.numHeads * l.headDim, queryRange(l, onGPU));
-      std::vector<float> k = random(rng, b * seq * l.numKvHeads * l.headDim);
-      std::vector<float> v = random(rng, b * seq * l.numKvHeads * l.vHeadDim);
-      std::vector<float> sinks = random(rng, l.numHeads);
+      auto [q, k, v, sinks] =
+          drawInputs(rng, l, b, seq, onGPU, o.probe, o.bf16);
       std::vector<float> out(b * seq * l.numHeads * l.vHeadDim);
       hybrid_rt_tensor tq = view(q.data(), {b, seq, l.numHeads, l.headDim});
       hybrid_rt_tensor tk = view(k.data(), {b, seq, l.numKvHeads, l.headDim});

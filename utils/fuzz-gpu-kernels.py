@@ -1,0 +1,250 @@
+#!/usr/bin/env python3
+"""Differential fuzzing of the GPU kernels under the PTX emulator.
+
+Each case draws a random schedule (head dims, GQA group, mask, window or
+chunk, positional encoding, soft-cap, sinks, K = V, a layer sharing another's
+cache), a random kernel variant the compiler accepts for it (mma.sync or
+wgmma, TMA, stages, softmax overlap, warps, rows per warp, key tile, rescale
+threshold), compiles it (`hybrid-compile --cubin=false`) and runs
+`hybrid-rt-check` under the emulator: prefill at random batch and lengths,
+then decode steps of random size, with the step kernel and the split-K count
+forced at random; each run twice, with random inputs and with
+`--probe` inputs (zero queries, 0/1 keys and values: each row's output is
+its visible keys' mean value, exact in f32, so one key too many or too few
+fails). The reference is the runtime's float64 one, so a wrong
+result, a fault, a hang or a crash of any kind is a finding: the case's
+spec and commands are kept in DIR/findings/CASE/ (repro.sh reruns it).
+
+  utils/fuzz-gpu-kernels.py [--cases N | --minutes M] [--seed S] [--dir DIR]
+
+The fixed test inputs cover every option once; this covers their
+combinations at awkward shapes. `test/Runtime/emulated-fuzz.test` runs a few
+cases with a fixed seed so the script keeps working.
+"""
+import argparse
+import json
+import os
+import random
+import shlex
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def draw_layer(rng, wgmma):
+    """One attention layer's fields (without kind-independent defaults)."""
+    dims = [64, 128, 192, 256] if wgmma else [16, 32, 48, 64, 80, 96, 128, 256]
+    # Gemma 4's global layers: head dim 512, values in two 256-wide slices.
+    head_dim = 512 if rng.random() < 0.05 else rng.choice(dims)
+    layer = {"head_dim": head_dim}
+    # Value dims may differ (MLA-like), up to two 256-wide slices.
+    if rng.random() < 0.2:
+        layer["v_head_dim"] = rng.choice([d for d in dims if d != head_dim])
+    kind = rng.choice(["full", "sliding", "sliding", "chunked"])
+    layer["kind"] = kind
+    if kind == "sliding":
+        layer["window"] = rng.choice([1, 2, rng.randint(3, 63), 64, 65,
+                                      rng.randint(66, 300)])
+    elif kind == "chunked":
+        layer["chunk"] = rng.choice([1, rng.randint(2, 63), 64, 128,
+                                     rng.randint(65, 300)])
+    if rng.random() < 0.15:
+        layer["causal"] = False
+    even = head_dim % 2 == 0
+    positional = rng.choice(["none", "rope", "partial", "proportional"])
+    if positional == "rope" and even:
+        layer["positional"] = {"type": "rope", "theta": 10000}
+    elif positional == "partial" and head_dim >= 8:
+        rotary = rng.randrange(2, head_dim - 1, 2)
+        layer["positional"] = {"type": "partial", "theta": 10000,
+                               "rotary_dim": rotary}
+    elif positional == "proportional":
+        layer["positional"] = {"type": "proportional", "theta": 1000000,
+                               "fraction": rng.choice([0.25, 0.5, 1.0])}
+    else:
+        layer["positional"] = {"type": "none"}
+    if rng.random() < 0.25:
+        layer["softcap"] = rng.choice([5.0, 30.0, 50.0])
+    if rng.random() < 0.2:
+        layer["sinks"] = True
+    if "v_head_dim" not in layer and rng.random() < 0.2:
+        layer["k_eq_v"] = True
+    if rng.random() < 0.15:
+        layer["scale"] = rng.choice([0.05, 0.3, 1.0])
+    return layer
+
+
+def draw_variant(rng, layers):
+    """hybrid-compile flags for a kernel variant valid for every layer."""
+    wgmma = all(l["head_dim"] % 64 == 0 and
+                l.get("v_head_dim", l["head_dim"]) % 64 == 0 for l in layers)
+    flags = []
+    warps = rng.choice([4, 4, 8])
+    if wgmma and rng.random() < 0.6:
+        flags += ["--target", "cuda:sm_90a", "--tensor-cores", "wgmma"]
+        if rng.random() < 0.7:
+            flags.append("--tma")
+            stages = rng.choice([1, 2, 2, 3])
+            if stages > 1:
+                flags += ["--stages", str(stages)]
+                if rng.random() < 0.5:
+                    flags.append("--softmax-overlap")
+        if rng.random() < 0.5:
+            flags += ["--k-tile", str(rng.choice([16, 32, 64, 128]))]
+    else:
+        flags += ["--target", rng.choice(["cuda:sm_80", "cuda:sm_90a"])]
+        if rng.random() < 0.2:
+            flags += ["--warp-rows", "32"]
+        if rng.random() < 0.5:
+            flags += ["--k-tile", str(rng.choice([16, 32, 64]))]
+    if warps == 8:
+        flags += ["--warps", "8"]
+    if rng.random() < 0.25:
+        flags += ["--rescale-threshold", "0"]
+    return flags
+
+
+def draw_case(rng):
+    kv_heads = rng.choice([1, 1, 2, 3])
+    group = rng.choice([1, 1, 2, 3, 4, 5, 8, 16])
+    wgmma = rng.random() < 0.5
+    layers = []
+    for i in range(rng.choice([1, 1, 2])):
+        layer = draw_layer(rng, wgmma)
+        layer["num_heads"] = kv_heads * group
+        layer["num_kv_heads"] = kv_heads
+        layers.append(layer)
+    # A reader of layer 0's cache: the same kind, mask, KV shape and
+    # positional encoding; its own scores and sinks.
+    if len(layers) == 1 and rng.random() < 0.2:
+        reader = {k: v for k, v in layers[0].items()
+                  if k not in ("softcap", "sinks", "scale")}
+        reader["shared_source"] = 0
+        layers.append(reader)
+    spec = {"format": "hybrid-schedule", "version": 1, "name": "fuzz",
+            "max_position_embeddings": 1024, "layers": layers}
+    flags = draw_variant(rng, layers)
+    batch = rng.choice([1, 1, 2])
+    seqs = sorted({rng.choice([1, rng.randint(2, 63), 64, rng.randint(65, 200),
+                               rng.randint(201, 300)])
+                   for _ in range(rng.randint(1, 3))})
+    runs = [["--batch", str(batch), "--seq", ",".join(map(str, seqs))]]
+    # bf16 operands and outputs (the runtime's other element type).
+    if rng.random() < 0.25:
+        runs[0].append("--bf16")
+    env = {}
+    if rng.random() < 0.7:
+        # Contexts past the windows and chunks: ring caches wrap.
+        steps = ["--batch", str(batch), "--seq",
+                 str(rng.choice([rng.randint(1, 64), rng.randint(65, 600)])),
+                 "--decode-steps", str(rng.randint(1, 4))]
+        if rng.random() < 0.6:
+            steps += ["--step-tokens", str(rng.choice([2, 3, 4, 16,
+                                                       rng.randint(5, 80)]))]
+        runs.append(steps)
+        if rng.random() < 0.5:
+            env["HYBRID_CUDA_STEP_KERNEL"] = rng.choice(["decode", "flash"])
+    if rng.random() < 0.5:
+        env["HYBRID_CUDA_FLASH_SPLITS"] = str(rng.choice([1, 2, 3, 5, 8]))
+    if rng.random() < 0.3:
+        env["HYBRID_CUDA_DECODE_SPLITS"] = str(rng.choice([1, 2, 3, 7]))
+    return spec, flags, runs, env
+
+
+def run_case(index, seed, tools, emulator, work):
+    rng = random.Random(seed)
+    spec, flags, runs, env = draw_case(rng)
+    case = os.path.join(work, f"case-{index}")
+    os.makedirs(case, exist_ok=True)
+    spec_path = os.path.join(case, "spec.json")
+    with open(spec_path, "w") as f:
+        json.dump(spec, f, indent=1)
+    compile_cmd = [os.path.join(tools, "hybrid-compile"), spec_path] + flags + \
+        ["--cubin=false", "--emit", "artifacts", "-o",
+         os.path.join(case, "gpu")]
+    env = dict(env, HYBRID_CUDA_DRIVER=emulator)
+    # HYBRID_FUZZ_CHECK_ARGS: more hybrid-rt-check arguments for every run
+    # (a tighter --tolerance, say).
+    extra = shlex.split(os.environ.get("HYBRID_FUZZ_CHECK_ARGS", ""))
+    # Each run with random inputs, then with probe inputs (exact: a key
+    # attended or missed by mistake shows).
+    commands = [compile_cmd] + [
+        [os.path.join(tools, "hybrid-rt-check"), os.path.join(case, "gpu")] +
+        r + probe + extra for r in runs for probe in ([], ["--probe"])]
+    summary = (f"case {index} (seed {seed}): {' '.join(flags)}; "
+               f"{len(spec['layers'])} layer(s) "
+               + json.dumps(spec["layers"]) + "; "
+               + " | ".join(" ".join(r) for r in runs) + " "
+               + " ".join(f"{k}={v}" for k, v in sorted(env.items())
+                          if k != "HYBRID_CUDA_DRIVER"))
+    checks = 0
+    for i, cmd in enumerate(commands):
+        try:
+            p = subprocess.run(cmd, env=dict(os.environ, **env),
+                               capture_output=True, text=True, timeout=900)
+            output, rc = p.stdout + p.stderr, p.returncode
+        except subprocess.TimeoutExpired:
+            output, rc = "timed out after 900 s", -1
+        failed = rc != 0 or "FAILED" in output
+        checks += sum(l.endswith(" ok") for l in output.splitlines())
+        if failed:
+            with open(os.path.join(case, "repro.sh"), "w") as f:
+                f.write("#!/bin/sh\nset -e\n")
+                for k, v in sorted(env.items()):
+                    f.write(f"export {k}={shlex.quote(v)}\n")
+                for c in commands:
+                    f.write(shlex.join(c) + "\n")
+            with open(os.path.join(case, "output.txt"), "w") as f:
+                f.write(output)
+            lines = [l for l in output.splitlines()
+                     if "FAILED" in l or "error" in l.lower()][:5]
+            return False, summary + "\n  " + ("compile" if i == 0 else
+                                              "run " + " ".join(cmd[2:])) + \
+                f": exit {rc}\n  " + "\n  ".join(lines or output[-400:]
+                                                 .splitlines())
+    subprocess.run(["rm", "-rf", case])
+    if checks == 0:
+        return False, summary + "\n  no check ran"
+    return True, f"{summary} ({checks} checks)"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", type=int, default=0,
+                        help="cases to run (0: until --minutes pass)")
+    parser.add_argument("--minutes", type=float, default=10)
+    parser.add_argument("--seed", type=int, default=None,
+                        help="first case's seed (default: from the clock); "
+                             "case i uses seed + i")
+    parser.add_argument("--dir", default=os.path.join(
+        os.environ.get("TMPDIR", "/tmp"), "hybrid-gpu-fuzz"))
+    parser.add_argument("--build", default=os.path.join(ROOT, "build"))
+    args = parser.parse_args()
+    tools = os.path.join(args.build, "bin")
+    emulator = os.path.join(args.build, "lib", "libhybrid-cuda-emulator.so")
+    for needed in (os.path.join(tools, "hybrid-compile"),
+                   os.path.join(tools, "hybrid-rt-check"), emulator):
+        if not os.path.exists(needed):
+            sys.exit(f"fuzz-gpu-kernels: {needed} not found (build first, "
+                     "or pass --build)")
+    seed = args.seed if args.seed is not None else int(time.time())
+    findings = os.path.join(args.dir, "findings")
+    os.makedirs(findings, exist_ok=True)
+    deadline = time.time() + 60 * args.minutes
+    failures = cases = 0
+    while (cases < args.cases) if args.cases else (time.time() < deadline):
+        begin = time.time()
+        ok, text = run_case(cases, seed + cases, tools, emulator, findings)
+        print(("ok " if ok else "FINDING ") + text +
+              f" [{time.time() - begin:.0f} s]", flush=True)
+        failures += not ok
+        cases += 1
+    print(f"{cases} cases, {failures} findings"
+          + (f" (in {findings})" if failures else ""))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
