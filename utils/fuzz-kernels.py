@@ -1,24 +1,27 @@
 #!/usr/bin/env python3
-"""Differential fuzzing of the GPU kernels under the PTX emulator.
+"""Differential fuzzing of the attention kernels, GPU (under the PTX
+emulator) and CPU.
 
 Each case draws a random schedule (head dims, GQA group, mask, window or
 chunk, positional encoding, soft-cap, sinks, K = V, a layer sharing another's
-cache), a random kernel variant the compiler accepts for it (mma.sync or
-wgmma, TMA, stages, softmax overlap, warps, rows per warp, key tile, rescale
-threshold), compiles it (`hybrid-compile --cubin=false`) and runs
-`hybrid-rt-check` under the emulator: prefill at random batch and lengths,
-then decode steps of random size, with the step kernel and the split-K count
-forced at random; each run twice, with random inputs and with
+cache), a random target and kernel variant the compiler accepts for it (GPU:
+mma.sync or wgmma, TMA, stages, softmax overlap, warps, rows per warp, key
+tile, rescale threshold; CPU: query and key tiles), compiles it
+(`hybrid-compile`, `--cubin=false` for GPUs) and runs `hybrid-rt-check`:
+prefill at random batch and lengths, then decode steps of random size, with
+the step kernel, the split counts and the CPU query tile forced at random;
+each run twice, with random inputs and with
 `--probe` inputs (zero queries, 0/1 keys and values: each row's output is
 its visible keys' mean value, exact in f32, so one key too many or too few
 fails). The reference is the runtime's float64 one, so a wrong
 result, a fault, a hang or a crash of any kind is a finding: the case's
 spec and commands are kept in DIR/findings/CASE/ (repro.sh reruns it).
 
-  utils/fuzz-gpu-kernels.py [--cases N | --minutes M] [--seed S] [--dir DIR]
+  utils/fuzz-kernels.py [--cases N | --minutes M] [--seed S] [--dir DIR]
+                        [--targets gpu,cpu]
 
 The fixed test inputs cover every option once; this covers their
-combinations at awkward shapes. `test/Runtime/emulated-fuzz.test` runs a few
+combinations at awkward shapes. `test/Runtime/fuzz-kernels.test` runs a few
 cases with a fixed seed so the script keeps working.
 """
 import argparse
@@ -76,8 +79,18 @@ def draw_layer(rng, wgmma):
     return layer
 
 
+def draw_cpu_variant(rng):
+    """hybrid-compile flags for a CPU kernel variant."""
+    flags = ["--target", "cpu"]
+    if rng.random() < 0.5:
+        flags += ["--q-tile", str(rng.choice([1, 16, 33, 64, 256]))]
+    if rng.random() < 0.5:
+        flags += ["--k-tile", str(rng.choice([8, 16, 32, 64, 128]))]
+    return flags
+
+
 def draw_variant(rng, layers):
-    """hybrid-compile flags for a kernel variant valid for every layer."""
+    """hybrid-compile flags for a GPU kernel variant valid for every layer."""
     wgmma = all(l["head_dim"] % 64 == 0 and
                 l.get("v_head_dim", l["head_dim"]) % 64 == 0 for l in layers)
     flags = []
@@ -106,10 +119,12 @@ def draw_variant(rng, layers):
     return flags
 
 
-def draw_case(rng):
+def draw_case(rng, targets):
+    # A quarter of the cases on CPUs when both: fewer variants there.
+    cpu = targets == ["cpu"] or ("cpu" in targets and rng.random() < 0.25)
     kv_heads = rng.choice([1, 1, 2, 3])
     group = rng.choice([1, 1, 2, 3, 4, 5, 8, 16])
-    wgmma = rng.random() < 0.5
+    wgmma = not cpu and rng.random() < 0.5
     layers = []
     for i in range(rng.choice([1, 1, 2])):
         layer = draw_layer(rng, wgmma)
@@ -125,14 +140,14 @@ def draw_case(rng):
         layers.append(reader)
     spec = {"format": "hybrid-schedule", "version": 1, "name": "fuzz",
             "max_position_embeddings": 1024, "layers": layers}
-    flags = draw_variant(rng, layers)
+    flags = draw_cpu_variant(rng) if cpu else draw_variant(rng, layers)
     batch = rng.choice([1, 1, 2])
     seqs = sorted({rng.choice([1, rng.randint(2, 63), 64, rng.randint(65, 200),
                                rng.randint(201, 300)])
                    for _ in range(rng.randint(1, 3))})
     runs = [["--batch", str(batch), "--seq", ",".join(map(str, seqs))]]
-    # bf16 operands and outputs (the runtime's other element type).
-    if rng.random() < 0.25:
+    # bf16 operands and outputs (GPUs: the runtime's other element type).
+    if not cpu and rng.random() < 0.25:
         runs[0].append("--bf16")
     env = {}
     if rng.random() < 0.7:
@@ -145,7 +160,12 @@ def draw_case(rng):
                                                        rng.randint(5, 80)]))]
         runs.append(steps)
         if rng.random() < 0.5:
-            env["HYBRID_CUDA_STEP_KERNEL"] = rng.choice(["decode", "flash"])
+            env["HYBRID_CPU_STEP_KERNEL" if cpu else "HYBRID_CUDA_STEP_KERNEL"] \
+                = rng.choice(["decode", "flash"])
+    if cpu:
+        if rng.random() < 0.3:
+            env["HYBRID_CPU_Q_TILE"] = str(rng.choice([1, 5, 16, 100]))
+        return spec, flags, runs, env
     if rng.random() < 0.5:
         env["HYBRID_CUDA_FLASH_SPLITS"] = str(rng.choice([1, 2, 3, 5, 8]))
     if rng.random() < 0.3:
@@ -153,25 +173,27 @@ def draw_case(rng):
     return spec, flags, runs, env
 
 
-def run_case(index, seed, tools, emulator, work):
+def run_case(index, seed, tools, emulator, work, targets):
     rng = random.Random(seed)
-    spec, flags, runs, env = draw_case(rng)
+    spec, flags, runs, env = draw_case(rng, targets)
     case = os.path.join(work, f"case-{index}")
     os.makedirs(case, exist_ok=True)
     spec_path = os.path.join(case, "spec.json")
     with open(spec_path, "w") as f:
         json.dump(spec, f, indent=1)
+    gpu = "cpu" not in flags
     compile_cmd = [os.path.join(tools, "hybrid-compile"), spec_path] + flags + \
-        ["--cubin=false", "--emit", "artifacts", "-o",
-         os.path.join(case, "gpu")]
-    env = dict(env, HYBRID_CUDA_DRIVER=emulator)
+        (["--cubin=false"] if gpu else []) + \
+        ["--emit", "artifacts", "-o", os.path.join(case, "kernels")]
+    if gpu:
+        env = dict(env, HYBRID_CUDA_DRIVER=emulator)
     # HYBRID_FUZZ_CHECK_ARGS: more hybrid-rt-check arguments for every run
     # (a tighter --tolerance, say).
     extra = shlex.split(os.environ.get("HYBRID_FUZZ_CHECK_ARGS", ""))
     # Each run with random inputs, then with probe inputs (exact: a key
     # attended or missed by mistake shows).
     commands = [compile_cmd] + [
-        [os.path.join(tools, "hybrid-rt-check"), os.path.join(case, "gpu")] +
+        [os.path.join(tools, "hybrid-rt-check"), os.path.join(case, "kernels")] +
         r + probe + extra for r in runs for probe in ([], ["--probe"])]
     summary = (f"case {index} (seed {seed}): {' '.join(flags)}; "
                f"{len(spec['layers'])} layer(s) "
@@ -219,15 +241,22 @@ def main():
                         help="first case's seed (default: from the clock); "
                              "case i uses seed + i")
     parser.add_argument("--dir", default=os.path.join(
-        os.environ.get("TMPDIR", "/tmp"), "hybrid-gpu-fuzz"))
+        os.environ.get("TMPDIR", "/tmp"), "hybrid-kernel-fuzz"))
     parser.add_argument("--build", default=os.path.join(ROOT, "build"))
+    parser.add_argument("--targets", default="gpu,cpu",
+                        help="comma-separated: gpu (under the emulator), cpu")
     args = parser.parse_args()
+    targets = args.targets.split(",")
+    if not targets or not set(targets) <= {"gpu", "cpu"}:
+        sys.exit("fuzz-kernels: --targets takes gpu, cpu or both, got "
+                 f"'{args.targets}'")
     tools = os.path.join(args.build, "bin")
     emulator = os.path.join(args.build, "lib", "libhybrid-cuda-emulator.so")
-    for needed in (os.path.join(tools, "hybrid-compile"),
-                   os.path.join(tools, "hybrid-rt-check"), emulator):
+    for needed in [os.path.join(tools, "hybrid-compile"),
+                   os.path.join(tools, "hybrid-rt-check")] + \
+            ([emulator] if "gpu" in targets else []):
         if not os.path.exists(needed):
-            sys.exit(f"fuzz-gpu-kernels: {needed} not found (build first, "
+            sys.exit(f"fuzz-kernels: {needed} not found (build first, "
                      "or pass --build)")
     seed = args.seed if args.seed is not None else int(time.time())
     findings = os.path.join(args.dir, "findings")
@@ -236,7 +265,8 @@ def main():
     failures = cases = 0
     while (cases < args.cases) if args.cases else (time.time() < deadline):
         begin = time.time()
-        ok, text = run_case(cases, seed + cases, tools, emulator, findings)
+        ok, text = run_case(cases, seed + cases, tools, emulator, findings,
+                            targets)
         print(("ok " if ok else "FINDING ") + text +
               f" [{time.time() - begin:.0f} s]", flush=True)
         failures += not ok
