@@ -120,13 +120,15 @@ def draw_variant(rng, layers):
 
 
 def draw_case(rng, targets):
+    """One case: a spec, hybrid-compile flags, hybrid-rt-check runs (their
+    arguments) and the environment they run in."""
     # A quarter of the cases on CPUs when both: fewer variants there.
     cpu = targets == ["cpu"] or ("cpu" in targets and rng.random() < 0.25)
     kv_heads = rng.choice([1, 1, 2, 3])
     group = rng.choice([1, 1, 2, 3, 4, 5, 8, 16])
     wgmma = not cpu and rng.random() < 0.5
     layers = []
-    for i in range(rng.choice([1, 1, 2])):
+    for _ in range(rng.choice([1, 1, 2])):
         layer = draw_layer(rng, wgmma)
         layer["num_heads"] = kv_heads * group
         layer["num_kv_heads"] = kv_heads

@@ -33,7 +33,9 @@
 # HYBRID_GPU_SUITE_SMOKE=1 shrinks every size (and skips the PyTorch
 # baselines when torch has no GPU), so that the whole `run` flow can be
 # tried under the PTX emulator (HYBRID_CUDA_DRIVER; lit:
-# test/Runtime/gpu-suite-smoke.test) before a GPU machine's time is spent.
+# test/Runtime/gpu-suite-smoke.test) before a GPU machine's time is spent;
+# `prepare` then writes PTX only (the emulator runs no cubins; ptxas is
+# half of each compile).
 #
 # Exit status non-zero if any check fails or a phase is cut short.
 set -euo pipefail
@@ -52,6 +54,11 @@ if [[ "$mode" == prepare ]]; then
   build_dir="${BUILD_DIR:-build}"
   [[ "$build_dir" == /* ]] || build_dir="$root/$build_dir"
   compile="$build_dir/bin/hybrid-compile"
+  if [[ -n "${HYBRID_GPU_SUITE_SMOKE:-}" ]]; then
+    compile_flags=(--cubin=false)
+  else
+    compile_flags=()
+  fi
   rm -rf "$dir" && mkdir -p "$dir/artifacts" "$dir/deps"
   inputs="$root/test/Runtime/Inputs"
   python3 "$inputs/make-cross.py" > "$dir/cross.json"
@@ -63,7 +70,7 @@ if [[ "$mode" == prepare ]]; then
     name="$(basename "$spec" .json)"
     # Caches are planned for each schedule's own context (the benchmark's
     # decode runs at 128K).
-    "$compile" "$spec" --target "cuda:$chip" --emit artifacts \
+    "$compile" "${compile_flags[@]}" "$spec" --target "cuda:$chip" --emit artifacts \
       -o "$dir/artifacts/$name"
   done
   # nlohmann_json (headers and CMake package) for the runtime's build there.
@@ -74,27 +81,27 @@ if [[ "$mode" == prepare ]]; then
   cp -r /usr/share/cmake/nlohmann_json "$dir/deps/share/cmake/"
   # The variant with 32 query rows per warp (two mma tiles; more registers),
   # checked and benchmarked beside the default.
-  "$compile" "$inputs/masks.json" --target "cuda:$chip" --warp-rows 32 \
+  "$compile" "${compile_flags[@]}" "$inputs/masks.json" --target "cuda:$chip" --warp-rows 32 \
     --emit artifacts -o "$dir/artifacts/masks-w32"
-  "$compile" "$root/benchmarks/gpu-attention-32x128.json" --target "cuda:$chip" \
+  "$compile" "${compile_flags[@]}" "$root/benchmarks/gpu-attention-32x128.json" --target "cuda:$chip" \
     --warp-rows 32 --k-tile 32 --emit artifacts \
     -o "$dir/artifacts/gpu-attention-32x128-w32"
   # ... and the default with 32-key tiles (fewer registers, more CTAs per SM).
-  "$compile" "$root/benchmarks/gpu-attention-32x128.json" --target "cuda:$chip" \
+  "$compile" "${compile_flags[@]}" "$root/benchmarks/gpu-attention-32x128.json" --target "cuda:$chip" \
     --k-tile 32 --emit artifacts \
     -o "$dir/artifacts/gpu-attention-32x128-k32"
   # ... and the default held to 3 CTAs per SM (168 registers, 32 bytes of
   # spill at head dim 128, against 174 registers and 2 CTAs).
-  "$compile" "$root/benchmarks/gpu-attention-32x128.json" --target "cuda:$chip" \
+  "$compile" "${compile_flags[@]}" "$root/benchmarks/gpu-attention-32x128.json" --target "cuda:$chip" \
     --min-ctas-per-sm 3 --emit artifacts \
     -o "$dir/artifacts/gpu-attention-32x128-m3"
   # ... and CTAs of 8 warps (128 rows share each K and V tile: half the
   # bytes per row).
-  "$compile" "$root/benchmarks/gpu-attention-32x128.json" --target "cuda:$chip" \
+  "$compile" "${compile_flags[@]}" "$root/benchmarks/gpu-attention-32x128.json" --target "cuda:$chip" \
     --warps 8 --emit artifacts -o "$dir/artifacts/gpu-attention-32x128-w8"
   # ... and the default rescaling the output on every tile whose row maxima
   # grow (--rescale-threshold 0), against the lazy default.
-  "$compile" "$root/benchmarks/gpu-attention-32x128.json" --target "cuda:$chip" \
+  "$compile" "${compile_flags[@]}" "$root/benchmarks/gpu-attention-32x128.json" --target "cuda:$chip" \
     --rescale-threshold 0 --emit artifacts \
     -o "$dir/artifacts/gpu-attention-32x128-eager"
   # ... and, on sm_90a, Hopper's warpgroup MMA (wgmma) in place of mma.sync,
@@ -105,9 +112,9 @@ if [[ "$mode" == prepare ]]; then
                 "$root/examples/configs/gemma-4-e4b.json" \
                 "$root/benchmarks/gpu-attention-32x128.json"; do
       name="$(basename "$spec" .json)"
-      "$compile" "$spec" --target "cuda:$chip" --tensor-cores wgmma \
+      "$compile" "${compile_flags[@]}" "$spec" --target "cuda:$chip" --tensor-cores wgmma \
         --emit artifacts -o "$dir/artifacts/$name-wgmma"
-      "$compile" "$spec" --target "cuda:$chip" --tensor-cores wgmma --tma \
+      "$compile" "${compile_flags[@]}" "$spec" --target "cuda:$chip" --tensor-cores wgmma --tma \
         --emit artifacts -o "$dir/artifacts/$name-tma"
     done
     # Hopper variants of wgmma + TMA, by suffix: two warpgroups per CTA
@@ -129,20 +136,20 @@ if [[ "$mode" == prepare ]]; then
                        [tma-w8-k128-s2-overlap]="--warps 8 --k-tile 128 --stages 2 --softmax-overlap")
     for variant in "${!hopper[@]}"; do
       # shellcheck disable=SC2086 # the flags split on purpose
-      "$compile" "$root/benchmarks/gpu-attention-32x128.json" \
+      "$compile" "${compile_flags[@]}" "$root/benchmarks/gpu-attention-32x128.json" \
         --target "cuda:$chip" --tensor-cores wgmma --tma ${hopper[$variant]} \
         --emit artifacts -o "$dir/artifacts/gpu-attention-32x128-$variant"
     done
     for variant in tma-w8 tma-s2 tma-s2-overlap; do
       # shellcheck disable=SC2086
-      "$compile" "$inputs/masks.json" --target "cuda:$chip" \
+      "$compile" "${compile_flags[@]}" "$inputs/masks.json" --target "cuda:$chip" \
         --tensor-cores wgmma --tma ${hopper[$variant]} --emit artifacts \
         -o "$dir/artifacts/masks-$variant"
     done
     # ... and Gemma 4 with the overlap: head dims 256 and 512 (queries
     # reloaded per tile, kept live through the in-flight product), K = V.
     # shellcheck disable=SC2086
-    "$compile" "$root/examples/configs/gemma-4-e4b.json" --target "cuda:$chip" \
+    "$compile" "${compile_flags[@]}" "$root/examples/configs/gemma-4-e4b.json" --target "cuda:$chip" \
       --tensor-cores wgmma --tma ${hopper[tma-s2-overlap]} --emit artifacts \
       -o "$dir/artifacts/gemma-4-e4b-tma-s2-overlap"
   fi
