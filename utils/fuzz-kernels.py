@@ -29,6 +29,7 @@ import json
 import os
 import random
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -175,6 +176,18 @@ def draw_case(rng, targets):
     return spec, flags, runs, env
 
 
+def keep_finding(case, env, commands, output):
+    """Leaves the case's output and a script that reruns it beside its spec."""
+    with open(os.path.join(case, "repro.sh"), "w") as f:
+        f.write("#!/bin/sh\nset -e\n")
+        for k, v in sorted(env.items()):
+            f.write(f"export {k}={shlex.quote(v)}\n")
+        for c in commands:
+            f.write(shlex.join(c) + "\n")
+    with open(os.path.join(case, "output.txt"), "w") as f:
+        f.write(output)
+
+
 def run_case(index, seed, tools, emulator, work, targets):
     rng = random.Random(seed)
     spec, flags, runs, env = draw_case(rng, targets)
@@ -214,23 +227,17 @@ def run_case(index, seed, tools, emulator, work, targets):
         failed = rc != 0 or "FAILED" in output
         checks += sum(l.endswith(" ok") for l in output.splitlines())
         if failed:
-            with open(os.path.join(case, "repro.sh"), "w") as f:
-                f.write("#!/bin/sh\nset -e\n")
-                for k, v in sorted(env.items()):
-                    f.write(f"export {k}={shlex.quote(v)}\n")
-                for c in commands:
-                    f.write(shlex.join(c) + "\n")
-            with open(os.path.join(case, "output.txt"), "w") as f:
-                f.write(output)
+            keep_finding(case, env, commands, output)
             lines = [l for l in output.splitlines()
                      if "FAILED" in l or "error" in l.lower()][:5]
             return False, summary + "\n  " + ("compile" if i == 0 else
                                               "run " + " ".join(cmd[2:])) + \
                 f": exit {rc}\n  " + "\n  ".join(lines or output[-400:]
                                                  .splitlines())
-    subprocess.run(["rm", "-rf", case])
     if checks == 0:
+        keep_finding(case, env, commands, output)
         return False, summary + "\n  no check ran"
+    shutil.rmtree(case)
     return True, f"{summary} ({checks} checks)"
 
 

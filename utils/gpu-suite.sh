@@ -53,11 +53,9 @@ chip="${HYBRID_GPU_CHIP:-sm_90a}"
 if [[ "$mode" == prepare ]]; then
   build_dir="${BUILD_DIR:-build}"
   [[ "$build_dir" == /* ]] || build_dir="$root/$build_dir"
-  compile="$build_dir/bin/hybrid-compile"
+  compile=("$build_dir/bin/hybrid-compile")
   if [[ -n "${HYBRID_GPU_SUITE_SMOKE:-}" ]]; then
-    compile_flags=(--cubin=false)
-  else
-    compile_flags=()
+    compile+=(--cubin=false)
   fi
   rm -rf "$dir" && mkdir -p "$dir/artifacts" "$dir/deps"
   inputs="$root/test/Runtime/Inputs"
@@ -70,7 +68,7 @@ if [[ "$mode" == prepare ]]; then
     name="$(basename "$spec" .json)"
     # Caches are planned for each schedule's own context (the benchmark's
     # decode runs at 128K).
-    "$compile" "${compile_flags[@]}" "$spec" --target "cuda:$chip" --emit artifacts \
+    "${compile[@]}" "$spec" --target "cuda:$chip" --emit artifacts \
       -o "$dir/artifacts/$name"
   done
   # nlohmann_json (headers and CMake package) for the runtime's build there.
@@ -81,27 +79,27 @@ if [[ "$mode" == prepare ]]; then
   cp -r /usr/share/cmake/nlohmann_json "$dir/deps/share/cmake/"
   # The variant with 32 query rows per warp (two mma tiles; more registers),
   # checked and benchmarked beside the default.
-  "$compile" "${compile_flags[@]}" "$inputs/masks.json" --target "cuda:$chip" --warp-rows 32 \
+  "${compile[@]}" "$inputs/masks.json" --target "cuda:$chip" --warp-rows 32 \
     --emit artifacts -o "$dir/artifacts/masks-w32"
-  "$compile" "${compile_flags[@]}" "$root/benchmarks/gpu-attention-32x128.json" --target "cuda:$chip" \
+  "${compile[@]}" "$root/benchmarks/gpu-attention-32x128.json" --target "cuda:$chip" \
     --warp-rows 32 --k-tile 32 --emit artifacts \
     -o "$dir/artifacts/gpu-attention-32x128-w32"
   # ... and the default with 32-key tiles (fewer registers, more CTAs per SM).
-  "$compile" "${compile_flags[@]}" "$root/benchmarks/gpu-attention-32x128.json" --target "cuda:$chip" \
+  "${compile[@]}" "$root/benchmarks/gpu-attention-32x128.json" --target "cuda:$chip" \
     --k-tile 32 --emit artifacts \
     -o "$dir/artifacts/gpu-attention-32x128-k32"
   # ... and the default held to 3 CTAs per SM (168 registers, 32 bytes of
   # spill at head dim 128, against 174 registers and 2 CTAs).
-  "$compile" "${compile_flags[@]}" "$root/benchmarks/gpu-attention-32x128.json" --target "cuda:$chip" \
+  "${compile[@]}" "$root/benchmarks/gpu-attention-32x128.json" --target "cuda:$chip" \
     --min-ctas-per-sm 3 --emit artifacts \
     -o "$dir/artifacts/gpu-attention-32x128-m3"
   # ... and CTAs of 8 warps (128 rows share each K and V tile: half the
   # bytes per row).
-  "$compile" "${compile_flags[@]}" "$root/benchmarks/gpu-attention-32x128.json" --target "cuda:$chip" \
+  "${compile[@]}" "$root/benchmarks/gpu-attention-32x128.json" --target "cuda:$chip" \
     --warps 8 --emit artifacts -o "$dir/artifacts/gpu-attention-32x128-w8"
   # ... and the default rescaling the output on every tile whose row maxima
   # grow (--rescale-threshold 0), against the lazy default.
-  "$compile" "${compile_flags[@]}" "$root/benchmarks/gpu-attention-32x128.json" --target "cuda:$chip" \
+  "${compile[@]}" "$root/benchmarks/gpu-attention-32x128.json" --target "cuda:$chip" \
     --rescale-threshold 0 --emit artifacts \
     -o "$dir/artifacts/gpu-attention-32x128-eager"
   # ... and, on sm_90a, Hopper's warpgroup MMA (wgmma) in place of mma.sync,
@@ -112,9 +110,9 @@ if [[ "$mode" == prepare ]]; then
                 "$root/examples/configs/gemma-4-e4b.json" \
                 "$root/benchmarks/gpu-attention-32x128.json"; do
       name="$(basename "$spec" .json)"
-      "$compile" "${compile_flags[@]}" "$spec" --target "cuda:$chip" --tensor-cores wgmma \
+      "${compile[@]}" "$spec" --target "cuda:$chip" --tensor-cores wgmma \
         --emit artifacts -o "$dir/artifacts/$name-wgmma"
-      "$compile" "${compile_flags[@]}" "$spec" --target "cuda:$chip" --tensor-cores wgmma --tma \
+      "${compile[@]}" "$spec" --target "cuda:$chip" --tensor-cores wgmma --tma \
         --emit artifacts -o "$dir/artifacts/$name-tma"
     done
     # Hopper variants of wgmma + TMA, by suffix: two warpgroups per CTA
@@ -136,20 +134,20 @@ if [[ "$mode" == prepare ]]; then
                        [tma-w8-k128-s2-overlap]="--warps 8 --k-tile 128 --stages 2 --softmax-overlap")
     for variant in "${!hopper[@]}"; do
       # shellcheck disable=SC2086 # the flags split on purpose
-      "$compile" "${compile_flags[@]}" "$root/benchmarks/gpu-attention-32x128.json" \
+      "${compile[@]}" "$root/benchmarks/gpu-attention-32x128.json" \
         --target "cuda:$chip" --tensor-cores wgmma --tma ${hopper[$variant]} \
         --emit artifacts -o "$dir/artifacts/gpu-attention-32x128-$variant"
     done
     for variant in tma-w8 tma-s2 tma-s2-overlap; do
       # shellcheck disable=SC2086
-      "$compile" "${compile_flags[@]}" "$inputs/masks.json" --target "cuda:$chip" \
+      "${compile[@]}" "$inputs/masks.json" --target "cuda:$chip" \
         --tensor-cores wgmma --tma ${hopper[$variant]} --emit artifacts \
         -o "$dir/artifacts/masks-$variant"
     done
     # ... and Gemma 4 with the overlap: head dims 256 and 512 (queries
     # reloaded per tile, kept live through the in-flight product), K = V.
     # shellcheck disable=SC2086
-    "$compile" "${compile_flags[@]}" "$root/examples/configs/gemma-4-e4b.json" --target "cuda:$chip" \
+    "${compile[@]}" "$root/examples/configs/gemma-4-e4b.json" --target "cuda:$chip" \
       --tensor-cores wgmma --tma ${hopper[tma-s2-overlap]} --emit artifacts \
       -o "$dir/artifacts/gemma-4-e4b-tma-s2-overlap"
   fi
@@ -350,7 +348,8 @@ check)
   # is its visible keys' mean value and one key too many or too few fails
   # (at 1e-5; random inputs hide it in bf16 rounding past a few dozen keys).
   for a in "${probe_prefill[@]}"; do
-    [[ -d "$dir/artifacts/$a" ]] && run_check "$dir/artifacts/$a" "${prefill[@]}" --probe
+    [[ -d "$dir/artifacts/$a" ]] || continue
+    run_check "$dir/artifacts/$a" "${prefill[@]}" --probe
   done
   for a in "${probe_sessions[@]}"; do
     [[ -d "$dir/artifacts/$a" ]] || continue

@@ -110,40 +110,30 @@ TEST(Manifest, GPUKernelsNeedLaunchFields) {
                                     "\"threads\": 128, \"flash_threads\": 256");
   ASSERT_TRUE(loadManifest(writeManifest(eightWarps), m, error)) << error;
   EXPECT_EQ(m.kernels.at("attn0").flashThreads, 256);
-  std::string badFlash = replaced(withFields, "\"threads\": 128",
-                                  "\"threads\": 128, \"flash_threads\": 100");
-  EXPECT_FALSE(loadManifest(writeManifest(badFlash), m, error));
-  EXPECT_NE(error.find("kernels.attn0.flash_threads: must be a positive "
-                       "multiple of 32"),
-            std::string::npos)
-      << error;
-  std::string badShared = replaced(withFields, "\"threads\": 128",
-                                   "\"threads\": 128, \"shared_bytes\": -1");
-  EXPECT_FALSE(loadManifest(writeManifest(badShared), m, error));
-  EXPECT_NE(error.find("kernels.attn0.shared_bytes: must be 0 to 2^30"),
-            std::string::npos)
-      << error;
-  EXPECT_FALSE(loadManifest(writeManifest(gpu), m, error));
-  EXPECT_NE(error.find("kernels.attn0.threads: a GPU kernel needs a positive "
-                       "block size"),
-            std::string::npos)
-      << error;
-  std::string badSlices =
-      replaced(withFields, "\"value_slices\": 2", "\"value_slices\": 3");
-  EXPECT_FALSE(loadManifest(writeManifest(badSlices), m, error));
-  EXPECT_NE(error.find("kernels.attn0.value_slices: must be a positive divisor "
-                       "of v_head_dim"),
-            std::string::npos)
-      << error;
+  // Each text is refused with an error naming the field.
+  auto expectRefused = [&](const std::string &text,
+                           const std::string &message) {
+    EXPECT_FALSE(loadManifest(writeManifest(text), m, error));
+    EXPECT_NE(error.find(message), std::string::npos) << error;
+  };
+  expectRefused(replaced(withFields, "\"threads\": 128",
+                         "\"threads\": 128, \"flash_threads\": 100"),
+                "kernels.attn0.flash_threads: must be a positive multiple of "
+                "32");
+  expectRefused(replaced(withFields, "\"threads\": 128",
+                         "\"threads\": 128, \"shared_bytes\": -1"),
+                "kernels.attn0.shared_bytes: must be 0 to 2^30");
+  expectRefused(gpu, "kernels.attn0.threads: a GPU kernel needs a positive "
+                     "block size");
+  expectRefused(
+      replaced(withFields, "\"value_slices\": 2", "\"value_slices\": 3"),
+      "kernels.attn0.value_slices: must be a positive divisor of v_head_dim");
   // A split-K twin writes partials only the decode combine kernel merges.
-  std::string splitWithoutCombine =
-      replaced(withFields, "\"threads\": 128",
-               "\"threads\": 128, \"entry_split\": \"attn0_split\"");
-  EXPECT_FALSE(loadManifest(writeManifest(splitWithoutCombine), m, error));
-  EXPECT_NE(error.find("kernels.attn0.entry_split: a split-K flash kernel "
-                       "needs decode_combine"),
-            std::string::npos)
-      << error;
+  expectRefused(replaced(withFields, "\"threads\": 128",
+                         "\"threads\": 128, \"entry_split\": "
+                         "\"attn0_split\""),
+                "kernels.attn0.entry_split: a split-K flash kernel needs "
+                "decode_combine");
 }
 
 // The closed-form pair count agrees with counting visible() one by one.
