@@ -124,6 +124,9 @@ std::string hybrid::validate(const CompileOptions &options) {
   if (gpu.softmaxOverlap && gpu.stages < 2)
     return "--softmax-overlap: the tiles of two key tiles are in use at "
            "once; add --tma --stages 2 (or more)";
+  if (gpu.warpSpecialized && gpu.stages < 2)
+    return "--warp-specialized: the producer warp loads tiles ahead into "
+           "stages the compute warps free; add --tma --stages 2 (or more)";
   if (!(gpu.rescaleThreshold >= 0 && gpu.rescaleThreshold <= 32)) {
     std::string shown;
     llvm::raw_string_ostream(shown) << llvm::format("%g", gpu.rescaleThreshold);
@@ -275,6 +278,7 @@ static bool emitCUDAArtifacts(ModuleOp module, const CompileOptions &options,
   cuda.warpRows = gpu.warpRows;
   cuda.stages = gpu.stages;
   cuda.softmaxOverlap = gpu.softmaxOverlap;
+  cuda.warpSpecialized = gpu.warpSpecialized;
   cuda.rescaleThreshold = gpu.rescaleThreshold;
   cuda.minCtasPerSM = gpu.minCtasPerSM;
   cuda.toolkit = options.cudaToolkit;

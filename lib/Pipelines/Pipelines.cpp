@@ -120,6 +120,7 @@ void hybrid::buildCUDAConvertPipeline(OpPassManager &pm,
   tiles.stages = options.stages;
   tiles.rescaleThreshold = options.rescaleThreshold;
   tiles.softmaxOverlap = options.softmaxOverlap;
+  tiles.warpSpecialized = options.warpSpecialized;
   tiles.chip = options.chip;
   pm.addPass(createConvertHybridAttentionToGPU(tiles));
 }

@@ -20,6 +20,7 @@ GPUKernelVariant GPUKernelVariant::get(GPUKernelAttr attr) {
   v.warpRows = attr.getWarpRows();
   v.stages = attr.getStages();
   v.softmaxOverlap = attr.getSoftmaxOverlap();
+  v.warpSpecialized = attr.getWarpSpecialized();
   v.rescaleThreshold = attr.getRescaleThreshold();
   v.minCtasPerSM = attr.getMinCtasPerSm();
   return v;
@@ -28,9 +29,9 @@ GPUKernelVariant GPUKernelVariant::get(GPUKernelAttr attr) {
 GPUKernelAttr GPUKernelVariant::getAttr(
     MLIRContext *context,
     llvm::function_ref<InFlightDiagnostic()> emitError) const {
-  return GPUKernelAttr::getChecked(emitError, context, tensorCores, tma, warps,
-                                   warpRows, stages, softmaxOverlap,
-                                   Real(rescaleThreshold), minCtasPerSM);
+  return GPUKernelAttr::getChecked(
+      emitError, context, tensorCores, tma, warps, warpRows, stages,
+      softmaxOverlap, warpSpecialized, Real(rescaleThreshold), minCtasPerSM);
 }
 
 std::string GPUKernelVariant::getName() const {
@@ -41,6 +42,8 @@ std::string GPUKernelVariant::getName() const {
     name += ".s" + std::to_string(stages);
   if (softmaxOverlap)
     name += ".overlap";
+  if (warpSpecialized)
+    name += ".ws";
   name += ".w" + std::to_string(warps);
   if (warpRows != 16)
     name += ".r" + std::to_string(warpRows);
@@ -61,6 +64,7 @@ json GPUKernelVariant::toJSON() const {
           {"warp_rows", warpRows},
           {"stages", stages},
           {"softmax_overlap", softmaxOverlap},
+          {"warp_specialized", warpSpecialized},
           {"rescale_threshold", rescaleThreshold},
           {"min_ctas_per_sm", minCtasPerSM}};
 }
@@ -76,8 +80,8 @@ GPUKernelVariant::fromJSON(const json &object, const std::string &path,
     return bad("", "not an object");
   for (auto &[key, value] : object.items())
     if (!llvm::is_contained({"tensor_cores", "tma", "warps", "warp_rows",
-                             "stages", "softmax_overlap", "rescale_threshold",
-                             "min_ctas_per_sm"},
+                             "stages", "softmax_overlap", "warp_specialized",
+                             "rescale_threshold", "min_ctas_per_sm"},
                             key))
       return bad("." + key, "not a field of a kernel variant");
   GPUKernelVariant v;
@@ -91,7 +95,8 @@ GPUKernelVariant::fromJSON(const json &object, const std::string &path,
     v.tensorCores = *tensorCores;
   }
   for (auto [key, field] : {std::pair{"tma", &v.tma},
-                            std::pair{"softmax_overlap", &v.softmaxOverlap}})
+                            std::pair{"softmax_overlap", &v.softmaxOverlap},
+                            std::pair{"warp_specialized", &v.warpSpecialized}})
     if (object.contains(key)) {
       if (!object[key].is_boolean())
         return bad(std::string(".") + key, "not a boolean");
@@ -121,6 +126,7 @@ bool GPUKernelVariant::operator==(const GPUKernelVariant &o) const {
   return tensorCores == o.tensorCores && tma == o.tma && warps == o.warps &&
          warpRows == o.warpRows && stages == o.stages &&
          softmaxOverlap == o.softmaxOverlap &&
+         warpSpecialized == o.warpSpecialized &&
          rescaleThreshold == o.rescaleThreshold &&
          minCtasPerSM == o.minCtasPerSM;
 }

@@ -188,7 +188,8 @@ def compile(model: Union[str, os.PathLike, dict], target: str = "cpu",
             warps: Optional[int] = None,
             stages: Optional[int] = None,
             rescale_threshold: Optional[float] = None,
-            softmax_overlap: bool = False) -> Schedule:
+            softmax_overlap: bool = False,
+            warp_specialized: bool = False) -> Schedule:
     """Compiles a Hugging Face config.json, a hybrid-schedule spec (a path, or
     the spec itself as a dict) or a .mlir schedule into kernels for `target`.
     With `external_positional`, q and k are expected already rotated (and
@@ -200,7 +201,9 @@ def compile(model: Union[str, os.PathLike, dict], target: str = "cpu",
     `rescale_threshold` (0 to 32, default 8) how many powers of two a score
     may pass its row's running max before the flash kernels rescale;
     `softmax_overlap` (with `tma` and `stages` >= 2) overlaps each tile's
-    softmax with the tensor cores (hybrid-compile's --softmax-overlap)."""
+    softmax with the tensor cores (hybrid-compile's --softmax-overlap);
+    `warp_specialized` (with `tma` and `stages` >= 2) gives each flash CTA a
+    producer warp that issues the loads (--warp-specialized)."""
     owned = None
     scratch = tempfile.TemporaryDirectory(prefix="hybrid_attn_")
     if isinstance(model, dict):
@@ -231,6 +234,8 @@ def compile(model: Union[str, os.PathLike, dict], target: str = "cpu",
         args += ["--rescale-threshold", repr(float(rescale_threshold))]
     if softmax_overlap:
         args += ["--softmax-overlap"]
+    if warp_specialized:
+        args += ["--warp-specialized"]
     _run_compiler(args)
     schedule = Schedule(source, output_dir, max_seq, owned or scratch)
     schedule._extra_args = ["--external-positional"] if external_positional else []

@@ -31,15 +31,20 @@ inline bool isCollective(Opcode op) {
   return op == Opcode::Shfl || op == Opcode::Vote || op == Opcode::Ldmatrix ||
          op == Opcode::Mma || op == Opcode::WgmmaFence ||
          op == Opcode::WgmmaMma || op == Opcode::WgmmaCommit ||
-         op == Opcode::WgmmaWait;
+         op == Opcode::WgmmaWait || op == Opcode::SetMaxNReg;
 }
 
-/// Per-byte shared-memory history for the race checks.
+/// Per-byte shared-memory history for the race checks, against per-warp
+/// vector clocks (Cta::clocks): an access is ordered after another warp's
+/// if a barrier or an mbarrier phase carried that warp's clock at or past
+/// the access's to this warp.
 struct Shadow {
-  uint32_t writeEpoch = 0, readEpoch = 0;
-  uint32_t readers = 0; // warps that read in readEpoch
+  uint32_t writeClock = 0; // the writer's own clock then; 0: no warp wrote
+  uint32_t readers = 0;    // warps that read since the last write (their
+                           // clocks then: Cta::readClocks)
   uint8_t writer = 0;
   uint8_t pending = 0;   // cp.async copies in flight into this byte
+  uint8_t reading = 0;   // in-flight wgmmas reading it (B operands)
   uint8_t unfenced = 0;  // written by the generic proxy, no proxy fence since
   uint16_t landedBy = 0; // 1 + the mbarrier whose phase a TMA load landed at
   uint32_t landedPhase = 0; // ... that barrier's completed phases then
@@ -50,6 +55,9 @@ struct Shadow {
 /// completes: every expected arrival made, every expected byte delivered.
 struct Mbarrier {
   uint64_t address = 0;
+  // Vector clocks: the join of this phase's arrivals, and what the last
+  // completed phase releases to the warps that observe it.
+  std::vector<uint32_t> arrived, released;
   uint32_t expected = 0, arrivalsLeft = 0;
   int64_t bytesLeft = 0;  // tx-count: expected minus delivered
   uint32_t completed = 0; // phases completed; the current parity is & 1
@@ -110,6 +118,8 @@ public:
       sharedBytes = dynamicSharedBase + grid.dynamicSharedBytes;
     shared.resize(sharedBytes);
     shadow.resize(sharedBytes);
+    readClocks.resize(size_t(sharedBytes) * warps);
+    clocks.resize(size_t(warps) * warps);
     carry.resize(threads);
     pendingCopies.resize(threads);
     groups.resize(threads);
@@ -132,7 +142,11 @@ private:
   uint64_t sharedBytes = 0, dynamicSharedBase = 0;
   std::vector<uint8_t> shared;
   std::vector<Shadow> shadow;
-  uint32_t epoch = 0;
+  std::vector<uint32_t> readClocks; // [byte][warp]: see Shadow::readers
+  // [warp][warp]: clocks[w][u] is the latest clock of warp u ordered before
+  // warp w's next access; clocks[w][w] is w's own, which each release
+  // (bar.sync, an mbarrier arrival) publishes and then advances.
+  std::vector<uint32_t> clocks;
   // Warp-instructions this CTA may execute before the emulator calls it an
   // endless loop rather than hang (about 100 s of emulation by default).
   uint64_t steps = 0, budget = 100'000'000;
@@ -189,6 +203,17 @@ private:
 
   std::string sharedAccess(uint64_t offset, uint64_t size, unsigned warp,
                            bool isWrite);
+
+  /// A race fault if a write to shared byte `i` on behalf of `warp` (its
+  /// own, or an async copy it issues: `what`) is not ordered after the
+  /// byte's last write and reads by other warps.
+  std::string checkWrite(uint64_t i, unsigned warp, const char *what);
+
+  /// Warp `warp`'s clocks, and every warp's after a CTA barrier.
+  uint32_t *clockOf(unsigned warp) { return &clocks[size_t(warp) * warps]; }
+  void releaseAtBarrier();
+  /// `into` = the element-wise max of itself and `from`.
+  void join(uint32_t *into, const uint32_t *from) const;
 
   /// Where `size` bytes at `addr` in `space` live for thread t, checked.
   std::string locate(Frame &f, Space space, uint64_t addr, uint64_t size,

@@ -94,6 +94,9 @@ std::string Cta::warpgroupMma(Frame &f, const Instruction &in, unsigned warp) {
                      "fence.proxy.async since");
       if (std::string e = sharedAccess(addr, 2, warp, false); !e.empty())
         return e;
+      for (uint64_t i = addr; i < addr + 2; ++i)
+        if (shadow[i].reading++ == 255)
+          return fault("too many wgmmas in flight reading one byte");
       uint16_t bits;
       std::memcpy(&bits, &shared[addr], 2);
       p.reads.emplace_back(uint32_t(addr), bits);
@@ -175,13 +178,16 @@ void Cta::completeIfDone(Mbarrier &m) {
     Shadow &s = shadow[offset];
     shared[offset] = byte;
     --s.pending;
-    s.writeEpoch = 0; // the async proxy's write, not a warp's
+    s.writeClock = 0; // the async proxy's write, not a warp's
+    s.readers = 0;    // ordered after them when it was issued
     s.unfenced = 0;
     s.landedBy = index;
     s.landedPhase = m.completed;
   }
   m.landing.clear();
   m.arrivalsLeft = m.expected;
+  m.released.swap(m.arrived);
+  m.arrived.assign(warps, 0);
 }
 
 std::string Cta::asyncBarrier(Frame &f, const Instruction &in, unsigned t,
@@ -210,6 +216,8 @@ std::string Cta::asyncBarrier(Frame &f, const Instruction &in, unsigned t,
       m->address = address;
     }
     m->expected = m->arrivalsLeft = uint32_t(count);
+    m->arrived.assign(warps, 0);
+    m->released.assign(warps, 0);
     m->bytesLeft = 0;
     m->completed = 0;
     return "";
@@ -219,12 +227,18 @@ std::string Cta::asyncBarrier(Frame &f, const Instruction &in, unsigned t,
                  " used before mbarrier.init");
   unsigned index = unsigned(m - barriers.data());
   switch (in.opcode) {
+  case Opcode::MbarrierArrive:
   case Opcode::MbarrierArriveExpectTx: {
     if (m->arrivalsLeft == 0)
       return fault("more arrivals on the mbarrier at shared offset " +
                    std::to_string(address) + " than it expects");
-    m->bytesLeft += int64_t(read(f, ops[2], t));
+    if (in.opcode == Opcode::MbarrierArriveExpectTx)
+      m->bytesLeft += int64_t(read(f, ops[2], t));
     --m->arrivalsLeft;
+    // A release: what the warp did so far is ordered before whoever
+    // observes the phase complete.
+    join(m->arrived.data(), clockOf(warp));
+    ++clockOf(warp)[warp];
     write(f, ops[0], t, m->completed & 1); // the state token: its phase
     completeIfDone(*m);
     return "";
@@ -239,6 +253,7 @@ std::string Cta::asyncBarrier(Frame &f, const Instruction &in, unsigned t,
       if (seen.size() <= index)
         seen.resize(index + 1, 0);
       seen[index] = std::max(seen[index], m->completed);
+      join(clockOf(warp), m->released.data());
     } else {
       f.state[t] = Yielded;
     }
@@ -308,10 +323,9 @@ std::string Cta::tensorLoad(Frame &f, const Instruction &in, unsigned t,
     }
     for (unsigned i = 0; i < map.elementBytes; ++i) {
       Shadow &s = shadow[offset + i];
-      if (s.readEpoch == epoch && (s.readers & ~(1u << warp)))
-        return fault("race: a TMA load overwrites shared byte " +
-                     std::to_string(offset + i) +
-                     " that another warp read since the last barrier");
+      if (std::string e = checkWrite(offset + i, warp, "loads (TMA) into");
+          !e.empty())
+        return e;
       if (s.pending == 255)
         return fault("too many async copies in flight into one byte");
       ++s.pending;
@@ -343,6 +357,15 @@ std::string Cta::retire(Frame &f, const PendingWgmma &p, unsigned base) {
       if (f.regs[size_t(d) * threads + base + lane] != kInFlight)
         return at("an accumulator register");
   }
+  // Its B reads end here: a write is ordered after them only through a
+  // release after this wait.
+  unsigned warp = base / 32;
+  for (auto [offset, bits] : p.reads)
+    for (uint64_t i = offset; i < offset + 2; ++i) {
+      --shadow[i].reading;
+      shadow[i].readers |= 1u << warp;
+      readClocks[i * warps + warp] = clockOf(warp)[warp];
+    }
   if (p.superseded) // a later wgmma lands the accumulator
     return "";
   for (auto [offset, bits] : p.reads) {

@@ -40,15 +40,14 @@ std::string Cta::run(unsigned x, unsigned y, unsigned z) {
   ctaid[2] = z;
   steps = 0;
   std::fill(shared.begin(), shared.end(), 0xff);
-  for (Shadow &s : shadow) {
-    s.pending = s.unfenced = 0;
-    s.landedBy = 0;
-  }
+  std::fill(shadow.begin(), shadow.end(), Shadow());
+  std::fill(clocks.begin(), clocks.end(), 0);
+  for (unsigned w = 0; w < warps; ++w)
+    clockOf(w)[w] = 1;
   std::fill(wgmma.begin(), wgmma.end(), WarpWgmma());
   barriers.clear();
   observed.assign(warps, {});
   barrierEvents = lastEvents = idleRounds = 0;
-  ++epoch;
   std::fill(carry.begin(), carry.end(), 0);
   for (unsigned t = 0; t < threads; ++t) {
     pendingCopies[t].clear();
@@ -111,7 +110,22 @@ std::string Cta::run(unsigned x, unsigned y, unsigned z) {
         }
       return "";
     }
-    ++epoch; // a barrier: shared accesses before it are ordered
+    releaseAtBarrier(); // shared accesses before it are ordered
+  }
+}
+
+void Cta::join(uint32_t *into, const uint32_t *from) const {
+  for (unsigned u = 0; u < warps; ++u)
+    into[u] = std::max(into[u], from[u]);
+}
+
+void Cta::releaseAtBarrier() {
+  std::vector<uint32_t> all(warps, 0);
+  for (unsigned w = 0; w < warps; ++w)
+    join(all.data(), clockOf(w));
+  for (unsigned w = 0; w < warps; ++w) {
+    std::copy(all.begin(), all.end(), clockOf(w));
+    ++clockOf(w)[w];
   }
 }
 
@@ -348,26 +362,47 @@ std::string Cta::sharedAccess(uint64_t offset, uint64_t size, unsigned warp,
       if (isWrite)
         s.landedBy = 0;
     }
-    if (s.writeEpoch == epoch && s.writer != warp)
-      return fault("race: warp " + std::to_string(warp) + " " +
-                   (isWrite ? "writes" : "reads") + " shared byte " +
-                   std::to_string(i) + " that warp " +
-                   std::to_string(s.writer) + " wrote since the last barrier");
     if (isWrite) {
-      if (s.readEpoch == epoch && (s.readers & ~(1u << warp)))
-        return fault("race: warp " + std::to_string(warp) +
-                     " writes shared byte " + std::to_string(i) +
-                     " that another warp read since the last barrier");
-      s.writeEpoch = epoch;
+      if (std::string e = checkWrite(i, warp, "writes"); !e.empty())
+        return e;
+      s.readers = 0;
+      s.writeClock = clockOf(warp)[warp];
       s.writer = uint8_t(warp);
       s.unfenced = 1;
-    } else {
-      if (s.readEpoch != epoch) {
-        s.readEpoch = epoch;
-        s.readers = 0;
-      }
-      s.readers |= 1u << warp;
+      continue;
     }
+    if (s.writeClock && s.writer != warp &&
+        clockOf(warp)[s.writer] < s.writeClock)
+      return fault("race: warp " + std::to_string(warp) +
+                   " reads shared byte " + std::to_string(i) + " that warp " +
+                   std::to_string(s.writer) +
+                   " wrote with no barrier or mbarrier phase between");
+    s.readers |= 1u << warp;
+    readClocks[i * warps + warp] = clockOf(warp)[warp];
+  }
+  return "";
+}
+
+std::string Cta::checkWrite(uint64_t i, unsigned warp, const char *what) {
+  const Shadow &s = shadow[i];
+  const uint32_t *mine = clockOf(warp);
+  auto race = [&](unsigned other, const char *did) {
+    return fault("race: warp " + std::to_string(warp) + " " + what +
+                 " shared byte " + std::to_string(i) + " that warp " +
+                 std::to_string(other) + " " + did +
+                 " with no barrier or mbarrier phase between");
+  };
+  if (s.reading)
+    return fault("race: warp " + std::to_string(warp) + " " + what +
+                 " shared byte " + std::to_string(i) +
+                 " that an in-flight wgmma reads (before the "
+                 "wgmma.wait_group that retires it)");
+  if (s.writeClock && s.writer != warp && mine[s.writer] < s.writeClock)
+    return race(s.writer, "wrote");
+  for (uint32_t r = s.readers & ~(1u << warp); r; r &= r - 1) {
+    unsigned reader = __builtin_ctz(r);
+    if (mine[reader] < readClocks[i * warps + reader])
+      return race(reader, "read");
   }
   return "";
 }
@@ -594,19 +629,13 @@ std::string Cta::execute(Frame &f, const Instruction &in, unsigned warp,
         return fault("cp.async reads out of bounds at 0x" + hex(src));
       if (dst + size > sharedBytes)
         return fault("cp.async writes outside shared memory");
-      // The copy may land any time until the wait: it must not race
-      // with reads of other warps in this epoch.
+      // The copy may land any time until the wait: it must be ordered
+      // after other warps' accesses.
       for (uint64_t i = dst; i < dst + size; ++i) {
         Shadow &s = shadow[i];
-        if (s.readEpoch == epoch && (s.readers & ~(1u << warp)))
-          return fault("race: cp.async overwrites shared byte " +
-                       std::to_string(i) +
-                       " that another warp read since the last barrier");
-        if (s.writeEpoch == epoch && s.writer != warp)
-          return fault("race: cp.async overwrites shared byte " +
-                       std::to_string(i) + " that warp " +
-                       std::to_string(s.writer) +
-                       " wrote since the last barrier");
+        if (std::string e = checkWrite(i, warp, "copies (cp.async) into");
+            !e.empty())
+          return e;
         if (s.pending == 255)
           return fault("too many cp.async in flight into one byte");
         ++s.pending;
@@ -632,8 +661,10 @@ std::string Cta::execute(Frame &f, const Instruction &in, unsigned warp,
         s.unfenced = 0;
     return "";
   case Opcode::OrderingFence:
+  case Opcode::SetMaxNReg:
     return "";
   case Opcode::MbarrierInit:
+  case Opcode::MbarrierArrive:
   case Opcode::MbarrierArriveExpectTx:
   case Opcode::MbarrierTryWait:
   case Opcode::TensorLoad:

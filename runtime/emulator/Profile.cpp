@@ -50,9 +50,11 @@ Kind Profile::classify(const Instruction &in) {
   case Opcode::TensorLoad:
     return Kind::AsyncCopy;
   case Opcode::MbarrierInit:
+  case Opcode::MbarrierArrive:
   case Opcode::MbarrierArriveExpectTx:
   case Opcode::MbarrierTryWait:
   case Opcode::OrderingFence:
+  case Opcode::SetMaxNReg:
     return Kind::Barrier;
   case Opcode::Bar:
     return Kind::Barrier;

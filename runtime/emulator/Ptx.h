@@ -101,9 +101,11 @@ enum class Opcode : uint8_t {
   FenceProxyAsync,
   // mbarriers and TMA tile loads (cp.async.bulk.tensor).
   MbarrierInit,
+  MbarrierArrive,
   MbarrierArriveExpectTx,
   MbarrierTryWait,
   OrderingFence, // fences a sequential interpreter satisfies by construction
+  SetMaxNReg,    // setmaxnreg.{inc,dec}: registers are not a resource here
   TensorLoad
 };
 

@@ -708,7 +708,8 @@ private:
       }
     }
     if (tokens[0] == "wgmma" || tokens[0] == "fence" ||
-        tokens[0] == "mbarrier" || opcode.rfind("cp.async.bulk", 0) == 0)
+        tokens[0] == "mbarrier" || tokens[0] == "setmaxnreg" ||
+        opcode.rfind("cp.async.bulk", 0) == 0)
       return decodeAsync(opcode, inst);
     auto op = kOpcodes.find(tokens[0]);
     if (op == kOpcodes.end())
@@ -838,8 +839,8 @@ private:
     return true;
   }
 
-  /// The wgmma forms the flash kernels use, and fence.proxy.async: exact
-  /// spellings, anything else is refused.
+  /// The wgmma forms the flash kernels use, fence.proxy.async, mbarriers,
+  /// TMA loads and setmaxnreg: exact spellings, anything else is refused.
   bool decodeAsync(const std::string &opcode, Instruction &inst) {
     static const std::unordered_map<std::string, Opcode> forms = {
         {"wgmma.fence.sync.aligned", Opcode::WgmmaFence},
@@ -849,8 +850,13 @@ private:
         {"fence.proxy.async.shared::cta", Opcode::FenceProxyAsync},
         {"fence.mbarrier_init.release.cluster", Opcode::OrderingFence},
         {"fence.proxy.tensormap::generic.acquire.gpu", Opcode::OrderingFence},
+        {"setmaxnreg.inc.sync.aligned.u32", Opcode::SetMaxNReg},
+        {"setmaxnreg.dec.sync.aligned.u32", Opcode::SetMaxNReg},
         {"mbarrier.init.shared.b64", Opcode::MbarrierInit},
         {"mbarrier.init.shared::cta.b64", Opcode::MbarrierInit},
+        {"mbarrier.arrive.shared.b64", Opcode::MbarrierArrive},
+        {"mbarrier.arrive.shared::cta.b64", Opcode::MbarrierArrive},
+        {"mbarrier.arrive.release.cta.shared::cta.b64", Opcode::MbarrierArrive},
         {"mbarrier.arrive.expect_tx.shared.b64",
          Opcode::MbarrierArriveExpectTx},
         {"mbarrier.arrive.expect_tx.shared::cta.b64",
@@ -993,6 +999,15 @@ private:
         (inst.operands.size() != 1 ||
          inst.operands[0].kind != Operand::Kind::Immediate))
       return fail("wgmma.wait_group needs an immediate count: `" + text + "`");
+    // A warpgroup's registers per thread: 24 to 256, a multiple of 8.
+    if (inst.opcode == Opcode::SetMaxNReg &&
+        (inst.operands.size() != 1 ||
+         inst.operands[0].kind != Operand::Kind::Immediate ||
+         inst.operands[0].value < 24 || inst.operands[0].value > 256 ||
+         inst.operands[0].value % 8))
+      return fail("setmaxnreg needs an immediate count of 24 to 256, a "
+                  "multiple of 8: `" +
+                  text + "`");
     // Named barriers and partial thread counts would need other semantics.
     if (inst.opcode == Opcode::Bar &&
         (inst.operands.size() != 1 ||

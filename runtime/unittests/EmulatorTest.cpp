@@ -576,9 +576,64 @@ TEST(Emulator, ReportsSharedMemoryRaces) {
   EXPECT_EQ(crossWarp(true), "");
   std::string fault = crossWarp(false);
   EXPECT_NE(fault.find("race: warp 1 reads shared byte 0 that warp 0 wrote "
-                       "since the last barrier"),
+                       "with no barrier or mbarrier phase between"),
             std::string::npos)
       << fault;
+}
+
+/// Warp 0 reads a shared word and arrives on an mbarrier (every lane);
+/// warp 1 overwrites the word after waiting for the phase (`wait`), and
+/// warp 0 reads it again after arriving (`readAfter`): the producer and
+/// consumer warps of a warp-specialized kernel, ordered by the mbarrier
+/// alone.
+std::string orderedByMbarrier(bool wait, bool readAfter) {
+  std::string body =
+      R"(
+.visible .entry k(.param .u64 k_param_0) {
+  .shared .align 8 .b8 phase[8];
+  .shared .align 4 .b8 word[4];
+  .reg .b32 %r<4>;
+  .reg .b64 %rd<2>;
+  .reg .pred %p<4>;
+  mov.u32 %r0, %tid.x;
+  setp.eq.u32 %p0, %r0, 0;
+  @%p0 mbarrier.init.shared::cta.b64 [phase], 32;
+  bar.sync 0;
+  setp.ge.u32 %p1, %r0, 32;
+  @%p1 bra $consumer;
+  ld.shared.b32 %r1, [word];
+  mbarrier.arrive.shared::cta.b64 %rd0, [phase];
+  )" + std::string(readAfter ? "ld.shared.b32 %r2, [word];" : "") +
+      R"(
+  ret;
+$consumer:
+  )" +
+      std::string(
+          wait ? R"(mbarrier.try_wait.parity.shared::cta.b64 %p2, [phase], 0;
+  @!%p2 bra $consumer;)"
+               : "") +
+      R"(
+  setp.eq.u32 %p3, %r0, 32;
+  @%p3 st.shared.b32 [word], %r0;
+  ret;
+})";
+  std::vector<uint64_t> out(1);
+  return run(body, out, 64);
+}
+
+TEST(Emulator, MbarrierPhasesOrderWarps) {
+  EXPECT_EQ(orderedByMbarrier(/*wait=*/true, /*readAfter=*/false), "");
+  SKIP_ON_DEVICE("the emulator's own faults");
+  std::string unwaited = orderedByMbarrier(false, false);
+  EXPECT_NE(unwaited.find("race: warp 1 writes shared byte"), std::string::npos)
+      << unwaited;
+  EXPECT_NE(unwaited.find("that warp 0 read with no barrier or mbarrier phase "
+                          "between"),
+            std::string::npos)
+      << unwaited;
+  // A read after the arrival is not ordered before the write.
+  std::string late = orderedByMbarrier(true, true);
+  EXPECT_NE(late.find("race:"), std::string::npos) << late;
 }
 
 TEST(Emulator, ReportsReadsBeforeAsyncCopiesLand) {

@@ -41,6 +41,13 @@ static cl::opt<bool> softmaxOverlap(
              "the next softmax while P V runs (FlashAttention-3's "
              "intra-warpgroup overlap)"),
     cl::cat(gpuCategory));
+static cl::opt<bool> warpSpecialized(
+    "warp-specialized",
+    cl::desc("With --tma --stages 2 or more: one more warp per flash CTA "
+             "issues every TMA load, and the compute warps free each stage "
+             "with an mbarrier arrival instead of a CTA barrier per tile "
+             "(producer / consumer warp specialization)"),
+    cl::cat(gpuCategory));
 static cl::opt<double> rescaleThreshold(
     "rescale-threshold", cl::init(8),
     cl::desc("cuda targets: the flash kernels' lazy rescaling; a warp moves "
@@ -60,5 +67,6 @@ std::string hybrid::tools::applyGPUKernelOptions(CompileOptions &options) {
   options.gpu.stages = stages;
   options.gpu.rescaleThreshold = rescaleThreshold;
   options.gpu.softmaxOverlap = softmaxOverlap;
+  options.gpu.warpSpecialized = warpSpecialized;
   return "";
 }

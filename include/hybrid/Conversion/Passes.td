@@ -153,6 +153,12 @@ def ConvertHybridAttentionToGPU
            "j + 1's softmax while P V runs (FlashAttention-3's "
            "intra-warpgroup overlap; registers for two tiles' "
            "probabilities)">,
+    Option<"warpSpecialized", "warp-specialized", "bool",
+           /*default=*/"false",
+           "With tma and stages >= 2: one more warp per CTA issues every "
+           "TMA load, and the compute warps free each stage with an "
+           "mbarrier arrival instead of a CTA barrier per tile (producer / "
+           "consumer warp specialization)">,
     Option<"minCtasPerSM", "min-ctas-per-sm", "int64_t", /*default=*/"0",
            "Flash kernels: CTAs each multiprocessor must hold at once "
            "(.minnctapersm: ptxas caps registers to fit, spilling if it must; "

@@ -97,6 +97,11 @@ struct CUDAPipelineOptions
       llvm::cl::desc("With tma and stages >= 2: softmax overlaps the "
                      "warpgroup's tensor cores"),
       llvm::cl::init(false)};
+  Option<bool> warpSpecialized{
+      *this, "warp-specialized",
+      llvm::cl::desc("With tma and stages >= 2: a producer warp issues the "
+                     "TMA loads"),
+      llvm::cl::init(false)};
   Option<int64_t> minCtasPerSM{
       *this, "min-ctas-per-sm",
       llvm::cl::desc("Flash kernels: CTAs per multiprocessor to fit "

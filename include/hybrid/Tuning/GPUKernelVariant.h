@@ -24,6 +24,7 @@ struct GPUKernelVariant {
   bool tma = false;
   int64_t warps = 4, warpRows = 16, stages = 1;
   bool softmaxOverlap = false;
+  bool warpSpecialized = false;
   double rescaleThreshold = 8;
   int64_t minCtasPerSM = 0; // 0: none
 
@@ -34,7 +35,7 @@ struct GPUKernelVariant {
   getAttr(mlir::MLIRContext *context,
           llvm::function_ref<mlir::InFlightDiagnostic()> emitError) const;
 
-  /// "mma.sync.w4", "wgmma.tma.s2.overlap.w8", "mma.sync.w4.t0.m3" (rescale
+  /// "mma.sync.w4", "wgmma.tma.s2.overlap.ws.w8", "mma.sync.w4.t0.m3" (rescale
   /// threshold 0, 3 CTAs per SM), ...: its name in reports.
   std::string getName() const;
 

@@ -92,7 +92,8 @@ struct ConvertAttentionToGPUPass
     GPUKernelAttr defaultVariant = GPUKernelAttr::getChecked(
         [&] { return module.emitError(); }, module.getContext(), *instructions,
         bool(tma), int64_t(warps), int64_t(warpRows), int64_t(stages),
-        bool(softmaxOverlap), Real(rescaleThreshold), int64_t(minCtasPerSM));
+        bool(softmaxOverlap), bool(warpSpecialized), Real(rescaleThreshold),
+        int64_t(minCtasPerSM));
     if (!defaultVariant)
       return signalPassFailure();
     ImplicitLocOpBuilder b(module.getLoc(), module.getContext());
@@ -139,6 +140,7 @@ struct ConvertAttentionToGPUPass
       flashOptions.stages = variant.getStages();
       flashOptions.rescaleThreshold = variant.getRescaleThreshold();
       flashOptions.overlapSoftmax = variant.getSoftmaxOverlap();
+      flashOptions.warpSpecialized = variant.getWarpSpecialized();
       bool wgmma = flashOptions.tensorCores == TensorCores::Wgmma;
       // An op's own k_tile (the tuner's) is halved only until the chip holds
       // it; the options' until it fits their budget per stage times the
@@ -150,10 +152,11 @@ struct ConvertAttentionToGPUPass
                   : std::min<int64_t>(sharedMemory * flashOptions.stages, chip);
       tile = getFlashKeyTile(tile, sig.headDim, sig.vHeadDim, budget,
                              /*swizzled=*/wgmma, flashOptions.tma,
-                             flashOptions.stages);
+                             flashOptions.stages, flashOptions.warpSpecialized);
       int64_t sharedBytes =
           FlashSharedLayout::get(tile, sig.headDim, getValueSlice(sig.vHeadDim),
-                                 wgmma, flashOptions.tma, flashOptions.stages)
+                                 wgmma, flashOptions.tma, flashOptions.stages,
+                                 flashOptions.warpSpecialized)
               .bytes;
       if (sharedBytes > budget) {
         op.emitOpError() << "the flash kernel's K and V tiles need "

@@ -17,7 +17,8 @@
 //   P  = exp(S - m'), l += rowsum P
 //   O += P V        P's accumulator layout is exactly the A operand layout
 //
-// (wgmma: each four warps multiply as one 64-row warpgroup, same layouts.)
+// (wgmma: each four warps multiply as one 64-row warpgroup, same layouts.
+// Warp-specialized, one more warp holds no rows: it issues the TMA loads.)
 // The key tiles visited are the mask's range for the tile's first and last
 // query; only tiles not fully visible to every row evaluate the mask.
 //
@@ -51,24 +52,43 @@ using Accumulator = std::array<mlir::Value, 4>;
 
 /// Builds one flash kernel (emitFlashKernel's work): the setup members
 /// are filled by emit(), then read by the per-tile and loop members.
+/// Warp-specialized kernels' producer warps. With 8 compute warps, a
+/// warpgroup, so that it can hand its registers to the compute warps
+/// (setmaxnreg is per warpgroup): ptxas holds a CTA of 288 threads, like
+/// one of 384, to 168 registers, and two overlapped warpgroups need more.
+/// Only its first warp loads.
+inline int64_t getProducerWarps(const FlashKernelOptions &options) {
+  if (!options.warpSpecialized)
+    return 0;
+  return options.warps == 8 ? 4 : 1;
+}
+
+/// Registers per thread after setmaxnreg, with a producer warpgroup: 8
+/// compute warps at 232 and 4 producer warps at 40 fill the 64K register
+/// file (with 2048 to spare).
+constexpr int32_t kProducerRegisters = 40, kConsumerRegisters = 232;
+
 class FlashEmitter {
 public:
   FlashEmitter(mlir::ImplicitLocOpBuilder &b, const AttentionSignature &sig,
                const FlashKernelOptions &options)
       : b(b), sig(sig), kTile(options.keyTile), mTiles(options.mTiles),
-        threads(options.warps * kThreadsPerWarp),
+        warps(options.warps), producerWarps(getProducerWarps(options)),
+        threads((warps + producerWarps) * kThreadsPerWarp),
         ctaRows(getFlashRows(options.warps, options.mTiles)),
         wgmma(options.tensorCores == TensorCores::Wgmma), tma(options.tma),
         stages(options.stages), overlap(options.overlapSoftmax),
-        bf16Output(options.bf16Output), splitKeys(options.splitKeys),
+        specialized(options.warpSpecialized), bf16Output(options.bf16Output),
+        splitKeys(options.splitKeys),
         rescaleSlack(options.rescaleThreshold * std::log(2.0)) {}
 
   mlir::gpu::GPUFuncOp emit(llvm::StringRef name);
 
 private:
-  /// A stage's K and V tiles and, with TMA, their mbarriers.
+  /// A stage's K and V tiles and, with TMA, the mbarriers their loads
+  /// complete and (warp-specialized) those the compute warps free them on.
   struct Buffers {
-    mlir::Value keys, values, keyBarrier, valueBarrier;
+    mlir::Value keys, values, keyBarrier, valueBarrier, keyEmpty, valueEmpty;
   };
   /// S = Q K^T per mma tile, per 8-key block.
   using Scores = llvm::SmallVector<llvm::SmallVector<Accumulator>>;
@@ -84,6 +104,13 @@ private:
   /// TMA: the K (and V) loads of key tile kt into `buffers`.
   void loadTiles(mlir::Value kt, const Buffers &buffers, bool keys,
                  bool values);
+
+  /// Warp-specialized: the producer warp's loop, loading every key tile's
+  /// K and V into its stage once the compute warps have freed it.
+  void emitProducerLoop();
+  /// Warp-specialized: every compute thread arrives on `empty`, freeing
+  /// the stage's tile for the producer (other kernels: nothing).
+  void releaseStage(mlir::Value empty);
 
   /// The loop over the key tiles: its final (m, l, O) state.
   llvm::SmallVector<mlir::Value> emitTileLoop(llvm::ArrayRef<mlir::Value> init);
@@ -175,16 +202,19 @@ private:
   mlir::ImplicitLocOpBuilder &b;
   const AttentionSignature &sig;
   int64_t kTile;
-  int64_t mTiles;      // 16-row mma tiles per warp
-  int64_t threads;     // of the CTA
-  int64_t ctaRows;     // (position, head) pairs of the CTA
-  bool wgmma;          // warpgroup MMA on swizzled tiles, else mma.sync
-  bool tma;            // K and V tiles by TMA, else cp.async
-  int64_t stages;      // buffers per tile kind (S > 1: TMA loads S - 1 ahead)
-  bool overlap;        // softmax overlaps the wgmma groups
-  bool bf16Output;     // O written as bf16
-  bool splitKeys;      // partials per split of the key range (`_split`)
-  double rescaleSlack; // how far scores may pass the running max unmoved
+  int64_t mTiles;        // 16-row mma tiles per warp
+  int64_t warps;         // compute warps (with the rows)
+  int64_t producerWarps; // warp-specialized: 1, or a warpgroup (see below)
+  int64_t threads;       // of the CTA: the compute and producer warps
+  int64_t ctaRows;       // (position, head) pairs of the CTA
+  bool wgmma;            // warpgroup MMA on swizzled tiles, else mma.sync
+  bool tma;              // K and V tiles by TMA, else cp.async
+  int64_t stages;        // buffers per tile kind (S > 1: TMA loads S - 1 ahead)
+  bool overlap;          // softmax overlaps the wgmma groups
+  bool specialized;      // a producer warp issues the TMA loads
+  bool bf16Output;       // O written as bf16
+  bool splitKeys;        // partials per split of the key range (`_split`)
+  double rescaleSlack;   // how far scores may pass the running max unmoved
 
   // Set up by emit: the shape, shared memory, this thread's rows and the
   // CTA's key range.

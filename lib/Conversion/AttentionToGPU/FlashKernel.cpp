@@ -89,8 +89,8 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
   // The tiles live in dynamic shared memory, whose size the runtime passes
   // at launch (past 48 KiB, after opting the kernel in): static shared
   // memory stops at 48 KiB.
-  layout =
-      FlashSharedLayout::get(kTile, dim, vDim, /*swizzled=*/wgmma, tma, stages);
+  layout = FlashSharedLayout::get(kTile, dim, vDim, /*swizzled=*/wgmma, tma,
+                                  stages, specialized);
   func->setAttr("hybrid.shared_bytes", b.getI64IntegerAttr(layout.bytes));
   shared = mlir::gpu::DynamicSharedMemoryOp::create(
       b, MemRefType::get({ShapedType::kDynamic}, b.getI8Type(),
@@ -180,15 +180,6 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
         b, rowValid[r], getKeyEnd(b, sig.mask, position, numKeys), rowBegin[r]);
   }
 
-  // Q fragments of every mma tile for every 16-wide slice of the head dim
-  // (up to head dim 256).
-  if (queriesInRegisters) {
-    queryFrags.resize(mTiles);
-    for (int64_t m = 0; m < mTiles; ++m)
-      for (int64_t kd = 0; kd < dim; kd += 16)
-        queryFrags[m].push_back(loadQueryFrag(m, kd));
-  }
-
   Value first = arith::AddIOp::create(b, offset, q0);
   Value last =
       arith::SubIOp::create(b, arith::AddIOp::create(b, first, valid), c1);
@@ -202,6 +193,61 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
     std::tie(lo, hi) =
         getSplitKeyRange(b, lo, arith::MaxSIOp::create(b, lo, hi), split,
                          numSplits, index(b, kTile));
+
+  kTileSize = index(b, kTile);
+  // TMA: the issuing thread initialises the mbarriers and acquires the
+  // tensor maps before any warp uses them.
+  auto initBarriers = [&] {
+    isIssuer = arith::CmpIOp::create(
+        b, arith::CmpIPredicate::eq, tid,
+        index(b, specialized ? warps * kThreadsPerWarp : 0));
+    ifThen(b, isIssuer, [&] {
+      for (const Buffers &buffers : stageBuffers) {
+        initBarrier(b, buffers.keyBarrier, 1);
+        initBarrier(b, buffers.valueBarrier, 1);
+        if (specialized) {
+          initBarrier(b, buffers.keyEmpty, warps * kThreadsPerWarp);
+          initBarrier(b, buffers.valueEmpty, warps * kThreadsPerWarp);
+        }
+      }
+      acquireTensorMap(b, keyMap);
+      acquireTensorMap(b, valueMap);
+    });
+    mlir::gpu::BarrierOp::create(b);
+  };
+  // Warp-specialized, the producer warps (after the compute warps) hand
+  // registers over, and the first of them runs its loop; everything below
+  // is the compute warps'.
+  if (specialized) {
+    initBarriers();
+    auto roles =
+        scf::IfOp::create(b,
+                          arith::CmpIOp::create(b, arith::CmpIPredicate::uge,
+                                                warp, index(b, warps)),
+                          /*withElseRegion=*/true);
+    b.setInsertionPointToStart(&roles.getThenRegion().front());
+    bool rebalance = producerWarps == 4;
+    if (rebalance)
+      NVVM::SetMaxRegisterOp::create(b, kProducerRegisters,
+                                     NVVM::SetMaxRegisterAction::decrease);
+    ifThen(b,
+           arith::CmpIOp::create(b, arith::CmpIPredicate::eq, warp,
+                                 index(b, warps)),
+           [&] { emitProducerLoop(); });
+    b.setInsertionPointToStart(&roles.getElseRegion().front());
+    if (rebalance)
+      NVVM::SetMaxRegisterOp::create(b, kConsumerRegisters,
+                                     NVVM::SetMaxRegisterAction::increase);
+  }
+
+  // Q fragments of every mma tile for every 16-wide slice of the head dim
+  // (up to head dim 256).
+  if (queriesInRegisters) {
+    queryFrags.resize(mTiles);
+    for (int64_t m = 0; m < mTiles; ++m)
+      for (int64_t kd = 0; kd < dim; kd += 16)
+        queryFrags[m].push_back(loadQueryFrag(m, kd));
+  }
 
   float inf = std::numeric_limits<float>::infinity();
   Value negInf = f32(b, -inf), zero = f32(b, 0.0);
@@ -233,20 +279,8 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
     return outAt + (m * vBlocks + vb) * 4 + i;
   };
 
-  kTileSize = index(b, kTile);
-  if (tma) {
-    isIssuer =
-        arith::CmpIOp::create(b, arith::CmpIPredicate::eq, tid, index(b, 0));
-    ifThen(b, isIssuer, [&] {
-      for (const Buffers &buffers : stageBuffers) {
-        initBarrier(b, buffers.keyBarrier, 1);
-        initBarrier(b, buffers.valueBarrier, 1);
-      }
-      acquireTensorMap(b, keyMap);
-      acquireTensorMap(b, valueMap);
-    });
-    mlir::gpu::BarrierOp::create(b);
-  }
+  if (tma && !specialized)
+    initBarriers();
   SmallVector<Value> result =
       overlap ? emitOverlappedLoop(init) : emitTileLoop(init);
 

@@ -142,12 +142,17 @@ FlashEmitter::Buffers FlashEmitter::bufferAt(Value s) {
   if (tma) {
     auto workgroup = mlir::gpu::AddressSpaceAttr::get(
         b.getContext(), mlir::gpu::AddressSpace::Workgroup);
+    int64_t count = specialized ? 4 : 2;
     Value barriers =
-        carve(MemRefType::get({2}, b.getI64Type(), MemRefLayoutAttrInterface(),
-                              workgroup),
-              layout.barriers, 16);
+        carve(MemRefType::get({count}, b.getI64Type(),
+                              MemRefLayoutAttrInterface(), workgroup),
+              layout.barriers, 8 * count);
     buffers.keyBarrier = getSharedPointer(b, barriers);
     buffers.valueBarrier = getSharedPointer(b, barriers, 8);
+    if (specialized) {
+      buffers.keyEmpty = getSharedPointer(b, barriers, 16);
+      buffers.valueEmpty = getSharedPointer(b, barriers, 24);
+    }
   }
   return buffers;
 }
@@ -171,8 +176,71 @@ void FlashEmitter::loadTiles(Value kt, const Buffers &buffers, bool keys,
                    buffers.valueBarrier);
 }
 
+void FlashEmitter::emitProducerLoop() {
+  // Tiles load in the order the compute warps use them: K(j), V(j), or,
+  // overlapped, K(j), V(j - 1). Tile j goes to stage j % S; its j / S-th
+  // use of the stage waits for the compute warps to have freed the one
+  // before: the (j / S - 1)-th phase of the stage's empty barrier of that
+  // tile kind, parity (j / S - 1) % 2. Every lane of the warp waits; lane 0
+  // (isIssuer) issues.
+  auto load = [&](Value j, bool keys) {
+    Buffers buffers;
+    Value parity;
+    std::tie(buffers, parity) = stageOfTile(j);
+    ifThen(b,
+           arith::CmpIOp::create(b, arith::CmpIPredicate::uge, j,
+                                 index(b, stages)),
+           [&] {
+             waitBarrier(b, keys ? buffers.keyEmpty : buffers.valueEmpty,
+                         arith::XOrIOp::create(b, parity,
+                                               arith::ConstantOp::create(
+                                                   b, b.getI32IntegerAttr(1))));
+           });
+    Value kt =
+        arith::AddIOp::create(b, lo, arith::MulIOp::create(b, j, kTileSize));
+    loadTiles(kt, buffers, keys, !keys);
+  };
+  auto loop = scf::ForOp::create(b, lo, hi, kTileSize);
+  {
+    OpBuilder::InsertionGuard inLoop(b);
+    b.setInsertionPointToStart(loop.getBody());
+    Value j = arith::DivUIOp::create(
+        b, arith::SubIOp::create(b, loop.getInductionVar(), lo), kTileSize);
+    load(j, /*keys=*/true);
+    if (!overlap) {
+      load(j, /*keys=*/false);
+    } else {
+      ifThen(
+          b,
+          arith::CmpIOp::create(b, arith::CmpIPredicate::uge, j, index(b, 1)),
+          [&] {
+            load(arith::SubIOp::create(b, j, index(b, 1)),
+                 /*keys=*/false);
+          });
+    }
+  }
+  // Overlapped: the last tile's V.
+  if (overlap)
+    ifThen(b, arith::CmpIOp::create(b, arith::CmpIPredicate::slt, lo, hi), [&] {
+      Value tiles = arith::DivUIOp::create(
+          b,
+          arith::AddIOp::create(b, arith::SubIOp::create(b, hi, lo),
+                                index(b, kTile - 1)),
+          kTileSize);
+      load(arith::SubIOp::create(b, tiles, index(b, 1)),
+           /*keys=*/false);
+    });
+}
+
+void FlashEmitter::releaseStage(Value empty) {
+  if (specialized)
+    arriveOnBarrier(b, empty);
+}
+
 SmallVector<Value> FlashEmitter::emitTileLoop(ArrayRef<Value> init) {
-  if (tma) {
+  if (!tma) {
+    firstGroup = stageTile(k, stageBuffers[0].keys, dim, lo);
+  } else if (!specialized) {
     // One stage: K(j + 1) loads during softmax and P V(j), V(j) during
     // Q K(j)^T. S stages: tiles j + 1 .. j + S - 1 load during tile j, the
     // first S - 1 of them here.
@@ -184,8 +252,6 @@ SmallVector<Value> FlashEmitter::emitTileLoop(ArrayRef<Value> init) {
       ifThen(b, arith::CmpIOp::create(b, arith::CmpIPredicate::slt, kt, hi),
              [&] { loadTiles(kt, stageBuffers[s], true, /*values=*/true); });
     }
-  } else {
-    firstGroup = stageTile(k, stageBuffers[0].keys, dim, lo);
   }
   auto loop = scf::ForOp::create(b, lo, hi, kTileSize, init);
   {
@@ -211,17 +277,19 @@ SmallVector<Value> FlashEmitter::emitTileLoop(ArrayRef<Value> init) {
       } else {
         std::tie(current, parity) = stageOfTile(j);
         // Tile j + S - 1 loads into stage (j - 1) % S, which every warp
-        // left at the last tile's closing barrier.
+        // left at the last tile's closing barrier (warp-specialized, the
+        // producer loads it).
         Value ahead =
             arith::AddIOp::create(b, kt, index(b, (stages - 1) * kTile));
-        ifThen(b,
-               arith::CmpIOp::create(b, arith::CmpIPredicate::slt, ahead, hi),
-               [&] {
-                 Value stage = arith::RemUIOp::create(
-                     b, arith::AddIOp::create(b, j, index(b, stages - 1)),
-                     index(b, stages));
-                 loadTiles(ahead, bufferAt(stage), true, /*values=*/true);
-               });
+        if (!specialized)
+          ifThen(b,
+                 arith::CmpIOp::create(b, arith::CmpIPredicate::slt, ahead, hi),
+                 [&] {
+                   Value stage = arith::RemUIOp::create(
+                       b, arith::AddIOp::create(b, j, index(b, stages - 1)),
+                       index(b, stages));
+                   loadTiles(ahead, bufferAt(stage), true, /*values=*/true);
+                 });
       }
       waitBarrier(b, current.keyBarrier, parity);
     } else {
@@ -235,6 +303,7 @@ SmallVector<Value> FlashEmitter::emitTileLoop(ArrayRef<Value> init) {
     Scores scores;
     if (wgmma) {
       scores = toScores(multiplyKeysByWarpgroup(current.keys, /*wait=*/true));
+      releaseStage(current.keyEmpty);
     } else {
       scores = multiplyKeys(current.keys);
     }
@@ -277,7 +346,10 @@ SmallVector<Value> FlashEmitter::emitTileLoop(ArrayRef<Value> init) {
     else
       multiplyValues(outputs, probs, current.values);
     // Every warp is done with the V tile before the next tile overwrites it.
-    mlir::gpu::BarrierOp::create(b);
+    if (specialized)
+      releaseStage(current.valueEmpty);
+    else
+      mlir::gpu::BarrierOp::create(b);
     scf::YieldOp::create(b, next);
   }
   // A loop that ran no tile left its first K tile in flight (TMA issues
@@ -316,11 +388,14 @@ SmallVector<Value> FlashEmitter::emitOverlappedLoop(ArrayRef<Value> init) {
   ValueRange result = ifThenElse(
       b, any, SmallVector<Type>(init.size(), b.getF32Type()),
       [&] {
-        // Tile 0, with every stage free: K(0 .. S - 1), V(0 .. S - 2) load.
-        for (int64_t s = 0; s < stages; ++s)
-          loadTile(index(b, s), /*keys=*/true);
-        for (int64_t s = 0; s + 1 < stages; ++s)
-          loadTile(index(b, s), /*keys=*/false);
+        // Tile 0, with every stage free: K(0 .. S - 1), V(0 .. S - 2) load
+        // (warp-specialized: the producer loads every tile).
+        if (!specialized) {
+          for (int64_t s = 0; s < stages; ++s)
+            loadTile(index(b, s), /*keys=*/true);
+          for (int64_t s = 0; s + 1 < stages; ++s)
+            loadTile(index(b, s), /*keys=*/false);
+        }
         waitBarrier(b, stageBuffers[0].keyBarrier,
                     arith::ConstantOp::create(b, b.getI32IntegerAttr(0)));
         Scores scores = toScores(
@@ -331,7 +406,10 @@ SmallVector<Value> FlashEmitter::emitOverlappedLoop(ArrayRef<Value> init) {
         SmallVector<Value> carried =
             updateSoftmax(scores, lo, init, grows, &alpha);
         // Every warp is done with K(0): K(S) loads into its stage next.
-        mlir::gpu::BarrierOp::create(b);
+        if (specialized)
+          releaseStage(stageBuffers[0].keyEmpty);
+        else
+          mlir::gpu::BarrierOp::create(b);
 
         carried.append(init.begin() + stats, init.end());
         carried.append(flatten(packProbabilities(scores)[0]));
@@ -346,10 +424,12 @@ SmallVector<Value> FlashEmitter::emitOverlappedLoop(ArrayRef<Value> init) {
           // K(j + S - 1) loads into the stage K(j - 1) left (at the last
           // tile's closing barrier), V(j + S - 2) into the one V(j - 2)
           // left.
-          loadTile(arith::AddIOp::create(b, j, index(b, stages - 1)),
-                   /*keys=*/true);
-          loadTile(arith::AddIOp::create(b, j, index(b, stages - 2)),
-                   /*keys=*/false);
+          if (!specialized) {
+            loadTile(arith::AddIOp::create(b, j, index(b, stages - 1)),
+                     /*keys=*/true);
+            loadTile(arith::AddIOp::create(b, j, index(b, stages - 2)),
+                     /*keys=*/false);
+          }
           auto [current, parity] = stageOfTile(j);
           auto [previous, previousParity] =
               stageOfTile(arith::SubIOp::create(b, j, index(b, 1)));
@@ -369,6 +449,7 @@ SmallVector<Value> FlashEmitter::emitOverlappedLoop(ArrayRef<Value> init) {
           // S(j) lands; tile j's softmax runs while P V does.
           Scores scores =
               toScores(waitWarpgroupMma(b, 1, pendingScores, queries));
+          releaseStage(current.keyEmpty);
           Value grows;
           SmallVector<Value> alpha;
           SmallVector<Value> next =
@@ -391,7 +472,10 @@ SmallVector<Value> FlashEmitter::emitOverlappedLoop(ArrayRef<Value> init) {
                 return waitWarpgroupMma(b, 0, pendingOutputs, probs, "kept");
               });
           // Every warp is done with K(j) and V(j - 1).
-          mlir::gpu::BarrierOp::create(b);
+          if (specialized)
+            releaseStage(previous.valueEmpty);
+          else
+            mlir::gpu::BarrierOp::create(b);
           next.append(landed.begin(), landed.end());
           next.append(flatten(packProbabilities(scores)[0]));
           scf::YieldOp::create(b, next);

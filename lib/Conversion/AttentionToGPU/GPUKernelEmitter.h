@@ -47,7 +47,8 @@ inline int64_t getValueSlice(int64_t vHeadDim) {
 /// Where the flash kernel keeps its tiles in its dynamic shared memory
 /// (byte offsets): `stages` K tiles `keyStage` bytes apart, `stages` V tiles
 /// (value slices) `valueStage` apart, then, with TMA, per stage one mbarrier
-/// per tile kind.
+/// per tile kind that its load completes ("full") and, warp-specialized,
+/// one per tile kind that the compute warps free ("empty").
 struct FlashSharedLayout {
   int64_t keys = 0, keyStage = 0, values = 0, valueStage = 0, barriers = 0,
           bytes = 0;
@@ -56,7 +57,7 @@ struct FlashSharedLayout {
   /// are 128-byte swizzled and start on the swizzle's 1024-byte atom.
   static FlashSharedLayout get(int64_t keyTile, int64_t headDim,
                                int64_t valueSlice, bool swizzled, bool tma,
-                               int64_t stages = 1) {
+                               int64_t stages = 1, bool specialized = false) {
     int64_t pad = swizzled ? 0 : 8, align = swizzled ? 1024 : 16;
     auto alignUp = [](int64_t x, int64_t a) { return (x + a - 1) / a * a; };
     FlashSharedLayout l;
@@ -67,7 +68,7 @@ struct FlashSharedLayout {
               keyTile * (valueSlice + pad) * 2;
     if (tma) {
       l.barriers = alignUp(l.bytes, 8);
-      l.bytes = l.barriers + 16 * stages;
+      l.bytes = l.barriers + (specialized ? 32 : 16) * stages;
     }
     return l;
   }
@@ -77,11 +78,12 @@ struct FlashSharedLayout {
 /// `stages` stages fit `sharedBytes` of shared memory.
 inline int64_t getFlashKeyTile(int64_t requested, int64_t headDim,
                                int64_t vHeadDim, int64_t sharedBytes,
-                               bool swizzled, bool tma, int64_t stages = 1) {
+                               bool swizzled, bool tma, int64_t stages = 1,
+                               bool specialized = false) {
   int64_t tile = requested;
   while (tile > 16 &&
          FlashSharedLayout::get(tile, headDim, getValueSlice(vHeadDim),
-                                swizzled, tma, stages)
+                                swizzled, tma, stages, specialized)
                  .bytes > sharedBytes)
     tile /= 2;
   return tile;
@@ -183,6 +185,10 @@ struct FlashKernelOptions {
   /// Q K^T and O += P(j) V without waiting and computes tile j + 1's
   /// softmax while P V runs (FlashAttention-3's intra-warpgroup overlap).
   bool overlapSoftmax = false;
+  /// TMA with stages >= 2: one more warp (the producer) issues every K and
+  /// V load, waiting for the compute warps to free each stage (per-stage
+  /// "empty" mbarriers they arrive on) instead of the CTA barrier per tile.
+  bool warpSpecialized = false;
   /// O written as bf16 rows (the `_out_bf16` twin): a bf16 output costs
   /// 2 bytes of device traffic per element instead of 10 (f32 written,
   /// read and narrowed).

@@ -1,8 +1,8 @@
 //===- TensorMemoryAccess.cpp - TMA tile loads and mbarriers -------------===//
 //
-// NVVM's own ops for mbarrier.init, arrive.expect_tx and the tensor copy;
-// the wait is inline PTX around one mbarrier.try_wait.parity, with the
-// retry loop in the IR (nvvm.mbarrier.try_wait.parity emits its loop as
+// NVVM's own ops for mbarrier.init, arrive, arrive.expect_tx and the tensor
+// copy; the wait is inline PTX around one mbarrier.try_wait.parity, with
+// the retry loop in the IR (nvvm.mbarrier.try_wait.parity emits its loop as
 // PTX with local labels).
 //
 //===----------------------------------------------------------------------===//
@@ -44,6 +44,11 @@ void hybrid::gpu::arriveExpectingBytes(ImplicitLocOpBuilder &b, Value barrier,
       b, /*res=*/Type(), barrier,
       arith::ConstantIntOp::create(b, b.getI32Type(), bytes),
       NVVM::MemScopeKind::CTA, /*relaxed=*/false, /*predicate=*/Value());
+}
+
+void hybrid::gpu::arriveOnBarrier(ImplicitLocOpBuilder &b, Value barrier) {
+  NVVM::MBarrierArriveOp::create(b, /*res=*/Type(), barrier,
+                                 /*count=*/Value());
 }
 
 void hybrid::gpu::loadTile(ImplicitLocOpBuilder &b, Value destination,

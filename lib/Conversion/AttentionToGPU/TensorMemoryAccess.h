@@ -31,6 +31,10 @@ void initBarrier(mlir::ImplicitLocOpBuilder &b, mlir::Value barrier,
 void arriveExpectingBytes(mlir::ImplicitLocOpBuilder &b, mlir::Value barrier,
                           int64_t bytes);
 
+/// This thread's arrival on `barrier` (release semantics: its accesses
+/// before it are ordered before whoever waits on the phase).
+void arriveOnBarrier(mlir::ImplicitLocOpBuilder &b, mlir::Value barrier);
+
 /// A TMA tile load of the box of `map` at `coordinates` (elements,
 /// innermost first, index values) into shared `destination`, completing
 /// bytes on `barrier`.

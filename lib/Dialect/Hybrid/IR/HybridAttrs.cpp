@@ -233,7 +233,8 @@ LogicalResult
 GPUKernelAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                       TensorCores tensorCores, bool tma, int64_t warps,
                       int64_t warpRows, int64_t stages, bool softmaxOverlap,
-                      Real rescaleThreshold, int64_t minCtasPerSM) {
+                      bool warpSpecialized, Real rescaleThreshold,
+                      int64_t minCtasPerSM) {
   bool wgmma = tensorCores == TensorCores::Wgmma;
   if (warps != 4 && warps != 8)
     return emitError() << "warps must be 4 or 8 (warps per flash CTA), got "
@@ -258,6 +259,10 @@ GPUKernelAttr::verify(function_ref<InFlightDiagnostic()> emitError,
   if (softmaxOverlap && stages < 2)
     return emitError() << "softmax_overlap: the tiles of two key tiles are in "
                           "use at once; needs tma and stages >= 2";
+  if (warpSpecialized && stages < 2)
+    return emitError() << "warp_specialized: the producer warp loads tiles "
+                          "ahead into stages the compute warps free; needs "
+                          "tma and stages >= 2";
   if (!(rescaleThreshold >= 0 && rescaleThreshold <= 32)) {
     std::string shown;
     llvm::raw_string_ostream(shown)

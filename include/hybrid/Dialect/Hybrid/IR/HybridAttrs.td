@@ -197,7 +197,10 @@ def Hybrid_GPUKernelAttr : Hybrid_Attr<"GPUKernel", "gpu_kernel"> {
     The flash kernel's variant: its tensor-core instructions, whether TMA
     loads its K and V tiles and into how many buffers (`stages`), warps per
     CTA, query rows per warp, whether the softmax overlaps the tensor cores
-    (FlashAttention-3's intra-warpgroup pipelining), how lazily it rescales
+    (FlashAttention-3's intra-warpgroup pipelining), whether a producer
+    warp of its own issues the TMA loads (`warp_specialized`: the compute
+    warps and the producer synchronize through mbarriers alone, no CTA
+    barrier per tile), how lazily it rescales
     (a row's running max moves only for scores more than
     2^`rescale_threshold` above it) and the CTAs per SM ptxas must fit
     (`.minnctapersm`; 0: none). On a `hybrid.attention` it overrides the
@@ -205,14 +208,14 @@ def Hybrid_GPUKernelAttr : Hybrid_Attr<"GPUKernel", "gpu_kernel"> {
     lowering puts the one it built on each flash kernel (`hybrid.gpu_kernel`,
     the manifest's `gpu_kernel`). Parameters left out take fixed defaults,
     the pass options' own, whatever the options are set to (mma_sync, no
-    TMA, 4 warps, 16 rows per warp, one stage, no overlap, threshold 8, no
-    CTA bound). `tensor_cores` is spelled `mma_sync` here, `mma.sync` in
+    TMA, 4 warps, 16 rows per warp, one stage, no overlap, no producer
+    warp, threshold 8, no CTA bound). `tensor_cores` is spelled `mma_sync` here, `mma.sync` in
     flags and tuning databases.
 
     ```mlir
     #hybrid.gpu_kernel<warps = 8>
     #hybrid.gpu_kernel<tensor_cores = wgmma, tma = true, stages = 2,
-                       softmax_overlap = true>
+                       softmax_overlap = true, warp_specialized = true>
     ```
   }];
   let parameters = (ins
@@ -223,6 +226,7 @@ def Hybrid_GPUKernelAttr : Hybrid_Attr<"GPUKernel", "gpu_kernel"> {
     Hybrid_IntParameter<"16", "query rows per warp: 16 or 32">:$warp_rows,
     Hybrid_IntParameter<"1", "buffers per tile kind: 1 to 4">:$stages,
     Hybrid_BoolParameter<"false", "softmax during P V">:$softmax_overlap,
+    Hybrid_BoolParameter<"false", "a producer warp issues the TMA loads">:$warp_specialized,
     Hybrid_DefaultRealParameter<"8.0", "lazy rescaling, powers of two: 0 to 32">:$rescale_threshold,
     Hybrid_IntParameter<"0", "CTAs per SM ptxas must fit">:$min_ctas_per_sm
   );
