@@ -121,8 +121,10 @@ if [[ "$mode" == prepare ]]; then
     # S stages per tile kind (sS: the next S - 1 tiles load during this one),
     # eager rescaling (eager: --rescale-threshold 0), softmax overlapping
     # the tensor cores (overlap: FlashAttention-3's intra-warpgroup
-    # pipelining, S >= 2). All are benchmarked; w8, s2 and s2-overlap are
-    # also checked on every mask.
+    # pipelining, S >= 2), a producer warp issuing the loads (ws: warp
+    # specialization; with w8 a producer warpgroup and setmaxnreg). All are
+    # benchmarked; w8, s2, s2-overlap and the ws ones are also checked on
+    # every mask.
     declare -A hopper=([tma-w8]="--warps 8" [tma-k128]="--k-tile 128"
                        [tma-w8-k128]="--warps 8 --k-tile 128"
                        [tma-s2]="--stages 2"
@@ -131,19 +133,27 @@ if [[ "$mode" == prepare ]]; then
                        [tma-eager]="--rescale-threshold 0"
                        [tma-s2-overlap]="--stages 2 --softmax-overlap"
                        [tma-w8-s2-overlap]="--warps 8 --stages 2 --softmax-overlap"
-                       [tma-w8-k128-s2-overlap]="--warps 8 --k-tile 128 --stages 2 --softmax-overlap")
+                       [tma-w8-k128-s2-overlap]="--warps 8 --k-tile 128 --stages 2 --softmax-overlap"
+                       [tma-s2-overlap-ws]="--stages 2 --softmax-overlap --warp-specialized"
+                       [tma-w8-s2-overlap-ws]="--warps 8 --stages 2 --softmax-overlap --warp-specialized"
+                       [tma-w8-k128-s2-overlap-ws]="--warps 8 --k-tile 128 --stages 2 --softmax-overlap --warp-specialized")
     for variant in "${!hopper[@]}"; do
       # shellcheck disable=SC2086 # the flags split on purpose
       "${compile[@]}" "$root/benchmarks/gpu-attention-32x128.json" \
         --target "cuda:$chip" --tensor-cores wgmma --tma ${hopper[$variant]} \
         --emit artifacts -o "$dir/artifacts/gpu-attention-32x128-$variant"
     done
-    for variant in tma-w8 tma-s2 tma-s2-overlap; do
+    for variant in tma-w8 tma-s2 tma-s2-overlap tma-s2-overlap-ws \
+                   tma-w8-s2-overlap-ws; do
       # shellcheck disable=SC2086
       "${compile[@]}" "$inputs/masks.json" --target "cuda:$chip" \
         --tensor-cores wgmma --tma ${hopper[$variant]} --emit artifacts \
         -o "$dir/artifacts/masks-$variant"
     done
+    # shellcheck disable=SC2086
+    "${compile[@]}" "$inputs/caches.json" --target "cuda:$chip" \
+      --tensor-cores wgmma --tma ${hopper[tma-s2-overlap-ws]} --emit artifacts \
+      -o "$dir/artifacts/caches-tma-s2-overlap-ws"
     # ... and Gemma 4 with the overlap: head dims 256 and 512 (queries
     # reloaded per tile, kept live through the in-flight product), K = V.
     # shellcheck disable=SC2086
@@ -208,15 +218,16 @@ else
   # Prefill checked again with the flash kernel unsplit.
   unsplit=(masks scores caches)
   # Probe inputs (exact key ranges): every mask and cache policy.
-  probe_prefill=(masks masks-tma-s2-overlap masks-w32)
-  probe_sessions=(caches caches-tma)
+  probe_prefill=(masks masks-tma-s2-overlap masks-w32 masks-tma-w8-s2-overlap-ws)
+  probe_sessions=(caches caches-tma caches-tma-s2-overlap-ws)
 fi
 check="$build/bin/hybrid-rt-check"
 results="$dir/results"
 bench_schedule="$dir/artifacts/gpu-attention-32x128"
 # The benchmark's variants, most promising first (a phase cut at its time
 # limit loses the last ones): wgmma + TMA, then wgmma, then mma.sync.
-variants=(tma-w8-k128-s2-overlap tma-w8-k128-s2 tma-s2-overlap tma-w8-s2-overlap
+variants=(tma-w8-k128-s2-overlap tma-w8-k128-s2-overlap-ws tma-w8-k128-s2
+          tma-s2-overlap tma-s2-overlap-ws tma-w8-s2-overlap tma-w8-s2-overlap-ws
           tma-w8-k128 tma-w8 tma tma-w8-k128-s3 tma-k128 tma-s2
           wgmma w8 w32 k32 m3 tma-eager eager)
 
@@ -425,7 +436,8 @@ profile)
   }
   profile prefill 'full_l0$' "$bench_schedule" --seq 8192
   profile decode 'full_l0_decode$' "$bench_schedule" --seq 32760 --decode-steps 1
-  for variant in tma-w8-k128-s2-overlap tma-w8-k128-s2 tma-s2-overlap \
+  for variant in tma-w8-k128-s2-overlap tma-w8-k128-s2-overlap-ws \
+                 tma-w8-k128-s2 tma-s2-overlap tma-s2-overlap-ws \
                  tma-w8-k128 tma-w8 tma wgmma w32; do
     [[ -d "$bench_schedule-$variant" ]] || continue
     profile "prefill-$variant" 'full_l0$' "$bench_schedule-$variant" --seq 8192
@@ -456,7 +468,7 @@ sanitize)
   # The wgmma and TMA kernels too, for information: the sanitizer's view of
   # async-proxy traffic may differ from the emulator's model (read the
   # reports; they do not fail the suite).
-  for variant in tma wgmma; do
+  for variant in tma wgmma tma-s2-overlap-ws; do
     [[ -d "$dir/artifacts/masks-$variant" ]] || continue
     sanitize "masks-$variant" informational
   done

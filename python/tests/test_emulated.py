@@ -20,12 +20,12 @@ pytestmark = pytest.mark.skipif(not os.environ.get("HYBRID_CUDA_DRIVER"),
 
 
 # The default mma.sync kernels, and Hopper's wgmma with two-stage TMA tile
-# loads in CTAs of two warpgroups, softmax overlapping the tensor cores,
-# rescaling whenever a row max grows.
+# loads in CTAs of two warpgroups, softmax overlapping the tensor cores, a
+# producer warpgroup issuing the loads, rescaling whenever a row max grows.
 @pytest.fixture(scope="module",
                 params=["mma.sync",
                         "wgmma+tma, 8 warps, 2 stages, softmax overlap, "
-                        "eager rescaling"])
+                        "warp-specialized, eager rescaling"])
 def schedule(request):
     hopper = request.param != "mma.sync"
     return hybrid_attn.compile(SPEC, target="cuda:sm_90a", max_seq=256,
@@ -33,7 +33,8 @@ def schedule(request):
                                tma=hopper, warps=8 if hopper else None,
                                stages=2 if hopper else None,
                                rescale_threshold=0 if hopper else None,
-                               softmax_overlap=hopper)
+                               softmax_overlap=hopper,
+                               warp_specialized=hopper)
 
 
 @pytest.mark.parametrize("step", [1, 3])

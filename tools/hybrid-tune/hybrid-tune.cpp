@@ -7,16 +7,16 @@
 // For each distinct attention kernel of the schedule, tries what the
 // target's lowering exposes: on CPUs the tile sizes (query tile x key tile),
 // pruned by a cache-size cost model; on GPUs the flash kernel's variants
-// (tensor-core instructions, TMA and stages, softmax overlap, warps, rows per
-// warp) by key tile. Every candidate is compiled through the same pipeline
-// as hybrid-compile, timed with the runtime (warm-up, repeats, median; on
-// GPUs the attention kernel's device time) on the kernel's first layer, and
-// checked: against the default kernel's output on CPUs (f32 throughout), on
-// GPUs (bf16 inputs) against the float64 reference on the last queries and
-// the default kernel's output on all. The fastest candidate that passes
-// becomes the kernel's entry in the tuning database (merged into -o if it
-// exists). A progress bar shows the search; --report writes every candidate
-// as a table and an SVG plot.
+// (tensor-core instructions, TMA and stages, softmax overlap, warp
+// specialization, warps, rows per warp) by key tile. Every candidate is
+// compiled through the same pipeline as hybrid-compile, timed with the runtime
+// (warm-up, repeats, median; on GPUs the attention kernel's device time) on the
+// kernel's first layer, and checked: against the default kernel's output on
+// CPUs (f32 throughout), on GPUs (bf16 inputs) against the float64 reference on
+// the last queries and the default kernel's output on all. The fastest
+// candidate that passes becomes the kernel's entry in the tuning database
+// (merged into -o if it exists). A progress bar shows the search; --report
+// writes every candidate as a table and an SVG plot.
 //
 //===----------------------------------------------------------------------===//
 
@@ -130,21 +130,25 @@ std::vector<Candidate> getCandidates(StringRef target) {
       }
   if (target != "cuda:sm_90a")
     return list;
+  // Warp specialization with the overlap only (the pairing
+  // FlashAttention-3 ships).
   for (int64_t stages : {0, 1, 2, 3}) // 0: wgmma fed by cp.async
-    for (bool overlap : {false, true}) {
-      if (overlap && stages < 2)
-        continue;
-      for (int64_t warps : {4, 8})
-        for (int64_t k : {64, 128}) {
-          GPUKernelVariant v;
-          v.tensorCores = TensorCores::Wgmma;
-          v.tma = stages > 0;
-          v.stages = std::max<int64_t>(stages, 1);
-          v.softmaxOverlap = overlap;
-          v.warps = warps;
-          list.push_back({0, k, v});
-        }
-    }
+    for (bool overlap : {false, true})
+      for (bool specialized : {false, true}) {
+        if ((overlap && stages < 2) || (specialized && !overlap))
+          continue;
+        for (int64_t warps : {4, 8})
+          for (int64_t k : {64, 128}) {
+            GPUKernelVariant v;
+            v.tensorCores = TensorCores::Wgmma;
+            v.tma = stages > 0;
+            v.stages = std::max<int64_t>(stages, 1);
+            v.softmaxOverlap = overlap;
+            v.warpSpecialized = specialized;
+            v.warps = warps;
+            list.push_back({0, k, v});
+          }
+      }
   return list;
 }
 

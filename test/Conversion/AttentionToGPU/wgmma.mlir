@@ -10,6 +10,8 @@
 // RUN: not hybrid-opt %s --convert-hybrid-attention-to-gpu="tensor-cores=wgmma tma=1 stages=5" 2>&1 | FileCheck %s --check-prefix=BADSTAGES
 // RUN: hybrid-opt %s --convert-hybrid-attention-to-gpu="tensor-cores=wgmma tma=1 stages=2 softmax-overlap=1 shared-memory=232448" | FileCheck %s --check-prefix=OVERLAP
 // RUN: not hybrid-opt %s --convert-hybrid-attention-to-gpu="tensor-cores=wgmma tma=1 softmax-overlap=1" 2>&1 | FileCheck %s --check-prefix=OVERLAPSTAGES
+// RUN: hybrid-opt %s --convert-hybrid-attention-to-gpu="tensor-cores=wgmma tma=1 stages=2 softmax-overlap=1 warp-specialized=1 warps=8 shared-memory=232448" | FileCheck %s --check-prefix=WS
+// RUN: not hybrid-opt %s --convert-hybrid-attention-to-gpu="tensor-cores=wgmma tma=1 warp-specialized=1" 2>&1 | FileCheck %s --check-prefix=WSSTAGES
 
 // tensor-cores=wgmma: the flash kernel's four warps are one warpgroup; both
 // products are wgmma.mma_async with A (queries, probabilities) in registers
@@ -169,3 +171,23 @@ func.func @causal(%q: tensor<?x?x8x128xf32>, %k: tensor<?x?x2x128xf32>, %init: t
 // OVERLAP: wgmma.mma_async.sync.aligned.m64n128k16{{.+}}wgmma.wait_group.sync.aligned 0;"
 // OVERLAP-LABEL: gpu.func @causal_prepare_q(
 // OVERLAPSTAGES: error: softmax_overlap: the tiles of two key tiles are in use at once; needs tma and stages >= 2
+
+// Warp-specialized, 8 compute warps: a producer warpgroup (384 threads in
+// all) initialises the stages' full and empty barriers (the empty ones
+// expect the 256 compute threads), hands registers over and loads every
+// tile in its own loop, waiting on the empty barriers; the compute warps
+// take the registers and free stages by arriving, with no CTA barrier.
+// WS-LABEL: gpu.func @causal(
+// WS-SAME: known_block_size = array<i32: 384, 1, 1>
+// WS: nvvm.mbarrier.init %{{.+}}, %c256_i32
+// WS: gpu.barrier
+// WS: nvvm.setmaxregister  decrease 40
+// WS: scf.for
+// WS: mbarrier.try_wait.parity
+// WS: nvvm.mbarrier.arrive.expect_tx
+// WS: nvvm.cp.async.bulk.tensor
+// WS: nvvm.setmaxregister  increase 232
+// WS: nvvm.mbarrier.arrive %
+// WS-NOT: gpu.barrier
+// WS-LABEL: gpu.func @causal_out_bf16(
+// WSSTAGES: error: warp_specialized: the producer warp loads tiles ahead into stages the compute warps free; needs tma and stages >= 2

@@ -218,6 +218,11 @@ module attributes {test.attr = #hybrid.gpu_kernel<tensor_cores = wgmma, tma = tr
 
 // -----
 
+// expected-error @+1 {{warp_specialized: the producer warp loads tiles ahead into stages the compute warps free; needs tma and stages >= 2}}
+module attributes {test.attr = #hybrid.gpu_kernel<tensor_cores = wgmma, tma = true, warp_specialized = true>} {}
+
+// -----
+
 // expected-error @+1 {{rescale_threshold must be 0 to 32 (powers of two), got 40}}
 module attributes {test.attr = #hybrid.gpu_kernel<rescale_threshold = 40.0>} {}
 
