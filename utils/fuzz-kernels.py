@@ -5,9 +5,10 @@ emulator) and CPU.
 Each case draws a random schedule (head dims, GQA group, mask, window or
 chunk, positional encoding, soft-cap, sinks, K = V, a layer sharing another's
 cache), a random target and kernel variant the compiler accepts for it (GPU:
-mma.sync or wgmma, TMA, stages, softmax overlap, warp specialization, warps,
-rows per warp, key tile, rescale threshold; CPU: query and key tiles), compiles it
-(`hybrid-compile`, `--cubin=false` for GPUs) and runs `hybrid-rt-check`:
+mma.sync or wgmma, TMA, stages, softmax overlap, warp specialization,
+ping-pong, warps, rows per warp, key tile, rescale threshold; CPU: query
+and key tiles), compiles it (`hybrid-compile`, `--cubin=false` for GPUs)
+and runs `hybrid-rt-check`:
 prefill at random batch and lengths, then decode steps of random size, with
 the step kernel, the split counts and the CPU query tile forced at random;
 each run twice, with random inputs and with
@@ -107,6 +108,9 @@ def draw_variant(rng, layers):
                     flags.append("--softmax-overlap")
                 if rng.random() < 0.5:
                     flags.append("--warp-specialized")
+                    if ("--softmax-overlap" in flags and warps == 8 and
+                            rng.random() < 0.5):
+                        flags.append("--ping-pong")
         if rng.random() < 0.5:
             flags += ["--k-tile", str(rng.choice([16, 32, 64, 128]))]
     else:

@@ -122,9 +122,10 @@ if [[ "$mode" == prepare ]]; then
     # eager rescaling (eager: --rescale-threshold 0), softmax overlapping
     # the tensor cores (overlap: FlashAttention-3's intra-warpgroup
     # pipelining, S >= 2), a producer warp issuing the loads (ws: warp
-    # specialization; with w8 a producer warpgroup and setmaxnreg). All are
-    # benchmarked; w8, s2, s2-overlap and the ws ones are also checked on
-    # every mask.
+    # specialization; with w8 a producer warpgroup and setmaxnreg), the two
+    # warpgroups taking turns issuing their products (pp: ping-pong). All
+    # are benchmarked; w8, s2, s2-overlap and the ws ones are also checked
+    # on every mask.
     declare -A hopper=([tma-w8]="--warps 8" [tma-k128]="--k-tile 128"
                        [tma-w8-k128]="--warps 8 --k-tile 128"
                        [tma-s2]="--stages 2"
@@ -136,7 +137,9 @@ if [[ "$mode" == prepare ]]; then
                        [tma-w8-k128-s2-overlap]="--warps 8 --k-tile 128 --stages 2 --softmax-overlap"
                        [tma-s2-overlap-ws]="--stages 2 --softmax-overlap --warp-specialized"
                        [tma-w8-s2-overlap-ws]="--warps 8 --stages 2 --softmax-overlap --warp-specialized"
-                       [tma-w8-k128-s2-overlap-ws]="--warps 8 --k-tile 128 --stages 2 --softmax-overlap --warp-specialized")
+                       [tma-w8-k128-s2-overlap-ws]="--warps 8 --k-tile 128 --stages 2 --softmax-overlap --warp-specialized"
+                       [tma-w8-s2-overlap-ws-pp]="--warps 8 --stages 2 --softmax-overlap --warp-specialized --ping-pong"
+                       [tma-w8-k128-s2-overlap-ws-pp]="--warps 8 --k-tile 128 --stages 2 --softmax-overlap --warp-specialized --ping-pong")
     for variant in "${!hopper[@]}"; do
       # shellcheck disable=SC2086 # the flags split on purpose
       "${compile[@]}" "$root/benchmarks/gpu-attention-32x128.json" \
@@ -144,7 +147,7 @@ if [[ "$mode" == prepare ]]; then
         --emit artifacts -o "$dir/artifacts/gpu-attention-32x128-$variant"
     done
     for variant in tma-w8 tma-s2 tma-s2-overlap tma-s2-overlap-ws \
-                   tma-w8-s2-overlap-ws; do
+                   tma-w8-s2-overlap-ws tma-w8-s2-overlap-ws-pp; do
       # shellcheck disable=SC2086
       "${compile[@]}" "$inputs/masks.json" --target "cuda:$chip" \
         --tensor-cores wgmma --tma ${hopper[$variant]} --emit artifacts \
@@ -218,7 +221,8 @@ else
   # Prefill checked again with the flash kernel unsplit.
   unsplit=(masks scores caches)
   # Probe inputs (exact key ranges): every mask and cache policy.
-  probe_prefill=(masks masks-tma-s2-overlap masks-w32 masks-tma-w8-s2-overlap-ws)
+  probe_prefill=(masks masks-tma-s2-overlap masks-w32 masks-tma-w8-s2-overlap-ws
+                 masks-tma-w8-s2-overlap-ws-pp)
   probe_sessions=(caches caches-tma caches-tma-s2-overlap-ws)
 fi
 check="$build/bin/hybrid-rt-check"
@@ -226,8 +230,10 @@ results="$dir/results"
 bench_schedule="$dir/artifacts/gpu-attention-32x128"
 # The benchmark's variants, most promising first (a phase cut at its time
 # limit loses the last ones): wgmma + TMA, then wgmma, then mma.sync.
-variants=(tma-w8-k128-s2-overlap tma-w8-k128-s2-overlap-ws tma-w8-k128-s2
-          tma-s2-overlap tma-s2-overlap-ws tma-w8-s2-overlap tma-w8-s2-overlap-ws
+variants=(tma-w8-k128-s2-overlap tma-w8-k128-s2-overlap-ws
+          tma-w8-k128-s2-overlap-ws-pp tma-w8-k128-s2 tma-s2-overlap
+          tma-s2-overlap-ws tma-w8-s2-overlap tma-w8-s2-overlap-ws
+          tma-w8-s2-overlap-ws-pp
           tma-w8-k128 tma-w8 tma tma-w8-k128-s3 tma-k128 tma-s2
           wgmma w8 w32 k32 m3 tma-eager eager)
 
@@ -437,7 +443,8 @@ profile)
   profile prefill 'full_l0$' "$bench_schedule" --seq 8192
   profile decode 'full_l0_decode$' "$bench_schedule" --seq 32760 --decode-steps 1
   for variant in tma-w8-k128-s2-overlap tma-w8-k128-s2-overlap-ws \
-                 tma-w8-k128-s2 tma-s2-overlap tma-s2-overlap-ws \
+                 tma-w8-k128-s2-overlap-ws-pp tma-w8-k128-s2 tma-s2-overlap \
+                 tma-s2-overlap-ws \
                  tma-w8-k128 tma-w8 tma wgmma w32; do
     [[ -d "$bench_schedule-$variant" ]] || continue
     profile "prefill-$variant" 'full_l0$' "$bench_schedule-$variant" --seq 8192

@@ -127,6 +127,11 @@ std::string hybrid::validate(const CompileOptions &options) {
   if (gpu.warpSpecialized && gpu.stages < 2)
     return "--warp-specialized: the producer warp loads tiles ahead into "
            "stages the compute warps free; add --tma --stages 2 (or more)";
+  if (gpu.pingPong &&
+      !(gpu.warpSpecialized && gpu.softmaxOverlap && gpu.warps == 8))
+    return "--ping-pong: two warpgroups take turns issuing their overlapped "
+           "products, with no CTA barrier between them; add --warps 8 "
+           "--softmax-overlap --warp-specialized";
   if (!(gpu.rescaleThreshold >= 0 && gpu.rescaleThreshold <= 32)) {
     std::string shown;
     llvm::raw_string_ostream(shown) << llvm::format("%g", gpu.rescaleThreshold);
@@ -279,6 +284,7 @@ static bool emitCUDAArtifacts(ModuleOp module, const CompileOptions &options,
   cuda.stages = gpu.stages;
   cuda.softmaxOverlap = gpu.softmaxOverlap;
   cuda.warpSpecialized = gpu.warpSpecialized;
+  cuda.pingPong = gpu.pingPong;
   cuda.rescaleThreshold = gpu.rescaleThreshold;
   cuda.minCtasPerSM = gpu.minCtasPerSM;
   cuda.toolkit = options.cudaToolkit;

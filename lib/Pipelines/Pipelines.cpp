@@ -121,6 +121,7 @@ void hybrid::buildCUDAConvertPipeline(OpPassManager &pm,
   tiles.rescaleThreshold = options.rescaleThreshold;
   tiles.softmaxOverlap = options.softmaxOverlap;
   tiles.warpSpecialized = options.warpSpecialized;
+  tiles.pingPong = options.pingPong;
   tiles.chip = options.chip;
   pm.addPass(createConvertHybridAttentionToGPU(tiles));
 }

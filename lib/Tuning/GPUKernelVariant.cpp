@@ -21,6 +21,7 @@ GPUKernelVariant GPUKernelVariant::get(GPUKernelAttr attr) {
   v.stages = attr.getStages();
   v.softmaxOverlap = attr.getSoftmaxOverlap();
   v.warpSpecialized = attr.getWarpSpecialized();
+  v.pingPong = attr.getPingPong();
   v.rescaleThreshold = attr.getRescaleThreshold();
   v.minCtasPerSM = attr.getMinCtasPerSm();
   return v;
@@ -29,9 +30,10 @@ GPUKernelVariant GPUKernelVariant::get(GPUKernelAttr attr) {
 GPUKernelAttr GPUKernelVariant::getAttr(
     MLIRContext *context,
     llvm::function_ref<InFlightDiagnostic()> emitError) const {
-  return GPUKernelAttr::getChecked(
-      emitError, context, tensorCores, tma, warps, warpRows, stages,
-      softmaxOverlap, warpSpecialized, Real(rescaleThreshold), minCtasPerSM);
+  return GPUKernelAttr::getChecked(emitError, context, tensorCores, tma, warps,
+                                   warpRows, stages, softmaxOverlap,
+                                   warpSpecialized, pingPong,
+                                   Real(rescaleThreshold), minCtasPerSM);
 }
 
 std::string GPUKernelVariant::getName() const {
@@ -44,6 +46,8 @@ std::string GPUKernelVariant::getName() const {
     name += ".overlap";
   if (warpSpecialized)
     name += ".ws";
+  if (pingPong)
+    name += ".pp";
   name += ".w" + std::to_string(warps);
   if (warpRows != 16)
     name += ".r" + std::to_string(warpRows);
@@ -65,6 +69,7 @@ json GPUKernelVariant::toJSON() const {
           {"stages", stages},
           {"softmax_overlap", softmaxOverlap},
           {"warp_specialized", warpSpecialized},
+          {"ping_pong", pingPong},
           {"rescale_threshold", rescaleThreshold},
           {"min_ctas_per_sm", minCtasPerSM}};
 }
@@ -81,7 +86,8 @@ GPUKernelVariant::fromJSON(const json &object, const std::string &path,
   for (auto &[key, value] : object.items())
     if (!llvm::is_contained({"tensor_cores", "tma", "warps", "warp_rows",
                              "stages", "softmax_overlap", "warp_specialized",
-                             "rescale_threshold", "min_ctas_per_sm"},
+                             "ping_pong", "rescale_threshold",
+                             "min_ctas_per_sm"},
                             key))
       return bad("." + key, "not a field of a kernel variant");
   GPUKernelVariant v;
@@ -96,7 +102,8 @@ GPUKernelVariant::fromJSON(const json &object, const std::string &path,
   }
   for (auto [key, field] : {std::pair{"tma", &v.tma},
                             std::pair{"softmax_overlap", &v.softmaxOverlap},
-                            std::pair{"warp_specialized", &v.warpSpecialized}})
+                            std::pair{"warp_specialized", &v.warpSpecialized},
+                            std::pair{"ping_pong", &v.pingPong}})
     if (object.contains(key)) {
       if (!object[key].is_boolean())
         return bad(std::string(".") + key, "not a boolean");
@@ -126,7 +133,7 @@ bool GPUKernelVariant::operator==(const GPUKernelVariant &o) const {
   return tensorCores == o.tensorCores && tma == o.tma && warps == o.warps &&
          warpRows == o.warpRows && stages == o.stages &&
          softmaxOverlap == o.softmaxOverlap &&
-         warpSpecialized == o.warpSpecialized &&
+         warpSpecialized == o.warpSpecialized && pingPong == o.pingPong &&
          rescaleThreshold == o.rescaleThreshold &&
          minCtasPerSM == o.minCtasPerSM;
 }

@@ -189,7 +189,8 @@ def compile(model: Union[str, os.PathLike, dict], target: str = "cpu",
             stages: Optional[int] = None,
             rescale_threshold: Optional[float] = None,
             softmax_overlap: bool = False,
-            warp_specialized: bool = False) -> Schedule:
+            warp_specialized: bool = False,
+            ping_pong: bool = False) -> Schedule:
     """Compiles a Hugging Face config.json, a hybrid-schedule spec (a path, or
     the spec itself as a dict) or a .mlir schedule into kernels for `target`.
     With `external_positional`, q and k are expected already rotated (and
@@ -203,7 +204,9 @@ def compile(model: Union[str, os.PathLike, dict], target: str = "cpu",
     `softmax_overlap` (with `tma` and `stages` >= 2) overlaps each tile's
     softmax with the tensor cores (hybrid-compile's --softmax-overlap);
     `warp_specialized` (with `tma` and `stages` >= 2) gives each flash CTA a
-    producer warp that issues the loads (--warp-specialized)."""
+    producer warp that issues the loads (--warp-specialized); `ping_pong`
+    (with 8 warps, the overlap and `warp_specialized`) has its two
+    warpgroups take turns issuing their products (--ping-pong)."""
     owned = None
     scratch = tempfile.TemporaryDirectory(prefix="hybrid_attn_")
     if isinstance(model, dict):
@@ -236,6 +239,8 @@ def compile(model: Union[str, os.PathLike, dict], target: str = "cpu",
         args += ["--softmax-overlap"]
     if warp_specialized:
         args += ["--warp-specialized"]
+    if ping_pong:
+        args += ["--ping-pong"]
     _run_compiler(args)
     schedule = Schedule(source, output_dir, max_seq, owned or scratch)
     schedule._extra_args = ["--external-positional"] if external_positional else []

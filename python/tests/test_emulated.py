@@ -20,12 +20,13 @@ pytestmark = pytest.mark.skipif(not os.environ.get("HYBRID_CUDA_DRIVER"),
 
 
 # The default mma.sync kernels, and Hopper's wgmma with two-stage TMA tile
-# loads in CTAs of two warpgroups, softmax overlapping the tensor cores, a
-# producer warpgroup issuing the loads, rescaling whenever a row max grows.
+# loads in CTAs of two warpgroups taking turns (ping-pong), softmax
+# overlapping the tensor cores, a producer warpgroup issuing the loads,
+# rescaling whenever a row max grows.
 @pytest.fixture(scope="module",
                 params=["mma.sync",
                         "wgmma+tma, 8 warps, 2 stages, softmax overlap, "
-                        "warp-specialized, eager rescaling"])
+                        "warp-specialized, ping-pong, eager rescaling"])
 def schedule(request):
     hopper = request.param != "mma.sync"
     return hybrid_attn.compile(SPEC, target="cuda:sm_90a", max_seq=256,
@@ -34,7 +35,7 @@ def schedule(request):
                                stages=2 if hopper else None,
                                rescale_threshold=0 if hopper else None,
                                softmax_overlap=hopper,
-                               warp_specialized=hopper)
+                               warp_specialized=hopper, ping_pong=hopper)
 
 
 @pytest.mark.parametrize("step", [1, 3])

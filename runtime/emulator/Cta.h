@@ -25,13 +25,15 @@ namespace hybrid::emu::detail {
 /// running lanes get there.
 /// Yielded: spinning on an mbarrier phase that has not completed; the warp
 /// lets the others run.
-enum LaneState : uint8_t { Running, Parked, Waiting, Done, Yielded };
+/// Named: at `bar.sync id, count` until the barrier's count is reached.
+enum LaneState : uint8_t { Running, Parked, Waiting, Done, Yielded, Named };
 
 inline bool isCollective(Opcode op) {
   return op == Opcode::Shfl || op == Opcode::Vote || op == Opcode::Ldmatrix ||
          op == Opcode::Mma || op == Opcode::WgmmaFence ||
          op == Opcode::WgmmaMma || op == Opcode::WgmmaCommit ||
-         op == Opcode::WgmmaWait || op == Opcode::SetMaxNReg;
+         op == Opcode::WgmmaWait || op == Opcode::SetMaxNReg ||
+         op == Opcode::BarSync || op == Opcode::BarArrive;
 }
 
 /// Per-byte shared-memory history for the race checks, against per-warp
@@ -86,6 +88,15 @@ struct WarpWgmma {
 
 /// D registers of an in-flight wgmma read as this NaN.
 constexpr uint64_t kInFlight = 0x7fc0dead;
+
+/// One of the CTA's 16 named barriers (`bar.sync id, count` and
+/// `bar.arrive id, count`): each warp's arrival counts 32 threads; at the
+/// count the waiting warps go on with the arrivals' clocks.
+struct NamedBarrier {
+  uint32_t expected = 0, arrived = 0;
+  std::vector<uint32_t> clock;   // the join of the arrivals' clocks
+  std::vector<unsigned> waiters; // warps at bar.sync
+};
 
 struct AsyncCopy {
   uint64_t shared, global, size, sourceSize;
@@ -155,6 +166,7 @@ private:
   std::vector<std::deque<std::vector<AsyncCopy>>> groups;
   std::vector<WarpWgmma> wgmma; // per warp
   std::vector<Mbarrier> barriers;
+  NamedBarrier named[16];
   uint64_t barrierEvents = 0, lastEvents = 0; // inits, arrivals, TMA loads
   unsigned idleRounds = 0;
   // Per warp and mbarrier: the phases completed when the warp last saw
@@ -274,6 +286,10 @@ private:
   /// Lands a retired wgmma's results, checking that nothing it reads or
   /// writes was touched while it was in flight.
   std::string retire(Frame &f, const PendingWgmma &p, unsigned base);
+
+  /// bar.sync / bar.arrive with an id and a thread count, by a whole warp.
+  std::string namedBarrier(Frame &f, const Instruction &in, unsigned warp,
+                           uint32_t exec);
 
   /// call: the executing lanes run the callee to completion in a new frame;
   /// arguments and results pass through param space.

@@ -46,6 +46,8 @@ std::string Cta::run(unsigned x, unsigned y, unsigned z) {
     clockOf(w)[w] = 1;
   std::fill(wgmma.begin(), wgmma.end(), WarpWgmma());
   barriers.clear();
+  for (NamedBarrier &n : named)
+    n = NamedBarrier();
   observed.assign(warps, {});
   barrierEvents = lastEvents = idleRounds = 0;
   std::fill(carry.begin(), carry.end(), 0);
@@ -84,6 +86,23 @@ std::string Cta::run(unsigned x, unsigned y, unsigned z) {
       continue;
     }
     idleRounds = 0;
+    // A named barrier completed by a warp that ran after its waiters let
+    // them go: they run next round.
+    if (std::find(frame.state.begin(), frame.state.end(), Running) !=
+        frame.state.end())
+      continue;
+    // Every warp ran until it blocked: threads at a named barrier wait for
+    // arrivals nothing left can make (bar.sync 0 needs them too).
+    for (unsigned id = 0; id < 16; ++id)
+      if (!named[id].waiters.empty()) {
+        current = nullptr;
+        return fault("deadlock: warp " +
+                     std::to_string(named[id].waiters.front()) +
+                     " waits at named barrier " + std::to_string(id) + " (" +
+                     std::to_string(named[id].arrived) + " of " +
+                     std::to_string(named[id].expected) +
+                     " threads arrived) for arrivals nothing left can make");
+      }
     bool waiting = false;
     for (unsigned t = 0; t < threads; ++t)
       if (frame.state[t] == Waiting) {
@@ -112,6 +131,51 @@ std::string Cta::run(unsigned x, unsigned y, unsigned z) {
     }
     releaseAtBarrier(); // shared accesses before it are ordered
   }
+}
+
+std::string Cta::namedBarrier(Frame &f, const Instruction &in, unsigned warp,
+                              uint32_t exec) {
+  // A whole warp (checked by the caller): it counts 32 threads.
+  const unsigned base = warp * 32;
+  uint64_t id = read(f, in.operands[0], base),
+           count = read(f, in.operands[1], base);
+  for (uint32_t m = exec; m; m &= m - 1) {
+    unsigned t = base + __builtin_ctz(m);
+    if (read(f, in.operands[0], t) != id || read(f, in.operands[1], t) != count)
+      return fault("a named barrier's id or count differs between lanes");
+  }
+  if (id >= 16 || count == 0 || count % 32 || count > threads)
+    return fault("named barrier " + std::to_string(id) + " with " +
+                 std::to_string(count) +
+                 " threads (ids 0 to 15; a multiple of 32 up to the CTA's " +
+                 std::to_string(threads) + ")");
+  NamedBarrier &n = named[id];
+  if (n.arrived && n.expected != count)
+    return fault("named barrier " + std::to_string(id) + " expects " +
+                 std::to_string(n.expected) + " threads, this arrival " +
+                 std::to_string(count));
+  n.expected = uint32_t(count);
+  n.arrived += 32;
+  ++barrierEvents;
+  n.clock.resize(warps, 0);
+  join(n.clock.data(), clockOf(warp));
+  ++clockOf(warp)[warp];
+  if (in.opcode == Opcode::BarSync) {
+    n.waiters.push_back(warp);
+    for (uint32_t m = exec; m; m &= m - 1)
+      f.state[base + __builtin_ctz(m)] = Named;
+  }
+  if (n.arrived < n.expected)
+    return "";
+  // Complete: the waiting warps go on, ordered after every arrival.
+  for (unsigned w : n.waiters) {
+    join(clockOf(w), n.clock.data());
+    for (uint32_t m = laneMask(w); m; m &= m - 1)
+      if (f.state[w * 32 + __builtin_ctz(m)] == Named)
+        f.state[w * 32 + __builtin_ctz(m)] = Running;
+  }
+  n = NamedBarrier();
+  return "";
 }
 
 void Cta::join(uint32_t *into, const uint32_t *from) const {
@@ -497,11 +561,18 @@ std::string Cta::execute(Frame &f, const Instruction &in, unsigned warp,
     for (uint32_t m = exec; m; m &= m - 1)
       f.state[base + __builtin_ctz(m)] = Done;
     return "";
+  case Opcode::BarSync:
+  case Opcode::BarArrive:
+    if (f.fn != &kernel)
+      return fault("a named barrier inside a called function");
+    if (std::string e = collective(); !e.empty())
+      return e;
+    return namedBarrier(f, in, warp, exec);
   case Opcode::Bar:
-    // Lanes may arrive from different paths (ptxas reconverges them);
-    // the barrier releases once every live thread of the CTA waits.
     if (f.fn != &kernel)
       return fault("bar.sync inside a called function");
+    // Lanes may arrive from different paths (ptxas reconverges them);
+    // the barrier releases once every live thread of the CTA waits.
     for (uint32_t m = exec; m; m &= m - 1)
       f.state[base + __builtin_ctz(m)] = Waiting;
     return "";

@@ -57,6 +57,8 @@ Kind Profile::classify(const Instruction &in) {
   case Opcode::SetMaxNReg:
     return Kind::Barrier;
   case Opcode::Bar:
+  case Opcode::BarSync:
+  case Opcode::BarArrive:
     return Kind::Barrier;
   case Opcode::Shfl:
   case Opcode::Vote:

@@ -104,6 +104,8 @@ enum class Opcode : uint8_t {
   MbarrierArrive,
   MbarrierArriveExpectTx,
   MbarrierTryWait,
+  BarSync,       // bar.sync id, count: a named barrier
+  BarArrive,     // bar.arrive id, count: a named barrier's arrival, no wait
   OrderingFence, // fences a sequential interpreter satisfies by construction
   SetMaxNReg,    // setmaxnreg.{inc,dec}: registers are not a resource here
   TensorLoad

@@ -769,6 +769,10 @@ private:
         if (assignNamed(modes, t, inst.shuffle))
           continue;
       }
+      if (inst.opcode == Opcode::Bar && t == "arrive") {
+        inst.opcode = Opcode::BarArrive;
+        continue;
+      }
       if (inst.opcode == Opcode::Vote) {
         static const std::unordered_map<std::string, VoteMode> modes = {
             {"any", VoteMode::Any},
@@ -1008,14 +1012,24 @@ private:
       return fail("setmaxnreg needs an immediate count of 24 to 256, a "
                   "multiple of 8: `" +
                   text + "`");
-    // Named barriers and partial thread counts would need other semantics.
-    if (inst.opcode == Opcode::Bar &&
-        (inst.operands.size() != 1 ||
-         inst.operands[0].kind != Operand::Kind::Immediate ||
-         inst.operands[0].value != 0))
-      return fail(
-          "only `bar.sync 0` (every thread of the CTA) is supported: `" + text +
-          "`");
+    // `bar.sync 0` (every thread of the CTA), or a named barrier: an id
+    // and a thread count (immediates or registers).
+    if (inst.opcode == Opcode::Bar || inst.opcode == Opcode::BarArrive) {
+      const std::vector<Operand> &o = inst.operands;
+      auto valueOperand = [](const Operand &x) {
+        return x.kind == Operand::Kind::Immediate ||
+               x.kind == Operand::Kind::Register;
+      };
+      bool whole = inst.opcode == Opcode::Bar && o.size() == 1 &&
+                   o[0].kind == Operand::Kind::Immediate && o[0].value == 0;
+      bool named = o.size() == 2 && valueOperand(o[0]) && valueOperand(o[1]);
+      if (!whole && !named)
+        return fail("barriers are `bar.sync 0` or `bar.sync|bar.arrive id, "
+                    "threads`: `" +
+                    text + "`");
+      if (named && inst.opcode == Opcode::Bar)
+        inst.opcode = Opcode::BarSync;
+    }
     return true;
   }
 };

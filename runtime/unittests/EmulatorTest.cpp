@@ -543,32 +543,44 @@ TEST(Emulator, RejectsWhatItDoesNotModel) {
       << fault;
   std::string partial = run(R"(
 .visible .entry k(.param .u64 k_param_0) {
-  bar.sync 0, 64;
+  bar.sync 0, 64, 1;
   ret;
 })",
                             out);
-  EXPECT_NE(partial.find("only `bar.sync 0`"), std::string::npos) << partial;
+  EXPECT_NE(partial.find("barriers are `bar.sync 0` or `bar.sync|bar.arrive "
+                         "id, threads`"),
+            std::string::npos)
+      << partial;
+}
+
+/// Runs `code` on two warps sharing a 4-byte word `word` and an mbarrier
+/// `phase` (%r0 = %tid.x; registers %r, %rd and %p to spare): "" or the
+/// fault.
+std::string runTwoWarps(const std::string &code) {
+  std::string body = R"(
+.visible .entry k(.param .u64 k_param_0) {
+  .shared .align 4 .b8 word[4];
+  .shared .align 8 .b8 phase[8];
+  .reg .b32 %r<4>;
+  .reg .b64 %rd<2>;
+  .reg .pred %p<4>;
+  mov.u32 %r0, %tid.x;
+)" + code + "\n}";
+  std::vector<uint64_t> out(1);
+  return run(body, out, 64);
 }
 
 /// Warp 0 writes a shared word that warp 1 then reads, with or without a
 /// barrier between.
 std::string crossWarp(bool barrier) {
-  std::string body = R"(
-.visible .entry k(.param .u64 k_param_0) {
-  .shared .align 4 .b8 word[4];
-  .reg .b32 %r<4>;
-  .reg .pred %p<2>;
-  mov.u32 %r0, %tid.x;
+  return runTwoWarps(R"(
   setp.eq.u32 %p0, %r0, 0;
   @%p0 st.shared.b32 [word], %r0;
   )" + std::string(barrier ? "bar.sync 0;" : "") +
                      R"(
   setp.eq.u32 %p1, %r0, 32;
   @%p1 ld.shared.b32 %r1, [word];
-  ret;
-})";
-  std::vector<uint64_t> out(1);
-  return run(body, out, 64);
+  ret;)");
 }
 
 TEST(Emulator, ReportsSharedMemoryRaces) {
@@ -587,15 +599,8 @@ TEST(Emulator, ReportsSharedMemoryRaces) {
 /// consumer warps of a warp-specialized kernel, ordered by the mbarrier
 /// alone.
 std::string orderedByMbarrier(bool wait, bool readAfter) {
-  std::string body =
+  return runTwoWarps(
       R"(
-.visible .entry k(.param .u64 k_param_0) {
-  .shared .align 8 .b8 phase[8];
-  .shared .align 4 .b8 word[4];
-  .reg .b32 %r<4>;
-  .reg .b64 %rd<2>;
-  .reg .pred %p<4>;
-  mov.u32 %r0, %tid.x;
   setp.eq.u32 %p0, %r0, 0;
   @%p0 mbarrier.init.shared::cta.b64 [phase], 32;
   bar.sync 0;
@@ -615,14 +620,57 @@ $consumer:
       R"(
   setp.eq.u32 %p3, %r0, 32;
   @%p3 st.shared.b32 [word], %r0;
-  ret;
-})";
-  std::vector<uint64_t> out(1);
-  return run(body, out, 64);
+  ret;)");
 }
 
 TEST(Emulator, MbarrierPhasesOrderWarps) {
   EXPECT_EQ(orderedByMbarrier(/*wait=*/true, /*readAfter=*/false), "");
+}
+
+/// Warps 0 and 1 write a word in turn, ordered by two named barriers as two
+/// warpgroups take turns issuing their tensor-core work (ping-pong): warp 1
+/// arrives on barrier 1 to let warp 0 go first; warp 0 waits there (64
+/// threads: its sync and warp 1's arrival), writes, arrives on barrier 2;
+/// warp 1 waits there, then writes. `order` false drops warp 1's wait.
+std::string pingPong(bool order) {
+  return runTwoWarps(R"(
+  mov.u32 %r1, 2;
+  setp.ge.u32 %p0, %r0, 32;
+  @%p0 bra $second;
+  bar.sync 1, 64;
+  st.shared.b32 [word], %r0;
+  bar.arrive %r1, 64;
+  ret;
+$second:
+  bar.arrive 1, 64;
+  )" + std::string(order ? "bar.sync %r1, 64;" : "") +
+                     R"(
+  st.shared.b32 [word], %r0;
+  ret;)");
+}
+
+TEST(Emulator, NamedBarriersOrderWarps) {
+  EXPECT_EQ(pingPong(/*order=*/true), "");
+}
+
+TEST(Emulator, ReportsNamedBarrierMisuse) {
+  SKIP_ON_DEVICE("the emulator's own faults");
+  std::string race = pingPong(false);
+  // Warp 1 writes right after its arrival, then the warp it let go does.
+  EXPECT_NE(race.find("race: warp 0 writes shared byte 0 that warp 1 wrote"),
+            std::string::npos)
+      << race;
+  // Warp 0 waits for an arrival warp 1 never makes.
+  std::string stuck = runTwoWarps(R"(
+  setp.ge.u32 %p0, %r0, 32;
+  @%p0 bra $done;
+  bar.sync 3, 64;
+$done:
+  ret;)");
+  EXPECT_NE(stuck.find("deadlock: warp 0 waits at named barrier 3 (32 of 64 "
+                       "threads arrived)"),
+            std::string::npos)
+      << stuck;
 }
 
 TEST(Emulator, ReportsRacesAcrossMbarrierPhases) {

@@ -48,6 +48,13 @@ static cl::opt<bool> warpSpecialized(
              "with an mbarrier arrival instead of a CTA barrier per tile "
              "(producer / consumer warp specialization)"),
     cl::cat(gpuCategory));
+static cl::opt<bool> pingPong(
+    "ping-pong",
+    cl::desc("With --warps 8 --softmax-overlap --warp-specialized: the two "
+             "warpgroups of a flash CTA take turns issuing their products "
+             "(named barriers), so that one's softmax runs while the "
+             "other's wgmmas do (FlashAttention-3's ping-pong)"),
+    cl::cat(gpuCategory));
 static cl::opt<double> rescaleThreshold(
     "rescale-threshold", cl::init(8),
     cl::desc("cuda targets: the flash kernels' lazy rescaling; a warp moves "
@@ -68,5 +75,6 @@ std::string hybrid::tools::applyGPUKernelOptions(CompileOptions &options) {
   options.gpu.rescaleThreshold = rescaleThreshold;
   options.gpu.softmaxOverlap = softmaxOverlap;
   options.gpu.warpSpecialized = warpSpecialized;
+  options.gpu.pingPong = pingPong;
   return "";
 }

@@ -130,7 +130,7 @@ std::vector<Candidate> getCandidates(StringRef target) {
       }
   if (target != "cuda:sm_90a")
     return list;
-  // Warp specialization with the overlap only (the pairing
+  // Warp specialization (and ping-pong) with the overlap only (the pairing
   // FlashAttention-3 ships).
   for (int64_t stages : {0, 1, 2, 3}) // 0: wgmma fed by cp.async
     for (bool overlap : {false, true})
@@ -147,6 +147,11 @@ std::vector<Candidate> getCandidates(StringRef target) {
             v.warpSpecialized = specialized;
             v.warps = warps;
             list.push_back({0, k, v});
+            // ... and two specialized warpgroups taking turns.
+            if (specialized && warps == 8) {
+              v.pingPong = true;
+              list.push_back({0, k, v});
+            }
           }
       }
   return list;

@@ -159,6 +159,11 @@ def ConvertHybridAttentionToGPU
            "TMA load, and the compute warps free each stage with an "
            "mbarrier arrival instead of a CTA barrier per tile (producer / "
            "consumer warp specialization)">,
+    Option<"pingPong", "ping-pong", "bool", /*default=*/"false",
+           "With warps=8, softmax-overlap and warp-specialized: the two "
+           "warpgroups take turns issuing their products (named barriers), "
+           "so that one's softmax runs while the other's wgmmas do "
+           "(FlashAttention-3's ping-pong)">,
     Option<"minCtasPerSM", "min-ctas-per-sm", "int64_t", /*default=*/"0",
            "Flash kernels: CTAs each multiprocessor must hold at once "
            "(.minnctapersm: ptxas caps registers to fit, spilling if it must; "

@@ -46,7 +46,7 @@ struct CompileOptions {
   bool kTileGiven = false;
   /// cuda targets: the flash kernels' variant (the flags --tensor-cores,
   /// --tma, --warps, --warp-rows, --stages, --softmax-overlap,
-  /// --warp-specialized,
+  /// --warp-specialized, --ping-pong,
   /// --rescale-threshold, --min-ctas-per-sm).
   GPUKernelVariant gpu;
 };

@@ -102,6 +102,11 @@ struct CUDAPipelineOptions
       llvm::cl::desc("With tma and stages >= 2: a producer warp issues the "
                      "TMA loads"),
       llvm::cl::init(false)};
+  Option<bool> pingPong{
+      *this, "ping-pong",
+      llvm::cl::desc("With warps=8, softmax-overlap and warp-specialized: "
+                     "the warpgroups take turns issuing their products"),
+      llvm::cl::init(false)};
   Option<int64_t> minCtasPerSM{
       *this, "min-ctas-per-sm",
       llvm::cl::desc("Flash kernels: CTAs per multiprocessor to fit "

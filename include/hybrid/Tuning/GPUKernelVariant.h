@@ -25,6 +25,7 @@ struct GPUKernelVariant {
   int64_t warps = 4, warpRows = 16, stages = 1;
   bool softmaxOverlap = false;
   bool warpSpecialized = false;
+  bool pingPong = false;
   double rescaleThreshold = 8;
   int64_t minCtasPerSM = 0; // 0: none
 
@@ -35,8 +36,8 @@ struct GPUKernelVariant {
   getAttr(mlir::MLIRContext *context,
           llvm::function_ref<mlir::InFlightDiagnostic()> emitError) const;
 
-  /// "mma.sync.w4", "wgmma.tma.s2.overlap.ws.w8", "mma.sync.w4.t0.m3" (rescale
-  /// threshold 0, 3 CTAs per SM), ...: its name in reports.
+  /// "mma.sync.w4", "wgmma.tma.s2.overlap.ws.pp.w8", "mma.sync.w4.t0.m3"
+  /// (rescale threshold 0, 3 CTAs per SM), ...: its name in reports.
   std::string getName() const;
 
   /// {"tensor_cores": "mma.sync", "tma": false, ...}: every field.

@@ -92,8 +92,8 @@ struct ConvertAttentionToGPUPass
     GPUKernelAttr defaultVariant = GPUKernelAttr::getChecked(
         [&] { return module.emitError(); }, module.getContext(), *instructions,
         bool(tma), int64_t(warps), int64_t(warpRows), int64_t(stages),
-        bool(softmaxOverlap), bool(warpSpecialized), Real(rescaleThreshold),
-        int64_t(minCtasPerSM));
+        bool(softmaxOverlap), bool(warpSpecialized), bool(pingPong),
+        Real(rescaleThreshold), int64_t(minCtasPerSM));
     if (!defaultVariant)
       return signalPassFailure();
     ImplicitLocOpBuilder b(module.getLoc(), module.getContext());
@@ -141,6 +141,7 @@ struct ConvertAttentionToGPUPass
       flashOptions.rescaleThreshold = variant.getRescaleThreshold();
       flashOptions.overlapSoftmax = variant.getSoftmaxOverlap();
       flashOptions.warpSpecialized = variant.getWarpSpecialized();
+      flashOptions.pingPong = variant.getPingPong();
       bool wgmma = flashOptions.tensorCores == TensorCores::Wgmma;
       // An op's own k_tile (the tuner's) is halved only until the chip holds
       // it; the options' until it fits their budget per stage times the

@@ -78,8 +78,8 @@ public:
         ctaRows(getFlashRows(options.warps, options.mTiles)),
         wgmma(options.tensorCores == TensorCores::Wgmma), tma(options.tma),
         stages(options.stages), overlap(options.overlapSoftmax),
-        specialized(options.warpSpecialized), bf16Output(options.bf16Output),
-        splitKeys(options.splitKeys),
+        specialized(options.warpSpecialized), pingPong(options.pingPong),
+        bf16Output(options.bf16Output), splitKeys(options.splitKeys),
         rescaleSlack(options.rescaleThreshold * std::log(2.0)) {}
 
   mlir::gpu::GPUFuncOp emit(llvm::StringRef name);
@@ -212,6 +212,7 @@ private:
   int64_t stages;        // buffers per tile kind (S > 1: TMA loads S - 1 ahead)
   bool overlap;          // softmax overlaps the wgmma groups
   bool specialized;      // a producer warp issues the TMA loads
+  bool pingPong;         // the warpgroups take turns issuing their products
   bool bf16Output;       // O written as bf16
   bool splitKeys;        // partials per split of the key range (`_split`)
   double rescaleSlack;   // how far scores may pass the running max unmoved

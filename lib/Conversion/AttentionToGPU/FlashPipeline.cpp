@@ -384,6 +384,40 @@ SmallVector<Value> FlashEmitter::emitOverlappedLoop(ArrayRef<Value> init) {
       frags.push_back({flat[i], flat[i + 1], flat[i + 2], flat[i + 3]});
     return frags;
   };
+  // Ping-pong: warpgroup g issues its products between waiting on named
+  // barrier 1 + g (its turn) and arriving on the other's (its turn ends):
+  // each barrier counts the 128 threads that wait and the 128 that arrive.
+  // Warpgroup 1 lets warpgroup 0 go first; its last turn hands over to
+  // nothing (warpgroup 0 has no turn left).
+  Value warpgroup, turnBarrier, otherBarrier, turnThreads;
+  if (pingPong) {
+    Value tid = mlir::gpu::ThreadIdOp::create(b, mlir::gpu::Dimension::x);
+    warpgroup = arith::DivUIOp::create(b, tid, index(b, 128));
+    Value g = arith::IndexCastOp::create(b, b.getI32Type(), warpgroup);
+    turnBarrier = arith::AddIOp::create(
+        b, g, arith::ConstantIntOp::create(b, b.getI32Type(), 1));
+    otherBarrier = arith::SubIOp::create(
+        b, arith::ConstantIntOp::create(b, b.getI32Type(), 2), g);
+    turnThreads = arith::ConstantIntOp::create(b, b.getI32Type(), 256);
+  }
+  auto startTurn = [&] {
+    if (pingPong)
+      NVVM::BarrierOp::create(b, TypeRange(), turnBarrier, turnThreads,
+                              NVVM::BarrierReductionAttr(), Value());
+  };
+  // (nvvm.barrier.arrive is built as PTX by a pass this pipeline does not
+  // run: the same PTX, written here.)
+  auto endTurn = [&] {
+    if (pingPong)
+      inlinePtx(b, Type(), ValueRange{otherBarrier, turnThreads},
+                "bar.arrive $0, $1;", "r,r");
+  };
+  auto inWarpgroup = [&](int64_t g, llvm::function_ref<void()> body) {
+    ifThen(b,
+           arith::CmpIOp::create(b, arith::CmpIPredicate::eq, warpgroup,
+                                 index(b, g)),
+           body);
+  };
   Value any = arith::CmpIOp::create(b, arith::CmpIPredicate::slt, lo, hi);
   ValueRange result = ifThenElse(
       b, any, SmallVector<Type>(init.size(), b.getF32Type()),
@@ -398,8 +432,19 @@ SmallVector<Value> FlashEmitter::emitOverlappedLoop(ArrayRef<Value> init) {
         }
         waitBarrier(b, stageBuffers[0].keyBarrier,
                     arith::ConstantOp::create(b, b.getI32IntegerAttr(0)));
-        Scores scores = toScores(
-            multiplyKeysByWarpgroup(stageBuffers[0].keys, /*wait=*/true));
+        Scores scores;
+        if (pingPong) {
+          inWarpgroup(1, endTurn);
+          startTurn();
+          SmallVector<Value> queries;
+          SmallVector<Value> pending = multiplyKeysByWarpgroup(
+              stageBuffers[0].keys, /*wait=*/false, &queries);
+          endTurn();
+          scores = toScores(waitWarpgroupMma(b, 0, pending, queries));
+        } else {
+          scores = toScores(
+              multiplyKeysByWarpgroup(stageBuffers[0].keys, /*wait=*/true));
+        }
         // O is still zero: only l needs rescaling (the m, l of the state).
         Value grows;
         SmallVector<Value> alpha;
@@ -434,17 +479,24 @@ SmallVector<Value> FlashEmitter::emitOverlappedLoop(ArrayRef<Value> init) {
           auto [previous, previousParity] =
               stageOfTile(arith::SubIOp::create(b, j, index(b, 1)));
 
-          // Issue S(j) = Q K(j)^T, then O += P(j - 1) V(j - 1).
+          // Issue S(j) = Q K(j)^T, then O += P(j - 1) V(j - 1) (ping-pong:
+          // both in this warpgroup's turn, once both tiles are in).
           waitBarrier(b, current.keyBarrier, parity);
+          if (pingPong) {
+            waitBarrier(b, previous.valueBarrier, previousParity);
+            startTurn();
+          }
           SmallVector<Value> queries;
           SmallVector<Value> pendingScores =
               multiplyKeysByWarpgroup(current.keys, /*wait=*/false, &queries);
-          waitBarrier(b, previous.valueBarrier, previousParity);
+          if (!pingPong)
+            waitBarrier(b, previous.valueBarrier, previousParity);
           SmallVector<Value> probs(state.drop_front(stats + outs));
           SmallVector<Value> pendingOutputs =
               warpgroupMma(b, SmallVector<Value>(state.slice(stats, outs)),
                            unflatten(probs), getValueSteps(previous.values),
                            /*nMajor=*/true, /*wait=*/false);
+          endTurn();
 
           // S(j) lands; tile j's softmax runs while P V does.
           Scores scores =
@@ -486,10 +538,16 @@ SmallVector<Value> FlashEmitter::emitOverlappedLoop(ArrayRef<Value> init) {
             stageOfTile(tileIndex(arith::SubIOp::create(b, hi, index(b, 1))));
         waitBarrier(b, buffers.valueBarrier, parity);
         SmallVector<Value> done(last.take_front(stats));
-        done.append(warpgroupMma(b, SmallVector<Value>(last.slice(stats, outs)),
-                                 unflatten(last.drop_front(stats + outs)),
-                                 getValueSteps(buffers.values),
-                                 /*nMajor=*/true));
+        SmallVector<Value> probs(last.drop_front(stats + outs));
+        startTurn();
+        SmallVector<Value> outputs = warpgroupMma(
+            b, SmallVector<Value>(last.slice(stats, outs)), unflatten(probs),
+            getValueSteps(buffers.values), /*nMajor=*/true, /*wait=*/!pingPong);
+        if (pingPong) {
+          inWarpgroup(0, endTurn);
+          outputs = waitWarpgroupMma(b, 0, outputs, probs);
+        }
+        done.append(outputs);
         return done;
       },
       [&] { return SmallVector<Value>(init); });

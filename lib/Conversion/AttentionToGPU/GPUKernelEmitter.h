@@ -189,6 +189,10 @@ struct FlashKernelOptions {
   /// V load, waiting for the compute warps to free each stage (per-stage
   /// "empty" mbarriers they arrive on) instead of the CTA barrier per tile.
   bool warpSpecialized = false;
+  /// With 8 warps, the overlap and warp specialization: the two
+  /// warpgroups take turns issuing each tile's products (named barriers 1
+  /// and 2), so that one's softmax runs under the other's wgmmas.
+  bool pingPong = false;
   /// O written as bf16 rows (the `_out_bf16` twin): a bf16 output costs
   /// 2 bytes of device traffic per element instead of 10 (f32 written,
   /// read and narrowed).

@@ -12,6 +12,7 @@
 // RUN: not hybrid-opt %s --convert-hybrid-attention-to-gpu="tensor-cores=wgmma tma=1 softmax-overlap=1" 2>&1 | FileCheck %s --check-prefix=OVERLAPSTAGES
 // RUN: hybrid-opt %s --convert-hybrid-attention-to-gpu="tensor-cores=wgmma tma=1 stages=2 softmax-overlap=1 warp-specialized=1 warps=8 shared-memory=232448" | FileCheck %s --check-prefix=WS
 // RUN: not hybrid-opt %s --convert-hybrid-attention-to-gpu="tensor-cores=wgmma tma=1 warp-specialized=1" 2>&1 | FileCheck %s --check-prefix=WSSTAGES
+// RUN: hybrid-opt %s --convert-hybrid-attention-to-gpu="tensor-cores=wgmma tma=1 stages=2 softmax-overlap=1 warp-specialized=1 ping-pong=1 warps=8 shared-memory=232448" | FileCheck %s --check-prefix=PP
 
 // tensor-cores=wgmma: the flash kernel's four warps are one warpgroup; both
 // products are wgmma.mma_async with A (queries, probabilities) in registers
@@ -191,3 +192,20 @@ func.func @causal(%q: tensor<?x?x8x128xf32>, %k: tensor<?x?x2x128xf32>, %init: t
 // WS-NOT: gpu.barrier
 // WS-LABEL: gpu.func @causal_out_bf16(
 // WSSTAGES: error: warp_specialized: the producer warp loads tiles ahead into stages the compute warps free; needs tma and stages >= 2
+
+// Ping-pong: warpgroup 1 arrives on named barrier 1 to let warpgroup 0 go
+// first; each turn waits on the warpgroup's own barrier (1 + g, 256
+// threads), issues its products and arrives on the other's.
+// PP-LABEL: gpu.func @causal(
+// PP: nvvm.setmaxregister  increase 232
+// PP: "bar.arrive $0, $1;", "r,r"
+// PP: nvvm.barrier id = %{{.+}} number_of_threads = %{{.+}}
+// PP: wgmma.mma_async
+// PP: "bar.arrive $0, $1;", "r,r"
+// PP: scf.for
+// PP: nvvm.barrier id = %{{.+}} number_of_threads = %{{.+}}
+// PP: wgmma.mma_async
+// PP: wgmma.mma_async
+// PP: "bar.arrive $0, $1;", "r,r"
+// PP: wgmma.wait_group.sync.aligned 1;
+// PP-LABEL: gpu.func @causal_out_bf16(

@@ -223,6 +223,11 @@ module attributes {test.attr = #hybrid.gpu_kernel<tensor_cores = wgmma, tma = tr
 
 // -----
 
+// expected-error @+1 {{ping_pong: two warpgroups take turns issuing their overlapped products, with no CTA barrier between them; needs warps = 8, softmax_overlap and warp_specialized}}
+module attributes {test.attr = #hybrid.gpu_kernel<tensor_cores = wgmma, tma = true, stages = 2, softmax_overlap = true, warp_specialized = true, ping_pong = true>} {}
+
+// -----
+
 // expected-error @+1 {{rescale_threshold must be 0 to 32 (powers of two), got 40}}
 module attributes {test.attr = #hybrid.gpu_kernel<rescale_threshold = 40.0>} {}
 

@@ -233,8 +233,8 @@ LogicalResult
 GPUKernelAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                       TensorCores tensorCores, bool tma, int64_t warps,
                       int64_t warpRows, int64_t stages, bool softmaxOverlap,
-                      bool warpSpecialized, Real rescaleThreshold,
-                      int64_t minCtasPerSM) {
+                      bool warpSpecialized, bool pingPong,
+                      Real rescaleThreshold, int64_t minCtasPerSM) {
   bool wgmma = tensorCores == TensorCores::Wgmma;
   if (warps != 4 && warps != 8)
     return emitError() << "warps must be 4 or 8 (warps per flash CTA), got "
@@ -263,6 +263,11 @@ GPUKernelAttr::verify(function_ref<InFlightDiagnostic()> emitError,
     return emitError() << "warp_specialized: the producer warp loads tiles "
                           "ahead into stages the compute warps free; needs "
                           "tma and stages >= 2";
+  if (pingPong && !(warpSpecialized && softmaxOverlap && warps == 8))
+    return emitError() << "ping_pong: two warpgroups take turns issuing "
+                          "their overlapped products, with no CTA barrier "
+                          "between them; needs warps = 8, softmax_overlap "
+                          "and warp_specialized";
   if (!(rescaleThreshold >= 0 && rescaleThreshold <= 32)) {
     std::string shown;
     llvm::raw_string_ostream(shown)

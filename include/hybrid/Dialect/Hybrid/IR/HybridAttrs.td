@@ -200,7 +200,9 @@ def Hybrid_GPUKernelAttr : Hybrid_Attr<"GPUKernel", "gpu_kernel"> {
     (FlashAttention-3's intra-warpgroup pipelining), whether a producer
     warp of its own issues the TMA loads (`warp_specialized`: the compute
     warps and the producer synchronize through mbarriers alone, no CTA
-    barrier per tile), how lazily it rescales
+    barrier per tile), whether its two warpgroups take turns issuing their
+    products (`ping_pong`: named barriers, so that one's softmax runs under
+    the other's wgmmas), how lazily it rescales
     (a row's running max moves only for scores more than
     2^`rescale_threshold` above it) and the CTAs per SM ptxas must fit
     (`.minnctapersm`; 0: none). On a `hybrid.attention` it overrides the
@@ -209,7 +211,7 @@ def Hybrid_GPUKernelAttr : Hybrid_Attr<"GPUKernel", "gpu_kernel"> {
     the manifest's `gpu_kernel`). Parameters left out take fixed defaults,
     the pass options' own, whatever the options are set to (mma_sync, no
     TMA, 4 warps, 16 rows per warp, one stage, no overlap, no producer
-    warp, threshold 8, no CTA bound). `tensor_cores` is spelled `mma_sync` here, `mma.sync` in
+    warp, no ping-pong, threshold 8, no CTA bound). `tensor_cores` is spelled `mma_sync` here, `mma.sync` in
     flags and tuning databases.
 
     ```mlir
@@ -227,6 +229,7 @@ def Hybrid_GPUKernelAttr : Hybrid_Attr<"GPUKernel", "gpu_kernel"> {
     Hybrid_IntParameter<"1", "buffers per tile kind: 1 to 4">:$stages,
     Hybrid_BoolParameter<"false", "softmax during P V">:$softmax_overlap,
     Hybrid_BoolParameter<"false", "a producer warp issues the TMA loads">:$warp_specialized,
+    Hybrid_BoolParameter<"false", "warpgroups take turns issuing wgmma">:$ping_pong,
     Hybrid_DefaultRealParameter<"8.0", "lazy rescaling, powers of two: 0 to 32">:$rescale_threshold,
     Hybrid_IntParameter<"0", "CTAs per SM ptxas must fit">:$min_ctas_per_sm
   );
