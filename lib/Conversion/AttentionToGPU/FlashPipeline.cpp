@@ -8,11 +8,17 @@
 // every thread waits on the stage's mbarrier phase; S stages keep the next
 // S - 1 tiles loading.
 //
+// Warp-specialized, a producer warp of its own issues every load
+// (emitProducerLoop) and the compute warps free each stage by arriving on
+// its empty mbarriers instead of meeting at a CTA barrier.
+//
 // wgmma kernels may overlap softmax with the tensor cores (FlashAttention-3's
 // intra-warpgroup pipelining, emitOverlappedLoop): per tile j, the warpgroup
 // issues S(j) = Q K(j)^T and O += P(j-1) V(j-1) without waiting, waits for
 // S(j) only, computes tile j's softmax while P V runs, then waits for O and
 // rescales it. TMA keeps K(j + S - 1) and V(j + S - 2) in flight (S >= 2).
+// With ping-pong the two warpgroups of a CTA take turns issuing those
+// products (named barriers 1 and 2).
 //
 //===----------------------------------------------------------------------===//
 
@@ -279,9 +285,9 @@ SmallVector<Value> FlashEmitter::emitTileLoop(ArrayRef<Value> init) {
         // Tile j + S - 1 loads into stage (j - 1) % S, which every warp
         // left at the last tile's closing barrier (warp-specialized, the
         // producer loads it).
-        Value ahead =
-            arith::AddIOp::create(b, kt, index(b, (stages - 1) * kTile));
-        if (!specialized)
+        if (!specialized) {
+          Value ahead =
+              arith::AddIOp::create(b, kt, index(b, (stages - 1) * kTile));
           ifThen(b,
                  arith::CmpIOp::create(b, arith::CmpIPredicate::slt, ahead, hi),
                  [&] {
@@ -290,6 +296,7 @@ SmallVector<Value> FlashEmitter::emitTileLoop(ArrayRef<Value> init) {
                        index(b, stages));
                    loadTiles(ahead, bufferAt(stage), true, /*values=*/true);
                  });
+        }
       }
       waitBarrier(b, current.keyBarrier, parity);
     } else {
