@@ -3,7 +3,9 @@
 // Registers are stored per frame as [register][thread] 64-bit words holding
 // raw bits; each instruction reads them at its own type. A warp runs until
 // all its lanes wait at a barrier or have returned; when every warp of the
-// CTA is there, the barrier releases and a new shared-memory epoch begins.
+// CTA is at bar.sync 0, it releases (a named barrier, at its thread count).
+// Shared-memory races are checked against vector clocks per warp, which
+// barriers and mbarrier phases carry (Cta.h's Shadow).
 // Calls (libdevice's slow paths) run to completion for the calling lanes in
 // a fresh frame. The CTA's state is in Cta.h; wgmma, mbarriers and TMA in
 // HopperAsync.cpp.
