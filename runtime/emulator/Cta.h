@@ -224,6 +224,9 @@ private:
   /// Warp `warp`'s clocks, and every warp's after a CTA barrier.
   uint32_t *clockOf(unsigned warp) { return &clocks[size_t(warp) * warps]; }
   void releaseAtBarrier();
+  /// A release by `warp` (an arrival): its clock joins `into`, then
+  /// advances, so that its later accesses are not covered.
+  void release(unsigned warp, uint32_t *into);
   /// `into` = the element-wise max of itself and `from`.
   void join(uint32_t *into, const uint32_t *from) const;
 

@@ -237,8 +237,7 @@ std::string Cta::asyncBarrier(Frame &f, const Instruction &in, unsigned t,
     --m->arrivalsLeft;
     // A release: what the warp did so far is ordered before whoever
     // observes the phase complete.
-    join(m->arrived.data(), clockOf(warp));
-    ++clockOf(warp)[warp];
+    release(warp, m->arrived.data());
     write(f, ops[0], t, m->completed & 1); // the state token: its phase
     completeIfDone(*m);
     return "";

@@ -160,8 +160,7 @@ std::string Cta::namedBarrier(Frame &f, const Instruction &in, unsigned warp,
   n.arrived += 32;
   ++barrierEvents;
   n.clock.resize(warps, 0);
-  join(n.clock.data(), clockOf(warp));
-  ++clockOf(warp)[warp];
+  release(warp, n.clock.data());
   if (in.opcode == Opcode::BarSync) {
     n.waiters.push_back(warp);
     for (uint32_t m = exec; m; m &= m - 1)
@@ -178,6 +177,11 @@ std::string Cta::namedBarrier(Frame &f, const Instruction &in, unsigned warp,
   }
   n = NamedBarrier();
   return "";
+}
+
+void Cta::release(unsigned warp, uint32_t *into) {
+  join(into, clockOf(warp));
+  ++clockOf(warp)[warp];
 }
 
 void Cta::join(uint32_t *into, const uint32_t *from) const {

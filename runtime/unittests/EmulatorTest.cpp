@@ -667,6 +667,10 @@ TEST(Emulator, ReportsNamedBarrierMisuse) {
   bar.sync 3, 64;
 $done:
   ret;)");
+  std::string badId = runTwoWarps("  bar.sync 16, 64;\n  ret;");
+  EXPECT_NE(badId.find("named barrier 16 with 64 threads (ids 0 to 15"),
+            std::string::npos)
+      << badId;
   EXPECT_NE(stuck.find("deadlock: warp 0 waits at named barrier 3 (32 of 64 "
                        "threads arrived)"),
             std::string::npos)
