@@ -535,10 +535,20 @@ std::string hybrid::emu::whyUnsupported(const Instruction &in) {
   return "";
 }
 
-bool hybrid::emu::arithmetic(const Instruction &in, uint64_t a, uint64_t b,
-                             uint64_t c, uint8_t &carry, uint64_t &out) {
-  bool ok;
-  out = isFloatArithmetic(in) ? floatOp(in, a, b, c, ok)
-                              : intOp(in, a, b, c, carry, ok);
+bool hybrid::emu::arithmetic(const Instruction &in, uint32_t lanes,
+                             const uint64_t *a, const uint64_t *b,
+                             const uint64_t *c, uint8_t *carry, uint64_t *out) {
+  bool ok = true;
+  if (isFloatArithmetic(in)) {
+    for (uint32_t m = lanes; m && ok; m &= m - 1) {
+      unsigned l = __builtin_ctz(m);
+      out[l] = floatOp(in, a[l], b[l], c[l], ok);
+    }
+  } else {
+    for (uint32_t m = lanes; m && ok; m &= m - 1) {
+      unsigned l = __builtin_ctz(m);
+      out[l] = intOp(in, a[l], b[l], c[l], carry[l], ok);
+    }
+  }
   return ok;
 }

@@ -34,10 +34,13 @@ bool convert(const Instruction &in, uint64_t a, uint64_t &out);
 /// "" or why `in`, an arithmetic instruction, is outside the model (a float
 /// type or rounding mode), known before any thread runs it.
 std::string whyUnsupported(const Instruction &in);
-/// Integer or float arithmetic (add ... shf) into `out`; `carry` is the
-/// thread's CC.CF for the .cc/addc/subc/madc forms. False if not modelled.
-bool arithmetic(const Instruction &in, uint64_t a, uint64_t b, uint64_t c,
-                uint8_t &carry, uint64_t &out);
+/// One warp's integer or float arithmetic (add ... shf): for each lane in
+/// `lanes`, out[lane] from a[lane], b[lane], c[lane]; carry[lane] is the
+/// lane's CC.CF for the .cc/addc/subc/madc forms. A whole warp per call, so
+/// that the per-thread work inlines into one loop. False if not modelled.
+bool arithmetic(const Instruction &in, uint32_t lanes, const uint64_t *a,
+                const uint64_t *b, const uint64_t *c, uint8_t *carry,
+                uint64_t *out);
 
 } // namespace hybrid::emu
 

@@ -36,6 +36,30 @@ inline bool isCollective(Opcode op) {
          op == Opcode::BarSync || op == Opcode::BarArrive;
 }
 
+/// Whether an instruction leaves every lane that runs it Running, at the
+/// next instruction: no branch, exit, call, barrier or mbarrier (which can
+/// yield). A warp whose lanes all ran one such instruction together is
+/// still converged (Cta::runWarp keeps its program counter in a register).
+inline bool isStraightLine(Opcode op) {
+  switch (op) {
+  case Opcode::Bra:
+  case Opcode::Ret:
+  case Opcode::Exit:
+  case Opcode::Call:
+  case Opcode::Bar:
+  case Opcode::BarSync:
+  case Opcode::BarArrive:
+  case Opcode::MbarrierInit:
+  case Opcode::MbarrierArrive:
+  case Opcode::MbarrierArriveExpectTx:
+  case Opcode::MbarrierTryWait:
+  case Opcode::TensorLoad:
+    return false;
+  default:
+    return true;
+  }
+}
+
 /// Per-byte shared-memory history for the race checks, against per-warp
 /// vector clocks (Cta::clocks): an access is ordered after another warp's
 /// if a barrier or an mbarrier phase carried that warp's clock at or past
@@ -205,7 +229,17 @@ private:
 
   uint64_t special(Special s, unsigned t) const;
 
-  uint64_t read(const Frame &f, const Operand &o, unsigned t) const;
+  uint64_t read(const Frame &f, const Operand &o, unsigned t) const {
+    return o.kind == Operand::Kind::Register
+               ? f.regs[size_t(o.reg) * threads + t]
+               : readOther(f, o, t);
+  }
+  /// An immediate, special register or symbol's address.
+  uint64_t readOther(const Frame &f, const Operand &o, unsigned t) const;
+  /// `o`'s value for each lane of `lanes` (out[lane]; 0 without `o`), the
+  /// operand's kind dispatched once per warp.
+  void readLanes(const Frame &f, const Operand *o, unsigned base,
+                 uint32_t lanes, uint64_t *out) const;
   void write(Frame &f, const Operand &o, unsigned t, uint64_t v);
   uint64_t address(const Frame &f, const Operand &o, unsigned t) const;
 

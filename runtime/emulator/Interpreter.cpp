@@ -230,51 +230,58 @@ std::string Cta::fault(const std::string &what) const {
 std::string Cta::runWarp(Frame &f, unsigned warp, uint32_t lanes) {
   const unsigned base = warp * 32;
   const std::vector<Instruction> &body = f.fn->body;
+  // While the warp runs converged through straight-line code (every
+  // pending lane ran the last instruction), its program counter lives
+  // here, not in each lane's f.pc: the lanes' scan and per-lane updates
+  // were a sixth of the emulator's time.
+  uint32_t convergedPc = 0, converged = 0;
+  currentFn = f.fn;
   while (true) {
-    uint32_t minPc = UINT32_MAX;
-    uint32_t pending = 0, parked = 0, waiting = 0;
-    for (uint32_t m = lanes; m; m &= m - 1) {
-      unsigned lane = __builtin_ctz(m), t = base + lane;
-      uint8_t state = f.state[t];
-      if (state == Running || state == Parked)
-        pending |= 1u << lane;
-      if (state == Parked)
-        parked |= 1u << lane;
-      if (state == Waiting)
-        waiting |= 1u << lane;
-      if (state == Running && f.pc[t] < minPc)
-        minPc = f.pc[t];
-    }
-    if (!pending)
-      return "";
-    currentFn = f.fn;
-    uint32_t active = 0;
-    if (minPc == UINT32_MAX) {
-      // Every pending lane is parked: they must be at one instruction,
-      // with no lane of the warp waiting at a barrier.
-      minPc = f.pc[base + __builtin_ctz(parked)];
-      current = &body[minPc];
-      currentThread = base + __builtin_ctz(parked);
-      for (uint32_t m = parked; m; m &= m - 1)
-        if (f.pc[base + __builtin_ctz(m)] != minPc) {
-          const Instruction &other = body[f.pc[base + __builtin_ctz(m)]];
-          return fault("warp " + std::to_string(warp) +
-                       " diverged: its lanes wait at two warp-collective "
-                       "instructions (this one and PTX line " +
-                       std::to_string(other.line) + ")");
-        }
-      if (waiting)
-        return fault("warp " + std::to_string(warp) + " diverged: lanes 0x" +
-                     hex(waiting) + " wait at a barrier while lanes 0x" +
-                     hex(parked) + " wait here");
-      for (uint32_t m = parked; m; m &= m - 1)
-        f.state[base + __builtin_ctz(m)] = Running;
-      active = parked;
-    } else {
+    uint32_t minPc = convergedPc, pending = converged, active = converged;
+    if (!converged) {
+      minPc = UINT32_MAX;
+      uint32_t parked = 0, waiting = 0;
       for (uint32_t m = lanes; m; m &= m - 1) {
-        unsigned t = base + __builtin_ctz(m);
-        if (f.state[t] == Running && f.pc[t] == minPc)
-          active |= 1u << (t - base);
+        unsigned lane = __builtin_ctz(m), t = base + lane;
+        uint8_t state = f.state[t];
+        if (state == Running || state == Parked)
+          pending |= 1u << lane;
+        if (state == Parked)
+          parked |= 1u << lane;
+        if (state == Waiting)
+          waiting |= 1u << lane;
+        if (state == Running && f.pc[t] < minPc)
+          minPc = f.pc[t];
+      }
+      if (!pending)
+        return "";
+      if (minPc == UINT32_MAX) {
+        // Every pending lane is parked: they must be at one instruction,
+        // with no lane of the warp waiting at a barrier.
+        minPc = f.pc[base + __builtin_ctz(parked)];
+        current = &body[minPc];
+        currentThread = base + __builtin_ctz(parked);
+        for (uint32_t m = parked; m; m &= m - 1)
+          if (f.pc[base + __builtin_ctz(m)] != minPc) {
+            const Instruction &other = body[f.pc[base + __builtin_ctz(m)]];
+            return fault("warp " + std::to_string(warp) +
+                         " diverged: its lanes wait at two warp-collective "
+                         "instructions (this one and PTX line " +
+                         std::to_string(other.line) + ")");
+          }
+        if (waiting)
+          return fault("warp " + std::to_string(warp) + " diverged: lanes 0x" +
+                       hex(waiting) + " wait at a barrier while lanes 0x" +
+                       hex(parked) + " wait here");
+        for (uint32_t m = parked; m; m &= m - 1)
+          f.state[base + __builtin_ctz(m)] = Running;
+        active = parked;
+      } else {
+        for (uint32_t m = lanes; m; m &= m - 1) {
+          unsigned t = base + __builtin_ctz(m);
+          if (f.state[t] == Running && f.pc[t] == minPc)
+            active |= 1u << (t - base);
+        }
       }
     }
     currentThread = base + __builtin_ctz(active);
@@ -293,8 +300,14 @@ std::string Cta::runWarp(Frame &f, unsigned warp, uint32_t lanes) {
         f.state[base + __builtin_ctz(m)] = Parked;
       continue;
     }
+    bool straight = isStraightLine(in.opcode) && active == pending;
+    if (!straight)
+      for (uint32_t m = active; m; m &= m - 1)
+        f.pc[base + __builtin_ctz(m)] = minPc + 1;
     if (std::string e = execute(f, in, warp, active); !e.empty())
       return e;
+    converged = straight ? active : 0;
+    convergedPc = minPc + 1;
     if (stats)
       account(in, active);
   }
@@ -380,10 +393,8 @@ uint64_t Cta::special(Special s, unsigned t) const {
   }
 }
 
-uint64_t Cta::read(const Frame &f, const Operand &o, unsigned t) const {
+uint64_t Cta::readOther(const Frame &f, const Operand &o, unsigned t) const {
   switch (o.kind) {
-  case Operand::Kind::Register:
-    return f.regs[size_t(o.reg) * threads + t];
   case Operand::Kind::Immediate:
     return o.value;
   case Operand::Kind::Special:
@@ -392,6 +403,22 @@ uint64_t Cta::read(const Frame &f, const Operand &o, unsigned t) const {
     return symbolAddress(o.symbol);
   default:
     return 0;
+  }
+}
+
+void Cta::readLanes(const Frame &f, const Operand *o, unsigned base,
+                    uint32_t lanes, uint64_t *out) const {
+  if (!o) {
+    std::fill(out, out + 32, 0);
+  } else if (o->kind == Operand::Kind::Register) {
+    std::copy_n(&f.regs[size_t(o->reg) * threads + base], 32, out);
+  } else if (o->kind == Operand::Kind::Immediate) {
+    std::fill(out, out + 32, o->value);
+  } else {
+    for (uint32_t m = lanes; m; m &= m - 1) {
+      unsigned lane = __builtin_ctz(m);
+      out[lane] = read(f, *o, base + lane);
+    }
   }
 }
 
@@ -534,8 +561,6 @@ std::string Cta::execute(Frame &f, const Instruction &in, unsigned warp,
     }
   }
   executed = exec;
-  for (uint32_t m = active; m; m &= m - 1)
-    ++f.pc[base + __builtin_ctz(m)];
   auto each = [&](auto &&body) -> std::string {
     for (uint32_t m = exec; m; m &= m - 1) {
       unsigned t = base + __builtin_ctz(m);
@@ -782,16 +807,19 @@ std::string Cta::execute(Frame &f, const Instruction &in, unsigned warp,
   // Arithmetic.
   if (std::string why = whyUnsupported(in); !why.empty())
     return fault(why);
-  return each([&](unsigned t) -> std::string {
-    uint64_t a = ops.size() > 1 ? read(f, ops[1], t) : 0;
-    uint64_t b = ops.size() > 2 ? read(f, ops[2], t) : 0;
-    uint64_t c = ops.size() > 3 ? read(f, ops[3], t) : 0;
-    uint64_t r;
-    if (!arithmetic(in, a, b, c, carry[t], r))
-      return fault("unsupported instruction");
-    write(f, ops[0], t, r);
-    return "";
-  });
+  uint64_t a[32], b[32], c[32], r[32];
+  readLanes(f, ops.size() > 1 ? &ops[1] : nullptr, base, exec, a);
+  readLanes(f, ops.size() > 2 ? &ops[2] : nullptr, base, exec, b);
+  readLanes(f, ops.size() > 3 ? &ops[3] : nullptr, base, exec, c);
+  if (exec && !arithmetic(in, exec, a, b, c, &carry[base], r)) {
+    currentThread = base + __builtin_ctz(exec);
+    return fault("unsupported instruction");
+  }
+  for (uint32_t m = exec; m; m &= m - 1) {
+    unsigned lane = __builtin_ctz(m);
+    write(f, ops[0], base + lane, r[lane]);
+  }
+  return "";
 }
 
 template <typename Check>

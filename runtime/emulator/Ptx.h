@@ -39,9 +39,48 @@ enum class Type : uint8_t {
   F32,
   F64
 };
-unsigned bitWidth(Type type);
-bool isFloat(Type type);
-bool isSigned(Type type);
+// Inline: the interpreter asks per thread-instruction.
+inline unsigned bitWidth(Type type) {
+  switch (type) {
+  case Type::Pred:
+    return 1;
+  case Type::B8:
+  case Type::U8:
+  case Type::S8:
+    return 8;
+  case Type::B16:
+  case Type::U16:
+  case Type::S16:
+  case Type::F16:
+  case Type::BF16:
+    return 16;
+  case Type::B32:
+  case Type::U32:
+  case Type::S32:
+  case Type::F32:
+  case Type::F16x2:
+  case Type::BF16x2:
+    return 32;
+  case Type::B64:
+  case Type::U64:
+  case Type::S64:
+  case Type::F64:
+    return 64;
+  case Type::None:
+    return 0;
+  }
+  return 0;
+}
+
+inline bool isFloat(Type type) {
+  return type == Type::F16 || type == Type::F16x2 || type == Type::BF16 ||
+         type == Type::BF16x2 || type == Type::F32 || type == Type::F64;
+}
+
+inline bool isSigned(Type type) {
+  return type == Type::S8 || type == Type::S16 || type == Type::S32 ||
+         type == Type::S64;
+}
 
 enum class Space : uint8_t { None, Global, Shared, Local, Param };
 

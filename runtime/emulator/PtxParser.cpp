@@ -16,48 +16,6 @@
 
 using namespace hybrid::emu;
 
-unsigned hybrid::emu::bitWidth(Type type) {
-  switch (type) {
-  case Type::Pred:
-    return 1;
-  case Type::B8:
-  case Type::U8:
-  case Type::S8:
-    return 8;
-  case Type::B16:
-  case Type::U16:
-  case Type::S16:
-  case Type::F16:
-  case Type::BF16:
-    return 16;
-  case Type::B32:
-  case Type::U32:
-  case Type::S32:
-  case Type::F32:
-  case Type::F16x2:
-  case Type::BF16x2:
-    return 32;
-  case Type::B64:
-  case Type::U64:
-  case Type::S64:
-  case Type::F64:
-    return 64;
-  case Type::None:
-    return 0;
-  }
-  return 0;
-}
-
-bool hybrid::emu::isFloat(Type type) {
-  return type == Type::F16 || type == Type::F16x2 || type == Type::BF16 ||
-         type == Type::BF16x2 || type == Type::F32 || type == Type::F64;
-}
-
-bool hybrid::emu::isSigned(Type type) {
-  return type == Type::S8 || type == Type::S16 || type == Type::S32 ||
-         type == Type::S64;
-}
-
 namespace {
 
 /// Sets `field` to `names[name]` if `name` is one of them.
@@ -232,6 +190,15 @@ std::vector<Statement> splitStatements(const std::string &text) {
         return true;
     return false;
   };
+  // Whether `cur` is only whitespace so far: trimming it at every
+  // character made splitting quadratic in a statement's length (a fifth of
+  // a short emulated run went to parsing).
+  bool blank = true;
+  auto flush = [&]() {
+    emit(cur, start);
+    cur.clear();
+    blank = true;
+  };
   for (size_t i = 0; i < text.size(); ++i) {
     char c = text[i];
     if (c == '/' && i + 1 < text.size() && text[i + 1] == '/') {
@@ -240,39 +207,44 @@ std::vector<Statement> splitStatements(const std::string &text) {
       --i;
       continue;
     }
-    std::string t = trim(cur);
     if (c == '\n') {
       ++line;
       // Module directives end at the line's end, without ';'.
-      for (const char *d : {".version", ".target", ".address_size"})
-        if (t.rfind(d, 0) == 0) {
-          emit(cur, start);
-          cur.clear();
-          t.clear();
-        }
+      if (!blank) {
+        std::string t = trim(cur);
+        for (const char *d : {".version", ".target", ".address_size"})
+          if (t.rfind(d, 0) == 0) {
+            flush();
+            break;
+          }
+      }
     }
-    if (t.empty())
+    if (blank)
       start = line;
-    if ((c == '{' || c == '}') && (t.empty() || (c == '{' && header()))) {
-      emit(cur, start);
-      cur.clear();
+    if ((c == '{' || c == '}') && (blank || (c == '{' && header()))) {
+      flush();
       out.push_back({std::string(1, c), line});
       continue;
     }
     if (c == ';') {
-      emit(cur, start);
-      cur.clear();
+      flush();
       continue;
     }
-    // A label's colon; "::" belongs to a state space (shared::cta).
-    bool scope = (i + 1 < text.size() && text[i + 1] == ':') ||
-                 (!t.empty() && t.back() == ':');
-    if (c == ':' && !scope && isIdentifier(t) && t[0] != '.') {
-      out.push_back({t + ":", start});
-      cur.clear();
-      continue;
+    if (c == ':') {
+      // A label's colon; "::" belongs to a state space (shared::cta).
+      std::string t = trim(cur);
+      bool scope = (i + 1 < text.size() && text[i + 1] == ':') ||
+                   (!t.empty() && t.back() == ':');
+      if (!scope && isIdentifier(t) && t[0] != '.') {
+        out.push_back({t + ":", start});
+        cur.clear();
+        blank = true;
+        continue;
+      }
     }
     cur += c;
+    if (c != ' ' && c != '\t' && c != '\r' && c != '\n')
+      blank = false;
   }
   emit(cur, start);
   return out;
