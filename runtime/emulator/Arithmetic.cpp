@@ -178,11 +178,13 @@ uint16_t bf16Lane(const Instruction &in, uint16_t a, uint16_t b, uint16_t c,
   }
 }
 
-/// Float arithmetic; `ok` false for what the emulator does not model.
-uint64_t floatOp(const Instruction &in, uint64_t a, uint64_t b, uint64_t c,
-                 bool &ok) {
+/// Float arithmetic; `ok` false for what the emulator does not model. `op`
+/// is `in.opcode`, a constant where the lane loop is instantiated per opcode.
+[[gnu::always_inline]] inline uint64_t floatOp(Opcode op, const Instruction &in,
+                                               uint64_t a, uint64_t b,
+                                               uint64_t c, bool &ok) {
   ok = true;
-  bool isMax = in.opcode == Opcode::Max;
+  bool isMax = op == Opcode::Max;
   bool nan = in.modifiers & PropagateNaN;
   if (in.type == Type::BF16)
     return bf16Lane(in, uint16_t(a), uint16_t(b), uint16_t(c), ok);
@@ -194,7 +196,7 @@ uint64_t floatOp(const Instruction &in, uint64_t a, uint64_t b, uint64_t c,
   }
   if (in.type == Type::F64) {
     double x = asF64(a), y = asF64(b), z = asF64(c);
-    switch (in.opcode) {
+    switch (op) {
     case Opcode::Add:
       return fromF64(x + y);
     case Opcode::Sub:
@@ -232,7 +234,7 @@ uint64_t floatOp(const Instruction &in, uint64_t a, uint64_t b, uint64_t c,
     z = flushF32(z);
   }
   float r;
-  switch (in.opcode) {
+  switch (op) {
   case Opcode::Add:
     r = x + y;
     break;
@@ -276,8 +278,9 @@ uint64_t floatOp(const Instruction &in, uint64_t a, uint64_t b, uint64_t c,
 }
 
 /// Integer arithmetic on `in.type`; carries through `cf` where asked.
-uint64_t intOp(const Instruction &in, uint64_t a, uint64_t b, uint64_t c,
-               uint8_t &cf, bool &ok) {
+[[gnu::always_inline]] inline uint64_t intOp(Opcode op, const Instruction &in,
+                                             uint64_t a, uint64_t b, uint64_t c,
+                                             uint8_t &cf, bool &ok) {
   ok = true;
   unsigned w = bitWidth(in.type);
   uint64_t m = widthMask(w);
@@ -301,14 +304,14 @@ uint64_t intOp(const Instruction &in, uint64_t a, uint64_t b, uint64_t c,
       cf = uint8_t((sum >> w) & 1);
     return uint64_t(sum) & m;
   };
-  switch (in.opcode) {
+  switch (op) {
   case Opcode::Add:
     return addCarry(a, b, 0);
   case Opcode::Addc:
     return addCarry(a, b, cf);
   case Opcode::Sub:
   case Opcode::Subc: {
-    uint64_t borrowIn = in.opcode == Opcode::Subc ? cf : 0;
+    uint64_t borrowIn = op == Opcode::Subc ? cf : 0;
     unsigned __int128 rhs = (unsigned __int128)(b & m) + borrowIn;
     if (carryOut)
       cf = (a & m) < rhs;
@@ -322,11 +325,11 @@ uint64_t intOp(const Instruction &in, uint64_t a, uint64_t b, uint64_t c,
     uint64_t p = product(wide, in.modifiers & Hi);
     if (wide)
       return (p + c) & widthMask(2 * w);
-    return addCarry(p, c, in.opcode == Opcode::Madc ? cf : 0);
+    return addCarry(p, c, op == Opcode::Madc ? cf : 0);
   }
   case Opcode::Div:
   case Opcode::Rem: {
-    bool div = in.opcode == Opcode::Div;
+    bool div = op == Opcode::Div;
     if ((b & m) == 0)
       return div ? m : a & m; // undefined in PTX: all ones / the dividend
     if (s) {
@@ -340,7 +343,7 @@ uint64_t intOp(const Instruction &in, uint64_t a, uint64_t b, uint64_t c,
   case Opcode::Min:
   case Opcode::Max: {
     bool less = s ? signExtend(a, w) < signExtend(b, w) : (a & m) < (b & m);
-    bool pickA = (in.opcode == Opcode::Min) == less;
+    bool pickA = (op == Opcode::Min) == less;
     return (pickA ? a : b) & m;
   }
   case Opcode::Neg:
@@ -404,9 +407,8 @@ uint64_t intOp(const Instruction &in, uint64_t a, uint64_t b, uint64_t c,
   }
 }
 
-} // namespace
-
-bool hybrid::emu::convert(const Instruction &in, uint64_t a, uint64_t &out) {
+[[gnu::always_inline]] inline bool convertOne(const Instruction &in, uint64_t a,
+                                              uint64_t &out) {
   Type to = in.type, from = in.source;
   unsigned fw = bitWidth(from), tw = bitWidth(to);
   uint32_t mode = in.modifiers;
@@ -492,7 +494,8 @@ bool hybrid::emu::convert(const Instruction &in, uint64_t a, uint64_t &out) {
   return false;
 }
 
-bool hybrid::emu::compare(const Instruction &in, uint64_t a, uint64_t b) {
+[[gnu::always_inline]] inline bool compareOne(const Instruction &in, uint64_t a,
+                                              uint64_t b) {
   if (isFloat(in.type)) {
     double x = in.type == Type::F64 ? asF64(a) : asF32(a);
     double y = in.type == Type::F64 ? asF64(b) : asF32(b);
@@ -506,6 +509,26 @@ bool hybrid::emu::compare(const Instruction &in, uint64_t a, uint64_t b) {
   if (isSigned(in.type))
     return compareOrdered(in.compare, signExtend(a, w), signExtend(b, w));
   return compareOrdered(in.compare, a & widthMask(w), b & widthMask(w));
+}
+
+} // namespace
+
+bool hybrid::emu::convert(const Instruction &in, uint32_t lanes,
+                          const uint64_t *a, uint64_t *out) {
+  bool ok = true;
+  for (uint32_t m = lanes; m && ok; m &= m - 1) {
+    unsigned l = __builtin_ctz(m);
+    ok = convertOne(in, a[l], out[l]);
+  }
+  return ok;
+}
+
+void hybrid::emu::compare(const Instruction &in, uint32_t lanes,
+                          const uint64_t *a, const uint64_t *b, bool *out) {
+  for (uint32_t m = lanes; m; m &= m - 1) {
+    unsigned l = __builtin_ctz(m);
+    out[l] = compareOne(in, a[l], b[l]);
+  }
 }
 
 namespace {
@@ -535,20 +558,62 @@ std::string hybrid::emu::whyUnsupported(const Instruction &in) {
   return "";
 }
 
+namespace {
+/// One warp's lanes of `in`, with the opcode a constant: the per-thread
+/// semantics (floatOp, intOp) inline into the loop and their dispatch
+/// folds away.
+template <Opcode Op, bool Float>
+bool lanesOf(const Instruction &in, uint32_t lanes, const uint64_t *a,
+             const uint64_t *b, const uint64_t *c, uint8_t *carry,
+             uint64_t *out) {
+  bool ok = true;
+  for (uint32_t m = lanes; m && ok; m &= m - 1) {
+    unsigned l = __builtin_ctz(m);
+    out[l] = Float ? floatOp(Op, in, a[l], b[l], c[l], ok)
+                   : intOp(Op, in, a[l], b[l], c[l], carry[l], ok);
+  }
+  return ok;
+}
+} // namespace
+
 bool hybrid::emu::arithmetic(const Instruction &in, uint32_t lanes,
                              const uint64_t *a, const uint64_t *b,
                              const uint64_t *c, uint8_t *carry, uint64_t *out) {
-  bool ok = true;
-  if (isFloatArithmetic(in)) {
-    for (uint32_t m = lanes; m && ok; m &= m - 1) {
-      unsigned l = __builtin_ctz(m);
-      out[l] = floatOp(in, a[l], b[l], c[l], ok);
-    }
-  } else {
-    for (uint32_t m = lanes; m && ok; m &= m - 1) {
-      unsigned l = __builtin_ctz(m);
-      out[l] = intOp(in, a[l], b[l], c[l], carry[l], ok);
-    }
+  bool fp = isFloatArithmetic(in);
+  switch (in.opcode) {
+#define HYBRID_LANES(OP)                                                       \
+  case Opcode::OP:                                                             \
+    return fp ? lanesOf<Opcode::OP, true>(in, lanes, a, b, c, carry, out)      \
+              : lanesOf<Opcode::OP, false>(in, lanes, a, b, c, carry, out);
+    HYBRID_LANES(Add)
+    HYBRID_LANES(Sub)
+    HYBRID_LANES(Mul)
+    HYBRID_LANES(Mad)
+    HYBRID_LANES(Fma)
+    HYBRID_LANES(Div)
+    HYBRID_LANES(Rem)
+    HYBRID_LANES(Min)
+    HYBRID_LANES(Max)
+    HYBRID_LANES(Neg)
+    HYBRID_LANES(Abs)
+    HYBRID_LANES(Not)
+    HYBRID_LANES(And)
+    HYBRID_LANES(Or)
+    HYBRID_LANES(Xor)
+    HYBRID_LANES(Shl)
+    HYBRID_LANES(Shr)
+    HYBRID_LANES(Bfe)
+    HYBRID_LANES(Clz)
+    HYBRID_LANES(Shf)
+    HYBRID_LANES(Copysign)
+    HYBRID_LANES(Rcp)
+    HYBRID_LANES(Ex2)
+    HYBRID_LANES(Sqrt)
+    HYBRID_LANES(Addc)
+    HYBRID_LANES(Subc)
+    HYBRID_LANES(Madc)
+#undef HYBRID_LANES
+  default:
+    return false;
   }
-  return ok;
 }

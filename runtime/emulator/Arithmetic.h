@@ -27,17 +27,21 @@ float flushF32(float f);
 uint16_t toBF16(float f);
 float fromBF16(uint16_t h);
 
+// The instructions below run a whole warp per call: for each lane in
+// `lanes`, out[lane] from a[lane] (b[lane], ...), so that the per-thread
+// work inlines into one loop.
+
 /// setp's comparison of `a` and `b` at `in`'s type and compare operator.
-bool compare(const Instruction &in, uint64_t a, uint64_t b);
+void compare(const Instruction &in, uint32_t lanes, const uint64_t *a,
+             const uint64_t *b, bool *out);
 /// cvt from `in.source` to `in.type`; false for conversions not modelled.
-bool convert(const Instruction &in, uint64_t a, uint64_t &out);
+bool convert(const Instruction &in, uint32_t lanes, const uint64_t *a,
+             uint64_t *out);
 /// "" or why `in`, an arithmetic instruction, is outside the model (a float
 /// type or rounding mode), known before any thread runs it.
 std::string whyUnsupported(const Instruction &in);
-/// One warp's integer or float arithmetic (add ... shf): for each lane in
-/// `lanes`, out[lane] from a[lane], b[lane], c[lane]; carry[lane] is the
-/// lane's CC.CF for the .cc/addc/subc/madc forms. A whole warp per call, so
-/// that the per-thread work inlines into one loop. False if not modelled.
+/// Integer or float arithmetic (add ... shf); carry[lane] is the lane's
+/// CC.CF for the .cc/addc/subc/madc forms. False if not modelled.
 bool arithmetic(const Instruction &in, uint32_t lanes, const uint64_t *a,
                 const uint64_t *b, const uint64_t *c, uint8_t *carry,
                 uint64_t *out);

@@ -609,46 +609,77 @@ std::string Cta::execute(Frame &f, const Instruction &in, unsigned warp,
     return "";
   case Opcode::Call:
     return call(f, in, warp, exec);
-  case Opcode::Setp:
-    return each([&](unsigned t) -> std::string {
-      bool r = compare(in, read(f, ops[1], t), read(f, ops[2], t));
-      bool q = !r;
+  case Opcode::Setp: {
+    uint64_t a[32], b[32], c[32];
+    bool r[32];
+    readLanes(f, &ops[1], base, exec, a);
+    readLanes(f, &ops[2], base, exec, b);
+    compare(in, exec, a, b, r);
+    if (in.combine != BoolOp::None)
+      readLanes(f, &ops[3], base, exec, c);
+    for (uint32_t m = exec; m; m &= m - 1) {
+      unsigned lane = __builtin_ctz(m), t = base + lane;
+      bool p = r[lane], q = !p;
       if (in.combine != BoolOp::None) {
-        bool c = read(f, ops[3], t) & 1;
-        r = in.combine == BoolOp::And ? (r && c) : (r || c);
-        q = in.combine == BoolOp::And ? (q && c) : (q || c);
+        bool x = c[lane] & 1;
+        p = in.combine == BoolOp::And ? (p && x) : (p || x);
+        q = in.combine == BoolOp::And ? (q && x) : (q || x);
       }
-      write(f, ops[0], t, r);
+      write(f, ops[0], t, p);
       if (ops[0].predicateOut >= 0)
         f.regs[size_t(ops[0].predicateOut) * threads + t] = q;
-      return "";
-    });
-  case Opcode::Selp:
-    return each([&](unsigned t) -> std::string {
-      bool c = read(f, ops[3], t) & 1;
-      write(f, ops[0], t, c ? read(f, ops[1], t) : read(f, ops[2], t));
-      return "";
-    });
+    }
+    return "";
+  }
+  case Opcode::Selp: {
+    uint64_t a[32], b[32], c[32];
+    readLanes(f, &ops[1], base, exec, a);
+    readLanes(f, &ops[2], base, exec, b);
+    readLanes(f, &ops[3], base, exec, c);
+    for (uint32_t m = exec; m; m &= m - 1) {
+      unsigned lane = __builtin_ctz(m);
+      write(f, ops[0], base + lane, c[lane] & 1 ? a[lane] : b[lane]);
+    }
+    return "";
+  }
   case Opcode::Cvta:
     return each([&](unsigned t) -> std::string {
       write(f, ops[0], t, read(f, ops[1], t));
       return "";
     });
-  case Opcode::Cvt:
-    return each([&](unsigned t) -> std::string {
-      uint64_t out;
-      if (in.type == Type::BF16x2) {
-        uint64_t hi = toBF16(asF32(read(f, ops[1], t)));
-        uint64_t lo = toBF16(asF32(read(f, ops[2], t)));
-        write(f, ops[0], t, (hi << 16) | lo);
-        return "";
+  case Opcode::Cvt: {
+    uint64_t a[32], r[32];
+    readLanes(f, &ops[1], base, exec, a);
+    if (in.type == Type::BF16x2) { // cvt.rn.bf16x2.f32 d, hi, lo
+      uint64_t lo[32];
+      readLanes(f, &ops[2], base, exec, lo);
+      for (uint32_t m = exec; m; m &= m - 1) {
+        unsigned lane = __builtin_ctz(m);
+        r[lane] =
+            uint64_t(toBF16(asF32(a[lane]))) << 16 | toBF16(asF32(lo[lane]));
       }
-      if (!convert(in, read(f, ops[1], t), out))
-        return fault("unsupported conversion");
-      write(f, ops[0], t, out);
-      return "";
-    });
+    } else if (exec && !convert(in, exec, a, r)) {
+      currentThread = base + __builtin_ctz(exec);
+      return fault("unsupported conversion");
+    }
+    for (uint32_t m = exec; m; m &= m - 1) {
+      unsigned lane = __builtin_ctz(m);
+      write(f, ops[0], base + lane, r[lane]);
+    }
+    return "";
+  }
   case Opcode::Mov:
+    if (ops[0].kind != Operand::Kind::Vector &&
+        ops[1].kind != Operand::Kind::Vector) {
+      uint64_t a[32];
+      unsigned w = bitWidth(in.type);
+      readLanes(f, &ops[1], base, exec, a);
+      for (uint32_t m = exec; m; m &= m - 1) {
+        unsigned lane = __builtin_ctz(m);
+        write(f, ops[0], base + lane, a[lane] & widthMask(w ? w : 64));
+      }
+      return "";
+    }
     return each([&](unsigned t) -> std::string {
       const Operand &d = ops[0], &s = ops[1];
       unsigned w = bitWidth(in.type);
@@ -658,13 +689,11 @@ std::string Cta::execute(Frame &f, const Instruction &in, unsigned warp,
         for (size_t i = 0; i < s.elements.size(); ++i)
           v |= (read(f, s.elements[i], t) & widthMask(ew)) << (ew * i);
         write(f, d, t, v);
-      } else if (d.kind == Operand::Kind::Vector) { // unpack
+      } else { // unpack
         unsigned ew = w / unsigned(d.elements.size());
         uint64_t v = read(f, s, t);
         for (size_t i = 0; i < d.elements.size(); ++i)
           write(f, d.elements[i], t, (v >> (ew * i)) & widthMask(ew));
-      } else {
-        write(f, d, t, read(f, s, t) & widthMask(w ? w : 64));
       }
       return "";
     });
