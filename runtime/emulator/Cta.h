@@ -241,6 +241,9 @@ private:
   void readLanes(const Frame &f, const Operand *o, unsigned base,
                  uint32_t lanes, uint64_t *out) const;
   void write(Frame &f, const Operand &o, unsigned t, uint64_t v);
+  /// Register `o` = values[lane] for each lane of `lanes`.
+  void writeLanes(Frame &f, const Operand &o, unsigned base, uint32_t lanes,
+                  const uint64_t *values);
   uint64_t address(const Frame &f, const Operand &o, unsigned t) const;
 
   //===--------------------------------------------------------------------===//

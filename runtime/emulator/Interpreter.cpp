@@ -426,6 +426,15 @@ void Cta::write(Frame &f, const Operand &o, unsigned t, uint64_t v) {
   f.regs[size_t(o.reg) * threads + t] = v;
 }
 
+void Cta::writeLanes(Frame &f, const Operand &o, unsigned base, uint32_t lanes,
+                     const uint64_t *values) {
+  uint64_t *to = &f.regs[size_t(o.reg) * threads + base];
+  for (uint32_t m = lanes; m; m &= m - 1) {
+    unsigned lane = __builtin_ctz(m);
+    to[lane] = values[lane];
+  }
+}
+
 uint64_t Cta::address(const Frame &f, const Operand &o, unsigned t) const {
   uint64_t base = o.reg >= 0      ? f.regs[size_t(o.reg) * threads + t]
                   : o.symbol >= 0 ? symbolAddress(o.symbol)
@@ -638,8 +647,9 @@ std::string Cta::execute(Frame &f, const Instruction &in, unsigned warp,
     readLanes(f, &ops[3], base, exec, c);
     for (uint32_t m = exec; m; m &= m - 1) {
       unsigned lane = __builtin_ctz(m);
-      write(f, ops[0], base + lane, c[lane] & 1 ? a[lane] : b[lane]);
+      a[lane] = c[lane] & 1 ? a[lane] : b[lane];
     }
+    writeLanes(f, ops[0], base, exec, a);
     return "";
   }
   case Opcode::Cvta:
@@ -662,22 +672,18 @@ std::string Cta::execute(Frame &f, const Instruction &in, unsigned warp,
       currentThread = base + __builtin_ctz(exec);
       return fault("unsupported conversion");
     }
-    for (uint32_t m = exec; m; m &= m - 1) {
-      unsigned lane = __builtin_ctz(m);
-      write(f, ops[0], base + lane, r[lane]);
-    }
+    writeLanes(f, ops[0], base, exec, r);
     return "";
   }
   case Opcode::Mov:
     if (ops[0].kind != Operand::Kind::Vector &&
         ops[1].kind != Operand::Kind::Vector) {
       uint64_t a[32];
-      unsigned w = bitWidth(in.type);
+      uint64_t mask = widthMask(bitWidth(in.type) ? bitWidth(in.type) : 64);
       readLanes(f, &ops[1], base, exec, a);
-      for (uint32_t m = exec; m; m &= m - 1) {
-        unsigned lane = __builtin_ctz(m);
-        write(f, ops[0], base + lane, a[lane] & widthMask(w ? w : 64));
-      }
+      for (uint32_t m = exec; m; m &= m - 1)
+        a[__builtin_ctz(m)] &= mask;
+      writeLanes(f, ops[0], base, exec, a);
       return "";
     }
     return each([&](unsigned t) -> std::string {
@@ -844,10 +850,7 @@ std::string Cta::execute(Frame &f, const Instruction &in, unsigned warp,
     currentThread = base + __builtin_ctz(exec);
     return fault("unsupported instruction");
   }
-  for (uint32_t m = exec; m; m &= m - 1) {
-    unsigned lane = __builtin_ctz(m);
-    write(f, ops[0], base + lane, r[lane]);
-  }
+  writeLanes(f, ops[0], base, exec, r);
   return "";
 }
 
