@@ -71,7 +71,9 @@ std::string Cta::warpgroupMma(Frame &f, const Instruction &in, unsigned warp) {
     return fault("negated A or B (imm-scale -1) is not emulated");
   PendingWgmma p;
   p.at = current;
-  std::vector<float> b(16 * n);
+  // B transposed ([column][k]) and A widened once, so that each output's
+  // k loop reads both contiguously.
+  std::vector<double> b(size_t(n) * 16);
   for (unsigned k = 0; k < 16; ++k)
     for (unsigned col = 0; col < n; ++col) {
       // Canonical layouts, 128-byte swizzle, 2-byte elements. K-major:
@@ -100,7 +102,7 @@ std::string Cta::warpgroupMma(Frame &f, const Instruction &in, unsigned warp) {
       uint16_t bits;
       std::memcpy(&bits, &shared[addr], 2);
       p.reads.emplace_back(uint32_t(addr), bits);
-      b[k * n + col] = fromBF16(bits);
+      b[col * 16 + k] = fromBF16(bits);
     }
   const Operand &D = ops[0], &A = ops[1];
   bool accumulate = read(f, ops[3], base) & 1;
@@ -131,7 +133,7 @@ std::string Cta::warpgroupMma(Frame &f, const Instruction &in, unsigned warp) {
   // A registers: rows g and g + 8 of the warp's 16, columns 2q, 2q + 1
   // and 2q + 8, 2q + 9 (mma.m16n8k16's A layout); D: register i of lane
   // holds row g + 8 ((i / 2) % 2), column 8 (i / 4) + 2q + i % 2.
-  float a[16][16];
+  double a[16][16];
   for (unsigned lane = 0; lane < 32; ++lane) {
     unsigned t = base + lane, g = lane / 4, q = lane % 4;
     for (unsigned r = 0; r < 4; ++r) {
@@ -150,8 +152,9 @@ std::string Cta::warpgroupMma(Frame &f, const Instruction &in, unsigned warp) {
       double sum = !accumulate ? 0.0
                    : chained   ? asF32(chained->results[lane * regsPerLane + i])
                                : asF32(read(f, D.elements[i], t));
+      const double *bColumn = &b[col * 16];
       for (unsigned k = 0; k < 16; ++k)
-        sum += double(a[row][k]) * b[k * n + col];
+        sum += a[row][k] * bColumn[k];
       p.results[lane * regsPerLane + i] = fromF32(float(sum));
     }
   }

@@ -984,7 +984,10 @@ std::string Cta::mma(Frame &f, const Instruction &in, unsigned base) {
   if (D.elements.size() != 4 || A.elements.size() != 4 ||
       B.elements.size() != 2 || C.elements.size() != 4)
     return fault("mma.m16n8k16 needs 4, 4, 2 and 4 registers");
-  float a[16][16], b[16][8], c[16][8];
+  // A widened and B transposed ([column][k]) once: each output's k loop
+  // reads both contiguously.
+  double a[16][16], b[8][16];
+  float c[16][8];
   for (unsigned lane = 0; lane < 32; ++lane) {
     unsigned t = base + lane, g = lane / 4, q = lane % 4;
     for (unsigned r = 0; r < 4; ++r) {
@@ -996,8 +999,8 @@ std::string Cta::mma(Frame &f, const Instruction &in, unsigned base) {
     for (unsigned r = 0; r < 2; ++r) {
       uint32_t v = uint32_t(read(f, B.elements[r], t));
       unsigned k = 2 * q + r * 8;
-      b[k][g] = fromBF16(uint16_t(v));
-      b[k + 1][g] = fromBF16(uint16_t(v >> 16));
+      b[g][k] = fromBF16(uint16_t(v));
+      b[g][k + 1] = fromBF16(uint16_t(v >> 16));
     }
     for (unsigned r = 0; r < 4; ++r)
       c[g + (r >> 1) * 8][2 * q + (r & 1)] = asF32(read(f, C.elements[r], t));
@@ -1008,7 +1011,7 @@ std::string Cta::mma(Frame &f, const Instruction &in, unsigned base) {
       unsigned row = g + (r >> 1) * 8, col = 2 * q + (r & 1);
       double sum = c[row][col];
       for (unsigned k = 0; k < 16; ++k)
-        sum += double(a[row][k]) * b[k][col];
+        sum += a[row][k] * b[col][k];
       write(f, D.elements[r], t, fromF32(float(sum)));
     }
   }

@@ -675,6 +675,23 @@ $done:
                        "threads arrived)"),
             std::string::npos)
       << stuck;
+  // The warps disagree on the thread count: warp 0 says 64, warp 1 32.
+  std::string counts = runTwoWarps(R"(
+  setp.ge.u32 %p0, %r0, 32;
+  selp.u32 %r1, 32, 64, %p0;
+  bar.sync 3, %r1;
+  ret;)");
+  EXPECT_NE(counts.find("named barrier 3 expects 64 threads, this arrival 32"),
+            std::string::npos)
+      << counts;
+  // Odd and even lanes name different barriers.
+  std::string lanes = runTwoWarps(R"(
+  and.b32 %r1, %r0, 1;
+  bar.sync %r1, 64;
+  ret;)");
+  EXPECT_NE(lanes.find("a named barrier's id or count differs between lanes"),
+            std::string::npos)
+      << lanes;
 }
 
 TEST(Emulator, ReportsRacesAcrossMbarrierPhases) {
