@@ -158,17 +158,51 @@ static void makePositionalExternal(ModuleOp module) {
   });
 }
 
+/// Sets up `pm` for one phase of the compile as `options` ask: the caller's
+/// instrumentation, and a timer named `phase` (kept alive in `scope`).
+static LogicalResult configurePhase(PassManager &pm,
+                                    const CompileOptions &options,
+                                    StringRef phase,
+                                    std::optional<TimingScope> &scope) {
+  if (options.configurePassManager && failed(options.configurePassManager(pm)))
+    return failure();
+  if (options.timing) {
+    scope.emplace(options.timing->nest(phase));
+    pm.enableTiming(*scope);
+  }
+  return success();
+}
+
+/// Runs the passes `build` adds on `module`, as phase `phase`.
+static bool runPhase(ModuleOp module, const CompileOptions &options,
+                     StringRef phase,
+                     llvm::function_ref<void(OpPassManager &)> build) {
+  PassManager pm = PassManager::on<ModuleOp>(module.getContext());
+  build(pm);
+  std::optional<TimingScope> scope;
+  return succeeded(configurePhase(pm, options, phase, scope)) &&
+         succeeded(pm.run(module));
+}
+
+/// A timer for a phase outside the pass managers (ptxas, the host object).
+static std::optional<TimingScope> timePhase(const CompileOptions &options,
+                                            StringRef phase) {
+  if (!options.timing)
+    return std::nullopt;
+  return options.timing->nest(phase);
+}
+
 bool hybrid::planSchedule(ModuleOp module, const CompileOptions &options,
                           bool expand) {
   if (options.externalPositional)
     makePositionalExternal(module);
-  PassManager pm = PassManager::on<ModuleOp>(module.getContext());
   SchedulePipelineOptions schedule;
   schedule.expand = expand;
   schedule.maxSeq = options.maxSeq;
   schedule.storage = options.kvStorage;
-  buildSchedulePipeline(pm, schedule);
-  return succeeded(pm.run(module));
+  return runPhase(module, options, "schedule", [&](OpPassManager &pm) {
+    buildSchedulePipeline(pm, schedule);
+  });
 }
 
 static bool writeFile(const llvm::Twine &path, StringRef text) {
@@ -230,18 +264,13 @@ lowerKernels(ModuleOp module, const CompileOptions &options, StringRef dir,
              llvm::function_ref<void(OpPassManager &)> extract,
              llvm::function_ref<void(OpPassManager &)> convert,
              llvm::function_ref<void(OpPassManager &)> lower) {
-  auto run = [&](llvm::function_ref<void(OpPassManager &)> build) {
-    PassManager pm = PassManager::on<ModuleOp>(module.getContext());
-    build(pm);
-    return succeeded(pm.run(module));
-  };
   TuningDatabase database;
   std::string error;
   if (!options.tuningDb.empty() && !database.load(options.tuningDb, error)) {
     fail(error);
     return std::nullopt;
   }
-  if (!run(extract))
+  if (!runPhase(module, options, "extract", extract))
     return std::nullopt;
   ScheduleOp schedule = *module.getOps<ScheduleOp>().begin();
   int64_t seqLen = schedule.getCacheSummaryAttr()
@@ -249,12 +278,13 @@ lowerKernels(ModuleOp module, const CompileOptions &options, StringRef dir,
                        : options.maxSeq;
   FailureOr<std::vector<TuningDecision>> decisions =
       applyTuning(module, database, getTuningTarget(options.target), seqLen);
-  if (failed(decisions) || !run(convert))
+  if (failed(decisions) || !runPhase(module, options, "convert", convert))
     return std::nullopt;
   nlohmann::ordered_json manifest =
       buildManifest(module, schedule, kernelFile, options.target);
   recordTuning(manifest, *decisions, options);
-  if (!writeKernelsAndDropSchedule(module, schedule, dir) || !run(lower))
+  if (!writeKernelsAndDropSchedule(module, schedule, dir) ||
+      !runPhase(module, options, "lower", lower))
     return std::nullopt;
   return manifest;
 }
@@ -297,7 +327,12 @@ static bool emitCUDAArtifacts(ModuleOp module, const CompileOptions &options,
   if (!manifest)
     return false;
   std::string error;
-  std::optional<std::string> ptx = emitPTX(module, cuda.toolkit, error);
+  std::optional<TimingScope> ptxScope;
+  std::optional<std::string> ptx =
+      emitPTX(module, cuda.toolkit, error, [&](PassManager &pm) {
+        return configurePhase(pm, options, "ptx", ptxScope);
+      });
+  ptxScope.reset();
   if (!ptx)
     return fail(error);
   std::string ptxPath = (dir + "/" + ptxFile).str();
@@ -311,6 +346,7 @@ static bool emitCUDAArtifacts(ModuleOp module, const CompileOptions &options,
     ptxas = findPtxas(cuda.toolkit);
   if (ptxas) {
     std::string cubinPath = (dir + "/kernels.cubin").str();
+    std::optional<TimingScope> scope = timePhase(options, "cubin (ptxas)");
     if (!assembleCubin(*ptxas, ptxPath, cuda.chip, cubinPath, error))
       return fail(error);
     (*manifest)["cubin"] = "kernels.cubin";
@@ -340,6 +376,7 @@ bool hybrid::emitArtifacts(ModuleOp module, const CompileOptions &options,
     return false;
   (*manifest)["host"] = getHostTargetDescription();
   std::string error;
+  std::optional<TimingScope> scope = timePhase(options, "object");
   if (!emitHostSharedObject(module, (dir + "/" + library).str(), error))
     return fail(error);
   return writeFile(dir + "/manifest.json", manifest->dump(2) + "\n");

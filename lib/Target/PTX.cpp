@@ -16,8 +16,9 @@
 
 using namespace mlir;
 
-std::optional<std::string> hybrid::emitPTX(ModuleOp module, StringRef toolkit,
-                                           std::string &error) {
+std::optional<std::string>
+hybrid::emitPTX(ModuleOp module, StringRef toolkit, std::string &error,
+                function_ref<LogicalResult(PassManager &)> configure) {
   MLIRContext *context = module.getContext();
   DialectRegistry registry;
   registerBuiltinDialectTranslation(registry);
@@ -32,7 +33,7 @@ std::optional<std::string> hybrid::emitPTX(ModuleOp module, StringRef toolkit,
   options.compilationTarget = "isa";
   options.toolkitPath = toolkit.str();
   pm.addPass(createGpuModuleToBinaryPass(options));
-  if (failed(pm.run(module))) {
+  if ((configure && failed(configure(pm))) || failed(pm.run(module))) {
     error = "PTX generation failed (see the diagnostics above)";
     return std::nullopt;
   }

@@ -9,9 +9,12 @@
 //===----------------------------------------------------------------------===//
 
 #include "../common/GPUKernelOptions.h"
+#include "hybrid/Conversion/Passes.h"
 #include "hybrid/Dialect/Hybrid/IR/HybridOps.h"
+#include "hybrid/Dialect/Hybrid/Transforms/Passes.h"
 #include "hybrid/Driver/Compiler.h"
 #include "hybrid/Export/Summary.h"
+#include "mlir/Transforms/Passes.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/WithColor.h"
@@ -105,13 +108,29 @@ int fail(const Twine &message) {
 
 int main(int argc, char **argv) {
   InitLLVM init(argc, argv);
+  // MLIR's own pass-manager and timing options, as in hybrid-opt (not
+  // listed by --help, which keeps to the compiler's); the project's passes
+  // and MLIR's generic ones are registered so that -mlir-print-ir-after=P
+  // can name them.
+  hybrid::registerHybridPasses();
+  hybrid::registerHybridConversionPasses();
+  registerTransformsPasses();
+  registerPassManagerCLOptions();
+  registerDefaultTimingManagerCLOptions();
   cl::HideUnrelatedOptions(
       {&toolCategory, &hybrid::tools::getGPUKernelOptionCategory()});
   cl::ParseCommandLineOptions(
       argc, argv,
       "hybrid-compile: compile a hybrid attention schedule\n\n"
       "  INPUT is a Hugging Face config.json, a hybrid schedule spec (JSON)\n"
-      "  or a .mlir file holding a hybrid.schedule.\n");
+      "  or a .mlir file holding a hybrid.schedule.\n\n"
+      "  MLIR's -mlir-timing (each phase: schedule, extract, convert, lower,\n"
+      "  ptx, cubin or object), -mlir-print-ir-after-all, "
+      "-mlir-pass-statistics\n"
+      "  and the other pass-manager options apply to every pass pipeline.\n");
+  DefaultTimingManager timing;
+  applyDefaultTimingManagerCLOptions(timing);
+  TimingScope root = timing.getRootScope();
 
   hybrid::CompileOptions options;
   options.target = target;
@@ -133,6 +152,11 @@ int main(int argc, char **argv) {
   if (!cudaToolkit.empty())
     options.cudaToolkit = cudaToolkit;
   options.cubin = cubin;
+  options.configurePassManager = [](PassManager &pm) {
+    return applyPassManagerCLOptions(pm);
+  };
+  if (timing.isEnabled())
+    options.timing = &root;
   options.gpu.warpRows = warpRows;
   options.gpu.minCtasPerSM = minCtasPerSM;
   if (target == "cpu" && cubin.getNumOccurrences())

@@ -13,7 +13,10 @@
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/IR/OwningOpRef.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Support/Timing.h"
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -49,6 +52,12 @@ struct CompileOptions {
   /// --warp-specialized, --ping-pong,
   /// --rescale-threshold, --min-ctas-per-sm).
   GPUKernelVariant gpu;
+  /// Applied to every pass manager the compiler runs (hybrid-compile: the
+  /// -mlir-print-ir-*, -mlir-pass-statistics and reproducer options).
+  std::function<mlir::LogicalResult(mlir::PassManager &)> configurePassManager;
+  /// When set, each phase (schedule, extract, convert, lower, then ptx and
+  /// cubin or the host object) is timed under it (-mlir-timing).
+  mlir::TimingScope *timing = nullptr;
 };
 
 /// An MLIR context with every dialect and translation the compiler uses;

@@ -4,6 +4,7 @@
 #define HYBRID_TARGET_PTX_H
 
 #include "mlir/IR/BuiltinOps.h"
+#include "mlir/Pass/PassManager.h"
 
 #include <optional>
 #include <string>
@@ -12,9 +13,12 @@ namespace hybrid {
 
 /// Translates the gpu.module of `module` (kernels lowered to NVVM, target
 /// attached) to PTX with LLVM's NVPTX backend; `toolkit` provides libdevice.
-/// On failure returns nullopt and sets `error`.
-std::optional<std::string> emitPTX(mlir::ModuleOp module,
-                                   llvm::StringRef toolkit, std::string &error);
+/// On failure returns nullopt and sets `error`. `configure`, if given, sets
+/// up the pass manager that runs the translation (instrumentation, timing).
+std::optional<std::string>
+emitPTX(mlir::ModuleOp module, llvm::StringRef toolkit, std::string &error,
+        llvm::function_ref<mlir::LogicalResult(mlir::PassManager &)> configure =
+            nullptr);
 
 /// The ptxas of `toolkit` (or of PATH), if there is one.
 std::optional<std::string> findPtxas(llvm::StringRef toolkit);
