@@ -257,6 +257,13 @@ private:
   /// own, or an async copy it issues: `what`) is not ordered after the
   /// byte's last write and reads by other warps.
   std::string checkWrite(uint64_t i, unsigned warp, const char *what);
+  /// checkWrite's common case, inline: no wgmma reads the byte, no other
+  /// warp read it, and its last write is this warp's or ordered before.
+  bool writeIsOrdered(const Shadow &s, unsigned warp, const uint32_t *mine) {
+    return !s.reading && !(s.readers & ~(1u << warp)) &&
+           (!s.writeClock || s.writer == warp ||
+            mine[s.writer] >= s.writeClock);
+  }
 
   /// Warp `warp`'s clocks, and every warp's after a CTA barrier.
   uint32_t *clockOf(unsigned warp) { return &clocks[size_t(warp) * warps]; }
@@ -267,11 +274,21 @@ private:
   /// `into` = the element-wise max of itself and `from`.
   void join(uint32_t *into, const uint32_t *from) const;
 
+  /// Whether [addr, addr + size) lies in one allocation (the last one found
+  /// is remembered: a kernel's accesses mostly stay in a few tensors).
+  bool inGlobal(uint64_t addr, uint64_t size);
+  uint64_t lastRange[2] = {0, 0};
+
   /// Where `size` bytes at `addr` in `space` live for thread t, checked.
   std::string locate(Frame &f, Space space, uint64_t addr, uint64_t size,
                      unsigned t, unsigned warp, bool isWrite, uint8_t *&where);
 
   static std::string hex(uint64_t v);
+
+  /// ld and st (global, shared, local, param; vectors of up to 4) for the
+  /// lanes in `exec`, each access checked as locate does.
+  std::string loadStore(Frame &f, const Instruction &in, unsigned warp,
+                        uint32_t exec);
 
   //===--------------------------------------------------------------------===//
   // Instructions

@@ -316,7 +316,7 @@ std::string Cta::tensorLoad(Frame &f, const Instruction &in, unsigned t,
       offset ^= ((offset >> 7) & 7) << 4;
     uint8_t bytes[8] = {};
     if (inside) {
-      if (!memory.contains(source, map.elementBytes))
+      if (!inGlobal(source, map.elementBytes))
         return fault("TMA load reads outside device memory at 0x" +
                      hex(source));
       std::memcpy(bytes, reinterpret_cast<const void *>(source),
@@ -325,9 +325,10 @@ std::string Cta::tensorLoad(Frame &f, const Instruction &in, unsigned t,
     }
     for (unsigned i = 0; i < map.elementBytes; ++i) {
       Shadow &s = shadow[offset + i];
-      if (std::string e = checkWrite(offset + i, warp, "loads (TMA) into");
-          !e.empty())
-        return e;
+      if (!writeIsOrdered(s, warp, clockOf(warp)))
+        if (std::string e = checkWrite(offset + i, warp, "loads (TMA) into");
+            !e.empty())
+          return e;
       if (s.pending == 255)
         return fault("too many async copies in flight into one byte");
       ++s.pending;

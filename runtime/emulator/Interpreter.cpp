@@ -28,12 +28,78 @@
 using namespace hybrid::emu;
 using namespace hybrid::emu::detail;
 
-bool Memory::contains(uint64_t address, uint64_t size) const {
+namespace {
+// Fixed-size copies, so that an element's load or store is one move rather
+// than a call to memcpy with a run-time size.
+uint64_t loadBytes(const uint8_t *from, unsigned bytes) {
+  switch (bytes) {
+  case 1:
+    return *from;
+  case 2: {
+    uint16_t v;
+    std::memcpy(&v, from, 2);
+    return v;
+  }
+  case 4: {
+    uint32_t v;
+    std::memcpy(&v, from, 4);
+    return v;
+  }
+  default: {
+    uint64_t v;
+    std::memcpy(&v, from, 8);
+    return v;
+  }
+  }
+}
+
+void storeBytes(uint8_t *to, uint64_t v, unsigned bytes) {
+  switch (bytes) {
+  case 1:
+    *to = uint8_t(v);
+    return;
+  case 2: {
+    uint16_t x = uint16_t(v);
+    std::memcpy(to, &x, 2);
+    return;
+  }
+  case 4: {
+    uint32_t x = uint32_t(v);
+    std::memcpy(to, &x, 4);
+    return;
+  }
+  default:
+    std::memcpy(to, &v, 8);
+  }
+}
+} // namespace
+
+bool Memory::find(uint64_t address, uint64_t &begin, uint64_t &end) const {
   auto it = ranges.upper_bound(address);
   if (it == ranges.begin())
     return false;
   --it;
-  return address >= it->first && address + size <= it->first + it->second;
+  begin = it->first;
+  end = it->first + it->second;
+  return address < end;
+}
+
+bool Memory::contains(uint64_t address, uint64_t size) const {
+  uint64_t begin, end;
+  return find(address, begin, end) && address + size <= end &&
+         address + size >= address;
+}
+
+bool Cta::inGlobal(uint64_t addr, uint64_t size) {
+  if (addr >= lastRange[0] && addr + size <= lastRange[1] &&
+      addr + size >= addr)
+    return true;
+  uint64_t begin, end;
+  if (!memory.find(addr, begin, end) || addr + size > end || addr + size < addr)
+    return false;
+  lastRange[0] = begin;
+  lastRange[1] = end;
+  return true;
 }
 
 std::string Cta::run(unsigned x, unsigned y, unsigned z) {
@@ -429,6 +495,10 @@ void Cta::write(Frame &f, const Operand &o, unsigned t, uint64_t v) {
 void Cta::writeLanes(Frame &f, const Operand &o, unsigned base, uint32_t lanes,
                      const uint64_t *values) {
   uint64_t *to = &f.regs[size_t(o.reg) * threads + base];
+  if (lanes == ~0u) {
+    std::copy_n(values, 32, to);
+    return;
+  }
   for (uint32_t m = lanes; m; m &= m - 1) {
     unsigned lane = __builtin_ctz(m);
     to[lane] = values[lane];
@@ -449,6 +519,7 @@ std::string Cta::sharedAccess(uint64_t offset, uint64_t size, unsigned warp,
                  std::to_string(size) + " bytes at offset " +
                  std::to_string(offset) + " is outside the CTA's " +
                  std::to_string(sharedBytes) + " bytes");
+  const uint32_t *mine = clockOf(warp);
   for (uint64_t i = offset; i < offset + size; ++i) {
     Shadow &s = shadow[i];
     if (s.pending)
@@ -469,22 +540,22 @@ std::string Cta::sharedAccess(uint64_t offset, uint64_t size, unsigned warp,
         s.landedBy = 0;
     }
     if (isWrite) {
-      if (std::string e = checkWrite(i, warp, "writes"); !e.empty())
-        return e;
+      if (!writeIsOrdered(s, warp, mine))
+        if (std::string e = checkWrite(i, warp, "writes"); !e.empty())
+          return e;
       s.readers = 0;
-      s.writeClock = clockOf(warp)[warp];
+      s.writeClock = mine[warp];
       s.writer = uint8_t(warp);
       s.unfenced = 1;
       continue;
     }
-    if (s.writeClock && s.writer != warp &&
-        clockOf(warp)[s.writer] < s.writeClock)
+    if (s.writeClock && s.writer != warp && mine[s.writer] < s.writeClock)
       return fault("race: warp " + std::to_string(warp) +
                    " reads shared byte " + std::to_string(i) + " that warp " +
                    std::to_string(s.writer) +
                    " wrote with no barrier or mbarrier phase between");
     s.readers |= 1u << warp;
-    readClocks[i * warps + warp] = clockOf(warp)[warp];
+    readClocks[i * warps + warp] = mine[warp];
   }
   return "";
 }
@@ -519,7 +590,7 @@ std::string Cta::locate(Frame &f, Space space, uint64_t addr, uint64_t size,
   const char *verb = isWrite ? "write" : "read";
   switch (space) {
   case Space::Global:
-    if (!memory.contains(addr, size))
+    if (!inGlobal(addr, size))
       return fault(std::string("out-of-bounds global ") + verb + " of " +
                    std::to_string(size) + " bytes at 0x" + hex(addr));
     if (addr % size)
@@ -548,6 +619,48 @@ std::string Cta::locate(Frame &f, Space space, uint64_t addr, uint64_t size,
   default:
     return fault("unsupported state space");
   }
+}
+
+std::string Cta::loadStore(Frame &f, const Instruction &in, unsigned warp,
+                           uint32_t exec) {
+  const unsigned base = warp * 32;
+  const bool isStore = in.opcode == Opcode::St;
+  const Operand &addrOp = in.operands[isStore ? 0 : 1];
+  const Operand &valOp = in.operands[isStore ? 1 : 0];
+  const unsigned bytes = std::max(1u, bitWidth(in.type) / 8), n = in.vector;
+  const uint64_t size = uint64_t(bytes) * n;
+  const bool sign = !isStore && isSigned(in.type);
+  uint64_t *addresses =
+      in.space == Space::Shared ? sharedAddress : globalAddress;
+  accessBytes = unsigned(size);
+  for (uint32_t m = exec; m; m &= m - 1) {
+    unsigned lane = __builtin_ctz(m), t = base + lane;
+    currentThread = t;
+    uint64_t addr = address(f, addrOp, t);
+    uint8_t *where = nullptr;
+    // Aligned accesses inside the last allocation found, the common case,
+    // skip locate's dispatch; it checks (and names) everything else.
+    if (in.space == Space::Global && (addr & (size - 1)) == 0 &&
+        addr >= lastRange[0] && addr + size <= lastRange[1] &&
+        addr + size > addr) {
+      where = reinterpret_cast<uint8_t *>(addr);
+    } else if (std::string e =
+                   locate(f, in.space, addr, size, t, warp, isStore, where);
+               !e.empty()) {
+      return e;
+    }
+    addresses[lane] = addr;
+    for (unsigned i = 0; i < n; ++i) {
+      const Operand &v = n > 1 ? valOp.elements[i] : valOp;
+      if (isStore) {
+        storeBytes(where + i * bytes, read(f, v, t), bytes);
+      } else {
+        uint64_t x = loadBytes(where + i * bytes, bytes);
+        write(f, v, t, sign ? uint64_t(signExtend(x, bytes * 8)) : x);
+      }
+    }
+  }
+  return "";
 }
 
 std::string Cta::hex(uint64_t v) {
@@ -705,38 +818,7 @@ std::string Cta::execute(Frame &f, const Instruction &in, unsigned warp,
     });
   case Opcode::Ld:
   case Opcode::St:
-    return each([&](unsigned t) -> std::string {
-      bool isStore = in.opcode == Opcode::St;
-      const Operand &addrOp = isStore ? ops[0] : ops[1];
-      const Operand &valOp = isStore ? ops[1] : ops[0];
-      unsigned bytes = std::max(1u, bitWidth(in.type) / 8);
-      uint64_t addr = address(f, addrOp, t);
-      unsigned n = in.vector;
-      uint8_t *where = nullptr;
-      if (std::string e = locate(f, in.space, addr, uint64_t(bytes) * n, t,
-                                 warp, isStore, where);
-          !e.empty())
-        return e;
-      if (in.space == Space::Global && n > 1 && addr % (bytes * n))
-        return fault("misaligned vector access at 0x" + hex(addr));
-      (in.space == Space::Shared ? sharedAddress : globalAddress)[t - base] =
-          addr;
-      accessBytes = bytes * n;
-      for (unsigned i = 0; i < n; ++i) {
-        const Operand &v = n > 1 ? valOp.elements[i] : valOp;
-        if (isStore) {
-          uint64_t x = read(f, v, t);
-          std::memcpy(where + i * bytes, &x, bytes);
-        } else {
-          uint64_t x = 0;
-          std::memcpy(&x, where + i * bytes, bytes);
-          if (isSigned(in.type))
-            x = uint64_t(signExtend(x, bytes * 8));
-          write(f, v, t, x);
-        }
-      }
-      return "";
-    });
+    return loadStore(f, in, warp, exec);
   case Opcode::Shfl:
     return shuffle(f, in, base, exec, collective);
   case Opcode::Vote:
@@ -762,17 +844,19 @@ std::string Cta::execute(Frame &f, const Instruction &in, unsigned warp,
         return fault("cp.async source size exceeds the copy size");
       if (dst % size || src % size)
         return fault("misaligned cp.async");
-      if (sourceSize && !memory.contains(src, sourceSize))
+      if (sourceSize && !inGlobal(src, sourceSize))
         return fault("cp.async reads out of bounds at 0x" + hex(src));
       if (dst + size > sharedBytes)
         return fault("cp.async writes outside shared memory");
       // The copy may land any time until the wait: it must be ordered
       // after other warps' accesses.
+      const uint32_t *mine = clockOf(warp);
       for (uint64_t i = dst; i < dst + size; ++i) {
         Shadow &s = shadow[i];
-        if (std::string e = checkWrite(i, warp, "copies (cp.async) into");
-            !e.empty())
-          return e;
+        if (!writeIsOrdered(s, warp, mine))
+          if (std::string e = checkWrite(i, warp, "copies (cp.async) into");
+              !e.empty())
+            return e;
         if (s.pending == 255)
           return fault("too many cp.async in flight into one byte");
         ++s.pending;

@@ -36,6 +36,8 @@ public:
   void remove(uint64_t base) { ranges.erase(base); }
   /// Whether [address, address + size) lies inside one range.
   bool contains(uint64_t address, uint64_t size) const;
+  /// The range holding `address` as [begin, end), or false.
+  bool find(uint64_t address, uint64_t &begin, uint64_t &end) const;
 
 private:
   std::map<uint64_t, uint64_t> ranges;

@@ -129,21 +129,28 @@ bool isIdentifier(const std::string &s) {
 std::vector<std::string> splitTopLevel(const std::string &s, char sep = ',') {
   std::vector<std::string> parts;
   int depth = 0;
-  std::string cur;
-  for (char c : s) {
+  size_t begin = 0;
+  auto add = [&](size_t end) {
+    size_t b = s.find_first_not_of(" \t\r\n", begin);
+    if (b >= end)
+      return false;
+    size_t e = s.find_last_not_of(" \t\r\n", end - 1);
+    parts.push_back(s.substr(b, e - b + 1));
+    return true;
+  };
+  for (size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
     if (c == '{' || c == '[' || c == '(')
       ++depth;
-    if (c == '}' || c == ']' || c == ')')
+    else if (c == '}' || c == ']' || c == ')')
       --depth;
-    if (c == sep && depth == 0) {
-      parts.push_back(trim(cur));
-      cur.clear();
-    } else {
-      cur += c;
+    else if (c == sep && depth == 0) {
+      if (!add(i))
+        parts.emplace_back();
+      begin = i + 1;
     }
   }
-  if (!trim(cur).empty())
-    parts.push_back(trim(cur));
+  add(s.size());
   return parts;
 }
 
@@ -292,7 +299,8 @@ private:
   Module &m;
   std::string &error;
   unsigned line = 0;
-  std::map<std::string, int> globals; // module-scope symbols
+  std::map<std::string, int> globals;                   // module-scope symbols
+  std::unordered_map<std::string, Instruction> decoded; // by opcode text
   // Per function being parsed.
   std::map<std::string, int> locals;
   std::unordered_map<std::string, int> registers;
@@ -898,8 +906,21 @@ private:
     size_t sp = t.find_first_of(" \t\r\n");
     std::string opcode = t.substr(0, sp);
     std::string rest = sp == std::string::npos ? "" : trim(t.substr(sp));
-    if (!decode(opcode, inst))
-      return false;
+    // A module spells few distinct opcodes: each is decoded once.
+    auto known = decoded.find(opcode);
+    if (known == decoded.end()) {
+      Instruction fresh;
+      if (!decode(opcode, fresh))
+        return false;
+      known = decoded.emplace(opcode, std::move(fresh)).first;
+    }
+    // What decode set, with what this statement set before it.
+    Instruction decodedInst = known->second;
+    decodedInst.line = inst.line;
+    decodedInst.text = std::move(inst.text);
+    decodedInst.guard = inst.guard;
+    decodedInst.guardNegated = inst.guardNegated;
+    inst = std::move(decodedInst);
     if (inst.opcode == Opcode::Call) {
       // call.uni (ret), fn, (args);  or  call.uni fn, (args);
       std::vector<std::string> parts = splitTopLevel(rest);

@@ -746,6 +746,20 @@ TEST(Emulator, ReportsOutOfBoundsAndDivergence) {
                         out);
   EXPECT_NE(oob.find("out-of-bounds global read of 8 bytes"), std::string::npos)
       << oob;
+  // ... also right after an access inside the allocation (which the
+  // emulator remembers, to skip the allocation lookup).
+  std::string pastEnd = run(R"(
+.visible .entry k(.param .u64 k_param_0) {
+  .reg .b64 %rd<3>;
+  ld.param.u64 %rd0, [k_param_0];
+  ld.global.b64 %rd1, [%rd0];
+  st.global.b64 [%rd0+8], %rd1;
+  ret;
+})",
+                            out);
+  EXPECT_NE(pastEnd.find("out-of-bounds global write of 8 bytes"),
+            std::string::npos)
+      << pastEnd;
   std::string misaligned = run(R"(
 .visible .entry k(.param .u64 k_param_0) {
   .reg .b64 %rd<2>;
