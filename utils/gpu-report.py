@@ -54,8 +54,8 @@ def main():
     copy = next((b for b in base if b["name"] == "copy"), None)
 
     print(f"### GPU ({gpu}), bf16, 32 heads of dim 128, batch 1\n")
-    print("| layer | N | ours TFLOP/s | FlexAttention | ours / Flex | SDPA flash (causal) | ours / SDPA |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| layer | N | ours TFLOP/s | FlexAttention | ours / Flex | SDPA flash (causal) | ours / SDPA | registers (spill bytes) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in ours:
         if "tflops" not in r:
             continue
@@ -68,6 +68,7 @@ def main():
             cells += [f"{sdpa['tflops']:.1f}", f"{r['tflops'] / sdpa['tflops']:.2f}"]
         else:
             cells += ["-", "-"]
+        cells.append(registers(results.parent, r))
         print("| " + " | ".join(cells) + " |")
 
     print("\n| decode layer | context | ms per step | GB/s | of copy |")
@@ -87,6 +88,20 @@ def main():
     count = write_tuning(pathlib.Path(results).parent, ours, device)
     print(f"\nTuning database: results/tuning.json, {count} entries (the fastest "
           "variant per kernel and length; hybrid-compile --tuning-db).")
+
+
+def registers(root, r):
+    """What ptxas gave the record's prefill kernel: registers per thread
+    and spilled bytes (stores), from its artifacts' manifest; "-" without a
+    cubin (smoke runs)."""
+    name = "gpu-attention-32x128" + (f"-{r['variant']}" if "variant" in r else "")
+    path = root / "artifacts" / name / "manifest.json"
+    if not path.exists():
+        return "-"
+    manifest = json.loads(path.read_text())
+    entry = manifest["kernels"].get(r.get("kernel"), {}).get("entry")
+    used = manifest.get("resources", {}).get(entry)
+    return f"{used['registers']} ({used['spill_store_bytes']})" if used else "-"
 
 
 def is_chunk(r):

@@ -289,6 +289,38 @@ lowerKernels(ModuleOp module, const CompileOptions &options, StringRef dir,
   return manifest;
 }
 
+/// The manifest's `resources`: per kernel of the cubin, what ptxas
+/// allotted it. Spilled registers get one warning: their cost shows only on
+/// a GPU, their cause only here.
+static void
+recordResources(nlohmann::ordered_json &manifest,
+                ArrayRef<std::pair<std::string, FunctionResources>> resources) {
+  nlohmann::ordered_json &out = manifest["resources"];
+  out = nlohmann::ordered_json::object();
+  const std::pair<std::string, FunctionResources> *worst = nullptr;
+  unsigned spilling = 0;
+  for (const auto &entry : resources) {
+    const FunctionResources &r = entry.second;
+    out[entry.first] = {{"registers", r.registers},
+                        {"stack_bytes", r.stackBytes},
+                        {"spill_store_bytes", r.spillStoreBytes},
+                        {"spill_load_bytes", r.spillLoadBytes},
+                        {"static_shared_bytes", r.sharedBytes}};
+    if (!r.spillStoreBytes && !r.spillLoadBytes)
+      continue;
+    ++spilling;
+    if (!worst || r.spillStoreBytes > worst->second.spillStoreBytes)
+      worst = &entry;
+  }
+  if (worst)
+    llvm::WithColor::warning(llvm::errs(), "hybrid")
+        << "ptxas spills registers to local memory in " << spilling << " of "
+        << resources.size() << " kernels (the most: " << worst->first << ", "
+        << worst->second.spillStoreBytes << " bytes stored at "
+        << worst->second.registers
+        << " registers); each kernel's are in manifest.json's resources\n";
+}
+
 /// emitArtifacts for `cuda:<chip>`: kernels.ptx, kernels.cubin when asked
 /// for (the default) and ptxas is found, kernels.mlir and manifest.json.
 static bool emitCUDAArtifacts(ModuleOp module, const CompileOptions &options,
@@ -347,9 +379,11 @@ static bool emitCUDAArtifacts(ModuleOp module, const CompileOptions &options,
   if (ptxas) {
     std::string cubinPath = (dir + "/kernels.cubin").str();
     std::optional<TimingScope> scope = timePhase(options, "cubin (ptxas)");
-    if (!assembleCubin(*ptxas, ptxPath, cuda.chip, cubinPath, error))
+    std::vector<std::pair<std::string, FunctionResources>> resources;
+    if (!assembleCubin(*ptxas, ptxPath, cuda.chip, cubinPath, error, resources))
       return fail(error);
     (*manifest)["cubin"] = "kernels.cubin";
+    recordResources(*manifest, resources);
   }
   return writeFile(dir + "/manifest.json", manifest->dump(2) + "\n");
 }

@@ -55,8 +55,62 @@ std::optional<std::string> hybrid::findPtxas(StringRef toolkit) {
   return std::nullopt;
 }
 
-bool hybrid::assembleCubin(StringRef ptxas, StringRef ptxPath, StringRef chip,
-                           StringRef cubinPath, std::string &error) {
+/// The number before `unit` in `text` ("40 bytes stack frame"), or 0.
+static uint64_t getCountBefore(StringRef text, StringRef unit) {
+  size_t at = text.find(unit);
+  if (at == StringRef::npos)
+    return 0;
+  StringRef digits = text.take_front(at).rtrim().rsplit(' ').second;
+  if (digits.empty())
+    digits = text.take_front(at).rtrim();
+  uint64_t value = 0;
+  return digits.getAsInteger(10, value) ? 0 : value;
+}
+
+void hybrid::parsePtxasResources(
+    StringRef log,
+    std::vector<std::pair<std::string, FunctionResources>> &resources) {
+  // ptxas info    : Compiling entry function 'k' for 'sm_90a'
+  // ptxas info    : Function properties for k
+  //     40 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads
+  // ptxas info    : Used 40 registers, used 0 barriers, 9216 bytes smem
+  std::string current;
+  FunctionResources found;
+  bool properties = false;
+  SmallVector<StringRef> lines;
+  log.split(lines, '\n');
+  for (StringRef line : lines) {
+    line = line.trim();
+    StringRef info = line;
+    if (info.consume_front("ptxas info")) {
+      info = info.ltrim(" :");
+      if (info.consume_front("Compiling entry function '")) {
+        current = info.take_until([](char c) { return c == '\''; }).str();
+        found = FunctionResources();
+        properties = false;
+      } else if (info.consume_front("Function properties for ")) {
+        properties = !current.empty() && info.trim() == current;
+      } else if (info.consume_front("Used ") && !current.empty()) {
+        found.registers = unsigned(getCountBefore(info, " registers"));
+        found.sharedBytes = getCountBefore(info, " bytes smem");
+        resources.emplace_back(current, found);
+        current.clear();
+      }
+      continue;
+    }
+    if (properties && line.contains("bytes stack frame")) {
+      found.stackBytes = getCountBefore(line, " bytes stack frame");
+      found.spillStoreBytes = getCountBefore(line, " bytes spill stores");
+      found.spillLoadBytes = getCountBefore(line, " bytes spill loads");
+      properties = false;
+    }
+  }
+}
+
+bool hybrid::assembleCubin(
+    StringRef ptxas, StringRef ptxPath, StringRef chip, StringRef cubinPath,
+    std::string &error,
+    std::vector<std::pair<std::string, FunctionResources>> &resources) {
   SmallString<128> log;
   if (std::error_code ec =
           llvm::sys::fs::createTemporaryFile("ptxas", "log", log)) {
@@ -64,15 +118,28 @@ bool hybrid::assembleCubin(StringRef ptxas, StringRef ptxPath, StringRef chip,
     return false;
   }
   std::string arch = ("-arch=" + chip).str();
-  SmallVector<StringRef> args = {ptxas, arch, "-O3", ptxPath, "-o", cubinPath};
+  // -v: each function's registers, stack and spills, for the manifest.
+  SmallVector<StringRef> args = {ptxas,   arch, "-O3",    "-v",
+                                 ptxPath, "-o", cubinPath};
   std::optional<StringRef> redirects[] = {std::nullopt, StringRef(log),
                                           StringRef(log)};
   int rc = llvm::sys::ExecuteAndWait(ptxas, args, std::nullopt, redirects);
+  auto text = llvm::MemoryBuffer::getFile(log);
   if (rc != 0) {
-    auto text = llvm::MemoryBuffer::getFile(log);
-    error = ("ptxas " + arch + " failed: " +
-             (text ? (*text)->getBuffer() : StringRef("(no output)")))
-                .str();
+    // The -v lines are noise beside the error.
+    std::string message;
+    if (text) {
+      SmallVector<StringRef> lines;
+      (*text)->getBuffer().split(lines, '\n');
+      for (StringRef line : lines)
+        if (!line.trim().empty() && !line.starts_with("ptxas info") &&
+            !line.contains("bytes stack frame"))
+          message += line.str() + "\n";
+    }
+    error = "ptxas " + arch + " failed: " +
+            (message.empty() ? std::string("(no output)") : message);
+  } else if (text) {
+    parsePtxasResources((*text)->getBuffer(), resources);
   }
   llvm::sys::fs::remove(log);
   return rc == 0;

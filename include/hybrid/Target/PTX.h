@@ -8,6 +8,8 @@
 
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace hybrid {
 
@@ -23,11 +25,27 @@ emitPTX(mlir::ModuleOp module, llvm::StringRef toolkit, std::string &error,
 /// The ptxas of `toolkit` (or of PATH), if there is one.
 std::optional<std::string> findPtxas(llvm::StringRef toolkit);
 
+/// What ptxas allotted one function of a cubin (`ptxas -v`).
+struct FunctionResources {
+  unsigned registers = 0;
+  uint64_t stackBytes = 0, spillStoreBytes = 0, spillLoadBytes = 0;
+  uint64_t sharedBytes = 0; // static shared memory
+};
+
 /// Assembles `ptxPath` for `chip` into `cubinPath` with `ptxas`; on failure
-/// returns false and sets `error` (ptxas' own message).
-bool assembleCubin(llvm::StringRef ptxas, llvm::StringRef ptxPath,
-                   llvm::StringRef chip, llvm::StringRef cubinPath,
-                   std::string &error);
+/// returns false and sets `error` (ptxas' own message). `resources` gets
+/// each function's registers, stack, spills and static shared memory, as
+/// ptxas reports them, in its order.
+bool assembleCubin(
+    llvm::StringRef ptxas, llvm::StringRef ptxPath, llvm::StringRef chip,
+    llvm::StringRef cubinPath, std::string &error,
+    std::vector<std::pair<std::string, FunctionResources>> &resources);
+
+/// Parses `ptxas -v` output into `resources`: a function counts once its
+/// "Used N registers" line is seen.
+void parsePtxasResources(
+    llvm::StringRef log,
+    std::vector<std::pair<std::string, FunctionResources>> &resources);
 
 } // namespace hybrid
 
