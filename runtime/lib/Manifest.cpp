@@ -297,6 +297,19 @@ bool hybrid::rt::loadManifest(const std::string &dir, Manifest &manifest,
                          ".prepare_v: a GPU kernel needs one");
       m.kernels[symbol] = std::move(k);
     }
+    if (f.has("resources")) {
+      const json &resources = f.at("resources");
+      if (!resources.is_object())
+        throw FieldError("resources: expected an object");
+      for (auto &[function, value] : resources.items()) {
+        Fields r(value, "resources." + function);
+        FunctionResources &out = m.resources[function];
+        out.registers = r.integer("registers");
+        out.stackBytes = r.integer("stack_bytes", 0);
+        out.spillStoreBytes = r.integer("spill_store_bytes", 0);
+        out.spillLoadBytes = r.integer("spill_load_bytes", 0);
+      }
+    }
     if (f.has("conversions")) {
       Fields conversions = f.child("conversions");
       m.convertBF16ToF32 = conversions.string("bf16_to_f32");

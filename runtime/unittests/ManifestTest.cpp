@@ -25,6 +25,9 @@ const char *kValid = R"({
     "prepare_q": "_mlir_ciface_attn0_prepare_q", "prepare_k": null,
     "num_heads": 4, "num_kv_heads": 2, "head_dim": 64, "v_head_dim": 64,
     "sinks": false, "q_tile": 16, "k_tile": 64}},
+  "resources": {"_mlir_ciface_attn0": {"registers": 168, "stack_bytes": 0,
+    "spill_store_bytes": 8, "spill_load_bytes": 4,
+    "static_shared_bytes": 0}},
   "layers": [
     {"index": 0, "kind": "sliding", "window": 5, "chunk": null,
      "causal": true, "num_heads": 4, "num_kv_heads": 2, "head_dim": 64,
@@ -46,6 +49,10 @@ TEST(Manifest, ReadsLayersAndKernels) {
   EXPECT_FALSE(m.layers[1].hasKernel());
   EXPECT_EQ(m.kernels.at("attn0").qTile, 16);
   EXPECT_TRUE(m.kernels.at("attn0").prepareK.empty());
+  const FunctionResources &r = m.resources.at("_mlir_ciface_attn0");
+  EXPECT_EQ(r.registers, 168);
+  EXPECT_EQ(r.spillStoreBytes, 8);
+  EXPECT_EQ(r.spillLoadBytes, 4);
 }
 
 TEST(Manifest, ErrorsNameTheField) {
@@ -66,6 +73,8 @@ TEST(Manifest, ErrorsNameTheField) {
       {"{\"type\": \"none\"}", "{\"type\": \"alibi\"}",
        "layers[0].positional.type: unknown positional type 'alibi'"},
       {"\"q_tile\": 16", "\"q_tile\": 0", "kernels.attn0.q_tile"},
+      {"\"registers\": 168", "\"registers\": \"many\"",
+       "resources._mlir_ciface_attn0.registers: expected an integer"},
       {"\"causal\": true, \"num_heads\": 4, \"num_kv_heads\": 2",
        "\"causal\": true, \"num_heads\": 4, \"num_kv_heads\": 3",
        "layers[0].num_kv_heads: must divide num_heads"},

@@ -45,8 +45,9 @@ bool hybrid::tune::writeReport(const std::string &reportDir,
   for (const KernelResult &k : kernels) {
     md << "\n## " << k.symbol << " (" << k.signature << ", layer " << k.layer
        << ")\n\n| " << (gpu ? "variant" : "q-tile")
-       << " | k-tile | kernel tiles | ms | vs default | |\n"
-       << "|---:|---:|---|---:|---:|---|\n";
+       << " | k-tile | kernel tiles | "
+       << (gpu ? "registers (spill bytes) | " : "") << "ms | vs default | |\n"
+       << "|---:|---:|---|" << (gpu ? "---:|" : "") << "---:|---:|---|\n";
     double base = k.trials.empty() ? 0 : k.trials.front().ms;
     for (const Trial &t : k.trials)
       md << "| "
@@ -55,7 +56,12 @@ bool hybrid::tune::writeReport(const std::string &reportDir,
                                  : std::string("auto"))
          << " | " << t.candidate.kTile << " | "
          << (t.qTile ? formatv("{0} x {1}", t.qTile, t.kTile).str() : "-")
-         << " | " << (t.ms > 0 ? formatv("{0:f2}", t.ms).str() : "-") << " | "
+         << " | "
+         << (!gpu ? std::string()
+             : t.registers >= 0
+                 ? formatv("{0} ({1}) | ", t.registers, t.spillBytes).str()
+                 : std::string("- | "))
+         << (t.ms > 0 ? formatv("{0:f2}", t.ms).str() : "-") << " | "
          << (t.ms > 0 && base > 0 ? formatv("{0:f2}x", base / t.ms).str() : "-")
          << " | " << (t.status.empty() ? "ok" : t.status) << " |\n";
   }

@@ -340,6 +340,11 @@ int main(int argc, char **argv) {
       const rt::LayerSpec &layer = manifest.layers[k.layer];
       const rt::KernelSpec &spec = manifest.kernels.at(layer.kernel);
       Trial trial{candidate, spec.qTile, spec.kTile, 0, 0, false, ""};
+      if (auto used = manifest.resources.find(spec.entry);
+          used != manifest.resources.end()) {
+        trial.registers = used->second.registers;
+        trial.spillBytes = used->second.spillStoreBytes;
+      }
       if (c > 0 && !gpu && !fitsCache(k, candidate)) {
         trial.status = "pruned (cache)";
         k.trials.push_back(trial);

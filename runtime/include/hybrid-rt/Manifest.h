@@ -107,6 +107,12 @@ struct KernelSpec {
   std::string signature, tuningSource;
 };
 
+/// GPU targets with a cubin: what ptxas gave one kernel function.
+struct FunctionResources {
+  int64_t registers = 0; // per thread
+  int64_t stackBytes = 0, spillStoreBytes = 0, spillLoadBytes = 0;
+};
+
 struct Manifest {
   int64_t version = 0;
   std::string dir, target, library, modelType, name;
@@ -116,6 +122,9 @@ struct Manifest {
   /// GPU targets: elementwise conversion kernels for bf16 tensors at the
   /// API (empty in artifacts that predate them).
   std::string convertBF16ToF32, convertF32ToBF16;
+  /// By kernel function (a KernelSpec's entry, decode, ...); empty without
+  /// a cubin.
+  std::map<std::string, FunctionResources> resources;
 };
 
 /// Reads `dir`/manifest.json. On failure returns false and sets `error` to
