@@ -37,6 +37,9 @@ def layer_name(r, prefill=True):
         name = f"sliding {r['window']}"
     else:
         name = "causal" if prefill and r["kind"] == "full" else r["kind"]
+    # Other shapes than the benchmark's heads of 128 (wide-heads decode).
+    if r.get("head_dim", 128) != 128:
+        name += f", {r['heads']} / {r['kv_heads']} heads of {r['head_dim']}"
     return name + (f" ({r['variant']})" if "variant" in r else "")
 
 
@@ -146,10 +149,10 @@ def print_targets(ours, by, copy):
     best = {}
     for r in ours:
         if "tflops" in r:
-            key = ("prefill", r["kind"], r.get("window"), r["seq"])
+            key = ("prefill", r["kind"], r.get("window"), r["seq"], r.get("head_dim", 128))
             value = r["tflops"]
         elif "decode_gbytes_per_s" in r and not is_chunk(r):
-            key = ("decode", r["kind"], r.get("window"), r["context"])
+            key = ("decode", r["kind"], r.get("window"), r["context"], r.get("head_dim", 128))
             value = r["decode_gbytes_per_s"]
         else:
             continue
@@ -159,8 +162,8 @@ def print_targets(ours, by, copy):
         return
     print("\n| fastest | N or context | variant | ours | target | ratio |")
     print("| --- | --- | --- | --- | --- | --- |")
-    for (phase, kind, _, n), (value, r) in sorted(
-            best.items(), key=lambda item: (item[0][0], item[0][1], item[0][3])):
+    for (phase, kind, _, n, _), (value, r) in sorted(
+            best.items(), key=lambda item: (item[0][0], item[0][1], item[0][4], item[0][3])):
         variant = r.get("variant", "default")
         name = layer_name({k: v for k, v in r.items() if k != "variant"},
                           prefill=phase == "prefill")

@@ -64,7 +64,8 @@ if [[ "$mode" == prepare ]]; then
               "$dir/cross.json" "$root/examples/configs/gemma-3-1b-it.json" \
               "$root/examples/configs/gemma-4-e4b.json" \
               "$root/benchmarks/gpu-attention-32x128.json" \
-              "$root/benchmarks/gpu-steps-gqa8.json"; do
+              "$root/benchmarks/gpu-steps-gqa8.json" \
+              "$root/benchmarks/gpu-decode-wide-heads.json"; do
     name="$(basename "$spec" .json)"
     # Caches are planned for each schedule's own context (the benchmark's
     # decode runs at 128K).
@@ -339,7 +340,7 @@ check)
   # (prompt, then decode steps of 1 and of 3 tokens), then bf16 tensors at
   # the C ABI (the conversion kernels), then probe inputs.
   for a in "$dir"/artifacts/*; do
-    [[ "$(basename "$a")" == gpu-@(attention-32x128|steps)* ]] && continue
+    [[ "$(basename "$a")" == gpu-@(attention-32x128|steps|decode)* ]] && continue
     run_check "$a" "${prefill[@]}" --dump "$results/dumps/$(basename "$a")"
   done
   # Short prompts over few kv heads take the split-K twin: the flash kernel
@@ -352,7 +353,7 @@ check)
     run_check "$a" "${bench_check[@]}"
   done
   for a in "$dir"/artifacts/*; do
-    [[ "$(basename "$a")" == gpu-@(attention-32x128|steps)* ]] && continue
+    [[ "$(basename "$a")" == gpu-@(attention-32x128|steps|decode)* ]] && continue
     run_check "$a" "${sessions[@]}"
     run_check "$a" --batch 1 "${steps[@]}" --step-tokens 3
     # Steps of many tokens through the flash kernel over the caches.
@@ -397,6 +398,11 @@ bench)
       --repeat "$repeat" --no-check --json | tee "$results/ours-$variant.jsonl" \
       || status=1
   done
+  # Decode at Gemma 4's wide heads (dims 256 and 512, GQA 4): its decode
+  # kernel holds 144 to 148 registers, 3 CTAs per SM, against 60 at dim 128.
+  "$check" "$dir/artifacts/gpu-decode-wide-heads" "${decode[@]}" \
+    --decode-steps 8 --repeat 1 --no-check --json \
+    | tee "$results/ours-wide-heads.jsonl" || status=1
   # Chunked prefill (steps of many tokens over a long cache) through each
   # kernel, the flash kernel with its split-K twin (automatic) and without
   # (one split): the runtime's choices are models until this measures them
