@@ -294,7 +294,8 @@ lowerKernels(ModuleOp module, const CompileOptions &options, StringRef dir,
 /// a GPU, their cause only here.
 static void
 recordResources(nlohmann::ordered_json &manifest,
-                ArrayRef<std::pair<std::string, FunctionResources>> resources) {
+                ArrayRef<std::pair<std::string, FunctionResources>> resources,
+                bool warn) {
   nlohmann::ordered_json &out = manifest["resources"];
   out = nlohmann::ordered_json::object();
   const std::pair<std::string, FunctionResources> *worst = nullptr;
@@ -312,7 +313,7 @@ recordResources(nlohmann::ordered_json &manifest,
     if (!worst || r.spillStoreBytes > worst->second.spillStoreBytes)
       worst = &entry;
   }
-  if (worst)
+  if (worst && warn)
     llvm::WithColor::warning(llvm::errs(), "hybrid")
         << "ptxas spills registers to local memory in " << spilling << " of "
         << resources.size() << " kernels (the most: " << worst->first << ", "
@@ -383,7 +384,7 @@ static bool emitCUDAArtifacts(ModuleOp module, const CompileOptions &options,
     if (!assembleCubin(*ptxas, ptxPath, cuda.chip, cubinPath, error, resources))
       return fail(error);
     (*manifest)["cubin"] = "kernels.cubin";
-    recordResources(*manifest, resources);
+    recordResources(*manifest, resources, options.warnSpills);
   }
   return writeFile(dir + "/manifest.json", manifest->dump(2) + "\n");
 }

@@ -296,6 +296,9 @@ int main(int argc, char **argv) {
       // holds them, as the database's k_tile is when compiled.
       options.kTileGiven = c > 0;
       options.gpu = *candidate.gpu;
+      // Spills go to the report's registers column, not between progress
+      // lines.
+      options.warnSpills = false;
     } else {
       options.qTile = candidate.qTile;
     }

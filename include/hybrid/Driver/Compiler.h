@@ -43,6 +43,10 @@ struct CompileOptions {
   /// cuda targets: assemble kernels.cubin when ptxas is found (false: the
   /// PTX only, which the driver JITs at load and the PTX emulator runs).
   bool cubin = true;
+  /// cuda targets with a cubin: warn on stderr when kernels spill registers
+  /// (the manifest's resources record them either way; hybrid-tune reports
+  /// them per candidate instead).
+  bool warnSpills = true;
   /// cuda targets: kTile was asked for, so it is halved only until the
   /// tiles fit the chip's shared memory (else until they fit 48 KiB, which
   /// also keeps large head dims' registers from spilling).
