@@ -13,6 +13,7 @@ at least 70% of the copy's bandwidth). Writes DIR/results/tuning.json too:
 the fastest prefill variant per benchmark kernel and length as a tuning
 database (docs/Tuning.md) that hybrid-compile --tuning-db reads.
 """
+import functools
 import json
 import pathlib
 import sys
@@ -93,15 +94,27 @@ def main():
           "variant per kernel and length; hybrid-compile --tuning-db).")
 
 
+@functools.lru_cache(maxsize=None)
+def load_manifest(path):
+    """A manifest.json, parsed once however many records name it; None when
+    its artifacts are absent."""
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def record_manifest(root, r):
+    """The manifest of the artifacts a benchmark record ran (the default's or
+    its variant's), or None."""
+    name = BENCH + (f"-{r['variant']}" if "variant" in r else "")
+    return load_manifest(root / "artifacts" / name / "manifest.json")
+
+
 def registers(root, r):
     """What ptxas gave the record's prefill kernel: registers per thread
     and spilled bytes (stores), from its artifacts' manifest; "-" without a
     cubin (smoke runs)."""
-    name = "gpu-attention-32x128" + (f"-{r['variant']}" if "variant" in r else "")
-    path = root / "artifacts" / name / "manifest.json"
-    if not path.exists():
+    manifest = record_manifest(root, r)
+    if not manifest:
         return "-"
-    manifest = json.loads(path.read_text())
     entry = manifest["kernels"].get(r.get("kernel"), {}).get("entry")
     used = manifest.get("resources", {}).get(entry)
     return f"{used['registers']} ({used['spill_store_bytes']})" if used else "-"
@@ -190,11 +203,9 @@ def write_tuning(root, ours, device):
     def built(r):
         """The manifest and kernel entry of a record's artifacts, when they
         record how the kernel was built."""
-        name = BENCH + (f"-{r['variant']}" if "variant" in r else "")
-        path = root / "artifacts" / name / "manifest.json"
-        if not path.exists():
+        manifest = record_manifest(root, r)
+        if not manifest:
             return None
-        manifest = json.loads(path.read_text())
         k = manifest["kernels"].get(r["kernel"], {})
         return (manifest, k) if "gpu_kernel" in k and "tuning" in k else None
 

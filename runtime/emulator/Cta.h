@@ -277,6 +277,11 @@ private:
   /// Whether [addr, addr + size) lies in one allocation (the last one found
   /// is remembered: a kernel's accesses mostly stay in a few tensors).
   bool inGlobal(uint64_t addr, uint64_t size);
+  /// inGlobal's fast path, inline: inside the allocation found last.
+  bool inLastRange(uint64_t addr, uint64_t size) const {
+    return addr >= lastRange[0] && addr + size <= lastRange[1] &&
+           addr + size > addr;
+  }
   uint64_t lastRange[2] = {0, 0};
 
   /// Where `size` bytes at `addr` in `space` live for thread t, checked.

@@ -91,15 +91,11 @@ bool Memory::contains(uint64_t address, uint64_t size) const {
 }
 
 bool Cta::inGlobal(uint64_t addr, uint64_t size) {
-  if (addr >= lastRange[0] && addr + size <= lastRange[1] &&
-      addr + size >= addr)
+  if (inLastRange(addr, size))
     return true;
-  uint64_t begin, end;
-  if (!memory.find(addr, begin, end) || addr + size > end || addr + size < addr)
+  if (!memory.find(addr, lastRange[0], lastRange[1]))
     return false;
-  lastRange[0] = begin;
-  lastRange[1] = end;
-  return true;
+  return inLastRange(addr, size);
 }
 
 std::string Cta::run(unsigned x, unsigned y, unsigned z) {
@@ -641,8 +637,7 @@ std::string Cta::loadStore(Frame &f, const Instruction &in, unsigned warp,
     // Aligned accesses inside the last allocation found, the common case,
     // skip locate's dispatch; it checks (and names) everything else.
     if (in.space == Space::Global && (addr & (size - 1)) == 0 &&
-        addr >= lastRange[0] && addr + size <= lastRange[1] &&
-        addr + size > addr) {
+        inLastRange(addr, size)) {
       where = reinterpret_cast<uint8_t *>(addr);
     } else if (std::string e =
                    locate(f, in.space, addr, size, t, warp, isStore, where);
