@@ -10,9 +10,11 @@
 #include "Ptx.h"
 
 #include <cctype>
+#include <charconv>
 #include <cstring>
-#include <set>
+#include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 
 using namespace hybrid::emu;
 
@@ -20,8 +22,8 @@ namespace {
 
 /// Sets `field` to `names[name]` if `name` is one of them.
 template <typename T>
-bool assignNamed(const std::unordered_map<std::string, T> &names,
-                 const std::string &name, T &field) {
+bool assignNamed(const std::unordered_map<std::string_view, T> &names,
+                 std::string_view name, T &field) {
   auto it = names.find(name);
   if (it == names.end())
     return false;
@@ -29,7 +31,7 @@ bool assignNamed(const std::unordered_map<std::string, T> &names,
   return true;
 }
 
-const std::unordered_map<std::string, Type> kTypes = {
+const std::unordered_map<std::string_view, Type> kTypes = {
     {"pred", Type::Pred}, {"b8", Type::B8},         {"b16", Type::B16},
     {"b32", Type::B32},   {"b64", Type::B64},       {"u8", Type::U8},
     {"u16", Type::U16},   {"u32", Type::U32},       {"u64", Type::U64},
@@ -38,7 +40,7 @@ const std::unordered_map<std::string, Type> kTypes = {
     {"bf16", Type::BF16}, {"bf16x2", Type::BF16x2}, {"f32", Type::F32},
     {"f64", Type::F64}};
 
-const std::unordered_map<std::string, Opcode> kOpcodes = {
+const std::unordered_map<std::string_view, Opcode> kOpcodes = {
     {"add", Opcode::Add},
     {"sub", Opcode::Sub},
     {"mul", Opcode::Mul},
@@ -85,7 +87,7 @@ const std::unordered_map<std::string, Opcode> kOpcodes = {
     {"subc", Opcode::Subc},
     {"madc", Opcode::Madc}};
 
-const std::unordered_map<std::string, Compare> kCompares = {
+const std::unordered_map<std::string_view, Compare> kCompares = {
     {"eq", Compare::Eq},   {"ne", Compare::Ne},   {"lt", Compare::Lt},
     {"le", Compare::Le},   {"gt", Compare::Gt},   {"ge", Compare::Ge},
     {"lo", Compare::Lo},   {"ls", Compare::Ls},   {"hi", Compare::Hi},
@@ -93,7 +95,7 @@ const std::unordered_map<std::string, Compare> kCompares = {
     {"ltu", Compare::Ltu}, {"leu", Compare::Leu}, {"gtu", Compare::Gtu},
     {"geu", Compare::Geu}, {"num", Compare::Num}, {"nan", Compare::Nan}};
 
-const std::unordered_map<std::string, Special> kSpecials = {
+const std::unordered_map<std::string_view, Special> kSpecials = {
     {"%tid.x", Special::TidX},       {"%tid.y", Special::TidY},
     {"%tid.z", Special::TidZ},       {"%ntid.x", Special::NtidX},
     {"%ntid.y", Special::NtidY},     {"%ntid.z", Special::NtidZ},
@@ -103,19 +105,27 @@ const std::unordered_map<std::string, Special> kSpecials = {
     {"%laneid", Special::LaneId},    {"%warpid", Special::WarpId}};
 
 /// Modifiers that carry no semantics the emulator needs.
-const std::set<std::string> kNeutral = {
+const std::unordered_set<std::string_view> kNeutral = {
     "sync",  "aligned", "uni",      "nc",  "to",  "cg",  "ca",
     "async", "m8n8",    "m16n8k16", "row", "col", "ptr", "ftz"};
 
-std::string trim(const std::string &s) {
-  size_t b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string::npos)
-    return "";
-  size_t e = s.find_last_not_of(" \t\r\n");
+/// Views into the parser's copy of the text: nothing is copied until an
+/// instruction, symbol or function keeps it.
+constexpr std::string_view kSpace = " \t\r\n";
+
+std::string_view trim(std::string_view s) {
+  size_t b = s.find_first_not_of(kSpace);
+  if (b == std::string_view::npos)
+    return {};
+  size_t e = s.find_last_not_of(kSpace);
   return s.substr(b, e - b + 1);
 }
 
-bool isIdentifier(const std::string &s) {
+bool startsWith(std::string_view s, std::string_view prefix) {
+  return s.substr(0, prefix.size()) == prefix;
+}
+
+bool isIdentifier(std::string_view s) {
   if (s.empty())
     return false;
   for (char c : s)
@@ -126,16 +136,16 @@ bool isIdentifier(const std::string &s) {
 }
 
 /// Splits at top-level commas (not inside {}, [] or ()).
-std::vector<std::string> splitTopLevel(const std::string &s, char sep = ',') {
-  std::vector<std::string> parts;
+std::vector<std::string_view> splitTopLevel(std::string_view s,
+                                            char sep = ',') {
+  std::vector<std::string_view> parts;
   int depth = 0;
   size_t begin = 0;
   auto add = [&](size_t end) {
-    size_t b = s.find_first_not_of(" \t\r\n", begin);
-    if (b >= end)
+    std::string_view part = trim(s.substr(begin, end - begin));
+    if (part.empty())
       return false;
-    size_t e = s.find_last_not_of(" \t\r\n", end - 1);
-    parts.push_back(s.substr(b, e - b + 1));
+    parts.push_back(part);
     return true;
   };
   for (size_t i = 0; i < s.size(); ++i) {
@@ -154,106 +164,117 @@ std::vector<std::string> splitTopLevel(const std::string &s, char sep = ',') {
   return parts;
 }
 
-bool parseInteger(const std::string &s, uint64_t &value) {
-  if (s.empty())
-    return false;
-  const char *p = s.c_str();
-  bool negative = *p == '-';
-  if (negative || *p == '+')
-    ++p;
-  char *end = nullptr;
-  errno = 0;
-  unsigned long long v = std::strtoull(p, &end, 0);
-  if (end == p || errno)
-    return false;
-  if (*end == 'U' || *end == 'u')
-    ++end;
-  if (*end)
+/// An unsigned integer in `base` filling all of `s`.
+bool parseDigits(std::string_view s, int base, uint64_t &value) {
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), value, base);
+  return ec == std::errc() && end == s.data() + s.size() && !s.empty();
+}
+
+/// A PTX integer: optional sign, decimal, 0x hex or 0 octal, optional U.
+bool parseInteger(std::string_view s, uint64_t &value) {
+  bool negative = !s.empty() && s[0] == '-';
+  if (negative || (!s.empty() && s[0] == '+'))
+    s.remove_prefix(1);
+  if (!s.empty() && (s.back() == 'U' || s.back() == 'u'))
+    s.remove_suffix(1);
+  int base = 10;
+  if (s.size() > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+    base = 16;
+    s.remove_prefix(2);
+  } else if (s.size() > 1 && s[0] == '0') {
+    base = 8;
+    s.remove_prefix(1);
+  }
+  uint64_t v;
+  if (!parseDigits(s, base, v))
     return false;
   value = negative ? uint64_t(0) - v : v;
   return true;
 }
 
 struct Statement {
-  std::string text;
+  std::string_view text;
   unsigned line;
+  bool label = false; // "name:", the colon dropped
 };
 
-/// Splits PTX into statements: ';'-terminated text, "{" and "}" scopes,
-/// "label:" and function headers (ended by the body's '{').
-std::vector<Statement> splitStatements(const std::string &text) {
+/// `text` with each `//` comment blanked to its line's end, so that a
+/// statement is one contiguous view of it (line breaks stay put).
+std::string blankComments(const std::string &text) {
+  std::string out = text;
+  for (size_t i = out.find("//"); i != std::string::npos;
+       i = out.find("//", i)) {
+    for (; i < out.size() && out[i] != '\n'; ++i)
+      out[i] = ' ';
+  }
+  return out;
+}
+
+/// Splits comment-free PTX into statements: ';'-terminated text, "{" and "}"
+/// scopes, "label:" and function headers (ended by the body's '{').
+std::vector<Statement> splitStatements(std::string_view text) {
   std::vector<Statement> out;
-  std::string cur;
   unsigned line = 1, start = 1;
-  auto emit = [&](const std::string &s, unsigned at) {
-    std::string t = trim(s);
-    if (!t.empty())
-      out.push_back({t, at});
+  // The statement so far is text[begin, i); `blank` while it is only
+  // whitespace.
+  size_t begin = 0;
+  bool blank = true;
+  auto current = [&](size_t i) { return trim(text.substr(begin, i - begin)); };
+  auto flush = [&](size_t i, size_t next) {
+    if (std::string_view t = current(i); !t.empty())
+      out.push_back({t, start});
+    begin = next;
+    blank = true;
   };
-  auto header = [&]() {
-    std::string t = trim(cur);
-    for (const char *h : {".visible", ".entry", ".func", ".weak", ".extern"})
-      if (t.rfind(h, 0) == 0)
+  auto header = [&](size_t i) {
+    std::string_view t = current(i);
+    for (std::string_view h :
+         {".visible", ".entry", ".func", ".weak", ".extern"})
+      if (startsWith(t, h))
         return true;
     return false;
   };
-  // Whether `cur` is only whitespace so far: trimming it at every
-  // character made splitting quadratic in a statement's length (a fifth of
-  // a short emulated run went to parsing).
-  bool blank = true;
-  auto flush = [&]() {
-    emit(cur, start);
-    cur.clear();
-    blank = true;
-  };
   for (size_t i = 0; i < text.size(); ++i) {
     char c = text[i];
-    if (c == '/' && i + 1 < text.size() && text[i + 1] == '/') {
-      while (i < text.size() && text[i] != '\n')
-        ++i;
-      --i;
-      continue;
-    }
     if (c == '\n') {
       ++line;
       // Module directives end at the line's end, without ';'.
       if (!blank) {
-        std::string t = trim(cur);
-        for (const char *d : {".version", ".target", ".address_size"})
-          if (t.rfind(d, 0) == 0) {
-            flush();
+        std::string_view t = current(i);
+        for (std::string_view d : {".version", ".target", ".address_size"})
+          if (startsWith(t, d)) {
+            flush(i, i + 1);
             break;
           }
       }
     }
     if (blank)
       start = line;
-    if ((c == '{' || c == '}') && (blank || (c == '{' && header()))) {
-      flush();
-      out.push_back({std::string(1, c), line});
+    if ((c == '{' || c == '}') && (blank || (c == '{' && header(i)))) {
+      flush(i, i + 1);
+      out.push_back({text.substr(i, 1), line});
       continue;
     }
     if (c == ';') {
-      flush();
+      flush(i, i + 1);
       continue;
     }
     if (c == ':') {
       // A label's colon; "::" belongs to a state space (shared::cta).
-      std::string t = trim(cur);
+      std::string_view t = current(i);
       bool scope = (i + 1 < text.size() && text[i + 1] == ':') ||
                    (!t.empty() && t.back() == ':');
       if (!scope && isIdentifier(t) && t[0] != '.') {
-        out.push_back({t + ":", start});
-        cur.clear();
+        out.push_back({t, start, /*label=*/true});
+        begin = i + 1;
         blank = true;
         continue;
       }
     }
-    cur += c;
     if (c != ' ' && c != '\t' && c != '\r' && c != '\n')
       blank = false;
   }
-  emit(cur, start);
+  flush(text.size(), text.size());
   return out;
 }
 
@@ -262,25 +283,28 @@ public:
   Parser(Module &module, std::string &error) : m(module), error(error) {}
 
   bool run(const std::string &text) {
-    std::vector<Statement> statements = splitStatements(text);
+    source = blankComments(text);
+    std::vector<Statement> statements = splitStatements(source);
     for (size_t i = 0; i < statements.size(); ++i) {
       const Statement &s = statements[i];
       line = s.line;
-      if (s.text.rfind(".version", 0) == 0 ||
-          s.text.rfind(".address_size", 0) == 0)
+      if (s.label)
+        return fail("unsupported module-scope label `" + std::string(s.text) +
+                    ":`");
+      if (startsWith(s.text, ".version") || startsWith(s.text, ".address_size"))
         continue;
-      if (s.text.rfind(".target", 0) == 0) {
+      if (startsWith(s.text, ".target")) {
         m.target = trim(s.text.substr(7));
         continue;
       }
-      if (s.text.rfind(".global", 0) == 0 || s.text.rfind(".shared", 0) == 0 ||
-          s.text.rfind(".extern .shared", 0) == 0) {
+      if (startsWith(s.text, ".global") || startsWith(s.text, ".shared") ||
+          startsWith(s.text, ".extern .shared")) {
         if (!declareVariable(s.text, -1))
           return false;
         continue;
       }
-      if (s.text.find(".entry") != std::string::npos ||
-          s.text.find(".func") != std::string::npos) {
+      if (s.text.find(".entry") != std::string_view::npos ||
+          s.text.find(".func") != std::string_view::npos) {
         int f = -1;
         if (!functionHeader(s.text, f))
           return false;
@@ -290,7 +314,8 @@ public:
         }
         continue;
       }
-      return fail("unsupported module-scope statement `" + s.text + "`");
+      return fail("unsupported module-scope statement `" + std::string(s.text) +
+                  "`");
     }
     return true;
   }
@@ -299,14 +324,16 @@ private:
   Module &m;
   std::string &error;
   unsigned line = 0;
-  std::map<std::string, int> globals;                   // module-scope symbols
-  std::unordered_map<std::string, Instruction> decoded; // by opcode text
+  /// The text without comments; the names below are views into it.
+  std::string source;
+  std::map<std::string, int, std::less<>> globals; // module-scope symbols
+  std::unordered_map<std::string_view, Instruction> decoded; // by opcode text
   // Per function being parsed.
-  std::map<std::string, int> locals;
-  std::unordered_map<std::string, int> registers;
-  std::set<std::string> declaredRegisters;
-  std::map<std::string, int> labels;
-  std::vector<std::string> labelNames; // Label operands index these
+  std::map<std::string, int, std::less<>> locals;
+  std::unordered_map<std::string_view, int> registers;
+  std::unordered_set<std::string_view> declaredRegisters;
+  std::unordered_map<std::string_view, int> labels;
+  std::vector<std::string_view> labelNames; // Label operands index these
 
   bool fail(const std::string &what) {
     error = "line " + std::to_string(line) + ": " + what;
@@ -314,37 +341,31 @@ private:
   }
 
   /// ".space [.align N] .type name[N] [= {bytes}]" -> a symbol.
-  bool declareVariable(const std::string &text, int function,
+  bool declareVariable(std::string_view text, int function,
                        int *index = nullptr) {
     Symbol sym;
     return parseDeclaration(text, function, sym) &&
            addSymbol(std::move(sym), text, function, index);
   }
 
-  bool parseDeclaration(const std::string &text, int function, Symbol &sym) {
-    std::string decl = text, init;
-    if (size_t eq = text.find('='); eq != std::string::npos) {
+  bool parseDeclaration(std::string_view text, int function, Symbol &sym) {
+    std::string_view decl = text, init;
+    if (size_t eq = text.find('='); eq != std::string_view::npos) {
       decl = text.substr(0, eq);
       init = text.substr(eq + 1);
     }
     sym.function = function;
-    std::vector<std::string> words;
-    {
-      std::string w;
-      for (char c : decl + " ") {
-        if (std::isspace(static_cast<unsigned char>(c))) {
-          if (!w.empty())
-            words.push_back(w);
-          w.clear();
-        } else {
-          w += c;
-        }
-      }
+    std::vector<std::string_view> words;
+    for (size_t b = decl.find_first_not_of(kSpace); b != std::string_view::npos;
+         b = decl.find_first_not_of(kSpace, b)) {
+      size_t e = std::min(decl.find_first_of(kSpace, b), decl.size());
+      words.push_back(decl.substr(b, e - b));
+      b = e;
     }
     uint64_t element = 0;
     bool external = false;
     for (size_t i = 0; i < words.size(); ++i) {
-      const std::string &w = words[i];
+      std::string_view w = words[i];
       if (w == ".global")
         sym.space = Space::Global;
       else if (w == ".shared")
@@ -354,7 +375,7 @@ private:
       else if (w == ".param")
         sym.space = Space::Param;
       else if (w == ".align" && i + 1 < words.size())
-        sym.align = std::strtoull(words[++i].c_str(), nullptr, 10);
+        parseDigits(words[++i], 10, sym.align);
       else if (w == ".extern")
         external = true;
       else if (w == ".ptr" || w == ".visible")
@@ -365,35 +386,37 @@ private:
         size_t b = w.find('[');
         sym.name = w.substr(0, b);
         uint64_t count = 1;
-        if (b != std::string::npos) {
+        if (b != std::string_view::npos) {
           // Only `.extern .shared name[]` (dynamic shared memory) may
           // leave its size to the launch.
           sym.dynamic = external && sym.space == Space::Shared &&
                         function < 0 && w.size() == b + 2 && w.back() == ']';
-          if (!sym.dynamic && (w.back() != ']' || w.size() == b + 2))
-            return fail("variable `" + w + "` needs an explicit size");
-          count =
-              sym.dynamic ? 0 : std::strtoull(w.c_str() + b + 1, nullptr, 10);
+          if (sym.dynamic)
+            count = 0;
+          else if (w.back() != ']' ||
+                   !parseDigits(w.substr(b + 1, w.size() - b - 2), 10, count))
+            return fail("variable `" + std::string(w) +
+                        "` needs an explicit size");
         }
         sym.size = count; // times the element size below
       } else {
-        return fail("unsupported declaration `" + text + "`");
+        return fail("unsupported declaration `" + std::string(text) + "`");
       }
     }
     if (sym.space == Space::None || sym.name.empty() || !element)
-      return fail("unsupported declaration `" + text + "`");
+      return fail("unsupported declaration `" + std::string(text) + "`");
     sym.size *= element;
     sym.align = std::max(sym.align, element);
     if (!init.empty()) {
-      std::string body = trim(init);
+      std::string_view body = trim(init);
       if (body.size() < 2 || body.front() != '{' || body.back() != '}' ||
           element != 1)
-        return fail("unsupported initializer in `" + text + "`");
-      for (const std::string &v :
+        return fail("unsupported initializer in `" + std::string(text) + "`");
+      for (std::string_view v :
            splitTopLevel(body.substr(1, body.size() - 2))) {
         uint64_t byte;
         if (!parseInteger(v, byte))
-          return fail("bad initializer value `" + v + "`");
+          return fail("bad initializer value `" + std::string(v) + "`");
         sym.init.push_back(uint8_t(byte));
       }
       if (sym.init.size() > sym.size)
@@ -402,8 +425,7 @@ private:
     return true;
   }
 
-  bool addSymbol(Symbol sym, const std::string &text, int function,
-                 int *index) {
+  bool addSymbol(Symbol sym, std::string_view text, int function, int *index) {
     int idx = int(m.symbols.size());
     if (sym.dynamic) {
       m.dynamicSharedAlign = std::max(m.dynamicSharedAlign, sym.align);
@@ -420,7 +442,8 @@ private:
                        : sym.space == Space::Shared ? &f.sharedBytes
                                                     : nullptr;
       if (!area)
-        return fail("unsupported function-scope declaration `" + text + "`");
+        return fail("unsupported function-scope declaration `" +
+                    std::string(text) + "`");
       *area = (*area + sym.align - 1) / sym.align * sym.align;
       sym.offset = *area;
       *area += sym.size;
@@ -438,22 +461,22 @@ private:
 
   /// ".visible .entry name(params) .maxntid ..." or
   /// ".func (returns) name(params)".
-  bool functionHeader(const std::string &text, int &index) {
-    bool entry = text.find(".entry") != std::string::npos;
+  bool functionHeader(std::string_view text, int &index) {
+    bool entry = text.find(".entry") != std::string_view::npos;
     size_t at = text.find(entry ? ".entry" : ".func") + (entry ? 6 : 5);
-    std::string rest = trim(text.substr(at));
-    std::string returns;
+    std::string_view rest = trim(text.substr(at));
+    std::string_view returns;
     if (!rest.empty() && rest[0] == '(') {
       size_t close = rest.find(')');
       returns = rest.substr(1, close - 1);
       rest = trim(rest.substr(close + 1));
     }
     size_t open = rest.find('(');
-    std::string name = trim(rest.substr(0, open));
-    std::string params;
-    if (open != std::string::npos) {
+    std::string name(trim(rest.substr(0, open)));
+    std::string_view params;
+    if (open != std::string_view::npos) {
       size_t close = rest.find(')', open);
-      if (close == std::string::npos)
+      if (close == std::string_view::npos)
         return fail("unterminated parameter list of `" + name + "`");
       params = rest.substr(open + 1, close - open - 1);
     }
@@ -474,13 +497,13 @@ private:
     f.returns.clear();
     f.paramBytes = 0;
     locals.clear();
-    for (const std::string &p : splitTopLevel(returns)) {
+    for (std::string_view p : splitTopLevel(returns)) {
       int s;
       if (!declareVariable(p, index, &s))
         return false;
       m.functions[index].returns.push_back(s);
     }
-    for (const std::string &p : splitTopLevel(params)) {
+    for (std::string_view p : splitTopLevel(params)) {
       int s;
       if (!declareVariable(p, index, &s))
         return false;
@@ -511,19 +534,18 @@ private:
           break;
         continue;
       }
-      if (s.text.back() == ':') {
-        labels[s.text.substr(0, s.text.size() - 1)] =
-            int(m.functions[f].body.size());
+      if (s.label) {
+        labels[s.text] = int(m.functions[f].body.size());
         continue;
       }
-      if (s.text.rfind(".reg", 0) == 0) {
+      if (startsWith(s.text, ".reg")) {
         declareRegisters(s.text);
         continue;
       }
-      if (s.text.rfind(".pragma", 0) == 0 || s.text.rfind(".loc ", 0) == 0)
+      if (startsWith(s.text, ".pragma") || startsWith(s.text, ".loc "))
         continue;
-      if (s.text.rfind(".local", 0) == 0 || s.text.rfind(".shared", 0) == 0 ||
-          s.text.rfind(".param", 0) == 0) {
+      if (startsWith(s.text, ".local") || startsWith(s.text, ".shared") ||
+          startsWith(s.text, ".param")) {
         // Call sequences redeclare param0/retval0: reuse a big-enough one.
         Symbol sym;
         if (!parseDeclaration(s.text, f, sym))
@@ -551,27 +573,26 @@ private:
           auto it = labels.find(labelNames[o.value]);
           line = inst.line;
           if (it == labels.end())
-            return fail("unknown label `" + labelNames[o.value] + "`");
+            return fail("unknown label `" + std::string(labelNames[o.value]) +
+                        "`");
           o.symbol = it->second;
         }
     fn.registers = unsigned(registers.size());
     return true;
   }
 
-  void declareRegisters(const std::string &text) {
+  void declareRegisters(std::string_view text) {
     // ".reg .b32 %r<12>;" or ".reg .u32 r0, r1, alo;" (inline asm).
-    std::string rest = trim(text.substr(4));
+    std::string_view rest = trim(text.substr(4));
     size_t sp = rest.find_first_of(" \t");
-    if (sp == std::string::npos)
+    if (sp == std::string_view::npos)
       return;
-    for (const std::string &name : splitTopLevel(trim(rest.substr(sp)))) {
-      std::string base = name.substr(0, name.find('<'));
-      if (name.find('<') == std::string::npos)
-        declaredRegisters.insert(base);
-    }
+    for (std::string_view name : splitTopLevel(trim(rest.substr(sp))))
+      if (name.find('<') == std::string_view::npos)
+        declaredRegisters.insert(name);
   }
 
-  int reg(const std::string &name) {
+  int reg(std::string_view name) {
     auto it = registers.find(name);
     if (it != registers.end())
       return it->second;
@@ -580,7 +601,7 @@ private:
     return idx;
   }
 
-  int lookup(const std::string &name) {
+  int lookup(std::string_view name) {
     if (auto it = locals.find(name); it != locals.end())
       return it->second;
     if (auto it = globals.find(name); it != globals.end())
@@ -588,8 +609,8 @@ private:
     return -1;
   }
 
-  bool operand(const std::string &text, Operand &o, bool label = false) {
-    std::string t = trim(text);
+  bool operand(std::string_view text, Operand &o, bool label = false) {
+    std::string_view t = trim(text);
     if (t.empty())
       return fail("empty operand");
     if (label) {
@@ -600,26 +621,26 @@ private:
     }
     if (t[0] == '{') {
       if (t.back() != '}')
-        return fail("bad vector operand `" + t + "`");
+        return fail("bad vector operand `" + std::string(t) + "`");
       o.kind = Operand::Kind::Vector;
-      for (const std::string &e : splitTopLevel(t.substr(1, t.size() - 2))) {
+      for (std::string_view e : splitTopLevel(t.substr(1, t.size() - 2))) {
         Operand element;
         if (!operand(e, element))
           return false;
-        o.elements.push_back(element);
+        o.elements.push_back(std::move(element));
       }
       return true;
     }
     if (t[0] == '[') {
       if (t.back() != ']')
-        return fail("bad address operand `" + t + "`");
-      std::string inner = trim(t.substr(1, t.size() - 2));
+        return fail("bad address operand `" + std::string(t) + "`");
+      std::string_view inner = trim(t.substr(1, t.size() - 2));
       o.kind = Operand::Kind::Address;
       size_t plus = inner.find('+');
-      std::string base = trim(inner.substr(0, plus));
-      if (plus != std::string::npos &&
+      std::string_view base = trim(inner.substr(0, plus));
+      if (plus != std::string_view::npos &&
           !parseInteger(trim(inner.substr(plus + 1)), o.value))
-        return fail("bad address offset in `" + t + "`");
+        return fail("bad address offset in `" + std::string(t) + "`");
       uint64_t absolute;
       if (parseInteger(base, absolute)) {
         o.value += absolute;
@@ -631,10 +652,10 @@ private:
       }
       o.symbol = lookup(base);
       if (o.symbol < 0)
-        return fail("unknown symbol `" + base + "`");
+        return fail("unknown symbol `" + std::string(base) + "`");
       return true;
     }
-    if (size_t bar = t.find('|'); bar != std::string::npos) {
+    if (size_t bar = t.find('|'); bar != std::string_view::npos) {
       if (!operand(t.substr(0, bar), o))
         return false;
       o.predicateOut = reg(trim(t.substr(bar + 1)));
@@ -646,8 +667,8 @@ private:
       return true;
     }
     if (t[0] == '%' || declaredRegisters.count(t)) {
-      if (t.find('.') != std::string::npos)
-        return fail("unsupported special register `" + t + "`");
+      if (t.find('.') != std::string_view::npos)
+        return fail("unsupported special register `" + std::string(t) + "`");
       o.kind = Operand::Kind::Register;
       o.reg = reg(t);
       return true;
@@ -656,11 +677,12 @@ private:
       o.kind = Operand::Kind::Immediate;
       if (t.size() > 2 && t[0] == '0' &&
           (t[1] == 'f' || t[1] == 'F' || t[1] == 'd' || t[1] == 'D')) {
-        o.value = std::strtoull(t.c_str() + 2, nullptr, 16);
+        if (!parseDigits(t.substr(2), 16, o.value))
+          return fail("bad floating-point immediate `" + std::string(t) + "`");
         return true;
       }
       if (!parseInteger(t, o.value))
-        return fail("bad immediate `" + t + "`");
+        return fail("bad immediate `" + std::string(t) + "`");
       return true;
     }
     if (int s = lookup(t); s >= 0) {
@@ -668,37 +690,39 @@ private:
       o.symbol = s;
       return true;
     }
-    if (auto it = m.functionIndex.find(t); it != m.functionIndex.end()) {
+    if (auto it = m.functionIndex.find(std::string(t));
+        it != m.functionIndex.end()) {
       o.kind = Operand::Kind::Function;
       o.symbol = it->second;
       return true;
     }
-    return fail("unknown operand `" + t + "`");
+    return fail("unknown operand `" + std::string(t) + "`");
   }
-  bool decode(const std::string &opcode, Instruction &inst) {
-    std::vector<std::string> tokens;
+
+  bool decode(std::string_view opcode, Instruction &inst) {
+    std::vector<std::string_view> tokens;
     {
       size_t b = 0;
       while (true) {
         size_t e = opcode.find('.', b);
         tokens.push_back(opcode.substr(b, e - b));
-        if (e == std::string::npos)
+        if (e == std::string_view::npos)
           break;
         b = e + 1;
       }
     }
     if (tokens[0] == "wgmma" || tokens[0] == "fence" ||
         tokens[0] == "mbarrier" || tokens[0] == "setmaxnreg" ||
-        opcode.rfind("cp.async.bulk", 0) == 0)
+        startsWith(opcode, "cp.async.bulk"))
       return decodeAsync(opcode, inst);
     auto op = kOpcodes.find(tokens[0]);
     if (op == kOpcodes.end())
-      return fail("unsupported instruction `" + opcode + "`");
+      return fail("unsupported instruction `" + std::string(opcode) + "`");
     inst.opcode = op->second;
     std::vector<Type> types;
     bool compared = false;
     for (size_t i = 1; i < tokens.size(); ++i) {
-      const std::string &t = tokens[i];
+      std::string_view t = tokens[i];
       if (auto ty = kTypes.find(t); ty != kTypes.end()) {
         types.push_back(ty->second);
         continue;
@@ -717,11 +741,11 @@ private:
       if (inst.opcode == Opcode::Ld || inst.opcode == Opcode::St ||
           inst.opcode == Opcode::Cvta || inst.opcode == Opcode::Ldmatrix ||
           inst.opcode == Opcode::CpAsync) {
-        static const std::unordered_map<std::string, Space> spaces = {
+        static const std::unordered_map<std::string_view, Space> spaces = {
             {"global", Space::Global},      {"shared", Space::Shared},
             {"shared::cta", Space::Shared}, {"shared::cluster", Space::Shared},
             {"local", Space::Local},        {"param", Space::Param}};
-        static const std::unordered_map<std::string, unsigned> vectors = {
+        static const std::unordered_map<std::string_view, unsigned> vectors = {
             {"v2", 2}, {"x2", 2}, {"v4", 4}, {"x4", 4}, {"x1", 1}};
         if (auto it = spaces.find(t); it != spaces.end()) {
           // cp.async.cg.shared.global: the destination's space counts.
@@ -733,7 +757,7 @@ private:
           continue;
       }
       if (inst.opcode == Opcode::CpAsync) {
-        static const std::unordered_map<std::string, Opcode> forms = {
+        static const std::unordered_map<std::string_view, Opcode> forms = {
             {"commit_group", Opcode::CpAsyncCommit},
             {"wait_group", Opcode::CpAsyncWait},
             {"wait_all", Opcode::CpAsyncWait}};
@@ -741,7 +765,7 @@ private:
           continue;
       }
       if (inst.opcode == Opcode::Shfl) {
-        static const std::unordered_map<std::string, ShuffleMode> modes = {
+        static const std::unordered_map<std::string_view, ShuffleMode> modes = {
             {"bfly", ShuffleMode::Bfly},
             {"up", ShuffleMode::Up},
             {"down", ShuffleMode::Down},
@@ -754,7 +778,7 @@ private:
         continue;
       }
       if (inst.opcode == Opcode::Vote) {
-        static const std::unordered_map<std::string, VoteMode> modes = {
+        static const std::unordered_map<std::string_view, VoteMode> modes = {
             {"any", VoteMode::Any},
             {"all", VoteMode::All},
             {"uni", VoteMode::Uni},
@@ -762,7 +786,7 @@ private:
         if (assignNamed(modes, t, inst.vote))
           continue;
       }
-      static const std::unordered_map<std::string, uint32_t> modifiers = {
+      static const std::unordered_map<std::string_view, uint32_t> modifiers = {
           {"lo", Lo},
           {"hi", Hi},
           {"wide", Wide},
@@ -791,42 +815,45 @@ private:
       }
       if (kNeutral.count(t))
         continue;
-      return fail("unsupported modifier ." + t + " in `" + opcode + "`");
+      return fail("unsupported modifier ." + std::string(t) + " in `" +
+                  std::string(opcode) + "`");
     }
     if (!types.empty())
       inst.type = types.front();
     if (inst.opcode == Opcode::Cvt) {
       if (types.size() != 2)
-        return fail("cvt needs two types: `" + opcode + "`");
+        return fail("cvt needs two types: `" + std::string(opcode) + "`");
       inst.source = types[1];
     }
     if (inst.opcode == Opcode::Mma) {
       if (opcode != "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32")
-        return fail("unsupported mma shape or types `" + opcode + "`");
+        return fail("unsupported mma shape or types `" + std::string(opcode) +
+                    "`");
       inst.type = Type::F32;
       inst.source = Type::BF16;
     }
     if (inst.opcode == Opcode::Ldmatrix &&
-        (opcode.find("m8n8") == std::string::npos ||
+        (opcode.find("m8n8") == std::string_view::npos ||
          inst.space != Space::Shared || inst.type != Type::B16))
-      return fail("unsupported ldmatrix `" + opcode + "`");
+      return fail("unsupported ldmatrix `" + std::string(opcode) + "`");
     if (inst.opcode == Opcode::CpAsync &&
         (inst.space != Space::Shared ||
-         opcode.find("shared.global") == std::string::npos))
-      return fail("unsupported cp.async `" + opcode + "`");
+         opcode.find("shared.global") == std::string_view::npos))
+      return fail("unsupported cp.async `" + std::string(opcode) + "`");
     if (inst.opcode == Opcode::Shf && !(inst.modifiers & ShiftLeft) &&
-        opcode.find(".r.") == std::string::npos)
-      return fail("unsupported funnel shift `" + opcode + "`");
+        opcode.find(".r.") == std::string_view::npos)
+      return fail("unsupported funnel shift `" + std::string(opcode) + "`");
     if ((inst.opcode == Opcode::Ld || inst.opcode == Opcode::St) &&
         inst.space == Space::None)
-      return fail("generic addressing is not supported: `" + opcode + "`");
+      return fail("generic addressing is not supported: `" +
+                  std::string(opcode) + "`");
     return true;
   }
 
   /// The wgmma forms the flash kernels use, fence.proxy.async, mbarriers,
   /// TMA loads and setmaxnreg: exact spellings, anything else is refused.
-  bool decodeAsync(const std::string &opcode, Instruction &inst) {
-    static const std::unordered_map<std::string, Opcode> forms = {
+  bool decodeAsync(std::string_view opcode, Instruction &inst) {
+    static const std::unordered_map<std::string_view, Opcode> forms = {
         {"wgmma.fence.sync.aligned", Opcode::WgmmaFence},
         {"wgmma.commit_group.sync.aligned", Opcode::WgmmaCommit},
         {"wgmma.wait_group.sync.aligned", Opcode::WgmmaWait},
@@ -855,14 +882,12 @@ private:
     }
     // cp.async.bulk.tensor.Nd.shared::cluster.global.tile
     //   .mbarrier::complete_tx::bytes (tile mode, no multicast or hint)
-    const std::string bulk = "cp.async.bulk.tensor.",
-                      form = "d.shared::cluster.global.tile.mbarrier::"
-                             "complete_tx::bytes";
-    for (const std::string &suffix :
-         {form, std::string("d.shared::cluster.global."
-                            "mbarrier::complete_tx::bytes")})
+    constexpr std::string_view bulk = "cp.async.bulk.tensor.";
+    for (std::string_view suffix :
+         {"d.shared::cluster.global.tile.mbarrier::complete_tx::bytes",
+          "d.shared::cluster.global.mbarrier::complete_tx::bytes"})
       if (opcode.size() == bulk.size() + 1 + suffix.size() &&
-          opcode.rfind(bulk, 0) == 0 &&
+          startsWith(opcode, bulk) &&
           opcode.compare(bulk.size() + 1, suffix.size(), suffix) == 0 &&
           opcode[bulk.size()] >= '1' && opcode[bulk.size()] <= '5') {
         inst.opcode = Opcode::TensorLoad;
@@ -870,13 +895,13 @@ private:
         return true;
       }
     // wgmma.mma_async.sync.aligned.m64nNk16.f32.bf16.bf16
-    const std::string prefix = "wgmma.mma_async.sync.aligned.m64n",
-                      suffix = "k16.f32.bf16.bf16";
-    if (opcode.rfind(prefix, 0) == 0 &&
+    constexpr std::string_view prefix = "wgmma.mma_async.sync.aligned.m64n",
+                               suffix = "k16.f32.bf16.bf16";
+    if (startsWith(opcode, prefix) &&
         opcode.size() > prefix.size() + suffix.size() &&
         opcode.compare(opcode.size() - suffix.size(), suffix.size(), suffix) ==
             0) {
-      std::string n = opcode.substr(
+      std::string_view n = opcode.substr(
           prefix.size(), opcode.size() - prefix.size() - suffix.size());
       uint64_t value = 0;
       if (parseInteger(n, value) && value >= 8 && value <= 256 &&
@@ -888,24 +913,29 @@ private:
         return true;
       }
     }
-    return fail("unsupported instruction `" + opcode +
+    return fail("unsupported instruction `" + std::string(opcode) +
                 "` (of wgmma, only m64nNk16 f32 += bf16 * bf16 is emulated)");
   }
 
-  bool instruction(const std::string &text, Instruction &inst) {
+  bool instruction(std::string_view text, Instruction &inst) {
     inst.line = line;
     inst.text = text;
-    std::string t = text;
+    std::string_view t = text;
     if (t[0] == '@') {
-      size_t sp = t.find_first_of(" \t\r\n");
-      std::string guard = t.substr(1, sp - 1);
-      inst.guardNegated = guard[0] == '!';
+      size_t sp = t.find_first_of(kSpace);
+      std::string_view guard = t.substr(1, sp - 1);
+      inst.guardNegated = !guard.empty() && guard[0] == '!';
       inst.guard = reg(inst.guardNegated ? guard.substr(1) : guard);
-      t = trim(t.substr(sp));
+      t = sp == std::string_view::npos ? std::string_view()
+                                       : trim(t.substr(sp));
+      if (t.empty())
+        return fail("guarded statement without an instruction `" +
+                    std::string(text) + "`");
     }
-    size_t sp = t.find_first_of(" \t\r\n");
-    std::string opcode = t.substr(0, sp);
-    std::string rest = sp == std::string::npos ? "" : trim(t.substr(sp));
+    size_t sp = t.find_first_of(kSpace);
+    std::string_view opcode = t.substr(0, sp);
+    std::string_view rest =
+        sp == std::string_view::npos ? std::string_view() : trim(t.substr(sp));
     // A module spells few distinct opcodes: each is decoded once.
     auto known = decoded.find(opcode);
     if (known == decoded.end()) {
@@ -923,16 +953,16 @@ private:
     inst = std::move(decodedInst);
     if (inst.opcode == Opcode::Call) {
       // call.uni (ret), fn, (args);  or  call.uni fn, (args);
-      std::vector<std::string> parts = splitTopLevel(rest);
+      std::vector<std::string_view> parts = splitTopLevel(rest);
       Operand rets, fn, args;
       rets.kind = args.kind = Operand::Kind::Vector;
       size_t i = 0;
-      auto list = [&](const std::string &p, Operand &into) {
-        for (const std::string &e : splitTopLevel(p.substr(1, p.size() - 2))) {
+      auto list = [&](std::string_view p, Operand &into) {
+        for (std::string_view e : splitTopLevel(p.substr(1, p.size() - 2))) {
           Operand a;
           if (!operand(e, a))
             return false;
-          into.elements.push_back(a);
+          into.elements.push_back(std::move(a));
         }
         return true;
       };
@@ -940,21 +970,21 @@ private:
         return false;
       if (i >= parts.size() || !operand(parts[i++], fn) ||
           fn.kind != Operand::Kind::Function)
-        return fail("bad call target in `" + text + "`");
+        return fail("bad call target in `" + std::string(text) + "`");
       if (i < parts.size() && (parts[i][0] != '(' || !list(parts[i++], args)))
         return false;
-      inst.operands = {rets, fn, args};
+      inst.operands = {std::move(rets), std::move(fn), std::move(args)};
       return true;
     }
     // [dst], [tensor map, {coordinates}], [mbarrier]
     if (inst.opcode == Opcode::TensorLoad) {
-      std::vector<std::string> parts = splitTopLevel(rest);
+      std::vector<std::string_view> parts = splitTopLevel(rest);
       Operand dst, map, coordinates, barrier;
       if (parts.size() != 3 || parts[1].size() < 2 || parts[1][0] != '[' ||
           !operand(parts[0], dst) || !operand(parts[2], barrier))
-        return fail("unsupported cp.async.bulk.tensor operands: `" + text +
-                    "`");
-      std::vector<std::string> inner =
+        return fail("unsupported cp.async.bulk.tensor operands: `" +
+                    std::string(text) + "`");
+      std::vector<std::string_view> inner =
           splitTopLevel(parts[1].substr(1, parts[1].size() - 2));
       if (inner.size() != 2 || !operand(inner[0], map) ||
           map.kind != Operand::Kind::Register ||
@@ -962,16 +992,18 @@ private:
           coordinates.kind != Operand::Kind::Vector ||
           coordinates.elements.size() != inst.n)
         return fail("cp.async.bulk.tensor needs [map register, {" +
-                    std::to_string(inst.n) + " coordinates}]: `" + text + "`");
-      inst.operands = {dst, map, coordinates, barrier};
+                    std::to_string(inst.n) + " coordinates}]: `" +
+                    std::string(text) + "`");
+      inst.operands = {std::move(dst), std::move(map), std::move(coordinates),
+                       std::move(barrier)};
       return true;
     }
-    for (const std::string &p : splitTopLevel(rest)) {
+    for (std::string_view p : splitTopLevel(rest)) {
       Operand o;
       bool label = inst.opcode == Opcode::Bra;
       if (!operand(p, o, label))
         return false;
-      inst.operands.push_back(o);
+      inst.operands.push_back(std::move(o));
     }
     // wgmma with A in registers: {d}, {a0..a3}, b-desc, scale-d,
     // imm-scale-a, imm-scale-b, imm-trans-b. (A from a descriptor would
@@ -990,12 +1022,13 @@ private:
                     std::to_string(inst.n / 2) +
                     " f32}, {4 bf16x2 A registers}, B descriptor, scale-d, "
                     "3 immediates): `" +
-                    text + "`");
+                    std::string(text) + "`");
     }
     if (inst.opcode == Opcode::WgmmaWait &&
         (inst.operands.size() != 1 ||
          inst.operands[0].kind != Operand::Kind::Immediate))
-      return fail("wgmma.wait_group needs an immediate count: `" + text + "`");
+      return fail("wgmma.wait_group needs an immediate count: `" +
+                  std::string(text) + "`");
     // A warpgroup's registers per thread: 24 to 256, a multiple of 8.
     if (inst.opcode == Opcode::SetMaxNReg &&
         (inst.operands.size() != 1 ||
@@ -1004,7 +1037,7 @@ private:
          inst.operands[0].value % 8))
       return fail("setmaxnreg needs an immediate count of 24 to 256, a "
                   "multiple of 8: `" +
-                  text + "`");
+                  std::string(text) + "`");
     // `bar.sync 0` (every thread of the CTA), or a named barrier: an id
     // and a thread count (immediates or registers).
     if (inst.opcode == Opcode::Bar || inst.opcode == Opcode::BarArrive) {
@@ -1019,7 +1052,7 @@ private:
       if (!whole && !named)
         return fail("barriers are `bar.sync 0` or `bar.sync|bar.arrive id, "
                     "threads`: `" +
-                    text + "`");
+                    std::string(text) + "`");
       if (named && inst.opcode == Opcode::Bar)
         inst.opcode = Opcode::BarSync;
     }

@@ -528,6 +528,51 @@ $spin:
       << fault;
 }
 
+/// What LLVM's PTX and hand-written PTX spell: comments anywhere (inside a
+/// multi-line header too), labels, and integer and float immediates in each
+/// base the ISA allows.
+TEST(Emulator, ParsesCommentsLabelsAndImmediates) {
+  std::vector<uint64_t> out(3);
+  std::string fault = run(R"(
+.visible .entry k(  // the header spans lines
+    .param .u64 k_param_0  // with comments in it
+) {
+  .reg .b32 %r<8>;
+  .reg .b64 %rd<2>;
+  .reg .pred %p<2>;
+  .reg .f32 %f<2>;
+  ld.param.u64 %rd0, [k_param_0]; // after a statement
+  mov.u32 %r0, 0x10;
+  mov.u32 %r1, 017;
+  mov.u32 %r2, -3;
+  mov.f32 %f0, 0f3FC00000;
+  mov.b32 %r3, %f0;
+  mov.u32 %r4, 7U;
+  mov.u32 %r5, 0;
+$L__loop:
+  // a comment between a label and its block
+  add.s32 %r5, %r5, 1;
+  setp.lt.s32 %p0, %r5, 5;
+  @%p0 bra $L__loop;
+  st.global.u32 [%rd0], %r0;
+  st.global.u32 [%rd0+4], %r1;
+  st.global.u32 [%rd0+8], %r2;
+  st.global.u32 [%rd0+12], %r3;
+  st.global.u32 [%rd0+16], %r4;
+  st.global.u32 [%rd0+0x14], %r5;
+  ret;
+})",
+                          out);
+  ASSERT_EQ(fault, "");
+  auto word = [&](int i) { return uint32_t(out[i / 2] >> (32 * (i % 2))); };
+  EXPECT_EQ(word(0), 16u);
+  EXPECT_EQ(word(1), 15u);
+  EXPECT_EQ(word(2), uint32_t(-3));
+  EXPECT_EQ(word(3), f32Bits(1.5f));
+  EXPECT_EQ(word(4), 7u);
+  EXPECT_EQ(word(5), 5u);
+}
+
 TEST(Emulator, RejectsWhatItDoesNotModel) {
   SKIP_ON_DEVICE("the emulator's own faults");
   std::vector<uint64_t> out(1);
@@ -551,6 +596,21 @@ TEST(Emulator, RejectsWhatItDoesNotModel) {
                          "id, threads`"),
             std::string::npos)
       << partial;
+  std::string size = run(R"(
+.visible .entry k(.param .u64 k_param_0) {
+  .shared .align 4 .b8 word[4x];
+  ret;
+})",
+                         out);
+  EXPECT_EQ(size, "parse: line 6: variable `word[4x]` needs an explicit size");
+  std::string immediate = run(R"(
+.visible .entry k(.param .u64 k_param_0) {
+  .reg .b32 %r<2>;
+  mov.u32 %r0, 12z;
+  ret;
+})",
+                              out);
+  EXPECT_EQ(immediate, "parse: line 7: bad immediate `12z`");
 }
 
 /// Runs `code` on two warps sharing a 4-byte word `word` and an mbarrier
