@@ -30,6 +30,11 @@
 # checks.txt; the report is still written. On a lent device:
 #   HYBRID_GPU_SUITE_BUDGET=420 utils/gpu-suite.sh run; utils/gpu-suite.sh pack "$OUT"
 #
+# HYBRID_GPU_SUITE_JOBS=N runs the check phase's checks N at a time
+# (default 4; the other phases run one program at a time: they time or
+# profile it). A phase stopped at its limit still writes what its checks
+# printed, and counts the checks it did not run.
+#
 # HYBRID_GPU_SUITE_SMOKE=1 shrinks every size (and skips the PyTorch
 # baselines when torch has no GPU), so that the whole `run` flow can be
 # tried under the PTX emulator (HYBRID_CUDA_DRIVER; lit:
@@ -295,16 +300,62 @@ fi
 
 mkdir -p "$results"
 status=0
-# hybrid-rt-check with these arguments, its lines (and errors) into
-# checks.txt; a failed run says so there too.
-run_check() {
-  local rc=0
-  "$check" "$@" 2>&1 | tee -a "$results/checks.txt" || rc=$?
-  if (( rc != 0 )); then
-    echo "FAILED: hybrid-rt-check ${*#"$dir/"} exited $rc" |
-      tee -a "$results/checks.txt"
-    status=1
+# The check phase's runs go in a queue (run_check) and run
+# HYBRID_GPU_SUITE_JOBS at a time (run_checks; default 4: the GPU and the
+# float64 reference's threads have room for several small checks at once);
+# their lines go to checks.txt in queue order, each run's under the command
+# that made it, and a failed run (or one the phase's time limit stopped)
+# says so there too.
+queue="$results/check-queue"
+queued=0
+run_check() { # hybrid-rt-check's arguments; the step and split overrides
+  local var vars=()  # set for the call travel with it
+  for var in HYBRID_CUDA_FLASH_SPLITS HYBRID_CUDA_STEP_KERNEL \
+             HYBRID_CUDA_DECODE_SPLITS; do
+    if [[ -n "${!var:-}" ]]; then vars+=("$var=${!var}"); fi
+  done
+  queued=$((queued + 1))
+  mkdir -p "$queue"
+  printf '%q ' env "${vars[@]}" "$check" "$@" > "$queue/$queued.cmd"
+  echo "\$ ${vars[*]}${vars[*]:+ }hybrid-rt-check ${*#"$dir/"}" \
+    > "$queue/$queued.title"
+}
+collect_checks() {
+  local i rc unstarted=0
+  for ((i = 1; i <= queued; i++)); do
+    if [[ ! -e "$queue/$i.log" ]]; then
+      unstarted=$((unstarted + 1))
+      continue
+    fi
+    cat "$queue/$i.title" "$queue/$i.log"
+    if [[ ! -e "$queue/$i.rc" ]]; then
+      echo "stopped: $(cut -c3- "$queue/$i.title") (the phase's time limit)"
+    elif rc=$(< "$queue/$i.rc") && (( rc != 0 )); then
+      echo "FAILED: $(cut -c3- "$queue/$i.title") exited $rc"
+    fi
+  done > "$queue/all.txt"
+  if (( unstarted )); then
+    echo "not run: $unstarted of $queued checks (the phase's time limit)" \
+      >> "$queue/all.txt"
   fi
+  tee -a "$results/checks.txt" < "$queue/all.txt"
+  if grep -q '^FAILED' "$queue/all.txt"; then status=1; fi
+  rm -rf "$queue"
+  queued=0
+}
+run_checks() {
+  local i jobs=${HYBRID_GPU_SUITE_JOBS:-4}
+  # A phase stopped at its limit (timeout signals the whole process group)
+  # still reports what finished.
+  trap 'collect_checks; exit 124' TERM
+  for ((i = 1; i <= queued; i++)); do
+    while (( $(jobs -rp | wc -l) >= jobs )); do wait -n || true; done
+    (eval "$(cat "$queue/$i.cmd")" > "$queue/$i.log" 2>&1
+     echo $? > "$queue/$i.rc") &
+  done
+  wait
+  trap - TERM
+  collect_checks
 }
 case "$mode" in
 conformance)
@@ -375,6 +426,7 @@ check)
     HYBRID_CUDA_STEP_KERNEL=flash run_check "$dir/artifacts/$a" --batch 1 \
       "${steps[@]}" --step-tokens 40 --probe
   done
+  run_checks
   ;;
 bench)
   # Ours (device time of the attention kernel; decode: per step over 32K
