@@ -317,21 +317,23 @@ run_check() { # hybrid-rt-check's arguments; the step and split overrides
   queued=$((queued + 1))
   mkdir -p "$queue"
   printf '%q ' env "${vars[@]}" "$check" "$@" > "$queue/$queued.cmd"
-  echo "\$ ${vars[*]}${vars[*]:+ }hybrid-rt-check ${*#"$dir/"}" \
+  echo "${vars[*]}${vars[*]:+ }hybrid-rt-check ${*#"$dir/"}" \
     > "$queue/$queued.title"
 }
 collect_checks() {
-  local i rc unstarted=0
+  local i rc title unstarted=0
   for ((i = 1; i <= queued; i++)); do
     if [[ ! -e "$queue/$i.log" ]]; then
       unstarted=$((unstarted + 1))
       continue
     fi
-    cat "$queue/$i.title" "$queue/$i.log"
+    title=$(< "$queue/$i.title")
+    echo "\$ $title"
+    cat "$queue/$i.log"
     if [[ ! -e "$queue/$i.rc" ]]; then
-      echo "stopped: $(cut -c3- "$queue/$i.title") (the phase's time limit)"
+      echo "stopped: $title (the phase's time limit)"
     elif rc=$(< "$queue/$i.rc") && (( rc != 0 )); then
-      echo "FAILED: $(cut -c3- "$queue/$i.title") exited $rc"
+      echo "FAILED: $title exited $rc"
     fi
   done > "$queue/all.txt"
   if (( unstarted )); then
@@ -350,7 +352,7 @@ run_checks() {
   trap 'collect_checks; exit 124' TERM
   for ((i = 1; i <= queued; i++)); do
     while (( $(jobs -rp | wc -l) >= jobs )); do wait -n || true; done
-    (eval "$(cat "$queue/$i.cmd")" > "$queue/$i.log" 2>&1
+    (eval "$(< "$queue/$i.cmd")" > "$queue/$i.log" 2>&1
      echo $? > "$queue/$i.rc") &
   done
   wait

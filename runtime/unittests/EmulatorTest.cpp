@@ -611,6 +611,15 @@ TEST(Emulator, RejectsWhatItDoesNotModel) {
 })",
                               out);
   EXPECT_EQ(immediate, "parse: line 7: bad immediate `12z`");
+  std::string guard = run(R"(
+.visible .entry k(.param .u64 k_param_0) {
+  .reg .pred %p<2>;
+  @%p0;
+  ret;
+})",
+                          out);
+  EXPECT_EQ(guard,
+            "parse: line 7: guarded statement without an instruction `@%p0`");
 }
 
 /// Runs `code` on two warps sharing a 4-byte word `word` and an mbarrier
