@@ -3,8 +3,8 @@
 emulator) and CPU.
 
 Each case draws a random schedule (head dims, GQA group, mask, window or
-chunk, positional encoding, soft-cap, sinks, K = V, a layer sharing another's
-cache), a random target and kernel variant the compiler accepts for it (GPU:
+chunk, positional encoding and RoPE scaling, soft-cap, sinks, query
+temperature, K = V, a layer sharing another's cache), a random target and kernel variant the compiler accepts for it (GPU:
 mma.sync or wgmma, TMA, stages, softmax overlap, warp specialization,
 ping-pong, warps, rows per warp, key tile, rescale threshold; CPU: query
 and key tiles), compiles it (`hybrid-compile`, `--cubin=false` for GPUs)
@@ -70,6 +70,14 @@ def draw_layer(rng, wgmma):
                                "fraction": rng.choice([0.25, 0.5, 1.0])}
     else:
         layer["positional"] = {"type": "none"}
+    if layer["positional"]["type"] != "none" and rng.random() < 0.3:
+        layer["positional"]["scaling"] = draw_rope_scaling(rng)
+    if rng.random() < 0.15:
+        # Llama 4's query temperature; floor scales this small change it
+        # within the fuzzed lengths.
+        layer["temperature_tuning"] = {
+            "floor_scale": rng.choice([1, 3, 16, 100]),
+            "attn_scale": rng.choice([0.1, 0.5])}
     if rng.random() < 0.25:
         layer["softcap"] = rng.choice([5.0, 30.0, 50.0])
     if rng.random() < 0.2:
@@ -79,6 +87,25 @@ def draw_layer(rng, wgmma):
     if rng.random() < 0.15:
         layer["scale"] = rng.choice([0.05, 0.3, 1.0])
     return layer
+
+
+def draw_rope_scaling(rng):
+    """One of transformers' RoPE scalings; original lengths short enough
+    that the fuzzed positions pass them."""
+    kind = rng.choice(["linear", "llama3", "yarn"])
+    scaling = {"type": kind, "factor": rng.choice([2.0, 4.0, 8.0, 40.0])}
+    if kind == "llama3":
+        scaling.update(low_freq_factor=1.0,
+                       high_freq_factor=rng.choice([2.0, 4.0]),
+                       original_max_position_embeddings=rng.choice(
+                           [32, 256, 8192]))
+    elif kind == "yarn":
+        scaling["original_max_position_embeddings"] = rng.choice([64, 512])
+        if rng.random() < 0.5:
+            scaling["attention_factor"] = rng.choice([0.8, 1.3])
+        if rng.random() < 0.3:
+            scaling["truncate"] = False
+    return scaling
 
 
 def draw_cpu_variant(rng):
