@@ -6,11 +6,13 @@
 #       gpu-suite/; artifacts.tar.gz, unpacked by the other modes) and copies
 #       the runtime's dependencies;
 #   utils/gpu-suite.sh run [DIR]      on the GPU machine (cmake, ninja, CUDA
-#       driver, torch): builds the runtime with CUDA, then runs five phases:
+#       driver, torch): builds the runtime with CUDA, then runs six phases:
 #       conformance the emulator's PTX instruction tests on the GPU;
 #       check   every kernel of every schedule against the float64 reference
 #               (batch 2, lengths 1 to 1000, not multiples of the tiles;
 #               every layer through its cache);
+#       python  the hybrid_attn package (built here over the runtime alone)
+#               with CUDA torch tensors and device arrays;
 #       bench   our kernels and the PyTorch baselines, in the same run;
 #       profile the prefill and decode kernels under ncu;
 #       sanitize compute-sanitizer on small cases;
@@ -26,8 +28,8 @@
 #
 # HYBRID_GPU_SUITE_BUDGET=SECONDS bounds `run` (build included) for a machine
 # lent by the minute: each phase gets a share of the time left (conformance
-# 1, check and bench 3, profile and sanitize 2) and is stopped at it, saying so in
-# checks.txt; the report is still written. On a lent device:
+# and python 1, check and bench 3, profile and sanitize 2) and is stopped at
+# it, saying so in checks.txt; the report is still written. On a lent device:
 #   HYBRID_GPU_SUITE_BUDGET=420 utils/gpu-suite.sh run; utils/gpu-suite.sh pack "$OUT"
 #
 # HYBRID_GPU_SUITE_JOBS=N runs the check phase's checks N at a time
@@ -45,7 +47,7 @@
 # Exit status non-zero if any check fails or a phase is cut short.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-usage="usage: gpu-suite.sh prepare|run|conformance|check|bench|profile|sanitize [DIR]
+usage="usage: gpu-suite.sh prepare|run|conformance|check|python|bench|profile|sanitize [DIR]
        gpu-suite.sh pack OUT [DIR]"
 mode="${1:-}"
 if [[ "$mode" == pack ]]; then
@@ -62,7 +64,7 @@ if [[ "$mode" == prepare ]]; then
   if [[ -n "${HYBRID_GPU_SUITE_SMOKE:-}" ]]; then
     compile+=(--cubin=false)
   fi
-  rm -rf "$dir" && mkdir -p "$dir/artifacts" "$dir/deps"
+  rm -rf "$dir" && mkdir -p "$dir/artifacts" "$dir/python-artifacts" "$dir/deps"
   inputs="$root/test/Runtime/Inputs"
   python3 "$inputs/make-cross.py" > "$dir/cross.json"
   for spec in "$inputs"/{masks,positional,scores,gqa,nope,caches}.json \
@@ -170,12 +172,26 @@ if [[ "$mode" == prepare ]]; then
       --tensor-cores wgmma --tma ${hopper[tma-s2-overlap]} --emit artifacts \
       -o "$dir/artifacts/gemma-4-e4b-tma-s2-overlap"
   fi
-  rm -f "$dir"/artifacts/*/kernels.mlir # only PTX and cubin travel
+  # The hybrid_attn tests' schedules (the python phase's: the package there
+  # has no compiler), compiled as those tests ask (their fixtures' setup),
+  # by the interpreter the package was built for.
+  if [[ -d "$build_dir/python_packages/hybrid_attn" ]]; then
+    python="$(grep -m 1 -E '^_?Python3?_EXECUTABLE:' \
+                "$build_dir/CMakeCache.txt" | cut -d = -f 2-)"
+    HYBRID_ATTN_TEST_ARTIFACTS="$dir/python-artifacts" \
+      PYTHONPATH="$build_dir/python_packages" \
+      HYBRID_CUDA_DRIVER="$build_dir/lib/libhybrid-cuda-emulator.so" \
+      "${python:-python3}" -m pytest -q -p no:cacheprovider --setup-only \
+      "$root/python/tests/test_emulated.py" > "$dir/python-artifacts.log"
+  else
+    echo "no hybrid_attn package in $build_dir: the python phase will fail"
+  fi
+  rm -f "$dir"/{,python-}artifacts/*/kernels.mlir # only PTX and cubin travel
   # The tree that travels to a lent GPU machine is limited (64 MiB): PTX and
   # cubins of every schedule and variant take about 80 MiB, compressed 17.
   # The other modes unpack them.
-  tar czf "$dir/artifacts.tar.gz" -C "$dir" artifacts
-  rm -rf "$dir/artifacts"
+  tar czf "$dir/artifacts.tar.gz" -C "$dir" artifacts python-artifacts
+  rm -rf "$dir/artifacts" "$dir/python-artifacts"
   du -sh "$dir"
   exit 0
 fi
@@ -201,7 +217,7 @@ if [[ "$mode" == pack ]]; then
   exit 0
 fi
 
-case "$mode" in run|conformance|check|bench|profile|sanitize) ;;
+case "$mode" in run|conformance|check|python|bench|profile|sanitize) ;;
   *) echo "$usage" >&2; exit 2 ;;
 esac
 if [[ ! -d "$dir/artifacts" && -f "$dir/artifacts.tar.gz" ]]; then
@@ -244,14 +260,33 @@ variants=(tma-w8-k128-s2-overlap tma-w8-k128-s2-overlap-ws
           wgmma w8 w32 k32 m3 tma-eager eager)
 
 start=$SECONDS # a budget counts the build
+# Why the python phase cannot run here, if it cannot: the hybrid_attn
+# extension needs nanobind and Python's headers, its tests pytest and numpy.
+python_missing() {
+  python3 -c "import nanobind, pytest, numpy" 2> /dev/null ||
+    { echo "nanobind, pytest or numpy is not installed"; return; }
+  python3 -c "import os, sysconfig; assert os.path.isfile(os.path.join(
+    sysconfig.get_paths()['include'], 'Python.h'))" 2> /dev/null ||
+    echo "Python.h is not installed"
+}
 if [[ -z "${HYBRID_GPU_SUITE_BUILT:-}" ]]; then
-  cmake -S "$root/runtime" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-    -DHYBRID_ENABLE_CUDA=ON -DCMAKE_PREFIX_PATH="$dir/deps" \
-    -DHYBRID_GTEST_SOURCE_DIR="$dir/deps/googletest" > "$build.log"
+  configure=(cmake -S "$root/runtime" -B "$build" -G Ninja
+             -DCMAKE_BUILD_TYPE=Release -DHYBRID_ENABLE_CUDA=ON
+             -DCMAKE_PREFIX_PATH="$dir/deps"
+             -DHYBRID_GTEST_SOURCE_DIR="$dir/deps/googletest")
+  if [[ -n "$(python_missing)" ]] ||
+     ! "${configure[@]}" -DHYBRID_ENABLE_PYTHON=ON > "$build.log" 2>&1; then
+    "${configure[@]}" -DHYBRID_ENABLE_PYTHON=OFF >> "$build.log"
+  fi
   ninja -C "$build" hybrid-rt-check >> "$build.log"
   # The conformance phase's binary; the rest of the suite runs without it.
   ninja -C "$build" HybridRuntimeTests >> "$build.log" 2>&1 ||
     echo "HybridRuntimeTests did not build (see $build.log)"
+  # The python phase's package (the runtime alone: no compiler).
+  if grep -q '^HYBRID_ENABLE_PYTHON:BOOL=ON' "$build/CMakeCache.txt"; then
+    ninja -C "$build" HybridPythonPackage >> "$build.log" 2>&1 ||
+      echo "the hybrid_attn package did not build (see $build.log)"
+  fi
 fi
 
 if [[ "$mode" == run ]]; then
@@ -264,7 +299,8 @@ if [[ "$mode" == run ]]; then
   nvidia-smi --query-gpu=name,driver_version --format=csv,noheader \
     > "$results/gpu.txt" 2> /dev/null || rm -f "$results/gpu.txt"
   status=0
-  phases=(conformance check bench profile sanitize) weights=(1 3 3 2 2)
+  phases=(conformance check python bench profile sanitize)
+  weights=(1 3 1 3 2 2)
   for i in "${!phases[@]}"; do
     phase=${phases[$i]} rc=0
     if [[ -z "${HYBRID_GPU_SUITE_BUDGET:-}" ]]; then
@@ -429,6 +465,34 @@ check)
       "${steps[@]}" --step-tokens 40 --probe
   done
   run_checks
+  ;;
+python)
+  # The hybrid_attn package on this GPU, built over the runtime alone:
+  # hybrid_attn.load opens the tests' schedules compiled by `prepare`; CUDA
+  # torch tensors in place (test_gpu.py) and test_emulated.py's sessions,
+  # device arrays and bf16 DLPack tensors through the real driver.
+  log="$results/python.txt"
+  package="$build/python_packages"
+  rc=0
+  if [[ -n "$(python_missing)" ]]; then
+    echo "python: skipped, $(python_missing)" | tee -a "$results/checks.txt"
+  elif ! compgen -G "$package/hybrid_attn/_runtime*.so" > /dev/null; then
+    echo "FAILED: python: the hybrid_attn package did not build ($build.log)" |
+      tee -a "$results/checks.txt"
+    status=1
+  else
+    HYBRID_ATTN_TEST_ARTIFACTS="$dir/python-artifacts" \
+      PYTHONPATH="$package${PYTHONPATH:+:$PYTHONPATH}" \
+      HYBRID_CUDA_DRIVER="${HYBRID_CUDA_DRIVER:-libcuda.so.1}" \
+      PYTHONDONTWRITEBYTECODE=1 python3 -m pytest -q -rs -p no:cacheprovider \
+      "$root/python/tests/test_gpu.py" "$root/python/tests/test_emulated.py" \
+      > "$log" 2>&1 || rc=$?
+    {
+      echo "python (hybrid_attn's GPU tests): $(tail -n 1 "$log"); exit $rc"
+      grep '^FAILED\|^ERROR\|^SKIPPED' "$log" | sed 's/^/python: /' || true
+    } | tee -a "$results/checks.txt"
+    (( rc == 0 )) || status=1
+  fi
   ;;
 bench)
   # Ours (device time of the attention kernel; decode: per step over 32K

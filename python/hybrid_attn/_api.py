@@ -29,7 +29,8 @@ def _find_compiler() -> str:
     for path in candidates:
         if path and os.path.isfile(path) and os.access(path, os.X_OK):
             return os.path.abspath(path)
-    raise HybridError("hybrid-compile not found: set HYBRID_COMPILE or put it on PATH")
+    raise HybridError("hybrid-compile not found: set HYBRID_COMPILE or put it on PATH "
+                      "(hybrid_attn.load opens kernels compiled elsewhere)")
 
 
 def _run_compiler(args: list[str]) -> str:
@@ -79,15 +80,16 @@ def _is_torch(x: Any) -> bool:
 class Schedule:
     """A compiled schedule: its summary and cache plan, its IR, its kernels."""
 
-    def __init__(self, source: str, artifacts_dir: str, max_seq: Optional[int],
+    def __init__(self, source: Optional[str], artifacts_dir: str, max_seq: Optional[int],
                  owned_dir: Optional[tempfile.TemporaryDirectory]):
         self._source = source
         self._max_seq = max_seq
         self._owned = owned_dir
         self.artifacts_dir = artifacts_dir
+        # The runtime first: it names what is wrong in a bad manifest.
+        self._model = _wrap(_runtime.Model, artifacts_dir, 0)
         with open(os.path.join(artifacts_dir, "manifest.json")) as f:
             self.manifest: dict = json.load(f)
-        self._model = _wrap(_runtime.Model, artifacts_dir, 0)
         self._ir: Optional[str] = None
         self._extra_args: list[str] = []
 
@@ -105,6 +107,10 @@ class Schedule:
     def ir(self) -> str:
         """The schedule in the hybrid dialect (caches planned)."""
         if self._ir is None:
+            if self._source is None:
+                raise HybridError(
+                    f"{self.artifacts_dir}: a schedule loaded from its artifacts has no "
+                    "source to print (kernels_ir holds its kernels)")
             args = [self._source, "--emit", "mlir"] + self._extra_args
             if self._max_seq:
                 args += ["--max-seq", str(self._max_seq)]
@@ -245,3 +251,15 @@ def compile(model: Union[str, os.PathLike, dict], target: str = "cpu",
     schedule = Schedule(source, output_dir, max_seq, owned or scratch)
     schedule._extra_args = ["--external-positional"] if external_positional else []
     return schedule
+
+
+def load(artifacts_dir: Union[str, os.PathLike]) -> Schedule:
+    """Opens kernels compiled before (`compile(..., output_dir=D)` or
+    `hybrid-compile --emit artifacts -o D`), here or on another machine:
+    no compiler needed, so a machine with the runtime alone (a GPU server)
+    serves them."""
+    artifacts_dir = os.fspath(artifacts_dir)
+    if not os.path.isfile(os.path.join(artifacts_dir, "manifest.json")):
+        raise HybridError(f"{artifacts_dir}: no manifest.json (not a directory of "
+                          "compiled artifacts)")
+    return Schedule(None, artifacts_dir, None, None)

@@ -3,15 +3,17 @@ project's PTX emulator (HYBRID_CUDA_DRIVER names it; lit's
 test/Python/emulated.test sets it), host NumPy arrays copied in and out,
 every layer kind of SPEC (ring, chunk and shared caches, softcap, sinks,
 RoPE and NoPE) through prefill and multi-token decode, against the NumPy
-reference at bf16 tolerance. Skipped unless HYBRID_CUDA_DRIVER is set."""
+reference at bf16 tolerance. Skipped unless HYBRID_CUDA_DRIVER is set; with
+HYBRID_CUDA_DRIVER=libcuda.so.1 the same tests run on a GPU (the GPU
+suite's python phase)."""
 import ctypes
 import os
 
 import numpy as np
 import pytest
 
-import hybrid_attn
 from bfloat16 import KDL_BFLOAT, BFloat16Array, dlpack_capsule
+from prebuilt import compile_or_load
 from reference import attention
 from test_hybrid_attn import SPEC, relative_error
 
@@ -29,7 +31,7 @@ pytestmark = pytest.mark.skipif(not os.environ.get("HYBRID_CUDA_DRIVER"),
                         "warp-specialized, ping-pong, eager rescaling"])
 def schedule(request):
     hopper = request.param != "mma.sync"
-    return hybrid_attn.compile(SPEC, target="cuda:sm_90a", max_seq=256,
+    return compile_or_load(SPEC, target="cuda:sm_90a", max_seq=256,
                                tensor_cores="wgmma" if hopper else None,
                                tma=hopper, warps=8 if hopper else None,
                                stages=2 if hopper else None,
@@ -81,9 +83,14 @@ def test_session_matches_reference(schedule, step):
     assert schedule.cache_plan["storage"] == "bf16"
 
 
-def test_k_eq_v_cache_is_planned_as_allocated():
+@pytest.fixture(scope="module")
+def k_eq_v_schedule():
     spec = dict(SPEC, name="keqv", layers=[{"kind": "full", "k_eq_v": True}])
-    schedule = hybrid_attn.compile(spec, target="cuda:sm_90a", max_seq=64)
+    return compile_or_load(spec, target="cuda:sm_90a", max_seq=64)
+
+
+def test_k_eq_v_cache_is_planned_as_allocated(k_eq_v_schedule):
+    schedule = k_eq_v_schedule
     layer = schedule.layers[0]
     assert layer["cache"]["k_eq_v"]
     session = schedule.session(1, 16)

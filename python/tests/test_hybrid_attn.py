@@ -129,6 +129,32 @@ def test_errors_are_exceptions_with_the_runtime_message(schedule):
         hybrid_attn.compile("/nonexistent/config.json")
 
 
+def test_load_runs_artifacts_without_the_compiler(schedule, tmp_path, monkeypatch):
+    """Kernels compiled once (here, or on a build machine) are served where
+    only the runtime is: load() never calls hybrid-compile."""
+    built = hybrid_attn.compile(SPEC, max_seq=256, output_dir=str(tmp_path / "kernels"))
+
+    def no_compiler():
+        raise AssertionError("load() ran hybrid-compile")
+    monkeypatch.setattr(hybrid_attn._api, "_find_compiler", no_compiler)
+    loaded = hybrid_attn.load(tmp_path / "kernels")
+    assert loaded.layers == built.layers and loaded.cache_plan == built.cache_plan
+    assert "func.func @pytest_sliding_l0_decode" in loaded.kernels_ir
+    rng = np.random.default_rng(5)
+    q, k, v = inputs(rng, loaded.layers[1], 1, 19)
+    sinks = rng.standard_normal(4).astype(np.float32)
+    out = loaded.session(1, 19).prefill(1, q, k, v, sinks)
+    assert relative_error(out, attention(loaded.layers[1], q, k, v, sinks)) < 1e-4
+    with pytest.raises(hybrid_attn.HybridError, match="loaded from its artifacts has no source"):
+        loaded.ir
+    with pytest.raises(hybrid_attn.HybridError, match="no manifest.json"):
+        hybrid_attn.load(tmp_path)
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "manifest.json").write_text('{"version": 1}')
+    with pytest.raises(hybrid_attn.HybridError, match=r"manifest.json: version"):
+        hybrid_attn.load(tmp_path / "bad")
+
+
 class DLPackOnly:
     """A tensor known only through the DLPack protocol (as PyTorch's are)."""
 
