@@ -274,8 +274,11 @@ if [[ -z "${HYBRID_GPU_SUITE_BUILT:-}" ]]; then
              -DCMAKE_BUILD_TYPE=Release -DHYBRID_ENABLE_CUDA=ON
              -DCMAKE_PREFIX_PATH="$dir/deps"
              -DHYBRID_GTEST_SOURCE_DIR="$dir/deps/googletest")
+  # The package is for the python3 on PATH (the one with torch), not
+  # whichever interpreter CMake would find first.
   if [[ -n "$(python_missing)" ]] ||
-     ! "${configure[@]}" -DHYBRID_ENABLE_PYTHON=ON > "$build.log" 2>&1; then
+     ! "${configure[@]}" -DHYBRID_ENABLE_PYTHON=ON \
+       -DPython_EXECUTABLE="$(command -v python3)" > "$build.log" 2>&1; then
     "${configure[@]}" -DHYBRID_ENABLE_PYTHON=OFF >> "$build.log"
   fi
   ninja -C "$build" hybrid-rt-check >> "$build.log"
