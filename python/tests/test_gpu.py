@@ -39,3 +39,27 @@ def test_session_on_device_tensors(schedule):
     assert all(o.is_cuda for o in outs)
     out = torch.cat(outs, dim=1).cpu().numpy()
     assert relative_error(out, attention(layer, q, k, v)) < 2e-2
+
+
+def test_bfloat16_tensors_and_out_on_device(schedule):
+    """A bf16 model's tensors: read as they are, the output bf16 too; an
+    out= tensor on the device is written in place."""
+    rng = np.random.default_rng(1)
+    batch, prompt = 1, 45
+    layer = schedule.layers[1]  # full, soft-capped, with sinks
+    q = rng.uniform(-0.5, 0.5, (batch, prompt, 4, 64)).astype(np.float32)
+    k = rng.uniform(-1, 1, (batch, prompt, 2, 64)).astype(np.float32)
+    v = rng.uniform(-1, 1, (batch, prompt, 2, 64)).astype(np.float32)
+    sinks = rng.standard_normal(4).astype(np.float32)
+    bf16 = lambda x: torch.from_numpy(x).cuda().to(torch.bfloat16)  # noqa: E731
+    q16, k16, v16 = bf16(q), bf16(k), bf16(v)
+    out = schedule.session(batch, prompt).prefill(1, q16, k16, v16, sinks)
+    assert out.is_cuda and out.dtype == torch.bfloat16
+    rounded = [x.float().cpu().numpy() for x in (q16, k16, v16)]
+    ref = attention(layer, *rounded, sinks)
+    assert relative_error(out.float().cpu().numpy(), ref) < 2e-2
+    given = torch.zeros((batch, prompt, 4, 64), dtype=torch.float32, device="cuda")
+    same = schedule.session(batch, prompt).prefill(1, bf16(q).float(), bf16(k).float(),
+                                                   bf16(v).float(), sinks, out=given)
+    assert same is given
+    assert relative_error(given.cpu().numpy(), ref) < 2e-2
