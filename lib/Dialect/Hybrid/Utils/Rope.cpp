@@ -89,5 +89,10 @@ RopeTable hybrid::computeRopeTable(PositionalAttr pos, int64_t headDim) {
         1.0 / std::pow(theta, double(2 * i) / double(rotaryDim)));
   if (RopeScalingAttr scaling = pos.getScaling())
     applyScaling(scaling, theta, rotaryDim, table);
+  // Proportional RoPE's other pairs have frequency 0, and transformers'
+  // cos and sin tables scale them by yarn's attention factor too: they
+  // pass through scaled, not untouched.
+  if (table.attentionFactor != 1.0)
+    table.inverseFrequencies.resize(table.half, 0.0);
   return table;
 }
