@@ -34,8 +34,10 @@ static void applyScaling(RopeScalingAttr scaling, double theta, int64_t dim,
     return;
   }
   case RopeScalingKind::yarn: {
-    double betaFast = scaling.getBetaFast() != 0 ? double(scaling.getBetaFast()) : 32.0;
-    double betaSlow = scaling.getBetaSlow() != 0 ? double(scaling.getBetaSlow()) : 1.0;
+    double betaFast =
+        scaling.getBetaFast() != 0 ? double(scaling.getBetaFast()) : 32.0;
+    double betaSlow =
+        scaling.getBetaSlow() != 0 ? double(scaling.getBetaSlow()) : 1.0;
     double context = scaling.getOriginalMaxPosition();
     auto correctionDim = [&](double rotations) {
       return dim * std::log(context / (rotations * 2 * M_PI)) /
@@ -57,9 +59,10 @@ static void applyScaling(RopeScalingAttr scaling, double theta, int64_t dim,
       f = interpolation * (1 - extrapolationWeight) +
           extrapolation * extrapolationWeight;
     }
-    table.attentionFactor = scaling.getAttentionFactor() != 0
-                                ? double(scaling.getAttentionFactor())
-                                : (factor <= 1 ? 1.0 : 0.1 * std::log(factor) + 1);
+    table.attentionFactor =
+        scaling.getAttentionFactor() != 0
+            ? double(scaling.getAttentionFactor())
+            : (factor <= 1 ? 1.0 : 0.1 * std::log(factor) + 1);
     return;
   }
   }
