@@ -9,6 +9,7 @@
 
 #include "Ptx.h"
 
+#include <array>
 #include <cctype>
 #include <charconv>
 #include <string_view>
@@ -233,7 +234,24 @@ std::vector<Statement> splitStatements(std::string_view text) {
         return true;
     return false;
   };
+  // Only these characters end or scope a statement; the rest only make it
+  // non-blank, so runs of them are skipped in one loop.
+  static constexpr auto special = [] {
+    std::array<bool, 256> table{};
+    for (unsigned char c : {'\n', '{', '}', ';', ':'})
+      table[c] = true;
+    return table;
+  }();
   for (size_t i = 0; i < text.size(); ++i) {
+    size_t run = i;
+    while (run < text.size() && !special[static_cast<unsigned char>(text[run])])
+      ++run;
+    if (blank && run > i) {
+      start = line;
+      blank = text.find_first_not_of(" \t\r", i) >= run;
+    }
+    if ((i = run) == text.size())
+      break;
     char c = text[i];
     if (c == '\n') {
       ++line;
@@ -270,8 +288,8 @@ std::vector<Statement> splitStatements(std::string_view text) {
         continue;
       }
     }
-    if (c != ' ' && c != '\t' && c != '\r' && c != '\n')
-      blank = false;
+    if (c != '\n')
+      blank = false; // a ':' that is not a label's
   }
   flush(text.size(), text.size());
   return out;
