@@ -182,7 +182,8 @@ if [[ "$mode" == prepare ]]; then
       PYTHONPATH="$build_dir/python_packages" \
       HYBRID_CUDA_DRIVER="$build_dir/lib/libhybrid-cuda-emulator.so" \
       "${python:-python3}" -m pytest -q -p no:cacheprovider --setup-only \
-      "$root/python/tests/test_emulated.py" > "$dir/python-artifacts.log"
+      "$root/python/tests/test_gpu.py" "$root/python/tests/test_emulated.py" \
+      > "$dir/python-artifacts.log"
   else
     echo "no hybrid_attn package in $build_dir: the python phase will fail"
   fi
@@ -472,8 +473,9 @@ check)
 python)
   # The hybrid_attn package on this GPU, built over the runtime alone:
   # hybrid_attn.load opens the tests' schedules compiled by `prepare`; CUDA
-  # torch tensors in place (test_gpu.py) and test_emulated.py's sessions,
-  # device arrays and bf16 DLPack tensors through the real driver.
+  # torch tensors in place and a transformers model's attention
+  # (test_gpu.py), and test_emulated.py's sessions, device arrays and bf16
+  # DLPack tensors through the real driver.
   log="$results/python.txt"
   package="$build/python_packages"
   rc=0

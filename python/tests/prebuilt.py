@@ -15,9 +15,14 @@ def compile_or_load(model, **options):
     store = os.environ.get("HYBRID_ATTN_TEST_ARTIFACTS")
     if not store:
         return hybrid_attn.compile(model, **options)
-    # Options at their defaults (None, False) do not change the kernels.
+    # Options at their defaults (None, False) do not change the kernels; a
+    # model file counts by its contents (paths differ between machines).
     given = {k: v for k, v in options.items() if v not in (None, False)}
-    key = hashlib.sha256(json.dumps([model, given], sort_keys=True).encode()).hexdigest()
+    identity = model
+    if not isinstance(model, dict):
+        with open(model, "rb") as f:
+            identity = hashlib.sha256(f.read()).hexdigest()
+    key = hashlib.sha256(json.dumps([identity, given], sort_keys=True).encode()).hexdigest()
     path = os.path.join(store, key[:16])
     if not os.path.isdir(path):
         hybrid_attn.compile(model, output_dir=path, **given)

@@ -1,6 +1,13 @@
 """hybrid_attn on an NVIDIA GPU: the tensor-core kernels with CUDA torch
-tensors passed in place, against the NumPy reference (bf16 tolerance).
-Skipped without torch or a CUDA device."""
+tensors passed in place, against the NumPy reference (bf16 tolerance), and a
+transformers model on the GPU with hybrid attention against its eager
+attention. Skipped without torch or a CUDA device.
+
+The schedules are compiled in fixtures that need neither (so that
+`pytest --setup-only` compiles them where there is no GPU, for a GPU
+machine without a compiler: utils/gpu-suite.sh prepare)."""
+import os
+
 import numpy as np
 import pytest
 
@@ -8,19 +15,60 @@ from prebuilt import compile_or_load
 from reference import attention
 from test_hybrid_attn import SPEC, relative_error
 
-torch = pytest.importorskip("torch")
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+# A Gemma 3 of 5 sliding layers (window 8) and a global one, 4 query heads
+# of dim 16 over 2 kv heads: transformers builds the model, hybrid-compile
+# the schedule, from the same config.json.
+GEMMA3_TINY = os.path.join(os.path.dirname(__file__), "configs", "gemma3-tiny",
+                           "config.json")
+
+
+def cuda_torch():
+    try:
+        import torch
+        return torch.cuda.is_available()
+    except ImportError:
+        return False
+
+
+# With a driver named (the emulator's when `prepare` compiles, libcuda's in
+# the GPU suite) the fixtures run; the tests need torch on a GPU besides.
+pytestmark = pytest.mark.skipif(
+    not (cuda_torch() or os.environ.get("HYBRID_CUDA_DRIVER")),
+    reason="no CUDA device for torch and no HYBRID_CUDA_DRIVER")
+
+
+def gpu_target():
+    """Hopper's own target (what the GPU suite prepares), else sm_80's."""
+    try:
+        import torch
+        if torch.cuda.is_available() and torch.cuda.get_device_capability() != (9, 0):
+            return "cuda:sm_80"
+    except ImportError:
+        pass
+    return "cuda:sm_90a"
+
+
+@pytest.fixture
+def torch():
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    return torch
 
 
 @pytest.fixture(scope="module")
 def schedule():
-    # Hopper's own target (the kernels the GPU suite prepares), else sm_80's.
-    hopper = torch.cuda.get_device_capability() == (9, 0)
-    return compile_or_load(SPEC, target="cuda:sm_90a" if hopper else "cuda:sm_80",
-                           max_seq=256)
+    return compile_or_load(SPEC, target=gpu_target(), max_seq=256)
 
 
-def test_session_on_device_tensors(schedule):
+@pytest.fixture(scope="module")
+def gemma3_schedule():
+    # transformers' attention modules rotate q and k themselves.
+    return compile_or_load(GEMMA3_TINY, target=gpu_target(), max_seq=64,
+                           external_positional=True)
+
+
+def test_session_on_device_tensors(schedule, torch):
     rng = np.random.default_rng(0)
     batch, prompt, steps = 2, 37, 4
     total = prompt + steps
@@ -41,7 +89,7 @@ def test_session_on_device_tensors(schedule):
     assert relative_error(out, attention(layer, q, k, v)) < 2e-2
 
 
-def test_bfloat16_tensors_and_out_on_device(schedule):
+def test_bfloat16_tensors_and_out_on_device(schedule, torch):
     """A bf16 model's tensors: read as they are, the output bf16 too; an
     out= tensor on the device is written in place."""
     rng = np.random.default_rng(1)
@@ -63,3 +111,30 @@ def test_bfloat16_tensors_and_out_on_device(schedule):
                                                    bf16(v).float(), sinks, out=given)
     assert same is given
     assert relative_error(given.cpu().numpy(), ref) < 2e-2
+
+
+def test_gemma3_model_on_gpu_matches_eager(gemma3_schedule, torch):
+    """A transformers model on the GPU, its attention through the session's
+    CUDA kernels and caches: the prompt's logits as its eager attention
+    gives them (bf16 tolerance)."""
+    transformers = pytest.importorskip("transformers")
+    import hybrid_attn.hf
+
+    config = transformers.AutoConfig.from_pretrained(os.path.dirname(GEMMA3_TINY))
+    torch.manual_seed(0)
+    model = transformers.AutoModelForCausalLM.from_config(config).cuda().eval()
+    attention = hybrid_attn.hf.register(gemma3_schedule, max_seq=64)
+    ids = torch.randint(0, 97, (2, 21), device="cuda")
+    logits = {}
+    for implementation in ("eager", "hybrid"):
+        model.config._attn_implementation = implementation
+        attention.reset()
+        with torch.no_grad():
+            logits[implementation] = model(ids).logits
+    assert logits["hybrid"].is_cuda
+    eager = logits["eager"]
+    error = (logits["hybrid"] - eager).abs().max() / eager.abs().max()
+    assert error < 5e-2, float(error)
+    # The sliding layers' ring holds the window.
+    assert attention.session.cache_info(0)["rows"] == 8
+    assert attention.session.cache_info(0)["length"] == 21
