@@ -355,7 +355,6 @@ run_check() { # hybrid-rt-check's arguments; the step and split overrides
     if [[ -n "${!var:-}" ]]; then vars+=("$var=${!var}"); fi
   done
   queued=$((queued + 1))
-  mkdir -p "$queue"
   printf '%q ' env "${vars[@]}" "$check" "$@" > "$queue/$queued.cmd"
   echo "${vars[*]}${vars[*]:+ }hybrid-rt-check ${*#"$dir/"}" \
     > "$queue/$queued.title"
@@ -387,9 +386,6 @@ collect_checks() {
 }
 run_checks() {
   local i jobs=${HYBRID_GPU_SUITE_JOBS:-4}
-  # A phase stopped at its limit (timeout signals the whole process group)
-  # still reports what finished.
-  trap 'collect_checks; exit 124' TERM
   for ((i = 1; i <= queued; i++)); do
     while (( $(jobs -rp | wc -l) >= jobs )); do wait -n || true; done
     (eval "$(< "$queue/$i.cmd")" > "$queue/$i.log" 2>&1
@@ -428,13 +424,17 @@ conformance)
   (( rc == 0 )) || status=1
   ;;
 check)
+  # A phase stopped at its limit (timeout signals the whole process group)
+  # still reports what finished, even if the queue was still being filled.
+  mkdir -p "$queue"
+  trap 'collect_checks; exit 124' TERM
   # Prefill of every kernel of every schedule first, then the benchmark's
   # kernels and variants at N = 1000, then every layer through its cache
   # (prompt, then decode steps of 1 and of 3 tokens), then bf16 tensors at
   # the C ABI (the conversion kernels), then probe inputs.
   for a in "$dir"/artifacts/*; do
-    [[ "$(basename "$a")" == gpu-@(attention-32x128|steps|decode)* ]] && continue
-    run_check "$a" "${prefill[@]}" --dump "$results/dumps/$(basename "$a")"
+    [[ "${a##*/}" == gpu-@(attention-32x128|steps|decode)* ]] && continue
+    run_check "$a" "${prefill[@]}" --dump "$results/dumps/${a##*/}"
   done
   # Short prompts over few kv heads take the split-K twin: the flash kernel
   # itself, unsplit, on every mask and score option too.
@@ -446,7 +446,7 @@ check)
     run_check "$a" "${bench_check[@]}"
   done
   for a in "$dir"/artifacts/*; do
-    [[ "$(basename "$a")" == gpu-@(attention-32x128|steps|decode)* ]] && continue
+    [[ "${a##*/}" == gpu-@(attention-32x128|steps|decode)* ]] && continue
     run_check "$a" "${sessions[@]}"
     run_check "$a" --batch 1 "${steps[@]}" --step-tokens 3
     # Steps of many tokens through the flash kernel over the caches.
