@@ -424,10 +424,12 @@ conformance)
   (( rc == 0 )) || status=1
   ;;
 check)
-  # A phase stopped at its limit (timeout signals the whole process group)
-  # still reports what finished, even if the queue was still being filled.
+  # A phase stopped at its limit still reports what finished, even if the
+  # queue was still being filled. timeout signals this shell twice (itself,
+  # then its process group): the second must not run the report again inside
+  # the first, whose output then goes to the file it reads.
   mkdir -p "$queue"
-  trap 'collect_checks; exit 124' TERM
+  trap 'trap "" TERM; collect_checks; exit 124' TERM
   # Prefill of every kernel of every schedule first, then the benchmark's
   # kernels and variants at N = 1000, then every layer through its cache
   # (prompt, then decode steps of 1 and of 3 tokens), then bf16 tensors at
