@@ -85,7 +85,11 @@ def draw_layer(rng, wgmma):
     if "v_head_dim" not in layer and rng.random() < 0.2:
         layer["k_eq_v"] = True
     if rng.random() < 0.15:
-        layer["scale"] = rng.choice([0.05, 0.3, 1.0])
+        # Not 1.0 with the temperature: scores of unit-variance inputs then
+        # reach 30 and more, past what bf16 operands give to 2% (seed
+        # 7400924: 0.03 on both tensor-core paths, f32 CPU kernels exact).
+        scales = [0.05, 0.3] + ([] if "temperature_tuning" in layer else [1.0])
+        layer["scale"] = rng.choice(scales)
     return layer
 
 
