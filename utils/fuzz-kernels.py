@@ -74,10 +74,13 @@ def draw_layer(rng, wgmma):
         layer["positional"]["scaling"] = draw_rope_scaling(rng)
     if rng.random() < 0.15:
         # Llama 4's query temperature; floor scales this small change it
-        # within the fuzzed lengths.
+        # within the fuzzed lengths. Its attn_scale (0.1) keeps the factor
+        # under 1.7 there, as Llama 4's is at a million tokens: with 0.5 it
+        # reached 4, and scores past what bf16 operands give to 2% (seed
+        # 7500043: 0.021 on mma.sync and wgmma alike, f32 CPU kernels 5e-6,
+        # probe inputs exact).
         layer["temperature_tuning"] = {
-            "floor_scale": rng.choice([1, 3, 16, 100]),
-            "attn_scale": rng.choice([0.1, 0.5])}
+            "floor_scale": rng.choice([1, 3, 16, 100]), "attn_scale": 0.1}
     if rng.random() < 0.25:
         layer["softcap"] = rng.choice([5.0, 30.0, 50.0])
     if rng.random() < 0.2:
