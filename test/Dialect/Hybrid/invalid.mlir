@@ -64,6 +64,39 @@ hybrid.schedule @shared_other_shape layers = 2 {
 
 // -----
 
+// The source's ring keeps its window of 16 keys, not the 64 this layer shows.
+hybrid.schedule @shared_other_mask layers = 2 {
+  hybrid.layer sliding heads 4 kv_heads 1 head_dim 64
+    mask <kind = sliding_window, window = 16> pos <kind = none> score <scale = 0.125>
+  // expected-error @+1 {{(layer 1) shares the cache of layer 0 whose mask differs}}
+  hybrid.layer sliding heads 4 kv_heads 1 head_dim 64
+    mask <kind = sliding_window, window = 64> pos <kind = none> score <scale = 0.125>
+    cache <policy = shared, source_layer = 0>
+}
+
+// -----
+
+// Keys are cached rotated by the source's RoPE.
+hybrid.schedule @shared_other_positional layers = 2 {
+  hybrid.layer full heads 4 kv_heads 1 head_dim 64 mask <kind = full>
+    pos <kind = rope, theta = 10000.0> score <scale = 0.125>
+  // expected-error @+1 {{(layer 1) shares the cache of layer 0 whose positional encoding differs}}
+  hybrid.layer full heads 4 kv_heads 1 head_dim 64 mask <kind = full>
+    pos <kind = none> score <scale = 0.125> cache <policy = shared, source_layer = 0>
+}
+
+// -----
+
+hybrid.schedule @shared_other_k_eq_v layers = 2 {
+  hybrid.layer full heads 4 kv_heads 1 head_dim 64 mask <kind = full>
+    pos <kind = none> score <scale = 0.125> cache <policy = full, k_eq_v = true>
+  // expected-error @+1 {{(layer 1) shares the cache of layer 0 whose k_eq_v differs}}
+  hybrid.layer full heads 4 kv_heads 1 head_dim 64 mask <kind = full>
+    pos <kind = none> score <scale = 0.125> cache <policy = shared, source_layer = 0>
+}
+
+// -----
+
 hybrid.schedule @s layers = 1 {
   // expected-error @+1 {{of kind 'linear' needs its recurrent 'state'}}
   hybrid.layer linear

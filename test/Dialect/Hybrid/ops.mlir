@@ -41,10 +41,10 @@ hybrid.schedule @every_option layers = 15 attributes {
   hybrid.layer full heads 8 kv_heads 2 head_dim 512 mask <kind = full>
     pos <kind = proportional, theta = 1000000.0, fraction = 0.25> score <scale = 1.0>
     cache <policy = full, k_eq_v = true>
-  // CHECK: hybrid.layer full heads 8 kv_heads 2 head_dim 512 mask <kind = full> pos <kind = proportional, theta = 1000000.0, fraction = 0.25> score <scale = 1.0> cache <policy = shared, source_layer = 9>
+  // CHECK: hybrid.layer full heads 8 kv_heads 2 head_dim 512 mask <kind = full> pos <kind = proportional, theta = 1000000.0, fraction = 0.25> score <scale = 1.0> cache <policy = shared, source_layer = 9, k_eq_v = true>
   hybrid.layer full heads 8 kv_heads 2 head_dim 512 mask <kind = full>
     pos <kind = proportional, theta = 1000000.0, fraction = 0.25> score <scale = 1.0>
-    cache <policy = shared, source_layer = 9>
+    cache <policy = shared, source_layer = 9, k_eq_v = true>
   // CHECK: hybrid.layer full heads 4 kv_heads 4 head_dim 64 mask <kind = full, causal = false> pos <kind = rope, theta = 10000.0, scaling = <kind = linear, factor = 8.0>> score <scale = 0.125>
   hybrid.layer full heads 4 kv_heads 4 head_dim 64 mask <kind = full, causal = false>
     pos <kind = rope, theta = 10000.0, scaling = <kind = linear, factor = 8.0>>

@@ -35,7 +35,7 @@ hybrid.schedule @plan layers = 8 attributes {max_position = 4096 : i64} {
   hybrid.layer chunked heads 8 kv_heads 2 head_dim 128 mask <kind = chunked, chunk = 256>
     pos <kind = rope, theta = 10000.0> score <scale = 0.0884>
   hybrid.layer full heads 8 kv_heads 2 head_dim 128 mask <kind = full>
-    pos <kind = none> score <scale = 0.0884> cache <policy = shared, source_layer = 3>
+    pos <kind = rope, theta = 10000.0> score <scale = 0.0884> cache <policy = shared, source_layer = 3>
   hybrid.layer full heads 8 kv_heads 2 head_dim 128 mask <kind = full>
     pos <kind = none> score <scale = 0.0884> cache <policy = full, k_eq_v = true>
   hybrid.layer mamba state <recurrent = 64>

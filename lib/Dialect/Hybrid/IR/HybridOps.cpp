@@ -107,8 +107,9 @@ LogicalResult ScheduleOp::verifyRegions() {
     return emitOpError() << "declares " << getNumLayers()
                          << " layers but its body unrolls to " << unrolled;
 
-  // Cross-layer links: a shared cache reads an earlier layer of the same kind
-  // and cache shape.
+  // Cross-layer links: a shared cache reads an earlier layer of the same kind,
+  // cache shape, mask (the source's cache keeps only what its own mask can
+  // show), positional encoding (keys are cached rotated) and K=V storage.
   SmallVector<LayerOp> layers;
   (void)walkLayers([&](int64_t, LayerOp layer) {
     layers.push_back(layer);
@@ -136,6 +137,18 @@ LogicalResult ScheduleOp::verifyRegions() {
       return layer.emitOpError()
              << "(layer " << index << ") shares the cache of layer " << source
              << " whose kv heads or head dims differ";
+    auto differs = [&](StringRef what) {
+      return layer.emitOpError()
+             << "(layer " << index << ") shares the cache of layer " << source
+             << " whose " << what << " differs";
+    };
+    if (src.getMask() != layer.getMask())
+      return differs("mask");
+    if (src.getPositional() != layer.getPositional())
+      return differs("positional encoding");
+    CacheAttr sourceCache = src.getCacheAttr();
+    if ((sourceCache && sourceCache.getKEqV()) != cache.getKEqV())
+      return differs("k_eq_v");
     return success();
   });
 }
@@ -144,8 +157,7 @@ LogicalResult ScheduleOp::verifyRegions() {
 // RepeatOp
 //===----------------------------------------------------------------------===//
 
-void RepeatOp::build(OpBuilder &builder, OperationState &state,
-                     int64_t count) {
+void RepeatOp::build(OpBuilder &builder, OperationState &state, int64_t count) {
   state.addAttribute(getCountAttrName(state.name),
                      builder.getI64IntegerAttr(count));
   state.addRegion()->emplaceBlock();
