@@ -245,7 +245,9 @@ def Hybrid_CacheAttr : Hybrid_Attr<"Cache", "cache"> {
     - `full`: every token up to the maximum length;
     - `ring`: the last `window - 1` tokens plus the current one;
     - `chunk`: the tokens of the current chunk of length `chunk`;
-    - `shared`: no storage, reads the cache of `source_layer`;
+    - `shared`: no storage, reads the cache of `source_layer`, an earlier
+      layer with the same kind, KV shape, mask, positional encoding and
+      `k_eq_v` (the schedule's verifier checks);
     - `none`: no KV cache (non-attention mixers).
     `k_eq_v`: one stored tensor serves as keys and values.
 
