@@ -25,7 +25,6 @@ The fixed test inputs cover every option once; this covers their
 combinations at awkward shapes. `test/Runtime/fuzz-kernels.test` runs a few
 cases with a fixed seed so the script keeps working.
 """
-import argparse
 import json
 import os
 import random
@@ -33,9 +32,8 @@ import shlex
 import shutil
 import subprocess
 import sys
-import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import fuzzing
 
 
 def draw_layer(rng, wgmma):
@@ -282,16 +280,7 @@ def run_case(index, seed, tools, emulator, work, targets):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", type=int, default=0,
-                        help="cases to run (0: until --minutes pass)")
-    parser.add_argument("--minutes", type=float, default=10)
-    parser.add_argument("--seed", type=int, default=None,
-                        help="first case's seed (default: from the clock); "
-                             "case i uses seed + i")
-    parser.add_argument("--dir", default=os.path.join(
-        os.environ.get("TMPDIR", "/tmp"), "hybrid-kernel-fuzz"))
-    parser.add_argument("--build", default=os.path.join(ROOT, "build"))
+    parser = fuzzing.make_parser(__doc__, "hybrid-kernel-fuzz")
     parser.add_argument("--targets", default="gpu,cpu",
                         help="comma-separated: gpu (under the emulator), cpu")
     args = parser.parse_args()
@@ -299,30 +288,12 @@ def main():
     if not targets or not set(targets) <= {"gpu", "cpu"}:
         sys.exit("fuzz-kernels: --targets takes gpu, cpu or both, got "
                  f"'{args.targets}'")
-    tools = os.path.join(args.build, "bin")
-    emulator = os.path.join(args.build, "lib", "libhybrid-cuda-emulator.so")
-    for needed in [os.path.join(tools, "hybrid-compile"),
-                   os.path.join(tools, "hybrid-rt-check")] + \
-            ([emulator] if "gpu" in targets else []):
-        if not os.path.exists(needed):
-            sys.exit(f"fuzz-kernels: {needed} not found (build first, "
-                     "or pass --build)")
-    seed = args.seed if args.seed is not None else int(time.time())
+    tools, emulator = fuzzing.find_tools(
+        args, "fuzz-kernels", ["hybrid-compile", "hybrid-rt-check"],
+        emulator="gpu" in targets)
     findings = os.path.join(args.dir, "findings")
-    os.makedirs(findings, exist_ok=True)
-    deadline = time.time() + 60 * args.minutes
-    failures = cases = 0
-    while (cases < args.cases) if args.cases else (time.time() < deadline):
-        begin = time.time()
-        ok, text = run_case(cases, seed + cases, tools, emulator, findings,
-                            targets)
-        print(("ok " if ok else "FINDING ") + text +
-              f" [{time.time() - begin:.0f} s]", flush=True)
-        failures += not ok
-        cases += 1
-    print(f"{cases} cases, {failures} findings"
-          + (f" (in {findings})" if failures else ""))
-    return 1 if failures else 0
+    return fuzzing.run_cases(args, lambda index, seed: run_case(
+        index, seed, tools, emulator, findings, targets))
 
 
 if __name__ == "__main__":

@@ -55,6 +55,9 @@ json hybrid::buildManifest(ModuleOp module, ScheduleOp schedule,
         {"head_dim", layer["head_dim"]},
         {"v_head_dim", layer["v_head_dim"]},
         {"sinks", layer["sinks"]},
+        {"window", layer["window"]},
+        {"chunk", layer["chunk"]},
+        {"causal", layer["causal"]},
         {"q_tile", tile("hybrid.q_tile")},
         {"k_tile", tile("hybrid.k_tile")},
         {"decode", entry(symbol + "_decode")},
@@ -96,8 +99,9 @@ json hybrid::buildManifest(ModuleOp module, ScheduleOp schedule,
   // 3: a CPU decode work item covers every kv head and decode_q_tile
   // positions; 4: CPU flash kernels take the key count and the first key's
   // row (ring caches); 5: so do GPU flash kernels, with the ring's rows, and
-  // GPU decode kernels take the ring's rows (caches hold mirror rows).
-  json manifest = {{"version", 5},
+  // GPU decode kernels take the ring's rows (caches hold mirror rows); 6:
+  // each kernel states its mask (window, chunk, causal).
+  json manifest = {{"version", 6},
                    {"target", target.str()},
                    {"library", library.str()},
                    {"model_type", summary["model_type"]},

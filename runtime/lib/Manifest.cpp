@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -191,7 +192,66 @@ static LayerSpec parseLayer(const Fields &f) {
   if (l.numHeads <= 0 || l.numKvHeads <= 0 || l.numHeads % l.numKvHeads)
     throw FieldError(f.where("num_kv_heads") +
                      ": must divide num_heads and be positive");
+  if (l.headDim <= 0 || l.vHeadDim <= 0)
+    throw FieldError(f.where(l.headDim <= 0 ? "head_dim" : "v_head_dim") +
+                     ": must be positive");
+  if (l.window < 0 || l.chunk < 0)
+    throw FieldError(f.where(l.window < 0 ? "window" : "chunk") +
+                     ": must be positive or null");
+  // The reference rotates by these (the kernels were compiled with them).
+  const Positional &p = l.positional;
+  if (p.kind != PositionalKind::none) {
+    std::string where = f.where("positional");
+    if (!(p.theta > 0) || !std::isfinite(p.theta))
+      throw FieldError(where + ".theta: must be positive");
+    if (p.rotaryDim < 0 || p.rotaryDim > l.headDim || p.rotaryDim % 2)
+      throw FieldError(where + ".rotary_dim: must be even, 0 to head_dim (" +
+                       std::to_string(l.headDim) + ")");
+    if (!p.scaling.type.empty() &&
+        (!(p.scaling.factor > 0) || !std::isfinite(p.scaling.factor)))
+      throw FieldError(where + ".scaling.factor: must be positive");
+  }
   return l;
+}
+
+/// Checks layer `i`'s cache policy against its mask and, for a shared
+/// cache, its source: the runtime sizes a cache by its layer's mask, and a
+/// shared layer reads its source's rows as its own.
+static void checkCache(const std::vector<LayerSpec> &layers, size_t i) {
+  const LayerSpec &l = layers[i];
+  std::string where = "layers[" + std::to_string(i) + "].cache";
+  const std::string &policy = l.cachePolicy;
+  if (policy != "shared" && l.sourceLayer != -1)
+    throw FieldError(where + ".source_layer: only a shared cache has one");
+  if (policy.empty() || policy == "full")
+    return;
+  if (policy == "ring" || policy == "chunk") {
+    bool ring = policy == "ring";
+    if (!l.causal || (ring ? l.window : l.chunk) <= 0)
+      throw FieldError(where + ".policy: a " + policy + " cache needs a " +
+                       (ring ? "causal sliding window" : "causal chunked") +
+                       " mask");
+    return;
+  }
+  if (policy == "none")
+    throw FieldError(where + ".policy: an attention layer needs a cache, "
+                             "got none");
+  if (policy != "shared")
+    throw FieldError(where + ".policy: unknown policy '" + policy + "'");
+  if (l.sourceLayer < 0 || l.sourceLayer >= int64_t(i))
+    throw FieldError(where + ".source_layer: must name an earlier layer");
+  const LayerSpec &src = layers[l.sourceLayer];
+  std::string source = "layer " + std::to_string(l.sourceLayer);
+  if (!src.hasKernel() || src.cachePolicy == "shared")
+    throw FieldError(where + ".source_layer: " + source +
+                     " stores no cache of its own");
+  if (src.numKvHeads != l.numKvHeads || src.headDim != l.headDim ||
+      src.vHeadDim != l.vHeadDim || src.kEqV != l.kEqV)
+    throw FieldError(where + ".source_layer: " + source +
+                     " caches keys and values of another shape");
+  if (src.window != l.window || src.chunk != l.chunk || src.causal != l.causal)
+    throw FieldError(where + ".source_layer: " + source +
+                     " has another mask (its cache keeps what its own shows)");
 }
 
 static KernelSpec parseKernel(const Fields &f) {
@@ -204,6 +264,9 @@ static KernelSpec parseKernel(const Fields &f) {
   k.headDim = f.integer("head_dim");
   k.vHeadDim = f.integer("v_head_dim", k.headDim);
   k.sinks = f.boolean("sinks", false);
+  k.window = f.integer("window", 0);
+  k.chunk = f.integer("chunk", 0);
+  k.causal = f.boolean("causal");
   k.qTile = f.integer("q_tile");
   k.kTile = f.integer("k_tile");
   if (f.has("tuning")) {
@@ -267,11 +330,12 @@ bool hybrid::rt::loadManifest(const std::string &dir, Manifest &manifest,
     // one position: the same call would skip heads); 4: CPU flash kernels
     // take the key count and the first key's row (for ring caches); 5: so
     // do GPU flash kernels, with the ring's rows, and GPU decode kernels
-    // take the ring's rows (device caches hold mirror rows past them).
-    if (m.version != 5)
-      throw FieldError("version: this runtime reads version 5, not " +
+    // take the ring's rows (device caches hold mirror rows past them); 6:
+    // each kernel states its mask.
+    if (m.version != 6)
+      throw FieldError("version: this runtime reads version 6, not " +
                        std::to_string(m.version) +
-                       (m.version < 5 ? " (artifacts of an older "
+                       (m.version < 6 ? " (artifacts of an older "
                                         "hybrid-compile: compile them again)"
                                       : ""));
     m.target = f.string("target");
@@ -334,8 +398,14 @@ bool hybrid::rt::loadManifest(const std::string &dir, Manifest &manifest,
             k.sinks != layer.sinks)
           throw FieldError(where + ".kernel: shapes differ from kernels." +
                            layer.kernel);
+        if (k.window != layer.window || k.chunk != layer.chunk ||
+            k.causal != layer.causal)
+          throw FieldError(where + ".kernel: the mask differs from kernels." +
+                           layer.kernel + "'s");
       }
       m.layers.push_back(std::move(layer));
+      if (m.layers.back().hasKernel())
+        checkCache(m.layers, i);
     }
     manifest = std::move(m);
     return true;

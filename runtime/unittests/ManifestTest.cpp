@@ -3,6 +3,7 @@
 #include "hybrid-rt/Manifest.h"
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <cstdlib>
 #include <fstream>
@@ -19,12 +20,13 @@ std::string writeManifest(const std::string &text) {
 }
 
 const char *kValid = R"({
-  "version": 5, "target": "cpu", "library": "libkernels.so",
+  "version": 6, "target": "cpu", "library": "libkernels.so",
   "model_type": "test", "name": "t", "num_layers": 2,
   "kernels": {"attn0": {"entry": "_mlir_ciface_attn0",
     "prepare_q": "_mlir_ciface_attn0_prepare_q", "prepare_k": null,
     "num_heads": 4, "num_kv_heads": 2, "head_dim": 64, "v_head_dim": 64,
-    "sinks": false, "q_tile": 16, "k_tile": 64}},
+    "sinks": false, "window": 5, "chunk": null, "causal": true,
+    "q_tile": 16, "k_tile": 64}},
   "resources": {"_mlir_ciface_attn0": {"registers": 168, "stack_bytes": 0,
     "spill_store_bytes": 8, "spill_load_bytes": 4,
     "static_shared_bytes": 0}},
@@ -61,18 +63,39 @@ TEST(Manifest, ErrorsNameTheField) {
   } cases[] = {
       {"\"v_head_dim\": 64, \"scale\"", "\"v_head_dim\": \"x\", \"scale\"",
        "layers[0].v_head_dim: expected an integer"},
-      {"\"window\": 5", "\"window\": 5.5",
+      {"\"sliding\", \"window\": 5", "\"sliding\", \"window\": 5.5",
        "layers[0].window: expected an integer"},
-      {"\"version\": 5", "\"version\": 4",
-       "version: this runtime reads version 5, not 4 (artifacts of an older "
+      {"\"version\": 6", "\"version\": 5",
+       "version: this runtime reads version 6, not 5 (artifacts of an older "
        "hybrid-compile: compile them again)"},
-      {"\"version\": 5", "\"version\": 6",
-       "version: this runtime reads version 5, not 6"},
+      {"\"version\": 6", "\"version\": 7",
+       "version: this runtime reads version 6, not 7"},
       {"\"kernel\": \"attn0\"", "\"kernel\": \"attn9\"",
        "layers[0].kernel: 'attn9' is not in kernels"},
+      {"{\"type\": \"none\"}",
+       "{\"type\": \"partial\", \"theta\": 10000, \"rotary_dim\": -16}",
+       "layers[0].positional.rotary_dim: must be even, 0 to head_dim (64)"},
+      {"{\"type\": \"none\"}", "{\"type\": \"rope\", \"theta\": 0}",
+       "layers[0].positional.theta: must be positive"},
       {"{\"type\": \"none\"}", "{\"type\": \"alibi\"}",
        "layers[0].positional.type: unknown positional type 'alibi'"},
       {"\"q_tile\": 16", "\"q_tile\": 0", "kernels.attn0.q_tile"},
+      {"\"sliding\", \"window\": 5", "\"sliding\", \"window\": -5",
+       "layers[0].window: must be positive or null"},
+      // The kernel keeps the window it was compiled for; the ring would not.
+      {"\"sliding\", \"window\": 5", "\"sliding\", \"window\": 3",
+       "layers[0].kernel: the mask differs from kernels.attn0's"},
+      {"\"policy\": \"ring\"", "\"policy\": \"circular\"",
+       "layers[0].cache.policy: unknown policy 'circular'"},
+      {"\"policy\": \"ring\"", "\"policy\": \"chunk\"",
+       "layers[0].cache.policy: a chunk cache needs a causal chunked mask"},
+      {"\"policy\": \"ring\"", "\"policy\": \"none\"",
+       "layers[0].cache.policy: an attention layer needs a cache, got none"},
+      {"\"policy\": \"ring\", \"source_layer\": null",
+       "\"policy\": \"shared\", \"source_layer\": 0",
+       "layers[0].cache.source_layer: must name an earlier layer"},
+      {"\"source_layer\": null", "\"source_layer\": 0",
+       "layers[0].cache.source_layer: only a shared cache has one"},
       {"\"registers\": 168", "\"registers\": \"many\"",
        "resources._mlir_ciface_attn0.registers: expected an integer"},
       {"\"causal\": true, \"num_heads\": 4, \"num_kv_heads\": 2",
@@ -143,6 +166,29 @@ TEST(Manifest, GPUKernelsNeedLaunchFields) {
                          "\"attn0_split\""),
                 "kernels.attn0.entry_split: a split-K flash kernel needs "
                 "decode_combine");
+}
+
+// A shared layer reads an earlier layer's cache as its own.
+TEST(Manifest, SharedCachesReadACacheOfTheirShape) {
+  auto withReader = [](int64_t source) {
+    nlohmann::json manifest = nlohmann::json::parse(kValid);
+    nlohmann::json reader = manifest["layers"][0];
+    reader["index"] = 2;
+    reader["cache"]["policy"] = "shared";
+    reader["cache"]["source_layer"] = source;
+    manifest["layers"].push_back(reader);
+    return manifest.dump();
+  };
+  Manifest m;
+  std::string error;
+  ASSERT_TRUE(loadManifest(writeManifest(withReader(0)), m, error)) << error;
+  EXPECT_EQ(m.layers[2].cachePolicy, "shared");
+  EXPECT_EQ(m.layers[2].sourceLayer, 0);
+  EXPECT_FALSE(loadManifest(writeManifest(withReader(1)), m, error));
+  EXPECT_NE(error.find("layers[2].cache.source_layer: layer 1 stores no cache "
+                       "of its own"),
+            std::string::npos)
+      << error;
 }
 
 // The closed-form pair count agrees with counting visible() one by one.

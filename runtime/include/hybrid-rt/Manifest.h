@@ -101,6 +101,10 @@ struct KernelSpec {
   bool tma = false;
   int64_t numHeads = 0, numKvHeads = 0, headDim = 0, vHeadDim = 0;
   bool sinks = false;
+  /// The mask the kernel was compiled for (0: not used); its layers' must be
+  /// the same, since the runtime sizes their caches by theirs.
+  int64_t window = 0, chunk = 0;
+  bool causal = true;
   int64_t qTile = 0, kTile = 0, decodeQTile = 0;
   // Where the tile sizes came from: the tuning signature and "database",
   // "default" or "default (no entry)"; empty in older manifests.
