@@ -95,6 +95,12 @@ bool TuningDatabase::load(llvm::StringRef path, std::string &error) {
       if (!e.contains(key) || !e[key].is_number_integer() ||
           e[key].get<int64_t>() <= 0)
         return bad(at + "." + key, "missing or not a positive integer");
+    // Tiles past this are no tuner's result (the kernels refuse them too).
+    for (const char *key : {"q_tile", "k_tile"})
+      if (e[key].get<int64_t>() > kMaxTile)
+        return bad(at + "." + key, "must be at most " +
+                                       std::to_string(kMaxTile) + ", got " +
+                                       e[key].dump());
     TuningEntry entry;
     entry.target = e["target"];
     entry.kernel = e["kernel"];

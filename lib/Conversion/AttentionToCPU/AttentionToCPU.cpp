@@ -36,6 +36,30 @@ func::FuncOp hybrid::cpu::createKernelFunc(ImplicitLocOpBuilder &b,
   return func;
 }
 
+/// Tile sizes past these are refused before any arithmetic on them.
+constexpr int64_t kMaxTile = 1 << 16;
+/// A work item's scratch (transposed queries, scores and outputs; row
+/// statistics) lives on the stack of a runtime thread, 8 MiB by default on
+/// Linux: at most half of it.
+constexpr int64_t kMaxScratchBytes = 4 << 20;
+
+/// Stack bytes of a flash work item of `tiles` (FlashKernel.cpp's scratch).
+static int64_t getFlashScratchBytes(const AttentionSignature &sig,
+                                    const TileSizes &tiles) {
+  int64_t rows = tiles.queries * sig.groupSize();
+  return int64_t(sizeof(float)) *
+         ((sig.headDim + tiles.keys + sig.vHeadDim) * (rows + kLanes) +
+          5 * rows);
+}
+
+/// Stack bytes of a decode work item (DecodeKernel.cpp's scratch).
+static int64_t getDecodeScratchBytes(const AttentionSignature &sig,
+                                     int64_t keyTile) {
+  int64_t rows = getDecodePositions(sig, keyTile) * sig.heads;
+  return int64_t(sizeof(float)) * rows *
+         (sig.headDim + keyTile + sig.vHeadDim + 3);
+}
+
 /// Why the CPU kernels cannot compute `sig`, if they cannot.
 static std::optional<std::string>
 getUnsupportedReason(const AttentionSignature &sig, const TileSizes &tiles) {
@@ -46,9 +70,19 @@ getUnsupportedReason(const AttentionSignature &sig, const TileSizes &tiles) {
   if ((sig.groupSize() * tiles.queries) % 32 != 0)
     return "q-tile * (heads / kv heads) must be a multiple of 32, got " +
            std::to_string(sig.groupSize() * tiles.queries);
-  if (tiles.keys <= 0 || tiles.keys % 8 != 0)
-    return "k-tile must be a positive multiple of 8, got " +
-           std::to_string(tiles.keys);
+  if (tiles.keys <= 0 || tiles.keys % 8 != 0 || tiles.keys > kMaxTile)
+    return "k-tile must be a positive multiple of 8, at most " +
+           std::to_string(kMaxTile) + ", got " + std::to_string(tiles.keys);
+  int64_t bytes = std::max(
+      getFlashScratchBytes(sig, tiles),
+      sig.mask.getCausal() ? getDecodeScratchBytes(sig, tiles.keys) : 0);
+  if (bytes > kMaxScratchBytes)
+    return "q-tile " + std::to_string(tiles.queries * sig.groupSize()) +
+           " and k-tile " + std::to_string(tiles.keys) + " need " +
+           std::to_string(bytes >> 10) +
+           " KiB of stack per work item, more than the " +
+           std::to_string(kMaxScratchBytes >> 10) +
+           " KiB the CPU kernels take: choose smaller tiles";
   return std::nullopt;
 }
 
@@ -74,6 +108,11 @@ struct ConvertAttentionToCPUPass
       // q-tile counts rows: query positions times the GQA group.
       int64_t group = sig.groupSize();
       int64_t queries = op.getQTile().value_or(qTile);
+      if (queries < 0 || queries > kMaxTile) {
+        op.emitOpError() << "q-tile must be 0 to " << kMaxTile << ", got "
+                         << queries;
+        return signalPassFailure();
+      }
       if (queries == 0)
         queries = kDefaultRows;
       // Keep at least 32 rows (group * positions) per work item.
