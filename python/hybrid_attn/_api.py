@@ -151,6 +151,8 @@ class Session:
                         "tensors)")
 
     def _run(self, method, layer, q, k, v, sinks, out):
+        if q is None:
+            raise TypeError("q: expected a NumPy array or a DLPack tensor, got None")
         q, k, v, sinks = (_as_array(x, n) for x, n in ((q, "q"), (k, "k"), (v, "v"),
                                                       (sinks, "sinks")))
         result = self._out(layer, q) if out is None else out

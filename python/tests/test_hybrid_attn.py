@@ -211,6 +211,8 @@ def test_dtypes_and_outputs(schedule):
         session.prefill(2, q, BFloat16Array(k, code=5), v)
     with pytest.raises(TypeError, match="q: elements must be real, got complex64"):
         session.prefill(2, q.astype(np.complex64), k, v)
+    with pytest.raises(TypeError, match="q: expected a NumPy array or a DLPack tensor, got None"):
+        session.decode(2, None, k[:, :1], v[:, :1])
     # An output the kernels cannot write in place is refused, never copied
     # (the results would go to the copy).
     with pytest.raises(TypeError):
