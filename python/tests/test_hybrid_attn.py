@@ -213,6 +213,11 @@ def test_dtypes_and_outputs(schedule):
         session.prefill(2, q.astype(np.complex64), k, v)
     with pytest.raises(TypeError, match="q: expected a NumPy array or a DLPack tensor, got None"):
         session.decode(2, None, k[:, :1], v[:, :1])
+    # Caches that cannot exist are an error, not a crash.
+    with pytest.raises(hybrid_attn.HybridError, match=r"layer \d+: 10+ cache rows at batch 1 \(\d+ MiB\) cannot be allocated"):
+        schedule.session(1, 10**12)
+    with pytest.raises(hybrid_attn.HybridError, match="are more bytes than a size holds"):
+        schedule.session(2**62, 64)
     # An output the kernels cannot write in place is refused, never copied
     # (the results would go to the copy).
     with pytest.raises(TypeError):

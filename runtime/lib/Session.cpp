@@ -100,6 +100,33 @@ std::string checkQueryRank(const hybrid_rt_tensor *q) {
   return "";
 }
 
+/// Zeroed host rows for `c` (keys, and values unless K=V); an error if
+/// they overflow a size or cannot be allocated (never an exception through
+/// the C API).
+std::string allocateHostCache(LayerCache &c, const LayerSpec &l,
+                              int64_t batch) {
+  auto elements = [&](int64_t dim, int64_t &n) {
+    return !__builtin_mul_overflow(batch, c.rows, &n) &&
+           !__builtin_mul_overflow(n, l.numKvHeads, &n) &&
+           !__builtin_mul_overflow(n, dim, &n) &&
+           !__builtin_mul_overflow(n, int64_t(sizeof(float)), &n);
+  };
+  int64_t keyBytes = 0, valueBytes = 0;
+  std::string what =
+      std::to_string(c.rows) + " cache rows at batch " + std::to_string(batch);
+  if (!elements(l.headDim, keyBytes) || !elements(l.vHeadDim, valueBytes))
+    return what + " are more bytes than a size holds";
+  try {
+    c.keys.assign(keyBytes / sizeof(float), 0.f);
+    if (!c.kEqV)
+      c.values.assign(valueBytes / sizeof(float), 0.f);
+  } catch (const std::exception &) { // bad_alloc, length_error
+    return what + " (" + std::to_string((keyBytes + valueBytes) >> 20) +
+           " MiB) cannot be allocated";
+  }
+  return "";
+}
+
 std::string layerWhere(const char *call, int64_t layer) {
   return std::string(call) + ": layer " + std::to_string(layer);
 }
@@ -208,9 +235,10 @@ hybrid_rt_session_create(hybrid_rt_model *model,
                         ": K=V with a rotary encoding needs a full cache "
                         "(its policy is " +
                         c.policy + ")");
-      c.keys.assign(s->batch * c.rows * l.numKvHeads * l.headDim, 0.f);
-      if (!c.kEqV)
-        c.values.assign(s->batch * c.rows * l.numKvHeads * l.vHeadDim, 0.f);
+      if (std::string e = allocateHostCache(c, l, s->batch); !e.empty())
+        return fail(HYBRID_RT_INVALID_ARGUMENT,
+                    "hybrid_rt_session_create: layer " +
+                        std::to_string(l.index) + ": " + e);
     }
     s->caches.push_back(std::move(c));
   }
