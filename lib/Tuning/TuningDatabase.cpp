@@ -1,6 +1,7 @@
 //===- TuningDatabase.cpp - Tile sizes that hybrid-tune measured ----------===//
 
 #include "hybrid/Tuning/TuningDatabase.h"
+#include "hybrid/Dialect/Hybrid/IR/HybridOps.h"
 
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/raw_ostream.h"
@@ -95,11 +96,10 @@ bool TuningDatabase::load(llvm::StringRef path, std::string &error) {
       if (!e.contains(key) || !e[key].is_number_integer() ||
           e[key].get<int64_t>() <= 0)
         return bad(at + "." + key, "missing or not a positive integer");
-    // Tiles past this are no tuner's result (the kernels refuse them too).
     for (const char *key : {"q_tile", "k_tile"})
-      if (e[key].get<int64_t>() > kMaxTile)
+      if (e[key].get<int64_t>() > kMaxTileSize)
         return bad(at + "." + key, "must be at most " +
-                                       std::to_string(kMaxTile) + ", got " +
+                                       std::to_string(kMaxTileSize) + ", got " +
                                        e[key].dump());
     TuningEntry entry;
     entry.target = e["target"];

@@ -7,6 +7,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 
 using namespace hybrid::rt;
 
@@ -80,6 +81,9 @@ TEST(Manifest, ErrorsNameTheField) {
       {"{\"type\": \"none\"}", "{\"type\": \"alibi\"}",
        "layers[0].positional.type: unknown positional type 'alibi'"},
       {"\"q_tile\": 16", "\"q_tile\": 0", "kernels.attn0.q_tile"},
+      {"\"head_dim\": 64,\n     \"v_head_dim\": 64, \"scale\"",
+       "\"head_dim\": 0,\n     \"v_head_dim\": 64, \"scale\"",
+       "layers[0].head_dim: must be positive"},
       {"\"sliding\", \"window\": 5", "\"sliding\", \"window\": -5",
        "layers[0].window: must be positive or null"},
       // The kernel keeps the window it was compiled for; the ring would not.
@@ -170,25 +174,47 @@ TEST(Manifest, GPUKernelsNeedLaunchFields) {
 
 // A shared layer reads an earlier layer's cache as its own.
 TEST(Manifest, SharedCachesReadACacheOfTheirShape) {
-  auto withReader = [](int64_t source) {
-    nlohmann::json manifest = nlohmann::json::parse(kValid);
-    nlohmann::json reader = manifest["layers"][0];
-    reader["index"] = 2;
-    reader["cache"]["policy"] = "shared";
-    reader["cache"]["source_layer"] = source;
-    manifest["layers"].push_back(reader);
-    return manifest.dump();
-  };
+  // Layer 2 reads `source`'s cache; `edit` changes it (and the kernels).
+  auto withReader =
+      [](int64_t source,
+         const std::function<void(nlohmann::json &, nlohmann::json &)> &edit) {
+        nlohmann::json manifest = nlohmann::json::parse(kValid);
+        nlohmann::json reader = manifest["layers"][0];
+        reader["index"] = 2;
+        reader["cache"]["policy"] = "shared";
+        reader["cache"]["source_layer"] = source;
+        edit(reader, manifest["kernels"]);
+        manifest["layers"].push_back(reader);
+        return manifest.dump();
+      };
+  auto same = [](nlohmann::json &, nlohmann::json &) {};
   Manifest m;
   std::string error;
-  ASSERT_TRUE(loadManifest(writeManifest(withReader(0)), m, error)) << error;
+  ASSERT_TRUE(loadManifest(writeManifest(withReader(0, same)), m, error))
+      << error;
   EXPECT_EQ(m.layers[2].cachePolicy, "shared");
   EXPECT_EQ(m.layers[2].sourceLayer, 0);
-  EXPECT_FALSE(loadManifest(writeManifest(withReader(1)), m, error));
-  EXPECT_NE(error.find("layers[2].cache.source_layer: layer 1 stores no cache "
-                       "of its own"),
-            std::string::npos)
-      << error;
+  auto expectRefused = [&](const std::string &text,
+                           const std::string &message) {
+    EXPECT_FALSE(loadManifest(writeManifest(text), m, error));
+    EXPECT_NE(error.find("layers[2].cache.source_layer: " + message),
+              std::string::npos)
+        << error;
+  };
+  expectRefused(withReader(1, same), "layer 1 stores no cache of its own");
+  expectRefused(
+      withReader(0, [](nlohmann::json &reader,
+                       nlohmann::json &) { reader["cache"]["k_eq_v"] = true; }),
+      "layer 0 caches keys and values of another shape");
+  // A wider window than the source's ring keeps (on a kernel of its own).
+  expectRefused(withReader(0,
+                           [](nlohmann::json &reader, nlohmann::json &kernels) {
+                             kernels["attn1"] = kernels["attn0"];
+                             kernels["attn1"]["window"] = 6;
+                             reader["window"] = 6;
+                             reader["kernel"] = "attn1";
+                           }),
+                "layer 0 has another mask");
 }
 
 // The closed-form pair count agrees with counting visible() one by one.

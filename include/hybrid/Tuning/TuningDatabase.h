@@ -37,8 +37,6 @@ struct TuningEntry {
 class TuningDatabase {
 public:
   static constexpr int64_t kVersion = 1;
-  /// The largest q_tile or k_tile an entry may give.
-  static constexpr int64_t kMaxTile = 1 << 16;
 
   /// Reads `path`; false with a one-line `error` naming the field if the
   /// file is unreadable, malformed or of another version.

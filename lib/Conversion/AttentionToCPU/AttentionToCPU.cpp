@@ -36,8 +36,6 @@ func::FuncOp hybrid::cpu::createKernelFunc(ImplicitLocOpBuilder &b,
   return func;
 }
 
-/// Tile sizes past these are refused before any arithmetic on them.
-constexpr int64_t kMaxTile = 1 << 16;
 /// A work item's scratch (transposed queries, scores and outputs; row
 /// statistics) lives on the stack of a runtime thread, 8 MiB by default on
 /// Linux: at most half of it.
@@ -70,9 +68,9 @@ getUnsupportedReason(const AttentionSignature &sig, const TileSizes &tiles) {
   if ((sig.groupSize() * tiles.queries) % 32 != 0)
     return "q-tile * (heads / kv heads) must be a multiple of 32, got " +
            std::to_string(sig.groupSize() * tiles.queries);
-  if (tiles.keys <= 0 || tiles.keys % 8 != 0 || tiles.keys > kMaxTile)
+  if (tiles.keys <= 0 || tiles.keys % 8 != 0 || tiles.keys > kMaxTileSize)
     return "k-tile must be a positive multiple of 8, at most " +
-           std::to_string(kMaxTile) + ", got " + std::to_string(tiles.keys);
+           std::to_string(kMaxTileSize) + ", got " + std::to_string(tiles.keys);
   int64_t bytes = std::max(
       getFlashScratchBytes(sig, tiles),
       sig.mask.getCausal() ? getDecodeScratchBytes(sig, tiles.keys) : 0);
@@ -108,8 +106,8 @@ struct ConvertAttentionToCPUPass
       // q-tile counts rows: query positions times the GQA group.
       int64_t group = sig.groupSize();
       int64_t queries = op.getQTile().value_or(qTile);
-      if (queries < 0 || queries > kMaxTile) {
-        op.emitOpError() << "q-tile must be 0 to " << kMaxTile << ", got "
+      if (queries < 0 || queries > kMaxTileSize) {
+        op.emitOpError() << "q-tile must be 0 to " << kMaxTileSize << ", got "
                          << queries;
         return signalPassFailure();
       }

@@ -1,4 +1,5 @@
-//===- HybridOps.h - Hybrid dialect operations -------------------*- C++ -*-===//
+//===- HybridOps.h - Hybrid dialect operations -------------------*- C++
+//-*-===//
 
 #ifndef HYBRID_DIALECT_HYBRID_IR_HYBRIDOPS_H
 #define HYBRID_DIALECT_HYBRID_IR_HYBRIDOPS_H
@@ -14,6 +15,11 @@
 
 namespace hybrid {
 class LayerOp;
+
+/// The largest q_tile or k_tile a kernel is compiled with (an option or a
+/// tuning entry): no tuner gives more, and CPU work items keep their tiles
+/// on a thread's stack.
+inline constexpr int64_t kMaxTileSize = 1 << 16;
 } // namespace hybrid
 
 #define GET_OP_CLASSES
