@@ -9,7 +9,9 @@
 #include "llvm/Support/raw_ostream.h"
 
 #include <cstdio>
+#include <cstdlib>
 #include <random>
+#include <unistd.h>
 
 using namespace hybrid;
 using namespace hybrid::tools;
@@ -82,6 +84,50 @@ const LayerInputs &InputGenerator::get(const rt::LayerSpec &layer) {
       value = normal(random);
   }
   return made.emplace(layer.index, std::move(in)).first->second;
+}
+
+std::string hybrid::tools::checkInputMemory(
+    const std::vector<const rt::LayerSpec *> &layers, int64_t batch,
+    int64_t tokens, StringRef remedy) {
+  // Every layer's q, k, v and output, and the copies of one layer a run
+  // makes (the slice it passes, --check's reference); in doubles, since the
+  // product of options can overflow an int64_t.
+  double floats = 0, largest = 0;
+  for (const rt::LayerSpec *layer : layers) {
+    if (!layer->hasKernel())
+      continue;
+    double perLayer =
+        double(batch) * double(tokens) *
+        double(layer->numHeads * (layer->headDim + layer->vHeadDim) +
+               layer->numKvHeads * (layer->headDim + layer->vHeadDim));
+    floats += perLayer;
+    largest = std::max(largest, perLayer);
+  }
+  floats += 2 * largest;
+  double needed = floats * sizeof(float);
+  double held = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGESIZE));
+  constexpr double gib = 1024.0 * 1024.0 * 1024.0;
+  if (held > 0 && needed > held)
+    return formatv("{0} tokens at batch {1}: the seeded inputs and outputs of "
+                   "{2} layer{5} take {3:f1} GiB, more than this machine's "
+                   "{4:f1} GiB of memory; lower {6}",
+                   tokens, batch, layers.size(), needed / gib, held / gib,
+                   layers.size() == 1 ? "" : "s", remedy)
+        .str();
+  // Within memory, but a limit (ulimit -v) may still refuse it: the tools
+  // are built without exceptions, so ask now rather than abort later
+  // (volatile: the compiler may not fold the probe away).
+  void *volatile probe = std::malloc(size_t(needed));
+  if (probe) {
+    std::free(probe);
+    return "";
+  }
+  return formatv("{0} tokens at batch {1}: the seeded inputs and outputs of "
+                 "{2} layer{4} take {3:f1} GiB, which cannot be allocated; "
+                 "lower {5}",
+                 tokens, batch, layers.size(), needed / gib,
+                 layers.size() == 1 ? "" : "s", remedy)
+      .str();
 }
 
 int64_t hybrid::tools::getAllFullCacheBytes(const rt::Manifest &manifest,

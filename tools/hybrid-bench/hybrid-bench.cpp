@@ -32,6 +32,7 @@
 #include <chrono>
 #include <cstring>
 #include <map>
+#include <new>
 
 using namespace llvm;
 using namespace hybrid;
@@ -110,6 +111,10 @@ int main(int argc, char **argv) {
     if (layer.hasKernel())
       timed.push_back(&layer);
   }
+  if (std::string error =
+          tools::checkInputMemory(timed, batch, total, tools::kRunSizeOptions);
+      !error.empty())
+    return fail(error);
 
   // GPU caches hold bf16, CPU caches f32.
   bool onDevice = manifest.target != "cpu";
@@ -143,6 +148,9 @@ int main(int argc, char **argv) {
   // Decode: a session through the prompt, then every layer once per step.
   int64_t cacheBytes = 0;
   if (steps) {
+    // The runtime reports a cache it cannot allocate as an error; LLVM's
+    // out-of-memory handler (InitLLVM) would abort instead.
+    std::set_new_handler(nullptr);
     rt::Session session;
     if (rt::Status s = session.create(model, batch, total, stepTokens); !s)
       return fail(s.message);

@@ -25,6 +25,7 @@
 
 #include <cmath>
 #include <map>
+#include <new>
 
 using namespace llvm;
 using namespace hybrid;
@@ -74,6 +75,18 @@ int main(int argc, char **argv) {
   double limit = tolerance.getNumOccurrences() || manifest.target == "cpu"
                      ? double(tolerance)
                      : 2e-2;
+
+  std::vector<const rt::LayerSpec *> layers;
+  for (const rt::LayerSpec &layer : manifest.layers)
+    if (layer.hasKernel() && compiled.needed(layer.index))
+      layers.push_back(&layer);
+  if (std::string error =
+          tools::checkInputMemory(layers, batch, total, tools::kRunSizeOptions);
+      !error.empty())
+    return fail(error);
+  // The runtime reports a cache it cannot allocate as an error; LLVM's
+  // out-of-memory handler (InitLLVM) would abort instead.
+  std::set_new_handler(nullptr);
   rt::Session session;
   if (rt::Status s = session.create(model, batch, total, stepTokens); !s)
     return fail(s.message);
@@ -89,15 +102,12 @@ int main(int argc, char **argv) {
   // Prefill every layer, then each decode step through every layer, in
   // model order (a shared layer's step follows its source's).
   tools::InputGenerator inputs(manifest.layers, seed, batch, total);
-  std::vector<const rt::LayerSpec *> layers;
   std::map<int64_t, std::vector<float>> outputs; // [B, total, Hq, Dv]
-  for (const rt::LayerSpec &layer : manifest.layers)
-    if (layer.hasKernel() && compiled.needed(layer.index)) {
-      layers.push_back(&layer);
-      const tools::LayerInputs &in = inputs.get(layer);
-      outputs[layer.index].resize(in.outShape[0] * in.outShape[1] *
-                                  in.outShape[2] * in.outShape[3]);
-    }
+  for (const rt::LayerSpec *layer : layers) {
+    const tools::LayerInputs &in = inputs.get(*layer);
+    outputs[layer->index].resize(in.outShape[0] * in.outShape[1] *
+                                 in.outShape[2] * in.outShape[3]);
+  }
   auto runPositions = [&](const rt::LayerSpec &layer, int64_t begin,
                           int64_t count) -> rt::Status {
     const tools::LayerInputs &in = inputs.get(layer);

@@ -337,6 +337,13 @@ int main(int argc, char **argv) {
         kernels.push_back(std::move(k));
       }
     }
+    std::vector<const rt::LayerSpec *> tuned;
+    for (const KernelResult &k : kernels)
+      tuned.push_back(&manifest.layers[k.layer]);
+    if (std::string error =
+            tools::checkInputMemory(tuned, /*batch=*/1, seqLen, "--seq-len");
+        !error.empty())
+      return fail(error);
     tools::InputGenerator inputs(manifest.layers, /*seed=*/0, /*batch=*/1,
                                  seqLen);
     for (KernelResult &k : kernels) {
