@@ -119,8 +119,11 @@ NB_MODULE(_runtime, m) {
       .def(
           "__init__",
           [](Model *self, const std::string &dir, int threads) {
-            new (self) Model();
-            check(self->model.open(dir, threads));
+            // Opened before `self` is constructed: nanobind runs no
+            // destructor for an __init__ that throws.
+            rt::Model model;
+            check(model.open(dir, threads));
+            new (self) Model{std::move(model)};
           },
           nb::arg("artifacts_dir"), nb::arg("threads") = 0,
           "Opens the artifacts hybrid-compile wrote into `artifacts_dir`.")
@@ -134,10 +137,12 @@ NB_MODULE(_runtime, m) {
           "__init__",
           [](Session *self, nb::handle model, int64_t batch, int64_t maxSeq,
              int64_t maxStepTokens) {
-            new (self) Session();
-            self->owner = nb::borrow(model);
-            check(self->session.create(nb::cast<Model &>(model).model, batch,
-                                       maxSeq, maxStepTokens));
+            // Created before `self` is constructed, as the Model is: a
+            // failed create would leak the reference to `model`.
+            rt::Session session;
+            check(session.create(nb::cast<Model &>(model).model, batch, maxSeq,
+                                 maxStepTokens));
+            new (self) Session{std::move(session), nb::borrow(model)};
           },
           nb::arg("model"), nb::arg("batch"), nb::arg("max_seq"),
           nb::arg("max_step_tokens") = 1)

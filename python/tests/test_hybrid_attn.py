@@ -1,6 +1,8 @@
 """hybrid_attn against a NumPy reference: compile, prefill, decode, caches,
 no copies, errors."""
 import os
+import subprocess
+import sys
 import tracemalloc
 
 import numpy as np
@@ -224,3 +226,19 @@ def test_dtypes_and_outputs(schedule):
         session.prefill(2, q, k, v, out=np.zeros(q.shape, np.float64))
     with pytest.raises(TypeError):
         session.prefill(2, q, k, v, out=np.zeros(q.shape[::-1], np.float32).T)
+
+
+def test_failed_session_leaks_nothing(schedule):
+    # A session whose caches cannot be allocated keeps no reference to its
+    # model: nanobind reports leaked instances at exit.
+    script = (
+        "import hybrid_attn\n"
+        f"schedule = hybrid_attn.load({schedule.artifacts_dir!r})\n"
+        "try:\n"
+        "    schedule.session(1, 10**12)\n"
+        "except hybrid_attn.HybridError:\n"
+        "    pass\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "leaked" not in done.stderr, done.stderr
