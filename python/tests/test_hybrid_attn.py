@@ -242,3 +242,31 @@ def test_failed_session_leaks_nothing(schedule):
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert "leaked" not in done.stderr, done.stderr
+
+
+def test_scratch_out_of_memory_is_an_error(schedule):
+    # A prefill whose scratch copy of q cannot be allocated (an address-space
+    # limit just above what the process holds) fails with an error; the
+    # exception must not cross the C API (that would terminate).
+    script = f"""
+import resource, numpy as np, hybrid_attn
+schedule = hybrid_attn.load({schedule.artifacts_dir!r})
+layer = schedule.layers[0]
+batch, seq = 512, 256
+session = schedule.session(batch, seq)
+q = np.ones((batch, seq, layer["num_heads"], layer["head_dim"]), np.float32)
+k = np.ones((batch, seq, layer["num_kv_heads"], layer["head_dim"]), np.float32)
+v = np.ones((batch, seq, layer["num_kv_heads"], layer["v_head_dim"]), np.float32)
+out = np.zeros((batch, seq, layer["num_heads"], layer["v_head_dim"]), np.float32)
+with open("/proc/self/status") as f:
+    held = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize"))
+resource.setrlimit(resource.RLIMIT_AS, (held + q.nbytes // 2, resource.RLIM_INFINITY))
+try:
+    session.prefill(0, q, k, v, out=out)
+except hybrid_attn.HybridError as e:
+    print(e)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "hybrid_rt_session_prefill: out of host memory" in done.stdout, done.stdout + done.stderr

@@ -55,6 +55,10 @@ using Shape = std::array<int64_t, 4>;
 /// Records `message` as the calling thread's last error.
 hybrid_rt_status fail(hybrid_rt_status status, std::string message);
 
+/// The error of a call that ran out of host memory: every entry point that
+/// allocates catches std::bad_alloc, since no exception may cross the C API.
+hybrid_rt_status failOutOfMemory(const char *call);
+
 /// "" if `t` is a dense f32 tensor (bf16 too on GPU models that take it) of
 /// shape `expected` in memory the model reads (host; device memory too on
 /// GPUs), else why not.

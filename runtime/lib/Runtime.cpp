@@ -38,6 +38,11 @@ hybrid_rt_status hybrid::rt::fail(hybrid_rt_status status,
   return status;
 }
 
+hybrid_rt_status hybrid::rt::failOutOfMemory(const char *call) {
+  return fail(HYBRID_RT_OUT_OF_MEMORY,
+              std::string(call) + ": out of host memory");
+}
+
 std::string hybrid::rt::checkOperand(const char *name,
                                      const hybrid_rt_tensor *t,
                                      const std::vector<int64_t> &expected,
@@ -76,7 +81,7 @@ extern "C" {
 const char *hybrid_rt_last_error(void) { return lastError.c_str(); }
 
 hybrid_rt_status hybrid_rt_open(const char *dir, int32_t numThreads,
-                                hybrid_rt_model **model) {
+                                hybrid_rt_model **model) try {
   if (!dir || !model)
     return fail(HYBRID_RT_INVALID_ARGUMENT, "hybrid_rt_open: null argument");
   *model = nullptr;
@@ -115,6 +120,8 @@ hybrid_rt_status hybrid_rt_open(const char *dir, int32_t numThreads,
                                                         : defaultNumThreads());
   *model = m.release();
   return HYBRID_RT_OK;
+} catch (const std::bad_alloc &) {
+  return failOutOfMemory("hybrid_rt_open");
 }
 
 void hybrid_rt_close(hybrid_rt_model *model) { delete model; }
@@ -150,7 +157,7 @@ hybrid_rt_status hybrid_rt_prefill(hybrid_rt_model *model, int64_t layer,
                                    const hybrid_rt_tensor *k,
                                    const hybrid_rt_tensor *v,
                                    const hybrid_rt_tensor *sinks,
-                                   hybrid_rt_tensor *out) {
+                                   hybrid_rt_tensor *out) try {
   if (!model)
     return fail(HYBRID_RT_INVALID_ARGUMENT, "hybrid_rt_prefill: null model");
   std::string where = "hybrid_rt_prefill: layer " + std::to_string(layer);
@@ -192,6 +199,8 @@ hybrid_rt_status hybrid_rt_prefill(hybrid_rt_model *model, int64_t layer,
       sinks ? static_cast<float *>(sinks->data) : nullptr,
       static_cast<float *>(out->data));
   return HYBRID_RT_OK;
+} catch (const std::bad_alloc &) {
+  return failOutOfMemory("hybrid_rt_prefill");
 }
 
 const char *hybrid_rt_device_name(const hybrid_rt_model *model) {

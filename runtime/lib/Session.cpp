@@ -100,11 +100,15 @@ std::string checkQueryRank(const hybrid_rt_tensor *q) {
   return "";
 }
 
+std::string layerWhere(const char *call, int64_t layer) {
+  return std::string(call) + ": layer " + std::to_string(layer);
+}
+
 /// Zeroed host rows for `c` (keys, and values unless K=V); an error if
-/// they overflow a size or cannot be allocated (never an exception through
-/// the C API).
-std::string allocateHostCache(LayerCache &c, const LayerSpec &l,
-                              int64_t batch) {
+/// they overflow a size (INVALID_ARGUMENT) or cannot be allocated
+/// (OUT_OF_MEMORY), recorded for the caller `where`.
+hybrid_rt_status allocateHostCache(LayerCache &c, const LayerSpec &l,
+                                   int64_t batch, const std::string &where) {
   auto elements = [&](int64_t dim, int64_t &n) {
     return !__builtin_mul_overflow(batch, c.rows, &n) &&
            !__builtin_mul_overflow(n, l.numKvHeads, &n) &&
@@ -115,20 +119,19 @@ std::string allocateHostCache(LayerCache &c, const LayerSpec &l,
   std::string what =
       std::to_string(c.rows) + " cache rows at batch " + std::to_string(batch);
   if (!elements(l.headDim, keyBytes) || !elements(l.vHeadDim, valueBytes))
-    return what + " are more bytes than a size holds";
+    return fail(HYBRID_RT_INVALID_ARGUMENT,
+                where + ": " + what + " are more bytes than a size holds");
   try {
     c.keys.assign(keyBytes / sizeof(float), 0.f);
     if (!c.kEqV)
       c.values.assign(valueBytes / sizeof(float), 0.f);
   } catch (const std::exception &) { // bad_alloc, length_error
-    return what + " (" + std::to_string((keyBytes + valueBytes) >> 20) +
-           " MiB) cannot be allocated";
+    return fail(HYBRID_RT_OUT_OF_MEMORY,
+                where + ": " + what + " (" +
+                    std::to_string((keyBytes + valueBytes) >> 20) +
+                    " MiB) cannot be allocated");
   }
-  return "";
-}
-
-std::string layerWhere(const char *call, int64_t layer) {
-  return std::string(call) + ": layer " + std::to_string(layer);
+  return HYBRID_RT_OK;
 }
 
 int64_t getBytes(const LayerCache &c) {
@@ -183,7 +186,7 @@ extern "C" {
 hybrid_rt_status
 hybrid_rt_session_create(hybrid_rt_model *model,
                          const hybrid_rt_session_options *options,
-                         hybrid_rt_session **session) {
+                         hybrid_rt_session **session) try {
   if (!model || !options || !session)
     return fail(HYBRID_RT_INVALID_ARGUMENT,
                 "hybrid_rt_session_create: null argument");
@@ -235,15 +238,16 @@ hybrid_rt_session_create(hybrid_rt_model *model,
                         ": K=V with a rotary encoding needs a full cache "
                         "(its policy is " +
                         c.policy + ")");
-      if (std::string e = allocateHostCache(c, l, s->batch); !e.empty())
-        return fail(HYBRID_RT_INVALID_ARGUMENT,
-                    "hybrid_rt_session_create: layer " +
-                        std::to_string(l.index) + ": " + e);
+      if (hybrid_rt_status status = allocateHostCache(
+              c, l, s->batch, layerWhere("hybrid_rt_session_create", l.index)))
+        return status;
     }
     s->caches.push_back(std::move(c));
   }
   *session = s.release();
   return HYBRID_RT_OK;
+} catch (const std::bad_alloc &) {
+  return failOutOfMemory("hybrid_rt_session_create");
 }
 
 void hybrid_rt_session_destroy(hybrid_rt_session *session) { delete session; }
@@ -289,7 +293,7 @@ hybrid_rt_status hybrid_rt_session_prefill(hybrid_rt_session *s, int64_t layer,
                                            const hybrid_rt_tensor *k,
                                            const hybrid_rt_tensor *v,
                                            const hybrid_rt_tensor *sinks,
-                                           hybrid_rt_tensor *out) {
+                                           hybrid_rt_tensor *out) try {
   std::string where;
   const LayerSpec *spec = nullptr;
   if (hybrid_rt_status status =
@@ -347,11 +351,13 @@ hybrid_rt_status hybrid_rt_session_prefill(hybrid_rt_session *s, int64_t layer,
   }
   c.length = seq;
   return HYBRID_RT_OK;
+} catch (const std::bad_alloc &) {
+  return failOutOfMemory("hybrid_rt_session_prefill");
 }
 
 hybrid_rt_status hybrid_rt_session_append(hybrid_rt_session *s, int64_t layer,
                                           const hybrid_rt_tensor *k,
-                                          const hybrid_rt_tensor *v) {
+                                          const hybrid_rt_tensor *v) try {
   std::string where;
   const LayerSpec *spec = nullptr;
   if (hybrid_rt_status status =
@@ -387,6 +393,8 @@ hybrid_rt_status hybrid_rt_session_append(hybrid_rt_session *s, int64_t layer,
   appendTokens(*s, l, c, data(k), data(v), count);
   c.length += count;
   return HYBRID_RT_OK;
+} catch (const std::bad_alloc &) {
+  return failOutOfMemory("hybrid_rt_session_append");
 }
 
 hybrid_rt_status hybrid_rt_session_decode(hybrid_rt_session *s, int64_t layer,
@@ -394,7 +402,7 @@ hybrid_rt_status hybrid_rt_session_decode(hybrid_rt_session *s, int64_t layer,
                                           const hybrid_rt_tensor *k,
                                           const hybrid_rt_tensor *v,
                                           const hybrid_rt_tensor *sinks,
-                                          hybrid_rt_tensor *out) {
+                                          hybrid_rt_tensor *out) try {
   std::string where;
   const LayerSpec *spec = nullptr;
   if (hybrid_rt_status status =
@@ -536,6 +544,8 @@ hybrid_rt_status hybrid_rt_session_decode(hybrid_rt_session *s, int64_t layer,
   });
   c.length = total;
   return HYBRID_RT_OK;
+} catch (const std::bad_alloc &) {
+  return failOutOfMemory("hybrid_rt_session_decode");
 }
 
 } // extern "C"

@@ -26,7 +26,8 @@ typedef enum hybrid_rt_status {
   HYBRID_RT_OK = 0,
   HYBRID_RT_INVALID_ARGUMENT = 1, /* shapes, dtypes, layer index, null */
   HYBRID_RT_LOAD_ERROR = 2,       /* manifest or kernel library */
-  HYBRID_RT_UNSUPPORTED = 3       /* valid, but not implemented yet */
+  HYBRID_RT_UNSUPPORTED = 3,      /* valid, but not implemented yet */
+  HYBRID_RT_OUT_OF_MEMORY = 4     /* caches or scratch cannot be allocated */
 } hybrid_rt_status;
 
 typedef enum hybrid_rt_dtype {
