@@ -1,6 +1,6 @@
-"""What the fuzzers (fuzz-kernels.py, fuzz-manifest.py) share: their
-options, the tools they need, and the loop that runs cases and keeps
-findings."""
+"""What the fuzzers (fuzz-kernels.py, fuzz-manifest.py, fuzz-session.py)
+share: their options, the tools they need, and the loop that runs cases and
+keeps findings."""
 import argparse
 import os
 import sys

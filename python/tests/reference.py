@@ -1,15 +1,23 @@
-"""A NumPy reference (float64) for the tests: masks, RoPE (rotate-half),
-soft-cap, sinks, GQA, queries at the last positions of the keys."""
+"""A NumPy reference (float64) for the tests and fuzz-session.py: masks
+(causal or not), RoPE (rotate-half; full, partial and proportional, no
+scalings), soft-cap, sinks, GQA, queries at the last positions of the keys."""
 import numpy as np
 
 
-def rope(x, positions, theta):
-    half = x.shape[-1] // 2
-    inv_freq = theta ** (-np.arange(half) * 2.0 / x.shape[-1])
+def rope(x, positions, pos):
+    """Rotates the pairs (i, i + dim/2) of x's first `dim` dims: all of a
+    head, or rotary_dim for partial RoPE; proportional RoPE's frequencies run
+    over the head and stop after rotary_dim/2 pairs (the rest pass through)."""
+    assert not pos.get("scaling"), "this reference knows unscaled RoPE only"
+    dim = pos["rotary_dim"] if pos["type"] == "partial" else x.shape[-1]
+    half = dim // 2
+    inv_freq = pos["theta"] ** (-np.arange(half) * 2.0 / dim)
+    if pos["type"] == "proportional":
+        inv_freq[pos["rotary_dim"] // 2:] = 0
     angle = positions[:, None] * inv_freq[None, :]  # [S, half]
     cos, sin = np.cos(angle)[None, :, None, :], np.sin(angle)[None, :, None, :]
-    a, b = x[..., :half], x[..., half:]
-    return np.concatenate([a * cos - b * sin, b * cos + a * sin], axis=-1)
+    a, b, rest = x[..., :half], x[..., half:dim], x[..., dim:]
+    return np.concatenate([a * cos - b * sin, b * cos + a * sin, rest], axis=-1)
 
 
 def attention(layer, q, k, v, sinks=None):
@@ -19,19 +27,18 @@ def attention(layer, q, k, v, sinks=None):
     pq = np.arange(skv - sq, skv)
     pk = np.arange(skv)
     pos = layer.get("positional") or {"type": "none"}
-    assert not pos.get("scaling"), "this reference knows plain RoPE only"
-    if pos["type"] == "rope":
-        q, k = rope(q, pq, pos["theta"]), rope(k, pk, pos["theta"])
-    else:
-        assert pos["type"] == "none", pos
+    if pos["type"] != "none":
+        q, k = rope(q, pq, pos), rope(k, pk, pos)
     group = hq // k.shape[2]
     k, v = np.repeat(k, group, axis=2), np.repeat(v, group, axis=2)
     s = np.einsum("bqhd,bkhd->bhqk", q, k) * layer["scale"]
     if layer.get("softcap"):
         s = layer["softcap"] * np.tanh(s / layer["softcap"])
-    visible = pk[None, :] <= pq[:, None]
+    causal = layer.get("causal", True)
+    distance = pq[:, None] - pk[None, :]
+    visible = distance >= 0 if causal else np.ones_like(distance, bool)
     if layer.get("window"):
-        visible &= pq[:, None] - pk[None, :] < layer["window"]
+        visible &= (distance if causal else np.abs(distance)) < layer["window"]
     if layer.get("chunk"):
         visible &= pq[:, None] // layer["chunk"] == pk[None, :] // layer["chunk"]
     s = np.where(visible, s, -np.inf)

@@ -1,0 +1,365 @@
+#!/usr/bin/env python3
+"""Stateful fuzzing of hybrid_attn sessions: random prefill, decode, reset
+and cache_info calls, valid or with one thing wrong, checked against the
+NumPy reference and against what the session must still hold.
+
+Compiles test/Runtime/Inputs/caches.json (every cache policy: ring, chunk,
+shared, K=V with RoPE, proportional RoPE and NoPE, sinks) and masks.json
+(every mask, bidirectional ones too) for the CPU and, when the build has the
+PTX emulator, for cuda:sm_80. Each case opens one of them in a fresh Python
+process, makes a session of random batch, max_seq and max_step_tokens, and
+makes a few dozen random calls. A call is either valid (the right layer
+state, shapes, sinks, step size and room), or has one thing wrong that the
+session must refuse (a layer out of range, a wrong dimension or rank, a
+missing or extra k/v or sinks, an empty or too large step, no room left, a
+second prefill, a shared layer ahead of its source, an output of the wrong
+dtype or layout), or has inputs the package converts (float64, float16,
+integers, Fortran order, strided views).
+
+A case passes when every valid or converted call returns the reference's
+output (max|out - ref| / max|ref| within 1e-4 on the CPU, 2e-2 in bf16 on
+the GPU) and every wrong call raises HybridError, TypeError or ValueError and
+leaves every layer's cache as it was (later calls check that too). A crash,
+a hang, a wrong result, a refused valid call or an accepted wrong one is a
+finding, kept in DIR/findings/case-N/repro.sh.
+
+  utils/fuzz-session.py [--cases N | --minutes M] [--seed S] [--dir DIR]
+                        [--calls C] [--timeout SECONDS]
+                        [--schedules caches.json,masks.json]
+                        [--targets cpu,cuda:sm_80]
+
+`test/Python/fuzz-session.test` runs a few cases with a fixed seed.
+"""
+import os
+import random
+import shlex
+import subprocess
+import sys
+
+import fuzzing
+
+ROOT = fuzzing.ROOT
+SCHEDULES = ["caches.json", "masks.json"]
+MAX_SEQ = 160
+
+
+# --------------------------------------------------------------------------
+# The case: one session and its calls, in a process of its own.
+# --------------------------------------------------------------------------
+
+class Finding(Exception):
+    pass
+
+
+def run_calls(artifacts, seed, calls, tolerance):
+    import numpy as np
+
+    import hybrid_attn
+    from reference import attention
+
+    rng = random.Random(seed)
+    data = np.random.default_rng(seed)
+    schedule = hybrid_attn.load(artifacts)
+    layers = schedule.layers
+    batch = rng.choice([1, 1, 2, 3])
+    max_seq = rng.choice([1, 7, 33, 64, 65, 100, MAX_SEQ])
+    max_step = rng.choice([1, 1, 2, 3, 8, 17])
+    session = schedule.session(batch, max_seq, max_step)
+    step_limit = min(max_step, max_seq)
+    print(f"session(batch={batch}, max_seq={max_seq}, max_step_tokens={max_step})")
+
+    def source(i):
+        cache = layers[i]["cache"]
+        return cache["source_layer"] if cache["policy"] == "shared" else i
+
+    # Tokens each layer has seen, and the keys and values of the layers that
+    # keep their own (a shared layer reads its source's).
+    lengths = [0] * len(layers)
+    history = {}
+
+    def tensors(i, count):
+        layer, at = layers[i], lengths[i]
+        shape = (batch, count)
+        q = data.standard_normal(shape + (layer["num_heads"], layer["head_dim"]), np.float32)
+        k = data.standard_normal(shape + (layer["num_kv_heads"], layer["head_dim"]), np.float32)
+        v = k if layer["cache"]["k_eq_v"] else data.standard_normal(
+            shape + (layer["num_kv_heads"], layer["v_head_dim"]), np.float32)
+        if source(i) != i and source(i) in history:
+            held_k, held_v = history[source(i)]
+            if held_k.shape[1] >= at + count:
+                k, v = held_k[:, at:at + count], held_v[:, at:at + count]
+        sinks = data.standard_normal(layer["num_heads"], np.float32) if layer["sinks"] else None
+        return q, k, v, sinks
+
+    def check_lengths(what):
+        for i in range(len(layers)):
+            held = session.cache_info(i)["length"]
+            if held != lengths[i]:
+                raise Finding(f"{what}: layer {i} holds {held} tokens, expected {lengths[i]}")
+
+    def as_float32(x):
+        return None if x is None else np.asarray(x, np.float32)
+
+    ran = refused = 0
+    for call in range(calls):
+        i = rng.randrange(len(layers))
+        layer = layers[i]
+        at = lengths[i]
+        prefill = at == 0 and rng.random() < 0.7 or rng.random() < 0.1
+        shared = source(i) != i
+        limit = max_seq if prefill else step_limit
+        count = rng.randint(1, limit)
+        # Mostly calls that can succeed: within the room left, and a shared
+        # layer's tokens up to its source's.
+        if not prefill and rng.random() < 0.9:
+            count = rng.randint(1, max(1, min(limit, max_seq - at)))
+        if shared and 1 <= lengths[source(i)] - at <= limit and rng.random() < 0.8:
+            count = lengths[source(i)] - at
+        q, k, v, sinks = tensors(i, count)
+        # Why the call, as made, must be refused (the layer's state).
+        if prefill:
+            why = ("a second prefill" if at else
+                   "the source is not prefilled to this length" if shared and
+                   lengths[source(i)] != count else None)
+        else:
+            why = ("bidirectional: no decode" if not layer["causal"] else
+                   "no room" if at + count > max_seq else
+                   "the source has not run this step" if shared and
+                   lengths[source(i)] != at + count else None)
+        keys_given = prefill or not shared
+        args = {"q": q, "k": k if keys_given else None, "v": v if keys_given else None,
+                "sinks": sinks, "out": None}
+        index, change = i, "none"
+        if rng.random() < 0.3:
+            change, refuse = mutate(rng, np, args, layer, prefill, shared, step_limit,
+                                    max_seq)
+            if change.startswith("layer "):
+                index = int(change.split()[1])
+            if refuse:
+                why = why or change
+        name = "prefill" if prefill else "decode"
+        what = (f"call {call}: {name}(layer {index}, {count} tokens at {at}), "
+                f"change: {change}")
+        print(what, flush=True)
+        try:
+            out = (session.prefill if prefill else session.decode)(index, **args)
+        except (hybrid_attn.HybridError, TypeError, ValueError) as error:
+            if why is None:
+                raise Finding(f"{what}: refused a valid call: {error}")
+            if not str(error).strip():
+                raise Finding(f"{what}: an error without a message")
+            check_lengths(f"{what}, refused ({error})")
+            refused += 1
+            continue
+        if why is not None:
+            raise Finding(f"{what}: accepted, though {why}")
+        # The reference sees what was passed, as the package converts it.
+        q, k, v, sinks = (as_float32(args[n]) for n in ("q", "k", "v", "sinks"))
+        if not shared:
+            if not prefill and i in history:  # a first decode starts one
+                k, v = (np.concatenate([held, x], axis=1)
+                        for held, x in zip(history[i], (k, v)))
+            history[i] = (k, v)
+        elif not prefill:
+            k, v = (x[:, :at + count] for x in history[source(i)])
+        lengths[i] = at + count
+        ref = attention(layer, q, k, v, sinks)
+        error = np.abs(np.asarray(out, np.float64) - ref).max() / np.abs(ref).max()
+        if not error <= tolerance:
+            raise Finding(f"{what}: relative error {error:.3g} > {tolerance}")
+        check_lengths(what)
+        ran += 1
+        if rng.random() < 0.04:
+            session.reset()
+            lengths = [0] * len(layers)
+            history = {}
+            print("reset")
+            check_lengths("reset")
+    print(f"{ran} ran, {refused} refused")
+
+
+def mutate(rng, np, args, layer, prefill, shared, step_limit, max_seq):
+    """Changes one thing in args; returns (what, whether it must be refused)."""
+    q = args["q"]
+    count = q.shape[1]
+    keyed = [n for n in ("q", "k", "v") if args[n] is not None]
+
+    def resized(x, axis, size):
+        shape = list(x.shape)
+        shape[axis] = size
+        return np.zeros(shape, np.float32) if size >= 0 else x
+
+    choices = ["layer", "dim", "rank", "convert", "out", "sinks", "keys", "count"]
+    kind = rng.choice(choices)
+    if kind == "layer":
+        index = rng.choice([-1, -2**40, 2**40, 10**3])
+        return f"layer {index}", True
+    if kind == "dim":
+        name = rng.choice(keyed)
+        axis = rng.randrange(4)
+        size = args[name].shape[axis] + rng.choice([-1, 1, 2])
+        if axis == 1 and name == "q" and len(keyed) == 1:
+            size = max(size, 1)  # a decode's q alone: its own count (below)
+            return "none", False
+        if size < 1:
+            size = args[name].shape[axis] + 1
+        args[name] = resized(args[name], axis, size)
+        return f"{name} dim {axis} = {size}", True
+    if kind == "rank":
+        name = rng.choice(keyed)
+        args[name] = args[name][0] if rng.random() < 0.5 else args[name][None]
+        return f"{name} rank {args[name].ndim}", True
+    if kind == "convert":
+        name = rng.choice(keyed)
+        x = args[name]
+        how = rng.choice(["float64", "float16", "int", "fortran", "strided"])
+        if how == "float64":
+            y = x.astype(np.float64)
+        elif how == "float16":  # rounds: the reference sees what was passed
+            y = x.astype(np.float16)
+        elif how == "int":
+            y = np.rint(x * 2).astype(np.int32)
+        elif how == "fortran":
+            y = np.asfortranarray(x)
+        else:
+            wide = np.zeros(x.shape[:-1] + (2 * x.shape[-1],), x.dtype)
+            wide[..., ::2] = x
+            y = wide[..., ::2]
+        # K=V layers take one tensor twice: keep k and v the same.
+        for other in ("q", "k", "v"):
+            if args[other] is x:
+                args[other] = y
+        return f"{name} {how}", False
+    if kind == "out":
+        value_dim = layer["v_head_dim"]
+        shape = q.shape[:-1] + (value_dim,)
+        how = rng.choice(["float64", "transposed", "shape", "ok"])
+        if how == "float64":
+            args["out"] = np.zeros(shape, np.float64)
+        elif how == "transposed":
+            args["out"] = np.zeros(shape[::-1], np.float32).T
+        elif how == "shape":
+            args["out"] = np.zeros(shape[:-1] + (value_dim + 1,), np.float32)
+        else:
+            args["out"] = np.full(shape, np.nan, np.float32)
+        return f"out {how}", how != "ok"
+    if kind == "sinks":
+        if layer["sinks"]:
+            how = rng.choice(["missing", "shape"])
+            args["sinks"] = None if how == "missing" else np.zeros(layer["num_heads"] + 1,
+                                                                    np.float32)
+        else:
+            how = "extra"
+            args["sinks"] = np.zeros(layer["num_heads"], np.float32)
+        return f"sinks {how}", True
+    if kind == "keys":
+        if prefill:
+            name = rng.choice(["k", "v"])
+            args[name] = None
+            return f"{name} None", True
+        if shared:
+            args["k"] = np.zeros((q.shape[0], count, layer["num_kv_heads"], layer["head_dim"]),
+                                 np.float32)
+            args["v"] = args["k"]
+            return "k and v given to a shared layer", True
+        name = rng.choice(["k", "v"])
+        args[name] = None
+        return f"{name} None", True
+    # count: an empty step, too many tokens, or more than max_seq.
+    if prefill:
+        size = rng.choice([0, max_seq + 1])
+    else:
+        size = rng.choice([0, step_limit + 1])
+    for name in ("q", "k", "v"):
+        if args[name] is not None:
+            args[name] = resized(args[name], 1, size)
+    return f"{size} tokens", True
+
+
+def child(argv):
+    import argparse
+    parser = argparse.ArgumentParser()
+    parser.add_argument("artifacts")
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--calls", type=int, required=True)
+    parser.add_argument("--tolerance", type=float, required=True)
+    args = parser.parse_args(argv)
+    sys.path.insert(0, os.path.join(ROOT, "python", "tests"))
+    try:
+        run_calls(args.artifacts, args.seed, args.calls, args.tolerance)
+    except Finding as finding:
+        print(f"FINDING: {finding}", flush=True)
+        return 3
+    return 0
+
+
+# --------------------------------------------------------------------------
+# The driver: compile once, then run cases in child processes.
+# --------------------------------------------------------------------------
+
+def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        return child(sys.argv[2:])
+    parser = fuzzing.make_parser(__doc__, "hybrid-fuzz-session")
+    parser.add_argument("--calls", type=int, default=60, help="calls per case")
+    parser.add_argument("--timeout", type=float, default=120,
+                        help="seconds a case may take")
+    parser.add_argument("--schedules", default=",".join(SCHEDULES),
+                        help="of test/Runtime/Inputs, comma-separated")
+    parser.add_argument("--targets", default="cpu,cuda:sm_80",
+                        help="cuda:sm_80 runs under the PTX emulator, if built")
+    args = parser.parse_args()
+    bin_dir, emulator = fuzzing.find_tools(args, "fuzz-session", ["hybrid-compile"],
+                                           emulator=False)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [os.path.join(args.build, "python_packages")] +
+        ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    env["HYBRID_COMPILE"] = os.path.join(bin_dir, "hybrid-compile")
+    targets = [t for t in args.targets.split(",")
+               if t == "cpu" or t.startswith("cuda:") and os.path.exists(emulator)]
+    env["HYBRID_CUDA_DRIVER"] = emulator
+    compiled = []
+    for name in args.schedules.split(","):
+        for target in targets:
+            out = os.path.join(args.dir, "artifacts",
+                               name.replace(".json", "") + "-" + target.replace(":", "_"))
+            spec = os.path.join(ROOT, "test", "Runtime", "Inputs", name)
+            subprocess.run([env["HYBRID_COMPILE"], spec, "--target", target,
+                            "--max-seq", str(MAX_SEQ), "--emit", "artifacts", "-o", out],
+                           check=True, env=env)
+            compiled.append((os.path.basename(out), out, 1e-4 if target == "cpu" else 2e-2))
+
+    def run_case(index, seed):
+        label, artifacts, tolerance = random.Random(seed).choice(compiled)
+        command = [sys.executable, os.path.abspath(__file__), "--child", artifacts,
+                   "--seed", str(seed), "--calls", str(args.calls),
+                   "--tolerance", str(tolerance)]
+        text = f"case {index} (seed {seed}): {label}"
+        try:
+            done = subprocess.run(command, env=env, capture_output=True, text=True,
+                                  timeout=args.timeout)
+            status = done.returncode
+            output = done.stdout + done.stderr
+        except subprocess.TimeoutExpired as expired:
+            status = "timeout"
+            output = (expired.stdout or b"").decode() + (expired.stderr or b"").decode()
+        if status == 0:
+            return True, text + ": " + output.strip().splitlines()[-1]
+        kept = os.path.join(args.dir, "findings", f"case-{index}")
+        os.makedirs(kept, exist_ok=True)
+        with open(os.path.join(kept, "output.txt"), "w") as f:
+            f.write(output)
+        with open(os.path.join(kept, "repro.sh"), "w") as f:
+            f.write("#!/bin/sh\n" + "".join(
+                f"export {key}={shlex.quote(env[key])}\n"
+                for key in ("PYTHONPATH", "HYBRID_CUDA_DRIVER")) +
+                shlex.join(command) + "\n")
+        last = [line for line in output.splitlines() if line.strip()][-1:] or ["(no output)"]
+        return False, text + f": exit {status}: {last[0][:300]}"
+
+    return fuzzing.run_cases(args, run_case)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
