@@ -102,7 +102,10 @@ def ConvertHybridAttentionToGPU
     "::mlir::math::MathDialect", "::mlir::memref::MemRefDialect",
     "::mlir::nvgpu::NVGPUDialect", "::mlir::NVVM::NVVMDialect",
     "::mlir::scf::SCFDialect", "::mlir::vector::VectorDialect",
-    "::mlir::LLVM::LLVMDialect"
+    "::mlir::LLVM::LLVMDialect",
+    // The options' #hybrid.gpu_kernel, made even for a module without
+    // hybrid ops.
+    "::hybrid::HybridDialect"
   ];
   let options = [
     Option<"kTile", "k-tile", "int64_t", /*default=*/"64",
