@@ -14,7 +14,9 @@
 #include "Model.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
+#include <unistd.h>
 
 using namespace hybrid::rt;
 
@@ -72,6 +74,29 @@ int64_t cacheRows(const LayerSpec &l, int64_t maxSeq, int64_t maxStep) {
   if (l.cachePolicy == "shared" || l.cachePolicy == "none")
     return 0;
   return maxSeq;
+}
+
+/// An error if the host caches of a session (f32, every layer that keeps
+/// its own) would take more than this machine's memory: zero-filling them
+/// would wake the out-of-memory killer rather than fail an allocation.
+std::string checkHostCacheMemory(const hybrid_rt_model &model, int64_t batch,
+                                 int64_t maxSeq, int64_t maxStep) {
+  double bytes = 0; // in doubles: the product can overflow an int64_t
+  for (const LayerSpec &l : model.manifest.layers)
+    if (l.hasKernel())
+      bytes += double(batch) * double(cacheRows(l, maxSeq, maxStep)) *
+               double(l.numKvHeads) *
+               double(l.headDim + (l.kEqV ? 0 : l.vHeadDim)) * sizeof(float);
+  double held = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGESIZE));
+  if (held <= 0 || bytes <= held)
+    return "";
+  constexpr double gib = 1024.0 * 1024.0 * 1024.0;
+  char text[160];
+  std::snprintf(text, sizeof(text),
+                "the caches take %.1f GiB, more than this machine's %.1f GiB "
+                "of memory",
+                bytes / gib, held / gib);
+  return text;
 }
 
 /// Copies positions [first, first + count) of `src` [B, count, H, width]
@@ -203,6 +228,17 @@ hybrid_rt_session_create(hybrid_rt_model *model,
   s->batch = o.batch;
   s->maxSeq = o.max_seq;
   s->maxStep = std::min(o.max_step_tokens, o.max_seq);
+  bool onHost = true;
+#ifdef HYBRID_RT_CUDA
+  onHost = !model->cuda;
+#endif
+  if (std::string error =
+          onHost ? checkHostCacheMemory(*model, s->batch, s->maxSeq, s->maxStep)
+                 : "";
+      !error.empty())
+    return fail(HYBRID_RT_OUT_OF_MEMORY,
+                "hybrid_rt_session_create: batch " + std::to_string(s->batch) +
+                    ", max_seq " + std::to_string(s->maxSeq) + ": " + error);
   int64_t maxKeyTile = 0; // GPU rings' mirror rows (below)
   for (const auto &[name, kernel] : model->manifest.kernels)
     maxKeyTile = std::max(maxKeyTile, kernel.kTile);
