@@ -2,7 +2,9 @@
 
 #include "Model.h"
 
+#include <fstream>
 #include <sstream>
+#include <unistd.h>
 
 using namespace hybrid::rt;
 
@@ -79,6 +81,20 @@ std::string hybrid::rt::checkOperand(const char *name,
 extern "C" {
 
 const char *hybrid_rt_last_error(void) { return lastError.c_str(); }
+
+int64_t hybrid_rt_host_memory_bytes(void) {
+  long pages = sysconf(_SC_PHYS_PAGES), pageSize = sysconf(_SC_PAGESIZE);
+  int64_t bytes = pages > 0 && pageSize > 0 ? int64_t(pages) * pageSize : 0;
+  // cgroup v2, then v1 ("max" or a huge number: no limit).
+  for (const char *path : {"/sys/fs/cgroup/memory.max",
+                           "/sys/fs/cgroup/memory/memory.limit_in_bytes"}) {
+    std::ifstream file(path);
+    int64_t limit = 0;
+    if (file >> limit && limit > 0 && (bytes == 0 || limit < bytes))
+      bytes = limit;
+  }
+  return bytes;
+}
 
 hybrid_rt_status hybrid_rt_open(const char *dir, int32_t numThreads,
                                 hybrid_rt_model **model) try {

@@ -16,7 +16,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
-#include <unistd.h>
 
 using namespace hybrid::rt;
 
@@ -77,8 +76,9 @@ int64_t cacheRows(const LayerSpec &l, int64_t maxSeq, int64_t maxStep) {
 }
 
 /// An error if the host caches of a session (f32, every layer that keeps
-/// its own) would take more than this machine's memory: zero-filling them
-/// would wake the out-of-memory killer rather than fail an allocation.
+/// its own) would take more than the host's memory
+/// (hybrid_rt_host_memory_bytes): zero-filling them would wake the
+/// out-of-memory killer rather than fail an allocation.
 std::string checkHostCacheMemory(const hybrid_rt_model &model, int64_t batch,
                                  int64_t maxSeq, int64_t maxStep) {
   double bytes = 0; // in doubles: the product can overflow an int64_t
@@ -87,14 +87,14 @@ std::string checkHostCacheMemory(const hybrid_rt_model &model, int64_t batch,
       bytes += double(batch) * double(cacheRows(l, maxSeq, maxStep)) *
                double(l.numKvHeads) *
                double(l.headDim + (l.kEqV ? 0 : l.vHeadDim)) * sizeof(float);
-  double held = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGESIZE));
+  double held = double(hybrid_rt_host_memory_bytes());
   if (held <= 0 || bytes <= held)
     return "";
   constexpr double gib = 1024.0 * 1024.0 * 1024.0;
   char text[160];
   std::snprintf(text, sizeof(text),
-                "the caches take %.1f GiB, more than this machine's %.1f GiB "
-                "of memory",
+                "the caches take %.1f GiB, more than the %.1f GiB of memory "
+                "this process may use",
                 bytes / gib, held / gib);
   return text;
 }

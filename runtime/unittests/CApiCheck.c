@@ -96,6 +96,11 @@ static int checkSession(hybrid_rt_model *model, int64_t layer, int64_t shared) {
   hybrid_rt_session *session = NULL;
   hybrid_rt_session_options bad = {1, 0, 1};
   report("create max_seq 0", hybrid_rt_session_create(model, &bad, &session));
+  printf("host memory: %s\n",
+         hybrid_rt_host_memory_bytes() > 0 ? "known" : "unknown");
+  hybrid_rt_session_options huge = {1, (int64_t)1 << 50, 1};
+  report("create past host memory",
+         hybrid_rt_session_create(model, &huge, &session));
   hybrid_rt_session_options options = {b, 6, 2};
   report("create", hybrid_rt_session_create(model, &options, &session));
   float *q = calloc(b * n * hq * d, sizeof(float));

@@ -11,7 +11,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <random>
-#include <unistd.h>
 
 using namespace hybrid;
 using namespace hybrid::tools;
@@ -105,12 +104,12 @@ std::string hybrid::tools::checkInputMemory(
   }
   floats += 2 * largest;
   double needed = floats * sizeof(float);
-  double held = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGESIZE));
+  double held = double(hybrid_rt_host_memory_bytes());
   constexpr double gib = 1024.0 * 1024.0 * 1024.0;
   if (held > 0 && needed > held)
     return formatv("{0} tokens at batch {1}: the seeded inputs and outputs of "
-                   "{2} layer{5} take {3:f1} GiB, more than this machine's "
-                   "{4:f1} GiB of memory; lower {6}",
+                   "{2} layer{5} take {3:f1} GiB, more than the {4:f1} GiB of "
+                   "memory this process may use; lower {6}",
                    tokens, batch, layers.size(), needed / gib, held / gib,
                    layers.size() == 1 ? "" : "s", remedy)
         .str();

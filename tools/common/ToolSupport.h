@@ -62,11 +62,11 @@ private:
 };
 
 /// Whether the seeded inputs and outputs of `layers` (kernel layers only) at
-/// (`batch`, `tokens`) fit in this machine's memory, with the copies a run
-/// makes: "" if so, else "N tokens at batch B: ... lower `remedy`" with the
-/// GiB needed and held (a clear error instead of an allocation that aborts
-/// or wakes the out-of-memory killer).
-/// The remedy hybrid-run and hybrid-bench give: the options that size a run.
+/// (`batch`, `tokens`) fit in the host's memory (hybrid_rt_host_memory_bytes),
+/// with the copies a run makes: "" if so, else "N tokens at batch B: ... lower
+/// `remedy`" with the GiB needed and held (a clear error instead of an
+/// allocation that aborts or wakes the out-of-memory killer). The remedy
+/// hybrid-run and hybrid-bench give: the options that size a run.
 inline constexpr llvm::StringLiteral kRunSizeOptions =
     "--seq-len, --batch or --decode-steps, or pick layers with --layers";
 std::string checkInputMemory(const std::vector<const rt::LayerSpec *> &layers,

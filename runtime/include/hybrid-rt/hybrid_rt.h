@@ -75,6 +75,11 @@ void hybrid_rt_close(hybrid_rt_model *model);
 
 const char *hybrid_rt_last_error(void);
 
+/* The host memory CPU sessions must fit in (their caches are refused with
+ * HYBRID_RT_OUT_OF_MEMORY beyond it): physical memory, or a smaller cgroup
+ * limit (a container's); 0 if unknown. */
+int64_t hybrid_rt_host_memory_bytes(void);
+
 int64_t hybrid_rt_num_layers(const hybrid_rt_model *model);
 int32_t hybrid_rt_num_threads(const hybrid_rt_model *model);
 hybrid_rt_status hybrid_rt_layer_info_get(const hybrid_rt_model *model,
