@@ -12,6 +12,8 @@
 #include "llvm/Support/WithColor.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <new>
+
 using namespace hybrid;
 using namespace hybrid::tools;
 using namespace llvm;
@@ -117,6 +119,9 @@ bool CompiledModel::open(StringRef tool, StringRef input) {
   std::string error;
   if (!rt::loadManifest(artifacts.dir(), manifest, error))
     return fail(error);
+  // Compiled: from here the runtime reports a cache it cannot allocate as
+  // an error, where LLVM's out-of-memory handler (InitLLVM) would abort.
+  std::set_new_handler(nullptr);
   if (rt::Status s = model.open(artifacts.dir(), numThreads); !s)
     return fail(s.message);
   for (int64_t index : only)

@@ -106,26 +106,25 @@ std::string hybrid::tools::checkInputMemory(
   double needed = floats * sizeof(float);
   double held = double(hybrid_rt_host_memory_bytes());
   constexpr double gib = 1024.0 * 1024.0 * 1024.0;
-  if (held > 0 && needed > held)
-    return formatv("{0} tokens at batch {1}: the seeded inputs and outputs of "
-                   "{2} layer{5} take {3:f1} GiB, more than the {4:f1} GiB of "
-                   "memory this process may use; lower {6}",
-                   tokens, batch, layers.size(), needed / gib, held / gib,
-                   layers.size() == 1 ? "" : "s", remedy)
-        .str();
-  // Within memory, but a limit (ulimit -v) may still refuse it: the tools
-  // are built without exceptions, so ask now rather than abort later
-  // (volatile: the compiler may not fold the probe away).
-  void *volatile probe = std::malloc(size_t(needed));
-  if (probe) {
-    std::free(probe);
-    return "";
+  std::string why;
+  if (held > 0 && needed > held) {
+    why = formatv("more than the {0:f1} GiB of memory this process may use",
+                  held / gib);
+  } else {
+    // Within memory, but a limit (ulimit -v) may still refuse it: the tools
+    // are built without exceptions, so ask now rather than abort later
+    // (volatile: the compiler may not fold the probe away).
+    void *volatile probe = std::malloc(size_t(needed));
+    if (probe) {
+      std::free(probe);
+      return "";
+    }
+    why = "which cannot be allocated";
   }
   return formatv("{0} tokens at batch {1}: the seeded inputs and outputs of "
-                 "{2} layer{4} take {3:f1} GiB, which cannot be allocated; "
-                 "lower {5}",
-                 tokens, batch, layers.size(), needed / gib,
-                 layers.size() == 1 ? "" : "s", remedy)
+                 "{2} layer{3} take {4:f1} GiB, {5}; lower {6}",
+                 tokens, batch, layers.size(), layers.size() == 1 ? "" : "s",
+                 needed / gib, why, remedy)
       .str();
 }
 

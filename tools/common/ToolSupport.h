@@ -61,14 +61,14 @@ private:
   std::map<int64_t, LayerInputs> made;
 };
 
+/// The remedy hybrid-run and hybrid-bench give: the options that size a run.
+inline constexpr llvm::StringLiteral kRunSizeOptions =
+    "--seq-len, --batch or --decode-steps, or pick layers with --layers";
 /// Whether the seeded inputs and outputs of `layers` (kernel layers only) at
 /// (`batch`, `tokens`) fit in the host's memory (hybrid_rt_host_memory_bytes),
 /// with the copies a run makes: "" if so, else "N tokens at batch B: ... lower
 /// `remedy`" with the GiB needed and held (a clear error instead of an
-/// allocation that aborts or wakes the out-of-memory killer). The remedy
-/// hybrid-run and hybrid-bench give: the options that size a run.
-inline constexpr llvm::StringLiteral kRunSizeOptions =
-    "--seq-len, --batch or --decode-steps, or pick layers with --layers";
+/// allocation that aborts or wakes the out-of-memory killer).
 std::string checkInputMemory(const std::vector<const rt::LayerSpec *> &layers,
                              int64_t batch, int64_t tokens,
                              llvm::StringRef remedy);

@@ -32,7 +32,6 @@
 #include <chrono>
 #include <cstring>
 #include <map>
-#include <new>
 
 using namespace llvm;
 using namespace hybrid;
@@ -148,9 +147,6 @@ int main(int argc, char **argv) {
   // Decode: a session through the prompt, then every layer once per step.
   int64_t cacheBytes = 0;
   if (steps) {
-    // The runtime reports a cache it cannot allocate as an error; LLVM's
-    // out-of-memory handler (InitLLVM) would abort instead.
-    std::set_new_handler(nullptr);
     rt::Session session;
     if (rt::Status s = session.create(model, batch, total, stepTokens); !s)
       return fail(s.message);

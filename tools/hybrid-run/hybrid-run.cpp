@@ -25,7 +25,6 @@
 
 #include <cmath>
 #include <map>
-#include <new>
 
 using namespace llvm;
 using namespace hybrid;
@@ -84,9 +83,6 @@ int main(int argc, char **argv) {
           tools::checkInputMemory(layers, batch, total, tools::kRunSizeOptions);
       !error.empty())
     return fail(error);
-  // The runtime reports a cache it cannot allocate as an error; LLVM's
-  // out-of-memory handler (InitLLVM) would abort instead.
-  std::set_new_handler(nullptr);
   rt::Session session;
   if (rt::Status s = session.create(model, batch, total, stepTokens); !s)
     return fail(s.message);

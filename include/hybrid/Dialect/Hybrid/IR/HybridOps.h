@@ -1,5 +1,4 @@
-//===- HybridOps.h - Hybrid dialect operations -------------------*- C++
-//-*-===//
+//===- HybridOps.h - Hybrid dialect operations -----------------*- C++ -*-===//
 
 #ifndef HYBRID_DIALECT_HYBRID_IR_HYBRIDOPS_H
 #define HYBRID_DIALECT_HYBRID_IR_HYBRIDOPS_H
