@@ -11,6 +11,6 @@ Arrays are NumPy arrays or any DLPack tensor on the CPU (PyTorch); float32,
 C-contiguous ones are used in place, without copies.
 """
 
-from ._api import HybridError, Schedule, Session, compile, load
+from ._api import HybridError, OutOfMemoryError, Schedule, Session, compile, load
 
-__all__ = ["HybridError", "Schedule", "Session", "compile", "load"]
+__all__ = ["HybridError", "OutOfMemoryError", "Schedule", "Session", "compile", "load"]

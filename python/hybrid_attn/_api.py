@@ -18,6 +18,11 @@ class HybridError(RuntimeError):
     """A compile or runtime failure, with the compiler's or runtime's message."""
 
 
+class OutOfMemoryError(HybridError, MemoryError):
+    """Caches or scratch that host or device memory cannot hold: a smaller
+    batch, max_seq or step may fit."""
+
+
 def _find_compiler() -> str:
     """hybrid-compile: $HYBRID_COMPILE, next to the package (installed or in
     the build tree), or on PATH."""
@@ -43,6 +48,8 @@ def _run_compiler(args: list[str]) -> str:
 def _wrap(call, *args):
     try:
         return call(*args)
+    except _runtime.OutOfMemoryError as error:
+        raise OutOfMemoryError(str(error)) from None
     except RuntimeError as error:
         raise HybridError(str(error)) from None
 

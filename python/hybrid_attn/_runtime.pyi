@@ -1,6 +1,8 @@
 """Type stubs of the nanobind extension (the MLIR-free runtime)."""
 from typing import Any, Optional
 
+class OutOfMemoryError(MemoryError): ...
+
 class Model:
     def __init__(self, artifacts_dir: str, threads: int = 0) -> None: ...
     @property

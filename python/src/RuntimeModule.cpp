@@ -4,7 +4,8 @@
 // C-contiguous [B, S, H, D] arrays from NumPy or any DLPack producer
 // (PyTorch) without copies, float32 or (GPU schedules) bfloat16, writing
 // outputs into arrays the caller provides. Failures raise RuntimeError with
-// the runtime's message; an operand of another dtype raises TypeError.
+// the runtime's message (OutOfMemoryError, a MemoryError, where memory ran
+// out); an operand of another dtype raises TypeError.
 //
 //===----------------------------------------------------------------------===//
 
@@ -29,7 +30,15 @@ namespace {
 using Input = nb::ndarray<nb::ro, nb::c_contig>;
 using Output = nb::ndarray<nb::c_contig>;
 
+/// The runtime's OUT_OF_MEMORY: caches or scratch that host or device
+/// memory cannot hold (a caller may retry smaller).
+struct OutOfMemory : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
 void check(const rt::Status &status) {
+  if (status.code == HYBRID_RT_OUT_OF_MEMORY)
+    throw OutOfMemory(status.message);
   if (!status)
     throw std::runtime_error(status.message);
 }
@@ -79,8 +88,11 @@ struct Model {
 };
 
 struct Session {
-  rt::Session session;
+  // Declared first, so destroyed last: the session's destruction frees its
+  // GPU caches through the model (the last reference to the model may be
+  // this one).
   nb::object owner; // keeps the Model alive
+  rt::Session session;
 };
 
 void run(Session &s, int64_t layer, bool decode, const Input &q,
@@ -114,6 +126,7 @@ void run(Session &s, int64_t layer, bool decode, const Input &q,
 
 NB_MODULE(_runtime, m) {
   m.doc() = "The hybrid attention runtime (no MLIR): models and sessions.";
+  nb::exception<OutOfMemory>(m, "OutOfMemoryError", PyExc_MemoryError);
 
   nb::class_<Model>(m, "Model")
       .def(
@@ -142,7 +155,7 @@ NB_MODULE(_runtime, m) {
             rt::Session session;
             check(session.create(nb::cast<Model &>(model).model, batch, maxSeq,
                                  maxStepTokens));
-            new (self) Session{std::move(session), nb::borrow(model)};
+            new (self) Session{nb::borrow(model), std::move(session)};
           },
           nb::arg("model"), nb::arg("batch"), nb::arg("max_seq"),
           nb::arg("max_step_tokens") = 1)

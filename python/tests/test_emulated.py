@@ -8,14 +8,18 @@ HYBRID_CUDA_DRIVER=libcuda.so.1 the same tests run on a GPU (the GPU
 suite's python phase)."""
 import ctypes
 import os
+import re
+import subprocess
+import sys
 
+import hybrid_attn
 import numpy as np
 import pytest
 
 from bfloat16 import KDL_BFLOAT, BFloat16Array, dlpack_capsule
 from prebuilt import compile_or_load
 from reference import attention
-from test_hybrid_attn import SPEC, relative_error
+from test_hybrid_attn import SPEC, check_threads_take_turns, relative_error
 
 pytestmark = pytest.mark.skipif(not os.environ.get("HYBRID_CUDA_DRIVER"),
                                 reason="HYBRID_CUDA_DRIVER not set")
@@ -190,3 +194,54 @@ def test_device_arrays_in_place(schedule, dtype):
     assert session.prefill(2, dq, dk, dv, out=out) is out
     ref = attention(layer, dq.to_float32(), dk.to_float32(), dv.to_float32())
     assert relative_error(out.to_float32(), ref) < 2e-2
+
+
+
+def test_caches_past_device_memory_are_refused(schedule):
+    """A session whose caches exceed the GPU's free memory is refused before
+    any is allocated: OutOfMemoryError, also a HybridError and MemoryError."""
+    with pytest.raises(hybrid_attn.OutOfMemoryError,
+                       match=r"hybrid_rt_session_create: batch 1, max_seq 1000000000: the caches "
+                             r"take [\d.]+ GiB, more than the [\d.]+ [GM]iB free on .+ "
+                             r"\(of [\d.]+ GiB\)"):
+        schedule.session(1, 10**9)
+    schedule.session(1, 256)  # nothing was held
+
+
+def test_scratch_past_device_memory_fails_the_call(schedule):
+    """A prefill whose scratch the device cannot hold fails (OutOfMemoryError)
+    and leaves the session usable. The emulated device has 8 MiB here."""
+    if "emulator" not in os.environ["HYBRID_CUDA_DRIVER"]:
+        pytest.skip("sizes the emulator's device memory")
+    script = f"""
+import numpy as np, hybrid_attn
+from reference import attention
+schedule = hybrid_attn.load({schedule.artifacts_dir!r})
+session = schedule.session(1, 4096)  # 2 MiB of caches
+layer = schedule.layers[2]
+rng = np.random.default_rng(5)
+def run(seq):
+    q = rng.uniform(-0.5, 0.5, (1, seq, 4, 64)).astype(np.float32)
+    k, v = (rng.uniform(-1, 1, (1, seq, 2, 64)).astype(np.float32) for _ in range(2))
+    out = session.prefill(2, q, k, v)
+    return np.abs(out - attention(layer, q, k, v)).max()
+try:
+    run(4096)  # 4 MiB of queries, 2 of keys, 2 of values: more than is left
+except hybrid_attn.OutOfMemoryError as e:
+    print("scratch:", e)
+print("after: %.4f" % run(64))
+"""
+    env = dict(os.environ, HYBRID_EMULATOR_MEMORY_MIB="8",
+               PYTHONPATH=os.pathsep.join([os.path.dirname(__file__),
+                                           os.environ.get("PYTHONPATH", "")]))
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=300, env=env)
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"scratch: hybrid_rt_session_prefill: layer 2: allocating \d+ bytes of "
+                     r"scratch for the call: CUDA_ERROR_OUT_OF_MEMORY", done.stdout), done.stdout
+    after = re.search(r"after: ([\d.]+)", done.stdout)
+    assert after and float(after.group(1)) < 2e-2, done.stdout
+
+
+def test_calls_from_threads_take_turns(schedule):
+    check_threads_take_turns(schedule, 2, 4)

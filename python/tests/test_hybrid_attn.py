@@ -4,6 +4,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import tracemalloc
 
 import numpy as np
@@ -216,11 +217,15 @@ def test_dtypes_and_outputs(schedule):
         session.prefill(2, q.astype(np.complex64), k, v)
     with pytest.raises(TypeError, match="q: expected a NumPy array or a DLPack tensor, got None"):
         session.decode(2, None, k[:, :1], v[:, :1])
-    # Caches that cannot exist are an error, not a crash.
+    # Caches that cannot exist are an error, not a crash: OutOfMemoryError,
+    # a HybridError and a MemoryError (a server may retry smaller).
     more = r"the caches take [\d.]+ GiB, more than the [\d.]+ GiB of memory this process may use"
-    with pytest.raises(hybrid_attn.HybridError, match="batch 1, max_seq 1000000000000: " + more):
+    with pytest.raises(hybrid_attn.OutOfMemoryError,
+                       match="batch 1, max_seq 1000000000000: " + more) as error:
         schedule.session(1, 10**12)
-    with pytest.raises(hybrid_attn.HybridError, match=f"batch {2**62}, max_seq 64: " + more):
+    assert isinstance(error.value, hybrid_attn.HybridError)
+    assert isinstance(error.value, MemoryError)
+    with pytest.raises(hybrid_attn.OutOfMemoryError, match=f"batch {2**62}, max_seq 64: " + more):
         schedule.session(2**62, 64)
     # An output the kernels cannot write in place is refused, never copied
     # (the results would go to the copy).
@@ -228,6 +233,34 @@ def test_dtypes_and_outputs(schedule):
         session.prefill(2, q, k, v, out=np.zeros(q.shape, np.float64))
     with pytest.raises(TypeError):
         session.prefill(2, q, k, v, out=np.zeros(q.shape[::-1], np.float32).T)
+
+
+def check_threads_take_turns(schedule, layer, calls):
+    """Two threads, each with a session of `schedule`, prefill `layer`
+    `calls` times (the GIL is released during calls): the runtime runs calls
+    on one model one at a time, so every result is the single-threaded one
+    (before, the shared thread pool deadlocked)."""
+    spec = schedule.layers[layer]
+    data = [inputs(np.random.default_rng(seed), spec, 2, 40) for seed in range(2)]
+    expected = [schedule.session(2, 64).prefill(layer, *d) for d in data]
+    mismatches = [0, 0]
+
+    def work(i):
+        for _ in range(calls):
+            out = schedule.session(2, 64).prefill(layer, *data[i])
+            mismatches[i] += not np.array_equal(out, expected[i])
+
+    threads = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not any(t.is_alive() for t in threads), "calls from two threads hang"
+    assert mismatches == [0, 0]
+
+
+def test_calls_from_threads_take_turns(schedule):
+    check_threads_take_turns(schedule, 2, 50)
 
 
 def test_failed_session_leaks_nothing(schedule):

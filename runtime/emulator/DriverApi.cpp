@@ -3,7 +3,8 @@
 // libhybrid-cuda-emulator.so exports the driver entry points the runtime
 // dlopens (runtime/lib/cuda/CudaDriver.h), so the unmodified CUDA backend
 // runs on machines without a GPU: HYBRID_CUDA_DRIVER=<this library>.
-// "Device" memory is host memory, work runs synchronously at launch, and
+// "Device" memory is host memory (as much as the host has, or
+// $HYBRID_EMULATOR_MEMORY_MIB), work runs synchronously at launch, and
 // cubins are refused so that the runtime falls back to the PTX. A kernel
 // fault (out-of-bounds access, shared-memory race, unsupported instruction)
 // fails the launch; cuGetErrorString then returns the fault's description.
@@ -25,6 +26,8 @@
 #include <memory>
 #include <mutex>
 #include <string>
+
+#include <unistd.h>
 
 using namespace hybrid::emu;
 
@@ -52,6 +55,10 @@ struct State {
   Memory memory;
   std::string lastFault;
   int multiprocessors = 4;
+  // "Device" memory: its size, and what cuMemAlloc holds of it.
+  uint64_t memoryBytes =
+      uint64_t(sysconf(_SC_PHYS_PAGES)) * uint64_t(sysconf(_SC_PAGESIZE));
+  uint64_t allocatedBytes = 0;
   // HYBRID_EMULATOR_PROFILE=FILE ("-": stderr): counts written at exit.
   std::unique_ptr<Profile> profile;
   std::string profilePath;
@@ -90,6 +97,8 @@ CUresult cuInit(unsigned int flags) {
     return CUDA_ERROR_INVALID_VALUE;
   if (const char *env = std::getenv("HYBRID_EMULATOR_SMS"))
     state.multiprocessors = std::max(1, std::atoi(env));
+  if (const char *env = std::getenv("HYBRID_EMULATOR_MEMORY_MIB"))
+    state.memoryBytes = uint64_t(std::max(1LL, std::atoll(env))) << 20;
   if (const char *env = std::getenv("HYBRID_EMULATOR_PROFILE");
       env && *env && !state.profile) {
     state.profile = std::make_unique<Profile>();
@@ -313,7 +322,18 @@ CUresult cuFuncGetParamInfo(CUfunction function, size_t index, size_t *offset,
   return CUDA_SUCCESS;
 }
 
+CUresult cuMemGetInfo(size_t *free, size_t *total) {
+  auto guard = lock();
+  *total = state.memoryBytes;
+  *free = state.memoryBytes - std::min(state.memoryBytes, state.allocatedBytes);
+  return CUDA_SUCCESS;
+}
+
 CUresult cuMemAlloc(CUdeviceptr *pointer, size_t bytes) {
+  auto guard = lock();
+  if (bytes >
+      state.memoryBytes - std::min(state.memoryBytes, state.allocatedBytes))
+    return CUDA_ERROR_OUT_OF_MEMORY;
   // NaN bytes, so that reads of never-written memory show in results.
   void *p =
       std::aligned_alloc(256, (std::max<size_t>(bytes, 1) + 255) / 256 * 256);
@@ -321,14 +341,14 @@ CUresult cuMemAlloc(CUdeviceptr *pointer, size_t bytes) {
     return CUDA_ERROR_OUT_OF_MEMORY;
   std::memset(p, 0xff, bytes);
   *pointer = reinterpret_cast<CUdeviceptr>(p);
-  auto guard = lock();
   state.memory.add(*pointer, bytes);
+  state.allocatedBytes += bytes;
   return CUDA_SUCCESS;
 }
 
 CUresult cuMemFree(CUdeviceptr pointer) {
   auto guard = lock();
-  state.memory.remove(pointer);
+  state.allocatedBytes -= state.memory.remove(pointer);
   std::free(reinterpret_cast<void *>(pointer));
   return CUDA_SUCCESS;
 }

@@ -33,7 +33,15 @@ namespace hybrid::emu {
 class Memory {
 public:
   void add(uint64_t base, uint64_t size) { ranges[base] = size; }
-  void remove(uint64_t base) { ranges.erase(base); }
+  /// Forgets the range at `base`; returns its size (0: none).
+  uint64_t remove(uint64_t base) {
+    auto it = ranges.find(base);
+    if (it == ranges.end())
+      return 0;
+    uint64_t size = it->second;
+    ranges.erase(it);
+    return size;
+  }
   /// Whether [address, address + size) lies inside one range.
   bool contains(uint64_t address, uint64_t size) const;
   /// The range holding `address` as [begin, end), or false.

@@ -15,6 +15,7 @@
 
 #include <array>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -46,11 +47,32 @@ struct hybrid_rt_model {
   // Scratch of the current call: prepared (rotated, scaled) queries and
   // keys, and decode's split partial results.
   std::vector<float> preparedQ, preparedK, partialOut, partialMax, partialSum;
+  /// Held through every call on the model or its sessions: they share the
+  /// pool (not reentrant), this scratch and the GPU backend's, so calls
+  /// from several threads run one at a time instead of corrupting them.
+  mutable std::mutex calls;
+  /// Sessions not yet destroyed, and whether hybrid_rt_close came before
+  /// they were: the last one's destroy frees the model (under `calls`).
+  int64_t sessions = 0;
+  bool closed = false;
 };
 
 namespace hybrid::rt {
 
 using Shape = std::array<int64_t, 4>;
+
+/// Holds `model`'s call lock (nothing for a null model) while it lives:
+/// the first statement of each entry point that uses a model.
+class CallLock {
+public:
+  explicit CallLock(const hybrid_rt_model *model) {
+    if (model)
+      lock = std::unique_lock<std::mutex>(model->calls);
+  }
+
+private:
+  std::unique_lock<std::mutex> lock;
+};
 
 /// Records `message` as the calling thread's last error.
 hybrid_rt_status fail(hybrid_rt_status status, std::string message);

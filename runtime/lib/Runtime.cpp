@@ -140,7 +140,17 @@ hybrid_rt_status hybrid_rt_open(const char *dir, int32_t numThreads,
   return failOutOfMemory("hybrid_rt_open");
 }
 
-void hybrid_rt_close(hybrid_rt_model *model) { delete model; }
+void hybrid_rt_close(hybrid_rt_model *model) {
+  if (!model)
+    return;
+  {
+    std::lock_guard<std::mutex> lock(model->calls);
+    model->closed = true;
+    if (model->sessions > 0)
+      return; // hybrid_rt_session_destroy frees it
+  }
+  delete model;
+}
 
 int64_t hybrid_rt_num_layers(const hybrid_rt_model *model) {
   return model ? int64_t(model->manifest.layers.size()) : 0;
@@ -174,6 +184,7 @@ hybrid_rt_status hybrid_rt_prefill(hybrid_rt_model *model, int64_t layer,
                                    const hybrid_rt_tensor *v,
                                    const hybrid_rt_tensor *sinks,
                                    hybrid_rt_tensor *out) try {
+  CallLock lock(model);
   if (!model)
     return fail(HYBRID_RT_INVALID_ARGUMENT, "hybrid_rt_prefill: null model");
   std::string where = "hybrid_rt_prefill: layer " + std::to_string(layer);
@@ -199,11 +210,11 @@ hybrid_rt_status hybrid_rt_prefill(hybrid_rt_model *model, int64_t layer,
 #ifdef HYBRID_RT_CUDA
   if (model->cuda) {
     using cuda::Operand;
-    std::string error = model->cuda->prefill(
+    cuda::Error error = model->cuda->prefill(
         l, model->manifest.kernels.at(l.kernel), batch, seq, Operand::of(q),
         Operand::of(k), Operand::of(v), Operand::of(sinks), Operand::of(out));
     if (!error.empty())
-      return fail(HYBRID_RT_LOAD_ERROR, where + ": " + error);
+      return fail(error.status(), where + ": " + error.message());
     return HYBRID_RT_OK;
   }
 #endif
@@ -231,6 +242,7 @@ const char *hybrid_rt_device_name(const hybrid_rt_model *model) {
 
 hybrid_rt_status hybrid_rt_device_time_get(const hybrid_rt_model *model,
                                            hybrid_rt_device_time *time) {
+  CallLock lock(model);
   if (!model || !time)
     return fail(HYBRID_RT_INVALID_ARGUMENT,
                 "hybrid_rt_device_time_get: null argument");

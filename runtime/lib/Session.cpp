@@ -75,28 +75,66 @@ int64_t cacheRows(const LayerSpec &l, int64_t maxSeq, int64_t maxStep) {
   return maxSeq;
 }
 
-/// An error if the host caches of a session (f32, every layer that keeps
-/// its own) would take more than the host's memory
-/// (hybrid_rt_host_memory_bytes): zero-filling them would wake the
-/// out-of-memory killer rather than fail an allocation.
-std::string checkHostCacheMemory(const hybrid_rt_model &model, int64_t batch,
-                                 int64_t maxSeq, int64_t maxStep) {
+/// "1.5 GiB", or "12.0 MiB" below a GiB.
+std::string describeBytes(double bytes) {
+  constexpr double mib = 1024.0 * 1024.0;
+  char text[64];
+  if (bytes >= 1024 * mib)
+    std::snprintf(text, sizeof(text), "%.1f GiB", bytes / (1024 * mib));
+  else
+    std::snprintf(text, sizeof(text), "%.1f MiB", bytes / mib);
+  return text;
+}
+
+/// Rows a GPU cache of `rows` rows keeps past them: caches that wrap
+/// mirror their first rows for the flash kernels' key tiles (of any layer:
+/// shared layers read their source's), a tile's rows or all of a ring
+/// shorter than that.
+int64_t mirrorRows(int64_t rows, int64_t maxSeq, int64_t maxKeyTile) {
+  return rows < maxSeq ? std::min(maxKeyTile, rows) : 0;
+}
+
+/// An error if a session's caches would take more memory than there is:
+/// host caches (f32, every layer that keeps its own) past the host's memory
+/// (hybrid_rt_host_memory_bytes), where zero-filling them would wake the
+/// out-of-memory killer rather than fail an allocation; device caches (bf16,
+/// with their mirror rows) past the GPU's free memory, refused before any is
+/// allocated.
+std::string checkCacheMemory(hybrid_rt_model &model, int64_t batch,
+                             int64_t maxSeq, int64_t maxStep,
+                             int64_t maxKeyTile) {
   double bytes = 0; // in doubles: the product can overflow an int64_t
-  for (const LayerSpec &l : model.manifest.layers)
-    if (l.hasKernel())
-      bytes += double(batch) * double(cacheRows(l, maxSeq, maxStep)) *
-               double(l.numKvHeads) *
-               double(l.headDim + (l.kEqV ? 0 : l.vHeadDim)) * sizeof(float);
+  for (const LayerSpec &l : model.manifest.layers) {
+    if (!l.hasKernel())
+      continue;
+    int64_t rows = cacheRows(l, maxSeq, maxStep);
+#ifdef HYBRID_RT_CUDA
+    if (model.cuda) {
+      bytes += cuda::DeviceCache::bytesFor(
+          l, batch, rows, mirrorRows(rows, maxSeq, maxKeyTile));
+      continue;
+    }
+#endif
+    bytes += double(batch) * double(rows) * double(l.numKvHeads) *
+             double(l.headDim + (l.kEqV ? 0 : l.vHeadDim)) * sizeof(float);
+  }
+  auto more = [&](double held, const std::string &whose) {
+    return "the caches take " + describeBytes(bytes) + ", more than the " +
+           describeBytes(held) + " " + whose;
+  };
+#ifdef HYBRID_RT_CUDA
+  if (model.cuda) {
+    size_t free = 0, total = 0;
+    if (!model.cuda->getMemory(free, total) || bytes <= double(free))
+      return "";
+    return more(double(free), "free on " + model.cuda->deviceName() + " (of " +
+                                  describeBytes(double(total)) + ")");
+  }
+#endif
   double held = double(hybrid_rt_host_memory_bytes());
   if (held <= 0 || bytes <= held)
     return "";
-  constexpr double gib = 1024.0 * 1024.0 * 1024.0;
-  char text[160];
-  std::snprintf(text, sizeof(text),
-                "the caches take %.1f GiB, more than the %.1f GiB of memory "
-                "this process may use",
-                bytes / gib, held / gib);
-  return text;
+  return more(held, "of memory this process may use");
 }
 
 /// Copies positions [first, first + count) of `src` [B, count, H, width]
@@ -212,6 +250,7 @@ hybrid_rt_status
 hybrid_rt_session_create(hybrid_rt_model *model,
                          const hybrid_rt_session_options *options,
                          hybrid_rt_session **session) try {
+  CallLock lock(model);
   if (!model || !options || !session)
     return fail(HYBRID_RT_INVALID_ARGUMENT,
                 "hybrid_rt_session_create: null argument");
@@ -228,20 +267,15 @@ hybrid_rt_session_create(hybrid_rt_model *model,
   s->batch = o.batch;
   s->maxSeq = o.max_seq;
   s->maxStep = std::min(o.max_step_tokens, o.max_seq);
-  bool onHost = true;
-#ifdef HYBRID_RT_CUDA
-  onHost = !model->cuda;
-#endif
+  int64_t maxKeyTile = 0; // GPU rings' mirror rows
+  for (const auto &[name, kernel] : model->manifest.kernels)
+    maxKeyTile = std::max(maxKeyTile, kernel.kTile);
   if (std::string error =
-          onHost ? checkHostCacheMemory(*model, s->batch, s->maxSeq, s->maxStep)
-                 : "";
+          checkCacheMemory(*model, s->batch, s->maxSeq, s->maxStep, maxKeyTile);
       !error.empty())
     return fail(HYBRID_RT_OUT_OF_MEMORY,
                 "hybrid_rt_session_create: batch " + std::to_string(s->batch) +
                     ", max_seq " + std::to_string(s->maxSeq) + ": " + error);
-  int64_t maxKeyTile = 0; // GPU rings' mirror rows (below)
-  for (const auto &[name, kernel] : model->manifest.kernels)
-    maxKeyTile = std::max(maxKeyTile, kernel.kTile);
   for (const LayerSpec &l : model->manifest.layers) {
     LayerCache c;
     c.policy = l.hasKernel() ? (l.cachePolicy.empty() ? "full" : l.cachePolicy)
@@ -252,17 +286,14 @@ hybrid_rt_session_create(hybrid_rt_model *model,
 #ifdef HYBRID_RT_CUDA
       if (model->cuda) {
         // bf16 on the device; K=V layers keep their raw keys as values.
-        // Caches that wrap mirror their first rows for the flash kernels'
-        // key tiles (of any layer: shared layers read their source's): a
-        // tile's rows, or all of a ring shorter than that.
-        int64_t mirror = c.rows < s->maxSeq ? std::min(maxKeyTile, c.rows) : 0;
+        int64_t mirror = mirrorRows(c.rows, s->maxSeq, maxKeyTile);
         s->caches.push_back(std::move(c));
         LayerCache &added = s->caches.back();
         if (added.rows > 0)
-          if (std::string e = model->cuda->allocate(l, s->batch, added.rows,
+          if (cuda::Error e = model->cuda->allocate(l, s->batch, added.rows,
                                                     mirror, added.device);
               !e.empty())
-            return fail(HYBRID_RT_LOAD_ERROR, "hybrid_rt_session_create: " + e);
+            return fail(e.status(), "hybrid_rt_session_create: " + e.message());
         continue;
       }
 #endif
@@ -281,14 +312,28 @@ hybrid_rt_session_create(hybrid_rt_model *model,
     s->caches.push_back(std::move(c));
   }
   *session = s.release();
+  ++model->sessions;
   return HYBRID_RT_OK;
 } catch (const std::bad_alloc &) {
   return failOutOfMemory("hybrid_rt_session_create");
 }
 
-void hybrid_rt_session_destroy(hybrid_rt_session *session) { delete session; }
+void hybrid_rt_session_destroy(hybrid_rt_session *session) {
+  if (!session)
+    return;
+  hybrid_rt_model *model = session->model;
+  bool lastOfClosed = false;
+  {
+    CallLock lock(model);
+    delete session;
+    lastOfClosed = --model->sessions == 0 && model->closed;
+  }
+  if (lastOfClosed)
+    delete model;
+}
 
 void hybrid_rt_session_reset(hybrid_rt_session *session) {
+  CallLock lock(session ? session->model : nullptr);
   if (session)
     for (LayerCache &c : session->caches)
       c.length = 0;
@@ -297,6 +342,7 @@ void hybrid_rt_session_reset(hybrid_rt_session *session) {
 hybrid_rt_status hybrid_rt_session_cache_info(const hybrid_rt_session *s,
                                               int64_t layer,
                                               hybrid_rt_cache_info *info) {
+  CallLock lock(s ? s->model : nullptr);
   if (!s || !info)
     return fail(HYBRID_RT_INVALID_ARGUMENT,
                 "hybrid_rt_session_cache_info: null argument");
@@ -317,6 +363,7 @@ hybrid_rt_status hybrid_rt_session_cache_info(const hybrid_rt_session *s,
 }
 
 int64_t hybrid_rt_session_cache_bytes(const hybrid_rt_session *s) {
+  CallLock lock(s ? s->model : nullptr);
   int64_t total = 0;
   if (s)
     for (const LayerCache &c : s->caches)
@@ -330,6 +377,7 @@ hybrid_rt_status hybrid_rt_session_prefill(hybrid_rt_session *s, int64_t layer,
                                            const hybrid_rt_tensor *v,
                                            const hybrid_rt_tensor *sinks,
                                            hybrid_rt_tensor *out) try {
+  CallLock lock(s ? s->model : nullptr);
   std::string where;
   const LayerSpec *spec = nullptr;
   if (hybrid_rt_status status =
@@ -363,12 +411,12 @@ hybrid_rt_status hybrid_rt_session_prefill(hybrid_rt_session *s, int64_t layer,
 #ifdef HYBRID_RT_CUDA
   if (hybrid_rt_model &model = *s->model; model.cuda) {
     using cuda::Operand;
-    if (std::string e = model.cuda->prefill(
+    if (cuda::Error e = model.cuda->prefill(
             l, model.manifest.kernels.at(l.kernel), s->batch, seq,
             Operand::of(q), Operand::of(k), Operand::of(v), Operand::of(sinks),
             Operand::of(out), c.rows > 0 ? &c.device : nullptr);
         !e.empty())
-      return fail(HYBRID_RT_LOAD_ERROR, where + ": " + e);
+      return fail(e.status(), where + ": " + e.message());
     c.length = seq;
     return HYBRID_RT_OK;
   }
@@ -394,6 +442,7 @@ hybrid_rt_status hybrid_rt_session_prefill(hybrid_rt_session *s, int64_t layer,
 hybrid_rt_status hybrid_rt_session_append(hybrid_rt_session *s, int64_t layer,
                                           const hybrid_rt_tensor *k,
                                           const hybrid_rt_tensor *v) try {
+  CallLock lock(s ? s->model : nullptr);
   std::string where;
   const LayerSpec *spec = nullptr;
   if (hybrid_rt_status status =
@@ -417,11 +466,11 @@ hybrid_rt_status hybrid_rt_session_append(hybrid_rt_session *s, int64_t layer,
     return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
 #ifdef HYBRID_RT_CUDA
   if (hybrid_rt_model &model = *s->model; model.cuda) {
-    if (std::string e = model.cuda->append(
+    if (cuda::Error e = model.cuda->append(
             l, model.manifest.kernels.at(l.kernel), c.device, s->batch,
             c.length, count, cuda::Operand::of(k), cuda::Operand::of(v));
         !e.empty())
-      return fail(HYBRID_RT_LOAD_ERROR, where + ": " + e);
+      return fail(e.status(), where + ": " + e.message());
     c.length += count;
     return HYBRID_RT_OK;
   }
@@ -439,6 +488,7 @@ hybrid_rt_status hybrid_rt_session_decode(hybrid_rt_session *s, int64_t layer,
                                           const hybrid_rt_tensor *v,
                                           const hybrid_rt_tensor *sinks,
                                           hybrid_rt_tensor *out) try {
+  CallLock lock(s ? s->model : nullptr);
   std::string where;
   const LayerSpec *spec = nullptr;
   if (hybrid_rt_status status =
@@ -480,12 +530,12 @@ hybrid_rt_status hybrid_rt_session_decode(hybrid_rt_session *s, int64_t layer,
 #ifdef HYBRID_RT_CUDA
   if (model.cuda) {
     using cuda::Operand;
-    if (std::string e = model.cuda->decode(
+    if (cuda::Error e = model.cuda->decode(
             l, kernel, shared ? nullptr : &c.device, owner->device, s->batch,
             position, steps, Operand::of(q), Operand::of(k), Operand::of(v),
             Operand::of(sinks), Operand::of(out));
         !e.empty())
-      return fail(HYBRID_RT_LOAD_ERROR, where + ": " + e);
+      return fail(e.status(), where + ": " + e.message());
     c.length = position + steps;
     return HYBRID_RT_OK;
   }

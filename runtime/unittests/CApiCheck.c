@@ -32,11 +32,8 @@ int main(int argc, char **argv) {
   if (status != HYBRID_RT_OK)
     return 1;
   int64_t layer = atoll(argv[2]);
-  if (argc == 4) {
-    int rc = checkSession(model, layer, atoll(argv[3]));
-    hybrid_rt_close(model);
-    return rc;
-  }
+  if (argc == 4)
+    return checkSession(model, layer, atoll(argv[3])); /* closes the model */
   hybrid_rt_layer_info info;
   report("info", hybrid_rt_layer_info_get(model, layer, &info));
   report("info out of range", hybrid_rt_layer_info_get(model, 1000, &info));
@@ -87,7 +84,8 @@ int main(int argc, char **argv) {
   return 0;
 }
 
-/* Prompt of 4, then steps: every misuse of a session is refused. */
+/* Prompt of 4, then steps: every misuse of a session is refused. Closes
+ * the model before destroying the session, which keeps it usable. */
 static int checkSession(hybrid_rt_model *model, int64_t layer, int64_t shared) {
   hybrid_rt_layer_info info;
   report("info", hybrid_rt_layer_info_get(model, layer, &info));
@@ -153,6 +151,9 @@ static int checkSession(hybrid_rt_model *model, int64_t layer, int64_t shared) {
   hybrid_rt_session_reset(session);
   report("cache info", hybrid_rt_session_cache_info(session, layer, &cache));
   printf("after reset: %lld tokens seen\n", (long long)cache.length);
+  hybrid_rt_close(model);
+  report("prefill after close",
+         hybrid_rt_session_prefill(session, layer, &tq, &tk, &tv, NULL, &to));
   hybrid_rt_session_destroy(session);
   free(q);
   free(k);

@@ -7,9 +7,9 @@
  * No MLIR dependency.
  *
  * Every call that can fail returns a hybrid_rt_status; the message of the
- * last failure on the calling thread is hybrid_rt_last_error(). A model is
- * not thread-safe: call it from one thread at a time (it parallelises each
- * call internally).
+ * last failure on the calling thread is hybrid_rt_last_error(). Calls on
+ * one model and its sessions may come from several threads: they run one
+ * at a time (each parallelises internally).
  *
  *===----------------------------------------------------------------------===*/
 
@@ -71,6 +71,9 @@ typedef struct hybrid_rt_model hybrid_rt_model;
  * without CUDA, HYBRID_RT_LOAD_ERROR if there is no driver or GPU. */
 hybrid_rt_status hybrid_rt_open(const char *dir, int32_t num_threads,
                                 hybrid_rt_model **model);
+/* Closes the model once no call on it is running; a model that still has
+ * sessions is freed when the last of them is destroyed (their caches are
+ * the model's on GPUs), so the two may be released in either order. */
 void hybrid_rt_close(hybrid_rt_model *model);
 
 const char *hybrid_rt_last_error(void);
@@ -149,8 +152,8 @@ hybrid_rt_status
 hybrid_rt_session_create(hybrid_rt_model *model,
                          const hybrid_rt_session_options *options,
                          hybrid_rt_session **session);
-/* Frees the session's caches; destroy sessions before closing their model
- * (on GPUs the caches are the model's device memory). */
+/* Frees the session's caches (and its model, if that was closed and this
+ * was its last session). */
 void hybrid_rt_session_destroy(hybrid_rt_session *session);
 /* Empties every cache (allocations are kept). */
 void hybrid_rt_session_reset(hybrid_rt_session *session);

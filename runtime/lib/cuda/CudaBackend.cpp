@@ -15,12 +15,12 @@
 using namespace hybrid::rt;
 using namespace hybrid::rt::cuda;
 
-/// Returns the error of `expr` (a std::string, "" on success) if there is
+/// Returns the error of `expr` (an Error, empty on success) if there is
 /// one: nothing after a failed step runs (a launch on a buffer that failed
 /// to allocate would poison the context).
 #define HYBRID_CUDA_TRY(expr)                                                  \
   do {                                                                         \
-    if (std::string error_ = (expr); !error_.empty())                          \
+    if (Error error_ = (expr); !error_.empty())                                \
       return error_;                                                           \
   } while (false)
 
@@ -117,29 +117,34 @@ struct Backend::State {
   CUtensorMap hostMaps[2];
   float prepareMs = 0, attentionMs = 0;
 
-  std::string check(const std::string &what, CUresult result) {
-    return result == CUDA_SUCCESS ? "" : driver.describe(what, result);
+  Error check(const std::string &what, CUresult result) {
+    if (result == CUDA_SUCCESS)
+      return {};
+    return Error(driver.describe(what, result),
+                 result == CUDA_ERROR_OUT_OF_MEMORY ? HYBRID_RT_OUT_OF_MEMORY
+                                                    : HYBRID_RT_LOAD_ERROR);
   }
-  std::string ensure(DeviceBuffer &buffer, size_t bytes) {
+  Error ensure(DeviceBuffer &buffer, size_t bytes) {
     if (buffer.bytes >= bytes)
-      return "";
+      return {};
     if (buffer.ptr)
       driver.cuMemFree(buffer.ptr);
     buffer = {};
-    if (std::string e = check("cuMemAlloc(" + std::to_string(bytes) + ")",
-                              driver.cuMemAlloc(&buffer.ptr, bytes));
+    if (Error e = check("allocating " + std::to_string(bytes) +
+                            " bytes of scratch for the call",
+                        driver.cuMemAlloc(&buffer.ptr, bytes));
         !e.empty())
       return e;
     buffer.bytes = bytes;
-    return "";
+    return {};
   }
-  std::string function(const std::string &symbol, Function &f) {
+  Error function(const std::string &symbol, Function &f) {
     auto it = functions.find(symbol);
     if (it == functions.end()) {
       Function loaded;
-      if (std::string e = check("kernel " + symbol,
-                                driver.cuModuleGetFunction(
-                                    &loaded.handle, module, symbol.c_str()));
+      if (Error e = check("kernel " + symbol,
+                          driver.cuModuleGetFunction(&loaded.handle, module,
+                                                     symbol.c_str()));
           !e.empty())
         return e;
       // Count the kernel's parameters, to catch a launch ABI mismatch
@@ -152,17 +157,16 @@ struct Backend::State {
       it = functions.emplace(symbol, loaded).first;
     }
     f = it->second;
-    return "";
+    return {};
   }
   /// CTAs of `threads` threads and `sharedBytes` of dynamic shared memory
   /// of kernel `symbol` that one multiprocessor holds at once, by the
   /// driver's occupancy calculator (its registers, shared memory and
   /// threads); `fallback` where the driver cannot say.
-  std::string getResidentCtas(const std::string &symbol, unsigned threads,
-                              unsigned sharedBytes, int fallback,
-                              int &resident) {
+  Error getResidentCtas(const std::string &symbol, unsigned threads,
+                        unsigned sharedBytes, int fallback, int &resident) {
     Function f;
-    if (std::string e = function(symbol, f); !e.empty())
+    if (Error e = function(symbol, f); !e.empty())
       return e;
     if (!f.resident) {
       HYBRID_CUDA_TRY(allowSharedBytes(symbol, f, sharedBytes));
@@ -176,14 +180,14 @@ struct Backend::State {
       functions[symbol].resident = f.resident;
     }
     resident = f.resident;
-    return "";
+    return {};
   }
   /// Past 48 KiB a kernel's dynamic shared memory needs the function's
   /// opt-in, up to what the device allows.
-  std::string allowSharedBytes(const std::string &symbol, const Function &f,
-                               unsigned sharedBytes) {
+  Error allowSharedBytes(const std::string &symbol, const Function &f,
+                         unsigned sharedBytes) {
     if (sharedBytes <= f.sharedLimit)
-      return "";
+      return {};
     if (int(sharedBytes) > sharedOptIn)
       return "kernel " + symbol + " needs " + std::to_string(sharedBytes) +
              " bytes of shared memory per CTA; " + name + " allows " +
@@ -195,13 +199,13 @@ struct Backend::State {
                   f.handle, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
                   int(sharedBytes))));
     functions[symbol].sharedLimit = sharedBytes;
-    return "";
+    return {};
   }
-  std::string launch(const std::string &symbol, unsigned gridX, unsigned gridY,
-                     unsigned gridZ, unsigned threads, LaunchArgs &args,
-                     unsigned sharedBytes = 0) {
+  Error launch(const std::string &symbol, unsigned gridX, unsigned gridY,
+               unsigned gridZ, unsigned threads, LaunchArgs &args,
+               unsigned sharedBytes = 0) {
     Function f;
-    if (std::string e = function(symbol, f); !e.empty())
+    if (Error e = function(symbol, f); !e.empty())
       return e;
     if (f.parameters && f.parameters != args.size())
       return "kernel " + symbol + " takes " + std::to_string(f.parameters) +
@@ -216,8 +220,8 @@ struct Backend::State {
 
   /// Converts `count` elements from `src` into `dst` with the conversion
   /// kernel `symbol`.
-  std::string convert(const std::string &symbol, CUdeviceptr src,
-                      CUdeviceptr dst, size_t count) {
+  Error convert(const std::string &symbol, CUdeviceptr src, CUdeviceptr dst,
+                size_t count) {
     LaunchArgs args;
     args.memref(src, {int64_t(count)});
     args.memref(dst, {int64_t(count)});
@@ -228,8 +232,8 @@ struct Backend::State {
   /// in device memory, else copied into `staging`. bf16 operands stay bf16
   /// (rows.bf16) when `kernel` prepares bf16 rows as they are
   /// (takesBF16Rows), else are widened into `staging`.
-  std::string input(DeviceBuffer &staging, Operand operand, size_t count,
-                    DeviceRows &rows, const KernelSpec *kernel = nullptr) {
+  Error input(DeviceBuffer &staging, Operand operand, size_t count,
+              DeviceRows &rows, const KernelSpec *kernel = nullptr) {
     bool keep = operand.bf16 && kernel && takesBF16Rows(*kernel);
     rows.bf16 = keep;
     CUdeviceptr &ptr = rows.ptr;
@@ -238,18 +242,18 @@ struct Backend::State {
     if (!operand.onDevice) {
       DeviceBuffer &landing = operand.bf16 && !keep ? narrow : staging;
       size_t bytes = count * (operand.bf16 ? 2 : 4);
-      if (std::string e = ensure(landing, bytes); !e.empty())
+      if (Error e = ensure(landing, bytes); !e.empty())
         return e;
       ptr = landing.ptr;
-      if (std::string e =
+      if (Error e =
               check("copying operands to the GPU",
                     driver.cuMemcpyHtoDAsync(ptr, operand.data, bytes, stream));
           !e.empty())
         return e;
     }
     if (!operand.bf16 || keep)
-      return "";
-    if (std::string e = ensure(staging, count * 4); !e.empty())
+      return {};
+    if (Error e = ensure(staging, count * 4); !e.empty())
       return e;
     CUdeviceptr source = ptr;
     ptr = staging.ptr;
@@ -265,30 +269,29 @@ struct Backend::State {
   /// bf16 outputs are written as bf16 (rows.bf16) when `kernel` has a
   /// flash kernel writing bf16 rows (entryOutBF16), else as f32 in
   /// `staging`, which finish() narrows.
-  std::string output(DeviceBuffer &staging, Operand operand, size_t count,
-                     DeviceRows &rows, const KernelSpec *kernel = nullptr) {
+  Error output(DeviceBuffer &staging, Operand operand, size_t count,
+               DeviceRows &rows, const KernelSpec *kernel = nullptr) {
     rows.bf16 = operand.bf16 && kernel && !kernel->entryOutBF16.empty();
     bool inPlace = operand.onDevice && operand.bf16 == rows.bf16;
     rows.ptr = inPlace ? CUdeviceptr(operand.data) : 0;
     if (inPlace)
-      return "";
-    if (std::string e = ensure(staging, count * (rows.bf16 ? 2 : 4));
-        !e.empty())
+      return {};
+    if (Error e = ensure(staging, count * (rows.bf16 ? 2 : 4)); !e.empty())
       return e;
     rows.ptr = staging.ptr;
-    return "";
+    return {};
   }
   /// Runs prepare kernel `symbol` on [B, S] rows of `in` (f32, `shape`)
   /// into `out` (bf16); queries and keys take their first position. `in`
   /// holding bf16 rows (kept so by input()) goes to `bf16Symbol` instead,
   /// or, for values (no symbol), is copied.
-  std::string prepare(const KernelSpec &kernel, const std::string &symbol,
-                      DeviceRows in, DeviceBuffer &out,
-                      const std::vector<int64_t> &shape,
-                      std::optional<int64_t> firstPosition,
-                      const std::string &bf16Symbol = "") {
+  Error prepare(const KernelSpec &kernel, const std::string &symbol,
+                DeviceRows in, DeviceBuffer &out,
+                const std::vector<int64_t> &shape,
+                std::optional<int64_t> firstPosition,
+                const std::string &bf16Symbol = "") {
     size_t count = shape[0] * shape[1] * shape[2] * shape[3];
-    if (std::string e = ensure(out, count * 2); !e.empty())
+    if (Error e = ensure(out, count * 2); !e.empty())
       return e;
     if (in.bf16 && bf16Symbol.empty())
       return check(
@@ -307,16 +310,16 @@ struct Backend::State {
   /// of 64 columns x 1 head x kTile keys x 1 batch, 128-byte swizzled,
   /// zeros past the end), copied to the device; their device pointers join
   /// `args`.
-  std::string tensorMapArgs(const KernelSpec &kernel, CUdeviceptr keys,
-                            CUdeviceptr values, int64_t batch, int64_t rows,
-                            int64_t heads, int64_t headDim, int64_t vHeadDim,
-                            LaunchArgs &args) {
+  Error tensorMapArgs(const KernelSpec &kernel, CUdeviceptr keys,
+                      CUdeviceptr values, int64_t batch, int64_t rows,
+                      int64_t heads, int64_t headDim, int64_t vHeadDim,
+                      LaunchArgs &args) {
     if (!driver.cuTensorMapEncodeTiled)
       return "kernel " + kernel.entry +
              " loads tiles by TMA, which needs cuTensorMapEncodeTiled "
              "(CUDA 12 or later drivers); this driver lacks it";
     auto encode = [&](CUtensorMap &map, CUdeviceptr data,
-                      int64_t dim) -> std::string {
+                      int64_t dim) -> Error {
       cuuint64_t dims[4] = {cuuint64_t(dim), cuuint64_t(heads),
                             cuuint64_t(rows), cuuint64_t(batch)};
       cuuint64_t strides[3] = {cuuint64_t(dim * 2), cuuint64_t(heads * dim * 2),
@@ -332,11 +335,11 @@ struct Backend::State {
                        CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
                        CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE));
     };
-    if (std::string e = encode(hostMaps[0], keys, headDim); !e.empty())
+    if (Error e = encode(hostMaps[0], keys, headDim); !e.empty())
       return e;
-    if (std::string e = encode(hostMaps[1], values, vHeadDim); !e.empty())
+    if (Error e = encode(hostMaps[1], values, vHeadDim); !e.empty())
       return e;
-    if (std::string e = ensure(tensorMaps, sizeof(hostMaps)); !e.empty())
+    if (Error e = ensure(tensorMaps, sizeof(hostMaps)); !e.empty())
       return e;
     args.scalar(int64_t(tensorMaps.ptr));
     args.scalar(int64_t(tensorMaps.ptr + sizeof(CUtensorMap)));
@@ -348,9 +351,9 @@ struct Backend::State {
   /// the rows of `cache` that hold them (p % rows, and the mirror rows past
   /// the ring for its first rows); positions older than the cache's reach
   /// are skipped.
-  std::string storeRows(const DeviceCache &cache, CUdeviceptr data,
-                        CUdeviceptr src, int64_t batch, int64_t first,
-                        int64_t count, int64_t rowBytes) {
+  Error storeRows(const DeviceCache &cache, CUdeviceptr data, CUdeviceptr src,
+                  int64_t batch, int64_t first, int64_t count,
+                  int64_t rowBytes) {
     int64_t rows = cache.rows, stride = rows + cache.mirror;
     auto copy = [&](int64_t b, int64_t row, int64_t t, int64_t run) {
       return check(
@@ -370,21 +373,21 @@ struct Backend::State {
               copy(b, rows + row, t, std::min(run, cache.mirror - row)));
         t += run;
       }
-    return "";
+    return {};
   }
   /// Splits of each query tile's key range for a flash launch of `seq`
   /// queries, the last of which sees `keys` keys: 1 without a split-K
   /// kernel, else enough to fill one wave (getFlashKeySplits), or
   /// $HYBRID_CUDA_FLASH_SPLITS's count.
-  std::string getFlashSplits(const LayerSpec &l, const KernelSpec &kernel,
-                             int64_t batch, int64_t seq, int64_t keys,
-                             int64_t &splits) {
+  Error getFlashSplits(const LayerSpec &l, const KernelSpec &kernel,
+                       int64_t batch, int64_t seq, int64_t keys,
+                       int64_t &splits) {
     splits = 1;
     if (kernel.entrySplit.empty())
-      return "";
+      return {};
     if (fixedFlashSplits > 0) {
       splits = fixedFlashSplits;
-      return "";
+      return {};
     }
     int resident = 0;
     HYBRID_CUDA_TRY(getResidentCtas(
@@ -394,13 +397,12 @@ struct Backend::State {
                    kernel.valueSlices * batch;
     splits = getFlashKeySplits(ctas, (keys + kernel.kTile - 1) / kernel.kTile,
                                int64_t(multiprocessors) * resident);
-    return "";
+    return {};
   }
   /// The decode combine kernel: `splits` partials of [B, seq, Hq, Dv] rows
   /// (in partialOut, partialMax, partialSum) merged into f32 `outRows`.
-  std::string combine(const LayerSpec &l, const KernelSpec &kernel,
-                      int64_t splits, int64_t batch, int64_t seq,
-                      const DeviceRows &outRows) {
+  Error combine(const LayerSpec &l, const KernelSpec &kernel, int64_t splits,
+                int64_t batch, int64_t seq, const DeviceRows &outRows) {
     LaunchArgs args;
     addPartialArgs(l, splits, batch, seq, args);
     args.memref(outRows.ptr, {batch, seq, l.numHeads, l.vHeadDim});
@@ -408,8 +410,8 @@ struct Backend::State {
                   unsigned(kernel.threads), args);
   }
   /// Partial buffers for `splits` splits of [B, seq, Hq, Dv] rows.
-  std::string ensurePartials(const LayerSpec &l, int64_t splits, int64_t batch,
-                             int64_t seq) {
+  Error ensurePartials(const LayerSpec &l, int64_t splits, int64_t batch,
+                       int64_t seq) {
     size_t partial = splits * batch * seq * l.numHeads;
     HYBRID_CUDA_TRY(ensure(partialOut, partial * l.vHeadDim * 4));
     HYBRID_CUDA_TRY(ensure(partialMax, partial * 4));
@@ -428,13 +430,12 @@ struct Backend::State {
   /// into f32 `outRows`) on the prepared queries [B, seq, Hq, D] in qBf16
   /// over `numKeys` keys of `keys` and `values` ([B, rows, Hkv, D] bf16)
   /// from row `firstRow` of a ring of `ringRows` (see FlashKernel.cpp).
-  /// Returns "" or the error; `flash` names the kernel launched.
-  std::string launchFlash(const LayerSpec &l, const KernelSpec &kernel,
-                          int64_t batch, int64_t seq, CUdeviceptr keys,
-                          CUdeviceptr values, int64_t rows, int64_t numKeys,
-                          int64_t firstRow, int64_t ringRows, int64_t splits,
-                          const DeviceRows *sinks, const DeviceRows &outRows,
-                          std::string &flash) {
+  /// Returns the error, if any; `flash` names the kernel launched.
+  Error launchFlash(const LayerSpec &l, const KernelSpec &kernel, int64_t batch,
+                    int64_t seq, CUdeviceptr keys, CUdeviceptr values,
+                    int64_t rows, int64_t numKeys, int64_t firstRow,
+                    int64_t ringRows, int64_t splits, const DeviceRows *sinks,
+                    const DeviceRows &outRows, std::string &flash) {
     LaunchArgs args;
     args.memref(qBf16.ptr, {batch, seq, l.numHeads, l.headDim});
     args.memref(keys, {batch, rows, l.numKvHeads, l.headDim});
@@ -463,12 +464,13 @@ struct Backend::State {
                            unsigned(splits * l.numKvHeads * kernel.valueSlices),
                            unsigned(batch), unsigned(kernel.flashThreads), args,
                            unsigned(kernel.sharedBytes)));
-    return splits > 1 ? combine(l, kernel, splits, batch, seq, outRows) : "";
+    return splits > 1 ? combine(l, kernel, splits, batch, seq, outRows)
+                      : Error();
   }
   /// Copies `count` elements from `rows` (output()'s) to a host `out` and
   /// waits for the stream: errors of earlier launches surface here.
-  std::string finish(Operand out, DeviceRows rows, size_t count,
-                     const std::string &what) {
+  Error finish(Operand out, DeviceRows rows, size_t count,
+               const std::string &what) {
     CUdeviceptr ptr = rows.ptr;
     size_t bytes = count * (rows.bf16 ? 2 : 4);
     // f32 rows for a bf16 output are narrowed in place on the device, else
@@ -476,17 +478,17 @@ struct Backend::State {
     if (out.bf16 && !rows.bf16) {
       CUdeviceptr target = CUdeviceptr(out.data);
       if (!out.onDevice) {
-        if (std::string e = ensure(narrow, count * 2); !e.empty())
+        if (Error e = ensure(narrow, count * 2); !e.empty())
           return e;
         target = narrow.ptr;
       }
-      if (std::string e = convert(f32ToBF16, ptr, target, count); !e.empty())
+      if (Error e = convert(f32ToBF16, ptr, target, count); !e.empty())
         return e;
       ptr = target;
       bytes = count * 2;
     }
     if (!out.onDevice)
-      if (std::string e =
+      if (Error e =
               check("copying the output from the GPU",
                     driver.cuMemcpyDtoHAsync(out.data, ptr, bytes, stream));
           !e.empty())
@@ -503,9 +505,9 @@ struct Backend::State {
   StepKernel fixedStepKernel = StepKernel::Automatic;
 
   /// Backend::append without waiting for the stream.
-  std::string appendRows(const LayerSpec &l, const KernelSpec &kernel,
-                         DeviceCache &cache, int64_t batch, int64_t first,
-                         int64_t count, Operand k, Operand v);
+  Error appendRows(const LayerSpec &l, const KernelSpec &kernel,
+                   DeviceCache &cache, int64_t batch, int64_t first,
+                   int64_t count, Operand k, Operand v);
 };
 
 Backend::Backend() : state(std::make_unique<State>()) {}
@@ -539,16 +541,16 @@ std::unique_ptr<Backend> Backend::open(const Manifest &manifest,
   std::unique_ptr<Backend> backend(new Backend());
   State &s = *backend->state;
   Driver &d = s.driver;
-  auto failed = [&](std::string message) {
-    error = std::move(message);
+  auto failed = [&](const Error &why) {
+    error = why.message();
     return nullptr;
   };
-  if (std::string e = d.load(); !e.empty())
+  if (Error e = d.load(); !e.empty())
     return failed(e);
-  if (std::string e = s.check("cuInit", d.cuInit(0)); !e.empty())
+  if (Error e = s.check("cuInit", d.cuInit(0)); !e.empty())
     return failed(e);
   int count = 0;
-  if (std::string e = s.check("cuDeviceGetCount", d.cuDeviceGetCount(&count));
+  if (Error e = s.check("cuDeviceGetCount", d.cuDeviceGetCount(&count));
       !e.empty())
     return failed(e);
   int ordinal = 0;
@@ -559,7 +561,7 @@ std::unique_ptr<Backend> Backend::open(const Manifest &manifest,
                   " does not exist (" + std::to_string(count) +
                   " found; HYBRID_CUDA_DEVICE picks one)");
   char name[256] = {};
-  if (std::string e = s.check("cuDeviceGet", d.cuDeviceGet(&s.device, ordinal));
+  if (Error e = s.check("cuDeviceGet", d.cuDeviceGet(&s.device, ordinal));
       !e.empty())
     return failed(e);
   d.cuDeviceGetName(name, sizeof(name), s.device);
@@ -579,15 +581,15 @@ std::unique_ptr<Backend> Backend::open(const Manifest &manifest,
   s.fixedStepKernel = getFixedStepKernel("HYBRID_CUDA_STEP_KERNEL", stepError);
   if (!stepError.empty())
     return failed(stepError);
-  if (std::string e = s.check("cuDevicePrimaryCtxRetain",
-                              d.cuDevicePrimaryCtxRetain(&s.context, s.device));
+  if (Error e = s.check("cuDevicePrimaryCtxRetain",
+                        d.cuDevicePrimaryCtxRetain(&s.context, s.device));
       !e.empty())
     return failed(e);
   d.cuCtxSetCurrent(s.context);
 
   // The cubin runs without JIT on the GPU it was assembled for; anything
   // else JIT-compiles the PTX.
-  std::string cubinError;
+  Error cubinError;
   if (!manifest.cubin.empty()) {
     bool ok = false;
     std::string cubin = readFile(manifest.dir + "/" + manifest.cubin, ok);
@@ -602,18 +604,19 @@ std::unique_ptr<Backend> Backend::open(const Manifest &manifest,
     std::string ptx = readFile(manifest.dir + "/" + manifest.library, ok);
     if (!ok)
       return failed(manifest.dir + "/" + manifest.library + ": cannot be read");
-    if (std::string e = s.check("loading " + manifest.library + " on " + s.name,
-                                d.cuModuleLoadData(&s.module, ptx.c_str()));
+    if (Error e = s.check("loading " + manifest.library + " on " + s.name,
+                          d.cuModuleLoadData(&s.module, ptx.c_str()));
         !e.empty())
-      return failed(cubinError.empty() ? e : cubinError + "; " + e);
+      return failed(cubinError.empty()
+                        ? e
+                        : Error(cubinError.message() + "; " + e.message()));
   }
-  if (std::string e =
-          s.check("cuStreamCreate",
-                  d.cuStreamCreate(&s.stream, CU_STREAM_NON_BLOCKING));
+  if (Error e = s.check("cuStreamCreate",
+                        d.cuStreamCreate(&s.stream, CU_STREAM_NON_BLOCKING));
       !e.empty())
     return failed(e);
   for (CUevent &event : s.events)
-    if (std::string e =
+    if (Error e =
             s.check("cuEventCreate", d.cuEventCreate(&event, CU_EVENT_DEFAULT));
         !e.empty())
       return failed(e);
@@ -622,10 +625,16 @@ std::unique_ptr<Backend> Backend::open(const Manifest &manifest,
 
 int64_t DeviceCache::bytes() const { return keyBytes + valueBytes; }
 
-std::string Backend::prefill(const LayerSpec &l, const KernelSpec &kernel,
-                             int64_t batch, int64_t seq, Operand q, Operand k,
-                             Operand v, Operand sinks, Operand out,
-                             DeviceCache *cache) {
+double DeviceCache::bytesFor(const LayerSpec &l, int64_t batch, int64_t rows,
+                             int64_t mirror) {
+  return double(batch) * double(rows + mirror) * double(l.numKvHeads) *
+         double(l.headDim + l.vHeadDim) * 2;
+}
+
+Error Backend::prefill(const LayerSpec &l, const KernelSpec &kernel,
+                       int64_t batch, int64_t seq, Operand q, Operand k,
+                       Operand v, Operand sinks, Operand out,
+                       DeviceCache *cache) {
   State &s = *state;
   Driver &d = s.driver;
   d.cuCtxSetCurrent(s.context);
@@ -677,31 +686,37 @@ std::string Backend::prefill(const LayerSpec &l, const KernelSpec &kernel,
   HYBRID_CUDA_TRY(s.finish(out, outRows, outCount, flash));
   d.cuEventElapsedTime(&s.prepareMs, s.events[0], s.events[1]);
   d.cuEventElapsedTime(&s.attentionMs, s.events[1], s.events[2]);
-  return "";
+  return {};
 }
 
-std::string Backend::allocate(const LayerSpec &l, int64_t batch, int64_t rows,
-                              int64_t mirror, DeviceCache &cache) {
+Error Backend::allocate(const LayerSpec &l, int64_t batch, int64_t rows,
+                        int64_t mirror, DeviceCache &cache) {
   State &s = *state;
   s.driver.cuCtxSetCurrent(s.context);
+  std::string what = "allocating the KV cache of layer " +
+                     std::to_string(l.index) + " (" +
+                     std::to_string(rows + mirror) + " rows at batch " +
+                     std::to_string(batch) + ")";
+  auto bytes = [&](int64_t dim, int64_t &n) {
+    return !__builtin_mul_overflow(batch, rows + mirror, &n) &&
+           !__builtin_mul_overflow(n, l.numKvHeads, &n) &&
+           !__builtin_mul_overflow(n, dim * 2, &n);
+  };
+  if (!bytes(l.headDim, cache.keyBytes) || !bytes(l.vHeadDim, cache.valueBytes))
+    return Error(what + ": more bytes than a size holds",
+                 HYBRID_RT_INVALID_ARGUMENT);
   cache.rows = rows;
   cache.mirror = mirror;
-  cache.keyBytes = batch * (rows + mirror) * l.numKvHeads * l.headDim * 2;
-  cache.valueBytes = batch * (rows + mirror) * l.numKvHeads * l.vHeadDim * 2;
   CUdeviceptr keys = 0, values = 0;
-  std::string what =
-      "allocating the KV cache of layer " + std::to_string(l.index) + " (" +
-      std::to_string(cache.keyBytes + cache.valueBytes) + " bytes)";
-  if (std::string e = s.check(what, s.driver.cuMemAlloc(&keys, cache.keyBytes));
+  if (Error e = s.check(what, s.driver.cuMemAlloc(&keys, cache.keyBytes));
       !e.empty())
     return e;
   cache.keys = keys;
-  if (std::string e =
-          s.check(what, s.driver.cuMemAlloc(&values, cache.valueBytes));
+  if (Error e = s.check(what, s.driver.cuMemAlloc(&values, cache.valueBytes));
       !e.empty())
     return e;
   cache.values = values;
-  if (std::string e = s.check(
+  if (Error e = s.check(
           what, s.driver.cuMemsetD8Async(keys, 0, cache.keyBytes, s.stream));
       !e.empty())
     return e;
@@ -719,23 +734,22 @@ void Backend::release(DeviceCache &cache) {
   cache = {};
 }
 
-std::string Backend::append(const LayerSpec &l, const KernelSpec &kernel,
-                            DeviceCache &cache, int64_t batch, int64_t first,
-                            int64_t count, Operand k, Operand v) {
+Error Backend::append(const LayerSpec &l, const KernelSpec &kernel,
+                      DeviceCache &cache, int64_t batch, int64_t first,
+                      int64_t count, Operand k, Operand v) {
   State &s = *state;
   s.driver.cuCtxSetCurrent(s.context);
-  if (std::string e = s.appendRows(l, kernel, cache, batch, first, count, k, v);
+  if (Error e = s.appendRows(l, kernel, cache, batch, first, count, k, v);
       !e.empty())
     return e;
   return s.check("appending to the KV cache",
                  s.driver.cuStreamSynchronize(s.stream));
 }
 
-std::string Backend::State::appendRows(const LayerSpec &l,
-                                       const KernelSpec &kernel,
-                                       DeviceCache &cache, int64_t batch,
-                                       int64_t first, int64_t count, Operand k,
-                                       Operand v) {
+Error Backend::State::appendRows(const LayerSpec &l, const KernelSpec &kernel,
+                                 DeviceCache &cache, int64_t batch,
+                                 int64_t first, int64_t count, Operand k,
+                                 Operand v) {
   State &s = *this;
   std::vector<int64_t> kShape = {batch, count, l.numKvHeads, l.headDim},
                        vShape = {batch, count, l.numKvHeads, l.vHeadDim};
@@ -754,14 +768,13 @@ std::string Backend::State::appendRows(const LayerSpec &l,
                               count, l.numKvHeads * l.headDim * 2));
   HYBRID_CUDA_TRY(s.storeRows(cache, cache.values, s.vBf16.ptr, batch, first,
                               count, l.numKvHeads * l.vHeadDim * 2));
-  return "";
+  return {};
 }
 
-std::string Backend::decode(const LayerSpec &l, const KernelSpec &kernel,
-                            DeviceCache *own, const DeviceCache &owner,
-                            int64_t batch, int64_t position, int64_t steps,
-                            Operand q, Operand k, Operand v, Operand sinks,
-                            Operand out) {
+Error Backend::decode(const LayerSpec &l, const KernelSpec &kernel,
+                      DeviceCache *own, const DeviceCache &owner, int64_t batch,
+                      int64_t position, int64_t steps, Operand q, Operand k,
+                      Operand v, Operand sinks, Operand out) {
   State &s = *state;
   Driver &d = s.driver;
   d.cuCtxSetCurrent(s.context);
@@ -816,7 +829,7 @@ std::string Backend::decode(const LayerSpec &l, const KernelSpec &kernel,
     HYBRID_CUDA_TRY(s.finish(out, outRows, outCount, flash));
     s.prepareMs = 0;
     d.cuEventElapsedTime(&s.attentionMs, s.events[1], s.events[2]);
-    return "";
+    return {};
   }
 
   // Splits of the last query's key range, whole tiles each, for one full
@@ -858,7 +871,14 @@ std::string Backend::decode(const LayerSpec &l, const KernelSpec &kernel,
   HYBRID_CUDA_TRY(s.finish(out, outRows, outCount, kernel.decode));
   s.prepareMs = 0;
   d.cuEventElapsedTime(&s.attentionMs, s.events[1], s.events[2]);
-  return "";
+  return {};
+}
+
+bool Backend::getMemory(size_t &free, size_t &total) {
+  State &s = *state;
+  s.driver.cuCtxSetCurrent(s.context);
+  return s.driver.cuMemGetInfo &&
+         s.driver.cuMemGetInfo(&free, &total) == CUDA_SUCCESS;
 }
 
 float Backend::lastPrepareMs() const { return state->prepareMs; }

@@ -19,6 +19,23 @@
 
 namespace hybrid::rt::cuda {
 
+/// Why a backend call failed (an empty message: it did not), and the C API
+/// status that says so: OUT_OF_MEMORY where the device could not allocate
+/// (a caller can retry smaller), else LOAD_ERROR.
+class Error {
+public:
+  Error() = default;
+  Error(std::string message, hybrid_rt_status status = HYBRID_RT_LOAD_ERROR)
+      : text(std::move(message)), code(status) {}
+  bool empty() const { return text.empty(); }
+  const std::string &message() const { return text; }
+  hybrid_rt_status status() const { return code; }
+
+private:
+  std::string text;
+  hybrid_rt_status code = HYBRID_RT_LOAD_ERROR;
+};
+
 /// One layer's cache on the device: prepared (rotated) keys
 /// [B, rows + mirror, Hkv, D] and values [B, rows + mirror, Hkv, Dv], bf16,
 /// the token at position p in row p % rows, and rows rows.. again in rows
@@ -31,6 +48,10 @@ struct DeviceCache {
   int64_t rows = 0, mirror = 0;
   int64_t bytes() const;
   int64_t keyBytes = 0, valueBytes = 0;
+  /// Bytes of the keys and values of `rows` + `mirror` rows of `layer` for
+  /// `batch` sequences, in a double: it may not fit a size.
+  static double bytesFor(const LayerSpec &layer, int64_t batch, int64_t rows,
+                         int64_t mirror);
 };
 
 /// An f32 (or bf16) operand of a call, in host or device memory; null
@@ -60,24 +81,23 @@ public:
   /// Prefill attention of `layer` on f32 rows q [B, S, Hq, D],
   /// k [B, S, Hkv, D], v [B, S, Hkv, Dv], sinks [Hq] (or absent) into out
   /// [B, S, Hq, Dv], also storing the prompt's keys and values in `cache`
-  /// (null: none). Returns "" or the error.
-  std::string prefill(const LayerSpec &layer, const KernelSpec &kernel,
-                      int64_t batch, int64_t seq, Operand q, Operand k,
-                      Operand v, Operand sinks, Operand out,
-                      DeviceCache *cache = nullptr);
+  /// (null: none). Returns the error, if any.
+  Error prefill(const LayerSpec &layer, const KernelSpec &kernel, int64_t batch,
+                int64_t seq, Operand q, Operand k, Operand v, Operand sinks,
+                Operand out, DeviceCache *cache = nullptr);
 
   /// Allocates `rows` rows of `layer` and `mirror` rows past them (ring
   /// caches: the largest key tile of the flash kernels reading it, or
   /// `rows` if fewer) for `batch` sequences, zeroed.
-  std::string allocate(const LayerSpec &layer, int64_t batch, int64_t rows,
-                       int64_t mirror, DeviceCache &cache);
+  Error allocate(const LayerSpec &layer, int64_t batch, int64_t rows,
+                 int64_t mirror, DeviceCache &cache);
   void release(DeviceCache &cache);
 
   /// Stores `count` tokens of k [B, count, Hkv, D] and v (ignored for K=V
   /// layers) at positions first.. in `cache`.
-  std::string append(const LayerSpec &layer, const KernelSpec &kernel,
-                     DeviceCache &cache, int64_t batch, int64_t first,
-                     int64_t count, Operand k, Operand v);
+  Error append(const LayerSpec &layer, const KernelSpec &kernel,
+               DeviceCache &cache, int64_t batch, int64_t first, int64_t count,
+               Operand k, Operand v);
 
   /// A decode step of `steps` queries at positions position..: appends k
   /// and v to `own` (null for shared layers), then attends over `owner`'s
@@ -85,15 +105,19 @@ public:
   /// (chunked prefill; $HYBRID_CUDA_STEP_KERNEL=decode|flash forces one),
   /// with the flash kernel reading the cache in place (split-K and the
   /// combine kernel where its query tiles would leave SMs idle).
-  std::string decode(const LayerSpec &layer, const KernelSpec &kernel,
-                     DeviceCache *own, const DeviceCache &owner, int64_t batch,
-                     int64_t position, int64_t steps, Operand q, Operand k,
-                     Operand v, Operand sinks, Operand out);
+  Error decode(const LayerSpec &layer, const KernelSpec &kernel,
+               DeviceCache *own, const DeviceCache &owner, int64_t batch,
+               int64_t position, int64_t steps, Operand q, Operand k, Operand v,
+               Operand sinks, Operand out);
 
   /// Device milliseconds of the last prefill: prepare kernels, and the
   /// attention kernel alone.
   float lastPrepareMs() const;
   float lastAttentionMs() const;
+
+  /// The device memory free now and in all, in bytes; false where the
+  /// driver cannot say.
+  bool getMemory(size_t &free, size_t &total);
 
   /// The GPU's name, e.g. "NVIDIA H100 80GB HBM3".
   const std::string &deviceName() const;

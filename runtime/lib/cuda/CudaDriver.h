@@ -49,10 +49,11 @@ namespace hybrid::rt::cuda {
   X(cuEventSynchronize)                                                        \
   X(cuEventElapsedTime)
 
-/// Entry points used when the driver has them (newer than the runtime
-/// needs).
+/// Entry points used when the driver has them: newer than the runtime
+/// needs, or only for better messages (cuMemGetInfo).
 #define HYBRID_CUDA_OPTIONAL_FUNCTIONS(X)                                      \
   X(cuFuncGetParamInfo)                                                        \
+  X(cuMemGetInfo)                                                              \
   X(cuOccupancyMaxActiveBlocksPerMultiprocessor)                               \
   X(cuTensorMapEncodeTiled)
 
