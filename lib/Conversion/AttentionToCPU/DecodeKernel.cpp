@@ -367,8 +367,11 @@ func::FuncOp DecodeEmitter::emit(StringRef name) {
 
     // The union of the positions' key intervals.
     Value end = arith::AddIOp::create(b, firstPosition, numPositions);
-    auto [lo, hi] = getSplitKeyRange(b, getKeyBegin(b, sig.mask, firstPosition),
-                                     end, split, numSplits, index(b, kTile));
+    // Plain Values, not structured bindings: the lambdas below capture them.
+    Value lo, hi;
+    std::tie(lo, hi) =
+        getSplitKeyRange(b, getKeyBegin(b, sig.mask, firstPosition), end, split,
+                         numSplits, index(b, kTile));
     // Rows run from (lo / capacity) * capacity up to the wrap, then from 0.
     Value base = arith::MulIOp::create(
         b, arith::DivUIOp::create(b, lo, capacity), capacity);
