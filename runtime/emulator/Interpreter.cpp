@@ -268,7 +268,10 @@ uint32_t Cta::laneMask(unsigned warp) const {
 
 void Cta::enter(Frame &f, const Function &fn) {
   f.fn = &fn;
-  f.regs.assign(size_t(fn.registers) * threads, 0);
+  // 32 more: readLanes copies a warp's 32 lanes at once, so the last warp
+  // of a CTA whose threads are not a multiple of 32 reads past the last
+  // register's row (lanes its mask then drops).
+  f.regs.assign(size_t(fn.registers) * threads + 32, 0);
   f.params.assign(size_t(fn.paramBytes) * threads, 0);
   f.local.assign(size_t(fn.localBytes) * threads, 0xff);
   f.pc.assign(threads, 0);

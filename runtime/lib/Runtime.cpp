@@ -2,6 +2,7 @@
 
 #include "Model.h"
 
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <unistd.h>
@@ -20,7 +21,17 @@ std::string shapeString(const int64_t *shape, int rank) {
   return os.str();
 }
 
-const char *dtypeName(hybrid_rt_dtype dtype) {
+/// The int a C caller stored in an enum field, read as an int: C lets it
+/// hold any int, and a C++ load of a value outside the enum's range is
+/// undefined behaviour.
+template <typename Enum> int32_t rawEnum(const Enum &field) {
+  static_assert(sizeof(Enum) == sizeof(int32_t), "C enums are ints");
+  int32_t value;
+  std::memcpy(&value, &field, sizeof(value));
+  return value;
+}
+
+std::string dtypeName(int32_t dtype) {
   switch (dtype) {
   case HYBRID_RT_F32:
     return "f32";
@@ -29,7 +40,7 @@ const char *dtypeName(hybrid_rt_dtype dtype) {
   case HYBRID_RT_BF16:
     return "bf16";
   }
-  return "unknown";
+  return std::to_string(dtype) + " (not a hybrid_rt_dtype)";
 }
 
 } // namespace
@@ -56,17 +67,17 @@ std::string hybrid::rt::checkOperand(const char *name,
     return what + "is null";
   if (!t->data)
     return what + "has no data";
-  if (t->memory != HYBRID_RT_HOST && t->memory != HYBRID_RT_DEVICE)
-    return what + "has memory " + std::to_string(int(t->memory)) +
+  int32_t memory = rawEnum(t->memory), dtype = rawEnum(t->dtype);
+  if (memory != HYBRID_RT_HOST && memory != HYBRID_RT_DEVICE)
+    return what + "has memory " + std::to_string(memory) +
            ", expected HYBRID_RT_HOST or HYBRID_RT_DEVICE";
-  if (t->memory == HYBRID_RT_DEVICE && !onGPU)
+  if (memory == HYBRID_RT_DEVICE && !onGPU)
     return what + "is in device memory, but the model runs on the CPU";
-  if (t->dtype == HYBRID_RT_BF16 && onGPU && !model.takesBF16())
+  if (dtype == HYBRID_RT_BF16 && onGPU && !model.takesBF16())
     return what + "has dtype bf16, which these GPU artifacts cannot convert "
                   "(they predate the conversion kernels: recompile them)";
-  if (t->dtype != HYBRID_RT_F32 &&
-      !(t->dtype == HYBRID_RT_BF16 && model.takesBF16()))
-    return what + "has dtype " + dtypeName(t->dtype) +
+  if (dtype != HYBRID_RT_F32 && !(dtype == HYBRID_RT_BF16 && model.takesBF16()))
+    return what + "has dtype " + dtypeName(dtype) +
            (onGPU ? ", but GPU models take f32 or bf16 tensors"
                   : ", but the runtime takes f32 tensors on CPUs");
   if (t->rank != int32_t(expected.size()) ||

@@ -65,6 +65,9 @@ int main(int argc, char **argv) {
   bad = tq;
   bad.dtype = HYBRID_RT_BF16;
   report("q dtype", hybrid_rt_prefill(model, layer, &bad, &tk, &tv, NULL, &to));
+  bad.dtype = (hybrid_rt_dtype)9;
+  report("q dtype 9",
+         hybrid_rt_prefill(model, layer, &bad, &tk, &tv, NULL, &to));
   bad = tv;
   bad.memory = HYBRID_RT_DEVICE;
   report("v memory",
