@@ -59,6 +59,9 @@ struct State {
   uint64_t memoryBytes =
       uint64_t(sysconf(_SC_PHYS_PAGES)) * uint64_t(sysconf(_SC_PAGESIZE));
   uint64_t allocatedBytes = 0;
+  uint64_t freeBytes() const {
+    return memoryBytes - std::min(memoryBytes, allocatedBytes);
+  }
   // HYBRID_EMULATOR_PROFILE=FILE ("-": stderr): counts written at exit.
   std::unique_ptr<Profile> profile;
   std::string profilePath;
@@ -325,14 +328,13 @@ CUresult cuFuncGetParamInfo(CUfunction function, size_t index, size_t *offset,
 CUresult cuMemGetInfo(size_t *free, size_t *total) {
   auto guard = lock();
   *total = state.memoryBytes;
-  *free = state.memoryBytes - std::min(state.memoryBytes, state.allocatedBytes);
+  *free = state.freeBytes();
   return CUDA_SUCCESS;
 }
 
 CUresult cuMemAlloc(CUdeviceptr *pointer, size_t bytes) {
   auto guard = lock();
-  if (bytes >
-      state.memoryBytes - std::min(state.memoryBytes, state.allocatedBytes))
+  if (bytes > state.freeBytes())
     return CUDA_ERROR_OUT_OF_MEMORY;
   // NaN bytes, so that reads of never-written memory show in results.
   void *p =

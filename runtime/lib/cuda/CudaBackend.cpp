@@ -130,11 +130,9 @@ struct Backend::State {
     if (buffer.ptr)
       driver.cuMemFree(buffer.ptr);
     buffer = {};
-    if (Error e = check("allocating " + std::to_string(bytes) +
-                            " bytes of scratch for the call",
-                        driver.cuMemAlloc(&buffer.ptr, bytes));
-        !e.empty())
-      return e;
+    HYBRID_CUDA_TRY(check("allocating " + std::to_string(bytes) +
+                              " bytes of scratch for the call",
+                          driver.cuMemAlloc(&buffer.ptr, bytes)));
     buffer.bytes = bytes;
     return {};
   }
@@ -142,11 +140,9 @@ struct Backend::State {
     auto it = functions.find(symbol);
     if (it == functions.end()) {
       Function loaded;
-      if (Error e = check("kernel " + symbol,
-                          driver.cuModuleGetFunction(&loaded.handle, module,
-                                                     symbol.c_str()));
-          !e.empty())
-        return e;
+      HYBRID_CUDA_TRY(check(
+          "kernel " + symbol,
+          driver.cuModuleGetFunction(&loaded.handle, module, symbol.c_str())));
       // Count the kernel's parameters, to catch a launch ABI mismatch
       // between these artifacts and this runtime before it corrupts memory.
       size_t offset = 0, size = 0;
@@ -166,8 +162,7 @@ struct Backend::State {
   Error getResidentCtas(const std::string &symbol, unsigned threads,
                         unsigned sharedBytes, int fallback, int &resident) {
     Function f;
-    if (Error e = function(symbol, f); !e.empty())
-      return e;
+    HYBRID_CUDA_TRY(function(symbol, f));
     if (!f.resident) {
       HYBRID_CUDA_TRY(allowSharedBytes(symbol, f, sharedBytes));
       int n = 0;
@@ -205,8 +200,7 @@ struct Backend::State {
                unsigned gridZ, unsigned threads, LaunchArgs &args,
                unsigned sharedBytes = 0) {
     Function f;
-    if (Error e = function(symbol, f); !e.empty())
-      return e;
+    HYBRID_CUDA_TRY(function(symbol, f));
     if (f.parameters && f.parameters != args.size())
       return "kernel " + symbol + " takes " + std::to_string(f.parameters) +
              " parameters, the runtime passes " + std::to_string(args.size()) +
@@ -242,19 +236,15 @@ struct Backend::State {
     if (!operand.onDevice) {
       DeviceBuffer &landing = operand.bf16 && !keep ? narrow : staging;
       size_t bytes = count * (operand.bf16 ? 2 : 4);
-      if (Error e = ensure(landing, bytes); !e.empty())
-        return e;
+      HYBRID_CUDA_TRY(ensure(landing, bytes));
       ptr = landing.ptr;
-      if (Error e =
-              check("copying operands to the GPU",
-                    driver.cuMemcpyHtoDAsync(ptr, operand.data, bytes, stream));
-          !e.empty())
-        return e;
+      HYBRID_CUDA_TRY(
+          check("copying operands to the GPU",
+                driver.cuMemcpyHtoDAsync(ptr, operand.data, bytes, stream)));
     }
     if (!operand.bf16 || keep)
       return {};
-    if (Error e = ensure(staging, count * 4); !e.empty())
-      return e;
+    HYBRID_CUDA_TRY(ensure(staging, count * 4));
     CUdeviceptr source = ptr;
     ptr = staging.ptr;
     return convert(bf16ToF32, source, ptr, count);
@@ -276,8 +266,7 @@ struct Backend::State {
     rows.ptr = inPlace ? CUdeviceptr(operand.data) : 0;
     if (inPlace)
       return {};
-    if (Error e = ensure(staging, count * (rows.bf16 ? 2 : 4)); !e.empty())
-      return e;
+    HYBRID_CUDA_TRY(ensure(staging, count * (rows.bf16 ? 2 : 4)));
     rows.ptr = staging.ptr;
     return {};
   }
@@ -291,8 +280,7 @@ struct Backend::State {
                 std::optional<int64_t> firstPosition,
                 const std::string &bf16Symbol = "") {
     size_t count = shape[0] * shape[1] * shape[2] * shape[3];
-    if (Error e = ensure(out, count * 2); !e.empty())
-      return e;
+    HYBRID_CUDA_TRY(ensure(out, count * 2));
     if (in.bf16 && bf16Symbol.empty())
       return check(
           "copying bf16 values",
@@ -335,12 +323,9 @@ struct Backend::State {
                        CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
                        CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE));
     };
-    if (Error e = encode(hostMaps[0], keys, headDim); !e.empty())
-      return e;
-    if (Error e = encode(hostMaps[1], values, vHeadDim); !e.empty())
-      return e;
-    if (Error e = ensure(tensorMaps, sizeof(hostMaps)); !e.empty())
-      return e;
+    HYBRID_CUDA_TRY(encode(hostMaps[0], keys, headDim));
+    HYBRID_CUDA_TRY(encode(hostMaps[1], values, vHeadDim));
+    HYBRID_CUDA_TRY(ensure(tensorMaps, sizeof(hostMaps)));
     args.scalar(int64_t(tensorMaps.ptr));
     args.scalar(int64_t(tensorMaps.ptr + sizeof(CUtensorMap)));
     return check("copying tensor maps to the GPU",
@@ -478,21 +463,17 @@ struct Backend::State {
     if (out.bf16 && !rows.bf16) {
       CUdeviceptr target = CUdeviceptr(out.data);
       if (!out.onDevice) {
-        if (Error e = ensure(narrow, count * 2); !e.empty())
-          return e;
+        HYBRID_CUDA_TRY(ensure(narrow, count * 2));
         target = narrow.ptr;
       }
-      if (Error e = convert(f32ToBF16, ptr, target, count); !e.empty())
-        return e;
+      HYBRID_CUDA_TRY(convert(f32ToBF16, ptr, target, count));
       ptr = target;
       bytes = count * 2;
     }
     if (!out.onDevice)
-      if (Error e =
-              check("copying the output from the GPU",
-                    driver.cuMemcpyDtoHAsync(out.data, ptr, bytes, stream));
-          !e.empty())
-        return e;
+      HYBRID_CUDA_TRY(
+          check("copying the output from the GPU",
+                driver.cuMemcpyDtoHAsync(out.data, ptr, bytes, stream)));
     return check("running " + what, driver.cuStreamSynchronize(stream));
   }
   int multiprocessors = 1;
@@ -708,18 +689,13 @@ Error Backend::allocate(const LayerSpec &l, int64_t batch, int64_t rows,
   cache.rows = rows;
   cache.mirror = mirror;
   CUdeviceptr keys = 0, values = 0;
-  if (Error e = s.check(what, s.driver.cuMemAlloc(&keys, cache.keyBytes));
-      !e.empty())
-    return e;
+  HYBRID_CUDA_TRY(s.check(what, s.driver.cuMemAlloc(&keys, cache.keyBytes)));
   cache.keys = keys;
-  if (Error e = s.check(what, s.driver.cuMemAlloc(&values, cache.valueBytes));
-      !e.empty())
-    return e;
+  HYBRID_CUDA_TRY(
+      s.check(what, s.driver.cuMemAlloc(&values, cache.valueBytes)));
   cache.values = values;
-  if (Error e = s.check(
-          what, s.driver.cuMemsetD8Async(keys, 0, cache.keyBytes, s.stream));
-      !e.empty())
-    return e;
+  HYBRID_CUDA_TRY(s.check(
+      what, s.driver.cuMemsetD8Async(keys, 0, cache.keyBytes, s.stream)));
   return s.check(
       what, s.driver.cuMemsetD8Async(values, 0, cache.valueBytes, s.stream));
 }
@@ -739,9 +715,7 @@ Error Backend::append(const LayerSpec &l, const KernelSpec &kernel,
                       int64_t count, Operand k, Operand v) {
   State &s = *state;
   s.driver.cuCtxSetCurrent(s.context);
-  if (Error e = s.appendRows(l, kernel, cache, batch, first, count, k, v);
-      !e.empty())
-    return e;
+  HYBRID_CUDA_TRY(s.appendRows(l, kernel, cache, batch, first, count, k, v));
   return s.check("appending to the KV cache",
                  s.driver.cuStreamSynchronize(s.stream));
 }
