@@ -26,7 +26,11 @@ finding, kept in DIR/findings/case-N/repro.sh.
   utils/fuzz-session.py [--cases N | --minutes M] [--seed S] [--dir DIR]
                         [--calls C] [--timeout SECONDS]
                         [--schedules caches.json,masks.json]
-                        [--targets cpu,cuda:sm_80]
+                        [--targets cpu,cuda:sm_80] [--threads T]
+
+With --threads T, a case makes T sessions of one model, each making its own
+random calls from a thread of its own (the calls take turns on the model's
+lock, and share its kernels and GPU scratch); each is checked as if alone.
 
 `test/Python/fuzz-session.test` runs a few cases with a fixed seed.
 """
@@ -41,6 +45,12 @@ import fuzzing
 ROOT = fuzzing.ROOT
 SCHEDULES = ["caches.json", "masks.json"]
 MAX_SEQ = 160
+# What a finding's repro.sh sets: the package, the emulator and, for a
+# sanitized package (utils/sanitize-runtime.sh), the sanitizers.
+REPRO_ENVIRONMENT = ("PYTHONPATH", "HYBRID_CUDA_DRIVER", "LD_PRELOAD", "ASAN_OPTIONS",
+                     "UBSAN_OPTIONS", "TSAN_OPTIONS")
+# Thread i of a case runs the calls of seed + i * THREAD_SEED_STRIDE.
+THREAD_SEED_STRIDE = 1_000_003
 
 
 # --------------------------------------------------------------------------
@@ -51,7 +61,7 @@ class Finding(Exception):
     pass
 
 
-def run_calls(artifacts, seed, calls, tolerance):
+def run_calls(schedule, seed, calls, tolerance, print=print):
     import numpy as np
 
     import hybrid_attn
@@ -59,7 +69,6 @@ def run_calls(artifacts, seed, calls, tolerance):
 
     rng = random.Random(seed)
     data = np.random.default_rng(seed)
-    schedule = hybrid_attn.load(artifacts)
     layers = schedule.layers
     batch = rng.choice([1, 1, 2, 3])
     max_seq = rng.choice([1, 7, 33, 64, 65, 100, MAX_SEQ])
@@ -176,6 +185,7 @@ def run_calls(artifacts, seed, calls, tolerance):
             print("reset")
             check_lengths("reset")
     print(f"{ran} ran, {refused} refused")
+    return ran, refused
 
 
 def mutate(rng, np, args, layer, prefill, shared, step_limit, max_seq):
@@ -282,14 +292,49 @@ def child(argv):
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--calls", type=int, required=True)
     parser.add_argument("--tolerance", type=float, required=True)
+    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     sys.path.insert(0, os.path.join(ROOT, "python", "tests"))
+    import hybrid_attn
+    schedule = hybrid_attn.load(args.artifacts)
     try:
-        run_calls(args.artifacts, args.seed, args.calls, args.tolerance)
+        if args.threads == 1:
+            run_calls(schedule, args.seed, args.calls, args.tolerance)
+        else:
+            run_threads(schedule, args)
     except Finding as finding:
         print(f"FINDING: {finding}", flush=True)
         return 3
     return 0
+
+
+def run_threads(schedule, args):
+    """One session per thread, all of one model (so their calls share its
+    scratch and kernels, and take turns); each checked as if alone."""
+    import threading
+    failures, counts = [], []
+
+    def run(index):
+        def log(text, flush=False):  # one write per line: threads interleave
+            sys.stdout.write(f"[thread {index}] {text}\n")
+            sys.stdout.flush()
+        try:
+            counts.append(run_calls(schedule, args.seed + index * THREAD_SEED_STRIDE,
+                                    args.calls, args.tolerance, print=log))
+        except BaseException as error:  # reported once every thread is done
+            failures.append((index, error))
+
+    threads = [threading.Thread(target=run, args=(index,)) for index in range(args.threads)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for index, error in failures:
+        if isinstance(error, Finding):
+            raise Finding(f"thread {index}: {error}")
+        raise error
+    print(f"{sum(ran for ran, _ in counts)} ran, {sum(refused for _, refused in counts)} "
+          f"refused, in {args.threads} threads")
 
 
 # --------------------------------------------------------------------------
@@ -307,6 +352,8 @@ def main():
                         help="of test/Runtime/Inputs, comma-separated")
     parser.add_argument("--targets", default="cpu,cuda:sm_80",
                         help="cuda:sm_80 runs under the PTX emulator, if built")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="sessions per case, each calling from a thread of its own")
     args = parser.parse_args()
     bin_dir, emulator = fuzzing.find_tools(args, "fuzz-session", ["hybrid-compile"],
                                            emulator=False)
@@ -333,7 +380,7 @@ def main():
         label, artifacts, tolerance = random.Random(seed).choice(compiled)
         command = [sys.executable, os.path.abspath(__file__), "--child", artifacts,
                    "--seed", str(seed), "--calls", str(args.calls),
-                   "--tolerance", str(tolerance)]
+                   "--tolerance", str(tolerance), "--threads", str(args.threads)]
         text = f"case {index} (seed {seed}): {label}"
         try:
             done = subprocess.run(command, env=env, capture_output=True, text=True,
@@ -352,7 +399,7 @@ def main():
         with open(os.path.join(kept, "repro.sh"), "w") as f:
             f.write("#!/bin/sh\n" + "".join(
                 f"export {key}={shlex.quote(env[key])}\n"
-                for key in ("PYTHONPATH", "HYBRID_CUDA_DRIVER")) +
+                for key in REPRO_ENVIRONMENT if key in env) +
                 shlex.join(command) + "\n")
         last = [line for line in output.splitlines() if line.strip()][-1:] or ["(no output)"]
         return False, text + f": exit {status}: {last[0][:300]}"
