@@ -84,6 +84,19 @@ def _is_torch(x: Any) -> bool:
     return type(x).__module__.split(".")[0] == "torch"
 
 
+def _wait_for_torch_streams(operands) -> None:
+    """The runtime's stream waits for torch's default stream (the legacy
+    one), not for others: work that a side stream (`torch.cuda.stream(s)`)
+    still has queued on CUDA operands completes before the call."""
+    for x in operands:
+        if _is_torch(x) and x.is_cuda:
+            import torch
+            stream = torch.cuda.current_stream(x.device)
+            if stream != torch.cuda.default_stream(x.device):
+                stream.synchronize()
+            return
+
+
 class Schedule:
     """A compiled schedule: its summary and cache plan, its IR, its kernels."""
 
@@ -163,6 +176,7 @@ class Session:
         q, k, v, sinks = (_as_array(x, n) for x, n in ((q, "q"), (k, "k"), (v, "v"),
                                                       (sinks, "sinks")))
         result = self._out(layer, q) if out is None else out
+        _wait_for_torch_streams((q, k, v, sinks, result))
         _wrap(method, layer, q, k, v, sinks, result)
         return result
 

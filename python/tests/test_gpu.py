@@ -113,6 +113,28 @@ def test_bfloat16_tensors_and_out_on_device(schedule, torch):
     assert relative_error(given.cpu().numpy(), ref) < 2e-2
 
 
+@pytest.mark.parametrize("side_stream", [False, True])
+def test_operands_written_just_before_the_call(schedule, torch, side_stream):
+    """Operands whose producing kernels are still queued, on torch's default
+    stream or a side stream, behind a long kernel (about 0.1 s): the call
+    reads them only once they are written."""
+    rng = np.random.default_rng(2)
+    batch, prompt = 1, 64
+    layer = schedule.layers[0]
+    q = rng.uniform(-0.5, 0.5, (batch, prompt, 4, 64)).astype(np.float32)
+    k = rng.uniform(-1, 1, (batch, prompt, 2, 64)).astype(np.float32)
+    v = rng.uniform(-1, 1, (batch, prompt, 2, 64)).astype(np.float32)
+    host = [torch.from_numpy(x).pin_memory() for x in (q, k, v)]
+    stream = torch.cuda.Stream() if side_stream else torch.cuda.default_stream()
+    with torch.cuda.stream(stream):
+        device = [torch.zeros(x.shape, device="cuda") for x in host]
+        torch.cuda._sleep(200_000_000)
+        for target, source in zip(device, host):
+            target.copy_(source, non_blocking=True)
+        out = schedule.session(batch, prompt).prefill(0, *device)
+    assert relative_error(out.cpu().numpy(), attention(layer, q, k, v)) < 2e-2
+
+
 def test_gemma3_model_on_gpu_matches_eager(gemma3_schedule, torch):
     """A transformers model on the GPU, its attention through the session's
     CUDA kernels and caches: the prompt's logits as its eager attention

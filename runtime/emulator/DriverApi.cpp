@@ -395,6 +395,36 @@ CUresult cuMemsetD8Async(CUdeviceptr dst, unsigned char value, size_t bytes,
   return CUDA_SUCCESS;
 }
 
+/// The attributes the runtime asks of its callers' device pointers, for
+/// the emulator's one GPU; memory outside its allocations is unknown
+/// (CUDA_ERROR_INVALID_VALUE), as host memory is to CUDA.
+CUresult cuPointerGetAttribute(void *data, CUpointer_attribute attribute,
+                               CUdeviceptr pointer) {
+  auto guard = lock();
+  uint64_t begin = 0, end = 0;
+  if (!state.memory.find(pointer, begin, end))
+    return CUDA_ERROR_INVALID_VALUE;
+  switch (attribute) {
+  case CU_POINTER_ATTRIBUTE_MEMORY_TYPE:
+    *static_cast<unsigned *>(data) = CU_MEMORYTYPE_DEVICE;
+    return CUDA_SUCCESS;
+  case CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL:
+    *static_cast<int *>(data) = 0;
+    return CUDA_SUCCESS;
+  case CU_POINTER_ATTRIBUTE_IS_MANAGED:
+    *static_cast<unsigned *>(data) = 0;
+    return CUDA_SUCCESS;
+  case CU_POINTER_ATTRIBUTE_RANGE_START_ADDR:
+    *static_cast<CUdeviceptr *>(data) = begin;
+    return CUDA_SUCCESS;
+  case CU_POINTER_ATTRIBUTE_RANGE_SIZE:
+    *static_cast<size_t *>(data) = end - begin;
+    return CUDA_SUCCESS;
+  default:
+    return CUDA_ERROR_NOT_SUPPORTED;
+  }
+}
+
 /// Checks what the CUDA driver documents for tiled tensor maps, then stores
 /// the emulator's TensorMap in the opaque bytes.
 CUresult cuTensorMapEncodeTiled(

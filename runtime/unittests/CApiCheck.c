@@ -11,8 +11,11 @@
 
 #include "hybrid-rt/hybrid_rt.h"
 
+#include <dlfcn.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static void report(const char *what, hybrid_rt_status status) {
   printf("%s: %d %s\n", what, (int)status,
@@ -20,6 +23,46 @@ static void report(const char *what, hybrid_rt_status status) {
 }
 
 static int checkSession(hybrid_rt_model *model, int64_t layer, int64_t shared);
+
+/* GPU models, with $HYBRID_CUDA_DRIVER the driver they run on: v in device
+ * memory the driver allocated, whole and then 4 bytes short. */
+static void checkDeviceOperands(hybrid_rt_model *model, int64_t layer,
+                                const hybrid_rt_tensor *tq,
+                                const hybrid_rt_tensor *tk,
+                                const hybrid_rt_tensor *tv,
+                                hybrid_rt_tensor *to) {
+  const char *path = getenv("HYBRID_CUDA_DRIVER");
+  void *driver = path ? dlopen(path, RTLD_NOW) : NULL;
+  int (*memAlloc)(unsigned long long *, size_t) =
+      driver ? (int (*)(unsigned long long *, size_t))dlsym(driver,
+                                                            "cuMemAlloc_v2")
+             : NULL;
+  if (!memAlloc && driver)
+    memAlloc =
+        (int (*)(unsigned long long *, size_t))dlsym(driver, "cuMemAlloc");
+  if (!memAlloc || strcmp(hybrid_rt_device_name(model), "cpu") == 0)
+    return;
+  size_t bytes = sizeof(float);
+  for (int i = 0; i < tv->rank; ++i)
+    bytes *= (size_t)tv->shape[i];
+  unsigned long long whole = 0, clipped = 0;
+  if (memAlloc(&whole, bytes) != 0 || memAlloc(&clipped, bytes - 4) != 0)
+    return;
+  hybrid_rt_tensor device = *tv;
+  device.memory = HYBRID_RT_DEVICE;
+  device.data = (void *)(uintptr_t)whole;
+  report("v on the device",
+         hybrid_rt_prefill(model, layer, tq, tk, &device, NULL, to));
+  device.data = (void *)(uintptr_t)clipped;
+  report("v on the device, 4 bytes short",
+         hybrid_rt_prefill(model, layer, tq, tk, &device, NULL, to));
+  int (*memFree)(unsigned long long) =
+      (int (*)(unsigned long long))dlsym(driver, "cuMemFree_v2");
+  if (memFree) {
+    memFree(whole);
+    memFree(clipped);
+  }
+}
 
 int main(int argc, char **argv) {
   if (argc != 3 && argc != 4) {
@@ -75,6 +118,7 @@ int main(int argc, char **argv) {
   bad.memory = (hybrid_rt_memory)7;
   report("v memory 7",
          hybrid_rt_prefill(model, layer, &tq, &tk, &bad, NULL, &to));
+  checkDeviceOperands(model, layer, &tq, &tk, &tv, &to);
   report("k null", hybrid_rt_prefill(model, layer, &tq, NULL, &tv, NULL, &to));
   report("sinks", hybrid_rt_prefill(model, layer, &tq, &tk, &tv, &ts, &to));
   report("layer", hybrid_rt_prefill(model, -1, &tq, &tk, &tv, NULL, &to));

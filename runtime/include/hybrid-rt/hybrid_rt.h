@@ -41,6 +41,14 @@ typedef enum hybrid_rt_memory {
   HYBRID_RT_HOST = 0,  /* host memory (the default of a zeroed tensor) */
   HYBRID_RT_DEVICE = 1 /* CUDA device memory: GPU models only, no copies */
 } hybrid_rt_memory;
+/* Device tensors are used on the model's own stream, which waits for the
+ * work queued on the legacy default stream (stream 0) before it reads
+ * them; work queued on other streams that writes them must be complete
+ * (cuStreamSynchronize) before the call. A call returns once its outputs
+ * are written. A device tensor the kernels could not read in place is
+ * INVALID_ARGUMENT before anything runs: memory CUDA neither allocated nor
+ * registered (unless the GPU reads pageable memory), an allocation that
+ * ends before the tensor does, or memory of another GPU. */
 
 /* A dense row-major tensor the caller owns. */
 typedef struct hybrid_rt_tensor {

@@ -86,7 +86,10 @@ std::string readFile(const std::string &path, bool &ok) {
 
 struct Backend::State {
   Driver driver;
+  int ordinal = 0; // $HYBRID_CUDA_DEVICE
   CUdevice device = 0;
+  // The GPU reads pageable host memory (HMM or ATS).
+  bool pageableAccess = false;
   CUcontext context = nullptr;
   CUmodule module = nullptr;
   CUstream stream = nullptr;
@@ -221,6 +224,65 @@ struct Backend::State {
     args.memref(dst, {int64_t(count)});
     size_t blocks = std::min<size_t>((count + 127) / 128, 1 << 16);
     return launch(symbol, unsigned(blocks), 1, 1, 128, args);
+  }
+  /// Refuses a device operand of `count` elements that the kernels could
+  /// not read in place: memory CUDA does not know (and the GPU cannot
+  /// address), an allocation that ends before the operand does, or memory
+  /// of another GPU. Their loads would stop the context with an illegal
+  /// address, and it is the device's primary context, the caller's too.
+  /// Checked where the driver can tell; what it cannot say passes.
+  Error checkDeviceOperand(const char *operandName, Operand operand,
+                           size_t count) const {
+    if (!operand.onDevice || !operand.data || !driver.cuPointerGetAttribute)
+      return {};
+    auto refuse = [&](const std::string &why) {
+      return Error(std::string(operandName) + ": " + why,
+                   HYBRID_RT_INVALID_ARGUMENT);
+    };
+    CUdeviceptr ptr = CUdeviceptr(operand.data);
+    auto get = [&](auto &value, CUpointer_attribute attribute) {
+      return driver.cuPointerGetAttribute(&value, attribute, ptr) ==
+             CUDA_SUCCESS;
+    };
+    unsigned type = 0, managed = 0;
+    if (!get(type, CU_POINTER_ATTRIBUTE_MEMORY_TYPE))
+      return pageableAccess
+                 ? Error()
+                 : refuse("marked HYBRID_RT_DEVICE, but CUDA neither allocated "
+                          "nor registered it, so " +
+                          name +
+                          " cannot read it (host memory is HYBRID_RT_HOST)");
+    size_t bytes = count * (operand.bf16 ? 2 : 4), size = 0;
+    CUdeviceptr start = 0;
+    if (get(start, CU_POINTER_ATTRIBUTE_RANGE_START_ADDR) &&
+        get(size, CU_POINTER_ATTRIBUTE_RANGE_SIZE) &&
+        ptr + bytes > start + size)
+      return refuse("needs " + std::to_string(bytes) +
+                    " bytes from its address, but its device allocation ends " +
+                    std::to_string(start + size - ptr) + " bytes after it");
+    int owner = ordinal;
+    if (type == CU_MEMORYTYPE_DEVICE &&
+        !(get(managed, CU_POINTER_ATTRIBUTE_IS_MANAGED) && managed) &&
+        get(owner, CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL) && owner != ordinal)
+      return refuse("memory of GPU " + std::to_string(owner) +
+                    ", but the model runs on GPU " + std::to_string(ordinal) +
+                    " ($HYBRID_CUDA_DEVICE)");
+    return {};
+  }
+  /// checkDeviceOperand of a call's q, k, v, sinks and out over `seq`
+  /// tokens of `batch` sequences (absent operands pass).
+  Error checkDeviceOperands(const LayerSpec &l, int64_t batch, int64_t seq,
+                            Operand q, Operand k, Operand v, Operand sinks,
+                            Operand out) const {
+    size_t tokens = size_t(batch * seq);
+    HYBRID_CUDA_TRY(
+        checkDeviceOperand("q", q, tokens * l.numHeads * l.headDim));
+    HYBRID_CUDA_TRY(
+        checkDeviceOperand("k", k, tokens * l.numKvHeads * l.headDim));
+    HYBRID_CUDA_TRY(
+        checkDeviceOperand("v", v, tokens * l.numKvHeads * l.vHeadDim));
+    HYBRID_CUDA_TRY(checkDeviceOperand("sinks", sinks, size_t(l.numHeads)));
+    return checkDeviceOperand("out", out, tokens * l.numHeads * l.vHeadDim);
   }
   /// Where the kernels read `count` elements of `operand` (`rows`): in place
   /// in device memory, else copied into `staging`. bf16 operands stay bf16
@@ -545,6 +607,7 @@ std::unique_ptr<Backend> Backend::open(const Manifest &manifest,
   if (Error e = s.check("cuDeviceGet", d.cuDeviceGet(&s.device, ordinal));
       !e.empty())
     return failed(e);
+  s.ordinal = ordinal;
   d.cuDeviceGetName(name, sizeof(name), s.device);
   s.name = name;
   s.bf16ToF32 = manifest.convertBF16ToF32;
@@ -558,6 +621,10 @@ std::unique_ptr<Backend> Backend::open(const Manifest &manifest,
   d.cuDeviceGetAttribute(&s.sharedOptIn,
                          CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN,
                          s.device);
+  int pageable = 0;
+  d.cuDeviceGetAttribute(&pageable, CU_DEVICE_ATTRIBUTE_PAGEABLE_MEMORY_ACCESS,
+                         s.device);
+  s.pageableAccess = pageable != 0;
   std::string stepError;
   s.fixedStepKernel = getFixedStepKernel("HYBRID_CUDA_STEP_KERNEL", stepError);
   if (!stepError.empty())
@@ -592,8 +659,11 @@ std::unique_ptr<Backend> Backend::open(const Manifest &manifest,
                         ? e
                         : Error(cubinError.message() + "; " + e.message()));
   }
+  // A blocking stream: device operands are often written just before the
+  // call by kernels still queued on the legacy default stream (PyTorch's
+  // default stream), which a blocking stream waits for.
   if (Error e = s.check("cuStreamCreate",
-                        d.cuStreamCreate(&s.stream, CU_STREAM_NON_BLOCKING));
+                        d.cuStreamCreate(&s.stream, CU_STREAM_DEFAULT));
       !e.empty())
     return failed(e);
   for (CUevent &event : s.events)
@@ -619,6 +689,7 @@ Error Backend::prefill(const LayerSpec &l, const KernelSpec &kernel,
   State &s = *state;
   Driver &d = s.driver;
   d.cuCtxSetCurrent(s.context);
+  HYBRID_CUDA_TRY(s.checkDeviceOperands(l, batch, seq, q, k, v, sinks, out));
   std::vector<int64_t> qShape = {batch, seq, l.numHeads, l.headDim},
                        kShape = {batch, seq, l.numKvHeads, l.headDim},
                        vShape = {batch, seq, l.numKvHeads, l.vHeadDim};
@@ -715,6 +786,7 @@ Error Backend::append(const LayerSpec &l, const KernelSpec &kernel,
                       int64_t count, Operand k, Operand v) {
   State &s = *state;
   s.driver.cuCtxSetCurrent(s.context);
+  HYBRID_CUDA_TRY(s.checkDeviceOperands(l, batch, count, {}, k, v, {}, {}));
   HYBRID_CUDA_TRY(s.appendRows(l, kernel, cache, batch, first, count, k, v));
   return s.check("appending to the KV cache",
                  s.driver.cuStreamSynchronize(s.stream));
@@ -752,6 +824,7 @@ Error Backend::decode(const LayerSpec &l, const KernelSpec &kernel,
   State &s = *state;
   Driver &d = s.driver;
   d.cuCtxSetCurrent(s.context);
+  HYBRID_CUDA_TRY(s.checkDeviceOperands(l, batch, steps, q, k, v, sinks, out));
   if (own)
     HYBRID_CUDA_TRY(
         s.appendRows(l, kernel, *own, batch, position, steps, k, v));

@@ -55,6 +55,7 @@ namespace hybrid::rt::cuda {
   X(cuFuncGetParamInfo)                                                        \
   X(cuMemGetInfo)                                                              \
   X(cuOccupancyMaxActiveBlocksPerMultiprocessor)                               \
+  X(cuPointerGetAttribute)                                                     \
   X(cuTensorMapEncodeTiled)
 
 /// The driver's entry points; null until load() succeeds.
