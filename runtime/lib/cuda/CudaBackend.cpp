@@ -252,7 +252,7 @@ struct Backend::State {
                           "nor registered it, so " +
                           name +
                           " cannot read it (host memory is HYBRID_RT_HOST)");
-    size_t bytes = count * (operand.bf16 ? 2 : 4), size = 0;
+    size_t bytes = operand.bytes(count), size = 0;
     CUdeviceptr start = 0;
     if (get(start, CU_POINTER_ATTRIBUTE_RANGE_START_ADDR) &&
         get(size, CU_POINTER_ATTRIBUTE_RANGE_SIZE) &&
@@ -297,7 +297,7 @@ struct Backend::State {
     ptr = CUdeviceptr(operand.data);
     if (!operand.onDevice) {
       DeviceBuffer &landing = operand.bf16 && !keep ? narrow : staging;
-      size_t bytes = count * (operand.bf16 ? 2 : 4);
+      size_t bytes = operand.bytes(count);
       HYBRID_CUDA_TRY(ensure(landing, bytes));
       ptr = landing.ptr;
       HYBRID_CUDA_TRY(

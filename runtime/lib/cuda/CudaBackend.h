@@ -61,6 +61,8 @@ struct Operand {
   void *data = nullptr;
   bool onDevice = false;
   bool bf16 = false;
+  /// Bytes of `count` elements.
+  size_t bytes(size_t count) const { return count * (bf16 ? 2 : 4); }
   static Operand of(const hybrid_rt_tensor *t) {
     return t ? Operand{t->data, t->memory == HYBRID_RT_DEVICE,
                        t->dtype == HYBRID_RT_BF16}
