@@ -100,6 +100,7 @@ check() {
 bin="$WORK/build/bin"
 check unittests 0 "$WORK/build/unittests/HybridRuntimeTests"
 check c-api-cpu 0 "$bin/hybrid-rt-c-api-check" "$art/cpu-masks" 2
+check c-api-gpu 0 "$bin/hybrid-rt-c-api-check" "$art/sm90a-masks" 2
 check c-api-cpu-session 0 "$bin/hybrid-rt-c-api-check" "$art/cpu-caches" 0 9
 check c-api-gpu-session 0 "$bin/hybrid-rt-c-api-check" "$art/sm80-caches" 0 9
 for dir in cpu-caches cpu-masks sm80-caches sm90a-masks; do

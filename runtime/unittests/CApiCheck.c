@@ -11,6 +11,9 @@
 
 #include "hybrid-rt/hybrid_rt.h"
 
+#ifdef HYBRID_RT_CUDA
+#include <cuda.h>
+#endif
 #include <dlfcn.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -24,29 +27,30 @@ static void report(const char *what, hybrid_rt_status status) {
 
 static int checkSession(hybrid_rt_model *model, int64_t layer, int64_t shared);
 
+#ifdef HYBRID_RT_CUDA
 /* GPU models, with $HYBRID_CUDA_DRIVER the driver they run on: v in device
- * memory the driver allocated, whole and then 4 bytes short. */
+ * memory the driver allocated, whole and then 4 bytes short. cuda.h gives
+ * the entry points' exact types, so that the calls through dlsym'd pointers
+ * match the definitions (UBSan's -fsanitize=function checks). */
 static void checkDeviceOperands(hybrid_rt_model *model, int64_t layer,
                                 const hybrid_rt_tensor *tq,
                                 const hybrid_rt_tensor *tk,
                                 const hybrid_rt_tensor *tv,
                                 hybrid_rt_tensor *to) {
+  typedef CUresult (*MemAlloc)(CUdeviceptr *, size_t);
+  typedef CUresult (*MemFree)(CUdeviceptr);
   const char *path = getenv("HYBRID_CUDA_DRIVER");
   void *driver = path ? dlopen(path, RTLD_NOW) : NULL;
-  int (*memAlloc)(unsigned long long *, size_t) =
-      driver ? (int (*)(unsigned long long *, size_t))dlsym(driver,
-                                                            "cuMemAlloc_v2")
-             : NULL;
-  if (!memAlloc && driver)
-    memAlloc =
-        (int (*)(unsigned long long *, size_t))dlsym(driver, "cuMemAlloc");
-  if (!memAlloc || strcmp(hybrid_rt_device_name(model), "cpu") == 0)
+  MemAlloc memAlloc = driver ? (MemAlloc)dlsym(driver, "cuMemAlloc_v2") : NULL;
+  MemFree memFree = driver ? (MemFree)dlsym(driver, "cuMemFree_v2") : NULL;
+  if (!memAlloc || !memFree || strcmp(hybrid_rt_device_name(model), "cpu") == 0)
     return;
   size_t bytes = sizeof(float);
   for (int i = 0; i < tv->rank; ++i)
     bytes *= (size_t)tv->shape[i];
-  unsigned long long whole = 0, clipped = 0;
-  if (memAlloc(&whole, bytes) != 0 || memAlloc(&clipped, bytes - 4) != 0)
+  CUdeviceptr whole = 0, clipped = 0;
+  if (memAlloc(&whole, bytes) != CUDA_SUCCESS ||
+      memAlloc(&clipped, bytes - 4) != CUDA_SUCCESS)
     return;
   hybrid_rt_tensor device = *tv;
   device.memory = HYBRID_RT_DEVICE;
@@ -56,13 +60,19 @@ static void checkDeviceOperands(hybrid_rt_model *model, int64_t layer,
   device.data = (void *)(uintptr_t)clipped;
   report("v on the device, 4 bytes short",
          hybrid_rt_prefill(model, layer, tq, tk, &device, NULL, to));
-  int (*memFree)(unsigned long long) =
-      (int (*)(unsigned long long))dlsym(driver, "cuMemFree_v2");
-  if (memFree) {
-    memFree(whole);
-    memFree(clipped);
-  }
+  memFree(whole);
+  memFree(clipped);
 }
+#else
+/* Without the CUDA backend no model runs on a GPU. */
+static void checkDeviceOperands(hybrid_rt_model *model, int64_t layer,
+                                const hybrid_rt_tensor *tq,
+                                const hybrid_rt_tensor *tk,
+                                const hybrid_rt_tensor *tv,
+                                hybrid_rt_tensor *to) {
+  (void)model, (void)layer, (void)tq, (void)tk, (void)tv, (void)to;
+}
+#endif
 
 int main(int argc, char **argv) {
   if (argc != 3 && argc != 4) {
