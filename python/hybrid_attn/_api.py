@@ -84,17 +84,16 @@ def _is_torch(x: Any) -> bool:
     return type(x).__module__.split(".")[0] == "torch"
 
 
-def _wait_for_torch_streams(operands) -> None:
-    """The runtime's stream waits for torch's default stream (the legacy
-    one), not for others: work that a side stream (`torch.cuda.stream(s)`)
-    still has queued on CUDA operands completes before the call."""
+def _torch_stream(operands) -> Optional[int]:
+    """The current torch stream of the first CUDA tensor among `operands`
+    (its CUstream, 0 for the default stream), else None: the call queues
+    its work there, ordered with torch's, and returns before it runs when
+    every operand is on the device, as a torch operation does."""
     for x in operands:
         if _is_torch(x) and x.is_cuda:
             import torch
-            stream = torch.cuda.current_stream(x.device)
-            if stream != torch.cuda.default_stream(x.device):
-                stream.synchronize()
-            return
+            return torch.cuda.current_stream(x.device).cuda_stream
+    return None
 
 
 class Schedule:
@@ -176,8 +175,8 @@ class Session:
         q, k, v, sinks = (_as_array(x, n) for x, n in ((q, "q"), (k, "k"), (v, "v"),
                                                       (sinks, "sinks")))
         result = self._out(layer, q) if out is None else out
-        _wait_for_torch_streams((q, k, v, sinks, result))
-        _wrap(method, layer, q, k, v, sinks, result)
+        _wrap(method, layer, q, k, v, sinks, result,
+              _torch_stream((q, k, v, sinks, result)))
         return result
 
     def prefill(self, layer: int, q, k, v, sinks=None, out=None):

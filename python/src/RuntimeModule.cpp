@@ -17,6 +17,8 @@
 #include <nanobind/stl/string.h>
 
 #include <array>
+#include <cstdint>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 
@@ -84,7 +86,12 @@ hybrid_rt_tensor view(const Array &a, const char *name) {
 }
 
 struct Model {
+  explicit Model(rt::Model opened) : model(std::move(opened)) {}
   rt::Model model;
+  // A call and the stream it runs on (the caller's, or none: the model's
+  // own) are set together: another thread's call comes before or after.
+  std::mutex calls;
+  std::optional<uintptr_t> stream;
 };
 
 struct Session {
@@ -97,7 +104,9 @@ struct Session {
 
 void run(Session &s, int64_t layer, bool decode, const Input &q,
          const std::optional<Input> &k, const std::optional<Input> &v,
-         const std::optional<Input> &sinks, Output &out) {
+         const std::optional<Input> &sinks, Output &out,
+         std::optional<uintptr_t> stream) {
+  Model &model = nb::cast<Model &>(s.owner);
   hybrid_rt_tensor tq = view(q, "q"), to = view(out, "out");
   std::optional<hybrid_rt_tensor> tk, tv, ts;
   if (k)
@@ -106,19 +115,28 @@ void run(Session &s, int64_t layer, bool decode, const Input &q,
     tv = view(*v, "v");
   if (sinks)
     ts = view(*sinks, "sinks");
+  auto call = [&]() -> rt::Status {
+    if (decode)
+      return s.session.decode(layer, tq, tk ? &*tk : nullptr,
+                              tv ? &*tv : nullptr, ts ? &*ts : nullptr, to);
+    if (!tk || !tv)
+      return {HYBRID_RT_INVALID_ARGUMENT,
+              "prefill: layer " + std::to_string(layer) +
+                  ": k and v are required (a shared layer takes its source's)"};
+    return s.session.prefill(layer, tq, *tk, *tv, ts ? &*ts : nullptr, to);
+  };
   rt::Status status;
   {
     nb::gil_scoped_release release;
-    if (decode)
-      status = s.session.decode(layer, tq, tk ? &*tk : nullptr,
-                                tv ? &*tv : nullptr, ts ? &*ts : nullptr, to);
-    else if (!tk || !tv)
-      status = {HYBRID_RT_INVALID_ARGUMENT,
-                "prefill: layer " + std::to_string(layer) +
-                    ": k and v are "
-                    "required (a shared layer takes its source's)"};
-    else
-      status = s.session.prefill(layer, tq, *tk, *tv, ts ? &*ts : nullptr, to);
+    std::lock_guard<std::mutex> turn(model.calls);
+    if (stream != model.stream) {
+      status = stream ? model.model.setStream(reinterpret_cast<void *>(*stream))
+                      : model.model.resetStream();
+      if (status)
+        model.stream = stream;
+    }
+    if (status)
+      status = call();
   }
   check(status);
 }
@@ -136,7 +154,7 @@ NB_MODULE(_runtime, m) {
             // destructor for an __init__ that throws.
             rt::Model model;
             check(model.open(dir, threads));
-            new (self) Model{std::move(model)};
+            new (self) Model(std::move(model));
           },
           nb::arg("artifacts_dir"), nb::arg("threads") = 0,
           "Opens the artifacts hybrid-compile wrote into `artifacts_dir`.")
@@ -162,21 +180,28 @@ NB_MODULE(_runtime, m) {
       .def(
           "prefill",
           [](Session &s, int64_t layer, const Input &q, const Input &k,
-             const Input &v, const std::optional<Input> &sinks, Output out) {
-            run(s, layer, /*decode=*/false, q, k, v, sinks, out);
+             const Input &v, const std::optional<Input> &sinks, Output out,
+             std::optional<uintptr_t> stream) {
+            run(s, layer, /*decode=*/false, q, k, v, sinks, out, stream);
           },
           nb::arg("layer"), nb::arg("q"), nb::arg("k"), nb::arg("v"),
-          nb::arg("sinks").none(), nb::arg("out").noconvert())
+          nb::arg("sinks").none(), nb::arg("out").noconvert(),
+          nb::arg("stream").none() = nb::none(),
+          "`stream`: a CUstream (an integer, 0 the legacy default stream) "
+          "to queue the call's work on, returning before it runs when every "
+          "array is on the device; None: the model's own, waiting for it.")
       .def(
           "decode",
           [](Session &s, int64_t layer, const Input &q,
              const std::optional<Input> &k, const std::optional<Input> &v,
-             const std::optional<Input> &sinks, Output out) {
-            run(s, layer, /*decode=*/true, q, k, v, sinks, out);
+             const std::optional<Input> &sinks, Output out,
+             std::optional<uintptr_t> stream) {
+            run(s, layer, /*decode=*/true, q, k, v, sinks, out, stream);
           },
           nb::arg("layer"), nb::arg("q"), nb::arg("k").none(),
           nb::arg("v").none(), nb::arg("sinks").none(),
-          nb::arg("out").noconvert())
+          nb::arg("out").noconvert(), nb::arg("stream").none() = nb::none(),
+          "`stream`: as prefill's.")
       .def("reset", [](Session &s) { s.session.reset(); })
       .def("cache_bytes",
            [](const Session &s) { return s.session.cacheBytes(); })

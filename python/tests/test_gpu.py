@@ -68,16 +68,22 @@ def gemma3_schedule():
                            external_positional=True)
 
 
+def draw_layer0_operands(seed, batch, prompt):
+    """q, k, v for SPEC's layer 0 (4 query heads over 2 kv heads, dim 64),
+    of moderate scores: bf16 rounding alone stays near 5e-3."""
+    rng = np.random.default_rng(seed)
+    q = rng.uniform(-0.5, 0.5, (batch, prompt, 4, 64)).astype(np.float32)
+    k = rng.uniform(-1, 1, (batch, prompt, 2, 64)).astype(np.float32)
+    v = rng.uniform(-1, 1, (batch, prompt, 2, 64)).astype(np.float32)
+    return q, k, v
+
+
 def test_session_on_device_tensors(schedule, torch):
-    rng = np.random.default_rng(0)
     batch, prompt, steps = 2, 37, 4
     total = prompt + steps
     session = schedule.session(batch, total)
     layer = schedule.layers[0]
-    # Scores of moderate size: bf16 rounding alone stays near 5e-3.
-    q = rng.uniform(-0.5, 0.5, (batch, total, 4, 64)).astype(np.float32)
-    k = rng.uniform(-1, 1, (batch, total, 2, 64)).astype(np.float32)
-    v = rng.uniform(-1, 1, (batch, total, 2, 64)).astype(np.float32)
+    q, k, v = draw_layer0_operands(0, batch, total)
     cuda = lambda x: torch.from_numpy(np.ascontiguousarray(x)).cuda()  # noqa: E731
     outs = [session.prefill(0, cuda(q[:, :prompt]), cuda(k[:, :prompt]),
                             cuda(v[:, :prompt]))]
@@ -118,12 +124,9 @@ def test_operands_written_just_before_the_call(schedule, torch, side_stream):
     """Operands whose producing kernels are still queued, on torch's default
     stream or a side stream, behind a long kernel (about 0.1 s): the call
     reads them only once they are written."""
-    rng = np.random.default_rng(2)
     batch, prompt = 1, 64
     layer = schedule.layers[0]
-    q = rng.uniform(-0.5, 0.5, (batch, prompt, 4, 64)).astype(np.float32)
-    k = rng.uniform(-1, 1, (batch, prompt, 2, 64)).astype(np.float32)
-    v = rng.uniform(-1, 1, (batch, prompt, 2, 64)).astype(np.float32)
+    q, k, v = draw_layer0_operands(2, batch, prompt)
     host = [torch.from_numpy(x).pin_memory() for x in (q, k, v)]
     stream = torch.cuda.Stream() if side_stream else torch.cuda.default_stream()
     with torch.cuda.stream(stream):
@@ -132,6 +135,25 @@ def test_operands_written_just_before_the_call(schedule, torch, side_stream):
         for target, source in zip(device, host):
             target.copy_(source, non_blocking=True)
         out = schedule.session(batch, prompt).prefill(0, *device)
+        # On the stream the call ran on: after its work.
+        result = out.cpu().numpy()
+    assert relative_error(result, attention(layer, q, k, v)) < 2e-2
+
+
+def test_calls_on_device_tensors_return_before_their_work(schedule, torch):
+    """Like a torch operation, a call on CUDA tensors queues its work on
+    torch's current stream and returns: behind a long kernel (about 0.1 s)
+    the stream is still busy when the call returns, and the output read on
+    that stream is the reference's."""
+    batch, prompt = 1, 40
+    layer = schedule.layers[0]
+    q, k, v = draw_layer0_operands(3, batch, prompt)
+    device = [torch.from_numpy(x).cuda() for x in (q, k, v)]
+    session = schedule.session(batch, prompt)
+    stream = torch.cuda.current_stream()
+    torch.cuda._sleep(200_000_000)
+    out = session.prefill(0, *device)
+    assert not stream.query()
     assert relative_error(out.cpu().numpy(), attention(layer, q, k, v)) < 2e-2
 
 

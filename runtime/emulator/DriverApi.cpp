@@ -4,10 +4,14 @@
 // dlopens (runtime/lib/cuda/CudaDriver.h), so the unmodified CUDA backend
 // runs on machines without a GPU: HYBRID_CUDA_DRIVER=<this library>.
 // "Device" memory is host memory (as much as the host has, or
-// $HYBRID_EMULATOR_MEMORY_MIB), work runs synchronously at launch, and
-// cubins are refused so that the runtime falls back to the PTX. A kernel
-// fault (out-of-bounds access, shared-memory race, unsupported instruction)
-// fails the launch; cuGetErrorString then returns the fault's description.
+// $HYBRID_EMULATOR_MEMORY_MIB), and cubins are refused so that the runtime
+// falls back to the PTX. A kernel fault (out-of-bounds access, shared-memory
+// race, unsupported instruction) fails the launch; cuGetErrorString then
+// returns the fault's description. Copies, memsets, kernels and event records
+// run when the host waits for them (WorkQueue.h), as a GPU's do: a
+// synchronization returns the fault of the work it ran. Streams and events are
+// checked: work on a stream that was never created, or was destroyed, is
+// CUDA_ERROR_INVALID_HANDLE.
 //
 // cuda.h declares every function defined here, so the compiler checks the
 // signatures (its macros map names to versioned symbols: cuMemAlloc_v2).
@@ -16,6 +20,7 @@
 
 #include "Interpreter.h"
 #include "TensorMap.h"
+#include "WorkQueue.h"
 
 #include <cuda.h>
 
@@ -25,6 +30,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 
 #include <unistd.h>
@@ -50,9 +56,18 @@ struct LoadedModule {
   std::vector<std::unique_ptr<Kernel>> kernels;
 };
 
+using Clock = std::chrono::steady_clock;
+
+struct Event {
+  Clock::time_point time;
+  uint64_t ticket = 0; // its last record's work (0: never recorded)
+};
+
 struct State {
   std::mutex mutex;
   Memory memory;
+  WorkQueue queue;
+  std::set<CUstream> streams; // created and not destroyed
   std::string lastFault;
   int multiprocessors = 4;
   // "Device" memory: its size, and what cuMemAlloc holds of it.
@@ -79,8 +94,6 @@ struct State {
   }
 } state;
 
-using Clock = std::chrono::steady_clock;
-
 /// Serialises the driver, like a single stream would.
 std::unique_lock<std::mutex> lock() {
   return std::unique_lock<std::mutex>(state.mutex);
@@ -89,6 +102,26 @@ std::unique_lock<std::mutex> lock() {
 CUresult faulted(CUresult code, std::string what) {
   state.lastFault = std::move(what);
   return code;
+}
+
+/// The queue's key for `stream` (the legacy default stream has two
+/// handles); false, with the fault set, if `stream` is not a stream.
+bool getStreamKey(CUstream stream, const void *&key) {
+  key = stream == CU_STREAM_LEGACY ? nullptr : stream;
+  if (!stream || stream == CU_STREAM_LEGACY || stream == CU_STREAM_PER_THREAD ||
+      state.streams.count(stream))
+    return true;
+  faulted(CUDA_ERROR_INVALID_HANDLE,
+          "PTX emulator: a stream that was never created or was destroyed");
+  return false;
+}
+
+/// Runs queued work through `ticket`: a fault is the waiting call's error.
+CUresult runThrough(uint64_t ticket) {
+  std::string fault = state.queue.runThrough(ticket);
+  if (fault.empty())
+    return CUDA_SUCCESS;
+  return faulted(CUDA_ERROR_LAUNCH_FAILED, "PTX emulator: " + fault);
 }
 
 } // namespace
@@ -249,11 +282,12 @@ CUresult cuModuleLoadData(CUmodule *module, const void *image) {
 CUresult cuModuleUnload(CUmodule module) {
   auto *loaded = reinterpret_cast<LoadedModule *>(module);
   auto guard = lock();
+  CUresult result = runThrough(UINT64_MAX); // its kernels may be queued
   for (uint64_t address : loaded->program.globalAddress)
     if (address)
       state.memory.remove(address);
   delete loaded;
-  return CUDA_SUCCESS;
+  return result;
 }
 
 CUresult cuModuleGetFunction(CUfunction *function, CUmodule module,
@@ -350,48 +384,73 @@ CUresult cuMemAlloc(CUdeviceptr *pointer, size_t bytes) {
 
 CUresult cuMemFree(CUdeviceptr pointer) {
   auto guard = lock();
+  // Waits for queued work, which may still use the memory, as cuMemFree
+  // does on a GPU.
+  CUresult result = runThrough(UINT64_MAX);
   state.allocatedBytes -= state.memory.remove(pointer);
   std::free(reinterpret_cast<void *>(pointer));
-  return CUDA_SUCCESS;
+  return result;
 }
 
 namespace {
+/// Queues a copy on `stream`. Host sources are read now (the driver stages
+/// pageable memory); host destinations are written when the copy runs.
 CUresult copy(uint64_t dst, bool dstDevice, uint64_t src, bool srcDevice,
-              size_t bytes) {
+              size_t bytes, CUstream stream) {
   auto guard = lock();
+  const void *key;
+  if (!getStreamKey(stream, key))
+    return CUDA_ERROR_INVALID_HANDLE;
   if ((dstDevice && !state.memory.contains(dst, bytes)) ||
       (srcDevice && !state.memory.contains(src, bytes)))
     return faulted(CUDA_ERROR_INVALID_VALUE,
                    "PTX emulator: a copy of " + std::to_string(bytes) +
                        " bytes outside device allocations");
-  std::memmove(reinterpret_cast<void *>(dst),
-               reinterpret_cast<const void *>(src), bytes);
+  auto *target = reinterpret_cast<char *>(dst);
+  const auto *source = reinterpret_cast<const char *>(src);
+  if (srcDevice)
+    state.queue.push(key, [=] {
+      std::memmove(target, source, bytes);
+      return std::string();
+    });
+  else
+    state.queue.push(key, [target, staged = std::string(source, bytes)] {
+      std::memcpy(target, staged.data(), staged.size());
+      return std::string();
+    });
   return CUDA_SUCCESS;
 }
 } // namespace
 
 CUresult cuMemcpyHtoDAsync(CUdeviceptr dst, const void *src, size_t bytes,
-                           CUstream) {
-  return copy(dst, true, reinterpret_cast<uint64_t>(src), false, bytes);
+                           CUstream stream) {
+  return copy(dst, true, reinterpret_cast<uint64_t>(src), false, bytes, stream);
 }
 
-CUresult cuMemcpyDtoHAsync(void *dst, CUdeviceptr src, size_t bytes, CUstream) {
-  return copy(reinterpret_cast<uint64_t>(dst), false, src, true, bytes);
+CUresult cuMemcpyDtoHAsync(void *dst, CUdeviceptr src, size_t bytes,
+                           CUstream stream) {
+  return copy(reinterpret_cast<uint64_t>(dst), false, src, true, bytes, stream);
 }
 
 CUresult cuMemcpyDtoDAsync(CUdeviceptr dst, CUdeviceptr src, size_t bytes,
-                           CUstream) {
-  return copy(dst, true, src, true, bytes);
+                           CUstream stream) {
+  return copy(dst, true, src, true, bytes, stream);
 }
 
 CUresult cuMemsetD8Async(CUdeviceptr dst, unsigned char value, size_t bytes,
-                         CUstream) {
+                         CUstream stream) {
   auto guard = lock();
+  const void *key;
+  if (!getStreamKey(stream, key))
+    return CUDA_ERROR_INVALID_HANDLE;
   if (!state.memory.contains(dst, bytes))
     return faulted(CUDA_ERROR_INVALID_VALUE,
                    "PTX emulator: a memset of " + std::to_string(bytes) +
                        " bytes outside device allocations");
-  std::memset(reinterpret_cast<void *>(dst), value, bytes);
+  state.queue.push(key, [=] {
+    std::memset(reinterpret_cast<void *>(dst), value, bytes);
+    return std::string();
+  });
   return CUDA_SUCCESS;
 }
 
@@ -508,8 +567,8 @@ CUresult cuTensorMapEncodeTiled(
 
 CUresult cuLaunchKernel(CUfunction function, unsigned gridX, unsigned gridY,
                         unsigned gridZ, unsigned blockX, unsigned blockY,
-                        unsigned blockZ, unsigned sharedMemBytes, CUstream,
-                        void **kernelParams, void **extra) {
+                        unsigned blockZ, unsigned sharedMemBytes,
+                        CUstream stream, void **kernelParams, void **extra) {
   auto *kernel = reinterpret_cast<Kernel *>(function);
   const Module &m = kernel->program->module;
   const Function &f = m.functions[kernel->function];
@@ -541,44 +600,91 @@ CUresult cuLaunchKernel(CUfunction function, unsigned gridX, unsigned gridY,
   grid.block[2] = blockZ;
   grid.dynamicSharedBytes = sharedMemBytes;
   auto guard = lock();
-  std::string fault = launch(*kernel->program, kernel->function, grid, params,
-                             state.memory, state.profile.get());
-  if (!fault.empty())
-    return faulted(CUDA_ERROR_LAUNCH_FAILED, "PTX emulator: " + fault);
+  const void *key;
+  if (!getStreamKey(stream, key))
+    return CUDA_ERROR_INVALID_HANDLE;
+  state.queue.push(key, [kernel, grid, params = std::move(params)] {
+    return launch(*kernel->program, kernel->function, grid, params,
+                  state.memory, state.profile.get());
+  });
   return CUDA_SUCCESS;
 }
 
 CUresult cuStreamCreate(CUstream *stream, unsigned int) {
-  static int token;
-  *stream = reinterpret_cast<CUstream>(&token);
+  auto guard = lock();
+  *stream = reinterpret_cast<CUstream>(new char);
+  state.streams.insert(*stream);
   return CUDA_SUCCESS;
 }
 
-CUresult cuStreamDestroy(CUstream) { return CUDA_SUCCESS; }
+/// Work queued on the stream still runs, as on a GPU.
+CUresult cuStreamDestroy(CUstream stream) {
+  auto guard = lock();
+  if (!state.streams.erase(stream))
+    return faulted(CUDA_ERROR_INVALID_HANDLE,
+                   "PTX emulator: destroying a stream that does not exist");
+  delete reinterpret_cast<char *>(stream);
+  return CUDA_SUCCESS;
+}
 
-CUresult cuStreamSynchronize(CUstream) { return CUDA_SUCCESS; }
+CUresult cuStreamSynchronize(CUstream stream) {
+  auto guard = lock();
+  const void *key;
+  if (!getStreamKey(stream, key))
+    return CUDA_ERROR_INVALID_HANDLE;
+  return runThrough(state.queue.lastOn(key));
+}
+
+/// One queue keeps every stream's work in the order it was queued, and
+/// `event`'s record is queued before this: nothing to do but checks.
+CUresult cuStreamWaitEvent(CUstream stream, CUevent event, unsigned flags) {
+  auto guard = lock();
+  const void *key;
+  if (!getStreamKey(stream, key))
+    return CUDA_ERROR_INVALID_HANDLE;
+  if (!event || flags)
+    return CUDA_ERROR_INVALID_VALUE;
+  return CUDA_SUCCESS;
+}
 
 CUresult cuEventCreate(CUevent *event, unsigned int) {
-  *event = reinterpret_cast<CUevent>(new Clock::time_point(Clock::now()));
+  *event = reinterpret_cast<CUevent>(new Event);
   return CUDA_SUCCESS;
 }
 
 CUresult cuEventDestroy(CUevent event) {
-  delete reinterpret_cast<Clock::time_point *>(event);
+  delete reinterpret_cast<Event *>(event);
   return CUDA_SUCCESS;
 }
 
-CUresult cuEventRecord(CUevent event, CUstream) {
-  *reinterpret_cast<Clock::time_point *>(event) = Clock::now();
+CUresult cuEventRecord(CUevent event, CUstream stream) {
+  auto guard = lock();
+  const void *key;
+  if (!getStreamKey(stream, key))
+    return CUDA_ERROR_INVALID_HANDLE;
+  auto *e = reinterpret_cast<Event *>(event);
+  e->ticket = state.queue.push(key, [e] {
+    e->time = Clock::now();
+    return std::string();
+  });
   return CUDA_SUCCESS;
 }
 
-CUresult cuEventSynchronize(CUevent) { return CUDA_SUCCESS; }
+CUresult cuEventSynchronize(CUevent event) {
+  auto guard = lock();
+  return runThrough(reinterpret_cast<Event *>(event)->ticket);
+}
 
+/// As on a GPU: both events recorded, and their records run.
 CUresult cuEventElapsedTime(float *ms, CUevent start, CUevent end) {
-  auto *a = reinterpret_cast<Clock::time_point *>(start);
-  auto *b = reinterpret_cast<Clock::time_point *>(end);
-  *ms = std::chrono::duration<float, std::milli>(*b - *a).count();
+  auto guard = lock();
+  auto *a = reinterpret_cast<Event *>(start);
+  auto *b = reinterpret_cast<Event *>(end);
+  if (!a->ticket || !b->ticket)
+    return CUDA_ERROR_INVALID_HANDLE;
+  if (!state.queue.done(a->ticket) || !state.queue.done(b->ticket))
+    return CUDA_ERROR_NOT_READY;
+  *ms = std::chrono::duration<float, std::milli>(b->time - a->time).count();
   return CUDA_SUCCESS;
 }
 

@@ -89,6 +89,25 @@ std::string hybrid::rt::checkOperand(const char *name,
   return "";
 }
 
+namespace {
+hybrid_rt_status setStream(hybrid_rt_model *model, void *stream,
+                           bool callerStream, const char *call) {
+  CallLock lock(model);
+  if (!model)
+    return fail(HYBRID_RT_INVALID_ARGUMENT, std::string(call) + ": null model");
+#ifdef HYBRID_RT_CUDA
+  if (model->cuda) {
+    cuda::Error error = model->cuda->setStream(stream, callerStream);
+    if (!error.empty())
+      return fail(error.status(), std::string(call) + ": " + error.message());
+    return HYBRID_RT_OK;
+  }
+#endif
+  return fail(HYBRID_RT_UNSUPPORTED,
+              std::string(call) + ": the model runs on the CPU (no streams)");
+}
+} // namespace
+
 extern "C" {
 
 const char *hybrid_rt_last_error(void) { return lastError.c_str(); }
@@ -249,6 +268,14 @@ const char *hybrid_rt_device_name(const hybrid_rt_model *model) {
     return model->cuda->deviceName().c_str();
 #endif
   return "cpu";
+}
+
+hybrid_rt_status hybrid_rt_stream_set(hybrid_rt_model *model, void *stream) {
+  return setStream(model, stream, true, "hybrid_rt_stream_set");
+}
+
+hybrid_rt_status hybrid_rt_stream_reset(hybrid_rt_model *model) {
+  return setStream(model, nullptr, false, "hybrid_rt_stream_reset");
 }
 
 hybrid_rt_status hybrid_rt_device_time_get(const hybrid_rt_model *model,

@@ -28,29 +28,62 @@ static void report(const char *what, hybrid_rt_status status) {
 static int checkSession(hybrid_rt_model *model, int64_t layer, int64_t shared);
 
 #ifdef HYBRID_RT_CUDA
-/* GPU models, with $HYBRID_CUDA_DRIVER the driver they run on: v in device
- * memory the driver allocated, whole and then 4 bytes short. cuda.h gives
- * the entry points' exact types, so that the calls through dlsym'd pointers
- * match the definitions (UBSan's -fsanitize=function checks). */
+/* The driver entry points the checks call, from $HYBRID_CUDA_DRIVER (the
+ * driver GPU models run on), with cuda.h's types so that the calls match
+ * the definitions (UBSan's -fsanitize=function checks). cuda.h maps some
+ * names to versioned symbols (cuMemAlloc -> cuMemAlloc_v2): SYMBOL gives
+ * the mapped name. */
+#define SYMBOL_OF(name) #name
+#define SYMBOL(name) SYMBOL_OF(name)
+#define DRIVER_FUNCTIONS(X)                                                    \
+  X(cuMemAlloc)                                                                \
+  X(cuMemFree)                                                                 \
+  X(cuMemcpyHtoDAsync)                                                         \
+  X(cuMemcpyDtoHAsync)                                                         \
+  X(cuStreamCreate)                                                            \
+  X(cuStreamDestroy)                                                           \
+  X(cuStreamSynchronize)
+typedef struct Driver {
+#define DECLARE(name) __typeof__(name) *name;
+  DRIVER_FUNCTIONS(DECLARE)
+#undef DECLARE
+} Driver;
+
+/* Loads `d` for a GPU model; 0 for CPU models or without the driver. */
+static int loadDriver(hybrid_rt_model *model, Driver *d) {
+  const char *path = getenv("HYBRID_CUDA_DRIVER");
+  void *driver = path ? dlopen(path, RTLD_NOW) : NULL;
+  if (!driver || strcmp(hybrid_rt_device_name(model), "cpu") == 0)
+    return 0;
+#define LOAD(name)                                                             \
+  if (!(d->name = (__typeof__(name) *)dlsym(driver, SYMBOL(name))))            \
+    return 0;
+  DRIVER_FUNCTIONS(LOAD)
+#undef LOAD
+  return 1;
+}
+
+static size_t bytesOf(const hybrid_rt_tensor *t) {
+  size_t bytes = sizeof(float);
+  for (int i = 0; i < t->rank; ++i)
+    bytes *= (size_t)t->shape[i];
+  return bytes;
+}
+
+/* GPU models: v in device memory the driver allocated, whole and then 4
+ * bytes short. */
 static void checkDeviceOperands(hybrid_rt_model *model, int64_t layer,
                                 const hybrid_rt_tensor *tq,
                                 const hybrid_rt_tensor *tk,
                                 const hybrid_rt_tensor *tv,
                                 hybrid_rt_tensor *to) {
-  typedef CUresult (*MemAlloc)(CUdeviceptr *, size_t);
-  typedef CUresult (*MemFree)(CUdeviceptr);
-  const char *path = getenv("HYBRID_CUDA_DRIVER");
-  void *driver = path ? dlopen(path, RTLD_NOW) : NULL;
-  MemAlloc memAlloc = driver ? (MemAlloc)dlsym(driver, "cuMemAlloc_v2") : NULL;
-  MemFree memFree = driver ? (MemFree)dlsym(driver, "cuMemFree_v2") : NULL;
-  if (!memAlloc || !memFree || strcmp(hybrid_rt_device_name(model), "cpu") == 0)
+  Driver d;
+  if (!loadDriver(model, &d))
     return;
-  size_t bytes = sizeof(float);
-  for (int i = 0; i < tv->rank; ++i)
-    bytes *= (size_t)tv->shape[i];
+  size_t bytes = bytesOf(tv);
   CUdeviceptr whole = 0, clipped = 0;
-  if (memAlloc(&whole, bytes) != CUDA_SUCCESS ||
-      memAlloc(&clipped, bytes - 4) != CUDA_SUCCESS)
+  if (d.cuMemAlloc(&whole, bytes) != CUDA_SUCCESS ||
+      d.cuMemAlloc(&clipped, bytes - 4) != CUDA_SUCCESS)
     return;
   hybrid_rt_tensor device = *tv;
   device.memory = HYBRID_RT_DEVICE;
@@ -60,8 +93,145 @@ static void checkDeviceOperands(hybrid_rt_model *model, int64_t layer,
   device.data = (void *)(uintptr_t)clipped;
   report("v on the device, 4 bytes short",
          hybrid_rt_prefill(model, layer, tq, tk, &device, NULL, to));
-  memFree(whole);
-  memFree(clipped);
+  d.cuMemFree(whole);
+  d.cuMemFree(clipped);
+}
+
+/* A device copy of host tensor `t` (copied on the legacy default stream,
+ * and waited for). */
+static hybrid_rt_tensor onDevice(const Driver *d, const hybrid_rt_tensor *t) {
+  hybrid_rt_tensor device = *t;
+  CUdeviceptr ptr = 0;
+  d->cuMemAlloc(&ptr, bytesOf(t));
+  d->cuMemcpyHtoDAsync(ptr, t->data, bytesOf(t), NULL);
+  d->cuStreamSynchronize(NULL);
+  device.data = (void *)(uintptr_t)ptr;
+  device.memory = HYBRID_RT_DEVICE;
+  return device;
+}
+
+/* Whether device tensor `device` holds what host tensor `host` does. */
+static const char *compare(const Driver *d, const hybrid_rt_tensor *device,
+                           const hybrid_rt_tensor *host) {
+  size_t bytes = bytesOf(host);
+  void *copy = malloc(bytes);
+  d->cuMemcpyDtoHAsync(copy, (CUdeviceptr)(uintptr_t)device->data, bytes, NULL);
+  d->cuStreamSynchronize(NULL);
+  int same = memcmp(copy, host->data, bytes) == 0;
+  free(copy);
+  return same ? "as on the host" : "differs from the host's";
+}
+
+/* GPU models on the caller's stream: a call on device tensors returns once
+ * its work is queued (the emulator, as a GPU does, runs it when the host
+ * waits), and gives what the call on host tensors gives. */
+static void checkStreams(hybrid_rt_model *model, int64_t layer,
+                         const hybrid_rt_tensor *tq, const hybrid_rt_tensor *tk,
+                         const hybrid_rt_tensor *tv, hybrid_rt_tensor *to) {
+  Driver d;
+  if (!loadDriver(model, &d))
+    return;
+  const hybrid_rt_tensor *operands[] = {tq, tk, tv};
+  for (int i = 0; i < 3; ++i) {
+    float *data = operands[i]->data;
+    for (size_t j = 0; j < bytesOf(operands[i]) / sizeof(float); ++j)
+      data[j] = (float)((int)((j * 7 + (size_t)i) % 13) - 6) * 0.05f;
+  }
+  report("prefill on host tensors",
+         hybrid_rt_prefill(model, layer, tq, tk, tv, NULL, to));
+  size_t outBytes = bytesOf(to);
+  float *zeros = calloc(1, outBytes);
+  hybrid_rt_tensor zeroOut = *to;
+  zeroOut.data = zeros;
+  hybrid_rt_tensor q = onDevice(&d, tq), k = onDevice(&d, tk),
+                   v = onDevice(&d, tv), out = onDevice(&d, &zeroOut);
+  CUstream stream = NULL;
+  d.cuStreamCreate(&stream, 0);
+  report("stream set", hybrid_rt_stream_set(model, stream));
+  report("prefill on the stream",
+         hybrid_rt_prefill(model, layer, &q, &k, &v, NULL, &out));
+  /* The emulator's device memory is the host's: readable before the wait. */
+  if (strstr(hybrid_rt_device_name(model), "emulator"))
+    printf("out before the stream is waited for: %s\n",
+           memcmp(out.data, zeros, outBytes) == 0 ? "not yet written"
+                                                  : "written");
+  d.cuStreamSynchronize(stream);
+  printf("out once it is: %s\n", compare(&d, &out, to));
+  report("stream set to the legacy default stream",
+         hybrid_rt_stream_set(model, NULL));
+  report("prefill", hybrid_rt_prefill(model, layer, &q, &k, &v, NULL, &out));
+  d.cuStreamSynchronize(NULL);
+  printf("out: %s\n", compare(&d, &out, to));
+  report("stream reset", hybrid_rt_stream_reset(model));
+  d.cuStreamDestroy(stream);
+  d.cuMemcpyHtoDAsync((CUdeviceptr)(uintptr_t)out.data, zeros, outBytes, NULL);
+  report("prefill on the model's stream",
+         hybrid_rt_prefill(model, layer, &q, &k, &v, NULL, &out));
+  printf("out: %s\n", compare(&d, &out, to));
+  hybrid_rt_tensor *devices[] = {&q, &k, &v, &out};
+  for (int i = 0; i < 4; ++i)
+    d.cuMemFree((CUdeviceptr)(uintptr_t)devices[i]->data);
+  free(zeros);
+}
+
+/* A session on the caller's stream: a prompt of 4 and a step of 1 on
+ * device tensors give what another session gives on host tensors. */
+static void checkSessionStreams(hybrid_rt_model *model, int64_t layer) {
+  Driver d;
+  hybrid_rt_layer_info info;
+  if (!loadDriver(model, &d) ||
+      hybrid_rt_layer_info_get(model, layer, &info) != HYBRID_RT_OK)
+    return;
+  const int64_t hq = info.num_heads, hkv = info.num_kv_heads,
+                dk = info.head_dim, dv = info.v_head_dim;
+  hybrid_rt_session_options options = {1, 8, 1};
+  hybrid_rt_session *onHost = NULL, *onStream = NULL;
+  hybrid_rt_session_create(model, &options, &onHost);
+  hybrid_rt_session_create(model, &options, &onStream);
+  CUstream stream = NULL;
+  d.cuStreamCreate(&stream, 0);
+  const char *results = "as on the host";
+  for (int64_t n = 4; n >= 1; n -= 3) { /* the prompt, then a step */
+    hybrid_rt_tensor t[4] = {
+        {NULL, HYBRID_RT_F32, 4, {1, n, hq, dk}, HYBRID_RT_HOST},
+        {NULL, HYBRID_RT_F32, 4, {1, n, hkv, dk}, HYBRID_RT_HOST},
+        {NULL, HYBRID_RT_F32, 4, {1, n, hkv, dv}, HYBRID_RT_HOST},
+        {NULL, HYBRID_RT_F32, 4, {1, n, hq, dv}, HYBRID_RT_HOST}};
+    hybrid_rt_tensor dt[4];
+    for (int i = 0; i < 4; ++i) {
+      float *data = calloc(1, bytesOf(&t[i]));
+      for (size_t j = 0; i < 3 && j < bytesOf(&t[i]) / sizeof(float); ++j)
+        data[j] = (float)((int)((j * 5 + (size_t)(i + n)) % 11) - 5) * 0.1f;
+      t[i].data = data;
+      dt[i] = onDevice(&d, &t[i]);
+    }
+    hybrid_rt_stream_reset(model);
+    hybrid_rt_status host =
+        n == 4 ? hybrid_rt_session_prefill(onHost, layer, &t[0], &t[1], &t[2],
+                                           NULL, &t[3])
+               : hybrid_rt_session_decode(onHost, layer, &t[0], &t[1], &t[2],
+                                          NULL, &t[3]);
+    hybrid_rt_stream_set(model, stream);
+    hybrid_rt_status device =
+        n == 4 ? hybrid_rt_session_prefill(onStream, layer, &dt[0], &dt[1],
+                                           &dt[2], NULL, &dt[3])
+               : hybrid_rt_session_decode(onStream, layer, &dt[0], &dt[1],
+                                          &dt[2], NULL, &dt[3]);
+    d.cuStreamSynchronize(stream);
+    if (host != HYBRID_RT_OK || device != HYBRID_RT_OK)
+      results = hybrid_rt_last_error();
+    else if (strcmp(compare(&d, &dt[3], &t[3]), "as on the host") != 0)
+      results = n == 4 ? "the prompt's differ" : "the step's differ";
+    for (int i = 0; i < 4; ++i) {
+      free(t[i].data);
+      d.cuMemFree((CUdeviceptr)(uintptr_t)dt[i].data);
+    }
+  }
+  printf("session on a stream: %s\n", results);
+  hybrid_rt_stream_reset(model);
+  hybrid_rt_session_destroy(onHost);
+  hybrid_rt_session_destroy(onStream);
+  d.cuStreamDestroy(stream);
 }
 #else
 /* Without the CUDA backend no model runs on a GPU. */
@@ -71,6 +241,14 @@ static void checkDeviceOperands(hybrid_rt_model *model, int64_t layer,
                                 const hybrid_rt_tensor *tv,
                                 hybrid_rt_tensor *to) {
   (void)model, (void)layer, (void)tq, (void)tk, (void)tv, (void)to;
+}
+static void checkStreams(hybrid_rt_model *model, int64_t layer,
+                         const hybrid_rt_tensor *tq, const hybrid_rt_tensor *tk,
+                         const hybrid_rt_tensor *tv, hybrid_rt_tensor *to) {
+  (void)model, (void)layer, (void)tq, (void)tk, (void)tv, (void)to;
+}
+static void checkSessionStreams(hybrid_rt_model *model, int64_t layer) {
+  (void)model, (void)layer;
 }
 #endif
 
@@ -132,6 +310,9 @@ int main(int argc, char **argv) {
   report("k null", hybrid_rt_prefill(model, layer, &tq, NULL, &tv, NULL, &to));
   report("sinks", hybrid_rt_prefill(model, layer, &tq, &tk, &tv, &ts, &to));
   report("layer", hybrid_rt_prefill(model, -1, &tq, &tk, &tv, NULL, &to));
+  if (strcmp(hybrid_rt_device_name(model), "cpu") == 0)
+    report("stream on the CPU", hybrid_rt_stream_set(model, NULL));
+  checkStreams(model, layer, &tq, &tk, &tv, &to);
 
   hybrid_rt_close(model);
   free(q);
@@ -144,6 +325,7 @@ int main(int argc, char **argv) {
 /* Prompt of 4, then steps: every misuse of a session is refused. Closes
  * the model before destroying the session, which keeps it usable. */
 static int checkSession(hybrid_rt_model *model, int64_t layer, int64_t shared) {
+  checkSessionStreams(model, layer);
   hybrid_rt_layer_info info;
   report("info", hybrid_rt_layer_info_get(model, layer, &info));
   const int64_t b = 1, n = 4, hq = info.num_heads, hkv = info.num_kv_heads,

@@ -71,6 +71,15 @@ public:
         hybrid_rt_prefill(model, layer, &q, &k, &v, sinks, &out));
   }
 
+  /// See hybrid_rt_stream_set: `stream` is a CUstream.
+  Status setStream(void *stream) {
+    return Status::fromCode(hybrid_rt_stream_set(model, stream));
+  }
+  /// See hybrid_rt_stream_reset.
+  Status resetStream() {
+    return Status::fromCode(hybrid_rt_stream_reset(model));
+  }
+
   hybrid_rt_model *get() { return model; }
 
 private:

@@ -45,7 +45,8 @@ typedef enum hybrid_rt_memory {
  * work queued on the legacy default stream (stream 0) before it reads
  * them; work queued on other streams that writes them must be complete
  * (cuStreamSynchronize) before the call. A call returns once its outputs
- * are written. A device tensor the kernels could not read in place is
+ * are written. On the caller's stream instead (hybrid_rt_stream_set),
+ * calls are ordered with the caller's work on that stream. A device tensor the kernels could not read in place is
  * INVALID_ARGUMENT before anything runs: memory CUDA neither allocated nor
  * registered (unless the GPU reads pageable memory), an allocation that
  * ends before the tensor does, or memory of another GPU. */
@@ -111,6 +112,19 @@ hybrid_rt_status hybrid_rt_prefill(hybrid_rt_model *model, int64_t layer,
 
 /* Where a model runs: "cpu", or the GPU's name. */
 const char *hybrid_rt_device_name(const hybrid_rt_model *model);
+
+/* GPU models: queue the model's work on the caller's CUDA stream `stream`
+ * (a CUstream; NULL is the legacy default stream) instead of the model's
+ * own. A call whose tensors are all device tensors then returns once its
+ * work is queued: its outputs are ready in that stream's order, and errors
+ * of its kernels surface at the caller's synchronization or a later call.
+ * Calls with a host tensor still return once done. The model's work stays
+ * in call order across streams (a new stream first waits for the earlier
+ * calls' work). The stream must outlive its use: reset or set another
+ * before destroying it. CPU models: HYBRID_RT_UNSUPPORTED. */
+hybrid_rt_status hybrid_rt_stream_set(hybrid_rt_model *model, void *stream);
+/* Back to the model's own stream, each call returning once done. */
+hybrid_rt_status hybrid_rt_stream_reset(hybrid_rt_model *model);
 
 /* GPU models: device milliseconds of the last prefill's kernels, measured
  * with CUDA events (host copies excluded). */

@@ -92,8 +92,18 @@ struct Backend::State {
   bool pageableAccess = false;
   CUcontext context = nullptr;
   CUmodule module = nullptr;
-  CUstream stream = nullptr;
+  // The stream calls queue their work on: the model's own (`own`), each
+  // call waiting for its work, or the caller's (setStream).
+  CUstream own = nullptr, stream = nullptr;
+  bool callerStream = false;
+  // Recorded at the end of every call that queues work (CallEnd): the
+  // model's work so far, for a new stream to wait for and for frees.
+  CUevent done = nullptr;
+  bool doneRecorded = false;
   CUevent events[3] = {};
+  // events[] of the last timed call, not yet read into the times below
+  // (prepare timed too: a prefill).
+  bool timesPending = false, timesPrepare = false;
   std::string name;
   struct Function {
     CUfunction handle = nullptr;
@@ -130,8 +140,13 @@ struct Backend::State {
   Error ensure(DeviceBuffer &buffer, size_t bytes) {
     if (buffer.bytes >= bytes)
       return {};
-    if (buffer.ptr)
+    // Work queued before (this call's, or earlier calls' through the
+    // stream's wait) may still read the old buffer.
+    if (buffer.ptr) {
+      HYBRID_CUDA_TRY(check("waiting for the GPU before growing scratch",
+                            driver.cuStreamSynchronize(stream)));
       driver.cuMemFree(buffer.ptr);
+    }
     buffer = {};
     HYBRID_CUDA_TRY(check("allocating " + std::to_string(bytes) +
                               " bytes of scratch for the call",
@@ -514,10 +529,11 @@ struct Backend::State {
     return splits > 1 ? combine(l, kernel, splits, batch, seq, outRows)
                       : Error();
   }
-  /// Copies `count` elements from `rows` (output()'s) to a host `out` and
-  /// waits for the stream: errors of earlier launches surface here.
+  /// Copies `count` elements from `rows` (output()'s) to a host `out` and,
+  /// if `wait`, waits for the stream: errors of earlier launches surface
+  /// here.
   Error finish(Operand out, DeviceRows rows, size_t count,
-               const std::string &what) {
+               const std::string &what, bool wait) {
     CUdeviceptr ptr = rows.ptr;
     size_t bytes = count * (rows.bf16 ? 2 : 4);
     // f32 rows for a bf16 output are narrowed in place on the device, else
@@ -536,7 +552,46 @@ struct Backend::State {
       HYBRID_CUDA_TRY(
           check("copying the output from the GPU",
                 driver.cuMemcpyDtoHAsync(out.data, ptr, bytes, stream)));
-    return check("running " + what, driver.cuStreamSynchronize(stream));
+    return wait ? check("running " + what, driver.cuStreamSynchronize(stream))
+                : Error();
+  }
+  /// Whether a call on these operands waits for its work: always on the
+  /// model's own stream; on the caller's, unless an operand is in host
+  /// memory (the caller may reuse it once the call returns).
+  bool mustWait(std::initializer_list<Operand> operands) const {
+    if (!callerStream)
+      return true;
+    for (const Operand &operand : operands)
+      if (operand.data && !operand.onDevice)
+        return true;
+    return false;
+  }
+  /// Reads events[] into prepareMs and attentionMs, once the last timed
+  /// call's work is done.
+  void readTimes() {
+    if (!timesPending)
+      return;
+    timesPending = false;
+    prepareMs = attentionMs = 0;
+    if (driver.cuEventSynchronize(events[2]) != CUDA_SUCCESS)
+      return;
+    if (timesPrepare)
+      driver.cuEventElapsedTime(&prepareMs, events[0], events[1]);
+    driver.cuEventElapsedTime(&attentionMs, events[1], events[2]);
+  }
+  /// Marks the end of a call that queued work on the stream, however it
+  /// returns: a new stream waits for it, and so do frees.
+  struct CallEnd {
+    State &s;
+    ~CallEnd() {
+      if (s.driver.cuEventRecord(s.done, s.stream) == CUDA_SUCCESS)
+        s.doneRecorded = true;
+    }
+  };
+  /// Waits for every call's work (before freeing what it may use).
+  void waitForCalls() {
+    if (doneRecorded)
+      driver.cuEventSynchronize(done);
   }
   int multiprocessors = 1;
   // $HYBRID_CUDA_DECODE_SPLITS, for tuning experiments (0: automatic).
@@ -561,6 +616,7 @@ Backend::~Backend() {
   Driver &d = state->driver;
   if (state->context)
     d.cuCtxSetCurrent(state->context);
+  state->waitForCalls();
   for (DeviceBuffer *b :
        {&state->qIn, &state->kIn, &state->vIn, &state->sinksIn, &state->qBf16,
         &state->kBf16, &state->vBf16, &state->out, &state->partialOut,
@@ -571,8 +627,10 @@ Backend::~Backend() {
   for (CUevent e : state->events)
     if (e)
       d.cuEventDestroy(e);
-  if (state->stream)
-    d.cuStreamDestroy(state->stream);
+  if (state->done)
+    d.cuEventDestroy(state->done);
+  if (state->own)
+    d.cuStreamDestroy(state->own);
   if (state->module)
     d.cuModuleUnload(state->module);
   if (state->context)
@@ -663,7 +721,12 @@ std::unique_ptr<Backend> Backend::open(const Manifest &manifest,
   // call by kernels still queued on the legacy default stream (PyTorch's
   // default stream), which a blocking stream waits for.
   if (Error e = s.check("cuStreamCreate",
-                        d.cuStreamCreate(&s.stream, CU_STREAM_DEFAULT));
+                        d.cuStreamCreate(&s.own, CU_STREAM_DEFAULT));
+      !e.empty())
+    return failed(e);
+  s.stream = s.own;
+  if (Error e = s.check("cuEventCreate",
+                        d.cuEventCreate(&s.done, CU_EVENT_DISABLE_TIMING));
       !e.empty())
     return failed(e);
   for (CUevent &event : s.events)
@@ -690,6 +753,7 @@ Error Backend::prefill(const LayerSpec &l, const KernelSpec &kernel,
   Driver &d = s.driver;
   d.cuCtxSetCurrent(s.context);
   HYBRID_CUDA_TRY(s.checkDeviceOperands(l, batch, seq, q, k, v, sinks, out));
+  State::CallEnd end{s};
   std::vector<int64_t> qShape = {batch, seq, l.numHeads, l.headDim},
                        kShape = {batch, seq, l.numKvHeads, l.headDim},
                        vShape = {batch, seq, l.numKvHeads, l.vHeadDim};
@@ -735,10 +799,9 @@ Error Backend::prefill(const LayerSpec &l, const KernelSpec &kernel,
     HYBRID_CUDA_TRY(s.storeRows(*cache, cache->values, s.vBf16.ptr, batch, 0,
                                 seq, l.numKvHeads * l.vHeadDim * 2));
   }
-  HYBRID_CUDA_TRY(s.finish(out, outRows, outCount, flash));
-  d.cuEventElapsedTime(&s.prepareMs, s.events[0], s.events[1]);
-  d.cuEventElapsedTime(&s.attentionMs, s.events[1], s.events[2]);
-  return {};
+  s.timesPending = s.timesPrepare = true;
+  return s.finish(out, outRows, outCount, flash,
+                  s.mustWait({q, k, v, sinks, out}));
 }
 
 Error Backend::allocate(const LayerSpec &l, int64_t batch, int64_t rows,
@@ -759,6 +822,7 @@ Error Backend::allocate(const LayerSpec &l, int64_t batch, int64_t rows,
                  HYBRID_RT_INVALID_ARGUMENT);
   cache.rows = rows;
   cache.mirror = mirror;
+  State::CallEnd end{s};
   CUdeviceptr keys = 0, values = 0;
   HYBRID_CUDA_TRY(s.check(what, s.driver.cuMemAlloc(&keys, cache.keyBytes)));
   cache.keys = keys;
@@ -774,6 +838,7 @@ Error Backend::allocate(const LayerSpec &l, int64_t batch, int64_t rows,
 void Backend::release(DeviceCache &cache) {
   State &s = *state;
   s.driver.cuCtxSetCurrent(s.context);
+  s.waitForCalls(); // queued work may still read or write the cache
   if (cache.keys)
     s.driver.cuMemFree(CUdeviceptr(cache.keys));
   if (cache.values)
@@ -787,7 +852,10 @@ Error Backend::append(const LayerSpec &l, const KernelSpec &kernel,
   State &s = *state;
   s.driver.cuCtxSetCurrent(s.context);
   HYBRID_CUDA_TRY(s.checkDeviceOperands(l, batch, count, {}, k, v, {}, {}));
+  State::CallEnd end{s};
   HYBRID_CUDA_TRY(s.appendRows(l, kernel, cache, batch, first, count, k, v));
+  if (!s.mustWait({k, v}))
+    return {};
   return s.check("appending to the KV cache",
                  s.driver.cuStreamSynchronize(s.stream));
 }
@@ -825,6 +893,8 @@ Error Backend::decode(const LayerSpec &l, const KernelSpec &kernel,
   Driver &d = s.driver;
   d.cuCtxSetCurrent(s.context);
   HYBRID_CUDA_TRY(s.checkDeviceOperands(l, batch, steps, q, k, v, sinks, out));
+  State::CallEnd end{s};
+  bool wait = s.mustWait({q, k, v, sinks, out});
   if (own)
     HYBRID_CUDA_TRY(
         s.appendRows(l, kernel, *own, batch, position, steps, k, v));
@@ -873,10 +943,9 @@ Error Backend::decode(const LayerSpec &l, const KernelSpec &kernel,
         splits, sinks.data ? &sinksRows : nullptr, outRows, flash));
     HYBRID_CUDA_TRY(
         s.check("cuEventRecord", d.cuEventRecord(s.events[2], s.stream)));
-    HYBRID_CUDA_TRY(s.finish(out, outRows, outCount, flash));
-    s.prepareMs = 0;
-    d.cuEventElapsedTime(&s.attentionMs, s.events[1], s.events[2]);
-    return {};
+    s.timesPending = true;
+    s.timesPrepare = false;
+    return s.finish(out, outRows, outCount, flash, wait);
   }
 
   // Splits of the last query's key range, whole tiles each, for one full
@@ -915,10 +984,9 @@ Error Backend::decode(const LayerSpec &l, const KernelSpec &kernel,
   HYBRID_CUDA_TRY(s.combine(l, kernel, splits, batch, steps, outRows));
   HYBRID_CUDA_TRY(
       s.check("cuEventRecord", d.cuEventRecord(s.events[2], s.stream)));
-  HYBRID_CUDA_TRY(s.finish(out, outRows, outCount, kernel.decode));
-  s.prepareMs = 0;
-  d.cuEventElapsedTime(&s.attentionMs, s.events[1], s.events[2]);
-  return {};
+  s.timesPending = true;
+  s.timesPrepare = false;
+  return s.finish(out, outRows, outCount, kernel.decode, wait);
 }
 
 bool Backend::getMemory(size_t &free, size_t &total) {
@@ -928,6 +996,28 @@ bool Backend::getMemory(size_t &free, size_t &total) {
          s.driver.cuMemGetInfo(&free, &total) == CUDA_SUCCESS;
 }
 
-float Backend::lastPrepareMs() const { return state->prepareMs; }
-float Backend::lastAttentionMs() const { return state->attentionMs; }
+float Backend::lastPrepareMs() {
+  state->readTimes();
+  return state->prepareMs;
+}
+
+float Backend::lastAttentionMs() {
+  state->readTimes();
+  return state->attentionMs;
+}
+
+Error Backend::setStream(void *stream, bool callerStream) {
+  State &s = *state;
+  s.driver.cuCtxSetCurrent(s.context);
+  CUstream next = callerStream ? static_cast<CUstream>(stream) : s.own;
+  // The model's work stays in call order: the new stream first waits for
+  // what the calls so far queued.
+  if (next != s.stream && s.doneRecorded)
+    HYBRID_CUDA_TRY(
+        s.check("making the stream wait for the model's earlier calls",
+                s.driver.cuStreamWaitEvent(next, s.done, 0)));
+  s.stream = next;
+  s.callerStream = callerStream;
+  return {};
+}
 const std::string &Backend::deviceName() const { return state->name; }

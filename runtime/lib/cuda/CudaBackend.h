@@ -113,9 +113,16 @@ public:
                Operand sinks, Operand out);
 
   /// Device milliseconds of the last prefill: prepare kernels, and the
-  /// attention kernel alone.
-  float lastPrepareMs() const;
-  float lastAttentionMs() const;
+  /// attention kernel alone (waiting for its work).
+  float lastPrepareMs();
+  float lastAttentionMs();
+
+  /// Queues the calls' work on the caller's CUstream `stream` (null: the
+  /// legacy default stream) when `callerStream`, else on the model's own.
+  /// On the caller's, a call whose operands are all in device memory
+  /// returns once its work is queued. Either way the model's work runs in
+  /// call order: a new stream first waits for the earlier calls' work.
+  Error setStream(void *stream, bool callerStream);
 
   /// The device memory free now and in all, in bytes; false where the
   /// driver cannot say.
