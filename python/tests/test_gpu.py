@@ -149,6 +149,8 @@ def test_calls_on_device_tensors_return_before_their_work(schedule, torch):
     layer = schedule.layers[0]
     q, k, v = draw_layer0_operands(3, batch, prompt)
     device = [torch.from_numpy(x).cuda() for x in (q, k, v)]
+    # Scratch sized for these shapes first: growing it waits for the GPU.
+    schedule.session(batch, prompt).prefill(0, *device)
     session = schedule.session(batch, prompt)
     stream = torch.cuda.current_stream()
     torch.cuda._sleep(200_000_000)
