@@ -636,7 +636,8 @@ CUresult cuStreamSynchronize(CUstream stream) {
 }
 
 /// One queue keeps every stream's work in the order it was queued, and
-/// `event`'s record is queued before this: nothing to do but checks.
+/// `event`'s record is queued before this; an empty work item on `stream`
+/// makes waiting for the stream wait for the event too.
 CUresult cuStreamWaitEvent(CUstream stream, CUevent event, unsigned flags) {
   auto guard = lock();
   const void *key;
@@ -644,6 +645,7 @@ CUresult cuStreamWaitEvent(CUstream stream, CUevent event, unsigned flags) {
     return CUDA_ERROR_INVALID_HANDLE;
   if (!event || flags)
     return CUDA_ERROR_INVALID_VALUE;
+  state.queue.push(key, [] { return std::string(); });
   return CUDA_SUCCESS;
 }
 
