@@ -5,13 +5,12 @@
 // runs on machines without a GPU: HYBRID_CUDA_DRIVER=<this library>.
 // "Device" memory is host memory (as much as the host has, or
 // $HYBRID_EMULATOR_MEMORY_MIB), and cubins are refused so that the runtime
-// falls back to the PTX. A kernel fault (out-of-bounds access, shared-memory
-// race, unsupported instruction) fails the launch; cuGetErrorString then
-// returns the fault's description. Copies, memsets, kernels and event records
-// run when the host waits for them (WorkQueue.h), as a GPU's do: a
-// synchronization returns the fault of the work it ran. Streams and events are
-// checked: work on a stream that was never created, or was destroyed, is
-// CUDA_ERROR_INVALID_HANDLE.
+// falls back to the PTX. Copies, memsets, kernels and event records run when
+// the host waits for them (WorkQueue.h), as a GPU's do. A kernel fault
+// (out-of-bounds access, shared-memory race, unsupported instruction) fails
+// the wait that ran the kernel; cuGetErrorString then returns the fault's
+// description. Work on a stream that was never created, or was destroyed,
+// is CUDA_ERROR_INVALID_HANDLE.
 //
 // cuda.h declares every function defined here, so the compiler checks the
 // signatures (its macros map names to versioned symbols: cuMemAlloc_v2).
@@ -158,6 +157,8 @@ CUresult cuGetErrorName(CUresult error, const char **name) {
     HYBRID_ERROR_NAME(CUDA_ERROR_ILLEGAL_ADDRESS)
     HYBRID_ERROR_NAME(CUDA_ERROR_LAUNCH_FAILED)
     HYBRID_ERROR_NAME(CUDA_ERROR_NO_BINARY_FOR_GPU)
+    HYBRID_ERROR_NAME(CUDA_ERROR_INVALID_HANDLE)
+    HYBRID_ERROR_NAME(CUDA_ERROR_NOT_READY)
 #undef HYBRID_ERROR_NAME
   default:
     *name = nullptr;
@@ -174,6 +175,7 @@ CUresult cuGetErrorString(CUresult error, const char **text) {
   case CUDA_ERROR_LAUNCH_FAILED:
   case CUDA_ERROR_ILLEGAL_ADDRESS:
   case CUDA_ERROR_INVALID_VALUE:
+  case CUDA_ERROR_INVALID_HANDLE:
     *text = state.lastFault.empty() ? "invalid value" : state.lastFault.c_str();
     break;
   case CUDA_ERROR_NO_BINARY_FOR_GPU:
@@ -184,6 +186,9 @@ CUresult cuGetErrorString(CUresult error, const char **text) {
     break;
   case CUDA_ERROR_OUT_OF_MEMORY:
     *text = "out of memory";
+    break;
+  case CUDA_ERROR_NOT_READY:
+    *text = "device not ready";
     break;
   default:
     *text = nullptr;

@@ -168,6 +168,10 @@ static void checkStreams(hybrid_rt_model *model, int64_t layer,
   report("prefill on the model's stream",
          hybrid_rt_prefill(model, layer, &q, &k, &v, NULL, &out));
   printf("out: %s\n", compare(&d, &out, to));
+  /* A destroyed stream is the driver's to refuse (on a GPU, undefined). */
+  if (strstr(hybrid_rt_device_name(model), "emulator"))
+    report("stream set to a destroyed stream",
+           hybrid_rt_stream_set(model, stream));
   hybrid_rt_tensor *devices[] = {&q, &k, &v, &out};
   for (int i = 0; i < 4; ++i)
     d.cuMemFree((CUdeviceptr)(uintptr_t)devices[i]->data);
@@ -312,6 +316,7 @@ int main(int argc, char **argv) {
   report("layer", hybrid_rt_prefill(model, -1, &tq, &tk, &tv, NULL, &to));
   if (strcmp(hybrid_rt_device_name(model), "cpu") == 0)
     report("stream on the CPU", hybrid_rt_stream_set(model, NULL));
+  report("stream on no model", hybrid_rt_stream_set(NULL, NULL));
   checkStreams(model, layer, &tq, &tk, &tv, &to);
 
   hybrid_rt_close(model);

@@ -46,10 +46,11 @@ typedef enum hybrid_rt_memory {
  * them; work queued on other streams that writes them must be complete
  * (cuStreamSynchronize) before the call. A call returns once its outputs
  * are written. On the caller's stream instead (hybrid_rt_stream_set),
- * calls are ordered with the caller's work on that stream. A device tensor the kernels could not read in place is
- * INVALID_ARGUMENT before anything runs: memory CUDA neither allocated nor
- * registered (unless the GPU reads pageable memory), an allocation that
- * ends before the tensor does, or memory of another GPU. */
+ * calls are ordered with the caller's work on that stream. A device tensor
+ * the kernels could not read in place is INVALID_ARGUMENT before anything
+ * runs: memory CUDA neither allocated nor registered (unless the GPU reads
+ * pageable memory), an allocation that ends before the tensor does, or
+ * memory of another GPU. */
 
 /* A dense row-major tensor the caller owns. */
 typedef struct hybrid_rt_tensor {

@@ -566,6 +566,11 @@ struct Backend::State {
         return true;
     return false;
   }
+  /// events[] now time this call (`prepare`: events[0] too, a prefill).
+  void timed(bool prepare) {
+    timesPending = true;
+    timesPrepare = prepare;
+  }
   /// Reads events[] into prepareMs and attentionMs, once the last timed
   /// call's work is done.
   void readTimes() {
@@ -799,7 +804,7 @@ Error Backend::prefill(const LayerSpec &l, const KernelSpec &kernel,
     HYBRID_CUDA_TRY(s.storeRows(*cache, cache->values, s.vBf16.ptr, batch, 0,
                                 seq, l.numKvHeads * l.vHeadDim * 2));
   }
-  s.timesPending = s.timesPrepare = true;
+  s.timed(/*prepare=*/true);
   return s.finish(out, outRows, outCount, flash,
                   s.mustWait({q, k, v, sinks, out}));
 }
@@ -943,8 +948,7 @@ Error Backend::decode(const LayerSpec &l, const KernelSpec &kernel,
         splits, sinks.data ? &sinksRows : nullptr, outRows, flash));
     HYBRID_CUDA_TRY(
         s.check("cuEventRecord", d.cuEventRecord(s.events[2], s.stream)));
-    s.timesPending = true;
-    s.timesPrepare = false;
+    s.timed(/*prepare=*/false);
     return s.finish(out, outRows, outCount, flash, wait);
   }
 
@@ -984,8 +988,7 @@ Error Backend::decode(const LayerSpec &l, const KernelSpec &kernel,
   HYBRID_CUDA_TRY(s.combine(l, kernel, splits, batch, steps, outRows));
   HYBRID_CUDA_TRY(
       s.check("cuEventRecord", d.cuEventRecord(s.events[2], s.stream)));
-  s.timesPending = true;
-  s.timesPrepare = false;
+  s.timed(/*prepare=*/false);
   return s.finish(out, outRows, outCount, kernel.decode, wait);
 }
 
