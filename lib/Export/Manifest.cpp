@@ -101,7 +101,7 @@ json hybrid::buildManifest(ModuleOp module, ScheduleOp schedule,
   // row (ring caches); 5: so do GPU flash kernels, with the ring's rows, and
   // GPU decode kernels take the ring's rows (caches hold mirror rows); 6:
   // each kernel states its mask (window, chunk, causal).
-  json manifest = {{"version", 6},
+  json manifest = {{"version", 7},
                    {"target", target.str()},
                    {"library", library.str()},
                    {"model_type", summary["model_type"]},

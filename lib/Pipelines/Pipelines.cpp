@@ -137,9 +137,9 @@ int64_t hybrid::getSharedMemoryPerCTA(StringRef chip) {
 }
 
 std::string hybrid::getPTXFeatures(StringRef chip) {
-  // sm_90a instructions need PTX 8.0 (wgmma, TMA) and 8.3 (the tensormap
-  // proxy fence TMA kernels take their maps with); the default +ptx60 is
-  // too old for cp.async and bf16 mma.
+  // sm_90a instructions need PTX 8.0 (wgmma, TMA, prefetch.tensormap);
+  // 8.3 as before the maps became parameters (an older fence needed it);
+  // the default +ptx60 is too old for cp.async and bf16 mma.
   return chip == "sm_90a" ? "+ptx83" : "+ptx70";
 }
 
@@ -161,6 +161,7 @@ void hybrid::buildCUDAToNVVMPipeline(OpPassManager &pm,
   kernels.addPass(createLowerAffinePass());
   kernels.addPass(createConvertGpuOpsToNVVMOps());
   kernels.addPass(createHybridExternDynamicSharedMemory());
+  kernels.addPass(createHybridTensorMapParams());
   kernels.addPass(createCanonicalizerPass());
   kernels.addPass(createCSEPass());
   pm.addPass(createReconcileUnrealizedCastsPass());

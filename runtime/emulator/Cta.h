@@ -13,6 +13,7 @@
 
 #include "Interpreter.h"
 #include "Profile.h"
+#include "TensorMap.h"
 
 #include <cstdlib>
 #include <deque>
@@ -109,6 +110,10 @@ struct WarpWgmma {
   std::vector<PendingWgmma> open;
   std::deque<std::vector<PendingWgmma>> groups;
 };
+
+/// Generic addresses of kernel parameters (cvta.param): this window plus
+/// the parameter's offset, far above any host (device memory) address.
+constexpr uint64_t kParamWindow = 0xffff'0000'0000'0000ull;
 
 /// D registers of an in-flight wgmma read as this NaN.
 constexpr uint64_t kInFlight = 0x7fc0dead;
@@ -338,6 +343,12 @@ private:
   /// (cp.async.bulk.tensor) for thread t.
   std::string asyncBarrier(Frame &f, const Instruction &in, unsigned t,
                            unsigned warp);
+
+  /// Reads the tensor map at `address` (a generic address: device memory
+  /// or, from cvta.param, a kernel parameter; with `param`, a
+  /// parameter-space offset) into `map`, faulting unless 64-byte-aligned
+  /// bytes made by cuTensorMapEncodeTiled lie there.
+  std::string readTensorMap(uint64_t address, bool param, TensorMap &map);
 
   /// A TMA tile load: the box at the coordinates, zeros outside the tensor,
   /// written at the destination in box order (innermost dimension fastest)

@@ -267,18 +267,36 @@ std::string Cta::asyncBarrier(Frame &f, const Instruction &in, unsigned t,
   return tensorLoad(f, in, t, warp, *m);
 }
 
+std::string Cta::readTensorMap(uint64_t address, bool param, TensorMap &map) {
+  const void *bytes = nullptr;
+  std::string where = "0x" + hex(address);
+  if (param || address >= kParamWindow) {
+    // A kernel parameter (__grid_constant__ const CUtensorMap).
+    uint64_t offset = param ? address : address - kParamWindow;
+    where = "parameter offset " + std::to_string(offset);
+    if (offset % 64 == 0 && offset <= kernelParams.size() &&
+        kernelParams.size() - offset >= sizeof(map))
+      bytes = &kernelParams[offset];
+  } else if (address % 64 == 0 && memory.contains(address, sizeof(map))) {
+    bytes = reinterpret_cast<const void *>(address);
+  }
+  if (!bytes)
+    return fault("the tensor map at " + where +
+                 " is not a 64-byte-aligned object in device memory or the "
+                 "kernel's parameters");
+  std::memcpy(&map, bytes, sizeof(map));
+  if (map.magic != TensorMap::kMagic)
+    return fault(where + " holds no tensor map made by cuTensorMapEncodeTiled");
+  return "";
+}
+
 std::string Cta::tensorLoad(Frame &f, const Instruction &in, unsigned t,
                             unsigned warp, Mbarrier &m) {
   const std::vector<Operand> &ops = in.operands;
-  uint64_t mapAddress = read(f, ops[1], t);
   TensorMap map;
-  if (mapAddress % 64 || !memory.contains(mapAddress, sizeof(map)))
-    return fault("the tensor map at 0x" + hex(mapAddress) +
-                 " is not a 64-byte-aligned object in device memory");
-  std::memcpy(&map, reinterpret_cast<const void *>(mapAddress), sizeof(map));
-  if (map.magic != TensorMap::kMagic)
-    return fault("0x" + hex(mapAddress) +
-                 " holds no tensor map made by cuTensorMapEncodeTiled");
+  if (std::string e = readTensorMap(read(f, ops[1], t), /*param=*/false, map);
+      !e.empty())
+    return e;
   if (map.rank != in.n)
     return fault("a " + std::to_string(in.n) + "-d load with a rank-" +
                  std::to_string(map.rank) + " tensor map");

@@ -764,8 +764,15 @@ std::string Cta::execute(Frame &f, const Instruction &in, unsigned warp,
     return "";
   }
   case Opcode::Cvta:
+    // Global and shared addresses are the same generic or not here; a
+    // kernel parameter's generic address lies in the parameter window.
+    if (in.space == Space::Param && !f.fn->entry)
+      return fault("cvta.param in " + f.fn->name +
+                   ", which is no kernel: only kernel parameters have "
+                   "generic addresses");
     return each([&](unsigned t) -> std::string {
-      write(f, ops[0], t, read(f, ops[1], t));
+      uint64_t a = read(f, ops[1], t);
+      write(f, ops[0], t, in.space == Space::Param ? kParamWindow + a : a);
       return "";
     });
   case Opcode::Cvt: {
@@ -882,6 +889,12 @@ std::string Cta::execute(Frame &f, const Instruction &in, unsigned warp,
   case Opcode::OrderingFence:
   case Opcode::SetMaxNReg:
     return "";
+  case Opcode::PrefetchTensorMap:
+    return each([&](unsigned t) -> std::string {
+      TensorMap map;
+      return readTensorMap(address(f, ops[0], t), in.space == Space::Param,
+                           map);
+    });
   case Opcode::MbarrierInit:
   case Opcode::MbarrierArrive:
   case Opcode::MbarrierArriveExpectTx:

@@ -147,7 +147,8 @@ enum class Opcode : uint8_t {
   BarArrive,     // bar.arrive id, count: a named barrier's arrival, no wait
   OrderingFence, // fences a sequential interpreter satisfies by construction
   SetMaxNReg,    // setmaxnreg.{inc,dec}: registers are not a resource here
-  TensorLoad
+  TensorLoad,
+  PrefetchTensorMap // prefetch{.param}.tensormap: checks the map's address
 };
 
 /// Instruction modifiers that change semantics.
@@ -167,7 +168,8 @@ enum Modifier : uint32_t {
   IntegerRound = 1 << 12,
   Wrap = 1 << 13,
   ShiftLeft = 1 << 14,
-  Sat = 1 << 15
+  Sat = 1 << 15,
+  ToSpace = 1 << 16 // cvta.to.space (generic to space; else space to generic)
 };
 
 enum class Compare : uint8_t {

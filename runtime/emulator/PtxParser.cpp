@@ -730,7 +730,7 @@ private:
     }
     if (tokens[0] == "wgmma" || tokens[0] == "fence" ||
         tokens[0] == "mbarrier" || tokens[0] == "setmaxnreg" ||
-        startsWith(opcode, "cp.async.bulk"))
+        tokens[0] == "prefetch" || startsWith(opcode, "cp.async.bulk"))
       return decodeAsync(opcode, inst);
     auto op = kOpcodes.find(tokens[0]);
     if (op == kOpcodes.end())
@@ -830,6 +830,10 @@ private:
         inst.modifiers |= Ftz;
         continue;
       }
+      if (inst.opcode == Opcode::Cvta && t == "to") {
+        inst.modifiers |= ToSpace;
+        continue;
+      }
       if (kNeutral.count(t))
         continue;
       return fail("unsupported modifier ." + std::string(t) + " in `" +
@@ -837,6 +841,10 @@ private:
     }
     if (!types.empty())
       inst.type = types.front();
+    // Only kernel parameters have generic addresses (cvta.param).
+    if (inst.opcode == Opcode::Cvta && inst.space == Space::Param &&
+        (inst.modifiers & ToSpace))
+      return fail("unsupported cvta `" + std::string(opcode) + "`");
     if (inst.opcode == Opcode::Cvt) {
       if (types.size() != 2)
         return fail("cvt needs two types: `" + std::string(opcode) + "`");
@@ -868,7 +876,8 @@ private:
   }
 
   /// The wgmma forms the flash kernels use, fence.proxy.async, mbarriers,
-  /// TMA loads and setmaxnreg: exact spellings, anything else is refused.
+  /// TMA loads, tensor-map prefetches and setmaxnreg: exact spellings,
+  /// anything else is refused.
   bool decodeAsync(std::string_view opcode, Instruction &inst) {
     static const std::unordered_map<std::string_view, Opcode> forms = {
         {"wgmma.fence.sync.aligned", Opcode::WgmmaFence},
@@ -895,6 +904,13 @@ private:
         {"mbarrier.try_wait.parity.shared::cta.b64", Opcode::MbarrierTryWait}};
     if (auto it = forms.find(opcode); it != forms.end()) {
       inst.opcode = it->second;
+      return true;
+    }
+    // A tensor map at a parameter-space or a generic address.
+    if (opcode == "prefetch.param.tensormap" ||
+        opcode == "prefetch.tensormap") {
+      inst.opcode = Opcode::PrefetchTensorMap;
+      inst.space = opcode == "prefetch.tensormap" ? Space::None : Space::Param;
       return true;
     }
     // cp.async.bulk.tensor.Nd.shared::cluster.global.tile
@@ -1041,6 +1057,11 @@ private:
                     "3 immediates): `" +
                     std::string(text) + "`");
     }
+    if (inst.opcode == Opcode::PrefetchTensorMap &&
+        (inst.operands.size() != 1 ||
+         inst.operands[0].kind != Operand::Kind::Address))
+      return fail("prefetch.tensormap needs one [address]: `" +
+                  std::string(text) + "`");
     if (inst.opcode == Opcode::WgmmaWait &&
         (inst.operands.size() != 1 ||
          inst.operands[0].kind != Operand::Kind::Immediate))

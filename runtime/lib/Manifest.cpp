@@ -331,11 +331,12 @@ bool hybrid::rt::loadManifest(const std::string &dir, Manifest &manifest,
     // take the key count and the first key's row (for ring caches); 5: so
     // do GPU flash kernels, with the ring's rows, and GPU decode kernels
     // take the ring's rows (device caches hold mirror rows past them); 6:
-    // each kernel states its mask.
-    if (m.version != 6)
-      throw FieldError("version: this runtime reads version 6, not " +
+    // each kernel states its mask; 7: TMA flash kernels take their tensor
+    // maps by value (version 6's, pointers to device memory).
+    if (m.version != 7)
+      throw FieldError("version: this runtime reads version 7, not " +
                        std::to_string(m.version) +
-                       (m.version < 6 ? " (artifacts of an older "
+                       (m.version < 7 ? " (artifacts of an older "
                                         "hybrid-compile: compile them again)"
                                       : ""));
     m.target = f.string("target");

@@ -40,10 +40,12 @@ constexpr const char *kHeader = ".version 8.3\n.target sm_90a\n"
 /// "" or the fault. `place` writes what depends on `out`'s address.
 std::string run(const std::string &body, std::vector<uint64_t> &out,
                 unsigned threads = 32, uint64_t dynamicShared = 0,
-                const hybrid::rt::testing::Placer &place = nullptr) {
+                const hybrid::rt::testing::Placer &place = nullptr,
+                int64_t byValueAt = -1) {
   if (ptxOnDevice())
     return hybrid::rt::testing::runPtxOnDevice(std::string(kHeader) + body, out,
-                                               threads, dynamicShared, place);
+                                               threads, dynamicShared, place,
+                                               byValueAt);
   if (place)
     if (std::string e = place(reinterpret_cast<uint64_t>(out.data()), out);
         !e.empty())
@@ -55,9 +57,18 @@ std::string run(const std::string &body, std::vector<uint64_t> &out,
   program.globalAddress.assign(program.module.symbols.size(), 0);
   Memory memory;
   memory.add(reinterpret_cast<uint64_t>(out.data()), out.size() * 8);
+  // The parameters where the kernel declares them: `out`'s address, then
+  // (byValueAt) 128 bytes of out.
   uint64_t pointer = reinterpret_cast<uint64_t>(out.data());
-  std::vector<uint8_t> params(8);
-  std::memcpy(params.data(), &pointer, 8);
+  const Function &kernel =
+      program.module.functions[program.module.functionIndex.at("k")];
+  std::vector<uint8_t> params(kernel.paramBytes);
+  const void *sources[] = {&pointer, reinterpret_cast<uint8_t *>(out.data()) +
+                                         std::max<int64_t>(byValueAt, 0)};
+  for (size_t i = 0; i < kernel.params.size() && i < 2; ++i) {
+    const Symbol &p = program.module.symbols[kernel.params[i]];
+    std::memcpy(&params[p.offset], sources[i], p.size);
+  }
   Grid grid;
   grid.block[0] = threads;
   grid.dynamicSharedBytes = dynamicShared;
@@ -1091,13 +1102,19 @@ TEST(Emulator, ReportsWgmmaMisuse) {
   EXPECT_NE(fault(WgmmaFault::NoWait).find("in flight"), std::string::npos);
 }
 
+/// Where a TMA kernel finds its tensor map: in device memory, by pointer;
+/// as a kernel parameter (__grid_constant__, what the flash kernels do);
+/// or a parameter that holds no tensor map.
+enum class MapIn { Memory, Parameter, EmptyParameter };
+
 /// TMA loads of 64 x 8 boxes of a bf16 tensor of 10 rows of 64 (element
 /// [r][c] = 64 r + c), box i starting at row `firstRows[i]`, into shared
 /// tile i, all completing on one mbarrier: phase i, waited for with parity
 /// i % 2 (unless `wait` is false), then a CTA barrier, as the flash
 /// kernels' stages do. `tiles[i]` gets tile i as the kernel read it.
 std::string tensorLoads(const std::vector<unsigned> &firstRows, bool wait,
-                        std::vector<std::vector<uint16_t>> &tiles) {
+                        std::vector<std::vector<uint16_t>> &tiles,
+                        MapIn mapIn = MapIn::Memory) {
   std::vector<uint64_t> out(2048 + 128 * firstRows.size(), 0);
   auto *halves = reinterpret_cast<uint16_t *>(out.data());
   for (unsigned i = 0; i < 640; ++i) // the tensor: out bytes [0, 1280)
@@ -1105,9 +1122,13 @@ std::string tensorLoads(const std::vector<unsigned> &firstRows, bool wait,
   // The tensor map, at the first 64-byte boundary after the tensor (where
   // out lives decides), its address in out[kMapSlot]: the emulator's
   // encoding, or on a device the driver's.
-  constexpr unsigned kMapSlot = 2047;
+  // As a parameter, the map's bytes are passed from out byte 1536 (1664:
+  // zeros).
+  constexpr unsigned kMapSlot = 2047, kParameterAt = 1536;
   auto place = [&](uint64_t base, std::vector<uint64_t> &bytes) {
-    uint64_t mapAt = (base + 1280 + 63) / 64 * 64 - base;
+    uint64_t mapAt = mapIn == MapIn::Memory
+                         ? (base + 1280 + 63) / 64 * 64 - base
+                         : kParameterAt;
     bytes[kMapSlot] = base + mapAt;
     void *at = reinterpret_cast<uint8_t *>(bytes.data()) + mapAt;
     if (ptxOnDevice()) {
@@ -1162,8 +1183,24 @@ std::string tensorLoads(const std::vector<unsigned> &firstRows, bool wait,
              "  st.global.v4.b32 [%rd5+16], {%r3, %r4, %r5, %r6};\n"
              "  bar.sync 0;\n";
   }
-  std::string body = R"(
-.visible .entry k(.param .u64 k_param_0) {
+  // A map in memory: its address from out, and the fence that orders the
+  // host's write of it before the tensormap proxy reads it. A parameter:
+  // its generic address, prefetched (as LLVM spells it for a
+  // grid-constant argument).
+  std::string map =
+      mapIn == MapIn::Memory
+          ? "  ld.global.u64 %rd1, [%rd0+" + std::to_string(kMapSlot * 8) +
+                "];\n"
+                "  fence.proxy.tensormap::generic.acquire.gpu [%rd1], 128;\n"
+          : "  mov.b64 %rd6, k_param_1;\n"
+            "  cvta.param.u64 %rd1, %rd6;\n"
+            "  @%p0 prefetch.param.tensormap [%rd6];\n";
+  std::string body = std::string(R"(
+.visible .entry k(.param .u64 k_param_0)") +
+                     (mapIn == MapIn::Memory
+                          ? ""
+                          : ", .param .align 64 .b8 k_param_1[128]") +
+                     R"() {
   .shared .align 1024 .b8 tile[)" +
                      std::to_string(1024 * firstRows.size()) + R"(];
   .shared .align 8 .b8 bar[8];
@@ -1175,14 +1212,14 @@ std::string tensorLoads(const std::vector<unsigned> &firstRows, bool wait,
   setp.eq.u32 %p0, %r0, 0;
   @%p0 mbarrier.init.shared.b64 [bar], 1;
   bar.sync 0;
-  ld.global.u64 %rd1, [%rd0+)" +
-                     std::to_string(kMapSlot * 8) + R"(];
-  fence.proxy.tensormap::generic.acquire.gpu [%rd1], 128;
-  mov.u32 %r1, 0;
+)" + map + R"(  mov.u32 %r1, 0;
   mul.wide.u32 %rd3, %r0, 32;
 )" + loads + R"(  ret;
 })";
-  std::string fault = run(body, out, 32, 0, place);
+  int64_t byValueAt = mapIn == MapIn::Memory      ? -1
+                      : mapIn == MapIn::Parameter ? kParameterAt
+                                                  : kParameterAt + 128;
+  std::string fault = run(body, out, 32, 0, place, byValueAt);
   tiles.clear();
   for (size_t i = 0; i < firstRows.size(); ++i)
     tiles.emplace_back(halves + (tileAt + 1024 * i) / 2,
@@ -1212,6 +1249,46 @@ TEST(Emulator, TensorLoadSwizzlesAndZeroFills) {
   std::string fault = tensorLoads({5}, /*wait=*/false, tiles);
   EXPECT_NE(fault.find("that a TMA load landed, without having waited on the "
                        "mbarrier phase it completed"),
+            std::string::npos)
+      << fault;
+}
+
+/// The flash kernels' tensor maps are kernel parameters: TMA loads and
+/// prefetches take them through cvta.param's generic address.
+TEST(Emulator, TensorLoadFromAParameter) {
+  std::vector<std::vector<uint16_t>> tiles;
+  ASSERT_EQ(tensorLoads({5, 0}, /*wait=*/true, tiles, MapIn::Parameter), "");
+  expectBox(tiles[0], 5);
+  expectBox(tiles[1], 0);
+  if (ptxOnDevice())
+    return; // the faults below are the emulator's
+  std::string fault =
+      tensorLoads({5}, /*wait=*/true, tiles, MapIn::EmptyParameter);
+  EXPECT_NE(fault.find("parameter offset 64 holds no tensor map made by "
+                       "cuTensorMapEncodeTiled"),
+            std::string::npos)
+      << fault;
+  // Only kernel parameters have generic addresses.
+  std::string body = R"(
+.func f(.param .b64 f_param_0) {
+  .reg .b64 %rd<2>;
+  mov.b64 %rd0, f_param_0;
+  cvta.param.u64 %rd1, %rd0;
+  ret;
+}
+.visible .entry k(.param .u64 k_param_0) {
+  .reg .b64 %rd<2>;
+  ld.param.u64 %rd0, [k_param_0];
+  {
+  .param .b64 param0;
+  st.param.b64 [param0], %rd0;
+  call.uni f, (param0);
+  }
+  ret;
+})";
+  std::vector<uint64_t> out(1);
+  fault = run(body, out, 32);
+  EXPECT_NE(fault.find("cvta.param in f, which is no kernel"),
             std::string::npos)
       << fault;
 }

@@ -2,6 +2,7 @@
 
 #include "PtxOnDevice.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -23,7 +24,7 @@ static const char *kNoCuda =
 
 std::string testing::runPtxOnDevice(const std::string &,
                                     std::vector<uint64_t> &, unsigned, uint64_t,
-                                    const Placer &) {
+                                    const Placer &, int64_t) {
   return kNoCuda;
 }
 
@@ -88,7 +89,7 @@ std::string testing::encodeTensorMapOnDevice(void *map, uint64_t address,
 std::string testing::runPtxOnDevice(const std::string &ptx,
                                     std::vector<uint64_t> &out,
                                     unsigned threads, uint64_t dynamicShared,
-                                    const Placer &place) {
+                                    const Placer &place, int64_t byValueAt) {
   // HYBRID_PTX_DUMP=DIR keeps every module (k0.ptx, k1.ptx, ...): what the
   // driver's JIT refused, or ptxas's view of it.
   if (const char *dump = std::getenv("HYBRID_PTX_DUMP")) {
@@ -110,7 +111,8 @@ std::string testing::runPtxOnDevice(const std::string &ptx,
       error = d.describe(what, r);
     return !error.empty();
   };
-  void *params[] = {&buffer};
+  void *params[] = {&buffer, reinterpret_cast<uint8_t *>(out.data()) +
+                                 std::max<int64_t>(byValueAt, 0)};
   if (!failed("cuModuleLoadData", d.cuModuleLoadData(&module, ptx.c_str())) &&
       !failed("cuModuleGetFunction",
               d.cuModuleGetFunction(&function, module, "k")) &&

@@ -27,13 +27,16 @@ bool ptxOnDevice();
 using Placer =
     std::function<std::string(uint64_t base, std::vector<uint64_t> &out)>;
 
-/// Runs kernel `k` of module `ptx` (one .u64 parameter: a device copy of
+/// Runs kernel `k` of module `ptx` (a .u64 parameter: a device copy of
 /// `out`, copied back afterwards; `place` runs before the copy) in one CTA
 /// of `threads` threads with `dynamicShared` bytes of dynamic shared memory;
-/// "" or what failed. HYBRID_PTX_DUMP=DIR keeps each module as DIR/kN.ptx.
+/// "" or what failed. With `byValueAt` >= 0, `k` takes a second parameter:
+/// the 128 bytes of `out` from byte `byValueAt` (a tensor map `place`
+/// wrote), by value. HYBRID_PTX_DUMP=DIR keeps each module as DIR/kN.ptx.
 std::string runPtxOnDevice(const std::string &ptx, std::vector<uint64_t> &out,
                            unsigned threads, uint64_t dynamicShared,
-                           const Placer &place = nullptr);
+                           const Placer &place = nullptr,
+                           int64_t byValueAt = -1);
 
 /// The driver's CUtensorMap (128 bytes into `map`) of a 2-D bf16 tensor at
 /// device address `address`: dims {inner, outer}, rows `rowBytes` apart,

@@ -15,6 +15,9 @@
 // SM80: #nvvm.target<O = 3, chip = "sm_80", features = "+ptx70">
 // The pipeline's tensor-cores and tma options reach the flash kernel.
 // TMA: .visible .entry test_full_l0(
+// hybrid-tensor-map-params: the tensor maps are by-value parameters.
+// TMA-SAME: .param .align 64 .b8 test_full_l0_param_{{[0-9]+}}[128]
+// TMA-SAME: prefetch.param.tensormap
 // TMA-SAME: cp.async.bulk.tensor.4d.shared::cluster.global.tile.mbarrier::complete_tx::bytes
 // TMA-SAME: wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16
 // TMA-SAME: .visible .entry test_full_l0_decode(

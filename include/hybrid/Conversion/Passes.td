@@ -199,6 +199,30 @@ def HybridExternDynamicSharedMemory
   ];
 }
 
+def HybridTensorMapParams
+    : Pass<"hybrid-tensor-map-params", "::mlir::gpu::GPUModuleOp"> {
+  let summary = "Pass a kernel's tensor maps by value, as grid-constant "
+                "parameters";
+  let description = [{
+    TMA loads name their tensor map (a 128-byte, 64-byte-aligned
+    `CUtensorMap`) by address. As a kernel parameter (CUDA's
+    `__grid_constant__ const CUtensorMap`) it needs no device memory, no
+    per-launch host-to-device copy and no tensormap proxy fence, and a
+    launch holds it by value (a CUDA graph may capture it). `gpu.func`
+    cannot say so (its lowering drops `llvm.byval`, and the NVVM verifier
+    only accepts `nvvm.grid_constant` on an `llvm.func`), so the flash
+    kernels mark themselves with `hybrid.tensor_map_args = N`: their last
+    N arguments are `!llvm.ptr`s standing for tensor maps. Runs after
+    `convert-gpu-to-nvvm`: makes those arguments
+    `byval(!llvm.array<128 x i8>)`, 64-byte aligned and
+    `nvvm.grid_constant` (NVPTX then declares
+    `.param .align 64 .b8 name[128]` and takes the argument's address with
+    `cvta.param`), and drops the mark.
+  }];
+  let dependentDialects = ["::mlir::LLVM::LLVMDialect",
+                           "::mlir::NVVM::NVVMDialect"];
+}
+
 def HybridApproximateMath : Pass<"hybrid-approximate-math"> {
   let summary = "Replace f32 math (exp, tanh, ...) by polynomial approximations";
   let description = [{

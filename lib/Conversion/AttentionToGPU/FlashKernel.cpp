@@ -51,7 +51,7 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
   }
   // numKeys, firstRow, ringRows: where the keys are (see emit's use).
   inputs.append(3, b.getIndexType());
-  if (tma) // CUtensorMap pointers (global memory) of K and V
+  if (tma) // K's and V's CUtensorMaps, by value (hybrid-tensor-map-params)
     inputs.append(2, LLVM::LLVMPointerType::get(b.getContext()));
   auto workgroup = mlir::gpu::AddressSpaceAttr::get(
       b.getContext(), mlir::gpu::AddressSpace::Workgroup);
@@ -85,6 +85,7 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
   if (tma) {
     keyMap = func.getArgument(arg++);
     valueMap = func.getArgument(arg++);
+    markTensorMapArgs(func, 2);
   }
   // The tiles live in dynamic shared memory, whose size the runtime passes
   // at launch (past 48 KiB, after opting the kernel in): static shared
@@ -195,7 +196,7 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
                          numSplits, index(b, kTile));
 
   kTileSize = index(b, kTile);
-  // TMA: the issuing thread initialises the mbarriers and acquires the
+  // TMA: the issuing thread initialises the mbarriers and prefetches the
   // tensor maps before any warp uses them.
   auto initBarriers = [&] {
     isIssuer = arith::CmpIOp::create(
@@ -210,8 +211,8 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
           initBarrier(b, buffers.valueEmpty, warps * kThreadsPerWarp);
         }
       }
-      acquireTensorMap(b, keyMap);
-      acquireTensorMap(b, valueMap);
+      prefetchTensorMap(b, keyMap);
+      prefetchTensorMap(b, valueMap);
     });
     mlir::gpu::BarrierOp::create(b);
   };
@@ -227,9 +228,16 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
                           /*withElseRegion=*/true);
     b.setInsertionPointToStart(&roles.getThenRegion().front());
     bool rebalance = producerWarps == 4;
-    if (rebalance)
+    if (rebalance) {
       NVVM::SetMaxRegisterOp::create(b, kProducerRegisters,
                                      NVVM::SetMaxRegisterAction::decrease);
+      // ptxas honours setmaxnreg only where it knows the registers at
+      // entry: .minnctapersm 1 pins them (65536 / threads: 168); without
+      // it, a kernel needing fewer gets "setmaxnreg ignored" (C7508) and
+      // one count for every warp. A variant's own bound replaces this.
+      func->setAttr(NVVM::NVVMDialect::getMinctasmAttrName(),
+                    b.getI32IntegerAttr(1));
+    }
     ifThen(b,
            arith::CmpIOp::create(b, arith::CmpIPredicate::eq, warp,
                                  index(b, warps)),

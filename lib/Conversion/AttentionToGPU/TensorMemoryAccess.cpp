@@ -10,6 +10,7 @@
 #include "TensorMemoryAccess.h"
 
 #include "GPUKernelEmitter.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
@@ -68,10 +69,16 @@ void hybrid::gpu::loadTile(ImplicitLocOpBuilder &b, Value destination,
       /*predicate=*/Value());
 }
 
-void hybrid::gpu::acquireTensorMap(ImplicitLocOpBuilder &b, Value map) {
-  NVVM::FenceProxyAcquireOp::create(
-      b, NVVM::MemScopeKindAttr::get(b.getContext(), NVVM::MemScopeKind::GPU),
-      map, arith::ConstantIntOp::create(b, b.getI32Type(), 128));
+void hybrid::gpu::markTensorMapArgs(mlir::gpu::GPUFuncOp kernel,
+                                    int64_t count) {
+  kernel->setAttr(kTensorMapArgsAttrName,
+                  Builder(kernel.getContext()).getI64IntegerAttr(count));
+}
+
+void hybrid::gpu::prefetchTensorMap(ImplicitLocOpBuilder &b, Value map) {
+  NVVM::PrefetchOp::create(b, /*cacheLevel=*/nullptr, /*evictPriority=*/nullptr,
+                           map, /*predicate=*/Value(), /*tensormap=*/true,
+                           /*uniform=*/false, /*in_param_space=*/true);
 }
 
 void hybrid::gpu::waitBarrier(ImplicitLocOpBuilder &b, Value barrier,

@@ -4,8 +4,8 @@
 // issues a tile load (cp.async.bulk.tensor) that the hardware writes into
 // shared memory 128-byte swizzled (the layout wgmma reads), and its bytes
 // complete a phase of an mbarrier that every consumer waits on. The tensor
-// maps (CUtensorMap, made by the runtime per call) arrive as pointers to
-// global memory.
+// maps (CUtensorMap, made by the runtime per call) arrive by value, as
+// grid-constant kernel parameters (hybrid-tensor-map-params).
 //
 //===----------------------------------------------------------------------===//
 
@@ -14,7 +14,23 @@
 
 #include "mlir/IR/ImplicitLocOpBuilder.h"
 
+namespace mlir::gpu {
+class GPUFuncOp;
+} // namespace mlir::gpu
+
 namespace hybrid::gpu {
+
+/// The kernel attribute naming how many of its last arguments are tensor
+/// maps, which hybrid-tensor-map-params turns into by-value parameters.
+inline constexpr llvm::StringLiteral kTensorMapArgsAttrName =
+    "hybrid.tensor_map_args";
+/// A CUtensorMap's size and alignment (cuda.h).
+inline constexpr int64_t kTensorMapBytes = 128;
+inline constexpr int64_t kTensorMapAlignment = 64;
+
+/// Marks `kernel`'s last `count` arguments (!llvm.ptr) as tensor maps passed
+/// by value.
+void markTensorMapArgs(mlir::gpu::GPUFuncOp kernel, int64_t count);
 
 /// The shared-memory (address space 3) pointer to `memref`'s element
 /// `offset` (bytes) past its start.
@@ -42,9 +58,9 @@ void loadTile(mlir::ImplicitLocOpBuilder &b, mlir::Value destination,
               mlir::Value map, mlir::ValueRange coordinates,
               mlir::Value barrier);
 
-/// Orders the host's writes of the tensor map at `map` (global memory)
-/// before this thread's TMA loads read it through the tensormap proxy.
-void acquireTensorMap(mlir::ImplicitLocOpBuilder &b, mlir::Value map);
+/// Brings the tensor map at `map` (a kernel parameter's generic address)
+/// into the cache TMA loads read descriptors from, ahead of the first load.
+void prefetchTensorMap(mlir::ImplicitLocOpBuilder &b, mlir::Value map);
 
 /// Spins until the phase of `barrier` with parity `parity` (i32: 0 or 1)
 /// has completed.

@@ -41,10 +41,10 @@ struct DeviceRows {
 
 /// Kernel parameters in the memref descriptor convention the kernels are
 /// lowered with: per memref (allocated, aligned, offset, sizes, strides),
-/// every field 8 bytes.
+/// every field 8 bytes; TMA kernels' tensor maps by value.
 class LaunchArgs {
 public:
-  LaunchArgs() { values.reserve(96); }
+  LaunchArgs() { params.reserve(96); }
   void memref(CUdeviceptr data, std::vector<int64_t> shape) {
     scalar(int64_t(data));
     scalar(int64_t(data));
@@ -60,18 +60,30 @@ public:
     for (int64_t s : strides)
       scalar(s);
   }
-  void scalar(int64_t value) { values.push_back(value); }
-  size_t size() const { return values.size(); }
+  void scalar(int64_t value) { params.push_back({value, nullptr, 8}); }
+  /// A by-value parameter (a CUtensorMap): `value` must live until the
+  /// launch, which copies it.
+  void bytes(const void *value, size_t size) {
+    params.push_back({0, value, size});
+  }
+  size_t size() const { return params.size(); }
+  size_t bytesOf(size_t i) const { return params[i].size; }
   void **get() {
-    params.clear();
-    for (int64_t &value : values)
-      params.push_back(&value);
-    return params.data();
+    pointers.clear();
+    for (Param &p : params)
+      pointers.push_back(p.external ? const_cast<void *>(p.external)
+                                    : &p.value);
+    return pointers.data();
   }
 
 private:
-  std::vector<int64_t> values;
-  std::vector<void *> params;
+  struct Param {
+    int64_t value;
+    const void *external; // by-value bytes elsewhere, else `value`
+    size_t size;
+  };
+  std::vector<Param> params;
+  std::vector<void *> pointers;
 };
 
 std::string readFile(const std::string &path, bool &ok) {
@@ -107,7 +119,9 @@ struct Backend::State {
   std::string name;
   struct Function {
     CUfunction handle = nullptr;
-    size_t parameters = 0; // 0: unknown (the driver cannot say)
+    // Each parameter's size in bytes; empty: unknown (the driver cannot
+    // say).
+    std::vector<size_t> parameters;
     // Dynamic shared memory the function was allowed past the default 48 KiB.
     unsigned sharedLimit = kDefaultSharedBytes;
     // CTAs of it a multiprocessor holds at once (0: not asked yet).
@@ -125,9 +139,9 @@ struct Backend::State {
   // to) the f32 staging buffers one operand at a time, in stream order.
   DeviceBuffer narrow;
   std::string bf16ToF32, f32ToBF16; // the manifest's conversion kernels
-  // TMA flash kernels: the K and V tensor maps of the current call.
-  DeviceBuffer tensorMaps;
-  CUtensorMap hostMaps[2];
+  // TMA flash kernels: the K and V tensor maps of the current launch
+  // (kernel parameters).
+  CUtensorMap tensorMaps[2];
   float prepareMs = 0, attentionMs = 0;
 
   Error check(const std::string &what, CUresult result) {
@@ -161,13 +175,14 @@ struct Backend::State {
       HYBRID_CUDA_TRY(check(
           "kernel " + symbol,
           driver.cuModuleGetFunction(&loaded.handle, module, symbol.c_str())));
-      // Count the kernel's parameters, to catch a launch ABI mismatch
-      // between these artifacts and this runtime before it corrupts memory.
+      // The kernel's parameters, to catch a launch ABI mismatch between
+      // these artifacts and this runtime before it corrupts memory.
       size_t offset = 0, size = 0;
       if (driver.cuFuncGetParamInfo)
-        while (driver.cuFuncGetParamInfo(loaded.handle, loaded.parameters,
-                                         &offset, &size) == CUDA_SUCCESS)
-          ++loaded.parameters;
+        while (driver.cuFuncGetParamInfo(loaded.handle,
+                                         loaded.parameters.size(), &offset,
+                                         &size) == CUDA_SUCCESS)
+          loaded.parameters.push_back(size);
       it = functions.emplace(symbol, loaded).first;
     }
     f = it->second;
@@ -219,10 +234,19 @@ struct Backend::State {
                unsigned sharedBytes = 0) {
     Function f;
     HYBRID_CUDA_TRY(function(symbol, f));
-    if (f.parameters && f.parameters != args.size())
-      return "kernel " + symbol + " takes " + std::to_string(f.parameters) +
+    const char *mismatch =
+        ": the artifacts were compiled for another runtime version";
+    if (!f.parameters.empty() && f.parameters.size() != args.size())
+      return "kernel " + symbol + " takes " +
+             std::to_string(f.parameters.size()) +
              " parameters, the runtime passes " + std::to_string(args.size()) +
-             ": the artifacts were compiled for another runtime version";
+             mismatch;
+    for (size_t i = 0; i < f.parameters.size(); ++i)
+      if (f.parameters[i] != args.bytesOf(i))
+        return "kernel " + symbol + "'s parameter " + std::to_string(i) +
+               " takes " + std::to_string(f.parameters[i]) +
+               " bytes, the runtime passes " + std::to_string(args.bytesOf(i)) +
+               mismatch;
     HYBRID_CUDA_TRY(allowSharedBytes(symbol, f, sharedBytes));
     return check("launching " + symbol,
                  driver.cuLaunchKernel(f.handle, gridX, gridY, gridZ, threads,
@@ -373,8 +397,7 @@ struct Backend::State {
   /// Tensor maps for a TMA flash kernel's K and V tiles (bf16 rows
   /// [B][rows][H][D]: a prompt's, or a cache's with its mirror rows; boxes
   /// of 64 columns x 1 head x kTile keys x 1 batch, 128-byte swizzled,
-  /// zeros past the end), copied to the device; their device pointers join
-  /// `args`.
+  /// zeros past the end), which join `args` by value.
   Error tensorMapArgs(const KernelSpec &kernel, CUdeviceptr keys,
                       CUdeviceptr values, int64_t batch, int64_t rows,
                       int64_t heads, int64_t headDim, int64_t vHeadDim,
@@ -400,14 +423,11 @@ struct Backend::State {
                        CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
                        CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE));
     };
-    HYBRID_CUDA_TRY(encode(hostMaps[0], keys, headDim));
-    HYBRID_CUDA_TRY(encode(hostMaps[1], values, vHeadDim));
-    HYBRID_CUDA_TRY(ensure(tensorMaps, sizeof(hostMaps)));
-    args.scalar(int64_t(tensorMaps.ptr));
-    args.scalar(int64_t(tensorMaps.ptr + sizeof(CUtensorMap)));
-    return check("copying tensor maps to the GPU",
-                 driver.cuMemcpyHtoDAsync(tensorMaps.ptr, hostMaps,
-                                          sizeof(hostMaps), stream));
+    HYBRID_CUDA_TRY(encode(tensorMaps[0], keys, headDim));
+    HYBRID_CUDA_TRY(encode(tensorMaps[1], values, vHeadDim));
+    for (const CUtensorMap &map : tensorMaps)
+      args.bytes(&map, sizeof(map));
+    return {};
   }
   /// Copies positions [first, first + count) of `src` [B, count, row] into
   /// the rows of `cache` that hold them (p % rows, and the mirror rows past
@@ -625,8 +645,7 @@ Backend::~Backend() {
   for (DeviceBuffer *b :
        {&state->qIn, &state->kIn, &state->vIn, &state->sinksIn, &state->qBf16,
         &state->kBf16, &state->vBf16, &state->out, &state->partialOut,
-        &state->partialMax, &state->partialSum, &state->tensorMaps,
-        &state->narrow})
+        &state->partialMax, &state->partialSum, &state->narrow})
     if (b->ptr)
       d.cuMemFree(b->ptr);
   for (CUevent e : state->events)

@@ -15,7 +15,7 @@ func.func @huge(%q: tensor<?x?x8x128xf32>, %k: tensor<?x?x2x128xf32>, %init: ten
 }
 // CHECK-LABEL: gpu.func @huge(
 // NOROOM: error: 'hybrid.attention' op the flash kernel's K and V tiles need {{[0-9]+}} bytes of shared memory at 16 keys, over the 1024 available (chip-shared-memory)
-// CHECK-SAME: hybrid.k_tile = 64 : i64, hybrid.q_tile = 16 : i64, hybrid.shared_bytes = 131136 : i64, hybrid.tma
+// CHECK-SAME: hybrid.k_tile = 64 : i64, hybrid.q_tile = 16 : i64, hybrid.shared_bytes = 131136 : i64, hybrid.tensor_map_args = 2 : i64, hybrid.tma
 
 // -----
 

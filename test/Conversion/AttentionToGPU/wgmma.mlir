@@ -72,14 +72,17 @@ func.func @causal(%q: tensor<?x?x8x128xf32>, %k: tensor<?x?x2x128xf32>, %init: t
 // tile's phase parity.
 // TMA-LABEL: gpu.func @causal(
 // TMA-SAME: %[[KMAP:[a-z0-9]+]]: !llvm.ptr, %[[VMAP:[a-z0-9]+]]: !llvm.ptr) kernel
-// TMA-SAME: hybrid.shared_bytes = 32784 : i64, hybrid.tma
+// TMA-SAME: hybrid.shared_bytes = 32784 : i64, hybrid.tensor_map_args = 2 : i64, hybrid.tma
 // TMA: memref.view %{{.+}}[%c32768][] : memref<?xi8, #gpu.address_space<workgroup>> to memref<2xi64, #gpu.address_space<workgroup>>
 // TMA: nvvm.mbarrier.init %[[KBAR:.+]], %{{.+}} : !llvm.ptr<3>, i32
 // TMA-NEXT: nvvm.fence.mbarrier.init
 // TMA: nvvm.mbarrier.init %[[VBAR:.+]], %{{.+}} : !llvm.ptr<3>, i32
-// The maps the host wrote become visible to the tensormap proxy.
-// TMA: nvvm.fence.proxy.acquire <gpu> %[[KMAP]], %{{.+}}
-// TMA: nvvm.fence.proxy.acquire <gpu> %[[VMAP]], %{{.+}}
+// The maps are kernel parameters (hybrid-tensor-map-params makes them
+// grid-constant after convert-gpu-to-nvvm): the issuer prefetches them,
+// and no proxy fence is needed.
+// TMA-NOT: nvvm.fence.proxy.acquire
+// TMA: nvvm.prefetch tensormap in_param_space, %[[KMAP]] : !llvm.ptr
+// TMA: nvvm.prefetch tensormap in_param_space, %[[VMAP]] : !llvm.ptr
 // TMA: gpu.barrier
 // TMA: nvvm.mbarrier.arrive.expect_tx %[[KBAR]], %c16384_i32
 // TMA-COUNT-2: nvvm.cp.async.bulk.tensor.shared.cluster.global %{{.+}}, %[[KMAP]], %[[KBAR]], box[

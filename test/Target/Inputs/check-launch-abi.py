@@ -2,8 +2,9 @@
 """Checks that every GPU kernel of an artifacts directory takes the
 parameters the CUDA runtime passes (runtime/lib/cuda/CudaBackend.cpp): memrefs
 in MLIR's descriptor convention (allocated, aligned, offset, sizes, strides:
-3 + 2 * rank 8-byte fields) and index scalars. Prints one line per kernel
-kind and exits 1 on the first mismatch."""
+3 + 2 * rank 8-byte fields), index scalars and, last, a TMA kernel's two
+tensor maps (128 bytes each, by value). Prints one line per kernel kind and
+exits 1 on the first mismatch."""
 import json
 import re
 import sys
@@ -16,7 +17,12 @@ def memref(rank):
 def main(directory):
     manifest = json.load(open(f"{directory}/manifest.json"))
     ptx = open(f"{directory}/{manifest['library']}").read()
-    params = {m.group(1): m.group(2).count(".param")
+    # Each parameter's bytes: `.param .u64 name` or `.param .align A .b8
+    # name[N]`.
+    def sizes(declarations):
+        return [int(array.group(1)) if (array := re.search(r"\[(\d+)\]", d))
+                else 8 for d in declarations.split(",") if ".param" in d]
+    params = {m.group(1): sizes(m.group(2))
               for m in re.finditer(r"\.entry (\w+)\((.*?)\)", ptx, re.S)}
     seen = set()
     for kernel in manifest["kernels"].values():
@@ -50,20 +56,23 @@ def main(directory):
                 continue
             if symbol not in params:
                 sys.exit(f"{symbol}: not in {manifest['library']}")
-            if params[symbol] != count:
-                sys.exit(f"{symbol}: takes {params[symbol]} parameters, the "
-                         f"runtime passes {count}")
+            maps = 2 if role.startswith("entry") and kernel.get("tma") else 0
+            passed = [8] * (count - maps) + [128] * maps
+            if params[symbol] != passed:
+                sys.exit(f"{symbol}: takes {len(params[symbol])} parameters "
+                         f"of {params[symbol]} bytes, the runtime passes "
+                         f"{count} of {passed}")
             key = (role, bool(kernel["sinks"]), bool(kernel.get("tma")))
             if key not in seen:
                 seen.add(key)
                 print(f"{role}{' (sinks)' if kernel['sinks'] else ''}"
-                      f"{' (tma)' if role.startswith('entry') and kernel.get('tma') else ''}: "
-                      f"{count} parameters")
+                      f"{' (tma)' if maps else ''}: {count} parameters"
+                      f"{', the last 2 tensor maps of 128 bytes' if maps else ''}")
     # bf16 operands: in, out (flat)
     for role, symbol in manifest.get("conversions", {}).items():
-        if params.get(symbol) != 2 * memref(1):
-            sys.exit(f"{symbol}: takes {params.get(symbol)} parameters, the "
-                     f"runtime passes {2 * memref(1)}")
+        if params.get(symbol) != [8] * (2 * memref(1)):
+            sys.exit(f"{symbol}: takes parameters of {params.get(symbol)} "
+                     f"bytes, the runtime passes {2 * memref(1)} of 8")
         print(f"conversion {role}: {2 * memref(1)} parameters")
 
 
