@@ -109,15 +109,20 @@ def record_manifest(root, r):
 
 
 def registers(root, r):
-    """What ptxas gave the record's prefill kernel: registers per thread
-    and spilled bytes (stores), from its artifacts' manifest; "-" without a
-    cubin (smoke runs)."""
+    """What ptxas gave the record's prefill kernel: registers per thread,
+    spilled bytes (stores) and its "Potential Performance Loss" notes (wgmma
+    serialized, ...), from its artifacts' manifest; "-" without a cubin
+    (smoke runs)."""
     manifest = record_manifest(root, r)
     if not manifest:
         return "-"
     entry = manifest["kernels"].get(r.get("kernel"), {}).get("entry")
     used = manifest.get("resources", {}).get(entry)
-    return f"{used['registers']} ({used['spill_store_bytes']})" if used else "-"
+    if not used:
+        return "-"
+    losses = used.get("performance_losses", 0)
+    return f"{used['registers']} ({used['spill_store_bytes']})" + \
+        (f", {losses} ptxas loss" if losses else "")
 
 
 def is_chunk(r):

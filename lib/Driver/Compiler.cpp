@@ -289,37 +289,52 @@ lowerKernels(ModuleOp module, const CompileOptions &options, StringRef dir,
   return manifest;
 }
 
-/// The manifest's `resources`: per kernel of the cubin, what ptxas
-/// allotted it. Spilled registers get one warning: their cost shows only on
-/// a GPU, their cause only here.
-static void
-recordResources(nlohmann::ordered_json &manifest,
-                ArrayRef<std::pair<std::string, FunctionResources>> resources,
-                bool warn) {
+/// The manifest's `resources` (per kernel of the cubin, what ptxas allotted
+/// it) and `ptxas_performance_losses` (what ptxas says the cubin gives up).
+/// Spilled registers and performance losses get one warning each: their
+/// cost shows only on a GPU, their cause only here.
+static void recordResources(nlohmann::ordered_json &manifest,
+                            const PtxasReport &report, bool warn) {
   nlohmann::ordered_json &out = manifest["resources"];
   out = nlohmann::ordered_json::object();
   const std::pair<std::string, FunctionResources> *worst = nullptr;
   unsigned spilling = 0;
-  for (const auto &entry : resources) {
+  for (const auto &entry : report.functions) {
     const FunctionResources &r = entry.second;
-    out[entry.first] = {{"registers", r.registers},
-                        {"stack_bytes", r.stackBytes},
-                        {"spill_store_bytes", r.spillStoreBytes},
-                        {"spill_load_bytes", r.spillLoadBytes},
-                        {"static_shared_bytes", r.sharedBytes}};
+    std::string quoted = "'" + entry.first + "'";
+    out[entry.first] = {
+        {"registers", r.registers},
+        {"stack_bytes", r.stackBytes},
+        {"spill_store_bytes", r.spillStoreBytes},
+        {"spill_load_bytes", r.spillLoadBytes},
+        {"static_shared_bytes", r.sharedBytes},
+        {"performance_losses",
+         llvm::count_if(report.performanceLosses, [&](const std::string &l) {
+           return StringRef(l).contains(quoted);
+         })}};
     if (!r.spillStoreBytes && !r.spillLoadBytes)
       continue;
     ++spilling;
     if (!worst || r.spillStoreBytes > worst->second.spillStoreBytes)
       worst = &entry;
   }
-  if (worst && warn)
+  manifest["ptxas_performance_losses"] = report.performanceLosses;
+  if (!warn)
+    return;
+  if (worst)
     llvm::WithColor::warning(llvm::errs(), "hybrid")
         << "ptxas spills registers to local memory in " << spilling << " of "
-        << resources.size() << " kernels (the most: " << worst->first << ", "
-        << worst->second.spillStoreBytes << " bytes stored at "
+        << report.functions.size() << " kernels (the most: " << worst->first
+        << ", " << worst->second.spillStoreBytes << " bytes stored at "
         << worst->second.registers
         << " registers); each kernel's are in manifest.json's resources\n";
+  if (!report.performanceLosses.empty())
+    llvm::WithColor::warning(llvm::errs(), "hybrid")
+        << "ptxas reports " << report.performanceLosses.size()
+        << " potential performance loss"
+        << (report.performanceLosses.size() > 1 ? "es" : "")
+        << " (the first: " << report.performanceLosses.front()
+        << "); all are in manifest.json's ptxas_performance_losses\n";
 }
 
 /// emitArtifacts for `cuda:<chip>`: kernels.ptx, kernels.cubin when asked
@@ -380,11 +395,11 @@ static bool emitCUDAArtifacts(ModuleOp module, const CompileOptions &options,
   if (ptxas) {
     std::string cubinPath = (dir + "/kernels.cubin").str();
     std::optional<TimingScope> scope = timePhase(options, "cubin (ptxas)");
-    std::vector<std::pair<std::string, FunctionResources>> resources;
-    if (!assembleCubin(*ptxas, ptxPath, cuda.chip, cubinPath, error, resources))
+    PtxasReport report;
+    if (!assembleCubin(*ptxas, ptxPath, cuda.chip, cubinPath, error, report))
       return fail(error);
     (*manifest)["cubin"] = "kernels.cubin";
-    recordResources(*manifest, resources, options.warnSpills);
+    recordResources(*manifest, report, options.warnPtxas);
   }
   return writeFile(dir + "/manifest.json", manifest->dump(2) + "\n");
 }

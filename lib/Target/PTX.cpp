@@ -67,13 +67,13 @@ static uint64_t getCountBefore(StringRef text, StringRef unit) {
   return digits.getAsInteger(10, value) ? 0 : value;
 }
 
-void hybrid::parsePtxasResources(
-    StringRef log,
-    std::vector<std::pair<std::string, FunctionResources>> &resources) {
+void hybrid::parsePtxasReport(StringRef log, PtxasReport &report) {
   // ptxas info    : Compiling entry function 'k' for 'sm_90a'
   // ptxas info    : Function properties for k
   //     40 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads
   // ptxas info    : Used 40 registers, used 0 barriers, 9216 bytes smem
+  // and, anywhere (often before the function it is about):
+  // ptxas info    : (C7515) Potential Performance Loss: wgmma.mma_async ...
   std::string current;
   FunctionResources found;
   bool properties = false;
@@ -82,6 +82,12 @@ void hybrid::parsePtxasResources(
   for (StringRef line : lines) {
     line = line.trim();
     StringRef info = line;
+    constexpr StringRef kLoss = "Potential Performance Loss:";
+    if (size_t at = line.find(kLoss); at != StringRef::npos) {
+      report.performanceLosses.push_back(
+          line.drop_front(at + kLoss.size()).trim().str());
+      continue;
+    }
     if (info.consume_front("ptxas info")) {
       info = info.ltrim(" :");
       if (info.consume_front("Compiling entry function '")) {
@@ -93,7 +99,7 @@ void hybrid::parsePtxasResources(
       } else if (info.consume_front("Used ") && !current.empty()) {
         found.registers = unsigned(getCountBefore(info, " registers"));
         found.sharedBytes = getCountBefore(info, " bytes smem");
-        resources.emplace_back(current, found);
+        report.functions.emplace_back(current, found);
         current.clear();
       }
       continue;
@@ -107,10 +113,9 @@ void hybrid::parsePtxasResources(
   }
 }
 
-bool hybrid::assembleCubin(
-    StringRef ptxas, StringRef ptxPath, StringRef chip, StringRef cubinPath,
-    std::string &error,
-    std::vector<std::pair<std::string, FunctionResources>> &resources) {
+bool hybrid::assembleCubin(StringRef ptxas, StringRef ptxPath, StringRef chip,
+                           StringRef cubinPath, std::string &error,
+                           PtxasReport &report) {
   SmallString<128> log;
   if (std::error_code ec =
           llvm::sys::fs::createTemporaryFile("ptxas", "log", log)) {
@@ -139,7 +144,7 @@ bool hybrid::assembleCubin(
     error = "ptxas " + arch + " failed: " +
             (message.empty() ? std::string("(no output)") : message);
   } else if (text) {
-    parsePtxasResources((*text)->getBuffer(), resources);
+    parsePtxasReport((*text)->getBuffer(), report);
   }
   llvm::sys::fs::remove(log);
   return rc == 0;

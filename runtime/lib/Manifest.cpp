@@ -373,6 +373,7 @@ bool hybrid::rt::loadManifest(const std::string &dir, Manifest &manifest,
         out.stackBytes = r.integer("stack_bytes", 0);
         out.spillStoreBytes = r.integer("spill_store_bytes", 0);
         out.spillLoadBytes = r.integer("spill_load_bytes", 0);
+        out.performanceLosses = r.integer("performance_losses", 0);
       }
     }
     if (f.has("conversions")) {

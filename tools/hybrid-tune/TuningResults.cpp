@@ -59,7 +59,12 @@ bool hybrid::tune::writeReport(const std::string &reportDir,
          << " | "
          << (!gpu ? std::string()
              : t.registers >= 0
-                 ? formatv("{0} ({1}) | ", t.registers, t.spillBytes).str()
+                 ? formatv("{0} ({1}){2} | ", t.registers, t.spillBytes,
+                           t.performanceLosses ? formatv(", {0} ptxas loss",
+                                                         t.performanceLosses)
+                                                     .str()
+                                               : std::string())
+                       .str()
                  : std::string("- | "))
          << (t.ms > 0 ? formatv("{0:f2}", t.ms).str() : "-") << " | "
          << (t.ms > 0 && base > 0 ? formatv("{0:f2}x", base / t.ms).str() : "-")

@@ -30,9 +30,10 @@ struct Trial {
   double ms = 0, error = 0;
   bool passed = false;
   std::string status; // "", "pruned", "failed numerics", ...
-  /// GPU targets with a cubin: the flash kernel's registers per thread and
-  /// spill stores (bytes), as ptxas reported them; -1: unknown.
-  int64_t registers = -1, spillBytes = -1;
+  /// GPU targets with a cubin: the flash kernel's registers per thread,
+  /// spill stores (bytes) and "Potential Performance Loss" notes, as ptxas
+  /// reported them; -1: unknown.
+  int64_t registers = -1, spillBytes = -1, performanceLosses = 0;
 };
 
 struct KernelResult {

@@ -298,7 +298,7 @@ int main(int argc, char **argv) {
       options.gpu = *candidate.gpu;
       // Spills go to the report's registers column, not between progress
       // lines.
-      options.warnSpills = false;
+      options.warnPtxas = false;
     } else {
       options.qTile = candidate.qTile;
     }
@@ -354,6 +354,7 @@ int main(int argc, char **argv) {
           used != manifest.resources.end()) {
         trial.registers = used->second.registers;
         trial.spillBytes = used->second.spillStoreBytes;
+        trial.performanceLosses = used->second.performanceLosses;
       }
       if (c > 0 && !gpu && !fitsCache(k, candidate)) {
         trial.status = "pruned (cache)";

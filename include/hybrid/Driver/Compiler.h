@@ -44,9 +44,9 @@ struct CompileOptions {
   /// PTX only, which the driver JITs at load and the PTX emulator runs).
   bool cubin = true;
   /// cuda targets with a cubin: warn on stderr when kernels spill registers
-  /// (the manifest's resources record them either way; hybrid-tune reports
-  /// them per candidate instead).
-  bool warnSpills = true;
+  /// or ptxas reports a potential performance loss (the manifest records
+  /// both either way; hybrid-tune reports them per candidate instead).
+  bool warnPtxas = true;
   /// cuda targets: kTile was asked for, so it is halved only until the
   /// tiles fit the chip's shared memory (else until they fit 48 KiB, which
   /// also keeps large head dims' registers from spilling).

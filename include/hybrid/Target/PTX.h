@@ -32,20 +32,25 @@ struct FunctionResources {
   uint64_t sharedBytes = 0; // static shared memory
 };
 
-/// Assembles `ptxPath` for `chip` into `cubinPath` with `ptxas`; on failure
-/// returns false and sets `error` (ptxas' own message). `resources` gets
-/// each function's registers, stack, spills and static shared memory, as
-/// ptxas reports them, in its order.
-bool assembleCubin(
-    llvm::StringRef ptxas, llvm::StringRef ptxPath, llvm::StringRef chip,
-    llvm::StringRef cubinPath, std::string &error,
-    std::vector<std::pair<std::string, FunctionResources>> &resources);
+/// What `ptxas -v` said of a module: each function's resources, in its
+/// order, and its "Potential Performance Loss" notes (the text after that
+/// prefix: wgmma serialized for want of registers, setmaxnreg ignored, ...),
+/// which the cubin runs with and nothing else reports.
+struct PtxasReport {
+  std::vector<std::pair<std::string, FunctionResources>> functions;
+  std::vector<std::string> performanceLosses;
+};
 
-/// Parses `ptxas -v` output into `resources`: a function counts once its
+/// Assembles `ptxPath` for `chip` into `cubinPath` with `ptxas`; on failure
+/// returns false and sets `error` (ptxas' own message). `report` gets what
+/// ptxas said of the module.
+bool assembleCubin(llvm::StringRef ptxas, llvm::StringRef ptxPath,
+                   llvm::StringRef chip, llvm::StringRef cubinPath,
+                   std::string &error, PtxasReport &report);
+
+/// Parses `ptxas -v` output into `report`: a function counts once its
 /// "Used N registers" line is seen.
-void parsePtxasResources(
-    llvm::StringRef log,
-    std::vector<std::pair<std::string, FunctionResources>> &resources);
+void parsePtxasReport(llvm::StringRef log, PtxasReport &report);
 
 } // namespace hybrid
 

@@ -115,6 +115,9 @@ struct KernelSpec {
 struct FunctionResources {
   int64_t registers = 0; // per thread
   int64_t stackBytes = 0, spillStoreBytes = 0, spillLoadBytes = 0;
+  // ptxas' "Potential Performance Loss" notes naming the function (wgmma
+  // serialized for want of registers, ...).
+  int64_t performanceLosses = 0;
 };
 
 struct Manifest {
