@@ -4,10 +4,11 @@ emulator) and CPU.
 
 Each case draws a random schedule (head dims, GQA group, mask, window or
 chunk, positional encoding and RoPE scaling, soft-cap, sinks, query
-temperature, K = V, a layer sharing another's cache), a random target and kernel variant the compiler accepts for it (GPU:
-mma.sync or wgmma, TMA, stages, softmax overlap, warp specialization,
-ping-pong, warps, rows per warp, key tile, rescale threshold; CPU: query
-and key tiles), compiles it (`hybrid-compile`, `--cubin=false` for GPUs)
+temperature, K = V, a layer sharing another's cache), a random target and
+kernel variant the compiler accepts for it (GPU: mma.sync or wgmma, TMA,
+stages, softmax overlap, warp specialization, ping-pong, warps, rows per
+warp, key tile, rescale threshold, value slice; CPU: query and key tiles),
+compiles it (`hybrid-compile`, `--cubin=false` for GPUs)
 and runs `hybrid-rt-check`:
 prefill at random batch and lengths, then decode steps of random size, with
 the step kernel, the split counts and the CPU query tile forced at random;
@@ -155,6 +156,12 @@ def draw_variant(rng, layers):
         flags += ["--warps", "8"]
     if rng.random() < 0.25:
         flags += ["--rescale-threshold", "0"]
+    if rng.random() < 0.25:
+        # Narrower value slices: several CTAs per head (wgmma's are
+        # multiples of 64).
+        wgmma_flags = "wgmma" in flags
+        flags += ["--value-slice",
+                  str(rng.choice([64, 128] if wgmma_flags else [16, 32, 64, 128]))]
     return flags
 
 

@@ -21,6 +21,32 @@ import sys
 
 # The benchmark schedule's artifacts: DIR/artifacts/<BENCH>[-<variant>].
 BENCH = "gpu-attention-32x128"
+# Other schedules' records, ours-<prefix>[-<variant>].jsonl, ran
+# DIR/artifacts/<schedule>[-<variant>]; their head dims are not the
+# baselines', so they are compared with their own default only.
+SCHEDULES = {"wide-heads": "gpu-decode-wide-heads"}
+
+
+def artifacts_name(r):
+    """The artifacts directory a benchmark record ran."""
+    variant = r.get("variant")
+    if variant is None:
+        return BENCH
+    for prefix, schedule in SCHEDULES.items():
+        if variant == prefix or variant.startswith(prefix + "-"):
+            return schedule + variant[len(prefix):]
+    return f"{BENCH}-{variant}"
+
+
+def is_default(r):
+    """A record of a schedule's default kernels (no variant flags)."""
+    return artifacts_name(r) in (BENCH, *SCHEDULES.values())
+
+
+def baseline_shape(r):
+    """The baselines' heads (32 of dim 128), which they can be compared
+    with."""
+    return r.get("head_dim", 128) == 128
 
 
 def load(path):
@@ -64,8 +90,8 @@ def main():
         if "tflops" not in r:
             continue
         n, sliding = r["seq"], r["kind"] == "sliding"
-        flex = by.get(("flex_sliding" if sliding else "flex_causal", n))
-        sdpa = by.get(("sdpa_flash", n))
+        flex = by.get(("flex_sliding" if sliding else "flex_causal", n)) if baseline_shape(r) else None
+        sdpa = by.get(("sdpa_flash", n)) if baseline_shape(r) else None
         cells = [layer_name(r), str(n), f"{r['tflops']:.1f}"]
         cells += [f"{flex['tflops']:.1f}", f"{r['tflops'] / flex['tflops']:.2f}"] if flex else ["-", "-"]
         if sdpa and not sliding:
@@ -104,8 +130,7 @@ def load_manifest(path):
 def record_manifest(root, r):
     """The manifest of the artifacts a benchmark record ran (the default's or
     its variant's), or None."""
-    name = BENCH + (f"-{r['variant']}" if "variant" in r else "")
-    return load_manifest(root / "artifacts" / name / "manifest.json")
+    return load_manifest(root / "artifacts" / artifacts_name(r) / "manifest.json")
 
 
 def registers(root, r):
@@ -166,7 +191,7 @@ def print_targets(ours, by, copy):
 
     best = {}
     for r in ours:
-        if "tflops" in r:
+        if "tflops" in r and baseline_shape(r):
             key = ("prefill", r["kind"], r.get("window"), r["seq"], r.get("head_dim", 128))
             value = r["tflops"]
         elif "decode_gbytes_per_s" in r and not is_chunk(r):
@@ -219,7 +244,7 @@ def write_tuning(root, ours, device):
         if "tflops" not in r:
             continue
         key = (r["kernel"], r["seq"])
-        if "variant" not in r:
+        if is_default(r):
             default[key] = r["ms"]
         found = built(r)
         if found and (key not in best or r["ms"] < best[key][0]["ms"]):

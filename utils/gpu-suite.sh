@@ -105,6 +105,11 @@ if [[ "$mode" == prepare ]]; then
   # bytes per row).
   "${compile[@]}" "$root/benchmarks/gpu-attention-32x128.json" --target "cuda:$chip" \
     --warps 8 --emit artifacts -o "$dir/artifacts/gpu-attention-32x128-w8"
+  # The wide heads' prefill (Gemma 4's dims 256 and 512) in value slices of
+  # at most 128: four CTAs per head at 512, each computing Q K^T, for half
+  # the accumulators of the default's two.
+  "${compile[@]}" "$root/benchmarks/gpu-decode-wide-heads.json" --target "cuda:$chip" \
+    --value-slice 128 --emit artifacts -o "$dir/artifacts/gpu-decode-wide-heads-v128"
   # ... and the default rescaling the output on every tile whose row maxima
   # grow (--rescale-threshold 0), against the lazy default.
   "${compile[@]}" "$root/benchmarks/gpu-attention-32x128.json" --target "cuda:$chip" \
@@ -171,6 +176,21 @@ if [[ "$mode" == prepare ]]; then
     "${compile[@]}" "$root/examples/configs/gemma-4-e4b.json" --target "cuda:$chip" \
       --tensor-cores wgmma --tma ${hopper[tma-s2-overlap]} --emit artifacts \
       -o "$dir/artifacts/gemma-4-e4b-tma-s2-overlap"
+    # ... and in value slices of at most 128, which at head dim 512 is what
+    # keeps ptxas from serializing the wgmmas for want of registers; the
+    # wide heads' prefill benchmarked both ways.
+    # shellcheck disable=SC2086
+    "${compile[@]}" "$root/examples/configs/gemma-4-e4b.json" --target "cuda:$chip" \
+      --tensor-cores wgmma --tma ${hopper[tma-s2-overlap]} --value-slice 128 \
+      --emit artifacts -o "$dir/artifacts/gemma-4-e4b-tma-s2-overlap-v128"
+    for slice in 256 128; do
+      suffix="$([[ $slice == 256 ]] || echo "-v$slice")"
+      # shellcheck disable=SC2086
+      "${compile[@]}" "$root/benchmarks/gpu-decode-wide-heads.json" \
+        --target "cuda:$chip" --tensor-cores wgmma --tma \
+        ${hopper[tma-s2-overlap]} --value-slice "$slice" --emit artifacts \
+        -o "$dir/artifacts/gpu-decode-wide-heads-tma-s2-overlap$suffix"
+    done
   fi
   # The hybrid_attn tests' schedules (the python phase's: the package there
   # has no compiler), compiled as those tests ask (their fixtures' setup),
@@ -443,7 +463,8 @@ check)
   for a in "${unsplit[@]}"; do
     HYBRID_CUDA_FLASH_SPLITS=1 run_check "$dir/artifacts/$a" "${prefill[@]}"
   done
-  for a in "$bench_schedule" "${variants[@]/#/$bench_schedule-}"; do
+  for a in "$bench_schedule" "${variants[@]/#/$bench_schedule-}" \
+           "$dir"/artifacts/gpu-decode-wide-heads*; do
     [[ -d "$a" ]] || continue
     run_check "$a" "${bench_check[@]}"
   done
@@ -528,6 +549,12 @@ bench)
   "$check" "$dir/artifacts/gpu-decode-wide-heads" "${decode[@]}" \
     --decode-steps 8 --repeat 1 --no-check --json \
     | tee "$results/ours-wide-heads.jsonl" || status=1
+  # ... and its prefill by value slices (the report's wide-heads rows).
+  for a in "$dir"/artifacts/gpu-decode-wide-heads*; do
+    variant="wide-heads${a##*/gpu-decode-wide-heads}"
+    "$check" "$a" "${bench[@]}" --repeat "$repeat" --no-check --json \
+      | tee -a "$results/ours-$variant.jsonl" || status=1
+  done
   # Chunked prefill (steps of many tokens over a long cache) through each
   # kernel, the flash kernel with its split-K twin (automatic) and without
   # (one split): the runtime's choices are models until this measures them

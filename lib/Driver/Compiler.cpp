@@ -139,6 +139,15 @@ std::string hybrid::validate(const CompileOptions &options) {
   }
   if (gpu.rescaleThreshold != 8 && options.target == "cpu")
     return "--rescale-threshold: only for GPU targets";
+  int64_t granule = wgmma ? 64 : 16;
+  if (gpu.valueSlice < granule || gpu.valueSlice > 256 ||
+      gpu.valueSlice % granule != 0)
+    return "--value-slice must be a multiple of " + std::to_string(granule) +
+           " from " + std::to_string(granule) + " to 256" +
+           (wgmma ? " with --tensor-cores wgmma" : "") + ", got " +
+           std::to_string(gpu.valueSlice);
+  if (gpu.valueSlice != 256 && options.target == "cpu")
+    return "--value-slice: only for GPU targets";
   return "";
 }
 
@@ -365,6 +374,7 @@ static bool emitCUDAArtifacts(ModuleOp module, const CompileOptions &options,
   cuda.pingPong = gpu.pingPong;
   cuda.rescaleThreshold = gpu.rescaleThreshold;
   cuda.minCtasPerSM = gpu.minCtasPerSM;
+  cuda.valueSlice = gpu.valueSlice;
   cuda.toolkit = options.cudaToolkit;
   const char *ptxFile = "kernels.ptx";
   std::optional<nlohmann::ordered_json> manifest = lowerKernels(

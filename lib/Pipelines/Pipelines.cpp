@@ -115,6 +115,7 @@ void hybrid::buildCUDAConvertPipeline(OpPassManager &pm,
   tiles.sharedMemory = options.sharedMemory > 0 ? options.sharedMemory : chip;
   tiles.chipSharedMemory = chip;
   tiles.minCtasPerSM = options.minCtasPerSM;
+  tiles.valueSlice = options.valueSlice;
   tiles.tensorCores = options.tensorCores;
   tiles.tma = options.tma;
   tiles.stages = options.stages;

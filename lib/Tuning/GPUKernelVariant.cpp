@@ -24,16 +24,17 @@ GPUKernelVariant GPUKernelVariant::get(GPUKernelAttr attr) {
   v.pingPong = attr.getPingPong();
   v.rescaleThreshold = attr.getRescaleThreshold();
   v.minCtasPerSM = attr.getMinCtasPerSm();
+  v.valueSlice = attr.getValueSlice();
   return v;
 }
 
 GPUKernelAttr GPUKernelVariant::getAttr(
     MLIRContext *context,
     llvm::function_ref<InFlightDiagnostic()> emitError) const {
-  return GPUKernelAttr::getChecked(emitError, context, tensorCores, tma, warps,
-                                   warpRows, stages, softmaxOverlap,
-                                   warpSpecialized, pingPong,
-                                   Real(rescaleThreshold), minCtasPerSM);
+  return GPUKernelAttr::getChecked(
+      emitError, context, tensorCores, tma, warps, warpRows, stages,
+      softmaxOverlap, warpSpecialized, pingPong, Real(rescaleThreshold),
+      minCtasPerSM, valueSlice);
 }
 
 std::string GPUKernelVariant::getName() const {
@@ -58,6 +59,8 @@ std::string GPUKernelVariant::getName() const {
   }
   if (minCtasPerSM)
     name += ".m" + std::to_string(minCtasPerSM);
+  if (valueSlice != 256)
+    name += ".v" + std::to_string(valueSlice);
   return name;
 }
 
@@ -71,7 +74,8 @@ json GPUKernelVariant::toJSON() const {
           {"warp_specialized", warpSpecialized},
           {"ping_pong", pingPong},
           {"rescale_threshold", rescaleThreshold},
-          {"min_ctas_per_sm", minCtasPerSM}};
+          {"min_ctas_per_sm", minCtasPerSM},
+          {"value_slice", valueSlice}};
 }
 
 std::optional<GPUKernelVariant>
@@ -87,7 +91,7 @@ GPUKernelVariant::fromJSON(const json &object, const std::string &path,
     if (!llvm::is_contained({"tensor_cores", "tma", "warps", "warp_rows",
                              "stages", "softmax_overlap", "warp_specialized",
                              "ping_pong", "rescale_threshold",
-                             "min_ctas_per_sm"},
+                             "min_ctas_per_sm", "value_slice"},
                             key))
       return bad("." + key, "not a field of a kernel variant");
   GPUKernelVariant v;
@@ -113,7 +117,8 @@ GPUKernelVariant::fromJSON(const json &object, const std::string &path,
        {std::tuple{"warps", &v.warps, 1},
         std::tuple{"warp_rows", &v.warpRows, 1},
         std::tuple{"stages", &v.stages, 1},
-        std::tuple{"min_ctas_per_sm", &v.minCtasPerSM, 0}})
+        std::tuple{"min_ctas_per_sm", &v.minCtasPerSM, 0},
+        std::tuple{"value_slice", &v.valueSlice, 1}})
     if (object.contains(key)) {
       if (!object[key].is_number_integer() ||
           object[key].get<int64_t>() < least)
@@ -135,5 +140,5 @@ bool GPUKernelVariant::operator==(const GPUKernelVariant &o) const {
          softmaxOverlap == o.softmaxOverlap &&
          warpSpecialized == o.warpSpecialized && pingPong == o.pingPong &&
          rescaleThreshold == o.rescaleThreshold &&
-         minCtasPerSM == o.minCtasPerSM;
+         minCtasPerSM == o.minCtasPerSM && valueSlice == o.valueSlice;
 }

@@ -218,7 +218,8 @@ def compile(model: Union[str, os.PathLike, dict], target: str = "cpu",
             rescale_threshold: Optional[float] = None,
             softmax_overlap: bool = False,
             warp_specialized: bool = False,
-            ping_pong: bool = False) -> Schedule:
+            ping_pong: bool = False,
+            value_slice: Optional[int] = None) -> Schedule:
     """Compiles a Hugging Face config.json, a hybrid-schedule spec (a path, or
     the spec itself as a dict) or a .mlir schedule into kernels for `target`.
     With `external_positional`, q and k are expected already rotated (and
@@ -234,7 +235,11 @@ def compile(model: Union[str, os.PathLike, dict], target: str = "cpu",
     `warp_specialized` (with `tma` and `stages` >= 2) gives each flash CTA a
     producer warp that issues the loads (--warp-specialized); `ping_pong`
     (with 8 warps, the overlap and `warp_specialized`) has its two
-    warpgroups take turns issuing their products (--ping-pong)."""
+    warpgroups take turns issuing their products (--ping-pong);
+    `value_slice` (a multiple of 16, of 64 with wgmma, up to 256; default
+    256) bounds the value dims one flash CTA accumulates, each slice
+    computing Q K^T again (--value-slice: wide heads' accumulators fit in
+    fewer registers)."""
     owned = None
     scratch = tempfile.TemporaryDirectory(prefix="hybrid_attn_")
     if isinstance(model, dict):
@@ -269,6 +274,8 @@ def compile(model: Union[str, os.PathLike, dict], target: str = "cpu",
         args += ["--warp-specialized"]
     if ping_pong:
         args += ["--ping-pong"]
+    if value_slice:
+        args += ["--value-slice", str(value_slice)]
     _run_compiler(args)
     schedule = Schedule(source, output_dir, max_seq, owned or scratch)
     schedule._extra_args = ["--external-positional"] if external_positional else []

@@ -25,23 +25,25 @@ pytestmark = pytest.mark.skipif(not os.environ.get("HYBRID_CUDA_DRIVER"),
                                 reason="HYBRID_CUDA_DRIVER not set")
 
 
-# The default mma.sync kernels, and Hopper's wgmma with two-stage TMA tile
-# loads in CTAs of two warpgroups taking turns (ping-pong), softmax
-# overlapping the tensor cores, a producer warpgroup issuing the loads,
-# rescaling whenever a row max grows.
+# The default mma.sync kernels, the same in value slices of 32 (two CTAs per
+# head), and Hopper's wgmma with two-stage TMA tile loads in CTAs of two
+# warpgroups taking turns (ping-pong), softmax overlapping the tensor cores,
+# a producer warpgroup issuing the loads, rescaling whenever a row max grows.
 @pytest.fixture(scope="module",
-                params=["mma.sync",
+                params=["mma.sync", "mma.sync, value slices of 32",
                         "wgmma+tma, 8 warps, 2 stages, softmax overlap, "
                         "warp-specialized, ping-pong, eager rescaling"])
 def schedule(request):
-    hopper = request.param != "mma.sync"
+    hopper = not request.param.startswith("mma.sync")
+    sliced = request.param.endswith("value slices of 32")
     return compile_or_load(SPEC, target="cuda:sm_90a", max_seq=256,
                                tensor_cores="wgmma" if hopper else None,
                                tma=hopper, warps=8 if hopper else None,
                                stages=2 if hopper else None,
                                rescale_threshold=0 if hopper else None,
                                softmax_overlap=hopper,
-                               warp_specialized=hopper, ping_pong=hopper)
+                               warp_specialized=hopper, ping_pong=hopper,
+                               value_slice=32 if sliced else None)
 
 
 @pytest.mark.parametrize("step", [1, 3])

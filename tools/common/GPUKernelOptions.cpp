@@ -62,6 +62,14 @@ static cl::opt<double> rescaleThreshold(
              "a score passes it by more than 2^T, 0 to 32 (0: whenever a "
              "max grows)"),
     cl::value_desc("T"), cl::cat(gpuCategory));
+static cl::opt<int64_t> valueSlice(
+    "value-slice", cl::init(256),
+    cl::desc("cuda targets: value dims one flash CTA accumulates at most, a "
+             "multiple of 16 (64 with wgmma) up to 256; the CTA takes the "
+             "largest divisor of the V head dim up to it, and each slice "
+             "computes Q K^T again (narrower: fewer accumulator registers, "
+             "more tensor-core work)"),
+    cl::value_desc("N"), cl::cat(gpuCategory));
 
 std::string hybrid::tools::applyGPUKernelOptions(CompileOptions &options) {
   std::optional<TensorCores> instructions = parseTensorCoresName(tensorCores);
@@ -76,5 +84,6 @@ std::string hybrid::tools::applyGPUKernelOptions(CompileOptions &options) {
   options.gpu.softmaxOverlap = softmaxOverlap;
   options.gpu.warpSpecialized = warpSpecialized;
   options.gpu.pingPong = pingPong;
+  options.gpu.valueSlice = valueSlice;
   return "";
 }

@@ -117,8 +117,18 @@ std::vector<Candidate> getCandidates(StringRef target) {
         list.push_back({q, k, std::nullopt});
     return list;
   }
+  // Each 64-key GPU candidate is followed by its twin of value slices up to
+  // 128, which computes Q K^T once per slice for half the accumulators (V
+  // head dims over 128; at most 128 it is the same kernel: findWideTwin).
+  auto add = [&](int64_t k, GPUKernelVariant v) {
+    list.push_back({0, k, v});
+    if (k == 64) {
+      v.valueSlice = 128;
+      list.push_back({0, k, v});
+    }
+  };
   GPUKernelVariant mma; // mma.sync, 4 warps of 16 rows
-  list.push_back({0, 64, mma});
+  add(64, mma);
   for (int64_t warps : {4, 8})
     for (int64_t rows : {16, 32})
       for (int64_t k : {32, 64, 128}) {
@@ -126,7 +136,7 @@ std::vector<Candidate> getCandidates(StringRef target) {
         v.warps = warps;
         v.warpRows = rows;
         if (!(v == mma && k == 64))
-          list.push_back({0, k, v});
+          add(k, v);
       }
   if (target != "cuda:sm_90a")
     return list;
@@ -146,15 +156,43 @@ std::vector<Candidate> getCandidates(StringRef target) {
             v.softmaxOverlap = overlap;
             v.warpSpecialized = specialized;
             v.warps = warps;
-            list.push_back({0, k, v});
+            add(k, v);
             // ... and two specialized warpgroups taking turns.
             if (specialized && warps == 8) {
               v.pingPong = true;
-              list.push_back({0, k, v});
+              add(k, v);
             }
           }
       }
   return list;
+}
+
+/// `kernel`'s trial of `candidate`'s twin of value slices up to 256 when
+/// `candidate` narrows them and yet builds the same kernel (a V head dim
+/// whose slice it leaves as it was), or null.
+const Trial *findWideTwin(const KernelResult &kernel,
+                          const Candidate &candidate) {
+  if (!candidate.gpu || candidate.gpu->valueSlice == 256)
+    return nullptr;
+  GPUKernelVariant wide = *candidate.gpu;
+  wide.valueSlice = 256;
+  if (getFlashValueSlice(kernel.vHeadDim, candidate.gpu->valueSlice,
+                         wide.tensorCores) !=
+      getFlashValueSlice(kernel.vHeadDim, wide.valueSlice, wide.tensorCores))
+    return nullptr;
+  auto it = llvm::find_if(kernel.trials, [&](const Trial &t) {
+    return t.candidate.gpu == wide && t.candidate.kTile == candidate.kTile;
+  });
+  return it == kernel.trials.end() ? nullptr : &*it;
+}
+
+/// `earlier`'s result again for `candidate`, which built the same kernel.
+Trial getRepeatedTrial(const Trial &earlier, const Candidate &candidate) {
+  Trial trial = earlier;
+  trial.candidate = candidate;
+  if (earlier.passed)
+    trial.status = "same kernel as " + earlier.candidate.getName();
+  return trial;
 }
 
 /// The median device time of --repeat prefill calls of `layer` on `t`
@@ -286,6 +324,15 @@ int main(int argc, char **argv) {
         k.trials.push_back({candidate, 0, 0, 0, 0, false, "pruned (cache)"});
       continue;
     }
+    // Narrower value slices that change no kernel: nothing to compile.
+    if (c > 0 && llvm::all_of(kernels, [&](const KernelResult &k) {
+          return findWideTwin(k, candidate);
+        })) {
+      for (KernelResult &k : kernels)
+        k.trials.push_back(
+            getRepeatedTrial(*findWideTwin(k, candidate), candidate));
+      continue;
+    }
     CompileOptions options;
     options.target = target;
     options.maxSeq = seqLen;
@@ -361,8 +408,13 @@ int main(int argc, char **argv) {
         k.trials.push_back(trial);
         continue;
       }
-      // The same kernel again (tile sizes round to the same rows, or a key
-      // tile halved to fit): reuse.
+      // The same kernel again (tile sizes round to the same rows, a key
+      // tile halved to fit, or value slices as they were): reuse.
+      if (const Trial *wide = findWideTwin(k, candidate);
+          wide && wide->ms > 0) {
+        k.trials.push_back(getRepeatedTrial(*wide, candidate));
+        continue;
+      }
       if (auto same = llvm::find_if(k.trials,
                                     [&](const Trial &t) {
                                       return t.qTile == trial.qTile &&
@@ -371,13 +423,7 @@ int main(int argc, char **argv) {
                                              t.ms > 0;
                                     });
           same != k.trials.end()) {
-        trial.ms = same->ms;
-        trial.error = same->error;
-        trial.passed = same->passed;
-        trial.status = same->passed
-                           ? "same kernel as " + same->candidate.getName()
-                           : same->status;
-        k.trials.push_back(trial);
+        k.trials.push_back(getRepeatedTrial(*same, candidate));
         continue;
       }
       const tools::LayerInputs &in = inputs.get(layer);

@@ -71,6 +71,7 @@ TEST(TuningDatabase, GPUVariantsRoundTrip) {
   v.warps = 8;
   v.rescaleThreshold = 4;
   v.minCtasPerSM = 1;
+  v.valueSlice = 128;
   e.gpu = v;
   e.device = "NVIDIA H100 80GB HBM3";
   db.add(e);
@@ -82,7 +83,7 @@ TEST(TuningDatabase, GPUVariantsRoundTrip) {
   const TuningEntry *gpu = back.lookup("cuda:sm_90a", "sig", 8192);
   ASSERT_TRUE(gpu && gpu->gpu);
   EXPECT_TRUE(*gpu->gpu == v);
-  EXPECT_EQ(gpu->gpu->getName(), "wgmma.tma.s2.overlap.ws.pp.w8.t4.m1");
+  EXPECT_EQ(gpu->gpu->getName(), "wgmma.tma.s2.overlap.ws.pp.w8.t4.m1.v128");
   EXPECT_EQ(gpu->device, "NVIDIA H100 80GB HBM3");
   EXPECT_FALSE(back.lookup("cpu:x", "sig", 8192)->gpu);
   GPUKernelVariant rows;

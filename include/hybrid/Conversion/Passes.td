@@ -171,6 +171,10 @@ def ConvertHybridAttentionToGPU
            "Flash kernels: CTAs each multiprocessor must hold at once "
            "(.minnctapersm: ptxas caps registers to fit, spilling if it must; "
            "0: no bound)">,
+    Option<"valueSlice", "value-slice", "int64_t", /*default=*/"256",
+           "Flash kernels: value dims one CTA accumulates at most (the "
+           "largest divisor of the V head dim up to it that is a multiple "
+           "of 16, of 64 with wgmma; each slice computes Q K^T again)">,
     Option<"chip", "chip", "std::string", /*default=*/"\"\"",
            "The chip the kernels are for (sm_80, sm_90a), which "
            "hybrid-cuda-pipeline sets: a wgmma variant, the options' or an "

@@ -54,7 +54,7 @@ struct CompileOptions {
   /// cuda targets: the flash kernels' variant (the flags --tensor-cores,
   /// --tma, --warps, --warp-rows, --stages, --softmax-overlap,
   /// --warp-specialized, --ping-pong,
-  /// --rescale-threshold, --min-ctas-per-sm).
+  /// --rescale-threshold, --min-ctas-per-sm, --value-slice).
   GPUKernelVariant gpu;
   /// Applied to every pass manager the compiler runs (hybrid-compile: the
   /// -mlir-print-ir-*, -mlir-pass-statistics and reproducer options).

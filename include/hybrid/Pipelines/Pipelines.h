@@ -112,6 +112,11 @@ struct CUDAPipelineOptions
       llvm::cl::desc("Flash kernels: CTAs per multiprocessor to fit "
                      "(.minnctapersm; 0: no bound)"),
       llvm::cl::init(0)};
+  Option<int64_t> valueSlice{
+      *this, "value-slice",
+      llvm::cl::desc("Flash kernels: value dims one CTA accumulates at most "
+                     "(16 to 256)"),
+      llvm::cl::init(256)};
   Option<double> rescaleThreshold{
       *this, "rescale-threshold",
       llvm::cl::desc("Flash kernels: powers of two scores may pass the "

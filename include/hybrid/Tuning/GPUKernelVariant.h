@@ -28,6 +28,7 @@ struct GPUKernelVariant {
   bool pingPong = false;
   double rescaleThreshold = 8;
   int64_t minCtasPerSM = 0; // 0: none
+  int64_t valueSlice = 256; // value dims per flash CTA at most
 
   static GPUKernelVariant get(GPUKernelAttr attr);
   /// The attribute, or null after reporting through `emitError` (which
@@ -36,8 +37,9 @@ struct GPUKernelVariant {
   getAttr(mlir::MLIRContext *context,
           llvm::function_ref<mlir::InFlightDiagnostic()> emitError) const;
 
-  /// "mma.sync.w4", "wgmma.tma.s2.overlap.ws.pp.w8", "mma.sync.w4.t0.m3"
-  /// (rescale threshold 0, 3 CTAs per SM), ...: its name in reports.
+  /// "mma.sync.w4", "wgmma.tma.s2.overlap.ws.pp.w8", "mma.sync.w4.t0.m3.v128"
+  /// (rescale threshold 0, 3 CTAs per SM, value slices up to 128), ...: its
+  /// name in reports.
   std::string getName() const;
 
   /// {"tensor_cores": "mma.sync", "tma": false, ...}: every field.

@@ -26,7 +26,7 @@ getUnsupportedReason(const AttentionSignature &sig, int64_t keyTile,
             chip + "; use mma.sync")
         .str();
   // wgmma's B tiles are 64-element swizzled rows.
-  if (wgmma && (sig.headDim % 64 != 0 || getValueSlice(sig.vHeadDim) % 64 != 0))
+  if (wgmma && (sig.headDim % 64 != 0 || sig.vHeadDim % 64 != 0))
     return "tensor-cores=wgmma needs head dims that are multiples of 64 "
            "(128-byte swizzled tiles), got " +
            std::to_string(sig.headDim) + " and " +
@@ -93,7 +93,7 @@ struct ConvertAttentionToGPUPass
         [&] { return module.emitError(); }, module.getContext(), *instructions,
         bool(tma), int64_t(warps), int64_t(warpRows), int64_t(stages),
         bool(softmaxOverlap), bool(warpSpecialized), bool(pingPong),
-        Real(rescaleThreshold), int64_t(minCtasPerSM));
+        Real(rescaleThreshold), int64_t(minCtasPerSM), int64_t(valueSlice));
     if (!defaultVariant)
       return signalPassFailure();
     ImplicitLocOpBuilder b(module.getLoc(), module.getContext());
@@ -142,6 +142,7 @@ struct ConvertAttentionToGPUPass
       flashOptions.overlapSoftmax = variant.getSoftmaxOverlap();
       flashOptions.warpSpecialized = variant.getWarpSpecialized();
       flashOptions.pingPong = variant.getPingPong();
+      flashOptions.valueSlice = variant.getValueSliceOf(sig.vHeadDim);
       bool wgmma = flashOptions.tensorCores == TensorCores::Wgmma;
       // An op's own k_tile (the tuner's) is halved only until the chip holds
       // it; the options' until it fits their budget per stage times the
@@ -151,11 +152,11 @@ struct ConvertAttentionToGPUPass
       int64_t budget =
           ownTile ? chip
                   : std::min<int64_t>(sharedMemory * flashOptions.stages, chip);
-      tile = getFlashKeyTile(tile, sig.headDim, sig.vHeadDim, budget,
+      tile = getFlashKeyTile(tile, sig.headDim, flashOptions.valueSlice, budget,
                              /*swizzled=*/wgmma, flashOptions.tma,
                              flashOptions.stages, flashOptions.warpSpecialized);
       int64_t sharedBytes =
-          FlashSharedLayout::get(tile, sig.headDim, getValueSlice(sig.vHeadDim),
+          FlashSharedLayout::get(tile, sig.headDim, flashOptions.valueSlice,
                                  wgmma, flashOptions.tma, flashOptions.stages,
                                  flashOptions.warpSpecialized)
               .bytes;
@@ -194,7 +195,7 @@ struct ConvertAttentionToGPUPass
         flash->setAttr("hybrid.k_tile", b.getI64IntegerAttr(tile));
         flash->setAttr(
             "hybrid.value_slices",
-            b.getI64IntegerAttr(sig.vHeadDim / getValueSlice(sig.vHeadDim)));
+            b.getI64IntegerAttr(sig.vHeadDim / flashOptions.valueSlice));
         if (variant.getMinCtasPerSm() > 0)
           flash->setAttr(NVVM::NVVMDialect::getMinctasmAttrName(),
                          b.getI32IntegerAttr(variant.getMinCtasPerSm()));

@@ -72,8 +72,9 @@ class FlashEmitter {
 public:
   FlashEmitter(mlir::ImplicitLocOpBuilder &b, const AttentionSignature &sig,
                const FlashKernelOptions &options)
-      : b(b), sig(sig), kTile(options.keyTile), mTiles(options.mTiles),
-        warps(options.warps), producerWarps(getProducerWarps(options)),
+      : b(b), sig(sig), kTile(options.keyTile), vDim(options.valueSlice),
+        mTiles(options.mTiles), warps(options.warps),
+        producerWarps(getProducerWarps(options)),
         threads((warps + producerWarps) * kThreadsPerWarp),
         ctaRows(getFlashRows(options.warps, options.mTiles)),
         wgmma(options.tensorCores == TensorCores::Wgmma), tma(options.tma),
@@ -202,6 +203,7 @@ private:
   mlir::ImplicitLocOpBuilder &b;
   const AttentionSignature &sig;
   int64_t kTile;
+  int64_t vDim;          // value dims of the CTA's slice
   int64_t mTiles;        // 16-row mma tiles per warp
   int64_t warps;         // compute warps (with the rows)
   int64_t producerWarps; // warp-specialized: 1, or a warpgroup (see below)
@@ -219,7 +221,7 @@ private:
 
   // Set up by emit: the shape, shared memory, this thread's rows and the
   // CTA's key range.
-  int64_t dim, vDim, threadRows, kBlocks, vBlocks;
+  int64_t dim, threadRows, kBlocks, vBlocks;
   bool queriesInRegisters;
   mlir::Type keysType, valuesType;
   FlashSharedLayout layout;

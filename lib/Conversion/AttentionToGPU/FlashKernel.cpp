@@ -26,11 +26,10 @@ using namespace hybrid::gpu;
 
 mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
   Type bf16 = b.getBF16Type(), f32Type = b.getF32Type();
-  // Each CTA accumulates one slice of vDim value dims (all of them up to
-  // 256); queries stay in registers up to head dim 256, beyond that they
-  // are reloaded per key tile (L1-resident).
+  // Each CTA accumulates one slice of vDim value dims; queries stay in
+  // registers up to head dim 256, beyond that they are reloaded per key
+  // tile (L1-resident).
   dim = sig.headDim;
-  vDim = getValueSlice(sig.vHeadDim);
   int64_t slices = sig.vHeadDim / vDim;
   queriesInRegisters = dim <= 256;
   SmallVector<Type> inputs = {getRowsType(bf16, sig.heads, dim),

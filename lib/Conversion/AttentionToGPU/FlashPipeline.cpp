@@ -99,7 +99,7 @@ Value FlashEmitter::stageTile(Value src, Value dst, int64_t dim, Value kt,
 
 void FlashEmitter::issueTileLoads(bool keys, Value kt, Value colOffset,
                                   Value tile, Value barrier) {
-  int64_t width = keys ? sig.headDim : getValueSlice(sig.vHeadDim);
+  int64_t width = keys ? sig.headDim : vDim;
   ifThen(b, isIssuer, [&] {
     arriveExpectingBytes(b, barrier, kTile * width * 2);
     // Box {64 columns, 1 head, kTile keys, 1 batch} of [B][S][H][D] rows

@@ -33,17 +33,6 @@ inline int64_t getQueryTile(int64_t group, int64_t rows) {
   return std::max<int64_t>(1, rows / group);
 }
 
-/// The value dims one flash CTA accumulates: all of `vHeadDim` up to 256
-/// (64 registers of accumulators per thread), else the largest multiple of
-/// 16 up to 256 that divides it; grid y runs over heads x slices.
-inline int64_t getValueSlice(int64_t vHeadDim) {
-  for (int64_t slice = std::min<int64_t>(vHeadDim, 256); slice > 16;
-       slice -= 16)
-    if (vHeadDim % slice == 0)
-      return slice;
-  return 16;
-}
-
 /// Where the flash kernel keeps its tiles in its dynamic shared memory
 /// (byte offsets): `stages` K tiles `keyStage` bytes apart, `stages` V tiles
 /// (value slices) `valueStage` apart, then, with TMA, per stage one mbarrier
@@ -77,14 +66,13 @@ struct FlashSharedLayout {
 /// Keys per flash tile: `requested`, halved (down to 16) until the tiles of
 /// `stages` stages fit `sharedBytes` of shared memory.
 inline int64_t getFlashKeyTile(int64_t requested, int64_t headDim,
-                               int64_t vHeadDim, int64_t sharedBytes,
+                               int64_t valueSlice, int64_t sharedBytes,
                                bool swizzled, bool tma, int64_t stages = 1,
                                bool specialized = false) {
   int64_t tile = requested;
-  while (tile > 16 &&
-         FlashSharedLayout::get(tile, headDim, getValueSlice(vHeadDim),
-                                swizzled, tma, stages, specialized)
-                 .bytes > sharedBytes)
+  while (tile > 16 && FlashSharedLayout::get(tile, headDim, valueSlice,
+                                             swizzled, tma, stages, specialized)
+                              .bytes > sharedBytes)
     tile /= 2;
   return tile;
 }
@@ -162,6 +150,9 @@ mlir::gpu::GPUFuncOp emitConvertKernel(mlir::ImplicitLocOpBuilder &b,
 /// How the flash kernel is built.
 struct FlashKernelOptions {
   int64_t keyTile = 64;
+  /// Value dims per CTA (#hybrid.gpu_kernel's getValueSliceOf): grid y runs
+  /// over heads x slices.
+  int64_t valueSlice = 64;
   /// 16-row mma tiles per warp (every K and V fragment it loads feeds all
   /// of them; wgmma takes 1).
   int64_t mTiles = 1;

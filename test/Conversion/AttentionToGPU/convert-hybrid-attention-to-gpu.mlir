@@ -6,6 +6,8 @@
 // RUN: hybrid-opt %s --convert-hybrid-attention-to-gpu="k-tile=256 shared-memory=232448" | FileCheck %s --check-prefix=BIGTILE
 // RUN: not hybrid-opt %s --convert-hybrid-attention-to-gpu="shared-memory=1024" 2>&1 | FileCheck %s --check-prefix=NOROOM
 // RUN: hybrid-opt %s --convert-hybrid-attention-to-gpu="rescale-threshold=0" | FileCheck %s --check-prefix=LAZY0
+// RUN: hybrid-opt %s --convert-hybrid-attention-to-gpu="value-slice=128" | FileCheck %s --check-prefix=SLICE128
+// RUN: not hybrid-opt %s --convert-hybrid-attention-to-gpu="value-slice=100" 2>&1 | FileCheck %s --check-prefix=BADSLICE
 // RUN: not hybrid-opt %s --convert-hybrid-attention-to-gpu="rescale-threshold=33" 2>&1 | FileCheck %s --check-prefix=BADLAZY
 
 // A sliding-window GQA layer (4 query heads over 2 kv heads) with RoPE,
@@ -146,6 +148,14 @@
 // half the value dims (grid y: heads x 2 slices).
 // CHECK-LABEL: gpu.func @wide(
 // CHECK-SAME: hybrid.k_tile = 16 : i64, hybrid.q_tile = 64 : i64, hybrid.shared_bytes = 25088 : i64, hybrid.value_slices = 2 : i64
+// Value slices up to 128 (the head dim 128 layer keeps its one): four per
+// head, whose narrower V tiles leave room for 32 keys.
+// SLICE128-LABEL: gpu.func @sliding(
+// SLICE128-SAME: hybrid.value_slices = 1 : i64
+// SLICE128-LABEL: gpu.func @wide(
+// SLICE128-SAME: hybrid.k_tile = 32 : i64, hybrid.q_tile = 64 : i64, hybrid.shared_bytes = 41984 : i64, hybrid.value_slices = 4 : i64
+// SLICE128: memref.view %{{.+}}[%c33280][] : memref<?xi8, #gpu.address_space<workgroup>> to memref<32x136xbf16, #gpu.address_space<workgroup>>
+// BADSLICE: error: value_slice must be a multiple of 16 from 16 to 256, got 100
 // CHECK: memref.view %{{.+}}[%c16640][] : memref<?xi8, #gpu.address_space<workgroup>> to memref<16x264xbf16, #gpu.address_space<workgroup>>
 // CHECK: %[[HS:.+]] = gpu.block_id y
 // CHECK: arith.remui %[[HS]], %c2

@@ -34,6 +34,21 @@ func.func @record(%q: tensor<?x?x8x128xf32>, %k: tensor<?x?x2x128xf32>, %init: t
 
 // -----
 
+// An op's value_slice bounds its CTAs' value dims: head dim 256 in four
+// slices of 64 (the options' variant would take one of 256).
+func.func @sliced(%q: tensor<?x?x8x128xf32>, %k: tensor<?x?x2x128xf32>, %v: tensor<?x?x2x256xf32>, %init: tensor<?x?x8x256xf32>) -> tensor<?x?x8x256xf32> {
+  %o = hybrid.attention ins(%q, %k, %v : tensor<?x?x8x128xf32>, tensor<?x?x2x128xf32>, tensor<?x?x2x256xf32>)
+         outs(%init : tensor<?x?x8x256xf32>) mask <kind = full, causal = true> pos <kind = none> score <scale = 0.088>
+         {gpu_kernel = #hybrid.gpu_kernel<value_slice = 64>}
+         -> tensor<?x?x8x256xf32>
+  return %o : tensor<?x?x8x256xf32>
+}
+// CHECK-LABEL: gpu.func @sliced(
+// CHECK-SAME: hybrid.gpu_kernel = #hybrid.gpu_kernel<value_slice = 64>
+// CHECK-SAME: hybrid.value_slices = 4 : i64
+
+// -----
+
 // Without a k_tile of its own, an op's stages scale the options' budget per
 // stage (48 KiB x 3 within the chip's 227 KiB): three stages of 64 keys at
 // head dim 128 fit, unhalved.

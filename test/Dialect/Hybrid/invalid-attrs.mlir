@@ -238,6 +238,16 @@ module attributes {test.attr = #hybrid.gpu_kernel<min_ctas_per_sm = -1>} {}
 
 // -----
 
+// expected-error @+1 {{value_slice must be a multiple of 16 from 16 to 256, got 512}}
+module attributes {test.attr = #hybrid.gpu_kernel<value_slice = 512>} {}
+
+// -----
+
+// expected-error @+1 {{value_slice must be a multiple of 64 from 64 to 256 with tensor_cores = wgmma, got 32}}
+module attributes {test.attr = #hybrid.gpu_kernel<tensor_cores = wgmma, value_slice = 32>} {}
+
+// -----
+
 // expected-error @+2 {{expected ::hybrid::TensorCores to be one of: mma_sync, wgmma}}
 // expected-error @+1 {{failed to parse Hybrid_GPUKernelAttr parameter 'tensor_cores'}}
 module attributes {test.attr = #hybrid.gpu_kernel<tensor_cores = wmma>} {}

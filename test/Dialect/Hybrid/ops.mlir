@@ -96,14 +96,15 @@ func.func @attention_with_sinks(%q: tensor<1x16x64x64xbf16>,
 func.func @attention_with_variant(%q: tensor<1x?x8x128xf32>,
     %k: tensor<1x?x2x128xf32>, %init: tensor<1x?x8x128xf32>)
     -> tensor<1x?x8x128xf32> {
-  // CHECK: score <scale = 0.0884> {gpu_kernel = #hybrid.gpu_kernel<tensor_cores = wgmma, tma = true, warps = 8, stages = 2, softmax_overlap = true, warp_specialized = true, ping_pong = true, rescale_threshold = 4.0>, k_tile = 128 : i64}
+  // CHECK: score <scale = 0.0884> {gpu_kernel = #hybrid.gpu_kernel<tensor_cores = wgmma, tma = true, warps = 8, stages = 2, softmax_overlap = true, warp_specialized = true, ping_pong = true, rescale_threshold = 4.0, value_slice = 128>, k_tile = 128 : i64}
   %o = hybrid.attention ins(%q, %k, %k : tensor<1x?x8x128xf32>,
            tensor<1x?x2x128xf32>, tensor<1x?x2x128xf32>)
          outs(%init : tensor<1x?x8x128xf32>)
          mask <kind = full> pos <kind = none> score <scale = 0.0884>
          {k_tile = 128, gpu_kernel = #hybrid.gpu_kernel<tensor_cores = wgmma,
           warps = 8, tma = true, stages = 2, softmax_overlap = true,
-          warp_specialized = true, ping_pong = true, warp_rows = 16, rescale_threshold = 4, min_ctas_per_sm = 0>}
+          warp_specialized = true, ping_pong = true, warp_rows = 16, rescale_threshold = 4,
+          min_ctas_per_sm = 0, value_slice = 128>}
          -> tensor<1x?x8x128xf32>
   return %o : tensor<1x?x8x128xf32>
 }

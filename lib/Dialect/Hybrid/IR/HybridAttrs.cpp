@@ -229,12 +229,25 @@ std::optional<TensorCores> hybrid::parseTensorCoresName(StringRef name) {
   return std::nullopt;
 }
 
-LogicalResult
-GPUKernelAttr::verify(function_ref<InFlightDiagnostic()> emitError,
-                      TensorCores tensorCores, bool tma, int64_t warps,
-                      int64_t warpRows, int64_t stages, bool softmaxOverlap,
-                      bool warpSpecialized, bool pingPong,
-                      Real rescaleThreshold, int64_t minCtasPerSM) {
+int64_t hybrid::getFlashValueSlice(int64_t vHeadDim, int64_t maxSlice,
+                                   TensorCores tensorCores) {
+  int64_t granule = tensorCores == TensorCores::Wgmma ? 64 : 16;
+  for (int64_t slice = std::min(vHeadDim, maxSlice) / granule * granule;
+       slice > 0; slice -= granule)
+    if (vHeadDim % slice == 0)
+      return slice;
+  return 0;
+}
+
+int64_t GPUKernelAttr::getValueSliceOf(int64_t vHeadDim) const {
+  return getFlashValueSlice(vHeadDim, getValueSlice(), getTensorCores());
+}
+
+LogicalResult GPUKernelAttr::verify(
+    function_ref<InFlightDiagnostic()> emitError, TensorCores tensorCores,
+    bool tma, int64_t warps, int64_t warpRows, int64_t stages,
+    bool softmaxOverlap, bool warpSpecialized, bool pingPong,
+    Real rescaleThreshold, int64_t minCtasPerSM, int64_t valueSlice) {
   bool wgmma = tensorCores == TensorCores::Wgmma;
   if (warps != 4 && warps != 8)
     return emitError() << "warps must be 4 or 8 (warps per flash CTA), got "
@@ -279,6 +292,14 @@ GPUKernelAttr::verify(function_ref<InFlightDiagnostic()> emitError,
   if (minCtasPerSM < 0)
     return emitError() << "min_ctas_per_sm must be 0 (none) or more, got "
                        << minCtasPerSM;
+  // Up to 256 value dims' accumulators (64 registers per thread); wgmma's
+  // B tiles are 64-element swizzled rows.
+  int64_t granule = wgmma ? 64 : 16;
+  if (valueSlice < granule || valueSlice > 256 || valueSlice % granule != 0)
+    return emitError() << "value_slice must be a multiple of " << granule
+                       << " from " << granule << " to 256"
+                       << (wgmma ? " with tensor_cores = wgmma" : "")
+                       << ", got " << valueSlice;
   return success();
 }
 

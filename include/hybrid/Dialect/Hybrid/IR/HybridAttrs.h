@@ -69,6 +69,13 @@ llvm::StringRef getTensorCoresName(TensorCores tensorCores);
 
 /// The TensorCores named `name` as getTensorCoresName gives it, or nullopt.
 std::optional<TensorCores> parseTensorCoresName(llvm::StringRef name);
+
+/// The value dims one GPU flash CTA accumulates at V head dim `vHeadDim`
+/// (grid y runs over heads x vHeadDim / slice): the largest divisor of
+/// `vHeadDim` up to `maxSlice` that is a multiple of 16, or of 64 for wgmma
+/// (whose B tiles are 64-element swizzled rows); 0 if there is none.
+int64_t getFlashValueSlice(int64_t vHeadDim, int64_t maxSlice,
+                           TensorCores tensorCores);
 } // namespace hybrid
 
 #define GET_ATTRDEF_CLASSES

@@ -204,20 +204,26 @@ def Hybrid_GPUKernelAttr : Hybrid_Attr<"GPUKernel", "gpu_kernel"> {
     products (`ping_pong`: named barriers, so that one's softmax runs under
     the other's wgmmas), how lazily it rescales
     (a row's running max moves only for scores more than
-    2^`rescale_threshold` above it) and the CTAs per SM ptxas must fit
-    (`.minnctapersm`; 0: none). On a `hybrid.attention` it overrides the
+    2^`rescale_threshold` above it), the CTAs per SM ptxas must fit
+    (`.minnctapersm`; 0: none) and how many value dims one CTA accumulates
+    at most (`value_slice`: the largest divisor of the V head dim up to it
+    that is a multiple of 16, of 64 with wgmma; grid y runs over heads x
+    slices, each slice computing Q K^T again, so narrower slices trade
+    tensor-core work for accumulator registers). On a `hybrid.attention` it overrides the
     pass options; `hybrid-tune --target cuda:...` writes it, and the GPU
     lowering puts the one it built on each flash kernel (`hybrid.gpu_kernel`,
     the manifest's `gpu_kernel`). Parameters left out take fixed defaults,
     the pass options' own, whatever the options are set to (mma_sync, no
     TMA, 4 warps, 16 rows per warp, one stage, no overlap, no producer
-    warp, no ping-pong, threshold 8, no CTA bound). `tensor_cores` is spelled `mma_sync` here, `mma.sync` in
-    flags and tuning databases.
+    warp, no ping-pong, threshold 8, no CTA bound, slices up to 256).
+    `tensor_cores` is spelled `mma_sync` here, `mma.sync` in flags and
+    tuning databases.
 
     ```mlir
     #hybrid.gpu_kernel<warps = 8>
     #hybrid.gpu_kernel<tensor_cores = wgmma, tma = true, stages = 2,
                        softmax_overlap = true, warp_specialized = true>
+    #hybrid.gpu_kernel<tensor_cores = wgmma, value_slice = 128>
     ```
   }];
   let parameters = (ins
@@ -231,8 +237,14 @@ def Hybrid_GPUKernelAttr : Hybrid_Attr<"GPUKernel", "gpu_kernel"> {
     Hybrid_BoolParameter<"false", "a producer warp issues the TMA loads">:$warp_specialized,
     Hybrid_BoolParameter<"false", "warpgroups take turns issuing wgmma">:$ping_pong,
     Hybrid_DefaultRealParameter<"8.0", "lazy rescaling, powers of two: 0 to 32">:$rescale_threshold,
-    Hybrid_IntParameter<"0", "CTAs per SM ptxas must fit">:$min_ctas_per_sm
+    Hybrid_IntParameter<"0", "CTAs per SM ptxas must fit">:$min_ctas_per_sm,
+    Hybrid_IntParameter<"256", "value dims per CTA at most: 16 to 256">:$value_slice
   );
+  let extraClassDeclaration = [{
+    /// The value dims one flash CTA accumulates at V head dim `vHeadDim`
+    /// (getFlashValueSlice with this variant's bound and instructions).
+    int64_t getValueSliceOf(int64_t vHeadDim) const;
+  }];
 }
 
 //===----------------------------------------------------------------------===//
