@@ -2,8 +2,8 @@
 //
 // Integer, floating-point and conversion instructions on one thread's raw
 // register bits, as the PTX ISA defines them (IEEE round-to-nearest; .ftz
-// flushes f32 subnormals; .approx computed exactly, within the ISA's error
-// bounds).
+// flushes subnormal inputs and results, f32 and rcp.approx.ftz.f64's;
+// .approx computed exactly, within the ISA's error bounds).
 //
 //===----------------------------------------------------------------------===//
 
@@ -40,6 +40,9 @@ uint64_t fromF32(float f) { return bitCast<uint32_t>(f); }
 uint64_t fromF64(double d) { return bitCast<uint64_t>(d); }
 float flushF32(float f) {
   return std::fpclassify(f) == FP_SUBNORMAL ? std::copysign(0.0f, f) : f;
+}
+double flushF64(double d) {
+  return std::fpclassify(d) == FP_SUBNORMAL ? std::copysign(0.0, d) : d;
 }
 /// f32 -> bf16 bits, round to nearest even; NaN stays a (quiet) NaN.
 uint16_t toBF16(float f) {
@@ -196,6 +199,10 @@ uint16_t bf16Lane(const Instruction &in, uint16_t a, uint16_t b, uint16_t c,
   }
   if (in.type == Type::F64) {
     double x = asF64(a), y = asF64(b), z = asF64(c);
+    // rcp.approx.ftz.f64 (libdevice's division seed): sign-preserving
+    // zeros for subnormals in and out.
+    if ((in.modifiers & Ftz) && op == Opcode::Rcp)
+      return fromF64(flushF64(1.0 / flushF64(x)));
     switch (op) {
     case Opcode::Add:
       return fromF64(x + y);

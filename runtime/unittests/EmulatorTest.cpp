@@ -1,14 +1,14 @@
 //===- EmulatorTest.cpp - PTX emulator semantics --------------------------===//
 //
 // Hand-written PTX kernels with results worked out from the PTX ISA: the
-// integer and conversion corners libdevice relies on, warp shuffles,
-// ldmatrix layouts, mma.sync fed by ldmatrix against a plain matrix
-// product, wgmma through swizzled descriptors, TMA loads (box order, 128-byte
-// swizzle, zero fill), and the faults (races, cp.async without a wait,
-// out-of-bounds accesses, diverged warps, wgmma and mbarrier misuse) the
-// emulator must report. With HYBRID_PTX_ON_DEVICE set the kernels run on a
-// GPU instead (PtxOnDevice.h) and the fault tests skip: the expected results
-// then check the emulator's model against hardware.
+// integer, conversion and approximation corners libdevice and the kernels
+// rely on, warp shuffles, ldmatrix layouts, mma.sync fed by ldmatrix
+// against a plain matrix product, wgmma through swizzled descriptors, TMA
+// loads (box order, 128-byte swizzle, zero fill), and the faults (races,
+// cp.async without a wait, out-of-bounds accesses, diverged warps, wgmma and
+// mbarrier misuse) the emulator must report. With HYBRID_PTX_ON_DEVICE set the
+// kernels run on a GPU instead (PtxOnDevice.h) and the fault tests skip: the
+// expected results then check the emulator's model against hardware.
 //
 //===----------------------------------------------------------------------===//
 
@@ -106,16 +106,17 @@ uint64_t compute(const std::string &type, const std::string &ops, uint64_t a,
   return out[3];
 }
 
-uint32_t f32Bits(float f) {
-  uint32_t b;
-  std::memcpy(&b, &f, 4);
-  return b;
+/// `from`'s bits as a `To` of the same size (C++20's std::bit_cast).
+template <typename To, typename From> To bitCast(From from) {
+  static_assert(sizeof(To) == sizeof(From));
+  To to;
+  std::memcpy(&to, &from, sizeof(To));
+  return to;
 }
-uint64_t f64Bits(double d) {
-  uint64_t b;
-  std::memcpy(&b, &d, 8);
-  return b;
-}
+uint32_t f32Bits(float f) { return bitCast<uint32_t>(f); }
+uint64_t f64Bits(double d) { return bitCast<uint64_t>(d); }
+float f32Of(uint64_t bits) { return bitCast<float>(uint32_t(bits)); }
+double f64Of(uint64_t bits) { return bitCast<double>(bits); }
 
 TEST(Emulator, IntegerCorners) {
   // bfe: unsigned field, signed field sign-extends from its top bit.
@@ -232,12 +233,8 @@ TEST(Emulator, BFloat16ArithmeticRoundsOnce) {
 TEST(Emulator, FloatNaNAndSigns) {
   uint32_t nan = 0x7fc00000, one = f32Bits(1.0f);
   EXPECT_EQ(compute("b32", "max.f32 %d, %a, %b;", nan, one), one);
-  EXPECT_TRUE(std::isnan([&] {
-    float f;
-    uint32_t b = uint32_t(compute("b32", "max.NaN.f32 %d, %a, %b;", nan, one));
-    std::memcpy(&f, &b, 4);
-    return f;
-  }()));
+  EXPECT_TRUE(
+      std::isnan(f32Of(compute("b32", "max.NaN.f32 %d, %a, %b;", nan, one))));
   EXPECT_EQ(compute("b32", "setp.lt.f32 %q0, %a, %b; selp.b32 %d, 1, 0, %q0;",
                     nan, one),
             0u);
@@ -251,6 +248,72 @@ TEST(Emulator, FloatNaNAndSigns) {
   EXPECT_EQ(
       compute("b32", "max.f32 %d, %a, %b;", f32Bits(-0.0f), f32Bits(0.0f)),
       f32Bits(0.0f));
+}
+
+TEST(Emulator, ApproximationsAndRoundingAtTheirCorners) {
+  // .approx: within a bound of the exact value (the emulator computes it
+  // exactly); .ftz: subnormal inputs and results are sign-preserving zeros.
+  auto ex2 = [](float x) {
+    return f32Of(compute("b32", "ex2.approx.ftz.f32 %d, %a;", f32Bits(x)));
+  };
+  EXPECT_NEAR(ex2(1.0f), 2.0f, 2.0f * 0x1p-20f);
+  EXPECT_NEAR(ex2(-10.5f), std::exp2(-10.5f), std::exp2(-10.5f) * 0x1p-20f);
+  EXPECT_EQ(f32Bits(ex2(-INFINITY)), f32Bits(0.0f)); // softmax's masked keys
+  EXPECT_EQ(f32Bits(ex2(-140.0f)), f32Bits(0.0f));   // a subnormal, flushed
+  EXPECT_EQ(ex2(INFINITY), INFINITY);
+  EXPECT_EQ(ex2(200.0f), INFINITY);
+  EXPECT_TRUE(std::isnan(ex2(NAN)));
+  auto rcp = [](float x) {
+    return compute("b32", "rcp.approx.ftz.f32 %d, %a;", f32Bits(x));
+  };
+  EXPECT_NEAR(f32Of(rcp(3.0f)), 1.0f / 3, 0x1p-20f);
+  EXPECT_EQ(rcp(0.0f), f32Bits(INFINITY));
+  EXPECT_EQ(rcp(-0.0f), f32Bits(-INFINITY));
+  EXPECT_EQ(rcp(1e-40f), f32Bits(INFINITY)); // a subnormal input, flushed
+  EXPECT_EQ(rcp(-0x1p127f), f32Bits(-0.0f)); // -2^-127, flushed
+  EXPECT_EQ(rcp(INFINITY), f32Bits(0.0f));
+  // libdevice's double division seeds its Newton steps with this one.
+  auto rcp64 = [](double x) {
+    return compute("b64", "rcp.approx.ftz.f64 %d, %a;", f64Bits(x));
+  };
+  EXPECT_NEAR(f64Of(rcp64(3.0)), 1.0 / 3, 1e-4);
+  EXPECT_EQ(rcp64(0.0), f64Bits(INFINITY));
+  EXPECT_EQ(rcp64(-0.0), f64Bits(-INFINITY));
+  EXPECT_EQ(rcp64(1.7e308), f64Bits(0.0)); // 5.9e-309, subnormal: flushed
+  // Rounded to nearest: exact bits.
+  EXPECT_EQ(compute("b32", "rcp.rn.f32 %d, %a;", f32Bits(3.0f)),
+            f32Bits(1.0f / 3));
+  EXPECT_EQ(
+      compute("b32", "div.rn.f32 %d, %a, %b;", f32Bits(2.0f), f32Bits(3.0f)),
+      f32Bits(2.0f / 3));
+  // Fused: (1 + 2^-52)(1 - 2^-52) - 1 = -2^-104, which a rounded product
+  // loses.
+  EXPECT_EQ(compute("b64", "fma.rn.f64 %d, %a, %b, %c;", f64Bits(1 + 0x1p-52),
+                    f64Bits(1 - 0x1p-52), f64Bits(-1.0)),
+            f64Bits(-0x1p-104));
+  // f64 to f32: ties to even, subnormals kept (no .ftz), overflow to inf.
+  auto narrow = [](double x) {
+    return compute("b64", "cvt.rn.f32.f64 %t0, %a; cvt.u64.u32 %d, %t0;",
+                   f64Bits(x));
+  };
+  EXPECT_EQ(narrow(1 + 0x1p-24), f32Bits(1.0f));
+  EXPECT_EQ(narrow(1 + 0x1p-24 + 0x1p-40), f32Bits(1 + 0x1p-23f));
+  EXPECT_EQ(narrow(0x1p-140), f32Bits(0x1p-140f));
+  EXPECT_EQ(narrow(1e300), f32Bits(INFINITY));
+  EXPECT_EQ(compute("b64", "cvt.rn.f64.u64 %d, %a;", ~uint64_t(0)),
+            f64Bits(0x1p64));
+  EXPECT_EQ(compute("b64", "cvt.u32.u64 %t0, %a; cvt.s64.s32 %d, %t0;",
+                    uint64_t(0xfffffffe)),
+            uint64_t(-2));
+  EXPECT_EQ(compute("b32", "neg.f32 %d, %a;", f32Bits(0.0f)), f32Bits(-0.0f));
+  EXPECT_EQ(compute("b64", "abs.f64 %d, %a;", f64Bits(-0.0)), f64Bits(0.0));
+  // Unordered comparisons hold for NaN; min/max by the type's signedness.
+  EXPECT_EQ(compute("b64", "setp.neu.f64 %q0, %a, %a; selp.b64 %d, 1, 0, %q0;",
+                    f64Bits(NAN)),
+            1u);
+  EXPECT_EQ(compute("b64", "min.s64 %d, %a, %b;", uint64_t(-1), 1),
+            uint64_t(-1));
+  EXPECT_EQ(compute("b64", "min.u64 %d, %a, %b;", uint64_t(-1), 1), 1u);
 }
 
 /// Runs one warp of `compute`, PTX that sets %r2 from the lane in %r0
