@@ -56,6 +56,9 @@ bool hybrid::tune::writeReport(const std::string &reportDir,
                                  : std::string("auto"))
          << " | " << t.candidate.kTile << " | "
          << (t.qTile ? formatv("{0} x {1}", t.qTile, t.kTile).str() : "-")
+         << (t.valueSlices > 1
+                 ? formatv(", {0} value slices", t.valueSlices).str()
+                 : std::string())
          << " | "
          << (!gpu ? std::string()
              : t.registers >= 0

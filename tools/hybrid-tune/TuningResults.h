@@ -27,6 +27,7 @@ struct Candidate {
 struct Trial {
   Candidate candidate;
   int64_t qTile = 0, kTile = 0; // what the kernel got (manifest)
+  int64_t valueSlices = 1;      // GPU targets: flash CTAs per head
   double ms = 0, error = 0;
   bool passed = false;
   std::string status; // "", "pruned", "failed numerics", ...

@@ -186,6 +186,14 @@ const Trial *findWideTwin(const KernelResult &kernel,
   return it == kernel.trials.end() ? nullptr : &*it;
 }
 
+/// A trial of `candidate` that ran nothing, and why.
+Trial getUnrunTrial(const Candidate &candidate, const char *status) {
+  Trial trial;
+  trial.candidate = candidate;
+  trial.status = status;
+  return trial;
+}
+
 /// `earlier`'s result again for `candidate`, which built the same kernel.
 Trial getRepeatedTrial(const Trial &earlier, const Candidate &candidate) {
   Trial trial = earlier;
@@ -314,14 +322,14 @@ int main(int argc, char **argv) {
     progress(c, candidates.size(), candidate, std::max(0.0, left));
     if (c > 0 && left <= 0) {
       for (KernelResult &k : kernels)
-        k.trials.push_back({candidate, 0, 0, 0, 0, false, "over budget"});
+        k.trials.push_back(getUnrunTrial(candidate, "over budget"));
       continue;
     }
     if (c > 0 && !gpu && llvm::none_of(kernels, [&](const KernelResult &k) {
           return fitsCache(k, candidate);
         })) {
       for (KernelResult &k : kernels)
-        k.trials.push_back({candidate, 0, 0, 0, 0, false, "pruned (cache)"});
+        k.trials.push_back(getUnrunTrial(candidate, "pruned (cache)"));
       continue;
     }
     // Narrower value slices that change no kernel: nothing to compile.
@@ -358,7 +366,7 @@ int main(int argc, char **argv) {
       if (c == 0)
         return 1;
       for (KernelResult &k : kernels)
-        k.trials.push_back({candidate, 0, 0, 0, 0, false, "does not compile"});
+        k.trials.push_back(getUnrunTrial(candidate, "does not compile"));
       continue;
     }
     if (!rt::loadManifest(artifacts.dir(), manifest, error))
@@ -396,7 +404,10 @@ int main(int argc, char **argv) {
     for (KernelResult &k : kernels) {
       const rt::LayerSpec &layer = manifest.layers[k.layer];
       const rt::KernelSpec &spec = manifest.kernels.at(layer.kernel);
-      Trial trial{candidate, spec.qTile, spec.kTile, 0, 0, false, ""};
+      Trial trial = getUnrunTrial(candidate, "");
+      trial.qTile = spec.qTile;
+      trial.kTile = spec.kTile;
+      trial.valueSlices = spec.valueSlices;
       if (auto used = manifest.resources.find(spec.entry);
           used != manifest.resources.end()) {
         trial.registers = used->second.registers;
