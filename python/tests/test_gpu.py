@@ -159,6 +159,27 @@ def test_calls_on_device_tensors_return_before_their_work(schedule, torch):
     assert relative_error(out.cpu().numpy(), attention(layer, q, k, v)) < 2e-2
 
 
+def test_calls_in_a_graph_capture_are_refused(schedule, torch):
+    """A step captured in a CUDA graph would repeat its position at every
+    replay: a call on a capturing stream raises before it queues anything
+    (the capture ends valid), and the session goes on after the capture."""
+    batch, prompt = 1, 9
+    layer = schedule.layers[0]
+    q, k, v = draw_layer0_operands(4, batch, prompt + 1)
+    cuda = lambda x: torch.from_numpy(np.ascontiguousarray(x)).cuda()  # noqa: E731
+    session = schedule.session(batch, prompt + 1)
+    session.prefill(0, cuda(q[:, :prompt]), cuda(k[:, :prompt]),
+                    cuda(v[:, :prompt]))
+    step = [cuda(x[:, prompt:]) for x in (q, k, v)]
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with pytest.raises(RuntimeError, match="capturing a CUDA graph"):
+        with torch.cuda.graph(graph):
+            session.decode(0, *step)
+    out = session.decode(0, *step).cpu().numpy()
+    assert relative_error(out, attention(layer, q, k, v)[:, prompt:]) < 2e-2
+
+
 def test_gemma3_model_on_gpu_matches_eager(gemma3_schedule, torch):
     """A transformers model on the GPU, its attention through the session's
     CUDA kernels and caches: the prompt's logits as its eager attention

@@ -10,7 +10,13 @@
 // (out-of-bounds access, shared-memory race, unsupported instruction) fails
 // the wait that ran the kernel; cuGetErrorString then returns the fault's
 // description. Work on a stream that was never created, or was destroyed,
-// is CUDA_ERROR_INVALID_HANDLE.
+// is CUDA_ERROR_INVALID_HANDLE. Streams capture CUDA graphs as far as the
+// capture's state goes: begun, queried and ended, and invalidated by what
+// invalidates it on a GPU (waiting for the stream, work on the legacy
+// default stream while a blocking stream captures); work queued on a
+// capturing stream is refused (CUDA_ERROR_NOT_SUPPORTED: graphs are not
+// emulated) and invalidates the capture, so an empty graph at the end
+// shows that nothing was queued during it.
 //
 // cuda.h declares every function defined here, so the compiler checks the
 // signatures (its macros map names to versioned symbols: cuMemAlloc_v2).
@@ -27,9 +33,9 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <mutex>
-#include <set>
 #include <string>
 
 #include <unistd.h>
@@ -66,7 +72,11 @@ struct State {
   std::mutex mutex;
   Memory memory;
   WorkQueue queue;
-  std::set<CUstream> streams; // created and not destroyed
+  // Streams created and not destroyed, with their flags.
+  std::map<CUstream, unsigned> streams;
+  // Queue keys of streams capturing a graph: whether the capture was
+  // invalidated.
+  std::map<const void *, bool> captures;
   std::string lastFault;
   int multiprocessors = 4;
   // "Device" memory: its size, and what cuMemAlloc holds of it.
@@ -115,6 +125,46 @@ bool getStreamKey(CUstream stream, const void *&key) {
   return false;
 }
 
+/// Whether a blocking stream captures a graph: the legacy default stream
+/// waits for blocking streams, so its work would join the capture.
+bool isBlockingStreamCapturing() {
+  for (const auto &[key, invalidated] : state.captures) {
+    auto it =
+        state.streams.find(static_cast<CUstream>(const_cast<void *>(key)));
+    if (it != state.streams.end() && !(it->second & CU_STREAM_NON_BLOCKING))
+      return true;
+  }
+  return false;
+}
+
+/// getStreamKey for queueing work on `stream` (or waiting for it), which
+/// a capture refuses: waiting for a capturing stream is
+/// CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED, as on a GPU, and so is its work
+/// here (graphs are not emulated); the legacy default stream's is
+/// CUDA_ERROR_STREAM_CAPTURE_IMPLICIT while a blocking stream captures.
+/// Each invalidates the captures concerned, as on a GPU.
+CUresult getWorkStreamKey(CUstream stream, const void *&key, bool wait) {
+  if (!getStreamKey(stream, key))
+    return CUDA_ERROR_INVALID_HANDLE;
+  if (!key && isBlockingStreamCapturing()) {
+    for (auto &[capturing, invalidated] : state.captures)
+      invalidated = true;
+    return faulted(CUDA_ERROR_STREAM_CAPTURE_IMPLICIT,
+                   "PTX emulator: the legacy default stream used while a "
+                   "blocking stream captures a graph");
+  }
+  auto capture = state.captures.find(key);
+  if (capture == state.captures.end())
+    return CUDA_SUCCESS;
+  capture->second = true;
+  return wait ? faulted(CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED,
+                        "PTX emulator: waiting for a stream that captures a "
+                        "graph")
+              : faulted(CUDA_ERROR_NOT_SUPPORTED,
+                        "PTX emulator: work queued on a stream that captures "
+                        "a graph (graphs are not emulated)");
+}
+
 /// Runs queued work through `ticket`: a fault is the waiting call's error.
 CUresult runThrough(uint64_t ticket) {
   std::string fault = state.queue.runThrough(ticket);
@@ -159,6 +209,11 @@ CUresult cuGetErrorName(CUresult error, const char **name) {
     HYBRID_ERROR_NAME(CUDA_ERROR_NO_BINARY_FOR_GPU)
     HYBRID_ERROR_NAME(CUDA_ERROR_INVALID_HANDLE)
     HYBRID_ERROR_NAME(CUDA_ERROR_NOT_READY)
+    HYBRID_ERROR_NAME(CUDA_ERROR_NOT_SUPPORTED)
+    HYBRID_ERROR_NAME(CUDA_ERROR_ILLEGAL_STATE)
+    HYBRID_ERROR_NAME(CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED)
+    HYBRID_ERROR_NAME(CUDA_ERROR_STREAM_CAPTURE_INVALIDATED)
+    HYBRID_ERROR_NAME(CUDA_ERROR_STREAM_CAPTURE_IMPLICIT)
 #undef HYBRID_ERROR_NAME
   default:
     *name = nullptr;
@@ -176,7 +231,16 @@ CUresult cuGetErrorString(CUresult error, const char **text) {
   case CUDA_ERROR_ILLEGAL_ADDRESS:
   case CUDA_ERROR_INVALID_VALUE:
   case CUDA_ERROR_INVALID_HANDLE:
+  case CUDA_ERROR_NOT_SUPPORTED:
+  case CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED:
+  case CUDA_ERROR_STREAM_CAPTURE_IMPLICIT:
     *text = state.lastFault.empty() ? "invalid value" : state.lastFault.c_str();
+    break;
+  case CUDA_ERROR_ILLEGAL_STATE:
+    *text = "the stream is not in the capture state the call needs";
+    break;
+  case CUDA_ERROR_STREAM_CAPTURE_INVALIDATED:
+    *text = "the capture was invalidated by an operation it does not allow";
     break;
   case CUDA_ERROR_NO_BINARY_FOR_GPU:
     *text = "the PTX emulator runs PTX, not cubins";
@@ -404,8 +468,8 @@ CUresult copy(uint64_t dst, bool dstDevice, uint64_t src, bool srcDevice,
               size_t bytes, CUstream stream) {
   auto guard = lock();
   const void *key;
-  if (!getStreamKey(stream, key))
-    return CUDA_ERROR_INVALID_HANDLE;
+  if (CUresult result = getWorkStreamKey(stream, key, /*wait=*/false))
+    return result;
   if ((dstDevice && !state.memory.contains(dst, bytes)) ||
       (srcDevice && !state.memory.contains(src, bytes)))
     return faulted(CUDA_ERROR_INVALID_VALUE,
@@ -446,8 +510,8 @@ CUresult cuMemsetD8Async(CUdeviceptr dst, unsigned char value, size_t bytes,
                          CUstream stream) {
   auto guard = lock();
   const void *key;
-  if (!getStreamKey(stream, key))
-    return CUDA_ERROR_INVALID_HANDLE;
+  if (CUresult result = getWorkStreamKey(stream, key, /*wait=*/false))
+    return result;
   if (!state.memory.contains(dst, bytes))
     return faulted(CUDA_ERROR_INVALID_VALUE,
                    "PTX emulator: a memset of " + std::to_string(bytes) +
@@ -606,8 +670,8 @@ CUresult cuLaunchKernel(CUfunction function, unsigned gridX, unsigned gridY,
   grid.dynamicSharedBytes = sharedMemBytes;
   auto guard = lock();
   const void *key;
-  if (!getStreamKey(stream, key))
-    return CUDA_ERROR_INVALID_HANDLE;
+  if (CUresult result = getWorkStreamKey(stream, key, /*wait=*/false))
+    return result;
   state.queue.push(key, [kernel, grid, params = std::move(params)] {
     return launch(*kernel->program, kernel->function, grid, params,
                   state.memory, state.profile.get());
@@ -615,10 +679,10 @@ CUresult cuLaunchKernel(CUfunction function, unsigned gridX, unsigned gridY,
   return CUDA_SUCCESS;
 }
 
-CUresult cuStreamCreate(CUstream *stream, unsigned int) {
+CUresult cuStreamCreate(CUstream *stream, unsigned int flags) {
   auto guard = lock();
   *stream = reinterpret_cast<CUstream>(new char);
-  state.streams.insert(*stream);
+  state.streams[*stream] = flags;
   return CUDA_SUCCESS;
 }
 
@@ -628,6 +692,7 @@ CUresult cuStreamDestroy(CUstream stream) {
   if (!state.streams.erase(stream))
     return faulted(CUDA_ERROR_INVALID_HANDLE,
                    "PTX emulator: destroying a stream that does not exist");
+  state.captures.erase(stream);
   delete reinterpret_cast<char *>(stream);
   return CUDA_SUCCESS;
 }
@@ -635,8 +700,8 @@ CUresult cuStreamDestroy(CUstream stream) {
 CUresult cuStreamSynchronize(CUstream stream) {
   auto guard = lock();
   const void *key;
-  if (!getStreamKey(stream, key))
-    return CUDA_ERROR_INVALID_HANDLE;
+  if (CUresult result = getWorkStreamKey(stream, key, /*wait=*/true))
+    return result;
   return runThrough(state.queue.lastOn(key));
 }
 
@@ -646,11 +711,60 @@ CUresult cuStreamSynchronize(CUstream stream) {
 CUresult cuStreamWaitEvent(CUstream stream, CUevent event, unsigned flags) {
   auto guard = lock();
   const void *key;
-  if (!getStreamKey(stream, key))
-    return CUDA_ERROR_INVALID_HANDLE;
+  if (CUresult result = getWorkStreamKey(stream, key, /*wait=*/false))
+    return result;
   if (!event || flags)
     return CUDA_ERROR_INVALID_VALUE;
   state.queue.push(key, [] { return std::string(); });
+  return CUDA_SUCCESS;
+}
+
+/// Capture on the legacy default stream is
+/// CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED, as on a GPU.
+CUresult cuStreamBeginCapture(CUstream stream, CUstreamCaptureMode) {
+  auto guard = lock();
+  const void *key;
+  if (!getStreamKey(stream, key))
+    return CUDA_ERROR_INVALID_HANDLE;
+  if (!key)
+    return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+  if (!state.captures.emplace(key, false).second)
+    return CUDA_ERROR_ILLEGAL_STATE;
+  return CUDA_SUCCESS;
+}
+
+CUresult cuStreamIsCapturing(CUstream stream, CUstreamCaptureStatus *status) {
+  auto guard = lock();
+  const void *key;
+  if (!getStreamKey(stream, key))
+    return CUDA_ERROR_INVALID_HANDLE;
+  if (!key && isBlockingStreamCapturing())
+    return CUDA_ERROR_STREAM_CAPTURE_IMPLICIT;
+  auto capture = state.captures.find(key);
+  *status = capture == state.captures.end() ? CU_STREAM_CAPTURE_STATUS_NONE
+            : capture->second ? CU_STREAM_CAPTURE_STATUS_INVALIDATED
+                              : CU_STREAM_CAPTURE_STATUS_ACTIVE;
+  return CUDA_SUCCESS;
+}
+
+/// Nothing was queued during a capture that was not invalidated: its graph
+/// is empty.
+CUresult cuStreamEndCapture(CUstream stream, CUgraph *graph) {
+  auto guard = lock();
+  const void *key;
+  if (!getStreamKey(stream, key))
+    return CUDA_ERROR_INVALID_HANDLE;
+  auto capture = state.captures.find(key);
+  if (capture == state.captures.end())
+    return CUDA_ERROR_ILLEGAL_STATE;
+  bool invalidated = capture->second;
+  state.captures.erase(capture);
+  *graph = invalidated ? nullptr : reinterpret_cast<CUgraph>(new char);
+  return invalidated ? CUDA_ERROR_STREAM_CAPTURE_INVALIDATED : CUDA_SUCCESS;
+}
+
+CUresult cuGraphDestroy(CUgraph graph) {
+  delete reinterpret_cast<char *>(graph);
   return CUDA_SUCCESS;
 }
 
@@ -667,8 +781,8 @@ CUresult cuEventDestroy(CUevent event) {
 CUresult cuEventRecord(CUevent event, CUstream stream) {
   auto guard = lock();
   const void *key;
-  if (!getStreamKey(stream, key))
-    return CUDA_ERROR_INVALID_HANDLE;
+  if (CUresult result = getWorkStreamKey(stream, key, /*wait=*/false))
+    return result;
   auto *e = reinterpret_cast<Event *>(event);
   e->ticket = state.queue.push(key, [e] {
     e->time = Clock::now();

@@ -42,7 +42,10 @@ static int checkSession(hybrid_rt_model *model, int64_t layer, int64_t shared);
   X(cuMemcpyDtoHAsync)                                                         \
   X(cuStreamCreate)                                                            \
   X(cuStreamDestroy)                                                           \
-  X(cuStreamSynchronize)
+  X(cuStreamSynchronize)                                                       \
+  X(cuStreamBeginCapture)                                                      \
+  X(cuStreamEndCapture)                                                        \
+  X(cuGraphDestroy)
 typedef struct Driver {
 #define DECLARE(name) __typeof__(name) *name;
   DRIVER_FUNCTIONS(DECLARE)
@@ -178,6 +181,79 @@ static void checkStreams(hybrid_rt_model *model, int64_t layer,
   free(zeros);
 }
 
+/* q, k, v and out of `n` tokens of `layer` at batch 1, in host memory
+ * (`t`; q, k and v drawn, out zero) and copied to the device (`dt`). */
+static void makeTokens(const Driver *d, hybrid_rt_model *model, int64_t layer,
+                       int64_t n, hybrid_rt_tensor t[4],
+                       hybrid_rt_tensor dt[4]) {
+  hybrid_rt_layer_info info;
+  hybrid_rt_layer_info_get(model, layer, &info);
+  const int64_t hq = info.num_heads, hkv = info.num_kv_heads,
+                dk = info.head_dim, dv = info.v_head_dim;
+  const int64_t shapes[4][2] = {{hq, dk}, {hkv, dk}, {hkv, dv}, {hq, dv}};
+  for (int i = 0; i < 4; ++i) {
+    hybrid_rt_tensor tensor = {NULL,
+                               HYBRID_RT_F32,
+                               4,
+                               {1, n, shapes[i][0], shapes[i][1]},
+                               HYBRID_RT_HOST};
+    float *data = calloc(1, bytesOf(&tensor));
+    for (size_t j = 0; i < 3 && j < bytesOf(&tensor) / sizeof(float); ++j)
+      data[j] = (float)((int)((j * 5 + (size_t)(i + n)) % 11) - 5) * 0.1f;
+    tensor.data = data;
+    t[i] = tensor;
+    dt[i] = onDevice(d, &t[i]);
+  }
+}
+
+static void freeTokens(const Driver *d, hybrid_rt_tensor t[4],
+                       hybrid_rt_tensor dt[4]) {
+  for (int i = 0; i < 4; ++i) {
+    free(t[i].data);
+    d->cuMemFree((CUdeviceptr)(uintptr_t)dt[i].data);
+  }
+}
+
+/* While `stream` (a blocking stream) captures a CUDA graph, every call on
+ * it, and setting it or the legacy default stream, is refused before
+ * anything is queued (a replay would repeat the step's position): the
+ * capture ends valid (under the emulator, which refuses work queued during
+ * a capture, empty), and `session` goes on after it. */
+static void checkCapture(const Driver *d, hybrid_rt_model *model, int64_t layer,
+                         hybrid_rt_session *session, CUstream stream) {
+  hybrid_rt_tensor t[4], dt[4];
+  makeTokens(d, model, layer, 1, t, dt);
+  hybrid_rt_session_options options = {1, 8, 1};
+  hybrid_rt_session *other = NULL;
+  report("stream set", hybrid_rt_stream_set(model, stream));
+  d->cuStreamBeginCapture(stream, CU_STREAM_CAPTURE_MODE_GLOBAL);
+  report("step while the stream captures",
+         hybrid_rt_session_decode(session, layer, &dt[0], &dt[1], &dt[2], NULL,
+                                  &dt[3]));
+  report("prefill while the stream captures",
+         hybrid_rt_prefill(model, layer, &dt[0], &dt[1], &dt[2], NULL, &dt[3]));
+  report("session while the stream captures",
+         hybrid_rt_session_create(model, &options, &other));
+  report("stream set to the capturing stream",
+         hybrid_rt_stream_set(model, stream));
+  report("stream set to the legacy default stream",
+         hybrid_rt_stream_set(model, NULL));
+  CUgraph graph = NULL;
+  printf("capture: %s\n", d->cuStreamEndCapture(stream, &graph) == CUDA_SUCCESS
+                              ? "valid"
+                              : "invalidated");
+  if (graph)
+    d->cuGraphDestroy(graph);
+  report("step after the capture",
+         hybrid_rt_session_decode(session, layer, &dt[0], &dt[1], &dt[2], NULL,
+                                  &dt[3]));
+  d->cuStreamSynchronize(stream);
+  hybrid_rt_cache_info cache;
+  hybrid_rt_session_cache_info(session, layer, &cache);
+  printf("after the capture: %lld tokens seen\n", (long long)cache.length);
+  freeTokens(d, t, dt);
+}
+
 /* A session on the caller's stream: a prompt of 4 and a step of 1 on
  * device tensors give what another session gives on host tensors. */
 static void checkSessionStreams(hybrid_rt_model *model, int64_t layer) {
@@ -186,8 +262,6 @@ static void checkSessionStreams(hybrid_rt_model *model, int64_t layer) {
   if (!loadDriver(model, &d) ||
       hybrid_rt_layer_info_get(model, layer, &info) != HYBRID_RT_OK)
     return;
-  const int64_t hq = info.num_heads, hkv = info.num_kv_heads,
-                dk = info.head_dim, dv = info.v_head_dim;
   hybrid_rt_session_options options = {1, 8, 1};
   hybrid_rt_session *onHost = NULL, *onStream = NULL;
   hybrid_rt_session_create(model, &options, &onHost);
@@ -196,19 +270,8 @@ static void checkSessionStreams(hybrid_rt_model *model, int64_t layer) {
   d.cuStreamCreate(&stream, 0);
   const char *results = "as on the host";
   for (int64_t n = 4; n >= 1; n -= 3) { /* the prompt, then a step */
-    hybrid_rt_tensor t[4] = {
-        {NULL, HYBRID_RT_F32, 4, {1, n, hq, dk}, HYBRID_RT_HOST},
-        {NULL, HYBRID_RT_F32, 4, {1, n, hkv, dk}, HYBRID_RT_HOST},
-        {NULL, HYBRID_RT_F32, 4, {1, n, hkv, dv}, HYBRID_RT_HOST},
-        {NULL, HYBRID_RT_F32, 4, {1, n, hq, dv}, HYBRID_RT_HOST}};
-    hybrid_rt_tensor dt[4];
-    for (int i = 0; i < 4; ++i) {
-      float *data = calloc(1, bytesOf(&t[i]));
-      for (size_t j = 0; i < 3 && j < bytesOf(&t[i]) / sizeof(float); ++j)
-        data[j] = (float)((int)((j * 5 + (size_t)(i + n)) % 11) - 5) * 0.1f;
-      t[i].data = data;
-      dt[i] = onDevice(&d, &t[i]);
-    }
+    hybrid_rt_tensor t[4], dt[4];
+    makeTokens(&d, model, layer, n, t, dt);
     hybrid_rt_stream_reset(model);
     hybrid_rt_status host =
         n == 4 ? hybrid_rt_session_prefill(onHost, layer, &t[0], &t[1], &t[2],
@@ -226,12 +289,10 @@ static void checkSessionStreams(hybrid_rt_model *model, int64_t layer) {
       results = hybrid_rt_last_error();
     else if (strcmp(compare(&d, &dt[3], &t[3]), "as on the host") != 0)
       results = n == 4 ? "the prompt's differ" : "the step's differ";
-    for (int i = 0; i < 4; ++i) {
-      free(t[i].data);
-      d.cuMemFree((CUdeviceptr)(uintptr_t)dt[i].data);
-    }
+    freeTokens(&d, t, dt);
   }
   printf("session on a stream: %s\n", results);
+  checkCapture(&d, model, layer, onStream, stream);
   hybrid_rt_stream_reset(model);
   hybrid_rt_session_destroy(onHost);
   hybrid_rt_session_destroy(onStream);

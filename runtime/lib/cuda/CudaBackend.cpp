@@ -575,6 +575,34 @@ struct Backend::State {
     return wait ? check("running " + what, driver.cuStreamSynchronize(stream))
                 : Error();
   }
+  /// Refuses work for `stream` while it captures a CUDA graph (or, the
+  /// legacy default stream, while a blocking stream does, which would
+  /// capture its work too), before anything is queued, so that the
+  /// caller's capture stays valid. A replay would repeat the call as
+  /// recorded: a decode step's position, cache length and split counts are
+  /// launch parameters, so it would write and read the same rows again;
+  /// and growing scratch waits for the stream, which capture forbids.
+  Error refuseCapture(CUstream target) {
+    if (!driver.cuStreamIsCapturing)
+      return {};
+    CUstreamCaptureStatus status = CU_STREAM_CAPTURE_STATUS_NONE;
+    CUresult result = driver.cuStreamIsCapturing(target, &status);
+    const char *unsupported =
+        "; calls in a capture are not supported (a replay would repeat this "
+        "call's positions and launch shapes): call outside it";
+    if (result == CUDA_ERROR_STREAM_CAPTURE_IMPLICIT)
+      return Error("the legacy default stream waits for a stream that is "
+                   "capturing a CUDA graph" +
+                       std::string(unsupported),
+                   HYBRID_RT_UNSUPPORTED);
+    HYBRID_CUDA_TRY(
+        check("asking whether the stream captures a CUDA graph", result));
+    if (status != CU_STREAM_CAPTURE_STATUS_NONE)
+      return Error("the stream is capturing a CUDA graph" +
+                       std::string(unsupported),
+                   HYBRID_RT_UNSUPPORTED);
+    return {};
+  }
   /// Whether a call on these operands waits for its work: always on the
   /// model's own stream; on the caller's, unless an operand is in host
   /// memory (the caller may reuse it once the call returns).
@@ -776,6 +804,7 @@ Error Backend::prefill(const LayerSpec &l, const KernelSpec &kernel,
   State &s = *state;
   Driver &d = s.driver;
   d.cuCtxSetCurrent(s.context);
+  HYBRID_CUDA_TRY(s.refuseCapture(s.stream));
   HYBRID_CUDA_TRY(s.checkDeviceOperands(l, batch, seq, q, k, v, sinks, out));
   State::CallEnd end{s};
   std::vector<int64_t> qShape = {batch, seq, l.numHeads, l.headDim},
@@ -844,6 +873,7 @@ Error Backend::allocate(const LayerSpec &l, int64_t batch, int64_t rows,
   if (!bytes(l.headDim, cache.keyBytes) || !bytes(l.vHeadDim, cache.valueBytes))
     return Error(what + ": more bytes than a size holds",
                  HYBRID_RT_INVALID_ARGUMENT);
+  HYBRID_CUDA_TRY(s.refuseCapture(s.stream));
   cache.rows = rows;
   cache.mirror = mirror;
   State::CallEnd end{s};
@@ -875,6 +905,7 @@ Error Backend::append(const LayerSpec &l, const KernelSpec &kernel,
                       int64_t count, Operand k, Operand v) {
   State &s = *state;
   s.driver.cuCtxSetCurrent(s.context);
+  HYBRID_CUDA_TRY(s.refuseCapture(s.stream));
   HYBRID_CUDA_TRY(s.checkDeviceOperands(l, batch, count, {}, k, v, {}, {}));
   State::CallEnd end{s};
   HYBRID_CUDA_TRY(s.appendRows(l, kernel, cache, batch, first, count, k, v));
@@ -916,6 +947,7 @@ Error Backend::decode(const LayerSpec &l, const KernelSpec &kernel,
   State &s = *state;
   Driver &d = s.driver;
   d.cuCtxSetCurrent(s.context);
+  HYBRID_CUDA_TRY(s.refuseCapture(s.stream));
   HYBRID_CUDA_TRY(s.checkDeviceOperands(l, batch, steps, q, k, v, sinks, out));
   State::CallEnd end{s};
   bool wait = s.mustWait({q, k, v, sinks, out});
@@ -1032,6 +1064,7 @@ Error Backend::setStream(void *stream, bool callerStream) {
   State &s = *state;
   s.driver.cuCtxSetCurrent(s.context);
   CUstream next = callerStream ? static_cast<CUstream>(stream) : s.own;
+  HYBRID_CUDA_TRY(s.refuseCapture(next));
   // The model's work stays in call order: the new stream first waits for
   // what the calls so far queued.
   if (next != s.stream && s.doneRecorded)

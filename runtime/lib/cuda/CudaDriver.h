@@ -57,6 +57,7 @@ namespace hybrid::rt::cuda {
   X(cuMemGetInfo)                                                              \
   X(cuOccupancyMaxActiveBlocksPerMultiprocessor)                               \
   X(cuPointerGetAttribute)                                                     \
+  X(cuStreamIsCapturing)                                                       \
   X(cuTensorMapEncodeTiled)
 
 /// The driver's entry points; null until load() succeeds.
