@@ -1,22 +1,24 @@
 //===- DriverApi.cpp - The CUDA driver API over the PTX interpreter -------===//
 //
 // libhybrid-cuda-emulator.so exports the driver entry points the runtime
-// dlopens (runtime/lib/cuda/CudaDriver.h), so the unmodified CUDA backend
-// runs on machines without a GPU: HYBRID_CUDA_DRIVER=<this library>.
-// "Device" memory is host memory (as much as the host has, or
-// $HYBRID_EMULATOR_MEMORY_MIB), and cubins are refused so that the runtime
-// falls back to the PTX. Copies, memsets, kernels and event records run when
-// the host waits for them (WorkQueue.h), as a GPU's do. A kernel fault
-// (out-of-bounds access, shared-memory race, unsupported instruction) fails
-// the wait that ran the kernel; cuGetErrorString then returns the fault's
-// description. Work on a stream that was never created, or was destroyed,
-// is CUDA_ERROR_INVALID_HANDLE. Streams capture CUDA graphs as far as the
+// dlopens (runtime/lib/cuda/CudaDriver.h), so the unmodified CUDA backend runs
+// on machines without a GPU: HYBRID_CUDA_DRIVER=<this library>. "Device" memory
+// is host memory (as much as the host has, or $HYBRID_EMULATOR_MEMORY_MIB), and
+// cubins are refused so that the runtime falls back to the PTX. Copies,
+// memsets, kernels and event records run when the host waits for them, as a
+// GPU's do, and a wait runs only the work it depends on through stream order,
+// event waits and the legacy default stream's implicit synchronization with
+// blocking streams (WorkQueue.h): other streams' work has not run yet. A kernel
+// fault (out-of-bounds access, shared-memory race, unsupported instruction)
+// fails the wait that ran the kernel; cuGetErrorString then returns the fault's
+// description. Work on a stream that was never created, or was destroyed, is
+// CUDA_ERROR_INVALID_HANDLE. Streams capture CUDA graphs as far as the
 // capture's state goes: begun, queried and ended, and invalidated by what
-// invalidates it on a GPU (waiting for the stream, work on the legacy
-// default stream while a blocking stream captures); work queued on a
-// capturing stream is refused (CUDA_ERROR_NOT_SUPPORTED: graphs are not
-// emulated) and invalidates the capture, so an empty graph at the end
-// shows that nothing was queued during it.
+// invalidates it on a GPU (waiting for the stream, work on the legacy default
+// stream while a blocking stream captures); work queued on a capturing stream
+// is refused (CUDA_ERROR_NOT_SUPPORTED: graphs are not emulated) and
+// invalidates the capture, so an empty graph at the end shows that nothing was
+// queued during it.
 //
 // cuda.h declares every function defined here, so the compiler checks the
 // signatures (its macros map names to versioned symbols: cuMemAlloc_v2).
@@ -125,16 +127,40 @@ bool getStreamKey(CUstream stream, const void *&key) {
   return false;
 }
 
+/// Whether work on stream `key` synchronizes with the legacy default
+/// stream's: streams created without CU_STREAM_NON_BLOCKING, the
+/// per-thread default stream and, as a GPU may, destroyed streams.
+bool isBlocking(const void *key) {
+  auto it = state.streams.find(static_cast<CUstream>(const_cast<void *>(key)));
+  return key &&
+         (it == state.streams.end() || !(it->second & CU_STREAM_NON_BLOCKING));
+}
+
 /// Whether a blocking stream captures a graph: the legacy default stream
 /// waits for blocking streams, so its work would join the capture.
 bool isBlockingStreamCapturing() {
-  for (const auto &[key, invalidated] : state.captures) {
-    auto it =
-        state.streams.find(static_cast<CUstream>(const_cast<void *>(key)));
-    if (it != state.streams.end() && !(it->second & CU_STREAM_NON_BLOCKING))
+  for (const auto &[key, invalidated] : state.captures)
+    if (isBlocking(key))
       return true;
-  }
   return false;
+}
+
+/// Queues `work` on the stream of queue key `key` after the work of
+/// tickets `after` and what the legacy default stream's implicit
+/// synchronization orders it after: the legacy stream's work waits for
+/// every blocking stream's earlier work, a blocking stream's for the
+/// legacy stream's.
+uint64_t enqueue(const void *key, WorkQueue::Work work,
+                 std::vector<uint64_t> after = {}) {
+  if (!key) {
+    for (const auto &[other, ticket] : state.queue.lastOnEach())
+      if (isBlocking(other))
+        after.push_back(ticket);
+  } else if (isBlocking(key)) {
+    if (uint64_t legacy = state.queue.lastOn(nullptr))
+      after.push_back(legacy);
+  }
+  return state.queue.push(key, std::move(work), after);
 }
 
 /// getStreamKey for queueing work on `stream` (or waiting for it), which
@@ -165,13 +191,20 @@ CUresult getWorkStreamKey(CUstream stream, const void *&key, bool wait) {
                         "a graph (graphs are not emulated)");
 }
 
-/// Runs queued work through `ticket`: a fault is the waiting call's error.
-CUresult runThrough(uint64_t ticket) {
-  std::string fault = state.queue.runThrough(ticket);
+/// A wait's result: its fault, if any, is the waiting call's error.
+CUresult waited(const std::string &fault) {
   if (fault.empty())
     return CUDA_SUCCESS;
   return faulted(CUDA_ERROR_LAUNCH_FAILED, "PTX emulator: " + fault);
 }
+
+/// Runs the work of `ticket` and what it depends on.
+CUresult runThrough(uint64_t ticket) {
+  return waited(state.queue.runThrough(ticket));
+}
+
+/// Runs everything queued (as cuMemFree and cuModuleUnload wait for).
+CUresult runAll() { return waited(state.queue.runAll()); }
 
 } // namespace
 
@@ -184,6 +217,8 @@ CUresult cuInit(unsigned int flags) {
     state.multiprocessors = std::max(1, std::atoi(env));
   if (const char *env = std::getenv("HYBRID_EMULATOR_MEMORY_MIB"))
     state.memoryBytes = uint64_t(std::max(1LL, std::atoll(env))) << 20;
+  if (const char *env = std::getenv("HYBRID_EMULATOR_SHUFFLE"))
+    state.queue.shuffle(std::strtoull(env, nullptr, 10));
   if (const char *env = std::getenv("HYBRID_EMULATOR_PROFILE");
       env && *env && !state.profile) {
     state.profile = std::make_unique<Profile>();
@@ -351,7 +386,7 @@ CUresult cuModuleLoadData(CUmodule *module, const void *image) {
 CUresult cuModuleUnload(CUmodule module) {
   auto *loaded = reinterpret_cast<LoadedModule *>(module);
   auto guard = lock();
-  CUresult result = runThrough(UINT64_MAX); // its kernels may be queued
+  CUresult result = runAll(); // its kernels may be queued
   for (uint64_t address : loaded->program.globalAddress)
     if (address)
       state.memory.remove(address);
@@ -455,7 +490,7 @@ CUresult cuMemFree(CUdeviceptr pointer) {
   auto guard = lock();
   // Waits for queued work, which may still use the memory, as cuMemFree
   // does on a GPU.
-  CUresult result = runThrough(UINT64_MAX);
+  CUresult result = runAll();
   state.allocatedBytes -= state.memory.remove(pointer);
   std::free(reinterpret_cast<void *>(pointer));
   return result;
@@ -478,12 +513,12 @@ CUresult copy(uint64_t dst, bool dstDevice, uint64_t src, bool srcDevice,
   auto *target = reinterpret_cast<char *>(dst);
   const auto *source = reinterpret_cast<const char *>(src);
   if (srcDevice)
-    state.queue.push(key, [=] {
+    enqueue(key, [=] {
       std::memmove(target, source, bytes);
       return std::string();
     });
   else
-    state.queue.push(key, [target, staged = std::string(source, bytes)] {
+    enqueue(key, [target, staged = std::string(source, bytes)] {
       std::memcpy(target, staged.data(), staged.size());
       return std::string();
     });
@@ -516,7 +551,7 @@ CUresult cuMemsetD8Async(CUdeviceptr dst, unsigned char value, size_t bytes,
     return faulted(CUDA_ERROR_INVALID_VALUE,
                    "PTX emulator: a memset of " + std::to_string(bytes) +
                        " bytes outside device allocations");
-  state.queue.push(key, [=] {
+  enqueue(key, [=] {
     std::memset(reinterpret_cast<void *>(dst), value, bytes);
     return std::string();
   });
@@ -672,7 +707,7 @@ CUresult cuLaunchKernel(CUfunction function, unsigned gridX, unsigned gridY,
   const void *key;
   if (CUresult result = getWorkStreamKey(stream, key, /*wait=*/false))
     return result;
-  state.queue.push(key, [kernel, grid, params = std::move(params)] {
+  enqueue(key, [kernel, grid, params = std::move(params)] {
     return launch(*kernel->program, kernel->function, grid, params,
                   state.memory, state.profile.get());
   });
@@ -702,12 +737,15 @@ CUresult cuStreamSynchronize(CUstream stream) {
   const void *key;
   if (CUresult result = getWorkStreamKey(stream, key, /*wait=*/true))
     return result;
-  return runThrough(state.queue.lastOn(key));
+  // The legacy default stream's last work waits for every blocking
+  // stream's: so does a wait for it (an empty item, queued as work is).
+  return runThrough(key ? state.queue.lastOn(key)
+                        : enqueue(key, [] { return std::string(); }));
 }
 
-/// One queue keeps every stream's work in the order it was queued, and
-/// `event`'s record is queued before this; an empty work item on `stream`
-/// makes waiting for the stream wait for the event too.
+/// An empty work item on `stream` after `event`'s record (a record not
+/// yet made: nothing to wait for, as on a GPU) orders the stream's later
+/// work after it.
 CUresult cuStreamWaitEvent(CUstream stream, CUevent event, unsigned flags) {
   auto guard = lock();
   const void *key;
@@ -715,7 +753,11 @@ CUresult cuStreamWaitEvent(CUstream stream, CUevent event, unsigned flags) {
     return result;
   if (!event || flags)
     return CUDA_ERROR_INVALID_VALUE;
-  state.queue.push(key, [] { return std::string(); });
+  std::vector<uint64_t> after;
+  if (uint64_t record = reinterpret_cast<Event *>(event)->ticket)
+    after.push_back(record);
+  enqueue(
+      key, [] { return std::string(); }, after);
   return CUDA_SUCCESS;
 }
 
@@ -784,7 +826,7 @@ CUresult cuEventRecord(CUevent event, CUstream stream) {
   if (CUresult result = getWorkStreamKey(stream, key, /*wait=*/false))
     return result;
   auto *e = reinterpret_cast<Event *>(event);
-  e->ticket = state.queue.push(key, [e] {
+  e->ticket = enqueue(key, [e] {
     e->time = Clock::now();
     return std::string();
   });

@@ -171,6 +171,19 @@ static void checkStreams(hybrid_rt_model *model, int64_t layer,
   report("prefill on the model's stream",
          hybrid_rt_prefill(model, layer, &q, &k, &v, NULL, &out));
   printf("out: %s\n", compare(&d, &out, to));
+  /* The model's own stream is a blocking one: it waits for q still being
+   * written on the legacy default stream, as PyTorch's default stream
+   * writes operands. */
+  d.cuMemcpyHtoDAsync((CUdeviceptr)(uintptr_t)out.data, zeros, outBytes, NULL);
+  CUdeviceptr late = 0;
+  d.cuMemAlloc(&late, bytesOf(tq));
+  d.cuMemcpyHtoDAsync(late, tq->data, bytesOf(tq), NULL);
+  hybrid_rt_tensor lateQ = q;
+  lateQ.data = (void *)(uintptr_t)late;
+  report("prefill on q being written on the legacy default stream",
+         hybrid_rt_prefill(model, layer, &lateQ, &k, &v, NULL, &out));
+  printf("out: %s\n", compare(&d, &out, to));
+  d.cuMemFree(late);
   /* A destroyed stream is the driver's to refuse (on a GPU, undefined). */
   if (strstr(hybrid_rt_device_name(model), "emulator"))
     report("stream set to a destroyed stream",
