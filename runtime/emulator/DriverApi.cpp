@@ -131,9 +131,10 @@ bool getStreamKey(CUstream stream, const void *&key) {
 /// stream's: streams created without CU_STREAM_NON_BLOCKING, the
 /// per-thread default stream and, as a GPU may, destroyed streams.
 bool isBlocking(const void *key) {
+  if (!key)
+    return false;
   auto it = state.streams.find(static_cast<CUstream>(const_cast<void *>(key)));
-  return key &&
-         (it == state.streams.end() || !(it->second & CU_STREAM_NON_BLOCKING));
+  return it == state.streams.end() || !(it->second & CU_STREAM_NON_BLOCKING);
 }
 
 /// Whether a blocking stream captures a graph: the legacy default stream

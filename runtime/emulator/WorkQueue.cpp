@@ -2,7 +2,6 @@
 
 #include "WorkQueue.h"
 
-#include <algorithm>
 #include <set>
 
 using namespace hybrid::emu;

@@ -587,21 +587,20 @@ struct Backend::State {
       return {};
     CUstreamCaptureStatus status = CU_STREAM_CAPTURE_STATUS_NONE;
     CUresult result = driver.cuStreamIsCapturing(target, &status);
-    const char *unsupported =
-        "; calls in a capture are not supported (a replay would repeat this "
-        "call's positions and launch shapes): call outside it";
-    if (result == CUDA_ERROR_STREAM_CAPTURE_IMPLICIT)
-      return Error("the legacy default stream waits for a stream that is "
-                   "capturing a CUDA graph" +
-                       std::string(unsupported),
-                   HYBRID_RT_UNSUPPORTED);
-    HYBRID_CUDA_TRY(
-        check("asking whether the stream captures a CUDA graph", result));
-    if (status != CU_STREAM_CAPTURE_STATUS_NONE)
-      return Error("the stream is capturing a CUDA graph" +
-                       std::string(unsupported),
-                   HYBRID_RT_UNSUPPORTED);
-    return {};
+    std::string capturing = "the stream is capturing a CUDA graph";
+    if (result == CUDA_ERROR_STREAM_CAPTURE_IMPLICIT) {
+      capturing = "the legacy default stream waits for a stream that is "
+                  "capturing a CUDA graph";
+    } else {
+      HYBRID_CUDA_TRY(
+          check("asking whether the stream captures a CUDA graph", result));
+      if (status == CU_STREAM_CAPTURE_STATUS_NONE)
+        return {};
+    }
+    return Error(capturing + "; calls in a capture are not supported (a "
+                             "replay would repeat this call's positions and "
+                             "launch shapes): call outside it",
+                 HYBRID_RT_UNSUPPORTED);
   }
   /// Whether a call on these operands waits for its work: always on the
   /// model's own stream; on the caller's, unless an operand is in host
