@@ -113,6 +113,7 @@ def main():
     if copy:
         print(f"\nCopy: {copy['gbytes_per_s']:.0f} GB/s (read + write of {copy['bytes'] / 2**30:.0f} GiB).")
     print_chunks(ours)
+    print_graph_steps(load(results / "graph.jsonl"))
     print_targets(ours, by, copy)
     device = gpu.split(",")[0]
     count = write_tuning(pathlib.Path(results).parent, ours, device)
@@ -181,6 +182,19 @@ def print_chunks(ours):
         print(f"| {name} | {r['heads']} / {r['kv_heads']} | {r['context']} | "
               f"{r['step_tokens']} | {rows} | {kernel} | {r['decode_ms']:.4f} | "
               f"{tflops} | {r['decode_gbytes_per_s']:.0f} |")
+
+
+def print_graph_steps(steps):
+    """A whole model's decode step, eager and replayed from a CUDA graph
+    (utils/gpu-graph-bench.py), if the suite measured it."""
+    if not steps:
+        return
+    print("\n| decode step of a whole model (batch 1) | attention layers | context "
+          "| eager ms per token | CUDA graph | eager / graph |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for s in steps:
+        print(f"| {s['schedule']} | {s['layers']} | {s['context']} | "
+              f"{s['eager_ms']:.3f} | {s['graph_ms']:.3f} | {s['speedup']:.2f} |")
 
 
 def print_targets(ours, by, copy):

@@ -13,7 +13,8 @@
 #               every layer through its cache);
 #       python  the hybrid_attn package (built here over the runtime alone)
 #               with CUDA torch tensors and device arrays;
-#       bench   our kernels and the PyTorch baselines, in the same run;
+#       bench   our kernels and the PyTorch baselines, in the same run, and
+#               a whole model's decode step eager and from a CUDA graph;
 #       profile the prefill and decode kernels under ncu;
 #       sanitize compute-sanitizer on small cases;
 #     and writes DIR/results/ (benchmarks.md: the table docs/benchmarks.md
@@ -537,6 +538,15 @@ bench)
   else
     python3 "$root/utils/gpu-baselines.py" --seq "${baseline_seqs[@]}" \
       | tee "$results/baselines.jsonl" || status=1
+    # A whole model's decode step at batch 1, eager and replayed from a CUDA
+    # graph (the hybrid_attn package the python phase built).
+    if compgen -G "$build/python_packages/hybrid_attn/_runtime*.so" > /dev/null; then
+      PYTHONPATH="$build/python_packages${PYTHONPATH:+:$PYTHONPATH}" \
+        HYBRID_CUDA_DRIVER="${HYBRID_CUDA_DRIVER:-libcuda.so.1}" \
+        python3 "$root/utils/gpu-graph-bench.py" \
+        "$dir/artifacts/gemma-3-1b-it" --context 1024 8192 \
+        | tee "$results/graph.jsonl" || status=1
+    fi
   fi
   for variant in "${variants[@]}"; do
     [[ -d "$bench_schedule-$variant" ]] || continue

@@ -100,8 +100,11 @@ json hybrid::buildManifest(ModuleOp module, ScheduleOp schedule,
   // positions; 4: CPU flash kernels take the key count and the first key's
   // row (ring caches); 5: so do GPU flash kernels, with the ring's rows, and
   // GPU decode kernels take the ring's rows (caches hold mirror rows); 6:
-  // each kernel states its mask (window, chunk, causal).
-  json manifest = {{"version", 7},
+  // each kernel states its mask (window, chunk, causal); 7: TMA flash
+  // kernels take their tensor maps by value; 8: GPU prepare and decode
+  // kernels read the first position from a device length, and the cache
+  // kernels store rows and advance it.
+  json manifest = {{"version", 8},
                    {"target", target.str()},
                    {"library", library.str()},
                    {"model_type", summary["model_type"]},
@@ -109,14 +112,19 @@ json hybrid::buildManifest(ModuleOp module, ScheduleOp schedule,
                    {"num_layers", summary["num_layers"]},
                    {"kernels", std::move(kernels)},
                    {"layers", std::move(summary["layers"])}};
-  // GPU modules carry elementwise conversions for bf16 tensors at the API.
-  if (auto conversions =
-          scope->getAttrOfType<DictionaryAttr>("hybrid.conversions")) {
+  // GPU modules carry elementwise conversions for bf16 tensors at the API,
+  // and the kernels that keep sessions' caches and lengths: each a table of
+  // kernel names by role.
+  for (auto [attr, key] : {std::pair{"hybrid.conversions", "conversions"},
+                           {"hybrid.cache_kernels", "cache_kernels"}}) {
+    auto roles = scope->getAttrOfType<DictionaryAttr>(attr);
+    if (!roles)
+      continue;
     json table = json::object();
-    for (NamedAttribute entry : conversions)
+    for (NamedAttribute entry : roles)
       table[entry.getName().str()] =
           cast<StringAttr>(entry.getValue()).getValue().str();
-    manifest["conversions"] = std::move(table);
+    manifest[key] = std::move(table);
   }
   if (summary.contains("kv_cache_bytes"))
     manifest["kv_cache_bytes"] = std::move(summary["kv_cache_bytes"]);

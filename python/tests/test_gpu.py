@@ -159,25 +159,36 @@ def test_calls_on_device_tensors_return_before_their_work(schedule, torch):
     assert relative_error(out.cpu().numpy(), attention(layer, q, k, v)) < 2e-2
 
 
-def test_calls_in_a_graph_capture_are_refused(schedule, torch):
-    """A step captured in a CUDA graph would repeat its position at every
-    replay: a call on a capturing stream raises before it queues anything
-    (the capture ends valid), and the session goes on after the capture."""
-    batch, prompt = 1, 9
+def test_decode_steps_replay_from_a_cuda_graph(schedule, torch):
+    """A decode step captured in a CUDA graph (torch.cuda.graph) is the
+    session's next step at each replay, its position read from the device;
+    the lengths are read back at the next call outside the capture. A
+    prompt under capture raises before it queues anything (the capture
+    ends valid)."""
+    batch, prompt, steps = 1, 9, 3
     layer = schedule.layers[0]
-    q, k, v = draw_layer0_operands(4, batch, prompt + 1)
+    q, k, v = draw_layer0_operands(4, batch, prompt + steps)
     cuda = lambda x: torch.from_numpy(np.ascontiguousarray(x)).cuda()  # noqa: E731
-    session = schedule.session(batch, prompt + 1)
+    session = schedule.session(batch, prompt + steps)
     session.prefill(0, cuda(q[:, :prompt]), cuda(k[:, :prompt]),
                     cuda(v[:, :prompt]))
-    step = [cuda(x[:, prompt:]) for x in (q, k, v)]
+    static = [cuda(x[:, prompt:prompt + 1]) for x in (q, k, v)]
     torch.cuda.synchronize()
     graph = torch.cuda.CUDAGraph()
-    with pytest.raises(RuntimeError, match="capturing a CUDA graph"):
-        with torch.cuda.graph(graph):
-            session.decode(0, *step)
-    out = session.decode(0, *step).cpu().numpy()
-    assert relative_error(out, attention(layer, q, k, v)[:, prompt:]) < 2e-2
+    with torch.cuda.graph(graph):
+        out = session.decode(0, *static)
+    expected = attention(layer, q, k, v)
+    for step in range(steps):
+        at = slice(prompt + step, prompt + step + 1)
+        for target, x in zip(static, (q, k, v)):
+            target.copy_(cuda(x[:, at]))
+        graph.replay()
+        assert relative_error(out.cpu().numpy(), expected[:, at]) < 2e-2
+    assert session.cache_info(0)["length"] == prompt + steps
+    fresh = schedule.session(batch, prompt)
+    with pytest.raises(RuntimeError, match="prompts and session creation cannot be captured"):
+        with torch.cuda.graph(torch.cuda.CUDAGraph()):
+            fresh.prefill(0, *static)
 
 
 def test_gemma3_model_on_gpu_matches_eager(gemma3_schedule, torch):

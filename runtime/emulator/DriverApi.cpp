@@ -12,13 +12,15 @@
 // fault (out-of-bounds access, shared-memory race, unsupported instruction)
 // fails the wait that ran the kernel; cuGetErrorString then returns the fault's
 // description. Work on a stream that was never created, or was destroyed, is
-// CUDA_ERROR_INVALID_HANDLE. Streams capture CUDA graphs as far as the
-// capture's state goes: begun, queried and ended, and invalidated by what
-// invalidates it on a GPU (waiting for the stream, work on the legacy default
-// stream while a blocking stream captures); work queued on a capturing stream
-// is refused (CUDA_ERROR_NOT_SUPPORTED: graphs are not emulated) and
-// invalidates the capture, so an empty graph at the end shows that nothing was
-// queued during it.
+// CUDA_ERROR_INVALID_HANDLE. Streams capture CUDA graphs: kernels, device
+// copies and memsets queued on a capturing stream are recorded, in order, and
+// an instantiated graph's launch queues them again on its stream (a chain, as
+// a one-stream capture makes). A capture is invalidated by what invalidates
+// it on a GPU: waiting for the stream, work on the legacy default stream while
+// a blocking stream captures, and allocating or freeing memory (the global
+// and thread-local modes' unsafe calls); host copies, event records and event
+// waits on a capturing stream are refused (CUDA_ERROR_NOT_SUPPORTED: not
+// emulated in graphs) and invalidate it too.
 //
 // cuda.h declares every function defined here, so the compiler checks the
 // signatures (its macros map names to versioned symbols: cuMemAlloc_v2).
@@ -70,15 +72,25 @@ struct Event {
   uint64_t ticket = 0; // its last record's work (0: never recorded)
 };
 
+/// A captured graph (and its instantiation): the capture's work in order.
+struct Graph {
+  std::vector<WorkQueue::Work> work;
+};
+
+struct Capture {
+  CUstreamCaptureMode mode = CU_STREAM_CAPTURE_MODE_GLOBAL;
+  bool invalidated = false;
+  std::vector<WorkQueue::Work> work;
+};
+
 struct State {
   std::mutex mutex;
   Memory memory;
   WorkQueue queue;
   // Streams created and not destroyed, with their flags.
   std::map<CUstream, unsigned> streams;
-  // Queue keys of streams capturing a graph: whether the capture was
-  // invalidated.
-  std::map<const void *, bool> captures;
+  // Queue keys of streams capturing a graph, and their captures.
+  std::map<const void *, Capture> captures;
   std::string lastFault;
   int multiprocessors = 4;
   // "Device" memory: its size, and what cuMemAlloc holds of it.
@@ -140,7 +152,7 @@ bool isBlocking(const void *key) {
 /// Whether a blocking stream captures a graph: the legacy default stream
 /// waits for blocking streams, so its work would join the capture.
 bool isBlockingStreamCapturing() {
-  for (const auto &[key, invalidated] : state.captures)
+  for (const auto &[key, capture] : state.captures)
     if (isBlocking(key))
       return true;
   return false;
@@ -164,32 +176,69 @@ uint64_t enqueue(const void *key, WorkQueue::Work work,
   return state.queue.push(key, std::move(work), after);
 }
 
-/// getStreamKey for queueing work on `stream` (or waiting for it), which
-/// a capture refuses: waiting for a capturing stream is
-/// CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED, as on a GPU, and so is its work
-/// here (graphs are not emulated); the legacy default stream's is
+/// getStreamKey for queueing work on `stream` (or waiting for it, `wait`):
+/// waiting for a capturing stream is CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED,
+/// as on a GPU, and the legacy default stream's work or wait is
 /// CUDA_ERROR_STREAM_CAPTURE_IMPLICIT while a blocking stream captures.
 /// Each invalidates the captures concerned, as on a GPU.
 CUresult getWorkStreamKey(CUstream stream, const void *&key, bool wait) {
   if (!getStreamKey(stream, key))
     return CUDA_ERROR_INVALID_HANDLE;
   if (!key && isBlockingStreamCapturing()) {
-    for (auto &[capturing, invalidated] : state.captures)
-      invalidated = true;
+    for (auto &[capturing, capture] : state.captures)
+      capture.invalidated = true;
     return faulted(CUDA_ERROR_STREAM_CAPTURE_IMPLICIT,
                    "PTX emulator: the legacy default stream used while a "
                    "blocking stream captures a graph");
   }
   auto capture = state.captures.find(key);
-  if (capture == state.captures.end())
+  if (capture == state.captures.end() || !wait)
     return CUDA_SUCCESS;
-  capture->second = true;
-  return wait ? faulted(CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED,
-                        "PTX emulator: waiting for a stream that captures a "
-                        "graph")
-              : faulted(CUDA_ERROR_NOT_SUPPORTED,
-                        "PTX emulator: work queued on a stream that captures "
-                        "a graph (graphs are not emulated)");
+  capture->second.invalidated = true;
+  return faulted(CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED,
+                 "PTX emulator: waiting for a stream that captures a graph");
+}
+
+/// Queues `work` on `stream` after the work of tickets `after` (its
+/// ticket in `ticket`, if asked) or, on a capturing stream, records it in
+/// the capture if `what` is empty; else refuses it there (`what` says
+/// what cannot be captured) and invalidates the capture.
+CUresult submit(CUstream stream, WorkQueue::Work work, const char *what = "",
+                std::vector<uint64_t> after = {}, uint64_t *ticket = nullptr) {
+  const void *key;
+  if (CUresult result = getWorkStreamKey(stream, key, /*wait=*/false))
+    return result;
+  auto capture = state.captures.find(key);
+  if (capture == state.captures.end()) {
+    uint64_t queued = enqueue(key, std::move(work), std::move(after));
+    if (ticket)
+      *ticket = queued;
+    return CUDA_SUCCESS;
+  }
+  if (capture->second.invalidated)
+    return faulted(CUDA_ERROR_STREAM_CAPTURE_INVALIDATED,
+                   "PTX emulator: work queued in an invalidated capture");
+  if (*what) {
+    capture->second.invalidated = true;
+    return faulted(CUDA_ERROR_NOT_SUPPORTED,
+                   std::string("PTX emulator: ") + what +
+                       " on a stream that captures a graph (not emulated)");
+  }
+  capture->second.work.push_back(std::move(work));
+  return CUDA_SUCCESS;
+}
+
+/// Refuses an allocation or a free while a capture forbids unsafe calls
+/// (every mode but relaxed), invalidating it, as on a GPU.
+CUresult refuseUnsafeCall(const char *what) {
+  bool refused = false;
+  for (auto &[key, capture] : state.captures)
+    if (capture.mode != CU_STREAM_CAPTURE_MODE_RELAXED)
+      refused = capture.invalidated = true;
+  return refused ? faulted(CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED,
+                           std::string("PTX emulator: ") + what +
+                               " while a stream captures a graph")
+                 : CUDA_SUCCESS;
 }
 
 /// A wait's result: its fault, if any, is the waiting call's error.
@@ -473,6 +522,8 @@ CUresult cuMemGetInfo(size_t *free, size_t *total) {
 
 CUresult cuMemAlloc(CUdeviceptr *pointer, size_t bytes) {
   auto guard = lock();
+  if (CUresult result = refuseUnsafeCall("cuMemAlloc"))
+    return result;
   if (bytes > state.freeBytes())
     return CUDA_ERROR_OUT_OF_MEMORY;
   // NaN bytes, so that reads of never-written memory show in results.
@@ -489,6 +540,8 @@ CUresult cuMemAlloc(CUdeviceptr *pointer, size_t bytes) {
 
 CUresult cuMemFree(CUdeviceptr pointer) {
   auto guard = lock();
+  if (CUresult result = refuseUnsafeCall("cuMemFree"))
+    return result;
   // Waits for queued work, which may still use the memory, as cuMemFree
   // does on a GPU.
   CUresult result = runAll();
@@ -503,9 +556,6 @@ namespace {
 CUresult copy(uint64_t dst, bool dstDevice, uint64_t src, bool srcDevice,
               size_t bytes, CUstream stream) {
   auto guard = lock();
-  const void *key;
-  if (CUresult result = getWorkStreamKey(stream, key, /*wait=*/false))
-    return result;
   if ((dstDevice && !state.memory.contains(dst, bytes)) ||
       (srcDevice && !state.memory.contains(src, bytes)))
     return faulted(CUDA_ERROR_INVALID_VALUE,
@@ -513,17 +563,22 @@ CUresult copy(uint64_t dst, bool dstDevice, uint64_t src, bool srcDevice,
                        " bytes outside device allocations");
   auto *target = reinterpret_cast<char *>(dst);
   const auto *source = reinterpret_cast<const char *>(src);
+  const char *host = srcDevice && dstDevice ? "" : "a host copy";
   if (srcDevice)
-    enqueue(key, [=] {
-      std::memmove(target, source, bytes);
-      return std::string();
-    });
-  else
-    enqueue(key, [target, staged = std::string(source, bytes)] {
-      std::memcpy(target, staged.data(), staged.size());
-      return std::string();
-    });
-  return CUDA_SUCCESS;
+    return submit(
+        stream,
+        [=] {
+          std::memmove(target, source, bytes);
+          return std::string();
+        },
+        host);
+  return submit(
+      stream,
+      [target, staged = std::string(source, bytes)] {
+        std::memcpy(target, staged.data(), staged.size());
+        return std::string();
+      },
+      host);
 }
 } // namespace
 
@@ -545,18 +600,14 @@ CUresult cuMemcpyDtoDAsync(CUdeviceptr dst, CUdeviceptr src, size_t bytes,
 CUresult cuMemsetD8Async(CUdeviceptr dst, unsigned char value, size_t bytes,
                          CUstream stream) {
   auto guard = lock();
-  const void *key;
-  if (CUresult result = getWorkStreamKey(stream, key, /*wait=*/false))
-    return result;
   if (!state.memory.contains(dst, bytes))
     return faulted(CUDA_ERROR_INVALID_VALUE,
                    "PTX emulator: a memset of " + std::to_string(bytes) +
                        " bytes outside device allocations");
-  enqueue(key, [=] {
+  return submit(stream, [=] {
     std::memset(reinterpret_cast<void *>(dst), value, bytes);
     return std::string();
   });
-  return CUDA_SUCCESS;
 }
 
 /// The attributes the runtime asks of its callers' device pointers, for
@@ -705,14 +756,10 @@ CUresult cuLaunchKernel(CUfunction function, unsigned gridX, unsigned gridY,
   grid.block[2] = blockZ;
   grid.dynamicSharedBytes = sharedMemBytes;
   auto guard = lock();
-  const void *key;
-  if (CUresult result = getWorkStreamKey(stream, key, /*wait=*/false))
-    return result;
-  enqueue(key, [kernel, grid, params = std::move(params)] {
+  return submit(stream, [kernel, grid, params = std::move(params)] {
     return launch(*kernel->program, kernel->function, grid, params,
                   state.memory, state.profile.get());
   });
-  return CUDA_SUCCESS;
 }
 
 CUresult cuStreamCreate(CUstream *stream, unsigned int flags) {
@@ -749,29 +796,27 @@ CUresult cuStreamSynchronize(CUstream stream) {
 /// work after it.
 CUresult cuStreamWaitEvent(CUstream stream, CUevent event, unsigned flags) {
   auto guard = lock();
-  const void *key;
-  if (CUresult result = getWorkStreamKey(stream, key, /*wait=*/false))
-    return result;
   if (!event || flags)
     return CUDA_ERROR_INVALID_VALUE;
   std::vector<uint64_t> after;
   if (uint64_t record = reinterpret_cast<Event *>(event)->ticket)
     after.push_back(record);
-  enqueue(
-      key, [] { return std::string(); }, after);
-  return CUDA_SUCCESS;
+  return submit(
+      stream, [] { return std::string(); }, "an event wait", after);
 }
 
 /// Capture on the legacy default stream is
 /// CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED, as on a GPU.
-CUresult cuStreamBeginCapture(CUstream stream, CUstreamCaptureMode) {
+CUresult cuStreamBeginCapture(CUstream stream, CUstreamCaptureMode mode) {
   auto guard = lock();
   const void *key;
   if (!getStreamKey(stream, key))
     return CUDA_ERROR_INVALID_HANDLE;
   if (!key)
     return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
-  if (!state.captures.emplace(key, false).second)
+  Capture capture;
+  capture.mode = mode;
+  if (!state.captures.emplace(key, std::move(capture)).second)
     return CUDA_ERROR_ILLEGAL_STATE;
   return CUDA_SUCCESS;
 }
@@ -785,13 +830,12 @@ CUresult cuStreamIsCapturing(CUstream stream, CUstreamCaptureStatus *status) {
     return CUDA_ERROR_STREAM_CAPTURE_IMPLICIT;
   auto capture = state.captures.find(key);
   *status = capture == state.captures.end() ? CU_STREAM_CAPTURE_STATUS_NONE
-            : capture->second ? CU_STREAM_CAPTURE_STATUS_INVALIDATED
-                              : CU_STREAM_CAPTURE_STATUS_ACTIVE;
+            : capture->second.invalidated ? CU_STREAM_CAPTURE_STATUS_INVALIDATED
+                                          : CU_STREAM_CAPTURE_STATUS_ACTIVE;
   return CUDA_SUCCESS;
 }
 
-/// Nothing was queued during a capture that was not invalidated: its graph
-/// is empty.
+/// The capture's graph: its work in order.
 CUresult cuStreamEndCapture(CUstream stream, CUgraph *graph) {
   auto guard = lock();
   const void *key;
@@ -800,14 +844,43 @@ CUresult cuStreamEndCapture(CUstream stream, CUgraph *graph) {
   auto capture = state.captures.find(key);
   if (capture == state.captures.end())
     return CUDA_ERROR_ILLEGAL_STATE;
-  bool invalidated = capture->second;
+  Capture ended = std::move(capture->second);
   state.captures.erase(capture);
-  *graph = invalidated ? nullptr : reinterpret_cast<CUgraph>(new char);
-  return invalidated ? CUDA_ERROR_STREAM_CAPTURE_INVALIDATED : CUDA_SUCCESS;
+  *graph = ended.invalidated
+               ? nullptr
+               : reinterpret_cast<CUgraph>(new Graph{std::move(ended.work)});
+  return ended.invalidated ? CUDA_ERROR_STREAM_CAPTURE_INVALIDATED
+                           : CUDA_SUCCESS;
 }
 
 CUresult cuGraphDestroy(CUgraph graph) {
-  delete reinterpret_cast<char *>(graph);
+  delete reinterpret_cast<Graph *>(graph);
+  return CUDA_SUCCESS;
+}
+
+CUresult cuGraphInstantiate(CUgraphExec *exec, CUgraph graph,
+                            unsigned long long) {
+  if (!graph)
+    return CUDA_ERROR_INVALID_VALUE;
+  *exec = reinterpret_cast<CUgraphExec>(
+      new Graph(*reinterpret_cast<Graph *>(graph)));
+  return CUDA_SUCCESS;
+}
+
+/// Queues the graph's work on `stream`, in order (or records it, in a
+/// capture).
+CUresult cuGraphLaunch(CUgraphExec exec, CUstream stream) {
+  auto guard = lock();
+  if (!exec)
+    return CUDA_ERROR_INVALID_VALUE;
+  for (const WorkQueue::Work &work : reinterpret_cast<Graph *>(exec)->work)
+    if (CUresult result = submit(stream, work))
+      return result;
+  return CUDA_SUCCESS;
+}
+
+CUresult cuGraphExecDestroy(CUgraphExec exec) {
+  delete reinterpret_cast<Graph *>(exec);
   return CUDA_SUCCESS;
 }
 
@@ -823,15 +896,14 @@ CUresult cuEventDestroy(CUevent event) {
 
 CUresult cuEventRecord(CUevent event, CUstream stream) {
   auto guard = lock();
-  const void *key;
-  if (CUresult result = getWorkStreamKey(stream, key, /*wait=*/false))
-    return result;
   auto *e = reinterpret_cast<Event *>(event);
-  e->ticket = enqueue(key, [e] {
-    e->time = Clock::now();
-    return std::string();
-  });
-  return CUDA_SUCCESS;
+  return submit(
+      stream,
+      [e] {
+        e->time = Clock::now();
+        return std::string();
+      },
+      "an event record", {}, &e->ticket);
 }
 
 CUresult cuEventSynchronize(CUevent event) {

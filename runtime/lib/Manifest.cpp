@@ -332,11 +332,13 @@ bool hybrid::rt::loadManifest(const std::string &dir, Manifest &manifest,
     // do GPU flash kernels, with the ring's rows, and GPU decode kernels
     // take the ring's rows (device caches hold mirror rows past them); 6:
     // each kernel states its mask; 7: TMA flash kernels take their tensor
-    // maps by value (version 6's, pointers to device memory).
-    if (m.version != 7)
-      throw FieldError("version: this runtime reads version 7, not " +
+    // maps by value (version 6's, pointers to device memory); 8: GPU
+    // prepare and decode kernels read the first position from a device
+    // length (version 7's take it as a scalar), kept by the cache kernels.
+    if (m.version != 8)
+      throw FieldError("version: this runtime reads version 8, not " +
                        std::to_string(m.version) +
-                       (m.version < 7 ? " (artifacts of an older "
+                       (m.version < 8 ? " (artifacts of an older "
                                         "hybrid-compile: compile them again)"
                                       : ""));
     m.target = f.string("target");
@@ -380,6 +382,9 @@ bool hybrid::rt::loadManifest(const std::string &dir, Manifest &manifest,
       Fields conversions = f.child("conversions");
       m.convertBF16ToF32 = conversions.string("bf16_to_f32");
       m.convertF32ToBF16 = conversions.string("f32_to_bf16");
+      Fields cacheKernels = f.child("cache_kernels");
+      m.storeCacheRows = cacheKernels.string("store_rows");
+      m.advanceLength = cacheKernels.string("advance_length");
     }
     const json &layers = f.at("layers");
     if (!layers.is_array())

@@ -51,10 +51,19 @@ struct hybrid_rt_session {
   int64_t batch, maxSeq, maxStep;
   std::vector<LayerCache> caches;
 #ifdef HYBRID_RT_CUDA
+  // GPU models: every layer's length on the device too (DeviceCache), which
+  // the kernels read. Calls captured in a CUDA graph advance only those (at
+  // each replay, whenever the caller launches one), so once a call was
+  // captured the host's are read back at every call outside a capture; a
+  // reset the stream could not take is redone there.
+  uint64_t deviceLengths = 0;
+  bool captured = false, resetPending = false;
   ~hybrid_rt_session() {
+    if (!model->cuda)
+      return;
     for (LayerCache &c : caches)
-      if (model->cuda)
-        model->cuda->release(c.device);
+      model->cuda->release(c.device);
+    model->cuda->releaseLengths(deviceLengths);
   }
 #endif
   // Scratch: keys of the current step, and K=V keys rotated for a step.
@@ -242,6 +251,76 @@ void appendTokens(hybrid_rt_session &s, const LayerSpec &l, LayerCache &c,
     storeRows(c.values, c.rows, v, s.batch, c.length, count,
               l.numKvHeads * l.vHeadDim);
 }
+
+#ifdef HYBRID_RT_CUDA
+/// Gives every layer its device length (zeroed), and reserves the scratch
+/// a captured decode step of the session's largest steps uses (a capture
+/// cannot allocate).
+cuda::Error allocateDeviceLengths(hybrid_rt_session &s) {
+  hybrid_rt_model &model = *s.model;
+  if (cuda::Error e =
+          model.cuda->allocateLengths(s.caches.size(), s.deviceLengths);
+      !e.empty())
+    return e;
+  for (size_t i = 0; i < s.caches.size(); ++i)
+    s.caches[i].device.length = s.deviceLengths + i * sizeof(int64_t);
+  for (const LayerSpec &l : model.manifest.layers) {
+    if (!l.hasKernel())
+      continue;
+    const KernelSpec &kernel = model.manifest.kernels.at(l.kernel);
+    if (kernel.decode.empty())
+      continue;
+    int64_t owner = l.cachePolicy == "shared" ? l.sourceLayer : l.index;
+    if (cuda::Error e = model.cuda->reserveForCapture(
+            l, kernel, s.batch, s.maxStep, s.caches[owner].rows);
+        !e.empty())
+      return e;
+  }
+  return {};
+}
+
+/// Brings the host's lengths up to date before a call, unless the stream
+/// is capturing a CUDA graph (`capturing`): a pending reset, then, once a
+/// call was captured, the lengths replays left on the device (a wait for
+/// the stream). Returns why the
+/// session cannot go on, if it cannot: replays that ran past max_seq, or
+/// the driver's error.
+cuda::Error syncLengths(hybrid_rt_session &s, bool &capturing) {
+  capturing = false;
+  cuda::Backend *cuda = s.model->cuda.get();
+  if (!cuda)
+    return {};
+  if (cuda::Error e = cuda->getCapturing(capturing); !e.empty() || capturing)
+    return e;
+  int64_t layers = s.caches.size();
+  if (s.resetPending) {
+    if (cuda::Error e = cuda->resetLengths(s.deviceLengths, layers); !e.empty())
+      return e;
+    s.resetPending = false;
+  }
+  if (!s.captured)
+    return {};
+  std::vector<int64_t> lengths(layers);
+  if (cuda::Error e =
+          cuda->readLengths(s.deviceLengths, layers, lengths.data());
+      !e.empty())
+    return e;
+  std::string overrun;
+  for (int64_t i = 0; i < layers; ++i) {
+    s.caches[i].length = lengths[i];
+    if (lengths[i] > s.maxSeq && overrun.empty())
+      overrun =
+          "layer " + std::to_string(i) + ": CUDA graph replays took it to " +
+          std::to_string(lengths[i]) + " tokens, past the session's max_seq " +
+          std::to_string(s.maxSeq) +
+          " (the steps past it overwrote the oldest cache rows): "
+          "reset the session";
+  }
+  if (overrun.empty())
+    return {};
+  return cuda::Error(overrun, HYBRID_RT_INVALID_ARGUMENT);
+}
+#endif
 } // namespace
 
 extern "C" {
@@ -311,6 +390,11 @@ hybrid_rt_session_create(hybrid_rt_model *model,
     }
     s->caches.push_back(std::move(c));
   }
+#ifdef HYBRID_RT_CUDA
+  if (model->cuda)
+    if (cuda::Error e = allocateDeviceLengths(*s); !e.empty())
+      return fail(e.status(), "hybrid_rt_session_create: " + e.message());
+#endif
   *session = s.release();
   ++model->sessions;
   return HYBRID_RT_OK;
@@ -334,9 +418,23 @@ void hybrid_rt_session_destroy(hybrid_rt_session *session) {
 
 void hybrid_rt_session_reset(hybrid_rt_session *session) {
   CallLock lock(session ? session->model : nullptr);
-  if (session)
-    for (LayerCache &c : session->caches)
-      c.length = 0;
+  if (!session)
+    return;
+  for (LayerCache &c : session->caches)
+    c.length = 0;
+#ifdef HYBRID_RT_CUDA
+  // In a capture the graph resets them (at each replay); where the stream
+  // cannot take the reset now (it would join another stream's capture),
+  // the next call does it.
+  if (cuda::Backend *cuda = session->model->cuda.get()) {
+    bool capturing = false;
+    session->resetPending =
+        !cuda->getCapturing(capturing).empty() ||
+        !cuda->resetLengths(session->deviceLengths, session->caches.size())
+             .empty();
+    session->captured |= capturing && !session->resetPending;
+  }
+#endif
 }
 
 hybrid_rt_status hybrid_rt_session_cache_info(const hybrid_rt_session *s,
@@ -351,6 +449,13 @@ hybrid_rt_status hybrid_rt_session_cache_info(const hybrid_rt_session *s,
                 layerWhere("hybrid_rt_session_cache_info", layer) +
                     " is out of range [0, " + std::to_string(s->caches.size()) +
                     ")");
+#ifdef HYBRID_RT_CUDA
+  bool capturing = false;
+  if (cuda::Error e =
+          syncLengths(const_cast<hybrid_rt_session &>(*s), capturing);
+      !e.empty())
+    return fail(e.status(), "hybrid_rt_session_cache_info: " + e.message());
+#endif
   const LayerCache &c = s->caches[layer];
   *info = {c.policy.c_str(),
            c.rows,
@@ -385,6 +490,11 @@ hybrid_rt_status hybrid_rt_session_prefill(hybrid_rt_session *s, int64_t layer,
     return status;
   const LayerSpec &l = *spec;
   LayerCache &c = s->caches[layer];
+#ifdef HYBRID_RT_CUDA
+  bool capturing = false;
+  if (cuda::Error e = syncLengths(*s, capturing); !e.empty())
+    return fail(e.status(), where + ": " + e.message());
+#endif
   if (std::string error = checkQueryRank(q); !error.empty())
     return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
   int64_t seq = q->shape[1];
@@ -414,7 +524,7 @@ hybrid_rt_status hybrid_rt_session_prefill(hybrid_rt_session *s, int64_t layer,
     if (cuda::Error e = model.cuda->prefill(
             l, model.manifest.kernels.at(l.kernel), s->batch, seq,
             Operand::of(q), Operand::of(k), Operand::of(v), Operand::of(sinks),
-            Operand::of(out), c.rows > 0 ? &c.device : nullptr);
+            Operand::of(out), &c.device);
         !e.empty())
       return fail(e.status(), where + ": " + e.message());
     c.length = seq;
@@ -450,6 +560,11 @@ hybrid_rt_status hybrid_rt_session_append(hybrid_rt_session *s, int64_t layer,
     return status;
   const LayerSpec &l = *spec;
   LayerCache &c = s->caches[layer];
+  bool capturing = false; // a CUDA graph: lengths are the device's
+#ifdef HYBRID_RT_CUDA
+  if (cuda::Error e = syncLengths(*s, capturing); !e.empty())
+    return fail(e.status(), where + ": " + e.message());
+#endif
   if (c.rows == 0)
     return fail(HYBRID_RT_INVALID_ARGUMENT,
                 where + " has no cache of its own (policy " + c.policy + ")");
@@ -462,16 +577,20 @@ hybrid_rt_status hybrid_rt_session_append(hybrid_rt_session *s, int64_t layer,
                          "[batch, seq, kv_heads, v_head_dim]", *s->model);
   if (!error.empty())
     return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
-  if (std::string error = checkRoom(*s, c.length, count); !error.empty())
+  if (std::string error = checkRoom(*s, c.length, count);
+      !error.empty() && !capturing)
     return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
 #ifdef HYBRID_RT_CUDA
   if (hybrid_rt_model &model = *s->model; model.cuda) {
     if (cuda::Error e = model.cuda->append(
-            l, model.manifest.kernels.at(l.kernel), c.device, s->batch,
-            c.length, count, cuda::Operand::of(k), cuda::Operand::of(v));
+            l, model.manifest.kernels.at(l.kernel), c.device, s->batch, count,
+            cuda::Operand::of(k), cuda::Operand::of(v));
         !e.empty())
       return fail(e.status(), where + ": " + e.message());
-    c.length += count;
+    if (capturing)
+      s->captured = true;
+    else
+      c.length += count;
     return HYBRID_RT_OK;
   }
 #endif
@@ -502,6 +621,14 @@ hybrid_rt_status hybrid_rt_session_decode(hybrid_rt_session *s, int64_t layer,
                 where + " is bidirectional: it has no decode");
   LayerCache &c = s->caches[layer];
   bool shared = c.policy == "shared";
+  // In a CUDA graph capture the lengths are the device's, as each replay
+  // finds them: the checks of lengths below wait for the next call outside
+  // the capture, which reads them back.
+  bool capturing = false;
+#ifdef HYBRID_RT_CUDA
+  if (cuda::Error e = syncLengths(*s, capturing); !e.empty())
+    return fail(e.status(), where + ": " + e.message());
+#endif
   if (std::string error = checkQueryRank(q); !error.empty())
     return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
   int64_t steps = q->shape[1];
@@ -515,12 +642,13 @@ hybrid_rt_status hybrid_rt_session_decode(hybrid_rt_session *s, int64_t layer,
                     " tokens, the session takes 1 to " +
                     std::to_string(s->maxStep));
   int64_t position = c.length;
-  if (std::string error = checkRoom(*s, position, steps); !error.empty())
+  if (std::string error = checkRoom(*s, position, steps);
+      !error.empty() && !capturing)
     return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
   LayerCache *owner = &c;
   if (shared) {
     owner = &s->caches[l.sourceLayer];
-    if (owner->length != position + steps)
+    if (owner->length != position + steps && !capturing)
       return fail(HYBRID_RT_INVALID_ARGUMENT,
                   where + " reads layer " + std::to_string(l.sourceLayer) +
                       "'s cache, which holds " + std::to_string(owner->length) +
@@ -531,12 +659,15 @@ hybrid_rt_status hybrid_rt_session_decode(hybrid_rt_session *s, int64_t layer,
   if (model.cuda) {
     using cuda::Operand;
     if (cuda::Error e = model.cuda->decode(
-            l, kernel, shared ? nullptr : &c.device, owner->device, s->batch,
-            position, steps, Operand::of(q), Operand::of(k), Operand::of(v),
-            Operand::of(sinks), Operand::of(out));
+            l, kernel, c.device, owner->device, s->batch, position, steps,
+            Operand::of(q), Operand::of(k), Operand::of(v), Operand::of(sinks),
+            Operand::of(out));
         !e.empty())
       return fail(e.status(), where + ": " + e.message());
-    c.length = position + steps;
+    if (capturing)
+      s->captured = true;
+    else
+      c.length = position + steps;
     return HYBRID_RT_OK;
   }
 #endif

@@ -45,7 +45,10 @@ static int checkSession(hybrid_rt_model *model, int64_t layer, int64_t shared);
   X(cuStreamSynchronize)                                                       \
   X(cuStreamBeginCapture)                                                      \
   X(cuStreamEndCapture)                                                        \
-  X(cuGraphDestroy)
+  X(cuGraphDestroy)                                                            \
+  X(cuGraphInstantiate)                                                        \
+  X(cuGraphLaunch)                                                             \
+  X(cuGraphExecDestroy)
 typedef struct Driver {
 #define DECLARE(name) __typeof__(name) *name;
   DRIVER_FUNCTIONS(DECLARE)
@@ -227,22 +230,29 @@ static void freeTokens(const Driver *d, hybrid_rt_tensor t[4],
   }
 }
 
-/* While `stream` (a blocking stream) captures a CUDA graph, every call on
- * it, and setting it or the legacy default stream, is refused before
- * anything is queued (a replay would repeat the step's position): the
- * capture ends valid (under the emulator, which refuses work queued during
- * a capture, empty), and `session` goes on after it. */
+/* A decode step captured in a CUDA graph while `stream` (a blocking
+ * stream) captures: each replay is the session's next step, as `onHost`'s
+ * steps on host tensors give it, and the session's lengths are read back
+ * at the next call outside the capture, which reports replays past
+ * max_seq. Calls a replay cannot repeat (prompts, sessions), host tensors,
+ * and the legacy default stream (which would join the capture) are refused
+ * before anything is queued, so the capture ends valid. */
 static void checkCapture(const Driver *d, hybrid_rt_model *model, int64_t layer,
-                         hybrid_rt_session *session, CUstream stream) {
+                         hybrid_rt_session *onHost, hybrid_rt_session *session,
+                         CUstream stream) {
   hybrid_rt_tensor t[4], dt[4];
   makeTokens(d, model, layer, 1, t, dt);
   hybrid_rt_session_options options = {1, 8, 1};
   hybrid_rt_session *other = NULL;
+  hybrid_rt_cache_info cache;
   report("stream set", hybrid_rt_stream_set(model, stream));
   d->cuStreamBeginCapture(stream, CU_STREAM_CAPTURE_MODE_GLOBAL);
   report("step while the stream captures",
          hybrid_rt_session_decode(session, layer, &dt[0], &dt[1], &dt[2], NULL,
                                   &dt[3]));
+  report("step on host tensors while the stream captures",
+         hybrid_rt_session_decode(session, layer, &t[0], &t[1], &t[2], NULL,
+                                  &t[3]));
   report("prefill while the stream captures",
          hybrid_rt_prefill(model, layer, &dt[0], &dt[1], &dt[2], NULL, &dt[3]));
   report("session while the stream captures",
@@ -255,15 +265,60 @@ static void checkCapture(const Driver *d, hybrid_rt_model *model, int64_t layer,
   printf("capture: %s\n", d->cuStreamEndCapture(stream, &graph) == CUDA_SUCCESS
                               ? "valid"
                               : "invalidated");
+  CUgraphExec exec = NULL;
   if (graph)
-    d->cuGraphDestroy(graph);
-  report("step after the capture",
+    d->cuGraphInstantiate(&exec, graph, 0);
+  const char *replays = exec ? "as on the host" : "no graph";
+  for (int i = 0; exec && i < 2; ++i) {
+    d->cuGraphLaunch(exec, stream);
+    d->cuStreamSynchronize(stream);
+    hybrid_rt_session_decode(onHost, layer, &t[0], &t[1], &t[2], NULL, &t[3]);
+    if (strcmp(compare(d, &dt[3], &t[3]), "as on the host") != 0) {
+      replays = i ? "the second differs" : "the first differs";
+      break;
+    }
+  }
+  printf("replays: %s\n", replays);
+  hybrid_rt_session_cache_info(session, layer, &cache);
+  printf("after two replays: %lld tokens seen\n", (long long)cache.length);
+  report("step after the replays",
          hybrid_rt_session_decode(session, layer, &dt[0], &dt[1], &dt[2], NULL,
                                   &dt[3]));
   d->cuStreamSynchronize(stream);
-  hybrid_rt_cache_info cache;
   hybrid_rt_session_cache_info(session, layer, &cache);
-  printf("after the capture: %lld tokens seen\n", (long long)cache.length);
+  printf("after the step: %lld tokens seen\n", (long long)cache.length);
+  if (exec)
+    d->cuGraphLaunch(exec, stream);
+  report("info after a replay past max_seq",
+         hybrid_rt_session_cache_info(session, layer, &cache));
+  hybrid_rt_session_reset(session);
+  hybrid_rt_session_cache_info(session, layer, &cache);
+  printf("after a reset: %lld tokens seen\n", (long long)cache.length);
+  if (exec)
+    d->cuGraphExecDestroy(exec);
+  if (graph)
+    d->cuGraphDestroy(graph);
+  /* What the driver refuses around captures, as the runtime relies on:
+   * capturing the legacy default stream, and allocating during a capture
+   * (which invalidates it). */
+  printf("capture on the legacy default stream: %s\n",
+         d->cuStreamBeginCapture(NULL, CU_STREAM_CAPTURE_MODE_GLOBAL) ==
+                 CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED
+             ? "refused"
+             : "begun");
+  CUdeviceptr scratch = 0;
+  d->cuStreamBeginCapture(stream, CU_STREAM_CAPTURE_MODE_GLOBAL);
+  CUresult allocated = d->cuMemAlloc(&scratch, 64);
+  graph = NULL;
+  printf("allocation in a capture: %s, capture %s\n",
+         allocated == CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED ? "refused"
+                                                            : "made",
+         d->cuStreamEndCapture(stream, &graph) == CUDA_SUCCESS ? "valid"
+                                                               : "invalidated");
+  if (allocated == CUDA_SUCCESS)
+    d->cuMemFree(scratch);
+  if (graph)
+    d->cuGraphDestroy(graph);
   freeTokens(d, t, dt);
 }
 
@@ -305,7 +360,7 @@ static void checkSessionStreams(hybrid_rt_model *model, int64_t layer) {
     freeTokens(&d, t, dt);
   }
   printf("session on a stream: %s\n", results);
-  checkCapture(&d, model, layer, onStream, stream);
+  checkCapture(&d, model, layer, onHost, onStream, stream);
   hybrid_rt_stream_reset(model);
   hybrid_rt_session_destroy(onHost);
   hybrid_rt_session_destroy(onStream);

@@ -21,7 +21,7 @@ std::string writeManifest(const std::string &text) {
 }
 
 const char *kValid = R"({
-  "version": 7, "target": "cpu", "library": "libkernels.so",
+  "version": 8, "target": "cpu", "library": "libkernels.so",
   "model_type": "test", "name": "t", "num_layers": 2,
   "kernels": {"attn0": {"entry": "_mlir_ciface_attn0",
     "prepare_q": "_mlir_ciface_attn0_prepare_q", "prepare_k": null,
@@ -66,11 +66,11 @@ TEST(Manifest, ErrorsNameTheField) {
        "layers[0].v_head_dim: expected an integer"},
       {"\"sliding\", \"window\": 5", "\"sliding\", \"window\": 5.5",
        "layers[0].window: expected an integer"},
-      {"\"version\": 7", "\"version\": 6",
-       "version: this runtime reads version 7, not 6 (artifacts of an older "
+      {"\"version\": 8", "\"version\": 7",
+       "version: this runtime reads version 8, not 7 (artifacts of an older "
        "hybrid-compile: compile them again)"},
-      {"\"version\": 7", "\"version\": 8",
-       "version: this runtime reads version 7, not 8"},
+      {"\"version\": 8", "\"version\": 9",
+       "version: this runtime reads version 8, not 9"},
       {"\"kernel\": \"attn0\"", "\"kernel\": \"attn9\"",
        "layers[0].kernel: 'attn9' is not in kernels"},
       {"{\"type\": \"none\"}",

@@ -57,7 +57,8 @@ def ConvertHybridAttentionToGPU
     sm_80 and newer):
 
     - `@K_prepare_q(q, q_out, first_position)`, `@K_prepare_k(k, k_out,
-      first_position)`: f32 rows to bf16 rows, rotated by the layer's RoPE;
+      length)`: f32 rows to bf16 rows from position `length[0]` on (a
+      `memref<1xi64>` in device memory), rotated by the layer's RoPE;
       queries also carry the score scale and the Llama 4 temperature. One
       CTA per (batch, position) row.
     - `@K_prepare_v(v, v_out)`: f32 value rows to bf16.
@@ -84,14 +85,22 @@ def ConvertHybridAttentionToGPU
       partials that `@K_decode_combine` merges, for launches of few query
       tiles.
     - `@K_decode(q, k_cache, v_cache, [sinks,] partial_out, partial_max,
-      partial_sum, position)` (causal layers): a decode step over a bf16 KV
-      cache (position p in row p % rows), one CTA per (split, query and kv
+      partial_sum, length, rows)` (causal layers): a decode step from
+      position `length[0]` over a bf16 KV cache (position p in row
+      p % rows), one CTA per (split, query and kv
       head, batch), 128 keys per tile (one per thread), split over the key
       range; `@K_decode_combine` merges the splits by log-sum-exp.
     - `@hybrid_convert_bf16_to_f32(in, out)`,
       `@hybrid_convert_f32_to_bf16(in, out)`: flat elementwise conversions
       for bf16 tensors at the runtime's API (named in the module's
       `hybrid.conversions` and the manifest).
+    - `@hybrid_store_cache_rows(new_k, k_cache, new_v, v_cache, length,
+      rows)`: a step's prepared rows into the cache rows of their positions
+      from `length[0]` on (and their mirror rows), one CTA per (token,
+      batch); `@hybrid_advance_length(length, count)` then adds the step's
+      tokens. Kernels that read the length from device memory let a CUDA
+      graph replay a decode step (named in `hybrid.cache_kernels` and the
+      manifest).
 
     Every kernel but the flash kernel runs 128 threads; memrefs use the
     default (descriptor) calling convention. docs/GPUCodegen.md has the

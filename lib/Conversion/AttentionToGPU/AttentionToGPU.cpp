@@ -105,16 +105,27 @@ struct ConvertAttentionToGPUPass
     // bf16 tensors at the runtime's API convert through these (a schedule
     // without attention layers has no operands to convert).
     if (!kernels->empty()) {
+      // The manifest's tables of these kernels' names by role.
+      auto setRoles =
+          [&](StringRef attr,
+              ArrayRef<std::pair<StringRef, StringRef>> kernelsByRole) {
+            SmallVector<NamedAttribute> roles;
+            for (auto [role, kernel] : kernelsByRole)
+              roles.push_back(b.getNamedAttr(role, b.getStringAttr(kernel)));
+            gpuModule->setAttr(attr, b.getDictionaryAttr(roles));
+          };
       emitElementConversionKernel(b, kBF16ToF32Kernel, b.getBF16Type(),
                                   b.getF32Type());
       emitElementConversionKernel(b, kF32ToBF16Kernel, b.getF32Type(),
                                   b.getBF16Type());
-      gpuModule->setAttr(
-          "hybrid.conversions",
-          b.getDictionaryAttr(
-              {b.getNamedAttr("bf16_to_f32", b.getStringAttr(kBF16ToF32Kernel)),
-               b.getNamedAttr("f32_to_bf16",
-                              b.getStringAttr(kF32ToBF16Kernel))}));
+      setRoles("hybrid.conversions", {{"bf16_to_f32", kBF16ToF32Kernel},
+                                      {"f32_to_bf16", kF32ToBF16Kernel}});
+      // Sessions' caches and lengths on the device, for every layer.
+      emitStoreRowsKernel(b, kStoreRowsKernel);
+      emitAdvanceLengthKernel(b, kAdvanceLengthKernel);
+      setRoles("hybrid.cache_kernels",
+               {{"store_rows", kStoreRowsKernel},
+                {"advance_length", kAdvanceLengthKernel}});
     }
 
     // The module gets its gpu.module even without attention layers (an

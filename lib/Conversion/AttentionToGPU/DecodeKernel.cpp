@@ -17,11 +17,14 @@
 // tile's keys; the subsets' partial sums are added once per split, through
 // shared memory.
 //
-// The key at position p lives in cache row p % rows (ring and chunk caches
-// wrap; `rows`, an argument: a cache may hold mirror rows past the ring); a
-// query's visible keys are one interval, so only the tile past the range's end
-// masks anything. Each split writes its unnormalised accumulator, max and sum;
-// a sink counts once, in split 0.
+// The step's first position is the layer's length, read from device memory
+// (a CUDA graph's replays advance it); the grid's splits divide whatever
+// key range it gives, and a split past the range's end writes an empty
+// partial. The key at position p lives in cache row p % rows (ring and chunk
+// caches wrap; `rows`, an argument: a cache may hold mirror rows past the
+// ring); a query's visible keys are one interval, so only the tile past the
+// range's end masks anything. Each split writes its unnormalised accumulator,
+// max and sum; a sink counts once, in split 0.
 //
 //===----------------------------------------------------------------------===//
 
@@ -144,7 +147,7 @@ mlir::gpu::GPUFuncOp DecodeEmitter::emit(StringRef name) {
   inputs.append({MemRefType::get({dyn, dyn, dyn, sig.heads, vDim}, f32Type),
                  MemRefType::get({dyn, dyn, dyn, sig.heads}, f32Type),
                  MemRefType::get({dyn, dyn, dyn, sig.heads}, f32Type),
-                 b.getIndexType(), b.getIndexType()});
+                 getPositionType(b.getContext()), b.getIndexType()});
   auto shared = [&](ArrayRef<int64_t> shape, Type type) -> Type {
     return MemRefType::get(
         shape, type, MemRefLayoutAttrInterface(),
@@ -172,7 +175,7 @@ mlir::gpu::GPUFuncOp DecodeEmitter::emit(StringRef name) {
   Value partialOut = func.getArgument(arg++);
   Value partialMax = func.getArgument(arg++);
   Value partialSum = func.getArgument(arg++);
-  Value position = func.getArgument(arg++);
+  Value position = loadPosition(b, func.getArgument(arg++));
   // The ring's rows: the cache's rows past them mirror its first (for the
   // flash kernel's tiles), and none of them is read here.
   Value rows = func.getArgument(arg);

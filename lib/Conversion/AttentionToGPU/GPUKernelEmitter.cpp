@@ -23,6 +23,11 @@ mlir::gpu::GPUFuncOp hybrid::gpu::createKernel(ImplicitLocOpBuilder &b,
   return func;
 }
 
+Value hybrid::gpu::loadPosition(ImplicitLocOpBuilder &b, Value length) {
+  Value position = memref::LoadOp::create(b, length, ValueRange{index(b, 0)});
+  return arith::IndexCastUIOp::create(b, b.getIndexType(), position);
+}
+
 Value hybrid::gpu::getSharedAddress(ImplicitLocOpBuilder &b, Value memref) {
   return arith::IndexCastUIOp::create(
       b, b.getI64Type(),

@@ -114,6 +114,17 @@ mlir::Value inlinePtx(mlir::ImplicitLocOpBuilder &b, mlir::Type resultType,
                       mlir::ValueRange operands, llvm::StringRef text,
                       llvm::StringRef constraints);
 
+/// A layer's length on the device: one i64 that the runtime keeps per
+/// layer and the kernels of a step read their first position from, so that
+/// launches do not depend on it (a CUDA graph's replays each see the length
+/// the one before left).
+inline mlir::MemRefType getPositionType(mlir::MLIRContext *context) {
+  return mlir::MemRefType::get({1}, mlir::IntegerType::get(context, 64));
+}
+
+/// The position held by `length` (getPositionType), as an index.
+mlir::Value loadPosition(mlir::ImplicitLocOpBuilder &b, mlir::Value length);
+
 /// An empty `gpu.func` kernel of `threads` threads with `inputs` and shared
 /// memory `workgroup`; the builder is left inside it.
 mlir::gpu::GPUFuncOp createKernel(mlir::ImplicitLocOpBuilder &b,
@@ -141,6 +152,22 @@ mlir::gpu::GPUFuncOp emitElementConversionKernel(mlir::ImplicitLocOpBuilder &b,
 /// The conversion kernels' names: bf16 to f32 and f32 to bf16.
 constexpr const char *kBF16ToF32Kernel = "hybrid_convert_bf16_to_f32";
 constexpr const char *kF32ToBF16Kernel = "hybrid_convert_f32_to_bf16";
+
+/// Emits `@name`, which stores a step's prepared keys and values
+/// ([B, T, heads x dim] bf16) into the cache rows of their positions from
+/// the layer's length on (CacheKernels.cpp): (new keys, keys, new values,
+/// values, length, ring rows), one CTA per (token, batch).
+mlir::gpu::GPUFuncOp emitStoreRowsKernel(mlir::ImplicitLocOpBuilder &b,
+                                         llvm::StringRef name);
+
+/// Emits `@name`, which adds its i64 count to a layer's length (one
+/// thread).
+mlir::gpu::GPUFuncOp emitAdvanceLengthKernel(mlir::ImplicitLocOpBuilder &b,
+                                             llvm::StringRef name);
+
+/// The cache kernels' names.
+constexpr const char *kStoreRowsKernel = "hybrid_store_cache_rows";
+constexpr const char *kAdvanceLengthKernel = "hybrid_advance_length";
 
 /// Emits `@name_prepare_v`: f32 value rows to bf16.
 mlir::gpu::GPUFuncOp emitConvertKernel(mlir::ImplicitLocOpBuilder &b,

@@ -4,7 +4,9 @@
 // the temperature are applied once per row, not once per (query tile, key
 // tile) pair; here the same pass also converts to the tensor cores' bf16.
 // One CTA per (batch, position) row; its threads stride over heads x dims.
-// Angles are f64 (positions reach 10^6 and more).
+// Angles are f64 (positions reach 10^6 and more). The rows' first position
+// is read from device memory (a layer's length, which CUDA graph replays
+// advance).
 //
 //===----------------------------------------------------------------------===//
 
@@ -46,9 +48,9 @@ hybrid::gpu::emitPrepareKernel(ImplicitLocOpBuilder &b, StringRef name,
   auto func = createKernel(b, fullName,
                            {getRowsType(element, heads, dim),
                             getRowsType(b.getBF16Type(), heads, dim),
-                            b.getIndexType()});
+                            getPositionType(b.getContext())});
   Value in = func.getArgument(0), out = func.getArgument(1);
-  Value firstPosition = func.getArgument(2);
+  Value firstPosition = loadPosition(b, func.getArgument(2));
   RopeTable rope = computeRopeTable(sig.positional, dim);
   Value invFreq;
   if (!rope.inverseFrequencies.empty())

@@ -129,6 +129,10 @@ struct Manifest {
   /// GPU targets: elementwise conversion kernels for bf16 tensors at the
   /// API (empty in artifacts that predate them).
   std::string convertBF16ToF32, convertF32ToBF16;
+  /// GPU targets: the kernels that store a step's rows in a cache and
+  /// advance a layer's length on the device (wherever there are
+  /// conversions).
+  std::string storeCacheRows, advanceLength;
   /// By kernel function (a KernelSpec's entry, decode, ...); empty without
   /// a cubin.
   std::map<std::string, FunctionResources> resources;

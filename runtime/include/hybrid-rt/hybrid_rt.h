@@ -122,11 +122,15 @@ const char *hybrid_rt_device_name(const hybrid_rt_model *model);
  * Calls with a host tensor still return once done. The model's work stays
  * in call order across streams (a new stream first waits for the earlier
  * calls' work). The stream must outlive its use: reset or set another
- * before destroying it. CPU models: HYBRID_RT_UNSUPPORTED. Calls cannot be
- * captured in CUDA graphs yet (a replay would repeat a step's position):
- * on a stream that is capturing, or on the legacy default stream while a
- * blocking stream captures, this and every call that queues work return
- * HYBRID_RT_UNSUPPORTED before queueing anything. */
+ * before destroying it. CPU models: HYBRID_RT_UNSUPPORTED. Decode steps
+ * and appends on device tensors can be captured in a CUDA graph on the
+ * caller's stream: the kernels read each layer's length from device
+ * memory and advance it, so each replay is the next step. Once a call was
+ * captured, calls outside a capture read the lengths back first (waiting
+ * for the stream) and report replays past max_seq. Prompts, sessions and
+ * host tensors in a capture, and calls on the legacy default stream while
+ * a blocking stream captures, return HYBRID_RT_UNSUPPORTED before queueing
+ * anything. runtime/README.md has an example. */
 hybrid_rt_status hybrid_rt_stream_set(hybrid_rt_model *model, void *stream);
 /* Back to the model's own stream, each call returning once done. */
 hybrid_rt_status hybrid_rt_stream_reset(hybrid_rt_model *model);

@@ -8,7 +8,6 @@
 #include <cstdlib>
 #include <fstream>
 #include <map>
-#include <optional>
 #include <sstream>
 #include <vector>
 
@@ -143,6 +142,14 @@ struct Backend::State {
   // (kernel parameters).
   CUtensorMap tensorMaps[2];
   float prepareMs = 0, attentionMs = 0;
+  std::string storeRowsKernel, advanceLengthKernel; // the manifest's
+  // A device int64 holding 0: prompts outside sessions start there.
+  CUdeviceptr zeroLength = 0;
+  // Whether the current call's stream captures a CUDA graph, and whether
+  // any call was captured: scratch that a graph launches on is never freed
+  // then (a grown buffer retires until the model closes).
+  bool capturing = false, captured = false;
+  std::vector<CUdeviceptr> retired;
 
   Error check(const std::string &what, CUresult result) {
     if (result == CUDA_SUCCESS)
@@ -154,9 +161,21 @@ struct Backend::State {
   Error ensure(DeviceBuffer &buffer, size_t bytes) {
     if (buffer.bytes >= bytes)
       return {};
+    // A capture cannot allocate (in its global mode, the driver refuses
+    // and invalidates it); sessions reserve what their captured steps use.
+    if (capturing)
+      return Error("a CUDA graph capture of this call would grow the "
+                   "model's scratch to " +
+                       std::to_string(bytes) +
+                       " bytes, and a capture cannot allocate: run the call "
+                       "outside the capture",
+                   HYBRID_RT_UNSUPPORTED);
     // Work queued before (this call's, or earlier calls' through the
-    // stream's wait) may still read the old buffer.
-    if (buffer.ptr) {
+    // stream's wait) may still read the old buffer, and so may the
+    // launches of captured graphs.
+    if (buffer.ptr && captured) {
+      retired.push_back(buffer.ptr);
+    } else if (buffer.ptr) {
       HYBRID_CUDA_TRY(check("waiting for the GPU before growing scratch",
                             driver.cuStreamSynchronize(stream)));
       driver.cuMemFree(buffer.ptr);
@@ -372,13 +391,13 @@ struct Backend::State {
     return {};
   }
   /// Runs prepare kernel `symbol` on [B, S] rows of `in` (f32, `shape`)
-  /// into `out` (bf16); queries and keys take their first position. `in`
-  /// holding bf16 rows (kept so by input()) goes to `bf16Symbol` instead,
-  /// or, for values (no symbol), is copied.
+  /// into `out` (bf16); queries and keys take their first position from
+  /// the device int64 at `length`. `in` holding bf16 rows (kept so by
+  /// input()) goes to `bf16Symbol` instead, or, for values (no symbol, no
+  /// length), is copied.
   Error prepare(const KernelSpec &kernel, const std::string &symbol,
                 DeviceRows in, DeviceBuffer &out,
-                const std::vector<int64_t> &shape,
-                std::optional<int64_t> firstPosition,
+                const std::vector<int64_t> &shape, CUdeviceptr length,
                 const std::string &bf16Symbol = "") {
     size_t count = shape[0] * shape[1] * shape[2] * shape[3];
     HYBRID_CUDA_TRY(ensure(out, count * 2));
@@ -389,8 +408,8 @@ struct Backend::State {
     LaunchArgs args;
     args.memref(in.ptr, shape);
     args.memref(out.ptr, shape);
-    if (firstPosition)
-      args.scalar(*firstPosition);
+    if (length)
+      args.memref(length, {1});
     return launch(in.bf16 ? bf16Symbol : symbol, unsigned(shape[0] * shape[1]),
                   1, 1, unsigned(kernel.threads), args);
   }
@@ -429,33 +448,32 @@ struct Backend::State {
       args.bytes(&map, sizeof(map));
     return {};
   }
-  /// Copies positions [first, first + count) of `src` [B, count, row] into
-  /// the rows of `cache` that hold them (p % rows, and the mirror rows past
-  /// the ring for its first rows); positions older than the cache's reach
-  /// are skipped.
-  Error storeRows(const DeviceCache &cache, CUdeviceptr data, CUdeviceptr src,
-                  int64_t batch, int64_t first, int64_t count,
-                  int64_t rowBytes) {
-    int64_t rows = cache.rows, stride = rows + cache.mirror;
-    auto copy = [&](int64_t b, int64_t row, int64_t t, int64_t run) {
-      return check(
-          "copying into the KV cache",
-          driver.cuMemcpyDtoDAsync(data + (b * stride + row) * rowBytes,
-                                   src + (b * count + t) * rowBytes,
-                                   run * rowBytes, stream));
-    };
-    int64_t begin = std::max<int64_t>(0, count - rows);
-    for (int64_t b = 0; b < batch; ++b)
-      for (int64_t t = begin; t < count;) {
-        int64_t row = (first + t) % rows;
-        int64_t run = std::min(count - t, rows - row); // up to the wrap
-        HYBRID_CUDA_TRY(copy(b, row, t, run));
-        if (row < cache.mirror)
-          HYBRID_CUDA_TRY(
-              copy(b, rows + row, t, std::min(run, cache.mirror - row)));
-        t += run;
-      }
-    return {};
+  /// Stores `count` tokens of prepared keys (kBf16) and values (vBf16),
+  /// [B, count, Hkv, D], in the rows of `cache` that hold their positions
+  /// from its length on (and the mirror rows past the ring for its first
+  /// rows); tokens older than the cache's reach are skipped.
+  Error storeRows(const LayerSpec &l, const DeviceCache &cache, int64_t batch,
+                  int64_t count) {
+    int64_t stride = cache.rows + cache.mirror;
+    int64_t keyWidth = l.numKvHeads * l.headDim;
+    int64_t valueWidth = l.numKvHeads * l.vHeadDim;
+    LaunchArgs args;
+    args.memref(kBf16.ptr, {batch, count, keyWidth});
+    args.memref(CUdeviceptr(cache.keys), {batch, stride, keyWidth});
+    args.memref(vBf16.ptr, {batch, count, valueWidth});
+    args.memref(CUdeviceptr(cache.values), {batch, stride, valueWidth});
+    args.memref(CUdeviceptr(cache.length), {1});
+    args.scalar(cache.rows);
+    return launch(storeRowsKernel, unsigned(count), unsigned(batch), 1, 128,
+                  args);
+  }
+  /// Adds `count` to `cache`'s length, after every kernel of the call that
+  /// reads it.
+  Error advance(const DeviceCache &cache, int64_t count) {
+    LaunchArgs args;
+    args.memref(CUdeviceptr(cache.length), {1});
+    args.scalar(count);
+    return launch(advanceLengthKernel, 1, 1, 1, 1, args);
   }
   /// Splits of each query tile's key range for a flash launch of `seq`
   /// queries, the last of which sees `keys` keys: 1 without a split-K
@@ -575,32 +593,56 @@ struct Backend::State {
     return wait ? check("running " + what, driver.cuStreamSynchronize(stream))
                 : Error();
   }
-  /// Refuses work for `stream` while it captures a CUDA graph (or, the
-  /// legacy default stream, while a blocking stream does, which would
-  /// capture its work too), before anything is queued, so that the
-  /// caller's capture stays valid. A replay would repeat the call as
-  /// recorded: a decode step's position, cache length and split counts are
-  /// launch parameters, so it would write and read the same rows again;
-  /// and growing scratch waits for the stream, which capture forbids.
-  Error refuseCapture(CUstream target) {
+  /// Whether `target` is capturing a CUDA graph (`active`); an error where
+  /// the driver cannot say, where the capture was invalidated, or where
+  /// `target` is the legacy default stream while a blocking stream
+  /// captures (its work would join that capture, as work the capture does
+  /// not expect).
+  Error getCaptureStatus(CUstream target, bool &active) {
+    active = false;
     if (!driver.cuStreamIsCapturing)
       return {};
     CUstreamCaptureStatus status = CU_STREAM_CAPTURE_STATUS_NONE;
     CUresult result = driver.cuStreamIsCapturing(target, &status);
-    std::string capturing = "the stream is capturing a CUDA graph";
-    if (result == CUDA_ERROR_STREAM_CAPTURE_IMPLICIT) {
-      capturing = "the legacy default stream waits for a stream that is "
-                  "capturing a CUDA graph";
-    } else {
-      HYBRID_CUDA_TRY(
-          check("asking whether the stream captures a CUDA graph", result));
-      if (status == CU_STREAM_CAPTURE_STATUS_NONE)
-        return {};
-    }
-    return Error(capturing + "; calls in a capture are not supported (a "
-                             "replay would repeat this call's positions and "
-                             "launch shapes): call outside it",
-                 HYBRID_RT_UNSUPPORTED);
+    if (result == CUDA_ERROR_STREAM_CAPTURE_IMPLICIT)
+      return Error("the legacy default stream waits for a stream that is "
+                   "capturing a CUDA graph, so this call's work would join "
+                   "that capture: call on the capturing stream "
+                   "(hybrid_rt_stream_set) or outside the capture",
+                   HYBRID_RT_UNSUPPORTED);
+    HYBRID_CUDA_TRY(
+        check("asking whether the stream captures a CUDA graph", result));
+    if (status == CU_STREAM_CAPTURE_STATUS_INVALIDATED)
+      return Error("the stream's CUDA graph capture was invalidated: end it",
+                   HYBRID_RT_UNSUPPORTED);
+    active = status == CU_STREAM_CAPTURE_STATUS_ACTIVE;
+    return {};
+  }
+  /// Starts a call that queues work: sets `capturing`, and refuses, before
+  /// anything is queued (the caller's capture stays valid), a capture of a
+  /// call that a replay cannot repeat (`capturable` false: prompts and
+  /// session creation) and of a call with host operands (`operands`: their
+  /// copies would wait for the host).
+  Error enterCall(bool capturable,
+                  std::initializer_list<Operand> operands = {}) {
+    capturing = false;
+    bool active = false;
+    HYBRID_CUDA_TRY(getCaptureStatus(stream, active));
+    if (!active)
+      return {};
+    if (!capturable)
+      return Error("the stream is capturing a CUDA graph; prompts and "
+                   "session creation cannot be captured (only decode steps "
+                   "and appends): call outside the capture",
+                   HYBRID_RT_UNSUPPORTED);
+    for (const Operand &operand : operands)
+      if (operand.data && !operand.onDevice)
+        return Error("the stream is capturing a CUDA graph, and host "
+                     "tensors cannot be captured (their copies wait for the "
+                     "host): pass device tensors",
+                     HYBRID_RT_UNSUPPORTED);
+    capturing = captured = true;
+    return {};
   }
   /// Whether a call on these operands waits for its work: always on the
   /// model's own stream; on the caller's, unless an operand is in host
@@ -613,8 +655,11 @@ struct Backend::State {
         return true;
     return false;
   }
-  /// events[] now time this call (`prepare`: events[0] too, a prefill).
+  /// events[] now time this call (`prepare`: events[0] too, a prefill);
+  /// a captured call's records are its graph's.
   void timed(bool prepare) {
+    if (capturing)
+      return;
     timesPending = true;
     timesPrepare = prepare;
   }
@@ -632,11 +677,14 @@ struct Backend::State {
     driver.cuEventElapsedTime(&attentionMs, events[1], events[2]);
   }
   /// Marks the end of a call that queued work on the stream, however it
-  /// returns: a new stream waits for it, and so do frees.
+  /// returns: a new stream waits for it, and so do frees. A captured call
+  /// queued nothing (its graph's replays are ordered by the stream the
+  /// caller launches them on).
   struct CallEnd {
     State &s;
     ~CallEnd() {
-      if (s.driver.cuEventRecord(s.done, s.stream) == CUDA_SUCCESS)
+      if (!s.capturing &&
+          s.driver.cuEventRecord(s.done, s.stream) == CUDA_SUCCESS)
         s.doneRecorded = true;
     }
   };
@@ -654,10 +702,18 @@ struct Backend::State {
   // $HYBRID_CUDA_STEP_KERNEL: decode steps' kernel, when fixed.
   StepKernel fixedStepKernel = StepKernel::Automatic;
 
-  /// Backend::append without waiting for the stream.
+  /// Backend::append without waiting for the stream or advancing the
+  /// length.
   Error appendRows(const LayerSpec &l, const KernelSpec &kernel,
-                   DeviceCache &cache, int64_t batch, int64_t first,
-                   int64_t count, Operand k, Operand v);
+                   DeviceCache &cache, int64_t batch, int64_t count, Operand k,
+                   Operand v);
+  /// Splits of a decode kernel launch of `steps` queries whose last sees
+  /// `keys` keys: whole tiles each, for one full wave (every CTA the GPU
+  /// holds at once: a memory-bound kernel wants every warp slot for loads
+  /// in flight), or $HYBRID_CUDA_DECODE_SPLITS's.
+  Error getDecodeSplits(const LayerSpec &l, const KernelSpec &kernel,
+                        int64_t batch, int64_t steps, int64_t keys,
+                        int64_t &splits);
 };
 
 Backend::Backend() : state(std::make_unique<State>()) {}
@@ -675,6 +731,10 @@ Backend::~Backend() {
         &state->partialMax, &state->partialSum, &state->narrow})
     if (b->ptr)
       d.cuMemFree(b->ptr);
+  for (CUdeviceptr ptr : state->retired)
+    d.cuMemFree(ptr);
+  if (state->zeroLength)
+    d.cuMemFree(state->zeroLength);
   for (CUevent e : state->events)
     if (e)
       d.cuEventDestroy(e);
@@ -721,6 +781,8 @@ std::unique_ptr<Backend> Backend::open(const Manifest &manifest,
   s.name = name;
   s.bf16ToF32 = manifest.convertBF16ToF32;
   s.f32ToBF16 = manifest.convertF32ToBF16;
+  s.storeRowsKernel = manifest.storeCacheRows;
+  s.advanceLengthKernel = manifest.advanceLength;
   if (const char *env = std::getenv("HYBRID_CUDA_DECODE_SPLITS"))
     s.fixedSplits = std::atoll(env);
   if (const char *env = std::getenv("HYBRID_CUDA_FLASH_SPLITS"))
@@ -785,6 +847,15 @@ std::unique_ptr<Backend> Backend::open(const Manifest &manifest,
             s.check("cuEventCreate", d.cuEventCreate(&event, CU_EVENT_DEFAULT));
         !e.empty())
       return failed(e);
+  if (Error e = s.check("allocating a zero length",
+                        d.cuMemAlloc(&s.zeroLength, sizeof(int64_t)));
+      !e.empty())
+    return failed(e);
+  if (Error e =
+          s.check("zeroing a length",
+                  d.cuMemsetD8Async(s.zeroLength, 0, sizeof(int64_t), s.own));
+      !e.empty())
+    return failed(e);
   return backend;
 }
 
@@ -803,7 +874,7 @@ Error Backend::prefill(const LayerSpec &l, const KernelSpec &kernel,
   State &s = *state;
   Driver &d = s.driver;
   d.cuCtxSetCurrent(s.context);
-  HYBRID_CUDA_TRY(s.refuseCapture(s.stream));
+  HYBRID_CUDA_TRY(s.enterCall(/*capturable=*/false));
   HYBRID_CUDA_TRY(s.checkDeviceOperands(l, batch, seq, q, k, v, sinks, out));
   State::CallEnd end{s};
   std::vector<int64_t> qShape = {batch, seq, l.numHeads, l.headDim},
@@ -827,12 +898,12 @@ Error Backend::prefill(const LayerSpec &l, const KernelSpec &kernel,
       s.output(s.out, out, outCount, outRows, splits > 1 ? nullptr : &kernel));
   HYBRID_CUDA_TRY(
       s.check("cuEventRecord", d.cuEventRecord(s.events[0], s.stream)));
-  HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareQ, qRows, s.qBf16, qShape, 0,
-                            kernel.prepareQBF16));
-  HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareK, kRows, s.kBf16, kShape, 0,
-                            kernel.prepareKBF16));
-  HYBRID_CUDA_TRY(
-      s.prepare(kernel, kernel.prepareV, vRows, s.vBf16, vShape, std::nullopt));
+  HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareQ, qRows, s.qBf16, qShape,
+                            s.zeroLength, kernel.prepareQBF16));
+  HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareK, kRows, s.kBf16, kShape,
+                            s.zeroLength, kernel.prepareKBF16));
+  HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareV, vRows, s.vBf16, vShape,
+                            /*length=*/0));
   HYBRID_CUDA_TRY(
       s.check("cuEventRecord", d.cuEventRecord(s.events[1], s.stream)));
   std::string flash;
@@ -842,15 +913,14 @@ Error Backend::prefill(const LayerSpec &l, const KernelSpec &kernel,
   HYBRID_CUDA_TRY(
       s.check("cuEventRecord", d.cuEventRecord(s.events[2], s.stream)));
   if (cache && cache->rows > 0) {
-    HYBRID_CUDA_TRY(s.storeRows(*cache, cache->keys, s.kBf16.ptr, batch, 0, seq,
-                                l.numKvHeads * l.headDim * 2));
     // K=V: the values are the raw keys.
     if (l.kEqV)
       HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareV, kRows, s.vBf16, vShape,
-                                std::nullopt));
-    HYBRID_CUDA_TRY(s.storeRows(*cache, cache->values, s.vBf16.ptr, batch, 0,
-                                seq, l.numKvHeads * l.vHeadDim * 2));
+                                /*length=*/0));
+    HYBRID_CUDA_TRY(s.storeRows(l, *cache, batch, seq));
   }
+  if (cache)
+    HYBRID_CUDA_TRY(s.advance(*cache, seq));
   s.timed(/*prepare=*/true);
   return s.finish(out, outRows, outCount, flash,
                   s.mustWait({q, k, v, sinks, out}));
@@ -872,7 +942,7 @@ Error Backend::allocate(const LayerSpec &l, int64_t batch, int64_t rows,
   if (!bytes(l.headDim, cache.keyBytes) || !bytes(l.vHeadDim, cache.valueBytes))
     return Error(what + ": more bytes than a size holds",
                  HYBRID_RT_INVALID_ARGUMENT);
-  HYBRID_CUDA_TRY(s.refuseCapture(s.stream));
+  HYBRID_CUDA_TRY(s.enterCall(/*capturable=*/false));
   cache.rows = rows;
   cache.mirror = mirror;
   State::CallEnd end{s};
@@ -899,15 +969,94 @@ void Backend::release(DeviceCache &cache) {
   cache = {};
 }
 
-Error Backend::append(const LayerSpec &l, const KernelSpec &kernel,
-                      DeviceCache &cache, int64_t batch, int64_t first,
-                      int64_t count, Operand k, Operand v) {
+Error Backend::allocateLengths(int64_t count, uint64_t &lengths) {
   State &s = *state;
   s.driver.cuCtxSetCurrent(s.context);
-  HYBRID_CUDA_TRY(s.refuseCapture(s.stream));
+  HYBRID_CUDA_TRY(s.enterCall(/*capturable=*/false));
+  State::CallEnd end{s};
+  CUdeviceptr ptr = 0;
+  size_t bytes = std::max<size_t>(1, count) * sizeof(int64_t);
+  HYBRID_CUDA_TRY(s.check("allocating the layers' lengths",
+                          s.driver.cuMemAlloc(&ptr, bytes)));
+  lengths = ptr;
+  return s.check("zeroing the layers' lengths",
+                 s.driver.cuMemsetD8Async(ptr, 0, bytes, s.stream));
+}
+
+void Backend::releaseLengths(uint64_t lengths) {
+  State &s = *state;
+  s.driver.cuCtxSetCurrent(s.context);
+  s.waitForCalls();
+  if (lengths)
+    s.driver.cuMemFree(CUdeviceptr(lengths));
+}
+
+Error Backend::resetLengths(uint64_t lengths, int64_t count) {
+  State &s = *state;
+  s.driver.cuCtxSetCurrent(s.context);
+  HYBRID_CUDA_TRY(s.enterCall(/*capturable=*/true));
+  State::CallEnd end{s};
+  return s.check("zeroing the layers' lengths",
+                 s.driver.cuMemsetD8Async(CUdeviceptr(lengths), 0,
+                                          count * sizeof(int64_t), s.stream));
+}
+
+Error Backend::readLengths(uint64_t lengths, int64_t count, int64_t *out) {
+  State &s = *state;
+  s.driver.cuCtxSetCurrent(s.context);
+  HYBRID_CUDA_TRY(s.enterCall(/*capturable=*/false));
+  HYBRID_CUDA_TRY(
+      s.check("reading the layers' lengths back",
+              s.driver.cuMemcpyDtoHAsync(out, CUdeviceptr(lengths),
+                                         count * sizeof(int64_t), s.stream)));
+  return s.check("reading the layers' lengths back",
+                 s.driver.cuStreamSynchronize(s.stream));
+}
+
+Error Backend::getCapturing(bool &capturing) {
+  State &s = *state;
+  s.driver.cuCtxSetCurrent(s.context);
+  return s.getCaptureStatus(s.stream, capturing);
+}
+
+Error Backend::reserveForCapture(const LayerSpec &l, const KernelSpec &kernel,
+                                 int64_t batch, int64_t steps, int64_t rows) {
+  State &s = *state;
+  s.driver.cuCtxSetCurrent(s.context);
+  HYBRID_CUDA_TRY(s.enterCall(/*capturable=*/false));
+  // The functions a captured step launches, loaded now: a capture then
+  // makes no driver call but its launches.
+  for (const std::string *symbol : std::initializer_list<const std::string *>{
+           &kernel.prepareQ, &kernel.prepareK, &kernel.prepareQBF16,
+           &kernel.prepareKBF16, &kernel.prepareV, &kernel.decode,
+           &kernel.decodeCombine, &s.storeRowsKernel, &s.advanceLengthKernel,
+           &s.bf16ToF32, &s.f32ToBF16}) {
+    State::Function f;
+    if (!symbol->empty())
+      HYBRID_CUDA_TRY(s.function(*symbol, f));
+  }
+  int64_t splits = 1;
+  HYBRID_CUDA_TRY(s.getDecodeSplits(l, kernel, batch, steps, rows, splits));
+  int64_t tokens = batch * steps;
+  HYBRID_CUDA_TRY(s.ensure(s.qBf16, tokens * l.numHeads * l.headDim * 2));
+  HYBRID_CUDA_TRY(s.ensure(s.kBf16, tokens * l.numKvHeads * l.headDim * 2));
+  HYBRID_CUDA_TRY(s.ensure(s.vBf16, tokens * l.numKvHeads * l.vHeadDim * 2));
+  // f32 rows that bf16 outputs and sinks pass through.
+  HYBRID_CUDA_TRY(s.ensure(s.out, tokens * l.numHeads * l.vHeadDim * 4));
+  HYBRID_CUDA_TRY(s.ensure(s.sinksIn, l.numHeads * 4));
+  return s.ensurePartials(l, splits, batch, steps);
+}
+
+Error Backend::append(const LayerSpec &l, const KernelSpec &kernel,
+                      DeviceCache &cache, int64_t batch, int64_t count,
+                      Operand k, Operand v) {
+  State &s = *state;
+  s.driver.cuCtxSetCurrent(s.context);
+  HYBRID_CUDA_TRY(s.enterCall(/*capturable=*/true, {k, v}));
   HYBRID_CUDA_TRY(s.checkDeviceOperands(l, batch, count, {}, k, v, {}, {}));
   State::CallEnd end{s};
-  HYBRID_CUDA_TRY(s.appendRows(l, kernel, cache, batch, first, count, k, v));
+  HYBRID_CUDA_TRY(s.appendRows(l, kernel, cache, batch, count, k, v));
+  HYBRID_CUDA_TRY(s.advance(cache, count));
   if (!s.mustWait({k, v}))
     return {};
   return s.check("appending to the KV cache",
@@ -916,8 +1065,7 @@ Error Backend::append(const LayerSpec &l, const KernelSpec &kernel,
 
 Error Backend::State::appendRows(const LayerSpec &l, const KernelSpec &kernel,
                                  DeviceCache &cache, int64_t batch,
-                                 int64_t first, int64_t count, Operand k,
-                                 Operand v) {
+                                 int64_t count, Operand k, Operand v) {
   State &s = *this;
   std::vector<int64_t> kShape = {batch, count, l.numKvHeads, l.headDim},
                        vShape = {batch, count, l.numKvHeads, l.vHeadDim};
@@ -928,31 +1076,43 @@ Error Backend::State::appendRows(const LayerSpec &l, const KernelSpec &kernel,
     HYBRID_CUDA_TRY(s.input(s.vIn, v, batch * count * l.numKvHeads * l.vHeadDim,
                             vRows, &kernel));
   HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareK, kRows, s.kBf16, kShape,
-                            first, kernel.prepareKBF16));
+                            CUdeviceptr(cache.length), kernel.prepareKBF16));
   // K=V: the values are the raw keys.
   HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareV, l.kEqV ? kRows : vRows,
-                            s.vBf16, vShape, std::nullopt));
-  HYBRID_CUDA_TRY(s.storeRows(cache, cache.keys, s.kBf16.ptr, batch, first,
-                              count, l.numKvHeads * l.headDim * 2));
-  HYBRID_CUDA_TRY(s.storeRows(cache, cache.values, s.vBf16.ptr, batch, first,
-                              count, l.numKvHeads * l.vHeadDim * 2));
+                            s.vBf16, vShape, /*length=*/0));
+  return s.storeRows(l, cache, batch, count);
+}
+
+Error Backend::State::getDecodeSplits(const LayerSpec &l,
+                                      const KernelSpec &kernel, int64_t batch,
+                                      int64_t steps, int64_t keys,
+                                      int64_t &splits) {
+  int64_t items = batch * steps * l.numKvHeads;
+  int64_t tiles =
+      std::max<int64_t>(1, (keys + kernel.threads - 1) / kernel.threads);
+  int resident = 0;
+  HYBRID_CUDA_TRY(getResidentCtas(kernel.decode, unsigned(kernel.threads), 0,
+                                  /*fallback=*/2, resident));
+  int64_t wave = int64_t(multiprocessors) * resident;
+  splits = std::clamp<int64_t>((wave + items - 1) / items, 1, tiles);
+  if (fixedSplits > 0)
+    splits = std::clamp<int64_t>(fixedSplits, 1, tiles);
   return {};
 }
 
 Error Backend::decode(const LayerSpec &l, const KernelSpec &kernel,
-                      DeviceCache *own, const DeviceCache &owner, int64_t batch,
-                      int64_t position, int64_t steps, Operand q, Operand k,
-                      Operand v, Operand sinks, Operand out) {
+                      DeviceCache &cache, const DeviceCache &owner,
+                      int64_t batch, int64_t position, int64_t steps, Operand q,
+                      Operand k, Operand v, Operand sinks, Operand out) {
   State &s = *state;
   Driver &d = s.driver;
   d.cuCtxSetCurrent(s.context);
-  HYBRID_CUDA_TRY(s.refuseCapture(s.stream));
+  HYBRID_CUDA_TRY(s.enterCall(/*capturable=*/true, {q, k, v, sinks, out}));
   HYBRID_CUDA_TRY(s.checkDeviceOperands(l, batch, steps, q, k, v, sinks, out));
   State::CallEnd end{s};
   bool wait = s.mustWait({q, k, v, sinks, out});
-  if (own)
-    HYBRID_CUDA_TRY(
-        s.appendRows(l, kernel, *own, batch, position, steps, k, v));
+  if (cache.rows > 0)
+    HYBRID_CUDA_TRY(s.appendRows(l, kernel, cache, batch, steps, k, v));
   std::vector<int64_t> qShape = {batch, steps, l.numHeads, l.headDim};
   DeviceRows qRows, sinksRows, outRows;
   HYBRID_CUDA_TRY(s.input(s.qIn, q, batch * steps * l.numHeads * l.headDim,
@@ -960,7 +1120,7 @@ Error Backend::decode(const LayerSpec &l, const KernelSpec &kernel,
   if (sinks.data)
     HYBRID_CUDA_TRY(s.input(s.sinksIn, sinks, l.numHeads, sinksRows));
   HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareQ, qRows, s.qBf16, qShape,
-                            position, kernel.prepareQBF16));
+                            CUdeviceptr(cache.length), kernel.prepareQBF16));
   int64_t total = position + steps;
   size_t outCount = batch * steps * l.numHeads * l.vHeadDim;
   int64_t cacheRows = owner.rows + owner.mirror;
@@ -971,6 +1131,8 @@ Error Backend::decode(const LayerSpec &l, const KernelSpec &kernel,
   // of the keys. A range across the ring's end needs a mirror as deep as
   // the kernel's key tiles, or as the ring (the session allocates one):
   // past it, TMA reads zeros and cp.async clamps, for masked keys only.
+  // Its key range is a launch parameter, so a capture takes the decode
+  // kernel.
   int64_t firstKey = l.firstVisibleKey(position);
   int64_t numKeys = total - firstKey, firstRow = firstKey % owner.rows;
   bool flashFits = firstRow + numKeys <= owner.rows ||
@@ -983,7 +1145,7 @@ Error Backend::decode(const LayerSpec &l, const KernelSpec &kernel,
                      s.multiprocessors, !kernel.entrySplit.empty())
                      ? StepKernel::Flash
                      : StepKernel::Decode;
-  if (stepKernel == StepKernel::Flash && flashFits) {
+  if (stepKernel == StepKernel::Flash && flashFits && !s.capturing) {
     int64_t splits = 1;
     HYBRID_CUDA_TRY(s.getFlashSplits(
         l, kernel, batch, steps, total - l.firstVisibleKey(total - 1), splits));
@@ -998,28 +1160,23 @@ Error Backend::decode(const LayerSpec &l, const KernelSpec &kernel,
         splits, sinks.data ? &sinksRows : nullptr, outRows, flash));
     HYBRID_CUDA_TRY(
         s.check("cuEventRecord", d.cuEventRecord(s.events[2], s.stream)));
+    HYBRID_CUDA_TRY(s.advance(cache, steps));
     s.timed(/*prepare=*/false);
     return s.finish(out, outRows, outCount, flash, wait);
   }
 
-  // Splits of the last query's key range, whole tiles each, for one full
-  // wave: every CTA the GPU holds at once (a memory-bound kernel wants
-  // every warp slot for loads in flight).
-  int64_t first = l.firstVisibleKey(total - 1);
-  int64_t items = batch * steps * l.numKvHeads;
-  int64_t tiles = (total - first + kernel.threads - 1) / kernel.threads;
-  int resident = 0;
-  HYBRID_CUDA_TRY(s.getResidentCtas(kernel.decode, unsigned(kernel.threads), 0,
-                                    /*fallback=*/2, resident));
-  int64_t wave = int64_t(s.multiprocessors) * resident;
-  int64_t splits = std::clamp<int64_t>((wave + items - 1) / items, 1,
-                                       std::max<int64_t>(1, tiles));
-  if (s.fixedSplits > 0)
-    splits = std::clamp<int64_t>(s.fixedSplits, 1, std::max<int64_t>(1, tiles));
+  // Splits of the last query's key range or, captured, of the longest
+  // range the cache holds (each replay's kernels divide the range they
+  // find; splits past its end write empty partials).
+  int64_t splits = 1;
+  HYBRID_CUDA_TRY(s.getDecodeSplits(
+      l, kernel, batch, steps,
+      s.capturing ? owner.rows : total - l.firstVisibleKey(total - 1), splits));
   HYBRID_CUDA_TRY(s.ensurePartials(l, splits, batch, steps));
   HYBRID_CUDA_TRY(s.output(s.out, out, outCount, outRows));
-  HYBRID_CUDA_TRY(
-      s.check("cuEventRecord", d.cuEventRecord(s.events[1], s.stream)));
+  if (!s.capturing)
+    HYBRID_CUDA_TRY(
+        s.check("cuEventRecord", d.cuEventRecord(s.events[1], s.stream)));
 
   LaunchArgs args;
   args.memref(s.qBf16.ptr, qShape);
@@ -1030,14 +1187,16 @@ Error Backend::decode(const LayerSpec &l, const KernelSpec &kernel,
   if (sinks.data)
     args.memref(sinksRows.ptr, {l.numHeads});
   s.addPartialArgs(l, splits, batch, steps, args);
-  args.scalar(position);
+  args.memref(CUdeviceptr(cache.length), {1});
   args.scalar(owner.rows);
   HYBRID_CUDA_TRY(s.launch(kernel.decode, unsigned(splits),
                            unsigned(steps * l.numKvHeads), unsigned(batch),
                            unsigned(kernel.threads), args));
   HYBRID_CUDA_TRY(s.combine(l, kernel, splits, batch, steps, outRows));
-  HYBRID_CUDA_TRY(
-      s.check("cuEventRecord", d.cuEventRecord(s.events[2], s.stream)));
+  if (!s.capturing)
+    HYBRID_CUDA_TRY(
+        s.check("cuEventRecord", d.cuEventRecord(s.events[2], s.stream)));
+  HYBRID_CUDA_TRY(s.advance(cache, steps));
   s.timed(/*prepare=*/false);
   return s.finish(out, outRows, outCount, kernel.decode, wait);
 }
@@ -1063,10 +1222,13 @@ Error Backend::setStream(void *stream, bool callerStream) {
   State &s = *state;
   s.driver.cuCtxSetCurrent(s.context);
   CUstream next = callerStream ? static_cast<CUstream>(stream) : s.own;
-  HYBRID_CUDA_TRY(s.refuseCapture(next));
+  bool capturing = false;
+  HYBRID_CUDA_TRY(s.getCaptureStatus(next, capturing));
   // The model's work stays in call order: the new stream first waits for
-  // what the calls so far queued.
-  if (next != s.stream && s.doneRecorded)
+  // what the calls so far queued. A capturing stream cannot wait for work
+  // outside its capture; its graph's replays are ordered by the stream
+  // they are launched on.
+  if (next != s.stream && s.doneRecorded && !capturing)
     HYBRID_CUDA_TRY(
         s.check("making the stream wait for the model's earlier calls",
                 s.driver.cuStreamWaitEvent(next, s.done, 0)));

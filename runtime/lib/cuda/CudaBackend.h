@@ -36,7 +36,10 @@ private:
   hybrid_rt_status code = HYBRID_RT_LOAD_ERROR;
 };
 
-/// One layer's cache on the device: prepared (rotated) keys
+/// One layer's cache on the device: its length (an int64 in device
+/// memory, which the kernels of a step read their first position from and
+/// the step's last kernel advances, so that a CUDA graph's replays each
+/// continue where the one before stopped), prepared (rotated) keys
 /// [B, rows + mirror, Hkv, D] and values [B, rows + mirror, Hkv, Dv], bf16,
 /// the token at position p in row p % rows, and rows rows.. again in rows
 /// 0.. (the mirror: a flash kernel's key tile across the ring's end is
@@ -44,7 +47,8 @@ private:
 /// no step rotates the whole cache again. Allocated zeroed: rows read
 /// before they are written (past a step's last key) hold no NaNs.
 struct DeviceCache {
-  uint64_t keys = 0, values = 0; // CUdeviceptr
+  uint64_t length = 0;           // CUdeviceptr of the int64 (shared layers too)
+  uint64_t keys = 0, values = 0; // CUdeviceptr; none for rows == 0
   int64_t rows = 0, mirror = 0;
   int64_t bytes() const;
   int64_t keyBytes = 0, valueBytes = 0;
@@ -83,7 +87,8 @@ public:
   /// Prefill attention of `layer` on f32 rows q [B, S, Hq, D],
   /// k [B, S, Hkv, D], v [B, S, Hkv, Dv], sinks [Hq] (or absent) into out
   /// [B, S, Hq, Dv], also storing the prompt's keys and values in `cache`
-  /// (null: none). Returns the error, if any.
+  /// (if it has rows) and advancing its length (null: a prompt outside
+  /// sessions). Returns the error, if any.
   Error prefill(const LayerSpec &layer, const KernelSpec &kernel, int64_t batch,
                 int64_t seq, Operand q, Operand k, Operand v, Operand sinks,
                 Operand out, DeviceCache *cache = nullptr);
@@ -95,20 +100,43 @@ public:
                  int64_t mirror, DeviceCache &cache);
   void release(DeviceCache &cache);
 
-  /// Stores `count` tokens of k [B, count, Hkv, D] and v (ignored for K=V
-  /// layers) at positions first.. in `cache`.
-  Error append(const LayerSpec &layer, const KernelSpec &kernel,
-               DeviceCache &cache, int64_t batch, int64_t first, int64_t count,
-               Operand k, Operand v);
+  /// Device lengths for `count` layers, zeroed: `lengths` is the first's
+  /// address (layer i's is 8 i bytes past it).
+  Error allocateLengths(int64_t count, uint64_t &lengths);
+  void releaseLengths(uint64_t lengths);
+  /// Zeroes `count` lengths in stream order (a capture records it).
+  Error resetLengths(uint64_t lengths, int64_t count);
+  /// Reads `count` lengths back once the stream's work so far has run.
+  Error readLengths(uint64_t lengths, int64_t count, int64_t *out);
+  /// Whether the calls' stream is capturing a CUDA graph; an error where
+  /// the driver cannot say or the legacy default stream would join another
+  /// stream's capture.
+  Error getCapturing(bool &capturing);
+  /// Grows scratch to what a captured decode step of `steps` tokens of
+  /// `layer` over a cache of `rows` rows needs (a capture cannot
+  /// allocate).
+  Error reserveForCapture(const LayerSpec &layer, const KernelSpec &kernel,
+                          int64_t batch, int64_t steps, int64_t rows);
 
-  /// A decode step of `steps` queries at positions position..: appends k
-  /// and v to `own` (null for shared layers), then attends over `owner`'s
+  /// Stores `count` tokens of k [B, count, Hkv, D] and v (ignored for K=V
+  /// layers) at positions from `cache`'s length on, and advances it. In a
+  /// CUDA graph capture (device operands only) each replay appends.
+  Error append(const LayerSpec &layer, const KernelSpec &kernel,
+               DeviceCache &cache, int64_t batch, int64_t count, Operand k,
+               Operand v);
+
+  /// A decode step of `steps` queries at positions position.. (`cache`'s
+  /// length, which the step advances): appends k and v to `cache` (unless
+  /// it has no rows: shared layers), then attends over `owner`'s
   /// cache with the decode and combine kernels or, for steps of many rows
   /// (chunked prefill; $HYBRID_CUDA_STEP_KERNEL=decode|flash forces one),
   /// with the flash kernel reading the cache in place (split-K and the
-  /// combine kernel where its query tiles would leave SMs idle).
+  /// combine kernel where its query tiles would leave SMs idle). In a CUDA
+  /// graph capture (device operands only) `position` is not used: each
+  /// replay runs the decode kernel from the length it finds, its splits
+  /// sized for the whole cache.
   Error decode(const LayerSpec &layer, const KernelSpec &kernel,
-               DeviceCache *own, const DeviceCache &owner, int64_t batch,
+               DeviceCache &cache, const DeviceCache &owner, int64_t batch,
                int64_t position, int64_t steps, Operand q, Operand k, Operand v,
                Operand sinks, Operand out);
 

@@ -15,7 +15,32 @@
 // kernels in one gpu.module.
 
 // CHECK: module attributes {gpu.container_module}
-// CHECK: gpu.module @kernels
+// CHECK: gpu.module @kernels attributes {hybrid.cache_kernels = {advance_length = "hybrid_advance_length", store_rows = "hybrid_store_cache_rows"}
+// Every layer's cache stores a step's rows from the layer's length, read
+// from device memory (a CUDA graph's replays each find the last one's), in
+// row p % ring and, for the first rows, the mirror rows past the ring;
+// tokens older than the ring reaches are skipped.
+// CHECK-LABEL: gpu.func @hybrid_store_cache_rows(
+// CHECK-SAME: %[[NEWK:.+]]: memref<?x?x?xbf16>, %[[KC:.+]]: memref<?x?x?xbf16>, %{{.+}}: memref<?x?x?xbf16>, %{{.+}}: memref<?x?x?xbf16>, %[[LEN:.+]]: memref<1xi64>, %[[RING:.+]]: index)
+// CHECK: %[[FIRST:.+]] = memref.load %[[LEN]][%c0] : memref<1xi64>
+// CHECK: %[[FIRSTI:.+]] = arith.index_castui %[[FIRST]]
+// CHECK: %[[TOKEN:.+]] = gpu.block_id x
+// CHECK: %[[KEPT:.+]] = arith.cmpi uge
+// CHECK: scf.if %[[KEPT]]
+// CHECK: %[[POS:.+]] = arith.addi %[[FIRSTI]], %[[TOKEN]]
+// CHECK: %[[ROW:.+]] = arith.remui %[[POS]], %[[RING]]
+// CHECK: %[[MIRRORED:.+]] = arith.cmpi ult, %[[ROW]]
+// CHECK: %[[MIRRORROW:.+]] = arith.addi %[[ROW]], %[[RING]]
+// CHECK: memref.store %{{.+}}, %[[KC]][%{{.+}}, %[[ROW]], %{{.+}}]
+// CHECK: scf.if %[[MIRRORED]]
+// CHECK: memref.store %{{.+}}, %[[KC]][%{{.+}}, %[[MIRRORROW]], %{{.+}}]
+// Then the step's last kernel moves the length past it (one thread).
+// CHECK-LABEL: gpu.func @hybrid_advance_length(
+// CHECK-SAME: %[[L:.+]]: memref<1xi64>, %[[N:.+]]: i64)
+// CHECK-SAME: known_block_size = array<i32: 1, 1, 1>
+// CHECK: %[[NOW:.+]] = memref.load %[[L]]
+// CHECK: %[[NEXT:.+]] = arith.addi %[[NOW]], %[[N]]
+// CHECK: memref.store %[[NEXT]], %[[L]]
 // Keys and values are staged in dynamic shared memory (the launch passes
 // its size), rows padded by 8 elements (16 bytes), 16-byte aligned for
 // cp.async.
@@ -114,7 +139,8 @@
 // CHECK: memref.store %{{.+}}, %[[PM]][%[[SPLIT]],
 // CHECK: memref.store %{{.+}}, %[[PS]][%[[SPLIT]],
 // CHECK-LABEL: gpu.func @sliding_prepare_q(
-// CHECK-SAME: memref<?x?x4x32xf32>, %{{.+}}: memref<?x?x4x32xbf16>, %{{.+}}: index)
+// CHECK-SAME: memref<?x?x4x32xf32>, %{{.+}}: memref<?x?x4x32xbf16>, %[[QLEN:.+]]: memref<1xi64>)
+// CHECK: memref.load %[[QLEN]][%c0] : memref<1xi64>
 // CHECK: math.cos {{.*}} : f64
 // CHECK: arith.truncf {{.+}} : f32 to bf16
 // CHECK-LABEL: gpu.func @sliding_prepare_k(
@@ -122,9 +148,11 @@
 // Decode: SIMT flash-decoding over the cache, one key per thread per tile of
 // 128, split over the key range (grid x), partial results per split.
 // CHECK-LABEL: gpu.func @sliding_decode(
-// CHECK-SAME: %{{.+}}: memref<?x?x?x4x32xf32>, %{{.+}}: memref<?x?x?x4xf32>, %{{.+}}: memref<?x?x?x4xf32>, %[[POS:.+]]: index)
+// CHECK-SAME: %{{.+}}: memref<?x?x?x4x32xf32>, %{{.+}}: memref<?x?x?x4xf32>, %{{.+}}: memref<?x?x?x4xf32>, %[[DLEN:.+]]: memref<1xi64>, %{{.+}}: index)
 // CHECK-SAME: workgroup(%{{.+}} : memref<2x32xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %{{.+}} : memref<2x128xf32, #gpu.address_space<workgroup>>, %{{.+}} : memref<128xindex, #gpu.address_space<workgroup>>, %{{.+}} : memref<2x4xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %{{.+}} : memref<32x32xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64})
 // CHECK-SAME: hybrid.q_tile = 1 : i64
+// The step's first position is the layer's length on the device.
+// CHECK: memref.load %[[DLEN]][%c0] : memref<1xi64>
 // CHECK: gpu.grid_dim x
 // CHECK: arith.subi %{{.+}}, %c99
 // CHECK: scf.for {{.+}} step %c128

@@ -37,16 +37,17 @@ def main(directory):
             # split-K: q, k, v, [sinks,] partial out, max, sum, then the same
             "entry_split": 3 * memref(4) + sinks + memref(5) + 2 * memref(4)
             + scalars,
-            # in, out, first position (f32 or bf16 rows in)
-            "prepare_q": 2 * memref(4) + 1,
-            "prepare_k": 2 * memref(4) + 1,
-            "prepare_q_bf16": 2 * memref(4) + 1,
-            "prepare_k_bf16": 2 * memref(4) + 1,
+            # in, out, length (the first position; f32 or bf16 rows in)
+            "prepare_q": 2 * memref(4) + memref(1),
+            "prepare_k": 2 * memref(4) + memref(1),
+            "prepare_q_bf16": 2 * memref(4) + memref(1),
+            "prepare_k_bf16": 2 * memref(4) + memref(1),
             # in, out
             "prepare_v": 2 * memref(4),
-            # q, k cache, v cache, [sinks,] partial out, max, sum, position,
+            # q, k cache, v cache, [sinks,] partial out, max, sum, length,
             # ring rows
-            "decode": 3 * memref(4) + sinks + memref(5) + 2 * memref(4) + 2,
+            "decode": 3 * memref(4) + sinks + memref(5) + 2 * memref(4)
+            + memref(1) + 1,
             # partial out, max, sum, out
             "decode_combine": memref(5) + 3 * memref(4),
         }
@@ -74,6 +75,16 @@ def main(directory):
             sys.exit(f"{symbol}: takes parameters of {params.get(symbol)} "
                      f"bytes, the runtime passes {2 * memref(1)} of 8")
         print(f"conversion {role}: {2 * memref(1)} parameters")
+    # new rows, cache rows (keys, then values), length, ring rows; length,
+    # count
+    cache_kernels = {"store_rows": 4 * memref(3) + memref(1) + 1,
+                     "advance_length": memref(1) + 1}
+    for role, symbol in manifest.get("cache_kernels", {}).items():
+        count = cache_kernels[role]
+        if params.get(symbol) != [8] * count:
+            sys.exit(f"{symbol}: takes parameters of {params.get(symbol)} "
+                     f"bytes, the runtime passes {count} of 8")
+        print(f"cache kernel {role}: {count} parameters")
 
 
 if __name__ == "__main__":

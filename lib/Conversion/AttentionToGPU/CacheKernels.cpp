@@ -1,0 +1,82 @@
+//===- CacheKernels.cpp - Storing a step's rows at a layer's length -------===//
+//
+// A step's prepared keys and values go into the cache rows of their
+// positions, and the layer's length then moves past them. Both kernels read
+// the length from device memory instead of taking it as a launch parameter,
+// so a decode step's launches are the same at every position and a CUDA
+// graph that recorded them stays right at each replay.
+//
+// The store kernel is one CTA per (new token, batch): the token at position
+// p goes to row p % ring, and to row ring + p % ring too while that is one
+// of the mirror rows past the ring (their copies of its first rows, which a
+// flash key tile across the ring's end reads as consecutive rows). Tokens
+// older than the ring reaches (a prompt longer than a sliding window) are
+// skipped: a later token owns their row.
+//
+//===----------------------------------------------------------------------===//
+
+#include "GPUKernelEmitter.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+
+using namespace mlir;
+using namespace hybrid;
+using namespace hybrid::gpu;
+
+mlir::gpu::GPUFuncOp hybrid::gpu::emitStoreRowsKernel(ImplicitLocOpBuilder &b,
+                                                      StringRef name) {
+  OpBuilder::InsertionGuard guard(b);
+  int64_t dyn = ShapedType::kDynamic;
+  // Rows flattened to [B, tokens, heads x dim]: one kernel for every layer.
+  auto rows = MemRefType::get({dyn, dyn, dyn}, b.getBF16Type());
+  auto func = createKernel(b, name,
+                           {rows, rows, rows, rows,
+                            getPositionType(b.getContext()), b.getIndexType()});
+  Value newKeys = func.getArgument(0), keys = func.getArgument(1);
+  Value newValues = func.getArgument(2), values = func.getArgument(3);
+  Value first = loadPosition(b, func.getArgument(4));
+  Value ring = func.getArgument(5);
+  using mlir::gpu::Dimension;
+  Value token = mlir::gpu::BlockIdOp::create(b, Dimension::x);
+  Value batch = mlir::gpu::BlockIdOp::create(b, Dimension::y);
+  Value tid = mlir::gpu::ThreadIdOp::create(b, Dimension::x);
+  Value count = memref::DimOp::create(b, newKeys, 1);
+  Value mirror =
+      arith::SubIOp::create(b, memref::DimOp::create(b, keys, 1), ring);
+  // Kept: the last `ring` tokens (token + ring >= count).
+  Value kept =
+      arith::CmpIOp::create(b, arith::CmpIPredicate::uge,
+                            arith::AddIOp::create(b, token, ring), count);
+  ifThen(b, kept, [&] {
+    Value row =
+        arith::RemUIOp::create(b, arith::AddIOp::create(b, first, token), ring);
+    Value mirrored =
+        arith::CmpIOp::create(b, arith::CmpIPredicate::ult, row, mirror);
+    Value mirrorRow = arith::AddIOp::create(b, row, ring);
+    for (auto rows : {std::pair{newKeys, keys}, {newValues, values}}) {
+      Value from = rows.first, to = rows.second;
+      Value width = memref::DimOp::create(b, from, 2);
+      forLoop(b, tid, width, index(b, kThreads), [&](Value i) {
+        Value x = memref::LoadOp::create(b, from, ValueRange{batch, token, i});
+        memref::StoreOp::create(b, x, to, ValueRange{batch, row, i});
+        ifThen(b, mirrored, [&] {
+          memref::StoreOp::create(b, x, to, ValueRange{batch, mirrorRow, i});
+        });
+      });
+    }
+  });
+  return func;
+}
+
+mlir::gpu::GPUFuncOp
+hybrid::gpu::emitAdvanceLengthKernel(ImplicitLocOpBuilder &b, StringRef name) {
+  OpBuilder::InsertionGuard guard(b);
+  auto func = createKernel(
+      b, name, {getPositionType(b.getContext()), b.getI64Type()}, {},
+      /*threads=*/1);
+  Value length = func.getArgument(0), count = func.getArgument(1);
+  Value c0 = index(b, 0);
+  Value now = memref::LoadOp::create(b, length, ValueRange{c0});
+  memref::StoreOp::create(b, arith::AddIOp::create(b, now, count), length,
+                          ValueRange{c0});
+  return func;
+}
