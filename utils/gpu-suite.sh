@@ -454,7 +454,8 @@ check)
   # Prefill of every kernel of every schedule first, then the benchmark's
   # kernels and variants at N = 1000, then every layer through its cache
   # (prompt, then decode steps of 1 and of 3 tokens), then bf16 tensors at
-  # the C ABI (the conversion kernels), then probe inputs.
+  # the C ABI (the conversion kernels), then steps replayed from CUDA
+  # graphs, then probe inputs.
   for a in "$dir"/artifacts/*; do
     [[ "${a##*/}" == gpu-@(attention-32x128|steps|decode)* ]] && continue
     run_check "$a" "${prefill[@]}" --dump "$results/dumps/${a##*/}"
@@ -479,6 +480,11 @@ check)
   done
   run_check "$dir/artifacts/masks" "${prefill[@]}" --bf16
   run_check "$dir/artifacts/caches" "${sessions[@]}" --bf16
+  # Decode steps replayed from a CUDA graph: every cache policy, and whole
+  # models.
+  for a in caches gemma-3-1b-it gemma-4-e4b; do
+    run_check "$dir/artifacts/$a" "${sessions[@]}" --graph
+  done
   # Probe inputs: zero queries, 0/1 keys and values, so each row's output
   # is its visible keys' mean value and one key too many or too few fails
   # (at 1e-5; random inputs hide it in bf16 rounding past a few dozen keys).

@@ -2,7 +2,8 @@
 //
 // hybrid-rt-check DIR [--batch B] [--seq S[,S...]] [--tolerance T]
 //                     [--repeat N] [--no-check] [--decode-steps N
-//                     [--step-tokens T]] [--json] [--bf16] [--probe]
+//                     [--step-tokens T] [--graph]] [--json] [--bf16]
+//                     [--probe]
 //
 // Runs every distinct attention kernel of the artifacts in DIR (CPU or GPU)
 // on seeded random inputs through the C ABI, compares each output with the
@@ -12,8 +13,10 @@
 // pairs only; device time on GPUs). With --decode-steps, every layer instead
 // runs in a session: the prompt, then N steps of T tokens through its KV
 // cache (each cache policy, shared layers after their source), all positions
-// checked. --json prints one JSON object per line instead; --dump DIR keeps
-// the operands, output and reference of failed prefill checks as .npy;
+// checked; with --graph (GPU artifacts) the steps are one decode step of
+// every layer captured in a CUDA graph and replayed (GraphReplay.h), checked
+// the same way. --json prints one JSON object per line instead; --dump DIR
+// keeps the operands, output and reference of failed prefill checks as .npy;
 // --bf16 (GPU artifacts) passes every operand and the output as bf16 tensors,
 // against the reference on the bf16-rounded inputs. --probe checks which keys
 // each row attends to, exactly (see drawInputs). Built
@@ -25,6 +28,9 @@
 #include "hybrid-rt/Manifest.h"
 #include "hybrid-rt/Reference.h"
 #include "hybrid-rt/Runtime.h"
+#ifdef HYBRID_RT_CUDA
+#include "GraphReplay.h"
+#endif
 
 #include <nlohmann/json.hpp>
 
@@ -57,6 +63,7 @@ struct Options {
   bool jsonLines = false;
   bool bf16 = false;  // bf16 operands and outputs at the C ABI
   bool probe = false; // zero queries, 0/1 keys and values (drawInputs)
+  bool graph = false; // decode steps replayed from a CUDA graph
   std::string dump;   // directory for the .npy of failed checks
 };
 
@@ -64,8 +71,8 @@ struct Options {
   std::fprintf(stderr,
                "hybrid-rt-check: %s\nusage: hybrid-rt-check DIR [--batch B] "
                "[--seq S[,S...]] [--tolerance T] [--repeat N] [--no-check] "
-               "[--decode-steps N [--step-tokens T]] [--json] [--dump DIR] "
-               "[--bf16] [--probe]\n",
+               "[--decode-steps N [--step-tokens T] [--graph]] [--json] "
+               "[--dump DIR] [--bf16] [--probe]\n",
                error.c_str());
   std::exit(2);
 }
@@ -114,6 +121,8 @@ Options parse(int argc, char **argv) {
       o.bf16 = true;
     } else if (arg == "--probe") {
       o.probe = true;
+    } else if (arg == "--graph") {
+      o.graph = true;
     } else if (arg == "--no-check") {
       o.check = false;
     } else if (!arg.empty() && arg[0] == '-') {
@@ -126,6 +135,9 @@ Options parse(int argc, char **argv) {
   }
   if (o.dir.empty())
     usage("missing DIR");
+  if (o.graph && (o.decodeSteps == 0 || o.bf16))
+    usage("--graph replays decode steps of f32 operands: it needs "
+          "--decode-steps and not --bf16");
   return o;
 }
 
@@ -349,6 +361,96 @@ struct LayerRun {
   std::vector<double> stepMs; // decode steps (device time on GPUs)
 };
 
+#ifdef HYBRID_RT_CUDA
+/// --graph: a step of `o.stepTokens` tokens at `begin` through every causal
+/// layer, from `graph`, which the first call captures (each layer's step
+/// operands in device buffers, `tensors`: q, k, v, sinks, out): the step's
+/// inputs are copied in, the graph replayed, and the outputs copied into
+/// the runs' `out`. Returns false, saying why, if a call fails.
+bool replayStep(GraphReplay &graph, Model &model, Session &session,
+                const Manifest &manifest, const Options &o,
+                std::map<int64_t, LayerRun> &runs,
+                std::map<int64_t, std::vector<hybrid_rt_tensor>> &tensors,
+                int64_t total, int64_t begin) {
+  int64_t b = o.batch, count = o.stepTokens;
+  auto failed = [](const std::string &why) {
+    std::printf("graph: FAILED: %s\n", why.c_str());
+    return false;
+  };
+  std::vector<const LayerSpec *> layers;
+  for (const LayerSpec &l : manifest.layers)
+    if (l.hasKernel() && l.causal)
+      layers.push_back(&l);
+  if (tensors.empty()) {
+    if (std::string e = graph.open(); !e.empty())
+      return failed(e);
+    for (const LayerSpec *l : layers) {
+      std::vector<hybrid_rt_tensor> &t = tensors[l->index];
+      t.resize(5);
+      std::vector<std::vector<int64_t>> shapes = {
+          {b, count, l->numHeads, l->headDim},
+          {b, count, l->numKvHeads, l->headDim},
+          {b, count, l->numKvHeads, l->vHeadDim},
+          {l->numHeads},
+          {b, count, l->numHeads, l->vHeadDim}};
+      for (size_t i = 0; i < t.size(); ++i)
+        if (std::string e = graph.allocate(shapes[i], t[i]); !e.empty())
+          return failed(e);
+    }
+    if (Status s = model.setStream(graph.getStream()); !s)
+      return failed(s.message);
+    if (std::string e = graph.beginCapture(); !e.empty())
+      return failed(e);
+    for (const LayerSpec *l : layers) {
+      std::vector<hybrid_rt_tensor> &t = tensors[l->index];
+      bool shared = l->cachePolicy == "shared";
+      if (Status s = session.decode(l->index, t[0], shared ? nullptr : &t[1],
+                                    shared ? nullptr : &t[2],
+                                    l->sinks ? &t[3] : nullptr, t[4]);
+          !s) {
+        graph.endCapture();
+        return failed("layer " + std::to_string(l->index) + ": " + s.message);
+      }
+    }
+    if (std::string e = graph.endCapture(); !e.empty())
+      return failed(e);
+  }
+  std::map<int64_t, std::vector<float>> outs;
+  for (const LayerSpec *l : layers) {
+    LayerRun &r = runs[l->index];
+    std::vector<hybrid_rt_tensor> &t = tensors[l->index];
+    for (std::string e :
+         {graph.upload(t[0], slice(r.q, b, total, l->numHeads * l->headDim,
+                                   begin, count)),
+          graph.upload(t[1], slice(r.k, b, total, l->numKvHeads * l->headDim,
+                                   begin, count)),
+          graph.upload(t[2], slice(r.v, b, total, l->numKvHeads * l->vHeadDim,
+                                   begin, count)),
+          graph.upload(t[3], r.sinks.empty() ? std::vector<float>(l->numHeads)
+                                             : r.sinks)})
+      if (!e.empty())
+        return failed(e);
+  }
+  if (std::string e = graph.replay(); !e.empty())
+    return failed(e);
+  for (const LayerSpec *l : layers) {
+    std::vector<float> &out = outs[l->index];
+    out.resize(b * count * l->numHeads * l->vHeadDim);
+    if (std::string e = graph.download(out, tensors[l->index][4]); !e.empty())
+      return failed(e);
+  }
+  if (std::string e = graph.synchronize(); !e.empty())
+    return failed(e);
+  for (const LayerSpec *l : layers) {
+    int64_t width = l->numHeads * l->vHeadDim;
+    for (int64_t bb = 0; bb < b; ++bb)
+      std::copy_n(outs[l->index].begin() + bb * count * width, count * width,
+                  runs[l->index].out.begin() + (bb * total + begin) * width);
+  }
+  return true;
+}
+#endif
+
 /// Every layer in a session: the prompt, then the decode steps; returns
 /// false if a call fails or an output differs from the reference.
 bool checkSession(Model &model, const Manifest &manifest, const Options &o,
@@ -389,9 +491,29 @@ bool checkSession(Model &model, const Manifest &manifest, const Options &o,
   }
   // Prompt, then each step through every layer, in model order.
   bool failed = false;
+#ifdef HYBRID_RT_CUDA
+  GraphReplay graph;
+  std::map<int64_t, std::vector<hybrid_rt_tensor>> graphTensors;
+  // The model back on its own stream before the graph's is destroyed.
+  struct StreamReset {
+    Model &model;
+    ~StreamReset() { model.resetStream(); }
+  } streamReset{model};
+#endif
   for (int64_t begin = 0; begin < total;
        begin += begin ? o.stepTokens : prompt) {
     int64_t count = begin ? o.stepTokens : prompt;
+    if (begin && o.graph) {
+#ifdef HYBRID_RT_CUDA
+      if (!replayStep(graph, model, session, manifest, o, runs, graphTensors,
+                      total, begin))
+        return false;
+      continue;
+#else
+      std::printf("graph: FAILED: hybrid-rt-check was built without CUDA\n");
+      return false;
+#endif
+    }
     for (const LayerSpec &l : manifest.layers) {
       if (!l.hasKernel() || (begin && !l.causal))
         continue;

@@ -12,6 +12,7 @@
 #include "hybrid-rt/hybrid_rt.h"
 
 #ifdef HYBRID_RT_CUDA
+#include "DriverFunctions.h"
 #include <cuda.h>
 #endif
 #include <dlfcn.h>
@@ -30,28 +31,10 @@ static int checkSession(hybrid_rt_model *model, int64_t layer, int64_t shared);
 #ifdef HYBRID_RT_CUDA
 /* The driver entry points the checks call, from $HYBRID_CUDA_DRIVER (the
  * driver GPU models run on), with cuda.h's types so that the calls match
- * the definitions (UBSan's -fsanitize=function checks). cuda.h maps some
- * names to versioned symbols (cuMemAlloc -> cuMemAlloc_v2): SYMBOL gives
- * the mapped name. */
-#define SYMBOL_OF(name) #name
-#define SYMBOL(name) SYMBOL_OF(name)
-#define DRIVER_FUNCTIONS(X)                                                    \
-  X(cuMemAlloc)                                                                \
-  X(cuMemFree)                                                                 \
-  X(cuMemcpyHtoDAsync)                                                         \
-  X(cuMemcpyDtoHAsync)                                                         \
-  X(cuStreamCreate)                                                            \
-  X(cuStreamDestroy)                                                           \
-  X(cuStreamSynchronize)                                                       \
-  X(cuStreamBeginCapture)                                                      \
-  X(cuStreamEndCapture)                                                        \
-  X(cuGraphDestroy)                                                            \
-  X(cuGraphInstantiate)                                                        \
-  X(cuGraphLaunch)                                                             \
-  X(cuGraphExecDestroy)
+ * the definitions (UBSan's -fsanitize=function checks). */
 typedef struct Driver {
 #define DECLARE(name) __typeof__(name) *name;
-  DRIVER_FUNCTIONS(DECLARE)
+  HYBRID_DRIVER_FUNCTIONS(DECLARE)
 #undef DECLARE
 } Driver;
 
@@ -62,9 +45,10 @@ static int loadDriver(hybrid_rt_model *model, Driver *d) {
   if (!driver || strcmp(hybrid_rt_device_name(model), "cpu") == 0)
     return 0;
 #define LOAD(name)                                                             \
-  if (!(d->name = (__typeof__(name) *)dlsym(driver, SYMBOL(name))))            \
+  if (!(d->name =                                                              \
+            (__typeof__(name) *)dlsym(driver, HYBRID_DRIVER_SYMBOL(name))))    \
     return 0;
-  DRIVER_FUNCTIONS(LOAD)
+  HYBRID_DRIVER_FUNCTIONS(LOAD)
 #undef LOAD
   return 1;
 }
