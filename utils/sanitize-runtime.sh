@@ -107,6 +107,9 @@ for dir in cpu-caches cpu-masks sm80-caches sm90a-masks; do
   check "check-$dir" 0 "$bin/hybrid-rt-check" "$art/$dir" --batch 2 \
     --seq 7,40 --decode-steps 2 --step-tokens 3
 done
+# Steps replayed from a CUDA graph (the emulator's capture and replay).
+check check-sm80-caches-graph 0 "$bin/hybrid-rt-check" "$art/sm80-caches" \
+  --batch 2 --seq 7,40 --decode-steps 2 --step-tokens 3 --graph
 
 # The package's extension leaves the sanitizer's runtime to the process,
 # as shared libraries do: Python gets it preloaded. hybrid-compile, which
