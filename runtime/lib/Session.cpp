@@ -282,9 +282,8 @@ cuda::Error allocateDeviceLengths(hybrid_rt_session &s) {
 /// Brings the host's lengths up to date before a call, unless the stream
 /// is capturing a CUDA graph (`capturing`): a pending reset, then, once a
 /// call was captured, the lengths replays left on the device (a wait for
-/// the stream). Returns why the
-/// session cannot go on, if it cannot: replays that ran past max_seq, or
-/// the driver's error.
+/// the stream). Returns why the session cannot go on, if it cannot:
+/// replays that ran past max_seq, or the driver's error.
 cuda::Error syncLengths(hybrid_rt_session &s, bool &capturing) {
   capturing = false;
   cuda::Backend *cuda = s.model->cuda.get();

@@ -293,6 +293,9 @@ static void checkCapture(const Driver *d, hybrid_rt_model *model, int64_t layer,
   CUdeviceptr scratch = 0;
   d->cuStreamBeginCapture(stream, CU_STREAM_CAPTURE_MODE_GLOBAL);
   CUresult allocated = d->cuMemAlloc(&scratch, 64);
+  report("step in the invalidated capture",
+         hybrid_rt_session_decode(session, layer, &dt[0], &dt[1], &dt[2], NULL,
+                                  &dt[3]));
   graph = NULL;
   printf("allocation in a capture: %s, capture %s\n",
          allocated == CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED ? "refused"
