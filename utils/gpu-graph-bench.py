@@ -2,7 +2,7 @@
 """A whole model's decode step, eager and replayed from a CUDA graph.
 
 At batch 1 a decode step of every attention layer is a few dozen small
-launches (prepare, store, decode, combine and advance kernels per layer),
+launches (the fused prepare, the decode and the combine kernel per layer),
 so the host's launch time, not the GPU, can bound it. Captured once in a
 CUDA graph (torch.cuda.graph), each replay is the session's next step (the
 kernels read every layer's length from device memory). Measures both, in

@@ -76,6 +76,12 @@ json hybrid::buildManifest(ModuleOp module, ScheduleOp schedule,
       // Causal layers: the flash kernel's split-K twin, writing partials for
       // decode_combine (null: none).
       kernel["entry_split"] = entry(symbol + "_split");
+      // Causal layers: a session step's queries, keys and values prepared
+      // (the keys and values into the cache) in one kernel, from f32 or
+      // bf16 rows; the combine kernel's twin writing bf16 rows.
+      kernel["prepare_step"] = entry(symbol + "_prepare_step");
+      kernel["prepare_step_bf16"] = entry(symbol + "_prepare_step_bf16");
+      kernel["decode_combine_bf16"] = entry(symbol + "_decode_combine_bf16");
       // The flash kernel's CTA may be larger than the others' (--warps 8).
       auto threads = [&](StringRef name) {
         return cast<gpu::GPUFuncOp>(symbols.lookup(name))
@@ -103,8 +109,9 @@ json hybrid::buildManifest(ModuleOp module, ScheduleOp schedule,
   // each kernel states its mask (window, chunk, causal); 7: TMA flash
   // kernels take their tensor maps by value; 8: GPU prepare and decode
   // kernels read the first position from a device length, and the cache
-  // kernels store rows and advance it.
-  json manifest = {{"version", 8},
+  // kernels store rows and advance it; 9: GPU combine kernels advance it
+  // too (they take the length and a count).
+  json manifest = {{"version", 9},
                    {"target", target.str()},
                    {"library", library.str()},
                    {"model_type", summary["model_type"]},

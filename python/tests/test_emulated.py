@@ -139,6 +139,41 @@ def test_bfloat16_arrays_in_and_out(schedule):
     assert relative_error(step.to_float32(), ref) < 2e-2
 
 
+@pytest.mark.parametrize("dtypes", [("bfloat16", "float32", "bfloat16"),
+                                    ("float32", "bfloat16", "bfloat16"),
+                                    ("bfloat16", "bfloat16", "float32")])
+def test_decode_steps_of_mixed_dtypes(schedule, dtypes):
+    """Steps whose q, k and v differ in dtype take the prepare kernels and
+    the store kernel apart (the fused step kernel reads one dtype): the same
+    results as the reference."""
+    rng = np.random.default_rng(17)
+    batch, prompt, steps = 1, 9, 2
+    session = schedule.session(batch, prompt + steps)
+    layer = schedule.layers[0]
+
+    def operands(length):
+        shape = (batch, length)
+        arrays = (rng.uniform(-0.5, 0.5, shape + (4, 64)),
+                  rng.uniform(-1, 1, shape + (2, 64)),
+                  rng.uniform(-1, 1, shape + (2, 64)))
+        return [BFloat16Array(a) if dtype == "bfloat16" else a.astype(np.float32)
+                for a, dtype in zip(arrays, dtypes)]
+
+    def as_float32(a):
+        return a.to_float32() if isinstance(a, BFloat16Array) else a
+
+    seen = operands(prompt)
+    session.prefill(0, *seen, out=np.zeros((batch, prompt, 4, 64), np.float32))
+    for _ in range(steps):
+        step = operands(1)
+        out = np.zeros((batch, 1, 4, 64), np.float32)
+        session.decode(0, *step, out=out)
+        seen = [np.concatenate([as_float32(a), as_float32(b)], axis=1)
+                for a, b in zip(seen, step)]
+        ref = attention(layer, *seen)[:, -1:]
+        assert relative_error(out, ref) < 2e-2
+
+
 class DeviceArray:
     """An array in the GPU's memory, known through DLPack as a torch CUDA
     tensor is: allocated with the driver the runtime loads (the emulator's,

@@ -858,6 +858,20 @@ CUresult cuGraphDestroy(CUgraph graph) {
   return CUDA_SUCCESS;
 }
 
+/// The graph's nodes (its kernels, copies and memsets, in capture order;
+/// handles only to count and compare): at most `*count` into `nodes`
+/// (null: none), and their number into `*count`.
+CUresult cuGraphGetNodes(CUgraph graph, CUgraphNode *nodes, size_t *count) {
+  if (!graph || !count)
+    return CUDA_ERROR_INVALID_VALUE;
+  std::vector<WorkQueue::Work> &work = reinterpret_cast<Graph *>(graph)->work;
+  for (size_t i = 0; nodes && i < *count; ++i)
+    nodes[i] =
+        i < work.size() ? reinterpret_cast<CUgraphNode>(&work[i]) : nullptr;
+  *count = work.size();
+  return CUDA_SUCCESS;
+}
+
 CUresult cuGraphInstantiate(CUgraphExec *exec, CUgraph graph,
                             unsigned long long) {
   if (!graph)

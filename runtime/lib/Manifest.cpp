@@ -288,6 +288,13 @@ static KernelSpec parseKernel(const Fields &f) {
   k.prepareKBF16 = f.string("prepare_k_bf16", std::string());
   k.entryOutBF16 = f.string("entry_out_bf16", std::string());
   k.entrySplit = f.string("entry_split", std::string());
+  k.prepareStep = f.string("prepare_step", std::string());
+  k.prepareStepBF16 = f.string("prepare_step_bf16", std::string());
+  k.decodeCombineBF16 = f.string("decode_combine_bf16", std::string());
+  if (k.decode.empty() &&
+      !(k.prepareStep + k.prepareStepBF16 + k.decodeCombineBF16).empty())
+    throw FieldError(f.where("prepare_step") +
+                     ": step kernels belong to layers with a decode kernel");
   if (!k.entrySplit.empty() && k.decodeCombine.empty())
     throw FieldError(f.where("entry_split") +
                      ": a split-K flash kernel needs decode_combine");
@@ -334,11 +341,13 @@ bool hybrid::rt::loadManifest(const std::string &dir, Manifest &manifest,
     // each kernel states its mask; 7: TMA flash kernels take their tensor
     // maps by value (version 6's, pointers to device memory); 8: GPU
     // prepare and decode kernels read the first position from a device
-    // length (version 7's take it as a scalar), kept by the cache kernels.
-    if (m.version != 8)
-      throw FieldError("version: this runtime reads version 8, not " +
+    // length (version 7's take it as a scalar), kept by the cache kernels;
+    // 9: GPU combine kernels take the length and a count to advance it by
+    // (version 8's, neither).
+    if (m.version != 9)
+      throw FieldError("version: this runtime reads version 9, not " +
                        std::to_string(m.version) +
-                       (m.version < 8 ? " (artifacts of an older "
+                       (m.version < 9 ? " (artifacts of an older "
                                         "hybrid-compile: compile them again)"
                                       : ""));
     m.target = f.string("target");

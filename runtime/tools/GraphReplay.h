@@ -101,6 +101,11 @@ public:
       return e;
     return check("cuGraphInstantiate", d.cuGraphInstantiate(&exec, graph, 0));
   }
+  /// Nodes of the captured graph (kernels, copies, memsets): `count`.
+  std::string countNodes(size_t &count) {
+    count = 0;
+    return check("cuGraphGetNodes", d.cuGraphGetNodes(graph, nullptr, &count));
+  }
   std::string replay() {
     return check("cuGraphLaunch", d.cuGraphLaunch(exec, stream));
   }

@@ -414,6 +414,13 @@ bool replayStep(GraphReplay &graph, Model &model, Session &session,
     }
     if (std::string e = graph.endCapture(); !e.empty())
       return failed(e);
+    // What a step costs the GPU's front end: a model's decode step at
+    // batch 1 is bound by its launches.
+    size_t nodes = 0;
+    if (std::string e = graph.countNodes(nodes); !e.empty())
+      return failed(e);
+    std::printf("# graph of a step: %zu nodes for %zu layers\n", nodes,
+                layers.size());
   }
   std::map<int64_t, std::vector<float>> outs;
   for (const LayerSpec *l : layers) {

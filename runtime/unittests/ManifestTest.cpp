@@ -21,7 +21,7 @@ std::string writeManifest(const std::string &text) {
 }
 
 const char *kValid = R"({
-  "version": 8, "target": "cpu", "library": "libkernels.so",
+  "version": 9, "target": "cpu", "library": "libkernels.so",
   "model_type": "test", "name": "t", "num_layers": 2,
   "kernels": {"attn0": {"entry": "_mlir_ciface_attn0",
     "prepare_q": "_mlir_ciface_attn0_prepare_q", "prepare_k": null,
@@ -66,11 +66,11 @@ TEST(Manifest, ErrorsNameTheField) {
        "layers[0].v_head_dim: expected an integer"},
       {"\"sliding\", \"window\": 5", "\"sliding\", \"window\": 5.5",
        "layers[0].window: expected an integer"},
-      {"\"version\": 8", "\"version\": 7",
-       "version: this runtime reads version 8, not 7 (artifacts of an older "
+      {"\"version\": 9", "\"version\": 8",
+       "version: this runtime reads version 9, not 8 (artifacts of an older "
        "hybrid-compile: compile them again)"},
-      {"\"version\": 8", "\"version\": 9",
-       "version: this runtime reads version 8, not 9"},
+      {"\"version\": 9", "\"version\": 10",
+       "version: this runtime reads version 9, not 10"},
       {"\"kernel\": \"attn0\"", "\"kernel\": \"attn9\"",
        "layers[0].kernel: 'attn9' is not in kernels"},
       {"{\"type\": \"none\"}",
@@ -170,6 +170,13 @@ TEST(Manifest, GPUKernelsNeedLaunchFields) {
                          "\"attn0_split\""),
                 "kernels.attn0.entry_split: a split-K flash kernel needs "
                 "decode_combine");
+  // Step kernels store a decode step's rows: a layer without decode has
+  // no steps.
+  expectRefused(replaced(withFields, "\"threads\": 128",
+                         "\"threads\": 128, \"prepare_step\": "
+                         "\"attn0_prepare_step\""),
+                "kernels.attn0.prepare_step: step kernels belong to layers "
+                "with a decode kernel");
 }
 
 // A shared layer reads an earlier layer's cache as its own.

@@ -89,7 +89,17 @@ def ConvertHybridAttentionToGPU
       position `length[0]` over a bf16 KV cache (position p in row
       p % rows), one CTA per (split, query and kv
       head, batch), 128 keys per tile (one per thread), split over the key
-      range; `@K_decode_combine` merges the splits by log-sum-exp.
+      range; `@K_decode_combine(partial_out, partial_max, partial_sum,
+      out, length, count)` merges the splits by log-sum-exp and adds
+      `count` to `length[0]` (one thread; the decode kernel, the last to
+      read it, has finished), and `@K_decode_combine_bf16` writes bf16
+      rows.
+    - `@K_prepare_step(q, q_out, k, v, k_cache, v_cache, length, rows)`
+      (causal layers; `@K_prepare_step_bf16` reads bf16 rows): a session
+      step's queries prepared as `@K_prepare_q` does (an append passes
+      none) and its keys and values prepared straight into the cache rows
+      of their positions, as `@hybrid_store_cache_rows` stores them: with
+      the decode and combine kernels, a decode step is three launches.
     - `@hybrid_convert_bf16_to_f32(in, out)`,
       `@hybrid_convert_f32_to_bf16(in, out)`: flat elementwise conversions
       for bf16 tensors at the runtime's API (named in the module's
@@ -98,7 +108,8 @@ def ConvertHybridAttentionToGPU
       rows)`: a step's prepared rows into the cache rows of their positions
       from `length[0]` on (and their mirror rows), one CTA per (token,
       batch); `@hybrid_advance_length(length, count)` then adds the step's
-      tokens. Kernels that read the length from device memory let a CUDA
+      tokens (prompts and appends; the combine kernel does it for decode
+      steps). Kernels that read the length from device memory let a CUDA
       graph replay a decode step (named in `hybrid.cache_kernels` and the
       manifest).
 

@@ -220,9 +220,14 @@ struct ConvertAttentionToGPUPass
       emitConvertKernel(b, name, sig);
       // Decoding extends a causal context; a bidirectional layer has none.
       if (sig.mask.getCausal()) {
+        for (bool fromBF16 : {false, true})
+          emitPrepareStepKernel(b, name, sig, fromBF16);
         auto decode = emitDecodeKernel(b, name + "_decode", sig);
         decode->setAttr("hybrid.q_tile", b.getI64IntegerAttr(1));
-        emitCombineKernel(b, name + "_decode_combine", sig);
+        emitCombineKernel(b, name + "_decode_combine", sig,
+                          /*bf16Output=*/false);
+        emitCombineKernel(b, name + "_decode_combine_bf16", sig,
+                          /*bf16Output=*/true);
       }
       kernel->erase();
     }

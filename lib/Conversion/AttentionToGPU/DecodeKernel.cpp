@@ -396,18 +396,20 @@ hybrid::gpu::emitDecodeKernel(ImplicitLocOpBuilder &b, StringRef name,
 
 mlir::gpu::GPUFuncOp
 hybrid::gpu::emitCombineKernel(ImplicitLocOpBuilder &b, StringRef name,
-                               const AttentionSignature &sig) {
+                               const AttentionSignature &sig, bool bf16Output) {
   int64_t dyn = ShapedType::kDynamic, vDim = sig.vHeadDim;
   Type f32Type = b.getF32Type();
   OpBuilder::InsertionGuard guard(b);
-  auto func =
-      createKernel(b, name,
-                   {MemRefType::get({dyn, dyn, dyn, sig.heads, vDim}, f32Type),
-                    MemRefType::get({dyn, dyn, dyn, sig.heads}, f32Type),
-                    MemRefType::get({dyn, dyn, dyn, sig.heads}, f32Type),
-                    getRowsType(f32Type, sig.heads, vDim)});
+  auto func = createKernel(
+      b, name,
+      {MemRefType::get({dyn, dyn, dyn, sig.heads, vDim}, f32Type),
+       MemRefType::get({dyn, dyn, dyn, sig.heads}, f32Type),
+       MemRefType::get({dyn, dyn, dyn, sig.heads}, f32Type),
+       getRowsType(bf16Output ? b.getBF16Type() : f32Type, sig.heads, vDim),
+       getPositionType(b.getContext()), b.getI64Type()});
   Value partialOut = func.getArgument(0), partialMax = func.getArgument(1),
         partialSum = func.getArgument(2), out = func.getArgument(3);
+  Value length = func.getArgument(4), count = func.getArgument(5);
   using mlir::gpu::Dimension;
   Value c0 = index(b, 0), c1 = index(b, 1);
   Value numSplits = memref::DimOp::create(b, partialMax, 0);
@@ -417,6 +419,19 @@ hybrid::gpu::emitCombineKernel(ImplicitLocOpBuilder &b, StringRef name,
   Value batch = arith::DivUIOp::create(b, rowIndex, numQueries);
   Value query = arith::RemUIOp::create(b, rowIndex, numQueries);
   Value tid = mlir::gpu::ThreadIdOp::create(b, Dimension::x);
+  // The step's tokens join the layer's length: one thread of the grid.
+  Value advances = arith::AndIOp::create(
+      b,
+      arith::CmpIOp::create(b, arith::CmpIPredicate::eq,
+                            arith::OrIOp::create(b, rowIndex, tid), c0),
+      arith::CmpIOp::create(
+          b, arith::CmpIPredicate::ne, count,
+          arith::ConstantOp::create(b, b.getI64IntegerAttr(0))));
+  ifThen(b, advances, [&] {
+    Value now = memref::LoadOp::create(b, length, ValueRange{c0});
+    memref::StoreOp::create(b, arith::AddIOp::create(b, now, count), length,
+                            ValueRange{c0});
+  });
   Value negInf = f32(b, -std::numeric_limits<float>::infinity());
   Value zero = f32(b, 0.0);
   forLoop(b, tid, index(b, sig.heads * vDim), index(b, kThreads), [&](Value i) {
@@ -445,6 +460,8 @@ hybrid::gpu::emitCombineKernel(ImplicitLocOpBuilder &b, StringRef name,
     Value result = arith::SelectOp::create(
         b, arith::CmpFOp::create(b, arith::CmpFPredicate::OGT, sum, zero),
         arith::DivFOp::create(b, numerator, sum), zero);
+    if (bf16Output)
+      result = arith::TruncFOp::create(b, b.getBF16Type(), result);
     memref::StoreOp::create(b, result, out, ValueRange{batch, query, h, e});
   });
   return func;

@@ -141,6 +141,20 @@ mlir::gpu::GPUFuncOp emitPrepareKernel(mlir::ImplicitLocOpBuilder &b,
                                        const AttentionSignature &sig,
                                        bool forQueries, bool fromBF16 = false);
 
+/// Emits `@name_prepare_step` (f32 rows in) or, with `fromBF16`,
+/// `@name_prepare_step_bf16`: a session step's queries prepared as
+/// `@name_prepare_q` does (those the step has: an append passes none), its
+/// keys prepared as `@name_prepare_k` does and its values converted, both
+/// stored straight into the cache rows of their positions from the layer's
+/// length on, as `hybrid_store_cache_rows` stores them. Arguments: queries,
+/// prepared queries, new keys, new values, key cache, value cache (bf16
+/// [B, rows + mirror, Hkv, D]), length, ring rows; one CTA per (batch,
+/// token).
+mlir::gpu::GPUFuncOp emitPrepareStepKernel(mlir::ImplicitLocOpBuilder &b,
+                                           llvm::StringRef name,
+                                           const AttentionSignature &sig,
+                                           bool fromBF16);
+
 /// Emits `@name`, an elementwise conversion of a flat `from` buffer into a
 /// `to` buffer of the same length (grid-stride loop over any grid): the
 /// runtime's bf16 tensors pass through it on the way in and out.
@@ -234,10 +248,16 @@ mlir::gpu::GPUFuncOp emitDecodeKernel(mlir::ImplicitLocOpBuilder &b,
                                       llvm::StringRef name,
                                       const AttentionSignature &sig);
 
-/// Emits the log-sum-exp merge of the decode kernel's splits.
+/// Emits `@name`, the log-sum-exp merge of the decode kernel's splits
+/// (and the split-K flash kernel's) into f32 rows or, with `bf16Output`,
+/// bf16 rows. Arguments: partial out, max, sum, out, length, count; it adds
+/// count to the layer's length (after the decode kernel, the last to read
+/// it, so a decode step needs no launch of its own for that; prompts pass
+/// 0).
 mlir::gpu::GPUFuncOp emitCombineKernel(mlir::ImplicitLocOpBuilder &b,
                                        llvm::StringRef name,
-                                       const AttentionSignature &sig);
+                                       const AttentionSignature &sig,
+                                       bool bf16Output);
 
 } // namespace hybrid::gpu
 

@@ -8,6 +8,12 @@
 // is read from device memory (a layer's length, which CUDA graph replays
 // advance).
 //
+// A session's step takes one fused kernel instead (prepare_step): its
+// queries prepared as above, its keys rotated and its values converted
+// straight into the cache rows of their positions, so a decode step is
+// three launches (this, the decode kernel and the combine kernel, which
+// advances the length) where it was seven.
+//
 //===----------------------------------------------------------------------===//
 
 #include "GPUKernelEmitter.h"
@@ -35,44 +41,36 @@ static void forEachElement(ImplicitLocOpBuilder &b, Value rows, int64_t heads,
   });
 }
 
-mlir::gpu::GPUFuncOp
-hybrid::gpu::emitPrepareKernel(ImplicitLocOpBuilder &b, StringRef name,
-                               const AttentionSignature &sig, bool forQueries,
-                               bool fromBF16) {
-  int64_t heads = forQueries ? sig.heads : sig.kvHeads, dim = sig.headDim;
-  std::string fullName = (name + (forQueries ? "_prepare_q" : "_prepare_k") +
-                          (fromBF16 ? "_bf16" : ""))
-                             .str();
-  OpBuilder::InsertionGuard guard(b);
-  Type element = fromBF16 ? Type(b.getBF16Type()) : Type(b.getF32Type());
-  auto func = createKernel(b, fullName,
-                           {getRowsType(element, heads, dim),
-                            getRowsType(b.getBF16Type(), heads, dim),
-                            getPositionType(b.getContext())});
-  Value in = func.getArgument(0), out = func.getArgument(1);
-  Value firstPosition = loadPosition(b, func.getArgument(2));
-  RopeTable rope = computeRopeTable(sig.positional, dim);
-  Value invFreq;
-  if (!rope.inverseFrequencies.empty())
-    invFreq =
-        getF64Table(b, func, fullName + "_inv_freq", rope.inverseFrequencies);
-  Type f64 = b.getF64Type(), f32Type = b.getF32Type();
-  auto f64Const = [&](double v) -> Value {
-    return arith::ConstantOp::create(b, b.getF64FloatAttr(v));
-  };
-  // Rotation and scaling in f32, whatever the rows hold.
-  auto load = [&](ValueRange at) -> Value {
-    Value x = memref::LoadOp::create(b, in, at);
-    return fromBF16 ? Value(arith::ExtFOp::create(b, f32Type, x)) : x;
-  };
+namespace {
+/// What every prepare kernel does to one element of a row at a position:
+/// RoPE and, for queries, the score scale (and temperature), in f32
+/// whatever the rows hold.
+class ElementPreparer {
+public:
+  /// For the kernel `func` (its RoPE table is a global named after it).
+  ElementPreparer(ImplicitLocOpBuilder &b, mlir::gpu::GPUFuncOp func,
+                  const AttentionSignature &sig)
+      : b(b), sig(sig), rope(computeRopeTable(sig.positional, sig.headDim)) {
+    if (!rope.inverseFrequencies.empty())
+      invFreq = getF64Table(b, func, (func.getName() + "_inv_freq").str(),
+                            rope.inverseFrequencies);
+  }
 
-  forEachElement(b, in, heads, dim, [&](ValueRange at) {
-    Value s = at[1], d = at[3];
-    Value position = arith::UIToFPOp::create(
-        b, f64,
-        arith::IndexCastUIOp::create(
-            b, b.getI64Type(), arith::AddIOp::create(b, firstPosition, s)));
-    Value x = load(at);
+  /// Element `at` (batch, s, head, dim) of `rows`, as f32.
+  Value load(Value rows, ValueRange at) {
+    Value x = memref::LoadOp::create(b, rows, at);
+    return isa<Float32Type>(x.getType())
+               ? x
+               : Value(arith::ExtFOp::create(b, b.getF32Type(), x));
+  }
+
+  /// Element `at` of query or key `rows` prepared for f64 `position`.
+  Value prepare(Value rows, ValueRange at, Value position, bool forQueries) {
+    Type f32Type = b.getF32Type();
+    auto f64Const = [&](double v) -> Value {
+      return arith::ConstantOp::create(b, b.getF64FloatAttr(v));
+    };
+    Value x = load(rows, at), d = at[3];
     Value y = x;
     if (invFreq) {
       // d < pairs pairs with d + half; half <= d < half + pairs with d - half;
@@ -103,7 +101,7 @@ hybrid::gpu::emitPrepareKernel(ImplicitLocOpBuilder &b, StringRef name,
         };
         Value cos = trig(math::CosOp::create(b, angle));
         Value sin = trig(math::SinOp::create(b, angle));
-        Value partner = load(ValueRange{at[0], at[1], at[2], partnerDim});
+        Value partner = load(rows, ValueRange{at[0], at[1], at[2], partnerDim});
         // First half: x cos - x' sin; second half: x cos + x' sin.
         Value signedSin = arith::SelectOp::create(
             b, first, arith::NegFOp::create(b, sin), sin);
@@ -125,8 +123,138 @@ hybrid::gpu::emitPrepareKernel(ImplicitLocOpBuilder &b, StringRef name,
       y = arith::MulFOp::create(b, y,
                                 arith::TruncFOp::create(b, f32Type, factor));
     }
-    memref::StoreOp::create(b, arith::TruncFOp::create(b, b.getBF16Type(), y),
-                            out, at);
+    return y;
+  }
+
+private:
+  ImplicitLocOpBuilder &b;
+  const AttentionSignature &sig;
+  RopeTable rope;
+  Value invFreq;
+};
+} // namespace
+
+/// Position `first + s` as an f64 (RoPE angles, temperature).
+static Value getPositionF64(ImplicitLocOpBuilder &b, Value first, Value s) {
+  return arith::UIToFPOp::create(
+      b, b.getF64Type(),
+      arith::IndexCastUIOp::create(b, b.getI64Type(),
+                                   arith::AddIOp::create(b, first, s)));
+}
+
+static Value toBF16(ImplicitLocOpBuilder &b, Value x) {
+  return arith::TruncFOp::create(b, b.getBF16Type(), x);
+}
+
+mlir::gpu::GPUFuncOp
+hybrid::gpu::emitPrepareKernel(ImplicitLocOpBuilder &b, StringRef name,
+                               const AttentionSignature &sig, bool forQueries,
+                               bool fromBF16) {
+  int64_t heads = forQueries ? sig.heads : sig.kvHeads, dim = sig.headDim;
+  std::string fullName = (name + (forQueries ? "_prepare_q" : "_prepare_k") +
+                          (fromBF16 ? "_bf16" : ""))
+                             .str();
+  OpBuilder::InsertionGuard guard(b);
+  Type element = fromBF16 ? Type(b.getBF16Type()) : Type(b.getF32Type());
+  auto func = createKernel(b, fullName,
+                           {getRowsType(element, heads, dim),
+                            getRowsType(b.getBF16Type(), heads, dim),
+                            getPositionType(b.getContext())});
+  Value in = func.getArgument(0), out = func.getArgument(1);
+  Value firstPosition = loadPosition(b, func.getArgument(2));
+  ElementPreparer preparer(b, func, sig);
+  forEachElement(b, in, heads, dim, [&](ValueRange at) {
+    Value position = getPositionF64(b, firstPosition, at[1]);
+    memref::StoreOp::create(
+        b, toBF16(b, preparer.prepare(in, at, position, forQueries)), out, at);
+  });
+  return func;
+}
+
+mlir::gpu::GPUFuncOp
+hybrid::gpu::emitPrepareStepKernel(ImplicitLocOpBuilder &b, StringRef name,
+                                   const AttentionSignature &sig,
+                                   bool fromBF16) {
+  OpBuilder::InsertionGuard guard(b);
+  Type element = fromBF16 ? Type(b.getBF16Type()) : Type(b.getF32Type());
+  Type bf16 = b.getBF16Type();
+  int64_t dim = sig.headDim, vDim = sig.vHeadDim;
+  auto func = createKernel(
+      b, (name + "_prepare_step" + (fromBF16 ? "_bf16" : "")).str(),
+      {getRowsType(element, sig.heads, dim), getRowsType(bf16, sig.heads, dim),
+       getRowsType(element, sig.kvHeads, dim),
+       getRowsType(element, sig.kvHeads, vDim),
+       getRowsType(bf16, sig.kvHeads, dim),
+       getRowsType(bf16, sig.kvHeads, vDim), getPositionType(b.getContext()),
+       b.getIndexType()});
+  Value queries = func.getArgument(0), preparedQueries = func.getArgument(1);
+  Value newKeys = func.getArgument(2), newValues = func.getArgument(3);
+  Value keys = func.getArgument(4), values = func.getArgument(5);
+  Value first = loadPosition(b, func.getArgument(6));
+  Value ring = func.getArgument(7);
+  ElementPreparer preparer(b, func, sig);
+  using mlir::gpu::Dimension;
+  // One CTA per (batch, token) of the new keys; its threads stride over
+  // each row's heads x dims.
+  Value rowIndex = mlir::gpu::BlockIdOp::create(b, Dimension::x);
+  Value count = memref::DimOp::create(b, newKeys, 1);
+  Value batch = arith::DivUIOp::create(b, rowIndex, count);
+  Value token = arith::RemUIOp::create(b, rowIndex, count);
+  Value tid = mlir::gpu::ThreadIdOp::create(b, Dimension::x);
+  Value position = arith::AddIOp::create(b, first, token);
+  Value positionF64 = getPositionF64(b, first, token);
+  auto forEachOfRow = [&](int64_t heads, int64_t width,
+                          function_ref<void(Value, Value)> body) {
+    forLoop(b, tid, index(b, heads * width), index(b, kThreads), [&](Value i) {
+      body(arith::DivUIOp::create(b, i, index(b, width)),
+           arith::RemUIOp::create(b, i, index(b, width)));
+    });
+  };
+  // The queries, where the step has them (an append has none: 0 rows).
+  Value hasQueries =
+      arith::CmpIOp::create(b, arith::CmpIPredicate::ult, token,
+                            memref::DimOp::create(b, queries, 1));
+  ifThen(b, hasQueries, [&] {
+    forEachOfRow(sig.heads, dim, [&](Value h, Value d) {
+      SmallVector<Value> at = {batch, token, h, d};
+      memref::StoreOp::create(
+          b,
+          toBF16(b, preparer.prepare(queries, at, positionF64,
+                                     /*forQueries=*/true)),
+          preparedQueries, at);
+    });
+  });
+  // Keys and values go to row p % ring, and to the mirror row ring + p %
+  // ring while it is one (CacheKernels.cpp); the tokens the ring no longer
+  // reaches (token + ring < count) are skipped.
+  Value kept =
+      arith::CmpIOp::create(b, arith::CmpIPredicate::uge,
+                            arith::AddIOp::create(b, token, ring), count);
+  ifThen(b, kept, [&] {
+    Value row = arith::RemUIOp::create(b, position, ring);
+    Value mirror =
+        arith::SubIOp::create(b, memref::DimOp::create(b, keys, 1), ring);
+    Value mirrored =
+        arith::CmpIOp::create(b, arith::CmpIPredicate::ult, row, mirror);
+    Value mirrorRow = arith::AddIOp::create(b, row, ring);
+    auto store = [&](Value x, Value cache, Value h, Value d) {
+      memref::StoreOp::create(b, x, cache, ValueRange{batch, row, h, d});
+      ifThen(b, mirrored, [&] {
+        memref::StoreOp::create(b, x, cache,
+                                ValueRange{batch, mirrorRow, h, d});
+      });
+    };
+    forEachOfRow(sig.kvHeads, dim, [&](Value h, Value d) {
+      Value x = preparer.prepare(newKeys, ValueRange{batch, token, h, d},
+                                 positionF64, /*forQueries=*/false);
+      store(toBF16(b, x), keys, h, d);
+    });
+    // Values are stored as they are (K=V layers: the raw keys).
+    forEachOfRow(sig.kvHeads, vDim, [&](Value h, Value d) {
+      Value x =
+          memref::LoadOp::create(b, newValues, ValueRange{batch, token, h, d});
+      store(fromBF16 ? x : toBF16(b, x), values, h, d);
+    });
   });
   return func;
 }

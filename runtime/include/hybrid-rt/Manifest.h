@@ -89,6 +89,14 @@ struct KernelSpec {
   /// split, kv head, value slice), writing partials that decodeCombine
   /// merges (empty: launches never split the keys).
   std::string entrySplit;
+  /// GPU targets, causal layers: a session step's queries prepared and its
+  /// keys and values stored into the cache in one launch, from f32 or
+  /// bf16 rows (empty in older manifests: prepareK, prepareV and the cache
+  /// kernel's store then run apart).
+  std::string prepareStep, prepareStepBF16;
+  /// GPU targets, causal layers: decodeCombine writing bf16 rows (empty:
+  /// bf16 outputs are written as f32 and narrowed).
+  std::string decodeCombineBF16;
   int64_t threads = 0; // GPU targets: threads per CTA (but the flash kernel)
   int64_t flashThreads = 0; // GPU targets: the flash kernel's threads per CTA
   /// GPU targets: the flash kernel's dynamic shared memory per CTA (bytes;

@@ -376,12 +376,12 @@ struct Backend::State {
   }
   /// Where the kernels write `count` elements of `operand` (`rows`): in
   /// place in device memory, else in `staging` (copied out by finish()).
-  /// bf16 outputs are written as bf16 (rows.bf16) when `kernel` has a
-  /// flash kernel writing bf16 rows (entryOutBF16), else as f32 in
+  /// bf16 outputs are written as bf16 (rows.bf16) when the kernel that
+  /// writes them can (`writesBF16`: writesBF16Rows), else as f32 in
   /// `staging`, which finish() narrows.
   Error output(DeviceBuffer &staging, Operand operand, size_t count,
-               DeviceRows &rows, const KernelSpec *kernel = nullptr) {
-    rows.bf16 = operand.bf16 && kernel && !kernel->entryOutBF16.empty();
+               DeviceRows &rows, bool writesBF16 = false) {
+    rows.bf16 = operand.bf16 && writesBF16;
     bool inPlace = operand.onDevice && operand.bf16 == rows.bf16;
     rows.ptr = inPlace ? CUdeviceptr(operand.data) : 0;
     if (inPlace)
@@ -389,6 +389,13 @@ struct Backend::State {
     HYBRID_CUDA_TRY(ensure(staging, count * (rows.bf16 ? 2 : 4)));
     rows.ptr = staging.ptr;
     return {};
+  }
+  /// Whether the last kernel of an attention launch of `splits` key
+  /// splits (the flash kernel, or the combine kernel after splits) has a
+  /// twin writing bf16 rows.
+  static bool writesBF16Rows(const KernelSpec &kernel, int64_t splits) {
+    return !(splits > 1 ? kernel.decodeCombineBF16 : kernel.entryOutBF16)
+                .empty();
   }
   /// Runs prepare kernel `symbol` on [B, S] rows of `in` (f32, `shape`)
   /// into `out` (bf16); queries and keys take their first position from
@@ -500,14 +507,20 @@ struct Backend::State {
     return {};
   }
   /// The decode combine kernel: `splits` partials of [B, seq, Hq, Dv] rows
-  /// (in partialOut, partialMax, partialSum) merged into f32 `outRows`.
+  /// (in partialOut, partialMax, partialSum) merged into `outRows` (f32,
+  /// or bf16 by its twin); it adds `count` to the device length at
+  /// `length` (a decode step's, after its last reader; 0: none).
   Error combine(const LayerSpec &l, const KernelSpec &kernel, int64_t splits,
-                int64_t batch, int64_t seq, const DeviceRows &outRows) {
+                int64_t batch, int64_t seq, const DeviceRows &outRows,
+                CUdeviceptr length, int64_t count) {
     LaunchArgs args;
     addPartialArgs(l, splits, batch, seq, args);
     args.memref(outRows.ptr, {batch, seq, l.numHeads, l.vHeadDim});
-    return launch(kernel.decodeCombine, unsigned(batch * seq), 1, 1,
-                  unsigned(kernel.threads), args);
+    args.memref(length, {1});
+    args.scalar(count);
+    return launch(outRows.bf16 ? kernel.decodeCombineBF16
+                               : kernel.decodeCombine,
+                  unsigned(batch * seq), 1, 1, unsigned(kernel.threads), args);
   }
   /// Partial buffers for `splits` splits of [B, seq, Hq, Dv] rows.
   Error ensurePartials(const LayerSpec &l, int64_t splits, int64_t batch,
@@ -564,7 +577,8 @@ struct Backend::State {
                            unsigned(splits * l.numKvHeads * kernel.valueSlices),
                            unsigned(batch), unsigned(kernel.flashThreads), args,
                            unsigned(kernel.sharedBytes)));
-    return splits > 1 ? combine(l, kernel, splits, batch, seq, outRows)
+    return splits > 1 ? combine(l, kernel, splits, batch, seq, outRows,
+                                zeroLength, /*count=*/0)
                       : Error();
   }
   /// Copies `count` elements from `rows` (output()'s) to a host `out` and,
@@ -702,11 +716,15 @@ struct Backend::State {
   // $HYBRID_CUDA_STEP_KERNEL: decode steps' kernel, when fixed.
   StepKernel fixedStepKernel = StepKernel::Automatic;
 
-  /// Backend::append without waiting for the stream or advancing the
-  /// length.
-  Error appendRows(const LayerSpec &l, const KernelSpec &kernel,
-                   DeviceCache &cache, int64_t batch, int64_t count, Operand k,
-                   Operand v);
+  /// A session step's rows prepared: its queries `q` (absent for appends)
+  /// into qBf16, its keys `k` and values `v` into `cache`'s rows of their
+  /// positions (a cache with rows; shared layers store none). One launch
+  /// of the kernel's prepare_step where the operands reach the kernels as
+  /// rows of one type, else the prepare kernels and the store kernel.
+  /// Does not advance the length.
+  Error prepareStep(const LayerSpec &l, const KernelSpec &kernel,
+                    DeviceCache &cache, int64_t batch, int64_t count, Operand q,
+                    Operand k, Operand v);
   /// Splits of a decode kernel launch of `steps` queries whose last sees
   /// `keys` keys: whole tiles each, for one full wave (every CTA the GPU
   /// holds at once: a memory-bound kernel wants every warp slot for loads
@@ -890,12 +908,11 @@ Error Backend::prefill(const LayerSpec &l, const KernelSpec &kernel,
                           vRows, &kernel));
   if (sinks.data)
     HYBRID_CUDA_TRY(s.input(s.sinksIn, sinks, l.numHeads, sinksRows));
-  // Split-K writes f32 rows (the combine kernel's), narrowed after.
   int64_t splits = 1;
   HYBRID_CUDA_TRY(s.getFlashSplits(l, kernel, batch, seq,
                                    seq - l.firstVisibleKey(seq - 1), splits));
-  HYBRID_CUDA_TRY(
-      s.output(s.out, out, outCount, outRows, splits > 1 ? nullptr : &kernel));
+  HYBRID_CUDA_TRY(s.output(s.out, out, outCount, outRows,
+                           State::writesBF16Rows(kernel, splits)));
   HYBRID_CUDA_TRY(
       s.check("cuEventRecord", d.cuEventRecord(s.events[0], s.stream)));
   HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareQ, qRows, s.qBf16, qShape,
@@ -1028,9 +1045,10 @@ Error Backend::reserveForCapture(const LayerSpec &l, const KernelSpec &kernel,
   // makes no driver call but its launches.
   for (const std::string *symbol : std::initializer_list<const std::string *>{
            &kernel.prepareQ, &kernel.prepareK, &kernel.prepareQBF16,
-           &kernel.prepareKBF16, &kernel.prepareV, &kernel.decode,
-           &kernel.decodeCombine, &s.storeRowsKernel, &s.advanceLengthKernel,
-           &s.bf16ToF32, &s.f32ToBF16}) {
+           &kernel.prepareKBF16, &kernel.prepareV, &kernel.prepareStep,
+           &kernel.prepareStepBF16, &kernel.decode, &kernel.decodeCombine,
+           &kernel.decodeCombineBF16, &s.storeRowsKernel,
+           &s.advanceLengthKernel, &s.bf16ToF32, &s.f32ToBF16}) {
     State::Function f;
     if (!symbol->empty())
       HYBRID_CUDA_TRY(s.function(*symbol, f));
@@ -1055,7 +1073,8 @@ Error Backend::append(const LayerSpec &l, const KernelSpec &kernel,
   HYBRID_CUDA_TRY(s.enterCall(/*capturable=*/true, {k, v}));
   HYBRID_CUDA_TRY(s.checkDeviceOperands(l, batch, count, {}, k, v, {}, {}));
   State::CallEnd end{s};
-  HYBRID_CUDA_TRY(s.appendRows(l, kernel, cache, batch, count, k, v));
+  HYBRID_CUDA_TRY(
+      s.prepareStep(l, kernel, cache, batch, count, Operand{}, k, v));
   HYBRID_CUDA_TRY(s.advance(cache, count));
   if (!s.mustWait({k, v}))
     return {};
@@ -1063,24 +1082,62 @@ Error Backend::append(const LayerSpec &l, const KernelSpec &kernel,
                  s.driver.cuStreamSynchronize(s.stream));
 }
 
-Error Backend::State::appendRows(const LayerSpec &l, const KernelSpec &kernel,
-                                 DeviceCache &cache, int64_t batch,
-                                 int64_t count, Operand k, Operand v) {
+Error Backend::State::prepareStep(const LayerSpec &l, const KernelSpec &kernel,
+                                  DeviceCache &cache, int64_t batch,
+                                  int64_t count, Operand q, Operand k,
+                                  Operand v) {
   State &s = *this;
-  std::vector<int64_t> kShape = {batch, count, l.numKvHeads, l.headDim},
+  std::vector<int64_t> qShape = {batch, count, l.numHeads, l.headDim},
+                       kShape = {batch, count, l.numKvHeads, l.headDim},
                        vShape = {batch, count, l.numKvHeads, l.vHeadDim};
-  DeviceRows kRows, vRows;
-  HYBRID_CUDA_TRY(s.input(s.kIn, k, batch * count * l.numKvHeads * l.headDim,
-                          kRows, &kernel));
-  if (!l.kEqV)
-    HYBRID_CUDA_TRY(s.input(s.vIn, v, batch * count * l.numKvHeads * l.vHeadDim,
-                            vRows, &kernel));
-  HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareK, kRows, s.kBf16, kShape,
-                            CUdeviceptr(cache.length), kernel.prepareKBF16));
-  // K=V: the values are the raw keys.
-  HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareV, l.kEqV ? kRows : vRows,
-                            s.vBf16, vShape, /*length=*/0));
-  return s.storeRows(l, cache, batch, count);
+  DeviceRows qRows, kRows, vRows;
+  if (q.data) {
+    HYBRID_CUDA_TRY(s.input(s.qIn, q, batch * count * l.numHeads * l.headDim,
+                            qRows, &kernel));
+    HYBRID_CUDA_TRY(
+        s.ensure(s.qBf16, batch * count * l.numHeads * l.headDim * 2));
+  }
+  if (cache.rows > 0) {
+    HYBRID_CUDA_TRY(s.input(s.kIn, k, batch * count * l.numKvHeads * l.headDim,
+                            kRows, &kernel));
+    // K=V: the values are the raw keys.
+    if (l.kEqV)
+      vRows = kRows;
+    else
+      HYBRID_CUDA_TRY(s.input(
+          s.vIn, v, batch * count * l.numKvHeads * l.vHeadDim, vRows, &kernel));
+  }
+  const std::string &fused =
+      kRows.bf16 ? kernel.prepareStepBF16 : kernel.prepareStep;
+  if (cache.rows > 0 && !fused.empty() && vRows.bf16 == kRows.bf16 &&
+      (!q.data || qRows.bf16 == kRows.bf16)) {
+    int64_t stride = cache.rows + cache.mirror;
+    LaunchArgs args;
+    args.memref(qRows.ptr, {batch, q.data ? count : 0, l.numHeads, l.headDim});
+    args.memref(s.qBf16.ptr,
+                {batch, q.data ? count : 0, l.numHeads, l.headDim});
+    args.memref(kRows.ptr, kShape);
+    args.memref(vRows.ptr, vShape);
+    args.memref(CUdeviceptr(cache.keys),
+                {batch, stride, l.numKvHeads, l.headDim});
+    args.memref(CUdeviceptr(cache.values),
+                {batch, stride, l.numKvHeads, l.vHeadDim});
+    args.memref(CUdeviceptr(cache.length), {1});
+    args.scalar(cache.rows);
+    return s.launch(fused, unsigned(batch * count), 1, 1,
+                    unsigned(kernel.threads), args);
+  }
+  if (cache.rows > 0) {
+    HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareK, kRows, s.kBf16, kShape,
+                              CUdeviceptr(cache.length), kernel.prepareKBF16));
+    HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareV, vRows, s.vBf16, vShape,
+                              /*length=*/0));
+    HYBRID_CUDA_TRY(s.storeRows(l, cache, batch, count));
+  }
+  if (!q.data)
+    return {};
+  return s.prepare(kernel, kernel.prepareQ, qRows, s.qBf16, qShape,
+                   CUdeviceptr(cache.length), kernel.prepareQBF16);
 }
 
 Error Backend::State::getDecodeSplits(const LayerSpec &l,
@@ -1111,16 +1168,11 @@ Error Backend::decode(const LayerSpec &l, const KernelSpec &kernel,
   HYBRID_CUDA_TRY(s.checkDeviceOperands(l, batch, steps, q, k, v, sinks, out));
   State::CallEnd end{s};
   bool wait = s.mustWait({q, k, v, sinks, out});
-  if (cache.rows > 0)
-    HYBRID_CUDA_TRY(s.appendRows(l, kernel, cache, batch, steps, k, v));
+  HYBRID_CUDA_TRY(s.prepareStep(l, kernel, cache, batch, steps, q, k, v));
   std::vector<int64_t> qShape = {batch, steps, l.numHeads, l.headDim};
-  DeviceRows qRows, sinksRows, outRows;
-  HYBRID_CUDA_TRY(s.input(s.qIn, q, batch * steps * l.numHeads * l.headDim,
-                          qRows, &kernel));
+  DeviceRows sinksRows, outRows;
   if (sinks.data)
     HYBRID_CUDA_TRY(s.input(s.sinksIn, sinks, l.numHeads, sinksRows));
-  HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareQ, qRows, s.qBf16, qShape,
-                            CUdeviceptr(cache.length), kernel.prepareQBF16));
   int64_t total = position + steps;
   size_t outCount = batch * steps * l.numHeads * l.vHeadDim;
   int64_t cacheRows = owner.rows + owner.mirror;
@@ -1150,7 +1202,7 @@ Error Backend::decode(const LayerSpec &l, const KernelSpec &kernel,
     HYBRID_CUDA_TRY(s.getFlashSplits(
         l, kernel, batch, steps, total - l.firstVisibleKey(total - 1), splits));
     HYBRID_CUDA_TRY(s.output(s.out, out, outCount, outRows,
-                             splits > 1 ? nullptr : &kernel));
+                             State::writesBF16Rows(kernel, splits)));
     HYBRID_CUDA_TRY(
         s.check("cuEventRecord", d.cuEventRecord(s.events[1], s.stream)));
     std::string flash;
@@ -1173,7 +1225,9 @@ Error Backend::decode(const LayerSpec &l, const KernelSpec &kernel,
       l, kernel, batch, steps,
       s.capturing ? owner.rows : total - l.firstVisibleKey(total - 1), splits));
   HYBRID_CUDA_TRY(s.ensurePartials(l, splits, batch, steps));
-  HYBRID_CUDA_TRY(s.output(s.out, out, outCount, outRows));
+  // The combine kernel writes the output (even for one split).
+  HYBRID_CUDA_TRY(s.output(s.out, out, outCount, outRows,
+                           !kernel.decodeCombineBF16.empty()));
   if (!s.capturing)
     HYBRID_CUDA_TRY(
         s.check("cuEventRecord", d.cuEventRecord(s.events[1], s.stream)));
@@ -1192,11 +1246,13 @@ Error Backend::decode(const LayerSpec &l, const KernelSpec &kernel,
   HYBRID_CUDA_TRY(s.launch(kernel.decode, unsigned(splits),
                            unsigned(steps * l.numKvHeads), unsigned(batch),
                            unsigned(kernel.threads), args));
-  HYBRID_CUDA_TRY(s.combine(l, kernel, splits, batch, steps, outRows));
+  // The combine kernel, after the last kernel to read the length,
+  // advances it.
+  HYBRID_CUDA_TRY(s.combine(l, kernel, splits, batch, steps, outRows,
+                            CUdeviceptr(cache.length), steps));
   if (!s.capturing)
     HYBRID_CUDA_TRY(
         s.check("cuEventRecord", d.cuEventRecord(s.events[2], s.stream)));
-  HYBRID_CUDA_TRY(s.advance(cache, steps));
   s.timed(/*prepare=*/false);
   return s.finish(out, outRows, outCount, kernel.decode, wait);
 }

@@ -48,8 +48,13 @@ def main(directory):
             # ring rows
             "decode": 3 * memref(4) + sinks + memref(5) + 2 * memref(4)
             + memref(1) + 1,
-            # partial out, max, sum, out
-            "decode_combine": memref(5) + 3 * memref(4),
+            # partial out, max, sum, out (f32 or bf16 rows), length, count
+            "decode_combine": memref(5) + 3 * memref(4) + memref(1) + 1,
+            "decode_combine_bf16": memref(5) + 3 * memref(4) + memref(1) + 1,
+            # q, prepared q, new k, new v, k cache, v cache, length, ring
+            # rows (f32 or bf16 rows in)
+            "prepare_step": 6 * memref(4) + memref(1) + 1,
+            "prepare_step_bf16": 6 * memref(4) + memref(1) + 1,
         }
         for role, count in expected.items():
             symbol = kernel.get(role)
