@@ -481,9 +481,13 @@ check)
   run_check "$dir/artifacts/masks" "${prefill[@]}" --bf16
   run_check "$dir/artifacts/caches" "${sessions[@]}" --bf16
   # Decode steps replayed from a CUDA graph: every cache policy, and whole
-  # models.
+  # models; then of bf16 device tensors (torch's path: the bf16 step and
+  # combine kernels). Each prints its step graph's node count.
   for a in caches gemma-3-1b-it gemma-4-e4b; do
     run_check "$dir/artifacts/$a" "${sessions[@]}" --graph
+  done
+  for a in caches gemma-3-1b-it; do
+    run_check "$dir/artifacts/$a" "${sessions[@]}" --graph --bf16
   done
   # Probe inputs: zero queries, 0/1 keys and values, so each row's output
   # is its visible keys' mean value and one key too many or too few fails

@@ -57,11 +57,16 @@ public:
 
   CUstream getStream() const { return stream; }
 
-  /// A zeroed f32 device tensor of `shape` (freed with this object).
-  std::string allocate(std::vector<int64_t> shape, hybrid_rt_tensor &tensor) {
-    tensor = {
-        nullptr, HYBRID_RT_F32, int32_t(shape.size()), {}, HYBRID_RT_DEVICE};
-    size_t bytes = sizeof(float);
+  /// A zeroed device tensor of `shape`, f32 or `bf16` (freed with this
+  /// object).
+  std::string allocate(std::vector<int64_t> shape, bool bf16,
+                       hybrid_rt_tensor &tensor) {
+    tensor = {nullptr,
+              bf16 ? HYBRID_RT_BF16 : HYBRID_RT_F32,
+              int32_t(shape.size()),
+              {},
+              HYBRID_RT_DEVICE};
+    size_t bytes = bf16 ? 2 : 4;
     for (size_t i = 0; i < shape.size(); ++i)
       bytes *= size_t(tensor.shape[i] = shape[i]);
     CUdeviceptr ptr = 0;
@@ -73,20 +78,22 @@ public:
     return check("cuMemsetD8Async", d.cuMemsetD8Async(ptr, 0, bytes, stream));
   }
 
-  /// Copies `host` into `device` on the stream (pageable memory: staged
-  /// before the call returns).
+  /// Copies `host` (elements of the tensor's dtype) into `device` on the
+  /// stream (pageable memory: staged before the call returns).
+  template <typename T>
   std::string upload(const hybrid_rt_tensor &device,
-                     const std::vector<float> &host) {
+                     const std::vector<T> &host) {
     return check("cuMemcpyHtoDAsync",
                  d.cuMemcpyHtoDAsync(CUdeviceptr(device.data), host.data(),
-                                     host.size() * sizeof(float), stream));
+                                     host.size() * sizeof(T), stream));
   }
-  /// Copies `device` into `host` on the stream (ready after synchronize()).
-  std::string download(std::vector<float> &host,
-                       const hybrid_rt_tensor &device) {
+  /// Copies `device` into `host` (elements of its dtype) on the stream
+  /// (ready after synchronize()).
+  template <typename T>
+  std::string download(std::vector<T> &host, const hybrid_rt_tensor &device) {
     return check("cuMemcpyDtoHAsync",
                  d.cuMemcpyDtoHAsync(host.data(), CUdeviceptr(device.data),
-                                     host.size() * sizeof(float), stream));
+                                     host.size() * sizeof(T), stream));
   }
 
   std::string beginCapture() {

@@ -14,7 +14,8 @@
 // runs in a session: the prompt, then N steps of T tokens through its KV
 // cache (each cache policy, shared layers after their source), all positions
 // checked; with --graph (GPU artifacts) the steps are one decode step of
-// every layer captured in a CUDA graph and replayed (GraphReplay.h), checked
+// every layer captured in a CUDA graph and replayed (GraphReplay.h; with
+// --bf16, of bf16 device tensors), checked
 // the same way. --json prints one JSON object per line instead; --dump DIR
 // keeps the operands, output and reference of failed prefill checks as .npy;
 // --bf16 (GPU artifacts) passes every operand and the output as bf16 tensors,
@@ -135,9 +136,8 @@ Options parse(int argc, char **argv) {
   }
   if (o.dir.empty())
     usage("missing DIR");
-  if (o.graph && (o.decodeSteps == 0 || o.bf16))
-    usage("--graph replays decode steps of f32 operands: it needs "
-          "--decode-steps and not --bf16");
+  if (o.graph && o.decodeSteps == 0)
+    usage("--graph replays decode steps: it needs --decode-steps");
   return o;
 }
 
@@ -394,7 +394,7 @@ bool replayStep(GraphReplay &graph, Model &model, Session &session,
           {l->numHeads},
           {b, count, l->numHeads, l->vHeadDim}};
       for (size_t i = 0; i < t.size(); ++i)
-        if (std::string e = graph.allocate(shapes[i], t[i]); !e.empty())
+        if (std::string e = graph.allocate(shapes[i], o.bf16, t[i]); !e.empty())
           return failed(e);
     }
     if (Status s = model.setStream(graph.getStream()); !s)
@@ -422,32 +422,51 @@ bool replayStep(GraphReplay &graph, Model &model, Session &session,
     std::printf("# graph of a step: %zu nodes for %zu layers\n", nodes,
                 layers.size());
   }
+  // --bf16: the operands as bf16 bits (the runs' values are already
+  // bf16-rounded), the outputs read back as bits and widened.
+  auto upload = [&](const hybrid_rt_tensor &t, std::vector<float> values) {
+    if (!o.bf16)
+      return graph.upload(t, values);
+    std::vector<uint16_t> bits;
+    hybrid_rt_tensor ignored{};
+    narrow(values, bits, ignored);
+    return graph.upload(t, bits);
+  };
   std::map<int64_t, std::vector<float>> outs;
+  std::map<int64_t, std::vector<uint16_t>> outBits;
   for (const LayerSpec *l : layers) {
     LayerRun &r = runs[l->index];
     std::vector<hybrid_rt_tensor> &t = tensors[l->index];
     for (std::string e :
-         {graph.upload(t[0], slice(r.q, b, total, l->numHeads * l->headDim,
-                                   begin, count)),
-          graph.upload(t[1], slice(r.k, b, total, l->numKvHeads * l->headDim,
-                                   begin, count)),
-          graph.upload(t[2], slice(r.v, b, total, l->numKvHeads * l->vHeadDim,
-                                   begin, count)),
-          graph.upload(t[3], r.sinks.empty() ? std::vector<float>(l->numHeads)
-                                             : r.sinks)})
+         {upload(t[0],
+                 slice(r.q, b, total, l->numHeads * l->headDim, begin, count)),
+          upload(t[1], slice(r.k, b, total, l->numKvHeads * l->headDim, begin,
+                             count)),
+          upload(t[2], slice(r.v, b, total, l->numKvHeads * l->vHeadDim, begin,
+                             count)),
+          upload(t[3],
+                 r.sinks.empty() ? std::vector<float>(l->numHeads) : r.sinks)})
       if (!e.empty())
         return failed(e);
   }
   if (std::string e = graph.replay(); !e.empty())
     return failed(e);
   for (const LayerSpec *l : layers) {
+    size_t size = b * count * l->numHeads * l->vHeadDim;
     std::vector<float> &out = outs[l->index];
-    out.resize(b * count * l->numHeads * l->vHeadDim);
-    if (std::string e = graph.download(out, tensors[l->index][4]); !e.empty())
+    out.resize(size);
+    std::string e =
+        o.bf16 ? graph.download(outBits[l->index] = std::vector<uint16_t>(size),
+                                tensors[l->index][4])
+               : graph.download(out, tensors[l->index][4]);
+    if (!e.empty())
       return failed(e);
   }
   if (std::string e = graph.synchronize(); !e.empty())
     return failed(e);
+  for (auto &[index, bits] : outBits)
+    for (size_t i = 0; i < bits.size(); ++i)
+      outs[index][i] = fromBF16(bits[i]);
   for (const LayerSpec *l : layers) {
     int64_t width = l->numHeads * l->vHeadDim;
     for (int64_t bb = 0; bb < b; ++bb)
