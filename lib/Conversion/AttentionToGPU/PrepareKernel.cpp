@@ -4,7 +4,10 @@
 // the temperature are applied once per row, not once per (query tile, key
 // tile) pair; here the same pass also converts to the tensor cores' bf16.
 // One CTA per (batch, position) row; its threads stride over heads x dims.
-// Angles are f64 (positions reach 10^6 and more). The rows' first position
+// Angles are f64 (positions reach 10^6 and more): each rotated pair's cosine
+// and sine is computed once per row into shared memory, which every head
+// reads (per element of every head, they were 2 to 4 times the kernel's
+// instructions at 8 to 32 heads). The rows' first position
 // is read from device memory (a layer's length, which CUDA graph replays
 // advance).
 //
@@ -25,35 +28,73 @@ using namespace mlir;
 using namespace hybrid;
 using namespace hybrid::gpu;
 
-/// Calls `body(batch, s, h, d)` for every element of the CTA's row of
-/// `rows` ([B, S, heads, dim]), the row being block x.
-static void forEachElement(ImplicitLocOpBuilder &b, Value rows, int64_t heads,
-                           int64_t dim, function_ref<void(ValueRange)> body) {
+/// The CTA's row of `rows` ([B, S, ...]), block x: (batch, s).
+static std::pair<Value, Value> getRow(ImplicitLocOpBuilder &b, Value rows) {
   Value row = mlir::gpu::BlockIdOp::create(b, mlir::gpu::Dimension::x);
   Value seq = memref::DimOp::create(b, rows, 1);
-  Value batch = arith::DivUIOp::create(b, row, seq);
-  Value s = arith::RemUIOp::create(b, row, seq);
+  return {arith::DivUIOp::create(b, row, seq),
+          arith::RemUIOp::create(b, row, seq)};
+}
+
+/// Calls `body(h, d)` for every (head, dim) of a row of `heads` x `dim`,
+/// the CTA's threads striding over them.
+static void forEachOfRow(ImplicitLocOpBuilder &b, int64_t heads, int64_t dim,
+                         function_ref<void(Value, Value)> body) {
   Value tid = mlir::gpu::ThreadIdOp::create(b, mlir::gpu::Dimension::x);
   forLoop(b, tid, index(b, heads * dim), index(b, kThreads), [&](Value i) {
-    Value h = arith::DivUIOp::create(b, i, index(b, dim));
-    Value d = arith::RemUIOp::create(b, i, index(b, dim));
-    body({batch, s, h, d});
+    body(arith::DivUIOp::create(b, i, index(b, dim)),
+         arith::RemUIOp::create(b, i, index(b, dim)));
   });
 }
 
 namespace {
 /// What every prepare kernel does to one element of a row at a position:
 /// RoPE and, for queries, the score scale (and temperature), in f32
-/// whatever the rows hold.
+/// whatever the rows hold. A CTA prepares one row (one position): its
+/// rotation's cosines and sines are computed once per rotated pair, in f64,
+/// into shared memory (startRow), not once per element of every head.
 class ElementPreparer {
 public:
-  /// For the kernel `func` (its RoPE table is a global named after it).
+  /// For the kernel `func` (its RoPE table is a global named after it, its
+  /// cosines and sines two workgroup buffers it gains).
   ElementPreparer(ImplicitLocOpBuilder &b, mlir::gpu::GPUFuncOp func,
                   const AttentionSignature &sig)
       : b(b), sig(sig), rope(computeRopeTable(sig.positional, sig.headDim)) {
-    if (!rope.inverseFrequencies.empty())
-      invFreq = getF64Table(b, func, (func.getName() + "_inv_freq").str(),
-                            rope.inverseFrequencies);
+    if (rope.inverseFrequencies.empty())
+      return;
+    invFreq = getF64Table(b, func, (func.getName() + "_inv_freq").str(),
+                          rope.inverseFrequencies);
+    auto shared = MemRefType::get(
+        {int64_t(rope.inverseFrequencies.size())}, b.getF32Type(),
+        MemRefLayoutAttrInterface(),
+        mlir::gpu::AddressSpaceAttr::get(b.getContext(),
+                                         mlir::gpu::AddressSpace::Workgroup));
+    cosines = func.addWorkgroupAttribution(shared, b.getLoc());
+    sines = func.addWorkgroupAttribution(shared, b.getLoc());
+  }
+
+  /// Fills the row's cosines and sines for f64 `position` (every thread
+  /// of the CTA calls it, then waits for the others).
+  void startRow(Value position) {
+    if (!invFreq)
+      return;
+    Value tid = mlir::gpu::ThreadIdOp::create(b, mlir::gpu::Dimension::x);
+    Value pairs = index(b, rope.inverseFrequencies.size());
+    Value factor =
+        arith::ConstantOp::create(b, b.getF64FloatAttr(rope.attentionFactor));
+    forLoop(b, tid, pairs, index(b, kThreads), [&](Value i) {
+      Value angle = arith::MulFOp::create(
+          b, position, memref::LoadOp::create(b, invFreq, ValueRange{i}));
+      for (auto [trig, table] :
+           {std::pair{Value(math::CosOp::create(b, angle)), cosines},
+            {Value(math::SinOp::create(b, angle)), sines}})
+        memref::StoreOp::create(
+            b,
+            arith::TruncFOp::create(b, b.getF32Type(),
+                                    arith::MulFOp::create(b, trig, factor)),
+            table, ValueRange{i});
+    });
+    mlir::gpu::BarrierOp::create(b);
   }
 
   /// Element `at` (batch, s, head, dim) of `rows`, as f32.
@@ -64,7 +105,8 @@ public:
                : Value(arith::ExtFOp::create(b, b.getF32Type(), x));
   }
 
-  /// Element `at` of query or key `rows` prepared for f64 `position`.
+  /// Element `at` of query or key `rows` prepared for f64 `position`, the
+  /// row's (after startRow).
   Value prepare(Value rows, ValueRange at, Value position, bool forQueries) {
     Type f32Type = b.getF32Type();
     auto f64Const = [&](double v) -> Value {
@@ -92,15 +134,8 @@ public:
         Value i = arith::SelectOp::create(b, first, d, shifted);
         Value partnerDim = arith::SelectOp::create(
             b, first, arith::AddIOp::create(b, d, half), shifted);
-        Value angle = arith::MulFOp::create(
-            b, position, memref::LoadOp::create(b, invFreq, ValueRange{i}));
-        Value factor = f64Const(rope.attentionFactor);
-        auto trig = [&](Value v) -> Value {
-          return arith::TruncFOp::create(b, f32Type,
-                                         arith::MulFOp::create(b, v, factor));
-        };
-        Value cos = trig(math::CosOp::create(b, angle));
-        Value sin = trig(math::SinOp::create(b, angle));
+        Value cos = memref::LoadOp::create(b, cosines, ValueRange{i});
+        Value sin = memref::LoadOp::create(b, sines, ValueRange{i});
         Value partner = load(rows, ValueRange{at[0], at[1], at[2], partnerDim});
         // First half: x cos - x' sin; second half: x cos + x' sin.
         Value signedSin = arith::SelectOp::create(
@@ -130,7 +165,7 @@ private:
   ImplicitLocOpBuilder &b;
   const AttentionSignature &sig;
   RopeTable rope;
-  Value invFreq;
+  Value invFreq, cosines, sines;
 };
 } // namespace
 
@@ -163,8 +198,12 @@ hybrid::gpu::emitPrepareKernel(ImplicitLocOpBuilder &b, StringRef name,
   Value in = func.getArgument(0), out = func.getArgument(1);
   Value firstPosition = loadPosition(b, func.getArgument(2));
   ElementPreparer preparer(b, func, sig);
-  forEachElement(b, in, heads, dim, [&](ValueRange at) {
-    Value position = getPositionF64(b, firstPosition, at[1]);
+  Value batch, s;
+  std::tie(batch, s) = getRow(b, in);
+  Value position = getPositionF64(b, firstPosition, s);
+  preparer.startRow(position);
+  forEachOfRow(b, heads, dim, [&](Value h, Value d) {
+    SmallVector<Value> at = {batch, s, h, d};
     memref::StoreOp::create(
         b, toBF16(b, preparer.prepare(in, at, position, forQueries)), out, at);
   });
@@ -193,29 +232,20 @@ hybrid::gpu::emitPrepareStepKernel(ImplicitLocOpBuilder &b, StringRef name,
   Value first = loadPosition(b, func.getArgument(6));
   Value ring = func.getArgument(7);
   ElementPreparer preparer(b, func, sig);
-  using mlir::gpu::Dimension;
   // One CTA per (batch, token) of the new keys; its threads stride over
   // each row's heads x dims.
-  Value rowIndex = mlir::gpu::BlockIdOp::create(b, Dimension::x);
+  Value batch, token;
+  std::tie(batch, token) = getRow(b, newKeys);
   Value count = memref::DimOp::create(b, newKeys, 1);
-  Value batch = arith::DivUIOp::create(b, rowIndex, count);
-  Value token = arith::RemUIOp::create(b, rowIndex, count);
-  Value tid = mlir::gpu::ThreadIdOp::create(b, Dimension::x);
   Value position = arith::AddIOp::create(b, first, token);
   Value positionF64 = getPositionF64(b, first, token);
-  auto forEachOfRow = [&](int64_t heads, int64_t width,
-                          function_ref<void(Value, Value)> body) {
-    forLoop(b, tid, index(b, heads * width), index(b, kThreads), [&](Value i) {
-      body(arith::DivUIOp::create(b, i, index(b, width)),
-           arith::RemUIOp::create(b, i, index(b, width)));
-    });
-  };
+  preparer.startRow(positionF64);
   // The queries, where the step has them (an append has none: 0 rows).
   Value hasQueries =
       arith::CmpIOp::create(b, arith::CmpIPredicate::ult, token,
                             memref::DimOp::create(b, queries, 1));
   ifThen(b, hasQueries, [&] {
-    forEachOfRow(sig.heads, dim, [&](Value h, Value d) {
+    forEachOfRow(b, sig.heads, dim, [&](Value h, Value d) {
       SmallVector<Value> at = {batch, token, h, d};
       memref::StoreOp::create(
           b,
@@ -244,13 +274,13 @@ hybrid::gpu::emitPrepareStepKernel(ImplicitLocOpBuilder &b, StringRef name,
                                 ValueRange{batch, mirrorRow, h, d});
       });
     };
-    forEachOfRow(sig.kvHeads, dim, [&](Value h, Value d) {
+    forEachOfRow(b, sig.kvHeads, dim, [&](Value h, Value d) {
       Value x = preparer.prepare(newKeys, ValueRange{batch, token, h, d},
                                  positionF64, /*forQueries=*/false);
       store(toBF16(b, x), keys, h, d);
     });
     // Values are stored as they are (K=V layers: the raw keys).
-    forEachOfRow(sig.kvHeads, vDim, [&](Value h, Value d) {
+    forEachOfRow(b, sig.kvHeads, vDim, [&](Value h, Value d) {
       Value x =
           memref::LoadOp::create(b, newValues, ValueRange{batch, token, h, d});
       store(fromBF16 ? x : toBF16(b, x), values, h, d);
@@ -295,9 +325,11 @@ hybrid::gpu::emitConvertKernel(ImplicitLocOpBuilder &b, StringRef name,
                    {getRowsType(b.getF32Type(), sig.kvHeads, sig.vHeadDim),
                     getRowsType(b.getBF16Type(), sig.kvHeads, sig.vHeadDim)});
   Value in = func.getArgument(0), out = func.getArgument(1);
-  forEachElement(b, in, sig.kvHeads, sig.vHeadDim, [&](ValueRange at) {
-    Value x = memref::LoadOp::create(b, in, at);
-    memref::StoreOp::create(b, arith::TruncFOp::create(b, b.getBF16Type(), x),
+  Value batch, s;
+  std::tie(batch, s) = getRow(b, in);
+  forEachOfRow(b, sig.kvHeads, sig.vHeadDim, [&](Value h, Value d) {
+    SmallVector<Value> at = {batch, s, h, d};
+    memref::StoreOp::create(b, toBF16(b, memref::LoadOp::create(b, in, at)),
                             out, at);
   });
   return func;
