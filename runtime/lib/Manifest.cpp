@@ -291,10 +291,12 @@ static KernelSpec parseKernel(const Fields &f) {
   k.prepareStep = f.string("prepare_step", std::string());
   k.prepareStepBF16 = f.string("prepare_step_bf16", std::string());
   k.decodeCombineBF16 = f.string("decode_combine_bf16", std::string());
-  if (k.decode.empty() &&
-      !(k.prepareStep + k.prepareStepBF16 + k.decodeCombineBF16).empty())
-    throw FieldError(f.where("prepare_step") +
-                     ": step kernels belong to layers with a decode kernel");
+  for (auto [key, symbol] : {std::pair{"prepare_step", &k.prepareStep},
+                             {"prepare_step_bf16", &k.prepareStepBF16},
+                             {"decode_combine_bf16", &k.decodeCombineBF16}})
+    if (k.decode.empty() && !symbol->empty())
+      throw FieldError(f.where(key) +
+                       ": step kernels belong to layers with a decode kernel");
   if (!k.entrySplit.empty() && k.decodeCombine.empty())
     throw FieldError(f.where("entry_split") +
                      ": a split-K flash kernel needs decode_combine");

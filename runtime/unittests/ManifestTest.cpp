@@ -177,6 +177,11 @@ TEST(Manifest, GPUKernelsNeedLaunchFields) {
                          "\"attn0_prepare_step\""),
                 "kernels.attn0.prepare_step: step kernels belong to layers "
                 "with a decode kernel");
+  expectRefused(replaced(withFields, "\"threads\": 128",
+                         "\"threads\": 128, \"decode_combine_bf16\": "
+                         "\"attn0_decode_combine_bf16\""),
+                "kernels.attn0.decode_combine_bf16: step kernels belong to "
+                "layers with a decode kernel");
 }
 
 // A shared layer reads an earlier layer's cache as its own.
