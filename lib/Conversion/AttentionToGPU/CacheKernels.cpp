@@ -22,6 +22,40 @@ using namespace mlir;
 using namespace hybrid;
 using namespace hybrid::gpu;
 
+void hybrid::gpu::CacheRows::store(ImplicitLocOpBuilder &b, Value x,
+                                   Value cache, Value batch,
+                                   ValueRange rest) const {
+  auto at = [&](Value r) {
+    SmallVector<Value> indices = {batch, r};
+    indices.append(rest.begin(), rest.end());
+    return indices;
+  };
+  memref::StoreOp::create(b, x, cache, at(row));
+  ifThen(b, mirrored,
+         [&] { memref::StoreOp::create(b, x, cache, at(mirrorRow)); });
+}
+
+void hybrid::gpu::ifKeptInCache(ImplicitLocOpBuilder &b, Value token,
+                                Value count, Value first, Value ring,
+                                Value cache,
+                                function_ref<void(const CacheRows &)> body) {
+  // Kept: the last `ring` tokens (token + ring >= count).
+  Value kept =
+      arith::CmpIOp::create(b, arith::CmpIPredicate::uge,
+                            arith::AddIOp::create(b, token, ring), count);
+  ifThen(b, kept, [&] {
+    CacheRows rows;
+    rows.row =
+        arith::RemUIOp::create(b, arith::AddIOp::create(b, first, token), ring);
+    Value mirror =
+        arith::SubIOp::create(b, memref::DimOp::create(b, cache, 1), ring);
+    rows.mirrored =
+        arith::CmpIOp::create(b, arith::CmpIPredicate::ult, rows.row, mirror);
+    rows.mirrorRow = arith::AddIOp::create(b, rows.row, ring);
+    body(rows);
+  });
+}
+
 mlir::gpu::GPUFuncOp hybrid::gpu::emitStoreRowsKernel(ImplicitLocOpBuilder &b,
                                                       StringRef name) {
   OpBuilder::InsertionGuard guard(b);
@@ -40,27 +74,13 @@ mlir::gpu::GPUFuncOp hybrid::gpu::emitStoreRowsKernel(ImplicitLocOpBuilder &b,
   Value batch = mlir::gpu::BlockIdOp::create(b, Dimension::y);
   Value tid = mlir::gpu::ThreadIdOp::create(b, Dimension::x);
   Value count = memref::DimOp::create(b, newKeys, 1);
-  Value mirror =
-      arith::SubIOp::create(b, memref::DimOp::create(b, keys, 1), ring);
-  // Kept: the last `ring` tokens (token + ring >= count).
-  Value kept =
-      arith::CmpIOp::create(b, arith::CmpIPredicate::uge,
-                            arith::AddIOp::create(b, token, ring), count);
-  ifThen(b, kept, [&] {
-    Value row =
-        arith::RemUIOp::create(b, arith::AddIOp::create(b, first, token), ring);
-    Value mirrored =
-        arith::CmpIOp::create(b, arith::CmpIPredicate::ult, row, mirror);
-    Value mirrorRow = arith::AddIOp::create(b, row, ring);
+  ifKeptInCache(b, token, count, first, ring, keys, [&](const CacheRows &at) {
     for (auto rows : {std::pair{newKeys, keys}, {newValues, values}}) {
       Value from = rows.first, to = rows.second;
       Value width = memref::DimOp::create(b, from, 2);
       forLoop(b, tid, width, index(b, kThreads), [&](Value i) {
         Value x = memref::LoadOp::create(b, from, ValueRange{batch, token, i});
-        memref::StoreOp::create(b, x, to, ValueRange{batch, row, i});
-        ifThen(b, mirrored, [&] {
-          memref::StoreOp::create(b, x, to, ValueRange{batch, mirrorRow, i});
-        });
+        at.store(b, x, to, batch, i);
       });
     }
   });

@@ -179,6 +179,25 @@ mlir::gpu::GPUFuncOp emitStoreRowsKernel(mlir::ImplicitLocOpBuilder &b,
 mlir::gpu::GPUFuncOp emitAdvanceLengthKernel(mlir::ImplicitLocOpBuilder &b,
                                              llvm::StringRef name);
 
+/// The cache rows of a step's token (CacheKernels.cpp): `row` (its
+/// position % ring) and, while `mirrored`, `mirrorRow` (ring + row, one of
+/// the mirror rows past the ring).
+struct CacheRows {
+  mlir::Value row, mirrored, mirrorRow;
+  /// Stores `x` at `cache`[batch, row, rest...], and at the mirror row.
+  void store(mlir::ImplicitLocOpBuilder &b, mlir::Value x, mlir::Value cache,
+             mlir::Value batch, mlir::ValueRange rest) const;
+};
+
+/// Calls `body` with the cache rows of token `token` of a step of `count`
+/// tokens from position `first` in `cache` ([B, ring + mirror, ...]), if
+/// the ring keeps it (the last `ring` tokens; a later token owns an older
+/// one's row).
+void ifKeptInCache(mlir::ImplicitLocOpBuilder &b, mlir::Value token,
+                   mlir::Value count, mlir::Value first, mlir::Value ring,
+                   mlir::Value cache,
+                   llvm::function_ref<void(const CacheRows &)> body);
+
 /// The cache kernels' names.
 constexpr const char *kStoreRowsKernel = "hybrid_store_cache_rows";
 constexpr const char *kAdvanceLengthKernel = "hybrid_advance_length";

@@ -237,7 +237,6 @@ hybrid::gpu::emitPrepareStepKernel(ImplicitLocOpBuilder &b, StringRef name,
   Value batch, token;
   std::tie(batch, token) = getRow(b, newKeys);
   Value count = memref::DimOp::create(b, newKeys, 1);
-  Value position = arith::AddIOp::create(b, first, token);
   Value positionF64 = getPositionF64(b, first, token);
   preparer.startRow(positionF64);
   // The queries, where the step has them (an append has none: 0 rows).
@@ -254,36 +253,19 @@ hybrid::gpu::emitPrepareStepKernel(ImplicitLocOpBuilder &b, StringRef name,
           preparedQueries, at);
     });
   });
-  // Keys and values go to row p % ring, and to the mirror row ring + p %
-  // ring while it is one (CacheKernels.cpp); the tokens the ring no longer
-  // reaches (token + ring < count) are skipped.
-  Value kept =
-      arith::CmpIOp::create(b, arith::CmpIPredicate::uge,
-                            arith::AddIOp::create(b, token, ring), count);
-  ifThen(b, kept, [&] {
-    Value row = arith::RemUIOp::create(b, position, ring);
-    Value mirror =
-        arith::SubIOp::create(b, memref::DimOp::create(b, keys, 1), ring);
-    Value mirrored =
-        arith::CmpIOp::create(b, arith::CmpIPredicate::ult, row, mirror);
-    Value mirrorRow = arith::AddIOp::create(b, row, ring);
-    auto store = [&](Value x, Value cache, Value h, Value d) {
-      memref::StoreOp::create(b, x, cache, ValueRange{batch, row, h, d});
-      ifThen(b, mirrored, [&] {
-        memref::StoreOp::create(b, x, cache,
-                                ValueRange{batch, mirrorRow, h, d});
-      });
-    };
+  // Keys and values go to their rows of the cache, as the store kernel
+  // puts them (CacheKernels.cpp).
+  ifKeptInCache(b, token, count, first, ring, keys, [&](const CacheRows &at) {
     forEachOfRow(b, sig.kvHeads, dim, [&](Value h, Value d) {
       Value x = preparer.prepare(newKeys, ValueRange{batch, token, h, d},
                                  positionF64, /*forQueries=*/false);
-      store(toBF16(b, x), keys, h, d);
+      at.store(b, toBF16(b, x), keys, batch, {h, d});
     });
     // Values are stored as they are (K=V layers: the raw keys).
     forEachOfRow(b, sig.kvHeads, vDim, [&](Value h, Value d) {
       Value x =
           memref::LoadOp::create(b, newValues, ValueRange{batch, token, h, d});
-      store(fromBF16 ? x : toBF16(b, x), values, h, d);
+      at.store(b, fromBF16 ? x : toBF16(b, x), values, batch, {h, d});
     });
   });
   return func;
