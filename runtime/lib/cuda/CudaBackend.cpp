@@ -543,12 +543,15 @@ struct Backend::State {
   /// into f32 `outRows`) on the prepared queries [B, seq, Hq, D] in qBf16
   /// over `numKeys` keys of `keys` and `values` ([B, rows, Hkv, D] bf16)
   /// from row `firstRow` of a ring of `ringRows` (see FlashKernel.cpp).
-  /// Returns the error, if any; `flash` names the kernel launched.
+  /// With splits, the combine kernel adds `seq` to `advanced`'s length (if
+  /// given); without, the caller advances it. Returns the error, if any;
+  /// `flash` names the kernel launched.
   Error launchFlash(const LayerSpec &l, const KernelSpec &kernel, int64_t batch,
                     int64_t seq, CUdeviceptr keys, CUdeviceptr values,
                     int64_t rows, int64_t numKeys, int64_t firstRow,
                     int64_t ringRows, int64_t splits, const DeviceRows *sinks,
-                    const DeviceRows &outRows, std::string &flash) {
+                    const DeviceRows &outRows, std::string &flash,
+                    const DeviceCache *advanced = nullptr) {
     LaunchArgs args;
     args.memref(qBf16.ptr, {batch, seq, l.numHeads, l.headDim});
     args.memref(keys, {batch, rows, l.numKvHeads, l.headDim});
@@ -577,9 +580,13 @@ struct Backend::State {
                            unsigned(splits * l.numKvHeads * kernel.valueSlices),
                            unsigned(batch), unsigned(kernel.flashThreads), args,
                            unsigned(kernel.sharedBytes)));
-    return splits > 1 ? combine(l, kernel, splits, batch, seq, outRows,
-                                zeroLength, /*count=*/0)
-                      : Error();
+    if (splits == 1)
+      return {};
+    // The combine kernel, the last to read a cache's length, advances it.
+    return advanced ? combine(l, kernel, splits, batch, seq, outRows,
+                              CUdeviceptr(advanced->length), seq)
+                    : combine(l, kernel, splits, batch, seq, outRows,
+                              zeroLength, /*count=*/0);
   }
   /// Copies `count` elements from `rows` (output()'s) to a host `out` and,
   /// if `wait`, waits for the stream: errors of earlier launches surface
@@ -895,17 +902,8 @@ Error Backend::prefill(const LayerSpec &l, const KernelSpec &kernel,
   HYBRID_CUDA_TRY(s.enterCall(/*capturable=*/false));
   HYBRID_CUDA_TRY(s.checkDeviceOperands(l, batch, seq, q, k, v, sinks, out));
   State::CallEnd end{s};
-  std::vector<int64_t> qShape = {batch, seq, l.numHeads, l.headDim},
-                       kShape = {batch, seq, l.numKvHeads, l.headDim},
-                       vShape = {batch, seq, l.numKvHeads, l.vHeadDim};
   size_t outCount = batch * seq * l.numHeads * l.vHeadDim;
-  DeviceRows qRows, kRows, vRows, sinksRows, outRows;
-  HYBRID_CUDA_TRY(
-      s.input(s.qIn, q, batch * seq * l.numHeads * l.headDim, qRows, &kernel));
-  HYBRID_CUDA_TRY(s.input(s.kIn, k, batch * seq * l.numKvHeads * l.headDim,
-                          kRows, &kernel));
-  HYBRID_CUDA_TRY(s.input(s.vIn, v, batch * seq * l.numKvHeads * l.vHeadDim,
-                          vRows, &kernel));
+  DeviceRows sinksRows, outRows;
   if (sinks.data)
     HYBRID_CUDA_TRY(s.input(s.sinksIn, sinks, l.numHeads, sinksRows));
   int64_t splits = 1;
@@ -915,6 +913,40 @@ Error Backend::prefill(const LayerSpec &l, const KernelSpec &kernel,
                            State::writesBF16Rows(kernel, splits)));
   HYBRID_CUDA_TRY(
       s.check("cuEventRecord", d.cuEventRecord(s.events[0], s.stream)));
+  std::string flash;
+  if (cache && cache->rows >= seq) {
+    // The cache holds the whole prompt: its keys and values are prepared
+    // straight into their rows, where the flash kernel reads them (no
+    // scratch copy of the prompt's K and V, nor a store of it).
+    HYBRID_CUDA_TRY(s.prepareStep(l, kernel, *cache, batch, seq, q, k, v));
+    HYBRID_CUDA_TRY(
+        s.check("cuEventRecord", d.cuEventRecord(s.events[1], s.stream)));
+    HYBRID_CUDA_TRY(s.launchFlash(
+        l, kernel, batch, seq, CUdeviceptr(cache->keys),
+        CUdeviceptr(cache->values), cache->rows + cache->mirror, seq, 0,
+        cache->rows, splits, sinks.data ? &sinksRows : nullptr, outRows, flash,
+        cache));
+    HYBRID_CUDA_TRY(
+        s.check("cuEventRecord", d.cuEventRecord(s.events[2], s.stream)));
+    if (splits == 1)
+      HYBRID_CUDA_TRY(s.advance(*cache, seq));
+    s.timed(/*prepare=*/true);
+    return s.finish(out, outRows, outCount, flash,
+                    s.mustWait({q, k, v, sinks, out}));
+  }
+
+  // Else the prompt's rows are prepared into scratch, and a ring cache
+  // keeps the last of them.
+  std::vector<int64_t> qShape = {batch, seq, l.numHeads, l.headDim},
+                       kShape = {batch, seq, l.numKvHeads, l.headDim},
+                       vShape = {batch, seq, l.numKvHeads, l.vHeadDim};
+  DeviceRows qRows, kRows, vRows;
+  HYBRID_CUDA_TRY(
+      s.input(s.qIn, q, batch * seq * l.numHeads * l.headDim, qRows, &kernel));
+  HYBRID_CUDA_TRY(s.input(s.kIn, k, batch * seq * l.numKvHeads * l.headDim,
+                          kRows, &kernel));
+  HYBRID_CUDA_TRY(s.input(s.vIn, v, batch * seq * l.numKvHeads * l.vHeadDim,
+                          vRows, &kernel));
   HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareQ, qRows, s.qBf16, qShape,
                             s.zeroLength, kernel.prepareQBF16));
   HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareK, kRows, s.kBf16, kShape,
@@ -923,7 +955,6 @@ Error Backend::prefill(const LayerSpec &l, const KernelSpec &kernel,
                             /*length=*/0));
   HYBRID_CUDA_TRY(
       s.check("cuEventRecord", d.cuEventRecord(s.events[1], s.stream)));
-  std::string flash;
   HYBRID_CUDA_TRY(s.launchFlash(
       l, kernel, batch, seq, s.kBf16.ptr, s.vBf16.ptr, seq, seq, 0, seq, splits,
       sinks.data ? &sinksRows : nullptr, outRows, flash));
@@ -1209,10 +1240,11 @@ Error Backend::decode(const LayerSpec &l, const KernelSpec &kernel,
     HYBRID_CUDA_TRY(s.launchFlash(
         l, kernel, batch, steps, CUdeviceptr(owner.keys),
         CUdeviceptr(owner.values), cacheRows, numKeys, firstRow, owner.rows,
-        splits, sinks.data ? &sinksRows : nullptr, outRows, flash));
+        splits, sinks.data ? &sinksRows : nullptr, outRows, flash, &cache));
     HYBRID_CUDA_TRY(
         s.check("cuEventRecord", d.cuEventRecord(s.events[2], s.stream)));
-    HYBRID_CUDA_TRY(s.advance(cache, steps));
+    if (splits == 1)
+      HYBRID_CUDA_TRY(s.advance(cache, steps));
     s.timed(/*prepare=*/false);
     return s.finish(out, outRows, outCount, flash, wait);
   }

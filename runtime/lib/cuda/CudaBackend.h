@@ -88,7 +88,9 @@ public:
   /// k [B, S, Hkv, D], v [B, S, Hkv, Dv], sinks [Hq] (or absent) into out
   /// [B, S, Hq, Dv], also storing the prompt's keys and values in `cache`
   /// (if it has rows) and advancing its length (null: a prompt outside
-  /// sessions). Returns the error, if any.
+  /// sessions). A cache that holds the whole prompt takes its rows before
+  /// the flash kernel, which reads them there; else they pass through
+  /// scratch. Returns the error, if any.
   Error prefill(const LayerSpec &layer, const KernelSpec &kernel, int64_t batch,
                 int64_t seq, Operand q, Operand k, Operand v, Operand sinks,
                 Operand out, DeviceCache *cache = nullptr);
