@@ -14,15 +14,14 @@
 // runs in a session: the prompt, then N steps of T tokens through its KV
 // cache (each cache policy, shared layers after their source), all positions
 // checked; with --graph (GPU artifacts) the steps are one decode step of
-// every layer captured in a CUDA graph and replayed (GraphReplay.h; with
-// --bf16, of bf16 device tensors), checked
-// the same way. --json prints one JSON object per line instead; --dump DIR
-// keeps the operands, output and reference of failed prefill checks as .npy;
-// --bf16 (GPU artifacts) passes every operand and the output as bf16 tensors,
-// against the reference on the bf16-rounded inputs. --probe checks which keys
-// each row attends to, exactly (see drawInputs). Built
-// with the runtime alone, so it runs on GPU machines that have no MLIR. Exit
-// status 1 if any check fails.
+// every layer captured in a CUDA graph and replayed, checked the same way
+// (GraphReplay.h; with --bf16, of bf16 device tensors). --json prints one
+// JSON object per line instead; --dump DIR keeps the operands, output and
+// reference of failed prefill checks as .npy; --bf16 (GPU artifacts) passes
+// every operand and the output as bf16 tensors, against the reference on the
+// bf16-rounded inputs. --probe checks which keys each row attends to, exactly
+// (see drawInputs). Built with the runtime alone, so it runs on GPU machines
+// that have no MLIR. Exit status 1 if any check fails.
 //
 //===----------------------------------------------------------------------===//
 

@@ -148,22 +148,17 @@ mlir::gpu::GPUFuncOp DecodeEmitter::emit(StringRef name) {
                  MemRefType::get({dyn, dyn, dyn, sig.heads}, f32Type),
                  MemRefType::get({dyn, dyn, dyn, sig.heads}, f32Type),
                  getPositionType(b.getContext()), b.getIndexType()});
-  auto shared = [&](ArrayRef<int64_t> shape, Type type) -> Type {
-    return MemRefType::get(
-        shape, type, MemRefLayoutAttrInterface(),
-        mlir::gpu::AddressSpaceAttr::get(b.getContext(),
-                                         mlir::gpu::AddressSpace::Workgroup));
-  };
   OpBuilder::InsertionGuard guard(b);
-  auto func = createKernel(
-      b, name, inputs,
-      {shared({group, dim}, f32Type), shared({group, kDecodeTile}, f32Type),
-       shared({kDecodeTile}, b.getIndexType()),
-       // [row][warp]: a row's partials are one
-       // 16-byte load that reads no other row's (a
-       // [warp][row] layout let that vector load race
-       // with the next row's writes).
-       shared({group, kWarps}, f32Type), shared({keyGroups, vDim}, f32Type)});
+  auto func = createKernel(b, name, inputs,
+                           {getWorkgroupType({group, dim}, f32Type),
+                            getWorkgroupType({group, kDecodeTile}, f32Type),
+                            getWorkgroupType({kDecodeTile}, b.getIndexType()),
+                            // [row][warp]: a row's partials are one
+                            // 16-byte load that reads no other row's (a
+                            // [warp][row] layout let that vector load race
+                            // with the next row's writes).
+                            getWorkgroupType({group, kWarps}, f32Type),
+                            getWorkgroupType({keyGroups, vDim}, f32Type)});
   for (unsigned i : {0u, 3u, 4u})
     func.setWorkgroupAttributionAttr(i, LLVM::LLVMDialect::getAlignAttrName(),
                                      b.getI64IntegerAttr(16));

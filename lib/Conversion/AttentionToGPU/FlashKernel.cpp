@@ -52,15 +52,13 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
   inputs.append(3, b.getIndexType());
   if (tma) // K's and V's CUtensorMaps, by value (hybrid-tensor-map-params)
     inputs.append(2, LLVM::LLVMPointerType::get(b.getContext()));
-  auto workgroup = mlir::gpu::AddressSpaceAttr::get(
-      b.getContext(), mlir::gpu::AddressSpace::Workgroup);
   // mma.sync: rows padded against bank conflicts; wgmma: [column block]
   // [row][64], 128-byte swizzled.
   auto tileType = [&](int64_t width) -> Type {
     SmallVector<int64_t> shape = {kTile, width + kPad};
     if (wgmma)
       shape = {width / kSwizzleRow, kTile, kSwizzleRow};
-    return MemRefType::get(shape, bf16, MemRefLayoutAttrInterface(), workgroup);
+    return getWorkgroupType(shape, bf16);
   };
   keysType = tileType(dim);
   valuesType = tileType(vDim);
@@ -93,8 +91,7 @@ mlir::gpu::GPUFuncOp FlashEmitter::emit(StringRef name) {
                                   stages, specialized);
   func->setAttr("hybrid.shared_bytes", b.getI64IntegerAttr(layout.bytes));
   shared = mlir::gpu::DynamicSharedMemoryOp::create(
-      b, MemRefType::get({ShapedType::kDynamic}, b.getI8Type(),
-                         MemRefLayoutAttrInterface(), workgroup));
+      b, getWorkgroupType({ShapedType::kDynamic}, b.getI8Type()));
   for (int64_t st = 0; st < stages; ++st)
     stageBuffers.push_back(bufferAt(index(b, st)));
 

@@ -146,13 +146,9 @@ FlashEmitter::Buffers FlashEmitter::bufferAt(Value s) {
   buffers.keys = carve(keysType, layout.keys, layout.keyStage);
   buffers.values = carve(valuesType, layout.values, layout.valueStage);
   if (tma) {
-    auto workgroup = mlir::gpu::AddressSpaceAttr::get(
-        b.getContext(), mlir::gpu::AddressSpace::Workgroup);
     int64_t count = specialized ? 4 : 2;
-    Value barriers =
-        carve(MemRefType::get({count}, b.getI64Type(),
-                              MemRefLayoutAttrInterface(), workgroup),
-              layout.barriers, 8 * count);
+    Value barriers = carve(getWorkgroupType({count}, b.getI64Type()),
+                           layout.barriers, 8 * count);
     buffers.keyBarrier = getSharedPointer(b, barriers);
     buffers.valueBarrier = getSharedPointer(b, barriers, 8);
     if (specialized) {

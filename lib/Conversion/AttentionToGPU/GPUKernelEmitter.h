@@ -125,6 +125,15 @@ inline mlir::MemRefType getPositionType(mlir::MLIRContext *context) {
 /// The position held by `length` (getPositionType), as an index.
 mlir::Value loadPosition(mlir::ImplicitLocOpBuilder &b, mlir::Value length);
 
+/// A shared-memory (workgroup) buffer of `shape` and `element`s.
+inline mlir::MemRefType getWorkgroupType(llvm::ArrayRef<int64_t> shape,
+                                         mlir::Type element) {
+  return mlir::MemRefType::get(
+      shape, element, mlir::MemRefLayoutAttrInterface(),
+      mlir::gpu::AddressSpaceAttr::get(element.getContext(),
+                                       mlir::gpu::AddressSpace::Workgroup));
+}
+
 /// An empty `gpu.func` kernel of `threads` threads with `inputs` and shared
 /// memory `workgroup`; the builder is left inside it.
 mlir::gpu::GPUFuncOp createKernel(mlir::ImplicitLocOpBuilder &b,

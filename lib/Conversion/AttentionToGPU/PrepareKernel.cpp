@@ -64,11 +64,8 @@ public:
       return;
     invFreq = getF64Table(b, func, (func.getName() + "_inv_freq").str(),
                           rope.inverseFrequencies);
-    auto shared = MemRefType::get(
-        {int64_t(rope.inverseFrequencies.size())}, b.getF32Type(),
-        MemRefLayoutAttrInterface(),
-        mlir::gpu::AddressSpaceAttr::get(b.getContext(),
-                                         mlir::gpu::AddressSpace::Workgroup));
+    auto shared = getWorkgroupType({int64_t(rope.inverseFrequencies.size())},
+                                   b.getF32Type());
     cosines = func.addWorkgroupAttribution(shared, b.getLoc());
     sines = func.addWorkgroupAttribution(shared, b.getLoc());
   }
