@@ -33,14 +33,19 @@ class HybridAttention:
         self.max_seq = max_seq
         self.max_step_tokens = max_step_tokens
         self.session: Optional[Session] = None
+        # Layers whose prompt the session holds: the next call of one is a
+        # step. Kept here rather than asked of the session (cache_info), which
+        # on a GPU session that had a call captured reads the lengths back.
+        self.prefilled: set[int] = set()
 
     def reset(self) -> None:
         """Forgets every sequence (call between generations)."""
         self.session = None
+        self.prefilled.clear()
 
     def release(self) -> None:
         """Drops the session and the schedule (no calls after this)."""
-        self.session = None
+        self.reset()
         self.schedule = None
 
     def __call__(self, module, query, key, value, attention_mask=None, scaling=None,
@@ -64,7 +69,7 @@ class HybridAttention:
         sinks = kwargs.get("s_aux")
         if sinks is not None:
             sinks = sinks.detach().to(torch.float32).contiguous()
-        first = self.session.cache_info(layer)["length"] == 0
+        first = layer not in self.prefilled
         shared = (spec.get("cache") or {}).get("policy") == "shared"
         k = v = None
         if first or not shared:
@@ -72,6 +77,7 @@ class HybridAttention:
         with torch.no_grad():
             if first:
                 out = self.session.prefill(layer, q, k, v, sinks)
+                self.prefilled.add(layer)
             else:
                 out = self.session.decode(layer, q, k, v, sinks)
         return out.to(query.dtype), None

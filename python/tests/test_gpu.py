@@ -193,8 +193,9 @@ def test_decode_steps_replay_from_a_cuda_graph(schedule, torch):
 
 def test_gemma3_model_on_gpu_matches_eager(gemma3_schedule, torch):
     """A transformers model on the GPU, its attention through the session's
-    CUDA kernels and caches: the prompt's logits as its eager attention
-    gives them (bf16 tolerance)."""
+    CUDA kernels and caches: the logits of a prompt and of the decode steps
+    after it (the model's cache fed back, the next tokens given) as its eager
+    attention gives them (bf16 tolerance)."""
     transformers = pytest.importorskip("transformers")
     import hybrid_attn.hf
 
@@ -203,12 +204,19 @@ def test_gemma3_model_on_gpu_matches_eager(gemma3_schedule, torch):
     model = transformers.AutoModelForCausalLM.from_config(config).cuda().eval()
     attention = hybrid_attn.hf.register(gemma3_schedule, max_seq=64)
     ids = torch.randint(0, 97, (2, 21), device="cuda")
+    prompt = 15
     logits = {}
     for implementation in ("eager", "hybrid"):
         model.config._attn_implementation = implementation
         attention.reset()
         with torch.no_grad():
-            logits[implementation] = model(ids).logits
+            out = model(ids[:, :prompt], use_cache=True)
+            rows = [out.logits]
+            for t in range(prompt, ids.shape[1]):
+                out = model(ids[:, t:t + 1], past_key_values=out.past_key_values,
+                            use_cache=True)
+                rows.append(out.logits)
+        logits[implementation] = torch.cat(rows, dim=1)
     assert logits["hybrid"].is_cuda
     eager = logits["eager"]
     error = (logits["hybrid"] - eager).abs().max() / eager.abs().max()
