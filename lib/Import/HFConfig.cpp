@@ -6,6 +6,11 @@
 // soft-cap, sinks, temperature tuning, KV sharing) and the recurrent state of
 // linear-attention and Mamba layers.
 //
+// Heterogeneous configs (transformers 5, `per_layer_config`: layer index ->
+// fields that differ from the global ones) give a layer its own head counts
+// and head dim; overrides of MLP fields change no attention and are ignored,
+// and any other override is refused rather than read as the global value.
+//
 // RoPE conventions: transformers rotates Cohere 2 and Llama 4 heads in
 // interleaved pairs; ModelSpec (DESIGN.md) always means rotate-half. The two
 // differ by a fixed permutation of the q/k head dims, which an engine folds
@@ -20,6 +25,7 @@
 #include "llvm/ADT/StringExtras.h"
 
 #include <cmath>
+#include <map>
 
 using namespace hybrid::spec;
 using namespace hybrid::spec::detail;
@@ -89,7 +95,11 @@ public:
 private:
   Error readAttentionShape();
   Expected<int64_t> readHeadDim();
-  Error checkKVHeads(StringRef key, int64_t kvHeads);
+  Error checkKVHeads(StringRef key, int64_t kvHeads,
+                     std::optional<int64_t> heads = std::nullopt);
+  Error readLayerOverrides();
+  Error applyLayerOverrides(size_t index, LayerSpec &layer,
+                            std::string &headDimKey);
   Error readFamilyFields();
   Expected<bool> isBidirectional();
   Expected<int64_t> slidingWindow();
@@ -112,7 +122,12 @@ private:
   int64_t headDim = 0;
   std::optional<int64_t> window;
   std::optional<int64_t> chunk;
-  std::optional<Positional> ropeByKind[6];
+  /// Per layer kind and head dim (partial rotary widths follow the dim).
+  std::map<std::pair<LayerKind, int64_t>, Positional> ropeByKindAndDim;
+  /// `per_layer_config`'s overrides by layer index; `heterogeneous`: the
+  /// field is present (even empty).
+  std::vector<std::optional<ObjectView>> layerOverrides;
+  bool heterogeneous = false;
   // Gemma 4 global (full) layers.
   int64_t globalHeadDim = 0;
   int64_t globalKVHeads = 0;
@@ -126,11 +141,104 @@ private:
 };
 } // namespace
 
-Error HFImporter::checkKVHeads(StringRef key, int64_t kvHeads) {
-  if (kvHeads > numHeads || numHeads % kvHeads != 0)
-    return cfg.error(key, "must divide num_attention_heads (" +
-                              llvm::Twine(numHeads) + "), got " +
-                              llvm::Twine(kvHeads));
+Error HFImporter::checkKVHeads(StringRef key, int64_t kvHeads,
+                               std::optional<int64_t> heads) {
+  int64_t h = heads.value_or(numHeads);
+  if (kvHeads > h || h % kvHeads != 0)
+    return cfg.error(key, "must divide num_attention_heads (" + llvm::Twine(h) +
+                              "), got " + llvm::Twine(kvHeads));
+  return Error::success();
+}
+
+/// Fields a layer of a heterogeneous config may override without changing
+/// its attention (feed-forward and MoE shapes, norms, projection biases).
+static bool overrideChangesNoAttention(StringRef key) {
+  return llvm::is_contained(
+      {"intermediate_size", "moe_intermediate_size", "num_experts",
+       "num_local_experts", "num_experts_per_tok", "top_k_experts",
+       "enable_moe_block", "use_double_wide_mlp", "hidden_activation",
+       "hidden_act", "mlp_bias", "attention_bias", "rms_norm_eps"},
+      key);
+}
+
+Error HFImporter::readLayerOverrides() {
+  layerOverrides.assign(ctx.numLayers, std::nullopt);
+  HYBRID_ASSIGN_OR_RETURN(std::optional<ObjectView> table,
+                          cfg.optObject("per_layer_config"));
+  if (!table)
+    return Error::success();
+  heterogeneous = true;
+  for (const auto &[key, value] : table->raw().items()) {
+    int64_t index = -1;
+    if (llvm::StringRef(key).getAsInteger(10, index) || index < 0 ||
+        index >= ctx.numLayers)
+      return table->error(key, "must be a layer index below "
+                               "num_hidden_layers (" +
+                                   llvm::Twine(ctx.numLayers) + ")");
+    HYBRID_ASSIGN_OR_RETURN(std::optional<ObjectView> overrides,
+                            table->optObject(key));
+    if (!overrides)
+      continue;
+    for (const auto &[field, fieldValue] : overrides->raw().items()) {
+      if (field == "head_dim" || field == "num_attention_heads" ||
+          field == "num_key_value_heads" || overrideChangesNoAttention(field))
+        continue;
+      if (field == "skip") {
+        // Sub-layers the layer leaves out: its attention must stay.
+        if (fieldValue.is_array() &&
+            llvm::none_of(fieldValue, [](const json &part) {
+              return !part.is_string() ||
+                     llvm::StringRef(part.get_ref<const std::string &>())
+                         .contains("attn");
+            }))
+          continue;
+        return overrides->error(field, "skips a layer's attention (or names "
+                                       "no sub-layer): not supported");
+      }
+      return overrides->error(
+          field, "a per-layer value of this field is not supported (a layer "
+                 "may override head_dim, num_attention_heads and "
+                 "num_key_value_heads, and its feed-forward fields)");
+    }
+    layerOverrides[index] = overrides;
+  }
+  return Error::success();
+}
+
+Error HFImporter::applyLayerOverrides(size_t index, LayerSpec &layer,
+                                      std::string &headDimKey) {
+  const std::optional<ObjectView> &overrides = layerOverrides[index];
+  if (!overrides)
+    return Error::success();
+  auto pathOf = [&](StringRef key) {
+    return joinPath(joinPath("per_layer_config", std::to_string(index)), key);
+  };
+  HYBRID_ASSIGN_OR_RETURN(std::optional<int64_t> heads,
+                          overrides->optPositiveInt("num_attention_heads"));
+  HYBRID_ASSIGN_OR_RETURN(std::optional<int64_t> kvHeads,
+                          overrides->optPositiveInt("num_key_value_heads"));
+  HYBRID_ASSIGN_OR_RETURN(std::optional<int64_t> dim,
+                          overrides->optPositiveInt("head_dim"));
+  if (heads && *heads > kMaxDim)
+    return cfg.error(pathOf("num_attention_heads"),
+                     "must be at most " + llvm::Twine(kMaxDim) + ", got " +
+                         llvm::Twine(*heads));
+  if (dim && *dim > kMaxDim)
+    return cfg.error(pathOf("head_dim"), "must be at most " +
+                                             llvm::Twine(kMaxDim) + ", got " +
+                                             llvm::Twine(*dim));
+  if (heads)
+    layer.numHeads = *heads;
+  if (kvHeads)
+    layer.numKVHeads = *kvHeads;
+  if (heads || kvHeads)
+    HYBRID_RETURN_IF_ERROR(checkKVHeads(kvHeads ? pathOf("num_key_value_heads")
+                                                : pathOf("num_attention_heads"),
+                                        layer.numKVHeads, layer.numHeads));
+  if (dim) {
+    layer.headDim = layer.vHeadDim = *dim;
+    headDimKey = pathOf("head_dim");
+  }
   return Error::success();
 }
 
@@ -176,6 +284,16 @@ Error HFImporter::readFamilyFields() {
   case Family::Gemma4: {
     // Global layers: transformers' default global_head_dim is 512; a null
     // one falls back to head_dim. K=V layers use the global KV head count.
+    // A heterogeneous config (transformers 5) states them per layer
+    // instead, and transformers ignores the global fields.
+    HYBRID_ASSIGN_OR_RETURN(std::optional<bool> eq,
+                            cfg.optBool("attention_k_eq_v"));
+    kEqV = eq.value_or(false);
+    if (heterogeneous) {
+      globalHeadDim = headDim;
+      globalKVHeads = numKVHeads;
+      return Error::success();
+    }
     const json *global = cfg.find("global_head_dim");
     globalHeadDim = 512;
     if (global && global->is_null())
@@ -187,9 +305,6 @@ Error HFImporter::readFamilyFields() {
     if (globalHeadDim > kMaxDim)
       return cfg.error("global_head_dim",
                        "must be at most " + llvm::Twine(kMaxDim));
-    HYBRID_ASSIGN_OR_RETURN(std::optional<bool> eq,
-                            cfg.optBool("attention_k_eq_v"));
-    kEqV = eq.value_or(false);
     globalKVHeads = numKVHeads;
     if (kEqV) {
       HYBRID_ASSIGN_OR_RETURN(
@@ -336,9 +451,9 @@ Expected<RopeSource> HFImporter::ropeSource(LayerKind kind) {
 
 Expected<Positional> HFImporter::rope(LayerKind kind, int64_t dim,
                                       StringRef headDimKey) {
-  std::optional<Positional> &cached = ropeByKind[static_cast<int>(kind)];
-  if (cached)
-    return *cached;
+  auto cached = ropeByKindAndDim.find({kind, dim});
+  if (cached != ropeByKindAndDim.end())
+    return cached->second;
   HYBRID_ASSIGN_OR_RETURN(RopeSource source, ropeSource(kind));
   const std::optional<ObjectView> &params = source.params;
 
@@ -437,7 +552,7 @@ Expected<Positional> HFImporter::rope(LayerKind kind, int64_t dim,
           readRopeScaling(*params, *scalingKind, ctx.maxPositionEmbeddings));
     }
   }
-  cached = pos;
+  ropeByKindAndDim[{kind, dim}] = pos;
   return pos;
 }
 
@@ -504,15 +619,18 @@ Expected<LayerSpec> HFImporter::attentionLayer(size_t index, LayerKind kind) {
   layer.kind = kind;
   layer.numHeads = numHeads;
   layer.numKVHeads = numKVHeads;
-  int64_t dim = headDim;
-  StringRef headDimKey = "head_dim";
+  std::string headDimKey = "head_dim";
+  layer.headDim = headDim;
   if (ctx.family == Family::Gemma4 && kind == LayerKind::Full) {
-    dim = globalHeadDim;
-    headDimKey = "global_head_dim";
+    layer.headDim = globalHeadDim;
+    if (!heterogeneous)
+      headDimKey = "global_head_dim";
     layer.kEqV = kEqV;
     layer.numKVHeads = globalKVHeads;
   }
-  layer.headDim = layer.vHeadDim = dim;
+  layer.vHeadDim = layer.headDim;
+  HYBRID_RETURN_IF_ERROR(applyLayerOverrides(index, layer, headDimKey));
+  int64_t dim = layer.headDim;
 
   HYBRID_ASSIGN_OR_RETURN(bool bidirectional, isBidirectional());
   layer.mask.causal = !bidirectional;
@@ -570,6 +688,7 @@ Error HFImporter::assignSharedCaches(std::vector<LayerSpec> &layers,
 
 Expected<std::vector<LayerSpec>> HFImporter::buildLayers() {
   HYBRID_RETURN_IF_ERROR(readAttentionShape());
+  HYBRID_RETURN_IF_ERROR(readLayerOverrides());
   HYBRID_RETURN_IF_ERROR(readFamilyFields());
   HYBRID_ASSIGN_OR_RETURN(std::vector<LayerKind> kinds, resolveLayerKinds(ctx));
 

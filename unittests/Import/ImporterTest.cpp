@@ -528,6 +528,40 @@ TEST(HFRules, Gemma4KEqVAndForcedLastFull) {
   EXPECT_EQ(spec->layers[3].sharedSource, 1);
 }
 
+TEST(HFRules, PerLayerConfigOverridesHeadShapes) {
+  // transformers 5 saves Gemma 4's global layers this way: no
+  // global_head_dim (its default of 512 must not apply), and a stated one is
+  // ignored as transformers ignores it.
+  auto gemma4 = importOk(
+      hf("gemma4_text",
+         "\"layer_types\": [\"sliding_attention\", \"full_attention\", "
+         "\"sliding_attention\", \"full_attention\"], \"head_dim\": 64, "
+         "\"global_head_dim\": 512, \"attention_k_eq_v\": true, "
+         "\"per_layer_config\": {\"1\": {\"head_dim\": 128, "
+         "\"num_key_value_heads\": 1}}"));
+  ASSERT_TRUE(gemma4);
+  EXPECT_EQ(gemma4->layers[1].headDim, 128);
+  EXPECT_EQ(gemma4->layers[1].numKVHeads, 1);
+  EXPECT_TRUE(gemma4->layers[1].kEqV);
+  EXPECT_EQ(gemma4->layers[3].headDim, 64); // no override: the global one
+  EXPECT_EQ(gemma4->layers[3].numKVHeads, 2);
+  EXPECT_EQ(gemma4->layers[0].headDim, 64);
+
+  // Any family; feed-forward overrides change no attention.
+  auto llama = importOk(
+      hf("llama", "\"per_layer_config\": {\"0\": {\"num_attention_heads\": 4, "
+                  "\"num_key_value_heads\": 1, \"head_dim\": 32, "
+                  "\"intermediate_size\": 100, \"skip\": [\"mlp\"]}, "
+                  "\"2\": {\"intermediate_size\": 7}}"));
+  ASSERT_TRUE(llama);
+  EXPECT_EQ(llama->layers[0].numHeads, 4);
+  EXPECT_EQ(llama->layers[0].numKVHeads, 1);
+  EXPECT_EQ(llama->layers[0].headDim, 32);
+  EXPECT_DOUBLE_EQ(llama->layers[0].scale, 1.0 / std::sqrt(32.0));
+  EXPECT_EQ(llama->layers[1].numHeads, 8);
+  EXPECT_EQ(llama->layers[2].headDim, 64);
+}
+
 TEST(HFRules, Cohere2DefaultPatternFour) {
   auto spec = importOk(hf("cohere2", "\"sliding_window\": 64", 8));
   ASSERT_TRUE(spec);
@@ -828,6 +862,31 @@ TEST(HFErrors, ContradictoryFamilyFields) {
                                         "1000, \"mamba_n_heads\": 7")),
             "config.json: field 'mamba_n_heads': must divide the Mamba inner "
             "size (1000 from 'mamba_d_ssm'), got 7");
+}
+
+TEST(HFErrors, PerLayerConfig) {
+  // (per_layer_config, the error after "config.json: field ").
+  const std::pair<std::string, std::string> cases[] = {
+      {R"({"4": {}})", "'per_layer_config.4': must be a layer index below "
+                       "num_hidden_layers (4)"},
+      {R"({"one": {}})", "'per_layer_config.one': must be a layer index below "
+                         "num_hidden_layers (4)"},
+      {R"({"1": {"sliding_window": 128}})",
+       "'per_layer_config.1.sliding_window': a per-layer value of this field "
+       "is not supported (a layer may override head_dim, num_attention_heads "
+       "and num_key_value_heads, and its feed-forward fields)"},
+      {R"({"0": {"skip": ["self_attn"]}})",
+       "'per_layer_config.0.skip': skips a layer's attention (or names no "
+       "sub-layer): not supported"},
+      {R"({"2": {"num_key_value_heads": 3}})",
+       "'per_layer_config.2.num_key_value_heads': must divide "
+       "num_attention_heads (8), got 3"},
+      {R"({"2": {"head_dim": -4}})",
+       "'per_layer_config.2.head_dim': must be a positive integer, got -4"},
+  };
+  for (const auto &[overrides, message] : cases)
+    EXPECT_EQ(importError(hf("llama", "\"per_layer_config\": " + overrides)),
+              "config.json: field " + message);
 }
 
 TEST(HFErrors, UnknownFormat) {
