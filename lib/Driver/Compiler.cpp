@@ -151,7 +151,11 @@ std::string hybrid::validate(const CompileOptions &options) {
   return "";
 }
 
-/// CompileOptions::externalPositional: positional none, no temperature.
+/// CompileOptions::externalPositional: positional none, no temperature, and
+/// no K=V storage. A K=V cache keeps the keys before RoPE as the values too;
+/// a caller that encodes positions (transformers' attention modules) passes
+/// keys rotated (and normalised unlike the values: Gemma 4's k_norm has a
+/// scale, its v_norm none), so those layers keep keys and values apart.
 static void makePositionalExternal(ModuleOp module) {
   MLIRContext *ctx = module.getContext();
   auto none = PositionalAttr::get(ctx, PositionalKind::none, Real(), 0, Real(),
@@ -164,6 +168,16 @@ static void makePositionalExternal(ModuleOp module) {
                      ScoreAttr::get(ctx, score->getScale(), score->getSoftcap(),
                                     score->getSinks(),
                                     TemperatureTuningAttr()));
+    CacheAttr cache = layer.getCacheAttr();
+    if (!cache || !cache.getKEqV())
+      return;
+    if (cache.getPolicy() == CachePolicy::shared)
+      layer->setAttr(layer.getCacheAttrName(),
+                     CacheAttr::get(ctx, cache.getPolicy(), cache.getWindow(),
+                                    cache.getChunk(), cache.getSourceLayer(),
+                                    /*k_eq_v=*/false));
+    else // the planner gives it the cache of its mask
+      layer->removeAttr(layer.getCacheAttrName());
   });
 }
 
