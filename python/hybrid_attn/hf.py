@@ -69,17 +69,26 @@ class HybridAttention:
         sinks = kwargs.get("s_aux")
         if sinks is not None:
             sinks = sinks.detach().to(torch.float32).contiguous()
-        first = layer not in self.prefilled
+        # A layer's first call is its prompt, unless its queries are only
+        # the last of the keys: transformers' Gemma 4 runs a prompt's last
+        # query alone through its shared layers, a step that skips the rest.
+        first = layer not in self.prefilled and steps == key.shape[2]
         shared = (spec.get("cache") or {}).get("policy") == "shared"
+        if layer not in self.prefilled and not first and not shared:
+            raise HybridError(
+                f"layer {layer}'s first call brings {steps} queries over "
+                f"{key.shape[2]} keys: its session has not seen the earlier "
+                "tokens (run the whole prompt through hybrid attention, and "
+                "call reset() before each new sequence)")
         k = v = None
         if first or not shared:
             k, v = as_rows(key[:, :, -steps:]), as_rows(value[:, :, -steps:])
         with torch.no_grad():
             if first:
                 out = self.session.prefill(layer, q, k, v, sinks)
-                self.prefilled.add(layer)
             else:
                 out = self.session.decode(layer, q, k, v, sinks)
+        self.prefilled.add(layer)
         return out.to(query.dtype), None
 
 

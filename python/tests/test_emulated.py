@@ -19,7 +19,8 @@ import pytest
 from bfloat16 import KDL_BFLOAT, BFloat16Array, dlpack_capsule
 from prebuilt import compile_or_load
 from reference import attention
-from test_hybrid_attn import SPEC, check_threads_take_turns, relative_error
+from test_hybrid_attn import (SPEC, check_shared_layer_skips_tokens, check_threads_take_turns,
+                              relative_error)
 
 pytestmark = pytest.mark.skipif(not os.environ.get("HYBRID_CUDA_DRIVER"),
                                 reason="HYBRID_CUDA_DRIVER not set")
@@ -143,9 +144,9 @@ def test_bfloat16_arrays_in_and_out(schedule):
                                     ("float32", "bfloat16", "bfloat16"),
                                     ("bfloat16", "bfloat16", "float32")])
 def test_decode_steps_of_mixed_dtypes(schedule, dtypes):
-    """Steps whose q, k and v differ in dtype take the prepare kernels and
-    the store kernel apart (the fused step kernel reads one dtype): the same
-    results as the reference."""
+    """A prompt and steps whose q, k and v differ in dtype take the prepare
+    kernels and the store kernel apart (the fused step kernel reads one
+    dtype): the same results as the reference."""
     rng = np.random.default_rng(17)
     batch, prompt, steps = 1, 9, 2
     session = schedule.session(batch, prompt + steps)
@@ -163,7 +164,10 @@ def test_decode_steps_of_mixed_dtypes(schedule, dtypes):
         return a.to_float32() if isinstance(a, BFloat16Array) else a
 
     seen = operands(prompt)
-    session.prefill(0, *seen, out=np.zeros((batch, prompt, 4, 64), np.float32))
+    out = np.zeros((batch, prompt, 4, 64), np.float32)
+    session.prefill(0, *seen, out=out)
+    seen = [as_float32(a) for a in seen]
+    assert relative_error(out, attention(layer, *seen)) < 2e-2
     for _ in range(steps):
         step = operands(1)
         out = np.zeros((batch, 1, 4, 64), np.float32)
@@ -278,6 +282,10 @@ print("after: %.4f" % run(64))
                      r"scratch for the call: CUDA_ERROR_OUT_OF_MEMORY", done.stdout), done.stdout
     after = re.search(r"after: ([\d.]+)", done.stdout)
     assert after and float(after.group(1)) < 2e-2, done.stdout
+
+
+def test_shared_layer_skips_tokens(schedule):
+    check_shared_layer_skips_tokens(schedule, 2e-2)
 
 
 def test_calls_from_threads_take_turns(schedule):

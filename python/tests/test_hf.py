@@ -69,7 +69,21 @@ def families():
     t = transformers
     no_head_dim = {k: v for k, v in SMALL.items() if k != "head_dim"}
     moe = dict(num_local_experts=4, num_experts_per_tok=2)
-    return [
+    newer = []
+    if hasattr(t, "Gemma4TextConfig"):
+        # K=V global layers (the caller's keys rotated, its values not: kept
+        # apart) of their own head dim and KV heads (transformers 5 saves
+        # them as per_layer_config), the last three layers sharing caches.
+        newer.append(
+            ("gemma4", t.Gemma4TextConfig(
+                **SMALL, num_hidden_layers=9, sliding_window=8,
+                layer_types=["sliding_attention"] * 2 + ["full_attention"]
+                * 1 + (["sliding_attention"] * 2 + ["full_attention"]) * 2,
+                global_head_dim=32, num_global_key_value_heads=1,
+                attention_k_eq_v=True, num_kv_shared_layers=3,
+                hidden_size_per_layer_input=0),
+             t.Gemma4ForCausalLM, ["sliding", "sliding", "full"] * 3))
+    return newer + [
         ("llama", t.LlamaConfig(**SMALL, num_hidden_layers=2),
          t.LlamaForCausalLM, ["full"] * 2),
         ("mistral", t.MistralConfig(**SMALL, num_hidden_layers=2, sliding_window=8),

@@ -88,6 +88,34 @@ def test_prefill_then_decode_match_reference(schedule, step):
     assert session.cache_info(0)["length"] == 0
 
 
+def check_shared_layer_skips_tokens(schedule, tolerance):
+    """SPEC's shared layer 3 reads layer 0's cache: after a prompt of 21
+    through layer 0, a step of 2 queries on layer 3 is the last 2 of the 21
+    (the 19 before are skipped, as transformers' Gemma 4 runs its shared
+    layers); its next step follows on. A step past what the source holds, or
+    one repeating tokens, is refused."""
+    rng = np.random.default_rng(3)
+    batch, prompt = 2, 21
+    session = schedule.session(batch, prompt + 1, max_step_tokens=2)
+    q, k, v = inputs(rng, schedule.layers[0], batch, prompt + 1)
+    session.prefill(0, q[:, :prompt], k[:, :prompt], v[:, :prompt])
+    ref = attention(schedule.layers[3], q, k, v)
+    out = session.decode(3, np.ascontiguousarray(q[:, prompt - 2:prompt]))
+    assert relative_error(out, ref[:, prompt - 2:prompt]) < tolerance
+    assert session.cache_info(3)["length"] == prompt
+    with pytest.raises(RuntimeError, match="reads layer 0's cache, which holds 21 tokens, "
+                                           "not 22: run the source layer's step first"):
+        session.decode(3, np.ascontiguousarray(q[:, prompt:]))
+    at = slice(prompt, prompt + 1)
+    session.decode(0, *(np.ascontiguousarray(x[:, at]) for x in (q, k, v)))
+    out = session.decode(3, np.ascontiguousarray(q[:, at]))
+    assert relative_error(out, ref[:, at]) < tolerance
+
+
+def test_shared_layer_skips_tokens(schedule):
+    check_shared_layer_skips_tokens(schedule, 1e-4)
+
+
 def test_arrays_are_used_in_place(schedule):
     rng = np.random.default_rng(0)
     session = schedule.session(1, 2048)
@@ -125,6 +153,7 @@ def test_errors_are_exceptions_with_the_runtime_message(schedule):
     q1, k1, v1 = inputs(rng, schedule.layers[0], 2, 7)
     with pytest.raises(hybrid_attn.HybridError, match="a step of 7 tokens, the session takes 1 to 1"):
         session.decode(0, q1, k1, v1)
+    session.decode(3, q1[:, :1].copy(), None, None)  # the prompt's last query
     with pytest.raises(hybrid_attn.HybridError, match="reads layer 0's cache"):
         session.decode(3, q1[:, :1].copy(), None, None)
     with pytest.raises(hybrid_attn.HybridError, match="layers\\[0\\].window"):

@@ -645,18 +645,30 @@ hybrid_rt_status hybrid_rt_session_decode(hybrid_rt_session *s, int64_t layer,
       !error.empty() && !capturing)
     return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
   LayerCache *owner = &c;
+  // A shared layer keeps nothing, so its step is the last `steps` tokens its
+  // source holds: it may skip tokens (transformers' Gemma 4 runs a prompt's
+  // last query only through its shared layers), never repeat one.
+  int64_t skipped = 0;
   if (shared) {
     owner = &s->caches[l.sourceLayer];
-    if (owner->length != position + steps && !capturing)
+    if (owner->length < position + steps && !capturing)
       return fail(HYBRID_RT_INVALID_ARGUMENT,
                   where + " reads layer " + std::to_string(l.sourceLayer) +
                       "'s cache, which holds " + std::to_string(owner->length) +
                       " tokens, not " + std::to_string(position + steps) +
                       ": run the source layer's step first");
+    if (!capturing)
+      skipped = owner->length - steps - position;
+    position += skipped;
   }
 #ifdef HYBRID_RT_CUDA
   if (model.cuda) {
     using cuda::Operand;
+    // The step's kernels read the layer's own device length.
+    if (skipped > 0)
+      if (cuda::Error e = model.cuda->advanceLength(c.device, skipped);
+          !e.empty())
+        return fail(e.status(), where + ": " + e.message());
     if (cuda::Error e = model.cuda->decode(
             l, kernel, c.device, owner->device, s->batch, position, steps,
             Operand::of(q), Operand::of(k), Operand::of(v), Operand::of(sinks),

@@ -206,7 +206,9 @@ hybrid_rt_session_prefill(hybrid_rt_session *session, int64_t layer,
 /* T new tokens per sequence (1 <= T <= max_step_tokens): q [B, T, Hq, D],
  * k [B, T, Hkv, D], v [B, T, Hkv, Dv] at positions length..length+T-1 are
  * appended to the cache and attend to it; out [B, T, Hq, Dv]. Shared
- * layers pass k = v = NULL and run after their source's step. Steps of
+ * layers pass k = v = NULL and run after their source's step: theirs are
+ * the last T tokens the source holds, so they may skip tokens (a prompt
+ * whose last queries alone matter), never repeat one. Steps of
  * many tokens are chunked prefill: they run the flash kernel over the
  * cache (on GPUs from 16 rows per kv head, tokens times query heads per kv
  * head: its split-K twin spreads the keys over the multiprocessors). */

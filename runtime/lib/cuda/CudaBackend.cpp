@@ -1049,6 +1049,14 @@ Error Backend::resetLengths(uint64_t lengths, int64_t count) {
                                           count * sizeof(int64_t), s.stream));
 }
 
+Error Backend::advanceLength(DeviceCache &cache, int64_t count) {
+  State &s = *state;
+  s.driver.cuCtxSetCurrent(s.context);
+  HYBRID_CUDA_TRY(s.enterCall(/*capturable=*/false));
+  State::CallEnd end{s};
+  return s.advance(cache, count);
+}
+
 Error Backend::readLengths(uint64_t lengths, int64_t count, int64_t *out) {
   State &s = *state;
   s.driver.cuCtxSetCurrent(s.context);

@@ -108,6 +108,9 @@ public:
   void releaseLengths(uint64_t lengths);
   /// Zeroes `count` lengths in stream order (a capture records it).
   Error resetLengths(uint64_t lengths, int64_t count);
+  /// Adds `count` to `cache`'s device length in stream order (a shared
+  /// layer skipping tokens its source holds).
+  Error advanceLength(DeviceCache &cache, int64_t count);
   /// Reads `count` lengths back once the stream's work so far has run.
   Error readLengths(uint64_t lengths, int64_t count, int64_t *out);
   /// Whether the calls' stream is capturing a CUDA graph; an error where
