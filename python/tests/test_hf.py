@@ -70,6 +70,29 @@ def families():
     no_head_dim = {k: v for k, v in SMALL.items() if k != "head_dim"}
     moe = dict(num_local_experts=4, num_experts_per_tok=2)
     newer = []
+    if hasattr(t, "Gemma3nTextConfig"):
+        # KV-shared layers (the last three), AltUp and per-layer inputs
+        # around the attention.
+        newer.append(
+            ("gemma3n", t.Gemma3nTextConfig(
+                **{k: v for k, v in SMALL.items() if k != "intermediate_size"},
+                intermediate_size=[128] * 6, num_hidden_layers=6,
+                sliding_window=8,
+                layer_types=(["sliding_attention"] * 2 + ["full_attention"]) * 2,
+                num_kv_shared_layers=3, hidden_size_per_layer_input=8,
+                vocab_size_per_layer_input=97, laurel_rank=4,
+                altup_num_inputs=2, activation_sparsity_pattern=[0.0] * 6),
+             t.Gemma3nForCausalLM, ["sliding", "sliding", "full"] * 2))
+    if hasattr(t, "Qwen3NextConfig"):
+        # Gated DeltaNet layers (transformers' own) around a gated full
+        # attention layer.
+        newer.append(
+            ("qwen3_next", t.Qwen3NextConfig(
+                **SMALL, num_hidden_layers=4, linear_num_value_heads=2,
+                linear_num_key_heads=2, linear_key_head_dim=16,
+                linear_value_head_dim=16, num_experts=2, num_experts_per_tok=1,
+                moe_intermediate_size=32, shared_expert_intermediate_size=32),
+             t.Qwen3NextForCausalLM, ["linear"] * 3 + ["full"]))
     if hasattr(t, "Gemma4TextConfig"):
         # K=V global layers (the caller's keys rotated, its values not: kept
         # apart) of their own head dim and KV heads (transformers 5 saves
@@ -107,6 +130,14 @@ def families():
                                    **moe),
          t.GptOssForCausalLM, ["sliding", "full"] * 2),
         # Chunked attention, NoPE global layers with temperature tuning.
+        # Mamba layers (transformers' own) and attention layers without
+        # positional encoding.
+        ("jamba", t.JambaConfig(**no_head_dim, num_hidden_layers=4,
+                                attn_layer_period=2, attn_layer_offset=1,
+                                expert_layer_period=2, num_experts=2,
+                                mamba_d_state=8, mamba_expand=2,
+                                use_mamba_kernels=False),
+         t.JambaForCausalLM, ["mamba", "full"] * 2),
         ("llama4_text", t.Llama4TextConfig(**SMALL, num_hidden_layers=4,
                                            attention_chunk_size=8,
                                            num_local_experts=2,
