@@ -124,9 +124,10 @@ private:
   std::optional<int64_t> chunk;
   /// Per layer kind and head dim (partial rotary widths follow the dim).
   std::map<std::pair<LayerKind, int64_t>, Positional> ropeByKindAndDim;
-  /// `per_layer_config`'s overrides by layer index; `heterogeneous`: the
-  /// field is present (even empty).
-  std::vector<std::optional<ObjectView>> layerOverrides;
+  /// `per_layer_config`'s overrides by layer index, with the key that
+  /// names them ("5", "05"); `heterogeneous`: the field is present (even
+  /// empty).
+  std::vector<std::optional<std::pair<std::string, ObjectView>>> layerOverrides;
   bool heterogeneous = false;
   // Gemma 4 global (full) layers.
   int64_t globalHeadDim = 0;
@@ -200,18 +201,19 @@ Error HFImporter::readLayerOverrides() {
                  "may override head_dim, num_attention_heads and "
                  "num_key_value_heads, and its feed-forward fields)");
     }
-    layerOverrides[index] = overrides;
+    layerOverrides[index] = {key, *overrides};
   }
   return Error::success();
 }
 
 Error HFImporter::applyLayerOverrides(size_t index, LayerSpec &layer,
                                       std::string &headDimKey) {
-  const std::optional<ObjectView> &overrides = layerOverrides[index];
-  if (!overrides)
+  if (!layerOverrides[index])
     return Error::success();
-  auto pathOf = [&](StringRef key) {
-    return joinPath(joinPath("per_layer_config", std::to_string(index)), key);
+  const auto &[name, fields] = *layerOverrides[index];
+  const ObjectView *overrides = &fields;
+  auto pathOf = [&, name = name](StringRef key) {
+    return joinPath(joinPath("per_layer_config", name), key);
   };
   HYBRID_ASSIGN_OR_RETURN(std::optional<int64_t> heads,
                           overrides->optPositiveInt("num_attention_heads"));
