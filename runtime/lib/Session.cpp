@@ -664,11 +664,14 @@ hybrid_rt_status hybrid_rt_session_decode(hybrid_rt_session *s, int64_t layer,
 #ifdef HYBRID_RT_CUDA
   if (model.cuda) {
     using cuda::Operand;
-    // The step's kernels read the layer's own device length.
-    if (skipped > 0)
+    // The step's kernels read the layer's own device length (the host's
+    // follows it, should the step fail).
+    if (skipped > 0) {
       if (cuda::Error e = model.cuda->advanceLength(c.device, skipped);
           !e.empty())
         return fail(e.status(), where + ": " + e.message());
+      c.length = position;
+    }
     if (cuda::Error e = model.cuda->decode(
             l, kernel, c.device, owner->device, s->batch, position, steps,
             Operand::of(q), Operand::of(k), Operand::of(v), Operand::of(sinks),
