@@ -154,3 +154,36 @@ def test_family_matches_eager(tmp_path, name, config, model_class, kinds):
     assert [l["kind"] for l in schedule.layers] == kinds
     attention = hybrid_attn.hf.register(schedule, max_seq=64)
     assert_same(*generate_both(model, attention))
+
+
+@pytest.mark.skipif(not os.environ.get("HYBRID_CUDA_DRIVER"),
+                    reason="HYBRID_CUDA_DRIVER not set")
+@pytest.mark.parametrize("name,config,model_class,kinds", families(),
+                         ids=[f[0] for f in families()])
+def test_family_on_gpu_artifacts_matches_eager(tmp_path, name, config, model_class,
+                                               kinds):
+    """The same models through GPU artifacts (the tensor-core kernels, under
+    HYBRID_CUDA_DRIVER: the PTX emulator, or libcuda) on host tensors: a
+    prompt of 15 and 6 decode steps (the model's cache fed back, the next
+    tokens given), logits at bf16 tolerance (Gemma 4's unscaled scores make
+    bf16 rounding of q, k and v alone move them by up to 4e-2)."""
+    model, config_path = save(tmp_path, config, model_class)
+    schedule = hybrid_attn.compile(config_path, max_seq=64, external_positional=True,
+                                   target="cuda:sm_80")
+    attention = hybrid_attn.hf.register(schedule, max_seq=64)
+    ids = torch.randint(0, 97, (2, 21))
+    logits = {}
+    for implementation in ("eager", "hybrid"):
+        model.config._attn_implementation = implementation
+        attention.reset()
+        with torch.no_grad():
+            out = model(ids[:, :15], use_cache=True)
+            rows = [out.logits[:, -1:]]
+            for t in range(15, 21):
+                out = model(ids[:, t:t + 1], past_key_values=out.past_key_values,
+                            use_cache=True)
+                rows.append(out.logits)
+        logits[implementation] = torch.cat(rows, dim=1).float()
+    eager = logits["eager"]
+    error = (logits["hybrid"] - eager).abs().max() / eager.abs().max()
+    assert error < 5e-2, float(error)
