@@ -13,6 +13,7 @@ import pytest
 
 from prebuilt import compile_or_load
 from reference import attention
+from teacher_forcing import prompt_and_step_logits
 from test_hybrid_attn import SPEC, relative_error
 
 # A Gemma 3 of 5 sliding layers (window 8) and a global one, 4 query heads
@@ -204,19 +205,11 @@ def test_gemma3_model_on_gpu_matches_eager(gemma3_schedule, torch):
     model = transformers.AutoModelForCausalLM.from_config(config).cuda().eval()
     attention = hybrid_attn.hf.register(gemma3_schedule, max_seq=64)
     ids = torch.randint(0, 97, (2, 21), device="cuda")
-    prompt = 15
     logits = {}
     for implementation in ("eager", "hybrid"):
         model.config._attn_implementation = implementation
         attention.reset()
-        with torch.no_grad():
-            out = model(ids[:, :prompt], use_cache=True)
-            rows = [out.logits]
-            for t in range(prompt, ids.shape[1]):
-                out = model(ids[:, t:t + 1], past_key_values=out.past_key_values,
-                            use_cache=True)
-                rows.append(out.logits)
-        logits[implementation] = torch.cat(rows, dim=1)
+        logits[implementation] = prompt_and_step_logits(model, ids, 15)
     assert logits["hybrid"].is_cuda
     eager = logits["eager"]
     error = (logits["hybrid"] - eager).abs().max() / eager.abs().max()

@@ -13,6 +13,7 @@ transformers = pytest.importorskip("transformers")
 
 import hybrid_attn  # noqa: E402
 import hybrid_attn.hf  # noqa: E402
+from teacher_forcing import prompt_and_step_logits  # noqa: E402
 
 # A small model: 4 query heads of dim 16 over 2 kv heads.
 SMALL = dict(vocab_size=97, hidden_size=64, intermediate_size=128,
@@ -176,14 +177,7 @@ def test_family_on_gpu_artifacts_matches_eager(tmp_path, name, config, model_cla
     for implementation in ("eager", "hybrid"):
         model.config._attn_implementation = implementation
         attention.reset()
-        with torch.no_grad():
-            out = model(ids[:, :15], use_cache=True)
-            rows = [out.logits[:, -1:]]
-            for t in range(15, 21):
-                out = model(ids[:, t:t + 1], past_key_values=out.past_key_values,
-                            use_cache=True)
-                rows.append(out.logits)
-        logits[implementation] = torch.cat(rows, dim=1).float()
+        logits[implementation] = prompt_and_step_logits(model, ids, 15)
     eager = logits["eager"]
     error = (logits["hybrid"] - eager).abs().max() / eager.abs().max()
     assert error < 5e-2, float(error)
