@@ -65,6 +65,27 @@ def test_gemma3_prefill_and_decode_match_eager(tmp_path):
     assert attention.session.cache_info(0)["length"] == 21 + 5
 
 
+def test_step_without_the_prompt_is_refused(tmp_path):
+    """A prompt run with another attention, then a step through hybrid
+    attention: its sessions never saw the prompt, so the step is refused
+    rather than attending to itself alone."""
+    config = transformers.LlamaConfig(**SMALL, num_hidden_layers=2)
+    model, config_path = save(tmp_path, config, transformers.LlamaForCausalLM)
+    schedule = hybrid_attn.compile(config_path, max_seq=64, external_positional=True)
+    attention = hybrid_attn.hf.register(schedule, max_seq=64)
+    ids = torch.randint(0, 97, (1, 9))
+    model.config._attn_implementation = "eager"
+    with torch.no_grad():
+        out = model(ids[:, :8], use_cache=True)
+    model.config._attn_implementation = "hybrid"
+    name = "cache" if "cache" in out else "past_key_values"
+    with pytest.raises(hybrid_attn.HybridError,
+                       match=r"layer 0's first call brings 1 queries over 9 keys: its "
+                             r"session has not seen the earlier tokens"):
+        with torch.no_grad():
+            model(ids[:, 8:], use_cache=True, **{name: out[name]})
+
+
 def families():
     """(name, config, model class, layer kinds) per family."""
     t = transformers
