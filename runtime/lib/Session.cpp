@@ -523,7 +523,8 @@ hybrid_rt_status hybrid_rt_session_prefill(hybrid_rt_session *s, int64_t layer,
     if (cuda::Error e = model.cuda->prefill(
             l, model.manifest.kernels.at(l.kernel), s->batch, seq,
             Operand::of(q), Operand::of(k), Operand::of(v), Operand::of(sinks),
-            Operand::of(out), &c.device);
+            Operand::of(out), &c.device,
+            c.policy == "shared" ? &s->caches[l.sourceLayer].device : nullptr);
         !e.empty())
       return fail(e.status(), where + ": " + e.message());
     c.length = seq;

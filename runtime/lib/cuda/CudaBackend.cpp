@@ -895,7 +895,7 @@ double DeviceCache::bytesFor(const LayerSpec &l, int64_t batch, int64_t rows,
 Error Backend::prefill(const LayerSpec &l, const KernelSpec &kernel,
                        int64_t batch, int64_t seq, Operand q, Operand k,
                        Operand v, Operand sinks, Operand out,
-                       DeviceCache *cache) {
+                       DeviceCache *cache, const DeviceCache *source) {
   State &s = *state;
   Driver &d = s.driver;
   d.cuCtxSetCurrent(s.context);
@@ -914,18 +914,22 @@ Error Backend::prefill(const LayerSpec &l, const KernelSpec &kernel,
   HYBRID_CUDA_TRY(
       s.check("cuEventRecord", d.cuEventRecord(s.events[0], s.stream)));
   std::string flash;
-  if (cache && cache->rows >= seq) {
-    // The cache holds the whole prompt: its keys and values are prepared
-    // straight into their rows, where the flash kernel reads them (no
-    // scratch copy of the prompt's K and V, nor a store of it).
+  // The rows the prompt's keys and values are read from: the layer's own
+  // cache, or a shared layer's source's, which holds the same prompt.
+  const DeviceCache *keys = cache && cache->rows > 0 ? cache : source;
+  if (cache && keys && keys->rows >= seq) {
+    // That cache holds the whole prompt: its keys and values are prepared
+    // straight into their rows (a shared layer's are there already), where
+    // the flash kernel reads them: no scratch copy of the prompt's K and V,
+    // nor a store of it.
     HYBRID_CUDA_TRY(s.prepareStep(l, kernel, *cache, batch, seq, q, k, v));
     HYBRID_CUDA_TRY(
         s.check("cuEventRecord", d.cuEventRecord(s.events[1], s.stream)));
-    HYBRID_CUDA_TRY(s.launchFlash(
-        l, kernel, batch, seq, CUdeviceptr(cache->keys),
-        CUdeviceptr(cache->values), cache->rows + cache->mirror, seq, 0,
-        cache->rows, splits, sinks.data ? &sinksRows : nullptr, outRows, flash,
-        cache));
+    HYBRID_CUDA_TRY(
+        s.launchFlash(l, kernel, batch, seq, CUdeviceptr(keys->keys),
+                      CUdeviceptr(keys->values), keys->rows + keys->mirror, seq,
+                      0, keys->rows, splits, sinks.data ? &sinksRows : nullptr,
+                      outRows, flash, cache));
     HYBRID_CUDA_TRY(
         s.check("cuEventRecord", d.cuEventRecord(s.events[2], s.stream)));
     if (splits == 1)

@@ -89,11 +89,14 @@ public:
   /// [B, S, Hq, Dv], also storing the prompt's keys and values in `cache`
   /// (if it has rows) and advancing its length (null: a prompt outside
   /// sessions). A cache that holds the whole prompt takes its rows before
-  /// the flash kernel, which reads them there; else they pass through
-  /// scratch. Returns the error, if any.
+  /// the flash kernel, which reads them there; a shared layer's flash
+  /// kernel reads its `source`'s cache where that holds the prompt (its k
+  /// and v are the source's); else they pass through scratch. Returns the
+  /// error, if any.
   Error prefill(const LayerSpec &layer, const KernelSpec &kernel, int64_t batch,
                 int64_t seq, Operand q, Operand k, Operand v, Operand sinks,
-                Operand out, DeviceCache *cache = nullptr);
+                Operand out, DeviceCache *cache = nullptr,
+                const DeviceCache *source = nullptr);
 
   /// Allocates `rows` rows of `layer` and `mirror` rows past them (ring
   /// caches: the largest key tile of the flash kernels reading it, or
