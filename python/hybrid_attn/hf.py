@@ -72,9 +72,10 @@ class HybridAttention:
         # A layer's first call is its prompt, unless its queries are only
         # the last of the keys: transformers' Gemma 4 runs a prompt's last
         # query alone through its shared layers, a step that skips the rest.
-        first = layer not in self.prefilled and steps == key.shape[2]
+        seen = layer in self.prefilled
+        first = not seen and steps == key.shape[2]
         shared = (spec.get("cache") or {}).get("policy") == "shared"
-        if layer not in self.prefilled and not first and not shared:
+        if not seen and not first and not shared:
             raise HybridError(
                 f"layer {layer}'s first call brings {steps} queries over "
                 f"{key.shape[2]} keys: its session has not seen the earlier "

@@ -122,8 +122,7 @@ def families():
         newer.append(
             ("gemma4", t.Gemma4TextConfig(
                 **SMALL, num_hidden_layers=9, sliding_window=8,
-                layer_types=["sliding_attention"] * 2 + ["full_attention"]
-                * 1 + (["sliding_attention"] * 2 + ["full_attention"]) * 2,
+                layer_types=(["sliding_attention"] * 2 + ["full_attention"]) * 3,
                 global_head_dim=32, num_global_key_value_heads=1,
                 attention_k_eq_v=True, num_kv_shared_layers=3,
                 hidden_size_per_layer_input=0),

@@ -543,9 +543,9 @@ struct Backend::State {
   /// into f32 `outRows`) on the prepared queries [B, seq, Hq, D] in qBf16
   /// over `numKeys` keys of `keys` and `values` ([B, rows, Hkv, D] bf16)
   /// from row `firstRow` of a ring of `ringRows` (see FlashKernel.cpp).
-  /// With splits, the combine kernel adds `seq` to `advanced`'s length (if
-  /// given); without, the caller advances it. Returns the error, if any;
-  /// `flash` names the kernel launched.
+  /// Then adds `seq` to `advanced`'s length, if given (the combine kernel
+  /// does under split-K). Returns the error, if any; `flash` names the
+  /// kernel launched.
   Error launchFlash(const LayerSpec &l, const KernelSpec &kernel, int64_t batch,
                     int64_t seq, CUdeviceptr keys, CUdeviceptr values,
                     int64_t rows, int64_t numKeys, int64_t firstRow,
@@ -580,13 +580,13 @@ struct Backend::State {
                            unsigned(splits * l.numKvHeads * kernel.valueSlices),
                            unsigned(batch), unsigned(kernel.flashThreads), args,
                            unsigned(kernel.sharedBytes)));
-    if (splits == 1)
-      return {};
-    // The combine kernel, the last to read a cache's length, advances it.
-    return advanced ? combine(l, kernel, splits, batch, seq, outRows,
-                              CUdeviceptr(advanced->length), seq)
-                    : combine(l, kernel, splits, batch, seq, outRows,
-                              zeroLength, /*count=*/0);
+    // The last kernel to run advances the length: the combine kernel, else
+    // the advance kernel.
+    if (splits > 1)
+      return combine(l, kernel, splits, batch, seq, outRows,
+                     advanced ? CUdeviceptr(advanced->length) : zeroLength,
+                     advanced ? seq : 0);
+    return advanced ? advance(*advanced, seq) : Error();
   }
   /// Copies `count` elements from `rows` (output()'s) to a host `out` and,
   /// if `wait`, waits for the stream: errors of earlier launches surface
@@ -913,66 +913,62 @@ Error Backend::prefill(const LayerSpec &l, const KernelSpec &kernel,
                            State::writesBF16Rows(kernel, splits)));
   HYBRID_CUDA_TRY(
       s.check("cuEventRecord", d.cuEventRecord(s.events[0], s.stream)));
-  std::string flash;
-  // The rows the prompt's keys and values are read from: the layer's own
-  // cache, or a shared layer's source's, which holds the same prompt.
-  const DeviceCache *keys = cache && cache->rows > 0 ? cache : source;
-  if (cache && keys && keys->rows >= seq) {
-    // That cache holds the whole prompt: its keys and values are prepared
-    // straight into their rows (a shared layer's are there already), where
-    // the flash kernel reads them: no scratch copy of the prompt's K and V,
-    // nor a store of it.
+  // Where the flash kernel reads the prompt's keys and values: a cache that
+  // holds the whole prompt, the layer's own (its rows prepared straight
+  // into it: no scratch copy of the prompt's K and V, nor a store of it) or
+  // a shared layer's source's (which holds the same prompt); else scratch,
+  // of which a ring cache then keeps the last rows.
+  const DeviceCache *held = cache && cache->rows > 0 ? cache : source;
+  bool inPlace = cache && held && held->rows >= seq;
+  CUdeviceptr keys = 0, values = 0;
+  int64_t rows = seq, ring = seq;
+  std::vector<int64_t> vShape = {batch, seq, l.numKvHeads, l.vHeadDim};
+  DeviceRows kRows;
+  if (inPlace) {
     HYBRID_CUDA_TRY(s.prepareStep(l, kernel, *cache, batch, seq, q, k, v));
-    HYBRID_CUDA_TRY(
-        s.check("cuEventRecord", d.cuEventRecord(s.events[1], s.stream)));
-    HYBRID_CUDA_TRY(
-        s.launchFlash(l, kernel, batch, seq, CUdeviceptr(keys->keys),
-                      CUdeviceptr(keys->values), keys->rows + keys->mirror, seq,
-                      0, keys->rows, splits, sinks.data ? &sinksRows : nullptr,
-                      outRows, flash, cache));
-    HYBRID_CUDA_TRY(
-        s.check("cuEventRecord", d.cuEventRecord(s.events[2], s.stream)));
-    if (splits == 1)
-      HYBRID_CUDA_TRY(s.advance(*cache, seq));
-    s.timed(/*prepare=*/true);
-    return s.finish(out, outRows, outCount, flash,
-                    s.mustWait({q, k, v, sinks, out}));
+    keys = CUdeviceptr(held->keys);
+    values = CUdeviceptr(held->values);
+    rows = held->rows + held->mirror;
+    ring = held->rows;
+  } else {
+    std::vector<int64_t> qShape = {batch, seq, l.numHeads, l.headDim},
+                         kShape = {batch, seq, l.numKvHeads, l.headDim};
+    DeviceRows qRows, vRows;
+    HYBRID_CUDA_TRY(s.input(s.qIn, q, batch * seq * l.numHeads * l.headDim,
+                            qRows, &kernel));
+    HYBRID_CUDA_TRY(s.input(s.kIn, k, batch * seq * l.numKvHeads * l.headDim,
+                            kRows, &kernel));
+    HYBRID_CUDA_TRY(s.input(s.vIn, v, batch * seq * l.numKvHeads * l.vHeadDim,
+                            vRows, &kernel));
+    HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareQ, qRows, s.qBf16, qShape,
+                              s.zeroLength, kernel.prepareQBF16));
+    HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareK, kRows, s.kBf16, kShape,
+                              s.zeroLength, kernel.prepareKBF16));
+    HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareV, vRows, s.vBf16, vShape,
+                              /*length=*/0));
+    keys = s.kBf16.ptr; // as the prepare kernels grew them
+    values = s.vBf16.ptr;
   }
-
-  // Else the prompt's rows are prepared into scratch, and a ring cache
-  // keeps the last of them.
-  std::vector<int64_t> qShape = {batch, seq, l.numHeads, l.headDim},
-                       kShape = {batch, seq, l.numKvHeads, l.headDim},
-                       vShape = {batch, seq, l.numKvHeads, l.vHeadDim};
-  DeviceRows qRows, kRows, vRows;
-  HYBRID_CUDA_TRY(
-      s.input(s.qIn, q, batch * seq * l.numHeads * l.headDim, qRows, &kernel));
-  HYBRID_CUDA_TRY(s.input(s.kIn, k, batch * seq * l.numKvHeads * l.headDim,
-                          kRows, &kernel));
-  HYBRID_CUDA_TRY(s.input(s.vIn, v, batch * seq * l.numKvHeads * l.vHeadDim,
-                          vRows, &kernel));
-  HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareQ, qRows, s.qBf16, qShape,
-                            s.zeroLength, kernel.prepareQBF16));
-  HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareK, kRows, s.kBf16, kShape,
-                            s.zeroLength, kernel.prepareKBF16));
-  HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareV, vRows, s.vBf16, vShape,
-                            /*length=*/0));
   HYBRID_CUDA_TRY(
       s.check("cuEventRecord", d.cuEventRecord(s.events[1], s.stream)));
-  HYBRID_CUDA_TRY(s.launchFlash(
-      l, kernel, batch, seq, s.kBf16.ptr, s.vBf16.ptr, seq, seq, 0, seq, splits,
-      sinks.data ? &sinksRows : nullptr, outRows, flash));
+  std::string flash;
+  HYBRID_CUDA_TRY(s.launchFlash(l, kernel, batch, seq, keys, values, rows, seq,
+                                0, ring, splits,
+                                sinks.data ? &sinksRows : nullptr, outRows,
+                                flash, inPlace ? cache : nullptr));
   HYBRID_CUDA_TRY(
       s.check("cuEventRecord", d.cuEventRecord(s.events[2], s.stream)));
-  if (cache && cache->rows > 0) {
-    // K=V: the values are the raw keys.
-    if (l.kEqV)
-      HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareV, kRows, s.vBf16, vShape,
-                                /*length=*/0));
-    HYBRID_CUDA_TRY(s.storeRows(l, *cache, batch, seq));
-  }
-  if (cache)
+  if (!inPlace && cache) {
+    if (cache->rows > 0) {
+      // K=V: the values are the raw keys.
+      if (l.kEqV)
+        HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareV, kRows, s.vBf16,
+                                  vShape, /*length=*/0));
+      HYBRID_CUDA_TRY(s.storeRows(l, *cache, batch, seq));
+    }
+    // After the store kernel, which reads the length.
     HYBRID_CUDA_TRY(s.advance(*cache, seq));
+  }
   s.timed(/*prepare=*/true);
   return s.finish(out, outRows, outCount, flash,
                   s.mustWait({q, k, v, sinks, out}));
@@ -1255,8 +1251,6 @@ Error Backend::decode(const LayerSpec &l, const KernelSpec &kernel,
         splits, sinks.data ? &sinksRows : nullptr, outRows, flash, &cache));
     HYBRID_CUDA_TRY(
         s.check("cuEventRecord", d.cuEventRecord(s.events[2], s.stream)));
-    if (splits == 1)
-      HYBRID_CUDA_TRY(s.advance(cache, steps));
     s.timed(/*prepare=*/false);
     return s.finish(out, outRows, outCount, flash, wait);
   }
