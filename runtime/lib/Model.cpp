@@ -46,6 +46,25 @@ std::string hybrid::rt::checkLayerOperands(
   return error;
 }
 
+const float *hybrid::rt::getKeyScale(const hybrid_rt_model &model,
+                                     const LayerSpec &l) {
+  int64_t owner = l.cachePolicy == "shared" ? l.sourceLayer : l.index;
+  if (owner >= int64_t(model.keyScales.size()) ||
+      model.keyScales[owner].empty())
+    return nullptr;
+  return model.keyScales[owner].data();
+}
+
+void hybrid::rt::scaleVectors(hybrid_rt_model &model, const float *scale,
+                              const float *in, float *out, int64_t vectors,
+                              int64_t dim) {
+  model.pool->parallelFor(vectors, 256, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i)
+      for (int64_t d = 0; d < dim; ++d)
+        out[i * dim + d] = in[i * dim + d] * scale[d];
+  });
+}
+
 void hybrid::rt::prepareRows(hybrid_rt_model &model, PrepareFn prepare,
                              const float *in, float *out, const Shape &shape,
                              int64_t firstPosition) {
@@ -104,9 +123,15 @@ const float *hybrid::rt::runPrefill(hybrid_rt_model &model, const LayerSpec &l,
   prepareRows(model, fn.prepareQ, q, model.preparedQ.data(), qShape,
               /*firstPosition=*/0);
   const float *keys = k;
+  if (const float *scale = getKeyScale(model, l)) {
+    int64_t vectors = batch * kShape[1] * l.numKvHeads;
+    model.scaledK.resize(vectors * l.headDim);
+    scaleVectors(model, scale, k, model.scaledK.data(), vectors, l.headDim);
+    keys = model.scaledK.data();
+  }
   if (fn.prepareK) {
     model.preparedK.resize(batch * kShape[1] * l.numKvHeads * l.headDim);
-    prepareRows(model, fn.prepareK, k, model.preparedK.data(), kShape, 0);
+    prepareRows(model, fn.prepareK, keys, model.preparedK.data(), kShape, 0);
     keys = model.preparedK.data();
   }
   Shape oShape = {batch, seq, l.numHeads, l.vHeadDim};

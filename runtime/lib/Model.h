@@ -47,6 +47,10 @@ struct hybrid_rt_model {
   // Scratch of the current call: prepared (rotated, scaled) queries and
   // keys, and decode's split partial results.
   std::vector<float> preparedQ, preparedK, partialOut, partialMax, partialSum;
+  /// CPU models: K=V layers' key scales (hybrid_rt_key_scale_set), by
+  /// layer; empty: ones.
+  std::vector<std::vector<float>> keyScales;
+  std::vector<float> scaledK; // keys multiplied by their scale (scaleKeys)
   /// Held through every call on the model or its sessions: they share the
   /// pool (not reentrant), this scratch and the GPU backend's, so calls
   /// from several threads run one at a time instead of corrupting them.
@@ -104,6 +108,15 @@ std::string checkLayerOperands(const LayerSpec &layer, int64_t batch,
                                const hybrid_rt_tensor *sinks,
                                const hybrid_rt_tensor *out, bool withKeys,
                                const hybrid_rt_model &model);
+
+/// The key scale ([head_dim]) of the layer whose cache `layer` reads (its
+/// own), or null for ones.
+const float *getKeyScale(const hybrid_rt_model &model, const LayerSpec &layer);
+
+/// out[i, d] = in[i, d] * scale[d] for `vectors` vectors of `dim`, on the
+/// model's threads.
+void scaleVectors(hybrid_rt_model &model, const float *scale, const float *in,
+                  float *out, int64_t vectors, int64_t dim);
 
 /// Runs `prepare` on every [B, S] row of `in` (positions firstPosition...)
 /// into `out`, on the model's threads.

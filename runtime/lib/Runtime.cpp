@@ -260,6 +260,55 @@ hybrid_rt_status hybrid_rt_prefill(hybrid_rt_model *model, int64_t layer,
   return failOutOfMemory("hybrid_rt_prefill");
 }
 
+hybrid_rt_status hybrid_rt_key_scale_set(hybrid_rt_model *model,
+                                         int64_t layer,
+                                         const hybrid_rt_tensor *scale) try {
+  CallLock lock(model);
+  if (!model)
+    return fail(HYBRID_RT_INVALID_ARGUMENT,
+                "hybrid_rt_key_scale_set: null model");
+  std::string where = "hybrid_rt_key_scale_set: layer " + std::to_string(layer);
+  const LayerSpec *spec = nullptr;
+  if (hybrid_rt_status status = getRunnableLayer(*model, layer, where, spec))
+    return status;
+  const LayerSpec &l = *spec;
+  if (l.cachePolicy == "shared")
+    return fail(HYBRID_RT_INVALID_ARGUMENT,
+                where + " reads layer " + std::to_string(l.sourceLayer) +
+                    "'s cache and takes its key scale: set that layer's");
+  if (!l.kEqV)
+    return fail(HYBRID_RT_INVALID_ARGUMENT,
+                where + " keeps its keys apart from its values (not k_eq_v): "
+                        "pass its keys scaled");
+  if (scale) {
+    if (std::string error =
+            checkOperand("scale", scale, {l.headDim}, "[head_dim]", *model);
+        !error.empty())
+      return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
+    if (scale->dtype != HYBRID_RT_F32)
+      return fail(HYBRID_RT_INVALID_ARGUMENT,
+                  where + ": scale has dtype bf16, expected f32");
+  }
+#ifdef HYBRID_RT_CUDA
+  if (model->cuda) {
+    if (cuda::Error e = model->cuda->setKeyScale(l, cuda::Operand::of(scale));
+        !e.empty())
+      return fail(e.status(), where + ": " + e.message());
+    return HYBRID_RT_OK;
+  }
+#endif
+  model->keyScales.resize(model->manifest.layers.size());
+  std::vector<float> &kept = model->keyScales[layer];
+  kept.clear();
+  if (scale) {
+    const float *values = static_cast<const float *>(scale->data);
+    kept.assign(values, values + l.headDim);
+  }
+  return HYBRID_RT_OK;
+} catch (const std::bad_alloc &) {
+  return failOutOfMemory("hybrid_rt_key_scale_set");
+}
+
 const char *hybrid_rt_device_name(const hybrid_rt_model *model) {
   if (!model)
     return "";

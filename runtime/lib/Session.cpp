@@ -698,15 +698,28 @@ hybrid_rt_status hybrid_rt_session_decode(hybrid_rt_session *s, int64_t layer,
   const float *keys = owner->keys.data();
   const float *values = owner->kEqV ? owner->keys.data() : owner->values.data();
   int64_t rows = owner->rows, total = position + steps;
-  if (owner->kEqV && fn.prepareK) {
-    // One stored tensor: rotate the keys a step reads (a full cache).
+  if (owner->kEqV) {
+    // One stored tensor, the values: the keys a step reads are them times
+    // the key scale, rotated (a full cache).
     int64_t width = l.numKvHeads * l.headDim;
-    s->rotatedKeys.resize(s->batch * rows * width);
-    for (int64_t b = 0; b < s->batch; ++b)
-      prepareRows(model, fn.prepareK, keys + b * rows * width,
-                  s->rotatedKeys.data() + b * rows * width,
-                  {1, total, l.numKvHeads, l.headDim}, 0);
-    keys = s->rotatedKeys.data();
+    if (const float *scale = getKeyScale(model, l)) {
+      // The rows the step can read: its positions' (a full cache), or all.
+      int64_t live = std::min(total, rows);
+      model.scaledK.resize(s->batch * rows * width);
+      for (int64_t b = 0; b < s->batch; ++b)
+        scaleVectors(model, scale, keys + b * rows * width,
+                     model.scaledK.data() + b * rows * width,
+                     live * l.numKvHeads, l.headDim);
+      keys = model.scaledK.data();
+    }
+    if (fn.prepareK) {
+      s->rotatedKeys.resize(s->batch * rows * width);
+      for (int64_t b = 0; b < s->batch; ++b)
+        prepareRows(model, fn.prepareK, keys + b * rows * width,
+                    s->rotatedKeys.data() + b * rows * width,
+                    {1, total, l.numKvHeads, l.headDim}, 0);
+      keys = s->rotatedKeys.data();
+    }
   }
 
   Shape kShape = {s->batch, rows, l.numKvHeads, l.headDim};

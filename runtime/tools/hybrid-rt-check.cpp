@@ -140,7 +140,6 @@ Options parse(int argc, char **argv) {
   return o;
 }
 
-/// Uniform in [-limit, limit].
 /// A seeded stream of uniform floats: splitmix64, about ten times faster
 /// than std::mt19937 with a distribution, which matters for the GPU
 /// benchmark's inputs (billions of values at 128K tokens).
@@ -353,6 +352,44 @@ std::vector<float> slice(const std::vector<float> &all, int64_t batch,
   return part;
 }
 
+/// K=V layers' key scales, by layer (hybrid_rt_key_scale_set).
+using KeyScales = std::map<int64_t, std::vector<float>>;
+
+/// Gives every K=V layer that keeps its cache a key scale drawn in
+/// [0.5, 1.5) (ones would hide a runtime that ignores it); false, saying
+/// why, if the runtime refuses one.
+bool setKeyScales(Model &model, const Manifest &manifest, KeyScales &scales) {
+  for (const LayerSpec &l : manifest.layers) {
+    if (!l.hasKernel() || !l.kEqV || l.cachePolicy == "shared")
+      continue;
+    Random rng(uint64_t(l.index) * 104729 + 17);
+    std::vector<float> &scale = scales[l.index];
+    scale = random(rng, l.headDim, 0.5f);
+    for (float &x : scale)
+      x += 1.f;
+    hybrid_rt_tensor t = view(scale.data(), l.headDim);
+    if (Status s = model.setKeyScale(l.index, &t); !s) {
+      std::printf("layer %lld: key scale: FAILED: %s\n", (long long)l.index,
+                  s.message.c_str());
+      return false;
+    }
+  }
+  return true;
+}
+
+/// The keys the reference attends with: `k` [.., Hkv, D] times the key
+/// scale of the layer whose cache `l` reads (its own), if it has one.
+std::vector<float> referenceKeys(const LayerSpec &l, std::vector<float> k,
+                                 const KeyScales &scales) {
+  auto it =
+      scales.find(l.cachePolicy == "shared" ? l.sourceLayer : l.index);
+  if (it == scales.end())
+    return k;
+  for (size_t i = 0; i < k.size(); ++i)
+    k[i] *= it->second[i % it->second.size()];
+  return k;
+}
+
 /// One layer's inputs over the whole sequence, and its output assembled
 /// from the session's calls.
 struct LayerRun {
@@ -479,7 +516,7 @@ bool replayStep(GraphReplay &graph, Model &model, Session &session,
 /// Every layer in a session: the prompt, then the decode steps; returns
 /// false if a call fails or an output differs from the reference.
 bool checkSession(Model &model, const Manifest &manifest, const Options &o,
-                  int64_t prompt, double tolerance) {
+                  const KeyScales &scales, int64_t prompt, double tolerance) {
   int64_t b = o.batch, total = prompt + o.decodeSteps * o.stepTokens;
   Session session;
   if (Status s = session.create(model, b, total, o.stepTokens); !s) {
@@ -615,7 +652,8 @@ bool checkSession(Model &model, const Manifest &manifest, const Options &o,
       int64_t qw = l.numHeads * l.headDim, kw = l.numKvHeads * l.headDim,
               vw = l.numKvHeads * l.vHeadDim, ow = l.numHeads * l.vHeadDim;
       std::vector<float> q = slice(r.q, b, total, qw, 0, length),
-                         k = slice(r.k, b, total, kw, 0, length),
+                         k = referenceKeys(
+                             l, slice(r.k, b, total, kw, 0, length), scales),
                          v = slice(r.v, b, total, vw, 0, length),
                          out = slice(r.out, b, total, ow, 0, length);
       std::vector<double> ref =
@@ -690,10 +728,13 @@ int main(int argc, char **argv) {
                 (long long)o.batch, tolerance, o.bf16 ? ", bf16 operands" : "",
                 o.probe ? ", probe inputs" : "");
 
+  KeyScales scales;
+  if (!setKeyScales(model, manifest, scales))
+    return 1;
   bool failed = false;
   if (o.decodeSteps > 0) {
     for (int64_t seq : o.seqs)
-      failed |= !checkSession(model, manifest, o, seq, tolerance);
+      failed |= !checkSession(model, manifest, o, scales, seq, tolerance);
     return failed ? 1 : 0;
   }
   std::set<std::string> seen;
@@ -730,9 +771,9 @@ int main(int argc, char **argv) {
       json record = describe(l);
       record.update({{"batch", b}, {"seq", seq}});
       if (o.check) {
-        std::vector<double> ref =
-            reference::attention(l, b, seq, seq, q.data(), k.data(), v.data(),
-                                 l.sinks ? sinks.data() : nullptr);
+        std::vector<double> ref = reference::attention(
+            l, b, seq, seq, q.data(), referenceKeys(l, k, scales).data(),
+            v.data(), l.sinks ? sinks.data() : nullptr);
         line += compare(out, ref, seq, l.numHeads, l.vHeadDim, tolerance,
                         failed, record);
         // Failed checks leave their operands for NumPy or torch to inspect.

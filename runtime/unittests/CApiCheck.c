@@ -445,7 +445,48 @@ int main(int argc, char **argv) {
 
 /* Prompt of 4, then steps: every misuse of a session is refused. Closes
  * the model before destroying the session, which keeps it usable. */
+/* Key scales: K=V layers that keep their cache take one of [head_dim]
+ * f32; the others (and layers reading a K=V cache) refuse it. */
+static void checkKeyScales(hybrid_rt_model *model) {
+  int64_t kEqV = -1, reader = -1, other = -1;
+  for (int64_t i = 0; i < hybrid_rt_num_layers(model); ++i) {
+    hybrid_rt_layer_info info;
+    if (hybrid_rt_layer_info_get(model, i, &info) != HYBRID_RT_OK ||
+        !info.has_kernel)
+      continue;
+    if (!info.k_eq_v && other < 0)
+      other = i;
+    else if (info.k_eq_v && info.source_layer < 0 && kEqV < 0)
+      kEqV = i;
+    else if (info.k_eq_v && info.source_layer >= 0 && reader < 0)
+      reader = i;
+  }
+  if (kEqV < 0 || reader < 0 || other < 0)
+    return;
+  hybrid_rt_layer_info info;
+  hybrid_rt_layer_info_get(model, kEqV, &info);
+  float scale[512];
+  for (int i = 0; i < 512; ++i)
+    scale[i] = 0.5f + (float)i / 512;
+  hybrid_rt_tensor t = {scale, HYBRID_RT_F32, 1, {info.head_dim}, HYBRID_RT_HOST};
+  report("key scale", hybrid_rt_key_scale_set(model, kEqV, &t));
+  report("key scale of a layer reading it",
+         hybrid_rt_key_scale_set(model, reader, &t));
+  report("key scale of a layer without K=V",
+         hybrid_rt_key_scale_set(model, other, &t));
+  hybrid_rt_tensor wrong = t;
+  wrong.shape[0] = 3;
+  report("key scale shape", hybrid_rt_key_scale_set(model, kEqV, &wrong));
+  wrong = t;
+  wrong.dtype = HYBRID_RT_BF16;
+  report("key scale dtype", hybrid_rt_key_scale_set(model, kEqV, &wrong));
+  report("key scale of no model", hybrid_rt_key_scale_set(NULL, kEqV, &t));
+  report("key scale of layer -1", hybrid_rt_key_scale_set(model, -1, &t));
+  report("key scale reset", hybrid_rt_key_scale_set(model, kEqV, NULL));
+}
+
 static int checkSession(hybrid_rt_model *model, int64_t layer, int64_t shared) {
+  checkKeyScales(model);
   checkSessionStreams(model, layer);
   hybrid_rt_layer_info info;
   report("info", hybrid_rt_layer_info_get(model, layer, &info));

@@ -122,6 +122,14 @@ inline mlir::MemRefType getPositionType(mlir::MLIRContext *context) {
   return mlir::MemRefType::get({1}, mlir::IntegerType::get(context, 64));
 }
 
+/// A layer's key scale: [head_dim] f32 multiplying its keys per dim before
+/// RoPE (a K=V layer's key-norm weight, whose one stored tensor is the
+/// values; ones for other layers), which the runtime keeps per layer.
+inline mlir::MemRefType getKeyScaleType(mlir::MLIRContext *context) {
+  return mlir::MemRefType::get({mlir::ShapedType::kDynamic},
+                               mlir::Float32Type::get(context));
+}
+
 /// The position held by `length` (getPositionType), as an index.
 mlir::Value loadPosition(mlir::ImplicitLocOpBuilder &b, mlir::Value length);
 
@@ -142,7 +150,9 @@ mlir::gpu::GPUFuncOp createKernel(mlir::ImplicitLocOpBuilder &b,
                                   int64_t threads = kThreads);
 
 /// Emits `@name_prepare_q` (forQueries) or `@name_prepare_k`: f32 rows to
-/// rotated (and, for queries, scaled) bf16 rows; with `fromBF16`,
+/// rotated (and, for queries, scaled) bf16 rows; arguments: in, out,
+/// length (the first position), and for keys the key scale
+/// (getKeyScaleType). With `fromBF16`,
 /// `@name_prepare_q_bf16` or `@name_prepare_k_bf16`, which read bf16 rows
 /// (bf16 operands at the runtime's API, without widening them first).
 mlir::gpu::GPUFuncOp emitPrepareKernel(mlir::ImplicitLocOpBuilder &b,
@@ -157,8 +167,8 @@ mlir::gpu::GPUFuncOp emitPrepareKernel(mlir::ImplicitLocOpBuilder &b,
 /// stored straight into the cache rows of their positions from the layer's
 /// length on, as `hybrid_store_cache_rows` stores them. Arguments: queries,
 /// prepared queries, new keys, new values, key cache, value cache (bf16
-/// [B, rows + mirror, Hkv, D]), length, ring rows; one CTA per (batch,
-/// token).
+/// [B, rows + mirror, Hkv, D]), length, key scale, ring rows; one CTA per
+/// (batch, token).
 mlir::gpu::GPUFuncOp emitPrepareStepKernel(mlir::ImplicitLocOpBuilder &b,
                                            llvm::StringRef name,
                                            const AttentionSignature &sig,

@@ -103,13 +103,23 @@ public:
   }
 
   /// Element `at` of query or key `rows` prepared for f64 `position`, the
-  /// row's (after startRow).
-  Value prepare(Value rows, ValueRange at, Value position, bool forQueries) {
+  /// row's (after startRow). Keys are first multiplied by `keyScale` ([D]
+  /// f32, per dim: a K=V layer's key-norm weight; ones elsewhere).
+  Value prepare(Value rows, ValueRange at, Value position, bool forQueries,
+                Value keyScale = {}) {
     Type f32Type = b.getF32Type();
     auto f64Const = [&](double v) -> Value {
       return arith::ConstantOp::create(b, b.getF64FloatAttr(v));
     };
-    Value x = load(rows, at), d = at[3];
+    Value d = at[3];
+    auto loadScaled = [&](ValueRange element, Value dim) -> Value {
+      Value x = load(rows, element);
+      if (!keyScale)
+        return x;
+      return arith::MulFOp::create(b, x,
+                                   memref::LoadOp::create(b, keyScale, dim));
+    };
+    Value x = loadScaled(at, d);
     Value y = x;
     if (invFreq) {
       // d < pairs pairs with d + half; half <= d < half + pairs with d - half;
@@ -133,7 +143,8 @@ public:
             b, first, arith::AddIOp::create(b, d, half), shifted);
         Value cos = memref::LoadOp::create(b, cosines, ValueRange{i});
         Value sin = memref::LoadOp::create(b, sines, ValueRange{i});
-        Value partner = load(rows, ValueRange{at[0], at[1], at[2], partnerDim});
+        Value partner = loadScaled(
+            ValueRange{at[0], at[1], at[2], partnerDim}, partnerDim);
         // First half: x cos - x' sin; second half: x cos + x' sin.
         Value signedSin = arith::SelectOp::create(
             b, first, arith::NegFOp::create(b, sin), sin);
@@ -188,12 +199,15 @@ hybrid::gpu::emitPrepareKernel(ImplicitLocOpBuilder &b, StringRef name,
                              .str();
   OpBuilder::InsertionGuard guard(b);
   Type element = fromBF16 ? Type(b.getBF16Type()) : Type(b.getF32Type());
-  auto func = createKernel(b, fullName,
-                           {getRowsType(element, heads, dim),
-                            getRowsType(b.getBF16Type(), heads, dim),
-                            getPositionType(b.getContext())});
+  SmallVector<Type> inputs = {getRowsType(element, heads, dim),
+                              getRowsType(b.getBF16Type(), heads, dim),
+                              getPositionType(b.getContext())};
+  if (!forQueries)
+    inputs.push_back(getKeyScaleType(b.getContext()));
+  auto func = createKernel(b, fullName, inputs);
   Value in = func.getArgument(0), out = func.getArgument(1);
   Value firstPosition = loadPosition(b, func.getArgument(2));
+  Value keyScale = forQueries ? Value() : func.getArgument(3);
   ElementPreparer preparer(b, func, sig);
   Value batch, s;
   std::tie(batch, s) = getRow(b, in);
@@ -202,7 +216,8 @@ hybrid::gpu::emitPrepareKernel(ImplicitLocOpBuilder &b, StringRef name,
   forEachOfRow(b, heads, dim, [&](Value h, Value d) {
     SmallVector<Value> at = {batch, s, h, d};
     memref::StoreOp::create(
-        b, toBF16(b, preparer.prepare(in, at, position, forQueries)), out, at);
+        b, toBF16(b, preparer.prepare(in, at, position, forQueries, keyScale)),
+        out, at);
   });
   return func;
 }
@@ -222,12 +237,12 @@ hybrid::gpu::emitPrepareStepKernel(ImplicitLocOpBuilder &b, StringRef name,
        getRowsType(element, sig.kvHeads, vDim),
        getRowsType(bf16, sig.kvHeads, dim),
        getRowsType(bf16, sig.kvHeads, vDim), getPositionType(b.getContext()),
-       b.getIndexType()});
+       getKeyScaleType(b.getContext()), b.getIndexType()});
   Value queries = func.getArgument(0), preparedQueries = func.getArgument(1);
   Value newKeys = func.getArgument(2), newValues = func.getArgument(3);
   Value keys = func.getArgument(4), values = func.getArgument(5);
   Value first = loadPosition(b, func.getArgument(6));
-  Value ring = func.getArgument(7);
+  Value keyScale = func.getArgument(7), ring = func.getArgument(8);
   ElementPreparer preparer(b, func, sig);
   // One CTA per (batch, token) of the new keys; its threads stride over
   // each row's heads x dims.
@@ -255,10 +270,10 @@ hybrid::gpu::emitPrepareStepKernel(ImplicitLocOpBuilder &b, StringRef name,
   ifKeptInCache(b, token, count, first, ring, keys, [&](const CacheRows &at) {
     forEachOfRow(b, sig.kvHeads, dim, [&](Value h, Value d) {
       Value x = preparer.prepare(newKeys, ValueRange{batch, token, h, d},
-                                 positionF64, /*forQueries=*/false);
+                                 positionF64, /*forQueries=*/false, keyScale);
       at.store(b, toBF16(b, x), keys, batch, {h, d});
     });
-    // Values are stored as they are (K=V layers: the raw keys).
+    // Values are stored as they are (K=V layers: the raw keys, unscaled).
     forEachOfRow(b, sig.kvHeads, vDim, [&](Value h, Value d) {
       Value x =
           memref::LoadOp::create(b, newValues, ValueRange{batch, token, h, d});

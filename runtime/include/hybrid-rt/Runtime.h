@@ -71,6 +71,11 @@ public:
         hybrid_rt_prefill(model, layer, &q, &k, &v, sinks, &out));
   }
 
+  /// See hybrid_rt_key_scale_set; null restores ones.
+  Status setKeyScale(int64_t layer, const hybrid_rt_tensor *scale) {
+    return Status::fromCode(hybrid_rt_key_scale_set(model, layer, scale));
+  }
+
   /// See hybrid_rt_stream_set: `stream` is a CUstream.
   Status setStream(void *stream) {
     return Status::fromCode(hybrid_rt_stream_set(model, stream));

@@ -111,6 +111,19 @@ hybrid_rt_status hybrid_rt_prefill(hybrid_rt_model *model, int64_t layer,
                                    const hybrid_rt_tensor *sinks,
                                    hybrid_rt_tensor *out);
 
+/* K=V layers' key scale: scale [head_dim] f32 (host memory, or device
+ * memory on GPU models) multiplies the keys per dim before RoPE. A K=V
+ * layer stores one tensor, its values, which its calls pass as k (and as v,
+ * or v NULL), and derives its keys from it: where the model's key norm has
+ * a learned weight and its value norm none (Gemma 4: k_norm and v_norm of
+ * one projection), pass the value-normed projection and set the weight
+ * here. NULL restores ones, the default. Applies from the next call on, in
+ * every session, to the layer and to the layers reading its cache (they
+ * take its scale); CUDA graphs captured before read it too. Other layers
+ * take their keys as they are: INVALID_ARGUMENT. */
+hybrid_rt_status hybrid_rt_key_scale_set(hybrid_rt_model *model, int64_t layer,
+                                         const hybrid_rt_tensor *scale);
+
 /* Where a model runs: "cpu", or the GPU's name. */
 const char *hybrid_rt_device_name(const hybrid_rt_model *model);
 

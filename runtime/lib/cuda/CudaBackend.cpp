@@ -145,6 +145,19 @@ struct Backend::State {
   std::string storeRowsKernel, advanceLengthKernel; // the manifest's
   // A device int64 holding 0: prompts outside sessions start there.
   CUdeviceptr zeroLength = 0;
+  // Key scales ([head_dim] f32) of the layers given one (setKeyScale), by
+  // layer; the others' prepare kernels read `unitKeyScale` (ones, as many
+  // as the widest head).
+  std::vector<CUdeviceptr> keyScales;
+  CUdeviceptr unitKeyScale = 0;
+  /// The key scale `l`'s keys take: its own, or its source's for a layer
+  /// reading another's cache.
+  CUdeviceptr keyScaleOf(const LayerSpec &l) const {
+    int64_t owner = l.cachePolicy == "shared" ? l.sourceLayer : l.index;
+    return owner < int64_t(keyScales.size()) && keyScales[owner]
+               ? keyScales[owner]
+               : unitKeyScale;
+  }
   // Whether the current call's stream captures a CUDA graph, and whether
   // any call was captured: scratch that a graph launches on is never freed
   // then (a grown buffer retires until the model closes).
@@ -405,7 +418,7 @@ struct Backend::State {
   Error prepare(const KernelSpec &kernel, const std::string &symbol,
                 DeviceRows in, DeviceBuffer &out,
                 const std::vector<int64_t> &shape, CUdeviceptr length,
-                const std::string &bf16Symbol = "") {
+                const std::string &bf16Symbol = "", CUdeviceptr keyScale = 0) {
     size_t count = shape[0] * shape[1] * shape[2] * shape[3];
     HYBRID_CUDA_TRY(ensure(out, count * 2));
     if (in.bf16 && bf16Symbol.empty())
@@ -417,6 +430,8 @@ struct Backend::State {
     args.memref(out.ptr, shape);
     if (length)
       args.memref(length, {1});
+    if (keyScale)
+      args.memref(keyScale, {shape[3]});
     return launch(in.bf16 ? bf16Symbol : symbol, unsigned(shape[0] * shape[1]),
                   1, 1, unsigned(kernel.threads), args);
   }
@@ -665,6 +680,13 @@ struct Backend::State {
     capturing = captured = true;
     return {};
   }
+  /// Copies `bytes` of host memory to `to` in stream order, returning
+  /// once they are there (the caller may free them).
+  Error copyIn(CUdeviceptr to, const void *from, size_t bytes) {
+    HYBRID_CUDA_TRY(check("copying to the GPU",
+                          driver.cuMemcpyHtoDAsync(to, from, bytes, stream)));
+    return check("copying to the GPU", driver.cuStreamSynchronize(stream));
+  }
   /// Whether a call on these operands waits for its work: always on the
   /// model's own stream; on the caller's, unless an operand is in host
   /// memory (the caller may reuse it once the call returns).
@@ -758,8 +780,12 @@ Backend::~Backend() {
       d.cuMemFree(b->ptr);
   for (CUdeviceptr ptr : state->retired)
     d.cuMemFree(ptr);
-  if (state->zeroLength)
-    d.cuMemFree(state->zeroLength);
+  for (CUdeviceptr ptr : state->keyScales)
+    if (ptr)
+      d.cuMemFree(ptr);
+  for (CUdeviceptr ptr : {state->zeroLength, state->unitKeyScale})
+    if (ptr)
+      d.cuMemFree(ptr);
   for (CUevent e : state->events)
     if (e)
       d.cuEventDestroy(e);
@@ -881,7 +907,54 @@ std::unique_ptr<Backend> Backend::open(const Manifest &manifest,
                   d.cuMemsetD8Async(s.zeroLength, 0, sizeof(int64_t), s.own));
       !e.empty())
     return failed(e);
+  int64_t widest = 1;
+  for (const LayerSpec &l : manifest.layers)
+    widest = std::max(widest, l.headDim);
+  std::vector<float> ones(widest, 1.f);
+  if (Error e = s.check("allocating the unit key scale",
+                        d.cuMemAlloc(&s.unitKeyScale, widest * sizeof(float)));
+      !e.empty())
+    return failed(e);
+  if (Error e = s.copyIn(s.unitKeyScale, ones.data(), widest * sizeof(float));
+      !e.empty())
+    return failed(e);
+  // K=V layers' own, ones until set: allocated now, so that the kernels a
+  // CUDA graph captured read the weights set later.
+  s.keyScales.assign(manifest.layers.size(), 0);
+  for (const LayerSpec &l : manifest.layers) {
+    if (!l.hasKernel() || !l.kEqV || l.cachePolicy == "shared")
+      continue;
+    CUdeviceptr &ptr = s.keyScales[l.index];
+    if (Error e = s.check("allocating a key scale",
+                          d.cuMemAlloc(&ptr, l.headDim * sizeof(float)));
+        !e.empty())
+      return failed(e);
+    if (Error e = s.copyIn(ptr, ones.data(), l.headDim * sizeof(float));
+        !e.empty())
+      return failed(e);
+  }
   return backend;
+}
+
+Error Backend::setKeyScale(const LayerSpec &l, Operand scale) {
+  State &s = *state;
+  Driver &d = s.driver;
+  d.cuCtxSetCurrent(s.context);
+  HYBRID_CUDA_TRY(s.enterCall(/*capturable=*/false));
+  size_t bytes = l.headDim * sizeof(float);
+  HYBRID_CUDA_TRY(s.checkDeviceOperand("scale", scale, size_t(l.headDim)));
+  State::CallEnd end{s};
+  CUdeviceptr ptr = s.keyScales.at(l.index);
+  // In stream order: earlier calls' kernels read the weights before.
+  if (!scale.data || scale.onDevice)
+    HYBRID_CUDA_TRY(s.check(
+        "copying a key scale",
+        d.cuMemcpyDtoDAsync(
+            ptr, scale.data ? CUdeviceptr(scale.data) : s.unitKeyScale, bytes,
+            s.stream)));
+  else
+    HYBRID_CUDA_TRY(s.copyIn(ptr, scale.data, bytes));
+  return s.check("setting a key scale", d.cuStreamSynchronize(s.stream));
 }
 
 int64_t DeviceCache::bytes() const { return keyBytes + valueBytes; }
@@ -943,7 +1016,8 @@ Error Backend::prefill(const LayerSpec &l, const KernelSpec &kernel,
     HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareQ, qRows, s.qBf16, qShape,
                               s.zeroLength, kernel.prepareQBF16));
     HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareK, kRows, s.kBf16, kShape,
-                              s.zeroLength, kernel.prepareKBF16));
+                              s.zeroLength, kernel.prepareKBF16,
+                              s.keyScaleOf(l)));
     HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareV, vRows, s.vBf16, vShape,
                               /*length=*/0));
     keys = s.kBf16.ptr; // as the prepare kernels grew them
@@ -1162,13 +1236,15 @@ Error Backend::State::prepareStep(const LayerSpec &l, const KernelSpec &kernel,
     args.memref(CUdeviceptr(cache.values),
                 {batch, stride, l.numKvHeads, l.vHeadDim});
     args.memref(CUdeviceptr(cache.length), {1});
+    args.memref(s.keyScaleOf(l), {l.headDim});
     args.scalar(cache.rows);
     return s.launch(fused, unsigned(batch * count), 1, 1,
                     unsigned(kernel.threads), args);
   }
   if (cache.rows > 0) {
     HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareK, kRows, s.kBf16, kShape,
-                              CUdeviceptr(cache.length), kernel.prepareKBF16));
+                              CUdeviceptr(cache.length), kernel.prepareKBF16,
+                              s.keyScaleOf(l)));
     HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareV, vRows, s.vBf16, vShape,
                               /*length=*/0));
     HYBRID_CUDA_TRY(s.storeRows(l, cache, batch, count));

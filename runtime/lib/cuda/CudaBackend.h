@@ -98,6 +98,12 @@ public:
                 Operand out, DeviceCache *cache = nullptr,
                 const DeviceCache *source = nullptr);
 
+  /// Sets K=V `layer`'s key scale ([head_dim] f32, host or device; absent:
+  /// ones), which its prepare kernels (and those of layers reading its
+  /// cache) multiply its keys by before RoPE; in place, so CUDA graphs
+  /// captured before read it too.
+  Error setKeyScale(const LayerSpec &layer, Operand scale);
+
   /// Allocates `rows` rows of `layer` and `mirror` rows past them (ring
   /// caches: the largest key tile of the flash kernels reading it, or
   /// `rows` if fewer) for `batch` sequences, zeroed.

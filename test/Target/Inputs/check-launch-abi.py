@@ -37,11 +37,12 @@ def main(directory):
             # split-K: q, k, v, [sinks,] partial out, max, sum, then the same
             "entry_split": 3 * memref(4) + sinks + memref(5) + 2 * memref(4)
             + scalars,
-            # in, out, length (the first position; f32 or bf16 rows in)
+            # in, out, length (the first position; f32 or bf16 rows in),
+            # and for keys the key scale [D]
             "prepare_q": 2 * memref(4) + memref(1),
-            "prepare_k": 2 * memref(4) + memref(1),
+            "prepare_k": 2 * memref(4) + 2 * memref(1),
             "prepare_q_bf16": 2 * memref(4) + memref(1),
-            "prepare_k_bf16": 2 * memref(4) + memref(1),
+            "prepare_k_bf16": 2 * memref(4) + 2 * memref(1),
             # in, out
             "prepare_v": 2 * memref(4),
             # q, k cache, v cache, [sinks,] partial out, max, sum, length,
@@ -51,10 +52,10 @@ def main(directory):
             # partial out, max, sum, out (f32 or bf16 rows), length, count
             "decode_combine": memref(5) + 3 * memref(4) + memref(1) + 1,
             "decode_combine_bf16": memref(5) + 3 * memref(4) + memref(1) + 1,
-            # q, prepared q, new k, new v, k cache, v cache, length, ring
-            # rows (f32 or bf16 rows in)
-            "prepare_step": 6 * memref(4) + memref(1) + 1,
-            "prepare_step_bf16": 6 * memref(4) + memref(1) + 1,
+            # q, prepared q, new k, new v, k cache, v cache, length, key
+            # scale, ring rows (f32 or bf16 rows in)
+            "prepare_step": 6 * memref(4) + 2 * memref(1) + 1,
+            "prepare_step_bf16": 6 * memref(4) + 2 * memref(1) + 1,
         }
         for role, count in expected.items():
             symbol = kernel.get(role)
