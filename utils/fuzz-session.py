@@ -81,6 +81,15 @@ def run_calls(schedule, seed, calls, tolerance, print=print):
         cache = layers[i]["cache"]
         return cache["source_layer"] if cache["policy"] == "shared" else i
 
+    # K=V layers' key scales: the same for every thread of a case (they share
+    # the model).
+    scales = {}
+    for i, layer in enumerate(layers):
+        if layer["cache"]["k_eq_v"] and source(i) == i:
+            scales[i] = np.random.default_rng(i).uniform(0.5, 1.5, layer["head_dim"]).astype(
+                np.float32)
+            schedule.set_key_scale(i, scales[i])
+
     # Tokens each layer has seen, and the keys and values of the layers that
     # keep their own (a shared layer reads its source's).
     lengths = [0] * len(layers)
@@ -96,7 +105,8 @@ def run_calls(schedule, seed, calls, tolerance, print=print):
         if source(i) != i and source(i) in history:
             held_k, held_v = history[source(i)]
             if held_k.shape[1] >= at + count:
-                k, v = held_k[:, at:at + count], held_v[:, at:at + count]
+                k = held_k[:, at:at + count]
+                v = k if layer["cache"]["k_eq_v"] else held_v[:, at:at + count]
         sinks = data.standard_normal(layer["num_heads"], np.float32) if layer["sinks"] else None
         return q, k, v, sinks
 
@@ -164,6 +174,8 @@ def run_calls(schedule, seed, calls, tolerance, print=print):
             raise Finding(f"{what}: accepted, though {why}")
         # The reference sees what was passed, as the package converts it.
         q, k, v, sinks = (as_float32(args[n]) for n in ("q", "k", "v", "sinks"))
+        if layer["cache"]["k_eq_v"] and k is not None:
+            v = k  # the values of a K=V layer (v None or k itself)
         if not shared:
             if not prefill and i in history:  # a first decode starts one
                 k, v = (np.concatenate([held, x], axis=1)
@@ -175,7 +187,8 @@ def run_calls(schedule, seed, calls, tolerance, print=print):
             at = lengths[source(i)] - count
             k, v = (x[:, :at + count] for x in history[source(i)])
         lengths[i] = at + count
-        ref = attention(layer, q, k, v, sinks)
+        scale = scales.get(source(i), 1)  # its keys: the values times it
+        ref = attention(layer, q, k * scale, v, sinks)
         error = np.abs(np.asarray(out, np.float64) - ref).max() / np.abs(ref).max()
         if not error <= tolerance:
             raise Finding(f"{what}: relative error {error:.3g} > {tolerance}")
@@ -222,7 +235,9 @@ def mutate(rng, np, args, layer, prefill, shared, step_limit, max_seq):
         args[name] = args[name][0] if rng.random() < 0.5 else args[name][None]
         return f"{name} rank {args[name].ndim}", True
     if kind == "convert":
-        name = rng.choice(keyed)
+        # A shared layer's k and v are its source's (its prompt may read them
+        # from the source's cache): a rounding conversion would break that.
+        name = "q" if shared else rng.choice(keyed)
         x = args[name]
         how = rng.choice(["float64", "float16", "int", "fortran", "strided"])
         if how == "float64":
@@ -268,7 +283,7 @@ def mutate(rng, np, args, layer, prefill, shared, step_limit, max_seq):
         if prefill:
             name = rng.choice(["k", "v"])
             args[name] = None
-            return f"{name} None", True
+            return f"{name} None", not (name == "v" and layer["cache"]["k_eq_v"])
         if shared:
             args["k"] = np.zeros((q.shape[0], count, layer["num_kv_heads"], layer["head_dim"]),
                                  np.float32)
@@ -276,7 +291,8 @@ def mutate(rng, np, args, layer, prefill, shared, step_limit, max_seq):
             return "k and v given to a shared layer", True
         name = rng.choice(["k", "v"])
         args[name] = None
-        return f"{name} None", True
+        # K=V layers' values are k: v None is theirs to take.
+        return f"{name} None", not (name == "v" and layer["cache"]["k_eq_v"])
     # count: an empty step, too many tokens, or more than max_seq.
     if prefill:
         size = rng.choice([0, max_seq + 1])

@@ -142,6 +142,17 @@ class Schedule:
         with open(os.path.join(self.artifacts_dir, "kernels.mlir")) as f:
             return f.read()
 
+    def set_key_scale(self, layer: int, scale) -> None:
+        """A K=V layer's key scale [head_dim] (float32; None restores ones): its
+        keys are the stored tensor (the values, passed as k) times it per dim,
+        then rotated. Gemma 4's K=V layers take k_norm's weight here, k being
+        the projection v_norm gives. Applies to its sessions' next calls and to
+        the layers reading its cache."""
+        scale = _as_array(scale, "scale")
+        if _is_torch(scale):
+            scale = scale.float()
+        _wrap(self._model.set_key_scale, layer, scale)
+
     def session(self, batch: int, max_seq: int, max_step_tokens: int = 1) -> "Session":
         """Per-layer KV caches for `batch` sequences of up to `max_seq` tokens."""
         return Session(self, batch, max_seq, max_step_tokens)
@@ -172,8 +183,11 @@ class Session:
     def _run(self, method, layer, q, k, v, sinks, out):
         if q is None:
             raise TypeError("q: expected a NumPy array or a DLPack tensor, got None")
+        same = v is k  # K=V layers: v must be k itself
         q, k, v, sinks = (_as_array(x, n) for x, n in ((q, "q"), (k, "k"), (v, "v"),
                                                       (sinks, "sinks")))
+        if same:
+            v = k
         result = self._out(layer, q) if out is None else out
         _wrap(method, layer, q, k, v, sinks, result,
               _torch_stream((q, k, v, sinks, result)))
@@ -182,7 +196,8 @@ class Session:
     def prefill(self, layer: int, q, k, v, sinks=None, out=None):
         """Attention of a prompt q [B, S, Hq, D], k [B, S, Hkv, D], v [B, S, Hkv, Dv]
         (sinks [Hq] for layers with sinks); the layer's cache keeps what its policy
-        holds. Returns out [B, S, Hq, Dv] (written into `out` when given)."""
+        holds. Returns out [B, S, Hq, Dv] (written into `out` when given). K=V
+        layers' values are k: pass v None or k itself."""
         return self._run(self._session.prefill, layer, q, k, v, sinks, out)
 
     def decode(self, layer: int, q, k=None, v=None, sinks=None, out=None):

@@ -119,11 +119,11 @@ void run(Session &s, int64_t layer, bool decode, const Input &q,
     if (decode)
       return s.session.decode(layer, tq, tk ? &*tk : nullptr,
                               tv ? &*tv : nullptr, ts ? &*ts : nullptr, to);
-    if (!tk || !tv)
-      return {HYBRID_RT_INVALID_ARGUMENT,
-              "prefill: layer " + std::to_string(layer) +
-                  ": k and v are required (a shared layer takes its source's)"};
-    return s.session.prefill(layer, tq, *tk, *tv, ts ? &*ts : nullptr, to);
+    // k is required (the binding's); v may be None where the runtime
+    // takes null (K=V layers).
+    return rt::Status::fromCode(hybrid_rt_session_prefill(
+        s.session.get(), layer, &tq, &*tk, tv ? &*tv : nullptr,
+        ts ? &*ts : nullptr, &to));
   };
   rt::Status status;
   {
@@ -158,6 +158,22 @@ NB_MODULE(_runtime, m) {
           },
           nb::arg("artifacts_dir"), nb::arg("threads") = 0,
           "Opens the artifacts hybrid-compile wrote into `artifacts_dir`.")
+      .def(
+          "set_key_scale",
+          [](Model &m, int64_t layer, const std::optional<Input> &scale) {
+            std::optional<hybrid_rt_tensor> t;
+            if (scale)
+              t = view(*scale, "scale");
+            rt::Status status;
+            {
+              nb::gil_scoped_release release;
+              std::lock_guard<std::mutex> turn(m.calls);
+              status = m.model.setKeyScale(layer, t ? &*t : nullptr);
+            }
+            check(status);
+          },
+          nb::arg("layer"), nb::arg("scale").none(),
+          "K=V layer `layer`'s key scale [head_dim] (None: ones).")
       .def_prop_ro("num_layers",
                    [](const Model &m) { return m.model.numLayers(); })
       .def_prop_ro("num_threads",
@@ -180,11 +196,11 @@ NB_MODULE(_runtime, m) {
       .def(
           "prefill",
           [](Session &s, int64_t layer, const Input &q, const Input &k,
-             const Input &v, const std::optional<Input> &sinks, Output out,
-             std::optional<uintptr_t> stream) {
+             const std::optional<Input> &v, const std::optional<Input> &sinks,
+             Output out, std::optional<uintptr_t> stream) {
             run(s, layer, /*decode=*/false, q, k, v, sinks, out, stream);
           },
-          nb::arg("layer"), nb::arg("q"), nb::arg("k"), nb::arg("v"),
+          nb::arg("layer"), nb::arg("q"), nb::arg("k"), nb::arg("v").none(),
           nb::arg("sinks").none(), nb::arg("out").noconvert(),
           nb::arg("stream").none() = nb::none(),
           "`stream`: a CUstream (an integer, 0 the legacy default stream) "

@@ -19,8 +19,8 @@ import pytest
 from bfloat16 import KDL_BFLOAT, BFloat16Array, dlpack_capsule
 from prebuilt import compile_or_load
 from reference import attention
-from test_hybrid_attn import (SPEC, check_shared_layer_skips_tokens, check_threads_take_turns,
-                              relative_error)
+from test_hybrid_attn import (K_EQ_V_SPEC, SPEC, check_key_scale, check_shared_layer_skips_tokens,
+                              check_threads_take_turns, relative_error)
 
 pytestmark = pytest.mark.skipif(not os.environ.get("HYBRID_CUDA_DRIVER"),
                                 reason="HYBRID_CUDA_DRIVER not set")
@@ -92,8 +92,7 @@ def test_session_matches_reference(schedule, step):
 
 @pytest.fixture(scope="module")
 def k_eq_v_schedule():
-    spec = dict(SPEC, name="keqv", layers=[{"kind": "full", "k_eq_v": True}])
-    return compile_or_load(spec, target="cuda:sm_90a", max_seq=64)
+    return compile_or_load(K_EQ_V_SPEC, target="cuda:sm_90a", max_seq=64)
 
 
 def test_k_eq_v_cache_is_planned_as_allocated(k_eq_v_schedule):
@@ -110,6 +109,10 @@ def test_k_eq_v_cache_is_planned_as_allocated(k_eq_v_schedule):
     # Keys after RoPE and raw keys as values: two bf16 tensors.
     assert layer["cache"]["bytes_per_token"] == 2 * 2 * 64 * 2
     assert info["bytes"] == info["rows"] * layer["cache"]["bytes_per_token"]
+
+
+def test_key_scale(k_eq_v_schedule):
+    check_key_scale(k_eq_v_schedule, 2e-2)
 
 
 def test_bfloat16_arrays_in_and_out(schedule):

@@ -116,6 +116,66 @@ def test_shared_layer_skips_tokens(schedule):
     check_shared_layer_skips_tokens(schedule, 1e-4)
 
 
+# A K=V layer with RoPE, and a layer reading its cache.
+K_EQ_V_SPEC = dict(SPEC, name="keqv", layers=[{"kind": "full", "k_eq_v": True},
+                                              {"kind": "full", "k_eq_v": True,
+                                               "shared_source": 0}])
+
+
+def check_key_scale(schedule, tolerance):
+    """A K=V layer stores one tensor, its values (passed as k), and attends
+    with keys that are it times its key scale, rotated: prompt and steps, and
+    for the layer reading its cache too. Other layers refuse a key scale."""
+    rng = np.random.default_rng(4)
+    batch, prompt, steps = 2, 13, 3
+    layer = schedule.layers[0]
+    scale = rng.uniform(0.5, 1.5, layer["head_dim"]).astype(np.float32)
+    q, k, _ = inputs(rng, layer, batch, prompt + steps)
+    q1 = rng.standard_normal(q.shape, np.float32)
+    schedule.set_key_scale(0, scale)
+    try:
+        session = schedule.session(batch, prompt + steps)
+        outs = [np.zeros(q.shape, np.float32) for _ in range(2)]
+        before = slice(0, prompt)
+        kb = k[:, before]
+        outs[0][:, before] = session.prefill(0, q[:, before], kb, kb)  # v: k itself
+        outs[1][:, before] = session.prefill(1, q1[:, before], kb, None)
+        for t in range(prompt, prompt + steps):
+            at = slice(t, t + 1)
+            kt = np.ascontiguousarray(k[:, at])
+            outs[0][:, at] = session.decode(0, np.ascontiguousarray(q[:, at]), kt, kt)
+            outs[1][:, at] = session.decode(1, np.ascontiguousarray(q1[:, at]))
+        for i, queries in enumerate((q, q1)):
+            ref = attention(schedule.layers[i], queries, k * scale, k)
+            assert relative_error(outs[i], ref) < tolerance, i
+        # The unscaled keys would have given another result.
+        assert relative_error(outs[0], attention(layer, q, k, k)) > 0.1
+        with pytest.raises(hybrid_attn.HybridError,
+                           match="layer 1 reads layer 0's cache and takes its key scale"):
+            schedule.set_key_scale(1, scale)
+        with pytest.raises(hybrid_attn.HybridError,
+                           match=r"scale has shape \[3\], expected \[64\]"):
+            schedule.set_key_scale(0, scale[:3])
+    finally:
+        schedule.set_key_scale(0, None)
+    session = schedule.session(batch, prompt)
+    with pytest.raises(hybrid_attn.HybridError,
+                       match="v must be null or k itself: a K=V layer's values are its k"):
+        session.prefill(0, q[:, before], kb, kb.copy())
+    out = session.prefill(0, q[:, before], kb, None)
+    assert relative_error(out, attention(layer, q[:, before], kb, kb)) < tolerance
+
+
+def test_key_scale():
+    check_key_scale(hybrid_attn.compile(K_EQ_V_SPEC, max_seq=64), 1e-4)
+
+
+def test_key_scale_only_for_k_eq_v_layers(schedule):
+    with pytest.raises(hybrid_attn.HybridError,
+                       match=r"layer 0 keeps its keys apart from its values \(not k_eq_v\)"):
+        schedule.set_key_scale(0, np.ones(64, np.float32))
+
+
 def test_arrays_are_used_in_place(schedule):
     rng = np.random.default_rng(0)
     session = schedule.session(1, 2048)

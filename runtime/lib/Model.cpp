@@ -2,6 +2,8 @@
 
 #include "Model.h"
 
+#include <algorithm>
+
 using namespace hybrid::rt;
 
 hybrid_rt_status hybrid::rt::getRunnableLayer(const hybrid_rt_model &model,
@@ -20,6 +22,23 @@ hybrid_rt_status hybrid::rt::getRunnableLayer(const hybrid_rt_model &model,
   return HYBRID_RT_OK;
 }
 
+std::string hybrid::rt::checkValues(const LayerSpec &l, int64_t batch,
+                                    int64_t seq, const hybrid_rt_tensor *k,
+                                    const hybrid_rt_tensor *v,
+                                    const hybrid_rt_model &model) {
+  if (!l.kEqV)
+    return checkOperand("v", v, {batch, seq, l.numKvHeads, l.vHeadDim},
+                        "[batch, seq, kv_heads, v_head_dim]", model);
+  auto same = [](const hybrid_rt_tensor &a, const hybrid_rt_tensor &b) {
+    return a.data == b.data && a.dtype == b.dtype && a.rank == b.rank &&
+           a.memory == b.memory &&
+           std::equal(a.shape, a.shape + std::clamp(a.rank, 0, 4), b.shape);
+  };
+  if (v && (!k || !same(*v, *k)))
+    return "v must be null or k itself: a K=V layer's values are its k";
+  return "";
+}
+
 std::string hybrid::rt::checkLayerOperands(
     const LayerSpec &l, int64_t batch, int64_t seq, const hybrid_rt_tensor *q,
     const hybrid_rt_tensor *k, const hybrid_rt_tensor *v,
@@ -31,8 +50,7 @@ std::string hybrid::rt::checkLayerOperands(
     error = checkOperand("k", k, {batch, seq, l.numKvHeads, l.headDim},
                          "[batch, seq, kv_heads, head_dim]", model);
   if (error.empty() && withKeys)
-    error = checkOperand("v", v, {batch, seq, l.numKvHeads, l.vHeadDim},
-                         "[batch, seq, kv_heads, v_head_dim]", model);
+    error = checkValues(l, batch, seq, k, v, model);
   if (error.empty() && !withKeys && (k || v))
     error = "k and v must be null: the layer reads layer " +
             std::to_string(l.sourceLayer) + "'s cache";

@@ -97,10 +97,17 @@ hybrid_rt_status getRunnableLayer(const hybrid_rt_model &model, int64_t layer,
                                   const std::string &where,
                                   const LayerSpec *&spec);
 
-/// "" if q [B, S, Hq, D], k [B, S, Hkv, D], v [B, S, Hkv, Dv], out
-/// [B, S, Hq, Dv] and sinks [Hq] (exactly when the layer has sinks) fit
-/// the layer, else the first mismatch. With `withKeys` false, k and v must
-/// be null (shared-cache layers).
+/// "" if v fits `layer` after k (checked before): [B, S, Hkv, Dv], or for
+/// K=V layers, whose values are k, null or k itself (their callers then
+/// take k as v).
+std::string checkValues(const LayerSpec &layer, int64_t batch, int64_t seq,
+                        const hybrid_rt_tensor *k, const hybrid_rt_tensor *v,
+                        const hybrid_rt_model &model);
+
+/// "" if q [B, S, Hq, D], k [B, S, Hkv, D], v [B, S, Hkv, Dv] (checkValues),
+/// out [B, S, Hq, Dv] and sinks [Hq] (exactly when the layer has sinks) fit the
+/// layer, else the first mismatch. With `withKeys` false, k and v must be null
+/// (shared-cache layers).
 std::string checkLayerOperands(const LayerSpec &layer, int64_t batch,
                                int64_t seq, const hybrid_rt_tensor *q,
                                const hybrid_rt_tensor *k,

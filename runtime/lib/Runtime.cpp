@@ -237,6 +237,8 @@ hybrid_rt_status hybrid_rt_prefill(hybrid_rt_model *model, int64_t layer,
           checkLayerOperands(l, batch, seq, q, k, v, sinks, out, true, *model);
       !error.empty())
     return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
+  if (l.kEqV)
+    v = k; // the values of a K=V layer
 #ifdef HYBRID_RT_CUDA
   if (model->cuda) {
     using cuda::Operand;
@@ -260,8 +262,7 @@ hybrid_rt_status hybrid_rt_prefill(hybrid_rt_model *model, int64_t layer,
   return failOutOfMemory("hybrid_rt_prefill");
 }
 
-hybrid_rt_status hybrid_rt_key_scale_set(hybrid_rt_model *model,
-                                         int64_t layer,
+hybrid_rt_status hybrid_rt_key_scale_set(hybrid_rt_model *model, int64_t layer,
                                          const hybrid_rt_tensor *scale) try {
   CallLock lock(model);
   if (!model)

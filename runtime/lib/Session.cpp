@@ -502,6 +502,8 @@ hybrid_rt_status hybrid_rt_session_prefill(hybrid_rt_session *s, int64_t layer,
                              /*withKeys=*/true, *s->model);
       !error.empty())
     return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
+  if (l.kEqV)
+    v = k;
   if (seq <= 0)
     return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": an empty prompt");
   if (c.length != 0)
@@ -573,10 +575,11 @@ hybrid_rt_status hybrid_rt_session_append(hybrid_rt_session *s, int64_t layer,
       checkOperand("k", k, {s->batch, count, l.numKvHeads, l.headDim},
                    "[batch, seq, kv_heads, head_dim]", *s->model);
   if (error.empty())
-    error = checkOperand("v", v, {s->batch, count, l.numKvHeads, l.vHeadDim},
-                         "[batch, seq, kv_heads, v_head_dim]", *s->model);
+    error = checkValues(l, s->batch, count, k, v, *s->model);
   if (!error.empty())
     return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
+  if (l.kEqV)
+    v = k;
   if (std::string error = checkRoom(*s, c.length, count);
       !error.empty() && !capturing)
     return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
@@ -636,6 +639,8 @@ hybrid_rt_status hybrid_rt_session_decode(hybrid_rt_session *s, int64_t layer,
                                              out, !shared, model);
       !error.empty())
     return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
+  if (l.kEqV)
+    v = k;
   if (steps < 1 || steps > s->maxStep)
     return fail(HYBRID_RT_INVALID_ARGUMENT,
                 where + ": a step of " + std::to_string(steps) +

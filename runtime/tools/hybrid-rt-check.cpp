@@ -338,6 +338,8 @@ Inputs drawInputs(Random &rng, const LayerSpec &l, int64_t batch,
     for (float &x : in.sinks)
       x = bf16 ? 0.f : float(std::nearbyint(2 * x) * std::log(2.0));
   }
+  if (l.kEqV) // one tensor: the values, passed as k
+    in.v = in.k;
   return in;
 }
 
@@ -381,8 +383,7 @@ bool setKeyScales(Model &model, const Manifest &manifest, KeyScales &scales) {
 /// scale of the layer whose cache `l` reads (its own), if it has one.
 std::vector<float> referenceKeys(const LayerSpec &l, std::vector<float> k,
                                  const KeyScales &scales) {
-  auto it =
-      scales.find(l.cachePolicy == "shared" ? l.sourceLayer : l.index);
+  auto it = scales.find(l.cachePolicy == "shared" ? l.sourceLayer : l.index);
   if (it == scales.end())
     return k;
   for (size_t i = 0; i < k.size(); ++i)
@@ -440,8 +441,9 @@ bool replayStep(GraphReplay &graph, Model &model, Session &session,
     for (const LayerSpec *l : layers) {
       std::vector<hybrid_rt_tensor> &t = tensors[l->index];
       bool shared = l->cachePolicy == "shared";
+      // K=V layers' values are their k: v null.
       if (Status s = session.decode(l->index, t[0], shared ? nullptr : &t[1],
-                                    shared ? nullptr : &t[2],
+                                    shared || l->kEqV ? nullptr : &t[2],
                                     l->sinks ? &t[3] : nullptr, t[4]);
           !s) {
         graph.endCapture();
@@ -535,13 +537,10 @@ bool checkSession(Model &model, const Manifest &manifest, const Options &o,
     r.k = std::move(in.k);
     r.v = std::move(in.v);
     r.sinks = std::move(in.sinks);
-    // A shared layer attends over its source's keys and values; K=V layers
-    // use their keys as values.
+    // A shared layer attends over its source's keys and values.
     if (l.cachePolicy == "shared" && runs.count(l.sourceLayer)) {
       r.k = runs[l.sourceLayer].k;
       r.v = runs[l.sourceLayer].v;
-    } else if (l.kEqV) {
-      r.v = r.k;
     }
     r.out.assign(b * total * l.numHeads * l.vHeadDim, 0.f);
     if (o.bf16) { // the reference sees the bf16-rounded inputs
@@ -599,6 +598,8 @@ bool checkSession(Model &model, const Manifest &manifest, const Options &o,
       wide.enabled = o.bf16;
       wide.inputs(q, k, v, sinks, tq, tk, tv, ts, to, out.size());
       bool shared = l.cachePolicy == "shared";
+      if (l.kEqV) // the values are k itself
+        tv = tk;
       auto start = std::chrono::steady_clock::now();
       Status s = begin == 0
                      ? session.prefill(l.index, tq, tk, tv,
@@ -755,6 +756,8 @@ int main(int argc, char **argv) {
       BF16Operands wide;
       wide.enabled = o.bf16;
       wide.inputs(q, k, v, sinks, tq, tk, tv, ts, to, out.size());
+      if (l.kEqV) // the values are k itself
+        tv = tk;
       auto run = [&] {
         return model.prefill(l.index, tq, tk, tv, l.sinks ? &ts : nullptr, to);
       };

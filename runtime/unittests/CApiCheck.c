@@ -468,7 +468,8 @@ static void checkKeyScales(hybrid_rt_model *model) {
   float scale[512];
   for (int i = 0; i < 512; ++i)
     scale[i] = 0.5f + (float)i / 512;
-  hybrid_rt_tensor t = {scale, HYBRID_RT_F32, 1, {info.head_dim}, HYBRID_RT_HOST};
+  hybrid_rt_tensor t = {
+      scale, HYBRID_RT_F32, 1, {info.head_dim}, HYBRID_RT_HOST};
   report("key scale", hybrid_rt_key_scale_set(model, kEqV, &t));
   report("key scale of a layer reading it",
          hybrid_rt_key_scale_set(model, reader, &t));

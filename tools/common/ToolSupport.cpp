@@ -187,14 +187,16 @@ LayerSlice::LayerSlice(const rt::LayerSpec &layer, const LayerInputs &in,
                        int64_t begin, int64_t count)
     : qData(slicePositions(in.q, in.qShape, begin, count)),
       kData(slicePositions(in.k, in.kShape, begin, count)),
-      vData(slicePositions(in.v, in.vShape, begin, count)),
+      vData(layer.kEqV ? std::vector<float>()
+                       : slicePositions(in.v, in.vShape, begin, count)),
       out(in.outShape[0] * count * in.outShape[2] * in.outShape[3]) {
   auto shape = [&](const std::array<int64_t, 4> &s) {
     return std::array<int64_t, 4>{s[0], count, s[2], s[3]};
   };
   q = rt::view(qData.data(), shape(in.qShape));
   k = rt::view(kData.data(), shape(in.kShape));
-  v = rt::view(vData.data(), shape(in.vShape));
+  // K=V layers' values are their k itself.
+  v = layer.kEqV ? k : rt::view(vData.data(), shape(in.vShape));
   o = rt::view(out.data(), shape(in.outShape));
   sinks = rt::view(in.sinks.data(), layer.numHeads);
   sinksOrNull = layer.sinks ? &sinks : nullptr;

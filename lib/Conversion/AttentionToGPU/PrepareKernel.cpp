@@ -143,8 +143,8 @@ public:
             b, first, arith::AddIOp::create(b, d, half), shifted);
         Value cos = memref::LoadOp::create(b, cosines, ValueRange{i});
         Value sin = memref::LoadOp::create(b, sines, ValueRange{i});
-        Value partner = loadScaled(
-            ValueRange{at[0], at[1], at[2], partnerDim}, partnerDim);
+        Value partner =
+            loadScaled(ValueRange{at[0], at[1], at[2], partnerDim}, partnerDim);
         // First half: x cos - x' sin; second half: x cos + x' sin.
         Value signedSin = arith::SelectOp::create(
             b, first, arith::NegFOp::create(b, sin), sin);

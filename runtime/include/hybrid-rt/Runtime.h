@@ -137,6 +137,8 @@ public:
     return Status::fromCode(hybrid_rt_session_append(session, layer, &k, &v));
   }
 
+  hybrid_rt_session *get() { return session; }
+
 private:
   hybrid_rt_session *session = nullptr;
 };

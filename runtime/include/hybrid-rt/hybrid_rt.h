@@ -103,7 +103,8 @@ hybrid_rt_status hybrid_rt_layer_info_get(const hybrid_rt_model *model,
  * k [B, S, Hkv, D], v [B, S, Hkv, Dv] at positions 0..S-1, sinks [Hq] when
  * the layer has sinks (else NULL), out [B, S, Hq, Dv]. Positional encoding,
  * scale and score modifiers are applied inside; q, k and v are not
- * modified. */
+ * modified. K=V layers' values are k: their v is NULL or k itself (the
+ * same tensor), in this call and every session call. */
 hybrid_rt_status hybrid_rt_prefill(hybrid_rt_model *model, int64_t layer,
                                    const hybrid_rt_tensor *q,
                                    const hybrid_rt_tensor *k,
@@ -168,9 +169,10 @@ hybrid_rt_status hybrid_rt_device_time_get(const hybrid_rt_model *model,
  *           (W + max_step_tokens - 1 rows), whatever the context length;
  *   chunk   chunk C: the current chunk (C + max_step_tokens - 1 rows);
  *   shared  no storage: the layer reads its source layer's cache;
- * and K=V layers store one tensor serving as keys and values. Caches hold
- * f32 (the CPU kernels' type); on GPUs they live in device memory as bf16,
- * and K=V layers keep their raw keys as values as well. Each layer advances
+ * and K=V layers store one tensor, the values, from which they derive their
+ * keys (hybrid_rt_key_scale_set). Caches hold f32 (the CPU kernels' type);
+ * on GPUs they live in device memory as bf16, and K=V layers keep the
+ * derived keys beside the values. Each layer advances
  * on its own: call every layer once per step, a shared layer after its
  * source. */
 typedef struct hybrid_rt_session hybrid_rt_session;

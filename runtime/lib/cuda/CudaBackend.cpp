@@ -947,11 +947,11 @@ Error Backend::setKeyScale(const LayerSpec &l, Operand scale) {
   CUdeviceptr ptr = s.keyScales.at(l.index);
   // In stream order: earlier calls' kernels read the weights before.
   if (!scale.data || scale.onDevice)
-    HYBRID_CUDA_TRY(s.check(
-        "copying a key scale",
-        d.cuMemcpyDtoDAsync(
-            ptr, scale.data ? CUdeviceptr(scale.data) : s.unitKeyScale, bytes,
-            s.stream)));
+    HYBRID_CUDA_TRY(
+        s.check("copying a key scale",
+                d.cuMemcpyDtoDAsync(
+                    ptr, scale.data ? CUdeviceptr(scale.data) : s.unitKeyScale,
+                    bytes, s.stream)));
   else
     HYBRID_CUDA_TRY(s.copyIn(ptr, scale.data, bytes));
   return s.check("setting a key scale", d.cuStreamSynchronize(s.stream));
@@ -995,8 +995,6 @@ Error Backend::prefill(const LayerSpec &l, const KernelSpec &kernel,
   bool inPlace = cache && held && held->rows >= seq;
   CUdeviceptr keys = 0, values = 0;
   int64_t rows = seq, ring = seq;
-  std::vector<int64_t> vShape = {batch, seq, l.numKvHeads, l.vHeadDim};
-  DeviceRows kRows;
   if (inPlace) {
     HYBRID_CUDA_TRY(s.prepareStep(l, kernel, *cache, batch, seq, q, k, v));
     keys = CUdeviceptr(held->keys);
@@ -1005,8 +1003,9 @@ Error Backend::prefill(const LayerSpec &l, const KernelSpec &kernel,
     ring = held->rows;
   } else {
     std::vector<int64_t> qShape = {batch, seq, l.numHeads, l.headDim},
-                         kShape = {batch, seq, l.numKvHeads, l.headDim};
-    DeviceRows qRows, vRows;
+                         kShape = {batch, seq, l.numKvHeads, l.headDim},
+                         vShape = {batch, seq, l.numKvHeads, l.vHeadDim};
+    DeviceRows qRows, kRows, vRows;
     HYBRID_CUDA_TRY(s.input(s.qIn, q, batch * seq * l.numHeads * l.headDim,
                             qRows, &kernel));
     HYBRID_CUDA_TRY(s.input(s.kIn, k, batch * seq * l.numKvHeads * l.headDim,
@@ -1033,13 +1032,9 @@ Error Backend::prefill(const LayerSpec &l, const KernelSpec &kernel,
   HYBRID_CUDA_TRY(
       s.check("cuEventRecord", d.cuEventRecord(s.events[2], s.stream)));
   if (!inPlace && cache) {
-    if (cache->rows > 0) {
-      // K=V: the values are the raw keys.
-      if (l.kEqV)
-        HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareV, kRows, s.vBf16,
-                                  vShape, /*length=*/0));
+    // K=V layers' v is their k (the runtime's entry points pass it so).
+    if (cache->rows > 0)
       HYBRID_CUDA_TRY(s.storeRows(l, *cache, batch, seq));
-    }
     // After the store kernel, which reads the length.
     HYBRID_CUDA_TRY(s.advance(*cache, seq));
   }
