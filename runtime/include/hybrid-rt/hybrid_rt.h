@@ -118,10 +118,12 @@ hybrid_rt_status hybrid_rt_prefill(hybrid_rt_model *model, int64_t layer,
  * or v NULL), and derives its keys from it: where the model's key norm has
  * a learned weight and its value norm none (Gemma 4: k_norm and v_norm of
  * one projection), pass the value-normed projection and set the weight
- * here. NULL restores ones, the default. Applies from the next call on, in
- * every session, to the layer and to the layers reading its cache (they
- * take its scale); CUDA graphs captured before read it too. Other layers
- * take their keys as they are: INVALID_ARGUMENT. */
+ * here. NULL restores ones, the default. Set it before the layer's first
+ * call: it applies to the keys of the tokens that come after it, in every
+ * session, of the layer and of the layers reading its cache (a GPU cache
+ * keeps the keys it derived; a CPU one derives them at each step). CUDA
+ * graph replays read it where it is. Other layers take their keys as they
+ * are: INVALID_ARGUMENT. */
 hybrid_rt_status hybrid_rt_key_scale_set(hybrid_rt_model *model, int64_t layer,
                                          const hybrid_rt_tensor *scale);
 
