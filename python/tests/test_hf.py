@@ -6,6 +6,7 @@ Needs torch and transformers (skipped without them)."""
 import json
 import os
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -175,6 +176,48 @@ def test_family_matches_eager(tmp_path, name, config, model_class, kinds):
     assert [l["kind"] for l in schedule.layers] == kinds
     attention = hybrid_attn.hf.register(schedule, max_seq=64)
     assert_same(*generate_both(model, attention))
+
+
+@pytest.mark.skipif(not hasattr(transformers, "Gemma4TextConfig"),
+                    reason="transformers without Gemma 4")
+@pytest.mark.parametrize("target", ["cpu"] + (["cuda:sm_80"] if os.environ.get(
+    "HYBRID_CUDA_DRIVER") else []))
+def test_gemma4_k_eq_v_layer_with_its_k_norm_weight(tmp_path, target):
+    """A Gemma 4 K=V global layer in the runtime's own positional mode (one
+    stored tensor): given q_norm(q_proj(x)), the values v_norm(k_proj(x)) as
+    k and k_norm's weight (not ones: trained) as the key scale, its prompt
+    and decode steps give transformers' attention output."""
+    _, config, model_class, _ = next(f for f in families() if f[0] == "gemma4")
+    model, config_path = save(tmp_path, config, model_class)
+    layer = 2  # the first global layer, which keeps its cache
+    attn = model.model.layers[layer].self_attn
+    assert attn.use_alternative_attention
+    with torch.no_grad():
+        attn.k_norm.weight.uniform_(0.5, 1.5)
+    seen = {}
+    attn.register_forward_pre_hook(
+        lambda module, args, kwargs: seen.update(x=kwargs["hidden_states"]),
+        with_kwargs=True)
+    attn.o_proj.register_forward_pre_hook(lambda module, args: seen.update(out=args[0]))
+    ids = torch.randint(0, 97, (2, 19))
+    with torch.no_grad():
+        model.config._attn_implementation = "eager"
+        model(ids)
+        x = seen["x"]
+        shape = (*x.shape[:-1], -1, attn.head_dim)
+        q = attn.q_norm(attn.q_proj(x).view(shape)).numpy()
+        k = attn.v_norm(attn.k_proj(x).view(shape)).numpy()
+        expected = seen["out"].view(*x.shape[:-1], -1, attn.head_dim).numpy()
+    schedule = hybrid_attn.compile(config_path, max_seq=64, target=target)
+    assert schedule.layers[layer]["cache"]["k_eq_v"]
+    schedule.set_key_scale(layer, attn.k_norm.weight.detach())
+    session = schedule.session(2, 19)
+    prompt = 15
+    out = [session.prefill(layer, q[:, :prompt].copy(), k[:, :prompt].copy(), None)]
+    for t in range(prompt, 19):
+        out.append(session.decode(layer, q[:, t:t + 1].copy(), k[:, t:t + 1].copy()))
+    error = np.abs(np.concatenate(out, axis=1) - expected).max() / np.abs(expected).max()
+    assert error < (1e-4 if target == "cpu" else 5e-2), float(error)
 
 
 @pytest.mark.skipif(not os.environ.get("HYBRID_CUDA_DRIVER"),
