@@ -20,8 +20,10 @@
 // reference of failed prefill checks as .npy; --bf16 (GPU artifacts) passes
 // every operand and the output as bf16 tensors, against the reference on the
 // bf16-rounded inputs. --probe checks which keys each row attends to, exactly
-// (see drawInputs). Built with the runtime alone, so it runs on GPU machines
-// that have no MLIR. Exit status 1 if any check fails.
+// (see drawInputs). K=V layers get a key scale drawn in [0.5, 1.5)
+// (setKeyScales), which the reference applies to their keys. Built with the
+// runtime alone, so it runs on GPU machines that have no MLIR. Exit status 1
+// if any check fails.
 //
 //===----------------------------------------------------------------------===//
 
