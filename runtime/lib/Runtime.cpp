@@ -2,6 +2,7 @@
 
 #include "Model.h"
 
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -289,6 +290,13 @@ hybrid_rt_status hybrid_rt_key_scale_set(hybrid_rt_model *model, int64_t layer,
     if (scale->dtype != HYBRID_RT_F32)
       return fail(HYBRID_RT_INVALID_ARGUMENT,
                   where + ": scale has dtype bf16, expected f32");
+    // Host weights are checked here (a NaN would poison every score).
+    const float *values = static_cast<const float *>(scale->data);
+    for (int64_t d = 0; scale->memory == HYBRID_RT_HOST && d < l.headDim; ++d)
+      if (!std::isfinite(values[d]))
+        return fail(HYBRID_RT_INVALID_ARGUMENT,
+                    where + ": scale[" + std::to_string(d) + "] is " +
+                        std::to_string(values[d]) + ", not finite");
   }
 #ifdef HYBRID_RT_CUDA
   if (model->cuda) {

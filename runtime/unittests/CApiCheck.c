@@ -16,6 +16,7 @@
 #include <cuda.h>
 #endif
 #include <dlfcn.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -481,6 +482,9 @@ static void checkKeyScales(hybrid_rt_model *model) {
   wrong = t;
   wrong.dtype = HYBRID_RT_BF16;
   report("key scale dtype", hybrid_rt_key_scale_set(model, kEqV, &wrong));
+  scale[3] = INFINITY;
+  report("key scale not finite", hybrid_rt_key_scale_set(model, kEqV, &t));
+  scale[3] = 1.0f;
   report("key scale of no model", hybrid_rt_key_scale_set(NULL, kEqV, &t));
   report("key scale of layer -1", hybrid_rt_key_scale_set(model, -1, &t));
   report("key scale reset", hybrid_rt_key_scale_set(model, kEqV, NULL));
