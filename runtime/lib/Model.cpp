@@ -66,7 +66,7 @@ std::string hybrid::rt::checkLayerOperands(
 
 const float *hybrid::rt::getKeyScale(const hybrid_rt_model &model,
                                      const LayerSpec &l) {
-  int64_t owner = l.cachePolicy == "shared" ? l.sourceLayer : l.index;
+  int64_t owner = l.cacheOwner();
   if (owner >= int64_t(model.keyScales.size()) ||
       model.keyScales[owner].empty())
     return nullptr;

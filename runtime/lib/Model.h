@@ -50,7 +50,7 @@ struct hybrid_rt_model {
   /// CPU models: K=V layers' key scales (hybrid_rt_key_scale_set), by
   /// layer; empty: ones.
   std::vector<std::vector<float>> keyScales;
-  std::vector<float> scaledK; // keys multiplied by their scale (scaleKeys)
+  std::vector<float> scaledK; // keys multiplied by their scale
   /// Held through every call on the model or its sessions: they share the
   /// pool (not reentrant), this scratch and the GPU backend's, so calls
   /// from several threads run one at a time instead of corrupting them.

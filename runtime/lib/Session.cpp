@@ -270,7 +270,7 @@ cuda::Error allocateDeviceLengths(hybrid_rt_session &s) {
     const KernelSpec &kernel = model.manifest.kernels.at(l.kernel);
     if (kernel.decode.empty())
       continue;
-    int64_t owner = l.cachePolicy == "shared" ? l.sourceLayer : l.index;
+    int64_t owner = l.cacheOwner();
     if (cuda::Error e = model.cuda->reserveForCapture(
             l, kernel, s.batch, s.maxStep, s.caches[owner].rows);
         !e.empty())

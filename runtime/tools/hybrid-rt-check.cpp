@@ -364,7 +364,7 @@ using KeyScales = std::map<int64_t, std::vector<float>>;
 /// why, if the runtime refuses one.
 bool setKeyScales(Model &model, const Manifest &manifest, KeyScales &scales) {
   for (const LayerSpec &l : manifest.layers) {
-    if (!l.hasKernel() || !l.kEqV || l.cachePolicy == "shared")
+    if (!l.hasKernel() || !l.kEqV || l.cacheOwner() != l.index)
       continue;
     Random rng(uint64_t(l.index) * 104729 + 17);
     std::vector<float> &scale = scales[l.index];
@@ -385,7 +385,7 @@ bool setKeyScales(Model &model, const Manifest &manifest, KeyScales &scales) {
 /// scale of the layer whose cache `l` reads (its own), if it has one.
 std::vector<float> referenceKeys(const LayerSpec &l, std::vector<float> k,
                                  const KeyScales &scales) {
-  auto it = scales.find(l.cachePolicy == "shared" ? l.sourceLayer : l.index);
+  auto it = scales.find(l.cacheOwner());
   if (it == scales.end())
     return k;
   for (size_t i = 0; i < k.size(); ++i)

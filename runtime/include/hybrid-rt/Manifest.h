@@ -60,6 +60,11 @@ struct LayerSpec {
   bool kEqV = false;
 
   bool hasKernel() const { return !kernel.empty(); }
+  /// The layer whose cache this one reads: its source if shared, else
+  /// itself.
+  int64_t cacheOwner() const {
+    return cachePolicy == "shared" ? sourceLayer : index;
+  }
   /// True if the key at position `pk` is visible to the query at `pq`.
   bool visible(int64_t pq, int64_t pk) const;
   /// The first key position visible to the query at `pq` (window and chunk

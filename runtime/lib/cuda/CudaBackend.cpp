@@ -145,18 +145,16 @@ struct Backend::State {
   std::string storeRowsKernel, advanceLengthKernel; // the manifest's
   // A device int64 holding 0: prompts outside sessions start there.
   CUdeviceptr zeroLength = 0;
-  // Key scales ([head_dim] f32) of the layers given one (setKeyScale), by
-  // layer; the others' prepare kernels read `unitKeyScale` (ones, as many
-  // as the widest head).
+  // Key scales ([head_dim] f32) of K=V layers that keep their cache, by
+  // layer (0 for others), ones until setKeyScale; the other layers'
+  // prepare kernels read `unitKeyScale` (ones, as many as the widest head).
   std::vector<CUdeviceptr> keyScales;
   CUdeviceptr unitKeyScale = 0;
   /// The key scale `l`'s keys take: its own, or its source's for a layer
   /// reading another's cache.
   CUdeviceptr keyScaleOf(const LayerSpec &l) const {
-    int64_t owner = l.cachePolicy == "shared" ? l.sourceLayer : l.index;
-    return owner < int64_t(keyScales.size()) && keyScales[owner]
-               ? keyScales[owner]
-               : unitKeyScale;
+    CUdeviceptr own = keyScales[l.cacheOwner()];
+    return own ? own : unitKeyScale;
   }
   // Whether the current call's stream captures a CUDA graph, and whether
   // any call was captured: scratch that a graph launches on is never freed
@@ -922,14 +920,17 @@ std::unique_ptr<Backend> Backend::open(const Manifest &manifest,
   // CUDA graph captured read the weights set later.
   s.keyScales.assign(manifest.layers.size(), 0);
   for (const LayerSpec &l : manifest.layers) {
-    if (!l.hasKernel() || !l.kEqV || l.cachePolicy == "shared")
+    if (!l.hasKernel() || !l.kEqV || l.cacheOwner() != l.index)
       continue;
     CUdeviceptr &ptr = s.keyScales[l.index];
     if (Error e = s.check("allocating a key scale",
                           d.cuMemAlloc(&ptr, l.headDim * sizeof(float)));
         !e.empty())
       return failed(e);
-    if (Error e = s.copyIn(ptr, ones.data(), l.headDim * sizeof(float));
+    if (Error e =
+            s.check("copying a key scale",
+                    d.cuMemcpyDtoDAsync(ptr, s.unitKeyScale,
+                                        l.headDim * sizeof(float), s.own));
         !e.empty())
       return failed(e);
   }
