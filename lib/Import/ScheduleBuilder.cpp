@@ -34,18 +34,20 @@ static LayerKind convert(s::LayerKind kind) {
 
 static MaskAttr convert(EmitFn emitError, MLIRContext *ctx,
                         const s::Mask &mask) {
-  MaskKind kind = mask.kind == s::MaskKind::SlidingWindow ? MaskKind::sliding_window
-                  : mask.kind == s::MaskKind::Chunked     ? MaskKind::chunked
-                                                          : MaskKind::full;
+  MaskKind kind = mask.kind == s::MaskKind::SlidingWindow
+                      ? MaskKind::sliding_window
+                  : mask.kind == s::MaskKind::Chunked ? MaskKind::chunked
+                                                      : MaskKind::full;
   return MaskAttr::getChecked(emitError, ctx, kind, mask.window.value_or(0),
                               mask.chunk.value_or(0), mask.causal);
 }
 
 static RopeScalingAttr convert(EmitFn emitError, MLIRContext *ctx,
                                const s::RopeScaling &rs) {
-  RopeScalingKind kind = rs.kind == s::RopeScalingKind::Llama3 ? RopeScalingKind::llama3
-                         : rs.kind == s::RopeScalingKind::Yarn ? RopeScalingKind::yarn
-                                                               : RopeScalingKind::linear;
+  RopeScalingKind kind =
+      rs.kind == s::RopeScalingKind::Llama3 ? RopeScalingKind::llama3
+      : rs.kind == s::RopeScalingKind::Yarn ? RopeScalingKind::yarn
+                                            : RopeScalingKind::linear;
   return RopeScalingAttr::getChecked(
       emitError, ctx, kind, Real(rs.factor), rs.originalMaxPosition.value_or(0),
       Real(rs.lowFreqFactor.value_or(0)), Real(rs.highFreqFactor.value_or(0)),
@@ -81,9 +83,9 @@ static PositionalAttr convert(EmitFn emitError, MLIRContext *ctx,
 
 /// The inherent attributes of one layer; identical layers get the same
 /// (uniqued) dictionary, which is what pattern detection compares.
-static FailureOr<DictionaryAttr>
-getLayerAttributes(EmitFn emitError, MLIRContext *ctx,
-                   const s::LayerSpec &layer) {
+static FailureOr<DictionaryAttr> getLayerAttributes(EmitFn emitError,
+                                                    MLIRContext *ctx,
+                                                    const s::LayerSpec &layer) {
   Builder b(ctx);
   NamedAttrList attrs;
   bool invalid = false;
@@ -103,8 +105,8 @@ getLayerAttributes(EmitFn emitError, MLIRContext *ctx,
   if (layer.vHeadDim > 0 && layer.vHeadDim != layer.headDim)
     set("v_head_dim", b.getI64IntegerAttr(layer.vHeadDim));
 
-  bool attends = layer.kind != s::LayerKind::Linear &&
-                 layer.kind != s::LayerKind::Mamba;
+  bool attends =
+      layer.kind != s::LayerKind::Linear && layer.kind != s::LayerKind::Mamba;
   if (attends) {
     set("mask", convert(emitError, ctx, layer.mask));
     set("positional", convert(emitError, ctx, layer.positional));
@@ -117,14 +119,15 @@ getLayerAttributes(EmitFn emitError, MLIRContext *ctx,
     set("score", ScoreAttr::getChecked(emitError, ctx, Real(layer.scale),
                                        Real(layer.softcap.value_or(0)),
                                        layer.sinks, temperature));
-    const int64_t unset = 0, noSource = -1;
+    const int64_t unset = 0;
     if (layer.sharedSource)
       set("cache",
           CacheAttr::getChecked(emitError, ctx, CachePolicy::shared, unset,
                                 unset, *layer.sharedSource, layer.kEqV));
     else if (layer.kEqV)
-      set("cache", CacheAttr::getChecked(emitError, ctx, CachePolicy::full,
-                                         unset, unset, noSource, true));
+      set("cache",
+          getImpliedCache(ctx, dyn_cast_or_null<MaskAttr>(attrs.get("mask")),
+                          /*kEqV=*/true));
   }
   if (layer.state)
     set("state",

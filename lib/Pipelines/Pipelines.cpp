@@ -34,24 +34,21 @@ void hybrid::buildSchedulePipeline(OpPassManager &pm,
   schedule.addPass(createHybridPlanCaches(plan));
 }
 
-/// Plans the caches the target's runtime backend keeps (element type; K=V
-/// layers in one tensor or two), then extracts the attention kernels.
+/// Plans the caches the target's runtime backend keeps (in `storage`), then
+/// extracts the attention kernels.
 static void buildExtractPipeline(OpPassManager &pm, int64_t maxSeq,
-                                 hybrid::StorageType storage, bool shareKEqV) {
+                                 hybrid::StorageType storage) {
   hybrid::SchedulePipelineOptions schedule;
   schedule.maxSeq = maxSeq;
   schedule.storage = storage;
-  schedule.shareKEqV = shareKEqV;
   hybrid::buildSchedulePipeline(pm, schedule);
   pm.addPass(hybrid::createHybridExtractAttention());
 }
 
 void hybrid::buildCPUExtractPipeline(OpPassManager &pm,
                                      const CPUPipelineOptions &options) {
-  // The CPU runtime keeps its caches in f32, the kernels' type, and K=V
-  // layers' raw keys once (the kernels apply RoPE).
-  buildExtractPipeline(pm, options.maxSeq, StorageType::f32,
-                       /*shareKEqV=*/true);
+  // The CPU runtime keeps its caches in f32, the kernels' type.
+  buildExtractPipeline(pm, options.maxSeq, StorageType::f32);
 }
 
 void hybrid::buildCPUConvertPipeline(OpPassManager &pm,
@@ -96,10 +93,8 @@ void hybrid::buildCPUPipeline(OpPassManager &pm,
 
 void hybrid::buildCUDAExtractPipeline(OpPassManager &pm,
                                       const CUDAPipelineOptions &options) {
-  // The CUDA backend keeps its caches in bf16, the tensor cores' input, and
-  // K=V layers' keys after RoPE beside their raw keys as values.
-  buildExtractPipeline(pm, options.maxSeq, StorageType::bf16,
-                       /*shareKEqV=*/false);
+  // The CUDA backend keeps its caches in bf16, the tensor cores' input.
+  buildExtractPipeline(pm, options.maxSeq, StorageType::bf16);
 }
 
 void hybrid::buildCUDAConvertPipeline(OpPassManager &pm,

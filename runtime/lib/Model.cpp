@@ -64,25 +64,6 @@ std::string hybrid::rt::checkLayerOperands(
   return error;
 }
 
-const float *hybrid::rt::getKeyScale(const hybrid_rt_model &model,
-                                     const LayerSpec &l) {
-  int64_t owner = l.cacheOwner();
-  if (owner >= int64_t(model.keyScales.size()) ||
-      model.keyScales[owner].empty())
-    return nullptr;
-  return model.keyScales[owner].data();
-}
-
-void hybrid::rt::scaleVectors(hybrid_rt_model &model, const float *scale,
-                              const float *in, float *out, int64_t vectors,
-                              int64_t dim) {
-  model.pool->parallelFor(vectors, 256, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i)
-      for (int64_t d = 0; d < dim; ++d)
-        out[i * dim + d] = in[i * dim + d] * scale[d];
-  });
-}
-
 void hybrid::rt::prepareRows(hybrid_rt_model &model, PrepareFn prepare,
                              const float *in, float *out, const Shape &shape,
                              int64_t firstPosition) {
@@ -130,6 +111,49 @@ void hybrid::rt::runFlash(hybrid_rt_model &model, const LayerSpec &l, Tensor4 q,
   });
 }
 
+namespace {
+/// The key scale ([head_dim]) of the layer whose cache `l` reads (its own),
+/// or null for ones.
+const float *getKeyScale(const hybrid_rt_model &model, const LayerSpec &l) {
+  int64_t owner = l.cacheOwner();
+  if (owner >= int64_t(model.keyScales.size()) ||
+      model.keyScales[owner].empty())
+    return nullptr;
+  return model.keyScales[owner].data();
+}
+
+/// out[i, d] = in[i, d] * scale[d] for `vectors` vectors of `dim`, on the
+/// model's threads.
+void scaleVectors(hybrid_rt_model &model, const float *scale, const float *in,
+                  float *out, int64_t vectors, int64_t dim) {
+  model.pool->parallelFor(vectors, 256, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i)
+      for (int64_t d = 0; d < dim; ++d)
+        out[i * dim + d] = in[i * dim + d] * scale[d];
+  });
+}
+
+} // namespace
+
+const float *hybrid::rt::deriveKeys(hybrid_rt_model &model, const LayerSpec &l,
+                                    const float *k, const Shape &kShape,
+                                    int64_t firstPosition) {
+  const float *keys = k;
+  int64_t vectors = kShape[0] * kShape[1] * kShape[2];
+  if (const float *scale = getKeyScale(model, l)) {
+    model.scaledK.resize(vectors * kShape[3]);
+    scaleVectors(model, scale, k, model.scaledK.data(), vectors, kShape[3]);
+    keys = model.scaledK.data();
+  }
+  if (PrepareFn prepare = model.kernels.get(l.kernel).prepareK) {
+    model.preparedK.resize(vectors * kShape[3]);
+    prepareRows(model, prepare, keys, model.preparedK.data(), kShape,
+                firstPosition);
+    keys = model.preparedK.data();
+  }
+  return keys;
+}
+
 const float *hybrid::rt::runPrefill(hybrid_rt_model &model, const LayerSpec &l,
                                     const Shape &qShape, const float *q,
                                     const Shape &kShape, const float *k,
@@ -140,18 +164,7 @@ const float *hybrid::rt::runPrefill(hybrid_rt_model &model, const LayerSpec &l,
   model.preparedQ.resize(batch * seq * l.numHeads * l.headDim);
   prepareRows(model, fn.prepareQ, q, model.preparedQ.data(), qShape,
               /*firstPosition=*/0);
-  const float *keys = k;
-  if (const float *scale = getKeyScale(model, l)) {
-    int64_t vectors = batch * kShape[1] * l.numKvHeads;
-    model.scaledK.resize(vectors * l.headDim);
-    scaleVectors(model, scale, k, model.scaledK.data(), vectors, l.headDim);
-    keys = model.scaledK.data();
-  }
-  if (fn.prepareK) {
-    model.preparedK.resize(batch * kShape[1] * l.numKvHeads * l.headDim);
-    prepareRows(model, fn.prepareK, keys, model.preparedK.data(), kShape, 0);
-    keys = model.preparedK.data();
-  }
+  const float *keys = deriveKeys(model, l, k, kShape, /*firstPosition=*/0);
   Shape oShape = {batch, seq, l.numHeads, l.vHeadDim};
   runFlash(model, l, makeTensor4(model.preparedQ.data(), qShape.data()),
            makeTensor4(keys, kShape.data()), makeTensor4(v, vShape.data()),

@@ -116,15 +116,6 @@ std::string checkLayerOperands(const LayerSpec &layer, int64_t batch,
                                const hybrid_rt_tensor *out, bool withKeys,
                                const hybrid_rt_model &model);
 
-/// The key scale ([head_dim]) of the layer whose cache `layer` reads (its
-/// own), or null for ones.
-const float *getKeyScale(const hybrid_rt_model &model, const LayerSpec &layer);
-
-/// out[i, d] = in[i, d] * scale[d] for `vectors` vectors of `dim`, on the
-/// model's threads.
-void scaleVectors(hybrid_rt_model &model, const float *scale, const float *in,
-                  float *out, int64_t vectors, int64_t dim);
-
 /// Runs `prepare` on every [B, S] row of `in` (positions firstPosition...)
 /// into `out`, on the model's threads.
 void prepareRows(hybrid_rt_model &model, PrepareFn prepare, const float *in,
@@ -138,6 +129,14 @@ void prepareRows(hybrid_rt_model &model, PrepareFn prepare, const float *in,
 void runFlash(hybrid_rt_model &model, const LayerSpec &layer, Tensor4 q,
               Tensor4 k, Tensor4 v, int64_t numKeys, int64_t firstRow,
               const float *sinks, Tensor4 out);
+
+/// The keys `layer` attends with for k [B, S, Hkv, D] at positions
+/// firstPosition...: k times the key scale of the layer whose cache it
+/// reads (K=V layers), rotated by its `prepare_k`. Returns k itself when
+/// neither applies, else the model's scratch (valid until the next call).
+const float *deriveKeys(hybrid_rt_model &model, const LayerSpec &layer,
+                        const float *k, const Shape &kShape,
+                        int64_t firstPosition);
 
 /// Prefill attention of `layer` on [B, S] rows: prepares q (and k when the
 /// layer rotates) and runs the flash kernel. Returns the keys the kernel

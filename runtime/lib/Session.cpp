@@ -3,11 +3,13 @@
 // Every layer's cache is a [B, rows, Hkv, D] tensor of prepared (rotated)
 // keys and a [B, rows, Hkv, Dv] tensor of values; the token at position p
 // lives in row p % rows, so full caches (rows = max_seq) never wrap and ring
-// and chunk caches reuse their rows. K=V layers keep the raw keys only and
-// rotate them for each step. A step's attention is the compiler's decode
-// kernel (split over the key range, merged by its combine kernel), or for
-// steps of many rows (chunked prefill) its flash kernel, which reads the
-// cache in place too (StepKernel.h).
+// and chunk caches reuse their rows. K=V layers' values are their k, and
+// their keys are derived from it as their tokens come (times the key scale,
+// rotated), as GPU caches keep them: rotating the whole cache at each step
+// instead cost 7x a layer's step at 8K context. A step's attention is the
+// compiler's decode kernel (split over the key range, merged by its combine
+// kernel), or for steps of many rows (chunked prefill) its flash kernel, which
+// reads the cache in place too (StepKernel.h).
 //
 //===----------------------------------------------------------------------===//
 
@@ -66,8 +68,6 @@ struct hybrid_rt_session {
     model->cuda->releaseLengths(deviceLengths);
   }
 #endif
-  // Scratch: keys of the current step, and K=V keys rotated for a step.
-  std::vector<float> newKeys, rotatedKeys;
 };
 
 namespace {
@@ -125,7 +125,7 @@ std::string checkCacheMemory(hybrid_rt_model &model, int64_t batch,
     }
 #endif
     bytes += double(batch) * double(rows) * double(l.numKvHeads) *
-             double(l.headDim + (l.kEqV ? 0 : l.vHeadDim)) * sizeof(float);
+             double(l.headDim + l.vHeadDim) * sizeof(float);
   }
   auto more = [&](double held, const std::string &whose) {
     return "the caches take " + describeBytes(bytes) + ", more than the " +
@@ -195,8 +195,7 @@ hybrid_rt_status allocateHostCache(LayerCache &c, const LayerSpec &l,
                 where + ": " + what + " are more bytes than a size holds");
   try {
     c.keys.assign(keyBytes / sizeof(float), 0.f);
-    if (!c.kEqV)
-      c.values.assign(valueBytes / sizeof(float), 0.f);
+    c.values.assign(valueBytes / sizeof(float), 0.f);
   } catch (const std::exception &) { // bad_alloc, length_error
     return fail(HYBRID_RT_OUT_OF_MEMORY,
                 where + ": " + what + " (" +
@@ -236,20 +235,13 @@ std::string checkRoom(const hybrid_rt_session &s, int64_t length,
 /// Appends `count` tokens of k (and v) at the layer's current length.
 void appendTokens(hybrid_rt_session &s, const LayerSpec &l, LayerCache &c,
                   const float *k, const float *v, int64_t count) {
-  hybrid_rt_model &model = *s.model;
-  const KernelEntryPoints &fn = model.kernels.get(l.kernel);
-  int64_t keyWidth = l.numKvHeads * l.headDim;
-  const float *keys = k;
-  if (fn.prepareK && !c.kEqV) {
-    s.newKeys.resize(s.batch * count * keyWidth);
-    prepareRows(model, fn.prepareK, k, s.newKeys.data(),
-                {s.batch, count, l.numKvHeads, l.headDim}, c.length);
-    keys = s.newKeys.data();
-  }
-  storeRows(c.keys, c.rows, keys, s.batch, c.length, count, keyWidth);
-  if (!c.kEqV)
-    storeRows(c.values, c.rows, v, s.batch, c.length, count,
-              l.numKvHeads * l.vHeadDim);
+  const float *keys =
+      deriveKeys(*s.model, l, k, {s.batch, count, l.numKvHeads, l.headDim},
+                 /*firstPosition=*/c.length);
+  storeRows(c.keys, c.rows, keys, s.batch, c.length, count,
+            l.numKvHeads * l.headDim);
+  storeRows(c.values, c.rows, v, s.batch, c.length, count,
+            l.numKvHeads * l.vHeadDim);
 }
 
 #ifdef HYBRID_RT_CUDA
@@ -375,14 +367,6 @@ hybrid_rt_session_create(hybrid_rt_model *model,
         continue;
       }
 #endif
-      bool rotates = !model->manifest.kernels.at(l.kernel).prepareK.empty();
-      if (c.kEqV && rotates && c.rows > 0 && c.rows < s->maxSeq)
-        return fail(HYBRID_RT_UNSUPPORTED,
-                    "hybrid_rt_session_create: layer " +
-                        std::to_string(l.index) +
-                        ": K=V with a rotary encoding needs a full cache "
-                        "(its policy is " +
-                        c.policy + ")");
       if (hybrid_rt_status status = allocateHostCache(
               c, l, s->batch, layerWhere("hybrid_rt_session_create", l.index)))
         return status;
@@ -539,11 +523,9 @@ hybrid_rt_status hybrid_rt_session_prefill(hybrid_rt_session *s, int64_t layer,
                  {s->batch, seq, l.numKvHeads, l.vHeadDim}, data(v),
                  data(sinks), static_cast<float *>(out->data));
   if (c.rows > 0) {
-    storeRows(c.keys, c.rows, c.kEqV ? data(k) : keys, s->batch, 0, seq,
-              l.numKvHeads * l.headDim);
-    if (!c.kEqV)
-      storeRows(c.values, c.rows, data(v), s->batch, 0, seq,
-                l.numKvHeads * l.vHeadDim);
+    storeRows(c.keys, c.rows, keys, s->batch, 0, seq, l.numKvHeads * l.headDim);
+    storeRows(c.values, c.rows, data(v), s->batch, 0, seq,
+              l.numKvHeads * l.vHeadDim);
   }
   c.length = seq;
   return HYBRID_RT_OK;
@@ -701,31 +683,8 @@ hybrid_rt_status hybrid_rt_session_decode(hybrid_rt_session *s, int64_t layer,
   prepareRows(model, fn.prepareQ, data(q), model.preparedQ.data(), qShape,
               position);
   const float *keys = owner->keys.data();
-  const float *values = owner->kEqV ? owner->keys.data() : owner->values.data();
+  const float *values = owner->values.data();
   int64_t rows = owner->rows, total = position + steps;
-  if (owner->kEqV) {
-    // One stored tensor, the values: the keys a step reads are them times
-    // the key scale, rotated (a full cache).
-    int64_t width = l.numKvHeads * l.headDim;
-    if (const float *scale = getKeyScale(model, l)) {
-      // The rows the step can read: its positions' (a full cache), or all.
-      int64_t live = std::min(total, rows);
-      model.scaledK.resize(s->batch * rows * width);
-      for (int64_t b = 0; b < s->batch; ++b)
-        scaleVectors(model, scale, keys + b * rows * width,
-                     model.scaledK.data() + b * rows * width,
-                     live * l.numKvHeads, l.headDim);
-      keys = model.scaledK.data();
-    }
-    if (fn.prepareK) {
-      s->rotatedKeys.resize(s->batch * rows * width);
-      for (int64_t b = 0; b < s->batch; ++b)
-        prepareRows(model, fn.prepareK, keys + b * rows * width,
-                    s->rotatedKeys.data() + b * rows * width,
-                    {1, total, l.numKvHeads, l.headDim}, 0);
-      keys = s->rotatedKeys.data();
-    }
-  }
 
   Shape kShape = {s->batch, rows, l.numKvHeads, l.headDim};
   Shape vShape = {s->batch, rows, l.numKvHeads, l.vHeadDim};

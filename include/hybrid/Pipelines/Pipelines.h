@@ -33,9 +33,10 @@ struct SchedulePipelineOptions
                        clEnumValN(StorageType::f8, "f8", "1 byte"))};
   Option<bool> shareKEqV{
       *this, "share-k-eq-v",
-      llvm::cl::desc("K=V layers store one tensor (false: keys after RoPE "
-                     "and raw keys as values)"),
-      llvm::cl::init(true)};
+      llvm::cl::desc("K=V layers store one tensor, deriving their keys at "
+                     "each step (false: derived keys beside the values, as "
+                     "both runtimes keep them)"),
+      llvm::cl::init(false)};
 };
 
 struct CPUPipelineOptions

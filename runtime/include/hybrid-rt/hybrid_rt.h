@@ -114,16 +114,15 @@ hybrid_rt_status hybrid_rt_prefill(hybrid_rt_model *model, int64_t layer,
 
 /* K=V layers' key scale: scale [head_dim] f32 (host memory, or device
  * memory on GPU models) multiplies the keys per dim before RoPE. A K=V
- * layer stores one tensor, its values, which its calls pass as k (and as v,
- * or v NULL), and derives its keys from it: where the model's key norm has
+ * layer's values are what its calls pass as k (and as v, or v NULL), and
+ * its keys are derived from them: where the model's key norm has
  * a learned weight and its value norm none (Gemma 4: k_norm and v_norm of
  * one projection), pass the value-normed projection and set the weight
  * here. NULL restores ones, the default. Set it before the layer's first
  * call: it applies to the keys of the tokens that come after it, in every
- * session, of the layer and of the layers reading its cache (a GPU cache
- * keeps the keys it derived; a CPU one derives them at each step). CUDA
- * graph replays read it where it is. Other layers take their keys as they
- * are: INVALID_ARGUMENT. */
+ * session, of the layer and of the layers reading its cache (caches keep
+ * the keys they derived). CUDA graph replays read it where it is. Other layers
+ * take their keys as they are: INVALID_ARGUMENT. */
 hybrid_rt_status hybrid_rt_key_scale_set(hybrid_rt_model *model, int64_t layer,
                                          const hybrid_rt_tensor *scale);
 
@@ -171,10 +170,9 @@ hybrid_rt_status hybrid_rt_device_time_get(const hybrid_rt_model *model,
  *           (W + max_step_tokens - 1 rows), whatever the context length;
  *   chunk   chunk C: the current chunk (C + max_step_tokens - 1 rows);
  *   shared  no storage: the layer reads its source layer's cache;
- * and K=V layers store one tensor, the values, from which they derive their
- * keys (hybrid_rt_key_scale_set). Caches hold f32 (the CPU kernels' type);
- * on GPUs they live in device memory as bf16, and K=V layers keep the
- * derived keys beside the values. Each layer advances
+ * and K=V layers keep the keys they derive from their values
+ * (hybrid_rt_key_scale_set) beside them. Caches hold f32 (the CPU kernels'
+ * type); on GPUs they live in device memory as bf16. Each layer advances
  * on its own: call every layer once per step, a shared layer after its
  * source. */
 typedef struct hybrid_rt_session hybrid_rt_session;
@@ -191,7 +189,7 @@ typedef struct hybrid_rt_cache_info {
   int64_t bytes;        /* for the whole batch */
   int64_t length;       /* tokens the layer has seen */
   int64_t source_layer; /* shared: whose cache it reads; else -1 */
-  int32_t k_eq_v;       /* one tensor for keys and values */
+  int32_t k_eq_v;       /* values are k; keys derived from them */
   int64_t mirror_rows;  /* GPU rings: rows past `rows` repeating their first
                            (the flash kernel's key tiles); in `bytes` */
 } hybrid_rt_cache_info;

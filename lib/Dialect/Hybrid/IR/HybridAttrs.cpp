@@ -327,6 +327,20 @@ LogicalResult CacheAttr::verify(function_ref<InFlightDiagnostic()> emitError,
   return success();
 }
 
+CacheAttr hybrid::getImpliedCache(MLIRContext *ctx, MaskAttr mask, bool kEqV) {
+  const int64_t unset = 0, noSource = -1;
+  if (!mask)
+    return CacheAttr::get(ctx, CachePolicy::none, unset, unset, noSource,
+                          false);
+  if (mask.getCausal() && mask.getKind() == MaskKind::sliding_window)
+    return CacheAttr::get(ctx, CachePolicy::ring, mask.getWindow(), unset,
+                          noSource, kEqV);
+  if (mask.getCausal() && mask.getKind() == MaskKind::chunked)
+    return CacheAttr::get(ctx, CachePolicy::chunk, unset, mask.getChunk(),
+                          noSource, kEqV);
+  return CacheAttr::get(ctx, CachePolicy::full, unset, unset, noSource, kEqV);
+}
+
 LogicalResult StateAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                                 int64_t recurrent, int64_t conv) {
   if (recurrent < 0 || conv < 0)

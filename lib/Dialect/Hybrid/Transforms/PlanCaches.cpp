@@ -11,21 +11,6 @@ namespace hybrid {
 using namespace mlir;
 using namespace hybrid;
 
-/// The policy a layer's kind implies when the schedule does not choose one.
-static CacheAttr getDefaultCache(MLIRContext *ctx, LayerOp layer) {
-  if (!layer.hasAttention())
-    return CacheAttr::get(ctx, CachePolicy::none, 0, 0, -1, false);
-  MaskAttr mask = *layer.getMask();
-  // Only a causal mask lets decode forget keys for good.
-  if (mask.getCausal() && mask.getKind() == MaskKind::sliding_window)
-    return CacheAttr::get(ctx, CachePolicy::ring, mask.getWindow(), 0, -1,
-                          false);
-  if (mask.getCausal() && mask.getKind() == MaskKind::chunked)
-    return CacheAttr::get(ctx, CachePolicy::chunk, 0, mask.getChunk(), -1,
-                          false);
-  return CacheAttr::get(ctx, CachePolicy::full, 0, 0, -1, false);
-}
-
 namespace {
 struct PlanCachesPass
     : public hybrid::impl::HybridPlanCachesBase<PlanCachesPass> {
@@ -52,15 +37,16 @@ struct PlanCachesPass
     (void)schedule.walkLayers([&](int64_t, LayerOp layer) {
       CacheAttr cache = layer.getCacheAttr();
       if (!cache) {
-        cache = getDefaultCache(ctx, layer);
+        cache = getImpliedCache(ctx, layer.hasAttention() ? *layer.getMask()
+                                                          : MaskAttr());
         layer.setCacheAttr(cache);
       }
       int64_t stateBytes = 0;
       if (StateAttr state = layer.getStateAttr())
         stateBytes = (state.getRecurrent() + state.getConv()) * elementBytes;
 
-      // Keys and values of one token; K=V layers store a single tensor
-      // unless the runtime keeps keys after RoPE apart (share-k-eq-v).
+      // Keys and values of one token; K=V layers too (the runtimes keep
+      // their derived keys beside the values), one tensor with share-k-eq-v.
       int64_t fullBytesPerToken = 0;
       if (layer.hasAttention())
         fullBytesPerToken = *layer.getNumKvHeads() *

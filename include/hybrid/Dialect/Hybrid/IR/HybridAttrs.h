@@ -81,4 +81,14 @@ int64_t getFlashValueSlice(int64_t vHeadDim, int64_t maxSlice,
 #define GET_ATTRDEF_CLASSES
 #include "hybrid/Dialect/Hybrid/IR/HybridAttrs.h.inc"
 
+namespace hybrid {
+/// The cache a layer's mask implies where its schedule names none: a ring of
+/// the window for a causal sliding window and a chunk for causal chunks
+/// (only a causal mask lets decode forget keys for good), else full; none
+/// for a layer without attention (a null mask). `kEqV`: the layer's values
+/// are its keys.
+CacheAttr getImpliedCache(mlir::MLIRContext *ctx, MaskAttr mask,
+                          bool kEqV = false);
+} // namespace hybrid
+
 #endif // HYBRID_DIALECT_HYBRID_IR_HYBRIDATTRS_H

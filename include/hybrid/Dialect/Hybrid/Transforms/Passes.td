@@ -48,9 +48,10 @@ def HybridPlanCaches : Pass<"hybrid-plan-caches", "::hybrid::ScheduleOp"> {
                clEnumValN(::hybrid::StorageType::f16, "f16", "2 bytes"),
                clEnumValN(::hybrid::StorageType::bf16, "bf16", "2 bytes"),
                clEnumValN(::hybrid::StorageType::f8, "f8", "1 byte"))}]>,
-    Option<"shareKEqV", "share-k-eq-v", "bool", /*default=*/"true",
-           "K=V layers store one tensor (false: keys after RoPE and raw keys "
-           "as values, as the CUDA runtime keeps them)">
+    Option<"shareKEqV", "share-k-eq-v", "bool", /*default=*/"false",
+           "K=V layers store one tensor, deriving their keys at each step "
+           "(false: derived keys beside the values, as both runtimes keep "
+           "them)">
   ];
 }
 
