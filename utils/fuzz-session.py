@@ -4,8 +4,9 @@ and cache_info calls, valid or with one thing wrong, checked against the
 NumPy reference and against what the session must still hold.
 
 Compiles test/Runtime/Inputs/caches.json (every cache policy: ring, chunk,
-shared, K=V with RoPE, proportional RoPE and NoPE, sinks) and masks.json
-(every mask, bidirectional ones too) for the CPU and, when the build has the
+shared, K=V with RoPE, proportional RoPE and NoPE, sinks), masks.json
+(every mask, bidirectional ones too) and k-eq-v-windows.json (K=V layers
+with ring and chunk caches) for the CPU and, when the build has the
 PTX emulator, for cuda:sm_80. Each case opens one of them in a fresh Python
 process, makes a session of random batch, max_seq and max_step_tokens, and
 makes a few dozen random calls. A call is either valid (the right layer
@@ -25,7 +26,7 @@ finding, kept in DIR/findings/case-N/repro.sh.
 
   utils/fuzz-session.py [--cases N | --minutes M] [--seed S] [--dir DIR]
                         [--calls C] [--timeout SECONDS]
-                        [--schedules caches.json,masks.json]
+                        [--schedules caches.json,masks.json,...]
                         [--targets cpu,cuda:sm_80] [--threads T]
 
 With --threads T, a case makes T sessions of one model, each making its own
@@ -43,7 +44,7 @@ import sys
 import fuzzing
 
 ROOT = fuzzing.ROOT
-SCHEDULES = ["caches.json", "masks.json"]
+SCHEDULES = ["caches.json", "masks.json", "k-eq-v-windows.json"]
 MAX_SEQ = 160
 # What a finding's repro.sh sets: the package, the emulator and, for a
 # sanitized package (utils/sanitize-runtime.sh), the sanitizers.

@@ -196,8 +196,7 @@ int main(int argc, char **argv) {
             double(steps);
       }
       double bytes = double(batch) * keys * double(layer.numKvHeads) *
-                     double(layer.headDim + (layer.kEqV ? 0 : layer.vHeadDim)) *
-                     cacheElementBytes;
+                     double(layer.headDim + layer.vHeadDim) * cacheElementBytes;
       double flops = pairs * layer.getFlopsPerVisiblePair() * double(batch);
       entries[index]["decode_ms"] = ms;
       entries[index]["decode_gbytes_per_s"] = bytes / (ms * 1e6);
