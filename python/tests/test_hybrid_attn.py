@@ -123,9 +123,9 @@ K_EQ_V_SPEC = dict(SPEC, name="keqv", layers=[{"kind": "full", "k_eq_v": True},
 
 
 def check_key_scale(schedule, tolerance):
-    """A K=V layer stores one tensor, its values (passed as k), and attends
-    with keys that are it times its key scale, rotated: prompt and steps, and
-    for the layer reading its cache too. Other layers refuse a key scale."""
+    """A K=V layer's values are its k, and it attends with keys that are k
+    times its key scale, rotated: prompt and steps, and for the layer reading
+    its cache too. Other layers refuse a key scale."""
     rng = np.random.default_rng(4)
     batch, prompt, steps = 2, 13, 3
     layer = schedule.layers[0]

@@ -355,7 +355,7 @@ hybrid_rt_session_create(hybrid_rt_model *model,
       c.rows = cacheRows(l, s->maxSeq, s->maxStep);
 #ifdef HYBRID_RT_CUDA
       if (model->cuda) {
-        // bf16 on the device; K=V layers keep their raw keys as values.
+        // bf16 on the device.
         int64_t mirror = mirrorRows(c.rows, s->maxSeq, maxKeyTile);
         s->caches.push_back(std::move(c));
         LayerCache &added = s->caches.back();

@@ -340,7 +340,7 @@ Inputs drawInputs(Random &rng, const LayerSpec &l, int64_t batch,
     for (float &x : in.sinks)
       x = bf16 ? 0.f : float(std::nearbyint(2 * x) * std::log(2.0));
   }
-  if (l.kEqV) // one tensor: the values, passed as k
+  if (l.kEqV) // the values, passed as k
     in.v = in.k;
   return in;
 }

@@ -261,7 +261,9 @@ def Hybrid_CacheAttr : Hybrid_Attr<"Cache", "cache"> {
       layer with the same kind, KV shape, mask, positional encoding and
       `k_eq_v` (the schedule's verifier checks);
     - `none`: no KV cache (non-attention mixers).
-    `k_eq_v`: one stored tensor serves as keys and values.
+    `k_eq_v`: one projection serves as the values and, times a per-dim key
+    scale and rotated, as the keys (the runtimes keep the derived keys
+    beside it; `hybrid-plan-caches` plans both unless `share-k-eq-v`).
 
     ```mlir
     #hybrid.cache<policy = ring, window = 512>
@@ -274,7 +276,7 @@ def Hybrid_CacheAttr : Hybrid_Attr<"Cache", "cache"> {
     Hybrid_IntParameter<"0", "ring size in tokens">:$window,
     Hybrid_IntParameter<"0", "chunk size in tokens">:$chunk,
     Hybrid_IntParameter<"-1", "layer whose cache is read">:$source_layer,
-    Hybrid_BoolParameter<"false", "keys and values are one tensor">:$k_eq_v
+    Hybrid_BoolParameter<"false", "keys derived from the values">:$k_eq_v
   );
 }
 
