@@ -5,10 +5,10 @@ Measures with hybrid-bench (fused kernels through the runtime) and
 hybrid-cpu-baselines (OpenBLAS sgemm, unfused GEMM + masked softmax + GEMM,
 a large multi-threaded read and memcpy) on benchmarks/attention-8x128.json
 (float32, 8 heads, head dim 128, RoPE), causal and sliding window 1024:
-prefill at N = 4096 and 16384, decode steps (batch 1, one token; and one of
-STEP_TOKENS tokens at the longest; and a causal K=V layer's step at the longest)
-at contexts 4096 and 65536, and chunked prefill (steps of CHUNK_TOKENS tokens after N = 16384); writes
-docs/benchmarks.md (tables, targets) and docs/benchmarks.svg.
+prefill at N = 4096 and 16384, decode steps (batch 1, one token; one of
+STEP_TOKENS tokens and a causal K=V layer's at the longest) at contexts 4096
+and 65536, and chunked prefill (steps of CHUNK_TOKENS tokens after
+N = 16384); writes docs/benchmarks.md (tables, targets) and docs/benchmarks.svg.
 
 Usage: utils/benchmark-cpu.py [--build-dir build] [--repeat 3] [--quick]
 """

@@ -144,10 +144,11 @@ class Schedule:
 
     def set_key_scale(self, layer: int, scale) -> None:
         """A K=V layer's key scale [head_dim] (float32; None restores ones): its
-        keys are its values (passed as k) times it per dim, then rotated. Gemma 4's K=V layers take k_norm's weight here, k being
-        the projection v_norm gives. Set it before the layer's first call: it
-        applies to the tokens after it, of the layer and the layers reading its
-        cache, in every session."""
+        keys are its values (passed as k) times it per dim, then rotated.
+        Gemma 4's K=V layers take k_norm's weight here, k being the projection
+        v_norm gives. Set it before the layer's first call: it applies to the
+        tokens after it, of the layer and the layers reading its cache, in
+        every session."""
         scale = _as_array(scale, "scale")
         if _is_torch(scale):
             scale = scale.float()

@@ -183,10 +183,10 @@ def test_family_matches_eager(tmp_path, name, config, model_class, kinds):
 @pytest.mark.parametrize("target", ["cpu"] + (["cuda:sm_80"] if os.environ.get(
     "HYBRID_CUDA_DRIVER") else []))
 def test_gemma4_k_eq_v_layer_with_its_k_norm_weight(tmp_path, target):
-    """A Gemma 4 K=V global layer in the runtime's own positional mode (one
-    stored tensor): given q_norm(q_proj(x)), the values v_norm(k_proj(x)) as
-    k and k_norm's weight (not ones: trained) as the key scale, its prompt
-    and decode steps give transformers' attention output."""
+    """A Gemma 4 K=V global layer in the runtime's own positional mode (K=V
+    kept: one projection passed): given q_norm(q_proj(x)), the values
+    v_norm(k_proj(x)) as k and k_norm's weight (not ones: trained) as the key
+    scale, its prompt and decode steps give transformers' attention output."""
     _, config, model_class, _ = next(f for f in families() if f[0] == "gemma4")
     model, config_path = save(tmp_path, config, model_class)
     layer = 2  # the first global layer, which keeps its cache

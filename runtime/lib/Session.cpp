@@ -26,7 +26,6 @@ struct LayerCache {
   std::string policy;
   int64_t rows = 0;   // 0: no storage (shared, or not an attention layer)
   int64_t length = 0; // tokens seen
-  bool kEqV = false;
   std::vector<float> keys, values;
 #ifdef HYBRID_RT_CUDA
   cuda::DeviceCache device; // GPU models: the cache lives here
@@ -350,7 +349,6 @@ hybrid_rt_session_create(hybrid_rt_model *model,
     LayerCache c;
     c.policy = l.hasKernel() ? (l.cachePolicy.empty() ? "full" : l.cachePolicy)
                              : "none";
-    c.kEqV = l.kEqV;
     if (l.hasKernel()) {
       c.rows = cacheRows(l, s->maxSeq, s->maxStep);
 #ifdef HYBRID_RT_CUDA
@@ -445,7 +443,7 @@ hybrid_rt_status hybrid_rt_session_cache_info(const hybrid_rt_session *s,
            getBytes(c),
            c.length,
            s->model->manifest.layers[layer].sourceLayer,
-           c.kEqV,
+           s->model->manifest.layers[layer].kEqV,
            c.mirrorRows()};
   return HYBRID_RT_OK;
 }
