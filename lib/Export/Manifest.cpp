@@ -65,6 +65,8 @@ json hybrid::buildManifest(ModuleOp module, ScheduleOp schedule,
         {"decode_q_tile",
          decode ? decode->getAttrOfType<IntegerAttr>("hybrid.q_tile").getInt()
                 : 0}};
+    if (decode && decode->hasAttr(kKEqVAttrName))
+      kernels[symbol]["derives_keys"] = true;
     if (onGPU) {
       json &kernel = kernels[symbol];
       kernel["prepare_v"] = entry(symbol + "_prepare_v");
@@ -110,8 +112,9 @@ json hybrid::buildManifest(ModuleOp module, ScheduleOp schedule,
   // kernels take their tensor maps by value; 8: GPU prepare and decode
   // kernels read the first position from a device length, and the cache
   // kernels store rows and advance it; 9: GPU combine kernels advance it
-  // too (they take the length and a count).
-  json manifest = {{"version", 9},
+  // too (they take the length and a count); 10: K=V layers have kernels of
+  // their own, whose CPU decode kernel derives keys from cached values.
+  json manifest = {{"version", 10},
                    {"target", target.str()},
                    {"library", library.str()},
                    {"model_type", summary["model_type"]},

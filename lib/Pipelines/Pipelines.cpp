@@ -34,21 +34,25 @@ void hybrid::buildSchedulePipeline(OpPassManager &pm,
   schedule.addPass(createHybridPlanCaches(plan));
 }
 
-/// Plans the caches the target's runtime backend keeps (in `storage`), then
-/// extracts the attention kernels.
+/// Plans the caches the target's runtime backend keeps (in `storage`; K=V
+/// layers' as one tensor with `shareKEqV`), then extracts the attention
+/// kernels.
 static void buildExtractPipeline(OpPassManager &pm, int64_t maxSeq,
-                                 hybrid::StorageType storage) {
+                                 hybrid::StorageType storage, bool shareKEqV) {
   hybrid::SchedulePipelineOptions schedule;
   schedule.maxSeq = maxSeq;
   schedule.storage = storage;
+  schedule.shareKEqV = shareKEqV;
   hybrid::buildSchedulePipeline(pm, schedule);
   pm.addPass(hybrid::createHybridExtractAttention());
 }
 
 void hybrid::buildCPUExtractPipeline(OpPassManager &pm,
                                      const CPUPipelineOptions &options) {
-  // The CPU runtime keeps its caches in f32, the kernels' type.
-  buildExtractPipeline(pm, options.maxSeq, StorageType::f32);
+  // The CPU runtime keeps its caches in f32, the kernels' type, and K=V
+  // layers' values only (their decode kernel derives the keys).
+  buildExtractPipeline(pm, options.maxSeq, StorageType::f32,
+                       /*shareKEqV=*/true);
 }
 
 void hybrid::buildCPUConvertPipeline(OpPassManager &pm,
@@ -93,8 +97,10 @@ void hybrid::buildCPUPipeline(OpPassManager &pm,
 
 void hybrid::buildCUDAExtractPipeline(OpPassManager &pm,
                                       const CUDAPipelineOptions &options) {
-  // The CUDA backend keeps its caches in bf16, the tensor cores' input.
-  buildExtractPipeline(pm, options.maxSeq, StorageType::bf16);
+  // The CUDA backend keeps its caches in bf16, the tensor cores' input, and
+  // K=V layers' derived keys beside their values.
+  buildExtractPipeline(pm, options.maxSeq, StorageType::bf16,
+                       /*shareKEqV=*/false);
 }
 
 void hybrid::buildCUDAConvertPipeline(OpPassManager &pm,

@@ -147,8 +147,9 @@ class Schedule:
         keys are its values (passed as k) times it per dim, then rotated.
         Gemma 4's K=V layers take k_norm's weight here, k being the projection
         v_norm gives. Set it before the layer's first call: it applies to the
-        tokens after it, of the layer and the layers reading its cache, in
-        every session."""
+        layer and the layers reading its cache, in every session (a later
+        change reaches every cached token on CPUs, which derive keys at each
+        use, and the tokens after it on GPUs, whose caches keep them)."""
         scale = _as_array(scale, "scale")
         if _is_torch(scale):
             scale = scale.float()

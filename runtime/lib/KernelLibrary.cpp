@@ -40,8 +40,12 @@ bool KernelLibrary::load(const Manifest &manifest, std::string &error) {
     if (!ok)
       return false;
     if (!spec.decode.empty()) {
-      ok = spec.sinks ? resolve(name, spec.decode, e.decodeWithSinks)
-                      : resolve(name, spec.decode, e.decode);
+      if (spec.derivesKeys)
+        ok = spec.sinks ? resolve(name, spec.decode, e.decodeDerivedWithSinks)
+                        : resolve(name, spec.decode, e.decodeDerived);
+      else
+        ok = spec.sinks ? resolve(name, spec.decode, e.decodeWithSinks)
+                        : resolve(name, spec.decode, e.decode);
       if (!ok || !resolve(name, spec.decodeCombine, e.combine))
         return false;
     }

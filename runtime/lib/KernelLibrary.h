@@ -74,6 +74,17 @@ using DecodeWithSinksFn = void (*)(Tensor4 *q, Tensor4 *k, Tensor4 *v,
                                    int64_t position, int64_t numSplits,
                                    int64_t begin, int64_t end);
 /// `K_decode_combine`: rows [begin, end) of B * T.
+/// K=V kernels' decode: k is the cached values, from which it derives the
+/// keys (times `keyScale` [D], rotated).
+using DecodeDerivedFn = void (*)(Tensor4 *q, Tensor4 *k, Tensor4 *v,
+                                 Tensor1 *keyScale, Tensor5 *partialOut,
+                                 Tensor4 *partialMax, Tensor4 *partialSum,
+                                 int64_t position, int64_t numSplits,
+                                 int64_t begin, int64_t end);
+using DecodeDerivedWithSinksFn = void (*)(
+    Tensor4 *q, Tensor4 *k, Tensor4 *v, Tensor1 *sinks, Tensor1 *keyScale,
+    Tensor5 *partialOut, Tensor4 *partialMax, Tensor4 *partialSum,
+    int64_t position, int64_t numSplits, int64_t begin, int64_t end);
 using CombineFn = void (*)(Tensor5 *partialOut, Tensor4 *partialMax,
                            Tensor4 *partialSum, Tensor4 *out, int64_t begin,
                            int64_t end);
@@ -85,6 +96,8 @@ struct KernelEntryPoints {
   AttentionWithSinksFn attentionWithSinks = nullptr;
   DecodeFn decode = nullptr; // both null: no decode (bidirectional layers)
   DecodeWithSinksFn decodeWithSinks = nullptr;
+  DecodeDerivedFn decodeDerived = nullptr; // K=V: one of these instead
+  DecodeDerivedWithSinksFn decodeDerivedWithSinks = nullptr;
   CombineFn combine = nullptr;
 };
 

@@ -281,6 +281,10 @@ static KernelSpec parseKernel(const Fields &f) {
     if (k.decodeQTile <= 0)
       throw FieldError(f.where("decode_q_tile") + ": must be positive");
   }
+  k.derivesKeys = f.boolean("derives_keys", false);
+  if (k.derivesKeys && k.decode.empty())
+    throw FieldError(f.where("derives_keys") +
+                     ": only a decode kernel derives keys");
   if (k.qTile <= 0 || k.kTile <= 0)
     throw FieldError(f.where("q_tile") + ": tile sizes must be positive");
   k.prepareV = f.string("prepare_v", std::string());
@@ -345,13 +349,15 @@ bool hybrid::rt::loadManifest(const std::string &dir, Manifest &manifest,
     // prepare and decode kernels read the first position from a device
     // length (version 7's take it as a scalar), kept by the cache kernels;
     // 9: GPU combine kernels take the length and a count to advance it by
-    // (version 8's, neither).
-    if (m.version != 9)
-      throw FieldError("version: this runtime reads version 9, not " +
+    // (version 8's, neither); 10: K=V layers have kernels of their own, and
+    // on CPUs their decode kernel derives keys from cached values
+    // (derives_keys; version 9's read stored keys).
+    if (m.version != 10)
+      throw FieldError("version: this runtime reads version 10, not " +
                        std::to_string(m.version) +
-                       (m.version < 9 ? " (artifacts of an older "
-                                        "hybrid-compile: compile them again)"
-                                      : ""));
+                       (m.version < 10 ? " (artifacts of an older "
+                                         "hybrid-compile: compile them again)"
+                                       : ""));
     m.target = f.string("target");
     m.library = f.string("library");
     m.cubin = f.string("cubin", std::string());
@@ -420,6 +426,15 @@ bool hybrid::rt::loadManifest(const std::string &dir, Manifest &manifest,
             k.causal != layer.causal)
           throw FieldError(where + ".kernel: the mask differs from kernels." +
                            layer.kernel + "'s");
+        // CPU caches of K=V layers keep values only; GPU caches keep the
+        // derived keys beside them.
+        if (k.derivesKeys != (layer.kEqV && !onGPU))
+          throw FieldError(where + ".kernel: kernels." + layer.kernel +
+                           (k.derivesKeys
+                                ? " derives keys from values, but the layer "
+                                  "caches its keys"
+                                : " reads cached keys, but the layer's cache "
+                                  "keeps values only (k_eq_v)"));
       }
       m.layers.push_back(std::move(layer));
       if (m.layers.back().hasKernel())

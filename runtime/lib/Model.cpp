@@ -79,6 +79,11 @@ void hybrid::rt::prepareRows(hybrid_rt_model &model, PrepareFn prepare,
   });
 }
 
+bool hybrid::rt::keepsValuesOnly(const hybrid_rt_model &model,
+                                 const LayerSpec &l) {
+  return model.manifest.kernels.at(l.kernel).derivesKeys;
+}
+
 void hybrid::rt::runFlash(hybrid_rt_model &model, const LayerSpec &l, Tensor4 q,
                           Tensor4 k, Tensor4 v, int64_t numKeys,
                           int64_t firstRow, const float *sinks, Tensor4 out) {
@@ -133,24 +138,81 @@ void scaleVectors(hybrid_rt_model &model, const float *scale, const float *in,
   });
 }
 
+/// The scratch deriveKeyRows writes for keys of `shape`, and where the keys
+/// end: the rotated ones, else the scaled ones, else null (k as it is).
+float *reserveKeyScratch(hybrid_rt_model &model, const LayerSpec &l,
+                         const Shape &shape) {
+  int64_t size = shape[0] * shape[1] * shape[2] * shape[3];
+  float *keys = nullptr;
+  if (getKeyScale(model, l)) {
+    model.scaledK.resize(size);
+    keys = model.scaledK.data();
+  }
+  if (model.kernels.get(l.kernel).prepareK) {
+    model.preparedK.resize(size);
+    keys = model.preparedK.data();
+  }
+  return keys;
+}
+
+/// Keys from the contiguous k [B, S, Hkv, D] at positions firstPosition...
+/// (times the key scale, then rotated by prepare_k) at element `offset` of
+/// the scratch reserveKeyScratch reserved.
+void deriveKeyRows(hybrid_rt_model &model, const LayerSpec &l, const float *k,
+                   const Shape &shape, int64_t firstPosition, int64_t offset) {
+  const float *keys = k;
+  if (const float *scale = getKeyScale(model, l)) {
+    float *scaled = model.scaledK.data() + offset;
+    scaleVectors(model, scale, keys, scaled, shape[0] * shape[1] * shape[2],
+                 shape[3]);
+    keys = scaled;
+  }
+  if (PrepareFn prepare = model.kernels.get(l.kernel).prepareK)
+    prepareRows(model, prepare, keys, model.preparedK.data() + offset, shape,
+                firstPosition);
+}
+
 } // namespace
+
+Tensor1 hybrid::rt::getKeyScaleTensor(hybrid_rt_model &model,
+                                      const LayerSpec &l) {
+  const float *scale = getKeyScale(model, l);
+  if (!scale) {
+    model.ones.assign(l.headDim, 1.f);
+    scale = model.ones.data();
+  }
+  auto *p = const_cast<float *>(scale);
+  return {p, p, 0, {l.headDim}, {1}};
+}
+
+const float *hybrid::rt::deriveCachedKeys(hybrid_rt_model &model,
+                                          const LayerSpec &l,
+                                          const float *values,
+                                          const Shape &shape, int64_t first,
+                                          int64_t total) {
+  float *keys = reserveKeyScratch(model, l, shape);
+  if (!keys)
+    return values;
+  // Each sequence's positions are at most two runs of rows (a ring wraps).
+  int64_t rowWidth = shape[2] * shape[3];
+  for (int64_t b = 0; b < shape[0]; ++b)
+    for (int64_t p = first; p < total;) {
+      int64_t row = p % shape[1], count = std::min(total - p, shape[1] - row);
+      int64_t offset = (b * shape[1] + row) * rowWidth;
+      deriveKeyRows(model, l, values + offset, {1, count, shape[2], shape[3]},
+                    p, offset);
+      p += count;
+    }
+  return keys;
+}
 
 const float *hybrid::rt::deriveKeys(hybrid_rt_model &model, const LayerSpec &l,
                                     const float *k, const Shape &kShape,
                                     int64_t firstPosition) {
-  const float *keys = k;
-  int64_t vectors = kShape[0] * kShape[1] * kShape[2];
-  if (const float *scale = getKeyScale(model, l)) {
-    model.scaledK.resize(vectors * kShape[3]);
-    scaleVectors(model, scale, k, model.scaledK.data(), vectors, kShape[3]);
-    keys = model.scaledK.data();
-  }
-  if (PrepareFn prepare = model.kernels.get(l.kernel).prepareK) {
-    model.preparedK.resize(vectors * kShape[3]);
-    prepareRows(model, prepare, keys, model.preparedK.data(), kShape,
-                firstPosition);
-    keys = model.preparedK.data();
-  }
+  float *keys = reserveKeyScratch(model, l, kShape);
+  if (!keys)
+    return k;
+  deriveKeyRows(model, l, k, kShape, firstPosition, /*offset=*/0);
   return keys;
 }
 

@@ -51,6 +51,7 @@ struct hybrid_rt_model {
   /// layer; empty: ones.
   std::vector<std::vector<float>> keyScales;
   std::vector<float> scaledK; // keys multiplied by their scale
+  std::vector<float> ones;    // the key scale of K=V layers without one
   /// Held through every call on the model or its sessions: they share the
   /// pool (not reentrant), this scratch and the GPU backend's, so calls
   /// from several threads run one at a time instead of corrupting them.
@@ -121,6 +122,15 @@ std::string checkLayerOperands(const LayerSpec &layer, int64_t batch,
 void prepareRows(hybrid_rt_model &model, PrepareFn prepare, const float *in,
                  float *out, const Shape &shape, int64_t firstPosition);
 
+/// True if `layer`'s cache (CPU, K=V) keeps its values only: its decode
+/// kernel derives the keys from them, and other calls derive them with
+/// deriveKeys or deriveCachedKeys.
+bool keepsValuesOnly(const hybrid_rt_model &model, const LayerSpec &layer);
+
+/// The key scale ([head_dim]) `layer` derives its keys with: that of the
+/// layer whose cache it reads, or ones.
+Tensor1 getKeyScaleTensor(hybrid_rt_model &model, const LayerSpec &layer);
+
 /// The flash kernel of `layer` on prepared queries q [B, Sq, Hq, D] over
 /// `numKeys` key positions (>= Sq: query i sits at position numKeys - Sq +
 /// i, so a step of many tokens sees its cache) whose position j is row
@@ -137,6 +147,14 @@ void runFlash(hybrid_rt_model &model, const LayerSpec &layer, Tensor4 q,
 const float *deriveKeys(hybrid_rt_model &model, const LayerSpec &layer,
                         const float *k, const Shape &kShape,
                         int64_t firstPosition);
+
+/// The keys of positions [first, total) of a values-only cache `values`
+/// [B, rows, Hkv, D] (position p in row p % rows), derived as deriveKeys
+/// does into the model's scratch at the same rows (other rows are not
+/// written), for the flash kernel; `values` itself when nothing applies.
+const float *deriveCachedKeys(hybrid_rt_model &model, const LayerSpec &layer,
+                              const float *values, const Shape &shape,
+                              int64_t first, int64_t total);
 
 /// Prefill attention of `layer` on [B, S] rows: prepares q (and k when the
 /// layer rotates) and runs the flash kernel. Returns the keys the kernel

@@ -4,12 +4,13 @@
 // keys and a [B, rows, Hkv, Dv] tensor of values; the token at position p
 // lives in row p % rows, so full caches (rows = max_seq) never wrap and ring
 // and chunk caches reuse their rows. K=V layers' values are their k, and
-// their keys are derived from it as their tokens come (times the key scale,
-// rotated), as GPU caches keep them: rotating the whole cache at each step
-// instead cost 7x a layer's step at 8K context. A step's attention is the
-// compiler's decode kernel (split over the key range, merged by its combine
-// kernel), or for steps of many rows (chunked prefill) its flash kernel, which
-// reads the cache in place too (StepKernel.h).
+// their caches keep the values only: their decode kernel derives each key as
+// it loads it (times the key scale, rotated by angles it steps key by key),
+// and the flash kernel, for prompts and steps of many tokens, reads keys
+// derived into scratch first. A step's attention is the compiler's decode
+// kernel (split over the key range, merged by its combine kernel), or for
+// steps of many rows (chunked prefill) its flash kernel, which reads the
+// cache in place too (StepKernel.h).
 //
 //===----------------------------------------------------------------------===//
 
@@ -123,8 +124,9 @@ std::string checkCacheMemory(hybrid_rt_model &model, int64_t batch,
       continue;
     }
 #endif
+    int64_t keyDim = keepsValuesOnly(model, l) ? 0 : l.headDim;
     bytes += double(batch) * double(rows) * double(l.numKvHeads) *
-             double(l.headDim + l.vHeadDim) * sizeof(float);
+             double(keyDim + l.vHeadDim) * sizeof(float);
   }
   auto more = [&](double held, const std::string &whose) {
     return "the caches take " + describeBytes(bytes) + ", more than the " +
@@ -175,11 +177,12 @@ std::string layerWhere(const char *call, int64_t layer) {
   return std::string(call) + ": layer " + std::to_string(layer);
 }
 
-/// Zeroed host rows for `c` (keys, and values unless K=V); an error if
-/// they overflow a size (INVALID_ARGUMENT) or cannot be allocated
+/// Zeroed host rows for `c` (values, and keys unless `valuesOnly`); an
+/// error if they overflow a size (INVALID_ARGUMENT) or cannot be allocated
 /// (OUT_OF_MEMORY), recorded for the caller `where`.
 hybrid_rt_status allocateHostCache(LayerCache &c, const LayerSpec &l,
-                                   int64_t batch, const std::string &where) {
+                                   int64_t batch, bool valuesOnly,
+                                   const std::string &where) {
   auto elements = [&](int64_t dim, int64_t &n) {
     return !__builtin_mul_overflow(batch, c.rows, &n) &&
            !__builtin_mul_overflow(n, l.numKvHeads, &n) &&
@@ -189,7 +192,8 @@ hybrid_rt_status allocateHostCache(LayerCache &c, const LayerSpec &l,
   int64_t keyBytes = 0, valueBytes = 0;
   std::string what =
       std::to_string(c.rows) + " cache rows at batch " + std::to_string(batch);
-  if (!elements(l.headDim, keyBytes) || !elements(l.vHeadDim, valueBytes))
+  if (!elements(valuesOnly ? 0 : l.headDim, keyBytes) ||
+      !elements(l.vHeadDim, valueBytes))
     return fail(HYBRID_RT_INVALID_ARGUMENT,
                 where + ": " + what + " are more bytes than a size holds");
   try {
@@ -234,13 +238,15 @@ std::string checkRoom(const hybrid_rt_session &s, int64_t length,
 /// Appends `count` tokens of k (and v) at the layer's current length.
 void appendTokens(hybrid_rt_session &s, const LayerSpec &l, LayerCache &c,
                   const float *k, const float *v, int64_t count) {
+  storeRows(c.values, c.rows, v, s.batch, c.length, count,
+            l.numKvHeads * l.vHeadDim);
+  if (keepsValuesOnly(*s.model, l))
+    return;
   const float *keys =
       deriveKeys(*s.model, l, k, {s.batch, count, l.numKvHeads, l.headDim},
                  /*firstPosition=*/c.length);
   storeRows(c.keys, c.rows, keys, s.batch, c.length, count,
             l.numKvHeads * l.headDim);
-  storeRows(c.values, c.rows, v, s.batch, c.length, count,
-            l.numKvHeads * l.vHeadDim);
 }
 
 #ifdef HYBRID_RT_CUDA
@@ -366,7 +372,8 @@ hybrid_rt_session_create(hybrid_rt_model *model,
       }
 #endif
       if (hybrid_rt_status status = allocateHostCache(
-              c, l, s->batch, layerWhere("hybrid_rt_session_create", l.index)))
+              c, l, s->batch, keepsValuesOnly(*model, l),
+              layerWhere("hybrid_rt_session_create", l.index)))
         return status;
     }
     s->caches.push_back(std::move(c));
@@ -521,7 +528,9 @@ hybrid_rt_status hybrid_rt_session_prefill(hybrid_rt_session *s, int64_t layer,
                  {s->batch, seq, l.numKvHeads, l.vHeadDim}, data(v),
                  data(sinks), static_cast<float *>(out->data));
   if (c.rows > 0) {
-    storeRows(c.keys, c.rows, keys, s->batch, 0, seq, l.numKvHeads * l.headDim);
+    if (!keepsValuesOnly(*s->model, l))
+      storeRows(c.keys, c.rows, keys, s->batch, 0, seq,
+                l.numKvHeads * l.headDim);
     storeRows(c.values, c.rows, data(v), s->batch, 0, seq,
               l.numKvHeads * l.vHeadDim);
   }
@@ -680,8 +689,10 @@ hybrid_rt_status hybrid_rt_session_decode(hybrid_rt_session *s, int64_t layer,
   model.preparedQ.resize(s->batch * steps * l.numHeads * l.headDim);
   prepareRows(model, fn.prepareQ, data(q), model.preparedQ.data(), qShape,
               position);
-  const float *keys = owner->keys.data();
+  // Values-only caches (K=V): the decode kernel derives keys from values.
+  bool valuesOnly = keepsValuesOnly(model, l);
   const float *values = owner->values.data();
+  const float *keys = valuesOnly ? values : owner->keys.data();
   int64_t rows = owner->rows, total = position + steps;
 
   Shape kShape = {s->batch, rows, l.numKvHeads, l.headDim};
@@ -689,12 +700,17 @@ hybrid_rt_status hybrid_rt_session_decode(hybrid_rt_session *s, int64_t layer,
   int64_t first = l.firstVisibleKey(position); // of the step's first query
   int64_t group = l.numHeads / l.numKvHeads;
   StepKernel stepKernel = model.fixedStepKernel;
+  // The flash kernel of a values-only cache reads keys derived first: worth
+  // it for steps of many tokens only.
   if (stepKernel == StepKernel::Automatic)
     stepKernel = prefersFlashForStep(group, steps, s->batch * l.numKvHeads,
-                                     model.pool->size())
+                                     model.pool->size()) &&
+                         (!valuesOnly || steps >= kMinFlashStepDerivingKeys)
                      ? StepKernel::Flash
                      : StepKernel::Decode;
   if (stepKernel == StepKernel::Flash) {
+    if (valuesOnly)
+      keys = deriveCachedKeys(model, l, values, kShape, first, total);
     // The kernel reads the cache in place from the step's first visible key
     // (a ring wraps at most once in between) and puts the step's queries at
     // the last T of the positions.
@@ -726,15 +742,25 @@ hybrid_rt_status hybrid_rt_session_decode(hybrid_rt_session *s, int64_t layer,
   Tensor5 po = makeTensor<5>(model.partialOut.data(), oShape);
   Tensor4 pm = makeTensor4(model.partialMax.data(), oShape);
   Tensor4 ps = makeTensor4(model.partialSum.data(), oShape);
-  Tensor1 sa{};
+  Tensor1 sa{}, ks{};
   if (sinks) {
     auto *p = static_cast<float *>(sinks->data);
     sa = {p, p, 0, {l.numHeads}, {1}};
   }
+  if (valuesOnly)
+    ks = getKeyScaleTensor(model, l);
   model.pool->parallelFor(items * splits, 1, [&](int64_t begin, int64_t end) {
     Tensor4 qc = qa, kc = ka, vc = va, mc = pm, sc = ps;
     Tensor5 oc = po;
-    if (fn.decodeWithSinks) {
+    Tensor1 kk = ks;
+    if (fn.decodeDerivedWithSinks) {
+      Tensor1 sk = sa;
+      fn.decodeDerivedWithSinks(&qc, &kc, &vc, &sk, &kk, &oc, &mc, &sc,
+                                position, splits, begin, end);
+    } else if (fn.decodeDerived) {
+      fn.decodeDerived(&qc, &kc, &vc, &kk, &oc, &mc, &sc, position, splits,
+                       begin, end);
+    } else if (fn.decodeWithSinks) {
       Tensor1 sk = sa;
       fn.decodeWithSinks(&qc, &kc, &vc, &sk, &oc, &mc, &sc, position, splits,
                          begin, end);

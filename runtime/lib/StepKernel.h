@@ -54,6 +54,12 @@ int64_t getFlashKeySplits(int64_t ctas, int64_t keyTiles, int64_t wave);
 /// (written, then read by the combine kernel) cost about one tile's loads.
 constexpr int64_t kMinTilesPerSplit = 4;
 
+/// CPUs, values-only caches (K=V): the flash kernel reads keys derived
+/// into scratch first (libm cos and sin per key and pair: about the work of
+/// a few tokens' attention), so steps shorter than this stay with the
+/// decode kernel, which derives keys as it loads them.
+constexpr int64_t kMinFlashStepDerivingKeys = 32;
+
 /// The kernel environment variable `variable` fixes ("decode" or "flash",
 /// for experiments and tests), Automatic when it is unset; sets `error` for
 /// any other value.

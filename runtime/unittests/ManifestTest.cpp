@@ -21,7 +21,7 @@ std::string writeManifest(const std::string &text) {
 }
 
 const char *kValid = R"({
-  "version": 9, "target": "cpu", "library": "libkernels.so",
+  "version": 10, "target": "cpu", "library": "libkernels.so",
   "model_type": "test", "name": "t", "num_layers": 2,
   "kernels": {"attn0": {"entry": "_mlir_ciface_attn0",
     "prepare_q": "_mlir_ciface_attn0_prepare_q", "prepare_k": null,
@@ -66,11 +66,11 @@ TEST(Manifest, ErrorsNameTheField) {
        "layers[0].v_head_dim: expected an integer"},
       {"\"sliding\", \"window\": 5", "\"sliding\", \"window\": 5.5",
        "layers[0].window: expected an integer"},
-      {"\"version\": 9", "\"version\": 8",
-       "version: this runtime reads version 9, not 8 (artifacts of an older "
+      {"\"version\": 10", "\"version\": 9",
+       "version: this runtime reads version 10, not 9 (artifacts of an older "
        "hybrid-compile: compile them again)"},
-      {"\"version\": 9", "\"version\": 10",
-       "version: this runtime reads version 9, not 10"},
+      {"\"version\": 10", "\"version\": 11",
+       "version: this runtime reads version 10, not 11"},
       {"\"kernel\": \"attn0\"", "\"kernel\": \"attn9\"",
        "layers[0].kernel: 'attn9' is not in kernels"},
       {"{\"type\": \"none\"}",
@@ -81,6 +81,13 @@ TEST(Manifest, ErrorsNameTheField) {
       {"{\"type\": \"none\"}", "{\"type\": \"alibi\"}",
        "layers[0].positional.type: unknown positional type 'alibi'"},
       {"\"q_tile\": 16", "\"q_tile\": 0", "kernels.attn0.q_tile"},
+      // CPU caches of K=V layers keep values only: their decode kernel
+      // derives the keys.
+      {"\"k_eq_v\": false", "\"k_eq_v\": true",
+       "layers[0].kernel: kernels.attn0 reads cached keys, but the layer's "
+       "cache keeps values only (k_eq_v)"},
+      {"\"k_tile\": 64}", "\"k_tile\": 64, \"derives_keys\": true}",
+       "kernels.attn0.derives_keys: only a decode kernel derives keys"},
       {"\"head_dim\": 64,\n     \"v_head_dim\": 64, \"scale\"",
        "\"head_dim\": 0,\n     \"v_head_dim\": 64, \"scale\"",
        "layers[0].head_dim: must be positive"},
@@ -214,10 +221,19 @@ TEST(Manifest, SharedCachesReadACacheOfTheirShape) {
         << error;
   };
   expectRefused(withReader(1, same), "layer 1 stores no cache of its own");
-  expectRefused(
-      withReader(0, [](nlohmann::json &reader,
-                       nlohmann::json &) { reader["cache"]["k_eq_v"] = true; }),
-      "layer 0 caches keys and values of another shape");
+  // A K=V reader (on a kernel deriving keys) of a cache with keys.
+  expectRefused(withReader(0,
+                           [](nlohmann::json &reader, nlohmann::json &kernels) {
+                             nlohmann::json &k = kernels["attn1"];
+                             k = kernels["attn0"];
+                             k["decode"] = "_mlir_ciface_attn1_decode";
+                             k["decode_combine"] = "_mlir_ciface_attn1_combine";
+                             k["decode_q_tile"] = 1;
+                             k["derives_keys"] = true;
+                             reader["cache"]["k_eq_v"] = true;
+                             reader["kernel"] = "attn1";
+                           }),
+                "layer 0 caches keys and values of another shape");
   // A wider window than the source's ring keeps (on a kernel of its own).
   expectRefused(withReader(0,
                            [](nlohmann::json &reader, nlohmann::json &kernels) {

@@ -9,10 +9,10 @@
 // shows: 2 * pairs * (D + Dv) * Hq * B (4 * pairs * D * Hq per batch entry
 // when Dv = D). With --decode-steps, the median step of T tokens
 // (--step-tokens) after the prompt: the cache bytes its first query sees,
-// read once, per second, and the useful GFLOP/s of the step's pairs (a step
-// of many tokens is a chunk of a prompt). GPU targets report device time
-// (CUDA events around the attention kernels: the host copies of the arrays
-// are left out).
+// read once (on CPUs a K=V layer's values only), per second, and the useful
+// GFLOP/s of the step's pairs (a step of many tokens is a chunk of a
+// prompt). GPU targets report device time (CUDA events around the attention
+// kernels: the host copies of the arrays are left out).
 //
 //===----------------------------------------------------------------------===//
 
@@ -195,8 +195,11 @@ int main(int argc, char **argv) {
             double(layer.countVisiblePairs(stepTokens, context + stepTokens)) /
             double(steps);
       }
+      // A values-only cache (CPU K=V) is read once for keys and values.
+      bool valuesOnly = manifest.kernels.at(layer.kernel).derivesKeys;
       double bytes = double(batch) * keys * double(layer.numKvHeads) *
-                     double(layer.headDim + layer.vHeadDim) * cacheElementBytes;
+                     double((valuesOnly ? 0 : layer.headDim) + layer.vHeadDim) *
+                     cacheElementBytes;
       double flops = pairs * layer.getFlopsPerVisiblePair() * double(batch);
       entries[index]["decode_ms"] = ms;
       entries[index]["decode_gbytes_per_s"] = bytes / (ms * 1e6);

@@ -34,9 +34,10 @@ struct SchedulePipelineOptions
   Option<bool> shareKEqV{
       *this, "share-k-eq-v",
       llvm::cl::desc("K=V layers store one tensor, deriving their keys at "
-                     "each step (false: derived keys beside the values, as "
-                     "both runtimes keep them)"),
-      llvm::cl::init(false)};
+                     "each step, as the CPU runtime keeps them (false: "
+                     "derived keys beside the values, as GPU caches keep "
+                     "them)"),
+      llvm::cl::init(true)};
 };
 
 struct CPUPipelineOptions

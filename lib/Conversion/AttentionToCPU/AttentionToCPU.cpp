@@ -54,8 +54,11 @@ static int64_t getFlashScratchBytes(const AttentionSignature &sig,
 static int64_t getDecodeScratchBytes(const AttentionSignature &sig,
                                      int64_t keyTile) {
   int64_t rows = getDecodePositions(sig, keyTile) * sig.heads;
-  return int64_t(sizeof(float)) * rows *
-         (sig.headDim + keyTile + sig.vHeadDim + 3);
+  // K=V: a tile's cos and sin (at most a head dim each), a key row, and
+  // the angles in f64.
+  int64_t derived = sig.derivesKeys ? (2 * keyTile + 5) * sig.headDim : 0;
+  return int64_t(sizeof(float)) *
+         (rows * (sig.headDim + keyTile + sig.vHeadDim + 3) + derived);
 }
 
 /// Why the CPU kernels cannot compute `sig`, if they cannot.
@@ -140,6 +143,8 @@ struct ConvertAttentionToCPUPass
         decode->setAttr("hybrid.q_tile", b.getI64IntegerAttr(getDecodePositions(
                                              sig, tiles.keys)));
         decode->setAttr("hybrid.k_tile", b.getI64IntegerAttr(tiles.keys));
+        if (sig.derivesKeys) // it takes the key scale after the sinks
+          decode->setAttr(kKEqVAttrName, b.getUnitAttr());
         emitCombineKernel(b, name + "_decode_combine", sig);
       }
       func.erase();

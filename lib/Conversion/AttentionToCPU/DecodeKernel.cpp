@@ -26,9 +26,17 @@
 // results (accumulator, max, sum) the combine kernel merges by log-sum-exp
 // (flash-decoding), so that a single sequence keeps every core busy.
 //
+// K=V layers' caches keep values only; their kernel derives each key as it
+// loads it: times the key scale (an operand), then rotated. A key's angles
+// advance by one rotation per position, so a work item computes cos and sin
+// in f64 once where its range starts and steps them key by key (four
+// multiply-adds per pair; libm per key was the 7x the derived-keys cache
+// once avoided), keeping each tile's rows in f32 for every kv head.
+//
 //===----------------------------------------------------------------------===//
 
 #include "KernelEmitter.h"
+#include "hybrid/Dialect/Hybrid/Utils/Rope.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
@@ -50,7 +58,12 @@ public:
         kTile((keyTile + kLanes - 1) / kLanes * kLanes),
         keyWidth(sig.headDim % kLanes == 0 ? kLanes : 8),
         valueWidth(sig.vHeadDim % kLanes == 0 ? kLanes : 8),
-        positions(getDecodePositions(sig, kTile)) {}
+        positions(getDecodePositions(sig, kTile)) {
+    if (sig.derivesKeys)
+      rope = computeRopeTable(sig.positional, sig.headDim);
+    int64_t pairs = rope.inverseFrequencies.size();
+    trigWidth = (pairs + kLanes - 1) / kLanes * kLanes;
+  }
 
   func::FuncOp emit(StringRef name);
 
@@ -61,13 +74,25 @@ private:
   void softmax();
   void accumulate(Value row, Value count);
 
+  /// K=V: the angles of the key at `position` (cos and sin of every pair,
+  /// in f64) in `stateCos`/`stateSin`.
+  void seedAngles(Value position);
+  /// K=V: rows j < count of `trigCos`/`trigSin` for the keys from the seeded
+  /// position on (f32, times yarn's attention factor), stepping the angles.
+  void stepAngles(Value count);
+  /// K=V: the key of tile row `j` from its loaded value chunks, in place:
+  /// times the key scale, then rotated.
+  void deriveKey(Value j, SmallVectorImpl<Value> &chunks);
+
   /// body(j, t, scratch row, chunks) for the `count` cache rows from `row`,
   /// key by key and kv head by kv head (the cache's memory order), for each
   /// position t and query head of the kv head: `chunks` are the kv head's
   /// `width`-wide vectors of `cache`, loaded once for its P * G rows.
+  /// With `derive`, the chunks are keys derived from the values (K=V).
   void forEachCacheVector(
       Value cache, int64_t width, Value row, Value count,
-      function_ref<void(Value, Value, Value, ArrayRef<Value>)> body);
+      function_ref<void(Value, Value, Value, ArrayRef<Value>)> body,
+      bool derive = false);
   /// body(scratch row) for every position and query head of the item.
   void forEachRow(function_ref<void(Value)> body) {
     forLoop(b, index(b, 0), numRows, index(b, 1), body);
@@ -94,6 +119,8 @@ private:
   int64_t group, kTile, keyWidth, valueWidth;
   int64_t positions;        // P: query positions per work item at most
   bool onePosition = false; // emitting the branch for items of one position
+  RopeTable rope;           // K=V layers' rotation (empty otherwise)
+  int64_t trigWidth = 0;    // rotating pairs, rounded up to whole vectors
 
   // Per work item: batch, its positions, and scratch with a row per
   // position and query head (t * Hq + h).
@@ -103,13 +130,22 @@ private:
   Value scoresT; // [P * Hq, kTile]: scores, then probabilities; -inf: hidden
   Value outputT; // [P * Hq, Dv]: unnormalised accumulator
   Value rowMax, rowSum, rowAlpha; // [P * Hq]
+  func::FuncOp func;
+  // K=V: the key scale [D], its chunks, the angles [trigWidth] (f64) where
+  // the next key is, and the tile's cos and sin [kTile, trigWidth] (f32);
+  // `keyRow` [D] rotates keys whose pairs straddle vectors.
+  Value keyScale;
+  SmallVector<Value> scaleChunks;
+  Value inverseFrequencies; // [trigWidth] f64, zeros past the pairs
+  Value stateCos, stateSin, trigCos, trigSin, keyRow;
 };
 
 } // namespace
 
 void DecodeEmitter::forEachCacheVector(
     Value cache, int64_t width, Value row, Value count,
-    function_ref<void(Value, Value, Value, ArrayRef<Value>)> body) {
+    function_ref<void(Value, Value, Value, ArrayRef<Value>)> body,
+    bool derive) {
   Value c0 = index(b, 0), c1 = index(b, 1);
   VectorType type = vector(width);
   int64_t dim = cast<MemRefType>(cache.getType()).getDimSize(3);
@@ -120,6 +156,8 @@ void DecodeEmitter::forEachCacheVector(
       for (int64_t c = 0; c < dim; c += width)
         chunks.push_back(vector::LoadOp::create(
             b, type, cache, ValueRange{batch, key, kvHead, index(b, c)}));
+      if (derive)
+        deriveKey(j, chunks);
       Value firstHead = arith::MulIOp::create(b, kvHead, index(b, group));
       auto forPosition = [&](Value t) {
         Value firstRow = arith::AddIOp::create(
@@ -161,7 +199,8 @@ void DecodeEmitter::scores(Value firstKey, Value row, Value count) {
           score = arith::SelectOp::create(b, seen, score, negInf);
         }
         memref::StoreOp::create(b, score, scoresT, ValueRange{scratchRow, j});
-      });
+      },
+      /*derive=*/sig.derivesKeys);
 }
 
 /// Per row, vectorised along the tile: soft-cap, running max, p = e^(s -
@@ -254,14 +293,123 @@ void DecodeEmitter::accumulate(Value row, Value count) {
       });
 }
 
+void DecodeEmitter::seedAngles(Value position) {
+  Type f64 = b.getF64Type();
+  Value p = arith::UIToFPOp::create(
+      b, f64, arith::IndexCastUIOp::create(b, b.getI64Type(), position));
+  forLoop(b, index(b, 0), index(b, trigWidth), index(b, 1), [&](Value i) {
+    // The same f64 angle as the prepare kernels' (positions reach 10^6).
+    Value angle = arith::MulFOp::create(
+        b, p, memref::LoadOp::create(b, inverseFrequencies, ValueRange{i}));
+    memref::StoreOp::create(b, math::CosOp::create(b, angle), stateCos, i);
+    memref::StoreOp::create(b, math::SinOp::create(b, angle), stateSin, i);
+  });
+}
+
+void DecodeEmitter::stepAngles(Value count) {
+  constexpr int64_t kF64Lanes = 8;
+  auto wide = VectorType::get({kF64Lanes}, b.getF64Type());
+  auto narrow = VectorType::get({kF64Lanes}, b.getF32Type());
+  auto constant = [&](ArrayRef<double> values) {
+    return arith::ConstantOp::create(b, wide,
+                                     DenseElementsAttr::get(wide, values))
+        .getResult();
+  };
+  Value factor = arith::ConstantOp::create(
+      b, wide, DenseElementsAttr::get(wide, rope.attentionFactor));
+  forLoop(b, index(b, 0), count, index(b, 1), [&](Value j) {
+    for (int64_t c = 0; c < trigWidth; c += kF64Lanes) {
+      // One position further: (cos, sin) times the pair's rotation, whose
+      // cos and sin are constants.
+      SmallVector<double> stepCos, stepSin;
+      for (int64_t i = c; i < c + kF64Lanes; ++i) {
+        double f = i < int64_t(rope.inverseFrequencies.size())
+                       ? rope.inverseFrequencies[i]
+                       : 0.0;
+        stepCos.push_back(std::cos(f));
+        stepSin.push_back(std::sin(f));
+      }
+      Value at = index(b, c);
+      Value cos = vector::LoadOp::create(b, wide, stateCos, at);
+      Value sin = vector::LoadOp::create(b, wide, stateSin, at);
+      auto store = [&](Value angle, Value trig) {
+        vector::StoreOp::create(
+            b,
+            arith::TruncFOp::create(b, narrow,
+                                    arith::MulFOp::create(b, angle, factor)),
+            trig, ValueRange{j, at});
+      };
+      store(cos, trigCos);
+      store(sin, trigSin);
+      Value c1 = constant(stepCos), s1 = constant(stepSin);
+      Value nextCos =
+          arith::SubFOp::create(b, arith::MulFOp::create(b, cos, c1),
+                                arith::MulFOp::create(b, sin, s1));
+      Value nextSin =
+          arith::AddFOp::create(b, arith::MulFOp::create(b, sin, c1),
+                                arith::MulFOp::create(b, cos, s1));
+      vector::StoreOp::create(b, nextCos, stateCos, at);
+      vector::StoreOp::create(b, nextSin, stateSin, at);
+    }
+  });
+}
+
+void DecodeEmitter::deriveKey(Value j, SmallVectorImpl<Value> &chunks) {
+  for (auto [chunk, scale] : llvm::zip(chunks, scaleChunks))
+    chunk = arith::MulFOp::create(b, chunk, scale);
+  if (!trigCos)
+    return;
+  int64_t pairs = rope.inverseFrequencies.size(), half = rope.half;
+  VectorType type = vector(keyWidth);
+  auto rotate = [&](Value x1, Value x2, Value cos, Value sin) {
+    return std::pair<Value, Value>{
+        arith::SubFOp::create(b, arith::MulFOp::create(b, x1, cos),
+                              arith::MulFOp::create(b, x2, sin)),
+        arith::AddFOp::create(b, arith::MulFOp::create(b, x2, cos),
+                              arith::MulFOp::create(b, x1, sin))};
+  };
+  if (half % keyWidth == 0) {
+    // Pair i's dims i and i + half sit in the same lane of two chunks.
+    int64_t partner = half / keyWidth;
+    for (int64_t c = 0; c * keyWidth < pairs; ++c) {
+      SmallVector<Value, 2> at{j, index(b, c * keyWidth)};
+      std::tie(chunks[c], chunks[c + partner]) =
+          rotate(chunks[c], chunks[c + partner],
+                 vector::LoadOp::create(b, type, trigCos, at),
+                 vector::LoadOp::create(b, type, trigSin, at));
+    }
+    return;
+  }
+  // Pairs straddle chunks: rotate through memory, element by element.
+  for (auto [c, chunk] : llvm::enumerate(chunks))
+    vector::StoreOp::create(b, chunk, keyRow, index(b, c * keyWidth));
+  forLoop(b, index(b, 0), index(b, pairs), index(b, 1), [&](Value i) {
+    Value other = arith::AddIOp::create(b, i, index(b, half));
+    auto [y1, y2] =
+        rotate(memref::LoadOp::create(b, keyRow, i),
+               memref::LoadOp::create(b, keyRow, other),
+               memref::LoadOp::create(b, trigCos, ValueRange{j, i}),
+               memref::LoadOp::create(b, trigSin, ValueRange{j, i}));
+    memref::StoreOp::create(b, y1, keyRow, i);
+    memref::StoreOp::create(b, y2, keyRow, other);
+  });
+  for (auto [c, chunk] : llvm::enumerate(chunks))
+    chunk = vector::LoadOp::create(b, type, keyRow, index(b, c * keyWidth));
+}
+
 void DecodeEmitter::visitKeys(Value lo, Value hi, Value base) {
   Value kTileSize = index(b, kTile);
   VectorType sv = vector(kLanes);
   Value negInf = splat(sv, f32(b, -std::numeric_limits<float>::infinity()));
+  if (trigCos)
+    ifThen(b, arith::CmpIOp::create(b, arith::CmpIPredicate::slt, lo, hi),
+           [&] { seedAngles(lo); });
   forLoop(b, lo, hi, kTileSize, [&](Value kt) {
     Value count =
         arith::MinSIOp::create(b, kTileSize, arith::SubIOp::create(b, hi, kt));
     Value row = arith::SubIOp::create(b, kt, base);
+    if (trigCos)
+      stepAngles(count);
     // Scores past `count` stay -inf: probability 0.
     forEachRow([&](Value scratchRow) {
       for (int64_t j = 0; j < kTile; j += kLanes)
@@ -279,12 +427,14 @@ func::FuncOp DecodeEmitter::emit(StringRef name) {
   Type f32Type = b.getF32Type(), idx = b.getIndexType();
   bool hasSinks = sig.score.getSinks();
   SmallVector<Type> inputs = getAttentionInputTypes(b, sig);
+  if (sig.derivesKeys)
+    inputs.push_back(MemRefType::get({sig.headDim}, f32Type));
   inputs.append(
       {MemRefType::get({dyn, dyn, dyn, sig.heads, sig.vHeadDim}, f32Type),
        MemRefType::get({dyn, dyn, dyn, sig.heads}, f32Type),
        MemRefType::get({dyn, dyn, dyn, sig.heads}, f32Type), idx, idx, idx,
        idx});
-  func::FuncOp func = createKernelFunc(b, name, inputs);
+  func = createKernelFunc(b, name, inputs);
   OpBuilder::InsertionGuard guard(b);
   Block *entry = &func.getBody().front();
   b.setInsertionPointToStart(entry);
@@ -293,6 +443,7 @@ func::FuncOp DecodeEmitter::emit(StringRef name) {
   k = entry->getArgument(arg++);
   v = entry->getArgument(arg++);
   Value sinks = hasSinks ? entry->getArgument(arg++) : Value();
+  keyScale = sig.derivesKeys ? entry->getArgument(arg++) : Value();
   Value partialOut = entry->getArgument(arg++);
   Value partialMax = entry->getArgument(arg++);
   Value partialSum = entry->getArgument(arg++);
@@ -313,6 +464,26 @@ func::FuncOp DecodeEmitter::emit(StringRef name) {
   rowMax = scratch({rows});
   rowSum = scratch({rows});
   rowAlpha = scratch({rows});
+  if (keyScale) {
+    for (int64_t c = 0; c < sig.headDim; c += keyWidth)
+      scaleChunks.push_back(
+          vector::LoadOp::create(b, vector(keyWidth), keyScale, index(b, c)));
+    if (trigWidth > 0) {
+      auto angles = MemRefType::get({trigWidth}, b.getF64Type());
+      stateCos = memref::AllocaOp::create(b, angles, ValueRange(),
+                                          b.getI64IntegerAttr(64));
+      stateSin = memref::AllocaOp::create(b, angles, ValueRange(),
+                                          b.getI64IntegerAttr(64));
+      SmallVector<double> frequencies(rope.inverseFrequencies);
+      frequencies.resize(trigWidth, 0.0); // padding: cos 1, sin 0, never moves
+      inverseFrequencies =
+          getF64Table(b, func, (name + "_inv_freq").str(), frequencies);
+      trigCos = scratch({kTile, trigWidth});
+      trigSin = scratch({kTile, trigWidth});
+      if (rope.half % keyWidth != 0)
+        keyRow = scratch({sig.headDim});
+    }
+  }
 
   Value c0 = index(b, 0), c1 = index(b, 1);
   Value numQueries = memref::DimOp::create(b, q, 1);

@@ -21,6 +21,8 @@ AttentionSignature AttentionSignature::get(AttentionOp op) {
   sig.mask = op.getMask();
   sig.positional = op.getPositional();
   sig.score = op.getScore();
+  Operation *kernel = op->getParentOp();
+  sig.derivesKeys = kernel && kernel->hasAttr(kKEqVAttrName);
   return sig;
 }
 

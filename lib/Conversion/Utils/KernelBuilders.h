@@ -22,6 +22,9 @@ struct AttentionSignature {
   MaskAttr mask;
   PositionalAttr positional;
   ScoreAttr score;
+  /// The kernel's caches keep values only (K=V, `hybrid.k_eq_v` on the
+  /// kernel function): its step kernels derive the keys from them.
+  bool derivesKeys = false;
 
   static AttentionSignature get(AttentionOp op);
   int64_t groupSize() const { return heads / kvHeads; }

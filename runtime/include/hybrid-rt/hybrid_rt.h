@@ -119,10 +119,11 @@ hybrid_rt_status hybrid_rt_prefill(hybrid_rt_model *model, int64_t layer,
  * a learned weight and its value norm none (Gemma 4: k_norm and v_norm of
  * one projection), pass the value-normed projection and set the weight
  * here. NULL restores ones, the default. Set it before the layer's first
- * call: it applies to the keys of the tokens that come after it, in every
- * session, of the layer and of the layers reading its cache (caches keep
- * the keys they derived). CUDA graph replays read it where it is. Other layers
- * take their keys as they are: INVALID_ARGUMENT. */
+ * call: it applies in every session, to the layer and to the layers reading
+ * its cache (a later change applies to every cached token on CPUs, which
+ * derive keys at each use, and to the tokens after it on GPUs, whose caches
+ * keep the keys they derived). CUDA graph replays read it where it is. Other
+ * layers take their keys as they are: INVALID_ARGUMENT. */
 hybrid_rt_status hybrid_rt_key_scale_set(hybrid_rt_model *model, int64_t layer,
                                          const hybrid_rt_tensor *scale);
 
@@ -170,9 +171,10 @@ hybrid_rt_status hybrid_rt_device_time_get(const hybrid_rt_model *model,
  *           (W + max_step_tokens - 1 rows), whatever the context length;
  *   chunk   chunk C: the current chunk (C + max_step_tokens - 1 rows);
  *   shared  no storage: the layer reads its source layer's cache;
- * and K=V layers keep the keys they derive from their values
- * (hybrid_rt_key_scale_set) beside them. Caches hold f32 (the CPU kernels'
- * type); on GPUs they live in device memory as bf16. Each layer advances
+ * K=V layers' caches hold their values only on CPUs, whose kernels derive
+ * the keys (hybrid_rt_key_scale_set) as they read them; GPU caches keep the
+ * derived keys beside the values. Caches hold f32 (the CPU kernels' type);
+ * on GPUs they live in device memory as bf16. Each layer advances
  * on its own: call every layer once per step, a shared layer after its
  * source. */
 typedef struct hybrid_rt_session hybrid_rt_session;

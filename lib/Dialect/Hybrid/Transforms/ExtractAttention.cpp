@@ -27,8 +27,16 @@ static Type getElementType(MLIRContext *ctx, StorageType type) {
   llvm_unreachable("kernels are f32, f16 or bf16");
 }
 
+/// True if `layer`'s cache keeps its values only, its keys being derived
+/// from them (K=V layers and the layers reading their caches).
+static bool derivesKeys(LayerOp layer) {
+  CacheAttr cache = layer.getCacheAttr();
+  return cache && cache.getKEqV();
+}
+
 /// Everything that makes two layers' attention differ; uniqued, so two
 /// layers share a kernel exactly when their signatures are the same attribute.
+/// K=V layers read their caches otherwise (keys derived at each step).
 static ArrayAttr getSignature(LayerOp layer) {
   Builder b(layer.getContext());
   return b.getArrayAttr({b.getI64IntegerAttr(*layer.getNumHeads()),
@@ -36,7 +44,7 @@ static ArrayAttr getSignature(LayerOp layer) {
                          b.getI64IntegerAttr(*layer.getHeadDim()),
                          b.getI64IntegerAttr(layer.getValueHeadDim()),
                          *layer.getMask(), *layer.getPositional(),
-                         *layer.getScore()});
+                         *layer.getScore(), b.getBoolAttr(derivesKeys(layer))});
 }
 
 /// Creates `func.func @name(q, k, v, [sinks,] init) -> out` holding one
@@ -71,6 +79,8 @@ static func::FuncOp createKernel(OpBuilder &builder, Location loc,
       *layer.getMask(), *layer.getPositional(), score,
       /*q_tile=*/nullptr, /*k_tile=*/nullptr, /*gpu_kernel=*/nullptr);
   func::ReturnOp::create(body, loc, attention.getResult());
+  if (derivesKeys(layer))
+    func->setAttr(kKEqVAttrName, builder.getUnitAttr());
   return func;
 }
 

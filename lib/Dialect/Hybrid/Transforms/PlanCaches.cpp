@@ -45,8 +45,9 @@ struct PlanCachesPass
       if (StateAttr state = layer.getStateAttr())
         stateBytes = (state.getRecurrent() + state.getConv()) * elementBytes;
 
-      // Keys and values of one token; K=V layers too (the runtimes keep
-      // their derived keys beside the values), one tensor with share-k-eq-v.
+      // Keys and values of one token; K=V layers one tensor with
+      // share-k-eq-v (CPU caches), both without (GPU caches keep derived
+      // keys beside the values).
       int64_t fullBytesPerToken = 0;
       if (layer.hasAttention())
         fullBytesPerToken = *layer.getNumKvHeads() *

@@ -262,8 +262,9 @@ def Hybrid_CacheAttr : Hybrid_Attr<"Cache", "cache"> {
       `k_eq_v` (the schedule's verifier checks);
     - `none`: no KV cache (non-attention mixers).
     `k_eq_v`: one projection serves as the values and, times a per-dim key
-    scale and rotated, as the keys (the runtimes keep the derived keys
-    beside it; `hybrid-plan-caches` plans both unless `share-k-eq-v`).
+    scale and rotated, as the keys (CPU caches keep it alone, their kernels
+    deriving keys as they read it; GPU caches keep the derived keys beside
+    it, which `hybrid-plan-caches` plans with `share-k-eq-v=false`).
 
     ```mlir
     #hybrid.cache<policy = ring, window = 512>

@@ -19,6 +19,11 @@ class LayerOp;
 /// tuning entry): no tuner gives more, and CPU work items keep their tiles
 /// on a thread's stack.
 inline constexpr int64_t kMaxTileSize = 1 << 16;
+
+/// Unit attribute hybrid-extract-attention puts on the kernels of K=V layers
+/// (and of the layers reading their caches): their caches keep the values
+/// only, so their step kernels derive the keys from them.
+inline constexpr llvm::StringLiteral kKEqVAttrName = "hybrid.k_eq_v";
 } // namespace hybrid
 
 #define GET_OP_CLASSES

@@ -48,10 +48,10 @@ def HybridPlanCaches : Pass<"hybrid-plan-caches", "::hybrid::ScheduleOp"> {
                clEnumValN(::hybrid::StorageType::f16, "f16", "2 bytes"),
                clEnumValN(::hybrid::StorageType::bf16, "bf16", "2 bytes"),
                clEnumValN(::hybrid::StorageType::f8, "f8", "1 byte"))}]>,
-    Option<"shareKEqV", "share-k-eq-v", "bool", /*default=*/"false",
-           "K=V layers store one tensor, deriving their keys at each step "
-           "(false: derived keys beside the values, as both runtimes keep "
-           "them)">
+    Option<"shareKEqV", "share-k-eq-v", "bool", /*default=*/"true",
+           "K=V layers store one tensor, deriving their keys at each step, "
+           "as the CPU runtime keeps them (false: derived keys beside the "
+           "values, as GPU caches keep them)">
   ];
 }
 
@@ -64,6 +64,9 @@ def HybridExtractAttention
     public `func.func` whose body is one `hybrid.attention` on tensors with
     dynamic batch and sequence lengths, and records the kernel symbol on the
     layer as `kernel = @...`. Layers with the same signature share a kernel.
+    Kernels of K=V layers (and of layers reading their caches) are apart and
+    marked `hybrid.k_eq_v`: their caches keep the values only, from which
+    the lowerings' step kernels derive the keys.
   }];
   let dependentDialects = ["::mlir::func::FuncDialect",
                            "::mlir::tensor::TensorDialect"];
