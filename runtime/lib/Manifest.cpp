@@ -428,7 +428,7 @@ bool hybrid::rt::loadManifest(const std::string &dir, Manifest &manifest,
                            layer.kernel + "'s");
         // CPU caches of K=V layers keep values only; GPU caches keep the
         // derived keys beside them.
-        if (k.derivesKeys != (layer.kEqV && !onGPU))
+        if (!k.decode.empty() && k.derivesKeys != (layer.kEqV && !onGPU))
           throw FieldError(where + ".kernel: kernels." + layer.kernel +
                            (k.derivesKeys
                                 ? " derives keys from values, but the layer "

@@ -81,7 +81,8 @@ void hybrid::rt::prepareRows(hybrid_rt_model &model, PrepareFn prepare,
 
 bool hybrid::rt::keepsValuesOnly(const hybrid_rt_model &model,
                                  const LayerSpec &l) {
-  return model.manifest.kernels.at(l.kernel).derivesKeys;
+  // The manifest checked that such layers' decode kernels derive keys.
+  return l.kEqV && !model.onGPU();
 }
 
 void hybrid::rt::runFlash(hybrid_rt_model &model, const LayerSpec &l, Tensor4 q,

@@ -81,11 +81,6 @@ TEST(Manifest, ErrorsNameTheField) {
       {"{\"type\": \"none\"}", "{\"type\": \"alibi\"}",
        "layers[0].positional.type: unknown positional type 'alibi'"},
       {"\"q_tile\": 16", "\"q_tile\": 0", "kernels.attn0.q_tile"},
-      // CPU caches of K=V layers keep values only: their decode kernel
-      // derives the keys.
-      {"\"k_eq_v\": false", "\"k_eq_v\": true",
-       "layers[0].kernel: kernels.attn0 reads cached keys, but the layer's "
-       "cache keeps values only (k_eq_v)"},
       {"\"k_tile\": 64}", "\"k_tile\": 64, \"derives_keys\": true}",
        "kernels.attn0.derives_keys: only a decode kernel derives keys"},
       {"\"head_dim\": 64,\n     \"v_head_dim\": 64, \"scale\"",
@@ -243,6 +238,37 @@ TEST(Manifest, SharedCachesReadACacheOfTheirShape) {
                              reader["kernel"] = "attn1";
                            }),
                 "layer 0 has another mask");
+}
+
+// CPU caches of K=V layers keep values only: a decode kernel reading their
+// keys would read nothing, one deriving them must belong to a K=V layer.
+TEST(Manifest, KEqVDecodeKernelsDeriveKeysOnCPUs) {
+  auto edited = [](bool kEqV, bool derivesKeys) {
+    nlohmann::json manifest = nlohmann::json::parse(kValid);
+    nlohmann::json &kernel = manifest["kernels"]["attn0"];
+    kernel["decode"] = "_mlir_ciface_attn0_decode";
+    kernel["decode_combine"] = "_mlir_ciface_attn0_decode_combine";
+    kernel["decode_q_tile"] = 1;
+    kernel["derives_keys"] = derivesKeys;
+    manifest["layers"][0]["cache"]["k_eq_v"] = kEqV;
+    return manifest.dump();
+  };
+  Manifest m;
+  std::string error;
+  EXPECT_TRUE(loadManifest(writeManifest(edited(true, true)), m, error))
+      << error;
+  EXPECT_TRUE(loadManifest(writeManifest(edited(false, false)), m, error))
+      << error;
+  EXPECT_FALSE(loadManifest(writeManifest(edited(true, false)), m, error));
+  EXPECT_NE(error.find("layers[0].kernel: kernels.attn0 reads cached keys, "
+                       "but the layer's cache keeps values only (k_eq_v)"),
+            std::string::npos)
+      << error;
+  EXPECT_FALSE(loadManifest(writeManifest(edited(false, true)), m, error));
+  EXPECT_NE(error.find("layers[0].kernel: kernels.attn0 derives keys from "
+                       "values, but the layer caches its keys"),
+            std::string::npos)
+      << error;
 }
 
 // The closed-form pair count agrees with counting visible() one by one.
