@@ -50,6 +50,18 @@ using namespace hybrid::cpu;
 
 namespace {
 
+/// x1 cos - x2 sin and x2 cos + x1 sin (a pair rotated; a complex product),
+/// in fused multiply-adds: two instructions each.
+Value rotateFirst(ImplicitLocOpBuilder &b, Value x1, Value x2, Value cos,
+                  Value sin) {
+  return math::FmaOp::create(
+      b, x1, cos, arith::NegFOp::create(b, arith::MulFOp::create(b, x2, sin)));
+}
+Value rotateSecond(ImplicitLocOpBuilder &b, Value x1, Value x2, Value cos,
+                   Value sin) {
+  return math::FmaOp::create(b, x1, sin, arith::MulFOp::create(b, x2, cos));
+}
+
 class DecodeEmitter {
 public:
   DecodeEmitter(ImplicitLocOpBuilder &b, const AttentionSignature &sig,
@@ -342,12 +354,8 @@ void DecodeEmitter::stepAngles(Value count) {
       store(cos, trigCos);
       store(sin, trigSin);
       Value c1 = constant(stepCos), s1 = constant(stepSin);
-      Value nextCos =
-          arith::SubFOp::create(b, arith::MulFOp::create(b, cos, c1),
-                                arith::MulFOp::create(b, sin, s1));
-      Value nextSin =
-          arith::AddFOp::create(b, arith::MulFOp::create(b, sin, c1),
-                                arith::MulFOp::create(b, cos, s1));
+      Value nextCos = rotateFirst(b, cos, sin, c1, s1);
+      Value nextSin = rotateSecond(b, cos, sin, c1, s1);
       vector::StoreOp::create(b, nextCos, stateCos, at);
       vector::StoreOp::create(b, nextSin, stateSin, at);
     }
@@ -362,11 +370,8 @@ void DecodeEmitter::deriveKey(Value j, SmallVectorImpl<Value> &chunks) {
   int64_t pairs = rope.inverseFrequencies.size(), half = rope.half;
   VectorType type = vector(keyWidth);
   auto rotate = [&](Value x1, Value x2, Value cos, Value sin) {
-    return std::pair<Value, Value>{
-        arith::SubFOp::create(b, arith::MulFOp::create(b, x1, cos),
-                              arith::MulFOp::create(b, x2, sin)),
-        arith::AddFOp::create(b, arith::MulFOp::create(b, x2, cos),
-                              arith::MulFOp::create(b, x1, sin))};
+    return std::pair<Value, Value>{rotateFirst(b, x1, x2, cos, sin),
+                                   rotateSecond(b, x1, x2, cos, sin)};
   };
   if (half % keyWidth == 0) {
     // Pair i's dims i and i + half sit in the same lane of two chunks.
