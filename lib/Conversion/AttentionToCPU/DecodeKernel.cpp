@@ -30,8 +30,8 @@
 // loads it: times the key scale (an operand), then rotated. A key's angles
 // advance by one rotation per position, so a work item computes cos and sin
 // in f64 once where its range starts and steps them key by key (four
-// multiply-adds per pair; libm per key was the 7x the derived-keys cache
-// once avoided), keeping each tile's rows in f32 for every kv head.
+// multiply-adds per pair; libm per key and pair instead cost 7x a full
+// layer's step), keeping each tile's rows in f32 for every kv head.
 //
 //===----------------------------------------------------------------------===//
 
@@ -75,6 +75,10 @@ public:
       rope = computeRopeTable(sig.positional, sig.headDim);
     int64_t pairs = rope.inverseFrequencies.size();
     trigWidth = (pairs + kLanes - 1) / kLanes * kLanes;
+    // Padding: frequency 0, so cos 1 and sin 0 that never move.
+    frequencies.assign(rope.inverseFrequencies.begin(),
+                       rope.inverseFrequencies.end());
+    frequencies.resize(trigWidth, 0.0);
   }
 
   func::FuncOp emit(StringRef name);
@@ -133,6 +137,7 @@ private:
   bool onePosition = false; // emitting the branch for items of one position
   RopeTable rope;           // K=V layers' rotation (empty otherwise)
   int64_t trigWidth = 0;    // rotating pairs, rounded up to whole vectors
+  SmallVector<double> frequencies; // rope's, zeros up to trigWidth
 
   // Per work item: batch, its positions, and scratch with a row per
   // position and query head (t * Hq + h).
@@ -148,7 +153,7 @@ private:
   // `keyRow` [D] rotates keys whose pairs straddle vectors.
   Value keyScale;
   SmallVector<Value> scaleChunks;
-  Value inverseFrequencies; // [trigWidth] f64, zeros past the pairs
+  Value inverseFrequencies; // `frequencies` in memory
   Value stateCos, stateSin, trigCos, trigSin, keyRow;
 };
 
@@ -334,10 +339,7 @@ void DecodeEmitter::stepAngles(Value count) {
       // One position further: (cos, sin) times the pair's rotation, whose
       // cos and sin are constants.
       SmallVector<double> stepCos, stepSin;
-      for (int64_t i = c; i < c + kF64Lanes; ++i) {
-        double f = i < int64_t(rope.inverseFrequencies.size())
-                       ? rope.inverseFrequencies[i]
-                       : 0.0;
+      for (double f : ArrayRef(frequencies).slice(c, kF64Lanes)) {
         stepCos.push_back(std::cos(f));
         stepSin.push_back(std::sin(f));
       }
@@ -479,8 +481,6 @@ func::FuncOp DecodeEmitter::emit(StringRef name) {
                                           b.getI64IntegerAttr(64));
       stateSin = memref::AllocaOp::create(b, angles, ValueRange(),
                                           b.getI64IntegerAttr(64));
-      SmallVector<double> frequencies(rope.inverseFrequencies);
-      frequencies.resize(trigWidth, 0.0); // padding: cos 1, sin 0, never moves
       inverseFrequencies =
           getF64Table(b, func, (name + "_inv_freq").str(), frequencies);
       trigCos = scratch({kTile, trigWidth});
