@@ -6,18 +6,27 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 
 using namespace hybrid::rt;
 
 namespace {
-/// A fresh directory holding `text` as manifest.json.
-std::string writeManifest(const std::string &text) {
-  char pattern[] = "/tmp/hybrid-rt-test-XXXXXX";
-  std::string dir = mkdtemp(pattern);
-  std::ofstream(dir + "/manifest.json") << text;
-  return dir;
+/// loadManifest of `text` as a directory's manifest.json (a fresh
+/// directory, removed afterwards).
+bool loadText(const std::string &text, Manifest &manifest, std::string &error) {
+  std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / "hybrid-rt-test-XXXXXX";
+  std::string pattern = dir.string();
+  if (!mkdtemp(pattern.data())) {
+    error = "cannot create a directory in " + dir.parent_path().string();
+    return false;
+  }
+  std::ofstream(pattern + "/manifest.json") << text;
+  bool loaded = loadManifest(pattern, manifest, error);
+  std::filesystem::remove_all(pattern);
+  return loaded;
 }
 
 const char *kValid = R"({
@@ -45,7 +54,7 @@ const char *kValid = R"({
 TEST(Manifest, ReadsLayersAndKernels) {
   Manifest m;
   std::string error;
-  ASSERT_TRUE(loadManifest(writeManifest(kValid), m, error)) << error;
+  ASSERT_TRUE(loadText(kValid, m, error)) << error;
   ASSERT_EQ(m.layers.size(), 2u);
   EXPECT_EQ(m.layers[0].window, 5);
   EXPECT_EQ(m.layers[0].cachePolicy, "ring");
@@ -115,12 +124,12 @@ TEST(Manifest, ErrorsNameTheField) {
     text.replace(at, c.from.size(), c.to);
     Manifest m;
     std::string error;
-    EXPECT_FALSE(loadManifest(writeManifest(text), m, error)) << c.to;
+    EXPECT_FALSE(loadText(text, m, error)) << c.to;
     EXPECT_NE(error.find(c.message), std::string::npos) << error;
   }
   Manifest m;
   std::string error;
-  EXPECT_FALSE(loadManifest(writeManifest("{\"version\": "), m, error));
+  EXPECT_FALSE(loadText("{\"version\": ", m, error));
   EXPECT_NE(error.find("not valid JSON"), std::string::npos) << error;
   EXPECT_FALSE(loadManifest("/nonexistent", m, error));
   EXPECT_NE(error.find("cannot be read"), std::string::npos) << error;
@@ -139,19 +148,19 @@ TEST(Manifest, GPUKernelsNeedLaunchFields) {
                "\"threads\": 128, \"value_slices\": 2");
   Manifest m;
   std::string error;
-  ASSERT_TRUE(loadManifest(writeManifest(withFields), m, error)) << error;
+  ASSERT_TRUE(loadText(withFields, m, error)) << error;
   EXPECT_EQ(m.kernels.at("attn0").threads, 128);
   // Artifacts from before flash_threads launch every kernel alike.
   EXPECT_EQ(m.kernels.at("attn0").flashThreads, 128);
   EXPECT_EQ(m.kernels.at("attn0").valueSlices, 2);
   std::string eightWarps = replaced(withFields, "\"threads\": 128",
                                     "\"threads\": 128, \"flash_threads\": 256");
-  ASSERT_TRUE(loadManifest(writeManifest(eightWarps), m, error)) << error;
+  ASSERT_TRUE(loadText(eightWarps, m, error)) << error;
   EXPECT_EQ(m.kernels.at("attn0").flashThreads, 256);
   // Each text is refused with an error naming the field.
   auto expectRefused = [&](const std::string &text,
                            const std::string &message) {
-    EXPECT_FALSE(loadManifest(writeManifest(text), m, error));
+    EXPECT_FALSE(loadText(text, m, error));
     EXPECT_NE(error.find(message), std::string::npos) << error;
   };
   expectRefused(replaced(withFields, "\"threads\": 128",
@@ -204,13 +213,12 @@ TEST(Manifest, SharedCachesReadACacheOfTheirShape) {
   auto same = [](nlohmann::json &, nlohmann::json &) {};
   Manifest m;
   std::string error;
-  ASSERT_TRUE(loadManifest(writeManifest(withReader(0, same)), m, error))
-      << error;
+  ASSERT_TRUE(loadText(withReader(0, same), m, error)) << error;
   EXPECT_EQ(m.layers[2].cachePolicy, "shared");
   EXPECT_EQ(m.layers[2].sourceLayer, 0);
   auto expectRefused = [&](const std::string &text,
                            const std::string &message) {
-    EXPECT_FALSE(loadManifest(writeManifest(text), m, error));
+    EXPECT_FALSE(loadText(text, m, error));
     EXPECT_NE(error.find("layers[2].cache.source_layer: " + message),
               std::string::npos)
         << error;
@@ -255,16 +263,14 @@ TEST(Manifest, KEqVDecodeKernelsDeriveKeysOnCPUs) {
   };
   Manifest m;
   std::string error;
-  EXPECT_TRUE(loadManifest(writeManifest(edited(true, true)), m, error))
-      << error;
-  EXPECT_TRUE(loadManifest(writeManifest(edited(false, false)), m, error))
-      << error;
-  EXPECT_FALSE(loadManifest(writeManifest(edited(true, false)), m, error));
+  EXPECT_TRUE(loadText(edited(true, true), m, error)) << error;
+  EXPECT_TRUE(loadText(edited(false, false), m, error)) << error;
+  EXPECT_FALSE(loadText(edited(true, false), m, error));
   EXPECT_NE(error.find("layers[0].kernel: kernels.attn0 reads cached keys, "
                        "but the layer's cache keeps values only (k_eq_v)"),
             std::string::npos)
       << error;
-  EXPECT_FALSE(loadManifest(writeManifest(edited(false, true)), m, error));
+  EXPECT_FALSE(loadText(edited(false, true), m, error));
   EXPECT_NE(error.find("layers[0].kernel: kernels.attn0 derives keys from "
                        "values, but the layer caches its keys"),
             std::string::npos)

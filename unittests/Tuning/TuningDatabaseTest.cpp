@@ -3,6 +3,7 @@
 #include "hybrid/Tuning/TuningDatabase.h"
 
 #include "llvm/Support/FileSystem.h"
+#include "llvm/Support/FileUtilities.h"
 
 #include <gtest/gtest.h>
 
@@ -24,11 +25,21 @@ TuningEntry entry(const char *target, int64_t bucket, int64_t qTile,
   return e;
 }
 
-std::string tempPath(const char *name) {
-  llvm::SmallString<128> path;
-  llvm::sys::fs::createTemporaryFile(name, "json", path);
-  return path.str().str();
-}
+/// A temporary JSON file, removed when it goes out of scope.
+class TempFile {
+public:
+  explicit TempFile(const char *name) {
+    llvm::SmallString<128> path;
+    llvm::sys::fs::createTemporaryFile(name, "json", path);
+    this->path = path.str().str();
+    remover.setFile(path);
+  }
+  const std::string &getPath() const { return path; }
+
+private:
+  std::string path;
+  llvm::FileRemover remover;
+};
 } // namespace
 
 TEST(TuningDatabase, Buckets) {
@@ -45,7 +56,8 @@ TEST(TuningDatabase, RoundTripAndReplace) {
   db.add(entry("cpu:x", 1024, 32, 64, 0.5, 0.5));
   db.add(entry("cpu:x", 4096, 128, 64, 1.2, 2.0)); // replaces the first
   ASSERT_EQ(db.getEntries().size(), 2u);
-  std::string path = tempPath("tuning"), error;
+  TempFile file("tuning");
+  std::string path = file.getPath(), error;
   ASSERT_TRUE(db.save(path, error)) << error;
   TuningDatabase back;
   ASSERT_TRUE(back.load(path, error)) << error;
@@ -76,7 +88,8 @@ TEST(TuningDatabase, GPUVariantsRoundTrip) {
   e.device = "NVIDIA H100 80GB HBM3";
   db.add(e);
   db.add(entry("cpu:x", 8192, 32, 64)); // no variant
-  std::string path = tempPath("tuning"), error;
+  TempFile file("tuning");
+  std::string path = file.getPath(), error;
   ASSERT_TRUE(db.save(path, error)) << error;
   TuningDatabase back;
   ASSERT_TRUE(back.load(path, error)) << error;
@@ -166,7 +179,8 @@ TEST(TuningDatabase, ErrorsNameTheField) {
        "entries[0].gpu: only for cuda: targets"},
   };
   for (const Case &c : cases) {
-    std::string path = tempPath("bad"), error;
+    TempFile file("bad");
+    std::string path = file.getPath(), error;
     std::ofstream(path) << c.text;
     TuningDatabase db;
     EXPECT_FALSE(db.load(path, error)) << c.text;
