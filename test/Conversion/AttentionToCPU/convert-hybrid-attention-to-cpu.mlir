@@ -63,8 +63,10 @@
 // The key row of a position: p - (p / capacity) * capacity (a ring wraps).
 // CHECK: arith.divui %{{.+}}, %{{.+}} : index
 // Scores: keys outside, the 2 kv heads inside, so that each cache row is read
-// front to back; each key vector serves its positions' 4 query heads; tree
-// sums. An item of one position (the usual step) sees its whole range...
+// front to back; each key vector serves its positions' 4 query heads, whose
+// lanes are summed together (two levels of shuffles pair them, two fold
+// each in place; one extract each). An item of one position (the usual
+// step) sees its whole range...
 // CHECK: %[[ONE:.+]] = arith.cmpi eq, %{{.+}}, %c1
 // CHECK-NEXT: scf.if %[[ONE]]
 // CHECK: %[[COUNT:.+]] = arith.minsi %c64
@@ -73,19 +75,24 @@
 // CHECK: scf.for %[[H:.+]] = %{{.+}} to %c2 step
 // CHECK: vector.load %[[DK]][%{{.+}}, %[[ROW]], %[[H]], %{{.+}}]
 // CHECK-NOT: arith.cmpi sle
-// CHECK: vector.reduction <add>, %{{.+}} fastmath<reassoc>
-// CHECK-NEXT: memref.store
+// CHECK: vector.shuffle %{{.+}}, %{{.+}} [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23]
+// CHECK: vector.shuffle %{{.+}}, %{{.+}} [0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27]
+// CHECK: vector.shuffle %[[HALVES:.+]], %[[HALVES]] [2, 3, 2, 3, 6, 7, 6, 7, 10, 11, 10, 11, 14, 15, 14, 15]
+// CHECK: %[[S0:.+]] = vector.extract %{{.+}}[0]
+// CHECK: vector.extract %{{.+}}[12]
+// CHECK-NEXT: memref.store %[[S0]]
 // ... several loop over their positions, and a score is -inf unless its
 // position sees the key (key <= query, key >= query - 99).
 // CHECK: } else {
 // CHECK: scf.for %[[H2:.+]] = %{{.+}} to %c2 step
 // CHECK: vector.load %[[DK]][%{{.+}}, %{{.+}}, %[[H2]], %{{.+}}]
 // CHECK: scf.for
-// CHECK: %[[S:.+]] = vector.reduction <add>, %{{.+}} fastmath<reassoc>
 // CHECK: arith.cmpi sle
 // CHECK: arith.subi %{{.+}}, %c99
-// CHECK: arith.cmpi sge
-// CHECK: arith.select %{{.+}}, %[[S]]
+// CHECK: %[[SGE:.+]] = arith.cmpi sge
+// CHECK: %[[SEEN:.+]] = arith.andi %{{.+}}, %[[SGE]]
+// CHECK: %[[S:.+]] = vector.extract %{{.+}}[0]
+// CHECK: arith.select %[[SEEN]], %[[S]]
 // CHECK: vector.reduction <maximumf>
 // CHECK: math.tanh
 // CHECK: math.exp
