@@ -171,7 +171,7 @@ def draw_case(rng, targets):
     # A quarter of the cases on CPUs when both: fewer variants there.
     cpu = targets == ["cpu"] or ("cpu" in targets and rng.random() < 0.25)
     kv_heads = rng.choice([1, 1, 2, 3])
-    group = rng.choice([1, 1, 2, 3, 4, 5, 8, 16])
+    group = rng.choice([1, 1, 2, 3, 4, 5, 8, 12, 16, 32])
     wgmma = not cpu and rng.random() < 0.5
     layers = []
     for _ in range(rng.choice([1, 1, 2])):

@@ -43,18 +43,16 @@ getUnsupportedReason(const AttentionSignature &sig, int64_t keyTile,
     return "the GPU kernels take at most " + std::to_string(rows) +
            " query heads per kv head (the rows of a flash CTA), got " +
            std::to_string(sig.groupSize());
-  // The decode kernel keeps a kv head's G query rows and their
-  // probabilities for a 128-key tile in static shared memory, beside its
-  // row indices, reduction scratch and the key subsets' value sums.
-  int64_t group = sig.groupSize();
-  int64_t decodeBytes = group * (sig.headDim + kThreads) * 4 + kThreads * 8 +
-                        (kThreads / kThreadsPerWarp) * group * 4 +
-                        kThreads / (sig.vHeadDim / 8) * sig.vHeadDim * 4;
-  if (sig.mask.getCausal() && decodeBytes > 48 * 1024)
-    return "the GPU decode kernel keeps the " + std::to_string(group) +
-           " query heads of a kv head in shared memory: " +
-           std::to_string(decodeBytes) + " bytes at head dim " +
-           std::to_string(sig.headDim) + ", over the 49152 available";
+  // The decode kernel keeps the query rows it serves of a kv head (8 at
+  // most) and their probabilities for a 128-key tile in static shared
+  // memory, beside its row indices, reduction scratch and the key subsets'
+  // value sums: under 26 KB at head dims 512, so always within 48 KB.
+  int64_t decodeRows = getDecodeRowsPerCta(sig.groupSize());
+  [[maybe_unused]] int64_t decodeBytes =
+      decodeRows * (sig.headDim + kThreads) * 4 + kThreads * 8 +
+      (kThreads / kThreadsPerWarp) * decodeRows * 4 +
+      kThreads / (sig.vHeadDim / 8) * sig.vHeadDim * 4;
+  assert(decodeBytes <= 48 * 1024 && "decode kernel's static shared memory");
   if (keyTile <= 0 || keyTile % 16 != 0)
     return "k-tile must be a positive multiple of 16 for the GPU kernels, "
            "got " +

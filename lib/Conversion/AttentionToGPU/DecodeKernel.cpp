@@ -4,9 +4,11 @@
 // rows: memory-bound, so plain SIMT code, split across CTAs over the key
 // range (flash-decoding) and merged by the combine kernel. One CTA of 128
 // threads per (split, query position and kv head, batch); per tile of 128
-// keys:
+// keys, for G' of the kv head's G query rows (G' = G up to 8, else the
+// kv head's rows are served G' at a time, each slice re-reading the keys:
+// a thread's state is 8 floats per row, and registers run out past 8):
 //
-//   thread j:  s[r] = q[r] . K[key j]        G dot products, q in shared
+//   thread j:  s[r] = q[r] . K[key j]        G' dot products, q in shared
 //   CTA:       m' = max(m, max_j s)          warp shuffles, then 4 warps
 //   thread j:  p[r][j] = e^(s[r] - m'), its share of the running sum
 //   thread t:  O_t[r][8c..8c+7] = O_t[r][..] e^(m - m')
@@ -49,7 +51,7 @@ constexpr int64_t kWarps = kThreads / kThreadsPerWarp;
 class DecodeEmitter {
 public:
   DecodeEmitter(ImplicitLocOpBuilder &b, const AttentionSignature &sig)
-      : b(b), sig(sig), group(sig.groupSize()),
+      : b(b), sig(sig), group(getDecodeRowsPerCta(sig.groupSize())),
         valueSlots((sig.vHeadDim + kThreads - 1) / kThreads),
         chunks(sig.vHeadDim / 8), keyGroups(kThreads / chunks) {}
 
@@ -191,195 +193,208 @@ mlir::gpu::GPUFuncOp DecodeEmitter::emit(StringRef name) {
   tid = mlir::gpu::ThreadIdOp::create(b, Dimension::x);
   lane = arith::RemUIOp::create(b, tid, index(b, kThreadsPerWarp));
   warp = arith::DivUIOp::create(b, tid, index(b, kThreadsPerWarp));
-  Value firstHead = arith::MulIOp::create(b, kvHead, index(b, group));
-
-  // The group's queries, in f32, shared by every thread.
-  forLoop(b, tid, index(b, group * dim), index(b, kThreads), [&](Value i) {
-    Value r = arith::DivUIOp::create(b, i, index(b, dim));
-    Value d = arith::RemUIOp::create(b, i, index(b, dim));
-    Value x = memref::LoadOp::create(
-        b, q,
-        ValueRange{batch, query, arith::AddIOp::create(b, firstHead, r), d});
-    memref::StoreOp::create(b, arith::ExtFOp::create(b, f32Type, x), sQ,
-                            ValueRange{r, d});
-  });
-  mlir::gpu::BarrierOp::create(b);
-
-  Value tile = index(b, kDecodeTile);
-  Value at = arith::AddIOp::create(b, position, query);
-  auto [lo, hi] = getSplitKeyRange(b, getKeyBegin(b, sig.mask, at),
-                                   arith::AddIOp::create(b, at, index(b, 1)),
-                                   split, numSplits, tile);
-
-  float inf = std::numeric_limits<float>::infinity();
-  Value negInf = f32(b, -inf), zero = f32(b, 0.0);
-  Value firstSplit =
-      arith::CmpIOp::create(b, arith::CmpIPredicate::eq, split, c0);
-  // State: max per row (the same in every thread), this thread's share of
-  // the sum per row, and its partial accumulator per row (8 value dims).
-  SmallVector<Value> init;
-  SmallVector<Value> sinkLogits;
-  for (int64_t r = 0; r < group; ++r) {
-    Value max = negInf;
-    if (sinks) {
-      sinkLogits.push_back(memref::LoadOp::create(
-          b, sinks,
-          ValueRange{arith::AddIOp::create(b, firstHead, index(b, r))}));
-      max = arith::SelectOp::create(b, firstSplit, sinkLogits.back(), negInf);
-    }
-    init.push_back(max);
-  }
-  init.append(group, zero);
-  auto vec8 = VectorType::get({8}, f32Type);
-  Value zeros8 = arith::ConstantOp::create(
-      b, vec8, DenseElementsAttr::get(vec8, b.getF32FloatAttr(0.0)));
-  init.append(group, zeros8);
-  Value chunk = arith::RemUIOp::create(b, tid, index(b, chunks));
-  Value keyGroup = arith::DivUIOp::create(b, tid, index(b, chunks));
-  Value firstDim = arith::MulIOp::create(b, chunk, index(b, 8));
-  double cap = sig.score.getSoftcap();
-
-  auto loop = scf::ForOp::create(b, lo, hi, tile, init);
-  {
-    OpBuilder::InsertionGuard inLoop(b);
-    b.setInsertionPointToStart(loop.getBody());
-    Value kt = loop.getInductionVar();
-    ValueRange state = loop.getRegionIterArgs();
-    Value count =
-        arith::MinSIOp::create(b, tile, arith::SubIOp::create(b, hi, kt));
-    Value key = arith::AddIOp::create(b, kt, tid);
-    Value valid =
-        arith::CmpIOp::create(b, arith::CmpIPredicate::slt, tid, count);
-    // Threads past the range read the tile's first key; their scores are
-    // masked.
-    Value row = arith::RemUIOp::create(
-        b, arith::SelectOp::create(b, valid, key, kt), rows);
-    SmallVector<Value> s = scores(row);
-    SmallVector<Value> next(state.begin(), state.end());
-    SmallVector<Value> alpha;
-    for (int64_t r = 0; r < group; ++r) {
-      Value x = s[r];
-      if (cap > 0)
-        x = arith::MulFOp::create(
-            b, f32(b, cap),
-            math::TanhOp::create(b,
-                                 arith::MulFOp::create(b, x, f32(b, 1 / cap))));
-      x = arith::SelectOp::create(b, valid, x, negInf);
-      Value newMax =
-          arith::MaximumFOp::create(b, state[r], reduceCTA(x, /*max=*/true, r));
-      Value safeMax = finiteOrZero(b, newMax);
-      alpha.push_back(expOfDifference(b, state[r], safeMax));
-      Value prob = expOfDifference(b, x, safeMax);
-      memref::StoreOp::create(b, prob, sP, ValueRange{index(b, r), tid});
-      next[r] = newMax;
-      next[group + r] = arith::AddFOp::create(
-          b, arith::MulFOp::create(b, state[group + r], alpha[r]), prob);
-    }
-    memref::StoreOp::create(b, row, sRow, ValueRange{tid});
-    mlir::gpu::BarrierOp::create(b);
-
-    // O_t[r] = alpha[r] O_t[r] + sum over this thread's keys j of
-    // p[r][j] V[row j][8c..8c+7]. Every key of the tile is visited: past
-    // `count`, p is 0 and the row a real one.
-    SmallVector<Value> accInit;
-    for (int64_t r = 0; r < group; ++r)
-      accInit.push_back(arith::MulFOp::create(
-          b, state[2 * group + r],
-          vector::BroadcastOp::create(b, vec8, alpha[r])));
-    int64_t keysPerGroup = (kDecodeTile + keyGroups - 1) / keyGroups;
-    bool ragged = kDecodeTile % keyGroups != 0;
-    int64_t unroll = 8;
-    while (keysPerGroup % unroll)
-      unroll /= 2;
-    auto accumulate = scf::ForOp::create(
-        b, c0, index(b, keysPerGroup), index(b, unroll), accInit,
-        [&](OpBuilder &nested, Location loc, Value i0, ValueRange acc) {
-          ImplicitLocOpBuilder ib(loc, nested);
-          // The batch's value loads are issued together.
-          SmallVector<Value> keys, inTile, values;
-          for (int64_t u = 0; u < unroll; ++u) {
-            Value j = arith::AddIOp::create(
-                ib, keyGroup,
-                arith::MulIOp::create(
-                    ib, arith::AddIOp::create(ib, i0, index(ib, u)),
-                    index(ib, keyGroups)));
-            if (ragged) {
-              inTile.push_back(arith::CmpIOp::create(
-                  ib, arith::CmpIPredicate::ult, j, index(ib, kDecodeTile)));
-              j = arith::MinUIOp::create(ib, j, index(ib, kDecodeTile - 1));
-            }
-            keys.push_back(j);
-            Value keyRow = memref::LoadOp::create(ib, sRow, j);
-            Value value = vector::LoadOp::create(
-                ib, VectorType::get({8}, ib.getBF16Type()), v,
-                ValueRange{batch, keyRow, kvHead, firstDim},
-                /*nontemporal=*/false, llvm::MaybeAlign(16));
-            values.push_back(arith::ExtFOp::create(ib, vec8, value));
-          }
-          SmallVector<Value> result(acc.begin(), acc.end());
-          for (int64_t u = 0; u < unroll; ++u)
-            for (int64_t r = 0; r < group; ++r) {
-              Value prob = memref::LoadOp::create(
-                  ib, sP, ValueRange{index(ib, r), keys[u]});
-              if (ragged)
-                prob =
-                    arith::SelectOp::create(ib, inTile[u], prob, f32(ib, 0.0));
-              result[r] = vector::FMAOp::create(
-                  ib, vector::BroadcastOp::create(ib, vec8, prob), values[u],
-                  result[r]);
-            }
-          scf::YieldOp::create(ib, result);
-        });
-    for (int64_t r = 0; r < group; ++r)
-      next[2 * group + r] = accumulate.getResult(r);
-    // sP, sRow and sRed are rewritten by the next tile.
-    mlir::gpu::BarrierOp::create(b);
-    scf::YieldOp::create(b, next);
-  }
-
-  ValueRange result = loop.getResults();
-  for (int64_t r = 0; r < group; ++r) {
-    Value head = arith::AddIOp::create(b, firstHead, index(b, r));
-    SmallVector<Value> at = {split, batch, query, head};
-    Value sum = reduceCTA(result[group + r], /*max=*/false, r);
-    if (sinks)
-      sum = arith::SelectOp::create(
-          b, firstSplit,
-          arith::AddFOp::create(b, sum,
-                                expOfDifference(b, sinkLogits[r], result[r])),
-          sum);
-    ifThen(b, arith::CmpIOp::create(b, arith::CmpIPredicate::eq, tid, c0), [&] {
-      memref::StoreOp::create(b, result[r], partialMax, at);
-      memref::StoreOp::create(b, sum, partialSum, at);
+  // The kv head's query heads, `group` at a time.
+  auto serveHeads = [&](Value firstHead) {
+    // The group's queries, in f32, shared by every thread.
+    forLoop(b, tid, index(b, group * dim), index(b, kThreads), [&](Value i) {
+      Value r = arith::DivUIOp::create(b, i, index(b, dim));
+      Value d = arith::RemUIOp::create(b, i, index(b, dim));
+      Value x = memref::LoadOp::create(
+          b, q,
+          ValueRange{batch, query, arith::AddIOp::create(b, firstHead, r), d});
+      memref::StoreOp::create(b, arith::ExtFOp::create(b, f32Type, x), sQ,
+                              ValueRange{r, d});
     });
-    // The key subsets' partial sums, added up through shared memory.
-    ifThen(b,
-           arith::CmpIOp::create(b, arith::CmpIPredicate::ult, keyGroup,
-                                 index(b, keyGroups)),
-           [&] {
-             vector::StoreOp::create(b, result[2 * group + r], sAcc,
-                                     ValueRange{keyGroup, firstDim});
-           });
     mlir::gpu::BarrierOp::create(b);
-    for (int64_t c = 0; c < valueSlots; ++c) {
-      Value e = arith::AddIOp::create(b, tid, index(b, c * kThreads));
-      ifThen(
-          b,
-          arith::CmpIOp::create(b, arith::CmpIPredicate::ult, e,
-                                index(b, vDim)),
-          [&] {
-            Value total = memref::LoadOp::create(b, sAcc, ValueRange{c0, e});
-            for (int64_t g = 1; g < keyGroups; ++g)
-              total = arith::AddFOp::create(
-                  b, total,
-                  memref::LoadOp::create(b, sAcc, ValueRange{index(b, g), e}));
-            memref::StoreOp::create(b, total, partialOut,
-                                    ValueRange{split, batch, query, head, e});
-          });
+
+    Value tile = index(b, kDecodeTile);
+    Value at = arith::AddIOp::create(b, position, query);
+    auto [lo, hi] = getSplitKeyRange(b, getKeyBegin(b, sig.mask, at),
+                                     arith::AddIOp::create(b, at, index(b, 1)),
+                                     split, numSplits, tile);
+
+    float inf = std::numeric_limits<float>::infinity();
+    Value negInf = f32(b, -inf), zero = f32(b, 0.0);
+    Value firstSplit =
+        arith::CmpIOp::create(b, arith::CmpIPredicate::eq, split, c0);
+    // State: max per row (the same in every thread), this thread's share of
+    // the sum per row, and its partial accumulator per row (8 value dims).
+    SmallVector<Value> init;
+    SmallVector<Value> sinkLogits;
+    for (int64_t r = 0; r < group; ++r) {
+      Value max = negInf;
+      if (sinks) {
+        sinkLogits.push_back(memref::LoadOp::create(
+            b, sinks,
+            ValueRange{arith::AddIOp::create(b, firstHead, index(b, r))}));
+        max = arith::SelectOp::create(b, firstSplit, sinkLogits.back(), negInf);
+      }
+      init.push_back(max);
     }
-    // sRed and sAcc are reused by the next row.
-    mlir::gpu::BarrierOp::create(b);
-  }
+    init.append(group, zero);
+    auto vec8 = VectorType::get({8}, f32Type);
+    Value zeros8 = arith::ConstantOp::create(
+        b, vec8, DenseElementsAttr::get(vec8, b.getF32FloatAttr(0.0)));
+    init.append(group, zeros8);
+    Value chunk = arith::RemUIOp::create(b, tid, index(b, chunks));
+    Value keyGroup = arith::DivUIOp::create(b, tid, index(b, chunks));
+    Value firstDim = arith::MulIOp::create(b, chunk, index(b, 8));
+    double cap = sig.score.getSoftcap();
+
+    auto loop = scf::ForOp::create(b, lo, hi, tile, init);
+    {
+      OpBuilder::InsertionGuard inLoop(b);
+      b.setInsertionPointToStart(loop.getBody());
+      Value kt = loop.getInductionVar();
+      ValueRange state = loop.getRegionIterArgs();
+      Value count =
+          arith::MinSIOp::create(b, tile, arith::SubIOp::create(b, hi, kt));
+      Value key = arith::AddIOp::create(b, kt, tid);
+      Value valid =
+          arith::CmpIOp::create(b, arith::CmpIPredicate::slt, tid, count);
+      // Threads past the range read the tile's first key; their scores are
+      // masked.
+      Value row = arith::RemUIOp::create(
+          b, arith::SelectOp::create(b, valid, key, kt), rows);
+      SmallVector<Value> s = scores(row);
+      SmallVector<Value> next(state.begin(), state.end());
+      SmallVector<Value> alpha;
+      for (int64_t r = 0; r < group; ++r) {
+        Value x = s[r];
+        if (cap > 0)
+          x = arith::MulFOp::create(
+              b, f32(b, cap),
+              math::TanhOp::create(
+                  b, arith::MulFOp::create(b, x, f32(b, 1 / cap))));
+        x = arith::SelectOp::create(b, valid, x, negInf);
+        Value newMax = arith::MaximumFOp::create(b, state[r],
+                                                 reduceCTA(x, /*max=*/true, r));
+        Value safeMax = finiteOrZero(b, newMax);
+        alpha.push_back(expOfDifference(b, state[r], safeMax));
+        Value prob = expOfDifference(b, x, safeMax);
+        memref::StoreOp::create(b, prob, sP, ValueRange{index(b, r), tid});
+        next[r] = newMax;
+        next[group + r] = arith::AddFOp::create(
+            b, arith::MulFOp::create(b, state[group + r], alpha[r]), prob);
+      }
+      memref::StoreOp::create(b, row, sRow, ValueRange{tid});
+      mlir::gpu::BarrierOp::create(b);
+
+      // O_t[r] = alpha[r] O_t[r] + sum over this thread's keys j of
+      // p[r][j] V[row j][8c..8c+7]. Every key of the tile is visited: past
+      // `count`, p is 0 and the row a real one.
+      SmallVector<Value> accInit;
+      for (int64_t r = 0; r < group; ++r)
+        accInit.push_back(arith::MulFOp::create(
+            b, state[2 * group + r],
+            vector::BroadcastOp::create(b, vec8, alpha[r])));
+      int64_t keysPerGroup = (kDecodeTile + keyGroups - 1) / keyGroups;
+      bool ragged = kDecodeTile % keyGroups != 0;
+      int64_t unroll = 8;
+      while (keysPerGroup % unroll)
+        unroll /= 2;
+      auto accumulate = scf::ForOp::create(
+          b, c0, index(b, keysPerGroup), index(b, unroll), accInit,
+          [&](OpBuilder &nested, Location loc, Value i0, ValueRange acc) {
+            ImplicitLocOpBuilder ib(loc, nested);
+            // The batch's value loads are issued together.
+            SmallVector<Value> keys, inTile, values;
+            for (int64_t u = 0; u < unroll; ++u) {
+              Value j = arith::AddIOp::create(
+                  ib, keyGroup,
+                  arith::MulIOp::create(
+                      ib, arith::AddIOp::create(ib, i0, index(ib, u)),
+                      index(ib, keyGroups)));
+              if (ragged) {
+                inTile.push_back(arith::CmpIOp::create(
+                    ib, arith::CmpIPredicate::ult, j, index(ib, kDecodeTile)));
+                j = arith::MinUIOp::create(ib, j, index(ib, kDecodeTile - 1));
+              }
+              keys.push_back(j);
+              Value keyRow = memref::LoadOp::create(ib, sRow, j);
+              Value value = vector::LoadOp::create(
+                  ib, VectorType::get({8}, ib.getBF16Type()), v,
+                  ValueRange{batch, keyRow, kvHead, firstDim},
+                  /*nontemporal=*/false, llvm::MaybeAlign(16));
+              values.push_back(arith::ExtFOp::create(ib, vec8, value));
+            }
+            SmallVector<Value> result(acc.begin(), acc.end());
+            for (int64_t u = 0; u < unroll; ++u)
+              for (int64_t r = 0; r < group; ++r) {
+                Value prob = memref::LoadOp::create(
+                    ib, sP, ValueRange{index(ib, r), keys[u]});
+                if (ragged)
+                  prob = arith::SelectOp::create(ib, inTile[u], prob,
+                                                 f32(ib, 0.0));
+                result[r] = vector::FMAOp::create(
+                    ib, vector::BroadcastOp::create(ib, vec8, prob), values[u],
+                    result[r]);
+              }
+            scf::YieldOp::create(ib, result);
+          });
+      for (int64_t r = 0; r < group; ++r)
+        next[2 * group + r] = accumulate.getResult(r);
+      // sP, sRow and sRed are rewritten by the next tile.
+      mlir::gpu::BarrierOp::create(b);
+      scf::YieldOp::create(b, next);
+    }
+
+    ValueRange result = loop.getResults();
+    for (int64_t r = 0; r < group; ++r) {
+      Value head = arith::AddIOp::create(b, firstHead, index(b, r));
+      SmallVector<Value> at = {split, batch, query, head};
+      Value sum = reduceCTA(result[group + r], /*max=*/false, r);
+      if (sinks)
+        sum = arith::SelectOp::create(
+            b, firstSplit,
+            arith::AddFOp::create(b, sum,
+                                  expOfDifference(b, sinkLogits[r], result[r])),
+            sum);
+      ifThen(b, arith::CmpIOp::create(b, arith::CmpIPredicate::eq, tid, c0),
+             [&] {
+               memref::StoreOp::create(b, result[r], partialMax, at);
+               memref::StoreOp::create(b, sum, partialSum, at);
+             });
+      // The key subsets' partial sums, added up through shared memory.
+      ifThen(b,
+             arith::CmpIOp::create(b, arith::CmpIPredicate::ult, keyGroup,
+                                   index(b, keyGroups)),
+             [&] {
+               vector::StoreOp::create(b, result[2 * group + r], sAcc,
+                                       ValueRange{keyGroup, firstDim});
+             });
+      mlir::gpu::BarrierOp::create(b);
+      for (int64_t c = 0; c < valueSlots; ++c) {
+        Value e = arith::AddIOp::create(b, tid, index(b, c * kThreads));
+        ifThen(
+            b,
+            arith::CmpIOp::create(b, arith::CmpIPredicate::ult, e,
+                                  index(b, vDim)),
+            [&] {
+              Value total = memref::LoadOp::create(b, sAcc, ValueRange{c0, e});
+              for (int64_t g = 1; g < keyGroups; ++g)
+                total = arith::AddFOp::create(
+                    b, total,
+                    memref::LoadOp::create(b, sAcc,
+                                           ValueRange{index(b, g), e}));
+              memref::StoreOp::create(b, total, partialOut,
+                                      ValueRange{split, batch, query, head, e});
+            });
+      }
+      // sRed and sAcc are reused by the next row.
+      mlir::gpu::BarrierOp::create(b);
+    }
+  };
+  int64_t slices = sig.groupSize() / group;
+  Value kvHeadFirst =
+      arith::MulIOp::create(b, kvHead, index(b, slices * group));
+  if (slices == 1)
+    serveHeads(kvHeadFirst);
+  else
+    forLoop(b, c0, index(b, slices), index(b, 1), [&](Value slice) {
+      serveHeads(arith::AddIOp::create(
+          b, kvHeadFirst, arith::MulIOp::create(b, slice, index(b, group))));
+    });
   return func;
 }
 

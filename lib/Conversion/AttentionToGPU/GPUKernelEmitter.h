@@ -33,6 +33,19 @@ inline int64_t getQueryTile(int64_t group, int64_t rows) {
   return std::max<int64_t>(1, rows / group);
 }
 
+/// Query heads a decode CTA serves of its kv head's `group`: all of them
+/// up to 8 (each thread keeps 8 floats of accumulator per head: at 16 heads
+/// ptxas spilled ~0.8 KB a thread, at 32 over 12 KB), else the largest
+/// divisor of `group` up to 8; the CTA serves the group's slices one after
+/// the other, each re-reading its key range.
+inline int64_t getDecodeRowsPerCta(int64_t group) {
+  constexpr int64_t kMaxRows = 8;
+  int64_t rows = std::min(group, kMaxRows);
+  while (group % rows != 0)
+    --rows;
+  return rows;
+}
+
 /// Where the flash kernel keeps its tiles in its dynamic shared memory
 /// (byte offsets): `stages` K tiles `keyStage` bytes apart, `stages` V tiles
 /// (value slices) `valueStage` apart, then, with TMA, per stage one mbarrier
