@@ -61,8 +61,12 @@ private:
   /// Max (or sum) of `x` over the CTA; every thread gets the result.
   /// `slot` picks this row's column of the shared scratch.
   Value reduceCTA(Value x, bool max, int64_t slot);
-  /// G dot products of the shared queries with the key at cache `row`.
+  /// G' dot products of the shared queries with the key at cache `row`.
   SmallVector<Value> scores(Value row);
+  /// The kernel's work for the G' query heads from `firstHead` of the CTA's
+  /// kv head: their queries into shared memory, the key range's tiles, the
+  /// split's partial results.
+  void serveHeads(Value firstHead);
 
   ImplicitLocOpBuilder &b;
   const AttentionSignature &sig;
@@ -70,7 +74,9 @@ private:
   /// 16-byte chunks of a value row; key subsets that many threads cover.
   int64_t chunks, keyGroups;
 
-  Value k, batch, kvHead, tid, lane, warp;
+  Value q, k, v, sinks, partialOut, partialMax, partialSum;
+  Value position, rows, split, numSplits, query;
+  Value batch, kvHead, tid, lane, warp;
   Value sQ, sP, sRow, sRed, sAcc;
 };
 
@@ -165,17 +171,17 @@ mlir::gpu::GPUFuncOp DecodeEmitter::emit(StringRef name) {
     func.setWorkgroupAttributionAttr(i, LLVM::LLVMDialect::getAlignAttrName(),
                                      b.getI64IntegerAttr(16));
   unsigned arg = 0;
-  Value q = func.getArgument(arg++);
+  q = func.getArgument(arg++);
   k = func.getArgument(arg++);
-  Value v = func.getArgument(arg++);
-  Value sinks = sig.score.getSinks() ? func.getArgument(arg++) : Value();
-  Value partialOut = func.getArgument(arg++);
-  Value partialMax = func.getArgument(arg++);
-  Value partialSum = func.getArgument(arg++);
-  Value position = loadPosition(b, func.getArgument(arg++));
+  v = func.getArgument(arg++);
+  sinks = sig.score.getSinks() ? func.getArgument(arg++) : Value();
+  partialOut = func.getArgument(arg++);
+  partialMax = func.getArgument(arg++);
+  partialSum = func.getArgument(arg++);
+  position = loadPosition(b, func.getArgument(arg++));
   // The ring's rows: the cache's rows past them mirror its first (for the
   // flash kernel's tiles), and none of them is read here.
-  Value rows = func.getArgument(arg);
+  rows = func.getArgument(arg);
   sQ = func.getWorkgroupAttributions()[0];
   sP = func.getWorkgroupAttributions()[1];
   sRow = func.getWorkgroupAttributions()[2];
@@ -184,207 +190,15 @@ mlir::gpu::GPUFuncOp DecodeEmitter::emit(StringRef name) {
 
   using mlir::gpu::Dimension;
   Value c0 = index(b, 0);
-  Value split = mlir::gpu::BlockIdOp::create(b, Dimension::x);
-  Value numSplits = mlir::gpu::GridDimOp::create(b, Dimension::x);
+  split = mlir::gpu::BlockIdOp::create(b, Dimension::x);
+  numSplits = mlir::gpu::GridDimOp::create(b, Dimension::x);
   Value queryAndHead = mlir::gpu::BlockIdOp::create(b, Dimension::y);
-  Value query = arith::DivUIOp::create(b, queryAndHead, index(b, sig.kvHeads));
+  query = arith::DivUIOp::create(b, queryAndHead, index(b, sig.kvHeads));
   kvHead = arith::RemUIOp::create(b, queryAndHead, index(b, sig.kvHeads));
   batch = mlir::gpu::BlockIdOp::create(b, Dimension::z);
   tid = mlir::gpu::ThreadIdOp::create(b, Dimension::x);
   lane = arith::RemUIOp::create(b, tid, index(b, kThreadsPerWarp));
   warp = arith::DivUIOp::create(b, tid, index(b, kThreadsPerWarp));
-  // The kv head's query heads, `group` at a time.
-  auto serveHeads = [&](Value firstHead) {
-    // The group's queries, in f32, shared by every thread.
-    forLoop(b, tid, index(b, group * dim), index(b, kThreads), [&](Value i) {
-      Value r = arith::DivUIOp::create(b, i, index(b, dim));
-      Value d = arith::RemUIOp::create(b, i, index(b, dim));
-      Value x = memref::LoadOp::create(
-          b, q,
-          ValueRange{batch, query, arith::AddIOp::create(b, firstHead, r), d});
-      memref::StoreOp::create(b, arith::ExtFOp::create(b, f32Type, x), sQ,
-                              ValueRange{r, d});
-    });
-    mlir::gpu::BarrierOp::create(b);
-
-    Value tile = index(b, kDecodeTile);
-    Value at = arith::AddIOp::create(b, position, query);
-    auto [lo, hi] = getSplitKeyRange(b, getKeyBegin(b, sig.mask, at),
-                                     arith::AddIOp::create(b, at, index(b, 1)),
-                                     split, numSplits, tile);
-
-    float inf = std::numeric_limits<float>::infinity();
-    Value negInf = f32(b, -inf), zero = f32(b, 0.0);
-    Value firstSplit =
-        arith::CmpIOp::create(b, arith::CmpIPredicate::eq, split, c0);
-    // State: max per row (the same in every thread), this thread's share of
-    // the sum per row, and its partial accumulator per row (8 value dims).
-    SmallVector<Value> init;
-    SmallVector<Value> sinkLogits;
-    for (int64_t r = 0; r < group; ++r) {
-      Value max = negInf;
-      if (sinks) {
-        sinkLogits.push_back(memref::LoadOp::create(
-            b, sinks,
-            ValueRange{arith::AddIOp::create(b, firstHead, index(b, r))}));
-        max = arith::SelectOp::create(b, firstSplit, sinkLogits.back(), negInf);
-      }
-      init.push_back(max);
-    }
-    init.append(group, zero);
-    auto vec8 = VectorType::get({8}, f32Type);
-    Value zeros8 = arith::ConstantOp::create(
-        b, vec8, DenseElementsAttr::get(vec8, b.getF32FloatAttr(0.0)));
-    init.append(group, zeros8);
-    Value chunk = arith::RemUIOp::create(b, tid, index(b, chunks));
-    Value keyGroup = arith::DivUIOp::create(b, tid, index(b, chunks));
-    Value firstDim = arith::MulIOp::create(b, chunk, index(b, 8));
-    double cap = sig.score.getSoftcap();
-
-    auto loop = scf::ForOp::create(b, lo, hi, tile, init);
-    {
-      OpBuilder::InsertionGuard inLoop(b);
-      b.setInsertionPointToStart(loop.getBody());
-      Value kt = loop.getInductionVar();
-      ValueRange state = loop.getRegionIterArgs();
-      Value count =
-          arith::MinSIOp::create(b, tile, arith::SubIOp::create(b, hi, kt));
-      Value key = arith::AddIOp::create(b, kt, tid);
-      Value valid =
-          arith::CmpIOp::create(b, arith::CmpIPredicate::slt, tid, count);
-      // Threads past the range read the tile's first key; their scores are
-      // masked.
-      Value row = arith::RemUIOp::create(
-          b, arith::SelectOp::create(b, valid, key, kt), rows);
-      SmallVector<Value> s = scores(row);
-      SmallVector<Value> next(state.begin(), state.end());
-      SmallVector<Value> alpha;
-      for (int64_t r = 0; r < group; ++r) {
-        Value x = s[r];
-        if (cap > 0)
-          x = arith::MulFOp::create(
-              b, f32(b, cap),
-              math::TanhOp::create(
-                  b, arith::MulFOp::create(b, x, f32(b, 1 / cap))));
-        x = arith::SelectOp::create(b, valid, x, negInf);
-        Value newMax = arith::MaximumFOp::create(b, state[r],
-                                                 reduceCTA(x, /*max=*/true, r));
-        Value safeMax = finiteOrZero(b, newMax);
-        alpha.push_back(expOfDifference(b, state[r], safeMax));
-        Value prob = expOfDifference(b, x, safeMax);
-        memref::StoreOp::create(b, prob, sP, ValueRange{index(b, r), tid});
-        next[r] = newMax;
-        next[group + r] = arith::AddFOp::create(
-            b, arith::MulFOp::create(b, state[group + r], alpha[r]), prob);
-      }
-      memref::StoreOp::create(b, row, sRow, ValueRange{tid});
-      mlir::gpu::BarrierOp::create(b);
-
-      // O_t[r] = alpha[r] O_t[r] + sum over this thread's keys j of
-      // p[r][j] V[row j][8c..8c+7]. Every key of the tile is visited: past
-      // `count`, p is 0 and the row a real one.
-      SmallVector<Value> accInit;
-      for (int64_t r = 0; r < group; ++r)
-        accInit.push_back(arith::MulFOp::create(
-            b, state[2 * group + r],
-            vector::BroadcastOp::create(b, vec8, alpha[r])));
-      int64_t keysPerGroup = (kDecodeTile + keyGroups - 1) / keyGroups;
-      bool ragged = kDecodeTile % keyGroups != 0;
-      int64_t unroll = 8;
-      while (keysPerGroup % unroll)
-        unroll /= 2;
-      auto accumulate = scf::ForOp::create(
-          b, c0, index(b, keysPerGroup), index(b, unroll), accInit,
-          [&](OpBuilder &nested, Location loc, Value i0, ValueRange acc) {
-            ImplicitLocOpBuilder ib(loc, nested);
-            // The batch's value loads are issued together.
-            SmallVector<Value> keys, inTile, values;
-            for (int64_t u = 0; u < unroll; ++u) {
-              Value j = arith::AddIOp::create(
-                  ib, keyGroup,
-                  arith::MulIOp::create(
-                      ib, arith::AddIOp::create(ib, i0, index(ib, u)),
-                      index(ib, keyGroups)));
-              if (ragged) {
-                inTile.push_back(arith::CmpIOp::create(
-                    ib, arith::CmpIPredicate::ult, j, index(ib, kDecodeTile)));
-                j = arith::MinUIOp::create(ib, j, index(ib, kDecodeTile - 1));
-              }
-              keys.push_back(j);
-              Value keyRow = memref::LoadOp::create(ib, sRow, j);
-              Value value = vector::LoadOp::create(
-                  ib, VectorType::get({8}, ib.getBF16Type()), v,
-                  ValueRange{batch, keyRow, kvHead, firstDim},
-                  /*nontemporal=*/false, llvm::MaybeAlign(16));
-              values.push_back(arith::ExtFOp::create(ib, vec8, value));
-            }
-            SmallVector<Value> result(acc.begin(), acc.end());
-            for (int64_t u = 0; u < unroll; ++u)
-              for (int64_t r = 0; r < group; ++r) {
-                Value prob = memref::LoadOp::create(
-                    ib, sP, ValueRange{index(ib, r), keys[u]});
-                if (ragged)
-                  prob = arith::SelectOp::create(ib, inTile[u], prob,
-                                                 f32(ib, 0.0));
-                result[r] = vector::FMAOp::create(
-                    ib, vector::BroadcastOp::create(ib, vec8, prob), values[u],
-                    result[r]);
-              }
-            scf::YieldOp::create(ib, result);
-          });
-      for (int64_t r = 0; r < group; ++r)
-        next[2 * group + r] = accumulate.getResult(r);
-      // sP, sRow and sRed are rewritten by the next tile.
-      mlir::gpu::BarrierOp::create(b);
-      scf::YieldOp::create(b, next);
-    }
-
-    ValueRange result = loop.getResults();
-    for (int64_t r = 0; r < group; ++r) {
-      Value head = arith::AddIOp::create(b, firstHead, index(b, r));
-      SmallVector<Value> at = {split, batch, query, head};
-      Value sum = reduceCTA(result[group + r], /*max=*/false, r);
-      if (sinks)
-        sum = arith::SelectOp::create(
-            b, firstSplit,
-            arith::AddFOp::create(b, sum,
-                                  expOfDifference(b, sinkLogits[r], result[r])),
-            sum);
-      ifThen(b, arith::CmpIOp::create(b, arith::CmpIPredicate::eq, tid, c0),
-             [&] {
-               memref::StoreOp::create(b, result[r], partialMax, at);
-               memref::StoreOp::create(b, sum, partialSum, at);
-             });
-      // The key subsets' partial sums, added up through shared memory.
-      ifThen(b,
-             arith::CmpIOp::create(b, arith::CmpIPredicate::ult, keyGroup,
-                                   index(b, keyGroups)),
-             [&] {
-               vector::StoreOp::create(b, result[2 * group + r], sAcc,
-                                       ValueRange{keyGroup, firstDim});
-             });
-      mlir::gpu::BarrierOp::create(b);
-      for (int64_t c = 0; c < valueSlots; ++c) {
-        Value e = arith::AddIOp::create(b, tid, index(b, c * kThreads));
-        ifThen(
-            b,
-            arith::CmpIOp::create(b, arith::CmpIPredicate::ult, e,
-                                  index(b, vDim)),
-            [&] {
-              Value total = memref::LoadOp::create(b, sAcc, ValueRange{c0, e});
-              for (int64_t g = 1; g < keyGroups; ++g)
-                total = arith::AddFOp::create(
-                    b, total,
-                    memref::LoadOp::create(b, sAcc,
-                                           ValueRange{index(b, g), e}));
-              memref::StoreOp::create(b, total, partialOut,
-                                      ValueRange{split, batch, query, head, e});
-            });
-      }
-      // sRed and sAcc are reused by the next row.
-      mlir::gpu::BarrierOp::create(b);
-    }
-  };
   int64_t slices = sig.groupSize() / group;
   Value kvHeadFirst =
       arith::MulIOp::create(b, kvHead, index(b, slices * group));
@@ -396,6 +210,199 @@ mlir::gpu::GPUFuncOp DecodeEmitter::emit(StringRef name) {
           b, kvHeadFirst, arith::MulIOp::create(b, slice, index(b, group))));
     });
   return func;
+}
+
+void DecodeEmitter::serveHeads(Value firstHead) {
+  Type f32Type = b.getF32Type();
+  int64_t dim = sig.headDim, vDim = sig.vHeadDim;
+  Value c0 = index(b, 0);
+  // The group's queries, in f32, shared by every thread.
+  forLoop(b, tid, index(b, group * dim), index(b, kThreads), [&](Value i) {
+    Value r = arith::DivUIOp::create(b, i, index(b, dim));
+    Value d = arith::RemUIOp::create(b, i, index(b, dim));
+    Value x = memref::LoadOp::create(
+        b, q,
+        ValueRange{batch, query, arith::AddIOp::create(b, firstHead, r), d});
+    memref::StoreOp::create(b, arith::ExtFOp::create(b, f32Type, x), sQ,
+                            ValueRange{r, d});
+  });
+  mlir::gpu::BarrierOp::create(b);
+
+  Value tile = index(b, kDecodeTile);
+  Value at = arith::AddIOp::create(b, position, query);
+  auto [lo, hi] = getSplitKeyRange(b, getKeyBegin(b, sig.mask, at),
+                                   arith::AddIOp::create(b, at, index(b, 1)),
+                                   split, numSplits, tile);
+
+  float inf = std::numeric_limits<float>::infinity();
+  Value negInf = f32(b, -inf), zero = f32(b, 0.0);
+  Value firstSplit =
+      arith::CmpIOp::create(b, arith::CmpIPredicate::eq, split, c0);
+  // State: max per row (the same in every thread), this thread's share of
+  // the sum per row, and its partial accumulator per row (8 value dims).
+  SmallVector<Value> init;
+  SmallVector<Value> sinkLogits;
+  for (int64_t r = 0; r < group; ++r) {
+    Value max = negInf;
+    if (sinks) {
+      sinkLogits.push_back(memref::LoadOp::create(
+          b, sinks,
+          ValueRange{arith::AddIOp::create(b, firstHead, index(b, r))}));
+      max = arith::SelectOp::create(b, firstSplit, sinkLogits.back(), negInf);
+    }
+    init.push_back(max);
+  }
+  init.append(group, zero);
+  auto vec8 = VectorType::get({8}, f32Type);
+  Value zeros8 = arith::ConstantOp::create(
+      b, vec8, DenseElementsAttr::get(vec8, b.getF32FloatAttr(0.0)));
+  init.append(group, zeros8);
+  Value chunk = arith::RemUIOp::create(b, tid, index(b, chunks));
+  Value keyGroup = arith::DivUIOp::create(b, tid, index(b, chunks));
+  Value firstDim = arith::MulIOp::create(b, chunk, index(b, 8));
+  double cap = sig.score.getSoftcap();
+
+  auto loop = scf::ForOp::create(b, lo, hi, tile, init);
+  {
+    OpBuilder::InsertionGuard inLoop(b);
+    b.setInsertionPointToStart(loop.getBody());
+    Value kt = loop.getInductionVar();
+    ValueRange state = loop.getRegionIterArgs();
+    Value count =
+        arith::MinSIOp::create(b, tile, arith::SubIOp::create(b, hi, kt));
+    Value key = arith::AddIOp::create(b, kt, tid);
+    Value valid =
+        arith::CmpIOp::create(b, arith::CmpIPredicate::slt, tid, count);
+    // Threads past the range read the tile's first key; their scores are
+    // masked.
+    Value row = arith::RemUIOp::create(
+        b, arith::SelectOp::create(b, valid, key, kt), rows);
+    SmallVector<Value> s = scores(row);
+    SmallVector<Value> next(state.begin(), state.end());
+    SmallVector<Value> alpha;
+    for (int64_t r = 0; r < group; ++r) {
+      Value x = s[r];
+      if (cap > 0)
+        x = arith::MulFOp::create(
+            b, f32(b, cap),
+            math::TanhOp::create(b,
+                                 arith::MulFOp::create(b, x, f32(b, 1 / cap))));
+      x = arith::SelectOp::create(b, valid, x, negInf);
+      Value newMax =
+          arith::MaximumFOp::create(b, state[r], reduceCTA(x, /*max=*/true, r));
+      Value safeMax = finiteOrZero(b, newMax);
+      alpha.push_back(expOfDifference(b, state[r], safeMax));
+      Value prob = expOfDifference(b, x, safeMax);
+      memref::StoreOp::create(b, prob, sP, ValueRange{index(b, r), tid});
+      next[r] = newMax;
+      next[group + r] = arith::AddFOp::create(
+          b, arith::MulFOp::create(b, state[group + r], alpha[r]), prob);
+    }
+    memref::StoreOp::create(b, row, sRow, ValueRange{tid});
+    mlir::gpu::BarrierOp::create(b);
+
+    // O_t[r] = alpha[r] O_t[r] + sum over this thread's keys j of
+    // p[r][j] V[row j][8c..8c+7]. Every key of the tile is visited: past
+    // `count`, p is 0 and the row a real one.
+    SmallVector<Value> accInit;
+    for (int64_t r = 0; r < group; ++r)
+      accInit.push_back(arith::MulFOp::create(
+          b, state[2 * group + r],
+          vector::BroadcastOp::create(b, vec8, alpha[r])));
+    int64_t keysPerGroup = (kDecodeTile + keyGroups - 1) / keyGroups;
+    bool ragged = kDecodeTile % keyGroups != 0;
+    int64_t unroll = 8;
+    while (keysPerGroup % unroll)
+      unroll /= 2;
+    auto accumulate = scf::ForOp::create(
+        b, c0, index(b, keysPerGroup), index(b, unroll), accInit,
+        [&](OpBuilder &nested, Location loc, Value i0, ValueRange acc) {
+          ImplicitLocOpBuilder ib(loc, nested);
+          // The batch's value loads are issued together.
+          SmallVector<Value> keys, inTile, values;
+          for (int64_t u = 0; u < unroll; ++u) {
+            Value j = arith::AddIOp::create(
+                ib, keyGroup,
+                arith::MulIOp::create(
+                    ib, arith::AddIOp::create(ib, i0, index(ib, u)),
+                    index(ib, keyGroups)));
+            if (ragged) {
+              inTile.push_back(arith::CmpIOp::create(
+                  ib, arith::CmpIPredicate::ult, j, index(ib, kDecodeTile)));
+              j = arith::MinUIOp::create(ib, j, index(ib, kDecodeTile - 1));
+            }
+            keys.push_back(j);
+            Value keyRow = memref::LoadOp::create(ib, sRow, j);
+            Value value = vector::LoadOp::create(
+                ib, VectorType::get({8}, ib.getBF16Type()), v,
+                ValueRange{batch, keyRow, kvHead, firstDim},
+                /*nontemporal=*/false, llvm::MaybeAlign(16));
+            values.push_back(arith::ExtFOp::create(ib, vec8, value));
+          }
+          SmallVector<Value> result(acc.begin(), acc.end());
+          for (int64_t u = 0; u < unroll; ++u)
+            for (int64_t r = 0; r < group; ++r) {
+              Value prob = memref::LoadOp::create(
+                  ib, sP, ValueRange{index(ib, r), keys[u]});
+              if (ragged)
+                prob =
+                    arith::SelectOp::create(ib, inTile[u], prob, f32(ib, 0.0));
+              result[r] = vector::FMAOp::create(
+                  ib, vector::BroadcastOp::create(ib, vec8, prob), values[u],
+                  result[r]);
+            }
+          scf::YieldOp::create(ib, result);
+        });
+    for (int64_t r = 0; r < group; ++r)
+      next[2 * group + r] = accumulate.getResult(r);
+    // sP, sRow and sRed are rewritten by the next tile.
+    mlir::gpu::BarrierOp::create(b);
+    scf::YieldOp::create(b, next);
+  }
+
+  ValueRange result = loop.getResults();
+  for (int64_t r = 0; r < group; ++r) {
+    Value head = arith::AddIOp::create(b, firstHead, index(b, r));
+    SmallVector<Value> at = {split, batch, query, head};
+    Value sum = reduceCTA(result[group + r], /*max=*/false, r);
+    if (sinks)
+      sum = arith::SelectOp::create(
+          b, firstSplit,
+          arith::AddFOp::create(b, sum,
+                                expOfDifference(b, sinkLogits[r], result[r])),
+          sum);
+    ifThen(b, arith::CmpIOp::create(b, arith::CmpIPredicate::eq, tid, c0), [&] {
+      memref::StoreOp::create(b, result[r], partialMax, at);
+      memref::StoreOp::create(b, sum, partialSum, at);
+    });
+    // The key subsets' partial sums, added up through shared memory.
+    ifThen(b,
+           arith::CmpIOp::create(b, arith::CmpIPredicate::ult, keyGroup,
+                                 index(b, keyGroups)),
+           [&] {
+             vector::StoreOp::create(b, result[2 * group + r], sAcc,
+                                     ValueRange{keyGroup, firstDim});
+           });
+    mlir::gpu::BarrierOp::create(b);
+    for (int64_t c = 0; c < valueSlots; ++c) {
+      Value e = arith::AddIOp::create(b, tid, index(b, c * kThreads));
+      ifThen(
+          b,
+          arith::CmpIOp::create(b, arith::CmpIPredicate::ult, e,
+                                index(b, vDim)),
+          [&] {
+            Value total = memref::LoadOp::create(b, sAcc, ValueRange{c0, e});
+            for (int64_t g = 1; g < keyGroups; ++g)
+              total = arith::AddFOp::create(
+                  b, total,
+                  memref::LoadOp::create(b, sAcc, ValueRange{index(b, g), e}));
+            memref::StoreOp::create(b, total, partialOut,
+                                    ValueRange{split, batch, query, head, e});
+          });
+    }
+    // sRed and sAcc are reused by the next row.
+    mlir::gpu::BarrierOp::create(b);
+  }
 }
 
 mlir::gpu::GPUFuncOp
