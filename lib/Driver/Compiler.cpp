@@ -223,9 +223,6 @@ bool hybrid::planSchedule(ModuleOp module, const CompileOptions &options,
   schedule.expand = expand;
   schedule.maxSeq = options.maxSeq;
   schedule.storage = options.kvStorage;
-  // What the target's runtime keeps: GPU caches hold K=V layers' derived
-  // keys beside their values, CPU caches the values only.
-  schedule.shareKEqV = !StringRef(options.target).starts_with("cuda:");
   return runPhase(module, options, "schedule", [&](OpPassManager &pm) {
     buildSchedulePipeline(pm, schedule);
   });

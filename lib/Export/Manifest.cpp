@@ -84,6 +84,10 @@ json hybrid::buildManifest(ModuleOp module, ScheduleOp schedule,
       kernel["prepare_step"] = entry(symbol + "_prepare_step");
       kernel["prepare_step_bf16"] = entry(symbol + "_prepare_step_bf16");
       kernel["decode_combine_bf16"] = entry(symbol + "_decode_combine_bf16");
+      // K=V layers (derives_keys): keys derived from a value cache range
+      // for flash steps.
+      if (kernel.contains("derives_keys"))
+        kernel["derive_kv"] = entry(symbol + "_derive_kv");
       // The flash kernel's CTA may be larger than the others' (--warps 8).
       auto threads = [&](StringRef name) {
         return cast<gpu::GPUFuncOp>(symbols.lookup(name))
@@ -113,8 +117,9 @@ json hybrid::buildManifest(ModuleOp module, ScheduleOp schedule,
   // kernels read the first position from a device length, and the cache
   // kernels store rows and advance it; 9: GPU combine kernels advance it
   // too (they take the length and a count); 10: K=V layers have kernels of
-  // their own, whose CPU decode kernel derives keys from cached values.
-  json manifest = {{"version", 10},
+  // their own, whose CPU decode kernel derives keys from cached values; 11:
+  // so does their GPU decode kernel (derive_kv for flash steps).
+  json manifest = {{"version", 11},
                    {"target", target.str()},
                    {"library", library.str()},
                    {"model_type", summary["model_type"]},

@@ -30,19 +30,16 @@ void hybrid::buildSchedulePipeline(OpPassManager &pm,
   HybridPlanCachesOptions plan;
   plan.maxSeq = options.maxSeq;
   plan.storage = options.storage;
-  plan.shareKEqV = options.shareKEqV;
   schedule.addPass(createHybridPlanCaches(plan));
 }
 
 /// Plans the caches the target's runtime backend keeps (in `storage`; K=V
-/// layers' as one tensor with `shareKEqV`), then extracts the attention
-/// kernels.
+/// layers' values only), then extracts the attention kernels.
 static void buildExtractPipeline(OpPassManager &pm, int64_t maxSeq,
-                                 hybrid::StorageType storage, bool shareKEqV) {
+                                 hybrid::StorageType storage) {
   hybrid::SchedulePipelineOptions schedule;
   schedule.maxSeq = maxSeq;
   schedule.storage = storage;
-  schedule.shareKEqV = shareKEqV;
   hybrid::buildSchedulePipeline(pm, schedule);
   pm.addPass(hybrid::createHybridExtractAttention());
 }
@@ -51,8 +48,7 @@ void hybrid::buildCPUExtractPipeline(OpPassManager &pm,
                                      const CPUPipelineOptions &options) {
   // The CPU runtime keeps its caches in f32, the kernels' type, and K=V
   // layers' values only (their decode kernel derives the keys).
-  buildExtractPipeline(pm, options.maxSeq, StorageType::f32,
-                       /*shareKEqV=*/true);
+  buildExtractPipeline(pm, options.maxSeq, StorageType::f32);
 }
 
 void hybrid::buildCPUConvertPipeline(OpPassManager &pm,
@@ -97,10 +93,9 @@ void hybrid::buildCPUPipeline(OpPassManager &pm,
 
 void hybrid::buildCUDAExtractPipeline(OpPassManager &pm,
                                       const CUDAPipelineOptions &options) {
-  // The CUDA backend keeps its caches in bf16, the tensor cores' input, and
-  // K=V layers' derived keys beside their values.
-  buildExtractPipeline(pm, options.maxSeq, StorageType::bf16,
-                       /*shareKEqV=*/false);
+  // The CUDA backend keeps its caches in bf16, the tensor cores' input (and
+  // K=V layers' values only, as CPU caches).
+  buildExtractPipeline(pm, options.maxSeq, StorageType::bf16);
 }
 
 void hybrid::buildCUDAConvertPipeline(OpPassManager &pm,

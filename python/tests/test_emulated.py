@@ -81,8 +81,8 @@ def test_session_matches_reference(schedule, step):
         ref = attention(schedule.layers[i], q, k, v, sinks.get(i))
         assert relative_error(outs[i], ref) < 2e-2, i
     assert session.cache_info(3)["bytes"] == 0  # shared: no storage
-    # The manifest's plan (bf16; K=V layers keep two tensors on GPUs) is
-    # what the device caches take per row, mirror rows of rings included.
+    # The manifest's plan (bf16; K=V layers keep their values only) is what
+    # the device caches take per row, mirror rows of rings included.
     for i, layer in enumerate(schedule.layers):
         info = session.cache_info(i)
         rows = info["rows"] + info["mirror_rows"]
@@ -106,8 +106,8 @@ def test_k_eq_v_cache_is_planned_as_allocated(k_eq_v_schedule):
     out = session.prefill(0, q, k, k)
     assert relative_error(out, attention(layer, q, k, k)) < 2e-2
     info = session.cache_info(0)
-    # Keys after RoPE and raw keys as values: two bf16 tensors.
-    assert layer["cache"]["bytes_per_token"] == 2 * 2 * 64 * 2
+    # Raw keys as values, one bf16 tensor: the kernels derive the keys.
+    assert layer["cache"]["bytes_per_token"] == 2 * 64 * 2
     assert info["bytes"] == info["rows"] * layer["cache"]["bytes_per_token"]
 
 

@@ -267,6 +267,12 @@ uint16_t bf16Lane(const Instruction &in, uint16_t a, uint16_t b, uint16_t c,
   case Opcode::Ex2:
     r = std::exp2(x);
     break;
+  case Opcode::Sin:
+    r = std::sin(x);
+    break;
+  case Opcode::Cos:
+    r = std::cos(x);
+    break;
   case Opcode::Min:
   case Opcode::Max:
     r = minMax(isMax, nan, x, y);
@@ -560,8 +566,10 @@ std::string hybrid::emu::whyUnsupported(const Instruction &in) {
     return "unsupported bf16 instruction";
   if (fp && (in.modifiers & (RoundZero | RoundDown | RoundUp)))
     return "unsupported rounding mode";
-  if (in.opcode == Opcode::Ex2 && in.type != Type::F32)
-    return "unsupported ex2 type";
+  if ((in.opcode == Opcode::Ex2 || in.opcode == Opcode::Sin ||
+       in.opcode == Opcode::Cos) &&
+      in.type != Type::F32)
+    return "unsupported ex2, sin or cos type";
   return "";
 }
 
@@ -615,6 +623,8 @@ bool hybrid::emu::arithmetic(const Instruction &in, uint32_t lanes,
     HYBRID_LANES(Copysign)
     HYBRID_LANES(Rcp)
     HYBRID_LANES(Ex2)
+    HYBRID_LANES(Sin)
+    HYBRID_LANES(Cos)
     HYBRID_LANES(Sqrt)
     HYBRID_LANES(Addc)
     HYBRID_LANES(Subc)

@@ -64,6 +64,8 @@ Kind Profile::classify(const Instruction &in) {
   case Opcode::Vote:
     return Kind::Shuffle;
   case Opcode::Ex2:
+  case Opcode::Sin:
+  case Opcode::Cos:
   case Opcode::Rcp:
   case Opcode::Sqrt:
     return Kind::Special;
@@ -155,11 +157,16 @@ std::string ratio(double v) {
 } // namespace
 
 std::string Profile::report() const {
-  static const char *names[] = {
-      "mma.sync",  "ldmatrix",   "ld.shared", "st.shared", "ld.global",
-      "st.global", "async copy", "sync",      "shfl/vote", "ex2/rcp/sqrt",
-      "int64",     "int32",      "f32",       "f64",       "cvt",
-      "mov",       "setp/selp",  "branch",    "other"};
+  static const char *names[] = {"mma.sync",   "ldmatrix",
+                                "ld.shared",  "st.shared",
+                                "ld.global",  "st.global",
+                                "async copy", "sync",
+                                "shfl/vote",  "ex2/rcp/sqrt/sin/cos",
+                                "int64",      "int32",
+                                "f32",        "f64",
+                                "cvt",        "mov",
+                                "setp/selp",  "branch",
+                                "other"};
   std::string out;
   for (const auto &[name, k] : kernels) {
     double mma = double(k.byKind[unsigned(Kind::Mma)]);

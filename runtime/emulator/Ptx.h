@@ -108,6 +108,8 @@ enum class Opcode : uint8_t {
   Copysign,
   Rcp,
   Ex2,
+  Sin,
+  Cos,
   Sqrt,
   Setp,
   Selp,

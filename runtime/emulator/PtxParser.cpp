@@ -64,6 +64,8 @@ const std::unordered_map<std::string_view, Opcode> kOpcodes = {
     {"copysign", Opcode::Copysign},
     {"rcp", Opcode::Rcp},
     {"ex2", Opcode::Ex2},
+    {"sin", Opcode::Sin},
+    {"cos", Opcode::Cos},
     {"sqrt", Opcode::Sqrt},
     {"setp", Opcode::Setp},
     {"selp", Opcode::Selp},

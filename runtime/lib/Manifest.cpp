@@ -295,6 +295,10 @@ static KernelSpec parseKernel(const Fields &f) {
   k.prepareStep = f.string("prepare_step", std::string());
   k.prepareStepBF16 = f.string("prepare_step_bf16", std::string());
   k.decodeCombineBF16 = f.string("decode_combine_bf16", std::string());
+  k.deriveKV = f.string("derive_kv", std::string());
+  if (!k.deriveKV.empty() && !k.derivesKeys)
+    throw FieldError(f.where("derive_kv") +
+                     ": only a kernel that derives keys (derives_keys) has it");
   for (auto [key, symbol] : {std::pair{"prepare_step", &k.prepareStep},
                              {"prepare_step_bf16", &k.prepareStepBF16},
                              {"decode_combine_bf16", &k.decodeCombineBF16}})
@@ -351,11 +355,12 @@ bool hybrid::rt::loadManifest(const std::string &dir, Manifest &manifest,
     // 9: GPU combine kernels take the length and a count to advance it by
     // (version 8's, neither); 10: K=V layers have kernels of their own, and
     // on CPUs their decode kernel derives keys from cached values
-    // (derives_keys; version 9's read stored keys).
-    if (m.version != 10)
-      throw FieldError("version: this runtime reads version 10, not " +
+    // (derives_keys; version 9's read stored keys); 11: so do GPU ones
+    // (version 10's kept derived keys in the cache), with derive_kv.
+    if (m.version != 11)
+      throw FieldError("version: this runtime reads version 11, not " +
                        std::to_string(m.version) +
-                       (m.version < 10 ? " (artifacts of an older "
+                       (m.version < 11 ? " (artifacts of an older "
                                          "hybrid-compile: compile them again)"
                                        : ""));
     m.target = f.string("target");
@@ -426,9 +431,8 @@ bool hybrid::rt::loadManifest(const std::string &dir, Manifest &manifest,
             k.causal != layer.causal)
           throw FieldError(where + ".kernel: the mask differs from kernels." +
                            layer.kernel + "'s");
-        // CPU caches of K=V layers keep values only; GPU caches keep the
-        // derived keys beside them.
-        if (!k.decode.empty() && k.derivesKeys != (layer.kEqV && !onGPU))
+        // Caches of K=V layers keep values only.
+        if (!k.decode.empty() && k.derivesKeys != layer.kEqV)
           throw FieldError(where + ".kernel: kernels." + layer.kernel +
                            (k.derivesKeys
                                 ? " derives keys from values, but the layer "

@@ -79,10 +79,9 @@ void hybrid::rt::prepareRows(hybrid_rt_model &model, PrepareFn prepare,
   });
 }
 
-bool hybrid::rt::keepsValuesOnly(const hybrid_rt_model &model,
-                                 const LayerSpec &l) {
+bool hybrid::rt::keepsValuesOnly(const LayerSpec &l) {
   // The manifest checked that such layers' decode kernels derive keys.
-  return l.kEqV && !model.onGPU();
+  return l.kEqV;
 }
 
 void hybrid::rt::runFlash(hybrid_rt_model &model, const LayerSpec &l, Tensor4 q,

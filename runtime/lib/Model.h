@@ -122,10 +122,10 @@ std::string checkLayerOperands(const LayerSpec &layer, int64_t batch,
 void prepareRows(hybrid_rt_model &model, PrepareFn prepare, const float *in,
                  float *out, const Shape &shape, int64_t firstPosition);
 
-/// True if `layer`'s cache (CPU, K=V) keeps its values only: its decode
-/// kernel derives the keys from them, and other calls derive them with
-/// deriveKeys or deriveCachedKeys.
-bool keepsValuesOnly(const hybrid_rt_model &model, const LayerSpec &layer);
+/// True if `layer`'s cache (K=V) keeps its values only: its decode kernel
+/// derives the keys from them, and other calls derive them (on CPUs with
+/// deriveKeys or deriveCachedKeys, on GPUs into scratch).
+bool keepsValuesOnly(const LayerSpec &layer);
 
 /// The key scale ([head_dim]) `layer` derives its keys with: that of the
 /// layer whose cache it reads, or ones.

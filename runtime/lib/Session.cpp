@@ -124,7 +124,7 @@ std::string checkCacheMemory(hybrid_rt_model &model, int64_t batch,
       continue;
     }
 #endif
-    int64_t keyDim = keepsValuesOnly(model, l) ? 0 : l.headDim;
+    int64_t keyDim = keepsValuesOnly(l) ? 0 : l.headDim;
     bytes += double(batch) * double(rows) * double(l.numKvHeads) *
              double(keyDim + l.vHeadDim) * sizeof(float);
   }
@@ -240,7 +240,7 @@ void appendTokens(hybrid_rt_session &s, const LayerSpec &l, LayerCache &c,
                   const float *k, const float *v, int64_t count) {
   storeRows(c.values, c.rows, v, s.batch, c.length, count,
             l.numKvHeads * l.vHeadDim);
-  if (keepsValuesOnly(*s.model, l))
+  if (keepsValuesOnly(l))
     return;
   const float *keys =
       deriveKeys(*s.model, l, k, {s.batch, count, l.numKvHeads, l.headDim},
@@ -372,7 +372,7 @@ hybrid_rt_session_create(hybrid_rt_model *model,
       }
 #endif
       if (hybrid_rt_status status = allocateHostCache(
-              c, l, s->batch, keepsValuesOnly(*model, l),
+              c, l, s->batch, keepsValuesOnly(l),
               layerWhere("hybrid_rt_session_create", l.index)))
         return status;
     }
@@ -528,7 +528,7 @@ hybrid_rt_status hybrid_rt_session_prefill(hybrid_rt_session *s, int64_t layer,
                  {s->batch, seq, l.numKvHeads, l.vHeadDim}, data(v),
                  data(sinks), static_cast<float *>(out->data));
   if (c.rows > 0) {
-    if (!keepsValuesOnly(*s->model, l))
+    if (!keepsValuesOnly(l))
       storeRows(c.keys, c.rows, keys, s->batch, 0, seq,
                 l.numKvHeads * l.headDim);
     storeRows(c.values, c.rows, data(v), s->batch, 0, seq,
@@ -690,7 +690,7 @@ hybrid_rt_status hybrid_rt_session_decode(hybrid_rt_session *s, int64_t layer,
   prepareRows(model, fn.prepareQ, data(q), model.preparedQ.data(), qShape,
               position);
   // Values-only caches (K=V): the decode kernel derives keys from values.
-  bool valuesOnly = keepsValuesOnly(model, l);
+  bool valuesOnly = keepsValuesOnly(l);
   const float *values = owner->values.data();
   const float *keys = valuesOnly ? values : owner->keys.data();
   int64_t rows = owner->rows, total = position + steps;

@@ -263,6 +263,17 @@ TEST(Emulator, ApproximationsAndRoundingAtTheirCorners) {
   EXPECT_EQ(ex2(INFINITY), INFINITY);
   EXPECT_EQ(ex2(200.0f), INFINITY);
   EXPECT_TRUE(std::isnan(ex2(NAN)));
+  // sin and cos: the decode kernel's RoPE angles of K=V keys, under 2 pi +
+  // 128 radians (PTX: absolute error 2^-20.5 within 100 pi).
+  auto trig = [](const char *op, float x) {
+    return f32Of(compute("b32",
+                         (std::string(op) + ".approx.ftz.f32 %d, %a;").c_str(),
+                         f32Bits(x)));
+  };
+  for (float x : {0.0f, 0.5f, -2.0f, 133.7f}) {
+    EXPECT_NEAR(trig("sin", x), std::sin(x), 0x1p-20f);
+    EXPECT_NEAR(trig("cos", x), std::cos(x), 0x1p-20f);
+  }
   auto rcp = [](float x) {
     return compute("b32", "rcp.approx.ftz.f32 %d, %a;", f32Bits(x));
   };

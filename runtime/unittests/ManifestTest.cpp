@@ -30,7 +30,7 @@ bool loadText(const std::string &text, Manifest &manifest, std::string &error) {
 }
 
 const char *kValid = R"({
-  "version": 10, "target": "cpu", "library": "libkernels.so",
+  "version": 11, "target": "cpu", "library": "libkernels.so",
   "model_type": "test", "name": "t", "num_layers": 2,
   "kernels": {"attn0": {"entry": "_mlir_ciface_attn0",
     "prepare_q": "_mlir_ciface_attn0_prepare_q", "prepare_k": null,
@@ -75,11 +75,11 @@ TEST(Manifest, ErrorsNameTheField) {
        "layers[0].v_head_dim: expected an integer"},
       {"\"sliding\", \"window\": 5", "\"sliding\", \"window\": 5.5",
        "layers[0].window: expected an integer"},
-      {"\"version\": 10", "\"version\": 9",
-       "version: this runtime reads version 10, not 9 (artifacts of an older "
+      {"\"version\": 11", "\"version\": 10",
+       "version: this runtime reads version 11, not 10 (artifacts of an older "
        "hybrid-compile: compile them again)"},
-      {"\"version\": 10", "\"version\": 11",
-       "version: this runtime reads version 10, not 11"},
+      {"\"version\": 11", "\"version\": 12",
+       "version: this runtime reads version 11, not 12"},
       {"\"kernel\": \"attn0\"", "\"kernel\": \"attn9\"",
        "layers[0].kernel: 'attn9' is not in kernels"},
       {"{\"type\": \"none\"}",
@@ -92,6 +92,9 @@ TEST(Manifest, ErrorsNameTheField) {
       {"\"q_tile\": 16", "\"q_tile\": 0", "kernels.attn0.q_tile"},
       {"\"k_tile\": 64}", "\"k_tile\": 64, \"derives_keys\": true}",
        "kernels.attn0.derives_keys: only a decode kernel derives keys"},
+      {"\"k_tile\": 64}", "\"k_tile\": 64, \"derive_kv\": \"d\"}",
+       "kernels.attn0.derive_kv: only a kernel that derives keys "
+       "(derives_keys) has it"},
       {"\"head_dim\": 64,\n     \"v_head_dim\": 64, \"scale\"",
        "\"head_dim\": 0,\n     \"v_head_dim\": 64, \"scale\"",
        "layers[0].head_dim: must be positive"},
@@ -248,9 +251,9 @@ TEST(Manifest, SharedCachesReadACacheOfTheirShape) {
                 "layer 0 has another mask");
 }
 
-// CPU caches of K=V layers keep values only: a decode kernel reading their
-// keys would read nothing, one deriving them must belong to a K=V layer.
-TEST(Manifest, KEqVDecodeKernelsDeriveKeysOnCPUs) {
+// Caches of K=V layers keep values only: a decode kernel reading their keys
+// would read nothing, one deriving them must belong to a K=V layer.
+TEST(Manifest, KEqVDecodeKernelsDeriveKeys) {
   auto edited = [](bool kEqV, bool derivesKeys) {
     nlohmann::json manifest = nlohmann::json::parse(kValid);
     nlohmann::json &kernel = manifest["kernels"]["attn0"];

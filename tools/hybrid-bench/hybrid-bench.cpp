@@ -195,7 +195,7 @@ int main(int argc, char **argv) {
             double(layer.countVisiblePairs(stepTokens, context + stepTokens)) /
             double(steps);
       }
-      // A values-only cache (CPU K=V) is read once for keys and values.
+      // A values-only cache (K=V) is read once for keys and values.
       bool valuesOnly = manifest.kernels.at(layer.kernel).derivesKeys;
       double bytes = double(batch) * keys * double(layer.numKvHeads) *
                      double((valuesOnly ? 0 : layer.headDim) + layer.vHeadDim) *

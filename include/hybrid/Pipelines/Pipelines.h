@@ -31,13 +31,6 @@ struct SchedulePipelineOptions
                        clEnumValN(StorageType::f16, "f16", "2 bytes"),
                        clEnumValN(StorageType::bf16, "bf16", "2 bytes"),
                        clEnumValN(StorageType::f8, "f8", "1 byte"))};
-  Option<bool> shareKEqV{
-      *this, "share-k-eq-v",
-      llvm::cl::desc("K=V layers store one tensor, deriving their keys at "
-                     "each step, as the CPU runtime keeps them (false: "
-                     "derived keys beside the values, as GPU caches keep "
-                     "them)"),
-      llvm::cl::init(true)};
 };
 
 struct CPUPipelineOptions

@@ -45,13 +45,15 @@ getUnsupportedReason(const AttentionSignature &sig, int64_t keyTile,
            std::to_string(sig.groupSize());
   // The decode kernel keeps the query rows it serves of a kv head (8 at
   // most) and their probabilities for a 128-key tile in static shared
-  // memory, beside its row indices, reduction scratch and the key subsets'
-  // value sums: under 26 KB at head dims 512, so always within 48 KB.
+  // memory, beside its row indices, reduction scratch, the key subsets'
+  // value sums and (K=V) the key scale and a tile's angles: under 30 KB at
+  // head dims 512, so always within 48 KB.
   int64_t decodeRows = getDecodeRowsPerCta(sig.groupSize());
   [[maybe_unused]] int64_t decodeBytes =
       decodeRows * (sig.headDim + kThreads) * 4 + kThreads * 8 +
       (kThreads / kThreadsPerWarp) * decodeRows * 4 +
-      kThreads / (sig.vHeadDim / 8) * sig.vHeadDim * 4;
+      kThreads / (sig.vHeadDim / 8) * sig.vHeadDim * 4 +
+      (sig.derivesKeys ? sig.headDim * 8 : 0);
   assert(decodeBytes <= 48 * 1024 && "decode kernel's static shared memory");
   if (keyTile <= 0 || keyTile % 16 != 0)
     return "k-tile must be a positive multiple of 16 for the GPU kernels, "
@@ -222,6 +224,12 @@ struct ConvertAttentionToGPUPass
           emitPrepareStepKernel(b, name, sig, fromBF16);
         auto decode = emitDecodeKernel(b, name + "_decode", sig);
         decode->setAttr("hybrid.q_tile", b.getI64IntegerAttr(1));
+        // K=V: the caches keep values only (the manifest's derives_keys);
+        // flash steps over them read keys derived into scratch first.
+        if (sig.derivesKeys) {
+          decode->setAttr(kKEqVAttrName, b.getUnitAttr());
+          emitDeriveKeysKernel(b, name, sig);
+        }
         emitCombineKernel(b, name + "_decode_combine", sig,
                           /*bf16Output=*/false);
         emitCombineKernel(b, name + "_decode_combine_bf16", sig,

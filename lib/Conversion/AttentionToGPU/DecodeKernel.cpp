@@ -28,13 +28,23 @@
 // range's end masks anything. Each split writes its unnormalised accumulator,
 // max and sum; a sink counts once, in split 0.
 //
+// K=V layers' caches keep values only; thread j derives its key from them:
+// times the key scale (an operand, in shared memory), then rotated. Per
+// tile the CTA reduces each pair's angle at the tile's first position kt
+// modulo 2 pi in f64 (positions reach 10^6); key kt + j's angle is that plus
+// j theta_i in f32, under 2 pi + 128 radians, where sin.approx and
+// cos.approx are accurate to 2^-20.5 (one MUFU each per pair and key: well
+// under the time its 2 bytes a dim take from memory).
+//
 //===----------------------------------------------------------------------===//
 
 #include "GPUKernelEmitter.h"
+#include "hybrid/Dialect/Hybrid/Utils/Rope.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "llvm/Support/MathExtras.h"
 
 #include <limits>
 
@@ -53,7 +63,10 @@ public:
   DecodeEmitter(ImplicitLocOpBuilder &b, const AttentionSignature &sig)
       : b(b), sig(sig), group(getDecodeRowsPerCta(sig.groupSize())),
         valueSlots((sig.vHeadDim + kThreads - 1) / kThreads),
-        chunks(sig.vHeadDim / 8), keyGroups(kThreads / chunks) {}
+        chunks(sig.vHeadDim / 8), keyGroups(kThreads / chunks) {
+    if (sig.derivesKeys)
+      rope = computeRopeTable(sig.positional, sig.headDim);
+  }
 
   mlir::gpu::GPUFuncOp emit(StringRef name);
 
@@ -61,8 +74,17 @@ private:
   /// Max (or sum) of `x` over the CTA; every thread gets the result.
   /// `slot` picks this row's column of the shared scratch.
   Value reduceCTA(Value x, bool max, int64_t slot);
-  /// G' dot products of the shared queries with the key at cache `row`.
+  /// G' dot products of the shared queries with the key at cache `row`
+  /// (K=V: derived from its values).
   SmallVector<Value> scores(Value row);
+  /// K=V: 16-byte chunk `c` (dims 8c..8c+7) of the thread's key, derived
+  /// from the value chunks `load` gives (bf16, as stored).
+  Value deriveChunk(int64_t c, function_ref<Value(int64_t)> load,
+                    DenseMap<int64_t, Value> &scaled,
+                    DenseMap<int64_t, std::pair<Value, Value>> &trig);
+  /// K=V with RoPE: each pair's angle at the tile's first position `kt`,
+  /// modulo 2 pi, into shared memory (every thread calls it).
+  void startTile(Value kt);
   /// The kernel's work for the G' query heads from `firstHead` of the CTA's
   /// kv head: their queries into shared memory, the key range's tiles, the
   /// split's partial results.
@@ -74,10 +96,15 @@ private:
   /// 16-byte chunks of a value row; key subsets that many threads cover.
   int64_t chunks, keyGroups;
 
-  Value q, k, v, sinks, partialOut, partialMax, partialSum;
+  /// K=V layers' rotation (empty otherwise, and for NoPE).
+  RopeTable rope;
+
+  Value q, k, v, sinks, keyScale, partialOut, partialMax, partialSum;
   Value position, rows, split, numSplits, query;
   Value batch, kvHead, tid, lane, warp;
   Value sQ, sP, sRow, sRed, sAcc;
+  /// K=V: the key scale, the tile's angles, the thread's key offset (f32).
+  Value sScale, sPhase, offset, inverseFrequencies;
 };
 
 } // namespace
@@ -112,36 +139,149 @@ Value DecodeEmitter::reduceCTA(Value x, bool max, int64_t slot) {
 
 SmallVector<Value> DecodeEmitter::scores(Value row) {
   // 8 dims (16 bytes of bf16) per load; head dims are multiples of 16. The
-  // loads are unrolled (a batch of 8 at a time) so that each thread keeps
+  // loads are issued a batch of 8 at a time so that each thread keeps
   // several in flight: one outstanding load per thread cannot cover memory
   // latency.
   auto vec8 = VectorType::get({8}, b.getF32Type());
   Value zeros = arith::ConstantOp::create(
       b, vec8, DenseElementsAttr::get(vec8, b.getF32FloatAttr(0.0)));
   SmallVector<Value> acc(group, zeros);
-  constexpr int64_t kBatch = 8;
-  for (int64_t d0 = 0; d0 < sig.headDim; d0 += 8 * kBatch) {
-    SmallVector<Value> keys;
-    for (int64_t d = d0; d < std::min(sig.headDim, d0 + 8 * kBatch); d += 8)
-      keys.push_back(
-          vector::LoadOp::create(b, VectorType::get({8}, b.getBF16Type()), k,
-                                 ValueRange{batch, row, kvHead, index(b, d)},
-                                 /*nontemporal=*/false, llvm::MaybeAlign(16)));
-    for (auto [i, key] : llvm::enumerate(keys)) {
-      Value keyF32 = arith::ExtFOp::create(b, vec8, key);
-      Value d = index(b, d0 + 8 * int64_t(i));
-      for (int64_t r = 0; r < group; ++r) {
-        Value q =
-            vector::LoadOp::create(b, vec8, sQ, ValueRange{index(b, r), d});
-        acc[r] = vector::FMAOp::create(b, q, keyF32, acc[r]);
-      }
+  auto addChunk = [&](int64_t c, Value keyF32) {
+    Value d = index(b, 8 * c);
+    for (int64_t r = 0; r < group; ++r) {
+      Value q = vector::LoadOp::create(b, vec8, sQ, ValueRange{index(b, r), d});
+      acc[r] = vector::FMAOp::create(b, q, keyF32, acc[r]);
     }
+  };
+  DenseMap<int64_t, Value> loaded;
+  auto load = [&](int64_t c) {
+    Value &chunk = loaded[c];
+    if (!chunk)
+      chunk = vector::LoadOp::create(
+          b, VectorType::get({8}, b.getBF16Type()), k,
+          ValueRange{batch, row, kvHead, index(b, 8 * c)},
+          /*nontemporal=*/false, llvm::MaybeAlign(16));
+    return chunk;
+  };
+  // Chunks in the order they are used: a derived key's chunk with the
+  // chunks holding its dims' rotation partners right after it, so that a
+  // pair's values and angle are live for one batch.
+  int64_t numChunks = sig.headDim / 8;
+  SmallVector<int64_t> order;
+  SmallVector<bool> placed(numChunks, false);
+  auto place = [&](int64_t c) {
+    if (!placed[c])
+      order.push_back(c);
+    placed[c] = true;
+  };
+  int64_t pairs = rope.inverseFrequencies.size();
+  for (int64_t c = 0; c < numChunks; ++c) {
+    place(c);
+    for (int64_t d = 8 * c; d < 8 * c + 8 && d < pairs; ++d)
+      place((d + rope.half) / 8);
+  }
+  DenseMap<int64_t, Value> scaled;
+  DenseMap<int64_t, std::pair<Value, Value>> trig;
+  constexpr int64_t kBatch = 8;
+  for (int64_t first = 0; first < numChunks; first += kBatch) {
+    ArrayRef<int64_t> batchChunks =
+        ArrayRef(order).slice(first, std::min(kBatch, numChunks - first));
+    for (int64_t c : batchChunks)
+      load(c);
+    for (int64_t c : batchChunks)
+      addChunk(c, sig.derivesKeys
+                      ? deriveChunk(c, load, scaled, trig)
+                      : Value(arith::ExtFOp::create(b, vec8, load(c))));
   }
   SmallVector<Value> result;
   for (Value a : acc)
     result.push_back(
         vector::ReductionOp::create(b, vector::CombiningKind::ADD, a));
   return result;
+}
+
+Value DecodeEmitter::deriveChunk(
+    int64_t c, function_ref<Value(int64_t)> load,
+    DenseMap<int64_t, Value> &scaled,
+    DenseMap<int64_t, std::pair<Value, Value>> &trig) {
+  auto vec8 = VectorType::get({8}, b.getF32Type());
+  // Dim d times the key scale, in f32.
+  auto element = [&](int64_t d) -> Value {
+    Value &chunk = scaled[d / 8];
+    if (!chunk)
+      chunk = arith::MulFOp::create(
+          b, arith::ExtFOp::create(b, vec8, load(d / 8)),
+          vector::LoadOp::create(b, vec8, sScale, index(b, d / 8 * 8)));
+    return vector::ExtractOp::create(b, chunk, d % 8);
+  };
+  // Pair i's cos and sin at the thread's key (times yarn's factor).
+  auto angle = [&](int64_t i) {
+    std::pair<Value, Value> &cs = trig[i];
+    if (cs.first)
+      return cs;
+    Value phase = memref::LoadOp::create(b, sPhase, index(b, i));
+    Value a = math::FmaOp::create(
+        b, offset, f32(b, float(rope.inverseFrequencies[i])), phase);
+    auto approx = [&](StringRef intrinsic) -> Value {
+      Value x = LLVM::CallIntrinsicOp::create(b, b.getF32Type(),
+                                              b.getStringAttr(intrinsic),
+                                              ValueRange{a})
+                    .getResult(0);
+      if (rope.attentionFactor != 1.0)
+        x = arith::MulFOp::create(b, x, f32(b, float(rope.attentionFactor)));
+      return x;
+    };
+    cs = {approx("llvm.nvvm.cos.approx.ftz.f"),
+          approx("llvm.nvvm.sin.approx.ftz.f")};
+    return cs;
+  };
+  int64_t pairs = rope.inverseFrequencies.size(), half = rope.half;
+  SmallVector<Value> dims;
+  for (int64_t d = 8 * c; d < 8 * c + 8; ++d) {
+    Value x = element(d);
+    // First of a pair: x cos - x' sin; second: x cos + x' sin.
+    bool first = d < pairs, second = d >= half && d - half < pairs;
+    if (first || second) {
+      int64_t i = first ? d : d - half;
+      auto [cos, sin] = angle(i);
+      Value partner = element(first ? d + half : d - half);
+      Value turned = arith::MulFOp::create(b, partner, sin);
+      if (first)
+        turned = arith::NegFOp::create(b, turned);
+      x = math::FmaOp::create(b, x, cos, turned);
+    }
+    dims.push_back(x);
+  }
+  return vector::FromElementsOp::create(b, vec8, dims);
+}
+
+void DecodeEmitter::startTile(Value kt) {
+  Type f64 = b.getF64Type();
+  Value p = arith::UIToFPOp::create(
+      b, f64, arith::IndexCastUIOp::create(b, b.getI64Type(), kt));
+  double twoPi = 2 * llvm::numbers::pi;
+  forLoop(
+      b, tid, index(b, rope.inverseFrequencies.size()), index(b, kThreads),
+      [&](Value i) {
+        Value angle = arith::MulFOp::create(
+            b, p, memref::LoadOp::create(b, inverseFrequencies, i));
+        // Angles are >= 0: truncation is floor.
+        Value turns = arith::UIToFPOp::create(
+            b, f64,
+            arith::FPToUIOp::create(
+                b, b.getI64Type(),
+                arith::MulFOp::create(b, angle,
+                                      arith::ConstantOp::create(
+                                          b, b.getF64FloatAttr(1 / twoPi)))));
+        Value phase = arith::SubFOp::create(
+            b, angle,
+            arith::MulFOp::create(
+                b, turns,
+                arith::ConstantOp::create(b, b.getF64FloatAttr(twoPi))));
+        memref::StoreOp::create(
+            b, arith::TruncFOp::create(b, b.getF32Type(), phase), sPhase, i);
+      });
+  mlir::gpu::BarrierOp::create(b);
 }
 
 mlir::gpu::GPUFuncOp DecodeEmitter::emit(StringRef name) {
@@ -152,6 +292,8 @@ mlir::gpu::GPUFuncOp DecodeEmitter::emit(StringRef name) {
                               getRowsType(bf16, sig.kvHeads, vDim)};
   if (sig.score.getSinks())
     inputs.push_back(MemRefType::get({sig.heads}, f32Type));
+  if (sig.derivesKeys)
+    inputs.push_back(getKeyScaleType(b.getContext()));
   inputs.append({MemRefType::get({dyn, dyn, dyn, sig.heads, vDim}, f32Type),
                  MemRefType::get({dyn, dyn, dyn, sig.heads}, f32Type),
                  MemRefType::get({dyn, dyn, dyn, sig.heads}, f32Type),
@@ -175,6 +317,7 @@ mlir::gpu::GPUFuncOp DecodeEmitter::emit(StringRef name) {
   k = func.getArgument(arg++);
   v = func.getArgument(arg++);
   sinks = sig.score.getSinks() ? func.getArgument(arg++) : Value();
+  keyScale = sig.derivesKeys ? func.getArgument(arg++) : Value();
   partialOut = func.getArgument(arg++);
   partialMax = func.getArgument(arg++);
   partialSum = func.getArgument(arg++);
@@ -187,6 +330,23 @@ mlir::gpu::GPUFuncOp DecodeEmitter::emit(StringRef name) {
   sRow = func.getWorkgroupAttributions()[2];
   sRed = func.getWorkgroupAttributions()[3];
   sAcc = func.getWorkgroupAttributions()[4];
+  if (sig.derivesKeys) {
+    auto align = [&](Value buffer) {
+      func.setWorkgroupAttributionAttr(
+          func.getWorkgroupAttributions().size() - 1,
+          LLVM::LLVMDialect::getAlignAttrName(), b.getI64IntegerAttr(16));
+      return buffer;
+    };
+    sScale = align(func.addWorkgroupAttribution(
+        getWorkgroupType({dim}, f32Type), b.getLoc()));
+    if (!rope.inverseFrequencies.empty()) {
+      sPhase = align(func.addWorkgroupAttribution(
+          getWorkgroupType({int64_t(rope.inverseFrequencies.size())}, f32Type),
+          b.getLoc()));
+      inverseFrequencies = getF64Table(b, func, (name + "_inv_freq").str(),
+                                       rope.inverseFrequencies);
+    }
+  }
 
   using mlir::gpu::Dimension;
   Value c0 = index(b, 0);
@@ -199,6 +359,16 @@ mlir::gpu::GPUFuncOp DecodeEmitter::emit(StringRef name) {
   tid = mlir::gpu::ThreadIdOp::create(b, Dimension::x);
   lane = arith::RemUIOp::create(b, tid, index(b, kThreadsPerWarp));
   warp = arith::DivUIOp::create(b, tid, index(b, kThreadsPerWarp));
+  if (sig.derivesKeys) {
+    // The key scale, for every key a thread derives (visible to them after
+    // serveHeads' first barrier).
+    forLoop(b, tid, index(b, dim), index(b, kThreads), [&](Value d) {
+      memref::StoreOp::create(b, memref::LoadOp::create(b, keyScale, d), sScale,
+                              d);
+    });
+    offset = arith::UIToFPOp::create(
+        b, f32Type, arith::IndexCastUIOp::create(b, b.getI32Type(), tid));
+  }
   int64_t slices = sig.groupSize() / group;
   Value kvHeadFirst =
       arith::MulIOp::create(b, kvHead, index(b, slices * group));
@@ -277,6 +447,8 @@ void DecodeEmitter::serveHeads(Value firstHead) {
     // masked.
     Value row = arith::RemUIOp::create(
         b, arith::SelectOp::create(b, valid, key, kt), rows);
+    if (sPhase)
+      startTile(kt);
     SmallVector<Value> s = scores(row);
     SmallVector<Value> next(state.begin(), state.end());
     SmallVector<Value> alpha;

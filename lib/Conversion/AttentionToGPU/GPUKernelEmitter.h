@@ -181,12 +181,22 @@ mlir::gpu::GPUFuncOp emitPrepareKernel(mlir::ImplicitLocOpBuilder &b,
 /// length on, as `hybrid_store_cache_rows` stores them. Arguments: queries,
 /// prepared queries, new keys, new values, key cache, value cache (bf16
 /// [B, rows + mirror, Hkv, D]), length, key scale, ring rows; one CTA per
-/// (batch, token).
+/// (batch, token). K=V layers' store the values only (their key cache
+/// argument is the value cache).
 mlir::gpu::GPUFuncOp emitPrepareStepKernel(mlir::ImplicitLocOpBuilder &b,
                                            llvm::StringRef name,
                                            const AttentionSignature &sig,
                                            bool fromBF16);
 
+/// Emits `@name_derive_kv` for K=V layers, whose caches keep values only:
+/// the keys of a range of positions derived from a value cache (as
+/// `@name_prepare_k` prepares keys) and its values gathered, both in
+/// position order, for a flash kernel over the range. Arguments: value
+/// cache (bf16 [B, rows + mirror, Hkv, D]), keys, values (bf16 [B, n, Hkv,
+/// D]), key scale, first position, ring rows; one CTA per (batch, position).
+mlir::gpu::GPUFuncOp emitDeriveKeysKernel(mlir::ImplicitLocOpBuilder &b,
+                                          llvm::StringRef name,
+                                          const AttentionSignature &sig);
 /// Emits `@name`, an elementwise conversion of a flat `from` buffer into a
 /// `to` buffer of the same length (grid-stride loop over any grid): the
 /// runtime's bf16 tensors pass through it on the way in and out.

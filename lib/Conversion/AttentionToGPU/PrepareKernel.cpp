@@ -268,17 +268,55 @@ hybrid::gpu::emitPrepareStepKernel(ImplicitLocOpBuilder &b, StringRef name,
   // Keys and values go to their rows of the cache, as the store kernel
   // puts them (CacheKernels.cpp).
   ifKeptInCache(b, token, count, first, ring, keys, [&](const CacheRows &at) {
-    forEachOfRow(b, sig.kvHeads, dim, [&](Value h, Value d) {
-      Value x = preparer.prepare(newKeys, ValueRange{batch, token, h, d},
-                                 positionF64, /*forQueries=*/false, keyScale);
-      at.store(b, toBF16(b, x), keys, batch, {h, d});
-    });
+    // K=V layers' caches keep the values only (the decode kernel derives
+    // keys from them; `keys` is then the value cache).
+    if (!sig.derivesKeys)
+      forEachOfRow(b, sig.kvHeads, dim, [&](Value h, Value d) {
+        Value x = preparer.prepare(newKeys, ValueRange{batch, token, h, d},
+                                   positionF64, /*forQueries=*/false, keyScale);
+        at.store(b, toBF16(b, x), keys, batch, {h, d});
+      });
     // Values are stored as they are (K=V layers: the raw keys, unscaled).
     forEachOfRow(b, sig.kvHeads, vDim, [&](Value h, Value d) {
       Value x =
           memref::LoadOp::create(b, newValues, ValueRange{batch, token, h, d});
       at.store(b, fromBF16 ? x : toBF16(b, x), values, batch, {h, d});
     });
+  });
+  return func;
+}
+
+mlir::gpu::GPUFuncOp
+hybrid::gpu::emitDeriveKeysKernel(ImplicitLocOpBuilder &b, StringRef name,
+                                  const AttentionSignature &sig) {
+  OpBuilder::InsertionGuard guard(b);
+  Type bf16 = b.getBF16Type();
+  int64_t dim = sig.headDim;
+  auto func = createKernel(
+      b, (name + "_derive_kv").str(),
+      {getRowsType(bf16, sig.kvHeads, dim), getRowsType(bf16, sig.kvHeads, dim),
+       getRowsType(bf16, sig.kvHeads, dim), getKeyScaleType(b.getContext()),
+       b.getIndexType(), b.getIndexType()});
+  Value cache = func.getArgument(0), keys = func.getArgument(1);
+  Value values = func.getArgument(2), keyScale = func.getArgument(3);
+  Value first = func.getArgument(4), ring = func.getArgument(5);
+  ElementPreparer preparer(b, func, sig);
+  // One CTA per (batch, position) of the range, read from its ring row.
+  Value batch, t;
+  std::tie(batch, t) = getRow(b, keys);
+  Value at = arith::AddIOp::create(b, first, t);
+  Value row = arith::RemUIOp::create(b, at, ring);
+  Value position = getPositionF64(b, first, t);
+  preparer.startRow(position);
+  forEachOfRow(b, sig.kvHeads, dim, [&](Value h, Value d) {
+    SmallVector<Value> from = {batch, row, h, d}, to = {batch, t, h, d};
+    memref::StoreOp::create(
+        b,
+        toBF16(b, preparer.prepare(cache, from, position,
+                                   /*forQueries=*/false, keyScale)),
+        keys, to);
+    memref::StoreOp::create(b, memref::LoadOp::create(b, cache, from), values,
+                            to);
   });
   return func;
 }

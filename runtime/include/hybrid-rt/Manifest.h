@@ -119,9 +119,12 @@ struct KernelSpec {
   int64_t window = 0, chunk = 0;
   bool causal = true;
   int64_t qTile = 0, kTile = 0, decodeQTile = 0;
-  /// CPU targets, K=V layers: the decode kernel derives keys from the cached
-  /// values (times a key scale operand after the sinks, rotated).
+  /// K=V layers: the decode kernel derives keys from the cached values
+  /// (times a key scale operand after the sinks, rotated).
   bool derivesKeys = false;
+  /// GPU targets, K=V layers: the keys of a range of cache positions
+  /// derived, and its values gathered, into scratch for a flash step.
+  std::string deriveKV;
   // Where the tile sizes came from: the tuning signature and "database",
   // "default" or "default (no entry)"; empty in older manifests.
   std::string signature, tuningSource;

@@ -134,6 +134,8 @@ struct Backend::State {
   // decode's partial results per split.
   DeviceBuffer qIn, kIn, vIn, sinksIn, qBf16, kBf16, vBf16, out;
   DeviceBuffer partialOut, partialMax, partialSum;
+  // K=V flash steps: a range's derived keys and gathered values.
+  DeviceBuffer derivedKeys, derivedValues;
   // bf16 operands: their 2-byte copies on the device, converted from (or
   // to) the f32 staging buffers one operand at a time, in stream order.
   DeviceBuffer narrow;
@@ -468,24 +470,47 @@ struct Backend::State {
       args.bytes(&map, sizeof(map));
     return {};
   }
-  /// Stores `count` tokens of prepared keys (kBf16) and values (vBf16),
+  /// Stores `count` tokens of prepared keys (kBf16; none for K=V layers)
+  /// and values (vBf16),
   /// [B, count, Hkv, D], in the rows of `cache` that hold their positions
   /// from its length on (and the mirror rows past the ring for its first
   /// rows); tokens older than the cache's reach are skipped.
   Error storeRows(const LayerSpec &l, const DeviceCache &cache, int64_t batch,
                   int64_t count) {
     int64_t stride = cache.rows + cache.mirror;
-    int64_t keyWidth = l.numKvHeads * l.headDim;
+    // K=V layers' caches keep values only: keys of width 0.
+    int64_t keyWidth = l.kEqV ? 0 : l.numKvHeads * l.headDim;
     int64_t valueWidth = l.numKvHeads * l.vHeadDim;
     LaunchArgs args;
     args.memref(kBf16.ptr, {batch, count, keyWidth});
-    args.memref(CUdeviceptr(cache.keys), {batch, stride, keyWidth});
+    args.memref(CUdeviceptr(cache.keysOrValues()), {batch, stride, keyWidth});
     args.memref(vBf16.ptr, {batch, count, valueWidth});
     args.memref(CUdeviceptr(cache.values), {batch, stride, valueWidth});
     args.memref(CUdeviceptr(cache.length), {1});
     args.scalar(cache.rows);
     return launch(storeRowsKernel, unsigned(count), unsigned(batch), 1, 128,
                   args);
+  }
+  /// K=V layers: keys derived from `cache`'s values at positions `first`
+  /// to `first + count` and the values gathered, [B, count, Hkv, D] bf16
+  /// in derivedKeys and derivedValues (a flash step's range).
+  Error deriveKeys(const LayerSpec &l, const KernelSpec &kernel,
+                   const DeviceCache &cache, int64_t batch, int64_t first,
+                   int64_t count) {
+    std::vector<int64_t> shape = {batch, count, l.numKvHeads, l.headDim};
+    size_t bytes = batch * count * l.numKvHeads * l.headDim * 2;
+    HYBRID_CUDA_TRY(ensure(derivedKeys, bytes));
+    HYBRID_CUDA_TRY(ensure(derivedValues, bytes));
+    LaunchArgs args;
+    args.memref(CUdeviceptr(cache.values),
+                {batch, cache.rows + cache.mirror, l.numKvHeads, l.headDim});
+    args.memref(derivedKeys.ptr, shape);
+    args.memref(derivedValues.ptr, shape);
+    args.memref(keyScaleOf(l), {l.headDim});
+    args.scalar(first);
+    args.scalar(cache.rows);
+    return launch(kernel.deriveKV, unsigned(batch * count), 1, 1,
+                  unsigned(kernel.threads), args);
   }
   /// Adds `count` to `cache`'s length, after every kernel of the call that
   /// reads it.
@@ -773,7 +798,8 @@ Backend::~Backend() {
   for (DeviceBuffer *b :
        {&state->qIn, &state->kIn, &state->vIn, &state->sinksIn, &state->qBf16,
         &state->kBf16, &state->vBf16, &state->out, &state->partialOut,
-        &state->partialMax, &state->partialSum, &state->narrow})
+        &state->partialMax, &state->partialSum, &state->narrow,
+        &state->derivedKeys, &state->derivedValues})
     if (b->ptr)
       d.cuMemFree(b->ptr);
   for (CUdeviceptr ptr : state->retired)
@@ -963,7 +989,7 @@ int64_t DeviceCache::bytes() const { return keyBytes + valueBytes; }
 double DeviceCache::bytesFor(const LayerSpec &l, int64_t batch, int64_t rows,
                              int64_t mirror) {
   return double(batch) * double(rows + mirror) * double(l.numKvHeads) *
-         double(l.headDim + l.vHeadDim) * 2;
+         double((l.kEqV ? 0 : l.headDim) + l.vHeadDim) * 2;
 }
 
 Error Backend::prefill(const LayerSpec &l, const KernelSpec &kernel,
@@ -991,9 +1017,10 @@ Error Backend::prefill(const LayerSpec &l, const KernelSpec &kernel,
   // holds the whole prompt, the layer's own (its rows prepared straight
   // into it: no scratch copy of the prompt's K and V, nor a store of it) or
   // a shared layer's source's (which holds the same prompt); else scratch,
-  // of which a ring cache then keeps the last rows.
+  // of which a ring cache then keeps the last rows, and which K=V layers
+  // take (their caches keep no keys).
   const DeviceCache *held = cache && cache->rows > 0 ? cache : source;
-  bool inPlace = cache && held && held->rows >= seq;
+  bool inPlace = cache && held && held->rows >= seq && !l.kEqV;
   CUdeviceptr keys = 0, values = 0;
   int64_t rows = seq, ring = seq;
   if (inPlace) {
@@ -1065,13 +1092,18 @@ Error Backend::allocate(const LayerSpec &l, int64_t batch, int64_t rows,
   cache.mirror = mirror;
   State::CallEnd end{s};
   CUdeviceptr keys = 0, values = 0;
-  HYBRID_CUDA_TRY(s.check(what, s.driver.cuMemAlloc(&keys, cache.keyBytes)));
-  cache.keys = keys;
+  // K=V layers' caches keep values only.
+  if (l.kEqV)
+    cache.keyBytes = 0;
+  if (cache.keyBytes > 0) {
+    HYBRID_CUDA_TRY(s.check(what, s.driver.cuMemAlloc(&keys, cache.keyBytes)));
+    cache.keys = keys;
+    HYBRID_CUDA_TRY(s.check(
+        what, s.driver.cuMemsetD8Async(keys, 0, cache.keyBytes, s.stream)));
+  }
   HYBRID_CUDA_TRY(
       s.check(what, s.driver.cuMemAlloc(&values, cache.valueBytes)));
   cache.values = values;
-  HYBRID_CUDA_TRY(s.check(
-      what, s.driver.cuMemsetD8Async(keys, 0, cache.keyBytes, s.stream)));
   return s.check(
       what, s.driver.cuMemsetD8Async(values, 0, cache.valueBytes, s.stream));
 }
@@ -1227,7 +1259,8 @@ Error Backend::State::prepareStep(const LayerSpec &l, const KernelSpec &kernel,
                 {batch, q.data ? count : 0, l.numHeads, l.headDim});
     args.memref(kRows.ptr, kShape);
     args.memref(vRows.ptr, vShape);
-    args.memref(CUdeviceptr(cache.keys),
+    // K=V: the kernel stores values only.
+    args.memref(CUdeviceptr(cache.keysOrValues()),
                 {batch, stride, l.numKvHeads, l.headDim});
     args.memref(CUdeviceptr(cache.values),
                 {batch, stride, l.numKvHeads, l.vHeadDim});
@@ -1238,9 +1271,10 @@ Error Backend::State::prepareStep(const LayerSpec &l, const KernelSpec &kernel,
                     unsigned(kernel.threads), args);
   }
   if (cache.rows > 0) {
-    HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareK, kRows, s.kBf16, kShape,
-                              CUdeviceptr(cache.length), kernel.prepareKBF16,
-                              s.keyScaleOf(l)));
+    if (!l.kEqV)
+      HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareK, kRows, s.kBf16, kShape,
+                                CUdeviceptr(cache.length), kernel.prepareKBF16,
+                                s.keyScaleOf(l)));
     HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareV, vRows, s.vBf16, vShape,
                               /*length=*/0));
     HYBRID_CUDA_TRY(s.storeRows(l, cache, batch, count));
@@ -1296,10 +1330,16 @@ Error Backend::decode(const LayerSpec &l, const KernelSpec &kernel,
   // past it, TMA reads zeros and cp.async clamps, for masked keys only.
   // Its key range is a launch parameter, so a capture takes the decode
   // kernel.
+  //
+  // K=V layers' caches keep values only: the flash kernel reads the range's
+  // keys derived (and its values gathered) into scratch first, in position
+  // order.
   int64_t firstKey = l.firstVisibleKey(position);
   int64_t numKeys = total - firstKey, firstRow = firstKey % owner.rows;
-  bool flashFits = firstRow + numKeys <= owner.rows ||
-                   owner.mirror >= std::min(kernel.kTile, owner.rows);
+  bool flashFits = l.kEqV
+                       ? !kernel.deriveKV.empty()
+                       : firstRow + numKeys <= owner.rows ||
+                             owner.mirror >= std::min(kernel.kTile, owner.rows);
   StepKernel stepKernel = s.fixedStepKernel;
   if (stepKernel == StepKernel::Automatic)
     stepKernel = prefersFlashForGpuStep(
@@ -1316,11 +1356,21 @@ Error Backend::decode(const LayerSpec &l, const KernelSpec &kernel,
                              State::writesBF16Rows(kernel, splits)));
     HYBRID_CUDA_TRY(
         s.check("cuEventRecord", d.cuEventRecord(s.events[1], s.stream)));
+    CUdeviceptr keys = CUdeviceptr(owner.keys),
+                values = CUdeviceptr(owner.values);
+    int64_t rows = cacheRows, ringRows = owner.rows;
+    if (l.kEqV) {
+      HYBRID_CUDA_TRY(s.deriveKeys(l, kernel, owner, batch, firstKey, numKeys));
+      keys = s.derivedKeys.ptr;
+      values = s.derivedValues.ptr;
+      rows = ringRows = numKeys;
+      firstRow = 0;
+    }
     std::string flash;
-    HYBRID_CUDA_TRY(s.launchFlash(
-        l, kernel, batch, steps, CUdeviceptr(owner.keys),
-        CUdeviceptr(owner.values), cacheRows, numKeys, firstRow, owner.rows,
-        splits, sinks.data ? &sinksRows : nullptr, outRows, flash, &cache));
+    HYBRID_CUDA_TRY(s.launchFlash(l, kernel, batch, steps, keys, values, rows,
+                                  numKeys, firstRow, ringRows, splits,
+                                  sinks.data ? &sinksRows : nullptr, outRows,
+                                  flash, &cache));
     HYBRID_CUDA_TRY(
         s.check("cuEventRecord", d.cuEventRecord(s.events[2], s.stream)));
     s.timed(/*prepare=*/false);
@@ -1344,12 +1394,15 @@ Error Backend::decode(const LayerSpec &l, const KernelSpec &kernel,
 
   LaunchArgs args;
   args.memref(s.qBf16.ptr, qShape);
-  args.memref(CUdeviceptr(owner.keys),
+  // A kernel deriving keys reads them from the values.
+  args.memref(CUdeviceptr(owner.keysOrValues()),
               {batch, cacheRows, l.numKvHeads, l.headDim});
   args.memref(CUdeviceptr(owner.values),
               {batch, cacheRows, l.numKvHeads, l.vHeadDim});
   if (sinks.data)
     args.memref(sinksRows.ptr, {l.numHeads});
+  if (kernel.derivesKeys)
+    args.memref(s.keyScaleOf(l), {l.headDim});
   s.addPartialArgs(l, splits, batch, steps, args);
   args.memref(CUdeviceptr(cache.length), {1});
   args.scalar(owner.rows);

@@ -47,9 +47,14 @@ private:
 /// no step rotates the whole cache again. Allocated zeroed: rows read
 /// before they are written (past a step's last key) hold no NaNs.
 struct DeviceCache {
-  uint64_t length = 0;           // CUdeviceptr of the int64 (shared layers too)
-  uint64_t keys = 0, values = 0; // CUdeviceptr; none for rows == 0
+  uint64_t length = 0; // CUdeviceptr of the int64 (shared layers too)
+  // CUdeviceptr; none for rows == 0, no keys for K=V layers (values only).
+  uint64_t keys = 0, values = 0;
   int64_t rows = 0, mirror = 0;
+  /// What kernels take as the key cache: the values where the cache keeps
+  /// values only (kernels deriving keys read them as such; the others get
+  /// a key width of 0).
+  uint64_t keysOrValues() const { return keys ? keys : values; }
   int64_t bytes() const;
   int64_t keyBytes = 0, valueBytes = 0;
   /// Bytes of the keys and values of `rows` + `mirror` rows of `layer` for

@@ -1,5 +1,4 @@
 // RUN: hybrid-opt %s --hybrid-plan-caches | FileCheck %s
-// RUN: hybrid-opt %s --hybrid-plan-caches=share-k-eq-v=false | FileCheck %s --check-prefix=BESIDE
 // RUN: hybrid-opt %s --hybrid-plan-caches="max-seq=1024 storage=f32" | FileCheck %s --check-prefix=F32
 // RUN: hybrid-opt %s --hybrid-expand-patterns --hybrid-plan-caches | FileCheck %s --check-prefix=EXPANDED
 // RUN: not hybrid-opt %s --hybrid-plan-caches=max-seq=8192 2>&1 | FileCheck %s --check-prefix=TOO-LONG
@@ -23,11 +22,6 @@
 
 // F32: cache_summary = #hybrid.cache_summary<max_seq = 1024, storage = f32, total = 7864576, all_full_baseline = 14680320>
 // F32: #hybrid.cache_plan<bytes_per_token = 2048, tokens = 512, bytes = 1048576>
-
-// Without share-k-eq-v (GPU caches) the K=V layer keeps its derived keys
-// beside its values: as much as a full layer (1024 B a token).
-// BESIDE: cache_summary = #hybrid.cache_summary<max_seq = 4096, storage = bf16, total = 13893760, all_full_baseline = 29360256>
-// BESIDE: cache <policy = full, k_eq_v = true> {cache_plan = #hybrid.cache_plan<bytes_per_token = 1024, tokens = 4096, bytes = 4194304>}
 
 // The plan of a repeated layer counts once per repetition.
 // EXPANDED: cache_summary = #hybrid.cache_summary<max_seq = 4096, storage = bf16, total = 11796608, all_full_baseline = 29360256>

@@ -45,9 +45,8 @@ struct PlanCachesPass
       if (StateAttr state = layer.getStateAttr())
         stateBytes = (state.getRecurrent() + state.getConv()) * elementBytes;
 
-      // Keys and values of one token; K=V layers one tensor with
-      // share-k-eq-v (CPU caches), both without (GPU caches keep derived
-      // keys beside the values).
+      // Keys and values of one token; K=V layers one tensor (the values:
+      // the kernels derive keys from them).
       int64_t fullBytesPerToken = 0;
       if (layer.hasAttention())
         fullBytesPerToken = *layer.getNumKvHeads() *
@@ -69,10 +68,9 @@ struct PlanCachesPass
         break;
       }
       if (tokens > 0)
-        bytesPerToken =
-            cache.getKEqV() && shareKEqV
-                ? *layer.getNumKvHeads() * *layer.getHeadDim() * elementBytes
-                : fullBytesPerToken;
+        bytesPerToken = cache.getKEqV() ? *layer.getNumKvHeads() *
+                                              *layer.getHeadDim() * elementBytes
+                                        : fullBytesPerToken;
       int64_t bytes = bytesPerToken * tokens + stateBytes;
       layer.setCachePlanAttr(
           CachePlanAttr::get(ctx, bytesPerToken, tokens, stateBytes, bytes));

@@ -262,9 +262,8 @@ def Hybrid_CacheAttr : Hybrid_Attr<"Cache", "cache"> {
       `k_eq_v` (the schedule's verifier checks);
     - `none`: no KV cache (non-attention mixers).
     `k_eq_v`: one projection serves as the values and, times a per-dim key
-    scale and rotated, as the keys (CPU caches keep it alone, their kernels
-    deriving keys as they read it; GPU caches keep the derived keys beside
-    it, which `hybrid-plan-caches` plans with `share-k-eq-v=false`).
+    scale and rotated, as the keys (caches keep it alone, their kernels
+    deriving keys as they read it).
 
     ```mlir
     #hybrid.cache<policy = ring, window = 512>

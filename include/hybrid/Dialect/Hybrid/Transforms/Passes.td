@@ -47,11 +47,7 @@ def HybridPlanCaches : Pass<"hybrid-plan-caches", "::hybrid::ScheduleOp"> {
                clEnumValN(::hybrid::StorageType::f32, "f32", "4 bytes"),
                clEnumValN(::hybrid::StorageType::f16, "f16", "2 bytes"),
                clEnumValN(::hybrid::StorageType::bf16, "bf16", "2 bytes"),
-               clEnumValN(::hybrid::StorageType::f8, "f8", "1 byte"))}]>,
-    Option<"shareKEqV", "share-k-eq-v", "bool", /*default=*/"true",
-           "K=V layers store one tensor, deriving their keys at each step, "
-           "as the CPU runtime keeps them (false: derived keys beside the "
-           "values, as GPU caches keep them)">
+               clEnumValN(::hybrid::StorageType::f8, "f8", "1 byte"))}]>
   ];
 }
 
