@@ -67,6 +67,8 @@ def layer_name(r, prefill=True):
     # Other shapes than the benchmark's heads of 128 (wide-heads decode).
     if r.get("head_dim", 128) != 128:
         name += f", {r['heads']} / {r['kv_heads']} heads of {r['head_dim']}"
+    if r.get("k_eq_v"):
+        name += ", K=V"
     return name + (f" ({r['variant']})" if "variant" in r else "")
 
 

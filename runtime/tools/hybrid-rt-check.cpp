@@ -283,14 +283,17 @@ bool writeNpy(const std::string &path, const std::vector<T> &data,
 
 /// What a text line says about `l`, as JSON.
 json describe(const LayerSpec &l) {
-  return {{"layer", l.index},
-          {"kernel", l.kernel},
-          {"kind", l.kind},
-          {"window", l.window ? json(l.window) : json(nullptr)},
-          {"chunk", l.chunk ? json(l.chunk) : json(nullptr)},
-          {"heads", l.numHeads},
-          {"kv_heads", l.numKvHeads},
-          {"head_dim", l.headDim}};
+  json record = {{"layer", l.index},
+                 {"kernel", l.kernel},
+                 {"kind", l.kind},
+                 {"window", l.window ? json(l.window) : json(nullptr)},
+                 {"chunk", l.chunk ? json(l.chunk) : json(nullptr)},
+                 {"heads", l.numHeads},
+                 {"kv_heads", l.numKvHeads},
+                 {"head_dim", l.headDim}};
+  if (l.kEqV) // one tensor cached: the values, from which keys are derived
+    record["k_eq_v"] = true;
+  return record;
 }
 
 /// The range of random queries for `l`: 1, except for bf16 (GPU) kernels,
@@ -667,7 +670,8 @@ bool checkSession(Model &model, const Manifest &manifest, const Options &o,
     }
     if (o.repeat > 0 && !r.stepMs.empty()) {
       // A step reads the visible keys and values of its last query once:
-      // bf16 on GPUs, f32 on CPUs.
+      // bf16 on GPUs, f32 on CPUs (K=V caches: the values only, from which
+      // the keys are derived).
       std::vector<double> ms = r.stepMs;
       std::sort(ms.begin(), ms.end());
       double median = ms[ms.size() / 2];
@@ -678,7 +682,7 @@ bool checkSession(Model &model, const Manifest &manifest, const Options &o,
         visible = (total - 1) % l.chunk + 1;
       double element = manifest.target == "cpu" ? 4 : 2;
       double bytes = double(b) * double(visible) * double(l.numKvHeads) *
-                     double(l.headDim + l.vHeadDim) * element;
+                     double((l.kEqV ? 0 : l.headDim) + l.vHeadDim) * element;
       char text[128];
       double rate = bytes / (median * 1e-3) / 1e9;
       std::snprintf(text, sizeof(text), ": decode %.4f ms, %.1f GB/s", median,
