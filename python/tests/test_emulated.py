@@ -19,7 +19,9 @@ import pytest
 from bfloat16 import KDL_BFLOAT, BFloat16Array, dlpack_capsule
 from prebuilt import compile_or_load
 from reference import attention
-from test_hybrid_attn import (K_EQ_V_SPEC, SPEC, check_key_scale, check_shared_layer_skips_tokens,
+from test_hybrid_attn import (K_EQ_V_SPEC, SPEC, check_key_scale,
+                              check_key_scale_reaches_cached_tokens,
+                              check_shared_layer_skips_tokens,
                               check_threads_take_turns, relative_error)
 
 pytestmark = pytest.mark.skipif(not os.environ.get("HYBRID_CUDA_DRIVER"),
@@ -113,6 +115,10 @@ def test_k_eq_v_cache_is_planned_as_allocated(k_eq_v_schedule):
 
 def test_key_scale(k_eq_v_schedule):
     check_key_scale(k_eq_v_schedule, 2e-2)
+
+
+def test_key_scale_reaches_cached_tokens(k_eq_v_schedule):
+    check_key_scale_reaches_cached_tokens(k_eq_v_schedule, 2e-2)
 
 
 def test_bfloat16_arrays_in_and_out(schedule):

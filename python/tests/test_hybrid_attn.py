@@ -170,6 +170,37 @@ def test_key_scale():
     check_key_scale(hybrid_attn.compile(K_EQ_V_SPEC, max_seq=64), 1e-4)
 
 
+def check_key_scale_reaches_cached_tokens(schedule, tolerance):
+    """A K=V layer's cache holds its values, keys being derived as they are
+    read: a key scale set during a session applies to the tokens cached
+    before it too."""
+    rng = np.random.default_rng(5)
+    batch, prompt, steps = 1, 11, 3
+    layer = schedule.layers[0]
+    scale = rng.uniform(0.5, 1.5, layer["head_dim"]).astype(np.float32)
+    q, k, _ = inputs(rng, layer, batch, prompt + steps)
+    session = schedule.session(batch, prompt + steps)
+    session.prefill(0, q[:, :prompt], k[:, :prompt], None)
+    schedule.set_key_scale(0, scale)
+    try:
+        out = np.stack([session.decode(0, np.ascontiguousarray(q[:, t:t + 1]),
+                                       np.ascontiguousarray(k[:, t:t + 1]),
+                                       None)[:, 0]
+                        for t in range(prompt, prompt + steps)], axis=1)
+    finally:
+        schedule.set_key_scale(0, None)
+    ref = attention(layer, q, k * scale, k)[:, prompt:]
+    assert relative_error(out, ref) < tolerance
+    # Keys scaled only from the step on would have given another result.
+    stale = np.concatenate([k[:, :prompt], k[:, prompt:] * scale], axis=1)
+    assert relative_error(out, attention(layer, q, stale, k)[:, prompt:]) > 0.05
+
+
+def test_key_scale_reaches_cached_tokens():
+    check_key_scale_reaches_cached_tokens(
+        hybrid_attn.compile(K_EQ_V_SPEC, max_seq=64), 1e-4)
+
+
 def test_key_scale_only_for_k_eq_v_layers(schedule):
     with pytest.raises(hybrid_attn.HybridError,
                        match=r"layer 0 keeps its keys apart from its values \(not k_eq_v\)"):
