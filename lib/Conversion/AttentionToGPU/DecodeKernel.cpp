@@ -366,8 +366,9 @@ mlir::gpu::GPUFuncOp DecodeEmitter::emit(StringRef name) {
       memref::StoreOp::create(b, memref::LoadOp::create(b, keyScale, d), sScale,
                               d);
     });
-    offset = arith::UIToFPOp::create(
-        b, f32Type, arith::IndexCastUIOp::create(b, b.getI32Type(), tid));
+    if (sPhase) // the thread's key offset in a tile, for its angles
+      offset = arith::UIToFPOp::create(
+          b, f32Type, arith::IndexCastUIOp::create(b, b.getI32Type(), tid));
   }
   int64_t slices = sig.groupSize() / group;
   Value kvHeadFirst =

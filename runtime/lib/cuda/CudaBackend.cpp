@@ -1084,7 +1084,9 @@ Error Backend::allocate(const LayerSpec &l, int64_t batch, int64_t rows,
            !__builtin_mul_overflow(n, l.numKvHeads, &n) &&
            !__builtin_mul_overflow(n, dim * 2, &n);
   };
-  if (!bytes(l.headDim, cache.keyBytes) || !bytes(l.vHeadDim, cache.valueBytes))
+  // K=V layers' caches keep values only.
+  if (!bytes(l.kEqV ? 0 : l.headDim, cache.keyBytes) ||
+      !bytes(l.vHeadDim, cache.valueBytes))
     return Error(what + ": more bytes than a size holds",
                  HYBRID_RT_INVALID_ARGUMENT);
   HYBRID_CUDA_TRY(s.enterCall(/*capturable=*/false));
@@ -1092,9 +1094,6 @@ Error Backend::allocate(const LayerSpec &l, int64_t batch, int64_t rows,
   cache.mirror = mirror;
   State::CallEnd end{s};
   CUdeviceptr keys = 0, values = 0;
-  // K=V layers' caches keep values only.
-  if (l.kEqV)
-    cache.keyBytes = 0;
   if (cache.keyBytes > 0) {
     HYBRID_CUDA_TRY(s.check(what, s.driver.cuMemAlloc(&keys, cache.keyBytes)));
     cache.keys = keys;
