@@ -482,7 +482,7 @@ check)
   run_check "$dir/artifacts/caches" "${sessions[@]}" --bf16
   # Decode steps replayed from a CUDA graph: every cache policy, and whole
   # models; then of bf16 device tensors (torch's path: the bf16 step and
-  # combine kernels). Each prints its step graph's node count.
+  # decode kernels). Each prints its step graph's node count.
   for a in caches gemma-3-1b-it gemma-4-e4b; do
     run_check "$dir/artifacts/$a" "${sessions[@]}" --graph
   done

@@ -84,6 +84,10 @@ json hybrid::buildManifest(ModuleOp module, ScheduleOp schedule,
       kernel["prepare_step"] = entry(symbol + "_prepare_step");
       kernel["prepare_step_bf16"] = entry(symbol + "_prepare_step_bf16");
       kernel["decode_combine_bf16"] = entry(symbol + "_decode_combine_bf16");
+      // Causal layers: the decode kernel's twin writing bf16 rows (GPU
+      // decode kernels merge their splits themselves: decode_combine, and
+      // its twin, merge the split-K flash kernel's).
+      kernel["decode_bf16"] = entry(symbol + "_decode_bf16");
       // K=V layers (derives_keys): keys derived from a value cache range
       // for flash steps.
       if (kernel.contains("derives_keys"))
@@ -119,7 +123,7 @@ json hybrid::buildManifest(ModuleOp module, ScheduleOp schedule,
   // too (they take the length and a count); 10: K=V layers have kernels of
   // their own, whose CPU decode kernel derives keys from cached values; 11:
   // so does their GPU decode kernel (derive_kv for flash steps).
-  json manifest = {{"version", 11},
+  json manifest = {{"version", 12},
                    {"target", target.str()},
                    {"library", library.str()},
                    {"model_type", summary["model_type"]},

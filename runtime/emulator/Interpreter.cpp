@@ -889,6 +889,31 @@ std::string Cta::execute(Frame &f, const Instruction &in, unsigned warp,
   case Opcode::OrderingFence:
   case Opcode::SetMaxNReg:
     return "";
+  case Opcode::MemoryFence:
+    // Other CTAs run on other host threads.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    return "";
+  case Opcode::Atom:
+    return each([&](unsigned t) -> std::string {
+      uint64_t addr = address(f, ops[1], t);
+      unsigned bytes = bitWidth(in.type) / 8;
+      uint8_t *where = nullptr;
+      if (std::string e = locate(f, Space::Global, addr, bytes, t, warp,
+                                 /*isWrite=*/true, where);
+          !e.empty())
+        return e;
+      uint64_t value = read(f, ops[2], t), old = 0;
+      if (bytes == 4)
+        old = __atomic_fetch_add(reinterpret_cast<uint32_t *>(where),
+                                 uint32_t(value), __ATOMIC_SEQ_CST);
+      else
+        old = __atomic_fetch_add(reinterpret_cast<uint64_t *>(where), value,
+                                 __ATOMIC_SEQ_CST);
+      globalAddress[t - base] = addr;
+      accessBytes = bytes;
+      write(f, ops[0], t, old);
+      return "";
+    });
   case Opcode::PrefetchTensorMap:
     return each([&](unsigned t) -> std::string {
       TensorMap map;

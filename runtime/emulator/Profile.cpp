@@ -54,8 +54,11 @@ Kind Profile::classify(const Instruction &in) {
   case Opcode::MbarrierArriveExpectTx:
   case Opcode::MbarrierTryWait:
   case Opcode::OrderingFence:
+  case Opcode::MemoryFence:
   case Opcode::SetMaxNReg:
     return Kind::Barrier;
+  case Opcode::Atom:
+    return Kind::GlobalStore;
   case Opcode::Bar:
   case Opcode::BarSync:
   case Opcode::BarArrive:

@@ -148,6 +148,8 @@ enum class Opcode : uint8_t {
   BarSync,       // bar.sync id, count: a named barrier
   BarArrive,     // bar.arrive id, count: a named barrier's arrival, no wait
   OrderingFence, // fences a sequential interpreter satisfies by construction
+  MemoryFence,   // fence.acq_rel.gpu: orders global accesses across CTAs
+  Atom,          // atom.global.add: CTAs run on host threads at once
   SetMaxNReg,    // setmaxnreg.{inc,dec}: registers are not a resource here
   TensorLoad,
   PrefetchTensorMap // prefetch{.param}.tensormap: checks the map's address

@@ -734,6 +734,22 @@ private:
         tokens[0] == "mbarrier" || tokens[0] == "setmaxnreg" ||
         tokens[0] == "prefetch" || startsWith(opcode, "cp.async.bulk"))
       return decodeAsync(opcode, inst);
+    // Of atomics, the add the decode kernel counts its splits with.
+    if (tokens[0] == "atom") {
+      static const std::unordered_map<std::string_view, Type> adds = {
+          {"atom.global.add.u32", Type::U32},
+          {"atom.global.add.s32", Type::S32},
+          {"atom.global.add.u64", Type::U64}};
+      auto it = adds.find(opcode);
+      if (it == adds.end())
+        return fail("unsupported atomic `" + std::string(opcode) +
+                    "` (only atom.global.add on 32- and 64-bit integers is "
+                    "emulated)");
+      inst.opcode = Opcode::Atom;
+      inst.space = Space::Global;
+      inst.type = it->second;
+      return true;
+    }
     auto op = kOpcodes.find(tokens[0]);
     if (op == kOpcodes.end())
       return fail("unsupported instruction `" + std::string(opcode) + "`");
@@ -889,6 +905,8 @@ private:
         {"fence.proxy.async.shared::cta", Opcode::FenceProxyAsync},
         {"fence.mbarrier_init.release.cluster", Opcode::OrderingFence},
         {"fence.proxy.tensormap::generic.acquire.gpu", Opcode::OrderingFence},
+        {"fence.acq_rel.gpu", Opcode::MemoryFence},
+        {"fence.sc.gpu", Opcode::MemoryFence},
         {"setmaxnreg.inc.sync.aligned.u32", Opcode::SetMaxNReg},
         {"setmaxnreg.dec.sync.aligned.u32", Opcode::SetMaxNReg},
         {"mbarrier.init.shared.b64", Opcode::MbarrierInit},

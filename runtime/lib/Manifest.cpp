@@ -295,13 +295,15 @@ static KernelSpec parseKernel(const Fields &f) {
   k.prepareStep = f.string("prepare_step", std::string());
   k.prepareStepBF16 = f.string("prepare_step_bf16", std::string());
   k.decodeCombineBF16 = f.string("decode_combine_bf16", std::string());
+  k.decodeBF16 = f.string("decode_bf16", std::string());
   k.deriveKV = f.string("derive_kv", std::string());
   if (!k.deriveKV.empty() && !k.derivesKeys)
     throw FieldError(f.where("derive_kv") +
                      ": only a kernel that derives keys (derives_keys) has it");
   for (auto [key, symbol] : {std::pair{"prepare_step", &k.prepareStep},
                              {"prepare_step_bf16", &k.prepareStepBF16},
-                             {"decode_combine_bf16", &k.decodeCombineBF16}})
+                             {"decode_combine_bf16", &k.decodeCombineBF16},
+                             {"decode_bf16", &k.decodeBF16}})
     if (k.decode.empty() && !symbol->empty())
       throw FieldError(f.where(key) +
                        ": step kernels belong to layers with a decode kernel");
@@ -356,11 +358,14 @@ bool hybrid::rt::loadManifest(const std::string &dir, Manifest &manifest,
     // (version 8's, neither); 10: K=V layers have kernels of their own, and
     // on CPUs their decode kernel derives keys from cached values
     // (derives_keys; version 9's read stored keys); 11: so do GPU ones
-    // (version 10's kept derived keys in the cache), with derive_kv.
-    if (m.version != 11)
-      throw FieldError("version: this runtime reads version 11, not " +
+    // (version 10's kept derived keys in the cache), with derive_kv; 12:
+    // GPU decode kernels merge their splits into the output rows and
+    // advance the length themselves, taking out rows and counters
+    // (version 11's wrote partials for decode_combine), with decode_bf16.
+    if (m.version != 12)
+      throw FieldError("version: this runtime reads version 12, not " +
                        std::to_string(m.version) +
-                       (m.version < 11 ? " (artifacts of an older "
+                       (m.version < 12 ? " (artifacts of an older "
                                          "hybrid-compile: compile them again)"
                                        : ""));
     m.target = f.string("target");

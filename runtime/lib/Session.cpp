@@ -8,7 +8,8 @@
 // it loads it (times the key scale, rotated by angles it steps key by key),
 // and the flash kernel, for prompts and steps of many tokens, reads keys
 // derived into scratch first. A step's attention is the compiler's decode
-// kernel (split over the key range, merged by its combine kernel), or for
+// kernel (split over the key range, merged by a combine kernel on CPUs, by
+// its last split on GPUs), or for
 // steps of many rows (chunked prefill) its flash kernel, which reads the
 // cache in place too (StepKernel.h).
 //

@@ -658,6 +658,37 @@ $L__loop:
   EXPECT_EQ(word(5), 5u);
 }
 
+/// The decode kernel's split counter: each thread fences, adds 1 to a
+/// global counter and keeps the value it found; every value from 0 up is
+/// found once, and the counter ends at the thread count.
+TEST(Emulator, AtomicAddsCountEveryThread) {
+  std::vector<uint64_t> out(65);
+  std::string fault = run(R"(
+.visible .entry k(.param .u64 k_param_0) {
+  .reg .b32 %r<3>;
+  .reg .b64 %rd<4>;
+  ld.param.u64 %rd0, [k_param_0];
+  cvta.to.global.u64 %rd1, %rd0;
+  mov.u32 %r0, %tid.x;
+  fence.acq_rel.gpu;
+  atom.global.add.u32 %r1, [%rd1], 1;
+  mul.wide.u32 %rd2, %r0, 8;
+  add.s64 %rd3, %rd1, %rd2;
+  st.global.u32 [%rd3+8], %r1;
+  ret;
+})",
+                          out, 64);
+  ASSERT_EQ(fault, "");
+  EXPECT_EQ(uint32_t(out[0]), 64u);
+  std::vector<bool> seen(64, false);
+  for (unsigned t = 0; t < 64; ++t) {
+    uint32_t found = uint32_t(out[1 + t]);
+    ASSERT_LT(found, 64u);
+    EXPECT_FALSE(seen[found]) << found;
+    seen[found] = true;
+  }
+}
+
 TEST(Emulator, RejectsWhatItDoesNotModel) {
   SKIP_ON_DEVICE("the emulator's own faults");
   std::vector<uint64_t> out(1);
@@ -671,6 +702,17 @@ TEST(Emulator, RejectsWhatItDoesNotModel) {
   EXPECT_NE(fault.find("unsupported instruction `lg2.approx.f32`"),
             std::string::npos)
       << fault;
+  std::string exchange = run(R"(
+.visible .entry k(.param .u64 k_param_0) {
+  .reg .b32 %r<2>;
+  .reg .b64 %rd<1>;
+  atom.global.exch.b32 %r0, [%rd0], %r1;
+  ret;
+})",
+                             out);
+  EXPECT_NE(exchange.find("unsupported atomic `atom.global.exch.b32`"),
+            std::string::npos)
+      << exchange;
   std::string partial = run(R"(
 .visible .entry k(.param .u64 k_param_0) {
   bar.sync 0, 64, 1;

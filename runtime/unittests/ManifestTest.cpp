@@ -30,7 +30,7 @@ bool loadText(const std::string &text, Manifest &manifest, std::string &error) {
 }
 
 const char *kValid = R"({
-  "version": 11, "target": "cpu", "library": "libkernels.so",
+  "version": 12, "target": "cpu", "library": "libkernels.so",
   "model_type": "test", "name": "t", "num_layers": 2,
   "kernels": {"attn0": {"entry": "_mlir_ciface_attn0",
     "prepare_q": "_mlir_ciface_attn0_prepare_q", "prepare_k": null,
@@ -75,11 +75,11 @@ TEST(Manifest, ErrorsNameTheField) {
        "layers[0].v_head_dim: expected an integer"},
       {"\"sliding\", \"window\": 5", "\"sliding\", \"window\": 5.5",
        "layers[0].window: expected an integer"},
-      {"\"version\": 11", "\"version\": 10",
-       "version: this runtime reads version 11, not 10 (artifacts of an older "
+      {"\"version\": 12", "\"version\": 11",
+       "version: this runtime reads version 12, not 11 (artifacts of an older "
        "hybrid-compile: compile them again)"},
-      {"\"version\": 11", "\"version\": 12",
-       "version: this runtime reads version 11, not 12"},
+      {"\"version\": 12", "\"version\": 13",
+       "version: this runtime reads version 12, not 13"},
       {"\"kernel\": \"attn0\"", "\"kernel\": \"attn9\"",
        "layers[0].kernel: 'attn9' is not in kernels"},
       {"{\"type\": \"none\"}",
@@ -196,6 +196,11 @@ TEST(Manifest, GPUKernelsNeedLaunchFields) {
                          "\"attn0_decode_combine_bf16\""),
                 "kernels.attn0.decode_combine_bf16: step kernels belong to "
                 "layers with a decode kernel");
+  expectRefused(replaced(withFields, "\"threads\": 128",
+                         "\"threads\": 128, \"decode_bf16\": "
+                         "\"attn0_decode_bf16\""),
+                "kernels.attn0.decode_bf16: step kernels belong to layers "
+                "with a decode kernel");
 }
 
 // A shared layer reads an earlier layer's cache as its own.

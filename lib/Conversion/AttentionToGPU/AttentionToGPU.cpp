@@ -222,7 +222,9 @@ struct ConvertAttentionToGPUPass
       if (sig.mask.getCausal()) {
         for (bool fromBF16 : {false, true})
           emitPrepareStepKernel(b, name, sig, fromBF16);
-        auto decode = emitDecodeKernel(b, name + "_decode", sig);
+        auto decode =
+            emitDecodeKernel(b, name + "_decode", sig, /*bf16Output=*/false);
+        emitDecodeKernel(b, name + "_decode_bf16", sig, /*bf16Output=*/true);
         decode->setAttr("hybrid.q_tile", b.getI64IntegerAttr(1));
         // K=V: the caches keep values only (the manifest's derives_keys);
         // flash steps over them read keys derived into scratch first.

@@ -2,7 +2,7 @@
 //
 // A decode step reads the whole visible cache once for G = Hq / Hkv query
 // rows: memory-bound, so plain SIMT code, split across CTAs over the key
-// range (flash-decoding) and merged by the combine kernel. One CTA of 128
+// range (flash-decoding) and merged by the last split to finish. One CTA of 128
 // threads per (split, query position and kv head, batch); per tile of 128
 // keys, for G' of the kv head's G query rows (G' = G up to 8, else the
 // kv head's rows are served G' at a time, each slice re-reading the keys:
@@ -27,6 +27,15 @@
 // ring); a query's visible keys are one interval, so only the tile past the
 // range's end masks anything. Each split writes its unnormalised accumulator,
 // max and sum; a sink counts once, in split 0.
+//
+// Then it counts itself done in a device counter of its (batch, query
+// position, kv head) (fence, barrier, one atomic add); the split that
+// brings the count to the grid's splits merges them all (SplitMerge.cpp)
+// into the output rows, so a step is one launch, and its merge runs
+// beside other splits' work instead of as a kernel of a CTA or two after
+// them all. The last of those merges adds the step's positions to the
+// layer's length (every CTA has read it by then). The last arrivals reset
+// the counters, so each launch (and graph replay) finds them zero.
 //
 // K=V layers' caches keep values only; thread j derives its key from them:
 // times the key scale (an operand, in shared memory), then rotated. Per
@@ -60,8 +69,10 @@ constexpr int64_t kWarps = kThreads / kThreadsPerWarp;
 
 class DecodeEmitter {
 public:
-  DecodeEmitter(ImplicitLocOpBuilder &b, const AttentionSignature &sig)
-      : b(b), sig(sig), group(getDecodeRowsPerCta(sig.groupSize())),
+  DecodeEmitter(ImplicitLocOpBuilder &b, const AttentionSignature &sig,
+                bool bf16Output)
+      : b(b), sig(sig), bf16Output(bf16Output),
+        group(getDecodeRowsPerCta(sig.groupSize())),
         valueSlots((sig.vHeadDim + kThreads - 1) / kThreads),
         chunks(sig.vHeadDim / 8), keyGroups(kThreads / chunks) {
     if (sig.derivesKeys)
@@ -89,9 +100,14 @@ private:
   /// kv head: their queries into shared memory, the key range's tiles, the
   /// split's partial results.
   void serveHeads(Value firstHead);
+  /// After every slice: counts this split done and, in the last split of
+  /// its (batch, query, kv head), merges the splits (and, in the last of
+  /// those, advances the layer's length).
+  void finishSplit();
 
   ImplicitLocOpBuilder &b;
   const AttentionSignature &sig;
+  bool bf16Output;
   int64_t group, valueSlots;
   /// 16-byte chunks of a value row; key subsets that many threads cover.
   int64_t chunks, keyGroups;
@@ -100,9 +116,10 @@ private:
   RopeTable rope;
 
   Value q, k, v, sinks, keyScale, partialOut, partialMax, partialSum;
-  Value position, rows, split, numSplits, query;
+  Value out, counters, length, position, rows, split, numSplits, query;
   Value batch, kvHead, tid, lane, warp;
-  Value sQ, sP, sRow, sRed, sAcc;
+  Value sQ, sP, sRow, sRed, sAcc, sLast;
+  SplitMerge merge;
   /// K=V: the key scale, the tile's angles, the thread's key offset (f32).
   Value sScale, sPhase, offset, inverseFrequencies;
 };
@@ -110,18 +127,11 @@ private:
 } // namespace
 
 Value DecodeEmitter::reduceCTA(Value x, bool max, int64_t slot) {
-  Value width =
-      arith::ConstantOp::create(b, b.getI32IntegerAttr(kThreadsPerWarp));
   auto combine = [&](Value a, Value c) -> Value {
     return max ? Value(arith::MaximumFOp::create(b, a, c))
                : Value(arith::AddFOp::create(b, a, c));
   };
-  for (int32_t offset = kThreadsPerWarp / 2; offset > 0; offset /= 2)
-    x = combine(
-        x, mlir::gpu::ShuffleOp::create(
-               b, x, arith::ConstantOp::create(b, b.getI32IntegerAttr(offset)),
-               width, mlir::gpu::ShuffleMode::XOR)
-               .getShuffleResult());
+  x = reduceWarp(b, x, max);
   Value slotIndex = index(b, slot);
   ifThen(b,
          arith::CmpIOp::create(b, arith::CmpIPredicate::eq, lane, index(b, 0)),
@@ -297,6 +307,8 @@ mlir::gpu::GPUFuncOp DecodeEmitter::emit(StringRef name) {
   inputs.append({MemRefType::get({dyn, dyn, dyn, sig.heads, vDim}, f32Type),
                  MemRefType::get({dyn, dyn, dyn, sig.heads}, f32Type),
                  MemRefType::get({dyn, dyn, dyn, sig.heads}, f32Type),
+                 getRowsType(bf16Output ? bf16 : f32Type, sig.heads, vDim),
+                 MemRefType::get({dyn}, b.getI32Type()),
                  getPositionType(b.getContext()), b.getIndexType()});
   OpBuilder::InsertionGuard guard(b);
   auto func = createKernel(b, name, inputs,
@@ -308,7 +320,8 @@ mlir::gpu::GPUFuncOp DecodeEmitter::emit(StringRef name) {
                             // [warp][row] layout let that vector load race
                             // with the next row's writes).
                             getWorkgroupType({group, kWarps}, f32Type),
-                            getWorkgroupType({keyGroups, vDim}, f32Type)});
+                            getWorkgroupType({keyGroups, vDim}, f32Type),
+                            getWorkgroupType({1}, b.getI32Type())});
   for (unsigned i : {0u, 3u, 4u})
     func.setWorkgroupAttributionAttr(i, LLVM::LLVMDialect::getAlignAttrName(),
                                      b.getI64IntegerAttr(16));
@@ -321,7 +334,10 @@ mlir::gpu::GPUFuncOp DecodeEmitter::emit(StringRef name) {
   partialOut = func.getArgument(arg++);
   partialMax = func.getArgument(arg++);
   partialSum = func.getArgument(arg++);
-  position = loadPosition(b, func.getArgument(arg++));
+  out = func.getArgument(arg++);
+  counters = func.getArgument(arg++);
+  length = func.getArgument(arg++);
+  position = loadPosition(b, length);
   // The ring's rows: the cache's rows past them mirror its first (for the
   // flash kernel's tiles), and none of them is read here.
   rows = func.getArgument(arg);
@@ -330,6 +346,8 @@ mlir::gpu::GPUFuncOp DecodeEmitter::emit(StringRef name) {
   sRow = func.getWorkgroupAttributions()[2];
   sRed = func.getWorkgroupAttributions()[3];
   sAcc = func.getWorkgroupAttributions()[4];
+  sLast = func.getWorkgroupAttributions()[5];
+  merge = SplitMerge::allocate(func, sig);
   if (sig.derivesKeys) {
     auto align = [&](Value buffer) {
       func.setWorkgroupAttributionAttr(
@@ -340,8 +358,13 @@ mlir::gpu::GPUFuncOp DecodeEmitter::emit(StringRef name) {
     sScale = align(func.addWorkgroupAttribution(
         getWorkgroupType({dim}, f32Type), b.getLoc()));
     if (!rope.inverseFrequencies.empty()) {
+      // Padded to whole 16 bytes: LLVM's load-store vectorizer widens the
+      // last pairs' loads (3 of 23 at rotary_dim 46) to one 16-byte load,
+      // which read past the CTA's shared memory (the PTX emulator faulted).
       sPhase = align(func.addWorkgroupAttribution(
-          getWorkgroupType({int64_t(rope.inverseFrequencies.size())}, f32Type),
+          getWorkgroupType(
+              {int64_t(llvm::alignTo(rope.inverseFrequencies.size(), 4))},
+              f32Type),
           b.getLoc()));
       inverseFrequencies = getF64Table(b, func, (name + "_inv_freq").str(),
                                        rope.inverseFrequencies);
@@ -380,7 +403,74 @@ mlir::gpu::GPUFuncOp DecodeEmitter::emit(StringRef name) {
       serveHeads(arith::AddIOp::create(
           b, kvHeadFirst, arith::MulIOp::create(b, slice, index(b, group))));
     });
+  finishSplit();
   return func;
+}
+
+void DecodeEmitter::finishSplit() {
+  using mlir::gpu::Dimension;
+  Value c0 = index(b, 0);
+  Type i32 = b.getI32Type();
+  auto i32Constant = [&](int32_t x) {
+    return arith::ConstantOp::create(b, b.getI32IntegerAttr(x));
+  };
+  auto isLast = [&](Value arrived, Value of) {
+    return arith::CmpIOp::create(
+        b, arith::CmpIPredicate::eq,
+        arith::AddIOp::create(b, arrived, i32Constant(1)),
+        arith::IndexCastUIOp::create(b, i32, of));
+  };
+  // This split's partials, visible GPU-wide before it counts itself (every
+  // writer fences; thread 0 counts after the barrier).
+  fenceDevice(b);
+  mlir::gpu::BarrierOp::create(b);
+  Value groups =
+      arith::MulIOp::create(b, mlir::gpu::GridDimOp::create(b, Dimension::y),
+                            mlir::gpu::GridDimOp::create(b, Dimension::z));
+  // counters[batch, query, kv head]: splits done; counters[groups]: groups
+  // merged. Their last arrivals reset them for the next launch.
+  Value item = arith::AddIOp::create(
+      b,
+      arith::MulIOp::create(b, batch,
+                            mlir::gpu::GridDimOp::create(b, Dimension::y)),
+      mlir::gpu::BlockIdOp::create(b, Dimension::y));
+  ifThen(b, arith::CmpIOp::create(b, arith::CmpIPredicate::eq, tid, c0), [&] {
+    Value done = memref::AtomicRMWOp::create(b, arith::AtomicRMWKind::addi,
+                                             i32Constant(1), counters, item);
+    Value last = isLast(done, numSplits);
+    memref::StoreOp::create(b, arith::ExtUIOp::create(b, i32, last), sLast, c0);
+    ifThen(b, last, [&] {
+      memref::StoreOp::create(b, i32Constant(0), counters, item);
+      Value merged = memref::AtomicRMWOp::create(
+          b, arith::AtomicRMWKind::addi, i32Constant(1), counters, groups);
+      // Every CTA of the grid has read the length (before it counted
+      // itself): the step's positions join it.
+      ifThen(b, isLast(merged, groups), [&] {
+        memref::StoreOp::create(b, i32Constant(0), counters, groups);
+        Value positions = arith::DivUIOp::create(
+            b, mlir::gpu::GridDimOp::create(b, Dimension::y),
+            index(b, sig.kvHeads));
+        Value now = memref::LoadOp::create(b, length, c0);
+        memref::StoreOp::create(
+            b,
+            arith::AddIOp::create(
+                b, now,
+                arith::IndexCastUIOp::create(b, b.getI64Type(), positions)),
+            length, c0);
+      });
+    });
+  });
+  mlir::gpu::BarrierOp::create(b);
+  ifThen(b,
+         arith::CmpIOp::create(b, arith::CmpIPredicate::ne,
+                               memref::LoadOp::create(b, sLast, c0),
+                               i32Constant(0)),
+         [&] {
+           // The other splits' partials (acquired by thread 0's count).
+           fenceDevice(b);
+           merge.emit(b, {partialOut, partialMax, partialSum}, numSplits, item,
+                      groups, out, tid);
+         });
 }
 
 void DecodeEmitter::serveHeads(Value firstHead) {
@@ -580,79 +670,6 @@ void DecodeEmitter::serveHeads(Value firstHead) {
 
 mlir::gpu::GPUFuncOp
 hybrid::gpu::emitDecodeKernel(ImplicitLocOpBuilder &b, StringRef name,
-                              const AttentionSignature &sig) {
-  return DecodeEmitter(b, sig).emit(name);
-}
-
-mlir::gpu::GPUFuncOp
-hybrid::gpu::emitCombineKernel(ImplicitLocOpBuilder &b, StringRef name,
-                               const AttentionSignature &sig, bool bf16Output) {
-  int64_t dyn = ShapedType::kDynamic, vDim = sig.vHeadDim;
-  Type f32Type = b.getF32Type();
-  OpBuilder::InsertionGuard guard(b);
-  auto func = createKernel(
-      b, name,
-      {MemRefType::get({dyn, dyn, dyn, sig.heads, vDim}, f32Type),
-       MemRefType::get({dyn, dyn, dyn, sig.heads}, f32Type),
-       MemRefType::get({dyn, dyn, dyn, sig.heads}, f32Type),
-       getRowsType(bf16Output ? b.getBF16Type() : f32Type, sig.heads, vDim),
-       getPositionType(b.getContext()), b.getI64Type()});
-  Value partialOut = func.getArgument(0), partialMax = func.getArgument(1),
-        partialSum = func.getArgument(2), out = func.getArgument(3);
-  Value length = func.getArgument(4), count = func.getArgument(5);
-  using mlir::gpu::Dimension;
-  Value c0 = index(b, 0), c1 = index(b, 1);
-  Value numSplits = memref::DimOp::create(b, partialMax, 0);
-  Value numQueries = memref::DimOp::create(b, out, 1);
-  // One CTA per (batch, query position); threads over heads x value dims.
-  Value rowIndex = mlir::gpu::BlockIdOp::create(b, Dimension::x);
-  Value batch = arith::DivUIOp::create(b, rowIndex, numQueries);
-  Value query = arith::RemUIOp::create(b, rowIndex, numQueries);
-  Value tid = mlir::gpu::ThreadIdOp::create(b, Dimension::x);
-  // The step's tokens join the layer's length: one thread of the grid.
-  Value advances = arith::AndIOp::create(
-      b,
-      arith::CmpIOp::create(b, arith::CmpIPredicate::eq,
-                            arith::OrIOp::create(b, rowIndex, tid), c0),
-      arith::CmpIOp::create(
-          b, arith::CmpIPredicate::ne, count,
-          arith::ConstantOp::create(b, b.getI64IntegerAttr(0))));
-  ifThen(b, advances, [&] {
-    Value now = memref::LoadOp::create(b, length, ValueRange{c0});
-    memref::StoreOp::create(b, arith::AddIOp::create(b, now, count), length,
-                            ValueRange{c0});
-  });
-  Value negInf = f32(b, -std::numeric_limits<float>::infinity());
-  Value zero = f32(b, 0.0);
-  forLoop(b, tid, index(b, sig.heads * vDim), index(b, kThreads), [&](Value i) {
-    Value h = arith::DivUIOp::create(b, i, index(b, vDim));
-    Value e = arith::RemUIOp::create(b, i, index(b, vDim));
-    auto at = [&](Value s) { return SmallVector<Value>{s, batch, query, h}; };
-    Value max = getMaxOverSplits(b, partialMax, numSplits, at);
-    // weight(split) = e^(max_split - max); splits that saw nothing: 0.
-    auto sumLoop = scf::ForOp::create(
-        b, c0, numSplits, c1, ValueRange{zero, zero},
-        [&](OpBuilder &nested, Location loc, Value s, ValueRange acc) {
-          ImplicitLocOpBuilder ib(loc, nested);
-          Value m = memref::LoadOp::create(ib, partialMax, at(s));
-          Value weight = arith::SelectOp::create(
-              ib,
-              arith::CmpFOp::create(ib, arith::CmpFPredicate::OEQ, m, negInf),
-              f32(ib, 0.0), expOfDifference(ib, m, max));
-          Value x = memref::LoadOp::create(ib, partialOut,
-                                           ValueRange{s, batch, query, h, e});
-          Value l = memref::LoadOp::create(ib, partialSum, at(s));
-          scf::YieldOp::create(
-              ib, ValueRange{math::FmaOp::create(ib, weight, x, acc[0]),
-                             math::FmaOp::create(ib, weight, l, acc[1])});
-        });
-    Value numerator = sumLoop.getResult(0), sum = sumLoop.getResult(1);
-    Value result = arith::SelectOp::create(
-        b, arith::CmpFOp::create(b, arith::CmpFPredicate::OGT, sum, zero),
-        arith::DivFOp::create(b, numerator, sum), zero);
-    if (bf16Output)
-      result = arith::TruncFOp::create(b, b.getBF16Type(), result);
-    memref::StoreOp::create(b, result, out, ValueRange{batch, query, h, e});
-  });
-  return func;
+                              const AttentionSignature &sig, bool bf16Output) {
+  return DecodeEmitter(b, sig, bf16Output).emit(name);
 }

@@ -81,18 +81,7 @@ Accumulator FlashEmitter::mma(ArrayRef<Value> a, ArrayRef<Value> bFrag,
 }
 
 Value FlashEmitter::quadReduce(Value x, bool max) {
-  Value width =
-      arith::ConstantOp::create(b, b.getI32IntegerAttr(kThreadsPerWarp));
-  for (int32_t offset : {1, 2}) {
-    Value other =
-        mlir::gpu::ShuffleOp::create(
-            b, x, arith::ConstantOp::create(b, b.getI32IntegerAttr(offset)),
-            width, mlir::gpu::ShuffleMode::XOR)
-            .getShuffleResult();
-    x = max ? Value(arith::MaximumFOp::create(b, x, other))
-            : Value(arith::AddFOp::create(b, x, other));
-  }
-  return x;
+  return reduceLanes(b, x, max, 4);
 }
 
 std::array<Value, 4> FlashEmitter::getQueryFrag(int64_t m, int64_t kd) {

@@ -53,3 +53,23 @@ Value hybrid::gpu::inlinePtx(ImplicitLocOpBuilder &b, Type resultType,
              /*operand_attrs=*/ArrayAttr())
       .getRes();
 }
+
+Value hybrid::gpu::reduceLanes(ImplicitLocOpBuilder &b, Value x, bool max,
+                               int32_t lanes) {
+  Value width =
+      arith::ConstantOp::create(b, b.getI32IntegerAttr(kThreadsPerWarp));
+  for (int32_t offset = 1; offset < lanes; offset *= 2) {
+    Value other =
+        mlir::gpu::ShuffleOp::create(
+            b, x, arith::ConstantOp::create(b, b.getI32IntegerAttr(offset)),
+            width, mlir::gpu::ShuffleMode::XOR)
+            .getShuffleResult();
+    x = max ? Value(arith::MaximumFOp::create(b, x, other))
+            : Value(arith::AddFOp::create(b, x, other));
+  }
+  return x;
+}
+
+void hybrid::gpu::fenceDevice(ImplicitLocOpBuilder &b) {
+  LLVM::FenceOp::create(b, LLVM::AtomicOrdering::acq_rel, "device");
+}

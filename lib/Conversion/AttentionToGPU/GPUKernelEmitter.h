@@ -304,21 +304,73 @@ mlir::gpu::GPUFuncOp emitFlashKernel(mlir::ImplicitLocOpBuilder &b,
                                      const FlashKernelOptions &options);
 
 /// Emits `@name`, the decode kernel: the queries of a step over a KV cache,
-/// split over the key range (partial results per split).
+/// split over the key range. Each split writes partial results; the last
+/// split of a (batch, query position, kv head) to finish merges them into
+/// the output rows (f32, or bf16 with `bf16Output`), and the last of those
+/// adds the step's positions to the layer's length. Arguments: queries,
+/// keys, values, [sinks], [key scale], partial out, max, sum, out,
+/// counters (i32, one per grid y x z plus one, zero before the launch and
+/// after it), length, ring rows.
 mlir::gpu::GPUFuncOp emitDecodeKernel(mlir::ImplicitLocOpBuilder &b,
                                       llvm::StringRef name,
-                                      const AttentionSignature &sig);
+                                      const AttentionSignature &sig,
+                                      bool bf16Output);
 
-/// Emits `@name`, the log-sum-exp merge of the decode kernel's splits
-/// (and the split-K flash kernel's) into f32 rows or, with `bf16Output`,
-/// bf16 rows. Arguments: partial out, max, sum, out, length, count; it adds
-/// count to the layer's length (after the decode kernel, the last to read
-/// it, so a decode step needs no launch of its own for that; prompts pass
-/// 0).
+/// Emits `@name`, the merge of the split-K flash kernel's partials into f32
+/// rows or, with `bf16Output`, bf16 rows; one CTA per ((batch, query
+/// position), kv head). Arguments: partial out, max, sum, out, length,
+/// count; it adds count to the layer's length (after the flash kernel, the
+/// last to read it; prompts pass 0).
 mlir::gpu::GPUFuncOp emitCombineKernel(mlir::ImplicitLocOpBuilder &b,
                                        llvm::StringRef name,
                                        const AttentionSignature &sig,
                                        bool bf16Output);
+
+/// `x` reduced (max, else sum) over each aligned group of `lanes` lanes (a
+/// power of 2 up to the warp) by xor shuffles; each of them gets its
+/// group's result.
+mlir::Value reduceLanes(mlir::ImplicitLocOpBuilder &b, mlir::Value x, bool max,
+                        int32_t lanes);
+
+/// reduceLanes over the whole warp.
+inline mlir::Value reduceWarp(mlir::ImplicitLocOpBuilder &b, mlir::Value x,
+                              bool max) {
+  return reduceLanes(b, x, max, kThreadsPerWarp);
+}
+
+/// An acquire-release fence at GPU scope (fence.acq_rel.gpu): this
+/// thread's global writes before it are seen by any thread that sees a
+/// later atomic of it; its reads after it see what the writers of atomics
+/// it saw wrote before theirs.
+void fenceDevice(mlir::ImplicitLocOpBuilder &b);
+
+/// A split-K launch's partial results (f32): unnormalised out [S, B, T,
+/// Hq, Dv], max and sum [S, B, T, Hq].
+struct SplitPartials {
+  mlir::Value out, max, sum;
+};
+
+/// The merge of split partials into output rows by one CTA per (batch,
+/// query position, kv head) (SplitMerge.cpp), and the shared memory it
+/// uses.
+struct SplitMerge {
+  /// Adds the merge's shared memory to `func`'s workgroup attributions.
+  static SplitMerge allocate(mlir::gpu::GPUFuncOp func,
+                             const AttentionSignature &sig);
+  /// Merges the `numSplits` splits' partials of `item` (batch, position
+  /// and kv head: (b T + t) Hkv + kv head, of `items` = B T Hkv) into its
+  /// query heads' rows of `out` ([B, T, Hq, Dv] f32 or bf16). Every thread
+  /// of the CTA calls it; it synchronises the CTA.
+  void emit(mlir::ImplicitLocOpBuilder &b, const SplitPartials &partials,
+            mlir::Value numSplits, mlir::Value item, mlir::Value items,
+            mlir::Value out, mlir::Value tid) const;
+
+  const AttentionSignature *sig = nullptr;
+  /// [2, G]: per head, the max over splits and 1 / the weighted sum.
+  mlir::Value stats;
+  /// [subsets, G x Dv]: the split subsets' sums (null with one subset).
+  mlir::Value sums;
+};
 
 } // namespace hybrid::gpu
 

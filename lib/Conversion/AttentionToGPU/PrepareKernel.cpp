@@ -14,7 +14,7 @@
 // A session's step takes one fused kernel instead (prepare_step): its
 // queries prepared as above, its keys rotated and its values converted
 // straight into the cache rows of their positions, so a decode step is
-// three launches (this, the decode kernel and the combine kernel, which
+// two launches (this and the decode kernel, which merges its splits and
 // advances the length) where it was seven.
 //
 //===----------------------------------------------------------------------===//

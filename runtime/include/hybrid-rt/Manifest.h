@@ -102,6 +102,10 @@ struct KernelSpec {
   /// GPU targets, causal layers: decodeCombine writing bf16 rows (empty:
   /// bf16 outputs are written as f32 and narrowed).
   std::string decodeCombineBF16;
+  /// GPU targets, causal layers: the decode kernel writing bf16 rows (GPU
+  /// decode kernels merge their own splits; decodeCombine merges the
+  /// split-K flash kernel's).
+  std::string decodeBF16;
   int64_t threads = 0; // GPU targets: threads per CTA (but the flash kernel)
   int64_t flashThreads = 0; // GPU targets: the flash kernel's threads per CTA
   /// GPU targets: the flash kernel's dynamic shared memory per CTA (bytes;

@@ -134,6 +134,9 @@ struct Backend::State {
   // decode's partial results per split.
   DeviceBuffer qIn, kIn, vIn, sinksIn, qBf16, kBf16, vBf16, out;
   DeviceBuffer partialOut, partialMax, partialSum;
+  // The decode kernel's counters of finished splits (i32, zero between
+  // launches: each launch's last arrivals reset them).
+  DeviceBuffer decodeCounters;
   // K=V flash steps: a range's derived keys and gathered values.
   DeviceBuffer derivedKeys, derivedValues;
   // bf16 operands: their 2-byte copies on the device, converted from (or
@@ -544,7 +547,8 @@ struct Backend::State {
                                int64_t(multiprocessors) * resident);
     return {};
   }
-  /// The decode combine kernel: `splits` partials of [B, seq, Hq, Dv] rows
+  /// The split-K flash kernel's combine kernel: `splits` partials of [B,
+  /// seq, Hq, Dv] rows
   /// (in partialOut, partialMax, partialSum) merged into `outRows` (f32,
   /// or bf16 by its twin); it adds `count` to the device length at
   /// `length` (a decode step's, after its last reader; 0: none).
@@ -558,7 +562,21 @@ struct Backend::State {
     args.scalar(count);
     return launch(outRows.bf16 ? kernel.decodeCombineBF16
                                : kernel.decodeCombine,
-                  unsigned(batch * seq), 1, 1, unsigned(kernel.threads), args);
+                  unsigned(batch * seq), unsigned(l.numKvHeads), 1,
+                  unsigned(kernel.threads), args);
+  }
+  /// The decode kernel's counters for a grid of `items` (batch x query
+  /// position x kv head) work items: one per item and one for the grid,
+  /// zeroed when allocated (each launch leaves them zero).
+  Error ensureDecodeCounters(int64_t items) {
+    size_t bytes = size_t(items + 1) * sizeof(int32_t);
+    CUdeviceptr before = decodeCounters.ptr;
+    HYBRID_CUDA_TRY(ensure(decodeCounters, bytes));
+    if (decodeCounters.ptr == before)
+      return {};
+    return check("zeroing the decode kernel's counters",
+                 driver.cuMemsetD8Async(decodeCounters.ptr, 0,
+                                        decodeCounters.bytes, stream));
   }
   /// Partial buffers for `splits` splits of [B, seq, Hq, Dv] rows.
   Error ensurePartials(const LayerSpec &l, int64_t splits, int64_t batch,
@@ -799,7 +817,7 @@ Backend::~Backend() {
        {&state->qIn, &state->kIn, &state->vIn, &state->sinksIn, &state->qBf16,
         &state->kBf16, &state->vBf16, &state->out, &state->partialOut,
         &state->partialMax, &state->partialSum, &state->narrow,
-        &state->derivedKeys, &state->derivedValues})
+        &state->derivedKeys, &state->derivedValues, &state->decodeCounters})
     if (b->ptr)
       d.cuMemFree(b->ptr);
   for (CUdeviceptr ptr : state->retired)
@@ -1186,9 +1204,9 @@ Error Backend::reserveForCapture(const LayerSpec &l, const KernelSpec &kernel,
   for (const std::string *symbol : std::initializer_list<const std::string *>{
            &kernel.prepareQ, &kernel.prepareK, &kernel.prepareQBF16,
            &kernel.prepareKBF16, &kernel.prepareV, &kernel.prepareStep,
-           &kernel.prepareStepBF16, &kernel.decode, &kernel.decodeCombine,
-           &kernel.decodeCombineBF16, &s.storeRowsKernel,
-           &s.advanceLengthKernel, &s.bf16ToF32, &s.f32ToBF16}) {
+           &kernel.prepareStepBF16, &kernel.decode, &kernel.decodeBF16,
+           &s.storeRowsKernel, &s.advanceLengthKernel, &s.bf16ToF32,
+           &s.f32ToBF16}) {
     State::Function f;
     if (!symbol->empty())
       HYBRID_CUDA_TRY(s.function(*symbol, f));
@@ -1202,6 +1220,7 @@ Error Backend::reserveForCapture(const LayerSpec &l, const KernelSpec &kernel,
   // f32 rows that bf16 outputs and sinks pass through.
   HYBRID_CUDA_TRY(s.ensure(s.out, tokens * l.numHeads * l.vHeadDim * 4));
   HYBRID_CUDA_TRY(s.ensure(s.sinksIn, l.numHeads * 4));
+  HYBRID_CUDA_TRY(s.ensureDecodeCounters(batch * steps * l.numKvHeads));
   return s.ensurePartials(l, splits, batch, steps);
 }
 
@@ -1384,9 +1403,9 @@ Error Backend::decode(const LayerSpec &l, const KernelSpec &kernel,
       l, kernel, batch, steps,
       s.capturing ? owner.rows : total - l.firstVisibleKey(total - 1), splits));
   HYBRID_CUDA_TRY(s.ensurePartials(l, splits, batch, steps));
-  // The combine kernel writes the output (even for one split).
-  HYBRID_CUDA_TRY(s.output(s.out, out, outCount, outRows,
-                           !kernel.decodeCombineBF16.empty()));
+  HYBRID_CUDA_TRY(s.ensureDecodeCounters(batch * steps * l.numKvHeads));
+  HYBRID_CUDA_TRY(
+      s.output(s.out, out, outCount, outRows, !kernel.decodeBF16.empty()));
   if (!s.capturing)
     HYBRID_CUDA_TRY(
         s.check("cuEventRecord", d.cuEventRecord(s.events[1], s.stream)));
@@ -1403,20 +1422,21 @@ Error Backend::decode(const LayerSpec &l, const KernelSpec &kernel,
   if (kernel.derivesKeys)
     args.memref(s.keyScaleOf(l), {l.headDim});
   s.addPartialArgs(l, splits, batch, steps, args);
+  args.memref(outRows.ptr, {batch, steps, l.numHeads, l.vHeadDim});
+  args.memref(s.decodeCounters.ptr, {batch * steps * l.numKvHeads + 1});
   args.memref(CUdeviceptr(cache.length), {1});
   args.scalar(owner.rows);
-  HYBRID_CUDA_TRY(s.launch(kernel.decode, unsigned(splits),
+  // Its last splits merge the partials into the output rows, and advance
+  // the length (the kernel is the step's last to read it).
+  const std::string &decode = outRows.bf16 ? kernel.decodeBF16 : kernel.decode;
+  HYBRID_CUDA_TRY(s.launch(decode, unsigned(splits),
                            unsigned(steps * l.numKvHeads), unsigned(batch),
                            unsigned(kernel.threads), args));
-  // The combine kernel, after the last kernel to read the length,
-  // advances it.
-  HYBRID_CUDA_TRY(s.combine(l, kernel, splits, batch, steps, outRows,
-                            CUdeviceptr(cache.length), steps));
   if (!s.capturing)
     HYBRID_CUDA_TRY(
         s.check("cuEventRecord", d.cuEventRecord(s.events[2], s.stream)));
   s.timed(/*prepare=*/false);
-  return s.finish(out, outRows, outCount, kernel.decode, wait);
+  return s.finish(out, outRows, outCount, decode, wait);
 }
 
 bool Backend::getMemory(size_t &free, size_t &total) {

@@ -147,7 +147,8 @@ public:
   /// A decode step of `steps` queries at positions position.. (`cache`'s
   /// length, which the step advances): appends k and v to `cache` (unless
   /// it has no rows: shared layers), then attends over `owner`'s
-  /// cache with the decode and combine kernels or, for steps of many rows
+  /// cache with the decode kernel (which merges its splits) or, for steps
+  /// of many rows
   /// (chunked prefill; $HYBRID_CUDA_STEP_KERNEL=decode|flash forces one),
   /// with the flash kernel reading the cache in place (split-K and the
   /// combine kernel where its query tiles would leave SMs idle). In a CUDA

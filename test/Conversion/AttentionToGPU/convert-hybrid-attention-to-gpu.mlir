@@ -146,10 +146,11 @@
 // CHECK-LABEL: gpu.func @sliding_prepare_k(
 // CHECK-LABEL: gpu.func @sliding_prepare_v(
 // Decode: SIMT flash-decoding over the cache, one key per thread per tile of
-// 128, split over the key range (grid x), partial results per split.
+// 128, split over the key range (grid x), partial results per split, which
+// the last split to finish merges into the output rows.
 // CHECK-LABEL: gpu.func @sliding_decode(
-// CHECK-SAME: %{{.+}}: memref<?x?x?x4x32xf32>, %{{.+}}: memref<?x?x?x4xf32>, %{{.+}}: memref<?x?x?x4xf32>, %[[DLEN:.+]]: memref<1xi64>, %{{.+}}: index)
-// CHECK-SAME: workgroup(%{{.+}} : memref<2x32xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %{{.+}} : memref<2x128xf32, #gpu.address_space<workgroup>>, %{{.+}} : memref<128xindex, #gpu.address_space<workgroup>>, %{{.+}} : memref<2x4xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %{{.+}} : memref<32x32xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64})
+// CHECK-SAME: %[[PO:[^:]+]]: memref<?x?x?x4x32xf32>, %{{.+}}: memref<?x?x?x4xf32>, %{{.+}}: memref<?x?x?x4xf32>, %[[DOUT:[^:]+]]: memref<?x?x4x32xf32>, %[[COUNTERS:[^:]+]]: memref<?xi32>, %[[DLEN:[^:]+]]: memref<1xi64>, %{{.+}}: index)
+// CHECK-SAME: workgroup(%{{.+}} : memref<2x32xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %{{.+}} : memref<2x128xf32, #gpu.address_space<workgroup>>, %{{.+}} : memref<128xindex, #gpu.address_space<workgroup>>, %{{.+}} : memref<2x4xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %{{.+}} : memref<32x32xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %[[LAST:[^ ]+]] : memref<1xi32, #gpu.address_space<workgroup>>, %[[STATS:[^ ]+]] : memref<2x2xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %[[SUMS:[^ ]+]] : memref<8x64xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64})
 // CHECK-SAME: hybrid.q_tile = 1 : i64
 // The step's first position is the layer's length on the device.
 // CHECK: memref.load %[[DLEN]][%c0] : memref<1xi64>
@@ -168,7 +169,50 @@
 // CHECK: vector.load {{.+}} {alignment = 16 : i64} : memref<?x?x2x32xbf16>, vector<8xbf16>
 // CHECK: vector.fma
 // CHECK: vector.store {{.+}} : memref<32x32xf32, #gpu.address_space<workgroup>>, vector<8xf32>
+// Then the split counts itself done (its partials fenced first): thread 0
+// adds 1 to its (batch, position, kv head)'s counter; the last split resets
+// it and counts its group merged, and the last group advances the length.
+// CHECK: llvm.fence syncscope("device") acq_rel
+// CHECK: gpu.barrier
+// CHECK: memref.atomic_rmw addi %{{.+}}, %[[COUNTERS]][%{{.+}}] : (i32, memref<?xi32>) -> i32
+// CHECK: memref.store %{{.+}}, %[[LAST]]
+// CHECK: memref.store %c0_i32{{.*}}, %[[COUNTERS]]
+// CHECK: memref.atomic_rmw addi %{{.+}}, %[[COUNTERS]]
+// CHECK: memref.load %[[DLEN]]
+// CHECK: memref.store %{{.+}}, %[[DLEN]]
+// CHECK: gpu.barrier
+// CHECK: memref.load %[[LAST]]
+// CHECK: scf.if
+// CHECK: llvm.fence syncscope("device") acq_rel
+// The merge, over flat views of the partials and output rows (indexed by
+// split, item and head: no descriptor strides): per head, the max and
+// weighted sum over splits in one pass (lanes, then shuffles; an
+// approximate reciprocal, where IEEE division cost 16 registers); per
+// 4-dim output chunk (16 here, so 8 subsets of the splits), 4 splits'
+// partial rows loaded at a time; the subsets' sums added in shared memory.
+// CHECK: %[[FLATO:.+]] = memref.collapse_shape %[[PO]] {{\[\[}}0, 1, 2, 3, 4]] : memref<?x?x?x4x32xf32> into memref<?xf32>
+// CHECK: %[[FLATOUT:.+]] = memref.collapse_shape %[[DOUT]] {{\[\[}}0, 1, 2, 3]] : memref<?x?x4x32xf32> into memref<?xf32>
+// CHECK: gpu.shuffle xor
+// CHECK: llvm.call_intrinsic "llvm.nvvm.rcp.approx.ftz.f"
+// CHECK: memref.store %{{.+}}, %[[STATS]]
+// CHECK: gpu.barrier
+// CHECK-COUNT-4: vector.load %[[FLATO]][%{{.+}}] {alignment = 16 : i64} : memref<?xf32>, vector<4xf32>
+// CHECK: vector.store %{{.+}}, %[[SUMS]]
+// CHECK: gpu.barrier
+// CHECK-COUNT-8: vector.load %[[SUMS]]
+// CHECK: memref.load %[[STATS]]
+// CHECK: vector.store %{{.+}}, %[[FLATOUT]][%{{.+}}] : memref<?xf32>, vector<4xf32>
+// Its twin writes bf16 rows.
+// CHECK-LABEL: gpu.func @sliding_decode_bf16(
+// CHECK: arith.truncf %{{.+}} : vector<4xf32> to vector<4xbf16>
+// CHECK: vector.store %{{.+}} : memref<?xbf16>, vector<4xbf16>
+// The split-K flash kernel's merge: one CTA per (batch and position, kv
+// head).
 // CHECK-LABEL: gpu.func @sliding_decode_combine(
+// CHECK: gpu.block_id x
+// CHECK: gpu.block_id y
+// CHECK: gpu.shuffle xor
+// CHECK-COUNT-4: vector.load {{.+}} : memref<?xf32>, vector<4xf32>
 // CHECK-NOT: func.func
 
 // Head dim 512 (Gemma 4's global layers): 16-key tiles fit 48 KiB of

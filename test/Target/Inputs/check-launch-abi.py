@@ -29,6 +29,9 @@ def main(directory):
         sinks = memref(1) if kernel["sinks"] else 0
         scalars = 3 + (2 if kernel.get("tma") else 0)
         flash = 4 * memref(4) + sinks + scalars
+        keyScale = memref(1) if kernel.get("derives_keys") else 0
+        decode = (3 * memref(4) + sinks + keyScale + memref(5) +
+                  3 * memref(4) + 2 * memref(1) + 1)
         expected = {
             # q, k, v, [sinks,] out, key count, first row, ring rows, [K and
             # V tensor maps]; the twin writing bf16 rows takes the same
@@ -45,10 +48,10 @@ def main(directory):
             "prepare_k_bf16": 2 * memref(4) + 2 * memref(1),
             # in, out
             "prepare_v": 2 * memref(4),
-            # q, k cache, v cache, [sinks,] partial out, max, sum, length,
-            # ring rows
-            "decode": 3 * memref(4) + sinks + memref(5) + 2 * memref(4)
-            + memref(1) + 1,
+            # q, k cache, v cache, [sinks,] [key scale,] partial out, max,
+            # sum, out (f32 or bf16 rows), counters, length, ring rows
+            "decode": decode,
+            "decode_bf16": decode,
             # partial out, max, sum, out (f32 or bf16 rows), length, count
             "decode_combine": memref(5) + 3 * memref(4) + memref(1) + 1,
             "decode_combine_bf16": memref(5) + 3 * memref(4) + memref(1) + 1,
