@@ -2,8 +2,8 @@
 //
 // A decode step reads the whole visible cache once for G = Hq / Hkv query
 // rows: memory-bound, so plain SIMT code, split across CTAs over the key
-// range (flash-decoding) and merged by the last split to finish. One CTA of 128
-// threads per (split, query position and kv head, batch); per tile of 128
+// range (flash-decoding) and merged by the last split to finish. One CTA of
+// 128 threads per (split, query position and kv head, batch); per tile of 128
 // keys, for G' of the kv head's G query rows (G' = G up to 8, else the
 // kv head's rows are served G' at a time, each slice re-reading the keys:
 // a thread's state is 8 floats per row, and registers run out past 8):
@@ -349,23 +349,15 @@ mlir::gpu::GPUFuncOp DecodeEmitter::emit(StringRef name) {
   sLast = func.getWorkgroupAttributions()[5];
   merge = SplitMerge::allocate(func, sig);
   if (sig.derivesKeys) {
-    auto align = [&](Value buffer) {
-      func.setWorkgroupAttributionAttr(
-          func.getWorkgroupAttributions().size() - 1,
-          LLVM::LLVMDialect::getAlignAttrName(), b.getI64IntegerAttr(16));
-      return buffer;
-    };
-    sScale = align(func.addWorkgroupAttribution(
-        getWorkgroupType({dim}, f32Type), b.getLoc()));
+    sScale = addAlignedWorkgroupBuffer(func, getWorkgroupType({dim}, f32Type));
     if (!rope.inverseFrequencies.empty()) {
       // Padded to whole 16 bytes: LLVM's load-store vectorizer widens the
       // last pairs' loads (3 of 23 at rotary_dim 46) to one 16-byte load,
       // which read past the CTA's shared memory (the PTX emulator faulted).
-      sPhase = align(func.addWorkgroupAttribution(
-          getWorkgroupType(
-              {int64_t(llvm::alignTo(rope.inverseFrequencies.size(), 4))},
-              f32Type),
-          b.getLoc()));
+      sPhase = addAlignedWorkgroupBuffer(
+          func, getWorkgroupType(
+                    {int64_t(llvm::alignTo(rope.inverseFrequencies.size(), 4))},
+                    f32Type));
       inverseFrequencies = getF64Table(b, func, (name + "_inv_freq").str(),
                                        rope.inverseFrequencies);
     }

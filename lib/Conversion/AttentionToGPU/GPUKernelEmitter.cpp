@@ -23,6 +23,16 @@ mlir::gpu::GPUFuncOp hybrid::gpu::createKernel(ImplicitLocOpBuilder &b,
   return func;
 }
 
+Value hybrid::gpu::addAlignedWorkgroupBuffer(mlir::gpu::GPUFuncOp func,
+                                             MemRefType type) {
+  Value buffer = func.addWorkgroupAttribution(type, func.getLoc());
+  func.setWorkgroupAttributionAttr(
+      func.getWorkgroupAttributions().size() - 1,
+      LLVM::LLVMDialect::getAlignAttrName(),
+      IntegerAttr::get(IntegerType::get(func.getContext(), 64), 16));
+  return buffer;
+}
+
 Value hybrid::gpu::loadPosition(ImplicitLocOpBuilder &b, Value length) {
   Value position = memref::LoadOp::create(b, length, ValueRange{index(b, 0)});
   return arith::IndexCastUIOp::create(b, b.getIndexType(), position);

@@ -155,6 +155,11 @@ inline mlir::MemRefType getWorkgroupType(llvm::ArrayRef<int64_t> shape,
                                        mlir::gpu::AddressSpace::Workgroup));
 }
 
+/// Adds a shared-memory buffer of `type` to `func`, aligned to 16 bytes
+/// (for 16-byte vector loads and stores), and returns it.
+mlir::Value addAlignedWorkgroupBuffer(mlir::gpu::GPUFuncOp func,
+                                      mlir::MemRefType type);
+
 /// An empty `gpu.func` kernel of `threads` threads with `inputs` and shared
 /// memory `workgroup`; the builder is left inside it.
 mlir::gpu::GPUFuncOp createKernel(mlir::ImplicitLocOpBuilder &b,

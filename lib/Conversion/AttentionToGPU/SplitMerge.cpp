@@ -62,17 +62,9 @@ Value getSplitWeight(ImplicitLocOpBuilder &b, Value m, Value max) {
 
 SplitMerge SplitMerge::allocate(mlir::gpu::GPUFuncOp func,
                                 const AttentionSignature &sig) {
-  Location loc = func.getLoc();
   Type f32Type = Float32Type::get(func.getContext());
   auto add = [&](ArrayRef<int64_t> shape) {
-    Value buffer =
-        func.addWorkgroupAttribution(getWorkgroupType(shape, f32Type), loc);
-    // Vector loads and stores of 8 floats.
-    func.setWorkgroupAttributionAttr(
-        func.getWorkgroupAttributions().size() - 1,
-        LLVM::LLVMDialect::getAlignAttrName(),
-        IntegerAttr::get(IntegerType::get(func.getContext(), 64), 16));
-    return buffer;
+    return addAlignedWorkgroupBuffer(func, getWorkgroupType(shape, f32Type));
   };
   SplitMerge merge;
   merge.sig = &sig;
