@@ -56,7 +56,7 @@
 // item (64 scratch rows), vectors along the head dim, partial results per
 // key-range split.
 // CHECK-LABEL: func.func @sliding_decode(
-// CHECK-SAME: %[[DK:[^:]+]]: memref<?x?x2x64xf32>, %{{.+}}: memref<?x?x2x64xf32>
+// CHECK-SAME: %[[DK:[^:]+]]: memref<?x?x2x64xf32>, %[[DV:[^:]+]]: memref<?x?x2x64xf32>
 // CHECK-SAME: memref<?x?x?x8x64xf32>, %{{.+}}: memref<?x?x?x8xf32>, %{{.+}}: memref<?x?x?x8xf32>, %[[POS:.+]]: index, %[[SPLITS:.+]]: index, %{{.+}}: index, %{{.+}}: index)
 // CHECK-SAME: hybrid.q_tile = 8 : i64
 // CHECK: memref.alloca() {alignment = 64 : i64} : memref<64x64xf32>
@@ -74,6 +74,9 @@
 // CHECK-NEXT: %[[ROW:.+]] = arith.addi %{{.+}}, %[[J]]
 // CHECK: scf.for %[[H:.+]] = %{{.+}} to %c2 step
 // CHECK: vector.load %[[DK]][%{{.+}}, %[[ROW]], %[[H]], %{{.+}}]
+// With GQA the scores pass prefetches the row's values into L2, 64 bytes
+// at a time, for the accumulate pass...
+// CHECK-COUNT-4: memref.prefetch %[[DV]][%{{.+}}, %[[ROW]], %[[H]], %{{.+}}], read, locality<2>, data
 // CHECK-NOT: arith.cmpi sle
 // CHECK: vector.shuffle %{{.+}}, %{{.+}} [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23]
 // CHECK: vector.shuffle %{{.+}}, %{{.+}} [0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27]
@@ -81,6 +84,11 @@
 // CHECK: %[[S0:.+]] = vector.extract %{{.+}}[0]
 // CHECK: vector.extract %{{.+}}[12]
 // CHECK-NEXT: memref.store %[[S0]]
+// ... and the accumulate pass the next tile's keys (64 rows on, at most the
+// cache's last row).
+// CHECK: %[[NEXT:.+]] = arith.minui
+// CHECK: vector.load %[[DV]]
+// CHECK: memref.prefetch %[[DK]][%{{.+}}, %[[NEXT]], %{{.+}}, %{{.+}}], read, locality<2>, data
 // ... several loop over their positions, and a score is -inf unless its
 // position sees the key (key <= query, key >= query - 99).
 // CHECK: } else {
@@ -120,6 +128,13 @@ func.func @sliding(%q: tensor<?x?x8x64xf32>, %k: tensor<?x?x2x64xf32>,
 // CHECK-LABEL: func.func @nope_prepare_q(
 // CHECK-NOT: func.func @nope_prepare_k
 // CHECK-LABEL: func.func @nope_decode(
+// Without GQA, items of one position leave prefetching to the hardware (one
+// row's work per cache vector); items of several positions prefetch.
+// CHECK: %[[ONE1:.+]] = arith.cmpi eq, %{{.+}}, %c1
+// CHECK-NEXT: scf.if %[[ONE1]]
+// CHECK-NOT: memref.prefetch
+// CHECK: } else {
+// CHECK: memref.prefetch
 func.func @nope(%q: tensor<?x?x4x32xf32>, %k: tensor<?x?x4x32xf32>,
                 %v: tensor<?x?x4x32xf32>, %init: tensor<?x?x4x32xf32>)
     -> tensor<?x?x4x32xf32> {
