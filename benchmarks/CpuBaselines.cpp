@@ -188,14 +188,15 @@ int main(int argc, char **argv) {
     return 2;
   }
   int threads = openblas_get_num_threads();
-  std::printf(
-      "{\n  \"threads\": %d,\n  \"sgemm\": {\"size\": %d, \"gflops\": %.2f},\n"
-      "  \"read\": {\"megabytes\": %d, \"gbytes_per_s\": %.2f},\n"
-      "  \"memcpy\": {\"megabytes\": %d, \"gbytes_per_s\": %.2f},\n"
-      "  \"unfused\": [",
-      threads, sgemmSize, sgemmGflops(sgemmSize), memcpyMegabytes,
-      readGbps(memcpyMegabytes, threads), memcpyMegabytes,
-      memcpyGbps(memcpyMegabytes, threads));
+  std::printf("{\n  \"threads\": %d,\n  \"openblas_core\": \"%s\",\n"
+              "  \"sgemm\": {\"size\": %d, \"gflops\": %.2f},\n"
+              "  \"read\": {\"megabytes\": %d, \"gbytes_per_s\": %.2f},\n"
+              "  \"memcpy\": {\"megabytes\": %d, \"gbytes_per_s\": %.2f},\n"
+              "  \"unfused\": [",
+              threads, openblas_get_corename(), sgemmSize,
+              sgemmGflops(sgemmSize), memcpyMegabytes,
+              readGbps(memcpyMegabytes, threads), memcpyMegabytes,
+              memcpyGbps(memcpyMegabytes, threads));
   const char *sep = "";
   for (int seq : seqs)
     for (int window : windows) {
