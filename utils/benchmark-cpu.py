@@ -6,9 +6,9 @@ hybrid-cpu-baselines (OpenBLAS sgemm, unfused GEMM + masked softmax + GEMM,
 a large multi-threaded read and memcpy) on benchmarks/attention-8x128.json
 (float32, 8 heads, head dim 128, RoPE), causal and sliding window 1024:
 prefill at N = 4096 and 16384, decode steps (batch 1, one token; one of
-STEP_TOKENS tokens, a causal K=V layer's and, from benchmarks/cpu-decode-gqa.json,
-a GQA layer's at the longest) at contexts 4096 and 65536, and chunked prefill (steps of CHUNK_TOKENS tokens after
-N = 16384); writes docs/benchmarks.md (tables, targets) and docs/benchmarks.svg.
+STEP_TOKENS tokens, a causal K=V layer's and, from
+benchmarks/cpu-decode-gqa.json, a GQA layer's at the longest) at contexts 4096
+and 65536, and chunked prefill (steps of CHUNK_TOKENS tokens after N = 16384); writes docs/benchmarks.md (tables, targets) and docs/benchmarks.svg.
 
 Usage: utils/benchmark-cpu.py [--build-dir build] [--repeat 3] [--quick]
 """
@@ -47,14 +47,7 @@ def openblas_environment():
     env = dict(os.environ)
     if "OPENBLAS_CORETYPE" in env:
         return env
-    try:
-        flags = set()
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                break
-    except OSError:
-        return env
+    flags = set((cpuinfo("flags") or "").split())
     if {"avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512cd"} <= flags:
         env["OPENBLAS_CORETYPE"] = "SkylakeX"
     elif {"avx2", "fma"} <= flags:
@@ -62,14 +55,19 @@ def openblas_environment():
     return env
 
 
-def cpu_name():
+def cpuinfo(field):
+    """The first CPU's `field` in /proc/cpuinfo, or None."""
     try:
         for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
+            if line.split(":", 1)[0].strip() == field:
                 return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or "unknown CPU"
+    return None
+
+
+def cpu_name():
+    return cpuinfo("model name") or platform.processor() or "unknown CPU"
 
 
 def main():

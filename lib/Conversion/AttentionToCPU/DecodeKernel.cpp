@@ -194,18 +194,15 @@ void DecodeEmitter::forEachCacheVector(
   VectorType type = vector(width);
   int64_t dim = cast<MemRefType>(cache.getType()).getDimSize(3);
   Value lastRow;
-  if (prefetchCache)
+  if (prefetchCache && ahead > 0)
     lastRow = arith::SubIOp::create(
         b, memref::DimOp::create(b, prefetchCache, 1), c1);
   forLoop(b, c0, count, c1, [&](Value j) {
     Value key = arith::AddIOp::create(b, row, j);
-    Value prefetchRow;
-    if (prefetchCache)
-      prefetchRow =
-          ahead == 0
-              ? key
-              : arith::MinUIOp::create(
-                    b, arith::AddIOp::create(b, key, index(b, ahead)), lastRow);
+    Value prefetchRow = key;
+    if (lastRow)
+      prefetchRow = arith::MinUIOp::create(
+          b, arith::AddIOp::create(b, key, index(b, ahead)), lastRow);
     forLoop(b, c0, index(b, sig.kvHeads), c1, [&](Value kvHead) {
       SmallVector<Value> chunks;
       for (int64_t c = 0; c < dim; c += width)
