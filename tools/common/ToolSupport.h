@@ -44,6 +44,10 @@ struct LayerInputs {
   std::vector<float> q, k, v, sinks;
 };
 
+/// Fills `values` with standard-normal floats, each a function of `stream`
+/// and its index alone (so threads fill chunks of it in parallel).
+void fillNormal(llvm::MutableArrayRef<float> values, uint64_t stream);
+
 /// Standard-normal q, k, v (and sinks) from (seed, layer index). Layers that
 /// read another layer's cache get that layer's k and v; K=V layers use k as
 /// v.
