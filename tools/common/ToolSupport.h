@@ -77,12 +77,13 @@ std::string checkInputMemory(const std::vector<const rt::LayerSpec *> &layers,
                              int64_t batch, int64_t tokens,
                              llvm::StringRef remedy);
 
-/// Positions [begin, begin + count) of a layer's inputs as runtime tensors,
-/// with an output buffer.
+/// Positions [begin, begin + count) of a layer's inputs as runtime tensors
+/// (views of `in` where contiguous, else copies), with an output buffer.
 struct LayerSlice {
   LayerSlice(const rt::LayerSpec &layer, const LayerInputs &in, int64_t begin,
              int64_t count);
-  std::vector<float> qData, kData, vData, out;
+  std::vector<float> qData, kData, vData; // copies, where not in place
+  std::vector<float> out;
   hybrid_rt_tensor q, k, v, o, sinks;
   const hybrid_rt_tensor *sinksOrNull; // null for layers without sinks
 };
