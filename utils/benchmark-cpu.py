@@ -7,8 +7,10 @@ a large multi-threaded read and memcpy) on benchmarks/attention-8x128.json
 (float32, 8 heads, head dim 128, RoPE), causal and sliding window 1024:
 prefill at N = 4096 and 16384, decode steps (batch 1, one token; one of
 STEP_TOKENS tokens, a causal K=V layer's and, from
-benchmarks/cpu-decode-gqa.json, a GQA layer's at the longest) at contexts 4096
-and 65536, and chunked prefill (steps of CHUNK_TOKENS tokens after N = 16384); writes docs/benchmarks.md (tables, targets) and docs/benchmarks.svg.
+benchmarks/cpu-decode-gqa.json, a GQA layer's at the longest) at contexts
+4096 and 65536, and chunked prefill (steps of CHUNK_TOKENS tokens after
+N = 16384); writes docs/benchmarks.md (tables, targets) and
+docs/benchmarks.svg.
 
 Usage: utils/benchmark-cpu.py [--build-dir build] [--repeat 3] [--quick]
 """
