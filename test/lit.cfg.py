@@ -26,8 +26,16 @@ llvm_config.with_system_environment(["HOME", "INCLUDE", "LIB", "TMP", "TEMP"])
 llvm_config.use_default_substitutions()
 
 tool_dirs = [config.hybrid_tools_dir, config.llvm_tools_dir]
-tools = ["hybrid-opt", "hybrid-compile", "hybrid-run", "hybrid-bench", "hybrid-tune", "hybrid-rt-c-api-check", "hybrid-rt-check", "split-file", "not"]
+tools = ["hybrid-opt", "hybrid-compile", "hybrid-run", "hybrid-bench", "hybrid-tune", "hybrid-rt-c-api-check", "hybrid-rt-check", "split-file", "not", "mlir-opt", "mlir-runner"]
 llvm_config.add_tool_substitutions(tools, tool_dirs)
+
+# mlir-runner JIT-runs lowered test functions (numerics of single passes);
+# vector.print needs MLIR's C runner utilities.
+runner_utils = os.path.join(os.path.dirname(config.llvm_tools_dir), "lib",
+                            "libmlir_c_runner_utils.so")
+if os.path.exists(runner_utils):
+    config.available_features.add("mlir-runner")
+    config.substitutions.append(("%mlir_c_runner_utils", runner_utils))
 
 # The hybrid_attn package is in the build tree when HYBRID_ENABLE_PYTHON=ON.
 if config.enable_python:

@@ -248,11 +248,18 @@ def HybridTensorMapParams
 }
 
 def HybridApproximateMath : Pass<"hybrid-approximate-math"> {
-  let summary = "Replace f32 math (exp, tanh, ...) by polynomial approximations";
+  let summary = "Replace f32 math (exp2, exp, tanh) by polynomial approximations";
   let description = [{
-    Vector `math.exp` and `math.tanh` would otherwise become one libm call per
-    lane. Upstream's polynomial approximations keep them in vector registers
-    (relative error about 1e-7). f64 math (RoPE angles) is left to libm.
+    Vector `math.exp2`, `math.exp` and `math.tanh` would otherwise become one
+    libm call per lane. Polynomial approximations keep them in vector
+    registers (relative error about 1e-7): upstream's for `math.exp` and
+    `math.tanh`, and ours for `math.exp2`, the CPU kernels' softmax
+    exponential (14 instructions: `x` clamped to [-126, 128] by compare and
+    select, which keeps NaN; `k = round(x)` by adding 1.5 * 2^23, no
+    float-to-int conversion; a degree-5 polynomial of `x - k`; `2^k` built in
+    the exponent field). `2^x` is +inf from `x = 128` and 0 for
+    `x <= -125.5` (subnormal results flush). f64 math (RoPE angles) is left
+    to libm.
   }];
   let dependentDialects = ["::mlir::arith::ArithDialect",
                            "::mlir::math::MathDialect",

@@ -313,7 +313,12 @@ void FlashEmitter::softmaxRows(Value kt, Value jLo, Value jEnd, Value rc,
     if (masked)
       s = arith::SelectOp::create(b, visible(j), s, negInf);
     vector::StoreOp::create(b, s, scoresT, ValueRange{j, rc});
-    return arith::MaximumFOp::create(b, acc, s);
+    // acc > s ? acc : s, one vmaxps (arith.maximumf's NaN and signed-zero
+    // rules take six instructions in a dependent chain). A NaN score may be
+    // dropped here, but its probability is NaN all the same, and so is the
+    // row's sum and output.
+    return arith::SelectOp::create(
+        b, arith::CmpFOp::create(b, arith::CmpFPredicate::OGT, acc, s), acc, s);
   });
   Value oldMax = loadVec(rowMax, {rc});
   Value newMax = arith::MaximumFOp::create(b, oldMax, tileMax);
@@ -321,13 +326,22 @@ void FlashEmitter::softmaxRows(Value kt, Value jLo, Value jEnd, Value rc,
   Value safeMax = arith::SelectOp::create(
       b, arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, newMax, negInf),
       zero, newMax);
+  // e^(s - max) as 2^(s log2(e) - max log2(e)); the rescale factor scales by
+  // the same rounded max log2(e) that the last tile's probabilities did.
+  Value log2e = splat(f32(b, kLog2E));
+  Value scaledMax = arith::MulFOp::create(b, safeMax, log2e);
   Value alpha = arith::SelectOp::create(
       b, arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, oldMax, negInf),
-      zero, math::ExpOp::create(b, arith::SubFOp::create(b, oldMax, safeMax)));
+      zero,
+      math::Exp2Op::create(
+          b, arith::SubFOp::create(b, arith::MulFOp::create(b, oldMax, log2e),
+                                   scaledMax)));
+  Value negScaledMax = arith::NegFOp::create(b, scaledMax);
 
   Value tileSum = reduceLoop(b, jLo, jEnd, zero, [&](Value j, Value acc) {
     Value s = loadVec(scoresT, {j, rc});
-    Value p = math::ExpOp::create(b, arith::SubFOp::create(b, s, safeMax));
+    Value p =
+        math::Exp2Op::create(b, math::FmaOp::create(b, s, log2e, negScaledMax));
     if (masked)
       p = arith::SelectOp::create(b, visible(j), p, zero);
     vector::StoreOp::create(b, p, scoresT, ValueRange{j, rc});
@@ -366,12 +380,20 @@ void FlashEmitter::accumulate(Value batch, Value g, Value kt, Value jLo,
                                                 ValueRange{j, rowIdx[n]}));
           Value key = arith::AddIOp::create(
               ib, arith::AddIOp::create(ib, kt, j), rowShift);
+          // The block's kBlock values of the key, through a view at their
+          // first: constant indices become address displacements instead of
+          // kBlock loop-invariant index registers (which spilled).
+          OpFoldResult one = ib.getIndexAttr(1);
+          Value values = memref::SubViewOp::create(
+              ib, v, ArrayRef<OpFoldResult>{batch, key, g, eb},
+              ArrayRef<OpFoldResult>{one, one, one, ib.getIndexAttr(kBlock)},
+              ArrayRef<OpFoldResult>{one, one, one, one});
           scf::YieldOp::create(
               ib, broadcastFMA(
                       ib, vec,
                       [&](int64_t e) -> Value {
                         return memref::LoadOp::create(
-                            ib, v, ValueRange{batch, key, g, dims[e]});
+                            ib, values, ValueRange{c0, c0, c0, index(ib, e)});
                       },
                       pv, acc));
         });

@@ -17,6 +17,11 @@ namespace hybrid::cpu {
 /// LLVM splits them in two on AVX2 machines).
 constexpr int64_t kLanes = 16;
 
+/// log2(e): the softmax computes e^(s - max) as 2^(s log2(e) - max log2(e)),
+/// one FMA and a math.exp2 (which hybrid-approximate-math makes cheaper than
+/// math.exp).
+constexpr double kLog2E = 1.4426950408889634;
+
 /// Rows (query positions times the GQA group) per work item at most unless a
 /// q-tile is given: each key and value a work item loads serves 256 rows
 /// (at 16K positions 1.7x faster than 32 rows, whose keys stop fitting the

@@ -37,16 +37,24 @@
 // CHECK-NEXT: arith.addi %{{.+}}, %[[SHIFT]]
 // CHECK: scf.for {{.+}} iter_args
 // CHECK-COUNT-16: vector.fma
-// Vectors of rows that see every key skip the per-element mask.
+// Vectors of rows that see every key skip the per-element mask. The tile's
+// max is a compare and select (one vmaxps); probabilities are
+// 2^(s log2(e) - max log2(e)): one FMA and math.exp2.
 // CHECK: scf.if
 // CHECK: math.tanh
 // CHECK-NOT: arith.cmpi sge
-// CHECK: math.exp
+// CHECK: %[[GT:.+]] = arith.cmpf ogt, %[[ACC:[^,]+]], %[[S:.+]] : vector<16xf32>
+// CHECK-NEXT: arith.select %[[GT]], %[[ACC]], %[[S]]
+// CHECK: %[[X:.+]] = math.fma
+// CHECK-NEXT: math.exp2 %[[X]] : vector<16xf32>
 // CHECK: } else {
 // CHECK: math.tanh
 // CHECK: arith.cmpi sge
-// CHECK: math.exp
-// P * V micro-kernel.
+// CHECK: math.exp2
+// P * V micro-kernel: each key's 8 values through one view, so that they
+// are loaded at constant offsets.
+// CHECK: %[[VALUES:.+]] = memref.subview %[[V]][%{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}] [1, 1, 1, 8] [1, 1, 1, 1]
+// CHECK: memref.load %[[VALUES]][%c0{{[_0-9]*}}, %c0{{[_0-9]*}}, %c0{{[_0-9]*}}, %c7{{[_0-9]*}}]
 // CHECK: vector.fma
 // CHECK-LABEL: func.func @sliding_prepare_q(
 // CHECK-SAME: llvm.emit_c_interface
@@ -103,7 +111,7 @@
 // CHECK: arith.select %[[SEEN]], %[[S]]
 // CHECK: vector.reduction <maximumf>
 // CHECK: math.tanh
-// CHECK: math.exp
+// CHECK: math.exp2
 // CHECK-LABEL: func.func @sliding_decode_combine(
 // CHECK-SAME: memref<?x?x?x8x64xf32>, %{{.+}}: memref<?x?x?x8xf32>, %{{.+}}: memref<?x?x?x8xf32>, %{{.+}}: memref<?x?x8x64xf32>
 
