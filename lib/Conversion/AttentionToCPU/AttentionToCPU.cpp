@@ -36,9 +36,9 @@ func::FuncOp hybrid::cpu::createKernelFunc(ImplicitLocOpBuilder &b,
   return func;
 }
 
-/// A work item's scratch (transposed queries, scores and outputs; row
-/// statistics) lives on the stack of a runtime thread, 8 MiB by default on
-/// Linux: at most half of it.
+/// A work item's scratch (transposed queries, scores and outputs; a key
+/// tile's keys and values; row statistics) lives on the stack of a runtime
+/// thread, 8 MiB by default on Linux: at most half of it.
 constexpr int64_t kMaxScratchBytes = 4 << 20;
 
 /// Stack bytes of a flash work item of `tiles` (FlashKernel.cpp's scratch).
@@ -47,7 +47,7 @@ static int64_t getFlashScratchBytes(const AttentionSignature &sig,
   int64_t rows = tiles.queries * sig.groupSize();
   return int64_t(sizeof(float)) *
          ((sig.headDim + tiles.keys + sig.vHeadDim) * (rows + kLanes) +
-          5 * rows);
+          tiles.keys * (sig.headDim + sig.vHeadDim + 2 * kLanes) + 5 * rows);
 }
 
 /// Stack bytes of a decode work item (DecodeKernel.cpp's scratch).

@@ -3,12 +3,14 @@
 // One work item computes a tile of query positions for all query heads of one
 // kv head. Its R = group * q_tile rows live along vector lanes: queries are
 // packed transposed once per work item (QT[d][r]) so that both products are
-// broadcast-FMA micro-kernels reading keys and values straight from memory
-// (no per-tile packing), and the online softmax is vertical (no horizontal
-// reductions):
+// broadcast-FMA micro-kernels, and the online softmax is vertical (no
+// horizontal reductions):
 //
 //   ST[j][r]  = sum_d K[j][d] * QT[d][r]          (scores, transposed)
 //   OT[e][r]  = alpha[r] * OT[e][r] + sum_j V[j][e] * PT[j][r]
+//
+// Each key tile's keys and values are copied once into scratch (KT, VT),
+// where every row block of the work item reads them.
 //
 // The key tiles visited are the mask's range for the first and last query of
 // the work item. Keys and values may live in a ring of rows (a decode
@@ -82,18 +84,18 @@ private:
   void packQueries(Value batch, Value group, Value q0, Value valid,
                    Value usedRows);
   void initRows(Value group, Value q0, Value valid, Value usedRows);
+  // Copies the `count` keys and values of the tile at kt into KT and VT.
+  void packKeyTile(Value batch, Value group, Value kt, Value count);
   // One block of kRowBlock rows from `rb` over the keys [kt + jLo, kt + jEnd)
   // of the tile at kt: the keys some row of the block sees.
-  void scores(Value batch, Value group, Value kt, Value jLo, Value jEnd,
-              Value rb);
+  void scores(Value jLo, Value jEnd, Value rb);
   void softmax(Value kt, Value jLo, Value jEnd, Value rb, Value validRows);
   void softmaxRows(Value kt, Value jLo, Value jEnd, Value rc, bool masked);
-  void accumulate(Value batch, Value group, Value kt, Value jLo, Value jEnd,
-                  Value rb);
+  void accumulate(Value jLo, Value jEnd, Value rb);
   void store(Value batch, Value g, Value q0, Value valid);
   /// Key tiles over positions [lo, hi) for the first `validRows` rows.
   void visitKeys(Value batch, Value group, Value lo, Value hi, Value validRows);
-  /// The same over positions [lo, hi) of one run of rows (rowShift, runLast).
+  /// The same over positions [lo, hi) of one run of rows (rowShift).
   void visitRun(Value batch, Value group, Value lo, Value hi, Value validRows);
 
   Value splat(Value scalar) {
@@ -112,11 +114,11 @@ private:
   // first query at `offset`; key position j in row (firstRow + j) %
   // cacheRows.
   Value q, k, v, sinks, out, numKeys, offset, firstRow, cacheRows;
-  // The run of rows being visited: key position j is row j + rowShift,
-  // positions up to runLast.
-  Value rowShift, runLast;
+  // The run of rows being visited: key position j is row j + rowShift.
+  Value rowShift;
   // Scratch reused by every work item.
-  Value queriesT, scoresT, outputT, rowMax, rowSum, rowAlpha, rowBegin, rowEnd;
+  Value queriesT, scoresT, outputT, keysT, valuesT, rowMax, rowSum, rowAlpha,
+      rowBegin, rowEnd;
 };
 
 } // namespace
@@ -195,25 +197,59 @@ void FlashEmitter::initRows(Value g, Value q0, Value valid, Value usedRows) {
   });
 }
 
+/// KT[j] = k[batch, kt + j + rowShift, g] and VT[j] = v[...] for j < count;
+/// KT's rows from count to the end of its key block are zeros (the scores
+/// micro-kernel reads whole blocks). In the caller's tensors consecutive
+/// keys are Hkv * D floats apart, 4 KiB at 8 kv heads of 128: a tile's keys
+/// would fall into a few L1 sets and be read from L2 by every row block.
+/// KT's and VT's rows are one vector longer than D (no power-of-two stride).
+/// The copy costs one load and store per element for the 2 * G * q_tile /
+/// 16 FMAs each element feeds.
+void FlashEmitter::packKeyTile(Value batch, Value g, Value kt, Value count) {
+  Value c0 = index(b, 0), c1 = index(b, 1), keyBlock = index(b, kBlock);
+  // Value rows are whole vectors, or half vectors where Dv is 8 modulo 16.
+  int64_t valueWidth = sig.vHeadDim % kLanes == 0 ? kLanes : kBlock;
+  VectorType valuePiece = VectorType::get({valueWidth}, b.getF32Type());
+  forLoop(b, c0, count, c1, [&](Value j) {
+    Value row =
+        arith::AddIOp::create(b, arith::AddIOp::create(b, kt, j), rowShift);
+    forLoop(b, c0, index(b, sig.headDim), index(b, kLanes), [&](Value d) {
+      vector::StoreOp::create(
+          b, vector::LoadOp::create(b, vec, k, ValueRange{batch, row, g, d}),
+          keysT, ValueRange{j, d});
+    });
+    forLoop(b, c0, index(b, sig.vHeadDim), index(b, valueWidth), [&](Value e) {
+      vector::StoreOp::create(
+          b,
+          vector::LoadOp::create(b, valuePiece, v,
+                                 ValueRange{batch, row, g, e}),
+          valuesT, ValueRange{j, e});
+    });
+  });
+  Value zeros = arith::ConstantOp::create(
+      b, vec, DenseElementsAttr::get(vec, b.getF32FloatAttr(0.0)));
+  Value blockEnd = arith::MulIOp::create(
+      b, arith::CeilDivUIOp::create(b, count, keyBlock), keyBlock);
+  forLoop(b, count, blockEnd, c1, [&](Value j) {
+    forLoop(b, c0, index(b, sig.headDim), index(b, kLanes), [&](Value d) {
+      vector::StoreOp::create(b, zeros, keysT, ValueRange{j, d});
+    });
+  });
+}
+
 /// ST[j][r] of the block's rows for keys kt + [jLo, jEnd): kBlock keys by
 /// kRowVectors row vectors per micro-kernel, the key dim innermost.
-void FlashEmitter::scores(Value batch, Value g, Value kt, Value jLo, Value jEnd,
-                          Value rb) {
+void FlashEmitter::scores(Value jLo, Value jEnd, Value rb) {
   Value c0 = index(b, 0), c1 = index(b, 1);
   forLoop(b, jLo, jEnd, index(b, kBlock), [&](Value jb) {
-    // Keys past the tile read the run's last key; their scores are ignored.
-    // (A bound for the whole run, not the tile's: LLVM keeps the key
-    // addresses simple, measured 1.4x faster than clamping to the tile.)
-    SmallVector<Value> keys;
-    for (int64_t j = 0; j < kBlock; ++j)
-      keys.push_back(arith::AddIOp::create(
-          b,
-          arith::MinUIOp::create(
-              b,
-              arith::AddIOp::create(b, kt,
-                                    arith::AddIOp::create(b, jb, index(b, j))),
-              runLast),
-          rowShift));
+    // The block's keys through a view at the first: constant row indices
+    // become address displacements, one register for all kBlock keys.
+    OpFoldResult one = b.getIndexAttr(1);
+    Value keyRows = memref::SubViewOp::create(
+        b, keysT, ArrayRef<OpFoldResult>{jb, b.getIndexAttr(0)},
+        ArrayRef<OpFoldResult>{b.getIndexAttr(kBlock),
+                               b.getIndexAttr(sig.headDim)},
+        ArrayRef<OpFoldResult>{one, one});
     SmallVector<Value> init(
         kBlock * kRowVectors,
         arith::ConstantOp::create(
@@ -232,8 +268,8 @@ void FlashEmitter::scores(Value batch, Value g, Value kt, Value jLo, Value jEnd,
                                        ib, vec,
                                        [&](int64_t j) -> Value {
                                          return memref::LoadOp::create(
-                                             ib, k,
-                                             ValueRange{batch, keys[j], g, d});
+                                             ib, keyRows,
+                                             ValueRange{index(ib, j), d});
                                        },
                                        qv, acc));
         });
@@ -354,9 +390,8 @@ void FlashEmitter::softmaxRows(Value kt, Value jLo, Value jEnd, Value rc,
   vector::StoreOp::create(b, alpha, rowAlpha, rc);
 }
 
-/// OT[e][r] = alpha[r] * OT[e][r] + sum_j V[kt + j][e] * PT[j][r].
-void FlashEmitter::accumulate(Value batch, Value g, Value kt, Value jLo,
-                              Value jEnd, Value rb) {
+/// OT[e][r] = alpha[r] * OT[e][r] + sum_j VT[j][e] * PT[j][r].
+void FlashEmitter::accumulate(Value jLo, Value jEnd, Value rb) {
   Value c0 = index(b, 0), c1 = index(b, 1);
   forLoop(b, c0, index(b, sig.vHeadDim), index(b, kBlock), [&](Value eb) {
     SmallVector<Value> dims;
@@ -378,24 +413,21 @@ void FlashEmitter::accumulate(Value batch, Value g, Value kt, Value jLo,
           for (int64_t n = 0; n < kRowVectors; ++n)
             pv.push_back(vector::LoadOp::create(ib, vec, scoresT,
                                                 ValueRange{j, rowIdx[n]}));
-          Value key = arith::AddIOp::create(
-              ib, arith::AddIOp::create(ib, kt, j), rowShift);
-          // The block's kBlock values of the key, through a view at their
-          // first: constant indices become address displacements instead of
-          // kBlock loop-invariant index registers (which spilled).
+          // The key's kBlock values through a view at the first (constant
+          // displacements; kBlock index registers spilled).
           OpFoldResult one = ib.getIndexAttr(1);
           Value values = memref::SubViewOp::create(
-              ib, v, ArrayRef<OpFoldResult>{batch, key, g, eb},
-              ArrayRef<OpFoldResult>{one, one, one, ib.getIndexAttr(kBlock)},
-              ArrayRef<OpFoldResult>{one, one, one, one});
-          scf::YieldOp::create(
-              ib, broadcastFMA(
-                      ib, vec,
-                      [&](int64_t e) -> Value {
-                        return memref::LoadOp::create(
-                            ib, values, ValueRange{c0, c0, c0, index(ib, e)});
-                      },
-                      pv, acc));
+              ib, valuesT, ArrayRef<OpFoldResult>{j, eb},
+              ArrayRef<OpFoldResult>{one, ib.getIndexAttr(kBlock)},
+              ArrayRef<OpFoldResult>{one, one});
+          scf::YieldOp::create(ib, broadcastFMA(
+                                       ib, vec,
+                                       [&](int64_t e) -> Value {
+                                         return memref::LoadOp::create(
+                                             ib, values,
+                                             ValueRange{c0, index(ib, e)});
+                                       },
+                                       pv, acc));
         });
     for (int64_t e = 0; e < kBlock; ++e)
       for (int64_t n = 0; n < kRowVectors; ++n)
@@ -443,7 +475,6 @@ void FlashEmitter::visitKeys(Value batch, Value g, Value lo, Value hi,
         b, beforeWrap, arith::MinSIOp::create(b, hi, wrap), hi);
     rowShift = arith::SelectOp::create(
         b, beforeWrap, firstRow, arith::SubIOp::create(b, firstRow, cacheRows));
-    runLast = arith::SubIOp::create(b, runHi, c1);
     visitRun(batch, g, runLo, runHi, validRows);
   });
 }
@@ -459,6 +490,7 @@ void FlashEmitter::visitRun(Value batch, Value g, Value lo, Value hi,
   forLoop(b, lo, hi, kTileSize, [&](Value kt) {
     Value count =
         arith::MinSIOp::create(b, kTileSize, arith::SubIOp::create(b, hi, kt));
+    packKeyTile(batch, g, kt, count);
     forLoop(b, c0, validRows, block, [&](Value rb) {
       // The keys of the tile some row of the block sees: from the first
       // row's begin (in whole key blocks) to the last valid row's end (rows
@@ -479,9 +511,9 @@ void FlashEmitter::visitRun(Value batch, Value g, Value lo, Value hi,
           count);
       ifThen(b, arith::CmpIOp::create(b, arith::CmpIPredicate::slt, jLo, jEnd),
              [&] {
-               scores(batch, g, kt, jLo, jEnd, rb);
+               scores(jLo, jEnd, rb);
                softmax(kt, jLo, jEnd, rb, validRows);
-               accumulate(batch, g, kt, jLo, jEnd, rb);
+               accumulate(jLo, jEnd, rb);
              });
     });
   });
@@ -521,6 +553,8 @@ func::FuncOp FlashEmitter::emit(StringRef name) {
   queriesT = scratch({sig.headDim, stride}, f32Type);
   scoresT = scratch({kTile, stride}, f32Type);
   outputT = scratch({sig.vHeadDim, stride}, f32Type);
+  keysT = scratch({kTile, sig.headDim + kLanes}, f32Type);
+  valuesT = scratch({kTile, sig.vHeadDim + kLanes}, f32Type);
   rowMax = scratch({rows}, f32Type);
   rowSum = scratch({rows}, f32Type);
   rowAlpha = scratch({rows}, f32Type);

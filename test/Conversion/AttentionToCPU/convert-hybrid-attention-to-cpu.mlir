@@ -9,8 +9,11 @@
 // CHECK-SAME: %[[Q:[^:]+]]: memref<?x?x8x64xf32>, %[[K:[^:]+]]: memref<?x?x2x64xf32>, %[[V:[^:]+]]: memref<?x?x2x64xf32>, %[[SINKS:[^:]+]]: memref<8xf32>, %[[OUT:[^:]+]]: memref<?x?x8x64xf32>, %[[NUMKEYS:[^:]+]]: index, %[[FIRSTROW:[^:]+]]: index, %[[TILE:[^:]+]]: index, %[[BEGIN:[^:]+]]: index, %[[END:[^:]+]]: index)
 // CHECK-SAME: hybrid.k_tile = 64 : i64, hybrid.q_tile = 64 : i64, llvm.emit_c_interface
 // Rows (4 query heads x 64 positions: the default 256) live along the lanes:
-// QT, ST, OT, each row one vector longer than needed (no power-of-two stride).
+// QT, ST, OT, each row one vector longer than needed (no power-of-two stride);
+// a key tile's keys and values (KT, VT) likewise.
 // CHECK-DAG: memref.alloca() {alignment = 64 : i64} : memref<64x272xf32>
+// CHECK-DAG: %[[KT:.+]] = memref.alloca() {alignment = 64 : i64} : memref<64x80xf32>
+// CHECK-DAG: %[[VT:.+]] = memref.alloca() {alignment = 64 : i64} : memref<64x80xf32>
 // The caller's positions per work item, at most the compiled 64.
 // CHECK: %[[MAX:.+]] = arith.constant 64 : index
 // CHECK-NEXT: arith.minui %[[TILE]], %[[MAX]]
@@ -26,16 +29,25 @@
 // CHECK: arith.minsi %{{.+}}, %[[WRAP]]
 // CHECK: %[[AFTER:.+]] = arith.subi %[[FIRSTROW]], %[[ROWS]]
 // CHECK-NEXT: %[[SHIFT:.+]] = arith.select %[[BEFORE]], %[[FIRSTROW]], %[[AFTER]]
-// CHECK: scf.for %[[KT:.+]] = %{{.+}} to %{{.+}} step %c64
+// CHECK: scf.for %[[TILEKEY:.+]] = %{{.+}} to %{{.+}} step %c64
+// The tile's keys and values, from their rows, into KT and VT once for all
+// the work item's row blocks; KT rows up to a whole block of 8 keys zeros.
+// CHECK: %[[KEY:.+]] = arith.addi %[[TILEKEY]], %{{.+}}
+// CHECK-NEXT: %[[ROW:.+]] = arith.addi %[[KEY]], %[[SHIFT]]
+// CHECK: %[[KEYS:.+]] = vector.load %[[K]][%{{.+}}, %[[ROW]], %{{.+}}, %{{.+}}]
+// CHECK-NEXT: vector.store %[[KEYS]], %[[KT]]
+// CHECK: %[[VALUES:.+]] = vector.load %[[V]][%{{.+}}, %[[ROW]], %{{.+}}, %{{.+}}]
+// CHECK-NEXT: vector.store %[[VALUES]], %[[VT]]
+// CHECK: vector.store %{{.+}}, %[[KT]]
 // Blocks of 32 rows, each over the keys its rows see (none: skipped).
 // CHECK: scf.for %{{.+}} = %{{.+}} to %{{.+}} step %c32
 // CHECK: %[[SEEN:.+]] = arith.cmpi slt
 // CHECK-NEXT: scf.if %[[SEEN]]
-// Scores: broadcast-FMA micro-kernel over the key dim, keys clamped to the
-// run's last and shifted to their rows.
-// CHECK: arith.minui
-// CHECK-NEXT: arith.addi %{{.+}}, %[[SHIFT]]
+// Scores: broadcast-FMA micro-kernel over the key dim, 8 keys of KT through
+// one view (constant offsets).
+// CHECK: %[[KEYROWS:.+]] = memref.subview %[[KT]][%{{.+}}, 0] [8, 64] [1, 1]
 // CHECK: scf.for {{.+}} iter_args
+// CHECK: memref.load %[[KEYROWS]][%c0{{[_0-9]*}}, %{{.+}}]
 // CHECK-COUNT-16: vector.fma
 // Vectors of rows that see every key skip the per-element mask. The tile's
 // max is a compare and select (one vmaxps); probabilities are
@@ -51,10 +63,10 @@
 // CHECK: math.tanh
 // CHECK: arith.cmpi sge
 // CHECK: math.exp2
-// P * V micro-kernel: each key's 8 values through one view, so that they
-// are loaded at constant offsets.
-// CHECK: %[[VALUES:.+]] = memref.subview %[[V]][%{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}] [1, 1, 1, 8] [1, 1, 1, 1]
-// CHECK: memref.load %[[VALUES]][%c0{{[_0-9]*}}, %c0{{[_0-9]*}}, %c0{{[_0-9]*}}, %c7{{[_0-9]*}}]
+// P * V micro-kernel: each key's 8 values of VT through one view, so that
+// they are loaded at constant offsets.
+// CHECK: %[[VALUEROW:.+]] = memref.subview %[[VT]][%{{.+}}, %{{.+}}] [1, 8] [1, 1]
+// CHECK: memref.load %[[VALUEROW]][%c0{{[_0-9]*}}, %c7{{[_0-9]*}}]
 // CHECK: vector.fma
 // CHECK-LABEL: func.func @sliding_prepare_q(
 // CHECK-SAME: llvm.emit_c_interface
