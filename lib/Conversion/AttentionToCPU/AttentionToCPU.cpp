@@ -2,6 +2,7 @@
 
 #include "KernelEmitter.h"
 #include "hybrid/Conversion/Passes.h"
+#include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/IR/SymbolTable.h"
 
 namespace hybrid {
@@ -23,6 +24,30 @@ hybrid::cpu::getAttentionInputTypes(ImplicitLocOpBuilder &b,
   if (sig.score.getSinks())
     types.push_back(MemRefType::get({sig.heads}, b.getF32Type()));
   return types;
+}
+
+/// log2(e) as a constant of `type` (f32 or a vector of it).
+static Value getLog2E(ImplicitLocOpBuilder &b, Type type) {
+  FloatAttr log2e = b.getF32FloatAttr(1.4426950408889634);
+  if (auto vector = dyn_cast<VectorType>(type))
+    return arith::ConstantOp::create(b, DenseElementsAttr::get(vector, log2e));
+  return arith::ConstantOp::create(b, log2e);
+}
+
+Value hybrid::cpu::scaleByLog2E(ImplicitLocOpBuilder &b, Value x) {
+  return arith::MulFOp::create(b, x, getLog2E(b, x.getType()));
+}
+
+Value hybrid::cpu::emitSoftmaxExp(ImplicitLocOpBuilder &b, Value s,
+                                  Value negScaledMax) {
+  return math::Exp2Op::create(
+      b, math::FmaOp::create(b, s, getLog2E(b, s.getType()), negScaledMax));
+}
+
+Value hybrid::cpu::emitMaxRatio(ImplicitLocOpBuilder &b, Value m,
+                                Value scaledMax) {
+  return math::Exp2Op::create(
+      b, arith::SubFOp::create(b, scaleByLog2E(b, m), scaledMax));
 }
 
 func::FuncOp hybrid::cpu::createKernelFunc(ImplicitLocOpBuilder &b,

@@ -367,20 +367,14 @@ void DecodeEmitter::softmax() {
     Value safeMax = arith::SelectOp::create(
         b, arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, newMax, negInf),
         zero, newMax);
-    // e^(s - max) as 2^(s log2(e) - max log2(e)), as the flash kernel does.
-    Value log2e = f32(b, kLog2E);
-    Value scaledMax = arith::MulFOp::create(b, safeMax, log2e);
+    Value scaledMax = scaleByLog2E(b, safeMax);
     Value alpha = arith::SelectOp::create(
         b, arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, oldMax, negInf),
-        zero,
-        math::Exp2Op::create(
-            b, arith::SubFOp::create(b, arith::MulFOp::create(b, oldMax, log2e),
-                                     scaledMax)));
+        zero, emitMaxRatio(b, oldMax, scaledMax));
     Value negScaledMax = splat(sv, arith::NegFOp::create(b, scaledMax));
     Value sum = splat(sv, zero);
     for (int64_t c = 0; c < int64_t(chunks.size()); ++c) {
-      Value p = math::Exp2Op::create(
-          b, math::FmaOp::create(b, chunks[c], splat(sv, log2e), negScaledMax));
+      Value p = emitSoftmaxExp(b, chunks[c], negScaledMax);
       vector::StoreOp::create(b, p, scoresT,
                               ValueRange{row, index(b, c * kLanes)});
       sum = arith::AddFOp::create(b, sum, p);
@@ -758,20 +752,15 @@ func::FuncOp hybrid::cpu::emitCombineKernel(ImplicitLocOpBuilder &b,
         memref::StoreOp::create(b, zero, out,
                                 ValueRange{batch, position, h, e});
       });
-      // weight(split) = e^(max_split - max), from the same rounded
-      // max log2(e) products the splits scaled by; splits that saw nothing: 0.
-      Value log2e = f32(b, kLog2E);
-      Value scaledMax = arith::MulFOp::create(b, max, log2e);
+      // weight(split) = e^(max_split - max); splits that saw nothing: 0.
+      Value scaledMax = scaleByLog2E(b, max);
       Value sum =
           reduceLoop(b, c0, numSplits, zero, [&](Value s, Value acc) -> Value {
             Value m = memref::LoadOp::create(b, partialMax, at(s));
             Value weight = arith::SelectOp::create(
                 b,
                 arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, m, negInf),
-                zero,
-                math::Exp2Op::create(
-                    b, arith::SubFOp::create(
-                           b, arith::MulFOp::create(b, m, log2e), scaledMax)));
+                zero, emitMaxRatio(b, m, scaledMax));
             forLoop(b, c0, index(b, sig.vHeadDim), c1, [&](Value e) {
               SmallVector<Value, 4> o{batch, position, h, e};
               Value x = memref::LoadOp::create(

@@ -63,6 +63,19 @@ SmallVector<Value> broadcastFMA(ImplicitLocOpBuilder &b, VectorType vec,
   return next;
 }
 
+/// The rows x cols window of 2-D scratch at (row, col). The micro-kernels
+/// load their kBlock keys or values through it at constant indices, which
+/// become address displacements: one register for all of them, where
+/// kBlock loop-invariant index registers spilled.
+Value getWindow(ImplicitLocOpBuilder &b, Value scratch, OpFoldResult row,
+                OpFoldResult col, int64_t rows, int64_t cols) {
+  OpFoldResult one = b.getIndexAttr(1);
+  return memref::SubViewOp::create(
+      b, scratch, ArrayRef<OpFoldResult>{row, col},
+      ArrayRef<OpFoldResult>{b.getIndexAttr(rows), b.getIndexAttr(cols)},
+      ArrayRef<OpFoldResult>{one, one});
+}
+
 class FlashEmitter {
 public:
   FlashEmitter(ImplicitLocOpBuilder &b, const AttentionSignature &sig,
@@ -100,6 +113,10 @@ private:
 
   Value splat(Value scalar) {
     return vector::BroadcastOp::create(b, vec, scalar);
+  }
+  Value zeros() {
+    return arith::ConstantOp::create(
+        b, vec, DenseElementsAttr::get(vec, b.getF32FloatAttr(0.0)));
   }
   Value loadVec(Value memref, ValueRange indices) {
     return vector::LoadOp::create(b, vec, memref, indices);
@@ -188,11 +205,10 @@ void FlashEmitter::initRows(Value g, Value q0, Value valid, Value usedRows) {
     memref::StoreOp::create(b, toI32(begin), rowBegin, r);
     memref::StoreOp::create(b, toI32(end), rowEnd, r);
   });
-  Value zeros = arith::ConstantOp::create(
-      b, vec, DenseElementsAttr::get(vec, b.getF32FloatAttr(0.0)));
+  Value zero = zeros();
   forLoop(b, c0, index(b, sig.vHeadDim), c1, [&](Value e) {
     forLoop(b, c0, usedRows, index(b, kLanes), [&](Value r) {
-      vector::StoreOp::create(b, zeros, outputT, ValueRange{e, r});
+      vector::StoreOp::create(b, zero, outputT, ValueRange{e, r});
     });
   });
 }
@@ -226,13 +242,12 @@ void FlashEmitter::packKeyTile(Value batch, Value g, Value kt, Value count) {
     copyRow(k, row, keysT, j, sig.headDim);
     copyRow(v, row, valuesT, j, sig.vHeadDim);
   });
-  Value zeros = arith::ConstantOp::create(
-      b, vec, DenseElementsAttr::get(vec, b.getF32FloatAttr(0.0)));
+  Value zero = zeros();
   Value blockEnd = arith::MulIOp::create(
       b, arith::CeilDivUIOp::create(b, count, keyBlock), keyBlock);
   forLoop(b, count, blockEnd, c1, [&](Value j) {
     for (int64_t d = 0; d < sig.headDim; d += kLanes)
-      vector::StoreOp::create(b, zeros, keysT, ValueRange{j, index(b, d)});
+      vector::StoreOp::create(b, zero, keysT, ValueRange{j, index(b, d)});
   });
 }
 
@@ -241,18 +256,9 @@ void FlashEmitter::packKeyTile(Value batch, Value g, Value kt, Value count) {
 void FlashEmitter::scores(Value jLo, Value jEnd, Value rb) {
   Value c0 = index(b, 0), c1 = index(b, 1);
   forLoop(b, jLo, jEnd, index(b, kBlock), [&](Value jb) {
-    // The block's keys through a view at the first: constant row indices
-    // become address displacements, one register for all kBlock keys.
-    OpFoldResult one = b.getIndexAttr(1);
-    Value keyRows = memref::SubViewOp::create(
-        b, keysT, ArrayRef<OpFoldResult>{jb, b.getIndexAttr(0)},
-        ArrayRef<OpFoldResult>{b.getIndexAttr(kBlock),
-                               b.getIndexAttr(sig.headDim)},
-        ArrayRef<OpFoldResult>{one, one});
-    SmallVector<Value> init(
-        kBlock * kRowVectors,
-        arith::ConstantOp::create(
-            b, vec, DenseElementsAttr::get(vec, b.getF32FloatAttr(0.0))));
+    Value keyRows =
+        getWindow(b, keysT, jb, b.getIndexAttr(0), kBlock, sig.headDim);
+    SmallVector<Value> init(kBlock * kRowVectors, zeros());
     auto loop = scf::ForOp::create(
         b, c0, index(b, sig.headDim), c1, init,
         [&](OpBuilder &nested, Location loc, Value d, ValueRange acc) {
@@ -361,22 +367,15 @@ void FlashEmitter::softmaxRows(Value kt, Value jLo, Value jEnd, Value rc,
   Value safeMax = arith::SelectOp::create(
       b, arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, newMax, negInf),
       zero, newMax);
-  // e^(s - max) as 2^(s log2(e) - max log2(e)); the rescale factor scales by
-  // the same rounded max log2(e) that the last tile's probabilities did.
-  Value log2e = splat(f32(b, kLog2E));
-  Value scaledMax = arith::MulFOp::create(b, safeMax, log2e);
+  Value scaledMax = scaleByLog2E(b, safeMax);
   Value alpha = arith::SelectOp::create(
       b, arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, oldMax, negInf),
-      zero,
-      math::Exp2Op::create(
-          b, arith::SubFOp::create(b, arith::MulFOp::create(b, oldMax, log2e),
-                                   scaledMax)));
+      zero, emitMaxRatio(b, oldMax, scaledMax));
   Value negScaledMax = arith::NegFOp::create(b, scaledMax);
 
   Value tileSum = reduceLoop(b, jLo, jEnd, zero, [&](Value j, Value acc) {
     Value s = loadVec(scoresT, {j, rc});
-    Value p =
-        math::Exp2Op::create(b, math::FmaOp::create(b, s, log2e, negScaledMax));
+    Value p = emitSoftmaxExp(b, s, negScaledMax);
     if (masked)
       p = arith::SelectOp::create(b, visible(j), p, zero);
     vector::StoreOp::create(b, p, scoresT, ValueRange{j, rc});
@@ -412,13 +411,7 @@ void FlashEmitter::accumulate(Value jLo, Value jEnd, Value rb) {
           for (int64_t n = 0; n < kRowVectors; ++n)
             pv.push_back(vector::LoadOp::create(ib, vec, scoresT,
                                                 ValueRange{j, rowIdx[n]}));
-          // The key's kBlock values through a view at the first (constant
-          // displacements; kBlock index registers spilled).
-          OpFoldResult one = ib.getIndexAttr(1);
-          Value values = memref::SubViewOp::create(
-              ib, valuesT, ArrayRef<OpFoldResult>{j, eb},
-              ArrayRef<OpFoldResult>{one, ib.getIndexAttr(kBlock)},
-              ArrayRef<OpFoldResult>{one, one});
+          Value values = getWindow(ib, valuesT, j, eb, 1, kBlock);
           scf::YieldOp::create(ib, broadcastFMA(
                                        ib, vec,
                                        [&](int64_t e) -> Value {

@@ -17,11 +17,6 @@ namespace hybrid::cpu {
 /// LLVM splits them in two on AVX2 machines).
 constexpr int64_t kLanes = 16;
 
-/// log2(e): the softmax computes e^(s - max) as 2^(s log2(e) - max log2(e)),
-/// one FMA and a math.exp2 (which hybrid-approximate-math makes cheaper than
-/// math.exp).
-constexpr double kLog2E = 1.4426950408889634;
-
 /// Rows (query positions times the GQA group) per work item at most unless a
 /// q-tile is given: each key and value a work item loads serves 256 rows
 /// (at 16K positions 1.7x faster than 32 rows, whose keys stop fitting the
@@ -73,6 +68,23 @@ mlir::func::FuncOp emitCombineKernel(mlir::ImplicitLocOpBuilder &b,
 llvm::SmallVector<mlir::Type>
 getAttentionInputTypes(mlir::ImplicitLocOpBuilder &b,
                        const AttentionSignature &sig);
+
+/// The softmax's exponentials, e^(s - max) as 2^(s log2(e) - max log2(e)):
+/// one FMA and a math.exp2, which hybrid-approximate-math makes cheaper than
+/// math.exp. Every factor between two maxima is built from the same rounded
+/// products `max log2(e)`, so the tiles and splits they rescale agree
+/// exactly. All take f32 scalars or vectors.
+///
+/// x log2(e), rounded once.
+mlir::Value scaleByLog2E(mlir::ImplicitLocOpBuilder &b, mlir::Value x);
+/// e^(s - max) = 2^(fma(s, log2(e), -scaledMax)), scaledMax =
+/// scaleByLog2E(max) (negated by the caller, once for many scores).
+mlir::Value emitSoftmaxExp(mlir::ImplicitLocOpBuilder &b, mlir::Value s,
+                           mlir::Value negScaledMax);
+/// e^(m - max) = 2^(scaleByLog2E(m) - scaledMax), for a max `m` that scaled
+/// earlier probabilities (a rescale factor, a split's weight).
+mlir::Value emitMaxRatio(mlir::ImplicitLocOpBuilder &b, mlir::Value m,
+                         mlir::Value scaledMax);
 
 /// A function with the C interface the runtime calls.
 mlir::func::FuncOp createKernelFunc(mlir::ImplicitLocOpBuilder &b,
