@@ -7,9 +7,10 @@ a large multi-threaded read and memcpy) on benchmarks/attention-8x128.json
 (float32, 8 heads, head dim 128, RoPE), causal and sliding window 1024:
 prefill at N = 4096 and 16384, decode steps (batch 1, one token; one of
 STEP_TOKENS tokens, a causal K=V layer's and, from
-benchmarks/cpu-decode-gqa.json, a GQA layer's at the longest) at contexts
-4096 and 65536, and chunked prefill (steps of CHUNK_TOKENS tokens after
-N = 16384); writes docs/benchmarks.md (tables, targets) and
+benchmarks/cpu-decode-gqa.json, a GQA layer's at the longest, these two
+also over bf16 caches) at contexts 4096 and 65536, and chunked prefill
+(steps of CHUNK_TOKENS tokens after N = 16384, over f32 and bf16 caches);
+writes docs/benchmarks.md (tables, targets) and
 docs/benchmarks.svg.
 
 Usage: utils/benchmark-cpu.py [--build-dir build] [--repeat 3] [--quick]
@@ -108,30 +109,35 @@ def main():
     contexts = [1024, 8192] if args.quick else DECODE_CONTEXTS
     # Five rounds: a long context's step time is bimodal across processes
     # (11.5 or 16 ms at 65536 for the very same layer, whichever it is).
-    rounds = {}  # (context, layer, step tokens) -> [hybrid-bench layer entry]
+    # (spec, context, layer, step tokens, cache dtype) -> [hybrid-bench layer entry]
+    rounds = {}
     for _ in range(5):
         for n in contexts + [lengths[-1]]:
-            runs = [(SPEC, LAYERS[0], 16, 1), (SPEC, LAYERS[WINDOW], 64, 1)]
+            runs = [(SPEC, LAYERS[0], 16, 1, "f32"), (SPEC, LAYERS[WINDOW], 64, 1, "f32")]
             if n == contexts[-1]:
-                runs += [(SPEC, LAYERS[0], 8, STEP_TOKENS), (SPEC, K_EQ_V, 16, 1),
-                         (GQA_SPEC, "0", 16, 1)]
+                runs += [(SPEC, LAYERS[0], 8, STEP_TOKENS, "f32"),
+                         (SPEC, K_EQ_V, 16, 1, "f32"), (GQA_SPEC, "0", 16, 1, "f32"),
+                         (SPEC, LAYERS[0], 16, 1, "bf16"), (GQA_SPEC, "0", 16, 1, "bf16")]
             if n == lengths[-1]:  # chunked prefill after the longest prompt
-                runs = [(SPEC, LAYERS[w], 3, CHUNK_TOKENS) for w in (0, WINDOW)]
-            for spec, layer, steps, tokens in runs:
+                runs = [(SPEC, LAYERS[w], 3, CHUNK_TOKENS, dtype)
+                        for w in (0, WINDOW) for dtype in ("f32", "bf16")]
+            for spec, layer, steps, tokens, dtype in runs:
                 result = run_json([os.path.join(bin_dir, "hybrid-bench"), spec,
                                    "--seq-len", str(n), "--decode-steps", str(steps),
                                    "--step-tokens", str(tokens), "--decode-only",
-                                   "--layers", layer, "--json"])
-                rounds.setdefault((spec, n, layer, tokens), []).append(
+                                   "--kv-dtype", dtype, "--layers", layer, "--json"])
+                rounds.setdefault((spec, n, layer, tokens, dtype), []).append(
                     result["layers"][0])
     fastest = {key: best(entries, "decode_ms") for key, entries in rounds.items()}
-    decode = {(n, window): fastest[(SPEC, n, layer, 1)]
+    decode = {(n, window): fastest[(SPEC, n, layer, 1, "f32")]
               for n in contexts for window, layer in LAYERS.items()}
-    multi = fastest[(SPEC, contexts[-1], LAYERS[0], STEP_TOKENS)]
-    k_eq_v = fastest[(SPEC, contexts[-1], K_EQ_V, 1)]
-    gqa = fastest[(GQA_SPEC, contexts[-1], "0", 1)]
-    chunks = {window: fastest[(SPEC, lengths[-1], layer, CHUNK_TOKENS)]
-              for window, layer in LAYERS.items()}
+    multi = fastest[(SPEC, contexts[-1], LAYERS[0], STEP_TOKENS, "f32")]
+    k_eq_v = fastest[(SPEC, contexts[-1], K_EQ_V, 1, "f32")]
+    gqa = fastest[(GQA_SPEC, contexts[-1], "0", 1, "f32")]
+    bf16 = fastest[(SPEC, contexts[-1], LAYERS[0], 1, "bf16")]
+    gqa_bf16 = fastest[(GQA_SPEC, contexts[-1], "0", 1, "bf16")]
+    chunks = {(window, dtype): fastest[(SPEC, lengths[-1], layer, CHUNK_TOKENS, dtype)]
+              for window, layer in LAYERS.items() for dtype in ("f32", "bf16")}
     # Tuning: hybrid-tune on Gemma 3 1B, then both builds timed alike.
     tune_len = 1024 if args.quick else 4096
     work = os.path.join(out_dir, "tuning") if args.quick else "/tmp/hybrid-benchmark-tuning"
@@ -197,8 +203,10 @@ def main():
     multi_cost = multi["decode_ms"] / decode[(long, 0)]["decode_ms"]
     k_eq_v_cost = k_eq_v["decode_ms"] / decode[(long, 0)]["decode_ms"]
     gqa_bandwidth = gqa["decode_gbytes_per_s"] / read
-    chunk_speed = min(chunks[w]["decode_gflops"] / fused[(large, w)]["prefill_gflops"]
-                      for w in (0, WINDOW))
+    chunk_speed = min(chunks[(w, dtype)]["decode_gflops"] /
+                      fused[(large, w)]["prefill_gflops"]
+                      for w in (0, WINDOW) for dtype in ("f32", "bf16"))
+    bf16_cost = bf16["decode_ms"] / decode[(long, 0)]["decode_ms"]
     targets = [] if args.quick else [
         (f"causal N={small}: fused GFLOP/s / OpenBLAS sgemm GFLOP/s",
          f"{ratio_sgemm:.0%}", ">= 50% (aim 70%)", ratio_sgemm >= 0.5),
@@ -222,8 +230,11 @@ def main():
         (f"decode, causal GQA 4 (32 heads on 8 kv heads) at context {long}: "
          "cache read GB/s / read GB/s",
          f"{gqa_bandwidth:.0%}", ">= 60%", gqa_bandwidth >= 0.6),
+        (f"decode, causal at context {long}: bf16 cache's step time / f32 "
+         "cache's (half the bytes)",
+         f"{bf16_cost:.2f}", "<= 0.7", bf16_cost <= 0.7),
         (f"chunked prefill ({CHUNK_TOKENS}-token steps after {large}): GFLOP/s / "
-         f"prefill GFLOP/s at N={large}, worse mask",
+         f"prefill GFLOP/s at N={large}, worse mask and cache",
          f"{chunk_speed:.0%}", ">= 80%", chunk_speed >= 0.8),
         ("tuned / default kernel speed, worst kernel (noise: +-5%)",
          f"{worst_tuning:.2f}x", ">= 1.0x", worst_tuning >= 0.95),
@@ -296,20 +307,30 @@ def main():
               f"{n + 1:,} | {gqa['decode_ms']:.3f} | "
               f"{gqa['decode_gbytes_per_s']:.1f} | "
               f"{gqa['decode_gbytes_per_s'] / read:.0%} |")
+    for name, entry in (("causal", bf16), ("causal, GQA 4", gqa_bf16)):
+        md.append(f"| {n} | {name}, bf16 cache (`--kv-dtype bf16`) | {n + 1:,} | "
+                  f"{entry['decode_ms']:.3f} | {entry['decode_gbytes_per_s']:.1f} | "
+                  f"{entry['decode_gbytes_per_s'] / read:.0%} |")
+    md.append(f"\nbf16 caches (keys and values rounded to bf16, widened as the "
+              f"kernels load them) hold half the bytes: at {n} the causal step "
+              f"takes {bf16['decode_ms'] / decode[(n, 0)]['decode_ms']:.2f}x the f32 "
+              f"cache's time, the GQA 4 step "
+              f"{gqa_bf16['decode_ms'] / gqa['decode_ms']:.2f}x.")
     md.append("\n## Chunked prefill\n")
     md.append(f"A long prompt fed to a session in chunks: steps of {CHUNK_TOKENS} "
               f"tokens after {large} (the flash kernel over the cache; timed as "
               "above), against the one-call prefill of "
               f"N = {large} above. GFLOP/s count the pairs the chunk's queries see.\n")
-    md.append("| layer | context | step ms | GFLOP/s | prefill GFLOP/s (N = "
+    md.append("| layer | cache | context | step ms | GFLOP/s | prefill GFLOP/s (N = "
               f"{large}) | ratio |")
-    md.append("|---|---:|---:|---:|---:|---:|")
+    md.append("|---|---|---:|---:|---:|---:|---:|")
     for window in (0, WINDOW):
-        c, f = chunks[window], fused[(large, window)]
-        md.append(f"| {'causal' if window == 0 else f'sliding {window}'} | {large:,} | "
-                  f"{c['decode_ms']:.1f} | {c['decode_gflops']:.1f} | "
-                  f"{f['prefill_gflops']:.1f} | "
-                  f"{c['decode_gflops'] / f['prefill_gflops']:.0%} |")
+        for dtype in ("f32", "bf16"):
+            c, f = chunks[(window, dtype)], fused[(large, window)]
+            md.append(f"| {'causal' if window == 0 else f'sliding {window}'} | {dtype} | "
+                      f"{large:,} | {c['decode_ms']:.1f} | {c['decode_gflops']:.1f} | "
+                      f"{f['prefill_gflops']:.1f} | "
+                      f"{c['decode_gflops'] / f['prefill_gflops']:.0%} |")
     md.append("\n## Tuning\n")
     md.append(f"`hybrid-tune examples/configs/gemma-3-1b-it.json --seq-len {tune_len}` "
               "(16 tile candidates per kernel, each checked against the default "

@@ -95,6 +95,23 @@ std::string hybrid::validateTarget(StringRef target) {
   return "";
 }
 
+StorageType hybrid::getArtifactCacheStorage(const CompileOptions &options) {
+  return options.kvStorage.value_or(
+      options.target == "cpu" ? StorageType::f32 : StorageType::bf16);
+}
+
+std::string
+hybrid::validateArtifactCacheStorage(const CompileOptions &options) {
+  StorageType storage = getArtifactCacheStorage(options);
+  bool onCPU = options.target == "cpu";
+  if (storage == StorageType::bf16 || (onCPU && storage == StorageType::f32))
+    return "";
+  return ("--kv-dtype " + stringifyStorageType(storage) +
+          ": the runtime keeps " +
+          (onCPU ? "CPU caches in f32 or bf16" : "GPU caches in bf16"))
+      .str();
+}
+
 std::string hybrid::validate(const CompileOptions &options) {
   if (std::string error = validateTarget(options.target); !error.empty())
     return error;
@@ -222,7 +239,7 @@ bool hybrid::planSchedule(ModuleOp module, const CompileOptions &options,
   SchedulePipelineOptions schedule;
   schedule.expand = expand;
   schedule.maxSeq = options.maxSeq;
-  schedule.storage = options.kvStorage;
+  schedule.storage = options.kvStorage.value_or(StorageType::bf16);
   return runPhase(module, options, "schedule", [&](OpPassManager &pm) {
     buildSchedulePipeline(pm, schedule);
   });
@@ -434,12 +451,15 @@ bool hybrid::emitArtifacts(ModuleOp module, const CompileOptions &options,
     return fail("cannot create " + dir + ": " + ec.message());
   if (options.externalPositional)
     makePositionalExternal(module);
-  if (StringRef(options.target).starts_with("cuda:"))
+  if (std::string error = validateArtifactCacheStorage(options); !error.empty())
+    return fail(error);
+  if (options.target != "cpu")
     return emitCUDAArtifacts(module, options, dir);
   CPUPipelineOptions cpu;
   cpu.maxSeq = options.maxSeq;
   cpu.qTile = options.qTile;
   cpu.kTile = options.kTile;
+  cpu.kvDtype = getArtifactCacheStorage(options);
   const char *library = "libkernels.so";
   std::optional<nlohmann::ordered_json> manifest = lowerKernels(
       module, options, dir, library,

@@ -67,6 +67,16 @@ json hybrid::buildManifest(ModuleOp module, ScheduleOp schedule,
                 : 0}};
     if (decode && decode->hasAttr(kKEqVAttrName))
       kernels[symbol]["derives_keys"] = true;
+    if (!onGPU && decode) {
+      // The element type of the caches the decode kernel reads (its k), and
+      // for bf16 ones the flash kernel over them (null: steps of many
+      // tokens over an f32 cache run the prompt's kernel, `entry`).
+      Type cache =
+          cast<MemRefType>(cast<func::FuncOp>(decode).getArgumentTypes()[1])
+              .getElementType();
+      kernels[symbol]["cache_dtype"] = cache.isBF16() ? "bf16" : "f32";
+      kernels[symbol]["steps"] = entry(symbol + "_steps");
+    }
     if (onGPU) {
       json &kernel = kernels[symbol];
       kernel["prepare_v"] = entry(symbol + "_prepare_v");
@@ -122,8 +132,10 @@ json hybrid::buildManifest(ModuleOp module, ScheduleOp schedule,
   // kernels store rows and advance it; 9: GPU combine kernels advance it
   // too (they take the length and a count); 10: K=V layers have kernels of
   // their own, whose CPU decode kernel derives keys from cached values; 11:
-  // so does their GPU decode kernel (derive_kv for flash steps).
-  json manifest = {{"version", 12},
+  // so does their GPU decode kernel (derive_kv for flash steps); 13: CPU
+  // kernels state their caches' element type (cache_dtype: f32 or bf16),
+  // and bf16 ones come with a flash kernel over them (steps).
+  json manifest = {{"version", 13},
                    {"target", target.str()},
                    {"library", library.str()},
                    {"model_type", summary["model_type"]},

@@ -46,9 +46,9 @@ static void buildExtractPipeline(OpPassManager &pm, int64_t maxSeq,
 
 void hybrid::buildCPUExtractPipeline(OpPassManager &pm,
                                      const CPUPipelineOptions &options) {
-  // The CPU runtime keeps its caches in f32, the kernels' type, and K=V
-  // layers' values only (their decode kernel derives the keys).
-  buildExtractPipeline(pm, options.maxSeq, StorageType::f32);
+  // The CPU runtime keeps its caches in f32 (the kernels' type) or bf16,
+  // and K=V layers' values only (their decode kernel derives the keys).
+  buildExtractPipeline(pm, options.maxSeq, options.kvDtype);
 }
 
 void hybrid::buildCPUConvertPipeline(OpPassManager &pm,
@@ -56,6 +56,7 @@ void hybrid::buildCPUConvertPipeline(OpPassManager &pm,
   ConvertHybridAttentionToCPUOptions tiles;
   tiles.qTile = options.qTile;
   tiles.kTile = options.kTile;
+  tiles.cacheType = stringifyStorageType(options.kvDtype).str();
   pm.addPass(createConvertHybridAttentionToCPU(tiles));
 }
 

@@ -236,7 +236,8 @@ def compile(model: Union[str, os.PathLike, dict], target: str = "cpu",
             softmax_overlap: bool = False,
             warp_specialized: bool = False,
             ping_pong: bool = False,
-            value_slice: Optional[int] = None) -> Schedule:
+            value_slice: Optional[int] = None,
+            kv_dtype: Optional[str] = None) -> Schedule:
     """Compiles a Hugging Face config.json, a hybrid-schedule spec (a path, or
     the spec itself as a dict) or a .mlir schedule into kernels for `target`.
     With `external_positional`, q and k are expected already rotated (and
@@ -256,7 +257,10 @@ def compile(model: Union[str, os.PathLike, dict], target: str = "cpu",
     `value_slice` (a multiple of 16, of 64 with wgmma, up to 256; default
     256) bounds the value dims one flash CTA accumulates, each slice
     computing Q K^T again (--value-slice: wide heads' accumulators fit in
-    fewer registers)."""
+    fewer registers). `kv_dtype` ("f32", the CPU default, or "bf16") is
+    the element type of the caches sessions keep (hybrid-compile's
+    --kv-dtype; GPU caches are bf16): bf16 halves a CPU decode step's
+    reads, its keys and values rounded to bf16."""
     owned = None
     scratch = tempfile.TemporaryDirectory(prefix="hybrid_attn_")
     if isinstance(model, dict):
@@ -293,6 +297,8 @@ def compile(model: Union[str, os.PathLike, dict], target: str = "cpu",
         args += ["--ping-pong"]
     if value_slice:
         args += ["--value-slice", str(value_slice)]
+    if kv_dtype:
+        args += ["--kv-dtype", kv_dtype]
     _run_compiler(args)
     schedule = Schedule(source, output_dir, max_seq, owned or scratch)
     schedule._extra_args = ["--external-positional"] if external_positional else []

@@ -88,6 +88,37 @@ def test_prefill_then_decode_match_reference(schedule, step):
     assert session.cache_info(0)["length"] == 0
 
 
+@pytest.fixture(scope="module")
+def bf16_schedule():
+    return hybrid_attn.compile(SPEC, max_seq=256, kv_dtype="bf16")
+
+
+# Steps of 1 token run the decode kernel, of 32 the flash kernel's bf16 twin.
+@pytest.mark.parametrize("step", [1, 32])
+def test_bf16_caches(schedule, bf16_schedule, step):
+    """kv_dtype="bf16": caches of half the bytes; prompts attend in f32 as
+    before, steps over keys and values rounded to bf16."""
+    assert bf16_schedule.cache_plan["storage"] == "bf16"
+    rng = np.random.default_rng(10 + step)
+    batch, prompt, steps = 2, 21, 4
+    total = prompt + steps * step
+    layer = bf16_schedule.layers[1]  # full, soft-cap, sinks
+    q, k, v = inputs(rng, layer, batch, total)
+    sinks = rng.standard_normal(4, np.float32)
+    ref = attention(layer, q, k, v, sinks)
+    sessions = [s.session(batch, total, max_step_tokens=step)
+                for s in (schedule, bf16_schedule)]
+    assert sessions[1].cache_info(1)["bytes"] * 2 == sessions[0].cache_info(1)["bytes"]
+    session = sessions[1]
+    out = session.prefill(1, q[:, :prompt], k[:, :prompt], v[:, :prompt], sinks)
+    assert relative_error(out, ref[:, :prompt]) < 1e-4
+    for s in range(steps):
+        at = slice(prompt + s * step, prompt + (s + 1) * step)
+        out = session.decode(1, *(np.ascontiguousarray(x[:, at]) for x in (q, k, v)), sinks)
+        error = relative_error(out, ref[:, at])
+        assert 1e-5 < error < 1e-2, (s, error)  # bf16's rounding, and no more
+
+
 def check_shared_layer_skips_tokens(schedule, tolerance):
     """SPEC's shared layer 3 reads layer 0's cache: after a prompt of 21
     through layer 0, a step of 2 queries on layer 3 is the last 2 of the 21

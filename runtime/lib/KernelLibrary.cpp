@@ -49,6 +49,10 @@ bool KernelLibrary::load(const Manifest &manifest, std::string &error) {
       if (!ok || !resolve(name, spec.decodeCombine, e.combine))
         return false;
     }
+    if (!spec.steps.empty() &&
+        !(spec.sinks ? resolve(name, spec.steps, e.stepsWithSinks)
+                     : resolve(name, spec.steps, e.steps)))
+      return false;
     kernels[name] = e;
   }
   return true;

@@ -297,6 +297,20 @@ static KernelSpec parseKernel(const Fields &f) {
   k.decodeCombineBF16 = f.string("decode_combine_bf16", std::string());
   k.decodeBF16 = f.string("decode_bf16", std::string());
   k.deriveKV = f.string("derive_kv", std::string());
+  k.cacheDtype = f.string("cache_dtype", std::string("f32"));
+  if (k.cacheDtype != "f32" && k.cacheDtype != "bf16")
+    throw FieldError(f.where("cache_dtype") + ": must be f32 or bf16, not '" +
+                     k.cacheDtype + "'");
+  k.steps = f.string("steps", std::string());
+  if (!k.steps.empty() && (k.cacheDtype != "bf16" || k.derivesKeys))
+    throw FieldError(f.where("steps") +
+                     ": only kernels of bf16 caches that store keys have their "
+                     "own flash kernel for steps");
+  if (k.steps.empty() && k.cacheDtype == "bf16" && !k.decode.empty() &&
+      !k.derivesKeys)
+    throw FieldError(f.where("steps") +
+                     ": a kernel of bf16 caches needs the flash kernel over "
+                     "them for steps of many tokens");
   if (!k.deriveKV.empty() && !k.derivesKeys)
     throw FieldError(f.where("derive_kv") +
                      ": only a kernel that derives keys (derives_keys) has it");
@@ -361,11 +375,13 @@ bool hybrid::rt::loadManifest(const std::string &dir, Manifest &manifest,
     // (version 10's kept derived keys in the cache), with derive_kv; 12:
     // GPU decode kernels merge their splits into the output rows and
     // advance the length themselves, taking out rows and counters
-    // (version 11's wrote partials for decode_combine), with decode_bf16.
-    if (m.version != 12)
-      throw FieldError("version: this runtime reads version 12, not " +
+    // (version 11's wrote partials for decode_combine), with decode_bf16;
+    // 13: CPU kernels state their caches' element type (cache_dtype), bf16
+    // ones with a flash kernel over them (steps).
+    if (m.version != 13)
+      throw FieldError("version: this runtime reads version 13, not " +
                        std::to_string(m.version) +
-                       (m.version < 12 ? " (artifacts of an older "
+                       (m.version < 13 ? " (artifacts of an older "
                                          "hybrid-compile: compile them again)"
                                        : ""));
     m.target = f.string("target");

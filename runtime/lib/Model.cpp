@@ -86,7 +86,8 @@ bool hybrid::rt::keepsValuesOnly(const LayerSpec &l) {
 
 void hybrid::rt::runFlash(hybrid_rt_model &model, const LayerSpec &l, Tensor4 q,
                           Tensor4 k, Tensor4 v, int64_t numKeys,
-                          int64_t firstRow, const float *sinks, Tensor4 out) {
+                          int64_t firstRow, const float *sinks, Tensor4 out,
+                          FlashKeys read) {
   const KernelSpec &spec = model.manifest.kernels.at(l.kernel);
   const KernelEntryPoints &fn = model.kernels.get(l.kernel);
   int64_t seq = q.sizes[1], heads = q.sizes[0] * l.numKvHeads;
@@ -104,14 +105,17 @@ void hybrid::rt::runFlash(hybrid_rt_model &model, const LayerSpec &l, Tensor4 q,
   else // a prompt: causal tiles cost unlike, many items balance them
     tile = choosePrefillTile(spec.qTile, group, seq, heads, threads);
   int64_t items = heads * ((seq + tile - 1) / tile);
+  bool bf16 = read == FlashKeys::BF16;
+  AttentionWithSinksFn withSinks =
+      bf16 ? fn.stepsWithSinks : fn.attentionWithSinks;
+  AttentionFn plain = bf16 ? fn.steps : fn.attention;
   model.pool->parallelFor(items, 1, [&](int64_t begin, int64_t end) {
     Tensor4 qc = q, kc = k, vc = v, oc = out;
-    if (fn.attentionWithSinks) {
+    if (withSinks) {
       Tensor1 sc = sa;
-      fn.attentionWithSinks(&qc, &kc, &vc, &sc, &oc, numKeys, firstRow, tile,
-                            begin, end);
+      withSinks(&qc, &kc, &vc, &sc, &oc, numKeys, firstRow, tile, begin, end);
     } else {
-      fn.attention(&qc, &kc, &vc, &oc, numKeys, firstRow, tile, begin, end);
+      plain(&qc, &kc, &vc, &oc, numKeys, firstRow, tile, begin, end);
     }
   });
 }
@@ -204,6 +208,18 @@ const float *hybrid::rt::deriveCachedKeys(hybrid_rt_model &model,
       p += count;
     }
   return keys;
+}
+
+const float *hybrid::rt::widenCachedValues(hybrid_rt_model &model,
+                                           const CacheRows &values,
+                                           const Shape &shape, int64_t first,
+                                           int64_t total) {
+  if (const float *f32 = values.f32Data())
+    return f32;
+  model.widenedV.resize(shape[0] * shape[1] * shape[2] * shape[3]);
+  values.widen(model.widenedV.data(), shape[0], shape[1], first, total,
+               shape[2] * shape[3]);
+  return model.widenedV.data();
 }
 
 const float *hybrid::rt::deriveKeys(hybrid_rt_model &model, const LayerSpec &l,

@@ -3,6 +3,7 @@
 #ifndef HYBRID_RT_LIB_MODEL_H
 #define HYBRID_RT_LIB_MODEL_H
 
+#include "CacheRows.h"
 #include "KernelLibrary.h"
 #include "PrefillTile.h"
 #include "StepKernel.h"
@@ -50,8 +51,9 @@ struct hybrid_rt_model {
   /// CPU models: K=V layers' key scales (hybrid_rt_key_scale_set), by
   /// layer; empty: ones.
   std::vector<std::vector<float>> keyScales;
-  std::vector<float> scaledK; // keys multiplied by their scale
-  std::vector<float> ones;    // the key scale of K=V layers without one
+  std::vector<float> scaledK;  // keys multiplied by their scale
+  std::vector<float> widenedV; // bf16 cached values as f32 (K=V steps)
+  std::vector<float> ones;     // the key scale of K=V layers without one
   /// Held through every call on the model or its sessions: they share the
   /// pool (not reentrant), this scratch and the GPU backend's, so calls
   /// from several threads run one at a time instead of corrupting them.
@@ -131,6 +133,10 @@ bool keepsValuesOnly(const LayerSpec &layer);
 /// layer whose cache it reads, or ones.
 Tensor1 getKeyScaleTensor(hybrid_rt_model &model, const LayerSpec &layer);
 
+/// What the flash kernel's k and v hold: f32 (the prompt's kernel,
+/// `entry`), or bf16 (a bf16 cache: `steps`).
+enum class FlashKeys { F32, BF16 };
+
 /// The flash kernel of `layer` on prepared queries q [B, Sq, Hq, D] over
 /// `numKeys` key positions (>= Sq: query i sits at position numKeys - Sq +
 /// i, so a step of many tokens sees its cache) whose position j is row
@@ -138,7 +144,7 @@ Tensor1 getKeyScaleTensor(hybrid_rt_model &model, const LayerSpec &layer);
 /// writing out [B, Sq, Hq, Dv], on the model's threads.
 void runFlash(hybrid_rt_model &model, const LayerSpec &layer, Tensor4 q,
               Tensor4 k, Tensor4 v, int64_t numKeys, int64_t firstRow,
-              const float *sinks, Tensor4 out);
+              const float *sinks, Tensor4 out, FlashKeys read = FlashKeys::F32);
 
 /// The keys `layer` attends with for k [B, S, Hkv, D] at positions
 /// firstPosition...: k times the key scale of the layer whose cache it
@@ -155,6 +161,13 @@ const float *deriveKeys(hybrid_rt_model &model, const LayerSpec &layer,
 const float *deriveCachedKeys(hybrid_rt_model &model, const LayerSpec &layer,
                               const float *values, const Shape &shape,
                               int64_t first, int64_t total);
+
+/// The cached values of positions [first, total) as f32, [B, rows, Hkv,
+/// Dv] at their rows: an f32 cache itself, a bf16 one widened into the
+/// model's scratch (valid until the next call).
+const float *widenCachedValues(hybrid_rt_model &model, const CacheRows &values,
+                               const Shape &shape, int64_t first,
+                               int64_t total);
 
 /// Prefill attention of `layer` on [B, S] rows: prepares q (and k when the
 /// layer rotates) and runs the flash kernel. Returns the keys the kernel

@@ -3,18 +3,20 @@
 // Every layer's cache is a [B, rows, Hkv, D] tensor of prepared (rotated)
 // keys and a [B, rows, Hkv, Dv] tensor of values; the token at position p
 // lives in row p % rows, so full caches (rows = max_seq) never wrap and ring
-// and chunk caches reuse their rows. K=V layers' values are their k, and
-// their caches keep the values only: their decode kernel derives each key as
-// it loads it (times the key scale, rotated by angles it steps key by key),
-// and the flash kernel, for prompts and steps of many tokens, reads keys
-// derived into scratch first. A step's attention is the compiler's decode
-// kernel (split over the key range, merged by a combine kernel on CPUs, by
-// its last split on GPUs), or for
-// steps of many rows (chunked prefill) its flash kernel, which reads the
-// cache in place too (StepKernel.h).
+// and chunk caches reuse their rows. Host caches hold f32 or, where the
+// kernels were compiled for it (--kv-dtype bf16), bf16 (CacheRows.h). K=V
+// layers' values are their k, and their caches keep the values only: their
+// decode kernel derives each key as it loads it (times the key scale, rotated
+// by angles it steps key by key), and the flash kernel, for prompts and steps
+// of many tokens, reads keys derived into scratch first. A step's attention is
+// the compiler's decode kernel (split over the key range, merged by a combine
+// kernel on CPUs, by its last split on GPUs), or for steps of many rows
+// (chunked prefill) its flash kernel, which reads the cache in place too
+// (StepKernel.h).
 //
 //===----------------------------------------------------------------------===//
 
+#include "CacheRows.h"
 #include "Model.h"
 
 #include <algorithm>
@@ -26,9 +28,9 @@ using namespace hybrid::rt;
 namespace {
 struct LayerCache {
   std::string policy;
-  int64_t rows = 0;   // 0: no storage (shared, or not an attention layer)
-  int64_t length = 0; // tokens seen
-  std::vector<float> keys, values;
+  int64_t rows = 0;       // 0: no storage (shared, or not an attention layer)
+  int64_t length = 0;     // tokens seen
+  CacheRows keys, values; // host caches (K=V: values only)
 #ifdef HYBRID_RT_CUDA
   cuda::DeviceCache device; // GPU models: the cache lives here
 #endif
@@ -104,9 +106,14 @@ int64_t mirrorRows(int64_t rows, int64_t maxSeq, int64_t maxKeyTile) {
   return rows < maxSeq ? std::min(maxKeyTile, rows) : 0;
 }
 
+/// Whether `l`'s kernels read bf16 host caches (else f32).
+bool hasBF16Cache(const hybrid_rt_model &model, const LayerSpec &l) {
+  return model.manifest.kernels.at(l.kernel).cacheDtype == "bf16";
+}
+
 /// An error if a session's caches would take more memory than there is:
-/// host caches (f32, every layer that keeps its own) past the host's memory
-/// (hybrid_rt_host_memory_bytes), where zero-filling them would wake the
+/// host caches (f32 or bf16, every layer that keeps its own) past the host's
+/// memory (hybrid_rt_host_memory_bytes), where zero-filling them would wake the
 /// out-of-memory killer rather than fail an allocation; device caches (bf16,
 /// with their mirror rows) past the GPU's free memory, refused before any is
 /// allocated.
@@ -127,7 +134,7 @@ std::string checkCacheMemory(hybrid_rt_model &model, int64_t batch,
 #endif
     int64_t keyDim = keepsValuesOnly(l) ? 0 : l.headDim;
     bytes += double(batch) * double(rows) * double(l.numKvHeads) *
-             double(keyDim + l.vHeadDim) * sizeof(float);
+             double(keyDim + l.vHeadDim) * (hasBF16Cache(model, l) ? 2 : 4);
   }
   auto more = [&](double held, const std::string &whose) {
     return "the caches take " + describeBytes(bytes) + ", more than the " +
@@ -146,17 +153,6 @@ std::string checkCacheMemory(hybrid_rt_model &model, int64_t batch,
   if (held <= 0 || bytes <= held)
     return "";
   return more(held, "of memory this process may use");
-}
-
-/// Copies positions [first, first + count) of `src` [B, count, H, width]
-/// into the rows of `cache` [B, rows, H, width] that hold them; positions
-/// older than the cache's reach are skipped.
-void storeRows(std::vector<float> &cache, int64_t rows, const float *src,
-               int64_t batch, int64_t first, int64_t count, int64_t rowWidth) {
-  for (int64_t b = 0; b < batch; ++b)
-    for (int64_t t = std::max<int64_t>(0, count - rows); t < count; ++t)
-      std::memcpy(&cache[(b * rows + (first + t) % rows) * rowWidth],
-                  &src[(b * count + t) * rowWidth], rowWidth * sizeof(float));
 }
 
 const float *data(const hybrid_rt_tensor *t) {
@@ -178,28 +174,33 @@ std::string layerWhere(const char *call, int64_t layer) {
   return std::string(call) + ": layer " + std::to_string(layer);
 }
 
-/// Zeroed host rows for `c` (values, and keys unless `valuesOnly`); an
-/// error if they overflow a size (INVALID_ARGUMENT) or cannot be allocated
-/// (OUT_OF_MEMORY), recorded for the caller `where`.
+/// Zeroed host rows for `c` (values, and keys unless `valuesOnly`; bf16
+/// where the layer's kernels read bf16 caches); an error if they overflow a
+/// size (INVALID_ARGUMENT) or cannot be allocated (OUT_OF_MEMORY), recorded
+/// for the caller `where`.
 hybrid_rt_status allocateHostCache(LayerCache &c, const LayerSpec &l,
-                                   int64_t batch, bool valuesOnly,
+                                   int64_t batch, bool valuesOnly, bool bf16,
                                    const std::string &where) {
+  int64_t elementBytes = bf16 ? 2 : 4;
   auto elements = [&](int64_t dim, int64_t &n) {
+    int64_t bytes;
     return !__builtin_mul_overflow(batch, c.rows, &n) &&
            !__builtin_mul_overflow(n, l.numKvHeads, &n) &&
            !__builtin_mul_overflow(n, dim, &n) &&
-           !__builtin_mul_overflow(n, int64_t(sizeof(float)), &n);
+           !__builtin_mul_overflow(n, elementBytes, &bytes);
   };
-  int64_t keyBytes = 0, valueBytes = 0;
+  int64_t keyElements = 0, valueElements = 0;
   std::string what =
       std::to_string(c.rows) + " cache rows at batch " + std::to_string(batch);
-  if (!elements(valuesOnly ? 0 : l.headDim, keyBytes) ||
-      !elements(l.vHeadDim, valueBytes))
+  if (!elements(valuesOnly ? 0 : l.headDim, keyElements) ||
+      !elements(l.vHeadDim, valueElements))
     return fail(HYBRID_RT_INVALID_ARGUMENT,
                 where + ": " + what + " are more bytes than a size holds");
+  int64_t keyBytes = keyElements * elementBytes,
+          valueBytes = valueElements * elementBytes;
   try {
-    c.keys.assign(keyBytes / sizeof(float), 0.f);
-    c.values.assign(valueBytes / sizeof(float), 0.f);
+    c.keys.allocate(keyElements, bf16);
+    c.values.allocate(valueElements, bf16);
   } catch (const std::exception &) { // bad_alloc, length_error
     return fail(HYBRID_RT_OUT_OF_MEMORY,
                 where + ": " + what + " (" +
@@ -210,8 +211,7 @@ hybrid_rt_status allocateHostCache(LayerCache &c, const LayerSpec &l,
 }
 
 int64_t getBytes(const LayerCache &c) {
-  return int64_t((c.keys.size() + c.values.size()) * sizeof(float)) +
-         c.deviceBytes();
+  return c.keys.bytes() + c.values.bytes() + c.deviceBytes();
 }
 
 /// What every per-layer session call checks first: a session, a layer with
@@ -239,15 +239,15 @@ std::string checkRoom(const hybrid_rt_session &s, int64_t length,
 /// Appends `count` tokens of k (and v) at the layer's current length.
 void appendTokens(hybrid_rt_session &s, const LayerSpec &l, LayerCache &c,
                   const float *k, const float *v, int64_t count) {
-  storeRows(c.values, c.rows, v, s.batch, c.length, count,
-            l.numKvHeads * l.vHeadDim);
+  c.values.store(v, s.batch, c.rows, c.length, count,
+                 l.numKvHeads * l.vHeadDim);
   if (keepsValuesOnly(l))
     return;
   const float *keys =
       deriveKeys(*s.model, l, k, {s.batch, count, l.numKvHeads, l.headDim},
                  /*firstPosition=*/c.length);
-  storeRows(c.keys, c.rows, keys, s.batch, c.length, count,
-            l.numKvHeads * l.headDim);
+  c.keys.store(keys, s.batch, c.rows, c.length, count,
+               l.numKvHeads * l.headDim);
 }
 
 #ifdef HYBRID_RT_CUDA
@@ -373,7 +373,7 @@ hybrid_rt_session_create(hybrid_rt_model *model,
       }
 #endif
       if (hybrid_rt_status status = allocateHostCache(
-              c, l, s->batch, keepsValuesOnly(l),
+              c, l, s->batch, keepsValuesOnly(l), hasBF16Cache(*model, l),
               layerWhere("hybrid_rt_session_create", l.index)))
         return status;
     }
@@ -530,10 +530,9 @@ hybrid_rt_status hybrid_rt_session_prefill(hybrid_rt_session *s, int64_t layer,
                  data(sinks), static_cast<float *>(out->data));
   if (c.rows > 0) {
     if (!keepsValuesOnly(l))
-      storeRows(c.keys, c.rows, keys, s->batch, 0, seq,
-                l.numKvHeads * l.headDim);
-    storeRows(c.values, c.rows, data(v), s->batch, 0, seq,
-              l.numKvHeads * l.vHeadDim);
+      c.keys.store(keys, s->batch, c.rows, 0, seq, l.numKvHeads * l.headDim);
+    c.values.store(data(v), s->batch, c.rows, 0, seq,
+                   l.numKvHeads * l.vHeadDim);
   }
   c.length = seq;
   return HYBRID_RT_OK;
@@ -692,12 +691,11 @@ hybrid_rt_status hybrid_rt_session_decode(hybrid_rt_session *s, int64_t layer,
               position);
   // Values-only caches (K=V): the decode kernel derives keys from values.
   bool valuesOnly = keepsValuesOnly(l);
-  const float *values = owner->values.data();
-  const float *keys = valuesOnly ? values : owner->keys.data();
   int64_t rows = owner->rows, total = position + steps;
-
   Shape kShape = {s->batch, rows, l.numKvHeads, l.headDim};
   Shape vShape = {s->batch, rows, l.numKvHeads, l.vHeadDim};
+  Tensor4 va = owner->values.tensor(vShape);
+  Tensor4 ka = valuesOnly ? va : owner->keys.tensor(kShape);
   int64_t first = l.firstVisibleKey(position); // of the step's first query
   int64_t group = l.numHeads / l.numKvHeads;
   StepKernel stepKernel = model.fixedStepKernel;
@@ -710,17 +708,26 @@ hybrid_rt_status hybrid_rt_session_decode(hybrid_rt_session *s, int64_t layer,
                      ? StepKernel::Flash
                      : StepKernel::Decode;
   if (stepKernel == StepKernel::Flash) {
-    if (valuesOnly)
-      keys = deriveCachedKeys(model, l, values, kShape, first, total);
+    // bf16 caches: the kernel compiled for them (`steps`), or for K=V
+    // layers the prompt's kernel over values widened and keys derived from
+    // them into scratch.
+    FlashKeys read = owner->values.isBF16() && !valuesOnly ? FlashKeys::BF16
+                                                           : FlashKeys::F32;
+    if (valuesOnly) {
+      const float *values =
+          widenCachedValues(model, owner->values, vShape, first, total);
+      va = makeTensor4(values, vShape.data());
+      ka = makeTensor4(deriveCachedKeys(model, l, values, kShape, first, total),
+                       kShape.data());
+    }
     // The kernel reads the cache in place from the step's first visible key
     // (a ring wraps at most once in between) and puts the step's queries at
     // the last T of the positions.
     Shape outShape = {s->batch, steps, l.numHeads, l.vHeadDim};
-    runFlash(model, l, makeTensor4(model.preparedQ.data(), qShape.data()),
-             makeTensor4(keys, kShape.data()),
-             makeTensor4(values, vShape.data()), total - first, first % rows,
-             data(sinks),
-             makeTensor4(static_cast<float *>(out->data), outShape.data()));
+    runFlash(model, l, makeTensor4(model.preparedQ.data(), qShape.data()), ka,
+             va, total - first, first % rows, data(sinks),
+             makeTensor4(static_cast<float *>(out->data), outShape.data()),
+             read);
     c.length = total;
     return HYBRID_RT_OK;
   }
@@ -738,8 +745,6 @@ hybrid_rt_status hybrid_rt_session_decode(hybrid_rt_session *s, int64_t layer,
 
   int64_t oShape[5] = {splits, s->batch, steps, l.numHeads, l.vHeadDim};
   Tensor4 qa = makeTensor4(model.preparedQ.data(), qShape.data());
-  Tensor4 ka = makeTensor4(keys, kShape.data());
-  Tensor4 va = makeTensor4(values, vShape.data());
   Tensor5 po = makeTensor<5>(model.partialOut.data(), oShape);
   Tensor4 pm = makeTensor4(model.partialMax.data(), oShape);
   Tensor4 ps = makeTensor4(model.partialSum.data(), oShape);

@@ -296,9 +296,10 @@ json describe(const LayerSpec &l) {
   return record;
 }
 
-/// The range of random queries for `l`: 1, except for bf16 (GPU) kernels,
-/// whose scores get at most a standard deviation of 2: with q, k uniform in
-/// [-1, 1] it is scale * sqrt(D) / 3, which at scale 1 and D = 512 (Gemma 4)
+/// The range of random queries for `l`: 1, except for bf16 kernels (GPU
+/// ones, CPU ones over bf16 caches), whose scores get at most a standard
+/// deviation of 2: with q, k uniform in [-1, 1] it is scale * sqrt(D) / 3,
+/// which at scale 1 and D = 512 (Gemma 4)
 /// is 7.5, and bf16 rounding of such scores alone moves the output by about
 /// 3e-2 (a NumPy model of the rounding), past any tolerance that still
 /// catches kernel bugs.
@@ -325,10 +326,10 @@ struct Inputs {
 /// tolerance far below bf16 rounding, where random inputs hide a one-key
 /// error past a few dozen keys.
 Inputs drawInputs(Random &rng, const LayerSpec &l, int64_t batch,
-                  int64_t positions, bool onGPU, bool probe, bool bf16) {
+                  int64_t positions, bool rounds, bool probe, bool bf16) {
   Inputs in;
   size_t rows = size_t(batch * positions);
-  in.q = random(rng, rows * l.numHeads * l.headDim, queryRange(l, onGPU));
+  in.q = random(rng, rows * l.numHeads * l.headDim, queryRange(l, rounds));
   in.k = random(rng, rows * l.numKvHeads * l.headDim);
   in.v = random(rng, rows * l.numKvHeads * l.vHeadDim);
   in.sinks = random(rng, l.numHeads);
@@ -537,7 +538,7 @@ bool checkSession(Model &model, const Manifest &manifest, const Options &o,
     Random rng(uint64_t(l.index) * 7919 + uint64_t(total));
     LayerRun &r = runs[l.index];
     Inputs in =
-        drawInputs(rng, l, b, total, manifest.target != "cpu", o.probe, o.bf16);
+        drawInputs(rng, l, b, total, manifest.roundsToBF16(), o.probe, o.bf16);
     r.q = std::move(in.q);
     r.k = std::move(in.k);
     r.v = std::move(in.v);
@@ -670,8 +671,8 @@ bool checkSession(Model &model, const Manifest &manifest, const Options &o,
     }
     if (o.repeat > 0 && !r.stepMs.empty()) {
       // A step reads the visible keys and values of its last query once:
-      // bf16 on GPUs, f32 on CPUs (K=V caches: the values only, from which
-      // the keys are derived).
+      // bf16 on GPUs, f32 or bf16 on CPUs (K=V caches: the values only,
+      // from which the keys are derived).
       std::vector<double> ms = r.stepMs;
       std::sort(ms.begin(), ms.end());
       double median = ms[ms.size() / 2];
@@ -680,7 +681,7 @@ bool checkSession(Model &model, const Manifest &manifest, const Options &o,
         visible = std::min(total, l.window);
       if (l.chunk)
         visible = (total - 1) % l.chunk + 1;
-      double element = manifest.target == "cpu" ? 4 : 2;
+      double element = double(manifest.getCacheElementBytes(l.kernel));
       double bytes = double(b) * double(visible) * double(l.numKvHeads) *
                      double((l.kEqV ? 0 : l.headDim) + l.vHeadDim) * element;
       char text[128];
@@ -722,12 +723,13 @@ int main(int argc, char **argv) {
     std::fprintf(stderr, "hybrid-rt-check: %s\n", s.message.c_str());
     return 1;
   }
-  bool onGPU = manifest.target != "cpu";
-  // bf16 tensor-core inputs (GPU) versus f32 throughout (CPU); probes are
-  // exact but for f32 rounding, or bf16 outputs' (a relative 2^-9).
+  bool rounds = manifest.roundsToBF16();
+  // bf16 tensor-core inputs (GPU) or caches (CPU) versus f32 throughout;
+  // probes are exact but for f32 rounding, or bf16 outputs' (a relative
+  // 2^-9).
   double tolerance = o.tolerance > 0 ? o.tolerance
                      : o.probe       ? (o.bf16 ? 4e-3 : 1e-5)
-                     : onGPU         ? 2e-2
+                     : rounds        ? 2e-2
                                      : 1e-4;
   if (!o.jsonLines)
     std::printf("# %s on %s, batch %lld, tolerance %g%s%s\n",
@@ -752,7 +754,7 @@ int main(int argc, char **argv) {
       Random rng(uint64_t(l.index) * 7919 + uint64_t(seq));
       int64_t b = o.batch;
       auto [q, k, v, sinks] =
-          drawInputs(rng, l, b, seq, onGPU, o.probe, o.bf16);
+          drawInputs(rng, l, b, seq, rounds, o.probe, o.bf16);
       std::vector<float> out(b * seq * l.numHeads * l.vHeadDim);
       hybrid_rt_tensor tq = view(q.data(), {b, seq, l.numHeads, l.headDim});
       hybrid_rt_tensor tk = view(k.data(), {b, seq, l.numKvHeads, l.headDim});

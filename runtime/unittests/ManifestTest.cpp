@@ -30,7 +30,7 @@ bool loadText(const std::string &text, Manifest &manifest, std::string &error) {
 }
 
 const char *kValid = R"({
-  "version": 12, "target": "cpu", "library": "libkernels.so",
+  "version": 13, "target": "cpu", "library": "libkernels.so",
   "model_type": "test", "name": "t", "num_layers": 2,
   "kernels": {"attn0": {"entry": "_mlir_ciface_attn0",
     "prepare_q": "_mlir_ciface_attn0_prepare_q", "prepare_k": null,
@@ -75,11 +75,11 @@ TEST(Manifest, ErrorsNameTheField) {
        "layers[0].v_head_dim: expected an integer"},
       {"\"sliding\", \"window\": 5", "\"sliding\", \"window\": 5.5",
        "layers[0].window: expected an integer"},
-      {"\"version\": 12", "\"version\": 11",
-       "version: this runtime reads version 12, not 11 (artifacts of an older "
+      {"\"version\": 13", "\"version\": 12",
+       "version: this runtime reads version 13, not 12 (artifacts of an older "
        "hybrid-compile: compile them again)"},
-      {"\"version\": 12", "\"version\": 13",
-       "version: this runtime reads version 12, not 13"},
+      {"\"version\": 13", "\"version\": 14",
+       "version: this runtime reads version 13, not 14"},
       {"\"kernel\": \"attn0\"", "\"kernel\": \"attn9\"",
        "layers[0].kernel: 'attn9' is not in kernels"},
       {"{\"type\": \"none\"}",
@@ -95,6 +95,16 @@ TEST(Manifest, ErrorsNameTheField) {
       {"\"k_tile\": 64}", "\"k_tile\": 64, \"derive_kv\": \"d\"}",
        "kernels.attn0.derive_kv: only a kernel that derives keys "
        "(derives_keys) has it"},
+      {"\"k_tile\": 64}", "\"k_tile\": 64, \"cache_dtype\": \"f16\"}",
+       "kernels.attn0.cache_dtype: must be f32 or bf16, not 'f16'"},
+      {"\"k_tile\": 64}", "\"k_tile\": 64, \"steps\": \"s\"}",
+       "kernels.attn0.steps: only kernels of bf16 caches that store keys "
+       "have their own flash kernel for steps"},
+      {"\"k_tile\": 64}",
+       "\"k_tile\": 64, \"decode\": \"d\", \"decode_combine\": \"c\", "
+       "\"decode_q_tile\": 8, \"cache_dtype\": \"bf16\"}",
+       "kernels.attn0.steps: a kernel of bf16 caches needs the flash kernel "
+       "over them for steps of many tokens"},
       {"\"head_dim\": 64,\n     \"v_head_dim\": 64, \"scale\"",
        "\"head_dim\": 0,\n     \"v_head_dim\": 64, \"scale\"",
        "layers[0].head_dim: must be positive"},

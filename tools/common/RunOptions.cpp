@@ -55,6 +55,13 @@ static cl::opt<int64_t>
           cl::cat(runCategory));
 static cl::opt<int64_t> kTile("k-tile", cl::init(64), cl::desc("Keys per tile"),
                               cl::cat(runCategory));
+static cl::opt<StorageType> kvDtype(
+    "kv-dtype",
+    cl::desc("Element type of the caches (CPU: f32, the default, or bf16; "
+             "GPU: bf16)"),
+    cl::values(clEnumValN(StorageType::f32, "f32", "4 bytes"),
+               clEnumValN(StorageType::bf16, "bf16", "2 bytes")),
+    cl::cat(runCategory));
 static cl::opt<std::string>
     tuningDb("tuning-db", cl::value_desc("tuning.json"),
              cl::desc("Tuning database (hybrid-tune) for the kernels "
@@ -104,8 +111,10 @@ bool CompiledModel::open(StringRef tool, StringRef input) {
   CompileOptions options;
   options.target = target;
   options.maxSeq = totalLength();
-  // The CPU kernels and caches hold f32: plan the caches in f32 too.
-  options.kvStorage = StorageType::f32;
+  if (kvDtype.getNumOccurrences())
+    options.kvStorage = kvDtype;
+  if (std::string error = validateArtifactCacheStorage(options); !error.empty())
+    return fail(error);
   options.qTile = qTile;
   options.kTile = kTile;
   options.kTileGiven = kTile.getNumOccurrences() > 0;

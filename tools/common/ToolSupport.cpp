@@ -161,13 +161,12 @@ std::string hybrid::tools::checkInputMemory(
 
 int64_t hybrid::tools::getAllFullCacheBytes(const rt::Manifest &manifest,
                                             int64_t batch, int64_t tokens) {
-  // The runtime's caches: f32 on CPUs, bf16 on GPUs.
-  int64_t element = manifest.target == "cpu" ? 4 : 2;
   int64_t bytes = 0;
   for (const rt::LayerSpec &layer : manifest.layers)
     if (layer.hasKernel())
       bytes += batch * tokens * layer.numKvHeads *
-               (layer.headDim + layer.vHeadDim) * element;
+               (layer.headDim + layer.vHeadDim) *
+               manifest.getCacheElementBytes(layer.kernel);
   return bytes;
 }
 
@@ -177,9 +176,8 @@ std::string hybrid::tools::describeCache(const rt::Manifest &manifest,
   int64_t full = getAllFullCacheBytes(manifest, batch, tokens);
   return formatv("cache: {0} bytes ({1}, batch {2}, up to {3} tokens); every "
                  "layer full: {4} bytes; this schedule needs {5:f1}% of that",
-                 bytes, manifest.target == "cpu" ? "f32" : "bf16", batch,
-                 tokens, full,
-                 full ? 100.0 * double(bytes) / double(full) : 0.0)
+                 bytes, manifest.roundsToBF16() ? "bf16" : "f32", batch, tokens,
+                 full, full ? 100.0 * double(bytes) / double(full) : 0.0)
       .str();
 }
 

@@ -154,9 +154,9 @@ void storePositions(std::vector<float> &x, const std::array<int64_t, 4> &shape,
                     const std::vector<float> &part, int64_t begin,
                     int64_t count);
 
-/// Bytes of caches (f32 on CPUs, bf16 on GPUs) if every attention layer
-/// kept its own full K and V for `tokens` tokens of `batch` sequences (the
-/// plan's baseline).
+/// Bytes of the runtime's caches (bf16 on GPUs, f32 or bf16 on CPUs) if
+/// every attention layer kept its own full K and V for `tokens` tokens of
+/// `batch` sequences (the plan's baseline).
 int64_t getAllFullCacheBytes(const rt::Manifest &manifest, int64_t batch,
                              int64_t tokens);
 

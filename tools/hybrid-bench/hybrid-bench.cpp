@@ -115,9 +115,7 @@ int main(int argc, char **argv) {
       !error.empty())
     return fail(error);
 
-  // GPU caches hold bf16, CPU caches f32.
   bool onDevice = manifest.target != "cpu";
-  double cacheElementBytes = onDevice ? 2 : 4;
 
   // Prefill: the stateless call on the prompt, timed.
   for (const rt::LayerSpec *layer : decodeOnly ? decltype(timed){} : timed) {
@@ -199,7 +197,7 @@ int main(int argc, char **argv) {
       bool valuesOnly = manifest.kernels.at(layer.kernel).derivesKeys;
       double bytes = double(batch) * keys * double(layer.numKvHeads) *
                      double((valuesOnly ? 0 : layer.headDim) + layer.vHeadDim) *
-                     cacheElementBytes;
+                     double(manifest.getCacheElementBytes(layer.kernel));
       double flops = pairs * layer.getFlopsPerVisiblePair() * double(batch);
       entries[index]["decode_ms"] = ms;
       entries[index]["decode_gbytes_per_s"] = bytes / (ms * 1e6);

@@ -50,7 +50,10 @@ cl::opt<int64_t> maxSeq("max-seq", cl::init(0),
                         cl::cat(toolCategory));
 cl::opt<hybrid::StorageType>
     kvDtype("kv-dtype", cl::init(hybrid::StorageType::bf16),
-            cl::desc("Element type of stored caches and states"),
+            cl::desc("Element type of stored caches and states (the "
+                     "summary's plan: bf16 by default; artifacts: the caches "
+                     "the runtime keeps, f32 by default or bf16 on CPUs, "
+                     "bf16 on GPUs)"),
             cl::values(clEnumValN(hybrid::StorageType::f32, "f32", "4 bytes"),
                        clEnumValN(hybrid::StorageType::f16, "f16", "2 bytes"),
                        clEnumValN(hybrid::StorageType::bf16, "bf16", "2 bytes"),
@@ -135,7 +138,8 @@ int main(int argc, char **argv) {
   hybrid::CompileOptions options;
   options.target = target;
   options.maxSeq = maxSeq;
-  options.kvStorage = kvDtype;
+  if (kvDtype.getNumOccurrences())
+    options.kvStorage = kvDtype;
   options.qTile = qTile;
   options.kTile = kTile;
   options.kTileGiven = kTile.getNumOccurrences() > 0;
@@ -175,17 +179,10 @@ int main(int argc, char **argv) {
                 "and --warp-rows (16 rows per mma tile)");
   if (emit == Emit::Artifacts && outputDir.empty())
     return fail("--emit artifacts needs an output directory: -o DIR");
-  // Artifacts plan the caches the runtime keeps: f32 on CPUs (the kernels'
-  // type), bf16 on GPUs (the tensor cores' input).
-  if (emit == Emit::Artifacts) {
-    hybrid::StorageType kept =
-        target == "cpu" ? hybrid::StorageType::f32 : hybrid::StorageType::bf16;
-    if (kvDtype.getNumOccurrences() && kvDtype != kept)
-      return fail("--kv-dtype " + hybrid::stringifyStorageType(kvDtype).str() +
-                  ": the runtime stores " + (target == "cpu" ? "CPU" : "GPU") +
-                  " caches in " + hybrid::stringifyStorageType(kept).str());
-    options.kvStorage = kept;
-  }
+  if (emit == Emit::Artifacts)
+    if (std::string error = hybrid::validateArtifactCacheStorage(options);
+        !error.empty())
+      return fail(error);
 
   hybrid::CompilerContext context;
   OwningOpRef<ModuleOp> module = context.load(inputPath);

@@ -29,6 +29,14 @@ def ConvertHybridAttentionToCPU
       the mask per element.
       Scores and `P * V` are register-blocked FMA micro-kernels on
       `vector<16xf32>`; softmax is online (running max and sum per row).
+    - `@K_decode(q, k_cache, v_cache, [sinks,] [key_scale,] partial_out,
+      partial_max, partial_sum, position, num_splits, work_begin,
+      work_end)` (causal layers): a decode step of up to a few query
+      positions per work item over a KV cache of `cache-type` elements,
+      split over the key range; `@K_decode_combine` merges the splits.
+    - `@K_steps(q, k_cache, v_cache, ...)` (bf16 caches; causal layers
+      whose keys are stored): `@K` reading bf16 keys and values, converted
+      as each key tile is copied, for steps of many tokens over the cache.
 
     Queries sit at positions `Skv - Sq + i`, keys at `0 .. Skv-1`.
   }];
@@ -43,7 +51,11 @@ def ConvertHybridAttentionToCPU
            "Query rows (positions times the GQA group) per work item at "
            "most, rounded up to whole blocks of 32 (0: 256)">,
     Option<"kTile", "k-tile", "int64_t", /*default=*/"64",
-           "Keys per tile (a multiple of 32)">
+           "Keys per tile (a multiple of 32)">,
+    Option<"cacheType", "cache-type", "std::string", /*default=*/"\"f32\"",
+           "Element type of the KV caches the decode kernels read, f32 or "
+           "bf16 (bf16: causal layers also get `@K_steps`, the flash "
+           "kernel over bf16 keys and values, for steps of many tokens)">
   ];
 }
 

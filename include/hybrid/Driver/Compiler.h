@@ -18,6 +18,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace hybrid {
@@ -28,7 +29,9 @@ std::string getDefaultCUDAToolkit();
 struct CompileOptions {
   std::string target = "cpu";
   int64_t maxSeq = 0; // 0: the model's max_position_embeddings
-  StorageType kvStorage = StorageType::bf16;
+  /// Element type of stored caches; unset: bf16 for the summary's plan, and
+  /// for artifacts the runtime's default (f32 on CPUs, bf16 on GPUs).
+  std::optional<StorageType> kvStorage;
   int64_t qTile = 0, kTile = 64; // qTile: rows; 0: 256
   /// A tuning database (hybrid-tune) whose entries set each kernel's tiles
   /// (and on GPU targets its variant); kernels without an entry keep the
@@ -89,6 +92,15 @@ std::string validate(const CompileOptions &options);
 /// The error for a --target that is none of cpu, cuda:sm_80, cuda:sm_90a;
 /// empty if it is one.
 std::string validateTarget(llvm::StringRef target);
+
+/// The element type of the caches the options' artifacts plan: kvStorage,
+/// else the runtime's default for the target (f32 on CPUs, bf16 on GPUs).
+StorageType getArtifactCacheStorage(const CompileOptions &options);
+
+/// The error for artifacts whose caches the target's runtime does not keep
+/// in getArtifactCacheStorage() (CPUs: f32 or bf16; GPUs: bf16); empty if
+/// it does.
+std::string validateArtifactCacheStorage(const CompileOptions &options);
 
 /// Plans the schedule's caches; `expand` lists every layer.
 bool planSchedule(mlir::ModuleOp module, const CompileOptions &options,

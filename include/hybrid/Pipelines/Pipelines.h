@@ -46,6 +46,13 @@ struct CPUPipelineOptions
       llvm::cl::init(0)};
   Option<int64_t> kTile{*this, "k-tile", llvm::cl::desc("Keys per tile"),
                         llvm::cl::init(64)};
+  Option<StorageType> kvDtype{
+      *this, "kv-dtype",
+      llvm::cl::desc("Element type of the caches the runtime keeps (and the "
+                     "decode kernels read)"),
+      llvm::cl::init(StorageType::f32),
+      llvm::cl::values(clEnumValN(StorageType::f32, "f32", "4 bytes"),
+                       clEnumValN(StorageType::bf16, "bf16", "2 bytes"))};
 };
 
 struct CUDAPipelineOptions

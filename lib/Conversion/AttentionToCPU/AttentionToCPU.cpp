@@ -3,6 +3,7 @@
 #include "KernelEmitter.h"
 #include "hybrid/Conversion/Passes.h"
 #include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/SymbolTable.h"
 
 namespace hybrid {
@@ -14,16 +15,26 @@ using namespace mlir;
 using namespace hybrid;
 using namespace hybrid::cpu;
 
-SmallVector<Type>
-hybrid::cpu::getAttentionInputTypes(ImplicitLocOpBuilder &b,
-                                    const AttentionSignature &sig) {
+SmallVector<Type> hybrid::cpu::getAttentionInputTypes(
+    ImplicitLocOpBuilder &b, const AttentionSignature &sig, Type kvElement) {
   SmallVector<Type> types = {
       getRowsType(b.getF32Type(), sig.heads, sig.headDim),
-      getRowsType(b.getF32Type(), sig.kvHeads, sig.headDim),
-      getRowsType(b.getF32Type(), sig.kvHeads, sig.vHeadDim)};
+      getRowsType(kvElement, sig.kvHeads, sig.headDim),
+      getRowsType(kvElement, sig.kvHeads, sig.vHeadDim)};
   if (sig.score.getSinks())
     types.push_back(MemRefType::get({sig.heads}, b.getF32Type()));
   return types;
+}
+
+Value hybrid::cpu::loadAsF32(ImplicitLocOpBuilder &b, int64_t width,
+                             Value memref, ValueRange indices) {
+  Type element = cast<MemRefType>(memref.getType()).getElementType();
+  Value x = vector::LoadOp::create(b, VectorType::get({width}, element), memref,
+                                   indices);
+  if (element.isF32())
+    return x;
+  // bf16 to f32 is exact: LLVM widens it with a shift.
+  return arith::ExtFOp::create(b, VectorType::get({width}, b.getF32Type()), x);
 }
 
 /// log2(e) as a constant of `type` (f32 or a vector of it).
@@ -120,6 +131,15 @@ struct ConvertAttentionToCPUPass
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
+    Builder builder(&getContext());
+    Type cacheElement = cacheType == "f32"    ? builder.getF32Type()
+                        : cacheType == "bf16" ? builder.getBF16Type()
+                                              : Type();
+    if (!cacheElement) {
+      module.emitError() << "cache-type must be f32 or bf16, got '" << cacheType
+                         << "'";
+      return signalPassFailure();
+    }
     FailureOr<SmallVector<std::pair<Operation *, AttentionOp>>> kernels =
         getAttentionKernels(module, "CPU kernels compute in f32; other element "
                                     "types are not supported yet");
@@ -155,7 +175,8 @@ struct ConvertAttentionToCPUPass
 
       std::string name = func.getSymName().str();
       ImplicitLocOpBuilder b(func.getLoc(), func);
-      func::FuncOp flash = emitFlashKernel(b, name + "_attention", sig, tiles);
+      func::FuncOp flash =
+          emitFlashKernel(b, name + "_attention", sig, tiles, b.getF32Type());
       flash->setAttr("hybrid.q_tile", b.getI64IntegerAttr(tiles.queries));
       flash->setAttr("hybrid.k_tile", b.getI64IntegerAttr(tiles.keys));
       emitPrepareKernel(b, name, sig, /*forQueries=*/true);
@@ -163,14 +184,19 @@ struct ConvertAttentionToCPUPass
         emitPrepareKernel(b, name, sig, /*forQueries=*/false);
       // Decoding extends a causal context; a bidirectional layer has none.
       if (sig.mask.getCausal()) {
-        func::FuncOp decode =
-            emitDecodeKernel(b, name + "_decode", sig, tiles.keys);
+        func::FuncOp decode = emitDecodeKernel(b, name + "_decode", sig,
+                                               tiles.keys, cacheElement);
         decode->setAttr("hybrid.q_tile", b.getI64IntegerAttr(getDecodePositions(
                                              sig, tiles.keys)));
         decode->setAttr("hybrid.k_tile", b.getI64IntegerAttr(tiles.keys));
         if (sig.derivesKeys) // it takes the key scale after the sinks
           decode->setAttr(kKEqVAttrName, b.getUnitAttr());
         emitCombineKernel(b, name + "_decode_combine", sig);
+        // Steps of many tokens run the flash kernel over the cache in place:
+        // a bf16 cache needs its own. (K=V caches hold values only, from
+        // which the runtime derives f32 keys for such steps.)
+        if (!cacheElement.isF32() && !sig.derivesKeys)
+          emitFlashKernel(b, name + "_steps", sig, tiles, cacheElement);
       }
       func.erase();
       flash.setSymName(name);

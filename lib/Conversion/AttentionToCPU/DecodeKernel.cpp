@@ -79,8 +79,8 @@ Value rotateSecond(ImplicitLocOpBuilder &b, Value x1, Value x2, Value cos,
 class DecodeEmitter {
 public:
   DecodeEmitter(ImplicitLocOpBuilder &b, const AttentionSignature &sig,
-                int64_t keyTile)
-      : b(b), sig(sig), group(sig.groupSize()),
+                int64_t keyTile, Type cacheElement)
+      : b(b), sig(sig), cacheElement(cacheElement), group(sig.groupSize()),
         kTile((keyTile + kLanes - 1) / kLanes * kLanes),
         keyWidth(sig.headDim % kLanes == 0 ? kLanes : 8),
         valueWidth(sig.vHeadDim % kLanes == 0 ? kLanes : 8),
@@ -159,6 +159,7 @@ private:
 
   ImplicitLocOpBuilder &b;
   const AttentionSignature &sig;
+  Type cacheElement; // f32 or bf16 (widened as it is loaded)
   int64_t group, kTile, keyWidth, valueWidth;
   int64_t positions;        // P: query positions per work item at most
   bool onePosition = false; // emitting the branch for items of one position
@@ -191,8 +192,9 @@ void DecodeEmitter::forEachCacheVector(
     function_ref<void(Value, Value, Value, ArrayRef<Value>)> body, bool derive,
     Value prefetchCache, int64_t ahead) {
   Value c0 = index(b, 0), c1 = index(b, 1);
-  VectorType type = vector(width);
   int64_t dim = cast<MemRefType>(cache.getType()).getDimSize(3);
+  // Prefetches ask for 64-byte lines.
+  int64_t lineElements = 512 / cacheElement.getIntOrFloatBitWidth();
   Value lastRow;
   if (prefetchCache && ahead > 0)
     lastRow = arith::SubIOp::create(
@@ -206,11 +208,11 @@ void DecodeEmitter::forEachCacheVector(
     forLoop(b, c0, index(b, sig.kvHeads), c1, [&](Value kvHead) {
       SmallVector<Value> chunks;
       for (int64_t c = 0; c < dim; c += width)
-        chunks.push_back(vector::LoadOp::create(
-            b, type, cache, ValueRange{batch, key, kvHead, index(b, c)}));
+        chunks.push_back(loadAsF32(
+            b, width, cache, ValueRange{batch, key, kvHead, index(b, c)}));
       if (prefetchCache) {
         int64_t dims = cast<MemRefType>(prefetchCache.getType()).getDimSize(3);
-        for (int64_t c = 0; c < dims; c += kLanes)
+        for (int64_t c = 0; c < dims; c += lineElements)
           memref::PrefetchOp::create(
               b, prefetchCache,
               ValueRange{batch, prefetchRow, kvHead, index(b, c)},
@@ -549,7 +551,7 @@ func::FuncOp DecodeEmitter::emit(StringRef name) {
   int64_t dyn = ShapedType::kDynamic;
   Type f32Type = b.getF32Type(), idx = b.getIndexType();
   bool hasSinks = sig.score.getSinks();
-  SmallVector<Type> inputs = getAttentionInputTypes(b, sig);
+  SmallVector<Type> inputs = getAttentionInputTypes(b, sig, cacheElement);
   if (sig.derivesKeys)
     inputs.push_back(MemRefType::get({sig.headDim}, f32Type));
   inputs.append(
@@ -714,8 +716,8 @@ int64_t hybrid::cpu::getDecodePositions(const AttentionSignature &sig,
 func::FuncOp hybrid::cpu::emitDecodeKernel(ImplicitLocOpBuilder &b,
                                            StringRef name,
                                            const AttentionSignature &sig,
-                                           int64_t keyTile) {
-  return DecodeEmitter(b, sig, keyTile).emit(name);
+                                           int64_t keyTile, Type cacheElement) {
+  return DecodeEmitter(b, sig, keyTile, cacheElement).emit(name);
 }
 
 func::FuncOp hybrid::cpu::emitCombineKernel(ImplicitLocOpBuilder &b,

@@ -79,9 +79,9 @@ Value getWindow(ImplicitLocOpBuilder &b, Value scratch, OpFoldResult row,
 class FlashEmitter {
 public:
   FlashEmitter(ImplicitLocOpBuilder &b, const AttentionSignature &sig,
-               const TileSizes &tiles)
-      : b(b), sig(sig), group(sig.groupSize()), qTile(tiles.queries),
-        kTile(tiles.keys), rows(group * tiles.queries),
+               const TileSizes &tiles, Type kvElement)
+      : b(b), sig(sig), kvElement(kvElement), group(sig.groupSize()),
+        qTile(tiles.queries), kTile(tiles.keys), rows(group * tiles.queries),
         vec(VectorType::get({kLanes}, b.getF32Type())),
         mask(VectorType::get({kLanes}, b.getI1Type())),
         ivec(VectorType::get({kLanes}, b.getI32Type())) {}
@@ -124,6 +124,7 @@ private:
 
   ImplicitLocOpBuilder &b;
   const AttentionSignature &sig;
+  Type kvElement; // of k and v: f32, or bf16 (widened as tiles are copied)
   int64_t group, qTile, kTile, rows;
   VectorType vec, mask, ivec;
 
@@ -228,12 +229,9 @@ void FlashEmitter::packKeyTile(Value batch, Value g, Value kt, Value count) {
   auto copyRow = [&](Value from, Value row, Value to, Value j, int64_t dim) {
     // Whole vectors, or half vectors where the dim is 8 modulo 16.
     int64_t width = dim % kLanes == 0 ? kLanes : kBlock;
-    VectorType piece = VectorType::get({width}, b.getF32Type());
     for (int64_t d = 0; d < dim; d += width)
       vector::StoreOp::create(
-          b,
-          vector::LoadOp::create(b, piece, from,
-                                 ValueRange{batch, row, g, index(b, d)}),
+          b, loadAsF32(b, width, from, ValueRange{batch, row, g, index(b, d)}),
           to, ValueRange{j, index(b, d)});
   };
   forLoop(b, c0, count, c1, [&](Value j) {
@@ -513,7 +511,7 @@ void FlashEmitter::visitRun(Value batch, Value g, Value lo, Value hi,
 
 func::FuncOp FlashEmitter::emit(StringRef name) {
   Type f32Type = b.getF32Type(), idx = b.getIndexType();
-  SmallVector<Type> inputs = getAttentionInputTypes(b, sig);
+  SmallVector<Type> inputs = getAttentionInputTypes(b, sig, kvElement);
   inputs.append({getRowsType(b.getF32Type(), sig.heads, sig.vHeadDim), idx, idx,
                  idx, idx, idx});
   func::FuncOp func = createKernelFunc(b, name, inputs);
@@ -595,6 +593,7 @@ func::FuncOp FlashEmitter::emit(StringRef name) {
 func::FuncOp hybrid::cpu::emitFlashKernel(ImplicitLocOpBuilder &b,
                                           StringRef name,
                                           const AttentionSignature &sig,
-                                          const TileSizes &tiles) {
-  return FlashEmitter(b, sig, tiles).emit(name);
+                                          const TileSizes &tiles,
+                                          Type kvElement) {
+  return FlashEmitter(b, sig, tiles, kvElement).emit(name);
 }

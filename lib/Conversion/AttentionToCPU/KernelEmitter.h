@@ -35,11 +35,13 @@ mlir::func::FuncOp emitPrepareKernel(mlir::ImplicitLocOpBuilder &b,
                                      bool forQueries);
 
 /// Emits the flash-attention kernel `@name` (prefill: all queries of a
-/// prompt over its keys).
+/// prompt over its keys), reading keys and values of `kvElement` (f32, or
+/// bf16: a session's cache).
 mlir::func::FuncOp emitFlashKernel(mlir::ImplicitLocOpBuilder &b,
                                    llvm::StringRef name,
                                    const AttentionSignature &sig,
-                                   const TileSizes &tiles);
+                                   const TileSizes &tiles,
+                                   mlir::Type kvElement);
 
 /// Query positions per decode work item at most: the tokens of a step share
 /// one read of the cache; up to 8, and as many as keep the item's scratch (a
@@ -47,12 +49,12 @@ mlir::func::FuncOp emitFlashKernel(mlir::ImplicitLocOpBuilder &b,
 int64_t getDecodePositions(const AttentionSignature &sig, int64_t keyTile);
 
 /// Emits the decode kernel `@name`: up to getDecodePositions() query
-/// positions of T per work item, over a KV cache, with split key ranges (see
-/// DecodeKernel.cpp).
+/// positions of T per work item, over a KV cache of `cacheElement` (f32 or
+/// bf16), with split key ranges (see DecodeKernel.cpp).
 mlir::func::FuncOp emitDecodeKernel(mlir::ImplicitLocOpBuilder &b,
                                     llvm::StringRef name,
                                     const AttentionSignature &sig,
-                                    int64_t keyTile);
+                                    int64_t keyTile, mlir::Type cacheElement);
 
 /// Emits the log-sum-exp merge of a decode kernel's split partial results.
 mlir::func::FuncOp emitCombineKernel(mlir::ImplicitLocOpBuilder &b,
@@ -63,11 +65,15 @@ mlir::func::FuncOp emitCombineKernel(mlir::ImplicitLocOpBuilder &b,
 // Small builders
 //===----------------------------------------------------------------------===//
 
-/// q, k, v and (with sinks) the sink logits: the inputs every attention
-/// kernel starts with.
+/// q, k and v (f32 rows; k and v of `kvElement`) and (with sinks) the sink
+/// logits: the inputs every attention kernel starts with.
 llvm::SmallVector<mlir::Type>
 getAttentionInputTypes(mlir::ImplicitLocOpBuilder &b,
-                       const AttentionSignature &sig);
+                       const AttentionSignature &sig, mlir::Type kvElement);
+
+/// `width` elements of `memref` at `indices` as f32 (widened from bf16).
+mlir::Value loadAsF32(mlir::ImplicitLocOpBuilder &b, int64_t width,
+                      mlir::Value memref, mlir::ValueRange indices);
 
 /// The softmax's exponentials, e^(s - max) as 2^(s log2(e) - max log2(e)):
 /// one FMA and a math.exp2, which hybrid-approximate-math makes cheaper than

@@ -129,6 +129,11 @@ struct KernelSpec {
   /// GPU targets, K=V layers: the keys of a range of cache positions
   /// derived, and its values gathered, into scratch for a flash step.
   std::string deriveKV;
+  /// CPU targets: the element type of the caches the decode kernel reads,
+  /// "f32" or "bf16", and for bf16 the flash kernel reading them (steps of
+  /// many tokens; empty for K=V layers, whose steps read derived f32 keys).
+  std::string cacheDtype = "f32";
+  std::string steps;
   // Where the tile sizes came from: the tuning signature and "database",
   // "default" or "default (no entry)"; empty in older manifests.
   std::string signature, tuningSource;
@@ -159,6 +164,23 @@ struct Manifest {
   /// By kernel function (a KernelSpec's entry, decode, ...); empty without
   /// a cubin.
   std::map<std::string, FunctionResources> resources;
+
+  /// Bytes per element of the caches of `kernel`'s layers: bf16 on GPUs,
+  /// the kernel's cache_dtype on CPUs.
+  int64_t getCacheElementBytes(const std::string &kernel) const {
+    return target != "cpu" || kernels.at(kernel).cacheDtype == "bf16" ? 2 : 4;
+  }
+  /// Whether some kernel attends over keys and values rounded to bf16: GPU
+  /// targets' (the tensor cores' input), CPU ones' over bf16 caches (decode
+  /// steps).
+  bool roundsToBF16() const {
+    if (target != "cpu")
+      return true;
+    for (const auto &[name, kernel] : kernels)
+      if (kernel.cacheDtype == "bf16")
+        return true;
+    return false;
+  }
 };
 
 /// Reads `dir`/manifest.json. On failure returns false and sets `error` to
