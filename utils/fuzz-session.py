@@ -18,8 +18,8 @@ tokens between), an output of the wrong dtype or layout), or has inputs the
 package converts (float64, float16, integers, Fortran order, strided views).
 
 A case passes when every valid or converted call returns the reference's
-output (max|out - ref| / max|ref| within 1e-4 on the CPU, 2e-2 in bf16 on
-the GPU) and every wrong call raises HybridError, TypeError or ValueError and
+output (max|out - ref| / max|ref| within 1e-4 on the CPU, 2e-2 over bf16
+caches: the GPU's, and the CPU's with --kv-dtype bf16, target cpu-bf16) and every wrong call raises HybridError, TypeError or ValueError and
 leaves every layer's cache as it was (later calls check that too). A crash,
 a hang, a wrong result, a refused valid call or an accepted wrong one is a
 finding, kept in DIR/findings/case-N/repro.sh.
@@ -27,7 +27,7 @@ finding, kept in DIR/findings/case-N/repro.sh.
   utils/fuzz-session.py [--cases N | --minutes M] [--seed S] [--dir DIR]
                         [--calls C] [--timeout SECONDS]
                         [--schedules caches.json,masks.json,...]
-                        [--targets cpu,cuda:sm_80] [--threads T]
+                        [--targets cpu,cpu-bf16,cuda:sm_80] [--threads T]
 
 With --threads T, a case makes T sessions of one model, each making its own
 random calls from a thread of its own (the calls take turns on the model's
@@ -370,8 +370,9 @@ def main():
                         help="seconds a case may take")
     parser.add_argument("--schedules", default=",".join(SCHEDULES),
                         help="of test/Runtime/Inputs, comma-separated")
-    parser.add_argument("--targets", default="cpu,cuda:sm_80",
-                        help="cuda:sm_80 runs under the PTX emulator, if built")
+    parser.add_argument("--targets", default="cpu,cpu-bf16,cuda:sm_80",
+                        help="cpu-bf16: CPU kernels over bf16 caches; cuda:sm_80 "
+                        "runs under the PTX emulator, if built")
     parser.add_argument("--threads", type=int, default=1,
                         help="sessions per case, each calling from a thread of its own")
     args = parser.parse_args()
@@ -383,7 +384,8 @@ def main():
         ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     env["HYBRID_COMPILE"] = os.path.join(bin_dir, "hybrid-compile")
     targets = [t for t in args.targets.split(",")
-               if t == "cpu" or t.startswith("cuda:") and os.path.exists(emulator)]
+               if t in ("cpu", "cpu-bf16")
+               or t.startswith("cuda:") and os.path.exists(emulator)]
     env["HYBRID_CUDA_DRIVER"] = emulator
     compiled = []
     for name in args.schedules.split(","):
@@ -391,7 +393,9 @@ def main():
             out = os.path.join(args.dir, "artifacts",
                                name.replace(".json", "") + "-" + target.replace(":", "_"))
             spec = os.path.join(ROOT, "test", "Runtime", "Inputs", name)
-            subprocess.run([env["HYBRID_COMPILE"], spec, "--target", target,
+            flags = (["--target", "cpu", "--kv-dtype", "bf16"] if target == "cpu-bf16"
+                     else ["--target", target])
+            subprocess.run([env["HYBRID_COMPILE"], spec, *flags,
                             "--max-seq", str(MAX_SEQ), "--emit", "artifacts", "-o", out],
                            check=True, env=env)
             compiled.append((os.path.basename(out), out, 1e-4 if target == "cpu" else 2e-2))
