@@ -113,8 +113,6 @@ bool CompiledModel::open(StringRef tool, StringRef input) {
   options.maxSeq = totalLength();
   if (kvDtype.getNumOccurrences())
     options.kvStorage = kvDtype;
-  if (std::string error = validateArtifactCacheStorage(options); !error.empty())
-    return fail(error);
   options.qTile = qTile;
   options.kTile = kTile;
   options.kTileGiven = kTile.getNumOccurrences() > 0;
@@ -122,6 +120,8 @@ bool CompiledModel::open(StringRef tool, StringRef input) {
   if (std::string error = applyGPUKernelOptions(options); !error.empty())
     return fail(error);
   if (std::string error = validate(options); !error.empty())
+    return fail(error);
+  if (std::string error = validateArtifactCacheStorage(options); !error.empty())
     return fail(error);
   if (!artifacts.prepare(input, options))
     return false;
