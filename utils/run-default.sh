@@ -34,6 +34,9 @@ bench_seq=${BENCH_SEQ_LEN:-4096}
 echo "== Timings per layer, batch 1: prefill of $bench_seq tokens, then decode steps at that context (medians)"
 "$bin/hybrid-bench" "$model" --seq-len "$bench_seq" --decode-steps 16 --repeat 3
 echo
+echo "== Decode steps of a sliding and a full layer over bf16 caches (--kv-dtype bf16: half the bytes a step reads, keys and values rounded to bf16)"
+"$bin/hybrid-bench" "$model" --seq-len "$bench_seq" --decode-steps 16 --decode-only --kv-dtype bf16 --layers 0,5 --repeat 3
+echo
 echo "== The same layers compiled for NVIDIA GPUs (cuda:sm_90a): PTX with tensor-core mma.sync, cubin"
 toolkit=${CUDA_HOME:-/usr/local/cuda}
 if [ ! -e "$toolkit/nvvm/libdevice/libdevice.10.bc" ]; then
