@@ -302,12 +302,11 @@ static KernelSpec parseKernel(const Fields &f) {
     throw FieldError(f.where("cache_dtype") + ": must be f32 or bf16, not '" +
                      k.cacheDtype + "'");
   k.steps = f.string("steps", std::string());
-  if (!k.steps.empty() && (k.cacheDtype != "bf16" || k.derivesKeys))
+  if (!k.steps.empty() && (!k.cachesBF16() || k.derivesKeys))
     throw FieldError(f.where("steps") +
                      ": only kernels of bf16 caches that store keys have their "
                      "own flash kernel for steps");
-  if (k.steps.empty() && k.cacheDtype == "bf16" && !k.decode.empty() &&
-      !k.derivesKeys)
+  if (k.steps.empty() && k.cachesBF16() && !k.decode.empty() && !k.derivesKeys)
     throw FieldError(f.where("steps") +
                      ": a kernel of bf16 caches needs the flash kernel over "
                      "them for steps of many tokens");

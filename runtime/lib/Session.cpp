@@ -106,11 +106,6 @@ int64_t mirrorRows(int64_t rows, int64_t maxSeq, int64_t maxKeyTile) {
   return rows < maxSeq ? std::min(maxKeyTile, rows) : 0;
 }
 
-/// Whether `l`'s kernels read bf16 host caches (else f32).
-bool hasBF16Cache(const hybrid_rt_model &model, const LayerSpec &l) {
-  return model.manifest.kernels.at(l.kernel).cacheDtype == "bf16";
-}
-
 /// An error if a session's caches would take more memory than there is:
 /// host caches (f32 or bf16, every layer that keeps its own) past the host's
 /// memory (hybrid_rt_host_memory_bytes), where zero-filling them would wake the
@@ -134,7 +129,8 @@ std::string checkCacheMemory(hybrid_rt_model &model, int64_t batch,
 #endif
     int64_t keyDim = keepsValuesOnly(l) ? 0 : l.headDim;
     bytes += double(batch) * double(rows) * double(l.numKvHeads) *
-             double(keyDim + l.vHeadDim) * (hasBF16Cache(model, l) ? 2 : 4);
+             double(keyDim + l.vHeadDim) *
+             double(model.manifest.getCacheElementBytes(l.kernel));
   }
   auto more = [&](double held, const std::string &whose) {
     return "the caches take " + describeBytes(bytes) + ", more than the " +
@@ -373,7 +369,8 @@ hybrid_rt_session_create(hybrid_rt_model *model,
       }
 #endif
       if (hybrid_rt_status status = allocateHostCache(
-              c, l, s->batch, keepsValuesOnly(l), hasBF16Cache(*model, l),
+              c, l, s->batch, keepsValuesOnly(l),
+              model->manifest.kernels.at(l.kernel).cachesBF16(),
               layerWhere("hybrid_rt_session_create", l.index)))
         return status;
     }

@@ -299,10 +299,9 @@ json describe(const LayerSpec &l) {
 /// The range of random queries for `l`: 1, except for bf16 kernels (GPU
 /// ones, CPU ones over bf16 caches), whose scores get at most a standard
 /// deviation of 2: with q, k uniform in [-1, 1] it is scale * sqrt(D) / 3,
-/// which at scale 1 and D = 512 (Gemma 4)
-/// is 7.5, and bf16 rounding of such scores alone moves the output by about
-/// 3e-2 (a NumPy model of the rounding), past any tolerance that still
-/// catches kernel bugs.
+/// which at scale 1 and D = 512 (Gemma 4) is 7.5, and bf16 rounding of such
+/// scores alone moves the output by about 3e-2 (a NumPy model of the
+/// rounding), past any tolerance that still catches kernel bugs.
 float queryRange(const LayerSpec &l, bool bf16) {
   double std = std::abs(l.scale) * std::sqrt(double(l.headDim)) / 3;
   return bf16 && std > 2 ? float(2 / std) : 1.f;

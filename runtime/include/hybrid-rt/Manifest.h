@@ -134,6 +134,7 @@ struct KernelSpec {
   /// many tokens; empty for K=V layers, whose steps read derived f32 keys).
   std::string cacheDtype = "f32";
   std::string steps;
+  bool cachesBF16() const { return cacheDtype == "bf16"; }
   // Where the tile sizes came from: the tuning signature and "database",
   // "default" or "default (no entry)"; empty in older manifests.
   std::string signature, tuningSource;
@@ -168,7 +169,7 @@ struct Manifest {
   /// Bytes per element of the caches of `kernel`'s layers: bf16 on GPUs,
   /// the kernel's cache_dtype on CPUs.
   int64_t getCacheElementBytes(const std::string &kernel) const {
-    return target != "cpu" || kernels.at(kernel).cacheDtype == "bf16" ? 2 : 4;
+    return target != "cpu" || kernels.at(kernel).cachesBF16() ? 2 : 4;
   }
   /// Whether some kernel attends over keys and values rounded to bf16: GPU
   /// targets' (the tensor cores' input), CPU ones' over bf16 caches (decode
@@ -177,7 +178,7 @@ struct Manifest {
     if (target != "cpu")
       return true;
     for (const auto &[name, kernel] : kernels)
-      if (kernel.cacheDtype == "bf16")
+      if (kernel.cachesBF16())
         return true;
     return false;
   }
