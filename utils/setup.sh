@@ -37,7 +37,7 @@ esac
 # Python packages (tests and tools); pip only when something is missing.
 python3 - <<'PY' || python3 -m pip install -q --disable-pip-version-check -r utils/requirements.txt
 import importlib.util, os, sys
-missing = any(importlib.util.find_spec(m) is None for m in ("numpy", "pytest", "matplotlib", "nanobind", "scikit_build_core"))
+missing = any(importlib.util.find_spec(m) is None for m in ("numpy", "pytest", "matplotlib", "nanobind", "scikit_build_core", "ml_dtypes"))
 try:  # cuobjdump and nvdisasm: nvidia/cu13/bin
     import nvidia.cu13
     bins = [os.path.join(p, "bin") for p in nvidia.cu13.__path__]

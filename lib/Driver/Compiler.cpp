@@ -104,11 +104,12 @@ std::string
 hybrid::validateArtifactCacheStorage(const CompileOptions &options) {
   StorageType storage = getArtifactCacheStorage(options);
   bool onCPU = options.target == "cpu";
-  if (storage == StorageType::bf16 || (onCPU && storage == StorageType::f32))
+  if (storage == StorageType::bf16 ||
+      (onCPU && (storage == StorageType::f32 || storage == StorageType::f8)))
     return "";
   return ("--kv-dtype " + stringifyStorageType(storage) +
           ": the runtime keeps " +
-          (onCPU ? "CPU caches in f32 or bf16" : "GPU caches in bf16"))
+          (onCPU ? "CPU caches in f32, bf16 or f8" : "GPU caches in bf16"))
       .str();
 }
 

@@ -69,12 +69,14 @@ json hybrid::buildManifest(ModuleOp module, ScheduleOp schedule,
       kernels[symbol]["derives_keys"] = true;
     if (!onGPU && decode) {
       // The element type of the caches the decode kernel reads (its k), and
-      // for bf16 ones the flash kernel over them (null: steps of many
+      // for bf16 and f8 ones the flash kernel over them (null: steps of many
       // tokens over an f32 cache run the prompt's kernel, `entry`).
       Type cache =
           cast<MemRefType>(cast<func::FuncOp>(decode).getArgumentTypes()[1])
               .getElementType();
-      kernels[symbol]["cache_dtype"] = cache.isBF16() ? "bf16" : "f32";
+      kernels[symbol]["cache_dtype"] = cache.isF32()    ? "f32"
+                                       : cache.isBF16() ? "bf16"
+                                                        : "f8";
       kernels[symbol]["steps"] = entry(symbol + "_steps");
     }
     if (onGPU) {
@@ -133,8 +135,8 @@ json hybrid::buildManifest(ModuleOp module, ScheduleOp schedule,
   // too (they take the length and a count); 10: K=V layers have kernels of
   // their own, whose CPU decode kernel derives keys from cached values; 11:
   // so does their GPU decode kernel (derive_kv for flash steps); 13: CPU
-  // kernels state their caches' element type (cache_dtype: f32 or bf16),
-  // and bf16 ones come with a flash kernel over them (steps).
+  // kernels state their caches' element type (cache_dtype: f32, bf16 or,
+  // since, f8), and narrow ones come with a flash kernel over them (steps).
   json manifest = {{"version", 13},
                    {"target", target.str()},
                    {"library", library.str()},

@@ -20,7 +20,10 @@ def rope(x, positions, pos):
     return np.concatenate([a * cos - b * sin, b * cos + a * sin, rest], axis=-1)
 
 
-def attention(layer, q, k, v, sinks=None):
+def attention(layer, q, k, v, sinks=None, cached=None):
+    """`cached` (a function of an array), if given, rounds the values and
+    the rotated keys as a session's cache holds them (decode steps over
+    bf16 or f8 caches)."""
     q, k, v = (np.asarray(x, np.float64) for x in (q, k, v))
     b, sq, hq, d = q.shape
     skv = k.shape[1]
@@ -29,6 +32,8 @@ def attention(layer, q, k, v, sinks=None):
     pos = layer.get("positional") or {"type": "none"}
     if pos["type"] != "none":
         q, k = rope(q, pq, pos), rope(k, pk, pos)
+    if cached:
+        k, v = cached(k), cached(v)
     group = hq // k.shape[2]
     k, v = np.repeat(k, group, axis=2), np.repeat(v, group, axis=2)
     s = np.einsum("bqhd,bkhd->bhqk", q, k) * layer["scale"]

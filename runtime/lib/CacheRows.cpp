@@ -3,13 +3,26 @@
 #include "CacheRows.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <limits>
 
 using namespace hybrid::rt;
 
-uint16_t hybrid::rt::roundToBF16(float x) {
+CacheElement hybrid::rt::getCacheElement(const std::string &dtype) {
+  return dtype == "bf16" ? CacheElement::BF16
+         : dtype == "f8" ? CacheElement::F8E4M3FN
+                         : CacheElement::F32;
+}
+
+static uint32_t bitsOf(float x) {
   uint32_t bits;
   std::memcpy(&bits, &x, sizeof(bits));
+  return bits;
+}
+
+uint16_t hybrid::rt::roundToBF16(float x) {
+  uint32_t bits = bitsOf(x);
   if ((bits & 0x7fffffffu) > 0x7f800000u) // NaN: keep it quiet, and a NaN
     return uint16_t((bits >> 16) | 0x40);
   // Ties go to the even one: add 0x7fff, plus one if the kept part is odd.
@@ -24,19 +37,74 @@ float hybrid::rt::widenBF16(uint16_t x) {
   return f;
 }
 
-void CacheRows::allocate(int64_t elements, bool asBF16) {
-  bf16 = asBF16;
-  if (bf16)
-    bf16Rows.assign(size_t(elements), 0);
+uint8_t hybrid::rt::roundToF8E4M3FN(float x) {
+  uint32_t bits = bitsOf(x);
+  uint8_t sign = uint8_t((bits >> 24) & 0x80);
+  uint32_t magnitude = bits & 0x7fffffffu;
+  if (magnitude > 0x7f800000u) // NaN
+    return sign | 0x7f;
+  if (magnitude >= bitsOf(448.f)) // the largest finite (its own rounding
+    return sign | 0x7e;           // reaches 464, where 480 is no number)
+  if (magnitude < bitsOf(0x1p-6f)) {
+    // Subnormals (and zero) are multiples of 2^-9, up to 8 of them (the
+    // smallest normal, whose code is 8 too); rint ties to even.
+    float units = std::nearbyint(std::fabs(x) * 512.f);
+    return sign | uint8_t(units);
+  }
+  // Normal: keep 3 of 23 mantissa bits, ties to even (a carry moves into
+  // the exponent), then rebias the exponent from 127 to 7.
+  magnitude += 0x7ffffu + ((magnitude >> 20) & 1);
+  uint32_t exponent = (magnitude >> 23) - 127 + 7;
+  return sign | uint8_t(exponent << 3) | uint8_t((magnitude >> 20) & 7);
+}
+
+float hybrid::rt::widenF8E4M3FN(uint8_t x) {
+  int exponent = (x >> 3) & 15, mantissa = x & 7;
+  float magnitude;
+  if (exponent == 15 && mantissa == 7)
+    magnitude = std::numeric_limits<float>::quiet_NaN();
+  else if (exponent == 0)
+    magnitude = std::ldexp(float(mantissa), -9);
   else
+    magnitude = std::ldexp(float(8 + mantissa), exponent - 10);
+  return x & 0x80 ? -magnitude : magnitude;
+}
+
+float hybrid::rt::roundAs(CacheElement element, float x) {
+  switch (element) {
+  case CacheElement::F32:
+    return x;
+  case CacheElement::BF16:
+    return widenBF16(roundToBF16(x));
+  case CacheElement::F8E4M3FN:
+    return widenF8E4M3FN(roundToF8E4M3FN(x));
+  }
+  return x;
+}
+
+void CacheRows::allocate(int64_t elements, CacheElement asElement) {
+  element = asElement;
+  switch (element) {
+  case CacheElement::F32:
     f32Rows.assign(size_t(elements), 0.f);
+    break;
+  case CacheElement::BF16:
+    bf16Rows.assign(size_t(elements), 0);
+    break;
+  case CacheElement::F8E4M3FN:
+    f8Rows.assign(size_t(elements), 0);
+    break;
+  }
 }
 
 Tensor4 CacheRows::tensor(const std::array<int64_t, 4> &shape) const {
   // Descriptors carry addresses; the kernel's memref type says what they
   // hold.
-  const void *data = bf16 ? static_cast<const void *>(bf16Rows.data())
-                          : static_cast<const void *>(f32Rows.data());
+  const void *data = element == CacheElement::BF16
+                         ? static_cast<const void *>(bf16Rows.data())
+                     : element == CacheElement::F8E4M3FN
+                         ? static_cast<const void *>(f8Rows.data())
+                         : static_cast<const void *>(f32Rows.data());
   return makeTensor4(static_cast<const float *>(data), shape.data());
 }
 
@@ -46,10 +114,17 @@ void CacheRows::store(const float *src, int64_t batch, int64_t rows,
     for (int64_t t = std::max<int64_t>(0, count - rows); t < count; ++t) {
       const float *from = &src[(b * count + t) * rowWidth];
       size_t at = size_t((b * rows + (first + t) % rows) * rowWidth);
-      if (bf16)
-        std::transform(from, from + rowWidth, &bf16Rows[at], roundToBF16);
-      else
+      switch (element) {
+      case CacheElement::F32:
         std::memcpy(&f32Rows[at], from, rowWidth * sizeof(float));
+        break;
+      case CacheElement::BF16:
+        std::transform(from, from + rowWidth, &bf16Rows[at], roundToBF16);
+        break;
+      case CacheElement::F8E4M3FN:
+        std::transform(from, from + rowWidth, &f8Rows[at], roundToF8E4M3FN);
+        break;
+      }
     }
 }
 
@@ -58,10 +133,18 @@ void CacheRows::widen(float *out, int64_t batch, int64_t rows, int64_t first,
   for (int64_t b = 0; b < batch; ++b)
     for (int64_t p = std::max<int64_t>(first, total - rows); p < total; ++p) {
       size_t at = size_t((b * rows + p % rows) * rowWidth);
-      if (bf16)
+      switch (element) {
+      case CacheElement::F32:
+        std::memcpy(&out[at], &f32Rows[at], rowWidth * sizeof(float));
+        break;
+      case CacheElement::BF16:
         std::transform(&bf16Rows[at], &bf16Rows[at] + rowWidth, &out[at],
                        widenBF16);
-      else
-        std::memcpy(&out[at], &f32Rows[at], rowWidth * sizeof(float));
+        break;
+      case CacheElement::F8E4M3FN:
+        std::transform(&f8Rows[at], &f8Rows[at] + rowWidth, &out[at],
+                       widenF8E4M3FN);
+        break;
+      }
     }
 }

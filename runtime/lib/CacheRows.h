@@ -1,8 +1,9 @@
 //===- CacheRows.h - One tensor of a layer's host cache ---------*- C++ -*-===//
 //
 // The keys or values a CPU session keeps for a layer, [B, rows, Hkv, width]
-// with position p in row p % rows: f32, or bf16 (half the bytes a decode
-// step reads; the kernels widen each element as they load it).
+// with position p in row p % rows: f32, bf16 (half the bytes a decode step
+// reads) or f8 (OCP FP8 E4M3FN, unscaled: a quarter); the kernels widen each
+// element as they load it.
 //
 //===----------------------------------------------------------------------===//
 
@@ -13,29 +14,46 @@
 
 #include <array>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace hybrid::rt {
+
+/// What a host cache holds (a kernel's cache_dtype).
+enum class CacheElement { F32, BF16, F8E4M3FN };
+
+/// The element of cache_dtype `dtype` ("f32", "bf16" or "f8"; the manifest
+/// admits no other).
+CacheElement getCacheElement(const std::string &dtype);
 
 /// f32 to bf16, rounded to nearest even (NaNs stay NaNs).
 uint16_t roundToBF16(float x);
 /// bf16 to f32 (exact).
 float widenBF16(uint16_t x);
+/// f32 to E4M3FN, rounded to nearest even; magnitudes past the largest
+/// finite one (448, infinities too) saturate to it, NaNs stay NaNs.
+uint8_t roundToF8E4M3FN(float x);
+/// E4M3FN to f32 (exact).
+float widenF8E4M3FN(uint8_t x);
+/// x rounded to the cache element's precision, as f32.
+float roundAs(CacheElement element, float x);
 
 class CacheRows {
 public:
-  /// Zeroed rows: `elements` of f32, or of bf16 with `bf16`. Throws
-  /// std::bad_alloc or std::length_error where they cannot be allocated.
-  void allocate(int64_t elements, bool bf16);
-  bool isBF16() const { return bf16; }
+  /// Zeroed rows: `elements` of `element`. Throws std::bad_alloc or
+  /// std::length_error where they cannot be allocated.
+  void allocate(int64_t elements, CacheElement element);
+  CacheElement getElement() const { return element; }
   int64_t bytes() const {
     return int64_t(f32Rows.size() * sizeof(float) +
-                   bf16Rows.size() * sizeof(uint16_t));
+                   bf16Rows.size() * sizeof(uint16_t) + f8Rows.size());
   }
   /// A kernel operand over all of it, shaped [B, rows, Hkv, width].
   Tensor4 tensor(const std::array<int64_t, 4> &shape) const;
-  /// The f32 rows (null for bf16 ones).
-  const float *f32Data() const { return bf16 ? nullptr : f32Rows.data(); }
+  /// The f32 rows (null for narrower ones).
+  const float *f32Data() const {
+    return element == CacheElement::F32 ? f32Rows.data() : nullptr;
+  }
 
   /// Positions [first, first + count) of src [B, count, Hkv, width] into the
   /// rows that hold them (`rows` per sequence, `rowWidth` = Hkv * width);
@@ -48,9 +66,10 @@ public:
              int64_t total, int64_t rowWidth) const;
 
 private:
-  bool bf16 = false;
+  CacheElement element = CacheElement::F32;
   std::vector<float> f32Rows;
   std::vector<uint16_t> bf16Rows;
+  std::vector<uint8_t> f8Rows;
 };
 
 } // namespace hybrid::rt

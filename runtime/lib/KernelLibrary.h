@@ -99,7 +99,7 @@ struct KernelEntryPoints {
   DecodeDerivedFn decodeDerived = nullptr; // K=V: one of these instead
   DecodeDerivedWithSinksFn decodeDerivedWithSinks = nullptr;
   CombineFn combine = nullptr;
-  // bf16 caches: the flash kernel over them (one of these; both null for
+  // bf16 and f8 caches: the flash kernel over them (one of these; both null for
   // f32 caches and K=V layers).
   AttentionFn steps = nullptr;
   AttentionWithSinksFn stepsWithSinks = nullptr;

@@ -298,18 +298,18 @@ static KernelSpec parseKernel(const Fields &f) {
   k.decodeBF16 = f.string("decode_bf16", std::string());
   k.deriveKV = f.string("derive_kv", std::string());
   k.cacheDtype = f.string("cache_dtype", std::string("f32"));
-  if (k.cacheDtype != "f32" && k.cacheDtype != "bf16")
-    throw FieldError(f.where("cache_dtype") + ": must be f32 or bf16, not '" +
-                     k.cacheDtype + "'");
+  if (k.cacheDtype != "f32" && k.cacheDtype != "bf16" && k.cacheDtype != "f8")
+    throw FieldError(f.where("cache_dtype") +
+                     ": must be f32, bf16 or f8, not '" + k.cacheDtype + "'");
   k.steps = f.string("steps", std::string());
-  if (!k.steps.empty() && (!k.cachesBF16() || k.derivesKeys))
+  if (!k.steps.empty() && (k.cachesF32() || k.derivesKeys))
     throw FieldError(f.where("steps") +
-                     ": only kernels of bf16 caches that store keys have their "
-                     "own flash kernel for steps");
-  if (k.steps.empty() && k.cachesBF16() && !k.decode.empty() && !k.derivesKeys)
-    throw FieldError(f.where("steps") +
-                     ": a kernel of bf16 caches needs the flash kernel over "
-                     "them for steps of many tokens");
+                     ": only kernels of bf16 or f8 caches that store keys "
+                     "have their own flash kernel for steps");
+  if (k.steps.empty() && !k.cachesF32() && !k.decode.empty() && !k.derivesKeys)
+    throw FieldError(f.where("steps") + ": a kernel of " + k.cacheDtype +
+                     " caches needs the flash kernel over them for steps of "
+                     "many tokens");
   if (!k.deriveKV.empty() && !k.derivesKeys)
     throw FieldError(f.where("derive_kv") +
                      ": only a kernel that derives keys (derives_keys) has it");

@@ -105,10 +105,10 @@ void hybrid::rt::runFlash(hybrid_rt_model &model, const LayerSpec &l, Tensor4 q,
   else // a prompt: causal tiles cost unlike, many items balance them
     tile = choosePrefillTile(spec.qTile, group, seq, heads, threads);
   int64_t items = heads * ((seq + tile - 1) / tile);
-  bool bf16 = read == FlashKeys::BF16;
+  bool cached = read == FlashKeys::Cached;
   AttentionWithSinksFn withSinks =
-      bf16 ? fn.stepsWithSinks : fn.attentionWithSinks;
-  AttentionFn plain = bf16 ? fn.steps : fn.attention;
+      cached ? fn.stepsWithSinks : fn.attentionWithSinks;
+  AttentionFn plain = cached ? fn.steps : fn.attention;
   model.pool->parallelFor(items, 1, [&](int64_t begin, int64_t end) {
     Tensor4 qc = q, kc = k, vc = v, oc = out;
     if (withSinks) {

@@ -52,7 +52,7 @@ struct hybrid_rt_model {
   /// layer; empty: ones.
   std::vector<std::vector<float>> keyScales;
   std::vector<float> scaledK;  // keys multiplied by their scale
-  std::vector<float> widenedV; // bf16 cached values as f32 (K=V steps)
+  std::vector<float> widenedV; // narrow cached values as f32 (K=V steps)
   std::vector<float> ones;     // the key scale of K=V layers without one
   /// Held through every call on the model or its sessions: they share the
   /// pool (not reentrant), this scratch and the GPU backend's, so calls
@@ -134,8 +134,8 @@ bool keepsValuesOnly(const LayerSpec &layer);
 Tensor1 getKeyScaleTensor(hybrid_rt_model &model, const LayerSpec &layer);
 
 /// What the flash kernel's k and v hold: f32 (the prompt's kernel,
-/// `entry`), or bf16 (a bf16 cache: `steps`).
-enum class FlashKeys { F32, BF16 };
+/// `entry`), or a bf16 or f8 cache's elements (`steps`).
+enum class FlashKeys { F32, Cached };
 
 /// The flash kernel of `layer` on prepared queries q [B, Sq, Hq, D] over
 /// `numKeys` key positions (>= Sq: query i sits at position numKeys - Sq +
@@ -163,7 +163,7 @@ const float *deriveCachedKeys(hybrid_rt_model &model, const LayerSpec &layer,
                               int64_t first, int64_t total);
 
 /// The cached values of positions [first, total) as f32, [B, rows, Hkv,
-/// Dv] at their rows: an f32 cache itself, a bf16 one widened into the
+/// Dv] at their rows: an f32 cache itself, a narrower one widened into the
 /// model's scratch (valid until the next call).
 const float *widenCachedValues(hybrid_rt_model &model, const CacheRows &values,
                                const Shape &shape, int64_t first,

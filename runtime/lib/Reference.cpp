@@ -109,10 +109,13 @@ static void rotate(std::vector<double> &x, int64_t seq, int64_t heads,
   }
 }
 
-std::vector<double> reference::attention(const LayerSpec &l, int64_t batch,
-                                         int64_t numQueries, int64_t numKeys,
-                                         const float *q, const float *k,
-                                         const float *v, const float *sinks) {
+/// attention(), with the rotated keys rounded as caches of `keysCachedAs`
+/// hold them.
+static std::vector<double> attend(const LayerSpec &l, int64_t batch,
+                                  int64_t numQueries, int64_t numKeys,
+                                  const float *q, const float *k,
+                                  const float *v, const float *sinks,
+                                  const std::string &keysCachedAs) {
   const int64_t hq = l.numHeads, hkv = l.numKvHeads, d = l.headDim,
                 dv = l.vHeadDim, group = hq / hkv;
   const int64_t firstQuery = numKeys - numQueries;
@@ -121,6 +124,9 @@ std::vector<double> reference::attention(const LayerSpec &l, int64_t batch,
   Rotation rotation = getRotation(l.positional, d);
   rotate(qs, numQueries, hq, d, rotation, firstQuery);
   rotate(ks, numKeys, hkv, d, rotation, 0);
+  if (keysCachedAs != "f32")
+    for (double &x : ks)
+      x = roundAsCached(keysCachedAs, float(x));
 
   std::vector<double> out(batch * numQueries * hq * dv, 0.0);
   // One (batch, query, head) row per work item: rows are independent, and
@@ -178,4 +184,90 @@ std::vector<double> reference::attention(const LayerSpec &l, int64_t batch,
                                           defaultNumThreads())));
   pool.parallelFor(items, grain, rows);
   return out;
+}
+
+std::vector<double> reference::attention(const LayerSpec &l, int64_t batch,
+                                         int64_t numQueries, int64_t numKeys,
+                                         const float *q, const float *k,
+                                         const float *v, const float *sinks) {
+  return attend(l, batch, numQueries, numKeys, q, k, v, sinks, "f32");
+}
+
+std::vector<double> reference::sessionAttention(
+    const LayerSpec &l, int64_t batch, int64_t numKeys, int64_t prompt,
+    const std::string &cacheDtype, const float *q, const float *k,
+    const float *v, const float *sinks, const std::vector<float> &keyScale) {
+  int64_t kw = l.numKvHeads * l.headDim, vw = l.numKvHeads * l.vHeadDim,
+          qw = l.numHeads * l.headDim, ow = l.numHeads * l.vHeadDim;
+  auto scaled = [&](std::vector<float> keys) {
+    for (size_t i = 0; i < keys.size() && !keyScale.empty(); ++i)
+      keys[i] *= keyScale[i % keyScale.size()];
+    return keys;
+  };
+  std::vector<float> keys = scaled({k, k + batch * numKeys * kw});
+  std::vector<double> out =
+      attend(l, batch, numKeys, numKeys, q, keys.data(), v, sinks, "f32");
+  if (cacheDtype == "f32" || prompt >= numKeys)
+    return out;
+  // The steps' queries, over the cache's keys and values: K=V caches hold
+  // the values, from which keys are derived; other caches, rotated keys.
+  int64_t steps = numKeys - prompt;
+  std::vector<float> stepQ(batch * steps * qw);
+  std::vector<float> cachedK(k, k + batch * numKeys * kw),
+      cachedV(v, v + batch * numKeys * vw);
+  for (int64_t b = 0; b < batch; ++b)
+    std::copy_n(&q[(b * numKeys + prompt) * qw], steps * qw,
+                &stepQ[b * steps * qw]);
+  auto round = [&](std::vector<float> &x) {
+    for (float &e : x)
+      e = roundAsCached(cacheDtype, e);
+  };
+  round(cachedV);
+  if (l.kEqV) {
+    round(cachedK);
+    cachedK = scaled(std::move(cachedK));
+  }
+  std::vector<double> stepOut =
+      attend(l, batch, steps, numKeys, stepQ.data(), cachedK.data(),
+             cachedV.data(), sinks, l.kEqV ? "f32" : cacheDtype);
+  for (int64_t b = 0; b < batch; ++b)
+    std::copy_n(&stepOut[b * steps * ow], steps * ow,
+                &out[(b * numKeys + prompt) * ow]);
+  return out;
+}
+
+//===----------------------------------------------------------------------===//
+// Cache element rounding
+//===----------------------------------------------------------------------===//
+
+/// x rounded to nearest even among the binary floats of `significantBits`
+/// (the leading one included) whose exponents are at least `minExponent`
+/// (smaller magnitudes: subnormals, the same spacing as at minExponent).
+static double roundToFloat(double x, int significantBits, int minExponent) {
+  if (x == 0 || !std::isfinite(x))
+    return x;
+  int exponent = std::ilogb(x); // |x| in [2^exponent, 2^(exponent+1))
+  double spacing =
+      std::ldexp(1.0, std::max(exponent, minExponent) - significantBits + 1);
+  return std::nearbyint(x / spacing) * spacing; // ties to even
+}
+
+double reference::getSessionTolerance(const std::string &cacheDtype) {
+  return cacheDtype == "f8" ? 1e-2 : cacheDtype == "bf16" ? 1e-3 : 1e-4;
+}
+
+float reference::roundAsCached(const std::string &dtype, float x) {
+  if (dtype == "bf16") {
+    double largest = std::ldexp(2.0 - std::ldexp(1.0, -7), 127);
+    double rounded = roundToFloat(x, 8, -126);
+    return std::fabs(rounded) > largest ? std::copysign(INFINITY, x)
+                                        : float(rounded);
+  }
+  if (dtype == "f8") {
+    if (std::isnan(x))
+      return x;
+    double rounded = roundToFloat(x, 4, -6);
+    return float(std::clamp(rounded, -448.0, 448.0)); // infinities too
+  }
+  return x;
 }

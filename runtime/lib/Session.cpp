@@ -4,7 +4,7 @@
 // keys and a [B, rows, Hkv, Dv] tensor of values; the token at position p
 // lives in row p % rows, so full caches (rows = max_seq) never wrap and ring
 // and chunk caches reuse their rows. Host caches hold f32 or, where the
-// kernels were compiled for it (--kv-dtype bf16), bf16 (CacheRows.h). K=V
+// kernels were compiled for it (--kv-dtype), bf16 or f8 (CacheRows.h). K=V
 // layers' values are their k, and their caches keep the values only: their
 // decode kernel derives each key as it loads it (times the key scale, rotated
 // by angles it steps key by key), and the flash kernel, for prompts and steps
@@ -107,11 +107,11 @@ int64_t mirrorRows(int64_t rows, int64_t maxSeq, int64_t maxKeyTile) {
 }
 
 /// An error if a session's caches would take more memory than there is:
-/// host caches (f32 or bf16, every layer that keeps its own) past the host's
-/// memory (hybrid_rt_host_memory_bytes), where zero-filling them would wake the
-/// out-of-memory killer rather than fail an allocation; device caches (bf16,
-/// with their mirror rows) past the GPU's free memory, refused before any is
-/// allocated.
+/// host caches (f32, bf16 or f8, every layer that keeps its own) past the
+/// host's memory (hybrid_rt_host_memory_bytes), where zero-filling them would
+/// wake the out-of-memory killer rather than fail an allocation; device caches
+/// (bf16, with their mirror rows) past the GPU's free memory, refused before
+/// any is allocated.
 std::string checkCacheMemory(hybrid_rt_model &model, int64_t batch,
                              int64_t maxSeq, int64_t maxStep,
                              int64_t maxKeyTile) {
@@ -170,14 +170,16 @@ std::string layerWhere(const char *call, int64_t layer) {
   return std::string(call) + ": layer " + std::to_string(layer);
 }
 
-/// Zeroed host rows for `c` (values, and keys unless `valuesOnly`; bf16
-/// where the layer's kernels read bf16 caches); an error if they overflow a
-/// size (INVALID_ARGUMENT) or cannot be allocated (OUT_OF_MEMORY), recorded
-/// for the caller `where`.
+/// Zeroed host rows for `c` (values, and keys unless `valuesOnly`) of the
+/// element type the layer's kernels read; an error if they overflow a size
+/// (INVALID_ARGUMENT) or cannot be allocated (OUT_OF_MEMORY), recorded for
+/// the caller `where`.
 hybrid_rt_status allocateHostCache(LayerCache &c, const LayerSpec &l,
-                                   int64_t batch, bool valuesOnly, bool bf16,
+                                   int64_t batch, bool valuesOnly,
+                                   const KernelSpec &kernel,
                                    const std::string &where) {
-  int64_t elementBytes = bf16 ? 2 : 4;
+  int64_t elementBytes = kernel.getCacheElementBytes();
+  CacheElement element = getCacheElement(kernel.cacheDtype);
   auto elements = [&](int64_t dim, int64_t &n) {
     int64_t bytes;
     return !__builtin_mul_overflow(batch, c.rows, &n) &&
@@ -195,8 +197,8 @@ hybrid_rt_status allocateHostCache(LayerCache &c, const LayerSpec &l,
   int64_t keyBytes = keyElements * elementBytes,
           valueBytes = valueElements * elementBytes;
   try {
-    c.keys.allocate(keyElements, bf16);
-    c.values.allocate(valueElements, bf16);
+    c.keys.allocate(keyElements, element);
+    c.values.allocate(valueElements, element);
   } catch (const std::exception &) { // bad_alloc, length_error
     return fail(HYBRID_RT_OUT_OF_MEMORY,
                 where + ": " + what + " (" +
@@ -370,7 +372,7 @@ hybrid_rt_session_create(hybrid_rt_model *model,
 #endif
       if (hybrid_rt_status status = allocateHostCache(
               c, l, s->batch, keepsValuesOnly(l),
-              model->manifest.kernels.at(l.kernel).cachesBF16(),
+              model->manifest.kernels.at(l.kernel),
               layerWhere("hybrid_rt_session_create", l.index)))
         return status;
     }
@@ -705,11 +707,11 @@ hybrid_rt_status hybrid_rt_session_decode(hybrid_rt_session *s, int64_t layer,
                      ? StepKernel::Flash
                      : StepKernel::Decode;
   if (stepKernel == StepKernel::Flash) {
-    // bf16 caches: the kernel compiled for them (`steps`), or for K=V
-    // layers the prompt's kernel over values widened and keys derived from
-    // them into scratch.
-    FlashKeys read = owner->values.isBF16() && !valuesOnly ? FlashKeys::BF16
-                                                           : FlashKeys::F32;
+    // bf16 and f8 caches: the kernel compiled for them (`steps`), or for
+    // K=V layers the prompt's kernel over values widened and keys derived
+    // from them into scratch.
+    FlashKeys read = owner->values.f32Data() || valuesOnly ? FlashKeys::F32
+                                                           : FlashKeys::Cached;
     if (valuesOnly) {
       const float *values =
           widenCachedValues(model, owner->values, vShape, first, total);

@@ -297,7 +297,7 @@ json describe(const LayerSpec &l) {
 }
 
 /// The range of random queries for `l`: 1, except for bf16 kernels (GPU
-/// ones, CPU ones over bf16 caches), whose scores get at most a standard
+/// ones), whose scores get at most a standard
 /// deviation of 2: with q, k uniform in [-1, 1] it is scale * sqrt(D) / 3,
 /// which at scale 1 and D = 512 (Gemma 4) is 7.5, and bf16 rounding of such
 /// scores alone moves the output by about 3e-2 (a NumPy model of the
@@ -384,16 +384,11 @@ bool setKeyScales(Model &model, const Manifest &manifest, KeyScales &scales) {
   return true;
 }
 
-/// The keys the reference attends with: `k` [.., Hkv, D] times the key
-/// scale of the layer whose cache `l` reads (its own), if it has one.
-std::vector<float> referenceKeys(const LayerSpec &l, std::vector<float> k,
-                                 const KeyScales &scales) {
+/// The key scale ([D]) of the layer whose cache `l` reads (its own), which
+/// its keys are multiplied by; empty if it has none.
+std::vector<float> keyScaleOf(const LayerSpec &l, const KeyScales &scales) {
   auto it = scales.find(l.cacheOwner());
-  if (it == scales.end())
-    return k;
-  for (size_t i = 0; i < k.size(); ++i)
-    k[i] *= it->second[i % it->second.size()];
-  return k;
+  return it == scales.end() ? std::vector<float>() : it->second;
 }
 
 /// One layer's inputs over the whole sequence, and its output assembled
@@ -658,13 +653,16 @@ bool checkSession(Model &model, const Manifest &manifest, const Options &o,
       int64_t qw = l.numHeads * l.headDim, kw = l.numKvHeads * l.headDim,
               vw = l.numKvHeads * l.vHeadDim, ow = l.numHeads * l.vHeadDim;
       std::vector<float> q = slice(r.q, b, total, qw, 0, length),
-                         k = referenceKeys(
-                             l, slice(r.k, b, total, kw, 0, length), scales),
+                         k = slice(r.k, b, total, kw, 0, length),
                          v = slice(r.v, b, total, vw, 0, length),
                          out = slice(r.out, b, total, ow, 0, length);
-      std::vector<double> ref =
-          reference::attention(l, b, length, length, q.data(), k.data(),
-                               v.data(), l.sinks ? r.sinks.data() : nullptr);
+      // Steps attend over the cache: rounded where it is narrower than f32.
+      std::string cacheDtype = manifest.target == "cpu"
+                                   ? manifest.kernels.at(l.kernel).cacheDtype
+                                   : "f32";
+      std::vector<double> ref = reference::sessionAttention(
+          l, b, length, prompt, cacheDtype, q.data(), k.data(), v.data(),
+          l.sinks ? r.sinks.data() : nullptr, keyScaleOf(l, scales));
       line += compare(out, ref, length, l.numHeads, l.vHeadDim, tolerance,
                       failed, record);
     }
@@ -723,13 +721,15 @@ int main(int argc, char **argv) {
     return 1;
   }
   bool rounds = manifest.roundsToBF16();
-  // bf16 tensor-core inputs (GPU) or caches (CPU) versus f32 throughout;
-  // probes are exact but for f32 rounding, or bf16 outputs' (a relative
-  // 2^-9).
-  double tolerance = o.tolerance > 0 ? o.tolerance
-                     : o.probe       ? (o.bf16 ? 4e-3 : 1e-5)
-                     : rounds        ? 2e-2
-                                     : 1e-4;
+  // bf16 tensor-core inputs (GPU) versus f32 throughout (CPU steps over
+  // bf16 or f8 caches are compared with the reference over the caches'
+  // rounded keys and values); probes are exact but for f32 rounding, or
+  // bf16 outputs' (a relative 2^-9).
+  double tolerance =
+      o.tolerance > 0 ? o.tolerance
+      : o.probe       ? (o.bf16 ? 4e-3 : 1e-5)
+      : rounds        ? 2e-2
+               : reference::getSessionTolerance(manifest.getCacheDtype());
   if (!o.jsonLines)
     std::printf("# %s on %s, batch %lld, tolerance %g%s%s\n",
                 manifest.name.c_str(), hybrid_rt_device_name(model.get()),
@@ -781,9 +781,9 @@ int main(int argc, char **argv) {
       json record = describe(l);
       record.update({{"batch", b}, {"seq", seq}});
       if (o.check) {
-        std::vector<double> ref = reference::attention(
-            l, b, seq, seq, q.data(), referenceKeys(l, k, scales).data(),
-            v.data(), l.sinks ? sinks.data() : nullptr);
+        std::vector<double> ref = reference::sessionAttention(
+            l, b, seq, seq, "f32", q.data(), k.data(), v.data(),
+            l.sinks ? sinks.data() : nullptr, keyScaleOf(l, scales));
         line += compare(out, ref, seq, l.numHeads, l.vHeadDim, tolerance,
                         failed, record);
         // Failed checks leave their operands for NumPy or torch to inspect.

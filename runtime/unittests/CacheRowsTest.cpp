@@ -1,6 +1,7 @@
-//===- CacheRowsTest.cpp - bf16 rounding and host cache rows --------------===//
+//===- CacheRowsTest.cpp - bf16 and f8 rounding, host cache rows ----------===//
 
 #include "CacheRows.h"
+#include "hybrid-rt/Reference.h"
 
 #include <gtest/gtest.h>
 
@@ -42,28 +43,88 @@ TEST(CacheRows, WidensExactly) {
   }
 }
 
+TEST(CacheRows, RoundsToF8E4M3FN) {
+  EXPECT_EQ(roundToF8E4M3FN(1.0f), 0x38); // exponent 7 (bias 7), mantissa 0
+  EXPECT_EQ(roundToF8E4M3FN(-1.0f), 0xb8);
+  // Halfway between 1 and 1.125 (3 fraction bits): to 1, the even one;
+  // halfway between 1.125 and 1.25: to 1.25; past halfway: up.
+  EXPECT_EQ(roundToF8E4M3FN(1.0625f), 0x38);
+  EXPECT_EQ(roundToF8E4M3FN(1.1875f), 0x3a);
+  EXPECT_EQ(roundToF8E4M3FN(1.0625f + 0x1p-12f), 0x39);
+  // Rounding up carries into the exponent: 1.96875 (past 1.9375) to 2.
+  EXPECT_EQ(roundToF8E4M3FN(1.96875f), 0x40);
+  // Subnormals: multiples of 2^-9; 2^-10 ties to 0, 3 * 2^-10 to 2 * 2^-9;
+  // just under the smallest normal 2^-6 rounds to it (code 8).
+  EXPECT_EQ(roundToF8E4M3FN(0x1p-9f), 0x01);
+  EXPECT_EQ(roundToF8E4M3FN(0x1p-10f), 0x00);
+  EXPECT_EQ(roundToF8E4M3FN(3 * 0x1p-10f), 0x02);
+  EXPECT_EQ(roundToF8E4M3FN(0x1p-6f - 0x1p-12f), 0x08);
+  EXPECT_EQ(roundToF8E4M3FN(-0.0f), 0x80);
+  // Saturation: 448 is the largest finite; larger magnitudes and
+  // infinities saturate to it; NaNs stay NaNs (S.1111.111).
+  float inf = std::numeric_limits<float>::infinity();
+  EXPECT_EQ(roundToF8E4M3FN(448.f), 0x7e);
+  EXPECT_EQ(roundToF8E4M3FN(470.f), 0x7e);
+  EXPECT_EQ(roundToF8E4M3FN(1e30f), 0x7e);
+  EXPECT_EQ(roundToF8E4M3FN(inf), 0x7e);
+  EXPECT_EQ(roundToF8E4M3FN(-inf), 0xfe);
+  EXPECT_EQ(roundToF8E4M3FN(std::nanf("")) & 0x7f, 0x7f);
+  EXPECT_TRUE(std::isnan(widenF8E4M3FN(0x7f)));
+  EXPECT_TRUE(std::isnan(widenF8E4M3FN(0xff)));
+  EXPECT_EQ(widenF8E4M3FN(0x7e), 448.f);
+  EXPECT_EQ(widenF8E4M3FN(0x01), 0x1p-9f);
+  EXPECT_EQ(widenF8E4M3FN(0x08), 0x1p-6f);
+  // Every code but the NaNs widens exactly and rounds back to itself.
+  for (int code = 0; code < 256; ++code)
+    if ((code & 0x7f) != 0x7f)
+      EXPECT_EQ(roundToF8E4M3FN(widenF8E4M3FN(uint8_t(code))), code) << code;
+}
+
+/// The runtime's bit-level rounding agrees with the reference's, written
+/// from the formats' definitions, on floats across every exponent.
+TEST(CacheRows, RoundsAsTheReference) {
+  for (CacheElement element : {CacheElement::BF16, CacheElement::F8E4M3FN}) {
+    std::string dtype = element == CacheElement::BF16 ? "bf16" : "f8";
+    for (uint64_t bits = 0; bits <= 0xffffffffu; bits += 4099) {
+      float x;
+      uint32_t word = uint32_t(bits);
+      std::memcpy(&x, &word, sizeof(x));
+      float ours = roundAs(element, x),
+            theirs = reference::roundAsCached(dtype, x);
+      if (std::isnan(theirs))
+        EXPECT_TRUE(std::isnan(ours)) << dtype << " " << x;
+      else
+        ASSERT_EQ(ours, theirs) << dtype << " " << x << " (" << word << ")";
+    }
+  }
+}
+
 TEST(CacheRows, StoresIntoRingRowsAndWidens) {
   // Batch 2, a ring of 3 rows of width 2; positions 2..5 stored (4 > 3: the
   // oldest is skipped), so rows hold positions 3, 4, 5 at rows 0, 1, 2.
-  CacheRows rows;
-  rows.allocate(2 * 3 * 2, /*bf16=*/true);
-  EXPECT_EQ(rows.bytes(), 2 * 3 * 2 * 2);
-  EXPECT_EQ(rows.f32Data(), nullptr);
-  std::vector<float> src(2 * 4 * 2);
-  for (size_t i = 0; i < src.size(); ++i)
-    src[i] = float(i) + 0.5f;
-  rows.store(src.data(), 2, 3, /*first=*/2, /*count=*/4, /*rowWidth=*/2);
-  std::vector<float> out(2 * 3 * 2, -1.f);
-  rows.widen(out.data(), 2, 3, /*first=*/3, /*total=*/6, 2);
-  // Sequence b, position p (t = p - 2 in src) sits in row p % 3.
-  for (int b = 0; b < 2; ++b)
-    for (int p = 3; p < 6; ++p)
-      for (int e = 0; e < 2; ++e)
-        EXPECT_EQ(out[(b * 3 + p % 3) * 2 + e], src[(b * 4 + (p - 2)) * 2 + e])
-            << b << " " << p << " " << e;
-  // Positions before `first` are not widened.
-  std::vector<float> part(2 * 3 * 2, -1.f);
-  rows.widen(part.data(), 2, 3, /*first=*/5, /*total=*/6, 2);
-  EXPECT_EQ(part[(0 * 3 + 3 % 3) * 2], -1.f);
-  EXPECT_EQ(part[(0 * 3 + 5 % 3) * 2], src[(0 * 4 + 3) * 2]);
+  for (CacheElement element : {CacheElement::BF16, CacheElement::F8E4M3FN}) {
+    CacheRows rows;
+    rows.allocate(2 * 3 * 2, element);
+    EXPECT_EQ(rows.bytes(),
+              2 * 3 * 2 * (element == CacheElement::BF16 ? 2 : 1));
+    EXPECT_EQ(rows.f32Data(), nullptr);
+    std::vector<float> src(2 * 4 * 2); // 0.5 .. 8: exact in both
+    for (size_t i = 0; i < src.size(); ++i)
+      src[i] = 0.5f * float(i + 1);
+    rows.store(src.data(), 2, 3, /*first=*/2, /*count=*/4, /*rowWidth=*/2);
+    std::vector<float> out(2 * 3 * 2, -1.f);
+    rows.widen(out.data(), 2, 3, /*first=*/3, /*total=*/6, 2);
+    // Sequence b, position p (t = p - 2 in src) sits in row p % 3.
+    for (int b = 0; b < 2; ++b)
+      for (int p = 3; p < 6; ++p)
+        for (int e = 0; e < 2; ++e)
+          EXPECT_EQ(out[(b * 3 + p % 3) * 2 + e],
+                    src[(b * 4 + (p - 2)) * 2 + e])
+              << b << " " << p << " " << e;
+    // Positions before `first` are not widened.
+    std::vector<float> part(2 * 3 * 2, -1.f);
+    rows.widen(part.data(), 2, 3, /*first=*/5, /*total=*/6, 2);
+    EXPECT_EQ(part[(0 * 3 + 3 % 3) * 2], -1.f);
+    EXPECT_EQ(part[(0 * 3 + 5 % 3) * 2], src[(0 * 4 + 3) * 2]);
+  }
 }

@@ -96,14 +96,19 @@ TEST(Manifest, ErrorsNameTheField) {
        "kernels.attn0.derive_kv: only a kernel that derives keys "
        "(derives_keys) has it"},
       {"\"k_tile\": 64}", "\"k_tile\": 64, \"cache_dtype\": \"f16\"}",
-       "kernels.attn0.cache_dtype: must be f32 or bf16, not 'f16'"},
+       "kernels.attn0.cache_dtype: must be f32, bf16 or f8, not 'f16'"},
       {"\"k_tile\": 64}", "\"k_tile\": 64, \"steps\": \"s\"}",
-       "kernels.attn0.steps: only kernels of bf16 caches that store keys "
-       "have their own flash kernel for steps"},
+       "kernels.attn0.steps: only kernels of bf16 or f8 caches that store "
+       "keys have their own flash kernel for steps"},
       {"\"k_tile\": 64}",
        "\"k_tile\": 64, \"decode\": \"d\", \"decode_combine\": \"c\", "
        "\"decode_q_tile\": 8, \"cache_dtype\": \"bf16\"}",
        "kernels.attn0.steps: a kernel of bf16 caches needs the flash kernel "
+       "over them for steps of many tokens"},
+      {"\"k_tile\": 64}",
+       "\"k_tile\": 64, \"decode\": \"d\", \"decode_combine\": \"c\", "
+       "\"decode_q_tile\": 8, \"cache_dtype\": \"f8\"}",
+       "kernels.attn0.steps: a kernel of f8 caches needs the flash kernel "
        "over them for steps of many tokens"},
       {"\"head_dim\": 64,\n     \"v_head_dim\": 64, \"scale\"",
        "\"head_dim\": 0,\n     \"v_head_dim\": 64, \"scale\"",

@@ -176,8 +176,8 @@ std::string hybrid::tools::describeCache(const rt::Manifest &manifest,
   int64_t full = getAllFullCacheBytes(manifest, batch, tokens);
   return formatv("cache: {0} bytes ({1}, batch {2}, up to {3} tokens); every "
                  "layer full: {4} bytes; this schedule needs {5:f1}% of that",
-                 bytes, manifest.roundsToBF16() ? "bf16" : "f32", batch, tokens,
-                 full, full ? 100.0 * double(bytes) / double(full) : 0.0)
+                 bytes, manifest.getCacheDtype(), batch, tokens, full,
+                 full ? 100.0 * double(bytes) / double(full) : 0.0)
       .str();
 }
 

@@ -48,17 +48,17 @@ cl::opt<int64_t> maxSeq("max-seq", cl::init(0),
                         cl::desc("Context length the cache plan is for "
                                  "(default: max_position_embeddings)"),
                         cl::cat(toolCategory));
-cl::opt<hybrid::StorageType>
-    kvDtype("kv-dtype", cl::init(hybrid::StorageType::bf16),
-            cl::desc("Element type of stored caches and states (the "
-                     "summary's plan: bf16 by default; artifacts: the caches "
-                     "the runtime keeps, f32 by default or bf16 on CPUs, "
-                     "bf16 on GPUs)"),
-            cl::values(clEnumValN(hybrid::StorageType::f32, "f32", "4 bytes"),
-                       clEnumValN(hybrid::StorageType::f16, "f16", "2 bytes"),
-                       clEnumValN(hybrid::StorageType::bf16, "bf16", "2 bytes"),
-                       clEnumValN(hybrid::StorageType::f8, "f8", "1 byte")),
-            cl::cat(toolCategory));
+cl::opt<hybrid::StorageType> kvDtype(
+    "kv-dtype", cl::init(hybrid::StorageType::bf16),
+    cl::desc("Element type of stored caches and states (the "
+             "summary's plan: bf16 by default; artifacts: the caches "
+             "the runtime keeps, f32 by default, bf16 or f8 on CPUs, "
+             "bf16 on GPUs)"),
+    cl::values(clEnumValN(hybrid::StorageType::f32, "f32", "4 bytes"),
+               clEnumValN(hybrid::StorageType::f16, "f16", "2 bytes"),
+               clEnumValN(hybrid::StorageType::bf16, "bf16", "2 bytes"),
+               clEnumValN(hybrid::StorageType::f8, "f8", "1 byte (E4M3FN)")),
+    cl::cat(toolCategory));
 cl::opt<int64_t>
     qTile("q-tile", cl::init(0),
           cl::desc("CPU kernels: query rows (positions x GQA group) per "

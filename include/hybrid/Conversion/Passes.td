@@ -34,9 +34,14 @@ def ConvertHybridAttentionToCPU
       work_end)` (causal layers): a decode step of up to a few query
       positions per work item over a KV cache of `cache-type` elements,
       split over the key range; `@K_decode_combine` merges the splits.
-    - `@K_steps(q, k_cache, v_cache, ...)` (bf16 caches; causal layers
-      whose keys are stored): `@K` reading bf16 keys and values, converted
-      as each key tile is copied, for steps of many tokens over the cache.
+    - `@K_steps(q, k_cache, v_cache, ...)` (bf16 or f8 caches; causal
+      layers whose keys are stored): `@K` reading the cache's keys and
+      values, converted as each key tile is copied, for steps of many tokens
+      over the cache.
+
+    f8 caches hold OCP FP8 E4M3FN (`f8E4M3FN`: no infinities, finite values
+    up to 448, subnormals down to 2^-9) without a scale; the kernels widen
+    it through f16 (exact).
 
     Queries sit at positions `Skv - Sq + i`, keys at `0 .. Skv-1`.
   }];
@@ -53,9 +58,10 @@ def ConvertHybridAttentionToCPU
     Option<"kTile", "k-tile", "int64_t", /*default=*/"64",
            "Keys per tile (a multiple of 32)">,
     Option<"cacheType", "cache-type", "std::string", /*default=*/"\"f32\"",
-           "Element type of the KV caches the decode kernels read, f32 or "
-           "bf16 (bf16: causal layers also get `@K_steps`, the flash "
-           "kernel over bf16 keys and values, for steps of many tokens)">
+           "Element type of the KV caches the decode kernels read: f32, "
+           "bf16 or f8 (E4M3FN); bf16 and f8: causal layers also get "
+           "`@K_steps`, the flash kernel over such keys and values, for "
+           "steps of many tokens">
   ];
 }
 

@@ -51,8 +51,10 @@ struct CPUPipelineOptions
       llvm::cl::desc("Element type of the caches the runtime keeps (and the "
                      "decode kernels read)"),
       llvm::cl::init(StorageType::f32),
-      llvm::cl::values(clEnumValN(StorageType::f32, "f32", "4 bytes"),
-                       clEnumValN(StorageType::bf16, "bf16", "2 bytes"))};
+      llvm::cl::values(
+          clEnumValN(StorageType::f32, "f32", "4 bytes"),
+          clEnumValN(StorageType::bf16, "bf16", "2 bytes"),
+          clEnumValN(StorageType::f8, "f8", "1 byte (E4M3FN, unscaled)"))};
 };
 
 struct CUDAPipelineOptions

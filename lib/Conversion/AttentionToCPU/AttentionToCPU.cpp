@@ -6,6 +6,8 @@
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/SymbolTable.h"
 
+#include <limits>
+
 namespace hybrid {
 #define GEN_PASS_DEF_CONVERTHYBRIDATTENTIONTOCPU
 #include "hybrid/Conversion/Passes.h.inc"
@@ -33,8 +35,75 @@ Value hybrid::cpu::loadAsF32(ImplicitLocOpBuilder &b, int64_t width,
                                    indices);
   if (element.isF32())
     return x;
+  auto f32s = VectorType::get({width}, b.getF32Type());
+  if (isa<Float8E4M3FNType>(element))
+    return widenF8E4M3FN(b, x);
   // bf16 to f32 is exact: LLVM widens it with a shift.
-  return arith::ExtFOp::create(b, VectorType::get({width}, b.getF32Type()), x);
+  return arith::ExtFOp::create(b, f32s, x);
+}
+
+/// A vector of `width` elements of `type` all `value`.
+static Value splatConstant(ImplicitLocOpBuilder &b, int64_t width, Type type,
+                           Attribute value) {
+  return arith::ConstantOp::create(
+      b, DenseElementsAttr::get(VectorType::get({width}, type), value));
+}
+
+Value hybrid::cpu::widenF8E4M3FNBits(ImplicitLocOpBuilder &b, Value x) {
+  int64_t width = cast<VectorType>(x.getType()).getNumElements();
+  auto vectorOf = [&](Type element) {
+    return VectorType::get({width}, element);
+  };
+  // LLVM has no 8-bit floats; E4M3FN's bits placed at f16's are its value
+  // times 2^-8 (sign, then 4 exponent bits biased by 7 where f16's 5 are
+  // biased by 15, then the mantissa's top 3 of 10), subnormals included,
+  // and the hardware widens f16 (vcvtph2ps). Sign-extending the byte puts
+  // its sign at bit 15 after a shift by 7; the and clears the copy at 14.
+  Value bytes = arith::BitcastOp::create(b, vectorOf(b.getI8Type()), x);
+  Type i16 = b.getI16Type();
+  Value bits = arith::AndIOp::create(
+      b,
+      arith::ShLIOp::create(
+          b, arith::ExtSIOp::create(b, vectorOf(i16), bytes),
+          splatConstant(b, width, i16, b.getI16IntegerAttr(7))),
+      splatConstant(b, width, i16, b.getI16IntegerAttr(int16_t(0xbf80))));
+  Value half = arith::BitcastOp::create(b, vectorOf(b.getF16Type()), bits);
+  return arith::ExtFOp::create(b, vectorOf(b.getF32Type()), half);
+}
+
+/// Where `x` (f8E4M3FN) holds S.1111.111, its NaN.
+static Value getF8NaNLanes(ImplicitLocOpBuilder &b, Value x) {
+  int64_t width = cast<VectorType>(x.getType()).getNumElements();
+  Type i8 = b.getI8Type();
+  Value sevenBits = splatConstant(b, width, i8, b.getI8IntegerAttr(0x7f));
+  Value bytes = arith::BitcastOp::create(b, VectorType::get({width}, i8), x);
+  return arith::CmpIOp::create(b, arith::CmpIPredicate::eq,
+                               arith::AndIOp::create(b, bytes, sevenBits),
+                               sevenBits);
+}
+
+Value hybrid::cpu::restoreF8NaNs(ImplicitLocOpBuilder &b, Value x,
+                                 Value widened) {
+  int64_t width = cast<VectorType>(x.getType()).getNumElements();
+  Value nan =
+      splatConstant(b, width, b.getF32Type(),
+                    b.getF32FloatAttr(std::numeric_limits<float>::quiet_NaN()));
+  return arith::SelectOp::create(b, getF8NaNLanes(b, x), nan, widened);
+}
+
+Value hybrid::cpu::hasF8NaN(ImplicitLocOpBuilder &b, Value x) {
+  return vector::ReductionOp::create(b, vector::CombiningKind::OR,
+                                     getF8NaNLanes(b, x));
+}
+
+Value hybrid::cpu::widenF8E4M3FN(ImplicitLocOpBuilder &b, Value x) {
+  int64_t width = cast<VectorType>(x.getType()).getNumElements();
+  // E4M3FN has no infinities: S.1111.111 is NaN (it would read as 480).
+  return restoreF8NaNs(
+      b, x,
+      arith::MulFOp::create(
+          b, widenF8E4M3FNBits(b, x),
+          splatConstant(b, width, b.getF32Type(), b.getF32FloatAttr(256.0f))));
 }
 
 /// log2(e) as a constant of `type` (f32 or a vector of it).
@@ -134,10 +203,12 @@ struct ConvertAttentionToCPUPass
     Builder builder(&getContext());
     Type cacheElement = cacheType == "f32"    ? builder.getF32Type()
                         : cacheType == "bf16" ? builder.getBF16Type()
-                                              : Type();
+                        : cacheType == "f8"
+                            ? builder.getType<Float8E4M3FNType>()
+                            : Type();
     if (!cacheElement) {
-      module.emitError() << "cache-type must be f32 or bf16, got '" << cacheType
-                         << "'";
+      module.emitError() << "cache-type must be f32, bf16 or f8, got '"
+                         << cacheType << "'";
       return signalPassFailure();
     }
     FailureOr<SmallVector<std::pair<Operation *, AttentionOp>>> kernels =
@@ -193,7 +264,7 @@ struct ConvertAttentionToCPUPass
           decode->setAttr(kKEqVAttrName, b.getUnitAttr());
         emitCombineKernel(b, name + "_decode_combine", sig);
         // Steps of many tokens run the flash kernel over the cache in place:
-        // a bf16 cache needs its own. (K=V caches hold values only, from
+        // a bf16 or f8 cache needs its own. (K=V caches hold values only, from
         // which the runtime derives f32 keys for such steps.)
         if (!cacheElement.isF32() && !sig.derivesKeys)
           emitFlashKernel(b, name + "_steps", sig, tiles, cacheElement);

@@ -132,13 +132,25 @@ private:
   SmallVector<Value> sumEach(ArrayRef<Value> vectors);
   /// Whether the passes prefetch the next one's data: where they do more
   /// than one row's work per cache vector (GQA, several positions), or read
-  /// bf16 (half the lines per instruction: without prefetches a 64K step
-  /// without GQA read 19 GB/s, with them 26, the read baseline). With one
+  /// narrow elements (bf16: half the lines per instruction; without
+  /// prefetches a 64K step without GQA read 19 GB/s, with them 26, the read
+  /// baseline). With one
   /// row of f32, the hardware prefetchers keep up, and prefetches only cost
   /// instructions (a step at 4K context without GQA, its cache in L3: 8%
   /// slower).
   bool prefetches() const {
     return group > 1 || !onePosition || !cacheElement.isF32();
+  }
+  /// Whether the cache holds f8E4M3FN, which the passes widen to 2^-8 times
+  /// its values (a multiply fewer per vector; widenF8E4M3FNBits): queries
+  /// enter the scratch times 2^8, and outputs leave it so.
+  bool widensF8() const { return isa<Float8E4M3FNType>(cacheElement); }
+  /// x, or 2^8 x where widensF8() (exact: a power of 2).
+  Value undoF8Scale(Value x) {
+    if (!widensF8())
+      return x;
+    return arith::MulFOp::create(
+        b, x, splat(cast<VectorType>(x.getType()), f32(b, 256.0)));
   }
   /// body(scratch row) for every position and query head of the item.
   void forEachRow(function_ref<void(Value)> body) {
@@ -163,7 +175,7 @@ private:
 
   ImplicitLocOpBuilder &b;
   const AttentionSignature &sig;
-  Type cacheElement; // f32 or bf16 (widened as it is loaded)
+  Type cacheElement; // f32, bf16 or f8E4M3FN (widened as it is loaded)
   int64_t group, kTile, keyWidth, valueWidth;
   int64_t positions;        // P: query positions per work item at most
   bool onePosition = false; // emitting the branch for items of one position
@@ -211,9 +223,34 @@ void DecodeEmitter::forEachCacheVector(
           b, arith::AddIOp::create(b, key, index(b, ahead)), lastRow);
     forLoop(b, c0, index(b, sig.kvHeads), c1, [&](Value kvHead) {
       SmallVector<Value> chunks;
-      for (int64_t c = 0; c < dim; c += width)
-        chunks.push_back(loadAsF32(
-            b, width, cache, ValueRange{batch, key, kvHead, index(b, c)}));
+      if (widensF8()) {
+        // Each vector widened but for the 2^8 its queries and outputs
+        // carry, and NaN codes, for which the row is checked once.
+        SmallVector<Value> raw;
+        for (int64_t c = 0; c < dim; c += width) {
+          raw.push_back(vector::LoadOp::create(
+              b, VectorType::get({width}, cacheElement), cache,
+              ValueRange{batch, key, kvHead, index(b, c)}));
+          chunks.push_back(widenF8E4M3FNBits(b, raw.back()));
+        }
+        Value row =
+            vector::LoadOp::create(b, VectorType::get({dim}, cacheElement),
+                                   cache, ValueRange{batch, key, kvHead, c0});
+        SmallVector<Type> types(chunks.size(), chunks.front().getType());
+        chunks = llvm::to_vector(ifThenElse(
+            b, hasF8NaN(b, row), types,
+            [&] {
+              SmallVector<Value> withNaNs;
+              for (auto [x, chunk] : llvm::zip(raw, chunks))
+                withNaNs.push_back(restoreF8NaNs(b, x, chunk));
+              return withNaNs;
+            },
+            [&] { return chunks; }));
+      } else {
+        for (int64_t c = 0; c < dim; c += width)
+          chunks.push_back(loadAsF32(
+              b, width, cache, ValueRange{batch, key, kvHead, index(b, c)}));
+      }
       if (prefetchCache) {
         int64_t dims = cast<MemRefType>(prefetchCache.getType()).getDimSize(3);
         for (int64_t c = 0; c < dims; c += lineElements)
@@ -647,8 +684,8 @@ func::FuncOp DecodeEmitter::emit(StringRef name) {
       for (int64_t c = 0; c < sig.headDim; c += keyWidth)
         vector::StoreOp::create(
             b,
-            vector::LoadOp::create(b, kv, q,
-                                   ValueRange{batch, query, head, index(b, c)}),
+            undoF8Scale(vector::LoadOp::create(
+                b, kv, q, ValueRange{batch, query, head, index(b, c)})),
             queries, ValueRange{row, index(b, c)});
       for (int64_t c = 0; c < sig.vHeadDim; c += valueWidth)
         vector::StoreOp::create(b, zeros(vv), outputT,
@@ -700,8 +737,8 @@ func::FuncOp DecodeEmitter::emit(StringRef name) {
       for (int64_t c = 0; c < sig.vHeadDim; c += valueWidth)
         vector::StoreOp::create(
             b,
-            vector::LoadOp::create(b, vv, outputT,
-                                   ValueRange{row, index(b, c)}),
+            undoF8Scale(vector::LoadOp::create(b, vv, outputT,
+                                               ValueRange{row, index(b, c)})),
             partialOut, ValueRange{split, batch, query, head, index(b, c)});
     });
   });

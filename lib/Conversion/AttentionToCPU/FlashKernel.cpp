@@ -124,7 +124,7 @@ private:
 
   ImplicitLocOpBuilder &b;
   const AttentionSignature &sig;
-  Type kvElement; // of k and v: f32, or bf16 (widened as tiles are copied)
+  Type kvElement; // of k and v: f32, bf16 or f8E4M3FN (widened as copied)
   int64_t group, qTile, kTile, rows;
   VectorType vec, mask, ivec;
 

@@ -36,7 +36,7 @@ mlir::func::FuncOp emitPrepareKernel(mlir::ImplicitLocOpBuilder &b,
 
 /// Emits the flash-attention kernel `@name` (prefill: all queries of a
 /// prompt over its keys), reading keys and values of `kvElement` (f32, or
-/// bf16: a session's cache).
+/// bf16 or f8E4M3FN: a session's cache).
 mlir::func::FuncOp emitFlashKernel(mlir::ImplicitLocOpBuilder &b,
                                    llvm::StringRef name,
                                    const AttentionSignature &sig,
@@ -49,8 +49,8 @@ mlir::func::FuncOp emitFlashKernel(mlir::ImplicitLocOpBuilder &b,
 int64_t getDecodePositions(const AttentionSignature &sig, int64_t keyTile);
 
 /// Emits the decode kernel `@name`: up to getDecodePositions() query
-/// positions of T per work item, over a KV cache of `cacheElement` (f32 or
-/// bf16), with split key ranges (see DecodeKernel.cpp).
+/// positions of T per work item, over a KV cache of `cacheElement` (f32,
+/// bf16 or f8E4M3FN), with split key ranges (see DecodeKernel.cpp).
 mlir::func::FuncOp emitDecodeKernel(mlir::ImplicitLocOpBuilder &b,
                                     llvm::StringRef name,
                                     const AttentionSignature &sig,
@@ -71,9 +71,22 @@ llvm::SmallVector<mlir::Type>
 getAttentionInputTypes(mlir::ImplicitLocOpBuilder &b,
                        const AttentionSignature &sig, mlir::Type kvElement);
 
-/// `width` elements of `memref` at `indices` as f32 (widened from bf16).
+/// `width` elements of `memref` at `indices` as f32 (widened from bf16 or
+/// f8E4M3FN).
 mlir::Value loadAsF32(mlir::ImplicitLocOpBuilder &b, int64_t width,
                       mlir::Value memref, mlir::ValueRange indices);
+
+/// A vector of f8E4M3FN as f32 (exact; NaN codes stay NaN).
+mlir::Value widenF8E4M3FN(mlir::ImplicitLocOpBuilder &b, mlir::Value x);
+/// A vector of f8E4M3FN as f32 times 2^-8, but NaN codes, which read as
+/// +-1.875: the cheap part of widenF8E4M3FN (the decode kernel scales its
+/// queries and outputs by 2^8 instead, and checks rows for NaNs).
+mlir::Value widenF8E4M3FNBits(mlir::ImplicitLocOpBuilder &b, mlir::Value x);
+/// `widened` (of f8E4M3FN x) with NaN where x holds a NaN code.
+mlir::Value restoreF8NaNs(mlir::ImplicitLocOpBuilder &b, mlir::Value x,
+                          mlir::Value widened);
+/// Whether an element of `x` (f8E4M3FN) is a NaN code: an i1.
+mlir::Value hasF8NaN(mlir::ImplicitLocOpBuilder &b, mlir::Value x);
 
 /// The softmax's exponentials, e^(s - max) as 2^(s log2(e) - max log2(e)):
 /// one FMA and a math.exp2, which hybrid-approximate-math makes cheaper than

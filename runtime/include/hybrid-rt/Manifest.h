@@ -130,11 +130,15 @@ struct KernelSpec {
   /// derived, and its values gathered, into scratch for a flash step.
   std::string deriveKV;
   /// CPU targets: the element type of the caches the decode kernel reads,
-  /// "f32" or "bf16", and for bf16 the flash kernel reading them (steps of
-  /// many tokens; empty for K=V layers, whose steps read derived f32 keys).
+  /// "f32", "bf16" or "f8" (E4M3FN), and for the narrow ones the flash
+  /// kernel reading them (steps of many tokens; empty for K=V layers, whose
+  /// steps read derived f32 keys).
   std::string cacheDtype = "f32";
   std::string steps;
-  bool cachesBF16() const { return cacheDtype == "bf16"; }
+  bool cachesF32() const { return cacheDtype == "f32"; }
+  int64_t getCacheElementBytes() const {
+    return cacheDtype == "f32" ? 4 : cacheDtype == "bf16" ? 2 : 1;
+  }
   // Where the tile sizes came from: the tuning signature and "database",
   // "default" or "default (no entry)"; empty in older manifests.
   std::string signature, tuningSource;
@@ -169,18 +173,30 @@ struct Manifest {
   /// Bytes per element of the caches of `kernel`'s layers: bf16 on GPUs,
   /// the kernel's cache_dtype on CPUs.
   int64_t getCacheElementBytes(const std::string &kernel) const {
-    return target != "cpu" || kernels.at(kernel).cachesBF16() ? 2 : 4;
+    return target != "cpu" ? 2 : kernels.at(kernel).getCacheElementBytes();
   }
-  /// Whether some kernel attends over keys and values rounded to bf16: GPU
-  /// targets' (the tensor cores' input), CPU ones' over bf16 caches (decode
-  /// steps).
-  bool roundsToBF16() const {
-    if (target != "cpu")
-      return true;
+  /// Whether every operand a kernel reads is rounded to bf16: GPU targets'
+  /// (the tensor cores' input).
+  bool roundsToBF16() const { return target != "cpu"; }
+  /// Whether some CPU kernel's steps attend over keys and values rounded to
+  /// a narrow cache (bf16 or f8); prompts attend over the f32 operands.
+  bool roundsCaches() const {
     for (const auto &[name, kernel] : kernels)
-      if (kernel.cachesBF16())
+      if (target == "cpu" && !kernel.cachesF32())
         return true;
     return false;
+  }
+  /// The element type of the caches: bf16 on GPUs, else the kernels'
+  /// cache_dtype (compiled with one --kv-dtype; the narrowest if not).
+  std::string getCacheDtype() const {
+    if (target != "cpu")
+      return "bf16";
+    const KernelSpec *narrowest = nullptr;
+    for (const auto &[name, kernel] : kernels)
+      if (!narrowest ||
+          kernel.getCacheElementBytes() < narrowest->getCacheElementBytes())
+        narrowest = &kernel;
+    return narrowest ? narrowest->cacheDtype : "f32";
   }
 };
 

@@ -11,6 +11,7 @@
 
 #include "hybrid-rt/Manifest.h"
 
+#include <string>
 #include <vector>
 
 namespace hybrid::rt::reference {
@@ -35,6 +36,37 @@ std::vector<double> attention(const LayerSpec &layer, int64_t batch,
                               int64_t numQueries, int64_t numKeys,
                               const float *q, const float *k, const float *v,
                               const float *sinks);
+
+/// attention() as a session computes it over `numKeys` positions: a prompt
+/// of the first `prompt`, whose queries attend over k and v as given, then
+/// steps, whose queries attend over caches of `cacheDtype` (CPU sessions):
+/// values and rotated keys rounded as the caches hold them, or for K=V
+/// layers, whose caches hold the values, keys derived from the rounded
+/// ones. Keys are k times `keyScale` ([D] repeated; empty: none). Returns
+/// out [B, numKeys, Hq, Dv].
+std::vector<double> sessionAttention(const LayerSpec &layer, int64_t batch,
+                                     int64_t numKeys, int64_t prompt,
+                                     const std::string &cacheDtype,
+                                     const float *q, const float *k,
+                                     const float *v, const float *sinks,
+                                     const std::vector<float> &keyScale = {});
+
+/// The relative error (max|out - ref| / max|ref|) a session over caches of
+/// `cacheDtype` may show against sessionAttention() with random inputs:
+/// f32's rounding (1e-4), and for bf16 (1e-3) and f8 (1e-2) keys that the
+/// kernels rotate in f32 before rounding them into the cache, where the
+/// reference rotates in f64: a rotated key element at a rounding midpoint
+/// rounds apart by one of the cache's ulps, which moves a row that sees few
+/// keys by up to about ulp * scale * |q|.
+double getSessionTolerance(const std::string &cacheDtype);
+
+/// x as a cache of `dtype` holds it ("f32": x; "bf16": rounded to 8
+/// significant bits, to nearest even, past the largest finite to infinity;
+/// "f8": OCP E4M3FN, 4 significant bits, saturating at +-448). Written from
+/// the formats' definitions, not the runtime's bit tricks: a session's steps
+/// attend over their caches' keys and values, so the reference for them
+/// sees those rounded by this.
+float roundAsCached(const std::string &dtype, float x);
 
 } // namespace hybrid::rt::reference
 

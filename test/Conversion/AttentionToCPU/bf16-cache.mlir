@@ -72,4 +72,4 @@ func.func @bidirectional(%q: tensor<?x?x4x32xf32>, %k: tensor<?x?x4x32xf32>,
   return %o : tensor<?x?x4x32xf32>
 }
 
-// BAD: error: cache-type must be f32 or bf16, got 'f16'
+// BAD: error: cache-type must be f32, bf16 or f8, got 'f16'
