@@ -8,8 +8,9 @@ a large multi-threaded read and memcpy) on benchmarks/attention-8x128.json
 prefill at N = 4096 and 16384, decode steps (batch 1, one token; one of
 STEP_TOKENS tokens, a causal K=V layer's and, from
 benchmarks/cpu-decode-gqa.json, a GQA layer's at the longest, these two
-also over bf16 caches) at contexts 4096 and 65536, and chunked prefill
-(steps of CHUNK_TOKENS tokens after N = 16384, over f32 and bf16 caches);
+also over bf16 and f8 caches) at contexts 4096 and 65536, and chunked
+prefill (steps of CHUNK_TOKENS tokens after N = 16384, over f32, bf16 and f8
+caches);
 writes docs/benchmarks.md (tables, targets) and
 docs/benchmarks.svg.
 
@@ -28,6 +29,7 @@ SPEC = os.path.join(ROOT, "benchmarks", "attention-8x128.json")
 GEMMA = os.path.join(ROOT, "examples", "configs", "gemma-3-1b-it.json")
 GQA_SPEC = os.path.join(ROOT, "benchmarks", "cpu-decode-gqa.json")
 WINDOW = 1024
+NARROW = ("bf16", "f8")  # cache element types besides f32
 DECODE_CONTEXTS = [4096, 65536]
 STEP_TOKENS = 4  # a multi-token step (speculative decoding), longest context
 CHUNK_TOKENS = 512  # a step of a prompt's chunk (chunked prefill)
@@ -117,10 +119,11 @@ def main():
             if n == contexts[-1]:
                 runs += [(SPEC, LAYERS[0], 8, STEP_TOKENS, "f32"),
                          (SPEC, K_EQ_V, 16, 1, "f32"), (GQA_SPEC, "0", 16, 1, "f32"),
-                         (SPEC, LAYERS[0], 16, 1, "bf16"), (GQA_SPEC, "0", 16, 1, "bf16")]
+                         *[(spec, layer, 16, 1, dtype) for dtype in NARROW
+                           for spec, layer in ((SPEC, LAYERS[0]), (GQA_SPEC, "0"))]]
             if n == lengths[-1]:  # chunked prefill after the longest prompt
                 runs = [(SPEC, LAYERS[w], 3, CHUNK_TOKENS, dtype)
-                        for w in (0, WINDOW) for dtype in ("f32", "bf16")]
+                        for w in (0, WINDOW) for dtype in ("f32", *NARROW)]
             for spec, layer, steps, tokens, dtype in runs:
                 result = run_json([os.path.join(bin_dir, "hybrid-bench"), spec,
                                    "--seq-len", str(n), "--decode-steps", str(steps),
@@ -134,10 +137,10 @@ def main():
     multi = fastest[(SPEC, contexts[-1], LAYERS[0], STEP_TOKENS, "f32")]
     k_eq_v = fastest[(SPEC, contexts[-1], K_EQ_V, 1, "f32")]
     gqa = fastest[(GQA_SPEC, contexts[-1], "0", 1, "f32")]
-    bf16 = fastest[(SPEC, contexts[-1], LAYERS[0], 1, "bf16")]
-    gqa_bf16 = fastest[(GQA_SPEC, contexts[-1], "0", 1, "bf16")]
+    narrow = {dtype: fastest[(SPEC, contexts[-1], LAYERS[0], 1, dtype)] for dtype in NARROW}
+    gqa_narrow = {dtype: fastest[(GQA_SPEC, contexts[-1], "0", 1, dtype)] for dtype in NARROW}
     chunks = {(window, dtype): fastest[(SPEC, lengths[-1], layer, CHUNK_TOKENS, dtype)]
-              for window, layer in LAYERS.items() for dtype in ("f32", "bf16")}
+              for window, layer in LAYERS.items() for dtype in ("f32", *NARROW)}
     # Tuning: hybrid-tune on Gemma 3 1B, then both builds timed alike.
     tune_len = 1024 if args.quick else 4096
     work = os.path.join(out_dir, "tuning") if args.quick else "/tmp/hybrid-benchmark-tuning"
@@ -205,8 +208,9 @@ def main():
     gqa_bandwidth = gqa["decode_gbytes_per_s"] / read
     chunk_speed = min(chunks[(w, dtype)]["decode_gflops"] /
                       fused[(large, w)]["prefill_gflops"]
-                      for w in (0, WINDOW) for dtype in ("f32", "bf16"))
-    bf16_cost = bf16["decode_ms"] / decode[(long, 0)]["decode_ms"]
+                      for w in (0, WINDOW) for dtype in ("f32", *NARROW))
+    bf16_cost = narrow["bf16"]["decode_ms"] / decode[(long, 0)]["decode_ms"]
+    f8_cost = narrow["f8"]["decode_ms"] / decode[(long, 0)]["decode_ms"]
     targets = [] if args.quick else [
         (f"causal N={small}: fused GFLOP/s / OpenBLAS sgemm GFLOP/s",
          f"{ratio_sgemm:.0%}", ">= 50% (aim 70%)", ratio_sgemm >= 0.5),
@@ -233,6 +237,9 @@ def main():
         (f"decode, causal at context {long}: bf16 cache's step time / f32 "
          "cache's (half the bytes)",
          f"{bf16_cost:.2f}", "<= 0.7", bf16_cost <= 0.7),
+        (f"decode, causal at context {long}: f8 cache's step time / f32 "
+         "cache's (a quarter of the bytes)",
+         f"{f8_cost:.2f}", "<= 0.4", f8_cost <= 0.4),
         (f"chunked prefill ({CHUNK_TOKENS}-token steps after {large}): GFLOP/s / "
          f"prefill GFLOP/s at N={large}, worse mask and cache",
          f"{chunk_speed:.0%}", ">= 80%", chunk_speed >= 0.8),
@@ -307,15 +314,19 @@ def main():
               f"{n + 1:,} | {gqa['decode_ms']:.3f} | "
               f"{gqa['decode_gbytes_per_s']:.1f} | "
               f"{gqa['decode_gbytes_per_s'] / read:.0%} |")
-    for name, entry in (("causal", bf16), ("causal, GQA 4", gqa_bf16)):
-        md.append(f"| {n} | {name}, bf16 cache (`--kv-dtype bf16`) | {n + 1:,} | "
-                  f"{entry['decode_ms']:.3f} | {entry['decode_gbytes_per_s']:.1f} | "
-                  f"{entry['decode_gbytes_per_s'] / read:.0%} |")
+    for dtype in NARROW:
+        for name, entry in (("causal", narrow[dtype]), ("causal, GQA 4", gqa_narrow[dtype])):
+            md.append(f"| {n} | {name}, {dtype} cache (`--kv-dtype {dtype}`) | {n + 1:,} | "
+                      f"{entry['decode_ms']:.3f} | {entry['decode_gbytes_per_s']:.1f} | "
+                      f"{entry['decode_gbytes_per_s'] / read:.0%} |")
     md.append(f"\nbf16 caches (keys and values rounded to bf16, widened as the "
-              f"kernels load them) hold half the bytes: at {n} the causal step "
-              f"takes {bf16['decode_ms'] / decode[(n, 0)]['decode_ms']:.2f}x the f32 "
-              f"cache's time, the GQA 4 step "
-              f"{gqa_bf16['decode_ms'] / gqa['decode_ms']:.2f}x.")
+              f"kernels load them) hold half the bytes, f8 ones (OCP E4M3FN, "
+              f"unscaled) a quarter: at {n} the causal step takes "
+              + ", ".join(f"{narrow[d]['decode_ms'] / decode[(n, 0)]['decode_ms']:.2f}x "
+                          f"({d})" for d in NARROW)
+              + " the f32 cache's time, the GQA 4 step "
+              + ", ".join(f"{gqa_narrow[d]['decode_ms'] / gqa['decode_ms']:.2f}x ({d})"
+                          for d in NARROW) + ".")
     md.append("\n## Chunked prefill\n")
     md.append(f"A long prompt fed to a session in chunks: steps of {CHUNK_TOKENS} "
               f"tokens after {large} (the flash kernel over the cache; timed as "
@@ -325,7 +336,7 @@ def main():
               f"{large}) | ratio |")
     md.append("|---|---|---:|---:|---:|---:|---:|")
     for window in (0, WINDOW):
-        for dtype in ("f32", "bf16"):
+        for dtype in ("f32", *NARROW):
             c, f = chunks[(window, dtype)], fused[(large, window)]
             md.append(f"| {'causal' if window == 0 else f'sliding {window}'} | {dtype} | "
                       f"{large:,} | {c['decode_ms']:.1f} | {c['decode_gflops']:.1f} | "

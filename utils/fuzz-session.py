@@ -18,8 +18,11 @@ tokens between), an output of the wrong dtype or layout), or has inputs the
 package converts (float64, float16, integers, Fortran order, strided views).
 
 A case passes when every valid or converted call returns the reference's
-output (max|out - ref| / max|ref| within 1e-4 on the CPU, 2e-2 over bf16
-caches: the GPU's, and the CPU's with --kv-dtype bf16, target cpu-bf16) and every wrong call raises HybridError, TypeError or ValueError and
+output (max|out - ref| / max|ref| within 1e-4 on the CPU; on the GPU 2e-2,
+its caches and operands being bf16; for the CPU's bf16 and f8 caches,
+targets cpu-bf16 and cpu-f8, the reference rounds the keys and values steps
+read as the caches hold them, within 1e-3 and 1e-2) and every wrong call
+raises HybridError, TypeError or ValueError and
 leaves every layer's cache as it was (later calls check that too). A crash,
 a hang, a wrong result, a refused valid call or an accepted wrong one is a
 finding, kept in DIR/findings/case-N/repro.sh.
@@ -27,7 +30,7 @@ finding, kept in DIR/findings/case-N/repro.sh.
   utils/fuzz-session.py [--cases N | --minutes M] [--seed S] [--dir DIR]
                         [--calls C] [--timeout SECONDS]
                         [--schedules caches.json,masks.json,...]
-                        [--targets cpu,cpu-bf16,cuda:sm_80] [--threads T]
+                        [--targets cpu,cpu-bf16,cpu-f8,cuda:sm_80] [--threads T]
 
 With --threads T, a case makes T sessions of one model, each making its own
 random calls from a thread of its own (the calls take turns on the model's
@@ -46,6 +49,10 @@ import fuzzing
 ROOT = fuzzing.ROOT
 SCHEDULES = ["caches.json", "masks.json", "k-eq-v-windows.json"]
 MAX_SEQ = 160
+# CPU targets: their caches' element type, and the tolerance of steps over
+# them against the reference over rounded keys and values (see
+# hybrid-rt-check: f32-rotated keys may round an ulp from f64-rotated ones).
+CPU_TARGETS = {"cpu": ("f32", 1e-4), "cpu-bf16": ("bf16", 1e-3), "cpu-f8": ("f8", 1e-2)}
 # What a finding's repro.sh sets: the package, the emulator and, for a
 # sanitized package (utils/sanitize-runtime.sh), the sanitizers.
 REPRO_ENVIRONMENT = ("PYTHONPATH", "HYBRID_CUDA_DRIVER", "LD_PRELOAD", "ASAN_OPTIONS",
@@ -62,11 +69,13 @@ class Finding(Exception):
     pass
 
 
-def run_calls(schedule, seed, calls, tolerance, print=print):
+def run_calls(schedule, seed, calls, tolerance, cache_dtype, print=print):
     import numpy as np
 
     import hybrid_attn
-    from reference import attention
+    from reference import attention, cache_rounding
+
+    cached = None if cache_dtype == "f32" else cache_rounding(cache_dtype)
 
     rng = random.Random(seed)
     data = np.random.default_rng(seed)
@@ -189,7 +198,9 @@ def run_calls(schedule, seed, calls, tolerance, print=print):
             k, v = (x[:, :at + count] for x in history[source(i)])
         lengths[i] = at + count
         scale = scales.get(source(i), 1)  # its keys: the values times it
-        ref = attention(layer, q, k * scale, v, sinks)
+        # Steps attend over the cache, whose keys and values may be rounded.
+        ref = attention(layer, q, k, v, sinks, key_scale=scale,
+                        cached=None if prefill else cached)
         error = np.abs(np.asarray(out, np.float64) - ref).max() / np.abs(ref).max()
         if not error <= tolerance:
             raise Finding(f"{what}: relative error {error:.3g} > {tolerance}")
@@ -312,6 +323,8 @@ def child(argv):
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--calls", type=int, required=True)
     parser.add_argument("--tolerance", type=float, required=True)
+    parser.add_argument("--cache-dtype", default="f32",
+                        help="bf16 or f8: steps are checked over caches rounded so")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     sys.path.insert(0, os.path.join(ROOT, "python", "tests"))
@@ -319,7 +332,8 @@ def child(argv):
     schedule = hybrid_attn.load(args.artifacts)
     try:
         if args.threads == 1:
-            run_calls(schedule, args.seed, args.calls, args.tolerance)
+            run_calls(schedule, args.seed, args.calls, args.tolerance,
+                      args.cache_dtype)
         else:
             run_threads(schedule, args)
     except Finding as finding:
@@ -340,7 +354,8 @@ def run_threads(schedule, args):
             sys.stdout.flush()
         try:
             counts.append(run_calls(schedule, args.seed + index * THREAD_SEED_STRIDE,
-                                    args.calls, args.tolerance, print=log))
+                                    args.calls, args.tolerance, args.cache_dtype,
+                                    print=log))
         except BaseException as error:  # reported once every thread is done
             failures.append((index, error))
 
@@ -370,9 +385,9 @@ def main():
                         help="seconds a case may take")
     parser.add_argument("--schedules", default=",".join(SCHEDULES),
                         help="of test/Runtime/Inputs, comma-separated")
-    parser.add_argument("--targets", default="cpu,cpu-bf16,cuda:sm_80",
-                        help="cpu-bf16: CPU kernels over bf16 caches; cuda:sm_80 "
-                        "runs under the PTX emulator, if built")
+    parser.add_argument("--targets", default="cpu,cpu-bf16,cpu-f8,cuda:sm_80",
+                        help="cpu-bf16, cpu-f8: CPU kernels over bf16 or f8 caches; "
+                        "cuda:sm_80 runs under the PTX emulator, if built")
     parser.add_argument("--threads", type=int, default=1,
                         help="sessions per case, each calling from a thread of its own")
     args = parser.parse_args()
@@ -384,7 +399,7 @@ def main():
         ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     env["HYBRID_COMPILE"] = os.path.join(bin_dir, "hybrid-compile")
     targets = [t for t in args.targets.split(",")
-               if t in ("cpu", "cpu-bf16")
+               if t in CPU_TARGETS
                or t.startswith("cuda:") and os.path.exists(emulator)]
     env["HYBRID_CUDA_DRIVER"] = emulator
     compiled = []
@@ -393,18 +408,20 @@ def main():
             out = os.path.join(args.dir, "artifacts",
                                name.replace(".json", "") + "-" + target.replace(":", "_"))
             spec = os.path.join(ROOT, "test", "Runtime", "Inputs", name)
-            flags = (["--target", "cpu", "--kv-dtype", "bf16"] if target == "cpu-bf16"
-                     else ["--target", target])
+            cache_dtype, tolerance = CPU_TARGETS.get(target, ("f32", 2e-2))
+            flags = (["--target", "cpu", "--kv-dtype", cache_dtype]
+                     if target in CPU_TARGETS else ["--target", target])
             subprocess.run([env["HYBRID_COMPILE"], spec, *flags,
                             "--max-seq", str(MAX_SEQ), "--emit", "artifacts", "-o", out],
                            check=True, env=env)
-            compiled.append((os.path.basename(out), out, 1e-4 if target == "cpu" else 2e-2))
+            compiled.append((os.path.basename(out), out, tolerance, cache_dtype))
 
     def run_case(index, seed):
-        label, artifacts, tolerance = random.Random(seed).choice(compiled)
+        label, artifacts, tolerance, cache_dtype = random.Random(seed).choice(compiled)
         command = [sys.executable, os.path.abspath(__file__), "--child", artifacts,
                    "--seed", str(seed), "--calls", str(args.calls),
-                   "--tolerance", str(tolerance), "--threads", str(args.threads)]
+                   "--tolerance", str(tolerance), "--cache-dtype", cache_dtype,
+                   "--threads", str(args.threads)]
         text = f"case {index} (seed {seed}): {label}"
         try:
             done = subprocess.run(command, env=env, capture_output=True, text=True,

@@ -36,6 +36,8 @@ echo "== Timings per layer, batch 1: prefill of $bench_seq tokens, then decode s
 echo
 echo "== Decode steps of a sliding and a full layer over bf16 caches (--kv-dtype bf16: half the bytes a step reads, keys and values rounded to bf16)"
 "$bin/hybrid-bench" "$model" --seq-len "$bench_seq" --decode-steps 16 --decode-only --kv-dtype bf16 --layers 0,5 --repeat 3
+echo "== The same over f8 caches (--kv-dtype f8: OCP E4M3FN, a quarter of f32's bytes)"
+"$bin/hybrid-bench" "$model" --seq-len "$bench_seq" --decode-steps 16 --decode-only --kv-dtype f8 --layers 0,5 --repeat 3
 echo
 echo "== The same layers compiled for NVIDIA GPUs (cuda:sm_90a): PTX with tensor-core mma.sync, cubin"
 toolkit=${CUDA_HOME:-/usr/local/cuda}

@@ -35,11 +35,10 @@ Value hybrid::cpu::loadAsF32(ImplicitLocOpBuilder &b, int64_t width,
                                    indices);
   if (element.isF32())
     return x;
-  auto f32s = VectorType::get({width}, b.getF32Type());
   if (isa<Float8E4M3FNType>(element))
     return widenF8E4M3FN(b, x);
   // bf16 to f32 is exact: LLVM widens it with a shift.
-  return arith::ExtFOp::create(b, f32s, x);
+  return arith::ExtFOp::create(b, VectorType::get({width}, b.getF32Type()), x);
 }
 
 /// A vector of `width` elements of `type` all `value`.

@@ -173,8 +173,11 @@ hybrid_rt_status hybrid_rt_device_time_get(const hybrid_rt_model *model,
  *   shared  no storage: the layer reads its source layer's cache;
  * K=V layers' caches hold their values only on CPUs, whose kernels derive
  * the keys (hybrid_rt_key_scale_set) as they read them; GPU caches keep the
- * derived keys beside the values. Caches hold f32 (the CPU kernels' type);
- * on GPUs they live in device memory as bf16. Each layer advances
+ * derived keys beside the values. CPU caches hold f32 (the kernels' type),
+ * or bf16 or f8 (OCP E4M3FN, unscaled, saturating at +-448) for artifacts
+ * compiled with --kv-dtype bf16|f8 (the manifest's cache_dtype), rounded to
+ * nearest even as they are stored; on GPUs they live in device memory as
+ * bf16. Each layer advances
  * on its own: call every layer once per step, a shared layer after its
  * source. */
 typedef struct hybrid_rt_session hybrid_rt_session;
