@@ -121,8 +121,8 @@ def draw_cpu_variant(rng):
         flags += ["--q-tile", str(rng.choice([1, 16, 33, 64, 256]))]
     if rng.random() < 0.5:
         flags += ["--k-tile", str(rng.choice([8, 16, 32, 64, 128]))]
-    if rng.random() < 0.4:  # bf16 or f8 caches: steps over rounded keys
-        flags += ["--kv-dtype", rng.choice(["bf16", "f8"])]
+    if rng.random() < 0.4:  # narrow caches: steps over rounded keys
+        flags += ["--kv-dtype", rng.choice(["bf16", "f16", "f8"])]
     return flags
 
 

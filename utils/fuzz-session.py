@@ -19,9 +19,10 @@ package converts (float64, float16, integers, Fortran order, strided views).
 
 A case passes when every valid or converted call returns the reference's
 output (max|out - ref| / max|ref| within 1e-4 on the CPU; on the GPU 2e-2,
-its caches and operands being bf16; for the CPU's bf16 and f8 caches,
-targets cpu-bf16 and cpu-f8, the reference rounds the keys and values steps
-read as the caches hold them, within 1e-3 and 1e-2) and every wrong call
+its caches and operands being bf16; for the CPU's bf16, f16 and f8 caches,
+targets cpu-bf16, cpu-f16 and cpu-f8, the reference rounds the keys and
+values steps read as the caches hold them, within 1e-3, 1e-3 and 1e-2) and
+every wrong call
 raises HybridError, TypeError or ValueError and
 leaves every layer's cache as it was (later calls check that too). A crash,
 a hang, a wrong result, a refused valid call or an accepted wrong one is a
@@ -30,7 +31,8 @@ finding, kept in DIR/findings/case-N/repro.sh.
   utils/fuzz-session.py [--cases N | --minutes M] [--seed S] [--dir DIR]
                         [--calls C] [--timeout SECONDS]
                         [--schedules caches.json,masks.json,...]
-                        [--targets cpu,cpu-bf16,cpu-f8,cuda:sm_80] [--threads T]
+                        [--targets cpu,cpu-bf16,cpu-f16,cpu-f8,cuda:sm_80]
+                        [--threads T]
 
 With --threads T, a case makes T sessions of one model, each making its own
 random calls from a thread of its own (the calls take turns on the model's
@@ -52,7 +54,8 @@ MAX_SEQ = 160
 # CPU targets: their caches' element type, and the tolerance of steps over
 # them against the reference over rounded keys and values (see
 # hybrid-rt-check: f32-rotated keys may round an ulp from f64-rotated ones).
-CPU_TARGETS = {"cpu": ("f32", 1e-4), "cpu-bf16": ("bf16", 1e-3), "cpu-f8": ("f8", 1e-2)}
+CPU_TARGETS = {"cpu": ("f32", 1e-4), "cpu-bf16": ("bf16", 1e-3),
+               "cpu-f16": ("f16", 1e-3), "cpu-f8": ("f8", 1e-2)}
 # What a finding's repro.sh sets: the package, the emulator and, for a
 # sanitized package (utils/sanitize-runtime.sh), the sanitizers.
 REPRO_ENVIRONMENT = ("PYTHONPATH", "HYBRID_CUDA_DRIVER", "LD_PRELOAD", "ASAN_OPTIONS",
@@ -385,8 +388,8 @@ def main():
                         help="seconds a case may take")
     parser.add_argument("--schedules", default=",".join(SCHEDULES),
                         help="of test/Runtime/Inputs, comma-separated")
-    parser.add_argument("--targets", default="cpu,cpu-bf16,cpu-f8,cuda:sm_80",
-                        help="cpu-bf16, cpu-f8: CPU kernels over bf16 or f8 caches; "
+    parser.add_argument("--targets", default="cpu,cpu-bf16,cpu-f16,cpu-f8,cuda:sm_80",
+                        help="cpu-bf16, cpu-f16, cpu-f8: CPU kernels over such caches; "
                         "cuda:sm_80 runs under the PTX emulator, if built")
     parser.add_argument("--threads", type=int, default=1,
                         help="sessions per case, each calling from a thread of its own")

@@ -104,12 +104,11 @@ std::string
 hybrid::validateArtifactCacheStorage(const CompileOptions &options) {
   StorageType storage = getArtifactCacheStorage(options);
   bool onCPU = options.target == "cpu";
-  if (storage == StorageType::bf16 ||
-      (onCPU && (storage == StorageType::f32 || storage == StorageType::f8)))
+  // Every storage type serves CPU caches.
+  if (storage == StorageType::bf16 || onCPU)
     return "";
   return ("--kv-dtype " + stringifyStorageType(storage) +
-          ": the runtime keeps " +
-          (onCPU ? "CPU caches in f32, bf16 or f8" : "GPU caches in bf16"))
+          ": the runtime keeps GPU caches in bf16")
       .str();
 }
 

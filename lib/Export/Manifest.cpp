@@ -69,13 +69,14 @@ json hybrid::buildManifest(ModuleOp module, ScheduleOp schedule,
       kernels[symbol]["derives_keys"] = true;
     if (!onGPU && decode) {
       // The element type of the caches the decode kernel reads (its k), and
-      // for bf16 and f8 ones the flash kernel over them (null: steps of many
+      // for narrower ones the flash kernel over them (null: steps of many
       // tokens over an f32 cache run the prompt's kernel, `entry`).
       Type cache =
           cast<MemRefType>(cast<func::FuncOp>(decode).getArgumentTypes()[1])
               .getElementType();
       kernels[symbol]["cache_dtype"] = cache.isF32()    ? "f32"
                                        : cache.isBF16() ? "bf16"
+                                       : cache.isF16()  ? "f16"
                                                         : "f8";
       kernels[symbol]["steps"] = entry(symbol + "_steps");
     }
@@ -136,7 +137,8 @@ json hybrid::buildManifest(ModuleOp module, ScheduleOp schedule,
   // their own, whose CPU decode kernel derives keys from cached values; 11:
   // so does their GPU decode kernel (derive_kv for flash steps); 13: CPU
   // kernels state their caches' element type (cache_dtype: f32, bf16 or,
-  // since, f8), and narrow ones come with a flash kernel over them (steps).
+  // since, f16 and f8), and narrow ones come with a flash kernel over them
+  // (steps).
   json manifest = {{"version", 13},
                    {"target", target.str()},
                    {"library", library.str()},

@@ -257,11 +257,12 @@ def compile(model: Union[str, os.PathLike, dict], target: str = "cpu",
     `value_slice` (a multiple of 16, of 64 with wgmma, up to 256; default
     256) bounds the value dims one flash CTA accumulates, each slice
     computing Q K^T again (--value-slice: wide heads' accumulators fit in
-    fewer registers). `kv_dtype` ("f32", the CPU default, "bf16" or "f8")
-    is the element type of the caches sessions keep (hybrid-compile's
-    --kv-dtype; GPU caches are bf16): bf16 halves a CPU decode step's
-    reads, f8 (OCP E4M3FN, unscaled: finite values up to 448) quarters
-    them, the steps attending over keys and values rounded so."""
+    fewer registers). `kv_dtype` ("f32", the CPU default, "bf16", "f16"
+    or "f8") is the element type of the caches sessions keep
+    (hybrid-compile's --kv-dtype; GPU caches are bf16): bf16 and f16 halve
+    a CPU decode step's reads, f8 (OCP E4M3FN, unscaled: finite values up
+    to 448) quarters them, the steps attending over keys and values
+    rounded so."""
     owned = None
     scratch = tempfile.TemporaryDirectory(prefix="hybrid_attn_")
     if isinstance(model, dict):

@@ -21,11 +21,12 @@ def rope(x, positions, pos):
 
 
 def cache_rounding(dtype):
-    """x rounded as a session's caches of `dtype` hold it: "bf16", or "f8"
-    (OCP E4M3FN, saturating at +-448 where ml_dtypes makes NaNs), to
-    nearest even by ml_dtypes; for attention(cached=...)."""
+    """x rounded as a session's caches of `dtype` hold it: "bf16", "f16", or
+    "f8" (OCP E4M3FN, saturating at +-448 where ml_dtypes makes NaNs), to
+    nearest even by ml_dtypes or NumPy; for attention(cached=...)."""
     import ml_dtypes
-    element = {"bf16": ml_dtypes.bfloat16, "f8": ml_dtypes.float8_e4m3fn}[dtype]
+    element = {"bf16": ml_dtypes.bfloat16, "f16": np.float16,
+               "f8": ml_dtypes.float8_e4m3fn}[dtype]
     limit = 448.0 if dtype == "f8" else np.inf
     return lambda x: np.clip(np.asarray(x, np.float32), -limit, limit).astype(
         element).astype(np.float64)

@@ -88,8 +88,8 @@ def test_prefill_then_decode_match_reference(schedule, step):
     assert session.cache_info(0)["length"] == 0
 
 
-# Caches of bf16 (half the bytes of f32) and f8 (E4M3FN, a quarter).
-NARROW_CACHES = {"bf16": 2, "f8": 4}  # f32's bytes per theirs
+# Caches of bf16 and f16 (half the bytes of f32) and f8 (E4M3FN, a quarter).
+NARROW_CACHES = {"bf16": 2, "f16": 2, "f8": 4}  # f32's bytes per theirs
 
 
 @pytest.fixture(scope="module", params=sorted(NARROW_CACHES))
@@ -101,8 +101,8 @@ def narrow_schedule(request):
 # the narrow cache.
 @pytest.mark.parametrize("step", [1, 32])
 def test_narrow_caches(schedule, narrow_schedule, step):
-    """kv_dtype="bf16" or "f8": caches of fewer bytes; prompts attend in f32
-    as before, steps over keys and values rounded as the cache holds them
+    """kv_dtype="bf16", "f16" or "f8": caches of fewer bytes; prompts attend
+    in f32 as before, steps over keys and values rounded as the cache holds them
     (ml_dtypes rounds the reference's: to nearest even)."""
     dtype, narrow = narrow_schedule
     fraction = NARROW_CACHES[dtype]
@@ -126,13 +126,14 @@ def test_narrow_caches(schedule, narrow_schedule, step):
         # Keys the kernels rotate in f32 and the reference in f64 may round
         # an ulp apart (hybrid-rt-check's tolerances); the rounding itself
         # moves rows by far more than f32's error.
-        assert relative_error(out, cached[:, at]) < {"bf16": 1e-3, "f8": 1e-2}[dtype], (s, dtype)
+        assert relative_error(out, cached[:, at]) < {"bf16": 1e-3, "f16": 1e-3,
+                                                     "f8": 1e-2}[dtype], (s, dtype)
         assert relative_error(out, ref[:, at]) > 1e-5, (s, dtype)
 
 
 @pytest.mark.parametrize("step", [1, 32])
 def test_narrow_caches_keep_nans(schedule, narrow_schedule, step):
-    """A NaN key or value element read from a bf16 or f8 cache is a NaN, as
+    """A NaN key or value element read from a narrow cache is a NaN, as
     from an f32 one (E4M3FN keeps them at S.1111.111; the f8 decode kernel
     checks each row for them): the rows whose window sees it are NaN, the
     others not."""

@@ -10,9 +10,10 @@
 using namespace hybrid::rt;
 
 CacheElement hybrid::rt::getCacheElement(const std::string &dtype) {
-  return dtype == "bf16" ? CacheElement::BF16
-         : dtype == "f8" ? CacheElement::F8E4M3FN
-                         : CacheElement::F32;
+  return dtype == "bf16"  ? CacheElement::BF16
+         : dtype == "f16" ? CacheElement::F16
+         : dtype == "f8"  ? CacheElement::F8E4M3FN
+                          : CacheElement::F32;
 }
 
 static uint32_t bitsOf(float x) {
@@ -37,6 +38,53 @@ float hybrid::rt::widenBF16(uint16_t x) {
   return f;
 }
 
+/// The bits of |x| (finite, short of the format's overflow) in a binary
+/// format of `mantissaBits` and exponent `bias` (f16: 10, 15; E4M3FN: 3, 7),
+/// rounded to nearest even.
+static uint32_t roundMagnitude(float x, int mantissaBits, int bias) {
+  uint32_t magnitude = bitsOf(x) & 0x7fffffffu;
+  if (magnitude < bitsOf(std::ldexp(1.f, 1 - bias))) {
+    // Subnormals (and zero) are multiples of 2^(1 - bias - mantissaBits), up
+    // to 2^mantissaBits of them (the smallest normal, whose code that is
+    // too); rint ties to even.
+    return uint32_t(std::nearbyint(std::fabs(x) *
+                                   std::ldexp(1.f, bias - 1 + mantissaBits)));
+  }
+  // Normal: keep mantissaBits of 23, ties to even (a carry moves into the
+  // exponent), then rebias the exponent from 127.
+  int dropped = 23 - mantissaBits;
+  magnitude += ((1u << (dropped - 1)) - 1) + ((magnitude >> dropped) & 1);
+  uint32_t exponent = (magnitude >> 23) - 127 + uint32_t(bias);
+  return (exponent << mantissaBits) |
+         ((magnitude >> dropped) & ((1u << mantissaBits) - 1));
+}
+
+uint16_t hybrid::rt::roundToF16(float x) {
+  uint32_t bits = bitsOf(x);
+  uint16_t sign = uint16_t((bits >> 16) & 0x8000);
+  uint32_t magnitude = bits & 0x7fffffffu;
+  if (magnitude > 0x7f800000u) // NaN: quiet, keeping the payload's top
+    return sign | 0x7e00 | uint16_t((magnitude >> 13) & 0x1ff);
+  // From 65520 (halfway past the largest finite, 65504, to an odd one) on,
+  // infinities included: infinity.
+  if (magnitude >= bitsOf(65520.f))
+    return sign | 0x7c00;
+  return sign | uint16_t(roundMagnitude(x, /*mantissaBits=*/10, /*bias=*/15));
+}
+
+float hybrid::rt::widenF16(uint16_t x) {
+  int exponent = (x >> 10) & 31, mantissa = x & 0x3ff;
+  float magnitude;
+  if (exponent == 31)
+    magnitude = mantissa ? std::numeric_limits<float>::quiet_NaN()
+                         : std::numeric_limits<float>::infinity();
+  else if (exponent == 0)
+    magnitude = std::ldexp(float(mantissa), -24);
+  else
+    magnitude = std::ldexp(float(1024 + mantissa), exponent - 25);
+  return x & 0x8000 ? -magnitude : magnitude;
+}
+
 uint8_t hybrid::rt::roundToF8E4M3FN(float x) {
   uint32_t bits = bitsOf(x);
   uint8_t sign = uint8_t((bits >> 24) & 0x80);
@@ -45,17 +93,7 @@ uint8_t hybrid::rt::roundToF8E4M3FN(float x) {
     return sign | 0x7f;
   if (magnitude >= bitsOf(448.f)) // the largest finite (its own rounding
     return sign | 0x7e;           // reaches 464, where 480 is no number)
-  if (magnitude < bitsOf(0x1p-6f)) {
-    // Subnormals (and zero) are multiples of 2^-9, up to 8 of them (the
-    // smallest normal, whose code is 8 too); rint ties to even.
-    float units = std::nearbyint(std::fabs(x) * 512.f);
-    return sign | uint8_t(units);
-  }
-  // Normal: keep 3 of 23 mantissa bits, ties to even (a carry moves into
-  // the exponent), then rebias the exponent from 127 to 7.
-  magnitude += 0x7ffffu + ((magnitude >> 20) & 1);
-  uint32_t exponent = (magnitude >> 23) - 127 + 7;
-  return sign | uint8_t(exponent << 3) | uint8_t((magnitude >> 20) & 7);
+  return sign | uint8_t(roundMagnitude(x, /*mantissaBits=*/3, /*bias=*/7));
 }
 
 float hybrid::rt::widenF8E4M3FN(uint8_t x) {
@@ -76,6 +114,8 @@ float hybrid::rt::roundAs(CacheElement element, float x) {
     return x;
   case CacheElement::BF16:
     return widenBF16(roundToBF16(x));
+  case CacheElement::F16:
+    return widenF16(roundToF16(x));
   case CacheElement::F8E4M3FN:
     return widenF8E4M3FN(roundToF8E4M3FN(x));
   }
@@ -89,7 +129,8 @@ void CacheRows::allocate(int64_t elements, CacheElement asElement) {
     f32Rows.assign(size_t(elements), 0.f);
     break;
   case CacheElement::BF16:
-    bf16Rows.assign(size_t(elements), 0);
+  case CacheElement::F16:
+    halfRows.assign(size_t(elements), 0);
     break;
   case CacheElement::F8E4M3FN:
     f8Rows.assign(size_t(elements), 0);
@@ -100,11 +141,11 @@ void CacheRows::allocate(int64_t elements, CacheElement asElement) {
 Tensor4 CacheRows::tensor(const std::array<int64_t, 4> &shape) const {
   // Descriptors carry addresses; the kernel's memref type says what they
   // hold.
-  const void *data = element == CacheElement::BF16
-                         ? static_cast<const void *>(bf16Rows.data())
-                     : element == CacheElement::F8E4M3FN
+  const void *data = element == CacheElement::F8E4M3FN
                          ? static_cast<const void *>(f8Rows.data())
-                         : static_cast<const void *>(f32Rows.data());
+                     : element == CacheElement::F32
+                         ? static_cast<const void *>(f32Rows.data())
+                         : static_cast<const void *>(halfRows.data());
   return makeTensor4(static_cast<const float *>(data), shape.data());
 }
 
@@ -119,7 +160,10 @@ void CacheRows::store(const float *src, int64_t batch, int64_t rows,
         std::memcpy(&f32Rows[at], from, rowWidth * sizeof(float));
         break;
       case CacheElement::BF16:
-        std::transform(from, from + rowWidth, &bf16Rows[at], roundToBF16);
+        std::transform(from, from + rowWidth, &halfRows[at], roundToBF16);
+        break;
+      case CacheElement::F16:
+        std::transform(from, from + rowWidth, &halfRows[at], roundToF16);
         break;
       case CacheElement::F8E4M3FN:
         std::transform(from, from + rowWidth, &f8Rows[at], roundToF8E4M3FN);
@@ -138,8 +182,12 @@ void CacheRows::widen(float *out, int64_t batch, int64_t rows, int64_t first,
         std::memcpy(&out[at], &f32Rows[at], rowWidth * sizeof(float));
         break;
       case CacheElement::BF16:
-        std::transform(&bf16Rows[at], &bf16Rows[at] + rowWidth, &out[at],
+        std::transform(&halfRows[at], &halfRows[at] + rowWidth, &out[at],
                        widenBF16);
+        break;
+      case CacheElement::F16:
+        std::transform(&halfRows[at], &halfRows[at] + rowWidth, &out[at],
+                       widenF16);
         break;
       case CacheElement::F8E4M3FN:
         std::transform(&f8Rows[at], &f8Rows[at] + rowWidth, &out[at],

@@ -1,9 +1,9 @@
 //===- CacheRows.h - One tensor of a layer's host cache ---------*- C++ -*-===//
 //
 // The keys or values a CPU session keeps for a layer, [B, rows, Hkv, width]
-// with position p in row p % rows: f32, bf16 (half the bytes a decode step
-// reads) or f8 (OCP FP8 E4M3FN, unscaled: a quarter); the kernels widen each
-// element as they load it.
+// with position p in row p % rows: f32, bf16 or f16 (half the bytes a decode
+// step reads) or f8 (OCP FP8 E4M3FN, unscaled: a quarter); the kernels widen
+// each element as they load it.
 //
 //===----------------------------------------------------------------------===//
 
@@ -20,16 +20,21 @@
 namespace hybrid::rt {
 
 /// What a host cache holds (a kernel's cache_dtype).
-enum class CacheElement { F32, BF16, F8E4M3FN };
+enum class CacheElement { F32, BF16, F16, F8E4M3FN };
 
-/// The element of cache_dtype `dtype` ("f32", "bf16" or "f8"; the manifest
-/// admits no other).
+/// The element of cache_dtype `dtype` ("f32", "bf16", "f16" or "f8"; the
+/// manifest admits no other).
 CacheElement getCacheElement(const std::string &dtype);
 
 /// f32 to bf16, rounded to nearest even (NaNs stay NaNs).
 uint16_t roundToBF16(float x);
 /// bf16 to f32 (exact).
 float widenBF16(uint16_t x);
+/// f32 to IEEE half, rounded to nearest even (past 65504 to infinity; NaNs
+/// stay NaNs).
+uint16_t roundToF16(float x);
+/// IEEE half to f32 (exact).
+float widenF16(uint16_t x);
 /// f32 to E4M3FN, rounded to nearest even; magnitudes past the largest
 /// finite one (448, infinities too) saturate to it, NaNs stay NaNs.
 uint8_t roundToF8E4M3FN(float x);
@@ -46,7 +51,7 @@ public:
   CacheElement getElement() const { return element; }
   int64_t bytes() const {
     return int64_t(f32Rows.size() * sizeof(float) +
-                   bf16Rows.size() * sizeof(uint16_t) + f8Rows.size());
+                   halfRows.size() * sizeof(uint16_t) + f8Rows.size());
   }
   /// A kernel operand over all of it, shaped [B, rows, Hkv, width].
   Tensor4 tensor(const std::array<int64_t, 4> &shape) const;
@@ -68,7 +73,7 @@ public:
 private:
   CacheElement element = CacheElement::F32;
   std::vector<float> f32Rows;
-  std::vector<uint16_t> bf16Rows;
+  std::vector<uint16_t> halfRows; // bf16 or f16
   std::vector<uint8_t> f8Rows;
 };
 

@@ -298,13 +298,15 @@ static KernelSpec parseKernel(const Fields &f) {
   k.decodeBF16 = f.string("decode_bf16", std::string());
   k.deriveKV = f.string("derive_kv", std::string());
   k.cacheDtype = f.string("cache_dtype", std::string("f32"));
-  if (k.cacheDtype != "f32" && k.cacheDtype != "bf16" && k.cacheDtype != "f8")
+  if (k.cacheDtype != "f32" && k.cacheDtype != "bf16" &&
+      k.cacheDtype != "f16" && k.cacheDtype != "f8")
     throw FieldError(f.where("cache_dtype") +
-                     ": must be f32, bf16 or f8, not '" + k.cacheDtype + "'");
+                     ": must be f32, bf16, f16 or f8, not '" + k.cacheDtype +
+                     "'");
   k.steps = f.string("steps", std::string());
   if (!k.steps.empty() && (k.cachesF32() || k.derivesKeys))
     throw FieldError(f.where("steps") +
-                     ": only kernels of bf16 or f8 caches that store keys "
+                     ": only kernels of bf16, f16 or f8 caches that store keys "
                      "have their own flash kernel for steps");
   if (k.steps.empty() && !k.cachesF32() && !k.decode.empty() && !k.derivesKeys)
     throw FieldError(f.where("steps") + ": a kernel of " + k.cacheDtype +

@@ -1,4 +1,4 @@
-//===- CacheRowsTest.cpp - bf16 and f8 rounding, host cache rows ----------===//
+//===- CacheRowsTest.cpp - bf16, f16 and f8 rounding, host cache rows -----===//
 
 #include "CacheRows.h"
 #include "hybrid-rt/Reference.h"
@@ -43,6 +43,30 @@ TEST(CacheRows, WidensExactly) {
   }
 }
 
+TEST(CacheRows, RoundsToF16) {
+  EXPECT_EQ(roundToF16(1.0f), 0x3c00);
+  // Halfway between 1 and 1 + 2^-10: to 1 (even); halfway between the next
+  // two: up to the even one.
+  EXPECT_EQ(roundToF16(1.0f + 0x1p-11f), 0x3c00);
+  EXPECT_EQ(roundToF16(1.0f + 3 * 0x1p-11f), 0x3c02);
+  EXPECT_EQ(roundToF16(-2.0f), 0xc000);
+  // The largest finite, 65504; from halfway past it (65520) on, infinity.
+  EXPECT_EQ(roundToF16(65504.f), 0x7bff);
+  EXPECT_EQ(roundToF16(65519.f), 0x7bff);
+  EXPECT_EQ(roundToF16(65520.f), 0x7c00);
+  EXPECT_EQ(roundToF16(-std::numeric_limits<float>::infinity()), 0xfc00);
+  // Subnormals: multiples of 2^-24; 2^-25 ties to 0, 3 * 2^-25 to 2^-23.
+  EXPECT_EQ(roundToF16(0x1p-24f), 0x0001);
+  EXPECT_EQ(roundToF16(0x1p-25f), 0x0000);
+  EXPECT_EQ(roundToF16(3 * 0x1p-25f), 0x0002);
+  EXPECT_EQ(roundToF16(0x1p-14f - 0x1p-30f), 0x0400);
+  EXPECT_TRUE(std::isnan(widenF16(roundToF16(std::nanf("")))));
+  EXPECT_EQ(widenF16(0x7c00), std::numeric_limits<float>::infinity());
+  for (uint32_t code = 0; code < 0x10000; ++code)
+    if ((code & 0x7c00) != 0x7c00 || (code & 0x3ff) == 0) // all but NaNs
+      EXPECT_EQ(roundToF16(widenF16(uint16_t(code))), code) << code;
+}
+
 TEST(CacheRows, RoundsToF8E4M3FN) {
   EXPECT_EQ(roundToF8E4M3FN(1.0f), 0x38); // exponent 7 (bias 7), mantissa 0
   EXPECT_EQ(roundToF8E4M3FN(-1.0f), 0xb8);
@@ -83,8 +107,11 @@ TEST(CacheRows, RoundsToF8E4M3FN) {
 /// The runtime's bit-level rounding agrees with the reference's, written
 /// from the formats' definitions, on floats across every exponent.
 TEST(CacheRows, RoundsAsTheReference) {
-  for (CacheElement element : {CacheElement::BF16, CacheElement::F8E4M3FN}) {
-    std::string dtype = element == CacheElement::BF16 ? "bf16" : "f8";
+  for (CacheElement element :
+       {CacheElement::BF16, CacheElement::F16, CacheElement::F8E4M3FN}) {
+    std::string dtype = element == CacheElement::BF16  ? "bf16"
+                        : element == CacheElement::F16 ? "f16"
+                                                       : "f8";
     for (uint64_t bits = 0; bits <= 0xffffffffu; bits += 4099) {
       float x;
       uint32_t word = uint32_t(bits);
@@ -102,11 +129,12 @@ TEST(CacheRows, RoundsAsTheReference) {
 TEST(CacheRows, StoresIntoRingRowsAndWidens) {
   // Batch 2, a ring of 3 rows of width 2; positions 2..5 stored (4 > 3: the
   // oldest is skipped), so rows hold positions 3, 4, 5 at rows 0, 1, 2.
-  for (CacheElement element : {CacheElement::BF16, CacheElement::F8E4M3FN}) {
+  for (CacheElement element :
+       {CacheElement::BF16, CacheElement::F16, CacheElement::F8E4M3FN}) {
     CacheRows rows;
     rows.allocate(2 * 3 * 2, element);
     EXPECT_EQ(rows.bytes(),
-              2 * 3 * 2 * (element == CacheElement::BF16 ? 2 : 1));
+              2 * 3 * 2 * (element == CacheElement::F8E4M3FN ? 1 : 2));
     EXPECT_EQ(rows.f32Data(), nullptr);
     std::vector<float> src(2 * 4 * 2); // 0.5 .. 8: exact in both
     for (size_t i = 0; i < src.size(); ++i)

@@ -95,11 +95,11 @@ TEST(Manifest, ErrorsNameTheField) {
       {"\"k_tile\": 64}", "\"k_tile\": 64, \"derive_kv\": \"d\"}",
        "kernels.attn0.derive_kv: only a kernel that derives keys "
        "(derives_keys) has it"},
-      {"\"k_tile\": 64}", "\"k_tile\": 64, \"cache_dtype\": \"f16\"}",
-       "kernels.attn0.cache_dtype: must be f32, bf16 or f8, not 'f16'"},
+      {"\"k_tile\": 64}", "\"k_tile\": 64, \"cache_dtype\": \"f64\"}",
+       "kernels.attn0.cache_dtype: must be f32, bf16, f16 or f8, not 'f64'"},
       {"\"k_tile\": 64}", "\"k_tile\": 64, \"steps\": \"s\"}",
-       "kernels.attn0.steps: only kernels of bf16 or f8 caches that store "
-       "keys have their own flash kernel for steps"},
+       "kernels.attn0.steps: only kernels of bf16, f16 or f8 caches that "
+       "store keys have their own flash kernel for steps"},
       {"\"k_tile\": 64}",
        "\"k_tile\": 64, \"decode\": \"d\", \"decode_combine\": \"c\", "
        "\"decode_q_tile\": 8, \"cache_dtype\": \"bf16\"}",

@@ -57,10 +57,11 @@ static cl::opt<int64_t> kTile("k-tile", cl::init(64), cl::desc("Keys per tile"),
                               cl::cat(runCategory));
 static cl::opt<StorageType> kvDtype(
     "kv-dtype",
-    cl::desc("Element type of the caches (CPU: f32, the default, bf16 or "
-             "f8; GPU: bf16)"),
+    cl::desc("Element type of the caches (CPU: f32, the default, bf16, f16 "
+             "or f8; GPU: bf16)"),
     cl::values(clEnumValN(StorageType::f32, "f32", "4 bytes"),
                clEnumValN(StorageType::bf16, "bf16", "2 bytes"),
+               clEnumValN(StorageType::f16, "f16", "2 bytes"),
                clEnumValN(StorageType::f8, "f8", "1 byte (E4M3FN, unscaled)")),
     cl::cat(runCategory));
 static cl::opt<std::string>

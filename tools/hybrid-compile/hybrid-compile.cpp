@@ -52,7 +52,7 @@ cl::opt<hybrid::StorageType> kvDtype(
     "kv-dtype", cl::init(hybrid::StorageType::bf16),
     cl::desc("Element type of stored caches and states (the "
              "summary's plan: bf16 by default; artifacts: the caches "
-             "the runtime keeps, f32 by default, bf16 or f8 on CPUs, "
+             "the runtime keeps, f32 by default, bf16, f16 or f8 on CPUs, "
              "bf16 on GPUs)"),
     cl::values(clEnumValN(hybrid::StorageType::f32, "f32", "4 bytes"),
                clEnumValN(hybrid::StorageType::f16, "f16", "2 bytes"),

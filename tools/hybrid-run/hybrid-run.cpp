@@ -46,7 +46,7 @@ cl::opt<double> tolerance("tolerance", cl::init(1e-4),
                           cl::desc("--check: largest accepted error, "
                                    "max|out - ref| / max|ref| per layer "
                                    "(GPU targets, bf16: 2e-2; steps over "
-                                   "bf16 caches 1e-3, f8 ones 1e-2)"),
+                                   "bf16 or f16 caches 1e-3, f8 ones 1e-2)"),
                           cl::cat(toolCategory));
 
 int fail(const Twine &message) {

@@ -34,7 +34,7 @@ def ConvertHybridAttentionToCPU
       work_end)` (causal layers): a decode step of up to a few query
       positions per work item over a KV cache of `cache-type` elements,
       split over the key range; `@K_decode_combine` merges the splits.
-    - `@K_steps(q, k_cache, v_cache, ...)` (bf16 or f8 caches; causal
+    - `@K_steps(q, k_cache, v_cache, ...)` (bf16, f16 or f8 caches; causal
       layers whose keys are stored): `@K` reading the cache's keys and
       values, converted as each key tile is copied, for steps of many tokens
       over the cache.
@@ -59,7 +59,7 @@ def ConvertHybridAttentionToCPU
            "Keys per tile (a multiple of 32)">,
     Option<"cacheType", "cache-type", "std::string", /*default=*/"\"f32\"",
            "Element type of the KV caches the decode kernels read: f32, "
-           "bf16 or f8 (E4M3FN); bf16 and f8: causal layers also get "
+           "bf16, f16 or f8 (E4M3FN); all but f32: causal layers also get "
            "`@K_steps`, the flash kernel over such keys and values, for "
            "steps of many tokens">
   ];

@@ -98,7 +98,7 @@ std::string validateTarget(llvm::StringRef target);
 StorageType getArtifactCacheStorage(const CompileOptions &options);
 
 /// The error for artifacts whose caches the target's runtime does not keep
-/// in getArtifactCacheStorage() (CPUs: f32 or bf16; GPUs: bf16); empty if
+/// in getArtifactCacheStorage() (CPUs: any; GPUs: bf16); empty if
 /// it does.
 std::string validateArtifactCacheStorage(const CompileOptions &options);
 

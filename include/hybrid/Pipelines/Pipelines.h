@@ -54,6 +54,7 @@ struct CPUPipelineOptions
       llvm::cl::values(
           clEnumValN(StorageType::f32, "f32", "4 bytes"),
           clEnumValN(StorageType::bf16, "bf16", "2 bytes"),
+          clEnumValN(StorageType::f16, "f16", "2 bytes"),
           clEnumValN(StorageType::f8, "f8", "1 byte (E4M3FN, unscaled)"))};
 };
 

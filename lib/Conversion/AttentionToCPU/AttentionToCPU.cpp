@@ -37,7 +37,8 @@ Value hybrid::cpu::loadAsF32(ImplicitLocOpBuilder &b, int64_t width,
     return x;
   if (isa<Float8E4M3FNType>(element))
     return widenF8E4M3FN(b, x);
-  // bf16 to f32 is exact: LLVM widens it with a shift.
+  // bf16 and f16 to f32 are exact: LLVM widens bf16 with a shift, f16 with
+  // vcvtph2ps.
   return arith::ExtFOp::create(b, VectorType::get({width}, b.getF32Type()), x);
 }
 
@@ -202,11 +203,12 @@ struct ConvertAttentionToCPUPass
     Builder builder(&getContext());
     Type cacheElement = cacheType == "f32"    ? builder.getF32Type()
                         : cacheType == "bf16" ? builder.getBF16Type()
+                        : cacheType == "f16"  ? builder.getF16Type()
                         : cacheType == "f8"
                             ? builder.getType<Float8E4M3FNType>()
                             : Type();
     if (!cacheElement) {
-      module.emitError() << "cache-type must be f32, bf16 or f8, got '"
+      module.emitError() << "cache-type must be f32, bf16, f16 or f8, got '"
                          << cacheType << "'";
       return signalPassFailure();
     }
@@ -263,7 +265,7 @@ struct ConvertAttentionToCPUPass
           decode->setAttr(kKEqVAttrName, b.getUnitAttr());
         emitCombineKernel(b, name + "_decode_combine", sig);
         // Steps of many tokens run the flash kernel over the cache in place:
-        // a bf16 or f8 cache needs its own. (K=V caches hold values only, from
+        // a narrower cache needs its own. (K=V caches hold values only, from
         // which the runtime derives f32 keys for such steps.)
         if (!cacheElement.isF32() && !sig.derivesKeys)
           emitFlashKernel(b, name + "_steps", sig, tiles, cacheElement);

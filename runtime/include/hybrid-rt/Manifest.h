@@ -130,14 +130,14 @@ struct KernelSpec {
   /// derived, and its values gathered, into scratch for a flash step.
   std::string deriveKV;
   /// CPU targets: the element type of the caches the decode kernel reads,
-  /// "f32", "bf16" or "f8" (E4M3FN), and for the narrow ones the flash
+  /// "f32", "bf16", "f16" or "f8" (E4M3FN), and for the narrow ones the flash
   /// kernel reading them (steps of many tokens; empty for K=V layers, whose
   /// steps read derived f32 keys).
   std::string cacheDtype = "f32";
   std::string steps;
   bool cachesF32() const { return cacheDtype == "f32"; }
   int64_t getCacheElementBytes() const {
-    return cacheDtype == "f32" ? 4 : cacheDtype == "bf16" ? 2 : 1;
+    return cacheDtype == "f32" ? 4 : cacheDtype == "f8" ? 1 : 2;
   }
   // Where the tile sizes came from: the tuning signature and "database",
   // "default" or "default (no entry)"; empty in older manifests.
@@ -179,7 +179,7 @@ struct Manifest {
   /// (the tensor cores' input).
   bool roundsToBF16() const { return target != "cpu"; }
   /// Whether some CPU kernel's steps attend over keys and values rounded to
-  /// a narrow cache (bf16 or f8); prompts attend over the f32 operands.
+  /// a narrow cache (bf16, f16 or f8); prompts attend over the f32 operands.
   bool roundsCaches() const {
     for (const auto &[name, kernel] : kernels)
       if (target == "cpu" && !kernel.cachesF32())

@@ -53,16 +53,17 @@ std::vector<double> sessionAttention(const LayerSpec &layer, int64_t batch,
 
 /// The relative error (max|out - ref| / max|ref|) a session over caches of
 /// `cacheDtype` may show against sessionAttention() with random inputs:
-/// f32's rounding (1e-4), and for bf16 (1e-3) and f8 (1e-2) keys that the
-/// kernels rotate in f32 before rounding them into the cache, where the
-/// reference rotates in f64: a rotated key element at a rounding midpoint
+/// f32's rounding (1e-4), and for bf16 and f16 (1e-3) and f8 (1e-2) keys
+/// that the kernels rotate in f32 before rounding them into the cache, where
+/// the reference rotates in f64: a rotated key element at a rounding midpoint
 /// rounds apart by one of the cache's ulps, which moves a row that sees few
 /// keys by up to about ulp * scale * |q|.
 double getSessionTolerance(const std::string &cacheDtype);
 
 /// x as a cache of `dtype` holds it ("f32": x; "bf16": rounded to 8
 /// significant bits, to nearest even, past the largest finite to infinity;
-/// "f8": OCP E4M3FN, 4 significant bits, saturating at +-448). Written from
+/// "f16": IEEE half, 11 bits, likewise; "f8": OCP E4M3FN, 4 significant
+/// bits, saturating at +-448). Written from
 /// the formats' definitions, not the runtime's bit tricks: a session's steps
 /// attend over their caches' keys and values, so the reference for them
 /// sees those rounded by this.

@@ -174,8 +174,8 @@ hybrid_rt_status hybrid_rt_device_time_get(const hybrid_rt_model *model,
  * K=V layers' caches hold their values only on CPUs, whose kernels derive
  * the keys (hybrid_rt_key_scale_set) as they read them; GPU caches keep the
  * derived keys beside the values. CPU caches hold f32 (the kernels' type),
- * or bf16 or f8 (OCP E4M3FN, unscaled, saturating at +-448) for artifacts
- * compiled with --kv-dtype bf16|f8 (the manifest's cache_dtype), rounded to
+ * or bf16, f16 or f8 (OCP E4M3FN, unscaled, saturating at +-448) for
+ * artifacts compiled with --kv-dtype (the manifest's cache_dtype), rounded to
  * nearest even as they are stored; on GPUs they live in device memory as
  * bf16. Each layer advances
  * on its own: call every layer once per step, a shared layer after its

@@ -1,10 +1,20 @@
 // RUN: hybrid-opt %s --convert-hybrid-attention-to-cpu="cache-type=bf16" | FileCheck %s
-// RUN: not hybrid-opt %s --convert-hybrid-attention-to-cpu="cache-type=f16" 2>&1 | FileCheck %s --check-prefix=BAD
+// RUN: not hybrid-opt %s --convert-hybrid-attention-to-cpu="cache-type=f64" 2>&1 | FileCheck %s --check-prefix=BAD
+// RUN: hybrid-opt %s --convert-hybrid-attention-to-cpu="cache-type=f16" | FileCheck %s --check-prefix=F16
 
 // bf16 caches: the decode kernel reads bf16 keys and values and widens each
 // vector it loads; prompts keep the f32 flash kernel, and steps of many
 // tokens over the cache get its bf16 twin, @K_steps, which widens each key
 // tile as it copies it.
+
+// f16 caches take the same path: arith.extf (vcvtph2ps), its prefetches
+// stepping 32 elements, and a twin.
+// F16-LABEL: func.func @causal_decode(
+// F16-SAME: memref<?x?x8x64xf32>, %[[K:[^:]+]]: memref<?x?x2x64xf16>, %{{[^:]+}}: memref<?x?x2x64xf16>,
+// F16: %[[KEY:.+]] = vector.load %[[K]][{{.+}}] : memref<?x?x2x64xf16>, vector<16xf16>
+// F16-NEXT: arith.extf %[[KEY]] : vector<16xf16> to vector<16xf32>
+// F16-LABEL: func.func @causal_steps(
+// F16-SAME: memref<?x?x8x64xf32>, %{{[^:]+}}: memref<?x?x2x64xf16>, %{{[^:]+}}: memref<?x?x2x64xf16>,
 
 // The prompt's kernel: f32 keys and values.
 // CHECK-LABEL: func.func @causal(
@@ -72,4 +82,4 @@ func.func @bidirectional(%q: tensor<?x?x4x32xf32>, %k: tensor<?x?x4x32xf32>,
   return %o : tensor<?x?x4x32xf32>
 }
 
-// BAD: error: cache-type must be f32, bf16 or f8, got 'f16'
+// BAD: error: cache-type must be f32, bf16, f16 or f8, got 'f64'
