@@ -178,14 +178,6 @@ struct Manifest {
   /// Whether every operand a kernel reads is rounded to bf16: GPU targets'
   /// (the tensor cores' input).
   bool roundsToBF16() const { return target != "cpu"; }
-  /// Whether some CPU kernel's steps attend over keys and values rounded to
-  /// a narrow cache (bf16, f16 or f8); prompts attend over the f32 operands.
-  bool roundsCaches() const {
-    for (const auto &[name, kernel] : kernels)
-      if (target == "cpu" && !kernel.cachesF32())
-        return true;
-    return false;
-  }
   /// The element type of the caches: bf16 on GPUs, else the kernels'
   /// cache_dtype (compiled with one --kv-dtype; the narrowest if not).
   std::string getCacheDtype() const {
