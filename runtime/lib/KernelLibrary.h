@@ -99,8 +99,8 @@ struct KernelEntryPoints {
   DecodeDerivedFn decodeDerived = nullptr; // K=V: one of these instead
   DecodeDerivedWithSinksFn decodeDerivedWithSinks = nullptr;
   CombineFn combine = nullptr;
-  // bf16 and f8 caches: the flash kernel over them (one of these; both null for
-  // f32 caches and K=V layers).
+  // Narrower caches (bf16, f16, f8): the flash kernel over them (one of these;
+  // both null for f32 caches and K=V layers).
   AttentionFn steps = nullptr;
   AttentionWithSinksFn stepsWithSinks = nullptr;
 };

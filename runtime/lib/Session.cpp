@@ -4,7 +4,7 @@
 // keys and a [B, rows, Hkv, Dv] tensor of values; the token at position p
 // lives in row p % rows, so full caches (rows = max_seq) never wrap and ring
 // and chunk caches reuse their rows. Host caches hold f32 or, where the
-// kernels were compiled for it (--kv-dtype), bf16 or f8 (CacheRows.h). K=V
+// kernels were compiled for it (--kv-dtype), bf16, f16 or f8 (CacheRows.h). K=V
 // layers' values are their k, and their caches keep the values only: their
 // decode kernel derives each key as it loads it (times the key scale, rotated
 // by angles it steps key by key), and the flash kernel, for prompts and steps
@@ -107,7 +107,7 @@ int64_t mirrorRows(int64_t rows, int64_t maxSeq, int64_t maxKeyTile) {
 }
 
 /// An error if a session's caches would take more memory than there is:
-/// host caches (f32, bf16 or f8, every layer that keeps its own) past the
+/// host caches (f32, bf16, f16 or f8, every layer that keeps its own) past the
 /// host's memory (hybrid_rt_host_memory_bytes), where zero-filling them would
 /// wake the out-of-memory killer rather than fail an allocation; device caches
 /// (bf16, with their mirror rows) past the GPU's free memory, refused before
@@ -707,7 +707,7 @@ hybrid_rt_status hybrid_rt_session_decode(hybrid_rt_session *s, int64_t layer,
                      ? StepKernel::Flash
                      : StepKernel::Decode;
   if (stepKernel == StepKernel::Flash) {
-    // bf16 and f8 caches: the kernel compiled for them (`steps`), or for
+    // Narrower caches: the kernel compiled for them (`steps`), or for
     // K=V layers the prompt's kernel over values widened and keys derived
     // from them into scratch.
     FlashKeys read = owner->values.f32Data() || valuesOnly ? FlashKeys::F32

@@ -657,12 +657,10 @@ bool checkSession(Model &model, const Manifest &manifest, const Options &o,
                          v = slice(r.v, b, total, vw, 0, length),
                          out = slice(r.out, b, total, ow, 0, length);
       // Steps attend over the cache: rounded where it is narrower than f32.
-      std::string cacheDtype = manifest.target == "cpu"
-                                   ? manifest.kernels.at(l.kernel).cacheDtype
-                                   : "f32";
       std::vector<double> ref = reference::sessionAttention(
-          l, b, length, prompt, cacheDtype, q.data(), k.data(), v.data(),
-          l.sinks ? r.sinks.data() : nullptr, keyScaleOf(l, scales));
+          l, b, length, prompt, manifest.getHostCacheDtype(l.kernel), q.data(),
+          k.data(), v.data(), l.sinks ? r.sinks.data() : nullptr,
+          keyScaleOf(l, scales));
       line += compare(out, ref, length, l.numHeads, l.vHeadDim, tolerance,
                       failed, record);
     }

@@ -163,12 +163,9 @@ int main(int argc, char **argv) {
       std::vector<float> q = positions(in.q, in.qShape),
                          k = positions(in.k, in.kShape),
                          v = positions(in.v, in.vShape);
-      std::string cacheDtype =
-          manifest.target == "cpu"
-              ? manifest.kernels.at(layer.kernel).cacheDtype
-              : "f32";
       std::vector<double> ref = rt::reference::sessionAttention(
-          layer, batch, n, prompt, cacheDtype, q.data(), k.data(), v.data(),
+          layer, batch, n, prompt, manifest.getHostCacheDtype(layer.kernel),
+          q.data(), k.data(), v.data(),
           layer.sinks ? in.sinks.data() : nullptr);
       tools::Deviation d =
           tools::compareOutputs(positions(out, in.outShape), ref);

@@ -178,6 +178,12 @@ struct Manifest {
   /// Whether every operand a kernel reads is rounded to bf16: GPU targets'
   /// (the tensor cores' input).
   bool roundsToBF16() const { return target != "cpu"; }
+  /// The element type a CPU `kernel`'s host caches hold, which its steps
+  /// read keys and values rounded to; "f32" on GPUs, whose checks allow
+  /// bf16's rounding of every operand.
+  std::string getHostCacheDtype(const std::string &kernel) const {
+    return target == "cpu" ? kernels.at(kernel).cacheDtype : "f32";
+  }
   /// The element type of the caches: bf16 on GPUs, else the kernels'
   /// cache_dtype (compiled with one --kv-dtype; the narrowest if not).
   std::string getCacheDtype() const {
