@@ -78,8 +78,6 @@ def run_calls(schedule, seed, calls, tolerance, cache_dtype, print=print):
     import hybrid_attn
     from reference import attention, cache_rounding
 
-    cached = None if cache_dtype == "f32" else cache_rounding(cache_dtype)
-
     rng = random.Random(seed)
     data = np.random.default_rng(seed)
     layers = schedule.layers
@@ -102,6 +100,19 @@ def run_calls(schedule, seed, calls, tolerance, cache_dtype, print=print):
             scales[i] = np.random.default_rng(i).uniform(0.5, 1.5, layer["head_dim"]).astype(
                 np.float32)
             schedule.set_key_scale(i, scales[i])
+
+    # f8 caches' scales, for half the sessions: from 1e-3 (most elements
+    # saturate) to 1e2 (most are subnormals) per layer keeping a cache; set
+    # while empty, they stay through resets.
+    cache_scales = {}
+    if cache_dtype == "f8" and rng.random() < 0.5:
+        for i, layer in enumerate(layers):
+            if source(i) == i and layer["causal"]:
+                v_scale = 10 ** rng.uniform(-3, 2)
+                k_scale = v_scale if layer["cache"]["k_eq_v"] else 10 ** rng.uniform(-3, 2)
+                session.set_cache_scales(i, k_scale, v_scale)
+                cache_scales[i] = session.cache_scales(i)  # as float32 holds them
+        print(f"cache scales {cache_scales}")
 
     # Tokens each layer has seen, and the keys and values of the layers that
     # keep their own (a shared layer reads its source's).
@@ -201,9 +212,14 @@ def run_calls(schedule, seed, calls, tolerance, cache_dtype, print=print):
             k, v = (x[:, :at + count] for x in history[source(i)])
         lengths[i] = at + count
         scale = scales.get(source(i), 1)  # its keys: the values times it
-        # Steps attend over the cache, whose keys and values may be rounded.
-        ref = attention(layer, q, k, v, sinks, key_scale=scale,
-                        cached=None if prefill else cached)
+        # Steps attend over the cache, whose keys and values may be rounded
+        # (divided by their scales, and read back times them).
+        rounded = {}
+        if not prefill and cache_dtype != "f32":
+            k_scale, v_scale = cache_scales.get(source(i), (1.0, 1.0))
+            rounded = {"cached": cache_rounding(cache_dtype, v_scale),
+                       "cached_keys": cache_rounding(cache_dtype, k_scale)}
+        ref = attention(layer, q, k, v, sinks, key_scale=scale, **rounded)
         error = np.abs(np.asarray(out, np.float64) - ref).max() / np.abs(ref).max()
         if not error <= tolerance:
             raise Finding(f"{what}: relative error {error:.3g} > {tolerance}")

@@ -224,6 +224,21 @@ class Session:
         the flash kernel's key tiles; `bytes` counts them)."""
         return _wrap(self._session.cache_info, layer)
 
+    def set_cache_scales(self, layer: int, k_scale: float, v_scale: float) -> None:
+        """f8 caches (kv_dtype="f8"): the layer's cache stores keys / k_scale
+        and values / v_scale rounded to E4M3FN, and its steps read them times
+        the scales (vLLM's k_scale and v_scale: a calibrated checkpoint's, or
+        the largest magnitude of representative keys and values over 448).
+        Set them while the layer's cache is empty (after the session is made
+        or reset). K=V layers keep one tensor: k_scale must equal v_scale.
+        Layers reading another layer's cache read it at that layer's scales."""
+        _wrap(self._session.set_cache_scales, layer, k_scale, v_scale)
+
+    def cache_scales(self, layer: int) -> tuple:
+        """(k_scale, v_scale) the layer's steps read its cache at; (1.0, 1.0)
+        unless set."""
+        return _wrap(self._session.cache_scales, layer)
+
 
 def compile(model: Union[str, os.PathLike, dict], target: str = "cpu",
             tuning_db: Optional[str] = None, max_seq: Optional[int] = None,

@@ -221,17 +221,27 @@ NB_MODULE(_runtime, m) {
       .def("reset", [](Session &s) { s.session.reset(); })
       .def("cache_bytes",
            [](const Session &s) { return s.session.cacheBytes(); })
-      .def("cache_info", [](const Session &s, int64_t layer) {
-        hybrid_rt_cache_info info;
-        check(s.session.cacheInfo(layer, info));
-        nb::dict d;
-        d["policy"] = std::string(info.policy);
-        d["rows"] = info.rows;
-        d["bytes"] = info.bytes;
-        d["length"] = info.length;
-        d["source_layer"] = info.source_layer;
-        d["k_eq_v"] = bool(info.k_eq_v);
-        d["mirror_rows"] = info.mirror_rows;
-        return d;
+      .def("cache_info",
+           [](const Session &s, int64_t layer) {
+             hybrid_rt_cache_info info;
+             check(s.session.cacheInfo(layer, info));
+             nb::dict d;
+             d["policy"] = std::string(info.policy);
+             d["rows"] = info.rows;
+             d["bytes"] = info.bytes;
+             d["length"] = info.length;
+             d["source_layer"] = info.source_layer;
+             d["k_eq_v"] = bool(info.k_eq_v);
+             d["mirror_rows"] = info.mirror_rows;
+             return d;
+           })
+      .def("set_cache_scales",
+           [](Session &s, int64_t layer, float kScale, float vScale) {
+             check(s.session.setCacheScales(layer, kScale, vScale));
+           })
+      .def("cache_scales", [](const Session &s, int64_t layer) {
+        float kScale = 1, vScale = 1;
+        check(s.session.cacheScales(layer, kScale, vScale));
+        return nb::make_tuple(kScale, vScale);
       });
 }

@@ -20,23 +20,25 @@ def rope(x, positions, pos):
     return np.concatenate([a * cos - b * sin, b * cos + a * sin, rest], axis=-1)
 
 
-def cache_rounding(dtype):
-    """x rounded as a session's caches of `dtype` hold it: "bf16", "f16", or
-    "f8" (OCP E4M3FN, saturating at +-448 where ml_dtypes makes NaNs), to
-    nearest even by ml_dtypes or NumPy; for attention(cached=...)."""
+def cache_rounding(dtype, scale=1.0):
+    """x as a session's caches of `dtype` and `scale` read it back: x / scale
+    (in float32, as sessions divide) rounded to "bf16", "f16", or "f8" (OCP
+    E4M3FN, saturating at +-448 where ml_dtypes makes NaNs), to nearest even
+    by ml_dtypes or NumPy, times the scale; for attention(cached=...)."""
     import ml_dtypes
     element = {"bf16": ml_dtypes.bfloat16, "f16": np.float16,
                "f8": ml_dtypes.float8_e4m3fn}[dtype]
     limit = 448.0 if dtype == "f8" else np.inf
-    return lambda x: np.clip(np.asarray(x, np.float32), -limit, limit).astype(
-        element).astype(np.float64)
+    return lambda x: np.clip(np.asarray(x, np.float32) / np.float32(scale), -limit,
+                             limit).astype(element).astype(np.float64) * scale
 
 
-def attention(layer, q, k, v, sinks=None, cached=None, key_scale=1):
+def attention(layer, q, k, v, sinks=None, cached=None, key_scale=1, cached_keys=None):
     """Keys are k times `key_scale`. `cached` (a function of an array), if
     given, rounds the values and keys as a session's cache holds them (steps
-    over bf16 or f8 caches): K=V layers' caches hold their values, from
-    which keys are derived, others the rotated keys."""
+    over bf16 or f8 caches; `cached_keys`, if given, the keys): K=V layers'
+    caches hold their values, from which keys are derived, others the
+    rotated keys."""
     q, k, v = (np.asarray(x, np.float64) for x in (q, k, v))
     k_eq_v = (layer.get("cache") or {}).get("k_eq_v")
     if cached:
@@ -52,7 +54,7 @@ def attention(layer, q, k, v, sinks=None, cached=None, key_scale=1):
     if pos["type"] != "none":
         q, k = rope(q, pq, pos), rope(k, pk, pos)
     if cached and not k_eq_v:
-        k = cached(k)
+        k = (cached_keys or cached)(k)
     group = hq // k.shape[2]
     k, v = np.repeat(k, group, axis=2), np.repeat(v, group, axis=2)
     s = np.einsum("bqhd,bkhd->bhqk", q, k) * layer["scale"]

@@ -157,6 +157,144 @@ def test_narrow_caches_keep_nans(schedule, narrow_schedule, step):
     np.testing.assert_array_equal(outs[1], outs[0])
 
 
+def run_session(session, layers, data, prompt, steps, step, sinks=None, shared=()):
+    """Prompt then `steps` steps of `step` tokens through `layers` (in order;
+    data[i] = q, k, v, where a K=V layer's v is its k, and a `shared` layer's
+    k and v its source's, which its steps leave out); each layer's outputs
+    [B, prompt + steps * step, Hq, Dv]."""
+    sinks = sinks or {}
+
+    def positions(i, at):
+        q, k, v = (np.ascontiguousarray(x[:, at]) for x in data[i])
+        if i in shared and at.start:
+            k = v = None
+        return q, k, k if data[i][2] is data[i][1] else v
+
+    outs = {i: [session.prefill(i, *positions(i, slice(0, prompt)), sinks.get(i))]
+            for i in layers}
+    for s in range(steps):
+        at = slice(prompt + s * step, prompt + (s + 1) * step)
+        for i in layers:
+            outs[i].append(session.decode(i, *positions(i, at), sinks.get(i)))
+    return {i: np.concatenate(out, axis=1) for i, out in outs.items()}
+
+
+@pytest.fixture(scope="module")
+def f8_schedule():
+    return hybrid_attn.compile(SPEC, max_seq=256, kv_dtype="f8")
+
+
+# Keys and values of magnitude 1e-3 (queries 1e3: the same scores), where
+# E4M3FN's subnormals (below 2^-6) keep at most 3 significant bits unscaled.
+@pytest.mark.parametrize("step", [1, 32])
+def test_f8_cache_scales(f8_schedule, step):
+    """set_cache_scales: f8 caches store keys / k_scale and values / v_scale,
+    and steps read them back times the scales: they match the reference
+    over keys and values rounded so, not the unscaled ones, and keep f8's
+    4 significant bits whatever the magnitude. A layer reading another's
+    cache reads it at that layer's scales."""
+    rng = np.random.default_rng(30 + step)
+    batch, prompt, steps = 2, 21, 3
+    total = prompt + steps * step
+    data = {}
+    for i in (0, 1):
+        q, k, v = inputs(rng, f8_schedule.layers[i], batch, total)
+        data[i] = (q * 1e3, k * 1e-3, v * 1e-3)
+    data[3] = (rng.standard_normal(data[0][0].shape, np.float32) * 1e3, *data[0][1:])
+    sinks = {1: rng.standard_normal(4, np.float32)}
+    outs = {}
+    for scaled in (False, True):
+        session = f8_schedule.session(batch, total, max_step_tokens=step)
+        scales = {}
+        for i in (0, 1):
+            k, v = data[i][1:]
+            # Rotation grows a key element by up to sqrt(2).
+            scales[i] = ((1.5 * float(np.abs(k).max()) / 448, float(np.abs(v).max()) / 448)
+                         if scaled else (1.0, 1.0))
+            session.set_cache_scales(i, *scales[i])
+            assert session.cache_scales(i) == pytest.approx(scales[i], rel=1e-7)
+        assert session.cache_scales(3) == session.cache_scales(0)
+        outs[scaled] = run_session(session, (0, 1, 3), data, prompt, steps, step, sinks,
+                                   shared=(3,))
+        for i, source in ((0, 0), (1, 1), (3, 0)):
+            layer = f8_schedule.layers[i]
+            q, k, v = data[i]
+            args = (layer, q, k, v, sinks.get(i))
+            ref = attention(*args)
+            cached = attention(*args, cached=cache_rounding("f8", scales[source][1]),
+                               cached_keys=cache_rounding("f8", scales[source][0]))
+            out, at = outs[scaled][i], slice(prompt, total)
+            assert relative_error(out[:, :prompt], ref[:, :prompt]) < 1e-4, i
+            assert relative_error(out[:, at], cached[:, at]) < 1e-2, (i, scaled)
+            if scaled:
+                unscaled = attention(*args, cached=cache_rounding("f8"))
+                assert relative_error(out[:, at], unscaled[:, at]) > 0.1, i
+                # Measured 0.03-0.07 scaled, 0.36-0.85 unscaled.
+                error = relative_error(out[:, at], ref[:, at])
+                assert error < 0.15, i
+                assert relative_error(outs[False][i][:, at], ref[:, at]) > 4 * error, i
+
+
+def test_f8_cache_scales_errors(schedule, f8_schedule):
+    """Scales are positive and finite, for f8 caches the layer keeps, set
+    while they are empty; they stay through resets."""
+    session = f8_schedule.session(1, 32)
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(hybrid_attn.HybridError,
+                           match=r"layer 1: v_scale is .*; a cache scale is positive and finite"):
+            session.set_cache_scales(1, 1.0, bad)
+    with pytest.raises(hybrid_attn.HybridError,
+                       match="layer 3 reads layer 0's cache, at that layer's scales: set them there"):
+        session.set_cache_scales(3, 2.0, 2.0)
+    rng = np.random.default_rng(6)
+    q, k, v = inputs(rng, f8_schedule.layers[0], 1, 5)
+    session.set_cache_scales(0, 0.5, 0.25)
+    session.prefill(0, q, k, v)
+    with pytest.raises(hybrid_attn.HybridError,
+                       match="layer 0's cache holds 5 tokens stored at its current scales: set "
+                             r"scales while it is empty \(after create or reset\)"):
+        session.set_cache_scales(0, 1.0, 1.0)
+    session.reset()
+    assert session.cache_scales(0) == (0.5, 0.25)
+    session.set_cache_scales(0, 1.0, 1.0)
+    with pytest.raises(hybrid_attn.HybridError,
+                       match=r"layer 0: cache scales apply to f8 caches \(hybrid-compile --kv-dtype "
+                             r"f8 for a CPU\); this layer's holds f32"):
+        schedule.session(1, 32).set_cache_scales(0, 1.0, 1.0)
+
+
+def test_f8_cache_scales_k_eq_v():
+    """K=V layers keep one tensor, the values, from which keys are derived:
+    one scale, which the layer reading their cache reads too (the decode
+    kernel, and the flash kernel over keys derived into scratch)."""
+    schedule = hybrid_attn.compile(K_EQ_V_SPEC, max_seq=64, kv_dtype="f8")
+    rng = np.random.default_rng(8)
+    batch, prompt = 2, 13
+    session = schedule.session(batch, prompt + 17, max_step_tokens=16)
+    with pytest.raises(hybrid_attn.HybridError,
+                       match=r"layer 0 keeps its values only \(K=V\), from which keys are "
+                             "derived: k_scale 0.5.* must equal v_scale 0.25"):
+        session.set_cache_scales(0, 0.5, 0.25)
+    q, k, _ = inputs(rng, schedule.layers[0], batch, prompt + 17)
+    k *= 1e-3
+    scale = float(np.abs(k).max()) / 448
+    session.set_cache_scales(0, scale, scale)
+    q1 = rng.standard_normal(q.shape, np.float32)
+    data = {0: (q, k, k), 1: (q1, k, k)}
+    out = run_session(session, (0, 1), data, prompt, 1, 1, shared=(1,))
+    # A step of 16 tokens: the flash kernel over keys derived into scratch.
+    at = slice(prompt + 1, prompt + 17)
+    steps = [session.decode(0, np.ascontiguousarray(q[:, at]), np.ascontiguousarray(k[:, at])),
+             session.decode(1, np.ascontiguousarray(q1[:, at]))]
+    out = {i: np.concatenate([out[i], step], axis=1) for i, step in enumerate(steps)}
+    for i, queries in enumerate((q, q1)):
+        cached = attention(schedule.layers[i], queries, k, k, cached=cache_rounding("f8", scale))
+        assert relative_error(out[i][:, prompt:], cached[:, prompt:]) < 1e-2, i
+        assert relative_error(out[i][:, prompt:],
+                              attention(schedule.layers[i], queries, k, k,
+                                        cached=cache_rounding("f8"))[:, prompt:]) > 0.1, i
+
+
 def check_shared_layer_skips_tokens(schedule, tolerance):
     """SPEC's shared layer 3 reads layer 0's cache: after a prompt of 21
     through layer 0, a step of 2 queries on layer 3 is the last 2 of the 21

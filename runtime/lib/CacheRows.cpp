@@ -151,10 +151,17 @@ Tensor4 CacheRows::tensor(const std::array<int64_t, 4> &shape) const {
 
 void CacheRows::store(const float *src, int64_t batch, int64_t rows,
                       int64_t first, int64_t count, int64_t rowWidth) {
+  std::vector<float> scaled(scale == 1 ? 0 : rowWidth);
   for (int64_t b = 0; b < batch; ++b)
     for (int64_t t = std::max<int64_t>(0, count - rows); t < count; ++t) {
       const float *from = &src[(b * count + t) * rowWidth];
       size_t at = size_t((b * rows + (first + t) % rows) * rowWidth);
+      if (!scaled.empty()) {
+        // Divided, not times 1 / scale: one rounding, as the reference's.
+        std::transform(from, from + rowWidth, scaled.begin(),
+                       [&](float x) { return x / scale; });
+        from = scaled.data();
+      }
       switch (element) {
       case CacheElement::F32:
         std::memcpy(&f32Rows[at], from, rowWidth * sizeof(float));

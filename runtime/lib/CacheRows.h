@@ -2,8 +2,11 @@
 //
 // The keys or values a CPU session keeps for a layer, [B, rows, Hkv, width]
 // with position p in row p % rows: f32, bf16 or f16 (half the bytes a decode
-// step reads) or f8 (OCP FP8 E4M3FN, unscaled: a quarter); the kernels widen
-// each element as they load it.
+// step reads) or f8 (OCP FP8 E4M3FN: a quarter); the kernels widen each
+// element as they load it. f8 rows may hold x / scale (a calibrated scale,
+// vLLM's k_scale and v_scale): a step's attention reads them unscaled and
+// multiplies its queries and outputs instead, which is exact but for one f32
+// rounding.
 //
 //===----------------------------------------------------------------------===//
 
@@ -49,6 +52,9 @@ public:
   /// std::length_error where they cannot be allocated.
   void allocate(int64_t elements, CacheElement element);
   CacheElement getElement() const { return element; }
+  /// What `store` divides by before rounding (1 unless set).
+  float getScale() const { return scale; }
+  void setScale(float newScale) { scale = newScale; }
   int64_t bytes() const {
     return int64_t(f32Rows.size() * sizeof(float) +
                    halfRows.size() * sizeof(uint16_t) + f8Rows.size());
@@ -60,18 +66,21 @@ public:
     return element == CacheElement::F32 ? f32Rows.data() : nullptr;
   }
 
-  /// Positions [first, first + count) of src [B, count, Hkv, width] into the
-  /// rows that hold them (`rows` per sequence, `rowWidth` = Hkv * width);
-  /// positions older than the cache's reach are skipped.
+  /// Positions [first, first + count) of src [B, count, Hkv, width], divided
+  /// by the scale, into the rows that hold them (`rows` per sequence,
+  /// `rowWidth` = Hkv * width); positions older than the cache's reach are
+  /// skipped.
   void store(const float *src, int64_t batch, int64_t rows, int64_t first,
              int64_t count, int64_t rowWidth);
   /// The rows of positions [first, total) as f32 into `out`, which has as
-  /// many elements, at the same places (other rows are not written).
+  /// many elements, at the same places (other rows are not written); as
+  /// stored, not times the scale.
   void widen(float *out, int64_t batch, int64_t rows, int64_t first,
              int64_t total, int64_t rowWidth) const;
 
 private:
   CacheElement element = CacheElement::F32;
+  float scale = 1;
   std::vector<float> f32Rows;
   std::vector<uint16_t> halfRows; // bf16 or f16
   std::vector<uint8_t> f8Rows;

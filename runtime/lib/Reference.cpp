@@ -109,13 +109,12 @@ static void rotate(std::vector<double> &x, int64_t seq, int64_t heads,
   }
 }
 
-/// attention(), with the rotated keys rounded as caches of `keysCachedAs`
-/// hold them.
-static std::vector<double> attend(const LayerSpec &l, int64_t batch,
-                                  int64_t numQueries, int64_t numKeys,
-                                  const float *q, const float *k,
-                                  const float *v, const float *sinks,
-                                  const std::string &keysCachedAs) {
+/// attention(), with the rotated keys as caches of `keysCachedAs` and scale
+/// `keyScale` read them back.
+static std::vector<double>
+attend(const LayerSpec &l, int64_t batch, int64_t numQueries, int64_t numKeys,
+       const float *q, const float *k, const float *v, const float *sinks,
+       const std::string &keysCachedAs, float keyScale = 1) {
   const int64_t hq = l.numHeads, hkv = l.numKvHeads, d = l.headDim,
                 dv = l.vHeadDim, group = hq / hkv;
   const int64_t firstQuery = numKeys - numQueries;
@@ -124,9 +123,9 @@ static std::vector<double> attend(const LayerSpec &l, int64_t batch,
   Rotation rotation = getRotation(l.positional, d);
   rotate(qs, numQueries, hq, d, rotation, firstQuery);
   rotate(ks, numKeys, hkv, d, rotation, 0);
-  if (keysCachedAs != "f32")
+  if (keysCachedAs != "f32" || keyScale != 1)
     for (double &x : ks)
-      x = roundAsCached(keysCachedAs, float(x));
+      x = roundAsCached(keysCachedAs, float(x), keyScale);
 
   std::vector<double> out(batch * numQueries * hq * dv, 0.0);
   // One (batch, query, head) row per work item: rows are independent, and
@@ -195,8 +194,8 @@ std::vector<double> reference::attention(const LayerSpec &l, int64_t batch,
 
 std::vector<double> reference::sessionAttention(
     const LayerSpec &l, int64_t batch, int64_t numKeys, int64_t prompt,
-    const std::string &cacheDtype, const float *q, const float *k,
-    const float *v, const float *sinks, const std::vector<float> &keyScale) {
+    const CacheFormat &cached, const float *q, const float *k, const float *v,
+    const float *sinks, const std::vector<float> &keyScale) {
   int64_t kw = l.numKvHeads * l.headDim, vw = l.numKvHeads * l.vHeadDim,
           qw = l.numHeads * l.headDim, ow = l.numHeads * l.vHeadDim;
   auto scaled = [&](std::vector<float> keys) {
@@ -207,7 +206,9 @@ std::vector<double> reference::sessionAttention(
   std::vector<float> keys = scaled({k, k + batch * numKeys * kw});
   std::vector<double> out =
       attend(l, batch, numKeys, numKeys, q, keys.data(), v, sinks, "f32");
-  if (cacheDtype == "f32" || prompt >= numKeys)
+  if ((cached.dtype == "f32" && cached.keyScale == 1 &&
+       cached.valueScale == 1) ||
+      prompt >= numKeys)
     return out;
   // The steps' queries, over the cache's keys and values: K=V caches hold
   // the values, from which keys are derived; other caches, rotated keys.
@@ -218,9 +219,11 @@ std::vector<double> reference::sessionAttention(
   for (int64_t b = 0; b < batch; ++b)
     std::copy_n(&q[(b * numKeys + prompt) * qw], steps * qw,
                 &stepQ[b * steps * qw]);
+  // Values in f32, as the kernels read them (times the scale: one more
+  // rounding, as the kernels' output scaling).
   auto round = [&](std::vector<float> &x) {
     for (float &e : x)
-      e = roundAsCached(cacheDtype, e);
+      e = float(roundAsCached(cached.dtype, e, cached.valueScale));
   };
   round(cachedV);
   if (l.kEqV) {
@@ -228,8 +231,10 @@ std::vector<double> reference::sessionAttention(
     cachedK = scaled(std::move(cachedK));
   }
   std::vector<double> stepOut =
-      attend(l, batch, steps, numKeys, stepQ.data(), cachedK.data(),
-             cachedV.data(), sinks, l.kEqV ? "f32" : cacheDtype);
+      l.kEqV ? attend(l, batch, steps, numKeys, stepQ.data(), cachedK.data(),
+                      cachedV.data(), sinks, "f32")
+             : attend(l, batch, steps, numKeys, stepQ.data(), cachedK.data(),
+                      cachedV.data(), sinks, cached.dtype, cached.keyScale);
   for (int64_t b = 0; b < batch; ++b)
     std::copy_n(&stepOut[b * steps * ow], steps * ow,
                 &out[(b * numKeys + prompt) * ow]);
@@ -257,6 +262,13 @@ double reference::getSessionTolerance(const std::string &cacheDtype) {
   // midpoint: seen 4e-4 (a chunked layer of scale 1, test/Runtime/Inputs/
   // scores.json).
   return cacheDtype == "f8" ? 1e-2 : cacheDtype == "f32" ? 1e-4 : 1e-3;
+}
+
+double reference::roundAsCached(const std::string &dtype, float x,
+                                float scale) {
+  if (scale == 1)
+    return roundAsCached(dtype, x);
+  return double(roundAsCached(dtype, x / scale)) * scale;
 }
 
 float reference::roundAsCached(const std::string &dtype, float x) {

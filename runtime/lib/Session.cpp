@@ -20,6 +20,7 @@
 #include "Model.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 
@@ -248,6 +249,30 @@ void appendTokens(hybrid_rt_session &s, const LayerSpec &l, LayerCache &c,
                l.numKvHeads * l.headDim);
 }
 
+/// x[0, n) times `factor` (none for 1), on the model's threads.
+void multiplyRows(hybrid_rt_model &model, float *x, int64_t n, float factor) {
+  if (factor != 1)
+    model.pool->parallelFor(n, 4096, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i)
+        x[i] *= factor;
+    });
+}
+
+/// `scale` as printf's %g writes it.
+std::string describeScale(float scale) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%g", double(scale));
+  return text;
+}
+
+/// "" if `scale` can be a cache scale, else why not.
+std::string checkCacheScale(const char *name, float scale) {
+  if (std::isfinite(scale) && scale > 0)
+    return "";
+  return std::string(name) + " is " + describeScale(scale) +
+         "; a cache scale is positive and finite";
+}
+
 #ifdef HYBRID_RT_CUDA
 /// Gives every layer its device length (zeroed), and reserves the scratch
 /// a captured decode step of the session's largest steps uses (a capture
@@ -462,6 +487,73 @@ int64_t hybrid_rt_session_cache_bytes(const hybrid_rt_session *s) {
     for (const LayerCache &c : s->caches)
       total += getBytes(c);
   return total;
+}
+
+hybrid_rt_status hybrid_rt_session_cache_scales_set(hybrid_rt_session *s,
+                                                    int64_t layer, float kScale,
+                                                    float vScale) {
+  CallLock lock(s ? s->model : nullptr);
+  std::string where;
+  const LayerSpec *spec = nullptr;
+  if (hybrid_rt_status status = enterLayer(
+          s, "hybrid_rt_session_cache_scales_set", layer, where, spec))
+    return status;
+  const LayerSpec &l = *spec;
+  const Manifest &manifest = s->model->manifest;
+  LayerCache &c = s->caches[layer];
+  if (c.policy == "shared")
+    return fail(HYBRID_RT_INVALID_ARGUMENT,
+                where + " reads layer " + std::to_string(l.sourceLayer) +
+                    "'s cache, at that layer's scales: set them there");
+  const KernelSpec &kernel = manifest.kernels.at(l.kernel);
+  if (kernel.decode.empty())
+    return fail(HYBRID_RT_INVALID_ARGUMENT,
+                where + " is bidirectional: no step reads its cache");
+  std::string dtype = manifest.roundsToBF16() ? "bf16" : kernel.cacheDtype;
+  if (c.rows == 0 || dtype != "f8")
+    return fail(
+        HYBRID_RT_INVALID_ARGUMENT,
+        where +
+            ": cache scales apply to f8 caches (hybrid-compile "
+            "--kv-dtype f8 for a CPU); this layer's " +
+            (c.rows == 0 ? std::string("has no cache") : "holds " + dtype));
+  for (auto [name, scale] : {std::pair{"k_scale", kScale}, {"v_scale", vScale}})
+    if (std::string error = checkCacheScale(name, scale); !error.empty())
+      return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
+  if (keepsValuesOnly(l) && kScale != vScale)
+    return fail(HYBRID_RT_INVALID_ARGUMENT,
+                where +
+                    " keeps its values only (K=V), from which keys are "
+                    "derived: k_scale " +
+                    describeScale(kScale) + " must equal v_scale " +
+                    describeScale(vScale));
+  if (c.length > 0)
+    return fail(HYBRID_RT_INVALID_ARGUMENT,
+                where + "'s cache holds " + std::to_string(c.length) +
+                    " tokens stored at its current scales: set scales while "
+                    "it is empty (after create or reset)");
+  c.keys.setScale(kScale);
+  c.values.setScale(vScale);
+  return HYBRID_RT_OK;
+}
+
+hybrid_rt_status hybrid_rt_session_cache_scales_get(const hybrid_rt_session *s,
+                                                    int64_t layer,
+                                                    float *kScale,
+                                                    float *vScale) {
+  CallLock lock(s ? s->model : nullptr);
+  std::string where;
+  const LayerSpec *spec = nullptr;
+  if (hybrid_rt_status status = enterLayer(
+          s, "hybrid_rt_session_cache_scales_get", layer, where, spec))
+    return status;
+  if (!kScale || !vScale)
+    return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": null argument");
+  const LayerCache &c =
+      s->caches[spec->cachePolicy == "shared" ? spec->sourceLayer : layer];
+  *kScale = c.keys.getScale();
+  *vScale = c.values.getScale();
+  return HYBRID_RT_OK;
 }
 
 hybrid_rt_status hybrid_rt_session_prefill(hybrid_rt_session *s, int64_t layer,
@@ -690,6 +782,12 @@ hybrid_rt_status hybrid_rt_session_decode(hybrid_rt_session *s, int64_t layer,
               position);
   // Values-only caches (K=V): the decode kernel derives keys from values.
   bool valuesOnly = keepsValuesOnly(l);
+  // Caches of x / scale (f8): q . k = (q scale_k) . (k / scale_k), and the
+  // output is linear in the values.
+  multiplyRows(model, model.preparedQ.data(), int64_t(model.preparedQ.size()),
+               (valuesOnly ? owner->values : owner->keys).getScale());
+  float outputScale = owner->values.getScale();
+  int64_t outElements = s->batch * steps * l.numHeads * l.vHeadDim;
   int64_t rows = owner->rows, total = position + steps;
   Shape kShape = {s->batch, rows, l.numKvHeads, l.headDim};
   Shape vShape = {s->batch, rows, l.numKvHeads, l.vHeadDim};
@@ -727,6 +825,8 @@ hybrid_rt_status hybrid_rt_session_decode(hybrid_rt_session *s, int64_t layer,
              va, total - first, first % rows, data(sinks),
              makeTensor4(static_cast<float *>(out->data), outShape.data()),
              read);
+    multiplyRows(model, static_cast<float *>(out->data), outElements,
+                 outputScale);
     c.length = total;
     return HYBRID_RT_OK;
   }
@@ -780,6 +880,8 @@ hybrid_rt_status hybrid_rt_session_decode(hybrid_rt_session *s, int64_t layer,
     Tensor4 mc = pm, sc = ps, out = oa;
     fn.combine(&oc, &mc, &sc, &out, begin, end);
   });
+  multiplyRows(model, static_cast<float *>(out->data), outElements,
+               outputScale);
   c.length = total;
   return HYBRID_RT_OK;
 } catch (const std::bad_alloc &) {

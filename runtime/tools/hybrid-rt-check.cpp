@@ -658,8 +658,8 @@ bool checkSession(Model &model, const Manifest &manifest, const Options &o,
                          out = slice(r.out, b, total, ow, 0, length);
       // Steps attend over the cache: rounded where it is narrower than f32.
       std::vector<double> ref = reference::sessionAttention(
-          l, b, length, prompt, manifest.getHostCacheDtype(l.kernel), q.data(),
-          k.data(), v.data(), l.sinks ? r.sinks.data() : nullptr,
+          l, b, length, prompt, {manifest.getHostCacheDtype(l.kernel)},
+          q.data(), k.data(), v.data(), l.sinks ? r.sinks.data() : nullptr,
           keyScaleOf(l, scales));
       line += compare(out, ref, length, l.numHeads, l.vHeadDim, tolerance,
                       failed, record);
@@ -780,7 +780,7 @@ int main(int argc, char **argv) {
       record.update({{"batch", b}, {"seq", seq}});
       if (o.check) {
         std::vector<double> ref = reference::sessionAttention(
-            l, b, seq, seq, "f32", q.data(), k.data(), v.data(),
+            l, b, seq, seq, {}, q.data(), k.data(), v.data(),
             l.sinks ? sinks.data() : nullptr, keyScaleOf(l, scales));
         line += compare(out, ref, seq, l.numHeads, l.vHeadDim, tolerance,
                         failed, record);

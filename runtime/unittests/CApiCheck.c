@@ -490,8 +490,34 @@ static void checkKeyScales(hybrid_rt_model *model) {
   report("key scale reset", hybrid_rt_key_scale_set(model, kEqV, NULL));
 }
 
+/* Cache scales on a session of its own: f8 caches own layers keep (others
+ * refuse them), read by the layers sharing them; positive and finite. */
+static void checkCacheScales(hybrid_rt_model *model, int64_t layer,
+                             int64_t shared) {
+  hybrid_rt_session *session = NULL;
+  hybrid_rt_session_options options = {1, 6, 1};
+  report("cache scales session",
+         hybrid_rt_session_create(model, &options, &session));
+  float ks = 0, vs = 0;
+  report("cache scales",
+         hybrid_rt_session_cache_scales_set(session, layer, 0.5f, 0.25f));
+  report("cache scales of the sharing layer",
+         hybrid_rt_session_cache_scales_get(session, shared, &ks, &vs));
+  printf("cache scales read: %g %g\n", ks, vs);
+  report("cache scales set on the sharing layer",
+         hybrid_rt_session_cache_scales_set(session, shared, 1, 1));
+  report("cache scales nan",
+         hybrid_rt_session_cache_scales_set(session, layer, NAN, 1));
+  report("cache scales get null",
+         hybrid_rt_session_cache_scales_get(session, layer, NULL, &vs));
+  report("cache scales of no session",
+         hybrid_rt_session_cache_scales_set(NULL, layer, 1, 1));
+  hybrid_rt_session_destroy(session);
+}
+
 static int checkSession(hybrid_rt_model *model, int64_t layer, int64_t shared) {
   checkKeyScales(model);
+  checkCacheScales(model, layer, shared);
   checkSessionStreams(model, layer);
   hybrid_rt_layer_info info;
   report("info", hybrid_rt_layer_info_get(model, layer, &info));

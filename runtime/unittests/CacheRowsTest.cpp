@@ -156,3 +156,25 @@ TEST(CacheRows, StoresIntoRingRowsAndWidens) {
     EXPECT_EQ(part[(0 * 3 + 5 % 3) * 2], src[(0 * 4 + 3) * 2]);
   }
 }
+
+/// Scaled rows hold x / scale rounded (saturating past 448 times the scale),
+/// widened as held; the reference reads them back times the scale.
+TEST(CacheRows, StoresDividedByTheScale) {
+  CacheRows rows;
+  rows.allocate(8, CacheElement::F8E4M3FN);
+  EXPECT_EQ(rows.getScale(), 1.f);
+  rows.setScale(0.25f);
+  // 0.3 / 0.25 = 1.2 -> 1.25; 200 / 0.25 = 800 -> 448 (saturated);
+  // 1e-3 / 0.25 = 0.004 -> 2 * 2^-9, a subnormal.
+  std::vector<float> src = {0.3f, -0.3f, 200.f, -1e-3f, 1e-3f, 0.f, 3.f, 7.f};
+  rows.store(src.data(), 1, 1, 0, 1, 8);
+  std::vector<float> held(8);
+  rows.widen(held.data(), 1, 1, 0, 1, 8);
+  std::vector<float> expected = {1.25f,       -1.25f, 448.f, -0.00390625f,
+                                 0.00390625f, 0.f,    12.f,  28.f};
+  EXPECT_EQ(held, expected);
+  for (size_t i = 0; i < src.size(); ++i)
+    EXPECT_EQ(reference::roundAsCached("f8", src[i], 0.25f),
+              double(expected[i]) * 0.25)
+        << src[i];
+}

@@ -62,7 +62,12 @@ static cl::opt<StorageType> kvDtype(
     cl::values(clEnumValN(StorageType::f32, "f32", "4 bytes"),
                clEnumValN(StorageType::bf16, "bf16", "2 bytes"),
                clEnumValN(StorageType::f16, "f16", "2 bytes"),
-               clEnumValN(StorageType::f8, "f8", "1 byte (E4M3FN, unscaled)")),
+               clEnumValN(StorageType::f8, "f8", "1 byte (E4M3FN)")),
+    cl::cat(runCategory));
+static cl::list<float> kvScales(
+    "kv-scales", cl::CommaSeparated, cl::value_desc("K,V"),
+    cl::desc("f8 caches: store keys / K and values / V (K=V layers, which "
+             "keep their values only: V); the default 1,1"),
     cl::cat(runCategory));
 static cl::opt<std::string>
     tuningDb("tuning-db", cl::value_desc("tuning.json"),
@@ -101,6 +106,9 @@ bool CompiledModel::open(StringRef tool, StringRef input) {
     return fail("--decode-steps must not be negative");
   if (stepTokenCount <= 0)
     return fail("--step-tokens must be positive, not " + Twine(stepTokenCount));
+  if (kvScales.getNumOccurrences() && kvScales.size() != 2)
+    return fail("--kv-scales takes two scales, K,V; got " +
+                Twine(kvScales.size()));
   SmallVector<StringRef> parts;
   StringRef(layerList).split(parts, ',', -1, /*KeepEmpty=*/false);
   for (StringRef part : parts) {
@@ -140,4 +148,17 @@ bool CompiledModel::open(StringRef tool, StringRef input) {
       return fail("--layers: layer " + Twine(index) + " is out of range (" +
                   Twine(manifest.layers.size()) + " layers)");
   return true;
+}
+
+rt::Status CompiledModel::applyCacheScales(rt::Session &session) const {
+  if (!kvScales.getNumOccurrences())
+    return {};
+  for (const rt::LayerSpec &layer : manifest.layers)
+    if (needed(layer.index) && layer.hasKernel() && layer.causal &&
+        layer.cachePolicy != "shared")
+      if (rt::Status s = session.setCacheScales(
+              layer.index, layer.kEqV ? kvScales[1] : kvScales[0], kvScales[1]);
+          !s)
+        return s;
+  return {};
 }

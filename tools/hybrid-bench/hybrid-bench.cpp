@@ -148,6 +148,8 @@ int main(int argc, char **argv) {
     rt::Session session;
     if (rt::Status s = session.create(model, batch, total, stepTokens); !s)
       return fail(s.message);
+    if (rt::Status s = compiled.applyCacheScales(session); !s)
+      return fail(s.message);
     std::map<int64_t, std::vector<double>> times;
     for (const rt::LayerSpec *layer : timed) {
       const tools::LayerInputs &in = inputs.get(*layer);

@@ -4,7 +4,7 @@
 //                  [--seed S] [--dump DIR] [--check [--tolerance X]]
 //                  [--layers I,J] [--num-threads T] [--q-tile N] [--k-tile N]
 //                  [--tensor-cores mma.sync|wgmma] [--tma] [--warps 4|8]
-//                  [--stages 1..4]
+//                  [--stages 1..4] [--kv-dtype T [--kv-scales K,V]]
 //
 // Compiles INPUT (or opens a directory of artifacts), makes seeded random
 // inputs for every attention layer, runs prefill through the runtime and,
@@ -91,6 +91,8 @@ int main(int argc, char **argv) {
   rt::Session session;
   if (rt::Status s = session.create(model, batch, total, stepTokens); !s)
     return fail(s.message);
+  if (rt::Status s = compiled.applyCacheScales(session); !s)
+    return fail(s.message);
 
   outs() << "hybrid-run: " << manifest.name << " (" << manifest.layers.size()
          << " layers), " << manifest.target << ", batch " << batch
@@ -163,9 +165,14 @@ int main(int argc, char **argv) {
       std::vector<float> q = positions(in.q, in.qShape),
                          k = positions(in.k, in.kShape),
                          v = positions(in.v, in.vShape);
+      rt::reference::CacheFormat cached{
+          manifest.getHostCacheDtype(layer.kernel)};
+      if (rt::Status s = session.cacheScales(layer.index, cached.keyScale,
+                                             cached.valueScale);
+          !s)
+        return fail(s.message);
       std::vector<double> ref = rt::reference::sessionAttention(
-          layer, batch, n, prompt, manifest.getHostCacheDtype(layer.kernel),
-          q.data(), k.data(), v.data(),
+          layer, batch, n, prompt, cached, q.data(), k.data(), v.data(),
           layer.sinks ? in.sinks.data() : nullptr);
       tools::Deviation d =
           tools::compareOutputs(positions(out, in.outShape), ref);

@@ -37,18 +37,27 @@ std::vector<double> attention(const LayerSpec &layer, int64_t batch,
                               const float *q, const float *k, const float *v,
                               const float *sinks);
 
+/// How a CPU session's cache holds keys and values: elements of `dtype`
+/// that are the (rotated) keys divided by `keyScale` and the values by
+/// `valueScale` (f8 caches' scales, hybrid_rt_session_cache_scales_set),
+/// rounded.
+struct CacheFormat {
+  std::string dtype = "f32";
+  float keyScale = 1, valueScale = 1;
+};
+
 /// attention() as a session computes it over `numKeys` positions: a prompt
 /// of the first `prompt`, whose queries attend over k and v as given, then
-/// steps, whose queries attend over caches of `cacheDtype` (CPU sessions):
-/// values and rotated keys rounded as the caches hold them, or for K=V
-/// layers, whose caches hold the values, keys derived from the rounded
-/// ones. Keys are k times `keyScale` ([D] repeated; empty: none). Returns
-/// out [B, numKeys, Hq, Dv].
+/// steps, whose queries attend over caches of format `cached`: values and
+/// rotated keys as the caches hold them, times their scales, or for K=V
+/// layers, whose caches hold the values, keys derived from those. Keys are k
+/// times `keyScale` ([D] repeated; empty: none). Returns out
+/// [B, numKeys, Hq, Dv].
 std::vector<double> sessionAttention(const LayerSpec &layer, int64_t batch,
                                      int64_t numKeys, int64_t prompt,
-                                     const std::string &cacheDtype,
-                                     const float *q, const float *k,
-                                     const float *v, const float *sinks,
+                                     const CacheFormat &cached, const float *q,
+                                     const float *k, const float *v,
+                                     const float *sinks,
                                      const std::vector<float> &keyScale = {});
 
 /// The relative error (max|out - ref| / max|ref|) a session over caches of
@@ -68,6 +77,9 @@ double getSessionTolerance(const std::string &cacheDtype);
 /// attend over their caches' keys and values, so the reference for them
 /// sees those rounded by this.
 float roundAsCached(const std::string &dtype, float x);
+/// x as a cache of `dtype` and `scale` reads it back: x / scale (in f32, as
+/// sessions divide) rounded, times the scale.
+double roundAsCached(const std::string &dtype, float x, float scale);
 
 } // namespace hybrid::rt::reference
 

@@ -118,6 +118,15 @@ public:
         hybrid_rt_session_cache_info(session, layer, &info));
   }
   int64_t cacheBytes() const { return hybrid_rt_session_cache_bytes(session); }
+  /// See hybrid_rt_session_cache_scales_set.
+  Status setCacheScales(int64_t layer, float kScale, float vScale) {
+    return Status::fromCode(
+        hybrid_rt_session_cache_scales_set(session, layer, kScale, vScale));
+  }
+  Status cacheScales(int64_t layer, float &kScale, float &vScale) const {
+    return Status::fromCode(
+        hybrid_rt_session_cache_scales_get(session, layer, &kScale, &vScale));
+  }
 
   Status prefill(int64_t layer, const hybrid_rt_tensor &q,
                  const hybrid_rt_tensor &k, const hybrid_rt_tensor &v,

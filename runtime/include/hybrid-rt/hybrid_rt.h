@@ -174,10 +174,10 @@ hybrid_rt_status hybrid_rt_device_time_get(const hybrid_rt_model *model,
  * K=V layers' caches hold their values only on CPUs, whose kernels derive
  * the keys (hybrid_rt_key_scale_set) as they read them; GPU caches keep the
  * derived keys beside the values. CPU caches hold f32 (the kernels' type),
- * or bf16, f16 or f8 (OCP E4M3FN, unscaled, saturating at +-448) for
- * artifacts compiled with --kv-dtype (the manifest's cache_dtype), rounded to
- * nearest even as they are stored; on GPUs they live in device memory as
- * bf16. Each layer advances
+ * or bf16, f16 or f8 (OCP E4M3FN, saturating at +-448; scaled by
+ * hybrid_rt_session_cache_scales_set) for artifacts compiled with --kv-dtype
+ * (the manifest's cache_dtype), rounded to nearest even as they are stored;
+ * on GPUs they live in device memory as bf16. Each layer advances
  * on its own: call every layer once per step, a shared layer after its
  * source. */
 typedef struct hybrid_rt_session hybrid_rt_session;
@@ -213,6 +213,30 @@ hybrid_rt_status hybrid_rt_session_cache_info(const hybrid_rt_session *session,
                                               hybrid_rt_cache_info *info);
 /* Bytes of every layer's cache together. */
 int64_t hybrid_rt_session_cache_bytes(const hybrid_rt_session *session);
+
+/* f8 caches' scales (vLLM's k_scale and v_scale: a calibrated checkpoint's,
+ * or the largest magnitude of representative keys and values over 448):
+ * layer `layer`'s cache stores keys / k_scale and values / v_scale rounded
+ * to E4M3FN (keys as the cache holds them: rotated), and its steps attend
+ * over the stored elements times the scales (their queries times k_scale,
+ * outputs times v_scale: one f32 rounding more). 1 and 1, the default,
+ * store keys and values as they are: magnitudes past 448 saturate, and
+ * below 2^-6 (E4M3FN's subnormals) keep fewer than 4 significant bits.
+ * Set them while the layer's cache is empty (after create or reset; they
+ * stay through resets). K=V layers keep one tensor, the values, from which
+ * keys are derived: k_scale must equal v_scale. Layers that read another
+ * layer's cache read it at that layer's scales. Other caches (f32, bf16,
+ * f16, GPU caches): INVALID_ARGUMENT. */
+hybrid_rt_status hybrid_rt_session_cache_scales_set(hybrid_rt_session *session,
+                                                    int64_t layer,
+                                                    float k_scale,
+                                                    float v_scale);
+/* The scales layer `layer`'s steps read its cache at (its source's, for a
+ * layer reading another's cache); 1 and 1 unless set. */
+hybrid_rt_status
+hybrid_rt_session_cache_scales_get(const hybrid_rt_session *session,
+                                   int64_t layer, float *k_scale,
+                                   float *v_scale);
 
 /* Prompt of S tokens into an empty layer: as hybrid_rt_prefill, and the
  * layer's cache keeps what its policy holds. A shared layer takes its
