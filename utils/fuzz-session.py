@@ -101,18 +101,26 @@ def run_calls(schedule, seed, calls, tolerance, cache_dtype, print=print):
                 np.float32)
             schedule.set_key_scale(i, scales[i])
 
-    # f8 caches' scales, for half the sessions: from 1e-3 (most elements
-    # saturate) to 1e2 (most are subnormals) per layer keeping a cache; set
-    # while empty, they stay through resets.
-    cache_scales = {}
-    if cache_dtype == "f8" and rng.random() < 0.5:
-        for i, layer in enumerate(layers):
-            if source(i) == i and layer["causal"]:
-                v_scale = 10 ** rng.uniform(-3, 2)
-                k_scale = v_scale if layer["cache"]["k_eq_v"] else 10 ** rng.uniform(-3, 2)
-                session.set_cache_scales(i, k_scale, v_scale)
-                cache_scales[i] = session.cache_scales(i)  # as float32 holds them
-        print(f"cache scales {cache_scales}")
+    # f8 caches' scales, for half the sessions from 1e-3 (most elements
+    # saturate) to 1e2 (most are subnormals) per layer keeping a cache, for
+    # a quarter from each prompt (targets 10 to 448); set while empty, they
+    # stay through resets. The reference reads them back at each call.
+    scales_from = rng.choice(["none", "set", "set", "prompt"]) if cache_dtype == "f8" else "none"
+    for i, layer in enumerate(layers):
+        if scales_from == "none" or source(i) != i or not layer["causal"]:
+            continue
+        if scales_from == "prompt":
+            targets = (rng.uniform(10, 448), rng.uniform(10, 448))
+            session.cache_scales_from_prompt(i, *targets)
+            print(f"layer {i}: cache scales from the prompt, targets {targets}")
+            continue
+        v_scale = 10 ** rng.uniform(-3, 2)
+        k_scale = v_scale if layer["cache"]["k_eq_v"] else 10 ** rng.uniform(-3, 2)
+        session.set_cache_scales(i, k_scale, v_scale)
+        held = session.cache_scales(i)
+        if held != tuple(float(np.float32(x)) for x in (k_scale, v_scale)):
+            raise Finding(f"layer {i}: cache scales {held}, set {(k_scale, v_scale)}")
+        print(f"layer {i}: cache scales {held}")
 
     # Tokens each layer has seen, and the keys and values of the layers that
     # keep their own (a shared layer reads its source's).
@@ -216,7 +224,7 @@ def run_calls(schedule, seed, calls, tolerance, cache_dtype, print=print):
         # (divided by their scales, and read back times them).
         rounded = {}
         if not prefill and cache_dtype != "f32":
-            k_scale, v_scale = cache_scales.get(source(i), (1.0, 1.0))
+            k_scale, v_scale = session.cache_scales(source(i))
             rounded = {"cached": cache_rounding(cache_dtype, v_scale),
                        "cached_keys": cache_rounding(cache_dtype, k_scale)}
         ref = attention(layer, q, k, v, sinks, key_scale=scale, **rounded)

@@ -234,6 +234,15 @@ class Session:
         Layers reading another layer's cache read it at that layer's scales."""
         _wrap(self._session.set_cache_scales, layer, k_scale, v_scale)
 
+    def cache_scales_from_prompt(self, layer: int, k_target: float = 200.0,
+                                 v_target: float = 100.0) -> None:
+        """f8 caches: scales from each prompt instead (the tokens that enter
+        the layer's empty cache): their largest key magnitude (rotated, as
+        the cache holds keys) over k_target, their largest value magnitude
+        over v_target, leaving later tokens room up to 448 (vLLM's
+        calculate_kv_scales: 200 and 100). set_cache_scales ends it."""
+        _wrap(self._session.cache_scales_from_prompt, layer, k_target, v_target)
+
     def cache_scales(self, layer: int) -> tuple:
         """(k_scale, v_scale) the layer's steps read its cache at; (1.0, 1.0)
         unless set."""

@@ -239,6 +239,10 @@ NB_MODULE(_runtime, m) {
            [](Session &s, int64_t layer, float kScale, float vScale) {
              check(s.session.setCacheScales(layer, kScale, vScale));
            })
+      .def("cache_scales_from_prompt",
+           [](Session &s, int64_t layer, float kTarget, float vTarget) {
+             check(s.session.setCacheScalesFromPrompt(layer, kTarget, vTarget));
+           })
       .def("cache_scales", [](const Session &s, int64_t layer) {
         float kScale = 1, vScale = 1;
         check(s.session.cacheScales(layer, kScale, vScale));

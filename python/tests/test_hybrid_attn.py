@@ -235,6 +235,52 @@ def test_f8_cache_scales(f8_schedule, step):
                 assert relative_error(outs[False][i][:, at], ref[:, at]) > 4 * error, i
 
 
+def test_f8_cache_scales_from_prompt(f8_schedule):
+    """cache_scales_from_prompt: the tokens that enter an empty cache set its
+    scales, keys' (rotated) largest magnitude over k_target, values' over
+    v_target; steps then read the cache at them. Each prompt after a reset
+    sets them anew, until set_cache_scales."""
+    from reference import rope
+    rng = np.random.default_rng(40)
+    batch, prompt, steps = 2, 21, 3
+    total = prompt + steps
+    session = f8_schedule.session(batch, total)
+    for i in (0, 1):
+        session.cache_scales_from_prompt(i, 300.0, 50.0)
+    for magnitude in (1e-3, 1e2):
+        data = {}
+        for i in (0, 1):
+            q, k, v = inputs(rng, f8_schedule.layers[i], batch, total)
+            data[i] = (q / magnitude, k * magnitude, v * magnitude)
+        data[3] = (rng.standard_normal(data[0][0].shape, np.float32) / magnitude, *data[0][1:])
+        sinks = {1: rng.standard_normal(4, np.float32)}
+        session.reset()
+        outs = run_session(session, (0, 1, 3), data, prompt, steps, 1, sinks, shared=(3,))
+        for i, source in ((0, 0), (1, 1), (3, 0)):
+            layer = f8_schedule.layers[i]
+            q, k, v = data[i]
+            rotated = rope(k[:, :prompt].astype(np.float64), np.arange(prompt),
+                           layer["positional"])
+            expected = (np.abs(rotated).max() / 300, np.abs(v[:, :prompt]).max() / 50)
+            scales = session.cache_scales(i)
+            assert scales == pytest.approx(expected, rel=1e-6), (i, magnitude)
+            args = (layer, q, k, v, sinks.get(i))
+            cached = attention(*args, cached=cache_rounding("f8", scales[1]),
+                               cached_keys=cache_rounding("f8", scales[0]))
+            at = slice(prompt, total)
+            assert relative_error(outs[i][:, at], cached[:, at]) < 1e-2, (i, magnitude)
+            assert relative_error(outs[i][:, at], attention(*args)[:, at]) < 0.15, i
+    session.reset()
+    session.set_cache_scales(0, 0.5, 0.25)
+    run_session(session, (0,), data, prompt, 0, 1)
+    assert session.cache_scales(0) == (0.5, 0.25)
+    for bad in (0.0, 449.0, float("nan")):
+        with pytest.raises(hybrid_attn.HybridError,
+                           match=r"layer 1: k_target is .*; a target magnitude lies in "
+                                 r"\(0, 448\], E4M3FN's range"):
+            f8_schedule.session(1, 8).cache_scales_from_prompt(1, bad, 100.0)
+
+
 def test_f8_cache_scales_errors(schedule, f8_schedule):
     """Scales are positive and finite, for f8 caches the layer keeps, set
     while they are empty; they stay through resets."""

@@ -149,6 +149,15 @@ Tensor4 CacheRows::tensor(const std::array<int64_t, 4> &shape) const {
   return makeTensor4(static_cast<const float *>(data), shape.data());
 }
 
+void CacheRows::setScaleFor(const float *x, int64_t n, float target) {
+  float largest = 0;
+  for (int64_t i = 0; i < n; ++i)
+    if (std::isfinite(x[i]))
+      largest = std::max(largest, std::fabs(x[i]));
+  float fitting = largest / target;
+  scale = fitting > 0 && std::isfinite(fitting) ? fitting : 1;
+}
+
 void CacheRows::store(const float *src, int64_t batch, int64_t rows,
                       int64_t first, int64_t count, int64_t rowWidth) {
   std::vector<float> scaled(scale == 1 ? 0 : rowWidth);

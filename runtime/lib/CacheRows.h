@@ -55,6 +55,9 @@ public:
   /// What `store` divides by before rounding (1 unless set).
   float getScale() const { return scale; }
   void setScale(float newScale) { scale = newScale; }
+  /// Sets the scale that stores the largest finite magnitude of x[0, n) as
+  /// `target`; 1 if none is above 0.
+  void setScaleFor(const float *x, int64_t n, float target);
   int64_t bytes() const {
     return int64_t(f32Rows.size() * sizeof(float) +
                    halfRows.size() * sizeof(uint16_t) + f8Rows.size());

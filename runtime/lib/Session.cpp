@@ -23,6 +23,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 
 using namespace hybrid::rt;
 
@@ -32,6 +33,9 @@ struct LayerCache {
   int64_t rows = 0;       // 0: no storage (shared, or not an attention layer)
   int64_t length = 0;     // tokens seen
   CacheRows keys, values; // host caches (K=V: values only)
+  // f8: the k and v targets whose scales each prompt sets
+  // (hybrid_rt_session_cache_scales_from_prompt).
+  std::optional<std::array<float, 2>> scaleTargets;
 #ifdef HYBRID_RT_CUDA
   cuda::DeviceCache device; // GPU models: the cache lives here
 #endif
@@ -235,18 +239,34 @@ std::string checkRoom(const hybrid_rt_session &s, int64_t length,
          std::to_string(s.maxSeq);
 }
 
+/// Stores `count` tokens' values and keys (rotated; null where the cache
+/// keeps values only) at the layer's length; into an empty cache whose
+/// scales come from its prompts, sets them from these first.
+void storeTokens(const hybrid_rt_session &s, const LayerSpec &l, LayerCache &c,
+                 const float *keys, const float *values, int64_t count) {
+  int64_t keyWidth = l.numKvHeads * l.headDim,
+          valueWidth = l.numKvHeads * l.vHeadDim;
+  if (c.length == 0 && c.scaleTargets) {
+    if (keys)
+      c.keys.setScaleFor(keys, s.batch * count * keyWidth,
+                         (*c.scaleTargets)[0]);
+    c.values.setScaleFor(values, s.batch * count * valueWidth,
+                         (*c.scaleTargets)[1]);
+  }
+  c.values.store(values, s.batch, c.rows, c.length, count, valueWidth);
+  if (keys)
+    c.keys.store(keys, s.batch, c.rows, c.length, count, keyWidth);
+}
+
 /// Appends `count` tokens of k (and v) at the layer's current length.
 void appendTokens(hybrid_rt_session &s, const LayerSpec &l, LayerCache &c,
                   const float *k, const float *v, int64_t count) {
-  c.values.store(v, s.batch, c.rows, c.length, count,
-                 l.numKvHeads * l.vHeadDim);
-  if (keepsValuesOnly(l))
-    return;
   const float *keys =
-      deriveKeys(*s.model, l, k, {s.batch, count, l.numKvHeads, l.headDim},
-                 /*firstPosition=*/c.length);
-  c.keys.store(keys, s.batch, c.rows, c.length, count,
-               l.numKvHeads * l.headDim);
+      keepsValuesOnly(l) ? nullptr
+                         : deriveKeys(*s.model, l, k,
+                                      {s.batch, count, l.numKvHeads, l.headDim},
+                                      /*firstPosition=*/c.length);
+  storeTokens(s, l, c, keys, v, count);
 }
 
 /// x[0, n) times `factor` (none for 1), on the model's threads.
@@ -263,6 +283,40 @@ std::string describeScale(float scale) {
   char text[32];
   std::snprintf(text, sizeof text, "%g", double(scale));
   return text;
+}
+
+/// What the cache scale calls check first (enterLayer's, then): a layer
+/// with an empty f8 cache of its own that steps read.
+hybrid_rt_status enterScaledCache(const hybrid_rt_session *s, const char *call,
+                                  int64_t layer, std::string &where,
+                                  const LayerSpec *&spec) {
+  if (hybrid_rt_status status = enterLayer(s, call, layer, where, spec))
+    return status;
+  const LayerSpec &l = *spec;
+  const Manifest &manifest = s->model->manifest;
+  const LayerCache &c = s->caches[layer];
+  if (c.policy == "shared")
+    return fail(HYBRID_RT_INVALID_ARGUMENT,
+                where + " reads layer " + std::to_string(l.sourceLayer) +
+                    "'s cache, at that layer's scales: set them there");
+  const KernelSpec &kernel = manifest.kernels.at(l.kernel);
+  if (kernel.decode.empty())
+    return fail(HYBRID_RT_INVALID_ARGUMENT,
+                where + " is bidirectional: no step reads its cache");
+  std::string dtype = manifest.roundsToBF16() ? "bf16" : kernel.cacheDtype;
+  if (c.rows == 0 || dtype != "f8")
+    return fail(
+        HYBRID_RT_INVALID_ARGUMENT,
+        where +
+            ": cache scales apply to f8 caches (hybrid-compile "
+            "--kv-dtype f8 for a CPU); this layer's " +
+            (c.rows == 0 ? std::string("has no cache") : "holds " + dtype));
+  if (c.length > 0)
+    return fail(HYBRID_RT_INVALID_ARGUMENT,
+                where + "'s cache holds " + std::to_string(c.length) +
+                    " tokens stored at its current scales: set scales while "
+                    "it is empty (after create or reset)");
+  return HYBRID_RT_OK;
 }
 
 /// "" if `scale` can be a cache scale, else why not.
@@ -495,45 +549,42 @@ hybrid_rt_status hybrid_rt_session_cache_scales_set(hybrid_rt_session *s,
   CallLock lock(s ? s->model : nullptr);
   std::string where;
   const LayerSpec *spec = nullptr;
-  if (hybrid_rt_status status = enterLayer(
+  if (hybrid_rt_status status = enterScaledCache(
           s, "hybrid_rt_session_cache_scales_set", layer, where, spec))
     return status;
-  const LayerSpec &l = *spec;
-  const Manifest &manifest = s->model->manifest;
-  LayerCache &c = s->caches[layer];
-  if (c.policy == "shared")
-    return fail(HYBRID_RT_INVALID_ARGUMENT,
-                where + " reads layer " + std::to_string(l.sourceLayer) +
-                    "'s cache, at that layer's scales: set them there");
-  const KernelSpec &kernel = manifest.kernels.at(l.kernel);
-  if (kernel.decode.empty())
-    return fail(HYBRID_RT_INVALID_ARGUMENT,
-                where + " is bidirectional: no step reads its cache");
-  std::string dtype = manifest.roundsToBF16() ? "bf16" : kernel.cacheDtype;
-  if (c.rows == 0 || dtype != "f8")
-    return fail(
-        HYBRID_RT_INVALID_ARGUMENT,
-        where +
-            ": cache scales apply to f8 caches (hybrid-compile "
-            "--kv-dtype f8 for a CPU); this layer's " +
-            (c.rows == 0 ? std::string("has no cache") : "holds " + dtype));
   for (auto [name, scale] : {std::pair{"k_scale", kScale}, {"v_scale", vScale}})
     if (std::string error = checkCacheScale(name, scale); !error.empty())
       return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
-  if (keepsValuesOnly(l) && kScale != vScale)
+  if (keepsValuesOnly(*spec) && kScale != vScale)
     return fail(HYBRID_RT_INVALID_ARGUMENT,
                 where +
                     " keeps its values only (K=V), from which keys are "
                     "derived: k_scale " +
                     describeScale(kScale) + " must equal v_scale " +
                     describeScale(vScale));
-  if (c.length > 0)
-    return fail(HYBRID_RT_INVALID_ARGUMENT,
-                where + "'s cache holds " + std::to_string(c.length) +
-                    " tokens stored at its current scales: set scales while "
-                    "it is empty (after create or reset)");
+  LayerCache &c = s->caches[layer];
   c.keys.setScale(kScale);
   c.values.setScale(vScale);
+  c.scaleTargets.reset();
+  return HYBRID_RT_OK;
+}
+
+hybrid_rt_status
+hybrid_rt_session_cache_scales_from_prompt(hybrid_rt_session *s, int64_t layer,
+                                           float kTarget, float vTarget) {
+  CallLock lock(s ? s->model : nullptr);
+  std::string where;
+  const LayerSpec *spec = nullptr;
+  if (hybrid_rt_status status = enterScaledCache(
+          s, "hybrid_rt_session_cache_scales_from_prompt", layer, where, spec))
+    return status;
+  for (auto [name, target] :
+       {std::pair{"k_target", kTarget}, {"v_target", vTarget}})
+    if (!(target > 0 && target <= 448))
+      return fail(HYBRID_RT_INVALID_ARGUMENT,
+                  where + ": " + name + " is " + describeScale(target) +
+                      "; a target magnitude lies in (0, 448], E4M3FN's range");
+  s->caches[layer].scaleTargets = std::array{kTarget, vTarget};
   return HYBRID_RT_OK;
 }
 
@@ -619,12 +670,8 @@ hybrid_rt_status hybrid_rt_session_prefill(hybrid_rt_session *s, int64_t layer,
                  {s->batch, seq, l.numKvHeads, l.headDim}, data(k),
                  {s->batch, seq, l.numKvHeads, l.vHeadDim}, data(v),
                  data(sinks), static_cast<float *>(out->data));
-  if (c.rows > 0) {
-    if (!keepsValuesOnly(l))
-      c.keys.store(keys, s->batch, c.rows, 0, seq, l.numKvHeads * l.headDim);
-    c.values.store(data(v), s->batch, c.rows, 0, seq,
-                   l.numKvHeads * l.vHeadDim);
-  }
+  if (c.rows > 0)
+    storeTokens(*s, l, c, keepsValuesOnly(l) ? nullptr : keys, data(v), seq);
   c.length = seq;
   return HYBRID_RT_OK;
 } catch (const std::bad_alloc &) {

@@ -508,6 +508,10 @@ static void checkCacheScales(hybrid_rt_model *model, int64_t layer,
          hybrid_rt_session_cache_scales_set(session, shared, 1, 1));
   report("cache scales nan",
          hybrid_rt_session_cache_scales_set(session, layer, NAN, 1));
+  report("cache scales from the prompt",
+         hybrid_rt_session_cache_scales_from_prompt(session, layer, 200, 100));
+  report("cache scales from the prompt, target 0",
+         hybrid_rt_session_cache_scales_from_prompt(session, layer, 200, 0));
   report("cache scales get null",
          hybrid_rt_session_cache_scales_get(session, layer, NULL, &vs));
   report("cache scales of no session",

@@ -178,3 +178,14 @@ TEST(CacheRows, StoresDividedByTheScale) {
               double(expected[i]) * 0.25)
         << src[i];
 }
+
+/// A scale for data stores its largest finite magnitude as the target.
+TEST(CacheRows, ScalesForData) {
+  CacheRows rows;
+  std::vector<float> x = {0.5f, -3.f, INFINITY, std::nanf(""), 1.f};
+  rows.setScaleFor(x.data(), int64_t(x.size()), 100.f);
+  EXPECT_EQ(rows.getScale(), 0.03f);
+  std::vector<float> zeros(4, 0.f);
+  rows.setScaleFor(zeros.data(), int64_t(zeros.size()), 100.f);
+  EXPECT_EQ(rows.getScale(), 1.f);
+}

@@ -87,3 +87,12 @@ std::string hybrid::tools::applyGPUKernelOptions(CompileOptions &options) {
   options.gpu.valueSlice = valueSlice;
   return "";
 }
+
+std::string hybrid::tools::getGivenGPUKernelOption() {
+  for (const cl::Option *option : std::initializer_list<const cl::Option *>{
+           &tensorCores, &tma, &warps, &stages, &rescaleThreshold,
+           &softmaxOverlap, &warpSpecialized, &pingPong, &valueSlice})
+    if (option->getNumOccurrences())
+      return ("--" + option->ArgStr).str();
+  return "";
+}

@@ -21,6 +21,9 @@ llvm::cl::OptionCategory &getGPUKernelOptionCategory();
 /// error when --tensor-cores names no tensor-core instructions.
 std::string applyGPUKernelOptions(CompileOptions &options);
 
+/// The first of the options the command line gives, as "--name"; "" if none.
+std::string getGivenGPUKernelOption();
+
 } // namespace hybrid::tools
 
 #endif // HYBRID_TOOLS_COMMON_GPUKERNELOPTIONS_H

@@ -64,11 +64,16 @@ static cl::opt<StorageType> kvDtype(
                clEnumValN(StorageType::f16, "f16", "2 bytes"),
                clEnumValN(StorageType::f8, "f8", "1 byte (E4M3FN)")),
     cl::cat(runCategory));
-static cl::list<float> kvScales(
-    "kv-scales", cl::CommaSeparated, cl::value_desc("K,V"),
+static cl::opt<std::string> kvScales(
+    "kv-scales", cl::value_desc("K,V | prompt"),
     cl::desc("f8 caches: store keys / K and values / V (K=V layers, which "
-             "keep their values only: V); the default 1,1"),
+             "keep their values only: V; the default 1,1), or with 'prompt' "
+             "scales from the prompt (its largest key magnitude over 200, "
+             "value magnitude over 100, as vLLM's calculate_kv_scales)"),
     cl::cat(runCategory));
+/// --kv-scales as scales, or for 'prompt' the prompt's targets.
+static float kvScaleValues[2] = {1, 1};
+static bool kvScalesFromPrompt = false;
 static cl::opt<std::string>
     tuningDb("tuning-db", cl::value_desc("tuning.json"),
              cl::desc("Tuning database (hybrid-tune) for the kernels "
@@ -106,9 +111,22 @@ bool CompiledModel::open(StringRef tool, StringRef input) {
     return fail("--decode-steps must not be negative");
   if (stepTokenCount <= 0)
     return fail("--step-tokens must be positive, not " + Twine(stepTokenCount));
-  if (kvScales.getNumOccurrences() && kvScales.size() != 2)
-    return fail("--kv-scales takes two scales, K,V; got " +
-                Twine(kvScales.size()));
+  if (kvScales.getNumOccurrences()) {
+    StringRef k, v;
+    std::tie(k, v) = StringRef(kvScales).split(',');
+    double kValue, vValue;
+    kvScalesFromPrompt = kvScales == "prompt";
+    if (kvScalesFromPrompt) {
+      kvScaleValues[0] = 200;
+      kvScaleValues[1] = 100;
+    } else if (k.trim().getAsDouble(kValue) || v.trim().getAsDouble(vValue)) {
+      return fail("--kv-scales takes two scales, K,V, or 'prompt'; not '" +
+                  kvScales + "'");
+    } else {
+      kvScaleValues[0] = float(kValue);
+      kvScaleValues[1] = float(vValue);
+    }
+  }
   SmallVector<StringRef> parts;
   StringRef(layerList).split(parts, ',', -1, /*KeepEmpty=*/false);
   for (StringRef part : parts) {
@@ -116,6 +134,20 @@ bool CompiledModel::open(StringRef tool, StringRef input) {
     if (part.trim().getAsInteger(10, index) || index < 0)
       return fail("--layers: '" + part + "' is not a layer index");
     only.push_back(index);
+  }
+
+  // Compiled already: options that shape the kernels would change nothing.
+  if (Artifacts::isCompiled(input)) {
+    std::string given = getGivenGPUKernelOption();
+    for (const cl::Option *option : std::initializer_list<const cl::Option *>{
+             &target, &qTile, &kTile, &kvDtype})
+      if (option->getNumOccurrences())
+        given = ("--" + option->ArgStr).str();
+    if (!given.empty())
+      return fail(given + ": " + input +
+                  " holds compiled artifacts; give the config or spec (or "
+                  "pass " +
+                  given + " to hybrid-compile)");
   }
 
   CompileOptions options;
@@ -156,8 +188,13 @@ rt::Status CompiledModel::applyCacheScales(rt::Session &session) const {
   for (const rt::LayerSpec &layer : manifest.layers)
     if (needed(layer.index) && layer.hasKernel() && layer.causal &&
         layer.cachePolicy != "shared")
-      if (rt::Status s = session.setCacheScales(
-              layer.index, layer.kEqV ? kvScales[1] : kvScales[0], kvScales[1]);
+      if (rt::Status s =
+              kvScalesFromPrompt
+                  ? session.setCacheScalesFromPrompt(
+                        layer.index, kvScaleValues[0], kvScaleValues[1])
+                  : session.setCacheScales(layer.index,
+                                           kvScaleValues[layer.kEqV ? 1 : 0],
+                                           kvScaleValues[1]);
           !s)
         return s;
   return {};

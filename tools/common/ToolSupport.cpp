@@ -21,9 +21,13 @@ Artifacts::~Artifacts() {
     (void)llvm::sys::fs::remove_directories(directory);
 }
 
+bool Artifacts::isCompiled(llvm::StringRef input) {
+  return llvm::sys::fs::is_directory(input) &&
+         llvm::sys::fs::exists(input + "/manifest.json");
+}
+
 bool Artifacts::prepare(llvm::StringRef input, const CompileOptions &options) {
-  if (llvm::sys::fs::is_directory(input) &&
-      llvm::sys::fs::exists(input + "/manifest.json")) {
+  if (isCompiled(input)) {
     // Compiled already: a database would change nothing.
     if (!options.tuningDb.empty()) {
       llvm::WithColor::error(llvm::errs(), "hybrid")

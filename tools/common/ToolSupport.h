@@ -31,6 +31,8 @@ public:
   ~Artifacts();
   /// Errors are reported on stderr.
   bool prepare(llvm::StringRef input, const CompileOptions &options);
+  /// Whether `input` is a directory of compiled artifacts (manifest.json).
+  static bool isCompiled(llvm::StringRef input);
   const std::string &dir() const { return directory; }
 
 private:
@@ -105,8 +107,9 @@ public:
   int64_t seqLen() const;      // prompt tokens
   int64_t decodeSteps() const; // steps after the prompt
   int64_t stepTokens() const;  // tokens per step
-  /// --kv-scales K,V on every cache `session` keeps for the run's causal
-  /// layers (none without it); the runtime's error for caches not of f8.
+  /// --kv-scales (K,V, or 'prompt') on every cache `session` keeps for the
+  /// run's causal layers (none without it); the runtime's error for caches
+  /// not of f8.
   rt::Status applyCacheScales(rt::Session &session) const;
   /// Prompt and every step: the positions a run covers.
   int64_t totalLength() const {

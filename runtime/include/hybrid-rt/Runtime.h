@@ -123,6 +123,11 @@ public:
     return Status::fromCode(
         hybrid_rt_session_cache_scales_set(session, layer, kScale, vScale));
   }
+  /// See hybrid_rt_session_cache_scales_from_prompt.
+  Status setCacheScalesFromPrompt(int64_t layer, float kTarget, float vTarget) {
+    return Status::fromCode(hybrid_rt_session_cache_scales_from_prompt(
+        session, layer, kTarget, vTarget));
+  }
   Status cacheScales(int64_t layer, float &kScale, float &vScale) const {
     return Status::fromCode(
         hybrid_rt_session_cache_scales_get(session, layer, &kScale, &vScale));

@@ -231,6 +231,17 @@ hybrid_rt_status hybrid_rt_session_cache_scales_set(hybrid_rt_session *session,
                                                     int64_t layer,
                                                     float k_scale,
                                                     float v_scale);
+/* f8 caches: scales from each prompt instead. Whenever tokens enter the
+ * layer's empty cache (its prompt, an append or a step after create or
+ * reset), k_scale becomes their largest finite key magnitude (rotated, as
+ * the cache holds keys) over k_target, and v_scale their largest value
+ * magnitude over v_target (K=V layers: the values', over v_target), so that
+ * the prompt's keys and values reach k_target and v_target and later
+ * tokens have room up to 448 (vLLM's calculate_kv_scales: 200 and 100); 1
+ * where a tensor has no finite magnitude above 0. Targets lie in (0, 448].
+ * The same conditions as hybrid_rt_session_cache_scales_set, which ends it. */
+hybrid_rt_status hybrid_rt_session_cache_scales_from_prompt(
+    hybrid_rt_session *session, int64_t layer, float k_target, float v_target);
 /* The scales layer `layer`'s steps read its cache at (its source's, for a
  * layer reading another's cache); 1 and 1 unless set. */
 hybrid_rt_status
