@@ -210,6 +210,10 @@ int main(int argc, char **argv) {
            << info.rows << " rows, " << info.bytes << " bytes";
     if (info.mirror_rows > 0)
       outs() << " (with " << info.mirror_rows << " mirror rows)";
+    float kScale = 1, vScale = 1;
+    if (session.cacheScales(layer.index, kScale, vScale) &&
+        info.source_layer < 0 && (kScale != 1 || vScale != 1))
+      outs() << format(", scales %g %g", kScale, vScale);
     outs() << "\n";
   }
   outs() << tools::describeCache(manifest, session.cacheBytes(), batch, total)
