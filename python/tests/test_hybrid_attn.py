@@ -303,6 +303,12 @@ def test_f8_cache_scales_errors(schedule, f8_schedule):
     session.reset()
     assert session.cache_scales(0) == (0.5, 0.25)
     session.set_cache_scales(0, 1.0, 1.0)
+    bidirectional = hybrid_attn.compile(
+        dict(SPEC, name="bidirectional", layers=[{"kind": "full", "causal": False}]),
+        max_seq=32, kv_dtype="f8")
+    with pytest.raises(hybrid_attn.HybridError,
+                       match="layer 0 is bidirectional: no step reads its cache"):
+        bidirectional.session(1, 32).set_cache_scales(0, 1.0, 1.0)
     with pytest.raises(hybrid_attn.HybridError,
                        match=r"layer 0: cache scales apply to f8 caches \(hybrid-compile --kv-dtype "
                              r"f8 for a CPU\); this layer's holds f32"):

@@ -230,11 +230,10 @@ std::vector<double> reference::sessionAttention(
     round(cachedK);
     cachedK = scaled(std::move(cachedK));
   }
-  std::vector<double> stepOut =
-      l.kEqV ? attend(l, batch, steps, numKeys, stepQ.data(), cachedK.data(),
-                      cachedV.data(), sinks, "f32")
-             : attend(l, batch, steps, numKeys, stepQ.data(), cachedK.data(),
-                      cachedV.data(), sinks, cached.dtype, cached.keyScale);
+  // K=V keys are derived from the values rounded above.
+  std::vector<double> stepOut = attend(
+      l, batch, steps, numKeys, stepQ.data(), cachedK.data(), cachedV.data(),
+      sinks, l.kEqV ? "f32" : cached.dtype, l.kEqV ? 1.f : cached.keyScale);
   for (int64_t b = 0; b < batch; ++b)
     std::copy_n(&stepOut[b * steps * ow], steps * ow,
                 &out[(b * numKeys + prompt) * ow]);

@@ -299,11 +299,10 @@ hybrid_rt_status enterScaledCache(const hybrid_rt_session *s, const char *call,
     return fail(HYBRID_RT_INVALID_ARGUMENT,
                 where + " reads layer " + std::to_string(l.sourceLayer) +
                     "'s cache, at that layer's scales: set them there");
-  const KernelSpec &kernel = manifest.kernels.at(l.kernel);
-  if (kernel.decode.empty())
+  if (manifest.kernels.at(l.kernel).decode.empty())
     return fail(HYBRID_RT_INVALID_ARGUMENT,
                 where + " is bidirectional: no step reads its cache");
-  std::string dtype = manifest.roundsToBF16() ? "bf16" : kernel.cacheDtype;
+  std::string dtype = manifest.getCacheDtype(l.kernel);
   if (c.rows == 0 || dtype != "f8")
     return fail(
         HYBRID_RT_INVALID_ARGUMENT,

@@ -4,7 +4,7 @@
 //                  [--seed S] [--dump DIR] [--check [--tolerance X]]
 //                  [--layers I,J] [--num-threads T] [--q-tile N] [--k-tile N]
 //                  [--tensor-cores mma.sync|wgmma] [--tma] [--warps 4|8]
-//                  [--stages 1..4] [--kv-dtype T [--kv-scales K,V]]
+//                  [--stages 1..4] [--kv-dtype T [--kv-scales K,V|prompt]]
 //
 // Compiles INPUT (or opens a directory of artifacts), makes seeded random
 // inputs for every attention layer, runs prefill through the runtime and,

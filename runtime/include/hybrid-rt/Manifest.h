@@ -196,6 +196,11 @@ struct Manifest {
         narrowest = &kernel;
     return narrowest ? narrowest->cacheDtype : "f32";
   }
+  /// The element type of `kernel`'s caches: bf16 on GPUs, else its
+  /// cache_dtype.
+  std::string getCacheDtype(const std::string &kernel) const {
+    return target != "cpu" ? "bf16" : kernels.at(kernel).cacheDtype;
+  }
 };
 
 /// Reads `dir`/manifest.json. On failure returns false and sets `error` to
