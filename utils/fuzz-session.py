@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Stateful fuzzing of hybrid_attn sessions: random prefill, decode, reset
-and cache_info calls, valid or with one thing wrong, checked against the
-NumPy reference and against what the session must still hold.
+"""Stateful fuzzing of hybrid_attn sessions: random prefill, decode, reset,
+reorder (beam search), truncate (speculative decoding) and cache_info calls,
+valid or with one thing wrong, checked against the NumPy reference and
+against what the session must still hold.
 
 Compiles test/Runtime/Inputs/caches.json (every cache policy: ring, chunk,
 shared, K=V with RoPE, proportional RoPE and NoPE, sinks), masks.json
@@ -14,7 +15,9 @@ state, shapes, sinks, step size and room), or has one thing wrong that the
 session must refuse (a layer out of range, a wrong dimension or rank, a
 missing or extra k/v or sinks, an empty or too large step, no room left, a
 second prefill, a shared layer ahead of its source (one behind it skips the
-tokens between), an output of the wrong dtype or layout), or has inputs the
+tokens between), an output of the wrong dtype or layout, an order of the
+wrong length or with an entry outside the batch, a negative length, a
+truncation past what a ring or chunk cache still holds), or has inputs the
 package converts (float64, float16, integers, Fortran order, strided views).
 
 A case passes when every valid or converted call returns the reference's
@@ -125,6 +128,9 @@ def run_calls(schedule, seed, calls, tolerance, cache_dtype, print=print):
     # Tokens each layer has seen, and the keys and values of the layers that
     # keep their own (a shared layer reads its source's).
     lengths = [0] * len(layers)
+    # The most tokens each layer held since it was empty, as of the last
+    # truncation (which leaves rows past its length that overwrote older ones).
+    reached = [0] * len(layers)
     history = {}
 
     def tensors(i, count):
@@ -233,14 +239,99 @@ def run_calls(schedule, seed, calls, tolerance, cache_dtype, print=print):
             raise Finding(f"{what}: relative error {error:.3g} > {tolerance}")
         check_lengths(what)
         ran += 1
-        if rng.random() < 0.04:
+        between = rng.random()
+        if between < 0.04:
             session.reset()
             lengths = [0] * len(layers)
+            reached = [0] * len(layers)
             history = {}
             print("reset")
             check_lengths("reset")
+        elif between < 0.08:
+            refused += reorder(session, rng, batch, history, check_lengths, print)
+        elif between < 0.12:
+            refused += truncate(session, rng, layers, lengths, reached, history, source,
+                                step_limit, check_lengths, print)
     print(f"{ran} ran, {refused} refused")
     return ran, refused
+
+
+def expect_refusal(call, why, what, check_lengths):
+    """Makes `call`; 1 if it was refused (as `why`, if not None, says it
+    must be, changing no layer's length), else 0."""
+    import hybrid_attn
+    try:
+        call()
+    except (hybrid_attn.HybridError, TypeError, ValueError) as error:
+        if why is None:
+            raise Finding(f"{what}: refused a valid call: {error}")
+        check_lengths(f"{what}, refused ({error})")
+        return 1
+    if why is not None:
+        raise Finding(f"{what}: accepted, though {why}")
+    return 0
+
+
+def reorder(session, rng, batch, history, check_lengths, print):
+    """Beam search between calls: every cache's sequences gathered by a
+    random order (entries repeat), or an order the session must refuse."""
+    order = [rng.randrange(batch) for _ in range(batch)]
+    why = None
+    if rng.random() < 0.2:
+        why, order = rng.choice([("an entry past the batch", order[:-1] + [batch]),
+                                 ("a negative entry", [-1] + order[1:]),
+                                 ("one entry too many", order + [0])])
+    what = f"reorder({order})"
+    print(what, flush=True)
+    if expect_refusal(lambda: session.reorder(order), why, what, check_lengths):
+        return 1
+    for i, (k, v) in history.items():
+        gathered = k[order]
+        history[i] = (gathered, gathered if v is k else v[order])
+    check_lengths(what)
+    return 0
+
+
+def truncate(session, rng, layers, lengths, reached, history, source, step_limit,
+             check_lengths, print):
+    """Speculative decoding between calls: every layer forgets the tokens
+    from a random position on, mostly a step's worth back from the longest;
+    refused (changing nothing) where a ring or chunk cache no longer holds a
+    key the step at that position sees."""
+    longest = max(lengths)
+    length = (max(0, longest - rng.randint(0, step_limit + 1)) if rng.random() < 0.8
+              else rng.randint(-1, longest + 1))
+    why = "a negative length" if length < 0 else None
+    for i in range(len(layers)):
+        reached[i] = max(reached[i], lengths[i])
+    for i, layer in enumerate(layers):
+        owner = source(i)
+        if why or lengths[owner] <= length or not layer["causal"]:
+            continue
+        # The layer's next step: at `length`, or for a shared layer the last
+        # tokens its source holds, from its own length on.
+        step = length if owner == i else max(min(lengths[i], length), length - step_limit)
+        first = 0  # the first key it sees
+        if layer.get("window"):
+            first = max(first, step - layer["window"] + 1)
+        if layer.get("chunk"):
+            first = max(first, step // layer["chunk"] * layer["chunk"])
+        first = min(first, step)
+        oldest = reached[owner] - session.cache_info(owner)["rows"]
+        if first < length and first < oldest:
+            why = f"layer {i}'s step at {step} sees {first}, its cache holds from {oldest} on"
+    what = f"truncate({length})"
+    print(what, flush=True)
+    if expect_refusal(lambda: session.truncate(length), why, what, check_lengths):
+        return 1
+    for i in range(len(layers)):
+        lengths[i] = min(lengths[i], length)
+        if lengths[i] == 0:
+            reached[i] = 0
+    for i, (k, v) in history.items():
+        history[i] = (k[:, :length], v[:, :length])
+    check_lengths(what)
+    return 0
 
 
 def mutate(rng, np, args, layer, prefill, shared, step_limit, max_seq):

@@ -213,6 +213,23 @@ class Session:
         """Empties every cache (allocations are kept)."""
         self._session.reset()
 
+    def reorder(self, order) -> None:
+        """Beam search: sequence i of every cache takes what sequence
+        order[i] holds (a list, NumPy array or tensor of `batch` indices,
+        which may repeat: transformers' beam_idx). Copies the rows holding
+        tokens of each sequence that changes."""
+        if hasattr(order, "tolist"):
+            order = order.tolist()
+        _wrap(self._session.reorder, [int(i) for i in order])
+
+    def truncate(self, length: int) -> None:
+        """Speculative decoding: forgets the tokens at positions `length` and
+        later (rejected drafts), every layer's steps going on from there.
+        Ring and chunk caches go back max_step_tokens tokens at least; further
+        where their rows still hold what the next step sees (else an error,
+        before any layer changes)."""
+        _wrap(self._session.truncate, length)
+
     @property
     def cache_bytes(self) -> int:
         """Bytes of every layer's cache together."""

@@ -15,6 +15,7 @@
 #include <nanobind/ndarray.h>
 #include <nanobind/stl/optional.h>
 #include <nanobind/stl/string.h>
+#include <nanobind/stl/vector.h>
 
 #include <array>
 #include <cstdint>
@@ -219,6 +220,13 @@ NB_MODULE(_runtime, m) {
           nb::arg("out").noconvert(), nb::arg("stream").none() = nb::none(),
           "`stream`: as prefill's.")
       .def("reset", [](Session &s) { s.session.reset(); })
+      .def("reorder",
+           [](Session &s, const std::vector<int64_t> &order) {
+             check(s.session.reorder(order));
+           })
+      .def(
+          "truncate",
+          [](Session &s, int64_t length) { check(s.session.truncate(length)); })
       .def("cache_bytes",
            [](const Session &s) { return s.session.cacheBytes(); })
       .def("cache_info",

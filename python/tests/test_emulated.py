@@ -21,8 +21,9 @@ from prebuilt import compile_or_load
 from reference import attention
 from test_hybrid_attn import (K_EQ_V_SPEC, SPEC, check_key_scale,
                               check_key_scale_reaches_cached_tokens,
-                              check_shared_layer_skips_tokens,
-                              check_threads_take_turns, relative_error)
+                              check_reorder, check_shared_layer_skips_tokens,
+                              check_threads_take_turns, check_truncate,
+                              relative_error)
 
 pytestmark = pytest.mark.skipif(not os.environ.get("HYBRID_CUDA_DRIVER"),
                                 reason="HYBRID_CUDA_DRIVER not set")
@@ -295,6 +296,15 @@ print("after: %.4f" % run(64))
 
 def test_shared_layer_skips_tokens(schedule):
     check_shared_layer_skips_tokens(schedule, 2e-2)
+
+
+@pytest.mark.parametrize("step", [1, 8])
+def test_reorder(schedule, step):
+    check_reorder(schedule, 2e-2, step)
+
+
+def test_truncate(schedule):
+    check_truncate(schedule, 2e-2)
 
 
 def test_calls_from_threads_take_turns(schedule):

@@ -375,6 +375,113 @@ def test_shared_layer_skips_tokens(schedule):
     check_shared_layer_skips_tokens(schedule, 1e-4)
 
 
+def step_every_layer(session, data, at, sinks):
+    """One decode call per SPEC layer for positions `at` of data[i] = q, k,
+    v (the shared layer 3 passes its queries only); the outputs."""
+    def rows(x):
+        return np.ascontiguousarray(x[:, at])
+    return {i: session.decode(i, rows(q), *((None, None) if i == 3 else (rows(k), rows(v))),
+                              sinks.get(i))
+            for i, (q, k, v) in data.items()}
+
+
+def spec_data(rng, schedule, batch, length):
+    """q, k, v of every SPEC layer; the shared layer 3 with layer 0's k, v."""
+    data = {i: inputs(rng, layer, batch, length) for i, layer in enumerate(schedule.layers)}
+    data[3] = (data[3][0],) + data[0][1:]
+    return data
+
+
+def check_reorder(schedule, tolerance, step):
+    """Beam search: after a prompt and 2 one-token steps of 3 sequences,
+    sequence i continues sequence order[i] for 2 steps of `step` tokens,
+    order [2, 0, 0] (two beams of one prefix, one dropped): every SPEC
+    layer (ring, full with sinks, chunk, shared) attends over its new prefix
+    as the reference over the gathered tokens does (steps of 8 run GPUs'
+    flash kernel: its first reads from ring row 9 of 15, through the mirror
+    rows past them, keys of the prefix)."""
+    rng = np.random.default_rng(5)
+    batch, prompt, before = 3, 29, 2
+    cut, order = prompt + before, [2, 0, 0]
+    total = cut + 2 * step
+    session = schedule.session(batch, total, max_step_tokens=step)
+    sinks = {1: rng.standard_normal(4, np.float32)}
+    data = spec_data(rng, schedule, batch, total)
+    outs = {i: [session.prefill(i, *(x[:, :prompt] for x in d), sinks.get(i))]
+            for i, d in data.items()}
+    ends = list(range(prompt + 1, cut + 1)) + list(range(cut + step, total + 1, step))
+    for start, end in zip([prompt] + ends, ends):
+        if start == cut:
+            session.reorder(np.array(order))
+        for i, out in step_every_layer(session, data, slice(start, end), sinks).items():
+            outs[i].append(out)
+    for i, (q, k, v) in data.items():
+        out = np.concatenate(outs[i], axis=1)
+        ref = attention(schedule.layers[i], q, k, v, sinks.get(i))
+        assert relative_error(out[:, :cut], ref[:, :cut]) < tolerance, i
+        q, k, v = (np.concatenate([x[order, :cut], x[:, cut:]], axis=1) for x in (q, k, v))
+        ref = attention(schedule.layers[i], q, k, v, sinks.get(i))
+        assert relative_error(out[:, cut:], ref[:, cut:]) < tolerance, i
+
+
+@pytest.mark.parametrize("step", [1, 8])
+def test_reorder(schedule, step):
+    check_reorder(schedule, 1e-4, step)
+
+
+def check_truncate(schedule, tolerance):
+    """Speculative decoding: after a prompt of 21, a step of 4 drafted
+    tokens of which the first is accepted; truncate(22) forgets the other
+    3, and steps of the true tokens go on from position 22 in every SPEC
+    layer (a ring of 8 + 3 rows, chunk, shared) as the reference over the
+    accepted tokens says. Going back further than the ring holds is refused
+    before any layer changes."""
+    rng = np.random.default_rng(6)
+    batch, prompt, drafted, accepted, total = 2, 21, 4, 1, 27
+    session = schedule.session(batch, 64, max_step_tokens=drafted)
+    sinks = {1: rng.standard_normal(4, np.float32)}
+    data = spec_data(rng, schedule, batch, total)
+    drafts = spec_data(rng, schedule, batch, drafted)
+    keep = prompt + accepted
+    for i in data:  # the accepted draft is the true token
+        drafts[i] = tuple(np.concatenate([x[:, prompt:keep], d[:, accepted:]], axis=1)
+                          for x, d in zip(data[i], drafts[i]))
+    for i, d in data.items():
+        session.prefill(i, *(x[:, :prompt] for x in d), sinks.get(i))
+    verified = step_every_layer(session, drafts, slice(0, drafted), sinks)
+    with pytest.raises(RuntimeError, match=re.escape(
+            "hybrid_rt_session_truncate: layer 0: a step at position 10 sees keys "
+            "from position 3, and the ring cache (11 rows) holds positions from 14 on: "
+            "truncate to 21 or later")):
+        session.truncate(10)
+    assert [session.cache_info(i)["length"] for i in data] == [prompt + drafted] * 4
+    session.truncate(keep)
+    assert [session.cache_info(i)["length"] for i in data] == [keep] * 4
+    session.truncate(keep + 1)  # nothing past the length to forget
+    outs = {i: [out[:, :accepted]] for i, out in verified.items()}
+    for position in range(keep, total):
+        for i, out in step_every_layer(session, data, slice(position, position + 1),
+                                       sinks).items():
+            outs[i].append(out)
+    for i, (q, k, v) in data.items():
+        ref = attention(schedule.layers[i], q, k, v, sinks.get(i))
+        assert relative_error(np.concatenate(outs[i], axis=1), ref[:, prompt:]) < tolerance, i
+
+
+def test_truncate(schedule):
+    check_truncate(schedule, 1e-4)
+
+
+def test_reorder_and_truncate_errors(schedule):
+    session = schedule.session(2, 32)
+    for order, message in (([0], "an order of 1 sequences for a batch of 2"),
+                           ([0, 2], r"order\[1\] is 2, not a sequence of the batch \[0, 2\)")):
+        with pytest.raises(RuntimeError, match="hybrid_rt_session_reorder: " + message):
+            session.reorder(order)
+    with pytest.raises(RuntimeError, match="hybrid_rt_session_truncate: length -1 is negative"):
+        session.truncate(-1)
+
+
 # A K=V layer with RoPE, and a layer reading its cache.
 K_EQ_V_SPEC = dict(SPEC, name="keqv", layers=[{"kind": "full", "k_eq_v": True},
                                               {"kind": "full", "k_eq_v": True,

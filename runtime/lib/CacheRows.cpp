@@ -138,6 +138,35 @@ void CacheRows::allocate(int64_t elements, CacheElement asElement) {
   }
 }
 
+namespace {
+/// The first `live` elements of each of `batch` contiguous sequence slices
+/// of `rows`, copied as `gather` says.
+template <typename T>
+void gatherSlices(std::vector<T> &rows, const SequenceGather &gather,
+                  int64_t batch, int64_t live) {
+  int64_t slice = int64_t(rows.size()) / batch;
+  std::vector<T> scratch(gather.saved.size() * live);
+  for (size_t j = 0; j < gather.saved.size(); ++j)
+    std::copy_n(rows.begin() + gather.saved[j] * slice, live,
+                scratch.begin() + j * live);
+  for (const SequenceGather::Copy &c : gather.copies) {
+    auto from = c.fromScratch ? scratch.begin() + c.from * live
+                              : rows.begin() + c.from * slice;
+    std::copy_n(from, live, rows.begin() + c.to * slice);
+  }
+}
+} // namespace
+
+void CacheRows::gather(const SequenceGather &gather, int64_t batch,
+                       int64_t live) {
+  if (!f32Rows.empty())
+    gatherSlices(f32Rows, gather, batch, live);
+  if (!halfRows.empty())
+    gatherSlices(halfRows, gather, batch, live);
+  if (!f8Rows.empty())
+    gatherSlices(f8Rows, gather, batch, live);
+}
+
 Tensor4 CacheRows::tensor(const std::array<int64_t, 4> &shape) const {
   // Descriptors carry addresses; the kernel's memref type says what they
   // hold.

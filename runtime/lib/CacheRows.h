@@ -14,6 +14,7 @@
 #define HYBRID_RT_LIB_CACHEROWS_H
 
 #include "KernelLibrary.h"
+#include "SequenceGather.h"
 
 #include <array>
 #include <cstdint>
@@ -80,6 +81,9 @@ public:
   /// stored, not times the scale.
   void widen(float *out, int64_t batch, int64_t rows, int64_t first,
              int64_t total, int64_t rowWidth) const;
+  /// Each of the `batch` sequences' first `live` elements (the rows that
+  /// hold tokens) become those of the sequence `gather` names.
+  void gather(const SequenceGather &gather, int64_t batch, int64_t live);
 
 private:
   CacheElement element = CacheElement::F32;

@@ -18,6 +18,7 @@
 
 #include "CacheRows.h"
 #include "Model.h"
+#include "SequenceGather.h"
 
 #include <algorithm>
 #include <cmath>
@@ -30,8 +31,12 @@ using namespace hybrid::rt;
 namespace {
 struct LayerCache {
   std::string policy;
-  int64_t rows = 0;       // 0: no storage (shared, or not an attention layer)
-  int64_t length = 0;     // tokens seen
+  int64_t rows = 0;   // 0: no storage (shared, or not an attention layer)
+  int64_t length = 0; // tokens seen
+  // The most tokens it held since it was empty, as of the last truncation:
+  // a truncation leaves rows of positions past the new length that
+  // overwrote older ones (reset empties it).
+  int64_t reached = 0;
   CacheRows keys, values; // host caches (K=V: values only)
   // f8: the k and v targets whose scales each prompt sets
   // (hybrid_rt_session_cache_scales_from_prompt).
@@ -487,7 +492,7 @@ void hybrid_rt_session_reset(hybrid_rt_session *session) {
   if (!session)
     return;
   for (LayerCache &c : session->caches)
-    c.length = 0;
+    c.length = c.reached = 0;
 #ifdef HYBRID_RT_CUDA
   // In a capture the graph resets them (at each replay); where the stream
   // cannot take the reset now (it would join another stream's capture),
@@ -501,6 +506,141 @@ void hybrid_rt_session_reset(hybrid_rt_session *session) {
     session->captured |= capturing && !session->resetPending;
   }
 #endif
+}
+
+hybrid_rt_status hybrid_rt_session_reorder(hybrid_rt_session *s,
+                                           const int64_t *order,
+                                           int64_t count) try {
+  CallLock lock(s ? s->model : nullptr);
+  std::string where = "hybrid_rt_session_reorder";
+  if (!s || !order)
+    return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": null argument");
+  if (count != s->batch)
+    return fail(HYBRID_RT_INVALID_ARGUMENT,
+                where + ": an order of " + std::to_string(count) +
+                    " sequences for a batch of " + std::to_string(s->batch));
+  std::string error;
+  SequenceGather gather = SequenceGather::plan(order, s->batch, error);
+  if (!error.empty())
+    return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
+#ifdef HYBRID_RT_CUDA
+  bool capturing = false;
+  if (cuda::Error e = syncLengths(*s, capturing); !e.empty())
+    return fail(e.status(), where + ": " + e.message());
+#endif
+  if (gather.empty())
+    return HYBRID_RT_OK;
+  const Manifest &manifest = s->model->manifest;
+  for (size_t i = 0; i < s->caches.size(); ++i) {
+    LayerCache &c = s->caches[i];
+    // The rows that hold tokens (a full cache's first `length`).
+    int64_t live = std::min(c.rows, c.length);
+    if (live == 0)
+      continue;
+#ifdef HYBRID_RT_CUDA
+    if (s->model->cuda) {
+      if (cuda::Error e =
+              s->model->cuda->gatherSequences(c.device, s->batch, live, gather);
+          !e.empty())
+        return fail(e.status(),
+                    layerWhere(where.c_str(), int64_t(i)) + ": " + e.message());
+      continue;
+    }
+#endif
+    const LayerSpec &l = manifest.layers[i];
+    int64_t valueWidth = l.numKvHeads * l.vHeadDim;
+    c.values.gather(gather, s->batch, live * valueWidth);
+    if (!keepsValuesOnly(l))
+      c.keys.gather(gather, s->batch, live * l.numKvHeads * l.headDim);
+  }
+  return HYBRID_RT_OK;
+} catch (const std::bad_alloc &) {
+  return failOutOfMemory("hybrid_rt_session_reorder");
+}
+
+hybrid_rt_status hybrid_rt_session_truncate(hybrid_rt_session *s,
+                                            int64_t length) try {
+  CallLock lock(s ? s->model : nullptr);
+  std::string where = "hybrid_rt_session_truncate";
+  if (!s)
+    return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": null session");
+  if (length < 0)
+    return fail(HYBRID_RT_INVALID_ARGUMENT,
+                where + ": length " + std::to_string(length) + " is negative");
+#ifdef HYBRID_RT_CUDA
+  bool capturing = false;
+  if (cuda::Error e = syncLengths(*s, capturing); !e.empty())
+    return fail(e.status(), where + ": " + e.message());
+  if (capturing) // the lengths replays leave are not known here
+    return fail(HYBRID_RT_UNSUPPORTED,
+                where + ": the stream is capturing a CUDA graph; truncation "
+                        "cannot be captured: call outside the capture");
+#endif
+  // Every layer first, so that a refusal changes none: a cache that wraps
+  // must still hold every key the next step of each layer reading it sees.
+  for (LayerCache &c : s->caches)
+    c.reached = std::max(c.reached, c.length);
+  const Manifest &manifest = s->model->manifest;
+  for (const LayerSpec &l : manifest.layers) {
+    // Bidirectional layers have no steps.
+    if (!l.hasKernel() || manifest.kernels.at(l.kernel).decode.empty())
+      continue;
+    const LayerCache &c = s->caches[l.index];
+    const LayerCache &owner = s->caches[l.cacheOwner()];
+    if (owner.length <= length || owner.rows == 0)
+      continue;
+    int64_t oldest = owner.reached - owner.rows; // the oldest position held
+    // The first position of the layer's next step after truncating to p: p,
+    // or for a layer reading another's cache the last max_step_tokens of
+    // its source's (it may skip tokens), from its own length on.
+    auto nextStep = [&](int64_t p) {
+      return l.cacheOwner() == l.index
+                 ? p
+                 : std::max(std::min(c.length, p), p - s->maxStep);
+    };
+    // Whether the keys that step sees (up to p) are held.
+    auto held = [&](int64_t p) {
+      int64_t step = nextStep(p);
+      int64_t from = std::min(l.firstVisibleKey(step), step);
+      return from >= p || from >= oldest;
+    };
+    if (held(length))
+      continue;
+    int64_t reach = length;
+    while (reach < owner.length && !held(reach))
+      ++reach;
+    int64_t step = nextStep(length);
+    return fail(HYBRID_RT_INVALID_ARGUMENT,
+                layerWhere(where.c_str(), l.index) + ": a step at position " +
+                    std::to_string(step) + " sees keys from position " +
+                    std::to_string(std::min(l.firstVisibleKey(step), step)) +
+                    ", and the " + owner.policy + " cache" +
+                    (l.cacheOwner() != l.index
+                         ? " of layer " + std::to_string(l.cacheOwner())
+                         : std::string()) +
+                    " (" + std::to_string(owner.rows) +
+                    " rows) holds positions from " + std::to_string(oldest) +
+                    " on: truncate to " + std::to_string(reach) + " or later");
+  }
+  for (LayerCache &c : s->caches) {
+    c.length = std::min(c.length, length);
+    if (c.length == 0) // empty: no row holds a token
+      c.reached = 0;
+  }
+#ifdef HYBRID_RT_CUDA
+  if (cuda::Backend *cuda = s->model->cuda.get()) {
+    std::vector<int64_t> lengths;
+    for (const LayerCache &c : s->caches)
+      lengths.push_back(c.length);
+    if (cuda::Error e = cuda->writeLengths(
+            s->deviceLengths, int64_t(lengths.size()), lengths.data());
+        !e.empty())
+      return fail(e.status(), where + ": " + e.message());
+  }
+#endif
+  return HYBRID_RT_OK;
+} catch (const std::bad_alloc &) {
+  return failOutOfMemory("hybrid_rt_session_truncate");
 }
 
 hybrid_rt_status hybrid_rt_session_cache_info(const hybrid_rt_session *s,

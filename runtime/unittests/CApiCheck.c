@@ -580,6 +580,17 @@ static int checkSession(hybrid_rt_model *model, int64_t layer, int64_t shared) {
          hybrid_rt_session_append(session, shared, &sk, &sv));
   report("append past max_seq",
          hybrid_rt_session_append(session, layer, &sk, &sv));
+  {
+    /* Beam search of one sequence, and a rejected draft forgotten. */
+    int64_t order[2] = {0, 1};
+    report("reorder", hybrid_rt_session_reorder(session, order, 1));
+    report("reorder of 2", hybrid_rt_session_reorder(session, order, 2));
+    report("reorder null", hybrid_rt_session_reorder(session, NULL, 1));
+    report("truncate", hybrid_rt_session_truncate(session, 5));
+    report("truncate -1", hybrid_rt_session_truncate(session, -1));
+    report("step after truncate",
+           hybrid_rt_session_decode(session, layer, &sq, &sk, &sv, NULL, &so));
+  }
   hybrid_rt_cache_info cache;
   report("cache info", hybrid_rt_session_cache_info(session, layer, &cache));
   printf("cache: %s, %lld rows, %lld tokens seen\n", cache.policy,

@@ -14,6 +14,7 @@
 #include <array>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace hybrid::rt {
 
@@ -113,6 +114,15 @@ public:
         hybrid_rt_session_create(model.get(), &options, &session));
   }
   void reset() { hybrid_rt_session_reset(session); }
+  /// See hybrid_rt_session_reorder (order.size() is the batch).
+  Status reorder(const std::vector<int64_t> &order) {
+    return Status::fromCode(hybrid_rt_session_reorder(session, order.data(),
+                                                      int64_t(order.size())));
+  }
+  /// See hybrid_rt_session_truncate.
+  Status truncate(int64_t length) {
+    return Status::fromCode(hybrid_rt_session_truncate(session, length));
+  }
   Status cacheInfo(int64_t layer, hybrid_rt_cache_info &info) const {
     return Status::fromCode(
         hybrid_rt_session_cache_info(session, layer, &info));

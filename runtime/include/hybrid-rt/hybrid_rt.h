@@ -208,6 +208,27 @@ hybrid_rt_session_create(hybrid_rt_model *model,
 void hybrid_rt_session_destroy(hybrid_rt_session *session);
 /* Empties every cache (allocations are kept). */
 void hybrid_rt_session_reset(hybrid_rt_session *session);
+/* Beam search and parallel sampling: sequence i of every layer's cache
+ * takes what sequence order[i] holds (count = batch entries in [0, batch);
+ * they may repeat, as beams that continue the same prefix do: transformers'
+ * reorder_cache). Copies the rows that hold tokens of each sequence that
+ * changes (a full cache's first `length`): dense caches make a reordering
+ * cost a copy of those sequences' caches. */
+hybrid_rt_status hybrid_rt_session_reorder(hybrid_rt_session *session,
+                                           const int64_t *order, int64_t count);
+/* Speculative decoding: forgets the tokens at positions `length` and later
+ * (the rejected drafts of a verifying step), so that every layer holding
+ * more tokens holds its first `length` and steps on from there. A ring or
+ * chunk cache has overwritten its oldest rows: it goes back as far as they
+ * still hold every key the next step of each layer reading it sees, at
+ * least max_step_tokens tokens from the most it held (a layer reading
+ * another's cache that lags behind it may step over the last
+ * max_step_tokens tokens its source holds, and holds truncation back
+ * further). Else INVALID_ARGUMENT, naming the layer and how far it can go,
+ * before any layer changes. Truncating to 0 empties the caches, as
+ * hybrid_rt_session_reset does. */
+hybrid_rt_status hybrid_rt_session_truncate(hybrid_rt_session *session,
+                                            int64_t length);
 hybrid_rt_status hybrid_rt_session_cache_info(const hybrid_rt_session *session,
                                               int64_t layer,
                                               hybrid_rt_cache_info *info);

@@ -142,6 +142,8 @@ struct Backend::State {
   // bf16 operands: their 2-byte copies on the device, converted from (or
   // to) the f32 staging buffers one operand at a time, in stream order.
   DeviceBuffer narrow;
+  // Sequences a reordering overwrites while others still take them.
+  DeviceBuffer savedSequences;
   std::string bf16ToF32, f32ToBF16; // the manifest's conversion kernels
   // TMA flash kernels: the K and V tensor maps of the current launch
   // (kernel parameters).
@@ -708,9 +710,9 @@ struct Backend::State {
     if (!active)
       return {};
     if (!capturable)
-      return Error("the stream is capturing a CUDA graph; prompts and "
-                   "session creation cannot be captured (only decode steps "
-                   "and appends): call outside the capture",
+      return Error("the stream is capturing a CUDA graph; prompts, session "
+                   "creation, reordering and truncation cannot be captured "
+                   "(only decode steps and appends): call outside the capture",
                    HYBRID_RT_UNSUPPORTED);
     for (const Operand &operand : operands)
       if (operand.data && !operand.onDevice)
@@ -817,7 +819,8 @@ Backend::~Backend() {
        {&state->qIn, &state->kIn, &state->vIn, &state->sinksIn, &state->qBf16,
         &state->kBf16, &state->vBf16, &state->out, &state->partialOut,
         &state->partialMax, &state->partialSum, &state->narrow,
-        &state->derivedKeys, &state->derivedValues, &state->decodeCounters})
+        &state->derivedKeys, &state->derivedValues, &state->decodeCounters,
+        &state->savedSequences})
     if (b->ptr)
       d.cuMemFree(b->ptr);
   for (CUdeviceptr ptr : state->retired)
@@ -1174,6 +1177,63 @@ Error Backend::advanceLength(DeviceCache &cache, int64_t count) {
   HYBRID_CUDA_TRY(s.enterCall(/*capturable=*/false));
   State::CallEnd end{s};
   return s.advance(cache, count);
+}
+
+Error Backend::writeLengths(uint64_t lengths, int64_t count,
+                            const int64_t *values) {
+  State &s = *state;
+  s.driver.cuCtxSetCurrent(s.context);
+  HYBRID_CUDA_TRY(s.enterCall(/*capturable=*/false));
+  State::CallEnd end{s};
+  return s.copyIn(CUdeviceptr(lengths), values, count * sizeof(int64_t));
+}
+
+Error Backend::gatherSequences(DeviceCache &cache, int64_t batch, int64_t live,
+                               const SequenceGather &gather) {
+  State &s = *state;
+  Driver &d = s.driver;
+  d.cuCtxSetCurrent(s.context);
+  HYBRID_CUDA_TRY(s.enterCall(/*capturable=*/false));
+  State::CallEnd end{s};
+  std::string what = "reordering the sequences of a KV cache";
+  int64_t rowsPerSequence = cache.rows + cache.mirror;
+  for (auto [base, bytes] : {std::pair{cache.keys, cache.keyBytes},
+                             {cache.values, cache.valueBytes}}) {
+    if (!base)
+      continue;
+    size_t slice = size_t(bytes / batch), row = slice / rowsPerSequence;
+    // The live rows, then the mirror rows (a tile's worth at most).
+    std::pair<size_t, size_t> ranges[2] = {
+        {0, size_t(live) * row},
+        {size_t(cache.rows) * row, size_t(cache.mirror) * row}};
+    size_t saved = 0;
+    for (auto [offset, size] : ranges)
+      saved += size;
+    HYBRID_CUDA_TRY(s.ensure(s.savedSequences, gather.saved.size() * saved));
+    auto copy = [&](CUdeviceptr to, CUdeviceptr from, size_t size) {
+      return size == 0
+                 ? Error()
+                 : s.check(what, d.cuMemcpyDtoDAsync(to, from, size, s.stream));
+    };
+    for (size_t j = 0; j < gather.saved.size(); ++j) {
+      size_t at = j * saved;
+      for (auto [offset, size] : ranges) {
+        HYBRID_CUDA_TRY(copy(s.savedSequences.ptr + at,
+                             base + gather.saved[j] * slice + offset, size));
+        at += size;
+      }
+    }
+    for (const SequenceGather::Copy &c : gather.copies) {
+      size_t at = c.from * saved;
+      for (auto [offset, size] : ranges) {
+        CUdeviceptr from = c.fromScratch ? s.savedSequences.ptr + at
+                                         : base + c.from * slice + offset;
+        HYBRID_CUDA_TRY(copy(base + c.to * slice + offset, from, size));
+        at += size;
+      }
+    }
+  }
+  return {};
 }
 
 Error Backend::readLengths(uint64_t lengths, int64_t count, int64_t *out) {

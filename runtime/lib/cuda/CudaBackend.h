@@ -11,6 +11,7 @@
 #ifndef HYBRID_RT_LIB_CUDA_CUDABACKEND_H
 #define HYBRID_RT_LIB_CUDA_CUDABACKEND_H
 
+#include "SequenceGather.h"
 #include "hybrid-rt/Manifest.h"
 #include "hybrid-rt/hybrid_rt.h"
 
@@ -125,6 +126,13 @@ public:
   /// Adds `count` to `cache`'s device length in stream order (a shared
   /// layer skipping tokens its source holds).
   Error advanceLength(DeviceCache &cache, int64_t count);
+  /// Sets `count` lengths to values[0, count) in stream order (a session
+  /// going back to a position), returning once they are there.
+  Error writeLengths(uint64_t lengths, int64_t count, const int64_t *values);
+  /// Each of `batch` sequences of `cache` takes the first `live` rows, and
+  /// the mirror rows, of the sequence `gather` names, in stream order.
+  Error gatherSequences(DeviceCache &cache, int64_t batch, int64_t live,
+                        const SequenceGather &gather);
   /// Reads `count` lengths back once the stream's work so far has run.
   Error readLengths(uint64_t lengths, int64_t count, int64_t *out);
   /// Whether the calls' stream is capturing a CUDA graph; an error where
