@@ -1,8 +1,10 @@
 """The transformers integration: tiny random models of every family the
 importer knows run prefill and greedy decoding through hybrid attention and
 give the logits of transformers' own eager attention (Gemma 3: 5 sliding
-layers and a global one, with the cache of the sliding ones checked too).
-Needs torch and transformers (skipped without them)."""
+layers and a global one, with the cache of the sliding ones checked too);
+beam search, assisted generation, new sequences without reset() and f8
+cache scales through it. Needs torch and transformers (skipped without
+them)."""
 import json
 import os
 
@@ -244,3 +246,123 @@ def test_family_on_gpu_artifacts_matches_eager(tmp_path, name, config, model_cla
     eager = logits["eager"]
     error = (logits["hybrid"] - eager).abs().max() / eager.abs().max()
     assert error < 5e-2, float(error)
+
+
+def gemma3(tmp_path, **compile_options):
+    """A tiny Gemma 3 (5 sliding layers of window 8, a global one) and its
+    schedule."""
+    config = transformers.Gemma3TextConfig(
+        **SMALL, num_hidden_layers=6, sliding_window=8, query_pre_attn_scalar=16)
+    model, config_path = save(tmp_path, config, transformers.Gemma3ForCausalLM)
+    return model, hybrid_attn.compile(config_path, max_seq=64, external_positional=True,
+                                      **compile_options)
+
+
+def test_beam_search_matches_eager(tmp_path):
+    """Beam search (3 beams of 2 prompts): transformers reorders its cache
+    after each step and the sessions' caches follow (register() hooks
+    Cache.reorder_cache); same sequences and scores as eager attention."""
+    model, schedule = gemma3(tmp_path)
+    attention = hybrid_attn.hf.register(schedule, max_seq=64)
+    orders = []
+    reorder = attention.reorder
+    attention.reorder = lambda beam_idx: (orders.append(beam_idx.tolist()), reorder(beam_idx))
+    ids = torch.randint(0, 97, (2, 21))
+    results = {}
+    for implementation in ("eager", "hybrid"):
+        model.config._attn_implementation = implementation
+        with torch.no_grad():
+            results[implementation] = model.generate(
+                ids, max_new_tokens=8, num_beams=3, do_sample=False,
+                output_scores=True, return_dict_in_generate=True)
+    assert torch.equal(results["eager"].sequences, results["hybrid"].sequences)
+    torch.testing.assert_close(results["hybrid"].sequences_scores,
+                               results["eager"].sequences_scores, rtol=1e-4, atol=1e-5)
+    # Beams took others' prefixes (not the identity) at some steps.
+    assert any(order != list(range(6)) for order in orders), orders
+
+
+def test_assisted_generation_matches_greedy(tmp_path):
+    """Assisted generation: a draft model proposes 3 tokens, the model
+    verifies them in one step of 4 and drops the rejected ones from its
+    cache; the sessions go back with it (the position_ids of the next call),
+    ring caches included, and the tokens are greedy decoding's."""
+    model, schedule = gemma3(tmp_path)
+    torch.manual_seed(1)
+    assistant = transformers.LlamaForCausalLM(
+        transformers.LlamaConfig(**SMALL, num_hidden_layers=1)).eval()
+    assistant.generation_config.num_assistant_tokens = 3
+    assistant.generation_config.num_assistant_tokens_schedule = "constant"
+    attention = hybrid_attn.hf.register(schedule, max_seq=64, max_step_tokens=4)
+    truncations = []
+    ids = torch.randint(0, 97, (1, 21))
+    model.config._attn_implementation = "eager"
+    with torch.no_grad():
+        greedy = model.generate(ids, max_new_tokens=12, do_sample=False)
+    model.config._attn_implementation = "hybrid"
+    with torch.no_grad():
+        model.generate(ids, max_new_tokens=1, do_sample=False)  # makes the session
+        truncate = attention.session.truncate
+        attention.session.truncate = lambda n: (truncations.append(n), truncate(n))
+        assisted = model.generate(ids, max_new_tokens=12, do_sample=False,
+                                  assistant_model=assistant)
+    assert torch.equal(assisted, greedy)
+    assert [n for n in truncations if n > 0], truncations  # drafts were rejected
+
+
+def test_new_sequences_need_no_reset(tmp_path):
+    """A call at position 0 starts a new sequence: generations of other
+    prompts and batch sizes one after another, without reset()."""
+    model, schedule = gemma3(tmp_path)
+    attention = hybrid_attn.hf.register(schedule, max_seq=64)
+    for batch, length in ((2, 21), (1, 13), (3, 9)):
+        ids = torch.randint(0, 97, (batch, length))
+        outputs = {}
+        for implementation in ("eager", "hybrid"):
+            model.config._attn_implementation = implementation
+            with torch.no_grad():
+                outputs[implementation] = model.generate(
+                    ids, max_new_tokens=5, do_sample=False, output_logits=True,
+                    return_dict_in_generate=True)
+        assert torch.equal(outputs["eager"].sequences, outputs["hybrid"].sequences)
+        eager, hybrid = (torch.stack(outputs[i].logits) for i in ("eager", "hybrid"))
+        assert (hybrid - eager).abs().max() / eager.abs().max() < 1e-4
+
+
+def test_padded_batch_is_refused(tmp_path):
+    """Left padding puts the sequences at different positions: refused (the
+    sessions take no attention mask) rather than attending to the pads."""
+    model, schedule = gemma3(tmp_path)
+    hybrid_attn.hf.register(schedule, max_seq=64)
+    model.config._attn_implementation = "hybrid"
+    ids = torch.randint(1, 97, (2, 9))
+    mask = torch.ones_like(ids)
+    mask[0, :3] = 0
+    with pytest.raises(hybrid_attn.HybridError, match="start at different positions"):
+        with torch.no_grad():
+            model.generate(ids, attention_mask=mask, max_new_tokens=2, do_sample=False,
+                           pad_token_id=0)
+
+
+def test_f8_cache_scales(tmp_path):
+    """f8 schedules: register(cache_scales=) gives every session the scales,
+    from each prompt or as given; the steps' logits stay near eager
+    attention's (f8's 4 significant bits)."""
+    model, schedule = gemma3(tmp_path, kv_dtype="f8")
+    ids = torch.randint(0, 97, (2, 21))
+    model.config._attn_implementation = "eager"
+    eager = prompt_and_step_logits(model, ids, 15)
+    errors = {}
+    for scales in ("prompt", {0: (0.5, 0.25)}, None):
+        attention = hybrid_attn.hf.register(schedule, max_seq=64, cache_scales=scales)
+        model.config._attn_implementation = "hybrid"
+        hybrid = prompt_and_step_logits(model, ids, 15)
+        errors[str(scales)] = float((hybrid - eager).abs().max() / eager.abs().max())
+        held = attention.session.cache_scales(0)
+        if scales == "prompt":
+            assert held != (1.0, 1.0)
+        else:
+            assert held == (scales or {0: (1.0, 1.0)})[0]
+    assert max(errors.values()) < 0.1, errors
+    with pytest.raises(hybrid_attn.HybridError, match="cache_scales: expected None"):
+        hybrid_attn.hf.register(schedule, max_seq=64, cache_scales=2.0)
