@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <memory>
 
 using namespace hybrid::rt;
 
@@ -145,14 +146,15 @@ template <typename T>
 void gatherSlices(std::vector<T> &rows, const SequenceGather &gather,
                   int64_t batch, int64_t live) {
   int64_t slice = int64_t(rows.size()) / batch;
-  std::vector<T> scratch(gather.saved.size() * live);
+  // Not zeroed: every element is written before it is read.
+  std::unique_ptr<T[]> scratch(new T[gather.saved.size() * live]);
   for (size_t j = 0; j < gather.saved.size(); ++j)
-    std::copy_n(rows.begin() + gather.saved[j] * slice, live,
-                scratch.begin() + j * live);
+    std::copy_n(rows.data() + gather.saved[j] * slice, live,
+                scratch.get() + j * live);
   for (const SequenceGather::Copy &c : gather.copies) {
-    auto from = c.fromScratch ? scratch.begin() + c.from * live
-                              : rows.begin() + c.from * slice;
-    std::copy_n(from, live, rows.begin() + c.to * slice);
+    const T *from = c.fromScratch ? scratch.get() + c.from * live
+                                  : rows.data() + c.from * slice;
+    std::copy_n(from, live, rows.data() + c.to * slice);
   }
 }
 } // namespace
