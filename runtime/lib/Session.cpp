@@ -398,6 +398,22 @@ cuda::Error syncLengths(hybrid_rt_session &s, bool &capturing) {
     return {};
   return cuda::Error(overrun, HYBRID_RT_INVALID_ARGUMENT);
 }
+
+/// syncLengths for a call that no capture may record: one changing every
+/// layer's rows or lengths, which the replays of captured steps would not
+/// see (the lengths they leave are not known until they run).
+hybrid_rt_status enterUncaptured(hybrid_rt_session &s,
+                                 const std::string &where) {
+  bool capturing = false;
+  if (cuda::Error e = syncLengths(s, capturing); !e.empty())
+    return fail(e.status(), where + ": " + e.message());
+  if (capturing)
+    return fail(HYBRID_RT_UNSUPPORTED,
+                where + ": the stream is capturing a CUDA graph; reordering "
+                        "and truncation cannot be captured (only decode "
+                        "steps and appends): call outside the capture");
+  return HYBRID_RT_OK;
+}
 #endif
 } // namespace
 
@@ -524,9 +540,8 @@ hybrid_rt_status hybrid_rt_session_reorder(hybrid_rt_session *s,
   if (!error.empty())
     return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
 #ifdef HYBRID_RT_CUDA
-  bool capturing = false;
-  if (cuda::Error e = syncLengths(*s, capturing); !e.empty())
-    return fail(e.status(), where + ": " + e.message());
+  if (hybrid_rt_status status = enterUncaptured(*s, where))
+    return status;
 #endif
   if (gather.empty())
     return HYBRID_RT_OK;
@@ -568,13 +583,8 @@ hybrid_rt_status hybrid_rt_session_truncate(hybrid_rt_session *s,
     return fail(HYBRID_RT_INVALID_ARGUMENT,
                 where + ": length " + std::to_string(length) + " is negative");
 #ifdef HYBRID_RT_CUDA
-  bool capturing = false;
-  if (cuda::Error e = syncLengths(*s, capturing); !e.empty())
-    return fail(e.status(), where + ": " + e.message());
-  if (capturing) // the lengths replays leave are not known here
-    return fail(HYBRID_RT_UNSUPPORTED,
-                where + ": the stream is capturing a CUDA graph; truncation "
-                        "cannot be captured: call outside the capture");
+  if (hybrid_rt_status status = enterUncaptured(*s, where))
+    return status;
 #endif
   // Every layer first, so that a refusal changes none: a cache that wraps
   // must still hold every key the next step of each layer reading it sees.
@@ -622,22 +632,24 @@ hybrid_rt_status hybrid_rt_session_truncate(hybrid_rt_session *s,
                     " rows) holds positions from " + std::to_string(oldest) +
                     " on: truncate to " + std::to_string(reach) + " or later");
   }
-  for (LayerCache &c : s->caches) {
-    c.length = std::min(c.length, length);
-    if (c.length == 0) // empty: no row holds a token
-      c.reached = 0;
-  }
 #ifdef HYBRID_RT_CUDA
+  // The device's lengths first: where they cannot be written, the host's
+  // stay as they are too.
   if (cuda::Backend *cuda = s->model->cuda.get()) {
     std::vector<int64_t> lengths;
     for (const LayerCache &c : s->caches)
-      lengths.push_back(c.length);
+      lengths.push_back(std::min(c.length, length));
     if (cuda::Error e = cuda->writeLengths(
             s->deviceLengths, int64_t(lengths.size()), lengths.data());
         !e.empty())
       return fail(e.status(), where + ": " + e.message());
   }
 #endif
+  for (LayerCache &c : s->caches) {
+    c.length = std::min(c.length, length);
+    if (c.length == 0) // empty: no row holds a token
+      c.reached = 0;
+  }
   return HYBRID_RT_OK;
 } catch (const std::bad_alloc &) {
   return failOutOfMemory("hybrid_rt_session_truncate");

@@ -242,6 +242,13 @@ static void checkCapture(const Driver *d, hybrid_rt_model *model, int64_t layer,
          hybrid_rt_prefill(model, layer, &dt[0], &dt[1], &dt[2], NULL, &dt[3]));
   report("session while the stream captures",
          hybrid_rt_session_create(model, &options, &other));
+  {
+    int64_t order[1] = {0};
+    report("reorder while the stream captures",
+           hybrid_rt_session_reorder(session, order, 1));
+    report("truncate while the stream captures",
+           hybrid_rt_session_truncate(session, 0));
+  }
   report("stream set to the capturing stream",
          hybrid_rt_stream_set(model, stream));
   report("stream set to the legacy default stream",

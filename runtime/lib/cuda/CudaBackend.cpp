@@ -710,9 +710,9 @@ struct Backend::State {
     if (!active)
       return {};
     if (!capturable)
-      return Error("the stream is capturing a CUDA graph; prompts, session "
-                   "creation, reordering and truncation cannot be captured "
-                   "(only decode steps and appends): call outside the capture",
+      return Error("the stream is capturing a CUDA graph; prompts and "
+                   "session creation cannot be captured (only decode steps "
+                   "and appends): call outside the capture",
                    HYBRID_RT_UNSUPPORTED);
     for (const Operand &operand : operands)
       if (operand.data && !operand.onDevice)
