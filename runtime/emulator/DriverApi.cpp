@@ -97,6 +97,12 @@ struct State {
   uint64_t memoryBytes =
       uint64_t(sysconf(_SC_PHYS_PAGES)) * uint64_t(sysconf(_SC_PAGESIZE));
   uint64_t allocatedBytes = 0;
+  // Freed allocations by capacity, which cuMemAlloc hands out
+  // again as they are (contents and address), as a GPU's allocator may: a
+  // caller that takes a new address for a new allocation, or its bytes for
+  // zeros, is caught. At most kReused are kept (past it the smallest go).
+  std::multimap<size_t, void *> reusable;
+  static constexpr size_t kReused = 64;
   uint64_t freeBytes() const {
     return memoryBytes - std::min(memoryBytes, allocatedBytes);
   }
@@ -526,12 +532,18 @@ CUresult cuMemAlloc(CUdeviceptr *pointer, size_t bytes) {
     return result;
   if (bytes > state.freeBytes())
     return CUDA_ERROR_OUT_OF_MEMORY;
-  // NaN bytes, so that reads of never-written memory show in results.
-  void *p =
-      std::aligned_alloc(256, (std::max<size_t>(bytes, 1) + 255) / 256 * 256);
-  if (!p)
-    return CUDA_ERROR_OUT_OF_MEMORY;
-  std::memset(p, 0xff, bytes);
+  size_t capacity = (std::max<size_t>(bytes, 1) + 255) / 256 * 256;
+  void *p = nullptr;
+  if (auto it = state.reusable.find(capacity); it != state.reusable.end()) {
+    p = it->second; // as it was left
+    state.reusable.erase(it);
+  } else {
+    p = std::aligned_alloc(256, capacity);
+    if (!p)
+      return CUDA_ERROR_OUT_OF_MEMORY;
+    // NaN bytes, so that reads of never-written memory show in results.
+    std::memset(p, 0xff, capacity);
+  }
   *pointer = reinterpret_cast<CUdeviceptr>(p);
   state.memory.add(*pointer, bytes);
   state.allocatedBytes += bytes;
@@ -545,8 +557,17 @@ CUresult cuMemFree(CUdeviceptr pointer) {
   // Waits for queued work, which may still use the memory, as cuMemFree
   // does on a GPU.
   CUresult result = runAll();
-  state.allocatedBytes -= state.memory.remove(pointer);
-  std::free(reinterpret_cast<void *>(pointer));
+  uint64_t bytes = state.memory.remove(pointer);
+  state.allocatedBytes -= bytes;
+  if (bytes > 0) {
+    state.reusable.emplace((std::max<size_t>(bytes, 1) + 255) / 256 * 256,
+                           reinterpret_cast<void *>(pointer));
+    if (state.reusable.size() > State::kReused) {
+      auto oldest = state.reusable.begin(); // the smallest: cheap to lose
+      std::free(oldest->second);
+      state.reusable.erase(oldest);
+    }
+  }
   return result;
 }
 

@@ -572,9 +572,11 @@ struct Backend::State {
   /// zeroed when allocated (each launch leaves them zero).
   Error ensureDecodeCounters(int64_t items) {
     size_t bytes = size_t(items + 1) * sizeof(int32_t);
-    CUdeviceptr before = decodeCounters.ptr;
+    // Grown or not by its size: a new allocation may reuse the freed one's
+    // address, and its bytes past the old ones are not zero.
+    size_t before = decodeCounters.bytes;
     HYBRID_CUDA_TRY(ensure(decodeCounters, bytes));
-    if (decodeCounters.ptr == before)
+    if (decodeCounters.bytes == before)
       return {};
     return check("zeroing the decode kernel's counters",
                  driver.cuMemsetD8Async(decodeCounters.ptr, 0,
