@@ -526,13 +526,20 @@ CUresult cuMemGetInfo(size_t *free, size_t *total) {
   return CUDA_SUCCESS;
 }
 
+namespace {
+/// What an allocation of `bytes` takes: whole 256-byte blocks, as a GPU's.
+size_t capacityOf(size_t bytes) {
+  return (std::max<size_t>(bytes, 1) + 255) / 256 * 256;
+}
+} // namespace
+
 CUresult cuMemAlloc(CUdeviceptr *pointer, size_t bytes) {
   auto guard = lock();
   if (CUresult result = refuseUnsafeCall("cuMemAlloc"))
     return result;
   if (bytes > state.freeBytes())
     return CUDA_ERROR_OUT_OF_MEMORY;
-  size_t capacity = (std::max<size_t>(bytes, 1) + 255) / 256 * 256;
+  size_t capacity = capacityOf(bytes);
   void *p = nullptr;
   if (auto it = state.reusable.find(capacity); it != state.reusable.end()) {
     p = it->second; // as it was left
@@ -560,7 +567,7 @@ CUresult cuMemFree(CUdeviceptr pointer) {
   uint64_t bytes = state.memory.remove(pointer);
   state.allocatedBytes -= bytes;
   if (bytes > 0) {
-    state.reusable.emplace((std::max<size_t>(bytes, 1) + 255) / 256 * 256,
+    state.reusable.emplace(capacityOf(bytes),
                            reinterpret_cast<void *>(pointer));
     if (state.reusable.size() > State::kReused) {
       auto oldest = state.reusable.begin(); // the smallest: cheap to lose
