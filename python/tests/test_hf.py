@@ -366,3 +366,19 @@ def test_f8_cache_scales(tmp_path):
     assert max(errors.values()) < 0.1, errors
     with pytest.raises(hybrid_attn.HybridError, match="cache_scales: expected None"):
         hybrid_attn.hf.register(schedule, max_seq=64, cache_scales=2.0)
+
+
+def test_another_batch_mid_sequence_is_refused(tmp_path):
+    """A call of another batch size while the session holds a sequence
+    (not at position 0, which would start a new one) is refused."""
+    model, schedule = gemma3(tmp_path)
+    attention = hybrid_attn.hf.register(schedule, max_seq=64)
+    model.config._attn_implementation = "hybrid"
+    with torch.no_grad():
+        model.generate(torch.randint(0, 97, (2, 21)), max_new_tokens=1, do_sample=False)
+    q, kv = torch.zeros(1, 4, 1, 16), torch.zeros(1, 2, 22, 16)
+    with pytest.raises(hybrid_attn.HybridError,
+                       match=r"layer 0: a batch of 1 sequences, but the session holds 2 "
+                             r"sequences' tokens \(call reset\(\) before a new batch\)"):
+        attention(model.model.layers[0].self_attn, q, kv, kv,
+                  position_ids=torch.tensor([[21]]))
