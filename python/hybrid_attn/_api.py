@@ -96,6 +96,15 @@ def _torch_stream(operands) -> Optional[int]:
     return None
 
 
+def _repeat_batch(x: Any, repeat: int) -> Any:
+    """x [1, ...] as `repeat` sequences (x itself for 1)."""
+    if repeat == 1:
+        return x
+    if _is_torch(x):
+        return x.expand(repeat, *x.shape[1:]).contiguous()
+    return np.repeat(np.asarray(x), repeat, axis=0)
+
+
 class Schedule:
     """A compiled schedule: its summary and cache plan, its IR, its kernels."""
 
@@ -148,8 +157,8 @@ class Schedule:
         Gemma 4's K=V layers take k_norm's weight here, k being the projection
         v_norm gives. Set it before the layer's first call: it applies to the
         layer and the layers reading its cache, in every session (a later
-        change reaches every cached token on CPUs, which derive keys at each
-        use, and the tokens after it on GPUs, whose caches keep them)."""
+        change reaches every cached token: caches keep the values, and
+        kernels derive keys at each use)."""
         scale = _as_array(scale, "scale")
         if _is_torch(scale):
             scale = scale.float()
@@ -165,6 +174,7 @@ class Session:
 
     def __init__(self, schedule: Schedule, batch: int, max_seq: int, max_step_tokens: int):
         self.schedule = schedule
+        self.batch = batch
         self._session = _wrap(_runtime.Session, schedule._model, batch, max_seq,
                               max_step_tokens)
 
@@ -209,6 +219,89 @@ class Session:
         long prompt's later chunks) run at prefill speed."""
         return self._run(self._session.decode, layer, q, k, v, sinks, out)
 
+    def append(self, layer: int, k, v=None) -> None:
+        """Adds T tokens' k [B, T, Hkv, D] and v [B, T, Hkv, Dv] to the layer's
+        cache without attending (keys before RoPE, as prefill and decode take
+        them; write_cache takes them as the cache holds them). K=V layers' v is
+        None or k."""
+        same = v is k
+        k, v = _as_array(k, "k"), _as_array(v, "v")
+        _wrap(self._session.append, layer, k, k if same else v, _torch_stream((k, v)))
+
+    def read_cache(self, layer: int, first: Optional[int] = None,
+                   count: Optional[int] = None, out: Optional[tuple] = None) -> tuple:
+        """Positions first..first+count-1 of the layer's own cache (by default
+        every one it holds: cache_info's first_held to its length; a ring or
+        chunk cache holds its last rows only) as its steps attend over them:
+        (k [B, T, Hkv, D] rotated by the layer's RoPE, as transformers' caches
+        hold keys; v [B, T, Hkv, Dv]), each element as the cache holds it
+        (f8 times its scales). float32 NumPy arrays, or written into out=(k, v)
+        (arrays the runtime writes: CUDA tensors too for GPU schedules). K=V
+        layers keep values only: their k is None."""
+        info = self.cache_info(layer)
+        if first is None:
+            first = info["first_held"]
+        if count is None:
+            count = max(0, info["length"] - first)
+        if out is None:
+            spec = self.schedule.layers[layer]
+            kv_heads, head_dim = spec["num_kv_heads"], spec["head_dim"]
+            value_dim = spec.get("v_head_dim") or head_dim
+            k = None if info["k_eq_v"] else np.empty(
+                (self.batch, count, kv_heads, head_dim), dtype=np.float32)
+            out = (k, np.empty((self.batch, count, kv_heads, value_dim), dtype=np.float32))
+        k, v = out
+        _wrap(self._session.read_cache, layer, first, k, v, _torch_stream((k, v)))
+        return k, v
+
+    def write_cache(self, layer: int, k, v, first: Optional[int] = None) -> None:
+        """Stores T tokens as read_cache gives them (keys rotated) at positions
+        first.. of the layer's cache: its length (the default) or, into an
+        empty cache, the first position a restored ring or chunk cache held
+        (the next step of every layer reading it must see no earlier key).
+        For f8 caches set the scales they were read at first
+        (set_cache_scales): what was read is then held exactly. K=V layers'
+        k is None."""
+        if first is None:
+            first = self.cache_info(layer)["length"]
+        k, v = _as_array(k, "k"), _as_array(v, "v")
+        _wrap(self._session.write_cache, layer, first, k, v, _torch_stream((k, v)))
+
+    def save(self) -> dict:
+        """Every layer's cache as read_cache gives it, with its first position
+        and f8 scales: restore() puts it into a session of the same schedule
+        (a prompt prefix that many requests share, a conversation to resume).
+        Host NumPy arrays; the layers that read another's cache keep
+        nothing (they catch up at their next step)."""
+        saved = {"batch": self.batch, "layers": {}}
+        for layer in range(len(self.schedule.layers)):
+            info = self.cache_info(layer)
+            if info["rows"] == 0:
+                continue
+            k, v = self.read_cache(layer)
+            saved["layers"][layer] = {"first": info["first_held"], "k": k, "v": v,
+                                      "dtype": info["dtype"],
+                                      "scales": self.cache_scales(layer)}
+        return saved
+
+    def restore(self, saved: dict) -> None:
+        """Empties every cache and fills it with what save() gave (of a session
+        of the same schedule): the sequences go on from where they were. A
+        save of batch 1 fills every sequence (a shared prompt prefix)."""
+        repeat = 1
+        if saved["batch"] != self.batch:
+            if saved["batch"] != 1:
+                raise HybridError(f"restore: a save of batch {saved['batch']} into a session "
+                                  f"of batch {self.batch} (a save of batch 1 fills any batch)")
+            repeat = self.batch
+        self.reset()
+        for layer, held in saved["layers"].items():
+            if held["dtype"] == "f8":
+                self.set_cache_scales(layer, *held["scales"])
+            k, v = (None if x is None else _repeat_batch(x, repeat)
+                    for x in (held["k"], held["v"]))
+            self.write_cache(layer, k, v, first=held["first"])
+
     def reset(self) -> None:
         """Empties every cache (allocations are kept)."""
         self._session.reset()
@@ -238,7 +331,9 @@ class Session:
     def cache_info(self, layer: int) -> dict:
         """policy, rows, bytes, length (tokens seen), source_layer, k_eq_v,
         mirror_rows (GPU rings: rows past `rows` repeating their first, for
-        the flash kernel's key tiles; `bytes` counts them)."""
+        the flash kernel's key tiles; `bytes` counts them), first_held (the
+        oldest position the cache, or its source's, holds) and dtype (what
+        its rows hold: f32, bf16, f16 or f8)."""
         return _wrap(self._session.cache_info, layer)
 
     def set_cache_scales(self, layer: int, k_scale: float, v_scale: float) -> None:

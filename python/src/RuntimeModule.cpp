@@ -103,29 +103,24 @@ struct Session {
   rt::Session session;
 };
 
-void run(Session &s, int64_t layer, bool decode, const Input &q,
-         const std::optional<Input> &k, const std::optional<Input> &v,
-         const std::optional<Input> &sinks, Output &out,
-         std::optional<uintptr_t> stream) {
+/// A runtime view of an optional array; null for None.
+template <typename Array>
+std::optional<hybrid_rt_tensor> viewIf(const std::optional<Array> &a,
+                                       const char *name) {
+  if (!a)
+    return std::nullopt;
+  return view(*a, name);
+}
+
+hybrid_rt_tensor *getIf(std::optional<hybrid_rt_tensor> &t) {
+  return t ? &*t : nullptr;
+}
+
+/// Runs `call` on session `s` without the GIL, its work queued on `stream`
+/// (a CUstream; none: the model's own).
+template <typename Call>
+void callOn(Session &s, std::optional<uintptr_t> stream, Call call) {
   Model &model = nb::cast<Model &>(s.owner);
-  hybrid_rt_tensor tq = view(q, "q"), to = view(out, "out");
-  std::optional<hybrid_rt_tensor> tk, tv, ts;
-  if (k)
-    tk = view(*k, "k");
-  if (v)
-    tv = view(*v, "v");
-  if (sinks)
-    ts = view(*sinks, "sinks");
-  auto call = [&]() -> rt::Status {
-    if (decode)
-      return s.session.decode(layer, tq, tk ? &*tk : nullptr,
-                              tv ? &*tv : nullptr, ts ? &*ts : nullptr, to);
-    // k is required (the binding's); v may be None where the runtime
-    // takes null (K=V layers).
-    return rt::Status::fromCode(hybrid_rt_session_prefill(
-        s.session.get(), layer, &tq, &*tk, tv ? &*tv : nullptr,
-        ts ? &*ts : nullptr, &to));
-  };
   rt::Status status;
   {
     nb::gil_scoped_release release;
@@ -140,6 +135,23 @@ void run(Session &s, int64_t layer, bool decode, const Input &q,
       status = call();
   }
   check(status);
+}
+
+void run(Session &s, int64_t layer, bool decode, const Input &q,
+         const std::optional<Input> &k, const std::optional<Input> &v,
+         const std::optional<Input> &sinks, Output &out,
+         std::optional<uintptr_t> stream) {
+  hybrid_rt_tensor tq = view(q, "q"), to = view(out, "out");
+  std::optional<hybrid_rt_tensor> tk = viewIf(k, "k"), tv = viewIf(v, "v"),
+                                  ts = viewIf(sinks, "sinks");
+  callOn(s, stream, [&]() -> rt::Status {
+    if (decode)
+      return s.session.decode(layer, tq, getIf(tk), getIf(tv), getIf(ts), to);
+    // k is required (the binding's); v may be None where the runtime
+    // takes null (K=V layers).
+    return rt::Status::fromCode(hybrid_rt_session_prefill(
+        s.session.get(), layer, &tq, &*tk, getIf(tv), getIf(ts), &to));
+  });
 }
 } // namespace
 
@@ -219,6 +231,44 @@ NB_MODULE(_runtime, m) {
           nb::arg("v").none(), nb::arg("sinks").none(),
           nb::arg("out").noconvert(), nb::arg("stream").none() = nb::none(),
           "`stream`: as prefill's.")
+      .def(
+          "append",
+          [](Session &s, int64_t layer, const Input &k,
+             const std::optional<Input> &v, std::optional<uintptr_t> stream) {
+            hybrid_rt_tensor tk = view(k, "k");
+            std::optional<hybrid_rt_tensor> tv = viewIf(v, "v");
+            callOn(s, stream, [&] {
+              return rt::Status::fromCode(hybrid_rt_session_append(
+                  s.session.get(), layer, &tk, getIf(tv)));
+            });
+          },
+          nb::arg("layer"), nb::arg("k"), nb::arg("v").none(),
+          nb::arg("stream").none() = nb::none())
+      .def(
+          "read_cache",
+          [](Session &s, int64_t layer, int64_t first, std::optional<Output> k,
+             Output v, std::optional<uintptr_t> stream) {
+            std::optional<hybrid_rt_tensor> tk = viewIf(k, "k");
+            hybrid_rt_tensor tv = view(v, "v");
+            callOn(s, stream, [&] {
+              return s.session.readCache(layer, first, getIf(tk), tv);
+            });
+          },
+          nb::arg("layer"), nb::arg("first"), nb::arg("k").none(),
+          nb::arg("v").noconvert(), nb::arg("stream").none() = nb::none())
+      .def(
+          "write_cache",
+          [](Session &s, int64_t layer, int64_t first,
+             const std::optional<Input> &k, const Input &v,
+             std::optional<uintptr_t> stream) {
+            std::optional<hybrid_rt_tensor> tk = viewIf(k, "k");
+            hybrid_rt_tensor tv = view(v, "v");
+            callOn(s, stream, [&] {
+              return s.session.writeCache(layer, first, getIf(tk), tv);
+            });
+          },
+          nb::arg("layer"), nb::arg("first"), nb::arg("k").none(), nb::arg("v"),
+          nb::arg("stream").none() = nb::none())
       .def("reset", [](Session &s) { s.session.reset(); })
       .def("reorder",
            [](Session &s, const std::vector<int64_t> &order) {
@@ -241,6 +291,8 @@ NB_MODULE(_runtime, m) {
              d["source_layer"] = info.source_layer;
              d["k_eq_v"] = bool(info.k_eq_v);
              d["mirror_rows"] = info.mirror_rows;
+             d["first_held"] = info.first_held;
+             d["dtype"] = std::string(info.dtype);
              return d;
            })
       .def("set_cache_scales",

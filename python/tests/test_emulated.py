@@ -21,7 +21,9 @@ from prebuilt import compile_or_load
 from reference import attention
 from test_hybrid_attn import (K_EQ_V_SPEC, SPEC, check_key_scale,
                               check_key_scale_reaches_cached_tokens,
-                              check_reorder, check_shared_layer_skips_tokens,
+                              check_read_cache, check_reorder,
+                              check_save_restore,
+                              check_shared_layer_skips_tokens,
                               check_threads_take_turns, check_truncate,
                               relative_error)
 
@@ -305,6 +307,43 @@ def test_reorder(schedule, step):
 
 def test_truncate(schedule):
     check_truncate(schedule, 2e-2)
+
+
+def test_read_cache(schedule):
+    check_read_cache(schedule, 1e-2)  # bf16 caches
+
+
+def test_save_restore(schedule):
+    check_save_restore(schedule, 2e-2)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_cache_rows_in_device_arrays(schedule, dtype):
+    """read_cache into device arrays (and host bfloat16 ones) and write_cache
+    from them: bf16 cache rows pass exactly, a ring's from where it wraps
+    (SPEC's layer 0: 8 rows at steps of 1, 13 tokens)."""
+    rng = np.random.default_rng(14)
+    batch, prompt = 2, 13
+    session = schedule.session(batch, 32)
+    q, k, v = (rng.uniform(-1, 1, (batch, prompt, h, 64)).astype(np.float32)
+               for h in (4, 2, 2))
+    session.prefill(0, q, k, v)
+    held = session.read_cache(0)
+    assert held[0].shape == (batch, 8, 2, 64)
+    make = (lambda x: DeviceArray(BFloat16Array(x))) if dtype == "bfloat16" else DeviceArray
+    on_device = tuple(make(np.zeros_like(x)) for x in held)
+    session.read_cache(0, out=on_device)
+    host_bf16 = tuple(BFloat16Array(np.zeros_like(x)) for x in held)
+    session.read_cache(0, out=host_bf16)
+    for a, b, c in zip(held, on_device, host_bf16):
+        np.testing.assert_array_equal(a, b.to_float32())
+        np.testing.assert_array_equal(a, c.to_float32())
+    restored = schedule.session(batch, 32)
+    restored.write_cache(0, *on_device, first=prompt - 8)
+    for a, b in zip(held, restored.read_cache(0)):
+        np.testing.assert_array_equal(a, b)
+    step = [rng.uniform(-1, 1, (batch, 1, h, 64)).astype(np.float32) for h in (4, 2, 2)]
+    np.testing.assert_array_equal(session.decode(0, *step), restored.decode(0, *step))
 
 
 def test_calls_from_threads_take_turns(schedule):

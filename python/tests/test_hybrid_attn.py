@@ -12,7 +12,7 @@ import pytest
 
 import hybrid_attn
 from bfloat16 import BFloat16Array
-from reference import attention, cache_rounding
+from reference import attention, cache_rounding, rope
 
 SPEC = {
     "format": "hybrid-schedule", "version": 1, "name": "pytest", "hidden_size": 256,
@@ -480,6 +480,185 @@ def test_reorder_and_truncate_errors(schedule):
             session.reorder(order)
     with pytest.raises(RuntimeError, match="hybrid_rt_session_truncate: length -1 is negative"):
         session.truncate(-1)
+
+
+def check_read_cache(schedule, tolerance):
+    """After a prompt of 21 and 3 steps, every SPEC layer with a cache
+    holds the positions its policy keeps (ring: the last 8 + 2 - 1 of 24,
+    chunk: 16 + 2 - 1, full: all), and read_cache gives them back: values as
+    they came, keys rotated by the layer's RoPE (the chunked layer has
+    none). Positions it does not hold, and the shared layer, are refused."""
+    rng = np.random.default_rng(9)
+    batch, prompt, total = 2, 21, 24
+    session = schedule.session(batch, 64, max_step_tokens=2)
+    data = spec_data(rng, schedule, batch, total)
+    sinks = {1: rng.standard_normal(4, np.float32)}
+    for i, d in data.items():
+        session.prefill(i, *(x[:, :prompt] for x in d), sinks.get(i))
+    for position in range(prompt, total):
+        step_every_layer(session, data, slice(position, position + 1), sinks)
+    for i, held in ((0, 15), (1, 0), (2, 7)):
+        info = session.cache_info(i)
+        assert (info["first_held"], info["length"]) == (held, total), i
+        k, v = session.read_cache(i)
+        assert k.shape == (batch, total - held, 2, 64) and v.shape == k.shape, i
+        _, keys, values = data[i]
+        pos = schedule.layers[i].get("positional") or {"type": "none"}
+        if pos["type"] != "none":
+            keys = rope(keys.astype(np.float64), np.arange(total), pos)
+        assert relative_error(v, values[:, held:]) <= tolerance, i
+        assert relative_error(k, keys[:, held:]) <= tolerance, i
+        k, v = session.read_cache(i, first=held + 1, count=2)
+        assert relative_error(v, values[:, held + 1:held + 3]) <= tolerance, i
+    assert session.cache_info(3)["first_held"] == 15
+    with pytest.raises(RuntimeError, match=re.escape(
+            "hybrid_rt_session_cache_read: layer 0: positions [14, 24), but its ring cache "
+            "(9 rows) holds [15, 24)")):
+        session.read_cache(0, first=14)
+    with pytest.raises(RuntimeError, match=re.escape(
+            "hybrid_rt_session_cache_read: layer 3 has no cache of its own (policy shared): "
+            "it reads layer 0's")):
+        session.read_cache(3, first=15, count=1, out=(np.empty((2, 1, 2, 64), np.float32),) * 2)
+
+
+def test_read_cache(schedule):
+    check_read_cache(schedule, 1e-6)
+
+
+def check_save_restore(schedule, tolerance):
+    """A session saved after a prompt and 2 steps and restored into a new
+    one (every layer's held rows, the ring's and chunk's from a position past
+    0) goes on exactly as the first does, bit for bit; a save of one
+    sequence fills every sequence of a larger batch (a shared prompt
+    prefix), whose steps match within `tolerance` (a batch of 3 may split
+    the keys or pick kernels differently)."""
+    rng = np.random.default_rng(10)
+    prompt, before, after, step = 21, 2, 3, 2
+    total = prompt + before + after * step
+    sinks = {1: rng.standard_normal(4, np.float32)}
+
+    def run(session, data, start, end, step):
+        outs = {i: [] for i in data}
+        for at in range(start, end, step):
+            for i, out in step_every_layer(session, data, slice(at, at + step), sinks).items():
+                outs[i].append(out)
+        return {i: np.concatenate(o, axis=1) for i, o in outs.items()}
+
+
+    for batch, restored_batch in ((2, 2), (1, 3)):
+        data = spec_data(rng, schedule, batch, total)
+        first = schedule.session(batch, 64, max_step_tokens=step)
+        for i, d in data.items():
+            first.prefill(i, *(x[:, :prompt] for x in d), sinks.get(i))
+        run(first, data, prompt, prompt + before, 1)
+        saved = first.save()
+        assert sorted(saved["layers"]) == [0, 1, 2]
+        assert saved["layers"][0]["first"] == prompt + before - 9
+        second = schedule.session(restored_batch, 64, max_step_tokens=step)
+        second.restore(saved)
+        assert [second.cache_info(i)["length"] for i in range(3)] == [prompt + before] * 3
+        expected = run(first, data, prompt + before, total, step)
+        repeated = {i: tuple(np.repeat(x, restored_batch // batch, axis=0) for x in d)
+                    for i, d in data.items()}
+        got = run(second, repeated, prompt + before, total, step)
+        for i in data:
+            for b in range(restored_batch):
+                if batch == restored_batch:
+                    np.testing.assert_array_equal(got[i][b], expected[i][b], err_msg=str(i))
+                else:
+                    assert relative_error(got[i][b], expected[i][0]) < tolerance, i
+
+
+def test_save_restore(schedule):
+    check_save_restore(schedule, 1e-6)
+
+
+def test_save_restore_f8(f8_schedule):
+    """f8 caches round-trip exactly at their scales: what a restored
+    session holds reads back as it was read, and its steps match."""
+    rng = np.random.default_rng(11)
+    batch, prompt = 2, 19
+    layer = f8_schedule.layers[0]
+    session = f8_schedule.session(batch, 32)
+    session.cache_scales_from_prompt(0)
+    q, k, v = inputs(rng, layer, batch, prompt + 1)
+    session.prefill(0, q[:, :prompt], k[:, :prompt], v[:, :prompt])
+    saved = session.save()
+    restored = f8_schedule.session(batch, 32)
+    restored.cache_scales_from_prompt(0)  # set_cache_scales in restore ends it
+    restored.restore(saved)
+    assert restored.cache_scales(0) == session.cache_scales(0) != (1.0, 1.0)
+    for a, b in zip(session.read_cache(0), restored.read_cache(0)):
+        np.testing.assert_array_equal(a, b)
+    step = [np.ascontiguousarray(x[:, prompt:]) for x in (q, k, v)]
+    np.testing.assert_array_equal(session.decode(0, *step), restored.decode(0, *step))
+
+
+def test_write_cache_errors(schedule):
+    """Writes go at the layer's length, or into an empty cache from a
+    position no step of a layer reading it looks before (SPEC's ring of
+    window 8 holds 9 rows at steps of 2; its shared reader may step 2 tokens
+    back); K=V layers take values only; the shared layer has no cache."""
+    rng = np.random.default_rng(12)
+    session = schedule.session(2, 64, max_step_tokens=2)
+    k, v = (rng.standard_normal((2, 9, 2, 64), np.float32) for _ in range(2))
+    with pytest.raises(RuntimeError, match=re.escape(
+            "hybrid_rt_session_cache_write: layer 1: the cache would hold positions from 3 "
+            "on, but layer 1's step at position 7 sees keys from position 0: write from "
+            "position 0 or earlier")):
+        session.write_cache(1, k[:, :4], v[:, :4], first=3)
+    with pytest.raises(RuntimeError, match=re.escape(
+            "layer 0's step at position 10 sees keys from position 3: write from position 3 "
+            "or earlier")):
+        session.write_cache(0, k[:, :4], v[:, :4], first=6)
+    with pytest.raises(RuntimeError, match=re.escape(
+            "layer 3's step at position 12 sees keys from position 5: write from position 5 "
+            "or earlier")):
+        session.write_cache(0, k[:, :8], v[:, :8], first=6)
+    session.write_cache(0, k, v, first=5)
+    assert session.cache_info(0)["first_held"] == 5
+    session.write_cache(0, k[:, :2], v[:, :2])
+    assert [session.cache_info(0)[key] for key in ("first_held", "length")] == [7, 16]
+    with pytest.raises(RuntimeError, match=re.escape(
+            "layer 0: position 3, but it holds 16 tokens: write from position 16 on (into an "
+            "empty cache, from any position)")):
+        session.write_cache(0, k, v, first=3)
+    with pytest.raises(RuntimeError, match=re.escape(
+            "layer 0: v has shape [2, 3, 2, 64], expected [2, 9, 2, 64]")):
+        session.write_cache(0, k, v[:, :3])
+    with pytest.raises(RuntimeError, match="layer 3 has no cache of its own"):
+        session.write_cache(3, k, v)
+    with pytest.raises(RuntimeError, match="position -1 is negative"):
+        schedule.session(2, 64).write_cache(0, k, v, first=-1)
+    with pytest.raises(RuntimeError, match=re.escape(
+            "20 + 9 tokens exceed the session's max_seq 24")):
+        schedule.session(2, 24).write_cache(2, k, v, first=20)
+    # A chunk cache restored from its chunk's start holds nothing before it.
+    session.write_cache(2, k[:, :2], v[:, :2], first=16)
+    assert session.cache_info(2)["first_held"] == 16
+    np.testing.assert_array_equal(session.read_cache(2)[1], v[:, :2])
+
+
+def test_cache_rows_of_k_eq_v_layers():
+    """K=V layers keep values only: read_cache gives k None, write_cache
+    takes none, and a restored session steps as the saved one."""
+    schedule = hybrid_attn.compile(K_EQ_V_SPEC, max_seq=64)
+    rng = np.random.default_rng(13)
+    batch, prompt = 2, 11
+    session = schedule.session(batch, 32)
+    q, k, _ = inputs(rng, schedule.layers[0], batch, prompt + 1)
+    session.prefill(0, q[:, :prompt], k[:, :prompt], None)
+    held_k, held_v = session.read_cache(0)
+    assert held_k is None
+    np.testing.assert_array_equal(held_v, k[:, :prompt])
+    with pytest.raises(RuntimeError, match=re.escape(
+            "layer 0 keeps its values only (K=V), from which its keys are derived: pass "
+            "k = NULL")):
+        session.write_cache(0, k, k)
+    restored = schedule.session(batch, 32)
+    restored.restore(session.save())
+    step = [np.ascontiguousarray(x[:, prompt:]) for x in (q, k)]
+    np.testing.assert_array_equal(session.decode(0, *step), restored.decode(0, *step))
 
 
 # A K=V layer with RoPE, and a layer reading its cache.

@@ -219,27 +219,41 @@ void CacheRows::store(const float *src, int64_t batch, int64_t rows,
     }
 }
 
+void CacheRows::widenRow(size_t at, int64_t rowWidth, float *to) const {
+  switch (element) {
+  case CacheElement::F32:
+    std::memcpy(to, &f32Rows[at], rowWidth * sizeof(float));
+    break;
+  case CacheElement::BF16:
+    std::transform(&halfRows[at], &halfRows[at] + rowWidth, to, widenBF16);
+    break;
+  case CacheElement::F16:
+    std::transform(&halfRows[at], &halfRows[at] + rowWidth, to, widenF16);
+    break;
+  case CacheElement::F8E4M3FN:
+    std::transform(&f8Rows[at], &f8Rows[at] + rowWidth, to, widenF8E4M3FN);
+    break;
+  }
+}
+
 void CacheRows::widen(float *out, int64_t batch, int64_t rows, int64_t first,
                       int64_t total, int64_t rowWidth) const {
   for (int64_t b = 0; b < batch; ++b)
     for (int64_t p = std::max<int64_t>(first, total - rows); p < total; ++p) {
       size_t at = size_t((b * rows + p % rows) * rowWidth);
-      switch (element) {
-      case CacheElement::F32:
-        std::memcpy(&out[at], &f32Rows[at], rowWidth * sizeof(float));
-        break;
-      case CacheElement::BF16:
-        std::transform(&halfRows[at], &halfRows[at] + rowWidth, &out[at],
-                       widenBF16);
-        break;
-      case CacheElement::F16:
-        std::transform(&halfRows[at], &halfRows[at] + rowWidth, &out[at],
-                       widenF16);
-        break;
-      case CacheElement::F8E4M3FN:
-        std::transform(&f8Rows[at], &f8Rows[at] + rowWidth, &out[at],
-                       widenF8E4M3FN);
-        break;
-      }
+      widenRow(at, rowWidth, &out[at]);
+    }
+}
+
+void CacheRows::load(float *dst, int64_t batch, int64_t rows, int64_t first,
+                     int64_t count, int64_t rowWidth) const {
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t t = 0; t < count; ++t) {
+      float *to = &dst[(b * count + t) * rowWidth];
+      widenRow(size_t((b * rows + (first + t) % rows) * rowWidth), rowWidth,
+               to);
+      if (scale != 1)
+        std::transform(to, to + rowWidth, to,
+                       [&](float x) { return x * scale; });
     }
 }

@@ -81,11 +81,19 @@ public:
   /// stored, not times the scale.
   void widen(float *out, int64_t batch, int64_t rows, int64_t first,
              int64_t total, int64_t rowWidth) const;
+  /// Positions [first, first + count) (rows that hold them) into dst [B,
+  /// count, Hkv, width] as f32 times the scale: what `store` was given, but
+  /// for the element's rounding.
+  void load(float *dst, int64_t batch, int64_t rows, int64_t first,
+            int64_t count, int64_t rowWidth) const;
   /// Each of the `batch` sequences' first `live` elements (the rows that
   /// hold tokens) become those of the sequence `gather` names.
   void gather(const SequenceGather &gather, int64_t batch, int64_t live);
 
 private:
+  /// Elements [at, at + rowWidth) as f32 into `to`.
+  void widenRow(size_t at, int64_t rowWidth, float *to) const;
+
   CacheElement element = CacheElement::F32;
   float scale = 1;
   std::vector<float> f32Rows;

@@ -37,6 +37,9 @@ struct LayerCache {
   // a truncation leaves rows of positions past the new length that
   // overwrote older ones (reset empties it).
   int64_t reached = 0;
+  // The first position written since it was empty: 0, or where a cache
+  // restored from what another held starts (hybrid_rt_session_cache_write).
+  int64_t start = 0;
   CacheRows keys, values; // host caches (K=V: values only)
   // f8: the k and v targets whose scales each prompt sets
   // (hybrid_rt_session_cache_scales_from_prompt).
@@ -51,6 +54,12 @@ struct LayerCache {
     return 0;
 #endif
   }
+  /// The oldest position the rows still hold.
+  int64_t heldFrom() const {
+    return std::max({start, std::max(reached, length) - rows, int64_t(0)});
+  }
+  /// Empties it: no row holds a token.
+  void empty() { length = reached = start = 0; }
   int64_t mirrorRows() const {
 #ifdef HYBRID_RT_CUDA
     return device.mirror;
@@ -218,6 +227,16 @@ hybrid_rt_status allocateHostCache(LayerCache &c, const LayerSpec &l,
   return HYBRID_RT_OK;
 }
 
+/// What `l`'s cache rows hold, as cache_info names it (the manifest's
+/// string lives as long as the model).
+const char *getCacheDtypeName(const hybrid_rt_model &model,
+                              const LayerSpec &l) {
+  if (!l.hasKernel())
+    return "";
+  return model.onGPU() ? "bf16"
+                       : model.manifest.kernels.at(l.kernel).cacheDtype.c_str();
+}
+
 int64_t getBytes(const LayerCache &c) {
   return c.keys.bytes() + c.values.bytes() + c.deviceBytes();
 }
@@ -244,11 +263,28 @@ std::string checkRoom(const hybrid_rt_session &s, int64_t length,
          std::to_string(s.maxSeq);
 }
 
+/// Where the next step of layer `l` may start once its cache's owner holds
+/// `p` tokens: at p, or for a layer reading another's cache, which may skip
+/// tokens, at its own length or as far as max_step_tokens tokens before p.
+int64_t nextStepAt(const hybrid_rt_session &s, const LayerSpec &l, int64_t p) {
+  if (l.cacheOwner() == l.index)
+    return p;
+  return std::max(std::min(s.caches[l.index].length, p), p - s.maxStep);
+}
+
+/// The first key position a step at `step` sees (`step` itself if none
+/// before it).
+int64_t firstKeySeen(const LayerSpec &l, int64_t step) {
+  return std::min(l.firstVisibleKey(step), step);
+}
+
 /// Stores `count` tokens' values and keys (rotated; null where the cache
-/// keeps values only) at the layer's length; into an empty cache whose
-/// scales come from its prompts, sets them from these first.
+/// keeps values only) at positions from `position` on (the layer's length,
+/// or anywhere in an empty cache); into an empty cache whose scales come
+/// from its prompts, sets them from these first.
 void storeTokens(const hybrid_rt_session &s, const LayerSpec &l, LayerCache &c,
-                 const float *keys, const float *values, int64_t count) {
+                 const float *keys, const float *values, int64_t count,
+                 int64_t position) {
   int64_t keyWidth = l.numKvHeads * l.headDim,
           valueWidth = l.numKvHeads * l.vHeadDim;
   if (c.length == 0 && c.scaleTargets) {
@@ -258,9 +294,9 @@ void storeTokens(const hybrid_rt_session &s, const LayerSpec &l, LayerCache &c,
     c.values.setScaleFor(values, s.batch * count * valueWidth,
                          (*c.scaleTargets)[1]);
   }
-  c.values.store(values, s.batch, c.rows, c.length, count, valueWidth);
+  c.values.store(values, s.batch, c.rows, position, count, valueWidth);
   if (keys)
-    c.keys.store(keys, s.batch, c.rows, c.length, count, keyWidth);
+    c.keys.store(keys, s.batch, c.rows, position, count, keyWidth);
 }
 
 /// Appends `count` tokens of k (and v) at the layer's current length.
@@ -271,7 +307,7 @@ void appendTokens(hybrid_rt_session &s, const LayerSpec &l, LayerCache &c,
                          : deriveKeys(*s.model, l, k,
                                       {s.batch, count, l.numKvHeads, l.headDim},
                                       /*firstPosition=*/c.length);
-  storeTokens(s, l, c, keys, v, count);
+  storeTokens(s, l, c, keys, v, count, c.length);
 }
 
 /// x[0, n) times `factor` (none for 1), on the model's threads.
@@ -399,22 +435,66 @@ cuda::Error syncLengths(hybrid_rt_session &s, bool &capturing) {
   return cuda::Error(overrun, HYBRID_RT_INVALID_ARGUMENT);
 }
 
-/// syncLengths for a call that no capture may record: one changing every
-/// layer's rows or lengths, which the replays of captured steps would not
-/// see (the lengths they leave are not known until they run).
-hybrid_rt_status enterUncaptured(hybrid_rt_session &s,
-                                 const std::string &where) {
+/// syncLengths for a call that no capture may record (`what`, as the error
+/// names it): one changing rows or lengths as the host knows them, which
+/// the replays of captured steps would not see (the lengths they leave are
+/// not known until they run), or copying rows to or from host memory.
+hybrid_rt_status enterUncaptured(hybrid_rt_session &s, const std::string &where,
+                                 const char *what) {
   bool capturing = false;
   if (cuda::Error e = syncLengths(s, capturing); !e.empty())
     return fail(e.status(), where + ": " + e.message());
   if (capturing)
     return fail(HYBRID_RT_UNSUPPORTED,
-                where + ": the stream is capturing a CUDA graph; reordering "
-                        "and truncation cannot be captured (only decode "
-                        "steps and appends): call outside the capture");
+                where + ": the stream is capturing a CUDA graph; " + what +
+                    " cannot be captured (only decode steps and appends): "
+                    "call outside the capture");
   return HYBRID_RT_OK;
 }
 #endif
+/// What cache_read and cache_write (`what`, as a refused capture names it)
+/// check first (enterLayer's, then): a layer with a cache of its own,
+/// tensors k [B, T, Hkv, D] (null for K=V layers, which keep values only)
+/// and v [B, T, Hkv, Dv] of one T, which it sets; on GPUs, no capture.
+hybrid_rt_status enterCacheRows(hybrid_rt_session *s, const char *call,
+                                const char *what, int64_t layer,
+                                const hybrid_rt_tensor *k,
+                                const hybrid_rt_tensor *v, std::string &where,
+                                const LayerSpec *&spec, int64_t &count) {
+  if (hybrid_rt_status status = enterLayer(s, call, layer, where, spec))
+    return status;
+  const LayerSpec &l = *spec;
+  const LayerCache &c = s->caches[layer];
+  if (c.rows == 0)
+    return fail(
+        HYBRID_RT_INVALID_ARGUMENT,
+        where + " has no cache of its own (policy " + c.policy + ")" +
+            (l.cacheOwner() != l.index
+                 ? ": it reads layer " + std::to_string(l.cacheOwner()) + "'s"
+                 : std::string()));
+  if (l.kEqV && k)
+    return fail(HYBRID_RT_INVALID_ARGUMENT,
+                where + " keeps its values only (K=V), from which its keys "
+                        "are derived: pass k = NULL");
+  const hybrid_rt_tensor *first = l.kEqV ? v : k;
+  count = first && first->rank == 4 ? first->shape[1] : 0;
+  std::string error;
+  if (!l.kEqV)
+    error = checkOperand("k", k, {s->batch, count, l.numKvHeads, l.headDim},
+                         "[batch, seq, kv_heads, head_dim]", *s->model);
+  if (error.empty())
+    error = checkOperand("v", v, {s->batch, count, l.numKvHeads, l.vHeadDim},
+                         "[batch, seq, kv_heads, v_head_dim]", *s->model);
+  if (!error.empty())
+    return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
+#ifdef HYBRID_RT_CUDA
+  return enterUncaptured(*s, where, what);
+#else
+  (void)what;
+  return HYBRID_RT_OK;
+#endif
+}
+
 } // namespace
 
 extern "C" {
@@ -540,7 +620,7 @@ hybrid_rt_status hybrid_rt_session_reorder(hybrid_rt_session *s,
   if (!error.empty())
     return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
 #ifdef HYBRID_RT_CUDA
-  if (hybrid_rt_status status = enterUncaptured(*s, where))
+  if (hybrid_rt_status status = enterUncaptured(*s, where, "reordering"))
     return status;
 #endif
   if (gather.empty())
@@ -583,7 +663,7 @@ hybrid_rt_status hybrid_rt_session_truncate(hybrid_rt_session *s,
     return fail(HYBRID_RT_INVALID_ARGUMENT,
                 where + ": length " + std::to_string(length) + " is negative");
 #ifdef HYBRID_RT_CUDA
-  if (hybrid_rt_status status = enterUncaptured(*s, where))
+  if (hybrid_rt_status status = enterUncaptured(*s, where, "truncation"))
     return status;
 #endif
   // Every layer first, so that a refusal changes none: a cache that wraps
@@ -595,23 +675,13 @@ hybrid_rt_status hybrid_rt_session_truncate(hybrid_rt_session *s,
     // Bidirectional layers have no steps.
     if (!l.hasKernel() || manifest.kernels.at(l.kernel).decode.empty())
       continue;
-    const LayerCache &c = s->caches[l.index];
     const LayerCache &owner = s->caches[l.cacheOwner()];
     if (owner.length <= length || owner.rows == 0)
       continue;
-    int64_t oldest = owner.reached - owner.rows; // the oldest position held
-    // The first position of the layer's next step after truncating to p: p,
-    // or for a layer reading another's cache the last max_step_tokens of
-    // its source's (it may skip tokens), from its own length on.
-    auto nextStep = [&](int64_t p) {
-      return l.cacheOwner() == l.index
-                 ? p
-                 : std::max(std::min(c.length, p), p - s->maxStep);
-    };
-    // Whether the keys that step sees (up to p) are held.
+    int64_t oldest = owner.heldFrom();
+    // Whether the keys the next step sees (up to p) are held.
     auto held = [&](int64_t p) {
-      int64_t step = nextStep(p);
-      int64_t from = std::min(l.firstVisibleKey(step), step);
+      int64_t from = firstKeySeen(l, nextStepAt(*s, l, p));
       return from >= p || from >= oldest;
     };
     if (held(length))
@@ -619,12 +689,12 @@ hybrid_rt_status hybrid_rt_session_truncate(hybrid_rt_session *s,
     int64_t reach = length;
     while (reach < owner.length && !held(reach))
       ++reach;
-    int64_t step = nextStep(length);
+    int64_t step = nextStepAt(*s, l, length);
     return fail(HYBRID_RT_INVALID_ARGUMENT,
                 layerWhere(where.c_str(), l.index) + ": a step at position " +
                     std::to_string(step) + " sees keys from position " +
-                    std::to_string(std::min(l.firstVisibleKey(step), step)) +
-                    ", and the " + owner.policy + " cache" +
+                    std::to_string(firstKeySeen(l, step)) + ", and the " +
+                    owner.policy + " cache" +
                     (l.cacheOwner() != l.index
                          ? " of layer " + std::to_string(l.cacheOwner())
                          : std::string()) +
@@ -647,8 +717,8 @@ hybrid_rt_status hybrid_rt_session_truncate(hybrid_rt_session *s,
 #endif
   for (LayerCache &c : s->caches) {
     c.length = std::min(c.length, length);
-    if (c.length == 0) // empty: no row holds a token
-      c.reached = 0;
+    if (c.length == 0)
+      c.empty();
   }
   return HYBRID_RT_OK;
 } catch (const std::bad_alloc &) {
@@ -675,13 +745,16 @@ hybrid_rt_status hybrid_rt_session_cache_info(const hybrid_rt_session *s,
     return fail(e.status(), "hybrid_rt_session_cache_info: " + e.message());
 #endif
   const LayerCache &c = s->caches[layer];
+  const LayerSpec &l = s->model->manifest.layers[layer];
   *info = {c.policy.c_str(),
            c.rows,
            getBytes(c),
            c.length,
-           s->model->manifest.layers[layer].sourceLayer,
-           s->model->manifest.layers[layer].kEqV,
-           c.mirrorRows()};
+           l.sourceLayer,
+           l.kEqV,
+           c.mirrorRows(),
+           l.hasKernel() ? s->caches[l.cacheOwner()].heldFrom() : 0,
+           getCacheDtypeName(*s->model, l)};
   return HYBRID_RT_OK;
 }
 
@@ -822,7 +895,8 @@ hybrid_rt_status hybrid_rt_session_prefill(hybrid_rt_session *s, int64_t layer,
                  {s->batch, seq, l.numKvHeads, l.vHeadDim}, data(v),
                  data(sinks), static_cast<float *>(out->data));
   if (c.rows > 0)
-    storeTokens(*s, l, c, keepsValuesOnly(l) ? nullptr : keys, data(v), seq);
+    storeTokens(*s, l, c, keepsValuesOnly(l) ? nullptr : keys, data(v), seq,
+                /*position=*/0);
   c.length = seq;
   return HYBRID_RT_OK;
 } catch (const std::bad_alloc &) {
@@ -1084,6 +1158,131 @@ hybrid_rt_status hybrid_rt_session_decode(hybrid_rt_session *s, int64_t layer,
   return HYBRID_RT_OK;
 } catch (const std::bad_alloc &) {
   return failOutOfMemory("hybrid_rt_session_decode");
+}
+
+hybrid_rt_status hybrid_rt_session_cache_read(const hybrid_rt_session *cs,
+                                              int64_t layer, int64_t first,
+                                              hybrid_rt_tensor *k,
+                                              hybrid_rt_tensor *v) try {
+  CallLock lock(cs ? cs->model : nullptr);
+  // Reading changes nothing, but for the lengths a GPU session reads back.
+  hybrid_rt_session *s = const_cast<hybrid_rt_session *>(cs);
+  std::string where;
+  const LayerSpec *spec = nullptr;
+  int64_t count = 0;
+  if (hybrid_rt_status status = enterCacheRows(
+          s, "hybrid_rt_session_cache_read", "copying cache rows out", layer, k,
+          v, where, spec, count))
+    return status;
+  const LayerSpec &l = *spec;
+  const LayerCache &c = s->caches[layer];
+  if (first < c.heldFrom() || first + count > c.length)
+    return fail(HYBRID_RT_INVALID_ARGUMENT,
+                where + ": positions [" + std::to_string(first) + ", " +
+                    std::to_string(first + count) + "), but its " + c.policy +
+                    " cache (" + std::to_string(c.rows) + " rows) holds [" +
+                    std::to_string(c.heldFrom()) + ", " +
+                    std::to_string(c.length) + ")");
+  if (count == 0)
+    return HYBRID_RT_OK;
+#ifdef HYBRID_RT_CUDA
+  if (hybrid_rt_model &model = *s->model; model.cuda) {
+    if (cuda::Error e =
+            model.cuda->readCache(l, c.device, s->batch, first, count,
+                                  cuda::Operand::of(k), cuda::Operand::of(v));
+        !e.empty())
+      return fail(e.status(), where + ": " + e.message());
+    return HYBRID_RT_OK;
+  }
+#endif
+  if (k)
+    c.keys.load(static_cast<float *>(k->data), s->batch, c.rows, first, count,
+                l.numKvHeads * l.headDim);
+  c.values.load(static_cast<float *>(v->data), s->batch, c.rows, first, count,
+                l.numKvHeads * l.vHeadDim);
+  return HYBRID_RT_OK;
+} catch (const std::bad_alloc &) {
+  return failOutOfMemory("hybrid_rt_session_cache_read");
+}
+
+hybrid_rt_status hybrid_rt_session_cache_write(hybrid_rt_session *s,
+                                               int64_t layer, int64_t first,
+                                               const hybrid_rt_tensor *k,
+                                               const hybrid_rt_tensor *v) try {
+  CallLock lock(s ? s->model : nullptr);
+  std::string where;
+  const LayerSpec *spec = nullptr;
+  int64_t count = 0;
+  if (hybrid_rt_status status =
+          enterCacheRows(s, "hybrid_rt_session_cache_write",
+                         "writing cache rows", layer, k, v, where, spec, count))
+    return status;
+  const LayerSpec &l = *spec;
+  LayerCache &c = s->caches[layer];
+  if (first < 0)
+    return fail(HYBRID_RT_INVALID_ARGUMENT,
+                where + ": position " + std::to_string(first) + " is negative");
+  if (c.length > 0 && first != c.length)
+    return fail(HYBRID_RT_INVALID_ARGUMENT,
+                where + ": position " + std::to_string(first) +
+                    ", but it holds " + std::to_string(c.length) +
+                    " tokens: write from position " + std::to_string(c.length) +
+                    " on (into an empty cache, from any position)");
+  if (std::string error = checkRoom(*s, first, count); !error.empty())
+    return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
+  if (count == 0)
+    return HYBRID_RT_OK;
+  // Restoring an empty cache from position `first` on: the next step of
+  // every layer reading it must see no key before `first`.
+  const Manifest &manifest = s->model->manifest;
+  for (const LayerSpec &reader : manifest.layers) {
+    if (first == c.length || !reader.hasKernel() ||
+        reader.cacheOwner() != layer ||
+        manifest.kernels.at(reader.kernel).decode.empty())
+      continue;
+    int64_t step = nextStepAt(*s, reader, first + count);
+    if (int64_t from = firstKeySeen(reader, step); from < first)
+      return fail(HYBRID_RT_INVALID_ARGUMENT,
+                  where + ": the cache would hold positions from " +
+                      std::to_string(first) + " on, but layer " +
+                      std::to_string(reader.index) + "'s step at position " +
+                      std::to_string(step) + " sees keys from position " +
+                      std::to_string(from) + ": write from position " +
+                      std::to_string(from) + " or earlier");
+  }
+#ifdef HYBRID_RT_CUDA
+  if (hybrid_rt_model &model = *s->model; model.cuda) {
+    // The rows go in at the device length: `first`, where the cache is
+    // empty (put back to 0 should the write fail).
+    auto setLength = [&](int64_t length) {
+      return model.cuda->writeLengths(c.device.length, 1, &length);
+    };
+    cuda::Error e;
+    if (first != c.length)
+      e = setLength(first);
+    if (e.empty())
+      e = l.kEqV ? model.cuda->append(l, model.manifest.kernels.at(l.kernel),
+                                      c.device, s->batch, count,
+                                      cuda::Operand::of(v), cuda::Operand{})
+                 : model.cuda->writeCache(l, c.device, s->batch, count,
+                                          cuda::Operand::of(k),
+                                          cuda::Operand::of(v));
+    if (!e.empty()) {
+      if (first != c.length)
+        setLength(c.length);
+      return fail(e.status(), where + ": " + e.message());
+    }
+  } else
+#endif
+  {
+    storeTokens(*s, l, c, l.kEqV ? nullptr : data(k), data(v), count, first);
+  }
+  if (c.length == 0)
+    c.start = first;
+  c.length = first + count;
+  return HYBRID_RT_OK;
+} catch (const std::bad_alloc &) {
+  return failOutOfMemory("hybrid_rt_session_cache_write");
 }
 
 } // extern "C"

@@ -248,6 +248,10 @@ static void checkCapture(const Driver *d, hybrid_rt_model *model, int64_t layer,
            hybrid_rt_session_reorder(session, order, 1));
     report("truncate while the stream captures",
            hybrid_rt_session_truncate(session, 0));
+    report("cache read while the stream captures",
+           hybrid_rt_session_cache_read(session, layer, 0, &dt[1], &dt[2]));
+    report("cache write while the stream captures",
+           hybrid_rt_session_cache_write(session, layer, 0, &dt[1], &dt[2]));
   }
   report("stream set to the capturing stream",
          hybrid_rt_stream_set(model, stream));
@@ -526,6 +530,50 @@ static void checkCacheScales(hybrid_rt_model *model, int64_t layer,
   hybrid_rt_session_destroy(session);
 }
 
+/* Cache rows written into a session's empty layer read back as they were
+ * (values exact in every cache dtype); reads past what is held, of a layer
+ * reading another's cache, or without v are refused. */
+static void checkCacheRows(hybrid_rt_model *model,
+                           const hybrid_rt_session_options *options,
+                           int64_t layer, int64_t shared, int64_t hkv,
+                           int64_t d, int64_t dv) {
+  hybrid_rt_session *session = NULL;
+  report("cache rows session",
+         hybrid_rt_session_create(model, options, &session));
+  const int64_t b = options->batch, n = 3;
+  int64_t kn = b * n * hkv * d, vn = b * n * hkv * dv;
+  float *rows = calloc(2 * (kn + vn), sizeof(float));
+  for (int64_t i = 0; i < kn + vn; ++i)
+    rows[i] = (float)(i % 8 - 4) * 0.5f;
+  hybrid_rt_tensor wk = {
+      rows, HYBRID_RT_F32, 4, {b, n, hkv, d}, HYBRID_RT_HOST};
+  hybrid_rt_tensor wv = {
+      rows + kn, HYBRID_RT_F32, 4, {b, n, hkv, dv}, HYBRID_RT_HOST};
+  hybrid_rt_tensor rk = wk, rv = wv;
+  rk.data = rows + kn + vn;
+  rv.data = rows + 2 * kn + vn;
+  report("cache write",
+         hybrid_rt_session_cache_write(session, layer, 0, &wk, &wv));
+  report("cache write at 0 again",
+         hybrid_rt_session_cache_write(session, layer, 0, &wk, &wv));
+  report("cache read",
+         hybrid_rt_session_cache_read(session, layer, 0, &rk, &rv));
+  printf("cache rows read back: %s\n",
+         memcmp(rows, rows + kn + vn, (kn + vn) * sizeof(float)) == 0
+             ? "as written"
+             : "changed");
+  report("cache read past the length",
+         hybrid_rt_session_cache_read(session, layer, 1, &rk, &rv));
+  report("cache read of the sharing layer",
+         hybrid_rt_session_cache_read(session, shared, 0, &rk, &rv));
+  report("cache read without v",
+         hybrid_rt_session_cache_read(session, layer, 0, &rk, NULL));
+  report("cache write of no session",
+         hybrid_rt_session_cache_write(NULL, layer, 0, &wk, &wv));
+  hybrid_rt_session_destroy(session);
+  free(rows);
+}
+
 static int checkSession(hybrid_rt_model *model, int64_t layer, int64_t shared) {
   checkKeyScales(model);
   checkCacheScales(model, layer, shared);
@@ -598,6 +646,7 @@ static int checkSession(hybrid_rt_model *model, int64_t layer, int64_t shared) {
     report("step after truncate",
            hybrid_rt_session_decode(session, layer, &sq, &sk, &sv, NULL, &so));
   }
+  checkCacheRows(model, &options, layer, shared, hkv, d, dv);
   hybrid_rt_cache_info cache;
   report("cache info", hybrid_rt_session_cache_info(session, layer, &cache));
   printf("cache: %s, %lld rows, %lld tokens seen\n", cache.policy,

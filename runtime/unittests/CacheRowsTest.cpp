@@ -157,6 +157,42 @@ TEST(CacheRows, StoresIntoRingRowsAndWidens) {
   }
 }
 
+/// load gathers positions out of ring rows in position order, times the
+/// scale: storing what it gives at the same scale holds the same elements.
+TEST(CacheRows, LoadsPositionsTimesTheScale) {
+  for (CacheElement element : {CacheElement::F32, CacheElement::BF16,
+                               CacheElement::F16, CacheElement::F8E4M3FN}) {
+    CacheRows rows;
+    rows.allocate(2 * 3 * 2, element);
+    rows.setScale(0.75f);
+    // Batch 2, 3 rows of width 2: positions 4..8 stored, 6..8 held (rows
+    // 0, 1, 2 hold 6, 7, 8).
+    std::vector<float> src(2 * 5 * 2);
+    for (size_t i = 0; i < src.size(); ++i)
+      src[i] = 0.3f * float(i) - 2.f;
+    rows.store(src.data(), 2, 3, /*first=*/4, /*count=*/5, 2);
+    std::vector<float> loaded(2 * 2 * 2, -1.f);
+    rows.load(loaded.data(), 2, 3, /*first=*/7, /*count=*/2, 2);
+    for (int b = 0; b < 2; ++b)
+      for (int t = 0; t < 2; ++t)
+        for (int e = 0; e < 2; ++e) {
+          float x = src[(b * 5 + 3 + t) * 2 + e];
+          EXPECT_EQ(loaded[(b * 2 + t) * 2 + e],
+                    roundAs(element, x / 0.75f) * 0.75f)
+              << int(element) << " " << b << " " << t << " " << e;
+        }
+    // What load gives, stored again at the same scale, is held unchanged.
+    CacheRows copy;
+    copy.allocate(2 * 3 * 2, element);
+    copy.setScale(0.75f);
+    copy.store(loaded.data(), 2, 3, /*first=*/7, /*count=*/2, 2);
+    std::vector<float> held(2 * 3 * 2, 0.f), heldCopy(2 * 3 * 2, 0.f);
+    rows.widen(held.data(), 2, 3, 7, 9, 2);
+    copy.widen(heldCopy.data(), 2, 3, 7, 9, 2);
+    EXPECT_EQ(held, heldCopy) << int(element);
+  }
+}
+
 /// Scaled rows hold x / scale rounded (saturating past 448 times the scale),
 /// widened as held; the reference reads them back times the scale.
 TEST(CacheRows, StoresDividedByTheScale) {

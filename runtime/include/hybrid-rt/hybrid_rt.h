@@ -120,10 +120,9 @@ hybrid_rt_status hybrid_rt_prefill(hybrid_rt_model *model, int64_t layer,
  * one projection), pass the value-normed projection and set the weight
  * here. NULL restores ones, the default. Set it before the layer's first
  * call: it applies in every session, to the layer and to the layers reading
- * its cache (a later change applies to every cached token on CPUs, which
- * derive keys at each use, and to the tokens after it on GPUs, whose caches
- * keep the keys they derived). CUDA graph replays read it where it is. Other
- * layers take their keys as they are: INVALID_ARGUMENT. */
+ * its cache (a later change applies to every cached token: caches keep
+ * the values, and kernels derive keys at each use). CUDA graph replays read it
+ * where it is. Other layers take their keys as they are: INVALID_ARGUMENT. */
 hybrid_rt_status hybrid_rt_key_scale_set(hybrid_rt_model *model, int64_t layer,
                                          const hybrid_rt_tensor *scale);
 
@@ -171,15 +170,13 @@ hybrid_rt_status hybrid_rt_device_time_get(const hybrid_rt_model *model,
  *           (W + max_step_tokens - 1 rows), whatever the context length;
  *   chunk   chunk C: the current chunk (C + max_step_tokens - 1 rows);
  *   shared  no storage: the layer reads its source layer's cache;
- * K=V layers' caches hold their values only on CPUs, whose kernels derive
- * the keys (hybrid_rt_key_scale_set) as they read them; GPU caches keep the
- * derived keys beside the values. CPU caches hold f32 (the kernels' type),
- * or bf16, f16 or f8 (OCP E4M3FN, saturating at +-448; scaled by
- * hybrid_rt_session_cache_scales_set) for artifacts compiled with --kv-dtype
- * (the manifest's cache_dtype), rounded to nearest even as they are stored;
- * on GPUs they live in device memory as bf16. Each layer advances
- * on its own: call every layer once per step, a shared layer after its
- * source. */
+ * K=V layers' caches hold their values only, from which the kernels derive
+ * the keys (hybrid_rt_key_scale_set) as they read them. CPU caches hold f32
+ * (the kernels' type), or bf16, f16 or f8 (OCP E4M3FN, saturating at +-448;
+ * scaled by hybrid_rt_session_cache_scales_set) for artifacts compiled with
+ * --kv-dtype (the manifest's cache_dtype), rounded to nearest even as they are
+ * stored; on GPUs they live in device memory as bf16. Each layer advances on
+ * its own: call every layer once per step, a shared layer after its source. */
 typedef struct hybrid_rt_session hybrid_rt_session;
 
 typedef struct hybrid_rt_session_options {
@@ -197,6 +194,11 @@ typedef struct hybrid_rt_cache_info {
   int32_t k_eq_v;       /* values are k; keys derived from them */
   int64_t mirror_rows;  /* GPU rings: rows past `rows` repeating their first
                            (the flash kernel's key tiles); in `bytes` */
+  int64_t first_held;   /* the oldest position the cache (its source's, for
+                           shared layers) holds: it holds first_held to
+                           length - 1 (hybrid_rt_session_cache_read) */
+  const char *dtype;    /* what its rows hold: f32, bf16, f16 or f8 (its
+                           source's, for shared layers; "" for none) */
 } hybrid_rt_cache_info;
 
 hybrid_rt_status
@@ -295,11 +297,45 @@ hybrid_rt_session_decode(hybrid_rt_session *session, int64_t layer,
                          const hybrid_rt_tensor *sinks, hybrid_rt_tensor *out);
 
 /* Appends T tokens' k [B, T, Hkv, D] and v [B, T, Hkv, Dv] to a layer's
- * cache without attending, e.g. to restore a saved prompt cache. */
+ * cache without attending: keys before RoPE, as prefill and decode take
+ * them (hybrid_rt_session_cache_write takes them as the cache holds
+ * them). */
 hybrid_rt_status hybrid_rt_session_append(hybrid_rt_session *session,
                                           int64_t layer,
                                           const hybrid_rt_tensor *k,
                                           const hybrid_rt_tensor *v);
+
+/* Saving and restoring caches (a prompt prefix many requests share, a
+ * session to resume later) and inspecting them. A layer's cache rows in the
+ * form its steps attend over: keys k [B, T, Hkv, D] as the layer's RoPE
+ * rotated them (as transformers' caches hold them), values v [B, T, Hkv,
+ * Dv], f32 (bf16 too for GPU models that take it), host or device memory.
+ * K=V layers keep values only: their k is NULL. Neither call may be
+ * captured in a CUDA graph. */
+
+/* Copies positions first..first+T-1 of layer `layer`'s own cache into k
+ * and v (T = their seq dim), each element as the cache holds it (bf16, f16
+ * or f8 widened; f8 times the cache scales). The positions must be held:
+ * hybrid_rt_cache_info's first_held to length - 1 (a ring or chunk cache
+ * holds its last rows only). A layer reading another's cache has none:
+ * read its source's. */
+hybrid_rt_status hybrid_rt_session_cache_read(const hybrid_rt_session *session,
+                                              int64_t layer, int64_t first,
+                                              hybrid_rt_tensor *k,
+                                              hybrid_rt_tensor *v);
+/* Stores T tokens as hybrid_rt_session_cache_read gives them (keys rotated,
+ * unlike hybrid_rt_session_append's) at positions first..first+T-1, so that
+ * what was read is held again exactly (set f8 scales first:
+ * hybrid_rt_session_cache_scales_set with hybrid_rt_session_cache_scales_get's
+ * values). `first` is the layer's length, or, into an empty cache, any
+ * position from which the next step of every layer reading the cache sees
+ * no earlier key: a ring or chunk cache restored from what it held
+ * (positions first_held on). Layers reading it (shared) catch up at their
+ * next step. */
+hybrid_rt_status hybrid_rt_session_cache_write(hybrid_rt_session *session,
+                                               int64_t layer, int64_t first,
+                                               const hybrid_rt_tensor *k,
+                                               const hybrid_rt_tensor *v);
 
 #ifdef __cplusplus
 }

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <tuple>
 #include <vector>
 
 using namespace hybrid::rt;
@@ -1301,6 +1302,103 @@ Error Backend::append(const LayerSpec &l, const KernelSpec &kernel,
     return {};
   return s.check("appending to the KV cache",
                  s.driver.cuStreamSynchronize(s.stream));
+}
+
+Error Backend::readCache(const LayerSpec &l, const DeviceCache &cache,
+                         int64_t batch, int64_t first, int64_t count, Operand k,
+                         Operand v) {
+  State &s = *state;
+  Driver &d = s.driver;
+  d.cuCtxSetCurrent(s.context);
+  HYBRID_CUDA_TRY(s.enterCall(/*capturable=*/false));
+  HYBRID_CUDA_TRY(s.checkDeviceOperands(l, batch, count, {}, k, v, {}, {}));
+  State::CallEnd end{s};
+  std::string what = "reading the KV cache of layer " + std::to_string(l.index);
+  int64_t stride = cache.rows + cache.mirror;
+  // The positions from row `at` on, wrapping to row 0 once (a ring).
+  int64_t at = first % cache.rows, head = std::min(count, cache.rows - at);
+  struct Part {
+    Operand operand;
+    CUdeviceptr base;
+    int64_t width;
+    DeviceBuffer &narrowRows, &wideRows; // bf16 and f32 staging
+  };
+  for (const Part &p :
+       {Part{k, cache.keys, l.numKvHeads * l.headDim, s.kBf16, s.kIn},
+        Part{v, cache.values, l.numKvHeads * l.vHeadDim, s.vBf16, s.vIn}}) {
+    if (!p.operand.data)
+      continue;
+    size_t elements = size_t(batch * count * p.width), row = p.width * 2;
+    // The rows in position order, bf16: in place for a bf16 device operand.
+    CUdeviceptr rows = CUdeviceptr(p.operand.data);
+    if (!p.operand.bf16 || !p.operand.onDevice) {
+      HYBRID_CUDA_TRY(s.ensure(p.narrowRows, elements * 2));
+      rows = p.narrowRows.ptr;
+    }
+    auto copy = [&](CUdeviceptr to, CUdeviceptr from, int64_t n) {
+      return n == 0 ? Error()
+                    : s.check(what,
+                              d.cuMemcpyDtoDAsync(to, from, n * row, s.stream));
+    };
+    for (int64_t b = 0; b < batch; ++b) {
+      CUdeviceptr to = rows + b * count * row, from = p.base + b * stride * row;
+      HYBRID_CUDA_TRY(copy(to, from + at * row, head));
+      HYBRID_CUDA_TRY(copy(to + head * row, from, count - head));
+    }
+    if (!p.operand.bf16) {
+      CUdeviceptr wide = CUdeviceptr(p.operand.data);
+      if (!p.operand.onDevice) {
+        HYBRID_CUDA_TRY(s.ensure(p.wideRows, elements * 4));
+        wide = p.wideRows.ptr;
+      }
+      HYBRID_CUDA_TRY(s.convert(s.bf16ToF32, rows, wide, elements));
+      rows = wide;
+    }
+    if (!p.operand.onDevice)
+      HYBRID_CUDA_TRY(s.check(
+          what, d.cuMemcpyDtoHAsync(p.operand.data, rows,
+                                    p.operand.bytes(elements), s.stream)));
+  }
+  if (!s.mustWait({k, v}))
+    return {};
+  return s.check(what, d.cuStreamSynchronize(s.stream));
+}
+
+Error Backend::writeCache(const LayerSpec &l, const DeviceCache &cache,
+                          int64_t batch, int64_t count, Operand k, Operand v) {
+  State &s = *state;
+  Driver &d = s.driver;
+  d.cuCtxSetCurrent(s.context);
+  HYBRID_CUDA_TRY(s.enterCall(/*capturable=*/false));
+  HYBRID_CUDA_TRY(s.checkDeviceOperands(l, batch, count, {}, k, v, {}, {}));
+  State::CallEnd end{s};
+  std::string what = "writing the KV cache of layer " + std::to_string(l.index);
+  // Into kBf16 and vBf16 as they are (bf16) or narrowed, for storeRows.
+  for (auto [operand, wideRows, narrowRows, width] :
+       {std::tuple<Operand, DeviceBuffer &, DeviceBuffer &, int64_t>{
+            k, s.kIn, s.kBf16, l.numKvHeads * l.headDim},
+        {v, s.vIn, s.vBf16, l.numKvHeads * l.vHeadDim}}) {
+    size_t elements = size_t(batch * count * width);
+    HYBRID_CUDA_TRY(s.ensure(narrowRows, elements * 2));
+    if (operand.bf16) {
+      HYBRID_CUDA_TRY(
+          s.check(what, operand.onDevice
+                            ? d.cuMemcpyDtoDAsync(narrowRows.ptr,
+                                                  CUdeviceptr(operand.data),
+                                                  elements * 2, s.stream)
+                            : d.cuMemcpyHtoDAsync(narrowRows.ptr, operand.data,
+                                                  elements * 2, s.stream)));
+      continue;
+    }
+    DeviceRows rows;
+    HYBRID_CUDA_TRY(s.input(wideRows, operand, elements, rows));
+    HYBRID_CUDA_TRY(s.convert(s.f32ToBF16, rows.ptr, narrowRows.ptr, elements));
+  }
+  HYBRID_CUDA_TRY(s.storeRows(l, cache, batch, count));
+  HYBRID_CUDA_TRY(s.advance(cache, count));
+  if (!s.mustWait({k, v}))
+    return {};
+  return s.check(what, d.cuStreamSynchronize(s.stream));
 }
 
 Error Backend::State::prepareStep(const LayerSpec &l, const KernelSpec &kernel,

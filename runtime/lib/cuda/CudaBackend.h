@@ -44,8 +44,8 @@ private:
 /// [B, rows + mirror, Hkv, D] and values [B, rows + mirror, Hkv, Dv], bf16,
 /// the token at position p in row p % rows, and rows rows.. again in rows
 /// 0.. (the mirror: a flash kernel's key tile across the ring's end is
-/// consecutive rows). K=V layers keep their values too (raw keys), so that
-/// no step rotates the whole cache again. Allocated zeroed: rows read
+/// consecutive rows). K=V layers keep their values only (the raw keys),
+/// from which the kernels derive keys. Allocated zeroed: rows read
 /// before they are written (past a step's last key) hold no NaNs.
 struct DeviceCache {
   uint64_t length = 0; // CUdeviceptr of the int64 (shared layers too)
@@ -151,6 +151,21 @@ public:
   Error append(const LayerSpec &layer, const KernelSpec &kernel,
                DeviceCache &cache, int64_t batch, int64_t count, Operand k,
                Operand v);
+
+  /// Copies positions [first, first + count) of `cache` (held: at most
+  /// its rows) into k (absent for K=V layers) [B, count, Hkv, D] and v
+  /// [B, count, Hkv, Dv], f32 or bf16, host or device, returning once they
+  /// are there (on the caller's stream, with device operands only: once
+  /// queued).
+  Error readCache(const LayerSpec &layer, const DeviceCache &cache,
+                  int64_t batch, int64_t first, int64_t count, Operand k,
+                  Operand v);
+  /// Stores `count` tokens of keys as the cache holds them (rotated) k and
+  /// values v at positions from `cache`'s length on, and advances it: what
+  /// readCache gave is held again as it was. Not for K=V layers (append
+  /// stores their values).
+  Error writeCache(const LayerSpec &layer, const DeviceCache &cache,
+                   int64_t batch, int64_t count, Operand k, Operand v);
 
   /// A decode step of `steps` queries at positions position.. (`cache`'s
   /// length, which the step advances): appends k and v to `cache` (unless
