@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Stateful fuzzing of hybrid_attn sessions: random prefill, decode, reset,
-reorder (beam search), truncate (speculative decoding) and cache_info calls,
+reorder (beam search), truncate (speculative decoding), save and restore
+(into a new session) and cache_info calls,
 valid or with one thing wrong, checked against the NumPy reference and
 against what the session must still hold.
 
@@ -183,6 +184,14 @@ def run_calls(schedule, seed, calls, tolerance, cache_dtype, print=print):
                    "no room" if at + count > max_seq else
                    "the source has not run this step" if shared and
                    lengths[source(i)] < at + count else None)
+            # A step of a shared layer reads its source's last tokens; the
+            # keys it sees (but for its own tokens) must be held: a cache
+            # restored from a later position holds none before it.
+            position = lengths[source(i)] - count if shared else at
+            first = first_key_seen(layer, position)
+            held = session.cache_info(source(i))["first_held"]
+            if why is None and (shared or first < position) and first < held:
+                why = f"the step at {position} sees {first}, its cache holds from {held} on"
         keys_given = prefill or not shared
         args = {"q": q, "k": k if keys_given else None, "v": v if keys_given else None,
                 "sinks": sinks, "out": None}
@@ -252,6 +261,10 @@ def run_calls(schedule, seed, calls, tolerance, cache_dtype, print=print):
         elif between < 0.12:
             refused += truncate(session, rng, layers, lengths, reached, history, source,
                                 step_limit, check_lengths, print)
+        elif between < 0.15:
+            session = save_restore(schedule, session, (batch, max_seq, max_step), lengths,
+                                   print)
+            check_lengths("save and restore")
     print(f"{ran} ran, {refused} refused")
     return ran, refused
 
@@ -292,6 +305,38 @@ def reorder(session, rng, batch, history, check_lengths, print):
     return 0
 
 
+def first_key_seen(layer, step):
+    """The first key position a causal step at `step` sees (`step` itself
+    if none before it)."""
+    first = 0
+    if layer.get("window"):
+        first = max(first, step - layer["window"] + 1)
+    if layer.get("chunk"):
+        first = max(first, step // layer["chunk"] * layer["chunk"])
+    return min(first, step)
+
+
+def save_restore(schedule, session, options, lengths, print):
+    """The session saved and restored into a new one, which the calls go on
+    with: its caches read back as saved, exactly. Layers without a cache of
+    their own (reading another's) start over at length 0: their steps read
+    the last tokens their source holds, as before."""
+    import numpy as np
+    saved = session.save()
+    restored = schedule.session(*options)
+    restored.restore(saved)
+    print("save and restore", flush=True)
+    for i in range(len(lengths)):
+        if restored.cache_info(i)["rows"] == 0:
+            lengths[i] = 0
+    for i, held in saved["layers"].items():
+        for name, was, now in zip("kv", (held["k"], held["v"]), restored.read_cache(i)):
+            if (was is None) != (now is None) or (
+                    was is not None and not np.array_equal(was, now, equal_nan=True)):
+                raise Finding(f"save and restore: layer {i}'s {name} reads back changed")
+    return restored
+
+
 def truncate(session, rng, layers, lengths, reached, history, source, step_limit,
              check_lengths, print):
     """Speculative decoding between calls: every layer forgets the tokens
@@ -311,12 +356,7 @@ def truncate(session, rng, layers, lengths, reached, history, source, step_limit
         # The layer's next step: at `length`, or for a shared layer the last
         # tokens its source holds, from its own length on.
         step = length if owner == i else max(min(lengths[i], length), length - step_limit)
-        first = 0  # the first key it sees
-        if layer.get("window"):
-            first = max(first, step - layer["window"] + 1)
-        if layer.get("chunk"):
-            first = max(first, step // layer["chunk"] * layer["chunk"])
-        first = min(first, step)
+        first = first_key_seen(layer, step)
         oldest = reached[owner] - session.cache_info(owner)["rows"]
         if first < length and first < oldest:
             why = f"layer {i}'s step at {step} sees {first}, its cache holds from {oldest} on"

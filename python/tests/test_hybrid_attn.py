@@ -347,6 +347,26 @@ def test_f8_cache_scales_k_eq_v():
                                         cached=cache_rounding("f8"))[:, prompt:]) > 0.1, i
 
 
+def test_f8_k_eq_v_scales_from_prompt_restore():
+    """A K=V layer's keys derive from its values, at their scale: scales
+    from the prompt report one scale for both (the key cache has none of
+    its own), and a save restores at it."""
+    schedule = hybrid_attn.compile(K_EQ_V_SPEC, max_seq=64, kv_dtype="f8")
+    rng = np.random.default_rng(15)
+    batch, prompt = 2, 9
+    session = schedule.session(batch, 16)
+    session.cache_scales_from_prompt(0, 100, 50)
+    q, k, _ = inputs(rng, schedule.layers[0], batch, prompt + 1)
+    session.prefill(0, q[:, :prompt], k[:, :prompt], None)
+    k_scale, v_scale = session.cache_scales(0)
+    assert k_scale == v_scale == pytest.approx(np.abs(k[:, :prompt]).max() / 50, rel=1e-6)
+    assert session.cache_scales(1) == (k_scale, v_scale)
+    restored = schedule.session(batch, 16)
+    restored.restore(session.save())
+    step = [np.ascontiguousarray(x[:, prompt:]) for x in (q, k)]
+    np.testing.assert_array_equal(session.decode(0, *step), restored.decode(0, *step))
+
+
 def check_shared_layer_skips_tokens(schedule, tolerance):
     """SPEC's shared layer 3 reads layer 0's cache: after a prompt of 21
     through layer 0, a step of 2 queries on layer 3 is the last 2 of the 21
@@ -596,25 +616,32 @@ def test_save_restore_f8(f8_schedule):
 
 def test_write_cache_errors(schedule):
     """Writes go at the layer's length, or into an empty cache from a
-    position no step of a layer reading it looks before (SPEC's ring of
-    window 8 holds 9 rows at steps of 2; its shared reader may step 2 tokens
-    back); K=V layers take values only; the shared layer has no cache."""
+    position the layer's next step looks no further back than (SPEC's ring
+    of window 8 holds 9 rows at steps of 2); a step of its shared reader
+    looking back further is refused; K=V layers take values only; the
+    shared layer has no cache."""
     rng = np.random.default_rng(12)
     session = schedule.session(2, 64, max_step_tokens=2)
     k, v = (rng.standard_normal((2, 9, 2, 64), np.float32) for _ in range(2))
     with pytest.raises(RuntimeError, match=re.escape(
             "hybrid_rt_session_cache_write: layer 1: the cache would hold positions from 3 "
-            "on, but layer 1's step at position 7 sees keys from position 0: write from "
-            "position 0 or earlier")):
+            "on, but its step at position 7 sees keys from position 0: write from position 0 "
+            "or earlier")):
         session.write_cache(1, k[:, :4], v[:, :4], first=3)
     with pytest.raises(RuntimeError, match=re.escape(
-            "layer 0's step at position 10 sees keys from position 3: write from position 3 "
-            "or earlier")):
+            "layer 0: the cache would hold positions from 6 on, but its step at position 10 "
+            "sees keys from position 3: write from position 3 or earlier")):
         session.write_cache(0, k[:, :4], v[:, :4], first=6)
+    # A layer reading the cache checks its own steps: the shared layer 3 may
+    # step 2 tokens back, past where the ring was written from.
+    session.write_cache(0, k[:, :8], v[:, :8], first=6)
+    q = rng.standard_normal((2, 2, 4, 64), np.float32)
     with pytest.raises(RuntimeError, match=re.escape(
-            "layer 3's step at position 12 sees keys from position 5: write from position 5 "
-            "or earlier")):
-        session.write_cache(0, k[:, :8], v[:, :8], first=6)
+            "hybrid_rt_session_decode: layer 3: a step at position 12 sees keys from position "
+            "5, but the ring cache of layer 0 holds positions from 6 on")):
+        session.decode(3, q)
+    session.decode(3, q[:, :1])  # at 13, from 6
+    session.reset()
     session.write_cache(0, k, v, first=5)
     assert session.cache_info(0)["first_held"] == 5
     session.write_cache(0, k[:, :2], v[:, :2])

@@ -54,9 +54,12 @@ struct LayerCache {
     return 0;
 #endif
   }
-  /// The oldest position the rows still hold.
+  /// The oldest position the rows still hold: they hold [heldFrom(),
+  /// length), none where a truncation left only rows that overwrote older
+  /// ones (a step there sees no earlier key).
   int64_t heldFrom() const {
-    return std::max({start, std::max(reached, length) - rows, int64_t(0)});
+    return std::min(length, std::max({start, std::max(reached, length) - rows,
+                                      int64_t(0)}));
   }
   /// Empties it: no row holds a token.
   void empty() { length = reached = start = 0; }
@@ -588,7 +591,7 @@ void hybrid_rt_session_reset(hybrid_rt_session *session) {
   if (!session)
     return;
   for (LayerCache &c : session->caches)
-    c.length = c.reached = 0;
+    c.empty();
 #ifdef HYBRID_RT_CUDA
   // In a capture the graph resets them (at each replay); where the stream
   // cannot take the reset now (it would join another stream's capture),
@@ -824,9 +827,11 @@ hybrid_rt_status hybrid_rt_session_cache_scales_get(const hybrid_rt_session *s,
     return status;
   if (!kScale || !vScale)
     return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": null argument");
-  const LayerCache &c =
-      s->caches[spec->cachePolicy == "shared" ? spec->sourceLayer : layer];
-  *kScale = c.keys.getScale();
+  const LayerSpec &owner = s->model->manifest.layers[spec->cacheOwner()];
+  const LayerCache &c = s->caches[owner.index];
+  // A values-only cache (K=V) derives its keys from the values, at their
+  // scale.
+  *kScale = (keepsValuesOnly(owner) ? c.values : c.keys).getScale();
   *vScale = c.values.getScale();
   return HYBRID_RT_OK;
 }
@@ -1019,6 +1024,19 @@ hybrid_rt_status hybrid_rt_session_decode(hybrid_rt_session *s, int64_t layer,
       skipped = owner->length - steps - position;
     position += skipped;
   }
+  // A cache restored from a later position (hybrid_rt_session_cache_write)
+  // holds no key before it, and a layer reading it may step back that far:
+  // the keys a step sees must be held, but for its own tokens (a shared
+  // layer's are its source's).
+  if (int64_t from = firstKeySeen(l, position), held = owner->heldFrom();
+      from < held && (shared || from < position) && !capturing)
+    return fail(HYBRID_RT_INVALID_ARGUMENT,
+                where + ": a step at position " + std::to_string(position) +
+                    " sees keys from position " + std::to_string(from) +
+                    ", but the " + owner->policy + " cache" +
+                    (shared ? " of layer " + std::to_string(l.sourceLayer)
+                            : std::string()) +
+                    " holds positions from " + std::to_string(held) + " on");
 #ifdef HYBRID_RT_CUDA
   if (model.cuda) {
     using cuda::Operand;
@@ -1230,26 +1248,19 @@ hybrid_rt_status hybrid_rt_session_cache_write(hybrid_rt_session *s,
                     " on (into an empty cache, from any position)");
   if (std::string error = checkRoom(*s, first, count); !error.empty())
     return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
-  if (count == 0)
-    return HYBRID_RT_OK;
-  // Restoring an empty cache from position `first` on: the next step of
-  // every layer reading it must see no key before `first`.
-  const Manifest &manifest = s->model->manifest;
-  for (const LayerSpec &reader : manifest.layers) {
-    if (first == c.length || !reader.hasKernel() ||
-        reader.cacheOwner() != layer ||
-        manifest.kernels.at(reader.kernel).decode.empty())
-      continue;
-    int64_t step = nextStepAt(*s, reader, first + count);
-    if (int64_t from = firstKeySeen(reader, step); from < first)
-      return fail(HYBRID_RT_INVALID_ARGUMENT,
-                  where + ": the cache would hold positions from " +
-                      std::to_string(first) + " on, but layer " +
-                      std::to_string(reader.index) + "'s step at position " +
-                      std::to_string(step) + " sees keys from position " +
-                      std::to_string(from) + ": write from position " +
-                      std::to_string(from) + " or earlier");
-  }
+  // Restoring an empty cache from position `first` on: the layer's next
+  // step must see no key before `first` (a layer reading the cache checks
+  // its own steps: hybrid_rt_session_decode).
+  int64_t next = first + count;
+  if (int64_t from = firstKeySeen(l, next);
+      first != c.length && from < first &&
+      !s->model->manifest.kernels.at(l.kernel).decode.empty())
+    return fail(HYBRID_RT_INVALID_ARGUMENT,
+                where + ": the cache would hold positions from " +
+                    std::to_string(first) + " on, but its step at position " +
+                    std::to_string(next) + " sees keys from position " +
+                    std::to_string(from) + ": write from position " +
+                    std::to_string(from) + " or earlier");
 #ifdef HYBRID_RT_CUDA
   if (hybrid_rt_model &model = *s->model; model.cuda) {
     // The rows go in at the device length: `first`, where the cache is
@@ -1260,7 +1271,7 @@ hybrid_rt_status hybrid_rt_session_cache_write(hybrid_rt_session *s,
     cuda::Error e;
     if (first != c.length)
       e = setLength(first);
-    if (e.empty())
+    if (e.empty() && count > 0)
       e = l.kEqV ? model.cuda->append(l, model.manifest.kernels.at(l.kernel),
                                       c.device, s->batch, count,
                                       cuda::Operand::of(v), cuda::Operand{})
@@ -1274,7 +1285,7 @@ hybrid_rt_status hybrid_rt_session_cache_write(hybrid_rt_session *s,
     }
   } else
 #endif
-  {
+      if (count > 0) {
     storeTokens(*s, l, c, l.kEqV ? nullptr : data(k), data(v), count, first);
   }
   if (c.length == 0)

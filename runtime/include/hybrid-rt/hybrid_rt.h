@@ -328,10 +328,11 @@ hybrid_rt_status hybrid_rt_session_cache_read(const hybrid_rt_session *session,
  * what was read is held again exactly (set f8 scales first:
  * hybrid_rt_session_cache_scales_set with hybrid_rt_session_cache_scales_get's
  * values). `first` is the layer's length, or, into an empty cache, any
- * position from which the next step of every layer reading the cache sees
- * no earlier key: a ring or chunk cache restored from what it held
- * (positions first_held on). Layers reading it (shared) catch up at their
- * next step. */
+ * position from which the layer's next step sees no earlier key: a ring or
+ * chunk cache restored from what it held (positions first_held on). Layers
+ * reading the cache (shared) keep their length (0 after a reset): their
+ * next step reads the last T tokens it holds, as always, and is refused
+ * where it would see a key before `first`. */
 hybrid_rt_status hybrid_rt_session_cache_write(hybrid_rt_session *session,
                                                int64_t layer, int64_t first,
                                                const hybrid_rt_tensor *k,
