@@ -3,6 +3,7 @@
 #include "CacheRows.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -21,6 +22,15 @@ static uint32_t bitsOf(float x) {
   uint32_t bits;
   std::memcpy(&bits, &x, sizeof(bits));
   return bits;
+}
+
+/// 2^e for a normal f32 exponent, built from its bits (no libm call in the
+/// per-element conversions).
+static float powerOfTwo(int e) {
+  uint32_t bits = uint32_t(e + 127) << 23;
+  float f;
+  std::memcpy(&f, &bits, sizeof(f));
+  return f;
 }
 
 uint16_t hybrid::rt::roundToBF16(float x) {
@@ -44,12 +54,12 @@ float hybrid::rt::widenBF16(uint16_t x) {
 /// rounded to nearest even.
 static uint32_t roundMagnitude(float x, int mantissaBits, int bias) {
   uint32_t magnitude = bitsOf(x) & 0x7fffffffu;
-  if (magnitude < bitsOf(std::ldexp(1.f, 1 - bias))) {
+  if (magnitude < uint32_t(128 - bias) << 23) { // below 2^(1 - bias)
     // Subnormals (and zero) are multiples of 2^(1 - bias - mantissaBits), up
     // to 2^mantissaBits of them (the smallest normal, whose code that is
     // too); rint ties to even.
-    return uint32_t(std::nearbyint(std::fabs(x) *
-                                   std::ldexp(1.f, bias - 1 + mantissaBits)));
+    return uint32_t(
+        std::nearbyint(std::fabs(x) * powerOfTwo(bias - 1 + mantissaBits)));
   }
   // Normal: keep mantissaBits of 23, ties to even (a carry moves into the
   // exponent), then rebias the exponent from 127.
@@ -80,9 +90,11 @@ float hybrid::rt::widenF16(uint16_t x) {
     magnitude = mantissa ? std::numeric_limits<float>::quiet_NaN()
                          : std::numeric_limits<float>::infinity();
   else if (exponent == 0)
-    magnitude = std::ldexp(float(mantissa), -24);
-  else
-    magnitude = std::ldexp(float(1024 + mantissa), exponent - 25);
+    magnitude = float(mantissa) * powerOfTwo(-24);
+  else { // the exponent rebiased from 15 to 127, the mantissa widened
+    uint32_t bits = uint32_t(exponent + 112) << 23 | uint32_t(mantissa) << 13;
+    std::memcpy(&magnitude, &bits, sizeof(magnitude));
+  }
   return x & 0x8000 ? -magnitude : magnitude;
 }
 
@@ -97,7 +109,8 @@ uint8_t hybrid::rt::roundToF8E4M3FN(float x) {
   return sign | uint8_t(roundMagnitude(x, /*mantissaBits=*/3, /*bias=*/7));
 }
 
-float hybrid::rt::widenF8E4M3FN(uint8_t x) {
+/// E4M3FN's value of code x, computed.
+static float computeF8E4M3FN(uint8_t x) {
   int exponent = (x >> 3) & 15, mantissa = x & 7;
   float magnitude;
   if (exponent == 15 && mantissa == 7)
@@ -107,6 +120,17 @@ float hybrid::rt::widenF8E4M3FN(uint8_t x) {
   else
     magnitude = std::ldexp(float(8 + mantissa), exponent - 10);
   return x & 0x80 ? -magnitude : magnitude;
+}
+
+float hybrid::rt::widenF8E4M3FN(uint8_t x) {
+  // 256 codes: a table, built once.
+  static const std::array<float, 256> values = [] {
+    std::array<float, 256> table;
+    for (int i = 0; i < 256; ++i)
+      table[i] = computeF8E4M3FN(uint8_t(i));
+    return table;
+  }();
+  return values[x];
 }
 
 float hybrid::rt::roundAs(CacheElement element, float x) {

@@ -43,6 +43,36 @@ TEST(CacheRows, WidensExactly) {
   }
 }
 
+/// Every f16 and E4M3FN code widens to its value (sign, 2^(e - bias) times
+/// 1.m, or m 2^(1 - bias - mantissa bits) for subnormals) and rounds back
+/// to itself; NaN codes widen to NaNs.
+TEST(CacheRows, WidensEveryHalfAndF8Code) {
+  for (uint32_t code = 0; code < 0x10000; ++code) {
+    int exponent = (code >> 10) & 31, mantissa = code & 0x3ff;
+    float x = widenF16(uint16_t(code));
+    if (exponent == 31) {
+      EXPECT_EQ(std::isnan(x), mantissa != 0) << code;
+      continue;
+    }
+    double value = exponent ? std::ldexp(1024.0 + mantissa, exponent - 25)
+                            : std::ldexp(double(mantissa), -24);
+    EXPECT_EQ(double(x), code & 0x8000 ? -value : value) << code;
+    EXPECT_EQ(roundToF16(x), code) << code;
+  }
+  for (uint32_t code = 0; code < 0x100; ++code) {
+    int exponent = (code >> 3) & 15, mantissa = code & 7;
+    float x = widenF8E4M3FN(uint8_t(code));
+    if (exponent == 15 && mantissa == 7) {
+      EXPECT_TRUE(std::isnan(x)) << code;
+      continue;
+    }
+    double value = exponent ? std::ldexp(8.0 + mantissa, exponent - 10)
+                            : std::ldexp(double(mantissa), -9);
+    EXPECT_EQ(double(x), code & 0x80 ? -value : value) << code;
+    EXPECT_EQ(roundToF8E4M3FN(x), code) << code;
+  }
+}
+
 TEST(CacheRows, RoundsToF16) {
   EXPECT_EQ(roundToF16(1.0f), 0x3c00);
   // Halfway between 1 and 1 + 2^-10: to 1 (even); halfway between the next
