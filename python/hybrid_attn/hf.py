@@ -16,7 +16,11 @@ at position 0 starts a new sequence (a new batch size makes a new session),
 one before what a layer holds takes every layer back there (assisted
 generation and other speculative decoding drop rejected drafts from the
 model's cache), and beam search's reordering of the model's cache reorders
-the session's. Needs torch and transformers.
+the session's. Prompt reuse (a prompt's cache computed once, each
+continuation generating from a copy of it) copies the sessions too:
+`prefix = attention.save()` beside the model's cache, and
+`attention.restore(prefix)` beside each `copy.deepcopy` of it. Needs torch
+and transformers.
 """
 
 from __future__ import annotations
@@ -65,6 +69,23 @@ class HybridAttention:
         """Drops the session and the schedule (no calls after this)."""
         self.reset()
         self.schedule = None
+
+    def save(self) -> dict:
+        """The session's caches (Session.save) and how far each layer got:
+        restore() puts them back, as copy.deepcopy of the model's cache does
+        for its own (transformers' prompt reuse: a prompt's cache computed
+        once, each continuation generating from a copy of it)."""
+        if self.session is None or not self.lengths:
+            raise HybridError("save: the session holds no tokens yet (run the prompt first)")
+        return {"session": self.session.save(), "lengths": dict(self.lengths)}
+
+    def restore(self, saved: dict) -> None:
+        """Puts back what save() gave: the next call goes on from there."""
+        batch = saved["session"]["batch"]
+        if self.session is None or batch != self.batch:
+            self._new_session(batch)
+        self.session.restore(saved["session"])
+        self.lengths = dict(saved["lengths"])
 
     def reorder(self, beam_idx) -> None:
         """Sequence i continues sequence beam_idx[i] (beam search; register()

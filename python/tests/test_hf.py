@@ -5,6 +5,7 @@ layers and a global one, with the cache of the sliding ones checked too);
 beam search, assisted generation, new sequences without reset() and f8
 cache scales through it. Needs torch and transformers (skipped without
 them)."""
+import copy
 import json
 import os
 
@@ -327,6 +328,42 @@ def test_new_sequences_need_no_reset(tmp_path):
         assert torch.equal(outputs["eager"].sequences, outputs["hybrid"].sequences)
         eager, hybrid = (torch.stack(outputs[i].logits) for i in ("eager", "hybrid"))
         assert (hybrid - eager).abs().max() / eager.abs().max() < 1e-4
+
+
+def test_prompt_reuse_with_save_and_restore(tmp_path):
+    """transformers' prompt reuse: a prompt's cache computed once and each
+    continuation generated from a copy of it; save() and restore() do the
+    same for the sessions (after a continuation the rings no longer hold the
+    keys a step at the prompt's end sees, so going back by truncation is
+    refused). Same tokens and logits as eager attention."""
+    model, schedule = gemma3(tmp_path)
+    attention = hybrid_attn.hf.register(schedule, max_seq=64, max_step_tokens=8)
+    prompt = torch.randint(0, 97, (1, 21))
+    continuations = [torch.randint(0, 97, (1, 5)) for _ in range(2)]
+    results = {}
+    for implementation in ("eager", "hybrid"):
+        model.config._attn_implementation = implementation
+        results[implementation] = []
+        with torch.no_grad():
+            prompt_cache = model(prompt, use_cache=True).past_key_values
+            prefix = attention.save() if implementation == "hybrid" else None
+            for continuation in continuations:
+                if prefix:
+                    attention.restore(prefix)
+                out = model.generate(torch.cat([prompt, continuation], dim=1),
+                                     past_key_values=copy.deepcopy(prompt_cache),
+                                     max_new_tokens=6, do_sample=False, output_logits=True,
+                                     return_dict_in_generate=True)
+                results[implementation].append(out)
+    for eager, hybrid in zip(results["eager"], results["hybrid"]):
+        assert_same((eager.sequences, torch.stack(eager.logits)),
+                    (hybrid.sequences, torch.stack(hybrid.logits)))
+    # Without the restore, the second continuation cannot go back.
+    with pytest.raises(hybrid_attn.HybridError, match="truncate to .* or later"):
+        with torch.no_grad():
+            model.generate(torch.cat([prompt, continuations[0]], dim=1),
+                           past_key_values=copy.deepcopy(prompt_cache), max_new_tokens=1,
+                           do_sample=False)
 
 
 def test_padded_batch_is_refused(tmp_path):
