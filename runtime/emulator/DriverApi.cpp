@@ -110,6 +110,9 @@ struct State {
   std::unique_ptr<Profile> profile;
   std::string profilePath;
   ~State() {
+    // What cuMemFree kept for reuse is freed at exit.
+    for (const auto &[capacity, p] : reusable)
+      std::free(p);
     if (!profile)
       return;
     std::string text = profile->report();
