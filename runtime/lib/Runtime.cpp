@@ -81,6 +81,13 @@ std::string hybrid::rt::checkOperand(const char *name,
     return what + "has dtype " + dtypeName(dtype) +
            (onGPU ? ", but GPU models take f32 or bf16 tensors"
                   : ", but the runtime takes f32 tensors on CPUs");
+  // A negative dim may equal what the caller's other operands imply (a
+  // step's seq dim is read from them): refused first.
+  if (t->rank >= 1 && t->rank <= 4 &&
+      std::any_of(t->shape, t->shape + t->rank,
+                  [](int64_t d) { return d < 0; }))
+    return what + "has shape " + shapeString(t->shape, t->rank) +
+           ": a negative dim";
   if (t->rank != int32_t(expected.size()) ||
       !std::equal(expected.begin(), expected.end(), t->shape))
     return what + "has shape " +

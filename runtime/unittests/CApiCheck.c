@@ -570,6 +570,11 @@ static void checkCacheRows(hybrid_rt_model *model,
          hybrid_rt_session_cache_read(session, layer, 0, &rk, NULL));
   report("cache write of no session",
          hybrid_rt_session_cache_write(NULL, layer, 0, &wk, &wv));
+  wk.shape[1] = wv.shape[1] = -1;
+  report("cache write of -1 tokens",
+         hybrid_rt_session_cache_write(session, layer, 3, &wk, &wv));
+  report("append of -1 tokens",
+         hybrid_rt_session_append(session, layer, &wk, &wv));
   hybrid_rt_session_destroy(session);
   free(rows);
 }
