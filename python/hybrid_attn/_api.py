@@ -80,6 +80,14 @@ def _as_array(x: Any, name: str) -> Any:
     raise TypeError(f"{name}: expected a NumPy array or a DLPack tensor, got {type(x).__name__}")
 
 
+def _as_kv(k: Any, v: Any) -> tuple:
+    """k and v as _as_array makes them, v still k itself where it was (K=V
+    layers' values)."""
+    same = v is k
+    k = _as_array(k, "k")
+    return k, k if same else _as_array(v, "v")
+
+
 def _is_torch(x: Any) -> bool:
     return type(x).__module__.split(".")[0] == "torch"
 
@@ -195,11 +203,9 @@ class Session:
     def _run(self, method, layer, q, k, v, sinks, out):
         if q is None:
             raise TypeError("q: expected a NumPy array or a DLPack tensor, got None")
-        same = v is k  # K=V layers: v must be k itself
-        q, k, v, sinks = (_as_array(x, n) for x, n in ((q, "q"), (k, "k"), (v, "v"),
-                                                      (sinks, "sinks")))
-        if same:
-            v = k
+        q = _as_array(q, "q")
+        k, v = _as_kv(k, v)  # K=V layers: v must be k itself
+        sinks = _as_array(sinks, "sinks")
         result = self._out(layer, q) if out is None else out
         _wrap(method, layer, q, k, v, sinks, result,
               _torch_stream((q, k, v, sinks, result)))
@@ -224,9 +230,8 @@ class Session:
         cache without attending (keys before RoPE, as prefill and decode take
         them; write_cache takes them as the cache holds them). K=V layers' v is
         None or k."""
-        same = v is k
-        k, v = _as_array(k, "k"), _as_array(v, "v")
-        _wrap(self._session.append, layer, k, k if same else v, _torch_stream((k, v)))
+        k, v = _as_kv(k, v)
+        _wrap(self._session.append, layer, k, v, _torch_stream((k, v)))
 
     def read_cache(self, layer: int, first: Optional[int] = None,
                    count: Optional[int] = None, out: Optional[tuple] = None) -> tuple:
@@ -258,7 +263,8 @@ class Session:
         """Stores T tokens as read_cache gives them (keys rotated) at positions
         first.. of the layer's cache: its length (the default) or, into an
         empty cache, the first position a restored ring or chunk cache held
-        (the next step of every layer reading it must see no earlier key).
+        (the layer's next step must see no earlier key; a step of a layer
+        reading it that would is refused).
         For f8 caches set the scales they were read at first
         (set_cache_scales): what was read is then held exactly. K=V layers'
         k is None."""

@@ -230,16 +230,6 @@ hybrid_rt_status allocateHostCache(LayerCache &c, const LayerSpec &l,
   return HYBRID_RT_OK;
 }
 
-/// What `l`'s cache rows hold, as cache_info names it (the manifest's
-/// string lives as long as the model).
-const char *getCacheDtypeName(const hybrid_rt_model &model,
-                              const LayerSpec &l) {
-  if (!l.hasKernel())
-    return "";
-  return model.onGPU() ? "bf16"
-                       : model.manifest.kernels.at(l.kernel).cacheDtype.c_str();
-}
-
 int64_t getBytes(const LayerCache &c) {
   return c.keys.bytes() + c.values.bytes() + c.deviceBytes();
 }
@@ -455,6 +445,17 @@ hybrid_rt_status enterUncaptured(hybrid_rt_session &s, const std::string &where,
   return HYBRID_RT_OK;
 }
 #endif
+/// "" if layer `l`'s cache `c` has rows of its own, else why not (for
+/// `where`).
+std::string checkOwnCache(const LayerSpec &l, const LayerCache &c) {
+  if (c.rows > 0)
+    return "";
+  return " has no cache of its own (policy " + c.policy + ")" +
+         (l.cacheOwner() != l.index
+              ? ": it reads layer " + std::to_string(l.cacheOwner()) + "'s"
+              : std::string());
+}
+
 /// What cache_read and cache_write (`what`, as a refused capture names it)
 /// check first (enterLayer's, then): a layer with a cache of its own,
 /// tensors k [B, T, Hkv, D] (null for K=V layers, which keep values only)
@@ -467,14 +468,8 @@ hybrid_rt_status enterCacheRows(hybrid_rt_session *s, const char *call,
   if (hybrid_rt_status status = enterLayer(s, call, layer, where, spec))
     return status;
   const LayerSpec &l = *spec;
-  const LayerCache &c = s->caches[layer];
-  if (c.rows == 0)
-    return fail(
-        HYBRID_RT_INVALID_ARGUMENT,
-        where + " has no cache of its own (policy " + c.policy + ")" +
-            (l.cacheOwner() != l.index
-                 ? ": it reads layer " + std::to_string(l.cacheOwner()) + "'s"
-                 : std::string()));
+  if (std::string error = checkOwnCache(l, s->caches[layer]); !error.empty())
+    return fail(HYBRID_RT_INVALID_ARGUMENT, where + error);
   if (l.kEqV && k)
     return fail(HYBRID_RT_INVALID_ARGUMENT,
                 where + " keeps its values only (K=V), from which its keys "
@@ -757,7 +752,8 @@ hybrid_rt_status hybrid_rt_session_cache_info(const hybrid_rt_session *s,
            l.kEqV,
            c.mirrorRows(),
            l.hasKernel() ? s->caches[l.cacheOwner()].heldFrom() : 0,
-           getCacheDtypeName(*s->model, l)};
+           l.hasKernel() ? s->model->manifest.getCacheDtype(l.kernel).c_str()
+                         : ""};
   return HYBRID_RT_OK;
 }
 
@@ -924,9 +920,8 @@ hybrid_rt_status hybrid_rt_session_append(hybrid_rt_session *s, int64_t layer,
   if (cuda::Error e = syncLengths(*s, capturing); !e.empty())
     return fail(e.status(), where + ": " + e.message());
 #endif
-  if (c.rows == 0)
-    return fail(HYBRID_RT_INVALID_ARGUMENT,
-                where + " has no cache of its own (policy " + c.policy + ")");
+  if (std::string error = checkOwnCache(l, c); !error.empty())
+    return fail(HYBRID_RT_INVALID_ARGUMENT, where + error);
   int64_t count = k && k->rank == 4 ? k->shape[1] : 0;
   std::string error =
       checkOperand("k", k, {s->batch, count, l.numKvHeads, l.headDim},
@@ -1283,11 +1278,10 @@ hybrid_rt_status hybrid_rt_session_cache_write(hybrid_rt_session *s,
         setLength(c.length);
       return fail(e.status(), where + ": " + e.message());
     }
-  } else
-#endif
-      if (count > 0) {
-    storeTokens(*s, l, c, l.kEqV ? nullptr : data(k), data(v), count, first);
   }
+#endif
+  if (!s->model->onGPU() && count > 0)
+    storeTokens(*s, l, c, l.kEqV ? nullptr : data(k), data(v), count, first);
   if (c.length == 0)
     c.start = first;
   c.length = first + count;

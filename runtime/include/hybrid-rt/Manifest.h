@@ -197,9 +197,10 @@ struct Manifest {
     return narrowest ? narrowest->cacheDtype : "f32";
   }
   /// The element type of `kernel`'s caches: bf16 on GPUs, else its
-  /// cache_dtype.
-  std::string getCacheDtype(const std::string &kernel) const {
-    return target != "cpu" ? "bf16" : kernels.at(kernel).cacheDtype;
+  /// cache_dtype (a string that lives as long as the manifest).
+  const std::string &getCacheDtype(const std::string &kernel) const {
+    static const std::string bf16 = "bf16";
+    return target != "cpu" ? bf16 : kernels.at(kernel).cacheDtype;
   }
 };
 

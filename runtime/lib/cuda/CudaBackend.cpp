@@ -744,6 +744,22 @@ struct Backend::State {
         return true;
     return false;
   }
+  /// The start of a call on `count` tokens' k and v rows of `l` (appends,
+  /// cache rows read or written): the context current, enterCall's checks
+  /// (`capturable`), the device operands' (checkDeviceOperands).
+  Error enterRowsCall(const LayerSpec &l, bool capturable, int64_t batch,
+                      int64_t count, Operand k, Operand v) {
+    driver.cuCtxSetCurrent(context);
+    HYBRID_CUDA_TRY(enterCall(capturable, {k, v}));
+    return checkDeviceOperands(l, batch, count, {}, k, v, {}, {});
+  }
+  /// The end of such a call (`what` it did): waits for its work where
+  /// mustWait says it must.
+  Error waitForRows(const std::string &what, Operand k, Operand v) {
+    if (!mustWait({k, v}))
+      return {};
+    return check(what, driver.cuStreamSynchronize(stream));
+  }
   /// events[] now time this call (`prepare`: events[0] too, a prefill);
   /// a captured call's records are its graph's.
   void timed(bool prepare) {
@@ -1291,17 +1307,12 @@ Error Backend::append(const LayerSpec &l, const KernelSpec &kernel,
                       DeviceCache &cache, int64_t batch, int64_t count,
                       Operand k, Operand v) {
   State &s = *state;
-  s.driver.cuCtxSetCurrent(s.context);
-  HYBRID_CUDA_TRY(s.enterCall(/*capturable=*/true, {k, v}));
-  HYBRID_CUDA_TRY(s.checkDeviceOperands(l, batch, count, {}, k, v, {}, {}));
+  HYBRID_CUDA_TRY(s.enterRowsCall(l, /*capturable=*/true, batch, count, k, v));
   State::CallEnd end{s};
   HYBRID_CUDA_TRY(
       s.prepareStep(l, kernel, cache, batch, count, Operand{}, k, v));
   HYBRID_CUDA_TRY(s.advance(cache, count));
-  if (!s.mustWait({k, v}))
-    return {};
-  return s.check("appending to the KV cache",
-                 s.driver.cuStreamSynchronize(s.stream));
+  return s.waitForRows("appending to the KV cache", k, v);
 }
 
 Error Backend::readCache(const LayerSpec &l, const DeviceCache &cache,
@@ -1309,9 +1320,7 @@ Error Backend::readCache(const LayerSpec &l, const DeviceCache &cache,
                          Operand v) {
   State &s = *state;
   Driver &d = s.driver;
-  d.cuCtxSetCurrent(s.context);
-  HYBRID_CUDA_TRY(s.enterCall(/*capturable=*/false));
-  HYBRID_CUDA_TRY(s.checkDeviceOperands(l, batch, count, {}, k, v, {}, {}));
+  HYBRID_CUDA_TRY(s.enterRowsCall(l, /*capturable=*/false, batch, count, k, v));
   State::CallEnd end{s};
   std::string what = "reading the KV cache of layer " + std::to_string(l.index);
   int64_t stride = cache.rows + cache.mirror;
@@ -1359,18 +1368,14 @@ Error Backend::readCache(const LayerSpec &l, const DeviceCache &cache,
           what, d.cuMemcpyDtoHAsync(p.operand.data, rows,
                                     p.operand.bytes(elements), s.stream)));
   }
-  if (!s.mustWait({k, v}))
-    return {};
-  return s.check(what, d.cuStreamSynchronize(s.stream));
+  return s.waitForRows(what, k, v);
 }
 
 Error Backend::writeCache(const LayerSpec &l, const DeviceCache &cache,
                           int64_t batch, int64_t count, Operand k, Operand v) {
   State &s = *state;
   Driver &d = s.driver;
-  d.cuCtxSetCurrent(s.context);
-  HYBRID_CUDA_TRY(s.enterCall(/*capturable=*/false));
-  HYBRID_CUDA_TRY(s.checkDeviceOperands(l, batch, count, {}, k, v, {}, {}));
+  HYBRID_CUDA_TRY(s.enterRowsCall(l, /*capturable=*/false, batch, count, k, v));
   State::CallEnd end{s};
   std::string what = "writing the KV cache of layer " + std::to_string(l.index);
   // Into kBf16 and vBf16 as they are (bf16) or narrowed, for storeRows.
@@ -1396,9 +1401,7 @@ Error Backend::writeCache(const LayerSpec &l, const DeviceCache &cache,
   }
   HYBRID_CUDA_TRY(s.storeRows(l, cache, batch, count));
   HYBRID_CUDA_TRY(s.advance(cache, count));
-  if (!s.mustWait({k, v}))
-    return {};
-  return s.check(what, d.cuStreamSynchronize(s.stream));
+  return s.waitForRows(what, k, v);
 }
 
 Error Backend::State::prepareStep(const LayerSpec &l, const KernelSpec &kernel,
