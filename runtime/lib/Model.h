@@ -84,9 +84,11 @@ private:
 /// Records `message` as the calling thread's last error.
 hybrid_rt_status fail(hybrid_rt_status status, std::string message);
 
-/// The error of a call that ran out of host memory: every entry point that
-/// allocates catches std::bad_alloc, since no exception may cross the C API.
-hybrid_rt_status failOutOfMemory(const char *call);
+/// The error of entry point `call` that threw, from its `catch (...)`: no
+/// exception may cross the C API. std::bad_alloc is OUT_OF_MEMORY (host
+/// memory); anything else is a bug in the runtime, INTERNAL_ERROR naming
+/// the exception.
+hybrid_rt_status failFromException(const char *call);
 
 /// "" if `t` is a dense f32 tensor (bf16 too on GPU models that take it) of
 /// shape `expected` in memory the model reads (host; device memory too on

@@ -52,9 +52,30 @@ hybrid_rt_status hybrid::rt::fail(hybrid_rt_status status,
   return status;
 }
 
-hybrid_rt_status hybrid::rt::failOutOfMemory(const char *call) {
-  return fail(HYBRID_RT_OUT_OF_MEMORY,
-              std::string(call) + ": out of host memory");
+hybrid_rt_status hybrid::rt::failFromException(const char *call) {
+  hybrid_rt_status status = HYBRID_RT_INTERNAL_ERROR;
+  try {
+    try {
+      throw;
+    } catch (const std::bad_alloc &) {
+      status = HYBRID_RT_OUT_OF_MEMORY;
+      return fail(status, std::string(call) + ": out of host memory");
+    } catch (const std::exception &e) {
+      return fail(status, std::string(call) +
+                              ": internal error (a bug in the runtime; "
+                              "please report it): " +
+                              e.what());
+    } catch (...) {
+      return fail(status, std::string(call) +
+                              ": internal error (a bug in the runtime; "
+                              "please report it): an unknown exception");
+    }
+  } catch (...) {
+    // No memory for the message either: a short one (no allocation).
+    lastError =
+        status == HYBRID_RT_OUT_OF_MEMORY ? "out of memory" : "internal error";
+    return status;
+  }
 }
 
 std::string hybrid::rt::checkOperand(const char *name,
@@ -99,7 +120,7 @@ std::string hybrid::rt::checkOperand(const char *name,
 
 namespace {
 hybrid_rt_status setStream(hybrid_rt_model *model, void *stream,
-                           bool callerStream, const char *call) {
+                           bool callerStream, const char *call) try {
   CallLock lock(model);
   if (!model)
     return fail(HYBRID_RT_INVALID_ARGUMENT, std::string(call) + ": null model");
@@ -113,6 +134,8 @@ hybrid_rt_status setStream(hybrid_rt_model *model, void *stream,
 #endif
   return fail(HYBRID_RT_UNSUPPORTED,
               std::string(call) + ": the model runs on the CPU (no streams)");
+} catch (...) {
+  return failFromException(call);
 }
 } // namespace
 
@@ -174,8 +197,8 @@ hybrid_rt_status hybrid_rt_open(const char *dir, int32_t numThreads,
                                                         : defaultNumThreads());
   *model = m.release();
   return HYBRID_RT_OK;
-} catch (const std::bad_alloc &) {
-  return failOutOfMemory("hybrid_rt_open");
+} catch (...) {
+  return failFromException("hybrid_rt_open");
 }
 
 void hybrid_rt_close(hybrid_rt_model *model) {
@@ -200,7 +223,7 @@ int32_t hybrid_rt_num_threads(const hybrid_rt_model *model) {
 
 hybrid_rt_status hybrid_rt_layer_info_get(const hybrid_rt_model *model,
                                           int64_t layer,
-                                          hybrid_rt_layer_info *info) {
+                                          hybrid_rt_layer_info *info) try {
   if (!model || !info)
     return fail(HYBRID_RT_INVALID_ARGUMENT,
                 "hybrid_rt_layer_info_get: null argument");
@@ -214,6 +237,8 @@ hybrid_rt_status hybrid_rt_layer_info_get(const hybrid_rt_model *model,
            l.headDim, l.vHeadDim,     l.window,      l.chunk,    l.causal,
            l.sinks,   l.kEqV,         l.sourceLayer};
   return HYBRID_RT_OK;
+} catch (...) {
+  return failFromException("hybrid_rt_layer_info_get");
 }
 
 hybrid_rt_status hybrid_rt_prefill(hybrid_rt_model *model, int64_t layer,
@@ -266,8 +291,8 @@ hybrid_rt_status hybrid_rt_prefill(hybrid_rt_model *model, int64_t layer,
       sinks ? static_cast<float *>(sinks->data) : nullptr,
       static_cast<float *>(out->data));
   return HYBRID_RT_OK;
-} catch (const std::bad_alloc &) {
-  return failOutOfMemory("hybrid_rt_prefill");
+} catch (...) {
+  return failFromException("hybrid_rt_prefill");
 }
 
 hybrid_rt_status hybrid_rt_key_scale_set(hybrid_rt_model *model, int64_t layer,
@@ -321,8 +346,8 @@ hybrid_rt_status hybrid_rt_key_scale_set(hybrid_rt_model *model, int64_t layer,
     kept.assign(values, values + l.headDim);
   }
   return HYBRID_RT_OK;
-} catch (const std::bad_alloc &) {
-  return failOutOfMemory("hybrid_rt_key_scale_set");
+} catch (...) {
+  return failFromException("hybrid_rt_key_scale_set");
 }
 
 const char *hybrid_rt_device_name(const hybrid_rt_model *model) {
@@ -344,7 +369,7 @@ hybrid_rt_status hybrid_rt_stream_reset(hybrid_rt_model *model) {
 }
 
 hybrid_rt_status hybrid_rt_device_time_get(const hybrid_rt_model *model,
-                                           hybrid_rt_device_time *time) {
+                                           hybrid_rt_device_time *time) try {
   CallLock lock(model);
   if (!model || !time)
     return fail(HYBRID_RT_INVALID_ARGUMENT,
@@ -358,6 +383,8 @@ hybrid_rt_status hybrid_rt_device_time_get(const hybrid_rt_model *model,
   return fail(HYBRID_RT_UNSUPPORTED,
               "hybrid_rt_device_time_get: the model runs on the CPU (time "
               "its calls on the host)");
+} catch (...) {
+  return failFromException("hybrid_rt_device_time_get");
 }
 
 } // extern "C"

@@ -563,8 +563,8 @@ hybrid_rt_session_create(hybrid_rt_model *model,
   *session = s.release();
   ++model->sessions;
   return HYBRID_RT_OK;
-} catch (const std::bad_alloc &) {
-  return failOutOfMemory("hybrid_rt_session_create");
+} catch (...) {
+  return failFromException("hybrid_rt_session_create");
 }
 
 void hybrid_rt_session_destroy(hybrid_rt_session *session) {
@@ -647,8 +647,8 @@ hybrid_rt_status hybrid_rt_session_reorder(hybrid_rt_session *s,
       c.keys.gather(gather, s->batch, live * l.numKvHeads * l.headDim);
   }
   return HYBRID_RT_OK;
-} catch (const std::bad_alloc &) {
-  return failOutOfMemory("hybrid_rt_session_reorder");
+} catch (...) {
+  return failFromException("hybrid_rt_session_reorder");
 }
 
 hybrid_rt_status hybrid_rt_session_truncate(hybrid_rt_session *s,
@@ -719,13 +719,13 @@ hybrid_rt_status hybrid_rt_session_truncate(hybrid_rt_session *s,
       c.empty();
   }
   return HYBRID_RT_OK;
-} catch (const std::bad_alloc &) {
-  return failOutOfMemory("hybrid_rt_session_truncate");
+} catch (...) {
+  return failFromException("hybrid_rt_session_truncate");
 }
 
 hybrid_rt_status hybrid_rt_session_cache_info(const hybrid_rt_session *s,
                                               int64_t layer,
-                                              hybrid_rt_cache_info *info) {
+                                              hybrid_rt_cache_info *info) try {
   CallLock lock(s ? s->model : nullptr);
   if (!s || !info)
     return fail(HYBRID_RT_INVALID_ARGUMENT,
@@ -755,6 +755,8 @@ hybrid_rt_status hybrid_rt_session_cache_info(const hybrid_rt_session *s,
            l.hasKernel() ? s->model->manifest.getCacheDtype(l.kernel).c_str()
                          : ""};
   return HYBRID_RT_OK;
+} catch (...) {
+  return failFromException("hybrid_rt_session_cache_info");
 }
 
 int64_t hybrid_rt_session_cache_bytes(const hybrid_rt_session *s) {
@@ -768,7 +770,7 @@ int64_t hybrid_rt_session_cache_bytes(const hybrid_rt_session *s) {
 
 hybrid_rt_status hybrid_rt_session_cache_scales_set(hybrid_rt_session *s,
                                                     int64_t layer, float kScale,
-                                                    float vScale) {
+                                                    float vScale) try {
   CallLock lock(s ? s->model : nullptr);
   std::string where;
   const LayerSpec *spec = nullptr;
@@ -790,11 +792,13 @@ hybrid_rt_status hybrid_rt_session_cache_scales_set(hybrid_rt_session *s,
   c.values.setScale(vScale);
   c.scaleTargets.reset();
   return HYBRID_RT_OK;
+} catch (...) {
+  return failFromException("hybrid_rt_session_cache_scales_set");
 }
 
 hybrid_rt_status
 hybrid_rt_session_cache_scales_from_prompt(hybrid_rt_session *s, int64_t layer,
-                                           float kTarget, float vTarget) {
+                                           float kTarget, float vTarget) try {
   CallLock lock(s ? s->model : nullptr);
   std::string where;
   const LayerSpec *spec = nullptr;
@@ -809,12 +813,14 @@ hybrid_rt_session_cache_scales_from_prompt(hybrid_rt_session *s, int64_t layer,
                       "; a target magnitude lies in (0, 448], E4M3FN's range");
   s->caches[layer].scaleTargets = std::array{kTarget, vTarget};
   return HYBRID_RT_OK;
+} catch (...) {
+  return failFromException("hybrid_rt_session_cache_scales_from_prompt");
 }
 
 hybrid_rt_status hybrid_rt_session_cache_scales_get(const hybrid_rt_session *s,
                                                     int64_t layer,
                                                     float *kScale,
-                                                    float *vScale) {
+                                                    float *vScale) try {
   CallLock lock(s ? s->model : nullptr);
   std::string where;
   const LayerSpec *spec = nullptr;
@@ -830,6 +836,8 @@ hybrid_rt_status hybrid_rt_session_cache_scales_get(const hybrid_rt_session *s,
   *kScale = (keepsValuesOnly(owner) ? c.values : c.keys).getScale();
   *vScale = c.values.getScale();
   return HYBRID_RT_OK;
+} catch (...) {
+  return failFromException("hybrid_rt_session_cache_scales_get");
 }
 
 hybrid_rt_status hybrid_rt_session_prefill(hybrid_rt_session *s, int64_t layer,
@@ -900,8 +908,8 @@ hybrid_rt_status hybrid_rt_session_prefill(hybrid_rt_session *s, int64_t layer,
                 /*position=*/0);
   c.length = seq;
   return HYBRID_RT_OK;
-} catch (const std::bad_alloc &) {
-  return failOutOfMemory("hybrid_rt_session_prefill");
+} catch (...) {
+  return failFromException("hybrid_rt_session_prefill");
 }
 
 hybrid_rt_status hybrid_rt_session_append(hybrid_rt_session *s, int64_t layer,
@@ -952,8 +960,8 @@ hybrid_rt_status hybrid_rt_session_append(hybrid_rt_session *s, int64_t layer,
   appendTokens(*s, l, c, data(k), data(v), count);
   c.length += count;
   return HYBRID_RT_OK;
-} catch (const std::bad_alloc &) {
-  return failOutOfMemory("hybrid_rt_session_append");
+} catch (...) {
+  return failFromException("hybrid_rt_session_append");
 }
 
 hybrid_rt_status hybrid_rt_session_decode(hybrid_rt_session *s, int64_t layer,
@@ -1169,8 +1177,8 @@ hybrid_rt_status hybrid_rt_session_decode(hybrid_rt_session *s, int64_t layer,
                outputScale);
   c.length = total;
   return HYBRID_RT_OK;
-} catch (const std::bad_alloc &) {
-  return failOutOfMemory("hybrid_rt_session_decode");
+} catch (...) {
+  return failFromException("hybrid_rt_session_decode");
 }
 
 hybrid_rt_status hybrid_rt_session_cache_read(const hybrid_rt_session *cs,
@@ -1214,8 +1222,8 @@ hybrid_rt_status hybrid_rt_session_cache_read(const hybrid_rt_session *cs,
   c.values.load(static_cast<float *>(v->data), s->batch, c.rows, first, count,
                 l.numKvHeads * l.vHeadDim);
   return HYBRID_RT_OK;
-} catch (const std::bad_alloc &) {
-  return failOutOfMemory("hybrid_rt_session_cache_read");
+} catch (...) {
+  return failFromException("hybrid_rt_session_cache_read");
 }
 
 hybrid_rt_status hybrid_rt_session_cache_write(hybrid_rt_session *s,
@@ -1286,8 +1294,8 @@ hybrid_rt_status hybrid_rt_session_cache_write(hybrid_rt_session *s,
     c.start = first;
   c.length = first + count;
   return HYBRID_RT_OK;
-} catch (const std::bad_alloc &) {
-  return failOutOfMemory("hybrid_rt_session_cache_write");
+} catch (...) {
+  return failFromException("hybrid_rt_session_cache_write");
 }
 
 } // extern "C"

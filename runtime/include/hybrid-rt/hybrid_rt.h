@@ -27,7 +27,9 @@ typedef enum hybrid_rt_status {
   HYBRID_RT_INVALID_ARGUMENT = 1, /* shapes, dtypes, layer index, null */
   HYBRID_RT_LOAD_ERROR = 2,       /* manifest or kernel library */
   HYBRID_RT_UNSUPPORTED = 3,      /* valid, but not implemented yet */
-  HYBRID_RT_OUT_OF_MEMORY = 4     /* caches or scratch cannot be allocated */
+  HYBRID_RT_OUT_OF_MEMORY = 4,    /* caches or scratch cannot be allocated */
+  HYBRID_RT_INTERNAL_ERROR = 5    /* a bug in the runtime (an exception it
+                                     did not expect): the message names it */
 } hybrid_rt_status;
 
 typedef enum hybrid_rt_dtype {
