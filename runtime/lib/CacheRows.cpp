@@ -213,34 +213,63 @@ void CacheRows::setScaleFor(const float *x, int64_t n, float target) {
   scale = fitting > 0 && std::isfinite(fitting) ? fitting : 1;
 }
 
-void CacheRows::store(const float *src, int64_t batch, int64_t rows,
-                      int64_t first, int64_t count, int64_t rowWidth) {
-  std::vector<float> scaled(scale == 1 ? 0 : rowWidth);
-  for (int64_t b = 0; b < batch; ++b)
-    for (int64_t t = std::max<int64_t>(0, count - rows); t < count; ++t) {
+namespace {
+/// Elements a work item converts at least: a few cache rows, enough that a
+/// decode step's one row per sequence stays on the calling thread.
+constexpr int64_t kElementsPerItem = 16384;
+
+/// body(begin, end) over the rows [0, count) of `rowWidth` elements, split
+/// over `pool`'s threads (null: the calling thread).
+void forRows(ThreadPool *pool, int64_t count, int64_t rowWidth,
+             const ThreadPool::Body &body) {
+  if (!pool)
+    return body(0, count);
+  pool->parallelFor(
+      count,
+      std::max<int64_t>(1, kElementsPerItem / std::max<int64_t>(1, rowWidth)),
+      body);
+}
+
+/// to[i] = round(from[i] / scale) for i in [0, n); divided, not times
+/// 1 / scale: one rounding, as the reference's.
+template <typename T, typename Round>
+void storeDivided(const float *from, int64_t n, float scale, T *to,
+                  Round round) {
+  if (scale == 1)
+    std::transform(from, from + n, to, round);
+  else
+    std::transform(from, from + n, to,
+                   [&](float x) { return round(x / scale); });
+}
+} // namespace
+
+void CacheRows::store(ThreadPool *pool, const float *src, int64_t batch,
+                      int64_t rows, int64_t first, int64_t count,
+                      int64_t rowWidth) {
+  // Of each sequence's positions, the last `kept` are held.
+  int64_t skipped = std::max<int64_t>(0, count - rows), kept = count - skipped;
+  forRows(pool, batch * kept, rowWidth, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      int64_t b = i / kept, t = skipped + i % kept;
       const float *from = &src[(b * count + t) * rowWidth];
       size_t at = size_t((b * rows + (first + t) % rows) * rowWidth);
-      if (!scaled.empty()) {
-        // Divided, not times 1 / scale: one rounding, as the reference's.
-        std::transform(from, from + rowWidth, scaled.begin(),
-                       [&](float x) { return x / scale; });
-        from = scaled.data();
-      }
       switch (element) {
       case CacheElement::F32:
-        std::memcpy(&f32Rows[at], from, rowWidth * sizeof(float));
+        storeDivided(from, rowWidth, scale, &f32Rows[at],
+                     [](float x) { return x; });
         break;
       case CacheElement::BF16:
-        std::transform(from, from + rowWidth, &halfRows[at], roundToBF16);
+        storeDivided(from, rowWidth, scale, &halfRows[at], roundToBF16);
         break;
       case CacheElement::F16:
-        std::transform(from, from + rowWidth, &halfRows[at], roundToF16);
+        storeDivided(from, rowWidth, scale, &halfRows[at], roundToF16);
         break;
       case CacheElement::F8E4M3FN:
-        std::transform(from, from + rowWidth, &f8Rows[at], roundToF8E4M3FN);
+        storeDivided(from, rowWidth, scale, &f8Rows[at], roundToF8E4M3FN);
         break;
       }
     }
+  });
 }
 
 void CacheRows::widenRow(size_t at, int64_t rowWidth, float *to) const {
@@ -260,19 +289,25 @@ void CacheRows::widenRow(size_t at, int64_t rowWidth, float *to) const {
   }
 }
 
-void CacheRows::widen(float *out, int64_t batch, int64_t rows, int64_t first,
-                      int64_t total, int64_t rowWidth) const {
-  for (int64_t b = 0; b < batch; ++b)
-    for (int64_t p = std::max<int64_t>(first, total - rows); p < total; ++p) {
+void CacheRows::widen(ThreadPool *pool, float *out, int64_t batch, int64_t rows,
+                      int64_t first, int64_t total, int64_t rowWidth) const {
+  // Of each sequence's positions [first, total), those from `lo` are held.
+  int64_t lo = std::max<int64_t>(first, total - rows),
+          held = std::max<int64_t>(0, total - lo);
+  forRows(pool, batch * held, rowWidth, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      int64_t b = i / held, p = lo + i % held;
       size_t at = size_t((b * rows + p % rows) * rowWidth);
       widenRow(at, rowWidth, &out[at]);
     }
+  });
 }
 
-void CacheRows::load(float *dst, int64_t batch, int64_t rows, int64_t first,
-                     int64_t count, int64_t rowWidth) const {
-  for (int64_t b = 0; b < batch; ++b)
-    for (int64_t t = 0; t < count; ++t) {
+void CacheRows::load(ThreadPool *pool, float *dst, int64_t batch, int64_t rows,
+                     int64_t first, int64_t count, int64_t rowWidth) const {
+  forRows(pool, batch * count, rowWidth, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      int64_t b = i / count, t = i % count;
       float *to = &dst[(b * count + t) * rowWidth];
       widenRow(size_t((b * rows + (first + t) % rows) * rowWidth), rowWidth,
                to);
@@ -280,4 +315,5 @@ void CacheRows::load(float *dst, int64_t batch, int64_t rows, int64_t first,
         std::transform(to, to + rowWidth, to,
                        [&](float x) { return x * scale; });
     }
+  });
 }

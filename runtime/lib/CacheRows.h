@@ -15,6 +15,7 @@
 
 #include "KernelLibrary.h"
 #include "SequenceGather.h"
+#include "ThreadPool.h"
 
 #include <array>
 #include <cstdint>
@@ -70,22 +71,25 @@ public:
     return element == CacheElement::F32 ? f32Rows.data() : nullptr;
   }
 
+  // store, widen and load convert rows on `pool`'s threads (null: the
+  // calling thread alone).
+
   /// Positions [first, first + count) of src [B, count, Hkv, width], divided
   /// by the scale, into the rows that hold them (`rows` per sequence,
   /// `rowWidth` = Hkv * width); positions older than the cache's reach are
   /// skipped.
-  void store(const float *src, int64_t batch, int64_t rows, int64_t first,
-             int64_t count, int64_t rowWidth);
+  void store(ThreadPool *pool, const float *src, int64_t batch, int64_t rows,
+             int64_t first, int64_t count, int64_t rowWidth);
   /// The rows of positions [first, total) as f32 into `out`, which has as
   /// many elements, at the same places (other rows are not written); as
   /// stored, not times the scale.
-  void widen(float *out, int64_t batch, int64_t rows, int64_t first,
-             int64_t total, int64_t rowWidth) const;
+  void widen(ThreadPool *pool, float *out, int64_t batch, int64_t rows,
+             int64_t first, int64_t total, int64_t rowWidth) const;
   /// Positions [first, first + count) (rows that hold them) into dst [B,
   /// count, Hkv, width] as f32 times the scale: what `store` was given, but
   /// for the element's rounding.
-  void load(float *dst, int64_t batch, int64_t rows, int64_t first,
-            int64_t count, int64_t rowWidth) const;
+  void load(ThreadPool *pool, float *dst, int64_t batch, int64_t rows,
+            int64_t first, int64_t count, int64_t rowWidth) const;
   /// Each of the `batch` sequences' first `live` elements (the rows that
   /// hold tokens) become those of the sequence `gather` names.
   void gather(const SequenceGather &gather, int64_t batch, int64_t live);

@@ -217,8 +217,8 @@ const float *hybrid::rt::widenCachedValues(hybrid_rt_model &model,
   if (const float *f32 = values.f32Data())
     return f32;
   model.widenedV.resize(shape[0] * shape[1] * shape[2] * shape[3]);
-  values.widen(model.widenedV.data(), shape[0], shape[1], first, total,
-               shape[2] * shape[3]);
+  values.widen(model.pool.get(), model.widenedV.data(), shape[0], shape[1],
+               first, total, shape[2] * shape[3]);
   return model.widenedV.data();
 }
 

@@ -287,9 +287,10 @@ void storeTokens(const hybrid_rt_session &s, const LayerSpec &l, LayerCache &c,
     c.values.setScaleFor(values, s.batch * count * valueWidth,
                          (*c.scaleTargets)[1]);
   }
-  c.values.store(values, s.batch, c.rows, position, count, valueWidth);
+  ThreadPool *pool = s.model->pool.get();
+  c.values.store(pool, values, s.batch, c.rows, position, count, valueWidth);
   if (keys)
-    c.keys.store(keys, s.batch, c.rows, position, count, keyWidth);
+    c.keys.store(pool, keys, s.batch, c.rows, position, count, keyWidth);
 }
 
 /// Appends `count` tokens of k (and v) at the layer's current length.
@@ -1217,10 +1218,10 @@ hybrid_rt_status hybrid_rt_session_cache_read(const hybrid_rt_session *cs,
   }
 #endif
   if (k)
-    c.keys.load(static_cast<float *>(k->data), s->batch, c.rows, first, count,
-                l.numKvHeads * l.headDim);
-  c.values.load(static_cast<float *>(v->data), s->batch, c.rows, first, count,
-                l.numKvHeads * l.vHeadDim);
+    c.keys.load(s->model->pool.get(), static_cast<float *>(k->data), s->batch,
+                c.rows, first, count, l.numKvHeads * l.headDim);
+  c.values.load(s->model->pool.get(), static_cast<float *>(v->data), s->batch,
+                c.rows, first, count, l.numKvHeads * l.vHeadDim);
   return HYBRID_RT_OK;
 } catch (...) {
   return failFromException("hybrid_rt_session_cache_read");

@@ -169,9 +169,10 @@ TEST(CacheRows, StoresIntoRingRowsAndWidens) {
     std::vector<float> src(2 * 4 * 2); // 0.5 .. 8: exact in both
     for (size_t i = 0; i < src.size(); ++i)
       src[i] = 0.5f * float(i + 1);
-    rows.store(src.data(), 2, 3, /*first=*/2, /*count=*/4, /*rowWidth=*/2);
+    rows.store(nullptr, src.data(), 2, 3, /*first=*/2, /*count=*/4,
+               /*rowWidth=*/2);
     std::vector<float> out(2 * 3 * 2, -1.f);
-    rows.widen(out.data(), 2, 3, /*first=*/3, /*total=*/6, 2);
+    rows.widen(nullptr, out.data(), 2, 3, /*first=*/3, /*total=*/6, 2);
     // Sequence b, position p (t = p - 2 in src) sits in row p % 3.
     for (int b = 0; b < 2; ++b)
       for (int p = 3; p < 6; ++p)
@@ -181,7 +182,7 @@ TEST(CacheRows, StoresIntoRingRowsAndWidens) {
               << b << " " << p << " " << e;
     // Positions before `first` are not widened.
     std::vector<float> part(2 * 3 * 2, -1.f);
-    rows.widen(part.data(), 2, 3, /*first=*/5, /*total=*/6, 2);
+    rows.widen(nullptr, part.data(), 2, 3, /*first=*/5, /*total=*/6, 2);
     EXPECT_EQ(part[(0 * 3 + 3 % 3) * 2], -1.f);
     EXPECT_EQ(part[(0 * 3 + 5 % 3) * 2], src[(0 * 4 + 3) * 2]);
   }
@@ -200,9 +201,9 @@ TEST(CacheRows, LoadsPositionsTimesTheScale) {
     std::vector<float> src(2 * 5 * 2);
     for (size_t i = 0; i < src.size(); ++i)
       src[i] = 0.3f * float(i) - 2.f;
-    rows.store(src.data(), 2, 3, /*first=*/4, /*count=*/5, 2);
+    rows.store(nullptr, src.data(), 2, 3, /*first=*/4, /*count=*/5, 2);
     std::vector<float> loaded(2 * 2 * 2, -1.f);
-    rows.load(loaded.data(), 2, 3, /*first=*/7, /*count=*/2, 2);
+    rows.load(nullptr, loaded.data(), 2, 3, /*first=*/7, /*count=*/2, 2);
     for (int b = 0; b < 2; ++b)
       for (int t = 0; t < 2; ++t)
         for (int e = 0; e < 2; ++e) {
@@ -215,11 +216,47 @@ TEST(CacheRows, LoadsPositionsTimesTheScale) {
     CacheRows copy;
     copy.allocate(2 * 3 * 2, element);
     copy.setScale(0.75f);
-    copy.store(loaded.data(), 2, 3, /*first=*/7, /*count=*/2, 2);
+    copy.store(nullptr, loaded.data(), 2, 3, /*first=*/7, /*count=*/2, 2);
     std::vector<float> held(2 * 3 * 2, 0.f), heldCopy(2 * 3 * 2, 0.f);
-    rows.widen(held.data(), 2, 3, 7, 9, 2);
-    copy.widen(heldCopy.data(), 2, 3, 7, 9, 2);
+    rows.widen(nullptr, held.data(), 2, 3, 7, 9, 2);
+    copy.widen(nullptr, heldCopy.data(), 2, 3, 7, 9, 2);
     EXPECT_EQ(held, heldCopy) << int(element);
+  }
+}
+
+/// Rows converted on a pool's threads are those converted on one: a batch
+/// of 3 through a ring of 700 rows of width 40 (enough rows for several
+/// work items), 1000 positions stored (the first 300 skipped), widened and
+/// loaded.
+TEST(CacheRows, ConvertsOnAPoolAsOnOneThread) {
+  constexpr int64_t batch = 3, ringRows = 700, width = 40, count = 1000;
+  ThreadPool pool(3);
+  std::vector<float> src(batch * count * width);
+  for (size_t i = 0; i < src.size(); ++i)
+    src[i] = std::sin(float(i)) * 300.f;
+  for (CacheElement element : {CacheElement::F32, CacheElement::BF16,
+                               CacheElement::F16, CacheElement::F8E4M3FN}) {
+    std::array<CacheRows, 2> rows; // on one thread, on the pool
+    std::array<std::vector<float>, 2> widened, loaded;
+    for (int i = 0; i < 2; ++i) {
+      ThreadPool *on = i ? &pool : nullptr;
+      rows[i].allocate(batch * ringRows * width, element);
+      rows[i].setScale(element == CacheElement::F8E4M3FN ? 0.5f : 1.f);
+      rows[i].store(on, src.data(), batch, ringRows, /*first=*/5, count, width);
+      widened[i].assign(batch * ringRows * width, -1.f);
+      rows[i].widen(on, widened[i].data(), batch, ringRows, /*first=*/400,
+                    /*total=*/5 + count, width);
+      loaded[i].assign(batch * 650 * width, -1.f);
+      rows[i].load(on, loaded[i].data(), batch, ringRows, /*first=*/320,
+                   /*count=*/650, width);
+    }
+    EXPECT_EQ(widened[0], widened[1]) << int(element);
+    EXPECT_EQ(loaded[0], loaded[1]) << int(element);
+    // Position 969 of sequence 2 (src row 964) came back.
+    EXPECT_EQ(loaded[1][(2 * 650 + 969 - 320) * width + 7],
+              roundAs(element,
+                      src[(2 * count + 964) * width + 7] / rows[1].getScale()) *
+                  rows[1].getScale());
   }
 }
 
@@ -233,9 +270,9 @@ TEST(CacheRows, StoresDividedByTheScale) {
   // 0.3 / 0.25 = 1.2 -> 1.25; 200 / 0.25 = 800 -> 448 (saturated);
   // 1e-3 / 0.25 = 0.004 -> 2 * 2^-9, a subnormal.
   std::vector<float> src = {0.3f, -0.3f, 200.f, -1e-3f, 1e-3f, 0.f, 3.f, 7.f};
-  rows.store(src.data(), 1, 1, 0, 1, 8);
+  rows.store(nullptr, src.data(), 1, 1, 0, 1, 8);
   std::vector<float> held(8);
-  rows.widen(held.data(), 1, 1, 0, 1, 8);
+  rows.widen(nullptr, held.data(), 1, 1, 0, 1, 8);
   std::vector<float> expected = {1.25f,       -1.25f, 448.f, -0.00390625f,
                                  0.00390625f, 0.f,    12.f,  28.f};
   EXPECT_EQ(held, expected);
