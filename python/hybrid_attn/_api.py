@@ -7,7 +7,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 import numpy as np
 
@@ -110,6 +110,10 @@ def _repeat_batch(x: Any, repeat: int) -> Any:
         return x
     if _is_torch(x):
         return x.expand(repeat, *x.shape[1:]).contiguous()
+    if not isinstance(x, np.ndarray) and not hasattr(x, "__array__"):
+        raise HybridError(f"restore: a save of batch 1 in {type(x).__name__} arrays "
+                          f"cannot fill {repeat} sequences (save into torch tensors or "
+                          "NumPy arrays)")
     return np.repeat(np.asarray(x), repeat, axis=0)
 
 
@@ -249,15 +253,20 @@ class Session:
         if count is None:
             count = max(0, info["length"] - first)
         if out is None:
-            spec = self.schedule.layers[layer]
-            kv_heads, head_dim = spec["num_kv_heads"], spec["head_dim"]
-            value_dim = spec.get("v_head_dim") or head_dim
-            k = None if info["k_eq_v"] else np.empty(
-                (self.batch, count, kv_heads, head_dim), dtype=np.float32)
-            out = (k, np.empty((self.batch, count, kv_heads, value_dim), dtype=np.float32))
+            out = self._empty_rows(layer, info, count, lambda shape: np.empty(shape, np.float32))
         k, v = out
         _wrap(self._session.read_cache, layer, first, k, v, _torch_stream((k, v)))
         return k, v
+
+    def _empty_rows(self, layer: int, info: dict, count: int,
+                    empty: Callable[[tuple], Any]) -> tuple:
+        """(k, v) from empty(shape) for `count` positions of the layer's
+        cache rows (info: its cache_info); k None where the layer keeps
+        values only (K=V)."""
+        spec = self.schedule.layers[layer]
+        rows = (self.batch, count, spec["num_kv_heads"])
+        k = None if info["k_eq_v"] else empty(rows + (spec["head_dim"],))
+        return k, empty(rows + (spec.get("v_head_dim") or spec["head_dim"],))
 
     def write_cache(self, layer: int, k, v, first: Optional[int] = None) -> None:
         """Stores T tokens as read_cache gives them (keys rotated) at positions
@@ -273,18 +282,27 @@ class Session:
         k, v = _as_array(k, "k"), _as_array(v, "v")
         _wrap(self._session.write_cache, layer, first, k, v, _torch_stream((k, v)))
 
-    def save(self) -> dict:
+    def save(self, empty: Optional[Callable[[tuple], Any]] = None) -> dict:
         """Every layer's cache as read_cache gives it, with its first position
         and f8 scales: restore() puts it into a session of the same schedule
         (a prompt prefix that many requests share, a conversation to resume).
-        Host NumPy arrays; the layers that read another's cache keep
-        nothing (they catch up at their next step)."""
+        Host float32 NumPy arrays, or those empty(shape) gives (arrays
+        read_cache writes): GPU sessions keep a save on the device with
+        `empty=lambda shape: torch.empty(shape, dtype=torch.bfloat16,
+        device="cuda")`, in the caches' own bf16 (no conversion, a quarter
+        of the host arrays' bytes and no host copy). The layers that read
+        another's cache keep nothing (they catch up at their next step)."""
         saved = {"batch": self.batch, "layers": {}}
         for layer in range(len(self.schedule.layers)):
             info = self.cache_info(layer)
             if info["rows"] == 0:
                 continue
-            k, v = self.read_cache(layer)
+            count = max(0, info["length"] - info["first_held"])
+            # No rows (a chunk cache at its chunk's start keeps its length
+            # only): host arrays, not empty allocations.
+            out = None if empty is None or count == 0 else self._empty_rows(
+                layer, info, count, empty)
+            k, v = self.read_cache(layer, out=out)
             saved["layers"][layer] = {"first": info["first_held"], "k": k, "v": v,
                                       "dtype": info["dtype"],
                                       "scales": self.cache_scales(layer)}

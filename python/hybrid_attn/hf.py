@@ -56,6 +56,9 @@ class HybridAttention:
         # Kept here rather than asked of the session (cache_info), which on a
         # GPU session that had a call captured reads the lengths back.
         self.lengths: dict[int, int] = {}
+        # The CUDA device of the model's tensors (None: host tensors), where
+        # save() keeps the caches.
+        self.device = None
         if cache_scales not in (None, "prompt") and not isinstance(cache_scales, dict):
             raise HybridError(f"cache_scales: expected None, \"prompt\" or a dict of "
                               f"layer -> (k_scale, v_scale), got {cache_scales!r}")
@@ -74,10 +77,17 @@ class HybridAttention:
         """The session's caches (Session.save) and how far each layer got:
         restore() puts them back, as copy.deepcopy of the model's cache does
         for its own (transformers' prompt reuse: a prompt's cache computed
-        once, each continuation generating from a copy of it)."""
+        once, each continuation generating from a copy of it). A model on a
+        GPU keeps them there, in the caches' bf16."""
         if self.session is None or not self.lengths:
             raise HybridError("save: the session holds no tokens yet (run the prompt first)")
-        return {"session": self.session.save(), "lengths": dict(self.lengths)}
+        empty = None
+        if self.device is not None:
+            import torch
+
+            empty = lambda shape: torch.empty(shape, dtype=torch.bfloat16,  # noqa: E731
+                                              device=self.device)
+        return {"session": self.session.save(empty), "lengths": dict(self.lengths)}
 
     def restore(self, saved: dict) -> None:
         """Puts back what save() gave: the next call goes on from there."""
@@ -159,6 +169,7 @@ class HybridAttention:
         # [B, H, S, D] -> [B, S, H, D]: a copy the layout requires. GPU
         # schedules take bf16 rows as they are; the rest become float32.
         on_gpu = self.schedule.manifest["target"].startswith("cuda:")
+        self.device = query.device if on_gpu and query.is_cuda else None
         rows_dtype = (torch.bfloat16 if on_gpu and query.dtype == torch.bfloat16
                       else torch.float32)
         as_rows = lambda x: x.detach().transpose(1, 2).to(rows_dtype).contiguous()  # noqa: E731

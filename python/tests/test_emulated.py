@@ -317,6 +317,24 @@ def test_save_restore(schedule):
     check_save_restore(schedule, 2e-2)
 
 
+def test_save_on_device(schedule):
+    """save(empty=...) keeps the caches in device arrays, in their own bf16
+    (no host copy): restored from them, a session steps as the saved one,
+    bit for bit. Such a save of one sequence cannot fill a larger batch
+    (no repeat on the device but torch's): a clear error."""
+    on_device = lambda shape: DeviceArray(BFloat16Array(np.zeros(shape, np.float32)))  # noqa: E731
+    check_save_restore(schedule, 0, on_device, batches=((2, 2),))
+    session = schedule.session(1, 32)
+    rng = np.random.default_rng(16)
+    session.prefill(0, *(rng.uniform(-1, 1, (1, 5, h, 64)).astype(np.float32)
+                         for h in (4, 2, 2)))
+    saved = session.save(on_device)
+    assert isinstance(saved["layers"][0]["v"], DeviceArray)
+    with pytest.raises(hybrid_attn.HybridError, match="a save of batch 1 in DeviceArray "
+                       "arrays cannot fill 2 sequences"):
+        schedule.session(2, 32).restore(saved)
+
+
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_cache_rows_in_device_arrays(schedule, dtype):
     """read_cache into device arrays (and host bfloat16 ones) and write_cache

@@ -545,13 +545,14 @@ def test_read_cache(schedule):
     check_read_cache(schedule, 1e-6)
 
 
-def check_save_restore(schedule, tolerance):
-    """A session saved after a prompt and 2 steps and restored into a new
-    one (every layer's held rows, the ring's and chunk's from a position past
-    0) goes on exactly as the first does, bit for bit; a save of one
-    sequence fills every sequence of a larger batch (a shared prompt
-    prefix), whose steps match within `tolerance` (a batch of 3 may split
-    the keys or pick kernels differently)."""
+def check_save_restore(schedule, tolerance, empty=None, batches=((2, 2), (1, 3))):
+    """A session saved after a prompt and 2 steps (into arrays from
+    `empty`, if given) and restored into a new one (every layer's held rows,
+    the ring's and chunk's from a position past 0) goes on exactly as the
+    first does, bit for bit; a save of one sequence fills every sequence of
+    a larger batch (a shared prompt prefix), whose steps match within
+    `tolerance` (a batch of 3 may split the keys or pick kernels
+    differently). `batches`: (saved, restored) batch pairs."""
     rng = np.random.default_rng(10)
     prompt, before, after, step = 21, 2, 3, 2
     total = prompt + before + after * step
@@ -565,13 +566,13 @@ def check_save_restore(schedule, tolerance):
         return {i: np.concatenate(o, axis=1) for i, o in outs.items()}
 
 
-    for batch, restored_batch in ((2, 2), (1, 3)):
+    for batch, restored_batch in batches:
         data = spec_data(rng, schedule, batch, total)
         first = schedule.session(batch, 64, max_step_tokens=step)
         for i, d in data.items():
             first.prefill(i, *(x[:, :prompt] for x in d), sinks.get(i))
         run(first, data, prompt, prompt + before, 1)
-        saved = first.save()
+        saved = first.save(empty)
         assert sorted(saved["layers"]) == [0, 1, 2]
         assert saved["layers"][0]["first"] == prompt + before - 9
         second = schedule.session(restored_batch, 64, max_step_tokens=step)
@@ -591,6 +592,8 @@ def check_save_restore(schedule, tolerance):
 
 def test_save_restore(schedule):
     check_save_restore(schedule, 1e-6)
+    # Into arrays of the caller's (a pool of buffers, say).
+    check_save_restore(schedule, 1e-6, lambda shape: np.full(shape, np.nan, np.float32))
 
 
 def test_save_restore_f8(f8_schedule):

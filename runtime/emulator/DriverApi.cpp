@@ -540,6 +540,8 @@ CUresult cuMemAlloc(CUdeviceptr *pointer, size_t bytes) {
   auto guard = lock();
   if (CUresult result = refuseUnsafeCall("cuMemAlloc"))
     return result;
+  if (bytes == 0) // as the driver: no empty allocations
+    return CUDA_ERROR_INVALID_VALUE;
   if (bytes > state.freeBytes())
     return CUDA_ERROR_OUT_OF_MEMORY;
   size_t capacity = capacityOf(bytes);
