@@ -110,7 +110,7 @@ def _repeat_batch(x: Any, repeat: int) -> Any:
         return x
     if _is_torch(x):
         return x.expand(repeat, *x.shape[1:]).contiguous()
-    if not isinstance(x, np.ndarray) and not hasattr(x, "__array__"):
+    if not hasattr(x, "__array__"):
         raise HybridError(f"restore: a save of batch 1 in {type(x).__name__} arrays "
                           f"cannot fill {repeat} sequences (save into torch tensors or "
                           "NumPy arrays)")

@@ -317,6 +317,14 @@ def test_save_restore(schedule):
     check_save_restore(schedule, 2e-2)
 
 
+def test_driver_refuses_empty_allocations():
+    """cuMemAlloc of 0 bytes is CUDA_ERROR_INVALID_VALUE (1), the driver's
+    answer (checked on a GPU when the suite runs this file on libcuda)."""
+    array = DeviceArray(np.zeros(1, np.float32))  # a current context
+    pointer = ctypes.c_uint64()
+    assert array.driver.cuMemAlloc_v2(ctypes.byref(pointer), ctypes.c_size_t(0)) == 1
+
+
 def test_save_on_device(schedule):
     """save(empty=...) keeps the caches in device arrays, in their own bf16
     (no host copy): restored from them, a session steps as the saved one,

@@ -55,21 +55,22 @@ hybrid_rt_status hybrid::rt::fail(hybrid_rt_status status,
 hybrid_rt_status hybrid::rt::failFromException(const char *call) {
   hybrid_rt_status status = HYBRID_RT_INTERNAL_ERROR;
   try {
+    // Lives while the entry point's handler runs: the exception is its.
+    const char *what = "an unknown exception";
     try {
       throw;
     } catch (const std::bad_alloc &) {
       status = HYBRID_RT_OUT_OF_MEMORY;
-      return fail(status, std::string(call) + ": out of host memory");
     } catch (const std::exception &e) {
-      return fail(status, std::string(call) +
-                              ": internal error (a bug in the runtime; "
-                              "please report it): " +
-                              e.what());
+      what = e.what();
     } catch (...) {
-      return fail(status, std::string(call) +
-                              ": internal error (a bug in the runtime; "
-                              "please report it): an unknown exception");
     }
+    return fail(status, std::string(call) +
+                            (status == HYBRID_RT_OUT_OF_MEMORY
+                                 ? ": out of host memory"
+                                 : ": internal error (a bug in the runtime; "
+                                   "please report it): " +
+                                       std::string(what)));
   } catch (...) {
     // No memory for the message either: a short one (no allocation).
     lastError =
