@@ -187,8 +187,15 @@ class Session:
     def __init__(self, schedule: Schedule, batch: int, max_seq: int, max_step_tokens: int):
         self.schedule = schedule
         self.batch = batch
+        # The sequences calls act on (select); None: the whole batch.
+        self.selected: Optional[list[int]] = None
         self._session = _wrap(_runtime.Session, schedule._model, batch, max_seq,
                               max_step_tokens)
+
+    @property
+    def _call_batch(self) -> int:
+        """The batch dim of a call's tensors: the selected sequences'."""
+        return self.batch if self.selected is None else len(self.selected)
 
     def _out(self, layer: int, q: Any) -> Any:
         """An output like q: its device, float32 or (q bfloat16) bfloat16."""
@@ -264,7 +271,7 @@ class Session:
         cache rows (info: its cache_info); k None where the layer keeps
         values only (K=V)."""
         spec = self.schedule.layers[layer]
-        rows = (self.batch, count, spec["num_kv_heads"])
+        rows = (self._call_batch, count, spec["num_kv_heads"])
         k = None if info["k_eq_v"] else empty(rows + (spec["head_dim"],))
         return k, empty(rows + (spec.get("v_head_dim") or spec["head_dim"],))
 
@@ -292,7 +299,7 @@ class Session:
         device="cuda")`, in the caches' own bf16 (no conversion, a quarter
         of the host arrays' bytes and no host copy). The layers that read
         another's cache keep nothing (they catch up at their next step)."""
-        saved = {"batch": self.batch, "layers": {}}
+        saved = {"batch": self._call_batch, "layers": {}}
         for layer in range(len(self.schedule.layers)):
             info = self.cache_info(layer)
             if info["rows"] == 0:
@@ -311,14 +318,21 @@ class Session:
     def restore(self, saved: dict) -> None:
         """Empties every cache and fills it with what save() gave (of a session
         of the same schedule): the sequences go on from where they were. A
-        save of batch 1 fills every sequence (a shared prompt prefix)."""
+        save of batch 1 fills every sequence (a shared prompt prefix). With a
+        selection (select), the selected sequences only: a prefix restored
+        into a new request's sequence while the others go on (f8 caches:
+        at the scales the others hold, which the save's must equal)."""
+        batch = self._call_batch
         repeat = 1
-        if saved["batch"] != self.batch:
+        if saved["batch"] != batch:
             if saved["batch"] != 1:
-                raise HybridError(f"restore: a save of batch {saved['batch']} into a session "
-                                  f"of batch {self.batch} (a save of batch 1 fills any batch)")
-            repeat = self.batch
-        self.reset()
+                raise HybridError(f"restore: a save of batch {saved['batch']} into "
+                                  f"{batch} sequences (a save of batch 1 fills any batch)")
+            repeat = batch
+        if self.selected is None:
+            self.reset()
+        else:
+            self.truncate(0)
         for layer, held in saved["layers"].items():
             if held["dtype"] == "f8":
                 self.set_cache_scales(layer, *held["scales"])
@@ -327,8 +341,28 @@ class Session:
             self.write_cache(layer, k, v, first=held["first"])
 
     def reset(self) -> None:
-        """Empties every cache (allocations are kept)."""
+        """Empties every cache, of every sequence (allocations are kept)."""
         self._session.reset()
+
+    def select(self, sequences=None) -> None:
+        """Continuous batching: the calls that follow (prefill, decode, append,
+        truncate, read_cache, write_cache, save, restore; cache_info's length
+        and first_held) act on these sequences of the batch (distinct
+        indices; a list, NumPy array or tensor), whose tensors' batch dim
+        holds them in this order. Each sequence keeps its own length, so a
+        new request is prefilled into a free sequence while the others
+        generate, the live ones step together, and truncate(0) frees a
+        finished one. None: the whole batch again (the default). Sequences
+        at one length, consecutive in the batch and in the selection, run as
+        one batch, the others one after another. CPU schedules only."""
+        if sequences is None:
+            sequences = []
+        elif hasattr(sequences, "tolist"):
+            sequences = sequences.tolist()
+        sequences = [int(i) for i in sequences]
+        _wrap(self._session.select, sequences)
+        whole = sequences in ([], list(range(self.batch)))
+        self.selected = None if whole else sequences
 
     def reorder(self, order) -> None:
         """Beam search: sequence i of every cache takes what sequence
@@ -341,7 +375,8 @@ class Session:
 
     def truncate(self, length: int) -> None:
         """Speculative decoding: forgets the tokens at positions `length` and
-        later (rejected drafts), every layer's steps going on from there.
+        later (rejected drafts), every layer's steps going on from there
+        (of the selected sequences: truncate(0) frees one).
         Ring and chunk caches go back max_step_tokens tokens at least; further
         where their rows still hold what the next step sees (else an error,
         before any layer changes)."""
@@ -353,7 +388,8 @@ class Session:
         return self._session.cache_bytes()
 
     def cache_info(self, layer: int) -> dict:
-        """policy, rows, bytes, length (tokens seen), source_layer, k_eq_v,
+        """policy, rows, bytes, length (tokens seen; of the first selected
+        sequence, with a selection), source_layer, k_eq_v,
         mirror_rows (GPU rings: rows past `rows` repeating their first, for
         the flash kernel's key tiles; `bytes` counts them), first_held (the
         oldest position the cache, or its source's, holds) and dtype (what

@@ -270,6 +270,10 @@ NB_MODULE(_runtime, m) {
           nb::arg("layer"), nb::arg("first"), nb::arg("k").none(), nb::arg("v"),
           nb::arg("stream").none() = nb::none())
       .def("reset", [](Session &s) { s.session.reset(); })
+      .def("select",
+           [](Session &s, const std::vector<int64_t> &sequences) {
+             check(s.session.select(sequences));
+           })
       .def("reorder",
            [](Session &s, const std::vector<int64_t> &order) {
              check(s.session.reorder(order));

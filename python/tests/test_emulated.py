@@ -317,6 +317,18 @@ def test_save_restore(schedule):
     check_save_restore(schedule, 2e-2)
 
 
+def test_selections_are_cpu_only(schedule):
+    """GPU kernels read one length per layer: a session selects its whole
+    batch (in order, or none), any other selection is refused."""
+    session = schedule.session(2, 16)
+    session.select([0, 1])
+    session.select(None)
+    with pytest.raises(hybrid_attn.HybridError, match=re.escape(
+            "hybrid_rt_session_select: GPU sessions advance every sequence together")):
+        session.select([1])
+    assert session.selected is None
+
+
 def test_driver_refuses_empty_allocations():
     """cuMemAlloc of 0 bytes is CUDA_ERROR_INVALID_VALUE (1), the driver's
     answer (checked on a GPU when the suite runs this file on libcuda)."""

@@ -193,14 +193,16 @@ void CacheRows::gather(const SequenceGather &gather, int64_t batch,
     gatherSlices(f8Rows, gather, batch, live);
 }
 
-Tensor4 CacheRows::tensor(const std::array<int64_t, 4> &shape) const {
+Tensor4 CacheRows::tensor(const std::array<int64_t, 4> &shape,
+                          int64_t first) const {
   // Descriptors carry addresses; the kernel's memref type says what they
   // hold.
+  size_t at = size_t(first * shape[1] * shape[2] * shape[3]);
   const void *data = element == CacheElement::F8E4M3FN
-                         ? static_cast<const void *>(f8Rows.data())
+                         ? static_cast<const void *>(f8Rows.data() + at)
                      : element == CacheElement::F32
-                         ? static_cast<const void *>(f32Rows.data())
-                         : static_cast<const void *>(halfRows.data());
+                         ? static_cast<const void *>(f32Rows.data() + at)
+                         : static_cast<const void *>(halfRows.data() + at);
   return makeTensor4(static_cast<const float *>(data), shape.data());
 }
 
@@ -243,16 +245,17 @@ void storeDivided(const float *from, int64_t n, float scale, T *to,
 }
 } // namespace
 
-void CacheRows::store(ThreadPool *pool, const float *src, int64_t batch,
+void CacheRows::store(ThreadPool *pool, const float *src, SequenceRange seqs,
                       int64_t rows, int64_t first, int64_t count,
                       int64_t rowWidth) {
   // Of each sequence's positions, the last `kept` are held.
   int64_t skipped = std::max<int64_t>(0, count - rows), kept = count - skipped;
-  forRows(pool, batch * kept, rowWidth, [&](int64_t begin, int64_t end) {
+  forRows(pool, seqs.count * kept, rowWidth, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       int64_t b = i / kept, t = skipped + i % kept;
       const float *from = &src[(b * count + t) * rowWidth];
-      size_t at = size_t((b * rows + (first + t) % rows) * rowWidth);
+      size_t at =
+          size_t(((seqs.first + b) * rows + (first + t) % rows) * rowWidth);
       switch (element) {
       case CacheElement::F32:
         storeDivided(from, rowWidth, scale, &f32Rows[at],
@@ -289,28 +292,31 @@ void CacheRows::widenRow(size_t at, int64_t rowWidth, float *to) const {
   }
 }
 
-void CacheRows::widen(ThreadPool *pool, float *out, int64_t batch, int64_t rows,
-                      int64_t first, int64_t total, int64_t rowWidth) const {
+void CacheRows::widen(ThreadPool *pool, float *out, SequenceRange seqs,
+                      int64_t rows, int64_t first, int64_t total,
+                      int64_t rowWidth) const {
   // Of each sequence's positions [first, total), those from `lo` are held.
   int64_t lo = std::max<int64_t>(first, total - rows),
           held = std::max<int64_t>(0, total - lo);
-  forRows(pool, batch * held, rowWidth, [&](int64_t begin, int64_t end) {
+  forRows(pool, seqs.count * held, rowWidth, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       int64_t b = i / held, p = lo + i % held;
       size_t at = size_t((b * rows + p % rows) * rowWidth);
-      widenRow(at, rowWidth, &out[at]);
+      widenRow(at + size_t(seqs.first * rows * rowWidth), rowWidth, &out[at]);
     }
   });
 }
 
-void CacheRows::load(ThreadPool *pool, float *dst, int64_t batch, int64_t rows,
-                     int64_t first, int64_t count, int64_t rowWidth) const {
-  forRows(pool, batch * count, rowWidth, [&](int64_t begin, int64_t end) {
+void CacheRows::load(ThreadPool *pool, float *dst, SequenceRange seqs,
+                     int64_t rows, int64_t first, int64_t count,
+                     int64_t rowWidth) const {
+  forRows(pool, seqs.count * count, rowWidth, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       int64_t b = i / count, t = i % count;
       float *to = &dst[(b * count + t) * rowWidth];
-      widenRow(size_t((b * rows + (first + t) % rows) * rowWidth), rowWidth,
-               to);
+      widenRow(
+          size_t(((seqs.first + b) * rows + (first + t) % rows) * rowWidth),
+          rowWidth, to);
       if (scale != 1)
         std::transform(to, to + rowWidth, to,
                        [&](float x) { return x * scale; });

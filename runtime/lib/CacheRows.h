@@ -24,6 +24,12 @@
 
 namespace hybrid::rt {
 
+/// Sequences [first, first + count) of a cache's batch: those one call
+/// reads or writes.
+struct SequenceRange {
+  int64_t first = 0, count = 0;
+};
+
 /// What a host cache holds (a kernel's cache_dtype).
 enum class CacheElement { F32, BF16, F16, F8E4M3FN };
 
@@ -64,31 +70,33 @@ public:
     return int64_t(f32Rows.size() * sizeof(float) +
                    halfRows.size() * sizeof(uint16_t) + f8Rows.size());
   }
-  /// A kernel operand over all of it, shaped [B, rows, Hkv, width].
-  Tensor4 tensor(const std::array<int64_t, 4> &shape) const;
+  /// A kernel operand over sequences [first, first + shape[0]), shaped
+  /// [shape[0], rows, Hkv, width].
+  Tensor4 tensor(const std::array<int64_t, 4> &shape, int64_t first) const;
   /// The f32 rows (null for narrower ones).
   const float *f32Data() const {
     return element == CacheElement::F32 ? f32Rows.data() : nullptr;
   }
 
-  // store, widen and load convert rows on `pool`'s threads (null: the
-  // calling thread alone).
+  // store, widen and load convert the rows of sequences `seqs` (`rows`
+  // per sequence of `rowWidth` = Hkv * width elements) on `pool`'s threads
+  // (null: the calling thread alone); their other operands hold those
+  // sequences only.
 
-  /// Positions [first, first + count) of src [B, count, Hkv, width], divided
-  /// by the scale, into the rows that hold them (`rows` per sequence,
-  /// `rowWidth` = Hkv * width); positions older than the cache's reach are
-  /// skipped.
-  void store(ThreadPool *pool, const float *src, int64_t batch, int64_t rows,
-             int64_t first, int64_t count, int64_t rowWidth);
-  /// The rows of positions [first, total) as f32 into `out`, which has as
-  /// many elements, at the same places (other rows are not written); as
+  /// Positions [first, first + count) of src [seqs.count, count, Hkv,
+  /// width], divided by the scale, into the rows that hold them; positions
+  /// older than the cache's reach are skipped.
+  void store(ThreadPool *pool, const float *src, SequenceRange seqs,
+             int64_t rows, int64_t first, int64_t count, int64_t rowWidth);
+  /// The rows of positions [first, total) as f32 into `out` [seqs.count,
+  /// rows, Hkv, width], at the same rows (other rows are not written); as
   /// stored, not times the scale.
-  void widen(ThreadPool *pool, float *out, int64_t batch, int64_t rows,
+  void widen(ThreadPool *pool, float *out, SequenceRange seqs, int64_t rows,
              int64_t first, int64_t total, int64_t rowWidth) const;
-  /// Positions [first, first + count) (rows that hold them) into dst [B,
-  /// count, Hkv, width] as f32 times the scale: what `store` was given, but
-  /// for the element's rounding.
-  void load(ThreadPool *pool, float *dst, int64_t batch, int64_t rows,
+  /// Positions [first, first + count) (rows that hold them) into dst
+  /// [seqs.count, count, Hkv, width] as f32 times the scale: what `store`
+  /// was given, but for the element's rounding.
+  void load(ThreadPool *pool, float *dst, SequenceRange seqs, int64_t rows,
             int64_t first, int64_t count, int64_t rowWidth) const;
   /// Each of the `batch` sequences' first `live` elements (the rows that
   /// hold tokens) become those of the sequence `gather` names.

@@ -212,13 +212,15 @@ const float *hybrid::rt::deriveCachedKeys(hybrid_rt_model &model,
 
 const float *hybrid::rt::widenCachedValues(hybrid_rt_model &model,
                                            const CacheRows &values,
+                                           int64_t firstSequence,
                                            const Shape &shape, int64_t first,
                                            int64_t total) {
   if (const float *f32 = values.f32Data())
-    return f32;
+    return f32 + firstSequence * shape[1] * shape[2] * shape[3];
   model.widenedV.resize(shape[0] * shape[1] * shape[2] * shape[3]);
-  values.widen(model.pool.get(), model.widenedV.data(), shape[0], shape[1],
-               first, total, shape[2] * shape[3]);
+  values.widen(model.pool.get(), model.widenedV.data(),
+               {firstSequence, shape[0]}, shape[1], first, total,
+               shape[2] * shape[3]);
   return model.widenedV.data();
 }
 

@@ -164,12 +164,13 @@ const float *deriveCachedKeys(hybrid_rt_model &model, const LayerSpec &layer,
                               const float *values, const Shape &shape,
                               int64_t first, int64_t total);
 
-/// The cached values of positions [first, total) as f32, [B, rows, Hkv,
+/// The cached values of positions [first, total) of sequences
+/// [firstSequence, firstSequence + shape[0]) as f32, [shape[0], rows, Hkv,
 /// Dv] at their rows: an f32 cache itself, a narrower one widened into the
 /// model's scratch (valid until the next call).
 const float *widenCachedValues(hybrid_rt_model &model, const CacheRows &values,
-                               const Shape &shape, int64_t first,
-                               int64_t total);
+                               int64_t firstSequence, const Shape &shape,
+                               int64_t first, int64_t total);
 
 /// Prefill attention of `layer` on [B, S] rows: prepares q (and k when the
 /// layer rotates) and runs the flash kernel. Returns the keys the kernel

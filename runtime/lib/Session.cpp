@@ -19,6 +19,7 @@
 #include "CacheRows.h"
 #include "Model.h"
 #include "SequenceGather.h"
+#include "SequenceSlices.h"
 
 #include <algorithm>
 #include <cmath>
@@ -29,17 +30,34 @@
 using namespace hybrid::rt;
 
 namespace {
-struct LayerCache {
-  std::string policy;
-  int64_t rows = 0;   // 0: no storage (shared, or not an attention layer)
+/// How far one sequence of a layer's cache has come.
+struct Progress {
   int64_t length = 0; // tokens seen
   // The most tokens it held since it was empty, as of the last truncation:
   // a truncation leaves rows of positions past the new length that
-  // overwrote older ones (reset empties it).
+  // overwrote older ones (emptying it forgets them).
   int64_t reached = 0;
   // The first position written since it was empty: 0, or where a cache
   // restored from what another held starts (hybrid_rt_session_cache_write).
   int64_t start = 0;
+  /// The oldest position `rows` rows still hold: they hold [heldFrom(),
+  /// length), none where a truncation left only rows that overwrote older
+  /// ones (a step there sees no earlier key).
+  int64_t heldFrom(int64_t rows) const {
+    return std::min(length, std::max({start, std::max(reached, length) - rows,
+                                      int64_t(0)}));
+  }
+  bool operator==(const Progress &o) const {
+    return length == o.length && reached == o.reached && start == o.start;
+  }
+};
+
+struct LayerCache {
+  std::string policy;
+  int64_t rows = 0; // 0: no storage (shared, or not an attention layer)
+  // Each sequence's (continuous batching: they may stand at different
+  // lengths; a call runs them in slices, sequences at one progress).
+  std::vector<Progress> progress;
   CacheRows keys, values; // host caches (K=V: values only)
   // f8: the k and v targets whose scales each prompt sets
   // (hybrid_rt_session_cache_scales_from_prompt).
@@ -54,15 +72,28 @@ struct LayerCache {
     return 0;
 #endif
   }
-  /// The oldest position the rows still hold: they hold [heldFrom(),
-  /// length), none where a truncation left only rows that overwrote older
-  /// ones (a step there sees no earlier key).
-  int64_t heldFrom() const {
-    return std::min(length, std::max({start, std::max(reached, length) - rows,
-                                      int64_t(0)}));
+  /// The progress of a slice's sequences (they stand at one).
+  const Progress &of(const Slice &x) const { return progress[x.first]; }
+  int64_t lengthOf(const Slice &x) const { return of(x).length; }
+  int64_t heldFrom(const Slice &x) const { return of(x).heldFrom(rows); }
+  /// Sets the progress of a slice's sequences.
+  void set(const Slice &x, const Progress &p) {
+    std::fill_n(progress.begin() + x.first, x.batch, p);
   }
-  /// Empties it: no row holds a token.
-  void empty() { length = reached = start = 0; }
+  void setLength(const Slice &x, int64_t length) {
+    Progress p = of(x);
+    p.length = length;
+    set(x, p);
+  }
+  /// The most tokens a sequence holds.
+  int64_t longest() const {
+    int64_t most = 0;
+    for (const Progress &p : progress)
+      most = std::max(most, p.length);
+    return most;
+  }
+  /// Empties it: no row of any sequence holds a token.
+  void empty() { std::fill(progress.begin(), progress.end(), Progress{}); }
   int64_t mirrorRows() const {
 #ifdef HYBRID_RT_CUDA
     return device.mirror;
@@ -77,6 +108,12 @@ struct hybrid_rt_session {
   hybrid_rt_model *model;
   int64_t batch, maxSeq, maxStep;
   std::vector<LayerCache> caches;
+  /// The sequences calls act on (hybrid_rt_session_select), in their
+  /// tensors' order; empty: every sequence, in order.
+  std::vector<int64_t> selected;
+  int64_t callBatch() const {
+    return selected.empty() ? batch : int64_t(selected.size());
+  }
 #ifdef HYBRID_RT_CUDA
   // GPU models: every layer's length on the device too (DeviceCache), which
   // the kernels read. Calls captured in a CUDA graph advance only those (at
@@ -192,6 +229,29 @@ std::string layerWhere(const char *call, int64_t layer) {
   return std::string(call) + ": layer " + std::to_string(layer);
 }
 
+/// Every sequence of the session, as one slice.
+Slice wholeBatch(const hybrid_rt_session &s) { return {0, s.batch, 0}; }
+
+/// The slices a call on the session's selected sequences runs: sequences
+/// standing at one progress in every layer run together.
+std::vector<Slice> getSlices(const hybrid_rt_session &s) {
+  return planSlices(s.selected, s.batch, [&](int64_t a, int64_t b) {
+    for (const LayerCache &c : s.caches)
+      if (!(c.progress[a] == c.progress[b]))
+        return false;
+    return true;
+  });
+}
+
+/// `where` for the messages about slice `x` of a call's `slices`: naming
+/// its sequences, unless the call runs the whole batch at once.
+std::string sliceWhere(const std::string &where, const hybrid_rt_session &s,
+                       const std::vector<Slice> &slices, const Slice &x) {
+  if (s.selected.empty() && slices.size() == 1)
+    return where;
+  return where + ", " + describeSlice(x);
+}
+
 /// Zeroed host rows for `c` (values, and keys unless `valuesOnly`) of the
 /// element type the layer's kernels read; an error if they overflow a size
 /// (INVALID_ARGUMENT) or cannot be allocated (OUT_OF_MEMORY), recorded for
@@ -256,13 +316,15 @@ std::string checkRoom(const hybrid_rt_session &s, int64_t length,
          std::to_string(s.maxSeq);
 }
 
-/// Where the next step of layer `l` may start once its cache's owner holds
-/// `p` tokens: at p, or for a layer reading another's cache, which may skip
-/// tokens, at its own length or as far as max_step_tokens tokens before p.
-int64_t nextStepAt(const hybrid_rt_session &s, const LayerSpec &l, int64_t p) {
+/// Where the next step of layer `l` on slice `x` may start once its cache's
+/// owner holds `p` tokens: at p, or for a layer reading another's cache,
+/// which may skip tokens, at its own length or as far as max_step_tokens
+/// tokens before p.
+int64_t nextStepAt(const hybrid_rt_session &s, const LayerSpec &l,
+                   const Slice &x, int64_t p) {
   if (l.cacheOwner() == l.index)
     return p;
-  return std::max(std::min(s.caches[l.index].length, p), p - s.maxStep);
+  return std::max(std::min(s.caches[l.index].lengthOf(x), p), p - s.maxStep);
 }
 
 /// The first key position a step at `step` sees (`step` itself if none
@@ -272,36 +334,41 @@ int64_t firstKeySeen(const LayerSpec &l, int64_t step) {
 }
 
 /// Stores `count` tokens' values and keys (rotated; null where the cache
-/// keeps values only) at positions from `position` on (the layer's length,
-/// or anywhere in an empty cache); into an empty cache whose scales come
-/// from its prompts, sets them from these first.
+/// keeps values only) of slice `x`'s sequences at positions from `position`
+/// on (their length, or anywhere in an empty cache); into a cache whose
+/// scales come from its prompts and no sequence of which holds a token,
+/// sets them from these first.
 void storeTokens(const hybrid_rt_session &s, const LayerSpec &l, LayerCache &c,
-                 const float *keys, const float *values, int64_t count,
-                 int64_t position) {
+                 const Slice &x, const float *keys, const float *values,
+                 int64_t count, int64_t position) {
   int64_t keyWidth = l.numKvHeads * l.headDim,
           valueWidth = l.numKvHeads * l.vHeadDim;
-  if (c.length == 0 && c.scaleTargets) {
+  if (c.longest() == 0 && c.scaleTargets) {
     if (keys)
-      c.keys.setScaleFor(keys, s.batch * count * keyWidth,
+      c.keys.setScaleFor(keys, x.batch * count * keyWidth,
                          (*c.scaleTargets)[0]);
-    c.values.setScaleFor(values, s.batch * count * valueWidth,
+    c.values.setScaleFor(values, x.batch * count * valueWidth,
                          (*c.scaleTargets)[1]);
   }
   ThreadPool *pool = s.model->pool.get();
-  c.values.store(pool, values, s.batch, c.rows, position, count, valueWidth);
+  c.values.store(pool, values, x.sequences(), c.rows, position, count,
+                 valueWidth);
   if (keys)
-    c.keys.store(pool, keys, s.batch, c.rows, position, count, keyWidth);
+    c.keys.store(pool, keys, x.sequences(), c.rows, position, count, keyWidth);
 }
 
-/// Appends `count` tokens of k (and v) at the layer's current length.
+/// Appends `count` tokens of k (and v) to slice `x`'s sequences at their
+/// length.
 void appendTokens(hybrid_rt_session &s, const LayerSpec &l, LayerCache &c,
-                  const float *k, const float *v, int64_t count) {
+                  const Slice &x, const float *k, const float *v,
+                  int64_t count) {
+  int64_t length = c.lengthOf(x);
   const float *keys =
       keepsValuesOnly(l) ? nullptr
                          : deriveKeys(*s.model, l, k,
-                                      {s.batch, count, l.numKvHeads, l.headDim},
-                                      /*firstPosition=*/c.length);
-  storeTokens(s, l, c, keys, v, count, c.length);
+                                      {x.batch, count, l.numKvHeads, l.headDim},
+                                      /*firstPosition=*/length);
+  storeTokens(s, l, c, x, keys, v, count, length);
 }
 
 /// x[0, n) times `factor` (none for 1), on the model's threads.
@@ -321,10 +388,13 @@ std::string describeScale(float scale) {
 }
 
 /// What the cache scale calls check first (enterLayer's, then): a layer
-/// with an empty f8 cache of its own that steps read.
+/// with an f8 cache of its own that steps read, empty unless the call sets
+/// the scales it holds (`scales`: k's and v's; null for calls setting
+/// none).
 hybrid_rt_status enterScaledCache(const hybrid_rt_session *s, const char *call,
                                   int64_t layer, std::string &where,
-                                  const LayerSpec *&spec) {
+                                  const LayerSpec *&spec,
+                                  const float *scales = nullptr) {
   if (hybrid_rt_status status = enterLayer(s, call, layer, where, spec))
     return status;
   const LayerSpec &l = *spec;
@@ -345,11 +415,14 @@ hybrid_rt_status enterScaledCache(const hybrid_rt_session *s, const char *call,
             ": cache scales apply to f8 caches (hybrid-compile "
             "--kv-dtype f8 for a CPU); this layer's " +
             (c.rows == 0 ? std::string("has no cache") : "holds " + dtype));
-  if (c.length > 0)
+  bool same = scales && scales[0] == c.keys.getScale() &&
+              scales[1] == c.values.getScale();
+  if (int64_t held = c.longest(); held > 0 && !same)
     return fail(HYBRID_RT_INVALID_ARGUMENT,
-                where + "'s cache holds " + std::to_string(c.length) +
+                where + "'s cache holds " + std::to_string(held) +
                     " tokens stored at its current scales: set scales while "
-                    "it is empty (after create or reset)");
+                    "it is empty (after create or reset), or to those it "
+                    "holds");
   return HYBRID_RT_OK;
 }
 
@@ -415,7 +488,7 @@ cuda::Error syncLengths(hybrid_rt_session &s, bool &capturing) {
     return e;
   std::string overrun;
   for (int64_t i = 0; i < layers; ++i) {
-    s.caches[i].length = lengths[i];
+    s.caches[i].setLength(wholeBatch(s), lengths[i]);
     if (lengths[i] > s.maxSeq && overrun.empty())
       overrun =
           "layer " + std::to_string(i) + ": CUDA graph replays took it to " +
@@ -479,11 +552,13 @@ hybrid_rt_status enterCacheRows(hybrid_rt_session *s, const char *call,
   count = first && first->rank == 4 ? first->shape[1] : 0;
   std::string error;
   if (!l.kEqV)
-    error = checkOperand("k", k, {s->batch, count, l.numKvHeads, l.headDim},
-                         "[batch, seq, kv_heads, head_dim]", *s->model);
+    error =
+        checkOperand("k", k, {s->callBatch(), count, l.numKvHeads, l.headDim},
+                     "[batch, seq, kv_heads, head_dim]", *s->model);
   if (error.empty())
-    error = checkOperand("v", v, {s->batch, count, l.numKvHeads, l.vHeadDim},
-                         "[batch, seq, kv_heads, v_head_dim]", *s->model);
+    error =
+        checkOperand("v", v, {s->callBatch(), count, l.numKvHeads, l.vHeadDim},
+                     "[batch, seq, kv_heads, v_head_dim]", *s->model);
   if (!error.empty())
     return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
 #ifdef HYBRID_RT_CUDA
@@ -492,6 +567,125 @@ hybrid_rt_status enterCacheRows(hybrid_rt_session *s, const char *call,
   (void)what;
   return HYBRID_RT_OK;
 #endif
+}
+
+/// The attention of a CPU step of `steps` tokens per sequence of slice `x`
+/// from `position` on (their keys and values stored already) over the
+/// cache `owner` (the layer's, or the one it reads): q [x.batch, steps, Hq,
+/// D] at their positions, out [x.batch, steps, Hq, Dv].
+void attendStep(hybrid_rt_session &s, const LayerSpec &l,
+                const KernelSpec &kernel, const Slice &x,
+                const LayerCache &owner, int64_t position, int64_t steps,
+                const hybrid_rt_tensor *q, const hybrid_rt_tensor *sinks,
+                hybrid_rt_tensor *out) {
+  hybrid_rt_model &model = *s.model;
+  // Queries at their positions; keys and values from the owning cache.
+  const KernelEntryPoints &fn = model.kernels.get(l.kernel);
+  Shape qShape = {x.batch, steps, l.numHeads, l.headDim};
+  model.preparedQ.resize(x.batch * steps * l.numHeads * l.headDim);
+  prepareRows(model, fn.prepareQ, data(q), model.preparedQ.data(), qShape,
+              position);
+  // Values-only caches (K=V): the decode kernel derives keys from values.
+  bool valuesOnly = keepsValuesOnly(l);
+  // Caches of x / scale (f8): q . k = (q scale_k) . (k / scale_k), and the
+  // output is linear in the values.
+  multiplyRows(model, model.preparedQ.data(), int64_t(model.preparedQ.size()),
+               (valuesOnly ? owner.values : owner.keys).getScale());
+  float outputScale = owner.values.getScale();
+  int64_t outElements = x.batch * steps * l.numHeads * l.vHeadDim;
+  int64_t rows = owner.rows, total = position + steps;
+  Shape kShape = {x.batch, rows, l.numKvHeads, l.headDim};
+  Shape vShape = {x.batch, rows, l.numKvHeads, l.vHeadDim};
+  Tensor4 va = owner.values.tensor(vShape, x.first);
+  Tensor4 ka = valuesOnly ? va : owner.keys.tensor(kShape, x.first);
+  int64_t first = l.firstVisibleKey(position); // of the step's first query
+  int64_t group = l.numHeads / l.numKvHeads;
+  StepKernel stepKernel = model.fixedStepKernel;
+  // The flash kernel of a values-only cache reads keys derived first: worth
+  // it for steps of many tokens only.
+  if (stepKernel == StepKernel::Automatic)
+    stepKernel = prefersFlashForStep(group, steps, x.batch * l.numKvHeads,
+                                     model.pool->size()) &&
+                         (!valuesOnly || steps >= kMinFlashStepDerivingKeys)
+                     ? StepKernel::Flash
+                     : StepKernel::Decode;
+  if (stepKernel == StepKernel::Flash) {
+    // Narrower caches: the kernel compiled for them (`steps`), or for
+    // K=V layers the prompt's kernel over values widened and keys derived
+    // from them into scratch.
+    FlashKeys read = owner.values.f32Data() || valuesOnly ? FlashKeys::F32
+                                                          : FlashKeys::Cached;
+    if (valuesOnly) {
+      const float *values =
+          widenCachedValues(model, owner.values, x.first, vShape, first, total);
+      va = makeTensor4(values, vShape.data());
+      ka = makeTensor4(deriveCachedKeys(model, l, values, kShape, first, total),
+                       kShape.data());
+    }
+    // The kernel reads the cache in place from the step's first visible key
+    // (a ring wraps at most once in between) and puts the step's queries at
+    // the last T of the positions.
+    Shape outShape = {x.batch, steps, l.numHeads, l.vHeadDim};
+    runFlash(model, l, makeTensor4(model.preparedQ.data(), qShape.data()), ka,
+             va, total - first, first % rows, data(sinks),
+             makeTensor4(static_cast<float *>(out->data), outShape.data()),
+             read);
+    multiplyRows(model, static_cast<float *>(out->data), outElements,
+                 outputScale);
+    return;
+  }
+
+  // Split the key range so that every thread has work at batch 1.
+  // A work item reads every kv head of its cache rows (front to back).
+  int64_t items = x.batch * ceilDiv(steps, kernel.decodeQTile);
+  int64_t splits =
+      std::max<int64_t>(1, std::min(ceilDiv(total - first, 4 * kernel.kTile),
+                                    ceilDiv(4 * model.pool->size(), items)));
+  int64_t partial = splits * x.batch * steps * l.numHeads;
+  model.partialOut.resize(partial * l.vHeadDim);
+  model.partialMax.resize(partial);
+  model.partialSum.resize(partial);
+
+  int64_t oShape[5] = {splits, x.batch, steps, l.numHeads, l.vHeadDim};
+  Tensor4 qa = makeTensor4(model.preparedQ.data(), qShape.data());
+  Tensor5 po = makeTensor<5>(model.partialOut.data(), oShape);
+  Tensor4 pm = makeTensor4(model.partialMax.data(), oShape);
+  Tensor4 ps = makeTensor4(model.partialSum.data(), oShape);
+  Tensor1 sa{}, ks{};
+  if (sinks) {
+    auto *p = static_cast<float *>(sinks->data);
+    sa = {p, p, 0, {l.numHeads}, {1}};
+  }
+  if (valuesOnly)
+    ks = getKeyScaleTensor(model, l);
+  model.pool->parallelFor(items * splits, 1, [&](int64_t begin, int64_t end) {
+    Tensor4 qc = qa, kc = ka, vc = va, mc = pm, sc = ps;
+    Tensor5 oc = po;
+    Tensor1 kk = ks;
+    if (fn.decodeDerivedWithSinks) {
+      Tensor1 sk = sa;
+      fn.decodeDerivedWithSinks(&qc, &kc, &vc, &sk, &kk, &oc, &mc, &sc,
+                                position, splits, begin, end);
+    } else if (fn.decodeDerived) {
+      fn.decodeDerived(&qc, &kc, &vc, &kk, &oc, &mc, &sc, position, splits,
+                       begin, end);
+    } else if (fn.decodeWithSinks) {
+      Tensor1 sk = sa;
+      fn.decodeWithSinks(&qc, &kc, &vc, &sk, &oc, &mc, &sc, position, splits,
+                         begin, end);
+    } else {
+      fn.decode(&qc, &kc, &vc, &oc, &mc, &sc, position, splits, begin, end);
+    }
+  });
+  Shape outShape = {x.batch, steps, l.numHeads, l.vHeadDim};
+  Tensor4 oa = makeTensor4(static_cast<float *>(out->data), outShape.data());
+  model.pool->parallelFor(x.batch * steps, 1, [&](int64_t begin, int64_t end) {
+    Tensor5 oc = po;
+    Tensor4 mc = pm, sc = ps, out = oa;
+    fn.combine(&oc, &mc, &sc, &out, begin, end);
+  });
+  multiplyRows(model, static_cast<float *>(out->data), outElements,
+               outputScale);
 }
 
 } // namespace
@@ -530,6 +724,7 @@ hybrid_rt_session_create(hybrid_rt_model *model,
                     ", max_seq " + std::to_string(s->maxSeq) + ": " + error);
   for (const LayerSpec &l : model->manifest.layers) {
     LayerCache c;
+    c.progress.resize(size_t(s->batch));
     c.policy = l.hasKernel() ? (l.cachePolicy.empty() ? "full" : l.cachePolicy)
                              : "none";
     if (l.hasKernel()) {
@@ -603,6 +798,38 @@ void hybrid_rt_session_reset(hybrid_rt_session *session) {
 #endif
 }
 
+hybrid_rt_status hybrid_rt_session_select(hybrid_rt_session *s,
+                                          const int64_t *sequences,
+                                          int64_t count) try {
+  CallLock lock(s ? s->model : nullptr);
+  std::string where = "hybrid_rt_session_select";
+  if (!s || (count > 0 && !sequences))
+    return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": null argument");
+  if (count < 0 || count > s->batch)
+    return fail(HYBRID_RT_INVALID_ARGUMENT,
+                where + ": " + std::to_string(count) +
+                    " sequences of a batch of " + std::to_string(s->batch));
+  if (std::string error = checkSelection(sequences, count, s->batch);
+      !error.empty())
+    return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
+  bool whole = count == 0 || count == s->batch;
+  for (int64_t i = 0; whole && i < count; ++i)
+    whole = sequences[i] == i;
+  if (whole) {
+    s->selected.clear();
+    return HYBRID_RT_OK;
+  }
+  if (s->model->onGPU())
+    return fail(HYBRID_RT_UNSUPPORTED,
+                where + ": GPU sessions advance every sequence together (the "
+                        "kernels read one length per layer): select the "
+                        "whole batch, or run a session per sequence");
+  s->selected.assign(sequences, sequences + count);
+  return HYBRID_RT_OK;
+} catch (...) {
+  return failFromException("hybrid_rt_session_select");
+}
+
 hybrid_rt_status hybrid_rt_session_reorder(hybrid_rt_session *s,
                                            const int64_t *order,
                                            int64_t count) try {
@@ -628,7 +855,10 @@ hybrid_rt_status hybrid_rt_session_reorder(hybrid_rt_session *s,
   for (size_t i = 0; i < s->caches.size(); ++i) {
     LayerCache &c = s->caches[i];
     // The rows that hold tokens (a full cache's first `length`).
-    int64_t live = std::min(c.rows, c.length);
+    int64_t live = std::min(c.rows, c.longest());
+    std::vector<Progress> before = c.progress;
+    for (int64_t b = 0; b < s->batch; ++b)
+      c.progress[b] = before[order[b]];
     if (live == 0)
       continue;
 #ifdef HYBRID_RT_CUDA
@@ -665,60 +895,71 @@ hybrid_rt_status hybrid_rt_session_truncate(hybrid_rt_session *s,
   if (hybrid_rt_status status = enterUncaptured(*s, where, "truncation"))
     return status;
 #endif
-  // Every layer first, so that a refusal changes none: a cache that wraps
-  // must still hold every key the next step of each layer reading it sees.
+  // Every layer and sequence first, so that a refusal changes none: a cache
+  // that wraps must still hold every key the next step of each layer
+  // reading it sees.
+  std::vector<Slice> slices = getSlices(*s);
   for (LayerCache &c : s->caches)
-    c.reached = std::max(c.reached, c.length);
+    for (const Slice &x : slices) {
+      Progress p = c.of(x);
+      p.reached = std::max(p.reached, p.length);
+      c.set(x, p);
+    }
   const Manifest &manifest = s->model->manifest;
   for (const LayerSpec &l : manifest.layers) {
     // Bidirectional layers have no steps.
     if (!l.hasKernel() || manifest.kernels.at(l.kernel).decode.empty())
       continue;
     const LayerCache &owner = s->caches[l.cacheOwner()];
-    if (owner.length <= length || owner.rows == 0)
-      continue;
-    int64_t oldest = owner.heldFrom();
-    // Whether the keys the next step sees (up to p) are held.
-    auto held = [&](int64_t p) {
-      int64_t from = firstKeySeen(l, nextStepAt(*s, l, p));
-      return from >= p || from >= oldest;
-    };
-    if (held(length))
-      continue;
-    int64_t reach = length;
-    while (reach < owner.length && !held(reach))
-      ++reach;
-    int64_t step = nextStepAt(*s, l, length);
-    return fail(HYBRID_RT_INVALID_ARGUMENT,
-                layerWhere(where.c_str(), l.index) + ": a step at position " +
-                    std::to_string(step) + " sees keys from position " +
-                    std::to_string(firstKeySeen(l, step)) + ", and the " +
-                    owner.policy + " cache" +
-                    (l.cacheOwner() != l.index
-                         ? " of layer " + std::to_string(l.cacheOwner())
-                         : std::string()) +
-                    " (" + std::to_string(owner.rows) +
-                    " rows) holds positions from " + std::to_string(oldest) +
-                    " on: truncate to " + std::to_string(reach) + " or later");
+    for (const Slice &x : slices) {
+      if (owner.lengthOf(x) <= length || owner.rows == 0)
+        continue;
+      int64_t oldest = owner.heldFrom(x);
+      // Whether the keys the next step sees (up to p) are held.
+      auto held = [&](int64_t p) {
+        int64_t from = firstKeySeen(l, nextStepAt(*s, l, x, p));
+        return from >= p || from >= oldest;
+      };
+      if (held(length))
+        continue;
+      int64_t reach = length;
+      while (reach < owner.lengthOf(x) && !held(reach))
+        ++reach;
+      int64_t step = nextStepAt(*s, l, x, length);
+      return fail(
+          HYBRID_RT_INVALID_ARGUMENT,
+          sliceWhere(layerWhere(where.c_str(), l.index), *s, slices, x) +
+              ": a step at position " + std::to_string(step) +
+              " sees keys from position " +
+              std::to_string(firstKeySeen(l, step)) + ", and the " +
+              owner.policy + " cache" +
+              (l.cacheOwner() != l.index
+                   ? " of layer " + std::to_string(l.cacheOwner())
+                   : std::string()) +
+              " (" + std::to_string(owner.rows) +
+              " rows) holds positions from " + std::to_string(oldest) +
+              " on: truncate to " + std::to_string(reach) + " or later");
+    }
   }
 #ifdef HYBRID_RT_CUDA
   // The device's lengths first: where they cannot be written, the host's
-  // stay as they are too.
+  // stay as they are too (GPU sessions select every sequence: one slice).
   if (cuda::Backend *cuda = s->model->cuda.get()) {
     std::vector<int64_t> lengths;
     for (const LayerCache &c : s->caches)
-      lengths.push_back(std::min(c.length, length));
+      lengths.push_back(std::min(c.lengthOf(wholeBatch(*s)), length));
     if (cuda::Error e = cuda->writeLengths(
             s->deviceLengths, int64_t(lengths.size()), lengths.data());
         !e.empty())
       return fail(e.status(), where + ": " + e.message());
   }
 #endif
-  for (LayerCache &c : s->caches) {
-    c.length = std::min(c.length, length);
-    if (c.length == 0)
-      c.empty();
-  }
+  for (LayerCache &c : s->caches)
+    for (const Slice &x : slices) {
+      Progress p = c.of(x);
+      p.length = std::min(p.length, length);
+      c.set(x, p.length == 0 ? Progress{} : p);
+    }
   return HYBRID_RT_OK;
 } catch (...) {
   return failFromException("hybrid_rt_session_truncate");
@@ -745,14 +986,16 @@ hybrid_rt_status hybrid_rt_session_cache_info(const hybrid_rt_session *s,
 #endif
   const LayerCache &c = s->caches[layer];
   const LayerSpec &l = s->model->manifest.layers[layer];
+  // Lengths are the first selected sequence's.
+  Slice first = {s->selected.empty() ? 0 : s->selected[0], 1, 0};
   *info = {c.policy.c_str(),
            c.rows,
            getBytes(c),
-           c.length,
+           c.lengthOf(first),
            l.sourceLayer,
            l.kEqV,
            c.mirrorRows(),
-           l.hasKernel() ? s->caches[l.cacheOwner()].heldFrom() : 0,
+           l.hasKernel() ? s->caches[l.cacheOwner()].heldFrom(first) : 0,
            l.hasKernel() ? s->model->manifest.getCacheDtype(l.kernel).c_str()
                          : ""};
   return HYBRID_RT_OK;
@@ -775,8 +1018,9 @@ hybrid_rt_status hybrid_rt_session_cache_scales_set(hybrid_rt_session *s,
   CallLock lock(s ? s->model : nullptr);
   std::string where;
   const LayerSpec *spec = nullptr;
+  float scales[2] = {kScale, vScale};
   if (hybrid_rt_status status = enterScaledCache(
-          s, "hybrid_rt_session_cache_scales_set", layer, where, spec))
+          s, "hybrid_rt_session_cache_scales_set", layer, where, spec, scales))
     return status;
   for (auto [name, scale] : {std::pair{"k_scale", kScale}, {"v_scale", vScale}})
     if (std::string error = checkCacheScale(name, scale); !error.empty())
@@ -864,7 +1108,7 @@ hybrid_rt_status hybrid_rt_session_prefill(hybrid_rt_session *s, int64_t layer,
     return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
   int64_t seq = q->shape[1];
   if (std::string error =
-          checkLayerOperands(l, s->batch, seq, q, k, v, sinks, out,
+          checkLayerOperands(l, s->callBatch(), seq, q, k, v, sinks, out,
                              /*withKeys=*/true, *s->model);
       !error.empty())
     return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
@@ -872,19 +1116,24 @@ hybrid_rt_status hybrid_rt_session_prefill(hybrid_rt_session *s, int64_t layer,
     v = k;
   if (seq <= 0)
     return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": an empty prompt");
-  if (c.length != 0)
-    return fail(HYBRID_RT_INVALID_ARGUMENT,
-                where + " already holds " + std::to_string(c.length) +
-                    " tokens: extend it with hybrid_rt_session_decode");
   if (std::string error = checkRoom(*s, 0, seq); !error.empty())
     return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
-  if (c.policy == "shared" && s->caches[l.sourceLayer].length != seq)
-    return fail(HYBRID_RT_INVALID_ARGUMENT,
-                where + " reads layer " + std::to_string(l.sourceLayer) +
-                    "'s cache, which holds " +
-                    std::to_string(s->caches[l.sourceLayer].length) +
-                    " tokens, not " + std::to_string(seq) +
-                    ": prefill the source first");
+  std::vector<Slice> slices = getSlices(*s);
+  for (const Slice &x : slices) {
+    std::string at = sliceWhere(where, *s, slices, x);
+    if (int64_t held = c.lengthOf(x); held != 0)
+      return fail(HYBRID_RT_INVALID_ARGUMENT,
+                  at + " already holds " + std::to_string(held) +
+                      " tokens: extend it with hybrid_rt_session_decode");
+    if (c.policy != "shared")
+      continue;
+    if (int64_t held = s->caches[l.sourceLayer].lengthOf(x); held != seq)
+      return fail(HYBRID_RT_INVALID_ARGUMENT,
+                  at + " reads layer " + std::to_string(l.sourceLayer) +
+                      "'s cache, which holds " + std::to_string(held) +
+                      " tokens, not " + std::to_string(seq) +
+                      ": prefill the source first");
+  }
 #ifdef HYBRID_RT_CUDA
   if (hybrid_rt_model &model = *s->model; model.cuda) {
     using cuda::Operand;
@@ -895,19 +1144,22 @@ hybrid_rt_status hybrid_rt_session_prefill(hybrid_rt_session *s, int64_t layer,
             c.policy == "shared" ? &s->caches[l.sourceLayer].device : nullptr);
         !e.empty())
       return fail(e.status(), where + ": " + e.message());
-    c.length = seq;
+    c.setLength(wholeBatch(*s), seq);
     return HYBRID_RT_OK;
   }
 #endif
-  const float *keys =
-      runPrefill(*s->model, l, {s->batch, seq, l.numHeads, l.headDim}, data(q),
-                 {s->batch, seq, l.numKvHeads, l.headDim}, data(k),
-                 {s->batch, seq, l.numKvHeads, l.vHeadDim}, data(v),
-                 data(sinks), static_cast<float *>(out->data));
-  if (c.rows > 0)
-    storeTokens(*s, l, c, keepsValuesOnly(l) ? nullptr : keys, data(v), seq,
-                /*position=*/0);
-  c.length = seq;
+  for (const Slice &x : slices) {
+    OperandSlice qx(q, x), kx(k, x), vx(v, x), outx(out, x);
+    const float *keys = runPrefill(
+        *s->model, l, {x.batch, seq, l.numHeads, l.headDim}, data(qx.get()),
+        {x.batch, seq, l.numKvHeads, l.headDim}, data(kx.get()),
+        {x.batch, seq, l.numKvHeads, l.vHeadDim}, data(vx.get()), data(sinks),
+        static_cast<float *>(outx.get()->data));
+    if (c.rows > 0)
+      storeTokens(*s, l, c, x, keepsValuesOnly(l) ? nullptr : keys,
+                  data(vx.get()), seq, /*position=*/0);
+    c.setLength(x, seq);
+  }
   return HYBRID_RT_OK;
 } catch (...) {
   return failFromException("hybrid_rt_session_prefill");
@@ -933,17 +1185,20 @@ hybrid_rt_status hybrid_rt_session_append(hybrid_rt_session *s, int64_t layer,
     return fail(HYBRID_RT_INVALID_ARGUMENT, where + error);
   int64_t count = k && k->rank == 4 ? k->shape[1] : 0;
   std::string error =
-      checkOperand("k", k, {s->batch, count, l.numKvHeads, l.headDim},
+      checkOperand("k", k, {s->callBatch(), count, l.numKvHeads, l.headDim},
                    "[batch, seq, kv_heads, head_dim]", *s->model);
   if (error.empty())
-    error = checkValues(l, s->batch, count, k, v, *s->model);
+    error = checkValues(l, s->callBatch(), count, k, v, *s->model);
   if (!error.empty())
     return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
   if (l.kEqV)
     v = k;
-  if (std::string error = checkRoom(*s, c.length, count);
-      !error.empty() && !capturing)
-    return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
+  std::vector<Slice> slices = getSlices(*s);
+  for (const Slice &x : slices)
+    if (std::string error = checkRoom(*s, c.lengthOf(x), count);
+        !error.empty() && !capturing)
+      return fail(HYBRID_RT_INVALID_ARGUMENT,
+                  sliceWhere(where, *s, slices, x) + ": " + error);
 #ifdef HYBRID_RT_CUDA
   if (hybrid_rt_model &model = *s->model; model.cuda) {
     if (cuda::Error e = model.cuda->append(
@@ -954,12 +1209,15 @@ hybrid_rt_status hybrid_rt_session_append(hybrid_rt_session *s, int64_t layer,
     if (capturing)
       s->captured = true;
     else
-      c.length += count;
+      c.setLength(wholeBatch(*s), c.lengthOf(wholeBatch(*s)) + count);
     return HYBRID_RT_OK;
   }
 #endif
-  appendTokens(*s, l, c, data(k), data(v), count);
-  c.length += count;
+  for (const Slice &x : slices) {
+    OperandSlice kx(k, x), vx(v, x);
+    appendTokens(*s, l, c, x, data(kx.get()), data(vx.get()), count);
+    c.setLength(x, c.lengthOf(x) + count);
+  }
   return HYBRID_RT_OK;
 } catch (...) {
   return failFromException("hybrid_rt_session_append");
@@ -996,8 +1254,8 @@ hybrid_rt_status hybrid_rt_session_decode(hybrid_rt_session *s, int64_t layer,
   if (std::string error = checkQueryRank(q); !error.empty())
     return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
   int64_t steps = q->shape[1];
-  if (std::string error = checkLayerOperands(l, s->batch, steps, q, k, v, sinks,
-                                             out, !shared, model);
+  if (std::string error = checkLayerOperands(l, s->callBatch(), steps, q, k, v,
+                                             sinks, out, !shared, model);
       !error.empty())
     return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
   if (l.kEqV)
@@ -1007,53 +1265,61 @@ hybrid_rt_status hybrid_rt_session_decode(hybrid_rt_session *s, int64_t layer,
                 where + ": a step of " + std::to_string(steps) +
                     " tokens, the session takes 1 to " +
                     std::to_string(s->maxStep));
-  int64_t position = c.length;
-  if (std::string error = checkRoom(*s, position, steps);
-      !error.empty() && !capturing)
-    return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
-  LayerCache *owner = &c;
   // A shared layer keeps nothing, so its step is the last `steps` tokens its
   // source holds: it may skip tokens (transformers' Gemma 4 runs a prompt's
   // last query only through its shared layers), never repeat one.
-  int64_t skipped = 0;
-  if (shared) {
-    owner = &s->caches[l.sourceLayer];
-    if (owner->length < position + steps && !capturing)
+  LayerCache &owner = shared ? s->caches[l.sourceLayer] : c;
+  // Each slice's first query position, every check passed before any
+  // slice runs.
+  std::vector<Slice> slices = getSlices(*s);
+  std::vector<int64_t> positions;
+  for (const Slice &x : slices) {
+    std::string at = sliceWhere(where, *s, slices, x);
+    int64_t position = c.lengthOf(x);
+    if (std::string error = checkRoom(*s, position, steps);
+        !error.empty() && !capturing)
+      return fail(HYBRID_RT_INVALID_ARGUMENT, at + ": " + error);
+    if (shared && !capturing) {
+      int64_t held = owner.lengthOf(x);
+      if (held < position + steps)
+        return fail(HYBRID_RT_INVALID_ARGUMENT,
+                    at + " reads layer " + std::to_string(l.sourceLayer) +
+                        "'s cache, which holds " + std::to_string(held) +
+                        " tokens, not " + std::to_string(position + steps) +
+                        ": run the source layer's step first");
+      position = held - steps;
+    }
+    // A cache restored from a later position (hybrid_rt_session_cache_write)
+    // holds no key before it, and a layer reading it may step back that far:
+    // the keys a step sees must be held, but for its own tokens (a shared
+    // layer's are its source's).
+    if (int64_t from = firstKeySeen(l, position), held = owner.heldFrom(x);
+        from < held && (shared || from < position) && !capturing)
       return fail(HYBRID_RT_INVALID_ARGUMENT,
-                  where + " reads layer " + std::to_string(l.sourceLayer) +
-                      "'s cache, which holds " + std::to_string(owner->length) +
-                      " tokens, not " + std::to_string(position + steps) +
-                      ": run the source layer's step first");
-    if (!capturing)
-      skipped = owner->length - steps - position;
-    position += skipped;
+                  at + ": a step at position " + std::to_string(position) +
+                      " sees keys from position " + std::to_string(from) +
+                      ", but the " + owner.policy + " cache" +
+                      (shared ? " of layer " + std::to_string(l.sourceLayer)
+                              : std::string()) +
+                      " holds positions from " + std::to_string(held) + " on");
+    positions.push_back(position);
   }
-  // A cache restored from a later position (hybrid_rt_session_cache_write)
-  // holds no key before it, and a layer reading it may step back that far:
-  // the keys a step sees must be held, but for its own tokens (a shared
-  // layer's are its source's).
-  if (int64_t from = firstKeySeen(l, position), held = owner->heldFrom();
-      from < held && (shared || from < position) && !capturing)
-    return fail(HYBRID_RT_INVALID_ARGUMENT,
-                where + ": a step at position " + std::to_string(position) +
-                    " sees keys from position " + std::to_string(from) +
-                    ", but the " + owner->policy + " cache" +
-                    (shared ? " of layer " + std::to_string(l.sourceLayer)
-                            : std::string()) +
-                    " holds positions from " + std::to_string(held) + " on");
 #ifdef HYBRID_RT_CUDA
   if (model.cuda) {
     using cuda::Operand;
-    // The step's kernels read the layer's own device length (the host's
-    // follows it, should the step fail).
+    // GPU sessions select every sequence: one slice. The step's kernels
+    // read the layer's own device length (the host's follows it, should
+    // the step fail).
+    Slice all = wholeBatch(*s);
+    int64_t position = positions[0], skipped = position - c.lengthOf(all);
     if (skipped > 0) {
       if (cuda::Error e = model.cuda->advanceLength(c.device, skipped);
           !e.empty())
         return fail(e.status(), where + ": " + e.message());
-      c.length = position;
+      c.setLength(all, position);
     }
     if (cuda::Error e = model.cuda->decode(
-            l, kernel, c.device, owner->device, s->batch, position, steps,
+            l, kernel, c.device, owner.device, s->batch, position, steps,
             Operand::of(q), Operand::of(k), Operand::of(v), Operand::of(sinks),
             Operand::of(out));
         !e.empty())
@@ -1061,122 +1327,19 @@ hybrid_rt_status hybrid_rt_session_decode(hybrid_rt_session *s, int64_t layer,
     if (capturing)
       s->captured = true;
     else
-      c.length = position + steps;
+      c.setLength(all, position + steps);
     return HYBRID_RT_OK;
   }
 #endif
-  if (!shared)
-    appendTokens(*s, l, c, data(k), data(v), steps);
-
-  // Queries at their positions; keys and values from the owning cache.
-  const KernelEntryPoints &fn = model.kernels.get(l.kernel);
-  Shape qShape = {s->batch, steps, l.numHeads, l.headDim};
-  model.preparedQ.resize(s->batch * steps * l.numHeads * l.headDim);
-  prepareRows(model, fn.prepareQ, data(q), model.preparedQ.data(), qShape,
-              position);
-  // Values-only caches (K=V): the decode kernel derives keys from values.
-  bool valuesOnly = keepsValuesOnly(l);
-  // Caches of x / scale (f8): q . k = (q scale_k) . (k / scale_k), and the
-  // output is linear in the values.
-  multiplyRows(model, model.preparedQ.data(), int64_t(model.preparedQ.size()),
-               (valuesOnly ? owner->values : owner->keys).getScale());
-  float outputScale = owner->values.getScale();
-  int64_t outElements = s->batch * steps * l.numHeads * l.vHeadDim;
-  int64_t rows = owner->rows, total = position + steps;
-  Shape kShape = {s->batch, rows, l.numKvHeads, l.headDim};
-  Shape vShape = {s->batch, rows, l.numKvHeads, l.vHeadDim};
-  Tensor4 va = owner->values.tensor(vShape);
-  Tensor4 ka = valuesOnly ? va : owner->keys.tensor(kShape);
-  int64_t first = l.firstVisibleKey(position); // of the step's first query
-  int64_t group = l.numHeads / l.numKvHeads;
-  StepKernel stepKernel = model.fixedStepKernel;
-  // The flash kernel of a values-only cache reads keys derived first: worth
-  // it for steps of many tokens only.
-  if (stepKernel == StepKernel::Automatic)
-    stepKernel = prefersFlashForStep(group, steps, s->batch * l.numKvHeads,
-                                     model.pool->size()) &&
-                         (!valuesOnly || steps >= kMinFlashStepDerivingKeys)
-                     ? StepKernel::Flash
-                     : StepKernel::Decode;
-  if (stepKernel == StepKernel::Flash) {
-    // Narrower caches: the kernel compiled for them (`steps`), or for
-    // K=V layers the prompt's kernel over values widened and keys derived
-    // from them into scratch.
-    FlashKeys read = owner->values.f32Data() || valuesOnly ? FlashKeys::F32
-                                                           : FlashKeys::Cached;
-    if (valuesOnly) {
-      const float *values =
-          widenCachedValues(model, owner->values, vShape, first, total);
-      va = makeTensor4(values, vShape.data());
-      ka = makeTensor4(deriveCachedKeys(model, l, values, kShape, first, total),
-                       kShape.data());
-    }
-    // The kernel reads the cache in place from the step's first visible key
-    // (a ring wraps at most once in between) and puts the step's queries at
-    // the last T of the positions.
-    Shape outShape = {s->batch, steps, l.numHeads, l.vHeadDim};
-    runFlash(model, l, makeTensor4(model.preparedQ.data(), qShape.data()), ka,
-             va, total - first, first % rows, data(sinks),
-             makeTensor4(static_cast<float *>(out->data), outShape.data()),
-             read);
-    multiplyRows(model, static_cast<float *>(out->data), outElements,
-                 outputScale);
-    c.length = total;
-    return HYBRID_RT_OK;
+  for (size_t i = 0; i < slices.size(); ++i) {
+    const Slice &x = slices[i];
+    OperandSlice qx(q, x), kx(k, x), vx(v, x), outx(out, x);
+    if (!shared)
+      appendTokens(*s, l, c, x, data(kx.get()), data(vx.get()), steps);
+    attendStep(*s, l, kernel, x, owner, positions[i], steps, qx.get(), sinks,
+               outx.get());
+    c.setLength(x, positions[i] + steps);
   }
-
-  // Split the key range so that every thread has work at batch 1.
-  // A work item reads every kv head of its cache rows (front to back).
-  int64_t items = s->batch * ceilDiv(steps, kernel.decodeQTile);
-  int64_t splits =
-      std::max<int64_t>(1, std::min(ceilDiv(total - first, 4 * kernel.kTile),
-                                    ceilDiv(4 * model.pool->size(), items)));
-  int64_t partial = splits * s->batch * steps * l.numHeads;
-  model.partialOut.resize(partial * l.vHeadDim);
-  model.partialMax.resize(partial);
-  model.partialSum.resize(partial);
-
-  int64_t oShape[5] = {splits, s->batch, steps, l.numHeads, l.vHeadDim};
-  Tensor4 qa = makeTensor4(model.preparedQ.data(), qShape.data());
-  Tensor5 po = makeTensor<5>(model.partialOut.data(), oShape);
-  Tensor4 pm = makeTensor4(model.partialMax.data(), oShape);
-  Tensor4 ps = makeTensor4(model.partialSum.data(), oShape);
-  Tensor1 sa{}, ks{};
-  if (sinks) {
-    auto *p = static_cast<float *>(sinks->data);
-    sa = {p, p, 0, {l.numHeads}, {1}};
-  }
-  if (valuesOnly)
-    ks = getKeyScaleTensor(model, l);
-  model.pool->parallelFor(items * splits, 1, [&](int64_t begin, int64_t end) {
-    Tensor4 qc = qa, kc = ka, vc = va, mc = pm, sc = ps;
-    Tensor5 oc = po;
-    Tensor1 kk = ks;
-    if (fn.decodeDerivedWithSinks) {
-      Tensor1 sk = sa;
-      fn.decodeDerivedWithSinks(&qc, &kc, &vc, &sk, &kk, &oc, &mc, &sc,
-                                position, splits, begin, end);
-    } else if (fn.decodeDerived) {
-      fn.decodeDerived(&qc, &kc, &vc, &kk, &oc, &mc, &sc, position, splits,
-                       begin, end);
-    } else if (fn.decodeWithSinks) {
-      Tensor1 sk = sa;
-      fn.decodeWithSinks(&qc, &kc, &vc, &sk, &oc, &mc, &sc, position, splits,
-                         begin, end);
-    } else {
-      fn.decode(&qc, &kc, &vc, &oc, &mc, &sc, position, splits, begin, end);
-    }
-  });
-  Shape outShape = {s->batch, steps, l.numHeads, l.vHeadDim};
-  Tensor4 oa = makeTensor4(static_cast<float *>(out->data), outShape.data());
-  model.pool->parallelFor(s->batch * steps, 1, [&](int64_t begin, int64_t end) {
-    Tensor5 oc = po;
-    Tensor4 mc = pm, sc = ps, out = oa;
-    fn.combine(&oc, &mc, &sc, &out, begin, end);
-  });
-  multiplyRows(model, static_cast<float *>(out->data), outElements,
-               outputScale);
-  c.length = total;
   return HYBRID_RT_OK;
 } catch (...) {
   return failFromException("hybrid_rt_session_decode");
@@ -1198,13 +1361,16 @@ hybrid_rt_status hybrid_rt_session_cache_read(const hybrid_rt_session *cs,
     return status;
   const LayerSpec &l = *spec;
   const LayerCache &c = s->caches[layer];
-  if (first < c.heldFrom() || first + count > c.length)
-    return fail(HYBRID_RT_INVALID_ARGUMENT,
-                where + ": positions [" + std::to_string(first) + ", " +
-                    std::to_string(first + count) + "), but its " + c.policy +
-                    " cache (" + std::to_string(c.rows) + " rows) holds [" +
-                    std::to_string(c.heldFrom()) + ", " +
-                    std::to_string(c.length) + ")");
+  std::vector<Slice> slices = getSlices(*s);
+  for (const Slice &x : slices)
+    if (first < c.heldFrom(x) || first + count > c.lengthOf(x))
+      return fail(HYBRID_RT_INVALID_ARGUMENT,
+                  sliceWhere(where, *s, slices, x) + ": positions [" +
+                      std::to_string(first) + ", " +
+                      std::to_string(first + count) + "), but its " + c.policy +
+                      " cache (" + std::to_string(c.rows) + " rows) holds [" +
+                      std::to_string(c.heldFrom(x)) + ", " +
+                      std::to_string(c.lengthOf(x)) + ")");
   if (count == 0)
     return HYBRID_RT_OK;
 #ifdef HYBRID_RT_CUDA
@@ -1217,11 +1383,15 @@ hybrid_rt_status hybrid_rt_session_cache_read(const hybrid_rt_session *cs,
     return HYBRID_RT_OK;
   }
 #endif
-  if (k)
-    c.keys.load(s->model->pool.get(), static_cast<float *>(k->data), s->batch,
-                c.rows, first, count, l.numKvHeads * l.headDim);
-  c.values.load(s->model->pool.get(), static_cast<float *>(v->data), s->batch,
-                c.rows, first, count, l.numKvHeads * l.vHeadDim);
+  ThreadPool *pool = s->model->pool.get();
+  for (const Slice &x : slices) {
+    OperandSlice kx(k, x), vx(v, x);
+    if (k)
+      c.keys.load(pool, static_cast<float *>(kx.get()->data), x.sequences(),
+                  c.rows, first, count, l.numKvHeads * l.headDim);
+    c.values.load(pool, static_cast<float *>(vx.get()->data), x.sequences(),
+                  c.rows, first, count, l.numKvHeads * l.vHeadDim);
+  }
   return HYBRID_RT_OK;
 } catch (...) {
   return failFromException("hybrid_rt_session_cache_read");
@@ -1244,27 +1414,32 @@ hybrid_rt_status hybrid_rt_session_cache_write(hybrid_rt_session *s,
   if (first < 0)
     return fail(HYBRID_RT_INVALID_ARGUMENT,
                 where + ": position " + std::to_string(first) + " is negative");
-  if (c.length > 0 && first != c.length)
-    return fail(HYBRID_RT_INVALID_ARGUMENT,
-                where + ": position " + std::to_string(first) +
-                    ", but it holds " + std::to_string(c.length) +
-                    " tokens: write from position " + std::to_string(c.length) +
-                    " on (into an empty cache, from any position)");
+  std::vector<Slice> slices = getSlices(*s);
+  for (const Slice &x : slices)
+    if (int64_t length = c.lengthOf(x); length > 0 && first != length)
+      return fail(HYBRID_RT_INVALID_ARGUMENT,
+                  sliceWhere(where, *s, slices, x) + ": position " +
+                      std::to_string(first) + ", but it holds " +
+                      std::to_string(length) + " tokens: write from position " +
+                      std::to_string(length) +
+                      " on (into an empty cache, from any position)");
   if (std::string error = checkRoom(*s, first, count); !error.empty())
     return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
   // Restoring an empty cache from position `first` on: the layer's next
   // step must see no key before `first` (a layer reading the cache checks
   // its own steps: hybrid_rt_session_decode).
   int64_t next = first + count;
-  if (int64_t from = firstKeySeen(l, next);
-      first != c.length && from < first &&
-      !s->model->manifest.kernels.at(l.kernel).decode.empty())
-    return fail(HYBRID_RT_INVALID_ARGUMENT,
-                where + ": the cache would hold positions from " +
-                    std::to_string(first) + " on, but its step at position " +
-                    std::to_string(next) + " sees keys from position " +
-                    std::to_string(from) + ": write from position " +
-                    std::to_string(from) + " or earlier");
+  for (const Slice &x : slices)
+    if (int64_t from = firstKeySeen(l, next);
+        first != c.lengthOf(x) && from < first &&
+        !s->model->manifest.kernels.at(l.kernel).decode.empty())
+      return fail(HYBRID_RT_INVALID_ARGUMENT,
+                  sliceWhere(where, *s, slices, x) +
+                      ": the cache would hold positions from " +
+                      std::to_string(first) + " on, but its step at position " +
+                      std::to_string(next) + " sees keys from position " +
+                      std::to_string(from) + ": write from position " +
+                      std::to_string(from) + " or earlier");
 #ifdef HYBRID_RT_CUDA
   if (hybrid_rt_model &model = *s->model; model.cuda) {
     // The rows go in at the device length: `first`, where the cache is
@@ -1272,8 +1447,10 @@ hybrid_rt_status hybrid_rt_session_cache_write(hybrid_rt_session *s,
     auto setLength = [&](int64_t length) {
       return model.cuda->writeLengths(c.device.length, 1, &length);
     };
+    // GPU sessions select every sequence: one slice.
+    int64_t held = c.lengthOf(wholeBatch(*s));
     cuda::Error e;
-    if (first != c.length)
+    if (first != held)
       e = setLength(first);
     if (e.empty() && count > 0)
       e = l.kEqV ? model.cuda->append(l, model.manifest.kernels.at(l.kernel),
@@ -1283,17 +1460,23 @@ hybrid_rt_status hybrid_rt_session_cache_write(hybrid_rt_session *s,
                                           cuda::Operand::of(k),
                                           cuda::Operand::of(v));
     if (!e.empty()) {
-      if (first != c.length)
-        setLength(c.length);
+      if (first != held)
+        setLength(held);
       return fail(e.status(), where + ": " + e.message());
     }
   }
 #endif
-  if (!s->model->onGPU() && count > 0)
-    storeTokens(*s, l, c, l.kEqV ? nullptr : data(k), data(v), count, first);
-  if (c.length == 0)
-    c.start = first;
-  c.length = first + count;
+  for (const Slice &x : slices) {
+    OperandSlice kx(k, x), vx(v, x);
+    if (!s->model->onGPU() && count > 0)
+      storeTokens(*s, l, c, x, l.kEqV ? nullptr : data(kx.get()),
+                  data(vx.get()), count, first);
+    Progress p = c.of(x);
+    if (p.length == 0)
+      p.start = first;
+    p.length = first + count;
+    c.set(x, p);
+  }
   return HYBRID_RT_OK;
 } catch (...) {
   return failFromException("hybrid_rt_session_cache_write");

@@ -648,6 +648,11 @@ static int checkSession(hybrid_rt_model *model, int64_t layer, int64_t shared) {
     report("reorder null", hybrid_rt_session_reorder(session, NULL, 1));
     report("truncate", hybrid_rt_session_truncate(session, 5));
     report("truncate -1", hybrid_rt_session_truncate(session, -1));
+    /* Continuous batching: a selection of the batch's sequences. */
+    report("select", hybrid_rt_session_select(session, order, 1));
+    report("select of 2", hybrid_rt_session_select(session, order, 2));
+    report("select null", hybrid_rt_session_select(session, NULL, 1));
+    report("select none", hybrid_rt_session_select(session, NULL, 0));
     report("step after truncate",
            hybrid_rt_session_decode(session, layer, &sq, &sk, &sv, NULL, &so));
   }

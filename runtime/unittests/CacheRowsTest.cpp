@@ -169,10 +169,10 @@ TEST(CacheRows, StoresIntoRingRowsAndWidens) {
     std::vector<float> src(2 * 4 * 2); // 0.5 .. 8: exact in both
     for (size_t i = 0; i < src.size(); ++i)
       src[i] = 0.5f * float(i + 1);
-    rows.store(nullptr, src.data(), 2, 3, /*first=*/2, /*count=*/4,
+    rows.store(nullptr, src.data(), {0, 2}, 3, /*first=*/2, /*count=*/4,
                /*rowWidth=*/2);
     std::vector<float> out(2 * 3 * 2, -1.f);
-    rows.widen(nullptr, out.data(), 2, 3, /*first=*/3, /*total=*/6, 2);
+    rows.widen(nullptr, out.data(), {0, 2}, 3, /*first=*/3, /*total=*/6, 2);
     // Sequence b, position p (t = p - 2 in src) sits in row p % 3.
     for (int b = 0; b < 2; ++b)
       for (int p = 3; p < 6; ++p)
@@ -182,7 +182,7 @@ TEST(CacheRows, StoresIntoRingRowsAndWidens) {
               << b << " " << p << " " << e;
     // Positions before `first` are not widened.
     std::vector<float> part(2 * 3 * 2, -1.f);
-    rows.widen(nullptr, part.data(), 2, 3, /*first=*/5, /*total=*/6, 2);
+    rows.widen(nullptr, part.data(), {0, 2}, 3, /*first=*/5, /*total=*/6, 2);
     EXPECT_EQ(part[(0 * 3 + 3 % 3) * 2], -1.f);
     EXPECT_EQ(part[(0 * 3 + 5 % 3) * 2], src[(0 * 4 + 3) * 2]);
   }
@@ -201,9 +201,9 @@ TEST(CacheRows, LoadsPositionsTimesTheScale) {
     std::vector<float> src(2 * 5 * 2);
     for (size_t i = 0; i < src.size(); ++i)
       src[i] = 0.3f * float(i) - 2.f;
-    rows.store(nullptr, src.data(), 2, 3, /*first=*/4, /*count=*/5, 2);
+    rows.store(nullptr, src.data(), {0, 2}, 3, /*first=*/4, /*count=*/5, 2);
     std::vector<float> loaded(2 * 2 * 2, -1.f);
-    rows.load(nullptr, loaded.data(), 2, 3, /*first=*/7, /*count=*/2, 2);
+    rows.load(nullptr, loaded.data(), {0, 2}, 3, /*first=*/7, /*count=*/2, 2);
     for (int b = 0; b < 2; ++b)
       for (int t = 0; t < 2; ++t)
         for (int e = 0; e < 2; ++e) {
@@ -216,10 +216,10 @@ TEST(CacheRows, LoadsPositionsTimesTheScale) {
     CacheRows copy;
     copy.allocate(2 * 3 * 2, element);
     copy.setScale(0.75f);
-    copy.store(nullptr, loaded.data(), 2, 3, /*first=*/7, /*count=*/2, 2);
+    copy.store(nullptr, loaded.data(), {0, 2}, 3, /*first=*/7, /*count=*/2, 2);
     std::vector<float> held(2 * 3 * 2, 0.f), heldCopy(2 * 3 * 2, 0.f);
-    rows.widen(nullptr, held.data(), 2, 3, 7, 9, 2);
-    copy.widen(nullptr, heldCopy.data(), 2, 3, 7, 9, 2);
+    rows.widen(nullptr, held.data(), {0, 2}, 3, 7, 9, 2);
+    copy.widen(nullptr, heldCopy.data(), {0, 2}, 3, 7, 9, 2);
     EXPECT_EQ(held, heldCopy) << int(element);
   }
 }
@@ -242,12 +242,13 @@ TEST(CacheRows, ConvertsOnAPoolAsOnOneThread) {
       ThreadPool *on = i ? &pool : nullptr;
       rows[i].allocate(batch * ringRows * width, element);
       rows[i].setScale(element == CacheElement::F8E4M3FN ? 0.5f : 1.f);
-      rows[i].store(on, src.data(), batch, ringRows, /*first=*/5, count, width);
+      rows[i].store(on, src.data(), {0, batch}, ringRows, /*first=*/5, count,
+                    width);
       widened[i].assign(batch * ringRows * width, -1.f);
-      rows[i].widen(on, widened[i].data(), batch, ringRows, /*first=*/400,
+      rows[i].widen(on, widened[i].data(), {0, batch}, ringRows, /*first=*/400,
                     /*total=*/5 + count, width);
       loaded[i].assign(batch * 650 * width, -1.f);
-      rows[i].load(on, loaded[i].data(), batch, ringRows, /*first=*/320,
+      rows[i].load(on, loaded[i].data(), {0, batch}, ringRows, /*first=*/320,
                    /*count=*/650, width);
     }
     EXPECT_EQ(widened[0], widened[1]) << int(element);
@@ -257,6 +258,48 @@ TEST(CacheRows, ConvertsOnAPoolAsOnOneThread) {
               roundAs(element,
                       src[(2 * count + 964) * width + 7] / rows[1].getScale()) *
                   rows[1].getScale());
+  }
+}
+
+/// A range of sequences past the first reads and writes those sequences'
+/// rows only, its operands holding them alone: a batch of 4, a ring of 3
+/// rows of width 2, sequences 1 and 2 written.
+TEST(CacheRows, ConvertsARangeOfSequences) {
+  for (CacheElement element : {CacheElement::F32, CacheElement::BF16,
+                               CacheElement::F16, CacheElement::F8E4M3FN}) {
+    CacheRows rows;
+    rows.allocate(4 * 3 * 2, element);
+    std::vector<float> src(2 * 2 * 2); // 2 sequences, positions 4 and 5
+    for (size_t i = 0; i < src.size(); ++i)
+      src[i] = float(i + 1);
+    rows.store(nullptr, src.data(), {1, 2}, 3, /*first=*/4, /*count=*/2, 2);
+    // In place: sequence b of the range in sequence 1 + b's rows 1 and 2.
+    std::vector<float> all(4 * 3 * 2, -1.f);
+    rows.widen(nullptr, all.data(), {0, 4}, 3, /*first=*/4, /*total=*/6, 2);
+    for (int b = 0; b < 4; ++b)
+      for (int p = 4; p < 6; ++p)
+        for (int e = 0; e < 2; ++e)
+          EXPECT_EQ(all[(b * 3 + p % 3) * 2 + e],
+                    b == 1 || b == 2 ? src[((b - 1) * 2 + p - 4) * 2 + e] : 0.f)
+              << int(element) << " " << b << " " << p << " " << e;
+    // Widened and loaded into operands of the range's sequences only.
+    std::vector<float> part(1 * 3 * 2, -1.f), loaded(1 * 2 * 2, -1.f);
+    rows.widen(nullptr, part.data(), {2, 1}, 3, 4, 6, 2);
+    rows.load(nullptr, loaded.data(), {2, 1}, 3, /*first=*/4, /*count=*/2, 2);
+    for (int p = 4; p < 6; ++p)
+      for (int e = 0; e < 2; ++e) {
+        EXPECT_EQ(part[(p % 3) * 2 + e], src[(2 + p - 4) * 2 + e]);
+        EXPECT_EQ(loaded[(p - 4) * 2 + e], src[(2 + p - 4) * 2 + e]);
+      }
+    // A kernel operand over the range starts at its first sequence.
+    Tensor4 t = rows.tensor({2, 3, 1, 2}, /*first=*/1);
+    EXPECT_EQ(static_cast<const char *>(static_cast<const void *>(t.aligned)) -
+                  static_cast<const char *>(static_cast<const void *>(
+                      rows.tensor({4, 3, 1, 2}, 0).aligned)),
+              3 * 2 *
+                  (element == CacheElement::F32        ? 4
+                   : element == CacheElement::F8E4M3FN ? 1
+                                                       : 2));
   }
 }
 
@@ -270,9 +313,9 @@ TEST(CacheRows, StoresDividedByTheScale) {
   // 0.3 / 0.25 = 1.2 -> 1.25; 200 / 0.25 = 800 -> 448 (saturated);
   // 1e-3 / 0.25 = 0.004 -> 2 * 2^-9, a subnormal.
   std::vector<float> src = {0.3f, -0.3f, 200.f, -1e-3f, 1e-3f, 0.f, 3.f, 7.f};
-  rows.store(nullptr, src.data(), 1, 1, 0, 1, 8);
+  rows.store(nullptr, src.data(), {0, 1}, 1, 0, 1, 8);
   std::vector<float> held(8);
-  rows.widen(nullptr, held.data(), 1, 1, 0, 1, 8);
+  rows.widen(nullptr, held.data(), {0, 1}, 1, 0, 1, 8);
   std::vector<float> expected = {1.25f,       -1.25f, 448.f, -0.00390625f,
                                  0.00390625f, 0.f,    12.f,  28.f};
   EXPECT_EQ(held, expected);

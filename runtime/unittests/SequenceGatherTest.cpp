@@ -83,13 +83,13 @@ TEST(SequenceGather, CacheRowsOfEveryElement) {
     CacheRows rows;
     rows.allocate(8, element);
     float tokens[8] = {1, 2, 3, 4, 5, 6, 7, 8};
-    rows.store(nullptr, tokens, /*batch=*/2, /*rows=*/2, /*first=*/0,
+    rows.store(nullptr, tokens, {0, 2}, /*rows=*/2, /*first=*/0,
                /*count=*/2, 2);
     std::vector<int64_t> order = {1, 1};
     std::string error;
     rows.gather(SequenceGather::plan(order.data(), 2, error), 2, /*live=*/2);
     float out[8] = {};
-    rows.widen(nullptr, out, 2, 2, 0, 2, 2);
+    rows.widen(nullptr, out, {0, 2}, 2, 0, 2, 2);
     // Sequence 0's first row is sequence 1's; its second row stays.
     EXPECT_EQ(std::vector<float>(out, out + 8),
               (std::vector<float>{5, 6, 3, 4, 5, 6, 7, 8}));

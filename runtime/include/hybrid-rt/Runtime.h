@@ -114,6 +114,11 @@ public:
         hybrid_rt_session_create(model.get(), &options, &session));
   }
   void reset() { hybrid_rt_session_reset(session); }
+  /// See hybrid_rt_session_select (empty: the whole batch).
+  Status select(const std::vector<int64_t> &sequences) {
+    return Status::fromCode(hybrid_rt_session_select(
+        session, sequences.data(), int64_t(sequences.size())));
+  }
   /// See hybrid_rt_session_reorder (order.size() is the batch).
   Status reorder(const std::vector<int64_t> &order) {
     return Status::fromCode(hybrid_rt_session_reorder(session, order.data(),

@@ -165,8 +165,8 @@ hybrid_rt_status hybrid_rt_device_time_get(const hybrid_rt_model *model,
  * Sessions: per-layer KV caches, prefill then decode
  *===----------------------------------------------------------------------===*/
 
-/* A batch of sequences that advance together, with every attention layer's
- * cache allocated by the policy the schedule planned:
+/* A batch of sequences, with every attention layer's cache allocated by the
+ * policy the schedule planned:
  *   full    max_seq tokens;
  *   ring    sliding window W: the last W-1 tokens plus the current ones
  *           (W + max_step_tokens - 1 rows), whatever the context length;
@@ -191,7 +191,8 @@ typedef struct hybrid_rt_cache_info {
   const char *policy;   /* full, ring, chunk, shared, none */
   int64_t rows;         /* token rows per sequence (0: no storage) */
   int64_t bytes;        /* for the whole batch */
-  int64_t length;       /* tokens the layer has seen */
+  int64_t length;       /* tokens the layer has seen (of the first
+                           selected sequence: hybrid_rt_session_select) */
   int64_t source_layer; /* shared: whose cache it reads; else -1 */
   int32_t k_eq_v;       /* values are k; keys derived from them */
   int64_t mirror_rows;  /* GPU rings: rows past `rows` repeating their first
@@ -210,8 +211,28 @@ hybrid_rt_session_create(hybrid_rt_model *model,
 /* Frees the session's caches (and its model, if that was closed and this
  * was its last session). */
 void hybrid_rt_session_destroy(hybrid_rt_session *session);
-/* Empties every cache (allocations are kept). */
+/* Empties every cache, of every sequence (allocations are kept; the
+ * selection stays). */
 void hybrid_rt_session_reset(hybrid_rt_session *session);
+/* Continuous batching: the calls that follow (prefill, decode, append,
+ * truncate, cache_read, cache_write; cache_info's length and first_held)
+ * act on sequences sequences[0..count) of the batch, distinct and in
+ * [0, batch), in that order: their tensors' batch dim is count, entry i
+ * holding sequence sequences[i]. Every sequence keeps its own length in
+ * each layer, so a server prefills a new request into a free sequence
+ * while the others are mid-generation, steps those still generating
+ * together, and truncates a finished one to 0 to free it (f8 scales stay
+ * the layer's: a prompt sets them only while every sequence of the layer
+ * is empty). Sequences at one length in every layer, consecutive in the
+ * batch and in the selection, run as one batch; the others one after
+ * another, each check passing for all before any runs. count 0 (sequences
+ * may be NULL), or every sequence in order, selects the whole batch again:
+ * the default. Reorder and reset act on the whole batch whatever the
+ * selection. GPU models: any other selection is HYBRID_RT_UNSUPPORTED
+ * (their kernels read one length per layer). */
+hybrid_rt_status hybrid_rt_session_select(hybrid_rt_session *session,
+                                          const int64_t *sequences,
+                                          int64_t count);
 /* Beam search and parallel sampling: sequence i of every layer's cache
  * takes what sequence order[i] holds (count = batch entries in [0, batch);
  * they may repeat, as beams that continue the same prefix do: transformers'
@@ -248,10 +269,11 @@ int64_t hybrid_rt_session_cache_bytes(const hybrid_rt_session *session);
  * store keys and values as they are: magnitudes past 448 saturate, and
  * below 2^-6 (E4M3FN's subnormals) keep fewer than 4 significant bits.
  * Set them while the layer's cache is empty (after create or reset; they
- * stay through resets). K=V layers keep one tensor, the values, from which
- * keys are derived: k_scale must equal v_scale. Layers that read another
- * layer's cache read it at that layer's scales. Other caches (f32, bf16,
- * f16, GPU caches): INVALID_ARGUMENT. */
+ * stay through resets), or to the scales it holds (a restore into one
+ * sequence while others hold tokens: hybrid_rt_session_select). K=V layers keep
+ * one tensor, the values, from which keys are derived: k_scale must equal
+ * v_scale. Layers that read another layer's cache read it at that layer's
+ * scales. Other caches (f32, bf16, f16, GPU caches): INVALID_ARGUMENT. */
 hybrid_rt_status hybrid_rt_session_cache_scales_set(hybrid_rt_session *session,
                                                     int64_t layer,
                                                     float k_scale,

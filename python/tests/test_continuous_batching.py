@@ -1,0 +1,248 @@
+"""Continuous batching (Session.select): sequences of one session at their own
+lengths, against one batch-1 session per sequence fed the same tokens."""
+import re
+
+import numpy as np
+import pytest
+
+import hybrid_attn
+from test_hybrid_attn import SPEC, inputs
+
+# SPEC's layers: a ring (window 8), full with sinks and soft-cap, a chunk
+# cache (16, NoPE) and a layer reading layer 0's cache.
+SHARED = 3
+
+
+@pytest.fixture(scope="module")
+def schedule():
+    return hybrid_attn.compile(SPEC, max_seq=256)
+
+
+def sequence_data(rng, schedule, length):
+    """q, k, v of every layer for one sequence (batch 1); the shared layer
+    with its source's k and v."""
+    data = {i: inputs(rng, layer, 1, length) for i, layer in enumerate(schedule.layers)}
+    if SHARED in data:
+        data[SHARED] = (data[SHARED][0],) + data[0][1:]
+    return data
+
+
+class Served:
+    """A session of `batch` sequences driven as a server drives one (prefill a
+    request into a free sequence, step the live ones, free finished ones),
+    each call checked against a batch-1 session per sequence ("solo") given
+    the same tokens at the same positions."""
+
+    def __init__(self, schedule, batch, max_seq, step, seed):
+        self.schedule, self.max_seq = schedule, max_seq
+        self.rng = np.random.default_rng(seed)
+        self.session = schedule.session(batch, max_seq, max_step_tokens=step)
+        self.solo = [schedule.session(1, max_seq, max_step_tokens=step) for _ in range(batch)]
+        self.data = [sequence_data(self.rng, schedule, max_seq) for _ in range(batch)]
+        self.length = [0] * batch
+        self.sinks = {1: self.rng.standard_normal(4, np.float32)}
+
+    def _rows(self, b, layer, start, count):
+        return tuple(np.ascontiguousarray(x[:, start:start + count])
+                     for x in self.data[b][layer])
+
+    def _call(self, sequences, method, count):
+        """`method` ("prefill" or "decode") of `count` tokens per sequence
+        on every layer, the selection's rows stacked in its order."""
+        order = list(range(len(self.length))) if sequences is None else sequences
+        self.session.select(sequences)
+        for layer in self.data[0]:
+            rows = [self._rows(b, layer, self.length[b] if method == "decode" else 0, count)
+                    for b in order]
+            if method == "decode" and layer == SHARED:  # queries only
+                rows = [r[:1] + (None, None) for r in rows]
+            stacked = [None if parts[0] is None else np.concatenate(parts)
+                       for parts in zip(*rows)]
+            out = getattr(self.session, method)(layer, *stacked, self.sinks.get(layer))
+            for j, b in enumerate(order):
+                solo = getattr(self.solo[b], method)(layer, *rows[j], self.sinks.get(layer))
+                # Sequences running alone are the solo computation exactly;
+                # batched ones may split keys otherwise (a rounding apart).
+                np.testing.assert_allclose(out[j:j + 1], solo, rtol=1e-5, atol=1e-6,
+                                           err_msg=f"{method} layer {layer} sequence {b}")
+        for b in order:
+            self.length[b] = count if method == "prefill" else self.length[b] + count
+
+    def prefill(self, sequences, count):
+        self._call(sequences, "prefill", count)
+
+    def step(self, sequences, count):
+        self._call(sequences, "decode", count)
+
+    def truncate(self, sequences, length):
+        self.session.select(sequences)
+        self.session.truncate(length)
+        for b in sequences:
+            self.solo[b].truncate(length)
+            self.length[b] = min(self.length[b], length)
+
+    def free(self, b):
+        """Sequence b's request finished: its next one has new tokens."""
+        self.truncate([b], 0)
+        self.data[b] = sequence_data(self.rng, self.schedule, self.max_seq)
+
+    def check_lengths(self):
+        for b, length in enumerate(self.length):
+            self.session.select([b])
+            assert [self.session.cache_info(i)["length"] for i in self.data[b]] == \
+                [length] * len(self.data[b]), b
+        self.session.select(None)
+
+
+def test_sequences_at_their_own_lengths(schedule):
+    """Requests arrive, generate and finish at different times in one session
+    of 4 sequences: every layer kind's outputs are each sequence's own
+    session's, through ring wrap-arounds, chunk boundaries, a shared layer's
+    skipped tokens, a rollback of one sequence and steps of the whole batch
+    at four different lengths."""
+    served = Served(schedule, batch=4, max_seq=64, step=4, seed=11)
+    served.prefill([2], 7)
+    served.prefill([0, 1], 12)  # one batch: consecutive, at one length
+    for _ in range(3):
+        served.step([0, 1, 2], 1)
+    served.prefill([3], 20)
+    served.step([1, 3, 0, 2], 3)  # four lengths, out of order
+    served.free(1)
+    served.prefill([1], 5)
+    served.truncate([0], served.length[0] - 2)  # two drafts rejected
+    served.check_lengths()
+    for _ in range(4):
+        served.step(None, 2)  # the whole batch, at four lengths
+    served.check_lengths()
+    assert served.length == [24, 13, 21, 31]
+    # Each sequence's cache rows are its own session's.
+    for b in range(4):
+        served.session.select([b])
+        for layer in range(SHARED):
+            for ours, theirs in zip(served.session.read_cache(layer),
+                                    served.solo[b].read_cache(layer)):
+                np.testing.assert_array_equal(ours, theirs, err_msg=f"layer {layer} sequence {b}")
+
+
+def test_one_length_is_one_batch(schedule):
+    """Selected sequences at one length, consecutive in the batch, run as one
+    batch: sequences 0-2 of 4 give a batch-3 session's outputs bit for bit
+    (steps split their keys by the batch they run at)."""
+    rng = np.random.default_rng(12)
+    data = [sequence_data(rng, schedule, 9) for _ in range(3)]
+    sinks = {1: rng.standard_normal(4, np.float32)}
+    stacked = {layer: tuple(np.concatenate(parts) for parts in zip(*(d[layer] for d in data)))
+               for layer in data[0]}
+    outs = []
+    for batch, select in ((3, None), (4, [0, 1, 2])):
+        session = schedule.session(batch, 16, max_step_tokens=2)
+        session.select(select)
+        for layer, (q, k, v) in stacked.items():
+            outs.append(session.prefill(layer, q[:, :7], k[:, :7], v[:, :7], sinks.get(layer)))
+        for layer, (q, k, v) in stacked.items():
+            rows = (q[:, 7:9],) + ((None, None) if layer == SHARED else (k[:, 7:9], v[:, 7:9]))
+            outs.append(session.decode(layer, *(None if x is None else np.ascontiguousarray(x)
+                                                for x in rows), sinks.get(layer)))
+    for a, b in zip(outs[:8], outs[8:]):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_restore_a_prefix_into_one_sequence(schedule):
+    """Prefix caching while others generate: a saved prompt prefix restored
+    into a free sequence goes on as the same prefix restored into a session
+    of its own, the other sequences undisturbed."""
+    served = Served(schedule, batch=3, max_seq=48, step=2, seed=13)
+    served.prefill([0, 1], 10)
+    prefix = schedule.session(1, 48, max_step_tokens=2)
+    prefix_data = sequence_data(served.rng, schedule, 48)
+    for layer, (q, k, v) in prefix_data.items():
+        prefix.prefill(layer, q[:, :17], k[:, :17], v[:, :17], served.sinks.get(layer))
+    saved = prefix.save()
+    served.session.select([2])
+    served.session.restore(saved)
+    served.solo[2].restore(saved)
+    served.data[2], served.length[2] = prefix_data, 17
+    served.step([2, 0, 1], 2)
+    served.step(None, 1)
+    served.check_lengths()
+    # A save of the selected sequences is theirs.
+    served.session.select([2])
+    again = served.session.save()
+    assert again["batch"] == 1
+    np.testing.assert_array_equal(again["layers"][1]["v"],
+                                  served.solo[2].save()["layers"][1]["v"])
+
+
+def test_selection_errors(schedule):
+    session = schedule.session(4, 16, max_step_tokens=2)
+    for sequences, message in (
+            ([0, 4], r"sequences\[1\] is 4, outside the batch \[0, 4\)"),
+            ([-1], r"sequences\[0\] is -1, outside the batch \[0, 4\)"),
+            ([2, 0, 2], r"sequences\[2\] is 2, as sequences\[0\] is: a selection names "
+                        "each sequence once"),
+            ([0, 1, 2, 3, 0], "5 sequences of a batch of 4")):
+        with pytest.raises(hybrid_attn.HybridError, match="hybrid_rt_session_select: " + message):
+            session.select(sequences)
+    assert session.selected is None  # a refused selection changes nothing
+    rng = np.random.default_rng(14)
+    q, k, v = inputs(rng, schedule.layers[0], 2, 6)
+    session.select([1])
+    session.prefill(0, q[:1], k[:1], v[:1])
+    session.select([3, 1])
+    with pytest.raises(hybrid_attn.HybridError, match=re.escape(
+            "hybrid_rt_session_prefill: layer 0, sequence 1 already holds 6 tokens")):
+        session.prefill(0, q, k, v)
+    session.select([1, 3])
+    with pytest.raises(hybrid_attn.HybridError, match=re.escape(
+            "hybrid_rt_session_prefill: layer 0, sequence 1 already holds 6 tokens")):
+        session.prefill(0, q, k, v)
+    # Nothing ran for sequence 3: every check passes before any slice runs.
+    session.select([3])
+    assert session.cache_info(0)["length"] == 0
+    session.select([1, 3])
+    with pytest.raises(hybrid_attn.HybridError, match=re.escape("q has shape [4, 1, 4, 64], expected [2, 1, 4, 64]")):
+        session.decode(0, *inputs(rng, schedule.layers[0], 4, 1))
+    # A step past max_seq for one sequence is refused for all.
+    session.select([3])
+    session.prefill(0, *inputs(rng, schedule.layers[0], 1, 15))
+    session.select([1, 3])
+    with pytest.raises(hybrid_attn.HybridError, match=re.escape(
+            "hybrid_rt_session_decode: layer 0, sequence 3: 15 + 2 tokens exceed the "
+            "session's max_seq 16")):
+        session.decode(0, *inputs(rng, schedule.layers[0], 2, 2))
+    session.select([1])
+    assert session.cache_info(0)["length"] == 6
+    # Unselected, the batch's calls name the sequences that stand apart.
+    session.select(None)
+    with pytest.raises(hybrid_attn.HybridError, match=re.escape(
+            "hybrid_rt_session_decode: layer 0, sequence 3: 15 + 2 tokens exceed")):
+        session.decode(0, *inputs(rng, schedule.layers[0], 4, 2))
+
+
+def test_f8_scales_of_a_restore_into_one_sequence():
+    """f8 caches keep one pair of scales per layer: a restore into one
+    sequence while another holds tokens sets the scales they hold (allowed),
+    never others (refused)."""
+    spec = dict(SPEC, layers=SPEC["layers"][:2])
+    schedule = hybrid_attn.compile(spec, max_seq=64, kv_dtype="f8")
+    rng = np.random.default_rng(15)
+    session = schedule.session(2, 32)
+    for layer in range(2):
+        session.set_cache_scales(layer, 0.5, 0.25)
+    prefix = schedule.session(1, 32)
+    for layer in range(2):
+        prefix.set_cache_scales(layer, 0.5, 0.25)
+    data = [sequence_data(rng, schedule, 9) for _ in range(2)]
+    sinks = rng.standard_normal(4, np.float32)
+    for layer in range(2):
+        prefix.prefill(layer, *data[0][layer], sinks if layer == 1 else None)
+    session.select([0])
+    for layer in range(2):
+        session.prefill(layer, *data[1][layer], sinks if layer == 1 else None)
+    session.select([1])
+    session.restore(prefix.save())
+    np.testing.assert_array_equal(session.read_cache(0)[1], prefix.read_cache(0)[1])
+    with pytest.raises(hybrid_attn.HybridError, match=re.escape(
+            "layer 0's cache holds 9 tokens stored at its current scales: set scales while it "
+            "is empty (after create or reset), or to those it holds")):
+        session.set_cache_scales(0, 1.0, 1.0)
