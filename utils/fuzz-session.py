@@ -36,11 +36,19 @@ finding, kept in DIR/findings/case-N/repro.sh.
                         [--calls C] [--timeout SECONDS]
                         [--schedules caches.json,masks.json,...]
                         [--targets cpu,cpu-bf16,cpu-f16,cpu-f8,cuda:sm_80]
-                        [--threads T]
+                        [--threads T | --lanes L]
 
 With --threads T, a case makes T sessions of one model, each making its own
 random calls from a thread of its own (the calls take turns on the model's
 lock, and share its kernels and GPU scratch); each is checked as if alone.
+
+With --lanes L (CPU targets), a case makes one session whose sequences L
+lanes share (continuous batching): each lane owns 1 to 3 of them
+(consecutive or not, in the batch's order or not) and makes its own random
+calls on them from a thread of its own, Session.select() first, as if it
+were a session of its own (a reset is a truncate(0) of its sequences, a
+reorder gathers them only, a save is restored into them); the lanes stand
+at different lengths, and each is checked as if alone.
 
 `test/Python/fuzz-session.test` runs a few cases with a fixed seed.
 """
@@ -76,7 +84,21 @@ class Finding(Exception):
     pass
 
 
-def run_calls(schedule, seed, calls, tolerance, cache_dtype, print=print):
+def choose_options(rng):
+    """A session's max_seq and max_step_tokens."""
+    return (rng.choice([1, 7, 33, 64, 65, 100, MAX_SEQ]),
+            rng.choice([1, 1, 2, 3, 8, 17]))
+
+
+def source_of(layers, i):
+    """The layer whose cache layer i reads (itself, unless shared)."""
+    cache = layers[i]["cache"]
+    return cache["source_layer"] if cache["policy"] == "shared" else i
+
+
+def run_calls(schedule, seed, calls, tolerance, cache_dtype, print=print, lane=None):
+    """A session's random calls (a lane's, of a session lanes share, with
+    `lane`); (calls that ran, calls refused)."""
     import numpy as np
 
     import hybrid_attn
@@ -85,16 +107,21 @@ def run_calls(schedule, seed, calls, tolerance, cache_dtype, print=print):
     rng = random.Random(seed)
     data = np.random.default_rng(seed)
     layers = schedule.layers
-    batch = rng.choice([1, 1, 2, 3])
-    max_seq = rng.choice([1, 7, 33, 64, 65, 100, MAX_SEQ])
-    max_step = rng.choice([1, 1, 2, 3, 8, 17])
-    session = schedule.session(batch, max_seq, max_step)
+    if lane is None:
+        batch = rng.choice([1, 1, 2, 3])
+        max_seq, max_step = choose_options(rng)
+        session = schedule.session(batch, max_seq, max_step)
+        new_session = schedule.session
+        print(f"session(batch={batch}, max_seq={max_seq}, max_step_tokens={max_step})")
+    else:
+        session, batch, max_seq, max_step = lane, lane.batch, lane.max_seq, lane.max_step
+        new_session = lane.again  # a restore goes back into its sequences
+        print(f"lane of sequences {lane.sequences} (max_seq={max_seq}, "
+              f"max_step_tokens={max_step})")
     step_limit = min(max_step, max_seq)
-    print(f"session(batch={batch}, max_seq={max_seq}, max_step_tokens={max_step})")
 
     def source(i):
-        cache = layers[i]["cache"]
-        return cache["source_layer"] if cache["policy"] == "shared" else i
+        return source_of(layers, i)
 
     # K=V layers' key scales: the same for every thread of a case (they share
     # the model).
@@ -105,26 +132,8 @@ def run_calls(schedule, seed, calls, tolerance, cache_dtype, print=print):
                 np.float32)
             schedule.set_key_scale(i, scales[i])
 
-    # f8 caches' scales, for half the sessions from 1e-3 (most elements
-    # saturate) to 1e2 (most are subnormals) per layer keeping a cache, for
-    # a quarter from each prompt (targets 10 to 448); set while empty, they
-    # stay through resets. The reference reads them back at each call.
-    scales_from = rng.choice(["none", "set", "set", "prompt"]) if cache_dtype == "f8" else "none"
-    for i, layer in enumerate(layers):
-        if scales_from == "none" or source(i) != i or not layer["causal"]:
-            continue
-        if scales_from == "prompt":
-            targets = (rng.uniform(10, 448), rng.uniform(10, 448))
-            session.cache_scales_from_prompt(i, *targets)
-            print(f"layer {i}: cache scales from the prompt, targets {targets}")
-            continue
-        v_scale = 10 ** rng.uniform(-3, 2)
-        k_scale = v_scale if layer["cache"]["k_eq_v"] else 10 ** rng.uniform(-3, 2)
-        session.set_cache_scales(i, k_scale, v_scale)
-        held = session.cache_scales(i)
-        if held != tuple(float(np.float32(x)) for x in (k_scale, v_scale)):
-            raise Finding(f"layer {i}: cache scales {held}, set {(k_scale, v_scale)}")
-        print(f"layer {i}: cache scales {held}")
+    if lane is None:  # the lanes' session has them set once
+        set_f8_scales(session, layers, rng, cache_dtype, print)
 
     # Tokens each layer has seen, and the keys and values of the layers that
     # keep their own (a shared layer reads its source's).
@@ -262,11 +271,35 @@ def run_calls(schedule, seed, calls, tolerance, cache_dtype, print=print):
             refused += truncate(session, rng, layers, lengths, reached, history, source,
                                 step_limit, check_lengths, print)
         elif between < 0.15:
-            session = save_restore(schedule, session, (batch, max_seq, max_step), lengths,
-                                   print)
+            session = save_restore(new_session, session, (batch, max_seq, max_step),
+                                   lengths, print)
             check_lengths("save and restore")
     print(f"{ran} ran, {refused} refused")
     return ran, refused
+
+
+def set_f8_scales(session, layers, rng, cache_dtype, print):
+    """f8 caches' scales, for half the sessions from 1e-3 (most elements
+    saturate) to 1e2 (most are subnormals) per layer keeping a cache, for a
+    quarter from each prompt (targets 10 to 448); set while empty, they stay
+    through resets. The reference reads them back at each call."""
+    import numpy as np
+    scales_from = rng.choice(["none", "set", "set", "prompt"]) if cache_dtype == "f8" else "none"
+    for i, layer in enumerate(layers):
+        if scales_from == "none" or source_of(layers, i) != i or not layer["causal"]:
+            continue
+        if scales_from == "prompt":
+            targets = (rng.uniform(10, 448), rng.uniform(10, 448))
+            session.cache_scales_from_prompt(i, *targets)
+            print(f"layer {i}: cache scales from the prompt, targets {targets}")
+            continue
+        v_scale = 10 ** rng.uniform(-3, 2)
+        k_scale = v_scale if layer["cache"]["k_eq_v"] else 10 ** rng.uniform(-3, 2)
+        session.set_cache_scales(i, k_scale, v_scale)
+        held = session.cache_scales(i)
+        if held != tuple(float(np.float32(x)) for x in (k_scale, v_scale)):
+            raise Finding(f"layer {i}: cache scales {held}, set {(k_scale, v_scale)}")
+        print(f"layer {i}: cache scales {held}")
 
 
 def expect_refusal(call, why, what, check_lengths):
@@ -316,15 +349,21 @@ def first_key_seen(layer, step):
     return min(first, step)
 
 
-def save_restore(schedule, session, options, lengths, print):
-    """The session saved and restored into a new one, which the calls go on
-    with: its caches read back as saved, exactly. Layers without a cache of
-    their own (reading another's) start over at length 0: their steps read
-    the last tokens their source holds, as before."""
+def save_restore(new_session, session, options, lengths, print):
+    """The session saved and restored into a new one (new_session(*options);
+    a lane's: its own sequences again), which the calls go on with: its
+    caches read back as saved, exactly. Layers without a cache of their own
+    (reading another's) start over at length 0: their steps read the last
+    tokens their source holds, as before."""
+    import contextlib
+
     import numpy as np
-    saved = session.save()
-    restored = schedule.session(*options)
-    restored.restore(saved)
+    # A lane's save and restore are one step: the scales its restore sets
+    # are those its save read.
+    with getattr(session, "lock", contextlib.nullcontext()):
+        saved = session.save()
+        restored = new_session(*options)
+        restored.restore(saved)
     print("save and restore", flush=True)
     for i in range(len(lengths)):
         if restored.cache_info(i)["rows"] == 0:
@@ -484,12 +523,15 @@ def child(argv):
     parser.add_argument("--cache-dtype", default="f32",
                         help="bf16 or f8: steps are checked over caches rounded so")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--lanes", type=int, default=0)
     args = parser.parse_args(argv)
     sys.path.insert(0, os.path.join(ROOT, "python", "tests"))
     import hybrid_attn
     schedule = hybrid_attn.load(args.artifacts)
     try:
-        if args.threads == 1:
+        if args.lanes:
+            run_lanes(schedule, args)
+        elif args.threads == 1:
             run_calls(schedule, args.seed, args.calls, args.tolerance,
                       args.cache_dtype)
         else:
@@ -500,9 +542,9 @@ def child(argv):
     return 0
 
 
-def run_threads(schedule, args):
-    """One session per thread, all of one model (so their calls share its
-    scratch and kernels, and take turns); each checked as if alone."""
+def run_in_threads(count, body, what):
+    """body(index, log) from `count` threads at once, each returning (calls
+    that ran, calls refused); a Finding of any is raised once all are done."""
     import threading
     failures, counts = [], []
 
@@ -511,13 +553,11 @@ def run_threads(schedule, args):
             sys.stdout.write(f"[thread {index}] {text}\n")
             sys.stdout.flush()
         try:
-            counts.append(run_calls(schedule, args.seed + index * THREAD_SEED_STRIDE,
-                                    args.calls, args.tolerance, args.cache_dtype,
-                                    print=log))
+            counts.append(body(index, log))
         except BaseException as error:  # reported once every thread is done
             failures.append((index, error))
 
-    threads = [threading.Thread(target=run, args=(index,)) for index in range(args.threads)]
+    threads = [threading.Thread(target=run, args=(index,)) for index in range(count)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -527,7 +567,72 @@ def run_threads(schedule, args):
             raise Finding(f"thread {index}: {error}")
         raise error
     print(f"{sum(ran for ran, _ in counts)} ran, {sum(refused for _, refused in counts)} "
-          f"refused, in {args.threads} threads")
+          f"refused, in {count} {what}")
+
+
+def run_threads(schedule, args):
+    """One session per thread, all of one model (so their calls share its
+    scratch and kernels, and take turns); each checked as if alone."""
+    run_in_threads(args.threads, lambda index, log: run_calls(
+        schedule, args.seed + index * THREAD_SEED_STRIDE, args.calls, args.tolerance,
+        args.cache_dtype, print=log), "threads")
+
+
+class Lane:
+    """A lane's sequences of the session lanes share, used as a session of
+    their own: each call selects them first, the selection and the call one
+    step under the lanes' lock. A reset is a truncate(0) of them, a reorder
+    gathers them only (an order that does not fit them is refused here), a
+    restore goes back into them."""
+
+    def __init__(self, session, lock, sequences, max_seq, max_step):
+        self.session, self.lock, self.sequences = session, lock, sequences
+        self.batch, self.max_seq, self.max_step = len(sequences), max_seq, max_step
+
+    def _on(self, method, *args, **kwargs):
+        with self.lock:
+            self.session.select(self.sequences)
+            return getattr(self.session, method)(*args, **kwargs)
+
+    def __getattr__(self, method):  # prefill, decode, cache_info, save, ...
+        return lambda *args, **kwargs: self._on(method, *args, **kwargs)
+
+    def reset(self):
+        self._on("truncate", 0)
+
+    def reorder(self, order):
+        import hybrid_attn
+        if len(order) != self.batch or not all(0 <= i < self.batch for i in order):
+            raise hybrid_attn.HybridError(f"{order} is no order of a lane of {self.batch}")
+        whole = list(range(self.session.batch))
+        for b, i in zip(self.sequences, order):
+            whole[b] = self.sequences[i]
+        self._on("reorder", whole)
+
+    def again(self, *options):
+        return self
+
+
+def run_lanes(schedule, args):
+    """One session whose sequences args.lanes lanes share, each making its
+    own calls from a thread of its own; each checked as if alone."""
+    import threading
+    rng = random.Random(args.seed)
+    max_seq, max_step = choose_options(rng)
+    sizes = [rng.choice([1, 1, 2, 3]) for _ in range(args.lanes)]
+    sequences = list(range(sum(sizes)))
+    if rng.random() < 0.5:  # else each lane's are consecutive: one batch
+        rng.shuffle(sequences)
+    session = schedule.session(len(sequences), max_seq, max_step)
+    print(f"session(batch={len(sequences)}, max_seq={max_seq}, max_step_tokens={max_step})")
+    set_f8_scales(session, schedule.layers, rng, args.cache_dtype, print)
+    lock, lanes = threading.RLock(), []
+    for size in sizes:
+        lanes.append(Lane(session, lock, sequences[:size], max_seq, max_step))
+        sequences = sequences[size:]
+    run_in_threads(args.lanes, lambda index, log: run_calls(
+        schedule, args.seed + index * THREAD_SEED_STRIDE, args.calls, args.tolerance,
+        args.cache_dtype, print=log, lane=lanes[index]), "lanes")
 
 
 # --------------------------------------------------------------------------
@@ -548,6 +653,9 @@ def main():
                         "cuda:sm_80 runs under the PTX emulator, if built")
     parser.add_argument("--threads", type=int, default=1,
                         help="sessions per case, each calling from a thread of its own")
+    parser.add_argument("--lanes", type=int, default=0,
+                        help="lanes of one session's sequences per case, each calling "
+                        "from a thread of its own (CPU targets)")
     args = parser.parse_args()
     bin_dir, emulator = fuzzing.find_tools(args, "fuzz-session", ["hybrid-compile"],
                                            emulator=False)
@@ -556,9 +664,10 @@ def main():
         [os.path.join(args.build, "python_packages")] +
         ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     env["HYBRID_COMPILE"] = os.path.join(bin_dir, "hybrid-compile")
+    # GPU sessions step every sequence together: no lanes.
     targets = [t for t in args.targets.split(",")
                if t in CPU_TARGETS
-               or t.startswith("cuda:") and os.path.exists(emulator)]
+               or t.startswith("cuda:") and os.path.exists(emulator) and not args.lanes]
     env["HYBRID_CUDA_DRIVER"] = emulator
     compiled = []
     for name in args.schedules.split(","):
@@ -579,7 +688,7 @@ def main():
         command = [sys.executable, os.path.abspath(__file__), "--child", artifacts,
                    "--seed", str(seed), "--calls", str(args.calls),
                    "--tolerance", str(tolerance), "--cache-dtype", cache_dtype,
-                   "--threads", str(args.threads)]
+                   "--threads", str(args.threads), "--lanes", str(args.lanes)]
         text = f"case {index} (seed {seed}): {label}"
         try:
             done = subprocess.run(command, env=env, capture_output=True, text=True,
