@@ -9,33 +9,18 @@ prefix's prefill.
 
 PREFIX: the shared prompt's tokens (default 2000).
 """
-import os
 import sys
 import time
 
 import numpy as np
 
-import hybrid_attn
+from gemma3_layers import Gemma3Layers
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PREFIX = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
 REQUEST, STEPS, REQUESTS = 48, 4, 3
 TOTAL = PREFIX + REQUEST + STEPS
-schedule = hybrid_attn.compile(os.path.join(ROOT, "examples", "configs", "gemma-3-1b-it.json"),
-                               max_seq=TOTAL)
-layers = [i for i, layer in enumerate(schedule.layers) if layer.get("cache")]
-rng = np.random.default_rng(0)
-
-
-def tokens(count):
-    """q, k, v of `count` new tokens for every layer (batch 1)."""
-    out = {}
-    for i in layers:
-        layer = schedule.layers[i]
-        out[i] = [rng.standard_normal((1, count, heads, layer["head_dim"]), np.float32)
-                  for heads in (layer["num_heads"], layer["num_kv_heads"],
-                                layer["num_kv_heads"])]
-    return out
+gemma3 = Gemma3Layers(max_seq=TOTAL)
+schedule, layers, tokens = gemma3.schedule, gemma3.layers, gemma3.tokens
 
 
 def new_session():

@@ -352,7 +352,8 @@ class Session:
         holds them in this order. Each sequence keeps its own length, so a
         new request is prefilled into a free sequence while the others
         generate, the live ones step together, and truncate(0) frees a
-        finished one. None: the whole batch again (the default). Sequences
+        finished one. None: the whole batch again (the default; `selected`
+        holds the current selection, None for the whole batch). Sequences
         at one length, consecutive in the batch and in the selection, run as
         one batch, the others one after another. CPU schedules only."""
         if sequences is None:

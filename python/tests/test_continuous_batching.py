@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import hybrid_attn
-from test_hybrid_attn import SPEC, inputs
+from test_hybrid_attn import K_EQ_V_SPEC, SPEC, inputs
 
 # SPEC's layers: a ring (window 8), full with sinks and soft-cap, a chunk
 # cache (16, NoPE) and a layer reading layer 0's cache.
@@ -246,3 +246,22 @@ def test_f8_scales_of_a_restore_into_one_sequence():
             "layer 0's cache holds 9 tokens stored at its current scales: set scales while it "
             "is empty (after create or reset), or to those it holds")):
         session.set_cache_scales(0, 1.0, 1.0)
+
+
+def test_f8_k_eq_v_restore_into_one_sequence():
+    """A K=V layer's f8 cache keeps values only, its keys derived at the
+    values' scale (from the prompt here): a save of one sequence restores
+    into another while the first holds tokens (found by fuzz-session
+    --lanes: the scales it set were compared with unused key rows')."""
+    schedule = hybrid_attn.compile(K_EQ_V_SPEC, max_seq=64, kv_dtype="f8")
+    rng = np.random.default_rng(16)
+    session = schedule.session(2, 32)
+    session.cache_scales_from_prompt(0, 100.0, 100.0)
+    q, k, _ = inputs(rng, schedule.layers[0], 1, 9)
+    session.select([0])
+    session.prefill(0, q, k, None)
+    saved = session.save()
+    session.select([1])
+    session.restore(saved)
+    assert session.cache_scales(0) == saved["layers"][0]["scales"]
+    np.testing.assert_array_equal(session.read_cache(0)[1], saved["layers"][0]["v"])

@@ -415,7 +415,10 @@ hybrid_rt_status enterScaledCache(const hybrid_rt_session *s, const char *call,
             ": cache scales apply to f8 caches (hybrid-compile "
             "--kv-dtype f8 for a CPU); this layer's " +
             (c.rows == 0 ? std::string("has no cache") : "holds " + dtype));
-  bool same = scales && scales[0] == c.keys.getScale() &&
+  // A values-only cache (K=V) derives its keys at its values' scale (the
+  // scales hybrid_rt_session_cache_scales_get reports).
+  const CacheRows &keys = keepsValuesOnly(l) ? c.values : c.keys;
+  bool same = scales && scales[0] == keys.getScale() &&
               scales[1] == c.values.getScale();
   if (int64_t held = c.longest(); held > 0 && !same)
     return fail(HYBRID_RT_INVALID_ARGUMENT,
