@@ -228,8 +228,10 @@ void hybrid_rt_session_reset(hybrid_rt_session *session);
  * another, each check passing for all before any runs. count 0 (sequences
  * may be NULL), or every sequence in order, selects the whole batch again:
  * the default. Reorder and reset act on the whole batch whatever the
- * selection. GPU models: any other selection is HYBRID_RT_UNSUPPORTED
- * (their kernels read one length per layer). */
+ * selection. The selection is the session's: threads sharing a session
+ * select and call under a lock of their own. GPU models: any other
+ * selection is HYBRID_RT_UNSUPPORTED (their kernels read one length per
+ * layer). */
 hybrid_rt_status hybrid_rt_session_select(hybrid_rt_session *session,
                                           const int64_t *sequences,
                                           int64_t count);
