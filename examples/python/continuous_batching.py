@@ -95,7 +95,8 @@ print(f"against a session per request: max abs difference {difference:.1e} on ev
 print(f"decode steps: {step_s / steps * 1e3:.1f} ms per step in one call per layer, "
       f"{alone_s / steps * 1e3:.1f} ms with a session per request "
       f"({alone_s / step_s:.2f}x), {generated / step_s:.0f} tokens/s")
-# Sequences running alone compute exactly what a session of their own does;
-# sequences at one length run as one batch, which may split keys otherwise.
+# A step splits each sequence's keys by its share of the whole step's keys,
+# not as a session of its own would: the partial results merge a rounding
+# apart.
 if difference > 1e-5:
     sys.exit(f"outputs differ from a session per request by {difference}")

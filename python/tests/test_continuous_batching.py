@@ -19,11 +19,15 @@ def schedule():
 
 
 def sequence_data(rng, schedule, length):
-    """q, k, v of every layer for one sequence (batch 1); the shared layer
-    with its source's k and v."""
-    data = {i: inputs(rng, layer, 1, length) for i, layer in enumerate(schedule.layers)}
-    if SHARED in data:
-        data[SHARED] = (data[SHARED][0],) + data[0][1:]
+    """q, k, v of every layer for one sequence (batch 1); K=V layers' v None
+    (their values are k); layers reading another's cache with its k and v."""
+    data = {}
+    for i, layer in enumerate(schedule.layers):
+        q, k, v = inputs(rng, layer, 1, length)
+        cache = layer["cache"]
+        if cache["policy"] == "shared":
+            k, v = data[cache["source_layer"]][1:]
+        data[i] = (q, k, None if cache["k_eq_v"] else v)
     return data
 
 
@@ -40,10 +44,12 @@ class Served:
         self.solo = [schedule.session(1, max_seq, max_step_tokens=step) for _ in range(batch)]
         self.data = [sequence_data(self.rng, schedule, max_seq) for _ in range(batch)]
         self.length = [0] * batch
-        self.sinks = {1: self.rng.standard_normal(4, np.float32)}
+        self.sinks = {i: self.rng.standard_normal(layer["num_heads"], np.float32)
+                      for i, layer in enumerate(schedule.layers) if layer["sinks"]}
+        self.shared = [layer["cache"]["policy"] == "shared" for layer in schedule.layers]
 
     def _rows(self, b, layer, start, count):
-        return tuple(np.ascontiguousarray(x[:, start:start + count])
+        return tuple(None if x is None else np.ascontiguousarray(x[:, start:start + count])
                      for x in self.data[b][layer])
 
     def _call(self, sequences, method, count):
@@ -54,15 +60,16 @@ class Served:
         for layer in self.data[0]:
             rows = [self._rows(b, layer, self.length[b] if method == "decode" else 0, count)
                     for b in order]
-            if method == "decode" and layer == SHARED:  # queries only
+            if method == "decode" and self.shared[layer]:  # queries only
                 rows = [r[:1] + (None, None) for r in rows]
             stacked = [None if parts[0] is None else np.concatenate(parts)
                        for parts in zip(*rows)]
             out = getattr(self.session, method)(layer, *stacked, self.sinks.get(layer))
             for j, b in enumerate(order):
                 solo = getattr(self.solo[b], method)(layer, *rows[j], self.sinks.get(layer))
-                # Sequences running alone are the solo computation exactly;
-                # batched ones may split keys otherwise (a rounding apart).
+                # A step splits each sequence's keys by its share of the
+                # call's keys, a session of its own by its own: a rounding
+                # apart.
                 np.testing.assert_allclose(out[j:j + 1], solo, rtol=1e-5, atol=1e-6,
                                            err_msg=f"{method} layer {layer} sequence {b}")
         for b in order:
@@ -122,6 +129,29 @@ def test_sequences_at_their_own_lengths(schedule):
             for ours, theirs in zip(served.session.read_cache(layer),
                                     served.solo[b].read_cache(layer)):
                 np.testing.assert_array_equal(ours, theirs, err_msg=f"layer {layer} sequence {b}")
+
+
+@pytest.mark.parametrize("spec, kv_dtype", [(SPEC, "bf16"), (SPEC, "f8"),
+                                             (K_EQ_V_SPEC, "f32"), (K_EQ_V_SPEC, "f8")],
+                         ids=["bf16", "f8", "k_eq_v", "k_eq_v-f8"])
+def test_every_cache_at_its_own_length(spec, kv_dtype):
+    """Narrow caches and K=V layers (values only, keys derived as the decode
+    kernel reads them) at four lengths: steps of all four (one dispatch of
+    every slice's work items, each slice's keys split by its share) and of
+    three out of order, then steps of 16 tokens (SPEC: the flash kernel,
+    slice after slice), each sequence's outputs its own session's. The full
+    layers' keys split (more than 4 key tiles of 64) 1 to 3 ways by the
+    sequence's share of a step."""
+    schedule = hybrid_attn.compile(spec, max_seq=1024, kv_dtype=kv_dtype)
+    served = Served(schedule, batch=4, max_seq=1024, step=16, seed=13)
+    for b, n in enumerate((5, 300, 40, 700)):
+        served.prefill([b], n)
+    for _ in range(3):
+        served.step(None, 1)
+    served.step([3, 1, 0], 2)
+    served.step(None, 16)
+    served.check_lengths()
+    assert served.length == [26, 321, 59, 721]
 
 
 def test_one_length_is_one_batch(schedule):

@@ -12,7 +12,7 @@
 // the compiler's decode kernel (split over the key range, merged by a combine
 // kernel on CPUs, by its last split on GPUs), or for steps of many rows
 // (chunked prefill) its flash kernel, which reads the cache in place too
-// (StepKernel.h).
+// (StepKernel.h; StepAttention.h runs it for a call's slices at once).
 //
 //===----------------------------------------------------------------------===//
 
@@ -20,6 +20,7 @@
 #include "Model.h"
 #include "SequenceGather.h"
 #include "SequenceSlices.h"
+#include "StepAttention.h"
 
 #include <algorithm>
 #include <cmath>
@@ -133,7 +134,6 @@ struct hybrid_rt_session {
 };
 
 namespace {
-int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 /// Rows a layer's cache needs for its policy.
 int64_t cacheRows(const LayerSpec &l, int64_t maxSeq, int64_t maxStep) {
@@ -371,15 +371,6 @@ void appendTokens(hybrid_rt_session &s, const LayerSpec &l, LayerCache &c,
   storeTokens(s, l, c, x, keys, v, count, length);
 }
 
-/// x[0, n) times `factor` (none for 1), on the model's threads.
-void multiplyRows(hybrid_rt_model &model, float *x, int64_t n, float factor) {
-  if (factor != 1)
-    model.pool->parallelFor(n, 4096, [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i)
-        x[i] *= factor;
-    });
-}
-
 /// `scale` as printf's %g writes it.
 std::string describeScale(float scale) {
   char text[32];
@@ -570,125 +561,6 @@ hybrid_rt_status enterCacheRows(hybrid_rt_session *s, const char *call,
   (void)what;
   return HYBRID_RT_OK;
 #endif
-}
-
-/// The attention of a CPU step of `steps` tokens per sequence of slice `x`
-/// from `position` on (their keys and values stored already) over the
-/// cache `owner` (the layer's, or the one it reads): q [x.batch, steps, Hq,
-/// D] at their positions, out [x.batch, steps, Hq, Dv].
-void attendStep(hybrid_rt_session &s, const LayerSpec &l,
-                const KernelSpec &kernel, const Slice &x,
-                const LayerCache &owner, int64_t position, int64_t steps,
-                const hybrid_rt_tensor *q, const hybrid_rt_tensor *sinks,
-                hybrid_rt_tensor *out) {
-  hybrid_rt_model &model = *s.model;
-  // Queries at their positions; keys and values from the owning cache.
-  const KernelEntryPoints &fn = model.kernels.get(l.kernel);
-  Shape qShape = {x.batch, steps, l.numHeads, l.headDim};
-  model.preparedQ.resize(x.batch * steps * l.numHeads * l.headDim);
-  prepareRows(model, fn.prepareQ, data(q), model.preparedQ.data(), qShape,
-              position);
-  // Values-only caches (K=V): the decode kernel derives keys from values.
-  bool valuesOnly = keepsValuesOnly(l);
-  // Caches of x / scale (f8): q . k = (q scale_k) . (k / scale_k), and the
-  // output is linear in the values.
-  multiplyRows(model, model.preparedQ.data(), int64_t(model.preparedQ.size()),
-               (valuesOnly ? owner.values : owner.keys).getScale());
-  float outputScale = owner.values.getScale();
-  int64_t outElements = x.batch * steps * l.numHeads * l.vHeadDim;
-  int64_t rows = owner.rows, total = position + steps;
-  Shape kShape = {x.batch, rows, l.numKvHeads, l.headDim};
-  Shape vShape = {x.batch, rows, l.numKvHeads, l.vHeadDim};
-  Tensor4 va = owner.values.tensor(vShape, x.first);
-  Tensor4 ka = valuesOnly ? va : owner.keys.tensor(kShape, x.first);
-  int64_t first = l.firstVisibleKey(position); // of the step's first query
-  int64_t group = l.numHeads / l.numKvHeads;
-  StepKernel stepKernel = model.fixedStepKernel;
-  // The flash kernel of a values-only cache reads keys derived first: worth
-  // it for steps of many tokens only.
-  if (stepKernel == StepKernel::Automatic)
-    stepKernel = prefersFlashForStep(group, steps, x.batch * l.numKvHeads,
-                                     model.pool->size()) &&
-                         (!valuesOnly || steps >= kMinFlashStepDerivingKeys)
-                     ? StepKernel::Flash
-                     : StepKernel::Decode;
-  if (stepKernel == StepKernel::Flash) {
-    // Narrower caches: the kernel compiled for them (`steps`), or for
-    // K=V layers the prompt's kernel over values widened and keys derived
-    // from them into scratch.
-    FlashKeys read = owner.values.f32Data() || valuesOnly ? FlashKeys::F32
-                                                          : FlashKeys::Cached;
-    if (valuesOnly) {
-      const float *values =
-          widenCachedValues(model, owner.values, x.first, vShape, first, total);
-      va = makeTensor4(values, vShape.data());
-      ka = makeTensor4(deriveCachedKeys(model, l, values, kShape, first, total),
-                       kShape.data());
-    }
-    // The kernel reads the cache in place from the step's first visible key
-    // (a ring wraps at most once in between) and puts the step's queries at
-    // the last T of the positions.
-    Shape outShape = {x.batch, steps, l.numHeads, l.vHeadDim};
-    runFlash(model, l, makeTensor4(model.preparedQ.data(), qShape.data()), ka,
-             va, total - first, first % rows, data(sinks),
-             makeTensor4(static_cast<float *>(out->data), outShape.data()),
-             read);
-    multiplyRows(model, static_cast<float *>(out->data), outElements,
-                 outputScale);
-    return;
-  }
-
-  // Split the key range so that every thread has work at batch 1.
-  // A work item reads every kv head of its cache rows (front to back).
-  int64_t items = x.batch * ceilDiv(steps, kernel.decodeQTile);
-  int64_t splits =
-      std::max<int64_t>(1, std::min(ceilDiv(total - first, 4 * kernel.kTile),
-                                    ceilDiv(4 * model.pool->size(), items)));
-  int64_t partial = splits * x.batch * steps * l.numHeads;
-  model.partialOut.resize(partial * l.vHeadDim);
-  model.partialMax.resize(partial);
-  model.partialSum.resize(partial);
-
-  int64_t oShape[5] = {splits, x.batch, steps, l.numHeads, l.vHeadDim};
-  Tensor4 qa = makeTensor4(model.preparedQ.data(), qShape.data());
-  Tensor5 po = makeTensor<5>(model.partialOut.data(), oShape);
-  Tensor4 pm = makeTensor4(model.partialMax.data(), oShape);
-  Tensor4 ps = makeTensor4(model.partialSum.data(), oShape);
-  Tensor1 sa{}, ks{};
-  if (sinks) {
-    auto *p = static_cast<float *>(sinks->data);
-    sa = {p, p, 0, {l.numHeads}, {1}};
-  }
-  if (valuesOnly)
-    ks = getKeyScaleTensor(model, l);
-  model.pool->parallelFor(items * splits, 1, [&](int64_t begin, int64_t end) {
-    Tensor4 qc = qa, kc = ka, vc = va, mc = pm, sc = ps;
-    Tensor5 oc = po;
-    Tensor1 kk = ks;
-    if (fn.decodeDerivedWithSinks) {
-      Tensor1 sk = sa;
-      fn.decodeDerivedWithSinks(&qc, &kc, &vc, &sk, &kk, &oc, &mc, &sc,
-                                position, splits, begin, end);
-    } else if (fn.decodeDerived) {
-      fn.decodeDerived(&qc, &kc, &vc, &kk, &oc, &mc, &sc, position, splits,
-                       begin, end);
-    } else if (fn.decodeWithSinks) {
-      Tensor1 sk = sa;
-      fn.decodeWithSinks(&qc, &kc, &vc, &sk, &oc, &mc, &sc, position, splits,
-                         begin, end);
-    } else {
-      fn.decode(&qc, &kc, &vc, &oc, &mc, &sc, position, splits, begin, end);
-    }
-  });
-  Shape outShape = {x.batch, steps, l.numHeads, l.vHeadDim};
-  Tensor4 oa = makeTensor4(static_cast<float *>(out->data), outShape.data());
-  model.pool->parallelFor(x.batch * steps, 1, [&](int64_t begin, int64_t end) {
-    Tensor5 oc = po;
-    Tensor4 mc = pm, sc = ps, out = oa;
-    fn.combine(&oc, &mc, &sc, &out, begin, end);
-  });
-  multiplyRows(model, static_cast<float *>(out->data), outElements,
-               outputScale);
 }
 
 } // namespace
@@ -1334,15 +1206,19 @@ hybrid_rt_status hybrid_rt_session_decode(hybrid_rt_session *s, int64_t layer,
     return HYBRID_RT_OK;
   }
 #endif
+  // Every slice's tokens stored (a cache whose scales its prompts set takes
+  // them from the first slice's), then their attention at once.
+  std::vector<StepSlice> steppers;
   for (size_t i = 0; i < slices.size(); ++i) {
     const Slice &x = slices[i];
-    OperandSlice qx(q, x), kx(k, x), vx(v, x), outx(out, x);
+    OperandSlice kx(k, x), vx(v, x);
     if (!shared)
       appendTokens(*s, l, c, x, data(kx.get()), data(vx.get()), steps);
-    attendStep(*s, l, kernel, x, owner, positions[i], steps, qx.get(), sinks,
-               outx.get());
     c.setLength(x, positions[i] + steps);
+    steppers.push_back({x, positions[i]});
   }
+  attendStep(model, l, kernel, {owner.keys, owner.values, owner.rows}, steppers,
+             steps, q, sinks, out);
   return HYBRID_RT_OK;
 } catch (...) {
   return failFromException("hybrid_rt_session_decode");
