@@ -48,7 +48,11 @@ lanes share (continuous batching): each lane owns 1 to 3 of them
 calls on them from a thread of its own, Session.select() first, as if it
 were a session of its own (a reset is a truncate(0) of its sequences, a
 reorder gathers them only, a save is restored into them); the lanes stand
-at different lengths, and each is checked as if alone.
+at different lengths, and each is checked as if alone. Lanes' valid decode
+steps of one layer and token count that come within a few milliseconds of
+each other run as one call on all their sequences, each at its own length,
+as a server steps its live requests (every sequence of a layer with sinks
+takes the layer's sinks then; the summary counts those calls).
 
 `test/Python/fuzz-session.test` runs a few cases with a fixed seed.
 """
@@ -155,7 +159,11 @@ def run_calls(schedule, seed, calls, tolerance, cache_dtype, print=print, lane=N
             if held_k.shape[1] >= at + count:
                 k = held_k[:, at:at + count]
                 v = k if layer["cache"]["k_eq_v"] else held_v[:, at:at + count]
-        sinks = data.standard_normal(layer["num_heads"], np.float32) if layer["sinks"] else None
+        sinks = None
+        if layer["sinks"]:  # a lane's: the layer's, so that lanes' steps join
+            sinks = (np.random.default_rng(i).standard_normal(layer["num_heads"], np.float32)
+                     if lane is not None else
+                     data.standard_normal(layer["num_heads"], np.float32))
         return q, k, v, sinks
 
     def check_lengths(what):
@@ -215,9 +223,16 @@ def run_calls(schedule, seed, calls, tolerance, cache_dtype, print=print, lane=N
         name = "prefill" if prefill else "decode"
         what = (f"call {call}: {name}(layer {index}, {count} tokens at {at}), "
                 f"change: {change}")
+        # A lane's valid steps may run with other lanes' (Lane.step).
+        joinable = lane is not None and not prefill and why is None and change == "none"
         print(what, flush=True)
         try:
-            out = (session.prefill if prefill else session.decode)(index, **args)
+            if joinable:
+                out, partners = lane.step(index, **args)
+                if partners:
+                    print(f"  ran in one call with lanes {partners}", flush=True)
+            else:
+                out = (session.prefill if prefill else session.decode)(index, **args)
         except (hybrid_attn.HybridError, TypeError, ValueError) as error:
             if why is None:
                 raise Finding(f"{what}: refused a valid call: {error}")
@@ -542,9 +557,10 @@ def child(argv):
     return 0
 
 
-def run_in_threads(count, body, what):
+def run_in_threads(count, body, what, more=lambda: ""):
     """body(index, log) from `count` threads at once, each returning (calls
-    that ran, calls refused); a Finding of any is raised once all are done."""
+    that ran, calls refused); a Finding of any is raised once all are done.
+    more(): the summary's last words."""
     import threading
     failures, counts = [], []
 
@@ -567,7 +583,7 @@ def run_in_threads(count, body, what):
             raise Finding(f"thread {index}: {error}")
         raise error
     print(f"{sum(ran for ran, _ in counts)} ran, {sum(refused for _, refused in counts)} "
-          f"refused, in {count} {what}")
+          f"refused, in {count} {what}{more()}")
 
 
 def run_threads(schedule, args):
@@ -578,16 +594,92 @@ def run_threads(schedule, args):
         args.cache_dtype, print=log), "threads")
 
 
+class Joiner:
+    """Runs the valid decode steps lanes make at about the same time as a
+    server steps its live requests: steps of one layer and token count (and
+    sinks) in one call on the union of their lanes' sequences, each at its
+    own length. A step waits up to WAIT seconds for others; the first whose
+    wait ends runs its group (under the lanes' lock) and hands each its part
+    of the output, or the call's error."""
+
+    WAIT = 0.004
+
+    def __init__(self, session, lock):
+        import threading
+        self.session, self.lock = session, lock
+        self.changed = threading.Condition()
+        self.pending = []  # steps waiting: dicts of lane, key, q, k, v, sinks
+        self.joint = 0  # calls that ran steps of several lanes
+
+    def step(self, lane, layer, q, k, v, sinks):
+        import time
+        sinks_key = None if sinks is None else sinks.tobytes()
+        mine = {"lane": lane, "key": (layer, q.shape[1], sinks_key), "q": q, "k": k,
+                "v": v, "sinks": sinks, "done": False}
+        deadline = time.monotonic() + self.WAIT
+        with self.changed:
+            self.pending.append(mine)
+            self.changed.notify_all()
+            while mine in self.pending and time.monotonic() < deadline:
+                self.changed.wait(deadline - time.monotonic())
+            if mine in self.pending:  # its wait ended first: it runs the group
+                group = [r for r in self.pending if r["key"] == mine["key"]]
+                self.pending = [r for r in self.pending if r["key"] != mine["key"]]
+            else:
+                group = None
+                while not mine["done"]:
+                    self.changed.wait()
+        if group is not None:
+            self._run(layer, group)
+        if "error" in mine:
+            raise mine["error"]
+        return mine["out"], mine["partners"]
+
+    def _run(self, layer, group):
+        import numpy as np
+        import hybrid_attn
+        join = lambda name: (None if group[0][name] is None else
+                             np.concatenate([r[name] for r in group]))
+        k = join("k")
+        v = k if all(r["v"] is r["k"] for r in group) else join("v")  # K=V: v is k
+        try:
+            with self.lock:
+                self.session.select([b for r in group for b in r["lane"].sequences])
+                out = self.session.decode(layer, join("q"), k, v, group[0]["sinks"])
+            error = None
+        except (hybrid_attn.HybridError, TypeError, ValueError) as e:
+            error = e
+        at = 0
+        with self.changed:
+            self.joint += len(group) > 1
+            for r in group:
+                size = r["lane"].batch
+                if error is None:
+                    r["out"] = out[at:at + size]
+                else:
+                    r["error"] = error
+                r["partners"] = [p["lane"].index for p in group if p is not r]
+                r["done"] = True
+                at += size
+            self.changed.notify_all()
+
+
 class Lane:
     """A lane's sequences of the session lanes share, used as a session of
     their own: each call selects them first, the selection and the call one
     step under the lanes' lock. A reset is a truncate(0) of them, a reorder
     gathers them only (an order that does not fit them is refused here), a
-    restore goes back into them."""
+    restore goes back into them; its valid steps may run with other lanes'
+    (Joiner)."""
 
-    def __init__(self, session, lock, sequences, max_seq, max_step):
+    def __init__(self, session, lock, index, sequences, max_seq, max_step, joiner):
         self.session, self.lock, self.sequences = session, lock, sequences
+        self.index, self.joiner = index, joiner
         self.batch, self.max_seq, self.max_step = len(sequences), max_seq, max_step
+
+    def step(self, layer, q, k, v, sinks, out=None):
+        """A valid decode step; (its output, the lanes it ran with)."""
+        return self.joiner.step(self, layer, q, k, v, sinks)
 
     def _on(self, method, *args, **kwargs):
         with self.lock:
@@ -627,12 +719,14 @@ def run_lanes(schedule, args):
     print(f"session(batch={len(sequences)}, max_seq={max_seq}, max_step_tokens={max_step})")
     set_f8_scales(session, schedule.layers, rng, args.cache_dtype, print)
     lock, lanes = threading.RLock(), []
-    for size in sizes:
-        lanes.append(Lane(session, lock, sequences[:size], max_seq, max_step))
+    joiner = Joiner(session, lock)
+    for index, size in enumerate(sizes):
+        lanes.append(Lane(session, lock, index, sequences[:size], max_seq, max_step, joiner))
         sequences = sequences[size:]
     run_in_threads(args.lanes, lambda index, log: run_calls(
         schedule, args.seed + index * THREAD_SEED_STRIDE, args.calls, args.tolerance,
-        args.cache_dtype, print=log, lane=lanes[index]), "lanes")
+        args.cache_dtype, print=log, lane=lanes[index]), "lanes",
+        lambda: f", {joiner.joint} steps of several lanes in one call")
 
 
 # --------------------------------------------------------------------------
