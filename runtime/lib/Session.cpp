@@ -1206,19 +1206,27 @@ hybrid_rt_status hybrid_rt_session_decode(hybrid_rt_session *s, int64_t layer,
     return HYBRID_RT_OK;
   }
 #endif
-  // Every slice's tokens stored (a cache whose scales its prompts set takes
-  // them from the first slice's), then their attention at once.
-  std::vector<StepSlice> steppers;
-  for (size_t i = 0; i < slices.size(); ++i) {
-    const Slice &x = slices[i];
-    OperandSlice kx(k, x), vx(v, x);
-    if (!shared)
-      appendTokens(*s, l, c, x, data(kx.get()), data(vx.get()), steps);
-    c.setLength(x, positions[i] + steps);
-    steppers.push_back({x, positions[i]});
+  // Every slice's tokens stored, each slice's length set as it is (a cache
+  // whose scales its prompts set takes them from the first slice's), then
+  // their attention at once; should any of it throw (out of memory), the
+  // lengths are as they were.
+  std::vector<Progress> before = c.progress;
+  try {
+    std::vector<StepSlice> steppers;
+    for (size_t i = 0; i < slices.size(); ++i) {
+      const Slice &x = slices[i];
+      OperandSlice kx(k, x), vx(v, x);
+      if (!shared)
+        appendTokens(*s, l, c, x, data(kx.get()), data(vx.get()), steps);
+      c.setLength(x, positions[i] + steps);
+      steppers.push_back({x, positions[i]});
+    }
+    attendStep(model, l, kernel, {owner.keys, owner.values, owner.rows},
+               steppers, steps, q, sinks, out);
+  } catch (...) {
+    c.progress = std::move(before);
+    throw;
   }
-  attendStep(model, l, kernel, {owner.keys, owner.values, owner.rows}, steppers,
-             steps, q, sinks, out);
   return HYBRID_RT_OK;
 } catch (...) {
   return failFromException("hybrid_rt_session_decode");
