@@ -131,27 +131,27 @@ def test_sequences_at_their_own_lengths(schedule):
                 np.testing.assert_array_equal(ours, theirs, err_msg=f"layer {layer} sequence {b}")
 
 
-@pytest.mark.parametrize("spec, kv_dtype", [(SPEC, "bf16"), (SPEC, "f8"),
+@pytest.mark.parametrize("spec, kv_dtype", [(SPEC, "f32"), (SPEC, "bf16"), (SPEC, "f8"),
                                              (K_EQ_V_SPEC, "f32"), (K_EQ_V_SPEC, "f8")],
-                         ids=["bf16", "f8", "k_eq_v", "k_eq_v-f8"])
+                         ids=["f32", "bf16", "f8", "k_eq_v", "k_eq_v-f8"])
 def test_every_cache_at_its_own_length(spec, kv_dtype):
     """Narrow caches and K=V layers (values only, keys derived as the decode
     kernel reads them) at four lengths: steps of all four (one dispatch of
     every slice's work items, each slice's keys split by its share) and of
-    three out of order, then steps of 16 tokens (SPEC: the flash kernel,
-    slice after slice), each sequence's outputs its own session's. The full
-    layers' keys split (more than 4 key tiles of 64) 1 to 3 ways by the
-    sequence's share of a step."""
+    three out of order, then steps of 32 tokens (the flash kernel: one
+    dispatch of every slice's items; K=V layers' slice after slice), each
+    sequence's outputs its own session's. The full layers' keys split (more
+    than 4 key tiles of 64) 1 to 3 ways by the sequence's share of a step."""
     schedule = hybrid_attn.compile(spec, max_seq=1024, kv_dtype=kv_dtype)
-    served = Served(schedule, batch=4, max_seq=1024, step=16, seed=13)
+    served = Served(schedule, batch=4, max_seq=1024, step=32, seed=13)
     for b, n in enumerate((5, 300, 40, 700)):
         served.prefill([b], n)
     for _ in range(3):
         served.step(None, 1)
     served.step([3, 1, 0], 2)
-    served.step(None, 16)
+    served.step(None, 32)
     served.check_lengths()
-    assert served.length == [26, 321, 59, 721]
+    assert served.length == [42, 337, 75, 737]
 
 
 def test_one_length_is_one_batch(schedule):

@@ -1,6 +1,7 @@
 //===- Model.cpp - Layer checks and the kernel calls sessions share -------===//
 
 #include "Model.h"
+#include "WorkPieces.h"
 
 #include <algorithm>
 
@@ -88,9 +89,21 @@ void hybrid::rt::runFlash(hybrid_rt_model &model, const LayerSpec &l, Tensor4 q,
                           Tensor4 k, Tensor4 v, int64_t numKeys,
                           int64_t firstRow, const float *sinks, Tensor4 out,
                           FlashKeys read) {
+  runFlash(model, l, {FlashPiece{q, k, v, out, numKeys, firstRow}}, sinks,
+           read);
+}
+
+void hybrid::rt::runFlash(hybrid_rt_model &model, const LayerSpec &l,
+                          const std::vector<FlashPiece> &pieces,
+                          const float *sinks, FlashKeys read) {
   const KernelSpec &spec = model.manifest.kernels.at(l.kernel);
   const KernelEntryPoints &fn = model.kernels.get(l.kernel);
-  int64_t seq = q.sizes[1], heads = q.sizes[0] * l.numKvHeads;
+  int64_t seq = pieces[0].q.sizes[1], heads = 0;
+  bool steps = true; // every piece's queries see about its cache
+  for (const FlashPiece &p : pieces) {
+    heads += p.q.sizes[0] * l.numKvHeads;
+    steps = steps && p.numKeys > seq;
+  }
   Tensor1 sa{};
   if (sinks) {
     auto *s = const_cast<float *>(sinks);
@@ -100,23 +113,31 @@ void hybrid::rt::runFlash(hybrid_rt_model &model, const LayerSpec &l, Tensor4 q,
   int threads = model.pool->size();
   if (model.fixedPrefillTile)
     tile = std::min(model.fixedPrefillTile, spec.qTile);
-  else if (numKeys > seq) // a step: its queries all see about its cache
+  else if (steps)
     tile = chooseStepTile(spec.qTile, group, seq, heads, threads);
   else // a prompt: causal tiles cost unlike, many items balance them
     tile = choosePrefillTile(spec.qTile, group, seq, heads, threads);
-  int64_t items = heads * ((seq + tile - 1) / tile);
+  std::vector<int64_t> items = layOutPieces(pieces.size(), [&](size_t i) {
+    return pieces[i].q.sizes[0] * l.numKvHeads * ((seq + tile - 1) / tile);
+  });
   bool cached = read == FlashKeys::Cached;
   AttentionWithSinksFn withSinks =
       cached ? fn.stepsWithSinks : fn.attentionWithSinks;
   AttentionFn plain = cached ? fn.steps : fn.attention;
-  model.pool->parallelFor(items, 1, [&](int64_t begin, int64_t end) {
-    Tensor4 qc = q, kc = k, vc = v, oc = out;
-    if (withSinks) {
-      Tensor1 sc = sa;
-      withSinks(&qc, &kc, &vc, &sc, &oc, numKeys, firstRow, tile, begin, end);
-    } else {
-      plain(&qc, &kc, &vc, &oc, numKeys, firstRow, tile, begin, end);
-    }
+  model.pool->parallelFor(items.back(), 1, [&](int64_t begin, int64_t end) {
+    forPieces(items, begin, end, [&](size_t i, int64_t first, int64_t last) {
+      FlashPiece p = pieces[i];
+      first -= items[i];
+      last -= items[i];
+      if (withSinks) {
+        Tensor1 sc = sa;
+        withSinks(&p.q, &p.k, &p.v, &sc, &p.out, p.numKeys, p.firstRow, tile,
+                  first, last);
+      } else {
+        plain(&p.q, &p.k, &p.v, &p.out, p.numKeys, p.firstRow, tile, first,
+              last);
+      }
+    });
   });
 }
 

@@ -148,6 +148,19 @@ void runFlash(hybrid_rt_model &model, const LayerSpec &layer, Tensor4 q,
               Tensor4 k, Tensor4 v, int64_t numKeys, int64_t firstRow,
               const float *sinks, Tensor4 out, FlashKeys read = FlashKeys::F32);
 
+/// One batch of a flash run of several (a ragged step's slices): q, k, v,
+/// out and the key positions as runFlash takes them.
+struct FlashPiece {
+  Tensor4 q, k, v, out;
+  int64_t numKeys, firstRow;
+};
+
+/// runFlash over every piece at once (one dispatch of their work items);
+/// their queries are of one length.
+void runFlash(hybrid_rt_model &model, const LayerSpec &layer,
+              const std::vector<FlashPiece> &pieces, const float *sinks,
+              FlashKeys read);
+
 /// The keys `layer` attends with for k [B, S, Hkv, D] at positions
 /// firstPosition...: k times the key scale of the layer whose cache it
 /// reads (K=V layers), rotated by its `prepare_k`. Returns k itself when

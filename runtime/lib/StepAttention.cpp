@@ -1,6 +1,7 @@
 //===- StepAttention.cpp - A CPU decode step's attention ------------------===//
 
 #include "StepAttention.h"
+#include "WorkPieces.h"
 
 #include <algorithm>
 
@@ -18,31 +19,6 @@ void multiplyRows(hybrid_rt_model &model, float *x, int64_t n, float factor) {
     });
 }
 
-/// Work items [begin, end) of pieces laid end to end (piece i: items
-/// [starts[i], starts[i + 1])), as body(i, first, last) for each piece's
-/// share of them.
-template <typename Body>
-void forPieces(const std::vector<int64_t> &starts, int64_t begin, int64_t end,
-               const Body &body) {
-  size_t i =
-      std::upper_bound(starts.begin(), starts.end(), begin) - starts.begin();
-  for (--i; begin < end; ++i) {
-    int64_t last = std::min(end, starts[i + 1]);
-    if (last > begin)
-      body(i, begin, last);
-    begin = std::max(begin, last);
-  }
-}
-
-/// Starts of pieces of sizes size(0), ..., size(n - 1) laid end to end, and
-/// their total last.
-template <typename Size> std::vector<int64_t> layOut(size_t n, Size size) {
-  std::vector<int64_t> starts(n + 1, 0);
-  for (size_t i = 0; i < n; ++i)
-    starts[i + 1] = starts[i] + size(i);
-  return starts;
-}
-
 /// The slice's queries, prepared (rotated, scaled) at its positions into
 /// the model's scratch: one dispatch for every slice.
 void prepareQueries(hybrid_rt_model &model, const LayerSpec &l,
@@ -57,7 +33,7 @@ void prepareQueries(hybrid_rt_model &model, const LayerSpec &l,
   Tensor4 output = makeTensor4(model.preparedQ.data(), shape.data());
   // The prepare kernel numbers rows b * steps + t of the whole tensor, a
   // slice's from entry * steps on.
-  std::vector<int64_t> starts = layOut(
+  std::vector<int64_t> starts = layOutPieces(
       slices.size(), [&](size_t i) { return slices[i].slice.batch * steps; });
   int64_t rows = starts.back();
   // Enough rows per chunk to amortise the claim, small enough to balance.
@@ -70,37 +46,54 @@ void prepareQueries(hybrid_rt_model &model, const LayerSpec &l,
   });
 }
 
-/// Slice `x`'s step at `position` through the flash kernel, from its
-/// prepared queries `q` [x.batch, steps, Hq, D] into `out` (its entries).
+/// Every slice's step through the flash kernel, from the prepared queries
+/// into `out` ([N, steps, Hq, Dv]): one dispatch of every slice's work
+/// items, or for a values-only cache (K=V), whose keys are derived into
+/// scratch first, one slice after another.
 void attendWithFlash(hybrid_rt_model &model, const LayerSpec &l,
-                     const StepCache &cache, const Slice &x, int64_t position,
-                     int64_t steps, const float *q, const float *sinks,
-                     float *out) {
+                     const StepCache &cache,
+                     const std::vector<StepSlice> &slices, int64_t steps,
+                     const float *sinks, float *out) {
   bool valuesOnly = keepsValuesOnly(l);
-  int64_t total = position + steps, first = l.firstVisibleKey(position);
-  Shape qShape = {x.batch, steps, l.numHeads, l.headDim};
-  Shape kShape = {x.batch, cache.rows, l.numKvHeads, l.headDim};
-  Shape vShape = {x.batch, cache.rows, l.numKvHeads, l.vHeadDim};
-  Tensor4 va = cache.values.tensor(vShape, x.first);
-  Tensor4 ka = valuesOnly ? va : cache.keys.tensor(kShape, x.first);
   // Narrower caches: the kernel compiled for them (`steps`), or for K=V
   // layers the prompt's kernel over values widened and keys derived from
   // them into scratch.
   FlashKeys read =
       cache.values.f32Data() || valuesOnly ? FlashKeys::F32 : FlashKeys::Cached;
-  if (valuesOnly) {
+  std::vector<FlashPiece> pieces;
+  for (const StepSlice &s : slices) {
+    const Slice &x = s.slice;
+    int64_t total = s.position + steps, first = l.firstVisibleKey(s.position);
+    Shape qShape = {x.batch, steps, l.numHeads, l.headDim};
+    Shape kShape = {x.batch, cache.rows, l.numKvHeads, l.headDim};
+    Shape vShape = {x.batch, cache.rows, l.numKvHeads, l.vHeadDim};
+    Shape outShape = {x.batch, steps, l.numHeads, l.vHeadDim};
+    FlashPiece p;
+    p.q = makeTensor4(model.preparedQ.data() +
+                          x.entry * steps * l.numHeads * l.headDim,
+                      qShape.data());
+    p.out = makeTensor4(out + x.entry * steps * l.numHeads * l.vHeadDim,
+                        outShape.data());
+    p.v = cache.values.tensor(vShape, x.first);
+    p.k = valuesOnly ? p.v : cache.keys.tensor(kShape, x.first);
+    // The kernel reads the cache in place from the step's first visible key
+    // (a ring wraps at most once in between) and puts the step's queries
+    // at the last T of the positions.
+    p.numKeys = total - first;
+    p.firstRow = first % cache.rows;
+    if (!valuesOnly) {
+      pieces.push_back(p);
+      continue;
+    }
     const float *values =
         widenCachedValues(model, cache.values, x.first, vShape, first, total);
-    va = makeTensor4(values, vShape.data());
-    ka = makeTensor4(deriveCachedKeys(model, l, values, kShape, first, total),
-                     kShape.data());
+    p.v = makeTensor4(values, vShape.data());
+    p.k = makeTensor4(deriveCachedKeys(model, l, values, kShape, first, total),
+                      kShape.data());
+    runFlash(model, l, {p}, sinks, read);
   }
-  // The kernel reads the cache in place from the step's first visible key
-  // (a ring wraps at most once in between) and puts the step's queries at
-  // the last T of the positions.
-  Shape outShape = {x.batch, steps, l.numHeads, l.vHeadDim};
-  runFlash(model, l, makeTensor4(q, qShape.data()), ka, va, total - first,
-           first % cache.rows, sinks, makeTensor4(out, outShape.data()), read);
+  if (!pieces.empty())
+    runFlash(model, l, pieces, sinks, read);
 }
 
 /// One slice's share of a decode dispatch: its tensors and its split of
@@ -111,24 +104,23 @@ struct DecodeRun {
   int64_t position, splits;
 };
 
-/// The steps of slices `slices[decoding]` through the decode kernel, from
-/// the prepared queries into `out` ([N, steps, Hq, Dv]): one dispatch of
-/// every slice's work items, then one of every output row's combine.
+/// Every slice's step through the decode kernel, from the prepared queries
+/// into `out` ([N, steps, Hq, Dv]): one dispatch of every slice's work
+/// items, then one of every output row's combine.
 void attendWithDecode(hybrid_rt_model &model, const LayerSpec &l,
                       const KernelSpec &kernel, const StepCache &cache,
-                      const std::vector<StepSlice> &slices,
-                      const std::vector<size_t> &decoding, int64_t steps,
+                      const std::vector<StepSlice> &slices, int64_t steps,
                       const hybrid_rt_tensor *sinks, float *out) {
   const KernelEntryPoints &fn = model.kernels.get(l.kernel);
   bool valuesOnly = keepsValuesOnly(l);
-  size_t n = decoding.size();
+  size_t n = slices.size();
   // A work item is up to decode_q_tile positions of a sequence for every
   // head, reading every kv head of the cache rows it visits.
   auto items = [&](size_t i) {
-    return slices[decoding[i]].slice.batch * ceilDiv(steps, kernel.decodeQTile);
+    return slices[i].slice.batch * ceilDiv(steps, kernel.decodeQTile);
   };
   auto keys = [&](size_t i) {
-    int64_t position = slices[decoding[i]].position;
+    int64_t position = slices[i].position;
     return position + steps - l.firstVisibleKey(position);
   };
   // Split the key ranges so that the pool gets about 4 items per thread of
@@ -144,8 +136,8 @@ void attendWithDecode(hybrid_rt_model &model, const LayerSpec &l,
     splits[i] =
         std::max<int64_t>(1, std::min(ceilDiv(keys(i), 4 * kernel.kTile),
                                       ceilDiv(parts * keys(i), weight)));
-  std::vector<int64_t> partials = layOut(n, [&](size_t i) {
-    return splits[i] * slices[decoding[i]].slice.batch * steps * l.numHeads;
+  std::vector<int64_t> partials = layOutPieces(n, [&](size_t i) {
+    return splits[i] * slices[i].slice.batch * steps * l.numHeads;
   });
   model.partialOut.resize(partials.back() * l.vHeadDim);
   model.partialMax.resize(partials.back());
@@ -153,7 +145,7 @@ void attendWithDecode(hybrid_rt_model &model, const LayerSpec &l,
 
   std::vector<DecodeRun> runs;
   for (size_t i = 0; i < n; ++i) {
-    const StepSlice &s = slices[decoding[i]];
+    const StepSlice &s = slices[i];
     const Slice &x = s.slice;
     Shape qShape = {x.batch, steps, l.numHeads, l.headDim};
     Shape kShape = {x.batch, cache.rows, l.numKvHeads, l.headDim};
@@ -186,7 +178,7 @@ void attendWithDecode(hybrid_rt_model &model, const LayerSpec &l,
   if (valuesOnly)
     ks = getKeyScaleTensor(model, l);
   std::vector<int64_t> work =
-      layOut(n, [&](size_t i) { return items(i) * splits[i]; });
+      layOutPieces(n, [&](size_t i) { return items(i) * splits[i]; });
   model.pool->parallelFor(work.back(), 1, [&](int64_t begin, int64_t end) {
     forPieces(work, begin, end, [&](size_t i, int64_t first, int64_t last) {
       DecodeRun r = runs[i];
@@ -208,8 +200,8 @@ void attendWithDecode(hybrid_rt_model &model, const LayerSpec &l,
                   r.position, r.splits, first, last);
     });
   });
-  std::vector<int64_t> rows = layOut(
-      n, [&](size_t i) { return slices[decoding[i]].slice.batch * steps; });
+  std::vector<int64_t> rows =
+      layOutPieces(n, [&](size_t i) { return slices[i].slice.batch * steps; });
   model.pool->parallelFor(rows.back(), 1, [&](int64_t begin, int64_t end) {
     forPieces(rows, begin, end, [&](size_t i, int64_t first, int64_t last) {
       DecodeRun r = runs[i];
@@ -236,31 +228,21 @@ void hybrid::rt::attendStep(hybrid_rt_model &model, const LayerSpec &l,
   auto *outData = static_cast<float *>(out->data);
   const float *sinkData =
       sinks ? static_cast<const float *>(sinks->data) : nullptr;
-  int64_t group = l.numHeads / l.numKvHeads;
-  std::vector<size_t> decoding;
-  for (size_t i = 0; i < slices.size(); ++i) {
-    const Slice &x = slices[i].slice;
-    StepKernel stepKernel = model.fixedStepKernel;
-    // The flash kernel of a values-only cache reads keys derived first:
-    // worth it for steps of many tokens only.
-    if (stepKernel == StepKernel::Automatic)
-      stepKernel = prefersFlashForStep(group, steps, x.batch * l.numKvHeads,
-                                       model.pool->size()) &&
-                           (!valuesOnly || steps >= kMinFlashStepDerivingKeys)
-                       ? StepKernel::Flash
-                       : StepKernel::Decode;
-    if (stepKernel == StepKernel::Decode) {
-      decoding.push_back(i);
-      continue;
-    }
-    attendWithFlash(
-        model, l, cache, x, slices[i].position, steps,
-        model.preparedQ.data() + x.entry * steps * l.numHeads * l.headDim,
-        sinkData, outData + x.entry * steps * l.numHeads * l.vHeadDim);
-  }
-  if (!decoding.empty())
-    attendWithDecode(model, l, kernel, cache, slices, decoding, steps, sinks,
-                     outData);
-  multiplyRows(model, outData, q->shape[0] * steps * l.numHeads * l.vHeadDim,
+  // One kernel for the call: its slices' work items fill the threads
+  // together. The flash kernel of a values-only cache reads keys derived
+  // first: worth it for steps of many tokens only.
+  int64_t group = l.numHeads / l.numKvHeads, batch = q->shape[0];
+  StepKernel stepKernel = model.fixedStepKernel;
+  if (stepKernel == StepKernel::Automatic)
+    stepKernel = prefersFlashForStep(group, steps, batch * l.numKvHeads,
+                                     model.pool->size()) &&
+                         (!valuesOnly || steps >= kMinFlashStepDerivingKeys)
+                     ? StepKernel::Flash
+                     : StepKernel::Decode;
+  if (stepKernel == StepKernel::Flash)
+    attendWithFlash(model, l, cache, slices, steps, sinkData, outData);
+  else
+    attendWithDecode(model, l, kernel, cache, slices, steps, sinks, outData);
+  multiplyRows(model, outData, batch * steps * l.numHeads * l.vHeadDim,
                cache.values.getScale());
 }

@@ -3,14 +3,15 @@
 // The attention of a CPU decode step of T tokens per sequence over a layer's
 // cache, their keys and values stored already. A call's sequences may stand
 // at different lengths (continuous batching): it runs in slices, each at one
-// position (SequenceSlices.h). The slices the decode kernel takes run as one
-// batch: one dispatch per phase (prepare, decode, combine) whose work items
-// map to their slice's queries, cache rows, position and partial results,
-// with the key range split so that the items weigh about alike. A ragged
-// batch then costs what its keys do, not a dispatch per slice and phase
-// (waking the pool's threads for a batch-1 slice costs about what its
-// attention does). Slices that take the flash kernel (steps of many rows,
-// StepKernel.h) run one after another: each fills the threads on its own.
+// position (SequenceSlices.h). The slices run as one batch: one dispatch
+// per phase (prepare; decode and combine, or flash) whose work items map to
+// their slice's queries, cache rows, position and partial results, the
+// decode kernel's key ranges split so that the items weigh about alike, and
+// the kernel (StepKernel.h) chosen for the whole call. A ragged batch then
+// costs what its keys do, not a dispatch per slice and phase (waking the
+// pool's threads for a batch-1 slice costs about what its attention does).
+// K=V layers' flash steps (keys derived into scratch first) run slice after
+// slice.
 //
 //===----------------------------------------------------------------------===//
 
