@@ -19,7 +19,7 @@ void multiplyRows(hybrid_rt_model &model, float *x, int64_t n, float factor) {
     });
 }
 
-/// The slice's queries, prepared (rotated, scaled) at its positions into
+/// Every slice's queries, prepared (rotated, scaled) at its positions into
 /// the model's scratch: one dispatch for every slice.
 void prepareQueries(hybrid_rt_model &model, const LayerSpec &l,
                     const std::vector<StepSlice> &slices, int64_t steps,
