@@ -68,15 +68,25 @@ std::string hybrid::rt::checkLayerOperands(
 void hybrid::rt::prepareRows(hybrid_rt_model &model, PrepareFn prepare,
                              const float *in, float *out, const Shape &shape,
                              int64_t firstPosition) {
+  prepareRows(model, prepare, in, out, shape, {0, shape[0] * shape[1]},
+              {firstPosition});
+}
+
+void hybrid::rt::prepareRows(hybrid_rt_model &model, PrepareFn prepare,
+                             const float *in, float *out, const Shape &shape,
+                             const std::vector<int64_t> &starts,
+                             const std::vector<int64_t> &firstPositions) {
   ThreadPool &pool = *model.pool;
-  int64_t rows = shape[0] * shape[1];
+  int64_t rows = starts.back();
   // Enough rows per chunk to amortise the claim, small enough to balance.
   int64_t grain = std::max<int64_t>(1, rows / (8 * pool.size()));
   Tensor4 input = makeTensor4(in, shape.data());
   Tensor4 output = makeTensor4(out, shape.data());
   pool.parallelFor(rows, grain, [&](int64_t begin, int64_t end) {
-    Tensor4 i = input, o = output;
-    prepare(&i, &o, firstPosition, begin, end);
+    forPieces(starts, begin, end, [&](size_t i, int64_t first, int64_t last) {
+      Tensor4 from = input, to = output;
+      prepare(&from, &to, firstPositions[i], first, last);
+    });
   });
 }
 

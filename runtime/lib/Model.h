@@ -126,6 +126,14 @@ std::string checkLayerOperands(const LayerSpec &layer, int64_t batch,
 void prepareRows(hybrid_rt_model &model, PrepareFn prepare, const float *in,
                  float *out, const Shape &shape, int64_t firstPosition);
 
+/// prepareRows over the [B, S] rows of pieces laid end to end (`starts`, as
+/// layOutPieces gives them; numbered as the kernel numbers them), piece i's
+/// rows at positions firstPositions[i]... (a ragged step's slices).
+void prepareRows(hybrid_rt_model &model, PrepareFn prepare, const float *in,
+                 float *out, const Shape &shape,
+                 const std::vector<int64_t> &starts,
+                 const std::vector<int64_t> &firstPositions);
+
 /// True if `layer`'s cache (K=V) keeps its values only: its decode kernel
 /// derives the keys from them, and other calls derive them (on CPUs with
 /// deriveKeys or deriveCachedKeys, on GPUs into scratch).

@@ -134,7 +134,6 @@ struct hybrid_rt_session {
 };
 
 namespace {
-
 /// Rows a layer's cache needs for its policy.
 int64_t cacheRows(const LayerSpec &l, int64_t maxSeq, int64_t maxStep) {
   if (l.cachePolicy == "ring")
@@ -1212,17 +1211,17 @@ hybrid_rt_status hybrid_rt_session_decode(hybrid_rt_session *s, int64_t layer,
   // lengths are as they were.
   std::vector<Progress> before = c.progress;
   try {
-    std::vector<StepSlice> steppers;
+    std::vector<StepSlice> stepSlices;
     for (size_t i = 0; i < slices.size(); ++i) {
       const Slice &x = slices[i];
       OperandSlice kx(k, x), vx(v, x);
       if (!shared)
         appendTokens(*s, l, c, x, data(kx.get()), data(vx.get()), steps);
       c.setLength(x, positions[i] + steps);
-      steppers.push_back({x, positions[i]});
+      stepSlices.push_back({x, positions[i]});
     }
     attendStep(model, l, kernel, {owner.keys, owner.values, owner.rows},
-               steppers, steps, q, sinks, out);
+               stepSlices, steps, q, sinks, out);
   } catch (...) {
     c.progress = std::move(before);
     throw;

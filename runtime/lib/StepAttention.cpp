@@ -24,26 +24,19 @@ void multiplyRows(hybrid_rt_model &model, float *x, int64_t n, float factor) {
 void prepareQueries(hybrid_rt_model &model, const LayerSpec &l,
                     const std::vector<StepSlice> &slices, int64_t steps,
                     const hybrid_rt_tensor *q) {
-  PrepareFn prepare = model.kernels.get(l.kernel).prepareQ;
   int64_t batch = q->shape[0];
   Shape shape = {batch, steps, l.numHeads, l.headDim};
   model.preparedQ.resize(batch * steps * l.numHeads * l.headDim);
-  Tensor4 input =
-      makeTensor4(static_cast<const float *>(q->data), shape.data());
-  Tensor4 output = makeTensor4(model.preparedQ.data(), shape.data());
   // The prepare kernel numbers rows b * steps + t of the whole tensor, a
   // slice's from entry * steps on.
   std::vector<int64_t> starts = layOutPieces(
       slices.size(), [&](size_t i) { return slices[i].slice.batch * steps; });
-  int64_t rows = starts.back();
-  // Enough rows per chunk to amortise the claim, small enough to balance.
-  int64_t grain = std::max<int64_t>(1, rows / (8 * model.pool->size()));
-  model.pool->parallelFor(rows, grain, [&](int64_t begin, int64_t end) {
-    forPieces(starts, begin, end, [&](size_t i, int64_t first, int64_t last) {
-      Tensor4 in = input, o = output;
-      prepare(&in, &o, slices[i].position, first, last);
-    });
-  });
+  std::vector<int64_t> positions;
+  for (const StepSlice &s : slices)
+    positions.push_back(s.position);
+  prepareRows(model, model.kernels.get(l.kernel).prepareQ,
+              static_cast<const float *>(q->data), model.preparedQ.data(),
+              shape, starts, positions);
 }
 
 /// Every slice's step through the flash kernel, from the prepared queries
