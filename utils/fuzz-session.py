@@ -42,7 +42,7 @@ With --threads T, a case makes T sessions of one model, each making its own
 random calls from a thread of its own (the calls take turns on the model's
 lock, and share its kernels and GPU scratch); each is checked as if alone.
 
-With --lanes L (CPU targets), a case makes one session whose sequences L
+With --lanes L, a case makes one session whose sequences L
 lanes share (continuous batching): each lane owns 1 to 3 of them
 (consecutive or not, in the batch's order or not) and makes its own random
 calls on them from a thread of its own, Session.select() first, as if it
@@ -749,7 +749,7 @@ def main():
                         help="sessions per case, each calling from a thread of its own")
     parser.add_argument("--lanes", type=int, default=0,
                         help="lanes of one session's sequences per case, each calling "
-                        "from a thread of its own (CPU targets)")
+                        "from a thread of its own")
     args = parser.parse_args()
     bin_dir, emulator = fuzzing.find_tools(args, "fuzz-session", ["hybrid-compile"],
                                            emulator=False)
@@ -758,10 +758,8 @@ def main():
         [os.path.join(args.build, "python_packages")] +
         ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     env["HYBRID_COMPILE"] = os.path.join(bin_dir, "hybrid-compile")
-    # GPU sessions step every sequence together: no lanes.
     targets = [t for t in args.targets.split(",")
-               if t in CPU_TARGETS
-               or t.startswith("cuda:") and os.path.exists(emulator) and not args.lanes]
+               if t in CPU_TARGETS or t.startswith("cuda:") and os.path.exists(emulator)]
     env["HYBRID_CUDA_DRIVER"] = emulator
     compiled = []
     for name in args.schedules.split(","):

@@ -10,6 +10,13 @@ the same run, over the same session, and prints one JSON object per line:
   {"name": "decode_step", "schedule", "layers", "context", "eager_ms",
    "graph_ms", "speedup"}     per token, all attention layers, CUDA events
 
+With --ragged B, continuous batching: a step of B sequences whose lengths
+spread over 200..1800 (each prefilled alone, selected; each step reads every
+sequence's own length from device memory) against a step of B sequences at
+their mean length, both eager and from a CUDA graph:
+  {"name": "ragged_step", "schedule", "layers", "batch", "lengths",
+   "ragged_ms", "ragged_graph_ms", "uniform_ms", "uniform_graph_ms"}
+
 Runs on the GPU machine (torch, the hybrid_attn package, artifacts compiled
 by utils/gpu-suite.sh prepare): the suite's bench phase calls it.
 """
@@ -34,15 +41,17 @@ def main():
     parser.add_argument("--steps", type=int, default=32,
                         help="tokens timed per measurement")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--ragged", type=int, nargs="*", default=[],
+                        help="batches of sequences at different lengths")
     args = parser.parse_args()
     schedule = hybrid_attn.load(args.artifacts)
     layers = [l for l in schedule.layers if l.get("kernel") and l["causal"]]
     name = os.path.basename(os.path.normpath(args.artifacts))
 
-    def operands(layer, tokens):
+    def operands(layer, tokens, batch=1):
         """q, k, v (None for shared layers) and sinks of `tokens` tokens."""
         def draw(heads, dim):
-            return torch.randn(1, tokens, heads, dim, device="cuda") * 0.5
+            return torch.randn(batch, tokens, heads, dim, device="cuda") * 0.5
         shared = layer["cache"]["policy"] == "shared"
         q = draw(layer["num_heads"], layer["head_dim"])
         k = None if shared else draw(layer["num_kv_heads"], layer["head_dim"])
@@ -50,9 +59,9 @@ def main():
         sinks = torch.zeros(layer["num_heads"], device="cuda") if layer["sinks"] else None
         return q, k, v, sinks
 
-    for context in args.context:
-        total = context + (2 * args.repeat + 1) * args.steps + 1
-        session = schedule.session(1, total)
+    def prefill(session, context):
+        """A prompt of `context` tokens into every layer of the selected
+        sequences."""
         prompts = {}  # each layer's k and v, for the layers sharing them
         for layer in layers:
             q, k, v, sinks = operands(layer, context)
@@ -60,7 +69,11 @@ def main():
                 k, v = prompts[layer["cache"]["source_layer"]]
             prompts[layer["index"]] = (k, v)
             session.prefill(layer["index"], q, k, v, sinks)
-        step = {layer["index"]: operands(layer, 1) for layer in layers}
+
+    def time_steps(session, batch):
+        """Per step ms of `session`'s whole batch, eager and replayed from
+        a CUDA graph (medians)."""
+        step = {layer["index"]: operands(layer, 1, batch) for layer in layers}
         outs = {}
 
         def decode_step():
@@ -84,11 +97,39 @@ def main():
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
             decode_step()
-        replayed = median([time_ms(graph.replay) for _ in range(args.repeat)])
+        return eager, median([time_ms(graph.replay) for _ in range(args.repeat)])
+
+    steps = (2 * args.repeat + 1) * args.steps + 1
+    for context in args.context:
+        session = schedule.session(1, context + steps)
+        prefill(session, context)
+        eager, replayed = time_steps(session, 1)
         print(json.dumps({"name": "decode_step", "schedule": name,
                           "layers": len(layers), "context": context,
                           "eager_ms": eager, "graph_ms": replayed,
                           "speedup": eager / replayed}), flush=True)
+    for batch in args.ragged:
+        lengths = [200 + 1600 * b // max(batch - 1, 1) for b in range(batch)]
+        mean = sum(lengths) // batch
+        ragged = schedule.session(batch, max(lengths) + steps)
+        for b, n in enumerate(lengths):
+            ragged.select([b])
+            prefill(ragged, n)
+        ragged.select(None)
+        times = time_steps(ragged, batch)
+        del ragged
+        uniform = schedule.session(batch, mean + steps)
+        for b in range(batch):
+            uniform.select([b])
+            prefill(uniform, mean)
+        uniform.select(None)
+        times += time_steps(uniform, batch)
+        print(json.dumps({"name": "ragged_step", "schedule": name,
+                          "layers": len(layers), "batch": batch,
+                          "lengths": [min(lengths), max(lengths)],
+                          "ragged_ms": times[0], "ragged_graph_ms": times[1],
+                          "uniform_ms": times[2], "uniform_graph_ms": times[3]}),
+              flush=True)
 
 
 if __name__ == "__main__":

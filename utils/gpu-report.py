@@ -189,14 +189,24 @@ def print_chunks(ours):
 def print_graph_steps(steps):
     """A whole model's decode step, eager and replayed from a CUDA graph
     (utils/gpu-graph-bench.py), if the suite measured it."""
-    if not steps:
-        return
-    print("\n| decode step of a whole model (batch 1) | attention layers | context "
-          "| eager ms per token | CUDA graph | eager / graph |")
-    print("| --- | --- | --- | --- | --- | --- |")
-    for s in steps:
+    single = [s for s in steps if s.get("name", "decode_step") == "decode_step"]
+    if single:
+        print("\n| decode step of a whole model (batch 1) | attention layers | context "
+              "| eager ms per token | CUDA graph | eager / graph |")
+        print("| --- | --- | --- | --- | --- | --- |")
+    for s in single:
         print(f"| {s['schedule']} | {s['layers']} | {s['context']} | "
               f"{s['eager_ms']:.3f} | {s['graph_ms']:.3f} | {s['speedup']:.2f} |")
+    ragged = [s for s in steps if s.get("name") == "ragged_step"]
+    if ragged:
+        print("\n| continuous batching: a step of B sequences | B | lengths "
+              "| ms per step | CUDA graph | at their mean length | CUDA graph |")
+        print("| --- | --- | --- | --- | --- | --- | --- |")
+    for s in ragged:
+        low, high = s["lengths"]
+        print(f"| {s['schedule']} | {s['batch']} | {low}..{high} | "
+              f"{s['ragged_ms']:.3f} | {s['ragged_graph_ms']:.3f} | "
+              f"{s['uniform_ms']:.3f} | {s['uniform_graph_ms']:.3f} |")
 
 
 def print_targets(ours, by, copy):

@@ -549,12 +549,13 @@ bench)
     python3 "$root/utils/gpu-baselines.py" --seq "${baseline_seqs[@]}" \
       | tee "$results/baselines.jsonl" || status=1
     # A whole model's decode step at batch 1, eager and replayed from a CUDA
-    # graph (the hybrid_attn package the python phase built).
+    # graph (the hybrid_attn package the python phase built), and steps of
+    # 16 sequences at lengths 200..1800 against 16 at their mean.
     if compgen -G "$build/python_packages/hybrid_attn/_runtime*.so" > /dev/null; then
       PYTHONPATH="$build/python_packages${PYTHONPATH:+:$PYTHONPATH}" \
         HYBRID_CUDA_DRIVER="${HYBRID_CUDA_DRIVER:-libcuda.so.1}" \
         python3 "$root/utils/gpu-graph-bench.py" \
-        "$dir/artifacts/gemma-3-1b-it" --context 1024 8192 \
+        "$dir/artifacts/gemma-3-1b-it" --context 1024 8192 --ragged 16 \
         | tee "$results/graph.jsonl" || status=1
     fi
   fi

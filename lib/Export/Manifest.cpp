@@ -139,7 +139,7 @@ json hybrid::buildManifest(ModuleOp module, ScheduleOp schedule,
   // kernels state their caches' element type (cache_dtype: f32, bf16 or,
   // since, f16 and f8), and narrow ones come with a flash kernel over them
   // (steps).
-  json manifest = {{"version", 13},
+  json manifest = {{"version", 14},
                    {"target", target.str()},
                    {"library", library.str()},
                    {"model_type", summary["model_type"]},

@@ -353,9 +353,11 @@ class Session:
         new request is prefilled into a free sequence while the others
         generate, the live ones step together, and truncate(0) frees a
         finished one. None: the whole batch again (the default; `selected`
-        holds the current selection, None for the whole batch). Sequences
-        at one length, consecutive in the batch and in the selection, run as
-        one batch, the others one after another. CPU schedules only."""
+        holds the current selection, None for the whole batch). On CPUs a
+        step's sequences run as one batch whatever their lengths; on GPUs
+        too (one launch per kernel), and prompts once per run of
+        consecutive sequences. A CUDA graph captures steps of the whole
+        batch only."""
         if sequences is None:
             sequences = []
         elif hasattr(sequences, "tolist"):

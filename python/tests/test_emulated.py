@@ -19,6 +19,7 @@ import pytest
 from bfloat16 import KDL_BFLOAT, BFloat16Array, dlpack_capsule
 from prebuilt import compile_or_load
 from reference import attention
+from test_continuous_batching import Served, check_restore_a_prefix
 from test_hybrid_attn import (K_EQ_V_SPEC, SPEC, check_key_scale,
                               check_key_scale_reaches_cached_tokens,
                               check_read_cache, check_reorder,
@@ -317,16 +318,42 @@ def test_save_restore(schedule):
     check_save_restore(schedule, 2e-2)
 
 
-def test_selections_are_cpu_only(schedule):
-    """GPU kernels read one length per layer: a session selects its whole
-    batch (in order, or none), any other selection is refused."""
-    session = schedule.session(2, 16)
-    session.select([0, 1])
-    session.select(None)
-    with pytest.raises(hybrid_attn.HybridError, match=re.escape(
-            "hybrid_rt_session_select: GPU sessions advance every sequence together")):
-        session.select([1])
-    assert session.selected is None
+def test_sequences_at_their_own_lengths(schedule):
+    """Continuous batching on GPU kernels: requests prefilled into free
+    sequences (each run of consecutive selected sequences a prompt of its
+    own), steps of a selection out of order and of the whole batch at
+    different lengths (one launch per kernel: each batch entry reads its
+    sequence's device length and cache rows), a finished request freed, a
+    rollback; ring wrap-arounds and a chunk boundary, each sequence's
+    outputs and cache rows its own session's."""
+    served = Served(schedule, batch=4, max_seq=40, step=2, seed=21,
+                    rtol=1e-2, atol=1e-3)
+    served.prefill([2], 7)
+    served.prefill([0, 1], 12)  # one prompt of two sequences
+    served.step([0, 1, 2], 1)
+    served.free(1)
+    served.prefill([3, 1], 6)  # two prompts: runs of one sequence
+    served.step([1, 3, 0, 2], 2)  # three lengths, out of order
+    served.truncate([0], served.length[0] - 2)
+    served.check_lengths()
+    for _ in range(3):
+        served.step(None, 2)  # the whole batch at three lengths
+    served.step([3, 1], 1)
+    served.check_lengths()
+    assert served.length == [19, 15, 16, 15]
+    for b in range(4):
+        served.session.select([b])
+        for layer in range(3):  # layer 3 reads layer 0's cache
+            for ours, theirs in zip(served.session.read_cache(layer),
+                                    served.solo[b].read_cache(layer)):
+                np.testing.assert_array_equal(ours, theirs,
+                                              err_msg=f"layer {layer} sequence {b}")
+
+
+def test_restore_a_prefix_into_one_sequence(schedule):
+    """A saved prefix restored into one sequence of a GPU session (cache
+    writes into a view of its rows, at its own device length)."""
+    check_restore_a_prefix(schedule, rtol=1e-2, atol=1e-3)
 
 
 def test_driver_refuses_empty_allocations():

@@ -378,11 +378,13 @@ bool hybrid::rt::loadManifest(const std::string &dir, Manifest &manifest,
     // advance the length themselves, taking out rows and counters
     // (version 11's wrote partials for decode_combine), with decode_bf16;
     // 13: CPU kernels state their caches' element type (cache_dtype), bf16
-    // ones with a flash kernel over them (steps).
-    if (m.version != 13)
-      throw FieldError("version: this runtime reads version 13, not " +
+    // ones with a flash kernel over them (steps); 14: GPU kernels reading
+    // lengths take one per cached sequence and the sequence of each batch
+    // entry (version 13's, one length per layer).
+    if (m.version != 14)
+      throw FieldError("version: this runtime reads version 14, not " +
                        std::to_string(m.version) +
-                       (m.version < 13 ? " (artifacts of an older "
+                       (m.version < 14 ? " (artifacts of an older "
                                          "hybrid-compile: compile them again)"
                                        : ""));
     m.target = f.string("target");

@@ -116,19 +116,25 @@ struct hybrid_rt_session {
     return selected.empty() ? batch : int64_t(selected.size());
   }
 #ifdef HYBRID_RT_CUDA
-  // GPU models: every layer's length on the device too (DeviceCache), which
-  // the kernels read. Calls captured in a CUDA graph advance only those (at
-  // each replay, whenever the caller launches one), so once a call was
-  // captured the host's are read back at every call outside a capture; a
-  // reset the stream could not take is redone there.
+  // GPU models: every layer's sequences' lengths on the device too
+  // ([layers][batch]: DeviceCache::lengths), which the kernels read. Calls
+  // captured in a CUDA graph advance only those (at each replay, whenever
+  // the caller launches one), so once a call was captured the host's are
+  // read back at every call outside a capture; a reset the stream could
+  // not take is redone there.
   uint64_t deviceLengths = 0;
   bool captured = false, resetPending = false;
+  // The selection on the device ([batch] int64s, its first entries), for
+  // the kernels of steps; stale until a call needs it.
+  uint64_t deviceSelection = 0;
+  bool selectionStale = false;
   ~hybrid_rt_session() {
     if (!model->cuda)
       return;
     for (LayerCache &c : caches)
       model->cuda->release(c.device);
     model->cuda->releaseLengths(deviceLengths);
+    model->cuda->releaseLengths(deviceSelection);
   }
 #endif
 };
@@ -227,9 +233,6 @@ std::string checkQueryRank(const hybrid_rt_tensor *q) {
 std::string layerWhere(const char *call, int64_t layer) {
   return std::string(call) + ": layer " + std::to_string(layer);
 }
-
-/// Every sequence of the session, as one slice.
-Slice wholeBatch(const hybrid_rt_session &s) { return {0, s.batch, 0}; }
 
 /// The slices a call on the session's selected sequences runs: sequences
 /// standing at one progress in every layer run together.
@@ -428,17 +431,24 @@ std::string checkCacheScale(const char *name, float scale) {
 }
 
 #ifdef HYBRID_RT_CUDA
-/// Gives every layer its device length (zeroed), and reserves the scratch
-/// a captured decode step of the session's largest steps uses (a capture
-/// cannot allocate).
+/// Gives every layer's sequences their device lengths (zeroed), the
+/// session its device selection, and reserves the scratch a captured
+/// decode step of the session's largest steps uses (a capture cannot
+/// allocate).
 cuda::Error allocateDeviceLengths(hybrid_rt_session &s) {
   hybrid_rt_model &model = *s.model;
-  if (cuda::Error e =
-          model.cuda->allocateLengths(s.caches.size(), s.deviceLengths);
+  if (cuda::Error e = model.cuda->allocateLengths(
+          int64_t(s.caches.size()) * s.batch, s.deviceLengths);
       !e.empty())
     return e;
-  for (size_t i = 0; i < s.caches.size(); ++i)
-    s.caches[i].device.length = s.deviceLengths + i * sizeof(int64_t);
+  if (cuda::Error e = model.cuda->allocateLengths(s.batch, s.deviceSelection);
+      !e.empty())
+    return e;
+  for (size_t i = 0; i < s.caches.size(); ++i) {
+    cuda::DeviceCache &device = s.caches[i].device;
+    device.lengths = s.deviceLengths + i * s.batch * sizeof(int64_t);
+    device.batch = s.batch;
+  }
   for (const LayerSpec &l : model.manifest.layers) {
     if (!l.hasKernel())
       continue;
@@ -466,33 +476,80 @@ cuda::Error syncLengths(hybrid_rt_session &s, bool &capturing) {
     return {};
   if (cuda::Error e = cuda->getCapturing(capturing); !e.empty() || capturing)
     return e;
-  int64_t layers = s.caches.size();
+  int64_t layers = s.caches.size(), count = layers * s.batch;
   if (s.resetPending) {
-    if (cuda::Error e = cuda->resetLengths(s.deviceLengths, layers); !e.empty())
+    if (cuda::Error e = cuda->resetLengths(s.deviceLengths, count); !e.empty())
       return e;
     s.resetPending = false;
   }
   if (!s.captured)
     return {};
-  std::vector<int64_t> lengths(layers);
-  if (cuda::Error e =
-          cuda->readLengths(s.deviceLengths, layers, lengths.data());
+  std::vector<int64_t> lengths(count);
+  if (cuda::Error e = cuda->readLengths(s.deviceLengths, count, lengths.data());
       !e.empty())
     return e;
   std::string overrun;
-  for (int64_t i = 0; i < layers; ++i) {
-    s.caches[i].setLength(wholeBatch(s), lengths[i]);
-    if (lengths[i] > s.maxSeq && overrun.empty())
-      overrun =
-          "layer " + std::to_string(i) + ": CUDA graph replays took it to " +
-          std::to_string(lengths[i]) + " tokens, past the session's max_seq " +
-          std::to_string(s.maxSeq) +
-          " (the steps past it overwrote the oldest cache rows): "
-          "reset the session";
-  }
+  for (int64_t i = 0; i < layers; ++i)
+    for (int64_t b = 0; b < s.batch; ++b) {
+      int64_t length = lengths[i * s.batch + b];
+      s.caches[i].setLength({b, 1, 0}, length);
+      if (length > s.maxSeq && overrun.empty())
+        overrun = "layer " + std::to_string(i) +
+                  (s.batch > 1 ? ", " + describeSlice({b, 1, 0}) : "") +
+                  ": CUDA graph replays took it to " + std::to_string(length) +
+                  " tokens, past the session's max_seq " +
+                  std::to_string(s.maxSeq) +
+                  " (the steps past it overwrote the oldest cache rows): "
+                  "reset the session";
+    }
   if (overrun.empty())
     return {};
   return cuda::Error(overrun, HYBRID_RT_INVALID_ARGUMENT);
+}
+
+/// Sets the device lengths of every layer's sequences to the host's (a
+/// call outside captures that moved them: the device's follow).
+cuda::Error writeDeviceLengths(hybrid_rt_session &s) {
+  std::vector<int64_t> lengths;
+  for (const LayerCache &c : s.caches)
+    for (const Progress &p : c.progress)
+      lengths.push_back(p.length);
+  return s.model->cuda->writeLengths(s.deviceLengths, int64_t(lengths.size()),
+                                     lengths.data());
+}
+
+/// The device int64s naming the cache sequence of each entry of a step
+/// (`sequences`): 0 for the whole batch (entry i is sequence i), else the
+/// selection's, written to the device where it changed since. A CUDA
+/// graph captures steps of the whole batch only: its replays would read
+/// whatever a later selection wrote there.
+cuda::Error getDeviceSequences(hybrid_rt_session &s, bool capturing,
+                               uint64_t &sequences) {
+  sequences = 0;
+  if (s.selected.empty())
+    return {};
+  if (capturing)
+    return cuda::Error(
+        "the stream is capturing a CUDA graph, which records steps of the "
+        "whole batch only: select it (hybrid_rt_session_select with no "
+        "sequences) before the capture, or step the selection outside it",
+        HYBRID_RT_UNSUPPORTED);
+  if (s.selectionStale) {
+    if (cuda::Error e = s.model->cuda->writeLengths(
+            s.deviceSelection, int64_t(s.selected.size()), s.selected.data());
+        !e.empty())
+      return e;
+    s.selectionStale = false;
+  }
+  sequences = s.deviceSelection;
+  return {};
+}
+
+/// The runs of a GPU call's entries that are consecutive sequences (one
+/// for the whole batch): prompts and cache copies run each as a batch of
+/// its own, over a view of its sequences' caches.
+std::vector<Slice> getDeviceRuns(const hybrid_rt_session &s) {
+  return planSlices(s.selected, s.batch, [](int64_t, int64_t) { return true; });
 }
 
 /// syncLengths for a call that no capture may record (`what`, as the error
@@ -665,7 +722,8 @@ void hybrid_rt_session_reset(hybrid_rt_session *session) {
     bool capturing = false;
     session->resetPending =
         !cuda->getCapturing(capturing).empty() ||
-        !cuda->resetLengths(session->deviceLengths, session->caches.size())
+        !cuda->resetLengths(session->deviceLengths,
+                            int64_t(session->caches.size()) * session->batch)
              .empty();
     session->captured |= capturing && !session->resetPending;
   }
@@ -693,12 +751,10 @@ hybrid_rt_status hybrid_rt_session_select(hybrid_rt_session *s,
     s->selected.clear();
     return HYBRID_RT_OK;
   }
-  if (s->model->onGPU())
-    return fail(HYBRID_RT_UNSUPPORTED,
-                where + ": GPU sessions advance every sequence together (the "
-                        "kernels read one length per layer): select the "
-                        "whole batch, or run a session per sequence");
   s->selected.assign(sequences, sequences + count);
+#ifdef HYBRID_RT_CUDA
+  s->selectionStale = true;
+#endif
   return HYBRID_RT_OK;
 } catch (...) {
   return failFromException("hybrid_rt_session_select");
@@ -751,6 +807,12 @@ hybrid_rt_status hybrid_rt_session_reorder(hybrid_rt_session *s,
     if (!keepsValuesOnly(l))
       c.keys.gather(gather, s->batch, live * l.numKvHeads * l.headDim);
   }
+#ifdef HYBRID_RT_CUDA
+  // The sequences' lengths move with them.
+  if (s->model->cuda)
+    if (cuda::Error e = writeDeviceLengths(*s); !e.empty())
+      return fail(e.status(), where + ": " + e.message());
+#endif
   return HYBRID_RT_OK;
 } catch (...) {
   return failFromException("hybrid_rt_session_reorder");
@@ -815,25 +877,25 @@ hybrid_rt_status hybrid_rt_session_truncate(hybrid_rt_session *s,
               " on: truncate to " + std::to_string(reach) + " or later");
     }
   }
-#ifdef HYBRID_RT_CUDA
-  // The device's lengths first: where they cannot be written, the host's
-  // stay as they are too (GPU sessions select every sequence: one slice).
-  if (cuda::Backend *cuda = s->model->cuda.get()) {
-    std::vector<int64_t> lengths;
-    for (const LayerCache &c : s->caches)
-      lengths.push_back(std::min(c.lengthOf(wholeBatch(*s)), length));
-    if (cuda::Error e = cuda->writeLengths(
-            s->deviceLengths, int64_t(lengths.size()), lengths.data());
-        !e.empty())
-      return fail(e.status(), where + ": " + e.message());
-  }
-#endif
-  for (LayerCache &c : s->caches)
+  std::vector<std::vector<Progress>> before;
+  for (LayerCache &c : s->caches) {
+    before.push_back(c.progress);
     for (const Slice &x : slices) {
       Progress p = c.of(x);
       p.length = std::min(p.length, length);
       c.set(x, p.length == 0 ? Progress{} : p);
     }
+  }
+#ifdef HYBRID_RT_CUDA
+  // The device's lengths follow: where they cannot be written, the host's
+  // go back as they were too.
+  if (s->model->cuda)
+    if (cuda::Error e = writeDeviceLengths(*s); !e.empty()) {
+      for (size_t i = 0; i < s->caches.size(); ++i)
+        s->caches[i].progress = std::move(before[i]);
+      return fail(e.status(), where + ": " + e.message());
+    }
+#endif
   return HYBRID_RT_OK;
 } catch (...) {
   return failFromException("hybrid_rt_session_truncate");
@@ -1010,15 +1072,29 @@ hybrid_rt_status hybrid_rt_session_prefill(hybrid_rt_session *s, int64_t layer,
   }
 #ifdef HYBRID_RT_CUDA
   if (hybrid_rt_model &model = *s->model; model.cuda) {
+    // Each run of consecutive sequences is a prompt of its own over a view
+    // of their caches (the flash kernel's batch coordinate is the cache's).
     using cuda::Operand;
-    if (cuda::Error e = model.cuda->prefill(
-            l, model.manifest.kernels.at(l.kernel), s->batch, seq,
-            Operand::of(q), Operand::of(k), Operand::of(v), Operand::of(sinks),
-            Operand::of(out), &c.device,
-            c.policy == "shared" ? &s->caches[l.sourceLayer].device : nullptr);
-        !e.empty())
-      return fail(e.status(), where + ": " + e.message());
-    c.setLength(wholeBatch(*s), seq);
+    size_t tokens = size_t(seq);
+    for (const Slice &x : getDeviceRuns(*s)) {
+      cuda::DeviceCache cache = c.device.sequences(x.first, x.batch), source;
+      if (c.policy == "shared")
+        source = s->caches[l.sourceLayer].device.sequences(x.first, x.batch);
+      if (cuda::Error e = model.cuda->prefill(
+              l, model.manifest.kernels.at(l.kernel), x.batch, seq,
+              Operand::of(q).entries(x.entry, tokens * l.numHeads * l.headDim),
+              Operand::of(k).entries(x.entry,
+                                     tokens * l.numKvHeads * l.headDim),
+              Operand::of(v).entries(x.entry,
+                                     tokens * l.numKvHeads * l.vHeadDim),
+              Operand::of(sinks),
+              Operand::of(out).entries(x.entry,
+                                       tokens * l.numHeads * l.vHeadDim),
+              &cache, c.policy == "shared" ? &source : nullptr);
+          !e.empty())
+        return fail(e.status(), where + ": " + e.message());
+      c.setLength(x, seq);
+    }
     return HYBRID_RT_OK;
   }
 #endif
@@ -1075,15 +1151,20 @@ hybrid_rt_status hybrid_rt_session_append(hybrid_rt_session *s, int64_t layer,
                   sliceWhere(where, *s, slices, x) + ": " + error);
 #ifdef HYBRID_RT_CUDA
   if (hybrid_rt_model &model = *s->model; model.cuda) {
-    if (cuda::Error e = model.cuda->append(
-            l, model.manifest.kernels.at(l.kernel), c.device, s->batch, count,
-            cuda::Operand::of(k), cuda::Operand::of(v));
-        !e.empty())
+    // One launch over the selected sequences, each from its own length.
+    uint64_t sequences = 0;
+    cuda::Error e = getDeviceSequences(*s, capturing, sequences);
+    if (e.empty())
+      e = model.cuda->append(l, model.manifest.kernels.at(l.kernel), c.device,
+                             s->callBatch(), sequences, count,
+                             cuda::Operand::of(k), cuda::Operand::of(v));
+    if (!e.empty())
       return fail(e.status(), where + ": " + e.message());
     if (capturing)
       s->captured = true;
     else
-      c.setLength(wholeBatch(*s), c.lengthOf(wholeBatch(*s)) + count);
+      for (const Slice &x : slices)
+        c.setLength(x, c.lengthOf(x) + count);
     return HYBRID_RT_OK;
   }
 #endif
@@ -1181,27 +1262,35 @@ hybrid_rt_status hybrid_rt_session_decode(hybrid_rt_session *s, int64_t layer,
 #ifdef HYBRID_RT_CUDA
   if (model.cuda) {
     using cuda::Operand;
-    // GPU sessions select every sequence: one slice. The step's kernels
-    // read the layer's own device length (the host's follows it, should
-    // the step fail).
-    Slice all = wholeBatch(*s);
-    int64_t position = positions[0], skipped = position - c.lengthOf(all);
-    if (skipped > 0) {
-      if (cuda::Error e = model.cuda->advanceLength(c.device, skipped);
-          !e.empty())
+    // One step over every selected sequence, each from its own device
+    // length: a shared layer skipping tokens its source holds (never in a
+    // capture: the host's lengths are not the device's there) sets them
+    // first (the host's follow the device's, should the step fail).
+    bool skips = false;
+    for (size_t i = 0; i < slices.size(); ++i)
+      if (positions[i] != c.lengthOf(slices[i])) {
+        c.setLength(slices[i], positions[i]);
+        skips = true;
+      }
+    if (skips)
+      if (cuda::Error e = writeDeviceLengths(*s); !e.empty())
         return fail(e.status(), where + ": " + e.message());
-      c.setLength(all, position);
-    }
-    if (cuda::Error e = model.cuda->decode(
-            l, kernel, c.device, owner.device, s->batch, position, steps,
-            Operand::of(q), Operand::of(k), Operand::of(v), Operand::of(sinks),
-            Operand::of(out));
-        !e.empty())
+    uint64_t sequences = 0;
+    cuda::Error e = getDeviceSequences(*s, capturing, sequences);
+    if (e.empty())
+      e = model.cuda->decode(
+          l, kernel, c.device, owner.device, s->callBatch(), sequences,
+          *std::min_element(positions.begin(), positions.end()),
+          *std::max_element(positions.begin(), positions.end()), steps,
+          Operand::of(q), Operand::of(k), Operand::of(v), Operand::of(sinks),
+          Operand::of(out));
+    if (!e.empty())
       return fail(e.status(), where + ": " + e.message());
     if (capturing)
       s->captured = true;
     else
-      c.setLength(all, position + steps);
+      for (size_t i = 0; i < slices.size(); ++i)
+        c.setLength(slices[i], positions[i] + steps);
     return HYBRID_RT_OK;
   }
 #endif
@@ -1261,11 +1350,15 @@ hybrid_rt_status hybrid_rt_session_cache_read(const hybrid_rt_session *cs,
     return HYBRID_RT_OK;
 #ifdef HYBRID_RT_CUDA
   if (hybrid_rt_model &model = *s->model; model.cuda) {
-    if (cuda::Error e =
-            model.cuda->readCache(l, c.device, s->batch, first, count,
-                                  cuda::Operand::of(k), cuda::Operand::of(v));
-        !e.empty())
-      return fail(e.status(), where + ": " + e.message());
+    size_t keys = size_t(count) * l.numKvHeads * l.headDim,
+           values = size_t(count) * l.numKvHeads * l.vHeadDim;
+    for (const Slice &x : getDeviceRuns(*s))
+      if (cuda::Error e = model.cuda->readCache(
+              l, c.device.sequences(x.first, x.batch), x.batch, first, count,
+              cuda::Operand::of(k).entries(x.entry, keys),
+              cuda::Operand::of(v).entries(x.entry, values));
+          !e.empty())
+        return fail(e.status(), where + ": " + e.message());
     return HYBRID_RT_OK;
   }
 #endif
@@ -1328,26 +1421,31 @@ hybrid_rt_status hybrid_rt_session_cache_write(hybrid_rt_session *s,
                       std::to_string(from) + " or earlier");
 #ifdef HYBRID_RT_CUDA
   if (hybrid_rt_model &model = *s->model; model.cuda) {
-    // The rows go in at the device length: `first`, where the cache is
-    // empty (put back to 0 should the write fail).
-    auto setLength = [&](int64_t length) {
-      return model.cuda->writeLengths(c.device.length, 1, &length);
-    };
-    // GPU sessions select every sequence: one slice.
-    int64_t held = c.lengthOf(wholeBatch(*s));
+    // The rows go in at the device lengths: `first`, where a cache is
+    // empty (put back to 0 should the write fail). Each run of consecutive
+    // sequences writes a view of their caches.
+    std::vector<Progress> held = c.progress;
+    for (const Slice &x : slices)
+      c.setLength(x, first);
     cuda::Error e;
-    if (first != held)
-      e = setLength(first);
-    if (e.empty() && count > 0)
+    if (c.progress != held)
+      e = writeDeviceLengths(*s);
+    size_t keys = size_t(count) * l.numKvHeads * l.headDim,
+           values = size_t(count) * l.numKvHeads * l.vHeadDim;
+    for (const Slice &x : getDeviceRuns(*s)) {
+      if (!e.empty() || count == 0)
+        break;
+      cuda::DeviceCache cache = c.device.sequences(x.first, x.batch);
+      cuda::Operand kx = cuda::Operand::of(k).entries(x.entry, keys),
+                    vx = cuda::Operand::of(v).entries(x.entry, values);
       e = l.kEqV ? model.cuda->append(l, model.manifest.kernels.at(l.kernel),
-                                      c.device, s->batch, count,
-                                      cuda::Operand::of(v), cuda::Operand{})
-                 : model.cuda->writeCache(l, c.device, s->batch, count,
-                                          cuda::Operand::of(k),
-                                          cuda::Operand::of(v));
+                                      cache, x.batch, /*sequences=*/0, count,
+                                      vx, cuda::Operand{})
+                 : model.cuda->writeCache(l, cache, x.batch, count, kx, vx);
+    }
+    c.progress = std::move(held);
     if (!e.empty()) {
-      if (first != held)
-        setLength(held);
+      writeDeviceLengths(*s);
       return fail(e.status(), where + ": " + e.message());
     }
   }

@@ -215,6 +215,19 @@ static void freeTokens(const Driver *d, hybrid_rt_tensor t[4],
   }
 }
 
+/* Ends `stream`'s capture, printing whether it stayed valid ("what:
+ * valid"), and instantiates its `graph` (null: none). */
+static CUgraphExec endCapture(const Driver *d, CUstream stream,
+                              const char *what, CUgraph *graph) {
+  printf("%s: %s\n", what,
+         d->cuStreamEndCapture(stream, graph) == CUDA_SUCCESS ? "valid"
+                                                              : "invalidated");
+  CUgraphExec exec = NULL;
+  if (*graph)
+    d->cuGraphInstantiate(&exec, *graph, 0);
+  return exec;
+}
+
 /* A decode step captured in a CUDA graph while `stream` (a blocking
  * stream) captures: each replay is the session's next step, as `onHost`'s
  * steps on host tensors give it, and the session's lengths are read back
@@ -258,12 +271,7 @@ static void checkCapture(const Driver *d, hybrid_rt_model *model, int64_t layer,
   report("stream set to the legacy default stream",
          hybrid_rt_stream_set(model, NULL));
   CUgraph graph = NULL;
-  printf("capture: %s\n", d->cuStreamEndCapture(stream, &graph) == CUDA_SUCCESS
-                              ? "valid"
-                              : "invalidated");
-  CUgraphExec exec = NULL;
-  if (graph)
-    d->cuGraphInstantiate(&exec, graph, 0);
+  CUgraphExec exec = endCapture(d, stream, "capture", &graph);
   const char *replays = exec ? "as on the host" : "no graph";
   for (int i = 0; exec && i < 2; ++i) {
     d->cuGraphLaunch(exec, stream);
@@ -321,6 +329,94 @@ static void checkCapture(const Driver *d, hybrid_rt_model *model, int64_t layer,
   freeTokens(d, t, dt);
 }
 
+/* Entry b of a [B, ...] tensor `t`, as a tensor of batch 1. */
+static hybrid_rt_tensor entryOf(const hybrid_rt_tensor *t, int64_t b) {
+  hybrid_rt_tensor entry = *t;
+  entry.shape[0] = 1;
+  entry.data = (char *)t->data + (size_t)b * bytesOf(&entry);
+  return entry;
+}
+
+/* Continuous batching in a CUDA graph: a step of a batch of 2 whose
+ * sequences stand at different lengths (sequence 0 stepped twice alone
+ * first, selected), captured and replayed twice: each replay steps each
+ * sequence from its own device length, as a batch-1 session per sequence
+ * on host tensors does. A selected step in the capture is refused (its
+ * replays would read whatever sequences a later selection named). */
+static void checkRaggedCapture(const Driver *d, hybrid_rt_model *model,
+                               int64_t layer, CUstream stream) {
+  hybrid_rt_session_options two = {2, 8, 1}, one = {1, 8, 1};
+  hybrid_rt_session *session = NULL, *solo[2] = {NULL, NULL};
+  hybrid_rt_session_create(model, &two, &session);
+  for (int b = 0; b < 2; ++b)
+    hybrid_rt_session_create(model, &one, &solo[b]);
+  hybrid_rt_stream_set(model, stream);
+  int64_t sequence = 0;
+  hybrid_rt_session_select(session, &sequence, 1);
+  for (int i = 0; i < 2; ++i) {
+    hybrid_rt_tensor t[4], dt[4];
+    makeTokens(d, model, layer, 1, t, dt);
+    hybrid_rt_session_decode(session, layer, &dt[0], &dt[1], &dt[2], NULL,
+                             &dt[3]);
+    hybrid_rt_session_decode(solo[0], layer, &t[0], &t[1], &t[2], NULL, &t[3]);
+    freeTokens(d, t, dt);
+  }
+  /* One token of each of 2 sequences: [1, 2, ...] read as [2, 1, ...]. */
+  hybrid_rt_tensor t[4], dt[4];
+  makeTokens(d, model, layer, 2, t, dt);
+  for (int i = 0; i < 4; ++i) {
+    t[i].shape[0] = dt[i].shape[0] = 2;
+    t[i].shape[1] = dt[i].shape[1] = 1;
+  }
+  hybrid_rt_session_select(session, NULL, 0);
+  d->cuStreamBeginCapture(stream, CU_STREAM_CAPTURE_MODE_GLOBAL);
+  report("ragged step while the stream captures",
+         hybrid_rt_session_decode(session, layer, &dt[0], &dt[1], &dt[2], NULL,
+                                  &dt[3]));
+  sequence = 1;
+  hybrid_rt_session_select(session, &sequence, 1);
+  hybrid_rt_tensor one4[4];
+  for (int i = 0; i < 4; ++i)
+    one4[i] = entryOf(&dt[i], 0);
+  report("selected step while the stream captures",
+         hybrid_rt_session_decode(session, layer, &one4[0], &one4[1], &one4[2],
+                                  NULL, &one4[3]));
+  hybrid_rt_session_select(session, NULL, 0);
+  CUgraph graph = NULL;
+  CUgraphExec exec = endCapture(d, stream, "ragged capture", &graph);
+  const char *replays = exec ? "as on the host" : "no graph";
+  for (int i = 0; exec && i < 2; ++i) {
+    d->cuGraphLaunch(exec, stream);
+    d->cuStreamSynchronize(stream);
+    for (int64_t b = 0; b < 2; ++b) {
+      hybrid_rt_tensor x[4], dx = entryOf(&dt[3], b);
+      for (int j = 0; j < 4; ++j)
+        x[j] = entryOf(&t[j], b);
+      hybrid_rt_session_decode(solo[b], layer, &x[0], &x[1], &x[2], NULL,
+                               &x[3]);
+      if (strcmp(compare(d, &dx, &x[3]), "as on the host") != 0)
+        replays = b ? "sequence 1 differs" : "sequence 0 differs";
+    }
+  }
+  printf("ragged replays: %s\n", replays);
+  hybrid_rt_cache_info cache;
+  for (sequence = 0; sequence < 2; ++sequence) {
+    hybrid_rt_session_select(session, &sequence, 1);
+    hybrid_rt_session_cache_info(session, layer, &cache);
+    printf("after two replays: sequence %lld at %lld\n", (long long)sequence,
+           (long long)cache.length);
+  }
+  if (exec)
+    d->cuGraphExecDestroy(exec);
+  if (graph)
+    d->cuGraphDestroy(graph);
+  freeTokens(d, t, dt);
+  hybrid_rt_stream_reset(model);
+  hybrid_rt_session_destroy(session);
+  for (int b = 0; b < 2; ++b)
+    hybrid_rt_session_destroy(solo[b]);
+}
+
 /* A session on the caller's stream: a prompt of 4 and a step of 1 on
  * device tensors give what another session gives on host tensors. */
 static void checkSessionStreams(hybrid_rt_model *model, int64_t layer) {
@@ -360,6 +456,7 @@ static void checkSessionStreams(hybrid_rt_model *model, int64_t layer) {
   }
   printf("session on a stream: %s\n", results);
   checkCapture(&d, model, layer, onHost, onStream, stream);
+  checkRaggedCapture(&d, model, layer, stream);
   hybrid_rt_stream_reset(model);
   hybrid_rt_session_destroy(onHost);
   hybrid_rt_session_destroy(onStream);

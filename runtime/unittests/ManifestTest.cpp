@@ -30,7 +30,7 @@ bool loadText(const std::string &text, Manifest &manifest, std::string &error) {
 }
 
 const char *kValid = R"({
-  "version": 13, "target": "cpu", "library": "libkernels.so",
+  "version": 14, "target": "cpu", "library": "libkernels.so",
   "model_type": "test", "name": "t", "num_layers": 2,
   "kernels": {"attn0": {"entry": "_mlir_ciface_attn0",
     "prepare_q": "_mlir_ciface_attn0_prepare_q", "prepare_k": null,
@@ -75,11 +75,11 @@ TEST(Manifest, ErrorsNameTheField) {
        "layers[0].v_head_dim: expected an integer"},
       {"\"sliding\", \"window\": 5", "\"sliding\", \"window\": 5.5",
        "layers[0].window: expected an integer"},
-      {"\"version\": 13", "\"version\": 12",
-       "version: this runtime reads version 13, not 12 (artifacts of an older "
+      {"\"version\": 14", "\"version\": 13",
+       "version: this runtime reads version 14, not 13 (artifacts of an older "
        "hybrid-compile: compile them again)"},
-      {"\"version\": 13", "\"version\": 14",
-       "version: this runtime reads version 13, not 14"},
+      {"\"version\": 14", "\"version\": 15",
+       "version: this runtime reads version 14, not 15"},
       {"\"kernel\": \"attn0\"", "\"kernel\": \"attn9\"",
        "layers[0].kernel: 'attn9' is not in kernels"},
       {"{\"type\": \"none\"}",

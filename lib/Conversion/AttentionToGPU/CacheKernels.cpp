@@ -1,14 +1,15 @@
 //===- CacheKernels.cpp - Storing a step's rows at a layer's length -------===//
 //
 // A step's prepared keys and values go into the cache rows of their
-// positions, and the layer's length then moves past them. Both kernels read
-// the length from device memory instead of taking it as a launch parameter,
+// positions, and the sequences' lengths in the layer then move past them.
+// Both kernels read the lengths from device memory (StepLengths: each batch
+// entry's sequence has its own) instead of taking them as launch parameters,
 // so a decode step's launches are the same at every position and a CUDA
 // graph that recorded them stays right at each replay.
 //
-// The store kernel is one CTA per (new token, batch): the token at position
-// p goes to row p % ring, and to row ring + p % ring too while that is one
-// of the mirror rows past the ring (their copies of its first rows, which a
+// The store kernel is one CTA per (new token, batch entry): the token at
+// position p goes to row p % ring, and to row ring + p % ring too while that is
+// one of the mirror rows past the ring (their copies of its first rows, which a
 // flash key tile across the ring's end reads as consecutive rows). Tokens
 // older than the ring reaches (a prompt longer than a sliding window) are
 // skipped: a later token owns their row.
@@ -62,16 +63,19 @@ mlir::gpu::GPUFuncOp hybrid::gpu::emitStoreRowsKernel(ImplicitLocOpBuilder &b,
   int64_t dyn = ShapedType::kDynamic;
   // Rows flattened to [B, tokens, heads x dim]: one kernel for every layer.
   auto rows = MemRefType::get({dyn, dyn, dyn}, b.getBF16Type());
-  auto func = createKernel(b, name,
-                           {rows, rows, rows, rows,
-                            getPositionType(b.getContext()), b.getIndexType()});
+  SmallVector<Type> inputs = {rows, rows, rows, rows};
+  StepLengths::addTypes(b.getContext(), inputs);
+  inputs.push_back(b.getIndexType());
+  auto func = createKernel(b, name, inputs);
   Value newKeys = func.getArgument(0), keys = func.getArgument(1);
   Value newValues = func.getArgument(2), values = func.getArgument(3);
-  Value first = loadPosition(b, func.getArgument(4));
-  Value ring = func.getArgument(5);
+  StepLengths lengths = StepLengths::get(func, 4);
+  Value ring = func.getArgument(6);
   using mlir::gpu::Dimension;
   Value token = mlir::gpu::BlockIdOp::create(b, Dimension::x);
   Value batch = mlir::gpu::BlockIdOp::create(b, Dimension::y);
+  Value sequence = lengths.sequenceOf(b, batch);
+  Value first = lengths.positionOf(b, sequence);
   Value tid = mlir::gpu::ThreadIdOp::create(b, Dimension::x);
   Value count = memref::DimOp::create(b, newKeys, 1);
   ifKeptInCache(b, token, count, first, ring, keys, [&](const CacheRows &at) {
@@ -80,7 +84,7 @@ mlir::gpu::GPUFuncOp hybrid::gpu::emitStoreRowsKernel(ImplicitLocOpBuilder &b,
       Value width = memref::DimOp::create(b, from, 2);
       forLoop(b, tid, width, index(b, kThreads), [&](Value i) {
         Value x = memref::LoadOp::create(b, from, ValueRange{batch, token, i});
-        at.store(b, x, to, batch, i);
+        at.store(b, x, to, sequence, i);
       });
     }
   });
@@ -90,13 +94,10 @@ mlir::gpu::GPUFuncOp hybrid::gpu::emitStoreRowsKernel(ImplicitLocOpBuilder &b,
 mlir::gpu::GPUFuncOp
 hybrid::gpu::emitAdvanceLengthKernel(ImplicitLocOpBuilder &b, StringRef name) {
   OpBuilder::InsertionGuard guard(b);
-  auto func = createKernel(
-      b, name, {getPositionType(b.getContext()), b.getI64Type()}, {},
-      /*threads=*/1);
-  Value length = func.getArgument(0), count = func.getArgument(1);
-  Value c0 = index(b, 0);
-  Value now = memref::LoadOp::create(b, length, ValueRange{c0});
-  memref::StoreOp::create(b, arith::AddIOp::create(b, now, count), length,
-                          ValueRange{c0});
+  SmallVector<Type> inputs;
+  StepLengths::addTypes(b.getContext(), inputs);
+  inputs.push_back(b.getI64Type());
+  auto func = createKernel(b, name, inputs, {}, /*threads=*/1);
+  StepLengths::get(func, 0).advance(b, func.getArgument(2));
   return func;
 }

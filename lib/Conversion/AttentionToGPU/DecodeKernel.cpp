@@ -19,8 +19,10 @@
 // tile's keys; the subsets' partial sums are added once per split, through
 // shared memory.
 //
-// The step's first position is the layer's length, read from device memory
-// (a CUDA graph's replays advance it); the grid's splits divide whatever
+// The step's first position is its sequence's length in the layer, read
+// from device memory (a CUDA graph's replays advance it; the batch entries'
+// sequences may stand at different lengths: StepLengths, which also names
+// the cache sequence each entry reads); the grid's splits divide whatever
 // key range it gives, and a split past the range's end writes an empty
 // partial. The key at position p lives in cache row p % rows (ring and chunk
 // caches wrap; `rows`, an argument: a cache may hold mirror rows past the
@@ -33,8 +35,8 @@
 // brings the count to the grid's splits merges them all (SplitMerge.cpp)
 // into the output rows, so a step is one launch, and its merge runs
 // beside other splits' work instead of as a kernel of a CTA or two after
-// them all. The last of those merges adds the step's positions to the
-// layer's length (every CTA has read it by then). The last arrivals reset
+// them all. The last of those merges adds the step's positions to each
+// sequence's length (every CTA has read them by then). The last arrivals reset
 // the counters, so each launch (and graph replay) finds them zero.
 //
 // K=V layers' caches keep values only; thread j derives its key from them:
@@ -116,8 +118,10 @@ private:
   RopeTable rope;
 
   Value q, k, v, sinks, keyScale, partialOut, partialMax, partialSum;
-  Value out, counters, length, position, rows, split, numSplits, query;
-  Value batch, kvHead, tid, lane, warp;
+  Value out, counters, position, rows, split, numSplits, query;
+  /// The CTA's batch entry and its cache sequence (StepLengths).
+  Value batch, sequence, kvHead, tid, lane, warp;
+  StepLengths lengths;
   Value sQ, sP, sRow, sRed, sAcc, sLast;
   SplitMerge merge;
   /// K=V: the key scale, the tile's angles, the thread's key offset (f32).
@@ -169,7 +173,7 @@ SmallVector<Value> DecodeEmitter::scores(Value row) {
     if (!chunk)
       chunk = vector::LoadOp::create(
           b, VectorType::get({8}, b.getBF16Type()), k,
-          ValueRange{batch, row, kvHead, index(b, 8 * c)},
+          ValueRange{sequence, row, kvHead, index(b, 8 * c)},
           /*nontemporal=*/false, llvm::MaybeAlign(16));
     return chunk;
   };
@@ -308,8 +312,9 @@ mlir::gpu::GPUFuncOp DecodeEmitter::emit(StringRef name) {
                  MemRefType::get({dyn, dyn, dyn, sig.heads}, f32Type),
                  MemRefType::get({dyn, dyn, dyn, sig.heads}, f32Type),
                  getRowsType(bf16Output ? bf16 : f32Type, sig.heads, vDim),
-                 MemRefType::get({dyn}, b.getI32Type()),
-                 getPositionType(b.getContext()), b.getIndexType()});
+                 MemRefType::get({dyn}, b.getI32Type())});
+  StepLengths::addTypes(b.getContext(), inputs);
+  inputs.push_back(b.getIndexType());
   OpBuilder::InsertionGuard guard(b);
   auto func = createKernel(b, name, inputs,
                            {getWorkgroupType({group, dim}, f32Type),
@@ -336,8 +341,8 @@ mlir::gpu::GPUFuncOp DecodeEmitter::emit(StringRef name) {
   partialSum = func.getArgument(arg++);
   out = func.getArgument(arg++);
   counters = func.getArgument(arg++);
-  length = func.getArgument(arg++);
-  position = loadPosition(b, length);
+  lengths = StepLengths::get(func, arg);
+  arg += 2;
   // The ring's rows: the cache's rows past them mirror its first (for the
   // flash kernel's tiles), and none of them is read here.
   rows = func.getArgument(arg);
@@ -371,6 +376,8 @@ mlir::gpu::GPUFuncOp DecodeEmitter::emit(StringRef name) {
   query = arith::DivUIOp::create(b, queryAndHead, index(b, sig.kvHeads));
   kvHead = arith::RemUIOp::create(b, queryAndHead, index(b, sig.kvHeads));
   batch = mlir::gpu::BlockIdOp::create(b, Dimension::z);
+  sequence = lengths.sequenceOf(b, batch);
+  position = lengths.positionOf(b, sequence);
   tid = mlir::gpu::ThreadIdOp::create(b, Dimension::x);
   lane = arith::RemUIOp::create(b, tid, index(b, kThreadsPerWarp));
   warp = arith::DivUIOp::create(b, tid, index(b, kThreadsPerWarp));
@@ -435,20 +442,15 @@ void DecodeEmitter::finishSplit() {
       memref::StoreOp::create(b, i32Constant(0), counters, item);
       Value merged = memref::AtomicRMWOp::create(
           b, arith::AtomicRMWKind::addi, i32Constant(1), counters, groups);
-      // Every CTA of the grid has read the length (before it counted
-      // itself): the step's positions join it.
+      // Every CTA of the grid has read the lengths (before it counted
+      // itself): the step's positions join each sequence's.
       ifThen(b, isLast(merged, groups), [&] {
         memref::StoreOp::create(b, i32Constant(0), counters, groups);
         Value positions = arith::DivUIOp::create(
             b, mlir::gpu::GridDimOp::create(b, Dimension::y),
             index(b, sig.kvHeads));
-        Value now = memref::LoadOp::create(b, length, c0);
-        memref::StoreOp::create(
-            b,
-            arith::AddIOp::create(
-                b, now,
-                arith::IndexCastUIOp::create(b, b.getI64Type(), positions)),
-            length, c0);
+        lengths.advance(
+            b, arith::IndexCastUIOp::create(b, b.getI64Type(), positions));
       });
     });
   });
@@ -590,7 +592,7 @@ void DecodeEmitter::serveHeads(Value firstHead) {
             Value keyRow = memref::LoadOp::create(ib, sRow, j);
             Value value = vector::LoadOp::create(
                 ib, VectorType::get({8}, ib.getBF16Type()), v,
-                ValueRange{batch, keyRow, kvHead, firstDim},
+                ValueRange{sequence, keyRow, kvHead, firstDim},
                 /*nontemporal=*/false, llvm::MaybeAlign(16));
             values.push_back(arith::ExtFOp::create(ib, vec8, value));
           }

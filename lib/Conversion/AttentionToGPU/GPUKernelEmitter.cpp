@@ -33,9 +33,35 @@ Value hybrid::gpu::addAlignedWorkgroupBuffer(mlir::gpu::GPUFuncOp func,
   return buffer;
 }
 
-Value hybrid::gpu::loadPosition(ImplicitLocOpBuilder &b, Value length) {
-  Value position = memref::LoadOp::create(b, length, ValueRange{index(b, 0)});
-  return arith::IndexCastUIOp::create(b, b.getIndexType(), position);
+void StepLengths::addTypes(MLIRContext *context,
+                           SmallVectorImpl<Type> &inputs) {
+  auto type =
+      MemRefType::get({ShapedType::kDynamic}, IntegerType::get(context, 64));
+  inputs.append({type, type});
+}
+
+StepLengths StepLengths::get(mlir::gpu::GPUFuncOp func, unsigned first) {
+  return {func.getArgument(first), func.getArgument(first + 1)};
+}
+
+Value StepLengths::sequenceOf(ImplicitLocOpBuilder &b, Value entry) const {
+  return arith::IndexCastUIOp::create(
+      b, b.getIndexType(), memref::LoadOp::create(b, sequences, entry));
+}
+
+Value StepLengths::positionOf(ImplicitLocOpBuilder &b, Value sequence) const {
+  return arith::IndexCastUIOp::create(
+      b, b.getIndexType(), memref::LoadOp::create(b, lengths, sequence));
+}
+
+void StepLengths::advance(ImplicitLocOpBuilder &b, Value count) const {
+  forLoop(b, index(b, 0), memref::DimOp::create(b, sequences, 0), index(b, 1),
+          [&](Value entry) {
+            Value sequence = sequenceOf(b, entry);
+            Value now = memref::LoadOp::create(b, lengths, sequence);
+            memref::StoreOp::create(b, arith::AddIOp::create(b, now, count),
+                                    lengths, sequence);
+          });
 }
 
 Value hybrid::gpu::getSharedAddress(ImplicitLocOpBuilder &b, Value memref) {

@@ -127,13 +127,32 @@ mlir::Value inlinePtx(mlir::ImplicitLocOpBuilder &b, mlir::Type resultType,
                       mlir::ValueRange operands, llvm::StringRef text,
                       llvm::StringRef constraints);
 
-/// A layer's length on the device: one i64 that the runtime keeps per
-/// layer and the kernels of a step read their first position from, so that
-/// launches do not depend on it (a CUDA graph's replays each see the length
-/// the one before left).
-inline mlir::MemRefType getPositionType(mlir::MLIRContext *context) {
-  return mlir::MemRefType::get({1}, mlir::IntegerType::get(context, 64));
-}
+/// A layer's lengths on the device and the cached sequences a launch acts
+/// on, two kernel arguments in this order: lengths [cache batch] i64, one
+/// per cached sequence, which the runtime keeps per layer and the kernels
+/// of a step read their first positions from (launches do not depend on
+/// them: a CUDA graph's replays each see the lengths the one before left),
+/// and sequences [launch batch] i64, the cache sequence of each batch entry
+/// of the launch (a session's selection; 0, 1, ... for its whole batch).
+/// Sequences at different lengths step in one launch (continuous batching).
+struct StepLengths {
+  mlir::Value lengths, sequences;
+  /// Appends the two arguments' types to `inputs`.
+  static void addTypes(mlir::MLIRContext *context,
+                       llvm::SmallVectorImpl<mlir::Type> &inputs);
+  /// The two arguments of `func` from argument `first` on.
+  static StepLengths get(mlir::gpu::GPUFuncOp func, unsigned first);
+  /// Batch entry `entry`'s cache sequence, as an index.
+  mlir::Value sequenceOf(mlir::ImplicitLocOpBuilder &b,
+                         mlir::Value entry) const;
+  /// The first position of a step of cache sequence `sequence` (its
+  /// length), as an index.
+  mlir::Value positionOf(mlir::ImplicitLocOpBuilder &b,
+                         mlir::Value sequence) const;
+  /// Adds `count` (i64) to the length of every batch entry's sequence; for
+  /// one thread of the launch, after every reader of the lengths.
+  void advance(mlir::ImplicitLocOpBuilder &b, mlir::Value count) const;
+};
 
 /// A layer's key scale: [head_dim] f32 multiplying its keys per dim before
 /// RoPE (a K=V layer's key-norm weight, whose one stored tensor is the
@@ -142,9 +161,6 @@ inline mlir::MemRefType getKeyScaleType(mlir::MLIRContext *context) {
   return mlir::MemRefType::get({mlir::ShapedType::kDynamic},
                                mlir::Float32Type::get(context));
 }
-
-/// The position held by `length` (getPositionType), as an index.
-mlir::Value loadPosition(mlir::ImplicitLocOpBuilder &b, mlir::Value length);
 
 /// A shared-memory (workgroup) buffer of `shape` and `element`s.
 inline mlir::MemRefType getWorkgroupType(llvm::ArrayRef<int64_t> shape,
@@ -169,7 +185,8 @@ mlir::gpu::GPUFuncOp createKernel(mlir::ImplicitLocOpBuilder &b,
 
 /// Emits `@name_prepare_q` (forQueries) or `@name_prepare_k`: f32 rows to
 /// rotated (and, for queries, scaled) bf16 rows; arguments: in, out,
-/// length (the first position), and for keys the key scale
+/// lengths and sequences (StepLengths: each row's first position), and for
+/// keys the key scale
 /// (getKeyScaleType). With `fromBF16`,
 /// `@name_prepare_q_bf16` or `@name_prepare_k_bf16`, which read bf16 rows
 /// (bf16 operands at the runtime's API, without widening them first).
@@ -182,11 +199,12 @@ mlir::gpu::GPUFuncOp emitPrepareKernel(mlir::ImplicitLocOpBuilder &b,
 /// `@name_prepare_step_bf16`: a session step's queries prepared as
 /// `@name_prepare_q` does (those the step has: an append passes none), its
 /// keys prepared as `@name_prepare_k` does and its values converted, both
-/// stored straight into the cache rows of their positions from the layer's
-/// length on, as `hybrid_store_cache_rows` stores them. Arguments: queries,
-/// prepared queries, new keys, new values, key cache, value cache (bf16
-/// [B, rows + mirror, Hkv, D]), length, key scale, ring rows; one CTA per
-/// (batch, token). K=V layers' store the values only (their key cache
+/// stored straight into the cache rows of their positions from their
+/// sequence's length on, as `hybrid_store_cache_rows` stores them.
+/// Arguments: queries, prepared queries, new keys, new values, key cache,
+/// value cache (bf16 [cache batch, rows + mirror, Hkv, D]), lengths and
+/// sequences (StepLengths), key scale, ring rows; one CTA per (batch entry,
+/// token). K=V layers' store the values only (their key cache
 /// argument is the value cache).
 mlir::gpu::GPUFuncOp emitPrepareStepKernel(mlir::ImplicitLocOpBuilder &b,
                                            llvm::StringRef name,
@@ -216,13 +234,14 @@ constexpr const char *kF32ToBF16Kernel = "hybrid_convert_f32_to_bf16";
 
 /// Emits `@name`, which stores a step's prepared keys and values
 /// ([B, T, heads x dim] bf16) into the cache rows of their positions from
-/// the layer's length on (CacheKernels.cpp): (new keys, keys, new values,
-/// values, length, ring rows), one CTA per (token, batch).
+/// their sequence's length on (CacheKernels.cpp): (new keys, keys, new
+/// values, values, lengths, sequences, ring rows), one CTA per (token,
+/// batch entry).
 mlir::gpu::GPUFuncOp emitStoreRowsKernel(mlir::ImplicitLocOpBuilder &b,
                                          llvm::StringRef name);
 
-/// Emits `@name`, which adds its i64 count to a layer's length (one
-/// thread).
+/// Emits `@name`, which adds its i64 count to the length of each sequence a
+/// launch steps (arguments: lengths, sequences, count; one thread).
 mlir::gpu::GPUFuncOp emitAdvanceLengthKernel(mlir::ImplicitLocOpBuilder &b,
                                              llvm::StringRef name);
 
@@ -312,10 +331,10 @@ mlir::gpu::GPUFuncOp emitFlashKernel(mlir::ImplicitLocOpBuilder &b,
 /// split over the key range. Each split writes partial results; the last
 /// split of a (batch, query position, kv head) to finish merges them into
 /// the output rows (f32, or bf16 with `bf16Output`), and the last of those
-/// adds the step's positions to the layer's length. Arguments: queries,
+/// adds the step's positions to its sequences' lengths. Arguments: queries,
 /// keys, values, [sinks], [key scale], partial out, max, sum, out,
 /// counters (i32, one per grid y x z plus one, zero before the launch and
-/// after it), length, ring rows.
+/// after it), lengths and sequences (StepLengths), ring rows.
 mlir::gpu::GPUFuncOp emitDecodeKernel(mlir::ImplicitLocOpBuilder &b,
                                       llvm::StringRef name,
                                       const AttentionSignature &sig,
@@ -323,9 +342,9 @@ mlir::gpu::GPUFuncOp emitDecodeKernel(mlir::ImplicitLocOpBuilder &b,
 
 /// Emits `@name`, the merge of the split-K flash kernel's partials into f32
 /// rows or, with `bf16Output`, bf16 rows; one CTA per ((batch, query
-/// position), kv head). Arguments: partial out, max, sum, out, length,
-/// count; it adds count to the layer's length (after the flash kernel, the
-/// last to read it; prompts pass 0).
+/// position), kv head). Arguments: partial out, max, sum, out, lengths,
+/// sequences, count; it adds count to the sequences' lengths (after the
+/// flash kernel, the last to read them; prompts pass 0).
 mlir::gpu::GPUFuncOp emitCombineKernel(mlir::ImplicitLocOpBuilder &b,
                                        llvm::StringRef name,
                                        const AttentionSignature &sig,

@@ -7,9 +7,9 @@
 // Angles are f64 (positions reach 10^6 and more): each rotated pair's cosine
 // and sine is computed once per row into shared memory, which every head
 // reads (per element of every head, they were 2 to 4 times the kernel's
-// instructions at 8 to 32 heads). The rows' first position
-// is read from device memory (a layer's length, which CUDA graph replays
-// advance).
+// instructions at 8 to 32 heads). Each row's first position is read from
+// device memory (its sequence's length in the layer, which CUDA graph
+// replays advance: StepLengths).
 //
 // A session's step takes one fused kernel instead (prepare_step): its
 // queries prepared as above, its keys rotated and its values converted
@@ -200,18 +200,19 @@ hybrid::gpu::emitPrepareKernel(ImplicitLocOpBuilder &b, StringRef name,
   OpBuilder::InsertionGuard guard(b);
   Type element = fromBF16 ? Type(b.getBF16Type()) : Type(b.getF32Type());
   SmallVector<Type> inputs = {getRowsType(element, heads, dim),
-                              getRowsType(b.getBF16Type(), heads, dim),
-                              getPositionType(b.getContext())};
+                              getRowsType(b.getBF16Type(), heads, dim)};
+  StepLengths::addTypes(b.getContext(), inputs);
   if (!forQueries)
     inputs.push_back(getKeyScaleType(b.getContext()));
   auto func = createKernel(b, fullName, inputs);
   Value in = func.getArgument(0), out = func.getArgument(1);
-  Value firstPosition = loadPosition(b, func.getArgument(2));
-  Value keyScale = forQueries ? Value() : func.getArgument(3);
+  StepLengths lengths = StepLengths::get(func, 2);
+  Value keyScale = forQueries ? Value() : func.getArgument(4);
   ElementPreparer preparer(b, func, sig);
   Value batch, s;
   std::tie(batch, s) = getRow(b, in);
-  Value position = getPositionF64(b, firstPosition, s);
+  Value position =
+      getPositionF64(b, lengths.positionOf(b, lengths.sequenceOf(b, batch)), s);
   preparer.startRow(position);
   forEachOfRow(b, heads, dim, [&](Value h, Value d) {
     SmallVector<Value> at = {batch, s, h, d};
@@ -230,24 +231,29 @@ hybrid::gpu::emitPrepareStepKernel(ImplicitLocOpBuilder &b, StringRef name,
   Type element = fromBF16 ? Type(b.getBF16Type()) : Type(b.getF32Type());
   Type bf16 = b.getBF16Type();
   int64_t dim = sig.headDim, vDim = sig.vHeadDim;
+  SmallVector<Type> inputs = {getRowsType(element, sig.heads, dim),
+                              getRowsType(bf16, sig.heads, dim),
+                              getRowsType(element, sig.kvHeads, dim),
+                              getRowsType(element, sig.kvHeads, vDim),
+                              getRowsType(bf16, sig.kvHeads, dim),
+                              getRowsType(bf16, sig.kvHeads, vDim)};
+  StepLengths::addTypes(b.getContext(), inputs);
+  inputs.append({getKeyScaleType(b.getContext()), b.getIndexType()});
   auto func = createKernel(
-      b, (name + "_prepare_step" + (fromBF16 ? "_bf16" : "")).str(),
-      {getRowsType(element, sig.heads, dim), getRowsType(bf16, sig.heads, dim),
-       getRowsType(element, sig.kvHeads, dim),
-       getRowsType(element, sig.kvHeads, vDim),
-       getRowsType(bf16, sig.kvHeads, dim),
-       getRowsType(bf16, sig.kvHeads, vDim), getPositionType(b.getContext()),
-       getKeyScaleType(b.getContext()), b.getIndexType()});
+      b, (name + "_prepare_step" + (fromBF16 ? "_bf16" : "")).str(), inputs);
   Value queries = func.getArgument(0), preparedQueries = func.getArgument(1);
   Value newKeys = func.getArgument(2), newValues = func.getArgument(3);
   Value keys = func.getArgument(4), values = func.getArgument(5);
-  Value first = loadPosition(b, func.getArgument(6));
-  Value keyScale = func.getArgument(7), ring = func.getArgument(8);
+  StepLengths lengths = StepLengths::get(func, 6);
+  Value keyScale = func.getArgument(8), ring = func.getArgument(9);
   ElementPreparer preparer(b, func, sig);
-  // One CTA per (batch, token) of the new keys; its threads stride over
-  // each row's heads x dims.
+  // One CTA per (batch entry, token) of the new keys; its threads stride
+  // over each row's heads x dims. The entry's rows of the cache are its
+  // sequence's.
   Value batch, token;
   std::tie(batch, token) = getRow(b, newKeys);
+  Value sequence = lengths.sequenceOf(b, batch);
+  Value first = lengths.positionOf(b, sequence);
   Value count = memref::DimOp::create(b, newKeys, 1);
   Value positionF64 = getPositionF64(b, first, token);
   preparer.startRow(positionF64);
@@ -274,13 +280,13 @@ hybrid::gpu::emitPrepareStepKernel(ImplicitLocOpBuilder &b, StringRef name,
       forEachOfRow(b, sig.kvHeads, dim, [&](Value h, Value d) {
         Value x = preparer.prepare(newKeys, ValueRange{batch, token, h, d},
                                    positionF64, /*forQueries=*/false, keyScale);
-        at.store(b, toBF16(b, x), keys, batch, {h, d});
+        at.store(b, toBF16(b, x), keys, sequence, {h, d});
       });
     // Values are stored as they are (K=V layers: the raw keys, unscaled).
     forEachOfRow(b, sig.kvHeads, vDim, [&](Value h, Value d) {
       Value x =
           memref::LoadOp::create(b, newValues, ValueRange{batch, token, h, d});
-      at.store(b, fromBF16 ? x : toBF16(b, x), values, batch, {h, d});
+      at.store(b, fromBF16 ? x : toBF16(b, x), values, sequence, {h, d});
     });
   });
   return func;

@@ -273,19 +273,20 @@ hybrid::gpu::emitCombineKernel(ImplicitLocOpBuilder &b, StringRef name,
   int64_t dyn = ShapedType::kDynamic, vDim = sig.vHeadDim;
   Type f32Type = b.getF32Type();
   OpBuilder::InsertionGuard guard(b);
-  auto func = createKernel(
-      b, name,
-      {MemRefType::get({dyn, dyn, dyn, sig.heads, vDim}, f32Type),
-       MemRefType::get({dyn, dyn, dyn, sig.heads}, f32Type),
-       MemRefType::get({dyn, dyn, dyn, sig.heads}, f32Type),
-       getRowsType(bf16Output ? b.getBF16Type() : f32Type, sig.heads, vDim),
-       getPositionType(b.getContext()), b.getI64Type()},
-      {});
+  SmallVector<Type> inputs = {
+      MemRefType::get({dyn, dyn, dyn, sig.heads, vDim}, f32Type),
+      MemRefType::get({dyn, dyn, dyn, sig.heads}, f32Type),
+      MemRefType::get({dyn, dyn, dyn, sig.heads}, f32Type),
+      getRowsType(bf16Output ? b.getBF16Type() : f32Type, sig.heads, vDim)};
+  StepLengths::addTypes(b.getContext(), inputs);
+  inputs.push_back(b.getI64Type());
+  auto func = createKernel(b, name, inputs, {});
   SplitMerge merge = SplitMerge::allocate(func, sig);
   SplitPartials partials{func.getArgument(0), func.getArgument(1),
                          func.getArgument(2)};
   Value out = func.getArgument(3);
-  Value length = func.getArgument(4), count = func.getArgument(5);
+  StepLengths lengths = StepLengths::get(func, 4);
+  Value count = func.getArgument(6);
   using mlir::gpu::Dimension;
   Value c0 = index(b, 0);
   // One CTA per (row: batch x query position, kv head).
@@ -303,11 +304,7 @@ hybrid::gpu::emitCombineKernel(ImplicitLocOpBuilder &b, StringRef name,
       arith::CmpIOp::create(
           b, arith::CmpIPredicate::ne, count,
           arith::ConstantOp::create(b, b.getI64IntegerAttr(0))));
-  ifThen(b, advances, [&] {
-    Value now = memref::LoadOp::create(b, length, ValueRange{c0});
-    memref::StoreOp::create(b, arith::AddIOp::create(b, now, count), length,
-                            ValueRange{c0});
-  });
+  ifThen(b, advances, [&] { lengths.advance(b, count); });
   // Its item: (batch, position, kv head), of B x T x Hkv.
   Value item = arith::AddIOp::create(
       b, arith::MulIOp::create(b, rowIndex, index(b, sig.kvHeads)), kvHead);

@@ -223,15 +223,17 @@ void hybrid_rt_session_reset(hybrid_rt_session *session);
  * while the others are mid-generation, steps those still generating
  * together, and truncates a finished one to 0 to free it (f8 scales stay
  * the layer's: a prompt sets them only while every sequence of the layer
- * is empty). Sequences at one length in every layer, consecutive in the
- * batch and in the selection, run as one batch; the others one after
- * another, each check passing for all before any runs. count 0 (sequences
+ * is empty). A decode step runs every selected sequence at once, each at
+ * its own length; prompts and cache copies run once per run of sequences
+ * consecutive in the batch and in the selection (on CPUs, at one length);
+ * each check passes for all before any runs. count 0 (sequences
  * may be NULL), or every sequence in order, selects the whole batch again:
  * the default. Reorder and reset act on the whole batch whatever the
  * selection. The selection is the session's: threads sharing a session
- * select and call under a lock of their own. GPU models: any other
- * selection is HYBRID_RT_UNSUPPORTED (their kernels read one length per
- * layer). */
+ * select and call under a lock of their own. GPU models step a selection
+ * in one launch per kernel too (each sequence's length lives in device
+ * memory); a CUDA graph capture records steps of the whole batch only: a
+ * selected step in a capture is HYBRID_RT_UNSUPPORTED. */
 hybrid_rt_status hybrid_rt_session_select(hybrid_rt_session *session,
                                           const int64_t *sequences,
                                           int64_t count);

@@ -151,8 +151,10 @@ struct Backend::State {
   CUtensorMap tensorMaps[2];
   float prepareMs = 0, attentionMs = 0;
   std::string storeRowsKernel, advanceLengthKernel; // the manifest's
-  // A device int64 holding 0: prompts outside sessions start there.
-  CUdeviceptr zeroLength = 0;
+  // Device int64s: 0, 1, 2, ... (a call's entries are the cache's first
+  // sequences, in order), and zeros (prompts outside sessions start at
+  // position 0), grown to a call's batch (sessions reserve theirs).
+  DeviceBuffer identity, zeros;
   // Key scales ([head_dim] f32) of K=V layers that keep their cache, by
   // layer (0 for others), ones until setKeyScale; the other layers'
   // prepare kernels read `unitKeyScale` (ones, as many as the widest head).
@@ -416,14 +418,52 @@ struct Backend::State {
     return !(splits > 1 ? kernel.decodeCombineBF16 : kernel.entryOutBF16)
                 .empty();
   }
+  /// Grows `identity` and `zeros` to `batch` entries.
+  Error ensureEntries(int64_t batch) {
+    size_t bytes = size_t(std::max<int64_t>(batch, 1)) * sizeof(int64_t);
+    if (identity.bytes < bytes) {
+      HYBRID_CUDA_TRY(ensure(identity, bytes));
+      std::vector<int64_t> entries(identity.bytes / sizeof(int64_t));
+      for (size_t i = 0; i < entries.size(); ++i)
+        entries[i] = int64_t(i);
+      HYBRID_CUDA_TRY(copyIn(identity.ptr, entries.data(), identity.bytes));
+    }
+    if (zeros.bytes < bytes) {
+      HYBRID_CUDA_TRY(ensure(zeros, bytes));
+      HYBRID_CUDA_TRY(
+          check("zeroing lengths",
+                driver.cuMemsetD8Async(zeros.ptr, 0, zeros.bytes, stream)));
+    }
+    return {};
+  }
+  /// The lengths and sequences arguments of a launch of `batch` entries
+  /// (StepLengths): `cache`'s lengths, entry i's that of cache sequence
+  /// `sequences[i]` (device int64s; 0: entry i is sequence i); no cache:
+  /// position 0 for every entry (prompts outside sessions).
+  Error addLengths(LaunchArgs &args, const DeviceCache *cache, int64_t batch,
+                   CUdeviceptr sequences) {
+    HYBRID_CUDA_TRY(ensureEntries(batch));
+    args.memref(cache ? CUdeviceptr(cache->lengths) : zeros.ptr,
+                {cache ? cache->batch : 1});
+    args.memref(!cache      ? zeros.ptr
+                : sequences ? sequences
+                            : identity.ptr,
+                {batch});
+    return {};
+  }
+  /// Where a launch's batch entries stand (addLengths): at the lengths of
+  /// `cache`'s sequences `sequences`, or at position 0 without a cache.
+  struct Positions {
+    const DeviceCache *cache = nullptr;
+    CUdeviceptr sequences = 0;
+  };
   /// Runs prepare kernel `symbol` on [B, S] rows of `in` (f32, `shape`)
-  /// into `out` (bf16); queries and keys take their first position from
-  /// the device int64 at `length`. `in` holding bf16 rows (kept so by
-  /// input()) goes to `bf16Symbol` instead, or, for values (no symbol, no
-  /// length), is copied.
+  /// into `out` (bf16); queries and keys take their first positions from
+  /// `at` (values: null). `in` holding bf16 rows (kept so by input()) goes
+  /// to `bf16Symbol` instead, or, for values (no symbol), is copied.
   Error prepare(const KernelSpec &kernel, const std::string &symbol,
                 DeviceRows in, DeviceBuffer &out,
-                const std::vector<int64_t> &shape, CUdeviceptr length,
+                const std::vector<int64_t> &shape, const Positions *at,
                 const std::string &bf16Symbol = "", CUdeviceptr keyScale = 0) {
     size_t count = shape[0] * shape[1] * shape[2] * shape[3];
     HYBRID_CUDA_TRY(ensure(out, count * 2));
@@ -434,8 +474,8 @@ struct Backend::State {
     LaunchArgs args;
     args.memref(in.ptr, shape);
     args.memref(out.ptr, shape);
-    if (length)
-      args.memref(length, {1});
+    if (at)
+      HYBRID_CUDA_TRY(addLengths(args, at->cache, shape[0], at->sequences));
     if (keyScale)
       args.memref(keyScale, {shape[3]});
     return launch(in.bf16 ? bf16Symbol : symbol, unsigned(shape[0] * shape[1]),
@@ -480,19 +520,21 @@ struct Backend::State {
   /// and values (vBf16),
   /// [B, count, Hkv, D], in the rows of `cache` that hold their positions
   /// from its length on (and the mirror rows past the ring for its first
-  /// rows); tokens older than the cache's reach are skipped.
+  /// rows); tokens older than the cache's reach are skipped. Entry i is
+  /// the cache's sequence `sequences[i]` (0: sequence i).
   Error storeRows(const LayerSpec &l, const DeviceCache &cache, int64_t batch,
-                  int64_t count) {
+                  CUdeviceptr sequences, int64_t count) {
     int64_t stride = cache.rows + cache.mirror;
     // K=V layers' caches keep values only: keys of width 0.
     int64_t keyWidth = l.kEqV ? 0 : l.numKvHeads * l.headDim;
     int64_t valueWidth = l.numKvHeads * l.vHeadDim;
     LaunchArgs args;
     args.memref(kBf16.ptr, {batch, count, keyWidth});
-    args.memref(CUdeviceptr(cache.keysOrValues()), {batch, stride, keyWidth});
+    args.memref(CUdeviceptr(cache.keysOrValues()),
+                {cache.batch, stride, keyWidth});
     args.memref(vBf16.ptr, {batch, count, valueWidth});
-    args.memref(CUdeviceptr(cache.values), {batch, stride, valueWidth});
-    args.memref(CUdeviceptr(cache.length), {1});
+    args.memref(CUdeviceptr(cache.values), {cache.batch, stride, valueWidth});
+    HYBRID_CUDA_TRY(addLengths(args, &cache, batch, sequences));
     args.scalar(cache.rows);
     return launch(storeRowsKernel, unsigned(count), unsigned(batch), 1, 128,
                   args);
@@ -518,11 +560,13 @@ struct Backend::State {
     return launch(kernel.deriveKV, unsigned(batch * count), 1, 1,
                   unsigned(kernel.threads), args);
   }
-  /// Adds `count` to `cache`'s length, after every kernel of the call that
-  /// reads it.
-  Error advance(const DeviceCache &cache, int64_t count) {
+  /// Adds `count` to the lengths of `cache`'s sequences that a call's
+  /// `batch` entries are (`sequences`, as storeRows takes them), after
+  /// every kernel of the call that reads them.
+  Error advance(const DeviceCache &cache, int64_t batch, CUdeviceptr sequences,
+                int64_t count) {
     LaunchArgs args;
-    args.memref(CUdeviceptr(cache.length), {1});
+    HYBRID_CUDA_TRY(addLengths(args, &cache, batch, sequences));
     args.scalar(count);
     return launch(advanceLengthKernel, 1, 1, 1, 1, args);
   }
@@ -553,16 +597,16 @@ struct Backend::State {
   /// The split-K flash kernel's combine kernel: `splits` partials of [B,
   /// seq, Hq, Dv] rows
   /// (in partialOut, partialMax, partialSum) merged into `outRows` (f32,
-  /// or bf16 by its twin); it adds `count` to the device length at
-  /// `length` (a decode step's, after its last reader; 0: none).
+  /// or bf16 by its twin); it adds `count` to the lengths of `advanced`'s
+  /// first `batch` sequences (a step's, after its last reader; null: none).
   Error combine(const LayerSpec &l, const KernelSpec &kernel, int64_t splits,
                 int64_t batch, int64_t seq, const DeviceRows &outRows,
-                CUdeviceptr length, int64_t count) {
+                const DeviceCache *advanced, int64_t count) {
     LaunchArgs args;
     addPartialArgs(l, splits, batch, seq, args);
     args.memref(outRows.ptr, {batch, seq, l.numHeads, l.vHeadDim});
-    args.memref(length, {1});
-    args.scalar(count);
+    HYBRID_CUDA_TRY(addLengths(args, advanced, batch, /*sequences=*/0));
+    args.scalar(advanced ? count : 0);
     return launch(outRows.bf16 ? kernel.decodeCombineBF16
                                : kernel.decodeCombine,
                   unsigned(batch * seq), unsigned(l.numKvHeads), 1,
@@ -604,9 +648,9 @@ struct Backend::State {
   /// into f32 `outRows`) on the prepared queries [B, seq, Hq, D] in qBf16
   /// over `numKeys` keys of `keys` and `values` ([B, rows, Hkv, D] bf16)
   /// from row `firstRow` of a ring of `ringRows` (see FlashKernel.cpp).
-  /// Then adds `seq` to `advanced`'s length, if given (the combine kernel
-  /// does under split-K). Returns the error, if any; `flash` names the
-  /// kernel launched.
+  /// Then adds `seq` to the lengths of `advanced`'s first `batch`
+  /// sequences, if given (the combine kernel does under split-K). Returns the
+  /// error, if any; `flash` names the kernel launched.
   Error launchFlash(const LayerSpec &l, const KernelSpec &kernel, int64_t batch,
                     int64_t seq, CUdeviceptr keys, CUdeviceptr values,
                     int64_t rows, int64_t numKeys, int64_t firstRow,
@@ -644,10 +688,8 @@ struct Backend::State {
     // The last kernel to run advances the length: the combine kernel, else
     // the advance kernel.
     if (splits > 1)
-      return combine(l, kernel, splits, batch, seq, outRows,
-                     advanced ? CUdeviceptr(advanced->length) : zeroLength,
-                     advanced ? seq : 0);
-    return advanced ? advance(*advanced, seq) : Error();
+      return combine(l, kernel, splits, batch, seq, outRows, advanced, seq);
+    return advanced ? advance(*advanced, batch, /*sequences=*/0, seq) : Error();
   }
   /// Copies `count` elements from `rows` (output()'s) to a host `out` and,
   /// if `wait`, waits for the stream: errors of earlier launches surface
@@ -812,10 +854,11 @@ struct Backend::State {
   /// positions (a cache with rows; shared layers store none). One launch
   /// of the kernel's prepare_step where the operands reach the kernels as
   /// rows of one type, else the prepare kernels and the store kernel.
-  /// Does not advance the length.
+  /// Does not advance the lengths. Entry i is the cache's sequence
+  /// `sequences[i]` (0: sequence i).
   Error prepareStep(const LayerSpec &l, const KernelSpec &kernel,
-                    DeviceCache &cache, int64_t batch, int64_t count, Operand q,
-                    Operand k, Operand v);
+                    DeviceCache &cache, int64_t batch, CUdeviceptr sequences,
+                    int64_t count, Operand q, Operand k, Operand v);
   /// Splits of a decode kernel launch of `steps` queries whose last sees
   /// `keys` keys: whole tiles each, for one full wave (every CTA the GPU
   /// holds at once: a memory-bound kernel wants every warp slot for loads
@@ -847,7 +890,8 @@ Backend::~Backend() {
   for (CUdeviceptr ptr : state->keyScales)
     if (ptr)
       d.cuMemFree(ptr);
-  for (CUdeviceptr ptr : {state->zeroLength, state->unitKeyScale})
+  for (CUdeviceptr ptr :
+       {state->identity.ptr, state->zeros.ptr, state->unitKeyScale})
     if (ptr)
       d.cuMemFree(ptr);
   for (CUevent e : state->events)
@@ -962,15 +1006,6 @@ std::unique_ptr<Backend> Backend::open(const Manifest &manifest,
             s.check("cuEventCreate", d.cuEventCreate(&event, CU_EVENT_DEFAULT));
         !e.empty())
       return failed(e);
-  if (Error e = s.check("allocating a zero length",
-                        d.cuMemAlloc(&s.zeroLength, sizeof(int64_t)));
-      !e.empty())
-    return failed(e);
-  if (Error e =
-          s.check("zeroing a length",
-                  d.cuMemsetD8Async(s.zeroLength, 0, sizeof(int64_t), s.own));
-      !e.empty())
-    return failed(e);
   int64_t widest = 1;
   for (const LayerSpec &l : manifest.layers)
     widest = std::max(widest, l.headDim);
@@ -1026,6 +1061,21 @@ Error Backend::setKeyScale(const LayerSpec &l, Operand scale) {
 
 int64_t DeviceCache::bytes() const { return keyBytes + valueBytes; }
 
+DeviceCache DeviceCache::sequences(int64_t first, int64_t count) const {
+  DeviceCache view = *this;
+  view.batch = count;
+  view.lengths += first * sizeof(int64_t);
+  int64_t keyBytesEach = batch ? keyBytes / batch : 0,
+          valueBytesEach = batch ? valueBytes / batch : 0;
+  if (keys)
+    view.keys += first * keyBytesEach;
+  if (values)
+    view.values += first * valueBytesEach;
+  view.keyBytes = count * keyBytesEach;
+  view.valueBytes = count * valueBytesEach;
+  return view;
+}
+
 double DeviceCache::bytesFor(const LayerSpec &l, int64_t batch, int64_t rows,
                              int64_t mirror) {
   return double(batch) * double(rows + mirror) * double(l.numKvHeads) *
@@ -1064,7 +1114,8 @@ Error Backend::prefill(const LayerSpec &l, const KernelSpec &kernel,
   CUdeviceptr keys = 0, values = 0;
   int64_t rows = seq, ring = seq;
   if (inPlace) {
-    HYBRID_CUDA_TRY(s.prepareStep(l, kernel, *cache, batch, seq, q, k, v));
+    HYBRID_CUDA_TRY(
+        s.prepareStep(l, kernel, *cache, batch, /*sequences=*/0, seq, q, k, v));
     keys = CUdeviceptr(held->keys);
     values = CUdeviceptr(held->values);
     rows = held->rows + held->mirror;
@@ -1080,13 +1131,14 @@ Error Backend::prefill(const LayerSpec &l, const KernelSpec &kernel,
                             kRows, &kernel));
     HYBRID_CUDA_TRY(s.input(s.vIn, v, batch * seq * l.numKvHeads * l.vHeadDim,
                             vRows, &kernel));
+    // A prompt starts at position 0 (its cache is empty).
+    State::Positions start;
     HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareQ, qRows, s.qBf16, qShape,
-                              s.zeroLength, kernel.prepareQBF16));
+                              &start, kernel.prepareQBF16));
     HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareK, kRows, s.kBf16, kShape,
-                              s.zeroLength, kernel.prepareKBF16,
-                              s.keyScaleOf(l)));
+                              &start, kernel.prepareKBF16, s.keyScaleOf(l)));
     HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareV, vRows, s.vBf16, vShape,
-                              /*length=*/0));
+                              /*at=*/nullptr));
     keys = s.kBf16.ptr; // as the prepare kernels grew them
     values = s.vBf16.ptr;
   }
@@ -1102,9 +1154,9 @@ Error Backend::prefill(const LayerSpec &l, const KernelSpec &kernel,
   if (!inPlace && cache) {
     // K=V layers' v is their k (the runtime's entry points pass it so).
     if (cache->rows > 0)
-      HYBRID_CUDA_TRY(s.storeRows(l, *cache, batch, seq));
-    // After the store kernel, which reads the length.
-    HYBRID_CUDA_TRY(s.advance(*cache, seq));
+      HYBRID_CUDA_TRY(s.storeRows(l, *cache, batch, /*sequences=*/0, seq));
+    // After the store kernel, which reads the lengths.
+    HYBRID_CUDA_TRY(s.advance(*cache, batch, /*sequences=*/0, seq));
   }
   s.timed(/*prepare=*/true);
   return s.finish(out, outRows, outCount, flash,
@@ -1130,6 +1182,7 @@ Error Backend::allocate(const LayerSpec &l, int64_t batch, int64_t rows,
     return Error(what + ": more bytes than a size holds",
                  HYBRID_RT_INVALID_ARGUMENT);
   HYBRID_CUDA_TRY(s.enterCall(/*capturable=*/false));
+  cache.batch = batch;
   cache.rows = rows;
   cache.mirror = mirror;
   State::CallEnd end{s};
@@ -1188,14 +1241,6 @@ Error Backend::resetLengths(uint64_t lengths, int64_t count) {
   return s.check("zeroing the layers' lengths",
                  s.driver.cuMemsetD8Async(CUdeviceptr(lengths), 0,
                                           count * sizeof(int64_t), s.stream));
-}
-
-Error Backend::advanceLength(DeviceCache &cache, int64_t count) {
-  State &s = *state;
-  s.driver.cuCtxSetCurrent(s.context);
-  HYBRID_CUDA_TRY(s.enterCall(/*capturable=*/false));
-  State::CallEnd end{s};
-  return s.advance(cache, count);
 }
 
 Error Backend::writeLengths(uint64_t lengths, int64_t count,
@@ -1300,18 +1345,19 @@ Error Backend::reserveForCapture(const LayerSpec &l, const KernelSpec &kernel,
   HYBRID_CUDA_TRY(s.ensure(s.out, tokens * l.numHeads * l.vHeadDim * 4));
   HYBRID_CUDA_TRY(s.ensure(s.sinksIn, l.numHeads * 4));
   HYBRID_CUDA_TRY(s.ensureDecodeCounters(batch * steps * l.numKvHeads));
+  HYBRID_CUDA_TRY(s.ensureEntries(batch));
   return s.ensurePartials(l, splits, batch, steps);
 }
 
 Error Backend::append(const LayerSpec &l, const KernelSpec &kernel,
-                      DeviceCache &cache, int64_t batch, int64_t count,
-                      Operand k, Operand v) {
+                      DeviceCache &cache, int64_t batch, uint64_t sequences,
+                      int64_t count, Operand k, Operand v) {
   State &s = *state;
   HYBRID_CUDA_TRY(s.enterRowsCall(l, /*capturable=*/true, batch, count, k, v));
   State::CallEnd end{s};
-  HYBRID_CUDA_TRY(
-      s.prepareStep(l, kernel, cache, batch, count, Operand{}, k, v));
-  HYBRID_CUDA_TRY(s.advance(cache, count));
+  HYBRID_CUDA_TRY(s.prepareStep(l, kernel, cache, batch, sequences, count,
+                                Operand{}, k, v));
+  HYBRID_CUDA_TRY(s.advance(cache, batch, sequences, count));
   return s.waitForRows("appending to the KV cache", k, v);
 }
 
@@ -1399,15 +1445,15 @@ Error Backend::writeCache(const LayerSpec &l, const DeviceCache &cache,
     HYBRID_CUDA_TRY(s.input(wideRows, operand, elements, rows));
     HYBRID_CUDA_TRY(s.convert(s.f32ToBF16, rows.ptr, narrowRows.ptr, elements));
   }
-  HYBRID_CUDA_TRY(s.storeRows(l, cache, batch, count));
-  HYBRID_CUDA_TRY(s.advance(cache, count));
+  HYBRID_CUDA_TRY(s.storeRows(l, cache, batch, /*sequences=*/0, count));
+  HYBRID_CUDA_TRY(s.advance(cache, batch, /*sequences=*/0, count));
   return s.waitForRows(what, k, v);
 }
 
 Error Backend::State::prepareStep(const LayerSpec &l, const KernelSpec &kernel,
                                   DeviceCache &cache, int64_t batch,
-                                  int64_t count, Operand q, Operand k,
-                                  Operand v) {
+                                  CUdeviceptr sequences, int64_t count,
+                                  Operand q, Operand k, Operand v) {
   State &s = *this;
   std::vector<int64_t> qShape = {batch, count, l.numHeads, l.headDim},
                        kShape = {batch, count, l.numKvHeads, l.headDim},
@@ -1442,28 +1488,28 @@ Error Backend::State::prepareStep(const LayerSpec &l, const KernelSpec &kernel,
     args.memref(vRows.ptr, vShape);
     // K=V: the kernel stores values only.
     args.memref(CUdeviceptr(cache.keysOrValues()),
-                {batch, stride, l.numKvHeads, l.headDim});
+                {cache.batch, stride, l.numKvHeads, l.headDim});
     args.memref(CUdeviceptr(cache.values),
-                {batch, stride, l.numKvHeads, l.vHeadDim});
-    args.memref(CUdeviceptr(cache.length), {1});
+                {cache.batch, stride, l.numKvHeads, l.vHeadDim});
+    HYBRID_CUDA_TRY(s.addLengths(args, &cache, batch, sequences));
     args.memref(s.keyScaleOf(l), {l.headDim});
     args.scalar(cache.rows);
     return s.launch(fused, unsigned(batch * count), 1, 1,
                     unsigned(kernel.threads), args);
   }
+  Positions at{&cache, sequences};
   if (cache.rows > 0) {
     if (!l.kEqV)
       HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareK, kRows, s.kBf16, kShape,
-                                CUdeviceptr(cache.length), kernel.prepareKBF16,
-                                s.keyScaleOf(l)));
+                                &at, kernel.prepareKBF16, s.keyScaleOf(l)));
     HYBRID_CUDA_TRY(s.prepare(kernel, kernel.prepareV, vRows, s.vBf16, vShape,
-                              /*length=*/0));
-    HYBRID_CUDA_TRY(s.storeRows(l, cache, batch, count));
+                              /*at=*/nullptr));
+    HYBRID_CUDA_TRY(s.storeRows(l, cache, batch, sequences, count));
   }
   if (!q.data)
     return {};
-  return s.prepare(kernel, kernel.prepareQ, qRows, s.qBf16, qShape,
-                   CUdeviceptr(cache.length), kernel.prepareQBF16);
+  return s.prepare(kernel, kernel.prepareQ, qRows, s.qBf16, qShape, &at,
+                   kernel.prepareQBF16);
 }
 
 Error Backend::State::getDecodeSplits(const LayerSpec &l,
@@ -1485,8 +1531,9 @@ Error Backend::State::getDecodeSplits(const LayerSpec &l,
 
 Error Backend::decode(const LayerSpec &l, const KernelSpec &kernel,
                       DeviceCache &cache, const DeviceCache &owner,
-                      int64_t batch, int64_t position, int64_t steps, Operand q,
-                      Operand k, Operand v, Operand sinks, Operand out) {
+                      int64_t batch, uint64_t sequences, int64_t position,
+                      int64_t longest, int64_t steps, Operand q, Operand k,
+                      Operand v, Operand sinks, Operand out) {
   State &s = *state;
   Driver &d = s.driver;
   d.cuCtxSetCurrent(s.context);
@@ -1494,7 +1541,8 @@ Error Backend::decode(const LayerSpec &l, const KernelSpec &kernel,
   HYBRID_CUDA_TRY(s.checkDeviceOperands(l, batch, steps, q, k, v, sinks, out));
   State::CallEnd end{s};
   bool wait = s.mustWait({q, k, v, sinks, out});
-  HYBRID_CUDA_TRY(s.prepareStep(l, kernel, cache, batch, steps, q, k, v));
+  HYBRID_CUDA_TRY(
+      s.prepareStep(l, kernel, cache, batch, sequences, steps, q, k, v));
   std::vector<int64_t> qShape = {batch, steps, l.numHeads, l.headDim};
   DeviceRows sinksRows, outRows;
   if (sinks.data)
@@ -1510,7 +1558,8 @@ Error Backend::decode(const LayerSpec &l, const KernelSpec &kernel,
   // the kernel's key tiles, or as the ring (the session allocates one):
   // past it, TMA reads zeros and cp.async clamps, for masked keys only.
   // Its key range is a launch parameter, so a capture takes the decode
-  // kernel.
+  // kernel, and so do the steps of sequences at different positions or of
+  // a selection (its batch coordinate is the cache's sequence).
   //
   // K=V layers' caches keep values only: the flash kernel reads the range's
   // keys derived (and its values gathered) into scratch first, in position
@@ -1529,7 +1578,8 @@ Error Backend::decode(const LayerSpec &l, const KernelSpec &kernel,
                      s.multiprocessors, !kernel.entrySplit.empty())
                      ? StepKernel::Flash
                      : StepKernel::Decode;
-  if (stepKernel == StepKernel::Flash && flashFits && !s.capturing) {
+  bool uniform = !sequences && batch == owner.batch && position == longest;
+  if (stepKernel == StepKernel::Flash && flashFits && uniform && !s.capturing) {
     int64_t splits = 1;
     HYBRID_CUDA_TRY(s.getFlashSplits(
         l, kernel, batch, steps, total - l.firstVisibleKey(total - 1), splits));
@@ -1558,13 +1608,13 @@ Error Backend::decode(const LayerSpec &l, const KernelSpec &kernel,
     return s.finish(out, outRows, outCount, flash, wait);
   }
 
-  // Splits of the last query's key range or, captured, of the longest
-  // range the cache holds (each replay's kernels divide the range they
-  // find; splits past its end write empty partials).
-  int64_t splits = 1;
+  // Splits of the longest sequence's last query's key range or, captured,
+  // of the longest range the cache holds (each CTA's kernel divides the
+  // range it finds; splits past its end write empty partials).
+  int64_t splits = 1, last = longest + steps;
   HYBRID_CUDA_TRY(s.getDecodeSplits(
       l, kernel, batch, steps,
-      s.capturing ? owner.rows : total - l.firstVisibleKey(total - 1), splits));
+      s.capturing ? owner.rows : last - l.firstVisibleKey(last - 1), splits));
   HYBRID_CUDA_TRY(s.ensurePartials(l, splits, batch, steps));
   HYBRID_CUDA_TRY(s.ensureDecodeCounters(batch * steps * l.numKvHeads));
   HYBRID_CUDA_TRY(
@@ -1577,9 +1627,9 @@ Error Backend::decode(const LayerSpec &l, const KernelSpec &kernel,
   args.memref(s.qBf16.ptr, qShape);
   // A kernel deriving keys reads them from the values.
   args.memref(CUdeviceptr(owner.keysOrValues()),
-              {batch, cacheRows, l.numKvHeads, l.headDim});
+              {owner.batch, cacheRows, l.numKvHeads, l.headDim});
   args.memref(CUdeviceptr(owner.values),
-              {batch, cacheRows, l.numKvHeads, l.vHeadDim});
+              {owner.batch, cacheRows, l.numKvHeads, l.vHeadDim});
   if (sinks.data)
     args.memref(sinksRows.ptr, {l.numHeads});
   if (kernel.derivesKeys)
@@ -1587,10 +1637,10 @@ Error Backend::decode(const LayerSpec &l, const KernelSpec &kernel,
   s.addPartialArgs(l, splits, batch, steps, args);
   args.memref(outRows.ptr, {batch, steps, l.numHeads, l.vHeadDim});
   args.memref(s.decodeCounters.ptr, {batch * steps * l.numKvHeads + 1});
-  args.memref(CUdeviceptr(cache.length), {1});
+  HYBRID_CUDA_TRY(s.addLengths(args, &cache, batch, sequences));
   args.scalar(owner.rows);
   // Its last splits merge the partials into the output rows, and advance
-  // the length (the kernel is the step's last to read it).
+  // the lengths (the kernel is the step's last to read them).
   const std::string &decode = outRows.bf16 ? kernel.decodeBF16 : kernel.decode;
   HYBRID_CUDA_TRY(s.launch(decode, unsigned(splits),
                            unsigned(steps * l.numKvHeads), unsigned(batch),

@@ -37,10 +37,11 @@ private:
   hybrid_rt_status code = HYBRID_RT_LOAD_ERROR;
 };
 
-/// One layer's cache on the device: its length (an int64 in device
-/// memory, which the kernels of a step read their first position from and
-/// the step's last kernel advances, so that a CUDA graph's replays each
-/// continue where the one before stopped), prepared (rotated) keys
+/// One layer's cache on the device: its lengths (an int64 per sequence in
+/// device memory, which the kernels of a step read their first positions
+/// from and the step's last kernel advances, so that a CUDA graph's
+/// replays each continue where the one before stopped; sequences may stand
+/// at different lengths), prepared (rotated) keys
 /// [B, rows + mirror, Hkv, D] and values [B, rows + mirror, Hkv, Dv], bf16,
 /// the token at position p in row p % rows, and rows rows.. again in rows
 /// 0.. (the mirror: a flash kernel's key tile across the ring's end is
@@ -48,7 +49,9 @@ private:
 /// from which the kernels derive keys. Allocated zeroed: rows read
 /// before they are written (past a step's last key) hold no NaNs.
 struct DeviceCache {
-  uint64_t length = 0; // CUdeviceptr of the int64 (shared layers too)
+  // CUdeviceptr of `batch` int64s (shared layers too).
+  uint64_t lengths = 0;
+  int64_t batch = 0; // sequences
   // CUdeviceptr; none for rows == 0, no keys for K=V layers (values only).
   uint64_t keys = 0, values = 0;
   int64_t rows = 0, mirror = 0;
@@ -58,6 +61,9 @@ struct DeviceCache {
   uint64_t keysOrValues() const { return keys ? keys : values; }
   int64_t bytes() const;
   int64_t keyBytes = 0, valueBytes = 0;
+  /// Sequences [first, first + count) alone, as a cache of their own (its
+  /// memory this one's).
+  DeviceCache sequences(int64_t first, int64_t count) const;
   /// Bytes of the keys and values of `rows` + `mirror` rows of `layer` for
   /// `batch` sequences, in a double: it may not fit a size.
   static double bytesFor(const LayerSpec &layer, int64_t batch, int64_t rows,
@@ -77,6 +83,14 @@ struct Operand {
     return t ? Operand{t->data, t->memory == HYBRID_RT_DEVICE,
                        t->dtype == HYBRID_RT_BF16}
              : Operand{};
+  }
+  /// Its batch entries from `first` on, of `perEntry` elements each
+  /// (absent stays absent).
+  Operand entries(int64_t first, size_t perEntry) const {
+    Operand o = *this;
+    if (o.data)
+      o.data = static_cast<char *>(o.data) + bytes(first * perEntry);
+    return o;
   }
 };
 
@@ -117,17 +131,15 @@ public:
                  int64_t mirror, DeviceCache &cache);
   void release(DeviceCache &cache);
 
-  /// Device lengths for `count` layers, zeroed: `lengths` is the first's
-  /// address (layer i's is 8 i bytes past it).
+  /// `count` device lengths, zeroed (a session's layers' sequences':
+  /// DeviceCache::lengths); `lengths` is the first's address.
   Error allocateLengths(int64_t count, uint64_t &lengths);
   void releaseLengths(uint64_t lengths);
   /// Zeroes `count` lengths in stream order (a capture records it).
   Error resetLengths(uint64_t lengths, int64_t count);
-  /// Adds `count` to `cache`'s device length in stream order (a shared
-  /// layer skipping tokens its source holds).
-  Error advanceLength(DeviceCache &cache, int64_t count);
-  /// Sets `count` lengths to values[0, count) in stream order (a session
-  /// going back to a position), returning once they are there.
+  /// Sets `count` device int64s to values[0, count) in stream order (a
+  /// session's lengths going back to a position, or the sequences its
+  /// selection's entries are), returning once they are there.
   Error writeLengths(uint64_t lengths, int64_t count, const int64_t *values);
   /// Each of `batch` sequences of `cache` takes the first `live` rows, and
   /// the mirror rows, of the sequence `gather` names, in stream order.
@@ -146,42 +158,48 @@ public:
                           int64_t batch, int64_t steps, int64_t rows);
 
   /// Stores `count` tokens of k [B, count, Hkv, D] and v (ignored for K=V
-  /// layers) at positions from `cache`'s length on, and advances it. In a
-  /// CUDA graph capture (device operands only) each replay appends.
+  /// layers) at positions from their sequences' lengths on, and advances
+  /// them: entry i is `cache`'s sequence `sequences[i]` (device int64s; 0:
+  /// sequence i). In a CUDA graph capture (device operands only) each
+  /// replay appends.
   Error append(const LayerSpec &layer, const KernelSpec &kernel,
-               DeviceCache &cache, int64_t batch, int64_t count, Operand k,
-               Operand v);
+               DeviceCache &cache, int64_t batch, uint64_t sequences,
+               int64_t count, Operand k, Operand v);
 
-  /// Copies positions [first, first + count) of `cache` (held: at most
-  /// its rows) into k (absent for K=V layers) [B, count, Hkv, D] and v
-  /// [B, count, Hkv, Dv], f32 or bf16, host or device, returning once they
-  /// are there (on the caller's stream, with device operands only: once
-  /// queued).
+  /// Copies positions [first, first + count) of `cache`'s first `batch`
+  /// sequences (held: at most its rows) into k (absent for K=V layers) [B,
+  /// count, Hkv, D] and v [B, count, Hkv, Dv], f32 or bf16, host or device,
+  /// returning once they are there (on the caller's stream, with device
+  /// operands only: once queued).
   Error readCache(const LayerSpec &layer, const DeviceCache &cache,
                   int64_t batch, int64_t first, int64_t count, Operand k,
                   Operand v);
   /// Stores `count` tokens of keys as the cache holds them (rotated) k and
-  /// values v at positions from `cache`'s length on, and advances it: what
+  /// values v at positions from the lengths of `cache`'s first `batch`
+  /// sequences on, and advances them: what
   /// readCache gave is held again as it was. Not for K=V layers (append
   /// stores their values).
   Error writeCache(const LayerSpec &layer, const DeviceCache &cache,
                    int64_t batch, int64_t count, Operand k, Operand v);
 
-  /// A decode step of `steps` queries at positions position.. (`cache`'s
-  /// length, which the step advances): appends k and v to `cache` (unless
-  /// it has no rows: shared layers), then attends over `owner`'s
+  /// A decode step of `steps` queries of `batch` entries, entry i the
+  /// caches' sequence `sequences[i]` (device int64s; 0: sequence i), each
+  /// at its sequence's length in `cache` (which the step advances; the
+  /// host's: from `position` to `longest`): appends k and v to `cache`
+  /// (unless it has no rows: shared layers), then attends over `owner`'s
   /// cache with the decode kernel (which merges its splits) or, for steps
-  /// of many rows
-  /// (chunked prefill; $HYBRID_CUDA_STEP_KERNEL=decode|flash forces one),
-  /// with the flash kernel reading the cache in place (split-K and the
-  /// combine kernel where its query tiles would leave SMs idle). In a CUDA
-  /// graph capture (device operands only) `position` is not used: each
-  /// replay runs the decode kernel from the length it finds, its splits
-  /// sized for the whole cache.
+  /// of many rows of a whole batch at one position (chunked prefill;
+  /// $HYBRID_CUDA_STEP_KERNEL=decode|flash forces one), with the flash
+  /// kernel reading the cache in place (split-K and the combine kernel
+  /// where its query tiles would leave SMs idle). In a CUDA graph capture
+  /// (device operands only) the positions are not used: each replay runs
+  /// the decode kernel from the lengths it finds, its splits sized for the
+  /// whole cache.
   Error decode(const LayerSpec &layer, const KernelSpec &kernel,
                DeviceCache &cache, const DeviceCache &owner, int64_t batch,
-               int64_t position, int64_t steps, Operand q, Operand k, Operand v,
-               Operand sinks, Operand out);
+               uint64_t sequences, int64_t position, int64_t longest,
+               int64_t steps, Operand q, Operand k, Operand v, Operand sinks,
+               Operand out);
 
   /// Device milliseconds of the last prefill: prepare kernels, and the
   /// attention kernel alone (waiting for its work).

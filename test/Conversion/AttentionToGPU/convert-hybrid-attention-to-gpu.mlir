@@ -16,31 +16,39 @@
 
 // CHECK: module attributes {gpu.container_module}
 // CHECK: gpu.module @kernels attributes {hybrid.cache_kernels = {advance_length = "hybrid_advance_length", store_rows = "hybrid_store_cache_rows"}
-// Every layer's cache stores a step's rows from the layer's length, read
-// from device memory (a CUDA graph's replays each find the last one's), in
-// row p % ring and, for the first rows, the mirror rows past the ring;
-// tokens older than the ring reaches are skipped.
+// Every layer's cache stores a step's rows from their sequence's length,
+// read from device memory (a CUDA graph's replays each find the last
+// one's; each batch entry names its cache sequence), in row p % ring and,
+// for the first rows, the mirror rows past the ring; tokens older than the
+// ring reaches are skipped.
 // CHECK-LABEL: gpu.func @hybrid_store_cache_rows(
-// CHECK-SAME: %[[NEWK:.+]]: memref<?x?x?xbf16>, %[[KC:.+]]: memref<?x?x?xbf16>, %{{.+}}: memref<?x?x?xbf16>, %{{.+}}: memref<?x?x?xbf16>, %[[LEN:.+]]: memref<1xi64>, %[[RING:.+]]: index)
-// CHECK: %[[FIRST:.+]] = memref.load %[[LEN]][%c0] : memref<1xi64>
-// CHECK: %[[FIRSTI:.+]] = arith.index_castui %[[FIRST]]
+// CHECK-SAME: %[[NEWK:.+]]: memref<?x?x?xbf16>, %[[KC:.+]]: memref<?x?x?xbf16>, %{{.+}}: memref<?x?x?xbf16>, %{{.+}}: memref<?x?x?xbf16>, %[[LENS:.+]]: memref<?xi64>, %[[SEQS:.+]]: memref<?xi64>, %[[RING:.+]]: index)
 // CHECK: %[[TOKEN:.+]] = gpu.block_id x
+// CHECK: %[[ENTRY:.+]] = gpu.block_id y
+// CHECK: %[[SEQ:.+]] = memref.load %[[SEQS]][%[[ENTRY]]] : memref<?xi64>
+// CHECK: %[[SEQI:.+]] = arith.index_castui %[[SEQ]]
+// CHECK: %[[FIRST:.+]] = memref.load %[[LENS]][%[[SEQI]]] : memref<?xi64>
+// CHECK: %[[FIRSTI:.+]] = arith.index_castui %[[FIRST]]
 // CHECK: %[[KEPT:.+]] = arith.cmpi uge
 // CHECK: scf.if %[[KEPT]]
 // CHECK: %[[POS:.+]] = arith.addi %[[FIRSTI]], %[[TOKEN]]
 // CHECK: %[[ROW:.+]] = arith.remui %[[POS]], %[[RING]]
 // CHECK: %[[MIRRORED:.+]] = arith.cmpi ult, %[[ROW]]
 // CHECK: %[[MIRRORROW:.+]] = arith.addi %[[ROW]], %[[RING]]
-// CHECK: memref.store %{{.+}}, %[[KC]][%{{.+}}, %[[ROW]], %{{.+}}]
+// CHECK: memref.store %{{.+}}, %[[KC]][%[[SEQI]], %[[ROW]], %{{.+}}]
 // CHECK: scf.if %[[MIRRORED]]
-// CHECK: memref.store %{{.+}}, %[[KC]][%{{.+}}, %[[MIRRORROW]], %{{.+}}]
-// Then the step's last kernel moves the length past it (one thread).
+// CHECK: memref.store %{{.+}}, %[[KC]][%[[SEQI]], %[[MIRRORROW]], %{{.+}}]
+// Then the step's last kernel moves each entry's sequence's length past
+// them (one thread).
 // CHECK-LABEL: gpu.func @hybrid_advance_length(
-// CHECK-SAME: %[[L:.+]]: memref<1xi64>, %[[N:.+]]: i64)
+// CHECK-SAME: %[[L:.+]]: memref<?xi64>, %[[S:.+]]: memref<?xi64>, %[[N:.+]]: i64)
 // CHECK-SAME: known_block_size = array<i32: 1, 1, 1>
-// CHECK: %[[NOW:.+]] = memref.load %[[L]]
+// CHECK: scf.for %[[E:.+]] = %c0
+// CHECK: %[[SE:.+]] = memref.load %[[S]][%[[E]]]
+// CHECK: %[[SI:.+]] = arith.index_castui %[[SE]]
+// CHECK: %[[NOW:.+]] = memref.load %[[L]][%[[SI]]]
 // CHECK: %[[NEXT:.+]] = arith.addi %[[NOW]], %[[N]]
-// CHECK: memref.store %[[NEXT]], %[[L]]
+// CHECK: memref.store %[[NEXT]], %[[L]][%[[SI]]]
 // Keys and values are staged in dynamic shared memory (the launch passes
 // its size), rows padded by 8 elements (16 bytes), 16-byte aligned for
 // cp.async.
@@ -139,8 +147,10 @@
 // CHECK: memref.store %{{.+}}, %[[PM]][%[[SPLIT]],
 // CHECK: memref.store %{{.+}}, %[[PS]][%[[SPLIT]],
 // CHECK-LABEL: gpu.func @sliding_prepare_q(
-// CHECK-SAME: memref<?x?x4x32xf32>, %{{.+}}: memref<?x?x4x32xbf16>, %[[QLEN:.+]]: memref<1xi64>)
-// CHECK: memref.load %[[QLEN]][%c0] : memref<1xi64>
+// CHECK-SAME: memref<?x?x4x32xf32>, %{{.+}}: memref<?x?x4x32xbf16>, %[[QLENS:.+]]: memref<?xi64>, %[[QSEQS:.+]]: memref<?xi64>)
+// CHECK: %[[QSEQ:.+]] = memref.load %[[QSEQS]]
+// CHECK: %[[QSEQI:.+]] = arith.index_castui %[[QSEQ]]
+// CHECK: memref.load %[[QLENS]][%[[QSEQI]]] : memref<?xi64>
 // CHECK: math.cos {{.*}} : f64
 // CHECK: arith.truncf {{.+}} : f32 to bf16
 // CHECK-LABEL: gpu.func @sliding_prepare_k(
@@ -149,17 +159,22 @@
 // 128, split over the key range (grid x), partial results per split, which
 // the last split to finish merges into the output rows.
 // CHECK-LABEL: gpu.func @sliding_decode(
-// CHECK-SAME: %[[PO:[^:]+]]: memref<?x?x?x4x32xf32>, %{{.+}}: memref<?x?x?x4xf32>, %{{.+}}: memref<?x?x?x4xf32>, %[[DOUT:[^:]+]]: memref<?x?x4x32xf32>, %[[COUNTERS:[^:]+]]: memref<?xi32>, %[[DLEN:[^:]+]]: memref<1xi64>, %{{.+}}: index)
+// CHECK-SAME: %[[PO:[^:]+]]: memref<?x?x?x4x32xf32>, %{{.+}}: memref<?x?x?x4xf32>, %{{.+}}: memref<?x?x?x4xf32>, %[[DOUT:[^:]+]]: memref<?x?x4x32xf32>, %[[COUNTERS:[^:]+]]: memref<?xi32>, %[[DLENS:[^:]+]]: memref<?xi64>, %[[DSEQS:[^:]+]]: memref<?xi64>, %{{.+}}: index)
 // CHECK-SAME: workgroup(%{{.+}} : memref<2x32xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %{{.+}} : memref<2x128xf32, #gpu.address_space<workgroup>>, %{{.+}} : memref<128xindex, #gpu.address_space<workgroup>>, %{{.+}} : memref<2x4xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %{{.+}} : memref<32x32xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %[[LAST:[^ ]+]] : memref<1xi32, #gpu.address_space<workgroup>>, %[[STATS:[^ ]+]] : memref<2x2xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %[[SUMS:[^ ]+]] : memref<8x64xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64})
 // CHECK-SAME: hybrid.q_tile = 1 : i64
-// The step's first position is the layer's length on the device.
-// CHECK: memref.load %[[DLEN]][%c0] : memref<1xi64>
+// The step's first position is its sequence's length on the device; the
+// batch coordinate (grid z) names the entry, whose sequence's cache rows
+// the keys and values are.
 // CHECK: gpu.grid_dim x
+// CHECK: %[[DENTRY:.+]] = gpu.block_id z
+// CHECK: %[[DSEQ:.+]] = memref.load %[[DSEQS]][%[[DENTRY]]]
+// CHECK: %[[DSEQI:.+]] = arith.index_castui %[[DSEQ]]
+// CHECK: memref.load %[[DLENS]][%[[DSEQI]]] : memref<?xi64>
 // CHECK: arith.subi %{{.+}}, %c99
 // CHECK: scf.for {{.+}} step %c128
 // The key at position p is in cache row p % rows.
 // CHECK: arith.remui
-// CHECK: vector.load {{.+}} {alignment = 16 : i64} : memref<?x?x2x32xbf16>, vector<8xbf16>
+// CHECK: vector.load %{{.+}}[%[[DSEQI]], {{.+}} {alignment = 16 : i64} : memref<?x?x2x32xbf16>, vector<8xbf16>
 // CHECK: vector.fma
 // CHECK: math.tanh
 // CHECK: gpu.shuffle xor
@@ -171,15 +186,18 @@
 // CHECK: vector.store {{.+}} : memref<32x32xf32, #gpu.address_space<workgroup>>, vector<8xf32>
 // Then the split counts itself done (its partials fenced first): thread 0
 // adds 1 to its (batch, position, kv head)'s counter; the last split resets
-// it and counts its group merged, and the last group advances the length.
+// it and counts its group merged, and the last group advances the lengths
+// of the launch's sequences.
 // CHECK: llvm.fence syncscope("device") acq_rel
 // CHECK: gpu.barrier
 // CHECK: memref.atomic_rmw addi %{{.+}}, %[[COUNTERS]][%{{.+}}] : (i32, memref<?xi32>) -> i32
 // CHECK: memref.store %{{.+}}, %[[LAST]]
 // CHECK: memref.store %c0_i32{{.*}}, %[[COUNTERS]]
 // CHECK: memref.atomic_rmw addi %{{.+}}, %[[COUNTERS]]
-// CHECK: memref.load %[[DLEN]]
-// CHECK: memref.store %{{.+}}, %[[DLEN]]
+// CHECK: scf.for
+// CHECK: memref.load %[[DSEQS]]
+// CHECK: memref.load %[[DLENS]]
+// CHECK: memref.store %{{.+}}, %[[DLENS]]
 // CHECK: gpu.barrier
 // CHECK: memref.load %[[LAST]]
 // CHECK: scf.if

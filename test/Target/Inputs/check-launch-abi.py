@@ -30,8 +30,10 @@ def main(directory):
         scalars = 3 + (2 if kernel.get("tma") else 0)
         flash = 4 * memref(4) + sinks + scalars
         keyScale = memref(1) if kernel.get("derives_keys") else 0
+        # lengths and sequences (StepLengths): two [N] int64 memrefs
+        lengths = 2 * memref(1)
         decode = (3 * memref(4) + sinks + keyScale + memref(5) +
-                  3 * memref(4) + 2 * memref(1) + 1)
+                  3 * memref(4) + memref(1) + lengths + 1)
         expected = {
             # q, k, v, [sinks,] out, key count, first row, ring rows, [K and
             # V tensor maps]; the twin writing bf16 rows takes the same
@@ -40,25 +42,27 @@ def main(directory):
             # split-K: q, k, v, [sinks,] partial out, max, sum, then the same
             "entry_split": 3 * memref(4) + sinks + memref(5) + 2 * memref(4)
             + scalars,
-            # in, out, length (the first position; f32 or bf16 rows in),
-            # and for keys the key scale [D]
-            "prepare_q": 2 * memref(4) + memref(1),
-            "prepare_k": 2 * memref(4) + 2 * memref(1),
-            "prepare_q_bf16": 2 * memref(4) + memref(1),
-            "prepare_k_bf16": 2 * memref(4) + 2 * memref(1),
+            # in, out, lengths and sequences (the first positions; f32 or
+            # bf16 rows in), and for keys the key scale [D]
+            "prepare_q": 2 * memref(4) + lengths,
+            "prepare_k": 2 * memref(4) + lengths + memref(1),
+            "prepare_q_bf16": 2 * memref(4) + lengths,
+            "prepare_k_bf16": 2 * memref(4) + lengths + memref(1),
             # in, out
             "prepare_v": 2 * memref(4),
             # q, k cache, v cache, [sinks,] [key scale,] partial out, max,
-            # sum, out (f32 or bf16 rows), counters, length, ring rows
+            # sum, out (f32 or bf16 rows), counters, lengths, sequences,
+            # ring rows
             "decode": decode,
             "decode_bf16": decode,
-            # partial out, max, sum, out (f32 or bf16 rows), length, count
-            "decode_combine": memref(5) + 3 * memref(4) + memref(1) + 1,
-            "decode_combine_bf16": memref(5) + 3 * memref(4) + memref(1) + 1,
-            # q, prepared q, new k, new v, k cache, v cache, length, key
-            # scale, ring rows (f32 or bf16 rows in)
-            "prepare_step": 6 * memref(4) + 2 * memref(1) + 1,
-            "prepare_step_bf16": 6 * memref(4) + 2 * memref(1) + 1,
+            # partial out, max, sum, out (f32 or bf16 rows), lengths,
+            # sequences, count
+            "decode_combine": memref(5) + 3 * memref(4) + lengths + 1,
+            "decode_combine_bf16": memref(5) + 3 * memref(4) + lengths + 1,
+            # q, prepared q, new k, new v, k cache, v cache, lengths,
+            # sequences, key scale, ring rows (f32 or bf16 rows in)
+            "prepare_step": 6 * memref(4) + lengths + memref(1) + 1,
+            "prepare_step_bf16": 6 * memref(4) + lengths + memref(1) + 1,
         }
         for role, count in expected.items():
             symbol = kernel.get(role)
@@ -84,10 +88,10 @@ def main(directory):
             sys.exit(f"{symbol}: takes parameters of {params.get(symbol)} "
                      f"bytes, the runtime passes {2 * memref(1)} of 8")
         print(f"conversion {role}: {2 * memref(1)} parameters")
-    # new rows, cache rows (keys, then values), length, ring rows; length,
-    # count
-    cache_kernels = {"store_rows": 4 * memref(3) + memref(1) + 1,
-                     "advance_length": memref(1) + 1}
+    # new rows, cache rows (keys, then values), lengths, sequences, ring
+    # rows; lengths, sequences, count
+    cache_kernels = {"store_rows": 4 * memref(3) + 2 * memref(1) + 1,
+                     "advance_length": 2 * memref(1) + 1}
     for role, symbol in manifest.get("cache_kernels", {}).items():
         count = cache_kernels[role]
         if params.get(symbol) != [8] * count:
