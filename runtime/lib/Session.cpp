@@ -1076,7 +1076,8 @@ hybrid_rt_status hybrid_rt_session_prefill(hybrid_rt_session *s, int64_t layer,
     // of their caches (the flash kernel's batch coordinate is the cache's).
     using cuda::Operand;
     size_t tokens = size_t(seq);
-    for (const Slice &x : getDeviceRuns(*s)) {
+    std::vector<Slice> runs = getDeviceRuns(*s);
+    for (const Slice &x : runs) {
       cuda::DeviceCache cache = c.device.sequences(x.first, x.batch), source;
       if (c.policy == "shared")
         source = s->caches[l.sourceLayer].device.sequences(x.first, x.batch);
@@ -1092,7 +1093,8 @@ hybrid_rt_status hybrid_rt_session_prefill(hybrid_rt_session *s, int64_t layer,
                                        tokens * l.numHeads * l.vHeadDim),
               &cache, c.policy == "shared" ? &source : nullptr);
           !e.empty())
-        return fail(e.status(), where + ": " + e.message());
+        return fail(e.status(),
+                    sliceWhere(where, *s, runs, x) + ": " + e.message());
       c.setLength(x, seq);
     }
     return HYBRID_RT_OK;
@@ -1352,13 +1354,15 @@ hybrid_rt_status hybrid_rt_session_cache_read(const hybrid_rt_session *cs,
   if (hybrid_rt_model &model = *s->model; model.cuda) {
     size_t keys = size_t(count) * l.numKvHeads * l.headDim,
            values = size_t(count) * l.numKvHeads * l.vHeadDim;
-    for (const Slice &x : getDeviceRuns(*s))
+    std::vector<Slice> runs = getDeviceRuns(*s);
+    for (const Slice &x : runs)
       if (cuda::Error e = model.cuda->readCache(
               l, c.device.sequences(x.first, x.batch), x.batch, first, count,
               cuda::Operand::of(k).entries(x.entry, keys),
               cuda::Operand::of(v).entries(x.entry, values));
           !e.empty())
-        return fail(e.status(), where + ": " + e.message());
+        return fail(e.status(),
+                    sliceWhere(where, *s, runs, x) + ": " + e.message());
     return HYBRID_RT_OK;
   }
 #endif
