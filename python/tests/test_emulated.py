@@ -350,6 +350,22 @@ def test_sequences_at_their_own_lengths(schedule):
                                               err_msg=f"layer {layer} sequence {b}")
 
 
+def test_steps_of_many_tokens_at_their_own_lengths(schedule):
+    """Steps of 8 tokens (the flash kernel's, as chunked prefill and
+    speculative drafts take) of sequences at different lengths, and of a
+    selection: each slice of sequences at one length runs over a view of
+    their caches, each sequence's outputs its own session's."""
+    served = Served(schedule, batch=3, max_seq=64, step=8, seed=22,
+                    rtol=1e-2, atol=1e-3)
+    served.prefill([0], 5)
+    served.prefill([1, 2], 20)
+    served.step(None, 8)  # two slices: sequence 0, then 1 and 2
+    served.step([2, 0], 8)
+    served.step([1], 8)
+    served.check_lengths()
+    assert served.length == [21, 36, 36]
+
+
 def test_restore_a_prefix_into_one_sequence(schedule):
     """A saved prefix restored into one sequence of a GPU session (cache
     writes into a view of its rows, at its own device length)."""

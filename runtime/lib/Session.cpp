@@ -552,6 +552,21 @@ std::vector<Slice> getDeviceRuns(const hybrid_rt_session &s) {
   return planSlices(s.selected, s.batch, [](int64_t, int64_t) { return true; });
 }
 
+/// A GPU call's q, k, v and out [B, tokens, heads, dim] (any absent),
+/// restricted to slice `x`'s entries.
+struct SliceOperands {
+  cuda::Operand q, k, v, out;
+  SliceOperands(const LayerSpec &l, const Slice &x, int64_t tokens,
+                const hybrid_rt_tensor *qt, const hybrid_rt_tensor *kt,
+                const hybrid_rt_tensor *vt, const hybrid_rt_tensor *outt) {
+    size_t n = size_t(tokens);
+    q = cuda::Operand::of(qt).entries(x.entry, n * l.numHeads * l.headDim);
+    k = cuda::Operand::of(kt).entries(x.entry, n * l.numKvHeads * l.headDim);
+    v = cuda::Operand::of(vt).entries(x.entry, n * l.numKvHeads * l.vHeadDim);
+    out = cuda::Operand::of(outt).entries(x.entry, n * l.numHeads * l.vHeadDim);
+  }
+};
+
 /// syncLengths for a call that no capture may record (`what`, as the error
 /// names it): one changing rows or lengths as the host knows them, which
 /// the replays of captured steps would not see (the lengths they leave are
@@ -1075,23 +1090,16 @@ hybrid_rt_status hybrid_rt_session_prefill(hybrid_rt_session *s, int64_t layer,
     // Each run of consecutive sequences is a prompt of its own over a view
     // of their caches (the flash kernel's batch coordinate is the cache's).
     using cuda::Operand;
-    size_t tokens = size_t(seq);
     std::vector<Slice> runs = getDeviceRuns(*s);
     for (const Slice &x : runs) {
       cuda::DeviceCache cache = c.device.sequences(x.first, x.batch), source;
+      SliceOperands o(l, x, seq, q, k, v, out);
       if (c.policy == "shared")
         source = s->caches[l.sourceLayer].device.sequences(x.first, x.batch);
       if (cuda::Error e = model.cuda->prefill(
-              l, model.manifest.kernels.at(l.kernel), x.batch, seq,
-              Operand::of(q).entries(x.entry, tokens * l.numHeads * l.headDim),
-              Operand::of(k).entries(x.entry,
-                                     tokens * l.numKvHeads * l.headDim),
-              Operand::of(v).entries(x.entry,
-                                     tokens * l.numKvHeads * l.vHeadDim),
-              Operand::of(sinks),
-              Operand::of(out).entries(x.entry,
-                                       tokens * l.numHeads * l.vHeadDim),
-              &cache, c.policy == "shared" ? &source : nullptr);
+              l, model.manifest.kernels.at(l.kernel), x.batch, seq, o.q, o.k,
+              o.v, Operand::of(sinks), o.out, &cache,
+              c.policy == "shared" ? &source : nullptr);
           !e.empty())
         return fail(e.status(),
                     sliceWhere(where, *s, runs, x) + ": " + e.message());
@@ -1277,6 +1285,29 @@ hybrid_rt_status hybrid_rt_session_decode(hybrid_rt_session *s, int64_t layer,
     if (skips)
       if (cuda::Error e = writeDeviceLengths(*s); !e.empty())
         return fail(e.status(), where + ": " + e.message());
+    // Steps of many tokens take the flash kernel, whose batch coordinate
+    // is the cache's and whose key range is one per launch: a call of
+    // several slices (sequences at one progress, consecutive) runs each
+    // over a view of its sequences' caches. The others (and captured
+    // steps) are one launch of the decode kernel.
+    bool whole = s->selected.empty() && slices.size() == 1;
+    if (!capturing && !whole &&
+        model.cuda->prefersFlashStep(l, kernel, s->callBatch(), steps)) {
+      for (size_t i = 0; i < slices.size(); ++i) {
+        const Slice &x = slices[i];
+        cuda::DeviceCache cache = c.device.sequences(x.first, x.batch),
+                          keys = owner.device.sequences(x.first, x.batch);
+        SliceOperands o(l, x, steps, q, k, v, out);
+        if (cuda::Error e = model.cuda->decode(
+                l, kernel, cache, keys, x.batch, /*sequences=*/0, positions[i],
+                positions[i], steps, o.q, o.k, o.v, Operand::of(sinks), o.out);
+            !e.empty())
+          return fail(e.status(),
+                      sliceWhere(where, *s, slices, x) + ": " + e.message());
+        c.setLength(x, positions[i] + steps);
+      }
+      return HYBRID_RT_OK;
+    }
     uint64_t sequences = 0;
     cuda::Error e = getDeviceSequences(*s, capturing, sequences);
     if (e.empty())
@@ -1352,17 +1383,16 @@ hybrid_rt_status hybrid_rt_session_cache_read(const hybrid_rt_session *cs,
     return HYBRID_RT_OK;
 #ifdef HYBRID_RT_CUDA
   if (hybrid_rt_model &model = *s->model; model.cuda) {
-    size_t keys = size_t(count) * l.numKvHeads * l.headDim,
-           values = size_t(count) * l.numKvHeads * l.vHeadDim;
     std::vector<Slice> runs = getDeviceRuns(*s);
-    for (const Slice &x : runs)
-      if (cuda::Error e = model.cuda->readCache(
-              l, c.device.sequences(x.first, x.batch), x.batch, first, count,
-              cuda::Operand::of(k).entries(x.entry, keys),
-              cuda::Operand::of(v).entries(x.entry, values));
+    for (const Slice &x : runs) {
+      SliceOperands o(l, x, count, nullptr, k, v, nullptr);
+      if (cuda::Error e =
+              model.cuda->readCache(l, c.device.sequences(x.first, x.batch),
+                                    x.batch, first, count, o.k, o.v);
           !e.empty())
         return fail(e.status(),
                     sliceWhere(where, *s, runs, x) + ": " + e.message());
+    }
     return HYBRID_RT_OK;
   }
 #endif
@@ -1434,18 +1464,15 @@ hybrid_rt_status hybrid_rt_session_cache_write(hybrid_rt_session *s,
     cuda::Error e;
     if (c.progress != held)
       e = writeDeviceLengths(*s);
-    size_t keys = size_t(count) * l.numKvHeads * l.headDim,
-           values = size_t(count) * l.numKvHeads * l.vHeadDim;
     for (const Slice &x : getDeviceRuns(*s)) {
       if (!e.empty() || count == 0)
         break;
       cuda::DeviceCache cache = c.device.sequences(x.first, x.batch);
-      cuda::Operand kx = cuda::Operand::of(k).entries(x.entry, keys),
-                    vx = cuda::Operand::of(v).entries(x.entry, values);
+      SliceOperands o(l, x, count, nullptr, k, v, nullptr);
       e = l.kEqV ? model.cuda->append(l, model.manifest.kernels.at(l.kernel),
                                       cache, x.batch, /*sequences=*/0, count,
-                                      vx, cuda::Operand{})
-                 : model.cuda->writeCache(l, cache, x.batch, count, kx, vx);
+                                      o.v, cuda::Operand{})
+                 : model.cuda->writeCache(l, cache, x.batch, count, o.k, o.v);
     }
     c.progress = std::move(held);
     if (!e.empty()) {

@@ -1570,16 +1570,9 @@ Error Backend::decode(const LayerSpec &l, const KernelSpec &kernel,
                        ? !kernel.deriveKV.empty()
                        : firstRow + numKeys <= owner.rows ||
                              owner.mirror >= std::min(kernel.kTile, owner.rows);
-  StepKernel stepKernel = s.fixedStepKernel;
-  if (stepKernel == StepKernel::Automatic)
-    stepKernel = prefersFlashForGpuStep(
-                     steps, l.numHeads / l.numKvHeads, batch * l.numKvHeads,
-                     kernel.qTile, kernel.qTile * (l.numHeads / l.numKvHeads),
-                     s.multiprocessors, !kernel.entrySplit.empty())
-                     ? StepKernel::Flash
-                     : StepKernel::Decode;
   bool uniform = !sequences && batch == owner.batch && position == longest;
-  if (stepKernel == StepKernel::Flash && flashFits && uniform && !s.capturing) {
+  if (prefersFlashStep(l, kernel, batch, steps) && flashFits && uniform &&
+      !s.capturing) {
     int64_t splits = 1;
     HYBRID_CUDA_TRY(s.getFlashSplits(
         l, kernel, batch, steps, total - l.firstVisibleKey(total - 1), splits));
@@ -1650,6 +1643,17 @@ Error Backend::decode(const LayerSpec &l, const KernelSpec &kernel,
         s.check("cuEventRecord", d.cuEventRecord(s.events[2], s.stream)));
   s.timed(/*prepare=*/false);
   return s.finish(out, outRows, outCount, decode, wait);
+}
+
+bool Backend::prefersFlashStep(const LayerSpec &l, const KernelSpec &kernel,
+                               int64_t batch, int64_t steps) const {
+  const State &s = *state;
+  if (s.fixedStepKernel != StepKernel::Automatic)
+    return s.fixedStepKernel == StepKernel::Flash;
+  return prefersFlashForGpuStep(steps, l.numHeads / l.numKvHeads,
+                                batch * l.numKvHeads, kernel.qTile,
+                                kernel.qTile * (l.numHeads / l.numKvHeads),
+                                s.multiprocessors, !kernel.entrySplit.empty());
 }
 
 bool Backend::getMemory(size_t &free, size_t &total) {

@@ -188,7 +188,8 @@ public:
   /// host's: from `position` to `longest`): appends k and v to `cache`
   /// (unless it has no rows: shared layers), then attends over `owner`'s
   /// cache with the decode kernel (which merges its splits) or, for steps
-  /// of many rows of a whole batch at one position (chunked prefill;
+  /// of many rows (prefersFlashStep) of a whole batch at one position
+  /// (chunked prefill;
   /// $HYBRID_CUDA_STEP_KERNEL=decode|flash forces one), with the flash
   /// kernel reading the cache in place (split-K and the combine kernel
   /// where its query tiles would leave SMs idle). In a CUDA graph capture
@@ -200,6 +201,12 @@ public:
                uint64_t sequences, int64_t position, int64_t longest,
                int64_t steps, Operand q, Operand k, Operand v, Operand sinks,
                Operand out);
+
+  /// Whether a decode step of `steps` tokens of `batch` sequences of
+  /// `layer` at one position takes the flash kernel (decode() runs others'
+  /// on the decode kernel).
+  bool prefersFlashStep(const LayerSpec &layer, const KernelSpec &kernel,
+                        int64_t batch, int64_t steps) const;
 
   /// Device milliseconds of the last prefill: prepare kernels, and the
   /// attention kernel alone (waiting for its work).
