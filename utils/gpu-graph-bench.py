@@ -108,22 +108,21 @@ def main():
                           "layers": len(layers), "context": context,
                           "eager_ms": eager, "graph_ms": replayed,
                           "speedup": eager / replayed}), flush=True)
+    def served(lengths):
+        """A session whose sequences hold `lengths` tokens, each prompt
+        prefilled into its sequence alone (selected)."""
+        session = schedule.session(len(lengths), max(lengths) + steps)
+        for b, n in enumerate(lengths):
+            session.select([b])
+            prefill(session, n)
+        session.select(None)
+        return session
+
     for batch in args.ragged:
         lengths = [200 + 1600 * b // max(batch - 1, 1) for b in range(batch)]
         mean = sum(lengths) // batch
-        ragged = schedule.session(batch, max(lengths) + steps)
-        for b, n in enumerate(lengths):
-            ragged.select([b])
-            prefill(ragged, n)
-        ragged.select(None)
-        times = time_steps(ragged, batch)
-        del ragged
-        uniform = schedule.session(batch, mean + steps)
-        for b in range(batch):
-            uniform.select([b])
-            prefill(uniform, mean)
-        uniform.select(None)
-        times += time_steps(uniform, batch)
+        times = (time_steps(served(lengths), batch) +
+                 time_steps(served([mean] * batch), batch))
         print(json.dumps({"name": "ragged_step", "schedule": name,
                           "layers": len(layers), "batch": batch,
                           "lengths": [min(lengths), max(lengths)],

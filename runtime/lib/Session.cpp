@@ -507,15 +507,19 @@ cuda::Error syncLengths(hybrid_rt_session &s, bool &capturing) {
   return cuda::Error(overrun, HYBRID_RT_INVALID_ARGUMENT);
 }
 
-/// Sets the device lengths of every layer's sequences to the host's (a
-/// call outside captures that moved them: the device's follow).
-cuda::Error writeDeviceLengths(hybrid_rt_session &s) {
+/// Sets the device lengths of `layer`'s sequences (null: every layer's) to
+/// the host's (a call outside captures that moved them: the device's
+/// follow). One copy either way: the layers' lengths are consecutive.
+cuda::Error writeDeviceLengths(hybrid_rt_session &s,
+                               const LayerCache *layer = nullptr) {
   std::vector<int64_t> lengths;
   for (const LayerCache &c : s.caches)
-    for (const Progress &p : c.progress)
-      lengths.push_back(p.length);
-  return s.model->cuda->writeLengths(s.deviceLengths, int64_t(lengths.size()),
-                                     lengths.data());
+    if (!layer || &c == layer)
+      for (const Progress &p : c.progress)
+        lengths.push_back(p.length);
+  return s.model->cuda->writeLengths(layer ? layer->device.lengths
+                                           : s.deviceLengths,
+                                     int64_t(lengths.size()), lengths.data());
 }
 
 /// The device int64s naming the cache sequence of each entry of a step
@@ -1283,7 +1287,7 @@ hybrid_rt_status hybrid_rt_session_decode(hybrid_rt_session *s, int64_t layer,
         skips = true;
       }
     if (skips)
-      if (cuda::Error e = writeDeviceLengths(*s); !e.empty())
+      if (cuda::Error e = writeDeviceLengths(*s, &c); !e.empty())
         return fail(e.status(), where + ": " + e.message());
     // Steps of many tokens take the flash kernel, whose batch coordinate
     // is the cache's and whose key range is one per launch: a call of
@@ -1463,7 +1467,7 @@ hybrid_rt_status hybrid_rt_session_cache_write(hybrid_rt_session *s,
       c.setLength(x, first);
     cuda::Error e;
     if (c.progress != held)
-      e = writeDeviceLengths(*s);
+      e = writeDeviceLengths(*s, &c);
     for (const Slice &x : getDeviceRuns(*s)) {
       if (!e.empty() || count == 0)
         break;
@@ -1476,7 +1480,7 @@ hybrid_rt_status hybrid_rt_session_cache_write(hybrid_rt_session *s,
     }
     c.progress = std::move(held);
     if (!e.empty()) {
-      writeDeviceLengths(*s);
+      writeDeviceLengths(*s, &c);
       return fail(e.status(), where + ": " + e.message());
     }
   }
