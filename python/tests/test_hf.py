@@ -2,8 +2,9 @@
 importer knows run prefill and greedy decoding through hybrid attention and
 give the logits of transformers' own eager attention (Gemma 3: 5 sliding
 layers and a global one, with the cache of the sliding ones checked too);
-beam search, assisted generation, new sequences without reset() and f8
-cache scales through it. Needs torch and transformers (skipped without
+beam search, assisted generation, new sequences without reset(), f8
+cache scales and left-padded batches (each sequence at its own length)
+through it. Needs torch and transformers (skipped without
 them)."""
 import copy
 import json
@@ -366,19 +367,163 @@ def test_prompt_reuse_with_save_and_restore(tmp_path):
                            do_sample=False)
 
 
-def test_padded_batch_is_refused(tmp_path):
-    """Left padding puts the sequences at different positions: refused (the
-    sessions take no attention mask) rather than attending to the pads."""
+def padded_prompts(batch=3, length=21, pads=(0, 5, 13)):
+    """Left-padded prompts (pad id 0), as a tokenizer pads a batch for
+    generate: (ids, attention_mask)."""
+    ids = torch.randint(1, 97, (batch, length))
+    mask = torch.ones_like(ids)
+    for i, n in enumerate(pads):
+        ids[i, :n] = 0
+        mask[i, :n] = 0
+    return ids, mask
+
+
+def generate_padded(model, attention, ids, mask, implementations=("eager", "hybrid"),
+                    **options):
+    """generate's output per attention implementation."""
+    results = {}
+    for implementation in implementations:
+        model.config._attn_implementation = implementation
+        if attention is not None:
+            attention.reset()
+        with torch.no_grad():
+            results[implementation] = model.generate(
+                ids, attention_mask=mask, do_sample=False, pad_token_id=0,
+                return_dict_in_generate=True, **options)
+    return results
+
+
+@pytest.mark.parametrize("target", ["cpu"] + (["cuda:sm_80"] if os.environ.get(
+    "HYBRID_CUDA_DRIVER") else []))
+def test_padded_batch_matches_eager(tmp_path, target):
+    """A left-padded batch (prompts of 21, 16 and 8 tokens: 8 is the
+    sliding window's) keeps each sequence at its own length: its pads
+    dropped, each prompt prefilled into its own sequence, every step of all
+    three at once; same tokens and logits as eager attention, which masks
+    the pads. The sliding layers' rings hold each sequence's own tokens."""
+    model, schedule = gemma3(tmp_path, target=target)
+    attention = hybrid_attn.hf.register(schedule, max_seq=64)
+    ids, mask = padded_prompts()
+    if target == "cpu":
+        results = generate_padded(model, attention, ids, mask, max_new_tokens=6,
+                                  output_logits=True)
+        assert_same(*((r.sequences, torch.stack(r.logits)) for r in results.values()))
+    else:
+        # bf16 tensor cores: greedy tokens may part from eager's, so eager
+        # attention scores hybrid's tokens (one forward, the pads masked).
+        hybrid = generate_padded(model, attention, ids, mask, ("hybrid",),
+                                 max_new_tokens=6, output_logits=True)["hybrid"]
+        full = torch.cat([mask, torch.ones(3, 6, dtype=mask.dtype)], dim=1)
+        model.config._attn_implementation = "eager"
+        with torch.no_grad():
+            eager = model(hybrid.sequences, attention_mask=full,
+                          position_ids=(full.cumsum(dim=1) - 1).clamp(min=0)).logits
+        eager = eager[:, ids.shape[1] - 1:-1].transpose(0, 1)
+        error = (torch.stack(hybrid.logits) - eager).abs().max() / eager.abs().max()
+        assert error < 5e-2, float(error)
+    session = attention.session
+    for i, length in enumerate((21, 16, 8)):
+        session.select([i])
+        assert session.cache_info(0)["length"] == length + 6 - 1
+        assert session.cache_info(5)["length"] == length + 6 - 1
+    session.select(None)
+    assert attention.lengths[0] == [26, 21, 13]
+
+
+def test_padded_batch_beam_search_matches_eager(tmp_path):
+    """Beam search over a left-padded batch: the beams' sequences stand at
+    their prompts' lengths, and a reordering moves each length with its
+    rows."""
+    model, schedule = gemma3(tmp_path)
+    attention = hybrid_attn.hf.register(schedule, max_seq=64)
+    ids, mask = padded_prompts(batch=2, pads=(0, 9))
+    results = generate_padded(model, attention, ids, mask, max_new_tokens=8, num_beams=3,
+                              output_scores=True)
+    eager, hybrid = results["eager"], results["hybrid"]
+    assert torch.equal(eager.sequences, hybrid.sequences)
+    torch.testing.assert_close(hybrid.sequences_scores, eager.sequences_scores,
+                               rtol=1e-4, atol=1e-5)
+    # Beams reorder within a prompt's; across prompts, lengths move too.
+    before = list(attention.lengths[0])
+    order = [5, 4, 3, 2, 1, 0]
+    attention.reorder(torch.tensor(order))
+    assert attention.lengths[0] == [before[i] for i in order]
+    for i in range(6):
+        attention.session.select([i])
+        assert attention.session.cache_info(0)["length"] == attention.lengths[0][i]
+    attention.session.select(None)
+
+
+def test_padded_prompt_reuse_with_save_and_restore(tmp_path):
+    """save() of a padded batch's sessions (sequences at different
+    lengths: one save each) and restore() before each continuation. The
+    prompt's forward takes generate's position_ids (counted from each
+    prompt's first token), as its continuations do."""
+    model, schedule = gemma3(tmp_path)
+    attention = hybrid_attn.hf.register(schedule, max_seq=64, max_step_tokens=8)
+    ids, mask = padded_prompts(batch=2, pads=(0, 6))
+    continuations = [torch.randint(1, 97, (2, 4)) for _ in range(2)]
+    results = {}
+    for implementation in ("eager", "hybrid"):
+        model.config._attn_implementation = implementation
+        attention.reset()
+        results[implementation] = []
+        with torch.no_grad():
+            positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+            prompt_cache = model(ids, attention_mask=mask, position_ids=positions,
+                                 use_cache=True).past_key_values
+            prefix = attention.save() if implementation == "hybrid" else None
+            for continuation in continuations:
+                if prefix:
+                    assert "sequences" in prefix  # one save per sequence
+                    attention.restore(prefix)
+                out = model.generate(
+                    torch.cat([ids, continuation], dim=1),
+                    attention_mask=torch.cat([mask, torch.ones_like(continuation)], dim=1),
+                    past_key_values=copy.deepcopy(prompt_cache), max_new_tokens=5,
+                    do_sample=False, pad_token_id=0, output_logits=True,
+                    return_dict_in_generate=True)
+                results[implementation].append(out)
+    for eager, hybrid in zip(results["eager"], results["hybrid"]):
+        assert_same((eager.sequences, torch.stack(eager.logits)),
+                    (hybrid.sequences, torch.stack(hybrid.logits)))
+
+
+def test_padded_forward_matches_eager(tmp_path):
+    """One forward of a left-padded batch without position_ids (scoring
+    prompts: the model counts positions from the pads): each prompt's
+    logits are eager attention's, the pads' ignored."""
+    model, schedule = gemma3(tmp_path)
+    attention = hybrid_attn.hf.register(schedule, max_seq=64)
+    ids, mask = padded_prompts()
+    logits = {}
+    for implementation in ("eager", "hybrid"):
+        model.config._attn_implementation = implementation
+        attention.reset()
+        with torch.no_grad():
+            logits[implementation] = model(ids, attention_mask=mask).logits
+    real = mask.bool()
+    eager, hybrid = logits["eager"][real], logits["hybrid"][real]
+    assert (hybrid - eager).abs().max() / eager.abs().max() < 1e-4
+    assert attention.offsets == [0, 5, 13]
+    assert attention.lengths[0] == [21, 16, 8]
+
+
+def test_right_padded_batch_is_refused(tmp_path):
+    """Right padding puts pads after a prompt's tokens, at positions that
+    do not follow them: refused (the sessions take no attention mask)
+    rather than attending to the pads."""
     model, schedule = gemma3(tmp_path)
     hybrid_attn.hf.register(schedule, max_seq=64)
     model.config._attn_implementation = "hybrid"
     ids = torch.randint(1, 97, (2, 9))
     mask = torch.ones_like(ids)
-    mask[0, :3] = 0
-    with pytest.raises(hybrid_attn.HybridError, match="start at different positions"):
+    mask[0, 6:] = 0
+    with pytest.raises(hybrid_attn.HybridError,
+                       match=r"layer 0: sequence 0's attention mask hides tokens after "
+                             r"visible ones: a right-padded batch\?"):
         with torch.no_grad():
-            model.generate(ids, attention_mask=mask, max_new_tokens=2, do_sample=False,
-                           pad_token_id=0)
+            model(ids, attention_mask=mask)
 
 
 def test_f8_cache_scales(tmp_path):
