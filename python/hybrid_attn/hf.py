@@ -176,8 +176,8 @@ class HybridAttention:
         the model's position_ids (the queries are their last `steps`; Gemma
         4's shared layers take a prompt's last query only), else from what
         the layer holds (its first call: the keys before the queries)."""
-        if not (getattr(mask, "ndim", 0) == 2 and mask.shape[0] == batch
-                and mask.shape[1] >= steps):
+        if not (getattr(mask, "ndim", 0) == 4 and mask.shape[0] == batch
+                and mask.shape[3] >= steps):
             mask = None
         if (position_ids is None or getattr(position_ids, "ndim", 0) != 2
                 or position_ids.shape[1] < steps
@@ -198,7 +198,7 @@ class HybridAttention:
             return cached[5]
         pads = [0] * batch
         if mask is not None:
-            hidden = ~mask.bool()
+            hidden = ~_visible_keys(mask)
             # Left padding only: a token hidden after a visible one is right
             # (or interior) padding.
             late = (hidden[:, 1:] & ~hidden[:, :-1]).any(dim=1).tolist()
@@ -341,16 +341,33 @@ class HybridAttention:
         return out.to(query.dtype), None
 
 
-def _padding_mask(*args, attention_mask=None, kv_length=None, **kwargs):
-    """The mask transformers makes for hybrid attention: the model's 2D
-    padding mask [B, keys] (True: a token), its last kv_length keys, where
-    it hides any (a padded batch); else None. The schedule's own masks are
-    the sessions'."""
+def _padding_mask(*args, attention_mask=None, q_length=None, kv_length=None, **kwargs):
+    """The mask transformers makes for hybrid attention: where the model's
+    2D padding mask [B, keys] (True: a token) hides any of its last
+    kv_length keys (a padded batch), it as [B, 1, q_length, kv_length]
+    (a view: every query's row the same; models slice a mask's queries);
+    else None. The schedule's own masks are the sessions'."""
     if getattr(attention_mask, "ndim", 0) != 2:
         return None
     if kv_length is not None:
         attention_mask = attention_mask[:, -kv_length:]
-    return None if bool(attention_mask.all()) else attention_mask
+    if bool(attention_mask.all()):
+        return None
+    batch, keys = attention_mask.shape
+    return attention_mask.bool()[:, None, None, :].expand(batch, 1, q_length or 1, keys)
+
+
+def _visible_keys(mask):
+    """[B, keys] bool: the keys some query of a [B, heads, queries, keys]
+    mask sees (bool, or additive: 0 where seen); the padding mask where it
+    is _padding_mask's (its rows one view) or any causal, sliding or
+    chunked mask over a padded batch (a pad is hidden from every query)."""
+    import torch
+
+    seen = mask if mask.dtype == torch.bool else mask == 0
+    if seen.stride(1) == 0 and seen.stride(2) == 0:
+        return seen[:, 0, 0, :]
+    return seen.any(dim=2).any(dim=1)
 
 
 def _follow_beam_search() -> None:

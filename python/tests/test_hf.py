@@ -182,6 +182,21 @@ def test_family_matches_eager(tmp_path, name, config, model_class, kinds):
     assert_same(*generate_both(model, attention))
 
 
+@pytest.mark.parametrize("name,config,model_class,kinds", families(),
+                         ids=[f[0] for f in families()])
+def test_family_padded_batch_matches_eager(tmp_path, name, config, model_class, kinds):
+    """Every family over a left-padded batch (prompts of 21, 16 and 8
+    tokens; Gemma 4 slices the mask's queries for its shared layers):
+    generate's tokens and logits are eager attention's."""
+    model, config_path = save(tmp_path, config, model_class)
+    schedule = hybrid_attn.compile(config_path, max_seq=64, external_positional=True)
+    attention = hybrid_attn.hf.register(schedule, max_seq=64)
+    ids, mask = padded_prompts()
+    results = generate_padded(model, attention, ids, mask, max_new_tokens=6,
+                              output_logits=True)
+    assert_same(*((r.sequences, torch.stack(r.logits)) for r in results.values()))
+
+
 @pytest.mark.skipif(not hasattr(transformers, "Gemma4TextConfig"),
                     reason="transformers without Gemma 4")
 @pytest.mark.parametrize("target", ["cpu"] + (["cuda:sm_80"] if os.environ.get(
