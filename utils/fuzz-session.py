@@ -598,9 +598,11 @@ class Joiner:
     """Runs the valid decode steps lanes make at about the same time as a
     server steps its live requests: steps of one layer and token count (and
     sinks) in one call on the union of their lanes' sequences, each at its
-    own length. A step waits up to WAIT seconds for others; the first whose
-    wait ends runs its group (under the lanes' lock) and hands each its part
-    of the output, or the call's error."""
+    own length, where the session has room half the time with a padding
+    entry (-1, random rows: it must change no sequence) among them. A step
+    waits up to WAIT seconds for others; the first whose wait ends runs its
+    group (under the lanes' lock) and hands each its part of the output, or
+    the call's error."""
 
     WAIT = 0.004
 
@@ -610,6 +612,8 @@ class Joiner:
         self.changed = threading.Condition()
         self.pending = []  # steps waiting: dicts of lane, key, q, k, v, sinks
         self.joint = 0  # calls that ran steps of several lanes
+        self.padded = 0  # calls with a padding entry
+        self.padding = random.Random(len(session.schedule.layers))
 
     def step(self, lane, layer, q, k, v, sinks):
         import time
@@ -638,20 +642,38 @@ class Joiner:
     def _run(self, layer, group):
         import numpy as np
         import hybrid_attn
-        join = lambda name: (None if group[0][name] is None else
-                             np.concatenate([r[name] for r in group]))
+        # A padding entry between two lanes' rows, half the time there is room.
+        rows, selection, pad = list(group), [], None
+        for r in group:
+            selection += r["lane"].sequences
+        if len(selection) < self.session.batch and self.padding.random() < 0.5:
+            index = self.padding.randrange(len(group) + 1)
+            pad = sum(r["lane"].batch for r in group[:index])
+            random_rows = lambda x: (None if x is None else  # noqa: E731
+                                     np.random.default_rng(pad).standard_normal(
+                                         (1,) + x.shape[1:]).astype(x.dtype))
+            first = group[0]
+            entry = {"q": random_rows(first["q"]), "k": random_rows(first["k"])}
+            entry["v"] = entry["k"] if first["v"] is first["k"] else random_rows(first["v"])
+            rows.insert(index, entry)
+            selection.insert(pad, -1)
+        join = lambda name: (None if rows[0][name] is None else  # noqa: E731
+                             np.concatenate([r[name] for r in rows]))
         k = join("k")
-        v = k if all(r["v"] is r["k"] for r in group) else join("v")  # K=V: v is k
+        v = k if all(r["v"] is r["k"] for r in rows) else join("v")  # K=V: v is k
         try:
             with self.lock:
-                self.session.select([b for r in group for b in r["lane"].sequences])
+                self.session.select(selection)
                 out = self.session.decode(layer, join("q"), k, v, group[0]["sinks"])
+            if pad is not None:
+                out = np.concatenate([out[:pad], out[pad + 1:]])
             error = None
         except (hybrid_attn.HybridError, TypeError, ValueError) as e:
             error = e
         at = 0
         with self.changed:
             self.joint += len(group) > 1
+            self.padded += pad is not None
             for r in group:
                 size = r["lane"].batch
                 if error is None:
@@ -726,7 +748,8 @@ def run_lanes(schedule, args):
     run_in_threads(args.lanes, lambda index, log: run_calls(
         schedule, args.seed + index * THREAD_SEED_STRIDE, args.calls, args.tolerance,
         args.cache_dtype, print=log, lane=lanes[index]), "lanes",
-        lambda: f", {joiner.joint} steps of several lanes in one call")
+        lambda: f", {joiner.joint} steps of several lanes in one call, "
+                f"{joiner.padded} with padding")
 
 
 # --------------------------------------------------------------------------

@@ -349,15 +349,17 @@ class Session:
         truncate, read_cache, write_cache, save, restore; cache_info's length
         and first_held) act on these sequences of the batch (distinct
         indices; a list, NumPy array or tensor), whose tensors' batch dim
-        holds them in this order. Each sequence keeps its own length, so a
+        holds them in this order; -1 is padding, which calls skip (its output
+        rows zeros on CPUs, unspecified on GPUs). Each sequence keeps its own length, so a
         new request is prefilled into a free sequence while the others
         generate, the live ones step together, and truncate(0) frees a
         finished one. None: the whole batch again (the default; `selected`
         holds the current selection, None for the whole batch). On CPUs a
         step's sequences run as one batch whatever their lengths; on GPUs
         too (one launch per kernel), and prompts once per run of
-        consecutive sequences. A CUDA graph captures steps of the whole
-        batch only."""
+        consecutive sequences. A CUDA graph that captured a step of N
+        entries steps, at each replay, the first N of the selection current
+        when it runs (pad it with -1 to N)."""
         if sequences is None:
             sequences = []
         elif hasattr(sequences, "tolist"):

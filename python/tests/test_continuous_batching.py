@@ -37,11 +37,14 @@ class Served:
     each call checked against a batch-1 session per sequence ("solo") given
     the same tokens at the same positions, to `rtol` and `atol` (a rounding
     apart on CPUs; GPU prompts split keys by the batch they run at, and
-    their probabilities round to bf16 per split)."""
+    their probabilities round to bf16 per split). A selection's -1 entries
+    are padding, given random rows: their outputs must be zeros where
+    `zero_padding` (CPUs), and they change no sequence."""
 
-    def __init__(self, schedule, batch, max_seq, step, seed, rtol=1e-5, atol=1e-6):
+    def __init__(self, schedule, batch, max_seq, step, seed, rtol=1e-5, atol=1e-6,
+                 zero_padding=True):
         self.schedule, self.max_seq = schedule, max_seq
-        self.rtol, self.atol = rtol, atol
+        self.rtol, self.atol, self.zero_padding = rtol, atol, zero_padding
         self.rng = np.random.default_rng(seed)
         self.session = schedule.session(batch, max_seq, max_step_tokens=step)
         self.solo = [schedule.session(1, max_seq, max_step_tokens=step) for _ in range(batch)]
@@ -55,13 +58,19 @@ class Served:
         return tuple(None if x is None else np.ascontiguousarray(x[:, start:start + count])
                      for x in self.data[b][layer])
 
+    def _padding_rows(self, layer, count):
+        return tuple(None if x is None else
+                     self.rng.standard_normal((1, count) + x.shape[2:]).astype(np.float32)
+                     for x in self.data[0][layer])
+
     def _call(self, sequences, method, count):
         """`method` ("prefill" or "decode") of `count` tokens per sequence
         on every layer, the selection's rows stacked in its order."""
         order = list(range(len(self.length))) if sequences is None else sequences
         self.session.select(sequences)
         for layer in self.data[0]:
-            rows = [self._rows(b, layer, self.length[b] if method == "decode" else 0, count)
+            rows = [self._padding_rows(layer, count) if b < 0 else
+                    self._rows(b, layer, self.length[b] if method == "decode" else 0, count)
                     for b in order]
             if method == "decode" and self.shared[layer]:  # queries only
                 rows = [r[:1] + (None, None) for r in rows]
@@ -69,6 +78,10 @@ class Served:
                        for parts in zip(*rows)]
             out = getattr(self.session, method)(layer, *stacked, self.sinks.get(layer))
             for j, b in enumerate(order):
+                if b < 0:
+                    assert not self.zero_padding or not out[j].any(), \
+                        f"{method} layer {layer}: padding entry {j}'s output"
+                    continue
                 solo = getattr(self.solo[b], method)(layer, *rows[j], self.sinks.get(layer))
                 # A step splits each sequence's keys by its share of the
                 # call's keys, a session of its own by its own: a rounding
@@ -76,7 +89,8 @@ class Served:
                 np.testing.assert_allclose(out[j:j + 1], solo, rtol=self.rtol, atol=self.atol,
                                            err_msg=f"{method} layer {layer} sequence {b}")
         for b in order:
-            self.length[b] = count if method == "prefill" else self.length[b] + count
+            if b >= 0:
+                self.length[b] = count if method == "prefill" else self.length[b] + count
 
     def prefill(self, sequences, count):
         self._call(sequences, "prefill", count)
@@ -87,7 +101,7 @@ class Served:
     def truncate(self, sequences, length):
         self.session.select(sequences)
         self.session.truncate(length)
-        for b in sequences:
+        for b in filter(lambda b: b >= 0, sequences):
             self.solo[b].truncate(length)
             self.length[b] = min(self.length[b], length)
 
@@ -95,6 +109,18 @@ class Served:
         """Sequence b's request finished: its next one has new tokens."""
         self.truncate([b], 0)
         self.data[b] = sequence_data(self.rng, self.schedule, self.max_seq)
+
+    def check_caches(self, sequences, layers):
+        """Each sequence's rows of these layers' caches are its own
+        session's, bit for bit."""
+        for b in sequences:
+            self.session.select([b])
+            for layer in layers:
+                for ours, theirs in zip(self.session.read_cache(layer),
+                                        self.solo[b].read_cache(layer)):
+                    np.testing.assert_array_equal(ours, theirs,
+                                                  err_msg=f"layer {layer} sequence {b}")
+        self.session.select(None)
 
     def check_lengths(self):
         for b, length in enumerate(self.length):
@@ -125,13 +151,30 @@ def test_sequences_at_their_own_lengths(schedule):
         served.step(None, 2)  # the whole batch, at four lengths
     served.check_lengths()
     assert served.length == [24, 13, 21, 31]
-    # Each sequence's cache rows are its own session's.
-    for b in range(4):
-        served.session.select([b])
-        for layer in range(SHARED):
-            for ours, theirs in zip(served.session.read_cache(layer),
-                                    served.solo[b].read_cache(layer)):
-                np.testing.assert_array_equal(ours, theirs, err_msg=f"layer {layer} sequence {b}")
+    served.check_caches(range(4), range(SHARED))
+
+
+def check_padding_entries(served):
+    """Selections padded with -1 (as a CUDA graph's batch is kept full):
+    prompts and steps beside padding, padding first, padding alone, a
+    truncation through it; every sequence its own session's, its cache
+    rows too, the padding changing none."""
+    served.prefill([2, -1, 0], 7)
+    served.step([0, -1, 2, -1], 1)
+    served.step([-1, -1, 2, 0], 3)
+    served.prefill([-1, 1], 5)
+    served.step([-1, -1], 1)
+    served.step([-1], 4)  # a flash step, of padding alone
+    served.step([1, 0, 2, -1], 2)
+    served.truncate([-1, 0], served.length[0] - 1)
+    served.step([0, 1, 2, -1], 1)
+    served.check_lengths()
+    assert served.length == [13, 8, 14, 0]
+    served.check_caches(range(3), range(SHARED))
+
+
+def test_padding_entries(schedule):
+    check_padding_entries(Served(schedule, batch=4, max_seq=64, step=4, seed=21))
 
 
 @pytest.mark.parametrize("spec, kv_dtype", [(SPEC, "f32"), (SPEC, "bf16"), (SPEC, "f8"),
@@ -213,8 +256,8 @@ def check_restore_a_prefix(schedule, **tolerance):
 def test_selection_errors(schedule):
     session = schedule.session(4, 16, max_step_tokens=2)
     for sequences, message in (
-            ([0, 4], r"sequences\[1\] is 4, outside the batch \[0, 4\)"),
-            ([-1], r"sequences\[0\] is -1, outside the batch \[0, 4\)"),
+            ([0, 4], r"sequences\[1\] is 4, outside the batch \[0, 4\) \(-1: padding\)"),
+            ([-2], r"sequences\[0\] is -2, outside the batch \[0, 4\)"),
             ([2, 0, 2], r"sequences\[2\] is 2, as sequences\[0\] is: a selection names "
                         "each sequence once"),
             ([0, 1, 2, 3, 0], "5 sequences of a batch of 4")):

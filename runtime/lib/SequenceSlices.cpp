@@ -13,9 +13,12 @@ hybrid::rt::planSlices(const std::vector<int64_t> &selected, int64_t batch,
   std::vector<Slice> slices;
   for (int64_t i = 0; i < count; ++i) {
     int64_t b = selected.empty() ? i : selected[i];
+    if (b == kPaddingEntry)
+      continue;
     if (!slices.empty()) {
       Slice &last = slices.back();
-      if (last.first + last.batch == b && together(b - 1, b)) {
+      if (last.first + last.batch == b && last.entry + last.batch == i &&
+          together(b - 1, b)) {
         ++last.batch;
         continue;
       }
@@ -39,8 +42,11 @@ std::string hybrid::rt::checkSelection(const int64_t *sequences, int64_t count,
     int64_t b = sequences[i];
     std::string entry =
         "sequences[" + std::to_string(i) + "] is " + std::to_string(b);
+    if (b == kPaddingEntry)
+      continue;
     if (b < 0 || b >= batch)
-      return entry + ", outside the batch [0, " + std::to_string(batch) + ")";
+      return entry + ", outside the batch [0, " + std::to_string(batch) +
+             ") (-1: padding)";
     if (seenAt[b] >= 0)
       return entry + ", as sequences[" + std::to_string(seenAt[b]) +
              "] is: a selection names each sequence once";

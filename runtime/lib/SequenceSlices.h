@@ -31,9 +31,13 @@ struct Slice {
   SequenceRange sequences() const { return {first, batch}; }
 };
 
+/// A selection's entry that names no sequence (hybrid_rt_session_select):
+/// the calls skip it, and a CUDA graph's step keeps its batch full with it.
+constexpr int64_t kPaddingEntry = -1;
 /// The slices of a call on `selected` (empty: every sequence of `batch`, in
 /// order), merging sequence b into the slice before it when that ends at
-/// b - 1 and together(b - 1, b) holds.
+/// b - 1, the entries too, and together(b - 1, b) holds; padding entries
+/// are in none.
 std::vector<Slice>
 planSlices(const std::vector<int64_t> &selected, int64_t batch,
            const std::function<bool(int64_t, int64_t)> &together);
@@ -42,7 +46,8 @@ planSlices(const std::vector<int64_t> &selected, int64_t batch,
 std::string describeSlice(const Slice &slice);
 
 /// "" if sequences[0, count) can be a selection of a batch of `batch`:
-/// distinct, in [0, batch); else the first that is not.
+/// distinct, in [0, batch), or padding (kPaddingEntry); else the first
+/// that is not.
 std::string checkSelection(const int64_t *sequences, int64_t count,
                            int64_t batch);
 

@@ -110,7 +110,8 @@ struct hybrid_rt_session {
   int64_t batch, maxSeq, maxStep;
   std::vector<LayerCache> caches;
   /// The sequences calls act on (hybrid_rt_session_select), in their
-  /// tensors' order; empty: every sequence, in order.
+  /// tensors' order, kPaddingEntry for padding; empty: every sequence, in
+  /// order.
   std::vector<int64_t> selected;
   int64_t callBatch() const {
     return selected.empty() ? batch : int64_t(selected.size());
@@ -124,10 +125,11 @@ struct hybrid_rt_session {
   // not take is redone there.
   uint64_t deviceLengths = 0;
   bool captured = false, resetPending = false;
-  // The selection on the device ([batch] int64s, its first entries), for
-  // the kernels of steps; stale until a call needs it.
+  // The selection on the device ([batch] int64s: the selection, padding
+  // after it; 0, 1, ... for the whole batch), which the kernels of a step
+  // of a selection read: written as it is selected, so that each replay of
+  // a CUDA graph steps the selection current when it runs.
   uint64_t deviceSelection = 0;
-  bool selectionStale = false;
   ~hybrid_rt_session() {
     if (!model->cuda)
       return;
@@ -243,6 +245,19 @@ std::vector<Slice> getSlices(const hybrid_rt_session &s) {
         return false;
     return true;
   });
+}
+
+/// Zeroes the entries of host tensor `out` ([B, ...]) that are padding in
+/// the session's selection: CPU calls write their slices' entries only.
+void zeroPadding(const hybrid_rt_session &s, hybrid_rt_tensor *out) {
+  if (!out)
+    return;
+  size_t entryBytes = size_t(out->shape[1] * out->shape[2] * out->shape[3]) *
+                      (out->dtype == HYBRID_RT_F32 ? 4 : 2);
+  for (size_t i = 0; i < s.selected.size(); ++i)
+    if (s.selected[i] == kPaddingEntry)
+      std::memset(static_cast<char *>(out->data) + i * entryBytes, 0,
+                  entryBytes);
 }
 
 /// `where` for the messages about slice `x` of a call's `slices`: naming
@@ -522,31 +537,33 @@ cuda::Error writeDeviceLengths(hybrid_rt_session &s,
                                      int64_t(lengths.size()), lengths.data());
 }
 
-/// The device int64s naming the cache sequence of each entry of a step
-/// (`sequences`): 0 for the whole batch (entry i is sequence i), else the
-/// selection's, written to the device where it changed since. A CUDA
-/// graph captures steps of the whole batch only: its replays would read
-/// whatever a later selection wrote there.
-cuda::Error getDeviceSequences(hybrid_rt_session &s, bool capturing,
-                               uint64_t &sequences) {
-  sequences = 0;
-  if (s.selected.empty())
-    return {};
+/// The device int64s naming the cache sequence of each entry of a step: 0
+/// for the whole batch (entry i is sequence i), else the selection's
+/// (hybrid_rt_session_select keeps them current).
+uint64_t getDeviceSequences(const hybrid_rt_session &s) {
+  return s.selected.empty() ? 0 : s.deviceSelection;
+}
+
+/// Writes `selection` (empty: the whole batch) to the session's device
+/// selection, padded to the batch; refused while the stream is capturing
+/// a CUDA graph (a copy there would join the graph).
+cuda::Error writeDeviceSelection(hybrid_rt_session &s,
+                                 const std::vector<int64_t> &selection) {
+  bool capturing = false;
+  if (cuda::Error e = s.model->cuda->getCapturing(capturing); !e.empty())
+    return e;
   if (capturing)
-    return cuda::Error(
-        "the stream is capturing a CUDA graph, which records steps of the "
-        "whole batch only: select it (hybrid_rt_session_select with no "
-        "sequences) before the capture, or step the selection outside it",
-        HYBRID_RT_UNSUPPORTED);
-  if (s.selectionStale) {
-    if (cuda::Error e = s.model->cuda->writeLengths(
-            s.deviceSelection, int64_t(s.selected.size()), s.selected.data());
-        !e.empty())
-      return e;
-    s.selectionStale = false;
-  }
-  sequences = s.deviceSelection;
-  return {};
+    return cuda::Error("the stream is capturing a CUDA graph: select before "
+                       "the capture (each replay steps the selection current "
+                       "when it runs)",
+                       HYBRID_RT_UNSUPPORTED);
+  std::vector<int64_t> entries(size_t(s.batch), kPaddingEntry);
+  for (int64_t i = 0; i < s.batch; ++i)
+    entries[i] = selection.empty()               ? i
+                 : i < int64_t(selection.size()) ? selection[i]
+                                                 : kPaddingEntry;
+  return s.model->cuda->writeLengths(s.deviceSelection, s.batch,
+                                     entries.data());
 }
 
 /// The runs of a GPU call's entries that are consecutive sequences (one
@@ -766,14 +783,15 @@ hybrid_rt_status hybrid_rt_session_select(hybrid_rt_session *s,
   bool whole = count == 0 || count == s->batch;
   for (int64_t i = 0; whole && i < count; ++i)
     whole = sequences[i] == i;
-  if (whole) {
-    s->selected.clear();
-    return HYBRID_RT_OK;
-  }
-  s->selected.assign(sequences, sequences + count);
+  std::vector<int64_t> selection;
+  if (!whole)
+    selection.assign(sequences, sequences + count);
 #ifdef HYBRID_RT_CUDA
-  s->selectionStale = true;
+  if (s->model->cuda && selection != s->selected)
+    if (cuda::Error e = writeDeviceSelection(*s, selection); !e.empty())
+      return fail(e.status(), where + ": " + e.message());
 #endif
+  s->selected = std::move(selection);
   return HYBRID_RT_OK;
 } catch (...) {
   return failFromException("hybrid_rt_session_select");
@@ -941,8 +959,13 @@ hybrid_rt_status hybrid_rt_session_cache_info(const hybrid_rt_session *s,
 #endif
   const LayerCache &c = s->caches[layer];
   const LayerSpec &l = s->model->manifest.layers[layer];
-  // Lengths are the first selected sequence's.
-  Slice first = {s->selected.empty() ? 0 : s->selected[0], 1, 0};
+  // Lengths are the first selected sequence's (padding's: sequence 0's).
+  Slice first = {0, 1, 0};
+  for (int64_t b : s->selected)
+    if (b != kPaddingEntry) {
+      first.first = b;
+      break;
+    }
   *info = {c.policy.c_str(),
            c.rows,
            getBytes(c),
@@ -1124,6 +1147,7 @@ hybrid_rt_status hybrid_rt_session_prefill(hybrid_rt_session *s, int64_t layer,
                   data(vx.get()), seq, /*position=*/0);
     c.setLength(x, seq);
   }
+  zeroPadding(*s, out);
   return HYBRID_RT_OK;
 } catch (...) {
   return failFromException("hybrid_rt_session_prefill");
@@ -1166,12 +1190,10 @@ hybrid_rt_status hybrid_rt_session_append(hybrid_rt_session *s, int64_t layer,
 #ifdef HYBRID_RT_CUDA
   if (hybrid_rt_model &model = *s->model; model.cuda) {
     // One launch over the selected sequences, each from its own length.
-    uint64_t sequences = 0;
-    cuda::Error e = getDeviceSequences(*s, capturing, sequences);
-    if (e.empty())
-      e = model.cuda->append(l, model.manifest.kernels.at(l.kernel), c.device,
-                             s->callBatch(), sequences, count,
-                             cuda::Operand::of(k), cuda::Operand::of(v));
+    cuda::Error e =
+        model.cuda->append(l, model.manifest.kernels.at(l.kernel), c.device,
+                           s->callBatch(), getDeviceSequences(*s), count,
+                           cuda::Operand::of(k), cuda::Operand::of(v));
     if (!e.empty())
       return fail(e.status(), where + ": " + e.message());
     if (capturing)
@@ -1312,15 +1334,18 @@ hybrid_rt_status hybrid_rt_session_decode(hybrid_rt_session *s, int64_t layer,
       }
       return HYBRID_RT_OK;
     }
-    uint64_t sequences = 0;
-    cuda::Error e = getDeviceSequences(*s, capturing, sequences);
-    if (e.empty())
-      e = model.cuda->decode(
-          l, kernel, c.device, owner.device, s->callBatch(), sequences,
-          *std::min_element(positions.begin(), positions.end()),
-          *std::max_element(positions.begin(), positions.end()), steps,
-          Operand::of(q), Operand::of(k), Operand::of(v), Operand::of(sinks),
-          Operand::of(out));
+    // Padding alone: nothing to step, but in a capture, whose replays may
+    // find sequences in its entries.
+    if (slices.empty() && !capturing)
+      return HYBRID_RT_OK;
+    bool none = positions.empty();
+    cuda::Error e = model.cuda->decode(
+        l, kernel, c.device, owner.device, s->callBatch(),
+        getDeviceSequences(*s),
+        none ? 0 : *std::min_element(positions.begin(), positions.end()),
+        none ? 0 : *std::max_element(positions.begin(), positions.end()), steps,
+        Operand::of(q), Operand::of(k), Operand::of(v), Operand::of(sinks),
+        Operand::of(out));
     if (!e.empty())
       return fail(e.status(), where + ": " + e.message());
     if (capturing)
@@ -1346,12 +1371,14 @@ hybrid_rt_status hybrid_rt_session_decode(hybrid_rt_session *s, int64_t layer,
       c.setLength(x, positions[i] + steps);
       stepSlices.push_back({x, positions[i]});
     }
-    attendStep(model, l, kernel, {owner.keys, owner.values, owner.rows},
-               stepSlices, steps, q, sinks, out);
+    if (!stepSlices.empty()) // else padding alone
+      attendStep(model, l, kernel, {owner.keys, owner.values, owner.rows},
+                 stepSlices, steps, q, sinks, out);
   } catch (...) {
     c.progress = std::move(before);
     throw;
   }
+  zeroPadding(*s, out);
   return HYBRID_RT_OK;
 } catch (...) {
   return failFromException("hybrid_rt_session_decode");

@@ -28,12 +28,20 @@ void prepareQueries(hybrid_rt_model &model, const LayerSpec &l,
   Shape shape = {batch, steps, l.numHeads, l.headDim};
   model.preparedQ.resize(batch * steps * l.numHeads * l.headDim);
   // The prepare kernel numbers rows b * steps + t of the whole tensor, a
-  // slice's from entry * steps on.
-  std::vector<int64_t> starts = layOutPieces(
-      slices.size(), [&](size_t i) { return slices[i].slice.batch * steps; });
-  std::vector<int64_t> positions;
-  for (const StepSlice &s : slices)
-    positions.push_back(s.position);
+  // slice's from entry * steps on; padding entries between slices (which
+  // no slice reads) are prepared at position 0, so the pieces tile it.
+  std::vector<int64_t> starts = {0}, positions;
+  auto addPiece = [&](int64_t endEntry, int64_t position) {
+    if (endEntry * steps > starts.back()) {
+      starts.push_back(endEntry * steps);
+      positions.push_back(position);
+    }
+  };
+  for (const StepSlice &s : slices) {
+    addPiece(s.slice.entry, 0);
+    addPiece(s.slice.entry + s.slice.batch, s.position);
+  }
+  addPiece(batch, 0);
   prepareRows(model, model.kernels.get(l.kernel).prepareQ,
               static_cast<const float *>(q->data), model.preparedQ.data(),
               shape, starts, positions);

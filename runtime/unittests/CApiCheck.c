@@ -343,6 +343,45 @@ static hybrid_rt_tensor entryOf(const hybrid_rt_tensor *t, int64_t b) {
  * sequence from its own device length, as a batch-1 session per sequence
  * on host tensors does. A selected step in the capture is refused (its
  * replays would read whatever sequences a later selection named). */
+/* makeTokens' tensors of one token of each of 2 batch entries ([1, 2, ...]
+ * read as [2, 1, ...]). */
+static void makeStepOfTwo(const Driver *d, hybrid_rt_model *model,
+                          int64_t layer, hybrid_rt_tensor t[4],
+                          hybrid_rt_tensor dt[4]) {
+  makeTokens(d, model, layer, 2, t, dt);
+  for (int i = 0; i < 4; ++i) {
+    t[i].shape[0] = dt[i].shape[0] = 2;
+    t[i].shape[1] = dt[i].shape[1] = 1;
+  }
+}
+
+/* After a graph's replays: prints each of `session`'s `count` sequences'
+ * length in `layer` ("what: sequence b at n"), then frees the graph, the
+ * tokens, the session and its `count` batch-1 twins, and resets the
+ * model's stream. */
+static void endReplays(const Driver *d, hybrid_rt_model *model, int64_t layer,
+                       const char *what, hybrid_rt_session *session,
+                       hybrid_rt_session **solo, int64_t count,
+                       CUgraphExec exec, CUgraph graph, hybrid_rt_tensor t[4],
+                       hybrid_rt_tensor dt[4]) {
+  hybrid_rt_cache_info cache;
+  for (int64_t b = 0; b < count; ++b) {
+    hybrid_rt_session_select(session, &b, 1);
+    hybrid_rt_session_cache_info(session, layer, &cache);
+    printf("%s: sequence %lld at %lld\n", what, (long long)b,
+           (long long)cache.length);
+  }
+  if (exec)
+    d->cuGraphExecDestroy(exec);
+  if (graph)
+    d->cuGraphDestroy(graph);
+  freeTokens(d, t, dt);
+  hybrid_rt_stream_reset(model);
+  hybrid_rt_session_destroy(session);
+  for (int64_t b = 0; b < count; ++b)
+    hybrid_rt_session_destroy(solo[b]);
+}
+
 static void checkRaggedCapture(const Driver *d, hybrid_rt_model *model,
                                int64_t layer, CUstream stream) {
   hybrid_rt_session_options two = {2, 8, 1}, one = {1, 8, 1};
@@ -361,27 +400,16 @@ static void checkRaggedCapture(const Driver *d, hybrid_rt_model *model,
     hybrid_rt_session_decode(solo[0], layer, &t[0], &t[1], &t[2], NULL, &t[3]);
     freeTokens(d, t, dt);
   }
-  /* One token of each of 2 sequences: [1, 2, ...] read as [2, 1, ...]. */
   hybrid_rt_tensor t[4], dt[4];
-  makeTokens(d, model, layer, 2, t, dt);
-  for (int i = 0; i < 4; ++i) {
-    t[i].shape[0] = dt[i].shape[0] = 2;
-    t[i].shape[1] = dt[i].shape[1] = 1;
-  }
+  makeStepOfTwo(d, model, layer, t, dt);
   hybrid_rt_session_select(session, NULL, 0);
   d->cuStreamBeginCapture(stream, CU_STREAM_CAPTURE_MODE_GLOBAL);
   report("ragged step while the stream captures",
          hybrid_rt_session_decode(session, layer, &dt[0], &dt[1], &dt[2], NULL,
                                   &dt[3]));
   sequence = 1;
-  hybrid_rt_session_select(session, &sequence, 1);
-  hybrid_rt_tensor one4[4];
-  for (int i = 0; i < 4; ++i)
-    one4[i] = entryOf(&dt[i], 0);
-  report("selected step while the stream captures",
-         hybrid_rt_session_decode(session, layer, &one4[0], &one4[1], &one4[2],
-                                  NULL, &one4[3]));
-  hybrid_rt_session_select(session, NULL, 0);
+  report("select while the stream captures",
+         hybrid_rt_session_select(session, &sequence, 1));
   CUgraph graph = NULL;
   CUgraphExec exec = endCapture(d, stream, "ragged capture", &graph);
   const char *replays = exec ? "as on the host" : "no graph";
@@ -399,22 +427,67 @@ static void checkRaggedCapture(const Driver *d, hybrid_rt_model *model,
     }
   }
   printf("ragged replays: %s\n", replays);
-  hybrid_rt_cache_info cache;
-  for (sequence = 0; sequence < 2; ++sequence) {
-    hybrid_rt_session_select(session, &sequence, 1);
-    hybrid_rt_session_cache_info(session, layer, &cache);
-    printf("after two replays: sequence %lld at %lld\n", (long long)sequence,
-           (long long)cache.length);
+  endReplays(d, model, layer, "after two replays", session, solo, 2, exec,
+             graph, t, dt);
+}
+
+/* A step of a selection of 2 entries (sequence 2, padding) captured in a
+ * CUDA graph: each replay steps the selection current when it runs, here
+ * [2, -1], then [0, 1], then [-1, 2], each entry as a batch-1 session of
+ * its sequence steps it on host tensors; padding steps nothing. Sequences
+ * start at lengths 2, 0 and 1. */
+static void checkSelectedCapture(const Driver *d, hybrid_rt_model *model,
+                                 int64_t layer, CUstream stream) {
+  hybrid_rt_session_options three = {3, 8, 1}, one = {1, 8, 1};
+  hybrid_rt_session *session = NULL, *solo[3] = {NULL, NULL, NULL};
+  hybrid_rt_session_create(model, &three, &session);
+  for (int b = 0; b < 3; ++b)
+    hybrid_rt_session_create(model, &one, &solo[b]);
+  hybrid_rt_stream_set(model, stream);
+  const int64_t primed[3] = {2, 0, 1};
+  for (int64_t b = 0; b < 3; ++b) {
+    hybrid_rt_session_select(session, &b, 1);
+    for (int64_t i = 0; i < primed[b]; ++i) {
+      hybrid_rt_tensor t[4], dt[4];
+      makeTokens(d, model, layer, 1, t, dt);
+      hybrid_rt_session_decode(session, layer, &dt[0], &dt[1], &dt[2], NULL,
+                               &dt[3]);
+      hybrid_rt_session_decode(solo[b], layer, &t[0], &t[1], &t[2], NULL,
+                               &t[3]);
+      freeTokens(d, t, dt);
+    }
   }
-  if (exec)
-    d->cuGraphExecDestroy(exec);
-  if (graph)
-    d->cuGraphDestroy(graph);
-  freeTokens(d, t, dt);
-  hybrid_rt_stream_reset(model);
-  hybrid_rt_session_destroy(session);
-  for (int b = 0; b < 2; ++b)
-    hybrid_rt_session_destroy(solo[b]);
+  hybrid_rt_tensor t[4], dt[4];
+  makeStepOfTwo(d, model, layer, t, dt);
+  const int64_t selections[3][2] = {{2, -1}, {0, 1}, {-1, 2}};
+  hybrid_rt_session_select(session, selections[0], 2);
+  d->cuStreamBeginCapture(stream, CU_STREAM_CAPTURE_MODE_GLOBAL);
+  report("selected step while the stream captures",
+         hybrid_rt_session_decode(session, layer, &dt[0], &dt[1], &dt[2], NULL,
+                                  &dt[3]));
+  CUgraph graph = NULL;
+  CUgraphExec exec = endCapture(d, stream, "selected capture", &graph);
+  const char *replays = exec ? "as on the host" : "no graph";
+  for (int i = 0; exec && i < 3; ++i) {
+    hybrid_rt_session_select(session, selections[i], 2);
+    d->cuGraphLaunch(exec, stream);
+    d->cuStreamSynchronize(stream);
+    for (int64_t e = 0; e < 2; ++e) {
+      int64_t b = selections[i][e];
+      if (b < 0)
+        continue;
+      hybrid_rt_tensor x[4], dx = entryOf(&dt[3], e);
+      for (int j = 0; j < 4; ++j)
+        x[j] = entryOf(&t[j], e);
+      hybrid_rt_session_decode(solo[b], layer, &x[0], &x[1], &x[2], NULL,
+                               &x[3]);
+      if (strcmp(compare(d, &dx, &x[3]), "as on the host") != 0)
+        replays = "an entry differs";
+    }
+  }
+  printf("selected replays: %s\n", replays);
+  endReplays(d, model, layer, "after three replays", session, solo, 3, exec,
+             graph, t, dt);
 }
 
 /* A session on the caller's stream: a prompt of 4 and a step of 1 on
@@ -457,6 +530,7 @@ static void checkSessionStreams(hybrid_rt_model *model, int64_t layer) {
   printf("session on a stream: %s\n", results);
   checkCapture(&d, model, layer, onHost, onStream, stream);
   checkRaggedCapture(&d, model, layer, stream);
+  checkSelectedCapture(&d, model, layer, stream);
   hybrid_rt_stream_reset(model);
   hybrid_rt_session_destroy(onHost);
   hybrid_rt_session_destroy(onStream);

@@ -35,19 +35,29 @@ TEST(SequenceSlices, BreaksWhereSequencesDiffer) {
   EXPECT_EQ(describe(planSlices({0, 2}, 5, together)), "[0+1@0][2+1@1]");
 }
 
+/// Padding entries are in no slice, and the slices on either side of one
+/// stay apart (their entries are not consecutive).
+TEST(SequenceSlices, SkipsPadding) {
+  auto always = [](int64_t, int64_t) { return true; };
+  EXPECT_EQ(describe(planSlices({0, -1, 1, 2, -1}, 4, always)),
+            "[0+1@0][1+2@2]");
+  EXPECT_EQ(describe(planSlices({-1, -1}, 4, always)), "");
+}
+
 TEST(SequenceSlices, DescribesSlices) {
   EXPECT_EQ(describeSlice({3, 1, 0}), "sequence 3");
   EXPECT_EQ(describeSlice({3, 3, 1}), "sequences 3 to 5");
 }
 
 TEST(SequenceSlices, ChecksSelections) {
-  std::vector<int64_t> fine = {3, 0, 2}, outside = {1, 4}, negative = {-1},
-                       repeated = {2, 0, 2};
+  std::vector<int64_t> fine = {3, 0, 2}, outside = {1, 4}, negative = {-2},
+                       repeated = {2, 0, 2}, padded = {-1, 1, -1};
   EXPECT_EQ(checkSelection(fine.data(), 3, 4), "");
+  EXPECT_EQ(checkSelection(padded.data(), 3, 4), "");
   EXPECT_EQ(checkSelection(outside.data(), 2, 4),
-            "sequences[1] is 4, outside the batch [0, 4)");
+            "sequences[1] is 4, outside the batch [0, 4) (-1: padding)");
   EXPECT_EQ(checkSelection(negative.data(), 1, 4),
-            "sequences[0] is -1, outside the batch [0, 4)");
+            "sequences[0] is -2, outside the batch [0, 4) (-1: padding)");
   EXPECT_EQ(checkSelection(repeated.data(), 3, 4),
             "sequences[2] is 2, as sequences[0] is: a selection names each "
             "sequence once");

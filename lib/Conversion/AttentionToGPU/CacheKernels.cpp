@@ -38,12 +38,15 @@ void hybrid::gpu::CacheRows::store(ImplicitLocOpBuilder &b, Value x,
 
 void hybrid::gpu::ifKeptInCache(ImplicitLocOpBuilder &b, Value token,
                                 Value count, Value first, Value ring,
-                                Value cache,
+                                Value cache, Value padding,
                                 function_ref<void(const CacheRows &)> body) {
-  // Kept: the last `ring` tokens (token + ring >= count).
-  Value kept =
+  // Kept: the last `ring` tokens (token + ring >= count), of a sequence.
+  Value kept = arith::AndIOp::create(
+      b,
       arith::CmpIOp::create(b, arith::CmpIPredicate::uge,
-                            arith::AddIOp::create(b, token, ring), count);
+                            arith::AddIOp::create(b, token, ring), count),
+      arith::XOrIOp::create(b, padding,
+                            arith::ConstantOp::create(b, b.getBoolAttr(true))));
   ifThen(b, kept, [&] {
     CacheRows rows;
     rows.row =
@@ -74,20 +77,23 @@ mlir::gpu::GPUFuncOp hybrid::gpu::emitStoreRowsKernel(ImplicitLocOpBuilder &b,
   using mlir::gpu::Dimension;
   Value token = mlir::gpu::BlockIdOp::create(b, Dimension::x);
   Value batch = mlir::gpu::BlockIdOp::create(b, Dimension::y);
-  Value sequence = lengths.sequenceOf(b, batch);
-  Value first = lengths.positionOf(b, sequence);
+  StepLengths::Entry entry = lengths.entryOf(b, batch);
+  Value sequence = entry.sequence, first = lengths.positionOf(b, entry);
   Value tid = mlir::gpu::ThreadIdOp::create(b, Dimension::x);
   Value count = memref::DimOp::create(b, newKeys, 1);
-  ifKeptInCache(b, token, count, first, ring, keys, [&](const CacheRows &at) {
-    for (auto rows : {std::pair{newKeys, keys}, {newValues, values}}) {
-      Value from = rows.first, to = rows.second;
-      Value width = memref::DimOp::create(b, from, 2);
-      forLoop(b, tid, width, index(b, kThreads), [&](Value i) {
-        Value x = memref::LoadOp::create(b, from, ValueRange{batch, token, i});
-        at.store(b, x, to, sequence, i);
+  ifKeptInCache(
+      b, token, count, first, ring, keys, entry.padding,
+      [&](const CacheRows &at) {
+        for (auto rows : {std::pair{newKeys, keys}, {newValues, values}}) {
+          Value from = rows.first, to = rows.second;
+          Value width = memref::DimOp::create(b, from, 2);
+          forLoop(b, tid, width, index(b, kThreads), [&](Value i) {
+            Value x =
+                memref::LoadOp::create(b, from, ValueRange{batch, token, i});
+            at.store(b, x, to, sequence, i);
+          });
+        }
       });
-    }
-  });
   return func;
 }
 

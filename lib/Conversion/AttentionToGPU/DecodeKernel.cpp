@@ -376,8 +376,9 @@ mlir::gpu::GPUFuncOp DecodeEmitter::emit(StringRef name) {
   query = arith::DivUIOp::create(b, queryAndHead, index(b, sig.kvHeads));
   kvHead = arith::RemUIOp::create(b, queryAndHead, index(b, sig.kvHeads));
   batch = mlir::gpu::BlockIdOp::create(b, Dimension::z);
-  sequence = lengths.sequenceOf(b, batch);
-  position = lengths.positionOf(b, sequence);
+  StepLengths::Entry entry = lengths.entryOf(b, batch);
+  sequence = entry.sequence;
+  position = lengths.positionOf(b, entry);
   tid = mlir::gpu::ThreadIdOp::create(b, Dimension::x);
   lane = arith::RemUIOp::create(b, tid, index(b, kThreadsPerWarp));
   warp = arith::DivUIOp::create(b, tid, index(b, kThreadsPerWarp));

@@ -44,23 +44,35 @@ StepLengths StepLengths::get(mlir::gpu::GPUFuncOp func, unsigned first) {
   return {func.getArgument(first), func.getArgument(first + 1)};
 }
 
-Value StepLengths::sequenceOf(ImplicitLocOpBuilder &b, Value entry) const {
-  return arith::IndexCastUIOp::create(
-      b, b.getIndexType(), memref::LoadOp::create(b, sequences, entry));
+StepLengths::Entry StepLengths::entryOf(ImplicitLocOpBuilder &b,
+                                        Value entry) const {
+  Value sequence = memref::LoadOp::create(b, sequences, entry);
+  Value zero = arith::ConstantOp::create(b, b.getI64IntegerAttr(0));
+  Value padding =
+      arith::CmpIOp::create(b, arith::CmpIPredicate::slt, sequence, zero);
+  sequence = arith::SelectOp::create(b, padding, zero, sequence);
+  return {arith::IndexCastUIOp::create(b, b.getIndexType(), sequence), padding};
 }
 
-Value StepLengths::positionOf(ImplicitLocOpBuilder &b, Value sequence) const {
-  return arith::IndexCastUIOp::create(
-      b, b.getIndexType(), memref::LoadOp::create(b, lengths, sequence));
+Value StepLengths::positionOf(ImplicitLocOpBuilder &b,
+                              const Entry &entry) const {
+  Value length = arith::IndexCastUIOp::create(
+      b, b.getIndexType(), memref::LoadOp::create(b, lengths, entry.sequence));
+  return arith::SelectOp::create(b, entry.padding, index(b, 0), length);
 }
 
 void StepLengths::advance(ImplicitLocOpBuilder &b, Value count) const {
   forLoop(b, index(b, 0), memref::DimOp::create(b, sequences, 0), index(b, 1),
-          [&](Value entry) {
-            Value sequence = sequenceOf(b, entry);
-            Value now = memref::LoadOp::create(b, lengths, sequence);
-            memref::StoreOp::create(b, arith::AddIOp::create(b, now, count),
-                                    lengths, sequence);
+          [&](Value i) {
+            Entry entry = entryOf(b, i);
+            Value real = arith::XOrIOp::create(
+                b, entry.padding,
+                arith::ConstantOp::create(b, b.getBoolAttr(true)));
+            ifThen(b, real, [&] {
+              Value now = memref::LoadOp::create(b, lengths, entry.sequence);
+              memref::StoreOp::create(b, arith::AddIOp::create(b, now, count),
+                                      lengths, entry.sequence);
+            });
           });
 }
 

@@ -133,24 +133,32 @@ mlir::Value inlinePtx(mlir::ImplicitLocOpBuilder &b, mlir::Type resultType,
 /// of a step read their first positions from (launches do not depend on
 /// them: a CUDA graph's replays each see the lengths the one before left),
 /// and sequences [launch batch] i64, the cache sequence of each batch entry
-/// of the launch (a session's selection; 0, 1, ... for its whole batch).
-/// Sequences at different lengths step in one launch (continuous batching).
+/// of the launch (a session's selection; 0, 1, ... for its whole batch), or
+/// -1: padding, an entry that stores no row and advances no length (a
+/// CUDA graph's batch kept full). Sequences at different lengths step in
+/// one launch (continuous batching).
 struct StepLengths {
   mlir::Value lengths, sequences;
+  /// A batch entry's cache sequence, as an index (0 for padding, whose
+  /// reads are of sequence 0 and whose results nothing keeps), and whether
+  /// it is padding (i1).
+  struct Entry {
+    mlir::Value sequence, padding;
+  };
   /// Appends the two arguments' types to `inputs`.
   static void addTypes(mlir::MLIRContext *context,
                        llvm::SmallVectorImpl<mlir::Type> &inputs);
   /// The two arguments of `func` from argument `first` on.
   static StepLengths get(mlir::gpu::GPUFuncOp func, unsigned first);
-  /// Batch entry `entry`'s cache sequence, as an index.
-  mlir::Value sequenceOf(mlir::ImplicitLocOpBuilder &b,
-                         mlir::Value entry) const;
-  /// The first position of a step of cache sequence `sequence` (its
-  /// length), as an index.
+  /// Batch entry `entry`'s cache sequence.
+  Entry entryOf(mlir::ImplicitLocOpBuilder &b, mlir::Value entry) const;
+  /// The first position of a step of `entry` (its sequence's length; 0 for
+  /// padding), as an index.
   mlir::Value positionOf(mlir::ImplicitLocOpBuilder &b,
-                         mlir::Value sequence) const;
-  /// Adds `count` (i64) to the length of every batch entry's sequence; for
-  /// one thread of the launch, after every reader of the lengths.
+                         const Entry &entry) const;
+  /// Adds `count` (i64) to the length of every batch entry's sequence but
+  /// padding's; for one thread of the launch, after every reader of the
+  /// lengths.
   void advance(mlir::ImplicitLocOpBuilder &b, mlir::Value count) const;
 };
 
@@ -258,10 +266,10 @@ struct CacheRows {
 /// Calls `body` with the cache rows of token `token` of a step of `count`
 /// tokens from position `first` in `cache` ([B, ring + mirror, ...]), if
 /// the ring keeps it (the last `ring` tokens; a later token owns an older
-/// one's row).
+/// one's row) and its batch entry is not padding (StepLengths::Entry).
 void ifKeptInCache(mlir::ImplicitLocOpBuilder &b, mlir::Value token,
                    mlir::Value count, mlir::Value first, mlir::Value ring,
-                   mlir::Value cache,
+                   mlir::Value cache, mlir::Value padding,
                    llvm::function_ref<void(const CacheRows &)> body);
 
 /// The cache kernels' names.

@@ -212,7 +212,7 @@ hybrid::gpu::emitPrepareKernel(ImplicitLocOpBuilder &b, StringRef name,
   Value batch, s;
   std::tie(batch, s) = getRow(b, in);
   Value position =
-      getPositionF64(b, lengths.positionOf(b, lengths.sequenceOf(b, batch)), s);
+      getPositionF64(b, lengths.positionOf(b, lengths.entryOf(b, batch)), s);
   preparer.startRow(position);
   forEachOfRow(b, heads, dim, [&](Value h, Value d) {
     SmallVector<Value> at = {batch, s, h, d};
@@ -252,8 +252,8 @@ hybrid::gpu::emitPrepareStepKernel(ImplicitLocOpBuilder &b, StringRef name,
   // sequence's.
   Value batch, token;
   std::tie(batch, token) = getRow(b, newKeys);
-  Value sequence = lengths.sequenceOf(b, batch);
-  Value first = lengths.positionOf(b, sequence);
+  StepLengths::Entry entry = lengths.entryOf(b, batch);
+  Value sequence = entry.sequence, first = lengths.positionOf(b, entry);
   Value count = memref::DimOp::create(b, newKeys, 1);
   Value positionF64 = getPositionF64(b, first, token);
   preparer.startRow(positionF64);
@@ -273,22 +273,25 @@ hybrid::gpu::emitPrepareStepKernel(ImplicitLocOpBuilder &b, StringRef name,
   });
   // Keys and values go to their rows of the cache, as the store kernel
   // puts them (CacheKernels.cpp).
-  ifKeptInCache(b, token, count, first, ring, keys, [&](const CacheRows &at) {
-    // K=V layers' caches keep the values only (the decode kernel derives
-    // keys from them; `keys` is then the value cache).
-    if (!sig.derivesKeys)
-      forEachOfRow(b, sig.kvHeads, dim, [&](Value h, Value d) {
-        Value x = preparer.prepare(newKeys, ValueRange{batch, token, h, d},
-                                   positionF64, /*forQueries=*/false, keyScale);
-        at.store(b, toBF16(b, x), keys, sequence, {h, d});
+  ifKeptInCache(
+      b, token, count, first, ring, keys, entry.padding,
+      [&](const CacheRows &at) {
+        // K=V layers' caches keep the values only (the decode kernel derives
+        // keys from them; `keys` is then the value cache).
+        if (!sig.derivesKeys)
+          forEachOfRow(b, sig.kvHeads, dim, [&](Value h, Value d) {
+            Value x =
+                preparer.prepare(newKeys, ValueRange{batch, token, h, d},
+                                 positionF64, /*forQueries=*/false, keyScale);
+            at.store(b, toBF16(b, x), keys, sequence, {h, d});
+          });
+        // Values are stored as they are (K=V layers: the raw keys, unscaled).
+        forEachOfRow(b, sig.kvHeads, vDim, [&](Value h, Value d) {
+          Value x = memref::LoadOp::create(b, newValues,
+                                           ValueRange{batch, token, h, d});
+          at.store(b, fromBF16 ? x : toBF16(b, x), values, sequence, {h, d});
+        });
       });
-    // Values are stored as they are (K=V layers: the raw keys, unscaled).
-    forEachOfRow(b, sig.kvHeads, vDim, [&](Value h, Value d) {
-      Value x =
-          memref::LoadOp::create(b, newValues, ValueRange{batch, token, h, d});
-      at.store(b, fromBF16 ? x : toBF16(b, x), values, sequence, {h, d});
-    });
-  });
   return func;
 }
 

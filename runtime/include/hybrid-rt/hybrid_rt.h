@@ -218,7 +218,9 @@ void hybrid_rt_session_reset(hybrid_rt_session *session);
  * truncate, cache_read, cache_write; cache_info's length and first_held)
  * act on sequences sequences[0..count) of the batch, distinct and in
  * [0, batch), in that order: their tensors' batch dim is count, entry i
- * holding sequence sequences[i]. Every sequence keeps its own length in
+ * holding sequence sequences[i]; an entry -1 is padding, which the calls
+ * skip (its rows of out are zeros on CPUs and unspecified on GPUs; no
+ * other tensor's are read or written). Every sequence keeps its own length in
  * each layer, so a server prefills a new request into a free sequence
  * while the others are mid-generation, steps those still generating
  * together, and truncates a finished one to 0 to free it (f8 scales stay
@@ -232,8 +234,12 @@ void hybrid_rt_session_reset(hybrid_rt_session *session);
  * selection. The selection is the session's: threads sharing a session
  * select and call under a lock of their own. GPU models step a selection
  * in one launch per kernel too (each sequence's length lives in device
- * memory); a CUDA graph capture records steps of the whole batch only: a
- * selected step in a capture is HYBRID_RT_UNSUPPORTED. */
+ * memory, the selection too, written here in stream order): a CUDA graph
+ * that captured a step of count entries steps, at each replay, the first
+ * count entries of the selection current when it runs (padding past the
+ * selection's end), so a server captures a graph per batch size once and
+ * selects its live sequences, padded with -1, before each replay.
+ * Selecting while the stream is capturing is HYBRID_RT_UNSUPPORTED. */
 hybrid_rt_status hybrid_rt_session_select(hybrid_rt_session *session,
                                           const int64_t *sequences,
                                           int64_t count);

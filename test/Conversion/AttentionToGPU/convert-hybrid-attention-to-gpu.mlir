@@ -20,16 +20,22 @@
 // read from device memory (a CUDA graph's replays each find the last
 // one's; each batch entry names its cache sequence), in row p % ring and,
 // for the first rows, the mirror rows past the ring; tokens older than the
-// ring reaches are skipped.
+// ring reaches are skipped, and so are padding entries (sequence -1, read
+// as sequence 0 at position 0).
 // CHECK-LABEL: gpu.func @hybrid_store_cache_rows(
 // CHECK-SAME: %[[NEWK:.+]]: memref<?x?x?xbf16>, %[[KC:.+]]: memref<?x?x?xbf16>, %{{.+}}: memref<?x?x?xbf16>, %{{.+}}: memref<?x?x?xbf16>, %[[LENS:.+]]: memref<?xi64>, %[[SEQS:.+]]: memref<?xi64>, %[[RING:.+]]: index)
 // CHECK: %[[TOKEN:.+]] = gpu.block_id x
 // CHECK: %[[ENTRY:.+]] = gpu.block_id y
 // CHECK: %[[SEQ:.+]] = memref.load %[[SEQS]][%[[ENTRY]]] : memref<?xi64>
-// CHECK: %[[SEQI:.+]] = arith.index_castui %[[SEQ]]
+// CHECK: %[[PAD:.+]] = arith.cmpi slt, %[[SEQ]], %c0_i64
+// CHECK: %[[REAL:.+]] = arith.select %[[PAD]], %c0_i64, %[[SEQ]]
+// CHECK: %[[SEQI:.+]] = arith.index_castui %[[REAL]]
 // CHECK: %[[FIRST:.+]] = memref.load %[[LENS]][%[[SEQI]]] : memref<?xi64>
-// CHECK: %[[FIRSTI:.+]] = arith.index_castui %[[FIRST]]
-// CHECK: %[[KEPT:.+]] = arith.cmpi uge
+// CHECK: %[[FIRSTL:.+]] = arith.index_castui %[[FIRST]]
+// CHECK: %[[FIRSTI:.+]] = arith.select %[[PAD]], %c0, %[[FIRSTL]]
+// CHECK: %[[INRING:.+]] = arith.cmpi uge
+// CHECK: %[[NOTPAD:.+]] = arith.xori %[[PAD]], %true
+// CHECK: %[[KEPT:.+]] = arith.andi %[[INRING]], %[[NOTPAD]]
 // CHECK: scf.if %[[KEPT]]
 // CHECK: %[[POS:.+]] = arith.addi %[[FIRSTI]], %[[TOKEN]]
 // CHECK: %[[ROW:.+]] = arith.remui %[[POS]], %[[RING]]
@@ -39,13 +45,17 @@
 // CHECK: scf.if %[[MIRRORED]]
 // CHECK: memref.store %{{.+}}, %[[KC]][%[[SEQI]], %[[MIRRORROW]], %{{.+}}]
 // Then the step's last kernel moves each entry's sequence's length past
-// them (one thread).
+// them (one thread), padding's excepted.
 // CHECK-LABEL: gpu.func @hybrid_advance_length(
 // CHECK-SAME: %[[L:.+]]: memref<?xi64>, %[[S:.+]]: memref<?xi64>, %[[N:.+]]: i64)
 // CHECK-SAME: known_block_size = array<i32: 1, 1, 1>
 // CHECK: scf.for %[[E:.+]] = %c0
 // CHECK: %[[SE:.+]] = memref.load %[[S]][%[[E]]]
-// CHECK: %[[SI:.+]] = arith.index_castui %[[SE]]
+// CHECK: %[[SPAD:.+]] = arith.cmpi slt, %[[SE]]
+// CHECK: %[[SR:.+]] = arith.select %[[SPAD]], %{{.+}}, %[[SE]]
+// CHECK: %[[SI:.+]] = arith.index_castui %[[SR]]
+// CHECK: %[[SREAL:.+]] = arith.xori %[[SPAD]], %true
+// CHECK: scf.if %[[SREAL]]
 // CHECK: %[[NOW:.+]] = memref.load %[[L]][%[[SI]]]
 // CHECK: %[[NEXT:.+]] = arith.addi %[[NOW]], %[[N]]
 // CHECK: memref.store %[[NEXT]], %[[L]][%[[SI]]]
@@ -149,7 +159,8 @@
 // CHECK-LABEL: gpu.func @sliding_prepare_q(
 // CHECK-SAME: memref<?x?x4x32xf32>, %{{.+}}: memref<?x?x4x32xbf16>, %[[QLENS:.+]]: memref<?xi64>, %[[QSEQS:.+]]: memref<?xi64>)
 // CHECK: %[[QSEQ:.+]] = memref.load %[[QSEQS]]
-// CHECK: %[[QSEQI:.+]] = arith.index_castui %[[QSEQ]]
+// CHECK: %[[QSEQR:.+]] = arith.select %{{.+}}, %{{.+}}, %[[QSEQ]]
+// CHECK: %[[QSEQI:.+]] = arith.index_castui %[[QSEQR]]
 // CHECK: memref.load %[[QLENS]][%[[QSEQI]]] : memref<?xi64>
 // CHECK: math.cos {{.*}} : f64
 // CHECK: arith.truncf {{.+}} : f32 to bf16
@@ -168,7 +179,8 @@
 // CHECK: gpu.grid_dim x
 // CHECK: %[[DENTRY:.+]] = gpu.block_id z
 // CHECK: %[[DSEQ:.+]] = memref.load %[[DSEQS]][%[[DENTRY]]]
-// CHECK: %[[DSEQI:.+]] = arith.index_castui %[[DSEQ]]
+// CHECK: %[[DSEQR:.+]] = arith.select %{{.+}}, %{{.+}}, %[[DSEQ]]
+// CHECK: %[[DSEQI:.+]] = arith.index_castui %[[DSEQR]]
 // CHECK: memref.load %[[DLENS]][%[[DSEQI]]] : memref<?xi64>
 // CHECK: arith.subi %{{.+}}, %c99
 // CHECK: scf.for {{.+}} step %c128
