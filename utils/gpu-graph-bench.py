@@ -13,9 +13,13 @@ the same run, over the same session, and prints one JSON object per line:
 With --ragged B, continuous batching: a step of B sequences whose lengths
 spread over 200..1800 (each prefilled alone, selected; each step reads every
 sequence's own length from device memory) against a step of B sequences at
-their mean length, both eager and from a CUDA graph:
+their mean length, both eager and from a CUDA graph, and a step of 3/4 of
+the ragged sequences (every fourth free) padded to B with -1 entries (a
+server's graph of batch B, its live sequences selected before each
+replay):
   {"name": "ragged_step", "schedule", "layers", "batch", "lengths",
-   "ragged_ms", "ragged_graph_ms", "uniform_ms", "uniform_graph_ms"}
+   "ragged_ms", "ragged_graph_ms", "uniform_ms", "uniform_graph_ms",
+   "live", "padded_ms", "padded_graph_ms"}
 
 Runs on the GPU machine (torch, the hybrid_attn package, artifacts compiled
 by utils/gpu-suite.sh prepare): the suite's bench phase calls it.
@@ -123,11 +127,17 @@ def main():
         mean = sum(lengths) // batch
         times = (time_steps(served(lengths), batch) +
                  time_steps(served([mean] * batch), batch))
+        padded = served(lengths)
+        live = [b for b in range(batch) if b % 4 != 3]
+        padded.select(live + [-1] * (batch - len(live)))
+        times += time_steps(padded, batch)
         print(json.dumps({"name": "ragged_step", "schedule": name,
                           "layers": len(layers), "batch": batch,
                           "lengths": [min(lengths), max(lengths)],
                           "ragged_ms": times[0], "ragged_graph_ms": times[1],
-                          "uniform_ms": times[2], "uniform_graph_ms": times[3]}),
+                          "uniform_ms": times[2], "uniform_graph_ms": times[3],
+                          "live": len(live), "padded_ms": times[4],
+                          "padded_graph_ms": times[5]}),
               flush=True)
 
 

@@ -200,13 +200,16 @@ def print_graph_steps(steps):
     ragged = [s for s in steps if s.get("name") == "ragged_step"]
     if ragged:
         print("\n| continuous batching: a step of B sequences | B | lengths "
-              "| ms per step | CUDA graph | at their mean length | CUDA graph |")
-        print("| --- | --- | --- | --- | --- | --- | --- |")
+              "| ms per step | CUDA graph | at their mean length | CUDA graph "
+              "| live, padded with -1 to B | ms per step | CUDA graph |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for s in ragged:
         low, high = s["lengths"]
+        padded = (f"{s['live']} | {s['padded_ms']:.3f} | {s['padded_graph_ms']:.3f}"
+                  if "live" in s else "- | - | -")
         print(f"| {s['schedule']} | {s['batch']} | {low}..{high} | "
               f"{s['ragged_ms']:.3f} | {s['ragged_graph_ms']:.3f} | "
-              f"{s['uniform_ms']:.3f} | {s['uniform_graph_ms']:.3f} |")
+              f"{s['uniform_ms']:.3f} | {s['uniform_graph_ms']:.3f} | {padded} |")
 
 
 def print_targets(ours, by, copy):
