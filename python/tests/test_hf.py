@@ -579,3 +579,24 @@ def test_another_batch_mid_sequence_is_refused(tmp_path):
                              r"sequences' tokens \(call reset\(\) before a new batch\)"):
         attention(model.model.layers[0].self_attn, q, kv, kv,
                   position_ids=torch.tensor([[21]]))
+
+
+def test_padding_the_attention_cannot_place_is_refused(tmp_path):
+    """Positions that do not follow each other after a sequence's pads
+    (padding that no mask announced), and a prompt of pads alone, are
+    refused before the session runs anything."""
+    model, schedule = gemma3(tmp_path)
+    attention = hybrid_attn.hf.register(schedule, max_seq=64)
+    module = model.model.layers[0].self_attn
+    q, kv = torch.zeros(1, 4, 4, 16), torch.zeros(1, 2, 4, 16)
+    with pytest.raises(hybrid_attn.HybridError,
+                       match=r"layer 0: sequence 0's queries are at positions \[0, 0, 0, 1\], "
+                             r"not consecutive after its 0 pads: padding that hybrid "
+                             r"attention was not told of\?"):
+        attention(module, q, kv, kv, position_ids=torch.tensor([[0, 0, 0, 1]]))
+    hidden = torch.zeros(1, 1, 4, 4, dtype=torch.bool)
+    with pytest.raises(hybrid_attn.HybridError,
+                       match=r"layer 0: sequence 0's queries are all padding"):
+        attention(module, q, kv, kv, attention_mask=hidden,
+                  position_ids=torch.tensor([[0, 0, 0, 0]]))
+    assert attention.session is None

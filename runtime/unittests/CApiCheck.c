@@ -17,6 +17,7 @@
 #endif
 #include <dlfcn.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -355,6 +356,19 @@ static void makeStepOfTwo(const Driver *d, hybrid_rt_model *model,
   }
 }
 
+/* Whether batch entry `entry` of a replayed step's output (`dt`[3]) is
+ * what `solo` (a batch-1 session of its sequence) gives stepping that
+ * entry's host tokens (`t`). */
+static bool stepsAsSolo(const Driver *d, int64_t layer, hybrid_rt_session *solo,
+                        hybrid_rt_tensor t[4], hybrid_rt_tensor dt[4],
+                        int64_t entry) {
+  hybrid_rt_tensor x[4], dx = entryOf(&dt[3], entry);
+  for (int j = 0; j < 4; ++j)
+    x[j] = entryOf(&t[j], entry);
+  hybrid_rt_session_decode(solo, layer, &x[0], &x[1], &x[2], NULL, &x[3]);
+  return strcmp(compare(d, &dx, &x[3]), "as on the host") == 0;
+}
+
 /* After a graph's replays: prints each of `session`'s `count` sequences'
  * length in `layer` ("what: sequence b at n"), then frees the graph, the
  * tokens, the session and its `count` batch-1 twins, and resets the
@@ -416,15 +430,9 @@ static void checkRaggedCapture(const Driver *d, hybrid_rt_model *model,
   for (int i = 0; exec && i < 2; ++i) {
     d->cuGraphLaunch(exec, stream);
     d->cuStreamSynchronize(stream);
-    for (int64_t b = 0; b < 2; ++b) {
-      hybrid_rt_tensor x[4], dx = entryOf(&dt[3], b);
-      for (int j = 0; j < 4; ++j)
-        x[j] = entryOf(&t[j], b);
-      hybrid_rt_session_decode(solo[b], layer, &x[0], &x[1], &x[2], NULL,
-                               &x[3]);
-      if (strcmp(compare(d, &dx, &x[3]), "as on the host") != 0)
+    for (int64_t b = 0; b < 2; ++b)
+      if (!stepsAsSolo(d, layer, solo[b], t, dt, b))
         replays = b ? "sequence 1 differs" : "sequence 0 differs";
-    }
   }
   printf("ragged replays: %s\n", replays);
   endReplays(d, model, layer, "after two replays", session, solo, 2, exec,
@@ -474,14 +482,7 @@ static void checkSelectedCapture(const Driver *d, hybrid_rt_model *model,
     d->cuStreamSynchronize(stream);
     for (int64_t e = 0; e < 2; ++e) {
       int64_t b = selections[i][e];
-      if (b < 0)
-        continue;
-      hybrid_rt_tensor x[4], dx = entryOf(&dt[3], e);
-      for (int j = 0; j < 4; ++j)
-        x[j] = entryOf(&t[j], e);
-      hybrid_rt_session_decode(solo[b], layer, &x[0], &x[1], &x[2], NULL,
-                               &x[3]);
-      if (strcmp(compare(d, &dx, &x[3]), "as on the host") != 0)
+      if (b >= 0 && !stepsAsSolo(d, layer, solo[b], t, dt, e))
         replays = "an entry differs";
     }
   }
