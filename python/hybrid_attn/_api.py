@@ -350,7 +350,7 @@ class Session:
         and first_held) act on these sequences of the batch (distinct
         indices; a list, NumPy array or tensor), whose tensors' batch dim
         holds them in this order; -1 is padding, which calls skip (its output
-        rows zeros on CPUs, unspecified on GPUs). Each sequence keeps its own length, so a
+        rows are zeros). Each sequence keeps its own length, so a
         new request is prefilled into a free sequence while the others
         generate, the live ones step together, and truncate(0) frees a
         finished one. None: the whole batch again (the default; `selected`

@@ -38,13 +38,12 @@ class Served:
     the same tokens at the same positions, to `rtol` and `atol` (a rounding
     apart on CPUs; GPU prompts split keys by the batch they run at, and
     their probabilities round to bf16 per split). A selection's -1 entries
-    are padding, given random rows: their outputs must be zeros where
-    `zero_padding` (CPUs), and they change no sequence."""
+    are padding, given random rows: their outputs must be zeros, and they
+    change no sequence."""
 
-    def __init__(self, schedule, batch, max_seq, step, seed, rtol=1e-5, atol=1e-6,
-                 zero_padding=True):
+    def __init__(self, schedule, batch, max_seq, step, seed, rtol=1e-5, atol=1e-6):
         self.schedule, self.max_seq = schedule, max_seq
-        self.rtol, self.atol, self.zero_padding = rtol, atol, zero_padding
+        self.rtol, self.atol = rtol, atol
         self.rng = np.random.default_rng(seed)
         self.session = schedule.session(batch, max_seq, max_step_tokens=step)
         self.solo = [schedule.session(1, max_seq, max_step_tokens=step) for _ in range(batch)]
@@ -79,7 +78,7 @@ class Served:
             out = getattr(self.session, method)(layer, *stacked, self.sinks.get(layer))
             for j, b in enumerate(order):
                 if b < 0:
-                    assert not self.zero_padding or not out[j].any(), \
+                    assert not out[j].any(), \
                         f"{method} layer {layer}: padding entry {j}'s output"
                     continue
                 solo = getattr(self.solo[b], method)(layer, *rows[j], self.sinks.get(layer))

@@ -6,9 +6,11 @@
 // is host memory (as much as the host has, or $HYBRID_EMULATOR_MEMORY_MIB), and
 // cubins are refused so that the runtime falls back to the PTX. Copies,
 // memsets, kernels and event records run when the host waits for them, as a
-// GPU's do, and a wait runs only the work it depends on through stream order,
-// event waits and the legacy default stream's implicit synchronization with
-// blocking streams (WorkQueue.h): other streams' work has not run yet. A kernel
+// GPU's do (copies read pageable host memory when queued, as the driver
+// stages it, and pinned memory, cuMemAllocHost's, when they run), and a wait
+// runs only the work it depends on through stream order, event waits and the
+// legacy default stream's implicit synchronization with blocking streams
+// (WorkQueue.h): other streams' work has not run yet. A kernel
 // fault (out-of-bounds access, shared-memory race, unsupported instruction)
 // fails the wait that ran the kernel; cuGetErrorString then returns the fault's
 // description. Work on a stream that was never created, or was destroyed, is
@@ -86,6 +88,9 @@ struct Capture {
 struct State {
   std::mutex mutex;
   Memory memory;
+  // Page-locked host memory (cuMemAllocHost), which copies read when they
+  // run, as a GPU's DMA does: a caller that rewrites it before is caught.
+  Memory pinned;
   WorkQueue queue;
   // Streams created and not destroyed, with their flags.
   std::map<CUstream, unsigned> streams;
@@ -583,9 +588,37 @@ CUresult cuMemFree(CUdeviceptr pointer) {
   return result;
 }
 
+CUresult cuMemAllocHost(void **pointer, size_t bytes) {
+  auto guard = lock();
+  if (CUresult result = refuseUnsafeCall("cuMemAllocHost"))
+    return result;
+  if (bytes == 0)
+    return CUDA_ERROR_INVALID_VALUE;
+  void *p = std::aligned_alloc(256, capacityOf(bytes));
+  if (!p)
+    return CUDA_ERROR_OUT_OF_MEMORY;
+  std::memset(p, 0xff, capacityOf(bytes));
+  state.pinned.add(reinterpret_cast<uint64_t>(p), bytes);
+  *pointer = p;
+  return CUDA_SUCCESS;
+}
+
+CUresult cuMemFreeHost(void *pointer) {
+  auto guard = lock();
+  if (CUresult result = refuseUnsafeCall("cuMemFreeHost"))
+    return result;
+  // Waits for queued work, whose copies may still read it.
+  CUresult result = runAll();
+  if (state.pinned.remove(reinterpret_cast<uint64_t>(pointer)) == 0)
+    return CUDA_ERROR_INVALID_VALUE;
+  std::free(pointer);
+  return result;
+}
+
 namespace {
-/// Queues a copy on `stream`. Host sources are read now (the driver stages
-/// pageable memory); host destinations are written when the copy runs.
+/// Queues a copy on `stream`. Pageable host sources are read now (the
+/// driver stages them); pinned ones and host destinations when the copy
+/// runs.
 CUresult copy(uint64_t dst, bool dstDevice, uint64_t src, bool srcDevice,
               size_t bytes, CUstream stream) {
   auto guard = lock();
@@ -597,7 +630,7 @@ CUresult copy(uint64_t dst, bool dstDevice, uint64_t src, bool srcDevice,
   auto *target = reinterpret_cast<char *>(dst);
   const auto *source = reinterpret_cast<const char *>(src);
   const char *host = srcDevice && dstDevice ? "" : "a host copy";
-  if (srcDevice)
+  if (srcDevice || state.pinned.contains(src, bytes))
     return submit(
         stream,
         [=] {

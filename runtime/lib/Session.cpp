@@ -130,6 +130,9 @@ struct hybrid_rt_session {
   // of a selection read: written as it is selected, so that each replay of
   // a CUDA graph steps the selection current when it runs.
   uint64_t deviceSelection = 0;
+  // The pinned memory selections reach the device through, so that a
+  // select waits for no earlier work.
+  cuda::HostStaging selectionStaging;
   ~hybrid_rt_session() {
     if (!model->cuda)
       return;
@@ -137,6 +140,7 @@ struct hybrid_rt_session {
       model->cuda->release(c.device);
     model->cuda->releaseLengths(deviceLengths);
     model->cuda->releaseLengths(deviceSelection);
+    model->cuda->release(selectionStaging);
   }
 #endif
 };
@@ -247,17 +251,29 @@ std::vector<Slice> getSlices(const hybrid_rt_session &s) {
   });
 }
 
-/// Zeroes the entries of host tensor `out` ([B, ...]) that are padding in
-/// the session's selection: CPU calls write their slices' entries only.
-void zeroPadding(const hybrid_rt_session &s, hybrid_rt_tensor *out) {
+/// Zeroes the entries of `out` ([B, ...]) that are padding in the
+/// session's selection: calls write their slices' entries only (GPU decode
+/// kernels write padding's zeros themselves).
+hybrid_rt_status zeroPadding(const hybrid_rt_session &s, hybrid_rt_tensor *out,
+                             const std::string &where) {
   if (!out)
-    return;
-  size_t entryBytes = size_t(out->shape[1] * out->shape[2] * out->shape[3]) *
-                      (out->dtype == HYBRID_RT_F32 ? 4 : 2);
-  for (size_t i = 0; i < s.selected.size(); ++i)
-    if (s.selected[i] == kPaddingEntry)
-      std::memset(static_cast<char *>(out->data) + i * entryBytes, 0,
-                  entryBytes);
+    return HYBRID_RT_OK;
+  size_t perEntry = size_t(out->shape[1] * out->shape[2] * out->shape[3]);
+  for (size_t i = 0; i < s.selected.size(); ++i) {
+    if (s.selected[i] != kPaddingEntry)
+      continue;
+#ifdef HYBRID_RT_CUDA
+    if (s.model->cuda) {
+      cuda::Operand rows = cuda::Operand::of(out).entries(int64_t(i), perEntry);
+      if (cuda::Error e = s.model->cuda->zero(rows, perEntry); !e.empty())
+        return fail(e.status(), where + ": " + e.message());
+      continue;
+    }
+#endif
+    size_t bytes = perEntry * (out->dtype == HYBRID_RT_F32 ? 4 : 2);
+    std::memset(static_cast<char *>(out->data) + i * bytes, 0, bytes);
+  }
+  return HYBRID_RT_OK;
 }
 
 /// `where` for the messages about slice `x` of a call's `slices`: naming
@@ -545,8 +561,10 @@ uint64_t getDeviceSequences(const hybrid_rt_session &s) {
 }
 
 /// Writes `selection` (empty: the whole batch) to the session's device
-/// selection, padded to the batch; refused while the stream is capturing
-/// a CUDA graph (a copy there would join the graph).
+/// selection, padded to the batch, in stream order (queued through pinned
+/// memory: a server selecting before each graph replay keeps the GPU
+/// busy); refused while the stream is capturing a CUDA graph (a copy there
+/// would join the graph).
 cuda::Error writeDeviceSelection(hybrid_rt_session &s,
                                  const std::vector<int64_t> &selection) {
   bool capturing = false;
@@ -562,8 +580,8 @@ cuda::Error writeDeviceSelection(hybrid_rt_session &s,
     entries[i] = selection.empty()               ? i
                  : i < int64_t(selection.size()) ? selection[i]
                                                  : kPaddingEntry;
-  return s.model->cuda->writeLengths(s.deviceSelection, s.batch,
-                                     entries.data());
+  return s.model->cuda->writeLengthsQueued(s.deviceSelection, s.batch,
+                                           entries.data(), s.selectionStaging);
 }
 
 /// The runs of a GPU call's entries that are consecutive sequences (one
@@ -1132,7 +1150,7 @@ hybrid_rt_status hybrid_rt_session_prefill(hybrid_rt_session *s, int64_t layer,
                     sliceWhere(where, *s, runs, x) + ": " + e.message());
       c.setLength(x, seq);
     }
-    return HYBRID_RT_OK;
+    return zeroPadding(*s, out, where);
   }
 #endif
   for (const Slice &x : slices) {
@@ -1147,8 +1165,7 @@ hybrid_rt_status hybrid_rt_session_prefill(hybrid_rt_session *s, int64_t layer,
                   data(vx.get()), seq, /*position=*/0);
     c.setLength(x, seq);
   }
-  zeroPadding(*s, out);
-  return HYBRID_RT_OK;
+  return zeroPadding(*s, out, where);
 } catch (...) {
   return failFromException("hybrid_rt_session_prefill");
 }
@@ -1332,12 +1349,12 @@ hybrid_rt_status hybrid_rt_session_decode(hybrid_rt_session *s, int64_t layer,
                       sliceWhere(where, *s, slices, x) + ": " + e.message());
         c.setLength(x, positions[i] + steps);
       }
-      return HYBRID_RT_OK;
+      return zeroPadding(*s, out, where);
     }
     // Padding alone: nothing to step, but in a capture, whose replays may
     // find sequences in its entries.
     if (slices.empty() && !capturing)
-      return HYBRID_RT_OK;
+      return zeroPadding(*s, out, where);
     bool none = positions.empty();
     cuda::Error e = model.cuda->decode(
         l, kernel, c.device, owner.device, s->callBatch(),
@@ -1378,8 +1395,7 @@ hybrid_rt_status hybrid_rt_session_decode(hybrid_rt_session *s, int64_t layer,
     c.progress = std::move(before);
     throw;
   }
-  zeroPadding(*s, out);
-  return HYBRID_RT_OK;
+  return zeroPadding(*s, out, where);
 } catch (...) {
   return failFromException("hybrid_rt_session_decode");
 }

@@ -369,6 +369,18 @@ static bool stepsAsSolo(const Driver *d, int64_t layer, hybrid_rt_session *solo,
   return strcmp(compare(d, &dx, &x[3]), "as on the host") == 0;
 }
 
+/* Whether batch entry `entry` of a replayed step's output (`dt`[3]) is
+ * zeros, as a padding entry's is. */
+static bool isZeroEntry(const Driver *d, hybrid_rt_tensor dt[4],
+                        int64_t entry) {
+  hybrid_rt_tensor dx = entryOf(&dt[3], entry), zeros = dx;
+  zeros.data = calloc(1, bytesOf(&dx));
+  zeros.memory = HYBRID_RT_HOST;
+  bool zero = strcmp(compare(d, &dx, &zeros), "as on the host") == 0;
+  free(zeros.data);
+  return zero;
+}
+
 /* After a graph's replays: prints each of `session`'s `count` sequences'
  * length in `layer` ("what: sequence b at n"), then frees the graph, the
  * tokens, the session and its `count` batch-1 twins, and resets the
@@ -442,8 +454,10 @@ static void checkRaggedCapture(const Driver *d, hybrid_rt_model *model,
 /* A step of a selection of 2 entries (sequence 2, padding) captured in a
  * CUDA graph: each replay steps the selection current when it runs, here
  * [2, -1], then [0, 1], then [-1, 2], each entry as a batch-1 session of
- * its sequence steps it on host tensors; padding steps nothing. Sequences
- * start at lengths 2, 0 and 1. */
+ * its sequence steps it on host tensors; padding steps nothing and its
+ * output is zeros (the second replay left its rows nonzero). Then the
+ * three replays again, queued with no wait (selections written through
+ * pinned memory in stream order). Sequences start at lengths 2, 0 and 1. */
 static void checkSelectedCapture(const Driver *d, hybrid_rt_model *model,
                                  int64_t layer, CUstream stream) {
   hybrid_rt_session_options three = {3, 8, 1}, one = {1, 8, 1};
@@ -484,10 +498,19 @@ static void checkSelectedCapture(const Driver *d, hybrid_rt_model *model,
       int64_t b = selections[i][e];
       if (b >= 0 && !stepsAsSolo(d, layer, solo[b], t, dt, e))
         replays = "an entry differs";
+      if (b < 0 && !isZeroEntry(d, dt, e)) /* the last replay's: stale */
+        replays = "a padding entry's output is not zeros";
     }
   }
   printf("selected replays: %s\n", replays);
-  endReplays(d, model, layer, "after three replays", session, solo, 3, exec,
+  /* The three again, queued with no wait between: each select returns
+   * before the replay queued ahead of its copy has run. */
+  for (int i = 0; exec && i < 3; ++i) {
+    hybrid_rt_session_select(session, selections[i], 2);
+    d->cuGraphLaunch(exec, stream);
+  }
+  d->cuStreamSynchronize(stream);
+  endReplays(d, model, layer, "after six replays", session, solo, 3, exec,
              graph, t, dt);
 }
 

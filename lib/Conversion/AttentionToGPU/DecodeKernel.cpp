@@ -28,7 +28,9 @@
 // caches wrap; `rows`, an argument: a cache may hold mirror rows past the
 // ring); a query's visible keys are one interval, so only the tile past the
 // range's end masks anything. Each split writes its unnormalised accumulator,
-// max and sum; a sink counts once, in split 0.
+// max and sum; a sink counts once, in split 0. A padding entry's range is
+// empty: its splits read no key and its rows merge to zeros (a sink's
+// weight times an empty accumulator, where the layer has sinks).
 //
 // Then it counts itself done in a device counter of its (batch, query
 // position, kv head) (fence, barrier, one atomic add); the split that
@@ -119,8 +121,9 @@ private:
 
   Value q, k, v, sinks, keyScale, partialOut, partialMax, partialSum;
   Value out, counters, position, rows, split, numSplits, query;
-  /// The CTA's batch entry and its cache sequence (StepLengths).
-  Value batch, sequence, kvHead, tid, lane, warp;
+  /// The CTA's batch entry, its cache sequence and whether it is padding
+  /// (StepLengths).
+  Value batch, sequence, padding, kvHead, tid, lane, warp;
   StepLengths lengths;
   Value sQ, sP, sRow, sRed, sAcc, sLast;
   SplitMerge merge;
@@ -378,6 +381,7 @@ mlir::gpu::GPUFuncOp DecodeEmitter::emit(StringRef name) {
   batch = mlir::gpu::BlockIdOp::create(b, Dimension::z);
   StepLengths::Entry entry = lengths.entryOf(b, batch);
   sequence = entry.sequence;
+  padding = entry.padding;
   position = lengths.positionOf(b, entry);
   tid = mlir::gpu::ThreadIdOp::create(b, Dimension::x);
   lane = arith::RemUIOp::create(b, tid, index(b, kThreadsPerWarp));
@@ -486,9 +490,10 @@ void DecodeEmitter::serveHeads(Value firstHead) {
 
   Value tile = index(b, kDecodeTile);
   Value at = arith::AddIOp::create(b, position, query);
-  auto [lo, hi] = getSplitKeyRange(b, getKeyBegin(b, sig.mask, at),
-                                   arith::AddIOp::create(b, at, index(b, 1)),
-                                   split, numSplits, tile);
+  Value begin = getKeyBegin(b, sig.mask, at);
+  Value end = arith::SelectOp::create(
+      b, padding, begin, arith::AddIOp::create(b, at, index(b, 1)));
+  auto [lo, hi] = getSplitKeyRange(b, begin, end, split, numSplits, tile);
 
   float inf = std::numeric_limits<float>::infinity();
   Value negInf = f32(b, -inf), zero = f32(b, 0.0);

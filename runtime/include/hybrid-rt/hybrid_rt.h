@@ -219,13 +219,13 @@ void hybrid_rt_session_reset(hybrid_rt_session *session);
  * act on sequences sequences[0..count) of the batch, distinct and in
  * [0, batch), in that order: their tensors' batch dim is count, entry i
  * holding sequence sequences[i]; an entry -1 is padding, which the calls
- * skip (its rows of out are zeros on CPUs and unspecified on GPUs; no
- * other tensor's are read or written). Every sequence keeps its own length in
- * each layer, so a server prefills a new request into a free sequence
- * while the others are mid-generation, steps those still generating
- * together, and truncates a finished one to 0 to free it (f8 scales stay
- * the layer's: a prompt sets them only while every sequence of the layer
- * is empty). A decode step runs every selected sequence at once, each at
+ * skip (its rows of out are zeros, on GPUs too, where a step's padding
+ * reads no key; no other tensor's are read or written). Every sequence
+ * keeps its own length in each layer, so a server prefills a new request
+ * into a free sequence while the others are mid-generation, steps those
+ * still generating together, and truncates a finished one to 0 to free
+ * it (f8 scales stay the layer's: a prompt sets them only while every
+ * sequence of the layer is empty). A decode step runs every selected sequence at once, each at
  * its own length; prompts and cache copies run once per run of sequences
  * consecutive in the batch and in the selection (on CPUs, at one length);
  * each check passes for all before any runs. count 0 (sequences
@@ -234,7 +234,9 @@ void hybrid_rt_session_reset(hybrid_rt_session *session);
  * selection. The selection is the session's: threads sharing a session
  * select and call under a lock of their own. GPU models step a selection
  * in one launch per kernel too (each sequence's length lives in device
- * memory, the selection too, written here in stream order): a CUDA graph
+ * memory, the selection too, copied here in the model's stream order
+ * without waiting for the stream, unless the previous select's copy has
+ * not run yet): a CUDA graph
  * that captured a step of count entries steps, at each replay, the first
  * count entries of the selection current when it runs (padding past the
  * selection's end), so a server captures a graph per batch size once and

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -1243,6 +1244,20 @@ Error Backend::resetLengths(uint64_t lengths, int64_t count) {
                                           count * sizeof(int64_t), s.stream));
 }
 
+Error Backend::zero(Operand out, size_t count) {
+  if (!out.onDevice) {
+    std::memset(out.data, 0, out.bytes(count));
+    return {};
+  }
+  State &s = *state;
+  s.driver.cuCtxSetCurrent(s.context);
+  HYBRID_CUDA_TRY(s.enterCall(/*capturable=*/true, {out}));
+  State::CallEnd end{s};
+  return s.check("zeroing output rows",
+                 s.driver.cuMemsetD8Async(CUdeviceptr(out.data), 0,
+                                          out.bytes(count), s.stream));
+}
+
 Error Backend::writeLengths(uint64_t lengths, int64_t count,
                             const int64_t *values) {
   State &s = *state;
@@ -1250,6 +1265,46 @@ Error Backend::writeLengths(uint64_t lengths, int64_t count,
   HYBRID_CUDA_TRY(s.enterCall(/*capturable=*/false));
   State::CallEnd end{s};
   return s.copyIn(CUdeviceptr(lengths), values, count * sizeof(int64_t));
+}
+
+Error Backend::writeLengthsQueued(uint64_t lengths, int64_t count,
+                                  const int64_t *values, HostStaging &staging) {
+  State &s = *state;
+  Driver &d = s.driver;
+  d.cuCtxSetCurrent(s.context);
+  HYBRID_CUDA_TRY(s.enterCall(/*capturable=*/false));
+  State::CallEnd end{s};
+  std::string what = "writing device lengths through pinned memory";
+  size_t bytes = size_t(count) * sizeof(int64_t);
+  if (staging.bytes < bytes) {
+    release(staging);
+    CUevent copied = nullptr;
+    HYBRID_CUDA_TRY(
+        s.check(what, d.cuEventCreate(&copied, CU_EVENT_DISABLE_TIMING)));
+    staging.copied = copied;
+    HYBRID_CUDA_TRY(s.check(what, d.cuMemAllocHost(&staging.host, bytes)));
+    staging.bytes = bytes;
+  }
+  // The previous write's copy has read the memory (a no-op unless the GPU
+  // is behind it).
+  HYBRID_CUDA_TRY(s.check(what, d.cuEventSynchronize(CUevent(staging.copied))));
+  std::memcpy(staging.host, values, bytes);
+  HYBRID_CUDA_TRY(
+      s.check(what, d.cuMemcpyHtoDAsync(CUdeviceptr(lengths), staging.host,
+                                        bytes, s.stream)));
+  return s.check(what, d.cuEventRecord(CUevent(staging.copied), s.stream));
+}
+
+void Backend::release(HostStaging &staging) {
+  State &s = *state;
+  s.driver.cuCtxSetCurrent(s.context);
+  if (staging.copied) {
+    s.driver.cuEventSynchronize(CUevent(staging.copied));
+    s.driver.cuEventDestroy(CUevent(staging.copied));
+  }
+  if (staging.host)
+    s.driver.cuMemFreeHost(staging.host);
+  staging = {};
 }
 
 Error Backend::gatherSequences(DeviceCache &cache, int64_t batch, int64_t live,

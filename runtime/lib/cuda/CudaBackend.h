@@ -70,6 +70,16 @@ struct DeviceCache {
                          int64_t mirror);
 };
 
+/// Page-locked host memory that a session writes device values through
+/// in stream order without waiting for the stream: the GPU reads it when
+/// the copy runs, so a write waits only for the previous write's copy (the
+/// host runs at most one write ahead of the GPU).
+struct HostStaging {
+  void *host = nullptr;   // `bytes` of pinned memory
+  void *copied = nullptr; // CUevent recorded after the last copy from it
+  size_t bytes = 0;
+};
+
 /// An f32 (or bf16) operand of a call, in host or device memory; null
 /// data: absent. bf16 operands pass through the artifacts' conversion
 /// kernels on their way in and out.
@@ -137,10 +147,19 @@ public:
   void releaseLengths(uint64_t lengths);
   /// Zeroes `count` lengths in stream order (a capture records it).
   Error resetLengths(uint64_t lengths, int64_t count);
+  /// Zeroes `count` elements of `out`: device memory in stream order (a
+  /// capture records it), host memory at once.
+  Error zero(Operand out, size_t count);
   /// Sets `count` device int64s to values[0, count) in stream order (a
   /// session's lengths going back to a position, or the sequences its
   /// selection's entries are), returning once they are there.
   Error writeLengths(uint64_t lengths, int64_t count, const int64_t *values);
+  /// writeLengths through `staging` (allocated at its first write), returning
+  /// once the copy is queued: a session's selection, written before each
+  /// replay of a CUDA graph by a host that runs ahead of the GPU.
+  Error writeLengthsQueued(uint64_t lengths, int64_t count,
+                           const int64_t *values, HostStaging &staging);
+  void release(HostStaging &staging);
   /// Each of `batch` sequences of `cache` takes the first `live` rows, and
   /// the mirror rows, of the sequence `gather` names, in stream order.
   Error gatherSequences(DeviceCache &cache, int64_t batch, int64_t live,
