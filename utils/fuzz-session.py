@@ -599,10 +599,10 @@ class Joiner:
     server steps its live requests: steps of one layer and token count (and
     sinks) in one call on the union of their lanes' sequences, each at its
     own length, where the session has room half the time with a padding
-    entry (-1, random rows: it must change no sequence) among them. A step
-    waits up to WAIT seconds for others; the first whose wait ends runs its
-    group (under the lanes' lock) and hands each its part of the output, or
-    the call's error."""
+    entry (-1, random rows: its output must be zeros, and it must change no
+    sequence) among them. A step waits up to WAIT seconds for others; the
+    first whose wait ends runs its group (under the lanes' lock) and hands
+    each its part of the output, or the call's error."""
 
     WAIT = 0.004
 
@@ -665,9 +665,12 @@ class Joiner:
             with self.lock:
                 self.session.select(selection)
                 out = self.session.decode(layer, join("q"), k, v, group[0]["sinks"])
-            if pad is not None:
-                out = np.concatenate([out[:pad], out[pad + 1:]])
             error = None
+            if pad is not None:
+                if np.any(out[pad]):
+                    error = ValueError(f"layer {layer}: the padding entry's output (entry {pad} "
+                                       f"of {selection}) is not zeros")
+                out = np.concatenate([out[:pad], out[pad + 1:]])
         except (hybrid_attn.HybridError, TypeError, ValueError) as e:
             error = e
         at = 0
