@@ -15,16 +15,19 @@ spread over 200..1800 (each prefilled alone, selected; each step reads every
 sequence's own length from device memory) against a step of B sequences at
 their mean length, both eager and from a CUDA graph, and a step of 3/4 of
 the ragged sequences (every fourth free) padded to B with -1 entries (a
-server's graph of batch B, its live sequences selected before each
-replay):
+server's graph of batch B), selected once and selected again before each
+step (two orders in turn: each select copies its selection to the device,
+queued behind the steps before it, as a server does before each replay):
   {"name": "ragged_step", "schedule", "layers", "batch", "lengths",
    "ragged_ms", "ragged_graph_ms", "uniform_ms", "uniform_graph_ms",
-   "live", "padded_ms", "padded_graph_ms"}
+   "live", "padded_ms", "padded_graph_ms", "selected_ms",
+   "selected_graph_ms"}
 
 Runs on the GPU machine (torch, the hybrid_attn package, artifacts compiled
 by utils/gpu-suite.sh prepare): the suite's bench phase calls it.
 """
 import argparse
+import itertools
 import json
 import os
 
@@ -74,9 +77,9 @@ def main():
             prompts[layer["index"]] = (k, v)
             session.prefill(layer["index"], q, k, v, sinks)
 
-    def time_steps(session, batch):
+    def time_steps(session, batch, before=None):
         """Per step ms of `session`'s whole batch, eager and replayed from
-        a CUDA graph (medians)."""
+        a CUDA graph (medians); `before` runs before each timed step."""
         step = {layer["index"]: operands(layer, 1, batch) for layer in layers}
         outs = {}
 
@@ -90,6 +93,8 @@ def main():
             end = torch.cuda.Event(enable_timing=True)
             start.record()
             for _ in range(args.steps):
+                if before:
+                    before()
                 run()
             end.record()
             torch.cuda.synchronize()
@@ -127,17 +132,22 @@ def main():
         mean = sum(lengths) // batch
         times = (time_steps(served(lengths), batch) +
                  time_steps(served([mean] * batch), batch))
-        padded = served(lengths)
         live = [b for b in range(batch) if b % 4 != 3]
-        padded.select(live + [-1] * (batch - len(live)))
-        times += time_steps(padded, batch)
+        pads = [-1] * (batch - len(live))
+        for orders in ([live], [live, live[::-1]]):
+            padded = served(lengths)
+            padded.select(orders[0] + pads)
+            turn = itertools.cycle(orders)
+            times += time_steps(padded, batch, before=(
+                None if len(orders) == 1 else lambda: padded.select(next(turn) + pads)))
         print(json.dumps({"name": "ragged_step", "schedule": name,
                           "layers": len(layers), "batch": batch,
                           "lengths": [min(lengths), max(lengths)],
                           "ragged_ms": times[0], "ragged_graph_ms": times[1],
                           "uniform_ms": times[2], "uniform_graph_ms": times[3],
                           "live": len(live), "padded_ms": times[4],
-                          "padded_graph_ms": times[5]}),
+                          "padded_graph_ms": times[5], "selected_ms": times[6],
+                          "selected_graph_ms": times[7]}),
               flush=True)
 
 

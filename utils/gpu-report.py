@@ -201,12 +201,15 @@ def print_graph_steps(steps):
     if ragged:
         print("\n| continuous batching: a step of B sequences | B | lengths "
               "| ms per step | CUDA graph | at their mean length | CUDA graph "
-              "| live, padded with -1 to B | ms per step | CUDA graph |")
-        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+              "| live, padded with -1 to B | ms per step | CUDA graph "
+              "| selected before each step | CUDA graph |")
+        print("| --- " * 12 + "|")
     for s in ragged:
         low, high = s["lengths"]
         padded = (f"{s['live']} | {s['padded_ms']:.3f} | {s['padded_graph_ms']:.3f}"
                   if "live" in s else "- | - | -")
+        padded += (f" | {s['selected_ms']:.3f} | {s['selected_graph_ms']:.3f}"
+                   if "selected_ms" in s else " | - | -")
         print(f"| {s['schedule']} | {s['batch']} | {low}..{high} | "
               f"{s['ragged_ms']:.3f} | {s['ragged_graph_ms']:.3f} | "
               f"{s['uniform_ms']:.3f} | {s['uniform_graph_ms']:.3f} | {padded} |")
