@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from typing import Any, Callable, Optional, Union
 
@@ -102,6 +103,16 @@ def _torch_stream(operands) -> Optional[int]:
             import torch
             return torch.cuda.current_stream(x.device).cuda_stream
     return None
+
+
+def _current_torch_stream() -> Optional[int]:
+    """torch's current CUDA stream where torch has initialized CUDA, else
+    None: a call without tensors (select) queues its copy where the torch
+    work around it runs (a CUDA graph's replay after it, say)."""
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_initialized():
+        return None
+    return torch.cuda.current_stream().cuda_stream
 
 
 def _repeat_batch(x: Any, repeat: int) -> Any:
@@ -359,13 +370,16 @@ class Session:
         too (one launch per kernel), and prompts once per run of
         consecutive sequences. A CUDA graph that captured a step of N
         entries steps, at each replay, the first N of the selection current
-        when it runs (pad it with -1 to N)."""
+        when it runs (pad it with -1 to N): on GPUs the selection is copied
+        to the device on torch's current stream, without waiting for it."""
         if sequences is None:
             sequences = []
         elif hasattr(sequences, "tolist"):
             sequences = sequences.tolist()
         sequences = [int(i) for i in sequences]
-        _wrap(self._session.select, sequences)
+        on_gpu = self.schedule.manifest["target"].startswith("cuda")
+        _wrap(self._session.select, sequences,
+              _current_torch_stream() if on_gpu else None)
         whole = sequences in ([], list(range(self.batch)))
         self.selected = None if whole else sequences
 

@@ -270,10 +270,15 @@ NB_MODULE(_runtime, m) {
           nb::arg("layer"), nb::arg("first"), nb::arg("k").none(), nb::arg("v"),
           nb::arg("stream").none() = nb::none())
       .def("reset", [](Session &s) { s.session.reset(); })
-      .def("select",
-           [](Session &s, const std::vector<int64_t> &sequences) {
-             check(s.session.select(sequences));
-           })
+      .def(
+          "select",
+          [](Session &s, const std::vector<int64_t> &sequences,
+             std::optional<uintptr_t> stream) {
+            callOn(s, stream, [&] { return s.session.select(sequences); });
+          },
+          nb::arg("sequences"), nb::arg("stream").none() = nb::none(),
+          "`stream`: as prefill's (GPU models copy the selection to the "
+          "device there).")
       .def("reorder",
            [](Session &s, const std::vector<int64_t> &order) {
              check(s.session.reorder(order));

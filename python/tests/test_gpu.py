@@ -192,6 +192,56 @@ def test_decode_steps_replay_from_a_cuda_graph(schedule, torch):
             fresh.prefill(0, *static)
 
 
+def test_selections_between_replays_queue_on_torchs_stream(schedule, torch):
+    """A server's loop: a step of 2 entries captured once (torch.cuda.graph
+    runs it on a stream of its own), then rounds of select, the entries'
+    next tokens copied in, replay, and the output copied out, with no wait
+    between rounds: each select's copy is queued on torch's current stream
+    (through pinned memory), so each replay steps its round's selection.
+    Every entry's output is its sequence's next token's attention, the
+    padding's zeros; each sequence ends at its own length."""
+    layer = schedule.layers[0]
+    prompts, rounds = [5, 7, 9], [[2, -1], [0, 1], [-1, 2], [1, 0], [2, 0]]
+    total = max(prompts) + len(rounds)
+    data = [draw_layer0_operands(30 + b, 1, total) for b in range(3)]
+    on_gpu = [[torch.from_numpy(x).cuda() for x in d] for d in data]
+    session = schedule.session(3, total)
+    for b, n in enumerate(prompts):
+        session.select([b])
+        session.prefill(0, *(x[:, :n] for x in on_gpu[b]))
+    static = [torch.zeros((2, 1) + tuple(x.shape[2:]), device="cuda") for x in on_gpu[0]]
+    session.select(rounds[0])
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = session.decode(0, *static)
+    length, outs, expected = list(prompts), [], []
+    for selection in rounds:
+        session.select(selection)
+        want = np.zeros(tuple(out.shape), np.float32)
+        for e, b in enumerate(selection):
+            if b < 0:
+                continue
+            for target, x in zip(static, on_gpu[b]):
+                target[e].copy_(x[:, length[b]])
+            length[b] += 1
+            want[e] = attention(layer, *(x[:, :length[b]] for x in data[b]))[:, -1]
+        graph.replay()
+        outs.append(out.clone())
+        expected.append(want)
+    torch.cuda.synchronize()
+    for selection, got, want in zip(rounds, outs, expected):
+        got = got.cpu().numpy()
+        for e, b in enumerate(selection):
+            if b < 0:
+                assert not got[e].any(), f"round {selection}: the padding's output"
+            else:
+                assert relative_error(got[e], want[e]) < 2e-2, f"round {selection}"
+    for b in range(3):
+        session.select([b])
+        assert session.cache_info(0)["length"] == length[b]
+
+
 def test_gemma3_model_on_gpu_matches_eager(gemma3_schedule, torch):
     """A transformers model on the GPU, its attention through the session's
     CUDA kernels and caches: the logits of a prompt and of the decode steps
