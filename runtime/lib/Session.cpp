@@ -475,6 +475,10 @@ cuda::Error allocateDeviceLengths(hybrid_rt_session &s) {
   if (cuda::Error e = model.cuda->allocateLengths(s.batch, s.deviceSelection);
       !e.empty())
     return e;
+  if (cuda::Error e = model.cuda->allocate(s.selectionStaging,
+                                           size_t(s.batch) * sizeof(int64_t));
+      !e.empty())
+    return e;
   for (size_t i = 0; i < s.caches.size(); ++i) {
     cuda::DeviceCache &device = s.caches[i].device;
     device.lengths = s.deviceLengths + i * s.batch * sizeof(int64_t);

@@ -1276,15 +1276,10 @@ Error Backend::writeLengthsQueued(uint64_t lengths, int64_t count,
   State::CallEnd end{s};
   std::string what = "writing device lengths through pinned memory";
   size_t bytes = size_t(count) * sizeof(int64_t);
-  if (staging.bytes < bytes) {
-    release(staging);
-    CUevent copied = nullptr;
-    HYBRID_CUDA_TRY(
-        s.check(what, d.cuEventCreate(&copied, CU_EVENT_DISABLE_TIMING)));
-    staging.copied = copied;
-    HYBRID_CUDA_TRY(s.check(what, d.cuMemAllocHost(&staging.host, bytes)));
-    staging.bytes = bytes;
-  }
+  if (staging.bytes < bytes)
+    return Error(what + ": " + std::to_string(bytes) + " bytes through " +
+                     std::to_string(staging.bytes) + " of pinned memory",
+                 HYBRID_RT_INVALID_ARGUMENT);
   // The previous write's copy has read the memory (a no-op unless the GPU
   // is behind it).
   HYBRID_CUDA_TRY(s.check(what, d.cuEventSynchronize(CUevent(staging.copied))));
@@ -1293,6 +1288,21 @@ Error Backend::writeLengthsQueued(uint64_t lengths, int64_t count,
       s.check(what, d.cuMemcpyHtoDAsync(CUdeviceptr(lengths), staging.host,
                                         bytes, s.stream)));
   return s.check(what, d.cuEventRecord(CUevent(staging.copied), s.stream));
+}
+
+Error Backend::allocate(HostStaging &staging, size_t bytes) {
+  State &s = *state;
+  Driver &d = s.driver;
+  d.cuCtxSetCurrent(s.context);
+  HYBRID_CUDA_TRY(s.enterCall(/*capturable=*/false));
+  std::string what = "allocating pinned host memory";
+  CUevent copied = nullptr;
+  HYBRID_CUDA_TRY(
+      s.check(what, d.cuEventCreate(&copied, CU_EVENT_DISABLE_TIMING)));
+  staging.copied = copied;
+  HYBRID_CUDA_TRY(s.check(what, d.cuMemAllocHost(&staging.host, bytes)));
+  staging.bytes = bytes;
+  return {};
 }
 
 void Backend::release(HostStaging &staging) {

@@ -154,11 +154,15 @@ public:
   /// session's lengths going back to a position, or the sequences its
   /// selection's entries are), returning once they are there.
   Error writeLengths(uint64_t lengths, int64_t count, const int64_t *values);
-  /// writeLengths through `staging` (allocated at its first write), returning
-  /// once the copy is queued: a session's selection, written before each
-  /// replay of a CUDA graph by a host that runs ahead of the GPU.
+  /// writeLengths through `staging` (of `count` int64s at least),
+  /// returning once the copy is queued: a session's selection, written
+  /// before each replay of a CUDA graph by a host that runs ahead of the
+  /// GPU.
   Error writeLengthsQueued(uint64_t lengths, int64_t count,
                            const int64_t *values, HostStaging &staging);
+  /// Gives `staging` `bytes` of pinned memory (and its event); release
+  /// frees them once the last copy from them has run.
+  Error allocate(HostStaging &staging, size_t bytes);
   void release(HostStaging &staging);
   /// Each of `batch` sequences of `cache` takes the first `live` rows, and
   /// the mirror rows, of the sequence `gather` names, in stream order.
