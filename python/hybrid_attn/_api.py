@@ -106,13 +106,18 @@ def _torch_stream(operands) -> Optional[int]:
 
 
 def _current_torch_stream() -> Optional[int]:
-    """torch's current CUDA stream where torch has initialized CUDA, else
-    None: a call without tensors (select) queues its copy where the torch
-    work around it runs (a CUDA graph's replay after it, say)."""
+    """torch's current CUDA stream on the models' GPU ($HYBRID_CUDA_DEVICE)
+    where torch has initialized CUDA, else None: a call without tensors
+    (select) queues its copy where the torch work around it runs (a CUDA
+    graph's replay after it, say)."""
     torch = sys.modules.get("torch")
     if torch is None or not torch.cuda.is_initialized():
         return None
-    return torch.cuda.current_stream().cuda_stream
+    try:
+        device = int(os.environ.get("HYBRID_CUDA_DEVICE", "0"))
+    except ValueError:
+        device = 0  # the runtime reads a malformed value as 0 too
+    return torch.cuda.current_stream(device).cuda_stream
 
 
 def _repeat_batch(x: Any, repeat: int) -> Any:

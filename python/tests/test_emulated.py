@@ -431,3 +431,32 @@ def test_cache_rows_in_device_arrays(schedule, dtype):
 
 def test_calls_from_threads_take_turns(schedule):
     check_threads_take_turns(schedule, 2, 4)
+
+
+def test_select_queues_on_torchs_current_stream(schedule, monkeypatch):
+    """Where torch has initialized CUDA, select copies the selection on
+    torch's current stream of the model's GPU ($HYBRID_CUDA_DEVICE), as the
+    calls on torch tensors run theirs (a stand-in torch here: its stream is
+    the legacy default stream, 0); then the steps go on as before."""
+    asked = []
+
+    class Stream:
+        cuda_stream = 0
+
+    class Cuda:
+        @staticmethod
+        def is_initialized():
+            return True
+
+        @staticmethod
+        def current_stream(device):
+            asked.append(device)
+            return Stream()
+
+    monkeypatch.setitem(sys.modules, "torch", type("torch", (), {"cuda": Cuda}))
+    monkeypatch.setenv("HYBRID_CUDA_DEVICE", "0")
+    served = Served(schedule, batch=2, max_seq=16, step=1, seed=5, rtol=1e-2, atol=1e-3)
+    served.prefill([1, -1], 3)
+    served.step([-1, 1], 1)
+    served.check_lengths()
+    assert asked and set(asked) == {0}
