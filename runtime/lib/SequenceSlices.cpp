@@ -55,14 +55,17 @@ std::string hybrid::rt::checkSelection(const int64_t *sequences, int64_t count,
   return "";
 }
 
+int64_t hybrid::rt::getEntryBytes(const hybrid_rt_tensor &t) {
+  int64_t elementBytes = t.dtype == HYBRID_RT_F32 ? 4 : 2;
+  return t.shape[1] * t.shape[2] * t.shape[3] * elementBytes;
+}
+
 OperandSlice::OperandSlice(const hybrid_rt_tensor *t, const Slice &slice)
     : tensor(const_cast<hybrid_rt_tensor *>(t)) {
   if (!t || (slice.entry == 0 && slice.batch == t->shape[0]))
     return;
   view = *t;
-  int64_t elementBytes = t->dtype == HYBRID_RT_F32 ? 4 : 2;
-  int64_t entryBytes = t->shape[1] * t->shape[2] * t->shape[3] * elementBytes;
-  view.data = static_cast<char *>(t->data) + slice.entry * entryBytes;
+  view.data = static_cast<char *>(t->data) + slice.entry * getEntryBytes(*t);
   view.shape[0] = slice.batch;
   tensor = &view;
 }

@@ -54,6 +54,9 @@ std::string checkSelection(const int64_t *sequences, int64_t count,
 /// A call's operand [N, ...] (rank 4) restricted to a slice's entries: `t`
 /// itself where they are all of it (and null for null), else a view of
 /// them. Not copyable: get() may point into it.
+/// Bytes of one batch entry of `t` ([B, ...] f32, bf16 or f16).
+int64_t getEntryBytes(const hybrid_rt_tensor &t);
+
 class OperandSlice {
 public:
   OperandSlice(const hybrid_rt_tensor *t, const Slice &slice);

@@ -26,6 +26,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <numeric>
 #include <optional>
 
 using namespace hybrid::rt;
@@ -258,19 +259,19 @@ hybrid_rt_status zeroPadding(const hybrid_rt_session &s, hybrid_rt_tensor *out,
                              const std::string &where) {
   if (!out)
     return HYBRID_RT_OK;
-  size_t perEntry = size_t(out->shape[1] * out->shape[2] * out->shape[3]);
   for (size_t i = 0; i < s.selected.size(); ++i) {
     if (s.selected[i] != kPaddingEntry)
       continue;
 #ifdef HYBRID_RT_CUDA
     if (s.model->cuda) {
+      size_t perEntry = size_t(out->shape[1] * out->shape[2] * out->shape[3]);
       cuda::Operand rows = cuda::Operand::of(out).entries(int64_t(i), perEntry);
       if (cuda::Error e = s.model->cuda->zero(rows, perEntry); !e.empty())
         return fail(e.status(), where + ": " + e.message());
       continue;
     }
 #endif
-    size_t bytes = perEntry * (out->dtype == HYBRID_RT_F32 ? 4 : 2);
+    size_t bytes = size_t(getEntryBytes(*out));
     std::memset(static_cast<char *>(out->data) + i * bytes, 0, bytes);
   }
   return HYBRID_RT_OK;
@@ -580,10 +581,10 @@ cuda::Error writeDeviceSelection(hybrid_rt_session &s,
                        "when it runs)",
                        HYBRID_RT_UNSUPPORTED);
   std::vector<int64_t> entries(size_t(s.batch), kPaddingEntry);
-  for (int64_t i = 0; i < s.batch; ++i)
-    entries[i] = selection.empty()               ? i
-                 : i < int64_t(selection.size()) ? selection[i]
-                                                 : kPaddingEntry;
+  if (selection.empty())
+    std::iota(entries.begin(), entries.end(), int64_t(0));
+  else
+    std::copy(selection.begin(), selection.end(), entries.begin());
   return s.model->cuda->writeLengthsQueued(s.deviceSelection, s.batch,
                                            entries.data(), s.selectionStaging);
 }

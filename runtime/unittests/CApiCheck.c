@@ -498,7 +498,7 @@ static void checkSelectedCapture(const Driver *d, hybrid_rt_model *model,
       int64_t b = selections[i][e];
       if (b >= 0 && !stepsAsSolo(d, layer, solo[b], t, dt, e))
         replays = "an entry differs";
-      if (b < 0 && !isZeroEntry(d, dt, e)) /* the last replay's: stale */
+      if (b < 0 && !isZeroEntry(d, dt, e)) /* rows the replay before wrote */
         replays = "a padding entry's output is not zeros";
     }
   }

@@ -45,8 +45,7 @@ void hybrid::gpu::ifKeptInCache(ImplicitLocOpBuilder &b, Value token,
       b,
       arith::CmpIOp::create(b, arith::CmpIPredicate::uge,
                             arith::AddIOp::create(b, token, ring), count),
-      arith::XOrIOp::create(b, padding,
-                            arith::ConstantOp::create(b, b.getBoolAttr(true))));
+      logicalNot(b, padding));
   ifThen(b, kept, [&] {
     CacheRows rows;
     rows.row =

@@ -65,10 +65,7 @@ void StepLengths::advance(ImplicitLocOpBuilder &b, Value count) const {
   forLoop(b, index(b, 0), memref::DimOp::create(b, sequences, 0), index(b, 1),
           [&](Value i) {
             Entry entry = entryOf(b, i);
-            Value real = arith::XOrIOp::create(
-                b, entry.padding,
-                arith::ConstantOp::create(b, b.getBoolAttr(true)));
-            ifThen(b, real, [&] {
+            ifThen(b, logicalNot(b, entry.padding), [&] {
               Value now = memref::LoadOp::create(b, lengths, entry.sequence);
               memref::StoreOp::create(b, arith::AddIOp::create(b, now, count),
                                       lengths, entry.sequence);

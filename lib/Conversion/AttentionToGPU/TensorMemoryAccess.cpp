@@ -90,9 +90,7 @@ void hybrid::gpu::waitBarrier(ImplicitLocOpBuilder &b, Value barrier,
     Value done = inlinePtx(
         b, b.getI1Type(), ValueRange{barrier, parity},
         "mbarrier.try_wait.parity.shared::cta.b64 $0, [$1], $2;", "=b,l,r");
-    Value pending = arith::XOrIOp::create(
-        b, done, arith::ConstantOp::create(b, b.getBoolAttr(true)).getResult());
-    scf::ConditionOp::create(b, pending, ValueRange());
+    scf::ConditionOp::create(b, logicalNot(b, done), ValueRange());
     b.setInsertionPointToStart(b.createBlock(&loop.getAfter()));
     scf::YieldOp::create(b);
   }

@@ -49,6 +49,12 @@ inline mlir::Value f32(mlir::ImplicitLocOpBuilder &b, double value) {
   return mlir::arith::ConstantOp::create(b, b.getF32FloatAttr(value));
 }
 
+/// `!x` for an i1 `x`.
+inline mlir::Value logicalNot(mlir::ImplicitLocOpBuilder &b, mlir::Value x) {
+  return mlir::arith::XOrIOp::create(
+      b, x, mlir::arith::ConstantOp::create(b, b.getBoolAttr(true)));
+}
+
 /// `scf.for iv = lb to ub step step` without results; `body` builds inside.
 void forLoop(mlir::ImplicitLocOpBuilder &b, mlir::Value lb, mlir::Value ub,
              mlir::Value step, llvm::function_ref<void(mlir::Value)> body);

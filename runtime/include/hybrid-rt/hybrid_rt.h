@@ -225,23 +225,22 @@ void hybrid_rt_session_reset(hybrid_rt_session *session);
  * into a free sequence while the others are mid-generation, steps those
  * still generating together, and truncates a finished one to 0 to free
  * it (f8 scales stay the layer's: a prompt sets them only while every
- * sequence of the layer is empty). A decode step runs every selected sequence at once, each at
- * its own length; prompts and cache copies run once per run of sequences
- * consecutive in the batch and in the selection (on CPUs, at one length);
- * each check passes for all before any runs. count 0 (sequences
- * may be NULL), or every sequence in order, selects the whole batch again:
- * the default. Reorder and reset act on the whole batch whatever the
- * selection. The selection is the session's: threads sharing a session
- * select and call under a lock of their own. GPU models step a selection
- * in one launch per kernel too (each sequence's length lives in device
- * memory, the selection too, copied here in the model's stream order
- * without waiting for the stream, unless the previous select's copy has
- * not run yet): a CUDA graph
- * that captured a step of count entries steps, at each replay, the first
- * count entries of the selection current when it runs (padding past the
- * selection's end), so a server captures a graph per batch size once and
- * selects its live sequences, padded with -1, before each replay.
- * Selecting while the stream is capturing is HYBRID_RT_UNSUPPORTED. */
+ * sequence of the layer is empty). A decode step runs every selected sequence
+ * at once, each at its own length; prompts and cache copies run once per run of
+ * sequences consecutive in the batch and in the selection (on CPUs, at one
+ * length); each check passes for all before any runs. count 0 (sequences may be
+ * NULL), or every sequence in order, selects the whole batch again: the
+ * default. Reorder and reset act on the whole batch whatever the selection. The
+ * selection is the session's: threads sharing a session select and call under a
+ * lock of their own. GPU models step a selection in one launch per kernel too
+ * (each sequence's length lives in device memory, the selection too, copied
+ * here in the model's stream order without waiting for the stream, unless the
+ * previous select's copy has not run yet): a CUDA graph that captured a step of
+ * count entries steps, at each replay, the first count entries of the selection
+ * current when it runs (padding past the selection's end), so a server captures
+ * a graph per batch size once and selects its live sequences, padded with -1,
+ * before each replay. Selecting while the stream is capturing is
+ * HYBRID_RT_UNSUPPORTED. */
 hybrid_rt_status hybrid_rt_session_select(hybrid_rt_session *session,
                                           const int64_t *sequences,
                                           int64_t count);
