@@ -338,12 +338,6 @@ static hybrid_rt_tensor entryOf(const hybrid_rt_tensor *t, int64_t b) {
   return entry;
 }
 
-/* Continuous batching in a CUDA graph: a step of a batch of 2 whose
- * sequences stand at different lengths (sequence 0 stepped twice alone
- * first, selected), captured and replayed twice: each replay steps each
- * sequence from its own device length, as a batch-1 session per sequence
- * on host tensors does. A selected step in the capture is refused (its
- * replays would read whatever sequences a later selection named). */
 /* makeTokens' tensors of one token of each of 2 batch entries ([1, 2, ...]
  * read as [2, 1, ...]). */
 static void makeStepOfTwo(const Driver *d, hybrid_rt_model *model,
@@ -408,6 +402,12 @@ static void endReplays(const Driver *d, hybrid_rt_model *model, int64_t layer,
     hybrid_rt_session_destroy(solo[b]);
 }
 
+/* Continuous batching in a CUDA graph: a step of a batch of 2 whose
+ * sequences stand at different lengths (sequence 0 stepped twice alone
+ * first, selected), captured and replayed twice: each replay steps each
+ * sequence from its own device length, as a batch-1 session per sequence
+ * on host tensors does. A select while the stream captures is refused (its
+ * copy would join the graph). */
 static void checkRaggedCapture(const Driver *d, hybrid_rt_model *model,
                                int64_t layer, CUstream stream) {
   hybrid_rt_session_options two = {2, 8, 1}, one = {1, 8, 1};
