@@ -31,7 +31,10 @@
 # lent by the minute: each phase gets a share of the time left (conformance
 # and python 1, check and bench 3, profile and sanitize 2) and is stopped at
 # it, saying so in checks.txt; the report is still written. On a lent device:
-#   HYBRID_GPU_SUITE_BUDGET=420 utils/gpu-suite.sh run; utils/gpu-suite.sh pack "$OUT"
+#   HYBRID_GPU_SUITE_BUDGET=420 HYBRID_GPU_SUITE_OUT="$OUT" utils/gpu-suite.sh run
+# HYBRID_GPU_SUITE_OUT=OUT packs the results into OUT (as `pack` does) after
+# every phase, report included: a lease that ends mid-run still sends back
+# what the finished phases measured.
 #
 # HYBRID_GPU_SUITE_JOBS=N runs the check phase's checks N at a time
 # (default 4; the other phases run one program at a time: they time or
@@ -350,9 +353,17 @@ if [[ "$mode" == run ]]; then
       fi
     fi
     (( rc == 0 )) || status=1
+    if [[ -n "${HYBRID_GPU_SUITE_OUT:-}" ]]; then
+      python3 "$root/utils/gpu-report.py" "$dir" > "$results/benchmarks.md" \
+        2> /dev/null || true
+      bash "$self" pack "$HYBRID_GPU_SUITE_OUT" "$dir" > /dev/null
+    fi
   done
   python3 "$root/utils/gpu-report.py" "$dir" | tee "$results/benchmarks.md" ||
     status=1
+  if [[ -n "${HYBRID_GPU_SUITE_OUT:-}" ]]; then
+    bash "$self" pack "$HYBRID_GPU_SUITE_OUT" "$dir"
+  fi
   echo "checks: $(grep -c ' ok$' "$results/checks.txt" || true) ok," \
     "$(grep -c FAILED "$results/checks.txt" || true) failed;" \
     "$((SECONDS - start)) s; exit $status"
