@@ -71,6 +71,8 @@ def draw_layer(rng, wgmma):
         layer["positional"] = {"type": "none"}
     if layer["positional"]["type"] != "none" and rng.random() < 0.3:
         layer["positional"]["scaling"] = draw_rope_scaling(rng)
+    if layer["positional"]["type"] != "none" and rng.random() < 0.3:
+        layer["positional"]["interleaved"] = True
     if rng.random() < 0.15:
         # Llama 4's query temperature; floor scales this small change it
         # within the fuzzed lengths. Its attn_scale (0.1) keeps the factor
@@ -84,7 +86,9 @@ def draw_layer(rng, wgmma):
         layer["softcap"] = rng.choice([5.0, 30.0, 50.0])
     if rng.random() < 0.2:
         layer["sinks"] = True
-    if "v_head_dim" not in layer and rng.random() < 0.2:
+    # K=V kernels derive keys with rotate-half pairs only.
+    if ("v_head_dim" not in layer and rng.random() < 0.2 and
+            not layer["positional"].get("interleaved")):
         layer["k_eq_v"] = True
     if rng.random() < 0.15:
         # Not 1.0 with the temperature: scores of unit-variance inputs then

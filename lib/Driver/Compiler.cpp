@@ -176,7 +176,7 @@ std::string hybrid::validate(const CompileOptions &options) {
 static void makePositionalExternal(ModuleOp module) {
   MLIRContext *ctx = module.getContext();
   auto none = PositionalAttr::get(ctx, PositionalKind::none, Real(), 0, Real(),
-                                  RopeScalingAttr());
+                                  RopeScalingAttr(), /*interleaved=*/false);
   module.walk([&](LayerOp layer) {
     if (layer.getPositional())
       layer->setAttr(layer.getPositionalAttrName(), none);

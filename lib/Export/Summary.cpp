@@ -58,6 +58,7 @@ static json getPositional(LayerOp layer) {
           {"theta", orNull(double(pos.getTheta()))},
           {"rotary_dim", orNull(rotaryDim)},
           {"fraction", orNull(double(pos.getFraction()))},
+          {"interleaved", pos.getInterleaved()},
           {"scaling", getScaling(pos.getScaling())}};
 }
 

@@ -554,6 +554,10 @@ Expected<Positional> HFImporter::rope(LayerKind kind, int64_t dim,
           readRopeScaling(*params, *scalingKind, ctx.maxPositionEmbeddings));
     }
   }
+  // Cohere 2 rotates adjacent dims (its rotate_half takes x[..., ::2] and
+  // x[..., 1::2]); Llama 4 multiplies adjacent pairs as complex numbers.
+  pos.interleaved =
+      ctx.family == Family::Cohere2 || ctx.family == Family::Llama4;
   ropeByKindAndDim[{kind, dim}] = pos;
   return pos;
 }

@@ -62,7 +62,7 @@ static PositionalAttr convert(EmitFn emitError, MLIRContext *ctx,
   case s::PositionalKind::None:
     return PositionalAttr::getChecked(emitError, ctx, PositionalKind::none,
                                       Real(), int64_t(0), Real(),
-                                      RopeScalingAttr());
+                                      RopeScalingAttr(), /*interleaved=*/false);
   case s::PositionalKind::Rope:
     kind = PositionalKind::rope;
     break;
@@ -76,9 +76,9 @@ static PositionalAttr convert(EmitFn emitError, MLIRContext *ctx,
   RopeScalingAttr scaling;
   if (pos.scaling && !(scaling = convert(emitError, ctx, *pos.scaling)))
     return {};
-  return PositionalAttr::getChecked(emitError, ctx, kind, Real(pos.theta),
-                                    pos.rotaryDim.value_or(0),
-                                    Real(pos.fraction.value_or(0)), scaling);
+  return PositionalAttr::getChecked(
+      emitError, ctx, kind, Real(pos.theta), pos.rotaryDim.value_or(0),
+      Real(pos.fraction.value_or(0)), scaling, pos.interleaved);
 }
 
 /// The inherent attributes of one layer; identical layers get the same

@@ -117,14 +117,14 @@ Error SpecImporter::checkApplicable(const ObjectView &leaf, LayerKind kind) {
 Expected<Positional> SpecImporter::readPositional(const ObjectView &view,
                                                   int64_t headDim) {
   HYBRID_RETURN_IF_ERROR(view.checkKnownKeys(
-      {"type", "theta", "rotary_dim", "fraction", "scaling"}));
+      {"type", "theta", "rotary_dim", "fraction", "scaling", "interleaved"}));
   HYBRID_ASSIGN_OR_RETURN(std::string type, view.getString("type"));
   Positional pos;
   llvm::SmallVector<StringRef, 5> allowed = {"type"};
   if (type == "none") {
     pos.kind = PositionalKind::None;
   } else if (type == "rope" || type == "partial" || type == "proportional") {
-    allowed.append({"theta", "scaling"});
+    allowed.append({"theta", "scaling", "interleaved"});
     pos.kind = type == "rope"      ? PositionalKind::Rope
                : type == "partial" ? PositionalKind::Partial
                                    : PositionalKind::Proportional;
@@ -150,6 +150,9 @@ Expected<Positional> SpecImporter::readPositional(const ObjectView &view,
   if (!theta)
     return view.missing("theta");
   pos.theta = *theta;
+  HYBRID_ASSIGN_OR_RETURN(std::optional<bool> interleaved,
+                          view.optBool("interleaved"));
+  pos.interleaved = interleaved.value_or(false);
   if (headDim % 2 != 0)
     return view.error("type",
                       "needs an even head_dim, got " + llvm::Twine(headDim));
@@ -406,7 +409,8 @@ Error SpecImporter::checkShared(size_t index) {
   if (src.positional.kind != layer.positional.kind ||
       src.positional.theta != layer.positional.theta ||
       src.positional.rotaryDim != layer.positional.rotaryDim ||
-      src.positional.fraction != layer.positional.fraction)
+      src.positional.fraction != layer.positional.fraction ||
+      src.positional.interleaved != layer.positional.interleaved)
     return mismatch("positional encoding");
   return Error::success();
 }

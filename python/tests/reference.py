@@ -1,13 +1,14 @@
 """A NumPy reference (float64) for the tests and fuzz-session.py: masks
-(causal or not), RoPE (rotate-half; full, partial and proportional, no
-scalings), soft-cap, sinks, GQA, queries at the last positions of the keys."""
+(causal or not), RoPE (rotate-half or interleaved; full, partial and
+proportional, no scalings), soft-cap, sinks, GQA, queries at the last positions of the keys."""
 import numpy as np
 
 
 def rope(x, positions, pos):
-    """Rotates the pairs (i, i + dim/2) of x's first `dim` dims: all of a
-    head, or rotary_dim for partial RoPE; proportional RoPE's frequencies run
-    over the head and stop after rotary_dim/2 pairs (the rest pass through)."""
+    """Rotates the pairs (i, i + dim/2) (interleaved: (2i, 2i + 1)) of x's
+    first `dim` dims: all of a head, or rotary_dim for partial RoPE;
+    proportional RoPE's frequencies run over the head and stop after
+    rotary_dim/2 pairs (the rest pass through)."""
     assert not pos.get("scaling"), "this reference knows unscaled RoPE only"
     dim = pos["rotary_dim"] if pos["type"] == "partial" else x.shape[-1]
     half = dim // 2
@@ -16,6 +17,10 @@ def rope(x, positions, pos):
         inv_freq[pos["rotary_dim"] // 2:] = 0
     angle = positions[:, None] * inv_freq[None, :]  # [S, half]
     cos, sin = np.cos(angle)[None, :, None, :], np.sin(angle)[None, :, None, :]
+    if pos.get("interleaved"):
+        a, b = x[..., 0:dim:2], x[..., 1:dim:2]
+        pairs = np.stack([a * cos - b * sin, b * cos + a * sin], axis=-1)
+        return np.concatenate([pairs.reshape(*x.shape[:-1], dim), x[..., dim:]], axis=-1)
     a, b, rest = x[..., :half], x[..., half:dim], x[..., dim:]
     return np.concatenate([a * cos - b * sin, b * cos + a * sin, rest], axis=-1)
 

@@ -140,6 +140,7 @@ static Positional parsePositional(const Fields &f) {
   p.theta = f.number("theta");
   p.rotaryDim = f.integer("rotary_dim", 0);
   p.fraction = f.number("fraction", 0.0);
+  p.interleaved = f.boolean("interleaved", false);
   if (f.has("scaling")) {
     Fields s = f.child("scaling");
     RopeScaling &r = p.scaling;

@@ -67,6 +67,7 @@ Rotation reference::getRotation(const Positional &p, int64_t headDim) {
   // head otherwise; proportional RoPE rotates only the first pairs.
   int64_t dim = p.kind == PositionalKind::partial ? p.rotaryDim : headDim;
   r.half = dim / 2;
+  r.interleaved = p.interleaved;
   for (int64_t i = 0; i < r.half; ++i)
     r.inverseFrequencies.push_back(std::pow(p.theta, -2.0 * i / dim));
   const RopeScaling &s = p.scaling;
@@ -101,9 +102,11 @@ static void rotate(std::vector<double> &x, int64_t seq, int64_t heads,
         double angle = position * r.inverseFrequencies[i];
         double c = std::cos(angle) * r.attentionFactor;
         double s = std::sin(angle) * r.attentionFactor;
-        double a = v[i], b = v[i + r.half];
-        v[i] = a * c - b * s;
-        v[i + r.half] = b * c + a * s;
+        int64_t first = r.interleaved ? 2 * i : i;
+        int64_t second = r.interleaved ? 2 * i + 1 : i + r.half;
+        double a = v[first], b = v[second];
+        v[first] = a * c - b * s;
+        v[second] = b * c + a * s;
       }
     }
   }

@@ -95,6 +95,41 @@ TEST(Reference, RopeScoresDependOnDistance) {
   EXPECT_NEAR(weight(10), weight(30), 1e-9);
 }
 
+// Interleaved pairs are the rotate-half ones with the dims reordered
+// (2i -> i, 2i + 1 -> i + half): the same scores for reordered q and k.
+TEST(Reference, InterleavedRopeRotatesAdjacentDims) {
+  LayerSpec l = layer(1, 1, 8);
+  l.positional.kind = PositionalKind::rope;
+  l.positional.theta = 100;
+  LayerSpec interleaved = l;
+  interleaved.positional.interleaved = true;
+  int64_t n = 9;
+  std::vector<float> q(n * 8), k(n * 8), v(n * 8), qHalf(n * 8), kHalf(n * 8);
+  for (int64_t j = 0; j < n; ++j)
+    for (int64_t e = 0; e < 8; ++e) {
+      q[j * 8 + e] = float((e * 5 + j * 3) % 7) - 3;
+      k[j * 8 + e] = float((e * 7 + j) % 5) - 2;
+      v[j * 8 + e] = float((e + j * 2) % 3);
+      int64_t to = e % 2 ? e / 2 + 4 : e / 2;
+      qHalf[j * 8 + to] = q[j * 8 + e];
+      kHalf[j * 8 + to] = k[j * 8 + e];
+    }
+  std::vector<double> a = reference::attention(interleaved, 1, n, n, q.data(),
+                                               k.data(), v.data(), nullptr);
+  std::vector<double> b = reference::attention(l, 1, n, n, qHalf.data(),
+                                               kHalf.data(), v.data(), nullptr);
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i)
+    EXPECT_NEAR(a[i], b[i], 1e-12) << i;
+  // ... and not the rotate-half scores of the same q and k.
+  std::vector<double> c =
+      reference::attention(l, 1, n, n, q.data(), k.data(), v.data(), nullptr);
+  double most = 0;
+  for (size_t i = 0; i < a.size(); ++i)
+    most = std::max(most, std::abs(a[i] - c[i]));
+  EXPECT_GT(most, 1e-3);
+}
+
 TEST(Reference, PartialAndProportionalRotateSomePairs) {
   Positional partial{PositionalKind::partial, 10000, 32, 0, {}};
   reference::Rotation p = reference::getRotation(partial, 128);

@@ -125,6 +125,24 @@ TEST(Spec, CausalFlagAndScalings) {
   EXPECT_DOUBLE_EQ(*yarn.betaFast, 16.0);
   EXPECT_DOUBLE_EQ(*yarn.attentionFactor, 1.2);
   EXPECT_FALSE(yarn.truncate);
+  EXPECT_FALSE(spec->layers[1].positional.interleaved);
+}
+
+TEST(Spec, InterleavedRope) {
+  auto spec = importOk(
+      specDoc("[{\"kind\": \"full\", " + kHeads +
+              ", \"positional\": {\"type\": \"partial\", \"theta\": 1e4, "
+              "\"rotary_dim\": 4, \"interleaved\": true}}]"),
+      "spec.json");
+  ASSERT_TRUE(spec);
+  EXPECT_TRUE(spec->layers[0].positional.interleaved);
+  EXPECT_EQ(
+      importError(specDoc("[{\"kind\": \"full\", " + kHeads +
+                          ", \"positional\": {\"type\": \"none\", "
+                          "\"interleaved\": true}}]"),
+                  "spec.json"),
+      "spec.json: field 'layers[0].positional.interleaved': does not apply "
+      "to positional type 'none'");
 }
 
 TEST(SpecErrors, UnknownKeysNamedWithPath) {

@@ -58,9 +58,12 @@ struct Positional {
   /// Proportional: n = floor(fraction * D / 2) pairs rotate.
   std::optional<double> fraction;
   std::optional<RopeScaling> scaling;
+  /// Pairs of adjacent dims (2i, 2i + 1) instead of (i, i + rotating / 2).
+  bool interleaved = false;
 };
 
-/// Llama 4 NoPE layers: q *= log(floor((p + 1) / floorScale) + 1) * attnScale + 1.
+/// Llama 4 NoPE layers: q *= log(floor((p + 1) / floorScale) + 1) * attnScale
+/// + 1.
 struct TemperatureTuning {
   double floorScale = 8192.0;
   double attnScale = 0.1;

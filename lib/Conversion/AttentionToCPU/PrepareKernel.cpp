@@ -100,16 +100,23 @@ func::FuncOp hybrid::cpu::emitPrepareKernel(ImplicitLocOpBuilder &b,
       };
       Value cos = trig(math::CosOp::create(b, angle));
       Value sin = trig(math::SinOp::create(b, angle));
-      Value partner = arith::AddIOp::create(b, i, half);
+      // Pair i: dims (i, i + half), or (2i, 2i + 1) interleaved.
+      Value first = i, partner = arith::AddIOp::create(b, i, half);
+      if (rope.interleaved) {
+        first = arith::MulIOp::create(b, i, index(b, 2));
+        partner = arith::AddIOp::create(b, first, c1);
+      }
       forLoop(b, c0, index(b, heads), c1, [&](Value h) {
-        Value x1 = memref::LoadOp::create(b, in, ValueRange{batch, s, h, i});
+        Value x1 =
+            memref::LoadOp::create(b, in, ValueRange{batch, s, h, first});
         Value x2 =
             memref::LoadOp::create(b, in, ValueRange{batch, s, h, partner});
         Value y1 = arith::SubFOp::create(b, arith::MulFOp::create(b, x1, cos),
                                          arith::MulFOp::create(b, x2, sin));
         Value y2 = arith::AddFOp::create(b, arith::MulFOp::create(b, x2, cos),
                                          arith::MulFOp::create(b, x1, sin));
-        memref::StoreOp::create(b, scaled(y1), out, ValueRange{batch, s, h, i});
+        memref::StoreOp::create(b, scaled(y1), out,
+                                ValueRange{batch, s, h, first});
         memref::StoreOp::create(b, scaled(y2), out,
                                 ValueRange{batch, s, h, partner});
       });

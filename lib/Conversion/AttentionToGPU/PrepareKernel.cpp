@@ -122,30 +122,42 @@ public:
     Value x = loadScaled(at, d);
     Value y = x;
     if (invFreq) {
-      // d < pairs pairs with d + half; half <= d < half + pairs with d - half;
-      // other dims (partial rotary) pass through.
-      Value half = index(b, rope.half);
+      // Rotate-half: d < pairs pairs with d + half; half <= d < half + pairs
+      // with d - half. Interleaved: 2i and 2i + 1 for i < pairs. Other dims
+      // (partial rotary) pass through.
       Value pairs = index(b, rope.inverseFrequencies.size());
-      Value first =
-          arith::CmpIOp::create(b, arith::CmpIPredicate::ult, d, pairs);
-      Value shifted = arith::SubIOp::create(b, d, half);
-      Value second = arith::AndIOp::create(
-          b, arith::CmpIOp::create(b, arith::CmpIPredicate::uge, d, half),
-          arith::CmpIOp::create(b, arith::CmpIPredicate::ult, shifted, pairs));
-      Value rotates = arith::OrIOp::create(b, first, second);
+      Value first, rotates, i, partnerDim;
+      if (rope.interleaved) {
+        Value c1 = index(b, 1);
+        i = arith::ShRUIOp::create(b, d, c1);
+        first =
+            arith::CmpIOp::create(b, arith::CmpIPredicate::eq,
+                                  arith::AndIOp::create(b, d, c1), index(b, 0));
+        rotates = arith::CmpIOp::create(b, arith::CmpIPredicate::ult, i, pairs);
+        partnerDim = arith::XOrIOp::create(b, d, c1);
+      } else {
+        Value half = index(b, rope.half);
+        first = arith::CmpIOp::create(b, arith::CmpIPredicate::ult, d, pairs);
+        Value shifted = arith::SubIOp::create(b, d, half);
+        Value second = arith::AndIOp::create(
+            b, arith::CmpIOp::create(b, arith::CmpIPredicate::uge, d, half),
+            arith::CmpIOp::create(b, arith::CmpIPredicate::ult, shifted,
+                                  pairs));
+        rotates = arith::OrIOp::create(b, first, second);
+        i = arith::SelectOp::create(b, first, d, shifted);
+        partnerDim = arith::SelectOp::create(
+            b, first, arith::AddIOp::create(b, d, half), shifted);
+      }
       auto ifOp = scf::IfOp::create(b, TypeRange{f32Type}, rotates,
                                     /*withElseRegion=*/true);
       {
         OpBuilder::InsertionGuard inside(b);
         b.setInsertionPointToStart(ifOp.thenBlock());
-        Value i = arith::SelectOp::create(b, first, d, shifted);
-        Value partnerDim = arith::SelectOp::create(
-            b, first, arith::AddIOp::create(b, d, half), shifted);
         Value cos = memref::LoadOp::create(b, cosines, ValueRange{i});
         Value sin = memref::LoadOp::create(b, sines, ValueRange{i});
         Value partner =
             loadScaled(ValueRange{at[0], at[1], at[2], partnerDim}, partnerDim);
-        // First half: x cos - x' sin; second half: x cos + x' sin.
+        // A pair's first dim: x cos - x' sin; its second: x cos + x' sin.
         Value signedSin = arith::SelectOp::create(
             b, first, arith::NegFOp::create(b, sin), sin);
         Value rotated =

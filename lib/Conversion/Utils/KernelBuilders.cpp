@@ -49,6 +49,10 @@ hybrid::getAttentionKernels(ModuleOp module, StringRef notF32) {
              .getElementType()
              .isF32())
       return attention.emitOpError(notF32);
+    // K=V kernels derive keys with rotate-half pairs only.
+    if (op.hasAttr(kKEqVAttrName) && attention.getPositional().getInterleaved())
+      return attention.emitOpError("in a K=V kernel: interleaved RoPE is not "
+                                   "supported");
     kernels.push_back({&op, attention});
   }
   return kernels;

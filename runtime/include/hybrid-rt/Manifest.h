@@ -37,6 +37,7 @@ struct Positional {
   int64_t rotaryDim = 0; // dims that rotate
   double fraction = 0;   // proportional
   RopeScaling scaling;
+  bool interleaved = false; // pairs (2i, 2i + 1), not (i, i + rotating / 2)
 };
 
 /// Llama 4 NoPE layers scale q by log(floor((p+1)/floor_scale)+1)*attn_scale+1.

@@ -73,6 +73,11 @@ module attributes {test.attr = #hybrid.positional<kind = none, theta = 10000.0>}
 
 // -----
 
+// expected-error @+1 {{positional kind none takes no parameters}}
+module attributes {test.attr = #hybrid.positional<kind = none, interleaved = true>} {}
+
+// -----
+
 // expected-error @+1 {{rotary positional encoding needs a positive theta}}
 module attributes {test.attr = #hybrid.positional<kind = rope>} {}
 

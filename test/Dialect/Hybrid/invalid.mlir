@@ -204,6 +204,15 @@ hybrid.schedule @s layers = 1 {
 // -----
 
 hybrid.schedule @s layers = 1 {
+  // expected-error @+1 {{k_eq_v with interleaved RoPE is not supported}}
+  hybrid.layer full heads 4 kv_heads 1 head_dim 128 mask <kind = full>
+    pos <kind = rope, theta = 10000.0, interleaved = true> score <scale = 0.125>
+    cache <policy = full, k_eq_v = true>
+}
+
+// -----
+
+hybrid.schedule @s layers = 1 {
   // expected-error @+1 {{unknown layer kind 'global'}}
   hybrid.layer global heads 4 kv_heads 1 head_dim 64
 }

@@ -22,11 +22,13 @@ hybrid.schedule @every_option layers = 15 attributes {
       pos <kind = none>
       score <scale = 0.0884, temperature = #hybrid.temperature_tuning<floor_scale = 8192, attn_scale = 0.1>>
   }
-  // CHECK: hybrid.layer chunked heads 40 kv_heads 8 head_dim 128 mask <kind = chunked, chunk = 8192> pos <kind = rope, theta = 500000.0, scaling = <kind = llama3, factor = 8.0, original_max_position = 8192, low_freq_factor = 1.0, high_freq_factor = 4.0>> score <scale = 0.0884> cache <policy = chunk, chunk = 8192>
+  // Llama 4: interleaved pairs (complex RoPE).
+  // CHECK: hybrid.layer chunked heads 40 kv_heads 8 head_dim 128 mask <kind = chunked, chunk = 8192> pos <kind = rope, theta = 500000.0, scaling = <kind = llama3, factor = 8.0, original_max_position = 8192, low_freq_factor = 1.0, high_freq_factor = 4.0>, interleaved = true> score <scale = 0.0884> cache <policy = chunk, chunk = 8192>
   hybrid.layer chunked heads 40 kv_heads 8 head_dim 128
     mask <kind = chunked, chunk = 8192>
     pos <kind = rope, theta = 500000.0, scaling = #hybrid.rope_scaling<kind = llama3,
-         factor = 8.0, original_max_position = 8192, low_freq_factor = 1.0, high_freq_factor = 4.0>>
+         factor = 8.0, original_max_position = 8192, low_freq_factor = 1.0, high_freq_factor = 4.0>,
+         interleaved = true>
     score <scale = 0.0884> cache <policy = chunk, chunk = 8192>
   // CHECK: hybrid.layer sliding heads 64 kv_heads 8 head_dim 64 mask <kind = sliding_window, window = 128> pos <kind = rope, theta = 150000.0, scaling = <kind = yarn, factor = 32.0, original_max_position = 4096, beta_fast = 32.0, beta_slow = 1.0, truncate = false>> score <scale = 0.125, sinks = true> cache <policy = ring, window = 128>
   hybrid.layer sliding heads 64 kv_heads 8 head_dim 64

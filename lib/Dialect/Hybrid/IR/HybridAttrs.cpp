@@ -161,9 +161,10 @@ RopeScalingAttr::verify(function_ref<InFlightDiagnostic()> emitError,
 LogicalResult
 PositionalAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                        PositionalKind kind, Real theta, int64_t rotaryDim,
-                       Real fraction, RopeScalingAttr scaling) {
+                       Real fraction, RopeScalingAttr scaling,
+                       bool interleaved) {
   if (kind == PositionalKind::none) {
-    if (theta != 0 || rotaryDim != 0 || fraction != 0 || scaling)
+    if (theta != 0 || rotaryDim != 0 || fraction != 0 || scaling || interleaved)
       return emitError() << "positional kind none takes no parameters";
     return success();
   }

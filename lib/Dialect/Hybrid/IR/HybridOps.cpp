@@ -259,6 +259,9 @@ LogicalResult LayerOp::verify() {
     if (cache->getKEqV() && getValueHeadDim() != headDim)
       return emitOpError() << "k_eq_v needs equal key and value head dims, got "
                            << headDim << " and " << getValueHeadDim();
+    // The kernels derive a K=V layer's keys with rotate-half pairs only.
+    if (cache->getKEqV() && getPositional()->getInterleaved())
+      return emitOpError() << "k_eq_v with interleaved RoPE is not supported";
   }
   return success();
 }

@@ -86,6 +86,7 @@ RopeTable hybrid::computeRopeTable(PositionalAttr pos, int64_t headDim) {
     break;
   }
   table.half = rotaryDim / 2;
+  table.interleaved = pos.getInterleaved();
   double theta = pos.getTheta();
   for (int64_t i = 0; i < pairs; ++i)
     table.inverseFrequencies.push_back(

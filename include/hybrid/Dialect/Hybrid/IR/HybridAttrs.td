@@ -125,15 +125,19 @@ def Hybrid_RopeScalingAttr : Hybrid_Attr<"RopeScaling", "rope_scaling"> {
 def Hybrid_PositionalAttr : Hybrid_Attr<"Positional", "positional"> {
   let summary = "positional encoding of queries and keys";
   let description = [{
-    Rotate-half (NeoX) RoPE applied to q and k, never v.
-    - `rope`: every pair `(i, i + D/2)` rotates with frequency `theta^(-2i/D)`;
-    - `partial`: the first `rotary_dim` dims rotate, frequencies over `rotary_dim`;
-    - `proportional`: `floor(fraction * D / 2)` pairs rotate with frequencies
-      over the full `D`, the others pass through (Gemma 4 "p-RoPE");
+    RoPE applied to q and k, never v. Pair `i` rotates by `p * theta^(-2i/R)`
+    at position `p`; it is dims `(i, i + R/2)` (rotate-half, NeoX: most
+    models), or dims `(2i, 2i + 1)` with `interleaved` (GPT-J style, or
+    complex multiplication: Llama 4, Cohere 2).
+    - `rope`: every pair rotates, `R = D`;
+    - `partial`: the first `rotary_dim` dims rotate, `R = rotary_dim`;
+    - `proportional`: `floor(fraction * D / 2)` pairs rotate with `R = D`, the
+      others pass through (Gemma 4 "p-RoPE");
     - `none`: NoPE.
 
     ```mlir
     #hybrid.positional<kind = rope, theta = 10000.0>
+    #hybrid.positional<kind = rope, theta = 500000.0, interleaved = true>
     #hybrid.positional<kind = partial, theta = 10000000.0, rotary_dim = 64>
     #hybrid.positional<kind = proportional, theta = 1000000.0, fraction = 0.25>
     #hybrid.positional<kind = none>
@@ -144,7 +148,8 @@ def Hybrid_PositionalAttr : Hybrid_Attr<"Positional", "positional"> {
     Hybrid_FloatParameter<"RoPE base">:$theta,
     Hybrid_IntParameter<"0", "rotating dims (partial)">:$rotary_dim,
     Hybrid_FloatParameter<"rotating fraction of pairs (proportional)">:$fraction,
-    OptionalParameter<"RopeScalingAttr", "frequency scaling">:$scaling
+    OptionalParameter<"RopeScalingAttr", "frequency scaling">:$scaling,
+    Hybrid_BoolParameter<"false", "pairs of adjacent dims">:$interleaved
   );
 }
 
