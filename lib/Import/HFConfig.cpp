@@ -34,7 +34,7 @@ using llvm::Expected;
 using llvm::StringRef;
 
 /// The RoPE dictionaries transformers assumes when a config states none
-/// (Gemma4TextConfig and GptOssConfig __post_init__).
+/// (Gemma4TextConfig, GptOssConfig and CwmConfig __post_init__).
 static constexpr const char *kGemma4DefaultRope = R"({
   "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
   "full_attention": {"rope_type": "proportional",
@@ -45,6 +45,12 @@ static constexpr const char *kGptOssDefaultRope = R"({
   "truncate": false, "original_max_position_embeddings": 4096
 })";
 
+static constexpr const char *kCwmDefaultRope = R"({
+  "rope_type": "llama3", "rope_theta": 1000000.0, "factor": 16.0,
+  "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+  "original_max_position_embeddings": 8192
+})";
+
 static const json &gemma4DefaultRope() {
   static const json value = json::parse(kGemma4DefaultRope, nullptr, false);
   return value;
@@ -52,6 +58,11 @@ static const json &gemma4DefaultRope() {
 
 static const json &gptOssDefaultRope() {
   static const json value = json::parse(kGptOssDefaultRope, nullptr, false);
+  return value;
+}
+
+static const json &cwmDefaultRope() {
+  static const json value = json::parse(kCwmDefaultRope, nullptr, false);
   return value;
 }
 
@@ -268,8 +279,9 @@ Expected<int64_t> HFImporter::readHeadDim() {
 
 Error HFImporter::readAttentionShape() {
   HYBRID_ASSIGN_OR_RETURN(numHeads, cfg.getPositiveInt("num_attention_heads"));
-  HYBRID_ASSIGN_OR_RETURN(numKVHeads,
-                          cfg.positiveIntOr("num_key_value_heads", numHeads));
+  HYBRID_ASSIGN_OR_RETURN(
+      numKVHeads, cfg.positiveIntOr("num_key_value_heads",
+                                    defaultKVHeads(ctx).value_or(numHeads)));
   HYBRID_ASSIGN_OR_RETURN(headDim, readHeadDim());
   if (numHeads > kMaxDim)
     return cfg.error("num_attention_heads",
@@ -317,8 +329,12 @@ Error HFImporter::readFamilyFields() {
     }
     return Error::success();
   }
+  case Family::SmolLM3: {
+    HYBRID_ASSIGN_OR_RETURN(ropeLayers, noRopeLayers(ctx));
+    return Error::success();
+  }
   case Family::Llama4: {
-    HYBRID_ASSIGN_OR_RETURN(ropeLayers, llama4RopeLayers(ctx));
+    HYBRID_ASSIGN_OR_RETURN(ropeLayers, noRopeLayers(ctx));
     // attn_temperature_tuning is truthy in Python terms: a bool or a number.
     bool tuning = true;
     if (const json *flag = cfg.find("attn_temperature_tuning")) {
@@ -437,9 +453,10 @@ Expected<RopeSource> HFImporter::ropeSource(LayerKind kind) {
     return source;
   }
   const json *scaling = cfg.find("rope_scaling");
-  // Gemma 3 and 3n scale only their global layers' RoPE.
+  // Gemma 3, 3n and Olmo 3 scale only their global layers' RoPE.
   bool localLayer =
-      (ctx.family == Family::Gemma3 || ctx.family == Family::Gemma3n) &&
+      (ctx.family == Family::Gemma3 || ctx.family == Family::Gemma3n ||
+       ctx.family == Family::Olmo3) &&
       kind == LayerKind::Sliding;
   if (scaling && !scaling->is_null() && !localLayer) {
     HYBRID_ASSIGN_OR_RETURN(source.params, cfg.optObject("rope_scaling"));
@@ -447,6 +464,10 @@ Expected<RopeSource> HFImporter::ropeSource(LayerKind kind) {
   } else if (!scaling && ctx.family == Family::GptOss) {
     source.params = ObjectView(gptOssDefaultRope(), cfg.file(),
                                cfg.fieldPath("rope_scaling"));
+  } else if (!scaling && ctx.family == Family::Cwm) {
+    // Its theta too: a top-level rope_theta does not replace it.
+    source.params = ObjectView(cwmDefaultRope(), cfg.file(),
+                               cfg.fieldPath("rope_parameters"));
   }
   return source;
 }
@@ -477,7 +498,9 @@ Expected<Positional> HFImporter::rope(LayerKind kind, int64_t dim,
   if (params) {
     HYBRID_ASSIGN_OR_RETURN(theta, params->optPositiveNumber("rope_theta"));
   }
-  if (!theta) {
+  // Olmo3Config gives a top-level rope_theta to its full layers only.
+  bool olmo3Local = ctx.family == Family::Olmo3 && kind == LayerKind::Sliding;
+  if (!theta && !olmo3Local) {
     bool local =
         (ctx.family == Family::Gemma3 || ctx.family == Family::Gemma3n) &&
         kind == LayerKind::Sliding;
@@ -570,9 +593,14 @@ Expected<Positional> HFImporter::positional(size_t index, LayerKind kind,
     usesRope = false;
     break;
   case Family::Cohere2: // Global layers are NoPE.
+  case Family::Afmoe:
     usesRope = kind == LayerKind::Sliding;
     break;
+  case Family::Exaone4: // Global layers are NoPE in hybrid models.
+    usesRope = kind == LayerKind::Sliding || !windowConfigured(ctx);
+    break;
   case Family::Llama4:
+  case Family::SmolLM3:
     usesRope = ropeLayers[index];
     break;
   case Family::Zamba2:

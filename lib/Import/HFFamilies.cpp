@@ -26,18 +26,41 @@ struct FamilyName {
 } // namespace
 
 static constexpr FamilyName kFamilies[] = {
-    {"llama", Family::Llama},          {"mistral", Family::MistralLike},
-    {"mixtral", Family::MistralLike},  {"phi3", Family::MistralLike},
-    {"qwen2", Family::Qwen2},          {"qwen3", Family::Qwen3},
-    {"qwen2_moe", Family::Qwen2Moe},   {"qwen3_moe", Family::Qwen3Moe},
-    {"qwen3_next", Family::Qwen3Next}, {"gemma2", Family::Gemma2},
-    {"gemma3", Family::Gemma3},        {"gemma3_text", Family::Gemma3},
-    {"gemma3n", Family::Gemma3n},      {"gemma3n_text", Family::Gemma3n},
-    {"gemma4", Family::Gemma4},        {"gemma4_text", Family::Gemma4},
-    {"cohere2", Family::Cohere2},      {"gpt_oss", Family::GptOss},
-    {"llama4", Family::Llama4},        {"llama4_text", Family::Llama4},
-    {"jamba", Family::Jamba},          {"zamba2", Family::Zamba2},
-    {"falcon_h1", Family::FalconH1},   {"minimax", Family::MiniMax},
+    {"llama", Family::Llama},
+    {"mistral", Family::MistralLike},
+    {"mixtral", Family::MistralLike},
+    {"phi3", Family::MistralLike},
+    {"qwen2", Family::Qwen2},
+    {"qwen3", Family::Qwen3},
+    {"qwen2_moe", Family::Qwen2Moe},
+    {"qwen3_moe", Family::Qwen3Moe},
+    {"qwen3_next", Family::Qwen3Next},
+    {"gemma2", Family::Gemma2},
+    {"gemma3", Family::Gemma3},
+    {"gemma3_text", Family::Gemma3},
+    {"gemma3n", Family::Gemma3n},
+    {"gemma3n_text", Family::Gemma3n},
+    {"gemma4", Family::Gemma4},
+    {"gemma4_text", Family::Gemma4},
+    {"cohere2", Family::Cohere2},
+    {"gpt_oss", Family::GptOss},
+    {"llama4", Family::Llama4},
+    {"llama4_text", Family::Llama4},
+    {"jamba", Family::Jamba},
+    {"zamba2", Family::Zamba2},
+    {"falcon_h1", Family::FalconH1},
+    {"minimax", Family::MiniMax},
+    {"olmo3", Family::Olmo3},
+    {"exaone4", Family::Exaone4},
+    {"exaone_moe", Family::Exaone4},
+    {"smollm3", Family::SmolLM3},
+    {"cwm", Family::Cwm},
+    {"afmoe", Family::Afmoe},
+    {"ministral", Family::MistralLike},
+    {"starcoder2", Family::MistralLike},
+    {"vaultgemma", Family::Gemma2},
+    {"qwen3_5_text", Family::Qwen3Next},
+    {"qwen3_5_moe_text", Family::Qwen3Next},
 };
 
 std::optional<Family> detail::lookupFamily(StringRef modelType) {
@@ -164,9 +187,7 @@ parseLayerList(const HFContext &ctx, const json &list, StringRef key) {
   return kinds;
 }
 
-/// Whether the config asks for a sliding window: transformers treats an
-/// absent key as the class default and an explicit null as "no window".
-static bool windowConfigured(const HFContext &ctx) {
+bool detail::windowConfigured(const HFContext &ctx) {
   const json *value = ctx.cfg.find("sliding_window");
   if (!value)
     return defaultSlidingWindow(ctx).has_value();
@@ -194,7 +215,7 @@ everyNthFull(const HFContext &ctx, StringRef key, int64_t fallback) {
                   [&](int64_t i) { return (i + 1) % pattern == 0; });
 }
 
-Expected<std::vector<bool>> detail::llama4RopeLayers(const HFContext &ctx) {
+Expected<std::vector<bool>> detail::noRopeLayers(const HFContext &ctx) {
   HYBRID_ASSIGN_OR_RETURN(const json *list, ctx.cfg.optArray("no_rope_layers"));
   // transformers falls back to the interval for an empty list too.
   if (!list || list->empty()) {
@@ -288,10 +309,32 @@ static Expected<std::vector<LayerKind>> familySchedule(const HFContext &ctx) {
   case Family::Cohere2:
     return everyNthFull(ctx, "sliding_window_pattern", 4);
   case Family::Llama4: {
-    HYBRID_ASSIGN_OR_RETURN(std::vector<bool> rope, llama4RopeLayers(ctx));
+    HYBRID_ASSIGN_OR_RETURN(std::vector<bool> rope, noRopeLayers(ctx));
     return schedule(n, LayerKind::Chunked, LayerKind::Full,
                     [&](int64_t i) { return rope[i]; });
   }
+  case Family::SmolLM3: {
+    // Sliding layers are the NoPE ones, when use_sliding_window is set.
+    HYBRID_ASSIGN_OR_RETURN(std::vector<bool> rope, noRopeLayers(ctx));
+    HYBRID_ASSIGN_OR_RETURN(std::optional<bool> use,
+                            cfg.optBool("use_sliding_window"));
+    bool sliding = use.value_or(false) && windowConfigured(ctx);
+    return schedule(n, LayerKind::Sliding, LayerKind::Full,
+                    [&](int64_t i) { return sliding && !rope[i]; });
+  }
+  case Family::Olmo3:
+    return everyNthFull(ctx, "", 4);
+  case Family::Exaone4:
+    // transformers divides by a pattern of 0 without a window; every layer
+    // is full then.
+    if (!windowConfigured(ctx))
+      return std::vector<LayerKind>(n, LayerKind::Full);
+    return everyNthFull(ctx, "sliding_window_pattern", 4);
+  case Family::Afmoe:
+    return everyNthFull(ctx, "global_attn_every_n_layers", 4);
+  case Family::Cwm:
+    return schedule(n, LayerKind::Full, LayerKind::Sliding,
+                    [](int64_t i) { return i % 4 == 0; });
   case Family::Qwen3Next: {
     HYBRID_ASSIGN_OR_RETURN(int64_t interval,
                             cfg.positiveIntOr("full_attention_interval", 4));
@@ -376,10 +419,18 @@ detail::resolveLayerKinds(const HFContext &ctx) {
 std::optional<int64_t> detail::defaultSlidingWindow(const HFContext &ctx) {
   switch (ctx.family) {
   case Family::MistralLike:
-    // MistralConfig defaults to 4096; Mixtral and Phi-3 to None.
-    if (ctx.modelType == "mistral")
+    // MistralConfig and MinistralConfig default to 4096; Mixtral, Phi-3 and
+    // Starcoder2 to None.
+    if (ctx.modelType == "mistral" || ctx.modelType == "ministral")
       return 4096;
     return std::nullopt;
+  case Family::Olmo3:
+  case Family::Exaone4:
+    return 4096;
+  case Family::Cwm:
+    return 8192;
+  case Family::Afmoe:
+    return 1024;
   case Family::Qwen2:
   case Family::Qwen3:
   case Family::Qwen2Moe:
@@ -408,9 +459,26 @@ std::optional<int64_t> detail::defaultHeadDim(const HFContext &ctx) {
     return 256;
   case Family::Qwen3:
   case Family::Llama4:
+  case Family::Cwm:
+  case Family::Afmoe:
     return 128;
   case Family::GptOss:
     return 64;
+  default:
+    return std::nullopt;
+  }
+}
+
+std::optional<int64_t> detail::defaultKVHeads(const HFContext &ctx) {
+  switch (ctx.family) {
+  case Family::Exaone4:
+    return 32;
+  case Family::Cwm:
+    return 8;
+  case Family::MistralLike:
+    if (ctx.modelType == "starcoder2")
+      return 2;
+    return std::nullopt;
   default:
     return std::nullopt;
   }
@@ -431,7 +499,12 @@ std::optional<double> detail::defaultRopeTheta(const HFContext &ctx,
   case Family::Llama4:
     return 500000.0;
   case Family::MiniMax:
+  case Family::Cwm:
     return 1e6;
+  case Family::Olmo3:
+    return 500000.0;
+  case Family::SmolLM3:
+    return 2e6;
   case Family::Jamba:
   case Family::FalconH1:
     return std::nullopt;

@@ -20,14 +20,14 @@ namespace hybrid::spec::detail {
 
 enum class Family {
   Llama,
-  MistralLike, // mistral, mixtral, phi3: every layer sliding when a window is
-               // set
+  MistralLike, // mistral, mixtral, phi3, ministral, starcoder2: every layer
+               // sliding when a window is set
   Qwen2,
   Qwen3,
   Qwen2Moe,
   Qwen3Moe,
   Qwen3Next,
-  Gemma2,
+  Gemma2, // and vaultgemma
   Gemma3,
   Gemma3n,
   Gemma4,
@@ -38,6 +38,11 @@ enum class Family {
   Zamba2,
   FalconH1,
   MiniMax,
+  Olmo3,
+  Exaone4, // and exaone_moe
+  SmolLM3,
+  Cwm,
+  Afmoe,
 };
 
 /// The family of a `model_type`, or nullopt when we do not support it.
@@ -62,14 +67,22 @@ llvm::StringRef layerTypeName(LayerKind kind);
 /// every legacy field), else from the family's own fields and defaults.
 llvm::Expected<std::vector<LayerKind>> resolveLayerKinds(const HFContext &ctx);
 
-/// Llama 4: whether each layer applies RoPE (`no_rope_layers[i]` is 1), with
-/// transformers' default from `no_rope_layer_interval` when the list is absent.
-llvm::Expected<std::vector<bool>> llama4RopeLayers(const HFContext &ctx);
+/// Llama 4 and SmolLM3: whether each layer applies RoPE (`no_rope_layers[i]`
+/// is 1), with transformers' default from `no_rope_layer_interval` when the
+/// list is absent.
+llvm::Expected<std::vector<bool>> noRopeLayers(const HFContext &ctx);
+
+/// Whether the config asks for a sliding window: transformers treats an
+/// absent key as the class default and an explicit null as "no window".
+bool windowConfigured(const HFContext &ctx);
 
 /// transformers' default `sliding_window` of the family, when it has one.
 std::optional<int64_t> defaultSlidingWindow(const HFContext &ctx);
 /// transformers' default `head_dim`, when the configuration class declares one.
 std::optional<int64_t> defaultHeadDim(const HFContext &ctx);
+/// transformers' default `num_key_value_heads`, when it is not the query
+/// head count.
+std::optional<int64_t> defaultKVHeads(const HFContext &ctx);
 /// transformers' default RoPE base for layers of `kind`, when it has one.
 std::optional<double> defaultRopeTheta(const HFContext &ctx, LayerKind kind);
 

@@ -133,6 +133,50 @@ def families():
                 attention_k_eq_v=True, num_kv_shared_layers=3,
                 hidden_size_per_layer_input=0),
              t.Gemma4ForCausalLM, ["sliding", "sliding", "full"] * 3))
+    sliding = "sliding_attention"
+    for config, model_class, kinds in [
+            # Every fourth layer global (from each config class's own
+            # defaults: no layer_types given), all with RoPE.
+            ("Olmo3Config", "Olmo3ForCausalLM",
+             dict(num_hidden_layers=4, sliding_window=8)),
+            # Global layers without positional encoding.
+            ("Exaone4Config", "Exaone4ForCausalLM",
+             dict(num_hidden_layers=4, sliding_window=8)),
+            # Dense MLPs: its grouped sigmoid routing turns bf16 rounding
+            # of the attention into other experts (GPU logits off by 7e-2).
+            ("ExaoneMoeConfig", "ExaoneMoeForCausalLM",
+             dict(num_hidden_layers=4, sliding_window=8, mlp_layer_types=["dense"] * 4,
+                  pad_token_id=0, bos_token_id=1, eos_token_id=2)),
+            # Every fourth layer NoPE, and sliding.
+            ("SmolLM3Config", "SmolLM3ForCausalLM",
+             dict(num_hidden_layers=4, use_sliding_window=True, sliding_window=8,
+                  pad_token_id=0)),
+            ("MinistralConfig", "MinistralForCausalLM",
+             dict(num_hidden_layers=3, sliding_window=8,
+                  layer_types=[sliding, "full_attention", sliding])),
+            # Llama 3 scaled RoPE by default; layers 0 and 4 global.
+            ("CwmConfig", "CwmForCausalLM", dict(num_hidden_layers=5, sliding_window=8)),
+            # Global layers without positional encoding, gated outputs.
+            ("AfmoeConfig", "AfmoeForCausalLM",
+             dict(num_hidden_layers=4, sliding_window=8, global_attn_every_n_layers=2,
+                  moe_intermediate_size=32, num_experts=4, num_experts_per_tok=2,
+                  num_shared_experts=1, num_dense_layers=1)),
+            # Soft-capping and query_pre_attn_scalar, as Gemma 2.
+            ("VaultGemmaConfig", "VaultGemmaForCausalLM",
+             dict(num_hidden_layers=4, sliding_window=8, query_pre_attn_scalar=16)),
+            # Gated DeltaNet and gated full attention, as Qwen3-Next.
+            ("Qwen3_5TextConfig", "Qwen3_5ForCausalLM",
+             dict(num_hidden_layers=4, linear_num_key_heads=2, linear_num_value_heads=4,
+                  linear_key_head_dim=8, linear_value_head_dim=8)),
+    ]:
+        if hasattr(t, config):
+            made = getattr(t, config)(**SMALL, **kinds)
+            newer.append((made.model_type, made, getattr(t, model_class),
+                          [{"sliding_attention": "sliding", "full_attention": "full",
+                            "linear_attention": "linear"}[k] for k in made.layer_types]))
+    newer.append(("starcoder2", t.Starcoder2Config(**no_head_dim, num_hidden_layers=2,
+                                                   sliding_window=8),
+                  t.Starcoder2ForCausalLM, ["sliding"] * 2))
     return newer + [
         ("llama", t.LlamaConfig(**SMALL, num_hidden_layers=2),
          t.LlamaForCausalLM, ["full"] * 2),

@@ -602,6 +602,78 @@ TEST(HFRules, Llama4NoRopeListAndTemperature) {
   EXPECT_EQ(tuned->layers[0].mask.chunk, 8192); // Llama4TextConfig default
 }
 
+TEST(HFRules, MinistralAndStarcoder2Windows) {
+  auto ministral = importOk(hf("ministral", ""));
+  ASSERT_TRUE(ministral);
+  EXPECT_EQ(indicesOf(*ministral, LayerKind::Sliding),
+            (std::vector<int64_t>{0, 1, 2, 3}));
+  EXPECT_EQ(ministral->layers[0].mask.window, 4096); // MinistralConfig's
+  auto starcoder =
+      importOk("{\"model_type\": \"starcoder2\", \"num_hidden_layers\": 2, "
+               "\"hidden_size\": 512, \"num_attention_heads\": 8}");
+  ASSERT_TRUE(starcoder);
+  EXPECT_EQ(indicesOf(*starcoder, LayerKind::Full),
+            (std::vector<int64_t>{0, 1}));       // no window by default
+  EXPECT_EQ(starcoder->layers[0].numKVHeads, 2); // Starcoder2Config's
+  EXPECT_EQ(starcoder->layers[0].headDim, 64);
+}
+
+TEST(HFRules, Exaone4GlobalNoPEOnlyWithAWindow) {
+  auto hybrid = importOk(hf("exaone4", "", 8));
+  ASSERT_TRUE(hybrid);
+  EXPECT_EQ(indicesOf(*hybrid, LayerKind::Full), (std::vector<int64_t>{3, 7}));
+  EXPECT_EQ(hybrid->layers[0].mask.window, 4096);
+  EXPECT_EQ(hybrid->layers[0].positional.kind, PositionalKind::Rope);
+  EXPECT_EQ(hybrid->layers[3].positional.kind, PositionalKind::None);
+  auto full = importOk(hf("exaone_moe", "\"sliding_window\": null"));
+  ASSERT_TRUE(full);
+  EXPECT_EQ(indicesOf(*full, LayerKind::Full),
+            (std::vector<int64_t>{0, 1, 2, 3}));
+  EXPECT_EQ(full->layers[3].positional.kind, PositionalKind::Rope);
+  auto noKVHeads =
+      importOk("{\"model_type\": \"exaone4\", \"num_hidden_layers\": 4, "
+               "\"hidden_size\": 4096, \"num_attention_heads\": 64}");
+  ASSERT_TRUE(noKVHeads);
+  EXPECT_EQ(noKVHeads->layers[0].numKVHeads, 32); // Exaone4Config's
+}
+
+TEST(HFRules, SmolLM3SlidesItsNoPELayers) {
+  auto spec = importOk(hf("smollm3",
+                          "\"use_sliding_window\": true, "
+                          "\"sliding_window\": 64",
+                          8));
+  ASSERT_TRUE(spec);
+  EXPECT_EQ(indicesOf(*spec, LayerKind::Sliding), (std::vector<int64_t>{3, 7}));
+  EXPECT_EQ(spec->layers[3].positional.kind, PositionalKind::None);
+  EXPECT_EQ(spec->layers[0].kind, LayerKind::Full);
+  EXPECT_DOUBLE_EQ(spec->layers[0].positional.theta, 2e6);
+}
+
+TEST(HFRules, AfmoeVaultGemmaAndCwmDefaults) {
+  auto afmoe = importOk(hf("afmoe", "", 8));
+  ASSERT_TRUE(afmoe);
+  EXPECT_EQ(indicesOf(*afmoe, LayerKind::Full), (std::vector<int64_t>{3, 7}));
+  EXPECT_EQ(afmoe->layers[0].mask.window, 1024);
+  EXPECT_EQ(afmoe->layers[0].headDim, 128);
+  EXPECT_EQ(afmoe->layers[3].positional.kind, PositionalKind::None);
+  auto vault = importOk(hf("vaultgemma", ""));
+  ASSERT_TRUE(vault);
+  EXPECT_EQ(indicesOf(*vault, LayerKind::Sliding),
+            (std::vector<int64_t>{0, 2}));
+  EXPECT_EQ(vault->layers[0].softcap, 50.0);
+  EXPECT_DOUBLE_EQ(vault->layers[0].scale, 1.0 / 16); // query_pre_attn_scalar
+  auto cwm = importOk(hf("cwm",
+                         "\"rope_scaling\": {\"rope_type\": "
+                         "\"linear\", \"factor\": 2}",
+                         5));
+  ASSERT_TRUE(cwm);
+  EXPECT_EQ(indicesOf(*cwm, LayerKind::Full), (std::vector<int64_t>{0, 4}));
+  EXPECT_EQ(cwm->layers[1].mask.window, 8192);
+  // A legacy rope_scaling replaces CwmConfig's default, theta included.
+  EXPECT_EQ(cwm->layers[0].positional.scaling->kind, RopeScalingKind::Linear);
+  EXPECT_DOUBLE_EQ(cwm->layers[0].positional.theta, 1e6);
+}
+
 TEST(HFRules, Qwen3NextDefaults) {
   auto spec = importOk(hf("qwen3_next", "", 8));
   ASSERT_TRUE(spec);
