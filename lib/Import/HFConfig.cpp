@@ -147,6 +147,8 @@ private:
   // Llama 4.
   std::vector<bool> ropeLayers;
   std::optional<TemperatureTuning> temperature;
+  // Granite SWA: per-layer RoPE bases, 0 for NoPE (empty: the config's).
+  std::vector<double> layerThetas;
   // Zamba 2.
   bool memRope = false;
   bool longContext = false;
@@ -331,6 +333,21 @@ Error HFImporter::readFamilyFields() {
   }
   case Family::SmolLM3: {
     HYBRID_ASSIGN_OR_RETURN(ropeLayers, noRopeLayers(ctx));
+    return Error::success();
+  }
+  case Family::GraniteSwa: {
+    HYBRID_ASSIGN_OR_RETURN(const json *thetas,
+                            readLayerList(ctx, "layer_rope_theta"));
+    for (size_t i = 0; thetas && i < thetas->size(); ++i) {
+      std::string path = indexPath(cfg.fieldPath("layer_rope_theta"), i);
+      HYBRID_ASSIGN_OR_RETURN(double theta,
+                              toNumber((*thetas)[i], cfg.file(), path));
+      if (!(theta >= 0) || !std::isfinite(theta))
+        return fieldError(cfg.file(), path,
+                          "must be a RoPE base, or 0 for NoPE, got " +
+                              describe((*thetas)[i]));
+      layerThetas.push_back(theta);
+    }
     return Error::success();
   }
   case Family::Llama4: {
@@ -606,12 +623,18 @@ Expected<Positional> HFImporter::positional(size_t index, LayerKind kind,
   case Family::Zamba2:
     usesRope = memRope;
     break;
+  case Family::GraniteSwa:
+    usesRope = layerThetas.empty() || layerThetas[index] != 0;
+    break;
   default:
     break;
   }
   if (!usesRope)
     return Positional();
   HYBRID_ASSIGN_OR_RETURN(Positional pos, rope(kind, dim, headDimKey));
+  // One rotary table per distinct base, each with the config's scaling.
+  if (!layerThetas.empty())
+    pos.theta = layerThetas[index];
   if (ctx.family == Family::Zamba2 && longContext) {
     // Zamba2Config's NTK-style base stretch for the long-context variant.
     if (dim <= 2)
@@ -635,6 +658,8 @@ Expected<double> HFImporter::scale(int64_t dim) {
     return 1.0;
   case Family::Zamba2: // Scaled as if the concatenated input were one.
     return 1.0 / std::sqrt(static_cast<double>(dim) / 2.0);
+  case Family::GraniteSwa:
+    return cfg.positiveNumberOr("attention_multiplier", 1.0);
   default:
     return 1.0 / std::sqrt(static_cast<double>(dim));
   }
@@ -680,7 +705,8 @@ Expected<LayerSpec> HFImporter::attentionLayer(size_t index, LayerKind kind) {
                           positional(index, kind, dim, headDimKey));
   HYBRID_ASSIGN_OR_RETURN(layer.scale, scale(dim));
   HYBRID_ASSIGN_OR_RETURN(layer.softcap, softcap());
-  layer.sinks = ctx.family == Family::GptOss;
+  layer.sinks =
+      ctx.family == Family::GptOss || ctx.family == Family::GraniteSwa;
   if (ctx.family == Family::Llama4 && !ropeLayers[index])
     layer.temperature = temperature;
   return layer;

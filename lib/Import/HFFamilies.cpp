@@ -61,6 +61,8 @@ static constexpr FamilyName kFamilies[] = {
     {"vaultgemma", Family::Gemma2},
     {"qwen3_5_text", Family::Qwen3Next},
     {"qwen3_5_moe_text", Family::Qwen3Next},
+    {"granite_swa", Family::GraniteSwa},
+    {"granitemoe_swa", Family::GraniteSwa},
 };
 
 std::optional<Family> detail::lookupFamily(StringRef modelType) {
@@ -161,9 +163,8 @@ static Expected<LayerKind> parseLayerType(const HFContext &ctx,
   return *kind;
 }
 
-/// Reads a per-layer list and checks its length against num_hidden_layers.
-static Expected<const json *> readLayerList(const HFContext &ctx,
-                                            StringRef key) {
+Expected<const json *> detail::readLayerList(const HFContext &ctx,
+                                             StringRef key) {
   HYBRID_ASSIGN_OR_RETURN(const json *list, ctx.cfg.optArray(key));
   if (list && static_cast<int64_t>(list->size()) != ctx.numLayers)
     return ctx.cfg.error(key, "has " + llvm::Twine(list->size()) +
@@ -333,6 +334,7 @@ static Expected<std::vector<LayerKind>> familySchedule(const HFContext &ctx) {
   case Family::Afmoe:
     return everyNthFull(ctx, "global_attn_every_n_layers", 4);
   case Family::Cwm:
+  case Family::GraniteSwa:
     return schedule(n, LayerKind::Full, LayerKind::Sliding,
                     [](int64_t i) { return i % 4 == 0; });
   case Family::Qwen3Next: {
@@ -431,6 +433,8 @@ std::optional<int64_t> detail::defaultSlidingWindow(const HFContext &ctx) {
     return 8192;
   case Family::Afmoe:
     return 1024;
+  case Family::GraniteSwa:
+    return 128;
   case Family::Qwen2:
   case Family::Qwen3:
   case Family::Qwen2Moe:

@@ -43,6 +43,7 @@ enum class Family {
   SmolLM3,
   Cwm,
   Afmoe,
+  GraniteSwa, // granite_swa, granitemoe_swa
 };
 
 /// The family of a `model_type`, or nullopt when we do not support it.
@@ -71,6 +72,11 @@ llvm::Expected<std::vector<LayerKind>> resolveLayerKinds(const HFContext &ctx);
 /// is 1), with transformers' default from `no_rope_layer_interval` when the
 /// list is absent.
 llvm::Expected<std::vector<bool>> noRopeLayers(const HFContext &ctx);
+
+/// Reads a per-layer list (null when absent), checking its length against
+/// num_hidden_layers.
+llvm::Expected<const json *> readLayerList(const HFContext &ctx,
+                                           llvm::StringRef key);
 
 /// Whether the config asks for a sliding window: transformers treats an
 /// absent key as the class default and an explicit null as "no window".

@@ -164,6 +164,11 @@ def families():
             # Soft-capping and query_pre_attn_scalar, as Gemma 2.
             ("VaultGemmaConfig", "VaultGemmaForCausalLM",
              dict(num_hidden_layers=4, sliding_window=8, query_pre_attn_scalar=16)),
+            # Sinks on every layer, the attention multiplier as the scale,
+            # a RoPE base per layer (0: NoPE).
+            ("GraniteSWAConfig", "GraniteSWAForCausalLM",
+             dict(num_hidden_layers=5, sliding_window=8, attention_multiplier=0.3,
+                  layer_rope_theta=[10000, 0, 500000, 10000, 0])),
             # Gated DeltaNet and gated full attention, as Qwen3-Next.
             ("Qwen3_5TextConfig", "Qwen3_5ForCausalLM",
              dict(num_hidden_layers=4, linear_num_key_heads=2, linear_num_value_heads=4,

@@ -674,6 +674,27 @@ TEST(HFRules, AfmoeVaultGemmaAndCwmDefaults) {
   EXPECT_DOUBLE_EQ(cwm->layers[0].positional.theta, 1e6);
 }
 
+TEST(HFRules, GraniteSwaThetaPerLayer) {
+  auto spec =
+      importOk(hf("granite_swa", "\"layer_rope_theta\": [0, 1e4, 5e5, 1e4], "
+                                 "\"attention_multiplier\": 0.25"));
+  ASSERT_TRUE(spec);
+  EXPECT_EQ(indicesOf(*spec, LayerKind::Full), (std::vector<int64_t>{0}));
+  EXPECT_EQ(spec->layers[1].mask.window, 128);
+  EXPECT_EQ(spec->layers[0].positional.kind, PositionalKind::None);
+  EXPECT_DOUBLE_EQ(spec->layers[2].positional.theta, 5e5);
+  EXPECT_DOUBLE_EQ(spec->layers[3].scale, 0.25);
+  EXPECT_TRUE(spec->layers[3].sinks);
+  auto plain = importOk(hf("granitemoe_swa", "\"rope_theta\": 1e6"));
+  ASSERT_TRUE(plain);
+  EXPECT_DOUBLE_EQ(plain->layers[0].positional.theta, 1e6);
+  EXPECT_DOUBLE_EQ(plain->layers[0].scale, 1.0); // not 1 / sqrt(head_dim)
+  EXPECT_EQ(
+      importError(hf("granite_swa", "\"layer_rope_theta\": [1, -1, 1, 1]")),
+      "config.json: field 'layer_rope_theta[1]': must be a RoPE base, or "
+      "0 for NoPE, got -1");
+}
+
 TEST(HFRules, Qwen3NextDefaults) {
   auto spec = importOk(hf("qwen3_next", "", 8));
   ASSERT_TRUE(spec);
