@@ -481,8 +481,9 @@ Expected<RopeSource> HFImporter::ropeSource(LayerKind kind) {
   } else if (!scaling && ctx.family == Family::GptOss) {
     source.params = ObjectView(gptOssDefaultRope(), cfg.file(),
                                cfg.fieldPath("rope_scaling"));
-  } else if (!scaling && ctx.family == Family::Cwm) {
-    // Its theta too: a top-level rope_theta does not replace it.
+  } else if ((!scaling || scaling->is_null()) && ctx.family == Family::Cwm) {
+    // Its theta too: a top-level rope_theta does not replace it (nor does a
+    // null rope_scaling: `rope_scaling or rope_parameters`).
     source.params = ObjectView(cwmDefaultRope(), cfg.file(),
                                cfg.fieldPath("rope_parameters"));
   }

@@ -672,6 +672,10 @@ TEST(HFRules, AfmoeVaultGemmaAndCwmDefaults) {
   // A legacy rope_scaling replaces CwmConfig's default, theta included.
   EXPECT_EQ(cwm->layers[0].positional.scaling->kind, RopeScalingKind::Linear);
   EXPECT_DOUBLE_EQ(cwm->layers[0].positional.theta, 1e6);
+  auto cwmNull = importOk(hf("cwm", "\"rope_scaling\": null"));
+  ASSERT_TRUE(cwmNull);
+  EXPECT_EQ(cwmNull->layers[0].positional.scaling->kind,
+            RopeScalingKind::Llama3);
 }
 
 TEST(HFRules, GraniteSwaThetaPerLayer) {
