@@ -34,7 +34,8 @@ using llvm::Expected;
 using llvm::StringRef;
 
 /// The RoPE dictionaries transformers assumes when a config states none
-/// (Gemma4TextConfig, GptOssConfig and CwmConfig __post_init__).
+/// (Gemma4TextConfig, GptOssConfig, CwmConfig and MiMoV2FlashConfig
+/// __post_init__).
 static constexpr const char *kGemma4DefaultRope = R"({
   "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
   "full_attention": {"rope_type": "proportional",
@@ -45,6 +46,12 @@ static constexpr const char *kGptOssDefaultRope = R"({
   "truncate": false, "original_max_position_embeddings": 4096
 })";
 
+static constexpr const char *kMiMoV2FlashDefaultRope = R"({
+  "full_attention": {"rope_type": "default", "rope_theta": 5000000.0,
+                     "partial_rotary_factor": 0.334},
+  "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0,
+                        "partial_rotary_factor": 0.334}
+})";
 static constexpr const char *kCwmDefaultRope = R"({
   "rope_type": "llama3", "rope_theta": 1000000.0, "factor": 16.0,
   "low_freq_factor": 1.0, "high_freq_factor": 4.0,
@@ -58,6 +65,12 @@ static const json &gemma4DefaultRope() {
 
 static const json &gptOssDefaultRope() {
   static const json value = json::parse(kGptOssDefaultRope, nullptr, false);
+  return value;
+}
+
+static const json &mimoV2FlashDefaultRope() {
+  static const json value =
+      json::parse(kMiMoV2FlashDefaultRope, nullptr, false);
   return value;
 }
 
@@ -419,7 +432,12 @@ Expected<int64_t> HFImporter::slidingWindow() {
   if (window)
     return *window;
   int64_t w = 0;
-  if (!cfg.find("sliding_window")) {
+  const json *stated = cfg.find("sliding_window_size");
+  if (ctx.family == Family::MiMoV2Flash && stated && !stated->is_null()) {
+    // MiMoV2FlashConfig: the size counts the keys before the query.
+    HYBRID_ASSIGN_OR_RETURN(w, cfg.getPositiveInt("sliding_window_size"));
+    w += 1;
+  } else if (!cfg.find("sliding_window")) {
     std::optional<int64_t> fallback = defaultSlidingWindow(ctx);
     if (!fallback)
       return cfg.missing("sliding_window");
@@ -461,8 +479,12 @@ Expected<RopeSource> HFImporter::ropeSource(LayerKind kind) {
     HYBRID_ASSIGN_OR_RETURN(source.params, params->optObject(typeKey));
     return source;
   }
-  if (ctx.family == Family::Gemma4) {
-    const json &defaults = gemma4DefaultRope();
+  if (ctx.family == Family::Gemma4 || ctx.family == Family::MiMoV2Flash) {
+    // Keyed by layer type; MiMo-V2-Flash's config reads no top-level RoPE
+    // field (its hub configs' rope_theta and partial_rotary_factor).
+    const json &defaults = ctx.family == Family::Gemma4
+                               ? gemma4DefaultRope()
+                               : mimoV2FlashDefaultRope();
     auto it = defaults.find(typeKey);
     if (it != defaults.end())
       source.params = ObjectView(
@@ -689,6 +711,17 @@ Expected<LayerSpec> HFImporter::attentionLayer(size_t index, LayerKind kind) {
     layer.numKVHeads = globalKVHeads;
   }
   layer.vHeadDim = layer.headDim;
+  if (ctx.family == Family::MiMoV2Flash) {
+    // Values of their own head dim; sliding layers have twice the KV heads
+    // (MiMoV2FlashAttention).
+    HYBRID_ASSIGN_OR_RETURN(layer.vHeadDim,
+                            cfg.positiveIntOr("v_head_dim", 128));
+    if (kind == LayerKind::Sliding) {
+      layer.numKVHeads = 2 * numKVHeads;
+      HYBRID_RETURN_IF_ERROR(
+          checkKVHeads("num_key_value_heads", layer.numKVHeads));
+    }
+  }
   HYBRID_RETURN_IF_ERROR(applyLayerOverrides(index, layer, headDimKey));
   int64_t dim = layer.headDim;
 
@@ -707,7 +740,8 @@ Expected<LayerSpec> HFImporter::attentionLayer(size_t index, LayerKind kind) {
   HYBRID_ASSIGN_OR_RETURN(layer.scale, scale(dim));
   HYBRID_ASSIGN_OR_RETURN(layer.softcap, softcap());
   layer.sinks =
-      ctx.family == Family::GptOss || ctx.family == Family::GraniteSwa;
+      ctx.family == Family::GptOss || ctx.family == Family::GraniteSwa ||
+      (ctx.family == Family::MiMoV2Flash && kind == LayerKind::Sliding);
   if (ctx.family == Family::Llama4 && !ropeLayers[index])
     layer.temperature = temperature;
   return layer;

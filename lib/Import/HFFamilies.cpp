@@ -63,6 +63,7 @@ static constexpr FamilyName kFamilies[] = {
     {"qwen3_5_moe_text", Family::Qwen3Next},
     {"granite_swa", Family::GraniteSwa},
     {"granitemoe_swa", Family::GraniteSwa},
+    {"mimo_v2_flash", Family::MiMoV2Flash},
 };
 
 std::optional<Family> detail::lookupFamily(StringRef modelType) {
@@ -337,6 +338,9 @@ static Expected<std::vector<LayerKind>> familySchedule(const HFContext &ctx) {
   case Family::GraniteSwa:
     return schedule(n, LayerKind::Full, LayerKind::Sliding,
                     [](int64_t i) { return i % 4 == 0; });
+  case Family::MiMoV2Flash:
+    return schedule(n, LayerKind::Full, LayerKind::Sliding,
+                    [](int64_t i) { return i == 0 || (i + 1) % 6 == 0; });
   case Family::Qwen3Next: {
     HYBRID_ASSIGN_OR_RETURN(int64_t interval,
                             cfg.positiveIntOr("full_attention_interval", 4));
@@ -435,6 +439,9 @@ std::optional<int64_t> detail::defaultSlidingWindow(const HFContext &ctx) {
     return 1024;
   case Family::GraniteSwa:
     return 128;
+  case Family::MiMoV2Flash:
+    return 129; // SGLang's 128 previous tokens and the query
+
   case Family::Qwen2:
   case Family::Qwen3:
   case Family::Qwen2Moe:
@@ -468,6 +475,8 @@ std::optional<int64_t> detail::defaultHeadDim(const HFContext &ctx) {
     return 128;
   case Family::GptOss:
     return 64;
+  case Family::MiMoV2Flash:
+    return 192;
   default:
     return std::nullopt;
   }
@@ -479,6 +488,8 @@ std::optional<int64_t> detail::defaultKVHeads(const HFContext &ctx) {
     return 32;
   case Family::Cwm:
     return 8;
+  case Family::MiMoV2Flash:
+    return 4;
   case Family::MistralLike:
     if (ctx.modelType == "starcoder2")
       return 2;

@@ -44,6 +44,7 @@ enum class Family {
   Cwm,
   Afmoe,
   GraniteSwa, // granite_swa, granitemoe_swa
+  MiMoV2Flash,
 };
 
 /// The family of a `model_type`, or nullopt when we do not support it.

@@ -169,13 +169,20 @@ def families():
             ("GraniteSWAConfig", "GraniteSWAForCausalLM",
              dict(num_hidden_layers=5, sliding_window=8, attention_multiplier=0.3,
                   layer_rope_theta=[10000, 0, 500000, 10000, 0])),
+            # Keys of dim 32, values of 16; sliding layers with twice the KV
+            # heads and sinks; partial RoPE of per-type bases; layers 0, 5
+            # global (dense MLPs: see Exaone MoE).
+            ("MiMoV2FlashConfig", "MiMoV2FlashForCausalLM",
+             dict(num_hidden_layers=6, sliding_window=8, v_head_dim=16,
+                  mlp_layer_types=["dense"] * 6,
+                  **{**SMALL, "num_key_value_heads": 1, "head_dim": 32})),
             # Gated DeltaNet and gated full attention, as Qwen3-Next.
             ("Qwen3_5TextConfig", "Qwen3_5ForCausalLM",
              dict(num_hidden_layers=4, linear_num_key_heads=2, linear_num_value_heads=4,
                   linear_key_head_dim=8, linear_value_head_dim=8)),
     ]:
         if hasattr(t, config):
-            made = getattr(t, config)(**SMALL, **kinds)
+            made = getattr(t, config)(**{**SMALL, **kinds})
             newer.append((made.model_type, made, getattr(t, model_class),
                           [{"sliding_attention": "sliding", "full_attention": "full",
                             "linear_attention": "linear"}[k] for k in made.layer_types]))

@@ -699,6 +699,28 @@ TEST(HFRules, GraniteSwaThetaPerLayer) {
       "0 for NoPE, got -1");
 }
 
+TEST(HFRules, MiMoV2FlashDefaults) {
+  auto spec =
+      importOk("{\"model_type\": \"mimo_v2_flash\", \"num_hidden_layers\": 6, "
+               "\"hidden_size\": 4096, \"num_attention_heads\": 64}");
+  ASSERT_TRUE(spec);
+  EXPECT_EQ(indicesOf(*spec, LayerKind::Full), (std::vector<int64_t>{0, 5}));
+  const LayerSpec &sliding = spec->layers[1], &full = spec->layers[5];
+  EXPECT_EQ(sliding.mask.window, 129);
+  EXPECT_EQ(sliding.numKVHeads, 8);
+  EXPECT_EQ(full.numKVHeads, 4);
+  EXPECT_EQ(full.headDim, 192);
+  EXPECT_EQ(full.vHeadDim, 128);
+  EXPECT_TRUE(sliding.sinks);
+  EXPECT_FALSE(full.sinks);
+  EXPECT_EQ(full.positional.rotaryDim, 64); // int(192 * 0.334)
+  EXPECT_DOUBLE_EQ(full.positional.theta, 5e6);
+  EXPECT_DOUBLE_EQ(sliding.positional.theta, 1e4);
+  auto sized = importOk(hf("mimo_v2_flash", "\"sliding_window_size\": 32"));
+  ASSERT_TRUE(sized);
+  EXPECT_EQ(sized->layers[1].mask.window, 33);
+}
+
 TEST(HFRules, Qwen3NextDefaults) {
   auto spec = importOk(hf("qwen3_next", "", 8));
   ASSERT_TRUE(spec);
