@@ -81,7 +81,8 @@ def draw_layer(rng, wgmma):
         # 7500043: 0.021 on mma.sync and wgmma alike, f32 CPU kernels 5e-6,
         # probe inputs exact).
         layer["temperature_tuning"] = {
-            "floor_scale": rng.choice([1, 3, 16, 100]), "attn_scale": 0.1}
+            "floor_scale": rng.choice([1, 3, 16, 100]), "attn_scale": 0.1,
+            "offset": rng.choice([0, 1])}
     if rng.random() < 0.25:
         layer["softcap"] = rng.choice([5.0, 30.0, 50.0])
     if rng.random() < 0.2:

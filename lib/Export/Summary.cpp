@@ -104,7 +104,8 @@ json hybrid::buildSummary(ScheduleOp schedule) {
     if (score && score->getTemperature())
       entry["temperature_tuning"] = {
           {"floor_scale", double(score->getTemperature().getFloorScale())},
-          {"attn_scale", double(score->getTemperature().getAttnScale())}};
+          {"attn_scale", double(score->getTemperature().getAttnScale())},
+          {"offset", score->getTemperature().getOffset()}};
     if (StateAttr state = layer.getStateAttr())
       entry["state"] = {{"recurrent_elements", state.getRecurrent()},
                         {"conv_elements", state.getConv()}};

@@ -34,8 +34,8 @@ using llvm::Expected;
 using llvm::StringRef;
 
 /// The RoPE dictionaries transformers assumes when a config states none
-/// (Gemma4TextConfig, GptOssConfig, CwmConfig and MiMoV2FlashConfig
-/// __post_init__).
+/// (the __post_init__ of Gemma4TextConfig, GptOssConfig, CwmConfig,
+/// MiMoV2FlashConfig and Ministral3Config).
 static constexpr const char *kGemma4DefaultRope = R"({
   "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
   "full_attention": {"rope_type": "proportional",
@@ -51,6 +51,12 @@ static constexpr const char *kMiMoV2FlashDefaultRope = R"({
                      "partial_rotary_factor": 0.334},
   "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0,
                         "partial_rotary_factor": 0.334}
+})";
+static constexpr const char *kMinistral3DefaultRope = R"({
+  "rope_type": "yarn", "rope_theta": 1000000.0, "factor": 16.0,
+  "original_max_position_embeddings": 16384, "beta_fast": 32.0,
+  "beta_slow": 1.0, "mscale_all_dim": 1.0, "mscale": 1.0,
+  "llama_4_scaling_beta": 0.1
 })";
 static constexpr const char *kCwmDefaultRope = R"({
   "rope_type": "llama3", "rope_theta": 1000000.0, "factor": 16.0,
@@ -71,6 +77,11 @@ static const json &gptOssDefaultRope() {
 static const json &mimoV2FlashDefaultRope() {
   static const json value =
       json::parse(kMiMoV2FlashDefaultRope, nullptr, false);
+  return value;
+}
+
+static const json &ministral3DefaultRope() {
+  static const json value = json::parse(kMinistral3DefaultRope, nullptr, false);
   return value;
 }
 
@@ -348,6 +359,30 @@ Error HFImporter::readFamilyFields() {
     HYBRID_ASSIGN_OR_RETURN(ropeLayers, noRopeLayers(ctx));
     return Error::success();
   }
+  case Family::Ministral3: {
+    // Every query times 1 + beta ln(1 + floor(p / original_max)), both from
+    // the RoPE parameters (transformers fails without them); beta 0: none.
+    HYBRID_ASSIGN_OR_RETURN(RopeSource source, ropeSource(LayerKind::Full));
+    if (!source.params)
+      return cfg.missing("rope_parameters");
+    const ObjectView &params = *source.params;
+    HYBRID_ASSIGN_OR_RETURN(std::optional<double> beta,
+                            params.optNumber("llama_4_scaling_beta"));
+    if (!beta)
+      return params.missing("llama_4_scaling_beta");
+    HYBRID_ASSIGN_OR_RETURN(
+        std::optional<double> original,
+        params.optPositiveNumber("original_max_position_embeddings"));
+    if (!original)
+      return params.missing("original_max_position_embeddings");
+    if (*beta < 0)
+      return params.error("llama_4_scaling_beta",
+                          "must not be negative, got " +
+                              describe(*params.find("llama_4_scaling_beta")));
+    if (*beta > 0)
+      temperature = TemperatureTuning{*original, *beta, /*offset=*/0};
+    return Error::success();
+  }
   case Family::GraniteSwa: {
     HYBRID_ASSIGN_OR_RETURN(const json *thetas,
                             readLayerList(ctx, "layer_rope_theta"));
@@ -503,11 +538,13 @@ Expected<RopeSource> HFImporter::ropeSource(LayerKind kind) {
   } else if (!scaling && ctx.family == Family::GptOss) {
     source.params = ObjectView(gptOssDefaultRope(), cfg.file(),
                                cfg.fieldPath("rope_scaling"));
-  } else if ((!scaling || scaling->is_null()) && ctx.family == Family::Cwm) {
+  } else if ((!scaling || scaling->is_null()) &&
+             (ctx.family == Family::Cwm || ctx.family == Family::Ministral3)) {
     // Its theta too: a top-level rope_theta does not replace it (nor does a
     // null rope_scaling: `rope_scaling or rope_parameters`).
-    source.params = ObjectView(cwmDefaultRope(), cfg.file(),
-                               cfg.fieldPath("rope_parameters"));
+    source.params = ObjectView(
+        ctx.family == Family::Cwm ? cwmDefaultRope() : ministral3DefaultRope(),
+        cfg.file(), cfg.fieldPath("rope_parameters"));
   }
   return source;
 }
@@ -742,7 +779,8 @@ Expected<LayerSpec> HFImporter::attentionLayer(size_t index, LayerKind kind) {
   layer.sinks =
       ctx.family == Family::GptOss || ctx.family == Family::GraniteSwa ||
       (ctx.family == Family::MiMoV2Flash && kind == LayerKind::Sliding);
-  if (ctx.family == Family::Llama4 && !ropeLayers[index])
+  if ((ctx.family == Family::Llama4 && !ropeLayers[index]) ||
+      ctx.family == Family::Ministral3)
     layer.temperature = temperature;
   return layer;
 }

@@ -64,6 +64,7 @@ static constexpr FamilyName kFamilies[] = {
     {"granite_swa", Family::GraniteSwa},
     {"granitemoe_swa", Family::GraniteSwa},
     {"mimo_v2_flash", Family::MiMoV2Flash},
+    {"ministral3", Family::Ministral3},
 };
 
 std::optional<Family> detail::lookupFamily(StringRef modelType) {
@@ -273,6 +274,7 @@ static Expected<std::vector<LayerKind>> familySchedule(const HFContext &ctx) {
     return std::vector<LayerKind>(n, kind);
   }
   case Family::MistralLike:
+  case Family::Ministral3:
     return std::vector<LayerKind>(n, windowConfigured(ctx) ? LayerKind::Sliding
                                                            : LayerKind::Full);
   case Family::Qwen2:
@@ -399,8 +401,12 @@ static Expected<std::vector<LayerKind>> familySchedule(const HFContext &ctx) {
 
 Expected<std::vector<LayerKind>>
 detail::resolveLayerKinds(const HFContext &ctx) {
-  HYBRID_ASSIGN_OR_RETURN(const json *layerTypes,
-                          readLayerList(ctx, "layer_types"));
+  // Ministral 3's attention reads one window for all layers, whatever
+  // layer_types says.
+  const json *layerTypes = nullptr;
+  if (ctx.family != Family::Ministral3) {
+    HYBRID_ASSIGN_OR_RETURN(layerTypes, readLayerList(ctx, "layer_types"));
+  }
   std::vector<LayerKind> kinds;
   if (layerTypes) {
     HYBRID_ASSIGN_OR_RETURN(kinds,
@@ -477,6 +483,8 @@ std::optional<int64_t> detail::defaultHeadDim(const HFContext &ctx) {
     return 64;
   case Family::MiMoV2Flash:
     return 192;
+  case Family::Ministral3:
+    return 128;
   default:
     return std::nullopt;
   }
@@ -487,6 +495,7 @@ std::optional<int64_t> detail::defaultKVHeads(const HFContext &ctx) {
   case Family::Exaone4:
     return 32;
   case Family::Cwm:
+  case Family::Ministral3:
     return 8;
   case Family::MiMoV2Flash:
     return 4;

@@ -45,6 +45,7 @@ enum class Family {
   Afmoe,
   GraniteSwa, // granite_swa, granitemoe_swa
   MiMoV2Flash,
+  Ministral3, // Mistral 3's text model
 };
 
 /// The family of a `model_type`, or nullopt when we do not support it.

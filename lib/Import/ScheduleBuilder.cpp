@@ -114,7 +114,7 @@ static FailureOr<DictionaryAttr> getLayerAttributes(EmitFn emitError,
     if (layer.temperature &&
         !(temperature = TemperatureTuningAttr::getChecked(
               emitError, ctx, Real(layer.temperature->floorScale),
-              Real(layer.temperature->attnScale))))
+              Real(layer.temperature->attnScale), layer.temperature->offset)))
       return failure();
     set("score", ScoreAttr::getChecked(emitError, ctx, Real(layer.scale),
                                        Real(layer.softcap.value_or(0)),

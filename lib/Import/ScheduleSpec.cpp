@@ -287,13 +287,19 @@ Error SpecImporter::readAttention(const Scopes &scopes, LayerSpec &layer,
       at("temperature_tuning").optObject("temperature_tuning"));
   if (tuning) {
     HYBRID_RETURN_IF_ERROR(
-        tuning->checkKnownKeys({"floor_scale", "attn_scale"}));
+        tuning->checkKnownKeys({"floor_scale", "attn_scale", "offset"}));
     TemperatureTuning t;
     HYBRID_ASSIGN_OR_RETURN(t.floorScale,
                             tuning->positiveNumberOr("floor_scale", 8192.0));
     HYBRID_ASSIGN_OR_RETURN(std::optional<double> attnScale,
                             tuning->optNumber("attn_scale"));
     t.attnScale = attnScale.value_or(0.1);
+    HYBRID_ASSIGN_OR_RETURN(std::optional<int64_t> offset,
+                            tuning->optNonNegativeInt("offset"));
+    t.offset = offset.value_or(1);
+    if (t.offset > 1)
+      return tuning->error("offset",
+                           "must be 0 or 1, got " + llvm::Twine(t.offset));
     layer.temperature = t;
   }
 

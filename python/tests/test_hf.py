@@ -134,7 +134,7 @@ def families():
                 hidden_size_per_layer_input=0),
              t.Gemma4ForCausalLM, ["sliding", "sliding", "full"] * 3))
     sliding = "sliding_attention"
-    for config, model_class, kinds in [
+    for config, model_class, fields in [
             # Every fourth layer global (from each config class's own
             # defaults: no layer_types given), all with RoPE.
             ("Olmo3Config", "Olmo3ForCausalLM",
@@ -176,16 +176,24 @@ def families():
              dict(num_hidden_layers=6, sliding_window=8, v_head_dim=16,
                   mlp_layer_types=["dense"] * 6,
                   **{**SMALL, "num_key_value_heads": 1, "head_dim": 32})),
+            # Yarn and queries scaled by 1 + 0.1 ln(1 + floor(p / 8)) (from
+            # position 8 on here), every layer sliding.
+            ("Ministral3Config", "Ministral3ForCausalLM",
+             dict(num_hidden_layers=2, sliding_window=8, rope_parameters=dict(
+                 rope_type="yarn", rope_theta=1e6, factor=4.0,
+                 original_max_position_embeddings=8, beta_fast=32.0, beta_slow=1.0,
+                 mscale=1.0, mscale_all_dim=1.0, llama_4_scaling_beta=0.1))),
             # Gated DeltaNet and gated full attention, as Qwen3-Next.
             ("Qwen3_5TextConfig", "Qwen3_5ForCausalLM",
              dict(num_hidden_layers=4, linear_num_key_heads=2, linear_num_value_heads=4,
                   linear_key_head_dim=8, linear_value_head_dim=8)),
     ]:
         if hasattr(t, config):
-            made = getattr(t, config)(**{**SMALL, **kinds})
-            newer.append((made.model_type, made, getattr(t, model_class),
-                          [{"sliding_attention": "sliding", "full_attention": "full",
-                            "linear_attention": "linear"}[k] for k in made.layer_types]))
+            made = getattr(t, config)(**{**SMALL, **fields})
+            kinds = (["sliding"] * made.num_hidden_layers if config == "Ministral3Config"
+                     else [{"sliding_attention": "sliding", "full_attention": "full",
+                            "linear_attention": "linear"}[k] for k in made.layer_types])
+            newer.append((made.model_type, made, getattr(t, model_class), kinds))
     newer.append(("starcoder2", t.Starcoder2Config(**no_head_dim, num_hidden_layers=2,
                                                    sliding_window=8),
                   t.Starcoder2ForCausalLM, ["sliding"] * 2))
@@ -274,10 +282,12 @@ def teacher_forced_error(model, attention, hybrid_context=contextlib.nullcontext
 def rotation_left_to_the_kernels(model_class):
     """transformers' RoPE function of the model's module made the identity,
     so its attention modules pass q and k unrotated, as the runtime's own
-    positional mode takes them."""
+    positional mode takes them (and Ministral 3's query scaling, which the
+    kernels apply too, one)."""
     import sys
     module = sys.modules[model_class.__module__]
-    names = [n for n in ("apply_rotary_pos_emb", "apply_rotary_emb") if hasattr(module, n)]
+    names = [n for n in ("apply_rotary_pos_emb", "apply_rotary_emb",
+                         "get_llama_4_attn_scale") if hasattr(module, n)]
     saved = {n: getattr(module, n) for n in names}
 
     def identity(*args, **kwargs):
@@ -287,9 +297,12 @@ def rotation_left_to_the_kernels(model_class):
             return args[0], args[1]
         return args[0]
 
+    def unscaled(position_ids, *args):
+        return torch.ones_like(position_ids, dtype=torch.float32)[:, None, :, None]
+
     try:
         for n in saved:
-            setattr(module, n, identity)
+            setattr(module, n, unscaled if n == "get_llama_4_attn_scale" else identity)
         yield
     finally:
         for n, f in saved.items():

@@ -180,7 +180,8 @@ static LayerSpec parseLayer(const Fields &f) {
   if (f.has("temperature_tuning")) {
     Fields t = f.child("temperature_tuning");
     l.temperature =
-        TemperatureTuning{t.number("floor_scale"), t.number("attn_scale")};
+        TemperatureTuning{t.number("floor_scale"), t.number("attn_scale"),
+                          t.integer("offset", 1)};
   }
   if (f.has("positional"))
     l.positional = parsePositional(f.child("positional"));

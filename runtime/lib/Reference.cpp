@@ -141,10 +141,11 @@ attend(const LayerSpec &l, int64_t batch, int64_t numQueries, int64_t numKeys,
       int64_t pq = firstQuery + i;
       double factor = l.scale;
       if (l.temperature)
-        factor *=
-            std::log(std::floor((pq + 1.0) / l.temperature->floorScale) + 1.0) *
-                l.temperature->attnScale +
-            1.0;
+        factor *= std::log(std::floor((pq + l.temperature->offset) /
+                                      l.temperature->floorScale) +
+                           1.0) *
+                      l.temperature->attnScale +
+                  1.0;
       const double *qv = &qs[((b * numQueries + i) * hq + h) * d];
       int64_t kvh = h / group;
       double max =

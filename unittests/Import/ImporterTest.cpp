@@ -721,6 +721,27 @@ TEST(HFRules, MiMoV2FlashDefaults) {
   EXPECT_EQ(sized->layers[1].mask.window, 33);
 }
 
+TEST(HFRules, Ministral3QueryScaling) {
+  auto spec = importOk(hf("ministral3", "\"sliding_window\": 4096"));
+  ASSERT_TRUE(spec);
+  EXPECT_EQ(indicesOf(*spec, LayerKind::Sliding),
+            (std::vector<int64_t>{0, 1, 2, 3}));
+  ASSERT_TRUE(spec->layers[2].temperature);
+  EXPECT_DOUBLE_EQ(spec->layers[2].temperature->floorScale, 16384.0);
+  EXPECT_EQ(spec->layers[2].temperature->offset, 0);
+  EXPECT_EQ(spec->layers[2].positional.scaling->kind, RopeScalingKind::Yarn);
+  auto unscaled = importOk(
+      hf("ministral3", "\"rope_parameters\": {\"rope_type\": \"yarn\", "
+                       "\"factor\": 4, \"original_max_position_embeddings\": "
+                       "1024, \"llama_4_scaling_beta\": 0}"));
+  ASSERT_TRUE(unscaled);
+  EXPECT_FALSE(unscaled->layers[0].temperature);
+  EXPECT_EQ(importError(hf("ministral3", "\"rope_parameters\": {\"rope_type\": "
+                                         "\"default\", \"rope_theta\": 1e6}")),
+            "config.json: field 'rope_parameters.llama_4_scaling_beta': "
+            "missing required field");
+}
+
 TEST(HFRules, Qwen3NextDefaults) {
   auto spec = importOk(hf("qwen3_next", "", 8));
   ASSERT_TRUE(spec);

@@ -128,6 +128,23 @@ TEST(Spec, CausalFlagAndScalings) {
   EXPECT_FALSE(spec->layers[1].positional.interleaved);
 }
 
+TEST(Spec, TemperatureOffset) {
+  auto spec =
+      importOk(specDoc("[{\"kind\": \"full\", " + kHeads +
+                       ", \"temperature_tuning\": {\"offset\": 0}}, {\"kind\": "
+                       "\"full\", " +
+                       kHeads + ", \"temperature_tuning\": {}}]"),
+               "spec.json");
+  ASSERT_TRUE(spec);
+  EXPECT_EQ(spec->layers[0].temperature->offset, 0);
+  EXPECT_EQ(spec->layers[1].temperature->offset, 1); // Llama 4's
+  EXPECT_EQ(importError(specDoc("[{\"kind\": \"full\", " + kHeads +
+                                ", \"temperature_tuning\": {\"offset\": 2}}]"),
+                        "spec.json"),
+            "spec.json: field 'layers[0].temperature_tuning.offset': must be 0 "
+            "or 1, got 2");
+}
+
 TEST(Spec, InterleavedRope) {
   auto spec = importOk(
       specDoc("[{\"kind\": \"full\", " + kHeads +

@@ -67,6 +67,8 @@ struct Positional {
 struct TemperatureTuning {
   double floorScale = 8192.0;
   double attnScale = 0.1;
+  /// Added to the position: 1 (Llama 4) or 0 (Mistral 3).
+  int64_t offset = 1;
 };
 
 /// Fixed per-sequence state of a non-attention mixer, in elements.

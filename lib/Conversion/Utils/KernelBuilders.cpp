@@ -191,7 +191,8 @@ Value hybrid::getTemperature(ImplicitLocOpBuilder &b, Value position,
   auto cst = [&](double v) {
     return arith::ConstantOp::create(b, b.getF64FloatAttr(v));
   };
-  Value next = arith::AddFOp::create(b, position, cst(1.0));
+  Value next =
+      arith::AddFOp::create(b, position, cst(double(tuning.getOffset())));
   Value bucket = math::FloorOp::create(
       b, arith::DivFOp::create(b, next, cst(tuning.getFloorScale())));
   Value log = math::LogOp::create(b, arith::AddFOp::create(b, bucket, cst(1)));

@@ -40,9 +40,11 @@ struct Positional {
   bool interleaved = false; // pairs (2i, 2i + 1), not (i, i + rotating / 2)
 };
 
-/// Llama 4 NoPE layers scale q by log(floor((p+1)/floor_scale)+1)*attn_scale+1.
+/// Queries scaled by log(floor((p+offset)/floor_scale)+1)*attn_scale+1 (Llama
+/// 4's NoPE layers: offset 1; Mistral 3: 0).
 struct TemperatureTuning {
   double floorScale = 0, attnScale = 0;
+  int64_t offset = 1;
 };
 
 struct LayerSpec {

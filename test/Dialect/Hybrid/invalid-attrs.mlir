@@ -78,6 +78,11 @@ module attributes {test.attr = #hybrid.positional<kind = none, interleaved = tru
 
 // -----
 
+// expected-error @+1 {{temperature offset must be 0 or 1, got 2}}
+module attributes {test.attr = #hybrid.temperature_tuning<floor_scale = 4.0, attn_scale = 0.1, offset = 2>} {}
+
+// -----
+
 // expected-error @+1 {{rotary positional encoding needs a positive theta}}
 module attributes {test.attr = #hybrid.positional<kind = rope>} {}
 

@@ -110,3 +110,12 @@ func.func @attention_with_variant(%q: tensor<1x?x8x128xf32>,
          -> tensor<1x?x8x128xf32>
   return %o : tensor<1x?x8x128xf32>
 }
+
+// Mistral 3's query scaling: every layer, positions not shifted (offset 0).
+// CHECK-LABEL: hybrid.schedule @temperature_offset layers = 1
+// CHECK: hybrid.layer full heads 8 kv_heads 2 head_dim 128 mask <kind = full> pos <kind = rope, theta = 1000000.0> score <scale = 0.0884, temperature = <floor_scale = 16384.0, attn_scale = 0.1, offset = 0>>
+hybrid.schedule @temperature_offset layers = 1 {
+  hybrid.layer full heads 8 kv_heads 2 head_dim 128 mask <kind = full>
+    pos <kind = rope, theta = 1000000.0>
+    score <scale = 0.0884, temperature = #hybrid.temperature_tuning<floor_scale = 16384, attn_scale = 0.1, offset = 0>>
+}

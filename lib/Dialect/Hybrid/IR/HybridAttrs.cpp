@@ -195,11 +195,13 @@ PositionalAttr::verify(function_ref<InFlightDiagnostic()> emitError,
 
 LogicalResult
 TemperatureTuningAttr::verify(function_ref<InFlightDiagnostic()> emitError,
-                              Real floorScale, Real attnScale) {
+                              Real floorScale, Real attnScale, int64_t offset) {
   if (!(floorScale > 0))
     return emitError() << "temperature floor_scale must be positive";
   if (!(attnScale >= 0))
     return emitError() << "temperature attn_scale must not be negative";
+  if (offset != 0 && offset != 1)
+    return emitError() << "temperature offset must be 0 or 1, got " << offset;
   return success();
 }
 

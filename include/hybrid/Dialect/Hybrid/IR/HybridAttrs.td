@@ -159,17 +159,20 @@ def Hybrid_PositionalAttr : Hybrid_Attr<"Positional", "positional"> {
 
 def Hybrid_TemperatureTuningAttr
     : Hybrid_Attr<"TemperatureTuning", "temperature_tuning"> {
-  let summary = "Llama 4 query temperature tuning on NoPE layers";
+  let summary = "position-dependent query scaling (Llama 4, Mistral 3)";
   let description = [{
     Queries at position `p` are scaled by
-    `log(floor((p + 1) / floor_scale) + 1) * attn_scale + 1`.
+    `log(floor((p + offset) / floor_scale) + 1) * attn_scale + 1`: Llama 4's
+    NoPE layers with `offset` 1, Mistral 3's (Ministral 3) every layer with 0.
 
     ```mlir
     #hybrid.temperature_tuning<floor_scale = 8192.0, attn_scale = 0.1>
+    #hybrid.temperature_tuning<floor_scale = 16384.0, attn_scale = 0.1, offset = 0>
     ```
   }];
   let parameters = (ins Hybrid_RealParameter<"position bucket">:$floor_scale,
-                        Hybrid_RealParameter<"log factor">:$attn_scale);
+                        Hybrid_RealParameter<"log factor">:$attn_scale,
+                        Hybrid_IntParameter<"1", "added to the position">:$offset);
 }
 
 def Hybrid_ScoreAttr : Hybrid_Attr<"Score", "score"> {
