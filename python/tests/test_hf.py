@@ -135,8 +135,8 @@ def families():
              t.Gemma4ForCausalLM, ["sliding", "sliding", "full"] * 3))
     sliding = "sliding_attention"
     for config, model_class, fields in [
-            # Every fourth layer global (from each config class's own
-            # defaults: no layer_types given), all with RoPE.
+            # Layer schedules from each config class's own defaults where
+            # no layer_types is given: here every fourth layer global.
             ("Olmo3Config", "Olmo3ForCausalLM",
              dict(num_hidden_layers=4, sliding_window=8)),
             # Global layers without positional encoding.
@@ -173,9 +173,8 @@ def families():
             # heads and sinks; partial RoPE of per-type bases; layers 0, 5
             # global (dense MLPs: see Exaone MoE).
             ("MiMoV2FlashConfig", "MiMoV2FlashForCausalLM",
-             dict(num_hidden_layers=6, sliding_window=8, v_head_dim=16,
-                  mlp_layer_types=["dense"] * 6,
-                  **{**SMALL, "num_key_value_heads": 1, "head_dim": 32})),
+             dict(num_hidden_layers=6, sliding_window=8, num_key_value_heads=1,
+                  head_dim=32, v_head_dim=16, mlp_layer_types=["dense"] * 6)),
             # Yarn and queries scaled by 1 + 0.1 ln(1 + floor(p / 8)) (from
             # position 8 on here), every layer sliding.
             ("Ministral3Config", "Ministral3ForCausalLM",
