@@ -64,30 +64,30 @@ static constexpr const char *kCwmDefaultRope = R"({
   "original_max_position_embeddings": 8192
 })";
 
-static const json &gemma4DefaultRope() {
-  static const json value = json::parse(kGemma4DefaultRope, nullptr, false);
-  return value;
-}
-
-static const json &gptOssDefaultRope() {
-  static const json value = json::parse(kGptOssDefaultRope, nullptr, false);
-  return value;
-}
-
-static const json &mimoV2FlashDefaultRope() {
-  static const json value =
-      json::parse(kMiMoV2FlashDefaultRope, nullptr, false);
-  return value;
-}
-
-static const json &ministral3DefaultRope() {
-  static const json value = json::parse(kMinistral3DefaultRope, nullptr, false);
-  return value;
-}
-
-static const json &cwmDefaultRope() {
-  static const json value = json::parse(kCwmDefaultRope, nullptr, false);
-  return value;
+/// The family's RoPE dictionary of those, parsed once; null for the others.
+static const json *getDefaultRope(Family family) {
+  auto parsed = [](const char *text) {
+    return json::parse(text, nullptr, false);
+  };
+  static const json gemma4 = parsed(kGemma4DefaultRope),
+                    gptOss = parsed(kGptOssDefaultRope),
+                    mimoV2Flash = parsed(kMiMoV2FlashDefaultRope),
+                    ministral3 = parsed(kMinistral3DefaultRope),
+                    cwm = parsed(kCwmDefaultRope);
+  switch (family) {
+  case Family::Gemma4:
+    return &gemma4;
+  case Family::GptOss:
+    return &gptOss;
+  case Family::MiMoV2Flash:
+    return &mimoV2Flash;
+  case Family::Ministral3:
+    return &ministral3;
+  case Family::Cwm:
+    return &cwm;
+  default:
+    return nullptr;
+  }
 }
 
 /// New-style `rope_parameters` are keyed by layer type; old ones are flat.
@@ -517,9 +517,7 @@ Expected<RopeSource> HFImporter::ropeSource(LayerKind kind) {
   if (ctx.family == Family::Gemma4 || ctx.family == Family::MiMoV2Flash) {
     // Keyed by layer type; MiMo-V2-Flash's config reads no top-level RoPE
     // field (its hub configs' rope_theta and partial_rotary_factor).
-    const json &defaults = ctx.family == Family::Gemma4
-                               ? gemma4DefaultRope()
-                               : mimoV2FlashDefaultRope();
+    const json &defaults = *getDefaultRope(ctx.family);
     auto it = defaults.find(typeKey);
     if (it != defaults.end())
       source.params = ObjectView(
@@ -536,15 +534,14 @@ Expected<RopeSource> HFImporter::ropeSource(LayerKind kind) {
     HYBRID_ASSIGN_OR_RETURN(source.params, cfg.optObject("rope_scaling"));
     source.typeRequired = true;
   } else if (!scaling && ctx.family == Family::GptOss) {
-    source.params = ObjectView(gptOssDefaultRope(), cfg.file(),
+    source.params = ObjectView(*getDefaultRope(ctx.family), cfg.file(),
                                cfg.fieldPath("rope_scaling"));
   } else if ((!scaling || scaling->is_null()) &&
              (ctx.family == Family::Cwm || ctx.family == Family::Ministral3)) {
     // Its theta too: a top-level rope_theta does not replace it (nor does a
     // null rope_scaling: `rope_scaling or rope_parameters`).
-    source.params = ObjectView(
-        ctx.family == Family::Cwm ? cwmDefaultRope() : ministral3DefaultRope(),
-        cfg.file(), cfg.fieldPath("rope_parameters"));
+    source.params = ObjectView(*getDefaultRope(ctx.family), cfg.file(),
+                               cfg.fieldPath("rope_parameters"));
   }
   return source;
 }
