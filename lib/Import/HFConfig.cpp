@@ -173,8 +173,11 @@ private:
   std::optional<TemperatureTuning> temperature;
   // Granite SWA: per-layer RoPE bases, 0 for NoPE (empty: the config's).
   std::vector<double> layerThetas;
+  /// Whether the family's attention rotates at all: Zamba 2's
+  /// use_mem_rope, Granite 4.0-H's position_embedding_type, OLMo Hybrid's
+  /// rope_theta (null: NoPE).
+  bool ropeEnabled = true;
   // Zamba 2.
-  bool memRope = false;
   bool longContext = false;
 };
 } // namespace
@@ -305,9 +308,14 @@ Expected<int64_t> HFImporter::readHeadDim() {
 
 Error HFImporter::readAttentionShape() {
   HYBRID_ASSIGN_OR_RETURN(numHeads, cfg.getPositiveInt("num_attention_heads"));
+  // BambaConfig alone maps an explicit null to the query head count.
+  std::optional<int64_t> kvDefault = defaultKVHeads(ctx);
+  const json *kvStated = cfg.find("num_key_value_heads");
+  if (ctx.family == Family::Bamba && kvStated && kvStated->is_null())
+    kvDefault = std::nullopt;
   HYBRID_ASSIGN_OR_RETURN(
-      numKVHeads, cfg.positiveIntOr("num_key_value_heads",
-                                    defaultKVHeads(ctx).value_or(numHeads)));
+      numKVHeads,
+      cfg.positiveIntOr("num_key_value_heads", kvDefault.value_or(numHeads)));
   HYBRID_ASSIGN_OR_RETURN(headDim, readHeadDim());
   if (numHeads > kMaxDim)
     return cfg.error("num_attention_heads",
@@ -430,11 +438,29 @@ Error HFImporter::readFamilyFields() {
                             cfg.optBool("use_mem_rope"));
     HYBRID_ASSIGN_OR_RETURN(std::optional<bool> longCtx,
                             cfg.optBool("use_long_context"));
-    memRope = useRope.value_or(false);
+    ropeEnabled = useRope.value_or(false);
     longContext = longCtx.value_or(false);
     // Zamba2Config pins the context of its long-context variant.
     if (longContext)
       ctx.maxPositionEmbeddings = 16384;
+    return Error::success();
+  }
+  case Family::GraniteMoeHybrid: {
+    // Exactly "rope" rotates; anything else (null by default) is NoPE.
+    HYBRID_ASSIGN_OR_RETURN(std::optional<std::string> type,
+                            cfg.optString("position_embedding_type"));
+    ropeEnabled = type == "rope";
+    return Error::success();
+  }
+  case Family::OlmoHybrid: {
+    // A null rope_theta (its released checkpoints) turns RoPE off; an
+    // absent one is transformers' default base.
+    const json *theta = cfg.find("rope_theta");
+    HYBRID_ASSIGN_OR_RETURN(std::optional<ObjectView> params,
+                            cfg.optObject("rope_parameters"));
+    if (params && params->find("rope_theta"))
+      theta = params->find("rope_theta");
+    ropeEnabled = !(theta && theta->is_null());
     return Error::success();
   }
   default:
@@ -595,6 +621,10 @@ Expected<Positional> HFImporter::rope(LayerKind kind, int64_t dim,
     if (fraction)
       fractionPath = params->fieldPath("partial_rotary_factor");
   }
+  // BambaConfig overwrites a top-level factor with 0.5; one inside
+  // rope_parameters wins.
+  if (!fraction && ctx.family == Family::Bamba)
+    fraction = 0.5;
   if (!fraction) {
     HYBRID_ASSIGN_OR_RETURN(fraction,
                             cfg.optPositiveNumber("partial_rotary_factor"));
@@ -678,7 +708,9 @@ Expected<Positional> HFImporter::positional(size_t index, LayerKind kind,
     usesRope = ropeLayers[index];
     break;
   case Family::Zamba2:
-    usesRope = memRope;
+  case Family::GraniteMoeHybrid:
+  case Family::OlmoHybrid:
+    usesRope = ropeEnabled;
     break;
   case Family::GraniteSwa:
     usesRope = layerThetas.empty() || layerThetas[index] != 0;
@@ -716,6 +748,7 @@ Expected<double> HFImporter::scale(int64_t dim) {
   case Family::Zamba2: // Scaled as if the concatenated input were one.
     return 1.0 / std::sqrt(static_cast<double>(dim) / 2.0);
   case Family::GraniteSwa:
+  case Family::GraniteMoeHybrid:
     return cfg.positiveNumberOr("attention_multiplier", 1.0);
   default:
     return 1.0 / std::sqrt(static_cast<double>(dim));

@@ -65,6 +65,9 @@ static constexpr FamilyName kFamilies[] = {
     {"granitemoe_swa", Family::GraniteSwa},
     {"mimo_v2_flash", Family::MiMoV2Flash},
     {"ministral3", Family::Ministral3},
+    {"bamba", Family::Bamba},
+    {"granitemoehybrid", Family::GraniteMoeHybrid},
+    {"olmo_hybrid", Family::OlmoHybrid},
 };
 
 std::optional<Family> detail::lookupFamily(StringRef modelType) {
@@ -113,7 +116,11 @@ static bool familyAllows(Family family, LayerKind kind) {
   case Family::MiniMax:
     return kind == LayerKind::Full || kind == LayerKind::Linear;
   case Family::Jamba:
+  case Family::Bamba:
+  case Family::GraniteMoeHybrid:
     return kind == LayerKind::Full || kind == LayerKind::Mamba;
+  case Family::OlmoHybrid:
+    return kind == LayerKind::Full || kind == LayerKind::Linear;
   case Family::Zamba2:
     return kind == LayerKind::Mamba || kind == LayerKind::Hybrid;
   case Family::FalconH1:
@@ -127,7 +134,8 @@ static bool familyAllows(Family family, LayerKind kind) {
 /// "linear_attention" too (it remaps legacy "mamba"); which mixer that is
 /// depends on the family.
 static LayerKind linearAttentionKind(Family family) {
-  if (family == Family::Jamba || family == Family::Zamba2)
+  if (family == Family::Jamba || family == Family::Zamba2 ||
+      family == Family::Bamba || family == Family::GraniteMoeHybrid)
     return LayerKind::Mamba;
   return LayerKind::Linear;
 }
@@ -376,6 +384,43 @@ static Expected<std::vector<LayerKind>> familySchedule(const HFContext &ctx) {
                            llvm::Twine(n));
     return kinds;
   }
+  case Family::Bamba: {
+    // Attention at attn_layer_indices, Mamba-2 elsewhere (all of them
+    // without the list).
+    std::vector<LayerKind> kinds(n, LayerKind::Mamba);
+    HYBRID_ASSIGN_OR_RETURN(const json *indices,
+                            cfg.optArray("attn_layer_indices"));
+    for (size_t i = 0; indices && i < indices->size(); ++i) {
+      std::string path = indexPath(cfg.fieldPath("attn_layer_indices"), i);
+      HYBRID_ASSIGN_OR_RETURN(int64_t index,
+                              toInt((*indices)[i], cfg.file(), path));
+      if (index < 0 || index >= n)
+        return fieldError(cfg.file(), path,
+                          "must be a layer index below num_hidden_layers (" +
+                              llvm::Twine(n) + "), got " +
+                              describe((*indices)[i]));
+      kinds[index] = LayerKind::Full;
+    }
+    return kinds;
+  }
+  case Family::GraniteMoeHybrid: {
+    // `layers_block_type` is the older name of layer_types; every layer is
+    // Mamba-2 without either.
+    HYBRID_ASSIGN_OR_RETURN(const json *blocks,
+                            readLayerList(ctx, "layers_block_type"));
+    if (blocks)
+      return parseLayerList(ctx, *blocks, "layers_block_type");
+    return std::vector<LayerKind>(n, LayerKind::Mamba);
+  }
+  case Family::OlmoHybrid: {
+    // Every fourth layer full; the last one when that leaves none.
+    std::vector<LayerKind> kinds =
+        schedule(n, LayerKind::Full, LayerKind::Linear,
+                 [](int64_t i) { return i % 4 == 3; });
+    if (n < 4)
+      kinds.back() = LayerKind::Full;
+    return kinds;
+  }
   case Family::MiniMax: {
     // MiniMax's original configs list 0 (lightning) / 1 (softmax) per layer.
     HYBRID_ASSIGN_OR_RETURN(const json *types,
@@ -425,6 +470,16 @@ detail::resolveLayerKinds(const HFContext &ctx) {
     for (LayerKind &kind : kinds)
       if (kind == LayerKind::Full)
         kind = LayerKind::Sliding;
+  // OlmoHybridConfig refuses a schedule without both kinds.
+  if (ctx.family == Family::OlmoHybrid) {
+    auto linear = llvm::count(kinds, LayerKind::Linear);
+    if (linear == 0 || linear == static_cast<int64_t>(kinds.size()))
+      return ctx.cfg.error(
+          layerTypes ? "layer_types" : "num_hidden_layers",
+          "gives no " +
+              llvm::Twine(linear ? "full_attention" : "linear_attention") +
+              " layer; olmo_hybrid needs both kinds");
+  }
   return kinds;
 }
 
@@ -496,6 +551,7 @@ std::optional<int64_t> detail::defaultKVHeads(const HFContext &ctx) {
     return 32;
   case Family::Cwm:
   case Family::Ministral3:
+  case Family::Bamba:
     return 8;
   case Family::MiMoV2Flash:
     return 4;
@@ -578,14 +634,33 @@ Expected<LinearLayerShape> detail::linearLayerShape(const HFContext &ctx) {
   //   conv_dim = 2 * num_k_heads * head_k_dim + num_v_heads * head_v_dim.
   // The conv state keeps the full kernel width: transformers stores
   // F.pad(mixed_qkv, (kernel - seq_len, 0)), i.e. `kernel` columns.
-  HYBRID_ASSIGN_OR_RETURN(int64_t keyDim,
-                          cfg.positiveIntOr("linear_key_head_dim", 128));
-  HYBRID_ASSIGN_OR_RETURN(int64_t valueDim,
-                          cfg.positiveIntOr("linear_value_head_dim", 128));
-  HYBRID_ASSIGN_OR_RETURN(int64_t keyHeads,
-                          cfg.positiveIntOr("linear_num_key_heads", 16));
-  HYBRID_ASSIGN_OR_RETURN(int64_t valueHeads,
-                          cfg.positiveIntOr("linear_num_value_heads", 32));
+  // OLMo Hybrid derives its defaults from the attention heads:
+  // key dim int(0.75 * hidden / key heads), value dim twice that.
+  bool olmo = ctx.family == Family::OlmoHybrid;
+  int64_t heads = 0;
+  if (olmo) {
+    HYBRID_ASSIGN_OR_RETURN(heads, cfg.getPositiveInt("num_attention_heads"));
+  }
+  HYBRID_ASSIGN_OR_RETURN(
+      int64_t keyHeads,
+      cfg.positiveIntOr("linear_num_key_heads", olmo ? heads : 16));
+  HYBRID_ASSIGN_OR_RETURN(
+      int64_t valueHeads,
+      cfg.positiveIntOr("linear_num_value_heads", olmo ? heads : 32));
+  int64_t keyDimDefault =
+      olmo ? static_cast<int64_t>(0.75 * static_cast<double>(ctx.hiddenSize) /
+                                  static_cast<double>(keyHeads))
+           : 128;
+  if (keyDimDefault <= 0)
+    return cfg.error("linear_num_key_heads",
+                     "leaves no key head dim (0.75 * hidden_size / " +
+                         llvm::Twine(keyHeads) +
+                         "); set 'linear_key_head_dim'");
+  HYBRID_ASSIGN_OR_RETURN(
+      int64_t keyDim, cfg.positiveIntOr("linear_key_head_dim", keyDimDefault));
+  HYBRID_ASSIGN_OR_RETURN(
+      int64_t valueDim,
+      cfg.positiveIntOr("linear_value_head_dim", olmo ? 2 * keyDim : 128));
   HYBRID_ASSIGN_OR_RETURN(int64_t kernel,
                           cfg.positiveIntOr("linear_conv_kernel_dim", 4));
   if (valueHeads % keyHeads != 0)
@@ -637,18 +712,20 @@ Expected<RecurrentState> detail::mambaState(const HFContext &ctx) {
   }
 
   // Mamba-2 mixers (Zamba2HybridDynamicCache, FalconHybridMambaAttention-
-  // DynamicCache): conv (d_inner + 2 * n_groups * d_state, d_conv) and ssm
-  // (n_heads, head_dim, d_state), with n_heads * head_dim = d_inner.
+  // DynamicCache, Bamba's and Granite 4.0-H's caches): conv (d_inner + 2 *
+  // n_groups * d_state, d_conv) and ssm (n_heads, head_dim, d_state), with
+  // n_heads * head_dim = d_inner. Only Zamba 2 names its fields otherwise.
   bool falcon = ctx.family == Family::FalconH1;
+  bool zamba = ctx.family == Family::Zamba2;
   HYBRID_ASSIGN_OR_RETURN(int64_t expand, cfg.positiveIntOr("mamba_expand", 2));
-  HYBRID_ASSIGN_OR_RETURN(
-      int64_t dState, cfg.positiveIntOr("mamba_d_state", falcon ? 256 : 64));
+  HYBRID_ASSIGN_OR_RETURN(int64_t dState,
+                          cfg.positiveIntOr("mamba_d_state", zamba ? 64 : 256));
   HYBRID_ASSIGN_OR_RETURN(int64_t dConv, cfg.positiveIntOr("mamba_d_conv", 4));
-  StringRef groupsKey = falcon ? "mamba_n_groups" : "mamba_ngroups";
+  StringRef groupsKey = zamba ? "mamba_ngroups" : "mamba_n_groups";
   HYBRID_ASSIGN_OR_RETURN(int64_t groups, cfg.positiveIntOr(groupsKey, 1));
-  StringRef headsKey = falcon ? "mamba_n_heads" : "n_mamba_heads";
+  StringRef headsKey = zamba ? "n_mamba_heads" : "mamba_n_heads";
   HYBRID_ASSIGN_OR_RETURN(int64_t heads,
-                          cfg.positiveIntOr(headsKey, falcon ? 128 : 8));
+                          cfg.positiveIntOr(headsKey, zamba ? 8 : 128));
 
   int64_t inner = 0;
   StringRef innerKey = "mamba_expand";
@@ -669,7 +746,7 @@ Expected<RecurrentState> detail::mambaState(const HFContext &ctx) {
                                    cfg.fieldPath(innerKey) + "'), got " +
                                    llvm::Twine(heads));
   int64_t headDim = inner / heads;
-  if (falcon) {
+  if (!zamba) {
     // mamba_d_head is "auto" (derived) or must agree with the inner size.
     const json *dHead = cfg.find("mamba_d_head");
     if (dHead && !dHead->is_null() &&

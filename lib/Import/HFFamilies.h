@@ -46,6 +46,9 @@ enum class Family {
   GraniteSwa, // granite_swa, granitemoe_swa
   MiMoV2Flash,
   Ministral3, // Mistral 3's text model
+  Bamba,
+  GraniteMoeHybrid, // Granite 4.0-H
+  OlmoHybrid,
 };
 
 /// The family of a `model_type`, or nullopt when we do not support it.

@@ -193,6 +193,29 @@ def families():
                      else [{"sliding_attention": "sliding", "full_attention": "full",
                             "linear_attention": "linear"}[k] for k in made.layer_types])
             newer.append((made.model_type, made, getattr(t, model_class), kinds))
+    mamba2 = dict(mamba_n_heads=8, mamba_d_state=16, mamba_chunk_size=8)
+    if hasattr(t, "BambaConfig"):
+        # Mamba-2 layers (transformers' own) and attention with half the
+        # head rotating.
+        newer.append(("bamba", t.BambaConfig(**no_head_dim, num_hidden_layers=4,
+                                             attn_layer_indices=[1, 3], **mamba2),
+                      t.BambaForCausalLM, ["mamba", "full"] * 2))
+    if hasattr(t, "GraniteMoeHybridConfig"):
+        # Granite 4.0-H: Mamba-2 and attention layers (RoPE on here; NoPE by
+        # default), the attention multiplier as the scale.
+        newer.append(("granitemoehybrid", t.GraniteMoeHybridConfig(
+            **no_head_dim, num_hidden_layers=4, layer_types=["mamba", "attention"] * 2,
+            position_embedding_type="rope", attention_multiplier=0.3,
+            shared_intermediate_size=64, **moe, **mamba2),
+            t.GraniteMoeHybridForCausalLM, ["mamba", "full"] * 2))
+    if hasattr(t, "OlmoHybridConfig"):
+        # Gated DeltaNet layers (transformers' own) and a full attention
+        # layer with q/k norms over the whole projection.
+        newer.append(("olmo_hybrid", t.OlmoHybridConfig(
+            **no_head_dim, num_hidden_layers=4, linear_num_key_heads=2,
+            linear_num_value_heads=4, linear_key_head_dim=8, linear_value_head_dim=8,
+            pad_token_id=None, eos_token_id=None),
+            t.OlmoHybridForCausalLM, ["linear"] * 3 + ["full"]))
     newer.append(("starcoder2", t.Starcoder2Config(**no_head_dim, num_hidden_layers=2,
                                                    sliding_window=8),
                   t.Starcoder2ForCausalLM, ["sliding"] * 2))

@@ -699,6 +699,113 @@ TEST(HFRules, GraniteSwaThetaPerLayer) {
       "0 for NoPE, got -1");
 }
 
+TEST(HFRules, BambaLayersAndHalfRotation) {
+  auto spec = importOk(hf("bamba", "\"attn_layer_indices\": [1, 3], "
+                                   "\"partial_rotary_factor\": 1.0"));
+  ASSERT_TRUE(spec);
+  EXPECT_EQ(indicesOf(*spec, LayerKind::Full), (std::vector<int64_t>{1, 3}));
+  EXPECT_EQ(indicesOf(*spec, LayerKind::Mamba), (std::vector<int64_t>{0, 2}));
+  // BambaConfig overwrites the top-level factor with 0.5.
+  EXPECT_EQ(spec->layers[1].positional.rotaryDim, 32);
+  // Mamba-2 defaults: 128 heads of 2 * 512 / 128, d_state 256, d_conv 4.
+  ASSERT_TRUE(spec->layers[0].state);
+  EXPECT_EQ(spec->layers[0].state->recurrentElements, 128 * 8 * 256);
+  EXPECT_EQ(spec->layers[0].state->convElements, (1024 + 2 * 256) * 4);
+  auto stated = importOk(
+      hf("bamba", "\"attn_layer_indices\": [0], \"rope_parameters\": "
+                  "{\"rope_theta\": 1e4, \"partial_rotary_factor\": 0.25}"));
+  ASSERT_TRUE(stated);
+  EXPECT_EQ(stated->layers[0].positional.rotaryDim, 16);
+  // Without the list every layer is Mamba-2; KV heads default to 8, and an
+  // explicit null means the query heads.
+  const char *base = "{\"model_type\": \"bamba\", \"num_hidden_layers\": 2, "
+                     "\"hidden_size\": 512, \"num_attention_heads\": 16, "
+                     "\"attn_layer_indices\": [1]";
+  auto kv = importOk(std::string(base) + "}");
+  ASSERT_TRUE(kv);
+  EXPECT_EQ(kv->layers[1].numKVHeads, 8);
+  auto mha = importOk(std::string(base) + ", \"num_key_value_heads\": null}");
+  ASSERT_TRUE(mha);
+  EXPECT_EQ(mha->layers[1].numKVHeads, 16);
+  auto none = importOk(hf("bamba", ""));
+  ASSERT_TRUE(none);
+  EXPECT_EQ(indicesOf(*none, LayerKind::Mamba).size(), 4u);
+  EXPECT_EQ(importError(hf("bamba", "\"attn_layer_indices\": [1, 4]")),
+            "config.json: field 'attn_layer_indices[1]': must be a layer index "
+            "below num_hidden_layers (4), got 4");
+}
+
+TEST(HFRules, GraniteMoeHybridRopeOnlyWhenAsked) {
+  auto spec = importOk(hf("granitemoehybrid",
+                          "\"layers_block_type\": [\"mamba\", \"attention\", "
+                          "\"linear_attention\", \"full_attention\"], "
+                          "\"attention_multiplier\": 0.0078125, "
+                          "\"mamba_n_heads\": 16, \"mamba_d_head\": 64"));
+  ASSERT_TRUE(spec);
+  EXPECT_EQ(indicesOf(*spec, LayerKind::Full), (std::vector<int64_t>{1, 3}));
+  EXPECT_EQ(spec->layers[1].positional.kind, PositionalKind::None);
+  EXPECT_DOUBLE_EQ(spec->layers[1].scale, 0.0078125);
+  ASSERT_TRUE(spec->layers[2].state);
+  EXPECT_EQ(spec->layers[2].state->recurrentElements, 16 * 64 * 256);
+  auto rope = importOk(hf("granitemoehybrid",
+                          "\"layer_types\": [\"mamba\", \"attention\", "
+                          "\"mamba\", \"attention\"], "
+                          "\"position_embedding_type\": \"rope\", "
+                          "\"rope_theta\": 5e4"));
+  ASSERT_TRUE(rope);
+  EXPECT_EQ(rope->layers[3].positional.kind, PositionalKind::Rope);
+  EXPECT_DOUBLE_EQ(rope->layers[3].positional.theta, 5e4);
+  EXPECT_DOUBLE_EQ(rope->layers[3].scale, 1.0); // attention_multiplier's
+  auto mambas = importOk(hf("granitemoehybrid", ""));
+  ASSERT_TRUE(mambas);
+  EXPECT_EQ(indicesOf(*mambas, LayerKind::Mamba).size(), 4u);
+  EXPECT_EQ(importError(hf("granitemoehybrid", "\"mamba_d_head\": 16")),
+            "config.json: field 'mamba_d_head': must equal the Mamba inner "
+            "size / mamba_n_heads (8), got 16");
+  EXPECT_EQ(
+      importError(hf("granitemoehybrid",
+                     "\"layer_types\": [\"mamba\", \"sliding_attention\", "
+                     "\"mamba\", \"attention\"]")),
+      "config.json: field 'layer_types[1]': layer type "
+      "'sliding_attention' is not supported by model type "
+      "'granitemoehybrid'");
+}
+
+TEST(HFRules, OlmoHybridDefaults) {
+  auto spec = importOk(hf("olmo_hybrid", "", 8));
+  ASSERT_TRUE(spec);
+  EXPECT_EQ(indicesOf(*spec, LayerKind::Full), (std::vector<int64_t>{3, 7}));
+  const LayerSpec &linear = spec->layers[0];
+  EXPECT_EQ(linear.numHeads, 8);
+  EXPECT_EQ(linear.numKVHeads, 8);
+  EXPECT_EQ(linear.headDim, 48); // int(0.75 * 512 / 8)
+  EXPECT_EQ(linear.vHeadDim, 96);
+  EXPECT_EQ(spec->layers[3].positional.kind, PositionalKind::Rope);
+  EXPECT_DOUBLE_EQ(spec->layers[3].positional.theta, 1e4);
+  // Fewer than four layers: the last one is full.
+  auto two = importOk(hf("olmo_hybrid", "", 2));
+  ASSERT_TRUE(two);
+  EXPECT_EQ(indicesOf(*two, LayerKind::Full), (std::vector<int64_t>{1}));
+  // A null rope_theta, at the top level or in rope_parameters: NoPE.
+  for (const char *nope :
+       {"\"rope_theta\": null",
+        "\"rope_parameters\": {\"rope_theta\": null, \"rope_type\": "
+        "\"default\"}"}) {
+    auto off = importOk(hf("olmo_hybrid", nope));
+    ASSERT_TRUE(off) << nope;
+    EXPECT_EQ(off->layers[3].positional.kind, PositionalKind::None) << nope;
+  }
+  EXPECT_EQ(importError(hf("olmo_hybrid", "", 1)),
+            "config.json: field 'num_hidden_layers': gives no "
+            "linear_attention layer; olmo_hybrid needs both kinds");
+  EXPECT_EQ(importError(hf("olmo_hybrid",
+                           "\"layer_types\": [\"linear_attention\", "
+                           "\"linear_attention\", \"linear_attention\", "
+                           "\"linear_attention\"]")),
+            "config.json: field 'layer_types': gives no full_attention "
+            "layer; olmo_hybrid needs both kinds");
+}
+
 TEST(HFRules, MiMoV2FlashDefaults) {
   auto spec =
       importOk("{\"model_type\": \"mimo_v2_flash\", \"num_hidden_layers\": 6, "
