@@ -693,7 +693,8 @@ Expected<Positional> HFImporter::positional(size_t index, LayerKind kind,
                                             int64_t dim, StringRef headDimKey) {
   bool usesRope = true;
   switch (ctx.family) {
-  case Family::Jamba: // Jamba's attention has no positional encoding.
+  case Family::Jamba: // Their attention has no positional encoding.
+  case Family::NemotronH:
     usesRope = false;
     break;
   case Family::Cohere2: // Global layers are NoPE.
@@ -873,7 +874,7 @@ Expected<std::vector<LayerSpec>> HFImporter::buildLayers() {
       layer.vHeadDim = linear->vHeadDim;
       layer.scale = linear->scale;
       layer.state = linear->state;
-    } else if (kind == LayerKind::Mamba) {
+    } else if (kind == LayerKind::Mamba || kind == LayerKind::Mlp) {
       layer.kind = kind;
     } else {
       HYBRID_ASSIGN_OR_RETURN(layer, attentionLayer(i, kind));
@@ -920,8 +921,13 @@ Expected<ModelSpec> hybrid::spec::importHFConfig(const json &config,
                           " (supported: " + supportedModelTypes() + ")");
 
   HFContext ctx{cfg, *family, familyType};
-  HYBRID_ASSIGN_OR_RETURN(ctx.numLayers,
-                          cfg.getPositiveInt("num_hidden_layers"));
+  HYBRID_ASSIGN_OR_RETURN(std::optional<int64_t> listed, listedLayerCount(ctx));
+  if (listed) {
+    ctx.numLayers = *listed;
+  } else {
+    HYBRID_ASSIGN_OR_RETURN(ctx.numLayers,
+                            cfg.getPositiveInt("num_hidden_layers"));
+  }
   if (ctx.numLayers > kMaxLayers)
     return cfg.error("num_hidden_layers",
                      "must be at most " + llvm::Twine(kMaxLayers) + ", got " +

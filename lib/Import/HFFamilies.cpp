@@ -68,6 +68,7 @@ static constexpr FamilyName kFamilies[] = {
     {"bamba", Family::Bamba},
     {"granitemoehybrid", Family::GraniteMoeHybrid},
     {"olmo_hybrid", Family::OlmoHybrid},
+    {"nemotron_h", Family::NemotronH},
 };
 
 std::optional<Family> detail::lookupFamily(StringRef modelType) {
@@ -101,6 +102,8 @@ StringRef detail::layerTypeName(LayerKind kind) {
     return "mamba";
   case LayerKind::Hybrid:
     return "hybrid";
+  case LayerKind::Mlp:
+    return "mlp";
   }
   return "unknown";
 }
@@ -121,6 +124,9 @@ static bool familyAllows(Family family, LayerKind kind) {
     return kind == LayerKind::Full || kind == LayerKind::Mamba;
   case Family::OlmoHybrid:
     return kind == LayerKind::Full || kind == LayerKind::Linear;
+  case Family::NemotronH:
+    return kind == LayerKind::Full || kind == LayerKind::Mamba ||
+           kind == LayerKind::Mlp;
   case Family::Zamba2:
     return kind == LayerKind::Mamba || kind == LayerKind::Hybrid;
   case Family::FalconH1:
@@ -135,7 +141,8 @@ static bool familyAllows(Family family, LayerKind kind) {
 /// depends on the family.
 static LayerKind linearAttentionKind(Family family) {
   if (family == Family::Jamba || family == Family::Zamba2 ||
-      family == Family::Bamba || family == Family::GraniteMoeHybrid)
+      family == Family::Bamba || family == Family::GraniteMoeHybrid ||
+      family == Family::NemotronH)
     return LayerKind::Mamba;
   return LayerKind::Linear;
 }
@@ -159,12 +166,14 @@ static Expected<LayerKind> parseLayerType(const HFContext &ctx,
     kind = LayerKind::Mamba;
   else if (name == "hybrid")
     kind = LayerKind::Hybrid;
+  else if (name == "mlp" || name == "moe")
+    kind = LayerKind::Mlp;
   if (!kind)
     return fieldError(ctx.cfg.file(), path,
                       "unknown layer type " + describe(value) +
                           " (supported: full_attention, sliding_attention, "
                           "chunked_attention, linear_attention, mamba, "
-                          "attention, hybrid)");
+                          "attention, hybrid, mlp, moe)");
   if (!familyAllows(ctx.family, *kind))
     return fieldError(ctx.cfg.file(), path,
                       "layer type " + describe(value) +
@@ -196,6 +205,66 @@ parseLayerList(const HFContext &ctx, const json &list, StringRef key) {
     kinds.push_back(kind);
   }
   return kinds;
+}
+
+/// Nemotron-H's blocks: `layer_types` (or its older name
+/// `layers_block_type`), else `hybrid_override_pattern` (a character per
+/// block), else its configuration class's four blocks. A block has one
+/// mixer: M Mamba-2, * attention, - an MLP and E a MoE (neither mixes
+/// tokens).
+static Expected<std::vector<LayerKind>> nemotronHBlocks(const HFContext &ctx) {
+  const ObjectView &cfg = ctx.cfg;
+  for (StringRef key : {"layer_types", "layers_block_type"}) {
+    HYBRID_ASSIGN_OR_RETURN(const json *list, cfg.optArray(key));
+    if (!list)
+      continue;
+    if (list->empty() || list->size() > static_cast<size_t>(kMaxLayers))
+      return cfg.error(key, "must list 1 to " + llvm::Twine(kMaxLayers) +
+                                " layers, got " + llvm::Twine(list->size()));
+    return parseLayerList(ctx, *list, key);
+  }
+  HYBRID_ASSIGN_OR_RETURN(std::optional<std::string> pattern,
+                          cfg.optString("hybrid_override_pattern"));
+  if (!pattern)
+    return std::vector<LayerKind>{LayerKind::Mamba, LayerKind::Mlp,
+                                  LayerKind::Full, LayerKind::Mlp};
+  if (pattern->empty() || pattern->size() > static_cast<size_t>(kMaxLayers))
+    return cfg.error("hybrid_override_pattern",
+                     "must have 1 to " + llvm::Twine(kMaxLayers) +
+                         " characters, got " + llvm::Twine(pattern->size()));
+  std::vector<LayerKind> kinds;
+  for (size_t i = 0; i < pattern->size(); ++i) {
+    char c = (*pattern)[i];
+    if (c == 'M')
+      kinds.push_back(LayerKind::Mamba);
+    else if (c == '*')
+      kinds.push_back(LayerKind::Full);
+    else if (c == '-' || c == 'E')
+      kinds.push_back(LayerKind::Mlp);
+    else
+      return cfg.error("hybrid_override_pattern",
+                       "has " + describe(json(std::string(1, c))) +
+                           " at position " + llvm::Twine(i) +
+                           " (expected M: Mamba-2, *: attention, -: MLP, "
+                           "E: MoE)");
+  }
+  return kinds;
+}
+
+Expected<std::optional<int64_t>>
+detail::listedLayerCount(const HFContext &ctx) {
+  if (ctx.family != Family::NemotronH)
+    return std::nullopt;
+  HYBRID_ASSIGN_OR_RETURN(std::vector<LayerKind> kinds, nemotronHBlocks(ctx));
+  auto count = static_cast<int64_t>(kinds.size());
+  HYBRID_ASSIGN_OR_RETURN(std::optional<int64_t> stated,
+                          ctx.cfg.optPositiveInt("num_hidden_layers"));
+  if (stated && *stated != count)
+    return ctx.cfg.error("num_hidden_layers",
+                         "is " + llvm::Twine(*stated) +
+                             " but the layer schedule has " +
+                             llvm::Twine(count) + " layers");
+  return count;
 }
 
 bool detail::windowConfigured(const HFContext &ctx) {
@@ -421,6 +490,8 @@ static Expected<std::vector<LayerKind>> familySchedule(const HFContext &ctx) {
       kinds.back() = LayerKind::Full;
     return kinds;
   }
+  case Family::NemotronH:
+    return nemotronHBlocks(ctx);
   case Family::MiniMax: {
     // MiniMax's original configs list 0 (lightning) / 1 (softmax) per layer.
     HYBRID_ASSIGN_OR_RETURN(const json *types,
@@ -447,9 +518,9 @@ static Expected<std::vector<LayerKind>> familySchedule(const HFContext &ctx) {
 Expected<std::vector<LayerKind>>
 detail::resolveLayerKinds(const HFContext &ctx) {
   // Ministral 3's attention reads one window for all layers, whatever
-  // layer_types says.
+  // layer_types says; Nemotron-H reads its own lists.
   const json *layerTypes = nullptr;
-  if (ctx.family != Family::Ministral3) {
+  if (ctx.family != Family::Ministral3 && ctx.family != Family::NemotronH) {
     HYBRID_ASSIGN_OR_RETURN(layerTypes, readLayerList(ctx, "layer_types"));
   }
   std::vector<LayerKind> kinds;
@@ -533,6 +604,7 @@ std::optional<int64_t> detail::defaultHeadDim(const HFContext &ctx) {
   case Family::Llama4:
   case Family::Cwm:
   case Family::Afmoe:
+  case Family::NemotronH:
     return 128;
   case Family::GptOss:
     return 64;
@@ -552,6 +624,7 @@ std::optional<int64_t> detail::defaultKVHeads(const HFContext &ctx) {
   case Family::Cwm:
   case Family::Ministral3:
   case Family::Bamba:
+  case Family::NemotronH:
     return 8;
   case Family::MiMoV2Flash:
     return 4;
@@ -712,41 +785,72 @@ Expected<RecurrentState> detail::mambaState(const HFContext &ctx) {
   }
 
   // Mamba-2 mixers (Zamba2HybridDynamicCache, FalconHybridMambaAttention-
-  // DynamicCache, Bamba's and Granite 4.0-H's caches): conv (d_inner + 2 *
-  // n_groups * d_state, d_conv) and ssm (n_heads, head_dim, d_state), with
-  // n_heads * head_dim = d_inner. Only Zamba 2 names its fields otherwise.
+  // DynamicCache, Bamba's, Granite 4.0-H's and Nemotron-H's caches): conv
+  // (d_inner + 2 * n_groups * d_state, d_conv) and ssm (n_heads, head_dim,
+  // d_state), with n_heads * head_dim = d_inner. Falcon-H1, Bamba and
+  // Granite 4.0-H name the fields alike; Zamba 2 and Nemotron-H otherwise
+  // (Nemotron-H's older names win, as NemotronHConfig pops them).
+  struct Field {
+    StringRef key;
+    int64_t fallback;
+  };
   bool falcon = ctx.family == Family::FalconH1;
   bool zamba = ctx.family == Family::Zamba2;
-  HYBRID_ASSIGN_OR_RETURN(int64_t expand, cfg.positiveIntOr("mamba_expand", 2));
-  HYBRID_ASSIGN_OR_RETURN(int64_t dState,
-                          cfg.positiveIntOr("mamba_d_state", zamba ? 64 : 256));
-  HYBRID_ASSIGN_OR_RETURN(int64_t dConv, cfg.positiveIntOr("mamba_d_conv", 4));
-  StringRef groupsKey = zamba ? "mamba_ngroups" : "mamba_n_groups";
-  HYBRID_ASSIGN_OR_RETURN(int64_t groups, cfg.positiveIntOr(groupsKey, 1));
-  StringRef headsKey = zamba ? "n_mamba_heads" : "mamba_n_heads";
-  HYBRID_ASSIGN_OR_RETURN(int64_t heads,
-                          cfg.positiveIntOr(headsKey, zamba ? 8 : 128));
+  bool nemotron = ctx.family == Family::NemotronH;
+  auto nemotronField = [&](StringRef older, StringRef key) {
+    return cfg.find(older) ? older : key;
+  };
+  Field stateField = nemotron ? Field{"ssm_state_size", 128}
+                              : Field{"mamba_d_state", zamba ? 64 : 256};
+  Field convField = {nemotron ? nemotronField("mamba_d_conv", "conv_kernel")
+                              : StringRef("mamba_d_conv"),
+                     4};
+  Field groupsField =
+      zamba      ? Field{"mamba_ngroups", 1}
+      : nemotron ? Field{nemotronField("mamba_n_groups", "n_groups"), 8}
+                 : Field{"mamba_n_groups", 1};
+  Field headsField = zamba      ? Field{"n_mamba_heads", 8}
+                     : nemotron ? Field{"mamba_num_heads", 128}
+                                : Field{"mamba_n_heads", 128};
+  HYBRID_ASSIGN_OR_RETURN(
+      int64_t dState, cfg.positiveIntOr(stateField.key, stateField.fallback));
+  HYBRID_ASSIGN_OR_RETURN(int64_t dConv,
+                          cfg.positiveIntOr(convField.key, convField.fallback));
+  HYBRID_ASSIGN_OR_RETURN(
+      int64_t groups, cfg.positiveIntOr(groupsField.key, groupsField.fallback));
+  HYBRID_ASSIGN_OR_RETURN(
+      int64_t heads, cfg.positiveIntOr(headsField.key, headsField.fallback));
 
   int64_t inner = 0;
-  StringRef innerKey = "mamba_expand";
-  if (falcon && cfg.find("mamba_d_ssm") &&
-      !cfg.find("mamba_d_ssm")->is_null()) {
-    HYBRID_ASSIGN_OR_RETURN(inner, cfg.getPositiveInt("mamba_d_ssm"));
-    innerKey = "mamba_d_ssm";
-  } else if (falcon && !cfg.find("mamba_d_ssm")) {
-    inner = 1024; // FalconH1Config's default; an explicit null means expand.
-    innerKey = "mamba_d_ssm";
+  int64_t headDim = 0;
+  if (nemotron) {
+    // d_inner = mamba_num_heads * mamba_head_dim; mamba_expand is unused.
+    HYBRID_ASSIGN_OR_RETURN(headDim, cfg.positiveIntOr("mamba_head_dim", 64));
+    HYBRID_ASSIGN_OR_RETURN(inner,
+                            stateSize(cfg, "mamba_head_dim", {heads, headDim}));
   } else {
-    HYBRID_ASSIGN_OR_RETURN(
-        inner, stateSize(cfg, "mamba_expand", {expand, ctx.hiddenSize}));
+    HYBRID_ASSIGN_OR_RETURN(int64_t expand,
+                            cfg.positiveIntOr("mamba_expand", 2));
+    StringRef innerKey = "mamba_expand";
+    if (falcon && cfg.find("mamba_d_ssm") &&
+        !cfg.find("mamba_d_ssm")->is_null()) {
+      HYBRID_ASSIGN_OR_RETURN(inner, cfg.getPositiveInt("mamba_d_ssm"));
+      innerKey = "mamba_d_ssm";
+    } else if (falcon && !cfg.find("mamba_d_ssm")) {
+      inner = 1024; // FalconH1Config's default; an explicit null: expand.
+      innerKey = "mamba_d_ssm";
+    } else {
+      HYBRID_ASSIGN_OR_RETURN(
+          inner, stateSize(cfg, "mamba_expand", {expand, ctx.hiddenSize}));
+    }
+    if (inner % heads != 0)
+      return cfg.error(headsField.key, "must divide the Mamba inner size (" +
+                                           llvm::Twine(inner) + " from '" +
+                                           cfg.fieldPath(innerKey) +
+                                           "'), got " + llvm::Twine(heads));
+    headDim = inner / heads;
   }
-  if (inner % heads != 0)
-    return cfg.error(headsKey, "must divide the Mamba inner size (" +
-                                   llvm::Twine(inner) + " from '" +
-                                   cfg.fieldPath(innerKey) + "'), got " +
-                                   llvm::Twine(heads));
-  int64_t headDim = inner / heads;
-  if (!zamba) {
+  if (!zamba && !nemotron) {
     // mamba_d_head is "auto" (derived) or must agree with the inner size.
     const json *dHead = cfg.find("mamba_d_head");
     if (dHead && !dHead->is_null() &&
@@ -762,14 +866,15 @@ Expected<RecurrentState> detail::mambaState(const HFContext &ctx) {
     }
   }
   HYBRID_ASSIGN_OR_RETURN(int64_t groupStates,
-                          stateSize(cfg, groupsKey, {2, groups, dState}));
+                          stateSize(cfg, groupsField.key, {2, groups, dState}));
   if (groupStates > std::numeric_limits<int64_t>::max() - inner)
-    return cfg.error(groupsKey, "makes the recurrent state size overflow");
+    return cfg.error(groupsField.key,
+                     "makes the recurrent state size overflow");
   HYBRID_ASSIGN_OR_RETURN(
       state.convElements,
-      stateSize(cfg, "mamba_d_conv", {inner + groupStates, dConv}));
+      stateSize(cfg, convField.key, {inner + groupStates, dConv}));
   HYBRID_ASSIGN_OR_RETURN(
       state.recurrentElements,
-      stateSize(cfg, "mamba_d_state", {heads, headDim, dState}));
+      stateSize(cfg, stateField.key, {heads, headDim, dState}));
   return state;
 }

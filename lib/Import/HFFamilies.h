@@ -49,6 +49,7 @@ enum class Family {
   Bamba,
   GraniteMoeHybrid, // Granite 4.0-H
   OlmoHybrid,
+  NemotronH, // Mamba-2, attention and mixer-less MLP / MoE blocks
 };
 
 /// The family of a `model_type`, or nullopt when we do not support it.
@@ -72,6 +73,11 @@ llvm::StringRef layerTypeName(LayerKind kind);
 /// The kind of every layer: from `layer_types` when present (it wins over
 /// every legacy field), else from the family's own fields and defaults.
 llvm::Expected<std::vector<LayerKind>> resolveLayerKinds(const HFContext &ctx);
+
+/// The layer count of families whose layer list is the only count
+/// transformers reads (Nemotron-H: `num_hidden_layers` is derived), checked
+/// against a stated `num_hidden_layers`; nullopt for the others.
+llvm::Expected<std::optional<int64_t>> listedLayerCount(const HFContext &ctx);
 
 /// Llama 4 and SmolLM3: whether each layer applies RoPE (`no_rope_layers[i]`
 /// is 1), with transformers' default from `no_rope_layer_interval` when the

@@ -28,6 +28,8 @@ static LayerKind convert(s::LayerKind kind) {
     return LayerKind::mamba;
   case s::LayerKind::Hybrid:
     return LayerKind::hybrid;
+  case s::LayerKind::Mlp:
+    return LayerKind::mlp;
   }
   llvm_unreachable("unknown layer kind");
 }
@@ -105,8 +107,9 @@ static FailureOr<DictionaryAttr> getLayerAttributes(EmitFn emitError,
   if (layer.vHeadDim > 0 && layer.vHeadDim != layer.headDim)
     set("v_head_dim", b.getI64IntegerAttr(layer.vHeadDim));
 
-  bool attends =
-      layer.kind != s::LayerKind::Linear && layer.kind != s::LayerKind::Mamba;
+  bool attends = layer.kind != s::LayerKind::Linear &&
+                 layer.kind != s::LayerKind::Mamba &&
+                 layer.kind != s::LayerKind::Mlp;
   if (attends) {
     set("mask", convert(emitError, ctx, layer.mask));
     set("positional", convert(emitError, ctx, layer.positional));

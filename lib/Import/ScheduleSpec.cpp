@@ -89,6 +89,7 @@ static std::optional<LayerKind> parseKind(StringRef name) {
       .Case("linear", LayerKind::Linear)
       .Case("mamba", LayerKind::Mamba)
       .Case("hybrid", LayerKind::Hybrid)
+      .Case("mlp", LayerKind::Mlp)
       .Default(std::nullopt);
 }
 
@@ -107,10 +108,13 @@ Error SpecImporter::checkApplicable(const ObjectView &leaf, LayerKind kind) {
   if (!hasState(kind) && leaf.find("state"))
     return leaf.error("state", "only applies to linear, mamba and hybrid "
                                "layers");
-  if (kind == LayerKind::Mamba)
+  if (kind == LayerKind::Mamba || kind == LayerKind::Mlp)
     for (StringRef key : kAttentionFields)
       if (leaf.find(key))
-        return leaf.error(key, "does not apply to mamba layers");
+        return leaf.error(
+            key, "does not apply to " +
+                     llvm::Twine(kind == LayerKind::Mamba ? "mamba" : "mlp") +
+                     " layers");
   return Error::success();
 }
 
@@ -325,12 +329,12 @@ Expected<LayerSpec> SpecImporter::buildLayer(const Scopes &scopes) {
     return kindScope->error("kind", "unknown layer kind " +
                                         describe(*kindScope->find("kind")) +
                                         " (supported: full, sliding, chunked, "
-                                        "linear, mamba, hybrid)");
+                                        "linear, mamba, hybrid, mlp)");
   HYBRID_RETURN_IF_ERROR(checkApplicable(leaf, *kind));
 
   LayerSpec layer;
   layer.kind = *kind;
-  if (*kind != LayerKind::Mamba) {
+  if (*kind != LayerKind::Mamba && *kind != LayerKind::Mlp) {
     bool attention = *kind != LayerKind::Linear;
     HYBRID_RETURN_IF_ERROR(readAttention(scopes, layer, attention));
     const ObjectView *causalScope = owner(scopes, "causal");

@@ -216,6 +216,16 @@ def families():
             linear_num_value_heads=4, linear_key_head_dim=8, linear_value_head_dim=8,
             pad_token_id=None, eos_token_id=None),
             t.OlmoHybridForCausalLM, ["linear"] * 3 + ["full"]))
+    if hasattr(t, "NemotronHConfig"):
+        # Nemotron-H: Mamba-2, NoPE attention, and MLP and MoE blocks that
+        # mix no tokens (layers of their own in the schedule).
+        newer.append(("nemotron_h", t.NemotronHConfig(
+            **{k: v for k, v in SMALL.items() if k != "max_position_embeddings"},
+            hybrid_override_pattern="M*-EM*", mamba_num_heads=8, mamba_head_dim=16,
+            ssm_state_size=16, n_groups=2, chunk_size=8, n_routed_experts=4,
+            num_experts_per_tok=2, moe_intermediate_size=32,
+            moe_shared_expert_intermediate_size=32, pad_token_id=None),
+            t.NemotronHForCausalLM, ["mamba", "full", "mlp", "mlp", "mamba", "full"]))
     newer.append(("starcoder2", t.Starcoder2Config(**no_head_dim, num_hidden_layers=2,
                                                    sliding_window=8),
                   t.Starcoder2ForCausalLM, ["sliding"] * 2))

@@ -35,7 +35,7 @@ static void checkLayer(const ModelSpec &spec, size_t index) {
     check(layer.headDim > 0 && layer.vHeadDim > 0);
     check(std::isfinite(layer.scale) && layer.scale > 0);
   }
-  if (layer.kind == LayerKind::Mamba)
+  if (layer.kind == LayerKind::Mamba || layer.kind == LayerKind::Mlp)
     check(layer.numHeads == 0 && layer.headDim == 0);
   if (layer.kind == LayerKind::Sliding)
     check(layer.mask.kind == MaskKind::SlidingWindow && layer.mask.window &&

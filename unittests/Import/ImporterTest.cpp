@@ -806,6 +806,55 @@ TEST(HFRules, OlmoHybridDefaults) {
             "layer; olmo_hybrid needs both kinds");
 }
 
+TEST(HFRules, NemotronHBlocks) {
+  const std::string base =
+      "{\"model_type\": \"nemotron_h\", \"hidden_size\": 512, "
+      "\"num_attention_heads\": 8";
+  auto spec = importOk(base + ", \"hybrid_override_pattern\": \"M-M*-E\"}");
+  ASSERT_TRUE(spec);
+  EXPECT_EQ(spec->layers.size(), 6u);
+  EXPECT_EQ(indicesOf(*spec, LayerKind::Mamba), (std::vector<int64_t>{0, 2}));
+  EXPECT_EQ(indicesOf(*spec, LayerKind::Full), (std::vector<int64_t>{3}));
+  EXPECT_EQ(indicesOf(*spec, LayerKind::Mlp), (std::vector<int64_t>{1, 4, 5}));
+  // NoPE attention of head dim 128 (not hidden / heads) over 8 KV heads.
+  const LayerSpec &full = spec->layers[3];
+  EXPECT_EQ(full.positional.kind, PositionalKind::None);
+  EXPECT_EQ(full.headDim, 128);
+  EXPECT_EQ(full.numKVHeads, 8);
+  EXPECT_FALSE(spec->layers[1].state);
+  // Mamba-2 defaults: 128 heads of 64, d_state 128, 8 groups, d_conv 4.
+  ASSERT_TRUE(spec->layers[0].state);
+  EXPECT_EQ(spec->layers[0].state->recurrentElements, 128 * 64 * 128);
+  EXPECT_EQ(spec->layers[0].state->convElements, (8192 + 2 * 8 * 128) * 4);
+  // Older field names win over the new ones.
+  auto legacy = importOk(base + ", \"hybrid_override_pattern\": \"M*\", "
+                                "\"n_groups\": 2, \"mamba_n_groups\": 1, "
+                                "\"mamba_d_conv\": 2, \"conv_kernel\": 8}");
+  ASSERT_TRUE(legacy);
+  EXPECT_EQ(legacy->layers[0].state->convElements, (8192 + 2 * 128) * 2);
+  // A list wins over the pattern; without either, the class's four blocks.
+  auto listed = importOk(base + ", \"layers_block_type\": [\"mamba\", "
+                                "\"moe\", \"attention\"], "
+                                "\"hybrid_override_pattern\": \"M\"}");
+  ASSERT_TRUE(listed);
+  EXPECT_EQ(indicesOf(*listed, LayerKind::Mlp), (std::vector<int64_t>{1}));
+  auto plain = importOk(base + "}");
+  ASSERT_TRUE(plain);
+  EXPECT_EQ(indicesOf(*plain, LayerKind::Mlp), (std::vector<int64_t>{1, 3}));
+  EXPECT_EQ(importError(base + ", \"hybrid_override_pattern\": \"M*x\"}"),
+            "config.json: field 'hybrid_override_pattern': has 'x' at "
+            "position 2 (expected M: Mamba-2, *: attention, -: MLP, E: MoE)");
+  EXPECT_EQ(importError(base + ", \"hybrid_override_pattern\": \"M*\", "
+                               "\"num_hidden_layers\": 52}"),
+            "config.json: field 'num_hidden_layers': is 52 but the layer "
+            "schedule has 2 layers");
+  EXPECT_EQ(importError(hf("llama", "\"layer_types\": [\"full_attention\", "
+                                    "\"mlp\", \"full_attention\", "
+                                    "\"full_attention\"]")),
+            "config.json: field 'layer_types[1]': layer type 'mlp' is not "
+            "supported by model type 'llama'");
+}
+
 TEST(HFRules, MiMoV2FlashDefaults) {
   auto spec =
       importOk("{\"model_type\": \"mimo_v2_flash\", \"num_hidden_layers\": 6, "
@@ -953,7 +1002,7 @@ TEST(HFErrors, UnknownLayerType) {
                                     "\"full_attention\"]")),
       "config.json: field 'layer_types[1]': unknown layer type 'foo' "
       "(supported: full_attention, sliding_attention, chunked_attention, "
-      "linear_attention, mamba, attention, hybrid)");
+      "linear_attention, mamba, attention, hybrid, mlp, moe)");
   EXPECT_EQ(importError(hf("llama", "\"layer_types\": [\"mamba\", "
                                     "\"full_attention\", \"full_attention\", "
                                     "\"full_attention\"]")),

@@ -102,6 +102,18 @@ TEST(Spec, LinearAndHybridLayers) {
   EXPECT_EQ(spec->layers[2].headDim, 64);
 }
 
+TEST(Spec, MlpLayersMixNoTokens) {
+  // Inherited attention fields are ignored on an mlp layer, as on mamba.
+  auto spec = importOk(specDoc("[{\"kind\": \"mlp\"}, {\"kind\": \"full\"}]",
+                               "{" + kHeads + "}"),
+                       "spec.json");
+  ASSERT_TRUE(spec);
+  EXPECT_EQ(spec->layers[0].kind, LayerKind::Mlp);
+  EXPECT_EQ(spec->layers[0].numHeads, 0);
+  EXPECT_FALSE(spec->layers[0].state);
+  EXPECT_EQ(spec->layers[1].numHeads, 8);
+}
+
 TEST(Spec, CausalFlagAndScalings) {
   auto spec = importOk(
       specDoc(
@@ -274,7 +286,7 @@ TEST(SpecErrors, ValuesOutOfRange) {
             "head_dim (64), got 32");
   EXPECT_EQ(importError(specDoc("[{\"kind\": \"global\"}]"), "spec.json"),
             "spec.json: field 'layers[0].kind': unknown layer kind 'global' "
-            "(supported: full, sliding, chunked, linear, mamba, hybrid)");
+            "(supported: full, sliding, chunked, linear, mamba, hybrid, mlp)");
   EXPECT_EQ(importError(specDoc("[{\"kind\": \"full\", " + kHeads +
                                 ", \"positional\": {\"type\": \"alibi\"}}]"),
                         "spec.json"),
@@ -293,6 +305,16 @@ TEST(SpecErrors, FieldsThatDoNotApply) {
                         "spec.json"),
             "spec.json: field 'layers[0].num_heads': does not apply to mamba "
             "layers");
+  EXPECT_EQ(importError(specDoc("[{\"kind\": \"mlp\", \"positional\": "
+                                "{\"type\": \"none\"}}]"),
+                        "spec.json"),
+            "spec.json: field 'layers[0].positional': does not apply to mlp "
+            "layers");
+  EXPECT_EQ(importError(specDoc("[{\"kind\": \"mlp\", \"state\": "
+                                "{\"recurrent\": 4}}]"),
+                        "spec.json"),
+            "spec.json: field 'layers[0].state': only applies to linear, mamba "
+            "and hybrid layers");
   EXPECT_EQ(importError(specDoc("[{\"kind\": \"full\", \"state\": "
                                 "{\"recurrent\": 4}, " +
                                 kHeads + "}]"),

@@ -17,7 +17,8 @@
 namespace hybrid::spec {
 
 /// What mixes tokens in a layer.
-enum class LayerKind { Full, Sliding, Chunked, Linear, Mamba, Hybrid };
+/// Mlp: none (an MLP or MoE block on its own, Nemotron-H).
+enum class LayerKind { Full, Sliding, Chunked, Linear, Mamba, Hybrid, Mlp };
 
 /// Which keys a query sees (see DESIGN.md "Masks").
 enum class MaskKind { Full, SlidingWindow, Chunked };
@@ -79,7 +80,7 @@ struct RecurrentState {
 
 struct LayerSpec {
   LayerKind kind = LayerKind::Full;
-  // Attention shape; unused (0) for pure Mamba layers.
+  // Attention shape; unused (0) for Mamba and MLP layers.
   int64_t numHeads = 0;
   int64_t numKVHeads = 0;
   int64_t headDim = 0;

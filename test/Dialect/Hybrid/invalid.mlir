@@ -113,6 +113,27 @@ hybrid.schedule @s layers = 1 {
 // -----
 
 hybrid.schedule @s layers = 1 {
+  // expected-error @+1 {{of kind 'mlp' mixes no tokens: no heads, kv_heads, head_dim or v_head_dim}}
+  hybrid.layer mlp heads 4
+}
+
+// -----
+
+hybrid.schedule @s layers = 1 {
+  // expected-error @+1 {{of kind 'mlp' has no recurrent state}}
+  hybrid.layer mlp state <recurrent = 4>
+}
+
+// -----
+
+hybrid.schedule @s layers = 1 {
+  // expected-error @+1 {{of kind 'mlp' keeps no KV cache, expected policy none}}
+  hybrid.layer mlp cache <policy = full>
+}
+
+// -----
+
+hybrid.schedule @s layers = 1 {
   // expected-error @+1 {{of kind 'mamba' does not attend: no mask, pos or score}}
   hybrid.layer mamba mask <kind = full> state <recurrent = 4>
 }

@@ -4,8 +4,8 @@
 // Every layer kind, mask, positional encoding, score modifier and cache
 // policy, written compactly with nested repeats.
 
-// CHECK-LABEL: hybrid.schedule @every_option layers = 15
-hybrid.schedule @every_option layers = 15 attributes {
+// CHECK-LABEL: hybrid.schedule @every_option layers = 16
+hybrid.schedule @every_option layers = 16 attributes {
     hidden_size = 2048 : i64, max_position = 131072 : i64, model_type = "spec"} {
   // CHECK: hybrid.repeat 2 {
   // CHECK-NEXT: hybrid.repeat 2 {
@@ -56,6 +56,8 @@ hybrid.schedule @every_option layers = 15 attributes {
     state <recurrent = 524288, conv = 24576>
   // CHECK: hybrid.layer mamba state <recurrent = 131072, conv = 32768>
   hybrid.layer mamba state <recurrent = 131072, conv = 32768>
+  // CHECK: hybrid.layer mlp{{$}}
+  hybrid.layer mlp
   // CHECK: hybrid.layer hybrid heads 8 kv_heads 2 head_dim 128 v_head_dim 64 mask <kind = sliding_window, window = 4, causal = false> pos <kind = rope, theta = 10000.0> score <scale = 0.0884> state <recurrent = 8192>
   hybrid.layer hybrid heads 8 kv_heads 2 head_dim 128 v_head_dim 64
     mask <kind = sliding_window, window = 4, causal = false>

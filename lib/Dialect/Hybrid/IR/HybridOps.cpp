@@ -15,9 +15,9 @@ static ParseResult parseLayerKind(OpAsmParser &parser, LayerKindAttr &kind) {
     return failure();
   std::optional<LayerKind> value = symbolizeLayerKind(keyword);
   if (!value)
-    return parser.emitError(loc)
-           << "unknown layer kind '" << keyword
-           << "': expected full, sliding, chunked, linear, mamba or hybrid";
+    return parser.emitError(loc) << "unknown layer kind '" << keyword
+                                 << "': expected full, sliding, chunked, "
+                                    "linear, mamba, hybrid or mlp";
   kind = LayerKindAttr::get(parser.getContext(), *value);
   return success();
 }
@@ -182,6 +182,7 @@ bool LayerOp::hasAttention() {
     return true;
   case LayerKind::linear:
   case LayerKind::mamba:
+  case LayerKind::mlp:
     return false;
   }
   llvm_unreachable("unknown layer kind");
@@ -227,6 +228,10 @@ LogicalResult LayerOp::verify() {
                            << "' keeps no KV cache, expected policy none";
     if (getKernel())
       return emitOpError() << "of kind '" << kind << "' has no kernel";
+    if (getKind() == LayerKind::mlp &&
+        (getNumHeads() || getNumKvHeads() || getHeadDim() || getVHeadDim()))
+      return emitOpError() << "of kind 'mlp' mixes no tokens: no heads, "
+                              "kv_heads, head_dim or v_head_dim";
     return success();
   }
 

@@ -17,7 +17,9 @@ def Hybrid_LayerKind : I32EnumAttr<"LayerKind", "token mixer of a layer", [
     I32EnumAttrCase<"linear", 3>,
     I32EnumAttrCase<"mamba", 4>,
     // Attention and a Mamba mixer in parallel in the same layer (Falcon-H1).
-    I32EnumAttrCase<"hybrid", 5>
+    I32EnumAttrCase<"hybrid", 5>,
+    // No token mixer: an MLP or MoE block on its own (Nemotron-H).
+    I32EnumAttrCase<"mlp", 6>
   ]> {
   let cppNamespace = "::hybrid";
   let genSpecializedAttr = 0;

@@ -104,7 +104,9 @@ def Hybrid_LayerOp : Hybrid_Op<"layer", [
     Attention kinds (`full`, `sliding`, `chunked`, `hybrid`) need heads, kv
     heads, head dim, a mask and a score; `sliding` needs a sliding-window mask
     and `chunked` a chunked one. `linear` and `mamba` mixers carry their fixed
-    `state` instead (and `hybrid` layers carry both). `v_head_dim` defaults to
+    `state` instead (and `hybrid` layers carry both). An `mlp` layer mixes no
+    tokens (an MLP or MoE block on its own) and carries neither; it keeps its
+    place so that layer indices stay the model's. `v_head_dim` defaults to
     `head_dim`. Without `cache`, `hybrid-plan-caches` derives the policy from
     the kind.
 
@@ -116,6 +118,7 @@ def Hybrid_LayerOp : Hybrid_Op<"layer", [
       pos <kind = none> score <scale = 0.0884>
       cache <policy = shared, source_layer = 5>
     hybrid.layer mamba state <recurrent = 131072, conv = 32768>
+    hybrid.layer mlp
     ```
   }];
   let arguments = (ins
