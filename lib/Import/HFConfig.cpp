@@ -168,8 +168,9 @@ private:
   int64_t globalHeadDim = 0;
   int64_t globalKVHeads = 0;
   bool kEqV = false;
-  // Llama 4.
+  /// Layers that rotate (Llama 4, SmolLM3; Cohere 2 MoE: its full layers).
   std::vector<bool> ropeLayers;
+  // Llama 4, Ministral 3.
   std::optional<TemperatureTuning> temperature;
   // Granite SWA: per-layer RoPE bases, 0 for NoPE (empty: the config's).
   std::vector<double> layerThetas;
@@ -445,6 +446,32 @@ Error HFImporter::readFamilyFields() {
       ctx.maxPositionEmbeddings = 16384;
     return Error::success();
   }
+  case Family::Cohere2Moe: {
+    // Full layers are NoPE but for the dense-MLP ones while the prefix
+    // pattern is 1 (force_rope in Cohere2MoeAttention).
+    HYBRID_ASSIGN_OR_RETURN(
+        int64_t prefix,
+        cfg.positiveIntOr("prefix_dense_sliding_window_pattern", 1));
+    HYBRID_ASSIGN_OR_RETURN(int64_t dense, cohere2MoeDensePrefix(ctx));
+    HYBRID_ASSIGN_OR_RETURN(const json *mlps,
+                            readLayerList(ctx, "mlp_layer_types"));
+    ropeLayers.assign(ctx.numLayers, false);
+    for (int64_t i = 0; i < ctx.numLayers; ++i) {
+      bool isDense = i < dense;
+      if (mlps) {
+        std::string path = indexPath(cfg.fieldPath("mlp_layer_types"), i);
+        HYBRID_ASSIGN_OR_RETURN(std::string type,
+                                toString((*mlps)[i], cfg.file(), path));
+        if (type != "dense" && type != "sparse")
+          return fieldError(cfg.file(), path,
+                            "must be 'dense' or 'sparse', got " +
+                                describe((*mlps)[i]));
+        isDense = type == "dense";
+      }
+      ropeLayers[i] = isDense && prefix == 1;
+    }
+    return Error::success();
+  }
   case Family::GraniteMoeHybrid: {
     // Exactly "rope" rotates; anything else (null by default) is NoPE.
     HYBRID_ASSIGN_OR_RETURN(std::optional<std::string> type,
@@ -550,6 +577,10 @@ Expected<RopeSource> HFImporter::ropeSource(LayerKind kind) {
           *it, cfg.file(), joinPath(cfg.fieldPath("rope_parameters"), typeKey));
     return source;
   }
+  // Cohere 2 MoE's config reads rope_theta alone (its rope_scaling is a
+  // field of its own that nothing uses).
+  if (ctx.family == Family::Cohere2Moe)
+    return source;
   const json *scaling = cfg.find("rope_scaling");
   // Gemma 3, 3n and Olmo 3 scale only their global layers' RoPE.
   bool localLayer =
@@ -683,8 +714,9 @@ Expected<Positional> HFImporter::rope(LayerKind kind, int64_t dim,
   }
   // Cohere 2 rotates adjacent dims (its rotate_half takes x[..., ::2] and
   // x[..., 1::2]); Llama 4 multiplies adjacent pairs as complex numbers.
-  pos.interleaved =
-      ctx.family == Family::Cohere2 || ctx.family == Family::Llama4;
+  pos.interleaved = ctx.family == Family::Cohere2 ||
+                    ctx.family == Family::Cohere2Moe ||
+                    ctx.family == Family::Llama4;
   ropeByKindAndDim[{kind, dim}] = pos;
   return pos;
 }
@@ -700,6 +732,9 @@ Expected<Positional> HFImporter::positional(size_t index, LayerKind kind,
   case Family::Cohere2: // Global layers are NoPE.
   case Family::Afmoe:
     usesRope = kind == LayerKind::Sliding;
+    break;
+  case Family::Cohere2Moe:
+    usesRope = kind == LayerKind::Sliding || ropeLayers[index];
     break;
   case Family::Exaone4: // Global layers are NoPE in hybrid models.
     usesRope = kind == LayerKind::Sliding || !windowConfigured(ctx);

@@ -43,6 +43,7 @@ static constexpr FamilyName kFamilies[] = {
     {"gemma4", Family::Gemma4},
     {"gemma4_text", Family::Gemma4},
     {"cohere2", Family::Cohere2},
+    {"cohere2_moe", Family::Cohere2Moe},
     {"gpt_oss", Family::GptOss},
     {"llama4", Family::Llama4},
     {"llama4_text", Family::Llama4},
@@ -284,6 +285,17 @@ static std::vector<LayerKind> schedule(int64_t n, LayerKind whenTrue,
   return kinds;
 }
 
+Expected<int64_t> detail::cohere2MoeDensePrefix(const HFContext &ctx) {
+  HYBRID_ASSIGN_OR_RETURN(std::optional<int64_t> dense,
+                          ctx.cfg.optNonNegativeInt("first_k_dense_replace"));
+  if (dense && *dense > ctx.numLayers)
+    return ctx.cfg.error("first_k_dense_replace",
+                         "must be at most num_hidden_layers (" +
+                             llvm::Twine(ctx.numLayers) + "), got " +
+                             llvm::Twine(*dense));
+  return dense.value_or(0);
+}
+
 /// Gemma 3 / Cohere 2 style: every `pattern`-th layer is full.
 static Expected<std::vector<LayerKind>>
 everyNthFull(const HFContext &ctx, StringRef key, int64_t fallback) {
@@ -389,6 +401,20 @@ static Expected<std::vector<LayerKind>> familySchedule(const HFContext &ctx) {
     return everyNthFull(ctx, "", 6);
   case Family::Cohere2:
     return everyNthFull(ctx, "sliding_window_pattern", 4);
+  case Family::Cohere2Moe: {
+    // A prefix of first_k_dense_replace dense-MLP layers with a pattern of
+    // its own (every layer full by default), then the usual one counted
+    // again from 0.
+    HYBRID_ASSIGN_OR_RETURN(int64_t dense, cohere2MoeDensePrefix(ctx));
+    HYBRID_ASSIGN_OR_RETURN(
+        int64_t prefix,
+        cfg.positiveIntOr("prefix_dense_sliding_window_pattern", 1));
+    HYBRID_ASSIGN_OR_RETURN(int64_t rest,
+                            cfg.positiveIntOr("sliding_window_pattern", 4));
+    return schedule(n, LayerKind::Full, LayerKind::Sliding, [&](int64_t i) {
+      return i < dense ? (i + 1) % prefix == 0 : (i - dense + 1) % rest == 0;
+    });
+  }
   case Family::Llama4: {
     HYBRID_ASSIGN_OR_RETURN(std::vector<bool> rope, noRopeLayers(ctx));
     return schedule(n, LayerKind::Chunked, LayerKind::Full,
@@ -581,6 +607,7 @@ std::optional<int64_t> detail::defaultSlidingWindow(const HFContext &ctx) {
   case Family::Gemma2:
   case Family::Gemma3:
   case Family::Cohere2:
+  case Family::Cohere2Moe:
     return 4096;
   case Family::Gemma3n:
   case Family::Gemma4:
@@ -605,6 +632,7 @@ std::optional<int64_t> detail::defaultHeadDim(const HFContext &ctx) {
   case Family::Cwm:
   case Family::Afmoe:
   case Family::NemotronH:
+  case Family::Cohere2Moe:
     return 128;
   case Family::GptOss:
     return 64;

@@ -32,6 +32,7 @@ enum class Family {
   Gemma3n,
   Gemma4,
   Cohere2,
+  Cohere2Moe,
   GptOss,
   Llama4,
   Jamba,
@@ -78,6 +79,10 @@ llvm::Expected<std::vector<LayerKind>> resolveLayerKinds(const HFContext &ctx);
 /// transformers reads (Nemotron-H: `num_hidden_layers` is derived), checked
 /// against a stated `num_hidden_layers`; nullopt for the others.
 llvm::Expected<std::optional<int64_t>> listedLayerCount(const HFContext &ctx);
+
+/// Cohere 2 MoE's count of leading dense-MLP layers
+/// (`first_k_dense_replace`, which its config class reads but never stores).
+llvm::Expected<int64_t> cohere2MoeDensePrefix(const HFContext &ctx);
 
 /// Llama 4 and SmolLM3: whether each layer applies RoPE (`no_rope_layers[i]`
 /// is 1), with transformers' default from `no_rope_layer_interval` when the

@@ -182,6 +182,13 @@ def families():
                  rope_type="yarn", rope_theta=1e6, factor=4.0,
                  original_max_position_embeddings=8, beta_fast=32.0, beta_slow=1.0,
                  mscale=1.0, mscale_all_dim=1.0, llama_4_scaling_beta=0.1))),
+            # Two dense-MLP layers first, full and rotating; then Cohere 2's
+            # pattern (NoPE global layers), interleaved RoPE, experts.
+            ("Cohere2MoeConfig", "Cohere2MoeForCausalLM",
+             dict(num_hidden_layers=6, sliding_window=8, first_k_dense_replace=2,
+                  num_experts=4, num_experts_per_tok=2, intermediate_size=32,
+                  prefix_dense_intermediate_size=64, pad_token_id=None,
+                  eos_token_id=None)),
             # Gated DeltaNet and gated full attention, as Qwen3-Next.
             ("Qwen3_5TextConfig", "Qwen3_5ForCausalLM",
              dict(num_hidden_layers=4, linear_num_key_heads=2, linear_num_value_heads=4,

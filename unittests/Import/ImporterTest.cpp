@@ -855,6 +855,49 @@ TEST(HFRules, NemotronHBlocks) {
             "supported by model type 'llama'");
 }
 
+TEST(HFRules, Cohere2MoeDensePrefixRotates) {
+  auto spec =
+      importOk(hf("cohere2_moe",
+                  "\"first_k_dense_replace\": 1, \"sliding_window_pattern\": "
+                  "2, \"rope_theta\": 5e4, \"rope_scaling\": {\"rope_type\": "
+                  "\"yarn\", \"factor\": 4.0}"));
+  ASSERT_TRUE(spec);
+  // The dense layer is full and rotates; the rest counts from 0 again.
+  EXPECT_EQ(indicesOf(*spec, LayerKind::Full), (std::vector<int64_t>{0, 2}));
+  EXPECT_EQ(spec->layers[0].positional.kind, PositionalKind::Rope);
+  EXPECT_TRUE(spec->layers[0].positional.interleaved);
+  EXPECT_DOUBLE_EQ(spec->layers[0].positional.theta, 5e4);
+  EXPECT_FALSE(spec->layers[0].positional.scaling); // rope_scaling unused
+  EXPECT_EQ(spec->layers[2].positional.kind, PositionalKind::None);
+  EXPECT_EQ(spec->layers[1].mask.window, 4096);
+  EXPECT_EQ(spec->layers[1].headDim, 128);
+  // mlp_layer_types, when stated, says which layers are dense.
+  const std::string types =
+      "\"layer_types\": [\"sliding_attention\", \"full_attention\", "
+      "\"sliding_attention\", \"full_attention\"], ";
+  auto listed = importOk(
+      hf("cohere2_moe", types + "\"mlp_layer_types\": [\"sparse\", \"dense\", "
+                                "\"sparse\", \"sparse\"]"));
+  ASSERT_TRUE(listed);
+  EXPECT_EQ(listed->layers[1].positional.kind, PositionalKind::Rope);
+  EXPECT_EQ(listed->layers[3].positional.kind, PositionalKind::None);
+  // Another prefix pattern turns the forced rotation off.
+  auto patterned = importOk(
+      hf("cohere2_moe", types + "\"mlp_layer_types\": [\"sparse\", \"dense\", "
+                                "\"sparse\", \"sparse\"], "
+                                "\"prefix_dense_sliding_window_pattern\": 2"));
+  ASSERT_TRUE(patterned);
+  EXPECT_EQ(patterned->layers[1].positional.kind, PositionalKind::None);
+  EXPECT_EQ(
+      importError(hf("cohere2_moe", "\"mlp_layer_types\": [\"dense\", \"moe\", "
+                                    "\"sparse\", \"sparse\"]")),
+      "config.json: field 'mlp_layer_types[1]': must be 'dense' or "
+      "'sparse', got 'moe'");
+  EXPECT_EQ(importError(hf("cohere2_moe", "\"first_k_dense_replace\": 5")),
+            "config.json: field 'first_k_dense_replace': must be at most "
+            "num_hidden_layers (4), got 5");
+}
+
 TEST(HFRules, MiMoV2FlashDefaults) {
   auto spec =
       importOk("{\"model_type\": \"mimo_v2_flash\", \"num_hidden_layers\": 6, "
