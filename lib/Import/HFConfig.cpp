@@ -911,6 +911,9 @@ Expected<std::vector<LayerSpec>> HFImporter::buildLayers() {
       layer.state = linear->state;
     } else if (kind == LayerKind::Mamba || kind == LayerKind::Mlp) {
       layer.kind = kind;
+    } else if (kind == LayerKind::Conv) {
+      layer.kind = kind;
+      HYBRID_ASSIGN_OR_RETURN(layer.state, shortConvState(ctx));
     } else {
       HYBRID_ASSIGN_OR_RETURN(layer, attentionLayer(i, kind));
     }

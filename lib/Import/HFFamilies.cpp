@@ -70,6 +70,8 @@ static constexpr FamilyName kFamilies[] = {
     {"granitemoehybrid", Family::GraniteMoeHybrid},
     {"olmo_hybrid", Family::OlmoHybrid},
     {"nemotron_h", Family::NemotronH},
+    {"lfm2", Family::Lfm2},
+    {"lfm2_moe", Family::Lfm2},
 };
 
 std::optional<Family> detail::lookupFamily(StringRef modelType) {
@@ -105,6 +107,8 @@ StringRef detail::layerTypeName(LayerKind kind) {
     return "hybrid";
   case LayerKind::Mlp:
     return "mlp";
+  case LayerKind::Conv:
+    return "conv";
   }
   return "unknown";
 }
@@ -128,6 +132,8 @@ static bool familyAllows(Family family, LayerKind kind) {
   case Family::NemotronH:
     return kind == LayerKind::Full || kind == LayerKind::Mamba ||
            kind == LayerKind::Mlp;
+  case Family::Lfm2:
+    return kind == LayerKind::Full || kind == LayerKind::Conv;
   case Family::Zamba2:
     return kind == LayerKind::Mamba || kind == LayerKind::Hybrid;
   case Family::FalconH1:
@@ -169,12 +175,14 @@ static Expected<LayerKind> parseLayerType(const HFContext &ctx,
     kind = LayerKind::Hybrid;
   else if (name == "mlp" || name == "moe")
     kind = LayerKind::Mlp;
+  else if (name == "conv")
+    kind = LayerKind::Conv;
   if (!kind)
     return fieldError(ctx.cfg.file(), path,
                       "unknown layer type " + describe(value) +
                           " (supported: full_attention, sliding_attention, "
                           "chunked_attention, linear_attention, mamba, "
-                          "attention, hybrid, mlp, moe)");
+                          "attention, hybrid, mlp, moe, conv)");
   if (!familyAllows(ctx.family, *kind))
     return fieldError(ctx.cfg.file(), path,
                       "layer type " + describe(value) +
@@ -333,6 +341,32 @@ Expected<std::vector<bool>> detail::noRopeLayers(const HFContext &ctx) {
   return rope;
 }
 
+/// Full attention at the layer indices listed under `key`, `otherwise`
+/// elsewhere; every layer `unlisted` without the list.
+static Expected<std::vector<LayerKind>> attentionAt(const HFContext &ctx,
+                                                    StringRef key,
+                                                    LayerKind otherwise,
+                                                    LayerKind unlisted) {
+  const ObjectView &cfg = ctx.cfg;
+  int64_t n = ctx.numLayers;
+  HYBRID_ASSIGN_OR_RETURN(const json *indices, cfg.optArray(key));
+  if (!indices)
+    return std::vector<LayerKind>(n, unlisted);
+  std::vector<LayerKind> kinds(n, otherwise);
+  for (size_t i = 0; i < indices->size(); ++i) {
+    std::string path = indexPath(cfg.fieldPath(key), i);
+    HYBRID_ASSIGN_OR_RETURN(int64_t index,
+                            toInt((*indices)[i], cfg.file(), path));
+    if (index < 0 || index >= n)
+      return fieldError(cfg.file(), path,
+                        "must be a layer index below num_hidden_layers (" +
+                            llvm::Twine(n) + "), got " +
+                            describe((*indices)[i]));
+    kinds[index] = LayerKind::Full;
+  }
+  return kinds;
+}
+
 /// Zamba2's default `layers_block_type` (Zamba2-2.7B, 54 layers).
 static std::vector<LayerKind> zamba2DefaultBlocks() {
   std::vector<LayerKind> kinds{LayerKind::Mamba};
@@ -479,25 +513,11 @@ static Expected<std::vector<LayerKind>> familySchedule(const HFContext &ctx) {
                            llvm::Twine(n));
     return kinds;
   }
-  case Family::Bamba: {
+  case Family::Bamba:
     // Attention at attn_layer_indices, Mamba-2 elsewhere (all of them
     // without the list).
-    std::vector<LayerKind> kinds(n, LayerKind::Mamba);
-    HYBRID_ASSIGN_OR_RETURN(const json *indices,
-                            cfg.optArray("attn_layer_indices"));
-    for (size_t i = 0; indices && i < indices->size(); ++i) {
-      std::string path = indexPath(cfg.fieldPath("attn_layer_indices"), i);
-      HYBRID_ASSIGN_OR_RETURN(int64_t index,
-                              toInt((*indices)[i], cfg.file(), path));
-      if (index < 0 || index >= n)
-        return fieldError(cfg.file(), path,
-                          "must be a layer index below num_hidden_layers (" +
-                              llvm::Twine(n) + "), got " +
-                              describe((*indices)[i]));
-      kinds[index] = LayerKind::Full;
-    }
-    return kinds;
-  }
+    return attentionAt(ctx, "attn_layer_indices", LayerKind::Mamba,
+                       LayerKind::Mamba);
   case Family::GraniteMoeHybrid: {
     // `layers_block_type` is the older name of layer_types; every layer is
     // Mamba-2 without either.
@@ -518,6 +538,13 @@ static Expected<std::vector<LayerKind>> familySchedule(const HFContext &ctx) {
   }
   case Family::NemotronH:
     return nemotronHBlocks(ctx);
+  case Family::Lfm2:
+    // Lfm2Config derives layer_types from full_attn_idxs (every layer
+    // attends without it); Lfm2MoeConfig derives nothing and its model
+    // cannot be built without layer_types.
+    if (ctx.modelType == "lfm2_moe")
+      return cfg.missing("layer_types");
+    return attentionAt(ctx, "full_attn_idxs", LayerKind::Conv, LayerKind::Full);
   case Family::MiniMax: {
     // MiniMax's original configs list 0 (lightning) / 1 (softmax) per layer.
     HYBRID_ASSIGN_OR_RETURN(const json *types,
@@ -653,6 +680,7 @@ std::optional<int64_t> detail::defaultKVHeads(const HFContext &ctx) {
   case Family::Ministral3:
   case Family::Bamba:
   case Family::NemotronH:
+  case Family::Lfm2:
     return 8;
   case Family::MiMoV2Flash:
     return 4;
@@ -681,6 +709,7 @@ std::optional<double> detail::defaultRopeTheta(const HFContext &ctx,
     return 500000.0;
   case Family::MiniMax:
   case Family::Cwm:
+  case Family::Lfm2:
     return 1e6;
   case Family::Olmo3:
     return 500000.0;
@@ -904,5 +933,17 @@ Expected<RecurrentState> detail::mambaState(const HFContext &ctx) {
   HYBRID_ASSIGN_OR_RETURN(
       state.recurrentElements,
       stateSize(cfg, stateField.key, {heads, headDim, dState}));
+  return state;
+}
+
+Expected<RecurrentState> detail::shortConvState(const HFContext &ctx) {
+  // Lfm2ShortConv caches (hidden_size, conv_L_cache) per sequence: the
+  // whole kernel's width of inputs.
+  HYBRID_ASSIGN_OR_RETURN(int64_t width,
+                          ctx.cfg.positiveIntOr("conv_L_cache", 3));
+  RecurrentState state;
+  HYBRID_ASSIGN_OR_RETURN(
+      state.convElements,
+      stateSize(ctx.cfg, "conv_L_cache", {ctx.hiddenSize, width}));
   return state;
 }

@@ -51,6 +51,7 @@ enum class Family {
   GraniteMoeHybrid, // Granite 4.0-H
   OlmoHybrid,
   NemotronH, // Mamba-2, attention and mixer-less MLP / MoE blocks
+  Lfm2,      // lfm2, lfm2_moe: short convolutions and attention
 };
 
 /// The family of a `model_type`, or nullopt when we do not support it.
@@ -122,6 +123,10 @@ llvm::Expected<LinearLayerShape> linearLayerShape(const HFContext &ctx);
 
 /// Per-sequence state of the Mamba mixer of Mamba and hybrid layers.
 llvm::Expected<RecurrentState> mambaState(const HFContext &ctx);
+
+/// Per-sequence state of LFM2's short convolutions: their last
+/// `conv_L_cache` inputs.
+llvm::Expected<RecurrentState> shortConvState(const HFContext &ctx);
 
 } // namespace hybrid::spec::detail
 

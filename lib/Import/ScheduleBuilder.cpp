@@ -30,6 +30,8 @@ static LayerKind convert(s::LayerKind kind) {
     return LayerKind::hybrid;
   case s::LayerKind::Mlp:
     return LayerKind::mlp;
+  case s::LayerKind::Conv:
+    return LayerKind::conv;
   }
   llvm_unreachable("unknown layer kind");
 }
@@ -107,9 +109,9 @@ static FailureOr<DictionaryAttr> getLayerAttributes(EmitFn emitError,
   if (layer.vHeadDim > 0 && layer.vHeadDim != layer.headDim)
     set("v_head_dim", b.getI64IntegerAttr(layer.vHeadDim));
 
-  bool attends = layer.kind != s::LayerKind::Linear &&
-                 layer.kind != s::LayerKind::Mamba &&
-                 layer.kind != s::LayerKind::Mlp;
+  bool attends =
+      layer.kind != s::LayerKind::Linear && layer.kind != s::LayerKind::Mamba &&
+      layer.kind != s::LayerKind::Mlp && layer.kind != s::LayerKind::Conv;
   if (attends) {
     set("mask", convert(emitError, ctx, layer.mask));
     set("positional", convert(emitError, ctx, layer.positional));

@@ -62,7 +62,7 @@ private:
   Error checkApplicable(const ObjectView &leaf, LayerKind kind);
   Error readAttention(const Scopes &scopes, LayerSpec &layer, bool required);
   Expected<Positional> readPositional(const ObjectView &view, int64_t headDim);
-  Expected<RecurrentState> readState(const Scopes &scopes);
+  Expected<RecurrentState> readState(const Scopes &scopes, LayerKind kind);
   Error checkShared(size_t index);
 
   const ObjectView &root;
@@ -90,12 +90,13 @@ static std::optional<LayerKind> parseKind(StringRef name) {
       .Case("mamba", LayerKind::Mamba)
       .Case("hybrid", LayerKind::Hybrid)
       .Case("mlp", LayerKind::Mlp)
+      .Case("conv", LayerKind::Conv)
       .Default(std::nullopt);
 }
 
 static bool hasState(LayerKind kind) {
   return kind == LayerKind::Linear || kind == LayerKind::Mamba ||
-         kind == LayerKind::Hybrid;
+         kind == LayerKind::Hybrid || kind == LayerKind::Conv;
 }
 
 /// Rejects fields written on the layer itself that its kind cannot use;
@@ -106,15 +107,17 @@ Error SpecImporter::checkApplicable(const ObjectView &leaf, LayerKind kind) {
   if (kind != LayerKind::Chunked && leaf.find("chunk"))
     return leaf.error("chunk", "only applies to chunked layers");
   if (!hasState(kind) && leaf.find("state"))
-    return leaf.error("state", "only applies to linear, mamba and hybrid "
-                               "layers");
-  if (kind == LayerKind::Mamba || kind == LayerKind::Mlp)
+    return leaf.error("state", "only applies to linear, mamba, hybrid and "
+                               "conv layers");
+  // Kinds without heads.
+  StringRef headless = kind == LayerKind::Mamba  ? "mamba"
+                       : kind == LayerKind::Mlp  ? "mlp"
+                       : kind == LayerKind::Conv ? "conv"
+                                                 : "";
+  if (!headless.empty())
     for (StringRef key : kAttentionFields)
       if (leaf.find(key))
-        return leaf.error(
-            key, "does not apply to " +
-                     llvm::Twine(kind == LayerKind::Mamba ? "mamba" : "mlp") +
-                     " layers");
+        return leaf.error(key, "does not apply to " + headless + " layers");
   return Error::success();
 }
 
@@ -204,7 +207,8 @@ Expected<Positional> SpecImporter::readPositional(const ObjectView &view,
   return pos;
 }
 
-Expected<RecurrentState> SpecImporter::readState(const Scopes &scopes) {
+Expected<RecurrentState> SpecImporter::readState(const Scopes &scopes,
+                                                 LayerKind kind) {
   const ObjectView *scope = owner(scopes, "state");
   if (!scope || !scope->has("state"))
     return scopes.front()->missing("state");
@@ -212,6 +216,17 @@ Expected<RecurrentState> SpecImporter::readState(const Scopes &scopes) {
                           scope->optObject("state"));
   HYBRID_RETURN_IF_ERROR(state->checkKnownKeys({"recurrent", "conv"}));
   RecurrentState result;
+  if (kind == LayerKind::Conv) {
+    // A short convolution keeps its last inputs and nothing else.
+    if (state->find("recurrent"))
+      return state->error("recurrent", "does not apply to conv layers");
+    HYBRID_ASSIGN_OR_RETURN(std::optional<int64_t> conv,
+                            state->optPositiveInt("conv"));
+    if (!conv)
+      return state->missing("conv");
+    result.convElements = *conv;
+    return result;
+  }
   HYBRID_ASSIGN_OR_RETURN(std::optional<int64_t> recurrent,
                           state->optPositiveInt("recurrent"));
   if (!recurrent)
@@ -329,12 +344,13 @@ Expected<LayerSpec> SpecImporter::buildLayer(const Scopes &scopes) {
     return kindScope->error("kind", "unknown layer kind " +
                                         describe(*kindScope->find("kind")) +
                                         " (supported: full, sliding, chunked, "
-                                        "linear, mamba, hybrid, mlp)");
+                                        "linear, mamba, hybrid, mlp, conv)");
   HYBRID_RETURN_IF_ERROR(checkApplicable(leaf, *kind));
 
   LayerSpec layer;
   layer.kind = *kind;
-  if (*kind != LayerKind::Mamba && *kind != LayerKind::Mlp) {
+  if (*kind != LayerKind::Mamba && *kind != LayerKind::Mlp &&
+      *kind != LayerKind::Conv) {
     bool attention = *kind != LayerKind::Linear;
     HYBRID_RETURN_IF_ERROR(readAttention(scopes, layer, attention));
     const ObjectView *causalScope = owner(scopes, "causal");
@@ -366,7 +382,7 @@ Expected<LayerSpec> SpecImporter::buildLayer(const Scopes &scopes) {
   }
 
   if (hasState(*kind)) {
-    HYBRID_ASSIGN_OR_RETURN(layer.state, readState(scopes));
+    HYBRID_ASSIGN_OR_RETURN(layer.state, readState(scopes, *kind));
   }
 
   sharedPaths.push_back(leaf.fieldPath("shared_source"));

@@ -233,6 +233,13 @@ def families():
             num_experts_per_tok=2, moe_intermediate_size=32,
             moe_shared_expert_intermediate_size=32, pad_token_id=None),
             t.NemotronHForCausalLM, ["mamba", "full", "mlp", "mlp", "mamba", "full"]))
+    if hasattr(t, "Lfm2Config"):
+        # LFM2: gated short convolutions (transformers' own) and attention
+        # with q/k norms.
+        newer.append(("lfm2", t.Lfm2Config(
+            **no_head_dim, num_hidden_layers=4, full_attn_idxs=[1, 3],
+            pad_token_id=None, eos_token_id=None),
+            t.Lfm2ForCausalLM, ["conv", "full"] * 2))
     newer.append(("starcoder2", t.Starcoder2Config(**no_head_dim, num_hidden_layers=2,
                                                    sliding_window=8),
                   t.Starcoder2ForCausalLM, ["sliding"] * 2))

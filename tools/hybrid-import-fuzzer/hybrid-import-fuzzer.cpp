@@ -35,7 +35,8 @@ static void checkLayer(const ModelSpec &spec, size_t index) {
     check(layer.headDim > 0 && layer.vHeadDim > 0);
     check(std::isfinite(layer.scale) && layer.scale > 0);
   }
-  if (layer.kind == LayerKind::Mamba || layer.kind == LayerKind::Mlp)
+  if (layer.kind == LayerKind::Mamba || layer.kind == LayerKind::Mlp ||
+      layer.kind == LayerKind::Conv)
     check(layer.numHeads == 0 && layer.headDim == 0);
   if (layer.kind == LayerKind::Sliding)
     check(layer.mask.kind == MaskKind::SlidingWindow && layer.mask.window &&
@@ -62,9 +63,9 @@ static void checkLayer(const ModelSpec &spec, size_t index) {
           static_cast<size_t>(*layer.sharedSource) < index);
     check(!spec.layers[*layer.sharedSource].sharedSource);
   }
-  bool needsState = layer.kind == LayerKind::Linear ||
-                    layer.kind == LayerKind::Mamba ||
-                    layer.kind == LayerKind::Hybrid;
+  bool needsState =
+      layer.kind == LayerKind::Linear || layer.kind == LayerKind::Mamba ||
+      layer.kind == LayerKind::Hybrid || layer.kind == LayerKind::Conv;
   check(needsState == layer.state.has_value());
   if (layer.state)
     check(layer.state->recurrentElements >= 0 &&

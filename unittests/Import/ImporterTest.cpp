@@ -898,6 +898,35 @@ TEST(HFRules, Cohere2MoeDensePrefixRotates) {
             "num_hidden_layers (4), got 5");
 }
 
+TEST(HFRules, Lfm2ShortConvolutions) {
+  auto spec = importOk(hf("lfm2", "\"full_attn_idxs\": [1, 3], "
+                                  "\"conv_L_cache\": 3"));
+  ASSERT_TRUE(spec);
+  EXPECT_EQ(indicesOf(*spec, LayerKind::Conv), (std::vector<int64_t>{0, 2}));
+  // The conv state is the last conv_L_cache inputs of width hidden_size.
+  ASSERT_TRUE(spec->layers[0].state);
+  EXPECT_EQ(spec->layers[0].state->recurrentElements, 0);
+  EXPECT_EQ(spec->layers[0].state->convElements, 512 * 3);
+  EXPECT_EQ(spec->layers[0].numHeads, 0);
+  const LayerSpec &full = spec->layers[1];
+  EXPECT_EQ(full.positional.kind, PositionalKind::Rope);
+  EXPECT_DOUBLE_EQ(full.positional.theta, 1e6);
+  EXPECT_EQ(full.headDim, 64);
+  // layer_types wins; without either every layer attends.
+  auto typed = importOk(hf("lfm2_moe", "\"layer_types\": [\"conv\", \"conv\", "
+                                       "\"full_attention\", \"conv\"]"));
+  ASSERT_TRUE(typed);
+  EXPECT_EQ(indicesOf(*typed, LayerKind::Full), (std::vector<int64_t>{2}));
+  auto plain = importOk(hf("lfm2", ""));
+  ASSERT_TRUE(plain);
+  EXPECT_EQ(indicesOf(*plain, LayerKind::Full).size(), 4u);
+  EXPECT_EQ(importError(hf("lfm2_moe", "")),
+            "config.json: field 'layer_types': missing required field");
+  EXPECT_EQ(importError(hf("lfm2", "\"full_attn_idxs\": [4]")),
+            "config.json: field 'full_attn_idxs[0]': must be a layer index "
+            "below num_hidden_layers (4), got 4");
+}
+
 TEST(HFRules, MiMoV2FlashDefaults) {
   auto spec =
       importOk("{\"model_type\": \"mimo_v2_flash\", \"num_hidden_layers\": 6, "
@@ -1045,7 +1074,7 @@ TEST(HFErrors, UnknownLayerType) {
                                     "\"full_attention\"]")),
       "config.json: field 'layer_types[1]': unknown layer type 'foo' "
       "(supported: full_attention, sliding_attention, chunked_attention, "
-      "linear_attention, mamba, attention, hybrid, mlp, moe)");
+      "linear_attention, mamba, attention, hybrid, mlp, moe, conv)");
   EXPECT_EQ(importError(hf("llama", "\"layer_types\": [\"mamba\", "
                                     "\"full_attention\", \"full_attention\", "
                                     "\"full_attention\"]")),

@@ -114,6 +114,16 @@ TEST(Spec, MlpLayersMixNoTokens) {
   EXPECT_EQ(spec->layers[1].numHeads, 8);
 }
 
+TEST(Spec, ConvLayersKeepTheirInputs) {
+  auto spec =
+      importOk(specDoc("[{\"kind\": \"conv\", \"state\": {\"conv\": 6144}}]"),
+               "spec.json");
+  ASSERT_TRUE(spec);
+  EXPECT_EQ(spec->layers[0].kind, LayerKind::Conv);
+  EXPECT_EQ(spec->layers[0].state->convElements, 6144);
+  EXPECT_EQ(spec->layers[0].state->recurrentElements, 0);
+}
+
 TEST(Spec, CausalFlagAndScalings) {
   auto spec = importOk(
       specDoc(
@@ -286,7 +296,8 @@ TEST(SpecErrors, ValuesOutOfRange) {
             "head_dim (64), got 32");
   EXPECT_EQ(importError(specDoc("[{\"kind\": \"global\"}]"), "spec.json"),
             "spec.json: field 'layers[0].kind': unknown layer kind 'global' "
-            "(supported: full, sliding, chunked, linear, mamba, hybrid, mlp)");
+            "(supported: full, sliding, chunked, linear, mamba, hybrid, mlp, "
+            "conv)");
   EXPECT_EQ(importError(specDoc("[{\"kind\": \"full\", " + kHeads +
                                 ", \"positional\": {\"type\": \"alibi\"}}]"),
                         "spec.json"),
@@ -310,17 +321,27 @@ TEST(SpecErrors, FieldsThatDoNotApply) {
                         "spec.json"),
             "spec.json: field 'layers[0].positional': does not apply to mlp "
             "layers");
-  EXPECT_EQ(importError(specDoc("[{\"kind\": \"mlp\", \"state\": "
-                                "{\"recurrent\": 4}}]"),
+  EXPECT_EQ(
+      importError(specDoc("[{\"kind\": \"mlp\", \"state\": "
+                          "{\"recurrent\": 4}}]"),
+                  "spec.json"),
+      "spec.json: field 'layers[0].state': only applies to linear, mamba, "
+      "hybrid and conv layers");
+  EXPECT_EQ(
+      importError(specDoc("[{\"kind\": \"full\", \"state\": "
+                          "{\"recurrent\": 4}, " +
+                          kHeads + "}]"),
+                  "spec.json"),
+      "spec.json: field 'layers[0].state': only applies to linear, mamba, "
+      "hybrid and conv layers");
+  EXPECT_EQ(importError(specDoc("[{\"kind\": \"conv\", \"state\": "
+                                "{\"recurrent\": 4, \"conv\": 8}}]"),
                         "spec.json"),
-            "spec.json: field 'layers[0].state': only applies to linear, mamba "
-            "and hybrid layers");
-  EXPECT_EQ(importError(specDoc("[{\"kind\": \"full\", \"state\": "
-                                "{\"recurrent\": 4}, " +
-                                kHeads + "}]"),
+            "spec.json: field 'layers[0].state.recurrent': does not apply to "
+            "conv layers");
+  EXPECT_EQ(importError(specDoc("[{\"kind\": \"conv\", \"state\": {}}]"),
                         "spec.json"),
-            "spec.json: field 'layers[0].state': only applies to linear, mamba "
-            "and hybrid layers");
+            "spec.json: field 'layers[0].state.conv': missing required field");
 }
 
 TEST(SpecErrors, SharedSources) {

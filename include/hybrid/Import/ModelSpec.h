@@ -17,8 +17,18 @@
 namespace hybrid::spec {
 
 /// What mixes tokens in a layer.
-/// Mlp: none (an MLP or MoE block on its own, Nemotron-H).
-enum class LayerKind { Full, Sliding, Chunked, Linear, Mamba, Hybrid, Mlp };
+/// Mlp: none (an MLP or MoE block on its own, Nemotron-H); Conv: a gated
+/// short convolution (LFM2).
+enum class LayerKind {
+  Full,
+  Sliding,
+  Chunked,
+  Linear,
+  Mamba,
+  Hybrid,
+  Mlp,
+  Conv
+};
 
 /// Which keys a query sees (see DESIGN.md "Masks").
 enum class MaskKind { Full, SlidingWindow, Chunked };
@@ -80,7 +90,7 @@ struct RecurrentState {
 
 struct LayerSpec {
   LayerKind kind = LayerKind::Full;
-  // Attention shape; unused (0) for Mamba and MLP layers.
+  // Attention shape; unused (0) for Mamba, MLP and conv layers.
   int64_t numHeads = 0;
   int64_t numKVHeads = 0;
   int64_t headDim = 0;
@@ -95,7 +105,7 @@ struct LayerSpec {
   std::optional<int64_t> sharedSource;
   /// One stored tensor serves as keys and values.
   bool kEqV = false;
-  /// Linear attention, Mamba and hybrid layers.
+  /// Linear attention, Mamba, hybrid and conv layers.
   std::optional<RecurrentState> state;
 };
 

@@ -113,8 +113,22 @@ hybrid.schedule @s layers = 1 {
 // -----
 
 hybrid.schedule @s layers = 1 {
-  // expected-error @+1 {{of kind 'mlp' mixes no tokens: no heads, kv_heads, head_dim or v_head_dim}}
+  // expected-error @+1 {{of kind 'mlp' has no heads: no heads, kv_heads, head_dim or v_head_dim}}
   hybrid.layer mlp heads 4
+}
+
+// -----
+
+hybrid.schedule @s layers = 1 {
+  // expected-error @+1 {{of kind 'conv' keeps a convolution state only: recurrent 0, conv positive}}
+  hybrid.layer conv state <recurrent = 4, conv = 8>
+}
+
+// -----
+
+hybrid.schedule @s layers = 1 {
+  // expected-error @+1 {{of kind 'conv' needs its recurrent 'state'}}
+  hybrid.layer conv
 }
 
 // -----

@@ -4,8 +4,8 @@
 // Every layer kind, mask, positional encoding, score modifier and cache
 // policy, written compactly with nested repeats.
 
-// CHECK-LABEL: hybrid.schedule @every_option layers = 16
-hybrid.schedule @every_option layers = 16 attributes {
+// CHECK-LABEL: hybrid.schedule @every_option layers = 17
+hybrid.schedule @every_option layers = 17 attributes {
     hidden_size = 2048 : i64, max_position = 131072 : i64, model_type = "spec"} {
   // CHECK: hybrid.repeat 2 {
   // CHECK-NEXT: hybrid.repeat 2 {
@@ -58,6 +58,8 @@ hybrid.schedule @every_option layers = 16 attributes {
   hybrid.layer mamba state <recurrent = 131072, conv = 32768>
   // CHECK: hybrid.layer mlp{{$}}
   hybrid.layer mlp
+  // CHECK: hybrid.layer conv state <conv = 6144>
+  hybrid.layer conv state <conv = 6144>
   // CHECK: hybrid.layer hybrid heads 8 kv_heads 2 head_dim 128 v_head_dim 64 mask <kind = sliding_window, window = 4, causal = false> pos <kind = rope, theta = 10000.0> score <scale = 0.0884> state <recurrent = 8192>
   hybrid.layer hybrid heads 8 kv_heads 2 head_dim 128 v_head_dim 64
     mask <kind = sliding_window, window = 4, causal = false>

@@ -17,7 +17,7 @@ static ParseResult parseLayerKind(OpAsmParser &parser, LayerKindAttr &kind) {
   if (!value)
     return parser.emitError(loc) << "unknown layer kind '" << keyword
                                  << "': expected full, sliding, chunked, "
-                                    "linear, mamba, hybrid or mlp";
+                                    "linear, mamba, hybrid, mlp or conv";
   kind = LayerKindAttr::get(parser.getContext(), *value);
   return success();
 }
@@ -183,6 +183,7 @@ bool LayerOp::hasAttention() {
   case LayerKind::linear:
   case LayerKind::mamba:
   case LayerKind::mlp:
+  case LayerKind::conv:
     return false;
   }
   llvm_unreachable("unknown layer kind");
@@ -210,9 +211,9 @@ static std::optional<MaskKind> requiredMaskKind(LayerKind kind) {
 
 LogicalResult LayerOp::verify() {
   StringRef kind = stringifyLayerKind(getKind());
-  bool needsState = getKind() == LayerKind::linear ||
-                    getKind() == LayerKind::mamba ||
-                    getKind() == LayerKind::hybrid;
+  bool needsState =
+      getKind() == LayerKind::linear || getKind() == LayerKind::mamba ||
+      getKind() == LayerKind::hybrid || getKind() == LayerKind::conv;
   if (needsState && !getState())
     return emitOpError() << "of kind '" << kind
                          << "' needs its recurrent 'state'";
@@ -228,10 +229,16 @@ LogicalResult LayerOp::verify() {
                            << "' keeps no KV cache, expected policy none";
     if (getKernel())
       return emitOpError() << "of kind '" << kind << "' has no kernel";
-    if (getKind() == LayerKind::mlp &&
+    bool headless = getKind() == LayerKind::mlp || getKind() == LayerKind::conv;
+    if (headless &&
         (getNumHeads() || getNumKvHeads() || getHeadDim() || getVHeadDim()))
-      return emitOpError() << "of kind 'mlp' mixes no tokens: no heads, "
-                              "kv_heads, head_dim or v_head_dim";
+      return emitOpError() << "of kind '" << kind
+                           << "' has no heads: no heads, kv_heads, head_dim "
+                              "or v_head_dim";
+    if (getKind() == LayerKind::conv &&
+        (getState()->getRecurrent() != 0 || getState()->getConv() == 0))
+      return emitOpError() << "of kind 'conv' keeps a convolution state "
+                              "only: recurrent 0, conv positive";
     return success();
   }
 

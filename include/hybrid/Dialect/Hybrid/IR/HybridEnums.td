@@ -19,7 +19,10 @@ def Hybrid_LayerKind : I32EnumAttr<"LayerKind", "token mixer of a layer", [
     // Attention and a Mamba mixer in parallel in the same layer (Falcon-H1).
     I32EnumAttrCase<"hybrid", 5>,
     // No token mixer: an MLP or MoE block on its own (Nemotron-H).
-    I32EnumAttrCase<"mlp", 6>
+    I32EnumAttrCase<"mlp", 6>,
+    // A gated short convolution over the last few tokens (LFM2): a conv
+    // state only.
+    I32EnumAttrCase<"conv", 7>
   ]> {
   let cppNamespace = "::hybrid";
   let genSpecializedAttr = 0;
