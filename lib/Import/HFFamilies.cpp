@@ -660,13 +660,12 @@ std::optional<int64_t> detail::defaultHeadDim(const HFContext &ctx) {
   case Family::Afmoe:
   case Family::NemotronH:
   case Family::Cohere2Moe:
+  case Family::Ministral3:
     return 128;
   case Family::GptOss:
     return 64;
   case Family::MiMoV2Flash:
     return 192;
-  case Family::Ministral3:
-    return 128;
   default:
     return std::nullopt;
   }

@@ -109,10 +109,7 @@ static FailureOr<DictionaryAttr> getLayerAttributes(EmitFn emitError,
   if (layer.vHeadDim > 0 && layer.vHeadDim != layer.headDim)
     set("v_head_dim", b.getI64IntegerAttr(layer.vHeadDim));
 
-  bool attends =
-      layer.kind != s::LayerKind::Linear && layer.kind != s::LayerKind::Mamba &&
-      layer.kind != s::LayerKind::Mlp && layer.kind != s::LayerKind::Conv;
-  if (attends) {
+  if (s::attends(layer.kind)) {
     set("mask", convert(emitError, ctx, layer.mask));
     set("positional", convert(emitError, ctx, layer.positional));
     TemperatureTuningAttr temperature;

@@ -14,7 +14,6 @@
 #include "llvm/ADT/ScopeExit.h"
 #include "llvm/ADT/SmallVector.h"
 #include "llvm/ADT/StringExtras.h"
-#include "llvm/ADT/StringSwitch.h"
 
 #include <cmath>
 
@@ -81,22 +80,30 @@ const ObjectView *SpecImporter::owner(const Scopes &scopes,
   return nullptr;
 }
 
+/// The spec's name of each layer kind.
+struct KindName {
+  StringRef name;
+  LayerKind kind;
+};
+static constexpr KindName kKindNames[] = {
+    {"full", LayerKind::Full},       {"sliding", LayerKind::Sliding},
+    {"chunked", LayerKind::Chunked}, {"linear", LayerKind::Linear},
+    {"mamba", LayerKind::Mamba},     {"hybrid", LayerKind::Hybrid},
+    {"mlp", LayerKind::Mlp},         {"conv", LayerKind::Conv},
+};
+
 static std::optional<LayerKind> parseKind(StringRef name) {
-  return llvm::StringSwitch<std::optional<LayerKind>>(name)
-      .Case("full", LayerKind::Full)
-      .Case("sliding", LayerKind::Sliding)
-      .Case("chunked", LayerKind::Chunked)
-      .Case("linear", LayerKind::Linear)
-      .Case("mamba", LayerKind::Mamba)
-      .Case("hybrid", LayerKind::Hybrid)
-      .Case("mlp", LayerKind::Mlp)
-      .Case("conv", LayerKind::Conv)
-      .Default(std::nullopt);
+  for (const KindName &entry : kKindNames)
+    if (entry.name == name)
+      return entry.kind;
+  return std::nullopt;
 }
 
-static bool hasState(LayerKind kind) {
-  return kind == LayerKind::Linear || kind == LayerKind::Mamba ||
-         kind == LayerKind::Hybrid || kind == LayerKind::Conv;
+static StringRef kindName(LayerKind kind) {
+  for (const KindName &entry : kKindNames)
+    if (entry.kind == kind)
+      return entry.name;
+  return "unknown";
 }
 
 /// Rejects fields written on the layer itself that its kind cannot use;
@@ -109,15 +116,11 @@ Error SpecImporter::checkApplicable(const ObjectView &leaf, LayerKind kind) {
   if (!hasState(kind) && leaf.find("state"))
     return leaf.error("state", "only applies to linear, mamba, hybrid and "
                                "conv layers");
-  // Kinds without heads.
-  StringRef headless = kind == LayerKind::Mamba  ? "mamba"
-                       : kind == LayerKind::Mlp  ? "mlp"
-                       : kind == LayerKind::Conv ? "conv"
-                                                 : "";
-  if (!headless.empty())
+  if (!hasHeads(kind))
     for (StringRef key : kAttentionFields)
       if (leaf.find(key))
-        return leaf.error(key, "does not apply to " + headless + " layers");
+        return leaf.error(key,
+                          "does not apply to " + kindName(kind) + " layers");
   return Error::success();
 }
 
@@ -349,8 +352,7 @@ Expected<LayerSpec> SpecImporter::buildLayer(const Scopes &scopes) {
 
   LayerSpec layer;
   layer.kind = *kind;
-  if (*kind != LayerKind::Mamba && *kind != LayerKind::Mlp &&
-      *kind != LayerKind::Conv) {
+  if (hasHeads(*kind)) {
     bool attention = *kind != LayerKind::Linear;
     HYBRID_RETURN_IF_ERROR(readAttention(scopes, layer, attention));
     const ObjectView *causalScope = owner(scopes, "causal");

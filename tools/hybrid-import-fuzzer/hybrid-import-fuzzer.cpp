@@ -20,23 +20,17 @@ static void check(bool condition) {
     __builtin_trap();
 }
 
-static bool isAttention(LayerKind kind) {
-  return kind == LayerKind::Full || kind == LayerKind::Sliding ||
-         kind == LayerKind::Chunked || kind == LayerKind::Hybrid;
-}
-
 static void checkLayer(const ModelSpec &spec, size_t index) {
   const LayerSpec &layer = spec.layers[index];
-  bool hasHeads = isAttention(layer.kind) ||
-                  (layer.kind == LayerKind::Linear && layer.numHeads > 0);
-  if (hasHeads) {
+  bool headed = attends(layer.kind) ||
+                (layer.kind == LayerKind::Linear && layer.numHeads > 0);
+  if (headed) {
     check(layer.numHeads > 0 && layer.numKVHeads > 0);
     check(layer.numHeads % layer.numKVHeads == 0);
     check(layer.headDim > 0 && layer.vHeadDim > 0);
     check(std::isfinite(layer.scale) && layer.scale > 0);
   }
-  if (layer.kind == LayerKind::Mamba || layer.kind == LayerKind::Mlp ||
-      layer.kind == LayerKind::Conv)
+  if (!hasHeads(layer.kind))
     check(layer.numHeads == 0 && layer.headDim == 0);
   if (layer.kind == LayerKind::Sliding)
     check(layer.mask.kind == MaskKind::SlidingWindow && layer.mask.window &&
@@ -63,10 +57,7 @@ static void checkLayer(const ModelSpec &spec, size_t index) {
           static_cast<size_t>(*layer.sharedSource) < index);
     check(!spec.layers[*layer.sharedSource].sharedSource);
   }
-  bool needsState =
-      layer.kind == LayerKind::Linear || layer.kind == LayerKind::Mamba ||
-      layer.kind == LayerKind::Hybrid || layer.kind == LayerKind::Conv;
-  check(needsState == layer.state.has_value());
+  check(hasState(layer.kind) == layer.state.has_value());
   if (layer.state)
     check(layer.state->recurrentElements >= 0 &&
           layer.state->convElements >= 0);

@@ -804,6 +804,9 @@ TEST(HFRules, OlmoHybridDefaults) {
                            "\"linear_attention\"]")),
             "config.json: field 'layer_types': gives no full_attention "
             "layer; olmo_hybrid needs both kinds");
+  EXPECT_EQ(importError(hf("olmo_hybrid", "\"linear_num_key_heads\": 1024")),
+            "config.json: field 'linear_num_key_heads': leaves no key head "
+            "dim (0.75 * hidden_size / 1024); set 'linear_key_head_dim'");
 }
 
 TEST(HFRules, NemotronHBlocks) {
@@ -841,6 +844,9 @@ TEST(HFRules, NemotronHBlocks) {
   auto plain = importOk(base + "}");
   ASSERT_TRUE(plain);
   EXPECT_EQ(indicesOf(*plain, LayerKind::Mlp), (std::vector<int64_t>{1, 3}));
+  EXPECT_EQ(importError(base + ", \"layers_block_type\": []}"),
+            "config.json: field 'layers_block_type': must list 1 to 65536 "
+            "layers, got 0");
   EXPECT_EQ(importError(base + ", \"hybrid_override_pattern\": \"M*x\"}"),
             "config.json: field 'hybrid_override_pattern': has 'x' at "
             "position 2 (expected M: Mamba-2, *: attention, -: MLP, E: MoE)");

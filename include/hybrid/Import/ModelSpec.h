@@ -30,6 +30,21 @@ enum class LayerKind {
   Conv
 };
 
+/// Kinds with an attention (hybrid: beside its Mamba mixer).
+inline bool attends(LayerKind kind) {
+  return kind == LayerKind::Full || kind == LayerKind::Sliding ||
+         kind == LayerKind::Chunked || kind == LayerKind::Hybrid;
+}
+/// Kinds with a fixed per-sequence state.
+inline bool hasState(LayerKind kind) {
+  return kind == LayerKind::Linear || kind == LayerKind::Mamba ||
+         kind == LayerKind::Hybrid || kind == LayerKind::Conv;
+}
+/// Kinds that have head fields: attention and linear attention.
+inline bool hasHeads(LayerKind kind) {
+  return attends(kind) || kind == LayerKind::Linear;
+}
+
 /// Which keys a query sees (see DESIGN.md "Masks").
 enum class MaskKind { Full, SlidingWindow, Chunked };
 

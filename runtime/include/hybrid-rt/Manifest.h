@@ -49,7 +49,7 @@ struct TemperatureTuning {
 
 struct LayerSpec {
   int64_t index = 0;
-  std::string kind;   // full, sliding, chunked, linear, mamba, hybrid, mlp, conv
+  std::string kind;   // the schedule's layer kind: full, sliding, ...
   std::string kernel; // empty: no attention kernel
   int64_t numHeads = 0, numKvHeads = 0, headDim = 0, vHeadDim = 0;
   int64_t window = 0, chunk = 0; // 0: not used

@@ -66,7 +66,7 @@ typedef struct hybrid_rt_tensor {
 /* What a layer computes, as the manifest describes it. */
 typedef struct hybrid_rt_layer_info {
   int64_t index;
-  const char *kind;   /* full, sliding, chunked, linear, mamba, hybrid, mlp, conv */
+  const char *kind;   /* the schedule's layer kind: full, sliding, ... */
   int32_t has_kernel; /* 0: not an attention layer the runtime can run */
   int64_t num_heads, num_kv_heads, head_dim, v_head_dim;
   int64_t window, chunk; /* 0 when not used */

@@ -20,8 +20,8 @@ def Hybrid_Dialect : Dialect {
     A `hybrid.schedule` lists the layers of a model in order. Each
     `hybrid.layer` states its mixer kind (full, sliding, chunked attention, a
     linear-attention / Mamba / short-convolution mixer, or none), its
-    attention shape, its mask, its
-    positional encoding, its score modifiers and its KV-cache policy.
+    attention shape, its mask, its positional encoding, its score modifiers
+    and its KV-cache policy.
     `hybrid.repeat` writes interleaving patterns compactly; the
     `hybrid-expand-patterns` pass unrolls them.
 

@@ -105,10 +105,9 @@ def Hybrid_LayerOp : Hybrid_Op<"layer", [
     heads, head dim, a mask and a score; `sliding` needs a sliding-window mask
     and `chunked` a chunked one. `linear` and `mamba` mixers carry their fixed
     `state` instead (and `hybrid` layers carry both), as do `conv` layers (a
-    gated short convolution, LFM2's, whose state is its last inputs). An
-    `mlp` layer mixes no
-    tokens (an MLP or MoE block on its own) and carries neither; it keeps its
-    place so that layer indices stay the model's. `v_head_dim` defaults to
+    gated short convolution, LFM2's, whose state is its last inputs). An `mlp`
+    layer mixes no tokens (an MLP or MoE block on its own) and carries
+    neither; it keeps its place so that layer indices stay the model's. `v_head_dim` defaults to
     `head_dim`. Without `cache`, `hybrid-plan-caches` derives the policy from
     the kind.
 

@@ -32,10 +32,10 @@ def HybridPlanCaches : Pass<"hybrid-plan-caches", "::hybrid::ScheduleOp"> {
   let summary = "Choose each layer's cache policy and size its caches";
   let description = [{
     Layers without a `cache` get the policy their kind implies (sliding: ring
-    of the window, chunked: chunk, full: full, linear/mamba/conv/mlp: none). Every layer
-    is annotated with a `#hybrid.cache_plan` (bytes per token, tokens held at
-    `max-seq`, fixed state bytes, total), and the schedule with a
-    `#hybrid.cache_summary` comparing the total with a baseline where every
+    of the window, chunked: chunk, full: full, linear/mamba/conv/mlp: none).
+    Every layer is annotated with a `#hybrid.cache_plan` (bytes per token,
+    tokens held at `max-seq`, fixed state bytes, total), and the schedule with
+    a `#hybrid.cache_summary` comparing the total with a baseline where every
     attention layer keeps its own full K and V.
   }];
   let options = [
