@@ -19,6 +19,13 @@
 // speed: the loops run over keys outside and kv heads inside, reading each
 // [Hkv, D] cache row front to back (a work item per kv head would read
 // 512-byte pieces 4 KiB apart at 8 kv heads: measured 0.55x the bandwidth).
+// With GQA the accumulate pass keeps its accumulators in registers: a run
+// of 8 keys at a time, kv head by kv head, blocks of up to 16 (row, value
+// chunk) accumulators go through the run's keys, loaded from scratch and
+// stored back once a run, not once a key (their loads and stores bound the
+// pass before: GQA 4 took 1.2x the time at 4K context, 1.2-1.3x at 64K with
+// f32 and f8 caches). Without GQA they stay in scratch, each value vector
+// loaded once for the positions of a step.
 // A tile is read twice, keys by the scores pass, then values by the
 // accumulate pass, and with GQA each pass computes long enough per byte that
 // the hardware prefetchers do not keep a tile's loads in flight through it:
@@ -64,6 +71,13 @@ namespace {
 /// of every kv head by default) does not fit L1 beside the tile being read.
 constexpr uint32_t kPrefetchLocality = 2;
 
+/// Accumulators the accumulate pass keeps in vector registers (rows times
+/// value chunks), leaving AVX-512's other 16 for the values and products.
+constexpr int64_t kAccumulators = 16;
+
+/// Keys the accumulate pass runs through for a kv head before the next.
+constexpr int64_t kAccumulateKeys = 8;
+
 /// x1 cos - x2 sin and x2 cos + x1 sin (a pair rotated; a complex product),
 /// in fused multiply-adds: two instructions each.
 Value rotateFirst(ImplicitLocOpBuilder &b, Value x1, Value x2, Value cos,
@@ -103,6 +117,14 @@ private:
   void scores(Value firstKey, Value row, Value count);
   void softmax();
   void accumulate(Value row, Value count);
+  /// The accumulate pass key by key in the cache's order, each value vector
+  /// loaded once for the P * G rows of its kv head, their accumulators in
+  /// scratch.
+  void accumulateInScratch(Value row, Value count);
+  /// The accumulate pass a run of kAccumulateKeys keys at a time, kv head by
+  /// kv head: blocks of a kv head's rows and value chunks keep their
+  /// accumulators in registers through the run.
+  void accumulateInRegisters(Value row, Value count);
 
   /// K=V: the angles of the key at `position` (cos and sin of every pair,
   /// in f64) in `stateCos`/`stateSin`.
@@ -120,12 +142,34 @@ private:
   /// the first; `chunks` are the kv head's `width`-wide vectors of `cache`,
   /// loaded once for its P * G rows. With `derive`, the chunks are keys
   /// derived from the values (K=V). With `prefetchCache`, each row's kv
-  /// head is also prefetched from it, `ahead` rows on (clamped to its last
-  /// row), 64 bytes at a time: the data the next pass reads.
+  /// head is also prefetched from it: the data the next pass reads.
   void forEachCacheVector(
       Value cache, int64_t width, Value row, Value count,
       function_ref<void(Value, Value, Value, ArrayRef<Value>)> body,
       bool derive = false, Value prefetchCache = Value(), int64_t ahead = 0);
+  /// Chunks [first, first + count) of kv head `kvHead`'s part of cache row
+  /// `key`, `width` elements each, as f32 (f8: times 2^-8; the chunks' bytes
+  /// are checked once for NaN codes, restored where there are some).
+  SmallVector<Value> loadChunks(Value cache, int64_t width, Value key,
+                                Value kvHead, int64_t first, int64_t count);
+  /// Prefetches kv head `kvHead`'s part of cache row `row` into L2, 64
+  /// bytes at a time.
+  void prefetchRow(Value cache, Value row, Value kvHead);
+  /// Cache row `key + ahead`, clamped to the cache's last row.
+  Value getPrefetchRow(Value key, int64_t ahead) {
+    if (ahead == 0)
+      return key;
+    Value last =
+        arith::SubIOp::create(b, memref::DimOp::create(b, k, 1), index(b, 1));
+    return arith::MinUIOp::create(
+        b, arith::AddIOp::create(b, key, index(b, ahead)), last);
+  }
+  /// The scratch row of position t's first query head of a kv head whose
+  /// first query head is `firstHead`; its G query heads' rows follow.
+  Value getFirstRow(Value t, Value firstHead) {
+    return arith::AddIOp::create(
+        b, arith::MulIOp::create(b, t, index(b, sig.heads)), firstHead);
+  }
   /// The lane sums of `vectors`, a scalar each: up to a vector's lanes of
   /// them are reduced together by shuffles and adds (log2 levels), not one
   /// reduction each.
@@ -203,72 +247,71 @@ private:
 
 } // namespace
 
+SmallVector<Value> DecodeEmitter::loadChunks(Value cache, int64_t width,
+                                             Value key, Value kvHead,
+                                             int64_t first, int64_t count) {
+  SmallVector<Value> chunks;
+  auto at = [&](int64_t chunk) {
+    return SmallVector<Value, 4>{batch, key, kvHead,
+                                 index(b, (first + chunk) * width)};
+  };
+  if (!widensF8()) {
+    for (int64_t c = 0; c < count; ++c)
+      chunks.push_back(loadAsF32(b, width, cache, at(c)));
+    return chunks;
+  }
+  // Each vector widened but for the 2^8 its queries and outputs carry, and
+  // NaN codes, for which the chunks' bytes are checked once.
+  SmallVector<Value> raw;
+  for (int64_t c = 0; c < count; ++c) {
+    raw.push_back(vector::LoadOp::create(
+        b, VectorType::get({width}, cacheElement), cache, at(c)));
+    chunks.push_back(widenF8E4M3FNBits(b, raw.back()));
+  }
+  Value bytes = vector::LoadOp::create(
+      b, VectorType::get({count * width}, cacheElement), cache, at(0));
+  SmallVector<Type> types(chunks.size(), chunks.front().getType());
+  return llvm::to_vector(ifThenElse(
+      b, hasF8NaN(b, bytes), types,
+      [&] {
+        SmallVector<Value> withNaNs;
+        for (auto [x, chunk] : llvm::zip(raw, chunks))
+          withNaNs.push_back(restoreF8NaNs(b, x, chunk));
+        return withNaNs;
+      },
+      [&] { return chunks; }));
+}
+
+void DecodeEmitter::prefetchRow(Value cache, Value row, Value kvHead) {
+  // Prefetches ask for 64-byte lines.
+  int64_t lineElements = 512 / cacheElement.getIntOrFloatBitWidth();
+  int64_t dims = cast<MemRefType>(cache.getType()).getDimSize(3);
+  for (int64_t c = 0; c < dims; c += lineElements)
+    memref::PrefetchOp::create(b, cache,
+                               ValueRange{batch, row, kvHead, index(b, c)},
+                               /*isWrite=*/false,
+                               /*localityHint=*/kPrefetchLocality,
+                               /*isDataCache=*/true);
+}
+
 void DecodeEmitter::forEachCacheVector(
     Value cache, int64_t width, Value row, Value count,
     function_ref<void(Value, Value, Value, ArrayRef<Value>)> body, bool derive,
     Value prefetchCache, int64_t ahead) {
   Value c0 = index(b, 0), c1 = index(b, 1);
   int64_t dim = cast<MemRefType>(cache.getType()).getDimSize(3);
-  // Prefetches ask for 64-byte lines.
-  int64_t lineElements = 512 / cacheElement.getIntOrFloatBitWidth();
-  Value lastRow;
-  if (prefetchCache && ahead > 0)
-    lastRow = arith::SubIOp::create(
-        b, memref::DimOp::create(b, prefetchCache, 1), c1);
   forLoop(b, c0, count, c1, [&](Value j) {
     Value key = arith::AddIOp::create(b, row, j);
-    Value prefetchRow = key;
-    if (lastRow)
-      prefetchRow = arith::MinUIOp::create(
-          b, arith::AddIOp::create(b, key, index(b, ahead)), lastRow);
     forLoop(b, c0, index(b, sig.kvHeads), c1, [&](Value kvHead) {
-      SmallVector<Value> chunks;
-      if (widensF8()) {
-        // Each vector widened but for the 2^8 its queries and outputs
-        // carry, and NaN codes, for which the row is checked once.
-        SmallVector<Value> raw;
-        for (int64_t c = 0; c < dim; c += width) {
-          raw.push_back(vector::LoadOp::create(
-              b, VectorType::get({width}, cacheElement), cache,
-              ValueRange{batch, key, kvHead, index(b, c)}));
-          chunks.push_back(widenF8E4M3FNBits(b, raw.back()));
-        }
-        Value row =
-            vector::LoadOp::create(b, VectorType::get({dim}, cacheElement),
-                                   cache, ValueRange{batch, key, kvHead, c0});
-        SmallVector<Type> types(chunks.size(), chunks.front().getType());
-        chunks = llvm::to_vector(ifThenElse(
-            b, hasF8NaN(b, row), types,
-            [&] {
-              SmallVector<Value> withNaNs;
-              for (auto [x, chunk] : llvm::zip(raw, chunks))
-                withNaNs.push_back(restoreF8NaNs(b, x, chunk));
-              return withNaNs;
-            },
-            [&] { return chunks; }));
-      } else {
-        for (int64_t c = 0; c < dim; c += width)
-          chunks.push_back(loadAsF32(
-              b, width, cache, ValueRange{batch, key, kvHead, index(b, c)}));
-      }
-      if (prefetchCache) {
-        int64_t dims = cast<MemRefType>(prefetchCache.getType()).getDimSize(3);
-        for (int64_t c = 0; c < dims; c += lineElements)
-          memref::PrefetchOp::create(
-              b, prefetchCache,
-              ValueRange{batch, prefetchRow, kvHead, index(b, c)},
-              /*isWrite=*/false, /*localityHint=*/kPrefetchLocality,
-              /*isDataCache=*/true);
-      }
+      SmallVector<Value> chunks =
+          loadChunks(cache, width, key, kvHead, 0, dim / width);
+      if (prefetchCache)
+        prefetchRow(prefetchCache, getPrefetchRow(key, ahead), kvHead);
       if (derive)
         deriveKey(j, chunks);
       Value firstHead = arith::MulIOp::create(b, kvHead, index(b, group));
       auto forPosition = [&](Value t) {
-        body(
-            j, t,
-            arith::AddIOp::create(
-                b, arith::MulIOp::create(b, t, index(b, sig.heads)), firstHead),
-            chunks);
+        body(j, t, getFirstRow(t, firstHead), chunks);
       };
       if (onePosition)
         forPosition(c0);
@@ -319,7 +362,7 @@ void DecodeEmitter::scores(Value firstKey, Value row, Value count) {
       /*derive=*/sig.derivesKeys,
       // The values of these rows, for the accumulate pass after this one
       // (K=V layers read them here).
-      prefetches() && !sig.derivesKeys ? v : Value(), /*ahead=*/0);
+      prefetches() && !sig.derivesKeys ? v : Value());
 }
 
 SmallVector<Value> DecodeEmitter::sumEach(ArrayRef<Value> vectors) {
@@ -432,8 +475,7 @@ void DecodeEmitter::softmax() {
   });
 }
 
-/// OT[t][h] = alpha[t][h] * OT[t][h] + sum_j p[t][h][j] * V[row + j][h / G],
-/// key by key (the cache's order).
+/// OT[t][h] = alpha[t][h] * OT[t][h] + sum_j p[t][h][j] * V[row + j][h / G].
 void DecodeEmitter::accumulate(Value row, Value count) {
   VectorType vv = vector(valueWidth);
   forEachRow([&](Value scratchRow) {
@@ -447,6 +489,18 @@ void DecodeEmitter::accumulate(Value row, Value count) {
           outputT, at);
     }
   });
+  // Without GQA a value vector serves one row, or the positions of a step
+  // of several, which in registers would each load it again (a 4-token step
+  // at 16K context: 1.2x the time); one position's step reads at memory
+  // speed either way (64K context: bf16, f8 within noise; K=V 1.09x).
+  if (group == 1)
+    accumulateInScratch(row, count);
+  else
+    accumulateInRegisters(row, count);
+}
+
+void DecodeEmitter::accumulateInScratch(Value row, Value count) {
+  VectorType vv = vector(valueWidth);
   forEachCacheVector(
       v, valueWidth, row, count,
       [&](Value j, Value, Value firstRow, ArrayRef<Value> values) {
@@ -467,6 +521,72 @@ void DecodeEmitter::accumulate(Value row, Value count) {
       /*derive=*/false,
       // The next tile's keys (K=V: values), for the scores pass after this.
       prefetches() ? k : Value(), /*ahead=*/kTile);
+}
+
+void DecodeEmitter::accumulateInRegisters(Value row, Value count) {
+  VectorType vv = vector(valueWidth);
+  int64_t chunks = sig.vHeadDim / valueWidth;
+  int64_t blockRows = std::min(group, kAccumulators);
+  int64_t blockChunks =
+      std::clamp<int64_t>(kAccumulators / blockRows, 1, chunks);
+  Value c0 = index(b, 0), c1 = index(b, 1);
+  Value runKeys = index(b, kAccumulateKeys);
+  forLoop(b, c0, count, runKeys, [&](Value runStart) {
+    Value runEnd = arith::MinUIOp::create(
+        b, count, arith::AddIOp::create(b, runStart, runKeys));
+    forLoop(b, c0, index(b, sig.kvHeads), c1, [&](Value kvHead) {
+      Value firstHead = arith::MulIOp::create(b, kvHead, index(b, group));
+      auto forPosition = [&](Value t) {
+        Value firstRow = getFirstRow(t, firstHead);
+        for (int64_t r0 = 0; r0 < group; r0 += blockRows) {
+          SmallVector<Value> rows;
+          for (int64_t r = r0; r < std::min(group, r0 + blockRows); ++r)
+            rows.push_back(arith::AddIOp::create(b, firstRow, index(b, r)));
+          for (int64_t first = 0; first < chunks; first += blockChunks) {
+            int64_t width = std::min(blockChunks, chunks - first);
+            auto at = [&](Value row, int64_t c) {
+              return SmallVector<Value, 2>{row,
+                                           index(b, (first + c) * valueWidth)};
+            };
+            SmallVector<Value> init;
+            for (Value r : rows)
+              for (int64_t c = 0; c < width; ++c)
+                init.push_back(
+                    vector::LoadOp::create(b, vv, outputT, at(r, c)));
+            // The next tile's keys (K=V: values), for the scores pass after
+            // this: once per kv head.
+            bool prefetch = prefetches() && r0 == 0 && first == 0;
+            SmallVector<Value> sums = reduceLoop(
+                b, runStart, runEnd, init,
+                [&](Value j, ValueRange acc) -> SmallVector<Value> {
+                  Value key = arith::AddIOp::create(b, row, j);
+                  SmallVector<Value> values =
+                      loadChunks(v, valueWidth, key, kvHead, first, width);
+                  if (prefetch)
+                    prefetchRow(k, getPrefetchRow(key, kTile), kvHead);
+                  SmallVector<Value> next;
+                  for (auto [i, r] : llvm::enumerate(rows)) {
+                    Value p = splat(vv, memref::LoadOp::create(
+                                            b, scoresT, ValueRange{r, j}));
+                    for (int64_t c = 0; c < width; ++c)
+                      next.push_back(vector::FMAOp::create(b, p, values[c],
+                                                           acc[i * width + c]));
+                  }
+                  return next;
+                });
+            for (auto [i, r] : llvm::enumerate(rows))
+              for (int64_t c = 0; c < width; ++c)
+                vector::StoreOp::create(b, sums[i * width + c], outputT,
+                                        at(r, c));
+          }
+        }
+      };
+      if (onePosition)
+        forPosition(c0);
+      else
+        forLoop(b, c0, numPositions, c1, forPosition);
+    });
+  });
 }
 
 void DecodeEmitter::seedAngles(Value position) {

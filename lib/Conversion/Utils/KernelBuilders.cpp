@@ -66,15 +66,26 @@ void hybrid::forLoop(ImplicitLocOpBuilder &b, Value lb, Value ub, Value step,
   body(loop.getInductionVar());
 }
 
-Value hybrid::reduceLoop(ImplicitLocOpBuilder &b, Value lb, Value ub,
-                         Value init, function_ref<Value(Value, Value)> body) {
-  auto loop =
-      scf::ForOp::create(b, lb, ub, arith::ConstantIndexOp::create(b, 1), init);
+SmallVector<Value>
+hybrid::reduceLoop(ImplicitLocOpBuilder &b, Value lb, Value ub,
+                   ValueRange inits,
+                   function_ref<SmallVector<Value>(Value, ValueRange)> body) {
+  auto loop = scf::ForOp::create(b, lb, ub,
+                                 arith::ConstantIndexOp::create(b, 1), inits);
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPointToStart(loop.getBody());
-  scf::YieldOp::create(
-      b, body(loop.getInductionVar(), loop.getRegionIterArgs()[0]));
-  return loop.getResult(0);
+  scf::YieldOp::create(b,
+                       body(loop.getInductionVar(), loop.getRegionIterArgs()));
+  return SmallVector<Value>(loop.getResults());
+}
+
+Value hybrid::reduceLoop(ImplicitLocOpBuilder &b, Value lb, Value ub,
+                         Value init, function_ref<Value(Value, Value)> body) {
+  return reduceLoop(b, lb, ub, ValueRange{init},
+                    [&](Value iv, ValueRange accs) -> SmallVector<Value> {
+                      return {body(iv, accs.front())};
+                    })
+      .front();
 }
 
 void hybrid::ifThen(ImplicitLocOpBuilder &b, Value cond,

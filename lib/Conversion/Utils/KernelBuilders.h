@@ -66,6 +66,15 @@ reduceLoop(mlir::ImplicitLocOpBuilder &b, mlir::Value lb, mlir::Value ub,
            mlir::Value init,
            llvm::function_ref<mlir::Value(mlir::Value, mlir::Value)> body);
 
+/// The same with several values carried: `body(iv, accs)` returns the next
+/// ones; the loop's results.
+llvm::SmallVector<mlir::Value>
+reduceLoop(mlir::ImplicitLocOpBuilder &b, mlir::Value lb, mlir::Value ub,
+           mlir::ValueRange inits,
+           llvm::function_ref<llvm::SmallVector<mlir::Value>(mlir::Value,
+                                                             mlir::ValueRange)>
+               body);
+
 /// `scf.if cond` without results.
 void ifThen(mlir::ImplicitLocOpBuilder &b, mlir::Value cond,
             llvm::function_ref<void()> thenBody,

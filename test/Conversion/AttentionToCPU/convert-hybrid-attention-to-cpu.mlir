@@ -104,11 +104,21 @@
 // CHECK: %[[S0:.+]] = vector.extract %{{.+}}[0]
 // CHECK: vector.extract %{{.+}}[12]
 // CHECK-NEXT: memref.store %[[S0]]
-// ... and the accumulate pass the next tile's keys (64 rows on, at most the
-// cache's last row).
+// The accumulate pass runs through 8 keys at a time, kv head by kv head,
+// a kv head's 4 rows times its 4 value chunks of accumulators carried in
+// registers through the run's keys...
+// CHECK: scf.for %[[FROM:.+]] = %{{.+}} to %{{.+}} step %c8
+// CHECK: %[[UNTIL:.+]] = arith.minui
+// CHECK: scf.for %[[AH:.+]] = %{{.+}} to %c2 step
+// CHECK: %{{.+}}:16 = scf.for %[[AJ:.+]] = %[[FROM]] to %[[UNTIL]] step %{{.+}} iter_args({{.+}}) -> (vector<16xf32>, {{.+}}) {
+// CHECK: %[[AROW:.+]] = arith.addi %{{.+}}, %[[AJ]]
+// CHECK: vector.load %[[DV]][%{{.+}}, %[[AROW]], %[[AH]], %{{.+}}]
+// ... and prefetches the next tile's keys (64 rows on, at most the cache's
+// last row).
 // CHECK: %[[NEXT:.+]] = arith.minui
-// CHECK: vector.load %[[DV]]
-// CHECK: memref.prefetch %[[DK]][%{{.+}}, %[[NEXT]], %{{.+}}, %{{.+}}], read, locality<2>, data
+// CHECK: memref.prefetch %[[DK]][%{{.+}}, %[[NEXT]], %[[AH]], %{{.+}}], read, locality<2>, data
+// CHECK-COUNT-16: vector.fma
+// CHECK-NEXT: scf.yield
 // ... several loop over their positions, and a score is -inf unless its
 // position sees the key (key <= query, key >= query - 99).
 // CHECK: } else {
