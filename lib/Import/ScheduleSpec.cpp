@@ -106,6 +106,14 @@ static StringRef kindName(LayerKind kind) {
   return "unknown";
 }
 
+/// "full, sliding, ...": every kind's name, for messages.
+static std::string supportedKinds() {
+  return llvm::join(
+      llvm::map_range(kKindNames,
+                      [](const KindName &entry) { return entry.name; }),
+      ", ");
+}
+
 /// Rejects fields written on the layer itself that its kind cannot use;
 /// inherited ones (defaults, groups) are simply not used.
 Error SpecImporter::checkApplicable(const ObjectView &leaf, LayerKind kind) {
@@ -344,10 +352,9 @@ Expected<LayerSpec> SpecImporter::buildLayer(const Scopes &scopes) {
   HYBRID_ASSIGN_OR_RETURN(std::string kindName, kindScope->getString("kind"));
   std::optional<LayerKind> kind = parseKind(kindName);
   if (!kind)
-    return kindScope->error("kind", "unknown layer kind " +
-                                        describe(*kindScope->find("kind")) +
-                                        " (supported: full, sliding, chunked, "
-                                        "linear, mamba, hybrid, mlp, conv)");
+    return kindScope->error(
+        "kind", "unknown layer kind " + describe(*kindScope->find("kind")) +
+                    " (supported: " + supportedKinds() + ")");
   HYBRID_RETURN_IF_ERROR(checkApplicable(leaf, *kind));
 
   LayerSpec layer;

@@ -125,6 +125,13 @@ private:
   /// kv head: blocks of a kv head's rows and value chunks keep their
   /// accumulators in registers through the run.
   void accumulateInRegisters(Value row, Value count);
+  /// One block of accumulateInRegisters: the accumulators of scratch rows
+  /// `rows` (of kv head `kvHead`) and value chunks [first, first + width),
+  /// through the keys [from, to) of the tile at cache row `row`; with
+  /// `prefetch`, prefetching the next tile's keys of the kv head.
+  void accumulateBlock(Value row, Value kvHead, ArrayRef<Value> rows,
+                       int64_t first, int64_t width, Value from, Value to,
+                       bool prefetch);
 
   /// K=V: the angles of the key at `position` (cos and sin of every pair,
   /// in f64) in `stateCos`/`stateSin`.
@@ -142,7 +149,8 @@ private:
   /// the first; `chunks` are the kv head's `width`-wide vectors of `cache`,
   /// loaded once for its P * G rows. With `derive`, the chunks are keys
   /// derived from the values (K=V). With `prefetchCache`, each row's kv
-  /// head is also prefetched from it: the data the next pass reads.
+  /// head is also prefetched from it, `ahead` rows on (getPrefetchRow): the
+  /// data the next pass reads.
   void forEachCacheVector(
       Value cache, int64_t width, Value row, Value count,
       function_ref<void(Value, Value, Value, ArrayRef<Value>)> body,
@@ -524,16 +532,15 @@ void DecodeEmitter::accumulateInScratch(Value row, Value count) {
 }
 
 void DecodeEmitter::accumulateInRegisters(Value row, Value count) {
-  VectorType vv = vector(valueWidth);
   int64_t chunks = sig.vHeadDim / valueWidth;
   int64_t blockRows = std::min(group, kAccumulators);
   int64_t blockChunks =
       std::clamp<int64_t>(kAccumulators / blockRows, 1, chunks);
   Value c0 = index(b, 0), c1 = index(b, 1);
   Value runKeys = index(b, kAccumulateKeys);
-  forLoop(b, c0, count, runKeys, [&](Value runStart) {
-    Value runEnd = arith::MinUIOp::create(
-        b, count, arith::AddIOp::create(b, runStart, runKeys));
+  forLoop(b, c0, count, runKeys, [&](Value from) {
+    Value to = arith::MinUIOp::create(b, count,
+                                      arith::AddIOp::create(b, from, runKeys));
     forLoop(b, c0, index(b, sig.kvHeads), c1, [&](Value kvHead) {
       Value firstHead = arith::MulIOp::create(b, kvHead, index(b, group));
       auto forPosition = [&](Value t) {
@@ -542,43 +549,12 @@ void DecodeEmitter::accumulateInRegisters(Value row, Value count) {
           SmallVector<Value> rows;
           for (int64_t r = r0; r < std::min(group, r0 + blockRows); ++r)
             rows.push_back(arith::AddIOp::create(b, firstRow, index(b, r)));
-          for (int64_t first = 0; first < chunks; first += blockChunks) {
-            int64_t width = std::min(blockChunks, chunks - first);
-            auto at = [&](Value row, int64_t c) {
-              return SmallVector<Value, 2>{row,
-                                           index(b, (first + c) * valueWidth)};
-            };
-            SmallVector<Value> init;
-            for (Value r : rows)
-              for (int64_t c = 0; c < width; ++c)
-                init.push_back(
-                    vector::LoadOp::create(b, vv, outputT, at(r, c)));
+          for (int64_t first = 0; first < chunks; first += blockChunks)
             // The next tile's keys (K=V: values), for the scores pass after
             // this: once per kv head.
-            bool prefetch = prefetches() && r0 == 0 && first == 0;
-            SmallVector<Value> sums = reduceLoop(
-                b, runStart, runEnd, init,
-                [&](Value j, ValueRange acc) -> SmallVector<Value> {
-                  Value key = arith::AddIOp::create(b, row, j);
-                  SmallVector<Value> values =
-                      loadChunks(v, valueWidth, key, kvHead, first, width);
-                  if (prefetch)
-                    prefetchRow(k, getPrefetchRow(key, kTile), kvHead);
-                  SmallVector<Value> next;
-                  for (auto [i, r] : llvm::enumerate(rows)) {
-                    Value p = splat(vv, memref::LoadOp::create(
-                                            b, scoresT, ValueRange{r, j}));
-                    for (int64_t c = 0; c < width; ++c)
-                      next.push_back(vector::FMAOp::create(b, p, values[c],
-                                                           acc[i * width + c]));
-                  }
-                  return next;
-                });
-            for (auto [i, r] : llvm::enumerate(rows))
-              for (int64_t c = 0; c < width; ++c)
-                vector::StoreOp::create(b, sums[i * width + c], outputT,
-                                        at(r, c));
-          }
+            accumulateBlock(row, kvHead, rows, first,
+                            std::min(blockChunks, chunks - first), from, to,
+                            prefetches() && r0 == 0 && first == 0);
         }
       };
       if (onePosition)
@@ -587,6 +563,41 @@ void DecodeEmitter::accumulateInRegisters(Value row, Value count) {
         forLoop(b, c0, numPositions, c1, forPosition);
     });
   });
+}
+
+void DecodeEmitter::accumulateBlock(Value row, Value kvHead,
+                                    ArrayRef<Value> rows, int64_t first,
+                                    int64_t width, Value from, Value to,
+                                    bool prefetch) {
+  VectorType vv = vector(valueWidth);
+  auto at = [&](Value scratchRow, int64_t c) {
+    return SmallVector<Value, 2>{scratchRow,
+                                 index(b, (first + c) * valueWidth)};
+  };
+  SmallVector<Value> init;
+  for (Value r : rows)
+    for (int64_t c = 0; c < width; ++c)
+      init.push_back(vector::LoadOp::create(b, vv, outputT, at(r, c)));
+  SmallVector<Value> sums = reduceLoop(
+      b, from, to, init, [&](Value j, ValueRange acc) -> SmallVector<Value> {
+        Value key = arith::AddIOp::create(b, row, j);
+        SmallVector<Value> values =
+            loadChunks(v, valueWidth, key, kvHead, first, width);
+        if (prefetch)
+          prefetchRow(k, getPrefetchRow(key, kTile), kvHead);
+        SmallVector<Value> next;
+        for (auto [i, r] : llvm::enumerate(rows)) {
+          Value p =
+              splat(vv, memref::LoadOp::create(b, scoresT, ValueRange{r, j}));
+          for (int64_t c = 0; c < width; ++c)
+            next.push_back(
+                vector::FMAOp::create(b, p, values[c], acc[i * width + c]));
+        }
+        return next;
+      });
+  for (auto [i, r] : llvm::enumerate(rows))
+    for (int64_t c = 0; c < width; ++c)
+      vector::StoreOp::create(b, sums[i * width + c], outputT, at(r, c));
 }
 
 void DecodeEmitter::seedAngles(Value position) {

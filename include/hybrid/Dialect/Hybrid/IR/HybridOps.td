@@ -107,9 +107,9 @@ def Hybrid_LayerOp : Hybrid_Op<"layer", [
     `state` instead (and `hybrid` layers carry both), as do `conv` layers (a
     gated short convolution, LFM2's, whose state is its last inputs). An `mlp`
     layer mixes no tokens (an MLP or MoE block on its own) and carries
-    neither; it keeps its place so that layer indices stay the model's. `v_head_dim` defaults to
-    `head_dim`. Without `cache`, `hybrid-plan-caches` derives the policy from
-    the kind.
+    neither; it keeps its place so that layer indices stay the model's.
+    `v_head_dim` defaults to `head_dim`. Without `cache`, `hybrid-plan-caches`
+    derives the policy from the kind.
 
     ```mlir
     hybrid.layer sliding heads 8 kv_heads 2 head_dim 128
