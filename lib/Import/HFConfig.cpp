@@ -100,6 +100,27 @@ static bool isKeyedByLayerType(const json &params) {
   return false;
 }
 
+/// Whether the family's attention rotates only the first
+/// `head_dim * partial_rotary_factor` dims (`q[..., :rotary_dim]` in its
+/// transformers model). The others apply cos and sin to the whole head:
+/// transformers 5 ignores the factor there, 4 failed on the shapes.
+/// MiniMax-Text-01 rotates 64 of its 128 dims (its original code's
+/// rotary_dim, kept by the -hf config as 0.5), which transformers 5's
+/// MiniMax no longer reads; we keep the checkpoint's rotation.
+static bool rotatesPartOfHead(const HFContext &ctx) {
+  switch (ctx.family) {
+  case Family::Qwen3Next:
+  case Family::Bamba:
+  case Family::MiMoV2Flash:
+  case Family::MiniMax:
+    return true;
+  case Family::MistralLike:
+    return ctx.modelType == "phi3";
+  default:
+    return false;
+  }
+}
+
 /// Symbol-safe schedule name from the model type.
 static std::string sanitizeName(StringRef modelType) {
   std::string name;
@@ -662,10 +683,18 @@ Expected<Positional> HFImporter::rope(LayerKind kind, int64_t dim,
   }
   if (!fraction && ctx.family == Family::Qwen3Next)
     fraction = 0.25; // Qwen3NextConfig's default.
+  if (!fraction && ctx.family == Family::MiMoV2Flash)
+    fraction = 0.334; // its rotary embedding's default, per layer type
   double f = fraction.value_or(1.0);
   if (f > 1.0)
     return fieldError(cfg.file(), fractionPath,
                       "must be at most 1, got " + describe(json(f)));
+  if (f < 1.0 && ropeType != "proportional" && !rotatesPartOfHead(ctx))
+    return fieldError(cfg.file(), fractionPath,
+                      "must be 1 for model_type '" + ctx.modelType +
+                          "', whose attention rotates the whole head "
+                          "(transformers ignores the field), got " +
+                          describe(json(f)));
   if (dim % 2 != 0)
     return cfg.error(headDimKey, "must be even for rotary embeddings, got " +
                                      llvm::Twine(dim));

@@ -1015,6 +1015,28 @@ TEST(HFRules, PartialRotaryFactor) {
   ASSERT_TRUE(spec);
   EXPECT_EQ(spec->layers[0].positional.kind, PositionalKind::Partial);
   EXPECT_EQ(spec->layers[0].positional.rotaryDim, 48); // 64 * 0.75
+  // A family whose attention rotates the whole head: transformers ignores
+  // the factor, so a partial one is refused rather than guessed.
+  EXPECT_EQ(importError(hf("llama", "\"partial_rotary_factor\": 0.5")),
+            "config.json: field 'partial_rotary_factor': must be 1 for "
+            "model_type 'llama', whose attention rotates the whole head "
+            "(transformers ignores the field), got 0.5");
+  EXPECT_EQ(importError(hf("mistral", "\"rope_parameters\": {\"rope_type\": "
+                                      "\"default\", \"rope_theta\": 1e4, "
+                                      "\"partial_rotary_factor\": 0.25}")),
+            "config.json: field 'rope_parameters.partial_rotary_factor': "
+            "must be 1 for model_type 'mistral', whose attention rotates the "
+            "whole head (transformers ignores the field), got 0.25");
+  auto whole = importOk(hf("llama", "\"partial_rotary_factor\": 1.0"));
+  ASSERT_TRUE(whole);
+  EXPECT_EQ(whole->layers[0].positional.kind, PositionalKind::Rope);
+  // MiMo-V2-Flash's rotary embedding defaults a layer type's factor.
+  auto mimo = importOk(hf(
+      "mimo_v2_flash",
+      "\"head_dim\": 192, \"rope_parameters\": {\"full_attention\": "
+      "{\"rope_theta\": 5e6}, \"sliding_attention\": {\"rope_theta\": 1e4}}"));
+  ASSERT_TRUE(mimo);
+  EXPECT_EQ(mimo->layers[0].positional.rotaryDim, 64); // int(192 * 0.334)
 }
 
 TEST(HFRules, MiniMaxLegacyAttnTypeList) {

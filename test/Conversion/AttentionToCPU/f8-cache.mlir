@@ -18,6 +18,21 @@
 // CHECK-NEXT: %[[TWO8:.+]] = arith.constant 2.560000e+02 : f32
 // CHECK-NEXT: %[[TWO8S:.+]] = vector.broadcast %[[TWO8]]
 // CHECK-NEXT: arith.mulf %[[QUERY]], %[[TWO8S]]
+// With GQA 4 the scores pass takes 4 keys at once per kv head: their rows
+// checked for NaN codes together, then 4 rows x 4 keys of sums in one
+// scf.if (each query chunk loaded once for the 4 keys), their lanes added
+// into one vector, a row's 4 scores stored at once.
+// CHECK: scf.for %[[J:[^ ]+]] = %{{.+}} to %{{.+}} step %c4 {
+// CHECK-COUNT-4: vector.load %[[K]][{{.+}}] : memref<?x?x2x64xf8E4M3FN>, vector<64xf8E4M3FN>
+// CHECK: scf.if %{{.+}} -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>) {
+// CHECK-COUNT-4: vector.load %{{.+}} : memref<64x64xf32>, vector<16xf32>
+// CHECK: vector.load %[[K]][{{.+}}] : memref<?x?x2x64xf8E4M3FN>, vector<16xf8E4M3FN>
+// CHECK-COUNT-16: vector.fma
+// CHECK: } else {
+// CHECK: vector.extract_strided_slice %{{.+}} {offsets = [0], sizes = [4], strides = [1]} : vector<16xf32> to vector<4xf32>
+// CHECK-NEXT: vector.store %{{.+}}, %{{.+}}[%{{.+}}, %[[J]]] : memref<64x64xf32>, vector<4xf32>
+// CHECK-COUNT-3: vector.store %{{.+}}, %{{.+}}[%{{.+}}, %[[J]]] : memref<64x64xf32>, vector<4xf32>
+// Then the keys left one at a time.
 // CHECK: %[[KEY:.+]] = vector.load %[[K]][{{.+}}] : memref<?x?x2x64xf8E4M3FN>, vector<16xf8E4M3FN>
 // CHECK-NEXT: %[[BYTES:.+]] = arith.bitcast %[[KEY]] : vector<16xf8E4M3FN> to vector<16xi8>
 // CHECK-NEXT: %[[WIDE:.+]] = arith.extsi %[[BYTES]] : vector<16xi8> to vector<16xi16>
