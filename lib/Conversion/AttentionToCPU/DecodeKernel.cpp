@@ -125,8 +125,8 @@ private:
   /// as fill a vector with their G rows' scores, which loads each query
   /// chunk once for them all and sums 16 products' lanes together, but
   /// reads 16 / G cache rows interleaved. Only for f8 caches, whose widening
-  /// makes the pass compute-bound, and GQA 4 and more: there 0.90-0.96x the
-  /// step's time at 4K-16K context, 0.92-1.00x at 64K; with G = 1 and 2 the
+  /// makes the pass compute-bound, and GQA 4 and more: there 0.89-0.98x the
+  /// step's time at 4K-16K context, 0.94x at 64K; with G = 1 and 2 the
   /// interleaved rows cost more (64K: 1.24x; 16K: 1.08x), and so they do
   /// for f32 and bf16 caches, which stream at full bandwidth at 64K (GQA 4:
   /// 1.06x, 1.17x).
