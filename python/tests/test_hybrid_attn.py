@@ -131,30 +131,52 @@ def test_narrow_caches(schedule, narrow_schedule, step):
         assert relative_error(out, ref[:, at]) > 1e-5, (s, dtype)
 
 
+def nan_outputs(schedules, layer, step, steps=3):
+    """Which outputs of `layer` are NaN in a session of each schedule, over
+    a prompt and `steps` steps of `step` tokens with a NaN in a step's key
+    (kv head 1) and in a prompt's value (kv head 0)."""
+    rng = np.random.default_rng(5)
+    batch, prompt = 2, 21
+    total = prompt + steps * step
+    q, k, v = inputs(rng, schedules[0].layers[layer], batch, total)
+    k[0, prompt + 1, 1, 5] = np.nan
+    v[1, prompt - 3, 0, 60] = np.nan
+    outs = []
+    for s in schedules:
+        session = s.session(batch, total, max_step_tokens=step)
+        out = [session.prefill(layer, q[:, :prompt], k[:, :prompt], v[:, :prompt])]
+        for i in range(steps):
+            at = slice(prompt + i * step, prompt + (i + 1) * step)
+            out.append(session.decode(layer, *(np.ascontiguousarray(x[:, at]) for x in (q, k, v))))
+        outs.append(np.isnan(np.concatenate(out, axis=1)))
+    return outs
+
+
 @pytest.mark.parametrize("step", [1, 32])
 def test_narrow_caches_keep_nans(schedule, narrow_schedule, step):
     """A NaN key or value element read from a narrow cache is a NaN, as
     from an f32 one (E4M3FN keeps them at S.1111.111; the f8 decode kernel
     checks each row for them): the rows whose window sees it are NaN, the
     others not."""
-    dtype, narrow = narrow_schedule
-    rng = np.random.default_rng(5)
-    batch, prompt, steps = 2, 21, 3
-    total = prompt + steps * step
-    layer = narrow.layers[0]  # sliding window 8
-    q, k, v = inputs(rng, layer, batch, total)
-    k[0, prompt + 1, 1, 5] = np.nan  # a step's key, kv head 1
-    v[1, prompt - 3, 0, 60] = np.nan  # a prompt's value, kv head 0
-    outs = []
-    for s in (schedule, narrow):
-        session = s.session(batch, total, max_step_tokens=step)
-        out = [session.prefill(0, q[:, :prompt], k[:, :prompt], v[:, :prompt])]
-        for i in range(steps):
-            at = slice(prompt + i * step, prompt + (i + 1) * step)
-            out.append(session.decode(0, *(np.ascontiguousarray(x[:, at]) for x in (q, k, v))))
-        outs.append(np.isnan(np.concatenate(out, axis=1)))
-    assert outs[0].any() and not outs[0].all()
-    np.testing.assert_array_equal(outs[1], outs[0])
+    wide, narrow = nan_outputs([schedule, narrow_schedule[1]], 0, step)  # sliding window 8
+    assert wide.any() and not wide.all()
+    np.testing.assert_array_equal(narrow, wide)
+
+
+GQA4_SPEC = dict(SPEC, name="pytest_gqa4", defaults=dict(SPEC["defaults"], num_heads=8),
+                 layers=[{"kind": "sliding", "window": 8}, {"kind": "full"}])
+
+
+@pytest.mark.parametrize("layer", [0, 1])
+def test_f8_score_blocks_keep_nans(layer):
+    """With GQA 4 the f8 decode kernel's scores pass takes 4 keys at once,
+    their rows checked for NaN codes together, and the keys a block does not
+    fill one at a time: NaNs reach the same rows as from an f32 cache."""
+    wide, narrow = nan_outputs([hybrid_attn.compile(GQA4_SPEC, max_seq=64),
+                                hybrid_attn.compile(GQA4_SPEC, max_seq=64, kv_dtype="f8")],
+                               layer, step=1, steps=6)
+    assert wide[:, 21:].any() and not wide[:, 21:].all()
+    np.testing.assert_array_equal(narrow, wide)
 
 
 def run_session(session, layers, data, prompt, steps, step, sinks=None, shared=()):
