@@ -11,7 +11,7 @@
 // and head dim; overrides of MLP fields change no attention and are ignored,
 // and any other override is refused rather than read as the global value.
 //
-// RoPE conventions: transformers rotates Cohere 2 and Llama 4 heads in
+// RoPE conventions: transformers rotates Cohere 2, Llama 4 and GLM heads in
 // interleaved pairs; ModelSpec (DESIGN.md) always means rotate-half. The two
 // differ by a fixed permutation of the q/k head dims, which an engine folds
 // into its projection weights, so the schedule is the same.
@@ -113,6 +113,8 @@ static bool rotatesPartOfHead(const HFContext &ctx) {
   case Family::Bamba:
   case Family::MiMoV2Flash:
   case Family::MiniMax:
+  case Family::Glm:
+  case Family::Glm4Moe:
     return true;
   case Family::MistralLike:
     return ctx.modelType == "phi3";
@@ -685,6 +687,8 @@ Expected<Positional> HFImporter::rope(LayerKind kind, int64_t dim,
     fraction = 0.25; // Qwen3NextConfig's default.
   if (!fraction && ctx.family == Family::MiMoV2Flash)
     fraction = 0.334; // its rotary embedding's default, per layer type
+  if (!fraction && (ctx.family == Family::Glm || ctx.family == Family::Glm4Moe))
+    fraction = 0.5; // GlmConfig's, Glm4Config's and Glm4MoeConfig's default
   double f = fraction.value_or(1.0);
   if (f > 1.0)
     return fieldError(cfg.file(), fractionPath,
@@ -741,11 +745,12 @@ Expected<Positional> HFImporter::rope(LayerKind kind, int64_t dim,
           readRopeScaling(*params, *scalingKind, ctx.maxPositionEmbeddings));
     }
   }
-  // Cohere 2 rotates adjacent dims (its rotate_half takes x[..., ::2] and
-  // x[..., 1::2]); Llama 4 multiplies adjacent pairs as complex numbers.
+  // Cohere 2 and GLM rotate adjacent dims (their rotate_half takes
+  // x[..., ::2] and x[..., 1::2]; GLM's within the rotating part); Llama 4
+  // multiplies adjacent pairs as complex numbers.
   pos.interleaved = ctx.family == Family::Cohere2 ||
                     ctx.family == Family::Cohere2Moe ||
-                    ctx.family == Family::Llama4;
+                    ctx.family == Family::Llama4 || ctx.family == Family::Glm;
   ropeByKindAndDim[{kind, dim}] = pos;
   return pos;
 }
@@ -814,6 +819,7 @@ Expected<double> HFImporter::scale(int64_t dim) {
     return 1.0 / std::sqrt(static_cast<double>(dim) / 2.0);
   case Family::GraniteSwa:
   case Family::GraniteMoeHybrid:
+  case Family::Granite:
     return cfg.positiveNumberOr("attention_multiplier", 1.0);
   default:
     return 1.0 / std::sqrt(static_cast<double>(dim));

@@ -72,6 +72,12 @@ static constexpr FamilyName kFamilies[] = {
     {"nemotron_h", Family::NemotronH},
     {"lfm2", Family::Lfm2},
     {"lfm2_moe", Family::Lfm2},
+    {"olmo2", Family::Llama},
+    {"glm", Family::Glm},
+    {"glm4", Family::Glm},
+    {"glm4_moe", Family::Glm4Moe},
+    {"granite", Family::Granite},
+    {"granitemoe", Family::Granite},
 };
 
 std::optional<Family> detail::lookupFamily(StringRef modelType) {
@@ -117,6 +123,9 @@ StringRef detail::layerTypeName(LayerKind kind) {
 static bool familyAllows(Family family, LayerKind kind) {
   switch (family) {
   case Family::Llama:
+  case Family::Glm:
+  case Family::Glm4Moe:
+  case Family::Granite:
     return kind == LayerKind::Full;
   case Family::Llama4:
     return kind == LayerKind::Full || kind == LayerKind::Chunked;
@@ -391,11 +400,12 @@ static Expected<std::vector<LayerKind>> familySchedule(const HFContext &ctx) {
   auto isEven = [](int64_t i) { return i % 2 == 0; };
   switch (ctx.family) {
   case Family::Llama:
-  case Family::FalconH1: {
-    LayerKind kind =
-        ctx.family == Family::Llama ? LayerKind::Full : LayerKind::Hybrid;
-    return std::vector<LayerKind>(n, kind);
-  }
+  case Family::Glm:
+  case Family::Glm4Moe:
+  case Family::Granite:
+    return std::vector<LayerKind>(n, LayerKind::Full);
+  case Family::FalconH1:
+    return std::vector<LayerKind>(n, LayerKind::Hybrid);
   case Family::MistralLike:
   case Family::Ministral3:
     return std::vector<LayerKind>(n, windowConfigured(ctx) ? LayerKind::Sliding
@@ -661,6 +671,7 @@ std::optional<int64_t> detail::defaultHeadDim(const HFContext &ctx) {
   case Family::NemotronH:
   case Family::Cohere2Moe:
   case Family::Ministral3:
+  case Family::Glm:
     return 128;
   case Family::GptOss:
     return 64;
@@ -683,6 +694,10 @@ std::optional<int64_t> detail::defaultKVHeads(const HFContext &ctx) {
     return 8;
   case Family::MiMoV2Flash:
     return 4;
+  case Family::Glm:
+    return 2;
+  case Family::Glm4Moe:
+    return 8;
   case Family::MistralLike:
     if (ctx.modelType == "starcoder2")
       return 2;

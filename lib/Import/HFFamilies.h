@@ -52,6 +52,9 @@ enum class Family {
   OlmoHybrid,
   NemotronH, // Mamba-2, attention and mixer-less MLP / MoE blocks
   Lfm2,      // lfm2, lfm2_moe: short convolutions and attention
+  Glm,       // glm, glm4: half the head rotating, in interleaved pairs
+  Glm4Moe,   // GLM-4.5 and later: half the head rotating
+  Granite,   // granite, granitemoe: the attention multiplier as the scale
 };
 
 /// The family of a `model_type`, or nullopt when we do not support it.

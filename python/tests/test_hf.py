@@ -243,6 +243,27 @@ def families():
     newer.append(("starcoder2", t.Starcoder2Config(**no_head_dim, num_hidden_layers=2,
                                                    sliding_window=8),
                   t.Starcoder2ForCausalLM, ["sliding"] * 2))
+    for name, config, model_class, fields in [
+            # Half of each head rotating (partial_rotary_factor's default),
+            # in interleaved pairs.
+            ("glm", "GlmConfig", "GlmForCausalLM", dict(pad_token_id=None, eos_token_id=None)),
+            ("glm4", "Glm4Config", "Glm4ForCausalLM", dict(pad_token_id=None, eos_token_id=None)),
+            # Half of each head rotating in rotate-half pairs, q/k norms,
+            # experts after a dense layer.
+            ("glm4_moe", "Glm4MoeConfig", "Glm4MoeForCausalLM",
+             dict(use_qk_norm=True, n_routed_experts=4, num_experts_per_tok=2,
+                  moe_intermediate_size=32, first_k_dense_replace=1, n_group=1,
+                  topk_group=1)),
+            # q/k norms over the whole projection.
+            ("olmo2", "Olmo2Config", "Olmo2ForCausalLM", {}),
+            # The attention multiplier as the scale.
+            ("granite", "GraniteConfig", "GraniteForCausalLM",
+             dict(attention_multiplier=0.3)),
+            ("granitemoe", "GraniteMoeConfig", "GraniteMoeForCausalLM",
+             dict(attention_multiplier=0.3, **moe))]:
+        if hasattr(t, config):
+            newer.append((name, getattr(t, config)(**SMALL, num_hidden_layers=2, **fields),
+                          getattr(t, model_class), ["full"] * 2))
     return newer + [
         ("llama", t.LlamaConfig(**SMALL, num_hidden_layers=2),
          t.LlamaForCausalLM, ["full"] * 2),

@@ -955,6 +955,50 @@ TEST(HFRules, MiMoV2FlashDefaults) {
   EXPECT_EQ(sized->layers[1].mask.window, 33);
 }
 
+TEST(HFRules, GlmGraniteAndOlmo2Defaults) {
+  // GLM: head dim 128 and 2 KV heads by default, half of each head rotating
+  // in interleaved pairs unless a factor is stated.
+  auto glm = importOk("{\"model_type\": \"glm4\", \"num_hidden_layers\": 2, "
+                      "\"hidden_size\": 512, \"num_attention_heads\": 8}");
+  ASSERT_TRUE(glm);
+  const LayerSpec &layer = glm->layers[0];
+  EXPECT_EQ(layer.headDim, 128);
+  EXPECT_EQ(layer.numKVHeads, 2);
+  EXPECT_EQ(layer.positional.kind, PositionalKind::Partial);
+  EXPECT_EQ(layer.positional.rotaryDim, 64);
+  EXPECT_TRUE(layer.positional.interleaved);
+  auto stated = importOk(hf("glm", "\"partial_rotary_factor\": 0.25"));
+  ASSERT_TRUE(stated);
+  EXPECT_EQ(stated->layers[0].positional.rotaryDim, 32); // 128 * 0.25
+  // GLM-4.5: 8 KV heads, head_dim from hidden_size, rotate-half pairs.
+  auto moe = importOk("{\"model_type\": \"glm4_moe\", \"num_hidden_layers\": "
+                      "2, \"hidden_size\": 512, \"num_attention_heads\": 8}");
+  ASSERT_TRUE(moe);
+  EXPECT_EQ(moe->layers[0].numKVHeads, 8);
+  EXPECT_EQ(moe->layers[0].headDim, 64);
+  EXPECT_EQ(moe->layers[0].positional.rotaryDim, 32);
+  EXPECT_FALSE(moe->layers[0].positional.interleaved);
+  EXPECT_EQ(
+      importError(hf("glm4_moe", "\"layer_types\": [\"full_attention\", "
+                                 "\"sliding_attention\", "
+                                 "\"full_attention\", \"full_attention\"]")),
+      "config.json: field 'layer_types[1]': layer type "
+      "'sliding_attention' is not supported by model type 'glm4_moe'");
+  // Granite: the attention multiplier (default 1) is the scale.
+  auto granite = importOk(hf("granitemoe", ""));
+  ASSERT_TRUE(granite);
+  EXPECT_DOUBLE_EQ(granite->layers[0].scale, 1.0);
+  // OLMo 2 is Llama's attention; a partial factor is refused as there.
+  auto olmo = importOk(hf("olmo2", ""));
+  ASSERT_TRUE(olmo);
+  EXPECT_EQ(olmo->layers[0].positional.kind, PositionalKind::Rope);
+  EXPECT_DOUBLE_EQ(olmo->layers[0].scale, 1.0 / 8.0); // head dim 64
+  EXPECT_EQ(importError(hf("olmo2", "\"partial_rotary_factor\": 0.5")),
+            "config.json: field 'partial_rotary_factor': must be 1 for "
+            "model_type 'olmo2', whose attention rotates the whole head "
+            "(transformers ignores the field), got 0.5");
+}
+
 TEST(HFRules, Ministral3QueryScaling) {
   auto spec = importOk(hf("ministral3", "\"sliding_window\": 4096"));
   ASSERT_TRUE(spec);
