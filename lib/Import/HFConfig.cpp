@@ -11,10 +11,10 @@
 // and head dim; overrides of MLP fields change no attention and are ignored,
 // and any other override is refused rather than read as the global value.
 //
-// RoPE conventions: transformers rotates Cohere 2, Llama 4 and GLM heads in
-// interleaved pairs; ModelSpec (DESIGN.md) always means rotate-half. The two
-// differ by a fixed permutation of the q/k head dims, which an engine folds
-// into its projection weights, so the schedule is the same.
+// RoPE conventions: transformers rotates Cohere 2, Llama 4, GLM and ERNIE 4.5
+// heads in interleaved pairs; ModelSpec (DESIGN.md) always means rotate-half.
+// The two differ by a fixed permutation of the q/k head dims, which an engine
+// folds into its projection weights, so the schedule is the same.
 //
 //===----------------------------------------------------------------------===//
 
@@ -113,6 +113,7 @@ static bool rotatesPartOfHead(const HFContext &ctx) {
   case Family::Bamba:
   case Family::MiMoV2Flash:
   case Family::MiniMax:
+  case Family::MiniMaxM2:
   case Family::Glm:
   case Family::Glm4Moe:
     return true;
@@ -689,6 +690,19 @@ Expected<Positional> HFImporter::rope(LayerKind kind, int64_t dim,
     fraction = 0.334; // its rotary embedding's default, per layer type
   if (!fraction && (ctx.family == Family::Glm || ctx.family == Family::Glm4Moe))
     fraction = 0.5; // GlmConfig's, Glm4Config's and Glm4MoeConfig's default
+  if (!fraction && ctx.family == Family::MiniMaxM2) {
+    // Its checkpoints state the rotating dims as `rotary_dim` instead.
+    HYBRID_ASSIGN_OR_RETURN(std::optional<int64_t> rotaryDim,
+                            cfg.optPositiveInt("rotary_dim"));
+    if (rotaryDim && *rotaryDim > dim)
+      return cfg.error("rotary_dim", "must be at most the head dim (" +
+                                         llvm::Twine(dim) + "), got " +
+                                         llvm::Twine(*rotaryDim));
+    if (rotaryDim) {
+      fraction = static_cast<double>(*rotaryDim) / static_cast<double>(dim);
+      fractionPath = cfg.fieldPath("rotary_dim");
+    }
+  }
   double f = fraction.value_or(1.0);
   if (f > 1.0)
     return fieldError(cfg.file(), fractionPath,
@@ -745,12 +759,13 @@ Expected<Positional> HFImporter::rope(LayerKind kind, int64_t dim,
           readRopeScaling(*params, *scalingKind, ctx.maxPositionEmbeddings));
     }
   }
-  // Cohere 2 and GLM rotate adjacent dims (their rotate_half takes
+  // Cohere 2, GLM and ERNIE 4.5 rotate adjacent dims (their rotate_half takes
   // x[..., ::2] and x[..., 1::2]; GLM's within the rotating part); Llama 4
   // multiplies adjacent pairs as complex numbers.
   pos.interleaved = ctx.family == Family::Cohere2 ||
                     ctx.family == Family::Cohere2Moe ||
-                    ctx.family == Family::Llama4 || ctx.family == Family::Glm;
+                    ctx.family == Family::Llama4 || ctx.family == Family::Glm ||
+                    ctx.family == Family::Ernie45;
   ropeByKindAndDim[{kind, dim}] = pos;
   return pos;
 }

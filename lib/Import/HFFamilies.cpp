@@ -78,6 +78,19 @@ static constexpr FamilyName kFamilies[] = {
     {"glm4_moe", Family::Glm4Moe},
     {"granite", Family::Granite},
     {"granitemoe", Family::Granite},
+    {"granitemoeshared", Family::Granite},
+    {"olmoe", Family::Llama},
+    {"flex_olmo", Family::Llama},
+    {"arcee", Family::Llama},
+    {"jais2", Family::Llama},
+    {"exaone4_5", Family::Exaone4},
+    {"exaone4_5_text", Family::Exaone4},
+    {"minimax_m2", Family::MiniMaxM2},
+    {"ernie4_5", Family::Ernie45},
+    {"ernie4_5_moe", Family::Ernie45},
+    {"seed_oss", Family::SeedOss},
+    {"solar_open", Family::SolarOpen},
+    {"hy_v3", Family::HyV3},
 };
 
 std::optional<Family> detail::lookupFamily(StringRef modelType) {
@@ -126,6 +139,11 @@ static bool familyAllows(Family family, LayerKind kind) {
   case Family::Glm:
   case Family::Glm4Moe:
   case Family::Granite:
+  case Family::MiniMaxM2:
+  case Family::Ernie45:
+  case Family::SeedOss:
+  case Family::SolarOpen:
+  case Family::HyV3:
     return kind == LayerKind::Full;
   case Family::Llama4:
     return kind == LayerKind::Full || kind == LayerKind::Chunked;
@@ -403,6 +421,11 @@ static Expected<std::vector<LayerKind>> familySchedule(const HFContext &ctx) {
   case Family::Glm:
   case Family::Glm4Moe:
   case Family::Granite:
+  case Family::MiniMaxM2:
+  case Family::Ernie45:
+  case Family::SeedOss:
+  case Family::SolarOpen:
+  case Family::HyV3:
     return std::vector<LayerKind>(n, LayerKind::Full);
   case Family::FalconH1:
     return std::vector<LayerKind>(n, LayerKind::Hybrid);
@@ -672,7 +695,14 @@ std::optional<int64_t> detail::defaultHeadDim(const HFContext &ctx) {
   case Family::Cohere2Moe:
   case Family::Ministral3:
   case Family::Glm:
+  case Family::MiniMaxM2:
+  case Family::SeedOss:
+  case Family::SolarOpen:
+  case Family::HyV3:
     return 128;
+  case Family::Ernie45: // Ernie4_5MoeConfig has no head_dim: hidden / heads
+    return ctx.modelType == "ernie4_5" ? std::optional<int64_t>(128)
+                                       : std::nullopt;
   case Family::GptOss:
     return 64;
   case Family::MiMoV2Flash:
@@ -697,7 +727,13 @@ std::optional<int64_t> detail::defaultKVHeads(const HFContext &ctx) {
   case Family::Glm:
     return 2;
   case Family::Glm4Moe:
+  case Family::MiniMaxM2:
+  case Family::SeedOss:
+  case Family::SolarOpen:
+  case Family::HyV3:
     return 8;
+  case Family::Ernie45:
+    return ctx.modelType == "ernie4_5" ? 2 : 4;
   case Family::MistralLike:
     if (ctx.modelType == "starcoder2")
       return 2;
@@ -710,6 +746,8 @@ std::optional<int64_t> detail::defaultKVHeads(const HFContext &ctx) {
 std::optional<double> detail::defaultRopeTheta(const HFContext &ctx,
                                                LayerKind kind) {
   switch (ctx.family) {
+  case Family::Llama:
+    return ctx.modelType == "flex_olmo" ? 500000.0 : 1e4;
   case Family::MistralLike:
     return ctx.modelType == "mixtral" ? 1e6 : 1e4;
   case Family::Gemma3:
@@ -726,7 +764,14 @@ std::optional<double> detail::defaultRopeTheta(const HFContext &ctx,
   case Family::Lfm2:
     return 1e6;
   case Family::Olmo3:
+  case Family::Ernie45:
     return 500000.0;
+  case Family::MiniMaxM2:
+    return 5e6;
+  case Family::SolarOpen:
+    return 1e6;
+  case Family::HyV3:
+    return 11158840.0;
   case Family::SmolLM3:
     return 2e6;
   case Family::Jamba:

@@ -54,7 +54,12 @@ enum class Family {
   Lfm2,      // lfm2, lfm2_moe: short convolutions and attention
   Glm,       // glm, glm4: half the head rotating, in interleaved pairs
   Glm4Moe,   // GLM-4.5 and later: half the head rotating
-  Granite,   // granite, granitemoe: the attention multiplier as the scale
+  Granite,   // granite, granitemoe(shared): the attention multiplier as scale
+  MiniMaxM2, // part of the head rotating, from rotary_dim
+  Ernie45,   // ernie4_5, ernie4_5_moe: interleaved pairs
+  SeedOss,   // plain full attention with their own defaults:
+  SolarOpen, //   head dim 128, 8 KV heads, RoPE bases
+  HyV3,
 };
 
 /// The family of a `model_type`, or nullopt when we do not support it.

@@ -260,7 +260,37 @@ def families():
             ("granite", "GraniteConfig", "GraniteForCausalLM",
              dict(attention_multiplier=0.3)),
             ("granitemoe", "GraniteMoeConfig", "GraniteMoeForCausalLM",
-             dict(attention_multiplier=0.3, **moe))]:
+             dict(attention_multiplier=0.3, **moe)),
+            ("granitemoeshared", "GraniteMoeSharedConfig", "GraniteMoeSharedForCausalLM",
+             dict(attention_multiplier=0.3, shared_intermediate_size=64, **moe)),
+            # Llama's attention: q/k norms over the projection (OLMoE with
+            # clipped q/k/v, FlexOLMo with a base of 500000 by default).
+            ("olmoe", "OlmoeConfig", "OlmoeForCausalLM",
+             dict(clip_qkv=8.0, num_experts=4, num_experts_per_tok=2)),
+            ("flex_olmo", "FlexOlmoConfig", "FlexOlmoForCausalLM",
+             dict(num_experts=4, num_experts_per_tok=2, pad_token_id=None,
+                  eos_token_id=None)),
+            ("arcee", "ArceeConfig", "ArceeForCausalLM", {}),
+            ("jais2", "Jais2Config", "Jais2ForCausalLM",
+             dict(pad_token_id=None, eos_token_id=None)),
+            # Half of each head rotating, from the checkpoints' rotary_dim.
+            ("minimax_m2", "MiniMaxM2Config", "MiniMaxM2ForCausalLM",
+             dict(rotary_dim=8, pad_token_id=None, eos_token_id=None, **moe)),
+            # Interleaved pairs over the whole head.
+            ("ernie4_5", "Ernie4_5Config", "Ernie4_5ForCausalLM",
+             dict(pad_token_id=None, eos_token_id=None)),
+            ("ernie4_5_moe", "Ernie4_5_MoeConfig", "Ernie4_5_MoeForCausalLM",
+             dict(pad_token_id=None, eos_token_id=None, moe_num_experts=4, moe_k=2,
+                  moe_intermediate_size=32, moe_layer_start_index=1)),
+            # Plain full attention with defaults of their own.
+            ("seed_oss", "SeedOssConfig", "SeedOssForCausalLM",
+             dict(pad_token_id=None, eos_token_id=None)),
+            ("solar_open", "SolarOpenConfig", "SolarOpenForCausalLM",
+             dict(pad_token_id=None, eos_token_id=None, n_routed_experts=4,
+                  num_experts_per_tok=2, moe_intermediate_size=32)),
+            ("hy_v3", "HYV3Config", "HYV3ForCausalLM",
+             dict(pad_token_id=None, eos_token_id=None, num_experts=4,
+                  num_experts_per_tok=2, moe_intermediate_size=32))]:
         if hasattr(t, config):
             newer.append((name, getattr(t, config)(**SMALL, num_hidden_layers=2, **fields),
                           getattr(t, model_class), ["full"] * 2))

@@ -999,6 +999,64 @@ TEST(HFRules, GlmGraniteAndOlmo2Defaults) {
             "(transformers ignores the field), got 0.5");
 }
 
+TEST(HFRules, FullAttentionFamiliesDefaults) {
+  // Head dim 128, 8 KV heads and a base of each config class's own when
+  // the config states none.
+  for (auto [type, theta] : {std::pair<const char *, double>{"minimax_m2", 5e6},
+                             {"seed_oss", 1e4},
+                             {"solar_open", 1e6},
+                             {"hy_v3", 11158840.0}}) {
+    auto spec = importOk("{\"model_type\": \"" + std::string(type) +
+                         "\", \"num_hidden_layers\": 2, \"hidden_size\": "
+                         "512, \"num_attention_heads\": 8}");
+    ASSERT_TRUE(spec) << type;
+    EXPECT_EQ(spec->layers[0].headDim, 128) << type;
+    EXPECT_EQ(spec->layers[0].numKVHeads, 8) << type;
+    EXPECT_EQ(spec->layers[0].positional.kind, PositionalKind::Rope) << type;
+    EXPECT_DOUBLE_EQ(spec->layers[0].positional.theta, theta) << type;
+  }
+  // MiniMax-M2's rotary_dim, unless a factor is stated.
+  auto m2 = importOk(hf("minimax_m2", "\"rotary_dim\": 64"));
+  ASSERT_TRUE(m2);
+  EXPECT_EQ(m2->layers[0].positional.rotaryDim, 64);
+  auto factor = importOk(
+      hf("minimax_m2", "\"rotary_dim\": 64, \"partial_rotary_factor\": 0.25"));
+  ASSERT_TRUE(factor);
+  EXPECT_EQ(factor->layers[0].positional.rotaryDim, 32); // 128 * 0.25
+  EXPECT_EQ(importError(hf("minimax_m2", "\"rotary_dim\": 256")),
+            "config.json: field 'rotary_dim': must be at most the head dim "
+            "(128), got 256");
+  // ERNIE 4.5: interleaved pairs, base 500000; the dense model's head dim
+  // 128 and 2 KV heads, the MoE's hidden / heads and 4.
+  auto ernie = importOk(hf("ernie4_5", "\"num_key_value_heads\": null"));
+  ASSERT_TRUE(ernie);
+  EXPECT_TRUE(ernie->layers[0].positional.interleaved);
+  EXPECT_DOUBLE_EQ(ernie->layers[0].positional.theta, 500000.0);
+  EXPECT_EQ(ernie->layers[0].headDim, 128);
+  auto ernieMoe =
+      importOk("{\"model_type\": \"ernie4_5_moe\", \"num_hidden_layers\": 2, "
+               "\"hidden_size\": 512, \"num_attention_heads\": 8}");
+  ASSERT_TRUE(ernieMoe);
+  EXPECT_EQ(ernieMoe->layers[0].headDim, 64);
+  EXPECT_EQ(ernieMoe->layers[0].numKVHeads, 4);
+  // FlexOLMo's base; OLMoE's is Llama's.
+  auto flex = importOk(hf("flex_olmo", ""));
+  ASSERT_TRUE(flex);
+  EXPECT_DOUBLE_EQ(flex->layers[0].positional.theta, 500000.0);
+  auto olmoe = importOk(hf("olmoe", ""));
+  ASSERT_TRUE(olmoe);
+  EXPECT_DOUBLE_EQ(olmoe->layers[0].positional.theta, 1e4);
+  // EXAONE 4.5's language model is EXAONE 4.0's (text_config
+  // exaone4_5_text, which transformers reads as exaone4).
+  auto exaone = importOk(
+      "{\"model_type\": \"exaone4_5\", \"text_config\": {\"model_type\": "
+      "\"exaone4_5_text\", \"num_hidden_layers\": 8, \"hidden_size\": 512, "
+      "\"num_attention_heads\": 8, \"num_key_value_heads\": 2}}");
+  ASSERT_TRUE(exaone);
+  EXPECT_EQ(indicesOf(*exaone, LayerKind::Full), (std::vector<int64_t>{3, 7}));
+  EXPECT_EQ(exaone->layers[3].positional.kind, PositionalKind::None);
+}
+
 TEST(HFRules, Ministral3QueryScaling) {
   auto spec = importOk(hf("ministral3", "\"sliding_window\": 4096"));
   ASSERT_TRUE(spec);
