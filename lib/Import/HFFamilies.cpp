@@ -132,8 +132,8 @@ StringRef detail::layerTypeName(LayerKind kind) {
   return "unknown";
 }
 
-/// Layer kinds the family's modeling code can build.
-static bool familyAllows(Family family, LayerKind kind) {
+/// Families whose every layer is full attention.
+static bool attendsFullOnly(Family family) {
   switch (family) {
   case Family::Llama:
   case Family::Glm:
@@ -144,7 +144,17 @@ static bool familyAllows(Family family, LayerKind kind) {
   case Family::SeedOss:
   case Family::SolarOpen:
   case Family::HyV3:
+    return true;
+  default:
+    return false;
+  }
+}
+
+/// Layer kinds the family's modeling code can build.
+static bool familyAllows(Family family, LayerKind kind) {
+  if (attendsFullOnly(family))
     return kind == LayerKind::Full;
+  switch (family) {
   case Family::Llama4:
     return kind == LayerKind::Full || kind == LayerKind::Chunked;
   case Family::Qwen3Next:
@@ -417,7 +427,7 @@ static Expected<std::vector<LayerKind>> familySchedule(const HFContext &ctx) {
   int64_t n = ctx.numLayers;
   auto isEven = [](int64_t i) { return i % 2 == 0; };
   switch (ctx.family) {
-  case Family::Llama:
+  case Family::Llama: // attendsFullOnly()
   case Family::Glm:
   case Family::Glm4Moe:
   case Family::Granite:
@@ -762,14 +772,13 @@ std::optional<double> detail::defaultRopeTheta(const HFContext &ctx,
   case Family::MiniMax:
   case Family::Cwm:
   case Family::Lfm2:
+  case Family::SolarOpen:
     return 1e6;
   case Family::Olmo3:
   case Family::Ernie45:
     return 500000.0;
   case Family::MiniMaxM2:
     return 5e6;
-  case Family::SolarOpen:
-    return 1e6;
   case Family::HyV3:
     return 11158840.0;
   case Family::SmolLM3:
