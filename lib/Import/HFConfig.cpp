@@ -116,6 +116,7 @@ static bool rotatesPartOfHead(const HFContext &ctx) {
   case Family::MiniMaxM2:
   case Family::Glm:
   case Family::Glm4Moe:
+  case Family::Step3p5:
     return true;
   case Family::MistralLike:
     return ctx.modelType == "phi3";
@@ -169,6 +170,11 @@ private:
   Expected<Positional> positional(size_t index, LayerKind kind, int64_t headDim,
                                   StringRef headDimKey);
   Expected<double> scale(int64_t headDim);
+  /// Step 3.5's `key`: one positive number, or a per-layer list whose entry
+  /// at the first layer of `kind` counts (transformers builds a layer
+  /// type's RoPE from it); `path` names the value read.
+  Expected<std::optional<double>> valueForKind(StringRef key, LayerKind kind,
+                                               std::string &path);
   Expected<std::optional<double>> softcap();
   Expected<LayerSpec> attentionLayer(size_t index, LayerKind kind);
   Error assignSharedCaches(std::vector<LayerSpec> &layers,
@@ -198,6 +204,10 @@ private:
   std::optional<TemperatureTuning> temperature;
   // Granite SWA: per-layer RoPE bases, 0 for NoPE (empty: the config's).
   std::vector<double> layerThetas;
+  // Step 3.5: its sliding layers' query heads (none: the others').
+  std::optional<int64_t> slidingHeads;
+  /// Every layer's kind (resolveLayerKinds()).
+  std::vector<LayerKind> kinds;
   /// Whether the family's attention rotates at all: Zamba 2's
   /// use_mem_rope, Granite 4.0-H's position_embedding_type, OLMo Hybrid's
   /// rope_theta (null: NoPE).
@@ -338,9 +348,13 @@ Error HFImporter::readAttentionShape() {
   const json *kvStated = cfg.find("num_key_value_heads");
   if (ctx.family == Family::Bamba && kvStated && kvStated->is_null())
     kvDefault = std::nullopt;
+  // Step 3.5's hub configs name them num_attention_groups.
+  StringRef kvKey = "num_key_value_heads";
+  if (ctx.family == Family::Step3p5 && !kvStated &&
+      cfg.has("num_attention_groups"))
+    kvKey = "num_attention_groups";
   HYBRID_ASSIGN_OR_RETURN(
-      numKVHeads,
-      cfg.positiveIntOr("num_key_value_heads", kvDefault.value_or(numHeads)));
+      numKVHeads, cfg.positiveIntOr(kvKey, kvDefault.value_or(numHeads)));
   HYBRID_ASSIGN_OR_RETURN(headDim, readHeadDim());
   if (numHeads > kMaxDim)
     return cfg.error("num_attention_heads",
@@ -349,11 +363,37 @@ Error HFImporter::readAttentionShape() {
   if (headDim > kMaxDim)
     return cfg.error("head_dim", "must be at most " + llvm::Twine(kMaxDim) +
                                      ", got " + llvm::Twine(headDim));
-  return checkKVHeads("num_key_value_heads", numKVHeads);
+  return checkKVHeads(kvKey, numKVHeads);
 }
 
 Error HFImporter::readFamilyFields() {
   switch (ctx.family) {
+  case Family::Step3p5: {
+    // Its sliding layers' query heads (num_sliding_attention_heads, in hub
+    // configs attention_other_setting's).
+    HYBRID_ASSIGN_OR_RETURN(std::optional<bool> bidir,
+                            cfg.optBool("use_bidirectional_attention"));
+    if (bidir.value_or(false))
+      return cfg.error("use_bidirectional_attention",
+                       "is not supported for step3p5 (its sliding layers "
+                       "would see keys ahead)");
+    std::string key = "num_sliding_attention_heads";
+    HYBRID_ASSIGN_OR_RETURN(slidingHeads, cfg.optPositiveInt(key));
+    if (!slidingHeads) {
+      HYBRID_ASSIGN_OR_RETURN(std::optional<ObjectView> other,
+                              cfg.optObject("attention_other_setting"));
+      if (other) {
+        key = joinPath("attention_other_setting", "num_attention_heads");
+        HYBRID_ASSIGN_OR_RETURN(slidingHeads,
+                                other->optPositiveInt("num_attention_heads"));
+      }
+    }
+    if (slidingHeads && *slidingHeads % numKVHeads != 0)
+      return cfg.error(key, "must be a multiple of the KV heads (" +
+                                llvm::Twine(numKVHeads) + "), got " +
+                                llvm::Twine(*slidingHeads));
+    return Error::success();
+  }
   case Family::Gemma4: {
     // Global layers: transformers' default global_head_dim is 512; a null
     // one falls back to head_dim. K=V layers use the global KV head count.
@@ -606,10 +646,10 @@ Expected<RopeSource> HFImporter::ropeSource(LayerKind kind) {
   if (ctx.family == Family::Cohere2Moe)
     return source;
   const json *scaling = cfg.find("rope_scaling");
-  // Gemma 3, 3n and Olmo 3 scale only their global layers' RoPE.
+  // Gemma 3, 3n, Olmo 3 and Step 3.5 scale only their global layers' RoPE.
   bool localLayer =
       (ctx.family == Family::Gemma3 || ctx.family == Family::Gemma3n ||
-       ctx.family == Family::Olmo3) &&
+       ctx.family == Family::Olmo3 || ctx.family == Family::Step3p5) &&
       kind == LayerKind::Sliding;
   if (scaling && !scaling->is_null() && !localLayer) {
     HYBRID_ASSIGN_OR_RETURN(source.params, cfg.optObject("rope_scaling"));
@@ -625,6 +665,24 @@ Expected<RopeSource> HFImporter::ropeSource(LayerKind kind) {
                                cfg.fieldPath("rope_parameters"));
   }
   return source;
+}
+
+Expected<std::optional<double>>
+HFImporter::valueForKind(StringRef key, LayerKind kind, std::string &path) {
+  path = cfg.fieldPath(key);
+  const json *value = cfg.find(key);
+  if (!value || !value->is_array())
+    return cfg.optPositiveNumber(key);
+  HYBRID_ASSIGN_OR_RETURN(const json *list, readLayerList(ctx, key));
+  size_t first = llvm::find(kinds, kind) - kinds.begin();
+  path = indexPath(cfg.fieldPath(key), first);
+  HYBRID_ASSIGN_OR_RETURN(double number,
+                          toNumber((*list)[first], cfg.file(), path));
+  if (!(number > 0) || !std::isfinite(number))
+    return fieldError(cfg.file(), path,
+                      "must be a positive number, got " +
+                          describe((*list)[first]));
+  return number;
 }
 
 Expected<Positional> HFImporter::rope(LayerKind kind, int64_t dim,
@@ -653,6 +711,10 @@ Expected<Positional> HFImporter::rope(LayerKind kind, int64_t dim,
   if (params) {
     HYBRID_ASSIGN_OR_RETURN(theta, params->optPositiveNumber("rope_theta"));
   }
+  std::string listPath;
+  if (!theta && ctx.family == Family::Step3p5) {
+    HYBRID_ASSIGN_OR_RETURN(theta, valueForKind("rope_theta", kind, listPath));
+  }
   // Olmo3Config gives a top-level rope_theta to its full layers only.
   bool olmo3Local = ctx.family == Family::Olmo3 && kind == LayerKind::Sliding;
   if (!theta && !olmo3Local) {
@@ -675,6 +737,12 @@ Expected<Positional> HFImporter::rope(LayerKind kind, int64_t dim,
                             params->optPositiveNumber("partial_rotary_factor"));
     if (fraction)
       fractionPath = params->fieldPath("partial_rotary_factor");
+  }
+  if (!fraction && ctx.family == Family::Step3p5) {
+    HYBRID_ASSIGN_OR_RETURN(
+        fraction, valueForKind("partial_rotary_factors", kind, listPath));
+    if (fraction)
+      fractionPath = listPath;
   }
   // BambaConfig overwrites a top-level factor with 0.5; one inside
   // rope_parameters wins.
@@ -836,6 +904,12 @@ Expected<double> HFImporter::scale(int64_t dim) {
   case Family::GraniteMoeHybrid:
   case Family::Granite:
     return cfg.positiveNumberOr("attention_multiplier", 1.0);
+  case Family::Step3p5: {
+    HYBRID_ASSIGN_OR_RETURN(double scalar,
+                            cfg.positiveNumberOr("query_pre_attn_scalar",
+                                                 static_cast<double>(dim)));
+    return 1.0 / std::sqrt(scalar);
+  }
   default:
     return 1.0 / std::sqrt(static_cast<double>(dim));
   }
@@ -875,6 +949,8 @@ Expected<LayerSpec> HFImporter::attentionLayer(size_t index, LayerKind kind) {
           checkKVHeads("num_key_value_heads", layer.numKVHeads));
     }
   }
+  if (kind == LayerKind::Sliding && slidingHeads)
+    layer.numHeads = *slidingHeads;
   HYBRID_RETURN_IF_ERROR(applyLayerOverrides(index, layer, headDimKey));
   int64_t dim = layer.headDim;
 
@@ -939,7 +1015,7 @@ Expected<std::vector<LayerSpec>> HFImporter::buildLayers() {
   HYBRID_RETURN_IF_ERROR(readAttentionShape());
   HYBRID_RETURN_IF_ERROR(readLayerOverrides());
   HYBRID_RETURN_IF_ERROR(readFamilyFields());
-  HYBRID_ASSIGN_OR_RETURN(std::vector<LayerKind> kinds, resolveLayerKinds(ctx));
+  HYBRID_ASSIGN_OR_RETURN(kinds, resolveLayerKinds(ctx));
 
   std::optional<LinearLayerShape> linear;
   std::optional<RecurrentState> mamba;

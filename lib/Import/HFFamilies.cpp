@@ -91,6 +91,8 @@ static constexpr FamilyName kFamilies[] = {
     {"seed_oss", Family::SeedOss},
     {"solar_open", Family::SolarOpen},
     {"hy_v3", Family::HyV3},
+    {"step3p5", Family::Step3p5},
+    {"step3p7", Family::Step3p5},
 };
 
 std::optional<Family> detail::lookupFamily(StringRef modelType) {
@@ -231,7 +233,17 @@ static Expected<LayerKind> parseLayerType(const HFContext &ctx,
 Expected<const json *> detail::readLayerList(const HFContext &ctx,
                                              StringRef key) {
   HYBRID_ASSIGN_OR_RETURN(const json *list, ctx.cfg.optArray(key));
-  if (list && static_cast<int64_t>(list->size()) != ctx.numLayers)
+  // Step 3.5's hub lists end with its MTP layers' entries, which
+  // transformers splits off.
+  int64_t mtp = 0;
+  if (ctx.family == Family::Step3p5) {
+    HYBRID_ASSIGN_OR_RETURN(
+        std::optional<int64_t> stated,
+        ctx.cfg.optNonNegativeInt("num_nextn_predict_layers"));
+    mtp = stated.value_or(0);
+  }
+  if (list && static_cast<int64_t>(list->size()) != ctx.numLayers &&
+      static_cast<int64_t>(list->size()) != ctx.numLayers + mtp)
     return ctx.cfg.error(key, "has " + llvm::Twine(list->size()) +
                                   (list->size() == 1 ? " entry" : " entries") +
                                   " but '" +
@@ -242,9 +254,14 @@ Expected<const json *> detail::readLayerList(const HFContext &ctx,
 
 static Expected<std::vector<LayerKind>>
 parseLayerList(const HFContext &ctx, const json &list, StringRef key) {
+  // Step 3.5's entries past num_hidden_layers (its MTP layers') are not
+  // read.
+  size_t count = list.size();
+  if (ctx.family == Family::Step3p5)
+    count = std::min(count, static_cast<size_t>(ctx.numLayers));
   std::vector<LayerKind> kinds;
-  kinds.reserve(list.size());
-  for (size_t i = 0; i < list.size(); ++i) {
+  kinds.reserve(count);
+  for (size_t i = 0; i < count; ++i) {
     HYBRID_ASSIGN_OR_RETURN(
         LayerKind kind,
         parseLayerType(ctx, list[i], indexPath(ctx.cfg.fieldPath(key), i)));
@@ -436,6 +453,7 @@ static Expected<std::vector<LayerKind>> familySchedule(const HFContext &ctx) {
   case Family::SeedOss:
   case Family::SolarOpen:
   case Family::HyV3:
+  case Family::Step3p5: // without layer_types
     return std::vector<LayerKind>(n, LayerKind::Full);
   case Family::FalconH1:
     return std::vector<LayerKind>(n, LayerKind::Hybrid);
@@ -709,6 +727,7 @@ std::optional<int64_t> detail::defaultHeadDim(const HFContext &ctx) {
   case Family::SeedOss:
   case Family::SolarOpen:
   case Family::HyV3:
+  case Family::Step3p5:
     return 128;
   case Family::Ernie45: // Ernie4_5MoeConfig has no head_dim: hidden / heads
     return ctx.modelType == "ernie4_5" ? std::optional<int64_t>(128)
@@ -741,6 +760,7 @@ std::optional<int64_t> detail::defaultKVHeads(const HFContext &ctx) {
   case Family::SeedOss:
   case Family::SolarOpen:
   case Family::HyV3:
+  case Family::Step3p5:
     return 8;
   case Family::Ernie45:
     return ctx.modelType == "ernie4_5" ? 2 : 4;

@@ -60,6 +60,7 @@ enum class Family {
   SeedOss,   // plain full attention with their own defaults:
   SolarOpen, //   head dim 128, 8 KV heads, RoPE bases
   HyV3,
+  Step3p5, // step3p5, step3p7: sliding and full layers, per-layer RoPE lists
 };
 
 /// The family of a `model_type`, or nullopt when we do not support it.
@@ -99,7 +100,8 @@ llvm::Expected<int64_t> cohere2MoeDensePrefix(const HFContext &ctx);
 llvm::Expected<std::vector<bool>> noRopeLayers(const HFContext &ctx);
 
 /// Reads a per-layer list (null when absent), checking its length against
-/// num_hidden_layers.
+/// num_hidden_layers (Step 3.5: plus its MTP layers, whose entries follow
+/// and are not read).
 llvm::Expected<const json *> readLayerList(const HFContext &ctx,
                                            llvm::StringRef key);
 

@@ -240,6 +240,22 @@ def families():
             **no_head_dim, num_hidden_layers=4, full_attn_idxs=[1, 3],
             pad_token_id=None, eos_token_id=None),
             t.Lfm2ForCausalLM, ["conv", "full"] * 2))
+    if hasattr(t, "Step3p7Config"):
+        # Step 3.5's language model (in Step 3.7's VLM): sliding layers with
+        # twice the query heads, per-layer RoPE bases and rotating fractions,
+        # query_pre_attn_scalar as the scale, gated outputs.
+        sliding = ["sliding_attention"] * 3
+        newer.append(("step3p5", t.Step3p7Config(
+            text_config=dict(
+                SMALL, num_hidden_layers=4, layer_types=sliding + ["full_attention"],
+                sliding_window=8, num_sliding_attention_heads=8,
+                rope_theta=[1e4] * 3 + [5e5], partial_rotary_factors=[0.5] * 3 + [1.0],
+                query_pre_attn_scalar=32, pad_token_id=96, eos_token_id=None,
+                moe_intermediate_size=32, n_routed_experts=4, num_experts_per_tok=2,
+                share_expert_dim=32, mlp_layer_types=["dense", "sparse"] * 2),
+            vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                               num_attention_heads=2, image_size=28, patch_size=14)),
+            t.Step3p7ForConditionalGeneration, ["sliding"] * 3 + ["full"]))
     newer.append(("starcoder2", t.Starcoder2Config(**no_head_dim, num_hidden_layers=2,
                                                    sliding_window=8),
                   t.Starcoder2ForCausalLM, ["sliding"] * 2))

@@ -1057,6 +1057,54 @@ TEST(HFRules, FullAttentionFamiliesDefaults) {
   EXPECT_EQ(exaone->layers[3].positional.kind, PositionalKind::None);
 }
 
+TEST(HFRules, Step3p5SlidingHeadsAndLists) {
+  const char *types = "\"layer_types\": [\"sliding_attention\", "
+                      "\"full_attention\", \"sliding_attention\", "
+                      "\"full_attention\"], \"sliding_window\": 16";
+  // Without a window or lists: head dim 128, 8 KV heads, the scale from
+  // query_pre_attn_scalar.
+  auto plain = importOk(hf(
+      "step3p5", std::string(types) + ", \"query_pre_attn_scalar\": 64, "
+                                      "\"num_sliding_attention_heads\": 16"));
+  ASSERT_TRUE(plain);
+  EXPECT_EQ(plain->layers[0].numHeads, 16);
+  EXPECT_EQ(plain->layers[1].numHeads, 8);
+  EXPECT_DOUBLE_EQ(plain->layers[1].scale, 0.125);
+  // A scalar rope_theta for every layer.
+  auto scalar =
+      importOk(hf("step3p5", std::string(types) + ", \"rope_theta\": 2e5"));
+  ASSERT_TRUE(scalar);
+  EXPECT_DOUBLE_EQ(scalar->layers[0].positional.theta, 2e5);
+  EXPECT_EQ(
+      importError(hf("step3p5", std::string(types) +
+                                    ", \"num_sliding_attention_heads\": 5")),
+      "config.json: field 'num_sliding_attention_heads': must be a multiple "
+      "of the KV heads (2), got 5");
+  EXPECT_EQ(importError(hf("step3p5", std::string(types) +
+                                          ", \"rope_theta\": [1e4, 1e4]")),
+            "config.json: field 'rope_theta': has 2 entries but "
+            "'num_hidden_layers' is 4");
+  EXPECT_EQ(importError(hf("step3p5",
+                           std::string(types) +
+                               ", \"partial_rotary_factors\": [0, 1, 1, 1]")),
+            "config.json: field 'partial_rotary_factors[0]': must be a "
+            "positive number, got 0");
+  EXPECT_EQ(importError(hf("step3p5", std::string(types) +
+                                          ", \"use_bidirectional_attention\": "
+                                          "true")),
+            "config.json: field 'use_bidirectional_attention': is not "
+            "supported for step3p5 (its sliding layers would see keys ahead)");
+  // Step 3.7's sparse layers (a lightning indexer) are not supported.
+  EXPECT_EQ(
+      importError(hf("step3p5", "\"layer_types\": [\"minimax_m3_sparse\", "
+                                "\"full_attention\", "
+                                "\"full_attention\", \"full_attention\"]")),
+      "config.json: field 'layer_types[0]': unknown layer type "
+      "'minimax_m3_sparse' (supported: full_attention, "
+      "sliding_attention, chunked_attention, linear_attention, mamba, "
+      "attention, hybrid, mlp, moe, conv)");
+}
+
 TEST(HFRules, Ministral3QueryScaling) {
   auto spec = importOk(hf("ministral3", "\"sliding_window\": 4096"));
   ASSERT_TRUE(spec);
