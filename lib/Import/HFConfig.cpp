@@ -35,7 +35,7 @@ using llvm::StringRef;
 
 /// The RoPE dictionaries transformers assumes when a config states none
 /// (the __post_init__ of Gemma4TextConfig, GptOssConfig, CwmConfig,
-/// MiMoV2FlashConfig and Ministral3Config).
+/// MiMoV2FlashConfig, Ministral3Config and ApertusConfig).
 static constexpr const char *kGemma4DefaultRope = R"({
   "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
   "full_attention": {"rope_type": "proportional",
@@ -63,6 +63,11 @@ static constexpr const char *kCwmDefaultRope = R"({
   "low_freq_factor": 1.0, "high_freq_factor": 4.0,
   "original_max_position_embeddings": 8192
 })";
+static constexpr const char *kApertusDefaultRope = R"({
+  "rope_type": "llama3", "rope_theta": 12000000.0, "factor": 8.0,
+  "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+  "original_max_position_embeddings": 8192
+})";
 
 /// The family's RoPE dictionary of those, parsed once; null for the others.
 static const json *getDefaultRope(Family family) {
@@ -73,7 +78,8 @@ static const json *getDefaultRope(Family family) {
                     gptOss = parsed(kGptOssDefaultRope),
                     mimoV2Flash = parsed(kMiMoV2FlashDefaultRope),
                     ministral3 = parsed(kMinistral3DefaultRope),
-                    cwm = parsed(kCwmDefaultRope);
+                    cwm = parsed(kCwmDefaultRope),
+                    apertus = parsed(kApertusDefaultRope);
   switch (family) {
   case Family::Gemma4:
     return &gemma4;
@@ -85,6 +91,8 @@ static const json *getDefaultRope(Family family) {
     return &ministral3;
   case Family::Cwm:
     return &cwm;
+  case Family::Apertus:
+    return &apertus;
   default:
     return nullptr;
   }
@@ -658,7 +666,8 @@ Expected<RopeSource> HFImporter::ropeSource(LayerKind kind) {
     source.params = ObjectView(*getDefaultRope(ctx.family), cfg.file(),
                                cfg.fieldPath("rope_scaling"));
   } else if ((!scaling || scaling->is_null()) &&
-             (ctx.family == Family::Cwm || ctx.family == Family::Ministral3)) {
+             (ctx.family == Family::Cwm || ctx.family == Family::Ministral3 ||
+              ctx.family == Family::Apertus)) {
     // Its theta too: a top-level rope_theta does not replace it (nor does a
     // null rope_scaling: `rope_scaling or rope_parameters`).
     source.params = ObjectView(*getDefaultRope(ctx.family), cfg.file(),
@@ -756,8 +765,12 @@ Expected<Positional> HFImporter::rope(LayerKind kind, int64_t dim,
     fraction = 0.25; // Qwen3NextConfig's default.
   if (!fraction && ctx.family == Family::MiMoV2Flash)
     fraction = 0.334; // its rotary embedding's default, per layer type
-  if (!fraction && (ctx.family == Family::Glm || ctx.family == Family::Glm4Moe))
-    fraction = 0.5; // GlmConfig's, Glm4Config's and Glm4MoeConfig's default
+  // GlmConfig's, Glm4Config's and Glm4MoeConfig's default (SarvamMoEConfig,
+  // which runs Glm4MoeModel, defaults to 1).
+  if (!fraction &&
+      (ctx.family == Family::Glm || ctx.family == Family::Glm4Moe) &&
+      ctx.modelType != "sarvam_moe")
+    fraction = 0.5;
   if (!fraction && ctx.family == Family::MiniMaxM2) {
     // Its checkpoints state the rotating dims as `rotary_dim` instead.
     HYBRID_ASSIGN_OR_RETURN(std::optional<int64_t> rotaryDim,

@@ -93,6 +93,11 @@ static constexpr FamilyName kFamilies[] = {
     {"hy_v3", Family::HyV3},
     {"step3p5", Family::Step3p5},
     {"step3p7", Family::Step3p5},
+    {"apertus", Family::Apertus},
+    {"apertus1p5", Family::Apertus},
+    {"apertus1p5_text", Family::Apertus},
+    {"dots1", Family::Dots1},
+    {"sarvam_moe", Family::Glm4Moe},
 };
 
 std::optional<Family> detail::lookupFamily(StringRef modelType) {
@@ -138,6 +143,7 @@ StringRef detail::layerTypeName(LayerKind kind) {
 static bool attendsFullOnly(Family family) {
   switch (family) {
   case Family::Llama:
+  case Family::Apertus:
   case Family::Glm:
   case Family::Glm4Moe:
   case Family::Granite:
@@ -445,6 +451,7 @@ static Expected<std::vector<LayerKind>> familySchedule(const HFContext &ctx) {
   auto isEven = [](int64_t i) { return i % 2 == 0; };
   switch (ctx.family) {
   case Family::Llama: // attendsFullOnly()
+  case Family::Apertus:
   case Family::Glm:
   case Family::Glm4Moe:
   case Family::Granite:
@@ -482,6 +489,15 @@ static Expected<std::vector<LayerKind>> familySchedule(const HFContext &ctx) {
     if (ctx.family == Family::Qwen3Moe)
       return std::vector<LayerKind>(n, sliding ? LayerKind::Sliding
                                                : LayerKind::Full);
+    return schedule(n, LayerKind::Sliding, LayerKind::Full,
+                    [&](int64_t i) { return sliding && i >= mwl; });
+  }
+  case Family::Dots1: {
+    // Qwen 2's rule with the window alone deciding (and its own default).
+    HYBRID_ASSIGN_OR_RETURN(std::optional<int64_t> maxWindowLayers,
+                            cfg.optNonNegativeInt("max_window_layers"));
+    int64_t mwl = maxWindowLayers.value_or(62);
+    bool sliding = windowConfigured(ctx);
     return schedule(n, LayerKind::Sliding, LayerKind::Full,
                     [&](int64_t i) { return sliding && i >= mwl; });
   }
@@ -692,6 +708,7 @@ std::optional<int64_t> detail::defaultSlidingWindow(const HFContext &ctx) {
   case Family::Qwen3:
   case Family::Qwen2Moe:
   case Family::Qwen3Moe:
+  case Family::Dots1:
   case Family::Gemma2:
   case Family::Gemma3:
   case Family::Cohere2:
@@ -729,6 +746,9 @@ std::optional<int64_t> detail::defaultHeadDim(const HFContext &ctx) {
   case Family::HyV3:
   case Family::Step3p5:
     return 128;
+  case Family::Glm4Moe: // Glm4MoeConfig has no head_dim: hidden / heads
+    return ctx.modelType == "sarvam_moe" ? std::optional<int64_t>(64)
+                                         : std::nullopt;
   case Family::Ernie45: // Ernie4_5MoeConfig has no head_dim: hidden / heads
     return ctx.modelType == "ernie4_5" ? std::optional<int64_t>(128)
                                        : std::nullopt;
@@ -756,6 +776,9 @@ std::optional<int64_t> detail::defaultKVHeads(const HFContext &ctx) {
   case Family::Glm:
     return 2;
   case Family::Glm4Moe:
+    return ctx.modelType == "sarvam_moe" ? 4 : 8;
+  case Family::Dots1:
+    return 32;
   case Family::MiniMaxM2:
   case Family::SeedOss:
   case Family::SolarOpen:
@@ -778,6 +801,8 @@ std::optional<double> detail::defaultRopeTheta(const HFContext &ctx,
   switch (ctx.family) {
   case Family::Llama:
     return ctx.modelType == "flex_olmo" ? 500000.0 : 1e4;
+  case Family::Glm4Moe:
+    return ctx.modelType == "sarvam_moe" ? 8e6 : 1e4;
   case Family::MistralLike:
     return ctx.modelType == "mixtral" ? 1e6 : 1e4;
   case Family::Gemma3:

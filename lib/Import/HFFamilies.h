@@ -53,7 +53,7 @@ enum class Family {
   NemotronH, // Mamba-2, attention and mixer-less MLP / MoE blocks
   Lfm2,      // lfm2, lfm2_moe: short convolutions and attention
   Glm,       // glm, glm4: half the head rotating, in interleaved pairs
-  Glm4Moe,   // GLM-4.5 and later: half the head rotating
+  Glm4Moe,   // GLM-4.5 and later: half the head rotating; sarvam_moe
   Granite,   // granite, granitemoe(shared): the attention multiplier as scale
   MiniMaxM2, // part of the head rotating, from rotary_dim
   Ernie45,   // ernie4_5, ernie4_5_moe: interleaved pairs
@@ -61,6 +61,8 @@ enum class Family {
   SolarOpen, //   head dim 128, 8 KV heads, RoPE bases
   HyV3,
   Step3p5, // step3p5, step3p7: sliding and full layers, per-layer RoPE lists
+  Apertus, // apertus, apertus1p5(_text): Llama 3 scaled RoPE by default
+  Dots1,   // Qwen 2's rule, without use_sliding_window
 };
 
 /// The family of a `model_type`, or nullopt when we do not support it.

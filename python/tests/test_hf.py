@@ -240,6 +240,15 @@ def families():
             **no_head_dim, num_hidden_layers=4, full_attn_idxs=[1, 3],
             pad_token_id=None, eos_token_id=None),
             t.Lfm2ForCausalLM, ["conv", "full"] * 2))
+    if hasattr(t, "Dots1Config"):
+        # Qwen 2's rule without use_sliding_window: layers from
+        # max_window_layers on slide.
+        newer.append(("dots1", t.Dots1Config(
+            **SMALL, num_hidden_layers=3, sliding_window=8, max_window_layers=1,
+            n_routed_experts=4, num_experts_per_tok=2, moe_intermediate_size=32,
+            n_shared_experts=1, first_k_dense_replace=1, pad_token_id=None,
+            eos_token_id=None),
+            t.Dots1ForCausalLM, ["full"] + ["sliding"] * 2))
     if hasattr(t, "Step3p7Config"):
         # Step 3.5's language model (in Step 3.7's VLM): sliding layers with
         # twice the query heads, per-layer RoPE bases and rotating fractions,
@@ -306,7 +315,17 @@ def families():
                   num_experts_per_tok=2, moe_intermediate_size=32)),
             ("hy_v3", "HYV3Config", "HYV3ForCausalLM",
              dict(pad_token_id=None, eos_token_id=None, num_experts=4,
-                  num_experts_per_tok=2, moe_intermediate_size=32))]:
+                  num_experts_per_tok=2, moe_intermediate_size=32)),
+            # Llama 3 scaled RoPE of base 12e6 when the config states none.
+            ("apertus", "ApertusConfig", "ApertusForCausalLM",
+             dict(pad_token_id=None, eos_token_id=None)),
+            ("apertus1p5_text", "Apertus1p5TextConfig", "Apertus1p5TextForCausalLM",
+             dict(pad_token_id=None, eos_token_id=None)),
+            # GLM-4.5's attention with the whole head rotating by default.
+            ("sarvam_moe", "SarvamMoEConfig", "Glm4MoeForCausalLM",
+             dict(n_routed_experts=4, num_experts_per_tok=2, moe_intermediate_size=32,
+                  first_k_dense_replace=1, n_group=1, topk_group=1, pad_token_id=None,
+                  eos_token_id=None))]:
         if hasattr(t, config):
             newer.append((name, getattr(t, config)(**SMALL, num_hidden_layers=2, **fields),
                           getattr(t, model_class), ["full"] * 2))

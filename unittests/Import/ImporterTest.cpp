@@ -1105,6 +1105,44 @@ TEST(HFRules, Step3p5SlidingHeadsAndLists) {
       "attention, hybrid, mlp, moe, conv)");
 }
 
+TEST(HFRules, ApertusDots1AndSarvamDefaults) {
+  // Apertus: Llama 3 scaled RoPE of base 12e6 unless the config states its
+  // RoPE; a top-level rope_theta alone does not replace the dictionary's.
+  auto apertus = importOk(hf("apertus1p5_text", "\"rope_theta\": 1e4"));
+  ASSERT_TRUE(apertus);
+  const Positional &pos = apertus->layers[0].positional;
+  EXPECT_DOUBLE_EQ(pos.theta, 12e6);
+  ASSERT_TRUE(pos.scaling);
+  EXPECT_EQ(pos.scaling->kind, RopeScalingKind::Llama3);
+  EXPECT_DOUBLE_EQ(pos.scaling->factor, 8.0);
+  // dots.llm1: layers from max_window_layers (62) on slide under its 4096
+  // window, with no use_sliding_window; 32 KV heads.
+  auto dots = importOk("{\"model_type\": \"dots1\", \"num_hidden_layers\": 64, "
+                       "\"hidden_size\": 512, \"num_attention_heads\": 32}");
+  ASSERT_TRUE(dots);
+  EXPECT_EQ(indicesOf(*dots, LayerKind::Sliding),
+            (std::vector<int64_t>{62, 63}));
+  EXPECT_EQ(dots->layers[63].mask.window, 4096);
+  EXPECT_EQ(dots->layers[0].numKVHeads, 32);
+  auto unwindowed = importOk(hf("dots1", "\"sliding_window\": null, "
+                                         "\"max_window_layers\": 0"));
+  ASSERT_TRUE(unwindowed);
+  EXPECT_TRUE(indicesOf(*unwindowed, LayerKind::Sliding).empty());
+  // Sarvam MoE runs GLM-4.5's attention with the whole head rotating by
+  // default; head dim 64, 4 KV heads, base 8e6.
+  auto sarvam =
+      importOk("{\"model_type\": \"sarvam_moe\", \"num_hidden_layers\": "
+               "2, \"hidden_size\": 512, \"num_attention_heads\": 8}");
+  ASSERT_TRUE(sarvam);
+  EXPECT_EQ(sarvam->layers[0].headDim, 64);
+  EXPECT_EQ(sarvam->layers[0].numKVHeads, 4);
+  EXPECT_EQ(sarvam->layers[0].positional.kind, PositionalKind::Rope);
+  EXPECT_DOUBLE_EQ(sarvam->layers[0].positional.theta, 8e6);
+  auto half = importOk(hf("sarvam_moe", "\"partial_rotary_factor\": 0.5"));
+  ASSERT_TRUE(half);
+  EXPECT_EQ(half->layers[0].positional.rotaryDim, 32); // 64 * 0.5
+}
+
 TEST(HFRules, Ministral3QueryScaling) {
   auto spec = importOk(hf("ministral3", "\"sliding_window\": 4096"));
   ASSERT_TRUE(spec);
