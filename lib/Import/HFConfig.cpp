@@ -396,6 +396,9 @@ Error HFImporter::readFamilyFields() {
                                 other->optPositiveInt("num_attention_heads"));
       }
     }
+    if (slidingHeads && *slidingHeads > kMaxDim)
+      return cfg.error(key, "must be at most " + llvm::Twine(kMaxDim) +
+                                ", got " + llvm::Twine(*slidingHeads));
     if (slidingHeads && *slidingHeads % numKVHeads != 0)
       return cfg.error(key, "must be a multiple of the KV heads (" +
                                 llvm::Twine(numKVHeads) + "), got " +
@@ -684,6 +687,7 @@ HFImporter::valueForKind(StringRef key, LayerKind kind, std::string &path) {
     return cfg.optPositiveNumber(key);
   HYBRID_ASSIGN_OR_RETURN(const json *list, readLayerList(ctx, key));
   size_t first = llvm::find(kinds, kind) - kinds.begin();
+  assert(first < kinds.size() && "a layer of the kind asks");
   path = indexPath(cfg.fieldPath(key), first);
   HYBRID_ASSIGN_OR_RETURN(double number,
                           toNumber((*list)[first], cfg.file(), path));

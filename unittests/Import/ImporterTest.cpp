@@ -1080,6 +1080,12 @@ TEST(HFRules, Step3p5SlidingHeadsAndLists) {
                                     ", \"num_sliding_attention_heads\": 5")),
       "config.json: field 'num_sliding_attention_heads': must be a multiple "
       "of the KV heads (2), got 5");
+  EXPECT_EQ(
+      importError(hf("step3p5", std::string(types) +
+                                    ", \"attention_other_setting\": "
+                                    "{\"num_attention_heads\": 1000000}")),
+      "config.json: field 'attention_other_setting.num_attention_heads': "
+      "must be at most 65536, got 1000000");
   EXPECT_EQ(importError(hf("step3p5", std::string(types) +
                                           ", \"rope_theta\": [1e4, 1e4]")),
             "config.json: field 'rope_theta': has 2 entries but "
