@@ -765,16 +765,8 @@ Expected<Positional> HFImporter::rope(LayerKind kind, int64_t dim,
     HYBRID_ASSIGN_OR_RETURN(fraction,
                             cfg.optPositiveNumber("partial_rotary_factor"));
   }
-  if (!fraction && ctx.family == Family::Qwen3Next)
-    fraction = 0.25; // Qwen3NextConfig's default.
-  if (!fraction && ctx.family == Family::MiMoV2Flash)
-    fraction = 0.334; // its rotary embedding's default, per layer type
-  // GlmConfig's, Glm4Config's and Glm4MoeConfig's default (SarvamMoEConfig,
-  // which runs Glm4MoeModel, defaults to 1).
-  if (!fraction &&
-      (ctx.family == Family::Glm || ctx.family == Family::Glm4Moe) &&
-      ctx.modelType != "sarvam_moe")
-    fraction = 0.5;
+  if (!fraction)
+    fraction = defaultRotaryFraction(ctx);
   if (!fraction && ctx.family == Family::MiniMaxM2) {
     // Its checkpoints state the rotating dims as `rotary_dim` instead.
     HYBRID_ASSIGN_OR_RETURN(std::optional<int64_t> rotaryDim,

@@ -449,19 +449,10 @@ static Expected<std::vector<LayerKind>> familySchedule(const HFContext &ctx) {
   const ObjectView &cfg = ctx.cfg;
   int64_t n = ctx.numLayers;
   auto isEven = [](int64_t i) { return i % 2 == 0; };
-  switch (ctx.family) {
-  case Family::Llama: // attendsFullOnly()
-  case Family::Apertus:
-  case Family::Glm:
-  case Family::Glm4Moe:
-  case Family::Granite:
-  case Family::MiniMaxM2:
-  case Family::Ernie45:
-  case Family::SeedOss:
-  case Family::SolarOpen:
-  case Family::HyV3:
-  case Family::Step3p5: // without layer_types
+  // Step 3.5 without layer_types too.
+  if (attendsFullOnly(ctx.family) || ctx.family == Family::Step3p5)
     return std::vector<LayerKind>(n, LayerKind::Full);
+  switch (ctx.family) {
   case Family::FalconH1:
     return std::vector<LayerKind>(n, LayerKind::Hybrid);
   case Family::MistralLike:
@@ -471,13 +462,16 @@ static Expected<std::vector<LayerKind>> familySchedule(const HFContext &ctx) {
   case Family::Qwen2:
   case Family::Qwen3:
   case Family::Qwen2Moe:
-  case Family::Qwen3Moe: {
+  case Family::Qwen3Moe:
+  case Family::Dots1: {
+    // dots.llm1 has no use_sliding_window: the window alone decides.
+    bool dots = ctx.family == Family::Dots1;
     HYBRID_ASSIGN_OR_RETURN(std::optional<bool> use,
                             cfg.optBool("use_sliding_window"));
     HYBRID_ASSIGN_OR_RETURN(std::optional<int64_t> maxWindowLayers,
                             cfg.optNonNegativeInt("max_window_layers"));
-    int64_t mwl = maxWindowLayers.value_or(28);
-    bool sliding = use.value_or(false);
+    int64_t mwl = maxWindowLayers.value_or(dots ? 62 : 28);
+    bool sliding = dots || use.value_or(false);
     // Qwen2-MoE's rule differs from Qwen2's: alternate layers below
     // max_window_layers (configuration_qwen2_moe.py).
     if (ctx.family == Family::Qwen2Moe)
@@ -489,15 +483,6 @@ static Expected<std::vector<LayerKind>> familySchedule(const HFContext &ctx) {
     if (ctx.family == Family::Qwen3Moe)
       return std::vector<LayerKind>(n, sliding ? LayerKind::Sliding
                                                : LayerKind::Full);
-    return schedule(n, LayerKind::Sliding, LayerKind::Full,
-                    [&](int64_t i) { return sliding && i >= mwl; });
-  }
-  case Family::Dots1: {
-    // Qwen 2's rule with the window alone deciding (and its own default).
-    HYBRID_ASSIGN_OR_RETURN(std::optional<int64_t> maxWindowLayers,
-                            cfg.optNonNegativeInt("max_window_layers"));
-    int64_t mwl = maxWindowLayers.value_or(62);
-    bool sliding = windowConfigured(ctx);
     return schedule(n, LayerKind::Sliding, LayerKind::Full,
                     [&](int64_t i) { return sliding && i >= mwl; });
   }
@@ -641,6 +626,8 @@ static Expected<std::vector<LayerKind>> familySchedule(const HFContext &ctx) {
     }
     return kinds;
   }
+  default: // attendsFullOnly(), above
+    break;
   }
   return makeError("unhandled model family");
 }
@@ -791,6 +778,24 @@ std::optional<int64_t> detail::defaultKVHeads(const HFContext &ctx) {
     if (ctx.modelType == "starcoder2")
       return 2;
     return std::nullopt;
+  default:
+    return std::nullopt;
+  }
+}
+
+std::optional<double> detail::defaultRotaryFraction(const HFContext &ctx) {
+  switch (ctx.family) {
+  case Family::Qwen3Next:
+    return 0.25;
+  case Family::MiMoV2Flash:
+    return 0.334; // its rotary embedding's default, per layer type
+  case Family::Glm:
+    return 0.5;
+  case Family::Glm4Moe:
+    // SarvamMoEConfig, which runs Glm4MoeModel, defaults to 1.
+    if (ctx.modelType == "sarvam_moe")
+      return std::nullopt;
+    return 0.5;
   default:
     return std::nullopt;
   }

@@ -120,6 +120,9 @@ std::optional<int64_t> defaultHeadDim(const HFContext &ctx);
 std::optional<int64_t> defaultKVHeads(const HFContext &ctx);
 /// transformers' default RoPE base for layers of `kind`, when it has one.
 std::optional<double> defaultRopeTheta(const HFContext &ctx, LayerKind kind);
+/// transformers' default `partial_rotary_factor`, when the family rotates
+/// part of the head without one.
+std::optional<double> defaultRotaryFraction(const HFContext &ctx);
 
 /// Shape of a linear-attention layer (Qwen3-Next gated DeltaNet, MiniMax
 /// lightning attention) and its state.

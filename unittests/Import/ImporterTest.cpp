@@ -608,9 +608,7 @@ TEST(HFRules, MinistralAndStarcoder2Windows) {
   EXPECT_EQ(indicesOf(*ministral, LayerKind::Sliding),
             (std::vector<int64_t>{0, 1, 2, 3}));
   EXPECT_EQ(ministral->layers[0].mask.window, 4096); // MinistralConfig's
-  auto starcoder =
-      importOk("{\"model_type\": \"starcoder2\", \"num_hidden_layers\": 2, "
-               "\"hidden_size\": 512, \"num_attention_heads\": 8}");
+  auto starcoder = importOk(hfBare("starcoder2"));
   ASSERT_TRUE(starcoder);
   EXPECT_EQ(indicesOf(*starcoder, LayerKind::Full),
             (std::vector<int64_t>{0, 1}));       // no window by default
@@ -958,8 +956,7 @@ TEST(HFRules, MiMoV2FlashDefaults) {
 TEST(HFRules, GlmGraniteAndOlmo2Defaults) {
   // GLM: head dim 128 and 2 KV heads by default, half of each head rotating
   // in interleaved pairs unless a factor is stated.
-  auto glm = importOk("{\"model_type\": \"glm4\", \"num_hidden_layers\": 2, "
-                      "\"hidden_size\": 512, \"num_attention_heads\": 8}");
+  auto glm = importOk(hfBare("glm4"));
   ASSERT_TRUE(glm);
   const LayerSpec &layer = glm->layers[0];
   EXPECT_EQ(layer.headDim, 128);
@@ -971,8 +968,7 @@ TEST(HFRules, GlmGraniteAndOlmo2Defaults) {
   ASSERT_TRUE(stated);
   EXPECT_EQ(stated->layers[0].positional.rotaryDim, 32); // 128 * 0.25
   // GLM-4.5: 8 KV heads, head_dim from hidden_size, rotate-half pairs.
-  auto moe = importOk("{\"model_type\": \"glm4_moe\", \"num_hidden_layers\": "
-                      "2, \"hidden_size\": 512, \"num_attention_heads\": 8}");
+  auto moe = importOk(hfBare("glm4_moe"));
   ASSERT_TRUE(moe);
   EXPECT_EQ(moe->layers[0].numKVHeads, 8);
   EXPECT_EQ(moe->layers[0].headDim, 64);
@@ -1006,9 +1002,7 @@ TEST(HFRules, FullAttentionFamiliesDefaults) {
                              {"seed_oss", 1e4},
                              {"solar_open", 1e6},
                              {"hy_v3", 11158840.0}}) {
-    auto spec = importOk("{\"model_type\": \"" + std::string(type) +
-                         "\", \"num_hidden_layers\": 2, \"hidden_size\": "
-                         "512, \"num_attention_heads\": 8}");
+    auto spec = importOk(hfBare(type));
     ASSERT_TRUE(spec) << type;
     EXPECT_EQ(spec->layers[0].headDim, 128) << type;
     EXPECT_EQ(spec->layers[0].numKVHeads, 8) << type;
@@ -1033,9 +1027,7 @@ TEST(HFRules, FullAttentionFamiliesDefaults) {
   EXPECT_TRUE(ernie->layers[0].positional.interleaved);
   EXPECT_DOUBLE_EQ(ernie->layers[0].positional.theta, 500000.0);
   EXPECT_EQ(ernie->layers[0].headDim, 128);
-  auto ernieMoe =
-      importOk("{\"model_type\": \"ernie4_5_moe\", \"num_hidden_layers\": 2, "
-               "\"hidden_size\": 512, \"num_attention_heads\": 8}");
+  auto ernieMoe = importOk(hfBare("ernie4_5_moe"));
   ASSERT_TRUE(ernieMoe);
   EXPECT_EQ(ernieMoe->layers[0].headDim, 64);
   EXPECT_EQ(ernieMoe->layers[0].numKVHeads, 4);
@@ -1123,8 +1115,7 @@ TEST(HFRules, ApertusDots1AndSarvamDefaults) {
   EXPECT_DOUBLE_EQ(pos.scaling->factor, 8.0);
   // dots.llm1: layers from max_window_layers (62) on slide under its 4096
   // window, with no use_sliding_window; 32 KV heads.
-  auto dots = importOk("{\"model_type\": \"dots1\", \"num_hidden_layers\": 64, "
-                       "\"hidden_size\": 512, \"num_attention_heads\": 32}");
+  auto dots = importOk(hfBare("dots1", 64, 32));
   ASSERT_TRUE(dots);
   EXPECT_EQ(indicesOf(*dots, LayerKind::Sliding),
             (std::vector<int64_t>{62, 63}));
@@ -1136,9 +1127,7 @@ TEST(HFRules, ApertusDots1AndSarvamDefaults) {
   EXPECT_TRUE(indicesOf(*unwindowed, LayerKind::Sliding).empty());
   // Sarvam MoE runs GLM-4.5's attention with the whole head rotating by
   // default; head dim 64, 4 KV heads, base 8e6.
-  auto sarvam =
-      importOk("{\"model_type\": \"sarvam_moe\", \"num_hidden_layers\": "
-               "2, \"hidden_size\": 512, \"num_attention_heads\": 8}");
+  auto sarvam = importOk(hfBare("sarvam_moe"));
   ASSERT_TRUE(sarvam);
   EXPECT_EQ(sarvam->layers[0].headDim, 64);
   EXPECT_EQ(sarvam->layers[0].numKVHeads, 4);

@@ -113,6 +113,16 @@ inline std::string hf(const std::string &modelType, const std::string &extra,
   return text + "}";
 }
 
+/// A config stating only what every family requires, so the family's own
+/// defaults fill in the rest (head dim, KV heads, RoPE, windows).
+inline std::string hfBare(const std::string &modelType, int layers = 2,
+                          int heads = 8) {
+  return "{\"model_type\": \"" + modelType +
+         "\", \"num_hidden_layers\": " + std::to_string(layers) +
+         ", \"hidden_size\": 512, \"num_attention_heads\": " +
+         std::to_string(heads) + "}";
+}
+
 /// A spec document around a `layers` list and optional `defaults`.
 inline std::string specDoc(const std::string &layers,
                            const std::string &defaults = "",
