@@ -64,6 +64,10 @@ def draw_layer(rng, wgmma):
         rotary = rng.randrange(2, head_dim - 1, 2)
         layer["positional"] = {"type": "partial", "theta": 10000,
                                "rotary_dim": rotary}
+        if rng.random() < 0.4:
+            # MLA's decoupled RoPE: the rotating dims after the others.
+            layer["positional"]["rotary_offset"] = rng.randrange(
+                0, head_dim - rotary + 1, 2)
     elif positional == "proportional":
         layer["positional"] = {"type": "proportional", "theta": 1000000,
                                "fraction": rng.choice([0.25, 0.5, 1.0])}
@@ -89,7 +93,8 @@ def draw_layer(rng, wgmma):
         layer["sinks"] = True
     # K=V kernels derive keys with rotate-half pairs only.
     if ("v_head_dim" not in layer and rng.random() < 0.2 and
-            not layer["positional"].get("interleaved")):
+            not layer["positional"].get("interleaved") and
+            not layer["positional"].get("rotary_offset")):
         layer["k_eq_v"] = True
     if rng.random() < 0.15:
         # Not 1.0 with the temperature: scores of unit-variance inputs then

@@ -176,7 +176,8 @@ std::string hybrid::validate(const CompileOptions &options) {
 static void makePositionalExternal(ModuleOp module) {
   MLIRContext *ctx = module.getContext();
   auto none = PositionalAttr::get(ctx, PositionalKind::none, Real(), 0, Real(),
-                                  RopeScalingAttr(), /*interleaved=*/false);
+                                  RopeScalingAttr(), /*interleaved=*/false,
+                                  /*rotary_offset=*/int64_t(0));
   module.walk([&](LayerOp layer) {
     if (layer.getPositional())
       layer->setAttr(layer.getPositionalAttrName(), none);

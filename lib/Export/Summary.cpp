@@ -7,8 +7,7 @@ using namespace hybrid;
 using json = nlohmann::ordered_json;
 
 /// A number, or null when it is 0 ("not set" in the attributes).
-template <typename T>
-static json orNull(T value) {
+template <typename T> static json orNull(T value) {
   return value == T(0) ? json(nullptr) : json(value);
 }
 
@@ -33,7 +32,8 @@ static json getScaling(RopeScalingAttr scaling) {
   return out;
 }
 
-/// `rotary_dim` is the number of dims that rotate, whatever the kind.
+/// `rotary_dim` is the number of dims that rotate, whatever the kind; the
+/// first of them is `rotary_offset`.
 static json getPositional(LayerOp layer) {
   if (!layer.getPositional())
     return nullptr;
@@ -50,13 +50,14 @@ static json getPositional(LayerOp layer) {
     rotaryDim = pos.getRotaryDim();
     break;
   case PositionalKind::proportional:
-    rotaryDim = 2 * static_cast<int64_t>(
-                        std::floor(pos.getFraction() * headDim / 2));
+    rotaryDim =
+        2 * static_cast<int64_t>(std::floor(pos.getFraction() * headDim / 2));
     break;
   }
   return {{"type", stringifyPositionalKind(pos.getKind()).str()},
           {"theta", orNull(double(pos.getTheta()))},
           {"rotary_dim", orNull(rotaryDim)},
+          {"rotary_offset", pos.getRotaryOffset()},
           {"fraction", orNull(double(pos.getFraction()))},
           {"interleaved", pos.getInterleaved()},
           {"scaling", getScaling(pos.getScaling())}};
@@ -96,7 +97,8 @@ json hybrid::buildSummary(ScheduleOp schedule) {
         {"head_dim", orNull(layer.getHeadDim().value_or(0))},
         {"v_head_dim", orNull(layer.getValueHeadDim())},
         {"scale", score ? json(double(score->getScale())) : json(nullptr)},
-        {"softcap", score ? orNull(double(score->getSoftcap())) : json(nullptr)},
+        {"softcap",
+         score ? orNull(double(score->getSoftcap())) : json(nullptr)},
         {"sinks", score && score->getSinks()},
         {"temperature_tuning", nullptr},
         {"positional", getPositional(layer)},

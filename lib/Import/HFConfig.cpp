@@ -12,9 +12,8 @@
 // and any other override is refused rather than read as the global value.
 //
 // RoPE conventions: transformers rotates Cohere 2, Llama 4, GLM and ERNIE 4.5
-// heads in interleaved pairs; ModelSpec (DESIGN.md) always means rotate-half.
-// The two differ by a fixed permutation of the q/k head dims, which an engine
-// folds into its projection weights, so the schedule is the same.
+// heads in interleaved pairs (Positional::interleaved), the others in
+// rotate-half pairs; the kernels rotate either way.
 //
 //===----------------------------------------------------------------------===//
 
@@ -222,6 +221,16 @@ private:
   bool ropeEnabled = true;
   // Zamba 2.
   bool longContext = false;
+  /// MLA (DeepSeek V2/V3): each head's queries and keys are
+  /// `qk_nope_head_dim` dims without RoPE, then `qk_rope_head_dim` rotating
+  /// ones; its values `v_head_dim`.
+  struct MlaShape {
+    int64_t nopeDim = 0, ropeDim = 0, valueDim = 0;
+    bool interleaved = true;
+  };
+  MlaShape mla;
+  Error readMlaShape();
+  Expected<double> mlaScale(int64_t dim);
 };
 } // namespace
 
@@ -328,6 +337,13 @@ Error HFImporter::applyLayerOverrides(size_t index, LayerSpec &layer,
 }
 
 Expected<int64_t> HFImporter::readHeadDim() {
+  // MLA's heads are qk_nope_head_dim + qk_rope_head_dim wide; a hub
+  // `head_dim` means something else (Sarvam's kv_lora_rank +
+  // qk_rope_head_dim, for vLLM).
+  if (usesMla(ctx.family)) {
+    HYBRID_RETURN_IF_ERROR(readMlaShape());
+    return mla.nopeDim + mla.ropeDim;
+  }
   // Cohere 2 derives head_dim from hidden_size; Zamba 2's shared attention
   // reads the concatenation of two hidden states.
   int64_t total = ctx.hiddenSize;
@@ -349,6 +365,67 @@ Expected<int64_t> HFImporter::readHeadDim() {
   return total / numHeads;
 }
 
+Error HFImporter::readMlaShape() {
+  auto dim = [&](StringRef key, int64_t fallback) -> Expected<int64_t> {
+    HYBRID_ASSIGN_OR_RETURN(int64_t value, cfg.positiveIntOr(key, fallback));
+    if (value > kMaxDim)
+      return cfg.error(key, "must be at most " + llvm::Twine(kMaxDim) +
+                                ", got " + llvm::Twine(value));
+    return value;
+  };
+  HYBRID_ASSIGN_OR_RETURN(mla.nopeDim, dim("qk_nope_head_dim", 128));
+  HYBRID_ASSIGN_OR_RETURN(mla.ropeDim, dim("qk_rope_head_dim", 64));
+  HYBRID_ASSIGN_OR_RETURN(mla.valueDim, dim("v_head_dim", 128));
+  if (mla.ropeDim % 2 != 0)
+    return cfg.error("qk_rope_head_dim",
+                     "must be even for rotary embeddings, got " +
+                         llvm::Twine(mla.ropeDim));
+  // LongCat-Flash builds its rotary table over head_dim (64 by default).
+  if (ctx.family == Family::LongcatFlash) {
+    HYBRID_ASSIGN_OR_RETURN(int64_t tableDim,
+                            cfg.positiveIntOr("head_dim", 64));
+    if (tableDim != mla.ropeDim)
+      return cfg.error("head_dim", "must equal qk_rope_head_dim (" +
+                                       llvm::Twine(mla.ropeDim) +
+                                       ") for model_type 'longcat_flash', "
+                                       "whose RoPE table it sizes, got " +
+                                       llvm::Twine(tableDim));
+  }
+  // DeepSeek V2 multiplies adjacent pairs as complex numbers; V3 and its
+  // descendants rotate them too (apply_rotary_pos_emb_interleave) unless
+  // rope_interleave is false; LongCat-Flash and Ling 3 always do.
+  if (ctx.family == Family::DeepseekMla && ctx.modelType != "deepseek_v2") {
+    HYBRID_ASSIGN_OR_RETURN(std::optional<bool> interleave,
+                            cfg.optBool("rope_interleave"));
+    mla.interleaved = interleave.value_or(true);
+  }
+  return Error::success();
+}
+
+/// transformers' yarn_apply_mscale: `qk_head_dim^-0.5`, times
+/// `get_mscale(factor, mscale_all_dim)^2` under a RoPE scaling that states
+/// `mscale_all_dim`.
+Expected<double> HFImporter::mlaScale(int64_t dim) {
+  double scale = 1.0 / std::sqrt(static_cast<double>(dim));
+  HYBRID_ASSIGN_OR_RETURN(RopeSource source, ropeSource(LayerKind::Full));
+  if (!source.params)
+    return scale;
+  const ObjectView &params = *source.params;
+  StringRef typeKey = params.find("rope_type") ? "rope_type" : "type";
+  HYBRID_ASSIGN_OR_RETURN(std::optional<std::string> type,
+                          params.optString(typeKey));
+  HYBRID_ASSIGN_OR_RETURN(std::optional<double> mscaleAllDim,
+                          params.optNumber("mscale_all_dim"));
+  if (type.value_or("default") == "default" || mscaleAllDim.value_or(0) == 0)
+    return scale;
+  HYBRID_ASSIGN_OR_RETURN(std::optional<double> factor,
+                          params.optPositiveNumber("factor"));
+  if (!factor)
+    return params.missing("factor");
+  double m = yarnMscale(*factor, *mscaleAllDim);
+  return scale * m * m;
+}
+
 Error HFImporter::readAttentionShape() {
   HYBRID_ASSIGN_OR_RETURN(numHeads, cfg.getPositiveInt("num_attention_heads"));
   // BambaConfig alone maps an explicit null to the query head count.
@@ -363,6 +440,15 @@ Error HFImporter::readAttentionShape() {
     kvKey = "num_attention_groups";
   HYBRID_ASSIGN_OR_RETURN(
       numKVHeads, cfg.positiveIntOr(kvKey, kvDefault.value_or(numHeads)));
+  // MLA decompresses keys and values for every query head (transformers'
+  // eager attention fails on any other count).
+  if (usesMla(ctx.family) && numKVHeads != numHeads)
+    return cfg.error(kvKey, "must equal num_attention_heads (" +
+                                llvm::Twine(numHeads) + ") for model_type '" +
+                                ctx.modelType +
+                                "', whose latent attention gives every head "
+                                "its keys and values, got " +
+                                llvm::Twine(numKVHeads));
   HYBRID_ASSIGN_OR_RETURN(headDim, readHeadDim());
   if (numHeads > kMaxDim)
     return cfg.error("num_attention_heads",
@@ -718,6 +804,9 @@ Expected<Positional> HFImporter::rope(LayerKind kind, int64_t dim,
     if (stated)
       ropeType = *stated;
     typePath = params->fieldPath(key);
+    // SarvamMLAConfig renames its checkpoints' scaling.
+    if (ctx.modelType == "sarvam_mla" && ropeType == "deepseek_yarn")
+      ropeType = "yarn";
   }
 
   std::optional<double> theta;
@@ -853,6 +942,7 @@ Expected<Positional> HFImporter::positional(size_t index, LayerKind kind,
   switch (ctx.family) {
   case Family::Jamba: // Their attention has no positional encoding.
   case Family::NemotronH:
+  case Family::KimiLinear:
     usesRope = false;
     break;
   case Family::Cohere2: // Global layers are NoPE.
@@ -882,6 +972,19 @@ Expected<Positional> HFImporter::positional(size_t index, LayerKind kind,
   }
   if (!usesRope)
     return Positional();
+  if (usesMla(ctx.family)) {
+    // Frequencies over the rotating dims alone (transformers sets head_dim
+    // to qk_rope_head_dim), which follow the others in each head.
+    HYBRID_ASSIGN_OR_RETURN(Positional pos,
+                            rope(kind, mla.ropeDim, "qk_rope_head_dim"));
+    pos.interleaved = mla.interleaved;
+    if (mla.ropeDim < dim) {
+      pos.kind = PositionalKind::Partial;
+      pos.rotaryDim = mla.ropeDim;
+      pos.rotaryOffset = mla.nopeDim;
+    }
+    return pos;
+  }
   HYBRID_ASSIGN_OR_RETURN(Positional pos, rope(kind, dim, headDimKey));
   // One rotary table per distinct base, each with the config's scaling.
   if (!layerThetas.empty())
@@ -919,6 +1022,10 @@ Expected<double> HFImporter::scale(int64_t dim) {
                                                  static_cast<double>(dim)));
     return 1.0 / std::sqrt(scalar);
   }
+  case Family::DeepseekMla:
+  case Family::LongcatFlash:
+  case Family::BailingHybrid:
+    return mlaScale(dim);
   default:
     return 1.0 / std::sqrt(static_cast<double>(dim));
   }
@@ -947,6 +1054,8 @@ Expected<LayerSpec> HFImporter::attentionLayer(size_t index, LayerKind kind) {
     layer.numKVHeads = globalKVHeads;
   }
   layer.vHeadDim = layer.headDim;
+  if (usesMla(ctx.family))
+    layer.vHeadDim = mla.valueDim;
   if (ctx.family == Family::MiMoV2Flash) {
     // Values of their own head dim; sliding layers have twice the KV heads
     // (MiMoV2FlashAttention).
@@ -1080,13 +1189,23 @@ Expected<ModelSpec> hybrid::spec::importHFConfig(const json &config,
   HYBRID_ASSIGN_OR_RETURN(std::optional<ObjectView> textConfig,
                           root.optObject("text_config"));
   ObjectView cfg = textConfig ? *textConfig : root;
+  std::optional<std::string> textType;
   if (textConfig) {
-    HYBRID_ASSIGN_OR_RETURN(std::optional<std::string> textType,
-                            textConfig->optString("model_type"));
+    HYBRID_ASSIGN_OR_RETURN(textType, textConfig->optString("model_type"));
     if (textType && lookupFamily(*textType)) {
       family = lookupFamily(*textType);
       familyType = *textType;
     }
+  }
+  // Families whose attention the kernels cannot compute, named as such
+  // (their language model's type first).
+  std::string refused = textType.value_or("");
+  if (!unsupportedReason(refused) && !family)
+    refused = modelType;
+  if (std::optional<StringRef> reason = unsupportedReason(refused)) {
+    ObjectView at = refused == modelType ? root : cfg;
+    return at.error("model_type", "model type " + describe(json(refused)) +
+                                      " is not supported: " + *reason);
   }
   if (!family)
     return root.error("model_type",
@@ -1107,8 +1226,13 @@ Expected<ModelSpec> hybrid::spec::importHFConfig(const json &config,
                          llvm::Twine(ctx.numLayers));
   HYBRID_ASSIGN_OR_RETURN(ctx.hiddenSize, cfg.getPositiveInt("hidden_size"));
   // Without it the caller must be given the context length (--max-seq).
+  // Kimi Linear and Ling 3 store it as model_max_length (attribute_map).
+  StringRef maxPosKey = "max_position_embeddings";
+  if ((*family == Family::KimiLinear || *family == Family::BailingHybrid) &&
+      cfg.has("model_max_length"))
+    maxPosKey = "model_max_length";
   HYBRID_ASSIGN_OR_RETURN(std::optional<int64_t> maxPos,
-                          cfg.optPositiveInt("max_position_embeddings"));
+                          cfg.optPositiveInt(maxPosKey));
   ctx.maxPositionEmbeddings = maxPos.value_or(0);
 
   int64_t hiddenSize = ctx.hiddenSize;

@@ -98,12 +98,56 @@ static constexpr FamilyName kFamilies[] = {
     {"apertus1p5_text", Family::Apertus},
     {"dots1", Family::Dots1},
     {"sarvam_moe", Family::Glm4Moe},
+    {"deepseek_v2", Family::DeepseekMla},
+    {"deepseek_v3", Family::DeepseekMla},
+    {"kimi_k2", Family::DeepseekMla},
+    {"kimi_k25", Family::DeepseekMla},
+    {"youtu", Family::DeepseekMla},
+    {"sarvam_mla", Family::DeepseekMla},
+    {"longcat_flash", Family::LongcatFlash},
+    {"kimi_linear", Family::KimiLinear},
+    {"bailing_hybrid", Family::BailingHybrid},
 };
 
 std::optional<Family> detail::lookupFamily(StringRef modelType) {
   for (const FamilyName &entry : kFamilies)
     if (entry.modelType == modelType)
       return entry.family;
+  return std::nullopt;
+}
+
+namespace {
+struct UnsupportedFamily {
+  StringRef modelType;
+  StringRef reason;
+};
+} // namespace
+
+static constexpr StringRef kSparseIndexer =
+    "its attention is sparse: an indexer keeps the top index_topk keys of "
+    "each query (DeepSeek sparse attention)";
+static constexpr UnsupportedFamily kUnsupported[] = {
+    {"deepseek_v32", kSparseIndexer},
+    {"glm_moe_dsa", kSparseIndexer},
+    {"glm5_next", kSparseIndexer},
+    {"glm5_next_text", kSparseIndexer},
+    {"hy_v4", kSparseIndexer},
+    {"dots3_note", kSparseIndexer},
+    {"dots3_note_text", kSparseIndexer},
+    {"deepseek_v4", "its attention reads a sliding window plus compressed and "
+                    "indexer-selected KV entries"},
+    {"hunyuan_v1_dense", "it normalises queries and keys after RoPE "
+                         "(query_layernorm, key_layernorm)"},
+    {"hunyuan_v1_moe", "it normalises queries and keys after RoPE "
+                       "(query_layernorm, key_layernorm)"},
+    {"nanochat", "its RoPE turns the other way (rotate_half gives "
+                 "cat(x2, -x1))"},
+};
+
+std::optional<StringRef> detail::unsupportedReason(StringRef modelType) {
+  for (const UnsupportedFamily &entry : kUnsupported)
+    if (entry.modelType == modelType)
+      return entry.reason;
   return std::nullopt;
 }
 
@@ -152,6 +196,8 @@ static bool attendsFullOnly(Family family) {
   case Family::SeedOss:
   case Family::SolarOpen:
   case Family::HyV3:
+  case Family::DeepseekMla:
+  case Family::LongcatFlash:
     return true;
   default:
     return false;
@@ -173,6 +219,8 @@ static bool familyAllows(Family family, LayerKind kind) {
   case Family::GraniteMoeHybrid:
     return kind == LayerKind::Full || kind == LayerKind::Mamba;
   case Family::OlmoHybrid:
+  case Family::KimiLinear:
+  case Family::BailingHybrid:
     return kind == LayerKind::Full || kind == LayerKind::Linear;
   case Family::NemotronH:
     return kind == LayerKind::Full || kind == LayerKind::Mamba ||
@@ -322,6 +370,25 @@ static Expected<std::vector<LayerKind>> nemotronHBlocks(const HFContext &ctx) {
 
 Expected<std::optional<int64_t>>
 detail::listedLayerCount(const HFContext &ctx) {
+  if (ctx.family == Family::LongcatFlash) {
+    // Two attention sublayers per block of `num_layers` (transformers'
+    // num_hidden_layers is twice it).
+    HYBRID_ASSIGN_OR_RETURN(std::optional<int64_t> blocks,
+                            ctx.cfg.optPositiveInt("num_layers"));
+    HYBRID_ASSIGN_OR_RETURN(std::optional<int64_t> stated,
+                            ctx.cfg.optPositiveInt("num_hidden_layers"));
+    if (blocks && stated && *stated != 2 * *blocks)
+      return ctx.cfg.error("num_hidden_layers",
+                           "must be twice num_layers (" + llvm::Twine(*blocks) +
+                               "), got " + llvm::Twine(*stated));
+    if (!blocks && stated)
+      blocks = *stated / 2;
+    if (blocks && *blocks > kMaxLayers / 2)
+      return ctx.cfg.error("num_layers", "must be at most " +
+                                             llvm::Twine(kMaxLayers / 2) +
+                                             ", got " + llvm::Twine(*blocks));
+    return 2 * blocks.value_or(28);
+  }
   if (ctx.family != Family::NemotronH)
     return std::nullopt;
   HYBRID_ASSIGN_OR_RETURN(std::vector<LayerKind> kinds, nemotronHBlocks(ctx));
@@ -444,6 +511,46 @@ static std::vector<LayerKind> zamba2DefaultBlocks() {
   return kinds;
 }
 
+/// Kimi Linear's checkpoints list their layers in `linear_attn_config`,
+/// 1-indexed (`full_attn_layers`, `kda_layers`); without both lists, every
+/// 4th layer from layer 4 is MLA.
+static Expected<std::vector<LayerKind>>
+kimiLinearSchedule(const HFContext &ctx) {
+  int64_t n = ctx.numLayers;
+  HYBRID_ASSIGN_OR_RETURN(std::optional<ObjectView> linear,
+                          ctx.cfg.optObject("linear_attn_config"));
+  if (!linear || !linear->has("full_attn_layers") || !linear->has("kda_layers"))
+    return schedule(n, LayerKind::Full, LayerKind::Linear,
+                    [](int64_t i) { return i != 0 && i % 4 == 0; });
+  std::vector<std::optional<LayerKind>> listed(n);
+  for (auto [key, kind] :
+       {std::pair<StringRef, LayerKind>{"full_attn_layers", LayerKind::Full},
+        {"kda_layers", LayerKind::Linear}}) {
+    HYBRID_ASSIGN_OR_RETURN(const json *list, linear->optArray(key));
+    for (size_t i = 0; i < list->size(); ++i) {
+      std::string path = indexPath(linear->fieldPath(key), i);
+      HYBRID_ASSIGN_OR_RETURN(int64_t layer,
+                              toInt((*list)[i], ctx.cfg.file(), path));
+      if (layer < 1 || layer > n)
+        return fieldError(ctx.cfg.file(), path,
+                          "must be a layer number from 1 to "
+                          "num_hidden_layers (" +
+                              llvm::Twine(n) + "), got " + llvm::Twine(layer));
+      listed[layer - 1] = kind;
+    }
+  }
+  std::vector<LayerKind> kinds;
+  for (int64_t i = 0; i < n; ++i) {
+    if (!listed[i])
+      return linear->error("kda_layers", "and full_attn_layers leave layer " +
+                                             llvm::Twine(i + 1) +
+                                             " (1-indexed) without a "
+                                             "kind");
+    kinds.push_back(*listed[i]);
+  }
+  return kinds;
+}
+
 /// The family's own schedule, for configs without `layer_types`.
 static Expected<std::vector<LayerKind>> familySchedule(const HFContext &ctx) {
   const ObjectView &cfg = ctx.cfg;
@@ -542,6 +649,14 @@ static Expected<std::vector<LayerKind>> familySchedule(const HFContext &ctx) {
   case Family::MiMoV2Flash:
     return schedule(n, LayerKind::Full, LayerKind::Sliding,
                     [](int64_t i) { return i == 0 || (i + 1) % 6 == 0; });
+  case Family::KimiLinear:
+    return kimiLinearSchedule(ctx);
+  case Family::BailingHybrid: {
+    HYBRID_ASSIGN_OR_RETURN(int64_t group,
+                            cfg.positiveIntOr("layer_group_size", 6));
+    return schedule(n, LayerKind::Full, LayerKind::Linear,
+                    [&](int64_t i) { return (i + 1) % group == 0; });
+  }
   case Family::Qwen3Next: {
     HYBRID_ASSIGN_OR_RETURN(int64_t interval,
                             cfg.positiveIntOr("full_attention_interval", 4));
@@ -831,6 +946,10 @@ std::optional<double> detail::defaultRopeTheta(const HFContext &ctx,
     return 5e6;
   case Family::HyV3:
     return 11158840.0;
+  case Family::LongcatFlash:
+    return 1e7;
+  case Family::BailingHybrid:
+    return 6e6;
   case Family::SmolLM3:
     return 2e6;
   case Family::Jamba:
@@ -850,8 +969,66 @@ static Expected<int64_t> stateSize(const ObjectView &cfg, StringRef key,
   return *product;
 }
 
+/// Kimi Delta Attention (Kimi Linear's and Ling 3's): per head one
+/// head_dim x head_dim recurrent state, and a short convolution over q, k
+/// and v keeping `kernel` columns of 3 * heads * head_dim channels (as
+/// transformers stores it). Kimi Linear's checkpoints state the shape in
+/// `linear_attn_config`; Ling 3's KDA heads are the attention heads and its
+/// `head_dim` theirs.
+static Expected<LinearLayerShape> kdaLayerShape(const HFContext &ctx) {
+  const ObjectView &cfg = ctx.cfg;
+  int64_t heads = 0, dim = 0, kernel = 0;
+  std::string headsKey, dimKey, kernelKey;
+  if (ctx.family == Family::KimiLinear) {
+    HYBRID_ASSIGN_OR_RETURN(std::optional<ObjectView> sub,
+                            cfg.optObject("linear_attn_config"));
+    auto read = [&](StringRef subKey, StringRef key, int64_t fallback,
+                    std::string &path) -> Expected<int64_t> {
+      if (sub && sub->has(subKey)) {
+        path = sub->fieldPath(subKey);
+        return sub->getPositiveInt(subKey);
+      }
+      path = cfg.fieldPath(key);
+      return cfg.positiveIntOr(key, fallback);
+    };
+    HYBRID_ASSIGN_OR_RETURN(
+        heads, read("num_heads", "linear_num_heads", 32, headsKey));
+    HYBRID_ASSIGN_OR_RETURN(dim,
+                            read("head_dim", "linear_head_dim", 128, dimKey));
+    HYBRID_ASSIGN_OR_RETURN(
+        kernel,
+        read("short_conv_kernel_size", "linear_conv_kernel_dim", 4, kernelKey));
+  } else {
+    headsKey = "num_attention_heads";
+    dimKey = "head_dim";
+    kernelKey = "short_conv_kernel_size";
+    HYBRID_ASSIGN_OR_RETURN(heads, cfg.getPositiveInt(headsKey));
+    HYBRID_ASSIGN_OR_RETURN(dim, cfg.positiveIntOr(dimKey, 128));
+    HYBRID_ASSIGN_OR_RETURN(kernel, cfg.positiveIntOr(kernelKey, 4));
+  }
+  auto overflow = [&](const std::string &path) {
+    return fieldError(cfg.file(), path,
+                      "makes the recurrent state size overflow");
+  };
+  LinearLayerShape shape;
+  shape.numHeads = shape.numKVHeads = heads;
+  shape.headDim = shape.vHeadDim = dim;
+  shape.scale = 1.0 / std::sqrt(static_cast<double>(dim));
+  std::optional<int64_t> recurrent = checkedProduct({heads, dim, dim});
+  if (!recurrent)
+    return overflow(dimKey);
+  std::optional<int64_t> conv = checkedProduct({3, heads, dim, kernel});
+  if (!conv)
+    return overflow(kernelKey);
+  shape.state.recurrentElements = *recurrent;
+  shape.state.convElements = *conv;
+  return shape;
+}
+
 Expected<LinearLayerShape> detail::linearLayerShape(const HFContext &ctx) {
   const ObjectView &cfg = ctx.cfg;
+  if (ctx.family == Family::KimiLinear || ctx.family == Family::BailingHybrid)
+    return kdaLayerShape(ctx);
   LinearLayerShape shape;
   if (ctx.family == Family::MiniMax) {
     // Lightning attention keeps one head_dim x head_dim matrix per head and

@@ -63,12 +63,27 @@ enum class Family {
   Step3p5, // step3p5, step3p7: sliding and full layers, per-layer RoPE lists
   Apertus, // apertus, apertus1p5(_text): Llama 3 scaled RoPE by default
   Dots1,   // Qwen 2's rule, without use_sliding_window
+  DeepseekMla,   // deepseek_v2, deepseek_v3 (kimi_k2, kimi_k25), youtu,
+                 // sarvam_mla: multi-head latent attention as transformers
+                 // computes it, decompressed per head
+  LongcatFlash,  // LongCat-Flash: two MLA sublayers per block
+  KimiLinear,    // Kimi Linear: KDA layers and NoPE MLA layers
+  BailingHybrid, // Ling 3: KDA layers and every 6th an MLA layer
 };
+
+/// Whether the family's attention is multi-head latent attention.
+inline bool usesMla(Family family) {
+  return family == Family::DeepseekMla || family == Family::LongcatFlash ||
+         family == Family::KimiLinear || family == Family::BailingHybrid;
+}
 
 /// The family of a `model_type`, or nullopt when we do not support it.
 std::optional<Family> lookupFamily(llvm::StringRef modelType);
 /// "llama, mistral, ..." for the unknown-model-type message.
 std::string supportedModelTypes();
+/// Why the kernels cannot compute the attention of `modelType`, a model
+/// type transformers knows; nullopt for the others.
+std::optional<llvm::StringRef> unsupportedReason(llvm::StringRef modelType);
 
 /// The text config of one model and the fields every family needs.
 struct HFContext {

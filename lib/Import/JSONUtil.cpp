@@ -344,8 +344,7 @@ ObjectView::checkKnownKeys(llvm::ArrayRef<llvm::StringRef> known) const {
   return llvm::Error::success();
 }
 
-/// YaRN's attention temperature (transformers' get_mscale).
-static double yarnMscale(double scale, double mscale) {
+double detail::yarnMscale(double scale, double mscale) {
   return scale <= 1.0 ? 1.0 : 0.1 * mscale * std::log(scale) + 1.0;
 }
 

@@ -145,6 +145,10 @@ private:
   std::string objectPath;
 };
 
+/// YaRN's attention temperature `0.1 * mscale * ln(scale) + 1` (1 for
+/// scale <= 1; transformers' get_mscale).
+double yarnMscale(double scale, double mscale);
+
 /// Reads the parameters of a linear, llama3 or yarn RoPE scaling from `params`
 /// (transformers' field names). `maxPositionEmbeddings` (0 when unknown) is
 /// yarn's fallback for `original_max_position_embeddings`, as in transformers.

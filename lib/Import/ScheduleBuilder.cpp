@@ -66,7 +66,8 @@ static PositionalAttr convert(EmitFn emitError, MLIRContext *ctx,
   case s::PositionalKind::None:
     return PositionalAttr::getChecked(emitError, ctx, PositionalKind::none,
                                       Real(), int64_t(0), Real(),
-                                      RopeScalingAttr(), /*interleaved=*/false);
+                                      RopeScalingAttr(), /*interleaved=*/false,
+                                      /*rotary_offset=*/int64_t(0));
   case s::PositionalKind::Rope:
     kind = PositionalKind::rope;
     break;
@@ -80,9 +81,10 @@ static PositionalAttr convert(EmitFn emitError, MLIRContext *ctx,
   RopeScalingAttr scaling;
   if (pos.scaling && !(scaling = convert(emitError, ctx, *pos.scaling)))
     return {};
-  return PositionalAttr::getChecked(
-      emitError, ctx, kind, Real(pos.theta), pos.rotaryDim.value_or(0),
-      Real(pos.fraction.value_or(0)), scaling, pos.interleaved);
+  return PositionalAttr::getChecked(emitError, ctx, kind, Real(pos.theta),
+                                    pos.rotaryDim.value_or(0),
+                                    Real(pos.fraction.value_or(0)), scaling,
+                                    pos.interleaved, pos.rotaryOffset);
 }
 
 /// The inherent attributes of one layer; identical layers get the same

@@ -134,11 +134,12 @@ Error SpecImporter::checkApplicable(const ObjectView &leaf, LayerKind kind) {
 
 Expected<Positional> SpecImporter::readPositional(const ObjectView &view,
                                                   int64_t headDim) {
-  HYBRID_RETURN_IF_ERROR(view.checkKnownKeys(
-      {"type", "theta", "rotary_dim", "fraction", "scaling", "interleaved"}));
+  HYBRID_RETURN_IF_ERROR(
+      view.checkKnownKeys({"type", "theta", "rotary_dim", "rotary_offset",
+                           "fraction", "scaling", "interleaved"}));
   HYBRID_ASSIGN_OR_RETURN(std::string type, view.getString("type"));
   Positional pos;
-  llvm::SmallVector<StringRef, 5> allowed = {"type"};
+  llvm::SmallVector<StringRef, 6> allowed = {"type"};
   if (type == "none") {
     pos.kind = PositionalKind::None;
   } else if (type == "rope" || type == "partial" || type == "proportional") {
@@ -147,7 +148,7 @@ Expected<Positional> SpecImporter::readPositional(const ObjectView &view,
                : type == "partial" ? PositionalKind::Partial
                                    : PositionalKind::Proportional;
     if (pos.kind == PositionalKind::Partial)
-      allowed.push_back("rotary_dim");
+      allowed.append({"rotary_dim", "rotary_offset"});
     if (pos.kind == PositionalKind::Proportional)
       allowed.push_back("fraction");
   } else {
@@ -178,6 +179,16 @@ Expected<Positional> SpecImporter::readPositional(const ObjectView &view,
     HYBRID_ASSIGN_OR_RETURN(pos.rotaryDim, view.optPositiveInt("rotary_dim"));
     if (!pos.rotaryDim)
       return view.missing("rotary_dim");
+    HYBRID_ASSIGN_OR_RETURN(std::optional<int64_t> offset,
+                            view.optNonNegativeInt("rotary_offset"));
+    pos.rotaryOffset = offset.value_or(0);
+    if (pos.rotaryOffset % 2 != 0 ||
+        pos.rotaryOffset + *pos.rotaryDim > headDim)
+      return view.error("rotary_offset",
+                        "must be even and leave room for rotary_dim (" +
+                            llvm::Twine(*pos.rotaryDim) + ") in head_dim (" +
+                            llvm::Twine(headDim) + "), got " +
+                            llvm::Twine(pos.rotaryOffset));
     HYBRID_RETURN_IF_ERROR(checkRotaryDim(
         view.file(), view.fieldPath("rotary_dim"), *pos.rotaryDim, headDim));
   }
@@ -444,6 +455,7 @@ Error SpecImporter::checkShared(size_t index) {
   if (src.positional.kind != layer.positional.kind ||
       src.positional.theta != layer.positional.theta ||
       src.positional.rotaryDim != layer.positional.rotaryDim ||
+      src.positional.rotaryOffset != layer.positional.rotaryOffset ||
       src.positional.fraction != layer.positional.fraction ||
       src.positional.interleaved != layer.positional.interleaved)
     return mismatch("positional encoding");

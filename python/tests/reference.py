@@ -6,10 +6,14 @@ import numpy as np
 
 def rope(x, positions, pos):
     """Rotates the pairs (i, i + dim/2) (interleaved: (2i, 2i + 1)) of x's
-    first `dim` dims: all of a head, or rotary_dim for partial RoPE;
-    proportional RoPE's frequencies run over the head and stop after
-    rotary_dim/2 pairs (the rest pass through)."""
+    first `dim` dims: all of a head, or rotary_dim for partial RoPE (from
+    rotary_offset on, if given); proportional RoPE's frequencies run over the
+    head and stop after rotary_dim/2 pairs (the rest pass through)."""
     assert not pos.get("scaling"), "this reference knows unscaled RoPE only"
+    offset = pos.get("rotary_offset", 0) if pos["type"] == "partial" else 0
+    if offset:
+        rotated = rope(x[..., offset:], positions, dict(pos, rotary_offset=0))
+        return np.concatenate([x[..., :offset], rotated], axis=-1)
     dim = pos["rotary_dim"] if pos["type"] == "partial" else x.shape[-1]
     half = dim // 2
     inv_freq = pos["theta"] ** (-np.arange(half) * 2.0 / dim)

@@ -265,6 +265,56 @@ def families():
             vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
                                num_attention_heads=2, image_size=28, patch_size=14)),
             t.Step3p7ForConditionalGeneration, ["sliding"] * 3 + ["full"]))
+    # Multi-head latent attention, decompressed per head as transformers
+    # computes it: queries and keys of 24 dims without RoPE then 8 rotating
+    # ones (interleaved pairs unless rope_interleave is false), values of 16,
+    # every head its own keys and values.
+    mla_shape = dict(no_head_dim, num_key_value_heads=SMALL["num_attention_heads"])
+    mla_shape.update(num_hidden_layers=2, kv_lora_rank=16, qk_nope_head_dim=24,
+                     qk_rope_head_dim=8, v_head_dim=16, pad_token_id=None,
+                     eos_token_id=None, bos_token_id=None)
+    mla_experts = dict(n_routed_experts=4, num_experts_per_tok=2, moe_intermediate_size=32,
+                       first_k_dense_replace=1, n_group=1, topk_group=1)
+    for name, config, model_class, fields in [
+            # Yarn: mscale_all_dim's square in the scale.
+            ("deepseek_v3", "DeepseekV3Config", "DeepseekV3ForCausalLM",
+             dict(q_lora_rank=32, **mla_experts, rope_parameters=dict(
+                 rope_type="yarn", rope_theta=10000.0, factor=4.0,
+                 original_max_position_embeddings=32, mscale=1.0,
+                 mscale_all_dim=1.0))),
+            # Complex-number RoPE; queries straight from the hidden state.
+            ("deepseek_v2", "DeepseekV2Config", "DeepseekV2ForCausalLM",
+             dict(q_lora_rank=None, **mla_experts)),
+            ("youtu", "YoutuConfig", "YoutuForCausalLM",
+             dict(q_lora_rank=32, rope_interleave=False))]:
+        if hasattr(t, config):
+            newer.append((name, getattr(t, config)(**mla_shape, **fields),
+                          getattr(t, model_class), ["full"] * 2))
+    if hasattr(t, "LongcatFlashConfig"):
+        # Two MLA sublayers per block, q and the latent scaled by their LoRA
+        # ranks outside the attention.
+        longcat = {k: v for k, v in mla_shape.items() if k != "num_hidden_layers"}
+        newer.append(("longcat_flash", t.LongcatFlashConfig(
+            **longcat, num_layers=1, head_dim=8, q_lora_rank=32, n_routed_experts=4,
+            moe_topk=2, zero_expert_num=2, expert_ffn_hidden_size=32),
+            t.LongcatFlashForCausalLM, ["full"] * 2))
+    if hasattr(t, "KimiLinearConfig"):
+        # Kimi Delta Attention layers (transformers' own) and a NoPE MLA
+        # layer, listed 1-indexed.
+        newer.append(("kimi_linear", t.KimiLinearConfig(
+            **mla_shape, linear_attn_config=dict(
+                full_attn_layers=[2], kda_layers=[1], num_heads=2, head_dim=16,
+                short_conv_kernel_size=4),
+            num_local_experts=4, num_experts_per_tok=2, moe_intermediate_size=32),
+            t.KimiLinearForCausalLM, ["linear", "full"]))
+    if hasattr(t, "BailingHybridConfig"):
+        # KDA layers of the attention heads and head_dim, then an MLA layer
+        # with a per-head output gate.
+        bailing = dict(mla_shape, head_dim=16, layer_group_size=2, num_local_experts=4,
+                       num_experts_per_tok=2, moe_intermediate_size=32,
+                       first_k_dense_replace=1, n_group=1, topk_group=1, num_mtp_layers=0)
+        newer.append(("bailing_hybrid", t.BailingHybridConfig(**bailing),
+                      t.BailingHybridForCausalLM, ["linear", "full"]))
     newer.append(("starcoder2", t.Starcoder2Config(**no_head_dim, num_hidden_layers=2,
                                                    sliding_window=8),
                   t.Starcoder2ForCausalLM, ["sliding"] * 2))
@@ -419,6 +469,7 @@ def rotation_left_to_the_kernels(model_class):
     import sys
     module = sys.modules[model_class.__module__]
     names = [n for n in ("apply_rotary_pos_emb", "apply_rotary_emb",
+                         "apply_rotary_pos_emb_interleave",
                          "get_llama_4_attn_scale") if hasattr(module, n)]
     saved = {n: getattr(module, n) for n in names}
 

@@ -139,6 +139,7 @@ static Positional parsePositional(const Fields &f) {
                      "'");
   p.theta = f.number("theta");
   p.rotaryDim = f.integer("rotary_dim", 0);
+  p.rotaryOffset = f.integer("rotary_offset", 0);
   p.fraction = f.number("fraction", 0.0);
   p.interleaved = f.boolean("interleaved", false);
   if (f.has("scaling")) {
@@ -209,6 +210,13 @@ static LayerSpec parseLayer(const Fields &f) {
     if (p.rotaryDim < 0 || p.rotaryDim > l.headDim || p.rotaryDim % 2)
       throw FieldError(where + ".rotary_dim: must be even, 0 to head_dim (" +
                        std::to_string(l.headDim) + ")");
+    if (p.rotaryOffset < 0 || p.rotaryOffset % 2 ||
+        p.rotaryOffset + p.rotaryDim > l.headDim ||
+        (p.rotaryOffset != 0 && p.kind != PositionalKind::partial))
+      throw FieldError(where +
+                       ".rotary_offset: must be even, with rotary_dim "
+                       "at most head_dim (" +
+                       std::to_string(l.headDim) + "), and 0 unless partial");
     if (!p.scaling.type.empty() &&
         (!(p.scaling.factor > 0) || !std::isfinite(p.scaling.factor)))
       throw FieldError(where + ".scaling.factor: must be positive");

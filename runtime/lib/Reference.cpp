@@ -68,6 +68,8 @@ Rotation reference::getRotation(const Positional &p, int64_t headDim) {
   int64_t dim = p.kind == PositionalKind::partial ? p.rotaryDim : headDim;
   r.half = dim / 2;
   r.interleaved = p.interleaved;
+  if (p.kind == PositionalKind::partial)
+    r.offset = p.rotaryOffset;
   for (int64_t i = 0; i < r.half; ++i)
     r.inverseFrequencies.push_back(std::pow(p.theta, -2.0 * i / dim));
   const RopeScaling &s = p.scaling;
@@ -97,7 +99,7 @@ static void rotate(std::vector<double> &x, int64_t seq, int64_t heads,
   for (size_t row = 0; row < x.size() / (heads * dim); ++row) {
     double position = double(firstPosition + int64_t(row) % seq);
     for (int64_t h = 0; h < heads; ++h) {
-      double *v = &x[(row * heads + h) * dim];
+      double *v = &x[(row * heads + h) * dim + r.offset];
       for (int64_t i = 0; i < r.half; ++i) {
         double angle = position * r.inverseFrequencies[i];
         double c = std::cos(angle) * r.attentionFactor;

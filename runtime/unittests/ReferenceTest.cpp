@@ -167,3 +167,28 @@ TEST(Reference, YarnAttentionFactorDefaultsFromFactor) {
   EXPECT_DOUBLE_EQ(r.inverseFrequencies[0], 1.0);
   EXPECT_DOUBLE_EQ(r.inverseFrequencies[31], std::pow(10000.0, -62.0 / 64) / 4);
 }
+
+TEST(Reference, PartialRotationFromAnOffset) {
+  // MLA's decoupled RoPE: the last 4 of 8 dims rotate, interleaved.
+  Positional p{PositionalKind::partial, 10000, 4, 0, {}, true, 4};
+  reference::Rotation r = reference::getRotation(p, 8);
+  EXPECT_EQ(r.offset, 4);
+  EXPECT_EQ(r.half, 2);
+  LayerSpec l;
+  l.numHeads = l.numKvHeads = 1;
+  l.headDim = l.vHeadDim = 8;
+  l.scale = 1;
+  l.positional = p;
+  // Two keys at positions 0 and 1; the query at 1 (unit vectors): only the
+  // rotating dims' scores depend on the position.
+  std::vector<float> q = {1, 0, 0, 0, 1, 0, 0, 0};
+  std::vector<float> k = {1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0};
+  std::vector<float> v = {1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0};
+  std::vector<double> out =
+      reference::attention(l, 1, 1, 2, q.data(), k.data(), v.data(), nullptr);
+  // q.k at distance 1 is 1 + cos(1) (pair 0, frequency 1), at 0 it is 2.
+  double s0 = 1 + std::cos(1.0), s1 = 2;
+  double w0 = std::exp(s0) / (std::exp(s0) + std::exp(s1));
+  EXPECT_NEAR(out[0], w0, 1e-12);
+  EXPECT_NEAR(out[1], 1 - w0, 1e-12);
+}

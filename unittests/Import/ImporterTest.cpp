@@ -1138,6 +1138,169 @@ TEST(HFRules, ApertusDots1AndSarvamDefaults) {
   EXPECT_EQ(half->layers[0].positional.rotaryDim, 32); // 64 * 0.5
 }
 
+TEST(HFRules, MlaDecompressedPerHead) {
+  // DeepSeek V3's defaults: heads of 128 + 64 dims, the last 64 rotating in
+  // interleaved pairs, values of 128; keys and values for every head.
+  auto v3 = importOk(hfBare("deepseek_v3"));
+  ASSERT_TRUE(v3);
+  const LayerSpec &l = v3->layers[0];
+  EXPECT_EQ(l.headDim, 192);
+  EXPECT_EQ(l.vHeadDim, 128);
+  EXPECT_EQ(l.numKVHeads, 8);
+  EXPECT_EQ(l.positional.kind, PositionalKind::Partial);
+  EXPECT_EQ(l.positional.rotaryDim, 64);
+  EXPECT_EQ(l.positional.rotaryOffset, 128);
+  EXPECT_TRUE(l.positional.interleaved);
+  EXPECT_DOUBLE_EQ(l.positional.theta, 1e4);
+  EXPECT_DOUBLE_EQ(l.scale, 1.0 / std::sqrt(192.0));
+  // Kimi K2's yarn: the scale takes get_mscale(factor, mscale_all_dim)^2,
+  // the rotation's attention factor mscale / mscale_all_dim; a hub head_dim
+  // (vLLM's latent width) changes nothing.
+  auto k2 = importOk(
+      hf("kimi_k2", "\"num_key_value_heads\": 8, \"head_dim\": 576, "
+                    "\"qk_nope_head_dim\": 32, \"qk_rope_head_dim\": 16, "
+                    "\"v_head_dim\": 48, \"rope_theta\": 50000, "
+                    "\"rope_scaling\": {\"type\": \"yarn\", \"factor\": 32, "
+                    "\"original_max_position_embeddings\": 4096, "
+                    "\"beta_fast\": 1, \"beta_slow\": 1, \"mscale\": 1, "
+                    "\"mscale_all_dim\": 1}"));
+  ASSERT_TRUE(k2);
+  const LayerSpec &k = k2->layers[0];
+  EXPECT_EQ(k.headDim, 48);
+  EXPECT_EQ(k.vHeadDim, 48);
+  EXPECT_EQ(k.positional.rotaryOffset, 32);
+  double m = 0.1 * std::log(32.0) + 1;
+  EXPECT_DOUBLE_EQ(k.scale, m * m / std::sqrt(48.0));
+  ASSERT_TRUE(k.positional.scaling);
+  EXPECT_DOUBLE_EQ(*k.positional.scaling->attentionFactor, 1.0);
+  EXPECT_DOUBLE_EQ(*k.positional.scaling->betaFast, 1.0);
+  // rope_interleave false: rotate-half pairs; DeepSeek V2 ignores the flag.
+  auto halves = importOk(hf("youtu", "\"num_key_value_heads\": 8, "
+                                     "\"rope_interleave\": false"));
+  ASSERT_TRUE(halves);
+  EXPECT_FALSE(halves->layers[0].positional.interleaved);
+  auto v2 = importOk(hf("deepseek_v2", "\"num_key_value_heads\": 8, "
+                                       "\"rope_interleave\": false"));
+  ASSERT_TRUE(v2);
+  EXPECT_TRUE(v2->layers[0].positional.interleaved);
+  // Sarvam's checkpoints name their yarn deepseek_yarn.
+  auto sarvam =
+      importOk(hf("sarvam_mla", "\"num_key_value_heads\": 8, \"rope_scaling\": "
+                                "{\"type\": \"deepseek_yarn\", \"factor\": 4, "
+                                "\"original_max_position_embeddings\": 2048}"));
+  ASSERT_TRUE(sarvam);
+  EXPECT_EQ(sarvam->layers[0].positional.scaling->kind, RopeScalingKind::Yarn);
+  EXPECT_EQ(importError(hf("deepseek_v3", "\"rope_scaling\": {\"type\": "
+                                          "\"deepseek_yarn\", \"factor\": 4}")),
+            "config.json: field 'num_key_value_heads': must equal "
+            "num_attention_heads (8) for model_type 'deepseek_v3', whose "
+            "latent attention gives every head its keys and values, got 2");
+  EXPECT_EQ(importError(hf("deepseek_v3", "\"num_key_value_heads\": 8, "
+                                          "\"rope_scaling\": {\"type\": "
+                                          "\"deepseek_yarn\", \"factor\": 4}")),
+            "config.json: field 'rope_scaling.type': unsupported rope type "
+            "'deepseek_yarn' (supported: default, linear, llama3, yarn, "
+            "proportional)");
+  EXPECT_EQ(importError(hf("deepseek_v3", "\"num_key_value_heads\": 8, "
+                                          "\"qk_rope_head_dim\": 7")),
+            "config.json: field 'qk_rope_head_dim': must be even for rotary "
+            "embeddings, got 7");
+  // Kimi K2.5 wraps Kimi K2's text config.
+  auto k25 = importOk("{\"model_type\": \"kimi_k25\", \"text_config\": " +
+                      hf("kimi_k2", "\"num_key_value_heads\": 8") + "}");
+  ASSERT_TRUE(k25);
+  EXPECT_EQ(k25->layers[0].positional.rotaryOffset, 128);
+}
+
+TEST(HFRules, MlaHybridsAndLongcat) {
+  // Kimi Linear: 1-indexed layer lists, NoPE MLA layers scaled by
+  // qk_head_dim^-0.5, KDA layers of linear_attn_config's shape.
+  auto kimi = importOk(
+      hf("kimi_linear",
+         "\"num_key_value_heads\": 8, \"linear_attn_config\": "
+         "{\"full_attn_layers\": [2, 4], \"kda_layers\": [1, 3], "
+         "\"num_heads\": 4, \"head_dim\": 32, \"short_conv_kernel_size\": 3}, "
+         "\"model_max_length\": 65536"));
+  ASSERT_TRUE(kimi);
+  EXPECT_EQ(indicesOf(*kimi, LayerKind::Full), (std::vector<int64_t>{1, 3}));
+  EXPECT_EQ(kimi->maxPositionEmbeddings, 65536);
+  const LayerSpec &mla = kimi->layers[1];
+  EXPECT_EQ(mla.headDim, 192);
+  EXPECT_EQ(mla.vHeadDim, 128);
+  EXPECT_EQ(mla.positional.kind, PositionalKind::None);
+  EXPECT_DOUBLE_EQ(mla.scale, 1.0 / std::sqrt(192.0));
+  const LayerSpec &kda = kimi->layers[0];
+  EXPECT_EQ(kda.numHeads, 4);
+  EXPECT_EQ(kda.headDim, 32);
+  ASSERT_TRUE(kda.state);
+  EXPECT_EQ(kda.state->recurrentElements, 4 * 32 * 32);
+  EXPECT_EQ(kda.state->convElements, 3 * 4 * 32 * 3);
+  // Without both lists: every 4th layer from layer 4 (0-indexed).
+  auto fallback = importOk(hf("kimi_linear", "\"num_key_value_heads\": 8", 9));
+  ASSERT_TRUE(fallback);
+  EXPECT_EQ(indicesOf(*fallback, LayerKind::Full),
+            (std::vector<int64_t>{4, 8}));
+  EXPECT_EQ(
+      importError(hf("kimi_linear",
+                     "\"num_key_value_heads\": 8, \"linear_attn_config\": "
+                     "{\"full_attn_layers\": [4], \"kda_layers\": [0, 1, 2]}")),
+      "config.json: field 'linear_attn_config.kda_layers[0]': must be a "
+      "layer number from 1 to num_hidden_layers (4), got 0");
+  EXPECT_EQ(
+      importError(hf("kimi_linear",
+                     "\"num_key_value_heads\": 8, \"linear_attn_config\": "
+                     "{\"full_attn_layers\": [4], \"kda_layers\": [1, 2]}")),
+      "config.json: field 'linear_attn_config.kda_layers': and "
+      "full_attn_layers leave layer 3 (1-indexed) without a kind");
+  // Ling 3: every 6th layer MLA (interleaved RoPE of base 6e6), the others
+  // KDA with the attention heads and head_dim.
+  auto ling = importOk(hf("bailing_hybrid",
+                          "\"num_key_value_heads\": 8, "
+                          "\"head_dim\": 64",
+                          12));
+  ASSERT_TRUE(ling);
+  EXPECT_EQ(indicesOf(*ling, LayerKind::Full), (std::vector<int64_t>{5, 11}));
+  EXPECT_EQ(ling->layers[5].headDim, 192);
+  EXPECT_TRUE(ling->layers[5].positional.interleaved);
+  EXPECT_DOUBLE_EQ(ling->layers[5].positional.theta, 6e6);
+  EXPECT_EQ(ling->layers[0].numHeads, 8);
+  EXPECT_EQ(ling->layers[0].headDim, 64);
+  EXPECT_EQ(ling->layers[0].state->convElements, 3 * 8 * 64 * 4);
+  // LongCat-Flash: two MLA sublayers per block, base 1e7, always
+  // interleaved.
+  auto longcat =
+      importOk("{\"model_type\": \"longcat_flash\", \"num_layers\": 3, "
+               "\"hidden_size\": 512, \"num_attention_heads\": 8}");
+  ASSERT_TRUE(longcat);
+  ASSERT_EQ(longcat->layers.size(), 6u);
+  EXPECT_DOUBLE_EQ(longcat->layers[5].positional.theta, 1e7);
+  EXPECT_TRUE(longcat->layers[5].positional.interleaved);
+  EXPECT_EQ(longcat->layers[5].positional.rotaryOffset, 128);
+  EXPECT_EQ(importError("{\"model_type\": \"longcat_flash\", \"num_layers\": "
+                        "3, \"num_hidden_layers\": 4, \"hidden_size\": 512, "
+                        "\"num_attention_heads\": 8}"),
+            "config.json: field 'num_hidden_layers': must be twice num_layers "
+            "(3), got 4");
+}
+
+TEST(HFErrors, KnownFamiliesTheKernelsCannotCompute) {
+  EXPECT_EQ(importError(hfBare("deepseek_v32")),
+            "config.json: field 'model_type': model type 'deepseek_v32' is "
+            "not supported: its attention is sparse: an indexer keeps the top "
+            "index_topk keys of each query (DeepSeek sparse attention)");
+  EXPECT_EQ(importError(hfBare("nanochat")),
+            "config.json: field 'model_type': model type 'nanochat' is not "
+            "supported: its RoPE turns the other way (rotate_half gives "
+            "cat(x2, -x1))");
+  // A wrapper's language model, named at its own path.
+  EXPECT_EQ(importError("{\"model_type\": \"kimi_k25\", \"text_config\": " +
+                        hfBare("deepseek_v32") + "}"),
+            "config.json: field 'text_config.model_type': model type "
+            "'deepseek_v32' is not supported: its attention is sparse: an "
+            "indexer keeps the top index_topk keys of each query (DeepSeek "
+            "sparse attention)");
+}
+
 TEST(HFRules, Ministral3QueryScaling) {
   auto spec = importOk(hf("ministral3", "\"sliding_window\": 4096"));
   ASSERT_TRUE(spec);

@@ -184,6 +184,40 @@ TEST(Spec, InterleavedRope) {
       "to positional type 'none'");
 }
 
+TEST(Spec, RotaryOffset) {
+  // MLA's decoupled RoPE: the last 16 of 64 dims rotate.
+  auto spec = importOk(
+      specDoc("[{\"kind\": \"full\", " + kHeads +
+              ", \"positional\": {\"type\": \"partial\", \"theta\": 1e4, "
+              "\"rotary_dim\": 16, \"rotary_offset\": 48}}]"),
+      "spec.json");
+  ASSERT_TRUE(spec);
+  EXPECT_EQ(spec->layers[0].positional.rotaryOffset, 48);
+  EXPECT_EQ(
+      importError(specDoc("[{\"kind\": \"full\", " + kHeads +
+                          ", \"positional\": {\"type\": \"partial\", "
+                          "\"theta\": 1e4, \"rotary_dim\": 16, "
+                          "\"rotary_offset\": 50}}]"),
+                  "spec.json"),
+      "spec.json: field 'layers[0].positional.rotary_offset': must be even "
+      "and leave room for rotary_dim (16) in head_dim (64), got 50");
+  EXPECT_EQ(
+      importError(specDoc("[{\"kind\": \"full\", " + kHeads +
+                          ", \"positional\": {\"type\": \"partial\", "
+                          "\"theta\": 1e4, \"rotary_dim\": 16, "
+                          "\"rotary_offset\": 3}}]"),
+                  "spec.json"),
+      "spec.json: field 'layers[0].positional.rotary_offset': must be even "
+      "and leave room for rotary_dim (16) in head_dim (64), got 3");
+  EXPECT_EQ(
+      importError(specDoc("[{\"kind\": \"full\", " + kHeads +
+                          ", \"positional\": {\"type\": \"rope\", "
+                          "\"theta\": 1e4, \"rotary_offset\": 4}}]"),
+                  "spec.json"),
+      "spec.json: field 'layers[0].positional.rotary_offset': does not apply "
+      "to positional type 'rope'");
+}
+
 TEST(SpecErrors, UnknownKeysNamedWithPath) {
   EXPECT_EQ(importError(specDoc("[{\"kind\": \"full\", " + kHeads +
                                 "}, {\"pattern\": [{\"kind\": \"sliding\", "

@@ -79,8 +79,10 @@ enum class PositionalKind { None, Rope, Partial, Proportional };
 struct Positional {
   PositionalKind kind = PositionalKind::None;
   double theta = 0.0;
-  /// Partial: how many leading dims rotate (even, < head dim).
+  /// Partial: how many dims rotate (even, < head dim), from `rotaryOffset`
+  /// on (the leading ones by default; MLA's the trailing ones).
   std::optional<int64_t> rotaryDim;
+  int64_t rotaryOffset = 0;
   /// Proportional: n = floor(fraction * D / 2) pairs rotate.
   std::optional<double> fraction;
   std::optional<RopeScaling> scaling;

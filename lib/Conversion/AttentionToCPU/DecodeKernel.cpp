@@ -104,6 +104,8 @@ public:
         positions(getDecodePositions(sig, kTile)) {
     if (sig.derivesKeys)
       rope = computeRopeTable(sig.positional, sig.headDim);
+    // The layer verifier refuses K=V layers rotating from another dim.
+    assert(rope.offset == 0 && "K=V keys rotate from dim 0");
     int64_t pairs = rope.inverseFrequencies.size();
     trigWidth = (pairs + kLanes - 1) / kLanes * kLanes;
     // Padding: frequency 0, so cos 1 and sin 0 that never move.

@@ -100,12 +100,14 @@ func::FuncOp hybrid::cpu::emitPrepareKernel(ImplicitLocOpBuilder &b,
       };
       Value cos = trig(math::CosOp::create(b, angle));
       Value sin = trig(math::SinOp::create(b, angle));
-      // Pair i: dims (i, i + half), or (2i, 2i + 1) interleaved.
-      Value first = i, partner = arith::AddIOp::create(b, i, half);
-      if (rope.interleaved) {
+      // Pair i: dims (i, i + half), or (2i, 2i + 1) interleaved, from the
+      // rotating dims' offset on.
+      Value first = i;
+      if (rope.interleaved)
         first = arith::MulIOp::create(b, i, index(b, 2));
-        partner = arith::AddIOp::create(b, first, c1);
-      }
+      first = arith::AddIOp::create(b, first, index(b, rope.offset));
+      Value partner =
+          arith::AddIOp::create(b, first, rope.interleaved ? c1 : half);
       forLoop(b, c0, index(b, heads), c1, [&](Value h) {
         Value x1 =
             memref::LoadOp::create(b, in, ValueRange{batch, s, h, first});

@@ -81,6 +81,8 @@ public:
         chunks(sig.vHeadDim / 8), keyGroups(kThreads / chunks) {
     if (sig.derivesKeys)
       rope = computeRopeTable(sig.positional, sig.headDim);
+    // The layer verifier refuses K=V layers rotating from another dim.
+    assert(rope.offset == 0 && "K=V keys rotate from dim 0");
   }
 
   mlir::gpu::GPUFuncOp emit(StringRef name);

@@ -122,11 +122,14 @@ public:
     Value x = loadScaled(at, d);
     Value y = x;
     if (invFreq) {
-      // Rotate-half: d < pairs pairs with d + half; half <= d < half + pairs
-      // with d - half. Interleaved: 2i and 2i + 1 for i < pairs. Other dims
-      // (partial rotary) pass through.
+      // With r = d - offset, rotate-half: r < pairs pairs with r + half;
+      // half <= r < half + pairs with r - half. Interleaved: 2i and 2i + 1
+      // for i < pairs. Other dims (partial rotary) pass through; those
+      // before the offset wrap to large unsigned r.
       Value pairs = index(b, rope.inverseFrequencies.size());
+      Value offset = index(b, rope.offset);
       Value first, rotates, i, partnerDim;
+      d = arith::SubIOp::create(b, d, offset);
       if (rope.interleaved) {
         Value c1 = index(b, 1);
         i = arith::ShRUIOp::create(b, d, c1);
@@ -148,6 +151,7 @@ public:
         partnerDim = arith::SelectOp::create(
             b, first, arith::AddIOp::create(b, d, half), shifted);
       }
+      partnerDim = arith::AddIOp::create(b, partnerDim, offset);
       auto ifOp = scf::IfOp::create(b, TypeRange{f32Type}, rotates,
                                     /*withElseRegion=*/true);
       {

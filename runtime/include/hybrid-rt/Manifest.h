@@ -38,6 +38,7 @@ struct Positional {
   double fraction = 0;   // proportional
   RopeScaling scaling;
   bool interleaved = false; // pairs (2i, 2i + 1), not (i, i + rotating / 2)
+  int64_t rotaryOffset = 0; // partial: the first dim that rotates
 };
 
 /// Queries scaled by log(floor((p+offset)/floor_scale)+1)*attn_scale+1 (Llama

@@ -16,11 +16,12 @@
 
 namespace hybrid::rt::reference {
 
-/// How one head vector rotates: pair i, dims (i, i + half) (or (2i, 2i + 1)
-/// when interleaved), turns by `position * inverseFrequencies[i]`, and
-/// rotated pairs are multiplied by `attentionFactor` (yarn). Dims from
-/// 2 * half on pass through.
+/// How one head vector rotates: pair i, dims offset + (i, i + half) (or
+/// offset + (2i, 2i + 1) when interleaved), turns by
+/// `position * inverseFrequencies[i]`, and rotated pairs are multiplied by
+/// `attentionFactor` (yarn). Other dims pass through.
 struct Rotation {
+  int64_t offset = 0;
   int64_t half = 0;
   bool interleaved = false;
   std::vector<double> inverseFrequencies; // one per pair, size half

@@ -261,3 +261,18 @@ module attributes {test.attr = #hybrid.gpu_kernel<tensor_cores = wgmma, value_sl
 // expected-error @+2 {{expected ::hybrid::TensorCores to be one of: mma_sync, wgmma}}
 // expected-error @+1 {{failed to parse Hybrid_GPUKernelAttr parameter 'tensor_cores'}}
 module attributes {test.attr = #hybrid.gpu_kernel<tensor_cores = wmma>} {}
+
+// -----
+
+// expected-error @+1 {{partial rotary encoding needs a non-negative even rotary_offset, got 3}}
+module attributes {test.attr = #hybrid.positional<kind = partial, theta = 10000.0, rotary_dim = 4, rotary_offset = 3>} {}
+
+// -----
+
+// expected-error @+1 {{rotary_offset is only meaningful for partial rotary}}
+module attributes {test.attr = #hybrid.positional<kind = rope, theta = 10000.0, rotary_offset = 32>} {}
+
+// -----
+
+// expected-error @+1 {{positional kind none takes no parameters}}
+module attributes {test.attr = #hybrid.positional<kind = none, rotary_offset = 32>} {}

@@ -248,6 +248,24 @@ hybrid.schedule @s layers = 1 {
 // -----
 
 hybrid.schedule @s layers = 1 {
+  // expected-error @+1 {{k_eq_v with a rotary_offset is not supported}}
+  hybrid.layer full heads 4 kv_heads 1 head_dim 128 mask <kind = full>
+    pos <kind = partial, theta = 10000.0, rotary_dim = 32, rotary_offset = 64>
+    score <scale = 0.125> cache <policy = full, k_eq_v = true>
+}
+
+// -----
+
+hybrid.schedule @s layers = 1 {
+  // expected-error @+1 {{partial rotary_offset + rotary_dim (130 + 64) exceeds the head dim (192)}}
+  hybrid.layer full heads 4 kv_heads 1 head_dim 192 mask <kind = full>
+    pos <kind = partial, theta = 10000.0, rotary_dim = 64, rotary_offset = 130>
+    score <scale = 0.125>
+}
+
+// -----
+
+hybrid.schedule @s layers = 1 {
   // expected-error @+1 {{unknown layer kind 'global'}}
   hybrid.layer global heads 4 kv_heads 1 head_dim 64
 }

@@ -4,8 +4,8 @@
 // Every layer kind, mask, positional encoding, score modifier and cache
 // policy, written compactly with nested repeats.
 
-// CHECK-LABEL: hybrid.schedule @every_option layers = 17
-hybrid.schedule @every_option layers = 17 attributes {
+// CHECK-LABEL: hybrid.schedule @every_option layers = 18
+hybrid.schedule @every_option layers = 18 attributes {
     hidden_size = 2048 : i64, max_position = 131072 : i64, model_type = "spec"} {
   // CHECK: hybrid.repeat 2 {
   // CHECK-NEXT: hybrid.repeat 2 {
@@ -64,6 +64,9 @@ hybrid.schedule @every_option layers = 17 attributes {
   hybrid.layer hybrid heads 8 kv_heads 2 head_dim 128 v_head_dim 64
     mask <kind = sliding_window, window = 4, causal = false>
     pos <kind = rope, theta = 10000.0> score <scale = 0.0884> state <recurrent = 8192>
+  // CHECK: hybrid.layer full heads 16 kv_heads 16 head_dim 192 v_head_dim 128 mask <kind = full> pos <kind = partial, theta = 10000.0, rotary_dim = 64, interleaved = true, rotary_offset = 128> score <scale = 0.0722>
+  hybrid.layer full heads 16 kv_heads 16 head_dim 192 v_head_dim 128 mask <kind = full>
+    pos <kind = partial, theta = 10000.0, rotary_dim = 64, rotary_offset = 128, interleaved = true> score <scale = 0.0722>
 }
 
 // CHECK-LABEL: func.func @attention

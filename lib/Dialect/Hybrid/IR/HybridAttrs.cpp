@@ -161,10 +161,11 @@ RopeScalingAttr::verify(function_ref<InFlightDiagnostic()> emitError,
 LogicalResult
 PositionalAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                        PositionalKind kind, Real theta, int64_t rotaryDim,
-                       Real fraction, RopeScalingAttr scaling,
-                       bool interleaved) {
+                       Real fraction, RopeScalingAttr scaling, bool interleaved,
+                       int64_t rotaryOffset) {
   if (kind == PositionalKind::none) {
-    if (theta != 0 || rotaryDim != 0 || fraction != 0 || scaling || interleaved)
+    if (theta != 0 || rotaryDim != 0 || fraction != 0 || scaling ||
+        interleaved || rotaryOffset != 0)
       return emitError() << "positional kind none takes no parameters";
     return success();
   }
@@ -175,8 +176,13 @@ PositionalAttr::verify(function_ref<InFlightDiagnostic()> emitError,
       return emitError() << "partial rotary encoding needs a positive even "
                             "rotary_dim, got "
                          << rotaryDim;
-  } else if (rotaryDim != 0) {
-    return emitError() << "rotary_dim is only meaningful for partial rotary";
+    if (rotaryOffset < 0 || rotaryOffset % 2 != 0)
+      return emitError() << "partial rotary encoding needs a non-negative "
+                            "even rotary_offset, got "
+                         << rotaryOffset;
+  } else if (rotaryDim != 0 || rotaryOffset != 0) {
+    return emitError() << (rotaryDim != 0 ? "rotary_dim" : "rotary_offset")
+                       << " is only meaningful for partial rotary";
   }
   if (kind == PositionalKind::proportional) {
     if (!(fraction > 0 && fraction <= 1))

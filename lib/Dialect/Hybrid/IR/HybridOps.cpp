@@ -38,10 +38,17 @@ static LogicalResult verifyRotaryHeadDim(Operation *op, PositionalAttr pos,
   if (headDim % 2 != 0)
     return op->emitOpError()
            << "rotary encoding needs an even head dim, got " << headDim;
-  if (pos.getKind() == PositionalKind::partial && pos.getRotaryDim() >= headDim)
+  if (pos.getKind() == PositionalKind::partial &&
+      pos.getRotaryOffset() + pos.getRotaryDim() > headDim)
     return op->emitOpError()
-           << "partial rotary_dim (" << pos.getRotaryDim()
-           << ") must be smaller than the head dim (" << headDim << ")";
+           << "partial rotary_offset + rotary_dim (" << pos.getRotaryOffset()
+           << " + " << pos.getRotaryDim() << ") exceeds the head dim ("
+           << headDim << ")";
+  if (pos.getKind() == PositionalKind::partial && pos.getRotaryOffset() == 0 &&
+      pos.getRotaryDim() == headDim)
+    return op->emitOpError() << "partial rotary_dim (" << pos.getRotaryDim()
+                             << ") must be smaller than the head dim ("
+                             << headDim << "): use kind rope";
   return success();
 }
 
@@ -274,6 +281,8 @@ LogicalResult LayerOp::verify() {
     // The kernels derive a K=V layer's keys with rotate-half pairs only.
     if (cache->getKEqV() && getPositional()->getInterleaved())
       return emitOpError() << "k_eq_v with interleaved RoPE is not supported";
+    if (cache->getKEqV() && getPositional()->getRotaryOffset() != 0)
+      return emitOpError() << "k_eq_v with a rotary_offset is not supported";
   }
   return success();
 }

@@ -79,6 +79,7 @@ RopeTable hybrid::computeRopeTable(PositionalAttr pos, int64_t headDim) {
   case PositionalKind::partial:
     rotaryDim = pos.getRotaryDim();
     pairs = rotaryDim / 2;
+    table.offset = pos.getRotaryOffset();
     break;
   case PositionalKind::proportional:
     // Frequencies over the full head dim, only the first pairs rotate.

@@ -130,7 +130,9 @@ def Hybrid_PositionalAttr : Hybrid_Attr<"Positional", "positional"> {
     models), or dims `(2i, 2i + 1)` with `interleaved` (GPT-J style, or
     complex multiplication: Llama 4, Cohere 2).
     - `rope`: every pair rotates, `R = D`;
-    - `partial`: the first `rotary_dim` dims rotate, `R = rotary_dim`;
+    - `partial`: `rotary_dim` dims rotate, `R = rotary_dim`: the first ones,
+      or those from `rotary_offset` on (MLA's decoupled RoPE rotates the
+      last `qk_rope_head_dim` dims of its heads);
     - `proportional`: `floor(fraction * D / 2)` pairs rotate with `R = D`, the
       others pass through (Gemma 4 "p-RoPE");
     - `none`: NoPE.
@@ -139,6 +141,8 @@ def Hybrid_PositionalAttr : Hybrid_Attr<"Positional", "positional"> {
     #hybrid.positional<kind = rope, theta = 10000.0>
     #hybrid.positional<kind = rope, theta = 500000.0, interleaved = true>
     #hybrid.positional<kind = partial, theta = 10000000.0, rotary_dim = 64>
+    #hybrid.positional<kind = partial, theta = 10000.0, rotary_dim = 64,
+                       rotary_offset = 128, interleaved = true>
     #hybrid.positional<kind = proportional, theta = 1000000.0, fraction = 0.25>
     #hybrid.positional<kind = none>
     ```
@@ -149,7 +153,8 @@ def Hybrid_PositionalAttr : Hybrid_Attr<"Positional", "positional"> {
     Hybrid_IntParameter<"0", "rotating dims (partial)">:$rotary_dim,
     Hybrid_FloatParameter<"rotating fraction of pairs (proportional)">:$fraction,
     OptionalParameter<"RopeScalingAttr", "frequency scaling">:$scaling,
-    Hybrid_BoolParameter<"false", "pairs of adjacent dims">:$interleaved
+    Hybrid_BoolParameter<"false", "pairs of adjacent dims">:$interleaved,
+    Hybrid_IntParameter<"0", "first rotating dim (partial)">:$rotary_offset
   );
 }
 

@@ -8,12 +8,13 @@
 
 namespace hybrid {
 
-/// How a head of `headDim` dims rotates: dims `i` and `i + half` (or, when
-/// `interleaved`, `2i` and `2i + 1`) form pair `i` for
-/// `i < inverseFrequencies.size()`, with angle
-/// `position * inverseFrequencies[i]`; cos and sin are multiplied by
+/// How a head of `headDim` dims rotates: dims `offset + i` and
+/// `offset + i + half` (or, when `interleaved`, `offset + 2i` and
+/// `offset + 2i + 1`) form pair `i` for `i < inverseFrequencies.size()`, with
+/// angle `position * inverseFrequencies[i]`; cos and sin are multiplied by
 /// `attentionFactor` (yarn). Dims not in a pair pass through.
 struct RopeTable {
+  int64_t offset = 0;
   int64_t half = 0;
   bool interleaved = false;
   llvm::SmallVector<double> inverseFrequencies;
