@@ -50,7 +50,8 @@ CompilerContext::CompilerContext() {
 
 CompilerContext::~CompilerContext() = default;
 
-OwningOpRef<ModuleOp> CompilerContext::load(StringRef path) {
+OwningOpRef<ModuleOp>
+CompilerContext::load(StringRef path, const spec::ImportOptions &options) {
   std::string error;
   std::unique_ptr<llvm::MemoryBuffer> file = openInputFile(path, &error);
   if (!file) {
@@ -69,7 +70,7 @@ OwningOpRef<ModuleOp> CompilerContext::load(StringRef path) {
     return module;
   }
   llvm::Expected<spec::ModelSpec> model =
-      spec::importModel(file->getBuffer(), path);
+      spec::importModel(file->getBuffer(), path, options);
   if (!model) {
     fail(llvm::toString(model.takeError()));
     return nullptr;
@@ -193,7 +194,7 @@ static void makePositionalExternal(ModuleOp module) {
       layer->setAttr(layer.getCacheAttrName(),
                      CacheAttr::get(ctx, cache.getPolicy(), cache.getWindow(),
                                     cache.getChunk(), cache.getSourceLayer(),
-                                    /*k_eq_v=*/false));
+                                    /*k_eq_v=*/false, /*latent=*/false));
     else // the planner gives it the cache of its mask
       layer->removeAttr(layer.getCacheAttrName());
   });

@@ -67,6 +67,8 @@ json hybrid::buildManifest(ModuleOp module, ScheduleOp schedule,
                 : 0}};
     if (decode && decode->hasAttr(kKEqVAttrName))
       kernels[symbol]["derives_keys"] = true;
+    if (func->hasAttr(kLatentAttrName))
+      kernels[symbol]["values_in_keys"] = true;
     if (!onGPU && decode) {
       // The element type of the caches the decode kernel reads (its k), and
       // for narrower ones the flash kernel over them (null: steps of many
@@ -139,7 +141,7 @@ json hybrid::buildManifest(ModuleOp module, ScheduleOp schedule,
   // kernels state their caches' element type (cache_dtype: f32, bf16 or,
   // since, f16 and f8), and narrow ones come with a flash kernel over them
   // (steps).
-  json manifest = {{"version", 14},
+  json manifest = {{"version", 15},
                    {"target", target.str()},
                    {"library", library.str()},
                    {"model_type", summary["model_type"]},

@@ -73,6 +73,7 @@ static json getCache(LayerOp layer) {
                                    ? json(cache.getSourceLayer())
                                    : json(nullptr)},
               {"k_eq_v", cache.getKEqV()},
+              {"latent", cache.getLatent()},
               {"bytes_per_token", plan.getBytesPerToken()},
               {"tokens", plan.getTokens()},
               {"bytes", plan.getBytes()}};

@@ -152,8 +152,8 @@ struct RopeSource {
 
 class HFImporter {
 public:
-  explicit HFImporter(HFContext context)
-      : ctx(std::move(context)), cfg(ctx.cfg) {}
+  HFImporter(HFContext context, const ImportOptions &options)
+      : ctx(std::move(context)), cfg(ctx.cfg), options(options) {}
   HFImporter(const HFImporter &) = delete;
 
   Expected<std::vector<LayerSpec>> buildLayers();
@@ -189,6 +189,7 @@ private:
 
   HFContext ctx;
   const ObjectView &cfg;
+  ImportOptions options;
   int64_t numHeads = 0;
   int64_t numKVHeads = 0;
   int64_t headDim = 0;
@@ -226,6 +227,7 @@ private:
   /// ones; its values `v_head_dim`.
   struct MlaShape {
     int64_t nopeDim = 0, ropeDim = 0, valueDim = 0;
+    int64_t latentDim = 0; // kv_lora_rank
     bool interleaved = true;
   };
   MlaShape mla;
@@ -376,6 +378,7 @@ Error HFImporter::readMlaShape() {
   HYBRID_ASSIGN_OR_RETURN(mla.nopeDim, dim("qk_nope_head_dim", 128));
   HYBRID_ASSIGN_OR_RETURN(mla.ropeDim, dim("qk_rope_head_dim", 64));
   HYBRID_ASSIGN_OR_RETURN(mla.valueDim, dim("v_head_dim", 128));
+  HYBRID_ASSIGN_OR_RETURN(mla.latentDim, dim("kv_lora_rank", 512));
   if (mla.ropeDim % 2 != 0)
     return cfg.error("qk_rope_head_dim",
                      "must be even for rotary embeddings, got " +
@@ -1086,6 +1089,21 @@ Expected<LayerSpec> HFImporter::attentionLayer(size_t index, LayerKind kind) {
                           positional(index, kind, dim, headDimKey));
   HYBRID_ASSIGN_OR_RETURN(layer.scale, scale(dim));
   HYBRID_ASSIGN_OR_RETURN(layer.softcap, softcap());
+  if (options.latentMla && usesMla(ctx.family)) {
+    // Absorbed: each query's no-RoPE part times W_UK attends to the latent
+    // c_KV, its rotating part to the shared k_rot after it; the values are
+    // the latent (W_UV applies to the output). The scale stays
+    // qk_head_dim's.
+    layer.numKVHeads = 1;
+    layer.headDim = mla.latentDim + mla.ropeDim;
+    layer.vHeadDim = mla.latentDim;
+    layer.latent = true;
+    if (layer.positional.kind != PositionalKind::None) {
+      layer.positional.kind = PositionalKind::Partial;
+      layer.positional.rotaryDim = mla.ropeDim;
+      layer.positional.rotaryOffset = mla.latentDim;
+    }
+  }
   layer.sinks =
       ctx.family == Family::GptOss || ctx.family == Family::GraniteSwa ||
       (ctx.family == Family::MiMoV2Flash && kind == LayerKind::Sliding);
@@ -1174,7 +1192,8 @@ Expected<std::vector<LayerSpec>> HFImporter::buildLayers() {
 }
 
 Expected<ModelSpec> hybrid::spec::importHFConfig(const json &config,
-                                                 StringRef fileName) {
+                                                 StringRef fileName,
+                                                 const ImportOptions &options) {
   if (!config.is_object())
     return makeError(fileName +
                      ": top-level value must be a JSON object, got " +
@@ -1236,7 +1255,7 @@ Expected<ModelSpec> hybrid::spec::importHFConfig(const json &config,
   ctx.maxPositionEmbeddings = maxPos.value_or(0);
 
   int64_t hiddenSize = ctx.hiddenSize;
-  HFImporter importer(std::move(ctx));
+  HFImporter importer(std::move(ctx), options);
   HYBRID_ASSIGN_OR_RETURN(std::vector<LayerSpec> layers,
                           importer.buildLayers());
 
@@ -1250,7 +1269,8 @@ Expected<ModelSpec> hybrid::spec::importHFConfig(const json &config,
 }
 
 Expected<ModelSpec> hybrid::spec::importModel(StringRef jsonText,
-                                              StringRef fileName) {
+                                              StringRef fileName,
+                                              const ImportOptions &options) {
   HYBRID_ASSIGN_OR_RETURN(json document, parseJSON(jsonText, fileName));
   if (document.is_object() && document.contains("format")) {
     ObjectView root(document, fileName, "");
@@ -1260,5 +1280,5 @@ Expected<ModelSpec> hybrid::spec::importModel(StringRef jsonText,
                                       " (expected 'hybrid-schedule')");
     return importScheduleSpec(document, fileName);
   }
-  return importHFConfig(document, fileName);
+  return importHFConfig(document, fileName, options);
 }

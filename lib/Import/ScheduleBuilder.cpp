@@ -125,13 +125,13 @@ static FailureOr<DictionaryAttr> getLayerAttributes(EmitFn emitError,
                                        layer.sinks, temperature));
     const int64_t unset = 0;
     if (layer.sharedSource)
-      set("cache",
-          CacheAttr::getChecked(emitError, ctx, CachePolicy::shared, unset,
-                                unset, *layer.sharedSource, layer.kEqV));
-    else if (layer.kEqV)
+      set("cache", CacheAttr::getChecked(emitError, ctx, CachePolicy::shared,
+                                         unset, unset, *layer.sharedSource,
+                                         layer.kEqV, layer.latent));
+    else if (layer.kEqV || layer.latent)
       set("cache",
           getImpliedCache(ctx, dyn_cast_or_null<MaskAttr>(attrs.get("mask")),
-                          /*kEqV=*/true));
+                          layer.kEqV, layer.latent));
   }
   if (layer.state)
     set("state",

@@ -39,12 +39,13 @@ static const StringRef kLayerFields[] = {"kind",
                                          "temperature_tuning",
                                          "shared_source",
                                          "k_eq_v",
+                                         "latent",
                                          "state"};
 /// Fields that only make sense on attention layers (not Mamba).
 static const StringRef kAttentionFields[] = {
     "num_heads",          "num_kv_heads",  "head_dim", "v_head_dim",
     "positional",         "scale",         "softcap",  "sinks",
-    "temperature_tuning", "shared_source", "k_eq_v"};
+    "temperature_tuning", "shared_source", "k_eq_v",   "latent"};
 
 namespace {
 using Scopes = llvm::SmallVector<const ObjectView *, 8>;
@@ -352,6 +353,18 @@ Error SpecImporter::readAttention(const Scopes &scopes, LayerSpec &layer,
                                             llvm::Twine(layer.headDim) +
                                             "), got " +
                                             llvm::Twine(layer.vHeadDim));
+  HYBRID_ASSIGN_OR_RETURN(std::optional<bool> latent,
+                          at("latent").optBool("latent"));
+  layer.latent = latent.value_or(false);
+  if (layer.latent && layer.kEqV)
+    return at("latent").error("latent",
+                              "and k_eq_v exclude each other (a latent cache "
+                              "keeps the keys, a K=V one the values)");
+  if (layer.latent && layer.vHeadDim > layer.headDim)
+    return at("latent").error("latent", "needs v_head_dim at most head_dim (" +
+                                            llvm::Twine(layer.headDim) +
+                                            "), got " +
+                                            llvm::Twine(layer.vHeadDim));
   return Error::success();
 }
 
@@ -450,7 +463,8 @@ Error SpecImporter::checkShared(size_t index) {
       src.mask.causal != layer.mask.causal)
     return mismatch("mask");
   if (src.numKVHeads != layer.numKVHeads || src.headDim != layer.headDim ||
-      src.vHeadDim != layer.vHeadDim || src.kEqV != layer.kEqV)
+      src.vHeadDim != layer.vHeadDim || src.kEqV != layer.kEqV ||
+      src.latent != layer.latent)
     return mismatch("kv shape");
   if (src.positional.kind != layer.positional.kind ||
       src.positional.theta != layer.positional.theta ||

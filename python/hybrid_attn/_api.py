@@ -285,11 +285,13 @@ class Session:
                     empty: Callable[[tuple], Any]) -> tuple:
         """(k, v) from empty(shape) for `count` positions of the layer's
         cache rows (info: its cache_info); k None where the layer keeps
-        values only (K=V)."""
+        values only (K=V), v None where it keeps keys only (latent)."""
         spec = self.schedule.layers[layer]
         rows = (self._call_batch, count, spec["num_kv_heads"])
         k = None if info["k_eq_v"] else empty(rows + (spec["head_dim"],))
-        return k, empty(rows + (spec.get("v_head_dim") or spec["head_dim"],))
+        v = None if info["latent"] else empty(
+            rows + (spec.get("v_head_dim") or spec["head_dim"],))
+        return k, v
 
     def write_cache(self, layer: int, k, v, first: Optional[int] = None) -> None:
         """Stores T tokens as read_cache gives them (keys rotated) at positions
@@ -457,7 +459,8 @@ def compile(model: Union[str, os.PathLike, dict], target: str = "cpu",
             warp_specialized: bool = False,
             ping_pong: bool = False,
             value_slice: Optional[int] = None,
-            kv_dtype: Optional[str] = None) -> Schedule:
+            kv_dtype: Optional[str] = None,
+            mla_cache: Optional[str] = None) -> Schedule:
     """Compiles a Hugging Face config.json, a hybrid-schedule spec (a path, or
     the spec itself as a dict) or a .mlir schedule into kernels for `target`.
     With `external_positional`, q and k are expected already rotated (and
@@ -482,7 +485,13 @@ def compile(model: Union[str, os.PathLike, dict], target: str = "cpu",
     (hybrid-compile's --kv-dtype; GPU caches are bf16): bf16 and f16 halve
     a CPU decode step's reads, f8 (OCP E4M3FN, unscaled: finite values up
     to 448) quarters them, the steps attending over keys and values
-    rounded so."""
+    rounded so. `mla_cache` ("decompressed", the default, or "latent";
+    hybrid-compile's --mla-cache) is how a Hugging Face config's
+    multi-head latent attention compiles: keys and values per head as
+    transformers' attention modules pass them, or the absorbed form over a
+    latent cache (one KV head of kv_lora_rank + qk_rope_head_dim dims whose
+    first kv_lora_rank are the values: queries' no-RoPE part times W_UK
+    first, outputs times W_UV after; CPU targets)."""
     owned = None
     scratch = tempfile.TemporaryDirectory(prefix="hybrid_attn_")
     if isinstance(model, dict):
@@ -521,9 +530,12 @@ def compile(model: Union[str, os.PathLike, dict], target: str = "cpu",
         args += ["--value-slice", str(value_slice)]
     if kv_dtype:
         args += ["--kv-dtype", kv_dtype]
+    if mla_cache:
+        args += ["--mla-cache", mla_cache]
     _run_compiler(args)
     schedule = Schedule(source, output_dir, max_seq, owned or scratch)
-    schedule._extra_args = ["--external-positional"] if external_positional else []
+    schedule._extra_args = (["--external-positional"] if external_positional else []) + (
+        ["--mla-cache", mla_cache] if mla_cache else [])
     return schedule
 
 

@@ -401,6 +401,12 @@ def register(schedule: Schedule, max_seq: int, max_step_tokens: int = 1,
     from transformers import AttentionInterface
     from transformers.masking_utils import AttentionMaskInterface
 
+    for index, layer in enumerate(schedule.layers):
+        if (layer.get("cache") or {}).get("latent"):
+            raise HybridError(
+                f"layer {index} attends over a latent cache (mla_cache=\"latent\"): "
+                "transformers' attention modules pass keys and values per head; "
+                "compile with mla_cache=\"decompressed\" for them")
     attention = HybridAttention(schedule, max_seq, max_step_tokens, cache_scales)
     AttentionInterface.register(name, attention)
     AttentionMaskInterface.register(name, _padding_mask)

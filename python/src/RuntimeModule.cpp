@@ -247,28 +247,29 @@ NB_MODULE(_runtime, m) {
       .def(
           "read_cache",
           [](Session &s, int64_t layer, int64_t first, std::optional<Output> k,
-             Output v, std::optional<uintptr_t> stream) {
+             std::optional<Output> v, std::optional<uintptr_t> stream) {
             std::optional<hybrid_rt_tensor> tk = viewIf(k, "k");
-            hybrid_rt_tensor tv = view(v, "v");
+            std::optional<hybrid_rt_tensor> tv = viewIf(v, "v");
             callOn(s, stream, [&] {
-              return s.session.readCache(layer, first, getIf(tk), tv);
+              return s.session.readCache(layer, first, getIf(tk), getIf(tv));
             });
           },
           nb::arg("layer"), nb::arg("first"), nb::arg("k").none(),
-          nb::arg("v").noconvert(), nb::arg("stream").none() = nb::none())
+          nb::arg("v").noconvert().none(),
+          nb::arg("stream").none() = nb::none())
       .def(
           "write_cache",
           [](Session &s, int64_t layer, int64_t first,
-             const std::optional<Input> &k, const Input &v,
+             const std::optional<Input> &k, const std::optional<Input> &v,
              std::optional<uintptr_t> stream) {
             std::optional<hybrid_rt_tensor> tk = viewIf(k, "k");
-            hybrid_rt_tensor tv = view(v, "v");
+            std::optional<hybrid_rt_tensor> tv = viewIf(v, "v");
             callOn(s, stream, [&] {
-              return s.session.writeCache(layer, first, getIf(tk), tv);
+              return s.session.writeCache(layer, first, getIf(tk), getIf(tv));
             });
           },
-          nb::arg("layer"), nb::arg("first"), nb::arg("k").none(), nb::arg("v"),
-          nb::arg("stream").none() = nb::none())
+          nb::arg("layer"), nb::arg("first"), nb::arg("k").none(),
+          nb::arg("v").none(), nb::arg("stream").none() = nb::none())
       .def("reset", [](Session &s) { s.session.reset(); })
       .def(
           "select",
@@ -299,6 +300,7 @@ NB_MODULE(_runtime, m) {
              d["length"] = info.length;
              d["source_layer"] = info.source_layer;
              d["k_eq_v"] = bool(info.k_eq_v);
+             d["latent"] = bool(info.latent);
              d["mirror_rows"] = info.mirror_rows;
              d["first_held"] = info.first_held;
              d["dtype"] = std::string(info.dtype);

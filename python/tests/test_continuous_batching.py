@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import hybrid_attn
-from test_hybrid_attn import K_EQ_V_SPEC, SPEC, inputs
+from test_hybrid_attn import K_EQ_V_SPEC, LATENT_SPEC, SPEC, inputs
 
 # SPEC's layers: a ring (window 8), full with sinks and soft-cap, a chunk
 # cache (16, NoPE) and a layer reading layer 0's cache.
@@ -19,15 +19,16 @@ def schedule():
 
 
 def sequence_data(rng, schedule, length):
-    """q, k, v of every layer for one sequence (batch 1); K=V layers' v None
-    (their values are k); layers reading another's cache with its k and v."""
+    """q, k, v of every layer for one sequence (batch 1); K=V and latent
+    layers' v None (their values are k, or its first dims); layers reading
+    another's cache with its k and v."""
     data = {}
     for i, layer in enumerate(schedule.layers):
         q, k, v = inputs(rng, layer, 1, length)
         cache = layer["cache"]
         if cache["policy"] == "shared":
             k, v = data[cache["source_layer"]][1:]
-        data[i] = (q, k, None if cache["k_eq_v"] else v)
+        data[i] = (q, k, None if cache["k_eq_v"] or cache["latent"] else v)
     return data
 
 
@@ -177,11 +178,14 @@ def test_padding_entries(schedule):
 
 
 @pytest.mark.parametrize("spec, kv_dtype", [(SPEC, "f32"), (SPEC, "bf16"), (SPEC, "f8"),
-                                             (K_EQ_V_SPEC, "f32"), (K_EQ_V_SPEC, "f8")],
-                         ids=["f32", "bf16", "f8", "k_eq_v", "k_eq_v-f8"])
+                                             (K_EQ_V_SPEC, "f32"), (K_EQ_V_SPEC, "f8"),
+                                             (LATENT_SPEC, "f32"), (LATENT_SPEC, "f8")],
+                         ids=["f32", "bf16", "f8", "k_eq_v", "k_eq_v-f8", "latent",
+                              "latent-f8"])
 def test_every_cache_at_its_own_length(spec, kv_dtype):
-    """Narrow caches and K=V layers (values only, keys derived as the decode
-    kernel reads them) at four lengths: steps of all four (one dispatch of
+    """Narrow caches, K=V layers (values only, keys derived as the decode
+    kernel reads them) and latent layers (keys only, values read from them)
+    at four lengths: steps of all four (one dispatch of
     every slice's work items, each slice's keys split by its share) and of
     three out of order, then steps of 32 tokens (the flash kernel: one
     dispatch of every slice's items; K=V layers' slice after slice), each

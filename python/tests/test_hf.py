@@ -915,3 +915,61 @@ def test_padding_the_attention_cannot_place_is_refused(tmp_path):
         attention(module, q, kv, kv, attention_mask=hidden,
                   position_ids=torch.tensor([[0, 0, 0, 0]]))
     assert attention.session is None
+
+
+@pytest.mark.skipif(not hasattr(transformers, "DeepseekV3Config"),
+                    reason="transformers without DeepSeek V3")
+def test_deepseek_v3_latent_cache_matches_eager(tmp_path):
+    """The absorbed form (mla_cache="latent"): each query's no-RoPE part
+    times W_UK attends to the cached latent (kv_lora_rank dims, which are
+    also the values), its rotating part to the shared k_rot after it; the
+    outputs times W_UV. A layer's prompt and decode steps give transformers'
+    eager attention (yarn's mscale in the scale, interleaved RoPE), its
+    cache one row of kv_lora_rank + qk_rope_head_dim per token."""
+    t = transformers
+    nope, rope, rank, v_dim, heads = 24, 8, 24, 16, 4
+    config = t.DeepseekV3Config(
+        **{k: v for k, v in SMALL.items() if k != "head_dim"} | dict(num_key_value_heads=heads),
+        num_hidden_layers=1, kv_lora_rank=rank, q_lora_rank=32, qk_nope_head_dim=nope,
+        qk_rope_head_dim=rope, v_head_dim=v_dim, first_k_dense_replace=1,
+        pad_token_id=None, eos_token_id=None, bos_token_id=None,
+        rope_parameters=dict(rope_type="yarn", rope_theta=10000.0, factor=4.0,
+                             original_max_position_embeddings=32, mscale=1.0,
+                             mscale_all_dim=1.0))
+    model, config_path = save(tmp_path, config, t.DeepseekV3ForCausalLM)
+    model.config._attn_implementation = "eager"
+    attn = model.model.layers[0].self_attn
+    schedule = hybrid_attn.compile(config_path, max_seq=64, mla_cache="latent")
+    layer = schedule.layers[0]
+    assert (layer["num_kv_heads"], layer["head_dim"], layer["v_head_dim"]) == (1, 32, 24)
+    with pytest.raises(hybrid_attn.HybridError, match="layer 0 attends over a latent cache"):
+        hybrid_attn.hf.register(schedule, max_seq=64)
+
+    batch, prompt, steps = 2, 13, 4
+    total = prompt + steps
+    torch.manual_seed(0)
+    x = torch.randn(batch, total, SMALL["hidden_size"])
+    positions = torch.arange(total)[None].expand(batch, total)
+    mask = torch.full((total, total), float("-inf")).triu(1)[None, None]
+    with torch.no_grad():
+        expected, _ = attn(x, model.model.rotary_emb(x, positions), mask)
+        q = attn.q_b_proj(attn.q_a_layernorm(attn.q_a_proj(x)))
+        q_nope, q_rot = q.view(batch, total, heads, nope + rope).split([nope, rope], -1)
+        latent, k_rot = attn.kv_a_proj_with_mqa(x).split([rank, rope], -1)
+        latent = attn.kv_a_layernorm(latent)
+        w = attn.kv_b_proj.weight.view(heads, nope + v_dim, rank)
+        queries = torch.cat([torch.einsum("bshn,hnr->bshr", q_nope, w[:, :nope]), q_rot], -1)
+        keys = torch.cat([latent, k_rot], -1)[:, :, None]
+    queries, keys = queries.numpy(), keys.numpy()
+    session = schedule.session(batch, total)
+    outs = [session.prefill(0, queries[:, :prompt], keys[:, :prompt], None)]
+    for p in range(prompt, total):
+        outs.append(session.decode(0, np.ascontiguousarray(queries[:, p:p + 1]),
+                                   np.ascontiguousarray(keys[:, p:p + 1])))
+    assert session.cache_info(0)["bytes"] == batch * total * (rank + rope) * 4
+    with torch.no_grad():
+        values = torch.einsum("bshr,hvr->bshv", torch.from_numpy(np.concatenate(outs, 1)),
+                              w[:, nope:])
+        out = attn.o_proj(values.reshape(batch, total, heads * v_dim))
+    error = float((out - expected).abs().max() / expected.abs().max())
+    assert error < 1e-4, error

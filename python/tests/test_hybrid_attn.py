@@ -1028,3 +1028,73 @@ except hybrid_attn.HybridError as e:
     assert "hybrid_rt_session_prefill: out of host memory" in done.stdout, done.stdout + done.stderr
     assert re.search(r"layer 1: 100000 cache rows at batch 1 \(\d+ MiB\) cannot be allocated",
                      done.stdout), done.stdout + done.stderr
+
+
+# Latent caches (MLA absorbed): one KV head of 48 dims whose first 32 are the
+# values and last 16 rotate (interleaved pairs); a sliding layer of GQA 2; a
+# layer reading the first one's cache.
+LATENT_SPEC = dict(SPEC, name="latent", defaults={
+    "num_heads": 4, "num_kv_heads": 1, "head_dim": 48, "v_head_dim": 32, "latent": True,
+    "positional": {"type": "partial", "theta": 10000, "rotary_dim": 16,
+                   "rotary_offset": 32, "interleaved": True}},
+    layers=[{"kind": "full"}, {"kind": "sliding", "window": 8, "num_kv_heads": 2},
+            {"kind": "full", "shared_source": 0}])
+
+
+@pytest.mark.parametrize("step", [1, 3, 32])
+def test_latent_layers_match_reference(step):
+    """A latent layer's values are its keys' first v_head_dim dims: callers
+    pass v None or k itself, the cache keeps the keys alone, and prompts and
+    steps (decode and flash kernels) give the reference's attention with
+    those values."""
+    schedule = hybrid_attn.compile(LATENT_SPEC, max_seq=256)
+    assert [layer["cache"]["latent"] for layer in schedule.layers] == [True] * 3
+    rng = np.random.default_rng(21)
+    batch, prompt, steps = 2, 37, 3
+    total = prompt + steps * step
+    data = {}
+    for i, layer in enumerate(schedule.layers):
+        q, k, _ = inputs(rng, layer, batch, total)
+        data[i] = (q, k, k)
+    data[2] = (data[2][0], data[0][1], data[0][1])
+    session = schedule.session(batch, total, max_step_tokens=step)
+    outs = run_session(session, [0, 1, 2], data, prompt, steps, step, shared=(2,))
+    for i, layer in enumerate(schedule.layers):
+        q, k, _ = data[i]
+        ref = attention(layer, q, k, k[..., :layer["v_head_dim"]])
+        assert relative_error(outs[i], ref) < 1e-4, i
+    # Values of their own would have given another result.
+    q, k, _ = data[0]
+    other = rng.standard_normal(k[..., :32].shape, np.float32)
+    assert relative_error(outs[0], attention(schedule.layers[0], q, k, other)) > 0.1
+    info = session.cache_info(0)
+    assert info["latent"] and not info["k_eq_v"]
+    assert info["bytes"] == batch * total * 48 * 4  # the keys alone, f32
+
+
+def test_cache_rows_of_latent_layers():
+    """Latent layers keep keys only: read_cache gives v None (k rotated past
+    the values, which it holds as given), write_cache takes none, a v other
+    than k is refused, and a restored session steps as the saved one."""
+    schedule = hybrid_attn.compile(LATENT_SPEC, max_seq=64)
+    rng = np.random.default_rng(22)
+    batch, prompt = 2, 11
+    session = schedule.session(batch, 32)
+    q, k, v = inputs(rng, schedule.layers[0], batch, prompt + 1)
+    with pytest.raises(hybrid_attn.HybridError, match=re.escape(
+            "v must be null or k itself: a latent layer's values are the first "
+            "v_head_dim dims of its k")):
+        session.prefill(0, q[:, :prompt], k[:, :prompt], v[:, :prompt])
+    session.prefill(0, q[:, :prompt], k[:, :prompt], None)
+    held_k, held_v = session.read_cache(0)
+    assert held_v is None
+    np.testing.assert_array_equal(held_k[..., :32], k[:, :prompt, :, :32])
+    assert np.abs(held_k[..., 32:] - k[:, :prompt, :, 32:]).max() > 0.1  # rotated
+    with pytest.raises(RuntimeError, match=re.escape(
+            "layer 0 keeps its keys only (latent), whose first v_head_dim dims are "
+            "its values: pass v = NULL")):
+        session.write_cache(0, held_k, held_k[..., :32])
+    restored = schedule.session(batch, 32)
+    restored.restore(session.save())
+    step = [np.ascontiguousarray(x[:, prompt:]) for x in (q, k)]
+    np.testing.assert_array_equal(session.decode(0, *step), restored.decode(0, *step))

@@ -191,6 +191,10 @@ static LayerSpec parseLayer(const Fields &f) {
     l.cachePolicy = c.string("policy");
     l.sourceLayer = c.integer("source_layer", -1);
     l.kEqV = c.boolean("k_eq_v", false);
+    l.latent = c.boolean("latent", false);
+    if (l.latent && (l.kEqV || l.vHeadDim > l.headDim))
+      throw FieldError(c.where("latent") +
+                       ": needs v_head_dim at most head_dim, and no k_eq_v");
   }
   if (l.numHeads <= 0 || l.numKvHeads <= 0 || l.numHeads % l.numKvHeads)
     throw FieldError(f.where("num_kv_heads") +
@@ -256,7 +260,8 @@ static void checkCache(const std::vector<LayerSpec> &layers, size_t i) {
     throw FieldError(where + ".source_layer: " + source +
                      " stores no cache of its own");
   if (src.numKvHeads != l.numKvHeads || src.headDim != l.headDim ||
-      src.vHeadDim != l.vHeadDim || src.kEqV != l.kEqV)
+      src.vHeadDim != l.vHeadDim || src.kEqV != l.kEqV ||
+      src.latent != l.latent)
     throw FieldError(where + ".source_layer: " + source +
                      " caches keys and values of another shape");
   if (src.window != l.window || src.chunk != l.chunk || src.causal != l.causal)
@@ -292,6 +297,7 @@ static KernelSpec parseKernel(const Fields &f) {
       throw FieldError(f.where("decode_q_tile") + ": must be positive");
   }
   k.derivesKeys = f.boolean("derives_keys", false);
+  k.valuesInKeys = f.boolean("values_in_keys", false);
   if (k.derivesKeys && k.decode.empty())
     throw FieldError(f.where("derives_keys") +
                      ": only a decode kernel derives keys");
@@ -390,11 +396,12 @@ bool hybrid::rt::loadManifest(const std::string &dir, Manifest &manifest,
     // 13: CPU kernels state their caches' element type (cache_dtype), bf16
     // ones with a flash kernel over them (steps); 14: GPU kernels reading
     // lengths take one per cached sequence and the sequence of each batch
-    // entry (version 13's, one length per layer).
-    if (m.version != 14)
-      throw FieldError("version: this runtime reads version 14, not " +
+    // entry (version 13's, one length per layer); 15: latent caches (a
+    // version 14 runtime would read their values as rows of their own).
+    if (m.version != 15)
+      throw FieldError("version: this runtime reads version 15, not " +
                        std::to_string(m.version) +
-                       (m.version < 14 ? " (artifacts of an older "
+                       (m.version < 15 ? " (artifacts of an older "
                                          "hybrid-compile: compile them again)"
                                        : ""));
     m.target = f.string("target");
@@ -473,6 +480,13 @@ bool hybrid::rt::loadManifest(const std::string &dir, Manifest &manifest,
                                   "caches its keys"
                                 : " reads cached keys, but the layer's cache "
                                   "keeps values only (k_eq_v)"));
+        if (k.valuesInKeys != layer.latent)
+          throw FieldError(where + ".kernel: kernels." + layer.kernel +
+                           (k.valuesInKeys
+                                ? " reads values from the keys, but the layer "
+                                  "caches its values"
+                                : " reads cached values, but the layer's "
+                                  "cache keeps keys only (latent)"));
       }
       m.layers.push_back(std::move(layer));
       if (m.layers.back().hasKernel())

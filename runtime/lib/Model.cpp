@@ -27,7 +27,7 @@ std::string hybrid::rt::checkValues(const LayerSpec &l, int64_t batch,
                                     int64_t seq, const hybrid_rt_tensor *k,
                                     const hybrid_rt_tensor *v,
                                     const hybrid_rt_model &model) {
-  if (!l.kEqV)
+  if (!l.kEqV && !l.latent)
     return checkOperand("v", v, {batch, seq, l.numKvHeads, l.vHeadDim},
                         "[batch, seq, kv_heads, v_head_dim]", model);
   auto same = [](const hybrid_rt_tensor &a, const hybrid_rt_tensor &b) {
@@ -36,7 +36,9 @@ std::string hybrid::rt::checkValues(const LayerSpec &l, int64_t batch,
            std::equal(a.shape, a.shape + std::clamp(a.rank, 0, 4), b.shape);
   };
   if (v && (!k || !same(*v, *k)))
-    return "v must be null or k itself: a K=V layer's values are its k";
+    return l.kEqV ? "v must be null or k itself: a K=V layer's values are its k"
+                  : "v must be null or k itself: a latent layer's values are "
+                    "the first v_head_dim dims of its k";
   return "";
 }
 
@@ -95,6 +97,16 @@ bool hybrid::rt::keepsValuesOnly(const LayerSpec &l) {
   return l.kEqV;
 }
 
+bool hybrid::rt::readsValuesFromKeys(const LayerSpec &l) {
+  // The manifest checked that such layers' kernels take strided values.
+  return l.latent;
+}
+
+Tensor4 hybrid::rt::valuesOfKeys(const LayerSpec &l, Tensor4 keys) {
+  keys.sizes[3] = l.vHeadDim;
+  return keys;
+}
+
 void hybrid::rt::runFlash(hybrid_rt_model &model, const LayerSpec &l, Tensor4 q,
                           Tensor4 k, Tensor4 v, int64_t numKeys,
                           int64_t firstRow, const float *sinks, Tensor4 out,
@@ -137,6 +149,8 @@ void hybrid::rt::runFlash(hybrid_rt_model &model, const LayerSpec &l,
   model.pool->parallelFor(items.back(), 1, [&](int64_t begin, int64_t end) {
     forPieces(items, begin, end, [&](size_t i, int64_t first, int64_t last) {
       FlashPiece p = pieces[i];
+      if (readsValuesFromKeys(l))
+        p.v = valuesOfKeys(l, p.k);
       first -= items[i];
       last -= items[i];
       if (withSinks) {

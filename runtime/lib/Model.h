@@ -139,6 +139,14 @@ void prepareRows(hybrid_rt_model &model, PrepareFn prepare, const float *in,
 /// deriveKeys or deriveCachedKeys, on GPUs into scratch).
 bool keepsValuesOnly(const LayerSpec &layer);
 
+/// True if `layer`'s values are its keys' first vHeadDim dims (latent): its
+/// cache keeps keys only, and its kernels read the values as a view of them.
+bool readsValuesFromKeys(const LayerSpec &layer);
+
+/// The values a latent layer's kernels read from keys `keys` [B, S, Hkv, D]:
+/// the view of each row's first vHeadDim dims (the keys' strides).
+Tensor4 valuesOfKeys(const LayerSpec &layer, Tensor4 keys);
+
 /// The key scale ([head_dim]) `layer` derives its keys with: that of the
 /// layer whose cache it reads, or ones.
 Tensor1 getKeyScaleTensor(hybrid_rt_model &model, const LayerSpec &layer);

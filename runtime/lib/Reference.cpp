@@ -191,10 +191,25 @@ attend(const LayerSpec &l, int64_t batch, int64_t numQueries, int64_t numKeys,
   return out;
 }
 
+/// A latent layer's values: the first vHeadDim dims of each of its keys
+/// `k` [batch * numKeys * Hkv, D] (before RoPE, which rotates later dims).
+static std::vector<float> valuesOfKeys(const LayerSpec &l, int64_t rows,
+                                       const float *k) {
+  std::vector<float> v(rows * l.vHeadDim);
+  for (int64_t r = 0; r < rows; ++r)
+    std::copy_n(k + r * l.headDim, l.vHeadDim, v.data() + r * l.vHeadDim);
+  return v;
+}
+
 std::vector<double> reference::attention(const LayerSpec &l, int64_t batch,
                                          int64_t numQueries, int64_t numKeys,
                                          const float *q, const float *k,
                                          const float *v, const float *sinks) {
+  std::vector<float> latent;
+  if (l.latent) {
+    latent = valuesOfKeys(l, batch * numKeys * l.numKvHeads, k);
+    v = latent.data();
+  }
   return attend(l, batch, numQueries, numKeys, q, k, v, sinks, "f32");
 }
 
@@ -210,6 +225,11 @@ std::vector<double> reference::sessionAttention(
     return keys;
   };
   std::vector<float> keys = scaled({k, k + batch * numKeys * kw});
+  std::vector<float> latent;
+  if (l.latent) {
+    latent = valuesOfKeys(l, batch * numKeys * l.numKvHeads, k);
+    v = latent.data();
+  }
   std::vector<double> out =
       attend(l, batch, numKeys, numKeys, q, keys.data(), v, sinks, "f32");
   if ((cached.dtype == "f32" && cached.keyScale == 1 &&
@@ -226,10 +246,12 @@ std::vector<double> reference::sessionAttention(
     std::copy_n(&q[(b * numKeys + prompt) * qw], steps * qw,
                 &stepQ[b * steps * qw]);
   // Values in f32, as the kernels read them (times the scale: one more
-  // rounding, as the kernels' output scaling).
+  // rounding, as the kernels' output scaling); a latent layer's are its
+  // keys' first dims, stored at the keys' scale.
+  float valueScale = l.latent ? cached.keyScale : cached.valueScale;
   auto round = [&](std::vector<float> &x) {
     for (float &e : x)
-      e = float(roundAsCached(cached.dtype, e, cached.valueScale));
+      e = float(roundAsCached(cached.dtype, e, valueScale));
   };
   round(cachedV);
   if (l.kEqV) {

@@ -169,6 +169,13 @@ hybrid_rt_status hybrid_rt_open(const char *dir, int32_t numThreads,
     return fail(HYBRID_RT_LOAD_ERROR, error);
   const std::string &target = m->manifest.target;
   if (target.rfind("cuda:", 0) == 0) {
+    for (const LayerSpec &l : m->manifest.layers)
+      if (l.latent)
+        return fail(HYBRID_RT_UNSUPPORTED,
+                    std::string(dir) + "/manifest.json: layer " +
+                        std::to_string(l.index) +
+                        " has a latent cache, which the CUDA backend does "
+                        "not support yet");
 #ifdef HYBRID_RT_CUDA
     m->cuda = cuda::Backend::open(m->manifest, error);
     if (!m->cuda)
@@ -271,8 +278,9 @@ hybrid_rt_status hybrid_rt_prefill(hybrid_rt_model *model, int64_t layer,
           checkLayerOperands(l, batch, seq, q, k, v, sinks, out, true, *model);
       !error.empty())
     return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
-  if (l.kEqV)
-    v = k; // the values of a K=V layer
+  // The values of a K=V layer; a latent layer's kernels view k's rows.
+  if (l.kEqV || l.latent)
+    v = k;
 #ifdef HYBRID_RT_CUDA
   if (model->cuda) {
     using cuda::Operand;

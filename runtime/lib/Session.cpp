@@ -286,10 +286,10 @@ std::string sliceWhere(const std::string &where, const hybrid_rt_session &s,
   return where + ", " + describeSlice(x);
 }
 
-/// Zeroed host rows for `c` (values, and keys unless `valuesOnly`) of the
-/// element type the layer's kernels read; an error if they overflow a size
-/// (INVALID_ARGUMENT) or cannot be allocated (OUT_OF_MEMORY), recorded for
-/// the caller `where`.
+/// Zeroed host rows for `c` (values, and keys unless `valuesOnly`; keys only
+/// for a latent layer) of the element type the layer's kernels read; an error
+/// if they overflow a size (INVALID_ARGUMENT) or cannot be allocated
+/// (OUT_OF_MEMORY), recorded for the caller `where`.
 hybrid_rt_status allocateHostCache(LayerCache &c, const LayerSpec &l,
                                    int64_t batch, bool valuesOnly,
                                    const KernelSpec &kernel,
@@ -307,7 +307,7 @@ hybrid_rt_status allocateHostCache(LayerCache &c, const LayerSpec &l,
   std::string what =
       std::to_string(c.rows) + " cache rows at batch " + std::to_string(batch);
   if (!elements(valuesOnly ? 0 : l.headDim, keyElements) ||
-      !elements(l.vHeadDim, valueElements))
+      !elements(readsValuesFromKeys(l) ? 0 : l.vHeadDim, valueElements))
     return fail(HYBRID_RT_INVALID_ARGUMENT,
                 where + ": " + what + " are more bytes than a size holds");
   int64_t keyBytes = keyElements * elementBytes,
@@ -326,6 +326,15 @@ hybrid_rt_status allocateHostCache(LayerCache &c, const LayerSpec &l,
 
 int64_t getBytes(const LayerCache &c) {
   return c.keys.bytes() + c.values.bytes() + c.deviceBytes();
+}
+
+/// The rows `l`'s keys are read from (K=V: its values) and its values
+/// (latent: its keys).
+const CacheRows &getKeyRows(const LayerSpec &l, const LayerCache &c) {
+  return keepsValuesOnly(l) ? c.values : c.keys;
+}
+const CacheRows &getValueRows(const LayerSpec &l, const LayerCache &c) {
+  return readsValuesFromKeys(l) ? c.keys : c.values;
 }
 
 /// What every per-layer session call checks first: a session, a layer with
@@ -368,10 +377,11 @@ int64_t firstKeySeen(const LayerSpec &l, int64_t step) {
 }
 
 /// Stores `count` tokens' values and keys (rotated; null where the cache
-/// keeps values only) of slice `x`'s sequences at positions from `position`
-/// on (their length, or anywhere in an empty cache); into a cache whose
-/// scales come from its prompts and no sequence of which holds a token,
-/// sets them from these first.
+/// keeps values only; values null where it keeps keys only, latent) of
+/// slice `x`'s sequences at positions from `position` on (their length, or
+/// anywhere in an empty cache); into a cache whose scales come from its
+/// prompts and no sequence of which holds a token, sets them from these
+/// first.
 void storeTokens(const hybrid_rt_session &s, const LayerSpec &l, LayerCache &c,
                  const Slice &x, const float *keys, const float *values,
                  int64_t count, int64_t position) {
@@ -381,12 +391,14 @@ void storeTokens(const hybrid_rt_session &s, const LayerSpec &l, LayerCache &c,
     if (keys)
       c.keys.setScaleFor(keys, x.batch * count * keyWidth,
                          (*c.scaleTargets)[0]);
-    c.values.setScaleFor(values, x.batch * count * valueWidth,
-                         (*c.scaleTargets)[1]);
+    if (values)
+      c.values.setScaleFor(values, x.batch * count * valueWidth,
+                           (*c.scaleTargets)[1]);
   }
   ThreadPool *pool = s.model->pool.get();
-  c.values.store(pool, values, x.sequences(), c.rows, position, count,
-                 valueWidth);
+  if (values)
+    c.values.store(pool, values, x.sequences(), c.rows, position, count,
+                   valueWidth);
   if (keys)
     c.keys.store(pool, keys, x.sequences(), c.rows, position, count, keyWidth);
 }
@@ -402,7 +414,8 @@ void appendTokens(hybrid_rt_session &s, const LayerSpec &l, LayerCache &c,
                          : deriveKeys(*s.model, l, k,
                                       {x.batch, count, l.numKvHeads, l.headDim},
                                       /*firstPosition=*/length);
-  storeTokens(s, l, c, x, keys, v, count, length);
+  storeTokens(s, l, c, x, keys, readsValuesFromKeys(l) ? nullptr : v, count,
+              length);
 }
 
 /// `scale` as printf's %g writes it.
@@ -440,11 +453,11 @@ hybrid_rt_status enterScaledCache(const hybrid_rt_session *s, const char *call,
             ": cache scales apply to f8 caches (hybrid-compile "
             "--kv-dtype f8 for a CPU); this layer's " +
             (c.rows == 0 ? std::string("has no cache") : "holds " + dtype));
-  // A values-only cache (K=V) derives its keys at its values' scale (the
-  // scales hybrid_rt_session_cache_scales_get reports).
-  const CacheRows &keys = keepsValuesOnly(l) ? c.values : c.keys;
-  bool same = scales && scales[0] == keys.getScale() &&
-              scales[1] == c.values.getScale();
+  // A values-only cache (K=V) derives its keys at its values' scale, a
+  // keys-only one (latent) reads its values at its keys' (the scales
+  // hybrid_rt_session_cache_scales_get reports).
+  bool same = scales && scales[0] == getKeyRows(l, c).getScale() &&
+              scales[1] == getValueRows(l, c).getScale();
   if (int64_t held = c.longest(); held > 0 && !same)
     return fail(HYBRID_RT_INVALID_ARGUMENT,
                 where + "'s cache holds " + std::to_string(held) +
@@ -642,7 +655,8 @@ std::string checkOwnCache(const LayerSpec &l, const LayerCache &c) {
 /// What cache_read and cache_write (`what`, as a refused capture names it)
 /// check first (enterLayer's, then): a layer with a cache of its own,
 /// tensors k [B, T, Hkv, D] (null for K=V layers, which keep values only)
-/// and v [B, T, Hkv, Dv] of one T, which it sets; on GPUs, no capture.
+/// and v [B, T, Hkv, Dv] (null for latent layers, which keep keys only) of
+/// one T, which it sets; on GPUs, no capture.
 hybrid_rt_status enterCacheRows(hybrid_rt_session *s, const char *call,
                                 const char *what, int64_t layer,
                                 const hybrid_rt_tensor *k,
@@ -657,6 +671,10 @@ hybrid_rt_status enterCacheRows(hybrid_rt_session *s, const char *call,
     return fail(HYBRID_RT_INVALID_ARGUMENT,
                 where + " keeps its values only (K=V), from which its keys "
                         "are derived: pass k = NULL");
+  if (l.latent && v)
+    return fail(HYBRID_RT_INVALID_ARGUMENT,
+                where + " keeps its keys only (latent), whose first "
+                        "v_head_dim dims are its values: pass v = NULL");
   const hybrid_rt_tensor *first = l.kEqV ? v : k;
   count = first && first->rank == 4 ? first->shape[1] : 0;
   std::string error;
@@ -664,7 +682,7 @@ hybrid_rt_status enterCacheRows(hybrid_rt_session *s, const char *call,
     error =
         checkOperand("k", k, {s->callBatch(), count, l.numKvHeads, l.headDim},
                      "[batch, seq, kv_heads, head_dim]", *s->model);
-  if (error.empty())
+  if (error.empty() && !l.latent)
     error =
         checkOperand("v", v, {s->callBatch(), count, l.numKvHeads, l.vHeadDim},
                      "[batch, seq, kv_heads, v_head_dim]", *s->model);
@@ -863,7 +881,8 @@ hybrid_rt_status hybrid_rt_session_reorder(hybrid_rt_session *s,
 #endif
     const LayerSpec &l = manifest.layers[i];
     int64_t valueWidth = l.numKvHeads * l.vHeadDim;
-    c.values.gather(gather, s->batch, live * valueWidth);
+    if (!readsValuesFromKeys(l))
+      c.values.gather(gather, s->batch, live * valueWidth);
     if (!keepsValuesOnly(l))
       c.keys.gather(gather, s->batch, live * l.numKvHeads * l.headDim);
   }
@@ -998,7 +1017,8 @@ hybrid_rt_status hybrid_rt_session_cache_info(const hybrid_rt_session *s,
            c.mirrorRows(),
            l.hasKernel() ? s->caches[l.cacheOwner()].heldFrom(first) : 0,
            l.hasKernel() ? s->model->manifest.getCacheDtype(l.kernel).c_str()
-                         : ""};
+                         : "",
+           l.latent};
   return HYBRID_RT_OK;
 } catch (...) {
   return failFromException("hybrid_rt_session_cache_info");
@@ -1026,13 +1046,17 @@ hybrid_rt_status hybrid_rt_session_cache_scales_set(hybrid_rt_session *s,
   for (auto [name, scale] : {std::pair{"k_scale", kScale}, {"v_scale", vScale}})
     if (std::string error = checkCacheScale(name, scale); !error.empty())
       return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
-  if (keepsValuesOnly(*spec) && kScale != vScale)
+  if ((keepsValuesOnly(*spec) || readsValuesFromKeys(*spec)) &&
+      kScale != vScale)
     return fail(HYBRID_RT_INVALID_ARGUMENT,
                 where +
-                    " keeps its values only (K=V), from which keys are "
-                    "derived: k_scale " +
-                    describeScale(kScale) + " must equal v_scale " +
-                    describeScale(vScale));
+                    (keepsValuesOnly(*spec)
+                         ? " keeps its values only (K=V), from which keys are "
+                           "derived"
+                         : " keeps its keys only (latent), whose first dims "
+                           "are the values") +
+                    ": k_scale " + describeScale(kScale) +
+                    " must equal v_scale " + describeScale(vScale));
   LayerCache &c = s->caches[layer];
   c.keys.setScale(kScale);
   c.values.setScale(vScale);
@@ -1078,9 +1102,9 @@ hybrid_rt_status hybrid_rt_session_cache_scales_get(const hybrid_rt_session *s,
   const LayerSpec &owner = s->model->manifest.layers[spec->cacheOwner()];
   const LayerCache &c = s->caches[owner.index];
   // A values-only cache (K=V) derives its keys from the values, at their
-  // scale.
-  *kScale = (keepsValuesOnly(owner) ? c.values : c.keys).getScale();
-  *vScale = c.values.getScale();
+  // scale; a keys-only one (latent) reads its values at its keys'.
+  *kScale = getKeyRows(owner, c).getScale();
+  *vScale = getValueRows(owner, c).getScale();
   return HYBRID_RT_OK;
 } catch (...) {
   return failFromException("hybrid_rt_session_cache_scales_get");
@@ -1113,7 +1137,8 @@ hybrid_rt_status hybrid_rt_session_prefill(hybrid_rt_session *s, int64_t layer,
                              /*withKeys=*/true, *s->model);
       !error.empty())
     return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
-  if (l.kEqV)
+  // The values of a K=V layer; a latent layer's kernels view k's rows.
+  if (l.kEqV || l.latent)
     v = k;
   if (seq <= 0)
     return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": an empty prompt");
@@ -1167,7 +1192,8 @@ hybrid_rt_status hybrid_rt_session_prefill(hybrid_rt_session *s, int64_t layer,
         static_cast<float *>(outx.get()->data));
     if (c.rows > 0)
       storeTokens(*s, l, c, x, keepsValuesOnly(l) ? nullptr : keys,
-                  data(vx.get()), seq, /*position=*/0);
+                  readsValuesFromKeys(l) ? nullptr : data(vx.get()), seq,
+                  /*position=*/0);
     c.setLength(x, seq);
   }
   return zeroPadding(*s, out, where);
@@ -1454,8 +1480,9 @@ hybrid_rt_status hybrid_rt_session_cache_read(const hybrid_rt_session *cs,
     if (k)
       c.keys.load(pool, static_cast<float *>(kx.get()->data), x.sequences(),
                   c.rows, first, count, l.numKvHeads * l.headDim);
-    c.values.load(pool, static_cast<float *>(vx.get()->data), x.sequences(),
-                  c.rows, first, count, l.numKvHeads * l.vHeadDim);
+    if (v)
+      c.values.load(pool, static_cast<float *>(vx.get()->data), x.sequences(),
+                    c.rows, first, count, l.numKvHeads * l.vHeadDim);
   }
   return HYBRID_RT_OK;
 } catch (...) {

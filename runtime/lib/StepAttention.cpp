@@ -47,6 +47,26 @@ void prepareQueries(hybrid_rt_model &model, const LayerSpec &l,
               shape, starts, positions);
 }
 
+/// The rows `l`'s values are read from (latent: its keys).
+const CacheRows &getValueRows(const LayerSpec &l, const StepCache &cache) {
+  return readsValuesFromKeys(l) ? cache.keys : cache.values;
+}
+
+/// The kernel operands k and v over sequences from `first` of `cache`:
+/// values-only caches (K=V) pass the values as k too (the decode kernel
+/// derives keys from them), keys-only ones (latent) a view of the keys as v.
+void setCacheOperands(const LayerSpec &l, const StepCache &cache, int64_t first,
+                      const Shape &kShape, const Shape &vShape, Tensor4 &k,
+                      Tensor4 &v) {
+  if (readsValuesFromKeys(l)) {
+    k = cache.keys.tensor(kShape, first);
+    v = valuesOfKeys(l, k);
+    return;
+  }
+  v = cache.values.tensor(vShape, first);
+  k = keepsValuesOnly(l) ? v : cache.keys.tensor(kShape, first);
+}
+
 /// Every slice's step through the flash kernel, from the prepared queries
 /// into `out` ([N, steps, Hq, Dv]): one dispatch of every slice's work
 /// items, or for a values-only cache (K=V), whose keys are derived into
@@ -59,8 +79,9 @@ void attendWithFlash(hybrid_rt_model &model, const LayerSpec &l,
   // Narrower caches: the kernel compiled for them (`steps`), or for K=V
   // layers the prompt's kernel over values widened and keys derived from
   // them into scratch.
-  FlashKeys read =
-      cache.values.f32Data() || valuesOnly ? FlashKeys::F32 : FlashKeys::Cached;
+  FlashKeys read = getValueRows(l, cache).f32Data() || valuesOnly
+                       ? FlashKeys::F32
+                       : FlashKeys::Cached;
   std::vector<FlashPiece> pieces;
   for (const StepSlice &s : slices) {
     const Slice &x = s.slice;
@@ -75,8 +96,7 @@ void attendWithFlash(hybrid_rt_model &model, const LayerSpec &l,
                       qShape.data());
     p.out = makeTensor4(out + x.entry * steps * l.numHeads * l.vHeadDim,
                         outShape.data());
-    p.v = cache.values.tensor(vShape, x.first);
-    p.k = valuesOnly ? p.v : cache.keys.tensor(kShape, x.first);
+    setCacheOperands(l, cache, x.first, kShape, vShape, p.k, p.v);
     // The kernel reads the cache in place from the step's first visible key
     // (a ring wraps at most once in between) and puts the step's queries
     // at the last T of the positions.
@@ -157,9 +177,7 @@ void attendWithDecode(hybrid_rt_model &model, const LayerSpec &l,
     run.q = makeTensor4(model.preparedQ.data() +
                             x.entry * steps * l.numHeads * l.headDim,
                         qShape.data());
-    run.v = cache.values.tensor(vShape, x.first);
-    // Values-only caches (K=V): the decode kernel derives keys from values.
-    run.k = valuesOnly ? run.v : cache.keys.tensor(kShape, x.first);
+    setCacheOperands(l, cache, x.first, kShape, vShape, run.k, run.v);
     run.partialOut = makeTensor<5>(
         model.partialOut.data() + partials[i] * l.vHeadDim, oShape);
     run.partialMax = makeTensor4(model.partialMax.data() + partials[i], oShape);
@@ -245,5 +263,5 @@ void hybrid::rt::attendStep(hybrid_rt_model &model, const LayerSpec &l,
   else
     attendWithDecode(model, l, kernel, cache, slices, steps, sinks, outData);
   multiplyRows(model, outData, batch * steps * l.numHeads * l.vHeadDim,
-               cache.values.getScale());
+               getValueRows(l, cache).getScale());
 }

@@ -293,6 +293,8 @@ json describe(const LayerSpec &l) {
                  {"head_dim", l.headDim}};
   if (l.kEqV) // one tensor cached: the values, from which keys are derived
     record["k_eq_v"] = true;
+  if (l.latent) // one tensor cached: the keys, whose first dims are values
+    record["latent"] = true;
   return record;
 }
 
@@ -345,6 +347,12 @@ Inputs drawInputs(Random &rng, const LayerSpec &l, int64_t batch,
   }
   if (l.kEqV) // the values, passed as k
     in.v = in.k;
+  if (l.latent) { // the keys' first v_head_dim dims
+    in.v.clear();
+    for (size_t row = 0; row < in.k.size() / size_t(l.headDim); ++row)
+      in.v.insert(in.v.end(), in.k.begin() + row * l.headDim,
+                  in.k.begin() + row * l.headDim + l.vHeadDim);
+  }
   return in;
 }
 
@@ -441,10 +449,11 @@ bool replayStep(GraphReplay &graph, Model &model, Session &session,
     for (const LayerSpec *l : layers) {
       std::vector<hybrid_rt_tensor> &t = tensors[l->index];
       bool shared = l->cachePolicy == "shared";
-      // K=V layers' values are their k: v null.
-      if (Status s = session.decode(l->index, t[0], shared ? nullptr : &t[1],
-                                    shared || l->kEqV ? nullptr : &t[2],
-                                    l->sinks ? &t[3] : nullptr, t[4]);
+      // K=V layers' values are their k, latent ones' its first dims: v null.
+      if (Status s =
+              session.decode(l->index, t[0], shared ? nullptr : &t[1],
+                             shared || l->kEqV || l->latent ? nullptr : &t[2],
+                             l->sinks ? &t[3] : nullptr, t[4]);
           !s) {
         graph.endCapture();
         return failed("layer " + std::to_string(l->index) + ": " + s.message);
@@ -598,7 +607,7 @@ bool checkSession(Model &model, const Manifest &manifest, const Options &o,
       wide.enabled = o.bf16;
       wide.inputs(q, k, v, sinks, tq, tk, tv, ts, to, out.size());
       bool shared = l.cachePolicy == "shared";
-      if (l.kEqV) // the values are k itself
+      if (l.kEqV || l.latent) // the values are k itself, or its first dims
         tv = tk;
       auto start = std::chrono::steady_clock::now();
       Status s = begin == 0
@@ -678,7 +687,10 @@ bool checkSession(Model &model, const Manifest &manifest, const Options &o,
         visible = (total - 1) % l.chunk + 1;
       double element = double(manifest.getCacheElementBytes(l.kernel));
       double bytes = double(b) * double(visible) * double(l.numKvHeads) *
-                     double((l.kEqV ? 0 : l.headDim) + l.vHeadDim) * element;
+                     double(l.kEqV     ? l.vHeadDim
+                            : l.latent ? l.headDim
+                                       : l.headDim + l.vHeadDim) *
+                     element;
       char text[128];
       double rate = bytes / (median * 1e-3) / 1e9;
       std::snprintf(text, sizeof(text), ": decode %.4f ms, %.1f GB/s", median,
@@ -761,7 +773,7 @@ int main(int argc, char **argv) {
       BF16Operands wide;
       wide.enabled = o.bf16;
       wide.inputs(q, k, v, sinks, tq, tk, tv, ts, to, out.size());
-      if (l.kEqV) // the values are k itself
+      if (l.kEqV || l.latent) // the values are k itself, or its first dims
         tv = tk;
       auto run = [&] {
         return model.prefill(l.index, tq, tk, tv, l.sinks ? &ts : nullptr, to);

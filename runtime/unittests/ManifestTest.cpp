@@ -30,7 +30,7 @@ bool loadText(const std::string &text, Manifest &manifest, std::string &error) {
 }
 
 const char *kValid = R"({
-  "version": 14, "target": "cpu", "library": "libkernels.so",
+  "version": 15, "target": "cpu", "library": "libkernels.so",
   "model_type": "test", "name": "t", "num_layers": 2,
   "kernels": {"attn0": {"entry": "_mlir_ciface_attn0",
     "prepare_q": "_mlir_ciface_attn0_prepare_q", "prepare_k": null,
@@ -75,11 +75,11 @@ TEST(Manifest, ErrorsNameTheField) {
        "layers[0].v_head_dim: expected an integer"},
       {"\"sliding\", \"window\": 5", "\"sliding\", \"window\": 5.5",
        "layers[0].window: expected an integer"},
-      {"\"version\": 14", "\"version\": 13",
-       "version: this runtime reads version 14, not 13 (artifacts of an older "
+      {"\"version\": 15", "\"version\": 14",
+       "version: this runtime reads version 15, not 14 (artifacts of an older "
        "hybrid-compile: compile them again)"},
-      {"\"version\": 14", "\"version\": 15",
-       "version: this runtime reads version 14, not 15"},
+      {"\"version\": 15", "\"version\": 16",
+       "version: this runtime reads version 15, not 16"},
       {"\"kernel\": \"attn0\"", "\"kernel\": \"attn9\"",
        "layers[0].kernel: 'attn9' is not in kernels"},
       {"{\"type\": \"none\"}",
@@ -326,4 +326,37 @@ TEST(Manifest, VisiblePairsMatchTheMask) {
             << causal << " w" << window << " c" << chunk << " " << nq << "/"
             << nk;
       }
+}
+
+// Latent layers keep keys only: their kernels must read the values from the
+// keys' rows, and only theirs do.
+TEST(Manifest, LatentKernelsReadValuesFromKeys) {
+  auto edited = [](bool latent, bool valuesInKeys) {
+    nlohmann::json manifest = nlohmann::json::parse(kValid);
+    manifest["kernels"]["attn0"]["values_in_keys"] = valuesInKeys;
+    manifest["layers"][0]["cache"]["latent"] = latent;
+    return manifest.dump();
+  };
+  Manifest m;
+  std::string error;
+  EXPECT_TRUE(loadText(edited(true, true), m, error)) << error;
+  EXPECT_TRUE(m.layers[0].latent);
+  EXPECT_TRUE(m.kernels.at("attn0").valuesInKeys);
+  EXPECT_FALSE(loadText(edited(true, false), m, error));
+  EXPECT_NE(error.find("layers[0].kernel: kernels.attn0 reads cached values, "
+                       "but the layer's cache keeps keys only (latent)"),
+            std::string::npos)
+      << error;
+  EXPECT_FALSE(loadText(edited(false, true), m, error));
+  EXPECT_NE(error.find("layers[0].kernel: kernels.attn0 reads values from "
+                       "the keys, but the layer caches its values"),
+            std::string::npos)
+      << error;
+  nlohmann::json both = nlohmann::json::parse(edited(true, true));
+  both["layers"][0]["cache"]["k_eq_v"] = true;
+  EXPECT_FALSE(loadText(both.dump(), m, error));
+  EXPECT_NE(error.find("layers[0].cache.latent: needs v_head_dim at most "
+                       "head_dim, and no k_eq_v"),
+            std::string::npos)
+      << error;
 }

@@ -49,7 +49,8 @@ bool Artifacts::prepare(llvm::StringRef input, const CompileOptions &options) {
   directory = dir.str().str();
   temporary = true;
   CompilerContext context;
-  mlir::OwningOpRef<mlir::ModuleOp> module = context.load(input);
+  mlir::OwningOpRef<mlir::ModuleOp> module =
+      context.load(input, options.import);
   return module && emitArtifacts(*module, options, directory);
 }
 
@@ -110,6 +111,10 @@ const LayerInputs &InputGenerator::get(const rt::LayerSpec &layer) {
     fill(in.k, in.kShape, 1);
     if (layer.kEqV)
       in.v = in.k;
+    else if (layer.latent) // the first v_head_dim dims of each key
+      for (int64_t row = 0; row < batch * seq * layer.numKvHeads; ++row)
+        in.v.insert(in.v.end(), in.k.begin() + row * layer.headDim,
+                    in.k.begin() + row * layer.headDim + layer.vHeadDim);
     else
       fill(in.v, in.vShape, 2);
   }
@@ -236,8 +241,11 @@ LayerSlice::LayerSlice(const rt::LayerSpec &layer, const LayerInputs &in,
     : out(in.outShape[0] * count * in.outShape[2] * in.outShape[3]) {
   q = viewPositions(in.q, in.qShape, begin, count, qData);
   k = viewPositions(in.k, in.kShape, begin, count, kData);
-  // K=V layers' values are their k itself.
-  v = layer.kEqV ? k : viewPositions(in.v, in.vShape, begin, count, vData);
+  // K=V layers' values are their k itself; latent layers' k's first dims,
+  // for which they take k too.
+  v = layer.kEqV || layer.latent
+          ? k
+          : viewPositions(in.v, in.vShape, begin, count, vData);
   o = rt::view(out.data(),
                {in.outShape[0], count, in.outShape[2], in.outShape[3]});
   sinks = rt::view(in.sinks.data(), layer.numHeads);

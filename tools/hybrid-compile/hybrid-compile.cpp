@@ -100,6 +100,19 @@ cl::opt<bool> externalPositional(
              "attention modules pass them): compile without positional "
              "encoding or temperature tuning"),
     cl::cat(toolCategory));
+enum class MlaCache { Decompressed, Latent };
+cl::opt<MlaCache> mlaCache(
+    "mla-cache", cl::init(MlaCache::Decompressed),
+    cl::desc("Multi-head latent attention layers (DeepSeek V2/V3, Kimi K2, "
+             "...) of a Hugging Face config"),
+    cl::values(clEnumValN(MlaCache::Decompressed, "decompressed",
+                          "keys and values per head, as transformers' "
+                          "attention modules pass them (the default)"),
+               clEnumValN(MlaCache::Latent, "latent",
+                          "absorbed: one KV head of kv_lora_rank + "
+                          "qk_rope_head_dim dims, whose first kv_lora_rank "
+                          "are the values, in a latent cache")),
+    cl::cat(toolCategory));
 cl::opt<std::string> tuningDb("tuning-db", cl::desc("Tuning database (JSON)"),
                               cl::value_desc("file"), cl::cat(toolCategory));
 
@@ -153,6 +166,7 @@ int main(int argc, char **argv) {
                 "sizes and variants)");
   options.tuningDb = tuningDb;
   options.externalPositional = externalPositional;
+  options.import.latentMla = mlaCache == MlaCache::Latent;
   if (!cudaToolkit.empty())
     options.cudaToolkit = cudaToolkit;
   options.cubin = cubin;
@@ -185,7 +199,7 @@ int main(int argc, char **argv) {
       return fail(error);
 
   hybrid::CompilerContext context;
-  OwningOpRef<ModuleOp> module = context.load(inputPath);
+  OwningOpRef<ModuleOp> module = context.load(inputPath, options.import);
   if (!module)
     return 1;
   if (emit == Emit::Artifacts)

@@ -1283,6 +1283,37 @@ TEST(HFRules, MlaHybridsAndLongcat) {
             "(3), got 4");
 }
 
+TEST(HFRules, MlaLatentOption) {
+  // The absorbed form: one KV head of kv_lora_rank + qk_rope_head_dim dims,
+  // the latent's as values, RoPE after them; the scale stays qk_head_dim's.
+  ImportOptions latent;
+  latent.latentMla = true;
+  auto v3 = importModel(hfBare("deepseek_v3"), "config.json", latent);
+  ASSERT_TRUE(bool(v3)) << llvm::toString(v3.takeError());
+  const LayerSpec &l = v3->layers[0];
+  EXPECT_TRUE(l.latent);
+  EXPECT_EQ(l.numKVHeads, 1);
+  EXPECT_EQ(l.headDim, 576);
+  EXPECT_EQ(l.vHeadDim, 512);
+  EXPECT_EQ(l.positional.rotaryDim, 64);
+  EXPECT_EQ(l.positional.rotaryOffset, 512);
+  EXPECT_DOUBLE_EQ(l.scale, 1.0 / std::sqrt(192.0));
+  // Kimi Linear's NoPE MLA layers stay NoPE; its KDA layers are untouched.
+  auto kimi = importModel(
+      hf("kimi_linear", "\"num_key_value_heads\": 8, \"kv_lora_rank\": 256", 5),
+      "config.json", latent);
+  ASSERT_TRUE(bool(kimi)) << llvm::toString(kimi.takeError());
+  EXPECT_EQ(kimi->layers[0].kind, LayerKind::Linear);
+  EXPECT_FALSE(kimi->layers[0].latent);
+  EXPECT_TRUE(kimi->layers[4].latent);
+  EXPECT_EQ(kimi->layers[4].headDim, 256 + 64);
+  EXPECT_EQ(kimi->layers[4].positional.kind, PositionalKind::None);
+  // Without the option, the decompressed form.
+  auto plain = importOk(hfBare("deepseek_v3"));
+  ASSERT_TRUE(plain);
+  EXPECT_FALSE(plain->layers[0].latent);
+}
+
 TEST(HFErrors, KnownFamiliesTheKernelsCannotCompute) {
   EXPECT_EQ(importError(hfBare("deepseek_v32")),
             "config.json: field 'model_type': model type 'deepseek_v32' is "

@@ -218,6 +218,24 @@ TEST(Spec, RotaryOffset) {
       "to positional type 'rope'");
 }
 
+TEST(Spec, LatentCaches) {
+  auto spec = importOk(specDoc("[{\"kind\": \"full\", " + kHeads +
+                               ", \"v_head_dim\": 32, \"latent\": true}]"),
+                       "spec.json");
+  ASSERT_TRUE(spec);
+  EXPECT_TRUE(spec->layers[0].latent);
+  EXPECT_EQ(importError(specDoc("[{\"kind\": \"full\", " + kHeads +
+                                ", \"v_head_dim\": 96, \"latent\": true}]"),
+                        "spec.json"),
+            "spec.json: field 'layers[0].latent': needs v_head_dim at most "
+            "head_dim (64), got 96");
+  EXPECT_EQ(importError(specDoc("[{\"kind\": \"full\", " + kHeads +
+                                ", \"k_eq_v\": true, \"latent\": true}]"),
+                        "spec.json"),
+            "spec.json: field 'layers[0].latent': and k_eq_v exclude each "
+            "other (a latent cache keeps the keys, a K=V one the values)");
+}
+
 TEST(SpecErrors, UnknownKeysNamedWithPath) {
   EXPECT_EQ(importError(specDoc("[{\"kind\": \"full\", " + kHeads +
                                 "}, {\"pattern\": [{\"kind\": \"sliding\", "

@@ -9,6 +9,7 @@
 #define HYBRID_DRIVER_COMPILER_H
 
 #include "hybrid/Dialect/Hybrid/IR/HybridAttrs.h"
+#include "hybrid/Import/Importer.h"
 #include "hybrid/Tuning/GPUKernelVariant.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/MLIRContext.h"
@@ -41,6 +42,8 @@ struct CompileOptions {
   /// Hugging Face attention modules pass them: every layer is compiled
   /// without positional encoding or temperature tuning.
   bool externalPositional = false;
+  /// How Hugging Face configs are imported (--mla-cache).
+  spec::ImportOptions import;
   /// CUDA toolkit for cuda targets: libdevice, and ptxas for a cubin.
   std::string cudaToolkit = getDefaultCUDAToolkit();
   /// cuda targets: assemble kernels.cubin when ptxas is found (false: the
@@ -78,7 +81,8 @@ public:
   /// Reads a Hugging Face config.json, a hybrid-schedule spec or a .mlir
   /// file into a module holding one hybrid.schedule. Errors are reported
   /// (one line naming the file and field) and yield null.
-  mlir::OwningOpRef<mlir::ModuleOp> load(llvm::StringRef path);
+  mlir::OwningOpRef<mlir::ModuleOp>
+  load(llvm::StringRef path, const spec::ImportOptions &options = {});
 
 private:
   mlir::MLIRContext context;

@@ -122,6 +122,9 @@ struct LayerSpec {
   std::optional<int64_t> sharedSource;
   /// One stored tensor serves as keys and values.
   bool kEqV = false;
+  /// The keys' first vHeadDim dims are the values (MLA's latent cache,
+  /// absorbed): one stored tensor, the keys.
+  bool latent = false;
   /// Linear attention, Mamba, hybrid and conv layers.
   std::optional<RecurrentState> state;
 };

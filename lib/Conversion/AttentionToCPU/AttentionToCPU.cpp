@@ -22,7 +22,7 @@ SmallVector<Type> hybrid::cpu::getAttentionInputTypes(
   SmallVector<Type> types = {
       getRowsType(b.getF32Type(), sig.heads, sig.headDim),
       getRowsType(kvElement, sig.kvHeads, sig.headDim),
-      getRowsType(kvElement, sig.kvHeads, sig.vHeadDim)};
+      getValuesType(kvElement, sig)};
   if (sig.score.getSinks())
     types.push_back(MemRefType::get({sig.heads}, b.getF32Type()));
   return types;
@@ -251,6 +251,8 @@ struct ConvertAttentionToCPUPass
           emitFlashKernel(b, name + "_attention", sig, tiles, b.getF32Type());
       flash->setAttr("hybrid.q_tile", b.getI64IntegerAttr(tiles.queries));
       flash->setAttr("hybrid.k_tile", b.getI64IntegerAttr(tiles.keys));
+      if (sig.valuesInKeys) // its values operand views the keys
+        flash->setAttr(kLatentAttrName, b.getUnitAttr());
       emitPrepareKernel(b, name, sig, /*forQueries=*/true);
       if (sig.rotates())
         emitPrepareKernel(b, name, sig, /*forQueries=*/false);
@@ -263,6 +265,8 @@ struct ConvertAttentionToCPUPass
         decode->setAttr("hybrid.k_tile", b.getI64IntegerAttr(tiles.keys));
         if (sig.derivesKeys) // it takes the key scale after the sinks
           decode->setAttr(kKEqVAttrName, b.getUnitAttr());
+        if (sig.valuesInKeys) // its values operand views the keys
+          decode->setAttr(kLatentAttrName, b.getUnitAttr());
         emitCombineKernel(b, name + "_decode_combine", sig);
         // Steps of many tokens run the flash kernel over the cache in place:
         // a narrower cache needs its own. (K=V caches hold values only, from

@@ -19,6 +19,9 @@ using namespace hybrid::gpu;
 static std::optional<std::string>
 getUnsupportedReason(const AttentionSignature &sig, int64_t keyTile,
                      GPUKernelAttr variant, StringRef chip) {
+  if (sig.valuesInKeys)
+    return "latent caches (values read from the keys) are not supported by "
+           "the GPU kernels yet; compile for the CPU";
   bool wgmma = variant.getTensorCores() == TensorCores::Wgmma;
   if (wgmma && !chip.empty() && chip != "sm_90a")
     return ("tensor_cores = wgmma is an sm_90a instruction; the kernels are "

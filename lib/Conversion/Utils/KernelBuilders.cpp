@@ -23,12 +23,24 @@ AttentionSignature AttentionSignature::get(AttentionOp op) {
   sig.score = op.getScore();
   Operation *kernel = op->getParentOp();
   sig.derivesKeys = kernel && kernel->hasAttr(kKEqVAttrName);
+  sig.valuesInKeys = kernel && kernel->hasAttr(kLatentAttrName);
   return sig;
 }
 
 MemRefType hybrid::getRowsType(Type element, int64_t heads, int64_t dim) {
   int64_t dyn = ShapedType::kDynamic;
   return MemRefType::get({dyn, dyn, heads, dim}, element);
+}
+
+MemRefType hybrid::getValuesType(Type element, const AttentionSignature &sig) {
+  if (!sig.valuesInKeys)
+    return getRowsType(element, sig.kvHeads, sig.vHeadDim);
+  int64_t dyn = ShapedType::kDynamic;
+  auto layout =
+      StridedLayoutAttr::get(element.getContext(), /*offset=*/0,
+                             {dyn, sig.kvHeads * sig.headDim, sig.headDim, 1});
+  return MemRefType::get({dyn, dyn, sig.kvHeads, sig.vHeadDim}, element,
+                         layout);
 }
 
 FailureOr<SmallVector<std::pair<Operation *, AttentionOp>>>

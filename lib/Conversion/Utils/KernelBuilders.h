@@ -25,6 +25,10 @@ struct AttentionSignature {
   /// The kernel's caches keep values only (K=V, `hybrid.k_eq_v` on the
   /// kernel function): its step kernels derive the keys from them.
   bool derivesKeys = false;
+  /// The values are a view of the keys' first vHeadDim dims (latent caches,
+  /// `hybrid.latent` on the kernel function): the kernels take them as a
+  /// strided operand over the key rows.
+  bool valuesInKeys = false;
 
   static AttentionSignature get(AttentionOp op);
   int64_t groupSize() const { return heads / kvHeads; }
@@ -33,6 +37,13 @@ struct AttentionSignature {
 
 /// `memref<?x?x{heads}x{dim}x{element}>`: [batch, seq, heads, dim] rows.
 mlir::MemRefType getRowsType(mlir::Type element, int64_t heads, int64_t dim);
+
+/// The values operand of `sig`'s kernels over `element` rows: its own rows
+/// (getRowsType), or for a latent layer the first vHeadDim dims of the key
+/// rows, `memref<?x?x{kvHeads}x{vHeadDim}, strided<[?, kvHeads * headDim,
+/// headDim, 1]>>`.
+mlir::MemRefType getValuesType(mlir::Type element,
+                               const AttentionSignature &sig);
 
 /// The functions holding exactly one hybrid.attention
 /// (hybrid-extract-attention's output), on f32 rows, the element type every

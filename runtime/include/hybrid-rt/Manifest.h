@@ -62,6 +62,9 @@ struct LayerSpec {
   std::string cachePolicy; // full, ring, chunk, shared, none
   int64_t sourceLayer = -1;
   bool kEqV = false;
+  /// The values are the keys' first vHeadDim dims (MLA's latent cache): the
+  /// cache keeps keys only, and callers pass v = NULL.
+  bool latent = false;
 
   bool hasKernel() const { return !kernel.empty(); }
   /// The layer whose cache this one reads: its source if shared, else
@@ -130,6 +133,9 @@ struct KernelSpec {
   /// K=V layers: the decode kernel derives keys from the cached values
   /// (times a key scale operand after the sinks, rotated).
   bool derivesKeys = false;
+  /// Latent layers: every kernel reads the values as a view of the keys'
+  /// rows (a strided operand).
+  bool valuesInKeys = false;
   /// GPU targets, K=V layers: the keys of a range of cache positions
   /// derived, and its values gathered, into scratch for a flash step.
   std::string deriveKV;

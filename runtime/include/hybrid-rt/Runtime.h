@@ -166,17 +166,19 @@ public:
     return Status::fromCode(hybrid_rt_session_append(session, layer, &k, &v));
   }
 
-  /// See hybrid_rt_session_cache_read (`k` null for K=V layers).
+  /// See hybrid_rt_session_cache_read (`k` null for K=V layers, `v` for
+  /// latent ones).
   Status readCache(int64_t layer, int64_t first, hybrid_rt_tensor *k,
-                   hybrid_rt_tensor &v) const {
+                   hybrid_rt_tensor *v) const {
     return Status::fromCode(
-        hybrid_rt_session_cache_read(session, layer, first, k, &v));
+        hybrid_rt_session_cache_read(session, layer, first, k, v));
   }
-  /// See hybrid_rt_session_cache_write (`k` null for K=V layers).
+  /// See hybrid_rt_session_cache_write (`k` null for K=V layers, `v` for
+  /// latent ones).
   Status writeCache(int64_t layer, int64_t first, const hybrid_rt_tensor *k,
-                    const hybrid_rt_tensor &v) {
+                    const hybrid_rt_tensor *v) {
     return Status::fromCode(
-        hybrid_rt_session_cache_write(session, layer, first, k, &v));
+        hybrid_rt_session_cache_write(session, layer, first, k, v));
   }
 
   hybrid_rt_session *get() { return session; }

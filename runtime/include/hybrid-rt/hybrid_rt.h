@@ -106,7 +106,9 @@ hybrid_rt_status hybrid_rt_layer_info_get(const hybrid_rt_model *model,
  * the layer has sinks (else NULL), out [B, S, Hq, Dv]. Positional encoding,
  * scale and score modifiers are applied inside; q, k and v are not
  * modified. K=V layers' values are k: their v is NULL or k itself (the
- * same tensor), in this call and every session call. */
+ * same tensor), in this call and every session call. Latent layers' values
+ * are the first Dv dims of k (MLA's absorbed form): their v is NULL or k
+ * itself too. */
 hybrid_rt_status hybrid_rt_prefill(hybrid_rt_model *model, int64_t layer,
                                    const hybrid_rt_tensor *q,
                                    const hybrid_rt_tensor *k,
@@ -173,7 +175,9 @@ hybrid_rt_status hybrid_rt_device_time_get(const hybrid_rt_model *model,
  *   chunk   chunk C: the current chunk (C + max_step_tokens - 1 rows);
  *   shared  no storage: the layer reads its source layer's cache;
  * K=V layers' caches hold their values only, from which the kernels derive
- * the keys (hybrid_rt_key_scale_set) as they read them. CPU caches hold f32
+ * the keys (hybrid_rt_key_scale_set) as they read them; latent layers'
+ * (CPU models) their keys only, whose first Dv dims the kernels read as the
+ * values. CPU caches hold f32
  * (the kernels' type), or bf16, f16 or f8 (OCP E4M3FN, saturating at +-448;
  * scaled by hybrid_rt_session_cache_scales_set) for artifacts compiled with
  * --kv-dtype (the manifest's cache_dtype), rounded to nearest even as they are
@@ -202,6 +206,8 @@ typedef struct hybrid_rt_cache_info {
                            length - 1 (hybrid_rt_session_cache_read) */
   const char *dtype;    /* what its rows hold: f32, bf16, f16 or f8 (its
                            source's, for shared layers; "" for none) */
+  int32_t latent;       /* keys only: its values are their first v_head_dim
+                           dims (pass v = NULL) */
 } hybrid_rt_cache_info;
 
 hybrid_rt_status
@@ -282,9 +288,10 @@ int64_t hybrid_rt_session_cache_bytes(const hybrid_rt_session *session);
  * Set them while the layer's cache is empty (after create or reset; they
  * stay through resets), or to the scales it holds (a restore into one
  * sequence while others hold tokens: hybrid_rt_session_select). K=V layers keep
- * one tensor, the values, from which keys are derived: k_scale must equal
- * v_scale. Layers that read another layer's cache read it at that layer's
- * scales. Other caches (f32, bf16, f16, GPU caches): INVALID_ARGUMENT. */
+ * one tensor, the values, from which keys are derived, and latent layers
+ * one, the keys: k_scale must equal v_scale. Layers that read another layer's
+ * cache read it at that layer's scales. Other caches (f32, bf16, f16, GPU
+ * caches): INVALID_ARGUMENT. */
 hybrid_rt_status hybrid_rt_session_cache_scales_set(hybrid_rt_session *session,
                                                     int64_t layer,
                                                     float k_scale,
@@ -345,8 +352,8 @@ hybrid_rt_status hybrid_rt_session_append(hybrid_rt_session *session,
  * form its steps attend over: keys k [B, T, Hkv, D] as the layer's RoPE
  * rotated them (as transformers' caches hold them), values v [B, T, Hkv,
  * Dv], f32 (bf16 too for GPU models that take it), host or device memory.
- * K=V layers keep values only: their k is NULL. Neither call may be
- * captured in a CUDA graph. */
+ * K=V layers keep values only: their k is NULL; latent layers keep keys
+ * only: their v is NULL. Neither call may be captured in a CUDA graph. */
 
 /* Copies positions first..first+T-1 of layer `layer`'s own cache into k
  * and v (T = their seq dim), each element as the cache holds it (bf16, f16

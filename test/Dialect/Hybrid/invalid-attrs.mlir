@@ -276,3 +276,13 @@ module attributes {test.attr = #hybrid.positional<kind = rope, theta = 10000.0, 
 
 // expected-error @+1 {{positional kind none takes no parameters}}
 module attributes {test.attr = #hybrid.positional<kind = none, rotary_offset = 32>} {}
+
+// -----
+
+// expected-error @+1 {{k_eq_v (values only) and latent (keys only) exclude each other}}
+module attributes {test.attr = #hybrid.cache<policy = full, k_eq_v = true, latent = true>} {}
+
+// -----
+
+// expected-error @+1 {{latent needs a cache to store}}
+module attributes {test.attr = #hybrid.cache<policy = none, latent = true>} {}

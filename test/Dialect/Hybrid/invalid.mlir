@@ -269,3 +269,39 @@ hybrid.schedule @s layers = 1 {
   // expected-error @+1 {{unknown layer kind 'global'}}
   hybrid.layer global heads 4 kv_heads 1 head_dim 64
 }
+
+// -----
+
+hybrid.schedule @s layers = 1 {
+  // expected-error @+1 {{latent needs the rotating dims after the values (partial RoPE with rotary_offset >= v_head_dim 64) or none}}
+  hybrid.layer full heads 4 kv_heads 1 head_dim 96 v_head_dim 64 mask <kind = full>
+    pos <kind = partial, theta = 10000.0, rotary_dim = 32, rotary_offset = 32>
+    score <scale = 0.125> cache <policy = full, latent = true>
+}
+
+// -----
+
+hybrid.schedule @s layers = 1 {
+  // expected-error @+1 {{latent needs the rotating dims after the values (partial RoPE with rotary_offset >= v_head_dim 64) or none}}
+  hybrid.layer full heads 4 kv_heads 1 head_dim 96 v_head_dim 64 mask <kind = full>
+    pos <kind = rope, theta = 10000.0> score <scale = 0.125>
+    cache <policy = full, latent = true>
+}
+
+// -----
+
+hybrid.schedule @s layers = 1 {
+  // expected-error @+1 {{latent needs v_head_dim at most head_dim (64), got 96}}
+  hybrid.layer full heads 4 kv_heads 1 head_dim 64 v_head_dim 96 mask <kind = full>
+    pos <kind = none> score <scale = 0.125> cache <policy = full, latent = true>
+}
+
+// -----
+
+hybrid.schedule @s layers = 2 {
+  hybrid.layer full heads 4 kv_heads 1 head_dim 96 v_head_dim 64 mask <kind = full>
+    pos <kind = none> score <scale = 0.125> cache <policy = full, latent = true>
+  // expected-error @+1 {{(layer 1) shares the cache of layer 0 whose latent differs}}
+  hybrid.layer full heads 4 kv_heads 1 head_dim 96 v_head_dim 64 mask <kind = full>
+    pos <kind = none> score <scale = 0.125> cache <policy = shared, source_layer = 0>
+}

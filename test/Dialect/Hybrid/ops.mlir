@@ -4,8 +4,8 @@
 // Every layer kind, mask, positional encoding, score modifier and cache
 // policy, written compactly with nested repeats.
 
-// CHECK-LABEL: hybrid.schedule @every_option layers = 18
-hybrid.schedule @every_option layers = 18 attributes {
+// CHECK-LABEL: hybrid.schedule @every_option layers = 19
+hybrid.schedule @every_option layers = 19 attributes {
     hidden_size = 2048 : i64, max_position = 131072 : i64, model_type = "spec"} {
   // CHECK: hybrid.repeat 2 {
   // CHECK-NEXT: hybrid.repeat 2 {
@@ -67,6 +67,10 @@ hybrid.schedule @every_option layers = 18 attributes {
   // CHECK: hybrid.layer full heads 16 kv_heads 16 head_dim 192 v_head_dim 128 mask <kind = full> pos <kind = partial, theta = 10000.0, rotary_dim = 64, interleaved = true, rotary_offset = 128> score <scale = 0.0722>
   hybrid.layer full heads 16 kv_heads 16 head_dim 192 v_head_dim 128 mask <kind = full>
     pos <kind = partial, theta = 10000.0, rotary_dim = 64, rotary_offset = 128, interleaved = true> score <scale = 0.0722>
+  // CHECK: hybrid.layer full heads 128 kv_heads 1 head_dim 576 v_head_dim 512 mask <kind = full> pos <kind = partial, theta = 10000.0, rotary_dim = 64, interleaved = true, rotary_offset = 512> score <scale = 0.1352> cache <policy = full, latent = true>
+  hybrid.layer full heads 128 kv_heads 1 head_dim 576 v_head_dim 512 mask <kind = full>
+    pos <kind = partial, theta = 10000.0, rotary_dim = 64, rotary_offset = 512, interleaved = true>
+    score <scale = 0.1352> cache <policy = full, latent = true>
 }
 
 // CHECK-LABEL: func.func @attention

@@ -318,7 +318,8 @@ LogicalResult GPUKernelAttr::verify(
 
 LogicalResult CacheAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                                 CachePolicy policy, int64_t window,
-                                int64_t chunk, int64_t sourceLayer, bool kEqV) {
+                                int64_t chunk, int64_t sourceLayer, bool kEqV,
+                                bool latent) {
   if (policy == CachePolicy::ring && window <= 0)
     return emitError() << "ring cache needs a positive window, got " << window;
   if (policy != CachePolicy::ring && window != 0)
@@ -331,23 +332,29 @@ LogicalResult CacheAttr::verify(function_ref<InFlightDiagnostic()> emitError,
     return emitError() << "shared cache needs a source_layer";
   if (policy != CachePolicy::shared && sourceLayer != -1)
     return emitError() << "source_layer is only meaningful for a shared cache";
-  if (policy == CachePolicy::none && kEqV)
-    return emitError() << "k_eq_v needs a cache to store";
+  if (policy == CachePolicy::none && (kEqV || latent))
+    return emitError() << (kEqV ? "k_eq_v" : "latent")
+                       << " needs a cache to store";
+  if (kEqV && latent)
+    return emitError() << "k_eq_v (values only) and latent (keys only) "
+                          "exclude each other";
   return success();
 }
 
-CacheAttr hybrid::getImpliedCache(MLIRContext *ctx, MaskAttr mask, bool kEqV) {
+CacheAttr hybrid::getImpliedCache(MLIRContext *ctx, MaskAttr mask, bool kEqV,
+                                  bool latent) {
   const int64_t unset = 0, noSource = -1;
   if (!mask)
-    return CacheAttr::get(ctx, CachePolicy::none, unset, unset, noSource,
+    return CacheAttr::get(ctx, CachePolicy::none, unset, unset, noSource, false,
                           false);
   if (mask.getCausal() && mask.getKind() == MaskKind::sliding_window)
     return CacheAttr::get(ctx, CachePolicy::ring, mask.getWindow(), unset,
-                          noSource, kEqV);
+                          noSource, kEqV, latent);
   if (mask.getCausal() && mask.getKind() == MaskKind::chunked)
     return CacheAttr::get(ctx, CachePolicy::chunk, unset, mask.getChunk(),
-                          noSource, kEqV);
-  return CacheAttr::get(ctx, CachePolicy::full, unset, unset, noSource, kEqV);
+                          noSource, kEqV, latent);
+  return CacheAttr::get(ctx, CachePolicy::full, unset, unset, noSource, kEqV,
+                        latent);
 }
 
 LogicalResult StateAttr::verify(function_ref<InFlightDiagnostic()> emitError,

@@ -156,6 +156,8 @@ LogicalResult ScheduleOp::verifyRegions() {
     CacheAttr sourceCache = src.getCacheAttr();
     if ((sourceCache && sourceCache.getKEqV()) != cache.getKEqV())
       return differs("k_eq_v");
+    if ((sourceCache && sourceCache.getLatent()) != cache.getLatent())
+      return differs("latent");
     return success();
   });
 }
@@ -283,6 +285,21 @@ LogicalResult LayerOp::verify() {
       return emitOpError() << "k_eq_v with interleaved RoPE is not supported";
     if (cache->getKEqV() && getPositional()->getRotaryOffset() != 0)
       return emitOpError() << "k_eq_v with a rotary_offset is not supported";
+    if (cache->getLatent()) {
+      // The values are the keys' first dims, before any that rotate.
+      int64_t values = getValueHeadDim();
+      if (values > headDim)
+        return emitOpError() << "latent needs v_head_dim at most head_dim ("
+                             << headDim << "), got " << values;
+      PositionalAttr pos = *getPositional();
+      if (pos.getKind() != PositionalKind::none &&
+          !(pos.getKind() == PositionalKind::partial &&
+            pos.getRotaryOffset() >= values))
+        return emitOpError() << "latent needs the rotating dims after the "
+                                "values (partial RoPE with rotary_offset >= "
+                                "v_head_dim "
+                             << values << ") or none";
+    }
   }
   return success();
 }

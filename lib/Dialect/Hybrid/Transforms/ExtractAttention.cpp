@@ -34,9 +34,16 @@ static bool derivesKeys(LayerOp layer) {
   return cache && cache.getKEqV();
 }
 
+/// True if `layer`'s values are its keys' first dims (latent caches).
+static bool readsValuesFromKeys(LayerOp layer) {
+  CacheAttr cache = layer.getCacheAttr();
+  return cache && cache.getLatent();
+}
+
 /// Everything that makes two layers' attention differ; uniqued, so two
 /// layers share a kernel exactly when their signatures are the same attribute.
-/// K=V layers read their caches otherwise (keys derived at each step).
+/// K=V layers read their caches otherwise (keys derived at each step), latent
+/// layers their values (from the keys).
 static ArrayAttr getSignature(LayerOp layer) {
   Builder b(layer.getContext());
   return b.getArrayAttr({b.getI64IntegerAttr(*layer.getNumHeads()),
@@ -44,7 +51,8 @@ static ArrayAttr getSignature(LayerOp layer) {
                          b.getI64IntegerAttr(*layer.getHeadDim()),
                          b.getI64IntegerAttr(layer.getValueHeadDim()),
                          *layer.getMask(), *layer.getPositional(),
-                         *layer.getScore(), b.getBoolAttr(derivesKeys(layer))});
+                         *layer.getScore(), b.getBoolAttr(derivesKeys(layer)),
+                         b.getBoolAttr(readsValuesFromKeys(layer))});
 }
 
 /// Creates `func.func @name(q, k, v, [sinks,] init) -> out` holding one
@@ -81,6 +89,8 @@ static func::FuncOp createKernel(OpBuilder &builder, Location loc,
   func::ReturnOp::create(body, loc, attention.getResult());
   if (derivesKeys(layer))
     func->setAttr(kKEqVAttrName, builder.getUnitAttr());
+  if (readsValuesFromKeys(layer))
+    func->setAttr(kLatentAttrName, builder.getUnitAttr());
   return func;
 }
 

@@ -46,7 +46,8 @@ struct PlanCachesPass
         stateBytes = (state.getRecurrent() + state.getConv()) * elementBytes;
 
       // Keys and values of one token; K=V layers one tensor (the values:
-      // the kernels derive keys from them).
+      // the kernels derive keys from them), latent layers too (the keys,
+      // whose first dims are the values).
       int64_t fullBytesPerToken = 0;
       if (layer.hasAttention())
         fullBytesPerToken = *layer.getNumKvHeads() *
@@ -68,9 +69,10 @@ struct PlanCachesPass
         break;
       }
       if (tokens > 0)
-        bytesPerToken = cache.getKEqV() ? *layer.getNumKvHeads() *
-                                              *layer.getHeadDim() * elementBytes
-                                        : fullBytesPerToken;
+        bytesPerToken =
+            cache.getKEqV() || cache.getLatent()
+                ? *layer.getNumKvHeads() * *layer.getHeadDim() * elementBytes
+                : fullBytesPerToken;
       int64_t bytes = bytesPerToken * tokens + stateBytes;
       layer.setCachePlanAttr(
           CachePlanAttr::get(ctx, bytesPerToken, tokens, stateBytes, bytes));

@@ -86,9 +86,9 @@ namespace hybrid {
 /// the window for a causal sliding window and a chunk for causal chunks
 /// (only a causal mask lets decode forget keys for good), else full; none
 /// for a layer without attention (a null mask). `kEqV`: the layer's values
-/// are its keys.
+/// are its keys; `latent`: its values are its keys' first dims.
 CacheAttr getImpliedCache(mlir::MLIRContext *ctx, MaskAttr mask,
-                          bool kEqV = false);
+                          bool kEqV = false, bool latent = false);
 } // namespace hybrid
 
 #endif // HYBRID_DIALECT_HYBRID_IR_HYBRIDATTRS_H

@@ -277,11 +277,17 @@ def Hybrid_CacheAttr : Hybrid_Attr<"Cache", "cache"> {
     `k_eq_v`: one projection serves as the values and, times a per-dim key
     scale and rotated, as the keys (caches keep it alone, their kernels
     deriving keys as they read it).
+    `latent`: the first `v_head_dim` dims of each key are its values (caches
+    keep the keys alone, their kernels reading values from them): MLA's
+    latent cache, attended in the absorbed form (one KV head of
+    `kv_lora_rank + qk_rope_head_dim` dims, values the `kv_lora_rank`
+    before the rotating ones).
 
     ```mlir
     #hybrid.cache<policy = ring, window = 512>
     #hybrid.cache<policy = shared, source_layer = 23>
     #hybrid.cache<policy = full, k_eq_v = true>
+    #hybrid.cache<policy = full, latent = true>
     ```
   }];
   let parameters = (ins
@@ -289,7 +295,8 @@ def Hybrid_CacheAttr : Hybrid_Attr<"Cache", "cache"> {
     Hybrid_IntParameter<"0", "ring size in tokens">:$window,
     Hybrid_IntParameter<"0", "chunk size in tokens">:$chunk,
     Hybrid_IntParameter<"-1", "layer whose cache is read">:$source_layer,
-    Hybrid_BoolParameter<"false", "keys derived from the values">:$k_eq_v
+    Hybrid_BoolParameter<"false", "keys derived from the values">:$k_eq_v,
+    Hybrid_BoolParameter<"false", "values are the keys' first dims">:$latent
   );
 }
 

@@ -24,6 +24,11 @@ inline constexpr int64_t kMaxTileSize = 1 << 16;
 /// (and of the layers reading their caches): their caches keep the values
 /// only, so their step kernels derive the keys from them.
 inline constexpr llvm::StringLiteral kKEqVAttrName = "hybrid.k_eq_v";
+/// Unit attribute hybrid-extract-attention puts on the kernels of latent
+/// layers (and their readers), then the CPU lowering on each kernel of
+/// them: their values are a view of the keys' first dims (a strided
+/// operand, whose rows are the keys').
+inline constexpr llvm::StringLiteral kLatentAttrName = "hybrid.latent";
 } // namespace hybrid
 
 #define GET_OP_CLASSES
