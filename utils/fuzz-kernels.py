@@ -177,6 +177,28 @@ def draw_variant(rng, layers):
     return flags
 
 
+def make_latent(rng, layer):
+    """`layer` as a latent one (CPU targets): its values the first v_head_dim
+    dims of its keys, rotating dims (if any) after them."""
+    head_dim = layer["head_dim"]
+    values = rng.choice([d for d in (8, 16, 24, 32, 48, 64, 96, 128, 256)
+                         if d <= head_dim])
+    layer.update(latent=True, v_head_dim=values)
+    layer.pop("k_eq_v", None)
+    pos = layer["positional"]
+    if pos["type"] == "none":
+        return
+    if head_dim - values < 2:
+        layer["positional"] = {"type": "none"}
+        return
+    rotary = rng.randrange(2, head_dim - values + 1, 2)
+    pos.update(type="partial", rotary_dim=rotary,
+               rotary_offset=rng.randrange(values, head_dim - rotary + 1, 2))
+    pos.pop("fraction", None)
+    if pos.get("theta") == 1000000 and rng.random() < 0.5:
+        pos["theta"] = 10000
+
+
 def draw_case(rng, targets):
     """One case: a spec, hybrid-compile flags, hybrid-rt-check runs (their
     arguments) and the environment they run in."""
@@ -190,6 +212,8 @@ def draw_case(rng, targets):
         layer = draw_layer(rng, wgmma)
         layer["num_heads"] = kv_heads * group
         layer["num_kv_heads"] = kv_heads
+        if cpu and rng.random() < 0.15:
+            make_latent(rng, layer)
         layers.append(layer)
     # A reader of layer 0's cache: the same kind, mask, KV shape and
     # positional encoding; its own scores and sinks.
