@@ -176,7 +176,8 @@ private:
                             StringRef headDimKey);
   Expected<Positional> positional(size_t index, LayerKind kind, int64_t headDim,
                                   StringRef headDimKey);
-  Expected<double> scale(int64_t headDim);
+  /// The score scale of a layer of head dim `headDim` rotating by `pos`.
+  Expected<double> scale(int64_t headDim, const Positional &pos);
   /// Step 3.5's `key`: one positive number, or a per-layer list whose entry
   /// at the first layer of `kind` counts (transformers builds a layer
   /// type's RoPE from it); `path` names the value read.
@@ -232,7 +233,7 @@ private:
   };
   MlaShape mla;
   Error readMlaShape();
-  Expected<double> mlaScale(int64_t dim);
+  Expected<double> mlaScale(int64_t dim, const Positional &pos);
 };
 } // namespace
 
@@ -406,26 +407,18 @@ Error HFImporter::readMlaShape() {
 }
 
 /// transformers' yarn_apply_mscale: `qk_head_dim^-0.5`, times
-/// `get_mscale(factor, mscale_all_dim)^2` under a RoPE scaling that states
-/// `mscale_all_dim`.
-Expected<double> HFImporter::mlaScale(int64_t dim) {
+/// `get_mscale(factor, mscale_all_dim)^2` when the layer's RoPE is scaled
+/// (`pos`) and its parameters state `mscale_all_dim`.
+Expected<double> HFImporter::mlaScale(int64_t dim, const Positional &pos) {
   double scale = 1.0 / std::sqrt(static_cast<double>(dim));
+  if (!pos.scaling)
+    return scale;
   HYBRID_ASSIGN_OR_RETURN(RopeSource source, ropeSource(LayerKind::Full));
-  if (!source.params)
-    return scale;
-  const ObjectView &params = *source.params;
-  StringRef typeKey = params.find("rope_type") ? "rope_type" : "type";
-  HYBRID_ASSIGN_OR_RETURN(std::optional<std::string> type,
-                          params.optString(typeKey));
   HYBRID_ASSIGN_OR_RETURN(std::optional<double> mscaleAllDim,
-                          params.optNumber("mscale_all_dim"));
-  if (type.value_or("default") == "default" || mscaleAllDim.value_or(0) == 0)
+                          source.params->optNumber("mscale_all_dim"));
+  if (mscaleAllDim.value_or(0) == 0)
     return scale;
-  HYBRID_ASSIGN_OR_RETURN(std::optional<double> factor,
-                          params.optPositiveNumber("factor"));
-  if (!factor)
-    return params.missing("factor");
-  double m = yarnMscale(*factor, *mscaleAllDim);
+  double m = yarnMscale(pos.scaling->factor, *mscaleAllDim);
   return scale * m * m;
 }
 
@@ -1002,7 +995,7 @@ Expected<Positional> HFImporter::positional(size_t index, LayerKind kind,
   return pos;
 }
 
-Expected<double> HFImporter::scale(int64_t dim) {
+Expected<double> HFImporter::scale(int64_t dim, const Positional &pos) {
   switch (ctx.family) {
   case Family::Gemma2:
   case Family::Gemma3: {
@@ -1028,7 +1021,7 @@ Expected<double> HFImporter::scale(int64_t dim) {
   case Family::DeepseekMla:
   case Family::LongcatFlash:
   case Family::BailingHybrid:
-    return mlaScale(dim);
+    return mlaScale(dim, pos);
   default:
     return 1.0 / std::sqrt(static_cast<double>(dim));
   }
@@ -1087,7 +1080,7 @@ Expected<LayerSpec> HFImporter::attentionLayer(size_t index, LayerKind kind) {
 
   HYBRID_ASSIGN_OR_RETURN(layer.positional,
                           positional(index, kind, dim, headDimKey));
-  HYBRID_ASSIGN_OR_RETURN(layer.scale, scale(dim));
+  HYBRID_ASSIGN_OR_RETURN(layer.scale, scale(dim, layer.positional));
   HYBRID_ASSIGN_OR_RETURN(layer.softcap, softcap());
   if (options.latentMla && usesMla(ctx.family)) {
     // Absorbed: each query's no-RoPE part times W_UK attends to the latent

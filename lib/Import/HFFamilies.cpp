@@ -977,51 +977,50 @@ static Expected<int64_t> stateSize(const ObjectView &cfg, StringRef key,
 /// `head_dim` theirs.
 static Expected<LinearLayerShape> kdaLayerShape(const HFContext &ctx) {
   const ObjectView &cfg = ctx.cfg;
-  int64_t heads = 0, dim = 0, kernel = 0;
-  std::string headsKey, dimKey, kernelKey;
+  std::optional<ObjectView> sub;
   if (ctx.family == Family::KimiLinear) {
-    HYBRID_ASSIGN_OR_RETURN(std::optional<ObjectView> sub,
-                            cfg.optObject("linear_attn_config"));
-    auto read = [&](StringRef subKey, StringRef key, int64_t fallback,
-                    std::string &path) -> Expected<int64_t> {
-      if (sub && sub->has(subKey)) {
-        path = sub->fieldPath(subKey);
-        return sub->getPositiveInt(subKey);
-      }
-      path = cfg.fieldPath(key);
-      return cfg.positiveIntOr(key, fallback);
-    };
-    HYBRID_ASSIGN_OR_RETURN(
-        heads, read("num_heads", "linear_num_heads", 32, headsKey));
-    HYBRID_ASSIGN_OR_RETURN(dim,
-                            read("head_dim", "linear_head_dim", 128, dimKey));
-    HYBRID_ASSIGN_OR_RETURN(
-        kernel,
-        read("short_conv_kernel_size", "linear_conv_kernel_dim", 4, kernelKey));
-  } else {
-    headsKey = "num_attention_heads";
-    dimKey = "head_dim";
-    kernelKey = "short_conv_kernel_size";
-    HYBRID_ASSIGN_OR_RETURN(heads, cfg.getPositiveInt(headsKey));
-    HYBRID_ASSIGN_OR_RETURN(dim, cfg.positiveIntOr(dimKey, 128));
-    HYBRID_ASSIGN_OR_RETURN(kernel, cfg.positiveIntOr(kernelKey, 4));
+    HYBRID_ASSIGN_OR_RETURN(sub, cfg.optObject("linear_attn_config"));
   }
-  auto overflow = [&](const std::string &path) {
-    return fieldError(cfg.file(), path,
-                      "makes the recurrent state size overflow");
+  // Each field from linear_attn_config when it states it (Kimi Linear),
+  // else the config's own `key`; `at` names the one read, for errors.
+  struct Field {
+    const ObjectView *view;
+    StringRef key;
   };
+  auto read = [&](StringRef subKey, StringRef key, int64_t fallback,
+                  Field &at) -> Expected<int64_t> {
+    if (sub && sub->has(subKey)) {
+      at = {&*sub, subKey};
+      return sub->getPositiveInt(subKey);
+    }
+    at = {&cfg, key};
+    return cfg.positiveIntOr(key, fallback);
+  };
+  bool kimi = ctx.family == Family::KimiLinear;
+  Field headsAt, dimAt, kernelAt;
+  int64_t heads = 0;
+  if (kimi) {
+    HYBRID_ASSIGN_OR_RETURN(heads,
+                            read("num_heads", "linear_num_heads", 32, headsAt));
+  } else {
+    HYBRID_ASSIGN_OR_RETURN(heads, cfg.getPositiveInt("num_attention_heads"));
+  }
+  HYBRID_ASSIGN_OR_RETURN(
+      int64_t dim,
+      read("head_dim", kimi ? "linear_head_dim" : "head_dim", 128, dimAt));
+  HYBRID_ASSIGN_OR_RETURN(int64_t kernel, read("short_conv_kernel_size",
+                                               kimi ? "linear_conv_kernel_dim"
+                                                    : "short_conv_kernel_size",
+                                               4, kernelAt));
   LinearLayerShape shape;
   shape.numHeads = shape.numKVHeads = heads;
   shape.headDim = shape.vHeadDim = dim;
   shape.scale = 1.0 / std::sqrt(static_cast<double>(dim));
-  std::optional<int64_t> recurrent = checkedProduct({heads, dim, dim});
-  if (!recurrent)
-    return overflow(dimKey);
-  std::optional<int64_t> conv = checkedProduct({3, heads, dim, kernel});
-  if (!conv)
-    return overflow(kernelKey);
-  shape.state.recurrentElements = *recurrent;
-  shape.state.convElements = *conv;
+  HYBRID_ASSIGN_OR_RETURN(shape.state.recurrentElements,
+                          stateSize(*dimAt.view, dimAt.key, {heads, dim, dim}));
+  HYBRID_ASSIGN_OR_RETURN(
+      shape.state.convElements,
+      stateSize(*kernelAt.view, kernelAt.key, {3, heads, dim, kernel}));
   return shape;
 }
 

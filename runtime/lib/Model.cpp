@@ -149,8 +149,6 @@ void hybrid::rt::runFlash(hybrid_rt_model &model, const LayerSpec &l,
   model.pool->parallelFor(items.back(), 1, [&](int64_t begin, int64_t end) {
     forPieces(items, begin, end, [&](size_t i, int64_t first, int64_t last) {
       FlashPiece p = pieces[i];
-      if (readsValuesFromKeys(l))
-        p.v = valuesOfKeys(l, p.k);
       first -= items[i];
       last -= items[i];
       if (withSinks) {
@@ -291,8 +289,11 @@ const float *hybrid::rt::runPrefill(hybrid_rt_model &model, const LayerSpec &l,
               /*firstPosition=*/0);
   const float *keys = deriveKeys(model, l, k, kShape, /*firstPosition=*/0);
   Shape oShape = {batch, seq, l.numHeads, l.vHeadDim};
+  Tensor4 keyRows = makeTensor4(keys, kShape.data());
   runFlash(model, l, makeTensor4(model.preparedQ.data(), qShape.data()),
-           makeTensor4(keys, kShape.data()), makeTensor4(v, vShape.data()),
+           keyRows,
+           readsValuesFromKeys(l) ? valuesOfKeys(l, keyRows)
+                                  : makeTensor4(v, vShape.data()),
            /*numKeys=*/kShape[1], /*firstRow=*/0, sinks,
            makeTensor4(out, oShape.data()));
   return keys;

@@ -202,8 +202,9 @@ const float *widenCachedValues(hybrid_rt_model &model, const CacheRows &values,
                                int64_t first, int64_t total);
 
 /// Prefill attention of `layer` on [B, S] rows: prepares q (and k when the
-/// layer rotates) and runs the flash kernel. Returns the keys the kernel
-/// read (prepared, or `k` itself).
+/// layer rotates) and runs the flash kernel (a latent layer's values the
+/// view of its keys, `v` unused). Returns the keys the kernel read
+/// (prepared, or `k` itself).
 const float *runPrefill(hybrid_rt_model &model, const LayerSpec &layer,
                         const Shape &qShape, const float *q,
                         const Shape &kShape, const float *k,

@@ -278,9 +278,8 @@ hybrid_rt_status hybrid_rt_prefill(hybrid_rt_model *model, int64_t layer,
           checkLayerOperands(l, batch, seq, q, k, v, sinks, out, true, *model);
       !error.empty())
     return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
-  // The values of a K=V layer; a latent layer's kernels view k's rows.
-  if (l.kEqV || l.latent)
-    v = k;
+  if (l.kEqV)
+    v = k; // the values of a K=V layer
 #ifdef HYBRID_RT_CUDA
   if (model->cuda) {
     using cuda::Operand;
@@ -296,7 +295,7 @@ hybrid_rt_status hybrid_rt_prefill(hybrid_rt_model *model, int64_t layer,
       *model, l, {batch, seq, l.numHeads, l.headDim},
       static_cast<float *>(q->data), {batch, seq, l.numKvHeads, l.headDim},
       static_cast<float *>(k->data), {batch, seq, l.numKvHeads, l.vHeadDim},
-      static_cast<float *>(v->data),
+      v ? static_cast<float *>(v->data) : nullptr, // null: latent
       sinks ? static_cast<float *>(sinks->data) : nullptr,
       static_cast<float *>(out->data));
   return HYBRID_RT_OK;

@@ -1137,8 +1137,7 @@ hybrid_rt_status hybrid_rt_session_prefill(hybrid_rt_session *s, int64_t layer,
                              /*withKeys=*/true, *s->model);
       !error.empty())
     return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": " + error);
-  // The values of a K=V layer; a latent layer's kernels view k's rows.
-  if (l.kEqV || l.latent)
+  if (l.kEqV)
     v = k;
   if (seq <= 0)
     return fail(HYBRID_RT_INVALID_ARGUMENT, where + ": an empty prompt");
@@ -1420,8 +1419,9 @@ hybrid_rt_status hybrid_rt_session_decode(hybrid_rt_session *s, int64_t layer,
       stepSlices.push_back({x, positions[i]});
     }
     if (!stepSlices.empty()) // else padding alone
-      attendStep(model, l, kernel, {owner.keys, owner.values, owner.rows},
-                 stepSlices, steps, q, sinks, out);
+      attendStep(model, l, kernel,
+                 {owner.keys, getValueRows(l, owner), owner.rows}, stepSlices,
+                 steps, q, sinks, out);
   } catch (...) {
     c.progress = std::move(before);
     throw;

@@ -47,11 +47,6 @@ void prepareQueries(hybrid_rt_model &model, const LayerSpec &l,
               shape, starts, positions);
 }
 
-/// The rows `l`'s values are read from (latent: its keys).
-const CacheRows &getValueRows(const LayerSpec &l, const StepCache &cache) {
-  return readsValuesFromKeys(l) ? cache.keys : cache.values;
-}
-
 /// The kernel operands k and v over sequences from `first` of `cache`:
 /// values-only caches (K=V) pass the values as k too (the decode kernel
 /// derives keys from them), keys-only ones (latent) a view of the keys as v.
@@ -79,9 +74,8 @@ void attendWithFlash(hybrid_rt_model &model, const LayerSpec &l,
   // Narrower caches: the kernel compiled for them (`steps`), or for K=V
   // layers the prompt's kernel over values widened and keys derived from
   // them into scratch.
-  FlashKeys read = getValueRows(l, cache).f32Data() || valuesOnly
-                       ? FlashKeys::F32
-                       : FlashKeys::Cached;
+  FlashKeys read =
+      cache.values.f32Data() || valuesOnly ? FlashKeys::F32 : FlashKeys::Cached;
   std::vector<FlashPiece> pieces;
   for (const StepSlice &s : slices) {
     const Slice &x = s.slice;
@@ -263,5 +257,5 @@ void hybrid::rt::attendStep(hybrid_rt_model &model, const LayerSpec &l,
   else
     attendWithDecode(model, l, kernel, cache, slices, steps, sinks, outData);
   multiplyRows(model, outData, batch * steps * l.numHeads * l.vHeadDim,
-               getValueRows(l, cache).getScale());
+               cache.values.getScale());
 }

@@ -26,7 +26,9 @@
 namespace hybrid::rt {
 
 /// A layer's cache as a step reads it: keys (unused where it keeps values
-/// only, K=V) and values [batch, rows, Hkv, *], position p in row p % rows.
+/// only, K=V) and values [batch, rows, Hkv, *] (the keys' rows where it keeps
+/// keys only, latent: read as a view of their first dims), position p in row
+/// p % rows.
 struct StepCache {
   const CacheRows &keys, &values;
   int64_t rows;

@@ -1281,6 +1281,25 @@ TEST(HFRules, MlaHybridsAndLongcat) {
                         "\"num_attention_heads\": 8}"),
             "config.json: field 'num_hidden_layers': must be twice num_layers "
             "(3), got 4");
+  EXPECT_EQ(
+      importError("{\"model_type\": \"longcat_flash\", \"num_layers\": "
+                  "40000, \"hidden_size\": 512, \"num_attention_heads\": 8}"),
+      "config.json: field 'num_layers': must be at most 32768, got 40000");
+  // A KDA state past int64, named where its size is read.
+  EXPECT_EQ(
+      importError(hf("kimi_linear",
+                     "\"num_key_value_heads\": 8, \"linear_attn_config\": "
+                     "{\"head_dim\": 4000000000}",
+                     5)),
+      "config.json: field 'linear_attn_config.head_dim': makes the "
+      "recurrent state size overflow");
+  EXPECT_EQ(importError(hf("bailing_hybrid",
+                           "\"num_key_value_heads\": 8, "
+                           "\"short_conv_kernel_size\": "
+                           "40000000000000000",
+                           6)),
+            "config.json: field 'short_conv_kernel_size': makes the recurrent "
+            "state size overflow");
 }
 
 TEST(HFRules, MlaLatentOption) {
